@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * egress kernel<->userspace ABI. Included by bpf/egress.bpf.c (clang -target bpf)
+ * and by userspace C++. The ONLY definition of these types; never mirror them.
+ *
+ * Rules: fixed-width __uN/__beN only (no bool, enum-typed fields, pointers,
+ * bitfields); explicit pad fields, zeroed by writers; every struct is
+ * size-asserted below it; bump EGRESS_ABI_VERSION on any change that affects
+ * pinned maps (pins live under a directory named after the version).
+ *
+ * How a verdict is found (no loop over rules anywhere):
+ *   1. The program instance attached for a target has the target id baked in
+ *      (.rodata). targets[target_id] gives mode, flags and the active ruleset.
+ *   2. port_classes (LPM trie over {ruleset, proto, port}) maps the destination
+ *      port to the id of the elementary port interval it falls in, built by
+ *      userspace from every port range of the ruleset. Miss = no ranged rule.
+ *   3. deny_rules then allow_rules (LPM tries over {ruleset, proto, family,
+ *      port_class, address}) are probed with the port class and with
+ *      EGRESS_PORT_CLASS_ANY. Any deny hit wins; else any allow hit allows.
+ *   A ruleset id is never reused while its entries exist, so userspace
+ *   replaces a whole rule set by writing a new ruleset and flipping
+ *   targets[target_id].ruleset in one 8-byte update.
+ */
+#ifndef EGRESS_ABI_H_
+#define EGRESS_ABI_H_
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#ifdef __cplusplus
+#define EGRESS_ABI_SIZE(t, n) \
+	static_assert(sizeof(struct t) == (n), #t " ABI size changed")
+#else
+#define EGRESS_ABI_SIZE(t, n) \
+	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
+#endif
+
+#define EGRESS_ABI_VERSION 1
+
+/* Target ids index the targets array; 0 is never used. */
+#define EGRESS_MAX_TARGETS 1024
+#define EGRESS_MAX_RULE_ENTRIES (1 << 20)
+#define EGRESS_MAX_PORT_ENTRIES (1 << 18)
+#define EGRESS_MAX_PEERS 65536
+#define EGRESS_RINGBUF_BYTES (1 << 22)
+
+/* Port class used by rules that match every port. */
+#define EGRESS_PORT_CLASS_ANY 0xffff
+
+/* Modes, in egress_target_config.mode. OFF = attached but lets all pass. */
+enum {
+	EGRESS_MODE_OFF = 0,
+	EGRESS_MODE_ENFORCE = 1,
+	EGRESS_MODE_AUDIT = 2,
+};
+
+/* egress_target_config.flags */
+enum {
+	EGRESS_TF_ALLOW_RAW = 1 << 0,   /* SOCK_RAW inet sockets may be created */
+	EGRESS_TF_ALLOW_ICMP = 1 << 1,  /* ping sockets may be created */
+	EGRESS_TF_EVENT_ALLOW = 1 << 2, /* also emit a record for each allow */
+};
+
+/* Verdicts, in events. AUDIT = would have been denied, let through. */
+enum {
+	EGRESS_VERDICT_DENY = 0,
+	EGRESS_VERDICT_ALLOW = 1,
+	EGRESS_VERDICT_AUDIT = 2,
+};
+
+/* Why a verdict was reached. */
+enum {
+	EGRESS_REASON_NO_MATCH = 0,     /* default deny */
+	EGRESS_REASON_MATCH_ALLOW = 1,
+	EGRESS_REASON_MATCH_DENY = 2,
+	EGRESS_REASON_UDP_REPLY = 3,    /* peer sent to this socket first */
+	EGRESS_REASON_SOCKET_TYPE = 4,  /* raw / ping socket refused */
+	EGRESS_REASON_SOURCE_ROUTE = 5, /* routing header / LSRR / SSRR */
+	EGRESS_REASON_LOOPBACK = 6,     /* reserved */
+};
+
+enum {
+	EGRESS_HOOK_CONNECT4 = 1,
+	EGRESS_HOOK_CONNECT6 = 2,
+	EGRESS_HOOK_SENDMSG4 = 3,
+	EGRESS_HOOK_SENDMSG6 = 4,
+	EGRESS_HOOK_SOCK_CREATE = 5,
+	EGRESS_HOOK_SETSOCKOPT = 6,
+	EGRESS_HOOK_SKB_EGRESS = 7,
+	EGRESS_HOOK_SOCK_OPS = 8,
+};
+
+/* Address family as stored in keys and events (not AF_* numbers). */
+enum {
+	EGRESS_FAMILY_IPV4 = 4,
+	EGRESS_FAMILY_IPV6 = 6,
+};
+
+/* targets: BPF_MAP_TYPE_ARRAY indexed by target id. 8 bytes so that the
+ * daemon's update is a single aligned store as seen by readers. */
+struct egress_target_config {
+	__u32 ruleset; /* 0 = no rules: everything is denied (or audited) */
+	__u8 mode;     /* EGRESS_MODE_* */
+	__u8 flags;    /* EGRESS_TF_* */
+	__u16 pad;
+};
+EGRESS_ABI_SIZE(egress_target_config, 8);
+
+/* port_classes: LPM trie. Data after prefixlen is 64 bits; prefixlen is
+ * 48 + the number of leading port bits the entry fixes. */
+struct egress_port_key {
+	__u32 prefixlen;
+	__u32 ruleset;
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad;
+	__be16 port;
+};
+EGRESS_ABI_SIZE(egress_port_key, 12);
+#define EGRESS_PORT_KEY_FIXED_BITS 48
+
+struct egress_port_value {
+	__u16 port_class; /* 1 .. 0xfffe */
+	__u16 pad;
+};
+EGRESS_ABI_SIZE(egress_port_value, 4);
+
+/* allow_rules / deny_rules: LPM tries. Data after prefixlen is 192 bits;
+ * prefixlen is 64 + the CIDR prefix length. IPv4 addresses use the first 4
+ * bytes of addr, the rest zero. port_class is big-endian so that the trie
+ * compares it as written. */
+struct egress_rule_key {
+	__u32 prefixlen;
+	__u32 ruleset;
+	__u8 proto;        /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8 family;       /* EGRESS_FAMILY_* */
+	__be16 port_class; /* from port_classes, or EGRESS_PORT_CLASS_ANY */
+	__u8 addr[16];
+};
+EGRESS_ABI_SIZE(egress_rule_key, 28);
+#define EGRESS_RULE_KEY_FIXED_BITS 64
+
+struct egress_rule_value {
+	__u32 rule_id; /* stable id of the user's rule, for events and counters */
+	__u32 pad;
+};
+EGRESS_ABI_SIZE(egress_rule_value, 8);
+
+/* udp_peers: LRU hash. A peer that sent a datagram to a local UDP port of a
+ * target (seen by recvmsg4/6) may be answered from that port. IPv4 peers are
+ * stored in the first 4 bytes of addr. */
+struct egress_peer_key {
+	__u32 target_id;
+	__u8 family;
+	__u8 pad;
+	__be16 local_port;
+	__be16 peer_port;
+	__u16 pad2;
+	__u8 addr[16];
+};
+EGRESS_ABI_SIZE(egress_peer_key, 28);
+
+struct egress_peer_value {
+	__u64 last_seen_ns;
+};
+EGRESS_ABI_SIZE(egress_peer_value, 8);
+
+/* counters: BPF_MAP_TYPE_PERCPU_ARRAY indexed by target id; summed by the
+ * daemon. Exact even when the ring buffer is full. */
+struct egress_counters {
+	__u64 allowed;          /* connect/sendmsg allowed by a rule */
+	__u64 denied;           /* connect/sendmsg refused */
+	__u64 audited;          /* would have been refused (audit mode) */
+	__u64 replies;          /* UDP replies allowed via udp_peers */
+	__u64 sockets_denied;   /* raw/ping socket creation refused */
+	__u64 srcroute_denied;  /* setsockopt refusals + dropped packets */
+	__u64 events_lost;      /* ring buffer reservation failures */
+	__u64 tcp_udp_pad;      /* reserved */
+};
+EGRESS_ABI_SIZE(egress_counters, 64);
+
+/* Ring buffer record, one per reported verdict. */
+struct egress_event {
+	__u64 ts_ns;       /* bpf_ktime_get_ns() */
+	__u64 cgroup_id;   /* cgroup of the calling task */
+	__u32 pid;         /* thread id */
+	__u32 tgid;        /* process id */
+	__u32 uid;
+	__u32 target_id;
+	__u32 rule_id;     /* 0 = default action */
+	__u32 suppressed;  /* reserved: records suppressed before this one */
+	__u8 addr[16];     /* destination; IPv4 in the first 4 bytes */
+	__be16 port;       /* destination port */
+	__u8 family;       /* EGRESS_FAMILY_* */
+	__u8 proto;        /* IPPROTO_* */
+	__u8 hook;         /* EGRESS_HOOK_* */
+	__u8 verdict;      /* EGRESS_VERDICT_* */
+	__u8 reason;       /* EGRESS_REASON_* */
+	__u8 sock_type;    /* SOCK_* for sock_create records */
+	char comm[16];
+};
+EGRESS_ABI_SIZE(egress_event, 88);
+
+#endif /* EGRESS_ABI_H_ */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package egress needs to build, run and test.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  build-essential cmake pkg-config clang llvm clang-format
+  libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
+  libabsl-dev libgflags-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev liburing-dev
+  iproute2 netbase procps python3
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
