@@ -27,7 +27,9 @@ function(egress_add_bpf_skeleton)
     COMMENT "BPF ${ARG_SOURCE}")
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND sh -c "${EGRESS_BPFTOOL} gen skeleton ${obj} name ${ARG_NAME} > ${skel}.tmp && mv ${skel}.tmp ${skel}"
+    # Not VERBATIM: the redirection is for the shell.
+    COMMAND ${EGRESS_BPFTOOL} gen skeleton ${obj} name ${ARG_NAME} > ${skel}.tmp
+    COMMAND mv ${skel}.tmp ${skel}
     DEPENDS ${obj}
     COMMENT "skeleton ${ARG_NAME}.skel.h")
   add_custom_target(${ARG_NAME}_gen DEPENDS ${skel})

@@ -19,7 +19,8 @@ absl::Status ErrnoStatus(int err, absl::string_view op,
     return absl::UnimplementedError(
         absl::StrCat(where, ": operation not supported by this kernel"));
   }
-  return absl::ErrnoToStatus(err, absl::StrCat(where, ": ", strerror(err)));
+  // ErrnoToStatus appends ": <strerror>" itself.
+  return absl::ErrnoToStatus(err, where);
 }
 
 }  // namespace egress

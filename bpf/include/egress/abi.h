@@ -199,6 +199,6 @@ struct egress_event {
 	__u8 sock_type;    /* SOCK_* for sock_create records */
 	char comm[16];
 };
-EGRESS_ABI_SIZE(egress_event, 88);
+EGRESS_ABI_SIZE(egress_event, 80);
 
 #endif /* EGRESS_ABI_H_ */

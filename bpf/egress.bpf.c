@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * egress: per-cgroup outbound connection enforcement.
+ *
+ * One instance of this object is loaded per target with egress_target_id set;
+ * all instances share the pinned maps of maps.h. Every program returns 1 to
+ * let the operation through and 0 to refuse it (EPERM for the caller).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress/abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+#include "lib/verdict.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Not exported by the UAPI headers bookworm ships with every libc. */
+#ifndef IPV6_2292PKTOPTIONS
+#define IPV6_2292PKTOPTIONS 6
+#endif
+#ifndef IPV6_2292RTHDR
+#define IPV6_2292RTHDR 5
+#endif
+#ifndef IPV6_RTHDR
+#define IPV6_RTHDR 57
+#endif
+#ifndef IP_OPTIONS
+#define IP_OPTIONS 4
+#endif
+/* From <sys/socket.h> and <linux/icmp*.h>, which pull in libc headers that a
+ * BPF build cannot use. */
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
+#define ICMP_ECHO 8
+#define ICMPV6_ECHO_REQUEST 128
+#define SOL_IP_LEVEL 0
+#define SOL_IPV6_LEVEL 41
+#define IPOPT_LSRR_TYPE 0x83
+#define IPOPT_SSRR_TYPE 0x89
+#define IPV6_NEXTHDR_HOP 0
+#define IPV6_NEXTHDR_ROUTING 43
+#define IPV6_NEXTHDR_FRAGMENT 44
+#define IPV6_NEXTHDR_DEST 60
+
+SEC("cgroup/connect4")
+int egress_connect4(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set4(&d, ctx->user_ip4);
+	d.port = (__be16)ctx->user_port;
+	d.proto = dest__proto(ctx->protocol);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx->sk);
+}
+
+SEC("cgroup/connect6")
+int egress_connect6(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+		   ctx->user_ip6[3]);
+	d.port = (__be16)ctx->user_port;
+	d.proto = dest__proto(ctx->protocol);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx->sk);
+}
+
+/* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
+ * destinations of AF_INET6 sockets and IPv4-mapped destinations of sendto():
+ * user_ip4 holds the address in every case. */
+SEC("cgroup/sendmsg4")
+int egress_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set4(&d, ctx->user_ip4);
+	d.port = (__be16)ctx->user_port;
+	d.proto = dest__proto(ctx->protocol);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx->sk);
+}
+
+SEC("cgroup/sendmsg6")
+int egress_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+		   ctx->user_ip6[3]);
+	d.port = (__be16)ctx->user_port;
+	d.proto = dest__proto(ctx->protocol);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx->sk);
+}
+
+static __always_inline void peer__record(struct egress_dest *d,
+					 struct bpf_sock *sk)
+{
+	struct egress_target_config *cfg = target__config();
+	struct egress_peer_value v;
+	struct egress_peer_key k = {};
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
+		return;
+	peer__key(&k, d, sk->src_port);
+	v.last_seen_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
+}
+
+/* recvmsg hooks see the sender of each datagram a target's UDP socket reads:
+ * that peer may be answered from the same local port. Must return 1. */
+SEC("cgroup/recvmsg4")
+int egress_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set4(&d, ctx->user_ip4);
+	d.port = (__be16)ctx->user_port;
+	d.proto = IPPROTO_UDP;
+	peer__record(&d, ctx->sk);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int egress_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	struct egress_dest d = {};
+
+	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+		   ctx->user_ip6[3]);
+	d.port = (__be16)ctx->user_port;
+	d.proto = IPPROTO_UDP;
+	peer__record(&d, ctx->sk);
+	return 1;
+}
+
+/* Raw sockets pass no sock_addr hook at all, and an unconnected ping socket
+ * passes none on sendto(): both are refused at creation unless allowed. */
+SEC("cgroup/sock_create")
+int egress_sock_create(struct bpf_sock *ctx)
+{
+	struct egress_target_config *cfg = target__config();
+	struct egress_decision dec = {
+		.verdict = EGRESS_VERDICT_DENY,
+		.reason = EGRESS_REASON_SOCKET_TYPE,
+	};
+	struct egress_dest d = {};
+	int ping;
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	if (ctx->family != AF_INET && ctx->family != AF_INET6)
+		return 1;
+	ping = ctx->type == SOCK_DGRAM && (ctx->protocol == IPPROTO_ICMP ||
+					  ctx->protocol == IPPROTO_ICMPV6);
+	if (ctx->type == SOCK_RAW) {
+		if (cfg->flags & EGRESS_TF_ALLOW_RAW)
+			return 1;
+	} else if (ping) {
+		if (cfg->flags & EGRESS_TF_ALLOW_ICMP)
+			return 1;
+	} else {
+		return 1;
+	}
+	d.family = ctx->family == AF_INET ? EGRESS_FAMILY_IPV4 :
+					    EGRESS_FAMILY_IPV6;
+	d.proto = dest__proto(ctx->protocol);
+	return verdict__apply(cfg, &d, EGRESS_HOOK_SOCK_CREATE, &dec,
+			      (__u8)ctx->type, 1);
+}
+
+/*
+ * True when an IPv4 options block carries a loose or strict source route.
+ * Looks at up to 8 options (a no-op counts as one) and answers true past that:
+ * a block too long to read is refused rather than trusted. The fixed,
+ * unrolled count keeps the verifier's state count small; a loop walking all
+ * 40 bytes by option length exceeded its instruction limit.
+ */
+static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 8; i++) {
+		__u8 type, len;
+
+		if (p + 1 > end)
+			return 0;
+		type = *p;
+		if (type == 0) /* end of list */
+			return 0;
+		if (type == IPOPT_LSRR_TYPE || type == IPOPT_SSRR_TYPE)
+			return 1;
+		if (type == 1) { /* no-op */
+			p++;
+			continue;
+		}
+		if (p + 2 > end)
+			return 0;
+		len = p[1];
+		if (len < 2 || len > 40)
+			return 1; /* malformed: the kernel rejects it anyway */
+		p += len;
+	}
+	return p < end;
+}
+
+/* Source routing sends packets to a first hop other than the address the
+ * connect/sendmsg hooks checked: refuse the socket options that set it. */
+SEC("cgroup/setsockopt")
+int egress_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct egress_target_config *cfg = target__config();
+	struct egress_decision dec = {
+		.verdict = EGRESS_VERDICT_DENY,
+		.reason = EGRESS_REASON_SOURCE_ROUTE,
+	};
+	struct egress_dest d = {};
+	int refuse = 0;
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	if (ctx->level == SOL_IPV6_LEVEL) {
+		refuse = ctx->optname == IPV6_RTHDR ||
+			 ctx->optname == IPV6_2292RTHDR ||
+			 ctx->optname == IPV6_2292PKTOPTIONS;
+		d.family = EGRESS_FAMILY_IPV6;
+	} else if (ctx->level == SOL_IP_LEVEL && ctx->optname == IP_OPTIONS) {
+		refuse = ipopt__has_source_route(ctx->optval, ctx->optval_end);
+		d.family = EGRESS_FAMILY_IPV4;
+	}
+	if (!refuse)
+		return 1;
+	return verdict__apply(cfg, &d, EGRESS_HOOK_SETSOCKOPT, &dec, 0, 1);
+}
+
+/* Checks an ICMP echo request of a ping socket against the icmp rules:
+ * unconnected ping sendto() passes no sendmsg hook. */
+static __always_inline int skb__icmp_allowed(struct egress_target_config *cfg,
+					     struct egress_dest *d)
+{
+	struct egress_decision dec;
+
+	rules__decide(cfg->ruleset, d, &dec);
+	return verdict__apply(cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, SOCK_DGRAM,
+			      0);
+}
+
+static __always_inline int skb__drop_source_routed(struct egress_target_config *cfg,
+						   struct egress_dest *d)
+{
+	struct egress_decision dec = {
+		.verdict = EGRESS_VERDICT_DENY,
+		.reason = EGRESS_REASON_SOURCE_ROUTE,
+	};
+
+	return verdict__apply(cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
+}
+
+/*
+ * Backstop on every packet a target's sockets send. Costs a config lookup and
+ * a look at the IP header: drops source-routed packets (options can also come
+ * as a cmsg, past setsockopt) and checks ping echo requests. Returns 1 to
+ * pass the packet, 0 to drop it.
+ */
+SEC("cgroup_skb/egress")
+int egress_skb_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct egress_target_config *cfg = target__config();
+	struct bpf_sock *sk;
+	struct egress_dest d = {};
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return 1;
+		if (ip->ihl > 5) {
+			dest__set4(&d, ip->daddr);
+			d.proto = ip->protocol;
+			if (ipopt__has_source_route((__u8 *)(ip + 1), end))
+				return skb__drop_source_routed(cfg, &d);
+		}
+		if (ip->protocol == IPPROTO_ICMP && sk && sk->type == SOCK_DGRAM) {
+			__u8 *icmp_type = (void *)ip + ip->ihl * 4;
+
+			if ((void *)(icmp_type + 1) > end)
+				return 1;
+			if (*icmp_type != ICMP_ECHO)
+				return 1;
+			dest__set4(&d, ip->daddr);
+			d.proto = IPPROTO_ICMP;
+			return skb__icmp_allowed(cfg, &d);
+		}
+		return 1;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+		__u8 nexthdr;
+		__u8 *p;
+		int i;
+
+		if ((void *)(ip6 + 1) > end)
+			return 1;
+		nexthdr = ip6->nexthdr;
+		p = (__u8 *)(ip6 + 1);
+		/* Walk at most 4 extension headers looking for a routing one. */
+		for (i = 0; i < 4; i++) {
+			if (nexthdr == IPV6_NEXTHDR_ROUTING) {
+				dest__set6(&d, ip6->daddr.in6_u.u6_addr32[0],
+					   ip6->daddr.in6_u.u6_addr32[1],
+					   ip6->daddr.in6_u.u6_addr32[2],
+					   ip6->daddr.in6_u.u6_addr32[3]);
+				return skb__drop_source_routed(cfg, &d);
+			}
+			if (nexthdr != IPV6_NEXTHDR_HOP &&
+			    nexthdr != IPV6_NEXTHDR_DEST &&
+			    nexthdr != IPV6_NEXTHDR_FRAGMENT)
+				break;
+			if (p + 8 > (__u8 *)end)
+				return 1;
+			if (nexthdr == IPV6_NEXTHDR_FRAGMENT) {
+				nexthdr = p[0];
+				p += 8;
+			} else {
+				nexthdr = p[0];
+				p += (p[1] + 1) * 8;
+			}
+		}
+		if (nexthdr == IPPROTO_ICMPV6 && sk && sk->type == SOCK_DGRAM) {
+			if (p + 1 > (__u8 *)end)
+				return 1;
+			if (*p != ICMPV6_ECHO_REQUEST)
+				return 1;
+			dest__set6(&d, ip6->daddr.in6_u.u6_addr32[0],
+				   ip6->daddr.in6_u.u6_addr32[1],
+				   ip6->daddr.in6_u.u6_addr32[2],
+				   ip6->daddr.in6_u.u6_addr32[3]);
+			d.proto = IPPROTO_ICMPV6;
+			return skb__icmp_allowed(cfg, &d);
+		}
+	}
+	return 1;
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Rule lookup, counters and verdict records. */
+#ifndef EGRESS_BPF_LIB_VERDICT_H_
+#define EGRESS_BPF_LIB_VERDICT_H_
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress/abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+
+/* Set by egressd between open and load: the target this instance enforces. */
+const volatile __u32 egress_target_id = 0;
+
+struct egress_decision {
+	__u32 rule_id;
+	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _DENY before the mode is applied */
+	__u8 reason;
+};
+
+static __always_inline struct egress_target_config *target__config(void)
+{
+	__u32 id = egress_target_id;
+
+	return bpf_map_lookup_elem(&targets, &id);
+}
+
+static __always_inline struct egress_counters *target__counters(void)
+{
+	__u32 id = egress_target_id;
+
+	return bpf_map_lookup_elem(&counters, &id);
+}
+
+/* Probes one rule trie with the port class of the destination and with the
+ * any-port class. Two lookups whatever the number of rules. */
+static __always_inline struct egress_rule_value *
+rules__probe(void *trie, struct egress_rule_key *key, __u16 port_class)
+{
+	struct egress_rule_value *v = NULL;
+
+	if (port_class) {
+		key->port_class = bpf_htons(port_class);
+		v = bpf_map_lookup_elem(trie, key);
+		if (v)
+			return v;
+	}
+	key->port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
+	return bpf_map_lookup_elem(trie, key);
+}
+
+static __always_inline void rules__decide(__u32 ruleset,
+					  const struct egress_dest *d,
+					  struct egress_decision *out)
+{
+	struct egress_rule_key key = {};
+	struct egress_rule_value *v;
+	__u16 port_class = 0;
+
+	out->verdict = EGRESS_VERDICT_DENY;
+	out->reason = EGRESS_REASON_NO_MATCH;
+	out->rule_id = 0;
+	if (!ruleset)
+		return;
+
+	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
+		struct egress_port_key pk = {
+			.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
+			.ruleset = ruleset,
+			.proto = d->proto,
+			.port = d->port,
+		};
+		struct egress_port_value *pv =
+			bpf_map_lookup_elem(&port_classes, &pk);
+
+		if (pv)
+			port_class = pv->port_class;
+	}
+
+	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS +
+			(d->family == EGRESS_FAMILY_IPV4 ? 32 : 128);
+	key.ruleset = ruleset;
+	key.proto = d->proto;
+	key.family = d->family;
+	__builtin_memcpy(key.addr, d->addr32, 16);
+
+	v = rules__probe(&deny_rules, &key, port_class);
+	if (v) {
+		out->rule_id = v->rule_id;
+		out->reason = EGRESS_REASON_MATCH_DENY;
+		return;
+	}
+	v = rules__probe(&allow_rules, &key, port_class);
+	if (v) {
+		out->rule_id = v->rule_id;
+		out->verdict = EGRESS_VERDICT_ALLOW;
+		out->reason = EGRESS_REASON_MATCH_ALLOW;
+	}
+}
+
+static __always_inline void peer__key(struct egress_peer_key *k,
+				      const struct egress_dest *d,
+				      __u32 local_port_host)
+{
+	k->target_id = egress_target_id;
+	k->family = d->family;
+	k->local_port = bpf_htons((__u16)local_port_host);
+	k->peer_port = d->port;
+	__builtin_memcpy(k->addr, d->addr32, 16);
+}
+
+/* True when the peer sent to this local UDP port first (a server reply). */
+static __always_inline int peer__known(const struct egress_dest *d,
+				       struct bpf_sock *sk)
+{
+	struct egress_peer_key k = {};
+
+	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
+		return 0;
+	peer__key(&k, d, sk->src_port);
+	return bpf_map_lookup_elem(&udp_peers, &k) != NULL;
+}
+
+static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
+					__u8 verdict, __u8 reason,
+					__u32 rule_id, __u8 sock_type,
+					struct egress_counters *c, int has_task)
+{
+	struct egress_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (c)
+			__sync_fetch_and_add(&c->events_lost, 1);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->target_id = egress_target_id;
+	e->rule_id = rule_id;
+	e->suppressed = 0;
+	__builtin_memcpy(e->addr, d->addr32, 16);
+	e->port = d->port;
+	e->family = d->family;
+	e->proto = d->proto;
+	e->hook = hook;
+	e->verdict = verdict;
+	e->reason = reason;
+	e->sock_type = sock_type;
+	if (has_task) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->pid = (__u32)pid_tgid;
+		e->tgid = pid_tgid >> 32;
+		e->uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	} else {
+		e->cgroup_id = 0;
+		e->pid = 0;
+		e->tgid = 0;
+		e->uid = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * Applies the target's mode to a rule decision, counts it and reports it.
+ * has_task: the hook runs in the context of the calling task, so pid, uid and
+ * comm can be read (not so for packets).
+ * Returns 1 to let the operation through, 0 to refuse it with EPERM.
+ */
+static __always_inline int verdict__apply(const struct egress_target_config *cfg,
+					  const struct egress_dest *d, __u8 hook,
+					  struct egress_decision *dec,
+					  __u8 sock_type, int has_task)
+{
+	struct egress_counters *c = target__counters();
+
+	if (dec->verdict == EGRESS_VERDICT_ALLOW) {
+		if (c) {
+			if (dec->reason == EGRESS_REASON_UDP_REPLY)
+				__sync_fetch_and_add(&c->replies, 1);
+			else
+				__sync_fetch_and_add(&c->allowed, 1);
+		}
+		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
+			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
+				    dec->rule_id, sock_type, c, has_task);
+		return 1;
+	}
+	if (cfg->mode == EGRESS_MODE_AUDIT) {
+		if (c)
+			__sync_fetch_and_add(&c->audited, 1);
+		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
+			    dec->rule_id, sock_type, c, has_task);
+		return 1;
+	}
+	if (c) {
+		if (dec->reason == EGRESS_REASON_SOCKET_TYPE)
+			__sync_fetch_and_add(&c->sockets_denied, 1);
+		else if (dec->reason == EGRESS_REASON_SOURCE_ROUTE)
+			__sync_fetch_and_add(&c->srcroute_denied, 1);
+		else
+			__sync_fetch_and_add(&c->denied, 1);
+	}
+	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
+		    sock_type, c, has_task);
+	return 0;
+}
+
+/* The whole decision for a connect or sendmsg destination. */
+static __always_inline int verdict__connect(struct egress_dest *d, __u8 hook,
+					    struct bpf_sock *sk)
+{
+	struct egress_target_config *cfg = target__config();
+	struct egress_decision dec;
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	rules__decide(cfg->ruleset, d, &dec);
+	/* An explicit deny still wins over a reply. */
+	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(d, sk)) {
+		dec.verdict = EGRESS_VERDICT_ALLOW;
+		dec.reason = EGRESS_REASON_UDP_REPLY;
+		dec.rule_id = 0;
+	}
+	return verdict__apply(cfg, d, hook, &dec, 0, 1);
+}
+
+#endif /* EGRESS_BPF_LIB_VERDICT_H_ */

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of egress. All are pinned by name under the daemon's bpffs
+ * directory and shared by the program instances of every target: a program
+ * instance differs from another only in egress_target_id (.rodata).
+ * Writers and readers are named per map; sizes are in abi.h.
+ */
+#ifndef EGRESS_BPF_MAPS_H_
+#define EGRESS_BPF_MAPS_H_
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "egress/abi.h"
+
+/* Target id -> mode, flags, active ruleset. Written by egressd, read by every
+ * hook. An array so a lookup never misses and costs one index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EGRESS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct egress_target_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} targets SEC(".maps");
+
+/* {ruleset, proto, port prefix} -> elementary port interval. Written by
+ * egressd (compile.cc), read by connect/sendmsg hooks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESS_MAX_PORT_ENTRIES);
+	__type(key, struct egress_port_key);
+	__type(value, struct egress_port_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} port_classes SEC(".maps");
+
+/* {ruleset, proto, family, port class, CIDR} -> rule id. Two tries so that a
+ * deny is found even when an allow is more specific (deny beats allow). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESS_MAX_RULE_ENTRIES);
+	__type(key, struct egress_rule_key);
+	__type(value, struct egress_rule_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} allow_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESS_MAX_RULE_ENTRIES);
+	__type(key, struct egress_rule_key);
+	__type(value, struct egress_rule_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} deny_rules SEC(".maps");
+
+/* UDP peers that sent to a target's socket first; written by recvmsg4/6,
+ * read by connect/sendmsg. LRU so a flood of peers evicts the oldest instead
+ * of failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGRESS_MAX_PEERS);
+	__type(key, struct egress_peer_key);
+	__type(value, struct egress_peer_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} udp_peers SEC(".maps");
+
+/* Target id -> verdict counters, per CPU; summed by egressd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EGRESS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct egress_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+/* Verdict records for egressd. Submitted without wake-up; egressd drains on
+ * a short timer, so a flood does not cost a reader wake-up per record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EGRESS_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+#endif /* EGRESS_BPF_MAPS_H_ */

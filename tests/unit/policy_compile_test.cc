@@ -1,0 +1,549 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/policy/compile.h"
+#include "userspace/policy/rule.h"
+
+namespace egress::policy {
+namespace {
+
+constexpr uint32_t kRs = 42;
+
+Cidr C(const std::string& text) {
+  absl::StatusOr<Cidr> c = Cidr::Parse(text);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : Cidr{};
+}
+
+std::array<uint8_t, 16> A(const std::string& text) { return C(text).addr; }
+
+Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
+              std::vector<Cidr> dests = {}) {
+  Rule r;
+  r.id = id;
+  r.action = action;
+  r.spec = "test";
+  r.ports = std::move(ports);
+  r.destinations = std::move(dests);
+  return r;
+}
+
+PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
+PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
+const PortProto kTcpAll{Proto::kTcp, 0, 65535};
+const PortProto kUdpAll{Proto::kUdp, 0, 65535};
+const PortProto kIcmp{Proto::kIcmp};
+const PortProto kRaw{Proto::kRaw};
+
+CompiledRuleset MustCompile(const std::vector<Rule>& rules,
+                            uint32_t ruleset = kRs) {
+  absl::StatusOr<CompiledRuleset> c = Compile(ruleset, rules);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *std::move(c) : CompiledRuleset{};
+}
+
+// Decision as "ALLOW 3" / "DENY 0" for readable failures.
+std::string D(const Decision& d) {
+  return (d.verdict == EGRESS_VERDICT_ALLOW ? "ALLOW " : "DENY ") +
+         std::to_string(d.rule_id);
+}
+
+std::string Eval(const CompiledRuleset& c, uint8_t proto, uint16_t port,
+                 const std::string& addr) {
+  const Cidr a = C(addr);
+  return D(Evaluate(c, kRs, proto, port, a.family, a.addr));
+}
+
+// The port class the port_classes entries give `port`, 0 for a miss.
+uint16_t ClassOf(const CompiledRuleset& c, uint8_t proto, uint16_t port) {
+  int best_len = -1;
+  uint16_t cls = 0;
+  for (const auto& [k, v] : c.ports) {
+    if (k.proto != proto || k.ruleset != kRs) continue;
+    const int bits = static_cast<int>(k.prefixlen) - EGRESS_PORT_KEY_FIXED_BITS;
+    const uint16_t mask = bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - bits));
+    if ((ntohs(k.port) & mask) == (port & mask) && bits > best_len) {
+      best_len = bits;
+      cls = v.port_class;
+    }
+  }
+  return cls;
+}
+
+TEST(CompileTest, SingleRuleKeysAreExact) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/24")})});
+  ASSERT_EQ(c.ports.size(), 1u);
+  const auto& [pk, pv] = c.ports[0];
+  EXPECT_EQ(pk.prefixlen, 64u);
+  EXPECT_EQ(pk.ruleset, kRs);
+  EXPECT_EQ(pk.proto, IPPROTO_TCP);
+  EXPECT_EQ(pk.pad, 0);
+  const auto* port_bytes = reinterpret_cast<const uint8_t*>(&pk.port);
+  EXPECT_EQ(port_bytes[0], 0x01);  // 443 = 0x01bb, big-endian
+  EXPECT_EQ(port_bytes[1], 0xbb);
+  EXPECT_EQ(pv.port_class, 1);
+  EXPECT_EQ(pv.pad, 0);
+
+  ASSERT_EQ(c.allow.size(), 1u);
+  EXPECT_TRUE(c.deny.empty());
+  const auto& [rk, rv] = c.allow[0];
+  EXPECT_EQ(rk.prefixlen, 64u + 24);
+  EXPECT_EQ(rk.ruleset, kRs);
+  EXPECT_EQ(rk.proto, IPPROTO_TCP);
+  EXPECT_EQ(rk.family, EGRESS_FAMILY_IPV4);
+  const auto* class_bytes = reinterpret_cast<const uint8_t*>(&rk.port_class);
+  EXPECT_EQ(class_bytes[0], 0x00);
+  EXPECT_EQ(class_bytes[1], 0x01);
+  const uint8_t want_addr[16] = {10, 0, 0, 0};
+  EXPECT_EQ(std::memcmp(rk.addr, want_addr, 16), 0);
+  EXPECT_EQ(rv.rule_id, 1u);
+  EXPECT_EQ(rv.pad, 0u);
+  EXPECT_EQ(c.flags, 0);
+}
+
+TEST(CompileTest, CidrBoundaries) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/24")})});
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.0"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.255"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.1.0"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "9.255.255.255"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 443, "10.0.0.1"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "::ffff:10.0.0.1"), "ALLOW 1");
+  // Another ruleset id sees nothing.
+  EXPECT_EQ(D(Evaluate(c, kRs + 1, IPPROTO_TCP, 443, 4, A("10.0.0.1"))),
+            "DENY 0");
+}
+
+TEST(CompileTest, PortRangeEdgesAndMinimalPrefixes) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(1000, 2000)}, {C("10.0.0.0/8")})});
+  // 1000-1007, 1008-1023, 1024-1535, 1536-1791, 1792-1919, 1920-1983,
+  // 1984-1999, 2000.
+  EXPECT_EQ(c.ports.size(), 8u);
+  for (uint32_t p = 0; p <= 65535; ++p) {
+    const bool in = p >= 1000 && p <= 2000;
+    ASSERT_EQ(ClassOf(c, IPPROTO_TCP, static_cast<uint16_t>(p)), in ? 1 : 0)
+        << p;
+  }
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 999, "10.1.1.1"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 1000, "10.1.1.1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 2000, "10.1.1.1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 2001, "10.1.1.1"), "DENY 0");
+}
+
+TEST(CompileTest, WholePortSpaceIsOnePrefix) {
+  const CompiledRuleset c =
+      MustCompile({MakeRule(1, Action::kAllow, {Tcp(1, 65535)})});
+  // 1-65535 is 16 prefixes (1, 2-3, 4-7, ..., 32768-65535).
+  EXPECT_EQ(c.ports.size(), 16u);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 0), 0);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1), 1);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 65535), 1);
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 0, "1.2.3.4"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 65535, "1.2.3.4"), "ALLOW 1");
+  const CompiledRuleset full = MustCompile({MakeRule(1, Action::kAllow, {kTcpAll})});
+  EXPECT_TRUE(full.ports.empty());
+  EXPECT_EQ(Eval(full, IPPROTO_TCP, 0, "1.2.3.4"), "ALLOW 1");
+}
+
+TEST(CompileTest, OverlappingRangesSplitIntoClasses) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(1000, 2000)}),
+       MakeRule(2, Action::kDeny, {Tcp(1500, 2500)}),
+       MakeRule(3, Action::kAllow, {Udp(1500, 1500)})});
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1000), 1);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1499), 1);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1500), 2);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2000), 2);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2001), 3);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2500), 3);
+  EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2501), 0);
+  EXPECT_EQ(ClassOf(c, IPPROTO_UDP, 1500), 1);  // classes are per protocol
+  // Rule 1: classes 1-2, two destinations each; rule 3: class 1 udp.
+  EXPECT_EQ(c.allow.size(), 6u);
+  EXPECT_EQ(c.deny.size(), 4u);  // rule 2: classes 2-3
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 1499, "1.1.1.1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 1500, "1.1.1.1"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 2000, "::1"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 2500, "1.1.1.1"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 2501, "1.1.1.1"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 1500, "1.1.1.1"), "ALLOW 3");
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 1501, "1.1.1.1"), "DENY 0");
+}
+
+TEST(CompileTest, DenyBeatsMoreSpecificAllow) {
+  // Narrower address.
+  CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kDeny, {Tcp(443, 443)}, {C("10.0.0.0/8")}),
+       MakeRule(2, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.5")})});
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.5"), "DENY 1");
+  // Narrower port: deny every tcp port, allow one.
+  c = MustCompile({MakeRule(1, Action::kDeny, {kTcpAll}, {C("10.0.0.0/8")}),
+                   MakeRule(2, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.5")})});
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.5"), "DENY 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "11.0.0.5"), "DENY 0");
+  // Deny on a class, allow on every port.
+  c = MustCompile({MakeRule(1, Action::kAllow, {kTcpAll}),
+                   MakeRule(2, Action::kDeny, {Tcp(25, 25)})});
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 25, "10.0.0.5"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 26, "10.0.0.5"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 24, "2001:db8::1"), "ALLOW 1");
+}
+
+TEST(CompileTest, Ipv6) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443, 443)}, {C("2001:db8::/32")}),
+       MakeRule(2, Action::kDeny, {Tcp(443, 443)}, {C("2001:db8:bad::/48")})});
+  ASSERT_EQ(c.allow.size(), 1u);
+  EXPECT_EQ(c.allow[0].first.family, EGRESS_FAMILY_IPV6);
+  EXPECT_EQ(c.allow[0].first.prefixlen, 64u + 32);
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:ffff::1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:bad::1"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db9::"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "32.1.13.184"), "DENY 0");  // same bytes, v4
+}
+
+TEST(CompileTest, NoDestinationMeansBothFamilies) {
+  const CompiledRuleset c =
+      MustCompile({MakeRule(1, Action::kAllow, {Tcp(22, 22)})});
+  ASSERT_EQ(c.allow.size(), 2u);
+  EXPECT_EQ(c.allow[0].first.family, EGRESS_FAMILY_IPV4);
+  EXPECT_EQ(c.allow[0].first.prefixlen, 64u);
+  EXPECT_EQ(c.allow[1].first.family, EGRESS_FAMILY_IPV6);
+  EXPECT_EQ(c.allow[1].first.prefixlen, 64u);
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 22, "255.255.255.255"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 22, "ffff::1"), "ALLOW 1");
+}
+
+TEST(CompileTest, AnyCoversTcpUdpAndIcmp) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {kTcpAll, kUdpAll, kIcmp})});
+  EXPECT_TRUE(c.ports.empty());
+  EXPECT_EQ(c.allow.size(), 6u);
+  std::set<std::pair<int, int>> proto_family;
+  for (const auto& [k, v] : c.allow) {
+    EXPECT_EQ(ntohs(k.port_class), EGRESS_PORT_CLASS_ANY);
+    proto_family.insert({k.proto, k.family});
+  }
+  EXPECT_EQ(proto_family, (std::set<std::pair<int, int>>{{IPPROTO_TCP, 4},
+                                                         {IPPROTO_TCP, 6},
+                                                         {IPPROTO_UDP, 4},
+                                                         {IPPROTO_UDP, 6},
+                                                         {IPPROTO_ICMP, 4},
+                                                         {IPPROTO_ICMPV6, 6}}));
+  EXPECT_EQ(c.flags, EGRESS_TF_ALLOW_ICMP);
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 0, "1.2.3.4"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "1.2.3.4"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMPV6, 0, "::1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "::1"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_SCTP, 80, "1.2.3.4"), "DENY 0");
+}
+
+TEST(CompileTest, IcmpUsesFamilyProtocol) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {kIcmp}, {C("10.0.0.0/8"), C("2001:db8::/32")}),
+       MakeRule(2, Action::kDeny, {kIcmp}, {C("10.9.0.0/16")})});
+  ASSERT_EQ(c.allow.size(), 2u);
+  EXPECT_EQ(c.allow[0].first.proto, IPPROTO_ICMP);
+  EXPECT_EQ(c.allow[1].first.proto, IPPROTO_ICMPV6);
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "10.1.2.3"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 12345, "10.1.2.3"), "ALLOW 1");  // no ports
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "10.9.2.3"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMPV6, 0, "2001:db8::1"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "11.0.0.1"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 0, "10.1.2.3"), "DENY 0");
+  EXPECT_EQ(c.flags, EGRESS_TF_ALLOW_ICMP);
+}
+
+TEST(CompileTest, Flags) {
+  EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kRaw})}).flags,
+            EGRESS_TF_ALLOW_RAW);
+  const CompiledRuleset raw = MustCompile({MakeRule(1, Action::kAllow, {kRaw})});
+  EXPECT_TRUE(raw.allow.empty());
+  EXPECT_TRUE(raw.deny.empty());
+  EXPECT_TRUE(raw.ports.empty());
+  // Deny wins for raw too.
+  EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kRaw}),
+                         MakeRule(2, Action::kDeny, {kRaw})})
+                .flags,
+            0);
+  EXPECT_EQ(MustCompile({MakeRule(1, Action::kDeny, {kIcmp})}).flags, 0);
+  EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kIcmp}),
+                         MakeRule(2, Action::kAllow, {kRaw})})
+                .flags,
+            EGRESS_TF_ALLOW_ICMP | EGRESS_TF_ALLOW_RAW);
+  EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kTcpAll})}).flags, 0);
+  EXPECT_EQ(MustCompile({}).flags, 0);
+}
+
+TEST(CompileTest, DuplicateKeysKeepLowestId) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(5, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/8")}),
+       MakeRule(3, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/8")}),
+       MakeRule(4, Action::kAllow, {Tcp(443, 443), Tcp(443, 443)},
+                {C("10.0.0.0/8"), C("10.0.0.0/8")}),
+       MakeRule(6, Action::kDeny, {Tcp(443, 443)}, {C("10.0.0.0/8")})});
+  ASSERT_EQ(c.allow.size(), 1u);
+  EXPECT_EQ(c.allow[0].second.rule_id, 3u);
+  ASSERT_EQ(c.deny.size(), 1u);  // same key in the other map is separate
+  EXPECT_EQ(c.deny[0].second.rule_id, 6u);
+}
+
+TEST(CompileTest, EmptyRuleSetDeniesEverything) {
+  const CompiledRuleset c = MustCompile({});
+  EXPECT_TRUE(c.ports.empty());
+  EXPECT_TRUE(c.allow.empty());
+  EXPECT_TRUE(c.deny.empty());
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 80, "1.1.1.1"), "DENY 0");
+}
+
+TEST(CompileTest, RejectsBadInput) {
+  EXPECT_EQ(Compile(0, {}).status().message(), "ruleset 0 is reserved");
+  auto error = [](Rule r) {
+    absl::StatusOr<CompiledRuleset> c = Compile(kRs, {r});
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(c.status().message());
+  };
+  EXPECT_EQ(error(MakeRule(0, Action::kAllow, {kTcpAll})),
+            "rule 0: id 0 is reserved for the default action");
+  EXPECT_EQ(error(MakeRule(3, Action::kAllow, {})), "rule 3: no ports");
+  EXPECT_EQ(error(MakeRule(3, Action::kAllow, {Tcp(20, 10)})),
+            "rule 3: port range 20-10 has its low end above its high end");
+  Cidr bad = C("10.0.0.0/8");
+  bad.addr[3] = 1;
+  EXPECT_EQ(error(MakeRule(3, Action::kAllow, {kTcpAll}, {bad})),
+            "rule 3: bad destination (family 4, prefix length 8): host bits "
+            "set, bad prefix length or bad IPv4 layout");
+}
+
+TEST(CompileTest, PortClassLimit) {
+  std::vector<PortProto> ports;
+  for (uint32_t p = 1; p <= 0xfffe; ++p) {
+    ports.push_back(Tcp(static_cast<uint16_t>(p), static_cast<uint16_t>(p)));
+  }
+  absl::StatusOr<CompiledRuleset> ok =
+      Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ClassOf(*ok, IPPROTO_TCP, 0xfffe), 0xfffe);
+  EXPECT_EQ(ok->allow.size(), 0xfffeu);
+  ports.push_back(Tcp(0xffff, 0xffff));
+  absl::StatusOr<CompiledRuleset> too_many =
+      Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})});
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(too_many.status().message(),
+            "too many distinct port ranges: more than 65534 port classes");
+}
+
+TEST(CompileTest, RuleMapCapacity) {
+  // One rule whose range spans 1 class per port over 20 destinations... needs
+  // more entries than a rule map holds: 65534 classes x 17 destinations.
+  std::vector<PortProto> ports;
+  for (uint32_t p = 1; p <= 0xfffe; ++p) {
+    ports.push_back(Tcp(static_cast<uint16_t>(p), static_cast<uint16_t>(p)));
+  }
+  std::vector<Rule> rules = {MakeRule(1, Action::kDeny, ports, {C("10.0.0.1")})};
+  std::vector<Cidr> dests;
+  for (int i = 0; i < 17; ++i) dests.push_back(C("10.0.1." + std::to_string(i)));
+  rules.push_back(MakeRule(2, Action::kAllow, {Tcp(1, 0xfffe)}, dests));
+  absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(c.status().message(),
+            "rules need 1114078 allow entries; a rule map holds at most "
+            "1048576");
+}
+
+TEST(CompileTest, HundredThousandRules) {
+  std::vector<Rule> rules;
+  rules.reserve(100000);
+  for (uint32_t i = 1; i <= 100000; ++i) {
+    Cidr dest;
+    dest.family = 4;
+    dest.prefix_len = 32;
+    dest.addr[0] = 10;
+    dest.addr[1] = static_cast<uint8_t>(i >> 16);
+    dest.addr[2] = static_cast<uint8_t>(i >> 8);
+    dest.addr[3] = static_cast<uint8_t>(i);
+    const uint16_t port = static_cast<uint16_t>(1000 + i % 1000);
+    rules.push_back(MakeRule(i, i % 10 == 0 ? Action::kDeny : Action::kAllow,
+                             {Tcp(port, port)}, {dest}));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_LT(elapsed, std::chrono::seconds(3));
+  EXPECT_EQ(c->ports.size(), 1000u);  // one single-port class each
+  EXPECT_EQ(c->allow.size(), 90000u);
+  EXPECT_EQ(c->deny.size(), 10000u);
+  // Rule 12345: 10.0.48.57, port 1345, allow. Rule 12340: deny.
+  EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1345, "10.0.48.57"), "ALLOW 12345");
+  EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1346, "10.0.48.57"), "DENY 0");
+  EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1340, "10.0.48.52"), "DENY 12340");
+}
+
+// Random rules and queries from small pools so that ranges, networks and
+// queries overlap often; Evaluate must agree with EvaluateNaive.
+class RandomRules {
+ public:
+  explicit RandomRules(uint32_t seed) : rng_(seed) {}
+
+  std::vector<Rule> Rules(int n) {
+    std::vector<Rule> rules;
+    for (int i = 0; i < n; ++i) {
+      Rule r;
+      r.id = static_cast<uint32_t>(i + 1);
+      r.action = Pick(4) == 0 ? Action::kDeny : Action::kAllow;
+      const int nports = 1 + Pick(3);
+      for (int j = 0; j < nports; ++j) r.ports.push_back(RandomPorts());
+      const int ndest = Pick(4) == 0 ? 0 : 1 + Pick(3);
+      for (int j = 0; j < ndest; ++j) r.destinations.push_back(RandomCidr());
+      rules.push_back(std::move(r));
+    }
+    return rules;
+  }
+
+  struct Query {
+    uint8_t proto;
+    uint16_t port;
+    Cidr addr;  // a host
+  };
+
+  Query RandomQuery() {
+    static constexpr uint8_t kProtos[] = {IPPROTO_TCP, IPPROTO_UDP,
+                                          IPPROTO_ICMP, IPPROTO_ICMPV6};
+    Query q;
+    q.proto = Pick(5) < 2 ? IPPROTO_TCP : kProtos[Pick(4)];
+    q.port = Pick(4) == 0 ? static_cast<uint16_t>(Pick(65536)) : PoolPort();
+    q.addr = RandomAddress();
+    return q;
+  }
+
+ private:
+  int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+
+  uint16_t PoolPort() {
+    static constexpr int kPool[] = {0,    1,    22,   25,    53,    80,
+                                    443,  1000, 1023, 1024,  2000,  8080,
+                                    8443, 32768, 65534, 65535};
+    const int p = kPool[Pick(16)] + Pick(3) - 1;
+    return static_cast<uint16_t>(std::clamp(p, 0, 65535));
+  }
+
+  PortProto RandomPorts() {
+    switch (Pick(10)) {
+      case 0:
+        return kIcmp;
+      case 1:
+        return kRaw;
+      case 2:
+        return kTcpAll;
+      case 3:
+        return kUdpAll;
+      default: {
+        const uint16_t lo = std::max<uint16_t>(1, PoolPort());
+        static constexpr int kWidths[] = {0, 0, 1, 10, 100, 1000, 30000};
+        const int width = Pick(8) == 7 ? Pick(65536) : kWidths[Pick(7)];
+        const auto hi = static_cast<uint16_t>(std::min(65535, lo + width));
+        return {Pick(2) == 0 ? Proto::kTcp : Proto::kUdp, lo, hi};
+      }
+    }
+  }
+
+  // An address near 10.0.0.0/14 or 2001:db8::/46, random low bits.
+  Cidr RandomAddress() {
+    Cidr c;
+    if (Pick(10) < 7) {
+      c.family = 4;
+      c.prefix_len = 32;
+      c.addr[0] = Pick(20) == 0 ? static_cast<uint8_t>(Pick(256)) : 10;
+      c.addr[1] = static_cast<uint8_t>(Pick(4));
+      c.addr[2] = static_cast<uint8_t>(Pick(4));
+      c.addr[3] = static_cast<uint8_t>(Pick(4) == 0 ? Pick(256) : Pick(4) * 64 + Pick(3) - 1 + 1);
+    } else {
+      c.family = 6;
+      c.prefix_len = 128;
+      c.addr = {0x20, 0x01, 0x0d, 0xb8, 0, static_cast<uint8_t>(Pick(4))};
+      c.addr[15] = static_cast<uint8_t>(Pick(256));
+      c.addr[14] = static_cast<uint8_t>(Pick(2));
+    }
+    return c;
+  }
+
+  Cidr RandomCidr() {
+    Cidr c = RandomAddress();
+    static constexpr int kV4[] = {0, 8, 14, 16, 22, 24, 25, 26, 30, 31, 32, 32};
+    static constexpr int kV6[] = {0, 32, 44, 46, 48, 64, 112, 120, 127, 128};
+    c.prefix_len = static_cast<uint8_t>(c.family == 4 ? kV4[Pick(12)]
+                                                      : kV6[Pick(10)]);
+    for (int i = 0; i < 16; ++i) {
+      const int bits = c.prefix_len - 8 * i;
+      if (bits <= 0) {
+        c.addr[i] = 0;
+      } else if (bits < 8) {
+        c.addr[i] &= static_cast<uint8_t>(0xff00 >> bits);
+      }
+    }
+    return c;
+  }
+
+  std::mt19937 rng_;
+};
+
+TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
+  RandomRules gen(20240611);
+  int allowed = 0, denied_by_rule = 0, defaulted = 0;
+  for (int round = 0; round < 25; ++round) {
+    const std::vector<Rule> rules = gen.Rules(120);
+    const CompiledRuleset c = MustCompile(rules);
+    for (int q = 0; q < 400; ++q) {
+      const RandomRules::Query query = gen.RandomQuery();
+      const Decision fast = Evaluate(c, kRs, query.proto, query.port,
+                                     query.addr.family, query.addr.addr);
+      const Decision naive = EvaluateNaive(rules, query.proto, query.port,
+                                           query.addr.family, query.addr.addr);
+      const std::string where =
+          "round " + std::to_string(round) + " proto " +
+          std::to_string(query.proto) + " port " + std::to_string(query.port) +
+          " addr " + query.addr.ToString();
+      ASSERT_EQ(fast.verdict, naive.verdict) << where;
+      ASSERT_EQ(fast.rule_id == 0, naive.rule_id == 0) << where;
+      if (fast.rule_id != 0) {
+        // The reported rule really matches and has the verdict's action.
+        const Rule& r = rules[fast.rule_id - 1];
+        EXPECT_TRUE(RuleMatches(r, query.proto, query.port, query.addr.family,
+                                query.addr.addr))
+            << where;
+        EXPECT_EQ(r.action == Action::kAllow,
+                  fast.verdict == EGRESS_VERDICT_ALLOW)
+            << where;
+      }
+      if (fast.verdict == EGRESS_VERDICT_ALLOW) {
+        ++allowed;
+      } else if (fast.rule_id != 0) {
+        ++denied_by_rule;
+      } else {
+        ++defaulted;
+      }
+    }
+  }
+  // The generator must exercise every outcome, not just default deny.
+  EXPECT_GT(allowed, 500);
+  EXPECT_GT(denied_by_rule, 500);
+  EXPECT_GT(defaulted, 500);
+}
+
+}  // namespace
+}  // namespace egress::policy

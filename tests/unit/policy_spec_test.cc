@@ -1,0 +1,431 @@
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "userspace/policy/resolver.h"
+#include "userspace/policy/rule.h"
+#include "userspace/policy/services.h"
+#include "userspace/policy/spec.h"
+
+namespace egress::policy {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+Cidr C(const std::string& text) {
+  absl::StatusOr<Cidr> c = Cidr::Parse(text);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : Cidr{};
+}
+
+PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
+PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
+PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
+PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
+const PortProto kIcmp{Proto::kIcmp};
+const PortProto kRaw{Proto::kRaw};
+
+class SpecTest : public ::testing::Test {
+ protected:
+  HostResolver Resolver() {
+    return [this](const std::string& host)
+               -> absl::StatusOr<std::vector<Cidr>> {
+      resolved_.push_back(host);
+      auto it = hosts_.find(host);
+      if (it == hosts_.end()) {
+        return absl::NotFoundError(
+            "cannot resolve host '" + host + "': not found");
+      }
+      return it->second;
+    };
+  }
+
+  absl::StatusOr<Rule> Parse(std::vector<std::string> words,
+                             Action action = Action::kAllow) {
+    return ParseRuleWords(action, words, Resolver());
+  }
+
+  Rule MustParse(std::vector<std::string> words,
+                 Action action = Action::kAllow) {
+    absl::StatusOr<Rule> r = Parse(words, action);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Rule{};
+  }
+
+  // The InvalidArgument message for `words`.
+  std::string Error(std::vector<std::string> words) {
+    absl::StatusOr<Rule> r = Parse(words);
+    EXPECT_FALSE(r.ok());
+    if (r.ok()) return "";
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << r.status();
+    return std::string(r.status().message());
+  }
+
+  std::map<std::string, std::vector<Cidr>> hosts_ = {
+      {"api.example.org", {C("203.0.113.7"), C("2001:db8::7")}},
+      {"mail.example.org", {C("198.51.100.25")}},
+      {"empty.example.org", {}},
+  };
+  std::vector<std::string> resolved_;
+};
+
+TEST(ParsePortTest, AcceptsOneTo65535) {
+  EXPECT_EQ(*ParsePort("1"), 1);
+  EXPECT_EQ(*ParsePort("443"), 443);
+  EXPECT_EQ(*ParsePort("65535"), 65535);
+  EXPECT_EQ(*ParsePort("0080"), 80);
+}
+
+TEST(ParsePortTest, RejectsWithWordInMessage) {
+  EXPECT_EQ(ParsePort("0").status().message(),
+            "bad port '0': out of range 1-65535");
+  EXPECT_EQ(ParsePort("65536").status().message(),
+            "bad port '65536': out of range 1-65535");
+  EXPECT_EQ(ParsePort("99999999999999999999").status().message(),
+            "bad port '99999999999999999999': out of range 1-65535");
+  EXPECT_EQ(ParsePort("http").status().message(),
+            "bad port 'http': not a number");
+  EXPECT_EQ(ParsePort("+25").status().message(),
+            "bad port '+25': not a number");
+  EXPECT_EQ(ParsePort(" 25").status().message(),
+            "bad port ' 25': not a number");
+  EXPECT_EQ(ParsePort("").status().message(), "bad port '': not a number");
+  EXPECT_EQ(ParsePort("-1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseSpecTest, PortsAndProtocols) {
+  EXPECT_THAT(*ParseSpec("443/tcp"), ElementsAre(Tcp(443)));
+  EXPECT_THAT(*ParseSpec("53/udp"), ElementsAre(Udp(53)));
+  EXPECT_THAT(*ParseSpec("53"), ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(*ParseSpec("53/any"), ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(*ParseSpec("1000-2000/udp"), ElementsAre(Udp(1000, 2000)));
+  EXPECT_THAT(*ParseSpec("6000:6010/tcp"), ElementsAre(Tcp(6000, 6010)));
+  EXPECT_THAT(*ParseSpec("1-65535/tcp"), ElementsAre(Tcp(1, 65535)));
+  EXPECT_THAT(*ParseSpec("5-5/tcp"), ElementsAre(Tcp(5)));
+  EXPECT_THAT(*ParseSpec("80,443,8000-8080/tcp"),
+              ElementsAre(Tcp(80), Tcp(443), Tcp(8000, 8080)));
+  EXPECT_THAT(*ParseSpec("80,443"),
+              ElementsAre(Tcp(80), Tcp(443), Udp(80), Udp(443)));
+  EXPECT_THAT(*ParseSpec("80,80/tcp"), ElementsAre(Tcp(80)));
+}
+
+TEST(ParseSpecTest, Keywords) {
+  EXPECT_THAT(*ParseSpec("any"),
+              ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  EXPECT_THAT(*ParseSpec("icmp"), ElementsAre(kIcmp));
+  EXPECT_THAT(*ParseSpec("raw"), ElementsAre(kRaw));
+  EXPECT_THAT(*ParseSpec("tcp"), ElementsAre(Tcp(0, 65535)));
+  EXPECT_THAT(*ParseSpec("udp"), ElementsAre(Udp(0, 65535)));
+}
+
+TEST(ParseSpecTest, Services) {
+  EXPECT_THAT(*ParseSpec("smtp"), ElementsAre(Tcp(25)));
+  EXPECT_THAT(*ParseSpec("https"), ElementsAre(Tcp(443), Udp(443)));
+  EXPECT_THAT(*ParseSpec("domain"), ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(*ParseSpec("dns"), ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(*ParseSpec("smtps"), ElementsAre(Tcp(465)));
+  EXPECT_THAT(*ParseSpec("submissions"), ElementsAre(Tcp(465)));
+  EXPECT_THAT(*ParseSpec("postgres"), ElementsAre(Tcp(5432)));
+  EXPECT_THAT(*ParseSpec("ntp"), ElementsAre(Udp(123)));
+  EXPECT_THAT(*ParseSpec("ssh"), ElementsAre(Tcp(22)));
+  EXPECT_THAT(*ParseSpec("dns/udp"), ElementsAre(Udp(53)));
+  EXPECT_THAT(*ParseSpec("https/tcp"), ElementsAre(Tcp(443)));
+}
+
+TEST(ParseSpecTest, Errors) {
+  EXPECT_EQ(ParseSpec("2000-1000").status().message(),
+            "bad port range '2000-1000': low end is above high end");
+  EXPECT_EQ(ParseSpec("2000-1000/udp").status().message(),
+            "bad port range '2000-1000' in '2000-1000/udp': low end is above "
+            "high end");
+  EXPECT_EQ(ParseSpec("0/tcp").status().message(),
+            "bad port '0' in '0/tcp': out of range 1-65535");
+  EXPECT_EQ(ParseSpec("70000").status().message(),
+            "bad port '70000': out of range 1-65535");
+  EXPECT_EQ(ParseSpec("0-100").status().message(),
+            "bad port range '0-100': '0' is out of range 1-65535");
+  EXPECT_EQ(ParseSpec("100-x").status().message(),
+            "bad port range '100-x': 'x' is not a number");
+  EXPECT_EQ(ParseSpec("1-2-3").status().message(),
+            "bad port range '1-2-3': '2-3' is not a number");
+  EXPECT_EQ(ParseSpec("80,,443").status().message(),
+            "bad port '' in '80,,443': not a number");
+  EXPECT_EQ(ParseSpec("80,44x").status().message(),
+            "bad port '44x' in '80,44x': not a number");
+  EXPECT_EQ(ParseSpec("25/sctp").status().message(),
+            "bad protocol 'sctp' in '25/sctp': expected tcp, udp or any");
+  EXPECT_EQ(ParseSpec("25/").status().message(),
+            "bad protocol '' in '25/': expected tcp, udp or any");
+  EXPECT_EQ(ParseSpec("/tcp").status().message(),
+            "missing port or service in '/tcp'");
+  EXPECT_EQ(ParseSpec("ntp/tcp").status().message(),
+            "service 'ntp' has no tcp port (in 'ntp/tcp')");
+  EXPECT_EQ(ParseSpec("10.0.0.5").status().message(),
+            "'10.0.0.5' is an address; put a service or port first, e.g. "
+            "'any 10.0.0.5'");
+  EXPECT_EQ(ParseSpec("10.0.0.0/8").status().message(),
+            "'10.0.0.0/8' is an address; put a service or port first, e.g. "
+            "'any 10.0.0.0/8'");
+}
+
+TEST(ServicesTest, UnknownServiceSuggestsCloseName) {
+  EXPECT_EQ(ParseSpec("smpt").status().message(),
+            "unknown service 'smpt'; did you mean 'smtp'?");
+  EXPECT_EQ(ParseSpec("htps").status().message(),
+            "unknown service 'htps'; did you mean 'https'?");
+  EXPECT_EQ(ParseSpec("htp").status().message(),
+            "unknown service 'htp'; did you mean 'http'?");
+  EXPECT_EQ(ParseSpec("postgress").status().message(),
+            "unknown service 'postgress'; did you mean 'postgres'?");
+  EXPECT_EQ(ParseSpec("no-such-service-here").status().message(),
+            "unknown service 'no-such-service-here'");
+  EXPECT_EQ(ParseSpec("smpt").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ServicesTest, FallbackTableCoversServicesMissingFromEtcServices) {
+  // memcached is not in Debian's /etc/services; the embedded table has it.
+  EXPECT_THAT(*LookupService("memcached"), ElementsAre(Tcp(11211)));
+  EXPECT_THAT(*LookupService("redis"), ElementsAre(Tcp(6379)));
+  // Debian lists "syslog" as a tcp alias of "shell" too: /etc/services wins.
+  EXPECT_THAT(*LookupService("syslog"), ::testing::Contains(Udp(514)));
+  EXPECT_THAT(*LookupService("ldap"), ElementsAre(Tcp(389), Udp(389)));
+}
+
+TEST(ServicesTest, EditDistance) {
+  EXPECT_EQ(EditDistance("smtp", "smtp"), 0);
+  EXPECT_EQ(EditDistance("smpt", "smtp"), 1);  // transposition
+  EXPECT_EQ(EditDistance("smtp", "smtps"), 1);
+  EXPECT_EQ(EditDistance("", "abc"), 3);
+  EXPECT_EQ(EditDistance("kitten", "sitting"), 3);
+  const std::vector<std::string> names = KnownServiceNames();
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_NE(std::find(names.begin(), names.end(), "dns"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "memcached"), names.end());
+}
+
+TEST_F(SpecTest, ServiceToAddress) {
+  const Rule r = MustParse({"smtp", "10.0.0.5"});
+  EXPECT_EQ(r.id, 0u);
+  EXPECT_EQ(r.action, Action::kAllow);
+  EXPECT_EQ(r.spec, "smtp");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(25)));
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
+  EXPECT_EQ(r.host, "");
+  EXPECT_EQ(r.comment, "");
+  EXPECT_TRUE(resolved_.empty());
+}
+
+TEST_F(SpecTest, NoDestinationMeansAnywhere) {
+  const Rule r = MustParse({"443/tcp"}, Action::kDeny);
+  EXPECT_EQ(r.action, Action::kDeny);
+  EXPECT_EQ(r.spec, "443/tcp");
+  EXPECT_TRUE(r.destinations.empty());
+  EXPECT_TRUE(MustParse({"443/tcp", "any"}).destinations.empty());
+  EXPECT_TRUE(MustParse({"443/tcp", "anywhere"}).destinations.empty());
+  EXPECT_TRUE(MustParse({"443/tcp", "to", "any"}).destinations.empty());
+}
+
+TEST_F(SpecTest, SeveralDestinationsAndOptionalTo) {
+  const Rule r = MustParse(
+      {"https", "to", "10.0.0.0/8", "2001:db8::/32", "10.0.0.0/8", "::ffff:1.2.3.4"});
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(443), Udp(443)));
+  EXPECT_THAT(r.destinations,
+              ElementsAre(C("10.0.0.0/8"), C("2001:db8::/32"), C("1.2.3.4")));
+}
+
+TEST_F(SpecTest, HostNameIsResolvedAndKept) {
+  const Rule r = MustParse({"443/tcp", "api.example.org"});
+  EXPECT_EQ(r.host, "api.example.org");
+  EXPECT_THAT(r.destinations, ElementsAre(C("203.0.113.7"), C("2001:db8::7")));
+  EXPECT_THAT(resolved_, ElementsAre("api.example.org"));
+}
+
+TEST_F(SpecTest, HostNameErrors) {
+  EXPECT_EQ(Error({"443/tcp", "api.example.org", "mail.example.org"}),
+            "only one host name per rule; 'mail.example.org' follows "
+            "'api.example.org'");
+  EXPECT_EQ(Error({"443/tcp", "api.example.org", "10.0.0.1"}),
+            "cannot combine host name 'api.example.org' with address "
+            "'10.0.0.1'; use two rules");
+  EXPECT_EQ(Error({"443/tcp", "empty.example.org"}),
+            "host name 'empty.example.org' resolved to no addresses");
+  EXPECT_EQ(Error({"443/tcp", "bad_host!"}),
+            "bad destination 'bad_host!': not an address, network, host name "
+            "or 'any'");
+  EXPECT_EQ(Error({"443/tcp", "a..b"}),
+            "bad destination 'a..b': not an address, network, host name or "
+            "'any'");
+  // Resolver failures pass through unchanged.
+  absl::StatusOr<Rule> r = Parse({"443/tcp", "nowhere.example.org"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(),
+            "cannot resolve host 'nowhere.example.org': not found");
+}
+
+TEST_F(SpecTest, DestinationErrors) {
+  EXPECT_EQ(Error({"443/tcp", "10.0.0.1/8"}),
+            "10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
+  EXPECT_EQ(Error({"443/tcp", "10.0.0.256"}), "bad address '10.0.0.256'");
+  EXPECT_EQ(Error({"443/tcp", "10.0.0.0/8", "any"}),
+            "'any' cannot be combined with other destinations");
+  EXPECT_EQ(Error({"443/tcp", "anywhere", "api.example.org"}),
+            "'anywhere' cannot be combined with other destinations");
+  EXPECT_TRUE(resolved_.empty());
+}
+
+TEST_F(SpecTest, IcmpAnyRaw) {
+  Rule r = MustParse({"icmp", "10.0.0.0/8"});
+  EXPECT_THAT(r.ports, ElementsAre(kIcmp));
+  r = MustParse({"any", "169.254.169.254"}, Action::kDeny);
+  EXPECT_EQ(r.spec, "any");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  EXPECT_THAT(r.destinations, ElementsAre(C("169.254.169.254")));
+  r = MustParse({"raw"});
+  EXPECT_THAT(r.ports, ElementsAre(kRaw));
+  EXPECT_TRUE(r.destinations.empty());
+  r = MustParse({"raw", "comment", "tcpdump"});
+  EXPECT_EQ(r.comment, "tcpdump");
+  EXPECT_EQ(Error({"raw", "10.0.0.1"}), "raw takes no destination: '10.0.0.1'");
+  EXPECT_EQ(Error({"raw", "any"}), "raw takes no destination: 'any'");
+}
+
+TEST_F(SpecTest, CommentAfterShortForm) {
+  Rule r = MustParse({"smtp", "10.0.0.5", "comment", "mail relay"});
+  EXPECT_EQ(r.comment, "mail relay");
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
+  r = MustParse({"smtp", "comment", "mail", "relay", "2"});
+  EXPECT_EQ(r.comment, "mail relay 2");
+  EXPECT_TRUE(r.destinations.empty());
+  EXPECT_EQ(Error({"smtp", "comment"}), "'comment' needs a text after it");
+  EXPECT_EQ(Error({"comment", "x"}),
+            "missing service or port before 'comment'");
+}
+
+TEST_F(SpecTest, ShortFormErrorsNameTheWord) {
+  EXPECT_EQ(Error({}),
+            "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");
+  EXPECT_EQ(Error({"smpt", "10.0.0.5"}),
+            "unknown service 'smpt'; did you mean 'smtp'?");
+  EXPECT_EQ(Error({"2000-1000/tcp"}),
+            "bad port range '2000-1000' in '2000-1000/tcp': low end is above "
+            "high end");
+  EXPECT_EQ(Error({"10.0.0.5"}),
+            "'10.0.0.5' is an address; put a service or port first, e.g. "
+            "'any 10.0.0.5'");
+}
+
+TEST_F(SpecTest, UfwLongForm) {
+  Rule r = MustParse({"out", "proto", "tcp", "to", "10.0.0.5", "port", "25"});
+  EXPECT_EQ(r.spec, "25/tcp");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(25)));
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
+
+  r = MustParse({"out", "to", "10.0.0.0/8", "port", "53"});
+  EXPECT_EQ(r.spec, "53");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(53), Udp(53)));
+
+  r = MustParse({"proto", "udp", "port", "1000:2000"});
+  EXPECT_EQ(r.spec, "1000:2000/udp");
+  EXPECT_THAT(r.ports, ElementsAre(Udp(1000, 2000)));
+  EXPECT_TRUE(r.destinations.empty());
+
+  r = MustParse({"out", "proto", "any", "port", "80,443"});
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(80), Tcp(443), Udp(80), Udp(443)));
+
+  r = MustParse({"out", "to", "169.254.169.254"}, Action::kDeny);
+  EXPECT_EQ(r.spec, "any");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+
+  r = MustParse({"out", "proto", "tcp", "to", "10.0.0.0/8"});
+  EXPECT_EQ(r.spec, "tcp");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(0, 65535)));
+
+  r = MustParse({"out", "proto", "icmp", "to", "2001:db8::/32"});
+  EXPECT_EQ(r.spec, "icmp");
+  EXPECT_THAT(r.ports, ElementsAre(kIcmp));
+
+  r = MustParse({"to", "api.example.org", "port", "https", "proto", "tcp",
+                 "comment", "vendor", "api"});
+  EXPECT_EQ(r.spec, "https/tcp");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(443)));
+  EXPECT_EQ(r.host, "api.example.org");
+  EXPECT_EQ(r.comment, "vendor api");
+
+  r = MustParse({"out", "from", "any", "to", "any", "port", "smtp"});
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(25)));
+  EXPECT_TRUE(r.destinations.empty());
+}
+
+TEST_F(SpecTest, OutBeforeShortForm) {
+  const Rule r = MustParse({"out", "443/tcp", "10.0.0.0/8"});
+  EXPECT_EQ(r.spec, "443/tcp");
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(443)));
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.0/8")));
+}
+
+TEST_F(SpecTest, InboundIsRejected) {
+  const std::string kMessage =
+      "egressctl only controls outgoing connections; accepted inbound "
+      "connections are never affected";
+  EXPECT_EQ(Error({"in", "proto", "tcp", "port", "22"}), kMessage);
+  EXPECT_EQ(Error({"in", "22"}), kMessage);
+  EXPECT_EQ(Error({"proto", "tcp", "in", "port", "22"}), kMessage);
+}
+
+TEST_F(SpecTest, LongFormErrors) {
+  EXPECT_EQ(Error({"out"}),
+            "'out' needs a rule after it, e.g. 'out proto tcp to 10.0.0.5 "
+            "port 25'");
+  EXPECT_EQ(Error({"out", "proto", "sctp", "port", "25"}),
+            "bad protocol 'sctp' after 'proto': expected tcp, udp, any or "
+            "icmp");
+  EXPECT_EQ(Error({"out", "proto"}),
+            "'proto' needs a protocol (tcp, udp, any or icmp) after it");
+  EXPECT_EQ(Error({"out", "to", "port", "25"}),
+            "'to' needs an address, network or host name after it");
+  EXPECT_EQ(Error({"out", "port"}),
+            "'port' needs a port, port range or service after it");
+  EXPECT_EQ(Error({"out", "port", "25", "port", "26"}), "'port' given twice");
+  EXPECT_EQ(Error({"out", "proto", "tcp", "port", "25", "extra"}),
+            "unexpected word 'extra'; expected proto, to, port or comment");
+  EXPECT_EQ(Error({"proto", "tcp", "out"}),
+            "unexpected word 'out'; expected proto, to, port or comment");
+  EXPECT_EQ(Error({"out", "proto", "icmp", "port", "25"}),
+            "icmp has no ports: 'port 25'");
+  EXPECT_EQ(Error({"out", "port", "25/tcp"}),
+            "bad port '25/tcp': give the protocol with 'proto'");
+  EXPECT_EQ(Error({"out", "proto", "tcp", "port", "0"}),
+            "bad port '0': out of range 1-65535");
+  EXPECT_EQ(Error({"out", "proto", "udp", "port", "smtp"}),
+            "service 'smtp' has no udp port (in 'smtp')");
+  EXPECT_EQ(Error({"out", "from", "10.0.0.1", "to", "any"}),
+            "'from' only takes 'any': rules match the destination, the "
+            "source is always this host");
+  EXPECT_EQ(Error({"out", "to", "10.0.0.1/8"}),
+            "10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
+  EXPECT_EQ(Error({"out", "proto", "tcp", "comment"}),
+            "'comment' needs a text after it");
+}
+
+TEST(SystemResolverTest, ResolvesNumericAndLocalhost) {
+  HostResolver resolve = SystemResolver();
+  absl::StatusOr<std::vector<Cidr>> numeric = resolve("192.0.2.1");
+  ASSERT_TRUE(numeric.ok()) << numeric.status();
+  EXPECT_THAT(*numeric, ElementsAre(C("192.0.2.1")));
+  absl::StatusOr<std::vector<Cidr>> local = resolve("localhost");
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_FALSE(local->empty());
+  for (const Cidr& c : *local) {
+    EXPECT_EQ(c.prefix_len, c.family == 4 ? 32 : 128);
+  }
+}
+
+}  // namespace
+}  // namespace egress::policy

@@ -1,0 +1,328 @@
+#include "userspace/cli/cli_parse.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "userspace/control/control_socket.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/policy/rule_json.h"
+#include "userspace/policy/spec.h"
+
+namespace egress::cli {
+namespace {
+
+using nlohmann::json;
+
+// Options that take a value, with their canonical names.
+struct OptionSpec {
+  const char* name;
+  const char* alias;
+};
+constexpr OptionSpec kValueOptions[] = {
+    {"--socket", nullptr}, {"--target", "-t"},   {"--output", "-o"},
+    {"--cgroup", nullptr}, {"--unit", nullptr},  {"--pid", nullptr},
+    {"--mode", nullptr},   {"--allow", nullptr}, {"--target-name", nullptr},
+};
+
+struct Split {
+  std::vector<std::string> words;                       // positional
+  std::vector<std::pair<std::string, std::string>> opts;  // in order
+  std::vector<std::string> after_dashdash;
+  bool saw_dashdash = false;
+};
+
+absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
+  Split s;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      s.saw_dashdash = true;
+      s.after_dashdash.assign(args.begin() + i + 1, args.end());
+      break;
+    }
+    if (a == "-h" || a == "--help") {
+      s.words.insert(s.words.begin(), "help");
+      continue;
+    }
+    if (a.size() > 1 && a[0] == '-' && !absl::ascii_isdigit(a[1])) {
+      std::string name = a, value;
+      bool has_value = false;
+      if (size_t eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+        has_value = true;
+      }
+      const OptionSpec* spec = nullptr;
+      for (const OptionSpec& o : kValueOptions) {
+        if (name == o.name || (o.alias && name == o.alias)) spec = &o;
+      }
+      if (spec == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown option '", a, "'"));
+      }
+      if (!has_value) {
+        if (i + 1 >= args.size()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("option '", a, "' needs a value"));
+        }
+        value = args[++i];
+      }
+      s.opts.emplace_back(spec->name, value);
+      continue;
+    }
+    s.words.push_back(a);
+  }
+  return s;
+}
+
+class Options {
+ public:
+  explicit Options(std::vector<std::pair<std::string, std::string>> opts)
+      : opts_(std::move(opts)) {}
+  std::string Get(const std::string& name) {
+    std::string v;
+    for (auto& [n, value] : opts_) {
+      if (n == name) {
+        v = value;
+        used_.push_back(n);
+      }
+    }
+    return v;
+  }
+  bool Has(const std::string& name) const {
+    for (auto& [n, value] : opts_) {
+      if (n == name) return true;
+    }
+    return false;
+  }
+  std::vector<std::string> GetAll(const std::string& name) {
+    std::vector<std::string> v;
+    for (auto& [n, value] : opts_) {
+      if (n == name) {
+        v.push_back(value);
+        used_.push_back(n);
+      }
+    }
+    return v;
+  }
+  // Every option given must have been read by the command.
+  absl::Status CheckAllUsed(const std::string& command) const {
+    for (auto& [n, value] : opts_) {
+      if (std::find(used_.begin(), used_.end(), n) == used_.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("option '", n, "' does not apply to '", command, "'"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> opts_;
+  std::vector<std::string> used_;
+};
+
+absl::Status CheckMode(const std::string& mode) {
+  if (mode == "enforce" || mode == "audit") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown mode '", mode, "': use enforce or audit"));
+}
+
+absl::Status ExpectWords(const std::vector<std::string>& words, size_t n,
+                         const std::string& usage) {
+  if (words.size() > n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected word '", words[n], "'; usage: ", usage));
+  }
+  if (words.size() < n) {
+    return absl::InvalidArgumentError(absl::StrCat("usage: ", usage));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OutputFormat> ParseOutput(const std::string& value) {
+  if (value.empty() || value == "text" || value == "table") return OutputFormat::kText;
+  if (value == "json") return OutputFormat::kJson;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown output format '", value, "': use text or json"));
+}
+
+absl::StatusOr<policy::Action> ParseAction(const std::string& word) {
+  if (word == "allow") return policy::Action::kAllow;
+  if (word == "deny") return policy::Action::kDeny;
+  return absl::InvalidArgumentError(
+      absl::StrCat("expected allow or deny, got '", word, "'"));
+}
+
+}  // namespace
+
+std::string UsageText() {
+  return R"(usage: egressctl [--socket PATH] COMMAND ...
+
+Targets (a cgroup whose processes are enforced):
+  target add NAME (--cgroup PATH | --unit UNIT | --pid PID) [--mode enforce|audit]
+  target remove NAME            lift enforcement (the only way to do so)
+  target list [-o json]
+  mode enforce|audit [--target NAME]
+
+Rules (deny beats allow; no matching allow = denied):
+  allow|deny SPEC [DEST...] [--target NAME]
+      SPEC: service (smtp, dns, https...), PORT[/tcp|udp], LOW-HIGH[/PROTO],
+            icmp, raw or any.  DEST: address, CIDR or host name (default any).
+  allow|deny out [proto tcp|udp|any] [to DEST] [port PORTS] [comment TEXT]
+  list [-o json] [--target NAME]
+  delete N [--target NAME]      (N from 'list')
+  delete allow|deny SPEC [DEST...] [--target NAME]
+  status [-o json]
+
+Run one program under its own policy:
+  run [--allow 'SPEC [DEST]']... [--target-name NAME] [--mode M] -- CMD [ARGS...]
+
+Exit status: 0 done, 2 bad input, 1 anything else.
+)";
+}
+
+absl::StatusOr<ParsedCommand> ParseCommandLine(
+    const std::vector<std::string>& args, const policy::HostResolver& resolve) {
+  EGRESS_ASSIGN_OR_RETURN(Split split, SplitArgs(args));
+  Options opts(split.opts);
+  ParsedCommand out;
+  out.socket_path = opts.Get("--socket");
+  if (out.socket_path.empty()) out.socket_path = kDefaultSocketPath;
+  EGRESS_ASSIGN_OR_RETURN(out.output, ParseOutput(opts.Get("--output")));
+  std::vector<std::string>& w = split.words;
+  if (w.empty()) {
+    return absl::InvalidArgumentError("no command given; try 'egressctl help'");
+  }
+  if (split.saw_dashdash && w[0] != "run") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'--' only goes with 'run', not '", w[0], "'"));
+  }
+  const std::string cmd = w[0];
+  std::vector<std::string> rest(w.begin() + 1, w.end());
+  json& req = out.request;
+
+  if (cmd == "help" || cmd == "version") {
+    out.cmd = cmd;
+    return out;
+  }
+  if (cmd == "target") {
+    if (rest.empty()) {
+      return absl::InvalidArgumentError("usage: target add|remove|list ...");
+    }
+    const std::string sub = rest[0];
+    if (sub == "add") {
+      EGRESS_RETURN_IF_ERROR(ExpectWords(
+          rest, 2, "target add NAME (--cgroup PATH | --unit UNIT | --pid PID)"));
+      int kinds = opts.Has("--cgroup") + opts.Has("--unit") + opts.Has("--pid");
+      if (kinds != 1) {
+        return absl::InvalidArgumentError(
+            "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid PID");
+      }
+      req = {{"cmd", "target_add"}, {"name", rest[1]}};
+      for (const char* kind : {"cgroup", "unit", "pid"}) {
+        std::string opt = absl::StrCat("--", kind);
+        if (opts.Has(opt)) {
+          req["source_kind"] = kind;
+          req["source"] = opts.Get(opt);
+        }
+      }
+      std::string mode = opts.Get("--mode");
+      if (!mode.empty()) {
+        EGRESS_RETURN_IF_ERROR(CheckMode(mode));
+        req["mode"] = mode;
+      }
+    } else if (sub == "remove" || sub == "rm" || sub == "delete") {
+      EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 2, "target remove NAME"));
+      req = {{"cmd", "target_remove"}, {"name", rest[1]}};
+    } else if (sub == "list" || sub == "ls") {
+      EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 1, "target list [-o json]"));
+      req = {{"cmd", "target_list"}};
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown target command '", sub, "': use add, remove or list"));
+    }
+  } else if (cmd == "mode") {
+    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 1, "mode enforce|audit [--target NAME]"));
+    EGRESS_RETURN_IF_ERROR(CheckMode(rest[0]));
+    req = {{"cmd", "mode"}, {"mode", rest[0]}, {"target", opts.Get("--target")}};
+  } else if (cmd == "allow" || cmd == "deny") {
+    EGRESS_ASSIGN_OR_RETURN(policy::Action action, ParseAction(cmd));
+    if (rest.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("usage: ", cmd, " SPEC [DEST...] [--target NAME]"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(policy::Rule rule,
+                            policy::ParseRuleWords(action, rest, resolve));
+    req = {{"cmd", "rule_add"},
+           {"target", opts.Get("--target")},
+           {"rule", policy::RuleToJson(rule)}};
+  } else if (cmd == "delete") {
+    if (rest.empty()) {
+      return absl::InvalidArgumentError(
+          "usage: delete N | delete allow|deny SPEC [DEST...]");
+    }
+    req = {{"cmd", "rule_delete"}, {"target", opts.Get("--target")}};
+    uint32_t n = 0;
+    if (absl::SimpleAtoi(rest[0], &n)) {
+      EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 1, "delete N"));
+      if (n == 0) {
+        return absl::InvalidArgumentError("rule numbers start at 1, not '0'");
+      }
+      req["number"] = n;
+    } else {
+      EGRESS_ASSIGN_OR_RETURN(policy::Action action, ParseAction(rest[0]));
+      std::vector<std::string> words(rest.begin() + 1, rest.end());
+      if (words.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("usage: delete ", rest[0], " SPEC [DEST...]"));
+      }
+      EGRESS_ASSIGN_OR_RETURN(policy::Rule rule,
+                              policy::ParseRuleWords(action, words, resolve));
+      req["rule"] = policy::RuleToJson(rule);
+    }
+  } else if (cmd == "list") {
+    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "list [-o json] [--target NAME]"));
+    req = {{"cmd", "list"}, {"target", opts.Get("--target")}};
+  } else if (cmd == "status") {
+    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "status [-o json]"));
+    req = {{"cmd", "status"}};
+  } else if (cmd == "run") {
+    if (!rest.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected word '", rest[0], "': put the command after '--'"));
+    }
+    if (split.after_dashdash.empty()) {
+      return absl::InvalidArgumentError(
+          "usage: run [--allow 'SPEC [DEST]']... -- CMD [ARGS...]");
+    }
+    json rules = json::array();
+    for (const std::string& allow : opts.GetAll("--allow")) {
+      std::vector<std::string> words =
+          absl::StrSplit(allow, ' ', absl::SkipWhitespace());
+      EGRESS_ASSIGN_OR_RETURN(
+          policy::Rule rule,
+          policy::ParseRuleWords(policy::Action::kAllow, words, resolve));
+      rules.push_back(policy::RuleToJson(rule));
+    }
+    std::string mode = opts.Get("--mode");
+    if (!mode.empty()) EGRESS_RETURN_IF_ERROR(CheckMode(mode));
+    req = {{"cmd", "target_add"},
+           {"name", opts.Get("--target-name")},
+           {"source_kind", "cgroup"},
+           {"mode", mode.empty() ? "enforce" : mode},
+           {"ephemeral", true},
+           {"rules", rules}};
+    out.run_argv = split.after_dashdash;
+    out.cmd = "run";
+    EGRESS_RETURN_IF_ERROR(opts.CheckAllUsed(cmd));
+    return out;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", cmd, "'; try 'egressctl help'"));
+  }
+  EGRESS_RETURN_IF_ERROR(opts.CheckAllUsed(cmd));
+  out.cmd = req["cmd"].get<std::string>();
+  return out;
+}
+
+}  // namespace egress::cli

@@ -1,0 +1,51 @@
+// egressctl's command line, parsed into a control request without touching
+// the system (pure: unit-tested without root). Grammar:
+//
+//   egressctl [--socket PATH] COMMAND ...
+//   target add NAME (--cgroup PATH | --unit UNIT | --pid PID) [--mode M]
+//   target remove NAME
+//   target list [-o json]
+//   mode enforce|audit [--target NAME]
+//   allow|deny SPEC [DEST...] [--target NAME]   (and UFW's long form)
+//   list [-o json] [--target NAME]
+//   delete N [--target NAME]
+//   delete allow|deny SPEC [DEST...] [--target NAME]
+//   status [-o json]
+//   run [--allow 'SPEC [DEST]']... [--target-name NAME] [--mode M] -- CMD...
+//
+// Options may appear anywhere before "--". Every error is InvalidArgument
+// and names the offending word (egressctl exits 2 for them).
+#ifndef EGRESS_USERSPACE_CLI_CLI_PARSE_H_
+#define EGRESS_USERSPACE_CLI_CLI_PARSE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "userspace/policy/resolver.h"
+
+namespace egress::cli {
+
+enum class OutputFormat { kText, kJson };
+
+struct ParsedCommand {
+  // "target_add", "rule_add", ... (the daemon's cmd), or "run", "help",
+  // "version" for commands egressctl handles itself.
+  std::string cmd;
+  nlohmann::json request;  // sent to egressd (cmd included)
+  OutputFormat output = OutputFormat::kText;
+  std::string socket_path;
+  // run only: the command to start and its target's name.
+  std::vector<std::string> run_argv;
+};
+
+absl::StatusOr<ParsedCommand> ParseCommandLine(
+    const std::vector<std::string>& args, const policy::HostResolver& resolve);
+
+// The usage text printed by `egressctl help` and on a usage error.
+std::string UsageText();
+
+}  // namespace egress::cli
+
+#endif  // EGRESS_USERSPACE_CLI_CLI_PARSE_H_

@@ -1,0 +1,68 @@
+// egressctl: the operator's CLI. Parses the command line (cli_parse.h), sends
+// one request to egressd and prints the answer. Exit status: 0 done, 2 bad
+// input, 1 anything else.
+#include <stdio.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "userspace/cli/cli_parse.h"
+#include "userspace/cli/output.h"
+#include "userspace/cli/run_command.h"
+#include "userspace/control/control_socket.h"
+#include "userspace/policy/resolver.h"
+#include "egress/abi.h"
+
+namespace {
+
+int ExitCodeFor(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+int Fail(const absl::Status& st) {
+  fprintf(stderr, "egressctl: %s\n", std::string(st.message()).c_str());
+  return ExitCodeFor(st);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = egress::cli::ParseCommandLine(args, egress::policy::SystemResolver());
+  if (!parsed.ok()) return Fail(parsed.status());
+  if (parsed->cmd == "help") {
+    fputs(egress::cli::UsageText().c_str(), stdout);
+    return 0;
+  }
+  if (parsed->cmd == "version") {
+    printf("egressctl 0.1.0 (ABI %d)\n", EGRESS_ABI_VERSION);
+    return 0;
+  }
+  if (parsed->cmd == "run") {
+    auto code = egress::cli::RunUnderPolicy(*std::move(parsed));
+    if (!code.ok()) return Fail(code.status());
+    return *code;
+  }
+  auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
+                                 absl::Seconds(120));
+  if (!resp.ok()) return Fail(resp.status());
+  if (absl::Status st = egress::ResponseStatus(*resp); !st.ok()) return Fail(st);
+  if (parsed->output == egress::cli::OutputFormat::kJson) {
+    nlohmann::json out = *resp;
+    out.erase("ok");
+    printf("%s\n", out.dump(2).c_str());
+  } else {
+    fputs(egress::cli::FormatResponse(parsed->cmd, *resp).c_str(), stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,183 @@
+#include "userspace/control/control_socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+
+namespace egress {
+namespace {
+
+constexpr size_t kMaxMessage = 64 << 20;  // a 100,000-rule policy fits
+
+absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket path too long: ", path));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+// Reads until a newline; bounded by size and by `deadline`.
+absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
+  std::string buf;
+  char chunk[65536];
+  while (true) {
+    size_t nl = buf.find('\n');
+    if (nl != std::string::npos) return buf.substr(0, nl);
+    if (buf.size() > kMaxMessage) {
+      return absl::ResourceExhaustedError("control message too large");
+    }
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0) return absl::DeadlineExceededError("control socket: timed out");
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus(errno, "poll", "control socket");
+    if (r == 0) continue;
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return ErrnoStatus(errno, "read", "control socket");
+    if (n == 0) {
+      if (buf.empty()) return absl::UnavailableError("control socket closed");
+      return buf;
+    }
+    buf.append(chunk, n);
+  }
+}
+
+absl::Status WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, 1000);
+      continue;
+    }
+    if (n < 0) return ErrnoStatus(errno, "write", "control socket");
+    off += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<nlohmann::json> ParseJson(const std::string& line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("control message is not a JSON object");
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json ErrorResponse(const absl::Status& status) {
+  return {{"ok", false},
+          {"code", static_cast<int>(status.code())},
+          {"error", std::string(status.message())}};
+}
+
+absl::Status ResponseStatus(const nlohmann::json& response) {
+  if (response.value("ok", false)) return absl::OkStatus();
+  int code = response.value("code", static_cast<int>(absl::StatusCode::kUnknown));
+  if (code <= 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    code = static_cast<int>(absl::StatusCode::kUnknown);
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      response.value("error", std::string("egressd failed")));
+}
+
+absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
+                                          const nlohmann::json& request,
+                                          absl::Duration timeout) {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach egressd at ", socket_path, ": ", strerror(err),
+        " (is egressd running? start it with: egressd --socket ", socket_path,
+        ")"));
+  }
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  shutdown(fd.get(), SHUT_WR);
+  EGRESS_ASSIGN_OR_RETURN(std::string line,
+                          ReadLine(fd.get(), absl::Now() + timeout));
+  return ParseJson(line);
+}
+
+absl::StatusOr<ControlListener> ControlListener::Listen(
+    const std::string& socket_path) {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
+  size_t slash = socket_path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    std::string dir = socket_path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, "mkdir", dir);
+    }
+  }
+  // A socket file nobody answers on is left over from a killed egressd.
+  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "another egressd is already listening on ", socket_path));
+  }
+  unlink(socket_path.c_str());
+  ControlListener l;
+  l.fd_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!l.fd_) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  mode_t old = umask(0177);
+  int rc = bind(l.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  umask(old);
+  if (rc != 0) return ErrnoStatus(err, "bind", socket_path);
+  if (chmod(socket_path.c_str(), 0600) != 0) return ErrnoStatus(errno, "chmod", socket_path);
+  if (listen(l.fd_.get(), 64) != 0) return ErrnoStatus(errno, "listen", socket_path);
+  l.path_ = socket_path;
+  return l;
+}
+
+ControlListener::~ControlListener() {
+  if (fd_.valid() && !path_.empty()) unlink(path_.c_str());
+}
+
+absl::StatusOr<UniqueFd> ControlListener::Accept() const {
+  int c = accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return ErrnoStatus(errno, "accept", path_);
+  return UniqueFd(c);
+}
+
+absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return ErrnoStatus(errno, "getsockopt SO_PEERCRED");
+  }
+  if (cred.uid != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "egressd accepts commands from root only (peer uid ", cred.uid, ")"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::string line, ReadLine(conn_fd, absl::Now() + timeout));
+  return ParseJson(line);
+}
+
+absl::Status WriteResponse(int conn_fd, const nlohmann::json& response) {
+  return WriteAll(conn_fd, response.dump() + "\n");
+}
+
+}  // namespace egress

@@ -1,0 +1,60 @@
+// The control channel between egressctl and egressd: one JSON object per
+// line over a Unix stream socket, one request and one response per
+// connection. Only root may talk to egressd (peer credentials are checked).
+#ifndef EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
+#define EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "userspace/common/unique_fd.h"
+
+namespace egress {
+
+inline constexpr char kDefaultSocketPath[] = "/run/egress/egressd.sock";
+
+// Response encoding of a Status: {"ok":true,...} or
+// {"ok":false,"code":<absl code>,"error":"..."}.
+nlohmann::json ErrorResponse(const absl::Status& status);
+// The Status carried by a response (OK when "ok" is true).
+absl::Status ResponseStatus(const nlohmann::json& response);
+
+// Client: sends `request`, returns the response. Unavailable when egressd
+// is not listening at `socket_path` (with a hint to start it).
+absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
+                                          const nlohmann::json& request,
+                                          absl::Duration timeout);
+
+// Server side.
+class ControlListener {
+ public:
+  // Binds `socket_path` (mode 0600; its directory is created 0755 if
+  // missing). A stale socket file is replaced; a live one is an error
+  // (AlreadyExists: another egressd is running there).
+  static absl::StatusOr<ControlListener> Listen(const std::string& socket_path);
+  ControlListener(ControlListener&&) = default;
+  ControlListener& operator=(ControlListener&&) = default;
+  ~ControlListener();
+
+  int fd() const { return fd_.get(); }
+  // Accepts one pending connection (non-blocking listener).
+  absl::StatusOr<UniqueFd> Accept() const;
+
+ private:
+  ControlListener() = default;
+  UniqueFd fd_;
+  std::string path_;
+};
+
+// Reads one request line (bounded size and time) from a connection and
+// checks that the peer is root: PermissionDenied otherwise.
+absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout);
+// Writes one response line.
+absl::Status WriteResponse(int conn_fd, const nlohmann::json& response);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_

@@ -1,0 +1,648 @@
+#include "userspace/daemon/daemon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/mountinfo.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/control/control_socket.h"
+#include "userspace/daemon/event_json.h"
+#include "userspace/daemon/raw_capability.h"
+#include "userspace/kernel/bpffs.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/target_programs.h"
+#include "userspace/policy/compile.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+namespace {
+
+using nlohmann::json;
+
+bool ValidTargetName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+          c == '.' || c == '@')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> GetString(const json& req, const char* field) {
+  if (!req.contains(field) || !req[field].is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request field '", field, "' missing or not a string"));
+  }
+  return req[field].get<std::string>();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
+  auto d = std::unique_ptr<Daemon>(new Daemon(std::move(options)));
+  EGRESS_RETURN_IF_ERROR(d->Init());
+  return d;
+}
+
+std::string Daemon::StatePath() const {
+  return absl::StrCat(options_.state_dir, "/state.json");
+}
+std::string Daemon::MapsDir() const {
+  return absl::StrCat(options_.bpffs_dir, "/v", EGRESS_ABI_VERSION, "/maps");
+}
+std::string Daemon::TargetDir(uint32_t id) const {
+  return absl::StrCat(options_.bpffs_dir, "/v", EGRESS_ABI_VERSION, "/targets/",
+                      id);
+}
+std::string Daemon::CgroupAbs(const std::string& rel) const {
+  return absl::StrCat(cgroup_root_, rel);
+}
+
+absl::Status Daemon::Init() {
+  if (options_.cgroup_root.empty()) {
+    EGRESS_ASSIGN_OR_RETURN(cgroup_root_, Cgroup2Root());
+  } else {
+    cgroup_root_ = options_.cgroup_root;
+  }
+  EGRESS_RETURN_IF_ERROR(MakeDirs(options_.state_dir, 0700));
+  EGRESS_RETURN_IF_ERROR(
+      EnsureBpffsDir(options_.bpffs_dir, options_.bpffs_mount));
+  EGRESS_RETURN_IF_ERROR(MakeDirs(MapsDir(), 0700));
+  EGRESS_ASSIGN_OR_RETURN(maps_, SharedMaps::OpenOrCreate(MapsDir()));
+  EGRESS_ASSIGN_OR_RETURN(state_, LoadState(StatePath()));
+
+  // Never reuse a ruleset id that still has entries in the maps.
+  EGRESS_ASSIGN_OR_RETURN(uint32_t max_in_maps, maps_->MaxRulesetInMaps());
+  state_.next_ruleset = std::max(state_.next_ruleset, max_in_maps + 1);
+
+  // Bring the kernel in line with the state: programs pinned, links live on
+  // the current cgroup, rules rewritten. A target whose links are still
+  // pinned keeps enforcing throughout (adopted, not re-attached).
+  std::set<uint32_t> keep;
+  for (auto& [name, t] : state_.targets) {
+    std::string dir = TargetDir(t.id);
+    if (!ProgramsPinned(dir)) {
+      EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(t.id, MapsDir(), dir));
+    }
+    std::vector<policy::Rule> rules = t.rules;
+    EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
+    auto attached = AttachTarget(t);
+    if (!attached.ok()) {
+      fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
+              attached.status().ToString().c_str());
+    }
+    keep.insert(t.ruleset);
+  }
+  // Entries of rulesets no target uses were left by an interrupted apply.
+  EGRESS_ASSIGN_OR_RETURN(size_t swept, maps_->DeleteRulesetsExcept(keep));
+  if (swept > 0) {
+    fprintf(stderr, "egressd: removed %zu stale rule entries\n", swept);
+  }
+  EGRESS_ASSIGN_OR_RETURN(
+      events_, EventReader::Create(maps_->events_fd(),
+                                   [this](const egress_event& e) { OnEvent(e); }));
+  return Save();
+}
+
+absl::Status Daemon::Save() { return SaveState(StatePath(), state_); }
+
+uint32_t Daemon::NextRuleset() {
+  uint32_t r = state_.next_ruleset++;
+  if (state_.next_ruleset == 0) state_.next_ruleset = 1;
+  return r;
+}
+
+absl::StatusOr<uint32_t> Daemon::AllocateTargetId() const {
+  std::set<uint32_t> used;
+  for (const auto& [n, t] : state_.targets) used.insert(t.id);
+  for (uint32_t id = 1; id < EGRESS_MAX_TARGETS; ++id) {
+    if (!used.count(id)) return id;
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("at most ", EGRESS_MAX_TARGETS - 1, " targets"));
+}
+
+absl::Status Daemon::WriteConfig(const TargetState& t, uint32_t ruleset,
+                                 uint8_t flags) {
+  egress_target_config cfg{};
+  cfg.ruleset = ruleset;
+  cfg.mode = t.mode;
+  cfg.flags = flags;
+  return maps_->SetTargetConfig(t.id, cfg);
+}
+
+absl::Status Daemon::ApplyRules(TargetState& t, std::vector<policy::Rule> rules) {
+  uint32_t old_ruleset = t.ruleset;
+  std::vector<policy::Rule> old_rules = t.rules;
+  uint32_t new_ruleset = NextRuleset();
+  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
+                          policy::Compile(new_ruleset, rules));
+  if (absl::Status st = maps_->WriteEntries(compiled); !st.ok()) {
+    maps_->DeleteEntries(compiled).IgnoreError();
+    return st;
+  }
+  t.rules = std::move(rules);
+  t.ruleset = new_ruleset;
+  if (absl::Status st = Save(); !st.ok()) {
+    t.rules = old_rules;
+    t.ruleset = old_ruleset;
+    maps_->DeleteEntries(compiled).IgnoreError();
+    return st;
+  }
+  // The switch: one 8-byte map update. Before it every hook sees the old
+  // rule set, after it the new one; never a mix, never nothing.
+  if (absl::Status st = WriteConfig(t, new_ruleset, compiled.flags); !st.ok()) {
+    t.rules = old_rules;
+    t.ruleset = old_ruleset;
+    Save().IgnoreError();
+    maps_->DeleteEntries(compiled).IgnoreError();
+    return st;
+  }
+  if (old_ruleset != 0 && old_ruleset != new_ruleset) {
+    auto old_compiled = policy::Compile(old_ruleset, old_rules);
+    if (old_compiled.ok()) {
+      absl::Status st = maps_->DeleteEntries(*old_compiled);
+      if (!st.ok()) {
+        fprintf(stderr, "egressd: leaving stale entries of ruleset %u: %s\n",
+                old_ruleset, st.ToString().c_str());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Daemon::AttachTarget(const TargetState& t) {
+  std::string abs = CgroupAbs(t.cgroup);
+  auto id = CgroupId(abs);
+  if (!id.ok()) {
+    if (absl::IsNotFound(id.status())) return false;  // waiting for it
+    return id.status();
+  }
+  EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(abs));
+  EGRESS_RETURN_IF_ERROR(AttachPinned(TargetDir(t.id), fd.get(), *id));
+  return true;
+}
+
+int Daemon::Reconcile() {
+  int attached = 0;
+  for (const auto& [name, t] : state_.targets) {
+    auto id = CgroupId(CgroupAbs(t.cgroup));
+    if (!id.ok()) continue;
+    bool live = true;
+    for (const LinkState& l : LinkStates(TargetDir(t.id))) {
+      if (!l.pinned || l.cgroup_id != *id) live = false;
+    }
+    if (live) continue;
+    auto st = AttachTarget(t);
+    if (st.ok() && *st) {
+      ++attached;
+      fprintf(stderr, "egressd: target %s: attached to %s (cgroup id %lu)\n",
+              name.c_str(), t.cgroup.c_str(), static_cast<unsigned long>(*id));
+    } else if (!st.ok()) {
+      fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
+              st.status().ToString().c_str());
+    }
+  }
+  return attached;
+}
+
+absl::StatusOr<TargetState*> Daemon::FindTarget(const json& req) {
+  std::string name = req.value("target", std::string());
+  if (name.empty()) {
+    if (state_.targets.size() == 1) return &state_.targets.begin()->second;
+    if (state_.targets.empty()) {
+      return absl::FailedPreconditionError(
+          "no targets yet: add one with 'egressctl target add NAME --cgroup "
+          "PATH'");
+    }
+    std::vector<std::string> names;
+    for (const auto& [n, t] : state_.targets) names.push_back(n);
+    return absl::InvalidArgumentError(
+        absl::StrCat("several targets exist (", absl::StrJoin(names, ", "),
+                     "): name one with --target NAME"));
+  }
+  auto it = state_.targets.find(name);
+  if (it == state_.targets.end()) {
+    return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
+  }
+  return &it->second;
+}
+
+absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(std::string name, GetString(req, "name"));
+  if (!ValidTargetName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad target name '", name,
+        "': use 1-64 letters, digits, '-', '_', '.' or '@'"));
+  }
+  if (state_.targets.count(name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("target '", name, "' exists already"));
+  }
+  TargetState t;
+  t.name = name;
+  t.source_kind = req.value("source_kind", std::string("cgroup"));
+  t.source = req.value("source", std::string());
+  std::string cgroup_in;
+  if (t.source_kind == "cgroup") {
+    cgroup_in = t.source;
+  } else if (t.source_kind == "unit") {
+    EGRESS_ASSIGN_OR_RETURN(cgroup_in, CgroupOfUnit(t.source));
+  } else if (t.source_kind == "pid") {
+    char* end = nullptr;
+    long pid = strtol(t.source.c_str(), &end, 10);
+    if (t.source.empty() || *end != '\0' || pid <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad pid '", t.source, "'"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(cgroup_in, CgroupOfPid(static_cast<pid_t>(pid)));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown target kind '", t.source_kind, "'"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(t.cgroup, NormalizeCgroupPath(cgroup_in, cgroup_root_));
+  for (const auto& [n, other] : state_.targets) {
+    if (other.cgroup == t.cgroup) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "cgroup ", t.cgroup, " is already target '", n, "'"));
+    }
+  }
+  EGRESS_ASSIGN_OR_RETURN(t.mode,
+                          ParseMode(req.value("mode", std::string("enforce"))));
+  t.ephemeral = req.value("ephemeral", false);
+  std::vector<policy::Rule> rules;
+  if (req.contains("rules")) {
+    EGRESS_ASSIGN_OR_RETURN(rules, policy::RulesFromJson(req["rules"]));
+    for (policy::Rule& r : rules) r.id = t.next_rule_id++;
+  }
+  // Validate the rules before touching the kernel.
+  EGRESS_RETURN_IF_ERROR(policy::Compile(1, rules).status());
+  EGRESS_ASSIGN_OR_RETURN(t.id, AllocateTargetId());
+
+  std::string dir = TargetDir(t.id);
+  RemoveTree(dir).IgnoreError();  // leftovers of a removed target
+  auto undo = [&] {
+    DetachAndRemove(dir).IgnoreError();
+    maps_->SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
+  };
+  // Config (mode, no rules = deny all) goes in before any program attaches.
+  if (absl::Status st = WriteConfig(t, 0, 0); !st.ok()) return st;
+  EGRESS_RETURN_IF_ERROR(maps_->ResetCounters(t.id));
+  if (absl::Status st = LoadAndPinPrograms(t.id, MapsDir(), dir); !st.ok()) {
+    undo();
+    return st;
+  }
+  auto [it, inserted] = state_.targets.emplace(name, t);
+  TargetState& stored = it->second;
+  if (absl::Status st = ApplyRules(stored, std::move(rules)); !st.ok()) {
+    state_.targets.erase(it);
+    undo();
+    return st;
+  }
+  auto attached = AttachTarget(stored);
+  if (!attached.ok()) {
+    auto old = policy::Compile(stored.ruleset, stored.rules);
+    if (old.ok()) maps_->DeleteEntries(*old).IgnoreError();
+    state_.targets.erase(name);
+    undo();
+    Save().IgnoreError();
+    return attached.status();
+  }
+  json out = TargetJson(stored);
+  if (!*attached) {
+    out["warning"] = absl::StrCat("cgroup ", stored.cgroup,
+                                  " does not exist yet; it is enforced as soon "
+                                  "as it is created");
+  }
+  return out;
+}
+
+absl::StatusOr<json> Daemon::TargetRemove(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(std::string name, GetString(req, "name"));
+  auto it = state_.targets.find(name);
+  if (it == state_.targets.end()) {
+    return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
+  }
+  TargetState t = it->second;
+  EGRESS_RETURN_IF_ERROR(DetachAndRemove(TargetDir(t.id)));
+  state_.targets.erase(it);
+  EGRESS_RETURN_IF_ERROR(Save());
+  maps_->SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
+  auto compiled = policy::Compile(t.ruleset, t.rules);
+  if (compiled.ok() && t.ruleset != 0) maps_->DeleteEntries(*compiled).IgnoreError();
+  maps_->DeletePeers(t.id).IgnoreError();
+  return json{{"removed", name}};
+}
+
+json Daemon::TargetJson(const TargetState& t) {
+  json j = {{"name", t.name},
+            {"id", t.id},
+            {"cgroup", t.cgroup},
+            {"mode", ModeName(t.mode)},
+            {"rules", t.rules.size()},
+            {"source_kind", t.source_kind},
+            {"source", t.source},
+            {"ephemeral", t.ephemeral}};
+  auto cg = CgroupId(CgroupAbs(t.cgroup));
+  j["cgroup_exists"] = cg.ok();
+  j["cgroup_id"] = cg.ok() ? *cg : 0;
+  int live = 0;
+  auto links = LinkStates(TargetDir(t.id));
+  for (const LinkState& l : links) {
+    if (l.pinned && cg.ok() && l.cgroup_id == *cg) ++live;
+  }
+  j["hooks_attached"] = live;
+  j["hooks_total"] = links.size();
+  j["attached"] = cg.ok() && live == static_cast<int>(links.size());
+  return j;
+}
+
+absl::StatusOr<json> Daemon::TargetList(const json&) {
+  json list = json::array();
+  for (const auto& [n, t] : state_.targets) list.push_back(TargetJson(t));
+  return json{{"targets", list}};
+}
+
+absl::StatusOr<json> Daemon::SetMode(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(std::string mode_name, GetString(req, "mode"));
+  EGRESS_ASSIGN_OR_RETURN(uint8_t mode, ParseMode(mode_name));
+  std::vector<TargetState*> targets;
+  if (req.value("all", false)) {
+    for (auto& [n, t] : state_.targets) targets.push_back(&t);
+  } else {
+    EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
+    targets.push_back(t);
+  }
+  json changed = json::array();
+  for (TargetState* t : targets) {
+    uint8_t old = t->mode;
+    t->mode = mode;
+    if (absl::Status st = Save(); !st.ok()) {
+      t->mode = old;
+      return st;
+    }
+    EGRESS_ASSIGN_OR_RETURN(egress_target_config cfg, maps_->TargetConfig(t->id));
+    cfg.mode = mode;
+    EGRESS_RETURN_IF_ERROR(maps_->SetTargetConfig(t->id, cfg));
+    changed.push_back({{"target", t->name}, {"mode", mode_name}});
+  }
+  return json{{"changed", changed}};
+}
+
+absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
+  if (!req.contains("rule")) return absl::InvalidArgumentError("request has no rule");
+  EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(req["rule"]));
+  for (size_t i = 0; i < t->rules.size(); ++i) {
+    policy::Rule existing = t->rules[i];
+    existing.id = 0;
+    existing.comment = rule.comment;
+    rule.id = 0;
+    if (existing == rule) {
+      return json{{"target", t->name},
+                  {"number", i + 1},
+                  {"skipped", true},
+                  {"message", "skipping adding existing rule"}};
+    }
+  }
+  rule.id = t->next_rule_id;
+  std::vector<policy::Rule> rules = t->rules;
+  rules.push_back(rule);
+  uint32_t saved_next = t->next_rule_id++;
+  if (absl::Status st = ApplyRules(*t, std::move(rules)); !st.ok()) {
+    t->next_rule_id = saved_next;
+    return st;
+  }
+  return json{{"target", t->name},
+              {"number", t->rules.size()},
+              {"rule", policy::FormatRule(rule)}};
+}
+
+absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
+  size_t index = 0;
+  if (req.contains("number")) {
+    if (!req["number"].is_number_unsigned()) {
+      return absl::InvalidArgumentError("rule number must be a positive number");
+    }
+    size_t n = req["number"].get<size_t>();
+    if (n == 0 || n > t->rules.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "no rule number ", n, " in target '", t->name, "' (it has ",
+          t->rules.size(), " rules; see 'egressctl list')"));
+    }
+    index = n - 1;
+  } else if (req.contains("rule")) {
+    EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(req["rule"]));
+    bool found = false;
+    for (size_t i = 0; i < t->rules.size(); ++i) {
+      policy::Rule r = t->rules[i];
+      r.id = 0;
+      r.comment = rule.comment = "";
+      rule.id = 0;
+      if (r == rule) {
+        index = i;
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat(
+          "no such rule in target '", t->name, "': ", policy::FormatRule(rule)));
+    }
+  } else {
+    return absl::InvalidArgumentError("delete needs a rule number or a rule");
+  }
+  std::vector<policy::Rule> rules = t->rules;
+  policy::Rule removed = rules[index];
+  rules.erase(rules.begin() + index);
+  EGRESS_RETURN_IF_ERROR(ApplyRules(*t, std::move(rules)));
+  return json{{"target", t->name}, {"deleted", policy::FormatRule(removed)}};
+}
+
+absl::StatusOr<json> Daemon::ListRules(const json& req) {
+  std::vector<const TargetState*> targets;
+  if (req.value("target", std::string()).empty()) {
+    for (const auto& [n, t] : state_.targets) targets.push_back(&t);
+  } else {
+    EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
+    targets.push_back(t);
+  }
+  json out = json::array();
+  for (const TargetState* t : targets) {
+    json rules = json::array();
+    for (size_t i = 0; i < t->rules.size(); ++i) {
+      json r = policy::RuleToJson(t->rules[i]);
+      r["number"] = i + 1;
+      r["text"] = policy::FormatRule(t->rules[i]);
+      rules.push_back(r);
+    }
+    out.push_back({{"target", t->name}, {"mode", ModeName(t->mode)}, {"rules", rules}});
+  }
+  return json{{"targets", out}};
+}
+
+absl::StatusOr<json> Daemon::Status(const json&) {
+  json targets = json::array();
+  for (const auto& [n, t] : state_.targets) {
+    json j = TargetJson(t);
+    auto c = maps_->Counters(t.id);
+    if (c.ok()) {
+      j["counters"] = {{"allowed", c->allowed},
+                       {"denied", c->denied},
+                       {"audited", c->audited},
+                       {"udp_replies", c->replies},
+                       {"sockets_denied", c->sockets_denied},
+                       {"source_route_denied", c->srcroute_denied},
+                       {"events_lost", c->events_lost}};
+    }
+    json warnings = json::array();
+    if (!j["cgroup_exists"].get<bool>()) {
+      warnings.push_back(absl::StrCat("cgroup ", t.cgroup,
+                                      " does not exist: enforced once created"));
+    } else if (!j["attached"].get<bool>()) {
+      warnings.push_back("not all hooks are attached to the current cgroup");
+    }
+    for (const std::string& w :
+         RawCapabilityWarnings(CgroupAbs(t.cgroup), /*max_processes=*/4096)) {
+      warnings.push_back(w);
+    }
+    j["warnings"] = warnings;
+    targets.push_back(j);
+  }
+  return json{{"targets", targets},
+              {"bpffs", options_.bpffs_dir},
+              {"cgroup_root", cgroup_root_},
+              {"events_read", events_read_}};
+}
+
+json Daemon::Handle(const json& request) {
+  std::string cmd = request.value("cmd", std::string());
+  absl::StatusOr<json> result;
+  if (cmd == "target_add") {
+    result = TargetAdd(request);
+  } else if (cmd == "target_remove") {
+    result = TargetRemove(request);
+  } else if (cmd == "target_list") {
+    result = TargetList(request);
+  } else if (cmd == "mode") {
+    result = SetMode(request);
+  } else if (cmd == "rule_add") {
+    result = RuleAdd(request);
+  } else if (cmd == "rule_delete") {
+    result = RuleDelete(request);
+  } else if (cmd == "list") {
+    result = ListRules(request);
+  } else if (cmd == "status") {
+    result = Status(request);
+  } else if (cmd == "ping") {
+    result = json{{"pong", true}};
+  } else {
+    result = absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'"));
+  }
+  if (!result.ok()) return ErrorResponse(result.status());
+  json out = *std::move(result);
+  out["ok"] = true;
+  return out;
+}
+
+void Daemon::OnEvent(const egress_event& e) {
+  ++events_read_;
+  if (!options_.event_sink) return;
+  std::string target;
+  for (const auto& [n, t] : state_.targets) {
+    if (t.id == e.target_id) target = n;
+  }
+  options_.event_sink(EventToJson(e, target).dump());
+}
+
+absl::Status Daemon::Run(const std::atomic<bool>* stop) {
+  EGRESS_ASSIGN_OR_RETURN(ControlListener listener,
+                          ControlListener::Listen(options_.socket_path));
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd) return ErrnoStatus(errno, "signalfd");
+  // cgroup directories created under a target's parent wake the loop at
+  // once, so a re-created cgroup is enforced within one iteration.
+  UniqueFd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  std::set<std::string> watched;
+  auto watch_parents = [&] {
+    for (const auto& [n, t] : state_.targets) {
+      std::string abs = CgroupAbs(t.cgroup);
+      std::string parent = abs.substr(0, abs.rfind('/'));
+      if (watched.count(parent)) continue;
+      if (inotify_add_watch(inotify.get(), parent.c_str(), IN_CREATE) >= 0) {
+        watched.insert(parent);
+      }
+    }
+  };
+  watch_parents();
+  fprintf(stderr, "egressd: ready on %s (bpffs %s, cgroup2 %s, %zu targets)\n",
+          options_.socket_path.c_str(), options_.bpffs_dir.c_str(),
+          cgroup_root_.c_str(), state_.targets.size());
+  absl::Time next_reconcile = absl::Now();
+  while (stop == nullptr || !stop->load()) {
+    pollfd fds[3] = {{listener.fd(), POLLIN, 0},
+                     {sigfd.get(), POLLIN, 0},
+                     {inotify.get(), POLLIN, 0}};
+    // Ring-buffer records are submitted without wake-ups; the 50 ms poll
+    // timeout is the drain timer.
+    int r = poll(fds, 3, 50);
+    if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    if (r > 0 && (fds[1].revents & POLLIN)) {
+      signalfd_siginfo si;
+      while (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+          fprintf(stderr, "egressd: stopping; enforcement stays pinned\n");
+          events_->Drain().IgnoreError();
+          return absl::OkStatus();
+        }
+      }
+    }
+    bool cgroup_created = false;
+    if (r > 0 && (fds[2].revents & POLLIN)) {
+      char buf[4096];
+      while (read(inotify.get(), buf, sizeof(buf)) > 0) cgroup_created = true;
+    }
+    if (cgroup_created || absl::Now() >= next_reconcile) {
+      Reconcile();
+      watch_parents();
+      next_reconcile = absl::Now() + absl::Milliseconds(500);
+    }
+    if (r > 0 && (fds[0].revents & POLLIN)) {
+      // Bounded: at most 64 requests per iteration so draining keeps up.
+      for (int i = 0; i < 64; ++i) {
+        auto conn = listener.Accept();
+        if (!conn.ok()) break;
+        auto req = ReadRequest(conn->get(), absl::Seconds(5));
+        json resp = req.ok() ? Handle(*req) : ErrorResponse(req.status());
+        WriteResponse(conn->get(), resp).IgnoreError();
+        watch_parents();
+      }
+    }
+    events_->Drain().IgnoreError();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace egress

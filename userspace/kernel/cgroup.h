@@ -1,0 +1,44 @@
+// cgroup v2 paths, ids and lookups. Paths kept by egress are relative to the
+// cgroup2 mount ("/system.slice/nginx.service"); the mount is found in
+// /proc/self/mountinfo, never assumed.
+#ifndef EGRESS_USERSPACE_KERNEL_CGROUP_H_
+#define EGRESS_USERSPACE_KERNEL_CGROUP_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress {
+
+// Turns what an operator typed into a path relative to the cgroup2 mount
+// `root`: "/system.slice/x", "system.slice/x" and "<root>/system.slice/x" all
+// give "/system.slice/x". InvalidArgument for "..", empty components or the
+// root itself.
+absl::StatusOr<std::string> NormalizeCgroupPath(absl::string_view input,
+                                                absl::string_view root);
+
+// The cgroup id (inode number of the cgroup directory) of `abs_path`.
+// NotFound when the directory does not exist.
+absl::StatusOr<uint64_t> CgroupId(const std::string& abs_path);
+
+// An O_DIRECTORY fd of the cgroup, for attaching programs.
+absl::StatusOr<UniqueFd> OpenCgroup(const std::string& abs_path);
+
+// The cgroup v2 path ("0::" line of /proc/PID/cgroup) of a process.
+absl::StatusOr<std::string> CgroupOfPid(pid_t pid);
+
+// The ControlGroup of a systemd unit, from `systemctl show`. NotFound when the
+// unit has no cgroup (not running), Unavailable without systemctl.
+absl::StatusOr<std::string> CgroupOfUnit(const std::string& unit);
+
+// Moves process `pid` into the cgroup at `abs_path`.
+absl::Status MoveToCgroup(const std::string& abs_path, pid_t pid);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_KERNEL_CGROUP_H_

@@ -1,0 +1,44 @@
+#include "userspace/kernel/event_reader.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+
+#include <cstring>
+
+#include "userspace/common/errno_status.h"
+
+namespace egress {
+
+absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Create(
+    int events_fd, Handler handler) {
+  auto reader = std::unique_ptr<EventReader>(new EventReader());
+  reader->handler_ = std::move(handler);
+  reader->rb_ = ring_buffer__new(events_fd, &EventReader::OnRecord,
+                                 reader.get(), nullptr);
+  if (reader->rb_ == nullptr) return ErrnoStatus(errno, "ring_buffer__new", "events");
+  return reader;
+}
+
+EventReader::~EventReader() {
+  if (rb_ != nullptr) ring_buffer__free(rb_);
+}
+
+int EventReader::OnRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<EventReader*>(ctx);
+  if (size < sizeof(egress_event)) {
+    ++self->malformed_;
+    return 0;
+  }
+  egress_event e;
+  std::memcpy(&e, data, sizeof(e));
+  self->handler_(e);
+  return 0;
+}
+
+absl::StatusOr<int> EventReader::Drain() {
+  int n = ring_buffer__consume(rb_);
+  if (n < 0) return ErrnoStatus(-n, "ring_buffer__consume", "events");
+  return n;
+}
+
+}  // namespace egress

@@ -1,0 +1,44 @@
+// Reads verdict records from the events ring buffer. Records are submitted
+// without wake-ups, so the owner drains on a short timer (Drain()).
+#ifndef EGRESS_USERSPACE_KERNEL_EVENT_READER_H_
+#define EGRESS_USERSPACE_KERNEL_EVENT_READER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "egress/abi.h"
+
+struct ring_buffer;
+
+namespace egress {
+
+class EventReader {
+ public:
+  using Handler = std::function<void(const egress_event&)>;
+
+  // `events_fd` is the ring buffer map; `handler` is called for every
+  // well-formed record, in order. Errno status when libbpf refuses the map.
+  static absl::StatusOr<std::unique_ptr<EventReader>> Create(int events_fd,
+                                                             Handler handler);
+  ~EventReader();
+
+  // Consumes every record available now. Returns how many were read.
+  absl::StatusOr<int> Drain();
+
+  // Records shorter than egress_event (never expected; counted, skipped).
+  uint64_t malformed() const { return malformed_; }
+
+ private:
+  EventReader() = default;
+  static int OnRecord(void* ctx, void* data, size_t size);
+
+  ring_buffer* rb_ = nullptr;
+  Handler handler_;
+  uint64_t malformed_ = 0;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_KERNEL_EVENT_READER_H_

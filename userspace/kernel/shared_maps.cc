@@ -1,0 +1,235 @@
+#include "userspace/kernel/shared_maps.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/kernel/libbpf_ptr.h"
+
+namespace egress {
+namespace {
+
+absl::StatusOr<UniqueFd> OpenPinned(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return ErrnoStatus(errno, "bpf_obj_get", path);
+  return UniqueFd(fd);
+}
+
+// Deletes every key of an LPM map whose ruleset is not kept. Keys are
+// collected first: deleting while walking would restart the walk.
+template <typename Key>
+absl::StatusOr<size_t> SweepRulesets(int fd, const std::set<uint32_t>& keep,
+                                     absl::string_view name) {
+  std::vector<Key> doomed;
+  Key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!keep.count(next.ruleset)) doomed.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const Key& k : doomed) {
+    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "bpf_map_delete_elem", name);
+    }
+  }
+  return doomed.size();
+}
+
+template <typename Key>
+uint32_t MaxRuleset(int fd) {
+  uint32_t max = 0;
+  Key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (next.ruleset > max) max = next.ruleset;
+    key = next;
+    prev = &key;
+  }
+  return max;
+}
+
+template <typename Entries>
+absl::Status UpdateAll(int fd, const Entries& entries, absl::string_view name) {
+  for (const auto& [key, value] : entries) {
+    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
+      return ErrnoStatus(errno, "bpf_map_update_elem", name);
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename Entries>
+absl::Status DeleteAll(int fd, const Entries& entries, absl::string_view name) {
+  for (const auto& entry : entries) {
+    if (bpf_map_delete_elem(fd, &entry.first) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "bpf_map_delete_elem", name);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
+    const std::string& maps_dir) {
+  // Loading the object with every program disabled creates (or reuses) and
+  // pins exactly the maps, nothing else.
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = maps_dir.c_str());
+  SkeletonPtr skel(egress_bpf__open_opts(&opts));
+  if (!skel) return ErrnoStatus(errno, "open BPF object", "egress_bpf");
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    bpf_program__set_autoload(prog, false);
+  }
+  if (int err = egress_bpf__load(skel.get()); err != 0) {
+    return ErrnoStatus(-err, "create or reuse pinned maps in", maps_dir);
+  }
+  auto maps = std::unique_ptr<SharedMaps>(new SharedMaps());
+  maps->dir_ = maps_dir;
+  struct {
+    UniqueFd* fd;
+    const char* name;
+  } all[] = {{&maps->targets_, "targets"},
+             {&maps->port_classes_, "port_classes"},
+             {&maps->allow_rules_, "allow_rules"},
+             {&maps->deny_rules_, "deny_rules"},
+             {&maps->udp_peers_, "udp_peers"},
+             {&maps->counters_, "counters"},
+             {&maps->events_, "events"}};
+  for (auto& m : all) {
+    EGRESS_ASSIGN_OR_RETURN(*m.fd, OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
+  }
+  return maps;
+}
+
+int SharedMaps::FdOf(absl::string_view map) const {
+  if (map == "targets") return targets_.get();
+  if (map == "port_classes") return port_classes_.get();
+  if (map == "allow_rules") return allow_rules_.get();
+  if (map == "deny_rules") return deny_rules_.get();
+  if (map == "udp_peers") return udp_peers_.get();
+  if (map == "counters") return counters_.get();
+  return -1;
+}
+
+absl::Status SharedMaps::SetTargetConfig(uint32_t target_id,
+                                         const egress_target_config& config) {
+  if (bpf_map_update_elem(targets_.get(), &target_id, &config, BPF_ANY) != 0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "targets");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<egress_target_config> SharedMaps::TargetConfig(
+    uint32_t target_id) const {
+  egress_target_config config{};
+  if (bpf_map_lookup_elem(targets_.get(), &target_id, &config) != 0) {
+    return ErrnoStatus(errno, "bpf_map_lookup_elem", "targets");
+  }
+  return config;
+}
+
+absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
+  EGRESS_RETURN_IF_ERROR(UpdateAll(port_classes_.get(), c.ports, "port_classes"));
+  EGRESS_RETURN_IF_ERROR(UpdateAll(deny_rules_.get(), c.deny, "deny_rules"));
+  return UpdateAll(allow_rules_.get(), c.allow, "allow_rules");
+}
+
+absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
+  EGRESS_RETURN_IF_ERROR(DeleteAll(allow_rules_.get(), c.allow, "allow_rules"));
+  EGRESS_RETURN_IF_ERROR(DeleteAll(deny_rules_.get(), c.deny, "deny_rules"));
+  return DeleteAll(port_classes_.get(), c.ports, "port_classes");
+}
+
+absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
+    const std::set<uint32_t>& keep) {
+  size_t total = 0;
+  EGRESS_ASSIGN_OR_RETURN(size_t a, SweepRulesets<egress_rule_key>(
+                                        allow_rules_.get(), keep, "allow_rules"));
+  EGRESS_ASSIGN_OR_RETURN(size_t d, SweepRulesets<egress_rule_key>(
+                                        deny_rules_.get(), keep, "deny_rules"));
+  EGRESS_ASSIGN_OR_RETURN(size_t p, SweepRulesets<egress_port_key>(
+                                        port_classes_.get(), keep, "port_classes"));
+  total = a + d + p;
+  return total;
+}
+
+absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
+  uint32_t max = MaxRuleset<egress_rule_key>(allow_rules_.get());
+  max = std::max(max, MaxRuleset<egress_rule_key>(deny_rules_.get()));
+  max = std::max(max, MaxRuleset<egress_port_key>(port_classes_.get()));
+  return max;
+}
+
+absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
+  std::vector<egress_counters> per_cpu(ncpu);
+  if (bpf_map_lookup_elem(counters_.get(), &target_id, per_cpu.data()) != 0) {
+    return ErrnoStatus(errno, "bpf_map_lookup_elem", "counters");
+  }
+  egress_counters sum{};
+  for (const egress_counters& c : per_cpu) {
+    sum.allowed += c.allowed;
+    sum.denied += c.denied;
+    sum.audited += c.audited;
+    sum.replies += c.replies;
+    sum.sockets_denied += c.sockets_denied;
+    sum.srcroute_denied += c.srcroute_denied;
+    sum.events_lost += c.events_lost;
+  }
+  return sum;
+}
+
+absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
+  std::vector<egress_counters> zero(ncpu);
+  if (bpf_map_update_elem(counters_.get(), &target_id, zero.data(), BPF_ANY) !=
+      0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "counters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
+  std::vector<egress_peer_key> doomed;
+  egress_peer_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(udp_peers_.get(), prev, &next) == 0) {
+    if (next.target_id == target_id) doomed.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const egress_peer_key& k : doomed) {
+    bpf_map_delete_elem(udp_peers_.get(), &k);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> SharedMaps::CountEntries(absl::string_view map) const {
+  int fd = FdOf(map);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("no map named ", map));
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    return ErrnoStatus(errno, "bpf_obj_get_info_by_fd", map);
+  }
+  std::vector<char> key(info.key_size), next(info.key_size);
+  size_t n = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    ++n;
+    key.swap(next);
+    prev = key.data();
+  }
+  return n;
+}
+
+}  // namespace egress

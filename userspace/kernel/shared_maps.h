@@ -1,0 +1,65 @@
+// The maps every program instance shares, pinned under <bpffs>/maps.
+#ifndef EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
+#define EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "egress/abi.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/policy/compile.h"
+
+namespace egress {
+
+class SharedMaps {
+ public:
+  // Reuses the maps pinned in `maps_dir`, creating and pinning the missing
+  // ones. FailedPrecondition when a pinned map does not match this build's
+  // definition (an ABI change needs a new pin directory).
+  static absl::StatusOr<std::unique_ptr<SharedMaps>> OpenOrCreate(
+      const std::string& maps_dir);
+
+  const std::string& dir() const { return dir_; }
+  int events_fd() const { return events_.get(); }
+
+  // targets[id]. One 8-byte update: readers see the old or the new value.
+  absl::Status SetTargetConfig(uint32_t target_id,
+                               const egress_target_config& config);
+  absl::StatusOr<egress_target_config> TargetConfig(uint32_t target_id) const;
+
+  // Writes every entry of a compiled rule set. ResourceExhausted when a map
+  // is full (the caller then deletes what was written: DeleteEntries).
+  absl::Status WriteEntries(const policy::CompiledRuleset& compiled);
+  // Deletes the entries of a compiled rule set; missing keys are ignored.
+  absl::Status DeleteEntries(const policy::CompiledRuleset& compiled);
+  // Deletes every rule and port entry whose ruleset is not in `keep`: clears
+  // what an interrupted apply left behind. Returns how many were deleted.
+  absl::StatusOr<size_t> DeleteRulesetsExcept(const std::set<uint32_t>& keep);
+  // The largest ruleset id present in any rule map (0 when empty).
+  absl::StatusOr<uint32_t> MaxRulesetInMaps() const;
+
+  // Counters of a target summed over CPUs; ResetCounters zeroes them.
+  absl::StatusOr<egress_counters> Counters(uint32_t target_id) const;
+  absl::Status ResetCounters(uint32_t target_id);
+  // Forgets the UDP peers recorded for a target.
+  absl::Status DeletePeers(uint32_t target_id);
+
+  // Number of entries of a map (walks it): for status and tests.
+  absl::StatusOr<size_t> CountEntries(absl::string_view map) const;
+
+ private:
+  SharedMaps() = default;
+  int FdOf(absl::string_view map) const;
+
+  std::string dir_;
+  UniqueFd targets_, port_classes_, allow_rules_, deny_rules_, udp_peers_,
+      counters_, events_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_

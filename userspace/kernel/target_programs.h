@@ -1,0 +1,59 @@
+// The program set of one target: loaded with the target id baked in, pinned
+// under <bpffs>/targets/<id>/prog_<hook>, attached to the target's cgroup
+// with bpf_links pinned beside them (link_<hook>). Pinned links keep
+// enforcement in force when egressd exits or is killed.
+#ifndef EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_
+#define EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace egress {
+
+// One hook: the program's name in the object, the pin suffix, and the
+// attach type.
+struct HookSpec {
+  const char* program;  // egress_connect4
+  const char* name;     // connect4
+  int attach_type;      // enum bpf_attach_type
+};
+// Every hook a target gets, in attach order.
+const std::vector<HookSpec>& AllHooks();
+
+struct LinkState {
+  std::string hook;
+  bool pinned = false;      // a link pin exists
+  uint64_t cgroup_id = 0;   // cgroup it is attached to; 0 = detached/defunct
+};
+
+// Loads the programs for `target_id` against the maps pinned in `maps_dir`
+// and pins them into `prog_dir` (created 0700). Replaces older program pins.
+absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
+                                const std::string& prog_dir);
+
+// True when every program of AllHooks() is pinned in `prog_dir`.
+bool ProgramsPinned(const std::string& prog_dir);
+
+// Attaches every pinned program of `prog_dir` to the cgroup `cgroup_fd` with
+// bpf_link (multi-attach: programs of other tools and of ancestors keep
+// running, and no descendant can override ours) and pins the links, replacing
+// older pins atomically. All or nothing: on failure nothing new stays
+// attached. Links that are already live on `cgroup_id` are kept as they are,
+// so adopting a running set never attaches twice.
+absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
+                          uint64_t cgroup_id);
+
+// The state of every link pin of `prog_dir`.
+std::vector<LinkState> LinkStates(const std::string& prog_dir);
+
+// Detaches every pinned link (bpf_link_detach, so no other holder keeps it
+// alive) and removes `prog_dir` with its pins.
+absl::Status DetachAndRemove(const std::string& prog_dir);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_

@@ -1,0 +1,321 @@
+#include "userspace/policy/compile.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+
+namespace egress::policy {
+namespace {
+
+// Elementary port intervals of one protocol and their class numbers.
+class PortClasses {
+ public:
+  // `ranges` are the non-full ranges of one protocol.
+  static absl::StatusOr<PortClasses> Build(
+      const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+    PortClasses pc;
+    pc.cuts_ = {0, 65536};
+    for (const auto& [lo, hi] : ranges) {
+      pc.cuts_.push_back(lo);
+      pc.cuts_.push_back(hi + 1);
+    }
+    std::sort(pc.cuts_.begin(), pc.cuts_.end());
+    pc.cuts_.erase(std::unique(pc.cuts_.begin(), pc.cuts_.end()),
+                   pc.cuts_.end());
+    const size_t intervals = pc.cuts_.size() - 1;
+    std::vector<int> delta(intervals + 1, 0);
+    for (const auto& [lo, hi] : ranges) {
+      ++delta[pc.Index(lo)];
+      --delta[pc.Index(hi + 1)];
+    }
+    pc.class_.assign(intervals, 0);
+    int depth = 0;
+    uint32_t next = 1;
+    for (size_t i = 0; i < intervals; ++i) {
+      depth += delta[i];
+      if (depth > 0) {
+        if (next >= EGRESS_PORT_CLASS_ANY) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat("too many distinct port ranges: more than ",
+                           EGRESS_PORT_CLASS_ANY - 1, " port classes"));
+        }
+        pc.class_[i] = static_cast<uint16_t>(next++);
+      }
+    }
+    return pc;
+  }
+
+  // Calls emit(first_port, prefix_bits, class) for every aligned prefix of
+  // every numbered interval.
+  template <typename F>
+  void ForEachPrefix(F emit) const {
+    for (size_t i = 0; i + 1 < cuts_.size(); ++i) {
+      if (class_[i] == 0) continue;
+      uint32_t a = cuts_[i];
+      const uint32_t b = cuts_[i + 1] - 1;
+      while (a <= b) {
+        int k = a == 0 ? 16 : std::min(16, __builtin_ctz(a));
+        while (a + (1u << k) - 1 > b) --k;
+        emit(a, 16 - k, class_[i]);
+        a += 1u << k;
+      }
+    }
+  }
+
+  // First and last class inside [lo, hi], a range given to Build.
+  std::pair<uint16_t, uint16_t> ClassesOf(uint32_t lo, uint32_t hi) const {
+    return {class_[Index(lo)], class_[Index(hi + 1) - 1]};
+  }
+
+ private:
+  size_t Index(uint32_t cut) const {
+    return static_cast<size_t>(
+        std::lower_bound(cuts_.begin(), cuts_.end(), cut) - cuts_.begin());
+  }
+
+  std::vector<uint32_t> cuts_;  // sorted interval starts, then 65536
+  std::vector<uint16_t> class_;
+};
+
+using RuleKeyBytes = std::array<uint8_t, sizeof(egress_rule_key)>;
+
+// One of allow_rules / deny_rules, deduplicated on the whole key.
+class RuleMap {
+ public:
+  explicit RuleMap(
+      std::vector<std::pair<egress_rule_key, egress_rule_value>>* out)
+      : out_(out) {}
+
+  void Add(const egress_rule_key& key, uint32_t rule_id) {
+    RuleKeyBytes bytes;
+    std::memcpy(bytes.data(), &key, sizeof(key));
+    const auto [it, inserted] = index_.try_emplace(bytes, out_->size());
+    if (inserted) {
+      egress_rule_value v{};
+      v.rule_id = rule_id;
+      out_->emplace_back(key, v);
+    } else if (rule_id < (*out_)[it->second].second.rule_id) {
+      (*out_)[it->second].second.rule_id = rule_id;
+    }
+  }
+
+ private:
+  std::vector<std::pair<egress_rule_key, egress_rule_value>>* out_;
+  absl::flat_hash_map<RuleKeyBytes, size_t> index_;
+};
+
+absl::Status ValidateRule(const Rule& rule) {
+  if (rule.id == 0) {
+    return absl::InvalidArgumentError(
+        "rule 0: id 0 is reserved for the default action");
+  }
+  if (rule.ports.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rule ", rule.id, ": no ports"));
+  }
+  for (const PortProto& pp : rule.ports) {
+    if (pp.lo > pp.hi) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule ", rule.id, ": port range ", pp.lo, "-", pp.hi,
+                       " has its low end above its high end"));
+    }
+  }
+  for (const Cidr& c : rule.destinations) {
+    if (!c.Valid()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule ", rule.id, ": bad destination (family ", c.family,
+          ", prefix length ", c.prefix_len,
+          "): host bits set, bad prefix length or bad IPv4 layout"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+egress_rule_key RuleKey(uint32_t ruleset, uint8_t proto, uint16_t port_class,
+                        const Cidr& dest) {
+  egress_rule_key k{};
+  k.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + dest.prefix_len;
+  k.ruleset = ruleset;
+  k.proto = proto;
+  k.family = dest.family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
+  k.port_class = htons(port_class);
+  std::memcpy(k.addr, dest.addr.data(), sizeof(k.addr));
+  return k;
+}
+
+// True if the first `bits` bits of a and b are equal.
+bool PrefixEqual(const uint8_t* a, const uint8_t* b, uint32_t bits) {
+  const uint32_t bytes = bits / 8;
+  if (std::memcmp(a, b, bytes) != 0) return false;
+  const uint32_t rest = bits % 8;
+  if (rest == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xff00 >> rest);
+  return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+// The kernel's LPM trie lookup over `entries`: the longest prefix whose bits
+// (after the 4-byte prefixlen) equal the query's.
+template <typename K, typename V>
+const V* LpmLookup(const std::vector<std::pair<K, V>>& entries,
+                   const K& query) {
+  const auto* q = reinterpret_cast<const uint8_t*>(&query) + 4;
+  const V* best = nullptr;
+  int64_t best_len = -1;
+  for (const auto& [key, value] : entries) {
+    const auto* e = reinterpret_cast<const uint8_t*>(&key) + 4;
+    if (static_cast<int64_t>(key.prefixlen) > best_len &&
+        PrefixEqual(e, q, key.prefixlen)) {
+      best = &value;
+      best_len = key.prefixlen;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
+                                        absl::Span<const Rule> rules) {
+  if (ruleset == 0) {
+    return absl::InvalidArgumentError("ruleset 0 is reserved");
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> ranges[2];  // tcp, udp
+  bool allow_raw = false, deny_raw = false;
+  CompiledRuleset out;
+  for (const Rule& rule : rules) {
+    EGRESS_RETURN_IF_ERROR(ValidateRule(rule));
+    for (const PortProto& pp : rule.ports) {
+      if (pp.proto == Proto::kRaw) {
+        (rule.action == Action::kAllow ? allow_raw : deny_raw) = true;
+      } else if (pp.proto == Proto::kIcmp && rule.action == Action::kAllow) {
+        out.flags |= EGRESS_TF_ALLOW_ICMP;
+      } else if ((pp.proto == Proto::kTcp || pp.proto == Proto::kUdp) &&
+                 !pp.AllPorts()) {
+        ranges[pp.proto == Proto::kTcp ? 0 : 1].emplace_back(pp.lo, pp.hi);
+      }
+    }
+  }
+  if (allow_raw && !deny_raw) out.flags |= EGRESS_TF_ALLOW_RAW;
+
+  const uint8_t ip_protos[2] = {IPPROTO_TCP, IPPROTO_UDP};
+  std::optional<PortClasses> classes[2];
+  for (int p = 0; p < 2; ++p) {
+    EGRESS_ASSIGN_OR_RETURN(classes[p], PortClasses::Build(ranges[p]));
+    classes[p]->ForEachPrefix([&](uint32_t port, int bits, uint16_t cls) {
+      egress_port_key k{};
+      k.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + bits;
+      k.ruleset = ruleset;
+      k.proto = ip_protos[p];
+      k.port = htons(static_cast<uint16_t>(port));
+      egress_port_value v{};
+      v.port_class = cls;
+      out.ports.emplace_back(k, v);
+    });
+  }
+
+  RuleMap allow(&out.allow), deny(&out.deny);
+  const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
+  for (const Rule& rule : rules) {
+    RuleMap& map = rule.action == Action::kAllow ? allow : deny;
+    const std::vector<Cidr>& dests =
+        rule.destinations.empty() ? anywhere : rule.destinations;
+    for (const PortProto& pp : rule.ports) {
+      if (pp.proto == Proto::kRaw) continue;
+      for (const Cidr& d : dests) {
+        if (pp.proto == Proto::kIcmp) {
+          const uint8_t icmp = d.family == 4 ? uint8_t{IPPROTO_ICMP}
+                                             : uint8_t{IPPROTO_ICMPV6};
+          map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
+          continue;
+        }
+        const int p = pp.proto == Proto::kTcp ? 0 : 1;
+        if (pp.AllPorts()) {
+          map.Add(RuleKey(ruleset, ip_protos[p], EGRESS_PORT_CLASS_ANY, d),
+                  rule.id);
+          continue;
+        }
+        const auto [first, last] = classes[p]->ClassesOf(pp.lo, pp.hi);
+        for (uint32_t c = first; c <= last; ++c) {
+          map.Add(RuleKey(ruleset, ip_protos[p], static_cast<uint16_t>(c), d),
+                  rule.id);
+        }
+      }
+    }
+  }
+
+  if (out.ports.size() > EGRESS_MAX_PORT_ENTRIES) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("rules need ", out.ports.size(),
+                     " port class entries; port_classes holds at most ",
+                     EGRESS_MAX_PORT_ENTRIES));
+  }
+  for (const auto* list : {&out.allow, &out.deny}) {
+    if (list->size() > EGRESS_MAX_RULE_ENTRIES) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "rules need ", list->size(), " ",
+          list == &out.allow ? "allow" : "deny",
+          " entries; a rule map holds at most ", EGRESS_MAX_RULE_ENTRIES));
+    }
+  }
+  return out;
+}
+
+Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
+                  uint8_t ip_proto, uint16_t port_host_order, uint8_t family,
+                  const std::array<uint8_t, 16>& addr) {
+  std::optional<uint16_t> port_class;
+  if (ip_proto == IPPROTO_TCP || ip_proto == IPPROTO_UDP) {
+    egress_port_key pk{};
+    pk.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16;
+    pk.ruleset = ruleset;
+    pk.proto = ip_proto;
+    pk.port = htons(port_host_order);
+    if (const egress_port_value* v = LpmLookup(compiled.ports, pk)) {
+      port_class = v->port_class;
+    }
+  }
+  egress_rule_key rk{};
+  rk.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + 128;
+  rk.ruleset = ruleset;
+  rk.proto = ip_proto;
+  rk.family = family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
+  std::memcpy(rk.addr, addr.data(), sizeof(rk.addr));
+  auto probe = [&](const auto& entries) -> const egress_rule_value* {
+    if (port_class) {
+      rk.port_class = htons(*port_class);
+      if (const egress_rule_value* v = LpmLookup(entries, rk)) return v;
+    }
+    rk.port_class = htons(EGRESS_PORT_CLASS_ANY);
+    return LpmLookup(entries, rk);
+  };
+  if (const egress_rule_value* v = probe(compiled.deny)) {
+    return {EGRESS_VERDICT_DENY, v->rule_id};
+  }
+  if (const egress_rule_value* v = probe(compiled.allow)) {
+    return {EGRESS_VERDICT_ALLOW, v->rule_id};
+  }
+  return {EGRESS_VERDICT_DENY, 0};
+}
+
+Decision EvaluateNaive(absl::Span<const Rule> rules, uint8_t ip_proto,
+                       uint16_t port_host_order, uint8_t family,
+                       const std::array<uint8_t, 16>& addr) {
+  std::optional<uint32_t> allow_id;
+  for (const Rule& rule : rules) {
+    if (!RuleMatches(rule, ip_proto, port_host_order, family, addr)) continue;
+    if (rule.action == Action::kDeny) return {EGRESS_VERDICT_DENY, rule.id};
+    if (!allow_id) allow_id = rule.id;
+  }
+  if (allow_id) return {EGRESS_VERDICT_ALLOW, *allow_id};
+  return {EGRESS_VERDICT_DENY, 0};
+}
+
+}  // namespace egress::policy

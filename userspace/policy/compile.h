@@ -1,0 +1,84 @@
+// Compiles rules into the entries of the port_classes, deny_rules and
+// allow_rules LPM tries and the target flags (bpf/include/egress/abi.h), and
+// evaluates compiled entries exactly as the BPF program does, for tests.
+//
+// Port classes. For each of tcp and udp, every port range of every rule that
+// is not the full 0-65535 contributes its boundaries; 0..65535 is split into
+// elementary intervals at all of them, and the intervals covered by at least
+// one range are numbered 1..N in ascending port order. Each numbered interval
+// becomes the minimal set of aligned port prefixes in port_classes. A rule's
+// range then maps to the consecutive classes it covers, and a full-range rule
+// to EGRESS_PORT_CLASS_ANY. Lookup cost is one port_classes probe plus at most
+// four rule probes, independent of the number of rules.
+#ifndef EGRESS_USERSPACE_POLICY_COMPILE_H_
+#define EGRESS_USERSPACE_POLICY_COMPILE_H_
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "egress/abi.h"
+#include "userspace/policy/rule.h"
+
+namespace egress::policy {
+
+struct CompiledRuleset {
+  // port_classes entries for this ruleset (tcp and udp).
+  std::vector<std::pair<egress_port_key, egress_port_value>> ports;
+  // allow_rules / deny_rules entries. No key appears twice in one list; when
+  // rules collide on a key the lowest rule id is kept.
+  std::vector<std::pair<egress_rule_key, egress_rule_value>> allow;
+  std::vector<std::pair<egress_rule_key, egress_rule_value>> deny;
+  // EGRESS_TF_ALLOW_RAW if an allow rule has raw and no deny rule does (deny
+  // wins here too); EGRESS_TF_ALLOW_ICMP if an allow rule has icmp (ICMP
+  // destinations are still checked per packet through the rule maps).
+  uint8_t flags = 0;
+};
+
+// Compiles `rules` into ruleset id `ruleset`. All padding is zeroed, ports and
+// port classes in keys are big-endian, addresses are masked to their prefix,
+// and entries come out in a deterministic order (rule order, then port entry,
+// then destination). A rule with no destinations gets 0.0.0.0/0 and ::/0.
+// Rule order does not affect the verdicts.
+//
+// Errors:
+//   InvalidArgument  ruleset 0 ("ruleset 0 is reserved"); a rule with id 0
+//                    ("rule 0: id 0 is reserved for the default action"); a
+//                    rule with no ports, lo > hi, or a destination breaking
+//                    the Cidr invariant (message starts "rule <id>: ").
+//   ResourceExhausted  more than 0xfffe port classes for one protocol, or
+//                    more entries than one map holds (EGRESS_MAX_PORT_ENTRIES,
+//                    EGRESS_MAX_RULE_ENTRIES).
+absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
+                                        absl::Span<const Rule> rules);
+
+struct Decision {
+  uint8_t verdict = EGRESS_VERDICT_DENY;  // EGRESS_VERDICT_ALLOW or _DENY
+  uint32_t rule_id = 0;                   // 0 = default deny
+};
+
+// What the BPF program decides for an outgoing connection/datagram, given the
+// entries of `compiled` (under id `ruleset`) as map contents. Simulates the
+// kernel's LPM tries: among entries whose first prefixlen data bits equal the
+// query's, the longest wins. Steps: for tcp/udp look up the port class; probe
+// deny_rules with {class} then {ANY}; then allow_rules the same way; else
+// default deny. ICMP/ICMPv6 probe with ANY only and ignore the port.
+// `port_host_order` is in host order; `family` is 4 or 6; IPv4 addresses in
+// the first 4 bytes of `addr`.
+Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
+                  uint8_t ip_proto, uint16_t port_host_order, uint8_t family,
+                  const std::array<uint8_t, 16>& addr);
+
+// The specification Evaluate must agree with, straight from the rules: deny if
+// any deny rule matches (RuleMatches), else allow if any allow rule matches,
+// else deny with rule_id 0. rule_id is that of some matching rule.
+Decision EvaluateNaive(absl::Span<const Rule> rules, uint8_t ip_proto,
+                       uint16_t port_host_order, uint8_t family,
+                       const std::array<uint8_t, 16>& addr);
+
+}  // namespace egress::policy
+
+#endif  // EGRESS_USERSPACE_POLICY_COMPILE_H_

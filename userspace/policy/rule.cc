@@ -1,0 +1,182 @@
+#include "userspace/policy/rule.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace egress::policy {
+namespace {
+
+// Zeroes every bit of `addr` past `prefix_len`.
+std::array<uint8_t, 16> Masked(const std::array<uint8_t, 16>& addr,
+                               int prefix_len) {
+  std::array<uint8_t, 16> out{};
+  for (int i = 0; i < 16; ++i) {
+    const int bits = prefix_len - 8 * i;
+    if (bits >= 8) {
+      out[i] = addr[i];
+    } else if (bits > 0) {
+      out[i] = addr[i] & static_cast<uint8_t>(0xff00 >> bits);
+    }
+  }
+  return out;
+}
+
+bool PrefixEqual(const std::array<uint8_t, 16>& a,
+                 const std::array<uint8_t, 16>& b, int prefix_len) {
+  return Masked(a, prefix_len) == Masked(b, prefix_len);
+}
+
+constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
+                                                   0, 0, 0, 0, 0xff, 0xff};
+
+}  // namespace
+
+std::string ActionName(Action action) {
+  return action == Action::kAllow ? "allow" : "deny";
+}
+
+std::string ProtoName(Proto proto) {
+  switch (proto) {
+    case Proto::kTcp:
+      return "tcp";
+    case Proto::kUdp:
+      return "udp";
+    case Proto::kIcmp:
+      return "icmp";
+    case Proto::kRaw:
+      return "raw";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Proto> ParseProtoName(absl::string_view name) {
+  for (Proto p : {Proto::kTcp, Proto::kUdp, Proto::kIcmp, Proto::kRaw}) {
+    if (name == ProtoName(p)) return p;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown protocol '", name, "'"));
+}
+
+absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
+  absl::string_view addr_text = text;
+  absl::string_view len_text;
+  const bool has_len = text.find('/') != absl::string_view::npos;
+  if (has_len) {
+    const size_t slash = text.find('/');
+    addr_text = text.substr(0, slash);
+    len_text = text.substr(slash + 1);
+  }
+  // inet_pton needs a NUL-terminated string.
+  const std::string addr_str(addr_text);
+  Cidr c;
+  int max_len;
+  if (inet_pton(AF_INET, addr_str.c_str(), c.addr.data()) == 1) {
+    c.family = 4;
+    max_len = 32;
+  } else if (inet_pton(AF_INET6, addr_str.c_str(), c.addr.data()) == 1) {
+    c.family = 6;
+    max_len = 128;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad address '", text, "'"));
+  }
+  int len = max_len;
+  if (has_len) {
+    // SimpleAtoi accepts signs and spaces; a prefix length is digits only.
+    if (len_text.empty() || len_text.size() > 3 ||
+        len_text.find_first_not_of("0123456789") != absl::string_view::npos ||
+        !absl::SimpleAtoi(len_text, &len) || len > max_len) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "bad prefix length in '%s': must be 0-%d", text, max_len));
+    }
+  }
+  c.prefix_len = static_cast<uint8_t>(len);
+  const std::array<uint8_t, 16> masked = Masked(c.addr, len);
+  if (masked != c.addr) {
+    Cidr suggestion = c;
+    suggestion.addr = masked;
+    // Suggest in the notation the operator used, with the prefix spelled out.
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(c.family == 4 ? AF_INET : AF_INET6, masked.data(), buf,
+              sizeof(buf));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: host bits set; did you mean %s/%d?", text, buf,
+                        len));
+  }
+  if (c.family == 6 && len >= 96 &&
+      std::memcmp(c.addr.data(), kMappedPrefix.data(), 12) == 0) {
+    Cidr v4;
+    v4.family = 4;
+    std::memcpy(v4.addr.data(), c.addr.data() + 12, 4);
+    v4.prefix_len = static_cast<uint8_t>(len - 96);
+    return v4;
+  }
+  return c;
+}
+
+Cidr Cidr::AnyV4() { return Cidr{.family = 4, .addr = {}, .prefix_len = 0}; }
+Cidr Cidr::AnyV6() { return Cidr{.family = 6, .addr = {}, .prefix_len = 0}; }
+
+std::string Cidr::ToString() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf));
+  if (prefix_len == (family == 4 ? 32 : 128)) return buf;
+  return absl::StrCat(buf, "/", prefix_len);
+}
+
+bool Cidr::Valid() const {
+  if (family == 4) {
+    for (int i = 4; i < 16; ++i) {
+      if (addr[i] != 0) return false;
+    }
+    return prefix_len <= 32 && Masked(addr, prefix_len) == addr;
+  }
+  return family == 6 && prefix_len <= 128 && Masked(addr, prefix_len) == addr;
+}
+
+bool Cidr::Contains(const Cidr& other) const {
+  return family == other.family && prefix_len <= other.prefix_len &&
+         PrefixEqual(addr, other.addr, prefix_len);
+}
+
+bool Cidr::ContainsAddress(uint8_t addr_family,
+                           const std::array<uint8_t, 16>& a) const {
+  return family == addr_family && PrefixEqual(addr, a, prefix_len);
+}
+
+bool RuleMatches(const Rule& rule, uint8_t ip_proto, uint16_t port,
+                 uint8_t family, const std::array<uint8_t, 16>& addr) {
+  bool proto_match = false;
+  for (const PortProto& pp : rule.ports) {
+    switch (pp.proto) {
+      case Proto::kTcp:
+      case Proto::kUdp:
+        proto_match = ip_proto == (pp.proto == Proto::kTcp ? IPPROTO_TCP
+                                                           : IPPROTO_UDP) &&
+                      port >= pp.lo && port <= pp.hi;
+        break;
+      case Proto::kIcmp:
+        proto_match = (family == 4 && ip_proto == IPPROTO_ICMP) ||
+                      (family == 6 && ip_proto == IPPROTO_ICMPV6);
+        break;
+      case Proto::kRaw:
+        break;
+    }
+    if (proto_match) break;
+  }
+  if (!proto_match) return false;
+  if (rule.destinations.empty()) return family == 4 || family == 6;
+  for (const Cidr& d : rule.destinations) {
+    if (d.ContainsAddress(family, addr)) return true;
+  }
+  return false;
+}
+
+}  // namespace egress::policy

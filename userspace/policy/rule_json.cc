@@ -1,0 +1,251 @@
+#include "userspace/policy/rule_json.h"
+
+#include <cstdint>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "userspace/common/status_macros.h"
+
+namespace egress::policy {
+namespace {
+
+using nlohmann::json;
+
+// Checks that `j` is an object with exactly the members `fields`.
+absl::Status CheckFields(const json& j, absl::string_view what,
+                         std::initializer_list<absl::string_view> fields) {
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": expected an object, got ", j.type_name()));
+  }
+  for (absl::string_view f : fields) {
+    if (!j.contains(std::string(f))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": missing field '", f, "'"));
+    }
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": unknown field '", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> GetString(const json& j, absl::string_view what,
+                                      const char* field) {
+  const json& v = j[field];
+  if (!v.is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": field '", field, "' must be a string"));
+  }
+  return v.get_ref<const std::string&>();
+}
+
+absl::StatusOr<uint64_t> GetUnsigned(const json& j, absl::string_view what,
+                                     const char* field, uint64_t max,
+                                     absl::string_view type) {
+  const json& v = j[field];
+  // A negative literal parses as number_integer, a non-negative one as
+  // number_unsigned; floats are rejected.
+  if (!v.is_number_unsigned() &&
+      !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": field '", field, "' must be ", type));
+  }
+  const uint64_t n = v.get<uint64_t>();
+  if (n > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": field '", field, "' must be ", type));
+  }
+  return n;
+}
+
+absl::StatusOr<PortProto> PortFromJson(const json& j, absl::string_view what) {
+  EGRESS_RETURN_IF_ERROR(CheckFields(j, what, {"proto", "lo", "hi"}));
+  PortProto pp;
+  EGRESS_ASSIGN_OR_RETURN(const std::string proto,
+                          GetString(j, what, "proto"));
+  absl::StatusOr<Proto> p = ParseProtoName(proto);
+  if (!p.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": field 'proto': ", p.status().message()));
+  }
+  pp.proto = *p;
+  EGRESS_ASSIGN_OR_RETURN(
+      const uint64_t lo,
+      GetUnsigned(j, what, "lo", 65535, "a port number 0-65535"));
+  EGRESS_ASSIGN_OR_RETURN(
+      const uint64_t hi,
+      GetUnsigned(j, what, "hi", 65535, "a port number 0-65535"));
+  if (lo > hi) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": field 'lo' (", lo, ") is above field 'hi' (", hi, ")"));
+  }
+  pp.lo = static_cast<uint16_t>(lo);
+  pp.hi = static_cast<uint16_t>(hi);
+  return pp;
+}
+
+std::string PortText(const PortProto& pp) {
+  switch (pp.proto) {
+    case Proto::kIcmp:
+    case Proto::kRaw:
+      return ProtoName(pp.proto);
+    case Proto::kTcp:
+    case Proto::kUdp:
+      break;
+  }
+  if (pp.AllPorts()) return ProtoName(pp.proto);
+  if (pp.lo == pp.hi) return absl::StrCat(pp.lo, "/", ProtoName(pp.proto));
+  return absl::StrCat(pp.lo, "-", pp.hi, "/", ProtoName(pp.proto));
+}
+
+}  // namespace
+
+nlohmann::json RuleToJson(const Rule& rule) {
+  json ports = json::array();
+  for (const PortProto& pp : rule.ports) {
+    ports.push_back(
+        {{"proto", ProtoName(pp.proto)}, {"lo", pp.lo}, {"hi", pp.hi}});
+  }
+  json destinations = json::array();
+  for (const Cidr& c : rule.destinations) destinations.push_back(c.ToString());
+  return json{{"id", rule.id},
+              {"action", ActionName(rule.action)},
+              {"spec", rule.spec},
+              {"ports", std::move(ports)},
+              {"destinations", std::move(destinations)},
+              {"host", rule.host},
+              {"comment", rule.comment}};
+}
+
+absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
+  constexpr absl::string_view kWhat = "rule";
+  EGRESS_RETURN_IF_ERROR(CheckFields(j, kWhat,
+                                     {"id", "action", "spec", "ports",
+                                      "destinations", "host", "comment"}));
+  Rule rule;
+  EGRESS_ASSIGN_OR_RETURN(
+      const uint64_t id,
+      GetUnsigned(j, kWhat, "id", UINT32_MAX, "an unsigned 32-bit integer"));
+  rule.id = static_cast<uint32_t>(id);
+  EGRESS_ASSIGN_OR_RETURN(const std::string action,
+                          GetString(j, kWhat, "action"));
+  if (action == "allow") {
+    rule.action = Action::kAllow;
+  } else if (action == "deny") {
+    rule.action = Action::kDeny;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rule: field 'action': expected 'allow' or 'deny', got '", action,
+        "'"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(rule.spec, GetString(j, kWhat, "spec"));
+  EGRESS_ASSIGN_OR_RETURN(rule.host, GetString(j, kWhat, "host"));
+  EGRESS_ASSIGN_OR_RETURN(rule.comment, GetString(j, kWhat, "comment"));
+  const json& ports = j["ports"];
+  if (!ports.is_array()) {
+    return absl::InvalidArgumentError(
+        "rule: field 'ports' must be an array");
+  }
+  for (size_t i = 0; i < ports.size(); ++i) {
+    EGRESS_ASSIGN_OR_RETURN(
+        PortProto pp,
+        PortFromJson(ports[i], absl::StrCat("rule: ports[", i, "]")));
+    rule.ports.push_back(pp);
+  }
+  const json& destinations = j["destinations"];
+  if (!destinations.is_array()) {
+    return absl::InvalidArgumentError(
+        "rule: field 'destinations' must be an array");
+  }
+  for (size_t i = 0; i < destinations.size(); ++i) {
+    const json& d = destinations[i];
+    if (!d.is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule: destinations[", i, "] must be a string"));
+    }
+    absl::StatusOr<Cidr> c = Cidr::Parse(d.get_ref<const std::string&>());
+    if (!c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule: destinations[", i, "]: ", c.status().message()));
+    }
+    rule.destinations.push_back(*c);
+  }
+  return rule;
+}
+
+nlohmann::json RulesToJson(absl::Span<const Rule> rules) {
+  json out = json::array();
+  for (const Rule& r : rules) out.push_back(RuleToJson(r));
+  return out;
+}
+
+absl::StatusOr<std::vector<Rule>> RulesFromJson(const nlohmann::json& j) {
+  if (!j.is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rules: expected an array, got ", j.type_name()));
+  }
+  std::vector<Rule> rules;
+  for (size_t i = 0; i < j.size(); ++i) {
+    absl::StatusOr<Rule> r = RuleFromJson(j[i]);
+    if (!r.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rules[", i, "]: ", r.status().message()));
+    }
+    rules.push_back(*std::move(r));
+  }
+  return rules;
+}
+
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text) {
+  // The parser's error message is only available from the exception.
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad json: ", e.what()));
+  }
+}
+
+std::string FormatRule(const Rule& rule) {
+  std::string out = absl::AsciiStrToUpper(ActionName(rule.action));
+  absl::StrAppend(&out, " ", rule.spec);
+  const bool is_service =
+      !rule.spec.empty() && !absl::ascii_isdigit(rule.spec[0]) &&
+      rule.spec != "any" && rule.spec != "icmp" && rule.spec != "raw" &&
+      rule.spec != "tcp" && rule.spec != "udp";
+  if (is_service && !rule.ports.empty()) {
+    absl::StrAppend(&out, " (",
+                    absl::StrJoin(rule.ports, ", ",
+                                  [](std::string* o, const PortProto& pp) {
+                                    o->append(PortText(pp));
+                                  }),
+                    ")");
+  }
+  const bool raw_only = !rule.ports.empty() &&
+                        std::all_of(rule.ports.begin(), rule.ports.end(),
+                                    [](const PortProto& pp) {
+                                      return pp.proto == Proto::kRaw;
+                                    });
+  if (!raw_only) {
+    if (rule.destinations.empty()) {
+      absl::StrAppend(&out, " to any");
+    } else {
+      absl::StrAppend(&out, " to ",
+                      absl::StrJoin(rule.destinations, ", ",
+                                    [](std::string* o, const Cidr& c) {
+                                      o->append(c.ToString());
+                                    }));
+    }
+    if (!rule.host.empty()) absl::StrAppend(&out, " (", rule.host, ")");
+  }
+  if (!rule.comment.empty()) absl::StrAppend(&out, " # ", rule.comment);
+  return out;
+}
+
+}  // namespace egress::policy

@@ -1,0 +1,61 @@
+// JSON form of rules (the daemon's state file and the control protocol) and
+// the one-line human form printed by "egressctl list".
+//
+// A rule is an object with exactly these members:
+//   {"id": 7, "action": "allow", "spec": "dns",
+//    "ports": [{"proto": "udp", "lo": 53, "hi": 53}, ...],
+//    "destinations": ["10.0.0.53", "2001:db8::/32"],
+//    "host": "", "comment": ""}
+// "action" is "allow" or "deny"; "proto" is "tcp", "udp", "icmp" or "raw";
+// destinations use Cidr::ToString() text; an empty list means anywhere.
+#ifndef EGRESS_USERSPACE_POLICY_RULE_JSON_H_
+#define EGRESS_USERSPACE_POLICY_RULE_JSON_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "nlohmann/json.hpp"
+#include "userspace/policy/rule.h"
+
+namespace egress::policy {
+
+// Never fails; every member is always written.
+nlohmann::json RuleToJson(const Rule& rule);
+
+// Strict inverse of RuleToJson: RuleFromJson(RuleToJson(r)) == r for any rule
+// whose destinations keep the Cidr invariant. InvalidArgument naming the
+// member for: not an object, a missing member ("rule: missing field 'spec'"),
+// an unknown member ("rule: unknown field 'sepc'"), a member of the wrong
+// type ("rule: field 'id' must be an unsigned 32-bit integer"), a bad value
+// ("rule: field 'action': expected 'allow' or 'deny', got 'permit'"), and the
+// same inside "ports" entries ("rule: ports[1]: missing field 'hi'") and
+// "destinations" ("rule: destinations[0]: bad address '10.0.0.256'").
+// Never throws.
+absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j);
+
+// A JSON array of rules. Errors as RuleFromJson, prefixed with the index:
+// "rules[3]: rule: missing field 'id'"; InvalidArgument if not an array.
+nlohmann::json RulesToJson(absl::Span<const Rule> rules);
+absl::StatusOr<std::vector<Rule>> RulesFromJson(const nlohmann::json& j);
+
+// Parses JSON text without throwing. InvalidArgument "bad json: <parser
+// message>" on syntax errors.
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text);
+
+// One line for "egressctl list" (no id, no trailing newline):
+//   ALLOW dns (53/udp, 53/tcp) to 10.0.0.53
+//   DENY any to 169.254.169.254
+//   ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)
+//   ALLOW https to any # vendor api
+//   ALLOW raw
+// The port list in parentheses follows a service-name spec only, in the
+// order of Rule::ports; "to any" means no destinations; " # TEXT" is the
+// comment.
+std::string FormatRule(const Rule& rule);
+
+}  // namespace egress::policy
+
+#endif  // EGRESS_USERSPACE_POLICY_RULE_JSON_H_

@@ -1,0 +1,378 @@
+#include "userspace/policy/spec.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/policy/services.h"
+
+namespace egress::policy {
+namespace {
+
+constexpr absl::string_view kInboundMessage =
+    "egressctl only controls outgoing connections; accepted inbound "
+    "connections are never affected";
+
+// The port, or nullopt with the reason in *why.
+std::optional<uint16_t> PortNumber(absl::string_view s, std::string* why) {
+  // SimpleAtoi would accept "+25" and " 25".
+  if (s.empty() || s.find_first_not_of("0123456789") != absl::string_view::npos) {
+    *why = "not a number";
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  if (s.size() > 6 || !absl::SimpleAtoi(s, &v) || v == 0 || v > 65535) {
+    *why = "out of range 1-65535";
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(v);
+}
+
+void AddUnique(std::vector<PortProto>& out, const PortProto& pp) {
+  if (std::find(out.begin(), out.end(), pp) == out.end()) out.push_back(pp);
+}
+
+// " in 'WORD'" when the failing piece is only part of the word.
+std::string Within(absl::string_view piece, absl::string_view word) {
+  return piece == word ? "" : absl::StrCat(" in '", word, "'");
+}
+
+// "80,443,1000-2000" -> ranges. `word` is the whole word, for messages.
+absl::StatusOr<std::vector<std::pair<uint16_t, uint16_t>>> ParsePortList(
+    absl::string_view list, absl::string_view word) {
+  std::vector<std::pair<uint16_t, uint16_t>> out;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    const size_t sep = item.find_first_of("-:");
+    std::string why;
+    if (sep == absl::string_view::npos) {
+      const std::optional<uint16_t> port = PortNumber(item, &why);
+      if (!port) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "bad port '", item, "'", Within(item, word), ": ", why));
+      }
+      out.emplace_back(*port, *port);
+      continue;
+    }
+    const std::string subject =
+        absl::StrCat("bad port range '", item, "'", Within(item, word), ": ");
+    std::optional<uint16_t> ends[2];
+    const absl::string_view parts[2] = {item.substr(0, sep),
+                                        item.substr(sep + 1)};
+    for (int i = 0; i < 2; ++i) {
+      ends[i] = PortNumber(parts[i], &why);
+      if (!ends[i]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(subject, "'", parts[i], "' is ", why));
+      }
+    }
+    if (*ends[0] > *ends[1]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(subject, "low end is above high end"));
+    }
+    out.emplace_back(*ends[0], *ends[1]);
+  }
+  return out;
+}
+
+// Ports of `body` (a port list or a service name) for each of `protos`.
+absl::StatusOr<std::vector<PortProto>> PortsFor(absl::string_view body,
+                                                const std::vector<Proto>& protos,
+                                                absl::string_view word) {
+  std::vector<PortProto> out;
+  if (!body.empty() && absl::ascii_isdigit(body[0])) {
+    EGRESS_ASSIGN_OR_RETURN(auto ranges, ParsePortList(body, word));
+    for (Proto p : protos) {
+      for (const auto& [lo, hi] : ranges) AddUnique(out, {p, lo, hi});
+    }
+    return out;
+  }
+  if (body.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing port or service in '", word, "'"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::vector<PortProto> service, LookupService(body));
+  for (Proto p : protos) {
+    for (const PortProto& pp : service) {
+      if (pp.proto == p) AddUnique(out, pp);
+    }
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("service '", body, "' has no ", ProtoName(protos[0]),
+                     " port (in '", word, "')"));
+  }
+  return out;
+}
+
+std::vector<PortProto> AnyPorts() {
+  return {{Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
+}
+
+bool LooksLikeAddress(absl::string_view word) {
+  return word.find_first_of(":/") != absl::string_view::npos ||
+         word.find_first_not_of("0123456789.") == absl::string_view::npos;
+}
+
+bool IsHostName(absl::string_view word) {
+  if (word.empty() || word.size() > 253) return false;
+  if (word.back() == '.') word.remove_suffix(1);
+  for (absl::string_view label : absl::StrSplit(word, '.')) {
+    if (label.empty() || label.size() > 63) return false;
+    for (char c : label) {
+      if (!absl::ascii_isalnum(c) && c != '-' && c != '_') return false;
+    }
+  }
+  return true;
+}
+
+// Collects DEST words into rule->destinations / rule->host.
+absl::Status ParseDestinations(absl::Span<const std::string> words,
+                               const HostResolver& resolve, Rule* rule) {
+  std::string any_word;
+  std::string first_address;
+  for (const std::string& word : words) {
+    if (word == "any" || word == "anywhere") {
+      any_word = word;
+    } else if (LooksLikeAddress(word)) {
+      EGRESS_ASSIGN_OR_RETURN(Cidr cidr, Cidr::Parse(word));
+      if (first_address.empty()) first_address = word;
+      if (std::find(rule->destinations.begin(), rule->destinations.end(),
+                    cidr) == rule->destinations.end()) {
+        rule->destinations.push_back(cidr);
+      }
+    } else if (IsHostName(word)) {
+      if (!rule->host.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("only one host name per rule; '", word, "' follows '",
+                         rule->host, "'"));
+      }
+      rule->host = word;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad destination '", word,
+          "': not an address, network, host name or 'any'"));
+    }
+  }
+  if (!any_word.empty() && (!rule->destinations.empty() || !rule->host.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", any_word, "' cannot be combined with other destinations"));
+  }
+  if (!rule->host.empty()) {
+    if (!first_address.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot combine host name '", rule->host,
+                       "' with address '", first_address, "'; use two rules"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(std::vector<Cidr> addrs, resolve(rule->host));
+    if (addrs.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("host name '", rule->host, "' resolved to no addresses"));
+    }
+    for (const Cidr& c : addrs) {
+      if (std::find(rule->destinations.begin(), rule->destinations.end(), c) ==
+          rule->destinations.end()) {
+        rule->destinations.push_back(c);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Takes "comment TEXT..." off the end of `words` into rule->comment.
+absl::Status TakeComment(absl::Span<const std::string>& words, Rule* rule) {
+  const auto it = std::find(words.begin(), words.end(), "comment");
+  if (it == words.end()) return absl::OkStatus();
+  const size_t at = static_cast<size_t>(it - words.begin());
+  rule->comment = absl::StrJoin(words.subspan(at + 1), " ");
+  if (rule->comment.empty()) {
+    return absl::InvalidArgumentError("'comment' needs a text after it");
+  }
+  words = words.subspan(0, at);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Rule> ParseShortForm(Action action,
+                                    absl::Span<const std::string> words,
+                                    const HostResolver& resolve) {
+  Rule rule;
+  rule.action = action;
+  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  if (words.empty()) {
+    return absl::InvalidArgumentError(
+        "missing service or port before 'comment'");
+  }
+  rule.spec = words[0];
+  EGRESS_ASSIGN_OR_RETURN(rule.ports, ParseSpec(words[0]));
+  words.remove_prefix(1);
+  if (!words.empty() && words[0] == "to") words.remove_prefix(1);
+  if (rule.ports.size() == 1 && rule.ports[0].proto == Proto::kRaw &&
+      !words.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw takes no destination: '", words[0], "'"));
+  }
+  EGRESS_RETURN_IF_ERROR(ParseDestinations(words, resolve, &rule));
+  return rule;
+}
+
+bool IsLongFormKeyword(absl::string_view w) {
+  return w == "out" || w == "in" || w == "proto" || w == "to" ||
+         w == "port" || w == "from";
+}
+
+absl::StatusOr<Rule> ParseLongForm(Action action,
+                                   absl::Span<const std::string> words,
+                                   const HostResolver& resolve) {
+  Rule rule;
+  rule.action = action;
+  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  std::optional<std::string> proto, to, port;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& kw = words[i];
+    if (kw == "in") return absl::InvalidArgumentError(kInboundMessage);
+    if (kw == "out" && i == 0) continue;
+    std::optional<std::string>* slot = nullptr;
+    absl::string_view needs;
+    if (kw == "proto") {
+      slot = &proto;
+      needs = "a protocol (tcp, udp, any or icmp)";
+    } else if (kw == "to") {
+      slot = &to;
+      needs = "an address, network or host name";
+    } else if (kw == "port") {
+      slot = &port;
+      needs = "a port, port range or service";
+    } else if (kw == "from") {
+      if (i + 1 < words.size() &&
+          (words[i + 1] == "any" || words[i + 1] == "anywhere")) {
+        ++i;
+        continue;
+      }
+      return absl::InvalidArgumentError(
+          "'from' only takes 'any': rules match the destination, the source "
+          "is always this host");
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected word '", kw, "'; expected proto, to, port or comment"));
+    }
+    if (slot->has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", kw, "' given twice"));
+    }
+    if (i + 1 >= words.size() || IsLongFormKeyword(words[i + 1])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", kw, "' needs ", needs, " after it"));
+    }
+    *slot = words[++i];
+  }
+  if (!proto && !to && !port) {
+    return absl::InvalidArgumentError(
+        "'out' needs a rule after it, e.g. 'out proto tcp to 10.0.0.5 port "
+        "25'");
+  }
+  std::vector<Proto> protos = {Proto::kTcp, Proto::kUdp};
+  if (proto && *proto == "tcp") protos = {Proto::kTcp};
+  if (proto && *proto == "udp") protos = {Proto::kUdp};
+  if (proto && *proto != "tcp" && *proto != "udp" && *proto != "any" &&
+      *proto != "icmp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad protocol '", *proto,
+                     "' after 'proto': expected tcp, udp, any or icmp"));
+  }
+  const bool icmp = proto && *proto == "icmp";
+  if (port) {
+    if (icmp) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("icmp has no ports: 'port ", *port, "'"));
+    }
+    if (port->find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad port '", *port, "': give the protocol with 'proto'"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(rule.ports, PortsFor(*port, protos, *port));
+    rule.spec = protos.size() == 1
+                    ? absl::StrCat(*port, "/", ProtoName(protos[0]))
+                    : *port;
+  } else if (icmp) {
+    rule.spec = "icmp";
+    rule.ports = {{Proto::kIcmp}};
+  } else if (protos.size() == 1) {
+    rule.spec = ProtoName(protos[0]);
+    rule.ports = {{protos[0], 0, 65535}};
+  } else {
+    rule.spec = "any";
+    rule.ports = AnyPorts();
+  }
+  std::vector<std::string> dest;
+  if (to) dest.push_back(*to);
+  EGRESS_RETURN_IF_ERROR(ParseDestinations(dest, resolve, &rule));
+  return rule;
+}
+
+}  // namespace
+
+absl::StatusOr<uint16_t> ParsePort(absl::string_view word) {
+  std::string why;
+  const std::optional<uint16_t> port = PortNumber(word, &why);
+  if (!port) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad port '", word, "': ", why));
+  }
+  return *port;
+}
+
+absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word) {
+  if (word == "any") return AnyPorts();
+  if (word == "icmp") return std::vector<PortProto>{{Proto::kIcmp}};
+  if (word == "raw") return std::vector<PortProto>{{Proto::kRaw}};
+  if (word == "tcp") return std::vector<PortProto>{{Proto::kTcp, 0, 65535}};
+  if (word == "udp") return std::vector<PortProto>{{Proto::kUdp, 0, 65535}};
+  if (Cidr::Parse(word).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", word,
+                     "' is an address; put a service or port first, e.g. "
+                     "'any ",
+                     word, "'"));
+  }
+  absl::string_view body = word;
+  std::vector<Proto> protos = {Proto::kTcp, Proto::kUdp};
+  if (const size_t slash = word.find('/'); slash != absl::string_view::npos) {
+    body = word.substr(0, slash);
+    const absl::string_view proto = word.substr(slash + 1);
+    if (proto == "tcp") {
+      protos = {Proto::kTcp};
+    } else if (proto == "udp") {
+      protos = {Proto::kUdp};
+    } else if (proto != "any") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad protocol '", proto, "' in '", word,
+                       "': expected tcp, udp or any"));
+    }
+  }
+  return PortsFor(body, protos, word);
+}
+
+absl::StatusOr<Rule> ParseRuleWords(Action action,
+                                    absl::Span<const std::string> words,
+                                    const HostResolver& resolve) {
+  if (words.empty()) {
+    return absl::InvalidArgumentError(
+        "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");
+  }
+  if (words[0] == "out" && words.size() > 1 && !IsLongFormKeyword(words[1]) &&
+      words[1] != "comment") {
+    return ParseShortForm(action, words.subspan(1), resolve);
+  }
+  if (IsLongFormKeyword(words[0])) {
+    return ParseLongForm(action, words, resolve);
+  }
+  return ParseShortForm(action, words, resolve);
+}
+
+}  // namespace egress::policy

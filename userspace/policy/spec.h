@@ -1,0 +1,71 @@
+// The operator's rule grammar, in the spirit of UFW: the words after
+// "egressctl allow" / "egressctl deny", as the shell split them.
+//
+// Short form:   SPEC [to] [DEST...] [comment TEXT...]
+//   SPEC is one of
+//     NAME[/PROTO]        a service: "smtp", "https", "dns", "ntp/udp"
+//                         (see LookupService in services.h)
+//     PORTS[/PROTO]       "443", "443/tcp", "1000-2000/udp", "6000:6010",
+//                         "80,443,8000-8080/tcp"; no PROTO = tcp and udp
+//     tcp | udp           every port of that protocol
+//     icmp                ICMP to IPv4 and ICMPv6 to IPv6 destinations
+//     raw                 may create raw sockets (takes no DEST)
+//     any                 every tcp and udp port, plus icmp
+//   PROTO is tcp, udp or any (= tcp and udp).
+//   DEST is an IPv4/IPv6 address or network ("10.0.0.5", "10.0.0.0/8",
+//   "2001:db8::/32"), "any"/"anywhere", or one host name (resolved once, now,
+//   through the HostResolver; the name is kept in Rule::host). No DEST =
+//   anywhere. A host name cannot be mixed with addresses or other host names.
+//   TEXT is every remaining word, joined with single spaces.
+//
+// UFW long form: [out] [proto tcp|udp|any|icmp] [from any] [to DEST]
+//                [port PORTS|NAME] [comment TEXT...]
+//   e.g. "out proto tcp to 10.0.0.5 port 25". Clauses may come in any order,
+//   each at most once. No port = every port; no proto = tcp and udp when a
+//   port is given, else everything ("any"). "out" followed by a short-form
+//   SPEC is also accepted ("out 443/tcp 10.0.0.0/8").
+#ifndef EGRESS_USERSPACE_POLICY_SPEC_H_
+#define EGRESS_USERSPACE_POLICY_SPEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "userspace/policy/resolver.h"
+#include "userspace/policy/rule.h"
+
+namespace egress::policy {
+
+// Parses a port number: decimal digits only, 1..65535. InvalidArgument naming
+// the word: "bad port 'x': not a number", "bad port '0': out of range
+// 1-65535".
+absl::StatusOr<uint16_t> ParsePort(absl::string_view word);
+
+// Parses a short-form SPEC word (see above) into its port/protocol list:
+// tcp entries before udp entries, in the order typed, without duplicates.
+// InvalidArgument naming the word, e.g.
+//   "bad port range '2000-1000': low end is above high end"
+//   "bad protocol 'sctp' in '25/sctp': expected tcp, udp or any"
+//   "unknown service 'smpt'; did you mean 'smtp'?"
+absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word);
+
+// Parses one rule (see the top comment). The result has id 0 (the daemon
+// assigns ids), `action`, spec, ports, destinations (empty = anywhere), host
+// and comment filled in. `resolve` is called only for a host name DEST.
+//
+// Errors: InvalidArgument naming the offending word for every grammar error,
+// e.g. "only one host name per rule; 'b.example' follows 'a.example'",
+// "raw takes no destination: '10.0.0.1'", or for "in": "egressctl only
+// controls outgoing connections; accepted inbound connections are never
+// affected". A failure of `resolve` is returned as is (SystemResolver:
+// NotFound / Unavailable / Internal).
+absl::StatusOr<Rule> ParseRuleWords(Action action,
+                                    absl::Span<const std::string> words,
+                                    const HostResolver& resolve);
+
+}  // namespace egress::policy
+
+#endif  // EGRESS_USERSPACE_POLICY_SPEC_H_
