@@ -181,7 +181,8 @@ TEST_F(TestCgroupTest, RemoveKillsProcessesInTheSubtree) {
   std::string path = cg->path();
   EXPECT_OK(cg->Remove());
   EXPECT_FALSE(Exists(path));
-  ASSERT_OK_AND_ASSIGN(int ws, WaitPidUntil(pid, absl::Now() + absl::Seconds(5)));
+  ASSERT_OK_AND_ASSIGN(int ws,
+                       WaitPidUntil(pid, absl::Now() + absl::Seconds(5)));
   EXPECT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) << ws;
 }
 
@@ -202,14 +203,12 @@ class RunInCgroupTest : public PrivilegedTest {
 TEST_F(RunInCgroupTest, ChildRunsInTheTestCgroup) {
   const pid_t parent = ::getpid();
   const std::string want = absl::StrCat("0::", cg_->relative_path(), "\n");
-  ASSERT_OK_AND_ASSIGN(std::vector<int> r,
-                       RunInCgroupMulti(cg_->path(), [&]() {
-                         absl::StatusOr<std::string> mine =
-                             ReadFile("/proc/self/cgroup");
-                         return std::vector<int>{
-                             mine.ok() && absl::StrContains(*mine, want),
-                             ::getpid() != parent};
-                       }));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<int> r, RunInCgroupMulti(cg_->path(), [&]() {
+        absl::StatusOr<std::string> mine = ReadFile("/proc/self/cgroup");
+        return std::vector<int>{mine.ok() && absl::StrContains(*mine, want),
+                                ::getpid() != parent};
+      }));
   EXPECT_EQ(r, (std::vector<int>{1, 1}));
   // The child is gone: the cgroup is empty again.
   ASSERT_OK_AND_ASSIGN(std::vector<int> procs, cg_->Procs());
@@ -219,9 +218,9 @@ TEST_F(RunInCgroupTest, ChildRunsInTheTestCgroup) {
 TEST_F(RunInCgroupTest, ReturnsTheValue) {
   ASSERT_OK_AND_ASSIGN(int v, RunInCgroup(cg_->path(), [] { return 42; }));
   EXPECT_EQ(v, 42);
-  ASSERT_OK_AND_ASSIGN(std::vector<int> none,
-                       RunInCgroupMulti(cg_->path(),
-                                        [] { return std::vector<int>(); }));
+  ASSERT_OK_AND_ASSIGN(std::vector<int> none, RunInCgroupMulti(cg_->path(), [] {
+                         return std::vector<int>();
+                       }));
   EXPECT_TRUE(none.empty());
   std::vector<int> many(5000);
   for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int>(i * 3);
@@ -265,18 +264,18 @@ TEST_F(PrivilegedTest, RequireRootSkipsOrFailsForOtherUsers) {
   EXPECT_OK(RequireRoot());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
                        TestCgroup::Create("priv"));
-  ASSERT_OK_AND_ASSIGN(
-      std::vector<int> codes, RunInCgroupMulti(cg->path(), [] {
-        if (::setresgid(65534, 65534, 65534) != 0 ||
-            ::setresuid(65534, 65534, 65534) != 0) {
-          return std::vector<int>{-1, -1};
-        }
-        ::unsetenv("CI");
-        int without_ci = static_cast<int>(RequireRoot().code());
-        ::setenv("CI", "true", 1);
-        int with_ci = static_cast<int>(RequireRoot().code());
-        return std::vector<int>{without_ci, with_ci};
-      }));
+  ASSERT_OK_AND_ASSIGN(std::vector<int> codes, RunInCgroupMulti(cg->path(), [] {
+                         if (::setresgid(65534, 65534, 65534) != 0 ||
+                             ::setresuid(65534, 65534, 65534) != 0) {
+                           return std::vector<int>{-1, -1};
+                         }
+                         ::unsetenv("CI");
+                         int without_ci =
+                             static_cast<int>(RequireRoot().code());
+                         ::setenv("CI", "true", 1);
+                         int with_ci = static_cast<int>(RequireRoot().code());
+                         return std::vector<int>{without_ci, with_ci};
+                       }));
   EXPECT_EQ(codes, (std::vector<int>{
                        static_cast<int>(absl::StatusCode::kUnavailable),
                        static_cast<int>(absl::StatusCode::kPermissionDenied)}));
@@ -428,10 +427,12 @@ TEST_F(ProbesTest, BaselineWithoutEnforcement) {
       {"PacketSocket", [] { return PacketSocket(); }, kZero, 0},
       {"Ipv6RoutingHeaderSetsockopt type 0",
        [] { return Ipv6RoutingHeaderSetsockopt(RoutingHeaderType::kType0); },
-       {EINVAL}, EINVAL},
+       {EINVAL},
+       EINVAL},
       {"Ipv6RoutingHeaderSetsockopt type 2",
        [] { return Ipv6RoutingHeaderSetsockopt(RoutingHeaderType::kType2); },
-       {0, EINVAL}, EINVAL},
+       {0, EINVAL},
+       EINVAL},
       {"Ipv6RoutingHeaderSetsockopt SRH",
        [] {
          return Ipv6RoutingHeaderSetsockopt(RoutingHeaderType::kSegmentRouting);
@@ -442,13 +443,15 @@ TEST_F(ProbesTest, BaselineWithoutEnforcement) {
        0},
       {"Ipv6RoutingHeaderCmsgSend type 2",
        [=] { return Ipv6RoutingHeaderCmsgSend("::1", udp, "::1"); },
-       {0, EINVAL}, EINVAL},
+       {0, EINVAL},
+       EINVAL},
       {"Ipv6RoutingHeaderCmsgSend SRH",
        [=] {
          return Ipv6RoutingHeaderCmsgSend("::1", udp, "::1",
                                           RoutingHeaderType::kSegmentRouting);
        },
-       {EINVAL}, EINVAL},
+       {EINVAL},
+       EINVAL},
       {"Ipv4SourceRouteSetsockopt LSRR",
        [] { return Ipv4SourceRouteSetsockopt(true); }, kZero, 0},
       {"Ipv4SourceRouteSetsockopt SSRR",
@@ -469,9 +472,10 @@ TEST_F(ProbesTest, BaselineWithoutEnforcement) {
                 got == b.measured ? "" : "  (differs from the reference VM)");
   }
   if (deviations > 0) {
-    std::printf("  %d probe(s) differ from the reference VM: optional kernel "
-                "features are off here\n",
-                deviations);
+    std::printf(
+        "  %d probe(s) differ from the reference VM: optional kernel "
+        "features are off here\n",
+        deviations);
   }
 }
 
@@ -556,8 +560,8 @@ TEST_F(TestNetnsTest, ReachableOverVeth) {
 // leaves through the veth towards the hop. The veth's tx counter shows it.
 TEST_F(TestNetnsTest, SourceRoutingDivertsToTheHop) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> ns, TestNetns::Create("kit"));
-  const std::string tx_file = absl::StrCat(
-      "/sys/class/net/", ns->host_ifname(), "/statistics/tx_packets");
+  const std::string tx_file = absl::StrCat("/sys/class/net/", ns->host_ifname(),
+                                           "/statistics/tx_packets");
   auto tx = [&]() -> int64_t {
     absl::StatusOr<std::string> text = ReadFile(tx_file);
     int64_t n = -1;

@@ -143,8 +143,8 @@ absl::Status RemoveTree(const std::string& dir, int depth,
 TestCgroup::TestCgroup(std::string root, std::string path, uint64_t id)
     : root_(std::move(root)), path_(std::move(path)), id_(id) {
   absl::string_view rel = absl::string_view(path_).substr(root_.size());
-  relative_path_ = absl::StartsWith(rel, "/") ? std::string(rel)
-                                              : absl::StrCat("/", rel);
+  relative_path_ =
+      absl::StartsWith(rel, "/") ? std::string(rel) : absl::StrCat("/", rel);
 }
 
 absl::StatusOr<std::unique_ptr<TestCgroup>> TestCgroup::Create(
@@ -168,9 +168,9 @@ absl::StatusOr<std::unique_ptr<TestCgroup>> TestCgroup::Create(
     }
     return std::unique_ptr<TestCgroup>(new TestCgroup(root, path, *id));
   }
-  return absl::AlreadyExistsError(absl::StrCat(
-      "mkdir under ", root, ": 8 random names for prefix '", name_prefix,
-      "' all existed"));
+  return absl::AlreadyExistsError(absl::StrCat("mkdir under ", root,
+                                               ": 8 random names for prefix '",
+                                               name_prefix, "' all existed"));
 }
 
 TestCgroup::~TestCgroup() {
@@ -188,13 +188,15 @@ absl::StatusOr<TestCgroup*> TestCgroup::CreateChild(absl::string_view name) {
         absl::StrCat("CreateChild(", name, "): ", path_, " was removed"));
   }
   std::string path = absl::StrCat(path_, "/", name);
-  if (::mkdir(path.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", path);
+  if (::mkdir(path.c_str(), 0755) != 0)
+    return ErrnoStatus(errno, "mkdir", path);
   absl::StatusOr<uint64_t> id = InodeOf(path);
   if (!id.ok()) {
     ::rmdir(path.c_str());
     return id.status();
   }
-  children_.push_back(std::unique_ptr<TestCgroup>(new TestCgroup(root_, path, *id)));
+  children_.push_back(
+      std::unique_ptr<TestCgroup>(new TestCgroup(root_, path, *id)));
   return children_.back().get();
 }
 
@@ -220,10 +222,10 @@ absl::Status TestCgroup::KillAll() {
     std::vector<int> pids;
     EGRESS_RETURN_IF_ERROR(CollectProcs(path_, 0, &pids));
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "kill processes in ", path_, ": still populated after ",
-          absl::FormatDuration(kKillTimeout), "; pids: [",
-          absl::StrJoin(pids, ","), "]"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("kill processes in ", path_, ": still populated after ",
+                       absl::FormatDuration(kKillTimeout), "; pids: [",
+                       absl::StrJoin(pids, ","), "]"));
     }
     // Without cgroup.kill, pids forked after the previous pass need another
     // round; with it, this only hits stragglers (harmless).
@@ -235,13 +237,12 @@ absl::Status TestCgroup::KillAll() {
 absl::Status TestCgroup::Remove() {
   if (removed_) return absl::OkStatus();
   absl::Status kill_status = KillAll();
-  absl::Status rm_status =
-      RemoveTree(path_, 0, absl::Now() + kKillTimeout);
+  absl::Status rm_status = RemoveTree(path_, 0, absl::Now() + kKillTimeout);
   if (!rm_status.ok()) {
     if (!kill_status.ok()) {
-      return absl::Status(
-          rm_status.code(),
-          absl::StrCat(rm_status.message(), "; after: ", kill_status.message()));
+      return absl::Status(rm_status.code(),
+                          absl::StrCat(rm_status.message(),
+                                       "; after: ", kill_status.message()));
     }
     return rm_status;
   }

@@ -61,7 +61,8 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   // Everything the child touches is prepared before fork().
   std::vector<char*> cargv;
   cargv.reserve(argv.size() + 1);
-  for (const std::string& arg : argv) cargv.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : argv)
+    cargv.push_back(const_cast<char*>(arg.c_str()));
   cargv.push_back(nullptr);
 
   int pipe_fds[2];
@@ -106,7 +107,8 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EOF: every writer (the child and its heirs) is gone.
-    size_t room = kMaxOutputBytes - std::min(kMaxOutputBytes, result.output.size());
+    size_t room =
+        kMaxOutputBytes - std::min(kMaxOutputBytes, result.output.size());
     result.output.append(buf, std::min(room, static_cast<size_t>(n)));
   }
   if (!timed_out) {
@@ -119,10 +121,9 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   ::kill(-pid, SIGKILL);
   ::kill(pid, SIGKILL);
   (void)WaitPidUntil(pid, absl::Now() + absl::Seconds(5));
-  return absl::DeadlineExceededError(
-      absl::StrCat("command timed out after ", absl::FormatDuration(timeout),
-                   " and was killed: ", cmdline, "; output so far: ",
-                   result.output));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "command timed out after ", absl::FormatDuration(timeout),
+      " and was killed: ", cmdline, "; output so far: ", result.output));
 }
 
 absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
@@ -130,9 +131,9 @@ absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
   absl::StatusOr<CommandResult> result = RunCommand(argv, timeout);
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
-    return absl::InternalError(absl::StrCat(
-        "command failed with exit code ", result->exit_code, ": ",
-        absl::StrJoin(argv, " "), ": ", result->output));
+    return absl::InternalError(
+        absl::StrCat("command failed with exit code ", result->exit_code, ": ",
+                     absl::StrJoin(argv, " "), ": ", result->output));
   }
   return std::move(result->output);
 }

@@ -131,9 +131,8 @@ void TcpListener::Loop() {
         bytes_ += n;
         if (mode_ == Mode::kEcho) {
           // Best effort, non-blocking: a client that does not read loses data.
-          ssize_t ignored =
-              ::send(c.get(), buf, static_cast<size_t>(n),
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+          ssize_t ignored = ::send(c.get(), buf, static_cast<size_t>(n),
+                                   MSG_DONTWAIT | MSG_NOSIGNAL);
           (void)ignored;
         }
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -141,8 +140,8 @@ void TcpListener::Loop() {
       }
     }
     if (pfds[1].revents & POLLIN) {
-      UniqueFd c(::accept4(fd_.get(), nullptr, nullptr,
-                           SOCK_CLOEXEC | SOCK_NONBLOCK));
+      UniqueFd c(
+          ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (c) {
         ++accepted_;
         if (clients.size() < kMaxClients) clients.push_back(std::move(c));
@@ -225,8 +224,8 @@ int UdpClientExpectReply(const std::string& server_addr, uint16_t port) {
   absl::Time deadline = absl::Now() + kProbeTimeout;
   char buf[256];
   while (true) {
-    int ms = static_cast<int>(
-        absl::ToInt64Milliseconds(deadline - absl::Now()));
+    int ms =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
     if (ms <= 0) return ETIMEDOUT;
     pollfd pfd = {fd.get(), POLLIN, 0};
     int pr = ::poll(&pfd, 1, ms);

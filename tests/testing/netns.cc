@@ -67,10 +67,9 @@ absl::Status WaitOperUp(const std::string& ifname, const std::string& netns) {
   absl::Time deadline = absl::Now() + kLinkUpTimeout;
   while (true) {
     absl::StatusOr<CommandResult> r =
-        netns.empty()
-            ? RunCommand({"ip", "-o", "link", "show", "dev", ifname})
-            : RunCommand({"ip", "-n", netns, "-o", "link", "show", "dev",
-                          ifname});
+        netns.empty() ? RunCommand({"ip", "-o", "link", "show", "dev", ifname})
+                      : RunCommand({"ip", "-n", netns, "-o", "link", "show",
+                                    "dev", ifname});
     if (r.ok() && r->exit_code == 0 &&
         absl::StrContains(r->output, "state UP")) {
       return absl::OkStatus();
@@ -113,10 +112,9 @@ absl::StatusOr<std::unique_ptr<TestNetns>> TestNetns::Create(
   if (!status.ok()) {
     absl::Status cleanup = ns->Remove();  // Whatever part was created.
     if (!cleanup.ok()) {
-      return absl::Status(status.code(),
-                          absl::StrCat(status.message(),
-                                       "; cleanup also failed: ",
-                                       cleanup.message()));
+      return absl::Status(status.code(), absl::StrCat(status.message(),
+                                                      "; cleanup also failed: ",
+                                                      cleanup.message()));
     }
     return status;
   }
@@ -137,8 +135,8 @@ absl::Status TestNetns::Setup(uint32_t block) {
   // Root side.
   EGRESS_RETURN_IF_ERROR(
       Ip({"addr", "add", host_addr4_ + "/30", "dev", host_if_}));
-  EGRESS_RETURN_IF_ERROR(Ip({"-6", "addr", "add", host_addr6_ + "/64", "dev",
-                             host_if_, "nodad"}));
+  EGRESS_RETURN_IF_ERROR(
+      Ip({"-6", "addr", "add", host_addr6_ + "/64", "dev", host_if_, "nodad"}));
   EGRESS_RETURN_IF_ERROR(Ip({"link", "set", host_if_, "up"}));
   // Namespace side.
   EGRESS_RETURN_IF_ERROR(Ip({"-n", name_, "link", "set", "lo", "up"}));
@@ -155,8 +153,8 @@ absl::Status TestNetns::Setup(uint32_t block) {
 TestNetns::~TestNetns() {
   absl::Status status = Remove();
   if (!status.ok()) {
-    std::fprintf(stderr, "TestNetns: cleanup of %s failed: %s\n",
-                 name_.c_str(), status.ToString().c_str());
+    std::fprintf(stderr, "TestNetns: cleanup of %s failed: %s\n", name_.c_str(),
+                 status.ToString().c_str());
   }
 }
 
@@ -202,8 +200,9 @@ absl::StatusOr<CommandResult> TestNetns::RunInNetns(
   return RunArgvInNetns({"sh", "-c", shell_cmd}, timeout);
 }
 
-absl::StatusOr<UniqueFd> TestNetns::BindSocketInNetns(
-    int type, const std::string& addr, uint16_t port) const {
+absl::StatusOr<UniqueFd> TestNetns::BindSocketInNetns(int type,
+                                                      const std::string& addr,
+                                                      uint16_t port) const {
   std::string netns_file = absl::StrCat("/run/netns/", name_);
   absl::StatusOr<UniqueFd> result =
       absl::InternalError("BindSocketInNetns: helper thread did not run");

@@ -18,9 +18,9 @@ absl::Status RequireRoot() {
         "skipped: this test needs root (euid is ", euid,
         "); run it with sudo. Set CI=1 to turn this skip into a failure."));
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "this test needs root (euid is ", euid, ") and CI=", ci,
-      " is set, so it fails instead of skipping"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("this test needs root (euid is ", euid, ") and CI=", ci,
+                   " is set, so it fails instead of skipping"));
 }
 
 }  // namespace testing

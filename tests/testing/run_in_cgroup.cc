@@ -101,8 +101,8 @@ ssize_t ReadUntil(int fd, void* data, size_t len, absl::Time deadline) {
   while (got < len) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) break;
-    int ms = static_cast<int>(std::min<int64_t>(
-        absl::ToInt64Milliseconds(left) + 1, 1000));
+    int ms = static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
     pollfd pfd = {fd, POLLIN, 0};
     int pr = ::poll(&pfd, 1, ms);
     if (pr < 0) {
@@ -170,18 +170,17 @@ absl::StatusOr<std::vector<int>> RunInCgroupMulti(
   if (static_cast<size_t>(got) < sizeof(header)) {
     if (absl::Now() >= deadline) {
       (void)kill_and_reap();
-      return absl::DeadlineExceededError(absl::StrCat(
-          "RunInCgroup(", cgroup_dir, "): child ", pid,
-          " did not report within ", absl::FormatDuration(timeout),
-          "; killed it"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("RunInCgroup(", cgroup_dir, "): child ", pid,
+                       " did not report within ", absl::FormatDuration(timeout),
+                       "; killed it"));
     }
     // EOF before a full header: the child died.
     absl::StatusOr<int> ws = WaitPidUntil(pid, deadline);
     if (!ws.ok()) ws = kill_and_reap();
-    return absl::InternalError(absl::StrCat("RunInCgroup(", cgroup_dir,
-                                            "): child ", pid,
-                                            " died before reporting: ",
-                                            DescribeWait(ws)));
+    return absl::InternalError(
+        absl::StrCat("RunInCgroup(", cgroup_dir, "): child ", pid,
+                     " died before reporting: ", DescribeWait(ws)));
   }
 
   std::vector<int> values;
@@ -191,9 +190,9 @@ absl::StatusOr<std::vector<int>> RunInCgroupMulti(
     got = ReadUntil(read_end.get(), values.data(), want, deadline);
     if (got < 0 || static_cast<size_t>(got) != want) {
       (void)kill_and_reap();
-      return absl::InternalError(absl::StrCat(
-          "RunInCgroup(", cgroup_dir, "): child ", pid, " sent ", got,
-          " of ", want, " result bytes"));
+      return absl::InternalError(absl::StrCat("RunInCgroup(", cgroup_dir,
+                                              "): child ", pid, " sent ", got,
+                                              " of ", want, " result bytes"));
     }
   }
   absl::StatusOr<int> ws = WaitPidUntil(pid, deadline + absl::Seconds(1));
@@ -213,8 +212,8 @@ absl::StatusOr<std::vector<int>> RunInCgroupMulti(
           "RunInCgroup(", cgroup_dir, "): fn returned ", header.count,
           " values; at most ", kMaxValues, " are supported"));
   }
-  return absl::InternalError(absl::StrCat("RunInCgroup(", cgroup_dir,
-                                          "): corrupt child report"));
+  return absl::InternalError(
+      absl::StrCat("RunInCgroup(", cgroup_dir, "): corrupt child report"));
 }
 
 absl::StatusOr<int> RunInCgroup(const std::string& cgroup_dir,

@@ -91,11 +91,11 @@ std::vector<uint8_t> BuildRoutingHeader(RoutingHeaderType type,
     // struct ipv6_sr_hdr + segments[2]; segments are stored last hop first,
     // and segments[segments_left] is the next hop.
     hdr.assign(8 + 2 * sizeof(in6_addr), 0);
-    hdr[0] = 0;       // nexthdr: filled in by the kernel.
-    hdr[1] = 4;       // hdrlen: (8 + 32) / 8 - 1.
-    hdr[2] = 4;       // type.
-    hdr[3] = 1;       // segments_left.
-    hdr[4] = 1;       // first_segment (index of the last entry).
+    hdr[0] = 0;  // nexthdr: filled in by the kernel.
+    hdr[1] = 4;  // hdrlen: (8 + 32) / 8 - 1.
+    hdr[2] = 4;  // type.
+    hdr[3] = 1;  // segments_left.
+    hdr[4] = 1;  // first_segment (index of the last entry).
     std::memcpy(&hdr[8], &final_dst, sizeof(in6_addr));
     std::memcpy(&hdr[8 + sizeof(in6_addr)], &via, sizeof(in6_addr));
     return hdr;
@@ -191,8 +191,8 @@ absl::StatusOr<SockAddr> ParseSockAddr(absl::string_view addr, uint16_t port) {
     out.len = sizeof(sockaddr_in6);
     return out;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("parse address '", addr, "': not a numeric IPv4/IPv6 address"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "parse address '", addr, "': not a numeric IPv4/IPv6 address"));
 }
 
 sockaddr_in MakeSockaddrIn(const std::string& v4_addr, uint16_t port) {

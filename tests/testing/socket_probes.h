@@ -118,9 +118,9 @@ int Ipv6RoutingHeaderStickySend(
     RoutingHeaderType type = RoutingHeaderType::kSegmentRouting);
 // sendmsg(addr, port) with an IPV6_RTHDR cmsg routing via `via_addr`. The
 // kernel only accepts type 2 here (and only with CONFIG_IPV6_MIP6).
-int Ipv6RoutingHeaderCmsgSend(const std::string& addr, uint16_t port,
-                              const std::string& via_addr,
-                              RoutingHeaderType type = RoutingHeaderType::kType2);
+int Ipv6RoutingHeaderCmsgSend(
+    const std::string& addr, uint16_t port, const std::string& via_addr,
+    RoutingHeaderType type = RoutingHeaderType::kType2);
 // AF_INET UDP socket; setsockopt(IPPROTO_IP, IP_OPTIONS) with a loose (lsrr)
 // or strict source route of one hop (`hop`). errno of setsockopt.
 int Ipv4SourceRouteSetsockopt(bool lsrr, const std::string& hop = "127.0.0.1");

@@ -57,39 +57,37 @@ inline ::testing::AssertionResult HasStatus(const char* expr,
 #define EGRESS_STATUS_CONCAT_(a, b) EGRESS_STATUS_CONCAT_INNER_(a, b)
 
 #ifndef ASSERT_OK
-#define ASSERT_OK(expr)                                 \
-  GTEST_ASSERT_(::egress::testing::internal::IsOk(      \
-                    #expr, ::egress::testing::internal:: \
-                               GetStatus((expr))),       \
+#define ASSERT_OK(expr)                                                     \
+  GTEST_ASSERT_(::egress::testing::internal::IsOk(                          \
+                    #expr, ::egress::testing::internal::GetStatus((expr))), \
                 GTEST_FATAL_FAILURE_)
 #endif
 
 #ifndef EXPECT_OK
-#define EXPECT_OK(expr)                                 \
-  GTEST_ASSERT_(::egress::testing::internal::IsOk(      \
-                    #expr, ::egress::testing::internal:: \
-                               GetStatus((expr))),       \
+#define EXPECT_OK(expr)                                                     \
+  GTEST_ASSERT_(::egress::testing::internal::IsOk(                          \
+                    #expr, ::egress::testing::internal::GetStatus((expr))), \
                 GTEST_NONFATAL_FAILURE_)
 #endif
 
 #ifndef EXPECT_STATUS
-#define EXPECT_STATUS(expr, code, substring)                           \
-  GTEST_ASSERT_(::egress::testing::internal::HasStatus(                \
+#define EXPECT_STATUS(expr, code, substring)                               \
+  GTEST_ASSERT_(::egress::testing::internal::HasStatus(                    \
                     #expr, ::egress::testing::internal::GetStatus((expr)), \
-                    (code), (substring)),                              \
+                    (code), (substring)),                                  \
                 GTEST_NONFATAL_FAILURE_)
 #endif
 
 #ifndef ASSERT_OK_AND_ASSIGN
 // `lhs` may declare a variable: ASSERT_OK_AND_ASSIGN(auto x, F());
 // Only usable in functions returning void (like every ASSERT_*).
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                   \
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                    \
   ASSERT_OK_AND_ASSIGN_IMPL_(EGRESS_STATUS_CONCAT_(egress_sor_, __LINE__), \
                              lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(sor, lhs, expr)                       \
-  auto sor = (expr);                                                     \
+#define ASSERT_OK_AND_ASSIGN_IMPL_(sor, lhs, expr)                      \
+  auto sor = (expr);                                                    \
   GTEST_ASSERT_(::egress::testing::internal::IsOk(#expr, sor.status()), \
-                GTEST_FATAL_FAILURE_);                                   \
+                GTEST_FATAL_FAILURE_);                                  \
   lhs = *std::move(sor)
 #endif
 

@@ -66,9 +66,9 @@ TEST(ParseMountInfoTest, DecodesOctalEscapes) {
 }
 
 TEST(ParseMountInfoTest, KeepsIncompleteEscapesVerbatim) {
-  std::vector<MountEntry> entries =
-      ParseMountInfo("50 41 0:38 / /a\\04 rw - tmpfs tmpfs rw\n"
-                     "51 41 0:38 / /b\\089 rw - tmpfs tmpfs rw\n");
+  std::vector<MountEntry> entries = ParseMountInfo(
+      "50 41 0:38 / /a\\04 rw - tmpfs tmpfs rw\n"
+      "51 41 0:38 / /b\\089 rw - tmpfs tmpfs rw\n");
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[0].mount_point, "/a\\04");
   EXPECT_EQ(entries[1].mount_point, "/b\\089");
@@ -113,10 +113,10 @@ TEST(FindMountTest, FindsCgroup2AndBpfInPureV2Layout) {
 }
 
 TEST(FindMountTest, ReturnsFirstMatch) {
-  absl::StatusOr<std::string> root =
-      FindMount("1 0 0:1 / /first rw - cgroup2 cgroup2 rw\n"
-                "2 0 0:1 / /second rw - cgroup2 cgroup2 rw\n",
-                "cgroup2");
+  absl::StatusOr<std::string> root = FindMount(
+      "1 0 0:1 / /first rw - cgroup2 cgroup2 rw\n"
+      "2 0 0:1 / /second rw - cgroup2 cgroup2 rw\n",
+      "cgroup2");
   ASSERT_TRUE(root.ok()) << root.status();
   EXPECT_EQ(*root, "/first");
 }

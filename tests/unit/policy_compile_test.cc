@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <set>
 #include <string>
@@ -400,12 +401,12 @@ class RandomRules {
  public:
   explicit RandomRules(uint32_t seed) : rng_(seed) {}
 
-  std::vector<Rule> Rules(int n) {
+  std::vector<Rule> Rules(int n, int deny_percent) {
     std::vector<Rule> rules;
     for (int i = 0; i < n; ++i) {
       Rule r;
       r.id = static_cast<uint32_t>(i + 1);
-      r.action = Pick(4) == 0 ? Action::kDeny : Action::kAllow;
+      r.action = Pick(100) < deny_percent ? Action::kDeny : Action::kAllow;
       const int nports = 1 + Pick(3);
       for (int j = 0; j < nports; ++j) r.ports.push_back(RandomPorts());
       const int ndest = Pick(4) == 0 ? 0 : 1 + Pick(3);
@@ -425,7 +426,7 @@ class RandomRules {
     static constexpr uint8_t kProtos[] = {IPPROTO_TCP, IPPROTO_UDP,
                                           IPPROTO_ICMP, IPPROTO_ICMPV6};
     Query q;
-    q.proto = Pick(5) < 2 ? IPPROTO_TCP : kProtos[Pick(4)];
+    q.proto = Pick(5) < 2 ? kProtos[0] : kProtos[Pick(4)];
     q.port = Pick(4) == 0 ? static_cast<uint16_t>(Pick(65536)) : PoolPort();
     q.addr = RandomAddress();
     return q;
@@ -471,7 +472,9 @@ class RandomRules {
       c.addr[0] = Pick(20) == 0 ? static_cast<uint8_t>(Pick(256)) : 10;
       c.addr[1] = static_cast<uint8_t>(Pick(4));
       c.addr[2] = static_cast<uint8_t>(Pick(4));
-      c.addr[3] = static_cast<uint8_t>(Pick(4) == 0 ? Pick(256) : Pick(4) * 64 + Pick(3) - 1 + 1);
+      // Around the /26 boundaries: 255, 0, 1, 63, 64, 65, ...
+      c.addr[3] = static_cast<uint8_t>(
+          Pick(4) == 0 ? Pick(256) : (Pick(4) * 64 + Pick(3) + 255) & 0xff);
     } else {
       c.family = 6;
       c.prefix_len = 128;
@@ -505,10 +508,14 @@ class RandomRules {
 TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
   RandomRules gen(20240611);
   int allowed = 0, denied_by_rule = 0, defaulted = 0;
-  for (int round = 0; round < 25; ++round) {
-    const std::vector<Rule> rules = gen.Rules(120);
+  for (int round = 0; round < 40; ++round) {
+    // From a few broad rules to many narrow ones, mostly allows.
+    static constexpr int kSizes[] = {10, 40, 150, 300};
+    static constexpr int kDenyPercent[] = {3, 10, 2, 1};
+    const std::vector<Rule> rules =
+        gen.Rules(kSizes[round % 4], kDenyPercent[round % 4]);
     const CompiledRuleset c = MustCompile(rules);
-    for (int q = 0; q < 400; ++q) {
+    for (int q = 0; q < 500; ++q) {
       const RandomRules::Query query = gen.RandomQuery();
       const Decision fast = Evaluate(c, kRs, query.proto, query.port,
                                      query.addr.family, query.addr.addr);
@@ -540,9 +547,11 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
     }
   }
   // The generator must exercise every outcome, not just default deny.
-  EXPECT_GT(allowed, 500);
-  EXPECT_GT(denied_by_rule, 500);
-  EXPECT_GT(defaulted, 500);
+  EXPECT_GT(allowed, 1000);
+  EXPECT_GT(denied_by_rule, 1000);
+  EXPECT_GT(defaulted, 1000);
+  std::cout << "allowed " << allowed << ", denied by a rule " << denied_by_rule
+            << ", default deny " << defaulted << "\n";
 }
 
 }  // namespace

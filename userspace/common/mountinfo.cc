@@ -30,8 +30,8 @@ std::string Unescape(absl::string_view in) {
   for (size_t i = 0; i < in.size(); ++i) {
     if (in[i] == '\\' && i + 3 < in.size() && IsOctalDigit(in[i + 1]) &&
         IsOctalDigit(in[i + 2]) && IsOctalDigit(in[i + 3])) {
-      int value = (in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
-                  (in[i + 3] - '0');
+      int value =
+          (in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0');
       if (value <= 0xff) {
         out.push_back(static_cast<char>(value));
         i += 3;
@@ -71,9 +71,8 @@ absl::StatusOr<std::string> FindMount(absl::string_view text,
   for (MountEntry& entry : ParseMountInfo(text)) {
     if (entry.fs_type == fs_type) return std::move(entry.mount_point);
   }
-  return absl::NotFoundError(
-      absl::StrCat("no filesystem of type '", fs_type,
-                   "' is mounted (searched mountinfo)"));
+  return absl::NotFoundError(absl::StrCat("no filesystem of type '", fs_type,
+                                          "' is mounted (searched mountinfo)"));
 }
 
 absl::StatusOr<std::string> Cgroup2Root() {
@@ -92,9 +91,8 @@ absl::StatusOr<std::string> Cgroup2Root() {
   }
   absl::StatusOr<std::string> root = FindMount(text, "cgroup2");
   if (!root.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat("cgroup2 root: ", root.status().message(), " in ",
-                     kProcSelfMountInfo));
+    return absl::NotFoundError(absl::StrCat(
+        "cgroup2 root: ", root.status().message(), " in ", kProcSelfMountInfo));
   }
   return root;
 }

@@ -1,0 +1,60 @@
+// Fixture of the privileged integration tests: a real egressd (the built
+// binary, its own socket, bpffs directory and state directory), a real test
+// cgroup, and egressctl invoked as an operator would. Everything it creates
+// is removed in TearDown, also when a test fails.
+#ifndef EGRESS_TESTS_PRIVILEGED_EGRESSD_FIXTURE_H_
+#define EGRESS_TESTS_PRIVILEGED_EGRESSD_FIXTURE_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/cgroup_fixture.h"
+#include "tests/testing/command.h"
+
+namespace egress::testing {
+
+class EgressdTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts egressd and waits until it answers (fails the test otherwise).
+  void StartDaemon();
+  // Sends `sig` to egressd and reaps it.
+  void StopDaemon(int sig);
+
+  // Runs `egressctl --socket <ours> args...`.
+  CommandResult Ctl(const std::vector<std::string>& args);
+  // Runs egressctl and asserts exit 0; returns stdout+stderr.
+  std::string CtlOk(const std::vector<std::string>& args);
+  // `egressctl ... -o json` parsed.
+  nlohmann::json CtlJson(const std::vector<std::string>& args);
+
+  // Adds target `name` for cgroup `cg` (default: the test cgroup).
+  void AddTarget(const std::string& name, const TestCgroup* cg = nullptr,
+                 const std::string& mode = "enforce");
+
+  // Runs `fn` in a child process inside `cg` (default: the test cgroup) and
+  // returns its result (an errno, 0 = success); -1 if the child failed.
+  int InCgroup(std::function<int()> fn, const TestCgroup* cg = nullptr);
+
+  // Counters of a target from `status -o json`.
+  nlohmann::json Counters(const std::string& target);
+
+  std::string socket_path_;
+  std::string bpffs_dir_;
+  std::string state_dir_;
+  std::string daemon_log_;
+  pid_t daemon_pid_ = -1;
+  std::unique_ptr<TestCgroup> cg_;
+};
+
+}  // namespace egress::testing
+
+#endif  // EGRESS_TESTS_PRIVILEGED_EGRESSD_FIXTURE_H_
