@@ -122,7 +122,8 @@ TEST(CidrTest, ContainsRespectsBoundaries) {
   // Families never mix.
   EXPECT_FALSE(MustParse("::/0").Contains(MustParse("10.0.0.1")));
   EXPECT_FALSE(MustParse("0.0.0.0/0").Contains(MustParse("::1")));
-  EXPECT_TRUE(MustParse("2001:db8::/32").Contains(MustParse("2001:db8:ffff::1")));
+  EXPECT_TRUE(
+      MustParse("2001:db8::/32").Contains(MustParse("2001:db8:ffff::1")));
   EXPECT_FALSE(MustParse("2001:db8::/32").Contains(MustParse("2001:db9::")));
 }
 
@@ -188,9 +189,9 @@ TEST(RuleMatchesTest, MatchesPortsAndDestinations) {
   EXPECT_FALSE(RuleMatches(r, 6, 2001, 4, in));
   EXPECT_FALSE(RuleMatches(r, 17, 1500, 4, in));
   EXPECT_FALSE(RuleMatches(r, 6, 1500, 4, out));
-  EXPECT_TRUE(RuleMatches(r, 1, 0, 4, in));       // ICMP to v4
-  EXPECT_FALSE(RuleMatches(r, 58, 0, 4, in));     // ICMPv6 to v4: no
-  r.destinations.clear();                         // anywhere
+  EXPECT_TRUE(RuleMatches(r, 1, 0, 4, in));    // ICMP to v4
+  EXPECT_FALSE(RuleMatches(r, 58, 0, 4, in));  // ICMPv6 to v4: no
+  r.destinations.clear();                      // anywhere
   EXPECT_TRUE(RuleMatches(r, 58, 0, 6, MustParse("2001:db8::1").addr));
   EXPECT_FALSE(RuleMatches(r, 1, 0, 6, MustParse("2001:db8::1").addr));
   r.ports = {{Proto::kRaw}};

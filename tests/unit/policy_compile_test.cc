@@ -73,7 +73,8 @@ uint16_t ClassOf(const CompiledRuleset& c, uint8_t proto, uint16_t port) {
   for (const auto& [k, v] : c.ports) {
     if (k.proto != proto || k.ruleset != kRs) continue;
     const int bits = static_cast<int>(k.prefixlen) - EGRESS_PORT_KEY_FIXED_BITS;
-    const uint16_t mask = bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - bits));
+    const uint16_t mask =
+        bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - bits));
     if ((ntohs(k.port) & mask) == (port & mask) && bits > best_len) {
       best_len = bits;
       cls = v.port_class;
@@ -155,16 +156,17 @@ TEST(CompileTest, WholePortSpaceIsOnePrefix) {
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 65535), 1);
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 0, "1.2.3.4"), "DENY 0");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 65535, "1.2.3.4"), "ALLOW 1");
-  const CompiledRuleset full = MustCompile({MakeRule(1, Action::kAllow, {kTcpAll})});
+  const CompiledRuleset full =
+      MustCompile({MakeRule(1, Action::kAllow, {kTcpAll})});
   EXPECT_TRUE(full.ports.empty());
   EXPECT_EQ(Eval(full, IPPROTO_TCP, 0, "1.2.3.4"), "ALLOW 1");
 }
 
 TEST(CompileTest, OverlappingRangesSplitIntoClasses) {
-  const CompiledRuleset c = MustCompile(
-      {MakeRule(1, Action::kAllow, {Tcp(1000, 2000)}),
-       MakeRule(2, Action::kDeny, {Tcp(1500, 2500)}),
-       MakeRule(3, Action::kAllow, {Udp(1500, 1500)})});
+  const CompiledRuleset c =
+      MustCompile({MakeRule(1, Action::kAllow, {Tcp(1000, 2000)}),
+                   MakeRule(2, Action::kDeny, {Tcp(1500, 2500)}),
+                   MakeRule(3, Action::kAllow, {Udp(1500, 1500)})});
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1000), 1);
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1499), 1);
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 1500), 2);
@@ -192,8 +194,9 @@ TEST(CompileTest, DenyBeatsMoreSpecificAllow) {
        MakeRule(2, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.5")})});
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.5"), "DENY 1");
   // Narrower port: deny every tcp port, allow one.
-  c = MustCompile({MakeRule(1, Action::kDeny, {kTcpAll}, {C("10.0.0.0/8")}),
-                   MakeRule(2, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.5")})});
+  c = MustCompile(
+      {MakeRule(1, Action::kDeny, {kTcpAll}, {C("10.0.0.0/8")}),
+       MakeRule(2, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.5")})});
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.5"), "DENY 1");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "11.0.0.5"), "DENY 0");
   // Deny on a class, allow on every port.
@@ -214,7 +217,8 @@ TEST(CompileTest, Ipv6) {
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:ffff::1"), "ALLOW 1");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:bad::1"), "DENY 2");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db9::"), "DENY 0");
-  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "32.1.13.184"), "DENY 0");  // same bytes, v4
+  // The same leading bytes as an IPv4 address never match an IPv6 key.
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "32.1.13.184"), "DENY 0");
 }
 
 TEST(CompileTest, NoDestinationMeansBothFamilies) {
@@ -230,8 +234,8 @@ TEST(CompileTest, NoDestinationMeansBothFamilies) {
 }
 
 TEST(CompileTest, AnyCoversTcpUdpAndIcmp) {
-  const CompiledRuleset c = MustCompile(
-      {MakeRule(1, Action::kAllow, {kTcpAll, kUdpAll, kIcmp})});
+  const CompiledRuleset c =
+      MustCompile({MakeRule(1, Action::kAllow, {kTcpAll, kUdpAll, kIcmp})});
   EXPECT_TRUE(c.ports.empty());
   EXPECT_EQ(c.allow.size(), 6u);
   std::set<std::pair<int, int>> proto_family;
@@ -254,9 +258,10 @@ TEST(CompileTest, AnyCoversTcpUdpAndIcmp) {
 }
 
 TEST(CompileTest, IcmpUsesFamilyProtocol) {
-  const CompiledRuleset c = MustCompile(
-      {MakeRule(1, Action::kAllow, {kIcmp}, {C("10.0.0.0/8"), C("2001:db8::/32")}),
-       MakeRule(2, Action::kDeny, {kIcmp}, {C("10.9.0.0/16")})});
+  const CompiledRuleset c =
+      MustCompile({MakeRule(1, Action::kAllow, {kIcmp},
+                            {C("10.0.0.0/8"), C("2001:db8::/32")}),
+                   MakeRule(2, Action::kDeny, {kIcmp}, {C("10.9.0.0/16")})});
   ASSERT_EQ(c.allow.size(), 2u);
   EXPECT_EQ(c.allow[0].first.proto, IPPROTO_ICMP);
   EXPECT_EQ(c.allow[1].first.proto, IPPROTO_ICMPV6);
@@ -272,7 +277,8 @@ TEST(CompileTest, IcmpUsesFamilyProtocol) {
 TEST(CompileTest, Flags) {
   EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kRaw})}).flags,
             EGRESS_TF_ALLOW_RAW);
-  const CompiledRuleset raw = MustCompile({MakeRule(1, Action::kAllow, {kRaw})});
+  const CompiledRuleset raw =
+      MustCompile({MakeRule(1, Action::kAllow, {kRaw})});
   EXPECT_TRUE(raw.allow.empty());
   EXPECT_TRUE(raw.deny.empty());
   EXPECT_TRUE(raw.ports.empty());
@@ -349,15 +355,17 @@ TEST(CompileTest, PortClassLimit) {
 }
 
 TEST(CompileTest, RuleMapCapacity) {
-  // One rule whose range spans 1 class per port over 20 destinations... needs
-  // more entries than a rule map holds: 65534 classes x 17 destinations.
+  // A 1-65534 range split into 65534 single-port classes by another rule,
+  // times 17 destinations, is more entries than a rule map holds.
   std::vector<PortProto> ports;
   for (uint32_t p = 1; p <= 0xfffe; ++p) {
     ports.push_back(Tcp(static_cast<uint16_t>(p), static_cast<uint16_t>(p)));
   }
-  std::vector<Rule> rules = {MakeRule(1, Action::kDeny, ports, {C("10.0.0.1")})};
+  std::vector<Rule> rules = {
+      MakeRule(1, Action::kDeny, ports, {C("10.0.0.1")})};
   std::vector<Cidr> dests;
-  for (int i = 0; i < 17; ++i) dests.push_back(C("10.0.1." + std::to_string(i)));
+  for (int i = 0; i < 17; ++i)
+    dests.push_back(C("10.0.1." + std::to_string(i)));
   rules.push_back(MakeRule(2, Action::kAllow, {Tcp(1, 0xfffe)}, dests));
   absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
@@ -436,8 +444,8 @@ class RandomRules {
   int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
 
   uint16_t PoolPort() {
-    static constexpr int kPool[] = {0,    1,    22,   25,    53,    80,
-                                    443,  1000, 1023, 1024,  2000,  8080,
+    static constexpr int kPool[] = {0,    1,     22,    25,   53,   80,
+                                    443,  1000,  1023,  1024, 2000, 8080,
                                     8443, 32768, 65534, 65535};
     const int p = kPool[Pick(16)] + Pick(3) - 1;
     return static_cast<uint16_t>(std::clamp(p, 0, 65535));
@@ -489,8 +497,8 @@ class RandomRules {
     Cidr c = RandomAddress();
     static constexpr int kV4[] = {0, 8, 14, 16, 22, 24, 25, 26, 30, 31, 32, 32};
     static constexpr int kV6[] = {0, 32, 44, 46, 48, 64, 112, 120, 127, 128};
-    c.prefix_len = static_cast<uint8_t>(c.family == 4 ? kV4[Pick(12)]
-                                                      : kV6[Pick(10)]);
+    c.prefix_len =
+        static_cast<uint8_t>(c.family == 4 ? kV4[Pick(12)] : kV6[Pick(10)]);
     for (int i = 0; i < 16; ++i) {
       const int bits = c.prefix_len - 8 * i;
       if (bits <= 0) {
@@ -521,10 +529,10 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
                                      query.addr.family, query.addr.addr);
       const Decision naive = EvaluateNaive(rules, query.proto, query.port,
                                            query.addr.family, query.addr.addr);
-      const std::string where =
-          "round " + std::to_string(round) + " proto " +
-          std::to_string(query.proto) + " port " + std::to_string(query.port) +
-          " addr " + query.addr.ToString();
+      const std::string where = "round " + std::to_string(round) + " proto " +
+                                std::to_string(query.proto) + " port " +
+                                std::to_string(query.port) + " addr " +
+                                query.addr.ToString();
       ASSERT_EQ(fast.verdict, naive.verdict) << where;
       ASSERT_EQ(fast.rule_id == 0, naive.rule_id == 0) << where;
       if (fast.rule_id != 0) {

@@ -80,8 +80,8 @@ TEST(RuleJsonTest, RoundTrips) {
 }
 
 TEST(RuleJsonTest, MissingAndUnknownFields) {
-  for (const char* field : {"id", "action", "spec", "ports", "destinations",
-                            "host", "comment"}) {
+  for (const char* field :
+       {"id", "action", "spec", "ports", "destinations", "host", "comment"}) {
     json j = RuleToJson(DnsRule());
     j.erase(field);
     EXPECT_EQ(FromJsonError(j),
@@ -96,7 +96,8 @@ TEST(RuleJsonTest, MissingAndUnknownFields) {
   j = RuleToJson(DnsRule());
   j["ports"][0]["step"] = 1;
   EXPECT_EQ(FromJsonError(j), "rule: ports[0]: unknown field 'step'");
-  EXPECT_EQ(FromJsonError(json::array()), "rule: expected an object, got array");
+  EXPECT_EQ(FromJsonError(json::array()),
+            "rule: expected an object, got array");
   EXPECT_EQ(FromJsonError(json()), "rule: expected an object, got null");
 }
 
@@ -135,17 +136,14 @@ TEST(RuleJsonTest, BadTypesAndValues) {
   EXPECT_EQ(FromJsonError(with("destinations", json{"10.0.0.1/8"})),
             "rule: destinations[0]: 10.0.0.1/8: host bits set; did you mean "
             "10.0.0.0/8?");
-  EXPECT_EQ(FromJsonError(with("ports", json{{{"proto", "sctp"},
-                                               {"lo", 1},
-                                               {"hi", 2}}})),
+  EXPECT_EQ(FromJsonError(
+                with("ports", json{{{"proto", "sctp"}, {"lo", 1}, {"hi", 2}}})),
             "rule: ports[0]: field 'proto': unknown protocol 'sctp'");
-  EXPECT_EQ(FromJsonError(with("ports", json{{{"proto", "tcp"},
-                                               {"lo", 1},
-                                               {"hi", 65536}}})),
+  EXPECT_EQ(FromJsonError(with(
+                "ports", json{{{"proto", "tcp"}, {"lo", 1}, {"hi", 65536}}})),
             "rule: ports[0]: field 'hi' must be a port number 0-65535");
-  EXPECT_EQ(FromJsonError(with("ports", json{{{"proto", "tcp"},
-                                               {"lo", 20},
-                                               {"hi", 10}}})),
+  EXPECT_EQ(FromJsonError(with(
+                "ports", json{{{"proto", "tcp"}, {"lo", 20}, {"hi", 10}}})),
             "rule: ports[0]: field 'lo' (20) is above field 'hi' (10)");
   EXPECT_EQ(FromJsonError(with("ports", json{5})),
             "rule: ports[0]: expected an object, got number");
@@ -181,7 +179,8 @@ TEST(FormatRuleTest, ExamplesFromTheDocs) {
   Rule deny;
   deny.action = Action::kDeny;
   deny.spec = "any";
-  deny.ports = {{Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
+  deny.ports = {
+      {Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
   deny.destinations = {C("169.254.169.254")};
   EXPECT_EQ(FormatRule(deny), "DENY any to 169.254.169.254");
 
@@ -190,7 +189,8 @@ TEST(FormatRuleTest, ExamplesFromTheDocs) {
   host.ports = {{Proto::kTcp, 443, 443}};
   host.destinations = {C("203.0.113.0/24")};
   host.host = "api.example.org";
-  EXPECT_EQ(FormatRule(host), "ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)");
+  EXPECT_EQ(FormatRule(host),
+            "ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)");
 }
 
 TEST(FormatRuleTest, OtherShapes) {
@@ -198,7 +198,8 @@ TEST(FormatRuleTest, OtherShapes) {
   r.spec = "https";
   r.ports = {{Proto::kTcp, 443, 443}, {Proto::kUdp, 443, 443}};
   r.comment = "vendor api";
-  EXPECT_EQ(FormatRule(r), "ALLOW https (443/tcp, 443/udp) to any # vendor api");
+  EXPECT_EQ(FormatRule(r),
+            "ALLOW https (443/tcp, 443/udp) to any # vendor api");
 
   r = Rule();
   r.spec = "raw";

@@ -32,16 +32,16 @@ const PortProto kRaw{Proto::kRaw};
 class SpecTest : public ::testing::Test {
  protected:
   HostResolver Resolver() {
-    return [this](const std::string& host)
-               -> absl::StatusOr<std::vector<Cidr>> {
-      resolved_.push_back(host);
-      auto it = hosts_.find(host);
-      if (it == hosts_.end()) {
-        return absl::NotFoundError(
-            "cannot resolve host '" + host + "': not found");
-      }
-      return it->second;
-    };
+    return
+        [this](const std::string& host) -> absl::StatusOr<std::vector<Cidr>> {
+          resolved_.push_back(host);
+          auto it = hosts_.find(host);
+          if (it == hosts_.end()) {
+            return absl::NotFoundError("cannot resolve host '" + host +
+                                       "': not found");
+          }
+          return it->second;
+        };
   }
 
   absl::StatusOr<Rule> Parse(std::vector<std::string> words,
@@ -233,8 +233,8 @@ TEST_F(SpecTest, NoDestinationMeansAnywhere) {
 }
 
 TEST_F(SpecTest, SeveralDestinationsAndOptionalTo) {
-  const Rule r = MustParse(
-      {"https", "to", "10.0.0.0/8", "2001:db8::/32", "10.0.0.0/8", "::ffff:1.2.3.4"});
+  const Rule r = MustParse({"https", "to", "10.0.0.0/8", "2001:db8::/32",
+                            "10.0.0.0/8", "::ffff:1.2.3.4"});
   EXPECT_THAT(r.ports, ElementsAre(Tcp(443), Udp(443)));
   EXPECT_THAT(r.destinations,
               ElementsAre(C("10.0.0.0/8"), C("2001:db8::/32"), C("1.2.3.4")));

@@ -231,8 +231,8 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
       if (pp.proto == Proto::kRaw) continue;
       for (const Cidr& d : dests) {
         if (pp.proto == Proto::kIcmp) {
-          const uint8_t icmp = d.family == 4 ? uint8_t{IPPROTO_ICMP}
-                                             : uint8_t{IPPROTO_ICMPV6};
+          const uint8_t icmp =
+              d.family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
           map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
           continue;
         }

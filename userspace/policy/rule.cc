@@ -84,8 +84,7 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     c.family = 6;
     max_len = 128;
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad address '", text, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("bad address '", text, "'"));
   }
   int len = max_len;
   if (has_len) {
@@ -106,9 +105,8 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     char buf[INET6_ADDRSTRLEN];
     inet_ntop(c.family == 4 ? AF_INET : AF_INET6, masked.data(), buf,
               sizeof(buf));
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: host bits set; did you mean %s/%d?", text, buf,
-                        len));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: host bits set; did you mean %s/%d?", text, buf, len));
   }
   if (c.family == 6 && len >= 96 &&
       std::memcmp(c.addr.data(), kMappedPrefix.data(), 12) == 0) {
@@ -158,9 +156,9 @@ bool RuleMatches(const Rule& rule, uint8_t ip_proto, uint16_t port,
     switch (pp.proto) {
       case Proto::kTcp:
       case Proto::kUdp:
-        proto_match = ip_proto == (pp.proto == Proto::kTcp ? IPPROTO_TCP
-                                                           : IPPROTO_UDP) &&
-                      port >= pp.lo && port <= pp.hi;
+        proto_match =
+            ip_proto == (pp.proto == Proto::kTcp ? IPPROTO_TCP : IPPROTO_UDP) &&
+            port >= pp.lo && port <= pp.hi;
         break;
       case Proto::kIcmp:
         proto_match = (family == 4 && ip_proto == IPPROTO_ICMP) ||

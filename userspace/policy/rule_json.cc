@@ -1,5 +1,6 @@
 #include "userspace/policy/rule_json.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -68,8 +69,7 @@ absl::StatusOr<uint64_t> GetUnsigned(const json& j, absl::string_view what,
 absl::StatusOr<PortProto> PortFromJson(const json& j, absl::string_view what) {
   EGRESS_RETURN_IF_ERROR(CheckFields(j, what, {"proto", "lo", "hi"}));
   PortProto pp;
-  EGRESS_ASSIGN_OR_RETURN(const std::string proto,
-                          GetString(j, what, "proto"));
+  EGRESS_ASSIGN_OR_RETURN(const std::string proto, GetString(j, what, "proto"));
   absl::StatusOr<Proto> p = ParseProtoName(proto);
   if (!p.ok()) {
     return absl::InvalidArgumentError(
@@ -126,9 +126,9 @@ nlohmann::json RuleToJson(const Rule& rule) {
 
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   constexpr absl::string_view kWhat = "rule";
-  EGRESS_RETURN_IF_ERROR(CheckFields(j, kWhat,
-                                     {"id", "action", "spec", "ports",
-                                      "destinations", "host", "comment"}));
+  EGRESS_RETURN_IF_ERROR(CheckFields(
+      j, kWhat,
+      {"id", "action", "spec", "ports", "destinations", "host", "comment"}));
   Rule rule;
   EGRESS_ASSIGN_OR_RETURN(
       const uint64_t id,
@@ -141,17 +141,16 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   } else if (action == "deny") {
     rule.action = Action::kDeny;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "rule: field 'action': expected 'allow' or 'deny', got '", action,
-        "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rule: field 'action': expected 'allow' or 'deny', got '",
+                     action, "'"));
   }
   EGRESS_ASSIGN_OR_RETURN(rule.spec, GetString(j, kWhat, "spec"));
   EGRESS_ASSIGN_OR_RETURN(rule.host, GetString(j, kWhat, "host"));
   EGRESS_ASSIGN_OR_RETURN(rule.comment, GetString(j, kWhat, "comment"));
   const json& ports = j["ports"];
   if (!ports.is_array()) {
-    return absl::InvalidArgumentError(
-        "rule: field 'ports' must be an array");
+    return absl::InvalidArgumentError("rule: field 'ports' must be an array");
   }
   for (size_t i = 0; i < ports.size(); ++i) {
     EGRESS_ASSIGN_OR_RETURN(
@@ -172,8 +171,8 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
     }
     absl::StatusOr<Cidr> c = Cidr::Parse(d.get_ref<const std::string&>());
     if (!c.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "rule: destinations[", i, "]: ", c.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule: destinations[", i, "]: ", c.status().message()));
     }
     rule.destinations.push_back(*c);
   }
@@ -227,11 +226,10 @@ std::string FormatRule(const Rule& rule) {
                                   }),
                     ")");
   }
-  const bool raw_only = !rule.ports.empty() &&
-                        std::all_of(rule.ports.begin(), rule.ports.end(),
-                                    [](const PortProto& pp) {
-                                      return pp.proto == Proto::kRaw;
-                                    });
+  const bool raw_only =
+      !rule.ports.empty() &&
+      std::all_of(rule.ports.begin(), rule.ports.end(),
+                  [](const PortProto& pp) { return pp.proto == Proto::kRaw; });
   if (!raw_only) {
     if (rule.destinations.empty()) {
       absl::StrAppend(&out, " to any");

@@ -30,15 +30,15 @@ struct FallbackService {
   bool udp;
 };
 constexpr FallbackService kFallback[] = {
-    {"smtp", 25, true, false},        {"domain", 53, true, true},
-    {"http", 80, true, false},        {"https", 443, true, true},
-    {"submission", 587, true, false}, {"submissions", 465, true, false},
+    {"smtp", 25, true, false},         {"domain", 53, true, true},
+    {"http", 80, true, false},         {"https", 443, true, true},
+    {"submission", 587, true, false},  {"submissions", 465, true, false},
     {"postgresql", 5432, true, false}, {"mysql", 3306, true, false},
-    {"redis", 6379, true, false},     {"ntp", 123, false, true},
-    {"ldap", 389, true, true},        {"ssh", 22, true, false},
-    {"imap", 143, true, false},       {"imaps", 993, true, false},
-    {"pop3", 110, true, false},       {"pop3s", 995, true, false},
-    {"syslog", 514, false, true},     {"memcached", 11211, true, false},
+    {"redis", 6379, true, false},      {"ntp", 123, false, true},
+    {"ldap", 389, true, true},         {"ssh", 22, true, false},
+    {"imap", 143, true, false},        {"imaps", 993, true, false},
+    {"pop3", 110, true, false},        {"pop3s", 995, true, false},
+    {"syslog", 514, false, true},      {"memcached", 11211, true, false},
 };
 
 std::optional<uint16_t> SystemLookup(const std::string& name,
@@ -64,8 +64,8 @@ int EditDistance(absl::string_view a, absl::string_view b) {
   for (size_t i = 1; i <= n; ++i) {
     for (size_t j = 1; j <= m; ++j) {
       const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + cost});
+      d[i][j] =
+          std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
       }

@@ -23,7 +23,8 @@ constexpr absl::string_view kInboundMessage =
 // The port, or nullopt with the reason in *why.
 std::optional<uint16_t> PortNumber(absl::string_view s, std::string* why) {
   // SimpleAtoi would accept "+25" and " 25".
-  if (s.empty() || s.find_first_not_of("0123456789") != absl::string_view::npos) {
+  if (s.empty() ||
+      s.find_first_not_of("0123456789") != absl::string_view::npos) {
     *why = "not a number";
     return std::nullopt;
   }
@@ -82,9 +83,9 @@ absl::StatusOr<std::vector<std::pair<uint16_t, uint16_t>>> ParsePortList(
 }
 
 // Ports of `body` (a port list or a service name) for each of `protos`.
-absl::StatusOr<std::vector<PortProto>> PortsFor(absl::string_view body,
-                                                const std::vector<Proto>& protos,
-                                                absl::string_view word) {
+absl::StatusOr<std::vector<PortProto>> PortsFor(
+    absl::string_view body, const std::vector<Proto>& protos,
+    absl::string_view word) {
   std::vector<PortProto> out;
   if (!body.empty() && absl::ascii_isdigit(body[0])) {
     EGRESS_ASSIGN_OR_RETURN(auto ranges, ParsePortList(body, word));
@@ -155,12 +156,13 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
       }
       rule->host = word;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad destination '", word,
-          "': not an address, network, host name or 'any'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad destination '", word,
+                       "': not an address, network, host name or 'any'"));
     }
   }
-  if (!any_word.empty() && (!rule->destinations.empty() || !rule->host.empty())) {
+  if (!any_word.empty() &&
+      (!rule->destinations.empty() || !rule->host.empty())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", any_word, "' cannot be combined with other destinations"));
   }
@@ -172,8 +174,8 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
     }
     EGRESS_ASSIGN_OR_RETURN(std::vector<Cidr> addrs, resolve(rule->host));
     if (addrs.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("host name '", rule->host, "' resolved to no addresses"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "host name '", rule->host, "' resolved to no addresses"));
     }
     for (const Cidr& c : addrs) {
       if (std::find(rule->destinations.begin(), rule->destinations.end(), c) ==
@@ -222,8 +224,8 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
 }
 
 bool IsLongFormKeyword(absl::string_view w) {
-  return w == "out" || w == "in" || w == "proto" || w == "to" ||
-         w == "port" || w == "from";
+  return w == "out" || w == "in" || w == "proto" || w == "to" || w == "port" ||
+         w == "from";
 }
 
 absl::StatusOr<Rule> ParseLongForm(Action action,
@@ -262,8 +264,7 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
           "unexpected word '", kw, "'; expected proto, to, port or comment"));
     }
     if (slot->has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", kw, "' given twice"));
+      return absl::InvalidArgumentError(absl::StrCat("'", kw, "' given twice"));
     }
     if (i + 1 >= words.size() || IsLongFormKeyword(words[i + 1])) {
       return absl::InvalidArgumentError(

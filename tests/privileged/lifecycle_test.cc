@@ -1,0 +1,210 @@
+// The life of a target: egressd killed and restarted (fail closed, state
+// adopted without a gap or a second attachment), its cgroup removed and
+// created again, removal as the one way to lift enforcement, and
+// `egressctl run`.
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/command.h"
+#include "tests/testing/socket_probes.h"
+#include "tests/testing/run_in_cgroup.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress::testing {
+namespace {
+
+bool Allowed(int rc) { return rc == 0 || rc == ECONNREFUSED; }
+
+// Number of programs attached to a cgroup for one attach type.
+int AttachedPrograms(const std::string& cgroup_path, bpf_attach_type type) {
+  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
+  if (!fd) return -1;
+  uint32_t ids[64], count = 64, flags = 0;
+  if (bpf_prog_query(fd.get(), type, 0, &flags, ids, &count) != 0) return -1;
+  return static_cast<int>(count);
+}
+
+class LifecycleTest : public EgressdTest {};
+
+TEST_F(LifecycleTest, EnforcementSurvivesSigkillAndRestartAdoptsWithoutGap) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  ASSERT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+
+  // A worker in the cgroup probes continuously across the kill and restart:
+  // every single attempt must keep its verdict.
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0}, probes{0};
+  std::thread prober([&] {
+    while (!stop.load() && probes.load() < 100000) {
+      auto r = RunInCgroupMulti(cg_->path(), [] {
+        std::vector<int> out;
+        for (int i = 0; i < 50; ++i) {
+          out.push_back(TcpConnect("127.0.0.2", 40002));
+          out.push_back(TcpConnect("127.0.0.2", 40001));
+        }
+        return out;
+      });
+      if (!r.ok()) break;
+      for (size_t i = 0; i < r->size(); ++i) {
+        bool should_allow = i % 2 == 1;
+        if (Allowed((*r)[i]) != should_allow) ++wrong;
+        ++probes;
+      }
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  StopDaemon(SIGKILL);
+  absl::SleepFor(absl::Milliseconds(300));
+  StartDaemon();
+  absl::SleepFor(absl::Milliseconds(300));
+  stop = true;
+  prober.join();
+  EXPECT_GT(probes.load(), 200);
+  EXPECT_EQ(wrong.load(), 0) << "verdicts changed while egressd was down or starting";
+
+  // Adopted, not attached a second time; rules restored from state.
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET_SOCK_CREATE), 1);
+  std::string list = CtlOk({"list"});
+  EXPECT_TRUE(absl::StrContains(list, "40001/tcp")) << list;
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+}
+
+TEST_F(LifecycleTest, SigtermLeavesEnforcementInForce) {
+  AddTarget("web");
+  StopDaemon(SIGTERM);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  StartDaemon();
+}
+
+TEST_F(LifecycleTest, RestartWithPinsGoneRestoresFromState) {
+  // A reboot: the daemon dies and bpffs is empty; the state file remains.
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  CtlOk({"deny", "any", "127.0.0.9"});
+  StopDaemon(SIGKILL);
+  // Removing the pins detaches everything, as a reboot would.
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40002); })));
+  StartDaemon();
+  EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.9", 40001); }), EPERM);
+}
+
+TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {
+  AddTarget("web");
+  StopDaemon(SIGKILL);
+  {
+    FILE* f = fopen((state_dir_ + "/state.json").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("{\"targets\": [ this is not json", f);
+    fclose(f);
+  }
+  auto r = RunCommand({EGRESS_EGRESSD_PATH, "--socket", socket_path_, "--bpffs",
+                       bpffs_dir_, "--state_dir", state_dir_},
+                      absl::Seconds(20));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r->output, "state.json is corrupt")) << r->output;
+  // Enforcement from the pins stays in force meanwhile.
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  // Clean up the pinned target by hand (the state is unusable).
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  ASSERT_EQ(RunCommand({"rm", "-f", state_dir_ + "/state.json"})->exit_code, 0);
+  StartDaemon();
+}
+
+TEST_F(LifecycleTest, RecreatedCgroupIsEnforcedAgain) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  std::string path = cg_->path();
+  ASSERT_EQ(rmdir(path.c_str()), 0) << strerror(errno);
+  ASSERT_EQ(mkdir(path.c_str(), 0755), 0) << strerror(errno);
+  // egressd watches the parent directory: the new cgroup gets the programs
+  // within one poll iteration. Wait for it, bounded.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline &&
+         AttachedPrograms(path, BPF_CGROUP_INET4_CONNECT) < 1) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(AttachedPrograms(path, BPF_CGROUP_INET4_CONNECT), 1);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
+  nlohmann::json targets = CtlJson({"target", "list"});
+  EXPECT_EQ(targets["targets"][0]["attached"], true);
+}
+
+TEST_F(LifecycleTest, TargetForMissingCgroupWaitsForIt) {
+  std::string rel = cg_->relative_path() + "/later";
+  std::string out = CtlOk({"target", "add", "later", "--cgroup", rel});
+  EXPECT_TRUE(absl::StrContains(out, "does not exist yet")) << out;
+  auto child = cg_->CreateChild("later");
+  ASSERT_TRUE(child.ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline &&
+         AttachedPrograms((*child)->path(), BPF_CGROUP_INET4_CONNECT) < 1) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child), EPERM);
+}
+
+TEST_F(LifecycleTest, TargetRemoveLiftsEnforcement) {
+  AddTarget("web");
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  CtlOk({"target", "remove", "web"});
+  EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET_EGRESS), 0);
+}
+
+TEST_F(LifecycleTest, PinsArePrivate) {
+  AddTarget("web");
+  struct stat st;
+  std::string v1 = bpffs_dir_ + "/v1";
+  ASSERT_EQ(stat(bpffs_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat((v1 + "/maps/allow_rules").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+  ASSERT_EQ(stat((v1 + "/targets/1/link_connect4").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+  ASSERT_EQ(stat(socket_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(LifecycleTest, RunStartsCommandUnderItsOwnPolicy) {
+  // The command probes two destinations and reports through its exit code:
+  // 0 when the allowed one is reachable and the other is refused.
+  const std::string script =
+      "import socket,errno,sys\n"
+      "def t(a,p):\n"
+      "  s=socket.socket(); s.settimeout(2)\n"
+      "  try: s.connect((a,p)); return 0\n"
+      "  except OSError as e: return e.errno\n"
+      "ok = t('127.0.0.2',40001) == errno.ECONNREFUSED\n"
+      "denied = t('127.0.0.2',40002) == errno.EPERM\n"
+      "sys.exit(0 if ok and denied else 3)\n";
+  CommandResult r = Ctl({"run", "--allow", "40001/tcp 127.0.0.2", "--target-name",
+                         "runtest", "--", "python3", "-c", script});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // The exit code of the command is returned, and the target is gone.
+  r = Ctl({"run", "--", "sh", "-c", "exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.output;
+  nlohmann::json targets = CtlJson({"target", "list"});
+  EXPECT_TRUE(targets["targets"].empty()) << targets.dump();
+}
+
+}  // namespace
+}  // namespace egress::testing
