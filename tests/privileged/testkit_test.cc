@@ -73,7 +73,7 @@ std::string ErrName(int err) {
 // ---------------------------------------------------------------------------
 // status_matchers.h (pure, but lives with the rest of the kit's tests)
 
-TEST(StatusMatchersTest, MacrosAcceptStatusAndStatusOr) {
+TEST(TestkitStatusMatchersTest, MacrosAcceptStatusAndStatusOr) {
   ASSERT_OK(absl::OkStatus());
   EXPECT_OK(absl::StatusOr<int>(3));
   ASSERT_OK_AND_ASSIGN(int v, absl::StatusOr<int>(7));
@@ -86,7 +86,7 @@ TEST(StatusMatchersTest, MacrosAcceptStatusAndStatusOr) {
                 absl::StatusCode::kInternal, "");
 }
 
-TEST(StatusMatchersTest, FailuresAreReported) {
+TEST(TestkitStatusMatchersTest, FailuresAreReported) {
   EXPECT_NONFATAL_FAILURE(EXPECT_OK(absl::InternalError("boom")), "boom");
   EXPECT_NONFATAL_FAILURE(EXPECT_STATUS(absl::InternalError("boom"),
                                         absl::StatusCode::kNotFound, "boom"),
@@ -98,14 +98,14 @@ TEST(StatusMatchersTest, FailuresAreReported) {
 
 // ---------------------------------------------------------------------------
 
-class PrivilegedTest : public ::testing::Test {
+class TestkitPrivilegedTest : public ::testing::Test {
  protected:
   void SetUp() override { EGRESS_REQUIRE_ROOT(); }
 };
 
-using TestCgroupTest = PrivilegedTest;
+using TestkitCgroupTest = TestkitPrivilegedTest;
 
-TEST_F(TestCgroupTest, CreatesAndRemovesDirectories) {
+TEST_F(TestkitCgroupTest, CreatesAndRemovesDirectories) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
                        TestCgroup::Create("kit"));
   EXPECT_TRUE(Exists(cg->path()));
@@ -133,7 +133,7 @@ TEST_F(TestCgroupTest, CreatesAndRemovesDirectories) {
   EXPECT_OK(cg->Remove());  // Idempotent.
 }
 
-TEST_F(TestCgroupTest, DestructorRemovesDirectory) {
+TEST_F(TestkitCgroupTest, DestructorRemovesDirectory) {
   std::string path;
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
@@ -144,7 +144,7 @@ TEST_F(TestCgroupTest, DestructorRemovesDirectory) {
   EXPECT_FALSE(Exists(path));
 }
 
-TEST_F(TestCgroupTest, RejectsBadNames) {
+TEST_F(TestkitCgroupTest, RejectsBadNames) {
   EXPECT_STATUS(TestCgroup::Create("a/b"), absl::StatusCode::kInvalidArgument,
                 "a/b");
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
@@ -154,7 +154,7 @@ TEST_F(TestCgroupTest, RejectsBadNames) {
   EXPECT_STATUS(cg->CreateChild(""), absl::StatusCode::kInvalidArgument, "");
 }
 
-TEST_F(TestCgroupTest, RemoveKillsProcessesInTheSubtree) {
+TEST_F(TestkitCgroupTest, RemoveKillsProcessesInTheSubtree) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
                        TestCgroup::Create("kit"));
   ASSERT_OK_AND_ASSIGN(TestCgroup * child, cg->CreateChild("busy"));
@@ -188,10 +188,10 @@ TEST_F(TestCgroupTest, RemoveKillsProcessesInTheSubtree) {
 
 // ---------------------------------------------------------------------------
 
-class RunInCgroupTest : public PrivilegedTest {
+class TestkitRunInCgroupTest : public TestkitPrivilegedTest {
  protected:
   void SetUp() override {
-    PrivilegedTest::SetUp();
+    TestkitPrivilegedTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create("run");
     ASSERT_OK(cg);
@@ -200,7 +200,7 @@ class RunInCgroupTest : public PrivilegedTest {
   std::unique_ptr<TestCgroup> cg_;
 };
 
-TEST_F(RunInCgroupTest, ChildRunsInTheTestCgroup) {
+TEST_F(TestkitRunInCgroupTest, ChildRunsInTheTestCgroup) {
   const pid_t parent = ::getpid();
   const std::string want = absl::StrCat("0::", cg_->relative_path(), "\n");
   ASSERT_OK_AND_ASSIGN(
@@ -215,7 +215,7 @@ TEST_F(RunInCgroupTest, ChildRunsInTheTestCgroup) {
   EXPECT_TRUE(procs.empty());
 }
 
-TEST_F(RunInCgroupTest, ReturnsTheValue) {
+TEST_F(TestkitRunInCgroupTest, ReturnsTheValue) {
   ASSERT_OK_AND_ASSIGN(int v, RunInCgroup(cg_->path(), [] { return 42; }));
   EXPECT_EQ(v, 42);
   ASSERT_OK_AND_ASSIGN(std::vector<int> none, RunInCgroupMulti(cg_->path(), [] {
@@ -229,7 +229,7 @@ TEST_F(RunInCgroupTest, ReturnsTheValue) {
   EXPECT_EQ(got, many);
 }
 
-TEST_F(RunInCgroupTest, TimeoutKillsTheChild) {
+TEST_F(TestkitRunInCgroupTest, TimeoutKillsTheChild) {
   absl::Time start = absl::Now();
   EXPECT_STATUS(RunInCgroup(
                     cg_->path(),
@@ -244,7 +244,7 @@ TEST_F(RunInCgroupTest, TimeoutKillsTheChild) {
   EXPECT_TRUE(procs.empty());
 }
 
-TEST_F(RunInCgroupTest, ChildDeathIsAnError) {
+TEST_F(TestkitRunInCgroupTest, ChildDeathIsAnError) {
   EXPECT_STATUS(RunInCgroup(cg_->path(),
                             [] {
                               ::raise(SIGKILL);
@@ -253,14 +253,14 @@ TEST_F(RunInCgroupTest, ChildDeathIsAnError) {
                 absl::StatusCode::kInternal, "killed by signal 9");
 }
 
-TEST_F(RunInCgroupTest, MissingCgroupIsAnError) {
+TEST_F(TestkitRunInCgroupTest, MissingCgroupIsAnError) {
   EXPECT_STATUS(RunInCgroup(cg_->path() + "/does-not-exist", [] { return 0; }),
                 absl::StatusCode::kNotFound, "does-not-exist/cgroup.procs");
 }
 
 // ---------------------------------------------------------------------------
 
-TEST_F(PrivilegedTest, RequireRootSkipsOrFailsForOtherUsers) {
+TEST_F(TestkitPrivilegedTest, RequireRootSkipsOrFailsForOtherUsers) {
   EXPECT_OK(RequireRoot());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> cg,
                        TestCgroup::Create("priv"));
@@ -283,10 +283,10 @@ TEST_F(PrivilegedTest, RequireRootSkipsOrFailsForOtherUsers) {
 
 // ---------------------------------------------------------------------------
 
-class ProbesTest : public RunInCgroupTest {
+class TestkitProbesTest : public TestkitRunInCgroupTest {
  protected:
   void SetUp() override {
-    RunInCgroupTest::SetUp();
+    TestkitRunInCgroupTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     absl::StatusOr<std::unique_ptr<ReservedPort>> tcp = ReservedPort::Create();
     ASSERT_OK(tcp);
@@ -308,14 +308,14 @@ class ProbesTest : public RunInCgroupTest {
   std::unique_ptr<ReservedPort> udp_port_;  // Bound, so nobody else gets it.
 };
 
-TEST_F(ProbesTest, TcpConnectToClosedLoopbackPortIsRefused) {
+TEST_F(TestkitProbesTest, TcpConnectToClosedLoopbackPortIsRefused) {
   uint16_t port = tcp_closed_->port();
   EXPECT_EQ(TcpConnect("127.0.0.1", port), ECONNREFUSED);
   EXPECT_EQ(InCgroup([&] { return TcpConnect("127.0.0.1", port); }),
             ECONNREFUSED);
 }
 
-TEST_F(ProbesTest, TcpListenerAccepts) {
+TEST_F(TestkitProbesTest, TcpListenerAccepts) {
   for (const char* addr : {"127.0.0.1", "::1"}) {
     SCOPED_TRACE(addr);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<TcpListener> listener,
@@ -335,7 +335,7 @@ TEST_F(ProbesTest, TcpListenerAccepts) {
   EXPECT_TRUE(any->WaitForAccepted(2));
 }
 
-TEST_F(ProbesTest, UdpEchoServerReplies) {
+TEST_F(TestkitProbesTest, UdpEchoServerReplies) {
   for (const char* addr : {"127.0.0.1", "::1"}) {
     SCOPED_TRACE(addr);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<UdpEchoServer> server,
@@ -347,7 +347,7 @@ TEST_F(ProbesTest, UdpEchoServerReplies) {
   }
 }
 
-TEST_F(ProbesTest, UdpClientWithoutServerTimesOut) {
+TEST_F(TestkitProbesTest, UdpClientWithoutServerTimesOut) {
   // udp_port_ is bound but never answers.
   uint16_t port = udp_port_->port();
   absl::Time start = absl::Now();
@@ -362,7 +362,7 @@ struct Baseline {
   int measured;           // What the reference VM returns.
 };
 
-TEST_F(ProbesTest, BaselineWithoutEnforcement) {
+TEST_F(TestkitProbesTest, BaselineWithoutEnforcement) {
   const uint16_t tcp = tcp_closed_->port();
   const uint16_t udp = udp_port_->port();
   // Optional kernel features: the "unsupported" answers are acceptable.
@@ -479,7 +479,7 @@ TEST_F(ProbesTest, BaselineWithoutEnforcement) {
   }
 }
 
-TEST_F(ProbesTest, PingNeedsPingGroupRange) {
+TEST_F(TestkitProbesTest, PingNeedsPingGroupRange) {
   ASSERT_OK_AND_ASSIGN(std::string previous, EnsurePingAllowed());
   int v4_socket = InCgroup([] { return PingSocket(AF_INET); });
   int v6_socket = InCgroup([] { return PingSocket(AF_INET6); });
@@ -498,7 +498,7 @@ TEST_F(ProbesTest, PingNeedsPingGroupRange) {
   EXPECT_EQ(v6_denied, EACCES);
 }
 
-TEST_F(ProbesTest, BadAddressIsEinval) {
+TEST_F(TestkitProbesTest, BadAddressIsEinval) {
   EXPECT_EQ(TcpConnect("not-an-address", 1), EINVAL);
   EXPECT_EQ(UdpSendtoUnspec("::1", 1), EINVAL);  // Needs IPv4.
   EXPECT_STATUS(ParseSockAddr("300.1.1.1", 1),
@@ -507,9 +507,9 @@ TEST_F(ProbesTest, BadAddressIsEinval) {
 
 // ---------------------------------------------------------------------------
 
-class TestNetnsTest : public ProbesTest {};
+class TestkitNetnsTest : public TestkitProbesTest {};
 
-TEST_F(TestNetnsTest, CreatesAndRemovesNamespaceAndVeth) {
+TEST_F(TestkitNetnsTest, CreatesAndRemovesNamespaceAndVeth) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> ns, TestNetns::Create("kit"));
   EXPECT_TRUE(Exists("/run/netns/" + ns->name()));
   EXPECT_NE(::if_nametoindex(ns->host_ifname().c_str()), 0u);
@@ -531,7 +531,7 @@ TEST_F(TestNetnsTest, CreatesAndRemovesNamespaceAndVeth) {
   EXPECT_OK(ns->Remove());
 }
 
-TEST_F(TestNetnsTest, ReachableOverVeth) {
+TEST_F(TestkitNetnsTest, ReachableOverVeth) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> ns, TestNetns::Create("kit"));
   const std::string a4 = ns->ns_addr4(), a6 = ns->ns_addr6();
   const uint16_t closed = tcp_closed_->port();  // Nothing listens in the ns.
@@ -558,7 +558,7 @@ TEST_F(TestNetnsTest, ReachableOverVeth) {
 
 // Source-routing options change where a "loopback" datagram goes: the packet
 // leaves through the veth towards the hop. The veth's tx counter shows it.
-TEST_F(TestNetnsTest, SourceRoutingDivertsToTheHop) {
+TEST_F(TestkitNetnsTest, SourceRoutingDivertsToTheHop) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> ns, TestNetns::Create("kit"));
   const std::string tx_file = absl::StrCat("/sys/class/net/", ns->host_ifname(),
                                            "/statistics/tx_packets");

@@ -67,9 +67,9 @@ absl::StatusOr<Proto> ParseProtoName(absl::string_view name) {
 absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
   absl::string_view addr_text = text;
   absl::string_view len_text;
-  const bool has_len = text.find('/') != absl::string_view::npos;
+  const size_t slash = text.find('/');
+  const bool has_len = slash != absl::string_view::npos;
   if (has_len) {
-    const size_t slash = text.find('/');
     addr_text = text.substr(0, slash);
     len_text = text.substr(slash + 1);
   }
@@ -77,11 +77,13 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
   const std::string addr_str(addr_text);
   Cidr c;
   int max_len;
+  std::array<uint8_t, 16> v6{};
   if (inet_pton(AF_INET, addr_str.c_str(), c.addr.data()) == 1) {
     c.family = 4;
     max_len = 32;
-  } else if (inet_pton(AF_INET6, addr_str.c_str(), c.addr.data()) == 1) {
+  } else if (inet_pton(AF_INET6, addr_str.c_str(), v6.data()) == 1) {
     c.family = 6;
+    c.addr = v6;
     max_len = 128;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("bad address '", text, "'"));
@@ -99,8 +101,6 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
   c.prefix_len = static_cast<uint8_t>(len);
   const std::array<uint8_t, 16> masked = Masked(c.addr, len);
   if (masked != c.addr) {
-    Cidr suggestion = c;
-    suggestion.addr = masked;
     // Suggest in the notation the operator used, with the prefix spelled out.
     char buf[INET6_ADDRSTRLEN];
     inet_ntop(c.family == 4 ? AF_INET : AF_INET6, masked.data(), buf,
