@@ -40,7 +40,9 @@ uint16_t SinglePort(uint32_t id) {
   return static_cast<uint16_t>(10000 + (uint64_t{id} * 7919) % 50000);
 }
 
-PortProto One(Proto proto, uint16_t port) { return PortProto{proto, port, port}; }
+PortProto One(Proto proto, uint16_t port) {
+  return PortProto{proto, port, port};
+}
 
 Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
               Cidr dest) {
@@ -48,11 +50,11 @@ Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
   rule.id = id;
   rule.action = action;
   const PortProto& p = ports.front();
-  rule.spec = p.AllPorts() ? "any"
-              : p.lo == p.hi
-                  ? absl::StrCat(p.lo, "/", policy::ProtoName(p.proto))
-                  : absl::StrCat(p.lo, "-", p.hi, "/",
-                                 policy::ProtoName(p.proto));
+  rule.spec =
+      p.AllPorts() ? "any"
+      : p.lo == p.hi
+          ? absl::StrCat(p.lo, "/", policy::ProtoName(p.proto))
+          : absl::StrCat(p.lo, "-", p.hi, "/", policy::ProtoName(p.proto));
   rule.ports = std::move(ports);
   rule.destinations = {dest};
   rule.comment = "egress_bench";
@@ -64,19 +66,18 @@ Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
 std::vector<Rule> MakeRules(size_t n, const AllowedPorts& ports) {
   std::vector<Rule> rules;
   rules.reserve(n);
-  Rule own = MakeRule(1, Action::kAllow,
-                      {One(Proto::kTcp, ports.tcp_connect),
-                       One(Proto::kTcp, ports.tcp_bulk),
-                       One(Proto::kUdp, ports.udp_sink)},
-                      V4(127, 0, 0, 1, 32));
+  Rule own = MakeRule(
+      1, Action::kAllow,
+      {One(Proto::kTcp, ports.tcp_connect), One(Proto::kTcp, ports.tcp_bulk),
+       One(Proto::kUdp, ports.udp_sink)},
+      V4(127, 0, 0, 1, 32));
   own.spec = "bench";
   rules.push_back(std::move(own));
   for (uint32_t id = 2; id <= n; ++id) {
     switch (id % 20) {
       case 0:
-        rules.push_back(MakeRule(id, Action::kDeny,
-                                 {One(Proto::kTcp, SinglePort(id))},
-                                 HostOf(id)));
+        rules.push_back(MakeRule(
+            id, Action::kDeny, {One(Proto::kTcp, SinglePort(id))}, HostOf(id)));
         break;
       case 1: {
         uint16_t lo = static_cast<uint16_t>(1024 + (id % 64) * 128);
@@ -88,13 +89,13 @@ std::vector<Rule> MakeRules(size_t n, const AllowedPorts& ports) {
         break;
       }
       case 2:
-        rules.push_back(MakeRule(
-            id, Action::kDeny,
-            {PortProto{Proto::kTcp, 0, 65535},
-             PortProto{Proto::kUdp, 0, 65535}},
-            V4(10, static_cast<uint8_t>(64 + ((id >> 12) & 0x3f)),
-               static_cast<uint8_t>(id >> 4), static_cast<uint8_t>(id << 4),
-               28)));
+        rules.push_back(
+            MakeRule(id, Action::kDeny,
+                     {PortProto{Proto::kTcp, 0, 65535},
+                      PortProto{Proto::kUdp, 0, 65535}},
+                     V4(10, static_cast<uint8_t>(64 + ((id >> 12) & 0x3f)),
+                        static_cast<uint8_t>(id >> 4),
+                        static_cast<uint8_t>(id << 4), 28)));
         break;
       case 3:
       case 4:

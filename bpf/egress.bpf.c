@@ -39,6 +39,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * BPF build cannot use. */
 #define AF_INET 2
 #define AF_INET6 10
+#define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 #define SOCK_RAW 3
 #define ICMP_ECHO 8
@@ -142,39 +143,45 @@ int egress_recvmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* Raw sockets pass no sock_addr hook at all, and an unconnected ping socket
- * passes none on sendto(): both are refused at creation unless allowed. */
+/*
+ * Only socket kinds whose every destination passes a hook we decide on may be
+ * created: TCP (and MPTCP) streams and UDP datagrams. Raw sockets pass no
+ * sock_addr hook at all and an unconnected ping socket passes none on
+ * sendto(): both need an explicit allow. Every other inet protocol (UDP-Lite,
+ * whose connect() runs no hook; SCTP; anything new) is refused: a policy
+ * cannot name them, so they could only be a way around it.
+ */
 SEC("cgroup/sock_create")
 int egress_sock_create(struct bpf_sock *ctx)
 {
 	struct egress_target_config *cfg = target__config();
 	struct egress_decision dec = {
-		.verdict = EGRESS_VERDICT_DENY,
-		.reason = EGRESS_REASON_SOCKET_TYPE,
+	    .verdict = EGRESS_VERDICT_DENY,
+	    .reason = EGRESS_REASON_SOCKET_TYPE,
 	};
 	struct egress_dest d = {};
-	int ping;
+	__u32 type = ctx->type, proto = ctx->protocol;
 
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	if (ctx->family != AF_INET && ctx->family != AF_INET6)
 		return 1;
-	ping = ctx->type == SOCK_DGRAM && (ctx->protocol == IPPROTO_ICMP ||
-					  ctx->protocol == IPPROTO_ICMPV6);
-	if (ctx->type == SOCK_RAW) {
-		if (cfg->flags & EGRESS_TF_ALLOW_RAW)
-			return 1;
-	} else if (ping) {
-		if (cfg->flags & EGRESS_TF_ALLOW_ICMP)
-			return 1;
-	} else {
+	if (type == SOCK_STREAM &&
+	    (proto == IPPROTO_TCP || proto == IPPROTO_MPTCP || proto == 0))
 		return 1;
-	}
-	d.family = ctx->family == AF_INET ? EGRESS_FAMILY_IPV4 :
-					    EGRESS_FAMILY_IPV6;
-	d.proto = dest__proto(ctx->protocol);
+	if (type == SOCK_DGRAM && (proto == IPPROTO_UDP || proto == 0))
+		return 1;
+	if (type == SOCK_RAW && (cfg->flags & EGRESS_TF_ALLOW_RAW))
+		return 1;
+	if (type == SOCK_DGRAM &&
+	    (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) &&
+	    (cfg->flags & EGRESS_TF_ALLOW_ICMP))
+		return 1;
+	d.family =
+	    ctx->family == AF_INET ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
+	d.proto = dest__proto(proto);
 	return verdict__apply(cfg, &d, EGRESS_HOOK_SOCK_CREATE, &dec,
-			      (__u8)ctx->type, 1);
+			      (__u8)type, 1);
 }
 
 /*
@@ -220,8 +227,8 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 {
 	struct egress_target_config *cfg = target__config();
 	struct egress_decision dec = {
-		.verdict = EGRESS_VERDICT_DENY,
-		.reason = EGRESS_REASON_SOURCE_ROUTE,
+	    .verdict = EGRESS_VERDICT_DENY,
+	    .reason = EGRESS_REASON_SOURCE_ROUTE,
 	};
 	struct egress_dest d = {};
 	int refuse = 0;
@@ -254,12 +261,12 @@ static __always_inline int skb__icmp_allowed(struct egress_target_config *cfg,
 			      0);
 }
 
-static __always_inline int skb__drop_source_routed(struct egress_target_config *cfg,
-						   struct egress_dest *d)
+static __always_inline int
+skb__drop_source_routed(struct egress_target_config *cfg, struct egress_dest *d)
 {
 	struct egress_decision dec = {
-		.verdict = EGRESS_VERDICT_DENY,
-		.reason = EGRESS_REASON_SOURCE_ROUTE,
+	    .verdict = EGRESS_VERDICT_DENY,
+	    .reason = EGRESS_REASON_SOURCE_ROUTE,
 	};
 
 	return verdict__apply(cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
@@ -297,7 +304,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 			if (ipopt__has_source_route((__u8 *)(ip + 1), end))
 				return skb__drop_source_routed(cfg, &d);
 		}
-		if (ip->protocol == IPPROTO_ICMP && sk && sk->type == SOCK_DGRAM) {
+		if (ip->protocol == IPPROTO_ICMP && sk &&
+		    sk->type == SOCK_DGRAM) {
 			__u8 *icmp_type = (void *)ip + ip->ihl * 4;
 
 			if ((void *)(icmp_type + 1) > end)
@@ -320,7 +328,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 			return 1;
 		nexthdr = ip6->nexthdr;
 		p = (__u8 *)(ip6 + 1);
-		/* Walk at most 4 extension headers looking for a routing one. */
+		/* Walk at most 4 extension headers looking for a routing one.
+		 */
 		for (i = 0; i < 4; i++) {
 			if (nexthdr == IPV6_NEXTHDR_ROUTING) {
 				dest__set6(&d, ip6->daddr.in6_u.u6_addr32[0],

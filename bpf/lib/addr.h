@@ -32,7 +32,8 @@ static __always_inline __u8 dest__proto(__u32 sk_protocol)
 static __always_inline void dest__set4(struct egress_dest *d, __u32 ip4_be)
 {
 	d->family = EGRESS_FAMILY_IPV4;
-	/* connect(0.0.0.0) reaches 127.0.0.1: match it as the address it goes to. */
+	/* connect(0.0.0.0) reaches 127.0.0.1: match it as the address it goes
+	 * to. */
 	d->addr32[0] = ip4_be ? ip4_be : bpf_htonl(0x7f000001);
 	d->addr32[1] = 0;
 	d->addr32[2] = 0;
@@ -41,8 +42,8 @@ static __always_inline void dest__set4(struct egress_dest *d, __u32 ip4_be)
 
 /* IPv4-mapped IPv6 (::ffff:a.b.c.d) is matched against IPv4 rules, so that a
  * dual-stack socket can neither miss an allow nor bypass a deny. */
-static __always_inline void dest__set6(struct egress_dest *d, __u32 a0, __u32 a1,
-				       __u32 a2, __u32 a3)
+static __always_inline void dest__set6(struct egress_dest *d, __u32 a0,
+				       __u32 a1, __u32 a2, __u32 a3)
 {
 	if (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0x0000ffff)) {
 		dest__set4(d, a3);

@@ -16,7 +16,8 @@ const volatile __u32 egress_target_id = 0;
 
 struct egress_decision {
 	__u32 rule_id;
-	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _DENY before the mode is applied */
+	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _DENY before the mode is
+			 applied */
 	__u8 reason;
 };
 
@@ -67,13 +68,13 @@ static __always_inline void rules__decide(__u32 ruleset,
 
 	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
 		struct egress_port_key pk = {
-			.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
-			.ruleset = ruleset,
-			.proto = d->proto,
-			.port = d->port,
+		    .prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
+		    .ruleset = ruleset,
+		    .proto = d->proto,
+		    .port = d->port,
 		};
 		struct egress_port_value *pv =
-			bpf_map_lookup_elem(&port_classes, &pk);
+		    bpf_map_lookup_elem(&port_classes, &pk);
 
 		if (pv)
 			port_class = pv->port_class;
@@ -116,11 +117,14 @@ static __always_inline int peer__known(const struct egress_dest *d,
 				       struct bpf_sock *sk)
 {
 	struct egress_peer_key k = {};
+	struct egress_peer_value *v;
 
 	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
 		return 0;
 	peer__key(&k, d, sk->src_port);
-	return bpf_map_lookup_elem(&udp_peers, &k) != NULL;
+	v = bpf_map_lookup_elem(&udp_peers, &k);
+	/* A peer silent for longer than the TTL is a stranger again. */
+	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
 }
 
 static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
@@ -172,10 +176,10 @@ static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
  * comm can be read (not so for packets).
  * Returns 1 to let the operation through, 0 to refuse it with EPERM.
  */
-static __always_inline int verdict__apply(const struct egress_target_config *cfg,
-					  const struct egress_dest *d, __u8 hook,
-					  struct egress_decision *dec,
-					  __u8 sock_type, int has_task)
+static __always_inline int
+verdict__apply(const struct egress_target_config *cfg,
+	       const struct egress_dest *d, __u8 hook,
+	       struct egress_decision *dec, __u8 sock_type, int has_task)
 {
 	struct egress_counters *c = target__counters();
 

@@ -26,7 +26,8 @@ class CliInputTest : public EgressdTest {
     EXPECT_EQ(r.exit_code, code) << r.output;
     EXPECT_TRUE(absl::StrContains(r.output, message_part))
         << "message should name '" << message_part << "': " << r.output;
-    EXPECT_EQ(CtlJson({"list"}), before_) << "a rejected command changed the rules";
+    EXPECT_EQ(CtlJson({"list"}), before_)
+        << "a rejected command changed the rules";
   }
   nlohmann::json before_;
 };
@@ -76,14 +77,17 @@ TEST_F(CliInputTest, DaemonNotRunningIsExitOne) {
 TEST_F(CliInputTest, EnforcementUnchangedAfterRejections) {
   ExpectRejected({"allow", "smpt"}, "smpt");
   ExpectRejected({"deny", "any", "300.1.1.1"}, "300.1.1.1");
-  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), ECONNREFUSED);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }),
+            ECONNREFUSED);
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
 }
 
 TEST_F(CliInputTest, UfwLongFormAndDuplicates) {
   CtlOk({"allow", "out", "proto", "tcp", "to", "127.0.0.7", "port", "40025"});
-  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.7", 40025); }), ECONNREFUSED);
-  std::string again = CtlOk({"allow", "out", "proto", "tcp", "to", "127.0.0.7", "port", "40025"});
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.7", 40025); }),
+            ECONNREFUSED);
+  std::string again = CtlOk(
+      {"allow", "out", "proto", "tcp", "to", "127.0.0.7", "port", "40025"});
   EXPECT_TRUE(absl::StrContains(again, "Skipping")) << again;
   nlohmann::json list = CtlJson({"list"});
   EXPECT_EQ(list["targets"][0]["rules"].size(), 2u);

@@ -88,9 +88,12 @@ TEST_F(ConnectTest, Ipv4MappedDestinationsMatchIpv4Rules) {
   CtlOk({"allow", "any", "127.0.5.0/24"});
   CtlOk({"deny", "any", "127.0.5.5"});
   // Dual-stack sockets (Java, Go, nginx) reach IPv4 through ::ffff:a.b.c.d.
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnectDualStack("127.0.0.2", 40001); }));
-  EXPECT_DENIED(InCgroup([] { return TcpConnectDualStack("127.0.0.2", 40002); }));
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::ffff:127.0.5.1", 40009); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnectDualStack("127.0.0.2", 40001); }));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnectDualStack("127.0.0.2", 40002); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("::ffff:127.0.5.1", 40009); }));
   // ... and cannot slip past an IPv4 deny either.
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::ffff:127.0.5.5", 40009); }));
 }
@@ -110,10 +113,13 @@ TEST_F(ConnectTest, UnspecifiedAddressIsCheckedAsLoopback) {
 TEST_F(ConnectTest, TcpFastOpenPassesTheHook) {
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
-  EXPECT_ALLOWED(InCgroup([] { return TcpFastOpenSendto("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpFastOpenSendto("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpFastOpenSendto("127.0.0.2", 40002); }));
-  EXPECT_ALLOWED(InCgroup([] { return TcpFastOpenConnectOpt("127.0.0.2", 40001); }));
-  EXPECT_DENIED(InCgroup([] { return TcpFastOpenConnectOpt("127.0.0.2", 40002); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpFastOpenConnectOpt("127.0.0.2", 40001); }));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpFastOpenConnectOpt("127.0.0.2", 40002); }));
 }
 
 TEST_F(ConnectTest, MptcpIsTcp) {
@@ -142,9 +148,12 @@ TEST_F(ConnectTest, DescendantCgroupsAreEnforced) {
   ASSERT_TRUE(child.ok()) << child.status();
   auto grandchild = (*child)->CreateChild("sub");
   ASSERT_TRUE(grandchild.ok()) << grandchild.status();
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *grandchild));
-  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *grandchild));
-  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *child));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *grandchild));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *grandchild));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *child));
 }
 
 TEST_F(ConnectTest, AuditModeLetsEverythingPassAndCounts) {
@@ -173,8 +182,10 @@ TEST_F(ConnectTest, TwoTargetsKeepTheirOwnPolicies) {
   CtlOk({"allow", "40025/tcp", "127.0.0.2", "--target", "mail"});
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40025); }));
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40025); }, other->get()));
-  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, other->get()));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40025); }, other->get()));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, other->get()));
   CtlOk({"target", "remove", "mail"});
   EXPECT_TRUE((*other)->Remove().ok());
 }
@@ -186,9 +197,11 @@ TEST_F(ConnectTest, NestedTargetsMustBothAllow) {
   AddTarget("inner", *inner);
   CtlOk({"allow", "any", "127.0.0.0/8", "--target", "outer"});
   CtlOk({"allow", "40001/tcp", "127.0.0.2", "--target", "inner"});
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *inner));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *inner));
   // The inner target cannot lift the outer one's verdict, nor the reverse.
-  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *inner));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, *inner));
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
   CtlOk({"target", "remove", "inner"});
 }

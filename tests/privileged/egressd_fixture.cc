@@ -22,8 +22,9 @@ void EgressdTest::SetUp() {
   state_dir_ = absl::StrCat(tmpl, "/state");
   socket_path_ = absl::StrCat(tmpl, "/egressd.sock");
   daemon_log_ = absl::StrCat(tmpl, "/egressd.log");
-  bpffs_dir_ = absl::StrCat("/sys/fs/bpf/egress-test-", getpid(), "-",
-                            std::string(tmpl).substr(sizeof("/tmp/egress-test-") - 1));
+  bpffs_dir_ =
+      absl::StrCat("/sys/fs/bpf/egress-test-", getpid(), "-",
+                   std::string(tmpl).substr(sizeof("/tmp/egress-test-") - 1));
   auto cg = TestCgroup::Create("priv");
   ASSERT_TRUE(cg.ok()) << cg.status();
   cg_ = *std::move(cg);
@@ -73,10 +74,12 @@ void EgressdTest::TearDown() {
   // Lift enforcement the supported way while the daemon runs, then make sure
   // by removing every pin (unpinned links detach).
   if (daemon_pid_ > 0) {
-    auto list = CallDaemon(socket_path_, {{"cmd", "target_list"}}, absl::Seconds(10));
+    auto list =
+        CallDaemon(socket_path_, {{"cmd", "target_list"}}, absl::Seconds(10));
     if (list.ok() && list->contains("targets")) {
       for (const auto& t : (*list)["targets"]) {
-        CallDaemon(socket_path_, {{"cmd", "target_remove"}, {"name", t["name"]}},
+        CallDaemon(socket_path_,
+                   {{"cmd", "target_remove"}, {"name", t["name"]}},
                    absl::Seconds(10))
             .IgnoreError();
       }
@@ -96,7 +99,8 @@ void EgressdTest::TearDown() {
 }
 
 CommandResult EgressdTest::Ctl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket", socket_path_};
+  std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket",
+                                   socket_path_};
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = RunCommand(argv, absl::Seconds(60));
   if (!r.ok()) {
@@ -128,7 +132,8 @@ nlohmann::json EgressdTest::CtlJson(const std::vector<std::string>& args) {
 void EgressdTest::AddTarget(const std::string& name, const TestCgroup* cg,
                             const std::string& mode) {
   if (cg == nullptr) cg = cg_.get();
-  CtlOk({"target", "add", name, "--cgroup", cg->relative_path(), "--mode", mode});
+  CtlOk(
+      {"target", "add", name, "--cgroup", cg->relative_path(), "--mode", mode});
 }
 
 int EgressdTest::InCgroup(std::function<int()> fn, const TestCgroup* cg) {

@@ -64,7 +64,8 @@ TEST_F(InboundTest, AcceptedTcpConnectionsAndRepliesUntouched) {
     me.sin_family = AF_INET;
     me.sin_port = htons(kPort);
     me.sin_addr.s_addr = htonl(0x7f000002);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) return std::vector<int>{errno};
+    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
+      return std::vector<int>{errno};
     listen(fd, 4);
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 5000) != 1) return std::vector<int>{ETIMEDOUT};

@@ -17,8 +17,8 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/command.h"
-#include "tests/testing/socket_probes.h"
 #include "tests/testing/run_in_cgroup.h"
+#include "tests/testing/socket_probes.h"
 #include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
@@ -72,7 +72,8 @@ TEST_F(LifecycleTest, EnforcementSurvivesSigkillAndRestartAdoptsWithoutGap) {
   stop = true;
   prober.join();
   EXPECT_GT(probes.load(), 200);
-  EXPECT_EQ(wrong.load(), 0) << "verdicts changed while egressd was down or starting";
+  EXPECT_EQ(wrong.load(), 0)
+      << "verdicts changed while egressd was down or starting";
 
   // Adopted, not attached a second time; rules restored from state.
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
@@ -118,7 +119,8 @@ TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {
                       absl::Seconds(20));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(r->output, "state.json is corrupt")) << r->output;
+  EXPECT_TRUE(absl::StrContains(r->output, "state.json is corrupt"))
+      << r->output;
   // Enforcement from the pins stays in force meanwhile.
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
   // Clean up the pinned target by hand (the state is unusable).
@@ -158,7 +160,8 @@ TEST_F(LifecycleTest, TargetForMissingCgroupWaitsForIt) {
          AttachedPrograms((*child)->path(), BPF_CGROUP_INET4_CONNECT) < 1) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child), EPERM);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child),
+            EPERM);
 }
 
 TEST_F(LifecycleTest, TargetRemoveLiftsEnforcement) {
@@ -196,8 +199,9 @@ TEST_F(LifecycleTest, RunStartsCommandUnderItsOwnPolicy) {
       "ok = t('127.0.0.2',40001) == errno.ECONNREFUSED\n"
       "denied = t('127.0.0.2',40002) == errno.EPERM\n"
       "sys.exit(0 if ok and denied else 3)\n";
-  CommandResult r = Ctl({"run", "--allow", "40001/tcp 127.0.0.2", "--target-name",
-                         "runtest", "--", "python3", "-c", script});
+  CommandResult r =
+      Ctl({"run", "--allow", "40001/tcp 127.0.0.2", "--target-name", "runtest",
+           "--", "python3", "-c", script});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   // The exit code of the command is returned, and the target is gone.
   r = Ctl({"run", "--", "sh", "-c", "exit 7"});

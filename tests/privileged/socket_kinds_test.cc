@@ -47,7 +47,8 @@ int PingRoundTrip(const std::string& addr) {
   }
   uint8_t pkt[16] = {static_cast<uint8_t>(v6 ? 128 : 8), 0, 0, 0, 0, 0, 0, 1};
   int rc = 0;
-  if (sendto(fd, pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+  if (sendto(fd, pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&ss), len) <
+      0) {
     rc = errno;
   } else {
     pollfd p{fd, POLLIN, 0};
@@ -118,6 +119,47 @@ TEST_F(SocketKindsTest, PingSendtoCheckedPerDestination) {
   EXPECT_EQ(Counters("web")["denied"], 3);
 }
 
+// UDP-Lite's connect() runs no hook and its connected send() passes no
+// sendmsg hook: a policy could never decide it, so it cannot be created.
+int UdpLiteConnectSend(const std::string& v4, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
+  if (fd < 0) return errno;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, v4.c_str(), &to.sin_addr);
+  int rc = 0;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 ||
+      send(fd, "x", 1, 0) < 0) {
+    rc = errno;
+  }
+  close(fd);
+  return rc;
+}
+
+TEST_F(SocketKindsTest, OtherInetProtocolsRefused) {
+  ASSERT_EQ(UdpLiteConnectSend("127.0.0.2", 40053), 0)
+      << "UDP-Lite should work outside enforcement";
+  AddTarget("web");
+  CtlOk({"allow", "any"});
+  EXPECT_EQ(InCgroup([] { return UdpLiteConnectSend("127.0.0.2", 40053); }),
+            EPERM);
+  EXPECT_EQ(InCgroup([] { return UdpLiteConnectSend("10.255.255.1", 40053); }),
+            EPERM);
+  // Plain TCP and UDP sockets, with protocol 0 or named, are fine.
+  EXPECT_EQ(InCgroup([] {
+              int a = socket(AF_INET, SOCK_STREAM, 0);
+              int b = socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP);
+              int c = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+              int rc = (a < 0 || b < 0 || c < 0) ? errno : 0;
+              close(a);
+              close(b);
+              close(c);
+              return rc;
+            }),
+            0);
+}
+
 TEST_F(SocketKindsTest, PacketSocketIsAKnownLimitAndStatusWarns) {
   AddTarget("web");
   // AF_PACKET passes no inet hook: egress cannot refuse it (documented in
@@ -143,7 +185,8 @@ TEST_F(SocketKindsTest, PacketSocketIsAKnownLimitAndStatusWarns) {
   waitpid(pid, nullptr, 0);
   std::string warnings = status["targets"][0]["warnings"].dump();
   EXPECT_TRUE(absl::StrContains(warnings, "CAP_NET_RAW")) << warnings;
-  EXPECT_TRUE(absl::StrContains(warnings, absl::StrCat("[", pid, "]"))) << warnings;
+  EXPECT_TRUE(absl::StrContains(warnings, absl::StrCat("[", pid, "]")))
+      << warnings;
 }
 
 }  // namespace

@@ -16,7 +16,9 @@ namespace {
 // setsockopt(IP_OPTIONS) with the given bytes on a fresh UDP socket.
 int SetIpOptions(const std::vector<uint8_t>& opts) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int rc = setsockopt(fd, IPPROTO_IP, IP_OPTIONS, opts.data(), opts.size()) == 0 ? 0 : errno;
+  int rc = setsockopt(fd, IPPROTO_IP, IP_OPTIONS, opts.data(), opts.size()) == 0
+               ? 0
+               : errno;
   close(fd);
   return rc;
 }
@@ -37,8 +39,9 @@ TEST_F(SourceRouteTest, Ipv6RoutingHeaderSetsockoptRefused) {
   ASSERT_EQ(Ipv6RoutingHeaderSetsockopt(), 0)
       << "unprivileged IPV6_RTHDR should work outside enforcement";
   EXPECT_EQ(InCgroup([] { return Ipv6RoutingHeaderSetsockopt(); }), EPERM);
-  EXPECT_EQ(InCgroup([] { return Ipv6RoutingHeaderStickySend("::1", 40053, "::1"); }),
-            EPERM);
+  EXPECT_EQ(
+      InCgroup([] { return Ipv6RoutingHeaderStickySend("::1", 40053, "::1"); }),
+      EPERM);
   EXPECT_GE(Counters("web")["source_route_denied"], 2);
   // The socket still works without the option.
   EXPECT_EQ(InCgroup([] { return UdpSendto("::1", 40053); }), 0);
@@ -50,7 +53,8 @@ TEST_F(SourceRouteTest, Ipv4SourceRouteSetsockoptRefused) {
   EXPECT_EQ(InCgroup([] { return Ipv4SourceRouteSetsockopt(false); }), EPERM);
   // Hidden behind no-ops.
   EXPECT_EQ(InCgroup([] {
-              return SetIpOptions({0x01, 0x01, 0x83, 0x07, 0x04, 127, 0, 0, 1, 0x00, 0x00, 0x00});
+              return SetIpOptions({0x01, 0x01, 0x83, 0x07, 0x04, 127, 0, 0, 1,
+                                   0x00, 0x00, 0x00});
             }),
             EPERM);
 }
@@ -61,7 +65,9 @@ TEST_F(SourceRouteTest, Ipv4SourceRouteCmsgDropped) {
                         << strerror(outside);
   // The option comes with the datagram, past setsockopt: the packet is
   // dropped on its way out.
-  EXPECT_EQ(InCgroup([] { return Ipv4SourceRouteCmsgSend("127.0.0.2", 40053, "127.0.0.3"); }),
+  EXPECT_EQ(InCgroup([] {
+              return Ipv4SourceRouteCmsgSend("127.0.0.2", 40053, "127.0.0.3");
+            }),
             EPERM);
   EXPECT_GE(Counters("web")["source_route_denied"], 1);
 }
@@ -72,7 +78,8 @@ TEST_F(SourceRouteTest, Ipv6RoutingHeaderCmsgDropped) {
   // packet must then be dropped by cgroup_skb/egress. Either way no datagram
   // with a routing header leaves the target.
   int outside = Ipv6RoutingHeaderCmsgSend("::1", 40053, "::1");
-  int inside = InCgroup([] { return Ipv6RoutingHeaderCmsgSend("::1", 40053, "::1"); });
+  int inside =
+      InCgroup([] { return Ipv6RoutingHeaderCmsgSend("::1", 40053, "::1"); });
   if (outside == 0) {
     EXPECT_EQ(inside, EPERM);
   } else {

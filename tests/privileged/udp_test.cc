@@ -16,8 +16,8 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/listeners.h"
-#include "tests/testing/socket_probes.h"
 #include "tests/testing/run_in_cgroup.h"
+#include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
 namespace {
@@ -56,8 +56,10 @@ TEST_F(UdpTest, SendtoWithoutConnect) {
 TEST_F(UdpTest, ConnectedUdp) {
   AddTarget("web");
   Allow("40053/udp", "127.0.0.53");
-  EXPECT_ALLOWED(InCgroup([] { return UdpConnectThenSend("127.0.0.53", 40053); }));
-  EXPECT_DENIED(InCgroup([] { return UdpConnectThenSend("127.0.0.54", 40053); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return UdpConnectThenSend("127.0.0.53", 40053); }));
+  EXPECT_DENIED(
+      InCgroup([] { return UdpConnectThenSend("127.0.0.54", 40053); }));
   EXPECT_DENIED(InCgroup([] { return UdpConnectThenSend("::1", 40053); }));
 }
 
@@ -79,8 +81,10 @@ TEST_F(UdpTest, UnspecSockaddrOnIpv4Socket) {
 TEST_F(UdpTest, Ipv4SockaddrOnIpv6Socket) {
   AddTarget("web");
   Allow("40053/udp", "127.0.0.53");
-  EXPECT_ALLOWED(InCgroup([] { return UdpSendtoFromV6Socket("127.0.0.53", 40053); }));
-  EXPECT_DENIED(InCgroup([] { return UdpSendtoFromV6Socket("127.0.0.54", 40053); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return UdpSendtoFromV6Socket("127.0.0.53", 40053); }));
+  EXPECT_DENIED(
+      InCgroup([] { return UdpSendtoFromV6Socket("127.0.0.54", 40053); }));
 }
 
 TEST_F(UdpTest, Ipv4MappedSendto) {
@@ -90,17 +94,22 @@ TEST_F(UdpTest, Ipv4MappedSendto) {
   Allow("any", "127.0.0.0/8");
   // sendto(::ffff:a.b.c.d) reaches sendmsg4; connect() of the same reaches
   // connect6. Both are matched as IPv4.
-  EXPECT_ALLOWED(InCgroup([] { return UdpSendto("::ffff:127.0.0.53", 40053); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return UdpSendto("::ffff:127.0.0.53", 40053); }));
   EXPECT_DENIED(InCgroup([] { return UdpSendto("::ffff:127.0.0.66", 40053); }));
-  EXPECT_ALLOWED(InCgroup([] { return UdpConnectThenSend("::ffff:127.0.0.53", 40053); }));
-  EXPECT_DENIED(InCgroup([] { return UdpConnectThenSend("::ffff:127.0.0.66", 40053); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return UdpConnectThenSend("::ffff:127.0.0.53", 40053); }));
+  EXPECT_DENIED(
+      InCgroup([] { return UdpConnectThenSend("::ffff:127.0.0.66", 40053); }));
 }
 
 TEST_F(UdpTest, IoUringSendmsg) {
   AddTarget("web");
   Allow("40053/udp", "127.0.0.53");
-  EXPECT_ALLOWED(InCgroup([] { return IoUringUdpSendmsg("127.0.0.53", 40053); }));
-  EXPECT_DENIED(InCgroup([] { return IoUringUdpSendmsg("127.0.0.54", 40053); }));
+  EXPECT_ALLOWED(
+      InCgroup([] { return IoUringUdpSendmsg("127.0.0.53", 40053); }));
+  EXPECT_DENIED(
+      InCgroup([] { return IoUringUdpSendmsg("127.0.0.54", 40053); }));
 }
 
 // A UDP server inside the target: the test process (outside) is the client.
@@ -110,8 +119,9 @@ struct ReplyOutcome {
   bool client_got_reply = false;
 };
 
-ReplyOutcome ServeOnce(const std::string& cgroup_dir, uint16_t port,
-                       std::function<std::vector<int>(int fd, const sockaddr_in&)> serve) {
+ReplyOutcome ServeOnce(
+    const std::string& cgroup_dir, uint16_t port,
+    std::function<std::vector<int>(int fd, const sockaddr_in&)> serve) {
   ReplyOutcome out;
   int client = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in src{};
@@ -126,7 +136,8 @@ ReplyOutcome ServeOnce(const std::string& cgroup_dir, uint16_t port,
     dst.sin_addr.s_addr = htonl(0x7f000002);  // server at 127.0.0.2
     absl::Time deadline = absl::Now() + absl::Seconds(5);
     while (!done.load() && absl::Now() < deadline) {
-      sendto(client, "ping", 4, 0, reinterpret_cast<sockaddr*>(&dst), sizeof(dst));
+      sendto(client, "ping", 4, 0, reinterpret_cast<sockaddr*>(&dst),
+             sizeof(dst));
       pollfd p{client, POLLIN, 0};
       if (poll(&p, 1, 20) > 0) {
         char buf[16];
@@ -142,13 +153,15 @@ ReplyOutcome ServeOnce(const std::string& cgroup_dir, uint16_t port,
     me.sin_family = AF_INET;
     me.sin_port = htons(port);
     me.sin_addr.s_addr = htonl(0x7f000002);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) return {-errno};
+    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
+      return {-errno};
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 4000) <= 0) return {-ETIMEDOUT};
     char buf[16];
     sockaddr_in peer{};
     socklen_t len = sizeof(peer);
-    if (recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer), &len) < 0) {
+    if (recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer),
+                 &len) < 0) {
       return {-errno};
     }
     return serve(fd, peer);
@@ -163,20 +176,23 @@ ReplyOutcome ServeOnce(const std::string& cgroup_dir, uint16_t port,
 }
 
 int SendTo(int fd, const sockaddr_in& to) {
-  return sendto(fd, "pong", 4, 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) < 0
+  return sendto(fd, "pong", 4, 0, reinterpret_cast<const sockaddr*>(&to),
+                sizeof(to)) < 0
              ? errno
              : 0;
 }
 
 TEST_F(UdpTest, ServerRepliesToPeersOnly) {
   AddTarget("dns");
-  ReplyOutcome o = ServeOnce(cg_->path(), 40153, [](int fd, const sockaddr_in& peer) {
-    sockaddr_in stranger = peer;
-    stranger.sin_addr.s_addr = htonl(0x7f000063);  // 127.0.0.99 never sent
-    sockaddr_in other_port = peer;
-    other_port.sin_port = htons(ntohs(peer.sin_port) ^ 1);
-    return std::vector<int>{SendTo(fd, peer), SendTo(fd, stranger), SendTo(fd, other_port)};
-  });
+  ReplyOutcome o =
+      ServeOnce(cg_->path(), 40153, [](int fd, const sockaddr_in& peer) {
+        sockaddr_in stranger = peer;
+        stranger.sin_addr.s_addr = htonl(0x7f000063);  // 127.0.0.99 never sent
+        sockaddr_in other_port = peer;
+        other_port.sin_port = htons(ntohs(peer.sin_port) ^ 1);
+        return std::vector<int>{SendTo(fd, peer), SendTo(fd, stranger),
+                                SendTo(fd, other_port)};
+      });
   ASSERT_EQ(o.server.size(), 3u) << (o.server.empty() ? 0 : o.server[0]);
   EXPECT_EQ(o.server[0], 0) << "the reply to the client was refused";
   EXPECT_EQ(o.server[1], EPERM) << "an unsolicited datagram was let out";
@@ -187,27 +203,32 @@ TEST_F(UdpTest, ServerRepliesToPeersOnly) {
 
 TEST_F(UdpTest, PerClientConnectedSocketReply) {
   AddTarget("quic");
-  ReplyOutcome o = ServeOnce(cg_->path(), 40443, [](int, const sockaddr_in& peer) {
-    // QUIC servers answer from a per-client socket bound to the same port
-    // and connected to the client.
-    auto connected = [&](const sockaddr_in& to) {
-      int s = socket(AF_INET, SOCK_DGRAM, 0);
-      int one = 1;
-      setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-      sockaddr_in me{};
-      me.sin_family = AF_INET;
-      me.sin_port = htons(40443);
-      me.sin_addr.s_addr = htonl(0x7f000002);
-      if (bind(s, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) return -errno;
-      int rc = connect(s, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno;
-      if (rc == 0 && send(s, "pong", 4, 0) < 0) rc = errno;
-      close(s);
-      return rc;
-    };
-    sockaddr_in stranger = peer;
-    stranger.sin_addr.s_addr = htonl(0x7f000063);
-    return std::vector<int>{connected(peer), connected(stranger)};
-  });
+  ReplyOutcome o =
+      ServeOnce(cg_->path(), 40443, [](int, const sockaddr_in& peer) {
+        // QUIC servers answer from a per-client socket bound to the same port
+        // and connected to the client.
+        auto connected = [&](const sockaddr_in& to) {
+          int s = socket(AF_INET, SOCK_DGRAM, 0);
+          int one = 1;
+          setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+          sockaddr_in me{};
+          me.sin_family = AF_INET;
+          me.sin_port = htons(40443);
+          me.sin_addr.s_addr = htonl(0x7f000002);
+          if (bind(s, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
+            return -errno;
+          int rc = connect(s, reinterpret_cast<const sockaddr*>(&to),
+                           sizeof(to)) == 0
+                       ? 0
+                       : errno;
+          if (rc == 0 && send(s, "pong", 4, 0) < 0) rc = errno;
+          close(s);
+          return rc;
+        };
+        sockaddr_in stranger = peer;
+        stranger.sin_addr.s_addr = htonl(0x7f000063);
+        return std::vector<int>{connected(peer), connected(stranger)};
+      });
   ASSERT_EQ(o.server.size(), 2u);
   EXPECT_EQ(o.server[0], 0);
   EXPECT_EQ(o.server[1], EPERM);
@@ -217,9 +238,10 @@ TEST_F(UdpTest, PerClientConnectedSocketReply) {
 TEST_F(UdpTest, ExplicitDenyBeatsReply) {
   AddTarget("dns");
   CtlOk({"deny", "udp", "127.0.0.1"});
-  ReplyOutcome o = ServeOnce(cg_->path(), 40154, [](int fd, const sockaddr_in& peer) {
-    return std::vector<int>{SendTo(fd, peer)};
-  });
+  ReplyOutcome o =
+      ServeOnce(cg_->path(), 40154, [](int fd, const sockaddr_in& peer) {
+        return std::vector<int>{SendTo(fd, peer)};
+      });
   ASSERT_EQ(o.server.size(), 1u);
   EXPECT_EQ(o.server[0], EPERM);
   EXPECT_FALSE(o.client_got_reply);

@@ -4,8 +4,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "userspace/control/control_socket.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/control/control_socket.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/spec.h"
 
@@ -26,7 +26,7 @@ constexpr OptionSpec kValueOptions[] = {
 };
 
 struct Split {
-  std::vector<std::string> words;                       // positional
+  std::vector<std::string> words;                         // positional
   std::vector<std::pair<std::string, std::string>> opts;  // in order
   std::vector<std::string> after_dashdash;
   bool saw_dashdash = false;
@@ -58,7 +58,8 @@ absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
         if (name == o.name || (o.alias && name == o.alias)) spec = &o;
       }
       if (spec == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("unknown option '", a, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown option '", a, "'"));
       }
       if (!has_value) {
         if (i + 1 >= args.size()) {
@@ -140,7 +141,8 @@ absl::Status ExpectWords(const std::vector<std::string>& words, size_t n,
 }
 
 absl::StatusOr<OutputFormat> ParseOutput(const std::string& value) {
-  if (value.empty() || value == "text" || value == "table") return OutputFormat::kText;
+  if (value.empty() || value == "text" || value == "table")
+    return OutputFormat::kText;
   if (value == "json") return OutputFormat::kJson;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown output format '", value, "': use text or json"));
@@ -212,11 +214,13 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     const std::string sub = rest[0];
     if (sub == "add") {
       EGRESS_RETURN_IF_ERROR(ExpectWords(
-          rest, 2, "target add NAME (--cgroup PATH | --unit UNIT | --pid PID)"));
+          rest, 2,
+          "target add NAME (--cgroup PATH | --unit UNIT | --pid PID)"));
       int kinds = opts.Has("--cgroup") + opts.Has("--unit") + opts.Has("--pid");
       if (kinds != 1) {
         return absl::InvalidArgumentError(
-            "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid PID");
+            "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid "
+            "PID");
       }
       req = {{"cmd", "target_add"}, {"name", rest[1]}};
       for (const char* kind : {"cgroup", "unit", "pid"}) {
@@ -242,9 +246,11 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
           "unknown target command '", sub, "': use add, remove or list"));
     }
   } else if (cmd == "mode") {
-    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 1, "mode enforce|audit [--target NAME]"));
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 1, "mode enforce|audit [--target NAME]"));
     EGRESS_RETURN_IF_ERROR(CheckMode(rest[0]));
-    req = {{"cmd", "mode"}, {"mode", rest[0]}, {"target", opts.Get("--target")}};
+    req = {
+        {"cmd", "mode"}, {"mode", rest[0]}, {"target", opts.Get("--target")}};
   } else if (cmd == "allow" || cmd == "deny") {
     EGRESS_ASSIGN_OR_RETURN(policy::Action action, ParseAction(cmd));
     if (rest.empty()) {
@@ -281,7 +287,8 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
       req["rule"] = policy::RuleToJson(rule);
     }
   } else if (cmd == "list") {
-    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "list [-o json] [--target NAME]"));
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 0, "list [-o json] [--target NAME]"));
     req = {{"cmd", "list"}, {"target", opts.Get("--target")}};
   } else if (cmd == "status") {
     EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "status [-o json]"));
@@ -306,12 +313,9 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     }
     std::string mode = opts.Get("--mode");
     if (!mode.empty()) EGRESS_RETURN_IF_ERROR(CheckMode(mode));
-    req = {{"cmd", "target_add"},
-           {"name", opts.Get("--target-name")},
-           {"source_kind", "cgroup"},
-           {"mode", mode.empty() ? "enforce" : mode},
-           {"ephemeral", true},
-           {"rules", rules}};
+    req = {{"cmd", "target_add"},     {"name", opts.Get("--target-name")},
+           {"source_kind", "cgroup"}, {"mode", mode.empty() ? "enforce" : mode},
+           {"ephemeral", true},       {"rules", rules}};
     out.run_argv = split.after_dashdash;
     out.cmd = "run";
     EGRESS_RETURN_IF_ERROR(opts.CheckAllUsed(cmd));

@@ -7,12 +7,12 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "egress/abi.h"
 #include "userspace/cli/cli_parse.h"
 #include "userspace/cli/output.h"
 #include "userspace/cli/run_command.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/resolver.h"
-#include "egress/abi.h"
 
 namespace {
 
@@ -38,7 +38,8 @@ int Fail(const absl::Status& st) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  auto parsed = egress::cli::ParseCommandLine(args, egress::policy::SystemResolver());
+  auto parsed =
+      egress::cli::ParseCommandLine(args, egress::policy::SystemResolver());
   if (!parsed.ok()) return Fail(parsed.status());
   if (parsed->cmd == "help") {
     fputs(egress::cli::UsageText().c_str(), stdout);
@@ -56,7 +57,8 @@ int main(int argc, char** argv) {
   auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
                                  absl::Seconds(120));
   if (!resp.ok()) return Fail(resp.status());
-  if (absl::Status st = egress::ResponseStatus(*resp); !st.ok()) return Fail(st);
+  if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
+    return Fail(st);
   if (parsed->output == egress::cli::OutputFormat::kJson) {
     nlohmann::json out = *resp;
     out.erase("ok");

@@ -25,7 +25,8 @@ std::string TargetLine(const json& t) {
                          Str(t, "hooks_total"), " hooks)");
   }
   return absl::StrFormat("%-16s %-8s %-40s %5s rules  %s", Str(t, "name"),
-                         Str(t, "mode"), Str(t, "cgroup"), Str(t, "rules"), state);
+                         Str(t, "mode"), Str(t, "cgroup"), Str(t, "rules"),
+                         state);
 }
 
 }  // namespace
@@ -35,40 +36,49 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
   if (cmd == "target_add") {
     out = absl::StrCat("Target ", Str(r, "name"), " added: ", Str(r, "cgroup"),
                        " (", Str(r, "mode"), ")\n");
-    if (r.contains("warning")) absl::StrAppend(&out, "warning: ", Str(r, "warning"), "\n");
+    if (r.contains("warning"))
+      absl::StrAppend(&out, "warning: ", Str(r, "warning"), "\n");
   } else if (cmd == "target_remove") {
-    out = absl::StrCat("Target ", Str(r, "removed"), " removed; enforcement lifted\n");
+    out = absl::StrCat("Target ", Str(r, "removed"),
+                       " removed; enforcement lifted\n");
   } else if (cmd == "target_list") {
     absl::StrAppend(&out, absl::StrFormat("%-16s %-8s %-40s %11s  %s\n", "NAME",
                                           "MODE", "CGROUP", "RULES", "STATE"));
-    for (const json& t : r["targets"]) absl::StrAppend(&out, TargetLine(t), "\n");
+    for (const json& t : r["targets"])
+      absl::StrAppend(&out, TargetLine(t), "\n");
   } else if (cmd == "mode") {
     for (const json& c : r["changed"]) {
-      absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ", Str(c, "mode"), "\n");
+      absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ",
+                      Str(c, "mode"), "\n");
     }
   } else if (cmd == "rule_add") {
     if (r.value("skipped", false)) {
-      out = absl::StrCat("Skipping adding existing rule (", Str(r, "number"), ")\n");
+      out = absl::StrCat("Skipping adding existing rule (", Str(r, "number"),
+                         ")\n");
     } else {
-      out = absl::StrCat("Rule added to ", Str(r, "target"), " [", Str(r, "number"),
-                         "]: ", Str(r, "rule"), "\n");
+      out = absl::StrCat("Rule added to ", Str(r, "target"), " [",
+                         Str(r, "number"), "]: ", Str(r, "rule"), "\n");
     }
   } else if (cmd == "rule_delete") {
-    out = absl::StrCat("Rule deleted from ", Str(r, "target"), ": ", Str(r, "deleted"), "\n");
+    out = absl::StrCat("Rule deleted from ", Str(r, "target"), ": ",
+                       Str(r, "deleted"), "\n");
   } else if (cmd == "list") {
     for (const json& t : r["targets"]) {
-      absl::StrAppend(&out, "Target: ", Str(t, "target"), " (", Str(t, "mode"), ")\n");
+      absl::StrAppend(&out, "Target: ", Str(t, "target"), " (", Str(t, "mode"),
+                      ")\n");
       if (t["rules"].empty()) {
-        absl::StrAppend(&out, "     (no rules: every outbound connection is denied)\n");
+        absl::StrAppend(
+            &out, "     (no rules: every outbound connection is denied)\n");
       }
       for (const json& rule : t["rules"]) {
-        absl::StrAppend(&out, absl::StrFormat("[%2d] %s\n", rule.value("number", 0),
-                                              Str(rule, "text")));
+        absl::StrAppend(&out,
+                        absl::StrFormat("[%2d] %s\n", rule.value("number", 0),
+                                        Str(rule, "text")));
       }
     }
   } else if (cmd == "status") {
-    absl::StrAppend(&out, "egressd: running (bpffs ", Str(r, "bpffs"), ", cgroup2 ",
-                    Str(r, "cgroup_root"), ")\n");
+    absl::StrAppend(&out, "egressd: running (bpffs ", Str(r, "bpffs"),
+                    ", cgroup2 ", Str(r, "cgroup_root"), ")\n");
     if (r["targets"].empty()) absl::StrAppend(&out, "No targets.\n");
     for (const json& t : r["targets"]) {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
@@ -76,8 +86,9 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
         const json& c = t["counters"];
         absl::StrAppend(&out, "  allowed ", Str(c, "allowed"), ", denied ",
                         Str(c, "denied"), ", audited ", Str(c, "audited"),
-                        ", udp replies ", Str(c, "udp_replies"), ", sockets denied ",
-                        Str(c, "sockets_denied"), ", source routes denied ",
+                        ", udp replies ", Str(c, "udp_replies"),
+                        ", sockets denied ", Str(c, "sockets_denied"),
+                        ", source routes denied ",
                         Str(c, "source_route_denied"), "\n");
       }
       for (const json& w : t["warnings"]) {

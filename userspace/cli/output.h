@@ -10,7 +10,8 @@ namespace egress::cli {
 
 // The human text for the response to request `cmd` (ends with a newline
 // unless empty).
-std::string FormatResponse(const std::string& cmd, const nlohmann::json& response);
+std::string FormatResponse(const std::string& cmd,
+                           const nlohmann::json& response);
 
 }  // namespace egress::cli
 

@@ -44,11 +44,13 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   std::string rel = absl::StrCat("/egress.run/", name);
   std::string abs = root + rel;
   EGRESS_RETURN_IF_ERROR(MakeDirs(root + "/egress.run", 0755));
-  if (mkdir(abs.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir cgroup", abs);
+  if (mkdir(abs.c_str(), 0755) != 0)
+    return ErrnoStatus(errno, "mkdir cgroup", abs);
 
   command.request["name"] = name;
   command.request["source"] = rel;
-  auto resp = CallDaemon(command.socket_path, command.request, absl::Seconds(60));
+  auto resp =
+      CallDaemon(command.socket_path, command.request, absl::Seconds(60));
   absl::Status st = resp.ok() ? ResponseStatus(*resp) : resp.status();
   if (!st.ok()) {
     RemoveCgroup(abs);
@@ -75,7 +77,8 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
     for (std::string& a : command.run_argv) argv.push_back(a.data());
     argv.push_back(nullptr);
     execvp(argv[0], argv.data());
-    fprintf(stderr, "egressctl run: cannot run '%s': %s\n", argv[0], strerror(errno));
+    fprintf(stderr, "egressctl run: cannot run '%s': %s\n", argv[0],
+            strerror(errno));
     _exit(127);
   }
   g_child = pid;
@@ -88,11 +91,12 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
   g_child = 0;
-  int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  int code =
+      WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 
-  auto removed = CallDaemon(command.socket_path,
-                            {{"cmd", "target_remove"}, {"name", name}},
-                            absl::Seconds(30));
+  auto removed =
+      CallDaemon(command.socket_path,
+                 {{"cmd", "target_remove"}, {"name", name}}, absl::Seconds(30));
   RemoveCgroup(abs);
   absl::Status rm = removed.ok() ? ResponseStatus(*removed) : removed.status();
   if (!rm.ok()) {

@@ -41,8 +41,10 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
     if (buf.size() > kMaxMessage) {
       return absl::ResourceExhaustedError("control message too large");
     }
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return absl::DeadlineExceededError("control socket: timed out");
+    int ms =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0)
+      return absl::DeadlineExceededError("control socket: timed out");
     pollfd p{fd, POLLIN, 0};
     int r = poll(&p, 1, ms);
     if (r < 0 && errno == EINTR) continue;
@@ -76,7 +78,8 @@ absl::Status WriteAll(int fd, const std::string& data) {
 }
 
 absl::StatusOr<nlohmann::json> ParseJson(const std::string& line) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j =
+      nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError("control message is not a JSON object");
   }
@@ -93,8 +96,10 @@ nlohmann::json ErrorResponse(const absl::Status& status) {
 
 absl::Status ResponseStatus(const nlohmann::json& response) {
   if (response.value("ok", false)) return absl::OkStatus();
-  int code = response.value("code", static_cast<int>(absl::StatusCode::kUnknown));
-  if (code <= 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+  int code =
+      response.value("code", static_cast<int>(absl::StatusCode::kUnknown));
+  if (code <= 0 ||
+      code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
     code = static_cast<int>(absl::StatusCode::kUnknown);
   }
   return absl::Status(static_cast<absl::StatusCode>(code),
@@ -107,7 +112,8 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
     int err = errno;
     return absl::UnavailableError(absl::StrCat(
         "cannot reach egressd at ", socket_path, ": ", strerror(err),
@@ -133,21 +139,25 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
   }
   // A socket file nobody answers on is left over from a killed egressd.
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "another egressd is already listening on ", socket_path));
+  if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+      0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("another egressd is already listening on ", socket_path));
   }
   unlink(socket_path.c_str());
   ControlListener l;
-  l.fd_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  l.fd_ =
+      UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!l.fd_) return ErrnoStatus(errno, "socket", "AF_UNIX");
   mode_t old = umask(0177);
   int rc = bind(l.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   int err = errno;
   umask(old);
   if (rc != 0) return ErrnoStatus(err, "bind", socket_path);
-  if (chmod(socket_path.c_str(), 0600) != 0) return ErrnoStatus(errno, "chmod", socket_path);
-  if (listen(l.fd_.get(), 64) != 0) return ErrnoStatus(errno, "listen", socket_path);
+  if (chmod(socket_path.c_str(), 0600) != 0)
+    return ErrnoStatus(errno, "chmod", socket_path);
+  if (listen(l.fd_.get(), 64) != 0)
+    return ErrnoStatus(errno, "listen", socket_path);
   l.path_ = socket_path;
   return l;
 }
@@ -162,7 +172,8 @@ absl::StatusOr<UniqueFd> ControlListener::Accept() const {
   return UniqueFd(c);
 }
 
-absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout) {
+absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
+                                           absl::Duration timeout) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -172,7 +183,8 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout) 
     return absl::PermissionDeniedError(absl::StrCat(
         "egressd accepts commands from root only (peer uid ", cred.uid, ")"));
   }
-  EGRESS_ASSIGN_OR_RETURN(std::string line, ReadLine(conn_fd, absl::Now() + timeout));
+  EGRESS_ASSIGN_OR_RETURN(std::string line,
+                          ReadLine(conn_fd, absl::Now() + timeout));
   return ParseJson(line);
 }
 

@@ -114,8 +114,9 @@ absl::Status Daemon::Init() {
     fprintf(stderr, "egressd: removed %zu stale rule entries\n", swept);
   }
   EGRESS_ASSIGN_OR_RETURN(
-      events_, EventReader::Create(maps_->events_fd(),
-                                   [this](const egress_event& e) { OnEvent(e); }));
+      events_,
+      EventReader::Create(maps_->events_fd(),
+                          [this](const egress_event& e) { OnEvent(e); }));
   return Save();
 }
 
@@ -146,7 +147,8 @@ absl::Status Daemon::WriteConfig(const TargetState& t, uint32_t ruleset,
   return maps_->SetTargetConfig(t.id, cfg);
 }
 
-absl::Status Daemon::ApplyRules(TargetState& t, std::vector<policy::Rule> rules) {
+absl::Status Daemon::ApplyRules(TargetState& t,
+                                std::vector<policy::Rule> rules) {
   uint32_t old_ruleset = t.ruleset;
   std::vector<policy::Rule> old_rules = t.rules;
   uint32_t new_ruleset = NextRuleset();
@@ -246,9 +248,9 @@ absl::StatusOr<TargetState*> Daemon::FindTarget(const json& req) {
 absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
   EGRESS_ASSIGN_OR_RETURN(std::string name, GetString(req, "name"));
   if (!ValidTargetName(name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad target name '", name,
-        "': use 1-64 letters, digits, '-', '_', '.' or '@'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad target name '", name,
+                     "': use 1-64 letters, digits, '-', '_', '.' or '@'"));
   }
   if (state_.targets.count(name)) {
     return absl::AlreadyExistsError(
@@ -275,11 +277,12 @@ absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown target kind '", t.source_kind, "'"));
   }
-  EGRESS_ASSIGN_OR_RETURN(t.cgroup, NormalizeCgroupPath(cgroup_in, cgroup_root_));
+  EGRESS_ASSIGN_OR_RETURN(t.cgroup,
+                          NormalizeCgroupPath(cgroup_in, cgroup_root_));
   for (const auto& [n, other] : state_.targets) {
     if (other.cgroup == t.cgroup) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "cgroup ", t.cgroup, " is already target '", n, "'"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("cgroup ", t.cgroup, " is already target '", n, "'"));
     }
   }
   EGRESS_ASSIGN_OR_RETURN(t.mode,
@@ -344,20 +347,17 @@ absl::StatusOr<json> Daemon::TargetRemove(const json& req) {
   EGRESS_RETURN_IF_ERROR(Save());
   maps_->SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   auto compiled = policy::Compile(t.ruleset, t.rules);
-  if (compiled.ok() && t.ruleset != 0) maps_->DeleteEntries(*compiled).IgnoreError();
+  if (compiled.ok() && t.ruleset != 0)
+    maps_->DeleteEntries(*compiled).IgnoreError();
   maps_->DeletePeers(t.id).IgnoreError();
   return json{{"removed", name}};
 }
 
 json Daemon::TargetJson(const TargetState& t) {
-  json j = {{"name", t.name},
-            {"id", t.id},
-            {"cgroup", t.cgroup},
-            {"mode", ModeName(t.mode)},
-            {"rules", t.rules.size()},
-            {"source_kind", t.source_kind},
-            {"source", t.source},
-            {"ephemeral", t.ephemeral}};
+  json j = {{"name", t.name},          {"id", t.id},
+            {"cgroup", t.cgroup},      {"mode", ModeName(t.mode)},
+            {"rules", t.rules.size()}, {"source_kind", t.source_kind},
+            {"source", t.source},      {"ephemeral", t.ephemeral}};
   auto cg = CgroupId(CgroupAbs(t.cgroup));
   j["cgroup_exists"] = cg.ok();
   j["cgroup_id"] = cg.ok() ? *cg : 0;
@@ -396,7 +396,8 @@ absl::StatusOr<json> Daemon::SetMode(const json& req) {
       t->mode = old;
       return st;
     }
-    EGRESS_ASSIGN_OR_RETURN(egress_target_config cfg, maps_->TargetConfig(t->id));
+    EGRESS_ASSIGN_OR_RETURN(egress_target_config cfg,
+                            maps_->TargetConfig(t->id));
     cfg.mode = mode;
     EGRESS_RETURN_IF_ERROR(maps_->SetTargetConfig(t->id, cfg));
     changed.push_back({{"target", t->name}, {"mode", mode_name}});
@@ -406,7 +407,8 @@ absl::StatusOr<json> Daemon::SetMode(const json& req) {
 
 absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
-  if (!req.contains("rule")) return absl::InvalidArgumentError("request has no rule");
+  if (!req.contains("rule"))
+    return absl::InvalidArgumentError("request has no rule");
   EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(req["rule"]));
   for (size_t i = 0; i < t->rules.size(); ++i) {
     policy::Rule existing = t->rules[i];
@@ -438,7 +440,8 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
   size_t index = 0;
   if (req.contains("number")) {
     if (!req["number"].is_number_unsigned()) {
-      return absl::InvalidArgumentError("rule number must be a positive number");
+      return absl::InvalidArgumentError(
+          "rule number must be a positive number");
     }
     size_t n = req["number"].get<size_t>();
     if (n == 0 || n > t->rules.size()) {
@@ -448,7 +451,8 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
     }
     index = n - 1;
   } else if (req.contains("rule")) {
-    EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(req["rule"]));
+    EGRESS_ASSIGN_OR_RETURN(policy::Rule rule,
+                            policy::RuleFromJson(req["rule"]));
     bool found = false;
     for (size_t i = 0; i < t->rules.size(); ++i) {
       policy::Rule r = t->rules[i];
@@ -462,8 +466,9 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
       }
     }
     if (!found) {
-      return absl::NotFoundError(absl::StrCat(
-          "no such rule in target '", t->name, "': ", policy::FormatRule(rule)));
+      return absl::NotFoundError(absl::StrCat("no such rule in target '",
+                                              t->name,
+                                              "': ", policy::FormatRule(rule)));
     }
   } else {
     return absl::InvalidArgumentError("delete needs a rule number or a rule");
@@ -492,7 +497,8 @@ absl::StatusOr<json> Daemon::ListRules(const json& req) {
       r["text"] = policy::FormatRule(t->rules[i]);
       rules.push_back(r);
     }
-    out.push_back({{"target", t->name}, {"mode", ModeName(t->mode)}, {"rules", rules}});
+    out.push_back(
+        {{"target", t->name}, {"mode", ModeName(t->mode)}, {"rules", rules}});
   }
   return json{{"targets", out}};
 }
@@ -513,8 +519,8 @@ absl::StatusOr<json> Daemon::Status(const json&) {
     }
     json warnings = json::array();
     if (!j["cgroup_exists"].get<bool>()) {
-      warnings.push_back(absl::StrCat("cgroup ", t.cgroup,
-                                      " does not exist: enforced once created"));
+      warnings.push_back(absl::StrCat(
+          "cgroup ", t.cgroup, " does not exist: enforced once created"));
     } else if (!j["attached"].get<bool>()) {
       warnings.push_back("not all hooks are attached to the current cgroup");
     }
@@ -553,7 +559,8 @@ json Daemon::Handle(const json& request) {
   } else if (cmd == "ping") {
     result = json{{"pong", true}};
   } else {
-    result = absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'"));
+    result =
+        absl::InvalidArgumentError(absl::StrCat("unknown command '", cmd, "'"));
   }
   if (!result.ok()) return ErrorResponse(result.status());
   json out = *std::move(result);

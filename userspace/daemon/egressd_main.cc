@@ -13,11 +13,15 @@ DEFINE_string(bpffs, "/sys/fs/bpf/egress", "bpffs directory for pins");
 DEFINE_string(bpffs_mount, "/sys/fs/bpf",
               "where bpffs is mounted (mounted there if missing)");
 DEFINE_string(state_dir, "/var/lib/egress", "directory of the state file");
+DEFINE_string(cgroup_root, "",
+              "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
+              "in a container, e.g. /host/sys/fs/cgroup)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
-      "egressd [--socket PATH] [--bpffs DIR] [--state-dir DIR]\n"
+      "egressd [--socket PATH] [--bpffs DIR] [--state_dir DIR] [--cgroup_root "
+      "DIR]\n"
       "Enforces per-cgroup egress allow-lists; see egressctl.");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -26,6 +30,7 @@ int main(int argc, char** argv) {
   opts.bpffs_dir = FLAGS_bpffs;
   opts.bpffs_mount = FLAGS_bpffs_mount;
   opts.state_dir = FLAGS_state_dir;
+  opts.cgroup_root = FLAGS_cgroup_root;
   if (FLAGS_events) {
     opts.event_sink = [](const std::string& line) {
       fputs(line.c_str(), stdout);

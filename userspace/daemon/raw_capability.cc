@@ -14,8 +14,8 @@ namespace {
 
 constexpr int kCapNetRaw = 13;
 
-void CollectPids(const std::string& dir, size_t max, std::vector<std::string>& pids,
-                 int depth) {
+void CollectPids(const std::string& dir, size_t max,
+                 std::vector<std::string>& pids, int depth) {
   if (depth > 32 || pids.size() >= max) return;
   std::ifstream procs(dir + "/cgroup.procs");
   std::string pid;
@@ -52,19 +52,21 @@ std::vector<std::string> RawCapabilityWarnings(const std::string& abs_path,
         name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
       }
       if (absl::StartsWith(line, "CapEff:") &&
-          CapEffHasNetRaw(std::string(absl::StripAsciiWhitespace(line.substr(7))))) {
+          CapEffHasNetRaw(
+              std::string(absl::StripAsciiWhitespace(line.substr(7))))) {
         if (++holders <= 3) {
           warnings.push_back(absl::StrCat(
               "process ", name, "[", pid,
               "] holds CAP_NET_RAW: AF_PACKET sockets skip every inet hook; "
-              "drop the capability (systemd: CapabilityBoundingSet=~CAP_NET_RAW)"));
+              "drop the capability (systemd: "
+              "CapabilityBoundingSet=~CAP_NET_RAW)"));
         }
       }
     }
   }
   if (holders > 3) {
-    warnings.push_back(absl::StrCat(holders - 3,
-                                    " more processes hold CAP_NET_RAW"));
+    warnings.push_back(
+        absl::StrCat(holders - 3, " more processes hold CAP_NET_RAW"));
   }
   return warnings;
 }

@@ -37,7 +37,8 @@ nlohmann::json StateToJson(const DaemonState& state) {
   nlohmann::json targets = nlohmann::json::array();
   for (const auto& [name, t] : state.targets) {
     nlohmann::json rules = nlohmann::json::array();
-    for (const policy::Rule& r : t.rules) rules.push_back(policy::RuleToJson(r));
+    for (const policy::Rule& r : t.rules)
+      rules.push_back(policy::RuleToJson(r));
     targets.push_back({{"name", t.name},
                        {"id", t.id},
                        {"cgroup", t.cgroup},
@@ -49,7 +50,9 @@ nlohmann::json StateToJson(const DaemonState& state) {
                        {"ephemeral", t.ephemeral},
                        {"rules", rules}});
   }
-  return {{"version", 1}, {"next_ruleset", state.next_ruleset}, {"targets", targets}};
+  return {{"version", 1},
+          {"next_ruleset", state.next_ruleset},
+          {"targets", targets}};
 }
 
 absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
@@ -82,7 +85,8 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     ts.source_kind = t["source_kind"].get<std::string>();
     ts.source = t["source"].get<std::string>();
     auto mode = ParseMode(t["mode"].get<std::string>());
-    if (!mode.ok()) return bad(absl::StrCat(where, ".mode: ", mode.status().message()));
+    if (!mode.ok())
+      return bad(absl::StrCat(where, ".mode: ", mode.status().message()));
     ts.mode = *mode;
     ts.id = t["id"].get<uint32_t>();
     if (ts.id == 0 || ts.id >= EGRESS_MAX_TARGETS) {
@@ -98,7 +102,8 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     for (const nlohmann::json& r : t["rules"]) {
       auto rule = policy::RuleFromJson(r);
       if (!rule.ok()) {
-        return bad(absl::StrCat(where, ".rules[", k, "]: ", rule.status().message()));
+        return bad(
+            absl::StrCat(where, ".rules[", k, "]: ", rule.status().message()));
       }
       ts.rules.push_back(*std::move(rule));
       ++k;
@@ -119,13 +124,14 @@ absl::StatusOr<DaemonState> LoadState(const std::string& path) {
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) {
     return absl::DataLossError(absl::StrCat(
-        "state file ", path, " is corrupt (not JSON); egressd will not start "
+        "state file ", path,
+        " is corrupt (not JSON); egressd will not start "
         "with it: move it away to start empty, or restore a backup"));
   }
   auto state = StateFromJson(j, path);
   if (!state.ok()) {
-    return absl::DataLossError(absl::StrCat("state file is corrupt: ",
-                                            state.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("state file is corrupt: ", state.status().message()));
   }
   return state;
 }
@@ -152,7 +158,8 @@ absl::Status SaveState(const std::string& path, const DaemonState& state) {
     return ErrnoStatus(err, "fsync", tmp);
   }
   close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", path);
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    return ErrnoStatus(errno, "rename", path);
   return absl::OkStatus();
 }
 

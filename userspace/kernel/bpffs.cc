@@ -42,9 +42,9 @@ absl::Status MakeDirs(const std::string& dir, unsigned mode) {
 absl::Status EnsureBpffsDir(const std::string& dir,
                             const std::string& mount_point) {
   if (!absl::StartsWith(dir, mount_point)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "bpffs directory ", dir, " is not below the bpffs mount point ",
-        mount_point));
+    return absl::FailedPreconditionError(
+        absl::StrCat("bpffs directory ", dir,
+                     " is not below the bpffs mount point ", mount_point));
   }
   EGRESS_RETURN_IF_ERROR(MakeDirs(mount_point, 0755));
   if (!IsOnBpffs(mount_point)) {

@@ -77,8 +77,8 @@ absl::StatusOr<std::string> CgroupOfUnit(const std::string& unit) {
   for (char c : unit) {
     if (!(isalnum(static_cast<unsigned char>(c)) ||
           absl::StrContains("-_.@:\\", c))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unit '", unit, "': unexpected character '", std::string(1, c), "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unit '", unit, "': unexpected character '", std::string(1, c), "'"));
     }
   }
   std::string cmd = absl::StrCat("systemctl show -p ControlGroup --value '",
@@ -109,7 +109,8 @@ absl::Status MoveToCgroup(const std::string& abs_path, pid_t pid) {
   ssize_t n = write(fd, s.data(), s.size());
   int err = errno;
   close(fd);
-  if (n != static_cast<ssize_t>(s.size())) return ErrnoStatus(err, "write", procs);
+  if (n != static_cast<ssize_t>(s.size()))
+    return ErrnoStatus(err, "write", procs);
   return absl::OkStatus();
 }
 

@@ -15,7 +15,8 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Create(
   reader->handler_ = std::move(handler);
   reader->rb_ = ring_buffer__new(events_fd, &EventReader::OnRecord,
                                  reader.get(), nullptr);
-  if (reader->rb_ == nullptr) return ErrnoStatus(errno, "ring_buffer__new", "events");
+  if (reader->rb_ == nullptr)
+    return ErrnoStatus(errno, "ring_buffer__new", "events");
   return reader;
 }
 

@@ -103,7 +103,8 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
              {&maps->counters_, "counters"},
              {&maps->events_, "events"}};
   for (auto& m : all) {
-    EGRESS_ASSIGN_OR_RETURN(*m.fd, OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
+    EGRESS_ASSIGN_OR_RETURN(*m.fd,
+                            OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
   }
   return maps;
 }
@@ -136,7 +137,8 @@ absl::StatusOr<egress_target_config> SharedMaps::TargetConfig(
 }
 
 absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
-  EGRESS_RETURN_IF_ERROR(UpdateAll(port_classes_.get(), c.ports, "port_classes"));
+  EGRESS_RETURN_IF_ERROR(
+      UpdateAll(port_classes_.get(), c.ports, "port_classes"));
   EGRESS_RETURN_IF_ERROR(UpdateAll(deny_rules_.get(), c.deny, "deny_rules"));
   return UpdateAll(allow_rules_.get(), c.allow, "allow_rules");
 }
@@ -150,12 +152,14 @@ absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
     const std::set<uint32_t>& keep) {
   size_t total = 0;
-  EGRESS_ASSIGN_OR_RETURN(size_t a, SweepRulesets<egress_rule_key>(
-                                        allow_rules_.get(), keep, "allow_rules"));
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t a,
+      SweepRulesets<egress_rule_key>(allow_rules_.get(), keep, "allow_rules"));
   EGRESS_ASSIGN_OR_RETURN(size_t d, SweepRulesets<egress_rule_key>(
                                         deny_rules_.get(), keep, "deny_rules"));
-  EGRESS_ASSIGN_OR_RETURN(size_t p, SweepRulesets<egress_port_key>(
-                                        port_classes_.get(), keep, "port_classes"));
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t p, SweepRulesets<egress_port_key>(port_classes_.get(), keep,
+                                               "port_classes"));
   total = a + d + p;
   return total;
 }

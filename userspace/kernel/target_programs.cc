@@ -28,7 +28,8 @@ std::string LinkPin(const std::string& dir, const HookSpec& h) {
 // Pins `fd` at `path`, replacing an existing pin in one rename so that the
 // path never goes missing.
 absl::Status PinReplace(int fd, const std::string& path) {
-  std::string tmp = absl::StrCat(path, "_new");  // bpffs refuses names with a dot
+  std::string tmp =
+      absl::StrCat(path, "_new");  // bpffs refuses names with a dot
   unlink(tmp.c_str());
   if (bpf_obj_pin(fd, tmp.c_str()) != 0) {
     return ErrnoStatus(errno, "bpf_obj_pin", tmp);
@@ -79,13 +80,13 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
   }
   EGRESS_RETURN_IF_ERROR(MakeDirs(prog_dir, 0700));
   for (const HookSpec& h : AllHooks()) {
-    bpf_program* prog =
-        bpf_object__find_program_by_name(skel->obj, h.program);
+    bpf_program* prog = bpf_object__find_program_by_name(skel->obj, h.program);
     if (prog == nullptr) {
       return absl::InternalError(
           absl::StrCat("BPF object has no program ", h.program));
     }
-    EGRESS_RETURN_IF_ERROR(PinReplace(bpf_program__fd(prog), ProgPin(prog_dir, h)));
+    EGRESS_RETURN_IF_ERROR(
+        PinReplace(bpf_program__fd(prog), ProgPin(prog_dir, h)));
   }
   return absl::OkStatus();
 }
@@ -116,9 +117,9 @@ absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
     int prog_fd = bpf_obj_get(prog_pin.c_str());
     if (prog_fd < 0) return ErrnoStatus(errno, "bpf_obj_get", prog_pin);
     UniqueFd prog(prog_fd);
-    int link = bpf_link_create(prog.get(), cgroup_fd,
-                               static_cast<bpf_attach_type>(h.attach_type),
-                               nullptr);
+    int link =
+        bpf_link_create(prog.get(), cgroup_fd,
+                        static_cast<bpf_attach_type>(h.attach_type), nullptr);
     if (link < 0) {
       return ErrnoStatus(-link, "attach program",
                          absl::StrCat(h.name, " of ", prog_dir));

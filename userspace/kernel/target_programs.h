@@ -26,8 +26,8 @@ const std::vector<HookSpec>& AllHooks();
 
 struct LinkState {
   std::string hook;
-  bool pinned = false;      // a link pin exists
-  uint64_t cgroup_id = 0;   // cgroup it is attached to; 0 = detached/defunct
+  bool pinned = false;     // a link pin exists
+  uint64_t cgroup_id = 0;  // cgroup it is attached to; 0 = detached/defunct
 };
 
 // Loads the programs for `target_id` against the maps pinned in `maps_dir`

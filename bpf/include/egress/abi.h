@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * egress kernel<->userspace ABI. Included by bpf/egress.bpf.c (clang -target bpf)
- * and by userspace C++. The ONLY definition of these types; never mirror them.
+ * egress kernel<->userspace ABI. Included by bpf/egress.bpf.c (clang -target
+ * bpf) and by userspace C++. The ONLY definition of these types; never mirror
+ * them.
  *
  * Rules: fixed-width __uN/__beN only (no bool, enum-typed fields, pointers,
  * bitfields); explicit pad fields, zeroed by writers; every struct is
@@ -29,10 +30,10 @@
 #endif
 
 #ifdef __cplusplus
-#define EGRESS_ABI_SIZE(t, n) \
+#define EGRESS_ABI_SIZE(t, n)                                                  \
 	static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #else
-#define EGRESS_ABI_SIZE(t, n) \
+#define EGRESS_ABI_SIZE(t, n)                                                  \
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
@@ -43,6 +44,8 @@
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
 #define EGRESS_MAX_PEERS 65536
+/* A UDP peer may be answered for this long after it last sent. */
+#define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
 #define EGRESS_RINGBUF_BYTES (1 << 22)
 
 /* Port class used by rules that match every port. */
@@ -57,8 +60,8 @@ enum {
 
 /* egress_target_config.flags */
 enum {
-	EGRESS_TF_ALLOW_RAW = 1 << 0,   /* SOCK_RAW inet sockets may be created */
-	EGRESS_TF_ALLOW_ICMP = 1 << 1,  /* ping sockets may be created */
+	EGRESS_TF_ALLOW_RAW = 1 << 0, /* SOCK_RAW inet sockets may be created */
+	EGRESS_TF_ALLOW_ICMP = 1 << 1,	/* ping sockets may be created */
 	EGRESS_TF_EVENT_ALLOW = 1 << 2, /* also emit a record for each allow */
 };
 
@@ -71,13 +74,13 @@ enum {
 
 /* Why a verdict was reached. */
 enum {
-	EGRESS_REASON_NO_MATCH = 0,     /* default deny */
+	EGRESS_REASON_NO_MATCH = 0, /* default deny */
 	EGRESS_REASON_MATCH_ALLOW = 1,
 	EGRESS_REASON_MATCH_DENY = 2,
-	EGRESS_REASON_UDP_REPLY = 3,    /* peer sent to this socket first */
-	EGRESS_REASON_SOCKET_TYPE = 4,  /* raw / ping socket refused */
+	EGRESS_REASON_UDP_REPLY = 3,	/* peer sent to this socket first */
+	EGRESS_REASON_SOCKET_TYPE = 4,	/* raw / ping socket refused */
 	EGRESS_REASON_SOURCE_ROUTE = 5, /* routing header / LSRR / SSRR */
-	EGRESS_REASON_LOOPBACK = 6,     /* reserved */
+	EGRESS_REASON_LOOPBACK = 6,	/* reserved */
 };
 
 enum {
@@ -132,8 +135,8 @@ EGRESS_ABI_SIZE(egress_port_value, 4);
 struct egress_rule_key {
 	__u32 prefixlen;
 	__u32 ruleset;
-	__u8 proto;        /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
-	__u8 family;       /* EGRESS_FAMILY_* */
+	__u8 proto; /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8 family;	   /* EGRESS_FAMILY_* */
 	__be16 port_class; /* from port_classes, or EGRESS_PORT_CLASS_ANY */
 	__u8 addr[16];
 };
@@ -141,7 +144,8 @@ EGRESS_ABI_SIZE(egress_rule_key, 28);
 #define EGRESS_RULE_KEY_FIXED_BITS 64
 
 struct egress_rule_value {
-	__u32 rule_id; /* stable id of the user's rule, for events and counters */
+	__u32
+	    rule_id; /* stable id of the user's rule, for events and counters */
 	__u32 pad;
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
@@ -168,35 +172,35 @@ EGRESS_ABI_SIZE(egress_peer_value, 8);
 /* counters: BPF_MAP_TYPE_PERCPU_ARRAY indexed by target id; summed by the
  * daemon. Exact even when the ring buffer is full. */
 struct egress_counters {
-	__u64 allowed;          /* connect/sendmsg allowed by a rule */
-	__u64 denied;           /* connect/sendmsg refused */
-	__u64 audited;          /* would have been refused (audit mode) */
-	__u64 replies;          /* UDP replies allowed via udp_peers */
-	__u64 sockets_denied;   /* raw/ping socket creation refused */
-	__u64 srcroute_denied;  /* setsockopt refusals + dropped packets */
-	__u64 events_lost;      /* ring buffer reservation failures */
-	__u64 tcp_udp_pad;      /* reserved */
+	__u64 allowed;	       /* connect/sendmsg allowed by a rule */
+	__u64 denied;	       /* connect/sendmsg refused */
+	__u64 audited;	       /* would have been refused (audit mode) */
+	__u64 replies;	       /* UDP replies allowed via udp_peers */
+	__u64 sockets_denied;  /* raw/ping socket creation refused */
+	__u64 srcroute_denied; /* setsockopt refusals + dropped packets */
+	__u64 events_lost;     /* ring buffer reservation failures */
+	__u64 tcp_udp_pad;     /* reserved */
 };
 EGRESS_ABI_SIZE(egress_counters, 64);
 
 /* Ring buffer record, one per reported verdict. */
 struct egress_event {
-	__u64 ts_ns;       /* bpf_ktime_get_ns() */
-	__u64 cgroup_id;   /* cgroup of the calling task */
-	__u32 pid;         /* thread id */
-	__u32 tgid;        /* process id */
+	__u64 ts_ns;	 /* bpf_ktime_get_ns() */
+	__u64 cgroup_id; /* cgroup of the calling task */
+	__u32 pid;	 /* thread id */
+	__u32 tgid;	 /* process id */
 	__u32 uid;
 	__u32 target_id;
-	__u32 rule_id;     /* 0 = default action */
-	__u32 suppressed;  /* reserved: records suppressed before this one */
-	__u8 addr[16];     /* destination; IPv4 in the first 4 bytes */
-	__be16 port;       /* destination port */
-	__u8 family;       /* EGRESS_FAMILY_* */
-	__u8 proto;        /* IPPROTO_* */
-	__u8 hook;         /* EGRESS_HOOK_* */
-	__u8 verdict;      /* EGRESS_VERDICT_* */
-	__u8 reason;       /* EGRESS_REASON_* */
-	__u8 sock_type;    /* SOCK_* for sock_create records */
+	__u32 rule_id;	  /* 0 = default action */
+	__u32 suppressed; /* reserved: records suppressed before this one */
+	__u8 addr[16];	  /* destination; IPv4 in the first 4 bytes */
+	__be16 port;	  /* destination port */
+	__u8 family;	  /* EGRESS_FAMILY_* */
+	__u8 proto;	  /* IPPROTO_* */
+	__u8 hook;	  /* EGRESS_HOOK_* */
+	__u8 verdict;	  /* EGRESS_VERDICT_* */
+	__u8 reason;	  /* EGRESS_REASON_* */
+	__u8 sock_type;	  /* SOCK_* for sock_create records */
 	char comm[16];
 };
 EGRESS_ABI_SIZE(egress_event, 80);

@@ -1,0 +1,445 @@
+#include "bench/bench_ops.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/errno_status.h"
+
+namespace egress::bench {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnStopSignal(int) { g_stop.store(true, std::memory_order_relaxed); }
+
+int64_t ClockNs(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+int64_t NowNs() { return ClockNs(CLOCK_MONOTONIC); }
+// CPU time of the (single-threaded) worker, including the loopback softirq
+// work done in its context; time spent preempted by other tasks is not in it.
+int64_t CpuNs() { return ClockNs(CLOCK_PROCESS_CPUTIME_ID); }
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+constexpr size_t kDatagramBytes = 32;
+constexpr int64_t kChunkBytes = 64 * 1024;
+
+struct Tally {
+  int64_t ops = 0;
+  int64_t unexpected = 0;
+  int first_errno = 0;
+  int64_t elapsed_ns = 0;
+  int64_t cpu_ns = 0;
+
+  void Unexpected(int err) {
+    if (unexpected++ == 0) first_errno = err;
+  }
+};
+
+// Calls `op` (returns true when the outcome was the expected one, else sets
+// errno) until `max_ops` or `limits.max_time`, reading the clock every
+// `check_every` operations.
+template <typename F>
+Tally TimedLoop(const OpLimits& limits, int check_every, F op) {
+  Tally t;
+  const int64_t cpu_start = CpuNs();
+  const int64_t start = NowNs();
+  const int64_t deadline = start + absl::ToInt64Nanoseconds(limits.max_time);
+  for (; t.ops < limits.max_ops; ++t.ops) {
+    if (t.ops % check_every == 0 &&
+        (NowNs() >= deadline || g_stop.load(std::memory_order_relaxed))) {
+      break;
+    }
+    if (!op()) t.Unexpected(errno);
+  }
+  t.elapsed_ns = NowNs() - start;
+  t.cpu_ns = CpuNs() - cpu_start;
+  return t;
+}
+
+// Returns 0 or the errno of the first failing call.
+int ConnectClose(const sockaddr_in& dst, bool linger0) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  if (linger0) {
+    // RST on close: no TIME_WAIT, so ephemeral ports are never exhausted.
+    linger l = {1, 0};
+    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) != 0) {
+      int err = errno;
+      close(fd);
+      return err;
+    }
+  }
+  int err = 0;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof(dst)) != 0) {
+    err = errno;
+  }
+  close(fd);
+  return err;
+}
+
+Tally RunConnect(const Endpoints& ep, const OpLimits& limits) {
+  const sockaddr_in dst = Loopback(ep.tcp_connect);
+  for (int i = 0; i < 50 && !g_stop; ++i) ConnectClose(dst, true);
+  // Connect can stall for a SYN retransmit: read the clock every time.
+  return TimedLoop(limits, 1, [&dst] {
+    int err = ConnectClose(dst, true);
+    errno = err;
+    return err == 0;
+  });
+}
+
+Tally RunDenied(const Endpoints& ep, const OpLimits& limits, bool enforced) {
+  const sockaddr_in dst = Loopback(ep.closed);
+  const int expected = enforced ? EPERM : ECONNREFUSED;
+  for (int i = 0; i < 200 && !g_stop; ++i) ConnectClose(dst, false);
+  return TimedLoop(limits, 16, [&dst, expected] {
+    int err = ConnectClose(dst, false);
+    errno = err;
+    return err == expected;
+  });
+}
+
+Tally RunSendto(const Endpoints& ep, const OpLimits& limits) {
+  Tally bad;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    bad.Unexpected(errno);
+    return bad;
+  }
+  const sockaddr_in dst = Loopback(ep.udp_sink);
+  char payload[kDatagramBytes] = "egress_bench";
+  auto send_one = [&] {
+    ssize_t n = sendto(fd, payload, sizeof(payload), 0,
+                       reinterpret_cast<const sockaddr*>(&dst), sizeof(dst));
+    if (n == static_cast<ssize_t>(sizeof(payload))) return true;
+    if (n >= 0) errno = -1;
+    return false;
+  };
+  for (int i = 0; i < 1000 && !g_stop; ++i) send_one();
+  Tally t = TimedLoop(limits, 64, send_one);
+  close(fd);
+  return t;
+}
+
+Tally RunBulk(const Endpoints& ep, const OpLimits& limits) {
+  Tally bad;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    bad.Unexpected(errno);
+    return bad;
+  }
+  const sockaddr_in dst = Loopback(ep.tcp_bulk);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof(dst)) != 0) {
+    bad.Unexpected(errno);
+    close(fd);
+    return bad;
+  }
+  std::vector<char> chunk(static_cast<size_t>(kChunkBytes), 'x');
+  bool broken = false;
+  auto write_chunk = [&] {
+    if (broken) return false;  // Stop hammering a dead connection.
+    size_t done = 0;
+    while (done < chunk.size()) {
+      ssize_t n = write(fd, chunk.data() + done, chunk.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        broken = true;
+        return false;
+      }
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  };
+  for (int i = 0; i < 256 && !g_stop; ++i) write_chunk();  // 16 MiB
+  // max_ops counts KiB; the loop counts chunks.
+  OpLimits chunks = {limits.max_ops / (kChunkBytes / 1024), limits.max_time};
+  Tally t = TimedLoop(chunks, 1, write_chunk);
+  t.ops *= kChunkBytes / 1024;
+  linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+  return t;
+}
+
+}  // namespace
+
+void InstallStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool StopRequested() { return g_stop.load(std::memory_order_relaxed); }
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kTcpConnect:
+      return "tcp connect+close";
+    case Op::kUdpSendto:
+      return "udp sendto 32B";
+    case Op::kDeniedConnect:
+      return "denied connect";
+    case Op::kTcpBulk:
+      return "tcp bulk write";
+  }
+  return "?";
+}
+
+const char* OpUnit(Op op) { return op == Op::kTcpBulk ? "MiB/s" : "ops/s"; }
+
+OpLimits LimitsOf(Op op, double time_scale) {
+  auto scaled = [time_scale](double seconds) {
+    return absl::Seconds(seconds * time_scale);
+  };
+  switch (op) {
+    case Op::kTcpConnect:
+      return {20000, scaled(0.15)};
+    case Op::kUdpSendto:
+      return {300000, scaled(0.1)};
+    case Op::kDeniedConnect:
+      return {100000, scaled(0.1)};
+    case Op::kTcpBulk:
+      return {int64_t{1} << 18, scaled(0.15)};  // 256 MiB, in KiB
+  }
+  return {0, absl::ZeroDuration()};
+}
+
+double Sample::Rate() const {
+  double seconds = absl::ToDoubleSeconds(elapsed);
+  return seconds > 0 ? static_cast<double>(ops) / seconds : 0;
+}
+
+double Sample::CpuRate() const {
+  double seconds = absl::ToDoubleSeconds(cpu);
+  return seconds > 0 ? static_cast<double>(ops) / seconds : 0;
+}
+
+namespace {
+
+Tally RunSlice(Op op, const Endpoints& ep, bool enforced,
+               const OpLimits& limits) {
+  switch (op) {
+    case Op::kTcpConnect:
+      return RunConnect(ep, limits);
+    case Op::kUdpSendto:
+      return RunSendto(ep, limits);
+    case Op::kDeniedConnect:
+      return RunDenied(ep, limits, enforced);
+    case Op::kTcpBulk:
+      return RunBulk(ep, limits);
+  }
+  return Tally();
+}
+
+// Moves the calling process into `cgroup`; 0 or errno.
+int MoveSelf(const std::string& cgroup) {
+  std::string procs = cgroup + "/cgroup.procs";
+  int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  std::string pid = std::to_string(getpid());
+  int err = 0;
+  if (write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+    err = errno;
+  }
+  close(fd);
+  return err;
+}
+
+// side, ops, wall microseconds, cpu microseconds, unexpected, errno
+constexpr int kValuesPerSlice = 6;
+
+}  // namespace
+
+std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
+                                const std::string& baseline_cgroup,
+                                const std::string& enforced_cgroup, int pairs,
+                                double time_scale) {
+  const OpLimits limits = LimitsOf(op, time_scale);
+  std::vector<int> out;
+  for (int p = 0; p < pairs && !g_stop; ++p) {
+    const bool enforced_first = p % 2 == 1;
+    for (bool enforced : {enforced_first, !enforced_first}) {
+      if (int err = MoveSelf(enforced ? enforced_cgroup : baseline_cgroup);
+          err != 0) {
+        // side -1: could not move; errno in the last field.
+        out.insert(out.end(), {-1, 0, 0, 0, 0, err});
+        return out;
+      }
+      Tally t = RunSlice(op, ep, enforced, limits);
+      // Microseconds fit an int for any bounded loop (35 minutes).
+      out.insert(out.end(), {enforced ? 1 : 0, static_cast<int>(t.ops),
+                             static_cast<int>(t.elapsed_ns / 1000),
+                             static_cast<int>(t.cpu_ns / 1000),
+                             static_cast<int>(t.unexpected), t.first_errno});
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Slices> DecodeSlices(const std::vector<int>& values) {
+  if (values.size() % kValuesPerSlice != 0) {
+    return absl::InternalError(
+        absl::StrCat("worker sent ", values.size(), " values"));
+  }
+  Slices slices;
+  for (size_t i = 0; i < values.size(); i += kValuesPerSlice) {
+    if (values[i] < 0) {
+      return absl::InternalError(
+          absl::StrCat("worker could not move between cgroups: ",
+                       std::strerror(values[i + 5])));
+    }
+    Sample s;
+    s.ops = values[i + 1];
+    s.elapsed = absl::Microseconds(values[i + 2]);
+    s.cpu = absl::Microseconds(values[i + 3]);
+    s.unexpected = values[i + 4];
+    s.first_errno = values[i + 5];
+    (values[i] == 1 ? slices.enforced : slices.baseline).push_back(s);
+  }
+  return slices;
+}
+
+int ProbeOnce(Op op, const Endpoints& ep) {
+  switch (op) {
+    case Op::kTcpConnect:
+      return ConnectClose(Loopback(ep.tcp_connect), true);
+    case Op::kDeniedConnect:
+      return ConnectClose(Loopback(ep.closed), false);
+    case Op::kTcpBulk:
+      return ConnectClose(Loopback(ep.tcp_bulk), true);
+    case Op::kUdpSendto: {
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) return errno;
+      sockaddr_in dst = Loopback(ep.udp_sink);
+      int err = sendto(fd, "x", 1, 0, reinterpret_cast<const sockaddr*>(&dst),
+                       sizeof(dst)) == 1
+                    ? 0
+                    : errno;
+      close(fd);
+      return err;
+    }
+  }
+  return EINVAL;
+}
+
+namespace {
+
+// A socket bound to 127.0.0.1 on a kernel-chosen port.
+absl::StatusOr<UniqueFd> BoundSocket(int type, uint16_t* port) {
+  UniqueFd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "loopback server");
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = Loopback(0);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return ErrnoStatus(errno, "bind", "127.0.0.1:0");
+  }
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return ErrnoStatus(errno, "getsockname", "loopback server");
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LoopbackServers>> LoopbackServers::Start() {
+  std::unique_ptr<LoopbackServers> s(new LoopbackServers());
+  auto tcp = BoundSocket(SOCK_STREAM, &s->ep_.tcp_connect);
+  if (!tcp.ok()) return tcp.status();
+  s->tcp_listener_ = *std::move(tcp);
+  auto bulk = BoundSocket(SOCK_STREAM, &s->ep_.tcp_bulk);
+  if (!bulk.ok()) return bulk.status();
+  s->bulk_listener_ = *std::move(bulk);
+  auto udp = BoundSocket(SOCK_DGRAM, &s->ep_.udp_sink);
+  if (!udp.ok()) return udp.status();
+  s->udp_sink_ = *std::move(udp);
+  // Bound, never listening: holds the port so that nobody else listens there.
+  auto closed = BoundSocket(SOCK_STREAM, &s->ep_.closed);
+  if (!closed.ok()) return closed.status();
+  s->closed_ = *std::move(closed);
+  // A small receive buffer: the sink drops datagrams right away instead of
+  // first queueing a few hundred.
+  int rcvbuf = 4096;
+  setsockopt(s->udp_sink_.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+             sizeof(rcvbuf));
+  if (listen(s->tcp_listener_.get(), 4096) != 0 ||
+      listen(s->bulk_listener_.get(), 16) != 0) {
+    return ErrnoStatus(errno, "listen", "127.0.0.1");
+  }
+  s->accept_thread_ = std::thread([p = s.get()] { p->AcceptLoop(); });
+  s->bulk_thread_ = std::thread([p = s.get()] { p->BulkLoop(); });
+  return s;
+}
+
+LoopbackServers::~LoopbackServers() {
+  stopping_ = true;
+  // shutdown() wakes a thread blocked in accept() or read().
+  if (tcp_listener_) shutdown(tcp_listener_.get(), SHUT_RDWR);
+  if (bulk_listener_) shutdown(bulk_listener_.get(), SHUT_RDWR);
+  if (int c = bulk_conn_.load(); c >= 0) shutdown(c, SHUT_RDWR);
+  if (accept_thread_.joinable()) accept_thread_.join();
+  if (bulk_thread_.joinable()) bulk_thread_.join();
+}
+
+void LoopbackServers::AcceptLoop() {
+  while (!stopping_) {
+    int fd = accept4(tcp_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      close(fd);
+    } else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
+      if (stopping_) break;
+      usleep(1000);  // EMFILE and the like: back off rather than spin.
+    }
+  }
+}
+
+void LoopbackServers::BulkLoop() {
+  std::vector<char> buf(1 << 20);
+  while (!stopping_) {
+    int fd = accept4(bulk_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (stopping_) break;
+      if (errno != EINTR && errno != ECONNABORTED) usleep(1000);
+      continue;
+    }
+    bulk_conn_ = fd;
+    if (stopping_) shutdown(fd, SHUT_RDWR);  // Raced with the destructor.
+    while (true) {
+      ssize_t n = read(fd, buf.data(), buf.size());
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    bulk_conn_ = -1;
+    close(fd);
+  }
+}
+
+}  // namespace egress::bench

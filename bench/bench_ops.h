@@ -1,0 +1,109 @@
+// The measured operations of egress_bench and the loopback servers they talk
+// to. Every loop is bounded in count and in time and stops early on SIGINT or
+// SIGTERM (StopRequested()). Only 127.0.0.1 is used.
+#ifndef EGRESS_BENCH_BENCH_OPS_H_
+#define EGRESS_BENCH_BENCH_OPS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress::bench {
+
+// SIGINT/SIGTERM set a flag (inherited by forked workers) instead of killing
+// the process, so that cleanup runs.
+void InstallStopHandlers();
+bool StopRequested();
+
+enum class Op {
+  kTcpConnect,     // socket + SO_LINGER{1,0} + connect + close, allowed
+  kUdpSendto,      // sendto of a 32-byte datagram on one socket, allowed
+  kDeniedConnect,  // socket + connect + close to a port no rule allows
+  kTcpBulk,        // 64 KiB write()s on one connection; ops are KiB
+};
+inline constexpr Op kAllOps[] = {Op::kTcpConnect, Op::kUdpSendto,
+                                 Op::kDeniedConnect, Op::kTcpBulk};
+
+struct OpLimits {
+  int64_t max_ops;
+  absl::Duration max_time;
+};
+const char* OpName(Op op);
+// "ops/s" or "MiB/s".
+const char* OpUnit(Op op);
+OpLimits LimitsOf(Op op, double time_scale);
+
+// Ports (host order) on 127.0.0.1.
+struct Endpoints {
+  uint16_t tcp_connect = 0;  // listener; accepted and closed at once
+  uint16_t tcp_bulk = 0;     // listener; read and discarded
+  uint16_t udp_sink = 0;     // bound UDP socket nobody reads
+  uint16_t closed = 0;       // bound TCP socket, not listening: RST
+};
+
+// One measurement: `ops` operations (KiB for kTcpBulk) in `elapsed` wall
+// time, of which the worker was on a CPU for `cpu`.
+// `unexpected` counts operations whose outcome differed from the expected
+// one (first_errno is the first such errno; -1 = short write).
+struct Sample {
+  int64_t ops = 0;
+  absl::Duration elapsed;
+  absl::Duration cpu;
+  int64_t unexpected = 0;
+  int first_errno = 0;
+
+  double Rate() const;     // ops per second (KiB/s for kTcpBulk)
+  double CpuRate() const;  // ops per second of worker CPU time
+};
+
+// Runs in the worker process: `pairs` pairs of slices of `op`, one slice in
+// each cgroup per pair, moving itself between the cgroups (by writing its pid
+// to their cgroup.procs) before each slice; the first side alternates between
+// pairs. Sockets take the cgroup of their creator, so every slice opens its
+// own sockets after moving, then warms up untimed. In the enforced cgroup
+// kDeniedConnect must give EPERM, elsewhere ECONNREFUSED. The result is
+// encoded for RunInCgroupMulti; DecodeSlices reverses it.
+std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
+                                const std::string& baseline_cgroup,
+                                const std::string& enforced_cgroup, int pairs,
+                                double time_scale);
+
+struct Slices {
+  std::vector<Sample> baseline, enforced;  // in pair order
+};
+absl::StatusOr<Slices> DecodeSlices(const std::vector<int>& values);
+
+// One loopback probe, for sanity checks: 0 or the errno of connect/sendto.
+int ProbeOnce(Op op, const Endpoints& ep);
+
+// The listeners and sinks of Endpoints, served by threads of this process
+// (which is outside the measured cgroups).
+class LoopbackServers {
+ public:
+  static absl::StatusOr<std::unique_ptr<LoopbackServers>> Start();
+  ~LoopbackServers();  // Stops and joins the threads.
+
+  const Endpoints& endpoints() const { return ep_; }
+
+ private:
+  LoopbackServers() = default;
+  void AcceptLoop();
+  void BulkLoop();
+
+  Endpoints ep_;
+  UniqueFd tcp_listener_, bulk_listener_, udp_sink_, closed_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> bulk_conn_{-1};
+  std::thread accept_thread_, bulk_thread_;
+};
+
+}  // namespace egress::bench
+
+#endif  // EGRESS_BENCH_BENCH_OPS_H_

@@ -1,0 +1,528 @@
+// egress_bench: what enforcement costs the enforced processes.
+//
+// Sets up enforcement directly through the library (pinned maps and programs
+// under /sys/fs/bpf/egress-bench-<pid>, one target attached to a fresh
+// cgroup), loads N synthetic rules (bench_rules.h) for N = 1, 1,000 and
+// 100,000, and measures loopback operations (bench_ops.h) from a worker that
+// moves itself back and forth between that cgroup and an identical one with
+// nothing attached, in short alternating slices. The reported ratio is the
+// median over baseline/enforced pairs of enforced time per operation over
+// baseline time per operation, by wall clock and by the worker's CPU time.
+// See bench/README.md.
+//
+//   sudo build/bench/egress_bench [--rounds=25] [--rules=1,1000,100000]
+//                                 [--time_scale=1.0] [--verbose]
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/bench_ops.h"
+#include "bench/bench_rules.h"
+#include "egress/abi.h"
+#include "tests/testing/run_in_cgroup.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/mountinfo.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/kernel/bpffs.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/event_reader.h"
+#include "userspace/kernel/shared_maps.h"
+#include "userspace/kernel/target_programs.h"
+#include "userspace/policy/compile.h"
+
+namespace egress::bench {
+namespace {
+
+constexpr uint32_t kTargetId = 1;
+constexpr char kBpffsMount[] = "/sys/fs/bpf";
+
+struct Options {
+  // Baseline/enforced pairs per operation and rule count.
+  int rounds = 25;
+  std::vector<size_t> rule_counts = {1, 1000, 100000};
+  double time_scale = 1.0;
+  bool verbose = false;  // print every pair
+};
+
+absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (absl::ConsumePrefix(&arg, "--rounds=")) {
+      if (!absl::SimpleAtoi(arg, &o.rounds) || o.rounds < 1 || o.rounds > 50) {
+        return absl::InvalidArgumentError("--rounds wants 1..50");
+      }
+    } else if (absl::ConsumePrefix(&arg, "--rules=")) {
+      o.rule_counts.clear();
+      for (absl::string_view n : absl::StrSplit(arg, ',')) {
+        size_t v;
+        if (!absl::SimpleAtoi(n, &v) || v < 1 || v > 500000) {
+          return absl::InvalidArgumentError(
+              "--rules wants a list of counts in 1..500000");
+        }
+        o.rule_counts.push_back(v);
+      }
+    } else if (arg == "--verbose") {
+      o.verbose = true;
+    } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
+      if (!absl::SimpleAtod(arg, &o.time_scale) || o.time_scale <= 0 ||
+          o.time_scale > 10) {
+        return absl::InvalidArgumentError("--time_scale wants (0, 10]");
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown argument '", arg,
+          "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
+          "[--time_scale=X] [--verbose]"));
+    }
+  }
+  return o;
+}
+
+// ---- cgroups -------------------------------------------------------------
+
+absl::Status WriteText(const std::string& path, absl::string_view text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, "open", path);
+  if (write(fd.get(), text.data(), text.size()) !=
+      static_cast<ssize_t>(text.size())) {
+    return ErrnoStatus(errno, "write", path);
+  }
+  return absl::OkStatus();
+}
+
+bool Populated(const std::string& dir) {
+  UniqueFd fd(
+      open(absl::StrCat(dir, "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[256];
+  ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return strstr(buf, "populated 1") != nullptr;
+}
+
+// Kills whatever is left in the cgroup and removes it. Missing is fine.
+absl::Status RemoveCgroup(const std::string& dir) {
+  if (access(dir.c_str(), F_OK) != 0) return absl::OkStatus();
+  (void)WriteText(absl::StrCat(dir, "/cgroup.kill"), "1");
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (Populated(dir) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  while (rmdir(dir.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    if (errno != EBUSY || absl::Now() >= deadline) {
+      return ErrnoStatus(errno, "rmdir", dir);
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::OkStatus();
+}
+
+// ---- measurement ---------------------------------------------------------
+
+struct Series {
+  std::vector<Sample> baseline, enforced;
+};
+
+struct RulesetInfo {
+  size_t rules = 0;
+  size_t port_entries = 0, allow_entries = 0, deny_entries = 0;
+  absl::Duration compile_time, write_time;
+  egress_counters counters{};
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t m = v.size() / 2;
+  return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// All slices of one operation at one rule count, from one worker that moves
+// itself between the cgroups (bench_ops.h: RunInterleaved).
+absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
+                               const std::string& enforced_cg,
+                               const Endpoints& ep, const Options& opts) {
+  absl::Duration timeout =
+      2 * opts.rounds *
+          (LimitsOf(op, opts.time_scale).max_time + absl::Seconds(1)) +
+      absl::Seconds(30);
+  EGRESS_ASSIGN_OR_RETURN(std::vector<int> values,
+                          testing::RunInCgroupMulti(
+                              baseline_cg,
+                              [op, ep, baseline_cg, enforced_cg, &opts] {
+                                return RunInterleaved(op, ep, baseline_cg,
+                                                      enforced_cg, opts.rounds,
+                                                      opts.time_scale);
+                              },
+                              timeout));
+  return DecodeSlices(values);
+}
+
+// One probe of each kind from each cgroup: the rules must allow our loopback
+// destinations and refuse the closed port, or every number would be wrong.
+absl::Status SanityCheck(const std::string& enforced_cg,
+                         const std::string& baseline_cg, const Endpoints& ep) {
+  for (Op op : kAllOps) {
+    for (bool enforced : {true, false}) {
+      int want = 0;
+      if (op == Op::kDeniedConnect) want = enforced ? EPERM : ECONNREFUSED;
+      EGRESS_ASSIGN_OR_RETURN(
+          int got,
+          testing::RunInCgroup(enforced ? enforced_cg : baseline_cg,
+                               [op, ep] { return ProbeOnce(op, ep); }));
+      if (got != want) {
+        return absl::InternalError(absl::StrFormat(
+            "sanity check: %s from the %s cgroup gave '%s', want '%s'",
+            OpName(op), enforced ? "enforced" : "baseline",
+            got == 0 ? "success" : strerror(got),
+            want == 0 ? "success" : strerror(want)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Linear-interpolated quantile, q in [0, 1].
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  double pos = q * static_cast<double>(v.size() - 1);
+  size_t i = static_cast<size_t>(pos);
+  if (i + 1 >= v.size()) return v.back();
+  return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
+}
+
+std::string WithCommas(uint64_t v) {
+  std::string digits = absl::StrCat(v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+absl::Status Run(const Options& opts) {
+  if (geteuid() != 0) {
+    return absl::PermissionDeniedError(
+        "egress_bench loads BPF programs and creates cgroups: run it as root "
+        "(sudo build/bench/egress_bench)");
+  }
+  const pid_t pid = getpid();
+
+  // Pins: <bpffs>/egress-bench-<pid>/{maps,targets/1}.
+  const std::string pin_root = absl::StrCat(kBpffsMount, "/egress-bench-", pid);
+  const std::string maps_dir = absl::StrCat(pin_root, "/maps");
+  const std::string prog_dir = absl::StrCat(pin_root, "/targets/", kTargetId);
+  EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(pin_root, kBpffsMount));
+  absl::Cleanup remove_pins = [&pin_root] {
+    if (absl::Status s = RemoveTree(pin_root); !s.ok()) {
+      std::fprintf(stderr, "cleanup: %s\n", s.ToString().c_str());
+    }
+  };
+  EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(maps_dir, kBpffsMount));
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SharedMaps> maps,
+                          SharedMaps::OpenOrCreate(maps_dir));
+  EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(kTargetId, maps_dir, prog_dir));
+
+  // Two sibling cgroups directly under the cgroup2 root.
+  EGRESS_ASSIGN_OR_RETURN(std::string cg_root, Cgroup2Root());
+  const std::string cg_prefix =
+      absl::StrCat(cg_root == "/" ? "" : cg_root, "/egress-bench-", pid);
+  const std::string enforced_cg = absl::StrCat(cg_prefix, "-enforced");
+  const std::string baseline_cg = absl::StrCat(cg_prefix, "-baseline");
+  absl::Cleanup remove_cgroups = [&] {
+    for (const std::string& dir : {enforced_cg, baseline_cg}) {
+      if (absl::Status s = RemoveCgroup(dir); !s.ok()) {
+        std::fprintf(stderr, "cleanup: %s\n", s.ToString().c_str());
+      }
+    }
+  };
+  for (const std::string& dir : {enforced_cg, baseline_cg}) {
+    if (mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", dir);
+  }
+
+  // Attach; detach first on the way out (cleanups run in reverse order).
+  absl::Cleanup detach = [&prog_dir] {
+    if (absl::Status s = DetachAndRemove(prog_dir); !s.ok()) {
+      std::fprintf(stderr, "cleanup: %s\n", s.ToString().c_str());
+    }
+  };
+  {
+    EGRESS_ASSIGN_OR_RETURN(UniqueFd cg_fd, OpenCgroup(enforced_cg));
+    EGRESS_ASSIGN_OR_RETURN(uint64_t cg_id, CgroupId(enforced_cg));
+    EGRESS_RETURN_IF_ERROR(AttachPinned(prog_dir, cg_fd.get(), cg_id));
+  }
+
+  // Drain verdict records the way egressd does (the programs submit them
+  // without wake-ups), so that the denied path pays for a real record.
+  std::atomic<uint64_t> events{0};
+  EGRESS_ASSIGN_OR_RETURN(
+      std::unique_ptr<EventReader> reader,
+      EventReader::Create(maps->events_fd(), [&events](const egress_event&) {
+        events.fetch_add(1, std::memory_order_relaxed);
+      }));
+  std::atomic<bool> drain_stop{false};
+  std::thread drainer([&] {
+    while (!drain_stop.load()) {
+      (void)reader->Drain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    (void)reader->Drain();
+  });
+  absl::Cleanup stop_drainer = [&] {
+    drain_stop = true;
+    drainer.join();
+  };
+
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<LoopbackServers> servers,
+                          LoopbackServers::Start());
+  const Endpoints ep = servers->endpoints();
+  std::printf(
+      "egress_bench: pid %d, %d round(s), pins %s, cgroups %s-{enforced,"
+      "baseline}\nloopback 127.0.0.1: tcp %u (connect), tcp %u (bulk), udp %u "
+      "(sink), tcp %u (closed, not allowed)\n\n",
+      pid, opts.rounds, pin_root.c_str(), cg_prefix.c_str(), ep.tcp_connect,
+      ep.tcp_bulk, ep.udp_sink, ep.closed);
+  std::fflush(stdout);
+
+  std::vector<RulesetInfo> infos;
+  std::map<std::pair<size_t, Op>, Series> results;  // (rule count index, op)
+  std::optional<policy::CompiledRuleset> previous;
+  const AllowedPorts allowed = {ep.tcp_connect, ep.tcp_bulk, ep.udp_sink};
+
+  for (size_t ni = 0; ni < opts.rule_counts.size(); ++ni) {
+    const size_t n = opts.rule_counts[ni];
+    const uint32_t ruleset = static_cast<uint32_t>(ni + 1);
+    RulesetInfo info;
+    info.rules = n;
+
+    std::vector<policy::Rule> rules = MakeRules(n, allowed);
+    absl::Time t0 = absl::Now();
+    EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
+                            policy::Compile(ruleset, rules));
+    absl::Time t1 = absl::Now();
+    if (absl::Status s = maps->WriteEntries(compiled); !s.ok()) {
+      (void)maps->DeleteEntries(compiled);
+      return s;
+    }
+    info.compile_time = t1 - t0;
+    info.write_time = absl::Now() - t1;
+    egress_target_config config{};
+    config.ruleset = ruleset;
+    config.mode = EGRESS_MODE_ENFORCE;
+    config.flags = compiled.flags;
+    EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
+    if (previous.has_value()) {
+      EGRESS_RETURN_IF_ERROR(maps->DeleteEntries(*previous));
+    }
+    previous = std::move(compiled);
+    EGRESS_ASSIGN_OR_RETURN(info.port_entries,
+                            maps->CountEntries("port_classes"));
+    EGRESS_ASSIGN_OR_RETURN(info.allow_entries,
+                            maps->CountEntries("allow_rules"));
+    EGRESS_ASSIGN_OR_RETURN(info.deny_entries,
+                            maps->CountEntries("deny_rules"));
+    std::printf(
+        "rules %s: compiled in %s, written in %s: port_classes %s, "
+        "allow_rules %s, deny_rules %s entries\n",
+        WithCommas(n).c_str(), absl::FormatDuration(info.compile_time).c_str(),
+        absl::FormatDuration(info.write_time).c_str(),
+        WithCommas(info.port_entries).c_str(),
+        WithCommas(info.allow_entries).c_str(),
+        WithCommas(info.deny_entries).c_str());
+    std::fflush(stdout);
+
+    EGRESS_RETURN_IF_ERROR(SanityCheck(enforced_cg, baseline_cg, ep));
+    EGRESS_RETURN_IF_ERROR(maps->ResetCounters(kTargetId));
+
+    for (Op op : kAllOps) {
+      if (StopRequested()) return absl::CancelledError("interrupted");
+      EGRESS_ASSIGN_OR_RETURN(Slices slices,
+                              Measure(op, baseline_cg, enforced_cg, ep, opts));
+      if (StopRequested()) return absl::CancelledError("interrupted");
+      for (const auto* side : {&slices.baseline, &slices.enforced}) {
+        for (const Sample& s : *side) {
+          if (s.ops == 0) {
+            return absl::InternalError(absl::StrFormat(
+                "%s (%s) did no work: first errno %d (%s)", OpName(op),
+                side == &slices.enforced ? "enforced" : "baseline",
+                s.first_errno, strerror(s.first_errno)));
+          }
+        }
+      }
+      if (opts.verbose) {
+        for (size_t p = 0;
+             p < slices.baseline.size() && p < slices.enforced.size(); ++p) {
+          const Sample& b = slices.baseline[p];
+          const Sample& e = slices.enforced[p];
+          std::printf(
+              "    pair %2zu: baseline %10.0f/s (%7lld, cpu %3.0f%%)  "
+              "enforced %10.0f/s (%7lld, cpu %3.0f%%)  wall %.3f  cpu %.3f\n",
+              p, b.Rate(), static_cast<long long>(b.ops),
+              100 * absl::FDivDuration(b.cpu, b.elapsed), e.Rate(),
+              static_cast<long long>(e.ops),
+              100 * absl::FDivDuration(e.cpu, e.elapsed), b.Rate() / e.Rate(),
+              b.CpuRate() / e.CpuRate());
+        }
+      }
+      results[{ni, op}] =
+          Series{std::move(slices.baseline), std::move(slices.enforced)};
+      std::printf("  %s done\n", OpName(op));
+      std::fflush(stdout);
+    }
+    EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
+    infos.push_back(info);
+  }
+
+  // ---- report ----
+  std::printf("\nmap entries per rule count\n");
+  std::printf("%9s %14s %14s %14s %12s %12s\n", "rules", "port_classes",
+              "allow_rules", "deny_rules", "compile", "write");
+  for (const RulesetInfo& info : infos) {
+    std::printf("%9s %14s %14s %14s %12s %12s\n",
+                WithCommas(info.rules).c_str(),
+                WithCommas(info.port_entries).c_str(),
+                WithCommas(info.allow_entries).c_str(),
+                WithCommas(info.deny_entries).c_str(),
+                absl::FormatDuration(
+                    absl::Trunc(info.compile_time, absl::Milliseconds(1)))
+                    .c_str(),
+                absl::FormatDuration(
+                    absl::Trunc(info.write_time, absl::Milliseconds(1)))
+                    .c_str());
+  }
+
+  std::printf(
+      "\n%d interleaved baseline/enforced pairs per row. baseline, enforced: "
+      "median rate (wall clock).\nratio = enforced time per op / baseline "
+      "time per op, median of the per-pair ratios [interquartile range];\n"
+      "wall = elapsed time, cpu = the worker's CPU time (not inflated by "
+      "other tasks preempting it).\n",
+      opts.rounds);
+  std::printf("%-18s %9s %6s %12s %12s %7s %15s %7s %15s\n", "operation",
+              "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
+              "cpu", "[q1 - q3]");
+  struct Verdict {
+    double wall = 0, cpu = 0;
+  };
+  std::optional<Verdict> connect_at_100k;
+  std::vector<std::string> anomalies;
+  for (Op op : kAllOps) {
+    for (size_t ni = 0; ni < infos.size(); ++ni) {
+      const Series& s = results[{ni, op}];
+      std::vector<double> base, enf, wall, cpu;
+      for (size_t r = 0; r < s.baseline.size() && r < s.enforced.size(); ++r) {
+        // Bulk samples count KiB: report MiB/s.
+        double unit = op == Op::kTcpBulk ? 1024.0 : 1.0;
+        base.push_back(s.baseline[r].Rate() / unit);
+        enf.push_back(s.enforced[r].Rate() / unit);
+        wall.push_back(base.back() / enf.back());
+        cpu.push_back(s.baseline[r].CpuRate() / s.enforced[r].CpuRate());
+      }
+      for (const auto* side : {&s.baseline, &s.enforced}) {
+        for (const Sample& sample : *side) {
+          if (sample.unexpected > 0) {
+            anomalies.push_back(absl::StrFormat(
+                "%s, %zu rules, %s: %d unexpected outcomes (first errno %d: "
+                "%s)",
+                OpName(op), infos[ni].rules,
+                side == &s.baseline ? "baseline" : "enforced",
+                sample.unexpected, sample.first_errno,
+                sample.first_errno > 0 ? strerror(sample.first_errno)
+                                       : "short write"));
+          }
+        }
+      }
+      Verdict v = {Median(wall), Median(cpu)};
+      std::printf(
+          "%-18s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f\n",
+          OpName(op), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
+          WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
+          WithCommas(static_cast<uint64_t>(Median(enf))).c_str(), v.wall,
+          Quantile(wall, 0.25), Quantile(wall, 0.75), v.cpu,
+          Quantile(cpu, 0.25), Quantile(cpu, 0.75));
+      if (op == Op::kTcpConnect && infos[ni].rules == 100000) {
+        connect_at_100k = v;
+      }
+    }
+  }
+
+  std::printf(
+      "\nBPF counters of the enforced target (whole run per rule "
+      "count, incl. warm-up)\n");
+  for (const RulesetInfo& info : infos) {
+    std::printf("  %9s rules: allowed %s, denied %s, events_lost %s\n",
+                WithCommas(info.rules).c_str(),
+                WithCommas(info.counters.allowed).c_str(),
+                WithCommas(info.counters.denied).c_str(),
+                WithCommas(info.counters.events_lost).c_str());
+  }
+  std::printf("  verdict records drained: %s\n",
+              WithCommas(events.load()).c_str());
+  for (const std::string& a : anomalies)
+    std::printf("ANOMALY: %s\n", a.c_str());
+
+  if (connect_at_100k.has_value()) {
+    const Verdict& v = *connect_at_100k;
+    std::printf(
+        "\nat 100,000 rules, TCP connect within 5%% of no enforcement: %s "
+        "(wall time ratio %.3f, %+.1f%%; cpu time ratio %.3f, %+.1f%%: %s)\n",
+        v.wall <= 1.05 ? "PASS" : "FAIL", v.wall, (v.wall - 1) * 100, v.cpu,
+        (v.cpu - 1) * 100, v.cpu <= 1.05 ? "pass" : "fail");
+  } else {
+    std::printf(
+        "\nat 100,000 rules, TCP connect within 5%% of no enforcement: not "
+        "measured (100000 not in --rules)\n");
+  }
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace egress::bench
+
+int main(int argc, char** argv) {
+  egress::bench::InstallStopHandlers();
+  absl::StatusOr<egress::bench::Options> opts =
+      egress::bench::ParseArgs(argc, argv);
+  if (!opts.ok()) {
+    std::fprintf(stderr, "egress_bench: %s\n",
+                 std::string(opts.status().message()).c_str());
+    return 2;
+  }
+  absl::Status status = egress::bench::Run(*opts);
+  if (!status.ok()) {
+    std::fprintf(stderr, "egress_bench: %s\n", status.ToString().c_str());
+    return absl::IsCancelled(status) ? 130 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,104 @@
+// The state file: round trip, atomic save, corrupt files reported.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "egress/abi.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/daemon/state.h"
+#include "userspace/policy/spec.h"
+
+namespace egress {
+namespace {
+
+class StateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/egress-state-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/state.json";
+  }
+  void TearDown() override {
+    unlink(path_.c_str());
+    unlink((path_ + ".tmp").c_str());
+    rmdir(dir_.c_str());
+  }
+  std::string dir_, path_;
+};
+
+DaemonState Sample() {
+  DaemonState s;
+  s.next_ruleset = 42;
+  TargetState t;
+  t.name = "web";
+  t.id = 3;
+  t.cgroup = "/system.slice/nginx.service";
+  t.source_kind = "unit";
+  t.source = "nginx.service";
+  t.mode = EGRESS_MODE_AUDIT;
+  t.ruleset = 41;
+  t.next_rule_id = 3;
+  auto resolver =
+      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
+    return absl::NotFoundError("no dns in tests");
+  };
+  auto r1 = policy::ParseRuleWords(policy::Action::kAllow, {"dns", "10.0.0.53"},
+                                   resolver);
+  auto r2 = policy::ParseRuleWords(policy::Action::kDeny,
+                                   {"any", "169.254.169.254"}, resolver);
+  r1->id = 1;
+  r2->id = 2;
+  t.rules = {*r1, *r2};
+  s.targets["web"] = t;
+  return s;
+}
+
+TEST_F(StateTest, MissingFileIsEmptyState) {
+  ASSERT_OK_AND_ASSIGN(DaemonState s, LoadState(path_));
+  EXPECT_TRUE(s.targets.empty());
+  EXPECT_EQ(s.next_ruleset, 1u);
+}
+
+TEST_F(StateTest, RoundTrip) {
+  DaemonState s = Sample();
+  ASSERT_OK(SaveState(path_, s));
+  ASSERT_OK_AND_ASSIGN(DaemonState back, LoadState(path_));
+  EXPECT_EQ(back.next_ruleset, 42u);
+  ASSERT_EQ(back.targets.size(), 1u);
+  const TargetState& t = back.targets["web"];
+  EXPECT_EQ(t.id, 3u);
+  EXPECT_EQ(t.cgroup, "/system.slice/nginx.service");
+  EXPECT_EQ(t.mode, EGRESS_MODE_AUDIT);
+  EXPECT_EQ(t.ruleset, 41u);
+  EXPECT_EQ(t.rules, s.targets["web"].rules);
+  EXPECT_NE(access((path_ + ".tmp").c_str(), F_OK), 0)
+      << "temporary file left behind";
+}
+
+TEST_F(StateTest, CorruptFilesAreReportedWithTheFileName) {
+  std::ofstream(path_) << "{ not json";
+  EXPECT_STATUS(LoadState(path_), absl::StatusCode::kDataLoss, path_);
+  std::ofstream(path_)
+      << R"({"next_ruleset": 1, "targets": [{"name": "web"}]})";
+  EXPECT_STATUS(LoadState(path_), absl::StatusCode::kDataLoss,
+                "targets[0].cgroup");
+  std::ofstream(path_)
+      << R"({"next_ruleset": 1, "targets": [{"name": "web", "cgroup": "/a",
+      "source_kind": "cgroup", "source": "/a", "mode": "observe", "id": 1, "ruleset": 0,
+      "next_rule_id": 1, "rules": []}]})";
+  EXPECT_STATUS(LoadState(path_), absl::StatusCode::kDataLoss,
+                "unknown mode 'observe'");
+}
+
+TEST(ModeTest, Names) {
+  EXPECT_EQ(*ParseMode("enforce"), EGRESS_MODE_ENFORCE);
+  EXPECT_EQ(*ParseMode("audit"), EGRESS_MODE_AUDIT);
+  EXPECT_STATUS(ParseMode("off"), absl::StatusCode::kInvalidArgument, "'off'");
+  EXPECT_EQ(ModeName(EGRESS_MODE_AUDIT), "audit");
+}
+
+}  // namespace
+}  // namespace egress
