@@ -33,6 +33,8 @@ void RemoveCgroup(const std::string& abs) {
   for (int i = 0; i < 100 && rmdir(abs.c_str()) != 0 && errno == EBUSY; ++i) {
     usleep(20000);
   }
+  // The shared parent goes too once no other run uses it (ENOTEMPTY else).
+  rmdir(abs.substr(0, abs.rfind('/')).c_str());
 }
 
 }  // namespace
