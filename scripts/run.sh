@@ -18,7 +18,11 @@ pins=/sys/fs/bpf/egress-demo-$$
 egressd=$build/userspace/daemon/egressd
 ctl() { "$build/userspace/cli/egressctl" --socket "$sock" "$@"; }
 pids=()
+app=""
 cleanup() {
+  # Stop the app first: egressctl forwards the signal, then removes its
+  # target and cgroup while egressd is still there to answer.
+  if [ -n "$app" ]; then kill "$app" 2>/dev/null || true; wait "$app" 2>/dev/null || true; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$pins" "$demo"
@@ -41,10 +45,11 @@ while True:
 pids+=($!)
 
 echo "== starting the sample app under: egressctl run --allow '18081/tcp 127.0.0.1' -- python3 scripts/sample_app.py"
-ctl run --allow '18081/tcp 127.0.0.1' --target-name demo-web -- \
+"$build/userspace/cli/egressctl" --socket "$sock" run \
+  --allow '18081/tcp 127.0.0.1' --target-name demo-web -- \
   python3 scripts/sample_app.py --listen 18080 --api 127.0.0.1:18081 \
   --forbidden 127.0.0.66:25 &
-pids+=($!)
+app=$!
 for _ in $(seq 100); do
   python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18080), 1)' 2>/dev/null && break
   sleep 0.1
