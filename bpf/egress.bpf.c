@@ -154,7 +154,7 @@ int egress_recvmsg6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sock_create")
 int egress_sock_create(struct bpf_sock *ctx)
 {
-	struct egress_target_config *cfg = target__config();
+	struct egress_target_config *cfg;
 	struct egress_decision dec = {
 	    .verdict = EGRESS_VERDICT_DENY,
 	    .reason = EGRESS_REASON_SOCKET_TYPE,
@@ -162,14 +162,16 @@ int egress_sock_create(struct bpf_sock *ctx)
 	struct egress_dest d = {};
 	__u32 type = ctx->type, proto = ctx->protocol;
 
-	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
-		return 1;
-	if (ctx->family != AF_INET && ctx->family != AF_INET6)
-		return 1;
+	/* The common kinds first, before any map lookup. */
 	if (type == SOCK_STREAM &&
 	    (proto == IPPROTO_TCP || proto == IPPROTO_MPTCP || proto == 0))
 		return 1;
 	if (type == SOCK_DGRAM && (proto == IPPROTO_UDP || proto == 0))
+		return 1;
+	if (ctx->family != AF_INET && ctx->family != AF_INET6)
+		return 1;
+	cfg = target__config();
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	if (type == SOCK_RAW && (cfg->flags & EGRESS_TF_ALLOW_RAW))
 		return 1;
@@ -225,7 +227,7 @@ static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
 SEC("cgroup/setsockopt")
 int egress_setsockopt(struct bpf_sockopt *ctx)
 {
-	struct egress_target_config *cfg = target__config();
+	struct egress_target_config *cfg;
 	struct egress_decision dec = {
 	    .verdict = EGRESS_VERDICT_DENY,
 	    .reason = EGRESS_REASON_SOURCE_ROUTE,
@@ -233,8 +235,6 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 	struct egress_dest d = {};
 	int refuse = 0;
 
-	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
-		return 1;
 	if (ctx->level == SOL_IPV6_LEVEL) {
 		refuse = ctx->optname == IPV6_RTHDR ||
 			 ctx->optname == IPV6_2292RTHDR ||
@@ -245,6 +245,9 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 		d.family = EGRESS_FAMILY_IPV4;
 	}
 	if (!refuse)
+		return 1;
+	cfg = target__config();
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	return verdict__apply(cfg, &d, EGRESS_HOOK_SETSOCKOPT, &dec, 0, 1);
 }
@@ -283,10 +286,30 @@ int egress_skb_egress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct egress_target_config *cfg = target__config();
+	struct egress_target_config *cfg;
 	struct bpf_sock *sk;
 	struct egress_dest d = {};
 
+	/* Fast path, before any lookup: IPv4 without options and not ICMP,
+	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return 1;
+		if (ip->ihl == 5 && ip->protocol != IPPROTO_ICMP)
+			return 1;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return 1;
+		if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
+			return 1;
+	} else {
+		return 1;
+	}
+	cfg = target__config();
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	sk = skb->sk;
