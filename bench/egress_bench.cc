@@ -344,16 +344,22 @@ absl::Status Run(const Options& opts) {
     if (previous.has_value()) {
       EGRESS_RETURN_IF_ERROR(maps->DeleteEntries(*previous));
     }
+    for (const auto& [key, value] : compiled.rules) {
+      ++(value.verdict == EGRESS_VERDICT_ALLOW ? info.allow_entries
+                                               : info.deny_entries);
+    }
     previous = std::move(compiled);
     EGRESS_ASSIGN_OR_RETURN(info.port_entries,
                             maps->CountEntries("port_classes"));
-    EGRESS_ASSIGN_OR_RETURN(info.allow_entries,
-                            maps->CountEntries("allow_rules"));
-    EGRESS_ASSIGN_OR_RETURN(info.deny_entries,
-                            maps->CountEntries("deny_rules"));
+    EGRESS_ASSIGN_OR_RETURN(size_t in_map, maps->CountEntries("rules"));
+    if (in_map != info.allow_entries + info.deny_entries) {
+      return absl::InternalError(
+          absl::StrCat("rules map holds ", in_map, " entries, compiled ",
+                       info.allow_entries + info.deny_entries));
+    }
     std::printf(
         "rules %s: compiled in %s, written in %s: port_classes %s, "
-        "allow_rules %s, deny_rules %s entries\n",
+        "rules %s allow + %s deny entries\n",
         WithCommas(n).c_str(), absl::FormatDuration(info.compile_time).c_str(),
         absl::FormatDuration(info.write_time).c_str(),
         WithCommas(info.port_entries).c_str(),
@@ -406,7 +412,7 @@ absl::Status Run(const Options& opts) {
   // ---- report ----
   std::printf("\nmap entries per rule count\n");
   std::printf("%9s %14s %14s %14s %12s %12s\n", "rules", "port_classes",
-              "allow_rules", "deny_rules", "compile", "write");
+              "rules:allow", "rules:deny", "compile", "write");
   for (const RulesetInfo& info : infos) {
     std::printf("%9s %14s %14s %14s %12s %12s\n",
                 WithCommas(info.rules).c_str(),

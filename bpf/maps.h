@@ -34,8 +34,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } port_classes SEC(".maps");
 
-/* {ruleset, proto, family, port class, CIDR} -> rule id. Two tries so that a
- * deny is found even when an allow is more specific (deny beats allow). */
+/* {ruleset, proto, family, port class, CIDR} -> rule id and verdict. One
+ * trie for allow and deny: userspace compiles the entries so that the longest
+ * match is the right verdict (deny beats allow), see compile.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, EGRESS_MAX_RULE_ENTRIES);
@@ -43,16 +44,7 @@ struct {
 	__type(value, struct egress_rule_value);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} allow_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, EGRESS_MAX_RULE_ENTRIES);
-	__type(key, struct egress_rule_key);
-	__type(value, struct egress_rule_value);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} deny_rules SEC(".maps");
+} rules SEC(".maps");
 
 /* UDP peers that sent to a target's socket first; written by recvmsg4/6,
  * read by connect/sendmsg. LRU so a flood of peers evicts the oldest instead

@@ -35,23 +35,6 @@ static __always_inline struct egress_counters *target__counters(void)
 	return bpf_map_lookup_elem(&counters, &id);
 }
 
-/* Probes one rule trie with the port class of the destination and with the
- * any-port class. Two lookups whatever the number of rules. */
-static __always_inline struct egress_rule_value *
-rules__probe(void *trie, struct egress_rule_key *key, __u16 port_class)
-{
-	struct egress_rule_value *v = NULL;
-
-	if (port_class) {
-		key->port_class = bpf_htons(port_class);
-		v = bpf_map_lookup_elem(trie, key);
-		if (v)
-			return v;
-	}
-	key->port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
-	return bpf_map_lookup_elem(trie, key);
-}
-
 static __always_inline void rules__decide(__u32 ruleset,
 					  const struct egress_dest *d,
 					  struct egress_decision *out)
@@ -87,17 +70,25 @@ static __always_inline void rules__decide(__u32 ruleset,
 	key.family = d->family;
 	__builtin_memcpy(key.addr, d->addr32, 16);
 
-	v = rules__probe(&deny_rules, &key, port_class);
-	if (v) {
-		out->rule_id = v->rule_id;
-		out->reason = EGRESS_REASON_MATCH_DENY;
-		return;
+	/* The port's own class first, then the any-port class: two lookups at
+	 * most, whatever the number of rules. */
+	v = NULL;
+	if (port_class) {
+		key.port_class = bpf_htons(port_class);
+		v = bpf_map_lookup_elem(&rules, &key);
 	}
-	v = rules__probe(&allow_rules, &key, port_class);
-	if (v) {
-		out->rule_id = v->rule_id;
+	if (!v) {
+		key.port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
+		v = bpf_map_lookup_elem(&rules, &key);
+	}
+	if (!v)
+		return;
+	out->rule_id = v->rule_id;
+	if (v->verdict == EGRESS_VERDICT_ALLOW) {
 		out->verdict = EGRESS_VERDICT_ALLOW;
 		out->reason = EGRESS_REASON_MATCH_ALLOW;
+	} else {
+		out->reason = EGRESS_REASON_MATCH_DENY;
 	}
 }
 

@@ -179,7 +179,7 @@ TEST_F(LifecycleTest, PinsArePrivate) {
   std::string v1 = bpffs_dir_ + "/v1";
   ASSERT_EQ(stat(bpffs_dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  ASSERT_EQ(stat((v1 + "/maps/allow_rules").c_str(), &st), 0);
+  ASSERT_EQ(stat((v1 + "/maps/rules").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0077, 0u);
   ASSERT_EQ(stat((v1 + "/targets/1/link_connect4").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0077, 0u);

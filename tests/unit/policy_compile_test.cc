@@ -19,6 +19,24 @@
 namespace egress::policy {
 namespace {
 
+// The merged entries of one verdict, in order.
+std::vector<std::pair<egress_rule_key, egress_rule_value>> Entries(
+    const CompiledRuleset& c, uint8_t verdict) {
+  std::vector<std::pair<egress_rule_key, egress_rule_value>> out;
+  for (const auto& e : c.rules) {
+    if (e.second.verdict == verdict) out.push_back(e);
+  }
+  return out;
+}
+std::vector<std::pair<egress_rule_key, egress_rule_value>> Allows(
+    const CompiledRuleset& c) {
+  return Entries(c, EGRESS_VERDICT_ALLOW);
+}
+std::vector<std::pair<egress_rule_key, egress_rule_value>> Denies(
+    const CompiledRuleset& c) {
+  return Entries(c, EGRESS_VERDICT_DENY);
+}
+
 constexpr uint32_t kRs = 42;
 
 Cidr C(const std::string& text) {
@@ -98,9 +116,10 @@ TEST(CompileTest, SingleRuleKeysAreExact) {
   EXPECT_EQ(pv.port_class, 1);
   EXPECT_EQ(pv.pad, 0);
 
-  ASSERT_EQ(c.allow.size(), 1u);
-  EXPECT_TRUE(c.deny.empty());
-  const auto& [rk, rv] = c.allow[0];
+  ASSERT_EQ(Allows(c).size(), 1u);
+  EXPECT_TRUE(Denies(c).empty());
+  const auto allows = Allows(c);
+  const auto& [rk, rv] = allows[0];
   EXPECT_EQ(rk.prefixlen, 64u + 24);
   EXPECT_EQ(rk.ruleset, kRs);
   EXPECT_EQ(rk.proto, IPPROTO_TCP);
@@ -111,7 +130,8 @@ TEST(CompileTest, SingleRuleKeysAreExact) {
   const uint8_t want_addr[16] = {10, 0, 0, 0};
   EXPECT_EQ(std::memcmp(rk.addr, want_addr, 16), 0);
   EXPECT_EQ(rv.rule_id, 1u);
-  EXPECT_EQ(rv.pad, 0u);
+  EXPECT_EQ(rv.verdict, EGRESS_VERDICT_ALLOW);
+  EXPECT_EQ(rv.pad[0] | rv.pad[1] | rv.pad[2], 0);
   EXPECT_EQ(c.flags, 0);
 }
 
@@ -175,9 +195,10 @@ TEST(CompileTest, OverlappingRangesSplitIntoClasses) {
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2500), 3);
   EXPECT_EQ(ClassOf(c, IPPROTO_TCP, 2501), 0);
   EXPECT_EQ(ClassOf(c, IPPROTO_UDP, 1500), 1);  // classes are per protocol
-  // Rule 1: classes 1-2, two destinations each; rule 3: class 1 udp.
-  EXPECT_EQ(c.allow.size(), 6u);
-  EXPECT_EQ(c.deny.size(), 4u);  // rule 2: classes 2-3
+  // Rule 1: classes 1-2, two destinations each, but class 2 is wholly
+  // denied by rule 2, so only class 1 stays; rule 3: class 1 udp.
+  EXPECT_EQ(Allows(c).size(), 4u);
+  EXPECT_EQ(Denies(c).size(), 4u);  // rule 2: classes 2-3
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 1499, "1.1.1.1"), "ALLOW 1");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 1500, "1.1.1.1"), "DENY 2");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 2000, "::1"), "DENY 2");
@@ -211,9 +232,9 @@ TEST(CompileTest, Ipv6) {
   const CompiledRuleset c = MustCompile(
       {MakeRule(1, Action::kAllow, {Tcp(443, 443)}, {C("2001:db8::/32")}),
        MakeRule(2, Action::kDeny, {Tcp(443, 443)}, {C("2001:db8:bad::/48")})});
-  ASSERT_EQ(c.allow.size(), 1u);
-  EXPECT_EQ(c.allow[0].first.family, EGRESS_FAMILY_IPV6);
-  EXPECT_EQ(c.allow[0].first.prefixlen, 64u + 32);
+  ASSERT_EQ(Allows(c).size(), 1u);
+  EXPECT_EQ(Allows(c)[0].first.family, EGRESS_FAMILY_IPV6);
+  EXPECT_EQ(Allows(c)[0].first.prefixlen, 64u + 32);
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:ffff::1"), "ALLOW 1");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db8:bad::1"), "DENY 2");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "2001:db9::"), "DENY 0");
@@ -224,11 +245,11 @@ TEST(CompileTest, Ipv6) {
 TEST(CompileTest, NoDestinationMeansBothFamilies) {
   const CompiledRuleset c =
       MustCompile({MakeRule(1, Action::kAllow, {Tcp(22, 22)})});
-  ASSERT_EQ(c.allow.size(), 2u);
-  EXPECT_EQ(c.allow[0].first.family, EGRESS_FAMILY_IPV4);
-  EXPECT_EQ(c.allow[0].first.prefixlen, 64u);
-  EXPECT_EQ(c.allow[1].first.family, EGRESS_FAMILY_IPV6);
-  EXPECT_EQ(c.allow[1].first.prefixlen, 64u);
+  ASSERT_EQ(Allows(c).size(), 2u);
+  EXPECT_EQ(Allows(c)[0].first.family, EGRESS_FAMILY_IPV4);
+  EXPECT_EQ(Allows(c)[0].first.prefixlen, 64u);
+  EXPECT_EQ(Allows(c)[1].first.family, EGRESS_FAMILY_IPV6);
+  EXPECT_EQ(Allows(c)[1].first.prefixlen, 64u);
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 22, "255.255.255.255"), "ALLOW 1");
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 22, "ffff::1"), "ALLOW 1");
 }
@@ -237,9 +258,9 @@ TEST(CompileTest, AnyCoversTcpUdpAndIcmp) {
   const CompiledRuleset c =
       MustCompile({MakeRule(1, Action::kAllow, {kTcpAll, kUdpAll, kIcmp})});
   EXPECT_TRUE(c.ports.empty());
-  EXPECT_EQ(c.allow.size(), 6u);
+  EXPECT_EQ(Allows(c).size(), 6u);
   std::set<std::pair<int, int>> proto_family;
-  for (const auto& [k, v] : c.allow) {
+  for (const auto& [k, v] : Allows(c)) {
     EXPECT_EQ(ntohs(k.port_class), EGRESS_PORT_CLASS_ANY);
     proto_family.insert({k.proto, k.family});
   }
@@ -262,9 +283,9 @@ TEST(CompileTest, IcmpUsesFamilyProtocol) {
       MustCompile({MakeRule(1, Action::kAllow, {kIcmp},
                             {C("10.0.0.0/8"), C("2001:db8::/32")}),
                    MakeRule(2, Action::kDeny, {kIcmp}, {C("10.9.0.0/16")})});
-  ASSERT_EQ(c.allow.size(), 2u);
-  EXPECT_EQ(c.allow[0].first.proto, IPPROTO_ICMP);
-  EXPECT_EQ(c.allow[1].first.proto, IPPROTO_ICMPV6);
+  ASSERT_EQ(Allows(c).size(), 2u);
+  EXPECT_EQ(Allows(c)[0].first.proto, IPPROTO_ICMP);
+  EXPECT_EQ(Allows(c)[1].first.proto, IPPROTO_ICMPV6);
   EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "10.1.2.3"), "ALLOW 1");
   EXPECT_EQ(Eval(c, IPPROTO_ICMP, 12345, "10.1.2.3"), "ALLOW 1");  // no ports
   EXPECT_EQ(Eval(c, IPPROTO_ICMP, 0, "10.9.2.3"), "DENY 2");
@@ -279,8 +300,8 @@ TEST(CompileTest, Flags) {
             EGRESS_TF_ALLOW_RAW);
   const CompiledRuleset raw =
       MustCompile({MakeRule(1, Action::kAllow, {kRaw})});
-  EXPECT_TRUE(raw.allow.empty());
-  EXPECT_TRUE(raw.deny.empty());
+  EXPECT_TRUE(Allows(raw).empty());
+  EXPECT_TRUE(Denies(raw).empty());
   EXPECT_TRUE(raw.ports.empty());
   // Deny wins for raw too.
   EXPECT_EQ(MustCompile({MakeRule(1, Action::kAllow, {kRaw}),
@@ -303,17 +324,37 @@ TEST(CompileTest, DuplicateKeysKeepLowestId) {
        MakeRule(4, Action::kAllow, {Tcp(443, 443), Tcp(443, 443)},
                 {C("10.0.0.0/8"), C("10.0.0.0/8")}),
        MakeRule(6, Action::kDeny, {Tcp(443, 443)}, {C("10.0.0.0/8")})});
-  ASSERT_EQ(c.allow.size(), 1u);
-  EXPECT_EQ(c.allow[0].second.rule_id, 3u);
-  ASSERT_EQ(c.deny.size(), 1u);  // same key in the other map is separate
-  EXPECT_EQ(c.deny[0].second.rule_id, 6u);
+  // The deny on the same key wins: the allows are merged away.
+  EXPECT_TRUE(Allows(c).empty());
+  ASSERT_EQ(Denies(c).size(), 1u);
+  EXPECT_EQ(Denies(c)[0].second.rule_id, 6u);
+  const CompiledRuleset a = MustCompile(
+      {MakeRule(5, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/8")}),
+       MakeRule(3, Action::kAllow, {Tcp(443, 443)}, {C("10.0.0.0/8")})});
+  ASSERT_EQ(Allows(a).size(), 1u);
+  EXPECT_EQ(Allows(a)[0].second.rule_id, 3u);
+}
+
+TEST(CompileTest, AnyPortDenyIsCopiedIntoPortClassesItHidesIn) {
+  // allow 443/tcp anywhere; deny any 169.254.169.254: the deny lies inside
+  // the allow's /0 of class "443", so it must be found by that probe too.
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443, 443)}),
+       MakeRule(2, Action::kDeny, {kTcpAll}, {C("169.254.169.254")}),
+       MakeRule(3, Action::kAllow, {Tcp(80, 80)}, {C("10.0.0.0/8")})});
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "169.254.169.254"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "169.254.169.253"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 80, "10.1.2.3"), "ALLOW 3");
+  // Copied into class 443 (inside 0.0.0.0/0), not into class 80 (10/8 does
+  // not contain it): one ANY entry plus one copy.
+  EXPECT_EQ(Denies(c).size(), 2u);
 }
 
 TEST(CompileTest, EmptyRuleSetDeniesEverything) {
   const CompiledRuleset c = MustCompile({});
   EXPECT_TRUE(c.ports.empty());
-  EXPECT_TRUE(c.allow.empty());
-  EXPECT_TRUE(c.deny.empty());
+  EXPECT_TRUE(Allows(c).empty());
+  EXPECT_TRUE(Denies(c).empty());
   EXPECT_EQ(Eval(c, IPPROTO_TCP, 80, "1.1.1.1"), "DENY 0");
 }
 
@@ -345,7 +386,7 @@ TEST(CompileTest, PortClassLimit) {
       Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ClassOf(*ok, IPPROTO_TCP, 0xfffe), 0xfffe);
-  EXPECT_EQ(ok->allow.size(), 0xfffeu);
+  EXPECT_EQ(Allows(*ok).size(), 0xfffeu);
   ports.push_back(Tcp(0xffff, 0xffff));
   absl::StatusOr<CompiledRuleset> too_many =
       Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})});
@@ -356,7 +397,7 @@ TEST(CompileTest, PortClassLimit) {
 
 TEST(CompileTest, RuleMapCapacity) {
   // A 1-65534 range split into 65534 single-port classes by another rule,
-  // times 17 destinations, is more entries than a rule map holds.
+  // times 17 destinations, plus the deny entries, is more than the map holds.
   std::vector<PortProto> ports;
   for (uint32_t p = 1; p <= 0xfffe; ++p) {
     ports.push_back(Tcp(static_cast<uint16_t>(p), static_cast<uint16_t>(p)));
@@ -370,7 +411,7 @@ TEST(CompileTest, RuleMapCapacity) {
   absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(c.status().message(),
-            "rules need 1114078 allow entries; a rule map holds at most "
+            "rules need 1179612 entries; the rules map holds at most "
             "1048576");
 }
 
@@ -395,8 +436,8 @@ TEST(CompileTest, HundredThousandRules) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_LT(elapsed, std::chrono::seconds(3));
   EXPECT_EQ(c->ports.size(), 1000u);  // one single-port class each
-  EXPECT_EQ(c->allow.size(), 90000u);
-  EXPECT_EQ(c->deny.size(), 10000u);
+  EXPECT_EQ(Allows(*c).size(), 90000u);
+  EXPECT_EQ(Denies(*c).size(), 10000u);
   // Rule 12345: 10.0.48.57, port 1345, allow. Rule 12340: deny.
   EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1345, "10.0.48.57"), "ALLOW 12345");
   EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1346, "10.0.48.57"), "DENY 0");

@@ -9,7 +9,7 @@
 namespace egress {
 
 // `err` is a positive errno (libbpf returns -err: pass -ret). The message reads
-// "<op>(<object>): <strerror>", e.g. "bpf_map_update_elem(allow_rules): No
+// "<op>(<object>): <strerror>", e.g. "bpf_map_update_elem(rules): No
 // space left on device". The kernel-internal ENOTSUPP (524) becomes
 // Unimplemented.
 absl::Status ErrnoStatus(int err, absl::string_view op,

@@ -95,13 +95,10 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
   struct {
     UniqueFd* fd;
     const char* name;
-  } all[] = {{&maps->targets_, "targets"},
-             {&maps->port_classes_, "port_classes"},
-             {&maps->allow_rules_, "allow_rules"},
-             {&maps->deny_rules_, "deny_rules"},
-             {&maps->udp_peers_, "udp_peers"},
-             {&maps->counters_, "counters"},
-             {&maps->events_, "events"}};
+  } all[] = {
+      {&maps->targets_, "targets"},   {&maps->port_classes_, "port_classes"},
+      {&maps->rules_, "rules"},       {&maps->udp_peers_, "udp_peers"},
+      {&maps->counters_, "counters"}, {&maps->events_, "events"}};
   for (auto& m : all) {
     EGRESS_ASSIGN_OR_RETURN(*m.fd,
                             OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
@@ -112,8 +109,7 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
 int SharedMaps::FdOf(absl::string_view map) const {
   if (map == "targets") return targets_.get();
   if (map == "port_classes") return port_classes_.get();
-  if (map == "allow_rules") return allow_rules_.get();
-  if (map == "deny_rules") return deny_rules_.get();
+  if (map == "rules") return rules_.get();
   if (map == "udp_peers") return udp_peers_.get();
   if (map == "counters") return counters_.get();
   return -1;
@@ -139,34 +135,26 @@ absl::StatusOr<egress_target_config> SharedMaps::TargetConfig(
 absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(
       UpdateAll(port_classes_.get(), c.ports, "port_classes"));
-  EGRESS_RETURN_IF_ERROR(UpdateAll(deny_rules_.get(), c.deny, "deny_rules"));
-  return UpdateAll(allow_rules_.get(), c.allow, "allow_rules");
+  return UpdateAll(rules_.get(), c.rules, "rules");
 }
 
 absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
-  EGRESS_RETURN_IF_ERROR(DeleteAll(allow_rules_.get(), c.allow, "allow_rules"));
-  EGRESS_RETURN_IF_ERROR(DeleteAll(deny_rules_.get(), c.deny, "deny_rules"));
+  EGRESS_RETURN_IF_ERROR(DeleteAll(rules_.get(), c.rules, "rules"));
   return DeleteAll(port_classes_.get(), c.ports, "port_classes");
 }
 
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
     const std::set<uint32_t>& keep) {
-  size_t total = 0;
   EGRESS_ASSIGN_OR_RETURN(
-      size_t a,
-      SweepRulesets<egress_rule_key>(allow_rules_.get(), keep, "allow_rules"));
-  EGRESS_ASSIGN_OR_RETURN(size_t d, SweepRulesets<egress_rule_key>(
-                                        deny_rules_.get(), keep, "deny_rules"));
+      size_t r, SweepRulesets<egress_rule_key>(rules_.get(), keep, "rules"));
   EGRESS_ASSIGN_OR_RETURN(
       size_t p, SweepRulesets<egress_port_key>(port_classes_.get(), keep,
                                                "port_classes"));
-  total = a + d + p;
-  return total;
+  return r + p;
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
-  uint32_t max = MaxRuleset<egress_rule_key>(allow_rules_.get());
-  max = std::max(max, MaxRuleset<egress_rule_key>(deny_rules_.get()));
+  uint32_t max = MaxRuleset<egress_rule_key>(rules_.get());
   max = std::max(max, MaxRuleset<egress_port_key>(port_classes_.get()));
   return max;
 }

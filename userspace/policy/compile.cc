@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
@@ -87,7 +90,7 @@ class PortClasses {
 
 using RuleKeyBytes = std::array<uint8_t, sizeof(egress_rule_key)>;
 
-// One of allow_rules / deny_rules, deduplicated on the whole key.
+// Allow or deny entries before the merge, deduplicated on the whole key.
 class RuleMap {
  public:
   explicit RuleMap(
@@ -180,6 +183,115 @@ const V* LpmLookup(const std::vector<std::pair<K, V>>& entries,
   return best;
 }
 
+// A rule entry's prefix, without the class: what containment is about.
+struct Prefix {
+  std::array<uint8_t, 16> addr;
+  uint32_t len;  // address bits
+  bool operator==(const Prefix&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Prefix& p) {
+    return H::combine(std::move(h), p.addr, p.len);
+  }
+};
+
+Prefix PrefixOf(const egress_rule_key& k) {
+  Prefix p;
+  std::memcpy(p.addr.data(), k.addr, 16);
+  p.len = k.prefixlen - EGRESS_RULE_KEY_FIXED_BITS;
+  return p;
+}
+
+Prefix Truncate(const Prefix& p, uint32_t len) {
+  Prefix t{};
+  t.len = len;
+  for (uint32_t i = 0; i < 16; ++i) {
+    uint32_t bit = i * 8;
+    if (bit + 8 <= len) {
+      t.addr[i] = p.addr[i];
+    } else if (bit < len) {
+      t.addr[i] = p.addr[i] & static_cast<uint8_t>(0xff00 >> (len - bit));
+    }
+  }
+  return t;
+}
+
+// Deny prefixes of one scope, for "is P inside some deny?" in O(#lengths).
+class DenySet {
+ public:
+  void Add(const Prefix& p) {
+    set_.insert(p);
+    lengths_.insert(p.len);
+  }
+  bool Covers(const Prefix& p) const {
+    for (uint32_t len : lengths_) {
+      if (len > p.len) break;
+      if (set_.contains(Truncate(p, len))) return true;
+    }
+    return false;
+  }
+
+ private:
+  absl::flat_hash_set<Prefix> set_;
+  std::set<uint32_t> lengths_;
+};
+
+// Rule entries grouped by what a single probe can see: (proto, family).
+struct Group {
+  // class -> entries; EGRESS_PORT_CLASS_ANY included.
+  std::map<uint16_t, std::vector<std::pair<egress_rule_key, egress_rule_value>>>
+      allow, deny;
+};
+
+// The merge described in compile.h, one group at a time.
+void MergeGroup(
+    Group& g, std::vector<std::pair<egress_rule_key, egress_rule_value>>* out) {
+  const auto& any_deny = g.deny[EGRESS_PORT_CLASS_ANY];
+  DenySet any_set;
+  for (const auto& [k, v] : any_deny) any_set.Add(PrefixOf(k));
+  // ANY denies sorted by address, for "which denies lie inside P?".
+  std::vector<
+      std::pair<Prefix, const std::pair<egress_rule_key, egress_rule_value>*>>
+      any_sorted;
+  for (const auto& e : any_deny) any_sorted.emplace_back(PrefixOf(e.first), &e);
+  std::sort(
+      any_sorted.begin(), any_sorted.end(),
+      [](const auto& a, const auto& b) { return a.first.addr < b.first.addr; });
+
+  std::set<uint16_t> classes;
+  for (const auto& [c, v] : g.allow) classes.insert(c);
+  for (const auto& [c, v] : g.deny) classes.insert(c);
+  for (uint16_t c : classes) {
+    const auto& denies = g.deny[c];
+    DenySet class_set;
+    for (const auto& [k, v] : denies) class_set.Add(PrefixOf(k));
+    for (const auto& e : denies) out->push_back(e);
+    for (const auto& [k, v] : g.allow[c]) {
+      const Prefix p = PrefixOf(k);
+      if (class_set.Covers(p) || any_set.Covers(p)) continue;  // deny wins
+      out->emplace_back(k, v);
+      if (c == EGRESS_PORT_CLASS_ANY) continue;
+      // ANY denies strictly inside this allow must be longer here too.
+      Prefix hi = p;
+      for (uint32_t bit = p.len; bit < 128; ++bit) {
+        hi.addr[bit / 8] |= static_cast<uint8_t>(0x80 >> (bit % 8));
+      }
+      auto it = std::lower_bound(
+          any_sorted.begin(), any_sorted.end(), p.addr,
+          [](const auto& a, const std::array<uint8_t, 16>& addr) {
+            return a.first.addr < addr;
+          });
+      for (; it != any_sorted.end() && it->first.addr <= hi.addr; ++it) {
+        if (it->first.len <= p.len) continue;
+        egress_rule_key dk = it->second->first;
+        dk.port_class = k.port_class;
+        if (class_set.Covers(it->first)) continue;  // already denied here
+        class_set.Add(it->first);
+        out->emplace_back(dk, it->second->second);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
@@ -221,7 +333,9 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
     });
   }
 
-  RuleMap allow(&out.allow), deny(&out.deny);
+  std::vector<std::pair<egress_rule_key, egress_rule_value>> allow_list,
+      deny_list;
+  RuleMap allow(&allow_list), deny(&deny_list);
   const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
   for (const Rule& rule : rules) {
     RuleMap& map = rule.action == Action::kAllow ? allow : deny;
@@ -251,19 +365,28 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
     }
   }
 
+  // Merge into one trie: group by (proto, family) and class.
+  std::map<std::pair<uint8_t, uint8_t>, Group> groups;
+  for (auto& [k, v] : allow_list) {
+    v.verdict = EGRESS_VERDICT_ALLOW;
+    groups[{k.proto, k.family}].allow[ntohs(k.port_class)].emplace_back(k, v);
+  }
+  for (auto& [k, v] : deny_list) {
+    v.verdict = EGRESS_VERDICT_DENY;
+    groups[{k.proto, k.family}].deny[ntohs(k.port_class)].emplace_back(k, v);
+  }
+  for (auto& [key, g] : groups) MergeGroup(g, &out.rules);
+
   if (out.ports.size() > EGRESS_MAX_PORT_ENTRIES) {
     return absl::ResourceExhaustedError(
         absl::StrCat("rules need ", out.ports.size(),
                      " port class entries; port_classes holds at most ",
                      EGRESS_MAX_PORT_ENTRIES));
   }
-  for (const auto* list : {&out.allow, &out.deny}) {
-    if (list->size() > EGRESS_MAX_RULE_ENTRIES) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "rules need ", list->size(), " ",
-          list == &out.allow ? "allow" : "deny",
-          " entries; a rule map holds at most ", EGRESS_MAX_RULE_ENTRIES));
-    }
+  if (out.rules.size() > EGRESS_MAX_RULE_ENTRIES) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "rules need ", out.rules.size(),
+        " entries; the rules map holds at most ", EGRESS_MAX_RULE_ENTRIES));
   }
   return out;
 }
@@ -288,19 +411,15 @@ Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
   rk.proto = ip_proto;
   rk.family = family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
   std::memcpy(rk.addr, addr.data(), sizeof(rk.addr));
-  auto probe = [&](const auto& entries) -> const egress_rule_value* {
-    if (port_class) {
-      rk.port_class = htons(*port_class);
-      if (const egress_rule_value* v = LpmLookup(entries, rk)) return v;
+  if (port_class) {
+    rk.port_class = htons(*port_class);
+    if (const egress_rule_value* v = LpmLookup(compiled.rules, rk)) {
+      return {v->verdict, v->rule_id};
     }
-    rk.port_class = htons(EGRESS_PORT_CLASS_ANY);
-    return LpmLookup(entries, rk);
-  };
-  if (const egress_rule_value* v = probe(compiled.deny)) {
-    return {EGRESS_VERDICT_DENY, v->rule_id};
   }
-  if (const egress_rule_value* v = probe(compiled.allow)) {
-    return {EGRESS_VERDICT_ALLOW, v->rule_id};
+  rk.port_class = htons(EGRESS_PORT_CLASS_ANY);
+  if (const egress_rule_value* v = LpmLookup(compiled.rules, rk)) {
+    return {v->verdict, v->rule_id};
   }
   return {EGRESS_VERDICT_DENY, 0};
 }

@@ -1,6 +1,6 @@
-// Compiles rules into the entries of the port_classes, deny_rules and
-// allow_rules LPM tries and the target flags (bpf/include/egress/abi.h), and
-// evaluates compiled entries exactly as the BPF program does, for tests.
+// Compiles rules into the entries of the port_classes and rules LPM tries and
+// the target flags (bpf/include/egress/abi.h), and evaluates compiled entries
+// exactly as the BPF program does, for tests.
 //
 // Port classes. For each of tcp and udp, every port range of every rule that
 // is not the full 0-65535 contributes its boundaries; 0..65535 is split into
@@ -8,8 +8,18 @@
 // one range are numbered 1..N in ascending port order. Each numbered interval
 // becomes the minimal set of aligned port prefixes in port_classes. A rule's
 // range then maps to the consecutive classes it covers, and a full-range rule
-// to EGRESS_PORT_CLASS_ANY. Lookup cost is one port_classes probe plus at most
-// four rule probes, independent of the number of rules.
+// to EGRESS_PORT_CLASS_ANY.
+//
+// One trie for allow and deny. The kernel's LPM trie answers with the longest
+// matching prefix only, yet any matching deny must beat every allow. The
+// compiler makes the longest match the right answer, per (protocol, family):
+//   - an allow entry contained in a deny entry of its own class or of ANY
+//     (same prefix included) is dropped: the deny covers all of it;
+//   - a deny entry of ANY that lies strictly inside a surviving allow entry
+//     of a port class is copied into that class, so it is longer there.
+// Then probing {class} and, on a miss, {ANY} gives the verdict directly.
+// Lookup cost is one port_classes probe plus at most two rule probes,
+// independent of the number of rules.
 #ifndef EGRESS_USERSPACE_POLICY_COMPILE_H_
 #define EGRESS_USERSPACE_POLICY_COMPILE_H_
 
@@ -28,10 +38,10 @@ namespace egress::policy {
 struct CompiledRuleset {
   // port_classes entries for this ruleset (tcp and udp).
   std::vector<std::pair<egress_port_key, egress_port_value>> ports;
-  // allow_rules / deny_rules entries. No key appears twice in one list; when
-  // rules collide on a key the lowest rule id is kept.
-  std::vector<std::pair<egress_rule_key, egress_rule_value>> allow;
-  std::vector<std::pair<egress_rule_key, egress_rule_value>> deny;
+  // rules entries, value.verdict EGRESS_VERDICT_ALLOW or _DENY. No key
+  // appears twice; when rules collide on a key the deny, then the lowest rule
+  // id, is kept.
+  std::vector<std::pair<egress_rule_key, egress_rule_value>> rules;
   // EGRESS_TF_ALLOW_RAW if an allow rule has raw and no deny rule does (deny
   // wins here too); EGRESS_TF_ALLOW_ICMP if an allow rule has icmp (ICMP
   // destinations are still checked per packet through the rule maps).
@@ -64,10 +74,10 @@ struct Decision {
 // entries of `compiled` (under id `ruleset`) as map contents. Simulates the
 // kernel's LPM tries: among entries whose first prefixlen data bits equal the
 // query's, the longest wins. Steps: for tcp/udp look up the port class; probe
-// deny_rules with {class} then {ANY}; then allow_rules the same way; else
-// default deny. ICMP/ICMPv6 probe with ANY only and ignore the port.
-// `port_host_order` is in host order; `family` is 4 or 6; IPv4 addresses in
-// the first 4 bytes of `addr`.
+// rules with {class}, then on a miss with {ANY}; the entry found gives the
+// verdict; no entry = default deny. ICMP/ICMPv6 probe with ANY only and ignore
+// the port. `port_host_order` is in host order; `family` is 4 or 6; IPv4
+// addresses in the first 4 bytes of `addr`.
 Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
                   uint8_t ip_proto, uint16_t port_host_order, uint8_t family,
                   const std::array<uint8_t, 16>& addr);

@@ -15,9 +15,11 @@
  *   2. port_classes (LPM trie over {ruleset, proto, port}) maps the destination
  *      port to the id of the elementary port interval it falls in, built by
  *      userspace from every port range of the ruleset. Miss = no ranged rule.
- *   3. deny_rules then allow_rules (LPM tries over {ruleset, proto, family,
- *      port_class, address}) are probed with the port class and with
- *      EGRESS_PORT_CLASS_ANY. Any deny hit wins; else any allow hit allows.
+ *   3. rules (one LPM trie over {ruleset, proto, family, port_class,
+ *      address}) is probed with the port class, then on a miss with
+ *      EGRESS_PORT_CLASS_ANY; the entry found carries the verdict. Userspace
+ *      compiles allow and deny rules so that the longest match is always the
+ *      right answer (deny beats allow): see userspace/policy/compile.h.
  *   A ruleset id is never reused while its entries exist, so userspace
  *   replaces a whole rule set by writing a new ruleset and flipping
  *   targets[target_id].ruleset in one 8-byte update.
@@ -128,7 +130,7 @@ struct egress_port_value {
 };
 EGRESS_ABI_SIZE(egress_port_value, 4);
 
-/* allow_rules / deny_rules: LPM tries. Data after prefixlen is 192 bits;
+/* rules: LPM trie. Data after prefixlen is 192 bits;
  * prefixlen is 64 + the CIDR prefix length. IPv4 addresses use the first 4
  * bytes of addr, the rest zero. port_class is big-endian so that the trie
  * compares it as written. */
@@ -146,7 +148,8 @@ EGRESS_ABI_SIZE(egress_rule_key, 28);
 struct egress_rule_value {
 	__u32
 	    rule_id; /* stable id of the user's rule, for events and counters */
-	__u32 pad;
+	__u8 verdict; /* EGRESS_VERDICT_ALLOW or EGRESS_VERDICT_DENY */
+	__u8 pad[3];
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
 
