@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -162,6 +163,37 @@ TEST_F(LifecycleTest, TargetForMissingCgroupWaitsForIt) {
   }
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child),
             EPERM);
+}
+
+TEST_F(LifecycleTest, TargetByPidUsesTheProcessCgroup) {
+  // A process in the test cgroup names it: `target add --pid`.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = fopen((cg_->path() + "/cgroup.procs").c_str(), "w");
+    if (f == nullptr) _exit(1);
+    fprintf(f, "%d", getpid());
+    fclose(f);
+    close(ready[0]);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    sleep(20);
+    _exit(0);
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  std::string out =
+      CtlOk({"target", "add", "bypid", "--pid", std::to_string(pid)});
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  EXPECT_TRUE(absl::StrContains(out, cg_->relative_path())) << out;
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  CommandResult bad = Ctl({"target", "add", "nopid", "--pid", "999999999"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(absl::StrContains(bad.output, "999999999")) << bad.output;
 }
 
 TEST_F(LifecycleTest, TargetRemoveLiftsEnforcement) {
