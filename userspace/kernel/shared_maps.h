@@ -56,8 +56,7 @@ class SharedMaps {
   int FdOf(absl::string_view map) const;
 
   std::string dir_;
-  UniqueFd targets_, port_classes_, rules_, udp_peers_,
-      counters_, events_;
+  UniqueFd targets_, port_classes_, rules_, udp_peers_, counters_, events_;
 };
 
 }  // namespace egress
