@@ -390,3 +390,130 @@ int egress_skb_egress(struct __sk_buff *skb)
 	}
 	return 1;
 }
+
+/* Emits a flow record for a TCP socket of a target. */
+static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
+				       const struct egress_flow *f, __u64 now)
+{
+	struct egress_counters *c = target__counters();
+	struct egress_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (c)
+			__sync_fetch_and_add(&c->events_lost, 1);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = now;
+	e->target_id = egress_target_id;
+	e->rule_id = f->rule_id;
+	e->verdict = f->verdict;
+	e->direction = f->direction;
+	e->kind = kind;
+	e->hook = EGRESS_HOOK_SOCK_OPS;
+	e->proto = IPPROTO_TCP;
+	e->port = (__be16)(ctx->remote_port >> 16);
+	e->local_port = (__u16)ctx->local_port;
+	e->cookie = bpf_get_socket_cookie(ctx);
+	e->srtt_us = ctx->srtt_us >> 3;
+	e->bytes_sent = ctx->bytes_acked;
+	e->bytes_received = ctx->bytes_received;
+	if (kind == EGRESS_EVENT_FLOW_CLOSED)
+		e->duration_ns = now - f->start_ns;
+	if (ctx->family == AF_INET) {
+		e->family = EGRESS_FAMILY_IPV4;
+		__builtin_memcpy(e->addr, &ctx->remote_ip4, 4);
+	} else {
+		struct egress_dest d = {};
+
+		dest__set6(&d, ctx->remote_ip6[0], ctx->remote_ip6[1],
+			   ctx->remote_ip6[2], ctx->remote_ip6[3]);
+		e->family = d.family;
+		__builtin_memcpy(e->addr, d.addr32, 16);
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * The life of a target's TCP connections: established (active = the target
+ * connected, passive = it accepted) and closed, with bytes and RTT, so each
+ * connection becomes a flow record. An active connection that no rule
+ * allows (connected before enforcement, or passed in) is "unexplained".
+ */
+SEC("sockops")
+int egress_sock_ops(struct bpf_sock_ops *ctx)
+{
+	struct egress_target_config *cfg;
+	struct egress_counters *c;
+	struct egress_flow *f;
+	struct bpf_sock *sk;
+	__u32 op = ctx->op;
+	__u64 now;
+
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_STATE_CB)
+		return 1;
+	cfg = target__config();
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	sk = ctx->sk;
+	if (!sk)
+		return 1;
+	c = target__counters();
+	now = bpf_ktime_get_ns();
+
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		if (ctx->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		f = bpf_sk_storage_get(&flows, sk, 0, 0);
+		if (!f)
+			return 1;
+		if (c) {
+			__sync_fetch_and_add(&c->flows_closed, 1);
+			__sync_fetch_and_add(&c->flow_bytes_sent,
+					     ctx->bytes_acked);
+			__sync_fetch_and_add(&c->flow_bytes_received,
+					     ctx->bytes_received);
+		}
+		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, now);
+		bpf_sk_storage_delete(&flows, sk);
+		return 1;
+	}
+
+	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!f)
+		return 1;
+	f->start_ns = now;
+	f->verdict = EGRESS_VERDICT_ALLOW;
+	f->rule_id = 0;
+	f->direction = EGRESS_DIR_INBOUND;
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		struct egress_decision dec;
+		struct egress_dest d = {};
+
+		f->direction = EGRESS_DIR_OUTBOUND;
+		if (ctx->family == AF_INET)
+			dest__set4(&d, ctx->remote_ip4);
+		else
+			dest__set6(&d, ctx->remote_ip6[0], ctx->remote_ip6[1],
+				   ctx->remote_ip6[2], ctx->remote_ip6[3]);
+		d.port = (__be16)(ctx->remote_port >> 16);
+		d.proto = IPPROTO_TCP;
+		rules__decide(cfg->ruleset, &d, &dec);
+		f->rule_id = dec.rule_id;
+		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
+			f->verdict = EGRESS_VERDICT_UNEXPLAINED;
+			if (c)
+				__sync_fetch_and_add(&c->flows_unexplained, 1);
+		}
+	}
+	if (c)
+		__sync_fetch_and_add(&c->flows_opened, 1);
+	/* Ask for state changes, to see the close. */
+	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
+					   BPF_SOCK_OPS_STATE_CB_FLAG);
+	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now);
+	return 1;
+}

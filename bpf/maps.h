@@ -66,6 +66,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
+/* {target, rule} -> decisions, per CPU; summed by egressd for metrics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, EGRESS_MAX_RULE_HITS);
+	__type(key, struct egress_rule_hit_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rule_hits SEC(".maps");
+
+/* Record rate limit per (target, destination, verdict, hook); written and
+ * read by the hooks. LRU: a flood of destinations evicts the oldest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGRESS_MAX_EVENT_LIMITS);
+	__type(key, struct egress_limit_key);
+	__type(value, struct egress_limit_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} event_limits SEC(".maps");
+
+/* Per-connection flow state of the sock_ops program; lives and dies with the
+ * socket. Pinned so that every target's instance shares one map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egress_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
 /* Verdict records for egressd. Submitted without wake-up; egressd drains on
  * a short timer, so a flood does not cost a reader wake-up per record. */
 struct {

@@ -118,23 +118,109 @@ static __always_inline int peer__known(const struct egress_dest *d,
 	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
 }
 
+static __always_inline __u32 counters__proto_index(__u8 proto)
+{
+	if (proto == IPPROTO_TCP)
+		return EGRESS_CTR_TCP;
+	if (proto == IPPROTO_UDP)
+		return EGRESS_CTR_UDP;
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
+		return EGRESS_CTR_ICMP;
+	return EGRESS_CTR_OTHER;
+}
+
+static __always_inline void counters__verdict(struct egress_counters *c,
+					      __u32 kind, __u8 proto)
+{
+	__u32 p = counters__proto_index(proto);
+
+	if (!c || kind >= EGRESS_CTR_KINDS || p >= EGRESS_CTR_PROTOS)
+		return;
+	__sync_fetch_and_add(&c->by_proto[kind][p], 1);
+}
+
+static __always_inline void rule__hit(__u32 rule_id)
+{
+	struct egress_rule_hit_key k = {
+	    .target_id = egress_target_id,
+	    .rule_id = rule_id,
+	};
+	__u64 one = 1, *v;
+
+	v = bpf_map_lookup_elem(&rule_hits, &k);
+	if (v) {
+		/* Atomic: a packet hook in softirq may interrupt a task's hook
+		 * on this CPU and count the same rule. */
+		__sync_fetch_and_add(v, 1);
+		return;
+	}
+	bpf_map_update_elem(&rule_hits, &k, &one, BPF_NOEXIST);
+}
+
+/*
+ * The per (target, destination, verdict, hook) rate limit. Returns -1 when
+ * the record must be held back (and counts it), else the number of records
+ * held back since the last one for this key, to be reported in this one.
+ */
+static __always_inline __s64 limit__admit(const struct egress_dest *d,
+					  __u8 hook, __u8 verdict,
+					  struct egress_counters *c)
+{
+	struct egress_limit_key k = {};
+	struct egress_limit_value fresh = {}, *v;
+	__u64 now = bpf_ktime_get_ns();
+
+	k.target_id = egress_target_id;
+	k.family = d->family;
+	k.proto = d->proto;
+	k.port = d->port;
+	__builtin_memcpy(k.addr, d->addr32, 16);
+	k.verdict = verdict;
+	k.hook = hook;
+	v = bpf_map_lookup_elem(&event_limits, &k);
+	if (!v) {
+		fresh.window_start_ns = now;
+		fresh.emitted = 1;
+		bpf_map_update_elem(&event_limits, &k, &fresh, BPF_ANY);
+		return 0;
+	}
+	if (now - v->window_start_ns >= EGRESS_EVENT_WINDOW_NS) {
+		v->window_start_ns = now;
+		v->emitted = 1;
+		/* Exchange, so a concurrent increment is never lost. */
+		return (__s64)__sync_lock_test_and_set(&v->suppressed, 0);
+	}
+	if (v->emitted < EGRESS_EVENTS_PER_WINDOW) {
+		__sync_fetch_and_add(&v->emitted, 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&v->suppressed, 1);
+	if (c)
+		__sync_fetch_and_add(&c->events_suppressed, 1);
+	return -1;
+}
+
 static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 					__u8 verdict, __u8 reason,
 					__u32 rule_id, __u8 sock_type,
 					struct egress_counters *c, int has_task)
 {
 	struct egress_event *e;
+	__s64 suppressed = limit__admit(d, hook, verdict, c);
 
+	if (suppressed < 0)
+		return;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		if (c)
 			__sync_fetch_and_add(&c->events_lost, 1);
 		return;
 	}
+	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->target_id = egress_target_id;
 	e->rule_id = rule_id;
-	e->suppressed = 0;
+	e->suppressed = (__u32)suppressed;
 	__builtin_memcpy(e->addr, d->addr32, 16);
 	e->port = d->port;
 	e->family = d->family;
@@ -143,6 +229,7 @@ static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 	e->verdict = verdict;
 	e->reason = reason;
 	e->sock_type = sock_type;
+	e->kind = EGRESS_EVENT_VERDICT;
 	if (has_task) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -151,12 +238,6 @@ static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 		e->tgid = pid_tgid >> 32;
 		e->uid = (__u32)bpf_get_current_uid_gid();
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-	} else {
-		e->cgroup_id = 0;
-		e->pid = 0;
-		e->tgid = 0;
-		e->uid = 0;
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
@@ -174,12 +255,16 @@ verdict__apply(const struct egress_target_config *cfg,
 {
 	struct egress_counters *c = target__counters();
 
+	rule__hit(dec->rule_id);
 	if (dec->verdict == EGRESS_VERDICT_ALLOW) {
-		if (c) {
-			if (dec->reason == EGRESS_REASON_UDP_REPLY)
+		if (dec->reason == EGRESS_REASON_UDP_REPLY) {
+			if (c)
 				__sync_fetch_and_add(&c->replies, 1);
-			else
+			counters__verdict(c, EGRESS_CTR_REPLIES, d->proto);
+		} else {
+			if (c)
 				__sync_fetch_and_add(&c->allowed, 1);
+			counters__verdict(c, EGRESS_CTR_ALLOWED, d->proto);
 		}
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
 			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
@@ -189,6 +274,7 @@ verdict__apply(const struct egress_target_config *cfg,
 	if (cfg->mode == EGRESS_MODE_AUDIT) {
 		if (c)
 			__sync_fetch_and_add(&c->audited, 1);
+		counters__verdict(c, EGRESS_CTR_AUDITED, d->proto);
 		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
 			    dec->rule_id, sock_type, c, has_task);
 		return 1;
@@ -201,6 +287,7 @@ verdict__apply(const struct egress_target_config *cfg,
 		else
 			__sync_fetch_and_add(&c->denied, 1);
 	}
+	counters__verdict(c, EGRESS_CTR_DENIED, d->proto);
 	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
 		    sock_type, c, has_task);
 	return 0;

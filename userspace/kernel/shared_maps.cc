@@ -175,8 +175,40 @@ absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
     sum.sockets_denied += c.sockets_denied;
     sum.srcroute_denied += c.srcroute_denied;
     sum.events_lost += c.events_lost;
+    sum.events_suppressed += c.events_suppressed;
+    for (int k = 0; k < EGRESS_CTR_KINDS; ++k) {
+      for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
+        sum.by_proto[k][p] += c.by_proto[k][p];
+      }
+    }
+    sum.flows_opened += c.flows_opened;
+    sum.flows_closed += c.flows_closed;
+    sum.flows_unexplained += c.flows_unexplained;
+    sum.flow_bytes_sent += c.flow_bytes_sent;
+    sum.flow_bytes_received += c.flow_bytes_received;
   }
   return sum;
+}
+
+absl::StatusOr<std::map<uint32_t, uint64_t>> SharedMaps::RuleHits(
+    uint32_t target_id) const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
+  std::map<uint32_t, uint64_t> hits;
+  std::vector<uint64_t> per_cpu(ncpu);
+  egress_rule_hit_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(rule_hits_.get(), prev, &next) == 0) {
+    if (next.target_id == target_id &&
+        bpf_map_lookup_elem(rule_hits_.get(), &next, per_cpu.data()) == 0) {
+      uint64_t sum = 0;
+      for (uint64_t v : per_cpu) sum += v;
+      hits[next.rule_id] = sum;
+    }
+    key = next;
+    prev = &key;
+  }
+  return hits;
 }
 
 absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
@@ -186,6 +218,18 @@ absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
   if (bpf_map_update_elem(counters_.get(), &target_id, zero.data(), BPF_ANY) !=
       0) {
     return ErrnoStatus(errno, "bpf_map_update_elem", "counters");
+  }
+  // A new target with a recycled id starts from no rule hits.
+  std::vector<egress_rule_hit_key> doomed;
+  egress_rule_hit_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(rule_hits_.get(), prev, &next) == 0) {
+    if (next.target_id == target_id) doomed.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const egress_rule_hit_key& k : doomed) {
+    bpf_map_delete_elem(rule_hits_.get(), &k);
   }
   return absl::OkStatus();
 }

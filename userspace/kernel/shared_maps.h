@@ -3,6 +3,7 @@
 #define EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -45,6 +46,9 @@ class SharedMaps {
   // Counters of a target summed over CPUs; ResetCounters zeroes them.
   absl::StatusOr<egress_counters> Counters(uint32_t target_id) const;
   absl::Status ResetCounters(uint32_t target_id);
+  // Decisions per rule id of a target (0 = default action), summed over CPUs.
+  absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
+      uint32_t target_id) const;
   // Forgets the UDP peers recorded for a target.
   absl::Status DeletePeers(uint32_t target_id);
 
@@ -56,7 +60,8 @@ class SharedMaps {
   int FdOf(absl::string_view map) const;
 
   std::string dir_;
-  UniqueFd targets_, port_classes_, rules_, udp_peers_, counters_, events_;
+  UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
+      event_limits_, counters_, events_;
 };
 
 }  // namespace egress

@@ -64,6 +64,7 @@ const std::vector<HookSpec>& AllHooks() {
       {"egress_sendmsg4", "sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
       {"egress_sendmsg6", "sendmsg6", BPF_CGROUP_UDP6_SENDMSG},
       {"egress_skb_egress", "skb_egress", BPF_CGROUP_INET_EGRESS},
+      {"egress_sock_ops", "sock_ops", BPF_CGROUP_SOCK_OPS},
   };
   return hooks;
 }

@@ -46,6 +46,7 @@
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
 #define EGRESS_MAX_PEERS 65536
+#define EGRESS_MAX_RULE_HITS 65536
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
 #define EGRESS_RINGBUF_BYTES (1 << 22)
@@ -72,6 +73,21 @@ enum {
 	EGRESS_VERDICT_DENY = 0,
 	EGRESS_VERDICT_ALLOW = 1,
 	EGRESS_VERDICT_AUDIT = 2,
+	/* An outbound TCP connection established although no rule allows it
+	 * (connected before enforcement began, or passed in from outside). */
+	EGRESS_VERDICT_UNEXPLAINED = 3,
+};
+
+/* egress_event.kind */
+enum {
+	EGRESS_EVENT_VERDICT = 0, /* a connect/sendmsg/socket decision */
+	EGRESS_EVENT_FLOW_ESTABLISHED = 1, /* sock_ops: TCP established */
+	EGRESS_EVENT_FLOW_CLOSED = 2,	   /* sock_ops: TCP closed */
+};
+
+enum {
+	EGRESS_DIR_OUTBOUND = 0, /* the target connected (active open) */
+	EGRESS_DIR_INBOUND = 1,	 /* the target accepted (passive open) */
 };
 
 /* Why a verdict was reached. */
@@ -174,30 +190,96 @@ EGRESS_ABI_SIZE(egress_peer_value, 8);
 
 /* counters: BPF_MAP_TYPE_PERCPU_ARRAY indexed by target id; summed by the
  * daemon. Exact even when the ring buffer is full. */
-struct egress_counters {
-	__u64 allowed;	       /* connect/sendmsg allowed by a rule */
-	__u64 denied;	       /* connect/sendmsg refused */
-	__u64 audited;	       /* would have been refused (audit mode) */
-	__u64 replies;	       /* UDP replies allowed via udp_peers */
-	__u64 sockets_denied;  /* raw/ping socket creation refused */
-	__u64 srcroute_denied; /* setsockopt refusals + dropped packets */
-	__u64 events_lost;     /* ring buffer reservation failures */
-	__u64 tcp_udp_pad;     /* reserved */
+/* Indexes of egress_counters.by_proto. */
+enum {
+	EGRESS_CTR_ALLOWED = 0,
+	EGRESS_CTR_DENIED = 1,
+	EGRESS_CTR_AUDITED = 2,
+	EGRESS_CTR_REPLIES = 3,
+	EGRESS_CTR_KINDS = 4,
 };
-EGRESS_ABI_SIZE(egress_counters, 64);
+enum {
+	EGRESS_CTR_TCP = 0,
+	EGRESS_CTR_UDP = 1,
+	EGRESS_CTR_ICMP = 2,
+	EGRESS_CTR_OTHER = 3,
+	EGRESS_CTR_PROTOS = 4,
+};
 
-/* Ring buffer record, one per reported verdict. */
+struct egress_counters {
+	__u64 allowed;		 /* decisions allowed by a rule */
+	__u64 denied;		 /* connect/sendmsg/ping refused */
+	__u64 audited;		 /* would have been refused (audit mode) */
+	__u64 replies;		 /* UDP replies allowed via udp_peers */
+	__u64 sockets_denied;	 /* socket creation refused */
+	__u64 srcroute_denied;	 /* setsockopt refusals + dropped packets */
+	__u64 events_lost;	 /* ring buffer reservation failures */
+	__u64 events_suppressed; /* records held back by the rate limit */
+	/* Every decision by kind and protocol: [EGRESS_CTR_ALLOWED..][TCP..] */
+	__u64 by_proto[EGRESS_CTR_KINDS][EGRESS_CTR_PROTOS];
+	__u64 flows_opened;	   /* TCP connections established (sock_ops) */
+	__u64 flows_closed;	   /* ... of those, closed */
+	__u64 flows_unexplained;   /* active opens no rule allows */
+	__u64 flow_bytes_sent;	   /* of closed flows */
+	__u64 flow_bytes_received; /* of closed flows */
+	__u64 reserved[3];
+};
+EGRESS_ABI_SIZE(egress_counters, 256);
+
+/* rule_hits: per-CPU hash. Decisions per rule; rule_id 0 = default deny. */
+struct egress_rule_hit_key {
+	__u32 target_id;
+	__u32 rule_id;
+};
+EGRESS_ABI_SIZE(egress_rule_hit_key, 8);
+
+/* event_limits: LRU hash, the per (target, destination) record rate limit:
+ * at most EGRESS_EVENTS_PER_WINDOW records per EGRESS_EVENT_WINDOW_NS; the
+ * rest are counted and the count rides on the next record for the key. */
+#define EGRESS_EVENT_WINDOW_NS 1000000000ULL
+#define EGRESS_EVENTS_PER_WINDOW 5
+#define EGRESS_MAX_EVENT_LIMITS 16384
+struct egress_limit_key {
+	__u32 target_id;
+	__u8 family;
+	__u8 proto;
+	__be16 port;
+	__u8 addr[16];
+	__u8 verdict;
+	__u8 hook;
+	__u8 pad[2];
+};
+EGRESS_ABI_SIZE(egress_limit_key, 28);
+
+struct egress_limit_value {
+	__u64 window_start_ns;
+	__u64 emitted;	  /* records in this window */
+	__u64 suppressed; /* not yet reported */
+};
+EGRESS_ABI_SIZE(egress_limit_value, 24);
+
+/* flows: socket storage of a TCP connection seen established by sock_ops. */
+struct egress_flow {
+	__u64 start_ns;
+	__u32 rule_id;
+	__u8 verdict;	/* EGRESS_VERDICT_ALLOW or _UNEXPLAINED */
+	__u8 direction; /* EGRESS_DIR_* */
+	__u8 pad[2];
+};
+EGRESS_ABI_SIZE(egress_flow, 16);
+
+/* Ring buffer record: one per reported verdict or TCP flow transition. */
 struct egress_event {
 	__u64 ts_ns;	 /* bpf_ktime_get_ns() */
-	__u64 cgroup_id; /* cgroup of the calling task */
-	__u32 pid;	 /* thread id */
+	__u64 cgroup_id; /* cgroup of the calling task (0 for packets, flows) */
+	__u32 pid;	 /* thread id (0 when not in a task's context) */
 	__u32 tgid;	 /* process id */
 	__u32 uid;
 	__u32 target_id;
 	__u32 rule_id;	  /* 0 = default action */
-	__u32 suppressed; /* reserved: records suppressed before this one */
-	__u8 addr[16];	  /* destination; IPv4 in the first 4 bytes */
-	__be16 port;	  /* destination port */
+	__u32 suppressed; /* records of this key held back before this one */
+	__u8 addr[16];	  /* destination (remote); IPv4 in the first 4 bytes */
+	__be16 port;	  /* destination (remote) port */
 	__u8 family;	  /* EGRESS_FAMILY_* */
 	__u8 proto;	  /* IPPROTO_* */
 	__u8 hook;	  /* EGRESS_HOOK_* */
@@ -205,7 +287,16 @@ struct egress_event {
 	__u8 reason;	  /* EGRESS_REASON_* */
 	__u8 sock_type;	  /* SOCK_* for sock_create records */
 	char comm[16];
+	/* Flow records (kind != EGRESS_EVENT_VERDICT). */
+	__u64 cookie;	      /* socket cookie: pairs established and closed */
+	__u64 bytes_sent;     /* bytes acked by the peer */
+	__u64 bytes_received; /* bytes received */
+	__u64 duration_ns;    /* closed: since established */
+	__u32 srtt_us;	      /* smoothed RTT */
+	__u16 local_port;     /* host order */
+	__u8 kind;	      /* EGRESS_EVENT_* */
+	__u8 direction;	      /* EGRESS_DIR_* */
 };
-EGRESS_ABI_SIZE(egress_event, 80);
+EGRESS_ABI_SIZE(egress_event, 120);
 
 #endif /* EGRESS_ABI_H_ */
