@@ -417,8 +417,16 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	e->local_port = (__u16)ctx->local_port;
 	e->cookie = bpf_get_socket_cookie(ctx);
 	e->srtt_us = ctx->srtt_us >> 3;
-	e->bytes_sent = ctx->bytes_acked;
-	e->bytes_received = ctx->bytes_received;
+	/* Payload only: the SYN and FINs occupy sequence space too. */
+	e->bytes_sent = ctx->bytes_acked - f->base_acked;
+	e->bytes_received = ctx->bytes_received - f->base_received;
+	if (kind == EGRESS_EVENT_FLOW_CLOSED) {
+		if (f->fin_sent && ctx->snd_una == ctx->snd_nxt &&
+		    e->bytes_sent)
+			e->bytes_sent--;
+		if (f->fin_received && e->bytes_received)
+			e->bytes_received--;
+	}
 	if (kind == EGRESS_EVENT_FLOW_CLOSED)
 		e->duration_ns = now - f->start_ns;
 	if (ctx->family == AF_INET) {
@@ -431,6 +439,11 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 			   ctx->remote_ip6[2], ctx->remote_ip6[3]);
 		e->family = d.family;
 		__builtin_memcpy(e->addr, d.addr32, 16);
+	}
+	if (kind == EGRESS_EVENT_FLOW_CLOSED && c) {
+		__sync_fetch_and_add(&c->flow_bytes_sent, e->bytes_sent);
+		__sync_fetch_and_add(&c->flow_bytes_received,
+				     e->bytes_received);
 	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
@@ -465,18 +478,25 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	now = bpf_ktime_get_ns();
 
 	if (op == BPF_SOCK_OPS_STATE_CB) {
-		if (ctx->args[1] != BPF_TCP_CLOSE)
-			return 1;
+		__u32 state = ctx->args[1];
+
 		f = bpf_sk_storage_get(&flows, sk, 0, 0);
 		if (!f)
 			return 1;
-		if (c) {
+		if (state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_LAST_ACK)
+			f->fin_sent = 1;
+		if (state == BPF_TCP_CLOSE_WAIT || state == BPF_TCP_CLOSING ||
+		    state == BPF_TCP_TIME_WAIT ||
+		    (state == BPF_TCP_CLOSE &&
+		     ctx->args[0] == BPF_TCP_LAST_ACK))
+			f->fin_received = 1;
+		if (state != BPF_TCP_CLOSE)
+			return 1;
+		/* FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait). */
+		if (ctx->args[0] == BPF_TCP_FIN_WAIT2)
+			f->fin_received = 1;
+		if (c)
 			__sync_fetch_and_add(&c->flows_closed, 1);
-			__sync_fetch_and_add(&c->flow_bytes_sent,
-					     ctx->bytes_acked);
-			__sync_fetch_and_add(&c->flow_bytes_received,
-					     ctx->bytes_received);
-		}
 		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, now);
 		bpf_sk_storage_delete(&flows, sk);
 		return 1;
@@ -486,6 +506,10 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	if (!f)
 		return 1;
 	f->start_ns = now;
+	f->base_acked = ctx->bytes_acked;
+	f->base_received = ctx->bytes_received;
+	f->fin_sent = 0;
+	f->fin_received = 0;
 	f->verdict = EGRESS_VERDICT_ALLOW;
 	f->rule_id = 0;
 	f->direction = EGRESS_DIR_INBOUND;

@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$egressd" --socket "$sock" --bpffs "$pins" --state_dir "$demo/state" \
+"$egressd" --socket "$sock" --bpffs "$pins" --state_dir "$demo/state" --metrics_addr= \
   >"$demo/events.jsonl" 2>"$demo/egressd.log" &
 pids+=($!)
 for _ in $(seq 100); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done

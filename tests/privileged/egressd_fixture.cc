@@ -42,7 +42,7 @@ void EgressdTest::StartDaemon() {
     }
     execl(EGRESS_EGRESSD_PATH, "egressd", "--socket", socket_path_.c_str(),
           "--bpffs", bpffs_dir_.c_str(), "--state_dir", state_dir_.c_str(),
-          static_cast<char*>(nullptr));
+          "--metrics_addr", "127.0.0.1:0", static_cast<char*>(nullptr));
     _exit(127);
   }
   daemon_pid_ = pid;

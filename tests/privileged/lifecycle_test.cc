@@ -115,9 +115,10 @@ TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {
     fputs("{\"targets\": [ this is not json", f);
     fclose(f);
   }
-  auto r = RunCommand({EGRESS_EGRESSD_PATH, "--socket", socket_path_, "--bpffs",
-                       bpffs_dir_, "--state_dir", state_dir_},
-                      absl::Seconds(20));
+  auto r =
+      RunCommand({EGRESS_EGRESSD_PATH, "--socket", socket_path_, "--bpffs",
+                  bpffs_dir_, "--state_dir", state_dir_, "--metrics_addr", ""},
+                 absl::Seconds(20));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r->output, "state.json is corrupt"))

@@ -28,7 +28,19 @@ TEST(EventJsonTest, DeniedConnect4) {
   e.port = htons(25);
   inet_pton(AF_INET, "10.0.0.5", e.addr);
   std::strcpy(e.comm, "php-fpm8.2");
-  nlohmann::json j = EventToJson(e, "web");
+  EventContext ctx;
+  ctx.target = "web";
+  ctx.cgroup_path = "/system.slice/php.service";
+  ctx.realtime_offset_ns = 1'000'000'000;
+  nlohmann::json j = EventToJson(e, ctx);
+  EXPECT_EQ(j["event"], "connect");
+  EXPECT_EQ(j["time"], "1970-01-01T00:00:01.000000123Z");
+  EXPECT_EQ(j["cgroup"]["path"], "/system.slice/php.service");
+  EXPECT_EQ(j["hint"], "egressctl allow 25/tcp 10.0.0.5 --target web");
+  EXPECT_EQ(j["suppressed"], 0);
+  EXPECT_EQ(j["message"],
+            "Jan 01 00:00:01.000 web php-fpm8.2[10] -> 10.0.0.5:25/tcp DENIED "
+            "(no matching rule)");
   EXPECT_EQ(j["verdict"], "DENIED");
   EXPECT_EQ(j["reason"], "NO_MATCHING_RULE");
   EXPECT_EQ(j["hook"], "connect4");
@@ -50,11 +62,58 @@ TEST(EventJsonTest, Ipv6AndFullLengthComm) {
   e.verdict = EGRESS_VERDICT_AUDIT;
   inet_pton(AF_INET6, "2001:db8::1", e.addr);
   std::memset(e.comm, 'x', sizeof(e.comm));  // no terminating NUL
-  nlohmann::json j = EventToJson(e, "");
+  nlohmann::json j = EventToJson(e, EventContext{});
   EXPECT_EQ(j["l4"]["destination"], "2001:db8::1");
   EXPECT_EQ(j["l4"]["family"], "IPv6");
   EXPECT_EQ(j["verdict"], "AUDIT");
   EXPECT_EQ(j["process"]["comm"].get<std::string>().size(), 16u);
+}
+
+TEST(EventJsonTest, HintsForEachKindOfRefusal) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_VERDICT;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.family = EGRESS_FAMILY_IPV6;
+  e.proto = IPPROTO_UDP;
+  e.port = htons(53);
+  inet_pton(AF_INET6, "2001:db8::53", e.addr);
+  EXPECT_EQ(AllowHint(e, "dns", 0),
+            "egressctl allow 53/udp 2001:db8::53 --target dns");
+  e.verdict = EGRESS_VERDICT_AUDIT;
+  EXPECT_EQ(AllowHint(e, "", 0), "egressctl allow 53/udp 2001:db8::53");
+  e.reason = EGRESS_REASON_MATCH_DENY;
+  EXPECT_EQ(AllowHint(e, "dns", 4), "egressctl delete 4 --target dns");
+  e.reason = EGRESS_REASON_SOURCE_ROUTE;
+  EXPECT_EQ(AllowHint(e, "dns", 0), "");
+  e.reason = EGRESS_REASON_SOCKET_TYPE;
+  e.sock_type = 3;
+  EXPECT_EQ(AllowHint(e, "dns", 0), "egressctl allow raw --target dns");
+  e.verdict = EGRESS_VERDICT_ALLOW;
+  EXPECT_EQ(AllowHint(e, "dns", 0), "");
+}
+
+TEST(EventJsonTest, ClosedFlow) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_FLOW_CLOSED;
+  e.verdict = EGRESS_VERDICT_UNEXPLAINED;
+  e.direction = EGRESS_DIR_OUTBOUND;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.port = htons(443);
+  e.local_port = 40000;
+  e.bytes_sent = 100;
+  e.bytes_received = 2000;
+  e.duration_ns = 5;
+  inet_pton(AF_INET, "192.0.2.1", e.addr);
+  nlohmann::json j = EventToJson(e, EventContext{});
+  EXPECT_EQ(j["event"], "closed");
+  EXPECT_EQ(j["verdict"], "UNEXPLAINED");
+  EXPECT_EQ(j["flow"]["direction"], "outbound");
+  EXPECT_EQ(j["flow"]["bytes_sent"], 100);
+  EXPECT_EQ(j["flow"]["bytes_received"], 2000);
+  EXPECT_EQ(j["flow"]["duration_ns"], 5);
+  EXPECT_EQ(j["l4"]["destination_port"], 443);
+  EXPECT_EQ(j["l4"]["source_port"], 40000);
+  EXPECT_FALSE(j.contains("hint"));
 }
 
 TEST(RawCapabilityTest, CapEffBit13) {

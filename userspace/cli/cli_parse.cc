@@ -20,10 +20,13 @@ struct OptionSpec {
   const char* alias;
 };
 constexpr OptionSpec kValueOptions[] = {
-    {"--socket", nullptr}, {"--target", "-t"},   {"--output", "-o"},
-    {"--cgroup", nullptr}, {"--unit", nullptr},  {"--pid", nullptr},
-    {"--mode", nullptr},   {"--allow", nullptr}, {"--target-name", nullptr},
+    {"--socket", nullptr},  {"--target", "-t"},   {"--output", "-o"},
+    {"--cgroup", nullptr},  {"--unit", nullptr},  {"--pid", nullptr},
+    {"--mode", nullptr},    {"--allow", nullptr}, {"--target-name", nullptr},
+    {"--verdict", nullptr}, {"--last", nullptr},
 };
+// Options that take no value.
+constexpr OptionSpec kFlagOptions[] = {{"--follow", "-f"}};
 
 struct Split {
   std::vector<std::string> words;                         // positional
@@ -54,6 +57,13 @@ absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
         has_value = true;
       }
       const OptionSpec* spec = nullptr;
+      for (const OptionSpec& o : kFlagOptions) {
+        if (name == o.name || (o.alias && name == o.alias)) spec = &o;
+      }
+      if (spec != nullptr) {
+        s.opts.emplace_back(spec->name, "true");
+        continue;
+      }
       for (const OptionSpec& o : kValueOptions) {
         if (name == o.name || (o.alias && name == o.alias)) spec = &o;
       }
@@ -176,6 +186,10 @@ Rules (deny beats allow; no matching allow = denied):
   delete allow|deny SPEC [DEST...] [--target NAME]
   status [-o json]
 
+Events (verdict and flow records, newest last):
+  events [--follow] [--target NAME] [--verdict deny|audit|allow|unexplained]
+         [--last N] [-o json|text]
+
 Run one program under its own policy:
   run [--allow 'SPEC [DEST]']... [--target-name NAME] [--mode M] -- CMD [ARGS...]
 
@@ -290,6 +304,25 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     EGRESS_RETURN_IF_ERROR(
         ExpectWords(rest, 0, "list [-o json] [--target NAME]"));
     req = {{"cmd", "list"}, {"target", opts.Get("--target")}};
+  } else if (cmd == "events") {
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 0,
+                    "events [--follow] [--target NAME] [--verdict "
+                    "deny|audit|allow|unexplained] "
+                    "[--last N] [-o json|text]"));
+    req = {{"cmd", "events"},
+           {"follow", opts.Get("--follow") == "true"},
+           {"target", opts.Get("--target")},
+           {"verdict", opts.Get("--verdict")}};
+    std::string last = opts.Get("--last");
+    if (!last.empty()) {
+      uint32_t n = 0;
+      if (!absl::SimpleAtoi(last, &n)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--last wants a number, not '", last, "'"));
+      }
+      req["last"] = n;
+    }
   } else if (cmd == "status") {
     EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "status [-o json]"));
     req = {{"cmd", "status"}};

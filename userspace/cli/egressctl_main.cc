@@ -12,6 +12,7 @@
 #include "userspace/cli/output.h"
 #include "userspace/cli/run_command.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/daemon/event_json.h"
 #include "userspace/policy/resolver.h"
 
 namespace {
@@ -53,6 +54,31 @@ int main(int argc, char** argv) {
     auto code = egress::cli::RunUnderPolicy(*std::move(parsed));
     if (!code.ok()) return Fail(code.status());
     return *code;
+  }
+  if (parsed->cmd == "events") {
+    const bool as_json = parsed->output == egress::cli::OutputFormat::kJson;
+    auto print = [as_json](const nlohmann::json& e) {
+      if (as_json) {
+        printf("%s\n", e.dump().c_str());
+      } else {
+        printf("%s\n", egress::EventText(e).c_str());
+      }
+      fflush(stdout);
+      return true;
+    };
+    if (parsed->request.value("follow", false)) {
+      absl::Status st =
+          egress::StreamFromDaemon(parsed->socket_path, parsed->request, print);
+      if (!st.ok()) return Fail(st);
+      return 0;
+    }
+    auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
+                                   absl::Seconds(30));
+    if (!resp.ok()) return Fail(resp.status());
+    if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
+      return Fail(st);
+    for (const auto& e : (*resp)["events"]) print(e);
+    return 0;
   }
   auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
                                  absl::Seconds(120));

@@ -127,6 +127,43 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
   return ParseJson(line);
 }
 
+absl::Status StreamFromDaemon(
+    const std::string& socket_path, const nlohmann::json& request,
+    const std::function<bool(const nlohmann::json&)>& on_line) {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
+    int err = errno;
+    return absl::UnavailableError(absl::StrCat("cannot reach egressd at ",
+                                               socket_path, ": ", strerror(err),
+                                               " (is egressd running?)"));
+  }
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  std::string buf;
+  bool first = true;
+  char chunk[65536];
+  while (true) {
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(buf.substr(0, nl)));
+      buf.erase(0, nl + 1);
+      if (first) {
+        first = false;
+        EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
+        continue;
+      }
+      if (!on_line(j)) return absl::OkStatus();
+    }
+    ssize_t n = read(fd.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "read", "control socket");
+    if (n == 0) return absl::OkStatus();
+    buf.append(chunk, n);
+  }
+}
+
 absl::StatusOr<ControlListener> ControlListener::Listen(
     const std::string& socket_path) {
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));

@@ -4,6 +4,7 @@
 #ifndef EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
 #define EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -27,6 +28,13 @@ absl::Status ResponseStatus(const nlohmann::json& response);
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout);
+
+// Client of a streaming request (`events --follow`): sends `request`, checks
+// the first response line, then calls `on_line` for every further JSON line
+// until egressd closes the connection or `on_line` returns false.
+absl::Status StreamFromDaemon(
+    const std::string& socket_path, const nlohmann::json& request,
+    const std::function<bool(const nlohmann::json&)>& on_line);
 
 // Server side.
 class ControlListener {

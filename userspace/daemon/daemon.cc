@@ -1,16 +1,22 @@
 #include "userspace/daemon/daemon.h"
 
+#include <bpf/libbpf_version.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -117,7 +123,27 @@ absl::Status Daemon::Init() {
       events_,
       EventReader::Create(maps_->events_fd(),
                           [this](const egress_event& e) { OnEvent(e); }));
-  return Save();
+  // Records carry monotonic time; events show wall-clock time.
+  timespec real, mono;
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  realtime_offset_ns_ = (int64_t{real.tv_sec} - mono.tv_sec) * 1000000000 +
+                        (real.tv_nsec - mono.tv_nsec);
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  node_name_ = host;
+  EGRESS_RETURN_IF_ERROR(Save());
+  if (!options_.metrics_addr.empty()) {
+    EGRESS_ASSIGN_OR_RETURN(metrics_,
+                            MetricsServer::Start(
+                                options_.metrics_addr,
+                                [this] {
+                                  std::lock_guard<std::mutex> lock(mu_);
+                                  return Snapshot();
+                                },
+                                [] { return true; }));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Daemon::Save() { return SaveState(StatePath(), state_); }
@@ -515,7 +541,11 @@ absl::StatusOr<json> Daemon::Status(const json&) {
                        {"udp_replies", c->replies},
                        {"sockets_denied", c->sockets_denied},
                        {"source_route_denied", c->srcroute_denied},
-                       {"events_lost", c->events_lost}};
+                       {"events_lost", c->events_lost},
+                       {"events_suppressed", c->events_suppressed},
+                       {"flows_opened", c->flows_opened},
+                       {"flows_closed", c->flows_closed},
+                       {"flows_unexplained", c->flows_unexplained}};
     }
     json warnings = json::array();
     if (!j["cgroup_exists"].get<bool>()) {
@@ -532,6 +562,8 @@ absl::StatusOr<json> Daemon::Status(const json&) {
     targets.push_back(j);
   }
   return json{{"targets", targets},
+              {"metrics_port", metrics_ ? metrics_->port() : 0},
+              {"events_dropped", events_dropped_},
               {"bpffs", options_.bpffs_dir},
               {"cgroup_root", cgroup_root_},
               {"events_read", events_read_}};
@@ -556,6 +588,8 @@ json Daemon::Handle(const json& request) {
     result = ListRules(request);
   } else if (cmd == "status") {
     result = Status(request);
+  } else if (cmd == "events") {
+    result = Events(request);
   } else if (cmd == "ping") {
     result = json{{"pong", true}};
   } else {
@@ -568,14 +602,196 @@ json Daemon::Handle(const json& request) {
   return out;
 }
 
+namespace {
+constexpr size_t kRecentEvents = 4096;
+constexpr size_t kSubscriberBuffer = 1 << 20;
+}  // namespace
+
+std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
+  if (id == 0 || target == nullptr) return "";
+  if (auto it = cgroup_paths_.find(id); it != cgroup_paths_.end())
+    return it->second;
+  // Walk the target's subtree once and remember every id seen (bounded).
+  if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
+  std::vector<std::string> stack = {target->cgroup};
+  size_t visited = 0;
+  while (!stack.empty() && visited < 10000) {
+    std::string rel = stack.back();
+    stack.pop_back();
+    ++visited;
+    std::string abs = CgroupAbs(rel);
+    auto cid = CgroupId(abs);
+    if (cid.ok()) cgroup_paths_[*cid] = rel;
+    DIR* d = opendir(abs.c_str());
+    if (d == nullptr) continue;
+    while (struct dirent* ent = readdir(d)) {
+      if (ent->d_type == DT_DIR && ent->d_name[0] != '.') {
+        stack.push_back(absl::StrCat(rel, "/", ent->d_name));
+      }
+    }
+    closedir(d);
+  }
+  auto it = cgroup_paths_.find(id);
+  return it == cgroup_paths_.end() ? "" : it->second;
+}
+
 void Daemon::OnEvent(const egress_event& e) {
   ++events_read_;
-  if (!options_.event_sink) return;
-  std::string target;
+  const TargetState* target = nullptr;
   for (const auto& [n, t] : state_.targets) {
-    if (t.id == e.target_id) target = n;
+    if (t.id == e.target_id) target = &t;
   }
-  options_.event_sink(EventToJson(e, target).dump());
+  EventContext ctx;
+  ctx.realtime_offset_ns = realtime_offset_ns_;
+  ctx.node_name = node_name_;
+  if (target != nullptr) {
+    ctx.target = target->name;
+    for (size_t i = 0; i < target->rules.size(); ++i) {
+      if (target->rules[i].id == e.rule_id && e.rule_id != 0)
+        ctx.rule_number = i + 1;
+    }
+  }
+  ctx.cgroup_path = CgroupPath(e.cgroup_id, target);
+  json event = EventToJson(e, ctx);
+  if (options_.event_sink) options_.event_sink(event.dump());
+  Publish(event);
+  recent_.push_back(std::move(event));
+  if (recent_.size() > kRecentEvents) recent_.pop_front();
+}
+
+bool Daemon::Matches(const Subscriber& s, const json& event) const {
+  if (!s.target.empty() && event.value("target", std::string()) != s.target) {
+    return false;
+  }
+  if (!s.verdict.empty() &&
+      event.value("verdict", std::string()) != s.verdict) {
+    return false;
+  }
+  return true;
+}
+
+void Daemon::Publish(const json& event) {
+  if (subscribers_.empty()) return;
+  std::string line = event.dump() + "\n";
+  for (Subscriber& s : subscribers_) {
+    if (!s.fd.valid() || !Matches(s, event)) continue;
+    if (s.pending.size() + line.size() > kSubscriberBuffer) {
+      ++events_dropped_;  // a slow reader loses records, egressd's memory stays
+                          // bounded
+      continue;
+    }
+    s.pending += line;
+  }
+}
+
+// Normalizes a verdict filter word to the record's spelling.
+static std::string VerdictFilter(const std::string& word) {
+  std::string w = absl::AsciiStrToLower(word);
+  if (w == "deny" || w == "denied") return "DENIED";
+  if (w == "allow" || w == "allowed") return "ALLOWED";
+  if (w == "audit") return "AUDIT";
+  if (w == "unexplained") return "UNEXPLAINED";
+  return "";
+}
+
+absl::StatusOr<json> Daemon::Events(const json& req) {
+  Subscriber filter;
+  filter.target = req.value("target", std::string());
+  if (!filter.target.empty() && !state_.targets.count(filter.target)) {
+    return absl::NotFoundError(
+        absl::StrCat("no target named '", filter.target, "'"));
+  }
+  std::string verdict = req.value("verdict", std::string());
+  if (!verdict.empty()) {
+    filter.verdict = VerdictFilter(verdict);
+    if (filter.verdict.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown verdict '", verdict,
+                       "': use deny, audit, allow or unexplained"));
+    }
+  }
+  size_t last = req.value("last", size_t{100});
+  json events = json::array();
+  for (auto it = recent_.rbegin(); it != recent_.rend() && events.size() < last;
+       ++it) {
+    if (Matches(filter, *it)) events.push_back(*it);
+  }
+  std::reverse(events.begin(), events.end());
+  return json{{"events", events}};
+}
+
+void Daemon::FlushSubscribers() {
+  for (Subscriber& s : subscribers_) {
+    if (!s.fd.valid()) continue;
+    char probe;
+    ssize_t peek = recv(s.fd.get(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peek == 0 || (peek < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      s.fd.reset();  // the client went away
+      continue;
+    }
+    while (!s.pending.empty()) {
+      ssize_t n = send(s.fd.get(), s.pending.data(), s.pending.size(),
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        s.pending.erase(0, n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      s.fd.reset();
+      break;
+    }
+  }
+  subscribers_.erase(
+      std::remove_if(subscribers_.begin(), subscribers_.end(),
+                     [](const Subscriber& s) { return !s.fd.valid(); }),
+      subscribers_.end());
+}
+
+MetricsSnapshot Daemon::Snapshot() {
+  MetricsSnapshot m;
+  static const char* kKinds[] = {"allowed", "denied", "audit", "udp_reply"};
+  static const char* kProtos[] = {"tcp", "udp", "icmp", "other"};
+  for (const auto& [name, t] : state_.targets) {
+    MetricsSnapshot::Target mt;
+    mt.name = name;
+    mt.mode = ModeName(t.mode);
+    mt.rules = t.rules.size();
+    json tj = TargetJson(t);
+    mt.hooks_attached = tj["hooks_attached"].get<uint64_t>();
+    mt.hooks_total = tj["hooks_total"].get<uint64_t>();
+    auto c = maps_->Counters(t.id);
+    if (c.ok()) {
+      mt.sockets_denied = c->sockets_denied;
+      mt.source_routes_denied = c->srcroute_denied;
+      mt.events_lost = c->events_lost;
+      mt.events_suppressed = c->events_suppressed;
+      mt.flows_active =
+          c->flows_opened - std::min(c->flows_opened, c->flows_closed);
+      for (int k = 0; k < EGRESS_CTR_KINDS; ++k) {
+        for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
+          m.verdicts.push_back(
+              {name, kKinds[k], kProtos[p], c->by_proto[k][p]});
+        }
+      }
+    }
+    auto hits = maps_->RuleHits(t.id);
+    if (hits.ok()) {
+      for (const auto& [rule_id, n] : *hits) {
+        std::string text = rule_id == 0 ? "default deny" : "";
+        for (const policy::Rule& r : t.rules) {
+          if (r.id == rule_id) text = policy::FormatRule(r);
+        }
+        m.rule_hits.push_back({name, rule_id, text, n});
+      }
+    }
+    m.targets.push_back(mt);
+  }
+  m.events_read = events_read_;
+  m.events_dropped = events_dropped_;
+  m.version = "0.1.0";
+  m.libbpf_version =
+      absl::StrCat(LIBBPF_MAJOR_VERSION, ".", LIBBPF_MINOR_VERSION);
+  return m;
 }
 
 absl::Status Daemon::Run(const std::atomic<bool>* stop) {
@@ -616,6 +832,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     // timeout is the drain timer.
     int r = poll(fds, 3, 50);
     if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    std::lock_guard<std::mutex> lock(mu_);
     if (r > 0 && (fds[1].revents & POLLIN)) {
       signalfd_siginfo si;
       while (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -644,10 +861,22 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         auto req = ReadRequest(conn->get(), absl::Seconds(5));
         json resp = req.ok() ? Handle(*req) : ErrorResponse(req.status());
         WriteResponse(conn->get(), resp).IgnoreError();
+        if (req.ok() && resp.value("ok", false) &&
+            req->value("cmd", std::string()) == "events" &&
+            req->value("follow", false)) {
+          // The connection stays open: records follow as JSON lines.
+          Subscriber sub;
+          sub.target = req->value("target", std::string());
+          sub.verdict = VerdictFilter(req->value("verdict", std::string()));
+          fcntl(conn->get(), F_SETFL, fcntl(conn->get(), F_GETFL) | O_NONBLOCK);
+          sub.fd = *std::move(conn);
+          subscribers_.push_back(std::move(sub));
+        }
         watch_parents();
       }
     }
     events_->Drain().IgnoreError();
+    FlushSubscribers();
   }
   return absl::OkStatus();
 }

@@ -7,14 +7,20 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "userspace/common/unique_fd.h"
+#include "userspace/daemon/metrics.h"
 #include "userspace/daemon/state.h"
 #include "userspace/kernel/event_reader.h"
 #include "userspace/kernel/shared_maps.h"
@@ -30,6 +36,9 @@ struct DaemonOptions {
   std::string cgroup_root;
   // Called with one JSON line per verdict record drained from the kernel.
   std::function<void(const std::string&)> event_sink;
+  // Prometheus /metrics and /healthz ("127.0.0.1:9477"; "" = off; port 0
+  // picks a free port, reported by `status`).
+  std::string metrics_addr;
 };
 
 class Daemon {
@@ -86,6 +95,20 @@ class Daemon {
   nlohmann::json TargetJson(const TargetState& t);
 
   void OnEvent(const egress_event& e);
+  // Relative path of a cgroup id below a target's cgroup ("" if unknown).
+  std::string CgroupPath(uint64_t id, const TargetState* target);
+  absl::StatusOr<nlohmann::json> Events(const nlohmann::json& req);
+  // Streams records to `egressctl events --follow` clients.
+  struct Subscriber {
+    UniqueFd fd;
+    std::string target;   // "" = all
+    std::string verdict;  // "" = all, else DENIED / AUDIT / ALLOWED / ...
+    std::string pending;  // bytes not yet written (bounded)
+  };
+  bool Matches(const Subscriber& s, const nlohmann::json& event) const;
+  void Publish(const nlohmann::json& event);
+  void FlushSubscribers();
+  MetricsSnapshot Snapshot();
 
   DaemonOptions options_;
   std::string cgroup_root_;
@@ -94,6 +117,16 @@ class Daemon {
   DaemonState state_;
   // Counts of records drained, by verdict; for status.
   uint64_t events_read_ = 0;
+  // Records that could not reach a slow subscriber (bounded buffers).
+  uint64_t events_dropped_ = 0;
+  int64_t realtime_offset_ns_ = 0;
+  std::string node_name_;
+  std::map<uint64_t, std::string> cgroup_paths_;
+  std::deque<nlohmann::json> recent_;  // the last kRecentEvents records
+  std::vector<Subscriber> subscribers_;
+  // Held by the loop while it works, and by metrics scrapes (other threads).
+  std::mutex mu_;
+  std::unique_ptr<MetricsServer> metrics_;
 };
 
 }  // namespace egress

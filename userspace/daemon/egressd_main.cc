@@ -16,6 +16,8 @@ DEFINE_string(state_dir, "/var/lib/egress", "directory of the state file");
 DEFINE_string(cgroup_root, "",
               "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
               "in a container, e.g. /host/sys/fs/cgroup)");
+DEFINE_string(metrics_addr, "127.0.0.1:9477",
+              "Prometheus /metrics and /healthz address (\"\" = off)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 
 int main(int argc, char** argv) {
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   opts.bpffs_mount = FLAGS_bpffs_mount;
   opts.state_dir = FLAGS_state_dir;
   opts.cgroup_root = FLAGS_cgroup_root;
+  opts.metrics_addr = FLAGS_metrics_addr;
   if (FLAGS_events) {
     opts.event_sink = [](const std::string& line) {
       fputs(line.c_str(), stdout);

@@ -5,7 +5,10 @@
 
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
 
 namespace egress {
 
@@ -39,6 +42,8 @@ std::string VerdictName(uint8_t verdict) {
       return "DENIED";
     case EGRESS_VERDICT_AUDIT:
       return "AUDIT";
+    case EGRESS_VERDICT_UNEXPLAINED:
+      return "UNEXPLAINED";
   }
   return absl::StrCat("VERDICT_", verdict);
 }
@@ -87,33 +92,177 @@ std::string EventAddress(const egress_event& e) {
   return buf;
 }
 
-nlohmann::json EventToJson(const egress_event& e, const std::string& target) {
+std::string AllowHint(const egress_event& e, const std::string& target,
+                      size_t deny_rule_number) {
+  if (e.kind != EGRESS_EVENT_VERDICT ||
+      (e.verdict != EGRESS_VERDICT_DENY && e.verdict != EGRESS_VERDICT_AUDIT)) {
+    return "";
+  }
+  std::string suffix = target.empty() ? "" : absl::StrCat(" --target ", target);
+  switch (e.reason) {
+    case EGRESS_REASON_SOURCE_ROUTE:
+      return "";  // no rule allows a source route
+    case EGRESS_REASON_MATCH_DENY:
+      // Only removing the deny rule can let this through.
+      if (deny_rule_number == 0) return "";
+      return absl::StrCat("egressctl delete ", deny_rule_number, suffix);
+    case EGRESS_REASON_SOCKET_TYPE:
+      if (e.sock_type == 3 /* SOCK_RAW */) {
+        return absl::StrCat("egressctl allow raw", suffix);
+      }
+      if (e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6) {
+        return absl::StrCat("egressctl allow icmp DEST", suffix);
+      }
+      return "";  // UDP-Lite, SCTP, ...: no rule can name them
+  }
+  std::string dest = EventAddress(e);
+  if (e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6) {
+    return absl::StrCat("egressctl allow icmp ", dest, suffix);
+  }
+  if (e.proto != IPPROTO_TCP && e.proto != IPPROTO_UDP) return "";
+  return absl::StrCat("egressctl allow ", ntohs(e.port), "/",
+                      ProtoLabel(e.proto), " ", dest, suffix);
+}
+
+std::string FormatTime(int64_t unix_ns) {
+  absl::Time t = absl::FromUnixNanos(unix_ns);
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
+}
+
+namespace {
+
+std::string EventName(const egress_event& e) {
+  if (e.kind == EGRESS_EVENT_FLOW_ESTABLISHED) return "established";
+  if (e.kind == EGRESS_EVENT_FLOW_CLOSED) return "closed";
+  switch (e.hook) {
+    case EGRESS_HOOK_CONNECT4:
+    case EGRESS_HOOK_CONNECT6:
+      return "connect";
+    case EGRESS_HOOK_SENDMSG4:
+    case EGRESS_HOOK_SENDMSG6:
+      return "sendmsg";
+    case EGRESS_HOOK_SOCK_CREATE:
+      return "socket";
+    case EGRESS_HOOK_SETSOCKOPT:
+      return "setsockopt";
+    case EGRESS_HOOK_SKB_EGRESS:
+      return "packet";
+  }
+  return "other";
+}
+
+}  // namespace
+
+nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
   char comm[sizeof(e.comm) + 1] = {};
   std::memcpy(comm, e.comm, sizeof(e.comm));
+  const std::string family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
   nlohmann::json j = {
+      {"time",
+       FormatTime(static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns)},
+      {"node_name", ctx.node_name},
+      {"event", EventName(e)},
       {"verdict", VerdictName(e.verdict)},
       {"reason", ReasonName(e.reason)},
       {"hook", HookName(e.hook)},
-      {"target", target},
+      {"target", ctx.target},
       {"target_id", e.target_id},
       {"rule_id", e.rule_id},
-      {"cgroup", {{"id", e.cgroup_id}}},
+      {"cgroup", {{"id", e.cgroup_id}, {"path", ctx.cgroup_path}}},
       {"process",
        {{"pid", e.tgid}, {"tid", e.pid}, {"uid", e.uid}, {"comm", comm}}},
       {"ktime_ns", e.ts_ns},
+      {"suppressed", e.suppressed},
   };
-  if (e.hook == EGRESS_HOOK_SOCK_CREATE) {
-    j["socket"] = {
-        {"type", e.sock_type},
-        {"protocol", ProtoLabel(e.proto)},
-        {"family", e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6"}};
+  if (e.kind != EGRESS_EVENT_VERDICT) {
+    j["l4"] = {{"protocol", "tcp"},
+               {"family", family},
+               {"destination", EventAddress(e)},
+               {"destination_port", ntohs(e.port)},
+               {"source_port", e.local_port}};
+    j["flow"] = {{"direction",
+                  e.direction == EGRESS_DIR_OUTBOUND ? "outbound" : "inbound"},
+                 {"cookie", e.cookie},
+                 {"bytes_sent", e.bytes_sent},
+                 {"bytes_received", e.bytes_received},
+                 {"srtt_us", e.srtt_us}};
+    if (e.kind == EGRESS_EVENT_FLOW_CLOSED) {
+      j["flow"]["duration_ns"] = e.duration_ns;
+    }
+  } else if (e.hook == EGRESS_HOOK_SOCK_CREATE) {
+    j["socket"] = {{"type", e.sock_type},
+                   {"protocol", ProtoLabel(e.proto)},
+                   {"family", family}};
   } else {
     j["l4"] = {{"protocol", ProtoLabel(e.proto)},
-               {"family", e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6"},
+               {"family", family},
                {"destination", EventAddress(e)},
                {"destination_port", ntohs(e.port)}};
   }
+  std::string hint = AllowHint(e, ctx.target, ctx.rule_number);
+  if (!hint.empty()) j["hint"] = hint;
+  j["message"] = EventText(j);
   return j;
+}
+
+std::string EventText(const nlohmann::json& j) {
+  auto str = [&](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  std::string when;
+  absl::Time t;
+  std::string err;
+  if (j.contains("time") &&
+      absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", str(j["time"]), &t, &err)) {
+    when = absl::FormatTime("%b %d %H:%M:%E3S", t, absl::UTCTimeZone());
+  }
+  std::string who;
+  if (j.contains("process")) {
+    const auto& p = j["process"];
+    std::string comm = str(p.value("comm", nlohmann::json("")));
+    if (!comm.empty()) {
+      who =
+          absl::StrCat(comm, "[", str(p.value("pid", nlohmann::json(0))), "] ");
+    }
+  }
+  std::string what;
+  if (j.contains("l4")) {
+    const auto& l4 = j["l4"];
+    std::string dest = str(l4.value("destination", nlohmann::json("")));
+    if (dest.find(':') != std::string::npos)
+      dest = absl::StrCat("[", dest, "]");
+    what = absl::StrCat("-> ", dest, ":",
+                        str(l4.value("destination_port", nlohmann::json(0))),
+                        "/", str(l4.value("protocol", nlohmann::json(""))));
+  } else if (j.contains("socket")) {
+    what = absl::StrCat(
+        "socket ", str(j["socket"].value("protocol", nlohmann::json(""))),
+        " type ", str(j["socket"].value("type", nlohmann::json(0))));
+  }
+  std::string event = str(j.value("event", nlohmann::json("")));
+  std::string verdict = str(j.value("verdict", nlohmann::json("")));
+  std::string detail;
+  if (event == "established" || event == "closed") {
+    const auto& f = j["flow"];
+    detail =
+        absl::StrCat(event, " ", str(f.value("direction", nlohmann::json(""))));
+    if (event == "closed") {
+      absl::StrAppend(&detail, ", sent ",
+                      str(f.value("bytes_sent", nlohmann::json(0))),
+                      " B, received ",
+                      str(f.value("bytes_received", nlohmann::json(0))), " B");
+    }
+  } else {
+    std::string reason = str(j.value("reason", nlohmann::json("")));
+    detail = absl::AsciiStrToLower(reason);
+    absl::StrReplaceAll({{"_", " "}}, &detail);
+  }
+  std::string out = absl::StrCat(
+      when, when.empty() ? "" : " ", str(j.value("target", nlohmann::json(""))),
+      " ", who, what, " ", verdict, " (", detail, ")");
+  uint64_t suppressed = j.value("suppressed", 0ull);
+  if (suppressed > 0) absl::StrAppend(&out, " +", suppressed, " suppressed");
+  return out;
 }
 
 }  // namespace egress

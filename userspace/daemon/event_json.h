@@ -3,6 +3,8 @@
 #ifndef EGRESS_USERSPACE_DAEMON_EVENT_JSON_H_
 #define EGRESS_USERSPACE_DAEMON_EVENT_JSON_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "egress/abi.h"
@@ -17,8 +19,33 @@ std::string ProtoLabel(uint8_t ip_proto);  // tcp / udp / icmp / 17 ...
 // The destination address of a record as text ("10.0.0.5", "2001:db8::1").
 std::string EventAddress(const egress_event& e);
 
-// `target` is the target's name ("" when unknown).
-nlohmann::json EventToJson(const egress_event& e, const std::string& target);
+// What egressd knows about a record beyond the kernel's fields.
+struct EventContext {
+  std::string target;              // target name ("" when unknown)
+  std::string cgroup_path;         // of cgroup_id, relative to the cgroup2 root
+  int64_t realtime_offset_ns = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC
+  std::string node_name;           // host name
+  size_t rule_number = 0;  // list number of rule_id in its target (0: none)
+};
+
+// The egressctl command that would allow what a DENIED or AUDIT record
+// reports, e.g. "egressctl allow 25/tcp 10.0.0.5 --target web"; "" when no
+// rule can allow it (source routes) or the record is not a refusal. For a
+// refusal by an explicit deny rule, the hint deletes that rule (its number in
+// `egressctl list` is `deny_rule_number`; 0 = unknown, no hint).
+std::string AllowHint(const egress_event& e, const std::string& target,
+                      size_t deny_rule_number);
+
+// RFC 3339 UTC with nanoseconds: "2026-11-24T17:51:43.371344123Z".
+std::string FormatTime(int64_t unix_ns);
+
+// The record as one JSON object (schema in docs/events.md).
+nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx);
+
+// The one-line text form of a JSON record, for `egressctl events`:
+// "Nov 24 17:51:43.371 web python3[21873] -> 203.0.113.9:4444/tcp DENIED
+// (no matching rule)".
+std::string EventText(const nlohmann::json& event);
 
 }  // namespace egress
 

@@ -96,9 +96,10 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
     UniqueFd* fd;
     const char* name;
   } all[] = {
-      {&maps->targets_, "targets"},   {&maps->port_classes_, "port_classes"},
-      {&maps->rules_, "rules"},       {&maps->udp_peers_, "udp_peers"},
-      {&maps->counters_, "counters"}, {&maps->events_, "events"}};
+      {&maps->targets_, "targets"},     {&maps->port_classes_, "port_classes"},
+      {&maps->rules_, "rules"},         {&maps->udp_peers_, "udp_peers"},
+      {&maps->rule_hits_, "rule_hits"}, {&maps->event_limits_, "event_limits"},
+      {&maps->counters_, "counters"},   {&maps->events_, "events"}};
   for (auto& m : all) {
     EGRESS_ASSIGN_OR_RETURN(*m.fd,
                             OpenPinned(absl::StrCat(maps_dir, "/", m.name)));

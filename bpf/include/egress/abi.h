@@ -261,12 +261,15 @@ EGRESS_ABI_SIZE(egress_limit_value, 24);
 /* flows: socket storage of a TCP connection seen established by sock_ops. */
 struct egress_flow {
 	__u64 start_ns;
+	__u64 base_acked;    /* bytes_acked when established (the SYN) */
+	__u64 base_received; /* bytes_received when established */
 	__u32 rule_id;
-	__u8 verdict;	/* EGRESS_VERDICT_ALLOW or _UNEXPLAINED */
-	__u8 direction; /* EGRESS_DIR_* */
-	__u8 pad[2];
+	__u8 verdict;	   /* EGRESS_VERDICT_ALLOW or _UNEXPLAINED */
+	__u8 direction;	   /* EGRESS_DIR_* */
+	__u8 fin_sent;	   /* our FIN went out: it counts in bytes_acked */
+	__u8 fin_received; /* the peer's FIN counts in bytes_received */
 };
-EGRESS_ABI_SIZE(egress_flow, 16);
+EGRESS_ABI_SIZE(egress_flow, 32);
 
 /* Ring buffer record: one per reported verdict or TCP flow transition. */
 struct egress_event {

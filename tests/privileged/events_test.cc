@@ -1,0 +1,286 @@
+// Verdict and flow records, counters and metrics, as an admin sees them:
+// through `egressctl events`, `egressctl status` and /metrics.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/listeners.h"
+#include "tests/testing/run_in_cgroup.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+class EventsTest : public EgressdTest {
+ protected:
+  // Records of a target, oldest first, after egressd's drain timer ran.
+  nlohmann::json Records(const std::string& target, size_t expect_at_least) {
+    nlohmann::json events;
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    do {
+      // -o json prints one record per line (JSON Lines).
+      CommandResult r =
+          Ctl({"events", "--target", target, "--last", "10000", "-o", "json"});
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      events = nlohmann::json::array();
+      for (absl::string_view line :
+           absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        EXPECT_FALSE(j.is_discarded()) << line;
+        events.push_back(j);
+      }
+      if (events.size() >= expect_at_least) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    return events;
+  }
+  // GET http://127.0.0.1:<metrics_port>/metrics
+  std::string Scrape() {
+    int port = CtlJson({"status"})["metrics_port"].get<int>();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string body;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+      std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+      send(fd, req.data(), req.size(), 0);
+      char buf[65536];
+      pollfd p{fd, POLLIN, 0};
+      while (poll(&p, 1, 3000) == 1) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        body.append(buf, n);
+      }
+    }
+    close(fd);
+    return body;
+  }
+};
+
+TEST_F(EventsTest, EachDeniedAttemptYieldsOneRecordWithHint) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  auto r = RunInCgroupMulti(cg_->path(), [] {
+    return std::vector<int>{
+        getpid(), TcpConnect("127.0.0.2", 40002), TcpConnect("::1", 40003),
+        UdpSendto("127.0.0.3", 40053), UdpSendto("::1", 40054)};
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 5u);
+  for (size_t i = 1; i < 5; ++i) EXPECT_EQ((*r)[i], EPERM);
+  nlohmann::json events = Records("web", 4);
+  ASSERT_EQ(events.size(), 4u) << events.dump(2);
+  struct Want {
+    const char* hook;
+    const char* dest;
+    int port;
+    const char* hint;
+  } want[] = {
+      {"connect4", "127.0.0.2", 40002,
+       "egressctl allow 40002/tcp 127.0.0.2 --target web"},
+      {"connect6", "::1", 40003, "egressctl allow 40003/tcp ::1 --target web"},
+      {"sendmsg4", "127.0.0.3", 40053,
+       "egressctl allow 40053/udp 127.0.0.3 --target web"},
+      {"sendmsg6", "::1", 40054, "egressctl allow 40054/udp ::1 --target web"},
+  };
+  for (size_t i = 0; i < 4; ++i) {
+    const nlohmann::json& e = events[i];
+    SCOPED_TRACE(e.dump());
+    EXPECT_EQ(e["verdict"], "DENIED");
+    EXPECT_EQ(e["reason"], "NO_MATCHING_RULE");
+    EXPECT_EQ(e["hook"], want[i].hook);
+    EXPECT_EQ(e["target"], "web");
+    EXPECT_EQ(e["rule_id"], 0);
+    EXPECT_EQ(e["l4"]["destination"], want[i].dest);
+    EXPECT_EQ(e["l4"]["destination_port"], want[i].port);
+    EXPECT_EQ(e["hint"], want[i].hint);
+    EXPECT_EQ(e["process"]["pid"], (*r)[0]);
+    EXPECT_EQ(e["process"]["uid"], 0);
+    EXPECT_FALSE(e["process"]["comm"].get<std::string>().empty());
+    EXPECT_EQ(e["cgroup"]["id"], cg_->id());
+    EXPECT_EQ(e["cgroup"]["path"], cg_->relative_path());
+    EXPECT_TRUE(absl::EndsWith(e["time"].get<std::string>(), "Z"));
+  }
+  // The hint, run as printed, lets the attempt through.
+  std::string hint = events[0]["hint"];
+  std::vector<std::string> words = absl::StrSplit(hint, ' ');
+  words.erase(words.begin());  // "egressctl"
+  CtlOk(words);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }),
+            ECONNREFUSED);
+}
+
+TEST_F(EventsTest, AuditModeRecordsAndLetsThrough) {
+  AddTarget("web", nullptr, "audit");
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }),
+            ECONNREFUSED);
+  nlohmann::json events = Records("web", 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["verdict"], "AUDIT");
+  EXPECT_EQ(events[0]["hint"],
+            "egressctl allow 40002/tcp 127.0.0.2 --target web");
+  CommandResult text = Ctl({"events", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(
+      text.output, "-> 127.0.0.2:40002/tcp AUDIT (no matching rule)"))
+      << text.output;
+}
+
+TEST_F(EventsTest, AllowedConnectionBecomesAFlowWithExactBytes) {
+  auto server = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(server.ok()) << server.status();
+  uint16_t port = (*server)->port();
+  AddTarget("web");
+  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2"});
+  int rc = InCgroup([port] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(0x7f000002);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0)
+      return errno;
+    char out[1000], in[1000];
+    memset(out, 'x', sizeof(out));
+    if (send(fd, out, sizeof(out), 0) != 1000) return EIO;
+    size_t got = 0;
+    while (got < sizeof(in)) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 2000) != 1) return ETIMEDOUT;
+      ssize_t n = recv(fd, in + got, sizeof(in) - got, 0);
+      if (n <= 0) return EIO;
+      got += n;
+    }
+    close(fd);
+    return 0;
+  });
+  ASSERT_EQ(rc, 0) << strerror(rc);
+  nlohmann::json events = Records("web", 2);
+  ASSERT_GE(events.size(), 2u) << events.dump(2);
+  const nlohmann::json& est = events[0];
+  const nlohmann::json& closed = events[1];
+  EXPECT_EQ(est["event"], "established");
+  EXPECT_EQ(est["verdict"], "ALLOWED");
+  EXPECT_EQ(est["flow"]["direction"], "outbound");
+  EXPECT_EQ(est["rule_id"], 1);
+  EXPECT_EQ(closed["event"], "closed");
+  EXPECT_EQ(closed["flow"]["cookie"], est["flow"]["cookie"]);
+  EXPECT_EQ(closed["flow"]["bytes_sent"], 1000);
+  EXPECT_EQ(closed["flow"]["bytes_received"], 1000);
+  EXPECT_GT(closed["flow"]["duration_ns"].get<uint64_t>(), 0u);
+  EXPECT_EQ(closed["l4"]["destination_port"], port);
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 1);
+  EXPECT_EQ(c["flows_closed"], 1);
+}
+
+TEST_F(EventsTest, MetricsCountEveryAttempt) {
+  AddTarget("web");
+  CtlOk({"allow", "40053/udp", "127.0.0.53"});
+  auto r = RunInCgroupMulti(cg_->path(), [] {
+    std::vector<int> out;
+    for (int i = 0; i < 7; ++i)
+      out.push_back(TcpConnect("127.0.0.9", 40000 + i));
+    for (int i = 0; i < 3; ++i) out.push_back(UdpSendto("127.0.0.53", 40053));
+    return out;
+  });
+  ASSERT_TRUE(r.ok());
+  std::string m = Scrape();
+  ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
+  EXPECT_TRUE(absl::StrContains(m,
+                                "egress_verdicts_total{protocol=\"tcp\",target="
+                                "\"web\",verdict=\"denied\"} 7"))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m,
+                                "egress_verdicts_total{protocol=\"udp\",target="
+                                "\"web\",verdict=\"allowed\"} 3"))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m, "egress_policy_rules{target=\"web\"} 1"))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m, "rule_id=\"0\"")) << m;
+}
+
+TEST_F(EventsTest, FloodIsCountedExactlyAndRateLimited) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  uint64_t read_before = CtlJson({"status"})["events_read"].get<uint64_t>();
+  constexpr int kAttempts = 1000000;
+  std::atomic<bool> flooding{true};
+  std::atomic<int> allowed_ok{0}, allowed_tries{0};
+  // Allowed traffic keeps working during the flood.
+  std::thread allowed([&] {
+    while (flooding.load() && allowed_tries.load() < 200) {
+      if (InCgroup([] { return TcpConnect("127.0.0.2", 40001); }) ==
+          ECONNREFUSED) {
+        ++allowed_ok;
+      }
+      ++allowed_tries;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  auto flood = RunInCgroupMulti(
+      cg_->path(),
+      [] {
+        int denied = 0;
+        absl::Time deadline = absl::Now() + absl::Seconds(90);
+        for (int i = 0; i < kAttempts && absl::Now() < deadline; ++i) {
+          int fd = socket(AF_INET, SOCK_DGRAM, 0);
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_port = htons(40999);
+          to.sin_addr.s_addr = htonl(0x7f000063);
+          if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+              errno == EPERM) {
+            ++denied;
+          }
+          close(fd);
+        }
+        return std::vector<int>{denied};
+      },
+      absl::Seconds(120));
+  flooding = false;
+  allowed.join();
+  ASSERT_TRUE(flood.ok()) << flood.status();
+  ASSERT_EQ((*flood)[0], kAttempts) << "the flood loop ran out of time";
+  EXPECT_GT(allowed_ok.load(), 0);
+  EXPECT_EQ(allowed_ok.load(), allowed_tries.load());
+  absl::SleepFor(absl::Milliseconds(300));
+  nlohmann::json status = CtlJson({"status"});
+  nlohmann::json c = status["targets"][0]["counters"];
+  EXPECT_EQ(c["denied"], kAttempts);
+  uint64_t delivered = status["events_read"].get<uint64_t>() - read_before;
+  uint64_t suppressed = c["events_suppressed"].get<uint64_t>();
+  uint64_t lost = c["events_lost"].get<uint64_t>();
+  EXPECT_EQ(delivered + suppressed + lost, static_cast<uint64_t>(kAttempts))
+      << "delivered " << delivered << " suppressed " << suppressed << " lost "
+      << lost;
+  EXPECT_LT(delivered, 1000u) << "the rate limit let too many records through";
+  // The suppressed counts ride on the records: their sum plus what is still
+  // pending never exceeds the counter.
+  // egressd's memory stays bounded whatever the rate.
+  std::ifstream st("/proc/" + std::to_string(daemon_pid_) + "/status");
+  std::string line;
+  uint64_t rss_kb = 0;
+  while (std::getline(st, line)) {
+    if (absl::StartsWith(line, "VmRSS:")) rss_kb = std::stoull(line.substr(6));
+  }
+  EXPECT_GT(rss_kb, 0u);
+  EXPECT_LT(rss_kb, 64u * 1024) << "egressd RSS " << rss_kb << " kB";
+}
+
+}  // namespace
+}  // namespace egress::testing

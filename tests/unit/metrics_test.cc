@@ -1,0 +1,399 @@
+// Prometheus exposition of a MetricsSnapshot, and the HTTP server on
+// 127.0.0.1 (ephemeral ports, no root needed).
+#include "userspace/daemon/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+MetricsSnapshot SampleSnapshot() {
+  MetricsSnapshot s;
+  // Deliberately out of order: the exposition sorts series.
+  s.verdicts.push_back({"web", "denied", "tcp", 3});
+  s.verdicts.push_back({"db", "allowed", "udp", 7});
+  s.verdicts.push_back({"db", "allowed", "tcp", 11});
+  s.rule_hits.push_back({"web", 2, "allow tcp 10.0.0.0/8 port 443", 5});
+  s.rule_hits.push_back({"web", 0, "default deny", 3});
+  MetricsSnapshot::Target web;
+  web.name = "web";
+  web.mode = "enforce";
+  web.rules = 2;
+  web.hooks_attached = 6;
+  web.hooks_total = 6;
+  web.sockets_denied = 1;
+  web.source_routes_denied = 0;
+  web.events_lost = 4;
+  web.events_suppressed = 9;
+  web.flows_active = 12;
+  MetricsSnapshot::Target db;
+  db.name = "db";
+  db.mode = "audit";
+  db.rules = 1;
+  db.hooks_attached = 5;
+  db.hooks_total = 6;
+  s.targets = {web, db};
+  s.events_read = 123456789012345;
+  s.events_dropped = 2;
+  s.last_reload_ok = false;
+  s.version = "0.1.0";
+  s.libbpf_version = "1.1.0";
+  return s;
+}
+
+TEST(FormatMetricsTest, SampleSnapshotExactly) {
+  // Label names are sorted within a series (prometheus-cpp keeps them in a
+  // map); series are sorted by label values.
+  const std::string want =
+      R"(# HELP egress_verdicts_total Egress verdicts (kernel counters) by target, verdict and protocol.
+# TYPE egress_verdicts_total counter
+egress_verdicts_total{protocol="tcp",target="db",verdict="allowed"} 11
+egress_verdicts_total{protocol="tcp",target="web",verdict="denied"} 3
+egress_verdicts_total{protocol="udp",target="db",verdict="allowed"} 7
+# HELP egress_rule_hits_total Matches per policy rule; rule_id 0 is the target's default action.
+# TYPE egress_rule_hits_total counter
+egress_rule_hits_total{rule="allow tcp 10.0.0.0/8 port 443",rule_id="2",target="web"} 5
+egress_rule_hits_total{rule="default deny",rule_id="0",target="web"} 3
+# HELP egress_sockets_denied_total Raw and ping socket creations refused.
+# TYPE egress_sockets_denied_total counter
+egress_sockets_denied_total{target="db"} 0
+egress_sockets_denied_total{target="web"} 1
+# HELP egress_source_routes_denied_total Source routing (IPv4 LSRR/SSRR, IPv6 routing header) refused or dropped.
+# TYPE egress_source_routes_denied_total counter
+egress_source_routes_denied_total{target="db"} 0
+egress_source_routes_denied_total{target="web"} 0
+# HELP egress_events_lost_total Events lost to a full ring buffer (still counted).
+# TYPE egress_events_lost_total counter
+egress_events_lost_total{target="db"} 0
+egress_events_lost_total{target="web"} 4
+# HELP egress_events_suppressed_total Events not reported due to rate limiting (still counted).
+# TYPE egress_events_suppressed_total counter
+egress_events_suppressed_total{target="db"} 0
+egress_events_suppressed_total{target="web"} 9
+# HELP egress_events_read_total Event records read from the ring buffer.
+# TYPE egress_events_read_total counter
+egress_events_read_total 123456789012345
+# HELP egress_events_dropped_total Event records egressd could not deliver to its sinks.
+# TYPE egress_events_dropped_total counter
+egress_events_dropped_total 2
+# HELP egress_flows_active Allowed TCP connections currently open.
+# TYPE egress_flows_active gauge
+egress_flows_active{target="db"} 0
+egress_flows_active{target="web"} 12
+# HELP egress_policy_rules Rules in the target's loaded policy.
+# TYPE egress_policy_rules gauge
+egress_policy_rules{target="db"} 1
+egress_policy_rules{target="web"} 2
+# HELP egress_attached_hooks BPF programs currently attached for the target.
+# TYPE egress_attached_hooks gauge
+egress_attached_hooks{target="db"} 5
+egress_attached_hooks{target="web"} 6
+# HELP egress_target_info Configured targets and their mode (always 1).
+# TYPE egress_target_info gauge
+egress_target_info{mode="audit",target="db"} 1
+egress_target_info{mode="enforce",target="web"} 1
+# HELP egress_config_last_reload_successful Whether the last configuration reload succeeded.
+# TYPE egress_config_last_reload_successful gauge
+egress_config_last_reload_successful 0
+# HELP egress_build_info egressd build information (always 1).
+# TYPE egress_build_info gauge
+egress_build_info{libbpf_version="1.1.0",version="0.1.0"} 1
+)";
+  EXPECT_EQ(FormatMetrics(SampleSnapshot()), want);
+}
+
+TEST(FormatMetricsTest, EveryDocumentedMetricHasHelpAndType) {
+  const std::string text = "\n" + FormatMetrics(SampleSnapshot());
+  const struct {
+    const char* name;
+    const char* type;
+  } kMetrics[] = {
+      {"egress_verdicts_total", "counter"},
+      {"egress_rule_hits_total", "counter"},
+      {"egress_sockets_denied_total", "counter"},
+      {"egress_source_routes_denied_total", "counter"},
+      {"egress_events_lost_total", "counter"},
+      {"egress_events_suppressed_total", "counter"},
+      {"egress_events_read_total", "counter"},
+      {"egress_events_dropped_total", "counter"},
+      {"egress_flows_active", "gauge"},
+      {"egress_policy_rules", "gauge"},
+      {"egress_attached_hooks", "gauge"},
+      {"egress_target_info", "gauge"},
+      {"egress_config_last_reload_successful", "gauge"},
+      {"egress_build_info", "gauge"},
+  };
+  for (const auto& m : kMetrics) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("\n# HELP ", m.name, " ")))
+        << m.name;
+    EXPECT_THAT(text,
+                HasSubstr(absl::StrCat("\n# TYPE ", m.name, " ", m.type, "\n")))
+        << m.name;
+  }
+}
+
+TEST(FormatMetricsTest, EscapesRuleText) {
+  MetricsSnapshot s;
+  s.rule_hits.push_back(
+      {"t\"1", 7, "allow \"x\" path C:\\dir\nsecond line", 4});
+  const std::string text = FormatMetrics(s);
+  EXPECT_THAT(
+      text,
+      HasSubstr("egress_rule_hits_total{rule=\"allow \\\"x\\\" path "
+                "C:\\\\dir\\nsecond line\",rule_id=\"7\",target=\"t\\\"1\"} "
+                "4\n"));
+  // No raw newline leaks out of the label value.
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    EXPECT_FALSE(absl::StartsWith(line, "second line")) << text;
+  }
+}
+
+TEST(FormatMetricsTest, InvalidUtf8BecomesReplacementCharacter) {
+  MetricsSnapshot s;
+  MetricsSnapshot::Target t;
+  t.name = "caf\xC3\xA9-\xFF\xC0\xAF-ok";  // valid é, stray 0xFF, overlong '/'
+  t.mode = "enforce";
+  s.targets.push_back(t);
+  const std::string text = FormatMetrics(s);
+  EXPECT_THAT(text,
+              HasSubstr("egress_flows_active{target=\"caf\xC3\xA9-"
+                        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD-ok\"} 0\n"));
+}
+
+TEST(FormatMetricsTest, EmptySnapshotHasBuildInfoAndReloadGauge) {
+  MetricsSnapshot s;
+  const std::string text = FormatMetrics(s);
+  EXPECT_THAT(text, HasSubstr("\n# TYPE egress_build_info gauge\n"
+                              "egress_build_info{libbpf_version=\"\","
+                              "version=\"\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\negress_config_last_reload_successful 1\n"));
+  EXPECT_THAT(text, HasSubstr("\negress_events_read_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("\negress_events_dropped_total 0\n"));
+  // Per-target families have no series, and are left out entirely.
+  EXPECT_THAT(text, Not(HasSubstr("egress_verdicts_total")));
+  EXPECT_THAT(text, Not(HasSubstr("egress_flows_active")));
+}
+
+TEST(FormatMetricsTest, DuplicateCounterSeriesAreSummed) {
+  MetricsSnapshot s;
+  s.verdicts.push_back({"web", "denied", "tcp", 3});
+  s.verdicts.push_back({"web", "denied", "tcp", 4});
+  EXPECT_THAT(
+      FormatMetrics(s),
+      HasSubstr("\negress_verdicts_total{protocol=\"tcp\",target=\"web\","
+                "verdict=\"denied\"} 7\n"));
+}
+
+// A minimal blocking HTTP/1.0 client for 127.0.0.1, every step bounded by
+// socket timeouts.
+struct HttpReply {
+  int status = 0;
+  std::string headers;  // lower-cased, "\r\n"-separated
+  std::string body;
+};
+
+absl::StatusOr<HttpReply> Fetch(int port, const std::string& path,
+                                const std::string& extra_headers = "") {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return absl::ErrnoToStatus(errno, "socket");
+  timeval tv{.tv_sec = 5, .tv_usec = 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(static_cast<uint16_t>(port));
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
+    return absl::ErrnoToStatus(errno, "connect");
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n",
+                   extra_headers, "Connection: close\r\n\r\n");
+  if (send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return absl::ErrnoToStatus(errno, "send");
+  }
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+    if (n < 0) return absl::ErrnoToStatus(errno, "recv");
+    if (n == 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  const size_t end = raw.find("\r\n\r\n");
+  if (end == std::string::npos || raw.size() < 12 ||
+      !absl::StartsWith(raw, "HTTP/1.")) {
+    return absl::DataLossError(absl::StrCat("bad reply: ", raw));
+  }
+  HttpReply reply;
+  reply.status = std::stoi(raw.substr(9, 3));
+  reply.headers = absl::AsciiStrToLower(raw.substr(0, end + 2));
+  reply.body = raw.substr(end + 4);
+  return reply;
+}
+
+class MetricsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = MetricsServer::Start(
+        "127.0.0.1:0",
+        [this] {
+          scrapes_++;
+          return SampleSnapshot();
+        },
+        [this] { return healthy_.load(); });
+    ASSERT_OK(server);
+    server_ = *std::move(server);
+    ASSERT_GT(server_->port(), 0);
+  }
+
+  std::atomic<int> scrapes_{0};
+  std::atomic<bool> healthy_{true};
+  std::unique_ptr<MetricsServer> server_;
+};
+
+TEST_F(MetricsServerTest, ServesMetrics) {
+  ASSERT_OK_AND_ASSIGN(HttpReply reply, Fetch(server_->port(), "/metrics"));
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_THAT(reply.headers,
+              HasSubstr("\r\ncontent-type: text/plain; version=0.0.4; "
+                        "charset=utf-8\r\n"));
+  EXPECT_EQ(reply.body, FormatMetrics(SampleSnapshot()));
+  EXPECT_EQ(scrapes_.load(), 1);
+  // A fresh snapshot per scrape.
+  ASSERT_OK(Fetch(server_->port(), "/metrics"));
+  EXPECT_EQ(scrapes_.load(), 2);
+}
+
+TEST_F(MetricsServerTest, CompressesWhenAsked) {
+  ASSERT_OK_AND_ASSIGN(HttpReply reply, Fetch(server_->port(), "/metrics",
+                                              "Accept-Encoding: gzip\r\n"));
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_THAT(reply.headers, HasSubstr("\r\ncontent-encoding: gzip\r\n"));
+  ASSERT_GE(reply.body.size(), 2u);
+  EXPECT_EQ(reply.body.substr(0, 2), "\x1f\x8b");  // gzip magic
+}
+
+TEST_F(MetricsServerTest, HealthzFollowsCallback) {
+  ASSERT_OK_AND_ASSIGN(HttpReply ok, Fetch(server_->port(), "/healthz"));
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "ok\n");
+  healthy_ = false;
+  ASSERT_OK_AND_ASSIGN(HttpReply bad, Fetch(server_->port(), "/healthz"));
+  EXPECT_EQ(bad.status, 503);
+  healthy_ = true;
+  ASSERT_OK_AND_ASSIGN(HttpReply again, Fetch(server_->port(), "/healthz"));
+  EXPECT_EQ(again.status, 200);
+}
+
+TEST_F(MetricsServerTest, OtherPathsAre404) {
+  for (const char* path : {"/other", "/", "/metrics/x", "/healthzz"}) {
+    ASSERT_OK_AND_ASSIGN(HttpReply reply, Fetch(server_->port(), path));
+    EXPECT_EQ(reply.status, 404) << path;
+  }
+  EXPECT_EQ(scrapes_.load(), 0);
+}
+
+TEST_F(MetricsServerTest, SecondServerOnSamePortFails) {
+  const std::string address = absl::StrCat("127.0.0.1:", server_->port());
+  auto second = MetricsServer::Start(
+      address, [] { return MetricsSnapshot{}; }, [] { return true; });
+  ASSERT_FALSE(second.ok());
+  // absl::ErrnoToStatus maps EADDRINUSE to FailedPrecondition.
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr(address));
+  EXPECT_THAT(second.status().message(), HasSubstr("Address already in use"));
+  // The first server is unaffected.
+  ASSERT_OK_AND_ASSIGN(HttpReply reply, Fetch(server_->port(), "/healthz"));
+  EXPECT_EQ(reply.status, 200);
+}
+
+TEST_F(MetricsServerTest, StopsPromptlyWithIdleConnectionOpen) {
+  UniqueFd idle(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(idle);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(idle.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)),
+            0);
+  // httplib waits out the keep-alive timeout (1 s) on an idle connection.
+  const auto start = std::chrono::steady_clock::now();
+  server_.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST(MetricsServerStartTest, ThrowingCallbacksGive500And503) {
+  auto server = MetricsServer::Start(
+      "127.0.0.1:0",
+      []() -> MetricsSnapshot { throw std::runtime_error("boom"); },
+      []() -> bool { throw 42; });  // not even a std::exception
+  ASSERT_OK(server);
+  ASSERT_OK_AND_ASSIGN(HttpReply metrics, Fetch((*server)->port(), "/metrics"));
+  EXPECT_EQ(metrics.status, 500);
+  EXPECT_THAT(metrics.body, HasSubstr("boom"));
+  ASSERT_OK_AND_ASSIGN(HttpReply health, Fetch((*server)->port(), "/healthz"));
+  EXPECT_EQ(health.status, 503);
+}
+
+TEST(MetricsServerStartTest, StartAndStopRightAway) {
+  for (int i = 0; i < 20; ++i) {
+    auto server = MetricsServer::Start(
+        "127.0.0.1:0", [] { return MetricsSnapshot{}; }, [] { return true; });
+    ASSERT_OK(server);
+  }
+}
+
+TEST(MetricsServerStartTest, MalformedAddresses) {
+  for (const std::string address :
+       {"", "127.0.0.1", "127.0.0.1:", ":9464", "localhost:9464",
+        "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:80x",
+        "1.2.3:80", "::1:9464", "[::1]9464", "[::1:9464", "[127.0.0.1]:80",
+        "[]:80"}) {
+    auto server = MetricsServer::Start(
+        address, [] { return MetricsSnapshot{}; }, [] { return true; });
+    EXPECT_STATUS(server, absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("\"", address, "\""));
+  }
+}
+
+TEST(MetricsServerStartTest, Ipv6Loopback) {
+  auto server = MetricsServer::Start(
+      "[::1]:0", [] { return MetricsSnapshot{}; }, [] { return true; });
+  if (!server.ok() &&
+      absl::StrContains(server.status().message(), "Cannot assign")) {
+    GTEST_SKIP() << "no IPv6 loopback: " << server.status();
+  }
+  ASSERT_OK(server);
+  EXPECT_GT((*server)->port(), 0);
+}
+
+}  // namespace
+}  // namespace egress

@@ -1,0 +1,407 @@
+#include "userspace/daemon/metrics.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+
+namespace egress {
+namespace {
+
+constexpr char kMetricsContentType[] =
+    "text/plain; version=0.0.4; charset=utf-8";
+constexpr char kTextContentType[] = "text/plain; charset=utf-8";
+
+// Scrapes are rare and small: a few workers, and short timeouts, since
+// stopping waits for every open connection: an idle one for up to the
+// keep-alive timeout, a stalled one for up to the read or write timeout.
+constexpr size_t kServerThreads = 4;
+constexpr time_t kKeepAliveSeconds = 1;
+constexpr time_t kReadTimeoutSeconds = 2;
+constexpr time_t kWriteTimeoutSeconds = 5;
+constexpr size_t kMaxRequestBody = 4096;
+
+// The exposition format must be UTF-8, and Prometheus rejects the whole
+// scrape on one bad label value, so invalid sequences become U+FFFD.
+std::string ValidUtf8(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      len = 1;
+      cp = c;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    }
+    bool ok = len != 0 && i + len <= in.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(in[i + k]);
+      ok = (cc & 0xC0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values past U+10FFFF.
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    ok = ok && cp >= kMin[len] && cp <= 0x10FFFF &&
+         !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok) {
+      out.append(in.data() + i, len);
+      i += len;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
+// Counters carry doubles: exact up to 2^53, which no egress counter reaches.
+double AsValue(uint64_t v) { return static_cast<double>(v); }
+
+prometheus::Family<prometheus::Counter>& CounterFamily(
+    prometheus::Registry& registry, const std::string& name,
+    const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(
+    prometheus::Registry& registry, const std::string& name,
+    const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+// Adds `value` to the series: a duplicate label set in the snapshot sums.
+void Count(prometheus::Family<prometheus::Counter>& family,
+           const prometheus::Labels& labels, uint64_t value) {
+  family.Add(labels).Increment(AsValue(value));
+}
+
+// Sets the series: for a duplicate label set the last one wins.
+void Set(prometheus::Family<prometheus::Gauge>& family,
+         const prometheus::Labels& labels, uint64_t value) {
+  family.Add(labels).Set(AsValue(value));
+}
+
+void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
+  // Counters first, then gauges: Registry::Collect keeps that order, and
+  // registering in the header's order keeps the exposition in it too.
+  auto& verdicts = CounterFamily(
+      registry, "egress_verdicts_total",
+      "Egress verdicts (kernel counters) by target, verdict and protocol.");
+  for (const auto& v : s.verdicts) {
+    Count(verdicts,
+          {{"target", ValidUtf8(v.target)},
+           {"verdict", ValidUtf8(v.verdict)},
+           {"protocol", ValidUtf8(v.protocol)}},
+          v.count);
+  }
+  auto& rule_hits = CounterFamily(
+      registry, "egress_rule_hits_total",
+      "Matches per policy rule; rule_id 0 is the target's default action.");
+  for (const auto& r : s.rule_hits) {
+    Count(rule_hits,
+          {{"target", ValidUtf8(r.target)},
+           {"rule_id", std::to_string(r.rule_id)},
+           {"rule", ValidUtf8(r.rule)}},
+          r.hits);
+  }
+
+  auto& sockets_denied =
+      CounterFamily(registry, "egress_sockets_denied_total",
+                    "Raw and ping socket creations refused.");
+  auto& source_routes_denied =
+      CounterFamily(registry, "egress_source_routes_denied_total",
+                    "Source routing (IPv4 LSRR/SSRR, IPv6 routing header) "
+                    "refused or dropped.");
+  auto& events_lost =
+      CounterFamily(registry, "egress_events_lost_total",
+                    "Events lost to a full ring buffer (still counted).");
+  auto& events_suppressed = CounterFamily(
+      registry, "egress_events_suppressed_total",
+      "Events not reported due to rate limiting (still counted).");
+  for (const auto& t : s.targets) {
+    const prometheus::Labels labels = {{"target", ValidUtf8(t.name)}};
+    Count(sockets_denied, labels, t.sockets_denied);
+    Count(source_routes_denied, labels, t.source_routes_denied);
+    Count(events_lost, labels, t.events_lost);
+    Count(events_suppressed, labels, t.events_suppressed);
+  }
+
+  Count(CounterFamily(registry, "egress_events_read_total",
+                      "Event records read from the ring buffer."),
+        {}, s.events_read);
+  Count(CounterFamily(registry, "egress_events_dropped_total",
+                      "Event records egressd could not deliver to its sinks."),
+        {}, s.events_dropped);
+
+  auto& flows = GaugeFamily(registry, "egress_flows_active",
+                            "Allowed TCP connections currently open.");
+  auto& rules = GaugeFamily(registry, "egress_policy_rules",
+                            "Rules in the target's loaded policy.");
+  auto& hooks = GaugeFamily(registry, "egress_attached_hooks",
+                            "BPF programs currently attached for the target.");
+  auto& info = GaugeFamily(registry, "egress_target_info",
+                           "Configured targets and their mode (always 1).");
+  for (const auto& t : s.targets) {
+    const std::string name = ValidUtf8(t.name);
+    Set(flows, {{"target", name}}, t.flows_active);
+    Set(rules, {{"target", name}}, t.rules);
+    Set(hooks, {{"target", name}}, t.hooks_attached);
+    Set(info, {{"target", name}, {"mode", ValidUtf8(t.mode)}}, 1);
+  }
+
+  Set(GaugeFamily(registry, "egress_config_last_reload_successful",
+                  "Whether the last configuration reload succeeded."),
+      {}, s.last_reload_ok ? 1 : 0);
+  Set(GaugeFamily(registry, "egress_build_info",
+                  "egressd build information (always 1)."),
+      {{"version", ValidUtf8(s.version)},
+       {"libbpf_version", ValidUtf8(s.libbpf_version)}},
+      1);
+}
+
+absl::StatusOr<std::string> Render(const MetricsSnapshot& snapshot) {
+  try {
+    prometheus::Registry registry;
+    FillRegistry(snapshot, registry);
+    std::vector<prometheus::MetricFamily> families = registry.Collect();
+    // Families keep series in a hash map: sort for a stable exposition.
+    for (auto& family : families) {
+      std::sort(
+          family.metric.begin(), family.metric.end(),
+          [](const prometheus::ClientMetric& a,
+             const prometheus::ClientMetric& b) { return a.label < b.label; });
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, families);
+    return out.str();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("formatting metrics: out of memory");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("formatting metrics: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("formatting metrics: unknown exception");
+  }
+}
+
+struct ListenAddress {
+  std::string host;  // numeric, without brackets
+  int port = 0;
+};
+
+// "<ipv4>:<port>" or "[<ipv6>]:<port>", numeric only.
+absl::StatusOr<ListenAddress> ParseAddress(const std::string& address) {
+  auto malformed = [&address](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address \"", absl::CEscape(address), "\": ", why,
+                     " (expected <ipv4>:<port> or [<ipv6>]:<port>)"));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return malformed("no port");
+  absl::string_view host = absl::string_view(address).substr(0, colon);
+  const absl::string_view port = absl::string_view(address).substr(colon + 1);
+  int family = AF_INET;
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 2 || host.back() != ']') {
+      return malformed("unbalanced brackets");
+    }
+    host = host.substr(1, host.size() - 2);
+    family = AF_INET6;
+  }
+  if (host.empty()) return malformed("no host");
+  ListenAddress parsed;
+  parsed.host = std::string(host);
+  in6_addr buf;
+  if (inet_pton(family, parsed.host.c_str(), &buf) != 1) {
+    return malformed(family == AF_INET6 ? "not an IPv6 address"
+                                        : "not an IPv4 address");
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port, &parsed.port) || parsed.port > 65535) {
+    return malformed("bad port");
+  }
+  return parsed;
+}
+
+// Replaces httplib's default of SO_REUSEPORT, which would let a second
+// egressd bind the same port and silently split the scrapes.
+void ListenSocketOptions(socket_t sock) {
+  int yes = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
+
+}  // namespace
+
+// Only allocation failure can fail here; the server reports it as a 500.
+std::string FormatMetrics(const MetricsSnapshot& snapshot) {
+  absl::StatusOr<std::string> text = Render(snapshot);
+  return text.ok() ? *std::move(text) : std::string();
+}
+
+struct MetricsServer::Impl {
+  ~Impl();
+  void HandleMetrics(httplib::Response& res);
+  void HandleHealth(httplib::Response& res);
+
+  std::function<MetricsSnapshot()> source;
+  std::function<bool()> healthy;
+  httplib::Server server;
+  int port = 0;
+  std::thread listener;
+  std::mutex mu;
+  std::condition_variable listener_done_cv;
+  bool listener_done = false;  // guarded by mu
+};
+
+MetricsServer::Impl::~Impl() {
+  if (!listener.joinable()) return;
+  // httplib's stop() is a no-op until the listen loop has started (and must
+  // not be repeated once it took effect), so wait for the loop to run first.
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    bool stopped = false;
+    while (!listener_done) {
+      if (!stopped && server.is_running()) {
+        server.stop();
+        stopped = true;
+      }
+      listener_done_cv.wait_for(lock, std::chrono::milliseconds(10));
+    }
+  }
+  listener.join();
+}
+
+void MetricsServer::Impl::HandleMetrics(httplib::Response& res) {
+  absl::StatusOr<std::string> text;
+  try {
+    text = Render(source());
+  } catch (const std::exception& e) {
+    text = absl::InternalError(absl::StrCat("metrics source: ", e.what()));
+  } catch (...) {
+    text = absl::InternalError("metrics source: unknown exception");
+  }
+  if (!text.ok()) {
+    res.status = 500;
+    res.set_content(absl::StrCat(text.status().ToString(), "\n"),
+                    kTextContentType);
+    return;
+  }
+  res.status = 200;
+  res.set_content(*std::move(text), kMetricsContentType);
+}
+
+void MetricsServer::Impl::HandleHealth(httplib::Response& res) {
+  bool ok = false;
+  try {
+    ok = healthy();
+  } catch (...) {
+    ok = false;
+  }
+  res.status = ok ? 200 : 503;
+  res.set_content(ok ? "ok\n" : "unhealthy\n", kTextContentType);
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& address, std::function<MetricsSnapshot()> source,
+    std::function<bool()> healthy) {
+  EGRESS_ASSIGN_OR_RETURN(ListenAddress addr, ParseAddress(address));
+  if (!source || !healthy) {
+    return absl::InvalidArgumentError("metrics server: missing callback");
+  }
+  try {
+    std::unique_ptr<MetricsServer> ms(new MetricsServer());
+    ms->impl_ = std::make_unique<Impl>();
+    Impl* impl = ms->impl_.get();
+    impl->source = std::move(source);
+    impl->healthy = std::move(healthy);
+
+    httplib::Server& svr = impl->server;
+    svr.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
+    svr.set_socket_options(ListenSocketOptions);
+    svr.set_read_timeout(kReadTimeoutSeconds);
+    svr.set_write_timeout(kWriteTimeoutSeconds);
+    svr.set_keep_alive_timeout(kKeepAliveSeconds);
+    svr.set_payload_max_length(kMaxRequestBody);
+    svr.Get("/metrics",
+            [impl](const httplib::Request&, httplib::Response& res) {
+              impl->HandleMetrics(res);
+            });
+    svr.Get("/healthz",
+            [impl](const httplib::Request&, httplib::Response& res) {
+              impl->HandleHealth(res);
+            });
+
+    // bind_to_any_port is bind_to_port(host, 0) that also reports the port.
+    errno = 0;
+    const int bound =
+        addr.port == 0
+            ? svr.bind_to_any_port(addr.host)
+            : (svr.bind_to_port(addr.host, addr.port) ? addr.port : -1);
+    if (bound <= 0) {
+      const int err = errno;
+      if (err != 0) return ErrnoStatus(err, "metrics server: bind", address);
+      return absl::UnavailableError(
+          absl::StrCat("metrics server: cannot listen on ", address));
+    }
+    impl->port = bound;
+    impl->listener = std::thread([impl] {
+      impl->server.listen_after_bind();
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->listener_done = true;
+      impl->listener_done_cv.notify_all();
+    });
+    return ms;
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("metrics server: out of memory");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("metrics server: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("metrics server: unknown exception");
+  }
+}
+
+MetricsServer::~MetricsServer() = default;
+
+int MetricsServer::port() const { return impl_->port; }
+
+}  // namespace egress

@@ -1,0 +1,93 @@
+// Prometheus metrics and health endpoints of egressd. egressd fills a
+// MetricsSnapshot from the kernel's per-CPU counters (exact, whatever the
+// ring buffer lost) and its own bookkeeping; this module turns snapshots into
+// the text exposition format and serves them over HTTP. Pure formatting is
+// separate from serving so it is unit-tested without sockets.
+#ifndef EGRESS_USERSPACE_DAEMON_METRICS_H_
+#define EGRESS_USERSPACE_DAEMON_METRICS_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace egress {
+
+// Everything the metrics show, at one instant.
+struct MetricsSnapshot {
+  struct Verdicts {
+    std::string target;
+    std::string verdict;   // "allowed", "denied", "audit", "udp_reply"
+    std::string protocol;  // "tcp", "udp", "icmp", "other"
+    uint64_t count = 0;
+  };
+  struct RuleHits {
+    std::string target;
+    uint32_t rule_id = 0;  // 0 = default action
+    std::string rule;      // the rule as `egressctl list` prints it
+    uint64_t hits = 0;
+  };
+  struct Target {
+    std::string name;
+    std::string mode;  // "enforce" / "audit"
+    uint64_t rules = 0;
+    uint64_t hooks_attached = 0;
+    uint64_t hooks_total = 0;
+    uint64_t sockets_denied = 0;
+    uint64_t source_routes_denied = 0;
+    uint64_t events_lost = 0;        // ring buffer reservation failures
+    uint64_t events_suppressed = 0;  // rate-limited records (still counted)
+    uint64_t flows_active = 0;       // allowed TCP connections open now
+  };
+  std::vector<Verdicts> verdicts;
+  std::vector<RuleHits> rule_hits;
+  std::vector<Target> targets;
+  uint64_t events_read = 0;     // records drained from the ring buffer
+  uint64_t events_dropped = 0;  // records egressd could not deliver to sinks
+  bool last_reload_ok = true;
+  std::string version;
+  std::string libbpf_version;
+};
+
+// The text exposition (version 0.0.4) of a snapshot. Metric names:
+//   egress_verdicts_total{target,verdict,protocol}      counter
+//   egress_rule_hits_total{target,rule_id,rule}         counter
+//   egress_sockets_denied_total{target}                 counter
+//   egress_source_routes_denied_total{target}           counter
+//   egress_events_lost_total{target}                    counter
+//   egress_events_suppressed_total{target}              counter
+//   egress_events_read_total                            counter
+//   egress_events_dropped_total                         counter
+//   egress_flows_active{target}                         gauge
+//   egress_policy_rules{target}                         gauge
+//   egress_attached_hooks{target}                       gauge
+//   egress_target_info{target,mode}                     gauge (1)
+//   egress_config_last_reload_successful                gauge
+//   egress_build_info{version,libbpf_version}           gauge (1)
+std::string FormatMetrics(const MetricsSnapshot& snapshot);
+
+// Serves GET /metrics (FormatMetrics of a fresh snapshot from `source`) and
+// GET /healthz ("ok" while `healthy` returns true, else 503) on `address`
+// ("127.0.0.1:9464"; port 0 picks a free one). Other paths: 404. `source` and
+// `healthy` are called from the server's threads: they must be thread-safe.
+class MetricsServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
+      const std::string& address, std::function<MetricsSnapshot()> source,
+      std::function<bool()> healthy);
+  ~MetricsServer();
+  // The port actually bound.
+  int port() const;
+
+ private:
+  MetricsServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_METRICS_H_
