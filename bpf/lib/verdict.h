@@ -203,11 +203,15 @@ static __always_inline __s64 limit__admit(const struct egress_dest *d,
 static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 					__u8 verdict, __u8 reason,
 					__u32 rule_id, __u8 sock_type,
-					struct egress_counters *c, int has_task)
+					struct egress_counters *c, int has_task,
+					__u8 flags)
 {
 	struct egress_event *e;
-	__s64 suppressed = limit__admit(d, hook, verdict, c);
+	__s64 suppressed;
 
+	if (flags & EGRESS_TF_EVENT_NONE)
+		return;
+	suppressed = limit__admit(d, hook, verdict, c);
 	if (suppressed < 0)
 		return;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -268,7 +272,8 @@ verdict__apply(const struct egress_target_config *cfg,
 		}
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
 			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
-				    dec->rule_id, sock_type, c, has_task);
+				    dec->rule_id, sock_type, c, has_task,
+				    cfg->flags);
 		return 1;
 	}
 	if (cfg->mode == EGRESS_MODE_AUDIT) {
@@ -276,7 +281,7 @@ verdict__apply(const struct egress_target_config *cfg,
 			__sync_fetch_and_add(&c->audited, 1);
 		counters__verdict(c, EGRESS_CTR_AUDITED, d->proto);
 		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
-			    dec->rule_id, sock_type, c, has_task);
+			    dec->rule_id, sock_type, c, has_task, cfg->flags);
 		return 1;
 	}
 	if (c) {
@@ -289,7 +294,7 @@ verdict__apply(const struct egress_target_config *cfg,
 	}
 	counters__verdict(c, EGRESS_CTR_DENIED, d->proto);
 	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
-		    sock_type, c, has_task);
+		    sock_type, c, has_task, cfg->flags);
 	return 0;
 }
 

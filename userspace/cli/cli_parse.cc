@@ -175,6 +175,7 @@ Targets (a cgroup whose processes are enforced):
   target remove NAME            lift enforcement (the only way to do so)
   target list [-o json]
   mode enforce|audit [--target NAME]
+  logging off|denied|all [--target NAME]   verdict records (counters always count)
 
 Rules (deny beats allow; no matching allow = denied):
   allow|deny SPEC [DEST...] [--target NAME]
@@ -265,6 +266,16 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     EGRESS_RETURN_IF_ERROR(CheckMode(rest[0]));
     req = {
         {"cmd", "mode"}, {"mode", rest[0]}, {"target", opts.Get("--target")}};
+  } else if (cmd == "logging") {
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 1, "logging off|denied|all [--target NAME]"));
+    if (rest[0] != "off" && rest[0] != "denied" && rest[0] != "all") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown logging level '", rest[0], "': use off, denied or all"));
+    }
+    req = {{"cmd", "logging"},
+           {"level", rest[0]},
+           {"target", opts.Get("--target")}};
   } else if (cmd == "allow" || cmd == "deny") {
     EGRESS_ASSIGN_OR_RETURN(policy::Action action, ParseAction(cmd));
     if (rest.empty()) {

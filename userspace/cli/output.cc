@@ -51,6 +51,9 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
       absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ",
                       Str(c, "mode"), "\n");
     }
+  } else if (cmd == "logging") {
+    out = absl::StrCat("Target ", Str(r, "target"), ": logging ",
+                       Str(r, "logging"), "\n");
   } else if (cmd == "rule_add") {
     if (r.value("skipped", false)) {
       out = absl::StrCat("Skipping adding existing rule (", Str(r, "number"),

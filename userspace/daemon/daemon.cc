@@ -164,12 +164,19 @@ absl::StatusOr<uint32_t> Daemon::AllocateTargetId() const {
       absl::StrCat("at most ", EGRESS_MAX_TARGETS - 1, " targets"));
 }
 
+// The record flags of a target's logging level.
+static uint8_t LogFlags(const TargetState& t) {
+  if (t.log == "off") return EGRESS_TF_EVENT_NONE;
+  if (t.log == "all") return EGRESS_TF_EVENT_ALLOW;
+  return 0;
+}
+
 absl::Status Daemon::WriteConfig(const TargetState& t, uint32_t ruleset,
                                  uint8_t flags) {
   egress_target_config cfg{};
   cfg.ruleset = ruleset;
   cfg.mode = t.mode;
-  cfg.flags = flags;
+  cfg.flags = flags | LogFlags(t);
   return maps_->SetTargetConfig(t.id, cfg);
 }
 
@@ -431,6 +438,27 @@ absl::StatusOr<json> Daemon::SetMode(const json& req) {
   return json{{"changed", changed}};
 }
 
+absl::StatusOr<json> Daemon::SetLogging(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(std::string level, GetString(req, "level"));
+  if (level != "off" && level != "denied" && level != "all") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown logging level '", level, "': use off, denied or all"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
+  std::string old = t->log;
+  t->log = level;
+  if (absl::Status st = Save(); !st.ok()) {
+    t->log = old;
+    return st;
+  }
+  EGRESS_ASSIGN_OR_RETURN(egress_target_config cfg, maps_->TargetConfig(t->id));
+  cfg.flags = static_cast<uint8_t>(
+      (cfg.flags & ~(EGRESS_TF_EVENT_ALLOW | EGRESS_TF_EVENT_NONE)) |
+      LogFlags(*t));
+  EGRESS_RETURN_IF_ERROR(maps_->SetTargetConfig(t->id, cfg));
+  return json{{"target", t->name}, {"logging", level}};
+}
+
 absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
   if (!req.contains("rule"))
@@ -588,6 +616,8 @@ json Daemon::Handle(const json& request) {
     result = ListRules(request);
   } else if (cmd == "status") {
     result = Status(request);
+  } else if (cmd == "logging") {
+    result = SetLogging(request);
   } else if (cmd == "events") {
     result = Events(request);
   } else if (cmd == "ping") {

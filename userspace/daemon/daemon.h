@@ -88,6 +88,7 @@ class Daemon {
   absl::StatusOr<nlohmann::json> TargetRemove(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> TargetList(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> SetMode(const nlohmann::json& req);
+  absl::StatusOr<nlohmann::json> SetLogging(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> RuleAdd(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> RuleDelete(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> ListRules(const nlohmann::json& req);

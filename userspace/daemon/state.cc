@@ -48,6 +48,8 @@ nlohmann::json StateToJson(const DaemonState& state) {
                        {"ruleset", t.ruleset},
                        {"next_rule_id", t.next_rule_id},
                        {"ephemeral", t.ephemeral},
+                       {"log", t.log},
+                       {"log", t.log},
                        {"rules", rules}});
   }
   return {{"version", 1},
@@ -95,6 +97,16 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     ts.ruleset = t["ruleset"].get<uint32_t>();
     ts.next_rule_id = t["next_rule_id"].get<uint32_t>();
     ts.ephemeral = t.value("ephemeral", false);
+    ts.log = t.value("log", std::string("denied"));
+    if (ts.log != "off" && ts.log != "denied" && ts.log != "all") {
+      return bad(absl::StrCat(where, ".log: '", ts.log,
+                              "' is not off, denied or all"));
+    }
+    ts.log = t.value("log", std::string("denied"));
+    if (ts.log != "off" && ts.log != "denied" && ts.log != "all") {
+      return bad(absl::StrCat(where, ".log: '", ts.log,
+                              "' is not off, denied or all"));
+    }
     if (!t.contains("rules") || !t["rules"].is_array()) {
       return bad(absl::StrCat(where, ".rules: missing or not a list"));
     }

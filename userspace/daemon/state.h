@@ -29,7 +29,8 @@ struct TargetState {
   uint8_t mode = 0;         // EGRESS_MODE_ENFORCE / _AUDIT
   uint32_t ruleset = 0;     // active ruleset id in the maps (0 = none)
   uint32_t next_rule_id = 1;
-  bool ephemeral = false;  // created by `egressctl run`; removed with it
+  bool ephemeral = false;      // created by `egressctl run`; removed with it
+  std::string log = "denied";  // verdict records: "off", "denied", "all"
   std::vector<policy::Rule> rules;
 };
 

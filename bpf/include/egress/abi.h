@@ -66,6 +66,7 @@ enum {
 	EGRESS_TF_ALLOW_RAW = 1 << 0, /* SOCK_RAW inet sockets may be created */
 	EGRESS_TF_ALLOW_ICMP = 1 << 1,	/* ping sockets may be created */
 	EGRESS_TF_EVENT_ALLOW = 1 << 2, /* also emit a record for each allow */
+	EGRESS_TF_EVENT_NONE = 1 << 3,	/* no verdict records (counters only) */
 };
 
 /* Verdicts, in events. AUDIT = would have been denied, let through. */
