@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -280,6 +282,81 @@ TEST_F(EventsTest, FloodIsCountedExactlyAndRateLimited) {
   }
   EXPECT_GT(rss_kb, 0u);
   EXPECT_LT(rss_kb, 64u * 1024) << "egressd RSS " << rss_kb << " kB";
+}
+
+TEST_F(EventsTest, FlowNoRuleExplainsIsUnexplained) {
+  // In audit mode the connect passes although no rule allows it: the flow
+  // that results has no explanation in the policy.
+  auto server = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(server.ok()) << server.status();
+  uint16_t port = (*server)->port();
+  AddTarget("web", nullptr, "audit");
+  EXPECT_EQ(InCgroup([port] { return TcpConnect("127.0.0.2", port); }), 0);
+  nlohmann::json events = Records("web", 3);
+  bool found = false;
+  for (const auto& e : events) {
+    if (e["event"] == "established") {
+      EXPECT_EQ(e["verdict"], "UNEXPLAINED") << e.dump();
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << events.dump(2);
+  EXPECT_EQ(Counters("web")["flows_unexplained"], 1);
+}
+
+TEST_F(EventsTest, FollowStreamsAndLoggingLevelsApply) {
+  AddTarget("web");
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    execl(EGRESS_EGRESSCTL_PATH, "egressctl", "--socket", socket_path_.c_str(),
+          "events", "--follow", "--verdict", "deny", "-o", "json",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  // Give the subscription a moment, then produce a denial.
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  std::string got;
+  pollfd p{out[0], POLLIN, 0};
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (got.find('\n') == std::string::npos && absl::Now() < deadline) {
+    if (poll(&p, 1, 100) == 1) {
+      char buf[4096];
+      ssize_t n = read(out[0], buf, sizeof(buf));
+      if (n <= 0) break;
+      got.append(buf, n);
+    }
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  close(out[0]);
+  ASSERT_NE(got.find('\n'), std::string::npos) << "no streamed record: " << got;
+  nlohmann::json e =
+      nlohmann::json::parse(got.substr(0, got.find('\n')), nullptr, false);
+  EXPECT_EQ(e["verdict"], "DENIED") << got;
+  EXPECT_EQ(e["l4"]["destination_port"], 40002);
+
+  // logging off: no records, counters still exact; logging all: allows too.
+  CtlOk({"logging", "off"});
+  size_t before = Records("web", 0).size();
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }), EPERM);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(Records("web", 0).size(), before);
+  EXPECT_EQ(Counters("web")["denied"], 2);
+  CtlOk({"logging", "all"});
+  CtlOk({"allow", "40004/tcp", "127.0.0.2"});
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40004); }),
+            ECONNREFUSED);
+  nlohmann::json all = Records("web", before + 1);
+  ASSERT_EQ(all.size(), before + 1);
+  EXPECT_EQ(all.back()["verdict"], "ALLOWED");
+  EXPECT_EQ(all.back()["rule_id"], 1);
 }
 
 }  // namespace
