@@ -204,11 +204,11 @@ TEST_F(EventsTest, MetricsCountEveryAttempt) {
   std::string m = Scrape();
   ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
   EXPECT_TRUE(absl::StrContains(m,
-                                "egress_verdicts_total{protocol=\"tcp\",target="
+                                "egress_verdicts_total{proto=\"tcp\",target="
                                 "\"web\",verdict=\"denied\"} 7"))
       << m;
   EXPECT_TRUE(absl::StrContains(m,
-                                "egress_verdicts_total{protocol=\"udp\",target="
+                                "egress_verdicts_total{proto=\"udp\",target="
                                 "\"web\",verdict=\"allowed\"} 3"))
       << m;
   EXPECT_TRUE(absl::StrContains(m, "egress_policy_rules{target=\"web\"} 1"))

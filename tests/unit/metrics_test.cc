@@ -73,9 +73,9 @@ TEST(FormatMetricsTest, SampleSnapshotExactly) {
   const std::string want =
       R"(# HELP egress_verdicts_total Egress verdicts (kernel counters) by target, verdict and protocol.
 # TYPE egress_verdicts_total counter
-egress_verdicts_total{protocol="tcp",target="db",verdict="allowed"} 11
-egress_verdicts_total{protocol="tcp",target="web",verdict="denied"} 3
-egress_verdicts_total{protocol="udp",target="db",verdict="allowed"} 7
+egress_verdicts_total{proto="tcp",target="db",verdict="allowed"} 11
+egress_verdicts_total{proto="tcp",target="web",verdict="denied"} 3
+egress_verdicts_total{proto="udp",target="db",verdict="allowed"} 7
 # HELP egress_rule_hits_total Matches per policy rule; rule_id 0 is the target's default action.
 # TYPE egress_rule_hits_total counter
 egress_rule_hits_total{rule="allow tcp 10.0.0.0/8 port 443",rule_id="2",target="web"} 5
@@ -206,7 +206,7 @@ TEST(FormatMetricsTest, DuplicateCounterSeriesAreSummed) {
   s.verdicts.push_back({"web", "denied", "tcp", 4});
   EXPECT_THAT(
       FormatMetrics(s),
-      HasSubstr("\negress_verdicts_total{protocol=\"tcp\",target=\"web\","
+      HasSubstr("\negress_verdicts_total{proto=\"tcp\",target=\"web\","
                 "verdict=\"denied\"} 7\n"));
 }
 

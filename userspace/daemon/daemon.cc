@@ -635,6 +635,8 @@ json Daemon::Handle(const json& request) {
 namespace {
 constexpr size_t kRecentEvents = 4096;
 constexpr size_t kSubscriberBuffer = 1 << 20;
+// With kSubscriberBuffer each, subscribers cost egressd at most 64 MiB.
+constexpr size_t kMaxSubscribers = 64;
 }  // namespace
 
 std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
@@ -739,6 +741,10 @@ absl::StatusOr<json> Daemon::Events(const json& req) {
           absl::StrCat("unknown verdict '", verdict,
                        "': use deny, audit, allow or unexplained"));
     }
+  }
+  if (req.value("follow", false) && subscribers_.size() >= kMaxSubscribers) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "at most ", kMaxSubscribers, " 'events --follow' clients at once"));
   }
   size_t last = req.value("last", size_t{100});
   json events = json::array();

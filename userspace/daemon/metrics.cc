@@ -131,7 +131,7 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Count(verdicts,
           {{"target", ValidUtf8(v.target)},
            {"verdict", ValidUtf8(v.verdict)},
-           {"protocol", ValidUtf8(v.protocol)}},
+           {"proto", ValidUtf8(v.protocol)}},
           v.count);
   }
   auto& rule_hits = CounterFamily(

@@ -53,7 +53,7 @@ struct MetricsSnapshot {
 };
 
 // The text exposition (version 0.0.4) of a snapshot. Metric names:
-//   egress_verdicts_total{target,verdict,protocol}      counter
+//   egress_verdicts_total{target,verdict,proto}         counter
 //   egress_rule_hits_total{target,rule_id,rule}         counter
 //   egress_sockets_denied_total{target}                 counter
 //   egress_source_routes_denied_total{target}           counter
