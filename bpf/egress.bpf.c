@@ -398,15 +398,10 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	struct egress_counters *c = target__counters();
 	struct egress_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		if (c)
-			__sync_fetch_and_add(&c->events_lost, 1);
+	e = event__reserve(c);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = now;
-	e->target_id = egress_target_id;
 	e->rule_id = f->rule_id;
 	e->verdict = f->verdict;
 	e->direction = f->direction;

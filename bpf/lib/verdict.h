@@ -200,6 +200,23 @@ static __always_inline __s64 limit__admit(const struct egress_dest *d,
 	return -1;
 }
 
+/* A zeroed record for this target, or NULL (counted as lost) when the ring
+ * buffer is full. */
+static __always_inline struct egress_event *
+event__reserve(struct egress_counters *c)
+{
+	struct egress_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		if (c)
+			__sync_fetch_and_add(&c->events_lost, 1);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->target_id = egress_target_id;
+	return e;
+}
+
 static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 					__u8 verdict, __u8 reason,
 					__u32 rule_id, __u8 sock_type,
@@ -214,15 +231,10 @@ static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 	suppressed = limit__admit(d, hook, verdict, c);
 	if (suppressed < 0)
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		if (c)
-			__sync_fetch_and_add(&c->events_lost, 1);
+	e = event__reserve(c);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
-	e->target_id = egress_target_id;
 	e->rule_id = rule_id;
 	e->suppressed = (__u32)suppressed;
 	__builtin_memcpy(e->addr, d->addr32, 16);

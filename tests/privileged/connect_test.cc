@@ -7,20 +7,11 @@
 
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
 namespace {
-
-bool Allowed(int rc) { return rc == 0 || rc == ECONNREFUSED; }
-
-#define EXPECT_ALLOWED(expr)                                       \
-  do {                                                             \
-    int rc_ = (expr);                                              \
-    EXPECT_TRUE(Allowed(rc_)) << #expr << " -> " << strerror(rc_); \
-  } while (0)
-#define EXPECT_DENIED(expr) \
-  EXPECT_EQ((expr), EPERM) << #expr << " should be refused with EPERM"
 
 class ConnectTest : public EgressdTest {};
 

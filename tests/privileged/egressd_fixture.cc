@@ -146,6 +146,32 @@ int EgressdTest::InCgroup(std::function<int()> fn, const TestCgroup* cg) {
   return *r;
 }
 
+pid_t EgressdTest::StartSleeperInCgroup(const TestCgroup* cg) {
+  if (cg == nullptr) cg = cg_.get();
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = fopen((cg->path() + "/cgroup.procs").c_str(), "w");
+    if (f == nullptr) _exit(1);
+    fprintf(f, "%d", getpid());
+    fclose(f);
+    close(ready[0]);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    sleep(20);
+    _exit(0);
+  }
+  close(ready[1]);
+  char c;
+  bool in = pid > 0 && read(ready[0], &c, 1) == 1;
+  close(ready[0]);
+  if (!in) {
+    ADD_FAILURE() << "could not start a process in " << cg->path();
+    return -1;
+  }
+  return pid;
+}
+
 nlohmann::json EgressdTest::Counters(const std::string& target) {
   nlohmann::json status = CtlJson({"status"});
   for (const auto& t : status["targets"]) {

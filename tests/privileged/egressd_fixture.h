@@ -44,6 +44,10 @@ class EgressdTest : public ::testing::Test {
   // returns its result (an errno, 0 = success); -1 if the child failed.
   int InCgroup(std::function<int()> fn, const TestCgroup* cg = nullptr);
 
+  // Starts a process that joins `cg` (default: the test cgroup) and sleeps;
+  // returns its pid once it is in. The caller kills and reaps it.
+  pid_t StartSleeperInCgroup(const TestCgroup* cg = nullptr);
+
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
 

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
@@ -24,8 +25,6 @@
 
 namespace egress::testing {
 namespace {
-
-bool Allowed(int rc) { return rc == 0 || rc == ECONNREFUSED; }
 
 // Number of programs attached to a cgroup for one attach type.
 int AttachedPrograms(const std::string& cgroup_path, bpf_attach_type type) {
@@ -168,24 +167,8 @@ TEST_F(LifecycleTest, TargetForMissingCgroupWaitsForIt) {
 
 TEST_F(LifecycleTest, TargetByPidUsesTheProcessCgroup) {
   // A process in the test cgroup names it: `target add --pid`.
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    FILE* f = fopen((cg_->path() + "/cgroup.procs").c_str(), "w");
-    if (f == nullptr) _exit(1);
-    fprintf(f, "%d", getpid());
-    fclose(f);
-    close(ready[0]);
-    if (write(ready[1], "x", 1) != 1) _exit(1);
-    sleep(20);
-    _exit(0);
-  }
-  close(ready[1]);
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
-  close(ready[0]);
+  pid_t pid = StartSleeperInCgroup();
+  ASSERT_GT(pid, 0);
   std::string out =
       CtlOk({"target", "add", "bypid", "--pid", std::to_string(pid)});
   kill(pid, SIGKILL);

@@ -165,21 +165,8 @@ TEST_F(SocketKindsTest, PacketSocketIsAKnownLimitAndStatusWarns) {
   // AF_PACKET passes no inet hook: egress cannot refuse it (documented in
   // docs/bypasses.md). It needs CAP_NET_RAW, which status reports.
   EXPECT_EQ(InCgroup([] { return PacketSocket(); }), 0);
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::ofstream(cg_->path() + "/cgroup.procs") << getpid();
-    close(ready[0]);
-    if (write(ready[1], "x", 1) != 1) _exit(1);
-    sleep(20);
-    _exit(0);
-  }
-  close(ready[1]);
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
-  close(ready[0]);
+  pid_t pid = StartSleeperInCgroup();
+  ASSERT_GT(pid, 0);
   nlohmann::json status = CtlJson({"status"});
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
