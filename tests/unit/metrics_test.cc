@@ -204,10 +204,9 @@ TEST(FormatMetricsTest, DuplicateCounterSeriesAreSummed) {
   MetricsSnapshot s;
   s.verdicts.push_back({"web", "denied", "tcp", 3});
   s.verdicts.push_back({"web", "denied", "tcp", 4});
-  EXPECT_THAT(
-      FormatMetrics(s),
-      HasSubstr("\negress_verdicts_total{proto=\"tcp\",target=\"web\","
-                "verdict=\"denied\"} 7\n"));
+  EXPECT_THAT(FormatMetrics(s),
+              HasSubstr("\negress_verdicts_total{proto=\"tcp\",target=\"web\","
+                        "verdict=\"denied\"} 7\n"));
 }
 
 // A minimal blocking HTTP/1.0 client for 127.0.0.1, every step bounded by
