@@ -134,14 +134,20 @@ absl::Status Daemon::Init() {
   node_name_ = host;
   EGRESS_RETURN_IF_ERROR(Save());
   if (!options_.metrics_addr.empty()) {
-    EGRESS_ASSIGN_OR_RETURN(metrics_,
-                            MetricsServer::Start(
-                                options_.metrics_addr,
-                                [this] {
-                                  std::lock_guard<std::mutex> lock(mu_);
-                                  return Snapshot();
-                                },
-                                [] { return true; }));
+    EGRESS_ASSIGN_OR_RETURN(
+        metrics_, MetricsServer::Start(
+                      options_.metrics_addr,
+                      [this] {
+                        std::lock_guard<std::mutex> lock(mu_);
+                        return Snapshot();
+                      },
+                      [this] {
+                        // Healthy while the loop turns; it drains
+                        // every 50 ms.
+                        int64_t last = loop_heartbeat_ns_.load();
+                        return last == 0 || absl::GetCurrentTimeNanos() - last <
+                                                int64_t{5'000'000'000};
+                      }));
   }
   return absl::OkStatus();
 }
@@ -868,6 +874,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     // timeout is the drain timer.
     int r = poll(fds, 3, 50);
     if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    loop_heartbeat_ns_.store(absl::GetCurrentTimeNanos());
     std::lock_guard<std::mutex> lock(mu_);
     if (r > 0 && (fds[1].revents & POLLIN)) {
       signalfd_siginfo si;

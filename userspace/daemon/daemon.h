@@ -128,6 +128,8 @@ class Daemon {
   // Held by the loop while it works, and by metrics scrapes (other threads).
   std::mutex mu_;
   std::unique_ptr<MetricsServer> metrics_;
+  // When Run()'s loop last turned (0 before it starts), for /healthz.
+  std::atomic<int64_t> loop_heartbeat_ns_{0};
 };
 
 }  // namespace egress
