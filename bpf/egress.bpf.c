@@ -395,14 +395,31 @@ int egress_skb_egress(struct __sk_buff *skb)
 static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 				       const struct egress_flow *f, __u64 now)
 {
+	struct egress_target_config *cfg = target__config();
 	struct egress_counters *c = target__counters();
 	struct egress_event *e;
 
+	if (kind == EGRESS_EVENT_FLOW_CLOSED && c) {
+		/* Counted whatever the logging level. */
+		__u64 sent = ctx->bytes_acked - f->base_acked;
+		__u64 received = ctx->bytes_received - f->base_received;
+
+		if (f->fin_sent && ctx->snd_una == ctx->snd_nxt && sent)
+			sent--;
+		if (f->fin_received && received)
+			received--;
+		__sync_fetch_and_add(&c->flow_bytes_sent, sent);
+		__sync_fetch_and_add(&c->flow_bytes_received, received);
+	}
+	if (!cfg || (cfg->flags & EGRESS_TF_EVENT_NONE))
+		return;
 	e = event__reserve(c);
 	if (!e)
 		return;
 	e->ts_ns = now;
 	e->rule_id = f->rule_id;
+	e->reason =
+	    f->rule_id ? EGRESS_REASON_MATCH_ALLOW : EGRESS_REASON_NO_MATCH;
 	e->verdict = f->verdict;
 	e->direction = f->direction;
 	e->kind = kind;
@@ -434,11 +451,6 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 			   ctx->remote_ip6[2], ctx->remote_ip6[3]);
 		e->family = d.family;
 		__builtin_memcpy(e->addr, d.addr32, 16);
-	}
-	if (kind == EGRESS_EVENT_FLOW_CLOSED && c) {
-		__sync_fetch_and_add(&c->flow_bytes_sent, e->bytes_sent);
-		__sync_fetch_and_add(&c->flow_bytes_received,
-				     e->bytes_received);
 	}
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }

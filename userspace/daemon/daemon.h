@@ -34,7 +34,8 @@ struct DaemonOptions {
   std::string socket_path = "/run/egress/egressd.sock";
   // Where cgroup v2 is mounted; empty = found in /proc/self/mountinfo.
   std::string cgroup_root;
-  // Called with one JSON line per verdict record drained from the kernel.
+  // Called with one JSON line per record (verdicts and flows) drained from
+  // the kernel, from the loop: a slow sink slows the loop.
   std::function<void(const std::string&)> event_sink;
   // Prometheus /metrics and /healthz ("127.0.0.1:9477"; "" = off; port 0
   // picks a free port, reported by `status`).
@@ -116,7 +117,7 @@ class Daemon {
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;
   DaemonState state_;
-  // Counts of records drained, by verdict; for status.
+  // Records drained from the ring buffer; for status and metrics.
   uint64_t events_read_ = 0;
   // Records that could not reach a slow subscriber (bounded buffers).
   uint64_t events_dropped_ = 0;

@@ -2,11 +2,16 @@
 // serves egressctl. Enforcement outlives the process: stopping or killing
 // egressd leaves every target enforced; `egressctl target remove` lifts it.
 #include <gflags/gflags.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include <atomic>
+#include <memory>
+#include <vector>
 
+#include "nlohmann/json.hpp"
 #include "userspace/daemon/daemon.h"
+#include "userspace/daemon/event_sink.h"
 
 DEFINE_string(socket, "/run/egress/egressd.sock", "control socket path");
 DEFINE_string(bpffs, "/sys/fs/bpf/egress", "bpffs directory for pins");
@@ -19,14 +24,29 @@ DEFINE_string(cgroup_root, "",
 DEFINE_string(metrics_addr, "127.0.0.1:9477",
               "Prometheus /metrics and /healthz address (\"\" = off)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
+DEFINE_string(events_file, "",
+              "also append records as JSON lines to this file (\"\" = off); "
+              "its directory is created if missing");
+DEFINE_uint64(events_file_max_bytes, 104857600,
+              "rotate --events_file before it would exceed this size");
+DEFINE_int32(events_file_keep, 5,
+             "rotated files kept: PATH.1 (newest) .. PATH.N (0..1000)");
+DEFINE_bool(events_syslog, false,
+            "also send each record's message to syslog (the journal under "
+            "systemd) as \"EGRESS <VERDICT> ...\", LOG_DAEMON, LOG_WARNING");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "egressd [--socket PATH] [--bpffs DIR] [--state_dir DIR] [--cgroup_root "
       "DIR]\n"
+      "        [--events=true|false] [--events_file PATH "
+      "[--events_file_max_bytes N] [--events_file_keep N]] [--events_syslog]\n"
       "Enforces per-cgroup egress allow-lists; see egressctl.");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   setvbuf(stdout, nullptr, _IOLBF, 0);
+  // A closed stdout pipe must cost records (counted by the sink), not the
+  // daemon.
+  signal(SIGPIPE, SIG_IGN);
   egress::DaemonOptions opts;
   opts.socket_path = FLAGS_socket;
   opts.bpffs_dir = FLAGS_bpffs;
@@ -34,10 +54,34 @@ int main(int argc, char** argv) {
   opts.state_dir = FLAGS_state_dir;
   opts.cgroup_root = FLAGS_cgroup_root;
   opts.metrics_addr = FLAGS_metrics_addr;
-  if (FLAGS_events) {
-    opts.event_sink = [](const std::string& line) {
-      fputs(line.c_str(), stdout);
-      fputc('\n', stdout);
+  std::vector<std::unique_ptr<egress::EventSink>> sinks;
+  if (FLAGS_events) sinks.push_back(egress::StdoutSink());
+  if (!FLAGS_events_file.empty()) {
+    auto file = egress::RotatingFileSink(
+        FLAGS_events_file, FLAGS_events_file_max_bytes, FLAGS_events_file_keep);
+    if (!file.ok()) {
+      fprintf(stderr, "egressd: --events_file: %s\n",
+              file.status().ToString().c_str());
+      return 1;
+    }
+    sinks.push_back(*std::move(file));
+  }
+  if (FLAGS_events_syslog) sinks.push_back(egress::SyslogSink("egressd"));
+  if (!sinks.empty()) {
+    std::shared_ptr<egress::EventSink> sink = egress::FanOut(std::move(sinks));
+    // Only the syslog sink reads the message: parse the line only for it.
+    const bool want_message = FLAGS_events_syslog;
+    opts.event_sink = [sink, want_message](const std::string& line) {
+      std::string message;
+      if (want_message) {
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_object()) {
+          auto it = j.find("message");
+          if (it != j.end() && it->is_string())
+            message = it->get<std::string>();
+        }
+      }
+      sink->Write(line, message);
     };
   }
   auto daemon = egress::Daemon::Create(opts);

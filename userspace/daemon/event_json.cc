@@ -189,6 +189,9 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
     if (e.kind == EGRESS_EVENT_FLOW_CLOSED) {
       j["flow"]["duration_ns"] = e.duration_ns;
     }
+  } else if (e.hook == EGRESS_HOOK_SETSOCKOPT) {
+    // A refused socket option has no destination yet.
+    j["socket"] = {{"option", "source_route"}, {"family", family}};
   } else if (e.hook == EGRESS_HOOK_SOCK_CREATE) {
     j["socket"] = {{"type", e.sock_type},
                    {"protocol", ProtoLabel(e.proto)},
@@ -234,6 +237,8 @@ std::string EventText(const nlohmann::json& j) {
     what = absl::StrCat("-> ", dest, ":",
                         str(l4.value("destination_port", nlohmann::json(0))),
                         "/", str(l4.value("protocol", nlohmann::json(""))));
+  } else if (j.contains("socket") && j["socket"].contains("option")) {
+    what = "setsockopt source route";
   } else if (j.contains("socket")) {
     what = absl::StrCat(
         "socket ", str(j["socket"].value("protocol", nlohmann::json(""))),

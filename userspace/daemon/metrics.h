@@ -40,7 +40,7 @@ struct MetricsSnapshot {
     uint64_t source_routes_denied = 0;
     uint64_t events_lost = 0;        // ring buffer reservation failures
     uint64_t events_suppressed = 0;  // rate-limited records (still counted)
-    uint64_t flows_active = 0;       // allowed TCP connections open now
+    uint64_t flows_active = 0;       // TCP connections open now (in+out)
   };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
@@ -71,7 +71,7 @@ std::string FormatMetrics(const MetricsSnapshot& snapshot);
 
 // Serves GET /metrics (FormatMetrics of a fresh snapshot from `source`) and
 // GET /healthz ("ok" while `healthy` returns true, else 503) on `address`
-// ("127.0.0.1:9464"; port 0 picks a free one). Other paths: 404. `source` and
+// ("127.0.0.1:9477"; port 0 picks a free one). Other paths: 404. `source` and
 // `healthy` are called from the server's threads: they must be thread-safe.
 class MetricsServer {
  public:

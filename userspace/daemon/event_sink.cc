@@ -1,0 +1,297 @@
+#include "userspace/daemon/event_sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress {
+
+EventSink::~EventSink() = default;
+
+namespace {
+
+// Writes `line` and a newline; one writev in the common case. Returns 0 or
+// the errno of the failure (EIO for a write that makes no progress).
+int WriteLine(int fd, absl::string_view line) {
+  static const char kNewline = '\n';
+  size_t done = 0;
+  const size_t total = line.size() + 1;
+  while (done < total) {
+    iovec iov[2];
+    int n = 0;
+    if (done < line.size()) {
+      iov[n++] = {const_cast<char*>(line.data()) + done, line.size() - done};
+    }
+    iov[n++] = {const_cast<char*>(&kNewline), 1};
+    ssize_t w = writev(fd, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (w == 0) return EIO;
+    done += static_cast<size_t>(w);
+  }
+  return 0;
+}
+
+class StdoutSinkImpl : public EventSink {
+ public:
+  void Write(const std::string& json_line, const std::string&) override {
+    if (WriteLine(STDOUT_FILENO, json_line) != 0) ++errors_;
+  }
+  uint64_t errors() const override { return errors_; }
+
+ private:
+  uint64_t errors_ = 0;
+};
+
+// Creates `dir` and its missing parents (mode 0750).
+absl::Status MakeDirs(const std::string& file, const std::string& dir) {
+  if (dir.empty()) return absl::OkStatus();
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    return ErrnoStatus(ENOTDIR, absl::StrCat("events file ", file, ": mkdir"),
+                       dir);
+  }
+  size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    EGRESS_RETURN_IF_ERROR(MakeDirs(file, dir.substr(0, slash)));
+  }
+  if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, absl::StrCat("events file ", file, ": mkdir"),
+                       dir);
+  }
+  return absl::OkStatus();
+}
+
+class RotatingFileSinkImpl : public EventSink {
+ public:
+  RotatingFileSinkImpl(std::string path, uint64_t max_bytes, int keep)
+      : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep) {}
+
+  absl::Status Open() {
+    fd_.reset();
+    size_t slash = path_.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      EGRESS_RETURN_IF_ERROR(MakeDirs(path_, path_.substr(0, slash)));
+    }
+    UniqueFd fd(
+        open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+    if (!fd) return ErrnoStatus(errno, "events file: open", path_);
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) {
+      return ErrnoStatus(errno, "events file: fstat", path_);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("events file: ", path_, " is not a regular file"));
+    }
+    fd_ = std::move(fd);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    size_ = static_cast<uint64_t>(st.st_size);
+    return absl::OkStatus();
+  }
+
+  void Write(const std::string& json_line, const std::string&) override {
+    if (absl::Status st = EnsureOpen(); !st.ok()) {
+      Failed(st);
+      return;
+    }
+    const uint64_t need = json_line.size() + 1;
+    if (size_ > 0 && size_ + need > max_bytes_) {
+      if (absl::Status st = Rotate(); !st.ok()) {
+        Failed(st);
+        return;
+      }
+    }
+    if (int err = WriteLine(fd_.get(), json_line); err != 0) {
+      Failed(ErrnoStatus(err, "events file: write", path_));
+      struct stat st;
+      if (fstat(fd_.get(), &st) == 0) size_ = st.st_size;
+      return;
+    }
+    size_ += need;
+    if (failing_) {
+      failing_ = false;
+      fprintf(stderr, "egressd: events file %s: writing again\n",
+              path_.c_str());
+    }
+  }
+
+  uint64_t errors() const override { return errors_; }
+
+ private:
+  // Keeps fd_ on the file currently at path_ (re-created if it went away).
+  absl::Status EnsureOpen() {
+    if (fd_.valid()) {
+      struct stat st;
+      if (stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ &&
+          st.st_ino == ino_) {
+        size_ = static_cast<uint64_t>(st.st_size);
+        return absl::OkStatus();
+      }
+    }
+    return Open();
+  }
+
+  absl::Status Rotate() {
+    fd_.reset();
+    if (keep_ == 0) {
+      if (unlink(path_.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus(errno, "events file: unlink", path_);
+      }
+    } else {
+      for (int i = keep_ - 1; i >= 1; --i) {
+        std::string from = absl::StrCat(path_, ".", i);
+        std::string to = absl::StrCat(path_, ".", i + 1);
+        if (rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+          return ErrnoStatus(errno, "events file: rename", from);
+        }
+      }
+      std::string first = absl::StrCat(path_, ".1");
+      if (rename(path_.c_str(), first.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus(errno, "events file: rename", path_);
+      }
+    }
+    return Open();
+  }
+
+  void Failed(const absl::Status& st) {
+    ++errors_;
+    if (!failing_) {
+      failing_ = true;
+      fprintf(stderr, "egressd: %s (records are counted and dropped)\n",
+              st.ToString().c_str());
+    }
+  }
+
+  const std::string path_;
+  const uint64_t max_bytes_;
+  const int keep_;
+  UniqueFd fd_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  uint64_t size_ = 0;
+  uint64_t errors_ = 0;
+  bool failing_ = false;
+};
+
+// The top-level "verdict" of a line dumped by nlohmann::json: compact, so the
+// key reads exactly "verdict":" and, EventToJson having no other key of that
+// name, the first such key is the record's. Values are plain capitals.
+std::string VerdictOf(absl::string_view line) {
+  static constexpr absl::string_view kKey = "\"verdict\":\"";
+  size_t at = line.find(kKey);
+  if (at == absl::string_view::npos) return "EVENT";
+  size_t start = at + kKey.size();
+  size_t end = start;
+  while (end < line.size() &&
+         ((line[end] >= 'A' && line[end] <= 'Z') ||
+          (line[end] >= '0' && line[end] <= '9') || line[end] == '_')) {
+    ++end;
+  }
+  if (end == start || end >= line.size() || line[end] != '"') return "EVENT";
+  return std::string(line.substr(start, end - start));
+}
+
+class SyslogSinkImpl : public EventSink {
+ public:
+  explicit SyslogSinkImpl(std::string ident) : ident_(std::move(ident)) {
+    // openlog keeps the pointer: ident_ lives as long as the sink.
+    openlog(ident_.c_str(), LOG_PID, LOG_DAEMON);
+  }
+  ~SyslogSinkImpl() override { closelog(); }
+
+  void Write(const std::string& json_line,
+             const std::string& message) override {
+    std::string text = message;
+    if (text.empty()) {
+      nlohmann::json j = nlohmann::json::parse(json_line, nullptr, false);
+      if (j.is_object()) {
+        auto it = j.find("message");
+        if (it != j.end() && it->is_string()) text = it->get<std::string>();
+      }
+      if (text.empty()) text = json_line;
+    }
+    std::string out = absl::StrCat("EGRESS ", VerdictOf(json_line), " ", text);
+    syslog(LOG_WARNING, "%s", out.c_str());
+  }
+  uint64_t errors() const override { return 0; }
+
+ private:
+  const std::string ident_;
+};
+
+class FanOutSink : public EventSink {
+ public:
+  explicit FanOutSink(std::vector<std::unique_ptr<EventSink>> sinks) {
+    for (auto& s : sinks) {
+      if (s != nullptr) sinks_.push_back(std::move(s));
+    }
+  }
+  void Write(const std::string& json_line,
+             const std::string& message) override {
+    for (auto& s : sinks_) s->Write(json_line, message);
+  }
+  uint64_t errors() const override {
+    uint64_t n = 0;
+    for (const auto& s : sinks_) n += s->errors();
+    return n;
+  }
+
+ private:
+  std::vector<std::unique_ptr<EventSink>> sinks_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventSink> StdoutSink() {
+  return std::make_unique<StdoutSinkImpl>();
+}
+
+absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
+    const std::string& path, uint64_t max_bytes, int keep) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError("events file: empty path");
+  }
+  if (max_bytes == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("events file ", path, ": max_bytes must be > 0"));
+  }
+  if (keep < 0 || keep > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "events file ", path, ": keep must be 0..1000, not ", keep));
+  }
+  auto sink = std::make_unique<RotatingFileSinkImpl>(path, max_bytes, keep);
+  EGRESS_RETURN_IF_ERROR(sink->Open());
+  return sink;
+}
+
+std::unique_ptr<EventSink> SyslogSink(const std::string& ident) {
+  return std::make_unique<SyslogSinkImpl>(ident);
+}
+
+std::unique_ptr<EventSink> FanOut(
+    std::vector<std::unique_ptr<EventSink>> sinks) {
+  return std::make_unique<FanOutSink>(std::move(sinks));
+}
+
+}  // namespace egress

@@ -1,0 +1,100 @@
+// Where egressd's event records go: stdout, a size-rotated file, syslog (the
+// journal under systemd), or several of these at once.
+//
+// A sink receives each record twice over: the JSON line exactly as
+// EventToJson(...).dump() produced it (no trailing newline), and the record's
+// "message" field, the one-line text of EventText(). Sinks that only need one
+// of them ignore the other; the message may be empty when the caller did not
+// extract it (a sink that needs it then falls back to the line).
+//
+// Every sink writes synchronously, from the caller's thread, with no queue of
+// its own: memory stays bounded whatever the record rate, and a slow
+// destination slows the caller instead (for egressd, its single loop; the
+// kernel keeps counting exactly and reports ring-buffer overflow as
+// events_lost). Delivery failures are counted in errors(), never fatal and
+// never thrown.
+//
+// Not thread-safe: egressd calls its sink only from its single-threaded loop.
+#ifndef EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
+#define EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace egress {
+
+class EventSink {
+ public:
+  virtual ~EventSink();
+
+  // Delivers one record. `json_line` has no trailing newline; the sink adds
+  // its own framing. Never throws; a failure increments errors().
+  virtual void Write(const std::string& json_line,
+                     const std::string& message) = 0;
+
+  // Records this sink failed to deliver (for a fan-out: summed over its
+  // sinks).
+  virtual uint64_t errors() const = 0;
+};
+
+// Writes each JSON line plus "\n" to file descriptor 1 with one writev(2), so
+// lines are never interleaved or held in a buffer (line-buffered). A failed or
+// short write (EPIPE, a full disk behind a redirect) counts as an error. The
+// write blocks while the reader of a pipe does not read: under systemd stdout
+// is the journal, which does.
+std::unique_ptr<EventSink> StdoutSink();
+
+// Appends JSON lines to `path`, opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC with
+// mode 0640 (before umask); missing parent directories are created with mode
+// 0750.
+//
+// Rotation: when the next line would take the file past `max_bytes`, the file
+// is rotated first: path.<keep-1> -> path.<keep>, ..., path -> path.1 (the
+// previous path.<keep>, the oldest, is replaced and so removed), and a new
+// path is created. keep = 0 keeps no old files: path is removed. A single line
+// longer than `max_bytes` is still written, alone in its file. Rotated files
+// beyond `keep` left by an earlier, larger keep are not touched.
+//
+// Before each line the sink checks (one stat(2)) that `path` is still the file
+// it has open; if it was removed or renamed away (logrotate without
+// copytruncate, an admin's rm), a new file is created at `path`. The size
+// limit follows the file's current size, so an external truncation is seen.
+//
+// Errors: InvalidArgument for an empty path, max_bytes = 0 or keep outside
+// 0..1000; an errno status naming `path` (and the directory, for mkdir) when
+// the file cannot be opened now. Once running, a line that cannot be written
+// (the directory removed and not re-creatable, ENOSPC, ...) is counted in
+// errors() and reopening is retried with the next line; the first failure
+// after a success, and the recovery, are reported once on stderr.
+absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
+    const std::string& path, uint64_t max_bytes, int keep);
+
+// Sends each record's message to syslog: openlog(ident, LOG_PID, LOG_DAEMON)
+// and syslog(LOG_WARNING, "%s", ...) of
+//   "EGRESS <VERDICT> <message>"   e.g.
+//   "EGRESS DENIED Nov 24 17:51:43.371 web curl[2187] -> 203.0.113.9:443/tcp
+//    DENIED (no matching rule)"
+// where VERDICT is the record's verdict (DENIED, AUDIT, ALLOWED, UNEXPLAINED;
+// "EVENT" if the line has none), so `grep 'EGRESS DENIED'` or
+// `journalctl -t egressd -g 'EGRESS DENIED'` finds refusals, like UFW's
+// "[UFW BLOCK]". Under systemd, /dev/log is the journal. When `message` is
+// empty the sink parses it out of the line. Only the text is sent: no
+// structured journal fields (not yet).
+//
+// openlog() is process-wide: create at most one syslog sink per process; it
+// calls closelog() when destroyed. syslog(3) reports no failure, so errors()
+// stays 0.
+std::unique_ptr<EventSink> SyslogSink(const std::string& ident);
+
+// Calls Write on every sink, in order; null entries are ignored. errors() is
+// the sum of theirs.
+std::unique_ptr<EventSink> FanOut(
+    std::vector<std::unique_ptr<EventSink>> sinks);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
