@@ -690,32 +690,35 @@ void Daemon::OnEvent(const egress_event& e) {
     }
   }
   ctx.cgroup_path = CgroupPath(e.cgroup_id, target);
-  json event = EventToJson(e, ctx);
-  if (options_.event_sink) options_.event_sink(event.dump());
-  Publish(event);
-  recent_.push_back(std::move(event));
+  RecentEvent r;
+  r.target = ctx.target;
+  r.verdict = VerdictName(e.verdict);
+  // The fixed-schema writer covers nearly every record; the tree is the
+  // fallback (flows, non-ASCII names).
+  if (!line_writer_.Append(e, ctx, &r.line)) {
+    r.line = EventToJson(e, ctx).dump(-1, ' ', false,
+                                      json::error_handler_t::replace);
+  }
+  if (options_.event_sink) options_.event_sink(r.line);
+  Publish(r);
+  recent_.push_back(std::move(r));
   if (recent_.size() > kRecentEvents) recent_.pop_front();
 }
 
-bool Daemon::Matches(const Subscriber& s, const json& event) const {
-  if (!s.target.empty() && event.value("target", std::string()) != s.target) {
-    return false;
-  }
-  if (!s.verdict.empty() &&
-      event.value("verdict", std::string()) != s.verdict) {
-    return false;
-  }
+bool Daemon::Matches(const Subscriber& s, const RecentEvent& event) const {
+  if (!s.target.empty() && event.target != s.target) return false;
+  if (!s.verdict.empty() && event.verdict != s.verdict) return false;
   return true;
 }
 
-void Daemon::Publish(const json& event) {
+void Daemon::Publish(const RecentEvent& event) {
   if (subscribers_.empty()) return;
-  std::string line = event.dump() + "\n";
+  std::string line = event.line + "\n";
   for (Subscriber& s : subscribers_) {
     if (!s.fd.valid() || !Matches(s, event)) continue;
     if (s.pending.size() + line.size() > kSubscriberBuffer) {
-      ++events_dropped_;  // a slow reader loses records, egressd's memory stays
-                          // bounded
+      // A slow reader loses records; egressd's memory stays bounded.
+      ++events_dropped_;
       continue;
     }
     s.pending += line;
@@ -756,7 +759,9 @@ absl::StatusOr<json> Daemon::Events(const json& req) {
   json events = json::array();
   for (auto it = recent_.rbegin(); it != recent_.rend() && events.size() < last;
        ++it) {
-    if (Matches(filter, *it)) events.push_back(*it);
+    if (!Matches(filter, *it)) continue;
+    json j = json::parse(it->line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded()) events.push_back(std::move(j));
   }
   std::reverse(events.begin(), events.end());
   return json{{"events", events}};

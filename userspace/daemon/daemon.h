@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "userspace/common/unique_fd.h"
+#include "userspace/daemon/event_line.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/state.h"
 #include "userspace/kernel/event_reader.h"
@@ -107,8 +108,14 @@ class Daemon {
     std::string verdict;  // "" = all, else DENIED / AUDIT / ALLOWED / ...
     std::string pending;  // bytes not yet written (bounded)
   };
-  bool Matches(const Subscriber& s, const nlohmann::json& event) const;
-  void Publish(const nlohmann::json& event);
+  // A drained record as a JSON line, with what filters look at.
+  struct RecentEvent {
+    std::string target;
+    std::string verdict;  // DENIED, AUDIT, ALLOWED, UNEXPLAINED
+    std::string line;
+  };
+  bool Matches(const Subscriber& s, const RecentEvent& event) const;
+  void Publish(const RecentEvent& event);
   void FlushSubscribers();
   MetricsSnapshot Snapshot();
 
@@ -124,7 +131,8 @@ class Daemon {
   int64_t realtime_offset_ns_ = 0;
   std::string node_name_;
   std::map<uint64_t, std::string> cgroup_paths_;
-  std::deque<nlohmann::json> recent_;  // the last kRecentEvents records
+  std::deque<RecentEvent> recent_;  // the last kRecentEvents records
+  EventLineWriter line_writer_;
   std::vector<Subscriber> subscribers_;
   // Held by the loop while it works, and by metrics scrapes (other threads).
   std::mutex mu_;

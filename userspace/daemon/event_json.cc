@@ -153,9 +153,23 @@ std::string EventName(const egress_event& e) {
 
 }  // namespace
 
+namespace {
+// Any process can set its comm to arbitrary bytes (prctl), and cgroup names
+// are bytes too: bytes that are not ASCII become '?', so that every record
+// is valid UTF-8 and serialising it can never fail.
+std::string Ascii(absl::string_view in) {
+  std::string out(in);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+  }
+  return out;
+}
+}  // namespace
+
 nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
-  char comm[sizeof(e.comm) + 1] = {};
-  std::memcpy(comm, e.comm, sizeof(e.comm));
+  char raw_comm[sizeof(e.comm) + 1] = {};
+  std::memcpy(raw_comm, e.comm, sizeof(e.comm));
+  const std::string comm = Ascii(raw_comm);
   const std::string family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
   nlohmann::json j = {
       {"time",
@@ -165,10 +179,10 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
       {"verdict", VerdictName(e.verdict)},
       {"reason", ReasonName(e.reason)},
       {"hook", HookName(e.hook)},
-      {"target", ctx.target},
+      {"target", Ascii(ctx.target)},
       {"target_id", e.target_id},
       {"rule_id", e.rule_id},
-      {"cgroup", {{"id", e.cgroup_id}, {"path", ctx.cgroup_path}}},
+      {"cgroup", {{"id", e.cgroup_id}, {"path", Ascii(ctx.cgroup_path)}}},
       {"process",
        {{"pid", e.tgid}, {"tid", e.pid}, {"uid", e.uid}, {"comm", comm}}},
       {"ktime_ns", e.ts_ns},

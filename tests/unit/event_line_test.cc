@@ -1,0 +1,103 @@
+// The fixed-schema writer must produce exactly EventToJson(...).dump(), or
+// decline so that the caller falls back to it.
+#include "userspace/daemon/event_line.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "gtest/gtest.h"
+#include "userspace/daemon/event_json.h"
+
+namespace egress {
+namespace {
+
+egress_event Denied4(const char* comm) {
+  egress_event e{};
+  e.ts_ns = 123456789;
+  e.cgroup_id = 7;
+  e.pid = 11;
+  e.tgid = 10;
+  e.uid = 33;
+  e.target_id = 1;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = IPPROTO_TCP;
+  e.hook = EGRESS_HOOK_CONNECT4;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.port = htons(25);
+  inet_pton(AF_INET, "10.0.0.5", e.addr);
+  std::strncpy(e.comm, comm, sizeof(e.comm));
+  return e;
+}
+
+EventContext Ctx() {
+  EventContext ctx;
+  ctx.target = "web";
+  ctx.cgroup_path = "/system.slice/nginx.service";
+  ctx.node_name = "host-1";
+  ctx.realtime_offset_ns = 1'700'000'000'000'000'000;
+  return ctx;
+}
+
+void ExpectSame(const egress_event& e, const EventContext& ctx) {
+  EventLineWriter writer;
+  std::string line;
+  ASSERT_TRUE(writer.Append(e, ctx, &line));
+  EXPECT_EQ(line, EventToJson(e, ctx).dump());
+}
+
+TEST(EventLineTest, MatchesTheTreeForEveryVerdictKind) {
+  ExpectSame(Denied4("nginx"), Ctx());
+  egress_event audit = Denied4("php \"fpm\"\\\t");
+  audit.verdict = EGRESS_VERDICT_AUDIT;
+  audit.family = EGRESS_FAMILY_IPV6;
+  audit.proto = IPPROTO_UDP;
+  audit.hook = EGRESS_HOOK_SENDMSG6;
+  inet_pton(AF_INET6, "2001:db8::53", audit.addr);
+  audit.suppressed = 42;
+  ExpectSame(audit, Ctx());
+  egress_event explicit_deny = Denied4("curl");
+  explicit_deny.reason = EGRESS_REASON_MATCH_DENY;
+  explicit_deny.rule_id = 9;
+  EventContext numbered = Ctx();
+  numbered.rule_number = 3;
+  ExpectSame(explicit_deny, numbered);
+  egress_event sock = Denied4("python3");
+  sock.hook = EGRESS_HOOK_SOCK_CREATE;
+  sock.reason = EGRESS_REASON_SOCKET_TYPE;
+  sock.sock_type = 3;
+  ExpectSame(sock, Ctx());
+  egress_event opt = Denied4("attacker");
+  opt.hook = EGRESS_HOOK_SETSOCKOPT;
+  opt.reason = EGRESS_REASON_SOURCE_ROUTE;
+  std::memset(opt.addr, 0, sizeof(opt.addr));
+  opt.port = 0;
+  opt.proto = 0;
+  EventLineWriter writer;
+  std::string line;
+  EXPECT_FALSE(writer.Append(opt, Ctx(), &line));  // the tree handles it
+  egress_event allowed = Denied4("nginx");
+  allowed.verdict = EGRESS_VERDICT_ALLOW;
+  allowed.reason = EGRESS_REASON_MATCH_ALLOW;
+  allowed.rule_id = 1;
+  ExpectSame(allowed, EventContext{});
+}
+
+TEST(EventLineTest, DeclinesWhatItDoesNotCoverAndTheTreeNeverThrows) {
+  EventLineWriter writer;
+  std::string line;
+  egress_event odd = Denied4("");
+  const char bad[] = {'\xff', '\xfe', 'x', 0};
+  std::memcpy(odd.comm, bad, sizeof(bad));
+  EXPECT_FALSE(writer.Append(odd, Ctx(), &line));
+  EXPECT_TRUE(line.empty());
+  std::string dumped = EventToJson(odd, Ctx()).dump();
+  EXPECT_NE(dumped.find("\"comm\":\"??x\""), std::string::npos) << dumped;
+  egress_event flow{};
+  flow.kind = EGRESS_EVENT_FLOW_CLOSED;
+  EXPECT_FALSE(writer.Append(flow, Ctx(), &line));
+}
+
+}  // namespace
+}  // namespace egress

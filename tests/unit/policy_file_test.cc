@@ -1,0 +1,723 @@
+#include "userspace/policy/policy_file.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/policy/rule.h"
+
+namespace egress::policy {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+Cidr C(const std::string& text) {
+  absl::StatusOr<Cidr> c = Cidr::Parse(text);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : Cidr{};
+}
+
+PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
+PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
+PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
+PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
+const PortProto kIcmp{Proto::kIcmp};
+const PortProto kRaw{Proto::kRaw};
+
+// The first seven lines of every inline policy; spec.* fields follow at
+// line 8 with a two-space indent.
+constexpr char kHead[] = R"(apiVersion: egress.dev/v1alpha1
+kind: EgressPolicy
+metadata:
+  name: t
+spec:
+  target:
+    systemdUnit: t.service
+)";
+
+// kHead plus `rest` (starting at line 8).
+std::string Doc(const std::string& rest) { return kHead + rest; }
+
+Policy MustParse(const std::string& text) {
+  absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : Policy{};
+}
+
+// The InvalidArgument message for `text`.
+std::string Error(const std::string& text) {
+  absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
+  EXPECT_FALSE(p.ok());
+  if (p.ok()) return "";
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument)
+      << p.status();
+  return std::string(p.status().message());
+}
+
+// The repository's policies/ directory, found from this file's path.
+std::string PoliciesDir() {
+  return (std::filesystem::path(__FILE__).parent_path().parent_path() / ".." /
+          "policies")
+      .lexically_normal()
+      .string();
+}
+
+// A fresh directory under TMPDIR, removed with its contents afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = getenv("TMPDIR");
+    std::string tmpl =
+        absl::StrCat(base ? base : "/tmp", "/policy_file_test.XXXXXX");
+    char* made = mkdtemp(tmpl.data());
+    EXPECT_NE(made, nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& text) const {
+    const std::string file = path_ + "/" + name;
+    std::ofstream(file) << text;
+    return file;
+  }
+
+ private:
+  std::string path_;
+};
+
+std::string Named(const std::string& name, const std::string& target) {
+  return absl::StrCat(
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+      "  name: ",
+      name, "\nspec:\n  target:\n    ", target, "\n");
+}
+
+// ---------------------------------------------------------------------------
+// Well-formed policies.
+
+TEST(ParsePolicyTest, MinimalPolicyHasDefaults) {
+  const Policy p = MustParse(kHead);
+  EXPECT_EQ(p.name, "t");
+  EXPECT_EQ(p.file, "t.yaml");
+  EXPECT_EQ(p.name_location, (SourceLocation{4, 9}));
+  EXPECT_EQ(p.target, (PolicyTarget{PolicyTarget::kUnit, "t.service"}));
+  EXPECT_EQ(p.target_location, (SourceLocation{7, 18}));
+  EXPECT_EQ(p.mode, EGRESS_MODE_ENFORCE);
+  EXPECT_EQ(p.logging, "denied");
+  EXPECT_THAT(p.rules, IsEmpty());
+  EXPECT_THAT(p.annotations, IsEmpty());
+}
+
+TEST(ParsePolicyTest, ModeLoggingAndAnnotations) {
+  const Policy p = MustParse(R"(apiVersion: egress.dev/v1alpha1
+kind: EgressPolicy
+metadata:
+  name: web-1.example_x@y
+  annotations: {description: "a b", owner: team}
+  labels: {app: web}
+spec:
+  target: {cgroupPath: system.slice/web.service/}
+  mode: audit
+  logging: all
+)");
+  EXPECT_EQ(p.name, "web-1.example_x@y");
+  EXPECT_EQ(p.annotations.at("description"), "a b");
+  EXPECT_EQ(p.annotations.at("owner"), "team");
+  EXPECT_EQ(p.target,
+            (PolicyTarget{PolicyTarget::kCgroup, "/system.slice/web.service"}));
+  EXPECT_EQ(p.mode, EGRESS_MODE_AUDIT);
+  EXPECT_EQ(p.logging, "all");
+  EXPECT_EQ(MustParse(Doc("  logging: off\n")).logging, "off");
+}
+
+TEST(ParsePolicyTest, Targets) {
+  auto target = [](const std::string& yaml) {
+    return MustParse(Named("t", yaml)).target;
+  };
+  EXPECT_EQ(target("systemdUnit: nginx"),
+            (PolicyTarget{PolicyTarget::kUnit, "nginx.service"}));
+  EXPECT_EQ(target("systemdUnit: user-1000.slice"),
+            (PolicyTarget{PolicyTarget::kUnit, "user-1000.slice"}));
+  EXPECT_EQ(target("systemdUnit: getty@tty1.service"),
+            (PolicyTarget{PolicyTarget::kUnit, "getty@tty1.service"}));
+  EXPECT_EQ(target("cgroupPath: /a/b"),
+            (PolicyTarget{PolicyTarget::kCgroup, "/a/b"}));
+  EXPECT_EQ(target("cgroupPattern: /system.slice/docker-*.scope"),
+            (PolicyTarget{PolicyTarget::kCgroupGlob,
+                          "/system.slice/docker-*.scope"}));
+  EXPECT_EQ(TargetKindName(PolicyTarget::kCgroup), "cgroupPath");
+  EXPECT_EQ(TargetKindName(PolicyTarget::kUnit), "systemdUnit");
+  EXPECT_EQ(TargetKindName(PolicyTarget::kCgroupGlob), "cgroupPattern");
+}
+
+TEST(ParsePolicyTest, PortsEntries) {
+  const Policy p = MustParse(Doc(R"(  egress:
+  - ports: [{port: 443, protocol: TCP}]
+  - ports: [{port: 53}]
+  - ports: [{port: 1000, endPort: 2000, protocol: udp}]
+  - ports: [{port: 8000, endPort: 8000, protocol: Any}]
+  - ports: [{protocol: tcp}]
+  - ports: [{}]
+  - ports: [{port: smtp}]
+  - ports: [{port: https}]
+  - ports: [{port: dns, protocol: UDP}]
+  - ports: [{port: https, protocol: ANY}]
+  - ports: [{port: "8080"}]
+  - ports: [{protocol: ICMP}]
+  - icmp: true
+  - ports: [{port: 80, protocol: TCP}, {port: https}, {port: 80}]
+    icmp: true
+  - raw: true
+  - {}
+  - ports: []
+    to: []
+)"));
+  ASSERT_EQ(p.rules.size(), 17u);
+  std::vector<std::string> specs;
+  for (const Rule& r : p.rules) {
+    EXPECT_EQ(r.id, 0u);
+    EXPECT_EQ(r.action, Action::kAllow);
+    EXPECT_THAT(r.destinations, IsEmpty());
+    specs.push_back(r.spec);
+  }
+  EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(443)));
+  EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(p.rules[2].ports, ElementsAre(Udp(1000, 2000)));
+  EXPECT_THAT(p.rules[3].ports, ElementsAre(Tcp(8000), Udp(8000)));
+  EXPECT_THAT(p.rules[4].ports, ElementsAre(Tcp(0, 65535)));
+  EXPECT_THAT(p.rules[5].ports, ElementsAre(Tcp(0, 65535), Udp(0, 65535)));
+  EXPECT_THAT(p.rules[6].ports, ElementsAre(Tcp(25)));
+  EXPECT_THAT(p.rules[7].ports, ElementsAre(Tcp(443), Udp(443)));
+  EXPECT_THAT(p.rules[8].ports, ElementsAre(Udp(53)));
+  EXPECT_THAT(p.rules[9].ports, ElementsAre(Tcp(443), Udp(443)));
+  EXPECT_THAT(p.rules[10].ports, ElementsAre(Tcp(8080), Udp(8080)));
+  EXPECT_THAT(p.rules[11].ports, ElementsAre(kIcmp));
+  EXPECT_THAT(p.rules[12].ports, ElementsAre(kIcmp));
+  EXPECT_THAT(p.rules[13].ports,
+              ElementsAre(Tcp(80), Tcp(443), Udp(443), Udp(80), kIcmp));
+  EXPECT_THAT(p.rules[14].ports, ElementsAre(kRaw));
+  EXPECT_THAT(p.rules[15].ports,
+              ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  EXPECT_THAT(p.rules[16].ports,
+              ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  EXPECT_THAT(specs, ElementsAre("443/tcp", "53", "1000-2000/udp", "8000/any",
+                                 "tcp", "tcp,udp", "smtp", "https", "dns/udp",
+                                 "https", "8080", "icmp", "icmp",
+                                 "80/tcp,https,80,icmp", "raw", "any", "any"));
+}
+
+TEST(ParsePolicyTest, DestinationsNamesAndOrigins) {
+  const Policy p = MustParse(Doc(R"(  egress:
+  - name: a
+    comment: first rule
+    to:
+    - ipBlock: {cidr: 10.0.0.0/8}
+    - ipBlock: {cidr: "2001:db8::/32"}
+    - ipBlock: {cidr: 10.0.0.0/8}
+    - ipBlock: {cidr: 192.0.2.7}
+    - ipBlock: {cidr: "::ffff:198.51.100.0/120"}
+    ports: [{port: 22, protocol: TCP}]
+  egressDeny:
+  - comment: only a comment
+    to: [{ipBlock: {cidr: 10.9.0.0/16}}]
+  - name: c
+)"));
+  ASSERT_EQ(p.rules.size(), 3u);
+  EXPECT_THAT(p.rules[0].destinations,
+              ElementsAre(C("10.0.0.0/8"), C("2001:db8::/32"), C("192.0.2.7"),
+                          C("198.51.100.0/24")));
+  EXPECT_EQ(p.rules[0].comment, "a: first rule");
+  EXPECT_EQ(p.rules[1].action, Action::kDeny);
+  EXPECT_EQ(p.rules[1].comment, "only a comment");
+  EXPECT_THAT(p.rules[1].ports,
+              ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  EXPECT_EQ(p.rules[2].comment, "c");
+  EXPECT_THAT(p.origins,
+              ElementsAre(RuleOrigin{"a", "spec.egress[0]", {9, 5}},
+                          RuleOrigin{"", "spec.egressDeny[0]", {19, 5}},
+                          RuleOrigin{"c", "spec.egressDeny[1]", {21, 5}}));
+}
+
+// ---------------------------------------------------------------------------
+// except: subtracted from the ipBlock, never a deny rule.
+
+TEST(SubtractCidrsTest, SplitsAroundEachExcept) {
+  EXPECT_THAT(SubtractCidrs(C("203.0.113.0/24"), {C("203.0.113.0/25")}),
+              ElementsAre(C("203.0.113.128/25")));
+  EXPECT_THAT(SubtractCidrs(C("203.0.113.0/24"), {C("203.0.113.200")}),
+              ElementsAre(C("203.0.113.0/25"), C("203.0.113.128/26"),
+                          C("203.0.113.192/29"), C("203.0.113.201"),
+                          C("203.0.113.202/31"), C("203.0.113.204/30"),
+                          C("203.0.113.208/28"), C("203.0.113.224/27")));
+  EXPECT_THAT(
+      SubtractCidrs(C("0.0.0.0/0"),
+                    {C("10.0.0.0/8"), C("172.16.0.0/12"), C("192.168.0.0/16")})
+          .size(),
+      // 8 pieces around the /8; the /12 splits 128.0.0.0/1 into 11
+      // (net +10), the /16 splits 192.0.0.0/2 into 14 (net +13).
+      8u + 10u + 13u);
+  EXPECT_THAT(SubtractCidrs(C("2001:db8::/32"), {C("2001:db8::/33")}),
+              ElementsAre(C("2001:db8:8000::/33")));
+  // Nested and overlapping excepts; an except covering the whole.
+  EXPECT_THAT(
+      SubtractCidrs(C("10.0.0.0/30"), {C("10.0.0.0/31"), C("10.0.0.1")}),
+      ElementsAre(C("10.0.0.2/31")));
+  EXPECT_THAT(SubtractCidrs(C("10.0.0.0/31"), {C("10.0.0.0"), C("10.0.0.1")}),
+              IsEmpty());
+  EXPECT_THAT(SubtractCidrs(C("10.0.0.0/8"), {}), ElementsAre(C("10.0.0.0/8")));
+}
+
+TEST(ParsePolicyTest, ExceptNarrowsOnlyItsOwnIpBlock) {
+  const Policy p = MustParse(Doc(R"(  egress:
+  - to:
+    - ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}
+    ports: [{port: 443, protocol: TCP}]
+  - to:
+    - ipBlock: {cidr: 10.0.1.10/32}
+    ports: [{port: 5432, protocol: TCP}]
+)"));
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_EQ(p.rules[0].action, Action::kAllow);
+  EXPECT_THAT(p.rules[0].destinations,
+              ElementsAre(C("0.0.0.0/5"), C("8.0.0.0/7"), C("11.0.0.0/8"),
+                          C("12.0.0.0/6"), C("16.0.0.0/4"), C("32.0.0.0/3"),
+                          C("64.0.0.0/2"), C("128.0.0.0/1")));
+  // No deny rule is produced: the second rule still reaches its server.
+  EXPECT_EQ(p.rules[1].action, Action::kAllow);
+  const std::array<uint8_t, 16> db = C("10.0.1.10").addr;
+  const std::array<uint8_t, 16> web = C("93.184.216.34").addr;
+  EXPECT_FALSE(RuleMatches(p.rules[0], 6, 443, 4, db));
+  EXPECT_TRUE(RuleMatches(p.rules[0], 6, 443, 4, web));
+  EXPECT_TRUE(RuleMatches(p.rules[1], 6, 5432, 4, db));
+}
+
+// ---------------------------------------------------------------------------
+// Validation: every message is exact.
+
+TEST(ParsePolicyErrorTest, YamlSyntaxAndEmptyFiles) {
+  EXPECT_EQ(Error("apiVersion: [a\n"),
+            "t.yaml:2:1: YAML syntax error: end of sequence flow not found");
+  EXPECT_EQ(Error("a: b\n  c: d\n"),
+            "t.yaml:2:4: YAML syntax error: illegal map value");
+  EXPECT_EQ(Error(""), "t.yaml:1:1: empty file: expected an EgressPolicy");
+  EXPECT_EQ(Error("# only a comment\n"),
+            "t.yaml:1:1: empty file: expected an EgressPolicy");
+  EXPECT_EQ(Error(std::string(kHead) + "---\n" + kHead),
+            "t.yaml:9:1: only one policy per file; found a second YAML "
+            "document");
+  EXPECT_EQ(Error("- a\n"), "t.yaml:1:1: expected a mapping, got a list");
+}
+
+TEST(ParsePolicyErrorTest, TopLevel) {
+  EXPECT_EQ(Error("kind: EgressPolicy\n"),
+            "t.yaml:1:1: missing field \"apiVersion\"");
+  EXPECT_EQ(Error("apiVersion: v1\nkind: EgressPolicy\nmetadata: {}\nspec: "
+                  "{}\n"),
+            "t.yaml:1:13: apiVersion: expected \"egress.dev/v1alpha1\", got "
+            "\"v1\"");
+  EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: NetworkPolicy\n"
+                  "metadata: {}\nspec: {}\n"),
+            "t.yaml:2:7: kind: expected \"EgressPolicy\", got "
+            "\"NetworkPolicy\"");
+  EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
+                  "metadata: {}\nspec: {}\n"),
+            "t.yaml:3:11: metadata: missing field \"name\"");
+  EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
+                  "metadata: {name: \"a b\"}\nspec: {}\n"),
+            "t.yaml:3:18: metadata.name: bad name \"a b\": use 1-64 letters, "
+            "digits, '-', '_', '.' or '@'");
+  EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
+                  "metadata: {name: a}\nspec: {}\n"),
+            "t.yaml:4:7: spec: missing field \"target\"");
+  EXPECT_EQ(Error(Doc("  mode: block\n")),
+            "t.yaml:8:9: spec.mode: expected enforce or audit, got \"block\"");
+  EXPECT_EQ(Error(Doc("  logging: some\n")),
+            "t.yaml:8:12: spec.logging: expected off, denied or all, got "
+            "\"some\"");
+  EXPECT_EQ(Error(Doc("  egress: {name: a}\n")),
+            "t.yaml:8:11: spec.egress: expected a list, got a mapping");
+}
+
+TEST(ParsePolicyErrorTest, UnknownAndDuplicateFields) {
+  EXPECT_EQ(Error(Doc("  egres: []\n")),
+            "t.yaml:8:3: spec.egres: unknown field \"egres\" (did you mean "
+            "\"egress\"?)");
+  EXPECT_EQ(Error(Doc("  zzz: 1\n")),
+            "t.yaml:8:3: spec.zzz: unknown field \"zzz\"; expected one of "
+            "target, mode, logging, egress, egressDeny");
+  EXPECT_EQ(Error(Doc("  egress:\n  - prots: []\n")),
+            "t.yaml:9:5: spec.egress[0].prots: unknown field \"prots\" (did "
+            "you mean \"ports\"?)");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, "
+                      "exept: []}}]\n")),
+            "t.yaml:9:39: spec.egress[0].to[0].ipBlock.exept: unknown field "
+            "\"exept\" (did you mean \"except\"?)");
+  EXPECT_EQ(Error(Doc("  egress:\n  - ports: [{port: 1, prot: TCP}]\n")),
+            "t.yaml:9:23: spec.egress[0].ports[0].prot: unknown field "
+            "\"prot\" (did you mean \"port\"?)");
+  EXPECT_EQ(Error(Doc("  mode: audit\n  mode: enforce\n")),
+            "t.yaml:9:3: spec.mode: duplicate field \"mode\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: []\n    to: []\n")),
+            "t.yaml:10:5: spec.egress[0].to: duplicate field \"to\"");
+  // NetworkPolicy and Cilium fields get a reason.
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{podSelector: {}}]\n")),
+            "t.yaml:9:11: spec.egress[0].to[0].podSelector: unsupported "
+            "field: selects pods, which a host enforcer cannot see; use "
+            "ipBlock");
+  EXPECT_EQ(Error(Doc("  egress:\n  - toFQDNs: [{matchName: a.example}]\n")),
+            "t.yaml:9:5: spec.egress[0].toFQDNs: unsupported field: host "
+            "names are not supported in policy files; use ipBlock with the "
+            "addresses");
+  EXPECT_EQ(Error(Doc("  defaultAction: allow\n")),
+            "t.yaml:8:3: spec.defaultAction: unsupported field: the default "
+            "is always deny; for a denylist write an allow rule with no to "
+            "and no ports, plus egressDeny rules");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{}]\n")),
+            "t.yaml:9:10: spec.egress[0].to[0]: missing field \"ipBlock\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {except: []}}]\n")),
+            "t.yaml:9:20: spec.egress[0].to[0].ipBlock: missing field "
+            "\"cidr\"");
+}
+
+TEST(ParsePolicyErrorTest, Targets) {
+  EXPECT_EQ(Error(Named("a", "{}")),
+            "t.yaml:7:5: spec.target: expected one of cgroupPath, "
+            "systemdUnit or cgroupPattern");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: a.service\n    cgroupPath: /a")),
+            "t.yaml:8:5: spec.target.cgroupPath: a policy has exactly one "
+            "target; systemdUnit is already given");
+  EXPECT_EQ(Error(Named("a", "cgroupPath: /")),
+            "t.yaml:7:17: spec.target.cgroupPath: the root cgroup cannot be a "
+            "target");
+  EXPECT_EQ(Error(Named("a", "cgroupPath: /a/../b")),
+            "t.yaml:7:17: spec.target.cgroupPath: \"/a/../b\": empty, \".\" "
+            "and \"..\" components are not allowed");
+  EXPECT_EQ(Error(Named("a", "cgroupPath: /a//b")),
+            "t.yaml:7:17: spec.target.cgroupPath: \"/a//b\": empty, \".\" and "
+            "\"..\" components are not allowed");
+  EXPECT_EQ(Error(Named("a", "cgroupPath: /system.slice/docker-*.scope")),
+            "t.yaml:7:17: spec.target.cgroupPath: "
+            "\"/system.slice/docker-*.scope\" has a wildcard; use "
+            "cgroupPattern to match several cgroups");
+  EXPECT_EQ(Error(Named("a", "cgroupPattern: /system.slice/x.scope")),
+            "t.yaml:7:20: spec.target.cgroupPattern: \"/system.slice/x.scope\" "
+            "has no wildcard (*, ? or [...]); use cgroupPath");
+  EXPECT_EQ(Error(Named("a", "cgroupPattern: /a/[bc")),
+            "t.yaml:7:20: spec.target.cgroupPattern: \"/a/[bc\": unclosed "
+            "\"[\"");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: backup.timer")),
+            "t.yaml:7:18: spec.target.systemdUnit: \"backup.timer\": only "
+            ".service, .scope, .slice, .socket, .mount and .swap units have a "
+            "cgroup");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: getty@.service")),
+            "t.yaml:7:18: spec.target.systemdUnit: \"getty@.service\" is a "
+            "template; name an instance, e.g. \"foo@1.service\"");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: a/b.service")),
+            "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
+            "\"a/b.service\"");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: [a]")),
+            "t.yaml:7:18: spec.target.systemdUnit: expected a value, got a "
+            "list");
+}
+
+TEST(ParsePolicyErrorTest, Cidrs) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.256}}]\n")),
+            "t.yaml:9:27: spec.egress[0].to[0].ipBlock.cidr: bad address "
+            "'10.0.0.256'");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/33}}]\n")),
+            "t.yaml:9:27: spec.egress[0].to[0].ipBlock.cidr: bad prefix "
+            "length in '10.0.0.0/33': must be 0-32");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.1/8}}]\n")),
+            "t.yaml:9:27: spec.egress[0].to[0].ipBlock.cidr: 10.0.0.1/8: host "
+            "bits set; did you mean 10.0.0.0/8?");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to:\n    - ipBlock:\n        cidr: "
+                      "10.0.0.0/8\n        except: [10.1.0.0/16, "
+                      "192.0.2.0/24]\n")),
+            "t.yaml:12:31: spec.egress[0].to[0].ipBlock.except[1]: "
+            "192.0.2.0/24 is not strictly inside cidr 10.0.0.0/8");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, "
+                      "except: [10.0.0.0/8]}}]\n")),
+            "t.yaml:9:48: spec.egress[0].to[0].ipBlock.except[0]: 10.0.0.0/8 "
+            "is not strictly inside cidr 10.0.0.0/8");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, "
+                      "except: [\"2001:db8::/32\"]}}]\n")),
+            "t.yaml:9:48: spec.egress[0].to[0].ipBlock.except[0]: "
+            "2001:db8::/32 is not strictly inside cidr 10.0.0.0/8");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/31, "
+                      "except: [10.0.0.0/32, 10.0.0.1/32]}}]\n")),
+            "t.yaml:9:48: spec.egress[0].to[0].ipBlock.except: the excepts "
+            "cover all of 10.0.0.0/31; the ipBlock would match nothing");
+}
+
+TEST(ParsePolicyErrorTest, Ports) {
+  auto port_error = [](const std::string& entry) {
+    return Error(Doc("  egress:\n  - ports:\n    - " + entry + "\n"));
+  };
+  EXPECT_EQ(port_error("port: 0"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: port 0 is out of "
+            "range 1-65535");
+  EXPECT_EQ(port_error("port: 65536"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: port 65536 is out of "
+            "range 1-65535");
+  EXPECT_EQ(port_error("port: -1"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: port -1 is out of "
+            "range 1-65535");
+  EXPECT_EQ(port_error("port: 12x"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port \"12x\": "
+            "not a number");
+  EXPECT_EQ(port_error("port: 1000-2000"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port "
+            "\"1000-2000\": write a range as port and endPort");
+  EXPECT_EQ(port_error("port: 443/tcp"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port "
+            "\"443/tcp\": write the protocol in protocol");
+  EXPECT_EQ(port_error("{port: 2000, endPort: 1000}"),
+            "t.yaml:10:29: spec.egress[0].ports[0].endPort: endPort 1000 is "
+            "below port 2000");
+  EXPECT_EQ(port_error("{port: 2000, endPort: 70000}"),
+            "t.yaml:10:29: spec.egress[0].ports[0].endPort: endPort 70000 is "
+            "out of range 1-65535");
+  EXPECT_EQ(port_error("{port: smtp, endPort: 30}"),
+            "t.yaml:10:20: spec.egress[0].ports[0].endPort: endPort needs a "
+            "numeric port, not service \"smtp\"");
+  EXPECT_EQ(port_error("{endPort: 30}"),
+            "t.yaml:10:8: spec.egress[0].ports[0].endPort: endPort needs a "
+            "port");
+  EXPECT_EQ(port_error("port: smpt"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: unknown service "
+            "\"smpt\" (did you mean \"smtp\"?)");
+  EXPECT_EQ(port_error("port: nosuchservice"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: unknown service "
+            "\"nosuchservice\"");
+  EXPECT_EQ(port_error("{port: ntp, protocol: TCP}"),
+            "t.yaml:10:14: spec.egress[0].ports[0].port: service \"ntp\" has "
+            "no TCP port");
+  EXPECT_EQ(port_error("{port: 80, protocol: SCTP}"),
+            "t.yaml:10:28: spec.egress[0].ports[0].protocol: unknown protocol "
+            "\"SCTP\": expected TCP, UDP, ANY or ICMP");
+  EXPECT_EQ(port_error("{port: 80, protocol: ICMP}"),
+            "t.yaml:10:8: spec.egress[0].ports[0].port: ICMP has no ports");
+  EXPECT_EQ(port_error("port: {a: 1}"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: expected a value, "
+            "got a mapping");
+  EXPECT_EQ(Error(Doc("  egress:\n  - ports: 443\n")),
+            "t.yaml:9:12: spec.egress[0].ports: expected a list, got \"443\"");
+}
+
+TEST(ParsePolicyErrorTest, RuleLevel) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - raw: true\n    icmp: true\n")),
+            "t.yaml:10:5: spec.egress[0].icmp: a raw rule stands alone: it "
+            "takes no to, ports or icmp");
+  EXPECT_EQ(Error(Doc("  egress:\n  - raw: yes please\n")),
+            "t.yaml:9:10: spec.egress[0].raw: expected true or false, got "
+            "\"yes please\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - name: dns\n  egressDeny:\n  - name: "
+                      "dns\n")),
+            "t.yaml:11:5: spec.egressDeny[0].name: duplicate rule name \"dns\" "
+            "(first at line 9)");
+  EXPECT_EQ(Error(Doc("  egress:\n  - name: \"\"\n")),
+            "t.yaml:9:11: spec.egress[0].name: bad name \"\": use 1-64 "
+            "letters, digits, '-', '_', '.' or '@'");
+}
+
+TEST(ParsePolicyErrorTest, NothingEscapesOnOddInput) {
+  // Anchors, aliases, tags and complex keys must not throw.
+  EXPECT_EQ(Error("? [a]\n: b\n"),
+            "t.yaml:1:3: field names must be plain words");
+  const Policy p = MustParse(Doc(R"(  egress:
+  - &r {ports: [{port: 22, protocol: TCP}]}
+  - *r
+)"));
+  EXPECT_EQ(p.rules.size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Loading files and directories.
+
+TEST(LoadPoliciesTest, DirectoryIsSortedAndSkipsOtherFiles) {
+  TempDir dir;
+  dir.Write("b.yml", Named("bee", "systemdUnit: b.service"));
+  dir.Write("a.yaml", Named("ay", "cgroupPath: /a"));
+  dir.Write("notes.txt", "not yaml");
+  dir.Write(".hidden.yaml", "broken: [");
+  std::filesystem::create_directory(dir.path() + "/k8s");
+  dir.Write("k8s/x.yaml", "broken: [");
+  absl::StatusOr<std::vector<Policy>> got = LoadPolicies(dir.path());
+  ASSERT_OK(got);
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].name, "ay");
+  EXPECT_EQ((*got)[0].file, dir.path() + "/a.yaml");
+  EXPECT_EQ((*got)[1].name, "bee");
+  EXPECT_EQ((*got)[1].file, dir.path() + "/b.yml");
+
+  absl::StatusOr<std::vector<Policy>> one = LoadPolicies(dir.path() + "/b.yml");
+  ASSERT_OK(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].file, dir.path() + "/b.yml");
+}
+
+TEST(LoadPoliciesTest, DuplicatesAcrossFilesNameBothFiles) {
+  TempDir dir;
+  dir.Write("a.yaml", Named("web", "systemdUnit: nginx.service"));
+  dir.Write("b.yaml", Named("web", "cgroupPath: /b"));
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                absl::StrCat(dir.path(),
+                             "/b.yaml:4:9: metadata.name: policy \"web\" is "
+                             "also defined in ",
+                             dir.path(), "/a.yaml:4:9"));
+  dir.Write("b.yaml", Named("other", "systemdUnit: nginx"));
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                absl::StrCat(dir.path(),
+                             "/b.yaml:7:18: spec.target.systemdUnit: "
+                             "\"nginx.service\" is already the target of "
+                             "policy \"web\" (",
+                             dir.path(), "/a.yaml:7:18)"));
+}
+
+TEST(LoadPoliciesTest, ErrorsAreAllOrNothing) {
+  TempDir dir;
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() + ": no *.yaml or *.yml files");
+  EXPECT_STATUS(LoadPolicies(dir.path() + "/missing.yaml"),
+                absl::StatusCode::kNotFound,
+                dir.path() +
+                    "/missing.yaml: cannot read: No such file or "
+                    "directory");
+  dir.Write("a.yaml", Named("a", "systemdUnit: a.service"));
+  dir.Write("b.yaml", Named("b", "systemdUnit: b.service") + "  mode: x\n");
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() +
+                    "/b.yaml:8:9: spec.mode: expected enforce or "
+                    "audit, got \"x\"");
+  dir.Write("b.yaml", std::string(2 << 20, '#'));
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() + "/b.yaml: larger than 1 MiB; not a policy file");
+}
+
+TEST(CgroupPatternMatchesTest, ComponentsAndDoubleStar) {
+  EXPECT_TRUE(CgroupPatternMatches("/system.slice/docker-*.scope",
+                                   "/system.slice/docker-ab12.scope"));
+  EXPECT_FALSE(CgroupPatternMatches("/system.slice/docker-*.scope",
+                                    "/system.slice/docker-a/b.scope"));
+  EXPECT_FALSE(CgroupPatternMatches("/system.slice/docker-*.scope",
+                                    "/system.slice/docker-ab12.scope/x"));
+  EXPECT_TRUE(CgroupPatternMatches("/a/?/[bc]d", "/a/x/cd"));
+  EXPECT_FALSE(CgroupPatternMatches("/a/[!b]", "/a/b"));
+  const char* k8s = "/kubepods.slice/**/cri-containerd-*.scope";
+  EXPECT_TRUE(CgroupPatternMatches(
+      k8s, "/kubepods.slice/kubepods-pod1.slice/cri-containerd-1.scope"));
+  EXPECT_TRUE(CgroupPatternMatches(
+      k8s,
+      "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2.slice/"
+      "cri-containerd-2.scope"));
+  EXPECT_TRUE(
+      CgroupPatternMatches(k8s, "/kubepods.slice/cri-containerd-3.scope"));
+  EXPECT_FALSE(CgroupPatternMatches(k8s, "/kubepods.slice/x/other.scope"));
+  // Backslash is literal (systemd's \x2d escapes).
+  EXPECT_TRUE(CgroupPatternMatches("/system.slice/a\\x2d*.service",
+                                   "/system.slice/a\\x2db.service"));
+}
+
+// ---------------------------------------------------------------------------
+// The examples in policies/ parse and mean what their comments say.
+
+class ExamplePolicyTest : public ::testing::Test {
+ protected:
+  Policy Load(const std::string& name) {
+    absl::StatusOr<std::vector<Policy>> p =
+        LoadPolicies(PoliciesDir() + "/" + name);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok() || p->size() != 1) return Policy{};
+    return (*p)[0];
+  }
+  static std::vector<std::string> Names(const Policy& p) {
+    std::vector<std::string> names;
+    for (const RuleOrigin& o : p.origins) names.push_back(o.name);
+    return names;
+  }
+};
+
+TEST_F(ExamplePolicyTest, WholeDirectoryLoads) {
+  absl::StatusOr<std::vector<Policy>> all = LoadPolicies(PoliciesDir());
+  ASSERT_OK(all);
+  std::vector<std::string> names;
+  for (const Policy& p : *all) names.push_back(p.name);
+  EXPECT_THAT(names, ElementsAre("audit-everything", "nginx-static", "webapp",
+                                 "wordpress"));
+}
+
+TEST_F(ExamplePolicyTest, NginxStatic) {
+  const Policy p = Load("nginx-static.yaml");
+  EXPECT_EQ(p.target, (PolicyTarget{PolicyTarget::kUnit, "nginx.service"}));
+  EXPECT_EQ(p.mode, EGRESS_MODE_ENFORCE);
+  ASSERT_EQ(p.rules.size(), 1u);
+  EXPECT_EQ(p.rules[0].action, Action::kAllow);
+  EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(p.rules[0].destinations,
+              ElementsAre(C("10.0.0.53"), C("2001:db8::53")));
+}
+
+TEST_F(ExamplePolicyTest, WebApp) {
+  const Policy p = Load("webapp.yaml");
+  EXPECT_EQ(p.target, (PolicyTarget{PolicyTarget::kUnit, "webapp.service"}));
+  EXPECT_THAT(Names(p), ElementsAre("dns", "smtp-relay", "postgresql",
+                                    "payments-api", "no-sandbox"));
+  ASSERT_EQ(p.rules.size(), 5u);
+  EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(p.rules[0].destinations, ElementsAre(C("10.0.0.53")));
+  EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(25)));
+  EXPECT_THAT(p.rules[1].destinations, ElementsAre(C("10.0.0.25")));
+  EXPECT_THAT(p.rules[2].ports, ElementsAre(Tcp(5432)));
+  EXPECT_THAT(p.rules[2].destinations, ElementsAre(C("10.0.1.10")));
+  EXPECT_THAT(p.rules[3].ports, ElementsAre(Tcp(443)));
+  EXPECT_THAT(p.rules[3].destinations, ElementsAre(C("203.0.113.0/24")));
+  EXPECT_EQ(p.rules[4].action, Action::kDeny);
+  EXPECT_THAT(p.rules[4].destinations, ElementsAre(C("203.0.113.250")));
+  EXPECT_THAT(p.rules[4].ports,
+              ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(p.rules[i].action, Action::kAllow);
+}
+
+TEST_F(ExamplePolicyTest, WordPress) {
+  const Policy p = Load("wordpress.yaml");
+  EXPECT_EQ(p.target,
+            (PolicyTarget{PolicyTarget::kUnit, "php8.2-fpm.service"}));
+  EXPECT_THAT(Names(p), ElementsAre("dns", "mysql", "smtp-submit", "wp-updates",
+                                    "loopback-cron"));
+  ASSERT_EQ(p.rules.size(), 5u);
+  EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(53), Udp(53)));
+  EXPECT_THAT(p.rules[0].destinations, ElementsAre(C("10.0.0.53")));
+  EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(3306)));
+  EXPECT_THAT(p.rules[1].destinations, ElementsAre(C("10.0.1.20")));
+  EXPECT_THAT(p.rules[2].ports, ElementsAre(Tcp(587)));
+  EXPECT_THAT(p.rules[2].destinations, ElementsAre(C("10.0.0.25")));
+  EXPECT_THAT(p.rules[3].ports, ElementsAre(Tcp(443)));
+  EXPECT_THAT(p.rules[3].destinations, ElementsAre(C("198.51.100.0/24")));
+  EXPECT_THAT(p.rules[4].ports, ElementsAre(Tcp(443)));
+  EXPECT_THAT(p.rules[4].destinations, ElementsAre(C("192.0.2.10")));
+  for (const Rule& r : p.rules) EXPECT_EQ(r.action, Action::kAllow);
+}
+
+TEST_F(ExamplePolicyTest, AuditEverything) {
+  const Policy p = Load("audit-everything.yaml");
+  EXPECT_EQ(p.target, (PolicyTarget{PolicyTarget::kCgroupGlob,
+                                    "/system.slice/docker-*.scope"}));
+  EXPECT_EQ(p.mode, EGRESS_MODE_AUDIT);
+  EXPECT_EQ(p.logging, "denied");
+  EXPECT_THAT(p.rules, IsEmpty());
+}
+
+}  // namespace
+}  // namespace egress::policy

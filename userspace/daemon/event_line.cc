@@ -1,0 +1,410 @@
+#include "userspace/daemon/event_line.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+namespace egress {
+namespace {
+
+// Writes through a raw cursor into space reserved up front (no per-append
+// size checks or reallocation).
+struct Cursor {
+  char* p;
+
+  void Put(std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  void Put(char c) { *p++ = c; }
+  void Uint(uint64_t v) { p = std::to_chars(p, p + 24, v).ptr; }
+
+  // nlohmann::json::dump() escaping for ASCII text. False on a byte >= 0x80.
+  // The common case, nothing to escape, is one scan and one memcpy (a byte
+  // loop storing through the member `p` would reload it after every store:
+  // a char store may alias it).
+  bool Escaped(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    auto plain = [](unsigned char c) {
+      return c >= 0x20 && c != '"' && c != '\\' && c < 0x80;
+    };
+    size_t i = 0;
+    while (i < s.size() && plain(static_cast<unsigned char>(s[i]))) ++i;
+    std::memcpy(p, s.data(), i);
+    char* q = p + i;
+    for (; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (plain(c)) {
+        *q++ = s[i];
+        continue;
+      }
+      const char* esc = nullptr;
+      switch (c) {
+        case '"':
+          esc = "\\\"";
+          break;
+        case '\\':
+          esc = "\\\\";
+          break;
+        case '\b':
+          esc = "\\b";
+          break;
+        case '\f':
+          esc = "\\f";
+          break;
+        case '\n':
+          esc = "\\n";
+          break;
+        case '\r':
+          esc = "\\r";
+          break;
+        case '\t':
+          esc = "\\t";
+          break;
+        default:
+          if (c >= 0x80) return false;
+      }
+      if (esc != nullptr) {
+        *q++ = esc[0];
+        *q++ = esc[1];
+      } else {
+        const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        std::memcpy(q, u, sizeof(u));
+        q += sizeof(u);
+      }
+    }
+    p = q;
+    return true;
+  }
+};
+
+std::string_view HookView(uint8_t hook, std::string* storage) {
+  switch (hook) {
+    case EGRESS_HOOK_CONNECT4:
+      return "connect4";
+    case EGRESS_HOOK_CONNECT6:
+      return "connect6";
+    case EGRESS_HOOK_SENDMSG4:
+      return "sendmsg4";
+    case EGRESS_HOOK_SENDMSG6:
+      return "sendmsg6";
+    case EGRESS_HOOK_SOCK_CREATE:
+      return "sock_create";
+    case EGRESS_HOOK_SETSOCKOPT:
+      return "setsockopt";
+    case EGRESS_HOOK_SKB_EGRESS:
+      return "skb_egress";
+    case EGRESS_HOOK_SOCK_OPS:
+      return "sock_ops";
+  }
+  *storage = HookName(hook);
+  return *storage;
+}
+
+std::string_view VerdictView(uint8_t verdict, std::string* storage) {
+  switch (verdict) {
+    case EGRESS_VERDICT_ALLOW:
+      return "ALLOWED";
+    case EGRESS_VERDICT_DENY:
+      return "DENIED";
+    case EGRESS_VERDICT_AUDIT:
+      return "AUDIT";
+    case EGRESS_VERDICT_UNEXPLAINED:
+      return "UNEXPLAINED";
+  }
+  *storage = VerdictName(verdict);
+  return *storage;
+}
+
+std::string_view ReasonView(uint8_t reason, std::string* storage) {
+  switch (reason) {
+    case EGRESS_REASON_NO_MATCH:
+      return "NO_MATCHING_RULE";
+    case EGRESS_REASON_MATCH_ALLOW:
+      return "MATCHED_ALLOW";
+    case EGRESS_REASON_MATCH_DENY:
+      return "MATCHED_DENY";
+    case EGRESS_REASON_UDP_REPLY:
+      return "UDP_REPLY";
+    case EGRESS_REASON_SOCKET_TYPE:
+      return "SOCKET_TYPE_BLOCKED";
+    case EGRESS_REASON_SOURCE_ROUTE:
+      return "SOURCE_ROUTE_BLOCKED";
+  }
+  *storage = ReasonName(reason);
+  return *storage;
+}
+
+std::string_view ProtoView(uint8_t proto, std::string* storage) {
+  switch (proto) {
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    case IPPROTO_ICMPV6:
+      return "icmpv6";
+    case IPPROTO_RAW:
+      return "raw";
+  }
+  *storage = ProtoLabel(proto);
+  return *storage;
+}
+
+std::string_view EventView(const egress_event& e) {
+  switch (e.hook) {
+    case EGRESS_HOOK_CONNECT4:
+    case EGRESS_HOOK_CONNECT6:
+      return "connect";
+    case EGRESS_HOOK_SENDMSG4:
+    case EGRESS_HOOK_SENDMSG6:
+      return "sendmsg";
+    case EGRESS_HOOK_SOCK_CREATE:
+      return "socket";
+    case EGRESS_HOOK_SETSOCKOPT:
+      return "setsockopt";
+    case EGRESS_HOOK_SKB_EGRESS:
+      return "packet";
+  }
+  return "other";
+}
+
+// EventAddress(): inet_ntop for IPv6, by hand for IPv4.
+std::string_view AddressView(const egress_event& e, char (&buf)[48]) {
+  if (e.family != EGRESS_FAMILY_IPV4) {
+    if (inet_ntop(AF_INET6, e.addr, buf, sizeof(buf)) == nullptr) buf[0] = 0;
+    return buf;
+  }
+  char* p = buf;
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) *p++ = '.';
+    p = std::to_chars(p, buf + sizeof(buf), e.addr[i]).ptr;
+  }
+  return std::string_view(buf, static_cast<size_t>(p - buf));
+}
+
+void Put2(char* p, int v) {
+  p[0] = static_cast<char>('0' + v / 10);
+  p[1] = static_cast<char>('0' + v % 10);
+}
+
+}  // namespace
+
+bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
+                             std::string* out) {
+  // Flows and refused socket options (rare) take the tree path.
+  if (e.kind != EGRESS_EVENT_VERDICT || e.hook == EGRESS_HOOK_SETSOCKOPT) {
+    return false;
+  }
+  const int64_t unix_ns =
+      static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns;
+  if (unix_ns < 0) return false;
+  const int64_t second = unix_ns / 1000000000;
+  const int64_t nanos = unix_ns % 1000000000;
+  if (second != cached_second_) {
+    // Civil date from days since the epoch (H. Hinnant's algorithm).
+    const int64_t days = second / 86400;
+    const int64_t sod = second % 86400;
+    const int64_t z = days + 719468;
+    const int64_t era = z / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    const int d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+    const int m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+    const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+    if (y > 9999) return false;
+    static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    const int hh = static_cast<int>(sod / 3600);
+    const int mm = static_cast<int>(sod / 60 % 60);
+    const int ss = static_cast<int>(sod % 60);
+    Put2(iso_, static_cast<int>(y / 100));
+    Put2(iso_ + 2, static_cast<int>(y % 100));
+    iso_[4] = '-';
+    Put2(iso_ + 5, m);
+    iso_[7] = '-';
+    Put2(iso_ + 8, d);
+    iso_[10] = 'T';
+    Put2(iso_ + 11, hh);
+    iso_[13] = ':';
+    Put2(iso_ + 14, mm);
+    iso_[16] = ':';
+    Put2(iso_ + 17, ss);
+    std::memcpy(text_, kMonths + 3 * (m - 1), 3);
+    text_[3] = ' ';
+    Put2(text_ + 4, d);
+    text_[6] = ' ';
+    std::memcpy(text_ + 7, iso_ + 11, 8);
+    cached_second_ = second;
+  }
+  char frac[9];
+  for (int i = 8, v = static_cast<int>(nanos); i >= 0; --i, v /= 10) {
+    frac[i] = static_cast<char>('0' + v % 10);
+  }
+
+  char comm_buf[sizeof(e.comm) + 1] = {};
+  std::memcpy(comm_buf, e.comm, sizeof(e.comm));
+  const std::string_view comm(comm_buf);
+  std::string s_hook, s_verdict, s_reason, s_proto;
+  const std::string_view hook = HookView(e.hook, &s_hook);
+  const std::string_view verdict = VerdictView(e.verdict, &s_verdict);
+  const std::string_view reason = ReasonView(e.reason, &s_reason);
+  const std::string_view proto = ProtoView(e.proto, &s_proto);
+  const std::string_view family =
+      e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
+  const bool is_socket = e.hook == EGRESS_HOOK_SOCK_CREATE;
+  char addr_buf[48];
+  const std::string_view addr = AddressView(e, addr_buf);
+  const uint16_t port = ntohs(e.port);
+
+  // The hint: the common case is written in place below; the rest comes
+  // from AllowHint() itself.
+  const bool plain_hint =
+      (e.verdict == EGRESS_VERDICT_DENY || e.verdict == EGRESS_VERDICT_AUDIT) &&
+      e.reason == EGRESS_REASON_NO_MATCH &&
+      (e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP);
+  std::string other_hint;
+  if (!plain_hint) other_hint = AllowHint(e, ctx.target, ctx.rule_number);
+
+  // Every byte can grow to 6 when escaped; the fixed text is below 700 B.
+  const size_t start = out->size();
+  const size_t variable = ctx.cgroup_path.size() + 3 * ctx.target.size() +
+                          ctx.node_name.size() + 2 * comm.size() +
+                          other_hint.size() + s_hook.size() + s_verdict.size() +
+                          s_reason.size() + 3 * s_proto.size();
+  out->resize(start + 1024 + 6 * variable);
+  Cursor w{out->data() + start};
+  auto fail = [out, start] {
+    out->resize(start);
+    return false;
+  };
+  w.Put("{\"cgroup\":{\"id\":");
+  w.Uint(e.cgroup_id);
+  w.Put(",\"path\":\"");
+  if (!w.Escaped(ctx.cgroup_path)) return fail();
+  w.Put("\"},\"event\":\"");
+  w.Put(EventView(e));
+  w.Put("\",");
+  if (plain_hint) {
+    w.Put("\"hint\":\"egressctl allow ");
+    w.Uint(port);
+    w.Put('/');
+    w.Put(proto);
+    w.Put(' ');
+    w.Put(addr);
+    if (!ctx.target.empty()) {
+      w.Put(" --target ");
+      if (!w.Escaped(ctx.target)) return fail();
+    }
+    w.Put("\",");
+  } else if (!other_hint.empty()) {
+    w.Put("\"hint\":\"");
+    if (!w.Escaped(other_hint)) return fail();
+    w.Put("\",");
+  }
+  w.Put("\"hook\":\"");
+  if (!w.Escaped(hook)) return fail();
+  w.Put("\",\"ktime_ns\":");
+  w.Uint(e.ts_ns);
+  w.Put(',');
+  if (!is_socket) {
+    w.Put("\"l4\":{\"destination\":\"");
+    w.Put(addr);
+    w.Put("\",\"destination_port\":");
+    w.Uint(port);
+    w.Put(",\"family\":\"");
+    w.Put(family);
+    w.Put("\",\"protocol\":\"");
+    if (!w.Escaped(proto)) return fail();
+    w.Put("\"},");
+  }
+  // message: EventText() of the record.
+  w.Put("\"message\":\"");
+  w.Put(std::string_view(text_, 15));
+  w.Put('.');
+  w.Put(std::string_view(frac, 3));
+  w.Put(' ');
+  if (!w.Escaped(ctx.target)) return fail();
+  w.Put(' ');
+  if (!comm.empty()) {
+    if (!w.Escaped(comm)) return fail();
+    w.Put('[');
+    w.Uint(e.tgid);
+    w.Put("] ");
+  }
+  if (is_socket) {
+    w.Put("socket ");
+    if (!w.Escaped(proto)) return fail();
+    w.Put(" type ");
+    w.Uint(e.sock_type);
+  } else {
+    w.Put("-> ");
+    const bool v6 = addr.find(':') != std::string_view::npos;
+    if (v6) w.Put('[');
+    w.Put(addr);
+    if (v6) w.Put(']');
+    w.Put(':');
+    w.Uint(port);
+    w.Put('/');
+    if (!w.Escaped(proto)) return fail();
+  }
+  w.Put(' ');
+  if (!w.Escaped(verdict)) return fail();
+  w.Put(" (");
+  for (char c : reason) {
+    if (static_cast<unsigned char>(c) >= 0x80) return fail();
+    w.Put(c == '_' ? ' ' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+  }
+  w.Put(')');
+  if (e.suppressed > 0) {
+    w.Put(" +");
+    w.Uint(e.suppressed);
+    w.Put(" suppressed");
+  }
+  w.Put("\",\"node_name\":\"");
+  if (!w.Escaped(ctx.node_name)) return fail();
+  w.Put("\",\"process\":{\"comm\":\"");
+  if (!w.Escaped(comm)) return fail();
+  w.Put("\",\"pid\":");
+  w.Uint(e.tgid);
+  w.Put(",\"tid\":");
+  w.Uint(e.pid);
+  w.Put(",\"uid\":");
+  w.Uint(e.uid);
+  w.Put("},\"reason\":\"");
+  if (!w.Escaped(reason)) return fail();
+  w.Put("\",\"rule_id\":");
+  w.Uint(e.rule_id);
+  w.Put(',');
+  if (is_socket) {
+    w.Put("\"socket\":{\"family\":\"");
+    w.Put(family);
+    w.Put("\",\"protocol\":\"");
+    if (!w.Escaped(proto)) return fail();
+    w.Put("\",\"type\":");
+    w.Uint(e.sock_type);
+    w.Put("},");
+  }
+  w.Put("\"suppressed\":");
+  w.Uint(e.suppressed);
+  w.Put(",\"target\":\"");
+  if (!w.Escaped(ctx.target)) return fail();
+  w.Put("\",\"target_id\":");
+  w.Uint(e.target_id);
+  w.Put(",\"time\":\"");
+  w.Put(std::string_view(iso_, 19));
+  w.Put('.');
+  w.Put(std::string_view(frac, 9));
+  w.Put("Z\",\"verdict\":\"");
+  if (!w.Escaped(verdict)) return fail();
+  w.Put("\"}");
+  out->resize(static_cast<size_t>(w.p - out->data()));
+  return true;
+}
+
+}  // namespace egress

@@ -1,0 +1,1041 @@
+#include "userspace/policy/policy_file.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/policy/services.h"
+#include "yaml-cpp/yaml.h"
+
+namespace egress::policy {
+namespace {
+
+constexpr size_t kMaxFileSize = 1 << 20;
+
+// Fields that are not ours but that people will paste from NetworkPolicy,
+// Cilium or the conventions draft, with the reason they are refused.
+struct Hint {
+  absl::string_view field;
+  absl::string_view reason;
+};
+constexpr Hint kHints[] = {
+    {"podSelector",
+     "selects pods, which a host enforcer cannot see; use ipBlock"},
+    {"namespaceSelector",
+     "selects namespaces, which a host enforcer cannot see; use ipBlock"},
+    {"toFQDNs",
+     "host names are not supported in policy files; use ipBlock with the "
+     "addresses"},
+    {"toCIDR", "use to: [{ipBlock: {cidr: ...}}]"},
+    {"toCIDRSet", "use to: [{ipBlock: {cidr: ..., except: [...]}}]"},
+    {"toEntities", "use ipBlock"},
+    {"toPorts", "use ports: [{port: ..., protocol: ...}]"},
+    {"defaultAction",
+     "the default is always deny; for a denylist write an allow rule with no "
+     "to and no ports, plus egressDeny rules"},
+    {"allowLoopback",
+     "loopback is not exempt; allow it with an egress rule to 127.0.0.0/8 "
+     "and ::1/128"},
+    {"policyTypes", "a policy only has egress rules"},
+    {"ingress", "egress only controls outgoing connections"},
+};
+
+std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+SourceLocation ToLocation(const YAML::Mark& mark) {
+  if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+std::string LocationText(const std::string& file, SourceLocation loc) {
+  if (loc.line == 0) return file;
+  return absl::StrCat(file, ":", loc.line, ":", loc.column);
+}
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "an undefined value";
+  }
+}
+
+// The closest of `candidates` within edit distance 2, or "".
+std::string Suggest(absl::string_view word,
+                    const std::vector<std::string>& candidates) {
+  int best = 3;
+  std::string suggestion;
+  for (const std::string& c : candidates) {
+    const int d = EditDistance(word, c);
+    if (d < best) {
+      best = d;
+      suggestion = c;
+    }
+  }
+  return suggestion;
+}
+
+bool ValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+           c == '_' || c == '.' || c == '@';
+  });
+}
+
+bool HasWildcard(absl::string_view s) {
+  return s.find_first_of("*?[") != absl::string_view::npos;
+}
+
+// Flips bit `i` (0 = most significant of addr[0]).
+void FlipBit(std::array<uint8_t, 16>& a, int i) {
+  a[i / 8] ^= static_cast<uint8_t>(1 << (7 - i % 8));
+}
+void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
+    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+}
+
+// Recursive "**"-aware component matcher for CgroupPatternMatches.
+bool MatchComponents(const std::vector<std::string>& pat, size_t pi,
+                     const std::vector<std::string>& path, size_t i) {
+  if (pi == pat.size()) return i == path.size();
+  if (pat[pi] == "**") {
+    for (size_t k = i; k <= path.size(); ++k) {
+      if (MatchComponents(pat, pi + 1, path, k)) return true;
+    }
+    return false;
+  }
+  if (i == path.size()) return false;
+  if (fnmatch(pat[pi].c_str(), path[i].c_str(), FNM_NOESCAPE) != 0) {
+    return false;
+  }
+  return MatchComponents(pat, pi + 1, path, i + 1);
+}
+
+// One parse of one file. Every method returns InvalidArgument
+// "FILE:L:C: PATH: reason".
+// YAML::Node has reference semantics and assigning one to another rewrites
+// the referenced document node; nodes here are only ever copy-constructed.
+class Parser {
+ public:
+  explicit Parser(const std::string& file) : file_(file) {}
+
+  absl::StatusOr<Policy> Parse(absl::string_view text);
+
+ private:
+  using Fields = std::map<std::string, std::pair<YAML::Node, YAML::Node>>;
+
+  absl::Status Error(const YAML::Node& at, absl::string_view path,
+                     absl::string_view reason) const {
+    return ErrorAt(ToLocation(at.Mark()), path, reason);
+  }
+  absl::Status ErrorAt(SourceLocation loc, absl::string_view path,
+                       absl::string_view reason) const {
+    std::string message = LocationText(file_, loc);
+    if (path.empty()) {
+      absl::StrAppend(&message, ": ", reason);
+    } else {
+      absl::StrAppend(&message, ": ", path, ": ", reason);
+    }
+    return absl::InvalidArgumentError(message);
+  }
+
+  // Checks that `node` is a mapping whose keys are distinct scalars from
+  // `allowed`, and collects them (key node, value node) into `out`.
+  absl::Status GetFields(const YAML::Node& node, const std::string& path,
+                         const std::vector<std::string>& allowed,
+                         Fields* out) const;
+  absl::StatusOr<std::string> GetScalar(const YAML::Node& node,
+                                        const std::string& path) const;
+  // A sequence's elements; null counts as empty.
+  absl::StatusOr<std::vector<YAML::Node>> GetList(
+      const YAML::Node& node, const std::string& path) const;
+  absl::StatusOr<bool> GetBool(const YAML::Node& node,
+                               const std::string& path) const;
+
+  absl::Status ParseMetadata(const YAML::Node& node, Policy* policy) const;
+  absl::Status ParseSpec(const YAML::Node& node, Policy* policy) const;
+  absl::Status ParseTarget(const YAML::Node& node, Policy* policy) const;
+  absl::Status ParseRules(const YAML::Node& node, const std::string& path,
+                          Action action, Policy* policy,
+                          std::map<std::string, SourceLocation>* names) const;
+  absl::StatusOr<Rule> ParseRule(const YAML::Node& node,
+                                 const std::string& path, Action action,
+                                 std::string* name) const;
+  absl::Status ParsePeer(const YAML::Node& node, const std::string& path,
+                         std::vector<Cidr>* destinations) const;
+  absl::StatusOr<Cidr> ParseCidr(const YAML::Node& node,
+                                 const std::string& path) const;
+  // Appends the entry's ports to `ports` and its grammar word to `words`.
+  absl::Status ParsePortEntry(const YAML::Node& node, const std::string& path,
+                              std::vector<PortProto>* ports,
+                              std::vector<std::string>* words) const;
+  absl::StatusOr<uint16_t> ParsePortNumber(const YAML::Node& node,
+                                           const std::string& path,
+                                           absl::string_view field) const;
+  absl::StatusOr<std::string> ParseCgroupPath(const YAML::Node& node,
+                                              const std::string& path,
+                                              bool pattern) const;
+
+  const std::string& file_;
+};
+
+absl::Status Parser::GetFields(const YAML::Node& node, const std::string& path,
+                               const std::vector<std::string>& allowed,
+                               Fields* out) const {
+  if (!node.IsMap()) {
+    return Error(node, path,
+                 absl::StrCat("expected a mapping, got ", Describe(node)));
+  }
+  for (YAML::const_iterator it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      return Error(key, path, "field names must be plain words");
+    }
+    const std::string& name = key.Scalar();
+    const std::string field_path =
+        path.empty() ? name : absl::StrCat(path, ".", name);
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      for (const Hint& h : kHints) {
+        if (h.field == name) {
+          return Error(key, field_path,
+                       absl::StrCat("unsupported field: ", h.reason));
+        }
+      }
+      std::string reason = absl::StrCat("unknown field ", Quote(name));
+      const std::string suggestion = Suggest(name, allowed);
+      if (!suggestion.empty()) {
+        absl::StrAppend(&reason, " (did you mean ", Quote(suggestion), "?)");
+      } else {
+        absl::StrAppend(&reason, "; expected one of ",
+                        absl::StrJoin(allowed, ", "));
+      }
+      return Error(key, field_path, reason);
+    }
+    if (out->count(name)) {
+      return Error(key, field_path,
+                   absl::StrCat("duplicate field ", Quote(name)));
+    }
+    out->emplace(name, std::make_pair(key, it->second));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Parser::GetScalar(const YAML::Node& node,
+                                              const std::string& path) const {
+  if (!node.IsScalar()) {
+    return Error(node, path,
+                 absl::StrCat("expected a value, got ", Describe(node)));
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<std::vector<YAML::Node>> Parser::GetList(
+    const YAML::Node& node, const std::string& path) const {
+  std::vector<YAML::Node> items;
+  if (node.IsNull()) return items;
+  if (!node.IsSequence()) {
+    return Error(node, path,
+                 absl::StrCat("expected a list, got ", Describe(node)));
+  }
+  for (YAML::const_iterator it = node.begin(); it != node.end(); ++it) {
+    items.push_back(*it);
+  }
+  return items;
+}
+
+absl::StatusOr<bool> Parser::GetBool(const YAML::Node& node,
+                                     const std::string& path) const {
+  if (node.IsScalar()) {
+    const std::string v = absl::AsciiStrToLower(node.Scalar());
+    if (v == "true") return true;
+    if (v == "false") return false;
+  }
+  return Error(node, path,
+               absl::StrCat("expected true or false, got ", Describe(node)));
+}
+
+absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
+  std::vector<YAML::Node> docs;
+  try {
+    for (const YAML::Node& doc : YAML::LoadAll(std::string(text))) {
+      if (!doc.IsNull()) docs.push_back(doc);
+    }
+  } catch (const YAML::Exception& e) {
+    return ErrorAt(ToLocation(e.mark), "",
+                   absl::StrCat("YAML syntax error: ", e.msg));
+  }
+  if (docs.empty()) {
+    return ErrorAt({1, 1}, "", "empty file: expected an EgressPolicy");
+  }
+  if (docs.size() > 1) {
+    return Error(docs[1], "",
+                 "only one policy per file; found a second YAML document");
+  }
+  const YAML::Node& root = docs[0];
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(root, "", {"apiVersion", "kind", "metadata", "spec"}, &f));
+  for (const char* required : {"apiVersion", "kind", "metadata", "spec"}) {
+    if (!f.count(required)) {
+      return Error(root, "", absl::StrCat("missing field ", Quote(required)));
+    }
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::string api,
+                          GetScalar(f["apiVersion"].second, "apiVersion"));
+  if (api != kPolicyApiVersion) {
+    return Error(f["apiVersion"].second, "apiVersion",
+                 absl::StrCat("expected ", Quote(kPolicyApiVersion), ", got ",
+                              Quote(api)));
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::string kind,
+                          GetScalar(f["kind"].second, "kind"));
+  if (kind != kPolicyKind) {
+    return Error(
+        f["kind"].second, "kind",
+        absl::StrCat("expected ", Quote(kPolicyKind), ", got ", Quote(kind)));
+  }
+  Policy policy;
+  policy.file = file_;
+  EGRESS_RETURN_IF_ERROR(ParseMetadata(f["metadata"].second, &policy));
+  EGRESS_RETURN_IF_ERROR(ParseSpec(f["spec"].second, &policy));
+  return policy;
+}
+
+absl::Status Parser::ParseMetadata(const YAML::Node& node,
+                                   Policy* policy) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(node, "metadata", {"name", "annotations", "labels"}, &f));
+  if (!f.count("name")) {
+    return Error(node, "metadata", "missing field \"name\"");
+  }
+  const YAML::Node& name = f["name"].second;
+  EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, "metadata.name"));
+  if (!ValidName(policy->name)) {
+    return Error(name, "metadata.name",
+                 absl::StrCat("bad name ", Quote(policy->name),
+                              ": use 1-64 letters, digits, '-', '_', '.' or "
+                              "'@'"));
+  }
+  policy->name_location = ToLocation(name.Mark());
+  for (const char* map_field : {"annotations", "labels"}) {
+    if (!f.count(map_field)) continue;
+    const YAML::Node& m = f[map_field].second;
+    const std::string path = absl::StrCat("metadata.", map_field);
+    if (m.IsNull()) continue;
+    if (!m.IsMap()) {
+      return Error(m, path,
+                   absl::StrCat("expected a mapping, got ", Describe(m)));
+    }
+    for (YAML::const_iterator it = m.begin(); it != m.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        return Error(it->first, path, "keys must be plain words");
+      }
+      const std::string key = it->first.Scalar();
+      EGRESS_ASSIGN_OR_RETURN(std::string value,
+                              GetScalar(it->second, path + "." + key));
+      // Labels are accepted for tooling but not kept.
+      if (std::string(map_field) == "annotations") {
+        policy->annotations[key] = value;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(GetFields(
+      node, "spec", {"target", "mode", "logging", "egress", "egressDeny"}, &f));
+  if (!f.count("target")) {
+    return Error(node, "spec", "missing field \"target\"");
+  }
+  EGRESS_RETURN_IF_ERROR(ParseTarget(f["target"].second, policy));
+  if (f.count("mode")) {
+    const YAML::Node& v = f["mode"].second;
+    EGRESS_ASSIGN_OR_RETURN(std::string mode, GetScalar(v, "spec.mode"));
+    if (mode == "enforce") {
+      policy->mode = EGRESS_MODE_ENFORCE;
+    } else if (mode == "audit") {
+      policy->mode = EGRESS_MODE_AUDIT;
+    } else {
+      return Error(
+          v, "spec.mode",
+          absl::StrCat("expected enforce or audit, got ", Quote(mode)));
+    }
+  }
+  if (f.count("logging")) {
+    const YAML::Node& v = f["logging"].second;
+    // YAML 1.1 readers take a bare off as false; yaml-cpp keeps the text.
+    EGRESS_ASSIGN_OR_RETURN(std::string logging, GetScalar(v, "spec.logging"));
+    if (logging != "off" && logging != "denied" && logging != "all") {
+      return Error(
+          v, "spec.logging",
+          absl::StrCat("expected off, denied or all, got ", Quote(logging)));
+    }
+    policy->logging = logging;
+  }
+  std::map<std::string, SourceLocation> names;
+  if (f.count("egress")) {
+    EGRESS_RETURN_IF_ERROR(ParseRules(f["egress"].second, "spec.egress",
+                                      Action::kAllow, policy, &names));
+  }
+  if (f.count("egressDeny")) {
+    EGRESS_RETURN_IF_ERROR(ParseRules(f["egressDeny"].second, "spec.egressDeny",
+                                      Action::kDeny, policy, &names));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Parser::ParseCgroupPath(const YAML::Node& node,
+                                                    const std::string& path,
+                                                    bool pattern) const {
+  EGRESS_ASSIGN_OR_RETURN(std::string value, GetScalar(node, path));
+  std::string p = value;
+  if (!absl::StartsWith(p, "/")) p.insert(0, "/");
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (p == "/") {
+    return Error(node, path, "the root cgroup cannot be a target");
+  }
+  for (absl::string_view c :
+       absl::StrSplit(absl::string_view(p).substr(1), '/')) {
+    if (c.empty() || c == "." || c == "..") {
+      return Error(node, path,
+                   absl::StrCat(Quote(value),
+                                ": empty, \".\" and \"..\" components are not "
+                                "allowed"));
+    }
+  }
+  if (pattern) {
+    if (!HasWildcard(p)) {
+      return Error(node, path,
+                   absl::StrCat(Quote(value),
+                                " has no wildcard (*, ? or [...]); use "
+                                "cgroupPath"));
+    }
+    // fnmatch treats an unclosed "[" as a literal; refuse it instead.
+    for (absl::string_view c : absl::StrSplit(p, '/')) {
+      const size_t open = c.find('[');
+      if (open != absl::string_view::npos &&
+          c.find(']', open + 2) == absl::string_view::npos) {
+        return Error(node, path,
+                     absl::StrCat(Quote(value), ": unclosed \"[\""));
+      }
+    }
+  } else if (HasWildcard(p)) {
+    return Error(node, path,
+                 absl::StrCat(Quote(value),
+                              " has a wildcard; use cgroupPattern to match "
+                              "several cgroups"));
+  }
+  return p;
+}
+
+absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(GetFields(
+      node, "spec.target", {"cgroupPath", "systemdUnit", "cgroupPattern"}, &f));
+  if (f.empty()) {
+    return Error(node, "spec.target",
+                 "expected one of cgroupPath, systemdUnit or cgroupPattern");
+  }
+  if (f.size() > 1) {
+    // Point at the second key in file order. (Sorting the nodes themselves
+    // would assign them, and assigning a YAML::Node rewrites the document.)
+    std::vector<const YAML::Node*> keys;
+    for (const auto& [name, kv] : f) keys.push_back(&kv.first);
+    std::sort(keys.begin(), keys.end(),
+              [](const YAML::Node* a, const YAML::Node* b) {
+                return a->Mark().pos < b->Mark().pos;
+              });
+    return Error(*keys[1], absl::StrCat("spec.target.", keys[1]->Scalar()),
+                 absl::StrCat("a policy has exactly one target; ",
+                              keys[0]->Scalar(), " is already given"));
+  }
+  const std::string kind = f.begin()->first;
+  const YAML::Node& v = f.begin()->second.second;
+  const std::string path = absl::StrCat("spec.target.", kind);
+  policy->target_location = ToLocation(v.Mark());
+  if (kind == "cgroupPath") {
+    policy->target.kind = PolicyTarget::kCgroup;
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value,
+                            ParseCgroupPath(v, path, false));
+  } else if (kind == "cgroupPattern") {
+    policy->target.kind = PolicyTarget::kCgroupGlob;
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value,
+                            ParseCgroupPath(v, path, true));
+  } else {
+    policy->target.kind = PolicyTarget::kUnit;
+    EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(v, path));
+    const bool chars_ok =
+        !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
+          return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                 absl::string_view("-_.:@\\").find(c) !=
+                     absl::string_view::npos;
+        });
+    if (!chars_ok) {
+      return Error(v, path, absl::StrCat("bad unit name ", Quote(unit)));
+    }
+    const size_t dot = unit.rfind('.');
+    if (dot == std::string::npos) {
+      unit += ".service";
+    } else {
+      const std::string suffix = unit.substr(dot + 1);
+      static const std::set<std::string> kWithCgroup = {
+          "service", "scope", "slice", "socket", "mount", "swap"};
+      if (!kWithCgroup.count(suffix)) {
+        return Error(v, path,
+                     absl::StrCat(Quote(unit),
+                                  ": only .service, .scope, .slice, .socket, "
+                                  ".mount and .swap units have a cgroup"));
+      }
+    }
+    if (absl::StrContains(unit, "@.")) {
+      return Error(v, path,
+                   absl::StrCat(Quote(unit),
+                                " is a template; name an instance, e.g. "
+                                "\"foo@1.service\""));
+    }
+    policy->target.value = unit;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseRules(
+    const YAML::Node& node, const std::string& path, Action action,
+    Policy* policy, std::map<std::string, SourceLocation>* names) const {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(node, path));
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string rule_path = absl::StrCat(path, "[", i, "]");
+    std::string name;
+    EGRESS_ASSIGN_OR_RETURN(Rule rule,
+                            ParseRule(items[i], rule_path, action, &name));
+    const SourceLocation loc = ToLocation(items[i].Mark());
+    if (!name.empty()) {
+      auto [it, inserted] = names->emplace(name, loc);
+      if (!inserted) {
+        // The name's own position is not kept; the rule's is close enough.
+        return ErrorAt(loc, rule_path + ".name",
+                       absl::StrCat("duplicate rule name ", Quote(name),
+                                    " (first at line ", it->second.line, ")"));
+      }
+    }
+    policy->rules.push_back(std::move(rule));
+    policy->origins.push_back({name, rule_path, loc});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
+                                       const std::string& path, Action action,
+                                       std::string* name) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(GetFields(
+      node, path, {"name", "comment", "to", "ports", "icmp", "raw"}, &f));
+  Rule rule;
+  rule.action = action;
+  std::string comment;
+  if (f.count("name")) {
+    const YAML::Node& v = f["name"].second;
+    EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
+    if (!ValidName(*name)) {
+      return Error(v, path + ".name",
+                   absl::StrCat("bad name ", Quote(*name),
+                                ": use 1-64 letters, digits, '-', '_', '.' or "
+                                "'@'"));
+    }
+  }
+  if (f.count("comment")) {
+    EGRESS_ASSIGN_OR_RETURN(comment,
+                            GetScalar(f["comment"].second, path + ".comment"));
+  }
+  if (!name->empty() && !comment.empty()) {
+    rule.comment = absl::StrCat(*name, ": ", comment);
+  } else {
+    rule.comment = name->empty() ? comment : *name;
+  }
+
+  bool raw = false, icmp = false;
+  if (f.count("raw")) {
+    EGRESS_ASSIGN_OR_RETURN(raw, GetBool(f["raw"].second, path + ".raw"));
+  }
+  if (f.count("icmp")) {
+    EGRESS_ASSIGN_OR_RETURN(icmp, GetBool(f["icmp"].second, path + ".icmp"));
+  }
+  if (raw) {
+    for (const char* other : {"to", "ports", "icmp"}) {
+      if (f.count(other)) {
+        return Error(f[other].first, absl::StrCat(path, ".", other),
+                     "a raw rule stands alone: it takes no to, ports or icmp");
+      }
+    }
+    rule.spec = "raw";
+    rule.ports = {{Proto::kRaw}};
+    return rule;
+  }
+
+  if (f.count("to")) {
+    const std::string to_path = path + ".to";
+    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> peers,
+                            GetList(f["to"].second, to_path));
+    for (size_t i = 0; i < peers.size(); ++i) {
+      EGRESS_RETURN_IF_ERROR(ParsePeer(
+          peers[i], absl::StrCat(to_path, "[", i, "]"), &rule.destinations));
+    }
+  }
+
+  std::vector<PortProto> ports;
+  std::vector<std::string> words;
+  if (f.count("ports")) {
+    const std::string ports_path = path + ".ports";
+    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> entries,
+                            GetList(f["ports"].second, ports_path));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      EGRESS_RETURN_IF_ERROR(ParsePortEntry(
+          entries[i], absl::StrCat(ports_path, "[", i, "]"), &ports, &words));
+    }
+  }
+  if (icmp) {
+    ports.push_back({Proto::kIcmp});
+    words.push_back("icmp");
+  }
+  if (ports.empty()) {
+    // Like a NetworkPolicy rule without ports: everything, as "any".
+    ports = {{Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
+    words = {"any"};
+  }
+  // tcp, then udp, then icmp; first occurrence kept.
+  std::stable_sort(
+      ports.begin(), ports.end(),
+      [](const PortProto& a, const PortProto& b) { return a.proto < b.proto; });
+  for (const PortProto& pp : ports) {
+    if (std::find(rule.ports.begin(), rule.ports.end(), pp) ==
+        rule.ports.end()) {
+      rule.ports.push_back(pp);
+    }
+  }
+  std::vector<std::string> unique_words;
+  for (const std::string& w : words) {
+    if (std::find(unique_words.begin(), unique_words.end(), w) ==
+        unique_words.end()) {
+      unique_words.push_back(w);
+    }
+  }
+  rule.spec = absl::StrJoin(unique_words, ",");
+  return rule;
+}
+
+absl::StatusOr<Cidr> Parser::ParseCidr(const YAML::Node& node,
+                                       const std::string& path) const {
+  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
+  if (!cidr.ok()) return Error(node, path, cidr.status().message());
+  return *cidr;
+}
+
+absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
+                               std::vector<Cidr>* destinations) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"ipBlock"}, &f));
+  if (!f.count("ipBlock")) {
+    return Error(node, path, "missing field \"ipBlock\"");
+  }
+  const std::string block_path = path + ".ipBlock";
+  const YAML::Node& block = f["ipBlock"].second;
+  Fields b;
+  EGRESS_RETURN_IF_ERROR(GetFields(block, block_path, {"cidr", "except"}, &b));
+  if (!b.count("cidr")) {
+    return Error(block, block_path, "missing field \"cidr\"");
+  }
+  EGRESS_ASSIGN_OR_RETURN(Cidr cidr,
+                          ParseCidr(b["cidr"].second, block_path + ".cidr"));
+  std::vector<Cidr> excepts;
+  if (b.count("except")) {
+    const std::string except_path = block_path + ".except";
+    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items,
+                            GetList(b["except"].second, except_path));
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string item_path = absl::StrCat(except_path, "[", i, "]");
+      EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(items[i], item_path));
+      if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
+        return Error(items[i], item_path,
+                     absl::StrCat(e.ToString(), " is not strictly inside cidr ",
+                                  cidr.ToString()));
+      }
+      excepts.push_back(e);
+    }
+  }
+  const std::vector<Cidr> pieces = SubtractCidrs(cidr, excepts);
+  if (pieces.empty()) {
+    return Error(b["except"].second, block_path + ".except",
+                 absl::StrCat("the excepts cover all of ", cidr.ToString(),
+                              "; the ipBlock would match nothing"));
+  }
+  for (const Cidr& c : pieces) {
+    if (std::find(destinations->begin(), destinations->end(), c) ==
+        destinations->end()) {
+      destinations->push_back(c);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint16_t> Parser::ParsePortNumber(
+    const YAML::Node& node, const std::string& path,
+    absl::string_view field) const {
+  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(text, &n)) {
+    if (absl::StrContains(text, "-") || absl::StrContains(text, ":")) {
+      return Error(node, path,
+                   absl::StrCat("bad ", field, " ", Quote(text),
+                                ": write a range as port and endPort"));
+    }
+    if (absl::StrContains(text, "/")) {
+      return Error(node, path,
+                   absl::StrCat("bad ", field, " ", Quote(text),
+                                ": write the protocol in protocol"));
+    }
+    return Error(
+        node, path,
+        absl::StrCat("bad ", field, " ", Quote(text), ": not a number"));
+  }
+  if (n < 1 || n > 65535) {
+    return Error(node, path,
+                 absl::StrCat(field, " ", n, " is out of range 1-65535"));
+  }
+  return static_cast<uint16_t>(n);
+}
+
+absl::Status Parser::ParsePortEntry(const YAML::Node& node,
+                                    const std::string& path,
+                                    std::vector<PortProto>* ports,
+                                    std::vector<std::string>* words) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(node, path, {"port", "endPort", "protocol"}, &f));
+
+  // protocol: nullopt = not given (tcp and udp).
+  std::optional<Proto> proto;
+  bool icmp = false;
+  std::string proto_word;  // "tcp", "udp", "any" or ""
+  if (f.count("protocol")) {
+    const YAML::Node& v = f["protocol"].second;
+    EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(v, path + ".protocol"));
+    proto_word = absl::AsciiStrToLower(text);
+    if (proto_word == "tcp") {
+      proto = Proto::kTcp;
+    } else if (proto_word == "udp") {
+      proto = Proto::kUdp;
+    } else if (proto_word == "icmp") {
+      icmp = true;
+    } else if (proto_word != "any") {
+      return Error(v, path + ".protocol",
+                   absl::StrCat("unknown protocol ", Quote(text),
+                                ": expected TCP, UDP, ANY or ICMP"));
+    }
+  }
+  if (icmp) {
+    for (const char* field : {"port", "endPort"}) {
+      if (f.count(field)) {
+        return Error(f[field].first, absl::StrCat(path, ".", field),
+                     "ICMP has no ports");
+      }
+    }
+    ports->push_back({Proto::kIcmp});
+    words->push_back("icmp");
+    return absl::OkStatus();
+  }
+  auto add = [&](uint16_t lo, uint16_t hi) {
+    if (proto != Proto::kUdp) ports->push_back({Proto::kTcp, lo, hi});
+    if (proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
+  };
+  const std::string suffix = proto_word.empty() ? "" : "/" + proto_word;
+
+  if (!f.count("port")) {
+    if (f.count("endPort")) {
+      return Error(f["endPort"].first, path + ".endPort",
+                   "endPort needs a port");
+    }
+    add(0, 65535);
+    words->push_back(proto_word.empty() || proto_word == "any"
+                         ? std::string("tcp,udp")
+                         : proto_word);
+    return absl::OkStatus();
+  }
+
+  const YAML::Node& port_node = f["port"].second;
+  const std::string port_path = path + ".port";
+  EGRESS_ASSIGN_OR_RETURN(std::string port_text,
+                          GetScalar(port_node, port_path));
+  const bool numeric =
+      !port_text.empty() && (absl::ascii_isdigit(port_text[0]) ||
+                             port_text[0] == '-' || port_text[0] == '+');
+  if (numeric) {
+    EGRESS_ASSIGN_OR_RETURN(uint16_t lo,
+                            ParsePortNumber(port_node, port_path, "port"));
+    uint16_t hi = lo;
+    if (f.count("endPort")) {
+      const YAML::Node& end_node = f["endPort"].second;
+      EGRESS_ASSIGN_OR_RETURN(
+          hi, ParsePortNumber(end_node, path + ".endPort", "endPort"));
+      if (hi < lo) {
+        return Error(end_node, path + ".endPort",
+                     absl::StrCat("endPort ", hi, " is below port ", lo));
+      }
+    }
+    add(lo, hi);
+    words->push_back(lo == hi ? absl::StrCat(lo, suffix)
+                              : absl::StrCat(lo, "-", hi, suffix));
+    return absl::OkStatus();
+  }
+
+  // A service name.
+  if (f.count("endPort")) {
+    return Error(f["endPort"].first, path + ".endPort",
+                 absl::StrCat("endPort needs a numeric port, not service ",
+                              Quote(port_text)));
+  }
+  absl::StatusOr<std::vector<PortProto>> service = LookupService(port_text);
+  if (!service.ok()) {
+    std::string reason = absl::StrCat("unknown service ", Quote(port_text));
+    const std::string suggestion = Suggest(port_text, KnownServiceNames());
+    if (!suggestion.empty()) {
+      absl::StrAppend(&reason, " (did you mean ", Quote(suggestion), "?)");
+    }
+    return Error(port_node, port_path, reason);
+  }
+  size_t kept = 0;
+  for (const PortProto& pp : *service) {
+    if (proto && pp.proto != *proto) continue;
+    ports->push_back(pp);
+    ++kept;
+  }
+  if (kept == 0) {
+    return Error(port_node, port_path,
+                 absl::StrCat("service ", Quote(port_text), " has no ",
+                              absl::AsciiStrToUpper(proto_word), " port"));
+  }
+  words->push_back(proto_word == "any" ? port_text : port_text + suffix);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string TargetKindName(PolicyTarget::Kind kind) {
+  switch (kind) {
+    case PolicyTarget::kCgroup:
+      return "cgroupPath";
+    case PolicyTarget::kUnit:
+      return "systemdUnit";
+    case PolicyTarget::kCgroupGlob:
+      return "cgroupPattern";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
+                                   const std::string& file_name) {
+  Parser parser(file_name);
+  // The parser catches yaml-cpp's exceptions where it expects them; this is
+  // the backstop for any other.
+  try {
+    return parser.Parse(yaml_text);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat(file_name, ": unexpected YAML error: ", e.what()));
+  }
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
+  FILE* fp = std::fopen(path.c_str(), "rb");
+  if (fp == nullptr) {
+    const int err = errno;
+    const std::string message =
+        absl::StrCat(path, ": cannot read: ", std::strerror(err));
+    if (err == ENOENT) return absl::NotFoundError(message);
+    if (err == EACCES || err == EPERM) {
+      return absl::PermissionDeniedError(message);
+    }
+    return absl::UnavailableError(message);
+  }
+  std::string text;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, fp)) > 0) {
+    text.append(buf, n);
+    if (text.size() > kMaxFileSize) {
+      std::fclose(fp);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than 1 MiB; not a policy file"));
+    }
+  }
+  const bool failed = std::ferror(fp) != 0;
+  const int err = errno;
+  std::fclose(fp);
+  if (failed) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot read: ", std::strerror(err)));
+  }
+  return text;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Policy>> LoadPolicies(
+    const std::string& file_or_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(file_or_dir, ec);
+  std::vector<std::string> files;
+  if (ec || st.type() == fs::file_type::not_found) {
+    if (st.type() == fs::file_type::not_found) {
+      return absl::NotFoundError(absl::StrCat(
+          file_or_dir, ": cannot read: No such file or directory"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat(file_or_dir, ": cannot read: ", ec.message()));
+  }
+  if (fs::is_directory(st)) {
+    fs::directory_iterator it(file_or_dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(file_or_dir, ": cannot read: ", ec.message()));
+    }
+    const std::string dir =
+        absl::EndsWith(file_or_dir, "/") ? file_or_dir : file_or_dir + "/";
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      if (!absl::EndsWith(name, ".yaml") && !absl::EndsWith(name, ".yml")) {
+        continue;
+      }
+      std::error_code type_ec;
+      if (!it->is_regular_file(type_ec)) continue;
+      files.push_back(dir + name);
+    }
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(file_or_dir, ": cannot read: ", ec.message()));
+    }
+    if (files.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file_or_dir, ": no *.yaml or *.yml files"));
+    }
+    std::sort(files.begin(), files.end());
+  } else if (fs::is_regular_file(st)) {
+    files.push_back(file_or_dir);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_or_dir, ": not a regular file or directory"));
+  }
+
+  std::vector<Policy> policies;
+  for (const std::string& file : files) {
+    EGRESS_ASSIGN_OR_RETURN(std::string text, ReadPolicyFile(file));
+    EGRESS_ASSIGN_OR_RETURN(Policy policy, ParsePolicy(text, file));
+    policies.push_back(std::move(policy));
+  }
+  EGRESS_RETURN_IF_ERROR(CheckPolicySet(policies));
+  return policies;
+}
+
+absl::Status CheckPolicySet(absl::Span<const Policy> policies) {
+  std::map<std::string, const Policy*> by_name;
+  std::map<std::pair<PolicyTarget::Kind, std::string>, const Policy*> by_target;
+  for (const Policy& p : policies) {
+    auto [name_it, new_name] = by_name.emplace(p.name, &p);
+    if (!new_name) {
+      const Policy& first = *name_it->second;
+      return absl::InvalidArgumentError(absl::StrCat(
+          LocationText(p.file, p.name_location), ": metadata.name: policy ",
+          Quote(p.name), " is also defined in ",
+          LocationText(first.file, first.name_location)));
+    }
+    auto [target_it, new_target] =
+        by_target.emplace(std::make_pair(p.target.kind, p.target.value), &p);
+    if (!new_target) {
+      const Policy& first = *target_it->second;
+      return absl::InvalidArgumentError(absl::StrCat(
+          LocationText(p.file, p.target_location), ": spec.target.",
+          TargetKindName(p.target.kind), ": ", Quote(p.target.value),
+          " is already the target of policy ", Quote(first.name), " (",
+          LocationText(first.file, first.target_location), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool CgroupPatternMatches(absl::string_view pattern,
+                          absl::string_view cgroup_path) {
+  if (!absl::StartsWith(pattern, "/") || !absl::StartsWith(cgroup_path, "/")) {
+    return false;
+  }
+  const std::vector<std::string> pat =
+      absl::StrSplit(pattern.substr(1), '/', absl::SkipEmpty());
+  const std::vector<std::string> path =
+      absl::StrSplit(cgroup_path.substr(1), '/', absl::SkipEmpty());
+  return MatchComponents(pat, 0, path, 0);
+}
+
+std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
+                                absl::Span<const Cidr> excepts) {
+  std::vector<Cidr> result = {cidr};
+  for (const Cidr& e : excepts) {
+    if (e.family != cidr.family || !cidr.Contains(e)) continue;
+    std::vector<Cidr> next;
+    for (const Cidr& r : result) {
+      if (e.Contains(r)) continue;  // removed entirely
+      if (!r.Contains(e)) {
+        next.push_back(r);
+        continue;
+      }
+      // r strictly contains e: keep, at every depth between them, the half
+      // that does not lead to e.
+      for (int d = r.prefix_len; d < e.prefix_len; ++d) {
+        Cidr piece = e;
+        FlipBit(piece.addr, d);
+        piece.prefix_len = static_cast<uint8_t>(d + 1);
+        MaskTo(piece.addr, d + 1);
+        next.push_back(piece);
+      }
+    }
+    result = std::move(next);
+  }
+  std::sort(result.begin(), result.end(), [](const Cidr& a, const Cidr& b) {
+    return std::tie(a.family, a.addr, a.prefix_len) <
+           std::tie(b.family, b.addr, b.prefix_len);
+  });
+  return result;
+}
+
+}  // namespace egress::policy
