@@ -12,7 +12,7 @@
 
 namespace egress {
 
-std::string HookName(uint8_t hook) {
+absl::string_view HookLiteral(uint8_t hook) {
   switch (hook) {
     case EGRESS_HOOK_CONNECT4:
       return "connect4";
@@ -31,10 +31,15 @@ std::string HookName(uint8_t hook) {
     case EGRESS_HOOK_SOCK_OPS:
       return "sock_ops";
   }
-  return absl::StrCat("hook_", hook);
+  return "";
 }
 
-std::string VerdictName(uint8_t verdict) {
+std::string HookName(uint8_t hook) {
+  absl::string_view v = HookLiteral(hook);
+  return v.empty() ? absl::StrCat("hook_", hook) : std::string(v);
+}
+
+absl::string_view VerdictLiteral(uint8_t verdict) {
   switch (verdict) {
     case EGRESS_VERDICT_ALLOW:
       return "ALLOWED";
@@ -45,10 +50,15 @@ std::string VerdictName(uint8_t verdict) {
     case EGRESS_VERDICT_UNEXPLAINED:
       return "UNEXPLAINED";
   }
-  return absl::StrCat("VERDICT_", verdict);
+  return "";
 }
 
-std::string ReasonName(uint8_t reason) {
+std::string VerdictName(uint8_t verdict) {
+  absl::string_view v = VerdictLiteral(verdict);
+  return v.empty() ? absl::StrCat("VERDICT_", verdict) : std::string(v);
+}
+
+absl::string_view ReasonLiteral(uint8_t reason) {
   switch (reason) {
     case EGRESS_REASON_NO_MATCH:
       return "NO_MATCHING_RULE";
@@ -63,10 +73,15 @@ std::string ReasonName(uint8_t reason) {
     case EGRESS_REASON_SOURCE_ROUTE:
       return "SOURCE_ROUTE_BLOCKED";
   }
-  return absl::StrCat("REASON_", reason);
+  return "";
 }
 
-std::string ProtoLabel(uint8_t p) {
+std::string ReasonName(uint8_t reason) {
+  absl::string_view v = ReasonLiteral(reason);
+  return v.empty() ? absl::StrCat("REASON_", reason) : std::string(v);
+}
+
+absl::string_view ProtoLiteral(uint8_t p) {
   switch (p) {
     case IPPROTO_TCP:
       return "tcp";
@@ -79,7 +94,12 @@ std::string ProtoLabel(uint8_t p) {
     case IPPROTO_RAW:
       return "raw";
   }
-  return absl::StrCat(p);
+  return "";
+}
+
+std::string ProtoLabel(uint8_t p) {
+  absl::string_view v = ProtoLiteral(p);
+  return v.empty() ? absl::StrCat(p) : std::string(v);
 }
 
 std::string EventAddress(const egress_event& e) {
@@ -129,9 +149,7 @@ std::string FormatTime(int64_t unix_ns) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
 }
 
-namespace {
-
-std::string EventName(const egress_event& e) {
+absl::string_view EventLiteral(const egress_event& e) {
   if (e.kind == EGRESS_EVENT_FLOW_ESTABLISHED) return "established";
   if (e.kind == EGRESS_EVENT_FLOW_CLOSED) return "closed";
   switch (e.hook) {
@@ -150,8 +168,6 @@ std::string EventName(const egress_event& e) {
   }
   return "other";
 }
-
-}  // namespace
 
 namespace {
 // Any process can set its comm to arbitrary bytes (prctl), and cgroup names
@@ -175,7 +191,7 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
       {"time",
        FormatTime(static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns)},
       {"node_name", ctx.node_name},
-      {"event", EventName(e)},
+      {"event", std::string(EventLiteral(e))},
       {"verdict", VerdictName(e.verdict)},
       {"reason", ReasonName(e.reason)},
       {"hook", HookName(e.hook)},

@@ -7,11 +7,22 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "egress/abi.h"
 #include "nlohmann/json.hpp"
 
 namespace egress {
 
+// Literals for known values, "" for unknown ones (no allocation).
+absl::string_view HookLiteral(uint8_t hook);
+absl::string_view VerdictLiteral(uint8_t verdict);
+absl::string_view ReasonLiteral(uint8_t reason);
+absl::string_view ProtoLiteral(uint8_t ip_proto);
+// The record's "event": connect, sendmsg, socket, setsockopt, packet,
+// established, closed, other.
+absl::string_view EventLiteral(const egress_event& e);
+
+// The same, never empty: unknown values read "hook_9", "VERDICT_7", ...
 std::string HookName(uint8_t hook);
 std::string VerdictName(uint8_t verdict);  // ALLOWED / DENIED / AUDIT
 std::string ReasonName(uint8_t reason);    // NO_MATCHING_RULE, ...

@@ -81,96 +81,39 @@ struct Cursor {
   }
 };
 
+// The names of event_json.h without allocating: a literal for every known
+// value, the allocated fallback name otherwise.
 std::string_view HookView(uint8_t hook, std::string* storage) {
-  switch (hook) {
-    case EGRESS_HOOK_CONNECT4:
-      return "connect4";
-    case EGRESS_HOOK_CONNECT6:
-      return "connect6";
-    case EGRESS_HOOK_SENDMSG4:
-      return "sendmsg4";
-    case EGRESS_HOOK_SENDMSG6:
-      return "sendmsg6";
-    case EGRESS_HOOK_SOCK_CREATE:
-      return "sock_create";
-    case EGRESS_HOOK_SETSOCKOPT:
-      return "setsockopt";
-    case EGRESS_HOOK_SKB_EGRESS:
-      return "skb_egress";
-    case EGRESS_HOOK_SOCK_OPS:
-      return "sock_ops";
-  }
+  absl::string_view v = HookLiteral(hook);
+  if (!v.empty()) return std::string_view(v.data(), v.size());
   *storage = HookName(hook);
   return *storage;
 }
 
 std::string_view VerdictView(uint8_t verdict, std::string* storage) {
-  switch (verdict) {
-    case EGRESS_VERDICT_ALLOW:
-      return "ALLOWED";
-    case EGRESS_VERDICT_DENY:
-      return "DENIED";
-    case EGRESS_VERDICT_AUDIT:
-      return "AUDIT";
-    case EGRESS_VERDICT_UNEXPLAINED:
-      return "UNEXPLAINED";
-  }
+  absl::string_view v = VerdictLiteral(verdict);
+  if (!v.empty()) return std::string_view(v.data(), v.size());
   *storage = VerdictName(verdict);
   return *storage;
 }
 
 std::string_view ReasonView(uint8_t reason, std::string* storage) {
-  switch (reason) {
-    case EGRESS_REASON_NO_MATCH:
-      return "NO_MATCHING_RULE";
-    case EGRESS_REASON_MATCH_ALLOW:
-      return "MATCHED_ALLOW";
-    case EGRESS_REASON_MATCH_DENY:
-      return "MATCHED_DENY";
-    case EGRESS_REASON_UDP_REPLY:
-      return "UDP_REPLY";
-    case EGRESS_REASON_SOCKET_TYPE:
-      return "SOCKET_TYPE_BLOCKED";
-    case EGRESS_REASON_SOURCE_ROUTE:
-      return "SOURCE_ROUTE_BLOCKED";
-  }
+  absl::string_view v = ReasonLiteral(reason);
+  if (!v.empty()) return std::string_view(v.data(), v.size());
   *storage = ReasonName(reason);
   return *storage;
 }
 
 std::string_view ProtoView(uint8_t proto, std::string* storage) {
-  switch (proto) {
-    case IPPROTO_TCP:
-      return "tcp";
-    case IPPROTO_UDP:
-      return "udp";
-    case IPPROTO_ICMP:
-      return "icmp";
-    case IPPROTO_ICMPV6:
-      return "icmpv6";
-    case IPPROTO_RAW:
-      return "raw";
-  }
+  absl::string_view v = ProtoLiteral(proto);
+  if (!v.empty()) return std::string_view(v.data(), v.size());
   *storage = ProtoLabel(proto);
   return *storage;
 }
 
 std::string_view EventView(const egress_event& e) {
-  switch (e.hook) {
-    case EGRESS_HOOK_CONNECT4:
-    case EGRESS_HOOK_CONNECT6:
-      return "connect";
-    case EGRESS_HOOK_SENDMSG4:
-    case EGRESS_HOOK_SENDMSG6:
-      return "sendmsg";
-    case EGRESS_HOOK_SOCK_CREATE:
-      return "socket";
-    case EGRESS_HOOK_SETSOCKOPT:
-      return "setsockopt";
-    case EGRESS_HOOK_SKB_EGRESS:
-      return "packet";
-  }
-  return "other";
+  absl::string_view v = EventLiteral(e);
+  return std::string_view(v.data(), v.size());
 }
 
 // EventAddress(): inet_ntop for IPv6, by hand for IPv4.
