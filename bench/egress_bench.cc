@@ -42,6 +42,7 @@
 #include "absl/time/time.h"
 #include "bench/bench_ops.h"
 #include "bench/bench_rules.h"
+#include "bench/bench_util.h"
 #include "egress/abi.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "userspace/common/errno_status.h"
@@ -105,45 +106,6 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
 }
 
 // ---- cgroups -------------------------------------------------------------
-
-absl::Status WriteText(const std::string& path, absl::string_view text) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, "open", path);
-  if (write(fd.get(), text.data(), text.size()) !=
-      static_cast<ssize_t>(text.size())) {
-    return ErrnoStatus(errno, "write", path);
-  }
-  return absl::OkStatus();
-}
-
-bool Populated(const std::string& dir) {
-  UniqueFd fd(
-      open(absl::StrCat(dir, "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  char buf[256];
-  ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  return strstr(buf, "populated 1") != nullptr;
-}
-
-// Kills whatever is left in the cgroup and removes it. Missing is fine.
-absl::Status RemoveCgroup(const std::string& dir) {
-  if (access(dir.c_str(), F_OK) != 0) return absl::OkStatus();
-  (void)WriteText(absl::StrCat(dir, "/cgroup.kill"), "1");
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (Populated(dir) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  while (rmdir(dir.c_str()) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    if (errno != EBUSY || absl::Now() >= deadline) {
-      return ErrnoStatus(errno, "rmdir", dir);
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return absl::OkStatus();
-}
 
 // ---- measurement ---------------------------------------------------------
 
@@ -218,16 +180,6 @@ double Quantile(std::vector<double> v, double q) {
   size_t i = static_cast<size_t>(pos);
   if (i + 1 >= v.size()) return v.back();
   return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
-}
-
-std::string WithCommas(uint64_t v) {
-  std::string digits = absl::StrCat(v);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
 }
 
 absl::Status Run(const Options& opts) {

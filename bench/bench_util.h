@@ -1,0 +1,25 @@
+// Small helpers the benchmarks share: cgroup files and number formatting.
+#ifndef EGRESS_BENCH_BENCH_UTIL_H_
+#define EGRESS_BENCH_BENCH_UTIL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace egress::bench {
+
+// Writes `text` to an existing file (cgroup.procs, cgroup.kill, ...).
+absl::Status WriteText(const std::string& path, absl::string_view text);
+
+// Kills whatever is left in the cgroup `dir` and removes it, waiting up to
+// 5 s for it to empty. A missing directory is fine.
+absl::Status RemoveCgroup(const std::string& dir);
+
+// 1234567 -> "1,234,567".
+std::string WithCommas(uint64_t v);
+
+}  // namespace egress::bench
+
+#endif  // EGRESS_BENCH_BENCH_UTIL_H_
