@@ -152,6 +152,12 @@ absl::Status StreamFromDaemon(
       if (first) {
         first = false;
         EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
+        // The backlog (`--last N`) comes in the first response.
+        if (j.contains("events") && j["events"].is_array()) {
+          for (const nlohmann::json& e : j["events"]) {
+            if (!on_line(e)) return absl::OkStatus();
+          }
+        }
         continue;
       }
       if (!on_line(j)) return absl::OkStatus();

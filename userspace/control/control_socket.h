@@ -30,7 +30,8 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           absl::Duration timeout);
 
 // Client of a streaming request (`events --follow`): sends `request`, checks
-// the first response line, then calls `on_line` for every further JSON line
+// the first response line and passes the records of its "events" array (the
+// backlog) to `on_line`, then calls `on_line` for every further JSON line
 // until egressd closes the connection or `on_line` returns false.
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,

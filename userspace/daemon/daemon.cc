@@ -755,7 +755,9 @@ absl::StatusOr<json> Daemon::Events(const json& req) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "at most ", kMaxSubscribers, " 'events --follow' clients at once"));
   }
-  size_t last = req.value("last", size_t{100});
+  // Like tail -f: a follower gets no backlog unless it asks (--last N).
+  size_t last =
+      req.value("last", req.value("follow", false) ? size_t{0} : size_t{100});
   json events = json::array();
   for (auto it = recent_.rbegin(); it != recent_.rend() && events.size() < last;
        ++it) {
