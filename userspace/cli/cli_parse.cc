@@ -4,8 +4,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "egress/abi.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/policy/policy_file.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/spec.h"
 
@@ -23,10 +25,11 @@ constexpr OptionSpec kValueOptions[] = {
     {"--socket", nullptr},  {"--target", "-t"},   {"--output", "-o"},
     {"--cgroup", nullptr},  {"--unit", nullptr},  {"--pid", nullptr},
     {"--mode", nullptr},    {"--allow", nullptr}, {"--target-name", nullptr},
-    {"--verdict", nullptr}, {"--last", nullptr},
+    {"--verdict", nullptr}, {"--last", nullptr},  {"--file", "-f"},
 };
 // Options that take no value.
-constexpr OptionSpec kFlagOptions[] = {{"--follow", "-f"}};
+constexpr OptionSpec kFlagOptions[] = {{"--follow", nullptr},
+                                       {"--dry-run", nullptr}};
 
 struct Split {
   std::vector<std::string> words;                         // positional
@@ -187,6 +190,9 @@ Rules (deny beats allow; no matching allow = denied):
   delete allow|deny SPEC [DEST...] [--target NAME]
   status [-o json]
 
+Policy files (YAML, see docs/policy.md):
+  apply -f FILE|DIR [--dry-run]   show the diff against what is enforced, apply it
+
 Events (verdict and flow records, newest last):
   events [--follow] [--target NAME] [--verdict deny|audit|allow|unexplained]
          [--last N] [-o json|text]
@@ -334,6 +340,33 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
       }
       req["last"] = n;
     }
+  } else if (cmd == "apply") {
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 0, "apply -f FILE|DIR [--dry-run]"));
+    std::string path = opts.Get("--file");
+    if (path.empty()) {
+      return absl::InvalidArgumentError("usage: apply -f FILE|DIR [--dry-run]");
+    }
+    EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Policy> policies,
+                            policy::LoadPolicies(path));
+    json list = json::array();
+    for (const policy::Policy& p : policies) {
+      const char* kind =
+          p.target.kind == policy::PolicyTarget::kCgroup ? "cgroup"
+          : p.target.kind == policy::PolicyTarget::kUnit ? "unit"
+                                                         : "pattern";
+      list.push_back(
+          {{"name", p.name},
+           {"file", p.file},
+           {"target_kind", kind},
+           {"target", p.target.value},
+           {"mode", p.mode == EGRESS_MODE_AUDIT ? "audit" : "enforce"},
+           {"logging", p.logging},
+           {"rules", policy::RulesToJson(p.rules)}});
+    }
+    req = {{"cmd", "apply"},
+           {"dry_run", opts.Get("--dry-run") == "true"},
+           {"policies", list}};
   } else if (cmd == "status") {
     EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "status [-o json]"));
     req = {{"cmd", "status"}};

@@ -51,6 +51,18 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
       absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ",
                       Str(c, "mode"), "\n");
     }
+  } else if (cmd == "apply") {
+    bool dry = r.value("dry_run", false);
+    for (const json& c : r["changes"]) {
+      absl::StrAppend(&out, dry ? "Would " : "", Str(c, "action"),
+                      dry ? " " : "d ", "target ", Str(c, "target"), " (",
+                      Str(c, "cgroup"), ")\n");
+      for (const json& a : c["added"])
+        absl::StrAppend(&out, "  + ", a.get<std::string>(), "\n");
+      for (const json& d : c["removed"])
+        absl::StrAppend(&out, "  - ", d.get<std::string>(), "\n");
+    }
+    if (dry) absl::StrAppend(&out, "Dry run: nothing changed.\n");
   } else if (cmd == "logging") {
     out = absl::StrCat("Target ", Str(r, "target"), ": logging ",
                        Str(r, "logging"), "\n");

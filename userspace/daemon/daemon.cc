@@ -603,6 +603,136 @@ absl::StatusOr<json> Daemon::Status(const json&) {
               {"events_read", events_read_}};
 }
 
+// Rules equal for a diff: ids and comments do not count.
+static bool SameRule(policy::Rule a, policy::Rule b) {
+  a.id = b.id = 0;
+  a.comment = b.comment = "";
+  return a == b;
+}
+
+absl::StatusOr<json> Daemon::Apply(const json& req) {
+  if (!req.contains("policies") || !req["policies"].is_array()) {
+    return absl::InvalidArgumentError("apply needs a list of policies");
+  }
+  const bool dry_run = req.value("dry_run", false);
+  // Phase 1: validate everything; nothing changes if anything is wrong.
+  struct Planned {
+    std::string name, source_kind, source, cgroup, logging;
+    uint8_t mode;
+    std::vector<policy::Rule> rules;
+  };
+  std::vector<Planned> plans;
+  for (const json& p : req["policies"]) {
+    Planned plan;
+    plan.name = p.value("name", std::string());
+    if (!ValidTargetName(plan.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy name '", plan.name, "' cannot name a target"));
+    }
+    plan.source_kind = p.value("target_kind", std::string());
+    plan.source = p.value("target", std::string());
+    if (plan.source_kind == "cgroup") {
+      EGRESS_ASSIGN_OR_RETURN(plan.cgroup,
+                              NormalizeCgroupPath(plan.source, cgroup_root_));
+    } else if (plan.source_kind == "unit") {
+      EGRESS_ASSIGN_OR_RETURN(std::string cg, CgroupOfUnit(plan.source));
+      EGRESS_ASSIGN_OR_RETURN(plan.cgroup,
+                              NormalizeCgroupPath(cg, cgroup_root_));
+    } else {
+      return absl::UnimplementedError(absl::StrCat(
+          "policy ", plan.name, ": target kind '", plan.source_kind,
+          "' is not supported by apply yet (cgroupPath and systemdUnit are)"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(plan.mode,
+                            ParseMode(p.value("mode", std::string("enforce"))));
+    plan.logging = p.value("logging", std::string("denied"));
+    EGRESS_ASSIGN_OR_RETURN(plan.rules, policy::RulesFromJson(p["rules"]));
+    std::vector<policy::Rule> numbered = plan.rules;
+    for (size_t i = 0; i < numbered.size(); ++i) numbered[i].id = i + 1;
+    EGRESS_RETURN_IF_ERROR(policy::Compile(1, numbered).status());
+    for (const auto& [n, t] : state_.targets) {
+      if (t.cgroup == plan.cgroup && n != plan.name) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("policy ", plan.name, ": cgroup ", plan.cgroup,
+                         " is already target '", n, "'"));
+      }
+    }
+    plans.push_back(std::move(plan));
+  }
+  // Phase 2: the diff.
+  json changes = json::array();
+  for (const Planned& plan : plans) {
+    json c = {{"target", plan.name}, {"cgroup", plan.cgroup}};
+    auto it = state_.targets.find(plan.name);
+    std::vector<policy::Rule> old;
+    if (it == state_.targets.end()) {
+      c["action"] = "create";
+    } else {
+      c["action"] = "update";
+      old = it->second.rules;
+      if (it->second.cgroup != plan.cgroup)
+        c["cgroup_from"] = it->second.cgroup;
+      if (it->second.mode != plan.mode) c["mode"] = ModeName(plan.mode);
+    }
+    json added = json::array(), removed = json::array();
+    for (const policy::Rule& r : plan.rules) {
+      bool found = false;
+      for (const policy::Rule& o : old) found = found || SameRule(r, o);
+      if (!found) added.push_back(policy::FormatRule(r));
+    }
+    for (const policy::Rule& o : old) {
+      bool found = false;
+      for (const policy::Rule& r : plan.rules) found = found || SameRule(r, o);
+      if (!found) removed.push_back(policy::FormatRule(o));
+    }
+    c["added"] = added;
+    c["removed"] = removed;
+    changes.push_back(c);
+  }
+  if (dry_run) return json{{"dry_run", true}, {"changes", changes}};
+  // Phase 3: apply, target by target; each rule set switches in one update.
+  for (const Planned& plan : plans) {
+    auto it = state_.targets.find(plan.name);
+    if (it != state_.targets.end() && it->second.cgroup != plan.cgroup) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "target ", plan.name, " exists for cgroup ", it->second.cgroup,
+          "; remove it before applying it to ", plan.cgroup));
+    }
+    if (it == state_.targets.end()) {
+      json add = {{"name", plan.name},
+                  {"source_kind", "cgroup"},
+                  {"source", plan.cgroup},
+                  {"mode", ModeName(plan.mode)},
+                  {"rules", policy::RulesToJson(plan.rules)}};
+      EGRESS_RETURN_IF_ERROR(TargetAdd(add).status());
+      it = state_.targets.find(plan.name);
+      it->second.source_kind = plan.source_kind;
+      it->second.source = plan.source;
+    } else {
+      TargetState& t = it->second;
+      std::vector<policy::Rule> rules = plan.rules;
+      // Unchanged rules keep their ids (and so their counters).
+      for (policy::Rule& r : rules) {
+        r.id = 0;
+        for (const policy::Rule& o : t.rules) {
+          if (SameRule(r, o)) r.id = o.id;
+        }
+        if (r.id == 0) r.id = t.next_rule_id++;
+      }
+      t.mode = plan.mode;
+      EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
+    }
+    TargetState& t = state_.targets.find(plan.name)->second;
+    if (t.log != plan.logging) {
+      EGRESS_RETURN_IF_ERROR(
+          SetLogging({{"target", plan.name}, {"level", plan.logging}})
+              .status());
+    }
+  }
+  EGRESS_RETURN_IF_ERROR(Save());
+  return json{{"dry_run", false}, {"changes", changes}};
+}
+
 json Daemon::Handle(const json& request) {
   std::string cmd = request.value("cmd", std::string());
   absl::StatusOr<json> result;
@@ -624,6 +754,8 @@ json Daemon::Handle(const json& request) {
     result = Status(request);
   } else if (cmd == "logging") {
     result = SetLogging(request);
+  } else if (cmd == "apply") {
+    result = Apply(request);
   } else if (cmd == "events") {
     result = Events(request);
   } else if (cmd == "ping") {

@@ -91,6 +91,9 @@ class Daemon {
   absl::StatusOr<nlohmann::json> TargetList(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> SetMode(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> SetLogging(const nlohmann::json& req);
+  // Applies parsed policy files: validates all, returns the diff, and (unless
+  // dry_run) switches each target's rules without a gap.
+  absl::StatusOr<nlohmann::json> Apply(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> RuleAdd(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> RuleDelete(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> ListRules(const nlohmann::json& req);
