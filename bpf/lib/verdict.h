@@ -272,16 +272,14 @@ verdict__apply(const struct egress_target_config *cfg,
 	struct egress_counters *c = target__counters();
 
 	rule__hit(dec->rule_id);
+	/* One counter per decision: the totals (allowed, denied, ...) are sums
+	 * of by_proto, derived by egressd. */
 	if (dec->verdict == EGRESS_VERDICT_ALLOW) {
-		if (dec->reason == EGRESS_REASON_UDP_REPLY) {
-			if (c)
-				__sync_fetch_and_add(&c->replies, 1);
-			counters__verdict(c, EGRESS_CTR_REPLIES, d->proto);
-		} else {
-			if (c)
-				__sync_fetch_and_add(&c->allowed, 1);
-			counters__verdict(c, EGRESS_CTR_ALLOWED, d->proto);
-		}
+		counters__verdict(c,
+				  dec->reason == EGRESS_REASON_UDP_REPLY
+				      ? EGRESS_CTR_REPLIES
+				      : EGRESS_CTR_ALLOWED,
+				  d->proto);
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
 			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
 				    dec->rule_id, sock_type, c, has_task,
@@ -289,21 +287,15 @@ verdict__apply(const struct egress_target_config *cfg,
 		return 1;
 	}
 	if (cfg->mode == EGRESS_MODE_AUDIT) {
-		if (c)
-			__sync_fetch_and_add(&c->audited, 1);
 		counters__verdict(c, EGRESS_CTR_AUDITED, d->proto);
 		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
 			    dec->rule_id, sock_type, c, has_task, cfg->flags);
 		return 1;
 	}
-	if (c) {
-		if (dec->reason == EGRESS_REASON_SOCKET_TYPE)
-			__sync_fetch_and_add(&c->sockets_denied, 1);
-		else if (dec->reason == EGRESS_REASON_SOURCE_ROUTE)
-			__sync_fetch_and_add(&c->srcroute_denied, 1);
-		else
-			__sync_fetch_and_add(&c->denied, 1);
-	}
+	if (c && dec->reason == EGRESS_REASON_SOCKET_TYPE)
+		__sync_fetch_and_add(&c->sockets_denied, 1);
+	else if (c && dec->reason == EGRESS_REASON_SOURCE_ROUTE)
+		__sync_fetch_and_add(&c->srcroute_denied, 1);
 	counters__verdict(c, EGRESS_CTR_DENIED, d->proto);
 	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
 		    sock_type, c, has_task, cfg->flags);

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -169,10 +170,6 @@ absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
   }
   egress_counters sum{};
   for (const egress_counters& c : per_cpu) {
-    sum.allowed += c.allowed;
-    sum.denied += c.denied;
-    sum.audited += c.audited;
-    sum.replies += c.replies;
     sum.sockets_denied += c.sockets_denied;
     sum.srcroute_denied += c.srcroute_denied;
     sum.events_lost += c.events_lost;
@@ -188,6 +185,16 @@ absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
     sum.flow_bytes_sent += c.flow_bytes_sent;
     sum.flow_bytes_received += c.flow_bytes_received;
   }
+  // The totals are derived: BPF counts each decision once, by protocol.
+  for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
+    sum.allowed += sum.by_proto[EGRESS_CTR_ALLOWED][p];
+    sum.denied += sum.by_proto[EGRESS_CTR_DENIED][p];
+    sum.audited += sum.by_proto[EGRESS_CTR_AUDITED][p];
+    sum.replies += sum.by_proto[EGRESS_CTR_REPLIES][p];
+  }
+  // by_proto's denials include refused sockets and source routes, which
+  // have counters of their own.
+  sum.denied -= std::min(sum.denied, sum.sockets_denied + sum.srcroute_denied);
   return sum;
 }
 

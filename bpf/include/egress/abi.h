@@ -208,6 +208,8 @@ enum {
 };
 
 struct egress_counters {
+	/* The next four are sums of by_proto, filled in by egressd when it
+	 * reads the map; BPF leaves them 0 (one counter per decision). */
 	__u64 allowed;		 /* decisions allowed by a rule */
 	__u64 denied;		 /* connect/sendmsg/ping refused */
 	__u64 audited;		 /* would have been refused (audit mode) */
