@@ -149,5 +149,30 @@ TEST(CliParseTest, HelpAndVersion) {
   EXPECT_NE(UsageText().find("target add NAME"), std::string::npos);
 }
 
+TEST(CliParseTest, AllowForADurationSendsSeconds) {
+  ASSERT_OK_AND_ASSIGN(ParsedCommand c,
+                       Parse({"allow", "smtp", "10.0.0.5", "--for", "30m"}));
+  EXPECT_EQ(c.request["for_seconds"], 1800);
+  ASSERT_OK_AND_ASSIGN(c, Parse({"allow", "--for", "1h30m", "dns"}));
+  EXPECT_EQ(c.request["for_seconds"], 5400);
+  ASSERT_OK_AND_ASSIGN(c, Parse({"deny", "any", "10.0.0.9", "--for", "7d"}));
+  EXPECT_EQ(c.request["for_seconds"], 7 * 86400);
+  ASSERT_OK_AND_ASSIGN(c, Parse({"allow", "smtp", "10.0.0.5"}));
+  EXPECT_FALSE(c.request.contains("for_seconds"));
+}
+
+TEST(CliParseTest, BadDurationsNameTheFlag) {
+  for (const char* bad :
+       {"", "0s", "-5m", "30", "soon", "1y", "500ms", "4000d", "0d"}) {
+    auto c = Parse({"allow", "smtp", "10.0.0.5", "--for", bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("--for wants a duration"),
+              std::string::npos)
+        << c.status();
+  }
+  // --for belongs to allow/deny only.
+  EXPECT_FALSE(Parse({"list", "--for", "30m"}).ok());
+}
+
 }  // namespace
 }  // namespace egress::cli

@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/status_matchers.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
 
@@ -44,6 +45,20 @@ TEST(RuleJsonTest, ExactShape) {
     "ports": [{"proto": "udp", "lo": 53, "hi": 53},
               {"proto": "tcp", "lo": 53, "hi": 53}],
     "destinations": ["10.0.0.53"], "host": "", "comment": ""})"));
+}
+
+TEST(RuleJsonTest, ExpiresOnlyForTemporaryRules) {
+  Rule r = DnsRule();
+  EXPECT_FALSE(RuleToJson(r).contains("expires"));
+  r.expires = 1795000000;
+  json j = RuleToJson(r);
+  EXPECT_EQ(j["expires"], 1795000000);
+  ASSERT_OK_AND_ASSIGN(Rule back, RuleFromJson(j));
+  EXPECT_EQ(back, r);
+  j["expires"] = -1;
+  EXPECT_FALSE(RuleFromJson(j).ok());
+  j["expires"] = "soon";
+  EXPECT_FALSE(RuleFromJson(j).ok());
 }
 
 TEST(RuleJsonTest, RoundTrips) {

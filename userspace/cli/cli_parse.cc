@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "egress/abi.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
@@ -26,6 +27,8 @@ constexpr OptionSpec kValueOptions[] = {
     {"--cgroup", nullptr},  {"--unit", nullptr},  {"--pid", nullptr},
     {"--mode", nullptr},    {"--allow", nullptr}, {"--target-name", nullptr},
     {"--verdict", nullptr}, {"--last", nullptr},  {"--file", "-f"},
+    {"--for", nullptr},     {"--since", nullptr}, {"--group", nullptr},
+    {"--dir", nullptr},
 };
 // Options that take no value.
 constexpr OptionSpec kFlagOptions[] = {{"--follow", nullptr},
@@ -170,6 +173,26 @@ absl::StatusOr<policy::Action> ParseAction(const std::string& word) {
 
 }  // namespace
 
+absl::StatusOr<int64_t> ParseDurationSeconds(const std::string& flag,
+                                             const std::string& text) {
+  absl::Duration d;
+  bool ok = false;
+  int64_t days = 0;
+  if (absl::EndsWith(text, "d") &&
+      absl::SimpleAtoi(text.substr(0, text.size() - 1), &days)) {
+    ok = days > 0 && days <= 3650;
+    d = absl::Hours(24) * days;
+  } else {
+    ok = absl::ParseDuration(text, &d);
+  }
+  if (!ok || d < absl::Seconds(1) || d > absl::Hours(24 * 3650)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " wants a duration like 90s, 30m, 2h, 1h30m or 7d, not '", text,
+        "'"));
+  }
+  return absl::ToInt64Seconds(d);
+}
+
 std::string UsageText() {
   return R"(usage: egressctl [--socket PATH] COMMAND ...
 
@@ -181,7 +204,8 @@ Targets (a cgroup whose processes are enforced):
   logging off|denied|all [--target NAME]   verdict records (counters always count)
 
 Rules (deny beats allow; no matching allow = denied):
-  allow|deny SPEC [DEST...] [--target NAME]
+  allow|deny SPEC [DEST...] [--target NAME] [--for DURATION]
+      --for 30m: a temporary rule; egressd removes it by itself.
       SPEC: service (smtp, dns, https...), PORT[/tcp|udp], LOW-HIGH[/PROTO],
             icmp, raw or any.  DEST: address, CIDR or host name (default any).
   allow|deny out [proto tcp|udp|any] [to DEST] [port PORTS] [comment TEXT]
@@ -293,6 +317,11 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     req = {{"cmd", "rule_add"},
            {"target", opts.Get("--target")},
            {"rule", policy::RuleToJson(rule)}};
+    if (opts.Has("--for")) {
+      EGRESS_ASSIGN_OR_RETURN(int64_t seconds,
+                              ParseDurationSeconds("--for", opts.Get("--for")));
+      req["for_seconds"] = seconds;
+    }
   } else if (cmd == "delete") {
     if (rest.empty()) {
       return absl::InvalidArgumentError(

@@ -6,7 +6,8 @@
 //   target remove NAME
 //   target list [-o json]
 //   mode enforce|audit [--target NAME]
-//   allow|deny SPEC [DEST...] [--target NAME]   (and UFW's long form)
+//   allow|deny SPEC [DEST...] [--target NAME] [--for DURATION]
+//                                            (and UFW's long form)
 //   list [-o json] [--target NAME]
 //   delete N [--target NAME]
 //   delete allow|deny SPEC [DEST...] [--target NAME]
@@ -42,6 +43,11 @@ struct ParsedCommand {
 
 absl::StatusOr<ParsedCommand> ParseCommandLine(
     const std::vector<std::string>& args, const policy::HostResolver& resolve);
+
+// "90s", "30m", "2h", "1h30m" (absl::ParseDuration) or "7d", between 1 s and
+// 3650 days, in seconds. InvalidArgument naming `flag` and the text.
+absl::StatusOr<int64_t> ParseDurationSeconds(const std::string& flag,
+                                             const std::string& text);
 
 // The usage text printed by `egressctl help` and on a usage error.
 std::string UsageText();

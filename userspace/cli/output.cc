@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 
 namespace egress::cli {
 namespace {
@@ -27,6 +28,17 @@ std::string TargetLine(const json& t) {
   return absl::StrFormat("%-16s %-8s %-40s %5s rules  %s", Str(t, "name"),
                          Str(t, "mode"), Str(t, "cgroup"), Str(t, "rules"),
                          state);
+}
+
+// " (until 2026-11-24T23:30:00Z)" for a temporary rule, else "".
+std::string Until(const json& j) {
+  if (!j.contains("expires") || !j["expires"].is_number()) return "";
+  return absl::StrCat(
+      " (until ",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                       absl::FromUnixSeconds(j["expires"].get<int64_t>()),
+                       absl::UTCTimeZone()),
+      ")");
 }
 
 }  // namespace
@@ -71,8 +83,10 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
       out = absl::StrCat("Skipping adding existing rule (", Str(r, "number"),
                          ")\n");
     } else {
-      out = absl::StrCat("Rule added to ", Str(r, "target"), " [",
-                         Str(r, "number"), "]: ", Str(r, "rule"), "\n");
+      out = absl::StrCat(
+          r.value("extended", false) ? "Rule extended in " : "Rule added to ",
+          Str(r, "target"), " [", Str(r, "number"), "]: ", Str(r, "rule"),
+          Until(r), "\n");
     }
   } else if (cmd == "rule_delete") {
     out = absl::StrCat("Rule deleted from ", Str(r, "target"), ": ",
@@ -87,8 +101,8 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
       }
       for (const json& rule : t["rules"]) {
         absl::StrAppend(&out,
-                        absl::StrFormat("[%2d] %s\n", rule.value("number", 0),
-                                        Str(rule, "text")));
+                        absl::StrFormat("[%2d] %s%s\n", rule.value("number", 0),
+                                        Str(rule, "text"), Until(rule)));
       }
     }
   } else if (cmd == "status") {

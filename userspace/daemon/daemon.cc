@@ -100,12 +100,17 @@ absl::Status Daemon::Init() {
   // the current cgroup, rules rewritten. A target whose links are still
   // pinned keeps enforcing throughout (adopted, not re-attached).
   std::set<uint32_t> keep;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (auto& [name, t] : state_.targets) {
     std::string dir = TargetDir(t.id);
     if (!ProgramsPinned(dir)) {
       EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(t.id, MapsDir(), dir));
     }
-    std::vector<policy::Rule> rules = t.rules;
+    // Temporary rules that ran out while egressd was down end now.
+    std::vector<policy::Rule> rules;
+    for (const policy::Rule& r : t.rules) {
+      if (r.expires == 0 || r.expires > now) rules.push_back(r);
+    }
     EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
     auto attached = AttachTarget(t);
     if (!attached.ok()) {
@@ -470,12 +475,41 @@ absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
   if (!req.contains("rule"))
     return absl::InvalidArgumentError("request has no rule");
   EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(req["rule"]));
+  rule.expires = 0;
+  if (req.contains("for_seconds")) {
+    if (!req["for_seconds"].is_number_unsigned() ||
+        req["for_seconds"].get<uint64_t>() == 0 ||
+        req["for_seconds"].get<uint64_t>() > uint64_t{10} * 365 * 86400) {
+      return absl::InvalidArgumentError(
+          "for_seconds must be a number of seconds, 1 to 10 years");
+    }
+    rule.expires =
+        absl::ToUnixSeconds(absl::Now()) + req["for_seconds"].get<int64_t>();
+  }
   for (size_t i = 0; i < t->rules.size(); ++i) {
     policy::Rule existing = t->rules[i];
     existing.id = 0;
     existing.comment = rule.comment;
+    existing.expires = rule.expires;
     rule.id = 0;
     if (existing == rule) {
+      policy::Rule& kept = t->rules[i];
+      // The same rule again: a permanent one stays; a temporary one lives
+      // until the later of both ends (forever if the new one is permanent).
+      if (kept.expires != 0 &&
+          (rule.expires == 0 || rule.expires > kept.expires)) {
+        int64_t before = kept.expires;
+        kept.expires = rule.expires;
+        if (absl::Status st = Save(); !st.ok()) {
+          kept.expires = before;
+          return st;
+        }
+        return json{{"target", t->name},
+                    {"number", i + 1},
+                    {"rule", policy::FormatRule(kept)},
+                    {"expires", kept.expires},
+                    {"extended", true}};
+      }
       return json{{"target", t->name},
                   {"number", i + 1},
                   {"skipped", true},
@@ -490,9 +524,34 @@ absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
     t->next_rule_id = saved_next;
     return st;
   }
-  return json{{"target", t->name},
+  json out = {{"target", t->name},
               {"number", t->rules.size()},
               {"rule", policy::FormatRule(rule)}};
+  if (rule.expires != 0) out["expires"] = rule.expires;
+  return out;
+}
+
+int Daemon::ExpireRules(int64_t now_unix) {
+  int removed = 0;
+  for (auto& [name, t] : state_.targets) {
+    std::vector<policy::Rule> keep;
+    std::vector<policy::Rule> gone;
+    for (const policy::Rule& r : t.rules) {
+      (r.expires != 0 && r.expires <= now_unix ? gone : keep).push_back(r);
+    }
+    if (gone.empty()) continue;
+    if (absl::Status st = ApplyRules(t, std::move(keep)); !st.ok()) {
+      fprintf(stderr, "egressd: target %s: cannot remove expired rules: %s\n",
+              name.c_str(), st.ToString().c_str());
+      continue;
+    }
+    for (const policy::Rule& r : gone) {
+      fprintf(stderr, "egressd: target %s: temporary rule expired: %s\n",
+              name.c_str(), policy::FormatRule(r).c_str());
+    }
+    removed += gone.size();
+  }
+  return removed;
 }
 
 absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
@@ -518,6 +577,7 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
       policy::Rule r = t->rules[i];
       r.id = 0;
       r.comment = rule.comment = "";
+      r.expires = rule.expires = 0;
       rule.id = 0;
       if (r == rule) {
         index = i;
@@ -607,6 +667,7 @@ absl::StatusOr<json> Daemon::Status(const json&) {
 static bool SameRule(policy::Rule a, policy::Rule b) {
   a.id = b.id = 0;
   a.comment = b.comment = "";
+  a.expires = b.expires = 0;
   return a == b;
 }
 
@@ -1005,6 +1066,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
           options_.socket_path.c_str(), options_.bpffs_dir.c_str(),
           cgroup_root_.c_str(), state_.targets.size());
   absl::Time next_reconcile = absl::Now();
+  absl::Time next_expiry = absl::Now();
   while (stop == nullptr || !stop->load()) {
     pollfd fds[3] = {{listener.fd(), POLLIN, 0},
                      {sigfd.get(), POLLIN, 0},
@@ -1029,6 +1091,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     if (r > 0 && (fds[2].revents & POLLIN)) {
       char buf[4096];
       while (read(inotify.get(), buf, sizeof(buf)) > 0) cgroup_created = true;
+    }
+    if (absl::Now() >= next_expiry) {
+      ExpireRules(absl::ToUnixSeconds(absl::Now()));
+      next_expiry = absl::Now() + absl::Seconds(1);
     }
     if (cgroup_created || absl::Now() >= next_reconcile) {
       Reconcile();

@@ -63,6 +63,10 @@ class Daemon {
   // tests. Returns the number of targets (re)attached.
   int Reconcile();
 
+  // Removes temporary rules whose end (Rule::expires) is at or before
+  // `now_unix`, each target's set in one switch. Returns how many ended.
+  int ExpireRules(int64_t now_unix);
+
  private:
   explicit Daemon(DaemonOptions options) : options_(std::move(options)) {}
 

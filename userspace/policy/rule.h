@@ -108,6 +108,9 @@ struct Rule {
   // The host name `destinations` were resolved from, if any.
   std::string host;
   std::string comment;
+  // Unix time (seconds) at which egressd removes the rule by itself
+  // (`egressctl allow ... --for 30m`); 0 = never.
+  int64_t expires = 0;
 
   bool operator==(const Rule&) const = default;
 };

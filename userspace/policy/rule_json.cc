@@ -15,9 +15,12 @@ namespace {
 
 using nlohmann::json;
 
-// Checks that `j` is an object with exactly the members `fields`.
-absl::Status CheckFields(const json& j, absl::string_view what,
-                         std::initializer_list<absl::string_view> fields) {
+// Checks that `j` is an object with exactly the members `fields`, plus any
+// of `optional`.
+absl::Status CheckFields(
+    const json& j, absl::string_view what,
+    std::initializer_list<absl::string_view> fields,
+    std::initializer_list<absl::string_view> optional = {}) {
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": expected an object, got ", j.type_name()));
@@ -29,7 +32,8 @@ absl::Status CheckFields(const json& j, absl::string_view what,
     }
   }
   for (const auto& [key, value] : j.items()) {
-    if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+    if (std::find(fields.begin(), fields.end(), key) == fields.end() &&
+        std::find(optional.begin(), optional.end(), key) == optional.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": unknown field '", key, "'"));
     }
@@ -115,20 +119,23 @@ nlohmann::json RuleToJson(const Rule& rule) {
   }
   json destinations = json::array();
   for (const Cidr& c : rule.destinations) destinations.push_back(c.ToString());
-  return json{{"id", rule.id},
-              {"action", ActionName(rule.action)},
-              {"spec", rule.spec},
-              {"ports", std::move(ports)},
-              {"destinations", std::move(destinations)},
-              {"host", rule.host},
-              {"comment", rule.comment}};
+  json out{{"id", rule.id},
+           {"action", ActionName(rule.action)},
+           {"spec", rule.spec},
+           {"ports", std::move(ports)},
+           {"destinations", std::move(destinations)},
+           {"host", rule.host},
+           {"comment", rule.comment}};
+  if (rule.expires != 0) out["expires"] = rule.expires;
+  return out;
 }
 
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   constexpr absl::string_view kWhat = "rule";
   EGRESS_RETURN_IF_ERROR(CheckFields(
       j, kWhat,
-      {"id", "action", "spec", "ports", "destinations", "host", "comment"}));
+      {"id", "action", "spec", "ports", "destinations", "host", "comment"},
+      {"expires"}));
   Rule rule;
   EGRESS_ASSIGN_OR_RETURN(
       const uint64_t id,
@@ -148,6 +155,12 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   EGRESS_ASSIGN_OR_RETURN(rule.spec, GetString(j, kWhat, "spec"));
   EGRESS_ASSIGN_OR_RETURN(rule.host, GetString(j, kWhat, "host"));
   EGRESS_ASSIGN_OR_RETURN(rule.comment, GetString(j, kWhat, "comment"));
+  if (j.contains("expires")) {
+    EGRESS_ASSIGN_OR_RETURN(
+        const uint64_t expires,
+        GetUnsigned(j, kWhat, "expires", INT64_MAX, "a unix time in seconds"));
+    rule.expires = static_cast<int64_t>(expires);
+  }
   const json& ports = j["ports"];
   if (!ports.is_array()) {
     return absl::InvalidArgumentError("rule: field 'ports' must be an array");

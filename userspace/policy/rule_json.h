@@ -6,6 +6,7 @@
 //    "ports": [{"proto": "udp", "lo": 53, "hi": 53}, ...],
 //    "destinations": ["10.0.0.53", "2001:db8::/32"],
 //    "host": "", "comment": ""}
+// plus "expires" (unix seconds) for a temporary rule, and only then.
 // "action" is "allow" or "deny"; "proto" is "tcp", "udp", "icmp" or "raw";
 // destinations use Cidr::ToString() text; an empty list means anywhere.
 #ifndef EGRESS_USERSPACE_POLICY_RULE_JSON_H_
