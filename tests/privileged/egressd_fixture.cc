@@ -40,9 +40,15 @@ void EgressdTest::StartDaemon() {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execl(EGRESS_EGRESSD_PATH, "egressd", "--socket", socket_path_.c_str(),
-          "--bpffs", bpffs_dir_.c_str(), "--state_dir", state_dir_.c_str(),
-          "--metrics_addr", "127.0.0.1:0", static_cast<char*>(nullptr));
+    std::vector<std::string> args = {
+        "egressd",     "--socket", socket_path_,     "--bpffs",    bpffs_dir_,
+        "--state_dir", state_dir_, "--metrics_addr", "127.0.0.1:0"};
+    args.insert(args.end(), extra_daemon_args_.begin(),
+                extra_daemon_args_.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(EGRESS_EGRESSD_PATH, argv.data());
     _exit(127);
   }
   daemon_pid_ = pid;

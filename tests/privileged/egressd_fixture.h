@@ -51,6 +51,8 @@ class EgressdTest : public ::testing::Test {
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
 
+  // More egressd flags for StartDaemon (set before it runs).
+  std::vector<std::string> extra_daemon_args_;
   std::string socket_path_;
   std::string bpffs_dir_;
   std::string state_dir_;

@@ -9,6 +9,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/policy_file.h"
+#include "userspace/policy/policy_request.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/spec.h"
 
@@ -216,6 +217,7 @@ Rules (deny beats allow; no matching allow = denied):
 
 Policy files (YAML, see docs/policy.md):
   apply -f FILE|DIR [--dry-run]   show the diff against what is enforced, apply it
+  reload                          re-apply egressd's --policy_dir (as SIGHUP does)
 
 Events (verdict and flow records, newest last):
   events [--follow] [--target NAME] [--verdict deny|audit|allow|unexplained]
@@ -378,24 +380,10 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     }
     EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Policy> policies,
                             policy::LoadPolicies(path));
-    json list = json::array();
-    for (const policy::Policy& p : policies) {
-      const char* kind =
-          p.target.kind == policy::PolicyTarget::kCgroup ? "cgroup"
-          : p.target.kind == policy::PolicyTarget::kUnit ? "unit"
-                                                         : "pattern";
-      list.push_back(
-          {{"name", p.name},
-           {"file", p.file},
-           {"target_kind", kind},
-           {"target", p.target.value},
-           {"mode", p.mode == EGRESS_MODE_AUDIT ? "audit" : "enforce"},
-           {"logging", p.logging},
-           {"rules", policy::RulesToJson(p.rules)}});
-    }
-    req = {{"cmd", "apply"},
-           {"dry_run", opts.Get("--dry-run") == "true"},
-           {"policies", list}};
+    req = policy::ApplyRequest(policies, opts.Get("--dry-run") == "true");
+  } else if (cmd == "reload") {
+    EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "reload"));
+    req = {{"cmd", "reload"}};
   } else if (cmd == "status") {
     EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "status [-o json]"));
     req = {{"cmd", "status"}};

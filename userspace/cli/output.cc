@@ -63,8 +63,9 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
       absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ",
                       Str(c, "mode"), "\n");
     }
-  } else if (cmd == "apply") {
+  } else if (cmd == "apply" || cmd == "reload") {
     bool dry = r.value("dry_run", false);
+    if (r.contains("note")) absl::StrAppend(&out, Str(r, "note"), "\n");
     for (const json& c : r["changes"]) {
       absl::StrAppend(&out, dry ? "Would " : "", Str(c, "action"),
                       dry ? " " : "d ", "target ", Str(c, "target"), " (",

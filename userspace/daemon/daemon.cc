@@ -17,6 +17,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -31,6 +32,8 @@
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/target_programs.h"
 #include "userspace/policy/compile.h"
+#include "userspace/policy/policy_file.h"
+#include "userspace/policy/policy_request.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
@@ -49,6 +52,15 @@ bool ValidTargetName(const std::string& name) {
   return true;
 }
 
+sigset_t HandledSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  return mask;
+}
+
 absl::StatusOr<std::string> GetString(const json& req, const char* field) {
   if (!req.contains(field) || !req[field].is_string()) {
     return absl::InvalidArgumentError(
@@ -60,7 +72,17 @@ absl::StatusOr<std::string> GetString(const json& req, const char* field) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
+  // Signals wait for Run()'s signalfd: a SIGHUP or SIGTERM during start-up
+  // is handled once the state is consistent, never by dying half-way.
+  sigset_t mask = HandledSignals();
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
   auto d = std::unique_ptr<Daemon>(new Daemon(std::move(options)));
+  // Listening first: a second egressd on the same socket stops here, before
+  // it touches the state, the maps or the policy directory. Requests wait
+  // in the backlog until Run() serves them.
+  EGRESS_ASSIGN_OR_RETURN(ControlListener listener,
+                          ControlListener::Listen(d->options_.socket_path));
+  d->listener_ = std::make_unique<ControlListener>(std::move(listener));
   EGRESS_RETURN_IF_ERROR(d->Init());
   return d;
 }
@@ -138,6 +160,7 @@ absl::Status Daemon::Init() {
   gethostname(host, sizeof(host) - 1);
   node_name_ = host;
   EGRESS_RETURN_IF_ERROR(Save());
+  if (!options_.policy_dir.empty()) ReloadAndLog("start");
   if (!options_.metrics_addr.empty()) {
     EGRESS_ASSIGN_OR_RETURN(
         metrics_, MetricsServer::Start(
@@ -794,6 +817,53 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
   return json{{"dry_run", false}, {"changes", changes}};
 }
 
+absl::StatusOr<json> Daemon::Reload(const json&) {
+  const std::string& dir = options_.policy_dir;
+  if (dir.empty()) {
+    return absl::FailedPreconditionError(
+        "egressd runs without --policy_dir: nothing to reload");
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+    return json{
+        {"dry_run", false},
+        {"changes", json::array()},
+        {"note", absl::StrCat("policy directory ", dir, " does not exist")}};
+  }
+  auto policies = policy::LoadPolicies(dir);
+  if (!policies.ok()) {
+    if (absl::StrContains(policies.status().message(), "no *.yaml")) {
+      return json{{"dry_run", false},
+                  {"changes", json::array()},
+                  {"note", std::string(policies.status().message())}};
+    }
+    return policies.status();
+  }
+  return Apply(policy::ApplyRequest(*policies, /*dry_run=*/false));
+}
+
+void Daemon::ReloadAndLog(const char* why) {
+  auto r = Reload(json::object());
+  if (!r.ok()) {
+    fprintf(stderr,
+            "egressd: %s: policy directory %s rejected, enforcement "
+            "unchanged: %s\n",
+            why, options_.policy_dir.c_str(),
+            std::string(r.status().message()).c_str());
+    return;
+  }
+  if (r->contains("note")) {
+    fprintf(stderr, "egressd: %s: %s\n", why,
+            (*r)["note"].get<std::string>().c_str());
+  }
+  for (const json& c : (*r)["changes"]) {
+    fprintf(stderr, "egressd: %s: %s target %s: %zu rules added, %zu removed\n",
+            why, c["action"].get<std::string>().c_str(),
+            c["target"].get<std::string>().c_str(), c["added"].size(),
+            c["removed"].size());
+  }
+}
+
 json Daemon::Handle(const json& request) {
   std::string cmd = request.value("cmd", std::string());
   absl::StatusOr<json> result;
@@ -817,6 +887,8 @@ json Daemon::Handle(const json& request) {
     result = SetLogging(request);
   } else if (cmd == "apply") {
     result = Apply(request);
+  } else if (cmd == "reload") {
+    result = Reload(request);
   } else if (cmd == "events") {
     result = Events(request);
   } else if (cmd == "ping") {
@@ -1037,14 +1109,8 @@ MetricsSnapshot Daemon::Snapshot() {
 }
 
 absl::Status Daemon::Run(const std::atomic<bool>* stop) {
-  EGRESS_ASSIGN_OR_RETURN(ControlListener listener,
-                          ControlListener::Listen(options_.socket_path));
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const ControlListener& listener = *listener_;
+  sigset_t mask = HandledSignals();
   UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) return ErrnoStatus(errno, "signalfd");
   // cgroup directories created under a target's parent wake the loop at
@@ -1084,6 +1150,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
           fprintf(stderr, "egressd: stopping; enforcement stays pinned\n");
           events_->Drain().IgnoreError();
           return absl::OkStatus();
+        }
+        if (si.ssi_signo == SIGHUP && !options_.policy_dir.empty()) {
+          ReloadAndLog("SIGHUP");
+          watch_parents();
         }
       }
     }

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "userspace/common/unique_fd.h"
+#include "userspace/control/control_socket.h"
 #include "userspace/daemon/event_line.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/state.h"
@@ -41,6 +42,10 @@ struct DaemonOptions {
   // Prometheus /metrics and /healthz ("127.0.0.1:9477"; "" = off; port 0
   // picks a free port, reported by `status`).
   std::string metrics_addr;
+  // Policy files (*.yaml, *.yml) applied at start and on SIGHUP or
+  // `egressctl reload`, like `egressctl apply -f DIR`; "" = none. A rejected
+  // directory changes nothing: what is enforced stays.
+  std::string policy_dir;
 };
 
 class Daemon {
@@ -98,6 +103,10 @@ class Daemon {
   // Applies parsed policy files: validates all, returns the diff, and (unless
   // dry_run) switches each target's rules without a gap.
   absl::StatusOr<nlohmann::json> Apply(const nlohmann::json& req);
+  // Applies options_.policy_dir; the response of Apply.
+  absl::StatusOr<nlohmann::json> Reload(const nlohmann::json& req);
+  // Reload() from start-up and SIGHUP: the outcome goes to stderr.
+  void ReloadAndLog(const char* why);
   absl::StatusOr<nlohmann::json> RuleAdd(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> RuleDelete(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> ListRules(const nlohmann::json& req);
@@ -127,6 +136,7 @@ class Daemon {
   MetricsSnapshot Snapshot();
 
   DaemonOptions options_;
+  std::unique_ptr<ControlListener> listener_;
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;

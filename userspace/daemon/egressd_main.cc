@@ -23,6 +23,9 @@ DEFINE_string(cgroup_root, "",
               "in a container, e.g. /host/sys/fs/cgroup)");
 DEFINE_string(metrics_addr, "127.0.0.1:9477",
               "Prometheus /metrics and /healthz address (\"\" = off)");
+DEFINE_string(policy_dir, "",
+              "policy files (*.yaml) applied at start and on SIGHUP (\"\" = "
+              "none); a rejected directory leaves enforcement unchanged");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -38,7 +41,7 @@ DEFINE_bool(events_syslog, false,
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "egressd [--socket PATH] [--bpffs DIR] [--state_dir DIR] [--cgroup_root "
-      "DIR]\n"
+      "DIR] [--policy_dir DIR]\n"
       "        [--events=true|false] [--events_file PATH "
       "[--events_file_max_bytes N] [--events_file_keep N]] [--events_syslog]\n"
       "Enforces per-cgroup egress allow-lists; see egressctl.");
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   opts.state_dir = FLAGS_state_dir;
   opts.cgroup_root = FLAGS_cgroup_root;
   opts.metrics_addr = FLAGS_metrics_addr;
+  opts.policy_dir = FLAGS_policy_dir;
   std::vector<std::unique_ptr<egress::EventSink>> sinks;
   if (FLAGS_events) sinks.push_back(egress::StdoutSink());
   if (!FLAGS_events_file.empty()) {

@@ -1,0 +1,135 @@
+// egressd --policy_dir: the directory is applied at start and on SIGHUP (or
+// `egressctl reload`); a rejected directory leaves enforcement unchanged.
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
+#include "tests/testing/command.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+class PolicyDirTest : public EgressdTest {
+ protected:
+  void SetUp() override {
+    EgressdTest::SetUp();
+    if (HasFatalFailure()) return;
+    dir_ = state_dir_.substr(0, state_dir_.rfind('/')) + "/policies.d";
+    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
+    StopDaemon(SIGTERM);
+    extra_daemon_args_ = {"--policy_dir", dir_};
+  }
+
+  // web.yaml: allow TCP to 127.0.0.2 on each of `ports`.
+  void WritePolicy(const std::vector<int>& ports) {
+    std::string text = absl::StrCat(
+        "apiVersion: egress.dev/v1alpha1\n"
+        "kind: EgressPolicy\n"
+        "metadata:\n"
+        "  name: web\n"
+        "spec:\n"
+        "  target:\n"
+        "    cgroupPath: ",
+        cg_->relative_path(),
+        "\n"
+        "  egress:\n"
+        "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+        "    ports:\n");
+    for (int p : ports) {
+      absl::StrAppend(&text, "    - {port: ", p, ", protocol: TCP}\n");
+    }
+    std::ofstream(dir_ + "/web.yaml") << text;
+  }
+
+  std::string DaemonLog() {
+    auto log = RunCommand({"cat", daemon_log_});
+    return log.ok() ? log->output : "";
+  }
+
+  // Polls (bounded) until `list` shows `n` rules for web.
+  bool WaitForRules(size_t n) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      nlohmann::json t = CtlJson({"list"})["targets"];
+      if (!t.empty() && t[0]["rules"].size() == n) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(PolicyDirTest, AppliedAtStartAndOnSighup) {
+  WritePolicy({40001});
+  StartDaemon();
+  // Enforced as soon as egressd answers: applied before it serves.
+  nlohmann::json targets = CtlJson({"target", "list"})["targets"];
+  ASSERT_EQ(targets.size(), 1u) << targets;
+  EXPECT_EQ(targets[0]["name"], "web");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+
+  WritePolicy({40001, 40002});
+  ASSERT_EQ(kill(daemon_pid_, SIGHUP), 0);
+  ASSERT_TRUE(WaitForRules(1)) << DaemonLog();  // one rule, two ports
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int verdict = EPERM;
+  while (absl::Now() < deadline && verdict == EPERM) {
+    verdict = InCgroup([] { return TcpConnect("127.0.0.2", 40002); });
+    if (verdict == EPERM) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_ALLOWED(verdict);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "SIGHUP: update target web"))
+      << DaemonLog();
+}
+
+TEST_F(PolicyDirTest, RejectedDirectoryChangesNothing) {
+  WritePolicy({40001});
+  StartDaemon();
+  nlohmann::json before = CtlJson({"list"});
+  // A typo in a second file: the whole directory is rejected.
+  std::ofstream(dir_ + "/zz-bad.yaml")
+      << "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+         "  name: other\nspec:\n  target:\n    cgroupPath: /nowhere\n"
+         "  egress:\n  - ports: [{port: smpt}]\n";
+  WritePolicy({40001, 40002});
+  CommandResult r = Ctl({"reload"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "zz-bad.yaml:9:")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "smtp")) << r.output;
+  EXPECT_EQ(CtlJson({"list"}), before);
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+
+  // The same at start: egressd starts, keeps what it enforced, says why.
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  EXPECT_EQ(CtlJson({"list"}), before);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "start: policy directory"))
+      << DaemonLog();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
+TEST_F(PolicyDirTest, MissingOrEmptyDirectoryIsNotAnError) {
+  StartDaemon();
+  CommandResult r = Ctl({"reload"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "no *.yaml")) << r.output;
+  ASSERT_EQ(rmdir(dir_.c_str()), 0);
+  r = Ctl({"reload"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "does not exist")) << r.output;
+}
+
+}  // namespace
+}  // namespace egress::testing
