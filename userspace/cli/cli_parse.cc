@@ -24,12 +24,12 @@ struct OptionSpec {
   const char* alias;
 };
 constexpr OptionSpec kValueOptions[] = {
-    {"--socket", nullptr},  {"--target", "-t"},   {"--output", "-o"},
-    {"--cgroup", nullptr},  {"--unit", nullptr},  {"--pid", nullptr},
-    {"--mode", nullptr},    {"--allow", nullptr}, {"--target-name", nullptr},
-    {"--verdict", nullptr}, {"--last", nullptr},  {"--file", "-f"},
-    {"--for", nullptr},     {"--since", nullptr}, {"--group", nullptr},
-    {"--dir", nullptr},
+    {"--socket", nullptr},  {"--target", "-t"},     {"--output", "-o"},
+    {"--cgroup", nullptr},  {"--unit", nullptr},    {"--pid", nullptr},
+    {"--mode", nullptr},    {"--allow", nullptr},   {"--target-name", nullptr},
+    {"--verdict", nullptr}, {"--last", nullptr},    {"--file", "-f"},
+    {"--for", nullptr},     {"--since", nullptr},   {"--group", nullptr},
+    {"--dir", nullptr},     {"--pattern", nullptr},
 };
 // Options that take no value.
 constexpr OptionSpec kFlagOptions[] = {{"--follow", nullptr},
@@ -198,7 +198,10 @@ std::string UsageText() {
   return R"(usage: egressctl [--socket PATH] COMMAND ...
 
 Targets (a cgroup whose processes are enforced):
-  target add NAME (--cgroup PATH | --unit UNIT | --pid PID) [--mode enforce|audit]
+  target add NAME (--cgroup PATH | --unit UNIT | --pid PID | --pattern GLOB)
+                [--mode enforce|audit]
+      --pattern '/system.slice/docker-*.scope': every matching cgroup, also
+      those created later ('**' spans levels).
   target remove NAME            lift enforcement (the only way to do so)
   target list [-o json]
   mode enforce|audit [--target NAME]
@@ -262,15 +265,17 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     if (sub == "add") {
       EGRESS_RETURN_IF_ERROR(ExpectWords(
           rest, 2,
-          "target add NAME (--cgroup PATH | --unit UNIT | --pid PID)"));
-      int kinds = opts.Has("--cgroup") + opts.Has("--unit") + opts.Has("--pid");
+          "target add NAME (--cgroup PATH | --unit UNIT | --pid PID | "
+          "--pattern GLOB)"));
+      int kinds = opts.Has("--cgroup") + opts.Has("--unit") +
+                  opts.Has("--pid") + opts.Has("--pattern");
       if (kinds != 1) {
         return absl::InvalidArgumentError(
             "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid "
-            "PID");
+            "PID, --pattern GLOB");
       }
       req = {{"cmd", "target_add"}, {"name", rest[1]}};
-      for (const char* kind : {"cgroup", "unit", "pid"}) {
+      for (const char* kind : {"cgroup", "unit", "pid", "pattern"}) {
         std::string opt = absl::StrCat("--", kind);
         if (opts.Has(opt)) {
           req["source_kind"] = kind;

@@ -2,7 +2,8 @@
 // the system (pure: unit-tested without root). Grammar:
 //
 //   egressctl [--socket PATH] COMMAND ...
-//   target add NAME (--cgroup PATH | --unit UNIT | --pid PID) [--mode M]
+//   target add NAME (--cgroup PATH | --unit UNIT | --pid PID | --pattern GLOB)
+//              [--mode M]
 //   target remove NAME
 //   target list [-o json]
 //   mode enforce|audit [--target NAME]

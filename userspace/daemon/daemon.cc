@@ -26,6 +26,7 @@
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/daemon/cgroup_match.h"
 #include "userspace/daemon/event_json.h"
 #include "userspace/daemon/raw_capability.h"
 #include "userspace/kernel/bpffs.h"
@@ -69,7 +70,18 @@ absl::StatusOr<std::string> GetString(const json& req, const char* field) {
   return req[field].get<std::string>();
 }
 
+bool IsPattern(const TargetState& t) { return t.source_kind == "pattern"; }
+
 }  // namespace
+
+std::vector<std::string> Daemon::TargetCgroups(const TargetState& t) const {
+  if (!IsPattern(t)) return {t.cgroup};
+  return FindCgroups(cgroup_root_, t.cgroup).cgroups;
+}
+
+std::string Daemon::LinkDir(const TargetState& t, uint64_t cgroup_id) const {
+  return absl::StrCat(TargetDir(t.id), "/cgroup-", cgroup_id);
+}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   // Signals wait for Run()'s signalfd: a SIGHUP or SIGTERM during start-up
@@ -256,6 +268,7 @@ absl::Status Daemon::ApplyRules(TargetState& t,
 }
 
 absl::StatusOr<bool> Daemon::AttachTarget(const TargetState& t) {
+  if (IsPattern(t)) return AttachPattern(t);
   std::string abs = CgroupAbs(t.cgroup);
   auto id = CgroupId(abs);
   if (!id.ok()) {
@@ -267,9 +280,53 @@ absl::StatusOr<bool> Daemon::AttachTarget(const TargetState& t) {
   return true;
 }
 
+absl::StatusOr<bool> Daemon::AttachPattern(const TargetState& t) {
+  std::set<std::string> live_dirs;
+  bool any = false;
+  absl::Status first_error;
+  for (const std::string& rel : TargetCgroups(t)) {
+    std::string abs = CgroupAbs(rel);
+    auto id = CgroupId(abs);
+    if (!id.ok()) continue;  // gone since the walk
+    std::string dir = LinkDir(t, *id);
+    live_dirs.insert(dir);
+    bool live = true;
+    for (const LinkState& l : LinkStates(dir)) {
+      if (!l.pinned || l.cgroup_id != *id) live = false;
+    }
+    if (!live) {
+      auto fd = OpenCgroup(abs);
+      absl::Status st =
+          fd.ok() ? AttachPinnedTo(TargetDir(t.id), dir, fd->get(), *id)
+                  : fd.status();
+      if (!st.ok()) {
+        if (first_error.ok()) first_error = st;
+        continue;
+      }
+      fprintf(stderr, "egressd: target %s: attached to %s (cgroup id %lu)\n",
+              t.name.c_str(), rel.c_str(), static_cast<unsigned long>(*id));
+    }
+    any = true;
+  }
+  // Cgroups that are gone (defunct links) or no longer match.
+  for (const std::string& dir : LinkDirsBelow(TargetDir(t.id))) {
+    if (!live_dirs.count(dir)) DetachAndRemoveLinks(dir).IgnoreError();
+  }
+  if (!first_error.ok()) return first_error;
+  return any;
+}
+
 int Daemon::Reconcile() {
   int attached = 0;
   for (const auto& [name, t] : state_.targets) {
+    if (IsPattern(t)) {
+      auto st = AttachPattern(t);
+      if (!st.ok()) {
+        fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
+                st.status().ToString().c_str());
+      }
+      continue;
+    }
     auto id = CgroupId(CgroupAbs(t.cgroup));
     if (!id.ok()) continue;
     bool live = true;
@@ -332,6 +389,13 @@ absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
     cgroup_in = t.source;
   } else if (t.source_kind == "unit") {
     EGRESS_ASSIGN_OR_RETURN(cgroup_in, CgroupOfUnit(t.source));
+  } else if (t.source_kind == "pattern") {
+    if (t.source.find_first_of("*?[") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cgroup pattern '", t.source,
+          "' has no wildcard (*, ?, [...]); use --cgroup for one cgroup"));
+    }
+    cgroup_in = t.source;
   } else if (t.source_kind == "pid") {
     char* end = nullptr;
     long pid = strtol(t.source.c_str(), &end, 10);
@@ -395,9 +459,14 @@ absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
   }
   json out = TargetJson(stored);
   if (!*attached) {
-    out["warning"] = absl::StrCat("cgroup ", stored.cgroup,
-                                  " does not exist yet; it is enforced as soon "
-                                  "as it is created");
+    out["warning"] =
+        IsPattern(stored)
+            ? absl::StrCat("no cgroup matches ", stored.cgroup,
+                           " yet; each one is enforced as soon as it is "
+                           "created")
+            : absl::StrCat("cgroup ", stored.cgroup,
+                           " does not exist yet; it is enforced as soon "
+                           "as it is created");
   }
   return out;
 }
@@ -425,6 +494,28 @@ json Daemon::TargetJson(const TargetState& t) {
             {"cgroup", t.cgroup},      {"mode", ModeName(t.mode)},
             {"rules", t.rules.size()}, {"source_kind", t.source_kind},
             {"source", t.source},      {"ephemeral", t.ephemeral}};
+  if (IsPattern(t)) {
+    json cgroups = json::array();
+    int live = 0;
+    size_t total = 0;
+    for (const std::string& rel : TargetCgroups(t)) {
+      auto cg = CgroupId(CgroupAbs(rel));
+      if (!cg.ok()) continue;
+      cgroups.push_back({{"path", rel}, {"id", *cg}});
+      for (const LinkState& l : LinkStates(LinkDir(t, *cg))) {
+        ++total;
+        if (l.pinned && l.cgroup_id == *cg) ++live;
+      }
+    }
+    j["pattern"] = true;
+    j["cgroups"] = cgroups;
+    j["cgroup_exists"] = !cgroups.empty();
+    j["cgroup_id"] = 0;
+    j["hooks_attached"] = live;
+    j["hooks_total"] = total;
+    j["attached"] = !cgroups.empty() && live == static_cast<int>(total);
+    return j;
+  }
   auto cg = CgroupId(CgroupAbs(t.cgroup));
   j["cgroup_exists"] = cg.ok();
   j["cgroup_id"] = cg.ok() ? *cg : 0;
@@ -666,14 +757,22 @@ absl::StatusOr<json> Daemon::Status(const json&) {
     }
     json warnings = json::array();
     if (!j["cgroup_exists"].get<bool>()) {
-      warnings.push_back(absl::StrCat(
-          "cgroup ", t.cgroup, " does not exist: enforced once created"));
+      warnings.push_back(
+          IsPattern(t)
+              ? absl::StrCat("no cgroup matches ", t.cgroup,
+                             " yet: each is enforced once created")
+              : absl::StrCat("cgroup ", t.cgroup,
+                             " does not exist: enforced once created"));
     } else if (!j["attached"].get<bool>()) {
       warnings.push_back("not all hooks are attached to the current cgroup");
     }
-    for (const std::string& w :
-         RawCapabilityWarnings(CgroupAbs(t.cgroup), /*max_processes=*/4096)) {
-      warnings.push_back(w);
+    std::vector<std::string> cgroups = TargetCgroups(t);
+    if (cgroups.size() > 16) cgroups.resize(16);  // bounded work per status
+    for (const std::string& rel : cgroups) {
+      for (const std::string& w :
+           RawCapabilityWarnings(CgroupAbs(rel), /*max_processes=*/4096)) {
+        warnings.push_back(w);
+      }
     }
     j["warnings"] = warnings;
     targets.push_back(j);
@@ -722,10 +821,13 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
       EGRESS_ASSIGN_OR_RETURN(std::string cg, CgroupOfUnit(plan.source));
       EGRESS_ASSIGN_OR_RETURN(plan.cgroup,
                               NormalizeCgroupPath(cg, cgroup_root_));
+    } else if (plan.source_kind == "pattern") {
+      EGRESS_ASSIGN_OR_RETURN(plan.cgroup,
+                              NormalizeCgroupPath(plan.source, cgroup_root_));
     } else {
-      return absl::UnimplementedError(absl::StrCat(
-          "policy ", plan.name, ": target kind '", plan.source_kind,
-          "' is not supported by apply yet (cgroupPath and systemdUnit are)"));
+      return absl::InvalidArgumentError(absl::StrCat("policy ", plan.name,
+                                                     ": unknown target kind '",
+                                                     plan.source_kind, "'"));
     }
     EGRESS_ASSIGN_OR_RETURN(plan.mode,
                             ParseMode(p.value("mode", std::string("enforce"))));
@@ -783,11 +885,12 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
           "; remove it before applying it to ", plan.cgroup));
     }
     if (it == state_.targets.end()) {
-      json add = {{"name", plan.name},
-                  {"source_kind", "cgroup"},
-                  {"source", plan.cgroup},
-                  {"mode", ModeName(plan.mode)},
-                  {"rules", policy::RulesToJson(plan.rules)}};
+      json add = {
+          {"name", plan.name},
+          {"source_kind", plan.source_kind == "pattern" ? "pattern" : "cgroup"},
+          {"source", plan.cgroup},
+          {"mode", ModeName(plan.mode)},
+          {"rules", policy::RulesToJson(plan.rules)}};
       EGRESS_RETURN_IF_ERROR(TargetAdd(add).status());
       it = state_.targets.find(plan.name);
       it->second.source_kind = plan.source_kind;
@@ -916,7 +1019,7 @@ std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
     return it->second;
   // Walk the target's subtree once and remember every id seen (bounded).
   if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
-  std::vector<std::string> stack = {target->cgroup};
+  std::vector<std::string> stack = TargetCgroups(*target);
   size_t visited = 0;
   while (!stack.empty() && visited < 10000) {
     std::string rel = stack.back();
@@ -1117,14 +1220,25 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   // once, so a re-created cgroup is enforced within one iteration.
   UniqueFd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   std::set<std::string> watched;
+  auto watch = [&](const std::string& abs) {
+    if (watched.count(abs) || watched.size() >= 8192) return;
+    // IN_DELETE too: a pattern target drops the links of a removed cgroup.
+    if (inotify_add_watch(inotify.get(), abs.c_str(), IN_CREATE | IN_DELETE) >=
+        0) {
+      watched.insert(abs);
+    }
+  };
   auto watch_parents = [&] {
     for (const auto& [n, t] : state_.targets) {
-      std::string abs = CgroupAbs(t.cgroup);
-      std::string parent = abs.substr(0, abs.rfind('/'));
-      if (watched.count(parent)) continue;
-      if (inotify_add_watch(inotify.get(), parent.c_str(), IN_CREATE) >= 0) {
-        watched.insert(parent);
+      if (IsPattern(t)) {
+        for (const std::string& rel :
+             FindCgroups(cgroup_root_, t.cgroup).watch_dirs) {
+          watch(rel == "/" ? cgroup_root_ : CgroupAbs(rel));
+        }
+        continue;
       }
+      std::string abs = CgroupAbs(t.cgroup);
+      watch(abs.substr(0, abs.rfind('/')));
     }
   };
   watch_parents();

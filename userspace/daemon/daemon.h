@@ -93,6 +93,13 @@ class Daemon {
   // Attaches the target's program set to its cgroup if the cgroup exists.
   // Returns true when attached.
   absl::StatusOr<bool> AttachTarget(const TargetState& target);
+  // A cgroupPattern target: attaches to every matching cgroup not yet
+  // attached (one link directory each) and drops the links of cgroups that
+  // are gone or no longer match. True when at least one cgroup is attached.
+  absl::StatusOr<bool> AttachPattern(const TargetState& target);
+  // The cgroups a target covers: its own, or every match of its pattern.
+  std::vector<std::string> TargetCgroups(const TargetState& target) const;
+  std::string LinkDir(const TargetState& target, uint64_t cgroup_id) const;
   absl::Status Save();
 
   absl::StatusOr<nlohmann::json> TargetAdd(const nlohmann::json& req);

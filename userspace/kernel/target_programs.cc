@@ -2,10 +2,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -101,6 +104,13 @@ bool ProgramsPinned(const std::string& prog_dir) {
 
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
                           uint64_t cgroup_id) {
+  return AttachPinnedTo(prog_dir, prog_dir, cgroup_fd, cgroup_id);
+}
+
+absl::Status AttachPinnedTo(const std::string& prog_dir,
+                            const std::string& link_dir, int cgroup_fd,
+                            uint64_t cgroup_id) {
+  if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
   struct NewLink {
     const HookSpec* hook;
     UniqueFd fd;
@@ -109,7 +119,7 @@ absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
   // Create every missing link first; unpinned links detach when their fd
   // closes, so an early return leaves nothing new attached.
   for (const HookSpec& h : AllHooks()) {
-    std::string link_pin = LinkPin(prog_dir, h);
+    std::string link_pin = LinkPin(link_dir, h);
     if (int old = bpf_obj_get(link_pin.c_str()); old >= 0) {
       UniqueFd old_fd(old);
       if (LinkCgroupId(old_fd.get()) == cgroup_id) continue;  // adopt
@@ -128,7 +138,7 @@ absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
     fresh.push_back({&h, UniqueFd(link)});
   }
   for (NewLink& l : fresh) {
-    EGRESS_RETURN_IF_ERROR(PinReplace(l.fd.get(), LinkPin(prog_dir, *l.hook)));
+    EGRESS_RETURN_IF_ERROR(PinReplace(l.fd.get(), LinkPin(link_dir, *l.hook)));
   }
   return absl::OkStatus();
 }
@@ -149,15 +159,42 @@ std::vector<LinkState> LinkStates(const std::string& prog_dir) {
   return out;
 }
 
-absl::Status DetachAndRemove(const std::string& prog_dir) {
+void DetachLinks(const std::string& link_dir) {
   for (const HookSpec& h : AllHooks()) {
-    std::string pin = LinkPin(prog_dir, h);
+    std::string pin = LinkPin(link_dir, h);
     int fd = bpf_obj_get(pin.c_str());
     if (fd < 0) continue;
     UniqueFd link(fd);
     // A defunct link (cgroup gone) answers ENOLINK/EINVAL: nothing to detach.
     bpf_link_detach(link.get());
   }
+}
+
+std::vector<std::string> LinkDirsBelow(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    std::string path = absl::StrCat(dir, "/", ent->d_name);
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      out.push_back(path);
+    }
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::Status DetachAndRemoveLinks(const std::string& link_dir) {
+  DetachLinks(link_dir);
+  return RemoveTree(link_dir);
+}
+
+absl::Status DetachAndRemove(const std::string& prog_dir) {
+  DetachLinks(prog_dir);
+  for (const std::string& sub : LinkDirsBelow(prog_dir)) DetachLinks(sub);
   return RemoveTree(prog_dir);
 }
 

@@ -47,11 +47,26 @@ bool ProgramsPinned(const std::string& prog_dir);
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
                           uint64_t cgroup_id);
 
-// The state of every link pin of `prog_dir`.
+// Same, with the link pins in `link_dir` (created 0700) instead of
+// `prog_dir`: one program set attached to several cgroups (a cgroupPattern
+// target keeps one link directory per matching cgroup).
+absl::Status AttachPinnedTo(const std::string& prog_dir,
+                            const std::string& link_dir, int cgroup_fd,
+                            uint64_t cgroup_id);
+
+// Subdirectories of `dir` (full paths, sorted): the link directories of a
+// pattern target live below its program directory.
+std::vector<std::string> LinkDirsBelow(const std::string& dir);
+
+// Detaches the links pinned in `link_dir` and removes the directory.
+absl::Status DetachAndRemoveLinks(const std::string& link_dir);
+
+// The state of every link pin of `prog_dir` (or of a link directory).
 std::vector<LinkState> LinkStates(const std::string& prog_dir);
 
 // Detaches every pinned link (bpf_link_detach, so no other holder keeps it
-// alive) and removes `prog_dir` with its pins.
+// alive), also those in link directories below it, and removes `prog_dir`
+// with its pins.
 absl::Status DetachAndRemove(const std::string& prog_dir);
 
 }  // namespace egress
