@@ -293,7 +293,8 @@ TEST(SuggestPolicyTest, GroupsIpv4IntoNetworks) {
                               "a, b; first 2026-11-24T10:00:00Z, last "
                               "2026-11-24T10:05:00Z\n"));
   EXPECT_THAT(text, HasSubstr("#   10.0.1.0/24: 1 attempt by app;"));
-  EXPECT_THAT(text, HasSubstr("grouped into IPv4 /24 and IPv6 /128"));
+  EXPECT_THAT(text, HasSubstr("# Destinations are grouped into networks: "
+                              "IPv4 into /24.\n"));
   const Policy p = MustParse(text);
   ASSERT_THAT(p.rules, SizeIs(1));
   std::vector<std::string> to;
@@ -306,11 +307,14 @@ TEST(SuggestPolicyTest, GroupsIpv4IntoNetworks) {
 TEST(SuggestPolicyTest, GroupsIpv6IntoNetworks) {
   SuggestOptions options = Options();
   options.group_v6 = 64;
-  const Policy p =
-      MustParse(MustSuggest({Obs("2001:db8:0:1::5", IPPROTO_UDP, 123, 1),
-                             Obs("2001:db8:0:1::6", IPPROTO_UDP, 123, 1),
-                             Obs("192.0.2.1", IPPROTO_UDP, 123, 1)},
-                            options));
+  const std::string text =
+      MustSuggest({Obs("2001:db8:0:1::5", IPPROTO_UDP, 123, 1),
+                   Obs("2001:db8:0:1::6", IPPROTO_UDP, 123, 1),
+                   Obs("192.0.2.1", IPPROTO_UDP, 123, 1)},
+                  options);
+  EXPECT_THAT(text, HasSubstr("# Destinations are grouped into networks: "
+                              "IPv6 into /64.\n"));
+  const Policy p = MustParse(text);
   ASSERT_THAT(p.rules, SizeIs(1));
   std::vector<std::string> to;
   for (const Cidr& c : p.rules[0].destinations) to.push_back(c.ToString());

@@ -280,10 +280,16 @@ absl::StatusOr<std::string> SuggestPolicy(
         all_dests.size() == 1 ? "" : "s", ": ", Attempts(total), " seen"));
     header.push_back(
         absl::StrCat("between ", Rfc3339(first), " and ", Rfc3339(last), "."));
-    if (options.group_v4 < 32 || options.group_v6 < 128) {
-      header.push_back(absl::StrCat("Destinations are grouped into IPv4 /",
-                                    options.group_v4, " and IPv6 /",
-                                    options.group_v6, " networks."));
+    std::vector<std::string> grouped;
+    if (options.group_v4 < 32) {
+      grouped.push_back(absl::StrCat("IPv4 into /", options.group_v4));
+    }
+    if (options.group_v6 < 128) {
+      grouped.push_back(absl::StrCat("IPv6 into /", options.group_v6));
+    }
+    if (!grouped.empty()) {
+      header.push_back(absl::StrCat("Destinations are grouped into networks: ",
+                                    absl::StrJoin(grouped, ", "), "."));
     }
     header.push_back(
         "It allows exactly that; everything else is denied (mode: enforce).");
