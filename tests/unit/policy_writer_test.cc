@@ -1,6 +1,7 @@
 #include "userspace/policy/policy_writer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <tuple>
@@ -513,6 +514,41 @@ TEST(PolicyWriterTest, EdgeNetworksRoundTrip) {
                       {C("0.0.0.0/0"), C("::/0"), C("::1"), C("::"),
                        C("fe80::/10"), C("127.0.0.1"), C("::2:0/112")})};
   ExpectRoundTrip(d);
+}
+
+// The repository's policies/ directory, found from this file's path.
+std::string PoliciesDir() {
+  return (std::filesystem::path(__FILE__).parent_path().parent_path() / ".." /
+          "policies")
+      .lexically_normal()
+      .string();
+}
+
+// Every shipped example, read and written again, means the same, and writing
+// that once more changes nothing.
+TEST(PolicyWriterTest, ExamplePoliciesRoundTrip) {
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> examples,
+                       LoadPolicies(PoliciesDir()));
+  ASSERT_THAT(examples, Not(SizeIs(0)));
+  for (const Policy& p : examples) {
+    SCOPED_TRACE(p.file);
+    PolicyDocument d;
+    d.name = p.name;
+    d.target = p.target;
+    d.mode = p.mode;
+    d.logging = p.logging;
+    d.annotations = p.annotations;
+    d.rules = p.rules;
+    for (const RuleOrigin& o : p.origins) d.rule_names.push_back(o.name);
+    ExpectRoundTrip(d);
+    const std::string text = WritePolicy(d);
+    const Policy again = MustParse(text);
+    EXPECT_EQ(again.rules, p.rules);  // specs and comments too
+    EXPECT_EQ(again.origins.size(), p.origins.size());
+    for (size_t i = 0; i < again.origins.size() && i < p.origins.size(); ++i) {
+      EXPECT_EQ(again.origins[i].name, p.origins[i].name);
+    }
+  }
 }
 
 }  // namespace
