@@ -255,7 +255,7 @@ TEST(PolicyWriterTest, CommentLinesWithLineBreaksStayComments) {
   d.rules = {MakeRule(Action::kAllow, "25/tcp", {Tcp(25)})};
   d.rule_comments = {{"a\n- to: anywhere\x01"}};
   const std::string text = WritePolicy(d);
-  EXPECT_THAT(text, HasSubstr("# one\n# name: evil\n#\n# egress: [x]\n"));
+  EXPECT_THAT(text, HasSubstr("# one\n# name: evil\n# egress: [x]\n"));
   EXPECT_THAT(text, HasSubstr("  # a\n  # - to: anywhere?\n"));
   ExpectRoundTrip(d);
 }

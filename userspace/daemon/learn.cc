@@ -159,7 +159,8 @@ nlohmann::json LearnStore::ToJson() const {
   nlohmann::json targets = nlohmann::json::object();
   for (const auto& [name, table] : targets_) {
     nlohmann::json entries = nlohmann::json::array();
-    for (const policy::Observation& o : Query(name, INT64_MIN)) {
+    for (const policy::Observation& o :
+         Query(name, std::numeric_limits<int64_t>::min())) {
       entries.push_back({{"family", o.family},
                          {"addr", AddressText(o.family, o.addr)},
                          {"ip_proto", o.ip_proto},
@@ -294,7 +295,7 @@ absl::StatusOr<LearnStore> LearnStore::FromJson(const nlohmann::json& j,
 
 absl::Status LearnStore::Save(const std::string& path) const {
   const std::string tmp = absl::StrCat(path, ".tmp");
-  const std::string data = ToJson().dump(1) + "\n";
+  const std::string data = ToJson().dump(2) + "\n";
   const int fd =
       open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "open", tmp);

@@ -1,13 +1,13 @@
 #include "userspace/policy/policy_writer.h"
 
 #include <algorithm>
-#include <optional>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "userspace/policy/services.h"
@@ -184,8 +184,9 @@ std::string RuleComment(const Rule& rule, const std::string& name) {
 void AppendComment(const std::vector<std::string>& lines,
                    absl::string_view indent, std::string* text) {
   for (const std::string& line : lines) {
+    const std::string unix_line = absl::StrReplaceAll(line, {{"\r\n", "\n"}});
     for (absl::string_view part :
-         absl::StrSplit(line, absl::ByAnyChar("\r\n"))) {
+         absl::StrSplit(unix_line, absl::ByAnyChar("\r\n"))) {
       std::string clean(part);
       for (char& c : clean) {
         const unsigned char u = static_cast<unsigned char>(c);
