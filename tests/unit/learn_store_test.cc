@@ -12,7 +12,9 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/daemon/learn.h"
+#include "userspace/policy/policy_file.h"
 #include "userspace/policy/rule.h"
+#include "userspace/policy/suggest.h"
 
 namespace egress {
 namespace {
@@ -352,6 +354,35 @@ TEST(LearnStoreTest, SaveIntoMissingDirectoryFails) {
   const std::string path = dir.File("no/such/dir/learn.json");
   EXPECT_STATUS(Sample().Save(path), absl::StatusCode::kNotFound,
                 "learn.json.tmp");
+}
+
+// What the store learned is what SuggestPolicy takes: the suggestion allows
+// the learned attempts and nothing more.
+TEST(LearnStoreTest, QueryFeedsSuggestPolicy) {
+  LearnStore s;
+  s.Record("web", 6, Mapped(10, 0, 0, 25), IPPROTO_TCP, 25, 3, 10, "sendmail");
+  s.Record("web", 4, Addr("10.0.0.53"), IPPROTO_UDP, 53, 40, 20, "php-fpm");
+  s.Record("web", 6, Addr("2001:db8::1"), IPPROTO_ICMPV6, 0, 1, 30, "ping");
+  s.Record("web", 4, Addr("10.0.0.99"), IPPROTO_TCP, 80, 1, 5, "old");
+  policy::SuggestOptions options;
+  options.name = "web";
+  options.target = {policy::PolicyTarget::kUnit, "web.service"};
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       policy::SuggestPolicy(s.Query("web", 10), options));
+  ASSERT_OK_AND_ASSIGN(policy::Policy p, policy::ParsePolicy(text, "web.yaml"));
+  auto allowed = [&](uint8_t proto, uint16_t port, uint8_t family,
+                     const std::string& addr) {
+    for (const policy::Rule& r : p.rules) {
+      if (policy::RuleMatches(r, proto, port, family, Addr(addr))) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(allowed(IPPROTO_TCP, 25, 4, "10.0.0.25"));
+  EXPECT_TRUE(allowed(IPPROTO_UDP, 53, 4, "10.0.0.53"));
+  EXPECT_TRUE(allowed(IPPROTO_ICMPV6, 0, 6, "2001:db8::1"));
+  EXPECT_FALSE(allowed(IPPROTO_TCP, 80, 4, "10.0.0.99"));  // before `since`
+  EXPECT_FALSE(allowed(IPPROTO_TCP, 53, 4, "10.0.0.53"));
+  EXPECT_THAT(text, ::testing::HasSubstr("3 attempts by sendmail"));
 }
 
 }  // namespace
