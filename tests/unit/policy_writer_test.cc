@@ -1,0 +1,555 @@
+#include "userspace/policy/policy_writer.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/policy/policy_file.h"
+#include "userspace/policy/rule.h"
+#include "userspace/policy/services.h"
+
+namespace egress::policy {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::SizeIs;
+
+Cidr C(const std::string& text) {
+  absl::StatusOr<Cidr> c = Cidr::Parse(text);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : Cidr{};
+}
+
+PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
+PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
+PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
+const PortProto kIcmp{Proto::kIcmp};
+const PortProto kRaw{Proto::kRaw};
+const std::vector<PortProto> kAny = {
+    {Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
+
+Rule MakeRule(Action action, std::string spec, std::vector<PortProto> ports,
+              std::vector<Cidr> to = {}) {
+  Rule r;
+  r.action = action;
+  r.spec = std::move(spec);
+  r.ports = std::move(ports);
+  r.destinations = std::move(to);
+  return r;
+}
+
+PolicyDocument BaseDoc() {
+  PolicyDocument d;
+  d.name = "web";
+  d.target = {PolicyTarget::kUnit, "web.service"};
+  return d;
+}
+
+// Parses `text`, failing the test (with the text) if it does not parse.
+Policy MustParse(const std::string& text) {
+  absl::StatusOr<Policy> p = ParsePolicy(text, "x.yaml");
+  EXPECT_TRUE(p.ok()) << p.status() << "\n" << text;
+  return p.ok() ? *p : Policy{};
+}
+
+template <typename T, typename Less>
+std::vector<T> SortedSet(std::vector<T> v, Less less) {
+  std::sort(v.begin(), v.end(), less);
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+std::vector<PortProto> PortSet(const std::vector<PortProto>& v) {
+  return SortedSet(v, [](const PortProto& a, const PortProto& b) {
+    return std::tie(a.proto, a.lo, a.hi) < std::tie(b.proto, b.lo, b.hi);
+  });
+}
+std::vector<Cidr> CidrSet(const std::vector<Cidr>& v) {
+  return SortedSet(v, [](const Cidr& a, const Cidr& b) {
+    return std::tie(a.family, a.addr, a.prefix_len) <
+           std::tie(b.family, b.addr, b.prefix_len);
+  });
+}
+
+// The round-trip contract of WritePolicy, checked field by field.
+void ExpectRoundTrip(const PolicyDocument& doc) {
+  const std::string text = WritePolicy(doc);
+  absl::StatusOr<Policy> p = ParsePolicy(text, "x.yaml");
+  ASSERT_TRUE(p.ok()) << p.status() << "\n" << text;
+  EXPECT_EQ(p->name, doc.name);
+  EXPECT_EQ(p->target, doc.target);
+  EXPECT_EQ(p->mode, doc.mode);
+  EXPECT_EQ(p->logging, doc.logging);
+  EXPECT_EQ(p->annotations, doc.annotations);
+  std::vector<Rule> want;
+  for (Action a : {Action::kAllow, Action::kDeny}) {
+    for (const Rule& r : doc.rules) {
+      if (r.action == a) want.push_back(r);
+    }
+  }
+  ASSERT_EQ(p->rules.size(), want.size()) << text;
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("rule ", i, "\n", text));
+    EXPECT_EQ(p->rules[i].action, want[i].action);
+    EXPECT_EQ(PortSet(p->rules[i].ports), PortSet(want[i].ports));
+    EXPECT_EQ(CidrSet(p->rules[i].destinations), CidrSet(want[i].destinations));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Layout.
+
+TEST(PolicyWriterTest, GoldenText) {
+  PolicyDocument d = BaseDoc();
+  d.annotations = {{"description", "web: DNS, mail # and more"}};
+  d.header_comment = {"Written by a test.", "", "Second paragraph."};
+  Rule dns =
+      MakeRule(Action::kAllow, "dns", {Tcp(53), Udp(53)}, {C("10.0.0.53")});
+  Rule mail = MakeRule(Action::kAllow, "smtp", {Tcp(25)}, {C("10.0.0.25")});
+  mail.host = "mail.example.com";
+  mail.comment = "relay";
+  Rule api =
+      MakeRule(Action::kAllow, "443/tcp,1000-2000/udp,icmp",
+               {Tcp(443), {Proto::kUdp, 1000, 2000}, kIcmp},
+               {C("203.0.113.0/24"), C("2001:db8::/32"), C("2001:db8:1::5")});
+  Rule web = MakeRule(Action::kAllow, "tcp", {Tcp(0, 65535)});
+  Rule raw = MakeRule(Action::kAllow, "raw", {kRaw});
+  Rule meta = MakeRule(Action::kDeny, "any", kAny, {C("169.254.169.254")});
+  d.rules = {dns, mail, meta, api, web, raw};
+  d.rule_names = {"dns", "mail", "no-metadata", "api", "", "ping"};
+  d.rule_comments = {{"resolver"}, {}, {"cloud metadata", "never"}, {}, {}, {}};
+  EXPECT_EQ(WritePolicy(d), R"(# Written by a test.
+#
+# Second paragraph.
+apiVersion: egress.dev/v1alpha1
+kind: EgressPolicy
+metadata:
+  name: web
+  annotations:
+    description: "web: DNS, mail # and more"
+spec:
+  target:
+    systemdUnit: web.service
+  mode: enforce
+  logging: denied
+  egress:
+  # resolver
+  - name: dns
+    to:
+      - ipBlock: {cidr: 10.0.0.53/32}
+    ports:
+      - port: dns
+  - name: mail
+    comment: relay (host mail.example.com)
+    to:
+      - ipBlock: {cidr: 10.0.0.25/32}
+    ports:
+      - port: smtp
+  - name: api
+    to:
+      - ipBlock: {cidr: 203.0.113.0/24}
+      - ipBlock: {cidr: 2001:db8::/32}
+      - ipBlock: {cidr: 2001:db8:1::5/128}
+    ports:
+      - port: 443
+        protocol: TCP
+      - port: 1000
+        endPort: 2000
+        protocol: UDP
+      - protocol: ICMP
+  - ports:
+      - protocol: TCP
+  - name: ping
+    raw: true
+  egressDeny:
+  # cloud metadata
+  # never
+  - name: no-metadata
+    to:
+      - ipBlock: {cidr: 169.254.169.254/32}
+)");
+  ExpectRoundTrip(d);
+}
+
+TEST(PolicyWriterTest, EmptyDocumentAllowsNothing) {
+  const std::string text = WritePolicy(BaseDoc());
+  EXPECT_THAT(text, HasSubstr("  egress: []\n"));
+  EXPECT_THAT(text, Not(HasSubstr("egressDeny")));
+  const Policy p = MustParse(text);
+  EXPECT_THAT(p.rules, SizeIs(0));
+}
+
+TEST(PolicyWriterTest, IsDeterministic) {
+  PolicyDocument d = BaseDoc();
+  d.annotations = {{"b", "2"}, {"a", "1"}};
+  d.rules = {MakeRule(Action::kAllow, "smtp", {Tcp(25)})};
+  EXPECT_EQ(WritePolicy(d), WritePolicy(d));
+}
+
+TEST(PolicyWriterTest, ModeLoggingAndTargets) {
+  for (const PolicyTarget& target :
+       {PolicyTarget{PolicyTarget::kCgroup, "/system.slice/a b.service"},
+        PolicyTarget{PolicyTarget::kUnit, "x@1.service"},
+        PolicyTarget{PolicyTarget::kCgroupGlob,
+                     "/system.slice/docker-*.scope"}}) {
+    for (const char* logging : {"off", "denied", "all"}) {
+      PolicyDocument d = BaseDoc();
+      d.target = target;
+      d.mode = EGRESS_MODE_AUDIT;
+      d.logging = logging;
+      ExpectRoundTrip(d);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Quoting: every string goes through yaml-cpp.
+
+TEST(PolicyWriterTest, AwkwardStringsRoundTrip) {
+  const std::vector<std::string> awkward = {
+      "a: b",        "# not a comment",
+      "'single'",    "\"double\"",
+      "ünïcødé ✓",   "line1\nline2",
+      " lead",       "trail ",
+      "true",        "off",
+      "123",         "",
+      "- dash",      "[x, y]",
+      "{k: v}",      "&anchor *alias",
+      "back\\slash", "tab\there",
+      "%percent",    "@at",
+      "`tick`",      "~",
+      "null",        "?",
+  };
+  PolicyDocument d = BaseDoc();
+  for (size_t i = 0; i < awkward.size(); ++i) {
+    d.annotations[absl::StrCat("k", i)] = awkward[i];
+    d.annotations[awkward[i] + "-key"] = "v";
+  }
+  for (size_t i = 0; i < awkward.size(); ++i) {
+    Rule r = MakeRule(Action::kAllow, "25/tcp", {Tcp(25)});
+    r.comment = awkward[i];
+    d.rules.push_back(r);
+    d.rule_comments.push_back({awkward[i]});
+  }
+  d.header_comment = awkward;
+  ExpectRoundTrip(d);
+  const Policy p = MustParse(WritePolicy(d));
+  ASSERT_EQ(p.rules.size(), awkward.size());
+  for (size_t i = 0; i < awkward.size(); ++i) {
+    EXPECT_EQ(p.rules[i].comment, awkward[i]);
+  }
+}
+
+TEST(PolicyWriterTest, CommentLinesWithLineBreaksStayComments) {
+  PolicyDocument d = BaseDoc();
+  d.header_comment = {"one\nname: evil\r\negress: [x]"};
+  d.rules = {MakeRule(Action::kAllow, "25/tcp", {Tcp(25)})};
+  d.rule_comments = {{"a\n- to: anywhere\x01"}};
+  const std::string text = WritePolicy(d);
+  EXPECT_THAT(text, HasSubstr("# one\n# name: evil\n# egress: [x]\n"));
+  EXPECT_THAT(text, HasSubstr("  # a\n  # - to: anywhere?\n"));
+  ExpectRoundTrip(d);
+}
+
+TEST(PolicyWriterTest, HostGoesIntoComment) {
+  PolicyDocument d = BaseDoc();
+  Rule r = MakeRule(Action::kAllow, "smtp", {Tcp(25)}, {C("192.0.2.7")});
+  r.host = "mail.example.com";
+  d.rules = {r};
+  EXPECT_EQ(MustParse(WritePolicy(d)).rules.at(0).comment,
+            "host mail.example.com");
+  d.rule_names = {"mail"};
+  d.rules[0].comment = "the relay";
+  EXPECT_EQ(MustParse(WritePolicy(d)).rules.at(0).comment,
+            "mail: the relay (host mail.example.com)");
+}
+
+// Writing what ParsePolicy read (with the rule names) gives the same text.
+TEST(PolicyWriterTest, ReadAndWrittenAgainIsUnchanged) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "smtp", {Tcp(25)}),
+             MakeRule(Action::kAllow, "https/tcp", {Tcp(443)}),
+             MakeRule(Action::kDeny, "any", kAny)};
+  d.rules[0].comment = "relay";
+  d.rules[2].comment = "x: y";
+  d.rule_names = {"mail", "", "rest"};
+  const std::string text = WritePolicy(d);
+  const Policy p = MustParse(text);
+  PolicyDocument again = BaseDoc();
+  again.rules = p.rules;
+  for (const RuleOrigin& o : p.origins) again.rule_names.push_back(o.name);
+  EXPECT_EQ(WritePolicy(again), text);
+  EXPECT_EQ(p.rules[0].comment, "mail: relay");
+  EXPECT_EQ(p.rules[2].comment, "rest: x: y");
+}
+
+// ---------------------------------------------------------------------------
+// Ports.
+
+TEST(PolicyWriterTest, ServiceNameWhenTheExpansionMatches) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "smtp", {Tcp(25)})};
+  EXPECT_THAT(WritePolicy(d), HasSubstr("      - port: smtp\n"));
+  ExpectRoundTrip(d);
+
+  // The ports are not what the word says: numbers, never the service.
+  d.rules = {MakeRule(Action::kAllow, "smtp", {Tcp(587)})};
+  EXPECT_THAT(WritePolicy(d), Not(HasSubstr("smtp")));
+  EXPECT_THAT(WritePolicy(d), HasSubstr("      - port: 587\n"));
+  ExpectRoundTrip(d);
+}
+
+TEST(PolicyWriterTest, ServiceNameNarrowedByProtocol) {
+  ASSERT_OK_AND_ASSIGN(std::vector<PortProto> https, LookupService("https"));
+  ASSERT_THAT(https, ElementsAre(Tcp(443), Udp(443)));
+  PolicyDocument d = BaseDoc();
+  // "https" with only its tcp port (as from "https/tcp", or a narrowed rule).
+  for (const char* spec : {"https", "https/tcp"}) {
+    d.rules = {MakeRule(Action::kAllow, spec, {Tcp(443)})};
+    EXPECT_THAT(WritePolicy(d),
+                HasSubstr("      - port: https\n        protocol: TCP\n"));
+    ExpectRoundTrip(d);
+  }
+  // Both protocols: the bare name.
+  d.rules = {MakeRule(Action::kAllow, "https", {Tcp(443), Udp(443)})};
+  EXPECT_THAT(WritePolicy(d), HasSubstr("      - port: https\n"));
+  EXPECT_THAT(WritePolicy(d), Not(HasSubstr("protocol")));
+  ExpectRoundTrip(d);
+}
+
+TEST(PolicyWriterTest, SeveralWordsAndLeftoverPorts) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(
+      Action::kAllow, "dns,smtp,8080,icmp",
+      {Tcp(53), Udp(53), Tcp(25), Tcp(8080), Udp(8080), kIcmp, Tcp(25)})};
+  const std::string text = WritePolicy(d);
+  EXPECT_THAT(text, HasSubstr("- port: dns\n"));
+  EXPECT_THAT(text, HasSubstr("- port: smtp\n"));
+  EXPECT_THAT(text, HasSubstr("- port: 8080\n        protocol: TCP\n"));
+  EXPECT_THAT(text, HasSubstr("- port: 8080\n        protocol: UDP\n"));
+  EXPECT_THAT(text, HasSubstr("- protocol: ICMP\n"));
+  ExpectRoundTrip(d);
+}
+
+TEST(PolicyWriterTest, AllPortsAndAny) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "udp", {{Proto::kUdp, 0, 65535}}),
+             MakeRule(Action::kAllow, "any", kAny, {C("10.1.0.0/16")}),
+             MakeRule(Action::kDeny, "any", kAny)};
+  const std::string text = WritePolicy(d);
+  EXPECT_THAT(text, HasSubstr("  - ports:\n      - protocol: UDP\n"));
+  // "any" to a network and to anywhere: no ports list at all.
+  EXPECT_THAT(text, HasSubstr("  - to:\n      - ipBlock: {cidr: 10.1.0.0/16}\n"
+                              "  egressDeny:\n  - {}\n"));
+  ExpectRoundTrip(d);
+  const Policy p = MustParse(text);
+  EXPECT_EQ(p.rules[2].spec, "any");
+}
+
+TEST(PolicyWriterTest, RuleWithoutPortsIsLeftOutWithAComment) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "", {}, {C("10.0.0.1")}),
+             MakeRule(Action::kAllow, "0", {Tcp(0)})};
+  d.rule_names = {"empty", "zero"};
+  const std::string text = WritePolicy(d);
+  EXPECT_THAT(text, HasSubstr("  egress: []\n"));
+  EXPECT_THAT(text, HasSubstr("# left out: rule empty has no port"));
+  EXPECT_THAT(text, HasSubstr("# left out: rule zero has no port"));
+  EXPECT_THAT(MustParse(text).rules, SizeIs(0));
+}
+
+TEST(PolicyWriterTest, RangeFromPortZeroStartsAtOne) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "0-10/tcp", {Tcp(0, 10)})};
+  const Policy p = MustParse(WritePolicy(d));
+  EXPECT_THAT(p.rules.at(0).ports, ElementsAre(Tcp(1, 10)));
+}
+
+TEST(PolicyWriterTest, RawMixedWithPortsIsSplit) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "raw,smtp", {kRaw, Tcp(25)})};
+  d.rule_names = {"mixed"};
+  const Policy p = MustParse(WritePolicy(d));
+  ASSERT_THAT(p.rules, SizeIs(2));
+  EXPECT_THAT(p.rules[0].ports, ElementsAre(kRaw));
+  EXPECT_EQ(p.origins[0].name, "mixed");
+  EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(25)));
+}
+
+// ---------------------------------------------------------------------------
+// The contract as a property over random documents.
+
+class RandomDocs {
+ public:
+  explicit RandomDocs(uint32_t seed) : rng_(seed) {}
+
+  PolicyDocument Next() {
+    PolicyDocument d = BaseDoc();
+    d.mode = Coin() ? EGRESS_MODE_ENFORCE : EGRESS_MODE_AUDIT;
+    d.logging = std::vector<std::string>{"off", "denied", "all"}[Int(0, 2)];
+    const int n = Int(0, 8);
+    for (int i = 0; i < n; ++i) {
+      d.rules.push_back(NextRule());
+      d.rule_names.push_back(Coin() ? absl::StrCat("r", i) : "");
+      d.rule_comments.push_back(Coin() ? std::vector<std::string>{}
+                                       : std::vector<std::string>{"c"});
+    }
+    return d;
+  }
+
+ private:
+  int Int(int lo, int hi) {
+    return std::uniform_int_distribution<int>(lo, hi)(rng_);
+  }
+  bool Coin() { return Int(0, 1) == 1; }
+
+  Cidr NextCidr() {
+    Cidr c;
+    c.family = Coin() ? 4 : 6;
+    const int bits = c.family == 4 ? 32 : 128;
+    // Mostly hosts, some networks, now and then everything.
+    const int kind = Int(0, 9);
+    c.prefix_len = static_cast<uint8_t>(kind < 6   ? bits
+                                        : kind < 9 ? Int(1, bits)
+                                                   : 0);
+    for (int i = 0; i < bits / 8; ++i)
+      c.addr[i] = static_cast<uint8_t>(Int(0, 255));
+    // Keep clear of ::ffff:0:0/96, which Cidr::Parse turns into IPv4.
+    if (c.family == 6) c.addr[0] = static_cast<uint8_t>(0x20 | (c.addr[0] & 1));
+    for (int i = 0; i < 16; ++i) {
+      const int keep = std::clamp(c.prefix_len - 8 * i, 0, 8);
+      c.addr[i] &= static_cast<uint8_t>(0xff00 >> keep);
+    }
+    EXPECT_TRUE(c.Valid()) << c.ToString();
+    return c;
+  }
+
+  Rule NextRule() {
+    Rule r;
+    r.action = Int(0, 3) == 0 ? Action::kDeny : Action::kAllow;
+    const int kind = Int(0, 11);
+    if (kind == 0) {
+      r.spec = "raw";
+      r.ports = {kRaw};
+      return r;
+    }
+    const int ndest = Int(0, 4);
+    for (int i = 0; i < ndest; ++i) r.destinations.push_back(NextCidr());
+    if (kind == 1) {
+      r.spec = "any";
+      r.ports = kAny;
+      return r;
+    }
+    std::vector<std::string> words;
+    const int nports = Int(1, 4);
+    for (int i = 0; i < nports; ++i) {
+      const int what = Int(0, 9);
+      const Proto proto = Coin() ? Proto::kTcp : Proto::kUdp;
+      if (what <= 2) {
+        static const std::vector<std::string> kServices = {
+            "smtp", "dns", "domain", "https", "postgresql", "ntp", "ssh"};
+        std::string name = kServices[Int(0, kServices.size() - 1)];
+        const int narrow = Int(0, 2);  // 0: as is, 1: /tcp, 2: /udp
+        absl::StatusOr<std::vector<PortProto>> ports = LookupService(name);
+        EXPECT_TRUE(ports.ok()) << ports.status();
+        bool any = false;
+        for (const PortProto& pp : *ports) {
+          if (narrow == 1 && pp.proto != Proto::kTcp) continue;
+          if (narrow == 2 && pp.proto != Proto::kUdp) continue;
+          r.ports.push_back(pp);
+          any = true;
+        }
+        if (any) {
+          words.push_back(narrow == 0   ? name
+                          : narrow == 1 ? name + "/tcp"
+                                        : name + "/udp");
+        }
+      } else if (what <= 5) {
+        const uint16_t p = static_cast<uint16_t>(Int(1, 65535));
+        r.ports.push_back({proto, p, p});
+        words.push_back(absl::StrCat(p));
+      } else if (what <= 7) {
+        const uint16_t lo = static_cast<uint16_t>(Int(1, 65535));
+        const uint16_t hi = static_cast<uint16_t>(Int(lo, 65535));
+        r.ports.push_back({proto, lo, hi});
+        words.push_back(absl::StrCat(lo, "-", hi));
+      } else if (what == 8) {
+        r.ports.push_back({proto, 0, 65535});
+        words.push_back(ProtoName(proto));
+      } else {
+        r.ports.push_back(kIcmp);
+        words.push_back("icmp");
+      }
+    }
+    if (r.ports.empty()) r.ports.push_back(kIcmp);
+    // Now and then a spec that does not describe the ports at all.
+    r.spec = Int(0, 5) == 0 ? "smtp,dns" : absl::StrJoin(words, ",");
+    return r;
+  }
+
+  std::mt19937 rng_;
+};
+
+TEST(PolicyWriterTest, RandomDocumentsRoundTrip) {
+  for (uint32_t seed = 1; seed <= 400; ++seed) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    RandomDocs gen(seed);
+    ExpectRoundTrip(gen.Next());
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(PolicyWriterTest, EdgeNetworksRoundTrip) {
+  PolicyDocument d = BaseDoc();
+  d.rules = {MakeRule(Action::kAllow, "tcp", {Tcp(0, 65535)},
+                      {C("0.0.0.0/0"), C("::/0"), C("::1"), C("::"),
+                       C("fe80::/10"), C("127.0.0.1"), C("::2:0/112")})};
+  ExpectRoundTrip(d);
+}
+
+// The repository's policies/ directory, found from this file's path.
+std::string PoliciesDir() {
+  return (std::filesystem::path(__FILE__).parent_path().parent_path() / ".." /
+          "policies")
+      .lexically_normal()
+      .string();
+}
+
+// Every shipped example, read and written again, means the same, and writing
+// that once more changes nothing.
+TEST(PolicyWriterTest, ExamplePoliciesRoundTrip) {
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> examples,
+                       LoadPolicies(PoliciesDir()));
+  ASSERT_THAT(examples, Not(SizeIs(0)));
+  for (const Policy& p : examples) {
+    SCOPED_TRACE(p.file);
+    PolicyDocument d;
+    d.name = p.name;
+    d.target = p.target;
+    d.mode = p.mode;
+    d.logging = p.logging;
+    d.annotations = p.annotations;
+    d.rules = p.rules;
+    for (const RuleOrigin& o : p.origins) d.rule_names.push_back(o.name);
+    ExpectRoundTrip(d);
+    const std::string text = WritePolicy(d);
+    const Policy again = MustParse(text);
+    EXPECT_EQ(again.rules, p.rules);  // specs and comments too
+    EXPECT_EQ(again.origins.size(), p.origins.size());
+    for (size_t i = 0; i < again.origins.size() && i < p.origins.size(); ++i) {
+      EXPECT_EQ(again.origins[i].name, p.origins[i].name);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace egress::policy

@@ -1,0 +1,358 @@
+#include "userspace/policy/suggest.h"
+
+#include <netinet/in.h>
+#include <time.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "userspace/policy/policy_writer.h"
+#include "userspace/policy/services.h"
+
+namespace egress::policy {
+namespace {
+
+// What was seen towards one destination (a host, or a /N group of hosts).
+struct DestStats {
+  uint64_t count = 0;
+  int64_t first_seen_ns = std::numeric_limits<int64_t>::max();
+  int64_t last_seen_ns = std::numeric_limits<int64_t>::min();
+  std::set<std::string> processes;
+  std::set<std::array<uint8_t, 16>> addresses;  // the hosts grouped here
+};
+
+// (family, address, prefix length): sorts IPv4 before IPv6, then by address.
+using DestKey = std::tuple<uint8_t, std::array<uint8_t, 16>, uint8_t>;
+// (protocol, port): tcp before udp before icmp (Proto's order), then by port.
+using PortKey = std::pair<Proto, uint16_t>;
+
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b
+             ? std::numeric_limits<uint64_t>::max()
+             : a + b;
+}
+
+void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
+    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+}
+
+bool IsV4Mapped(const std::array<uint8_t, 16>& a) {
+  return std::all_of(a.begin(), a.begin() + 10,
+                     [](uint8_t b) { return b == 0; }) &&
+         a[10] == 0xff && a[11] == 0xff;
+}
+
+// RFC 3339, UTC, whole seconds: "2026-11-24T22:45:00Z".
+std::string Rfc3339(int64_t ns) {
+  int64_t secs = ns / 1000000000;
+  if (ns < 0 && ns % 1000000000 != 0) --secs;  // floor
+  const time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) == nullptr) return absl::StrCat(ns, "ns");
+  char buf[64];
+  if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    return absl::StrCat(ns, "ns");
+  }
+  return buf;
+}
+
+// Names for a (protocol, port) that a well-known service maps exactly.
+struct ServiceNames {
+  std::string port_word;         // for `port:`; the canonical (longest) name
+  std::string rule_name;         // for `name:`; the short name
+  bool other_protocols = false;  // the service also has other protocols
+};
+
+// (protocol, port) -> names, from KnownServiceNames() as this host's
+// LookupService expands them. Only services whose expansion has exactly one
+// port of that protocol count, so the name opens nothing else of it.
+std::map<PortKey, ServiceNames> WellKnownServices() {
+  std::map<PortKey, std::vector<std::string>> names;
+  std::map<std::string, std::vector<PortProto>> expansions;
+  for (const std::string& name : KnownServiceNames()) {
+    absl::StatusOr<std::vector<PortProto>> ports = LookupService(name);
+    if (!ports.ok()) continue;
+    expansions[name] = *ports;
+    for (Proto proto : {Proto::kTcp, Proto::kUdp}) {
+      std::vector<PortProto> of_proto;
+      for (const PortProto& pp : *ports) {
+        if (pp.proto == proto) of_proto.push_back(pp);
+      }
+      if (of_proto.size() != 1 || of_proto[0].lo != of_proto[0].hi) continue;
+      names[{proto, of_proto[0].lo}].push_back(name);
+    }
+  }
+  std::map<PortKey, ServiceNames> result;
+  for (auto& [key, list] : names) {
+    // Aliases are the short forms (dns, postgres, smtps): they make good rule
+    // names, while `port:` gets the name /etc/services itself uses.
+    auto by_length = [](const std::string& a, const std::string& b) {
+      return std::make_pair(a.size(), a) < std::make_pair(b.size(), b);
+    };
+    std::sort(list.begin(), list.end(), by_length);
+    ServiceNames s;
+    s.rule_name = list.front();
+    s.port_word = *std::max_element(
+        list.begin(), list.end(),
+        [](const std::string& a, const std::string& b) {
+          // Longest; among equals, the alphabetically first.
+          return a.size() != b.size() ? a.size() < b.size() : a > b;
+        });
+    for (const PortProto& pp : expansions[s.port_word]) {
+      if (pp.proto != key.first) s.other_protocols = true;
+    }
+    result[key] = s;
+  }
+  return result;
+}
+
+absl::Status CheckObservation(const Observation& o, size_t index) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("observation ", index, ": ", why));
+  };
+  if (o.family != 4 && o.family != 6) {
+    return bad(absl::StrCat("family ", o.family, " is not 4 or 6"));
+  }
+  if (o.family == 4 && std::any_of(o.addr.begin() + 4, o.addr.end(),
+                                   [](uint8_t b) { return b != 0; })) {
+    return bad("IPv4 address has bytes set past addr[3]");
+  }
+  switch (o.ip_proto) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+      if (o.port == 0) {
+        return bad(
+            absl::StrCat(o.ip_proto == IPPROTO_TCP ? "TCP" : "UDP", " port 0"));
+      }
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6: {
+      const bool v4 = o.ip_proto == IPPROTO_ICMP;
+      // A mapped address is IPv4 traffic on an IPv6 socket.
+      const bool matches =
+          v4 ? (o.family == 4 || IsV4Mapped(o.addr)) : o.family == 6;
+      if (!matches) {
+        return bad(absl::StrCat(v4 ? "ICMP" : "ICMPv6", " with IPv", o.family,
+                                " address"));
+      }
+      if (o.port != 0) {
+        return bad(absl::StrCat("ICMP has no port, got ", o.port));
+      }
+      break;
+    }
+    default:
+      return bad(absl::StrCat("ip_proto ", o.ip_proto,
+                              " is not TCP, UDP, ICMP or ICMPv6"));
+  }
+  if (o.first_seen_ns > o.last_seen_ns) {
+    return bad("first_seen_ns is after last_seen_ns");
+  }
+  return absl::OkStatus();
+}
+
+std::string DestText(const DestKey& key) {
+  Cidr c;
+  std::tie(c.family, c.addr, c.prefix_len) = key;
+  return c.ToString();
+}
+
+std::string Attempts(uint64_t n) {
+  return absl::StrCat(n, n == 1 ? " attempt" : " attempts");
+}
+
+std::string DescribePort(const PortKey& key) {
+  if (key.first == Proto::kIcmp) return "ICMP/ICMPv6";
+  return absl::StrCat(key.second, "/", ProtoName(key.first));
+}
+
+std::vector<std::string> RuleComment(
+    const PortKey& key, const std::string& service,
+    const std::map<DestKey, DestStats>& dests) {
+  uint64_t total = 0;
+  for (const auto& [dest, s] : dests) total = SaturatingAdd(total, s.count);
+  std::vector<std::string> lines;
+  lines.push_back(
+      absl::StrCat(DescribePort(key),
+                   service.empty() ? "" : absl::StrCat(" (", service, ")"),
+                   ": ", Attempts(total), " to ", dests.size(),
+                   dests.size() == 1 ? " destination" : " destinations"));
+  for (const auto& [dest, s] : dests) {
+    std::string where = DestText(dest);
+    if (s.addresses.size() > 1) {
+      absl::StrAppend(&where, " (", s.addresses.size(), " addresses)");
+    }
+    lines.push_back(absl::StrCat("  ", where, ": ", Attempts(s.count), " by ",
+                                 s.processes.empty()
+                                     ? "unknown processes"
+                                     : absl::StrJoin(s.processes, ", "),
+                                 "; first ", Rfc3339(s.first_seen_ns),
+                                 ", last ", Rfc3339(s.last_seen_ns)));
+  }
+  return lines;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SuggestPolicy(
+    absl::Span<const Observation> observed, const SuggestOptions& options) {
+  if (options.group_v4 < 1 || options.group_v4 > 32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "IPv4 grouping /", options.group_v4, " is out of range 1-32"));
+  }
+  if (options.group_v6 < 1 || options.group_v6 > 128) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "IPv6 grouping /", options.group_v6, " is out of range 1-128"));
+  }
+  std::map<PortKey, std::map<DestKey, DestStats>> seen;
+  uint64_t total = 0;
+  int64_t first = std::numeric_limits<int64_t>::max();
+  int64_t last = std::numeric_limits<int64_t>::min();
+  for (size_t i = 0; i < observed.size(); ++i) {
+    const Observation& o = observed[i];
+    if (absl::Status st = CheckObservation(o, i); !st.ok()) return st;
+    uint8_t family = o.family;
+    std::array<uint8_t, 16> addr = o.addr;
+    if (family == 6 && IsV4Mapped(addr)) {
+      family = 4;
+      std::array<uint8_t, 16> v4{};
+      std::copy(addr.begin() + 12, addr.end(), v4.begin());
+      addr = v4;
+    }
+    Proto proto = Proto::kIcmp;
+    if (o.ip_proto == IPPROTO_TCP) proto = Proto::kTcp;
+    if (o.ip_proto == IPPROTO_UDP) proto = Proto::kUdp;
+    const int prefix = family == 4 ? options.group_v4 : options.group_v6;
+    std::array<uint8_t, 16> network = addr;
+    MaskTo(network, prefix);
+    DestStats& s =
+        seen[{proto, o.port}][{family, network, static_cast<uint8_t>(prefix)}];
+    s.count = SaturatingAdd(s.count, o.count);
+    s.first_seen_ns = std::min(s.first_seen_ns, o.first_seen_ns);
+    s.last_seen_ns = std::max(s.last_seen_ns, o.last_seen_ns);
+    s.processes.insert(o.processes.begin(), o.processes.end());
+    s.addresses.insert(addr);
+    total = SaturatingAdd(total, o.count);
+    first = std::min(first, o.first_seen_ns);
+    last = std::max(last, o.last_seen_ns);
+  }
+
+  PolicyDocument doc;
+  doc.name = options.name;
+  doc.target = options.target;
+  doc.mode = EGRESS_MODE_ENFORCE;
+  doc.logging = "denied";
+  doc.annotations["description"] =
+      "least-privilege policy suggested from observed traffic";
+
+  std::vector<std::string>& header = doc.header_comment;
+  header.push_back(absl::StrCat("Suggested egress policy for ",
+                                TargetKindName(options.target.kind), " ",
+                                options.target.value, ", generated by egress"));
+  header.push_back(
+      "from the connections it was seen making in audit/learn mode.");
+  for (const std::string& line : options.header_comment) header.push_back(line);
+  header.push_back("");
+  if (seen.empty()) {
+    header.push_back(
+        "Nothing was observed, so this policy allows no egress at all: every");
+    header.push_back("outgoing connection of the target will be denied.");
+  } else {
+    std::set<DestKey> all_dests;
+    for (const auto& [key, dests] : seen) {
+      for (const auto& [dest, s] : dests) all_dests.insert(dest);
+    }
+    header.push_back(absl::StrCat(
+        "Covers ", seen.size(), " protocol/port combination",
+        seen.size() == 1 ? "" : "s", " to ", all_dests.size(), " destination",
+        all_dests.size() == 1 ? "" : "s", ": ", Attempts(total), " seen"));
+    header.push_back(
+        absl::StrCat("between ", Rfc3339(first), " and ", Rfc3339(last), "."));
+    std::vector<std::string> grouped;
+    if (options.group_v4 < 32) {
+      grouped.push_back(absl::StrCat("IPv4 into /", options.group_v4));
+    }
+    if (options.group_v6 < 128) {
+      grouped.push_back(absl::StrCat("IPv6 into /", options.group_v6));
+    }
+    if (!grouped.empty()) {
+      header.push_back(absl::StrCat("Destinations are grouped into networks: ",
+                                    absl::StrJoin(grouped, ", "), "."));
+    }
+    header.push_back(
+        "It allows exactly that; everything else is denied (mode: enforce).");
+    header.push_back(
+        "Review it first: a dependency used rarely (backups, renewals,");
+    header.push_back("failover) may not have been seen yet.");
+  }
+  header.push_back("Apply it with:");
+  header.push_back("  egressctl apply -f FILE --dry-run   # show the changes");
+  header.push_back("  egressctl apply -f FILE");
+
+  const std::map<PortKey, ServiceNames> services = WellKnownServices();
+  std::set<std::string> used_names;
+  for (const auto& [key, dests] : seen) {
+    Rule rule;
+    rule.action = Action::kAllow;
+    std::string name;
+    std::string service;
+    if (key.first == Proto::kIcmp) {
+      rule.spec = "icmp";
+      rule.ports = {{Proto::kIcmp}};
+      name = "icmp";
+    } else {
+      rule.ports = {{key.first, key.second, key.second}};
+      const std::string proto = ProtoName(key.first);
+      auto it = services.find(key);
+      if (it != services.end()) {
+        const ServiceNames& s = it->second;
+        service = s.port_word;
+        // Always with the protocol: on the host applying the file, the
+        // service might list more protocols than here.
+        rule.spec = absl::StrCat(s.port_word, "/", proto);
+        name = s.other_protocols ? absl::StrCat(s.rule_name, "-", proto)
+                                 : s.rule_name;
+      } else {
+        rule.spec = absl::StrCat(key.second, "/", proto);
+        name = absl::StrCat(proto, "-", key.second);
+      }
+    }
+    if (!used_names.insert(name).second) {
+      name = absl::StrCat(name, "-", key.second);
+      used_names.insert(name);
+    }
+    for (const auto& [dest, s] : dests) {
+      Cidr c;
+      std::tie(c.family, c.addr, c.prefix_len) = dest;
+      rule.destinations.push_back(c);
+    }
+    doc.rule_comments.push_back(RuleComment(key, service, dests));
+    doc.rule_names.push_back(name);
+    doc.rules.push_back(std::move(rule));
+  }
+
+  std::string text = WritePolicy(doc);
+  // The parser is the judge of names and targets; a suggestion that it
+  // would refuse is an error here, not at apply time.
+  absl::StatusOr<Policy> check =
+      ParsePolicy(text, absl::StrCat(options.name, ".yaml"));
+  if (!check.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot suggest a policy: ", check.status().message()));
+  }
+  return text;
+}
+
+}  // namespace egress::policy
