@@ -194,6 +194,33 @@ absl::StatusOr<int64_t> ParseDurationSeconds(const std::string& flag,
   return absl::ToInt64Seconds(d);
 }
 
+absl::StatusOr<GroupPrefixes> ParseGroupPrefixes(const std::string& text) {
+  GroupPrefixes g;
+  std::vector<std::string> parts = absl::StrSplit(text, ',');
+  auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--group wants /N (IPv4, 1-32) optionally followed by ,/M (IPv6, "
+        "1-128), e.g. /24 or /24,/64; not '",
+        text, "'"));
+  };
+  if (parts.empty() || parts.size() > 2) return bad();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    int n = 0;
+    if (!absl::StartsWith(parts[i], "/") ||
+        !absl::SimpleAtoi(parts[i].substr(1), &n)) {
+      return bad();
+    }
+    if (i == 0) {
+      if (n < 1 || n > 32) return bad();
+      g.v4 = n;
+    } else {
+      if (n < 1 || n > 128) return bad();
+      g.v6 = n;
+    }
+  }
+  return g;
+}
+
 std::string UsageText() {
   return R"(usage: egressctl [--socket PATH] COMMAND ...
 
@@ -221,6 +248,13 @@ Rules (deny beats allow; no matching allow = denied):
 Policy files (YAML, see docs/policy.md):
   apply -f FILE|DIR [--dry-run]   show the diff against what is enforced, apply it
   reload                          re-apply egressd's --policy_dir (as SIGHUP does)
+  export [--target NAME] [--dir DIR]
+      the enforced policy as files that apply back to it (stdout for one target)
+
+Learn, then enforce (see docs/policy.md):
+  target add NAME ... --mode audit   run the workload; every attempt is learned
+  suggest --target NAME [--since DURATION] [--group /N[,/M]]
+      a least-privilege policy file covering what the target initiated
 
 Events (verdict and flow records, newest last):
   events [--follow] [--target NAME] [--verdict deny|audit|allow|unexplained]
@@ -386,6 +420,27 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
     EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Policy> policies,
                             policy::LoadPolicies(path));
     req = policy::ApplyRequest(policies, opts.Get("--dry-run") == "true");
+  } else if (cmd == "suggest") {
+    EGRESS_RETURN_IF_ERROR(ExpectWords(
+        rest, 0, "suggest --target NAME [--since DURATION] [--group /N[,/M]]"));
+    req = {{"cmd", "suggest"}, {"target", opts.Get("--target")}};
+    if (opts.Has("--since")) {
+      EGRESS_ASSIGN_OR_RETURN(
+          int64_t seconds,
+          ParseDurationSeconds("--since", opts.Get("--since")));
+      req["since_seconds"] = seconds;
+    }
+    if (opts.Has("--group")) {
+      EGRESS_ASSIGN_OR_RETURN(GroupPrefixes g,
+                              ParseGroupPrefixes(opts.Get("--group")));
+      req["group_v4"] = g.v4;
+      req["group_v6"] = g.v6;
+    }
+  } else if (cmd == "export") {
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 0, "export [--target NAME] [--dir DIR]"));
+    req = {{"cmd", "export"}, {"target", opts.Get("--target")}};
+    out.export_dir = opts.Get("--dir");
   } else if (cmd == "reload") {
     EGRESS_RETURN_IF_ERROR(ExpectWords(rest, 0, "reload"));
     req = {{"cmd", "reload"}};

@@ -13,6 +13,9 @@
 //   delete N [--target NAME]
 //   delete allow|deny SPEC [DEST...] [--target NAME]
 //   status [-o json]
+//   suggest --target NAME [--since DURATION] [--group /N[,/M]]
+//   export [--target NAME] [--dir DIR]
+//   reload
 //   run [--allow 'SPEC [DEST]']... [--target-name NAME] [--mode M] -- CMD...
 //
 // Options may appear anywhere before "--". Every error is InvalidArgument
@@ -38,12 +41,22 @@ struct ParsedCommand {
   nlohmann::json request;  // sent to egressd (cmd included)
   OutputFormat output = OutputFormat::kText;
   std::string socket_path;
+  // export only: write one NAME.yaml per target into this directory.
+  std::string export_dir;
   // run only: the command to start and its target's name.
   std::vector<std::string> run_argv;
 };
 
 absl::StatusOr<ParsedCommand> ParseCommandLine(
     const std::vector<std::string>& args, const policy::HostResolver& resolve);
+
+// `--group /N[,/M]`: group learned IPv4 destinations into /N networks and
+// IPv6 ones into /M. InvalidArgument naming the text.
+struct GroupPrefixes {
+  int v4 = 32;
+  int v6 = 128;
+};
+absl::StatusOr<GroupPrefixes> ParseGroupPrefixes(const std::string& text);
 
 // "90s", "30m", "2h", "1h30m" (absl::ParseDuration) or "7d", between 1 s and
 // 3650 days, in seconds. InvalidArgument naming `flag` and the text.

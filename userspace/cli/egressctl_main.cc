@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "egress/abi.h"
 #include "userspace/cli/cli_parse.h"
+#include "userspace/cli/export_files.h"
 #include "userspace/cli/output.h"
 #include "userspace/cli/run_command.h"
 #include "userspace/control/control_socket.h"
@@ -85,6 +86,12 @@ int main(int argc, char** argv) {
   if (!resp.ok()) return Fail(resp.status());
   if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
     return Fail(st);
+  if (parsed->cmd == "export" &&
+      parsed->output == egress::cli::OutputFormat::kText) {
+    absl::Status st = egress::cli::WriteExport(*resp, parsed->export_dir);
+    if (!st.ok()) return Fail(st);
+    return 0;
+  }
   if (parsed->output == egress::cli::OutputFormat::kJson) {
     nlohmann::json out = *resp;
     out.erase("ok");

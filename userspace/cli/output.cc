@@ -76,6 +76,8 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
         absl::StrAppend(&out, "  - ", d.get<std::string>(), "\n");
     }
     if (dry) absl::StrAppend(&out, "Dry run: nothing changed.\n");
+  } else if (cmd == "suggest") {
+    out = Str(r, "yaml");
   } else if (cmd == "logging") {
     out = absl::StrCat("Target ", Str(r, "target"), ": logging ",
                        Str(r, "logging"), "\n");

@@ -125,6 +125,7 @@ absl::Status Daemon::Init() {
   EGRESS_RETURN_IF_ERROR(MakeDirs(MapsDir(), 0700));
   EGRESS_ASSIGN_OR_RETURN(maps_, SharedMaps::OpenOrCreate(MapsDir()));
   EGRESS_ASSIGN_OR_RETURN(state_, LoadState(StatePath()));
+  EGRESS_RETURN_IF_ERROR(LoadLearned());
 
   // Never reuse a ruleset id that still has entries in the maps.
   EGRESS_ASSIGN_OR_RETURN(uint32_t max_in_maps, maps_->MaxRulesetInMaps());
@@ -481,6 +482,7 @@ absl::StatusOr<json> Daemon::TargetRemove(const json& req) {
   EGRESS_RETURN_IF_ERROR(DetachAndRemove(TargetDir(t.id)));
   state_.targets.erase(it);
   EGRESS_RETURN_IF_ERROR(Save());
+  learn_.Forget(name);
   maps_->SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   auto compiled = policy::Compile(t.ruleset, t.rules);
   if (compiled.ok() && t.ruleset != 0)
@@ -992,6 +994,10 @@ json Daemon::Handle(const json& request) {
     result = Apply(request);
   } else if (cmd == "reload") {
     result = Reload(request);
+  } else if (cmd == "suggest") {
+    result = Suggest(request);
+  } else if (cmd == "export") {
+    result = Export(request);
   } else if (cmd == "events") {
     result = Events(request);
   } else if (cmd == "ping") {
@@ -1058,6 +1064,7 @@ void Daemon::OnEvent(const egress_event& e) {
     }
   }
   ctx.cgroup_path = CgroupPath(e.cgroup_id, target);
+  Learn(e, ctx.target);
   RecentEvent r;
   r.target = ctx.target;
   r.verdict = VerdictName(e.verdict);
@@ -1247,6 +1254,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
           cgroup_root_.c_str(), state_.targets.size());
   absl::Time next_reconcile = absl::Now();
   absl::Time next_expiry = absl::Now();
+  absl::Time next_learn_save = absl::Now() + absl::Seconds(5);
   while (stop == nullptr || !stop->load()) {
     pollfd fds[3] = {{listener.fd(), POLLIN, 0},
                      {sigfd.get(), POLLIN, 0},
@@ -1263,6 +1271,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
           fprintf(stderr, "egressd: stopping; enforcement stays pinned\n");
           events_->Drain().IgnoreError();
+          SaveLearned();
           return absl::OkStatus();
         }
         if (si.ssi_signo == SIGHUP && !options_.policy_dir.empty()) {
@@ -1279,6 +1288,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     if (absl::Now() >= next_expiry) {
       ExpireRules(absl::ToUnixSeconds(absl::Now()));
       next_expiry = absl::Now() + absl::Seconds(1);
+    }
+    if (absl::Now() >= next_learn_save) {
+      SaveLearned();
+      next_learn_save = absl::Now() + absl::Seconds(5);
     }
     if (cgroup_created || absl::Now() >= next_reconcile) {
       Reconcile();

@@ -22,6 +22,7 @@
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/daemon/event_line.h"
+#include "userspace/daemon/learn.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/state.h"
 #include "userspace/kernel/event_reader.h"
@@ -120,6 +121,20 @@ class Daemon {
   absl::StatusOr<nlohmann::json> Status(const nlohmann::json& req);
   nlohmann::json TargetJson(const TargetState& t);
 
+  // Learning and proposing (daemon_learn.cc).
+  std::string LearnPath() const;
+  // Missing file: nothing learned yet. A corrupt file is moved aside and
+  // reported; learning starts afresh (it is not policy).
+  absl::Status LoadLearned();
+  void SaveLearned();
+  // Records what `target` initiated: audit and allow verdicts of the
+  // connect/sendmsg hooks and ping packets, and outbound established flows.
+  void Learn(const egress_event& e, const std::string& target);
+  // A least-privilege policy file from what a target was seen initiating.
+  absl::StatusOr<nlohmann::json> Suggest(const nlohmann::json& req);
+  // The enforced policy of one or every target as policy files.
+  absl::StatusOr<nlohmann::json> Export(const nlohmann::json& req);
+
   void OnEvent(const egress_event& e);
   // Relative path of a cgroup id below a target's cgroup ("" if unknown).
   std::string CgroupPath(uint64_t id, const TargetState* target);
@@ -148,6 +163,7 @@ class Daemon {
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;
   DaemonState state_;
+  LearnStore learn_;
   // Records drained from the ring buffer; for status and metrics.
   uint64_t events_read_ = 0;
   // Records that could not reach a slow subscriber (bounded buffers).

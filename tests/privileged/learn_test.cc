@@ -1,0 +1,167 @@
+// Learn and propose: in audit mode egressd aggregates what a target
+// initiated; `egressctl suggest` turns it into a policy file that, applied,
+// allows exactly that. `egressctl export` writes the enforced policy as files
+// that apply back to the same state.
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
+#include "tests/testing/command.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+class LearnTest : public EgressdTest {
+ protected:
+  std::string TmpFile(const std::string& name) {
+    return state_dir_.substr(0, state_dir_.rfind('/')) + "/" + name;
+  }
+  // The workload the target runs while it is learned.
+  void Workload() {
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+    }
+    EXPECT_ALLOWED(InCgroup([] { return UdpSendto("127.0.0.53", 53); }));
+    EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40003); }));
+  }
+  // Polls (bounded) until suggest covers `n` protocol/port combinations
+  // (records are drained every 50 ms).
+  std::string SuggestWhenSeen(const std::vector<std::string>& args,
+                              const std::string& needle) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::string out;
+    while (absl::Now() < deadline) {
+      out = CtlOk(args);
+      if (absl::StrContains(out, needle)) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return out;
+  }
+};
+
+TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
+  AddTarget("web", nullptr, "audit");
+  Workload();
+  std::string yaml = SuggestWhenSeen({"suggest", "--target", "web"}, "::1");
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.2/32")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.53/32")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: ::1/128")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "3 attempts")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "port: domain")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "mode: enforce")) << yaml;
+
+  std::string file = TmpFile("suggested.yaml");
+  std::ofstream(file) << yaml;
+  CtlOk({"apply", "-f", file});
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["mode"], "enforce");
+  // Exactly what was seen...
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return UdpSendto("127.0.0.53", 53); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40003); }));
+  // ...and nothing else.
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.3", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.54", 53); }));
+  EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
+}
+
+TEST_F(LearnTest, GroupingAndSince) {
+  AddTarget("web", nullptr, "audit");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.3", 40001); }));
+  std::string yaml = SuggestWhenSeen(
+      {"suggest", "--target", "web", "--group", "/24"}, "127.0.0.0/24");
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.0/24")) << yaml;
+  EXPECT_FALSE(absl::StrContains(yaml, "127.0.0.2/32")) << yaml;
+
+  // Nothing in the last second after a pause: a policy that denies all.
+  absl::SleepFor(absl::Milliseconds(2100));
+  yaml = CtlOk({"suggest", "--target", "web", "--since", "1s"});
+  EXPECT_FALSE(absl::StrContains(yaml, "127.0.0")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "kind: EgressPolicy")) << yaml;
+
+  CommandResult bad = Ctl({"suggest", "--target", "web", "--group", "24"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.output, "--group wants /N")) << bad.output;
+}
+
+TEST_F(LearnTest, LearnedTrafficSurvivesRestart) {
+  AddTarget("web", nullptr, "audit");
+  Workload();
+  SuggestWhenSeen({"suggest", "--target", "web"}, "::1");
+  StopDaemon(SIGTERM);
+  struct stat st;
+  EXPECT_EQ(stat((state_dir_ + "/learned.json").c_str(), &st), 0);
+  StartDaemon();
+  std::string yaml = CtlOk({"suggest", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.2/32")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: ::1/128")) << yaml;
+
+  // A corrupt file is moved aside and reported; enforcement is unaffected.
+  StopDaemon(SIGTERM);
+  std::ofstream(state_dir_ + "/learned.json") << "{not json";
+  StartDaemon();
+  CtlOk({"mode", "enforce", "--target", "web"});
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40009); }));
+  auto log = RunCommand({"cat", daemon_log_});
+  ASSERT_TRUE(log.ok());
+  EXPECT_TRUE(absl::StrContains(log->output, "learned.json.corrupt-"))
+      << log->output;
+}
+
+TEST_F(LearnTest, ExportAppliesBackToTheSameState) {
+  AddTarget("web");
+  CtlOk({"allow", "dns", "127.0.0.53"});
+  CtlOk({"allow", "40001-40003/tcp", "127.0.0.2", "::1"});
+  CtlOk({"allow", "icmp", "127.0.0.0/8"});
+  CtlOk({"deny", "any", "127.0.0.9", "comment", "metadata"});
+  CtlOk({"allow", "40005/tcp", "127.0.0.2", "--for", "1h"});
+  CtlOk({"logging", "all"});
+  nlohmann::json before = CtlJson({"list"})["targets"][0]["rules"];
+
+  std::string dir = TmpFile("exported");
+  std::string out = CtlOk({"export", "--dir", dir});
+  EXPECT_TRUE(absl::StrContains(out, "web.yaml")) << out;
+  std::ifstream in(dir + "/web.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(absl::StrContains(text.str(), "Not exported, temporary until"))
+      << text.str();
+  EXPECT_EQ(CtlOk({"export", "--target", "web"}).substr(0, 10),
+            text.str().substr(0, 10));
+
+  // Re-applying the export to the live target changes nothing but the
+  // temporary rule, which a file cannot hold.
+  std::string dry = CtlOk({"apply", "-f", dir, "--dry-run"});
+  EXPECT_TRUE(absl::StrContains(dry, "- ALLOW 40005/tcp")) << dry;
+  EXPECT_FALSE(absl::StrContains(dry, "+ ")) << dry;
+
+  // From scratch: the same rules, mode and logging.
+  CtlOk({"target", "remove", "web"});
+  CtlOk({"apply", "-f", dir});
+  nlohmann::json after = CtlJson({"list"})["targets"][0]["rules"];
+  ASSERT_EQ(after.size(), before.size() - 1) << after;
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i]["action"], before[i]["action"]) << i;
+    EXPECT_EQ(after[i]["ports"], before[i]["ports"]) << i;
+    EXPECT_EQ(after[i]["destinations"], before[i]["destinations"]) << i;
+  }
+  nlohmann::json t = CtlJson({"target", "list"})["targets"][0];
+  EXPECT_EQ(t["mode"], "enforce");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40002); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.9", 40002); }));
+}
+
+}  // namespace
+}  // namespace egress::testing
