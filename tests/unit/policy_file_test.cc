@@ -601,9 +601,9 @@ TEST(LoadPoliciesTest, ErrorsAreAllOrNothing) {
                 dir.path() +
                     "/b.yaml:8:9: spec.mode: expected enforce or "
                     "audit, got \"x\"");
-  dir.Write("b.yaml", std::string(2 << 20, '#'));
+  dir.Write("b.yaml", std::string(17 << 20, '#'));
   EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
-                dir.path() + "/b.yaml: larger than 1 MiB; not a policy file");
+                dir.path() + "/b.yaml: larger than 16 MiB; not a policy file");
 }
 
 TEST(CgroupPatternMatchesTest, ComponentsAndDoubleStar) {

@@ -248,6 +248,8 @@ Rules (deny beats allow; no matching allow = denied):
 Policy files (YAML, see docs/policy.md):
   apply -f FILE|DIR [--dry-run]   show the diff against what is enforced, apply it
   reload                          re-apply egressd's --policy_dir (as SIGHUP does)
+  verify [--target NAME]          probe from inside the target's cgroup: is the
+                                  policy really in force? (exit 1 if not)
   export [--target NAME] [--dir DIR]
       the enforced policy as files that apply back to it (stdout for one target)
 
@@ -436,6 +438,13 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
       req["group_v4"] = g.v4;
       req["group_v6"] = g.v6;
     }
+  } else if (cmd == "verify") {
+    EGRESS_RETURN_IF_ERROR(
+        ExpectWords(rest, 0, "verify [--target NAME] [-o json]"));
+    req = {{"cmd", "verify"}, {"target", opts.Get("--target")}};
+    out.cmd = "verify";
+    EGRESS_RETURN_IF_ERROR(opts.CheckAllUsed(cmd));
+    return out;
   } else if (cmd == "export") {
     EGRESS_RETURN_IF_ERROR(
         ExpectWords(rest, 0, "export [--target NAME] [--dir DIR]"));

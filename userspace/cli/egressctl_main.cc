@@ -12,6 +12,7 @@
 #include "userspace/cli/export_files.h"
 #include "userspace/cli/output.h"
 #include "userspace/cli/run_command.h"
+#include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/daemon/event_json.h"
 #include "userspace/policy/resolver.h"
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
   }
   if (parsed->cmd == "run") {
     auto code = egress::cli::RunUnderPolicy(*std::move(parsed));
+    if (!code.ok()) return Fail(code.status());
+    return *code;
+  }
+  if (parsed->cmd == "verify") {
+    auto code = egress::cli::RunVerify(*parsed);
     if (!code.ok()) return Fail(code.status());
     return *code;
   }

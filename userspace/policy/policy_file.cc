@@ -12,6 +12,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -26,7 +27,7 @@
 namespace egress::policy {
 namespace {
 
-constexpr size_t kMaxFileSize = 1 << 20;
+constexpr size_t kMaxFileSize = 16 << 20;  // 100,000 rules fit
 
 // Fields that are not ours but that people will paste from NetworkPolicy,
 // Cilium or the conventions draft, with the reason they are refused.
@@ -609,6 +610,14 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
       EGRESS_RETURN_IF_ERROR(ParsePeer(
           peers[i], absl::StrCat(to_path, "[", i, "]"), &rule.destinations));
     }
+    // File order, without duplicates.
+    absl::flat_hash_set<std::string> seen;
+    std::vector<Cidr> unique;
+    unique.reserve(rule.destinations.size());
+    for (const Cidr& c : rule.destinations) {
+      if (seen.insert(c.ToString()).second) unique.push_back(c);
+    }
+    rule.destinations = std::move(unique);
   }
 
   std::vector<PortProto> ports;
@@ -698,12 +707,9 @@ absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
                  absl::StrCat("the excepts cover all of ", cidr.ToString(),
                               "; the ipBlock would match nothing"));
   }
-  for (const Cidr& c : pieces) {
-    if (std::find(destinations->begin(), destinations->end(), c) ==
-        destinations->end()) {
-      destinations->push_back(c);
-    }
-  }
+  // Duplicates are dropped once the rule is complete (linear, not per
+  // piece: a rule may list many thousands of networks).
+  destinations->insert(destinations->end(), pieces.begin(), pieces.end());
   return absl::OkStatus();
 }
 
@@ -896,7 +902,7 @@ absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
     if (text.size() > kMaxFileSize) {
       std::fclose(fp);
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": larger than 1 MiB; not a policy file"));
+          absl::StrCat(path, ": larger than 16 MiB; not a policy file"));
     }
   }
   const bool failed = std::ferror(fp) != 0;

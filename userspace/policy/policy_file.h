@@ -170,7 +170,7 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
 // returned.
 // Errors: parse errors as ParsePolicy; NotFound / PermissionDenied / ... for
 // an unreadable path ("FILE: cannot read: No such file or directory");
-// InvalidArgument for a file over 1 MiB, a path that is neither a regular
+// InvalidArgument for a file over 16 MiB, a path that is neither a regular
 // file nor a directory, a directory with no policy files ("DIR: no *.yaml or
 // *.yml files"), and CheckPolicySet's errors.
 absl::StatusOr<std::vector<Policy>> LoadPolicies(
