@@ -352,6 +352,7 @@ TEST_F(ApplyTest, AppliedPolicySurvivesRestartAndRebootLikeRestart) {
   ASSERT_TRUE(detached) << "the pins are gone, so nothing should be attached";
   StartDaemon();
   EXPECT_EQ(CtlJson({"list"}), rules);
+  EXPECT_EQ(CtlJson({"target", "list"}), targets);
   check("restarted after a reboot");
 
   // And it is still the applied policy: applying it again changes nothing.

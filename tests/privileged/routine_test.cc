@@ -31,6 +31,7 @@
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
 #include "tests/testing/fake_services.h"
+#include "tests/testing/file_util.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/policy/policy_file.h"
@@ -295,9 +296,16 @@ TEST_F(RoutineTest, DISABLED_AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
 
   // 2. The suggestion: a valid policy for this target naming the three
   // destinations, and allowing exactly what was observed.
-  CommandResult suggest = Ctl({"suggest", "--target", "web", "--since", "10m"});
-  ASSERT_EQ(suggest.exit_code, 0) << suggest.output;
-  std::ofstream(PolicyPath()) << suggest.output;
+  // Only stdout is the policy file (CommandResult mixes in stderr).
+  auto run = RunCommand({"sh", "-c",
+                         "exec \"$0\" --socket \"$1\" suggest --target web "
+                         "--since 10m > \"$2\"",
+                         EGRESS_EGRESSCTL_PATH, socket_path_, PolicyPath()},
+                        absl::Seconds(30));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, 0) << run->output;
+  CommandResult suggest;
+  suggest.output = ReadFile(PolicyPath()).value_or("");
   std::string dry = CtlOk({"apply", "-f", PolicyPath(), "--dry-run"});
   for (const char* host : {kResolverAddr, kSmtpAddr, kApiAddr}) {
     EXPECT_TRUE(absl::StrContains(suggest.output, host))
@@ -381,6 +389,23 @@ TEST_F(RoutineTest, DISABLED_AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
     EXPECT_TRUE(w.seen) << "no DENIED record for " << w.destination << ":"
                         << w.port << "/" << w.protocol << " in\n"
                         << records;
+  }
+  // The application's own traffic was never denied.
+  for (absl::string_view line :
+       absl::StrSplit(records, '\n', absl::SkipEmpty())) {
+    nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
+    if (e.is_discarded() || e.value("verdict", "") != "DENIED" ||
+        !e.contains("l4")) {
+      continue;
+    }
+    const nlohmann::json& l4 = e["l4"];
+    EXPECT_FALSE(
+        (l4["destination"] == kResolverAddr &&
+         l4["destination_port"] == dns_port) ||
+        (l4["destination"] == kSmtpAddr &&
+         l4["destination_port"] == smtp_->port()) ||
+        (l4["destination"] == kApiAddr && l4["destination_port"] == api_port))
+        << line;
   }
 }
 
