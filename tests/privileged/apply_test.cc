@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -484,9 +485,17 @@ TEST_F(ApplyTest, SwappingLargePoliciesNeverOpensOrClosesAGap) {
   Tally t_both, t_a, t_neither;
   std::atomic<bool> prober_failed{false};
   std::string prober_error;  // written before prober_failed is set
+  // When each batch ran and what only_a got; read after the join.
+  struct Batch {
+    absl::Time start, end;
+    int a_allowed = 0, a_denied = 0;
+  };
+  std::vector<Batch> batch_log;
   std::thread prober([&] {
     const absl::Time deadline = absl::Now() + absl::Seconds(120);
     while (!stop.load() && batches.load() < 20000 && absl::Now() < deadline) {
+      Batch b;
+      b.start = absl::Now();
       auto r = RunInCgroupMulti(cg_->path(), [ports] {
         std::vector<int> out;
         for (int i = 0; i < 100; ++i) {
@@ -501,14 +510,22 @@ TEST_F(ApplyTest, SwappingLargePoliciesNeverOpensOrClosesAGap) {
         prober_failed = true;
         return;
       }
+      b.end = absl::Now();
       for (size_t i = 0; i + 2 < r->size(); i += 3) {
         t_both.Add((*r)[i]);
         t_a.Add((*r)[i + 1]);
         t_neither.Add((*r)[i + 2]);
+        if ((*r)[i + 1] == 0) ++b.a_allowed;
+        if ((*r)[i + 1] == EPERM) ++b.a_denied;
       }
+      batch_log.push_back(b);
       ++batches;
       absl::SleepFor(absl::Milliseconds(10));
     }
+  });
+  auto join = absl::MakeCleanup([&] {
+    stop = true;
+    prober.join();
   });
 
   // Swap A -> B -> A -> B -> A while the prober runs; after each apply
@@ -524,20 +541,22 @@ TEST_F(ApplyTest, SwappingLargePoliciesNeverOpensOrClosesAGap) {
   wait_for_batches(2);
   const int batches_before_swaps = batches.load();
   std::vector<absl::Duration> swap_times;
+  // [start, end] of each `egressctl apply`; swap k switches to A if k is odd.
+  std::vector<std::pair<absl::Time, absl::Time>> windows;
   for (int swap = 0; swap < 4; ++swap) {
     const bool to_a = swap % 2 == 1;
     absl::Time s = absl::Now();
     CommandResult r = Ctl({"apply", "-f", to_a ? file_a : file_b});
+    windows.push_back({s, absl::Now()});
     swap_times.push_back(absl::Now() - s);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     uint16_t p = ports.only_a;
     EXPECT_EQ(InCgroup([p] { return TcpConnect("127.0.0.2", p); }),
               to_a ? 0 : EPERM)
         << "after swap " << swap;
-    wait_for_batches(1);
+    wait_for_batches(2);  // so at least one runs wholly before the next swap
   }
-  stop = true;
-  prober.join();
+  std::move(join).Invoke();
   ASSERT_FALSE(prober_failed.load()) << prober_error;
 
   std::string times;
@@ -560,6 +579,26 @@ TEST_F(ApplyTest, SwappingLargePoliciesNeverOpensOrClosesAGap) {
   EXPECT_GE(batches.load() - batches_before_swaps, 10);
   EXPECT_GT(t_a.allowed, 100);
   EXPECT_GT(t_a.denied, 100);
+
+  // Outside the apply windows, only_a got exactly what the policy in force
+  // decides: A before the first swap and after odd swaps, B after even ones.
+  int checked = 0, mismatched = 0;
+  for (const Batch& b : batch_log) {
+    bool during = false, a_in_force = true;
+    for (size_t k = 0; k < windows.size(); ++k) {
+      if (b.end < windows[k].first) break;
+      if (b.start <= windows[k].second) {
+        during = true;
+        break;
+      }
+      a_in_force = k % 2 == 1;
+    }
+    if (during) continue;
+    ++checked;
+    if (a_in_force ? b.a_denied != 0 : b.a_allowed != 0) ++mismatched;
+  }
+  EXPECT_EQ(mismatched, 0) << "of " << checked << " batches between swaps";
+  EXPECT_GE(checked, 4);
 }
 
 }  // namespace
