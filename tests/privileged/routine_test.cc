@@ -282,9 +282,7 @@ TEST_F(RoutineTest, HandWrittenPolicyServesTheAppAndOmissionsFailLoudly) {
 
 // Learn the policy in audit mode, apply what `egressctl suggest` proposes,
 // and check that the application works and nothing else gets out.
-// DISABLED_: enabled when suggest lands (`egressctl suggest` and audit-mode
-// learning are being built on main; this is written against their contract).
-TEST_F(RoutineTest, DISABLED_AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
+TEST_F(RoutineTest, AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
   AddTarget("web", nullptr, "audit");
   ASSERT_NO_FATAL_FAILURE(StartApp());
 
@@ -296,6 +294,16 @@ TEST_F(RoutineTest, DISABLED_AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
 
   // 2. The suggestion: a valid policy for this target naming the three
   // destinations, and allowing exactly what was observed.
+  // egressd drains records every 50 ms: wait (bounded) until it has learned
+  // all three destinations.
+  absl::Time learned_by = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < learned_by) {
+    std::string seen = CtlOk({"suggest", "--target", "web"});
+    if (absl::StrContains(seen, kResolverAddr) &&
+        absl::StrContains(seen, kSmtpAddr) && absl::StrContains(seen, kApiAddr))
+      break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   // Only stdout is the policy file (CommandResult mixes in stderr).
   auto run = RunCommand({"sh", "-c",
                          "exec \"$0\" --socket \"$1\" suggest --target web "
