@@ -16,6 +16,7 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
+#include "tests/testing/listeners.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
@@ -74,6 +75,32 @@ TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.54", 53); }));
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
+}
+
+TEST_F(LearnTest, EachConnectionCountsOnceAndAllowedFlowsAreLearned) {
+  auto listener = TcpListener::Create("127.0.0.4");
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const uint16_t port = (*listener)->port();
+  const std::string needle = absl::StrCat("127.0.0.4/32");
+  // Audit: a connect record and an (unexplained) flow per connection.
+  AddTarget("web", nullptr, "audit");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(InCgroup([port] { return TcpConnect("127.0.0.4", port); }), 0);
+  }
+  ASSERT_TRUE((*listener)->WaitForAccepted(3));
+  std::string yaml = SuggestWhenSeen({"suggest", "--target", "web"}, needle);
+  EXPECT_TRUE(absl::StrContains(yaml, "127.0.0.4: 3 attempts")) << yaml;
+
+  // Enforce with a rule and allow records off: the flows are the only
+  // evidence, and they are learned.
+  CtlOk({"target", "remove", "web"});
+  AddTarget("web");
+  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.4"});
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(InCgroup([port] { return TcpConnect("127.0.0.4", port); }), 0);
+  }
+  yaml = SuggestWhenSeen({"suggest", "--target", "web"}, needle);
+  EXPECT_TRUE(absl::StrContains(yaml, "127.0.0.4: 2 attempts")) << yaml;
 }
 
 TEST_F(LearnTest, GroupingAndSince) {

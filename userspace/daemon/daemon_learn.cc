@@ -87,8 +87,14 @@ void Daemon::Learn(const egress_event& e, const std::string& target) {
                          e.verdict == EGRESS_VERDICT_ALLOW) &&
                         e.hook != EGRESS_HOOK_SOCK_CREATE &&
                         e.hook != EGRESS_HOOK_SETSOCKOPT;
+  // A flow adds what no verdict record showed: connections a rule allowed
+  // while allow records are off. (In audit mode the connect already left an
+  // audit record, and its flow is "unexplained": counted once.)
+  auto it = state_.targets.find(target);
   bool outbound_flow = e.kind == EGRESS_EVENT_FLOW_ESTABLISHED &&
-                       e.direction == EGRESS_DIR_OUTBOUND;
+                       e.direction == EGRESS_DIR_OUTBOUND &&
+                       e.verdict == EGRESS_VERDICT_ALLOW &&
+                       it != state_.targets.end() && it->second.log != "all";
   if (!verdict_record && !outbound_flow) return;
   std::array<uint8_t, 16> addr;
   memcpy(addr.data(), e.addr, 16);
