@@ -93,6 +93,26 @@ TEST_F(PolicyDirTest, AppliedAtStartAndOnSighup) {
       << DaemonLog();
 }
 
+TEST_F(PolicyDirTest, ChangedFilesAreAppliedWithoutASignal) {
+  WritePolicy({40001});
+  StartDaemon();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  // As a ConfigMap update does: a new file renamed into place.
+  std::string tmp = dir_ + "/.web.yaml.tmp";
+  WritePolicy({40001, 40002});
+  ASSERT_EQ(rename((dir_ + "/web.yaml").c_str(), tmp.c_str()), 0);
+  ASSERT_EQ(rename(tmp.c_str(), (dir_ + "/web.yaml").c_str()), 0);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int verdict = EPERM;
+  while (absl::Now() < deadline && verdict == EPERM) {
+    verdict = InCgroup([] { return TcpConnect("127.0.0.2", 40002); });
+    if (verdict == EPERM) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_ALLOWED(verdict);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "policy directory changed"))
+      << DaemonLog();
+}
+
 TEST_F(PolicyDirTest, RejectedDirectoryChangesNothing) {
   WritePolicy({40001});
   StartDaemon();

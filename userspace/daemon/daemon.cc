@@ -1245,6 +1245,22 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   // cgroup directories created under a target's parent wake the loop at
   // once, so a re-created cgroup is enforced within one iteration.
   UniqueFd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  // The policy directory: a change (an edit, a ConfigMap update, which
+  // swaps a symlink) is applied like SIGHUP, 1 s after the last change.
+  UniqueFd policy_watch;
+  absl::Time policy_reload_at = absl::InfiniteFuture();
+  if (!options_.policy_dir.empty()) {
+    policy_watch.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (inotify_add_watch(policy_watch.get(), options_.policy_dir.c_str(),
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                              IN_CREATE | IN_DELETE) < 0) {
+      fprintf(stderr,
+              "egressd: not watching %s (%s): reload it with SIGHUP or "
+              "egressctl reload\n",
+              options_.policy_dir.c_str(), strerror(errno));
+      policy_watch.reset();
+    }
+  }
   std::set<std::string> watched;
   auto watch = [&](const std::string& abs) {
     if (watched.count(abs) || watched.size() >= 8192) return;
@@ -1275,12 +1291,13 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   absl::Time next_expiry = absl::Now();
   absl::Time next_learn_save = absl::Now() + absl::Seconds(5);
   while (stop == nullptr || !stop->load()) {
-    pollfd fds[3] = {{listener.fd(), POLLIN, 0},
+    pollfd fds[4] = {{listener.fd(), POLLIN, 0},
                      {sigfd.get(), POLLIN, 0},
-                     {inotify.get(), POLLIN, 0}};
+                     {inotify.get(), POLLIN, 0},
+                     {policy_watch.get(), POLLIN, 0}};
     // Ring-buffer records are submitted without wake-ups; the 50 ms poll
     // timeout is the drain timer.
-    int r = poll(fds, 3, 50);
+    int r = poll(fds, policy_watch ? 4 : 3, 50);
     if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
     loop_heartbeat_ns_.store(absl::GetCurrentTimeNanos());
     std::lock_guard<std::mutex> lock(mu_);
@@ -1298,6 +1315,19 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
           watch_parents();
         }
       }
+    }
+    if (r > 0 && policy_watch && (fds[3].revents & POLLIN)) {
+      char buf[4096];
+      while (read(policy_watch.get(), buf, sizeof(buf)) > 0) {
+      }
+      // Editors and ConfigMap updates write in steps: wait for quiet.
+      policy_reload_at = absl::Now() + absl::Seconds(1);
+    }
+    if (policy_reload_at != absl::InfiniteFuture() &&
+        absl::Now() >= policy_reload_at) {
+      policy_reload_at = absl::InfiniteFuture();
+      ReloadAndLog("policy directory changed");
+      watch_parents();
     }
     bool cgroup_created = false;
     if (r > 0 && (fds[2].revents & POLLIN)) {
