@@ -236,12 +236,16 @@ struct egress_rule_hit_key {
 };
 EGRESS_ABI_SIZE(egress_rule_hit_key, 8);
 
-/* event_limits: LRU hash, the per (target, destination) record rate limit:
- * at most EGRESS_EVENTS_PER_WINDOW records per EGRESS_EVENT_WINDOW_NS; the
- * rest are counted and the count rides on the next record for the key. */
+/* event_limits: array of sets, the per (target, destination) record rate
+ * limit: at most EGRESS_EVENTS_PER_WINDOW records per EGRESS_EVENT_WINDOW_NS;
+ * the rest are counted and the count rides on the next record for the key.
+ * A set-associative table: a key's hash picks one set of
+ * EGRESS_EVENT_LIMIT_WAYS slots (bpf/lib/verdict.h, limit__admit).
+ * EGRESS_MAX_EVENT_LIMITS (slots in all) is a power of two. */
 #define EGRESS_EVENT_WINDOW_NS 1000000000ULL
 #define EGRESS_EVENTS_PER_WINDOW 5
 #define EGRESS_MAX_EVENT_LIMITS 16384
+#define EGRESS_EVENT_LIMIT_WAYS 2
 struct egress_limit_key {
 	__u32 target_id;
 	__u8 family;
@@ -254,12 +258,20 @@ struct egress_limit_key {
 };
 EGRESS_ABI_SIZE(egress_limit_key, 28);
 
-struct egress_limit_value {
+struct egress_limit_slot {
+	struct egress_limit_key key; /* the key that holds the slot */
+	__u32 emitted;		     /* records in this window */
 	__u64 window_start_ns;
-	__u64 emitted;	  /* records in this window */
+	__u64 last_ns;	  /* last decision of the key: the older way goes */
 	__u64 suppressed; /* not yet reported */
+	__u64 pad;	  /* one cache line per slot */
 };
-EGRESS_ABI_SIZE(egress_limit_value, 24);
+EGRESS_ABI_SIZE(egress_limit_slot, 64);
+
+struct egress_limit_set {
+	struct egress_limit_slot way[EGRESS_EVENT_LIMIT_WAYS];
+};
+EGRESS_ABI_SIZE(egress_limit_set, 128);
 
 /* flows: socket storage of a TCP connection seen established by sock_ops. */
 struct egress_flow {
