@@ -78,10 +78,10 @@ struct {
 /* Record rate limit per (target, destination, verdict, hook); written and
  * read by the hooks. A 2-way set-associative table indexed by a hash of the
  * key, not an LRU hash: an admitted record for a new destination then costs
- * one inlined array index instead of an LRU insert (locks, free list), which
- * cost more than the denied connect itself. Two ways, so that two hot keys
- * that hash alike do not evict each other on every decision. 8192 sets of
- * 2 x 64 bytes = 1 MiB. */
+ * one inlined array index and one cache line instead of an LRU insert
+ * (locks, free list), which cost more than the denied connect itself. Two
+ * ways, so that two hot keys that hash alike do not evict each other on
+ * every decision. 8192 sets of 2 x 32 bytes = 512 KiB. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, EGRESS_MAX_EVENT_LIMITS / EGRESS_EVENT_LIMIT_WAYS);
