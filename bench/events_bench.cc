@@ -92,6 +92,7 @@ struct Options {
   size_t rules = 1000;
   int json_records = 200000;
   bool verbose = false;
+  bool bpf_stats = false;  // BPF_ENABLE_STATS: run time of the programs
 };
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
@@ -129,12 +130,14 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       }
     } else if (arg == "--verbose") {
       o.verbose = true;
+    } else if (arg == "--bpf_stats") {
+      o.bpf_stats = true;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown argument '", arg,
           "'; usage: egress_events_bench [--batches=N] [--batch_records=N] "
           "[--rounds=N] [--time_scale=X] [--rules=N] [--json_records=N] "
-          "[--verbose]"));
+          "[--verbose] [--bpf_stats]"));
     }
   }
   return o;
@@ -224,10 +227,25 @@ struct CostJob {
   int targets_fd;
   egress_target_config on, off;  // records on / off
   uint64_t first_dest;           // for kNewEachTime
+  std::vector<int> prog_fds;     // the target's programs, for --bpf_stats
 };
 
-// side, ops, wall us, cpu us, unexpected, errno
-constexpr int kValuesPerSlice = 6;
+// Sum of run_time_ns and run_cnt over `fds` (kernel bpf_stats; they only
+// advance while stats are enabled).
+std::pair<int64_t, int64_t> ProgRunTotals(const std::vector<int>& fds) {
+  int64_t ns = 0, runs = 0;
+  for (int fd : fds) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+    ns += static_cast<int64_t>(info.run_time_ns);
+    runs += static_cast<int64_t>(info.run_cnt);
+  }
+  return {ns, runs};
+}
+
+// side, ops, wall us, cpu us, unexpected, errno, BPF ns, BPF runs
+constexpr int kValuesPerSlice = 8;
 
 // Part 2: `pairs` pairs of slices, one with records on and one with them
 // off, the first side alternating. The worker writes targets[id] itself
@@ -244,14 +262,14 @@ std::vector<int> RunCost(const CostJob& job) {
       const egress_target_config& cfg = on ? job.on : job.off;
       uint32_t id = kTargetId;
       if (bpf_map_update_elem(job.targets_fd, &id, &cfg, BPF_ANY) != 0) {
-        out.insert(out.end(), {-1, 0, 0, 0, 0, errno});
+        out.insert(out.end(), {-1, 0, 0, 0, 0, errno, 0, 0});
         return out;
       }
       int fd = -1;
       if (job.op == DenyOp::kConnect) {
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-          out.insert(out.end(), {-1, 0, 0, 0, 0, errno});
+          out.insert(out.end(), {-1, 0, 0, 0, 0, errno, 0, 0});
           return out;
         }
       }
@@ -277,6 +295,7 @@ std::vector<int> RunCost(const CostJob& job) {
       };
       for (int i = 0; i < 200; ++i) attempt();  // warm-up, untimed
       int64_t ops = 0;
+      const auto bpf0 = ProgRunTotals(job.prog_fds);
       const int64_t cpu0 = ClockNs(CLOCK_PROCESS_CPUTIME_ID);
       const int64_t t0 = ClockNs(CLOCK_MONOTONIC);
       const int64_t deadline = t0 + job.max_time_ns;
@@ -289,12 +308,15 @@ std::vector<int> RunCost(const CostJob& job) {
       }
       const int64_t wall = ClockNs(CLOCK_MONOTONIC) - t0;
       const int64_t cpu = ClockNs(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+      const auto bpf1 = ProgRunTotals(job.prog_fds);
       if (fd >= 0) close(fd);
       total[on ? 1 : 0] += ops + 200;
-      out.insert(out.end(),
-                 {on ? 1 : 0, static_cast<int>(ops),
-                  static_cast<int>(wall / 1000), static_cast<int>(cpu / 1000),
-                  static_cast<int>(unexpected), first_errno});
+      out.insert(
+          out.end(),
+          {on ? 1 : 0, static_cast<int>(ops), static_cast<int>(wall / 1000),
+           static_cast<int>(cpu / 1000), static_cast<int>(unexpected),
+           first_errno, static_cast<int>(bpf1.first - bpf0.first),
+           static_cast<int>(bpf1.second - bpf0.second)});
     }
   }
   out.push_back(static_cast<int>(total[1]));
@@ -441,6 +463,7 @@ struct Sample {
   bool on = false;
   int64_t ops = 0, wall_us = 0, cpu_us = 0, unexpected = 0;
   int first_errno = 0;
+  int64_t bpf_ns = 0, bpf_runs = 0;  // --bpf_stats
 };
 
 struct CostRow {
@@ -763,6 +786,23 @@ absl::Status Run(const Options& opts) {
     }
   };
 
+  // --bpf_stats: the kernel times every program run while this fd is open
+  // (two clock reads per run: it adds to both sides of every pair).
+  UniqueFd stats_fd;
+  std::vector<UniqueFd> progs;
+  std::vector<int> prog_fds;
+  if (opts.bpf_stats) {
+    stats_fd = UniqueFd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!stats_fd) return ErrnoStatus(errno, "bpf_enable_stats", "run time");
+    for (const HookSpec& h : AllHooks()) {
+      const std::string pin = absl::StrCat(prog_dir, "/prog_", h.name);
+      UniqueFd fd(bpf_obj_get(pin.c_str()));
+      if (!fd) return ErrnoStatus(errno, "bpf_obj_get", pin);
+      prog_fds.push_back(fd.get());
+      progs.push_back(std::move(fd));
+    }
+  }
+
   std::vector<CostRow> rows;
   for (DenyOp op : {DenyOp::kConnect, DenyOp::kSocketConnectClose}) {
     for (DestPattern pattern : {DestPattern::kOne, DestPattern::kNewEachTime}) {
@@ -788,6 +828,7 @@ absl::Status Run(const Options& opts) {
       UniqueFd targets(bpf_obj_get(absl::StrCat(maps_dir, "/targets").c_str()));
       if (!targets) return ErrnoStatus(errno, "bpf_obj_get", "targets");
       job.targets_fd = targets.get();
+      job.prog_fds = prog_fds;
 
       wait_for_drain();
       EGRESS_RETURN_IF_ERROR(maps->ResetCounters(kTargetId));
@@ -818,6 +859,8 @@ absl::Status Run(const Options& opts) {
         s.cpu_us = v[i + 3];
         s.unexpected = v[i + 4];
         s.first_errno = v[i + 5];
+        s.bpf_ns = v[i + 6];
+        s.bpf_runs = v[i + 7];
         if (s.ops == 0 || s.wall_us == 0 || s.cpu_us == 0) {
           return absl::InternalError(absl::StrFormat(
               "%s / %s: a slice did no work (first errno %d)", DenyOpName(op),
@@ -1000,6 +1043,27 @@ absl::Status Run(const Options& opts) {
         WithCommas(static_cast<uint64_t>(Median(on_rate))).c_str(), mw,
         Quantile(wall, 0.25), Quantile(wall, 0.75), mc, Quantile(cpu, 0.25),
         Quantile(cpu, 0.75), mw <= 1.35 ? "<= 1.35 PASS" : "> 1.35 FAIL");
+  }
+  if (opts.bpf_stats) {
+    std::printf(
+        "\n   --bpf_stats: time in the target's BPF programs (kernel "
+        "run_time_ns) per attempt,\n   median over slices, records off / on, "
+        "and the difference (what a record costs in BPF)\n");
+    std::printf("%-21s %-19s %10s %10s %10s %10s\n", "operation",
+                "destinations", "off ns", "on ns", "on - off", "runs/att");
+    for (const CostRow& row : rows) {
+      std::vector<double> off_ns, on_ns, runs;
+      for (const Sample& s : row.off) {
+        off_ns.push_back(static_cast<double>(s.bpf_ns) / s.ops);
+      }
+      for (const Sample& s : row.on) {
+        on_ns.push_back(static_cast<double>(s.bpf_ns) / s.ops);
+        runs.push_back(static_cast<double>(s.bpf_runs) / s.ops);
+      }
+      std::printf("%-21s %-19s %10.0f %10.0f %10.0f %10.2f\n",
+                  DenyOpName(row.op), PatternName(row.pattern), Median(off_ns),
+                  Median(on_ns), Median(on_ns) - Median(off_ns), Median(runs));
+    }
   }
   std::printf(
       "\n   accounting per row: attempts with records on / off (worker, "

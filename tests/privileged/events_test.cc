@@ -284,6 +284,55 @@ TEST_F(EventsTest, FloodIsCountedExactlyAndRateLimited) {
   EXPECT_LT(rss_kb, 64u * 1024) << "egressd RSS " << rss_kb << " kB";
 }
 
+// The rate limit holds per destination when many destinations are refused
+// in turn: no two of them evict each other's limit on every attempt (the
+// table of limits is set-associative, bpf/lib/verdict.h).
+TEST_F(EventsTest, FloodOverManyDestinationsIsLimitedPerDestination) {
+  AddTarget("web");
+  uint64_t read_before = CtlJson({"status"})["events_read"].get<uint64_t>();
+  constexpr int kDestinations = 64;
+  constexpr int kAttempts = 200000;
+  auto flood = RunInCgroupMulti(
+      cg_->path(),
+      [] {
+        // One UDP socket, connected to 127.0.0.100 .. 127.0.0.163 in turn.
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        int denied = 0;
+        absl::Time start = absl::Now();
+        absl::Time deadline = start + absl::Seconds(60);
+        for (int i = 0; i < kAttempts && absl::Now() < deadline; ++i) {
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_port = htons(40999);
+          to.sin_addr.s_addr = htonl(0x7f000064 + i % kDestinations);
+          if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+              errno == EPERM) {
+            ++denied;
+          }
+        }
+        close(fd);
+        return std::vector<int>{
+            denied,
+            static_cast<int>(absl::ToInt64Milliseconds(absl::Now() - start))};
+      },
+      absl::Seconds(90));
+  ASSERT_TRUE(flood.ok()) << flood.status();
+  ASSERT_EQ((*flood)[0], kAttempts) << "the flood loop ran out of time";
+  const uint64_t seconds = static_cast<uint64_t>((*flood)[1]) / 1000 + 1;
+  absl::SleepFor(absl::Milliseconds(300));
+  nlohmann::json status = CtlJson({"status"});
+  nlohmann::json c = status["targets"][0]["counters"];
+  EXPECT_EQ(c["denied"], kAttempts);
+  uint64_t delivered = status["events_read"].get<uint64_t>() - read_before;
+  uint64_t suppressed = c["events_suppressed"].get<uint64_t>();
+  uint64_t lost = c["events_lost"].get<uint64_t>();
+  EXPECT_EQ(delivered + suppressed + lost, static_cast<uint64_t>(kAttempts));
+  // Each destination: its first record, then at most 5 per 1 s window.
+  EXPECT_GE(delivered, static_cast<uint64_t>(kDestinations));
+  EXPECT_LE(delivered, kDestinations * 5 * (seconds + 1))
+      << "in " << seconds << " s; suppressed " << suppressed;
+}
+
 TEST_F(EventsTest, FlowNoRuleExplainsIsUnexplained) {
   // In audit mode the connect passes although no rule allows it: the flow
   // that results has no explanation in the policy.

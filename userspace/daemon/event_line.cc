@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <string_view>
@@ -18,6 +19,13 @@ struct Cursor {
   void Put(std::string_view s) {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
+  }
+  // A literal: a copy of known size, which the compiler turns into a few
+  // stores instead of a call to memcpy.
+  template <size_t N>
+  void Put(const char (&s)[N]) {
+    std::memcpy(p, s, N - 1);
+    p += N - 1;
   }
   void Put(char c) { *p++ = c; }
   void Uint(uint64_t v) { p = std::to_chars(p, p + 24, v).ptr; }
@@ -135,7 +143,31 @@ void Put2(char* p, int v) {
   p[1] = static_cast<char>('0' + v % 10);
 }
 
+// `s` escaped into `*out`; false on a byte >= 0x80.
+bool EscapeInto(std::string_view s, std::string* out) {
+  out->resize(6 * s.size());
+  Cursor w{out->data()};
+  if (!w.Escaped(s)) return false;
+  out->resize(static_cast<size_t>(w.p - out->data()));
+  return true;
+}
+
 }  // namespace
+
+bool EventLineWriter::UseContext(const EventContext& ctx) {
+  if (context_set_ && ctx.target == target_ &&
+      ctx.cgroup_path == cgroup_path_ && ctx.node_name == node_name_) {
+    return context_ok_;
+  }
+  target_ = ctx.target;
+  cgroup_path_ = ctx.cgroup_path;
+  node_name_ = ctx.node_name;
+  context_set_ = true;
+  context_ok_ = EscapeInto(target_, &target_esc_) &&
+                EscapeInto(cgroup_path_, &cgroup_path_esc_) &&
+                EscapeInto(node_name_, &node_name_esc_);
+  return context_ok_;
+}
 
 bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
                              std::string* out) {
@@ -146,6 +178,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   const int64_t unix_ns =
       static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns;
   if (unix_ns < 0) return false;
+  if (!UseContext(ctx)) return false;
   const int64_t second = unix_ns / 1000000000;
   const int64_t nanos = unix_ns % 1000000000;
   if (second != cached_second_) {
@@ -193,6 +226,14 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   char comm_buf[sizeof(e.comm) + 1] = {};
   std::memcpy(comm_buf, e.comm, sizeof(e.comm));
   const std::string_view comm(comm_buf);
+  // Escaped once, written twice. The names below (hook, verdict, reason,
+  // proto) are our own literals or "hook_9"-style fallbacks: nothing in them
+  // to escape.
+  char comm_esc_buf[6 * sizeof(e.comm)];
+  Cursor comm_cursor{comm_esc_buf};
+  if (!comm_cursor.Escaped(comm)) return false;
+  const std::string_view comm_esc(
+      comm_esc_buf, static_cast<size_t>(comm_cursor.p - comm_esc_buf));
   std::string s_hook, s_verdict, s_reason, s_proto;
   const std::string_view hook = HookView(e.hook, &s_hook);
   const std::string_view verdict = VerdictView(e.verdict, &s_verdict);
@@ -215,21 +256,17 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   if (!plain_hint) other_hint = AllowHint(e, ctx.target, ctx.rule_number);
 
   // Every byte can grow to 6 when escaped; the fixed text is below 700 B.
-  const size_t start = out->size();
-  const size_t variable = ctx.cgroup_path.size() + 3 * ctx.target.size() +
-                          ctx.node_name.size() + 2 * comm.size() +
-                          other_hint.size() + s_hook.size() + s_verdict.size() +
-                          s_reason.size() + 3 * s_proto.size();
-  out->resize(start + 1024 + 6 * variable);
-  Cursor w{out->data() + start};
-  auto fail = [out, start] {
-    out->resize(start);
-    return false;
-  };
+  const size_t variable = 2 * comm.size() + other_hint.size() + s_hook.size() +
+                          s_verdict.size() + s_reason.size() +
+                          3 * s_proto.size();
+  const size_t need = 1024 + cgroup_path_esc_.size() + 3 * target_esc_.size() +
+                      node_name_esc_.size() + 6 * variable;
+  if (scratch_.size() < need) scratch_.resize(std::max<size_t>(need, 4096));
+  Cursor w{scratch_.data()};
   w.Put("{\"cgroup\":{\"id\":");
   w.Uint(e.cgroup_id);
   w.Put(",\"path\":\"");
-  if (!w.Escaped(ctx.cgroup_path)) return fail();
+  w.Put(cgroup_path_esc_);
   w.Put("\"},\"event\":\"");
   w.Put(EventView(e));
   w.Put("\",");
@@ -242,16 +279,16 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
     w.Put(addr);
     if (!ctx.target.empty()) {
       w.Put(" --target ");
-      if (!w.Escaped(ctx.target)) return fail();
+      w.Put(target_esc_);
     }
     w.Put("\",");
   } else if (!other_hint.empty()) {
     w.Put("\"hint\":\"");
-    if (!w.Escaped(other_hint)) return fail();
+    if (!w.Escaped(other_hint)) return false;
     w.Put("\",");
   }
   w.Put("\"hook\":\"");
-  if (!w.Escaped(hook)) return fail();
+  w.Put(hook);
   w.Put("\",\"ktime_ns\":");
   w.Uint(e.ts_ns);
   w.Put(',');
@@ -263,7 +300,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
     w.Put(",\"family\":\"");
     w.Put(family);
     w.Put("\",\"protocol\":\"");
-    if (!w.Escaped(proto)) return fail();
+    w.Put(proto);
     w.Put("\"},");
   }
   // message: EventText() of the record.
@@ -272,17 +309,17 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put('.');
   w.Put(std::string_view(frac, 3));
   w.Put(' ');
-  if (!w.Escaped(ctx.target)) return fail();
+  w.Put(target_esc_);
   w.Put(' ');
   if (!comm.empty()) {
-    if (!w.Escaped(comm)) return fail();
+    w.Put(comm_esc);
     w.Put('[');
     w.Uint(e.tgid);
     w.Put("] ");
   }
   if (is_socket) {
     w.Put("socket ");
-    if (!w.Escaped(proto)) return fail();
+    w.Put(proto);
     w.Put(" type ");
     w.Uint(e.sock_type);
   } else {
@@ -294,13 +331,13 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
     w.Put(':');
     w.Uint(port);
     w.Put('/');
-    if (!w.Escaped(proto)) return fail();
+    w.Put(proto);
   }
   w.Put(' ');
-  if (!w.Escaped(verdict)) return fail();
+  w.Put(verdict);
   w.Put(" (");
   for (char c : reason) {
-    if (static_cast<unsigned char>(c) >= 0x80) return fail();
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
     w.Put(c == '_' ? ' ' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
   }
   w.Put(')');
@@ -310,9 +347,9 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
     w.Put(" suppressed");
   }
   w.Put("\",\"node_name\":\"");
-  if (!w.Escaped(ctx.node_name)) return fail();
+  w.Put(node_name_esc_);
   w.Put("\",\"process\":{\"comm\":\"");
-  if (!w.Escaped(comm)) return fail();
+  w.Put(comm_esc);
   w.Put("\",\"pid\":");
   w.Uint(e.tgid);
   w.Put(",\"tid\":");
@@ -320,7 +357,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put(",\"uid\":");
   w.Uint(e.uid);
   w.Put("},\"reason\":\"");
-  if (!w.Escaped(reason)) return fail();
+  w.Put(reason);
   w.Put("\",\"rule_id\":");
   w.Uint(e.rule_id);
   w.Put(',');
@@ -328,7 +365,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
     w.Put("\"socket\":{\"family\":\"");
     w.Put(family);
     w.Put("\",\"protocol\":\"");
-    if (!w.Escaped(proto)) return fail();
+    w.Put(proto);
     w.Put("\",\"type\":");
     w.Uint(e.sock_type);
     w.Put("},");
@@ -336,7 +373,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put("\"suppressed\":");
   w.Uint(e.suppressed);
   w.Put(",\"target\":\"");
-  if (!w.Escaped(ctx.target)) return fail();
+  w.Put(target_esc_);
   w.Put("\",\"target_id\":");
   w.Uint(e.target_id);
   w.Put(",\"time\":\"");
@@ -344,9 +381,9 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put('.');
   w.Put(std::string_view(frac, 9));
   w.Put("Z\",\"verdict\":\"");
-  if (!w.Escaped(verdict)) return fail();
+  w.Put(verdict);
   w.Put("\"}");
-  out->resize(static_cast<size_t>(w.p - out->data()));
+  out->append(scratch_.data(), static_cast<size_t>(w.p - scratch_.data()));
   return true;
 }
 

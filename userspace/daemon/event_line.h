@@ -24,6 +24,20 @@ class EventLineWriter {
   bool Append(const egress_event& e, const EventContext& ctx, std::string* out);
 
  private:
+  // Escapes the context's strings again when they differ from the last
+  // record's (a compare instead of an escape per record). False when one is
+  // not covered.
+  bool UseContext(const EventContext& ctx);
+
+  // The context strings of the last record, raw and escaped.
+  std::string target_, cgroup_path_, node_name_;
+  std::string target_esc_, cgroup_path_esc_, node_name_esc_;
+  bool context_ok_ = false;
+  bool context_set_ = false;
+  // The line is written here first, then appended to `out` in one copy: it
+  // only grows, so no zero-filled resize per record.
+  std::string scratch_;
+
   // The formatted date and time of one second, cached: records come in
   // bursts with the same second.
   int64_t cached_second_ = INT64_MIN;

@@ -41,7 +41,8 @@
 
 #define EGRESS_ABI_VERSION 1
 
-/* Target ids index the targets array; 0 is never used. */
+/* Target ids index the targets array; 0 is never used. At most 65536
+ * (egress_limit_key.target_id is 16 bits). */
 #define EGRESS_MAX_TARGETS 1024
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
@@ -236,30 +237,47 @@ struct egress_rule_hit_key {
 };
 EGRESS_ABI_SIZE(egress_rule_hit_key, 8);
 
-/* event_limits: LRU hash, the per (target, destination) record rate limit:
- * at most EGRESS_EVENTS_PER_WINDOW records per EGRESS_EVENT_WINDOW_NS; the
- * rest are counted and the count rides on the next record for the key. */
-#define EGRESS_EVENT_WINDOW_NS 1000000000ULL
+/* event_limits: array of sets, the per (target, destination) record rate
+ * limit: at most EGRESS_EVENTS_PER_WINDOW records per window of
+ * EGRESS_EVENT_WINDOW_UNITS << EGRESS_EVENT_WINDOW_SHIFT ns (999.3 ms); the
+ * rest are counted and the count rides on the next record for the key.
+ * A set-associative table: a key's hash picks one set of
+ * EGRESS_EVENT_LIMIT_WAYS slots (bpf/lib/verdict.h, limit__admit); a set is
+ * one 64-byte cache line. EGRESS_MAX_EVENT_LIMITS (slots in all) is a power
+ * of two. */
+#define EGRESS_EVENT_WINDOW_SHIFT 20 /* window clock: ns >> 20 (1.05 ms) */
+#define EGRESS_EVENT_WINDOW_UNITS 953
 #define EGRESS_EVENTS_PER_WINDOW 5
 #define EGRESS_MAX_EVENT_LIMITS 16384
+#define EGRESS_EVENT_LIMIT_WAYS 2
+/* egress_limit_slot.state, one word so that one atomic exchange starts a
+ * window and takes the pending count: the window's start (ktime ns >>
+ * EGRESS_EVENT_WINDOW_SHIFT, 32 bits) << 32 | records emitted in the window
+ * << 29 | records held back and not yet reported (29 bits). */
+#define EGRESS_LIMIT_WINDOW_SHIFT 32
+#define EGRESS_LIMIT_EMITTED_SHIFT 29
+#define EGRESS_LIMIT_SUPPRESSED_MASK ((1ULL << EGRESS_LIMIT_EMITTED_SHIFT) - 1)
 struct egress_limit_key {
-	__u32 target_id;
+	__u16 target_id; /* < EGRESS_MAX_TARGETS */
 	__u8 family;
 	__u8 proto;
 	__be16 port;
-	__u8 addr[16];
 	__u8 verdict;
 	__u8 hook;
-	__u8 pad[2];
+	__u8 addr[16];
 };
-EGRESS_ABI_SIZE(egress_limit_key, 28);
+EGRESS_ABI_SIZE(egress_limit_key, 24);
 
-struct egress_limit_value {
-	__u64 window_start_ns;
-	__u64 emitted;	  /* records in this window */
-	__u64 suppressed; /* not yet reported */
+struct egress_limit_slot {
+	struct egress_limit_key key; /* the key that holds the slot */
+	__u64 state;		     /* window start, emitted, suppressed */
 };
-EGRESS_ABI_SIZE(egress_limit_value, 24);
+EGRESS_ABI_SIZE(egress_limit_slot, 32);
+
+struct egress_limit_set {
+	struct egress_limit_slot way[EGRESS_EVENT_LIMIT_WAYS];
+};
+EGRESS_ABI_SIZE(egress_limit_set, 64);
 
 /* flows: socket storage of a TCP connection seen established by sock_ops. */
 struct egress_flow {
