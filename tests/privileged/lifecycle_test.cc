@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
@@ -22,6 +25,7 @@
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/kernel/bpffs.h"
 
 namespace egress::testing {
 namespace {
@@ -199,7 +203,7 @@ TEST_F(LifecycleTest, TargetRemoveLiftsEnforcement) {
 TEST_F(LifecycleTest, PinsArePrivate) {
   AddTarget("web");
   struct stat st;
-  std::string v1 = bpffs_dir_ + "/v1";
+  std::string v1 = absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION);
   ASSERT_EQ(stat(bpffs_dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   ASSERT_EQ(stat((v1 + "/maps/rules").c_str(), &st), 0);
@@ -231,6 +235,35 @@ TEST_F(LifecycleTest, RunStartsCommandUnderItsOwnPolicy) {
   EXPECT_EQ(r.exit_code, 7) << r.output;
   nlohmann::json targets = CtlJson({"target", "list"});
   EXPECT_TRUE(targets["targets"].empty()) << targets.dump();
+}
+
+TEST_F(LifecycleTest, UpgradeRetiresThePinsOfAnOlderAbi) {
+  AddTarget("web");
+  StopDaemon(SIGTERM);
+  // What an older egressd left: a program set attached with a pinned link
+  // under v1/ (simulated with today's program).
+  std::string cur = absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION);
+  std::string old = bpffs_dir_ + "/v1/targets/1";
+  ASSERT_TRUE(MakeDirs(old, 0700).ok());
+  {
+    UniqueFd prog(bpf_obj_get((cur + "/targets/1/prog_connect4").c_str()));
+    ASSERT_TRUE(prog.valid());
+    UniqueFd cg(open(cg_->path().c_str(), O_RDONLY | O_DIRECTORY));
+    UniqueFd link(bpf_link_create(prog.get(), cg.get(),
+                                  BPF_CGROUP_INET4_CONNECT, nullptr));
+    ASSERT_TRUE(link.valid()) << strerror(errno);
+    ASSERT_EQ(bpf_obj_pin(link.get(), (old + "/link_connect4").c_str()), 0);
+  }
+  ASSERT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 2);
+  StartDaemon();
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  struct stat st;
+  EXPECT_NE(stat((bpffs_dir_ + "/v1").c_str(), &st), 0);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  auto log = RunCommand({"cat", daemon_log_});
+  ASSERT_TRUE(log.ok());
+  EXPECT_TRUE(absl::StrContains(log->output, "removed the pins of ABI v1"))
+      << log->output;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
@@ -89,9 +90,10 @@ TEST_F(PatternTest, EveryMatchIncludingLaterOnesAndNothingElse) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(MatchedCgroups(), (std::vector<std::string>{b->relative_path()}));
-  auto dirs = RunCommand(
-      {"sh", "-c",
-       absl::StrCat("ls -d ", bpffs_dir_, "/v1/targets/*/cgroup-* | wc -l")});
+  auto dirs =
+      RunCommand({"sh", "-c",
+                  absl::StrCat("ls -d ", bpffs_dir_, "/v", EGRESS_ABI_VERSION,
+                               "/targets/*/cgroup-* | wc -l")});
   ASSERT_TRUE(dirs.ok());
   EXPECT_EQ(dirs->output, "1\n");
 

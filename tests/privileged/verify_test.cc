@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/command.h"
@@ -56,7 +57,10 @@ TEST_F(VerifyTest, AuditModeIsReportedAsNotInForce) {
 TEST_F(VerifyTest, DetachedProgramsAreCaught) {
   SetUpPolicy("enforce");
   // Someone removed the pins (egressd cannot re-attach without them).
-  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_ + "/v1/targets"})->exit_code,
+  ASSERT_EQ(RunCommand({"rm", "-rf",
+                        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION,
+                                     "/targets")})
+                ->exit_code,
             0);
   CommandResult r;
   for (int i = 0; i < 100; ++i) {  // links are released asynchronously

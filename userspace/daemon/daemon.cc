@@ -156,6 +156,7 @@ absl::Status Daemon::Init() {
     }
     keep.insert(t.ruleset);
   }
+  RetireOlderAbis();
   // Entries of rulesets no target uses were left by an interrupted apply.
   EGRESS_ASSIGN_OR_RETURN(size_t swept, maps_->DeleteRulesetsExcept(keep));
   if (swept > 0) {
@@ -196,6 +197,27 @@ absl::Status Daemon::Init() {
 }
 
 absl::Status Daemon::Save() { return SaveState(StatePath(), state_); }
+
+void Daemon::RetireOlderAbis() {
+  // Every target is attached under the current version by now: the older
+  // program sets can go without a moment of no enforcement.
+  for (int v = 1; v < EGRESS_ABI_VERSION; ++v) {
+    std::string dir = absl::StrCat(options_.bpffs_dir, "/v", v);
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) continue;
+    for (const std::string& target : LinkDirsBelow(dir + "/targets")) {
+      DetachAndRemove(target).IgnoreError();
+    }
+    if (absl::Status rm = RemoveTree(dir); !rm.ok()) {
+      fprintf(stderr, "egressd: cannot remove pins of ABI v%d: %s\n", v,
+              rm.ToString().c_str());
+      continue;
+    }
+    fprintf(stderr,
+            "egressd: removed the pins of ABI v%d (%s): replaced by v%d\n", v,
+            dir.c_str(), EGRESS_ABI_VERSION);
+  }
+}
 
 uint32_t Daemon::NextRuleset() {
   uint32_t r = state_.next_ruleset++;

@@ -102,6 +102,8 @@ class Daemon {
   std::vector<std::string> TargetCgroups(const TargetState& target) const;
   std::string LinkDir(const TargetState& target, uint64_t cgroup_id) const;
   absl::Status Save();
+  // Detaches and removes the pins of older ABI versions (an upgrade).
+  void RetireOlderAbis();
 
   absl::StatusOr<nlohmann::json> TargetAdd(const nlohmann::json& req);
   absl::StatusOr<nlohmann::json> TargetRemove(const nlohmann::json& req);
