@@ -215,6 +215,47 @@ absl::StatusOr<UniqueFd> ControlListener::Accept() const {
   return UniqueFd(c);
 }
 
+absl::Status CheckPeerIsRoot(int conn_fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return ErrnoStatus(errno, "getsockopt SO_PEERCRED");
+  }
+  if (cred.uid != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "egressd accepts commands from root only (peer uid ", cred.uid, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
+    int conn_fd, std::string* buf) {
+  char chunk[65536];
+  while (true) {
+    size_t nl = buf->find('\n');
+    if (nl != std::string::npos) {
+      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(buf->substr(0, nl)));
+      return j;
+    }
+    if (buf->size() > kMaxMessage) {
+      return absl::ResourceExhaustedError("control message too large");
+    }
+    ssize_t n = recv(conn_fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return std::optional<nlohmann::json>();
+    }
+    if (n < 0) return ErrnoStatus(errno, "read", "control socket");
+    if (n == 0) {
+      if (buf->empty()) return absl::UnavailableError("control socket closed");
+      // No newline, then end of stream: the request is what came.
+      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*buf));
+      return j;
+    }
+    buf->append(chunk, n);
+  }
+}
+
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
                                            absl::Duration timeout) {
   ucred cred{};

@@ -5,6 +5,7 @@
 #define EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -61,6 +62,14 @@ class ControlListener {
 // Reads one request line (bounded size and time) from a connection and
 // checks that the peer is root: PermissionDenied otherwise.
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout);
+// The SO_PEERCRED check of ReadRequest: PermissionDenied unless root.
+absl::Status CheckPeerIsRoot(int conn_fd);
+// Non-blocking half of ReadRequest, for a server loop that must not wait on
+// a slow client: appends what is available to *buf and returns the request
+// once a whole line (or the end of the stream) is there, nullopt while it is
+// incomplete. Errors as ReadRequest.
+absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
+    int conn_fd, std::string* buf);
 // Writes one response line.
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response);
 

@@ -1311,15 +1311,26 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
           cgroup_root_.c_str(), state_.targets.size());
   absl::Time next_reconcile = absl::Now();
   absl::Time next_expiry = absl::Now();
+  // Accepted connections whose request is not complete yet.
+  struct PendingRequest {
+    UniqueFd fd;
+    std::string buf;
+    absl::Time deadline;
+  };
+  constexpr size_t kMaxPendingRequests = 64;
+  std::vector<PendingRequest> pending;
   absl::Time next_learn_save = absl::Now() + absl::Seconds(5);
   while (stop == nullptr || !stop->load()) {
-    pollfd fds[4] = {{listener.fd(), POLLIN, 0},
-                     {sigfd.get(), POLLIN, 0},
-                     {inotify.get(), POLLIN, 0},
-                     {policy_watch.get(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{listener.fd(), POLLIN, 0},
+                               {sigfd.get(), POLLIN, 0},
+                               {inotify.get(), POLLIN, 0},
+                               {policy_watch.get(), POLLIN, 0}};
+    for (const PendingRequest& p : pending) {
+      fds.push_back({p.fd.get(), POLLIN, 0});
+    }
     // Ring-buffer records are submitted without wake-ups; the 50 ms poll
     // timeout is the drain timer.
-    int r = poll(fds, policy_watch ? 4 : 3, 50);
+    int r = poll(fds.data(), fds.size(), 50);
     if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
     loop_heartbeat_ns_.store(absl::GetCurrentTimeNanos());
     std::lock_guard<std::mutex> lock(mu_);
@@ -1369,28 +1380,70 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       watch_parents();
       next_reconcile = absl::Now() + absl::Milliseconds(500);
     }
+    // Requests are read without waiting: a client that connects and sends
+    // slowly (or never) costs a slot in `pending`, not the loop's time.
+    std::vector<bool> readable(pending.size());
+    for (size_t i = 0; i < pending.size(); ++i) {
+      readable[i] = r > 0 && (fds[4 + i].revents & (POLLIN | POLLHUP));
+    }
     if (r > 0 && (fds[0].revents & POLLIN)) {
-      // Bounded: at most 64 requests per iteration so draining keeps up.
+      // Bounded: at most 64 new connections per iteration.
       for (int i = 0; i < 64; ++i) {
         auto conn = listener.Accept();
         if (!conn.ok()) break;
-        auto req = ReadRequest(conn->get(), absl::Seconds(5));
-        json resp = req.ok() ? Handle(*req) : ErrorResponse(req.status());
-        WriteResponse(conn->get(), resp).IgnoreError();
-        if (req.ok() && resp.value("ok", false) &&
-            req->value("cmd", std::string()) == "events" &&
-            req->value("follow", false)) {
-          // The connection stays open: records follow as JSON lines.
-          Subscriber sub;
-          sub.target = req->value("target", std::string());
-          sub.verdict = VerdictFilter(req->value("verdict", std::string()));
-          fcntl(conn->get(), F_SETFL, fcntl(conn->get(), F_GETFL) | O_NONBLOCK);
-          sub.fd = *std::move(conn);
-          subscribers_.push_back(std::move(sub));
+        if (absl::Status st = CheckPeerIsRoot(conn->get()); !st.ok()) {
+          WriteResponse(conn->get(), ErrorResponse(st)).IgnoreError();
+          continue;
         }
-        watch_parents();
+        if (pending.size() >= kMaxPendingRequests) {
+          WriteResponse(conn->get(),
+                        ErrorResponse(absl::ResourceExhaustedError(
+                            "egressd is busy: too many unfinished requests")))
+              .IgnoreError();
+          continue;
+        }
+        pending.push_back(
+            {*std::move(conn), std::string(), absl::Now() + absl::Seconds(5)});
+        readable.push_back(true);  // egressctl sends at once: try now
       }
     }
+    std::vector<PendingRequest> still;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      PendingRequest& p = pending[i];
+      absl::StatusOr<std::optional<json>> req = std::optional<json>();
+      if (readable[i]) req = ReadAvailableRequest(p.fd.get(), &p.buf);
+      if (req.ok() && !req->has_value()) {
+        if (absl::Now() < p.deadline) {
+          still.push_back(std::move(p));
+        } else {
+          WriteResponse(p.fd.get(),
+                        ErrorResponse(absl::DeadlineExceededError(
+                            "control socket: no complete request in 5 s")))
+              .IgnoreError();
+        }
+        continue;
+      }
+      if (!req.ok()) {
+        WriteResponse(p.fd.get(), ErrorResponse(req.status())).IgnoreError();
+        continue;
+      }
+      const json& request = **req;
+      json resp = Handle(request);
+      WriteResponse(p.fd.get(), resp).IgnoreError();
+      if (resp.value("ok", false) &&
+          request.value("cmd", std::string()) == "events" &&
+          request.value("follow", false)) {
+        // The connection stays open: records follow as JSON lines.
+        Subscriber sub;
+        sub.target = request.value("target", std::string());
+        sub.verdict = VerdictFilter(request.value("verdict", std::string()));
+        fcntl(p.fd.get(), F_SETFL, fcntl(p.fd.get(), F_GETFL) | O_NONBLOCK);
+        sub.fd = std::move(p.fd);
+        subscribers_.push_back(std::move(sub));
+      }
+      watch_parents();
+    }
+    pending = std::move(still);
     events_->Drain().IgnoreError();
     FlushSubscribers();
   }

@@ -1,0 +1,58 @@
+// The control socket: a client that connects and sends nothing (or half a
+// request) does not hold up other clients or the event loop.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "userspace/common/unique_fd.h"
+
+namespace egress::testing {
+namespace {
+
+class ControlTest : public EgressdTest {
+ protected:
+  UniqueFd Connect() {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, socket_path_.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(
+        connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+  // What the daemon wrote to `fd` so far (waits at most `ms`).
+  std::string ReadSome(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, ms) != 1) return "";
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    return n > 0 ? std::string(buf, n) : "";
+  }
+};
+
+TEST_F(ControlTest, SilentClientsDoNotHoldUpOthers) {
+  // Three clients that connect and say nothing, one that sends half a line.
+  UniqueFd silent[3] = {Connect(), Connect(), Connect()};
+  UniqueFd half = Connect();
+  ASSERT_EQ(write(half.get(), "{\"cmd\":", 7), 7);
+  // Others are served meanwhile: before any silent client gets its answer.
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  EXPECT_TRUE(absl::StrContains(CtlOk({"status"}), "web"));
+  for (UniqueFd& fd : silent) EXPECT_EQ(ReadSome(fd.get(), 0), "");
+  // The half request completes late and is served.
+  ASSERT_EQ(write(half.get(), "\"ping\"}\n", 8), 8);
+  EXPECT_TRUE(absl::StrContains(ReadSome(half.get(), 5000), "\"pong\":true"));
+  // The silent ones are told off after their 5 s (bounded wait).
+  EXPECT_TRUE(absl::StrContains(ReadSome(silent[0].get(), 10000),
+                                "no complete request"));
+}
+
+}  // namespace
+}  // namespace egress::testing
