@@ -61,6 +61,7 @@ MetricsSnapshot SampleSnapshot() {
   s.targets = {web, db};
   s.events_read = 123456789012345;
   s.events_dropped = 2;
+  s.events_sink_errors = 3;
   s.last_reload_ok = false;
   s.version = "0.1.0";
   s.libbpf_version = "1.1.0";
@@ -99,9 +100,10 @@ egress_events_suppressed_total{target="web"} 9
 # HELP egress_events_read_total Event records read from the ring buffer.
 # TYPE egress_events_read_total counter
 egress_events_read_total 123456789012345
-# HELP egress_events_dropped_total Event records egressd could not deliver to its sinks.
+# HELP egress_events_dropped_total Event records egressd could not deliver, by reason: a follower's full buffer, or a sink's failed write.
 # TYPE egress_events_dropped_total counter
-egress_events_dropped_total 2
+egress_events_dropped_total{reason="follower"} 2
+egress_events_dropped_total{reason="sink"} 3
 # HELP egress_flows_active Allowed TCP connections currently open.
 # TYPE egress_flows_active gauge
 egress_flows_active{target="db"} 0
@@ -194,7 +196,8 @@ TEST(FormatMetricsTest, EmptySnapshotHasBuildInfoAndReloadGauge) {
                               "version=\"\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("\negress_config_last_reload_successful 1\n"));
   EXPECT_THAT(text, HasSubstr("\negress_events_read_total 0\n"));
-  EXPECT_THAT(text, HasSubstr("\negress_events_dropped_total 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("\negress_events_dropped_total{reason=\"sink\"} 0\n"));
   // Per-target families have no series, and are left out entirely.
   EXPECT_THAT(text, Not(HasSubstr("egress_verdicts_total")));
   EXPECT_THAT(text, Not(HasSubstr("egress_flows_active")));

@@ -806,6 +806,8 @@ absl::StatusOr<json> Daemon::Status(const json&) {
   return json{{"targets", targets},
               {"metrics_port", metrics_ ? metrics_->port() : 0},
               {"events_dropped", events_dropped_},
+              {"events_sink_errors",
+               options_.event_sink_errors ? options_.event_sink_errors() : 0},
               {"bpffs", options_.bpffs_dir},
               {"cgroup_root", cgroup_root_},
               {"events_read", events_read_}};
@@ -1253,6 +1255,8 @@ MetricsSnapshot Daemon::Snapshot() {
   }
   m.events_read = events_read_;
   m.events_dropped = events_dropped_;
+  m.events_sink_errors =
+      options_.event_sink_errors ? options_.event_sink_errors() : 0;
   m.version = "0.1.0";
   m.libbpf_version =
       absl::StrCat(LIBBPF_MAJOR_VERSION, ".", LIBBPF_MINOR_VERSION);

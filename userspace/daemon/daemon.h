@@ -40,6 +40,8 @@ struct DaemonOptions {
   // Called with one JSON line per record (verdicts and flows) drained from
   // the kernel, from the loop: a slow sink slows the loop.
   std::function<void(const std::string&)> event_sink;
+  // Records the sink failed to write so far (for status and metrics).
+  std::function<uint64_t()> event_sink_errors;
   // Prometheus /metrics and /healthz ("127.0.0.1:9477"; "" = off; port 0
   // picks a free port, reported by `status`).
   std::string metrics_addr;

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     std::shared_ptr<egress::EventSink> sink = egress::FanOut(std::move(sinks));
     // Only the syslog sink reads the message: parse the line only for it.
     const bool want_message = FLAGS_events_syslog;
+    opts.event_sink_errors = [sink] { return sink->errors(); };
     opts.event_sink = [sink, want_message](const std::string& line) {
       std::string message;
       if (want_message) {

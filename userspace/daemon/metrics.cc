@@ -169,9 +169,12 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   Count(CounterFamily(registry, "egress_events_read_total",
                       "Event records read from the ring buffer."),
         {}, s.events_read);
-  Count(CounterFamily(registry, "egress_events_dropped_total",
-                      "Event records egressd could not deliver to its sinks."),
-        {}, s.events_dropped);
+  auto& dropped =
+      CounterFamily(registry, "egress_events_dropped_total",
+                    "Event records egressd could not deliver, by reason: a "
+                    "follower's full buffer, or a sink's failed write.");
+  Count(dropped, {{"reason", "follower"}}, s.events_dropped);
+  Count(dropped, {{"reason", "sink"}}, s.events_sink_errors);
 
   auto& flows = GaugeFamily(registry, "egress_flows_active",
                             "Allowed TCP connections currently open.");

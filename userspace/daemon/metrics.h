@@ -45,8 +45,11 @@ struct MetricsSnapshot {
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
   std::vector<Target> targets;
-  uint64_t events_read = 0;     // records drained from the ring buffer
-  uint64_t events_dropped = 0;  // records egressd could not deliver to sinks
+  uint64_t events_read = 0;  // records drained from the ring buffer
+  // Records egressd could not deliver: to an `events --follow` client whose
+  // buffer was full, and to a sink that failed to write (stdout, file).
+  uint64_t events_dropped = 0;      // follower overflow
+  uint64_t events_sink_errors = 0;  // sink write failures
   bool last_reload_ok = true;
   std::string version;
   std::string libbpf_version;
@@ -60,7 +63,7 @@ struct MetricsSnapshot {
 //   egress_events_lost_total{target}                    counter
 //   egress_events_suppressed_total{target}              counter
 //   egress_events_read_total                            counter
-//   egress_events_dropped_total                         counter
+//   egress_events_dropped_total{reason}                 counter
 //   egress_flows_active{target}                         gauge
 //   egress_policy_rules{target}                         gauge
 //   egress_attached_hooks{target}                       gauge
