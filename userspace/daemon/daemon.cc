@@ -1090,6 +1090,21 @@ std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
   return it == cgroup_paths_.end() ? "" : it->second;
 }
 
+uint32_t Daemon::RuleNumber(const TargetState& t, uint32_t rule_id) {
+  // Rebuilt when the target's rule set changed: records cost O(1) however
+  // many rules there are.
+  RuleIndex& index = rule_numbers_[t.id];
+  if (index.ruleset != t.ruleset || index.numbers.size() != t.rules.size()) {
+    index.ruleset = t.ruleset;
+    index.numbers.clear();
+    for (size_t i = 0; i < t.rules.size(); ++i) {
+      index.numbers.emplace(t.rules[i].id, i + 1);
+    }
+  }
+  auto it = index.numbers.find(rule_id);
+  return it == index.numbers.end() ? 0 : it->second;
+}
+
 void Daemon::OnEvent(const egress_event& e) {
   ++events_read_;
   const TargetState* target = nullptr;
@@ -1101,10 +1116,7 @@ void Daemon::OnEvent(const egress_event& e) {
   ctx.node_name = node_name_;
   if (target != nullptr) {
     ctx.target = target->name;
-    for (size_t i = 0; i < target->rules.size(); ++i) {
-      if (target->rules[i].id == e.rule_id && e.rule_id != 0)
-        ctx.rule_number = i + 1;
-    }
+    if (e.rule_id != 0) ctx.rule_number = RuleNumber(*target, e.rule_id);
   }
   ctx.cgroup_path = CgroupPath(e.cgroup_id, target);
   Learn(e, ctx.target);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -140,6 +141,13 @@ class Daemon {
   absl::StatusOr<nlohmann::json> Export(const nlohmann::json& req);
 
   void OnEvent(const egress_event& e);
+  // The 1-based position of rule `rule_id` in the target's list (0 = none).
+  uint32_t RuleNumber(const TargetState& t, uint32_t rule_id);
+  struct RuleIndex {
+    uint32_t ruleset = 0;
+    absl::flat_hash_map<uint32_t, uint32_t> numbers;  // rule id -> number
+  };
+  std::map<uint32_t, RuleIndex> rule_numbers_;  // by target id
   // Relative path of a cgroup id below a target's cgroup ("" if unknown).
   std::string CgroupPath(uint64_t id, const TargetState* target);
   absl::StatusOr<nlohmann::json> Events(const nlohmann::json& req);
