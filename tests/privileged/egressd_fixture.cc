@@ -152,6 +152,18 @@ int EgressdTest::InCgroup(std::function<int()> fn, const TestCgroup* cg) {
   return *r;
 }
 
+int EgressdTest::InCgroupUntil(std::function<int()> fn,
+                               std::function<bool(int)> done,
+                               const TestCgroup* cg, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  int rc = InCgroup(fn, cg);
+  while (!done(rc) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    rc = InCgroup(fn, cg);
+  }
+  return rc;
+}
+
 pid_t EgressdTest::StartSleeperInCgroup(const TestCgroup* cg) {
   if (cg == nullptr) cg = cg_.get();
   int ready[2];

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/cgroup_fixture.h"
@@ -43,6 +44,13 @@ class EgressdTest : public ::testing::Test {
   // Runs `fn` in a child process inside `cg` (default: the test cgroup) and
   // returns its result (an errno, 0 = success); -1 if the child failed.
   int InCgroup(std::function<int()> fn, const TestCgroup* cg = nullptr);
+
+  // Repeats InCgroup(fn, cg) until `done(result)` or `timeout` (bounded; for
+  // changes egressd or the kernel make asynchronously). Returns the last
+  // result.
+  int InCgroupUntil(std::function<int()> fn, std::function<bool(int)> done,
+                    const TestCgroup* cg = nullptr,
+                    absl::Duration timeout = absl::Seconds(10));
 
   // Starts a process that joins `cg` (default: the test cgroup) and sleeps;
   // returns its pid once it is in. The caller kills and reaps it.

@@ -103,13 +103,8 @@ TEST_F(LifecycleTest, RestartWithPinsGoneRestoresFromState) {
   // Removing the pins detaches everything, as a reboot would.
   ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
   // The kernel releases unpinned links asynchronously: wait (bounded).
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  int rc = EPERM;
-  while (absl::Now() < deadline && rc == EPERM) {
-    rc = InCgroup([] { return TcpConnect("127.0.0.2", 40002); });
-    if (rc == EPERM) absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_TRUE(Allowed(rc));
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
   StartDaemon();
   EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);

@@ -34,14 +34,8 @@ class PatternTest : public EgressdTest {
 
   // Polls (bounded) until a connect from `cg` to `fn` gets `want`.
   int WaitFor(int want, int (*fn)(), const TestCgroup* cg) {
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    int got = -1;
-    while (absl::Now() < deadline) {
-      got = InCgroup(fn, cg);
-      if (got == want) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return got;
+    return InCgroupUntil(
+        fn, [want](int rc) { return rc == want; }, cg);
   }
 
   std::vector<std::string> MatchedCgroups() {

@@ -82,13 +82,8 @@ TEST_F(PolicyDirTest, AppliedAtStartAndOnSighup) {
   WritePolicy({40001, 40002});
   ASSERT_EQ(kill(daemon_pid_, SIGHUP), 0);
   ASSERT_TRUE(WaitForRules(1)) << DaemonLog();  // one rule, two ports
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  int verdict = EPERM;
-  while (absl::Now() < deadline && verdict == EPERM) {
-    verdict = InCgroup([] { return TcpConnect("127.0.0.2", 40002); });
-    if (verdict == EPERM) absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_ALLOWED(verdict);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
   EXPECT_TRUE(absl::StrContains(DaemonLog(), "SIGHUP: update target web"))
       << DaemonLog();
 }
@@ -102,13 +97,8 @@ TEST_F(PolicyDirTest, ChangedFilesAreAppliedWithoutASignal) {
   WritePolicy({40001, 40002});
   ASSERT_EQ(rename((dir_ + "/web.yaml").c_str(), tmp.c_str()), 0);
   ASSERT_EQ(rename(tmp.c_str(), (dir_ + "/web.yaml").c_str()), 0);
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  int verdict = EPERM;
-  while (absl::Now() < deadline && verdict == EPERM) {
-    verdict = InCgroup([] { return TcpConnect("127.0.0.2", 40002); });
-    if (verdict == EPERM) absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_ALLOWED(verdict);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
   EXPECT_TRUE(absl::StrContains(DaemonLog(), "policy directory changed"))
       << DaemonLog();
 }

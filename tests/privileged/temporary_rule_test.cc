@@ -30,14 +30,7 @@ TEST_F(TemporaryRuleTest, ExpiresByItself) {
 
   // Bounded wait: the rule ends 2 s after it was added; egressd checks once
   // a second.
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  int verdict = 0;
-  while (absl::Now() < deadline) {
-    verdict = InCgroup(ApiConnect);
-    if (verdict == EPERM) break;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  EXPECT_EQ(verdict, EPERM);
+  EXPECT_DENIED(InCgroupUntil(ApiConnect, [](int rc) { return rc == EPERM; }));
   nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
   ASSERT_EQ(rules.size(), 1u) << rules;
   EXPECT_EQ(rules[0]["spec"], "40002/tcp");

@@ -258,15 +258,7 @@ absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
 
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
                                            absl::Duration timeout) {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (getsockopt(conn_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return ErrnoStatus(errno, "getsockopt SO_PEERCRED");
-  }
-  if (cred.uid != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "egressd accepts commands from root only (peer uid ", cred.uid, ")"));
-  }
+  EGRESS_RETURN_IF_ERROR(CheckPeerIsRoot(conn_fd));
   EGRESS_ASSIGN_OR_RETURN(std::string line,
                           ReadLine(conn_fd, absl::Now() + timeout));
   return ParseJson(line);

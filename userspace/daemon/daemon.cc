@@ -740,7 +740,8 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
   return json{{"target", t->name}, {"deleted", policy::FormatRule(removed)}};
 }
 
-absl::StatusOr<json> Daemon::ListRules(const json& req) {
+absl::StatusOr<std::vector<const TargetState*>> Daemon::SelectTargets(
+    const json& req) {
   std::vector<const TargetState*> targets;
   if (req.value("target", std::string()).empty()) {
     for (const auto& [n, t] : state_.targets) targets.push_back(&t);
@@ -748,6 +749,12 @@ absl::StatusOr<json> Daemon::ListRules(const json& req) {
     EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
     targets.push_back(t);
   }
+  return targets;
+}
+
+absl::StatusOr<json> Daemon::ListRules(const json& req) {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<const TargetState*> targets,
+                          SelectTargets(req));
   json out = json::array();
   for (const TargetState* t : targets) {
     json rules = json::array();

@@ -86,6 +86,9 @@ class Daemon {
   std::string CgroupAbs(const std::string& rel) const;
 
   absl::StatusOr<TargetState*> FindTarget(const nlohmann::json& request);
+  // Every target when the request names none, else the one it names.
+  absl::StatusOr<std::vector<const TargetState*>> SelectTargets(
+      const nlohmann::json& request);
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
 

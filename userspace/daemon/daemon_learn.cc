@@ -147,13 +147,8 @@ absl::StatusOr<json> Daemon::Suggest(const json& req) {
 }
 
 absl::StatusOr<json> Daemon::Export(const json& req) {
-  std::vector<const TargetState*> targets;
-  if (req.value("target", std::string()).empty()) {
-    for (const auto& [n, t] : state_.targets) targets.push_back(&t);
-  } else {
-    EGRESS_ASSIGN_OR_RETURN(TargetState * t, FindTarget(req));
-    targets.push_back(t);
-  }
+  EGRESS_ASSIGN_OR_RETURN(std::vector<const TargetState*> targets,
+                          SelectTargets(req));
   json files = json::array();
   for (const TargetState* t : targets) {
     policy::PolicyDocument doc;
