@@ -84,12 +84,20 @@ TEST_F(PatternTest, EveryMatchIncludingLaterOnesAndNothingElse) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(MatchedCgroups(), (std::vector<std::string>{b->relative_path()}));
-  auto dirs =
-      RunCommand({"sh", "-c",
-                  absl::StrCat("ls -d ", bpffs_dir_, "/v", EGRESS_ABI_VERSION,
-                               "/targets/*/cgroup-* | wc -l")});
-  ASSERT_TRUE(dirs.ok());
-  EXPECT_EQ(dirs->output, "1\n");
+  // Its links turn defunct once the kernel releases the cgroup; the next
+  // rescan (500 ms) drops them (bounded wait).
+  auto link_dirs = [&] {
+    auto r =
+        RunCommand({"sh", "-c",
+                    absl::StrCat("ls -d ", bpffs_dir_, "/v", EGRESS_ABI_VERSION,
+                                 "/targets/*/cgroup-* | wc -l")});
+    return r.ok() ? r->output : "";
+  };
+  deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline && link_dirs() != "1\n") {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(link_dirs(), "1\n");
 
   CtlOk({"target", "remove", "ctrs"});
   EXPECT_ALLOWED(InCgroup(Other, b));

@@ -1,12 +1,13 @@
 #include "userspace/cli/export_files.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
-
-#include <fstream>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress::cli {
 
@@ -32,16 +33,28 @@ absl::Status WriteExport(const nlohmann::json& response,
   for (const nlohmann::json& f : files) {
     std::string path = absl::StrCat(dir, "/", f["file"].get<std::string>());
     std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << f["yaml"].get<std::string>();
-      out.close();
-      if (!out) return ErrnoStatus(errno, "write", tmp);
+    // O_EXCL|O_NOFOLLOW: root never writes through a link someone planted.
+    remove(tmp.c_str());
+    UniqueFd fd(open(tmp.c_str(),
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     0640));
+    if (!fd) return ErrnoStatus(errno, "create", tmp);
+    const std::string& text = f["yaml"].get_ref<const std::string&>();
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = write(fd.get(), text.data() + off, text.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int err = errno;
+        remove(tmp.c_str());
+        return ErrnoStatus(err, "write", tmp);
+      }
+      off += n;
     }
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
+    if (fsync(fd.get()) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
       int err = errno;
       remove(tmp.c_str());
-      return ErrnoStatus(err, "rename", path);
+      return ErrnoStatus(err, "save", path);
     }
     printf("Wrote %s\n", path.c_str());
   }

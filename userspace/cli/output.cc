@@ -74,6 +74,11 @@ std::string FormatResponse(const std::string& cmd, const json& r) {
         absl::StrAppend(&out, "  + ", a.get<std::string>(), "\n");
       for (const json& d : c["removed"])
         absl::StrAppend(&out, "  - ", d.get<std::string>(), "\n");
+      if (c.contains("kept_temporary")) {
+        for (const json& k : c["kept_temporary"])
+          absl::StrAppend(&out, "  = ", k.get<std::string>(),
+                          " (temporary: kept until it ends)\n");
+      }
     }
     if (dry) absl::StrAppend(&out, "Dry run: nothing changed.\n");
   } else if (cmd == "suggest") {

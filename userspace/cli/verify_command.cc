@@ -164,8 +164,11 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
                         probes));
     for (size_t i = 0; i < probes.size() && i < errs.size(); ++i) {
       const Probe& p = probes[i];
+      // No IPv6 (or no such socket kind) on this host: nothing to learn.
+      const bool skipped =
+          errs[i] == EAFNOSUPPORT || errs[i] == EPROTONOSUPPORT;
       const bool blocked = errs[i] == EPERM;
-      const bool ok = p.expect_allowed != blocked;
+      const bool ok = skipped || p.expect_allowed != blocked;
       std::string dest = p.address.find(':') != std::string::npos
                              ? absl::StrCat("[", p.address, "]:", p.port)
                              : absl::StrCat(p.address, ":", p.port);
@@ -174,10 +177,12 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
            {"expect", p.expect_allowed ? "allow" : "deny"},
            {"proto", policy::ProtoName(p.proto)},
            {"destination", dest},
-           {"result", blocked        ? "blocked (EPERM)"
-                      : errs[i] == 0 ? "not blocked"
-                                     : absl::StrCat("not blocked (",
-                                                    strerror(errs[i]), ")")},
+           {"result",
+            skipped   ? absl::StrCat("skipped (", strerror(errs[i]), ")")
+            : blocked ? std::string("blocked (EPERM)")
+            : errs[i] == 0
+                ? std::string("not blocked")
+                : absl::StrCat("not blocked (", strerror(errs[i]), ")")},
            {"why", p.why}});
       if (!ok) {
         problems.push_back(

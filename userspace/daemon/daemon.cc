@@ -78,7 +78,14 @@ bool IsPattern(const TargetState& t) { return t.source_kind == "pattern"; }
 
 std::vector<std::string> Daemon::TargetCgroups(const TargetState& t) const {
   if (!IsPattern(t)) return {t.cgroup};
-  return FindCgroups(cgroup_root_, t.cgroup).cgroups;
+  CgroupMatches m = FindCgroups(cgroup_root_, t.cgroup);
+  if (m.truncated) {
+    fprintf(stderr,
+            "egressd: target %s: pattern %s: stopped after 20000 "
+            "directories; narrow the pattern\n",
+            t.name.c_str(), t.cgroup.c_str());
+  }
+  return m.cgroups;
 }
 
 std::string Daemon::LinkDir(const TargetState& t, uint64_t cgroup_id) const {
@@ -138,6 +145,7 @@ absl::Status Daemon::Init() {
   // pinned keeps enforcing throughout (adopted, not re-attached).
   std::set<uint32_t> keep;
   const int64_t now = absl::ToUnixSeconds(absl::Now());
+  bool all_attached = true;
   for (auto& [name, t] : state_.targets) {
     std::string dir = TargetDir(t.id);
     if (!ProgramsPinned(dir)) {
@@ -151,12 +159,16 @@ absl::Status Daemon::Init() {
     EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
     auto attached = AttachTarget(t);
     if (!attached.ok()) {
+      all_attached = false;
       fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
               attached.status().ToString().c_str());
     }
     keep.insert(t.ruleset);
   }
-  RetireOlderAbis();
+  // An older version's programs go only once ours enforce every target;
+  // otherwise Reconcile retries.
+  retire_older_abis_ = true;
+  if (all_attached) RetireOlderAbis();
   // Entries of rulesets no target uses were left by an interrupted apply.
   EGRESS_ASSIGN_OR_RETURN(size_t swept, maps_->DeleteRulesetsExcept(keep));
   if (swept > 0) {
@@ -201,6 +213,7 @@ absl::Status Daemon::Save() { return SaveState(StatePath(), state_); }
 void Daemon::RetireOlderAbis() {
   // Every target is attached under the current version by now: the older
   // program sets can go without a moment of no enforcement.
+  retire_older_abis_ = false;
   for (int v = 1; v < EGRESS_ABI_VERSION; ++v) {
     std::string dir = absl::StrCat(options_.bpffs_dir, "/v", v);
     struct stat st;
@@ -325,7 +338,8 @@ absl::StatusOr<bool> Daemon::AttachPattern(const TargetState& t) {
           fd.ok() ? AttachPinnedTo(TargetDir(t.id), dir, fd->get(), *id)
                   : fd.status();
       if (!st.ok()) {
-        if (first_error.ok()) first_error = st;
+        // A cgroup removed since the walk is not an error.
+        if (!absl::IsNotFound(st) && first_error.ok()) first_error = st;
         continue;
       }
       fprintf(stderr, "egressd: target %s: attached to %s (cgroup id %lu)\n",
@@ -333,9 +347,16 @@ absl::StatusOr<bool> Daemon::AttachPattern(const TargetState& t) {
     }
     any = true;
   }
-  // Cgroups that are gone (defunct links) or no longer match.
+  // Only cgroups that are gone lose their links (every link defunct): a
+  // walk that missed a live cgroup (truncated, out of fds) must never lift
+  // its enforcement.
   for (const std::string& dir : LinkDirsBelow(TargetDir(t.id))) {
-    if (!live_dirs.count(dir)) DetachAndRemoveLinks(dir).IgnoreError();
+    if (live_dirs.count(dir)) continue;
+    bool defunct = true;
+    for (const LinkState& l : LinkStates(dir)) {
+      if (l.pinned && l.cgroup_id != 0) defunct = false;
+    }
+    if (defunct) DetachAndRemoveLinks(dir).IgnoreError();
   }
   if (!first_error.ok()) return first_error;
   return any;
@@ -343,10 +364,12 @@ absl::StatusOr<bool> Daemon::AttachPattern(const TargetState& t) {
 
 int Daemon::Reconcile() {
   int attached = 0;
+  bool failed = false;
   for (const auto& [name, t] : state_.targets) {
     if (IsPattern(t)) {
       auto st = AttachPattern(t);
       if (!st.ok()) {
+        failed = true;
         fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
                 st.status().ToString().c_str());
       }
@@ -365,10 +388,12 @@ int Daemon::Reconcile() {
       fprintf(stderr, "egressd: target %s: attached to %s (cgroup id %lu)\n",
               name.c_str(), t.cgroup.c_str(), static_cast<unsigned long>(*id));
     } else if (!st.ok()) {
+      failed = true;
       fprintf(stderr, "egressd: target %s: %s\n", name.c_str(),
               st.status().ToString().c_str());
     }
   }
+  if (retire_older_abis_ && !failed) RetireOlderAbis();
   return attached;
 }
 
@@ -881,6 +906,22 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
                          " is already target '", n, "'"));
       }
     }
+    // Everything that could stop phase 3 is checked here, so a request is
+    // applied whole or not at all.
+    auto existing = state_.targets.find(plan.name);
+    if (existing != state_.targets.end() &&
+        existing->second.cgroup != plan.cgroup) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "target ", plan.name, " exists for cgroup ", existing->second.cgroup,
+          "; remove it before applying it to ", plan.cgroup));
+    }
+    for (const Planned& other : plans) {
+      if (other.cgroup == plan.cgroup) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("policies ", other.name, " and ", plan.name,
+                         " both target cgroup ", plan.cgroup));
+      }
+    }
     plans.push_back(std::move(plan));
   }
   // Phase 2: the diff.
@@ -910,27 +951,26 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
       if (!old_ids.contains(keys.back()))
         added.push_back(policy::FormatRule(r));
     }
+    json kept = json::array();
+    const int64_t now_s = absl::ToUnixSeconds(absl::Now());
     if (it != state_.targets.end()) {
       for (const policy::Rule& o : it->second.rules) {
-        if (!new_keys.contains(RuleKey(o)))
-          removed.push_back(policy::FormatRule(o));
+        if (new_keys.contains(RuleKey(o))) continue;
+        (o.expires > now_s ? kept : removed).push_back(policy::FormatRule(o));
       }
     }
     c["added"] = added;
     c["removed"] = removed;
+    c["kept_temporary"] = kept;
     changes.push_back(c);
     plan_keys.push_back(std::move(keys));
   }
   if (dry_run) return json{{"dry_run", true}, {"changes", changes}};
   // Phase 3: apply, target by target; each rule set switches in one update.
-  for (size_t p = 0; p < plans.size(); ++p) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto apply_one = [&](size_t p) -> absl::Status {
     const Planned& plan = plans[p];
     auto it = state_.targets.find(plan.name);
-    if (it != state_.targets.end() && it->second.cgroup != plan.cgroup) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "target ", plan.name, " exists for cgroup ", it->second.cgroup,
-          "; remove it before applying it to ", plan.cgroup));
-    }
     if (it == state_.targets.end()) {
       json add = {
           {"name", plan.name},
@@ -958,6 +998,12 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
           rules[i].id = t.next_rule_id++;
         }
       }
+      // Temporary rules (--for) the file does not hold live on until their
+      // end: a file cannot express them, and applying one must not cut an
+      // operator's exception short.
+      for (const policy::Rule& o : t.rules) {
+        if (o.expires > now && !used.contains(o.id)) rules.push_back(o);
+      }
       t.mode = plan.mode;
       EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
     }
@@ -966,6 +1012,17 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
       EGRESS_RETURN_IF_ERROR(
           SetLogging({{"target", plan.name}, {"level", plan.logging}})
               .status());
+    }
+    return absl::OkStatus();
+  };
+  for (size_t p = 0; p < plans.size(); ++p) {
+    if (absl::Status st = apply_one(p); !st.ok()) {
+      // Only a kernel or disk failure gets here (phase 1 checked the rest).
+      Save().IgnoreError();
+      return absl::Status(
+          st.code(), absl::StrCat("partially applied: ", p, " of ",
+                                  plans.size(), " policies switched, then ",
+                                  plans[p].name, " failed: ", st.message()));
     }
   }
   EGRESS_RETURN_IF_ERROR(Save());
@@ -1000,11 +1057,13 @@ absl::StatusOr<json> Daemon::Reload(const json&) {
 void Daemon::ReloadAndLog(const char* why) {
   auto r = Reload(json::object());
   if (!r.ok()) {
-    fprintf(stderr,
-            "egressd: %s: policy directory %s rejected, enforcement "
-            "unchanged: %s\n",
-            why, options_.policy_dir.c_str(),
-            std::string(r.status().message()).c_str());
+    const std::string msg(r.status().message());
+    fprintf(stderr, "egressd: %s: policy directory %s %s: %s\n", why,
+            options_.policy_dir.c_str(),
+            absl::StartsWith(msg, "partially applied")
+                ? "FAILED PART-WAY"
+                : "rejected, enforcement unchanged",
+            msg.c_str());
     return;
   }
   if (r->contains("note")) {
@@ -1264,8 +1323,8 @@ MetricsSnapshot Daemon::Snapshot() {
     if (hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
         std::string text = rule_id == 0 ? "default deny" : "";
-        for (const policy::Rule& r : t.rules) {
-          if (r.id == rule_id) text = policy::FormatRule(r);
+        if (uint32_t n = rule_id == 0 ? 0 : RuleNumber(t, rule_id); n > 0) {
+          text = policy::FormatRule(t.rules[n - 1]);
         }
         m.rule_hits.push_back({name, rule_id, text, n});
       }

@@ -174,6 +174,8 @@ class Daemon {
 
   DaemonOptions options_;
   std::unique_ptr<ControlListener> listener_;
+  // Pins of an older ABI wait until every target is attached under ours.
+  bool retire_older_abis_ = false;
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;

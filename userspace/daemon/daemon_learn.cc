@@ -110,8 +110,10 @@ absl::StatusOr<json> Daemon::Suggest(const json& req) {
   int64_t since_ns = 0;
   std::string since_text = "the start of learning";
   if (req.contains("since_seconds")) {
-    if (!req["since_seconds"].is_number_unsigned()) {
-      return absl::InvalidArgumentError("since_seconds must be a number");
+    if (!req["since_seconds"].is_number_unsigned() ||
+        req["since_seconds"].get<uint64_t>() > uint64_t{3650} * 86400) {
+      return absl::InvalidArgumentError(
+          "since_seconds must be a number of seconds up to 3650 days");
     }
     int64_t now = absl::GetCurrentTimeNanos();
     since_ns = now - req["since_seconds"].get<int64_t>() * 1'000'000'000;
