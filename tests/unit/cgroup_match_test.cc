@@ -87,6 +87,19 @@ TEST_F(CgroupMatchTest, WildcardAtTheTopAndNoMatch) {
               IsEmpty());
 }
 
+TEST_F(CgroupMatchTest, NestedMatchesAreCoveredByTheOuterOne) {
+  Mkdirs(
+      "/kubepods.slice/pod2.slice/cri-containerd-bb.scope/"
+      "cri-containerd-in.scope");
+  CgroupMatches m =
+      FindCgroups(root_, "/kubepods.slice/**/cri-containerd-*.scope");
+  EXPECT_THAT(
+      m.cgroups,
+      ElementsAre("/kubepods.slice/kubepods-besteffort.slice/"
+                  "pod1.slice/cri-containerd-aa.scope",
+                  "/kubepods.slice/pod2.slice/cri-containerd-bb.scope"));
+}
+
 TEST_F(CgroupMatchTest, BoundedWalk) {
   CgroupMatches m = FindCgroups(root_, "/**/*.scope", /*max_dirs=*/3);
   EXPECT_TRUE(m.truncated);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -93,6 +94,18 @@ CgroupMatches FindCgroups(const std::string& root, absl::string_view pattern,
     }
   }
   std::sort(out.cgroups.begin(), out.cgroups.end());
+  // A match below another match is already covered (programs attached to a
+  // cgroup run for its descendants); attaching again would run every hook
+  // twice. Sorted order puts a parent right before its subtree.
+  std::vector<std::string> outermost;
+  for (const std::string& c : out.cgroups) {
+    if (!outermost.empty() &&
+        absl::StartsWith(c, absl::StrCat(outermost.back(), "/"))) {
+      continue;
+    }
+    outermost.push_back(c);
+  }
+  out.cgroups = std::move(outermost);
   std::sort(out.watch_dirs.begin(), out.watch_dirs.end());
   return out;
 }

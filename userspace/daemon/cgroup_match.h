@@ -13,7 +13,8 @@ namespace egress {
 
 struct CgroupMatches {
   // Paths relative to the cgroup2 mount ("/system.slice/docker-ab.scope")
-  // that match the pattern, sorted.
+  // that match the pattern, sorted; a match inside another match is left
+  // out (the outer one's programs already run for it).
   std::vector<std::string> cgroups;
   // Directories (relative, "/" for the root) in which a new child could
   // match or lead to a match: what to watch with inotify.

@@ -1056,6 +1056,7 @@ absl::StatusOr<json> Daemon::Reload(const json&) {
 
 void Daemon::ReloadAndLog(const char* why) {
   auto r = Reload(json::object());
+  reload_failed_ = !r.ok();
   if (!r.ok()) {
     const std::string msg(r.status().message());
     fprintf(stderr, "egressd: %s: policy directory %s %s: %s\n", why,
@@ -1367,7 +1368,13 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   }
   std::set<std::string> watched;
   auto watch = [&](const std::string& abs) {
-    if (watched.count(abs) || watched.size() >= 8192) return;
+    if (watched.count(abs)) return;
+    if (watched.size() >= 8192) {
+      // Directories come and go (pods): start over rather than stop
+      // watching; the 500 ms rescan covers the moment in between.
+      inotify.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+      watched.clear();
+    }
     // IN_DELETE too: a pattern target drops the links of a removed cgroup.
     if (inotify_add_watch(inotify.get(), abs.c_str(), IN_CREATE | IN_DELETE) >=
         0) {
@@ -1437,6 +1444,11 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       }
       // Editors and ConfigMap updates write in steps: wait for quiet.
       policy_reload_at = absl::Now() + absl::Seconds(1);
+    }
+    // A rejected directory is tried again now and then: a unit that was not
+    // running yet may be by now.
+    if (reload_failed_ && policy_reload_at == absl::InfiniteFuture()) {
+      policy_reload_at = absl::Now() + absl::Seconds(30);
     }
     if (policy_reload_at != absl::InfiniteFuture() &&
         absl::Now() >= policy_reload_at) {

@@ -176,6 +176,8 @@ class Daemon {
   std::unique_ptr<ControlListener> listener_;
   // Pins of an older ABI wait until every target is attached under ours.
   bool retire_older_abis_ = false;
+  // The last policy directory reload failed (retried every 30 s).
+  bool reload_failed_ = false;
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;
