@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -265,7 +266,28 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
 }
 
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response) {
-  return WriteAll(conn_fd, response.dump() + "\n");
+  // Bounded: a client that never reads its answer must not hold egressd.
+  const std::string data = response.dump() + "\n";
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(conn_fd, data.data() + off, data.size() - off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (ms <= 0) {
+        return absl::DeadlineExceededError(
+            "control socket: the client does not read its response");
+      }
+      pollfd p{conn_fd, POLLOUT, 0};
+      poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
+      continue;
+    }
+    if (n < 0) return ErrnoStatus(errno, "write", "control socket");
+    off += n;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace egress

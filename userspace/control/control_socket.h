@@ -70,7 +70,8 @@ absl::Status CheckPeerIsRoot(int conn_fd);
 // incomplete. Errors as ReadRequest.
 absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
     int conn_fd, std::string* buf);
-// Writes one response line.
+// Writes one response line; DeadlineExceeded if the client has not taken it
+// within 10 s (egressd never waits longer on one client).
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response);
 
 }  // namespace egress
