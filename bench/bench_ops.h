@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,6 +21,27 @@ namespace egress::bench {
 // SIGINT/SIGTERM set a flag (inherited by forked workers) instead of killing
 // the process, so that cleanup runs.
 void InstallStopHandlers();
+
+// The main() of a benchmark: stop handlers, `parse`, `run`; exit 2 for bad
+// arguments, 130 when stopped by a signal, 1 for other errors.
+template <typename Options>
+int BenchMain(const char* name, int argc, char** argv,
+              absl::StatusOr<Options> (*parse)(int, char**),
+              absl::Status (*run)(const Options&)) {
+  InstallStopHandlers();
+  absl::StatusOr<Options> opts = parse(argc, argv);
+  if (!opts.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name,
+                 std::string(opts.status().message()).c_str());
+    return 2;
+  }
+  absl::Status status = run(*opts);
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name, status.ToString().c_str());
+    return absl::IsCancelled(status) ? 130 : 1;
+  }
+  return 0;
+}
 bool StopRequested();
 
 enum class Op {

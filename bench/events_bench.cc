@@ -1107,19 +1107,7 @@ absl::Status Run(const Options& opts) {
 }  // namespace egress::bench
 
 int main(int argc, char** argv) {
-  egress::bench::InstallStopHandlers();
-  absl::StatusOr<egress::bench::Options> opts =
-      egress::bench::ParseArgs(argc, argv);
-  if (!opts.ok()) {
-    std::fprintf(stderr, "egress_events_bench: %s\n",
-                 std::string(opts.status().message()).c_str());
-    return 2;
-  }
-  absl::Status status = egress::bench::Run(*opts);
-  if (!status.ok()) {
-    std::fprintf(stderr, "egress_events_bench: %s\n",
-                 status.ToString().c_str());
-    return absl::IsCancelled(status) ? 130 : 1;
-  }
-  return 0;
+  return egress::bench::BenchMain<egress::bench::Options>(
+      "egress_events_bench", argc, argv, egress::bench::ParseArgs,
+      egress::bench::Run);
 }

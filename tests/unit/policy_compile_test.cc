@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rule_builders.h"
 #include "userspace/policy/compile.h"
 #include "userspace/policy/rule.h"
 
@@ -39,12 +40,6 @@ std::vector<std::pair<egress_rule_key, egress_rule_value>> Denies(
 
 constexpr uint32_t kRs = 42;
 
-Cidr C(const std::string& text) {
-  absl::StatusOr<Cidr> c = Cidr::Parse(text);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *c : Cidr{};
-}
-
 std::array<uint8_t, 16> A(const std::string& text) { return C(text).addr; }
 
 Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
@@ -58,12 +53,8 @@ Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
   return r;
 }
 
-PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
-PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
 const PortProto kTcpAll{Proto::kTcp, 0, 65535};
 const PortProto kUdpAll{Proto::kUdp, 0, 65535};
-const PortProto kIcmp{Proto::kIcmp};
-const PortProto kRaw{Proto::kRaw};
 
 CompiledRuleset MustCompile(const std::vector<Rule>& rules,
                             uint32_t ruleset = kRs) {

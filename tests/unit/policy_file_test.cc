@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/policy/rule.h"
 
@@ -19,19 +20,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
-
-Cidr C(const std::string& text) {
-  absl::StatusOr<Cidr> c = Cidr::Parse(text);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *c : Cidr{};
-}
-
-PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
-PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
-PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
-PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
-const PortProto kIcmp{Proto::kIcmp};
-const PortProto kRaw{Proto::kRaw};
 
 // The first seven lines of every inline policy; spec.* fields follow at
 // line 8 with a two-space indent.

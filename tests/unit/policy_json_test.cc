@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
@@ -13,12 +14,6 @@ namespace egress::policy {
 namespace {
 
 using nlohmann::json;
-
-Cidr C(const std::string& text) {
-  absl::StatusOr<Cidr> c = Cidr::Parse(text);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *c : Cidr{};
-}
 
 Rule DnsRule() {
   Rule r;

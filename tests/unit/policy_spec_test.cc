@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rule_builders.h"
 #include "userspace/policy/resolver.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/services.h"
@@ -15,19 +16,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-Cidr C(const std::string& text) {
-  absl::StatusOr<Cidr> c = Cidr::Parse(text);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *c : Cidr{};
-}
-
-PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
-PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
-PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
-PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
-const PortProto kIcmp{Proto::kIcmp};
-const PortProto kRaw{Proto::kRaw};
 
 class SpecTest : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/rule.h"
@@ -24,17 +25,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
 
-Cidr C(const std::string& text) {
-  absl::StatusOr<Cidr> c = Cidr::Parse(text);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *c : Cidr{};
-}
-
-PortProto Tcp(uint16_t lo, uint16_t hi) { return {Proto::kTcp, lo, hi}; }
-PortProto Tcp(uint16_t p) { return {Proto::kTcp, p, p}; }
-PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
-const PortProto kIcmp{Proto::kIcmp};
-const PortProto kRaw{Proto::kRaw};
 const std::vector<PortProto> kAny = {
     {Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -32,44 +33,74 @@ absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   return addr;
 }
 
-// Reads until a newline; bounded by size and by `deadline`.
-absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
-  std::string buf;
+// Appends what `fd` has now to *buf (never waits) and takes the first line
+// off it: the line, nullopt while none is complete, or the rest of the stream
+// when the peer closed without a newline. Bounded by kMaxMessage.
+absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf) {
   char chunk[65536];
+  size_t searched = 0;  // no newline before this offset
   while (true) {
-    size_t nl = buf.find('\n');
-    if (nl != std::string::npos) return buf.substr(0, nl);
-    if (buf.size() > kMaxMessage) {
+    size_t nl = buf->find('\n', searched);
+    if (nl != std::string::npos) {
+      std::string line = buf->substr(0, nl);
+      buf->erase(0, nl + 1);
+      return line;
+    }
+    searched = buf->size();
+    if (buf->size() > kMaxMessage) {
       return absl::ResourceExhaustedError("control message too large");
     }
-    int ms =
-        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0)
-      return absl::DeadlineExceededError("control socket: timed out");
-    pollfd p{fd, POLLIN, 0};
-    int r = poll(&p, 1, ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus(errno, "poll", "control socket");
-    if (r == 0) continue;
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return std::optional<std::string>();
+    }
     if (n < 0) return ErrnoStatus(errno, "read", "control socket");
     if (n == 0) {
-      if (buf.empty()) return absl::UnavailableError("control socket closed");
-      return buf;
+      if (buf->empty()) return absl::UnavailableError("control socket closed");
+      return std::exchange(*buf, std::string());
     }
-    buf.append(chunk, n);
+    buf->append(chunk, n);
   }
 }
 
-absl::Status WriteAll(int fd, const std::string& data) {
+// TakeLine, waiting for the line until `deadline`. `buf` keeps what came
+// after it (a stream of lines); null for a single answer.
+absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline,
+                                     std::string* buf = nullptr) {
+  std::string own;
+  if (buf == nullptr) buf = &own;
+  while (true) {
+    EGRESS_ASSIGN_OR_RETURN(std::optional<std::string> line, TakeLine(fd, buf));
+    if (line.has_value()) return *std::move(line);
+    int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) {
+      return absl::DeadlineExceededError("control socket: timed out");
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000))) < 0 &&
+        errno != EINTR) {
+      return ErrnoStatus(errno, "poll", "control socket");
+    }
+  }
+}
+
+// Sends all of `data`, waiting for room until `deadline`.
+absl::Status WriteAll(int fd, const std::string& data,
+                      absl::Time deadline = absl::InfiniteFuture()) {
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    ssize_t n = send(fd, data.data() + off, data.size() - off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (ms <= 0) {
+        return absl::DeadlineExceededError(
+            "control socket: the peer does not read");
+      }
       pollfd p{fd, POLLOUT, 0};
-      poll(&p, 1, 1000);
+      poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
       continue;
     }
     if (n < 0) return ErrnoStatus(errno, "write", "control socket");
@@ -144,30 +175,23 @@ absl::Status StreamFromDaemon(
   EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
   std::string buf;
   bool first = true;
-  char chunk[65536];
   while (true) {
-    size_t nl;
-    while ((nl = buf.find('\n')) != std::string::npos) {
-      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(buf.substr(0, nl)));
-      buf.erase(0, nl + 1);
-      if (first) {
-        first = false;
-        EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
-        // The backlog (`--last N`) comes in the first response.
-        if (j.contains("events") && j["events"].is_array()) {
-          for (const nlohmann::json& e : j["events"]) {
-            if (!on_line(e)) return absl::OkStatus();
-          }
+    auto line = ReadLine(fd.get(), absl::InfiniteFuture(), &buf);
+    if (absl::IsUnavailable(line.status())) return absl::OkStatus();  // EOF
+    EGRESS_RETURN_IF_ERROR(line.status());
+    EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
+    if (first) {
+      first = false;
+      EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
+      // The backlog (`--last N`) comes in the first response.
+      if (j.contains("events") && j["events"].is_array()) {
+        for (const nlohmann::json& e : j["events"]) {
+          if (!on_line(e)) return absl::OkStatus();
         }
-        continue;
       }
-      if (!on_line(j)) return absl::OkStatus();
+      continue;
     }
-    ssize_t n = read(fd.get(), chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "read", "control socket");
-    if (n == 0) return absl::OkStatus();
-    buf.append(chunk, n);
+    if (!on_line(j)) return absl::OkStatus();
   }
 }
 
@@ -231,30 +255,11 @@ absl::Status CheckPeerIsRoot(int conn_fd) {
 
 absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
     int conn_fd, std::string* buf) {
-  char chunk[65536];
-  while (true) {
-    size_t nl = buf->find('\n');
-    if (nl != std::string::npos) {
-      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(buf->substr(0, nl)));
-      return j;
-    }
-    if (buf->size() > kMaxMessage) {
-      return absl::ResourceExhaustedError("control message too large");
-    }
-    ssize_t n = recv(conn_fd, chunk, sizeof(chunk), MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return std::optional<nlohmann::json>();
-    }
-    if (n < 0) return ErrnoStatus(errno, "read", "control socket");
-    if (n == 0) {
-      if (buf->empty()) return absl::UnavailableError("control socket closed");
-      // No newline, then end of stream: the request is what came.
-      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*buf));
-      return j;
-    }
-    buf->append(chunk, n);
-  }
+  EGRESS_ASSIGN_OR_RETURN(std::optional<std::string> line,
+                          TakeLine(conn_fd, buf));
+  if (!line.has_value()) return std::optional<nlohmann::json>();
+  EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
+  return j;
 }
 
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
@@ -267,27 +272,8 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
 
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response) {
   // Bounded: a client that never reads its answer must not hold egressd.
-  const std::string data = response.dump() + "\n";
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = send(conn_fd, data.data() + off, data.size() - off,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms <= 0) {
-        return absl::DeadlineExceededError(
-            "control socket: the client does not read its response");
-      }
-      pollfd p{conn_fd, POLLOUT, 0};
-      poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
-      continue;
-    }
-    if (n < 0) return ErrnoStatus(errno, "write", "control socket");
-    off += n;
-  }
-  return absl::OkStatus();
+  return WriteAll(conn_fd, response.dump() + "\n",
+                  absl::Now() + absl::Seconds(10));
 }
 
 }  // namespace egress

@@ -1,6 +1,5 @@
 #include "userspace/daemon/cgroup_match.h"
 
-#include <dirent.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
 
@@ -10,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "userspace/kernel/bpffs.h"
 #include "userspace/policy/policy_file.h"
 
 namespace egress {
@@ -22,23 +22,6 @@ bool HasWildcard(absl::string_view component) {
 bool IsDir(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// Child directory names of `abs`, sorted ("." entries skipped).
-std::vector<std::string> ChildDirs(const std::string& abs) {
-  std::vector<std::string> out;
-  DIR* d = opendir(abs.c_str());
-  if (d == nullptr) return out;
-  while (struct dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.') continue;
-    if (ent->d_type == DT_DIR ||
-        (ent->d_type == DT_UNKNOWN && IsDir(abs + "/" + ent->d_name))) {
-      out.push_back(ent->d_name);
-    }
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 std::string Join(const std::string& dir, const std::string& name) {
@@ -85,7 +68,7 @@ CgroupMatches FindCgroups(const std::string& root, absl::string_view pattern,
     if (!deep && it.depth >= parts.size()) continue;
     out.watch_dirs.push_back(it.rel);
     for (const std::string& name :
-         ChildDirs(root + (it.rel == "/" ? "" : it.rel))) {
+         SubdirNames(root + (it.rel == "/" ? "" : it.rel))) {
       if (!deep &&
           fnmatch(parts[it.depth].c_str(), name.c_str(), FNM_NOESCAPE) != 0) {
         continue;

@@ -1,7 +1,6 @@
 #include "userspace/daemon/daemon.h"
 
 #include <bpf/libbpf_version.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -76,7 +75,7 @@ bool IsPattern(const TargetState& t) { return t.source_kind == "pattern"; }
 
 }  // namespace
 
-std::vector<std::string> Daemon::TargetCgroups(const TargetState& t) const {
+std::vector<std::string> Daemon::TargetCgroups(const TargetState& t) {
   if (!IsPattern(t)) return {t.cgroup};
   CgroupMatches m = FindCgroups(cgroup_root_, t.cgroup);
   if (m.truncated) {
@@ -85,6 +84,8 @@ std::vector<std::string> Daemon::TargetCgroups(const TargetState& t) const {
             "directories; narrow the pattern\n",
             t.name.c_str(), t.cgroup.c_str());
   }
+  // The same walk tells where new matches can appear: Run() watches these.
+  pattern_watch_dirs_[t.id] = std::move(m.watch_dirs);
   return m.cgroups;
 }
 
@@ -1004,8 +1005,12 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
       for (const policy::Rule& o : t.rules) {
         if (o.expires > now && !used.contains(o.id)) rules.push_back(o);
       }
-      t.mode = plan.mode;
-      EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
+      // The same rules in the same mode (a reload at start, a re-apply):
+      // nothing to rewrite in the kernel.
+      if (rules != t.rules || t.mode != plan.mode) {
+        t.mode = plan.mode;
+        EGRESS_RETURN_IF_ERROR(ApplyRules(t, std::move(rules)));
+      }
     }
     TargetState& t = state_.targets.find(plan.name)->second;
     if (t.log != plan.logging) {
@@ -1144,14 +1149,9 @@ std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
     std::string abs = CgroupAbs(rel);
     auto cid = CgroupId(abs);
     if (cid.ok()) cgroup_paths_[*cid] = rel;
-    DIR* d = opendir(abs.c_str());
-    if (d == nullptr) continue;
-    while (struct dirent* ent = readdir(d)) {
-      if (ent->d_type == DT_DIR && ent->d_name[0] != '.') {
-        stack.push_back(absl::StrCat(rel, "/", ent->d_name));
-      }
+    for (const std::string& name : SubdirNames(abs)) {
+      stack.push_back(absl::StrCat(rel, "/", name));
     }
-    closedir(d);
   }
   auto it = cgroup_paths_.find(id);
   return it == cgroup_paths_.end() ? "" : it->second;
@@ -1384,8 +1384,8 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   auto watch_parents = [&] {
     for (const auto& [n, t] : state_.targets) {
       if (IsPattern(t)) {
-        for (const std::string& rel :
-             FindCgroups(cgroup_root_, t.cgroup).watch_dirs) {
+        // From the last walk (Reconcile's, at most 500 ms old).
+        for (const std::string& rel : pattern_watch_dirs_[t.id]) {
           watch(rel == "/" ? cgroup_root_ : CgroupAbs(rel));
         }
         continue;

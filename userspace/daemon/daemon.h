@@ -105,7 +105,8 @@ class Daemon {
   // are gone or no longer match. True when at least one cgroup is attached.
   absl::StatusOr<bool> AttachPattern(const TargetState& target);
   // The cgroups a target covers: its own, or every match of its pattern.
-  std::vector<std::string> TargetCgroups(const TargetState& target) const;
+  // Walks a pattern target's tree (and remembers where to watch).
+  std::vector<std::string> TargetCgroups(const TargetState& target);
   std::string LinkDir(const TargetState& target, uint64_t cgroup_id) const;
   absl::Status Save();
   // Detaches and removes the pins of older ABI versions (an upgrade).
@@ -178,6 +179,9 @@ class Daemon {
   bool retire_older_abis_ = false;
   // The last policy directory reload failed (retried every 30 s).
   bool reload_failed_ = false;
+  // Directories where a pattern target's new cgroups can appear, from its
+  // last walk; by target id.
+  std::map<uint32_t, std::vector<std::string>> pattern_watch_dirs_;
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::unique_ptr<EventReader> events_;

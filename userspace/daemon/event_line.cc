@@ -91,32 +91,24 @@ struct Cursor {
 
 // The names of event_json.h without allocating: a literal for every known
 // value, the allocated fallback name otherwise.
+std::string_view LiteralOr(absl::string_view literal,
+                           std::string (*name)(uint8_t), uint8_t value,
+                           std::string* storage) {
+  if (!literal.empty()) return std::string_view(literal.data(), literal.size());
+  *storage = name(value);
+  return *storage;
+}
 std::string_view HookView(uint8_t hook, std::string* storage) {
-  absl::string_view v = HookLiteral(hook);
-  if (!v.empty()) return std::string_view(v.data(), v.size());
-  *storage = HookName(hook);
-  return *storage;
+  return LiteralOr(HookLiteral(hook), HookName, hook, storage);
 }
-
 std::string_view VerdictView(uint8_t verdict, std::string* storage) {
-  absl::string_view v = VerdictLiteral(verdict);
-  if (!v.empty()) return std::string_view(v.data(), v.size());
-  *storage = VerdictName(verdict);
-  return *storage;
+  return LiteralOr(VerdictLiteral(verdict), VerdictName, verdict, storage);
 }
-
 std::string_view ReasonView(uint8_t reason, std::string* storage) {
-  absl::string_view v = ReasonLiteral(reason);
-  if (!v.empty()) return std::string_view(v.data(), v.size());
-  *storage = ReasonName(reason);
-  return *storage;
+  return LiteralOr(ReasonLiteral(reason), ReasonName, reason, storage);
 }
-
 std::string_view ProtoView(uint8_t proto, std::string* storage) {
-  absl::string_view v = ProtoLiteral(proto);
-  if (!v.empty()) return std::string_view(v.data(), v.size());
-  *storage = ProtoLabel(proto);
-  return *storage;
+  return LiteralOr(ProtoLiteral(proto), ProtoLabel, proto, storage);
 }
 
 std::string_view EventView(const egress_event& e) {

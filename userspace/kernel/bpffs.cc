@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -56,6 +57,25 @@ absl::Status EnsureBpffsDir(const std::string& dir,
   // mkdir honours the umask; pins must not be readable by anyone but root.
   if (chmod(dir.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod", dir);
   return absl::OkStatus();
+}
+
+std::vector<std::string> SubdirNames(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* ent = readdir(d)) {
+    if (ent->d_name[0] == '.') continue;
+    bool is_dir = ent->d_type == DT_DIR;
+    if (ent->d_type == DT_UNKNOWN) {
+      struct stat st;
+      std::string path = absl::StrCat(dir, "/", ent->d_name);
+      is_dir = stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (is_dir) out.push_back(ent->d_name);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 absl::Status RemoveTree(const std::string& dir) {

@@ -3,6 +3,7 @@
 #define EGRESS_USERSPACE_KERNEL_BPFFS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -23,6 +24,10 @@ absl::Status EnsureBpffsDir(const std::string& dir,
 
 // Creates `dir` and missing parents, each with `mode` (ordinary fs or bpffs).
 absl::Status MakeDirs(const std::string& dir, unsigned mode);
+
+// Names of the subdirectories of `dir` (names starting with "." left out),
+// sorted; empty when `dir` cannot be read. For pin trees and cgroup trees.
+std::vector<std::string> SubdirNames(const std::string& dir);
 
 // Removes a directory tree of pins (files and directories). Missing is fine.
 absl::Status RemoveTree(const std::string& dir);

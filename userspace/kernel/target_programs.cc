@@ -2,7 +2,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -172,18 +171,9 @@ void DetachLinks(const std::string& link_dir) {
 
 std::vector<std::string> LinkDirsBelow(const std::string& dir) {
   std::vector<std::string> out;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (struct dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.') continue;
-    std::string path = absl::StrCat(dir, "/", ent->d_name);
-    struct stat st;
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      out.push_back(path);
-    }
+  for (const std::string& name : SubdirNames(dir)) {
+    out.push_back(absl::StrCat(dir, "/", name));
   }
-  closedir(d);
-  std::sort(out.begin(), out.end());
   return out;
 }
 
