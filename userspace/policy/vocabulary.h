@@ -1,0 +1,56 @@
+// The words an operator uses for a target's settings, as types: enforcement
+// mode, logging level and how a target was named. Parsed and printed in this
+// one place; everything else passes the enums.
+#ifndef EGRESS_USERSPACE_POLICY_VOCABULARY_H_
+#define EGRESS_USERSPACE_POLICY_VOCABULARY_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "egress/abi.h"
+
+namespace egress::policy {
+
+// What a target's hooks do with a connection no rule allows.
+enum class Mode : uint8_t {
+  kEnforce = EGRESS_MODE_ENFORCE,  // refused with EPERM
+  kAudit = EGRESS_MODE_AUDIT,      // let through, counted and recorded
+};
+
+// Which verdicts become records (counters always count).
+enum class LoggingLevel : uint8_t {
+  kOff,     // no verdict records
+  kDenied,  // denied and audited attempts (the default)
+  kAll,     // also every allowed attempt
+};
+
+// How the operator named a target's cgroup.
+enum class TargetSource : uint8_t {
+  kCgroup,   // a cgroup path
+  kUnit,     // a systemd unit, resolved to its cgroup
+  kPid,      // the cgroup of a process at the time it was added
+  kPattern,  // every cgroup matching a glob, also those created later
+};
+
+// "enforce" / "audit". InvalidArgument names the word and the choices.
+absl::StatusOr<Mode> ParseMode(absl::string_view word);
+std::string ModeName(Mode mode);
+// The kernel's EGRESS_MODE_* value; Mode::kEnforce for anything else.
+Mode ModeFromKernel(uint8_t value);
+inline uint8_t KernelMode(Mode mode) { return static_cast<uint8_t>(mode); }
+
+// "off" / "denied" / "all".
+absl::StatusOr<LoggingLevel> ParseLoggingLevel(absl::string_view word);
+std::string LoggingLevelName(LoggingLevel level);
+// The record flags (EGRESS_TF_EVENT_*) of a level.
+uint8_t LoggingFlags(LoggingLevel level);
+
+// "cgroup" / "unit" / "pid" / "pattern".
+absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word);
+std::string TargetSourceName(TargetSource source);
+
+}  // namespace egress::policy
+
+#endif  // EGRESS_USERSPACE_POLICY_VOCABULARY_H_
