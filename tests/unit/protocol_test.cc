@@ -1,0 +1,127 @@
+// The control protocol's codec: every request survives encode -> decode,
+// every response likewise, and malformed messages are answered with an
+// error naming the member, never an exception.
+#include "userspace/control/protocol.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/testing/rule_builders.h"
+#include "tests/testing/status_matchers.h"
+
+namespace egress::control {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+policy::Rule SmtpRule() {
+  policy::Rule r;
+  r.id = 3;
+  r.spec = "smtp";
+  r.ports = {{policy::Proto::kTcp, 25, 25}};
+  r.destinations = {*policy::Cidr::Parse("10.0.0.5")};
+  return r;
+}
+
+std::vector<Request> EveryRequest() {
+  TargetSpec spec;
+  spec.name = "web";
+  spec.source = policy::TargetSource::kPattern;
+  spec.source_value = "/docker/*";
+  spec.mode = policy::Mode::kAudit;
+  spec.logging = policy::LoggingLevel::kAll;
+  spec.rules = {SmtpRule()};
+  spec.file = "web.yaml";
+  return {TargetAddRequest{spec},
+          TargetRemoveRequest{"web"},
+          TargetListRequest{},
+          ModeRequest{policy::Mode::kAudit, "web", true},
+          LoggingRequest{policy::LoggingLevel::kOff, "web"},
+          RuleAddRequest{"web", SmtpRule(), 1800},
+          RuleDeleteRequest{"web", 2, std::nullopt},
+          RuleDeleteRequest{"web", std::nullopt, SmtpRule()},
+          ListRequest{"web"},
+          StatusRequest{},
+          ApplyRequest{true, {spec, spec}},
+          ReloadRequest{},
+          SuggestRequest{"web", 3600, 24, 64},
+          ExportRequest{"web"},
+          EventsRequest{true, "web", "deny", 5, EventFormat::kText},
+          PingRequest{}};
+}
+
+TEST(ProtocolTest, EveryRequestRoundTrips) {
+  for (const Request& request : EveryRequest()) {
+    json wire = json::parse(EncodeRequest(request).dump());
+    ASSERT_OK_AND_ASSIGN(Request back, DecodeRequest(wire));
+    EXPECT_EQ(CommandOf(back), CommandOf(request));
+    EXPECT_EQ(EncodeRequest(back), EncodeRequest(request)) << wire.dump();
+  }
+}
+
+TEST(ProtocolTest, WrongTypesAreErrorsNamingTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"cmd":1})", "'cmd' must be a string"},
+      {R"({"cmd":"list","target":5})", "'target' must be a string"},
+      {R"({"cmd":"events","last":"x"})", "'last' must be a number"},
+      {R"({"cmd":"events","last":-1})", "'last' must be a number"},
+      {R"({"cmd":"events","format":"xml"})", "unknown format 'xml'"},
+      {R"({"cmd":"mode","mode":"block"})", "unknown mode 'block'"},
+      {R"({"cmd":"mode"})", "'mode' is missing"},
+      {R"({"cmd":"logging","level":"bogus"})", "unknown logging level"},
+      {R"({"cmd":"target_add"})", "'name' is missing"},
+      {R"({"cmd":"target_add","name":"w","source_kind":"vm"})",
+       "unknown target kind 'vm'"},
+      {R"({"cmd":"rule_add","rule":{"id":"x"}})", "field 'rule'"},
+      {R"({"cmd":"rule_delete","number":true})", "'number' must be a number"},
+      {R"({"cmd":"apply"})", "'policies' is missing"},
+      {R"({"cmd":"apply","policies":{}})", "'policies' must be a list"},
+      {R"({"cmd":"apply","policies":[{"name":"a","logging":"bogus"}]})",
+       "policies[0] field 'logging'"},
+      {R"({"cmd":"suggest","group_v4":33})", "'group_v4' must be a number"},
+      {R"({"cmd":"nope"})", "unknown command 'nope'"},
+      {R"([1,2])", "not a JSON object"},
+  };
+  for (const auto& [text, error] : cases) {
+    absl::StatusOr<Request> r = DecodeRequest(json::parse(text));
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(r.status().message(), HasSubstr(error)) << text;
+  }
+}
+
+TEST(ProtocolTest, ResponsesRoundTrip) {
+  TargetInfo info;
+  info.name = "web";
+  info.id = 4;
+  info.cgroup = "/web";
+  info.source = policy::TargetSource::kPattern;
+  info.cgroups = {{"/web/a", 12}};
+  info.counters = TargetCounters{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  info.warnings = {"careful"};
+  StatusResponse status;
+  status.targets = {info};
+  status.bpffs = "/sys/fs/bpf/egress";
+  TargetRules rules{"web", policy::Mode::kAudit, {{1, SmtpRule()}}};
+  TargetChange change{"web", "/web", "update", "/old", policy::Mode::kAudit,
+                      {"ALLOW smtp"}, {}, {"ALLOW dns"}};
+  const std::pair<Request, Response> cases[] = {
+      {StatusRequest{}, status},
+      {ListRequest{}, ListResponse{{rules}}},
+      {ApplyRequest{}, ApplyResponse{true, {change}, "note"}},
+      {RuleAddRequest{}, RuleAddResponse{"web", 2, "ALLOW smtp", 99, true,
+                                         false, "", {"shadowed"}}},
+      {EventsRequest{}, EventsResponse{{"a", "b"}}},
+      {ExportRequest{}, ExportResponse{{{"web", "web.yaml", "x: 1\n"}}}},
+  };
+  for (const auto& [request, response] : cases) {
+    json wire = json::parse(EncodeResponse(response).dump());
+    EXPECT_TRUE(wire["ok"].get<bool>());
+    ASSERT_OK_AND_ASSIGN(Response back, DecodeResponse(request, wire));
+    EXPECT_EQ(EncodeResponse(back), EncodeResponse(response)) << wire.dump();
+  }
+}
+
+}  // namespace
+}  // namespace egress::control

@@ -1,0 +1,322 @@
+// Requests: the typed structs of protocol.h to JSON and back.
+#include "userspace/control/protocol.h"
+
+#include "absl/strings/str_cat.h"
+#include "userspace/control/protocol_codec.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress::control {
+
+using nlohmann::json;
+
+namespace codec {
+
+void StringList(JsonFields& f, const char* name,
+                    std::vector<std::string>* out) {
+  const json* list = f.Member(name, /*required=*/false);
+  if (list == nullptr || !f.ok()) return;
+  if (!list->is_array()) {
+    f.Fail(absl::StrCat("field '", name, "' must be a list of strings"));
+    return;
+  }
+  for (const json& s : *list) {
+    if (!s.is_string()) {
+      f.Fail(absl::StrCat("field '", name, "' must be a list of strings"));
+      return;
+    }
+    out->push_back(s.get<std::string>());
+  }
+}
+
+}  // namespace codec
+
+namespace {
+
+// The "rule" member (a RuleFromJson object).
+void RuleField(JsonFields& f, const char* name, policy::Rule* out) {
+  const json* j = f.Member(name, /*required=*/true);
+  if (j == nullptr) return;
+  absl::StatusOr<policy::Rule> rule = policy::RuleFromJson(*j);
+  f.Check(name, rule.status());
+  if (rule.ok()) *out = *std::move(rule);
+}
+
+void RulesField(JsonFields& f, const char* name,
+                std::vector<policy::Rule>* out) {
+  const json* j = f.Member(name, /*required=*/false);
+  if (j == nullptr) return;
+  absl::StatusOr<std::vector<policy::Rule>> rules = policy::RulesFromJson(*j);
+  f.Check(name, rules.status());
+  if (rules.ok()) *out = *std::move(rules);
+}
+
+json EncodeSpec(const TargetSpec& s) {
+  json j = {{"name", s.name},
+            {"source_kind", policy::TargetSourceName(s.source)},
+            {"source", s.source_value},
+            {"mode", policy::ModeName(s.mode)},
+            {"logging", policy::LoggingLevelName(s.logging)},
+            {"ephemeral", s.ephemeral},
+            {"rules", policy::RulesToJson(s.rules)}};
+  if (!s.file.empty()) j["file"] = s.file;
+  return j;
+}
+
+void DecodeSpec(JsonFields& f, TargetSpec* s) {
+  f.String("name", &s->name);
+  codec::SourceField(f, "source_kind", &s->source);
+  f.String("source", &s->source_value);
+  codec::ModeField(f, "mode", &s->mode);
+  codec::LoggingField(f, "logging", &s->logging);
+  f.Bool("ephemeral", &s->ephemeral);
+  RulesField(f, "rules", &s->rules);
+  f.String("file", &s->file);
+}
+
+// One encoder per request: the members after "cmd".
+struct RequestEncoder {
+  json operator()(const TargetAddRequest& r) const {
+    return EncodeSpec(r.spec);
+  }
+  json operator()(const TargetRemoveRequest& r) const {
+    return {{"name", r.name}};
+  }
+  json operator()(const TargetListRequest&) const { return json::object(); }
+  json operator()(const ModeRequest& r) const {
+    return {{"mode", policy::ModeName(r.mode)},
+            {"target", r.target},
+            {"all", r.all}};
+  }
+  json operator()(const LoggingRequest& r) const {
+    return {{"level", policy::LoggingLevelName(r.level)},
+            {"target", r.target}};
+  }
+  json operator()(const RuleAddRequest& r) const {
+    json j = {{"target", r.target}, {"rule", policy::RuleToJson(r.rule)}};
+    if (r.for_seconds) j["for_seconds"] = *r.for_seconds;
+    return j;
+  }
+  json operator()(const RuleDeleteRequest& r) const {
+    json j = {{"target", r.target}};
+    if (r.number) j["number"] = *r.number;
+    if (r.rule) j["rule"] = policy::RuleToJson(*r.rule);
+    return j;
+  }
+  json operator()(const ListRequest& r) const { return {{"target", r.target}}; }
+  json operator()(const StatusRequest&) const { return json::object(); }
+  json operator()(const ApplyRequest& r) const {
+    json list = json::array();
+    for (const TargetSpec& s : r.policies) list.push_back(EncodeSpec(s));
+    return {{"dry_run", r.dry_run}, {"policies", list}};
+  }
+  json operator()(const ReloadRequest&) const { return json::object(); }
+  json operator()(const SuggestRequest& r) const {
+    json j = {{"target", r.target},
+              {"group_v4", r.group_v4},
+              {"group_v6", r.group_v6}};
+    if (r.since_seconds) j["since_seconds"] = *r.since_seconds;
+    return j;
+  }
+  json operator()(const ExportRequest& r) const {
+    return {{"target", r.target}};
+  }
+  json operator()(const EventsRequest& r) const {
+    json j = {{"follow", r.follow},
+              {"target", r.target},
+              {"verdict", r.verdict},
+              {"format", r.format == EventFormat::kText ? "text" : "json"}};
+    if (r.last) j["last"] = *r.last;
+    return j;
+  }
+  json operator()(const PingRequest&) const { return json::object(); }
+};
+
+struct CommandNamer {
+  const char* operator()(const TargetAddRequest&) const { return "target_add"; }
+  const char* operator()(const TargetRemoveRequest&) const {
+    return "target_remove";
+  }
+  const char* operator()(const TargetListRequest&) const {
+    return "target_list";
+  }
+  const char* operator()(const ModeRequest&) const { return "mode"; }
+  const char* operator()(const LoggingRequest&) const { return "logging"; }
+  const char* operator()(const RuleAddRequest&) const { return "rule_add"; }
+  const char* operator()(const RuleDeleteRequest&) const {
+    return "rule_delete";
+  }
+  const char* operator()(const ListRequest&) const { return "list"; }
+  const char* operator()(const StatusRequest&) const { return "status"; }
+  const char* operator()(const ApplyRequest&) const { return "apply"; }
+  const char* operator()(const ReloadRequest&) const { return "reload"; }
+  const char* operator()(const SuggestRequest&) const { return "suggest"; }
+  const char* operator()(const ExportRequest&) const { return "export"; }
+  const char* operator()(const EventsRequest&) const { return "events"; }
+  const char* operator()(const PingRequest&) const { return "ping"; }
+};
+
+void DecodeEvents(JsonFields& f, EventsRequest* r) {
+  f.Bool("follow", &r->follow);
+  f.String("target", &r->target);
+  f.String("verdict", &r->verdict);
+  f.OptionalUint("last", &r->last);
+  std::string format = "json";
+  f.String("format", &format);
+  if (format == "text") {
+    r->format = EventFormat::kText;
+  } else if (format != "json") {
+    f.Fail(absl::StrCat("field 'format': unknown format '", format,
+                        "': use json or text"));
+  }
+}
+
+void DecodeRuleDelete(JsonFields& f, RuleDeleteRequest* r) {
+  f.String("target", &r->target);
+  f.OptionalUint("number", &r->number);
+  if (f.Has("rule")) {
+    policy::Rule rule;
+    RuleField(f, "rule", &rule);
+    r->rule = rule;
+  }
+}
+
+void DecodeSuggest(JsonFields& f, SuggestRequest* r) {
+  f.String("target", &r->target);
+  f.OptionalInt("since_seconds", &r->since_seconds);
+  uint64_t v4 = r->group_v4, v6 = r->group_v6;
+  f.Uint("group_v4", 32, &v4);
+  f.Uint("group_v6", 128, &v6);
+  r->group_v4 = static_cast<int>(v4);
+  r->group_v6 = static_cast<int>(v6);
+}
+
+void DecodeApply(JsonFields& f, ApplyRequest* r) {
+  f.Bool("dry_run", &r->dry_run);
+  f.Require("policies");
+  codec::ObjectList(f, "policies", &r->policies, DecodeSpec);
+}
+
+// Decodes the members of `cmd` into a request; nullopt for an unknown cmd.
+std::optional<Request> DecodeCommand(const std::string& cmd, JsonFields& f) {
+  if (cmd == "target_add") {
+    TargetAddRequest r;
+    f.Require("name");
+    DecodeSpec(f, &r.spec);
+    return r;
+  }
+  if (cmd == "target_remove") {
+    TargetRemoveRequest r;
+    f.Require("name");
+    f.String("name", &r.name);
+    return r;
+  }
+  if (cmd == "target_list") return TargetListRequest{};
+  if (cmd == "mode") {
+    ModeRequest r;
+    f.Require("mode");
+    codec::ModeField(f, "mode", &r.mode);
+    f.String("target", &r.target);
+    f.Bool("all", &r.all);
+    return r;
+  }
+  if (cmd == "logging") {
+    LoggingRequest r;
+    f.Require("level");
+    codec::LoggingField(f, "level", &r.level);
+    f.String("target", &r.target);
+    return r;
+  }
+  if (cmd == "rule_add") {
+    RuleAddRequest r;
+    f.String("target", &r.target);
+    RuleField(f, "rule", &r.rule);
+    f.OptionalInt("for_seconds", &r.for_seconds);
+    return r;
+  }
+  if (cmd == "rule_delete") {
+    RuleDeleteRequest r;
+    DecodeRuleDelete(f, &r);
+    return r;
+  }
+  if (cmd == "list") {
+    ListRequest r;
+    f.String("target", &r.target);
+    return r;
+  }
+  if (cmd == "status") return StatusRequest{};
+  if (cmd == "apply") {
+    ApplyRequest r;
+    DecodeApply(f, &r);
+    return r;
+  }
+  if (cmd == "reload") return ReloadRequest{};
+  if (cmd == "suggest") {
+    SuggestRequest r;
+    DecodeSuggest(f, &r);
+    return r;
+  }
+  if (cmd == "export") {
+    ExportRequest r;
+    f.String("target", &r.target);
+    return r;
+  }
+  if (cmd == "events") {
+    EventsRequest r;
+    DecodeEvents(f, &r);
+    return r;
+  }
+  if (cmd == "ping") return PingRequest{};
+  return std::nullopt;
+}
+
+}  // namespace
+
+TargetSpec SpecOfPolicy(const policy::Policy& p) {
+  TargetSpec s;
+  s.name = p.name;
+  s.file = p.file;
+  switch (p.target.kind) {
+    case policy::PolicyTarget::kUnit:
+      s.source = policy::TargetSource::kUnit;
+      break;
+    case policy::PolicyTarget::kCgroupGlob:
+      s.source = policy::TargetSource::kPattern;
+      break;
+    default:
+      s.source = policy::TargetSource::kCgroup;
+      break;
+  }
+  s.source_value = p.target.value;
+  s.mode = policy::ModeFromKernel(p.mode);
+  s.logging = policy::ParseLoggingLevel(p.logging).value_or(
+      policy::LoggingLevel::kDenied);
+  s.rules = p.rules;
+  return s;
+}
+
+std::string CommandOf(const Request& request) {
+  return std::visit(CommandNamer{}, request);
+}
+
+json EncodeRequest(const Request& request) {
+  json j = std::visit(RequestEncoder{}, request);
+  j["cmd"] = CommandOf(request);
+  return j;
+}
+
+absl::StatusOr<Request> DecodeRequest(const json& message) {
+  JsonFields f(message, "request");
+  std::string cmd;
+  f.Require("cmd");
+  f.String("cmd", &cmd);
+  if (!f.ok()) return f.status();
+  std::optional<Request> request = DecodeCommand(cmd, f);
+  if (!request.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", cmd, "'"));
+  }
+  if (!f.ok()) return f.status();
+  return *std::move(request);
+}
+
+}  // namespace egress::control

@@ -1,0 +1,255 @@
+// The control protocol between egressctl and egressd as types: one struct per
+// request and per response, and the one place that turns them into JSON and
+// back (protocol.cc). On the wire each message is one JSON object per line
+// (control_socket.h): a request carries "cmd"; a response carries "ok" and,
+// on failure, "code" and "error".
+//
+// Decoding never throws: a member of the wrong type or an unknown word is an
+// InvalidArgument naming the member, so a malformed request is answered, not
+// fatal.
+#ifndef EGRESS_USERSPACE_CONTROL_PROTOCOL_H_
+#define EGRESS_USERSPACE_CONTROL_PROTOCOL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "nlohmann/json.hpp"
+#include "userspace/policy/policy_file.h"
+#include "userspace/policy/rule.h"
+#include "userspace/policy/vocabulary.h"
+
+namespace egress::control {
+
+// ---- Shared parts ----
+
+// A target as the operator describes it: by `target add`, by `run` and by a
+// policy file (`apply`). The same fields in every request.
+struct TargetSpec {
+  std::string name;
+  policy::TargetSource source = policy::TargetSource::kCgroup;
+  std::string source_value;  // the path, unit, pid or glob as given
+  policy::Mode mode = policy::Mode::kEnforce;
+  policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
+  bool ephemeral = false;  // `egressctl run`: removed with its command
+  std::vector<policy::Rule> rules;
+  std::string file;  // the policy file it came from ("" = none)
+};
+// The target spec of a parsed policy file.
+TargetSpec SpecOfPolicy(const policy::Policy& policy);
+
+// ---- Requests ----
+
+struct TargetAddRequest {
+  TargetSpec spec;
+};
+struct TargetRemoveRequest {
+  std::string name;
+};
+struct TargetListRequest {};
+struct ModeRequest {
+  policy::Mode mode = policy::Mode::kEnforce;
+  std::string target;  // "" = the only target
+  bool all = false;
+};
+struct LoggingRequest {
+  policy::LoggingLevel level = policy::LoggingLevel::kDenied;
+  std::string target;
+};
+struct RuleAddRequest {
+  std::string target;
+  policy::Rule rule;
+  std::optional<int64_t> for_seconds;  // a temporary rule
+};
+struct RuleDeleteRequest {
+  std::string target;
+  std::optional<uint32_t> number;     // from `list`, 1-based
+  std::optional<policy::Rule> rule;   // or the rule itself
+};
+struct ListRequest {
+  std::string target;  // "" = every target
+};
+struct StatusRequest {};
+struct ApplyRequest {
+  bool dry_run = false;
+  std::vector<TargetSpec> policies;
+};
+struct ReloadRequest {};
+struct SuggestRequest {
+  std::string target;
+  std::optional<int64_t> since_seconds;
+  int group_v4 = 32;
+  int group_v6 = 128;
+};
+struct ExportRequest {
+  std::string target;  // "" = every target
+};
+enum class EventFormat { kJson, kText };
+struct EventsRequest {
+  bool follow = false;
+  std::string target;
+  std::string verdict;          // "" = all; deny, audit, allow, unexplained
+  std::optional<uint32_t> last;  // default: 100, or 0 when following
+  EventFormat format = EventFormat::kJson;
+};
+struct PingRequest {};
+
+using Request =
+    std::variant<TargetAddRequest, TargetRemoveRequest, TargetListRequest,
+                 ModeRequest, LoggingRequest, RuleAddRequest,
+                 RuleDeleteRequest, ListRequest, StatusRequest, ApplyRequest,
+                 ReloadRequest, SuggestRequest, ExportRequest, EventsRequest,
+                 PingRequest>;
+
+// The "cmd" word of a request ("target_add", "rule_add", ...).
+std::string CommandOf(const Request& request);
+nlohmann::json EncodeRequest(const Request& request);
+absl::StatusOr<Request> DecodeRequest(const nlohmann::json& message);
+
+// ---- Responses ----
+
+struct CgroupRef {
+  std::string path;
+  uint64_t id = 0;
+};
+struct TargetCounters {
+  uint64_t allowed = 0, denied = 0, audited = 0, udp_replies = 0;
+  uint64_t sockets_denied = 0, source_route_denied = 0;
+  uint64_t events_lost = 0, events_suppressed = 0;
+  uint64_t flows_opened = 0, flows_closed = 0, flows_unexplained = 0;
+};
+// A target and where it stands in the kernel.
+struct TargetInfo {
+  std::string name;
+  uint32_t id = 0;
+  std::string cgroup;
+  policy::Mode mode = policy::Mode::kEnforce;
+  policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
+  uint64_t rules = 0;
+  policy::TargetSource source = policy::TargetSource::kCgroup;
+  std::string source_value;
+  bool ephemeral = false;
+  std::vector<CgroupRef> cgroups;  // pattern targets: every match
+  bool cgroup_exists = false;
+  uint64_t cgroup_id = 0;
+  uint64_t hooks_attached = 0;
+  uint64_t hooks_total = 0;
+  bool attached = false;
+  // `status` only.
+  std::optional<TargetCounters> counters;
+  std::vector<std::string> warnings;
+};
+
+struct TargetAddResponse {
+  TargetInfo target;
+  std::string warning;  // e.g. the cgroup does not exist yet
+};
+struct TargetRemoveResponse {
+  std::string removed;
+};
+struct TargetListResponse {
+  std::vector<TargetInfo> targets;
+};
+struct ModeChange {
+  std::string target;
+  policy::Mode mode = policy::Mode::kEnforce;
+};
+struct ModeResponse {
+  std::vector<ModeChange> changed;
+};
+struct LoggingResponse {
+  std::string target;
+  policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
+};
+struct RuleAddResponse {
+  std::string target;
+  uint64_t number = 0;  // the rule's place in `list`
+  std::string rule;     // FormatRule text
+  int64_t expires = 0;  // 0 = permanent
+  bool extended = false;  // a temporary rule's end moved later
+  bool skipped = false;   // the same rule exists already
+  std::string message;
+  std::vector<std::string> warnings;  // e.g. a deny shadows this allow
+};
+struct RuleDeleteResponse {
+  std::string target;
+  std::string deleted;
+};
+struct NumberedRule {
+  uint64_t number = 0;
+  policy::Rule rule;
+};
+struct TargetRules {
+  std::string target;
+  policy::Mode mode = policy::Mode::kEnforce;
+  std::vector<NumberedRule> rules;
+};
+struct ListResponse {
+  std::vector<TargetRules> targets;
+};
+struct StatusResponse {
+  std::vector<TargetInfo> targets;
+  uint64_t metrics_port = 0;
+  uint64_t events_read = 0;
+  uint64_t events_dropped = 0;
+  uint64_t events_sink_errors = 0;
+  std::string bpffs;
+  std::string cgroup_root;
+  std::string version;
+};
+struct TargetChange {
+  std::string target;
+  std::string cgroup;
+  std::string action;  // "create" or "update"
+  std::string cgroup_from;
+  std::optional<policy::Mode> mode;  // set when it changes
+  std::vector<std::string> added, removed, kept_temporary;
+};
+struct ApplyResponse {
+  bool dry_run = false;
+  std::vector<TargetChange> changes;
+  std::string note;
+};
+struct SuggestResponse {
+  std::string target;
+  uint64_t observations = 0;
+  std::string yaml;
+};
+struct ExportFile {
+  std::string name;
+  std::string file;
+  std::string yaml;
+};
+struct ExportResponse {
+  std::vector<ExportFile> files;
+};
+struct EventsResponse {
+  // Records rendered in the requested format, oldest first.
+  std::vector<std::string> lines;
+};
+struct PingResponse {};
+
+using Response =
+    std::variant<TargetAddResponse, TargetRemoveResponse, TargetListResponse,
+                 ModeResponse, LoggingResponse, RuleAddResponse,
+                 RuleDeleteResponse, ListResponse, StatusResponse,
+                 ApplyResponse, SuggestResponse, ExportResponse,
+                 EventsResponse, PingResponse>;
+
+// {"ok": true, ...the response's members}.
+nlohmann::json EncodeResponse(const Response& response);
+// The response a request expects, decoded from a successful reply (the
+// failure of a reply is ResponseStatus's business).
+absl::StatusOr<Response> DecodeResponse(const Request& request,
+                                        const nlohmann::json& message);
+
+// JSON of one target (also used inside other responses).
+nlohmann::json EncodeTargetInfo(const TargetInfo& target);
+
+}  // namespace egress::control
+
+#endif  // EGRESS_USERSPACE_CONTROL_PROTOCOL_H_
