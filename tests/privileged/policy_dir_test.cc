@@ -8,11 +8,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
+#include "tests/testing/fake_services.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
@@ -128,6 +130,40 @@ TEST_F(PolicyDirTest, RejectedDirectoryChangesNothing) {
       << DaemonLog();
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
+// egress_config_last_reload_successful from /metrics ("" when unreadable).
+std::string ReloadGauge(int port) {
+  auto r = HttpGet("127.0.0.1", port, "/metrics");
+  if (!r.ok()) return "";
+  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+    if (absl::StartsWith(line, "egress_config_last_reload_successful ")) {
+      return std::string(line.substr(line.find(' ') + 1));
+    }
+  }
+  return "";
+}
+
+TEST_F(PolicyDirTest, ReloadMetricFollowsTheLastReload) {
+  WritePolicy({40001});
+  StartDaemon();
+  const int port = CtlJson({"status"})["metrics_port"].get<int>();
+  EXPECT_EQ(ReloadGauge(port), "1");
+  // Rejected through `egressctl reload` (exit 2)...
+  std::ofstream(dir_ + "/zz-bad.yaml") << "kind: EgressPolicy\nspec: [\n";
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 2);
+  EXPECT_EQ(ReloadGauge(port), "0");
+  // ... back to 1 after a good one ...
+  ASSERT_EQ(unlink((dir_ + "/zz-bad.yaml").c_str()), 0);
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 0);
+  EXPECT_EQ(ReloadGauge(port), "1");
+  // ... and rejected again through a file change (inotify, no command).
+  std::ofstream(dir_ + "/zz-bad.yaml") << "kind: EgressPolicy\nspec: [\n";
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (ReloadGauge(port) != "0" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(ReloadGauge(port), "0") << DaemonLog();
 }
 
 TEST_F(PolicyDirTest, MissingOrEmptyDirectoryIsNotAnError) {

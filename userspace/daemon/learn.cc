@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "userspace/common/atomic_file.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/policy/rule.h"
 
@@ -40,18 +41,6 @@ std::string AddressText(uint8_t family, const std::array<uint8_t, 16>& addr) {
 bool IsNonNegativeInteger(const nlohmann::json& v) {
   return v.is_number_unsigned() ||
          (v.is_number_integer() && v.get<int64_t>() >= 0);
-}
-
-absl::Status WriteAll(int fd, const std::string& data,
-                      const std::string& name) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "write", name);
-    off += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -294,20 +283,7 @@ absl::StatusOr<LearnStore> LearnStore::FromJson(const nlohmann::json& j,
 }
 
 absl::Status LearnStore::Save(const std::string& path) const {
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  const std::string data = ToJson().dump(2) + "\n";
-  const int fd =
-      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "open", tmp);
-  absl::Status st = WriteAll(fd, data, tmp);
-  if (st.ok() && fsync(fd) != 0) st = ErrnoStatus(errno, "fsync", tmp);
-  if (close(fd) != 0 && st.ok()) st = ErrnoStatus(errno, "close", tmp);
-  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
-    st = ErrnoStatus(errno, "rename", path);
-  }
-  // Never leave a half-written temporary file behind.
-  if (!st.ok()) unlink(tmp.c_str());
-  return st;
+  return WriteFileAtomically(path, ToJson().dump(2) + "\n");
 }
 
 absl::StatusOr<LearnStore> LearnStore::Load(const std::string& path,

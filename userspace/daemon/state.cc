@@ -9,29 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "egress/abi.h"
+#include "userspace/common/atomic_file.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
-
-absl::StatusOr<uint8_t> ParseMode(const std::string& name) {
-  if (name == "enforce") return EGRESS_MODE_ENFORCE;
-  if (name == "audit") return EGRESS_MODE_AUDIT;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown mode '", name, "': use enforce or audit"));
-}
-
-std::string ModeName(uint8_t mode) {
-  switch (mode) {
-    case EGRESS_MODE_ENFORCE:
-      return "enforce";
-    case EGRESS_MODE_AUDIT:
-      return "audit";
-    default:
-      return "off";
-  }
-}
 
 nlohmann::json StateToJson(const DaemonState& state) {
   nlohmann::json targets = nlohmann::json::array();
@@ -42,14 +25,13 @@ nlohmann::json StateToJson(const DaemonState& state) {
     targets.push_back({{"name", t.name},
                        {"id", t.id},
                        {"cgroup", t.cgroup},
-                       {"source_kind", t.source_kind},
-                       {"source", t.source},
-                       {"mode", ModeName(t.mode)},
+                       {"source_kind", policy::TargetSourceName(t.source)},
+                       {"source", t.source_value},
+                       {"mode", policy::ModeName(t.mode)},
                        {"ruleset", t.ruleset},
                        {"next_rule_id", t.next_rule_id},
                        {"ephemeral", t.ephemeral},
-                       {"log", t.log},
-                       {"log", t.log},
+                       {"log", policy::LoggingLevelName(t.logging)},
                        {"rules", rules}});
   }
   return {{"version", 1},
@@ -84,12 +66,22 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     }
     ts.name = t["name"].get<std::string>();
     ts.cgroup = t["cgroup"].get<std::string>();
-    ts.source_kind = t["source_kind"].get<std::string>();
-    ts.source = t["source"].get<std::string>();
-    auto mode = ParseMode(t["mode"].get<std::string>());
-    if (!mode.ok())
-      return bad(absl::StrCat(where, ".mode: ", mode.status().message()));
+    ts.source_value = t["source"].get<std::string>();
+    auto source = policy::ParseTargetSource(t["source_kind"].get<std::string>());
+    auto mode = policy::ParseMode(t["mode"].get<std::string>());
+    auto logging = policy::ParseLoggingLevel(
+        t.contains("log") && t["log"].is_string() ? t["log"].get<std::string>()
+                                                  : "denied");
+    for (const auto& [field, status] :
+         {std::pair{"source_kind", source.status()},
+          std::pair{"mode", mode.status()}, std::pair{"log", logging.status()}}) {
+      if (!status.ok()) {
+        return bad(absl::StrCat(where, ".", field, ": ", status.message()));
+      }
+    }
+    ts.source = *source;
     ts.mode = *mode;
+    ts.logging = *logging;
     ts.id = t["id"].get<uint32_t>();
     if (ts.id == 0 || ts.id >= EGRESS_MAX_TARGETS) {
       return bad(absl::StrCat(where, ".id: out of range"));
@@ -97,16 +89,6 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     ts.ruleset = t["ruleset"].get<uint32_t>();
     ts.next_rule_id = t["next_rule_id"].get<uint32_t>();
     ts.ephemeral = t.value("ephemeral", false);
-    ts.log = t.value("log", std::string("denied"));
-    if (ts.log != "off" && ts.log != "denied" && ts.log != "all") {
-      return bad(absl::StrCat(where, ".log: '", ts.log,
-                              "' is not off, denied or all"));
-    }
-    ts.log = t.value("log", std::string("denied"));
-    if (ts.log != "off" && ts.log != "denied" && ts.log != "all") {
-      return bad(absl::StrCat(where, ".log: '", ts.log,
-                              "' is not off, denied or all"));
-    }
     if (!t.contains("rules") || !t["rules"].is_array()) {
       return bad(absl::StrCat(where, ".rules: missing or not a list"));
     }
@@ -149,30 +131,7 @@ absl::StatusOr<DaemonState> LoadState(const std::string& path) {
 }
 
 absl::Status SaveState(const std::string& path, const DaemonState& state) {
-  std::string tmp = absl::StrCat(path, ".tmp");
-  std::string data = StateToJson(state).dump(2) + "\n";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "open", tmp);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      return ErrnoStatus(err, "write", tmp);
-    }
-    off += n;
-  }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    return ErrnoStatus(err, "fsync", tmp);
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0)
-    return ErrnoStatus(errno, "rename", path);
-  return absl::OkStatus();
+  return WriteFileAtomically(path, StateToJson(state).dump(2) + "\n");
 }
 
 }  // namespace egress

@@ -13,24 +13,22 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "userspace/policy/rule.h"
+#include "userspace/policy/vocabulary.h"
 
 namespace egress {
-
-// "enforce" / "audit" <-> EGRESS_MODE_*. InvalidArgument names the word.
-absl::StatusOr<uint8_t> ParseMode(const std::string& name);
-std::string ModeName(uint8_t mode);
 
 struct TargetState {
   std::string name;
   uint32_t id = 0;          // index into the targets map, > 0
   std::string cgroup;       // relative to the cgroup2 mount: "/system.slice/x"
-  std::string source_kind;  // "cgroup", "unit" or "pid": how it was named
-  std::string source;       // the unit name or pid as given
-  uint8_t mode = 0;         // EGRESS_MODE_ENFORCE / _AUDIT
+  // How the operator named it, and the unit, pid, path or glob as given.
+  policy::TargetSource source = policy::TargetSource::kCgroup;
+  std::string source_value;
+  policy::Mode mode = policy::Mode::kEnforce;
   uint32_t ruleset = 0;     // active ruleset id in the maps (0 = none)
   uint32_t next_rule_id = 1;
-  bool ephemeral = false;      // created by `egressctl run`; removed with it
-  std::string log = "denied";  // verdict records: "off", "denied", "all"
+  bool ephemeral = false;  // created by `egressctl run`; removed with it
+  policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   std::vector<policy::Rule> rules;
 };
 
@@ -38,6 +36,11 @@ struct DaemonState {
   uint32_t next_ruleset = 1;
   std::map<std::string, TargetState> targets;  // by name
 };
+
+// The target whose cgroup is a pattern (one program set, many cgroups).
+inline bool IsPattern(const TargetState& t) {
+  return t.source == policy::TargetSource::kPattern;
+}
 
 nlohmann::json StateToJson(const DaemonState& state);
 // InvalidArgument naming the field and the file when the content is bad.

@@ -302,6 +302,7 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   std::vector<std::pair<uint32_t, uint32_t>> ranges[2];  // tcp, udp
   bool allow_raw = false, deny_raw = false;
   CompiledRuleset out;
+  out.ruleset = ruleset;
   for (const Rule& rule : rules) {
     EGRESS_RETURN_IF_ERROR(ValidateRule(rule));
     for (const PortProto& pp : rule.ports) {

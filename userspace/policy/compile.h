@@ -36,6 +36,8 @@
 namespace egress::policy {
 
 struct CompiledRuleset {
+  // The ruleset id every entry is keyed by (0 = nothing compiled).
+  uint32_t ruleset = 0;
   // port_classes entries for this ruleset (tcp and udp).
   std::vector<std::pair<egress_port_key, egress_port_value>> ports;
   // rules entries, value.verdict EGRESS_VERDICT_ALLOW or _DENY. No key

@@ -1,0 +1,279 @@
+// The engine against a kernel in memory: apply's diff and id keeping,
+// temporary rules ending, a failed apply rolled back, re-created cgroups
+// re-attached, rules added in two spellings, shadowed allows. No root.
+#include "userspace/daemon/engine.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/testing/rule_builders.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/fake_kernel.h"
+#include "userspace/policy/spec.h"
+
+namespace egress {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+policy::Rule R(policy::Action action, std::vector<std::string> words) {
+  auto no_dns = [](const std::string&)
+      -> absl::StatusOr<std::vector<policy::Cidr>> {
+    return absl::NotFoundError("no name lookups in tests");
+  };
+  auto r = policy::ParseRuleWords(action, words, no_dns);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : policy::Rule{};
+}
+policy::Rule Allow(std::vector<std::string> w) {
+  return R(policy::Action::kAllow, std::move(w));
+}
+policy::Rule Deny(std::vector<std::string> w) {
+  return R(policy::Action::kDeny, std::move(w));
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kernel_.MakeCgroup("/web");
+    kernel_.MakeCgroup("/db");
+    engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
+    ASSERT_OK(engine_->Start(kNow).status());
+  }
+
+  EngineOptions Options() {
+    EngineOptions o;
+    o.save = [this](const DaemonState& s) {
+      if (fail_save_) return absl::UnavailableError("disk full");
+      saved_ = s;
+      ++saves_;
+      return absl::OkStatus();
+    };
+    o.unit_cgroup = [](const std::string& unit) -> absl::StatusOr<std::string> {
+      return "/system.slice/" + unit;
+    };
+    o.pid_cgroup = [](int) -> absl::StatusOr<std::string> { return "/web"; };
+    o.normalize_cgroup = [](const std::string& p) -> absl::StatusOr<std::string> {
+      if (p.empty() || p[0] != '/') return absl::InvalidArgumentError(p);
+      return p;
+    };
+    return o;
+  }
+
+  control::TargetSpec Spec(const std::string& name, const std::string& cgroup,
+                           std::vector<policy::Rule> rules) {
+    control::TargetSpec s;
+    s.name = name;
+    s.source_value = cgroup;
+    s.rules = std::move(rules);
+    return s;
+  }
+
+  const TargetState& Saved(const std::string& name) {
+    return saved_.targets.at(name);
+  }
+  uint32_t IdOf(const std::string& name) { return Saved(name).id; }
+
+  static constexpr int64_t kNow = 1'000'000;
+  testing::FakeKernel kernel_;
+  std::unique_ptr<Engine> engine_;
+  DaemonState saved_;
+  int saves_ = 0;
+  bool fail_save_ = false;
+};
+
+TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
+  control::ApplyRequest first;
+  first.policies = {Spec("web", "/web",
+                         {Allow({"dns", "10.0.0.53"}),
+                          Allow({"smtp", "10.0.0.5"})})};
+  ASSERT_OK_AND_ASSIGN(control::ApplyResponse created,
+                       engine_->Apply(first, kNow));
+  ASSERT_EQ(created.changes.size(), 1u);
+  EXPECT_EQ(created.changes[0].action, "create");
+  EXPECT_EQ(created.changes[0].added.size(), 2u);
+  const uint32_t id = IdOf("web");
+  const uint32_t first_ruleset = kernel_.ActiveRuleset(id);
+  EXPECT_NE(first_ruleset, 0u);
+  EXPECT_EQ(kernel_.AttachedTo(id, KernelPort::kOwnCgroup),
+            *kernel_.CgroupId("/web"));
+  const uint32_t smtp_id = Saved("web").rules[1].id;
+
+  // smtp spelled as its port: the same rule, so it keeps its id; dns goes;
+  // https comes with a fresh id.
+  control::ApplyRequest second;
+  second.policies = {Spec("web", "/web",
+                          {Allow({"25/tcp", "10.0.0.5"}),
+                           Allow({"https", "203.0.113.0/24"})})};
+  second.dry_run = true;
+  ASSERT_OK_AND_ASSIGN(control::ApplyResponse dry, engine_->Apply(second, kNow));
+  EXPECT_EQ(dry.changes[0].action, "update");
+  EXPECT_EQ(dry.changes[0].added.size(), 1u);
+  EXPECT_EQ(dry.changes[0].removed.size(), 1u);
+  EXPECT_EQ(kernel_.ActiveRuleset(id), first_ruleset) << "dry run changed";
+
+  second.dry_run = false;
+  ASSERT_OK(engine_->Apply(second, kNow).status());
+  const TargetState& t = Saved("web");
+  ASSERT_EQ(t.rules.size(), 2u);
+  EXPECT_EQ(t.rules[0].id, smtp_id);
+  EXPECT_GT(t.rules[1].id, smtp_id);
+  EXPECT_NE(kernel_.ActiveRuleset(id), first_ruleset);
+  // Only the active set has entries: the old one went without recompiling.
+  EXPECT_THAT(kernel_.RulesetsInMaps(),
+              ElementsAre(kernel_.ActiveRuleset(id)));
+
+  // The same policy again changes nothing in the kernel.
+  const uint32_t ruleset = kernel_.ActiveRuleset(id);
+  ASSERT_OK(engine_->Apply(second, kNow).status());
+  EXPECT_EQ(kernel_.ActiveRuleset(id), ruleset);
+}
+
+TEST_F(EngineTest, TemporaryRulesEndOnTime) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  control::RuleAddRequest add{"web", Allow({"smtp", "10.0.0.5"}), 60};
+  ASSERT_OK_AND_ASSIGN(control::RuleAddResponse added,
+                       engine_->AddRule(add, kNow));
+  EXPECT_EQ(added.expires, kNow + 60);
+  // Adding it again for longer extends it instead of adding a second rule.
+  add.for_seconds = 120;
+  ASSERT_OK_AND_ASSIGN(control::RuleAddResponse extended,
+                       engine_->AddRule(add, kNow));
+  EXPECT_TRUE(extended.extended);
+  EXPECT_EQ(Saved("web").rules.size(), 1u);
+  const uint32_t ruleset = kernel_.ActiveRuleset(IdOf("web"));
+  EXPECT_EQ(engine_->ExpireRules(kNow + 119), 0);
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  EXPECT_EQ(engine_->ExpireRules(kNow + 120), 1);
+  EXPECT_THAT(Saved("web").rules, IsEmpty());
+  EXPECT_NE(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  EXPECT_EQ(engine_->ExpireRules(kNow + 500), 0);
+}
+
+TEST_F(EngineTest, AFailedWritePartWayThroughAnApplyChangesNothing) {
+  control::ApplyRequest both;
+  both.policies = {Spec("web", "/web", {Allow({"dns", "10.0.0.53"})}),
+                   Spec("db", "/db", {Allow({"5432/tcp", "10.0.0.7"})})};
+  ASSERT_OK(engine_->Apply(both, kNow).status());
+  const DaemonState before = saved_;
+  const int saves_before = saves_;
+  const uint32_t web = kernel_.ActiveRuleset(IdOf("web"));
+  const uint32_t db = kernel_.ActiveRuleset(IdOf("db"));
+
+  both.policies[0].rules.push_back(Allow({"https"}));
+  both.policies[1].rules.push_back(Allow({"https"}));
+  kernel_.FailWriteEntriesAt(2);  // the first set goes in, the second not
+  absl::StatusOr<control::ApplyResponse> r = engine_->Apply(both, kNow);
+  EXPECT_STATUS(r, absl::StatusCode::kResourceExhausted, "policy db");
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), web);
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("db")), db);
+  EXPECT_THAT(kernel_.RulesetsInMaps(), ElementsAre(web, db))
+      << "written entries of the failed apply were left behind";
+  EXPECT_EQ(saves_, saves_before);
+  EXPECT_EQ(saved_.targets.at("web").rules, before.targets.at("web").rules);
+}
+
+TEST_F(EngineTest, AFailedSaveSwitchesBack) {
+  control::ApplyRequest web;
+  web.policies = {Spec("web", "/web", {Allow({"dns", "10.0.0.53"})})};
+  ASSERT_OK(engine_->Apply(web, kNow).status());
+  const uint32_t ruleset = kernel_.ActiveRuleset(IdOf("web"));
+  web.policies[0].rules.push_back(Allow({"https"}));
+  fail_save_ = true;
+  EXPECT_STATUS(engine_->Apply(web, kNow), absl::StatusCode::kUnavailable,
+                "disk full");
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  EXPECT_THAT(kernel_.RulesetsInMaps(), ElementsAre(ruleset));
+  ASSERT_OK_AND_ASSIGN(control::ListResponse list, engine_->List("web"));
+  EXPECT_EQ(list.targets[0].rules.size(), 1u);
+}
+
+TEST_F(EngineTest, ARecreatedCgroupIsAttachedAgain) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint32_t id = IdOf("web");
+  const uint64_t first = *kernel_.CgroupId("/web");
+  EXPECT_EQ(kernel_.AttachedTo(id, KernelPort::kOwnCgroup), first);
+  EXPECT_EQ(engine_->Reconcile(), 0) << "nothing to do";
+
+  kernel_.RemoveCgroup("/web");  // systemctl restart: rmdir ...
+  EXPECT_EQ(engine_->Reconcile(), 0);
+  EXPECT_FALSE(engine_->TargetInfos()[0].cgroup_exists);
+  const uint64_t second = kernel_.MakeCgroup("/web");  // ... and mkdir
+  EXPECT_EQ(engine_->Reconcile(), 1);
+  EXPECT_EQ(kernel_.AttachedTo(id, KernelPort::kOwnCgroup), second);
+  control::TargetInfo info = engine_->TargetInfos()[0];
+  EXPECT_TRUE(info.attached);
+  EXPECT_EQ(info.cgroup_id, second);
+  EXPECT_EQ(info.hooks_attached, testing::FakeKernel::kHooks);
+}
+
+TEST_F(EngineTest, PatternTargetsFollowTheirMatches) {
+  kernel_.MakeCgroup("/docker");
+  kernel_.MakeCgroup("/docker/a");
+  control::TargetSpec spec = Spec("containers", "/docker/*", {});
+  spec.source = policy::TargetSource::kPattern;
+  ASSERT_OK(engine_->AddTarget(spec).status());
+  const uint32_t id = IdOf("containers");
+  const uint64_t b = kernel_.MakeCgroup("/docker/b");
+  engine_->Reconcile();
+  EXPECT_EQ(kernel_.AttachedTo(id, b), b);
+  EXPECT_EQ(engine_->TargetInfos()[0].cgroups.size(), 2u);
+  kernel_.RemoveCgroup("/docker/b");
+  engine_->Reconcile();
+  EXPECT_EQ(kernel_.LinkSets(id).size(), 1u) << "defunct links kept";
+}
+
+TEST_F(EngineTest, TheSameRuleInAnotherSpellingIsADuplicate) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), {}}, kNow)
+                .status());
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse again,
+      engine_->AddRule({"web", Allow({"25/tcp", "10.0.0.5"}), {}}, kNow));
+  EXPECT_TRUE(again.skipped);
+  EXPECT_EQ(again.number, 1u);
+  EXPECT_EQ(Saved("web").rules.size(), 1u);
+  // And deleting by the other spelling finds it.
+  control::RuleDeleteRequest del{"web", std::nullopt,
+                                 Allow({"25/tcp", "10.0.0.5"})};
+  ASSERT_OK(engine_->DeleteRule(del).status());
+  EXPECT_THAT(Saved("web").rules, IsEmpty());
+}
+
+TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  ASSERT_OK(engine_->AddRule({"web", Deny({"any", "10.0.0.0/8"}), {}}, kNow)
+                .status());
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse added,
+      engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), {}}, kNow));
+  EXPECT_FALSE(added.skipped);
+  ASSERT_EQ(added.warnings.size(), 1u);
+  EXPECT_THAT(added.warnings[0], HasSubstr("rule 1"));
+  EXPECT_THAT(added.warnings[0], HasSubstr("10.0.0.0/8"));
+  // Partly covered: no warning.
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse partly,
+      engine_->AddRule({"web", Allow({"https", "0.0.0.0/0"}), {}}, kNow));
+  EXPECT_THAT(partly.warnings, IsEmpty());
+}
+
+TEST_F(EngineTest, MissingTargetsAreBadInput) {
+  EXPECT_STATUS(engine_->List("nope"), absl::StatusCode::kNotFound, "nope");
+  EXPECT_STATUS(engine_->AddRule({"", Allow({"dns"}), {}}, kNow),
+                absl::StatusCode::kNotFound, "no targets yet");
+}
+
+TEST_F(EngineTest, AFailedAttachLeavesNoTarget) {
+  kernel_.FailAttach(true);
+  EXPECT_STATUS(engine_->AddTarget(Spec("web", "/web", {Allow({"dns"})})),
+                absl::StatusCode::kPermissionDenied, "attach refused");
+  EXPECT_TRUE(engine_->TargetInfos().empty());
+  EXPECT_TRUE(saved_.targets.empty());
+  EXPECT_THAT(kernel_.RulesetsInMaps(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace egress

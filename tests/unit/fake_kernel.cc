@@ -1,0 +1,194 @@
+#include "tests/unit/fake_kernel.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/policy/policy_file.h"
+
+namespace egress::testing {
+
+using Lock = std::lock_guard<std::mutex>;
+
+uint64_t FakeKernel::MakeCgroup(const std::string& rel) {
+  Lock lock(mu_);
+  uint64_t id = next_cgroup_id_++;
+  cgroups_[rel] = id;
+  return id;
+}
+
+void FakeKernel::RemoveCgroup(const std::string& rel) {
+  Lock lock(mu_);
+  cgroups_.erase(rel);
+}
+
+bool FakeKernel::Live(uint64_t cgroup_id) const {
+  for (const auto& [rel, id] : cgroups_) {
+    if (id == cgroup_id) return true;
+  }
+  return false;
+}
+
+uint32_t FakeKernel::ActiveRuleset(uint32_t id) const {
+  return Config(id).ruleset;
+}
+
+egress_target_config FakeKernel::Config(uint32_t id) const {
+  Lock lock(mu_);
+  auto it = configs_.find(id);
+  return it == configs_.end() ? egress_target_config{} : it->second;
+}
+
+std::set<uint32_t> FakeKernel::RulesetsInMaps() const {
+  Lock lock(mu_);
+  std::set<uint32_t> out;
+  for (const auto& [r, n] : entries_) out.insert(r);
+  return out;
+}
+
+uint64_t FakeKernel::AttachedTo(uint32_t id, uint64_t link_set) const {
+  Lock lock(mu_);
+  auto it = links_.find({id, link_set});
+  if (it == links_.end() || !Live(it->second)) return 0;
+  return it->second;
+}
+
+absl::Status FakeKernel::WriteEntries(const policy::CompiledRuleset& set) {
+  Lock lock(mu_);
+  if (fail_write_at_ > 0 && --fail_write_at_ == 0) {
+    // Part of the set went in before the map filled up.
+    entries_[set.ruleset] += 1;
+    return absl::ResourceExhaustedError("rules map is full");
+  }
+  entries_[set.ruleset] += set.rules.size() + set.ports.size();
+  return absl::OkStatus();
+}
+
+absl::Status FakeKernel::DeleteEntries(const policy::CompiledRuleset& set) {
+  Lock lock(mu_);
+  entries_.erase(set.ruleset);
+  return absl::OkStatus();
+}
+
+absl::Status FakeKernel::SetTargetConfig(uint32_t id,
+                                         const egress_target_config& config) {
+  Lock lock(mu_);
+  configs_[id] = config;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> FakeKernel::MaxRulesetInMaps() {
+  Lock lock(mu_);
+  return entries_.empty() ? 0 : entries_.rbegin()->first;
+}
+
+absl::StatusOr<size_t> FakeKernel::DeleteRulesetsExcept(
+    const std::set<uint32_t>& keep) {
+  Lock lock(mu_);
+  size_t n = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    n += it->second;
+    it = entries_.erase(it);
+  }
+  return n;
+}
+
+bool FakeKernel::ProgramsLoaded(uint32_t id) {
+  Lock lock(mu_);
+  return programs_.count(id) > 0;
+}
+
+absl::Status FakeKernel::LoadPrograms(uint32_t id) {
+  Lock lock(mu_);
+  programs_.insert(id);
+  return absl::OkStatus();
+}
+
+absl::Status FakeKernel::RemovePrograms(uint32_t id) {
+  Lock lock(mu_);
+  programs_.erase(id);
+  for (auto it = links_.begin(); it != links_.end();) {
+    it = it->first.first == id ? links_.erase(it) : std::next(it);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> FakeKernel::CgroupId(const std::string& rel) {
+  Lock lock(mu_);
+  auto it = cgroups_.find(rel);
+  if (it == cgroups_.end()) {
+    return absl::NotFoundError(absl::StrCat("no cgroup ", rel));
+  }
+  return it->second;
+}
+
+CgroupMatches FakeKernel::MatchCgroups(const std::string& pattern) {
+  Lock lock(mu_);
+  CgroupMatches m;
+  for (const auto& [rel, id] : cgroups_) {
+    if (policy::CgroupPatternMatches(pattern, rel)) m.cgroups.push_back(rel);
+  }
+  m.watch_dirs.push_back(pattern.substr(0, pattern.rfind('/')));
+  return m;
+}
+
+std::vector<std::string> FakeKernel::ChildCgroups(const std::string& rel) {
+  Lock lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [path, id] : cgroups_) {
+    std::string prefix = rel == "/" ? "/" : rel + "/";
+    if (absl::StartsWith(path, prefix) &&
+        path.find('/', prefix.size()) == std::string::npos) {
+      out.push_back(path.substr(prefix.size()));
+    }
+  }
+  return out;
+}
+
+absl::Status FakeKernel::Attach(uint32_t id, uint64_t link_set,
+                                const std::string& rel, uint64_t cgroup_id) {
+  Lock lock(mu_);
+  ++attach_calls_;
+  if (fail_attach_) return absl::PermissionDeniedError("attach refused");
+  if (!programs_.count(id)) return absl::NotFoundError("no programs");
+  auto it = cgroups_.find(rel);
+  if (it == cgroups_.end() || it->second != cgroup_id) {
+    return absl::NotFoundError("cgroup gone");
+  }
+  links_[{id, link_set}] = cgroup_id;
+  return absl::OkStatus();
+}
+
+LinkHealth FakeKernel::Links(uint32_t id, uint64_t link_set,
+                             uint64_t cgroup_id) {
+  Lock lock(mu_);
+  auto it = links_.find({id, link_set});
+  if (it == links_.end()) return {};
+  bool live = it->second == cgroup_id && Live(cgroup_id);
+  return {live ? kHooks : 0, kHooks};
+}
+
+std::vector<uint64_t> FakeKernel::LinkSets(uint32_t id) {
+  Lock lock(mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [key, cg] : links_) {
+    if (key.first == id && key.second != kOwnCgroup) out.push_back(key.second);
+  }
+  return out;
+}
+
+bool FakeKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
+  Lock lock(mu_);
+  auto it = links_.find({id, link_set});
+  return it == links_.end() || !Live(it->second);
+}
+
+absl::Status FakeKernel::Detach(uint32_t id, uint64_t link_set) {
+  Lock lock(mu_);
+  links_.erase({id, link_set});
+  return absl::OkStatus();
+}
+
+}  // namespace egress::testing

@@ -1,0 +1,86 @@
+// A KernelPort in memory for the engine tests: rule sets by id, target
+// configs, program sets, a cgroup tree whose directories can be removed and
+// re-created (new ids, as the kernel gives), link sets that go defunct with
+// their cgroup, and faults on demand.
+#ifndef EGRESS_TESTS_UNIT_FAKE_KERNEL_H_
+#define EGRESS_TESTS_UNIT_FAKE_KERNEL_H_
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "userspace/daemon/kernel_port.h"
+
+namespace egress::testing {
+
+class FakeKernel : public KernelPort {
+ public:
+  static constexpr uint64_t kHooks = 10;
+
+  // ---- The test's hands ----
+  uint64_t MakeCgroup(const std::string& rel);
+  void RemoveCgroup(const std::string& rel);
+  // The ruleset a target's hooks use now (0 = none).
+  uint32_t ActiveRuleset(uint32_t id) const;
+  egress_target_config Config(uint32_t id) const;
+  // Ruleset ids with entries in the maps.
+  std::set<uint32_t> RulesetsInMaps() const;
+  // The cgroup id a link set's hooks are attached to (0 = none / defunct).
+  uint64_t AttachedTo(uint32_t id, uint64_t link_set) const;
+  int attach_calls() const { return attach_calls_; }
+  // Faults: the Nth WriteEntries from now fails (1 = the next one).
+  void FailWriteEntriesAt(int n) { fail_write_at_ = n; }
+  void FailAttach(bool fail) { fail_attach_ = fail; }
+
+  // ---- KernelPort ----
+  absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
+  absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
+  absl::Status SetTargetConfig(uint32_t id,
+                               const egress_target_config& config) override;
+  absl::Status ResetCounters(uint32_t) override { return absl::OkStatus(); }
+  absl::Status DeletePeers(uint32_t) override { return absl::OkStatus(); }
+  absl::StatusOr<uint32_t> MaxRulesetInMaps() override;
+  absl::StatusOr<size_t> DeleteRulesetsExcept(
+      const std::set<uint32_t>& keep) override;
+  absl::StatusOr<egress_counters> Counters(uint32_t) override {
+    return egress_counters{};
+  }
+  absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t) override {
+    return std::map<uint32_t, uint64_t>{};
+  }
+  bool ProgramsLoaded(uint32_t id) override;
+  absl::Status LoadPrograms(uint32_t id) override;
+  absl::Status RemovePrograms(uint32_t id) override;
+  absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
+  CgroupMatches MatchCgroups(const std::string& pattern) override;
+  std::vector<std::string> ChildCgroups(const std::string& rel) override;
+  absl::Status Attach(uint32_t id, uint64_t link_set, const std::string& rel,
+                      uint64_t cgroup_id) override;
+  LinkHealth Links(uint32_t id, uint64_t link_set,
+                   uint64_t cgroup_id) override;
+  std::vector<uint64_t> LinkSets(uint32_t id) override;
+  bool LinkSetDefunct(uint32_t id, uint64_t link_set) override;
+  absl::Status Detach(uint32_t id, uint64_t link_set) override;
+
+ private:
+  bool Live(uint64_t cgroup_id) const;
+
+  mutable std::mutex mu_;
+  std::map<uint32_t, size_t> entries_;  // ruleset -> entry count
+  std::map<uint32_t, egress_target_config> configs_;
+  std::set<uint32_t> programs_;
+  std::map<std::string, uint64_t> cgroups_;  // live ones
+  uint64_t next_cgroup_id_ = 100;
+  // (target, link set) -> cgroup id the hooks are on.
+  std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;
+  int fail_write_at_ = 0;
+  bool fail_attach_ = false;
+  int attach_calls_ = 0;
+};
+
+}  // namespace egress::testing
+
+#endif  // EGRESS_TESTS_UNIT_FAKE_KERNEL_H_

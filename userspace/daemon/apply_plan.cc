@@ -1,0 +1,153 @@
+#include "userspace/daemon/apply_plan.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/policy/names.h"
+#include "userspace/policy/rule_identity.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+namespace {
+
+// Everything that could stop the switch is checked here, so a request is
+// applied whole or not at all.
+absl::Status CheckConflicts(const DaemonState& state,
+                            const std::vector<ResolvedPolicy>& policies,
+                            size_t i) {
+  const ResolvedPolicy& p = policies[i];
+  const std::string& name = p.spec.name;
+  if (absl::Status st = policy::CheckTargetName(name); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy name '", name, "' cannot name a target: ",
+                     st.message()));
+  }
+  for (const auto& [n, t] : state.targets) {
+    if (t.cgroup == p.cgroup && n != name) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "policy ", name, ": cgroup ", p.cgroup, " is already target '", n,
+          "'"));
+    }
+  }
+  auto existing = state.targets.find(name);
+  if (existing != state.targets.end() && existing->second.cgroup != p.cgroup) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "target ", name, " exists for cgroup ", existing->second.cgroup,
+        "; remove it before applying it to ", p.cgroup));
+  }
+  for (size_t j = 0; j < i; ++j) {
+    if (policies[j].cgroup == p.cgroup) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("policies ", policies[j].spec.name, " and ", name,
+                       " both target cgroup ", p.cgroup));
+    }
+  }
+  return absl::OkStatus();
+}
+
+TargetState Planned(const ResolvedPolicy& p) {
+  TargetState t;
+  t.name = p.spec.name;
+  t.cgroup = p.cgroup;
+  t.source = p.spec.source;
+  t.source_value = p.spec.source_value;
+  t.mode = p.spec.mode;
+  t.logging = p.spec.logging;
+  t.ephemeral = p.spec.ephemeral;
+  return t;
+}
+
+// A new target: rules numbered from 1.
+TargetPlan PlanCreate(const ResolvedPolicy& p,
+                      control::TargetChange& change) {
+  TargetPlan plan;
+  plan.create = true;
+  plan.rules_changed = true;
+  plan.config_changed = true;
+  plan.target = Planned(p);
+  change.action = "create";
+  for (const policy::Rule& r : p.spec.rules) {
+    policy::Rule numbered = r;
+    numbered.id = plan.target.next_rule_id++;
+    plan.target.rules.push_back(numbered);
+    change.added.push_back(policy::FormatRule(r));
+  }
+  return plan;
+}
+
+// An existing target: unchanged rules keep their ids (and so their
+// counters); a rule listed twice keeps its id once.
+TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
+                      int64_t now, control::TargetChange& change) {
+  TargetPlan plan;
+  plan.target = Planned(p);
+  plan.target.id = current.id;
+  plan.target.ruleset = current.ruleset;
+  plan.target.next_rule_id = current.next_rule_id;
+  plan.target.ephemeral = current.ephemeral;
+  change.action = "update";
+  if (current.mode != p.spec.mode) change.mode = p.spec.mode;
+  absl::flat_hash_map<std::string, uint32_t> old_ids;
+  for (const policy::Rule& o : current.rules) {
+    old_ids.emplace(policy::RuleIdentity(o), o.id);
+  }
+  absl::flat_hash_set<std::string> new_keys;
+  absl::flat_hash_set<uint32_t> used;
+  for (const policy::Rule& r : p.spec.rules) {
+    std::string key = policy::RuleIdentity(r);
+    new_keys.insert(key);
+    policy::Rule numbered = r;
+    auto found = old_ids.find(key);
+    if (found != old_ids.end() && used.insert(found->second).second) {
+      numbered.id = found->second;
+    } else {
+      numbered.id = plan.target.next_rule_id++;
+    }
+    if (found == old_ids.end()) change.added.push_back(policy::FormatRule(r));
+    plan.target.rules.push_back(std::move(numbered));
+  }
+  // Temporary rules (--for) the file does not hold live on until their end:
+  // a file cannot express them, and applying one must not cut an operator's
+  // exception short.
+  for (const policy::Rule& o : current.rules) {
+    if (new_keys.contains(policy::RuleIdentity(o))) continue;
+    if (o.expires > now) {
+      change.kept_temporary.push_back(policy::FormatRule(o));
+      if (!used.contains(o.id)) plan.target.rules.push_back(o);
+    } else {
+      change.removed.push_back(policy::FormatRule(o));
+    }
+  }
+  // The same rules in the same mode (a reload at start, a re-apply):
+  // nothing to rewrite in the kernel.
+  plan.rules_changed =
+      plan.target.rules != current.rules || current.mode != p.spec.mode;
+  plan.config_changed =
+      current.mode != p.spec.mode || current.logging != p.spec.logging;
+  return plan;
+}
+
+}  // namespace
+
+absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
+                                    const std::vector<ResolvedPolicy>& policies,
+                                    int64_t now) {
+  ApplyPlan out;
+  for (size_t i = 0; i < policies.size(); ++i) {
+    EGRESS_RETURN_IF_ERROR(CheckConflicts(state, policies, i));
+  }
+  for (const ResolvedPolicy& p : policies) {
+    control::TargetChange change;
+    change.target = p.spec.name;
+    change.cgroup = p.cgroup;
+    auto it = state.targets.find(p.spec.name);
+    out.targets.push_back(it == state.targets.end()
+                              ? PlanCreate(p, change)
+                              : PlanUpdate(p, it->second, now, change));
+    out.changes.push_back(std::move(change));
+  }
+  return out;
+}
+
+}  // namespace egress

@@ -1,0 +1,52 @@
+// The apply planner: policies and the current state in, the plan and the diff
+// out. Pure (no kernel, no files), so what `apply` would do is unit-tested
+// without root: which targets are created or updated, which rules are added,
+// removed or kept, and which ids unchanged rules keep.
+#ifndef EGRESS_USERSPACE_DAEMON_APPLY_PLAN_H_
+#define EGRESS_USERSPACE_DAEMON_APPLY_PLAN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/control/protocol.h"
+#include "userspace/daemon/state.h"
+
+namespace egress {
+
+// A policy of an apply request with its cgroup resolved (relative to the
+// cgroup2 mount).
+struct ResolvedPolicy {
+  control::TargetSpec spec;
+  std::string cgroup;
+};
+
+struct TargetPlan {
+  bool create = false;
+  // The target as it will be: name, cgroup, source, mode, logging and the
+  // rules with their ids (unchanged rules keep theirs; temporary rules the
+  // file does not hold are kept until they end). For an update, id and
+  // ruleset are the current ones.
+  TargetState target;
+  // The rules or the mode differ from what is enforced (a new rule set is
+  // needed); false for a re-apply of the same policy.
+  bool rules_changed = false;
+  bool config_changed = false;  // mode or logging differ
+};
+
+struct ApplyPlan {
+  std::vector<TargetPlan> targets;
+  std::vector<control::TargetChange> changes;  // the diff, per policy
+};
+
+// InvalidArgument / AlreadyExists / FailedPrecondition naming the policy for
+// a bad target name, two policies on one cgroup, a cgroup that is another
+// target's, or an existing target on another cgroup.
+absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
+                                    const std::vector<ResolvedPolicy>& policies,
+                                    int64_t now);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_APPLY_PLAN_H_

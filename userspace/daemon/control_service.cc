@@ -1,0 +1,226 @@
+#include "userspace/daemon/control_service.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/raw_capability.h"
+#include "userspace/policy/policy_file.h"
+#include "userspace/policy/policy_writer.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+namespace {
+
+using control::Request;
+using control::Response;
+
+// CAP_NET_RAW checks read /proc: bounded work per status.
+constexpr size_t kMaxCgroupsChecked = 16;
+constexpr size_t kMaxProcessesChecked = 4096;
+
+control::TargetCounters CountersOf(const egress_counters& c) {
+  control::TargetCounters out;
+  out.allowed = c.allowed;
+  out.denied = c.denied;
+  out.audited = c.audited;
+  out.udp_replies = c.replies;
+  out.sockets_denied = c.sockets_denied;
+  out.source_route_denied = c.srcroute_denied;
+  out.events_lost = c.events_lost;
+  out.events_suppressed = c.events_suppressed;
+  out.flows_opened = c.flows_opened;
+  out.flows_closed = c.flows_closed;
+  out.flows_unexplained = c.flows_unexplained;
+  return out;
+}
+
+}  // namespace
+
+ControlService::ControlService(Engine& engine, KernelPort& kernel,
+                               Learner& learner, RecordSource& records,
+                               ServiceOptions options)
+    : engine_(engine),
+      kernel_(kernel),
+      learner_(learner),
+      records_(records),
+      options_(std::move(options)) {}
+
+bool ControlService::IsChange(const Request& request) {
+  return std::holds_alternative<control::TargetAddRequest>(request) ||
+         std::holds_alternative<control::TargetRemoveRequest>(request) ||
+         std::holds_alternative<control::ModeRequest>(request) ||
+         std::holds_alternative<control::LoggingRequest>(request) ||
+         std::holds_alternative<control::RuleAddRequest>(request) ||
+         std::holds_alternative<control::RuleDeleteRequest>(request) ||
+         std::holds_alternative<control::ApplyRequest>(request) ||
+         std::holds_alternative<control::ReloadRequest>(request);
+}
+
+absl::StatusOr<Response> ControlService::Handle(const Request& request) {
+  const int64_t now = options_.now();
+  if (auto* r = std::get_if<control::TargetAddRequest>(&request)) {
+    return engine_.AddTarget(r->spec);
+  }
+  if (auto* r = std::get_if<control::TargetRemoveRequest>(&request)) {
+    EGRESS_ASSIGN_OR_RETURN(auto out, engine_.RemoveTarget(r->name));
+    learner_.Forget(r->name);
+    return out;
+  }
+  if (std::holds_alternative<control::TargetListRequest>(request)) {
+    return control::TargetListResponse{engine_.TargetInfos()};
+  }
+  if (auto* r = std::get_if<control::ModeRequest>(&request)) {
+    return engine_.SetMode(*r);
+  }
+  if (auto* r = std::get_if<control::LoggingRequest>(&request)) {
+    return engine_.SetLogging(*r);
+  }
+  if (auto* r = std::get_if<control::RuleAddRequest>(&request)) {
+    return engine_.AddRule(*r, now);
+  }
+  if (auto* r = std::get_if<control::RuleDeleteRequest>(&request)) {
+    return engine_.DeleteRule(*r);
+  }
+  if (auto* r = std::get_if<control::ListRequest>(&request)) {
+    return engine_.List(r->target);
+  }
+  if (std::holds_alternative<control::StatusRequest>(request)) return Status();
+  if (auto* r = std::get_if<control::ApplyRequest>(&request)) {
+    return engine_.Apply(*r, now);
+  }
+  if (std::holds_alternative<control::ReloadRequest>(request)) return Reload();
+  if (auto* r = std::get_if<control::SuggestRequest>(&request)) {
+    return Suggest(*r);
+  }
+  if (auto* r = std::get_if<control::ExportRequest>(&request)) {
+    return Export(r->target);
+  }
+  if (auto* r = std::get_if<control::EventsRequest>(&request)) {
+    EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines,
+                            records_.Recent(*r));
+    return control::EventsResponse{std::move(lines)};
+  }
+  return control::PingResponse{};
+}
+
+std::vector<std::string> ControlService::Warnings(
+    const control::TargetInfo& t) const {
+  std::vector<std::string> warnings;
+  if (!t.cgroup_exists) {
+    warnings.push_back(
+        t.source == policy::TargetSource::kPattern
+            ? absl::StrCat("no cgroup matches ", t.cgroup,
+                           " yet: each is enforced once created")
+            : absl::StrCat("cgroup ", t.cgroup,
+                           " does not exist: enforced once created"));
+  } else if (!t.attached) {
+    warnings.push_back("not all hooks are attached to the current cgroup");
+  }
+  for (size_t i = 0; i < t.cgroups.size() && i < kMaxCgroupsChecked; ++i) {
+    std::string abs = t.cgroups[i].path == "/"
+                          ? options_.cgroup_root
+                          : options_.cgroup_root + t.cgroups[i].path;
+    for (std::string& w : RawCapabilityWarnings(abs, kMaxProcessesChecked)) {
+      warnings.push_back(std::move(w));
+    }
+  }
+  return warnings;
+}
+
+absl::StatusOr<control::StatusResponse> ControlService::Status() {
+  control::StatusResponse out;
+  // What the kernel says now, not 500 ms ago (and repaired if need be).
+  engine_.Reconcile();
+  for (control::TargetInfo& t : engine_.TargetInfos()) {
+    if (auto c = kernel_.Counters(t.id); c.ok()) t.counters = CountersOf(*c);
+    t.warnings = Warnings(t);
+    out.targets.push_back(std::move(t));
+  }
+  out.metrics_port = options_.metrics_port();
+  out.events_read = options_.events_read();
+  out.events_dropped = options_.events_dropped();
+  out.events_sink_errors = options_.events_sink_errors();
+  out.bpffs = options_.bpffs_dir;
+  out.cgroup_root = options_.cgroup_root;
+  out.version = options_.version;
+  return out;
+}
+
+absl::StatusOr<control::ApplyResponse> ControlService::Reload() {
+  auto load = [&]() -> absl::StatusOr<control::ApplyResponse> {
+    const std::string& dir = options_.policy_dir;
+    if (dir.empty()) {
+      return absl::FailedPreconditionError(
+          "egressd runs without --policy_dir: nothing to reload");
+    }
+    control::ApplyResponse none;
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+      none.note = absl::StrCat("policy directory ", dir, " does not exist");
+      return none;
+    }
+    auto policies = policy::LoadPolicies(dir);
+    if (!policies.ok()) {
+      if (!absl::StrContains(policies.status().message(), "no *.yaml")) {
+        return policies.status();
+      }
+      none.note = std::string(policies.status().message());
+      return none;
+    }
+    control::ApplyRequest request;
+    for (const policy::Policy& p : *policies) {
+      request.policies.push_back(control::SpecOfPolicy(p));
+    }
+    return engine_.Apply(request, options_.now());
+  };
+  absl::StatusOr<control::ApplyResponse> result = load();
+  last_reload_ok_.store(result.ok());
+  return result;
+}
+
+absl::StatusOr<control::SuggestResponse> ControlService::Suggest(
+    const control::SuggestRequest& request) {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> t,
+                          engine_.Targets(request.target, /*all=*/false));
+  return learner_.Suggest(t[0], request, options_.node_name);
+}
+
+absl::StatusOr<control::ExportResponse> ControlService::Export(
+    const std::string& target) {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> targets,
+                          engine_.Targets(target, /*all=*/true));
+  control::ExportResponse out;
+  for (const TargetState& t : targets) {
+    policy::PolicyDocument doc;
+    doc.name = t.name;
+    doc.target = PolicyTargetOf(t);
+    doc.mode = policy::KernelMode(t.mode);
+    doc.logging = policy::LoggingLevelName(t.logging);
+    doc.header_comment.push_back(
+        absl::StrCat("Exported by egressd on ", options_.node_name, " at ",
+                     Rfc3339(options_.now()),
+                     ": the policy enforced for target ", t.name, "."));
+    doc.header_comment.push_back(
+        "Apply with: egressctl apply -f FILE (unchanged rules keep their "
+        "ids).");
+    for (const policy::Rule& r : t.rules) {
+      if (r.expires != 0) {
+        // A file cannot say "until"; applying it would make the rule
+        // permanent, so it is named here instead.
+        doc.header_comment.push_back(
+            absl::StrCat("Not exported, temporary until ", Rfc3339(r.expires),
+                         ": ", policy::FormatRule(r)));
+        continue;
+      }
+      doc.rules.push_back(r);
+    }
+    out.files.push_back({t.name, absl::StrCat(t.name, ".yaml"),
+                         policy::WritePolicy(doc)});
+  }
+  return out;
+}
+
+}  // namespace egress

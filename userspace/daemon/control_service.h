@@ -1,0 +1,79 @@
+// egressd's answers: typed requests in, typed responses out. It knows no
+// sockets and no JSON; the event loop decodes requests, sends changes to the
+// worker thread and reads to this service directly.
+#ifndef EGRESS_USERSPACE_DAEMON_CONTROL_SERVICE_H_
+#define EGRESS_USERSPACE_DAEMON_CONTROL_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/control/protocol.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/daemon/learner.h"
+
+namespace egress {
+
+// Where `events` reads recent records from (the event pipeline).
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+  // The last records matching the request's filter, rendered in its format.
+  virtual absl::StatusOr<std::vector<std::string>> Recent(
+      const control::EventsRequest& request) = 0;
+};
+
+struct ServiceOptions {
+  std::string node_name;
+  std::string bpffs_dir;
+  std::string cgroup_root;
+  std::string policy_dir;  // "" = none
+  std::string version;
+  // Daemon-wide counters for `status`.
+  std::function<uint64_t()> metrics_port;
+  std::function<uint64_t()> events_read;
+  std::function<uint64_t()> events_dropped;
+  std::function<uint64_t()> events_sink_errors;
+  // Wall-clock seconds (tests pass their own).
+  std::function<int64_t()> now;
+};
+
+class ControlService {
+ public:
+  // `learner` is used from the loop thread only (records, suggest).
+  ControlService(Engine& engine, KernelPort& kernel, Learner& learner,
+                 RecordSource& records, ServiceOptions options);
+
+  // Requests that change enforcement: run one at a time on the worker.
+  static bool IsChange(const control::Request& request);
+  absl::StatusOr<control::Response> Handle(const control::Request& request);
+
+  // Applies the policy directory (the response of apply). Remembers the
+  // outcome for the metrics, whoever asked (start, SIGHUP, a file change,
+  // `egressctl reload`).
+  absl::StatusOr<control::ApplyResponse> Reload();
+  bool last_reload_ok() const { return last_reload_ok_.load(); }
+  bool reload_failed_since_start() const { return !last_reload_ok_.load(); }
+
+ private:
+  absl::StatusOr<control::StatusResponse> Status();
+  absl::StatusOr<control::ExportResponse> Export(const std::string& target);
+  absl::StatusOr<control::SuggestResponse> Suggest(
+      const control::SuggestRequest& request);
+  std::vector<std::string> Warnings(const control::TargetInfo& info) const;
+
+  Engine& engine_;
+  KernelPort& kernel_;
+  Learner& learner_;
+  RecordSource& records_;
+  ServiceOptions options_;
+  std::atomic<bool> last_reload_ok_{true};
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_CONTROL_SERVICE_H_

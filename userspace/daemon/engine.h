@@ -1,0 +1,187 @@
+// The rule engine: egressd's targets and their rules, kept in line with the
+// kernel through a KernelPort. It adds and removes targets, attaches them to
+// their cgroups (and re-attaches re-created ones), switches rule sets without
+// a gap, ends temporary rules and applies policies.
+//
+// Threads: every method may be called from any thread; one mutex guards the
+// state. Changes are meant to come from one thread at a time (egressd's
+// worker): the heavy parts of a change (compiling, writing map entries,
+// saving the state file) run without the lock, so the loop that serves
+// reads and reconciles cgroups never waits for them.
+#ifndef EGRESS_USERSPACE_DAEMON_ENGINE_H_
+#define EGRESS_USERSPACE_DAEMON_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "userspace/control/protocol.h"
+#include "userspace/daemon/kernel_port.h"
+#include "userspace/daemon/state.h"
+#include "userspace/policy/compile.h"
+
+namespace egress {
+
+struct EngineOptions {
+  // Persists the state (atomically); called before a change takes effect.
+  std::function<absl::Status(const DaemonState&)> save;
+  // The cgroup of a systemd unit / of a process ("" root-relative or with
+  // the mount prefix; NormalizeCgroupPath makes it relative).
+  std::function<absl::StatusOr<std::string>(const std::string&)> unit_cgroup;
+  std::function<absl::StatusOr<std::string>(int)> pid_cgroup;
+  // Turns an operator's cgroup path into one relative to the cgroup2 mount.
+  std::function<absl::StatusOr<std::string>(const std::string&)>
+      normalize_cgroup;
+  // Called with each line worth a log entry (attachments, expiries).
+  std::function<void(const std::string&)> log;
+  // Called after a reconcile in which every target attached (an upgrade
+  // retires the older version's pins then).
+  std::function<void()> all_attached;
+};
+
+// What a record needs to know about its target.
+struct RecordTarget {
+  std::string name;           // "" when the target is unknown
+  uint32_t rule_number = 0;   // the rule's place in `list` (0 = none)
+  policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
+};
+
+class Engine {
+ public:
+  Engine(KernelPort& kernel, DaemonState state, EngineOptions options);
+
+  // Brings the kernel in line with the state at start: programs loaded,
+  // rule sets rewritten (ending temporary rules that ran out at `now`),
+  // links attached or adopted, stale rule sets swept. Returns true when
+  // every target is attached.
+  absl::StatusOr<bool> Start(int64_t now);
+
+  // ---- Changes ----
+  absl::StatusOr<control::TargetAddResponse> AddTarget(
+      const control::TargetSpec& spec);
+  absl::StatusOr<control::TargetRemoveResponse> RemoveTarget(
+      const std::string& name);
+  absl::StatusOr<control::ModeResponse> SetMode(
+      const control::ModeRequest& request);
+  absl::StatusOr<control::LoggingResponse> SetLogging(
+      const control::LoggingRequest& request);
+  absl::StatusOr<control::RuleAddResponse> AddRule(
+      const control::RuleAddRequest& request, int64_t now);
+  absl::StatusOr<control::RuleDeleteResponse> DeleteRule(
+      const control::RuleDeleteRequest& request);
+  // Validates every policy, returns the diff and (unless dry_run) switches
+  // each target's rules; nothing changes when anything is invalid.
+  absl::StatusOr<control::ApplyResponse> Apply(
+      const control::ApplyRequest& request, int64_t now);
+  // Removes temporary rules that end at or before `now`; returns how many.
+  int ExpireRules(int64_t now);
+  // Re-attaches targets whose cgroup was re-created, follows pattern
+  // matches. Returns how many targets were (re)attached; *failed is set
+  // when an attachment failed.
+  int Reconcile(bool* failed = nullptr);
+  void NotifyAllAttached() const {
+    if (options_.all_attached) options_.all_attached();
+  }
+
+  // ---- Reads ----
+  // One target or, with "" and `all`, every target.
+  absl::StatusOr<std::vector<TargetState>> Targets(const std::string& name,
+                                                   bool all) const;
+  std::vector<control::TargetInfo> TargetInfos() const;
+  absl::StatusOr<control::ListResponse> List(const std::string& name) const;
+  RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
+  // A rule as `list` prints it ("" when the target has no such rule).
+  std::string RuleText(uint32_t target_id, uint32_t rule_id) const;
+  // The path (below the mount) of a cgroup id inside a target's subtree.
+  std::string CgroupPath(uint64_t cgroup_id, uint32_t target_id);
+  // Directories where re-created or new target cgroups appear (relative).
+  std::vector<std::string> WatchDirs() const;
+  size_t TargetCount() const;
+
+ private:
+  struct Change;  // a rule set switch in the making (engine_rules.cc)
+  using Lock = std::unique_lock<std::mutex>;
+  // A rule set compiled (and maybe written to the maps) ahead of its switch.
+  struct Staged {
+    uint32_t ruleset = 0;
+    policy::CompiledRuleset compiled;
+    bool written = false;
+  };
+
+  absl::StatusOr<TargetState*> Find(const std::string& name);
+  absl::StatusOr<const TargetState*> Find(const std::string& name) const;
+  absl::StatusOr<std::string> ResolveCgroup(policy::TargetSource source,
+                                            const std::string& value);
+  absl::StatusOr<uint32_t> AllocateTargetId() const;
+  uint32_t NextRuleset();
+  absl::Status WriteConfig(const TargetState& t) const;
+  absl::Status SaveLocked(Lock& lock);
+
+  // Rule set switches (engine_rules.cc). Replace = Prepare (locked) ->
+  // Build (unlocked: compile, write, save) -> Commit (locked).
+  absl::Status ReplaceRules(const std::string& name,
+                            std::vector<policy::Rule> rules,
+                            std::optional<policy::Mode> mode,
+                            Staged* staged = nullptr);
+  Change Prepare(const TargetState& t, std::vector<policy::Rule> rules,
+                 Staged* staged);
+  absl::Status Build(Change& change);
+  absl::Status Commit(Lock& lock, Change& change);
+  void Discard(Change& change);
+
+  // Attachments (engine_attach.cc).
+  absl::StatusOr<bool> Attach(const TargetState& t);
+  absl::StatusOr<bool> AttachPattern(const TargetState& t);
+  std::vector<std::string> TargetCgroups(const TargetState& t);
+  control::TargetInfo InfoLocked(const TargetState& t) const;
+  void Log(const std::string& line) const;
+
+  // Targets (engine_targets.cc).
+  absl::StatusOr<TargetState> NewTarget(const control::TargetSpec& spec);
+  absl::Status CreateTarget(Lock& lock, TargetState t,
+                            std::vector<policy::Rule> rules,
+                            Staged* staged = nullptr);
+
+  // Apply (engine_apply.cc).
+  absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(
+      const control::ApplyRequest& request);
+  absl::Status StageAll(const std::vector<struct TargetPlan>& plans,
+                        std::vector<Staged>& staged);
+  absl::Status SwitchUpdates(Lock& lock, std::vector<struct TargetPlan>& plans,
+                             std::vector<Staged>& staged,
+                             std::vector<policy::CompiledRuleset>& replaced);
+
+  KernelPort& kernel_;
+  EngineOptions options_;
+  mutable std::mutex mu_;
+  DaemonState state_;
+  // The compiled form of each target's active rule set (by target id), so
+  // the old set's entries are deleted without compiling it again.
+  std::map<uint32_t, policy::CompiledRuleset> compiled_;
+  // Rule id -> list number, per target id (rebuilt when the set changes).
+  struct RuleIndex {
+    uint32_t ruleset = 0;
+    absl::flat_hash_map<uint32_t, uint32_t> numbers;
+  };
+  mutable std::map<uint32_t, RuleIndex> rule_numbers_;
+  // Link health per target id from the last reconcile (for status/metrics
+  // without walking the kernel again).
+  std::map<uint32_t, std::vector<std::string>> pattern_watch_dirs_;
+  std::map<uint32_t, std::pair<std::vector<control::CgroupRef>, LinkHealth>>
+      links_;
+  std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
+  // Targets being created: not attached by Reconcile before their rules.
+  std::set<uint32_t> creating_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_ENGINE_H_

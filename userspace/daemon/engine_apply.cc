@@ -1,0 +1,157 @@
+// `apply`: many policies at once. Phases: resolve cgroups, plan (the diff),
+// compile every new rule set (an invalid one stops here, nothing changed),
+// write every new set beside the enforced ones (a kernel refusal stops here:
+// what was written is deleted, nothing changed), switch every updated target
+// and save the state once (a failure switches back), then create new
+// targets. Only a failure while creating a target can leave an apply part-way
+// done, and the answer says so.
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/apply_plan.h"
+#include "userspace/daemon/engine.h"
+
+namespace egress {
+namespace {
+
+absl::Status InPolicy(const std::string& name, const absl::Status& st) {
+  if (st.ok()) return st;
+  return absl::Status(st.code(),
+                      absl::StrCat("policy ", name, ": ", st.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
+    const control::ApplyRequest& request) {
+  std::vector<ResolvedPolicy> resolved;
+  for (const control::TargetSpec& spec : request.policies) {
+    if (spec.source != policy::TargetSource::kCgroup &&
+        spec.source != policy::TargetSource::kUnit &&
+        spec.source != policy::TargetSource::kPattern) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy ", spec.name, ": a policy names a cgroup, a unit or a "
+                                "cgroup pattern"));
+    }
+    auto cgroup = ResolveCgroup(spec.source, spec.source_value);
+    EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));
+    resolved.push_back({spec, *cgroup});
+  }
+  return resolved;
+}
+
+absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
+                              std::vector<Staged>& staged) {
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (!plans[i].rules_changed) continue;
+    auto compiled =
+        policy::Compile(staged[i].ruleset, plans[i].target.rules);
+    EGRESS_RETURN_IF_ERROR(
+        InPolicy(plans[i].target.name, compiled.status()));
+    staged[i].compiled = *std::move(compiled);
+  }
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (!plans[i].rules_changed) continue;
+    absl::Status st = kernel_.WriteEntries(staged[i].compiled);
+    staged[i].written = true;  // partly, maybe: deleted below on failure
+    EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, st));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::SwitchUpdates(
+    Lock& lock, std::vector<TargetPlan>& plans, std::vector<Staged>& staged,
+    std::vector<policy::CompiledRuleset>& replaced) {
+  std::vector<std::pair<TargetState, policy::CompiledRuleset>> before;
+  absl::Status failure;
+  for (size_t i = 0; i < plans.size() && failure.ok(); ++i) {
+    TargetPlan& plan = plans[i];
+    if (plan.create || !(plan.rules_changed || plan.config_changed)) continue;
+    TargetState& t = state_.targets.at(plan.target.name);
+    before.emplace_back(t, compiled_[t.id]);
+    plan.target.ruleset = plan.rules_changed ? staged[i].ruleset : t.ruleset;
+    t = plan.target;
+    if (plan.rules_changed) compiled_[t.id] = staged[i].compiled;
+    failure = InPolicy(t.name, WriteConfig(t));
+  }
+  if (failure.ok()) failure = SaveLocked(lock);
+  if (!failure.ok()) {
+    // Back to what was enforced, target by target.
+    for (auto& [old, old_compiled] : before) {
+      compiled_[old.id] = std::move(old_compiled);
+      state_.targets[old.name] = old;
+      WriteConfig(old).IgnoreError();
+    }
+    return failure;
+  }
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (!plans[i].create && plans[i].rules_changed) staged[i].written = false;
+  }
+  for (auto& [old, old_compiled] : before) {
+    if (old.ruleset != state_.targets.at(old.name).ruleset) {
+      replaced.push_back(std::move(old_compiled));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<control::ApplyResponse> Engine::Apply(
+    const control::ApplyRequest& request, int64_t now) {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<ResolvedPolicy> resolved,
+                          Resolve(request));
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(ApplyPlan plan, PlanApply(state_, resolved, now));
+  control::ApplyResponse out;
+  out.dry_run = request.dry_run;
+  out.changes = plan.changes;
+  if (request.dry_run) return out;
+  std::vector<Staged> staged(plan.targets.size());
+  for (size_t i = 0; i < plan.targets.size(); ++i) {
+    if (plan.targets[i].rules_changed) staged[i].ruleset = NextRuleset();
+  }
+  lock.unlock();
+  auto drop_staged = [&] {
+    for (Staged& s : staged) {
+      if (s.written) kernel_.DeleteEntries(s.compiled).IgnoreError();
+    }
+  };
+  if (absl::Status st = StageAll(plan.targets, staged); !st.ok()) {
+    drop_staged();
+    return st;
+  }
+  lock.lock();
+  std::vector<policy::CompiledRuleset> replaced;
+  if (absl::Status st = SwitchUpdates(lock, plan.targets, staged, replaced);
+      !st.ok()) {
+    lock.unlock();
+    drop_staged();
+    return st;
+  }
+  lock.unlock();
+  for (const policy::CompiledRuleset& old : replaced) {
+    if (old.ruleset != 0) kernel_.DeleteEntries(old).IgnoreError();
+  }
+  size_t done = plan.targets.size();
+  for (size_t i = 0; i < plan.targets.size(); ++i) {
+    if (plan.targets[i].create) --done;
+  }
+  for (size_t i = 0; i < plan.targets.size(); ++i) {
+    TargetPlan& p = plan.targets[i];
+    if (!p.create) continue;
+    lock.lock();
+    std::vector<policy::Rule> rules = p.target.rules;
+    absl::Status st = CreateTarget(lock, p.target, std::move(rules), &staged[i]);
+    if (lock.owns_lock()) lock.unlock();
+    if (!st.ok()) {
+      drop_staged();
+      return absl::Status(
+          st.code(), absl::StrCat("partially applied: ", done, " of ",
+                                  plan.targets.size(),
+                                  " policies switched, then ",
+                                  p.target.name, " failed: ", st.message()));
+    }
+    ++done;
+  }
+  return out;
+}
+
+}  // namespace egress

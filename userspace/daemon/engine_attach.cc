@@ -1,0 +1,185 @@
+// Attachments: a target's program set on its cgroup (or on every cgroup its
+// pattern matches), re-attached when a cgroup is re-created, and what the
+// kernel says about it for status and metrics.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/engine.h"
+
+namespace egress {
+
+void Engine::Log(const std::string& line) const {
+  if (options_.log) options_.log(line);
+}
+
+std::vector<std::string> Engine::TargetCgroups(const TargetState& t) {
+  if (!IsPattern(t)) return {t.cgroup};
+  CgroupMatches m = kernel_.MatchCgroups(t.cgroup);
+  if (m.truncated) {
+    Log(absl::StrCat("target ", t.name, ": pattern ", t.cgroup,
+                     ": stopped after 20000 directories; narrow the pattern"));
+  }
+  // The same walk tells where new matches can appear: the loop watches them.
+  pattern_watch_dirs_[t.id] = std::move(m.watch_dirs);
+  return m.cgroups;
+}
+
+absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
+  if (IsPattern(t)) return AttachPattern(t);
+  auto id = kernel_.CgroupId(t.cgroup);
+  if (!id.ok()) {
+    if (absl::IsNotFound(id.status())) {
+      links_[t.id] = {{}, {}};
+      return false;  // waiting for it
+    }
+    return id.status();
+  }
+  LinkHealth health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+  if (!health.AllLive()) {
+    EGRESS_RETURN_IF_ERROR(
+        kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id));
+    Log(absl::StrCat("target ", t.name, ": attached to ", t.cgroup,
+                     " (cgroup id ", *id, ")"));
+    health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+  }
+  links_[t.id] = {{{t.cgroup, *id}}, health};
+  return true;
+}
+
+absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
+  std::set<uint64_t> live_sets;
+  std::vector<control::CgroupRef> attached;
+  LinkHealth total;
+  absl::Status first_error;
+  for (const std::string& rel : TargetCgroups(t)) {
+    auto id = kernel_.CgroupId(rel);
+    if (!id.ok()) continue;  // gone since the walk
+    live_sets.insert(*id);
+    LinkHealth health = kernel_.Links(t.id, *id, *id);
+    if (!health.AllLive()) {
+      absl::Status st = kernel_.Attach(t.id, *id, rel, *id);
+      if (!st.ok()) {
+        // A cgroup removed since the walk is not an error.
+        if (!absl::IsNotFound(st) && first_error.ok()) first_error = st;
+        continue;
+      }
+      Log(absl::StrCat("target ", t.name, ": attached to ", rel,
+                       " (cgroup id ", *id, ")"));
+      health = kernel_.Links(t.id, *id, *id);
+    }
+    attached.push_back({rel, *id});
+    total.live += health.live;
+    total.total += health.total;
+  }
+  // Only cgroups that are gone lose their links (every link defunct): a
+  // walk that missed a live cgroup (truncated, out of fds) must never lift
+  // its enforcement.
+  for (uint64_t set : kernel_.LinkSets(t.id)) {
+    if (live_sets.count(set) || !kernel_.LinkSetDefunct(t.id, set)) continue;
+    kernel_.Detach(t.id, set).IgnoreError();
+  }
+  links_[t.id] = {attached, total};
+  if (!first_error.ok()) return first_error;
+  return !attached.empty();
+}
+
+int Engine::Reconcile(bool* failed) {
+  Lock lock(mu_);
+  int attached = 0;
+  bool any_failed = false;
+  for (const auto& [name, t] : state_.targets) {
+    if (creating_.count(t.id)) continue;  // attached once its rules are in
+    auto before = links_.find(t.id);
+    bool was_live =
+        before != links_.end() && before->second.second.AllLive();
+    auto st = Attach(t);
+    if (!st.ok()) {
+      any_failed = true;
+      Log(absl::StrCat("target ", name, ": ", st.status().ToString()));
+      continue;
+    }
+    if (*st && !was_live) ++attached;
+  }
+  lock.unlock();
+  if (failed != nullptr) *failed = any_failed;
+  if (!any_failed) NotifyAllAttached();
+  return attached;
+}
+
+control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
+  control::TargetInfo info;
+  info.name = t.name;
+  info.id = t.id;
+  info.cgroup = t.cgroup;
+  info.mode = t.mode;
+  info.logging = t.logging;
+  info.rules = t.rules.size();
+  info.source = t.source;
+  info.source_value = t.source_value;
+  info.ephemeral = t.ephemeral;
+  auto it = links_.find(t.id);
+  if (it != links_.end()) {
+    info.cgroups = it->second.first;
+    info.hooks_attached = it->second.second.live;
+    info.hooks_total = it->second.second.total;
+  }
+  info.cgroup_exists = !info.cgroups.empty();
+  info.cgroup_id =
+      IsPattern(t) || info.cgroups.empty() ? 0 : info.cgroups[0].id;
+  info.attached = info.cgroup_exists && info.hooks_total > 0 &&
+                  info.hooks_attached == info.hooks_total;
+  return info;
+}
+
+std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
+  if (cgroup_id == 0) return "";
+  Lock lock(mu_);
+  if (auto it = cgroup_paths_.find(cgroup_id); it != cgroup_paths_.end()) {
+    return it->second;
+  }
+  const TargetState* target = nullptr;
+  for (const auto& [n, t] : state_.targets) {
+    if (t.id == target_id) target = &t;
+  }
+  if (target == nullptr) return "";
+  // Walk the target's subtree once and remember every id seen (bounded).
+  if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
+  std::vector<std::string> stack;
+  auto lk = links_.find(target->id);
+  if (lk != links_.end()) {
+    for (const control::CgroupRef& c : lk->second.first) {
+      stack.push_back(c.path);
+    }
+  }
+  size_t visited = 0;
+  while (!stack.empty() && visited < 10000) {
+    std::string rel = stack.back();
+    stack.pop_back();
+    ++visited;
+    if (auto id = kernel_.CgroupId(rel); id.ok()) cgroup_paths_[*id] = rel;
+    for (const std::string& name : kernel_.ChildCgroups(rel)) {
+      stack.push_back(absl::StrCat(rel == "/" ? "" : rel, "/", name));
+    }
+  }
+  auto it = cgroup_paths_.find(cgroup_id);
+  return it == cgroup_paths_.end() ? "" : it->second;
+}
+
+std::vector<std::string> Engine::WatchDirs() const {
+  Lock lock(mu_);
+  std::vector<std::string> dirs;
+  for (const auto& [n, t] : state_.targets) {
+    if (IsPattern(t)) {
+      auto it = pattern_watch_dirs_.find(t.id);
+      if (it == pattern_watch_dirs_.end()) continue;
+      dirs.insert(dirs.end(), it->second.begin(), it->second.end());
+      continue;
+    }
+    size_t slash = t.cgroup.rfind('/');
+    dirs.push_back(slash == 0 ? "/" : t.cgroup.substr(0, slash));
+  }
+  return dirs;
+}
+
+}  // namespace egress

@@ -1,0 +1,122 @@
+// One rule at a time: `egressctl allow|deny ...` and `egressctl delete`.
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/policy/rule_identity.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+namespace {
+
+constexpr int64_t kMaxTemporarySeconds = int64_t{10} * 365 * 86400;
+
+// The warning for an allow that a deny of the same target covers whole.
+std::string ShadowWarning(const std::vector<policy::Rule>& rules,
+                          const policy::Rule& allow) {
+  if (allow.action != policy::Action::kAllow) return "";
+  std::optional<size_t> deny = policy::ShadowingDeny(rules, allow);
+  if (!deny) return "";
+  return absl::StrCat("this allow has no effect: rule ", *deny + 1, " (",
+                      policy::FormatRule(rules[*deny]),
+                      ") denies all of it, and deny beats allow");
+}
+
+}  // namespace
+
+absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
+    const control::RuleAddRequest& request, int64_t now) {
+  policy::Rule rule = request.rule;
+  rule.id = 0;
+  rule.expires = 0;
+  if (request.for_seconds) {
+    if (*request.for_seconds <= 0 ||
+        *request.for_seconds > kMaxTemporarySeconds) {
+      return absl::InvalidArgumentError(
+          "for_seconds must be a number of seconds, 1 to 10 years");
+    }
+    rule.expires = now + *request.for_seconds;
+  }
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+  control::RuleAddResponse out;
+  out.target = t->name;
+  for (size_t i = 0; i < t->rules.size(); ++i) {
+    policy::Rule& kept = t->rules[i];
+    if (!policy::SameRule(kept, rule)) continue;
+    out.number = i + 1;
+    // The same rule again (in any spelling): a permanent one stays; a
+    // temporary one lives until the later of both ends (forever if the new
+    // one is permanent).
+    if (kept.expires != 0 &&
+        (rule.expires == 0 || rule.expires > kept.expires)) {
+      int64_t before = kept.expires;
+      kept.expires = rule.expires;
+      if (absl::Status st = SaveLocked(lock); !st.ok()) {
+        kept.expires = before;
+        return st;
+      }
+      out.rule = policy::FormatRule(kept);
+      out.expires = kept.expires;
+      out.extended = true;
+      return out;
+    }
+    out.skipped = true;
+    out.message = absl::StrCat("skipping adding existing rule (",
+                               policy::FormatRule(kept), ")");
+    return out;
+  }
+  rule.id = t->next_rule_id++;
+  std::vector<policy::Rule> rules = t->rules;
+  std::string warning = ShadowWarning(rules, rule);
+  rules.push_back(rule);
+  const std::string name = t->name;
+  lock.unlock();
+  if (absl::Status st = ReplaceRules(name, std::move(rules), std::nullopt);
+      !st.ok()) {
+    return st;  // the id stays used: ids are never reused anyway
+  }
+  lock.lock();
+  EGRESS_ASSIGN_OR_RETURN(t, Find(name));
+  out.number = t->rules.size();
+  out.rule = policy::FormatRule(rule);
+  out.expires = rule.expires;
+  if (!warning.empty()) out.warnings.push_back(warning);
+  return out;
+}
+
+absl::StatusOr<control::RuleDeleteResponse> Engine::DeleteRule(
+    const control::RuleDeleteRequest& request) {
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+  size_t index = 0;
+  if (request.number) {
+    size_t n = *request.number;
+    if (n == 0 || n > t->rules.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "no rule number ", n, " in target '", t->name, "' (it has ",
+          t->rules.size(), " rules; see 'egressctl list')"));
+    }
+    index = n - 1;
+  } else if (request.rule) {
+    index = t->rules.size();
+    for (size_t i = 0; i < t->rules.size(); ++i) {
+      if (policy::SameRule(t->rules[i], *request.rule)) index = i;
+    }
+    if (index == t->rules.size()) {
+      return absl::NotFoundError(
+          absl::StrCat("no such rule in target '", t->name,
+                       "': ", policy::FormatRule(*request.rule)));
+    }
+  } else {
+    return absl::InvalidArgumentError("delete needs a rule number or a rule");
+  }
+  std::vector<policy::Rule> rules = t->rules;
+  policy::Rule removed = rules[index];
+  rules.erase(rules.begin() + index);
+  const std::string name = t->name;
+  lock.unlock();
+  EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
+  return control::RuleDeleteResponse{name, policy::FormatRule(removed)};
+}
+
+}  // namespace egress

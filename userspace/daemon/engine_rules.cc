@@ -1,0 +1,172 @@
+// Rule set switches: a target's new rules are compiled and written beside the
+// old ones, the state file is saved, then one 8-byte config update flips the
+// hooks from the old set to the new one: never a mix, never nothing. The old
+// set's entries go afterwards, from the compiled form kept for it.
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+
+struct Engine::Change {
+  std::string name;
+  uint32_t id = 0;
+  uint32_t new_ruleset = 0;
+  std::vector<policy::Rule> rules;
+  std::optional<policy::Mode> mode;
+  DaemonState next_state;  // what the state file says once this is done
+  policy::CompiledRuleset compiled;
+  policy::CompiledRuleset replaced;  // the old set, deleted after Commit
+  bool compiled_ahead = false;
+  bool written = false;
+};
+
+uint32_t Engine::NextRuleset() {
+  uint32_t r = state_.next_ruleset++;
+  if (state_.next_ruleset == 0) state_.next_ruleset = 1;
+  return r;
+}
+
+absl::Status Engine::WriteConfig(const TargetState& t) const {
+  egress_target_config cfg{};
+  cfg.ruleset = t.ruleset;
+  cfg.mode = policy::KernelMode(t.mode);
+  auto it = compiled_.find(t.id);
+  uint8_t rule_flags =
+      it != compiled_.end() && t.ruleset != 0 ? it->second.flags : 0;
+  cfg.flags = rule_flags | policy::LoggingFlags(t.logging);
+  return kernel_.SetTargetConfig(t.id, cfg);
+}
+
+Engine::Change Engine::Prepare(const TargetState& t,
+                               std::vector<policy::Rule> rules,
+                               Staged* staged) {
+  Change c;
+  c.name = t.name;
+  c.id = t.id;
+  if (staged != nullptr) {
+    c.new_ruleset = staged->ruleset;
+    c.compiled = std::move(staged->compiled);
+    c.compiled_ahead = true;
+    c.written = staged->written;
+    staged->written = false;  // the change owns the entries now
+  } else {
+    c.new_ruleset = NextRuleset();
+  }
+  c.rules = std::move(rules);
+  c.next_state = state_;
+  TargetState& next = c.next_state.targets[t.name];
+  next.rules = c.rules;
+  next.ruleset = c.new_ruleset;
+  return c;
+}
+
+absl::Status Engine::Build(Change& c) {
+  if (c.mode) c.next_state.targets[c.name].mode = *c.mode;
+  if (!c.compiled_ahead) {
+    EGRESS_ASSIGN_OR_RETURN(c.compiled,
+                            policy::Compile(c.new_ruleset, c.rules));
+  }
+  if (!c.written) {
+    if (absl::Status st = kernel_.WriteEntries(c.compiled); !st.ok()) {
+      kernel_.DeleteEntries(c.compiled).IgnoreError();
+      return st;
+    }
+    c.written = true;
+  }
+  if (absl::Status st = options_.save(c.next_state); !st.ok()) {
+    Discard(c);
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+void Engine::Discard(Change& c) {
+  if (c.written) kernel_.DeleteEntries(c.compiled).IgnoreError();
+  c.written = false;
+}
+
+absl::Status Engine::Commit(Lock& lock, Change& c) {
+  auto found = Find(c.name);
+  if (!found.ok()) {
+    Discard(c);
+    return found.status();
+  }
+  TargetState& t = **found;
+  TargetState before = t;
+  t.rules = c.rules;
+  t.ruleset = c.new_ruleset;
+  if (c.mode) t.mode = *c.mode;
+  policy::CompiledRuleset old = std::move(compiled_[t.id]);
+  compiled_[t.id] = c.compiled;
+  // The switch.
+  if (absl::Status st = WriteConfig(t); !st.ok()) {
+    t = std::move(before);
+    compiled_[t.id] = std::move(old);
+    SaveLocked(lock).IgnoreError();  // the file said the new set: undo it
+    Discard(c);
+    return st;
+  }
+  c.written = false;  // the entries are in use now
+  c.replaced = std::move(old);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ReplaceRules(const std::string& name,
+                                  std::vector<policy::Rule> rules,
+                                  std::optional<policy::Mode> mode,
+                                  Staged* staged) {
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
+  Change c = Prepare(*t, std::move(rules), staged);
+  c.mode = mode;
+  lock.unlock();
+  EGRESS_RETURN_IF_ERROR(Build(c));
+  lock.lock();
+  EGRESS_RETURN_IF_ERROR(Commit(lock, c));
+  lock.unlock();
+  if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
+    if (absl::Status st = kernel_.DeleteEntries(c.replaced); !st.ok()) {
+      Log(absl::StrCat("leaving stale entries of ruleset ", c.replaced.ruleset,
+                       ": ", st.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Engine::ExpireRules(int64_t now) {
+  std::vector<std::pair<std::string, std::vector<policy::Rule>>> work;
+  {
+    Lock lock(mu_);
+    for (const auto& [name, t] : state_.targets) {
+      std::vector<policy::Rule> keep;
+      for (const policy::Rule& r : t.rules) {
+        if (r.expires == 0 || r.expires > now) keep.push_back(r);
+      }
+      if (keep.size() != t.rules.size()) work.emplace_back(name, keep);
+    }
+  }
+  int removed = 0;
+  for (auto& [name, keep] : work) {
+    std::vector<policy::Rule> before;
+    if (auto t = Targets(name, false); t.ok()) before = (*t)[0].rules;
+    size_t kept = keep.size();
+    if (absl::Status st = ReplaceRules(name, std::move(keep), std::nullopt);
+        !st.ok()) {
+      Log(absl::StrCat("target ", name,
+                       ": cannot remove expired rules: ", st.ToString()));
+      continue;
+    }
+    for (const policy::Rule& r : before) {
+      if (r.expires != 0 && r.expires <= now) {
+        Log(absl::StrCat("target ", name,
+                         ": temporary rule expired: ", policy::FormatRule(r)));
+      }
+    }
+    removed += before.size() - kept;
+  }
+  return removed;
+}
+
+}  // namespace egress

@@ -1,0 +1,361 @@
+// Targets: start-up, adding and removing targets, their mode and logging,
+// and the reads that describe them.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/policy/names.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+
+Engine::Engine(KernelPort& kernel, DaemonState state, EngineOptions options)
+    : kernel_(kernel), options_(std::move(options)), state_(std::move(state)) {}
+
+absl::Status Engine::SaveLocked(Lock&) { return options_.save(state_); }
+
+size_t Engine::TargetCount() const {
+  Lock lock(mu_);
+  return state_.targets.size();
+}
+
+absl::StatusOr<bool> Engine::Start(int64_t now) {
+  Lock lock(mu_);
+  // Never reuse a ruleset id that still has entries in the maps.
+  EGRESS_ASSIGN_OR_RETURN(uint32_t max_in_maps, kernel_.MaxRulesetInMaps());
+  state_.next_ruleset = std::max(state_.next_ruleset, max_in_maps + 1);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : state_.targets) {
+    if (!kernel_.ProgramsLoaded(t.id)) {
+      EGRESS_RETURN_IF_ERROR(kernel_.LoadPrograms(t.id));
+    }
+    names.push_back(name);
+  }
+  lock.unlock();
+  // Rule sets are rewritten (maps may be new after a reboot); temporary
+  // rules that ran out while egressd was down end now. A target whose links
+  // are still pinned keeps enforcing throughout (adopted, not re-attached).
+  for (const std::string& name : names) {
+    std::vector<policy::Rule> rules;
+    EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> t, Targets(name, false));
+    for (const policy::Rule& r : t[0].rules) {
+      if (r.expires == 0 || r.expires > now) rules.push_back(r);
+    }
+    EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
+  }
+  lock.lock();
+  bool all_attached = true;
+  std::set<uint32_t> keep;
+  for (const auto& [name, t] : state_.targets) {
+    auto attached = Attach(t);
+    if (!attached.ok()) {
+      all_attached = false;
+      Log(absl::StrCat("target ", name, ": ", attached.status().ToString()));
+    }
+    keep.insert(t.ruleset);
+  }
+  // Entries of rulesets no target uses were left by an interrupted apply.
+  EGRESS_ASSIGN_OR_RETURN(size_t swept, kernel_.DeleteRulesetsExcept(keep));
+  if (swept > 0) Log(absl::StrCat("removed ", swept, " stale rule entries"));
+  EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  return all_attached;
+}
+
+absl::StatusOr<TargetState*> Engine::Find(const std::string& name) {
+  const Engine* self = this;
+  EGRESS_ASSIGN_OR_RETURN(const TargetState* t, self->Find(name));
+  return const_cast<TargetState*>(t);
+}
+
+absl::StatusOr<const TargetState*> Engine::Find(const std::string& name) const {
+  if (name.empty()) {
+    if (state_.targets.size() == 1) return &state_.targets.begin()->second;
+    if (state_.targets.empty()) {
+      return absl::NotFoundError(
+          "no targets yet: add one with 'egressctl target add NAME --cgroup "
+          "PATH'");
+    }
+    std::vector<std::string> names;
+    for (const auto& [n, t] : state_.targets) names.push_back(n);
+    return absl::InvalidArgumentError(
+        absl::StrCat("several targets exist (", absl::StrJoin(names, ", "),
+                     "): name one with --target NAME"));
+  }
+  auto it = state_.targets.find(name);
+  if (it == state_.targets.end()) {
+    return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
+  }
+  return &it->second;
+}
+
+absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
+                                                  const std::string& value) {
+  std::string path = value;
+  switch (source) {
+    case policy::TargetSource::kUnit: {
+      EGRESS_ASSIGN_OR_RETURN(path, options_.unit_cgroup(value));
+      break;
+    }
+    case policy::TargetSource::kPid: {
+      char* end = nullptr;
+      long pid = strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || pid <= 0 || pid > (1 << 22)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad pid '", value, "'"));
+      }
+      EGRESS_ASSIGN_OR_RETURN(path, options_.pid_cgroup(static_cast<int>(pid)));
+      break;
+    }
+    case policy::TargetSource::kPattern:
+      if (value.find_first_of("*?[") == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "cgroup pattern '", value,
+            "' has no wildcard (*, ?, [...]); use --cgroup for one cgroup"));
+      }
+      break;
+    case policy::TargetSource::kCgroup:
+      break;
+  }
+  return options_.normalize_cgroup(path);
+}
+
+absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
+  std::set<uint32_t> used;
+  for (const auto& [n, t] : state_.targets) used.insert(t.id);
+  for (uint32_t id = 1; id < EGRESS_MAX_TARGETS; ++id) {
+    if (!used.count(id)) return id;
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("at most ", EGRESS_MAX_TARGETS - 1, " targets"));
+}
+
+absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
+  EGRESS_RETURN_IF_ERROR(policy::CheckTargetName(spec.name));
+  TargetState t;
+  t.name = spec.name;
+  t.source = spec.source;
+  t.source_value = spec.source_value;
+  t.mode = spec.mode;
+  t.logging = spec.logging;
+  t.ephemeral = spec.ephemeral;
+  EGRESS_ASSIGN_OR_RETURN(t.cgroup,
+                          ResolveCgroup(spec.source, spec.source_value));
+  return t;
+}
+
+absl::StatusOr<control::TargetAddResponse> Engine::AddTarget(
+    const control::TargetSpec& spec) {
+  EGRESS_ASSIGN_OR_RETURN(TargetState t, NewTarget(spec));
+  std::vector<policy::Rule> rules = spec.rules;
+  for (policy::Rule& r : rules) r.id = t.next_rule_id++;
+  // Validate the rules before touching the kernel.
+  EGRESS_RETURN_IF_ERROR(policy::Compile(1, rules).status());
+  Lock lock(mu_);
+  std::string name = t.name;
+  EGRESS_RETURN_IF_ERROR(CreateTarget(lock, std::move(t), std::move(rules)));
+  if (!lock.owns_lock()) lock.lock();
+  const TargetState& stored = state_.targets.at(name);
+  control::TargetAddResponse out;
+  out.target = InfoLocked(stored);
+  if (!out.target.cgroup_exists) {
+    out.warning =
+        IsPattern(stored)
+            ? absl::StrCat("no cgroup matches ", stored.cgroup,
+                           " yet; each one is enforced as soon as it is "
+                           "created")
+            : absl::StrCat("cgroup ", stored.cgroup,
+                           " does not exist yet; it is enforced as soon as "
+                           "it is created");
+  }
+  return out;
+}
+
+absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
+                                  std::vector<policy::Rule> rules,
+                                  Staged* staged) {
+  if (state_.targets.count(t.name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("target '", t.name, "' exists already"));
+  }
+  for (const auto& [n, other] : state_.targets) {
+    if (other.cgroup == t.cgroup) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("cgroup ", t.cgroup, " is already target '", n, "'"));
+    }
+  }
+  EGRESS_ASSIGN_OR_RETURN(t.id, AllocateTargetId());
+  const uint32_t id = t.id;
+  const std::string name = t.name;
+  auto undo = [&] {
+    kernel_.RemovePrograms(id).IgnoreError();
+    kernel_.SetTargetConfig(id, egress_target_config{}).IgnoreError();
+    compiled_.erase(id);
+    links_.erase(id);
+  };
+  // Config (mode, no rules = deny all) goes in before any program attaches.
+  EGRESS_RETURN_IF_ERROR(WriteConfig(t));
+  EGRESS_RETURN_IF_ERROR(kernel_.ResetCounters(id));
+  if (absl::Status st = kernel_.LoadPrograms(id); !st.ok()) {
+    undo();
+    return st;
+  }
+  // Not attached until its rules are in: reconcile skips a target with no
+  // rule set (ruleset 0) unless it really has no rules.
+  state_.targets.emplace(name, std::move(t));
+  creating_.insert(id);
+  lock.unlock();
+  absl::Status st = ReplaceRules(name, std::move(rules), std::nullopt, staged);
+  lock.lock();
+  creating_.erase(id);
+  if (st.ok()) {
+    auto attached = Attach(state_.targets.at(name));
+    st = attached.status();
+  }
+  if (!st.ok()) {
+    auto it = compiled_.find(id);
+    if (it != compiled_.end()) kernel_.DeleteEntries(it->second).IgnoreError();
+    state_.targets.erase(name);
+    undo();
+    SaveLocked(lock).IgnoreError();
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
+    const std::string& name) {
+  Lock lock(mu_);
+  auto it = state_.targets.find(name);
+  if (it == state_.targets.end()) {
+    return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
+  }
+  TargetState t = it->second;
+  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  state_.targets.erase(it);
+  EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  kernel_.SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
+  if (auto c = compiled_.find(t.id); c != compiled_.end()) {
+    if (t.ruleset != 0) kernel_.DeleteEntries(c->second).IgnoreError();
+    compiled_.erase(c);
+  }
+  links_.erase(t.id);
+  rule_numbers_.erase(t.id);
+  pattern_watch_dirs_.erase(t.id);
+  kernel_.DeletePeers(t.id).IgnoreError();
+  return control::TargetRemoveResponse{name};
+}
+
+absl::StatusOr<control::ModeResponse> Engine::SetMode(
+    const control::ModeRequest& request) {
+  Lock lock(mu_);
+  std::vector<TargetState*> targets;
+  if (request.all) {
+    for (auto& [n, t] : state_.targets) targets.push_back(&t);
+  } else {
+    EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+    targets.push_back(t);
+  }
+  control::ModeResponse out;
+  for (TargetState* t : targets) {
+    policy::Mode old = t->mode;
+    t->mode = request.mode;
+    if (absl::Status st = SaveLocked(lock); !st.ok()) {
+      t->mode = old;
+      return st;
+    }
+    EGRESS_RETURN_IF_ERROR(WriteConfig(*t));
+    out.changed.push_back({t->name, t->mode});
+  }
+  return out;
+}
+
+absl::StatusOr<control::LoggingResponse> Engine::SetLogging(
+    const control::LoggingRequest& request) {
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+  policy::LoggingLevel old = t->logging;
+  t->logging = request.level;
+  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+    t->logging = old;
+    return st;
+  }
+  EGRESS_RETURN_IF_ERROR(WriteConfig(*t));
+  return control::LoggingResponse{t->name, t->logging};
+}
+
+absl::StatusOr<std::vector<TargetState>> Engine::Targets(
+    const std::string& name, bool all) const {
+  Lock lock(mu_);
+  std::vector<TargetState> out;
+  if (name.empty() && all) {
+    for (const auto& [n, t] : state_.targets) out.push_back(t);
+    return out;
+  }
+  EGRESS_ASSIGN_OR_RETURN(const TargetState* t, Find(name));
+  out.push_back(*t);
+  return out;
+}
+
+std::vector<control::TargetInfo> Engine::TargetInfos() const {
+  Lock lock(mu_);
+  std::vector<control::TargetInfo> out;
+  for (const auto& [n, t] : state_.targets) out.push_back(InfoLocked(t));
+  return out;
+}
+
+absl::StatusOr<control::ListResponse> Engine::List(
+    const std::string& name) const {
+  EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> targets,
+                          Targets(name, /*all=*/true));
+  control::ListResponse out;
+  for (TargetState& t : targets) {
+    control::TargetRules tr{t.name, t.mode, {}};
+    for (size_t i = 0; i < t.rules.size(); ++i) {
+      tr.rules.push_back({i + 1, std::move(t.rules[i])});
+    }
+    out.targets.push_back(std::move(tr));
+  }
+  return out;
+}
+
+std::string Engine::RuleText(uint32_t target_id, uint32_t rule_id) const {
+  RecordTarget r = LookupRecord(target_id, rule_id);
+  if (r.rule_number == 0) return "";
+  Lock lock(mu_);
+  auto it = state_.targets.find(r.name);
+  if (it == state_.targets.end() || r.rule_number > it->second.rules.size()) {
+    return "";
+  }
+  return policy::FormatRule(it->second.rules[r.rule_number - 1]);
+}
+
+RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
+  Lock lock(mu_);
+  RecordTarget out;
+  const TargetState* target = nullptr;
+  for (const auto& [n, t] : state_.targets) {
+    if (t.id == target_id) target = &t;
+  }
+  if (target == nullptr) return out;
+  out.name = target->name;
+  out.logging = target->logging;
+  if (rule_id == 0) return out;
+  // Rebuilt when the target's rule set changed: records cost O(1) however
+  // many rules there are.
+  RuleIndex& index = rule_numbers_[target->id];
+  if (index.ruleset != target->ruleset ||
+      index.numbers.size() != target->rules.size()) {
+    index.ruleset = target->ruleset;
+    index.numbers.clear();
+    for (size_t i = 0; i < target->rules.size(); ++i) {
+      index.numbers.emplace(target->rules[i].id, i + 1);
+    }
+  }
+  auto it = index.numbers.find(rule_id);
+  out.rule_number = it == index.numbers.end() ? 0 : it->second;
+  return out;
+}
+
+}  // namespace egress

@@ -1,0 +1,329 @@
+#include "userspace/daemon/event_loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "userspace/common/atomic_file.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/control/protocol.h"
+
+namespace egress {
+namespace {
+
+constexpr size_t kMaxPending = 64;
+constexpr int kMaxAcceptsPerTurn = 64;
+constexpr size_t kMaxWatches = 8192;
+// Ring-buffer records are submitted without wake-ups; the poll timeout is
+// the drain timer.
+constexpr int kDrainMs = 50;
+
+sigset_t HandledSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  return mask;
+}
+
+void Log(const std::string& line) {
+  fprintf(stderr, "egressd: %s\n", line.c_str());
+}
+
+// The outcome of a policy directory reload, for the log.
+void LogReload(const char* why,
+               const absl::StatusOr<control::ApplyResponse>& r,
+               const std::string& dir) {
+  if (!r.ok()) {
+    const std::string msg(r.status().message());
+    Log(absl::StrCat(why, ": policy directory ", dir, " ",
+                     absl::StartsWith(msg, "partially applied")
+                         ? "FAILED PART-WAY"
+                         : "rejected, enforcement unchanged",
+                     ": ", msg));
+    return;
+  }
+  if (!r->note.empty()) Log(absl::StrCat(why, ": ", r->note));
+  for (const control::TargetChange& c : r->changes) {
+    Log(absl::StrCat(why, ": ", c.action, " target ", c.target, ": ",
+                     c.added.size(), " rules added, ", c.removed.size(),
+                     " removed"));
+  }
+}
+
+void Answer(int fd, const absl::StatusOr<control::Response>& r) {
+  WriteResponse(fd, r.ok() ? control::EncodeResponse(*r)
+                           : ErrorResponse(r.status()))
+      .IgnoreError();
+}
+
+}  // namespace
+
+EventLoop::EventLoop(const ControlListener& listener, Engine& engine,
+                     ControlService& service, Learner& learner,
+                     RecordStream& records, LoopOptions options)
+    : listener_(listener),
+      engine_(engine),
+      service_(service),
+      learner_(learner),
+      records_(records),
+      options_(std::move(options)),
+      worker_(std::make_unique<Worker>()) {}
+
+EventLoop::~EventLoop() { Stop(); }
+
+void EventLoop::Stop() { worker_.reset(); }
+
+absl::Status EventLoop::Setup() {
+  sigset_t mask = HandledSignals();
+  signal_fd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_) return ErrnoStatus(errno, "signalfd");
+  // cgroup directories created under a target's parent wake the loop at
+  // once, so a re-created cgroup is enforced within one turn.
+  cgroup_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  // The policy directory: a change (an edit, a ConfigMap update, which
+  // swaps a symlink) is applied like SIGHUP, 1 s after the last change.
+  if (!options_.policy_dir.empty()) {
+    policy_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (inotify_add_watch(policy_watch_.get(), options_.policy_dir.c_str(),
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                              IN_CREATE | IN_DELETE) < 0) {
+      Log(absl::StrCat("not watching ", options_.policy_dir, " (",
+                       strerror(errno),
+                       "): reload it with SIGHUP or egressctl reload"));
+      policy_watch_.reset();
+    }
+  }
+  WatchParents();
+  const absl::Time now = absl::Now();
+  next_reconcile_ = next_expiry_ = now;
+  next_learn_save_ = now + absl::Seconds(5);
+  Log(absl::StrCat("ready on ", options_.socket_path, " (cgroup2 ",
+                   options_.cgroup_root, ", ", engine_.TargetCount(),
+                   " targets)"));
+  return absl::OkStatus();
+}
+
+void EventLoop::Watch(const std::string& rel) {
+  std::string abs = rel == "/" ? options_.cgroup_root
+                               : absl::StrCat(options_.cgroup_root, rel);
+  if (watched_.count(abs)) return;
+  if (watched_.size() >= kMaxWatches) {
+    // Directories come and go (pods): start over rather than stop
+    // watching; the 500 ms rescan covers the moment in between.
+    cgroup_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    watched_.clear();
+  }
+  // IN_DELETE too: a pattern target drops the links of a removed cgroup.
+  if (inotify_add_watch(cgroup_watch_.get(), abs.c_str(),
+                        IN_CREATE | IN_DELETE) >= 0) {
+    watched_.insert(abs);
+  }
+}
+
+void EventLoop::WatchParents() {
+  for (const std::string& rel : engine_.WatchDirs()) Watch(rel);
+}
+
+bool EventLoop::HandleSignals() {
+  signalfd_siginfo si;
+  while (read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) return false;
+    if (si.ssi_signo == SIGHUP && !options_.policy_dir.empty()) {
+      PostReload("SIGHUP");
+    }
+  }
+  return true;
+}
+
+void EventLoop::PostReload(const char* why) {
+  if (reload_queued_.exchange(true)) return;  // one is waiting already
+  worker_->Post([this, why] {
+    reload_queued_.store(false);
+    LogReload(why, service_.Reload(), options_.policy_dir);
+    rewatch_.store(true);
+  });
+}
+
+void EventLoop::HandlePolicyWatch(bool readable) {
+  if (readable) {
+    char buf[4096];
+    while (read(policy_watch_.get(), buf, sizeof(buf)) > 0) {
+    }
+    // Editors and ConfigMap updates write in steps: wait for quiet.
+    policy_reload_at_ = absl::Now() + absl::Seconds(1);
+  }
+  // A rejected directory is tried again now and then: a unit that was not
+  // running yet may be by now.
+  if (!options_.policy_dir.empty() && !service_.last_reload_ok() &&
+      policy_reload_at_ == absl::InfiniteFuture()) {
+    policy_reload_at_ = absl::Now() + absl::Seconds(30);
+  }
+  if (absl::Now() >= policy_reload_at_) {
+    policy_reload_at_ = absl::InfiniteFuture();
+    PostReload("policy directory changed");
+  }
+}
+
+void EventLoop::HandleCgroupWatch(bool readable) {
+  bool created = false;
+  if (readable) {
+    char buf[4096];
+    while (read(cgroup_watch_.get(), buf, sizeof(buf)) > 0) created = true;
+  }
+  if (created || absl::Now() >= next_reconcile_) {
+    engine_.Reconcile();
+    WatchParents();
+    next_reconcile_ = absl::Now() + absl::Milliseconds(500);
+  }
+}
+
+void EventLoop::SaveLearnedLater() {
+  std::optional<std::string> data = learner_.TakeChanges();
+  if (!data) return;
+  worker_->Post([path = learner_.path(), data = std::move(*data)] {
+    if (absl::Status st = WriteFileAtomically(path, data); !st.ok()) {
+      Log(absl::StrCat("saving learned traffic: ", st.ToString()));
+    }
+  });
+}
+
+void EventLoop::RunTimers() {
+  const absl::Time now = absl::Now();
+  if (now >= next_expiry_) {
+    next_expiry_ = now + absl::Seconds(1);
+    if (!expiry_queued_.exchange(true)) {
+      worker_->Post([this] {
+        engine_.ExpireRules(absl::ToUnixSeconds(absl::Now()));
+        expiry_queued_.store(false);
+      });
+    }
+  }
+  if (now >= next_learn_save_) {
+    next_learn_save_ = now + absl::Seconds(5);
+    SaveLearnedLater();
+  }
+  if (rewatch_.exchange(false)) WatchParents();
+}
+
+void EventLoop::AcceptNew(std::vector<bool>& readable) {
+  for (int i = 0; i < kMaxAcceptsPerTurn; ++i) {
+    auto conn = listener_.Accept();
+    if (!conn.ok()) break;
+    if (absl::Status st = CheckPeerIsRoot(conn->get()); !st.ok()) {
+      WriteResponse(conn->get(), ErrorResponse(st)).IgnoreError();
+      continue;
+    }
+    if (pending_.size() >= kMaxPending) {
+      WriteResponse(conn->get(),
+                    ErrorResponse(absl::ResourceExhaustedError(
+                        "egressd is busy: too many unfinished requests")))
+          .IgnoreError();
+      continue;
+    }
+    pending_.push_back(
+        {*std::move(conn), std::string(), absl::Now() + absl::Seconds(5)});
+    readable.push_back(true);  // egressctl sends at once: try now
+  }
+}
+
+void EventLoop::ServePending(const std::vector<bool>& readable) {
+  std::vector<Pending> still;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    Pending& p = pending_[i];
+    absl::StatusOr<std::optional<nlohmann::json>> req =
+        std::optional<nlohmann::json>();
+    if (readable[i]) req = ReadAvailableRequest(p.fd.get(), &p.buf);
+    if (req.ok() && !req->has_value()) {
+      if (absl::Now() < p.deadline) {
+        still.push_back(std::move(p));
+      } else {
+        WriteResponse(p.fd.get(),
+                      ErrorResponse(absl::DeadlineExceededError(
+                          "control socket: no complete request in 5 s")))
+            .IgnoreError();
+      }
+      continue;
+    }
+    if (!req.ok()) {
+      WriteResponse(p.fd.get(), ErrorResponse(req.status())).IgnoreError();
+      continue;
+    }
+    Serve(std::move(p.fd), **req);
+  }
+  pending_ = std::move(still);
+}
+
+void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
+  absl::StatusOr<control::Request> request = control::DecodeRequest(message);
+  if (!request.ok()) {
+    Answer(fd.get(), request.status());
+    return;
+  }
+  if (ControlService::IsChange(*request)) {
+    // Changes run on the worker, one at a time; reads go on meanwhile.
+    auto conn = std::make_shared<UniqueFd>(std::move(fd));
+    worker_->Post([this, conn, req = *std::move(request)] {
+      absl::StatusOr<control::Response> r = service_.Handle(req);
+      Answer(conn->get(), r);
+      rewatch_.store(true);
+    });
+    return;
+  }
+  absl::StatusOr<control::Response> r = service_.Handle(*request);
+  Answer(fd.get(), r);
+  auto* events = std::get_if<control::EventsRequest>(&*request);
+  if (r.ok() && events != nullptr && events->follow) {
+    // The connection stays open: records follow as lines.
+    fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+    records_.Follow(std::move(fd), *events).IgnoreError();
+  }
+}
+
+absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
+  if (absl::Status st = Setup(); !st.ok()) return st;
+  while (stop == nullptr || !stop->load()) {
+    std::vector<pollfd> fds = {{listener_.fd(), POLLIN, 0},
+                               {signal_fd_.get(), POLLIN, 0},
+                               {cgroup_watch_.get(), POLLIN, 0},
+                               {policy_watch_.get(), POLLIN, 0}};
+    for (const Pending& p : pending_) fds.push_back({p.fd.get(), POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), kDrainMs);
+    if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    heartbeat_ns_.store(absl::GetCurrentTimeNanos());
+    auto ready = [&](size_t i, short events) {
+      return r > 0 && (fds[i].revents & events) != 0;
+    };
+    if (ready(1, POLLIN) && !HandleSignals()) break;
+    HandlePolicyWatch(policy_watch_ && ready(3, POLLIN));
+    HandleCgroupWatch(ready(2, POLLIN));
+    RunTimers();
+    std::vector<bool> readable(pending_.size());
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      readable[i] = ready(4 + i, POLLIN | POLLHUP);
+    }
+    if (ready(0, POLLIN)) AcceptNew(readable);
+    ServePending(readable);
+    records_.Drain();
+    records_.FlushFollowers();
+  }
+  Log("stopping; enforcement stays pinned");
+  records_.Drain();
+  Stop();  // the change in progress finishes; nothing new starts
+  if (std::optional<std::string> data = learner_.TakeChanges()) {
+    WriteFileAtomically(learner_.path(), *data).IgnoreError();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace egress

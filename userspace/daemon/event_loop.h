@@ -1,0 +1,101 @@
+// egressd's poll loop: control connections (read without waiting, changes
+// handed to the worker, reads answered here), signals, cgroup and policy
+// directory watches, timers (reconcile, expiry, learned state), and the
+// drain of kernel records to their consumers.
+#ifndef EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
+#define EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/control/control_socket.h"
+#include "userspace/daemon/control_service.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/daemon/learner.h"
+#include "userspace/daemon/worker.h"
+
+namespace egress {
+
+// Kernel records as the loop sees them.
+class RecordStream {
+ public:
+  virtual ~RecordStream() = default;
+  // Reads what the ring buffer holds and hands it to the consumers.
+  virtual void Drain() = 0;
+  // Writes what followers can take without waiting.
+  virtual void FlushFollowers() = 0;
+  // Keeps `fd` open and streams matching records to it.
+  virtual absl::Status Follow(UniqueFd fd,
+                              const control::EventsRequest& request) = 0;
+};
+
+struct LoopOptions {
+  std::string socket_path;
+  std::string cgroup_root;
+  std::string policy_dir;  // "" = none
+};
+
+class EventLoop {
+ public:
+  EventLoop(const ControlListener& listener, Engine& engine,
+            ControlService& service, Learner& learner, RecordStream& records,
+            LoopOptions options);
+  ~EventLoop();
+
+  // Until *stop becomes true or SIGTERM/SIGINT arrives.
+  absl::Status Run(const std::atomic<bool>* stop);
+  // When the loop last turned (0 before it starts), for /healthz.
+  int64_t heartbeat_ns() const { return heartbeat_ns_.load(); }
+
+ private:
+  struct Pending {
+    UniqueFd fd;
+    std::string buf;
+    absl::Time deadline;
+  };
+
+  absl::Status Setup();
+  // False when asked to stop.
+  bool HandleSignals();
+  void HandlePolicyWatch(bool readable);
+  void HandleCgroupWatch(bool readable);
+  void RunTimers();
+  void Watch(const std::string& rel);
+  void WatchParents();
+  void AcceptNew(std::vector<bool>& readable);
+  void ServePending(const std::vector<bool>& readable);
+  void Serve(UniqueFd fd, const nlohmann::json& message);
+  void PostReload(const char* why);
+  void SaveLearnedLater();
+  void Stop();
+
+  const ControlListener& listener_;
+  Engine& engine_;
+  ControlService& service_;
+  Learner& learner_;
+  RecordStream& records_;
+  LoopOptions options_;
+  std::unique_ptr<Worker> worker_;
+
+  UniqueFd signal_fd_, cgroup_watch_, policy_watch_;
+  std::set<std::string> watched_;
+  std::vector<Pending> pending_;
+  absl::Time policy_reload_at_ = absl::InfiniteFuture();
+  absl::Time next_reconcile_, next_expiry_, next_learn_save_;
+  // Set by the worker after a change: the watch set may need new dirs.
+  std::atomic<bool> rewatch_{false};
+  std::atomic<bool> expiry_queued_{false};
+  std::atomic<bool> reload_queued_{false};
+  std::atomic<int64_t> heartbeat_ns_{0};
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_

@@ -1,0 +1,85 @@
+// The engine's view of the kernel: rule maps, per-target program sets, their
+// links on cgroups, and the cgroup tree. egressd uses BpfKernel
+// (kernel_port_bpf.h); the engine tests use a fake, so apply, expiry,
+// rollback and reconcile are tested without root.
+//
+// A target has link sets, one per cgroup it is attached to: a single-cgroup
+// target has the set kOwnCgroup, a pattern target one set per matching
+// cgroup, keyed by that cgroup's id.
+#ifndef EGRESS_USERSPACE_DAEMON_KERNEL_PORT_H_
+#define EGRESS_USERSPACE_DAEMON_KERNEL_PORT_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "egress/abi.h"
+#include "userspace/daemon/cgroup_match.h"
+#include "userspace/policy/compile.h"
+
+namespace egress {
+
+// How many of a link set's hooks are pinned and live on the expected cgroup.
+struct LinkHealth {
+  uint64_t live = 0;
+  uint64_t total = 0;
+  bool AllLive() const { return total > 0 && live == total; }
+};
+
+class KernelPort {
+ public:
+  static constexpr uint64_t kOwnCgroup = 0;
+
+  virtual ~KernelPort() = default;
+
+  // ---- Rule maps (shared by every target) ----
+  // Writes every entry of a compiled set; on failure the caller deletes.
+  virtual absl::Status WriteEntries(const policy::CompiledRuleset& set) = 0;
+  virtual absl::Status DeleteEntries(const policy::CompiledRuleset& set) = 0;
+  // targets[id]: the one-word switch between rule sets, mode and flags.
+  virtual absl::Status SetTargetConfig(uint32_t id,
+                                       const egress_target_config& config) = 0;
+  virtual absl::Status ResetCounters(uint32_t id) = 0;
+  virtual absl::Status DeletePeers(uint32_t id) = 0;
+  virtual absl::StatusOr<uint32_t> MaxRulesetInMaps() = 0;
+  virtual absl::StatusOr<size_t> DeleteRulesetsExcept(
+      const std::set<uint32_t>& keep) = 0;
+  virtual absl::StatusOr<egress_counters> Counters(uint32_t id) = 0;
+  virtual absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
+      uint32_t id) = 0;
+
+  // ---- Program sets ----
+  virtual bool ProgramsLoaded(uint32_t id) = 0;
+  // Loads and pins the target's programs, replacing leftovers.
+  virtual absl::Status LoadPrograms(uint32_t id) = 0;
+  // Detaches every link of the target and removes its programs.
+  virtual absl::Status RemovePrograms(uint32_t id) = 0;
+
+  // ---- Cgroups (paths relative to the cgroup2 mount) ----
+  // NotFound when the cgroup does not exist.
+  virtual absl::StatusOr<uint64_t> CgroupId(const std::string& rel) = 0;
+  virtual CgroupMatches MatchCgroups(const std::string& pattern) = 0;
+  // Child directory names of a cgroup (for naming records' cgroups).
+  virtual std::vector<std::string> ChildCgroups(const std::string& rel) = 0;
+
+  // ---- Links ----
+  // Attaches every program of the target to the cgroup as `link_set`; all
+  // or nothing. Hooks already live on `cgroup_id` are kept (adoption).
+  virtual absl::Status Attach(uint32_t id, uint64_t link_set,
+                              const std::string& rel, uint64_t cgroup_id) = 0;
+  virtual LinkHealth Links(uint32_t id, uint64_t link_set,
+                           uint64_t cgroup_id) = 0;
+  // The pattern link sets a target has (cgroup ids).
+  virtual std::vector<uint64_t> LinkSets(uint32_t id) = 0;
+  // True when no hook of the set is pinned to a live cgroup any more.
+  virtual bool LinkSetDefunct(uint32_t id, uint64_t link_set) = 0;
+  virtual absl::Status Detach(uint32_t id, uint64_t link_set) = 0;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_KERNEL_PORT_H_

@@ -1,0 +1,170 @@
+#include "userspace/daemon/kernel_port_bpf.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/kernel/bpffs.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/target_programs.h"
+
+namespace egress {
+namespace {
+
+constexpr char kLinkDirPrefix[] = "cgroup-";
+
+// Every link of `states` pinned and on `cgroup_id`.
+LinkHealth HealthOf(const std::vector<LinkState>& states, uint64_t cgroup_id) {
+  LinkHealth h;
+  h.total = states.size();
+  for (const LinkState& l : states) {
+    if (l.pinned && cgroup_id != 0 && l.cgroup_id == cgroup_id) ++h.live;
+  }
+  return h;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
+    const std::string& bpffs_dir, const std::string& cgroup_root) {
+  auto k = std::unique_ptr<BpfKernel>(new BpfKernel());
+  k->bpffs_dir_ = bpffs_dir;
+  k->version_dir_ = absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
+  k->cgroup_root_ = cgroup_root;
+  std::string maps_dir = k->version_dir_ + "/maps";
+  EGRESS_RETURN_IF_ERROR(MakeDirs(maps_dir, 0700));
+  EGRESS_ASSIGN_OR_RETURN(k->maps_, SharedMaps::OpenOrCreate(maps_dir));
+  return k;
+}
+
+std::string BpfKernel::TargetDir(uint32_t id) const {
+  return absl::StrCat(version_dir_, "/targets/", id);
+}
+
+std::string BpfKernel::LinkDir(uint32_t id, uint64_t link_set) const {
+  if (link_set == kOwnCgroup) return TargetDir(id);
+  return absl::StrCat(TargetDir(id), "/", kLinkDirPrefix, link_set);
+}
+
+std::string BpfKernel::Abs(const std::string& rel) const {
+  return rel == "/" ? cgroup_root_ : absl::StrCat(cgroup_root_, rel);
+}
+
+void BpfKernel::RetireOlderAbis() {
+  for (int v = 1; v < EGRESS_ABI_VERSION; ++v) {
+    std::string dir = absl::StrCat(bpffs_dir_, "/v", v);
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) continue;
+    for (const std::string& target : LinkDirsBelow(dir + "/targets")) {
+      DetachAndRemove(target).IgnoreError();
+    }
+    if (absl::Status rm = RemoveTree(dir); !rm.ok()) {
+      fprintf(stderr, "egressd: cannot remove pins of ABI v%d: %s\n", v,
+              rm.ToString().c_str());
+      continue;
+    }
+    fprintf(stderr,
+            "egressd: removed the pins of ABI v%d (%s): replaced by v%d\n", v,
+            dir.c_str(), EGRESS_ABI_VERSION);
+  }
+}
+
+absl::Status BpfKernel::WriteEntries(const policy::CompiledRuleset& set) {
+  return maps_->WriteEntries(set);
+}
+absl::Status BpfKernel::DeleteEntries(const policy::CompiledRuleset& set) {
+  return maps_->DeleteEntries(set);
+}
+absl::Status BpfKernel::SetTargetConfig(uint32_t id,
+                                        const egress_target_config& config) {
+  return maps_->SetTargetConfig(id, config);
+}
+absl::Status BpfKernel::ResetCounters(uint32_t id) {
+  return maps_->ResetCounters(id);
+}
+absl::Status BpfKernel::DeletePeers(uint32_t id) {
+  return maps_->DeletePeers(id);
+}
+absl::StatusOr<uint32_t> BpfKernel::MaxRulesetInMaps() {
+  return maps_->MaxRulesetInMaps();
+}
+absl::StatusOr<size_t> BpfKernel::DeleteRulesetsExcept(
+    const std::set<uint32_t>& keep) {
+  return maps_->DeleteRulesetsExcept(keep);
+}
+absl::StatusOr<egress_counters> BpfKernel::Counters(uint32_t id) {
+  return maps_->Counters(id);
+}
+absl::StatusOr<std::map<uint32_t, uint64_t>> BpfKernel::RuleHits(uint32_t id) {
+  return maps_->RuleHits(id);
+}
+
+bool BpfKernel::ProgramsLoaded(uint32_t id) {
+  return ProgramsPinned(TargetDir(id));
+}
+
+absl::Status BpfKernel::LoadPrograms(uint32_t id) {
+  RemoveTree(TargetDir(id)).IgnoreError();  // leftovers of a removed target
+  return LoadAndPinPrograms(id, maps_->dir(), TargetDir(id));
+}
+
+absl::Status BpfKernel::RemovePrograms(uint32_t id) {
+  return DetachAndRemove(TargetDir(id));
+}
+
+absl::StatusOr<uint64_t> BpfKernel::CgroupId(const std::string& rel) {
+  return egress::CgroupId(Abs(rel));
+}
+
+CgroupMatches BpfKernel::MatchCgroups(const std::string& pattern) {
+  return FindCgroups(cgroup_root_, pattern);
+}
+
+std::vector<std::string> BpfKernel::ChildCgroups(const std::string& rel) {
+  return SubdirNames(Abs(rel));
+}
+
+absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
+                               const std::string& rel, uint64_t cgroup_id) {
+  EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
+  if (link_set == kOwnCgroup) {
+    return AttachPinned(TargetDir(id), fd.get(), cgroup_id);
+  }
+  return AttachPinnedTo(TargetDir(id), LinkDir(id, link_set), fd.get(),
+                        cgroup_id);
+}
+
+LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
+                            uint64_t cgroup_id) {
+  return HealthOf(LinkStates(LinkDir(id, link_set)), cgroup_id);
+}
+
+std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
+  std::vector<uint64_t> sets;
+  for (const std::string& dir : LinkDirsBelow(TargetDir(id))) {
+    std::string base = dir.substr(dir.rfind('/') + 1);
+    uint64_t cgroup_id = 0;
+    if (absl::StartsWith(base, kLinkDirPrefix) &&
+        absl::SimpleAtoi(base.substr(sizeof(kLinkDirPrefix) - 1),
+                         &cgroup_id)) {
+      sets.push_back(cgroup_id);
+    }
+  }
+  return sets;
+}
+
+bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
+  for (const LinkState& l : LinkStates(LinkDir(id, link_set))) {
+    if (l.pinned && l.cgroup_id != 0) return false;
+  }
+  return true;
+}
+
+absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {
+  return DetachAndRemoveLinks(LinkDir(id, link_set));
+}
+
+}  // namespace egress

@@ -1,0 +1,64 @@
+// KernelPort over the real kernel: the pinned shared maps, program sets
+// pinned under <bpffs>/v<ABI>/targets/<id>, cgroups under the cgroup2 mount.
+#ifndef EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
+#define EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
+
+#include <memory>
+#include <string>
+
+#include "userspace/daemon/kernel_port.h"
+#include "userspace/kernel/shared_maps.h"
+
+namespace egress {
+
+class BpfKernel : public KernelPort {
+ public:
+  // `bpffs_dir` is egressd's pin root (without the ABI version);
+  // `cgroup_root` the cgroup2 mount.
+  static absl::StatusOr<std::unique_ptr<BpfKernel>> Open(
+      const std::string& bpffs_dir, const std::string& cgroup_root);
+
+  SharedMaps& maps() { return *maps_; }
+  // Detaches and removes the pins of older ABI versions (an upgrade).
+  void RetireOlderAbis();
+
+  absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
+  absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
+  absl::Status SetTargetConfig(uint32_t id,
+                               const egress_target_config& config) override;
+  absl::Status ResetCounters(uint32_t id) override;
+  absl::Status DeletePeers(uint32_t id) override;
+  absl::StatusOr<uint32_t> MaxRulesetInMaps() override;
+  absl::StatusOr<size_t> DeleteRulesetsExcept(
+      const std::set<uint32_t>& keep) override;
+  absl::StatusOr<egress_counters> Counters(uint32_t id) override;
+  absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
+  bool ProgramsLoaded(uint32_t id) override;
+  absl::Status LoadPrograms(uint32_t id) override;
+  absl::Status RemovePrograms(uint32_t id) override;
+  absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
+  CgroupMatches MatchCgroups(const std::string& pattern) override;
+  std::vector<std::string> ChildCgroups(const std::string& rel) override;
+  absl::Status Attach(uint32_t id, uint64_t link_set, const std::string& rel,
+                      uint64_t cgroup_id) override;
+  LinkHealth Links(uint32_t id, uint64_t link_set,
+                   uint64_t cgroup_id) override;
+  std::vector<uint64_t> LinkSets(uint32_t id) override;
+  bool LinkSetDefunct(uint32_t id, uint64_t link_set) override;
+  absl::Status Detach(uint32_t id, uint64_t link_set) override;
+
+ private:
+  BpfKernel() = default;
+  std::string TargetDir(uint32_t id) const;
+  std::string LinkDir(uint32_t id, uint64_t link_set) const;
+  std::string Abs(const std::string& rel) const;
+
+  std::string bpffs_dir_;
+  std::string version_dir_;  // <bpffs_dir>/v<ABI>
+  std::string cgroup_root_;
+  std::unique_ptr<SharedMaps> maps_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_

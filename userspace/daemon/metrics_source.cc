@@ -1,0 +1,61 @@
+#include "userspace/daemon/metrics_source.h"
+
+#include <bpf/libbpf_version.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "egress/version.h"
+
+namespace egress {
+namespace {
+
+void AddCounters(const std::string& name, const egress_counters& c,
+                 MetricsSnapshot::Target& mt, MetricsSnapshot& m) {
+  static const char* kKinds[] = {"allowed", "denied", "audit", "udp_reply"};
+  static const char* kProtos[] = {"tcp", "udp", "icmp", "other"};
+  mt.sockets_denied = c.sockets_denied;
+  mt.source_routes_denied = c.srcroute_denied;
+  mt.events_lost = c.events_lost;
+  mt.events_suppressed = c.events_suppressed;
+  mt.flows_active = c.flows_opened - std::min(c.flows_opened, c.flows_closed);
+  for (int k = 0; k < EGRESS_CTR_KINDS; ++k) {
+    for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
+      m.verdicts.push_back({name, kKinds[k], kProtos[p], c.by_proto[k][p]});
+    }
+  }
+}
+
+}  // namespace
+
+MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
+                               const DaemonCounters& counters) {
+  MetricsSnapshot m;
+  for (const control::TargetInfo& t : engine.TargetInfos()) {
+    MetricsSnapshot::Target mt;
+    mt.name = t.name;
+    mt.mode = policy::ModeName(t.mode);
+    mt.rules = t.rules;
+    mt.hooks_attached = t.hooks_attached;
+    mt.hooks_total = t.hooks_total;
+    if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
+    if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
+      for (const auto& [rule_id, n] : *hits) {
+        std::string text =
+            rule_id == 0 ? "default deny" : engine.RuleText(t.id, rule_id);
+        m.rule_hits.push_back({t.name, rule_id, text, n});
+      }
+    }
+    m.targets.push_back(std::move(mt));
+  }
+  m.events_read = counters.events_read;
+  m.events_dropped = counters.events_dropped;
+  m.events_sink_errors = counters.events_sink_errors;
+  m.last_reload_ok = counters.last_reload_ok;
+  m.version = EGRESS_VERSION_STRING;
+  m.libbpf_version =
+      absl::StrCat(LIBBPF_MAJOR_VERSION, ".", LIBBPF_MINOR_VERSION);
+  return m;
+}
+
+}  // namespace egress

@@ -1,0 +1,121 @@
+#include "userspace/daemon/record_hub.h"
+
+#include <time.h>
+
+#include "userspace/common/status_macros.h"
+
+namespace egress {
+namespace {
+
+// Records carry monotonic time; events show wall-clock time.
+int64_t RealtimeOffsetNs() {
+  timespec real, mono;
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (int64_t{real.tv_sec} - mono.tv_sec) * 1000000000 +
+         (real.tv_nsec - mono.tv_nsec);
+}
+
+absl::StatusOr<EventFilter> FilterOf(const control::EventsRequest& r) {
+  return MakeEventFilter(r.target, r.verdict);
+}
+
+EventFormat FormatOf(const control::EventsRequest& r) {
+  return r.format == control::EventFormat::kText ? EventFormat::kText
+                                                 : EventFormat::kJson;
+}
+
+}  // namespace
+
+RecordHub::RecordHub(Engine& engine, Learner& learner,
+                     RecordHubOptions options)
+    : engine_(engine),
+      learner_(learner),
+      realtime_offset_ns_(RealtimeOffsetNs()),
+      node_name_(std::move(options.node_name)) {
+  EventPipelineOptions p;
+  p.resolve_context = [this](const egress_event& e) { return Context(e); };
+  p.sink = std::move(options.sink);
+  p.observers.push_back([this](const EventRecord& r) {
+    // Only an allowed flow's learning depends on the level (kAll already
+    // recorded the connect).
+    policy::LoggingLevel level =
+        r.raw.kind == EGRESS_EVENT_FLOW_ESTABLISHED
+            ? engine_.LookupRecord(r.raw.target_id, 0).logging
+            : policy::LoggingLevel::kDenied;
+    learner_.Learn(r.raw, r.ctx.target, level, realtime_offset_ns_);
+  });
+  pipeline_ = std::make_unique<EventPipeline>(std::move(p));
+}
+
+absl::StatusOr<std::unique_ptr<RecordHub>> RecordHub::Create(
+    int events_fd, Engine& engine, Learner& learner,
+    RecordHubOptions options) {
+  auto hub = std::unique_ptr<RecordHub>(
+      new RecordHub(engine, learner, std::move(options)));
+  RecordHub* self = hub.get();
+  EGRESS_ASSIGN_OR_RETURN(
+      hub->reader_, EventReader::Create(events_fd, [self](const egress_event& e) {
+        self->pipeline_->OnRecord(e);
+      }));
+  return hub;
+}
+
+EventContext RecordHub::Context(const egress_event& e) {
+  RecordTarget target = engine_.LookupRecord(e.target_id, e.rule_id);
+  EventContext ctx;
+  ctx.realtime_offset_ns = realtime_offset_ns_;
+  ctx.node_name = node_name_;
+  ctx.target = target.name;
+  ctx.rule_number = target.rule_number;
+  if (!target.name.empty()) {
+    ctx.cgroup_path = engine_.CgroupPath(e.cgroup_id, e.target_id);
+  }
+  return ctx;
+}
+
+absl::StatusOr<std::vector<std::string>> RecordHub::Recent(
+    const control::EventsRequest& request) {
+  EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
+  if (!filter.target.empty()) {
+    EGRESS_RETURN_IF_ERROR(engine_.Targets(filter.target, false).status());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (request.follow) EGRESS_RETURN_IF_ERROR(pipeline_->CanFollow());
+  // Like tail -f: a follower gets no backlog unless it asks (--last N).
+  size_t last = request.last.value_or(request.follow ? 0 : 100);
+  return pipeline_->RecentLines(filter, last, FormatOf(request));
+}
+
+void RecordHub::Drain() {
+  std::lock_guard<std::mutex> lock(mu_);
+  reader_->Drain().IgnoreError();
+}
+
+void RecordHub::FlushFollowers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  pipeline_->Flush();
+}
+
+absl::Status RecordHub::Follow(UniqueFd fd,
+                               const control::EventsRequest& request) {
+  EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
+  std::lock_guard<std::mutex> lock(mu_);
+  return pipeline_->Follow(std::move(fd), std::move(filter),
+                           FormatOf(request));
+}
+
+uint64_t RecordHub::records_read() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pipeline_->records_read();
+}
+uint64_t RecordHub::records_dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pipeline_->records_dropped();
+}
+uint64_t RecordHub::sink_errors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pipeline_->sink_errors();
+}
+
+}  // namespace egress

@@ -1,0 +1,58 @@
+// Kernel records from the ring buffer to the event pipeline, with the
+// engine's context (target, rule number, cgroup path) and learning, behind
+// the two faces the loop and the control service need. Thread-safe: the
+// metrics thread reads its counters.
+#ifndef EGRESS_USERSPACE_DAEMON_RECORD_HUB_H_
+#define EGRESS_USERSPACE_DAEMON_RECORD_HUB_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "userspace/daemon/control_service.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/daemon/event_loop.h"
+#include "userspace/daemon/learner.h"
+#include "userspace/events/event_pipeline.h"
+#include "userspace/kernel/event_reader.h"
+
+namespace egress {
+
+struct RecordHubOptions {
+  std::string node_name;
+  std::shared_ptr<EventSink> sink;  // may be null
+};
+
+class RecordHub : public RecordSource, public RecordStream {
+ public:
+  static absl::StatusOr<std::unique_ptr<RecordHub>> Create(
+      int events_fd, Engine& engine, Learner& learner,
+      RecordHubOptions options);
+
+  absl::StatusOr<std::vector<std::string>> Recent(
+      const control::EventsRequest& request) override;
+  void Drain() override;
+  void FlushFollowers() override;
+  absl::Status Follow(UniqueFd fd,
+                      const control::EventsRequest& request) override;
+
+  uint64_t records_read() const;
+  uint64_t records_dropped() const;
+  uint64_t sink_errors() const;
+
+ private:
+  RecordHub(Engine& engine, Learner& learner, RecordHubOptions options);
+  EventContext Context(const egress_event& e);
+
+  Engine& engine_;
+  Learner& learner_;
+  const int64_t realtime_offset_ns_;
+  std::string node_name_;
+  mutable std::mutex mu_;
+  std::unique_ptr<EventPipeline> pipeline_;
+  std::unique_ptr<EventReader> reader_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_RECORD_HUB_H_
