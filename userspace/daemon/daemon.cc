@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
