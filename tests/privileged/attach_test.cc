@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,11 @@ struct FailAtCase {
   size_t n;  // index in AllHooks() of the link whose pin fails
   Obstacle obstacle;
 };
+
+void PrintTo(const FailAtCase& c, std::ostream* os) {
+  *os << AllHooks()[c.n].name
+      << (c.obstacle == Obstacle::kStagedPin ? " at staged pin" : " at pin");
+}
 
 class AttachFailureTest : public AttachTest,
                           public ::testing::WithParamInterface<FailAtCase> {};
