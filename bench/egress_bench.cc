@@ -46,6 +46,7 @@
 #include "egress/abi.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"

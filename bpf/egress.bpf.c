@@ -2,9 +2,12 @@
 /*
  * egress: per-cgroup outbound connection enforcement.
  *
- * One instance of this object is loaded per target with egress_target_id set;
- * all instances share the pinned maps of maps.h. Every program returns 1 to
- * let the operation through and 0 to refuse it (EPERM for the caller).
+ * One instance of this object is loaded per target with egress_target_id
+ * (lib/config.h) set; all instances share the pinned maps of maps.h. This
+ * file holds the programs: how each hook turns its context into a
+ * destination. What a decision means lives in lib/ (see lib/verdict.h for
+ * the layering). Every program returns 1 to let the operation through and 0
+ * to refuse it (EPERM for the caller).
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -18,6 +21,11 @@
 #include "egress/abi.h"
 #include "maps.h"
 #include "lib/addr.h"
+#include "lib/config.h"
+#include "lib/counters.h"
+#include "lib/peers.h"
+#include "lib/records.h"
+#include "lib/rules.h"
 #include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -100,20 +108,6 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx->sk);
-}
-
-static __always_inline void peer__record(struct egress_dest *d,
-					 struct bpf_sock *sk)
-{
-	struct egress_target_config *cfg = target__config();
-	struct egress_peer_value v;
-	struct egress_peer_key k = {};
-
-	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
-		return;
-	peer__key(&k, d, sk->src_port);
-	v.last_seen_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
 }
 
 /* recvmsg hooks see the sender of each datagram a target's UDP socket reads:

@@ -2,7 +2,9 @@
 /*
  * Every map of egress. All are pinned by name under the daemon's bpffs
  * directory and shared by the program instances of every target: a program
- * instance differs from another only in egress_target_id (.rodata).
+ * instance differs from another only in egress_target_id (.rodata, defined
+ * once in lib/config.h). Maps only: the helpers that use them are in lib/,
+ * one concern per header.
  * Writers and readers are named per map; sizes are in abi.h.
  */
 #ifndef EGRESS_BPF_MAPS_H_

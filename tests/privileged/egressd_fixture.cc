@@ -10,8 +10,8 @@
 #include "absl/time/clock.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/run_in_cgroup.h"
+#include "userspace/common/fs.h"
 #include "userspace/control/control_socket.h"
-#include "userspace/kernel/bpffs.h"
 
 namespace egress::testing {
 

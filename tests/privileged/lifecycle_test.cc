@@ -24,8 +24,8 @@
 #include "tests/testing/command.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/unique_fd.h"
-#include "userspace/kernel/bpffs.h"
 
 namespace egress::testing {
 namespace {

@@ -206,7 +206,8 @@ TEST_F(EngineTest, ARecreatedCgroupIsAttachedAgain) {
   control::TargetInfo info = engine_->TargetInfos()[0];
   EXPECT_TRUE(info.attached);
   EXPECT_EQ(info.cgroup_id, second);
-  EXPECT_EQ(info.hooks_attached, testing::FakeKernel::kHooks);
+  EXPECT_EQ(info.hooks_attached,
+            static_cast<uint64_t>(testing::FakeKernel::kHooks));
 }
 
 TEST_F(EngineTest, PatternTargetsFollowTheirMatches) {

@@ -165,9 +165,12 @@ LinkHealth FakeKernel::Links(uint32_t id, uint64_t link_set,
                              uint64_t cgroup_id) {
   Lock lock(mu_);
   auto it = links_.find({id, link_set});
-  if (it == links_.end()) return {};
-  bool live = it->second == cgroup_id && Live(cgroup_id);
-  return {live ? kHooks : 0, kHooks};
+  LinkHealth h;
+  h.total = kHooks;
+  if (it == links_.end()) return h;
+  h.attached = Live(it->second) ? kHooks : 0;
+  h.live = it->second == cgroup_id && Live(cgroup_id) ? kHooks : 0;
+  return h;
 }
 
 std::vector<uint64_t> FakeKernel::LinkSets(uint32_t id) {

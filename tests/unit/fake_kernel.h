@@ -18,7 +18,7 @@ namespace egress::testing {
 
 class FakeKernel : public KernelPort {
  public:
-  static constexpr uint64_t kHooks = 10;
+  static constexpr int kHooks = 10;
 
   // ---- The test's hands ----
   uint64_t MakeCgroup(const std::string& rel);

@@ -12,10 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
-#include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 
 namespace egress::cli {

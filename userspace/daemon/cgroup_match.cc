@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "userspace/kernel/bpffs.h"
+#include "userspace/common/fs.h"
 #include "userspace/policy/policy_file.h"
 
 namespace egress {

@@ -18,6 +18,7 @@
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/metrics_source.h"
 #include "userspace/daemon/record_hub.h"
+#include "userspace/common/fs.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 

@@ -36,7 +36,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
     return id.status();
   }
   LinkHealth health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
-  if (!health.AllLive()) {
+  if (!health.all_live()) {
     EGRESS_RETURN_IF_ERROR(
         kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id));
     Log(absl::StrCat("target ", t.name, ": attached to ", t.cgroup,
@@ -57,7 +57,7 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
     if (!id.ok()) continue;  // gone since the walk
     live_sets.insert(*id);
     LinkHealth health = kernel_.Links(t.id, *id, *id);
-    if (!health.AllLive()) {
+    if (!health.all_live()) {
       absl::Status st = kernel_.Attach(t.id, *id, rel, *id);
       if (!st.ok()) {
         // A cgroup removed since the walk is not an error.
@@ -92,7 +92,7 @@ int Engine::Reconcile(bool* failed) {
     if (creating_.count(t.id)) continue;  // attached once its rules are in
     auto before = links_.find(t.id);
     bool was_live =
-        before != links_.end() && before->second.second.AllLive();
+        before != links_.end() && before->second.second.all_live();
     auto st = Attach(t);
     if (!st.ok()) {
       any_failed = true;

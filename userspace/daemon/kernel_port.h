@@ -19,16 +19,10 @@
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "userspace/daemon/cgroup_match.h"
+#include "userspace/kernel/target_programs.h"
 #include "userspace/policy/compile.h"
 
 namespace egress {
-
-// How many of a link set's hooks are pinned and live on the expected cgroup.
-struct LinkHealth {
-  uint64_t live = 0;
-  uint64_t total = 0;
-  bool AllLive() const { return total > 0 && live == total; }
-};
 
 class KernelPort {
  public:

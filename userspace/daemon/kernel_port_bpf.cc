@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/fs.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/target_programs.h"
@@ -15,16 +16,6 @@ namespace egress {
 namespace {
 
 constexpr char kLinkDirPrefix[] = "cgroup-";
-
-// Every link of `states` pinned and on `cgroup_id`.
-LinkHealth HealthOf(const std::vector<LinkState>& states, uint64_t cgroup_id) {
-  LinkHealth h;
-  h.total = states.size();
-  for (const LinkState& l : states) {
-    if (l.pinned && cgroup_id != 0 && l.cgroup_id == cgroup_id) ++h.live;
-  }
-  return h;
-}
 
 }  // namespace
 
@@ -139,7 +130,7 @@ absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
 
 LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
                             uint64_t cgroup_id) {
-  return HealthOf(LinkStates(LinkDir(id, link_set)), cgroup_id);
+  return CheckLinks(LinkDir(id, link_set), cgroup_id);
 }
 
 std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
@@ -157,10 +148,7 @@ std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
 }
 
 bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
-  for (const LinkState& l : LinkStates(LinkDir(id, link_set))) {
-    if (l.pinned && l.cgroup_id != 0) return false;
-  }
-  return true;
+  return CheckLinks(LinkDir(id, link_set), 0).defunct();
 }
 
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {

@@ -1,12 +1,11 @@
-// bpffs: where egressd pins its maps, programs and links.
+// bpffs: where egressd pins its maps, programs and links. Plain directory
+// helpers (MakeDirs, SubdirNames, RemoveTree) are in common/fs.h.
 #ifndef EGRESS_USERSPACE_KERNEL_BPFFS_H_
 #define EGRESS_USERSPACE_KERNEL_BPFFS_H_
 
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 
 namespace egress {
 
@@ -21,16 +20,6 @@ bool IsOnBpffs(const std::string& path);
 // status of a failed mount or mkdir.
 absl::Status EnsureBpffsDir(const std::string& dir,
                             const std::string& mount_point);
-
-// Creates `dir` and missing parents, each with `mode` (ordinary fs or bpffs).
-absl::Status MakeDirs(const std::string& dir, unsigned mode);
-
-// Names of the subdirectories of `dir` (names starting with "." left out),
-// sorted; empty when `dir` cannot be read. For pin trees and cgroup trees.
-std::vector<std::string> SubdirNames(const std::string& dir);
-
-// Removes a directory tree of pins (files and directories). Missing is fine.
-absl::Status RemoveTree(const std::string& dir);
 
 }  // namespace egress
 

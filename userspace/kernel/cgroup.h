@@ -22,11 +22,15 @@ namespace egress {
 absl::StatusOr<std::string> NormalizeCgroupPath(absl::string_view input,
                                                 absl::string_view root);
 
-// The cgroup id (inode number of the cgroup directory) of `abs_path`.
+// The cgroup id (inode number of the cgroup directory) of `abs_path`, as
+// bpf_get_current_cgroup_id() and bpf_link_info report it: compare it with
+// CheckLinks() to tell a re-created cgroup from the one a link is on.
 // NotFound when the directory does not exist.
 absl::StatusOr<uint64_t> CgroupId(const std::string& abs_path);
 
-// An O_DIRECTORY fd of the cgroup, for attaching programs.
+// An O_DIRECTORY fd of the cgroup, for attaching programs (AttachPinned).
+// NotFound when the directory does not exist, PermissionDenied without
+// access.
 absl::StatusOr<UniqueFd> OpenCgroup(const std::string& abs_path);
 
 // The cgroup v2 path ("0::" line of /proc/PID/cgroup) of a process.

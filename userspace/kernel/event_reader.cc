@@ -13,15 +13,12 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Create(
     int events_fd, Handler handler) {
   auto reader = std::unique_ptr<EventReader>(new EventReader());
   reader->handler_ = std::move(handler);
-  reader->rb_ = ring_buffer__new(events_fd, &EventReader::OnRecord,
-                                 reader.get(), nullptr);
-  if (reader->rb_ == nullptr)
+  reader->rb_.reset(ring_buffer__new(events_fd, &EventReader::OnRecord,
+                                     reader.get(), nullptr));
+  if (reader->rb_ == nullptr) {
     return ErrnoStatus(errno, "ring_buffer__new", "events");
+  }
   return reader;
-}
-
-EventReader::~EventReader() {
-  if (rb_ != nullptr) ring_buffer__free(rb_);
 }
 
 int EventReader::OnRecord(void* ctx, void* data, size_t size) {
@@ -37,7 +34,7 @@ int EventReader::OnRecord(void* ctx, void* data, size_t size) {
 }
 
 absl::StatusOr<int> EventReader::Drain() {
-  int n = ring_buffer__consume(rb_);
+  int n = ring_buffer__consume(rb_.get());
   if (n < 0) return ErrnoStatus(-n, "ring_buffer__consume", "events");
   return n;
 }

@@ -9,8 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
-
-struct ring_buffer;
+#include "userspace/kernel/libbpf_ptr.h"
 
 namespace egress {
 
@@ -22,7 +21,6 @@ class EventReader {
   // well-formed record, in order. Errno status when libbpf refuses the map.
   static absl::StatusOr<std::unique_ptr<EventReader>> Create(int events_fd,
                                                              Handler handler);
-  ~EventReader();
 
   // Consumes every record available now. Returns how many were read.
   absl::StatusOr<int> Drain();
@@ -34,8 +32,10 @@ class EventReader {
   EventReader() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
 
-  ring_buffer* rb_ = nullptr;
+  // Declared first, destroyed last: the ring buffer's callback context is
+  // this object, and libbpf calls OnRecord only from Drain().
   Handler handler_;
+  RingBufferPtr rb_;
   uint64_t malformed_ = 0;
 };
 

@@ -11,6 +11,7 @@
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/libbpf_ptr.h"
+#include "userspace/kernel/map_walk.h"
 
 namespace egress {
 namespace {
@@ -21,37 +22,38 @@ absl::StatusOr<UniqueFd> OpenPinned(const std::string& path) {
   return UniqueFd(fd);
 }
 
-// Deletes every key of an LPM map whose ruleset is not kept. Keys are
-// collected first: deleting while walking would restart the walk.
-template <typename Key>
-absl::StatusOr<size_t> SweepRulesets(int fd, const std::set<uint32_t>& keep,
-                                     absl::string_view name) {
-  std::vector<Key> doomed;
-  Key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    if (!keep.count(next.ruleset)) doomed.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  for (const Key& k : doomed) {
+// Deletes every key of the map `fd` for which `doomed(key)` holds and
+// returns how many. Keys are collected first: deleting while walking would
+// restart the walk. A key already gone (an LRU eviction) is not an error.
+template <typename Key, typename Pred>
+absl::StatusOr<size_t> DeleteKeysWhere(int fd, Pred doomed,
+                                       absl::string_view name) {
+  std::vector<Key> keys;
+  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&](const Key& k) {
+                           if (doomed(k)) keys.push_back(k);
+                         }).status());
+  for (const Key& k : keys) {
     if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
       return ErrnoStatus(errno, "bpf_map_delete_elem", name);
     }
   }
-  return doomed.size();
+  return keys.size();
+}
+
+// Deletes every key of a rule or port map whose ruleset is not kept.
+template <typename Key>
+absl::StatusOr<size_t> SweepRulesets(int fd, const std::set<uint32_t>& keep,
+                                     absl::string_view name) {
+  return DeleteKeysWhere<Key>(
+      fd, [&keep](const Key& k) { return !keep.count(k.ruleset); }, name);
 }
 
 template <typename Key>
-uint32_t MaxRuleset(int fd) {
+absl::StatusOr<uint32_t> MaxRuleset(int fd) {
   uint32_t max = 0;
-  Key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    if (next.ruleset > max) max = next.ruleset;
-    key = next;
-    prev = &key;
-  }
+  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&max](const Key& k) {
+                           max = std::max(max, k.ruleset);
+                         }).status());
   return max;
 }
 
@@ -156,9 +158,11 @@ absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
-  uint32_t max = MaxRuleset<egress_rule_key>(rules_.get());
-  max = std::max(max, MaxRuleset<egress_port_key>(port_classes_.get()));
-  return max;
+  EGRESS_ASSIGN_OR_RETURN(uint32_t rules,
+                          MaxRuleset<egress_rule_key>(rules_.get()));
+  EGRESS_ASSIGN_OR_RETURN(uint32_t ports,
+                          MaxRuleset<egress_port_key>(port_classes_.get()));
+  return std::max(rules, ports);
 }
 
 absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
@@ -204,18 +208,18 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> SharedMaps::RuleHits(
   if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
   std::map<uint32_t, uint64_t> hits;
   std::vector<uint64_t> per_cpu(ncpu);
-  egress_rule_hit_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(rule_hits_.get(), prev, &next) == 0) {
-    if (next.target_id == target_id &&
-        bpf_map_lookup_elem(rule_hits_.get(), &next, per_cpu.data()) == 0) {
-      uint64_t sum = 0;
-      for (uint64_t v : per_cpu) sum += v;
-      hits[next.rule_id] = sum;
+  auto add = [&](const egress_rule_hit_key& k) {
+    // A key evicted since the walk found it has no hits to report.
+    if (k.target_id != target_id ||
+        bpf_map_lookup_elem(rule_hits_.get(), &k, per_cpu.data()) != 0) {
+      return;
     }
-    key = next;
-    prev = &key;
-  }
+    uint64_t sum = 0;
+    for (uint64_t v : per_cpu) sum += v;
+    hits[k.rule_id] = sum;
+  };
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKey<egress_rule_hit_key>(rule_hits_.get(), add).status());
   return hits;
 }
 
@@ -228,52 +232,29 @@ absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
     return ErrnoStatus(errno, "bpf_map_update_elem", "counters");
   }
   // A new target with a recycled id starts from no rule hits.
-  std::vector<egress_rule_hit_key> doomed;
-  egress_rule_hit_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(rule_hits_.get(), prev, &next) == 0) {
-    if (next.target_id == target_id) doomed.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  for (const egress_rule_hit_key& k : doomed) {
-    bpf_map_delete_elem(rule_hits_.get(), &k);
-  }
-  return absl::OkStatus();
+  return DeleteKeysWhere<egress_rule_hit_key>(
+             rule_hits_.get(),
+             [target_id](const egress_rule_hit_key& k) {
+               return k.target_id == target_id;
+             },
+             "rule_hits")
+      .status();
 }
 
 absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
-  std::vector<egress_peer_key> doomed;
-  egress_peer_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(udp_peers_.get(), prev, &next) == 0) {
-    if (next.target_id == target_id) doomed.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  for (const egress_peer_key& k : doomed) {
-    bpf_map_delete_elem(udp_peers_.get(), &k);
-  }
-  return absl::OkStatus();
+  return DeleteKeysWhere<egress_peer_key>(
+             udp_peers_.get(),
+             [target_id](const egress_peer_key& k) {
+               return k.target_id == target_id;
+             },
+             "udp_peers")
+      .status();
 }
 
 absl::StatusOr<size_t> SharedMaps::CountEntries(absl::string_view map) const {
   int fd = FdOf(map);
   if (fd < 0) return absl::NotFoundError(absl::StrCat("no map named ", map));
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
-    return ErrnoStatus(errno, "bpf_obj_get_info_by_fd", map);
-  }
-  std::vector<char> key(info.key_size), next(info.key_size);
-  size_t n = 0;
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-    ++n;
-    key.swap(next);
-    prev = key.data();
-  }
-  return n;
+  return CountKeys(fd);
 }
 
 }  // namespace egress

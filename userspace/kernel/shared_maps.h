@@ -1,4 +1,6 @@
-// The maps every program instance shares, pinned under <bpffs>/maps.
+// The maps every program instance shares, pinned under <bpffs>/maps, and
+// every write and read egressd makes on them. Keys and values are the abi.h
+// structs; map walks are bounded (map_walk.h).
 #ifndef EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
 #define EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
 
@@ -28,6 +30,8 @@ class SharedMaps {
   int events_fd() const { return events_.get(); }
 
   // targets[id]. One 8-byte update: readers see the old or the new value.
+  // Errno status of the update or lookup (InvalidArgument/NotFound for an
+  // id past EGRESS_MAX_TARGETS).
   absl::Status SetTargetConfig(uint32_t target_id,
                                const egress_target_config& config);
   absl::StatusOr<egress_target_config> TargetConfig(uint32_t target_id) const;
@@ -43,13 +47,17 @@ class SharedMaps {
   // The largest ruleset id present in any rule map (0 when empty).
   absl::StatusOr<uint32_t> MaxRulesetInMaps() const;
 
-  // Counters of a target summed over CPUs; ResetCounters zeroes them.
+  // Counters of a target summed over CPUs, with the totals derived;
+  // ResetCounters zeroes them and forgets the target's rule hits (a new
+  // target with a recycled id starts from nothing). Errno status of the
+  // lookup, update or a delete.
   absl::StatusOr<egress_counters> Counters(uint32_t target_id) const;
   absl::Status ResetCounters(uint32_t target_id);
   // Decisions per rule id of a target (0 = default action), summed over CPUs.
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t target_id) const;
-  // Forgets the UDP peers recorded for a target.
+  // Forgets the UDP peers recorded for a target. Errno status of a delete
+  // (a peer evicted meanwhile is fine).
   absl::Status DeletePeers(uint32_t target_id);
 
   // Number of entries of a map (walks it): for status and tests.

@@ -12,9 +12,9 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
-#include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/libbpf_ptr.h"
 
 namespace egress {
@@ -27,21 +27,39 @@ std::string LinkPin(const std::string& dir, const HookSpec& h) {
   return absl::StrCat(dir, "/link_", h.name);
 }
 
-// Pins `fd` at `path`, replacing an existing pin in one rename so that the
-// path never goes missing.
-absl::Status PinReplace(int fd, const std::string& path) {
-  std::string tmp =
-      absl::StrCat(path, "_new");  // bpffs refuses names with a dot
-  unlink(tmp.c_str());
-  if (bpf_obj_pin(fd, tmp.c_str()) != 0) {
-    return ErrnoStatus(errno, "bpf_obj_pin", tmp);
+// Where a pin is staged before it is renamed over its final name (bpffs
+// refuses names with a dot).
+std::string StagedPin(const std::string& path) {
+  return absl::StrCat(path, "_new");
+}
+
+// Pins `fd` under the staged name of `path`, clearing a leftover of an
+// earlier crash first.
+absl::Status PinStaged(int fd, const std::string& path) {
+  std::string staged = StagedPin(path);
+  unlink(staged.c_str());
+  if (bpf_obj_pin(fd, staged.c_str()) != 0) {
+    return ErrnoStatus(errno, "bpf_obj_pin", staged);
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
+  return absl::OkStatus();
+}
+
+// Renames the staged pin of `path` over `path`: the path never goes missing.
+// On failure the staged pin is removed.
+absl::Status CommitPin(const std::string& path) {
+  std::string staged = StagedPin(path);
+  if (rename(staged.c_str(), path.c_str()) != 0) {
     int err = errno;
-    unlink(tmp.c_str());
+    unlink(staged.c_str());
     return ErrnoStatus(err, "rename pin", path);
   }
   return absl::OkStatus();
+}
+
+// Pins `fd` at `path`, replacing an existing pin atomically.
+absl::Status PinReplace(int fd, const std::string& path) {
+  EGRESS_RETURN_IF_ERROR(PinStaged(fd, path));
+  return CommitPin(path);
 }
 
 uint64_t LinkCgroupId(int link_fd) {
@@ -49,6 +67,55 @@ uint64_t LinkCgroupId(int link_fd) {
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return 0;
   return info.cgroup.cgroup_id;
+}
+
+// A link created by AttachPinnedTo, and how far its pin got.
+struct NewLink {
+  std::string pin;  // final link pin path
+  UniqueFd fd;
+  bool staged = false;     // pinned under StagedPin(pin)
+  bool committed = false;  // renamed to `pin`
+};
+
+// Takes back an attach that failed part way: detaches every link of the
+// call (explicitly, as a reader of a pin may hold it open) and removes the
+// pins it made. Pins that the commit replaced are lost; they held links that
+// were not live on this cgroup.
+void Abandon(std::vector<NewLink>& fresh) {
+  for (NewLink& l : fresh) {
+    bpf_link_detach(l.fd.get());
+    if (l.staged) unlink(StagedPin(l.pin).c_str());
+    if (l.committed) unlink(l.pin.c_str());
+  }
+}
+
+// Creates a link on `cgroup_fd` for every hook whose pin in `link_dir` is
+// not already live on `cgroup_id` (those are adopted as they are), appending
+// each to `fresh` as soon as it exists.
+absl::Status CreateMissingLinks(const std::string& prog_dir,
+                                const std::string& link_dir, int cgroup_fd,
+                                uint64_t cgroup_id,
+                                std::vector<NewLink>& fresh) {
+  for (const HookSpec& h : AllHooks()) {
+    std::string link_pin = LinkPin(link_dir, h);
+    if (int old = bpf_obj_get(link_pin.c_str()); old >= 0) {
+      UniqueFd old_fd(old);
+      if (LinkCgroupId(old_fd.get()) == cgroup_id) continue;  // adopt
+    }
+    std::string prog_pin = ProgPin(prog_dir, h);
+    int prog_fd = bpf_obj_get(prog_pin.c_str());
+    if (prog_fd < 0) return ErrnoStatus(errno, "bpf_obj_get", prog_pin);
+    UniqueFd prog(prog_fd);
+    int link =
+        bpf_link_create(prog.get(), cgroup_fd,
+                        static_cast<bpf_attach_type>(h.attach_type), nullptr);
+    if (link < 0) {
+      return ErrnoStatus(-link, "attach program",
+                         absl::StrCat(h.name, " of ", prog_dir));
+    }
+    fresh.push_back({link_pin, UniqueFd(link)});
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -110,35 +177,25 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
                             uint64_t cgroup_id) {
   if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
-  struct NewLink {
-    const HookSpec* hook;
-    UniqueFd fd;
-  };
   std::vector<NewLink> fresh;
-  // Create every missing link first; unpinned links detach when their fd
-  // closes, so an early return leaves nothing new attached.
-  for (const HookSpec& h : AllHooks()) {
-    std::string link_pin = LinkPin(link_dir, h);
-    if (int old = bpf_obj_get(link_pin.c_str()); old >= 0) {
-      UniqueFd old_fd(old);
-      if (LinkCgroupId(old_fd.get()) == cgroup_id) continue;  // adopt
-    }
-    std::string prog_pin = ProgPin(prog_dir, h);
-    int prog_fd = bpf_obj_get(prog_pin.c_str());
-    if (prog_fd < 0) return ErrnoStatus(errno, "bpf_obj_get", prog_pin);
-    UniqueFd prog(prog_fd);
-    int link =
-        bpf_link_create(prog.get(), cgroup_fd,
-                        static_cast<bpf_attach_type>(h.attach_type), nullptr);
-    if (link < 0) {
-      return ErrnoStatus(-link, "attach program",
-                         absl::StrCat(h.name, " of ", prog_dir));
-    }
-    fresh.push_back({&h, UniqueFd(link)});
+  // Armed before the first link exists: any return below but the last one
+  // takes back every link of this call, pinned or not.
+  absl::Cleanup undo = [&fresh] { Abandon(fresh); };
+  EGRESS_RETURN_IF_ERROR(
+      CreateMissingLinks(prog_dir, link_dir, cgroup_fd, cgroup_id, fresh));
+  // Stage every pin before committing any: the step that can fail for a
+  // reason of its own (a full or foreign bpffs) fails while no final pin
+  // has been replaced yet.
+  for (NewLink& l : fresh) {
+    EGRESS_RETURN_IF_ERROR(PinStaged(l.fd.get(), l.pin));
+    l.staged = true;
   }
   for (NewLink& l : fresh) {
-    EGRESS_RETURN_IF_ERROR(PinReplace(l.fd.get(), LinkPin(link_dir, *l.hook)));
+    EGRESS_RETURN_IF_ERROR(CommitPin(l.pin));
+    l.staged = false;
+    l.committed = true;
   }
+  std::move(undo).Cancel();
   return absl::OkStatus();
 }
 
@@ -156,6 +213,17 @@ std::vector<LinkState> LinkStates(const std::string& prog_dir) {
     out.push_back(s);
   }
   return out;
+}
+
+LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id) {
+  LinkHealth health;
+  for (const LinkState& l : LinkStates(link_dir)) {
+    ++health.total;
+    if (!l.pinned || l.cgroup_id == 0) continue;
+    ++health.attached;
+    if (l.cgroup_id == cgroup_id) ++health.live;
+  }
+  return health;
 }
 
 void DetachLinks(const std::string& link_dir) {

@@ -24,14 +24,31 @@ struct HookSpec {
 // Every hook a target gets, in attach order.
 const std::vector<HookSpec>& AllHooks();
 
+// One link pin as found: for status and for deciding whether to attach.
 struct LinkState {
   std::string hook;
   bool pinned = false;     // a link pin exists
   uint64_t cgroup_id = 0;  // cgroup it is attached to; 0 = detached/defunct
 };
 
+// The links of one link directory, counted against one cgroup.
+struct LinkHealth {
+  int live = 0;      // pinned and attached to the cgroup asked about
+  int attached = 0;  // pinned and attached to some cgroup that still exists
+  int total = 0;     // hooks of a program set: AllHooks().size()
+
+  // Every hook enforces on the cgroup asked about: nothing to attach.
+  bool all_live() const { return total > 0 && live == total; }
+  // No link is attached anywhere (the cgroup is gone, or none was ever
+  // attached): the directory protects nothing and may be removed.
+  bool defunct() const { return attached == 0; }
+};
+
 // Loads the programs for `target_id` against the maps pinned in `maps_dir`
 // and pins them into `prog_dir` (created 0700). Replaces older program pins.
+// Errors: the errno status of the load (PermissionDenied without CAP_BPF;
+// InvalidArgument when the verifier rejects a program, with libbpf's log on
+// stderr), or of the mkdir or a pin.
 absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
                                 const std::string& prog_dir);
 
@@ -40,10 +57,16 @@ bool ProgramsPinned(const std::string& prog_dir);
 
 // Attaches every pinned program of `prog_dir` to the cgroup `cgroup_fd` with
 // bpf_link (multi-attach: programs of other tools and of ancestors keep
-// running, and no descendant can override ours) and pins the links, replacing
-// older pins atomically. All or nothing: on failure nothing new stays
-// attached. Links that are already live on `cgroup_id` are kept as they are,
-// so adopting a running set never attaches twice.
+// running, and no descendant can override ours) and pins the links in
+// `prog_dir` (link_<hook>), replacing older pins atomically. Links that are
+// already live on `cgroup_id` are kept as they are, so adopting a running
+// set never attaches twice.
+// All or nothing: on any failure every link this call created is detached
+// and its pin removed, so no hook of this call stays attached (links it
+// adopted stay as they were). Errors: NotFound when a program pin is
+// missing (LoadAndPinPrograms first), the errno status of a failed attach
+// (e.g. NotFound/InvalidArgument for a cgroup that went away) or of a pin
+// that cannot be made (AlreadyExists, ...).
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
                           uint64_t cgroup_id);
 
@@ -59,14 +82,22 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
 std::vector<std::string> LinkDirsBelow(const std::string& dir);
 
 // Detaches the links pinned in `link_dir` and removes the directory.
+// Errors: the errno status of removing a pin or the directory.
 absl::Status DetachAndRemoveLinks(const std::string& link_dir);
 
-// The state of every link pin of `prog_dir` (or of a link directory).
+// The state of every link pin of `prog_dir` (or of a link directory), one
+// per hook of AllHooks(), in that order. Never fails: a pin that cannot be
+// opened counts as not pinned.
 std::vector<LinkState> LinkStates(const std::string& prog_dir);
+
+// LinkStates(link_dir) counted against `cgroup_id` (0: no cgroup, so
+// nothing is live). The one place that decides whether a target's hooks are
+// in force on its cgroup.
+LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id);
 
 // Detaches every pinned link (bpf_link_detach, so no other holder keeps it
 // alive), also those in link directories below it, and removes `prog_dir`
-// with its pins.
+// with its pins. Errors as DetachAndRemoveLinks.
 absl::Status DetachAndRemove(const std::string& prog_dir);
 
 }  // namespace egress

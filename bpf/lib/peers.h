@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * UDP peers: who may be answered without a rule.
+ *
+ * What: peer__record() (recvmsg hooks: a peer sent to a target's local UDP
+ * port) and peer__known() (connect/sendmsg: is this destination such a peer,
+ * seen within EGRESS_PEER_TTL_NS).
+ * Why here: a UDP server must be able to reply to clients no rule names;
+ * the udp_peers LRU map is the only state the hooks write for that, and the
+ * key layout must be built the same way by writer and reader (peer__key).
+ */
+#ifndef EGRESS_BPF_LIB_PEERS_H_
+#define EGRESS_BPF_LIB_PEERS_H_
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress/abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+#include "lib/config.h"
+
+static __always_inline void peer__key(struct egress_peer_key *k,
+				      const struct egress_dest *d,
+				      __u32 local_port_host)
+{
+	k->target_id = egress_target_id;
+	k->family = d->family;
+	k->local_port = bpf_htons((__u16)local_port_host);
+	k->peer_port = d->port;
+	__builtin_memcpy(k->addr, d->addr32, 16);
+}
+
+/* True when the peer sent to this local UDP port first (a server reply). */
+static __always_inline int peer__known(const struct egress_dest *d,
+				       struct bpf_sock *sk)
+{
+	struct egress_peer_key k = {};
+	struct egress_peer_value *v;
+
+	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
+		return 0;
+	peer__key(&k, d, sk->src_port);
+	v = bpf_map_lookup_elem(&udp_peers, &k);
+	/* A peer silent for longer than the TTL is a stranger again. */
+	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
+}
+
+/* Remembers that `d` sent to the local port of `sk` (an enforced target
+ * only: a target switched off records nothing). */
+static __always_inline void peer__record(struct egress_dest *d,
+					 struct bpf_sock *sk)
+{
+	struct egress_target_config *cfg = target__config();
+	struct egress_peer_value v;
+	struct egress_peer_key k = {};
+
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
+		return;
+	peer__key(&k, d, sk->src_port);
+	v.last_seen_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
+}
+
+#endif /* EGRESS_BPF_LIB_PEERS_H_ */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Rule lookup: a destination and a ruleset give a decision.
+ *
+ * What: struct egress_decision and rules__decide().
+ * Why here: the lookup is the one place that knows how userspace compiled a
+ * ruleset (port_classes, then rules by port class and by the any-port class;
+ * see compile.h). It is pure: no counting, no records, no mode; verdict.h
+ * applies those. Cost is bounded whatever the number of rules: at most one
+ * port-trie lookup and two rule-trie lookups.
+ */
+#ifndef EGRESS_BPF_LIB_RULES_H_
+#define EGRESS_BPF_LIB_RULES_H_
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress/abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+
+struct egress_decision {
+	__u32 rule_id;
+	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _DENY before the mode is
+			 applied */
+	__u8 reason;
+};
+
+/* Decides `d` against `ruleset` (0: no rules, so deny with NO_MATCH). */
+static __always_inline void rules__decide(__u32 ruleset,
+					  const struct egress_dest *d,
+					  struct egress_decision *out)
+{
+	struct egress_rule_key key = {};
+	struct egress_rule_value *v;
+	__u16 port_class = 0;
+
+	out->verdict = EGRESS_VERDICT_DENY;
+	out->reason = EGRESS_REASON_NO_MATCH;
+	out->rule_id = 0;
+	if (!ruleset)
+		return;
+
+	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
+		struct egress_port_key pk = {
+		    .prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
+		    .ruleset = ruleset,
+		    .proto = d->proto,
+		    .port = d->port,
+		};
+		struct egress_port_value *pv =
+		    bpf_map_lookup_elem(&port_classes, &pk);
+
+		if (pv)
+			port_class = pv->port_class;
+	}
+
+	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS +
+			(d->family == EGRESS_FAMILY_IPV4 ? 32 : 128);
+	key.ruleset = ruleset;
+	key.proto = d->proto;
+	key.family = d->family;
+	__builtin_memcpy(key.addr, d->addr32, 16);
+
+	/* The port's own class first, then the any-port class: two lookups at
+	 * most, whatever the number of rules. */
+	v = NULL;
+	if (port_class) {
+		key.port_class = bpf_htons(port_class);
+		v = bpf_map_lookup_elem(&rules, &key);
+	}
+	if (!v) {
+		key.port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
+		v = bpf_map_lookup_elem(&rules, &key);
+	}
+	if (!v)
+		return;
+	out->rule_id = v->rule_id;
+	if (v->verdict == EGRESS_VERDICT_ALLOW) {
+		out->verdict = EGRESS_VERDICT_ALLOW;
+		out->reason = EGRESS_REASON_MATCH_ALLOW;
+	} else {
+		out->reason = EGRESS_REASON_MATCH_DENY;
+	}
+}
+
+#endif /* EGRESS_BPF_LIB_RULES_H_ */

@@ -1,0 +1,230 @@
+// The kernel layer's attach, on a real cgroup: AttachPinnedTo is all or
+// nothing. A failure at any link's pin leaves no hook of the call attached
+// and no link pin behind.
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cgroup_fixture.h"
+#include "tests/testing/privileges.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/common/fs.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/kernel/bpffs.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/shared_maps.h"
+#include "userspace/kernel/target_programs.h"
+
+namespace egress::testing {
+namespace {
+
+constexpr uint32_t kTargetId = 7;
+
+// Programs attached directly to `cgroup_path` for one attach type; -1 when
+// the query fails.
+int AttachedPrograms(const std::string& cgroup_path, int attach_type) {
+  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
+  if (!fd) return -1;
+  uint32_t ids[64], count = 64, flags = 0;
+  if (bpf_prog_query(fd.get(), static_cast<bpf_attach_type>(attach_type), 0,
+                     &flags, ids, &count) != 0) {
+    return -1;
+  }
+  return static_cast<int>(count);
+}
+
+// True when a BPF object (a pin) exists at `path`.
+bool IsPin(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+// A pinned program set for kTargetId in a private bpffs directory, and a
+// throwaway cgroup to attach it to.
+class AttachTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EGRESS_REQUIRE_ROOT();
+    root_ = absl::StrCat("/sys/fs/bpf/egress-attach-test-", getpid());
+    ASSERT_OK(EnsureBpffsDir(root_, "/sys/fs/bpf"));
+    std::string maps_dir = root_ + "/maps";
+    ASSERT_OK(EnsureBpffsDir(maps_dir, "/sys/fs/bpf"));
+    ASSERT_OK_AND_ASSIGN(maps_, SharedMaps::OpenOrCreate(maps_dir));
+    prog_dir_ = root_ + "/targets/7";
+    ASSERT_OK(LoadAndPinPrograms(kTargetId, maps_dir, prog_dir_));
+    ASSERT_OK_AND_ASSIGN(cg_, TestCgroup::Create("attach"));
+    ASSERT_OK_AND_ASSIGN(cg_fd_, OpenCgroup(cg_->path()));
+  }
+
+  void TearDown() override {
+    if (!prog_dir_.empty()) {
+      EXPECT_OK(DetachAndRemove(prog_dir_));
+    }
+    maps_.reset();
+    if (!root_.empty()) {
+      EXPECT_OK(RemoveTree(root_));
+    }
+  }
+
+  // Hooks of the set attached to the test cgroup, summed over attach types.
+  int HooksAttached() const {
+    int n = 0;
+    for (const HookSpec& h : AllHooks()) {
+      int count = AttachedPrograms(cg_->path(), h.attach_type);
+      EXPECT_GE(count, 0) << "query " << h.name;
+      n += count;
+    }
+    return n;
+  }
+
+  // Link pins (final or staged) left in `link_dir`.
+  std::vector<std::string> LinkPinsIn(const std::string& link_dir) const {
+    std::vector<std::string> out;
+    for (const HookSpec& h : AllHooks()) {
+      std::string pin = absl::StrCat(link_dir, "/link_", h.name);
+      if (IsPin(pin)) out.push_back(pin);
+      if (IsPin(pin + "_new")) out.push_back(pin + "_new");
+    }
+    return out;
+  }
+
+  std::string root_, prog_dir_;
+  std::unique_ptr<SharedMaps> maps_;
+  std::unique_ptr<TestCgroup> cg_;
+  UniqueFd cg_fd_;
+};
+
+TEST_F(AttachTest, AttachesEveryHookOnceAndAdoptsOnSecondCall) {
+  std::string link_dir = prog_dir_ + "/c1";
+  ASSERT_OK(AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id()));
+  const int hooks = static_cast<int>(AllHooks().size());
+  EXPECT_EQ(HooksAttached(), hooks);
+  EXPECT_EQ(LinkPinsIn(link_dir).size(), AllHooks().size());
+  // A second call finds every link live on the cgroup and keeps it.
+  ASSERT_OK(AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id()));
+  EXPECT_EQ(HooksAttached(), hooks);
+  ASSERT_OK(DetachAndRemoveLinks(link_dir));
+  EXPECT_EQ(HooksAttached(), 0);
+}
+
+TEST_F(AttachTest, CheckLinksCountsLiveAttachedAndDefunct) {
+  std::string link_dir = prog_dir_ + "/c1";
+  const int hooks = static_cast<int>(AllHooks().size());
+  LinkHealth none = CheckLinks(link_dir, cg_->id());
+  EXPECT_EQ(none.total, hooks);
+  EXPECT_EQ(none.live, 0);
+  EXPECT_FALSE(none.all_live());
+  EXPECT_TRUE(none.defunct());
+
+  ASSERT_OK(AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id()));
+  LinkHealth live = CheckLinks(link_dir, cg_->id());
+  EXPECT_EQ(live.live, hooks);
+  EXPECT_EQ(live.attached, hooks);
+  EXPECT_TRUE(live.all_live());
+  EXPECT_FALSE(live.defunct());
+
+  // Asked about another cgroup (or none): attached, but not live there.
+  for (uint64_t other : {cg_->id() + 1, uint64_t{0}}) {
+    LinkHealth elsewhere = CheckLinks(link_dir, other);
+    EXPECT_EQ(elsewhere.live, 0) << other;
+    EXPECT_FALSE(elsewhere.all_live()) << other;
+    EXPECT_FALSE(elsewhere.defunct()) << other;
+  }
+
+  // The cgroup goes away: its links outlive it pinned, attached to nothing.
+  uint64_t gone = cg_->id();
+  cg_fd_ = UniqueFd();
+  ASSERT_OK(cg_->Remove());
+  LinkHealth after;
+  for (int i = 0; i < 100; ++i) {  // the kernel releases the cgroup async
+    after = CheckLinks(link_dir, gone);
+    if (after.defunct()) break;
+    usleep(50 * 1000);
+  }
+  EXPECT_TRUE(after.defunct());
+  EXPECT_EQ(after.live, 0);
+}
+
+// Where the obstacle sits: at the staging name a link is pinned under
+// (bpf_obj_pin fails with EEXIST), or at the final name (the rename over it
+// fails with EISDIR).
+enum class Obstacle { kStagedPin, kFinalPin };
+
+struct FailAtCase {
+  size_t n;  // index in AllHooks() of the link whose pin fails
+  Obstacle obstacle;
+};
+
+void PrintTo(const FailAtCase& c, std::ostream* os) {
+  *os << AllHooks()[c.n].name
+      << (c.obstacle == Obstacle::kStagedPin ? " at staged pin" : " at pin");
+}
+
+class AttachFailureTest : public AttachTest,
+                          public ::testing::WithParamInterface<FailAtCase> {};
+
+TEST_P(AttachFailureTest, FailureAtNthLinkPinLeavesNothingAttached) {
+  const FailAtCase& c = GetParam();
+  ASSERT_LT(c.n, AllHooks().size());
+  std::string link_dir = prog_dir_ + "/c1";
+  ASSERT_OK(MakeDirs(link_dir, 0700));
+  std::string blocked =
+      absl::StrCat(link_dir, "/link_", AllHooks()[c.n].name,
+                   c.obstacle == Obstacle::kStagedPin ? "_new" : "");
+  // A directory: unlink() cannot clear it, and nothing can be pinned or
+  // renamed over it.
+  ASSERT_EQ(mkdir(blocked.c_str(), 0700), 0) << blocked;
+
+  absl::Status st =
+      AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id());
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(HooksAttached(), 0) << "after: " << st;
+  EXPECT_EQ(LinkPinsIn(link_dir), std::vector<std::string>{});
+
+  // Once the obstacle is gone, the same call attaches every hook.
+  ASSERT_EQ(rmdir(blocked.c_str()), 0);
+  ASSERT_OK(AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id()));
+  EXPECT_EQ(HooksAttached(), static_cast<int>(AllHooks().size()));
+}
+
+std::vector<FailAtCase> FailAtCases() {
+  std::vector<FailAtCase> out;
+  const size_t hooks = AllHooks().size();
+  for (size_t n : {size_t{0}, size_t{1}, hooks / 2, hooks - 1}) {
+    out.push_back({n, Obstacle::kStagedPin});
+    out.push_back({n, Obstacle::kFinalPin});
+  }
+  return out;
+}
+
+std::string FailAtName(const ::testing::TestParamInfo<FailAtCase>& info) {
+  return absl::StrCat(
+      AllHooks()[info.param.n].name,
+      info.param.obstacle == Obstacle::kStagedPin ? "_staged" : "_final");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPosition, AttachFailureTest,
+                         ::testing::ValuesIn(FailAtCases()), FailAtName);
+
+// AttachPinned keeps its links beside the programs: the same guarantee.
+TEST_F(AttachTest, AttachPinnedFailureLeavesNothingAttached) {
+  std::string blocked =
+      absl::StrCat(prog_dir_, "/link_", AllHooks().back().name);
+  ASSERT_EQ(mkdir(blocked.c_str(), 0700), 0) << blocked;
+  EXPECT_FALSE(AttachPinned(prog_dir_, cg_fd_.get(), cg_->id()).ok());
+  EXPECT_EQ(HooksAttached(), 0);
+  EXPECT_EQ(LinkPinsIn(prog_dir_), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace egress::testing
