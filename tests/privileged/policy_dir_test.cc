@@ -57,6 +57,18 @@ class PolicyDirTest : public EgressdTest {
     return log.ok() ? log->output : "";
   }
 
+  // The log once it holds `text` (egressd logs a reload after its switch
+  // took effect: bounded wait), else what it holds.
+  std::string DaemonLogWith(const std::string& text) {
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    std::string log = DaemonLog();
+    while (!absl::StrContains(log, text) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+      log = DaemonLog();
+    }
+    return log;
+  }
+
   // Polls (bounded) until `list` shows `n` rules for web.
   bool WaitForRules(size_t n) {
     absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -86,7 +98,8 @@ TEST_F(PolicyDirTest, AppliedAtStartAndOnSighup) {
   ASSERT_TRUE(WaitForRules(1)) << DaemonLog();  // one rule, two ports
   EXPECT_ALLOWED(
       InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "SIGHUP: update target web"))
+  EXPECT_TRUE(absl::StrContains(DaemonLogWith("SIGHUP: update target web"),
+                                "SIGHUP: update target web"))
       << DaemonLog();
 }
 
@@ -101,7 +114,8 @@ TEST_F(PolicyDirTest, ChangedFilesAreAppliedWithoutASignal) {
   ASSERT_EQ(rename(tmp.c_str(), (dir_ + "/web.yaml").c_str()), 0);
   EXPECT_ALLOWED(
       InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "policy directory changed"))
+  EXPECT_TRUE(absl::StrContains(DaemonLogWith("policy directory changed"),
+                                "policy directory changed"))
       << DaemonLog();
 }
 
