@@ -275,21 +275,10 @@ TargetSpec SpecOfPolicy(const policy::Policy& p) {
   TargetSpec s;
   s.name = p.name;
   s.file = p.file;
-  switch (p.target.kind) {
-    case policy::PolicyTarget::kUnit:
-      s.source = policy::TargetSource::kUnit;
-      break;
-    case policy::PolicyTarget::kCgroupGlob:
-      s.source = policy::TargetSource::kPattern;
-      break;
-    default:
-      s.source = policy::TargetSource::kCgroup;
-      break;
-  }
+  s.source = p.target.kind;
   s.source_value = p.target.value;
-  s.mode = policy::ModeFromKernel(p.mode);
-  s.logging = policy::ParseLoggingLevel(p.logging).value_or(
-      policy::LoggingLevel::kDenied);
+  s.mode = p.mode;
+  s.logging = p.logging;
   s.rules = p.rules;
   return s;
 }

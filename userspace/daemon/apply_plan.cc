@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/names.h"
-#include "userspace/policy/rule_identity.h"
+#include "userspace/policy/rule_compare.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
@@ -18,7 +18,7 @@ absl::Status CheckConflicts(const DaemonState& state,
                             size_t i) {
   const ResolvedPolicy& p = policies[i];
   const std::string& name = p.spec.name;
-  if (absl::Status st = policy::CheckTargetName(name); !st.ok()) {
+  if (absl::Status st = policy::CheckName(name, "target name"); !st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("policy name '", name, "' cannot name a target: ",
                      st.message()));

@@ -197,8 +197,8 @@ absl::StatusOr<control::ExportResponse> ControlService::Export(
     policy::PolicyDocument doc;
     doc.name = t.name;
     doc.target = PolicyTargetOf(t);
-    doc.mode = policy::KernelMode(t.mode);
-    doc.logging = policy::LoggingLevelName(t.logging);
+    doc.mode = t.mode;
+    doc.logging = t.logging;
     doc.header_comment.push_back(
         absl::StrCat("Exported by egressd on ", options_.node_name, " at ",
                      Rfc3339(options_.now()),

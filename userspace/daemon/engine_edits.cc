@@ -2,7 +2,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
-#include "userspace/policy/rule_identity.h"
+#include "userspace/policy/rule_compare.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {

@@ -132,7 +132,7 @@ absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
 }
 
 absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
-  EGRESS_RETURN_IF_ERROR(policy::CheckTargetName(spec.name));
+  EGRESS_RETURN_IF_ERROR(policy::CheckName(spec.name, "target name"));
   TargetState t;
   t.name = spec.name;
   t.source = spec.source;

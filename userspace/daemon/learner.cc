@@ -22,14 +22,14 @@ std::string Rfc3339(int64_t unix_seconds) {
 policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
   policy::PolicyTarget out;
   if (t.source == policy::TargetSource::kUnit) {
-    out.kind = policy::PolicyTarget::kUnit;
+    out.kind = policy::TargetSource::kUnit;
     out.value = t.source_value;
   } else if (t.source == policy::TargetSource::kPattern) {
-    out.kind = policy::PolicyTarget::kCgroupGlob;
+    out.kind = policy::TargetSource::kPattern;
     out.value = t.cgroup;
   } else {
     // cgroup, and pid (a pid does not outlive its process; its cgroup does).
-    out.kind = policy::PolicyTarget::kCgroup;
+    out.kind = policy::TargetSource::kCgroup;
     out.value = t.cgroup;
   }
   return out;
