@@ -28,8 +28,9 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/daemon/cgroup_match.h"
-#include "userspace/daemon/event_json.h"
 #include "userspace/daemon/raw_capability.h"
+#include "userspace/events/event_json.h"
+#include "userspace/events/event_query.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/target_programs.h"
@@ -175,10 +176,19 @@ absl::Status Daemon::Init() {
   if (swept > 0) {
     fprintf(stderr, "egressd: removed %zu stale rule entries\n", swept);
   }
+  EventPipelineOptions events;
+  events.resolve_context = [this](const egress_event& e) {
+    return EventContextOf(e);
+  };
+  events.sink = options_.event_sink;
+  events.observers.push_back(
+      [this](const EventRecord& r) { Learn(r.raw, r.ctx.target); });
+  pipeline_ = std::make_unique<EventPipeline>(std::move(events));
   EGRESS_ASSIGN_OR_RETURN(
       events_,
-      EventReader::Create(maps_->events_fd(),
-                          [this](const egress_event& e) { OnEvent(e); }));
+      EventReader::Create(maps_->events_fd(), [this](const egress_event& e) {
+        pipeline_->OnRecord(e);
+      }));
   // Records carry monotonic time; events show wall-clock time.
   timespec real, mono;
   clock_gettime(CLOCK_REALTIME, &real);
@@ -838,12 +848,11 @@ absl::StatusOr<json> Daemon::Status(const json&) {
   }
   return json{{"targets", targets},
               {"metrics_port", metrics_ ? metrics_->port() : 0},
-              {"events_dropped", events_dropped_},
-              {"events_sink_errors",
-               options_.event_sink_errors ? options_.event_sink_errors() : 0},
+              {"events_dropped", pipeline_->records_dropped()},
+              {"events_sink_errors", pipeline_->sink_errors()},
               {"bpffs", options_.bpffs_dir},
               {"cgroup_root", cgroup_root_},
-              {"events_read", events_read_}};
+              {"events_read", pipeline_->records_read()}};
 }
 
 // What makes two rules the same for a diff: ids, comments and ends of
@@ -1127,13 +1136,6 @@ json Daemon::Handle(const json& request) {
   return out;
 }
 
-namespace {
-constexpr size_t kRecentEvents = 4096;
-constexpr size_t kSubscriberBuffer = 1 << 20;
-// With kSubscriberBuffer each, subscribers cost egressd at most 64 MiB.
-constexpr size_t kMaxSubscribers = 64;
-}  // namespace
-
 std::string Daemon::CgroupPath(uint64_t id, const TargetState* target) {
   if (id == 0 || target == nullptr) return "";
   if (auto it = cgroup_paths_.find(id); it != cgroup_paths_.end())
@@ -1172,8 +1174,7 @@ uint32_t Daemon::RuleNumber(const TargetState& t, uint32_t rule_id) {
   return it == index.numbers.end() ? 0 : it->second;
 }
 
-void Daemon::OnEvent(const egress_event& e) {
-  ++events_read_;
+EventContext Daemon::EventContextOf(const egress_event& e) {
   const TargetState* target = nullptr;
   for (const auto& [n, t] : state_.targets) {
     if (t.id == e.target_id) target = &t;
@@ -1186,111 +1187,19 @@ void Daemon::OnEvent(const egress_event& e) {
     if (e.rule_id != 0) ctx.rule_number = RuleNumber(*target, e.rule_id);
   }
   ctx.cgroup_path = CgroupPath(e.cgroup_id, target);
-  Learn(e, ctx.target);
-  RecentEvent r;
-  r.target = ctx.target;
-  r.verdict = VerdictName(e.verdict);
-  // The fixed-schema writer covers nearly every record; the tree is the
-  // fallback (flows, non-ASCII names).
-  if (!line_writer_.Append(e, ctx, &r.line)) {
-    r.line = EventToJson(e, ctx).dump(-1, ' ', false,
-                                      json::error_handler_t::replace);
-  }
-  if (options_.event_sink) options_.event_sink(r.line);
-  Publish(r);
-  recent_.push_back(std::move(r));
-  if (recent_.size() > kRecentEvents) recent_.pop_front();
-}
-
-bool Daemon::Matches(const Subscriber& s, const RecentEvent& event) const {
-  if (!s.target.empty() && event.target != s.target) return false;
-  if (!s.verdict.empty() && event.verdict != s.verdict) return false;
-  return true;
-}
-
-void Daemon::Publish(const RecentEvent& event) {
-  if (subscribers_.empty()) return;
-  std::string line = event.line + "\n";
-  for (Subscriber& s : subscribers_) {
-    if (!s.fd.valid() || !Matches(s, event)) continue;
-    if (s.pending.size() + line.size() > kSubscriberBuffer) {
-      // A slow reader loses records; egressd's memory stays bounded.
-      ++events_dropped_;
-      continue;
-    }
-    s.pending += line;
-  }
-}
-
-// Normalizes a verdict filter word to the record's spelling.
-static std::string VerdictFilter(const std::string& word) {
-  std::string w = absl::AsciiStrToLower(word);
-  if (w == "deny" || w == "denied") return "DENIED";
-  if (w == "allow" || w == "allowed") return "ALLOWED";
-  if (w == "audit") return "AUDIT";
-  if (w == "unexplained") return "UNEXPLAINED";
-  return "";
+  return ctx;
 }
 
 absl::StatusOr<json> Daemon::Events(const json& req) {
-  Subscriber filter;
-  filter.target = req.value("target", std::string());
-  if (!filter.target.empty() && !state_.targets.count(filter.target)) {
+  EGRESS_ASSIGN_OR_RETURN(EventQuery query, ParseEventQuery(req));
+  if (!query.filter.target.empty() &&
+      !state_.targets.count(query.filter.target)) {
     return absl::NotFoundError(
-        absl::StrCat("no target named '", filter.target, "'"));
+        absl::StrCat("no target named '", query.filter.target, "'"));
   }
-  std::string verdict = req.value("verdict", std::string());
-  if (!verdict.empty()) {
-    filter.verdict = VerdictFilter(verdict);
-    if (filter.verdict.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown verdict '", verdict,
-                       "': use deny, audit, allow or unexplained"));
-    }
-  }
-  if (req.value("follow", false) && subscribers_.size() >= kMaxSubscribers) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "at most ", kMaxSubscribers, " 'events --follow' clients at once"));
-  }
-  // Like tail -f: a follower gets no backlog unless it asks (--last N).
-  size_t last =
-      req.value("last", req.value("follow", false) ? size_t{0} : size_t{100});
-  json events = json::array();
-  for (auto it = recent_.rbegin(); it != recent_.rend() && events.size() < last;
-       ++it) {
-    if (!Matches(filter, *it)) continue;
-    json j = json::parse(it->line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_discarded()) events.push_back(std::move(j));
-  }
-  std::reverse(events.begin(), events.end());
-  return json{{"events", events}};
-}
-
-void Daemon::FlushSubscribers() {
-  for (Subscriber& s : subscribers_) {
-    if (!s.fd.valid()) continue;
-    char probe;
-    ssize_t peek = recv(s.fd.get(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (peek == 0 || (peek < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-      s.fd.reset();  // the client went away
-      continue;
-    }
-    while (!s.pending.empty()) {
-      ssize_t n = send(s.fd.get(), s.pending.data(), s.pending.size(),
-                       MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        s.pending.erase(0, n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      s.fd.reset();
-      break;
-    }
-  }
-  subscribers_.erase(
-      std::remove_if(subscribers_.begin(), subscribers_.end(),
-                     [](const Subscriber& s) { return !s.fd.valid(); }),
-      subscribers_.end());
+  if (query.follow) EGRESS_RETURN_IF_ERROR(pipeline_->CanFollow());
+  return json{{"lines",
+               pipeline_->RecentLines(query.filter, query.last, query.format)}};
 }
 
 MetricsSnapshot Daemon::Snapshot() {
@@ -1332,10 +1241,9 @@ MetricsSnapshot Daemon::Snapshot() {
     }
     m.targets.push_back(mt);
   }
-  m.events_read = events_read_;
-  m.events_dropped = events_dropped_;
-  m.events_sink_errors =
-      options_.event_sink_errors ? options_.event_sink_errors() : 0;
+  m.events_read = pipeline_->records_read();
+  m.events_dropped = pipeline_->records_dropped();
+  m.events_sink_errors = pipeline_->sink_errors();
   m.version = "0.1.0";
   m.libbpf_version =
       absl::StrCat(LIBBPF_MAJOR_VERSION, ".", LIBBPF_MINOR_VERSION);
@@ -1527,19 +1435,18 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       if (resp.value("ok", false) &&
           request.value("cmd", std::string()) == "events" &&
           request.value("follow", false)) {
-        // The connection stays open: records follow as JSON lines.
-        Subscriber sub;
-        sub.target = request.value("target", std::string());
-        sub.verdict = VerdictFilter(request.value("verdict", std::string()));
-        fcntl(p.fd.get(), F_SETFL, fcntl(p.fd.get(), F_GETFL) | O_NONBLOCK);
-        sub.fd = std::move(p.fd);
-        subscribers_.push_back(std::move(sub));
+        // The connection stays open: records follow as lines.
+        auto query = ParseEventQuery(request);
+        if (query.ok()) {
+          pipeline_->Follow(std::move(p.fd), query->filter, query->format)
+              .IgnoreError();
+        }
       }
       watch_parents();
     }
     pending = std::move(still);
     events_->Drain().IgnoreError();
-    FlushSubscribers();
+    pipeline_->Flush();
   }
   return absl::OkStatus();
 }

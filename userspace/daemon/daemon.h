@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,10 +21,11 @@
 #include "nlohmann/json.hpp"
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
-#include "userspace/daemon/event_line.h"
 #include "userspace/daemon/learn.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/state.h"
+#include "userspace/events/event_pipeline.h"
+#include "userspace/events/event_sink.h"
 #include "userspace/kernel/event_reader.h"
 #include "userspace/kernel/shared_maps.h"
 
@@ -38,11 +38,9 @@ struct DaemonOptions {
   std::string socket_path = "/run/egress/egressd.sock";
   // Where cgroup v2 is mounted; empty = found in /proc/self/mountinfo.
   std::string cgroup_root;
-  // Called with one JSON line per record (verdicts and flows) drained from
-  // the kernel, from the loop: a slow sink slows the loop.
-  std::function<void(const std::string&)> event_sink;
-  // Records the sink failed to write so far (for status and metrics).
-  std::function<uint64_t()> event_sink_errors;
+  // Gets every record (verdicts and flows) drained from the kernel, from the
+  // loop: a slow sink slows the loop. Null: no sink.
+  std::shared_ptr<EventSink> event_sink;
   // Prometheus /metrics and /healthz ("127.0.0.1:9477"; "" = off; port 0
   // picks a free port, reported by `status`).
   std::string metrics_addr;
@@ -144,7 +142,9 @@ class Daemon {
   // The enforced policy of one or every target as policy files.
   absl::StatusOr<nlohmann::json> Export(const nlohmann::json& req);
 
-  void OnEvent(const egress_event& e);
+  // What the kernel does not know about a record: target, rule number,
+  // cgroup path, node name, wall-clock offset.
+  EventContext EventContextOf(const egress_event& e);
   // The 1-based position of rule `rule_id` in the target's list (0 = none).
   uint32_t RuleNumber(const TargetState& t, uint32_t rule_id);
   struct RuleIndex {
@@ -155,22 +155,6 @@ class Daemon {
   // Relative path of a cgroup id below a target's cgroup ("" if unknown).
   std::string CgroupPath(uint64_t id, const TargetState* target);
   absl::StatusOr<nlohmann::json> Events(const nlohmann::json& req);
-  // Streams records to `egressctl events --follow` clients.
-  struct Subscriber {
-    UniqueFd fd;
-    std::string target;   // "" = all
-    std::string verdict;  // "" = all, else DENIED / AUDIT / ALLOWED / ...
-    std::string pending;  // bytes not yet written (bounded)
-  };
-  // A drained record as a JSON line, with what filters look at.
-  struct RecentEvent {
-    std::string target;
-    std::string verdict;  // DENIED, AUDIT, ALLOWED, UNEXPLAINED
-    std::string line;
-  };
-  bool Matches(const Subscriber& s, const RecentEvent& event) const;
-  void Publish(const RecentEvent& event);
-  void FlushSubscribers();
   MetricsSnapshot Snapshot();
 
   DaemonOptions options_;
@@ -187,16 +171,11 @@ class Daemon {
   std::unique_ptr<EventReader> events_;
   DaemonState state_;
   LearnStore learn_;
-  // Records drained from the ring buffer; for status and metrics.
-  uint64_t events_read_ = 0;
-  // Records that could not reach a slow subscriber (bounded buffers).
-  uint64_t events_dropped_ = 0;
+  // Drained records -> context, learning, sinks, followers, recent records.
+  std::unique_ptr<EventPipeline> pipeline_;
   int64_t realtime_offset_ns_ = 0;
   std::string node_name_;
   std::map<uint64_t, std::string> cgroup_paths_;
-  std::deque<RecentEvent> recent_;  // the last kRecentEvents records
-  EventLineWriter line_writer_;
-  std::vector<Subscriber> subscribers_;
   // Held by the loop while it works, and by metrics scrapes (other threads).
   std::mutex mu_;
   std::unique_ptr<MetricsServer> metrics_;
