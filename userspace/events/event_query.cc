@@ -37,7 +37,7 @@ absl::StatusOr<EventQuery> ParseEventQuery(const nlohmann::json& request) {
   }
   q.last = q.follow ? 0 : 100;
   if (auto it = request.find("last"); it != request.end()) {
-    if (!it->is_number_unsigned()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
       return absl::InvalidArgumentError("events: 'last' must be a number >= 0");
     }
     q.last = it->get<size_t>();
