@@ -17,7 +17,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,7 +28,6 @@
 #include "userspace/control/control_socket.h"
 #include "userspace/daemon/cgroup_match.h"
 #include "userspace/daemon/raw_capability.h"
-#include "userspace/events/event_json.h"
 #include "userspace/events/event_query.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
