@@ -7,7 +7,7 @@
 // batches that fit the ring buffer. Each batch is then drained in one timed
 // EventReader::Drain, with one of three handlers in turn: nothing (raw),
 // EventToJson(...).dump() (what egressd does), or the fixed-schema writer of
-// userspace/daemon/event_line.h. Every batch is accounted for with the BPF
+// userspace/events/event_line.h. Every batch is accounted for with the BPF
 // counters. Then EventToJson + dump alone on synthetic records, with a
 // breakdown.
 //
@@ -67,8 +67,9 @@
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
-#include "userspace/daemon/event_json.h"
-#include "userspace/daemon/event_line.h"
+#include "userspace/events/event_json.h"
+#include "userspace/events/event_line.h"
+#include "userspace/events/event_text.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/event_reader.h"
@@ -662,24 +663,10 @@ absl::Status Run(const Options& opts) {
         {"  j.dump() of a built record", NsPerCall(synth, jn, [&](auto&) {
            keep += trees[i++ % trees.size()].dump().size();
          })});
-    i = 0;
-    parts.push_back({"  EventText(j) (the \"message\", inside EventToJson)",
-                     NsPerCall(synth, jn, [&](auto&) {
-                       keep += EventText(trees[i++ % trees.size()]).size();
-                     })});
   }
-  parts.push_back({"    of which absl::ParseTime + FormatTime(%E3S)",
+  parts.push_back({"  RenderText (the \"message\", inside EventToJson)",
                    NsPerCall(synth, jn, [&](const egress_event& e) {
-                     std::string s = FormatTime(static_cast<int64_t>(e.ts_ns));
-                     absl::Time t;
-                     std::string err;
-                     if (absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", s, &t, &err)) {
-                       keep += absl::FormatTime("%b %d %H:%M:%E3S", t,
-                                                absl::UTCTimeZone())
-                                   .size();
-                     }
-                   }) - NsPerCall(synth, jn, [&](const egress_event& e) {
-                     keep += FormatTime(static_cast<int64_t>(e.ts_ns)).size();
+                     keep += RenderText(EventRecord{e, ctx}).size();
                    })});
   parts.push_back({"  FormatTime (\"time\", inside EventToJson)",
                    NsPerCall(synth, jn, [&](const egress_event& e) {
@@ -1007,7 +994,7 @@ absl::Status Run(const Options& opts) {
               tree_ns - parts[1].ns - parts[3].ns - parts[4].ns - parts[5].ns -
                   parts[6].ns);
   std::printf("%-52s %9.1f ns  = %10s records/s (%.0fx)\n",
-              "fixed-schema writer (userspace/daemon/event_line.h)", fast_ns,
+              "fixed-schema writer (userspace/events/event_line.h)", fast_ns,
               WithCommas(static_cast<uint64_t>(1e9 / fast_ns)).c_str(),
               full_ns / fast_ns);
   std::printf(

@@ -1,5 +1,5 @@
 // Kernel records -> JSON lines.
-#include "userspace/daemon/event_json.h"
+#include "userspace/events/event_json.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,6 +1,6 @@
 // The fixed-schema writer must produce exactly EventToJson(...).dump(), or
 // decline so that the caller falls back to it.
-#include "userspace/daemon/event_line.h"
+#include "userspace/events/event_line.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
-#include "userspace/daemon/event_json.h"
+#include "userspace/events/event_json.h"
 
 namespace egress {
 namespace {

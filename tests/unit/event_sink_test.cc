@@ -1,5 +1,5 @@
 // Event sinks: file rotation, reopening, errors, fan-out and syslog.
-#include "userspace/daemon/event_sink.h"
+#include "userspace/events/event_sink.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -18,6 +18,15 @@
 
 namespace egress {
 namespace {
+
+// Hands a sink a record already rendered as `json` and `text`: the sinks
+// under test only write those forms.
+void Deliver(EventSink& sink, const std::string& json,
+             const std::string& text) {
+  EventRecord record;
+  RenderedEvent event(record, json, text);
+  sink.Write(event);
+}
 
 // A fresh directory under TMPDIR, removed (with its files) afterwards.
 class TempDir {
@@ -99,7 +108,7 @@ TEST(RotatingFileSinkTest, RotatesAndDropsTheOldest) {
   umask(mask);
   EXPECT_EQ(st.st_mode & 0777, 0640u & ~mask);
   // 3 lines of 10 bytes fill a file; the 4th starts a new one.
-  for (int i = 1; i <= 11; ++i) (*sink)->Write(Line(i), "");
+  for (int i = 1; i <= 11; ++i) Deliver(**sink, Line(i), "");
   EXPECT_EQ((*sink)->errors(), 0u);
   // Files were filled with 1-3, 4-6, 7-9 and 10-11; with keep=2 the current
   // file and the two newest old ones stay: 1-3 was dropped.
@@ -122,8 +131,8 @@ TEST(RotatingFileSinkTest, AppendsToAnExistingFileAndCountsItsSize) {
   }
   auto sink = RotatingFileSink(path, 30, 1);
   ASSERT_TRUE(sink.ok()) << sink.status();
-  (*sink)->Write(Line(1), "");  // 30: fits exactly
-  (*sink)->Write(Line(2), "");  // would be 40: rotates first
+  Deliver(**sink, Line(1), "");  // 30: fits exactly
+  Deliver(**sink, Line(2), "");  // would be 40: rotates first
   EXPECT_EQ(ReadFile(path + ".1"),
             Line(0) + "\n" + Line(0) + "\n" + Line(1) + "\n");
   EXPECT_EQ(ReadFile(path), Line(2) + "\n");
@@ -134,7 +143,7 @@ TEST(RotatingFileSinkTest, KeepZeroKeepsNoOldFiles) {
   std::string path = tmp.path() + "/events.json";
   auto sink = RotatingFileSink(path, 20, 0);
   ASSERT_TRUE(sink.ok()) << sink.status();
-  for (int i = 1; i <= 5; ++i) (*sink)->Write(Line(i), "");
+  for (int i = 1; i <= 5; ++i) Deliver(**sink, Line(i), "");
   EXPECT_EQ(Names(tmp.path()), std::set<std::string>{"events.json"});
   EXPECT_EQ(ReadFile(path), Line(5) + "\n");
 }
@@ -145,9 +154,9 @@ TEST(RotatingFileSinkTest, OversizedLineIsWrittenAlone) {
   auto sink = RotatingFileSink(path, 15, 1);
   ASSERT_TRUE(sink.ok()) << sink.status();
   std::string big(40, 'x');
-  (*sink)->Write(Line(1), "");
-  (*sink)->Write(big, "");
-  (*sink)->Write(Line(2), "");
+  Deliver(**sink, Line(1), "");
+  Deliver(**sink, big, "");
+  Deliver(**sink, Line(2), "");
   EXPECT_EQ((*sink)->errors(), 0u);
   EXPECT_EQ(ReadFile(path + ".1"), big + "\n");
   EXPECT_EQ(ReadFile(path), Line(2) + "\n");
@@ -158,13 +167,13 @@ TEST(RotatingFileSinkTest, ReopensAfterTheFileIsRemovedOrRenamed) {
   std::string path = tmp.path() + "/events.json";
   auto sink = RotatingFileSink(path, 1000, 2);
   ASSERT_TRUE(sink.ok()) << sink.status();
-  (*sink)->Write(Line(1), "");
+  Deliver(**sink, Line(1), "");
   ASSERT_EQ(unlink(path.c_str()), 0);
-  (*sink)->Write(Line(2), "");
+  Deliver(**sink, Line(2), "");
   EXPECT_EQ(ReadFile(path), Line(2) + "\n");
   // logrotate's default: rename away, then the writer must follow the name.
   ASSERT_EQ(rename(path.c_str(), (path + ".old").c_str()), 0);
-  (*sink)->Write(Line(3), "");
+  Deliver(**sink, Line(3), "");
   EXPECT_EQ(ReadFile(path), Line(3) + "\n");
   EXPECT_EQ(ReadFile(path + ".old"), Line(2) + "\n");
   EXPECT_EQ((*sink)->errors(), 0u);
@@ -178,7 +187,7 @@ TEST(RotatingFileSinkTest, WholeDirectoryRemovedIsRecreated) {
   ASSERT_TRUE(sink.ok()) << sink.status();
   ASSERT_EQ(unlink(path.c_str()), 0);
   ASSERT_EQ(rmdir(dir.c_str()), 0);
-  (*sink)->Write(Line(1), "");
+  Deliver(**sink, Line(1), "");
   EXPECT_EQ(ReadFile(path), Line(1) + "\n");
   EXPECT_EQ((*sink)->errors(), 0u);
 }
@@ -218,12 +227,12 @@ TEST(RotatingFileSinkTest, FailuresAfterStartAreCountedNotFatal) {
   ASSERT_EQ(unlink(path.c_str()), 0);
   ASSERT_EQ(rmdir(dir.c_str()), 0);
   { std::ofstream(dir) << "x"; }
-  (*sink)->Write(Line(1), "");
-  (*sink)->Write(Line(2), "");
+  Deliver(**sink, Line(1), "");
+  Deliver(**sink, Line(2), "");
   EXPECT_EQ((*sink)->errors(), 2u);
   // Once the obstacle is gone, writing resumes.
   ASSERT_EQ(unlink(dir.c_str()), 0);
-  (*sink)->Write(Line(3), "");
+  Deliver(**sink, Line(3), "");
   EXPECT_EQ((*sink)->errors(), 2u);
   EXPECT_EQ(ReadFile(path), Line(3) + "\n");
 }
@@ -242,8 +251,8 @@ class RecordingSink : public EventSink {
   RecordingSink(std::vector<std::string>* log, std::string name,
                 uint64_t errors)
       : log_(log), name_(std::move(name)), errors_(errors) {}
-  void Write(const std::string& line, const std::string& message) override {
-    log_->push_back(absl::StrCat(name_, ":", line, ":", message));
+  void Write(RenderedEvent& event) override {
+    log_->push_back(absl::StrCat(name_, ":", event.Json(), ":", event.Text()));
   }
   uint64_t errors() const override { return errors_; }
 
@@ -260,8 +269,8 @@ TEST(FanOutTest, CallsEverySinkInOrderAndSumsErrors) {
   sinks.push_back(nullptr);
   sinks.push_back(std::make_unique<RecordingSink>(&log, "b", 2));
   std::unique_ptr<EventSink> fan = FanOut(std::move(sinks));
-  fan->Write("{}", "msg");
-  fan->Write("{\"x\":1}", "");
+  Deliver(*fan, "{}", "msg");
+  Deliver(*fan, "{\"x\":1}", "");
   EXPECT_EQ(log, (std::vector<std::string>{"a:{}:msg", "b:{}:msg",
                                            "a:{\"x\":1}:", "b:{\"x\":1}:"}));
   EXPECT_EQ(fan->errors(), 3u);
@@ -277,19 +286,20 @@ TEST(FanOutTest, FileAndFileBothReceive) {
     sinks.push_back(*std::move(s));
   }
   auto fan = FanOut(std::move(sinks));
-  fan->Write(Line(7), "m");
+  Deliver(*fan, Line(7), "m");
   EXPECT_EQ(ReadFile(tmp.path() + "/a.json"), Line(7) + "\n");
   EXPECT_EQ(ReadFile(tmp.path() + "/b.json"), Line(7) + "\n");
 }
 
 TEST(SyslogSinkTest, Smoke) {
   std::unique_ptr<EventSink> sink = SyslogSink("egress_unit_test");
-  sink->Write(
-      "{\"message\":\"web curl[1] -> 192.0.2.1:443/tcp DENIED (no matching "
-      "rule)\",\"verdict\":\"DENIED\"}",
-      "");
-  sink->Write("{\"verdict\":\"AUDIT\"}", "web curl[1] AUDIT");
-  sink->Write("not json", "");
+  EventRecord denied;
+  denied.raw.verdict = EGRESS_VERDICT_DENY;
+  RenderedEvent rendered(denied, "{}",
+                         "web curl[1] -> 192.0.2.1:443/tcp DENIED (no matching "
+                         "rule)");
+  sink->Write(rendered);
+  Deliver(*sink, "{}", "web curl[1] AUDIT");
   EXPECT_EQ(sink->errors(), 0u);
 }
 

@@ -14,7 +14,6 @@
 #include "userspace/cli/run_command.h"
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
-#include "userspace/daemon/event_json.h"
 #include "userspace/policy/resolver.h"
 
 namespace {
@@ -63,13 +62,13 @@ int main(int argc, char** argv) {
     return *code;
   }
   if (parsed->cmd == "events") {
-    const bool as_json = parsed->output == egress::cli::OutputFormat::kJson;
-    auto print = [as_json](const nlohmann::json& e) {
-      if (as_json) {
-        printf("%s\n", e.dump().c_str());
-      } else {
-        printf("%s\n", egress::EventText(e).c_str());
-      }
+    // egressd renders the records in the asked format: lines are printed as
+    // they come.
+    parsed->request["format"] =
+        parsed->output == egress::cli::OutputFormat::kJson ? "json" : "text";
+    auto print = [](const std::string& line) {
+      fwrite(line.data(), 1, line.size(), stdout);
+      fputc('\n', stdout);
       fflush(stdout);
       return true;
     };
@@ -84,7 +83,9 @@ int main(int argc, char** argv) {
     if (!resp.ok()) return Fail(resp.status());
     if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
       return Fail(st);
-    for (const auto& e : (*resp)["events"]) print(e);
+    for (const auto& line : resp->value("lines", nlohmann::json::array())) {
+      if (line.is_string()) print(line.get<std::string>());
+    }
     return 0;
   }
   auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,

@@ -9,9 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "nlohmann/json.hpp"
 #include "userspace/daemon/daemon.h"
-#include "userspace/daemon/event_sink.h"
+#include "userspace/events/event_sink.h"
 
 DEFINE_string(socket, "/run/egress/egressd.sock", "control socket path");
 DEFINE_string(bpffs, "/sys/fs/bpf/egress", "bpffs directory for pins");
@@ -72,22 +71,7 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_events_syslog) sinks.push_back(egress::SyslogSink("egressd"));
   if (!sinks.empty()) {
-    std::shared_ptr<egress::EventSink> sink = egress::FanOut(std::move(sinks));
-    // Only the syslog sink reads the message: parse the line only for it.
-    const bool want_message = FLAGS_events_syslog;
-    opts.event_sink_errors = [sink] { return sink->errors(); };
-    opts.event_sink = [sink, want_message](const std::string& line) {
-      std::string message;
-      if (want_message) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_object()) {
-          auto it = j.find("message");
-          if (it != j.end() && it->is_string())
-            message = it->get<std::string>();
-        }
-      }
-      sink->Write(line, message);
-    };
+    opts.event_sink = egress::FanOut(std::move(sinks));
   }
   auto daemon = egress::Daemon::Create(opts);
   if (!daemon.ok()) {

@@ -1,14 +1,13 @@
-#include "userspace/daemon/event_json.h"
+#include "userspace/events/event_json.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cstring>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "userspace/events/event_text.h"
 
 namespace egress {
 
@@ -169,23 +168,22 @@ absl::string_view EventLiteral(const egress_event& e) {
   return "other";
 }
 
-namespace {
-// Any process can set its comm to arbitrary bytes (prctl), and cgroup names
-// are bytes too: bytes that are not ASCII become '?', so that every record
-// is valid UTF-8 and serialising it can never fail.
-std::string Ascii(absl::string_view in) {
+std::string AsciiOnly(absl::string_view in) {
   std::string out(in);
   for (char& c : out) {
     if (static_cast<unsigned char>(c) >= 0x80) c = '?';
   }
   return out;
 }
-}  // namespace
 
-nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
+std::string CommText(const egress_event& e) {
   char raw_comm[sizeof(e.comm) + 1] = {};
   std::memcpy(raw_comm, e.comm, sizeof(e.comm));
-  const std::string comm = Ascii(raw_comm);
+  return AsciiOnly(raw_comm);
+}
+
+nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
+  const std::string comm = CommText(e);
   const std::string family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
   nlohmann::json j = {
       {"time",
@@ -195,10 +193,10 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
       {"verdict", VerdictName(e.verdict)},
       {"reason", ReasonName(e.reason)},
       {"hook", HookName(e.hook)},
-      {"target", Ascii(ctx.target)},
+      {"target", AsciiOnly(ctx.target)},
       {"target_id", e.target_id},
       {"rule_id", e.rule_id},
-      {"cgroup", {{"id", e.cgroup_id}, {"path", Ascii(ctx.cgroup_path)}}},
+      {"cgroup", {{"id", e.cgroup_id}, {"path", AsciiOnly(ctx.cgroup_path)}}},
       {"process",
        {{"pid", e.tgid}, {"tid", e.pid}, {"uid", e.uid}, {"comm", comm}}},
       {"ktime_ns", e.ts_ns},
@@ -234,70 +232,8 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
   }
   std::string hint = AllowHint(e, ctx.target, ctx.rule_number);
   if (!hint.empty()) j["hint"] = hint;
-  j["message"] = EventText(j);
+  j["message"] = RenderText(EventRecord{e, ctx});
   return j;
-}
-
-std::string EventText(const nlohmann::json& j) {
-  auto str = [&](const nlohmann::json& v) {
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
-  std::string when;
-  absl::Time t;
-  std::string err;
-  if (j.contains("time") &&
-      absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", str(j["time"]), &t, &err)) {
-    when = absl::FormatTime("%b %d %H:%M:%E3S", t, absl::UTCTimeZone());
-  }
-  std::string who;
-  if (j.contains("process")) {
-    const auto& p = j["process"];
-    std::string comm = str(p.value("comm", nlohmann::json("")));
-    if (!comm.empty()) {
-      who =
-          absl::StrCat(comm, "[", str(p.value("pid", nlohmann::json(0))), "] ");
-    }
-  }
-  std::string what;
-  if (j.contains("l4")) {
-    const auto& l4 = j["l4"];
-    std::string dest = str(l4.value("destination", nlohmann::json("")));
-    if (dest.find(':') != std::string::npos)
-      dest = absl::StrCat("[", dest, "]");
-    what = absl::StrCat("-> ", dest, ":",
-                        str(l4.value("destination_port", nlohmann::json(0))),
-                        "/", str(l4.value("protocol", nlohmann::json(""))));
-  } else if (j.contains("socket") && j["socket"].contains("option")) {
-    what = "setsockopt source route";
-  } else if (j.contains("socket")) {
-    what = absl::StrCat(
-        "socket ", str(j["socket"].value("protocol", nlohmann::json(""))),
-        " type ", str(j["socket"].value("type", nlohmann::json(0))));
-  }
-  std::string event = str(j.value("event", nlohmann::json("")));
-  std::string verdict = str(j.value("verdict", nlohmann::json("")));
-  std::string detail;
-  if (event == "established" || event == "closed") {
-    const auto& f = j["flow"];
-    detail =
-        absl::StrCat(event, " ", str(f.value("direction", nlohmann::json(""))));
-    if (event == "closed") {
-      absl::StrAppend(&detail, ", sent ",
-                      str(f.value("bytes_sent", nlohmann::json(0))),
-                      " B, received ",
-                      str(f.value("bytes_received", nlohmann::json(0))), " B");
-    }
-  } else {
-    std::string reason = str(j.value("reason", nlohmann::json("")));
-    detail = absl::AsciiStrToLower(reason);
-    absl::StrReplaceAll({{"_", " "}}, &detail);
-  }
-  std::string out = absl::StrCat(
-      when, when.empty() ? "" : " ", str(j.value("target", nlohmann::json(""))),
-      " ", who, what, " ", verdict, " (", detail, ")");
-  uint64_t suppressed = j.value("suppressed", 0ull);
-  if (suppressed > 0) absl::StrAppend(&out, " +", suppressed, " suppressed");
-  return out;
 }
 
 }  // namespace egress

@@ -1,4 +1,4 @@
-#include "userspace/daemon/event_line.h"
+#include "userspace/events/event_line.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

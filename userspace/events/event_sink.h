@@ -1,11 +1,9 @@
 // Where egressd's event records go: stdout, a size-rotated file, syslog (the
 // journal under systemd), or several of these at once.
 //
-// A sink receives each record twice over: the JSON line exactly as
-// EventToJson(...).dump() produced it (no trailing newline), and the record's
-// "message" field, the one-line text of EventText(). Sinks that only need one
-// of them ignore the other; the message may be empty when the caller did not
-// extract it (a sink that needs it then falls back to the line).
+// A sink receives each record as a RenderedEvent (event_render.h): it asks for
+// the form it writes (the JSON line, or the text for syslog), and a form is
+// rendered once per record however many sinks and followers want it.
 //
 // Every sink writes synchronously, from the caller's thread, with no queue of
 // its own: memory stays bounded whatever the record rate, and a slow
@@ -15,8 +13,8 @@
 // never thrown.
 //
 // Not thread-safe: egressd calls its sink only from its single-threaded loop.
-#ifndef EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
-#define EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
+#ifndef EGRESS_USERSPACE_EVENTS_EVENT_SINK_H_
+#define EGRESS_USERSPACE_EVENTS_EVENT_SINK_H_
 
 #include <cstdint>
 #include <memory>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "userspace/events/event_render.h"
 
 namespace egress {
 
@@ -31,10 +30,9 @@ class EventSink {
  public:
   virtual ~EventSink();
 
-  // Delivers one record. `json_line` has no trailing newline; the sink adds
+  // Delivers one record. Its forms have no trailing newline; the sink adds
   // its own framing. Never throws; a failure increments errors().
-  virtual void Write(const std::string& json_line,
-                     const std::string& message) = 0;
+  virtual void Write(RenderedEvent& event) = 0;
 
   // Records this sink failed to deliver (for a fan-out: summed over its
   // sinks).
@@ -73,17 +71,16 @@ std::unique_ptr<EventSink> StdoutSink();
 absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
     const std::string& path, uint64_t max_bytes, int keep);
 
-// Sends each record's message to syslog: openlog(ident, LOG_PID, LOG_DAEMON)
-// and syslog(LOG_WARNING, "%s", ...) of
+// Sends each record's text (RenderText) to syslog: openlog(ident, LOG_PID,
+// LOG_DAEMON) and syslog(LOG_WARNING, "%s", ...) of
 //   "EGRESS <VERDICT> <message>"   e.g.
 //   "EGRESS DENIED Nov 24 17:51:43.371 web curl[2187] -> 203.0.113.9:443/tcp
 //    DENIED (no matching rule)"
 // where VERDICT is the record's verdict (DENIED, AUDIT, ALLOWED, UNEXPLAINED;
-// "EVENT" if the line has none), so `grep 'EGRESS DENIED'` or
+// VERDICT_7 for an unknown one), so `grep 'EGRESS DENIED'` or
 // `journalctl -t egressd -g 'EGRESS DENIED'` finds refusals, like UFW's
-// "[UFW BLOCK]". Under systemd, /dev/log is the journal. When `message` is
-// empty the sink parses it out of the line. Only the text is sent: no
-// structured journal fields (not yet).
+// "[UFW BLOCK]". Under systemd, /dev/log is the journal. Only the text is
+// sent: no structured journal fields (not yet).
 //
 // openlog() is process-wide: create at most one syslog sink per process; it
 // calls closelog() when destroyed. syslog(3) reports no failure, so errors()
@@ -97,4 +94,4 @@ std::unique_ptr<EventSink> FanOut(
 
 }  // namespace egress
 
-#endif  // EGRESS_USERSPACE_DAEMON_EVENT_SINK_H_
+#endif  // EGRESS_USERSPACE_EVENTS_EVENT_SINK_H_

@@ -1,4 +1,4 @@
-#include "userspace/daemon/event_sink.h"
+#include "userspace/events/event_sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +15,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "nlohmann/json.hpp"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/events/event_json.h"
 
 namespace egress {
 
@@ -52,8 +52,8 @@ int WriteLine(int fd, absl::string_view line) {
 
 class StdoutSinkImpl : public EventSink {
  public:
-  void Write(const std::string& json_line, const std::string&) override {
-    if (WriteLine(STDOUT_FILENO, json_line) != 0) ++errors_;
+  void Write(RenderedEvent& event) override {
+    if (WriteLine(STDOUT_FILENO, event.Json()) != 0) ++errors_;
   }
   uint64_t errors() const override { return errors_; }
 
@@ -110,7 +110,8 @@ class RotatingFileSinkImpl : public EventSink {
     return absl::OkStatus();
   }
 
-  void Write(const std::string& json_line, const std::string&) override {
+  void Write(RenderedEvent& event) override {
+    const std::string& json_line = event.Json();
     if (absl::Status st = EnsureOpen(); !st.ok()) {
       Failed(st);
       return;
@@ -197,21 +198,6 @@ class RotatingFileSinkImpl : public EventSink {
 // The top-level "verdict" of a line dumped by nlohmann::json: compact, so the
 // key reads exactly "verdict":" and, EventToJson having no other key of that
 // name, the first such key is the record's. Values are plain capitals.
-std::string VerdictOf(absl::string_view line) {
-  static constexpr absl::string_view kKey = "\"verdict\":\"";
-  size_t at = line.find(kKey);
-  if (at == absl::string_view::npos) return "EVENT";
-  size_t start = at + kKey.size();
-  size_t end = start;
-  while (end < line.size() &&
-         ((line[end] >= 'A' && line[end] <= 'Z') ||
-          (line[end] >= '0' && line[end] <= '9') || line[end] == '_')) {
-    ++end;
-  }
-  if (end == start || end >= line.size() || line[end] != '"') return "EVENT";
-  return std::string(line.substr(start, end - start));
-}
-
 class SyslogSinkImpl : public EventSink {
  public:
   explicit SyslogSinkImpl(std::string ident) : ident_(std::move(ident)) {
@@ -220,18 +206,9 @@ class SyslogSinkImpl : public EventSink {
   }
   ~SyslogSinkImpl() override { closelog(); }
 
-  void Write(const std::string& json_line,
-             const std::string& message) override {
-    std::string text = message;
-    if (text.empty()) {
-      nlohmann::json j = nlohmann::json::parse(json_line, nullptr, false);
-      if (j.is_object()) {
-        auto it = j.find("message");
-        if (it != j.end() && it->is_string()) text = it->get<std::string>();
-      }
-      if (text.empty()) text = json_line;
-    }
-    std::string out = absl::StrCat("EGRESS ", VerdictOf(json_line), " ", text);
+  void Write(RenderedEvent& event) override {
+    std::string out = absl::StrCat(
+        "EGRESS ", VerdictName(event.record().raw.verdict), " ", event.Text());
     syslog(LOG_WARNING, "%s", out.c_str());
   }
   uint64_t errors() const override { return 0; }
@@ -247,9 +224,8 @@ class FanOutSink : public EventSink {
       if (s != nullptr) sinks_.push_back(std::move(s));
     }
   }
-  void Write(const std::string& json_line,
-             const std::string& message) override {
-    for (auto& s : sinks_) s->Write(json_line, message);
+  void Write(RenderedEvent& event) override {
+    for (auto& s : sinks_) s->Write(event);
   }
   uint64_t errors() const override {
     uint64_t n = 0;

@@ -1,7 +1,7 @@
 // Turns a kernel verdict record into the JSON line egressd writes (the schema
 // of docs/events.md). Pure: no I/O.
-#ifndef EGRESS_USERSPACE_DAEMON_EVENT_JSON_H_
-#define EGRESS_USERSPACE_DAEMON_EVENT_JSON_H_
+#ifndef EGRESS_USERSPACE_EVENTS_EVENT_JSON_H_
+#define EGRESS_USERSPACE_EVENTS_EVENT_JSON_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -50,14 +50,17 @@ std::string AllowHint(const egress_event& e, const std::string& target,
 // RFC 3339 UTC with nanoseconds: "2026-11-24T17:51:43.371344123Z".
 std::string FormatTime(int64_t unix_ns);
 
-// The record as one JSON object (schema in docs/events.md).
-nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx);
+// Any process can set its comm to arbitrary bytes (prctl), and cgroup names
+// are bytes too: bytes that are not ASCII become '?', so that every record
+// is valid UTF-8 and serialising it can never fail.
+std::string AsciiOnly(absl::string_view in);
+// The record's comm (up to its NUL), AsciiOnly.
+std::string CommText(const egress_event& e);
 
-// The one-line text form of a JSON record, for `egressctl events`:
-// "Nov 24 17:51:43.371 web python3[21873] -> 203.0.113.9:4444/tcp DENIED
-// (no matching rule)".
-std::string EventText(const nlohmann::json& event);
+// The record as one JSON object (schema in docs/events.md). Its "message" is
+// RenderText() of the record (event_text.h).
+nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx);
 
 }  // namespace egress
 
-#endif  // EGRESS_USERSPACE_DAEMON_EVENT_JSON_H_
+#endif  // EGRESS_USERSPACE_EVENTS_EVENT_JSON_H_

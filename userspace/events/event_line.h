@@ -6,14 +6,14 @@
 // the benchmark check this) and gives up, returning false, on what it does
 // not cover: flow and setsockopt records, strings with bytes >= 0x80, times
 // outside years 1970..9999. Callers fall back to EventToJson for those.
-#ifndef EGRESS_USERSPACE_DAEMON_EVENT_LINE_H_
-#define EGRESS_USERSPACE_DAEMON_EVENT_LINE_H_
+#ifndef EGRESS_USERSPACE_EVENTS_EVENT_LINE_H_
+#define EGRESS_USERSPACE_EVENTS_EVENT_LINE_H_
 
 #include <cstdint>
 #include <string>
 
 #include "egress/abi.h"
-#include "userspace/daemon/event_json.h"
+#include "userspace/events/event_json.h"
 
 namespace egress {
 
@@ -47,4 +47,4 @@ class EventLineWriter {
 
 }  // namespace egress
 
-#endif  // EGRESS_USERSPACE_DAEMON_EVENT_LINE_H_
+#endif  // EGRESS_USERSPACE_EVENTS_EVENT_LINE_H_

@@ -1,0 +1,31 @@
+#include "userspace/events/event_filter.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+
+namespace egress {
+
+absl::StatusOr<uint8_t> ParseVerdictWord(absl::string_view word) {
+  const std::string w = absl::AsciiStrToLower(word);
+  if (w == "deny" || w == "denied") return EGRESS_VERDICT_DENY;
+  if (w == "allow" || w == "allowed") return EGRESS_VERDICT_ALLOW;
+  if (w == "audit") return EGRESS_VERDICT_AUDIT;
+  if (w == "unexplained") return EGRESS_VERDICT_UNEXPLAINED;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown verdict '", word, "': use deny, audit, allow or unexplained"));
+}
+
+absl::StatusOr<EventFilter> MakeEventFilter(std::string target,
+                                            absl::string_view verdict) {
+  EventFilter filter;
+  filter.target = std::move(target);
+  if (!verdict.empty()) {
+    EGRESS_ASSIGN_OR_RETURN(filter.verdict, ParseVerdictWord(verdict));
+  }
+  return filter;
+}
+
+}  // namespace egress

@@ -1,0 +1,37 @@
+// Which records an `egressctl events` client wants: by target and verdict.
+#ifndef EGRESS_USERSPACE_EVENTS_EVENT_FILTER_H_
+#define EGRESS_USERSPACE_EVENTS_EVENT_FILTER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "userspace/events/event_record.h"
+
+namespace egress {
+
+// The one parser of verdict words, any case: deny/denied -> DENIED,
+// allow/allowed -> ALLOWED, audit -> AUDIT, unexplained -> UNEXPLAINED
+// (EGRESS_VERDICT_* values). InvalidArgument naming the choices otherwise.
+absl::StatusOr<uint8_t> ParseVerdictWord(absl::string_view word);
+
+struct EventFilter {
+  std::string target;              // "" = every target
+  std::optional<uint8_t> verdict;  // EGRESS_VERDICT_*; none = every verdict
+
+  bool Matches(const EventRecord& record) const {
+    return (target.empty() || record.ctx.target == target) &&
+           (!verdict.has_value() || record.raw.verdict == *verdict);
+  }
+};
+
+// A filter from request words: `verdict` "" means every verdict. Errors as
+// ParseVerdictWord.
+absl::StatusOr<EventFilter> MakeEventFilter(std::string target,
+                                            absl::string_view verdict);
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_EVENTS_EVENT_FILTER_H_

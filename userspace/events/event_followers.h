@@ -1,0 +1,62 @@
+// `egressctl events --follow` clients: each gets the records its filter
+// matches, in the format it asked for, one per line, through a bounded buffer
+// that is written without ever blocking the caller's loop.
+#ifndef EGRESS_USERSPACE_EVENTS_EVENT_FOLLOWERS_H_
+#define EGRESS_USERSPACE_EVENTS_EVENT_FOLLOWERS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/events/event_filter.h"
+#include "userspace/events/event_render.h"
+
+namespace egress {
+
+class EventFollowers {
+ public:
+  struct Limits {
+    // With 1 MiB each, followers cost at most 64 MiB.
+    size_t max_followers = 64;
+    size_t buffer_bytes = 1 << 20;
+  };
+
+  explicit EventFollowers(Limits limits) : limits_(limits) {}
+
+  // ResourceExhausted when `max_followers` clients follow already.
+  absl::Status CanAdd() const;
+  // Adds a connected stream socket, made non-blocking here. Errors as
+  // CanAdd, and InvalidArgument for an invalid fd.
+  absl::Status Add(UniqueFd fd, EventFilter filter, EventFormat format);
+  // Queues the record for every follower it matches. A follower whose
+  // buffer cannot take the line loses the record (counted in dropped()):
+  // a slow reader costs records, never memory.
+  void Offer(RenderedEvent& event);
+  // Writes what each socket takes now; removes clients that hung up or
+  // failed.
+  void Flush();
+
+  size_t size() const { return followers_.size(); }
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  struct Follower {
+    UniqueFd fd;
+    EventFilter filter;
+    EventFormat format;
+    std::string pending;  // bytes not written yet (<= buffer_bytes)
+  };
+  // Writes f's pending bytes; false when the client is gone or failed.
+  static bool Drain(Follower& f);
+
+  Limits limits_;
+  std::vector<Follower> followers_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_EVENTS_EVENT_FOLLOWERS_H_
