@@ -34,25 +34,16 @@
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/target_programs.h"
 #include "userspace/policy/compile.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/policy_request.h"
+#include "userspace/policy/rule_compare.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
 namespace {
 
 using nlohmann::json;
-
-bool ValidTargetName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-          c == '.' || c == '@')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 sigset_t HandledSignals() {
   sigset_t mask;
@@ -422,11 +413,7 @@ absl::StatusOr<TargetState*> Daemon::FindTarget(const json& req) {
 
 absl::StatusOr<json> Daemon::TargetAdd(const json& req) {
   EGRESS_ASSIGN_OR_RETURN(std::string name, GetString(req, "name"));
-  if (!ValidTargetName(name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad target name '", name,
-                     "': use 1-64 letters, digits, '-', '_', '.' or '@'"));
-  }
+  EGRESS_RETURN_IF_ERROR(policy::CheckName(name, "target name"));
   if (state_.targets.count(name)) {
     return absl::AlreadyExistsError(
         absl::StrCat("target '", name, "' exists already"));
@@ -652,13 +639,9 @@ absl::StatusOr<json> Daemon::RuleAdd(const json& req) {
     rule.expires =
         absl::ToUnixSeconds(absl::Now()) + req["for_seconds"].get<int64_t>();
   }
+  rule.id = 0;
   for (size_t i = 0; i < t->rules.size(); ++i) {
-    policy::Rule existing = t->rules[i];
-    existing.id = 0;
-    existing.comment = rule.comment;
-    existing.expires = rule.expires;
-    rule.id = 0;
-    if (existing == rule) {
+    if (policy::SameRule(t->rules[i], rule)) {
       policy::Rule& kept = t->rules[i];
       // The same rule again: a permanent one stays; a temporary one lives
       // until the later of both ends (forever if the new one is permanent).
@@ -739,13 +722,10 @@ absl::StatusOr<json> Daemon::RuleDelete(const json& req) {
     EGRESS_ASSIGN_OR_RETURN(policy::Rule rule,
                             policy::RuleFromJson(req["rule"]));
     bool found = false;
+    rule.comment = "";
+    rule.expires = 0;
     for (size_t i = 0; i < t->rules.size(); ++i) {
-      policy::Rule r = t->rules[i];
-      r.id = 0;
-      r.comment = rule.comment = "";
-      r.expires = rule.expires = 0;
-      rule.id = 0;
-      if (r == rule) {
+      if (policy::SameRule(t->rules[i], rule)) {
         index = i;
         found = true;
         break;
@@ -846,15 +826,9 @@ absl::StatusOr<json> Daemon::Status(const json&) {
               {"events_read", events_read_}};
 }
 
-// What makes two rules the same for a diff: ids, comments and ends of
-// temporary rules do not count. A hashable key, so a diff of 100,000 rules is
-// linear.
+// What makes two rules the same for a diff: policy::RuleIdentity.
 static std::string RuleKey(const policy::Rule& r) {
-  json j = policy::RuleToJson(r);
-  j.erase("id");
-  j.erase("comment");
-  j.erase("expires");
-  return j.dump();
+  return policy::RuleIdentity(r);
 }
 
 absl::StatusOr<json> Daemon::Apply(const json& req) {
@@ -872,7 +846,7 @@ absl::StatusOr<json> Daemon::Apply(const json& req) {
   for (const json& p : req["policies"]) {
     Planned plan;
     plan.name = p.value("name", std::string());
-    if (!ValidTargetName(plan.name)) {
+    if (!policy::ValidName(plan.name)) {
       return absl::InvalidArgumentError(
           absl::StrCat("policy name '", plan.name, "' cannot name a target"));
     }

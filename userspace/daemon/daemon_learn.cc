@@ -31,14 +31,14 @@ std::string Rfc3339(int64_t unix_seconds) {
 policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
   policy::PolicyTarget out;
   if (t.source_kind == "unit") {
-    out.kind = policy::PolicyTarget::kUnit;
+    out.kind = policy::TargetSource::kUnit;
     out.value = t.source;
   } else if (t.source_kind == "pattern") {
-    out.kind = policy::PolicyTarget::kCgroupGlob;
+    out.kind = policy::TargetSource::kPattern;
     out.value = t.cgroup;
   } else {
     // cgroup, and pid (a pid does not outlive its process; its cgroup does).
-    out.kind = policy::PolicyTarget::kCgroup;
+    out.kind = policy::TargetSource::kCgroup;
     out.value = t.cgroup;
   }
   return out;
@@ -156,8 +156,9 @@ absl::StatusOr<json> Daemon::Export(const json& req) {
     policy::PolicyDocument doc;
     doc.name = t->name;
     doc.target = PolicyTargetOf(*t);
-    doc.mode = t->mode;
-    doc.logging = t->log;
+    doc.mode = policy::ModeFromKernel(t->mode);
+    doc.logging = policy::ParseLoggingLevel(t->log).value_or(
+        policy::LoggingLevel::kDenied);
     doc.header_comment.push_back(
         absl::StrCat("Exported by egressd on ", node_name_, " at ",
                      Rfc3339(absl::ToUnixSeconds(absl::Now())),

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <optional>
 #include <set>
-#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -21,7 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/cidr_set.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/word_table.h"
 #include "yaml-cpp/yaml.h"
 
 namespace egress::policy {
@@ -55,6 +57,13 @@ constexpr Hint kHints[] = {
      "and ::1/128"},
     {"policyTypes", "a policy only has egress rules"},
     {"ingress", "egress only controls outgoing connections"},
+};
+
+// The YAML field of each way to name a target; kPid has none (row 0).
+constexpr WordOf<TargetSource> kTargetFields[] = {
+    {TargetSource::kCgroup, "cgroupPath"},
+    {TargetSource::kUnit, "systemdUnit"},
+    {TargetSource::kPattern, "cgroupPattern"},
 };
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
@@ -99,27 +108,8 @@ std::string Suggest(absl::string_view word,
   return suggestion;
 }
 
-bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-           c == '_' || c == '.' || c == '@';
-  });
-}
-
 bool HasWildcard(absl::string_view s) {
   return s.find_first_of("*?[") != absl::string_view::npos;
-}
-
-// Flips bit `i` (0 = most significant of addr[0]).
-void FlipBit(std::array<uint8_t, 16>& a, int i) {
-  a[i / 8] ^= static_cast<uint8_t>(1 << (7 - i % 8));
-}
-void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
-  for (int i = 0; i < 16; ++i) {
-    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
-    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
-  }
 }
 
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
@@ -179,6 +169,20 @@ class Parser {
       const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> GetBool(const YAML::Node& node,
                                const std::string& path) const;
+  // A scalar read by one of vocabulary.h's parsers; the error lists
+  // `choices` ("expected enforce or audit, got \"block\"").
+  template <typename T>
+  absl::StatusOr<T> ParseWord(const YAML::Node& node, const std::string& path,
+                              absl::StatusOr<T> (*parse)(absl::string_view),
+                              absl::string_view choices) const {
+    EGRESS_ASSIGN_OR_RETURN(std::string word, GetScalar(node, path));
+    absl::StatusOr<T> parsed = parse(word);
+    if (!parsed.ok()) {
+      return Error(node, path,
+                   absl::StrCat("expected ", choices, ", got ", Quote(word)));
+    }
+    return parsed;
+  }
 
   absl::Status ParseMetadata(const YAML::Node& node, Policy* policy) const;
   absl::Status ParseSpec(const YAML::Node& node, Policy* policy) const;
@@ -339,11 +343,8 @@ absl::Status Parser::ParseMetadata(const YAML::Node& node,
   }
   const YAML::Node& name = f["name"].second;
   EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, "metadata.name"));
-  if (!ValidName(policy->name)) {
-    return Error(name, "metadata.name",
-                 absl::StrCat("bad name ", Quote(policy->name),
-                              ": use 1-64 letters, digits, '-', '_', '.' or "
-                              "'@'"));
+  if (absl::Status st = CheckName(policy->name); !st.ok()) {
+    return Error(name, "metadata.name", st.message());
   }
   policy->name_location = ToLocation(name.Mark());
   for (const char* map_field : {"annotations", "labels"}) {
@@ -380,28 +381,16 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
   }
   EGRESS_RETURN_IF_ERROR(ParseTarget(f["target"].second, policy));
   if (f.count("mode")) {
-    const YAML::Node& v = f["mode"].second;
-    EGRESS_ASSIGN_OR_RETURN(std::string mode, GetScalar(v, "spec.mode"));
-    if (mode == "enforce") {
-      policy->mode = EGRESS_MODE_ENFORCE;
-    } else if (mode == "audit") {
-      policy->mode = EGRESS_MODE_AUDIT;
-    } else {
-      return Error(
-          v, "spec.mode",
-          absl::StrCat("expected enforce or audit, got ", Quote(mode)));
-    }
+    EGRESS_ASSIGN_OR_RETURN(
+        policy->mode, ParseWord<Mode>(f["mode"].second, "spec.mode", ParseMode,
+                                      "enforce or audit"));
   }
   if (f.count("logging")) {
-    const YAML::Node& v = f["logging"].second;
     // YAML 1.1 readers take a bare off as false; yaml-cpp keeps the text.
-    EGRESS_ASSIGN_OR_RETURN(std::string logging, GetScalar(v, "spec.logging"));
-    if (logging != "off" && logging != "denied" && logging != "all") {
-      return Error(
-          v, "spec.logging",
-          absl::StrCat("expected off, denied or all, got ", Quote(logging)));
-    }
-    policy->logging = logging;
+    EGRESS_ASSIGN_OR_RETURN(
+        policy->logging,
+        ParseWord<LoggingLevel>(f["logging"].second, "spec.logging",
+                                ParseLoggingLevel, "off, denied or all"));
   }
   std::map<std::string, SourceLocation> names;
   if (f.count("egress")) {
@@ -485,15 +474,15 @@ absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
   const std::string path = absl::StrCat("spec.target.", kind);
   policy->target_location = ToLocation(v.Mark());
   if (kind == "cgroupPath") {
-    policy->target.kind = PolicyTarget::kCgroup;
+    policy->target.kind = TargetSource::kCgroup;
     EGRESS_ASSIGN_OR_RETURN(policy->target.value,
                             ParseCgroupPath(v, path, false));
   } else if (kind == "cgroupPattern") {
-    policy->target.kind = PolicyTarget::kCgroupGlob;
+    policy->target.kind = TargetSource::kPattern;
     EGRESS_ASSIGN_OR_RETURN(policy->target.value,
                             ParseCgroupPath(v, path, true));
   } else {
-    policy->target.kind = PolicyTarget::kUnit;
+    policy->target.kind = TargetSource::kUnit;
     EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(v, path));
     const bool chars_ok =
         !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
@@ -566,11 +555,8 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
   if (f.count("name")) {
     const YAML::Node& v = f["name"].second;
     EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
-    if (!ValidName(*name)) {
-      return Error(v, path + ".name",
-                   absl::StrCat("bad name ", Quote(*name),
-                                ": use 1-64 letters, digits, '-', '_', '.' or "
-                                "'@'"));
+    if (absl::Status st = CheckName(*name); !st.ok()) {
+      return Error(v, path + ".name", st.message());
     }
   }
   if (f.count("comment")) {
@@ -855,16 +841,9 @@ absl::Status Parser::ParsePortEntry(const YAML::Node& node,
 
 }  // namespace
 
-std::string TargetKindName(PolicyTarget::Kind kind) {
-  switch (kind) {
-    case PolicyTarget::kCgroup:
-      return "cgroupPath";
-    case PolicyTarget::kUnit:
-      return "systemdUnit";
-    case PolicyTarget::kCgroupGlob:
-      return "cgroupPattern";
-  }
-  return "unknown";
+std::string TargetKindName(TargetSource kind) {
+  // A pid target is written as its cgroup (WritePolicy's caller resolves it).
+  return WordFor(kTargetFields, kind);
 }
 
 absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
@@ -977,7 +956,7 @@ absl::StatusOr<std::vector<Policy>> LoadPolicies(
 
 absl::Status CheckPolicySet(absl::Span<const Policy> policies) {
   std::map<std::string, const Policy*> by_name;
-  std::map<std::pair<PolicyTarget::Kind, std::string>, const Policy*> by_target;
+  std::map<std::pair<TargetSource, std::string>, const Policy*> by_target;
   for (const Policy& p : policies) {
     auto [name_it, new_name] = by_name.emplace(p.name, &p);
     if (!new_name) {
@@ -1011,37 +990,6 @@ bool CgroupPatternMatches(absl::string_view pattern,
   const std::vector<std::string> path =
       absl::StrSplit(cgroup_path.substr(1), '/', absl::SkipEmpty());
   return MatchComponents(pat, 0, path, 0);
-}
-
-std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
-                                absl::Span<const Cidr> excepts) {
-  std::vector<Cidr> result = {cidr};
-  for (const Cidr& e : excepts) {
-    if (e.family != cidr.family || !cidr.Contains(e)) continue;
-    std::vector<Cidr> next;
-    for (const Cidr& r : result) {
-      if (e.Contains(r)) continue;  // removed entirely
-      if (!r.Contains(e)) {
-        next.push_back(r);
-        continue;
-      }
-      // r strictly contains e: keep, at every depth between them, the half
-      // that does not lead to e.
-      for (int d = r.prefix_len; d < e.prefix_len; ++d) {
-        Cidr piece = e;
-        FlipBit(piece.addr, d);
-        piece.prefix_len = static_cast<uint8_t>(d + 1);
-        MaskTo(piece.addr, d + 1);
-        next.push_back(piece);
-      }
-    }
-    result = std::move(next);
-  }
-  std::sort(result.begin(), result.end(), [](const Cidr& a, const Cidr& b) {
-    return std::tie(a.family, a.addr, a.prefix_len) <
-           std::tie(b.family, b.addr, b.prefix_len);
-  });
-  return result;
 }
 
 }  // namespace egress::policy

@@ -4,11 +4,13 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "userspace/policy/word_table.h"
 
 namespace egress::policy {
 namespace {
@@ -33,6 +35,13 @@ bool PrefixEqual(const std::array<uint8_t, 16>& a,
   return Masked(a, prefix_len) == Masked(b, prefix_len);
 }
 
+constexpr WordOf<Proto> kProtos[] = {
+    {Proto::kTcp, "tcp"},
+    {Proto::kUdp, "udp"},
+    {Proto::kIcmp, "icmp"},
+    {Proto::kRaw, "raw"},
+};
+
 constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
                                                    0, 0, 0, 0, 0xff, 0xff};
 
@@ -42,24 +51,10 @@ std::string ActionName(Action action) {
   return action == Action::kAllow ? "allow" : "deny";
 }
 
-std::string ProtoName(Proto proto) {
-  switch (proto) {
-    case Proto::kTcp:
-      return "tcp";
-    case Proto::kUdp:
-      return "udp";
-    case Proto::kIcmp:
-      return "icmp";
-    case Proto::kRaw:
-      return "raw";
-  }
-  return "unknown";
-}
+std::string ProtoName(Proto proto) { return WordFor(kProtos, proto); }
 
 absl::StatusOr<Proto> ParseProtoName(absl::string_view name) {
-  for (Proto p : {Proto::kTcp, Proto::kUdp, Proto::kIcmp, Proto::kRaw}) {
-    if (name == ProtoName(p)) return p;
-  }
+  if (std::optional<Proto> p = ValueOf(kProtos, name)) return *p;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown protocol '", name, "'"));
 }

@@ -252,8 +252,8 @@ absl::StatusOr<std::string> SuggestPolicy(
   PolicyDocument doc;
   doc.name = options.name;
   doc.target = options.target;
-  doc.mode = EGRESS_MODE_ENFORCE;
-  doc.logging = "denied";
+  doc.mode = Mode::kEnforce;
+  doc.logging = LoggingLevel::kDenied;
   doc.annotations["description"] =
       "least-privilege policy suggested from observed traffic";
 
