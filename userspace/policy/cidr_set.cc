@@ -12,18 +12,11 @@ void FlipBit(std::array<uint8_t, 16>& a, int i) {
   a[i / 8] ^= static_cast<uint8_t>(1 << (7 - i % 8));
 }
 
-void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
-  for (int i = 0; i < 16; ++i) {
-    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
-    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
-  }
-}
-
 // The network `c` is one half of.
 Cidr Parent(const Cidr& c) {
   Cidr parent = c;
   parent.prefix_len = static_cast<uint8_t>(c.prefix_len - 1);
-  MaskTo(parent.addr, parent.prefix_len);
+  parent.addr = MaskedAddress(parent.addr, parent.prefix_len);
   return parent;
 }
 
@@ -63,7 +56,7 @@ std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
         Cidr piece = e;
         FlipBit(piece.addr, d);
         piece.prefix_len = static_cast<uint8_t>(d + 1);
-        MaskTo(piece.addr, d + 1);
+        piece.addr = MaskedAddress(piece.addr, d + 1);
         next.push_back(piece);
       }
     }
