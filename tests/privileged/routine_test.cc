@@ -326,9 +326,9 @@ TEST_F(RoutineTest, AuditSuggestApplyThenOnlyLearnedTrafficPasses) {
   ASSERT_EQ(policies->size(), 1u);
   const policy::Policy& p = (*policies)[0];
   EXPECT_EQ(p.name, "web");
-  EXPECT_EQ(p.target.kind, policy::PolicyTarget::kCgroup);
+  EXPECT_EQ(p.target.kind, policy::TargetSource::kCgroup);
   EXPECT_EQ(p.target.value, cg_->relative_path());
-  EXPECT_EQ(p.mode, EGRESS_MODE_ENFORCE);
+  EXPECT_EQ(p.mode, policy::Mode::kEnforce);
   EXPECT_TRUE(PolicyAllows(p, IPPROTO_UDP, dns_->port(), kResolverAddr));
   EXPECT_TRUE(PolicyAllows(p, IPPROTO_TCP, smtp_->port(), kSmtpAddr));
   EXPECT_TRUE(PolicyAllows(p, IPPROTO_TCP, api_->port(), kApiAddr));

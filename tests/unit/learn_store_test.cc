@@ -366,7 +366,7 @@ TEST(LearnStoreTest, QueryFeedsSuggestPolicy) {
   s.Record("web", 4, Addr("10.0.0.99"), IPPROTO_TCP, 80, 1, 5, "old");
   policy::SuggestOptions options;
   options.name = "web";
-  options.target = {policy::PolicyTarget::kUnit, "web.service"};
+  options.target = {policy::TargetSource::kUnit, "web.service"};
   ASSERT_OK_AND_ASSIGN(std::string text,
                        policy::SuggestPolicy(s.Query("web", 10), options));
   ASSERT_OK_AND_ASSIGN(policy::Policy p, policy::ParsePolicy(text, "web.yaml"));

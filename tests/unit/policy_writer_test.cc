@@ -41,7 +41,7 @@ Rule MakeRule(Action action, std::string spec, std::vector<PortProto> ports,
 PolicyDocument BaseDoc() {
   PolicyDocument d;
   d.name = "web";
-  d.target = {PolicyTarget::kUnit, "web.service"};
+  d.target = {TargetSource::kUnit, "web.service"};
   return d;
 }
 
@@ -187,14 +187,14 @@ TEST(PolicyWriterTest, IsDeterministic) {
 
 TEST(PolicyWriterTest, ModeLoggingAndTargets) {
   for (const PolicyTarget& target :
-       {PolicyTarget{PolicyTarget::kCgroup, "/system.slice/a b.service"},
-        PolicyTarget{PolicyTarget::kUnit, "x@1.service"},
-        PolicyTarget{PolicyTarget::kCgroupGlob,
-                     "/system.slice/docker-*.scope"}}) {
-    for (const char* logging : {"off", "denied", "all"}) {
+       {PolicyTarget{TargetSource::kCgroup, "/system.slice/a b.service"},
+        PolicyTarget{TargetSource::kUnit, "x@1.service"},
+        PolicyTarget{TargetSource::kPattern, "/system.slice/docker-*.scope"}}) {
+    for (LoggingLevel logging :
+         {LoggingLevel::kOff, LoggingLevel::kDenied, LoggingLevel::kAll}) {
       PolicyDocument d = BaseDoc();
       d.target = target;
-      d.mode = EGRESS_MODE_AUDIT;
+      d.mode = Mode::kAudit;
       d.logging = logging;
       ExpectRoundTrip(d);
     }
@@ -384,8 +384,10 @@ class RandomDocs {
 
   PolicyDocument Next() {
     PolicyDocument d = BaseDoc();
-    d.mode = Coin() ? EGRESS_MODE_ENFORCE : EGRESS_MODE_AUDIT;
-    d.logging = std::vector<std::string>{"off", "denied", "all"}[Int(0, 2)];
+    d.mode = Coin() ? Mode::kEnforce : Mode::kAudit;
+    d.logging =
+        std::vector<LoggingLevel>{LoggingLevel::kOff, LoggingLevel::kDenied,
+                                  LoggingLevel::kAll}[Int(0, 2)];
     const int n = Int(0, 8);
     for (int i = 0; i < n; ++i) {
       d.rules.push_back(NextRule());

@@ -57,7 +57,7 @@ Observation Obs(const std::string& addr, uint8_t ip_proto, uint16_t port,
 SuggestOptions Options() {
   SuggestOptions o;
   o.name = "webapp";
-  o.target = {PolicyTarget::kUnit, "webapp.service"};
+  o.target = {TargetSource::kUnit, "webapp.service"};
   return o;
 }
 
@@ -239,8 +239,8 @@ TEST(SuggestPolicyTest, NothingObservedDeniesEverything) {
   EXPECT_THAT(text, HasSubstr("  egress: []\n"));
   const Policy p = MustParse(text);
   EXPECT_THAT(p.rules, IsEmpty());
-  EXPECT_EQ(p.mode, EGRESS_MODE_ENFORCE);
-  EXPECT_EQ(p.logging, "denied");
+  EXPECT_EQ(p.mode, Mode::kEnforce);
+  EXPECT_EQ(p.logging, LoggingLevel::kDenied);
 }
 
 TEST(SuggestPolicyTest, HeaderSaysHowToApply) {
@@ -380,7 +380,7 @@ TEST(SuggestPolicyTest, BadNameOrTargetIsRefused) {
   EXPECT_STATUS(SuggestPolicy({}, o), absl::StatusCode::kInvalidArgument,
                 "metadata.name: bad name");
   o = Options();
-  o.target = {PolicyTarget::kCgroup, "/"};
+  o.target = {TargetSource::kCgroup, "/"};
   EXPECT_STATUS(SuggestPolicy({}, o), absl::StatusCode::kInvalidArgument,
                 "root cgroup");
 }

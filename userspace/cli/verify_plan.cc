@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include "absl/strings/str_cat.h"
+#include "userspace/policy/compile.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -31,16 +32,9 @@ bool RulesAllow(absl::Span<const policy::Rule> rules, policy::Proto proto,
                 const std::string& address, uint16_t port) {
   auto cidr = policy::Cidr::Parse(address);
   if (!cidr.ok()) return false;
-  bool allowed = false;
-  for (const policy::Rule& r : rules) {
-    if (!policy::RuleMatches(r, IpProto(proto), port, cidr->family,
-                             cidr->addr)) {
-      continue;
-    }
-    if (r.action == policy::Action::kDeny) return false;
-    allowed = true;
-  }
-  return allowed;
+  return policy::EvaluateNaive(rules, IpProto(proto), port, cidr->family,
+                               cidr->addr)
+             .verdict == EGRESS_VERDICT_ALLOW;
 }
 
 std::vector<Probe> PlanProbes(absl::Span<const policy::Rule> rules,

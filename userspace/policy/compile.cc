@@ -202,17 +202,7 @@ Prefix PrefixOf(const egress_rule_key& k) {
 }
 
 Prefix Truncate(const Prefix& p, uint32_t len) {
-  Prefix t{};
-  t.len = len;
-  for (uint32_t i = 0; i < 16; ++i) {
-    uint32_t bit = i * 8;
-    if (bit + 8 <= len) {
-      t.addr[i] = p.addr[i];
-    } else if (bit < len) {
-      t.addr[i] = p.addr[i] & static_cast<uint8_t>(0xff00 >> (len - bit));
-    }
-  }
-  return t;
+  return {MaskedAddress(p.addr, static_cast<int>(len)), len};
 }
 
 // Deny prefixes of one scope, for "is P inside some deny?" in O(#lengths).
@@ -292,92 +282,91 @@ void MergeGroup(
   }
 }
 
-}  // namespace
+using Entries = std::vector<std::pair<egress_rule_key, egress_rule_value>>;
+using PortRanges = std::vector<std::pair<uint32_t, uint32_t>>;
 
-absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
-                                        absl::Span<const Rule> rules) {
-  if (ruleset == 0) {
-    return absl::InvalidArgumentError("ruleset 0 is reserved");
-  }
-  std::vector<std::pair<uint32_t, uint32_t>> ranges[2];  // tcp, udp
+// Validates every rule and collects what is not per destination: the
+// target flags (icmp, raw) and the explicit tcp/udp port ranges.
+absl::Status ScanRules(absl::Span<const Rule> rules, uint8_t* flags,
+                       PortRanges ranges[2]) {
   bool allow_raw = false, deny_raw = false;
-  CompiledRuleset out;
-  out.ruleset = ruleset;
   for (const Rule& rule : rules) {
     EGRESS_RETURN_IF_ERROR(ValidateRule(rule));
     for (const PortProto& pp : rule.ports) {
       if (pp.proto == Proto::kRaw) {
         (rule.action == Action::kAllow ? allow_raw : deny_raw) = true;
       } else if (pp.proto == Proto::kIcmp && rule.action == Action::kAllow) {
-        out.flags |= EGRESS_TF_ALLOW_ICMP;
+        *flags |= EGRESS_TF_ALLOW_ICMP;
       } else if ((pp.proto == Proto::kTcp || pp.proto == Proto::kUdp) &&
                  !pp.AllPorts()) {
         ranges[pp.proto == Proto::kTcp ? 0 : 1].emplace_back(pp.lo, pp.hi);
       }
     }
   }
-  if (allow_raw && !deny_raw) out.flags |= EGRESS_TF_ALLOW_RAW;
+  if (allow_raw && !deny_raw) *flags |= EGRESS_TF_ALLOW_RAW;
+  return absl::OkStatus();
+}
 
-  const uint8_t ip_protos[2] = {IPPROTO_TCP, IPPROTO_UDP};
-  std::optional<PortClasses> classes[2];
+constexpr uint8_t kIpProtos[2] = {IPPROTO_TCP, IPPROTO_UDP};
+
+// The port classes of tcp and udp, and their port map entries.
+absl::Status BuildPortClasses(uint32_t ruleset, const PortRanges ranges[2],
+                              std::optional<PortClasses> classes[2],
+                              CompiledRuleset* out) {
   for (int p = 0; p < 2; ++p) {
     EGRESS_ASSIGN_OR_RETURN(classes[p], PortClasses::Build(ranges[p]));
     classes[p]->ForEachPrefix([&](uint32_t port, int bits, uint16_t cls) {
       egress_port_key k{};
       k.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + bits;
       k.ruleset = ruleset;
-      k.proto = ip_protos[p];
+      k.proto = kIpProtos[p];
       k.port = htons(static_cast<uint16_t>(port));
       egress_port_value v{};
       v.port_class = cls;
-      out.ports.emplace_back(k, v);
+      out->ports.emplace_back(k, v);
     });
   }
+  return absl::OkStatus();
+}
 
-  std::vector<std::pair<egress_rule_key, egress_rule_value>> allow_list,
-      deny_list;
-  RuleMap allow(&allow_list), deny(&deny_list);
-  const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
-  for (const Rule& rule : rules) {
-    RuleMap& map = rule.action == Action::kAllow ? allow : deny;
-    const std::vector<Cidr>& dests =
-        rule.destinations.empty() ? anywhere : rule.destinations;
-    for (const PortProto& pp : rule.ports) {
-      if (pp.proto == Proto::kRaw) continue;
-      for (const Cidr& d : dests) {
-        if (pp.proto == Proto::kIcmp) {
-          const uint8_t icmp =
-              d.family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
-          map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
-          continue;
-        }
-        const int p = pp.proto == Proto::kTcp ? 0 : 1;
-        if (pp.AllPorts()) {
-          map.Add(RuleKey(ruleset, ip_protos[p], EGRESS_PORT_CLASS_ANY, d),
-                  rule.id);
-          continue;
-        }
-        const auto [first, last] = classes[p]->ClassesOf(pp.lo, pp.hi);
-        for (uint32_t c = first; c <= last; ++c) {
-          map.Add(RuleKey(ruleset, ip_protos[p], static_cast<uint16_t>(c), d),
-                  rule.id);
-        }
-      }
-    }
+// One rule's entries for one port entry and one destination.
+void AddEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
+                const Cidr& d, const std::optional<PortClasses> classes[2],
+                RuleMap& map) {
+  if (pp.proto == Proto::kIcmp) {
+    const uint8_t icmp =
+        d.family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
+    map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
+    return;
   }
+  const int p = pp.proto == Proto::kTcp ? 0 : 1;
+  if (pp.AllPorts()) {
+    map.Add(RuleKey(ruleset, kIpProtos[p], EGRESS_PORT_CLASS_ANY, d), rule.id);
+    return;
+  }
+  const auto [first, last] = classes[p]->ClassesOf(pp.lo, pp.hi);
+  for (uint32_t c = first; c <= last; ++c) {
+    map.Add(RuleKey(ruleset, kIpProtos[p], static_cast<uint16_t>(c), d),
+            rule.id);
+  }
+}
 
-  // Merge into one trie: group by (proto, family) and class.
+// Merges allow and deny entries into one trie: grouped by (proto, family)
+// and class, with MergeGroup's rules.
+void MergeEntries(Entries& allow, Entries& deny, Entries* out) {
   std::map<std::pair<uint8_t, uint8_t>, Group> groups;
-  for (auto& [k, v] : allow_list) {
+  for (auto& [k, v] : allow) {
     v.verdict = EGRESS_VERDICT_ALLOW;
     groups[{k.proto, k.family}].allow[ntohs(k.port_class)].emplace_back(k, v);
   }
-  for (auto& [k, v] : deny_list) {
+  for (auto& [k, v] : deny) {
     v.verdict = EGRESS_VERDICT_DENY;
     groups[{k.proto, k.family}].deny[ntohs(k.port_class)].emplace_back(k, v);
   }
-  for (auto& [key, g] : groups) MergeGroup(g, &out.rules);
+  for (auto& [key, g] : groups) MergeGroup(g, out);
+}
 
+absl::Status CheckCapacity(const CompiledRuleset& out) {
   if (out.ports.size() > EGRESS_MAX_PORT_ENTRIES) {
     return absl::ResourceExhaustedError(
         absl::StrCat("rules need ", out.ports.size(),
@@ -389,6 +378,38 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
         "rules need ", out.rules.size(),
         " entries; the rules map holds at most ", EGRESS_MAX_RULE_ENTRIES));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
+                                        absl::Span<const Rule> rules) {
+  if (ruleset == 0) {
+    return absl::InvalidArgumentError("ruleset 0 is reserved");
+  }
+  CompiledRuleset out;
+  out.ruleset = ruleset;
+  PortRanges ranges[2];  // tcp, udp
+  EGRESS_RETURN_IF_ERROR(ScanRules(rules, &out.flags, ranges));
+  std::optional<PortClasses> classes[2];
+  EGRESS_RETURN_IF_ERROR(BuildPortClasses(ruleset, ranges, classes, &out));
+
+  Entries allow_list, deny_list;
+  RuleMap allow(&allow_list), deny(&deny_list);
+  const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
+  for (const Rule& rule : rules) {
+    RuleMap& map = rule.action == Action::kAllow ? allow : deny;
+    const std::vector<Cidr>& dests =
+        rule.destinations.empty() ? anywhere : rule.destinations;
+    for (const PortProto& pp : rule.ports) {
+      if (pp.proto == Proto::kRaw) continue;
+      for (const Cidr& d : dests)
+        AddEntries(ruleset, rule, pp, d, classes, map);
+    }
+  }
+  MergeEntries(allow_list, deny_list, &out.rules);
+  EGRESS_RETURN_IF_ERROR(CheckCapacity(out));
   return out;
 }
 

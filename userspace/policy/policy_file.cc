@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <optional>
 #include <set>
-#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -21,7 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/cidr_set.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/word_table.h"
 #include "yaml-cpp/yaml.h"
 
 namespace egress::policy {
@@ -55,6 +57,13 @@ constexpr Hint kHints[] = {
      "and ::1/128"},
     {"policyTypes", "a policy only has egress rules"},
     {"ingress", "egress only controls outgoing connections"},
+};
+
+// The YAML field of each way to name a target; kPid has none (row 0).
+constexpr WordOf<TargetSource> kTargetFields[] = {
+    {TargetSource::kCgroup, "cgroupPath"},
+    {TargetSource::kUnit, "systemdUnit"},
+    {TargetSource::kPattern, "cgroupPattern"},
 };
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
@@ -99,27 +108,8 @@ std::string Suggest(absl::string_view word,
   return suggestion;
 }
 
-bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-           c == '_' || c == '.' || c == '@';
-  });
-}
-
 bool HasWildcard(absl::string_view s) {
   return s.find_first_of("*?[") != absl::string_view::npos;
-}
-
-// Flips bit `i` (0 = most significant of addr[0]).
-void FlipBit(std::array<uint8_t, 16>& a, int i) {
-  a[i / 8] ^= static_cast<uint8_t>(1 << (7 - i % 8));
-}
-void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
-  for (int i = 0; i < 16; ++i) {
-    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
-    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
-  }
 }
 
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
@@ -137,6 +127,34 @@ bool MatchComponents(const std::vector<std::string>& pat, size_t pi,
     return false;
   }
   return MatchComponents(pat, pi + 1, path, i + 1);
+}
+
+// A ports entry's `protocol`.
+struct PortProtocol {
+  std::optional<Proto> proto;  // tcp or udp; nullopt = both
+  bool icmp = false;
+  std::string word;  // "tcp", "udp", "any", "icmp" or "" (not given)
+  // The suffix of the grammar word: "/tcp", "/udp", "/any" or "".
+  std::string Suffix() const { return word.empty() ? "" : "/" + word; }
+};
+
+// Adds lo-hi for tcp, udp or both, as `protocol` says.
+void AddRange(const PortProtocol& protocol, uint16_t lo, uint16_t hi,
+              std::vector<PortProto>* ports) {
+  if (protocol.proto != Proto::kUdp) ports->push_back({Proto::kTcp, lo, hi});
+  if (protocol.proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
+}
+
+// `items` in order without repeats (a rule's few ports and words).
+template <typename T>
+std::vector<T> FirstOccurrences(const std::vector<T>& items) {
+  std::vector<T> out;
+  for (const T& item : items) {
+    if (std::find(out.begin(), out.end(), item) == out.end()) {
+      out.push_back(item);
+    }
+  }
+  return out;
 }
 
 // One parse of one file. Every method returns InvalidArgument
@@ -179,16 +197,53 @@ class Parser {
       const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> GetBool(const YAML::Node& node,
                                const std::string& path) const;
+  // A scalar read by one of vocabulary.h's parsers; the error lists
+  // `choices` ("expected enforce or audit, got \"block\"").
+  template <typename T>
+  absl::StatusOr<T> ParseWord(const YAML::Node& node, const std::string& path,
+                              absl::StatusOr<T> (*parse)(absl::string_view),
+                              absl::string_view choices) const {
+    EGRESS_ASSIGN_OR_RETURN(std::string word, GetScalar(node, path));
+    absl::StatusOr<T> parsed = parse(word);
+    if (!parsed.ok()) {
+      return Error(node, path,
+                   absl::StrCat("expected ", choices, ", got ", Quote(word)));
+    }
+    return parsed;
+  }
+
+  // Calls `parse(item, "PATH[i]")` for each element of the list at `node`
+  // (null = empty), stopping at the first error.
+  template <typename ParseItem>
+  absl::Status ForEachItem(const YAML::Node& node, const std::string& path,
+                           ParseItem parse) const {
+    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(node, path));
+    for (size_t i = 0; i < items.size(); ++i) {
+      EGRESS_RETURN_IF_ERROR(parse(items[i], absl::StrCat(path, "[", i, "]")));
+    }
+    return absl::OkStatus();
+  }
 
   absl::Status ParseMetadata(const YAML::Node& node, Policy* policy) const;
   absl::Status ParseSpec(const YAML::Node& node, Policy* policy) const;
   absl::Status ParseTarget(const YAML::Node& node, Policy* policy) const;
+  absl::StatusOr<std::string> ParseUnitName(const YAML::Node& node,
+                                            const std::string& path) const;
   absl::Status ParseRules(const YAML::Node& node, const std::string& path,
                           Action action, Policy* policy,
                           std::map<std::string, SourceLocation>* names) const;
   absl::StatusOr<Rule> ParseRule(const YAML::Node& node,
                                  const std::string& path, Action action,
                                  std::string* name) const;
+  // `name` and `comment`: the rule's name into `name`, Rule::comment.
+  absl::Status ParseNameAndComment(Fields& f, const std::string& path,
+                                   std::string* name, Rule* rule) const;
+  // `to`: every ipBlock, in file order, without duplicates.
+  absl::Status ParseDestinations(const YAML::Node& node,
+                                 const std::string& path, Rule* rule) const;
+  // `ports` (if given) and `icmp`: Rule::ports and Rule::spec.
+  absl::Status ParsePorts(Fields& f, const std::string& path, bool icmp,
+                          Rule* rule) const;
   absl::Status ParsePeer(const YAML::Node& node, const std::string& path,
                          std::vector<Cidr>* destinations) const;
   absl::StatusOr<Cidr> ParseCidr(const YAML::Node& node,
@@ -197,6 +252,19 @@ class Parser {
   absl::Status ParsePortEntry(const YAML::Node& node, const std::string& path,
                               std::vector<PortProto>* ports,
                               std::vector<std::string>* words) const;
+  absl::StatusOr<PortProtocol> ParseProtocol(const YAML::Node& node,
+                                             const std::string& path) const;
+  // `port` (and `endPort`) as numbers: one range.
+  absl::Status ParsePortRange(Fields& f, const std::string& path,
+                              const PortProtocol& protocol,
+                              std::vector<PortProto>* ports,
+                              std::vector<std::string>* words) const;
+  // `port` as a service name: its ports of the protocol asked for.
+  absl::Status ParseServicePort(Fields& f, const std::string& path,
+                                const std::string& service,
+                                const PortProtocol& protocol,
+                                std::vector<PortProto>* ports,
+                                std::vector<std::string>* words) const;
   absl::StatusOr<uint16_t> ParsePortNumber(const YAML::Node& node,
                                            const std::string& path,
                                            absl::string_view field) const;
@@ -339,11 +407,8 @@ absl::Status Parser::ParseMetadata(const YAML::Node& node,
   }
   const YAML::Node& name = f["name"].second;
   EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, "metadata.name"));
-  if (!ValidName(policy->name)) {
-    return Error(name, "metadata.name",
-                 absl::StrCat("bad name ", Quote(policy->name),
-                              ": use 1-64 letters, digits, '-', '_', '.' or "
-                              "'@'"));
+  if (absl::Status st = CheckName(policy->name); !st.ok()) {
+    return Error(name, "metadata.name", st.message());
   }
   policy->name_location = ToLocation(name.Mark());
   for (const char* map_field : {"annotations", "labels"}) {
@@ -380,28 +445,16 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
   }
   EGRESS_RETURN_IF_ERROR(ParseTarget(f["target"].second, policy));
   if (f.count("mode")) {
-    const YAML::Node& v = f["mode"].second;
-    EGRESS_ASSIGN_OR_RETURN(std::string mode, GetScalar(v, "spec.mode"));
-    if (mode == "enforce") {
-      policy->mode = EGRESS_MODE_ENFORCE;
-    } else if (mode == "audit") {
-      policy->mode = EGRESS_MODE_AUDIT;
-    } else {
-      return Error(
-          v, "spec.mode",
-          absl::StrCat("expected enforce or audit, got ", Quote(mode)));
-    }
+    EGRESS_ASSIGN_OR_RETURN(
+        policy->mode, ParseWord<Mode>(f["mode"].second, "spec.mode", ParseMode,
+                                      "enforce or audit"));
   }
   if (f.count("logging")) {
-    const YAML::Node& v = f["logging"].second;
     // YAML 1.1 readers take a bare off as false; yaml-cpp keeps the text.
-    EGRESS_ASSIGN_OR_RETURN(std::string logging, GetScalar(v, "spec.logging"));
-    if (logging != "off" && logging != "denied" && logging != "all") {
-      return Error(
-          v, "spec.logging",
-          absl::StrCat("expected off, denied or all, got ", Quote(logging)));
-    }
-    policy->logging = logging;
+    EGRESS_ASSIGN_OR_RETURN(
+        policy->logging,
+        ParseWord<LoggingLevel>(f["logging"].second, "spec.logging",
+                                ParseLoggingLevel, "off, denied or all"));
   }
   std::map<std::string, SourceLocation> names;
   if (f.count("egress")) {
@@ -480,78 +533,83 @@ absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
                  absl::StrCat("a policy has exactly one target; ",
                               keys[0]->Scalar(), " is already given"));
   }
-  const std::string kind = f.begin()->first;
+  const std::string field = f.begin()->first;
   const YAML::Node& v = f.begin()->second.second;
-  const std::string path = absl::StrCat("spec.target.", kind);
+  const std::string path = absl::StrCat("spec.target.", field);
   policy->target_location = ToLocation(v.Mark());
-  if (kind == "cgroupPath") {
-    policy->target.kind = PolicyTarget::kCgroup;
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value,
-                            ParseCgroupPath(v, path, false));
-  } else if (kind == "cgroupPattern") {
-    policy->target.kind = PolicyTarget::kCgroupGlob;
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value,
-                            ParseCgroupPath(v, path, true));
+  // GetFields admitted only the table's fields.
+  policy->target.kind = *ValueOf(kTargetFields, field);
+  if (policy->target.kind == TargetSource::kUnit) {
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseUnitName(v, path));
   } else {
-    policy->target.kind = PolicyTarget::kUnit;
-    EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(v, path));
-    const bool chars_ok =
-        !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
-          return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-                 absl::string_view("-_.:@\\").find(c) !=
-                     absl::string_view::npos;
-        });
-    if (!chars_ok) {
-      return Error(v, path, absl::StrCat("bad unit name ", Quote(unit)));
-    }
-    const size_t dot = unit.rfind('.');
-    if (dot == std::string::npos) {
-      unit += ".service";
-    } else {
-      const std::string suffix = unit.substr(dot + 1);
-      static const std::set<std::string> kWithCgroup = {
-          "service", "scope", "slice", "socket", "mount", "swap"};
-      if (!kWithCgroup.count(suffix)) {
-        return Error(v, path,
-                     absl::StrCat(Quote(unit),
-                                  ": only .service, .scope, .slice, .socket, "
-                                  ".mount and .swap units have a cgroup"));
-      }
-    }
-    if (absl::StrContains(unit, "@.")) {
-      return Error(v, path,
-                   absl::StrCat(Quote(unit),
-                                " is a template; name an instance, e.g. "
-                                "\"foo@1.service\""));
-    }
-    policy->target.value = unit;
+    EGRESS_ASSIGN_OR_RETURN(
+        policy->target.value,
+        ParseCgroupPath(v, path,
+                        policy->target.kind == TargetSource::kPattern));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Parser::ParseUnitName(
+    const YAML::Node& node, const std::string& path) const {
+  EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(node, path));
+  const bool chars_ok =
+      !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+               absl::string_view("-_.:@\\").find(c) != absl::string_view::npos;
+      });
+  if (!chars_ok) {
+    return Error(node, path, absl::StrCat("bad unit name ", Quote(unit)));
+  }
+  const size_t dot = unit.rfind('.');
+  if (dot == std::string::npos) {
+    unit += ".service";
+  } else {
+    const std::string suffix = unit.substr(dot + 1);
+    static const std::set<std::string> kWithCgroup = {
+        "service", "scope", "slice", "socket", "mount", "swap"};
+    if (!kWithCgroup.count(suffix)) {
+      return Error(node, path,
+                   absl::StrCat(Quote(unit),
+                                ": only .service, .scope, .slice, .socket, "
+                                ".mount and .swap units have a cgroup"));
+    }
+  }
+  if (absl::StrContains(unit, "@.")) {
+    return Error(node, path,
+                 absl::StrCat(Quote(unit),
+                              " is a template; name an instance, e.g. "
+                              "\"foo@1.service\""));
+  }
+  return unit;
 }
 
 absl::Status Parser::ParseRules(
     const YAML::Node& node, const std::string& path, Action action,
     Policy* policy, std::map<std::string, SourceLocation>* names) const {
-  EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(node, path));
-  for (size_t i = 0; i < items.size(); ++i) {
-    const std::string rule_path = absl::StrCat(path, "[", i, "]");
-    std::string name;
-    EGRESS_ASSIGN_OR_RETURN(Rule rule,
-                            ParseRule(items[i], rule_path, action, &name));
-    const SourceLocation loc = ToLocation(items[i].Mark());
-    if (!name.empty()) {
-      auto [it, inserted] = names->emplace(name, loc);
-      if (!inserted) {
-        // The name's own position is not kept; the rule's is close enough.
-        return ErrorAt(loc, rule_path + ".name",
-                       absl::StrCat("duplicate rule name ", Quote(name),
-                                    " (first at line ", it->second.line, ")"));
-      }
-    }
-    policy->rules.push_back(std::move(rule));
-    policy->origins.push_back({name, rule_path, loc});
-  }
-  return absl::OkStatus();
+  return ForEachItem(
+      node, path,
+      [&](const YAML::Node& item,
+          const std::string& rule_path) -> absl::Status {
+        std::string name;
+        EGRESS_ASSIGN_OR_RETURN(Rule rule,
+                                ParseRule(item, rule_path, action, &name));
+        const SourceLocation loc = ToLocation(item.Mark());
+        if (!name.empty()) {
+          auto [it, inserted] = names->emplace(name, loc);
+          if (!inserted) {
+            // The name's own position is not kept; the rule's is close
+            // enough.
+            return ErrorAt(
+                loc, rule_path + ".name",
+                absl::StrCat("duplicate rule name ", Quote(name),
+                             " (first at line ", it->second.line, ")"));
+          }
+        }
+        policy->rules.push_back(std::move(rule));
+        policy->origins.push_back({name, rule_path, loc});
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
@@ -562,27 +620,7 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
       node, path, {"name", "comment", "to", "ports", "icmp", "raw"}, &f));
   Rule rule;
   rule.action = action;
-  std::string comment;
-  if (f.count("name")) {
-    const YAML::Node& v = f["name"].second;
-    EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
-    if (!ValidName(*name)) {
-      return Error(v, path + ".name",
-                   absl::StrCat("bad name ", Quote(*name),
-                                ": use 1-64 letters, digits, '-', '_', '.' or "
-                                "'@'"));
-    }
-  }
-  if (f.count("comment")) {
-    EGRESS_ASSIGN_OR_RETURN(comment,
-                            GetScalar(f["comment"].second, path + ".comment"));
-  }
-  if (!name->empty() && !comment.empty()) {
-    rule.comment = absl::StrCat(*name, ": ", comment);
-  } else {
-    rule.comment = name->empty() ? comment : *name;
-  }
-
+  EGRESS_RETURN_IF_ERROR(ParseNameAndComment(f, path, name, &rule));
   bool raw = false, icmp = false;
   if (f.count("raw")) {
     EGRESS_ASSIGN_OR_RETURN(raw, GetBool(f["raw"].second, path + ".raw"));
@@ -601,35 +639,65 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
     rule.ports = {{Proto::kRaw}};
     return rule;
   }
-
   if (f.count("to")) {
-    const std::string to_path = path + ".to";
-    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> peers,
-                            GetList(f["to"].second, to_path));
-    for (size_t i = 0; i < peers.size(); ++i) {
-      EGRESS_RETURN_IF_ERROR(ParsePeer(
-          peers[i], absl::StrCat(to_path, "[", i, "]"), &rule.destinations));
-    }
-    // File order, without duplicates.
-    absl::flat_hash_set<std::string> seen;
-    std::vector<Cidr> unique;
-    unique.reserve(rule.destinations.size());
-    for (const Cidr& c : rule.destinations) {
-      if (seen.insert(c.ToString()).second) unique.push_back(c);
-    }
-    rule.destinations = std::move(unique);
+    EGRESS_RETURN_IF_ERROR(
+        ParseDestinations(f["to"].second, path + ".to", &rule));
   }
+  EGRESS_RETURN_IF_ERROR(ParsePorts(f, path, icmp, &rule));
+  return rule;
+}
 
+absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,
+                                         std::string* name, Rule* rule) const {
+  std::string comment;
+  if (f.count("name")) {
+    const YAML::Node& v = f["name"].second;
+    EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
+    if (absl::Status st = CheckName(*name); !st.ok()) {
+      return Error(v, path + ".name", st.message());
+    }
+  }
+  if (f.count("comment")) {
+    EGRESS_ASSIGN_OR_RETURN(comment,
+                            GetScalar(f["comment"].second, path + ".comment"));
+  }
+  if (!name->empty() && !comment.empty()) {
+    rule->comment = absl::StrCat(*name, ": ", comment);
+  } else {
+    rule->comment = name->empty() ? comment : *name;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseDestinations(const YAML::Node& node,
+                                       const std::string& path,
+                                       Rule* rule) const {
+  EGRESS_RETURN_IF_ERROR(ForEachItem(
+      node, path, [&](const YAML::Node& peer, const std::string& peer_path) {
+        return ParsePeer(peer, peer_path, &rule->destinations);
+      }));
+  // Hashed, not FirstOccurrences: a rule may list many thousands of
+  // networks.
+  absl::flat_hash_set<std::string> seen;
+  std::vector<Cidr> unique;
+  unique.reserve(rule->destinations.size());
+  for (const Cidr& c : rule->destinations) {
+    if (seen.insert(c.ToString()).second) unique.push_back(c);
+  }
+  rule->destinations = std::move(unique);
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
+                                Rule* rule) const {
   std::vector<PortProto> ports;
   std::vector<std::string> words;
   if (f.count("ports")) {
-    const std::string ports_path = path + ".ports";
-    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> entries,
-                            GetList(f["ports"].second, ports_path));
-    for (size_t i = 0; i < entries.size(); ++i) {
-      EGRESS_RETURN_IF_ERROR(ParsePortEntry(
-          entries[i], absl::StrCat(ports_path, "[", i, "]"), &ports, &words));
-    }
+    EGRESS_RETURN_IF_ERROR(ForEachItem(
+        f["ports"].second, path + ".ports",
+        [&](const YAML::Node& entry, const std::string& entry_path) {
+          return ParsePortEntry(entry, entry_path, &ports, &words);
+        }));
   }
   if (icmp) {
     ports.push_back({Proto::kIcmp});
@@ -644,21 +712,9 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
   std::stable_sort(
       ports.begin(), ports.end(),
       [](const PortProto& a, const PortProto& b) { return a.proto < b.proto; });
-  for (const PortProto& pp : ports) {
-    if (std::find(rule.ports.begin(), rule.ports.end(), pp) ==
-        rule.ports.end()) {
-      rule.ports.push_back(pp);
-    }
-  }
-  std::vector<std::string> unique_words;
-  for (const std::string& w : words) {
-    if (std::find(unique_words.begin(), unique_words.end(), w) ==
-        unique_words.end()) {
-      unique_words.push_back(w);
-    }
-  }
-  rule.spec = absl::StrJoin(unique_words, ",");
-  return rule;
+  rule->ports = FirstOccurrences(ports);
+  rule->spec = absl::StrJoin(FirstOccurrences(words), ",");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Cidr> Parser::ParseCidr(const YAML::Node& node,
@@ -687,19 +743,20 @@ absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
                           ParseCidr(b["cidr"].second, block_path + ".cidr"));
   std::vector<Cidr> excepts;
   if (b.count("except")) {
-    const std::string except_path = block_path + ".except";
-    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items,
-                            GetList(b["except"].second, except_path));
-    for (size_t i = 0; i < items.size(); ++i) {
-      const std::string item_path = absl::StrCat(except_path, "[", i, "]");
-      EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(items[i], item_path));
-      if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
-        return Error(items[i], item_path,
-                     absl::StrCat(e.ToString(), " is not strictly inside cidr ",
-                                  cidr.ToString()));
-      }
-      excepts.push_back(e);
-    }
+    EGRESS_RETURN_IF_ERROR(ForEachItem(
+        b["except"].second, block_path + ".except",
+        [&](const YAML::Node& item,
+            const std::string& item_path) -> absl::Status {
+          EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
+          if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
+            return Error(
+                item, item_path,
+                absl::StrCat(e.ToString(), " is not strictly inside cidr ",
+                             cidr.ToString()));
+          }
+          excepts.push_back(e);
+          return absl::OkStatus();
+        }));
   }
   const std::vector<Cidr> pieces = SubtractCidrs(cidr, excepts);
   if (pieces.empty()) {
@@ -747,28 +804,12 @@ absl::Status Parser::ParsePortEntry(const YAML::Node& node,
   Fields f;
   EGRESS_RETURN_IF_ERROR(
       GetFields(node, path, {"port", "endPort", "protocol"}, &f));
-
-  // protocol: nullopt = not given (tcp and udp).
-  std::optional<Proto> proto;
-  bool icmp = false;
-  std::string proto_word;  // "tcp", "udp", "any" or ""
+  PortProtocol protocol;
   if (f.count("protocol")) {
-    const YAML::Node& v = f["protocol"].second;
-    EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(v, path + ".protocol"));
-    proto_word = absl::AsciiStrToLower(text);
-    if (proto_word == "tcp") {
-      proto = Proto::kTcp;
-    } else if (proto_word == "udp") {
-      proto = Proto::kUdp;
-    } else if (proto_word == "icmp") {
-      icmp = true;
-    } else if (proto_word != "any") {
-      return Error(v, path + ".protocol",
-                   absl::StrCat("unknown protocol ", Quote(text),
-                                ": expected TCP, UDP, ANY or ICMP"));
-    }
+    EGRESS_ASSIGN_OR_RETURN(
+        protocol, ParseProtocol(f["protocol"].second, path + ".protocol"));
   }
-  if (icmp) {
+  if (protocol.icmp) {
     for (const char* field : {"port", "endPort"}) {
       if (f.count(field)) {
         return Error(f[field].first, absl::StrCat(path, ".", field),
@@ -779,92 +820,109 @@ absl::Status Parser::ParsePortEntry(const YAML::Node& node,
     words->push_back("icmp");
     return absl::OkStatus();
   }
-  auto add = [&](uint16_t lo, uint16_t hi) {
-    if (proto != Proto::kUdp) ports->push_back({Proto::kTcp, lo, hi});
-    if (proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
-  };
-  const std::string suffix = proto_word.empty() ? "" : "/" + proto_word;
-
   if (!f.count("port")) {
     if (f.count("endPort")) {
       return Error(f["endPort"].first, path + ".endPort",
                    "endPort needs a port");
     }
-    add(0, 65535);
-    words->push_back(proto_word.empty() || proto_word == "any"
+    AddRange(protocol, 0, 65535, ports);
+    words->push_back(protocol.word.empty() || protocol.word == "any"
                          ? std::string("tcp,udp")
-                         : proto_word);
+                         : protocol.word);
     return absl::OkStatus();
   }
-
-  const YAML::Node& port_node = f["port"].second;
-  const std::string port_path = path + ".port";
   EGRESS_ASSIGN_OR_RETURN(std::string port_text,
-                          GetScalar(port_node, port_path));
+                          GetScalar(f["port"].second, path + ".port"));
   const bool numeric =
       !port_text.empty() && (absl::ascii_isdigit(port_text[0]) ||
                              port_text[0] == '-' || port_text[0] == '+');
-  if (numeric) {
-    EGRESS_ASSIGN_OR_RETURN(uint16_t lo,
-                            ParsePortNumber(port_node, port_path, "port"));
-    uint16_t hi = lo;
-    if (f.count("endPort")) {
-      const YAML::Node& end_node = f["endPort"].second;
-      EGRESS_ASSIGN_OR_RETURN(
-          hi, ParsePortNumber(end_node, path + ".endPort", "endPort"));
-      if (hi < lo) {
-        return Error(end_node, path + ".endPort",
-                     absl::StrCat("endPort ", hi, " is below port ", lo));
-      }
-    }
-    add(lo, hi);
-    words->push_back(lo == hi ? absl::StrCat(lo, suffix)
-                              : absl::StrCat(lo, "-", hi, suffix));
-    return absl::OkStatus();
-  }
+  if (numeric) return ParsePortRange(f, path, protocol, ports, words);
+  return ParseServicePort(f, path, port_text, protocol, ports, words);
+}
 
-  // A service name.
+absl::StatusOr<PortProtocol> Parser::ParseProtocol(
+    const YAML::Node& node, const std::string& path) const {
+  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  PortProtocol protocol;
+  protocol.word = absl::AsciiStrToLower(text);
+  if (protocol.word == "tcp") {
+    protocol.proto = Proto::kTcp;
+  } else if (protocol.word == "udp") {
+    protocol.proto = Proto::kUdp;
+  } else if (protocol.word == "icmp") {
+    protocol.icmp = true;
+  } else if (protocol.word != "any") {
+    return Error(node, path,
+                 absl::StrCat("unknown protocol ", Quote(text),
+                              ": expected TCP, UDP, ANY or ICMP"));
+  }
+  return protocol;
+}
+
+absl::Status Parser::ParsePortRange(Fields& f, const std::string& path,
+                                    const PortProtocol& protocol,
+                                    std::vector<PortProto>* ports,
+                                    std::vector<std::string>* words) const {
+  EGRESS_ASSIGN_OR_RETURN(
+      uint16_t lo, ParsePortNumber(f["port"].second, path + ".port", "port"));
+  uint16_t hi = lo;
+  if (f.count("endPort")) {
+    const YAML::Node& end_node = f["endPort"].second;
+    EGRESS_ASSIGN_OR_RETURN(
+        hi, ParsePortNumber(end_node, path + ".endPort", "endPort"));
+    if (hi < lo) {
+      return Error(end_node, path + ".endPort",
+                   absl::StrCat("endPort ", hi, " is below port ", lo));
+    }
+  }
+  AddRange(protocol, lo, hi, ports);
+  words->push_back(lo == hi ? absl::StrCat(lo, protocol.Suffix())
+                            : absl::StrCat(lo, "-", hi, protocol.Suffix()));
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseServicePort(Fields& f, const std::string& path,
+                                      const std::string& service,
+                                      const PortProtocol& protocol,
+                                      std::vector<PortProto>* ports,
+                                      std::vector<std::string>* words) const {
   if (f.count("endPort")) {
     return Error(f["endPort"].first, path + ".endPort",
                  absl::StrCat("endPort needs a numeric port, not service ",
-                              Quote(port_text)));
+                              Quote(service)));
   }
-  absl::StatusOr<std::vector<PortProto>> service = LookupService(port_text);
-  if (!service.ok()) {
-    std::string reason = absl::StrCat("unknown service ", Quote(port_text));
-    const std::string suggestion = Suggest(port_text, KnownServiceNames());
+  const YAML::Node& port_node = f["port"].second;
+  const std::string port_path = path + ".port";
+  absl::StatusOr<std::vector<PortProto>> found = LookupService(service);
+  if (!found.ok()) {
+    std::string reason = absl::StrCat("unknown service ", Quote(service));
+    const std::string suggestion = Suggest(service, KnownServiceNames());
     if (!suggestion.empty()) {
       absl::StrAppend(&reason, " (did you mean ", Quote(suggestion), "?)");
     }
     return Error(port_node, port_path, reason);
   }
   size_t kept = 0;
-  for (const PortProto& pp : *service) {
-    if (proto && pp.proto != *proto) continue;
+  for (const PortProto& pp : *found) {
+    if (protocol.proto && pp.proto != *protocol.proto) continue;
     ports->push_back(pp);
     ++kept;
   }
   if (kept == 0) {
     return Error(port_node, port_path,
-                 absl::StrCat("service ", Quote(port_text), " has no ",
-                              absl::AsciiStrToUpper(proto_word), " port"));
+                 absl::StrCat("service ", Quote(service), " has no ",
+                              absl::AsciiStrToUpper(protocol.word), " port"));
   }
-  words->push_back(proto_word == "any" ? port_text : port_text + suffix);
+  words->push_back(protocol.word == "any" ? service
+                                          : service + protocol.Suffix());
   return absl::OkStatus();
 }
 
 }  // namespace
 
-std::string TargetKindName(PolicyTarget::Kind kind) {
-  switch (kind) {
-    case PolicyTarget::kCgroup:
-      return "cgroupPath";
-    case PolicyTarget::kUnit:
-      return "systemdUnit";
-    case PolicyTarget::kCgroupGlob:
-      return "cgroupPattern";
-  }
-  return "unknown";
+std::string TargetKindName(TargetSource kind) {
+  // A pid target is written as its cgroup (WritePolicy's caller resolves it).
+  return WordFor(kTargetFields, kind);
 }
 
 absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
@@ -977,7 +1035,7 @@ absl::StatusOr<std::vector<Policy>> LoadPolicies(
 
 absl::Status CheckPolicySet(absl::Span<const Policy> policies) {
   std::map<std::string, const Policy*> by_name;
-  std::map<std::pair<PolicyTarget::Kind, std::string>, const Policy*> by_target;
+  std::map<std::pair<TargetSource, std::string>, const Policy*> by_target;
   for (const Policy& p : policies) {
     auto [name_it, new_name] = by_name.emplace(p.name, &p);
     if (!new_name) {
@@ -1011,37 +1069,6 @@ bool CgroupPatternMatches(absl::string_view pattern,
   const std::vector<std::string> path =
       absl::StrSplit(cgroup_path.substr(1), '/', absl::SkipEmpty());
   return MatchComponents(pat, 0, path, 0);
-}
-
-std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
-                                absl::Span<const Cidr> excepts) {
-  std::vector<Cidr> result = {cidr};
-  for (const Cidr& e : excepts) {
-    if (e.family != cidr.family || !cidr.Contains(e)) continue;
-    std::vector<Cidr> next;
-    for (const Cidr& r : result) {
-      if (e.Contains(r)) continue;  // removed entirely
-      if (!r.Contains(e)) {
-        next.push_back(r);
-        continue;
-      }
-      // r strictly contains e: keep, at every depth between them, the half
-      // that does not lead to e.
-      for (int d = r.prefix_len; d < e.prefix_len; ++d) {
-        Cidr piece = e;
-        FlipBit(piece.addr, d);
-        piece.prefix_len = static_cast<uint8_t>(d + 1);
-        MaskTo(piece.addr, d + 1);
-        next.push_back(piece);
-      }
-    }
-    result = std::move(next);
-  }
-  std::sort(result.begin(), result.end(), [](const Cidr& a, const Cidr& b) {
-    return std::tie(a.family, a.addr, a.prefix_len) <
-           std::tie(b.family, b.addr, b.prefix_len);
-  });
-  return result;
 }
 
 }  // namespace egress::policy

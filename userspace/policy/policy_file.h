@@ -71,7 +71,6 @@
 #ifndef EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 #define EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 
-#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -80,8 +79,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "egress/abi.h"
 #include "userspace/policy/rule.h"
+#include "userspace/policy/vocabulary.h"
 
 namespace egress::policy {
 
@@ -96,32 +95,33 @@ struct SourceLocation {
   bool operator==(const SourceLocation&) const = default;
 };
 
-// What a policy applies to.
+// What a policy applies to. `kind` is how the file names the target's cgroup:
+//   TargetSource::kCgroup   `value` is a cgroup path relative to the cgroup2
+//       mount, normalized to one leading "/", no trailing "/", no empty, "."
+//       or ".." components, not the root, no wildcard:
+//       "/system.slice/nginx.service". (A path written with the mount prefix,
+//       "/sys/fs/cgroup/x", is kept as written; the daemon's
+//       NormalizeCgroupPath strips it once the mount is known.)
+//   TargetSource::kUnit     `value` is a systemd unit name with its suffix:
+//       "nginx.service". A name without a suffix gets ".service" (as
+//       systemctl does). Only units with a cgroup are accepted: .service,
+//       .scope, .slice, .socket, .mount, .swap; not a template
+//       ("foo@.service").
+//   TargetSource::kPattern  `value` is a pattern over cgroup paths (same
+//       normalization as kCgroup) with at least one wildcard; see
+//       CgroupPatternMatches.
+// A policy file has no kPid targets: a process does not outlive its file
+// (WritePolicy writes a pid target's cgroup as cgroupPath).
 struct PolicyTarget {
-  enum Kind {
-    // `value` is a cgroup path relative to the cgroup2 mount, normalized to
-    // one leading "/", no trailing "/", no empty, "." or ".." components, not
-    // the root, no wildcard: "/system.slice/nginx.service". (A path written
-    // with the mount prefix, "/sys/fs/cgroup/x", is kept as written; the
-    // daemon's NormalizeCgroupPath strips it once the mount is known.)
-    kCgroup,
-    // `value` is a systemd unit name with its suffix: "nginx.service". A name
-    // without a suffix gets ".service" (as systemctl does). Only units with a
-    // cgroup are accepted: .service, .scope, .slice, .socket, .mount, .swap;
-    // not a template ("foo@.service").
-    kUnit,
-    // `value` is a pattern over cgroup paths (same normalization as kCgroup)
-    // with at least one wildcard; see CgroupPatternMatches.
-    kCgroupGlob,
-  };
-  Kind kind = kCgroup;
+  TargetSource kind = TargetSource::kCgroup;
   std::string value;
 
   bool operator==(const PolicyTarget&) const = default;
 };
 
-// "cgroupPath" / "systemdUnit" / "cgroupPattern": the YAML field names.
-std::string TargetKindName(PolicyTarget::Kind kind);
+// "cgroupPath" / "systemdUnit" / "cgroupPattern": the YAML field names
+// (kPid: "cgroupPath").
+std::string TargetKindName(TargetSource kind);
 
 // Where a Rule of a Policy came from.
 struct RuleOrigin {
@@ -137,9 +137,9 @@ struct Policy {
   SourceLocation name_location;
   std::map<std::string, std::string> annotations;  // metadata.annotations
   PolicyTarget target;
-  SourceLocation target_location;      // of the target kind's value
-  uint8_t mode = EGRESS_MODE_ENFORCE;  // EGRESS_MODE_ENFORCE or _AUDIT
-  std::string logging = "denied";      // "off", "denied" or "all"
+  SourceLocation target_location;  // of the target kind's value
+  Mode mode = Mode::kEnforce;
+  LoggingLevel logging = LoggingLevel::kDenied;
   // spec.egress rules (Action::kAllow) in file order, then spec.egressDeny
   // (Action::kDeny) in file order. Every id is 0: the daemon assigns them.
   //   spec     the ports entries in the rule grammar's words, joined with
@@ -187,21 +187,15 @@ absl::StatusOr<std::vector<Policy>> LoadPolicies(
 absl::Status CheckPolicySet(absl::Span<const Policy> policies);
 
 // True if `cgroup_path` (relative to the cgroup2 mount, leading "/") matches
-// `pattern` (a kCgroupGlob value). Both are split at "/" and compared
-// component by component with fnmatch(3) rules ("*", "?", "[a-z]", "[!a-z]"),
-// so "*" never crosses a "/"; a component that is exactly "**" matches zero
-// or more whole components. Backslash is an ordinary character (systemd
-// escapes unit names with it: "\x2d"), so wildcards cannot be escaped.
+// `pattern` (a TargetSource::kPattern value). Both are split at "/" and
+// compared component by component with fnmatch(3) rules ("*", "?", "[a-z]",
+// "[!a-z]"), so "*" never crosses a "/"; a component that is exactly "**"
+// matches zero or more whole components. Backslash is an ordinary character
+// (systemd escapes unit names with it: "\x2d"), so wildcards cannot be escaped.
 //   /system.slice/docker-*.scope    matches /system.slice/docker-ab12.scope
 //   /kubepods.slice/**/cri-containerd-*.scope  matches pods of every QoS class
 bool CgroupPatternMatches(absl::string_view pattern,
                           absl::string_view cgroup_path);
-
-// `cidr` minus every network in `excepts`, as the fewest networks, sorted by
-// address. Every except must have cidr's family and lie inside it (checked by
-// the caller; others are ignored). Exposed for tests.
-std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
-                                absl::Span<const Cidr> excepts);
 
 }  // namespace egress::policy
 

@@ -1,20 +1,16 @@
 #include "userspace/policy/policy_request.h"
 
-#include "egress/abi.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::policy {
 
 nlohmann::json PolicyToRequest(const Policy& p) {
-  const char* kind = p.target.kind == PolicyTarget::kCgroup ? "cgroup"
-                     : p.target.kind == PolicyTarget::kUnit ? "unit"
-                                                            : "pattern";
   return {{"name", p.name},
           {"file", p.file},
-          {"target_kind", kind},
+          {"target_kind", TargetSourceName(p.target.kind)},
           {"target", p.target.value},
-          {"mode", p.mode == EGRESS_MODE_AUDIT ? "audit" : "enforce"},
-          {"logging", p.logging},
+          {"mode", ModeName(p.mode)},
+          {"logging", LoggingLevelName(p.logging)},
           {"rules", RulesToJson(p.rules)}};
 }
 

@@ -317,9 +317,8 @@ std::string EmitHead(const PolicyDocument& doc) {
   out << YAML::Key << "target" << YAML::Value << YAML::BeginMap << YAML::Key
       << TargetKindName(doc.target.kind) << YAML::Value << doc.target.value
       << YAML::EndMap;
-  out << YAML::Key << "mode" << YAML::Value
-      << (doc.mode == EGRESS_MODE_AUDIT ? "audit" : "enforce");
-  out << YAML::Key << "logging" << YAML::Value << doc.logging;
+  out << YAML::Key << "mode" << YAML::Value << ModeName(doc.mode);
+  out << YAML::Key << "logging" << YAML::Value << LoggingLevelName(doc.logging);
   out << YAML::EndMap;
   out << YAML::EndMap;
   std::string text;

@@ -9,14 +9,13 @@
 #ifndef EGRESS_USERSPACE_POLICY_POLICY_WRITER_H_
 #define EGRESS_USERSPACE_POLICY_POLICY_WRITER_H_
 
-#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "egress/abi.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/rule.h"
+#include "userspace/policy/vocabulary.h"
 
 namespace egress::policy {
 
@@ -24,8 +23,8 @@ namespace egress::policy {
 struct PolicyDocument {
   std::string name;  // metadata.name
   PolicyTarget target;
-  uint8_t mode = EGRESS_MODE_ENFORCE;  // EGRESS_MODE_ENFORCE or _AUDIT
-  std::string logging = "denied";      // "off", "denied" or "all"
+  Mode mode = Mode::kEnforce;
+  LoggingLevel logging = LoggingLevel::kDenied;
   std::map<std::string, std::string> annotations;
   // Lines written as "# line" at the very top of the file.
   std::vector<std::string> header_comment;

@@ -3,63 +3,54 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "userspace/policy/word_table.h"
 
 namespace egress::policy {
 namespace {
 
-// Zeroes every bit of `addr` past `prefix_len`.
-std::array<uint8_t, 16> Masked(const std::array<uint8_t, 16>& addr,
-                               int prefix_len) {
-  std::array<uint8_t, 16> out{};
-  for (int i = 0; i < 16; ++i) {
-    const int bits = prefix_len - 8 * i;
-    if (bits >= 8) {
-      out[i] = addr[i];
-    } else if (bits > 0) {
-      out[i] = addr[i] & static_cast<uint8_t>(0xff00 >> bits);
-    }
-  }
-  return out;
-}
-
 bool PrefixEqual(const std::array<uint8_t, 16>& a,
                  const std::array<uint8_t, 16>& b, int prefix_len) {
-  return Masked(a, prefix_len) == Masked(b, prefix_len);
+  return MaskedAddress(a, prefix_len) == MaskedAddress(b, prefix_len);
 }
+
+constexpr WordOf<Proto> kProtos[] = {
+    {Proto::kTcp, "tcp"},
+    {Proto::kUdp, "udp"},
+    {Proto::kIcmp, "icmp"},
+    {Proto::kRaw, "raw"},
+};
 
 constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
                                                    0, 0, 0, 0, 0xff, 0xff};
 
 }  // namespace
 
+std::array<uint8_t, 16> MaskedAddress(const std::array<uint8_t, 16>& addr,
+                                      int prefix_len) {
+  std::array<uint8_t, 16> out{};
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
+    out[i] = addr[i] & static_cast<uint8_t>(0xff00 >> keep);
+  }
+  return out;
+}
+
 std::string ActionName(Action action) {
   return action == Action::kAllow ? "allow" : "deny";
 }
 
-std::string ProtoName(Proto proto) {
-  switch (proto) {
-    case Proto::kTcp:
-      return "tcp";
-    case Proto::kUdp:
-      return "udp";
-    case Proto::kIcmp:
-      return "icmp";
-    case Proto::kRaw:
-      return "raw";
-  }
-  return "unknown";
-}
+std::string ProtoName(Proto proto) { return WordFor(kProtos, proto); }
 
 absl::StatusOr<Proto> ParseProtoName(absl::string_view name) {
-  for (Proto p : {Proto::kTcp, Proto::kUdp, Proto::kIcmp, Proto::kRaw}) {
-    if (name == ProtoName(p)) return p;
-  }
+  if (std::optional<Proto> p = ValueOf(kProtos, name)) return *p;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown protocol '", name, "'"));
 }
@@ -99,7 +90,7 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     }
   }
   c.prefix_len = static_cast<uint8_t>(len);
-  const std::array<uint8_t, 16> masked = Masked(c.addr, len);
+  const std::array<uint8_t, 16> masked = MaskedAddress(c.addr, len);
   if (masked != c.addr) {
     // Suggest in the notation the operator used, with the prefix spelled out.
     char buf[INET6_ADDRSTRLEN];
@@ -134,9 +125,10 @@ bool Cidr::Valid() const {
     for (int i = 4; i < 16; ++i) {
       if (addr[i] != 0) return false;
     }
-    return prefix_len <= 32 && Masked(addr, prefix_len) == addr;
+    return prefix_len <= 32 && MaskedAddress(addr, prefix_len) == addr;
   }
-  return family == 6 && prefix_len <= 128 && Masked(addr, prefix_len) == addr;
+  return family == 6 && prefix_len <= 128 &&
+         MaskedAddress(addr, prefix_len) == addr;
 }
 
 bool Cidr::Contains(const Cidr& other) const {

@@ -115,6 +115,11 @@ struct Rule {
   bool operator==(const Rule&) const = default;
 };
 
+// `addr` with every bit past the first `prefix_len` (0-128) zero: the
+// network of that length holding the address.
+std::array<uint8_t, 16> MaskedAddress(const std::array<uint8_t, 16>& addr,
+                                      int prefix_len);
+
 // True if `rule` matches (ip_proto, port, address); see the top comment.
 // `ip_proto` is an IPPROTO_* number; `port` is in host order and ignored for
 // ICMP; `family` is 4 or 6. Raw ports never match (raw is a socket-creation

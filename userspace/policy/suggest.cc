@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/policy/policy_writer.h"
 #include "userspace/policy/services.h"
 
@@ -39,13 +40,6 @@ uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
   return a > std::numeric_limits<uint64_t>::max() - b
              ? std::numeric_limits<uint64_t>::max()
              : a + b;
-}
-
-void MaskTo(std::array<uint8_t, 16>& a, int prefix_len) {
-  for (int i = 0; i < 16; ++i) {
-    const int keep = std::clamp(prefix_len - 8 * i, 0, 8);
-    a[i] &= static_cast<uint8_t>(0xff00 >> keep);
-  }
 }
 
 bool IsV4Mapped(const std::array<uint8_t, 16>& a) {
@@ -204,10 +198,15 @@ std::vector<std::string> RuleComment(
   return lines;
 }
 
-}  // namespace
+// Every observation, grouped by (protocol, port) and destination network.
+struct Seen {
+  std::map<PortKey, std::map<DestKey, DestStats>> by_port;
+  uint64_t total = 0;  // attempts
+  int64_t first_ns = std::numeric_limits<int64_t>::max();
+  int64_t last_ns = std::numeric_limits<int64_t>::min();
+};
 
-absl::StatusOr<std::string> SuggestPolicy(
-    absl::Span<const Observation> observed, const SuggestOptions& options) {
+absl::Status CheckGrouping(const SuggestOptions& options) {
   if (options.group_v4 < 1 || options.group_v4 > 32) {
     return absl::InvalidArgumentError(absl::StrCat(
         "IPv4 grouping /", options.group_v4, " is out of range 1-32"));
@@ -216,10 +215,12 @@ absl::StatusOr<std::string> SuggestPolicy(
     return absl::InvalidArgumentError(absl::StrCat(
         "IPv6 grouping /", options.group_v6, " is out of range 1-128"));
   }
-  std::map<PortKey, std::map<DestKey, DestStats>> seen;
-  uint64_t total = 0;
-  int64_t first = std::numeric_limits<int64_t>::max();
-  int64_t last = std::numeric_limits<int64_t>::min();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
+                               const SuggestOptions& options) {
+  Seen seen;
   for (size_t i = 0; i < observed.size(); ++i) {
     const Observation& o = observed[i];
     if (absl::Status st = CheckObservation(o, i); !st.ok()) return st;
@@ -235,29 +236,51 @@ absl::StatusOr<std::string> SuggestPolicy(
     if (o.ip_proto == IPPROTO_TCP) proto = Proto::kTcp;
     if (o.ip_proto == IPPROTO_UDP) proto = Proto::kUdp;
     const int prefix = family == 4 ? options.group_v4 : options.group_v6;
-    std::array<uint8_t, 16> network = addr;
-    MaskTo(network, prefix);
-    DestStats& s =
-        seen[{proto, o.port}][{family, network, static_cast<uint8_t>(prefix)}];
+    DestStats& s = seen.by_port[{proto, o.port}][{
+        family, MaskedAddress(addr, prefix), static_cast<uint8_t>(prefix)}];
     s.count = SaturatingAdd(s.count, o.count);
     s.first_seen_ns = std::min(s.first_seen_ns, o.first_seen_ns);
     s.last_seen_ns = std::max(s.last_seen_ns, o.last_seen_ns);
     s.processes.insert(o.processes.begin(), o.processes.end());
     s.addresses.insert(addr);
-    total = SaturatingAdd(total, o.count);
-    first = std::min(first, o.first_seen_ns);
-    last = std::max(last, o.last_seen_ns);
+    seen.total = SaturatingAdd(seen.total, o.count);
+    seen.first_ns = std::min(seen.first_ns, o.first_seen_ns);
+    seen.last_ns = std::max(seen.last_ns, o.last_seen_ns);
   }
+  return seen;
+}
 
-  PolicyDocument doc;
-  doc.name = options.name;
-  doc.target = options.target;
-  doc.mode = EGRESS_MODE_ENFORCE;
-  doc.logging = "denied";
-  doc.annotations["description"] =
-      "least-privilege policy suggested from observed traffic";
+// What was seen, in a few lines: combinations, destinations, time span,
+// grouping.
+void DescribeSeen(const Seen& seen, const SuggestOptions& options,
+                  std::vector<std::string>* header) {
+  std::set<DestKey> all_dests;
+  for (const auto& [key, dests] : seen.by_port) {
+    for (const auto& [dest, s] : dests) all_dests.insert(dest);
+  }
+  const size_t combinations = seen.by_port.size();
+  header->push_back(absl::StrCat(
+      "Covers ", combinations, " protocol/port combination",
+      combinations == 1 ? "" : "s", " to ", all_dests.size(), " destination",
+      all_dests.size() == 1 ? "" : "s", ": ", Attempts(seen.total), " seen"));
+  header->push_back(absl::StrCat("between ", Rfc3339(seen.first_ns), " and ",
+                                 Rfc3339(seen.last_ns), "."));
+  std::vector<std::string> grouped;
+  if (options.group_v4 < 32) {
+    grouped.push_back(absl::StrCat("IPv4 into /", options.group_v4));
+  }
+  if (options.group_v6 < 128) {
+    grouped.push_back(absl::StrCat("IPv6 into /", options.group_v6));
+  }
+  if (!grouped.empty()) {
+    header->push_back(absl::StrCat("Destinations are grouped into networks: ",
+                                   absl::StrJoin(grouped, ", "), "."));
+  }
+}
 
-  std::vector<std::string>& header = doc.header_comment;
+std::vector<std::string> HeaderComment(const Seen& seen,
+                                       const SuggestOptions& options) {
+  std::vector<std::string> header;
   header.push_back(absl::StrCat("Suggested egress policy for ",
                                 TargetKindName(options.target.kind), " ",
                                 options.target.value, ", generated by egress"));
@@ -265,32 +288,12 @@ absl::StatusOr<std::string> SuggestPolicy(
       "from the connections it was seen making in audit/learn mode.");
   for (const std::string& line : options.header_comment) header.push_back(line);
   header.push_back("");
-  if (seen.empty()) {
+  if (seen.by_port.empty()) {
     header.push_back(
         "Nothing was observed, so this policy allows no egress at all: every");
     header.push_back("outgoing connection of the target will be denied.");
   } else {
-    std::set<DestKey> all_dests;
-    for (const auto& [key, dests] : seen) {
-      for (const auto& [dest, s] : dests) all_dests.insert(dest);
-    }
-    header.push_back(absl::StrCat(
-        "Covers ", seen.size(), " protocol/port combination",
-        seen.size() == 1 ? "" : "s", " to ", all_dests.size(), " destination",
-        all_dests.size() == 1 ? "" : "s", ": ", Attempts(total), " seen"));
-    header.push_back(
-        absl::StrCat("between ", Rfc3339(first), " and ", Rfc3339(last), "."));
-    std::vector<std::string> grouped;
-    if (options.group_v4 < 32) {
-      grouped.push_back(absl::StrCat("IPv4 into /", options.group_v4));
-    }
-    if (options.group_v6 < 128) {
-      grouped.push_back(absl::StrCat("IPv6 into /", options.group_v6));
-    }
-    if (!grouped.empty()) {
-      header.push_back(absl::StrCat("Destinations are grouped into networks: ",
-                                    absl::StrJoin(grouped, ", "), "."));
-    }
+    DescribeSeen(seen, options, &header);
     header.push_back(
         "It allows exactly that; everything else is denied (mode: enforce).");
     header.push_back(
@@ -300,35 +303,48 @@ absl::StatusOr<std::string> SuggestPolicy(
   header.push_back("Apply it with:");
   header.push_back("  egressctl apply -f FILE --dry-run   # show the changes");
   header.push_back("  egressctl apply -f FILE");
+  return header;
+}
 
+// The allow rule of one (protocol, port) without destinations, its name
+// before deduplication and the service word it was named after ("" for
+// none).
+Rule PortRule(const PortKey& key,
+              const std::map<PortKey, ServiceNames>& services,
+              std::string* name, std::string* service) {
+  Rule rule;
+  rule.action = Action::kAllow;
+  if (key.first == Proto::kIcmp) {
+    rule.spec = "icmp";
+    rule.ports = {{Proto::kIcmp}};
+    *name = "icmp";
+    return rule;
+  }
+  rule.ports = {{key.first, key.second, key.second}};
+  const std::string proto = ProtoName(key.first);
+  auto it = services.find(key);
+  if (it == services.end()) {
+    rule.spec = absl::StrCat(key.second, "/", proto);
+    *name = absl::StrCat(proto, "-", key.second);
+    return rule;
+  }
+  const ServiceNames& s = it->second;
+  *service = s.port_word;
+  // Always with the protocol: on the host applying the file, the service
+  // might list more protocols than here.
+  rule.spec = absl::StrCat(s.port_word, "/", proto);
+  *name =
+      s.other_protocols ? absl::StrCat(s.rule_name, "-", proto) : s.rule_name;
+  return rule;
+}
+
+// One allow rule per (protocol, port), with its name and comment.
+void AddRules(const Seen& seen, PolicyDocument* doc) {
   const std::map<PortKey, ServiceNames> services = WellKnownServices();
   std::set<std::string> used_names;
-  for (const auto& [key, dests] : seen) {
-    Rule rule;
-    rule.action = Action::kAllow;
-    std::string name;
-    std::string service;
-    if (key.first == Proto::kIcmp) {
-      rule.spec = "icmp";
-      rule.ports = {{Proto::kIcmp}};
-      name = "icmp";
-    } else {
-      rule.ports = {{key.first, key.second, key.second}};
-      const std::string proto = ProtoName(key.first);
-      auto it = services.find(key);
-      if (it != services.end()) {
-        const ServiceNames& s = it->second;
-        service = s.port_word;
-        // Always with the protocol: on the host applying the file, the
-        // service might list more protocols than here.
-        rule.spec = absl::StrCat(s.port_word, "/", proto);
-        name = s.other_protocols ? absl::StrCat(s.rule_name, "-", proto)
-                                 : s.rule_name;
-      } else {
-        rule.spec = absl::StrCat(key.second, "/", proto);
-        name = absl::StrCat(proto, "-", key.second);
-      }
-    }
+  for (const auto& [key, dests] : seen.by_port) {
+    std::string name, service;
+    Rule rule = PortRule(key, services, &name, &service);
     if (!used_names.insert(name).second) {
       name = absl::StrCat(name, "-", key.second);
       used_names.insert(name);
@@ -338,10 +354,27 @@ absl::StatusOr<std::string> SuggestPolicy(
       std::tie(c.family, c.addr, c.prefix_len) = dest;
       rule.destinations.push_back(c);
     }
-    doc.rule_comments.push_back(RuleComment(key, service, dests));
-    doc.rule_names.push_back(name);
-    doc.rules.push_back(std::move(rule));
+    doc->rule_comments.push_back(RuleComment(key, service, dests));
+    doc->rule_names.push_back(name);
+    doc->rules.push_back(std::move(rule));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SuggestPolicy(
+    absl::Span<const Observation> observed, const SuggestOptions& options) {
+  EGRESS_RETURN_IF_ERROR(CheckGrouping(options));
+  EGRESS_ASSIGN_OR_RETURN(Seen seen, Aggregate(observed, options));
+  PolicyDocument doc;
+  doc.name = options.name;
+  doc.target = options.target;
+  doc.mode = Mode::kEnforce;
+  doc.logging = LoggingLevel::kDenied;
+  doc.annotations["description"] =
+      "least-privilege policy suggested from observed traffic";
+  doc.header_comment = HeaderComment(seen, options);
+  AddRules(seen, &doc);
 
   std::string text = WritePolicy(doc);
   // The parser is the judge of names and targets; a suggestion that it

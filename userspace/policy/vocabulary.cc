@@ -1,42 +1,44 @@
 #include "userspace/policy/vocabulary.h"
 
-#include "absl/strings/str_cat.h"
+#include "userspace/policy/word_table.h"
 
 namespace egress::policy {
+namespace {
+
+constexpr WordOf<Mode> kModes[] = {
+    {Mode::kEnforce, "enforce"},
+    {Mode::kAudit, "audit"},
+};
+constexpr WordOf<LoggingLevel> kLoggingLevels[] = {
+    {LoggingLevel::kOff, "off"},
+    {LoggingLevel::kDenied, "denied"},
+    {LoggingLevel::kAll, "all"},
+};
+constexpr WordOf<TargetSource> kTargetSources[] = {
+    {TargetSource::kCgroup, "cgroup"},
+    {TargetSource::kUnit, "unit"},
+    {TargetSource::kPid, "pid"},
+    {TargetSource::kPattern, "pattern"},
+};
+
+}  // namespace
 
 absl::StatusOr<Mode> ParseMode(absl::string_view word) {
-  if (word == "enforce") return Mode::kEnforce;
-  if (word == "audit") return Mode::kAudit;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown mode '", word, "': use enforce or audit"));
+  return ParseWordIn(kModes, "mode", word);
 }
 
-std::string ModeName(Mode mode) {
-  return mode == Mode::kAudit ? "audit" : "enforce";
-}
+std::string ModeName(Mode mode) { return WordFor(kModes, mode); }
 
 Mode ModeFromKernel(uint8_t value) {
   return value == EGRESS_MODE_AUDIT ? Mode::kAudit : Mode::kEnforce;
 }
 
 absl::StatusOr<LoggingLevel> ParseLoggingLevel(absl::string_view word) {
-  if (word == "off") return LoggingLevel::kOff;
-  if (word == "denied") return LoggingLevel::kDenied;
-  if (word == "all") return LoggingLevel::kAll;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown logging level '", word, "': use off, denied or all"));
+  return ParseWordIn(kLoggingLevels, "logging level", word);
 }
 
 std::string LoggingLevelName(LoggingLevel level) {
-  switch (level) {
-    case LoggingLevel::kOff:
-      return "off";
-    case LoggingLevel::kAll:
-      return "all";
-    case LoggingLevel::kDenied:
-      break;
-  }
-  return "denied";
+  return WordFor(kLoggingLevels, level, /*fallback=*/1);  // denied
 }
 
 uint8_t LoggingFlags(LoggingLevel level) {
@@ -52,26 +54,11 @@ uint8_t LoggingFlags(LoggingLevel level) {
 }
 
 absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word) {
-  if (word == "cgroup") return TargetSource::kCgroup;
-  if (word == "unit") return TargetSource::kUnit;
-  if (word == "pid") return TargetSource::kPid;
-  if (word == "pattern") return TargetSource::kPattern;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown target kind '", word, "': use cgroup, unit, pid or pattern"));
+  return ParseWordIn(kTargetSources, "target kind", word);
 }
 
 std::string TargetSourceName(TargetSource source) {
-  switch (source) {
-    case TargetSource::kUnit:
-      return "unit";
-    case TargetSource::kPid:
-      return "pid";
-    case TargetSource::kPattern:
-      return "pattern";
-    case TargetSource::kCgroup:
-      break;
-  }
-  return "cgroup";
+  return WordFor(kTargetSources, source);
 }
 
 }  // namespace egress::policy

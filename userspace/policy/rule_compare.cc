@@ -1,0 +1,105 @@
+#include "userspace/policy/rule_compare.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "userspace/policy/cidr_set.h"
+
+namespace egress::policy {
+namespace {
+
+// A rule's destinations as a normalized set; none means anywhere, which is
+// written out so that "anywhere" and "0.0.0.0/0 ::/0" compare equal.
+std::vector<Cidr> DestinationSet(const Rule& rule) {
+  if (rule.destinations.empty()) return {Cidr::AnyV4(), Cidr::AnyV6()};
+  return NormalizeCidrs(rule.destinations);
+}
+
+// True if every entry of `inner` lies inside one entry of `outer`; both are
+// CanonicalPorts, so a range inside the union lies inside one range.
+bool PortsCover(absl::Span<const PortProto> outer,
+                absl::Span<const PortProto> inner) {
+  return std::all_of(inner.begin(), inner.end(), [&](const PortProto& p) {
+    return std::any_of(outer.begin(), outer.end(), [&](const PortProto& o) {
+      return o.proto == p.proto && o.lo <= p.lo && p.hi <= o.hi;
+    });
+  });
+}
+
+bool DestinationsCover(absl::Span<const Cidr> outer,
+                       absl::Span<const Cidr> inner) {
+  return std::all_of(inner.begin(), inner.end(), [&](const Cidr& c) {
+    return NormalizedContains(outer, c);
+  });
+}
+
+}  // namespace
+
+std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
+  std::vector<PortProto> sorted;
+  sorted.reserve(ports.size());
+  for (PortProto pp : ports) {
+    // icmp and raw have no ports; whatever lo/hi hold means nothing.
+    if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw) pp = {pp.proto};
+    sorted.push_back(pp);
+  }
+  std::sort(
+      sorted.begin(), sorted.end(), [](const PortProto& a, const PortProto& b) {
+        return std::tie(a.proto, a.lo, a.hi) < std::tie(b.proto, b.lo, b.hi);
+      });
+  std::vector<PortProto> out;
+  for (const PortProto& pp : sorted) {
+    if (!out.empty() && out.back().proto == pp.proto &&
+        int{pp.lo} <= int{out.back().hi} + 1) {
+      out.back().hi = std::max(out.back().hi, pp.hi);
+      continue;
+    }
+    out.push_back(pp);
+  }
+  return out;
+}
+
+std::string RuleIdentity(const Rule& rule) {
+  std::string ports;
+  for (const PortProto& pp : CanonicalPorts(rule.ports)) {
+    absl::StrAppend(&ports, ProtoName(pp.proto), ":", pp.lo, "-", pp.hi, " ");
+  }
+  return absl::StrCat(ActionName(rule.action), "|", ports, "|",
+                      absl::StrJoin(DestinationSet(rule), " ",
+                                    [](std::string* out, const Cidr& c) {
+                                      absl::StrAppend(out, c.ToString());
+                                    }),
+                      "|", rule.host);
+}
+
+bool SameRule(const Rule& a, const Rule& b) {
+  return RuleIdentity(a) == RuleIdentity(b);
+}
+
+std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
+                                    const Rule& allow) {
+  if (allow.action != Action::kAllow || allow.ports.empty()) {
+    return std::nullopt;
+  }
+  const std::vector<PortProto> ports = CanonicalPorts(allow.ports);
+  const std::vector<Cidr> destinations = DestinationSet(allow);
+  // Raw is a permission to create a socket: a deny of raw takes it away
+  // whatever the destinations.
+  const bool only_raw =
+      std::all_of(ports.begin(), ports.end(),
+                  [](const PortProto& pp) { return pp.proto == Proto::kRaw; });
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const Rule& deny = rules[i];
+    if (deny.action != Action::kDeny) continue;
+    if (!PortsCover(CanonicalPorts(deny.ports), ports)) continue;
+    if (!only_raw && !DestinationsCover(DestinationSet(deny), destinations)) {
+      continue;
+    }
+    return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace egress::policy
