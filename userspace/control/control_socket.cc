@@ -161,7 +161,7 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
 
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
-    const std::function<bool(const nlohmann::json&)>& on_line) {
+    const std::function<bool(const std::string&)>& on_line) {
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
@@ -179,19 +179,21 @@ absl::Status StreamFromDaemon(
     auto line = ReadLine(fd.get(), absl::InfiniteFuture(), &buf);
     if (absl::IsUnavailable(line.status())) return absl::OkStatus();  // EOF
     EGRESS_RETURN_IF_ERROR(line.status());
-    EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
     if (first) {
       first = false;
+      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
       EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
       // The backlog (`--last N`) comes in the first response.
-      if (j.contains("events") && j["events"].is_array()) {
-        for (const nlohmann::json& e : j["events"]) {
-          if (!on_line(e)) return absl::OkStatus();
+      if (j.contains("lines") && j["lines"].is_array()) {
+        for (const nlohmann::json& l : j["lines"]) {
+          if (l.is_string() && !on_line(l.get<std::string>())) {
+            return absl::OkStatus();
+          }
         }
       }
       continue;
     }
-    if (!on_line(j)) return absl::OkStatus();
+    if (!on_line(*line)) return absl::OkStatus();
   }
 }
 
