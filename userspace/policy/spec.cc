@@ -271,13 +271,14 @@ bool IsLongFormKeyword(absl::string_view w) {
          w == "from";
 }
 
-absl::StatusOr<Rule> ParseLongForm(Action action,
-                                   absl::Span<const std::string> words,
-                                   const HostResolver& resolve) {
-  Rule rule;
-  rule.action = action;
-  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+// The clauses of the long form, each at most once.
+struct LongFormClauses {
   std::optional<std::string> proto, to, port;
+};
+
+absl::StatusOr<LongFormClauses> TakeClauses(
+    absl::Span<const std::string> words) {
+  LongFormClauses c;
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& kw = words[i];
     if (kw == "in") return absl::InvalidArgumentError(kInboundMessage);
@@ -285,13 +286,13 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
     std::optional<std::string>* slot = nullptr;
     absl::string_view needs;
     if (kw == "proto") {
-      slot = &proto;
+      slot = &c.proto;
       needs = "a protocol (tcp, udp, any or icmp)";
     } else if (kw == "to") {
-      slot = &to;
+      slot = &c.to;
       needs = "an address, network or host name";
     } else if (kw == "port") {
-      slot = &port;
+      slot = &c.port;
       needs = "a port, port range or service";
     } else if (kw == "from") {
       if (i + 1 < words.size() &&
@@ -315,6 +316,19 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
     }
     *slot = words[++i];
   }
+  return c;
+}
+
+absl::StatusOr<Rule> ParseLongForm(Action action,
+                                   absl::Span<const std::string> words,
+                                   const HostResolver& resolve) {
+  Rule rule;
+  rule.action = action;
+  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  EGRESS_ASSIGN_OR_RETURN(LongFormClauses clauses, TakeClauses(words));
+  const auto& proto = clauses.proto;
+  const auto& to = clauses.to;
+  const auto& port = clauses.port;
   if (!proto && !to && !port) {
     return absl::InvalidArgumentError(
         "'out' needs a rule after it, e.g. 'out proto tcp to 10.0.0.5 port "
