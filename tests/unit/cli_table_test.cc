@@ -144,8 +144,10 @@ TEST(CliTableTest, ManPageHasEveryCommandAndValidHeaders) {
   for (const ExitStatusInfo& e : ExitStatuses()) {
     EXPECT_THAT(man, HasSubstr(absl::StrCat(".B ", e.code, "\n")));
   }
-  // Every line is text or a known request; none starts with a stray '.'.
+  // Every line is text or a known request; none starts with a stray '.'
+  // or '\'' (roff's other control character).
   for (absl::string_view line : absl::StrSplit(man, '\n')) {
+    EXPECT_FALSE(absl::StartsWith(line, "'")) << line;
     if (line.empty() || line[0] != '.') continue;
     const absl::string_view request = line.substr(0, line.find(' '));
     EXPECT_THAT((std::vector<std::string>{".TH", ".SH", ".SS", ".TP", ".TQ",

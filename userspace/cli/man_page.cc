@@ -82,7 +82,7 @@ std::string ExitStatusSection() {
     absl::StrAppend(&out, ".TP\n.B ", e.code, "\n", RoffEscape(e.meaning),
                     "\n");
   }
-  absl::StrAppend(&out, ".PP\n'run' exits with the command's own status.\n");
+  absl::StrAppend(&out, ".PP\nThe exit status of 'run' is the command's.\n");
   return out;
 }
 
