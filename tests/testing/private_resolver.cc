@@ -67,6 +67,20 @@ int EnterPrivateWorld(const std::string& dir) {
   return fd;
 }
 
+// Everything `fd` yields until EOF or `deadline` (at most `max` bytes kept).
+std::string ReadUntilEof(int fd, absl::Time deadline, size_t max) {
+  std::string text;
+  char buf[4096];
+  while (absl::Now() < deadline) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    if (text.size() < max) text.append(buf, n);
+  }
+  return text;
+}
+
 // In the helper: runs argv with output into a pipe, bounded by `timeout`.
 void RunProgram(const std::vector<std::string>& argv, absl::Duration timeout,
                 PrivateResolverRun* run) {
@@ -88,14 +102,7 @@ void RunProgram(const std::vector<std::string>& argv, absl::Duration timeout,
   }
   close(out[1]);
   const absl::Time deadline = absl::Now() + timeout;
-  char buf[4096];
-  while (absl::Now() < deadline) {
-    pollfd p = {out[0], POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    const ssize_t n = read(out[0], buf, sizeof(buf));
-    if (n <= 0) break;
-    if (run->output.size() < kMaxOutput) run->output.append(buf, n);
-  }
+  run->output = ReadUntilEof(out[0], deadline, kMaxOutput);
   close(out[0]);
   absl::StatusOr<int> st = WaitPidUntil(pid, deadline);
   if (!st.ok()) {
@@ -141,20 +148,6 @@ absl::StatusOr<std::string> MakeFiles() {
   return std::string(tmpl);
 }
 
-// In the test process: the helper's report, bounded by `deadline`.
-std::string ReadReport(int fd, absl::Time deadline) {
-  std::string report;
-  char buf[4096];
-  while (absl::Now() < deadline) {
-    pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    report.append(buf, n);
-  }
-  return report;
-}
-
 }  // namespace
 
 absl::StatusOr<PrivateResolverRun> RunWithPrivateResolver(
@@ -170,7 +163,7 @@ absl::StatusOr<PrivateResolverRun> RunWithPrivateResolver(
   }
   close(report[1]);
   const absl::Time deadline = absl::Now() + timeout + absl::Seconds(5);
-  const std::string text = ReadReport(report[0], deadline);
+  const std::string text = ReadUntilEof(report[0], deadline, 2 * kMaxOutput);
   close(report[0]);
   absl::StatusOr<int> st = pid > 0 ? WaitPidUntil(pid, deadline)
                                    : absl::InternalError("fork failed");
