@@ -1,79 +1,130 @@
-// egressctl's command line -> control request, without a daemon.
+// egressctl's command line -> typed control request, without a daemon.
 #include "userspace/cli/cli_parse.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
-#include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
 namespace {
 
-using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
-policy::HostResolver FakeResolver() {
-  return
-      [](const std::string& host) -> absl::StatusOr<std::vector<policy::Cidr>> {
-        if (host == "relay.example.org") {
-          return std::vector<policy::Cidr>{*policy::Cidr::Parse("192.0.2.25")};
-        }
-        return absl::NotFoundError("cannot resolve host '" + host + "'");
-      };
-}
+class CliParseTest : public ::testing::Test {
+ protected:
+  // Records every name it is asked for, so tests can prove that nothing but
+  // a dotted host name reaches the resolver.
+  policy::HostResolver Resolver() {
+    return [this](const std::string& host)
+               -> absl::StatusOr<std::vector<policy::Cidr>> {
+      resolved_.push_back(host);
+      if (host == "relay.example.org") {
+        return std::vector<policy::Cidr>{*policy::Cidr::Parse("192.0.2.25")};
+      }
+      return absl::NotFoundError("cannot resolve host '" + host + "'");
+    };
+  }
 
-absl::StatusOr<ParsedCommand> Parse(std::vector<std::string> args) {
-  return ParseCommandLine(args, FakeResolver());
-}
+  absl::StatusOr<ParsedCommand> Parse(std::vector<std::string> args) {
+    return ParseCommandLine(args, Resolver());
+  }
 
-TEST(CliParseTest, AllowServiceToAddress) {
+  // The request of a command line that must parse, as type T.
+  template <typename T>
+  T Request(std::vector<std::string> args) {
+    absl::StatusOr<ParsedCommand> c = Parse(args);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok() || !c->request || !std::holds_alternative<T>(*c->request)) {
+      ADD_FAILURE() << "no request of the expected type";
+      return T{};
+    }
+    return std::get<T>(*c->request);
+  }
+
+  std::vector<std::string> resolved_;
+};
+
+TEST_F(CliParseTest, AllowServiceToAddress) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand c, Parse({"allow", "smtp", "10.0.0.5"}));
-  EXPECT_EQ(c.cmd, "rule_add");
-  EXPECT_EQ(c.request["cmd"], "rule_add");
-  EXPECT_EQ(c.request["target"], "");
-  ASSERT_OK_AND_ASSIGN(policy::Rule r, policy::RuleFromJson(c.request["rule"]));
+  EXPECT_EQ(c.command->name, "allow");
+  EXPECT_EQ(c.local, LocalAction::kNone);
+  EXPECT_EQ(c.socket_path, "/run/egress/egressd.sock");
+  const auto& req = std::get<control::RuleAddRequest>(*c.request);
+  EXPECT_EQ(req.target, "");
+  EXPECT_FALSE(req.for_seconds.has_value());
+  const policy::Rule& r = req.rule;
   EXPECT_EQ(r.action, policy::Action::kAllow);
   ASSERT_EQ(r.ports.size(), 1u);
   EXPECT_EQ(r.ports[0].proto, policy::Proto::kTcp);
   EXPECT_EQ(r.ports[0].lo, 25);
   ASSERT_EQ(r.destinations.size(), 1u);
   EXPECT_EQ(r.destinations[0].ToString(), "10.0.0.5");
-  EXPECT_EQ(c.socket_path, "/run/egress/egressd.sock");
+  EXPECT_EQ(control::CommandOf(*c.request), "rule_add");
 }
 
-TEST(CliParseTest, TargetOptionAnywhereAndSocket) {
+TEST_F(CliParseTest, TargetOptionAnywhereAndSocket) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand c,
                        Parse({"--socket", "/tmp/s", "deny", "--target", "web",
                               "any", "169.254.169.254"}));
   EXPECT_EQ(c.socket_path, "/tmp/s");
-  EXPECT_EQ(c.request["target"], "web");
-  ASSERT_OK_AND_ASSIGN(policy::Rule r, policy::RuleFromJson(c.request["rule"]));
-  EXPECT_EQ(r.action, policy::Action::kDeny);
+  const auto& req = std::get<control::RuleAddRequest>(*c.request);
+  EXPECT_EQ(req.target, "web");
+  EXPECT_EQ(req.rule.action, policy::Action::kDeny);
   ASSERT_OK_AND_ASSIGN(ParsedCommand c2,
                        Parse({"list", "-t=web", "-o", "json"}));
-  EXPECT_EQ(c2.request["target"], "web");
+  EXPECT_EQ(std::get<control::ListRequest>(*c2.request).target, "web");
   EXPECT_EQ(c2.output, OutputFormat::kJson);
 }
 
-TEST(CliParseTest, HostNameIsResolvedAndKept) {
-  ASSERT_OK_AND_ASSIGN(ParsedCommand c,
-                       Parse({"allow", "smtp", "relay.example.org"}));
-  ASSERT_OK_AND_ASSIGN(policy::Rule r, policy::RuleFromJson(c.request["rule"]));
-  EXPECT_EQ(r.host, "relay.example.org");
-  EXPECT_EQ(r.destinations[0].ToString(), "192.0.2.25");
+TEST_F(CliParseTest, HostNameIsResolvedAndKept) {
+  auto req =
+      Request<control::RuleAddRequest>({"allow", "smtp", "relay.example.org"});
+  EXPECT_EQ(req.rule.host, "relay.example.org");
+  EXPECT_EQ(req.rule.destinations[0].ToString(), "192.0.2.25");
   EXPECT_STATUS(Parse({"allow", "smtp", "nowhere.invalid"}),
                 absl::StatusCode::kNotFound, "nowhere.invalid");
+  EXPECT_THAT(resolved_, ElementsAre("relay.example.org", "nowhere.invalid"));
 }
 
-TEST(CliParseTest, TargetCommands) {
-  ASSERT_OK_AND_ASSIGN(ParsedCommand add,
-                       Parse({"target", "add", "web", "--unit", "nginx.service",
-                              "--mode", "audit"}));
-  EXPECT_EQ(add.request, (json{{"cmd", "target_add"},
-                               {"name", "web"},
-                               {"source_kind", "unit"},
-                               {"source", "nginx.service"},
-                               {"mode", "audit"}}));
-  ASSERT_OK_AND_ASSIGN(ParsedCommand rm, Parse({"target", "remove", "web"}));
-  EXPECT_EQ(rm.request, (json{{"cmd", "target_remove"}, {"name", "web"}}));
+// `allow 443 tcp` is a typo for 443/tcp: an error naming 'tcp', and no
+// lookup of "tcp" (which would send it to the machine's DNS servers).
+TEST_F(CliParseTest, PortThenProtocolWordIsAnErrorNotALookup) {
+  absl::StatusOr<ParsedCommand> c = Parse({"allow", "443", "tcp"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message(),
+            "'tcp' is not a destination: expected an address, CIDR or host "
+            "name (did you mean 443/tcp?)");
+  for (const char* word : {"udp", "mailhost", "eth0", "localhost"}) {
+    EXPECT_FALSE(Parse({"allow", "smtp", word}).ok()) << word;
+  }
+  EXPECT_TRUE(resolved_.empty());
+}
+
+TEST_F(CliParseTest, InterfaceWordsSayEgressHasNone) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"allow", "out", "on", "eth0", "to", "10.0.0.5",
+                                 "port", "25"},
+        {"allow", "in", "on", "eth0", "22/tcp"},
+        {"deny", "on", "eth0", "any"}}) {
+    EXPECT_STATUS(Parse(args), absl::StatusCode::kInvalidArgument,
+                  "no per-interface rules");
+  }
+  EXPECT_TRUE(resolved_.empty());
+}
+
+TEST_F(CliParseTest, TargetCommands) {
+  auto add = Request<control::TargetAddRequest>(
+      {"target", "add", "web", "--unit", "nginx.service", "--mode", "audit"});
+  EXPECT_EQ(add.spec.name, "web");
+  EXPECT_EQ(add.spec.source, policy::TargetSource::kUnit);
+  EXPECT_EQ(add.spec.source_value, "nginx.service");
+  EXPECT_EQ(add.spec.mode, policy::Mode::kAudit);
+  EXPECT_FALSE(add.spec.ephemeral);
+  EXPECT_EQ(Request<control::TargetRemoveRequest>({"target", "rm", "web"}).name,
+            "web");
+  Request<control::TargetListRequest>({"target", "ls"});
   EXPECT_STATUS(Parse({"target", "add", "web"}),
                 absl::StatusCode::kInvalidArgument, "exactly one of --cgroup");
   EXPECT_STATUS(Parse({"target", "add", "web", "--cgroup", "/a", "--pid", "1"}),
@@ -85,12 +136,22 @@ TEST(CliParseTest, TargetCommands) {
                 "'frob'");
 }
 
-TEST(CliParseTest, DeleteByNumberOrRule) {
-  ASSERT_OK_AND_ASSIGN(ParsedCommand n, Parse({"delete", "3"}));
-  EXPECT_EQ(n.request["number"], 3);
-  ASSERT_OK_AND_ASSIGN(ParsedCommand r,
-                       Parse({"delete", "allow", "dns", "10.0.0.53"}));
-  EXPECT_TRUE(r.request.contains("rule"));
+TEST_F(CliParseTest, ModeAndLogging) {
+  auto mode = Request<control::ModeRequest>({"mode", "audit", "-t", "web"});
+  EXPECT_EQ(mode.mode, policy::Mode::kAudit);
+  EXPECT_EQ(mode.target, "web");
+  auto logging = Request<control::LoggingRequest>({"logging", "all"});
+  EXPECT_EQ(logging.level, policy::LoggingLevel::kAll);
+  EXPECT_EQ(Request<control::LoggingRequest>({"logging", "off"}).level,
+            policy::LoggingLevel::kOff);
+}
+
+TEST_F(CliParseTest, DeleteByNumberOrRule) {
+  EXPECT_EQ(Request<control::RuleDeleteRequest>({"delete", "3"}).number, 3u);
+  auto by_rule = Request<control::RuleDeleteRequest>(
+      {"delete", "allow", "dns", "10.0.0.53"});
+  ASSERT_TRUE(by_rule.rule.has_value());
+  EXPECT_EQ(by_rule.rule->spec, "dns");
   EXPECT_STATUS(Parse({"delete", "0"}), absl::StatusCode::kInvalidArgument,
                 "'0'");
   EXPECT_STATUS(Parse({"delete", "3", "4"}), absl::StatusCode::kInvalidArgument,
@@ -99,33 +160,60 @@ TEST(CliParseTest, DeleteByNumberOrRule) {
                 absl::StatusCode::kInvalidArgument, "'permit'");
 }
 
-TEST(CliParseTest, RunCollectsAllowsAndCommand) {
+TEST_F(CliParseTest, RunCollectsAllowsAndCommand) {
   ASSERT_OK_AND_ASSIGN(
       ParsedCommand c,
       Parse({"run", "--allow", "dns 127.0.0.53", "--allow", "443/tcp",
              "--target-name", "job", "--", "python3", "-m", "http.server",
              "--bind", "127.0.0.1"}));
-  EXPECT_EQ(c.cmd, "run");
-  EXPECT_EQ(c.request["name"], "job");
-  EXPECT_EQ(c.request["ephemeral"], true);
-  EXPECT_EQ(c.request["rules"].size(), 2u);
+  EXPECT_EQ(c.local, LocalAction::kRun);
+  const auto& spec = std::get<control::TargetAddRequest>(*c.request).spec;
+  EXPECT_EQ(spec.name, "job");
+  EXPECT_TRUE(spec.ephemeral);
+  EXPECT_EQ(spec.mode, policy::Mode::kEnforce);
+  EXPECT_EQ(spec.rules.size(), 2u);
   // Options after "--" belong to the command.
   EXPECT_EQ(c.run_argv,
             (std::vector<std::string>{"python3", "-m", "http.server", "--bind",
                                       "127.0.0.1"}));
   EXPECT_STATUS(Parse({"run", "--allow", "dns 127.0.0.53"}),
-                absl::StatusCode::kInvalidArgument, "usage: run");
+                absl::StatusCode::kInvalidArgument, "usage: egressctl run");
   EXPECT_STATUS(Parse({"run", "python3"}), absl::StatusCode::kInvalidArgument,
                 "'python3'");
   EXPECT_STATUS(Parse({"run", "--allow", "smpt", "--", "true"}),
                 absl::StatusCode::kInvalidArgument, "smpt");
 }
 
-TEST(CliParseTest, ErrorsNameTheWord) {
+TEST_F(CliParseTest, EventsAskForTheOutputFormat) {
+  auto text = Request<control::EventsRequest>(
+      {"events", "--follow", "--verdict", "deny", "--last", "5"});
+  EXPECT_TRUE(text.follow);
+  EXPECT_EQ(text.verdict, "deny");
+  EXPECT_EQ(text.last, 5u);
+  EXPECT_EQ(text.format, control::EventFormat::kText);
+  EXPECT_EQ(Request<control::EventsRequest>({"events", "-o", "json"}).format,
+            control::EventFormat::kJson);
+}
+
+TEST_F(CliParseTest, SuggestAndExport) {
+  auto s = Request<control::SuggestRequest>(
+      {"suggest", "-t", "web", "--since", "2h", "--group", "/24,/64"});
+  EXPECT_EQ(s.target, "web");
+  EXPECT_EQ(s.since_seconds, 7200);
+  EXPECT_EQ(s.group_v4, 24);
+  EXPECT_EQ(s.group_v6, 64);
+  ASSERT_OK_AND_ASSIGN(ParsedCommand e, Parse({"export", "--dir", "/tmp/x"}));
+  EXPECT_EQ(e.export_dir, "/tmp/x");
+}
+
+TEST_F(CliParseTest, ErrorsNameTheWord) {
   EXPECT_STATUS(Parse({}), absl::StatusCode::kInvalidArgument, "no command");
-  EXPECT_STATUS(Parse({"alow"}), absl::StatusCode::kInvalidArgument, "'alow'");
+  EXPECT_STATUS(Parse({"alow"}), absl::StatusCode::kInvalidArgument,
+                "did you mean 'allow'");
+  EXPECT_STATUS(Parse({"frobnicate"}), absl::StatusCode::kInvalidArgument,
+                "unknown command 'frobnicate'");
   EXPECT_STATUS(Parse({"allow"}), absl::StatusCode::kInvalidArgument,
-                "usage: allow");
+                "usage: egressctl allow");
   EXPECT_STATUS(Parse({"list", "--frob"}), absl::StatusCode::kInvalidArgument,
                 "'--frob'");
   EXPECT_STATUS(Parse({"list", "--target"}), absl::StatusCode::kInvalidArgument,
@@ -141,33 +229,43 @@ TEST(CliParseTest, ErrorsNameTheWord) {
                 absl::StatusCode::kInvalidArgument, "only controls outgoing");
 }
 
-TEST(CliParseTest, HelpAndVersion) {
+TEST_F(CliParseTest, HelpAndVersion) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand h, Parse({"--help"}));
-  EXPECT_EQ(h.cmd, "help");
+  EXPECT_EQ(h.local, LocalAction::kHelp);
+  EXPECT_EQ(h.topic, "");
   ASSERT_OK_AND_ASSIGN(ParsedCommand v, Parse({"version"}));
-  EXPECT_EQ(v.cmd, "version");
-  EXPECT_NE(UsageText().find("target add NAME"), std::string::npos);
+  EXPECT_EQ(v.local, LocalAction::kVersion);
+  ASSERT_OK_AND_ASSIGN(ParsedCommand v2, Parse({"--version"}));
+  EXPECT_EQ(v2.local, LocalAction::kVersion);
+  ASSERT_OK_AND_ASSIGN(ParsedCommand a, Parse({"target", "add", "--help"}));
+  EXPECT_EQ(a.local, LocalAction::kHelp);
+  EXPECT_EQ(a.topic, "target add");
+  ASSERT_OK_AND_ASSIGN(ParsedCommand b, Parse({"help", "target", "remove"}));
+  EXPECT_EQ(b.topic, "target remove");
+  EXPECT_STATUS(Parse({"help", "frob"}), absl::StatusCode::kInvalidArgument,
+                "'frob'");
 }
 
-TEST(CliParseTest, AllowForADurationSendsSeconds) {
-  ASSERT_OK_AND_ASSIGN(ParsedCommand c,
-                       Parse({"allow", "smtp", "10.0.0.5", "--for", "30m"}));
-  EXPECT_EQ(c.request["for_seconds"], 1800);
-  ASSERT_OK_AND_ASSIGN(c, Parse({"allow", "--for", "1h30m", "dns"}));
-  EXPECT_EQ(c.request["for_seconds"], 5400);
-  ASSERT_OK_AND_ASSIGN(c, Parse({"deny", "any", "10.0.0.9", "--for", "7d"}));
-  EXPECT_EQ(c.request["for_seconds"], 7 * 86400);
-  ASSERT_OK_AND_ASSIGN(c, Parse({"allow", "smtp", "10.0.0.5"}));
-  EXPECT_FALSE(c.request.contains("for_seconds"));
+TEST_F(CliParseTest, AllowForADurationSendsSeconds) {
+  EXPECT_EQ(Request<control::RuleAddRequest>(
+                {"allow", "smtp", "10.0.0.5", "--for", "30m"})
+                .for_seconds,
+            1800);
+  EXPECT_EQ(Request<control::RuleAddRequest>({"allow", "--for", "1h30m", "dns"})
+                .for_seconds,
+            5400);
+  EXPECT_EQ(Request<control::RuleAddRequest>(
+                {"deny", "any", "10.0.0.9", "--for", "7d"})
+                .for_seconds,
+            7 * 86400);
 }
 
-TEST(CliParseTest, BadDurationsNameTheFlag) {
+TEST_F(CliParseTest, BadDurationsNameTheFlag) {
   for (const char* bad :
        {"", "0s", "-5m", "30", "soon", "1y", "500ms", "4000d", "0d"}) {
     auto c = Parse({"allow", "smtp", "10.0.0.5", "--for", bad});
     ASSERT_FALSE(c.ok()) << bad;
-    EXPECT_NE(c.status().message().find("--for wants a duration"),
-              std::string::npos)
+    EXPECT_THAT(c.status().message(), HasSubstr("--for wants a duration"))
         << c.status();
   }
   // --for belongs to allow/deny only.

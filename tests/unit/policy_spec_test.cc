@@ -16,6 +16,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class SpecTest : public ::testing::Test {
  protected:
@@ -245,16 +246,57 @@ TEST_F(SpecTest, HostNameErrors) {
   EXPECT_EQ(Error({"443/tcp", "empty.example.org"}),
             "host name 'empty.example.org' resolved to no addresses");
   EXPECT_EQ(Error({"443/tcp", "bad_host!"}),
-            "bad destination 'bad_host!': not an address, network, host name "
-            "or 'any'");
+            "'bad_host!' is not a destination: expected an address, CIDR or "
+            "host name");
   EXPECT_EQ(Error({"443/tcp", "a..b"}),
-            "bad destination 'a..b': not an address, network, host name or "
-            "'any'");
+            "'a..b' is not a destination: expected an address, CIDR or host "
+            "name");
   // Resolver failures pass through unchanged.
   absl::StatusOr<Rule> r = Parse({"443/tcp", "nowhere.example.org"});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(r.status().message(),
             "cannot resolve host 'nowhere.example.org': not found");
+}
+
+// Only a dotted name is a host name: any other word is an error naming it,
+// and nothing is looked up.
+TEST_F(SpecTest, UndottedWordsAreNotLookedUp) {
+  EXPECT_EQ(Error({"443", "tcp"}),
+            "'tcp' is not a destination: expected an address, CIDR or host "
+            "name (did you mean 443/tcp?)");
+  EXPECT_THAT(Error({"smtp", "udp"}), HasSubstr("did you mean smtp/udp?"));
+  EXPECT_THAT(Error({"443/tcp", "udp"}), Not(HasSubstr("did you mean")));
+  EXPECT_THAT(Error({"smtp", "localhost"}),
+              HasSubstr("did you mean 127.0.0.1 or ::1?"));
+  EXPECT_THAT(Error({"smtp", "mailhost"}),
+              HasSubstr("'mailhost' is not a destination"));
+  EXPECT_THAT(Error({"smtp", "mailhost"}),
+              HasSubstr("fully qualified, e.g. 'mailhost.example.org'"));
+  EXPECT_THAT(Error({"smtp", "https"}),
+              HasSubstr("one service or port per rule"));
+  EXPECT_THAT(Error({"out", "proto", "tcp", "to", "relay", "port", "25"}),
+              HasSubstr("'relay' is not a destination"));
+  EXPECT_TRUE(resolved_.empty());
+  // A fully qualified name with its root dot is a host name.
+  EXPECT_FALSE(Parse({"443/tcp", "nowhere.example.org."}).ok());
+  EXPECT_THAT(resolved_, ElementsAre("nowhere.example.org."));
+}
+
+TEST_F(SpecTest, InterfaceWordsSayThereAreNone) {
+  EXPECT_EQ(Error({"out", "on", "eth0", "to", "10.0.0.1", "port", "25"}),
+            "egress has no per-interface rules: a rule applies to every "
+            "outgoing connection of the target's processes, on any "
+            "interface; leave out 'on eth0'");
+  EXPECT_THAT(Error({"in", "on", "eth0", "22/tcp"}),
+              HasSubstr("only controls outgoing"));
+  EXPECT_THAT(Error({"in", "on", "eth0", "22/tcp"}),
+              HasSubstr("no per-interface rules"));
+  EXPECT_THAT(Error({"smtp", "on", "eth0"}), HasSubstr("leave out 'on eth0'"));
+  // "on" inside a comment is text.
+  EXPECT_EQ(
+      MustParse({"smtp", "10.0.0.5", "comment", "relay", "on", "eth0"}).comment,
+      "relay on eth0");
+  EXPECT_TRUE(resolved_.empty());
 }
 
 TEST_F(SpecTest, DestinationErrors) {

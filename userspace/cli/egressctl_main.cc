@@ -1,110 +1,106 @@
-// egressctl: the operator's CLI. Parses the command line (cli_parse.h), sends
-// one request to egressd and prints the answer. Exit status: 0 done, 2 bad
-// input, 1 anything else.
+// egressctl: the operator's CLI. Parses the command line (cli_parse.h, from
+// the command table in commands.h), sends one typed request to egressd and
+// prints the answer. The exit status comes from exit_status.h.
 #include <stdio.h>
 
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
-#include "egress/abi.h"
 #include "userspace/cli/cli_parse.h"
+#include "userspace/cli/completion.h"
+#include "userspace/cli/daemon_call.h"
+#include "userspace/cli/exit_status.h"
 #include "userspace/cli/export_files.h"
+#include "userspace/cli/help_text.h"
+#include "userspace/cli/man_page.h"
 #include "userspace/cli/output.h"
 #include "userspace/cli/run_command.h"
+#include "userspace/cli/services_text.h"
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/resolver.h"
 
+namespace egress::cli {
 namespace {
-
-int ExitCodeFor(const absl::Status& st) {
-  switch (st.code()) {
-    case absl::StatusCode::kOk:
-      return 0;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-      return 2;
-    default:
-      return 1;
-  }
-}
 
 int Fail(const absl::Status& st) {
   fprintf(stderr, "egressctl: %s\n", std::string(st.message()).c_str());
   return ExitCodeFor(st);
 }
 
+int Print(const std::string& text) {
+  fputs(text.c_str(), stdout);
+  return 0;
+}
+
+int Code(const absl::StatusOr<int>& code) {
+  return code.ok() ? *code : Fail(code.status());
+}
+
+// `events --follow`: records as egressd renders them, until it closes.
+int FollowEvents(const ParsedCommand& parsed) {
+  absl::Status st = StreamFromDaemon(parsed.socket_path,
+                                     control::EncodeRequest(*parsed.request),
+                                     [](const std::string& line) {
+                                       printf("%s\n", line.c_str());
+                                       fflush(stdout);
+                                       return true;
+                                     });
+  return st.ok() ? 0 : Fail(st);
+}
+
+int CallAndPrint(const ParsedCommand& parsed) {
+  const auto* events = std::get_if<control::EventsRequest>(&*parsed.request);
+  if (events != nullptr && events->follow) return FollowEvents(parsed);
+  absl::StatusOr<Reply> reply =
+      CallEgressd(parsed.socket_path, *parsed.request, absl::Seconds(120));
+  if (!reply.ok()) return Fail(reply.status());
+  const auto* exported = std::get_if<control::ExportResponse>(&reply->response);
+  if (events != nullptr) {
+    // Records come rendered in the format asked for (-o json|text).
+    return Print(FormatResponse(reply->response));
+  }
+  if (parsed.output == OutputFormat::kJson) {
+    reply->json.erase("ok");
+    return Print(reply->json.dump(2) + "\n");
+  }
+  if (exported != nullptr) {
+    absl::Status st = WriteExport(*exported, parsed.export_dir);
+    return st.ok() ? 0 : Fail(st);
+  }
+  return Print(FormatResponse(reply->response, {.verbose = parsed.verbose}));
+}
+
+int Execute(ParsedCommand parsed) {
+  switch (parsed.local) {
+    case LocalAction::kHelp:
+      return Print(TopicHelp(parsed.topic));
+    case LocalAction::kVersion:
+      return Print(VersionText("egressctl"));
+    case LocalAction::kCompletion:
+      return Print(BashCompletion());
+    case LocalAction::kMan:
+      return Print(ManPage());
+    case LocalAction::kServices:
+      return Print(ServicesText());
+    case LocalAction::kRun:
+      return Code(RunUnderPolicy(std::move(parsed)));
+    case LocalAction::kVerify:
+      return Code(RunVerify(parsed));
+    case LocalAction::kNone:
+      break;
+  }
+  return CallAndPrint(parsed);
+}
+
 }  // namespace
+}  // namespace egress::cli
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed =
       egress::cli::ParseCommandLine(args, egress::policy::SystemResolver());
-  if (!parsed.ok()) return Fail(parsed.status());
-  if (parsed->cmd == "help") {
-    fputs(egress::cli::UsageText().c_str(), stdout);
-    return 0;
-  }
-  if (parsed->cmd == "version") {
-    printf("egressctl 0.1.0 (ABI %d)\n", EGRESS_ABI_VERSION);
-    return 0;
-  }
-  if (parsed->cmd == "run") {
-    auto code = egress::cli::RunUnderPolicy(*std::move(parsed));
-    if (!code.ok()) return Fail(code.status());
-    return *code;
-  }
-  if (parsed->cmd == "verify") {
-    auto code = egress::cli::RunVerify(*parsed);
-    if (!code.ok()) return Fail(code.status());
-    return *code;
-  }
-  if (parsed->cmd == "events") {
-    // egressd renders the records in the asked format: lines are printed as
-    // they come.
-    parsed->request["format"] =
-        parsed->output == egress::cli::OutputFormat::kJson ? "json" : "text";
-    auto print = [](const std::string& line) {
-      fwrite(line.data(), 1, line.size(), stdout);
-      fputc('\n', stdout);
-      fflush(stdout);
-      return true;
-    };
-    if (parsed->request.value("follow", false)) {
-      absl::Status st =
-          egress::StreamFromDaemon(parsed->socket_path, parsed->request, print);
-      if (!st.ok()) return Fail(st);
-      return 0;
-    }
-    auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
-                                   absl::Seconds(30));
-    if (!resp.ok()) return Fail(resp.status());
-    if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
-      return Fail(st);
-    for (const auto& line : resp->value("lines", nlohmann::json::array())) {
-      if (line.is_string()) print(line.get<std::string>());
-    }
-    return 0;
-  }
-  auto resp = egress::CallDaemon(parsed->socket_path, parsed->request,
-                                 absl::Seconds(120));
-  if (!resp.ok()) return Fail(resp.status());
-  if (absl::Status st = egress::ResponseStatus(*resp); !st.ok())
-    return Fail(st);
-  if (parsed->cmd == "export" &&
-      parsed->output == egress::cli::OutputFormat::kText) {
-    absl::Status st = egress::cli::WriteExport(*resp, parsed->export_dir);
-    if (!st.ok()) return Fail(st);
-    return 0;
-  }
-  if (parsed->output == egress::cli::OutputFormat::kJson) {
-    nlohmann::json out = *resp;
-    out.erase("ok");
-    printf("%s\n", out.dump(2).c_str());
-  } else {
-    fputs(egress::cli::FormatResponse(parsed->cmd, *resp).c_str(), stdout);
-  }
-  return 0;
+  if (!parsed.ok()) return egress::cli::Fail(parsed.status());
+  return egress::cli::Execute(*std::move(parsed));
 }

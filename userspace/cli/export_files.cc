@@ -11,10 +11,10 @@
 
 namespace egress::cli {
 
-absl::Status WriteExport(const nlohmann::json& response,
+absl::Status WriteExport(const control::ExportResponse& response,
                          const std::string& dir) {
-  const nlohmann::json& files = response["files"];
-  if (!files.is_array() || files.empty()) {
+  const std::vector<control::ExportFile>& files = response.files;
+  if (files.empty()) {
     return absl::FailedPreconditionError("no targets to export");
   }
   if (dir.empty()) {
@@ -24,14 +24,14 @@ absl::Status WriteExport(const nlohmann::json& response,
           " targets: name one with --target NAME, or write them all with "
           "--dir DIR"));
     }
-    fputs(files[0]["yaml"].get<std::string>().c_str(), stdout);
+    fputs(files[0].yaml.c_str(), stdout);
     return absl::OkStatus();
   }
   if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "mkdir", dir);
   }
-  for (const nlohmann::json& f : files) {
-    std::string path = absl::StrCat(dir, "/", f["file"].get<std::string>());
+  for (const control::ExportFile& f : files) {
+    std::string path = absl::StrCat(dir, "/", f.file);
     std::string tmp = path + ".tmp";
     // O_EXCL|O_NOFOLLOW: root never writes through a link someone planted.
     remove(tmp.c_str());
@@ -39,7 +39,7 @@ absl::Status WriteExport(const nlohmann::json& response,
                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                      0640));
     if (!fd) return ErrnoStatus(errno, "create", tmp);
-    const std::string& text = f["yaml"].get_ref<const std::string&>();
+    const std::string& text = f.yaml;
     size_t off = 0;
     while (off < text.size()) {
       ssize_t n = write(fd.get(), text.data() + off, text.size() - off);

@@ -5,16 +5,15 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "nlohmann/json.hpp"
+#include "userspace/control/protocol.h"
 
 namespace egress::cli {
 
-// `response` is egressd's answer to "export": {"files": [{"name", "file",
-// "yaml"}...]}. With `dir` empty, the one file goes to stdout (several are
-// an error naming --target and --dir). Otherwise each file is written to
-// dir/NAME.yaml (dir created 0750 if missing) through a temporary file and
-// a rename, and its path is printed.
-absl::Status WriteExport(const nlohmann::json& response,
+// `response` is egressd's answer to `export`. With `dir` empty, the one file
+// goes to stdout (several are an error naming --target and --dir). Otherwise
+// each file is written to dir/NAME.yaml (dir created 0750 if missing) through a
+// temporary file and a rename, and its path is printed.
+absl::Status WriteExport(const control::ExportResponse& response,
                          const std::string& dir);
 
 }  // namespace egress::cli

@@ -2,140 +2,197 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
 namespace {
 
-using nlohmann::json;
+using control::TargetInfo;
 
-std::string Str(const json& j, const char* key) {
-  if (!j.contains(key)) return "";
-  if (j[key].is_string()) return j[key].get<std::string>();
-  return j[key].dump();
-}
-
-std::string TargetLine(const json& t) {
+std::string TargetLine(const TargetInfo& t) {
   std::string state;
-  if (!t.value("cgroup_exists", false)) {
+  if (!t.cgroup_exists) {
     state = "waiting for cgroup";
-  } else if (t.value("attached", false)) {
+  } else if (t.attached) {
     state = "attached";
   } else {
-    state = absl::StrCat("partly attached (", Str(t, "hooks_attached"), "/",
-                         Str(t, "hooks_total"), " hooks)");
+    state = absl::StrCat("partly attached (", t.hooks_attached, "/",
+                         t.hooks_total, " hooks)");
   }
-  return absl::StrFormat("%-16s %-8s %-40s %5s rules  %s", Str(t, "name"),
-                         Str(t, "mode"), Str(t, "cgroup"), Str(t, "rules"),
-                         state);
+  return absl::StrFormat("%-16s %-8s %-40s %5d rules  %s", t.name,
+                         policy::ModeName(t.mode), t.cgroup, t.rules, state);
 }
 
 // " (until 2026-11-24T23:30:00Z)" for a temporary rule, else "".
-std::string Until(const json& j) {
-  if (!j.contains("expires") || !j["expires"].is_number()) return "";
+std::string Until(int64_t expires) {
+  if (expires == 0) return "";
   return absl::StrCat(
       " (until ",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                       absl::FromUnixSeconds(j["expires"].get<int64_t>()),
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(expires),
                        absl::UTCTimeZone()),
       ")");
 }
 
-}  // namespace
-
-std::string FormatResponse(const std::string& cmd, const json& r) {
+std::string Warnings(const std::vector<std::string>& warnings,
+                     absl::string_view indent = "") {
   std::string out;
-  if (cmd == "target_add") {
-    out = absl::StrCat("Target ", Str(r, "name"), " added: ", Str(r, "cgroup"),
-                       " (", Str(r, "mode"), ")\n");
-    if (r.contains("warning"))
-      absl::StrAppend(&out, "warning: ", Str(r, "warning"), "\n");
-  } else if (cmd == "target_remove") {
-    out = absl::StrCat("Target ", Str(r, "removed"),
-                       " removed; enforcement lifted\n");
-  } else if (cmd == "target_list") {
-    absl::StrAppend(&out, absl::StrFormat("%-16s %-8s %-40s %11s  %s\n", "NAME",
-                                          "MODE", "CGROUP", "RULES", "STATE"));
-    for (const json& t : r["targets"])
+  for (const std::string& w : warnings) {
+    absl::StrAppend(&out, indent, "warning: ", w, "\n");
+  }
+  return out;
+}
+
+std::string CountersLine(const control::TargetCounters& c) {
+  return absl::StrCat("  allowed ", c.allowed, ", denied ", c.denied,
+                      ", audited ", c.audited, ", udp replies ", c.udp_replies,
+                      ", sockets denied ", c.sockets_denied,
+                      ", source routes denied ", c.source_route_denied, "\n");
+}
+
+// `status verbose`: where the target comes from and the record counters.
+std::string VerboseLines(const TargetInfo& t) {
+  std::string out = absl::StrCat(
+      "  source ", policy::TargetSourceName(t.source), " ", t.source_value,
+      ", logging ", policy::LoggingLevelName(t.logging), ", cgroup id ",
+      t.cgroup_id, t.ephemeral ? ", ephemeral (egressctl run)" : "", "\n");
+  for (const control::CgroupRef& c : t.cgroups) {
+    absl::StrAppend(&out, "  matches ", c.path, " (id ", c.id, ")\n");
+  }
+  if (t.counters) {
+    const control::TargetCounters& c = *t.counters;
+    absl::StrAppend(&out, "  flows opened ", c.flows_opened, ", closed ",
+                    c.flows_closed, ", unexplained ", c.flows_unexplained,
+                    "; records lost ", c.events_lost, ", suppressed ",
+                    c.events_suppressed, "\n");
+  }
+  return out;
+}
+
+std::string ChangeText(const control::TargetChange& c, bool dry) {
+  std::string out =
+      absl::StrCat(dry ? "Would " : "", c.action, dry ? " " : "d ", "target ",
+                   c.target, " (", c.cgroup, ")\n");
+  for (const std::string& a : c.added) absl::StrAppend(&out, "  + ", a, "\n");
+  for (const std::string& d : c.removed) {
+    absl::StrAppend(&out, "  - ", d, "\n");
+  }
+  for (const std::string& k : c.kept_temporary) {
+    absl::StrAppend(&out, "  = ", k, " (temporary: kept until it ends)\n");
+  }
+  return out;
+}
+
+struct TextFormatter {
+  const TextOptions& options;
+
+  std::string operator()(const control::TargetAddResponse& r) const {
+    std::string out =
+        absl::StrCat("Target ", r.target.name, " added: ", r.target.cgroup,
+                     " (", policy::ModeName(r.target.mode), ")\n");
+    if (!r.warning.empty()) absl::StrAppend(&out, "warning: ", r.warning, "\n");
+    return out;
+  }
+  std::string operator()(const control::TargetRemoveResponse& r) const {
+    return absl::StrCat("Target ", r.removed, " removed; enforcement lifted\n");
+  }
+  std::string operator()(const control::TargetListResponse& r) const {
+    std::string out = absl::StrFormat("%-16s %-8s %-40s %11s  %s\n", "NAME",
+                                      "MODE", "CGROUP", "RULES", "STATE");
+    for (const TargetInfo& t : r.targets) {
       absl::StrAppend(&out, TargetLine(t), "\n");
-  } else if (cmd == "mode") {
-    for (const json& c : r["changed"]) {
-      absl::StrAppend(&out, "Target ", Str(c, "target"), ": mode ",
-                      Str(c, "mode"), "\n");
     }
-  } else if (cmd == "apply" || cmd == "reload") {
-    bool dry = r.value("dry_run", false);
-    if (r.contains("note")) absl::StrAppend(&out, Str(r, "note"), "\n");
-    for (const json& c : r["changes"]) {
-      absl::StrAppend(&out, dry ? "Would " : "", Str(c, "action"),
-                      dry ? " " : "d ", "target ", Str(c, "target"), " (",
-                      Str(c, "cgroup"), ")\n");
-      for (const json& a : c["added"])
-        absl::StrAppend(&out, "  + ", a.get<std::string>(), "\n");
-      for (const json& d : c["removed"])
-        absl::StrAppend(&out, "  - ", d.get<std::string>(), "\n");
-      if (c.contains("kept_temporary")) {
-        for (const json& k : c["kept_temporary"])
-          absl::StrAppend(&out, "  = ", k.get<std::string>(),
-                          " (temporary: kept until it ends)\n");
-      }
+    return out;
+  }
+  std::string operator()(const control::ModeResponse& r) const {
+    std::string out;
+    for (const control::ModeChange& c : r.changed) {
+      absl::StrAppend(&out, "Target ", c.target, ": mode ",
+                      policy::ModeName(c.mode), "\n");
     }
-    if (dry) absl::StrAppend(&out, "Dry run: nothing changed.\n");
-  } else if (cmd == "suggest") {
-    out = Str(r, "yaml");
-  } else if (cmd == "logging") {
-    out = absl::StrCat("Target ", Str(r, "target"), ": logging ",
-                       Str(r, "logging"), "\n");
-  } else if (cmd == "rule_add") {
-    if (r.value("skipped", false)) {
-      out = absl::StrCat("Skipping adding existing rule (", Str(r, "number"),
-                         ")\n");
-    } else {
-      out = absl::StrCat(
-          r.value("extended", false) ? "Rule extended in " : "Rule added to ",
-          Str(r, "target"), " [", Str(r, "number"), "]: ", Str(r, "rule"),
-          Until(r), "\n");
-    }
-  } else if (cmd == "rule_delete") {
-    out = absl::StrCat("Rule deleted from ", Str(r, "target"), ": ",
-                       Str(r, "deleted"), "\n");
-  } else if (cmd == "list") {
-    for (const json& t : r["targets"]) {
-      absl::StrAppend(&out, "Target: ", Str(t, "target"), " (", Str(t, "mode"),
-                      ")\n");
-      if (t["rules"].empty()) {
+    return out;
+  }
+  std::string operator()(const control::LoggingResponse& r) const {
+    return absl::StrCat("Target ", r.target, ": logging ",
+                        policy::LoggingLevelName(r.logging), "\n");
+  }
+  std::string operator()(const control::RuleAddResponse& r) const {
+    std::string out =
+        r.skipped
+            ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
+            : absl::StrCat(r.extended ? "Rule extended in " : "Rule added to ",
+                           r.target, " [", r.number, "]: ", r.rule,
+                           Until(r.expires), "\n");
+    return out + Warnings(r.warnings);
+  }
+  std::string operator()(const control::RuleDeleteResponse& r) const {
+    return absl::StrCat("Rule deleted from ", r.target, ": ", r.deleted, "\n");
+  }
+  std::string operator()(const control::ListResponse& r) const {
+    std::string out;
+    for (const control::TargetRules& t : r.targets) {
+      absl::StrAppend(&out, "Target: ", t.target, " (",
+                      policy::ModeName(t.mode), ")\n");
+      if (t.rules.empty()) {
         absl::StrAppend(
             &out, "     (no rules: every outbound connection is denied)\n");
       }
-      for (const json& rule : t["rules"]) {
-        absl::StrAppend(&out,
-                        absl::StrFormat("[%2d] %s%s\n", rule.value("number", 0),
-                                        Str(rule, "text"), Until(rule)));
+      for (const control::NumberedRule& n : t.rules) {
+        absl::StrAppend(&out, absl::StrFormat("[%2d] ", n.number),
+                        policy::FormatRule(n.rule), Until(n.rule.expires),
+                        "\n");
       }
     }
-  } else if (cmd == "status") {
-    absl::StrAppend(&out, "egressd: running (bpffs ", Str(r, "bpffs"),
-                    ", cgroup2 ", Str(r, "cgroup_root"), ")\n");
-    if (r["targets"].empty()) absl::StrAppend(&out, "No targets.\n");
-    for (const json& t : r["targets"]) {
-      absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
-      if (t.contains("counters")) {
-        const json& c = t["counters"];
-        absl::StrAppend(&out, "  allowed ", Str(c, "allowed"), ", denied ",
-                        Str(c, "denied"), ", audited ", Str(c, "audited"),
-                        ", udp replies ", Str(c, "udp_replies"),
-                        ", sockets denied ", Str(c, "sockets_denied"),
-                        ", source routes denied ",
-                        Str(c, "source_route_denied"), "\n");
-      }
-      for (const json& w : t["warnings"]) {
-        absl::StrAppend(&out, "  warning: ", w.get<std::string>(), "\n");
-      }
-    }
-  } else {
-    out = r.dump(2) + "\n";
+    return out;
   }
-  return out;
+  std::string operator()(const control::StatusResponse& r) const {
+    std::string out = absl::StrCat("egressd: running (bpffs ", r.bpffs,
+                                   ", cgroup2 ", r.cgroup_root, ")\n");
+    if (options.verbose) {
+      absl::StrAppend(&out, "version ", r.version, ", records read ",
+                      r.events_read, ", dropped ", r.events_dropped,
+                      ", sink errors ", r.events_sink_errors, "\n");
+    }
+    if (r.targets.empty()) absl::StrAppend(&out, "No targets.\n");
+    for (const TargetInfo& t : r.targets) {
+      absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
+      if (t.counters) absl::StrAppend(&out, CountersLine(*t.counters));
+      if (options.verbose) absl::StrAppend(&out, VerboseLines(t));
+      absl::StrAppend(&out, Warnings(t.warnings, "  "));
+    }
+    return out;
+  }
+  std::string operator()(const control::ApplyResponse& r) const {
+    std::string out = r.note.empty() ? "" : absl::StrCat(r.note, "\n");
+    for (const control::TargetChange& c : r.changes) {
+      absl::StrAppend(&out, ChangeText(c, r.dry_run));
+    }
+    if (r.dry_run) absl::StrAppend(&out, "Dry run: nothing changed.\n");
+    return out;
+  }
+  std::string operator()(const control::SuggestResponse& r) const {
+    return r.yaml;
+  }
+  std::string operator()(const control::ExportResponse& r) const {
+    std::string out;
+    for (const control::ExportFile& f : r.files) absl::StrAppend(&out, f.yaml);
+    return out;
+  }
+  std::string operator()(const control::EventsResponse& r) const {
+    return r.lines.empty() ? ""
+                           : absl::StrCat(absl::StrJoin(r.lines, "\n"), "\n");
+  }
+  std::string operator()(const control::PingResponse&) const {
+    return "egressd: running\n";
+  }
+};
+
+}  // namespace
+
+std::string FormatResponse(const control::Response& response,
+                           const TextOptions& options) {
+  return std::visit(TextFormatter{options}, response);
 }
 
 }  // namespace egress::cli

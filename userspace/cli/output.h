@@ -1,17 +1,21 @@
-// Text and JSON renderings of egressd's responses for egressctl.
+// The human text of egressd's typed responses for egressctl.
 #ifndef EGRESS_USERSPACE_CLI_OUTPUT_H_
 #define EGRESS_USERSPACE_CLI_OUTPUT_H_
 
 #include <string>
 
-#include "nlohmann/json.hpp"
+#include "userspace/control/protocol.h"
 
 namespace egress::cli {
 
-// The human text for the response to request `cmd` (ends with a newline
-// unless empty).
-std::string FormatResponse(const std::string& cmd,
-                           const nlohmann::json& response);
+struct TextOptions {
+  bool verbose = false;  // `status verbose`
+};
+
+// The text for `response` (ends with a newline unless empty). Warnings of a
+// response (a shadowed allow, a missing cgroup) are "warning: ..." lines.
+std::string FormatResponse(const control::Response& response,
+                           const TextOptions& options = {});
 
 }  // namespace egress::cli
 

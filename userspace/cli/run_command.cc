@@ -11,11 +11,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "userspace/cli/daemon_call.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
-#include "userspace/control/control_socket.h"
 #include "userspace/kernel/cgroup.h"
 
 namespace egress::cli {
@@ -37,11 +37,19 @@ void RemoveCgroup(const std::string& abs) {
   rmdir(abs.substr(0, abs.rfind('/')).c_str());
 }
 
+absl::Status RemoveTarget(const std::string& socket, const std::string& name) {
+  return CallEgressd(socket, control::TargetRemoveRequest{name},
+                     absl::Seconds(30))
+      .status();
+}
+
 }  // namespace
 
 absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   EGRESS_ASSIGN_OR_RETURN(std::string root, Cgroup2Root());
-  std::string name = command.request.value("name", std::string());
+  control::TargetSpec& spec =
+      std::get<control::TargetAddRequest>(*command.request).spec;
+  std::string& name = spec.name;
   if (name.empty()) name = absl::StrCat("run-", getpid());
   std::string rel = absl::StrCat("/egress.run/", name);
   std::string abs = root + rel;
@@ -49,11 +57,11 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   if (mkdir(abs.c_str(), 0755) != 0)
     return ErrnoStatus(errno, "mkdir cgroup", abs);
 
-  command.request["name"] = name;
-  command.request["source"] = rel;
-  auto resp =
-      CallDaemon(command.socket_path, command.request, absl::Seconds(60));
-  absl::Status st = resp.ok() ? ResponseStatus(*resp) : resp.status();
+  spec.source = policy::TargetSource::kCgroup;
+  spec.source_value = rel;
+  absl::Status st =
+      CallEgressd(command.socket_path, *command.request, absl::Seconds(60))
+          .status();
   if (!st.ok()) {
     RemoveCgroup(abs);
     return st;
@@ -62,9 +70,7 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;
-    CallDaemon(command.socket_path, {{"cmd", "target_remove"}, {"name", name}},
-               absl::Seconds(30))
-        .IgnoreError();
+    RemoveTarget(command.socket_path, name).IgnoreError();
     RemoveCgroup(abs);
     return ErrnoStatus(err, "fork");
   }
@@ -96,11 +102,8 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   int code =
       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 
-  auto removed =
-      CallDaemon(command.socket_path,
-                 {{"cmd", "target_remove"}, {"name", name}}, absl::Seconds(30));
+  absl::Status rm = RemoveTarget(command.socket_path, name);
   RemoveCgroup(abs);
-  absl::Status rm = removed.ok() ? ResponseStatus(*removed) : removed.status();
   if (!rm.ok()) {
     fprintf(stderr, "egressctl run: removing target %s: %s\n", name.c_str(),
             rm.ToString().c_str());

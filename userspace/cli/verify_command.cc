@@ -17,23 +17,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "userspace/cli/daemon_call.h"
 #include "userspace/cli/verify_plan.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
-#include "userspace/control/control_socket.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
 namespace {
 
 using nlohmann::json;
-
-absl::StatusOr<json> Call(const std::string& socket, const json& request) {
-  EGRESS_ASSIGN_OR_RETURN(json r,
-                          CallDaemon(socket, request, absl::Seconds(30)));
-  EGRESS_RETURN_IF_ERROR(ResponseStatus(r));
-  return r;
-}
 
 // One connect() from this process: the errno (0 = connected or still
 // connecting after the wait: not blocked by egress either way).
@@ -109,117 +102,136 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
   return out;
 }
 
+// The target to verify, as `status` and `list` describe it.
+struct Subject {
+  control::TargetInfo info;
+  std::vector<policy::Rule> rules;
+  std::string cgroup;  // relative; a pattern target's first match
+  std::string cgroup_root;
+};
+
+absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
+  const std::string& socket = command.socket_path;
+  EGRESS_ASSIGN_OR_RETURN(
+      auto status, CallFor<control::StatusResponse>(
+                       socket, control::StatusRequest{}, absl::Seconds(30)));
+  EGRESS_ASSIGN_OR_RETURN(
+      auto list, CallFor<control::ListResponse>(socket, *command.request,
+                                                absl::Seconds(30)));
+  if (list.targets.size() != 1) {
+    return absl::InvalidArgumentError("name the target with --target NAME");
+  }
+  Subject s;
+  s.cgroup_root = status.cgroup_root;
+  for (const control::NumberedRule& n : list.targets[0].rules) {
+    s.rules.push_back(n.rule);
+  }
+  for (const control::TargetInfo& t : status.targets) {
+    if (t.name == list.targets[0].target) s.info = t;
+  }
+  if (s.info.name.empty()) return absl::NotFoundError("target vanished");
+  s.cgroup = s.info.cgroup;
+  if (s.info.source == policy::TargetSource::kPattern) {
+    s.cgroup = s.info.cgroups.empty() ? "" : s.info.cgroups[0].path;
+  }
+  return s;
+}
+
+// What is wrong before any probe: no cgroup, detached hooks, audit mode.
+std::vector<std::string> StateProblems(const Subject& s) {
+  std::vector<std::string> problems;
+  if (!s.info.cgroup_exists || s.cgroup.empty()) {
+    problems.push_back("its cgroup does not exist: nothing to enforce on");
+  } else if (!s.info.attached) {
+    problems.push_back(absl::StrCat("only ", s.info.hooks_attached, " of ",
+                                    s.info.hooks_total,
+                                    " hooks are attached to its cgroup"));
+  }
+  if (s.info.mode == policy::Mode::kAudit) {
+    problems.push_back("audit mode: nothing is blocked, only recorded");
+  }
+  return problems;
+}
+
+json ProbeResult(const Probe& p, int err, std::vector<std::string>* problems) {
+  // No IPv6 (or no such socket kind) on this host: nothing to learn.
+  const bool skipped = err == EAFNOSUPPORT || err == EPROTONOSUPPORT;
+  const bool blocked = err == EPERM;
+  const bool ok = skipped || p.expect_allowed != blocked;
+  const std::string dest = p.address.find(':') != std::string::npos
+                               ? absl::StrCat("[", p.address, "]:", p.port)
+                               : absl::StrCat(p.address, ":", p.port);
+  const std::string result =
+      skipped    ? absl::StrCat("skipped (", strerror(err), ")")
+      : blocked  ? std::string("blocked (EPERM)")
+      : err == 0 ? std::string("not blocked")
+                 : absl::StrCat("not blocked (", strerror(err), ")");
+  if (!ok) {
+    problems->push_back(absl::StrCat(
+        dest, "/", policy::ProtoName(p.proto),
+        p.expect_allowed ? " is allowed by the policy but blocked"
+                         : " should be denied but got through egress"));
+  }
+  return {{"ok", ok},
+          {"expect", p.expect_allowed ? "allow" : "deny"},
+          {"proto", policy::ProtoName(p.proto)},
+          {"destination", dest},
+          {"result", result},
+          {"why", p.why}};
+}
+
+void PrintText(const Subject& s, const json& report) {
+  printf("Target %s (%s), cgroup %s: %lu/%lu hooks attached\n",
+         s.info.name.c_str(), policy::ModeName(s.info.mode).c_str(),
+         s.cgroup.empty() ? "(none)" : s.cgroup.c_str(),
+         static_cast<unsigned long>(s.info.hooks_attached),
+         static_cast<unsigned long>(s.info.hooks_total));
+  for (const json& r : report["probes"]) {
+    printf("  %s  %-5s %-3s %-28s %-22s %s\n",
+           r["ok"].get<bool>() ? "PASS" : "FAIL",
+           r["expect"].get<std::string>().c_str(),
+           r["proto"].get<std::string>().c_str(),
+           r["destination"].get<std::string>().c_str(),
+           r["result"].get<std::string>().c_str(),
+           r["why"].get<std::string>().c_str());
+  }
+  if (report["problems"].empty()) {
+    printf("Enforcement is effective: %zu probes got the policy's verdict.\n",
+           report["probes"].size());
+    return;
+  }
+  printf("NOT IN FORCE as configured:\n");
+  for (const json& p : report["problems"]) {
+    printf("  - %s\n", p.get<std::string>().c_str());
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
-  const std::string& socket = command.socket_path;
-  const std::string name = command.request.value("target", std::string());
-  EGRESS_ASSIGN_OR_RETURN(json status, Call(socket, {{"cmd", "status"}}));
-  EGRESS_ASSIGN_OR_RETURN(json list,
-                          Call(socket, {{"cmd", "list"}, {"target", name}}));
-  if (list["targets"].size() != 1) {
-    return absl::InvalidArgumentError("name the target with --target NAME");
-  }
-  const json& listed = list["targets"][0];
-  const std::string target = listed["target"];
-  json t;
-  for (const json& s : status["targets"]) {
-    if (s["name"] == target) t = s;
-  }
-  if (t.is_null()) return absl::NotFoundError("target vanished");
-  std::vector<policy::Rule> rules;
-  for (const json& r : listed["rules"]) {
-    json copy = r;
-    copy.erase("number");
-    copy.erase("text");
-    EGRESS_ASSIGN_OR_RETURN(policy::Rule rule, policy::RuleFromJson(copy));
-    rules.push_back(rule);
-  }
-  std::string cgroup = t["cgroup"];
-  if (t.value("pattern", false)) {
-    cgroup = t["cgroups"].empty() ? "" : t["cgroups"][0]["path"];
-  }
-  json report = {{"target", target},
-                 {"mode", t["mode"]},
-                 {"cgroup", cgroup},
-                 {"hooks_attached", t["hooks_attached"]},
-                 {"hooks_total", t["hooks_total"]}};
-  std::vector<std::string> problems;
-  if (!t["cgroup_exists"].get<bool>() || cgroup.empty()) {
-    problems.push_back("its cgroup does not exist: nothing to enforce on");
-  } else if (!t["attached"].get<bool>()) {
-    problems.push_back(absl::StrCat("only ", t["hooks_attached"].dump(), " of ",
-                                    t["hooks_total"].dump(),
-                                    " hooks are attached to its cgroup"));
-  }
-  if (t["mode"] == "audit") {
-    problems.push_back("audit mode: nothing is blocked, only recorded");
-  }
+  EGRESS_ASSIGN_OR_RETURN(Subject s, LoadSubject(command));
+  std::vector<std::string> problems = StateProblems(s);
   json results = json::array();
-  if (!cgroup.empty() && t["cgroup_exists"].get<bool>()) {
-    std::vector<Probe> probes = PlanProbes(rules);
-    EGRESS_ASSIGN_OR_RETURN(
-        std::vector<int> errs,
-        ProbeFromCgroup(status["cgroup_root"].get<std::string>() + cgroup,
-                        probes));
+  if (!s.cgroup.empty() && s.info.cgroup_exists) {
+    const std::vector<Probe> probes = PlanProbes(s.rules);
+    EGRESS_ASSIGN_OR_RETURN(std::vector<int> errs,
+                            ProbeFromCgroup(s.cgroup_root + s.cgroup, probes));
     for (size_t i = 0; i < probes.size() && i < errs.size(); ++i) {
-      const Probe& p = probes[i];
-      // No IPv6 (or no such socket kind) on this host: nothing to learn.
-      const bool skipped =
-          errs[i] == EAFNOSUPPORT || errs[i] == EPROTONOSUPPORT;
-      const bool blocked = errs[i] == EPERM;
-      const bool ok = skipped || p.expect_allowed != blocked;
-      std::string dest = p.address.find(':') != std::string::npos
-                             ? absl::StrCat("[", p.address, "]:", p.port)
-                             : absl::StrCat(p.address, ":", p.port);
-      results.push_back(
-          {{"ok", ok},
-           {"expect", p.expect_allowed ? "allow" : "deny"},
-           {"proto", policy::ProtoName(p.proto)},
-           {"destination", dest},
-           {"result",
-            skipped   ? absl::StrCat("skipped (", strerror(errs[i]), ")")
-            : blocked ? std::string("blocked (EPERM)")
-            : errs[i] == 0
-                ? std::string("not blocked")
-                : absl::StrCat("not blocked (", strerror(errs[i]), ")")},
-           {"why", p.why}});
-      if (!ok) {
-        problems.push_back(
-            p.expect_allowed
-                ? absl::StrCat(dest, "/", policy::ProtoName(p.proto),
-                               " is allowed by the policy but blocked")
-                : absl::StrCat(dest, "/", policy::ProtoName(p.proto),
-                               " should be denied but got through egress"));
-      }
+      results.push_back(ProbeResult(probes[i], errs[i], &problems));
     }
   }
-  report["probes"] = results;
-  report["problems"] = problems;
-  report["effective"] = problems.empty();
+  const json report = {{"target", s.info.name},
+                       {"mode", policy::ModeName(s.info.mode)},
+                       {"cgroup", s.cgroup},
+                       {"hooks_attached", s.info.hooks_attached},
+                       {"hooks_total", s.info.hooks_total},
+                       {"probes", results},
+                       {"problems", problems},
+                       {"effective", problems.empty()}};
   if (command.output == OutputFormat::kJson) {
     printf("%s\n", report.dump(2).c_str());
   } else {
-    printf("Target %s (%s), cgroup %s: %s/%s hooks attached\n", target.c_str(),
-           t["mode"].get<std::string>().c_str(),
-           cgroup.empty() ? "(none)" : cgroup.c_str(),
-           t["hooks_attached"].dump().c_str(), t["hooks_total"].dump().c_str());
-    for (const json& r : results) {
-      printf("  %s  %-5s %-3s %-28s %-22s %s\n",
-             r["ok"].get<bool>() ? "PASS" : "FAIL",
-             r["expect"].get<std::string>().c_str(),
-             r["proto"].get<std::string>().c_str(),
-             r["destination"].get<std::string>().c_str(),
-             r["result"].get<std::string>().c_str(),
-             r["why"].get<std::string>().c_str());
-    }
-    if (problems.empty()) {
-      printf("Enforcement is effective: %zu probes got the policy's verdict.\n",
-             results.size());
-    } else {
-      printf("NOT IN FORCE as configured:\n");
-      for (const std::string& p : problems) printf("  - %s\n", p.c_str());
-    }
+    PrintText(s, report);
   }
   return problems.empty() ? 0 : 1;
 }

@@ -179,21 +179,21 @@ absl::Status StreamFromDaemon(
     auto line = ReadLine(fd.get(), absl::InfiniteFuture(), &buf);
     if (absl::IsUnavailable(line.status())) return absl::OkStatus();  // EOF
     EGRESS_RETURN_IF_ERROR(line.status());
-    if (!first) {
-      if (!on_line(*line)) return absl::OkStatus();
+    if (first) {
+      first = false;
+      EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
+      EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
+      // The backlog (`--last N`) comes in the first response.
+      if (j.contains("lines") && j["lines"].is_array()) {
+        for (const nlohmann::json& l : j["lines"]) {
+          if (l.is_string() && !on_line(l.get<std::string>())) {
+            return absl::OkStatus();
+          }
+        }
+      }
       continue;
     }
-    first = false;
-    EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
-    EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
-    // The backlog (`--last N`) comes in the first response.
-    auto lines = j.find("lines");
-    if (lines == j.end() || !lines->is_array()) continue;
-    for (const nlohmann::json& l : *lines) {
-      if (l.is_string() && !on_line(l.get<std::string>())) {
-        return absl::OkStatus();
-      }
-    }
+    if (!on_line(*line)) return absl::OkStatus();
   }
 }
 

@@ -31,10 +31,9 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           absl::Duration timeout);
 
 // Client of a streaming request (`events --follow`): sends `request`, checks
-// the first response line and passes the strings of its "lines" array (the
-// backlog) to `on_line`, then every further line as it arrives, verbatim
-// (without its newline; egressd renders them), until egressd closes the
-// connection or `on_line` returns false.
+// the first response line and passes the rendered records of its "lines"
+// array (the backlog) to `on_line`, then every further line as egressd
+// wrote it, until egressd closes the connection or `on_line` returns false.
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line);

@@ -7,8 +7,13 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "egress/abi.h"
+#include "egress/version.h"
+#include "nlohmann/json.hpp"
 #include "userspace/daemon/daemon.h"
 #include "userspace/events/event_sink.h"
 
@@ -37,14 +42,99 @@ DEFINE_bool(events_syslog, false,
             "also send each record's message to syslog (the journal under "
             "systemd) as \"EGRESS <VERDICT> ...\", LOG_DAEMON, LOG_WARNING");
 
+// gflags' own --help lists every flag of every linked library with source
+// paths; egressd prints only its own flags, grouped, with their defaults.
+DECLARE_bool(help);
+DECLARE_bool(helpshort);
+DECLARE_bool(helpfull);
+DECLARE_bool(version);
+
+namespace {
+
+struct FlagGroup {
+  const char* title;
+  std::vector<std::string> flags;
+};
+
+const std::vector<FlagGroup>& FlagGroups() {
+  static const auto* groups = new std::vector<FlagGroup>{
+      {"Control and state", {"socket", "state_dir"}},
+      {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
+      {"Policies", {"policy_dir"}},
+      {"Events",
+       {"events", "events_file", "events_file_max_bytes", "events_file_keep",
+        "events_syslog"}},
+      {"Metrics", {"metrics_addr"}},
+  };
+  return *groups;
+}
+
+std::string FlagText(const gflags::CommandLineFlagInfo& f) {
+  const std::string value = f.type == "string"
+                                ? absl::StrCat("\"", f.default_value, "\"")
+                                : f.default_value;
+  return absl::StrCat("  --", f.name, " (", f.type, ", default ", value,
+                      ")\n      ", f.description, "\n");
+}
+
+// The flags defined in this file, under their groups' titles.
+std::string UsageText() {
+  std::vector<gflags::CommandLineFlagInfo> all;
+  gflags::GetAllFlags(&all);
+  std::string out =
+      "usage: egressd [OPTIONS]\n\n"
+      "Loads egress's BPF programs, enforces each target's allow and deny\n"
+      "rules in the kernel and serves egressctl. Enforcement outlives\n"
+      "egressd; 'egressctl target remove' lifts it. SIGHUP re-applies\n"
+      "--policy_dir. Flags: --name=value; booleans also --name, --noname.\n";
+  std::vector<gflags::CommandLineFlagInfo> ungrouped;
+  for (const gflags::CommandLineFlagInfo& f : all) {
+    if (f.filename == __FILE__) ungrouped.push_back(f);
+  }
+  for (const FlagGroup& g : FlagGroups()) {
+    std::string text;
+    for (const std::string& name : g.flags) {
+      for (auto it = ungrouped.begin(); it != ungrouped.end(); ++it) {
+        if (it->name != name) continue;
+        absl::StrAppend(&text, FlagText(*it));
+        ungrouped.erase(it);
+        break;
+      }
+    }
+    if (!text.empty()) absl::StrAppend(&out, "\n", g.title, ":\n", text);
+  }
+  // A flag added without a group is still shown.
+  if (!ungrouped.empty()) absl::StrAppend(&out, "\nOther:\n");
+  for (const gflags::CommandLineFlagInfo& f : ungrouped) {
+    absl::StrAppend(&out, FlagText(f));
+  }
+  absl::StrAppend(&out,
+                  "\nInformation:\n  --help     this text\n"
+                  "  --version  the version and the BPF ABI version\n");
+  return out;
+}
+
+// Parses the flags; for --help and --version prints and returns 0 (the exit
+// status), otherwise -1: egressd runs.
+int ParseFlags(int* argc, char*** argv) {
+  gflags::SetVersionString(
+      absl::StrCat(EGRESS_VERSION_STRING, " (ABI ", EGRESS_ABI_VERSION, ")"));
+  gflags::ParseCommandLineNonHelpFlags(argc, argv, true);
+  if (FLAGS_help || FLAGS_helpshort || FLAGS_helpfull) {
+    fputs(UsageText().c_str(), stdout);
+    return 0;
+  }
+  if (FLAGS_version) {
+    printf("egressd %s\n", gflags::VersionString());
+    return 0;
+  }
+  return -1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
-      "egressd [--socket PATH] [--bpffs DIR] [--state_dir DIR] [--cgroup_root "
-      "DIR] [--policy_dir DIR]\n"
-      "        [--events=true|false] [--events_file PATH "
-      "[--events_file_max_bytes N] [--events_file_keep N]] [--events_syslog]\n"
-      "Enforces per-cgroup egress allow-lists; see egressctl.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (int code = ParseFlags(&argc, &argv); code >= 0) return code;
   setvbuf(stdout, nullptr, _IOLBF, 0);
   // A closed stdout pipe must cost records (counted by the sink), not the
   // daemon.
@@ -70,9 +160,7 @@ int main(int argc, char** argv) {
     sinks.push_back(*std::move(file));
   }
   if (FLAGS_events_syslog) sinks.push_back(egress::SyslogSink("egressd"));
-  if (!sinks.empty()) {
-    opts.event_sink = egress::FanOut(std::move(sinks));
-  }
+  if (!sinks.empty()) opts.event_sink = egress::FanOut(std::move(sinks));
   auto daemon = egress::Daemon::Create(opts);
   if (!daemon.ok()) {
     fprintf(stderr, "egressd: %s\n", daemon.status().ToString().c_str());

@@ -121,9 +121,13 @@ bool LooksLikeAddress(absl::string_view word) {
          word.find_first_not_of("0123456789.") == absl::string_view::npos;
 }
 
+// Only a dotted name may reach the resolver: a single word ("tcp",
+// "localhost", "eth0") is far more often a typo than a host, and looking it
+// up would send it to the DNS servers of the machine.
 bool IsHostName(absl::string_view word) {
   if (word.empty() || word.size() > 253) return false;
   if (word.back() == '.') word.remove_suffix(1);
+  if (word.find('.') == absl::string_view::npos) return false;
   for (absl::string_view label : absl::StrSplit(word, '.')) {
     if (label.empty() || label.size() > 63) return false;
     for (char c : label) {
@@ -131,6 +135,29 @@ bool IsHostName(absl::string_view word) {
     }
   }
   return true;
+}
+
+// Why `word` (after SPEC `spec`) could not be a destination, with the
+// likely intent when there is one.
+std::string NotADestination(absl::string_view word, absl::string_view spec) {
+  std::string message = absl::StrCat(
+      "'", word,
+      "' is not a destination: expected an address, CIDR or host name");
+  const bool spec_has_proto = spec.find('/') != absl::string_view::npos ||
+                              spec == "any" || spec == "icmp" ||
+                              spec == "raw" || spec == "tcp" || spec == "udp";
+  if ((word == "tcp" || word == "udp") && !spec.empty() && !spec_has_proto) {
+    absl::StrAppend(&message, " (did you mean ", spec, "/", word, "?)");
+  } else if (word == "localhost") {
+    absl::StrAppend(&message, " (did you mean 127.0.0.1 or ::1?)");
+  } else if (absl::ascii_isdigit(word[0]) || LookupService(word).ok()) {
+    absl::StrAppend(&message,
+                    " (one service or port per rule, before the destination)");
+  } else if (IsHostName(absl::StrCat(word, ".x"))) {
+    absl::StrAppend(&message, " (a host name must be fully qualified, e.g. '",
+                    word, ".example.org')");
+  }
+  return message;
 }
 
 // Collects DEST words into rule->destinations / rule->host.
@@ -156,9 +183,7 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
       }
       rule->host = word;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad destination '", word,
-                       "': not an address, network, host name or 'any'"));
+      return absl::InvalidArgumentError(NotADestination(word, rule->spec));
     }
   }
   if (!any_word.empty() &&
@@ -223,18 +248,37 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
   return rule;
 }
 
+// UFW's "on IFACE": egress rules have no interface, so say that instead of
+// failing on the interface name as a service or destination.
+absl::Status CheckNoInterface(absl::Span<const std::string> words) {
+  const auto end = std::find(words.begin(), words.end(), "comment");
+  const auto on = std::find(words.begin(), end, "on");
+  if (on == end) return absl::OkStatus();
+  const std::string what =
+      on + 1 < end ? absl::StrCat("'on ", *(on + 1), "'") : "'on'";
+  std::string message = absl::StrCat(
+      "egress has no per-interface rules: a rule applies to every outgoing "
+      "connection of the target's processes, on any interface; leave out ",
+      what);
+  if (std::find(words.begin(), end, "in") != end) {
+    absl::StrAppend(&message, ". Also, ", kInboundMessage);
+  }
+  return absl::InvalidArgumentError(message);
+}
+
 bool IsLongFormKeyword(absl::string_view w) {
   return w == "out" || w == "in" || w == "proto" || w == "to" || w == "port" ||
          w == "from";
 }
 
-absl::StatusOr<Rule> ParseLongForm(Action action,
-                                   absl::Span<const std::string> words,
-                                   const HostResolver& resolve) {
-  Rule rule;
-  rule.action = action;
-  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+// The clauses of the long form, each at most once.
+struct LongFormClauses {
   std::optional<std::string> proto, to, port;
+};
+
+absl::StatusOr<LongFormClauses> TakeClauses(
+    absl::Span<const std::string> words) {
+  LongFormClauses c;
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& kw = words[i];
     if (kw == "in") return absl::InvalidArgumentError(kInboundMessage);
@@ -242,13 +286,13 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
     std::optional<std::string>* slot = nullptr;
     absl::string_view needs;
     if (kw == "proto") {
-      slot = &proto;
+      slot = &c.proto;
       needs = "a protocol (tcp, udp, any or icmp)";
     } else if (kw == "to") {
-      slot = &to;
+      slot = &c.to;
       needs = "an address, network or host name";
     } else if (kw == "port") {
-      slot = &port;
+      slot = &c.port;
       needs = "a port, port range or service";
     } else if (kw == "from") {
       if (i + 1 < words.size() &&
@@ -272,6 +316,19 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
     }
     *slot = words[++i];
   }
+  return c;
+}
+
+absl::StatusOr<Rule> ParseLongForm(Action action,
+                                   absl::Span<const std::string> words,
+                                   const HostResolver& resolve) {
+  Rule rule;
+  rule.action = action;
+  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  EGRESS_ASSIGN_OR_RETURN(LongFormClauses clauses, TakeClauses(words));
+  const auto& proto = clauses.proto;
+  const auto& to = clauses.to;
+  const auto& port = clauses.port;
   if (!proto && !to && !port) {
     return absl::InvalidArgumentError(
         "'out' needs a rule after it, e.g. 'out proto tcp to 10.0.0.5 port "
@@ -366,6 +423,7 @@ absl::StatusOr<Rule> ParseRuleWords(Action action,
     return absl::InvalidArgumentError(
         "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");
   }
+  EGRESS_RETURN_IF_ERROR(CheckNoInterface(words));
   if (words[0] == "out" && words.size() > 1 && !IsLongFormKeyword(words[1]) &&
       words[1] != "comment") {
     return ParseShortForm(action, words.subspan(1), resolve);

@@ -13,9 +13,12 @@
 //     any                 every tcp and udp port, plus icmp
 //   PROTO is tcp, udp or any (= tcp and udp).
 //   DEST is an IPv4/IPv6 address or network ("10.0.0.5", "10.0.0.0/8",
-//   "2001:db8::/32"), "any"/"anywhere", or one host name (resolved once, now,
-//   through the HostResolver; the name is kept in Rule::host). No DEST =
-//   anywhere. A host name cannot be mixed with addresses or other host names.
+//   "2001:db8::/32"), "any"/"anywhere", or one dotted host name (resolved
+//   once, now, through the HostResolver; the name is kept in Rule::host). No
+//   DEST = anywhere. A host name cannot be mixed with addresses or other host
+//   names. Any other word is an error naming it, never a lookup: "443 tcp"
+//   is "'tcp' is not a destination: ... (did you mean 443/tcp?)".
+//   UFW's interface clause ("on eth0") is an error saying egress has none.
 //   TEXT is every remaining word, joined with single spaces.
 //
 // UFW long form: [out] [proto tcp|udp|any|icmp] [from any] [to DEST]

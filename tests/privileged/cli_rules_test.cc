@@ -1,0 +1,73 @@
+// Rules as the operator sees them through egressctl and a real egressd: the
+// same rule in another spelling, an allow a deny makes useless, a missing
+// target. (Needs egressd's meaning-based duplicate check and its shadowing
+// warnings.)
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+
+namespace egress::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CliRulesTest : public EgressdTest {
+ protected:
+  void SetUp() override {
+    EgressdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    AddTarget("web");
+  }
+  size_t RuleCount() { return CtlJson({"list"})["targets"][0]["rules"].size(); }
+};
+
+TEST_F(CliRulesTest, SameRuleInAnotherSpellingIsSkipped) {
+  CtlOk({"allow", "smtp", "10.0.0.5"});
+  const std::string again = CtlOk({"allow", "25/tcp", "10.0.0.5"});
+  EXPECT_THAT(again, HasSubstr("Skipping adding existing rule"));
+  EXPECT_EQ(RuleCount(), 1u);
+  const std::string long_form =
+      CtlOk({"allow", "out", "proto", "tcp", "to", "10.0.0.5", "port", "25"});
+  EXPECT_THAT(long_form, HasSubstr("Skipping adding existing rule"));
+  EXPECT_EQ(RuleCount(), 1u);
+}
+
+TEST_F(CliRulesTest, ShadowedAllowIsAddedWithAWarningNamingTheDeny) {
+  CtlOk({"deny", "any", "10.0.0.0/8"});
+  CommandResult r = Ctl({"allow", "smtp", "10.0.0.5"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("Rule added"));
+  EXPECT_THAT(r.output, HasSubstr("warning: "));
+  EXPECT_THAT(r.output, HasSubstr("shadowed"));
+  EXPECT_THAT(r.output, HasSubstr("10.0.0.0/8"));
+  EXPECT_EQ(RuleCount(), 2u);
+  // The JSON carries the same warning for scripts.
+  nlohmann::json j = CtlJson({"allow", "smtp", "10.0.0.6"});
+  ASSERT_TRUE(j.contains("warnings")) << j.dump();
+  EXPECT_THAT(j["warnings"][0].get<std::string>(), HasSubstr("10.0.0.0/8"));
+}
+
+TEST_F(CliRulesTest, AMissingTargetIsBadInput) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"allow", "smtp", "10.0.0.5", "-t", "nosuch"},
+        {"mode", "audit", "--target", "nosuch"},
+        {"list", "--target", "nosuch"},
+        {"target", "remove", "nosuch"}}) {
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("nosuch"));
+  }
+}
+
+TEST_F(CliRulesTest, StatusVerboseAndNumbered) {
+  CtlOk({"allow", "smtp", "10.0.0.5"});
+  const std::string numbered = CtlOk({"status", "numbered"});
+  EXPECT_THAT(numbered, HasSubstr("[ 1] ALLOW smtp"));
+  const std::string verbose = CtlOk({"status", "verbose"});
+  EXPECT_THAT(verbose, HasSubstr("source cgroup"));
+  EXPECT_THAT(verbose, HasSubstr("logging denied"));
+}
+
+}  // namespace
+}  // namespace egress::testing
