@@ -78,9 +78,12 @@ TEST_F(ResponsivenessTest, ASlowApplyStallsNeitherReattachNorStatus) {
       std::ofstream(steady_abs + "/cgroup.procs") << getpid();
       _exit(TcpConnect("127.0.0.1", 9) == EPERM ? 0 : 1);
     }
-    ASSERT_OK_AND_ASSIGN(int ws, WaitPidUntil(pid, absl::Now() + absl::Seconds(5)));
-    if (ExitCodeFromWaitStatus(ws) == 0) enforced = absl::Now();
-    else absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_OK_AND_ASSIGN(int ws,
+                         WaitPidUntil(pid, absl::Now() + absl::Seconds(5)));
+    if (ExitCodeFromWaitStatus(ws) == 0)
+      enforced = absl::Now();
+    else
+      absl::SleepFor(absl::Milliseconds(10));
   }
   ASSERT_NE(enforced, absl::InfiniteFuture()) << "never re-attached";
   const bool apply_still_running = !applied.load();
@@ -105,7 +108,8 @@ TEST_F(ResponsivenessTest, ASlowApplyStallsNeitherReattachNorStatus) {
   EXPECT_LT(status_took, absl::Seconds(1));
   EXPECT_TRUE(status_during_apply) << "apply took " << apply_took;
   RecordProperty("apply_ms", absl::ToInt64Milliseconds(apply_took));
-  RecordProperty("reattach_ms", absl::ToInt64Milliseconds(enforced - recreated));
+  RecordProperty("reattach_ms",
+                 absl::ToInt64Milliseconds(enforced - recreated));
   RecordProperty("status_ms", absl::ToInt64Milliseconds(status_took));
 }
 

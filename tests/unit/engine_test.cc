@@ -19,8 +19,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 policy::Rule R(policy::Action action, std::vector<std::string> words) {
-  auto no_dns = [](const std::string&)
-      -> absl::StatusOr<std::vector<policy::Cidr>> {
+  auto no_dns =
+      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
     return absl::NotFoundError("no name lookups in tests");
   };
   auto r = policy::ParseRuleWords(action, words, no_dns);
@@ -55,7 +55,8 @@ class EngineTest : public ::testing::Test {
       return "/system.slice/" + unit;
     };
     o.pid_cgroup = [](int) -> absl::StatusOr<std::string> { return "/web"; };
-    o.normalize_cgroup = [](const std::string& p) -> absl::StatusOr<std::string> {
+    o.normalize_cgroup =
+        [](const std::string& p) -> absl::StatusOr<std::string> {
       if (p.empty() || p[0] != '/') return absl::InvalidArgumentError(p);
       return p;
     };
@@ -86,9 +87,9 @@ class EngineTest : public ::testing::Test {
 
 TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   control::ApplyRequest first;
-  first.policies = {Spec("web", "/web",
-                         {Allow({"dns", "10.0.0.53"}),
-                          Allow({"smtp", "10.0.0.5"})})};
+  first.policies = {
+      Spec("web", "/web",
+           {Allow({"dns", "10.0.0.53"}), Allow({"smtp", "10.0.0.5"})})};
   ASSERT_OK_AND_ASSIGN(control::ApplyResponse created,
                        engine_->Apply(first, kNow));
   ASSERT_EQ(created.changes.size(), 1u);
@@ -104,11 +105,12 @@ TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   // smtp spelled as its port: the same rule, so it keeps its id; dns goes;
   // https comes with a fresh id.
   control::ApplyRequest second;
-  second.policies = {Spec("web", "/web",
-                          {Allow({"25/tcp", "10.0.0.5"}),
-                           Allow({"https", "203.0.113.0/24"})})};
+  second.policies = {Spec(
+      "web", "/web",
+      {Allow({"25/tcp", "10.0.0.5"}), Allow({"https", "203.0.113.0/24"})})};
   second.dry_run = true;
-  ASSERT_OK_AND_ASSIGN(control::ApplyResponse dry, engine_->Apply(second, kNow));
+  ASSERT_OK_AND_ASSIGN(control::ApplyResponse dry,
+                       engine_->Apply(second, kNow));
   EXPECT_EQ(dry.changes[0].action, "update");
   EXPECT_EQ(dry.changes[0].added.size(), 1u);
   EXPECT_EQ(dry.changes[0].removed.size(), 1u);
@@ -122,8 +124,7 @@ TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   EXPECT_GT(t.rules[1].id, smtp_id);
   EXPECT_NE(kernel_.ActiveRuleset(id), first_ruleset);
   // Only the active set has entries: the old one went without recompiling.
-  EXPECT_THAT(kernel_.RulesetsInMaps(),
-              ElementsAre(kernel_.ActiveRuleset(id)));
+  EXPECT_THAT(kernel_.RulesetsInMaps(), ElementsAre(kernel_.ActiveRuleset(id)));
 
   // The same policy again changes nothing in the kernel.
   const uint32_t ruleset = kernel_.ActiveRuleset(id);

@@ -104,14 +104,16 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   status.targets = {info};
   status.bpffs = "/sys/fs/bpf/egress";
   TargetRules rules{"web", policy::Mode::kAudit, {{1, SmtpRule()}}};
-  TargetChange change{"web", "/web", "update", "/old", policy::Mode::kAudit,
-                      {"ALLOW smtp"}, {}, {"ALLOW dns"}};
+  TargetChange change{
+      "web",          "/web", "update",     "/old", policy::Mode::kAudit,
+      {"ALLOW smtp"}, {},     {"ALLOW dns"}};
   const std::pair<Request, Response> cases[] = {
       {StatusRequest{}, status},
       {ListRequest{}, ListResponse{{rules}}},
       {ApplyRequest{}, ApplyResponse{true, {change}, "note"}},
-      {RuleAddRequest{}, RuleAddResponse{"web", 2, "ALLOW smtp", 99, true,
-                                         false, "", {"shadowed"}}},
+      {RuleAddRequest{},
+       RuleAddResponse{
+           "web", 2, "ALLOW smtp", 99, true, false, "", {"shadowed"}}},
       {EventsRequest{}, EventsResponse{{"a", "b"}}},
       {ExportRequest{}, ExportResponse{{{"web", "web.yaml", "x: 1\n"}}}},
   };

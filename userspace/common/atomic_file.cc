@@ -12,8 +12,8 @@ namespace egress {
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view data, mode_t mode) {
   const std::string tmp = absl::StrCat(path, ".tmp");
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      mode);
+  const int fd =
+      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus(errno, "open", tmp);
   absl::Status st;
   size_t off = 0;

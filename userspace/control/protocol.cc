@@ -12,7 +12,7 @@ using nlohmann::json;
 namespace codec {
 
 void StringList(JsonFields& f, const char* name,
-                    std::vector<std::string>* out) {
+                std::vector<std::string>* out) {
   const json* list = f.Member(name, /*required=*/false);
   if (list == nullptr || !f.ok()) return;
   if (!list->is_array()) {
@@ -88,8 +88,7 @@ struct RequestEncoder {
             {"all", r.all}};
   }
   json operator()(const LoggingRequest& r) const {
-    return {{"level", policy::LoggingLevelName(r.level)},
-            {"target", r.target}};
+    return {{"level", policy::LoggingLevelName(r.level)}, {"target", r.target}};
   }
   json operator()(const RuleAddRequest& r) const {
     json j = {{"target", r.target}, {"rule", policy::RuleToJson(r.rule)}};

@@ -67,8 +67,8 @@ struct RuleAddRequest {
 };
 struct RuleDeleteRequest {
   std::string target;
-  std::optional<uint32_t> number;     // from `list`, 1-based
-  std::optional<policy::Rule> rule;   // or the rule itself
+  std::optional<uint32_t> number;    // from `list`, 1-based
+  std::optional<policy::Rule> rule;  // or the rule itself
 };
 struct ListRequest {
   std::string target;  // "" = every target
@@ -92,7 +92,7 @@ enum class EventFormat { kJson, kText };
 struct EventsRequest {
   bool follow = false;
   std::string target;
-  std::string verdict;          // "" = all; deny, audit, allow, unexplained
+  std::string verdict;           // "" = all; deny, audit, allow, unexplained
   std::optional<uint32_t> last;  // default: 100, or 0 when following
   EventFormat format = EventFormat::kJson;
 };
@@ -100,10 +100,9 @@ struct PingRequest {};
 
 using Request =
     std::variant<TargetAddRequest, TargetRemoveRequest, TargetListRequest,
-                 ModeRequest, LoggingRequest, RuleAddRequest,
-                 RuleDeleteRequest, ListRequest, StatusRequest, ApplyRequest,
-                 ReloadRequest, SuggestRequest, ExportRequest, EventsRequest,
-                 PingRequest>;
+                 ModeRequest, LoggingRequest, RuleAddRequest, RuleDeleteRequest,
+                 ListRequest, StatusRequest, ApplyRequest, ReloadRequest,
+                 SuggestRequest, ExportRequest, EventsRequest, PingRequest>;
 
 // The "cmd" word of a request ("target_add", "rule_add", ...).
 std::string CommandOf(const Request& request);
@@ -167,9 +166,9 @@ struct LoggingResponse {
 };
 struct RuleAddResponse {
   std::string target;
-  uint64_t number = 0;  // the rule's place in `list`
-  std::string rule;     // FormatRule text
-  int64_t expires = 0;  // 0 = permanent
+  uint64_t number = 0;    // the rule's place in `list`
+  std::string rule;       // FormatRule text
+  int64_t expires = 0;    // 0 = permanent
   bool extended = false;  // a temporary rule's end moved later
   bool skipped = false;   // the same rule exists already
   std::string message;
@@ -233,12 +232,11 @@ struct EventsResponse {
 };
 struct PingResponse {};
 
-using Response =
-    std::variant<TargetAddResponse, TargetRemoveResponse, TargetListResponse,
-                 ModeResponse, LoggingResponse, RuleAddResponse,
-                 RuleDeleteResponse, ListResponse, StatusResponse,
-                 ApplyResponse, SuggestResponse, ExportResponse,
-                 EventsResponse, PingResponse>;
+using Response = std::variant<TargetAddResponse, TargetRemoveResponse,
+                              TargetListResponse, ModeResponse, LoggingResponse,
+                              RuleAddResponse, RuleDeleteResponse, ListResponse,
+                              StatusResponse, ApplyResponse, SuggestResponse,
+                              ExportResponse, EventsResponse, PingResponse>;
 
 // {"ok": true, ...the response's members}.
 nlohmann::json EncodeResponse(const Response& response);

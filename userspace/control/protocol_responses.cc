@@ -70,12 +70,9 @@ void DecodeTargetInfo(JsonFields& f, TargetInfo* t) {
 }
 
 json EncodeChange(const TargetChange& c) {
-  json j = {{"target", c.target},
-            {"cgroup", c.cgroup},
-            {"action", c.action},
-            {"added", c.added},
-            {"removed", c.removed},
-            {"kept_temporary", c.kept_temporary}};
+  json j = {{"target", c.target},   {"cgroup", c.cgroup},
+            {"action", c.action},   {"added", c.added},
+            {"removed", c.removed}, {"kept_temporary", c.kept_temporary}};
   if (!c.cgroup_from.empty()) j["cgroup_from"] = c.cgroup_from;
   if (c.mode) j["mode"] = policy::ModeName(*c.mode);
   return j;

@@ -19,15 +19,14 @@ absl::Status CheckConflicts(const DaemonState& state,
   const ResolvedPolicy& p = policies[i];
   const std::string& name = p.spec.name;
   if (absl::Status st = policy::CheckName(name, "target name"); !st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("policy name '", name, "' cannot name a target: ",
-                     st.message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy name '", name, "' cannot name a target: ", st.message()));
   }
   for (const auto& [n, t] : state.targets) {
     if (t.cgroup == p.cgroup && n != name) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "policy ", name, ": cgroup ", p.cgroup, " is already target '", n,
-          "'"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("policy ", name, ": cgroup ", p.cgroup,
+                       " is already target '", n, "'"));
     }
   }
   auto existing = state.targets.find(name);
@@ -59,8 +58,7 @@ TargetState Planned(const ResolvedPolicy& p) {
 }
 
 // A new target: rules numbered from 1.
-TargetPlan PlanCreate(const ResolvedPolicy& p,
-                      control::TargetChange& change) {
+TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   TargetPlan plan;
   plan.create = true;
   plan.rules_changed = true;

@@ -217,8 +217,8 @@ absl::StatusOr<control::ExportResponse> ControlService::Export(
       }
       doc.rules.push_back(r);
     }
-    out.files.push_back({t.name, absl::StrCat(t.name, ".yaml"),
-                         policy::WritePolicy(doc)});
+    out.files.push_back(
+        {t.name, absl::StrCat(t.name, ".yaml"), policy::WritePolicy(doc)});
   }
   return out;
 }

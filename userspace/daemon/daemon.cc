@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/version.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
@@ -18,7 +19,6 @@
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/metrics_source.h"
 #include "userspace/daemon/record_hub.h"
-#include "userspace/common/fs.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 
@@ -101,8 +101,8 @@ absl::Status StartEngine(Daemon::Parts& p) {
                           LoadState(p.options.state_dir + "/state.json"));
   p.learner = std::make_unique<Learner>(p.options.state_dir + "/learned.json");
   EGRESS_RETURN_IF_ERROR(p.learner->Load());
-  p.engine = std::make_unique<Engine>(*p.kernel, std::move(state),
-                                      EngineOptionsOf(p));
+  p.engine =
+      std::make_unique<Engine>(*p.kernel, std::move(state), EngineOptionsOf(p));
   EGRESS_ASSIGN_OR_RETURN(bool all_attached,
                           p.engine->Start(absl::ToUnixSeconds(absl::Now())));
   if (all_attached) p.engine->NotifyAllAttached();
@@ -156,16 +156,16 @@ absl::Status StartServices(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(
       p.records, RecordHub::Create(p.kernel->maps().events_fd(), *p.engine,
                                    *p.learner, std::move(hub)));
-  p.service = std::make_unique<ControlService>(
-      *p.engine, *p.kernel, *p.learner, *p.records, ServiceOptionsOf(p));
+  p.service = std::make_unique<ControlService>(*p.engine, *p.kernel, *p.learner,
+                                               *p.records, ServiceOptionsOf(p));
   if (!p.options.policy_dir.empty()) {
     // Before serving: what the directory says is enforced when egressd
     // answers its first request.
     auto r = p.service->Reload();
     if (!r.ok()) {
-      Log(absl::StrCat("start: policy directory ", p.options.policy_dir,
-                       " rejected, enforcement unchanged: ",
-                       r.status().message()));
+      Log(absl::StrCat(
+          "start: policy directory ", p.options.policy_dir,
+          " rejected, enforcement unchanged: ", r.status().message()));
     } else {
       for (const control::TargetChange& c : r->changes) {
         Log(absl::StrCat("start: ", c.action, " target ", c.target, ": ",

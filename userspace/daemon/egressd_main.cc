@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "egress/abi.h"
 #include "egress/version.h"
-#include "nlohmann/json.hpp"
 #include "userspace/daemon/daemon.h"
 #include "userspace/events/event_sink.h"
 

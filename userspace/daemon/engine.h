@@ -49,8 +49,8 @@ struct EngineOptions {
 
 // What a record needs to know about its target.
 struct RecordTarget {
-  std::string name;           // "" when the target is unknown
-  uint32_t rule_number = 0;   // the rule's place in `list` (0 = none)
+  std::string name;          // "" when the target is unknown
+  uint32_t rule_number = 0;  // the rule's place in `list` (0 = none)
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
 };
 

@@ -28,9 +28,10 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
     if (spec.source != policy::TargetSource::kCgroup &&
         spec.source != policy::TargetSource::kUnit &&
         spec.source != policy::TargetSource::kPattern) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "policy ", spec.name, ": a policy names a cgroup, a unit or a "
-                                "cgroup pattern"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy ", spec.name,
+                       ": a policy names a cgroup, a unit or a "
+                       "cgroup pattern"));
     }
     auto cgroup = ResolveCgroup(spec.source, spec.source_value);
     EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));
@@ -43,10 +44,8 @@ absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
                               std::vector<Staged>& staged) {
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].rules_changed) continue;
-    auto compiled =
-        policy::Compile(staged[i].ruleset, plans[i].target.rules);
-    EGRESS_RETURN_IF_ERROR(
-        InPolicy(plans[i].target.name, compiled.status()));
+    auto compiled = policy::Compile(staged[i].ruleset, plans[i].target.rules);
+    EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, compiled.status()));
     staged[i].compiled = *std::move(compiled);
   }
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -139,15 +138,16 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
     if (!p.create) continue;
     lock.lock();
     std::vector<policy::Rule> rules = p.target.rules;
-    absl::Status st = CreateTarget(lock, p.target, std::move(rules), &staged[i]);
+    absl::Status st =
+        CreateTarget(lock, p.target, std::move(rules), &staged[i]);
     if (lock.owns_lock()) lock.unlock();
     if (!st.ok()) {
       drop_staged();
       return absl::Status(
-          st.code(), absl::StrCat("partially applied: ", done, " of ",
-                                  plan.targets.size(),
-                                  " policies switched, then ",
-                                  p.target.name, " failed: ", st.message()));
+          st.code(),
+          absl::StrCat("partially applied: ", done, " of ", plan.targets.size(),
+                       " policies switched, then ", p.target.name,
+                       " failed: ", st.message()));
     }
     ++done;
   }

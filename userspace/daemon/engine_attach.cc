@@ -64,8 +64,8 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
         if (!absl::IsNotFound(st) && first_error.ok()) first_error = st;
         continue;
       }
-      Log(absl::StrCat("target ", t.name, ": attached to ", rel,
-                       " (cgroup id ", *id, ")"));
+      Log(absl::StrCat("target ", t.name, ": attached to ", rel, " (cgroup id ",
+                       *id, ")"));
       health = kernel_.Links(t.id, *id, *id);
     }
     attached.push_back({rel, *id});
@@ -91,8 +91,7 @@ int Engine::Reconcile(bool* failed) {
   for (const auto& [name, t] : state_.targets) {
     if (creating_.count(t.id)) continue;  // attached once its rules are in
     auto before = links_.find(t.id);
-    bool was_live =
-        before != links_.end() && before->second.second.all_live();
+    bool was_live = before != links_.end() && before->second.second.all_live();
     auto st = Attach(t);
     if (!st.ok()) {
       any_failed = true;

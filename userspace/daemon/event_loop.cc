@@ -41,8 +41,7 @@ void Log(const std::string& line) {
 }
 
 // The outcome of a policy directory reload, for the log.
-void LogReload(const char* why,
-               const absl::StatusOr<control::ApplyResponse>& r,
+void LogReload(const char* why, const absl::StatusOr<control::ApplyResponse>& r,
                const std::string& dir) {
   if (!r.ok()) {
     const std::string msg(r.status().message());
@@ -62,8 +61,8 @@ void LogReload(const char* why,
 }
 
 void Answer(int fd, const absl::StatusOr<control::Response>& r) {
-  WriteResponse(fd, r.ok() ? control::EncodeResponse(*r)
-                           : ErrorResponse(r.status()))
+  WriteResponse(
+      fd, r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status()))
       .IgnoreError();
 }
 

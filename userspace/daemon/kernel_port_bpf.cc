@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "userspace/common/status_macros.h"
 #include "userspace/common/fs.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/target_programs.h"
@@ -139,8 +139,7 @@ std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
     std::string base = dir.substr(dir.rfind('/') + 1);
     uint64_t cgroup_id = 0;
     if (absl::StartsWith(base, kLinkDirPrefix) &&
-        absl::SimpleAtoi(base.substr(sizeof(kLinkDirPrefix) - 1),
-                         &cgroup_id)) {
+        absl::SimpleAtoi(base.substr(sizeof(kLinkDirPrefix) - 1), &cgroup_id)) {
       sets.push_back(cgroup_id);
     }
   }

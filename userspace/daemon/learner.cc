@@ -122,10 +122,10 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
       continue;
     seen.push_back(std::move(o));
   }
-  opts.header_comment.push_back(absl::StrCat(
-      "Learned by egressd on ", node_name, " from what target ", t.name,
-      " initiated since ", since_text, " (mode ", policy::ModeName(t.mode),
-      " when suggested)."));
+  opts.header_comment.push_back(
+      absl::StrCat("Learned by egressd on ", node_name, " from what target ",
+                   t.name, " initiated since ", since_text, " (mode ",
+                   policy::ModeName(t.mode), " when suggested)."));
   if (uint64_t lost = store_.overflow(t.name); lost > 0) {
     opts.header_comment.push_back(absl::StrCat(
         "WARNING: ", lost,

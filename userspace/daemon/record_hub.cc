@@ -27,8 +27,7 @@ EventFormat FormatOf(const control::EventsRequest& r) {
 
 }  // namespace
 
-RecordHub::RecordHub(Engine& engine, Learner& learner,
-                     RecordHubOptions options)
+RecordHub::RecordHub(Engine& engine, Learner& learner, RecordHubOptions options)
     : engine_(engine),
       learner_(learner),
       realtime_offset_ns_(RealtimeOffsetNs()),
@@ -49,13 +48,13 @@ RecordHub::RecordHub(Engine& engine, Learner& learner,
 }
 
 absl::StatusOr<std::unique_ptr<RecordHub>> RecordHub::Create(
-    int events_fd, Engine& engine, Learner& learner,
-    RecordHubOptions options) {
+    int events_fd, Engine& engine, Learner& learner, RecordHubOptions options) {
   auto hub = std::unique_ptr<RecordHub>(
       new RecordHub(engine, learner, std::move(options)));
   RecordHub* self = hub.get();
   EGRESS_ASSIGN_OR_RETURN(
-      hub->reader_, EventReader::Create(events_fd, [self](const egress_event& e) {
+      hub->reader_,
+      EventReader::Create(events_fd, [self](const egress_event& e) {
         self->pipeline_->OnRecord(e);
       }));
   return hub;
@@ -101,8 +100,7 @@ absl::Status RecordHub::Follow(UniqueFd fd,
                                const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
   std::lock_guard<std::mutex> lock(mu_);
-  return pipeline_->Follow(std::move(fd), std::move(filter),
-                           FormatOf(request));
+  return pipeline_->Follow(std::move(fd), std::move(filter), FormatOf(request));
 }
 
 uint64_t RecordHub::records_read() const {

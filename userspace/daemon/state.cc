@@ -67,14 +67,16 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
     ts.name = t["name"].get<std::string>();
     ts.cgroup = t["cgroup"].get<std::string>();
     ts.source_value = t["source"].get<std::string>();
-    auto source = policy::ParseTargetSource(t["source_kind"].get<std::string>());
+    auto source =
+        policy::ParseTargetSource(t["source_kind"].get<std::string>());
     auto mode = policy::ParseMode(t["mode"].get<std::string>());
     auto logging = policy::ParseLoggingLevel(
         t.contains("log") && t["log"].is_string() ? t["log"].get<std::string>()
                                                   : "denied");
     for (const auto& [field, status] :
          {std::pair{"source_kind", source.status()},
-          std::pair{"mode", mode.status()}, std::pair{"log", logging.status()}}) {
+          std::pair{"mode", mode.status()},
+          std::pair{"log", logging.status()}}) {
       if (!status.ok()) {
         return bad(absl::StrCat(where, ".", field, ": ", status.message()));
       }

@@ -19,13 +19,13 @@ namespace egress {
 
 struct TargetState {
   std::string name;
-  uint32_t id = 0;          // index into the targets map, > 0
-  std::string cgroup;       // relative to the cgroup2 mount: "/system.slice/x"
+  uint32_t id = 0;     // index into the targets map, > 0
+  std::string cgroup;  // relative to the cgroup2 mount: "/system.slice/x"
   // How the operator named it, and the unit, pid, path or glob as given.
   policy::TargetSource source = policy::TargetSource::kCgroup;
   std::string source_value;
   policy::Mode mode = policy::Mode::kEnforce;
-  uint32_t ruleset = 0;     // active ruleset id in the maps (0 = none)
+  uint32_t ruleset = 0;  // active ruleset id in the maps (0 = none)
   uint32_t next_rule_id = 1;
   bool ephemeral = false;  // created by `egressctl run`; removed with it
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
