@@ -36,14 +36,19 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
     return id.status();
   }
   LinkHealth health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+  absl::Status attached;
   if (!health.all_live()) {
-    EGRESS_RETURN_IF_ERROR(
-        kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id));
-    Log(absl::StrCat("target ", t.name, ": attached to ", t.cgroup,
-                     " (cgroup id ", *id, ")"));
-    health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+    attached = kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id);
+    if (attached.ok()) {
+      Log(absl::StrCat("target ", t.name, ": attached to ", t.cgroup,
+                       " (cgroup id ", *id, ")"));
+      health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+    }
   }
+  // What the kernel has, also when attaching failed: status must not report
+  // hooks that are gone.
   links_[t.id] = {{{t.cgroup, *id}}, health};
+  if (!attached.ok()) return attached;
   return true;
 }
 

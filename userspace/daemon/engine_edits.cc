@@ -16,9 +16,12 @@ std::string ShadowWarning(const std::vector<policy::Rule>& rules,
   if (allow.action != policy::Action::kAllow) return "";
   std::optional<size_t> deny = policy::ShadowingDeny(rules, allow);
   if (!deny) return "";
-  return absl::StrCat("this allow has no effect: rule ", *deny + 1, " (",
-                      policy::FormatRule(rules[*deny]),
-                      ") denies all of it, and deny beats allow");
+  return absl::StrCat(
+      "this allow is shadowed by rule ", *deny + 1, " (",
+      policy::FormatRule(rules[*deny]),
+      "), which denies all of it: deny beats allow, so it has no effect; "
+      "'egressctl delete ",
+      *deny + 1, "' first if it should");
 }
 
 }  // namespace
