@@ -118,6 +118,8 @@ class Engine {
 
   absl::StatusOr<TargetState*> Find(const std::string& name);
   absl::StatusOr<const TargetState*> Find(const std::string& name) const;
+  // By the id records carry: one hash lookup per record.
+  const TargetState* FindById(uint32_t id) const;
   absl::StatusOr<std::string> ResolveCgroup(policy::TargetSource source,
                                             const std::string& value);
   absl::StatusOr<uint32_t> AllocateTargetId() const;
@@ -163,6 +165,8 @@ class Engine {
   EngineOptions options_;
   mutable std::mutex mu_;
   DaemonState state_;
+  // Target id -> name, kept with state_.targets (records name targets by id).
+  absl::flat_hash_map<uint32_t, std::string> names_by_id_;
   // The compiled form of each target's active rule set (by target id), so
   // the old set's entries are deleted without compiling it again.
   std::map<uint32_t, policy::CompiledRuleset> compiled_;

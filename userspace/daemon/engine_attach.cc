@@ -142,10 +142,7 @@ std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
   if (auto it = cgroup_paths_.find(cgroup_id); it != cgroup_paths_.end()) {
     return it->second;
   }
-  const TargetState* target = nullptr;
-  for (const auto& [n, t] : state_.targets) {
-    if (t.id == target_id) target = &t;
-  }
+  const TargetState* target = FindById(target_id);
   if (target == nullptr) return "";
   // Walk the target's subtree once and remember every id seen (bounded).
   if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();

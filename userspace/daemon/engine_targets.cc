@@ -12,7 +12,16 @@
 namespace egress {
 
 Engine::Engine(KernelPort& kernel, DaemonState state, EngineOptions options)
-    : kernel_(kernel), options_(std::move(options)), state_(std::move(state)) {}
+    : kernel_(kernel), options_(std::move(options)), state_(std::move(state)) {
+  for (const auto& [name, t] : state_.targets) names_by_id_[t.id] = name;
+}
+
+const TargetState* Engine::FindById(uint32_t id) const {
+  auto name = names_by_id_.find(id);
+  if (name == names_by_id_.end()) return nullptr;
+  auto it = state_.targets.find(name->second);
+  return it == state_.targets.end() ? nullptr : &it->second;
+}
 
 absl::Status Engine::SaveLocked(Lock&) { return options_.save(state_); }
 
@@ -204,6 +213,7 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
   // Not attached until its rules are in: reconcile skips a target with no
   // rule set (ruleset 0) unless it really has no rules.
   state_.targets.emplace(name, std::move(t));
+  names_by_id_[id] = name;
   creating_.insert(id);
   lock.unlock();
   absl::Status st = ReplaceRules(name, std::move(rules), std::nullopt, staged);
@@ -217,6 +227,7 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     auto it = compiled_.find(id);
     if (it != compiled_.end()) kernel_.DeleteEntries(it->second).IgnoreError();
     state_.targets.erase(name);
+    names_by_id_.erase(id);
     undo();
     SaveLocked(lock).IgnoreError();
     return st;
@@ -241,6 +252,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
     compiled_.erase(c);
   }
   links_.erase(t.id);
+  names_by_id_.erase(t.id);
   rule_numbers_.erase(t.id);
   pattern_watch_dirs_.erase(t.id);
   kernel_.DeletePeers(t.id).IgnoreError();
@@ -334,10 +346,7 @@ std::string Engine::RuleText(uint32_t target_id, uint32_t rule_id) const {
 RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   Lock lock(mu_);
   RecordTarget out;
-  const TargetState* target = nullptr;
-  for (const auto& [n, t] : state_.targets) {
-    if (t.id == target_id) target = &t;
-  }
+  const TargetState* target = FindById(target_id);
   if (target == nullptr) return out;
   out.name = target->name;
   out.logging = target->logging;
