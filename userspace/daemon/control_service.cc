@@ -132,8 +132,7 @@ std::vector<std::string> ControlService::Warnings(
 
 absl::StatusOr<control::StatusResponse> ControlService::Status() {
   control::StatusResponse out;
-  // What the kernel says now, not 500 ms ago (and repaired if need be).
-  engine_.Reconcile();
+  engine_.RefreshLinkHealth();
   for (control::TargetInfo& t : engine_.TargetInfos()) {
     if (auto c = kernel_.Counters(t.id); c.ok()) t.counters = CountersOf(*c);
     t.warnings = Warnings(t);

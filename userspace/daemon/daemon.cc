@@ -18,6 +18,7 @@
 #include "userspace/daemon/learner.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/metrics_source.h"
+#include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/record_hub.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
@@ -34,6 +35,7 @@ struct Daemon::Parts {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<RecordHub> records;
   std::unique_ptr<ControlService> service;
+  std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
   // Pins of an older ABI wait until every target is attached under ours.
@@ -174,12 +176,15 @@ absl::Status StartServices(Daemon::Parts& p) {
       }
     }
   }
+  EGRESS_ASSIGN_OR_RETURN(p.reconciler,
+                          Reconciler::Start(*p.engine, p.cgroup_root));
   LoopOptions loop;
   loop.socket_path = p.options.socket_path;
   loop.cgroup_root = p.cgroup_root;
   loop.policy_dir = p.options.policy_dir;
-  p.loop = std::make_unique<EventLoop>(*p.listener, *p.engine, *p.service,
-                                       *p.learner, *p.records, loop);
+  p.loop =
+      std::make_unique<EventLoop>(*p.listener, *p.engine, *p.service,
+                                  *p.learner, *p.records, *p.reconciler, loop);
   return StartMetrics(p);
 }
 

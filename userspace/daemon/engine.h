@@ -87,6 +87,9 @@ class Engine {
   // matches. Returns how many targets were (re)attached; *failed is set
   // when an attachment failed.
   int Reconcile(bool* failed = nullptr);
+  // Re-reads the link health of the cgroups the last reconcile found (no
+  // walk, no attach): what `status` reports is what the kernel has now.
+  void RefreshLinkHealth();
   void NotifyAllAttached() const {
     if (options_.all_attached) options_.all_attached();
   }

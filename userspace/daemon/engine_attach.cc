@@ -111,6 +111,24 @@ int Engine::Reconcile(bool* failed) {
   return attached;
 }
 
+void Engine::RefreshLinkHealth() {
+  Lock lock(mu_);
+  for (auto& [id, links] : links_) {
+    const TargetState* t = FindById(id);
+    if (t == nullptr) continue;
+    LinkHealth total;
+    for (const control::CgroupRef& c : links.first) {
+      // Links on a cgroup that was removed since count as not live.
+      LinkHealth h = kernel_.Links(
+          id, IsPattern(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
+      total.live += h.live;
+      total.attached += h.attached;
+      total.total += h.total;
+    }
+    links.second = total;
+  }
+}
+
 control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   control::TargetInfo info;
   info.name = t.name;

@@ -22,7 +22,6 @@ namespace {
 
 constexpr size_t kMaxPending = 64;
 constexpr int kMaxAcceptsPerTurn = 64;
-constexpr size_t kMaxWatches = 8192;
 // Ring-buffer records are submitted without wake-ups; the poll timeout is
 // the drain timer.
 constexpr int kDrainMs = 50;
@@ -70,12 +69,14 @@ void Answer(int fd, const absl::StatusOr<control::Response>& r) {
 
 EventLoop::EventLoop(const ControlListener& listener, Engine& engine,
                      ControlService& service, Learner& learner,
-                     RecordStream& records, LoopOptions options)
+                     RecordStream& records, Reconciler& reconciler,
+                     LoopOptions options)
     : listener_(listener),
       engine_(engine),
       service_(service),
       learner_(learner),
       records_(records),
+      reconciler_(reconciler),
       options_(std::move(options)),
       worker_(std::make_unique<Worker>()) {}
 
@@ -87,9 +88,6 @@ absl::Status EventLoop::Setup() {
   sigset_t mask = HandledSignals();
   signal_fd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd");
-  // cgroup directories created under a target's parent wake the loop at
-  // once, so a re-created cgroup is enforced within one turn.
-  cgroup_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   // The policy directory: a change (an edit, a ConfigMap update, which
   // swaps a symlink) is applied like SIGHUP, 1 s after the last change.
   if (!options_.policy_dir.empty()) {
@@ -103,35 +101,13 @@ absl::Status EventLoop::Setup() {
       policy_watch_.reset();
     }
   }
-  WatchParents();
   const absl::Time now = absl::Now();
-  next_reconcile_ = next_expiry_ = now;
+  next_expiry_ = now;
   next_learn_save_ = now + absl::Seconds(5);
   Log(absl::StrCat("ready on ", options_.socket_path, " (cgroup2 ",
                    options_.cgroup_root, ", ", engine_.TargetCount(),
                    " targets)"));
   return absl::OkStatus();
-}
-
-void EventLoop::Watch(const std::string& rel) {
-  std::string abs = rel == "/" ? options_.cgroup_root
-                               : absl::StrCat(options_.cgroup_root, rel);
-  if (watched_.count(abs)) return;
-  if (watched_.size() >= kMaxWatches) {
-    // Directories come and go (pods): start over rather than stop
-    // watching; the 500 ms rescan covers the moment in between.
-    cgroup_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    watched_.clear();
-  }
-  // IN_DELETE too: a pattern target drops the links of a removed cgroup.
-  if (inotify_add_watch(cgroup_watch_.get(), abs.c_str(),
-                        IN_CREATE | IN_DELETE) >= 0) {
-    watched_.insert(abs);
-  }
-}
-
-void EventLoop::WatchParents() {
-  for (const std::string& rel : engine_.WatchDirs()) Watch(rel);
 }
 
 bool EventLoop::HandleSignals() {
@@ -150,7 +126,7 @@ void EventLoop::PostReload(const char* why) {
   worker_->Post([this, why] {
     reload_queued_.store(false);
     LogReload(why, service_.Reload(), options_.policy_dir);
-    rewatch_.store(true);
+    reconciler_.Poke();
   });
 }
 
@@ -171,19 +147,6 @@ void EventLoop::HandlePolicyWatch(bool readable) {
   if (absl::Now() >= policy_reload_at_) {
     policy_reload_at_ = absl::InfiniteFuture();
     PostReload("policy directory changed");
-  }
-}
-
-void EventLoop::HandleCgroupWatch(bool readable) {
-  bool created = false;
-  if (readable) {
-    char buf[4096];
-    while (read(cgroup_watch_.get(), buf, sizeof(buf)) > 0) created = true;
-  }
-  if (created || absl::Now() >= next_reconcile_) {
-    engine_.Reconcile();
-    WatchParents();
-    next_reconcile_ = absl::Now() + absl::Milliseconds(500);
   }
 }
 
@@ -212,7 +175,6 @@ void EventLoop::RunTimers() {
     next_learn_save_ = now + absl::Seconds(5);
     SaveLearnedLater();
   }
-  if (rewatch_.exchange(false)) WatchParents();
 }
 
 void EventLoop::AcceptNew(std::vector<bool>& readable) {
@@ -275,7 +237,7 @@ void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
     worker_->Post([this, conn, req = *std::move(request)] {
       absl::StatusOr<control::Response> r = service_.Handle(req);
       Answer(conn->get(), r);
-      rewatch_.store(true);
+      reconciler_.Poke();  // new targets may need new watches
     });
     return;
   }
@@ -294,7 +256,6 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
   while (stop == nullptr || !stop->load()) {
     std::vector<pollfd> fds = {{listener_.fd(), POLLIN, 0},
                                {signal_fd_.get(), POLLIN, 0},
-                               {cgroup_watch_.get(), POLLIN, 0},
                                {policy_watch_.get(), POLLIN, 0}};
     for (const Pending& p : pending_) fds.push_back({p.fd.get(), POLLIN, 0});
     int r = poll(fds.data(), fds.size(), kDrainMs);
@@ -304,12 +265,11 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
       return r > 0 && (fds[i].revents & events) != 0;
     };
     if (ready(1, POLLIN) && !HandleSignals()) break;
-    HandlePolicyWatch(policy_watch_ && ready(3, POLLIN));
-    HandleCgroupWatch(ready(2, POLLIN));
+    HandlePolicyWatch(policy_watch_ && ready(2, POLLIN));
     RunTimers();
     std::vector<bool> readable(pending_.size());
     for (size_t i = 0; i < pending_.size(); ++i) {
-      readable[i] = ready(4 + i, POLLIN | POLLHUP);
+      readable[i] = ready(3 + i, POLLIN | POLLHUP);
     }
     if (ready(0, POLLIN)) AcceptNew(readable);
     ServePending(readable);

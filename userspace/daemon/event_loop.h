@@ -1,7 +1,7 @@
 // egressd's poll loop: control connections (read without waiting, changes
-// handed to the worker, reads answered here), signals, cgroup and policy
-// directory watches, timers (reconcile, expiry, learned state), and the
-// drain of kernel records to their consumers.
+// handed to the worker, reads answered here), signals, the policy directory
+// watch, timers (expiry, learned state), and the drain of kernel records to
+// their consumers. Cgroups are the reconciler's (its own thread).
 #ifndef EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
 #define EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
 
@@ -19,6 +19,7 @@
 #include "userspace/daemon/control_service.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/learner.h"
+#include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/worker.h"
 
 namespace egress {
@@ -46,7 +47,7 @@ class EventLoop {
  public:
   EventLoop(const ControlListener& listener, Engine& engine,
             ControlService& service, Learner& learner, RecordStream& records,
-            LoopOptions options);
+            Reconciler& reconciler, LoopOptions options);
   ~EventLoop();
 
   // Until *stop becomes true or SIGTERM/SIGINT arrives.
@@ -65,10 +66,7 @@ class EventLoop {
   // False when asked to stop.
   bool HandleSignals();
   void HandlePolicyWatch(bool readable);
-  void HandleCgroupWatch(bool readable);
   void RunTimers();
-  void Watch(const std::string& rel);
-  void WatchParents();
   void AcceptNew(std::vector<bool>& readable);
   void ServePending(const std::vector<bool>& readable);
   void Serve(UniqueFd fd, const nlohmann::json& message);
@@ -81,16 +79,14 @@ class EventLoop {
   ControlService& service_;
   Learner& learner_;
   RecordStream& records_;
+  Reconciler& reconciler_;
   LoopOptions options_;
   std::unique_ptr<Worker> worker_;
 
-  UniqueFd signal_fd_, cgroup_watch_, policy_watch_;
-  std::set<std::string> watched_;
+  UniqueFd signal_fd_, policy_watch_;
   std::vector<Pending> pending_;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
-  absl::Time next_reconcile_, next_expiry_, next_learn_save_;
-  // Set by the worker after a change: the watch set may need new dirs.
-  std::atomic<bool> rewatch_{false};
+  absl::Time next_expiry_, next_learn_save_;
   std::atomic<bool> expiry_queued_{false};
   std::atomic<bool> reload_queued_{false};
   std::atomic<int64_t> heartbeat_ns_{0};

@@ -1,0 +1,99 @@
+#include "userspace/daemon/reconciler.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/errno_status.h"
+
+namespace egress {
+namespace {
+
+constexpr size_t kMaxWatches = 8192;
+constexpr int kRescanMs = 500;
+
+// Reads everything pending on a non-blocking fd; true if there was any.
+bool DrainFd(int fd) {
+  char buf[4096];
+  bool any = false;
+  while (read(fd, buf, sizeof(buf)) > 0) any = true;
+  return any;
+}
+
+}  // namespace
+
+Reconciler::Reconciler(Engine& engine, std::string cgroup_root)
+    : engine_(engine), cgroup_root_(std::move(cgroup_root)) {}
+
+absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
+    Engine& engine, std::string cgroup_root) {
+  auto r = std::unique_ptr<Reconciler>(
+      new Reconciler(engine, std::move(cgroup_root)));
+  r->inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (!r->inotify_) return ErrnoStatus(errno, "inotify_init1");
+  r->wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!r->wake_) return ErrnoStatus(errno, "eventfd");
+  r->WatchAll();
+  r->thread_ = std::thread([self = r.get()] {
+    // Signals are the loop's (signalfd): never delivered to this thread.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    self->Loop();
+  });
+  return r;
+}
+
+Reconciler::~Reconciler() {
+  stop_.store(true);
+  Poke();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Reconciler::Poke() {
+  uint64_t one = 1;
+  if (write(wake_.get(), &one, sizeof(one)) < 0) {
+    // Only EAGAIN (counter full) is possible: a wake-up is pending anyway.
+  }
+}
+
+void Reconciler::Watch(const std::string& rel) {
+  std::string abs = rel == "/" ? cgroup_root_ : absl::StrCat(cgroup_root_, rel);
+  if (watched_.count(abs)) return;
+  if (watched_.size() >= kMaxWatches) {
+    // Directories come and go (pods): start over rather than stop
+    // watching; the rescan covers the moment in between.
+    inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    watched_.clear();
+  }
+  // IN_DELETE too: a pattern target drops the links of a removed cgroup.
+  if (inotify_add_watch(inotify_.get(), abs.c_str(), IN_CREATE | IN_DELETE) >=
+      0) {
+    watched_.insert(abs);
+  }
+}
+
+void Reconciler::WatchAll() {
+  for (const std::string& rel : engine_.WatchDirs()) Watch(rel);
+}
+
+void Reconciler::Loop() {
+  while (!stop_.load()) {
+    pollfd fds[] = {{inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    int r = poll(fds, 2, kRescanMs);
+    if (r < 0 && errno != EINTR) return;
+    if (r > 0) {
+      if (fds[0].revents & POLLIN) DrainFd(inotify_.get());
+      if (fds[1].revents & POLLIN) DrainFd(wake_.get());
+    }
+    if (stop_.load()) return;
+    engine_.Reconcile();
+    WatchAll();
+  }
+}
+
+}  // namespace egress

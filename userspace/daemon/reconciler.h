@@ -1,0 +1,45 @@
+// Keeps targets attached to their cgroups from a thread of its own: a
+// directory created where a target's cgroup (or a pattern's match) appears
+// wakes it at once, and it rescans every 500 ms anyway. Pattern walks over
+// large cgroup trees therefore never delay a request or the drain of records.
+#ifndef EGRESS_USERSPACE_DAEMON_RECONCILER_H_
+#define EGRESS_USERSPACE_DAEMON_RECONCILER_H_
+
+#include <atomic>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/daemon/engine.h"
+
+namespace egress {
+
+class Reconciler {
+ public:
+  // Starts the thread; `cgroup_root` is the cgroup2 mount.
+  static absl::StatusOr<std::unique_ptr<Reconciler>> Start(
+      Engine& engine, std::string cgroup_root);
+  ~Reconciler();  // stops and joins the thread
+
+  // Reconcile now and watch what the targets need now (after a change).
+  void Poke();
+
+ private:
+  Reconciler(Engine& engine, std::string cgroup_root);
+  void Loop();
+  void Watch(const std::string& rel);
+  void WatchAll();
+
+  Engine& engine_;
+  const std::string cgroup_root_;
+  UniqueFd inotify_, wake_;
+  std::set<std::string> watched_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_RECONCILER_H_
