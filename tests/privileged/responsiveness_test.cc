@@ -42,7 +42,6 @@ std::string BigPolicy(const std::string& cgroup) {
 class ResponsivenessTest : public EgressdTest {};
 
 TEST_F(ResponsivenessTest, ASlowApplyStallsNeitherReattachNorStatus) {
-  StartDaemon();
   ASSERT_OK_AND_ASSIGN(TestCgroup * big, cg_->CreateChild("big"));
   const std::string steady_rel = cg_->relative_path() + "/steady";
   const std::string steady_abs = cg_->path() + "/steady";
