@@ -9,6 +9,11 @@ pkgs=(
   nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev
   iproute2 netbase procps python3
 )
+# A 32-bit libc and gcc's -m32, for the test of source routes set through
+# compat (32-bit) syscalls; amd64 only.
+if [[ "$(dpkg --print-architecture)" == amd64 ]]; then
+  pkgs+=(gcc-multilib)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

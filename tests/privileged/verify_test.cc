@@ -1,5 +1,6 @@
 // `egressctl verify`: probes from inside the target's cgroup tell an
 // enforced policy from one that is configured but not in force.
+#include <bpf/bpf.h>
 #include <signal.h>
 
 #include "absl/strings/match.h"
@@ -8,6 +9,8 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/command.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/kernel/target_programs.h"
 
 namespace egress::testing {
 namespace {
@@ -56,12 +59,18 @@ TEST_F(VerifyTest, AuditModeIsReportedAsNotInForce) {
 
 TEST_F(VerifyTest, DetachedProgramsAreCaught) {
   SetUpPolicy("enforce");
-  // Someone removed the pins (egressd cannot re-attach without them).
-  ASSERT_EQ(RunCommand({"rm", "-rf",
-                        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION,
-                                     "/targets")})
-                ->exit_code,
-            0);
+  // Someone with CAP_NET_ADMIN detached the links (removing a pin alone
+  // detaches nothing: egressd holds them) and removed the pins, so egressd
+  // cannot re-attach either.
+  std::string targets =
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets");
+  for (const HookSpec& h : AllHooks()) {
+    UniqueFd link(
+        bpf_obj_get(absl::StrCat(targets, "/1/link_", h.name).c_str()));
+    ASSERT_TRUE(link.valid()) << h.name;
+    ASSERT_EQ(bpf_link_detach(link.get()), 0) << h.name;
+  }
+  ASSERT_EQ(RunCommand({"rm", "-rf", targets})->exit_code, 0);
   CommandResult r;
   for (int i = 0; i < 100; ++i) {  // links are released asynchronously
     r = Ctl({"verify"});

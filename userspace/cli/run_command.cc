@@ -1,6 +1,7 @@
 #include "userspace/cli/run_command.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -8,14 +9,18 @@
 
 #include <cstring>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/cli/daemon_call.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/kernel/cgroup.h"
 
 namespace egress::cli {
@@ -27,9 +32,64 @@ void Forward(int sig) {
   if (g_child > 0) kill(g_child, sig);
 }
 
-// Kills what the command left behind in its cgroup and removes the cgroup.
+// How long the processes of the run's cgroup may take to die.
+constexpr absl::Duration kEmptyTimeout = absl::Seconds(5);
+
+// Writes "1" to a cgroup control file; false where it does not exist (e.g.
+// cgroup.kill before Linux 5.14).
+bool WriteOne(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && write(fd.get(), "1", 1) == 1;
+}
+
+// Whether a process is left in the cgroup or below it ("populated 1" in
+// cgroup.events); a cgroup that is gone holds none.
+bool Populated(const std::string& abs) {
+  std::ifstream events(abs + "/cgroup.events");
+  if (!events) return access(abs.c_str(), F_OK) == 0;
+  std::string key;
+  int value = 1;
+  while (events >> key >> value) {
+    if (key == "populated") return value != 0;
+  }
+  return true;
+}
+
+// SIGKILL to every process of the cgroup and of the cgroups below it.
+void KillEach(const std::string& abs) {
+  std::vector<std::string> dirs = {abs};
+  for (size_t i = 0; i < dirs.size() && i < 4096; ++i) {
+    std::ifstream procs(dirs[i] + "/cgroup.procs");
+    for (pid_t pid; procs >> pid;) kill(pid, SIGKILL);
+    for (const std::string& sub : SubdirNames(dirs[i])) {
+      dirs.push_back(absl::StrCat(dirs[i], "/", sub));
+    }
+  }
+}
+
+// Stops every process the command left in its cgroup and waits until none
+// is left: only then may its target go, or a leftover would run unenforced.
+// cgroup.kill takes the whole subtree at once; without it the subtree is
+// frozen first, so that nothing forks while each process gets SIGKILL (a
+// frozen process still dies of it).
+absl::Status StopEverything(const std::string& abs) {
+  const absl::Time deadline = absl::Now() + kEmptyTimeout;
+  const bool kill_file = WriteOne(abs + "/cgroup.kill");
+  if (!kill_file) WriteOne(abs + "/cgroup.freeze");
+  while (Populated(abs)) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("processes of the command are still in ", abs, " after ",
+                       absl::FormatDuration(kEmptyTimeout)));
+    }
+    if (!kill_file) KillEach(abs);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::OkStatus();
+}
+
+// Removes the run's (empty) cgroup.
 void RemoveCgroup(const std::string& abs) {
-  std::ofstream(abs + "/cgroup.kill") << "1";
   for (int i = 0; i < 100 && rmdir(abs.c_str()) != 0 && errno == EBUSY; ++i) {
     usleep(20000);
   }
@@ -41,6 +101,26 @@ absl::Status RemoveTarget(const std::string& socket, const std::string& name) {
   return CallEgressd(socket, control::TargetRemoveRequest{name},
                      absl::Seconds(30))
       .status();
+}
+
+// After the command exited: stops what it left behind, and only then lifts
+// enforcement (a leftover must never run unenforced) and removes the cgroup.
+// Problems go to stderr: `run` returns the command's exit code.
+void Finish(const std::string& socket, const std::string& name,
+            const std::string& abs) {
+  if (absl::Status stop = StopEverything(abs); !stop.ok()) {
+    fprintf(stderr,
+            "egressctl run: %s; target %s stays in force: kill them, then "
+            "run 'egressctl target remove %s'\n",
+            stop.ToString().c_str(), name.c_str(), name.c_str());
+    return;
+  }
+  absl::Status rm = RemoveTarget(socket, name);
+  RemoveCgroup(abs);
+  if (!rm.ok()) {
+    fprintf(stderr, "egressctl run: removing target %s: %s\n", name.c_str(),
+            rm.ToString().c_str());
+  }
 }
 
 }  // namespace
@@ -102,12 +182,7 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   int code =
       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 
-  absl::Status rm = RemoveTarget(command.socket_path, name);
-  RemoveCgroup(abs);
-  if (!rm.ok()) {
-    fprintf(stderr, "egressctl run: removing target %s: %s\n", name.c_str(),
-            rm.ToString().c_str());
-  }
+  Finish(command.socket_path, name, abs);
   return code;
 }
 

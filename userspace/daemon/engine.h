@@ -145,6 +145,9 @@ class Engine {
   // Attachments (engine_attach.cc).
   absl::StatusOr<bool> Attach(const TargetState& t);
   absl::StatusOr<bool> AttachPattern(const TargetState& t);
+  // kernel_.Links(), logging pins that had been removed and are back.
+  LinkHealth LinksOf(const TargetState& t, uint64_t link_set,
+                     uint64_t cgroup_id);
   std::vector<std::string> TargetCgroups(const TargetState& t);
   control::TargetInfo InfoLocked(const TargetState& t) const;
   void Log(const std::string& line) const;

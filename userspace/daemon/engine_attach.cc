@@ -25,6 +25,19 @@ std::vector<std::string> Engine::TargetCgroups(const TargetState& t) {
   return m.cgroups;
 }
 
+LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
+                           uint64_t cgroup_id) {
+  LinkHealth health = kernel_.Links(t.id, link_set, cgroup_id);
+  if (health.repinned > 0) {
+    // Someone removed link pins; the links stayed attached because egressd
+    // holds them. Worth a line: it takes root to do that.
+    Log(absl::StrCat("target ", t.name, ": ", health.repinned,
+                     " link pin(s) had been removed; pinned again (the hooks "
+                     "stayed attached)"));
+  }
+  return health;
+}
+
 absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   if (IsPattern(t)) return AttachPattern(t);
   auto id = kernel_.CgroupId(t.cgroup);
@@ -35,7 +48,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
     }
     return id.status();
   }
-  LinkHealth health = kernel_.Links(t.id, KernelPort::kOwnCgroup, *id);
+  LinkHealth health = LinksOf(t, KernelPort::kOwnCgroup, *id);
   absl::Status attached;
   if (!health.all_live()) {
     attached = kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id);
@@ -61,7 +74,7 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
     auto id = kernel_.CgroupId(rel);
     if (!id.ok()) continue;  // gone since the walk
     live_sets.insert(*id);
-    LinkHealth health = kernel_.Links(t.id, *id, *id);
+    LinkHealth health = LinksOf(t, *id, *id);
     if (!health.all_live()) {
       absl::Status st = kernel_.Attach(t.id, *id, rel, *id);
       if (!st.ok()) {

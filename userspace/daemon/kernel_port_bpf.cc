@@ -103,7 +103,24 @@ absl::Status BpfKernel::LoadPrograms(uint32_t id) {
 }
 
 absl::Status BpfKernel::RemovePrograms(uint32_t id) {
+  {
+    // Every held set, also one whose pins or directory are gone.
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = held_.lower_bound({id, 0});
+    while (it != held_.end() && it->first.first == id) {
+      DetachHeld(it->second);
+      it = held_.erase(it);
+    }
+  }
   return DetachAndRemove(TargetDir(id));
+}
+
+void BpfKernel::DropHeld(uint32_t id, uint64_t link_set) {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  auto it = held_.find({id, link_set});
+  if (it == held_.end()) return;
+  DetachHeld(it->second);
+  held_.erase(it);
 }
 
 absl::StatusOr<uint64_t> BpfKernel::CgroupId(const std::string& rel) {
@@ -121,16 +138,19 @@ std::vector<std::string> BpfKernel::ChildCgroups(const std::string& rel) {
 absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
                                const std::string& rel, uint64_t cgroup_id) {
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
-  if (link_set == kOwnCgroup) {
-    return AttachPinned(TargetDir(id), fd.get(), cgroup_id);
-  }
+  std::lock_guard<std::mutex> lock(held_mu_);
   return AttachPinnedTo(TargetDir(id), LinkDir(id, link_set), fd.get(),
-                        cgroup_id);
+                        cgroup_id, &held_[{id, link_set}]);
 }
 
 LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
                             uint64_t cgroup_id) {
-  return CheckLinks(LinkDir(id, link_set), cgroup_id);
+  std::string dir = LinkDir(id, link_set);
+  std::lock_guard<std::mutex> lock(held_mu_);
+  int repinned = KeepPinned(dir, held_[{id, link_set}]);
+  LinkHealth health = CheckLinks(dir, cgroup_id);
+  health.repinned = repinned;
+  return health;
 }
 
 std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
@@ -151,6 +171,7 @@ bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
 }
 
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {
+  DropHeld(id, link_set);
   return DetachAndRemoveLinks(LinkDir(id, link_set));
 }
 

@@ -1,10 +1,15 @@
 // KernelPort over the real kernel: the pinned shared maps, program sets
 // pinned under <bpffs>/v<ABI>/targets/<id>, cgroups under the cgroup2 mount.
+// It holds every link it attached or adopted open, so that a removed pin
+// never detaches a hook while egressd runs; Links() pins it again.
 #ifndef EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
 #define EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/kernel/shared_maps.h"
@@ -51,11 +56,16 @@ class BpfKernel : public KernelPort {
   std::string TargetDir(uint32_t id) const;
   std::string LinkDir(uint32_t id, uint64_t link_set) const;
   std::string Abs(const std::string& rel) const;
+  // Detaches and forgets the held links of one set.
+  void DropHeld(uint32_t id, uint64_t link_set);
 
   std::string bpffs_dir_;
   std::string version_dir_;  // <bpffs_dir>/v<ABI>
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
+  std::mutex held_mu_;
+  // (target id, link set) -> the links held open.
+  std::map<std::pair<uint32_t, uint64_t>, HeldLinks> held_;
 };
 
 }  // namespace egress

@@ -62,15 +62,23 @@ absl::Status PinReplace(int fd, const std::string& path) {
   return CommitPin(path);
 }
 
-uint64_t LinkCgroupId(int link_fd) {
+// The kernel's id of a link and the cgroup it is attached to (0 when
+// detached or defunct); {0, 0} when `link_fd` is no link.
+struct LinkIds {
+  uint32_t id = 0;
+  uint64_t cgroup_id = 0;
+};
+LinkIds LinkInfo(int link_fd) {
   bpf_link_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return 0;
-  return info.cgroup.cgroup_id;
+  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return {};
+  return {info.id, info.cgroup.cgroup_id};
 }
+uint64_t LinkCgroupId(int link_fd) { return LinkInfo(link_fd).cgroup_id; }
 
 // A link created by AttachPinnedTo, and how far its pin got.
 struct NewLink {
+  size_t hook;      // index in AllHooks()
   std::string pin;  // final link pin path
   UniqueFd fd;
   bool staged = false;     // pinned under StagedPin(pin)
@@ -90,17 +98,20 @@ void Abandon(std::vector<NewLink>& fresh) {
 }
 
 // Creates a link on `cgroup_fd` for every hook whose pin in `link_dir` is
-// not already live on `cgroup_id` (those are adopted as they are), appending
-// each to `fresh` as soon as it exists.
+// not already live on `cgroup_id` (those are adopted as they are, into
+// `adopted`), appending each to `fresh` as soon as it exists.
 absl::Status CreateMissingLinks(const std::string& prog_dir,
                                 const std::string& link_dir, int cgroup_fd,
-                                uint64_t cgroup_id,
+                                uint64_t cgroup_id, HeldLinks& adopted,
                                 std::vector<NewLink>& fresh) {
-  for (const HookSpec& h : AllHooks()) {
+  adopted.resize(AllHooks().size());
+  for (size_t i = 0; i < AllHooks().size(); ++i) {
+    const HookSpec& h = AllHooks()[i];
     std::string link_pin = LinkPin(link_dir, h);
-    if (int old = bpf_obj_get(link_pin.c_str()); old >= 0) {
-      UniqueFd old_fd(old);
-      if (LinkCgroupId(old_fd.get()) == cgroup_id) continue;  // adopt
+    UniqueFd old(bpf_obj_get(link_pin.c_str()));
+    if (old && LinkCgroupId(old.get()) == cgroup_id) {
+      adopted[i] = std::move(old);
+      continue;
     }
     std::string prog_pin = ProgPin(prog_dir, h);
     int prog_fd = bpf_obj_get(prog_pin.c_str());
@@ -113,7 +124,7 @@ absl::Status CreateMissingLinks(const std::string& prog_dir,
       return ErrnoStatus(-link, "attach program",
                          absl::StrCat(h.name, " of ", prog_dir));
     }
-    fresh.push_back({link_pin, UniqueFd(link)});
+    fresh.push_back({i, link_pin, UniqueFd(link)});
   }
   return absl::OkStatus();
 }
@@ -169,20 +180,21 @@ bool ProgramsPinned(const std::string& prog_dir) {
 }
 
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
-                          uint64_t cgroup_id) {
-  return AttachPinnedTo(prog_dir, prog_dir, cgroup_fd, cgroup_id);
+                          uint64_t cgroup_id, HeldLinks* held) {
+  return AttachPinnedTo(prog_dir, prog_dir, cgroup_fd, cgroup_id, held);
 }
 
 absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
-                            uint64_t cgroup_id) {
+                            uint64_t cgroup_id, HeldLinks* held) {
   if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
+  HeldLinks links;
   std::vector<NewLink> fresh;
   // Armed before the first link exists: any return below but the last one
   // takes back every link of this call, pinned or not.
   absl::Cleanup undo = [&fresh] { Abandon(fresh); };
-  EGRESS_RETURN_IF_ERROR(
-      CreateMissingLinks(prog_dir, link_dir, cgroup_fd, cgroup_id, fresh));
+  EGRESS_RETURN_IF_ERROR(CreateMissingLinks(prog_dir, link_dir, cgroup_fd,
+                                            cgroup_id, links, fresh));
   // Stage every pin before committing any: the step that can fail for a
   // reason of its own (a full or foreign bpffs) fails while no final pin
   // has been replaced yet.
@@ -196,7 +208,45 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
     l.committed = true;
   }
   std::move(undo).Cancel();
+  if (held != nullptr) {
+    // A link held before and replaced here was not live on this cgroup;
+    // closing it lets the kernel release it.
+    for (NewLink& l : fresh) links[l.hook] = std::move(l.fd);
+    *held = std::move(links);
+  }
   return absl::OkStatus();
+}
+
+int KeepPinned(const std::string& link_dir, HeldLinks& held) {
+  held.resize(AllHooks().size());
+  int repinned = 0;
+  for (size_t i = 0; i < held.size(); ++i) {
+    LinkIds mine = held[i] ? LinkInfo(held[i].get()) : LinkIds{};
+    if (mine.cgroup_id == 0) held[i].reset();  // its cgroup is gone
+    std::string pin = LinkPin(link_dir, AllHooks()[i]);
+    UniqueFd pinned(bpf_obj_get(pin.c_str()));
+    if (pinned) {
+      LinkIds theirs = LinkInfo(pinned.get());
+      if (theirs.cgroup_id != 0 && theirs.id != mine.id) {
+        held[i] = std::move(pinned);  // adopt what the pin holds
+      }
+      continue;
+    }
+    if (!held[i]) continue;
+    // The pin went, the link did not: pin it again (the directory too, if
+    // it went with it).
+    if (MakeDirs(link_dir, 0700).ok() && PinReplace(held[i].get(), pin).ok()) {
+      ++repinned;
+    }
+  }
+  return repinned;
+}
+
+void DetachHeld(HeldLinks& held) {
+  for (UniqueFd& link : held) {
+    if (link) bpf_link_detach(link.get());
+    link.reset();
+  }
 }
 
 std::vector<LinkState> LinkStates(const std::string& prog_dir) {

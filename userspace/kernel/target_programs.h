@@ -1,7 +1,9 @@
 // The program set of one target: loaded with the target id baked in, pinned
 // under <bpffs>/targets/<id>/prog_<hook>, attached to the target's cgroup
 // with bpf_links pinned beside them (link_<hook>). Pinned links keep
-// enforcement in force when egressd exits or is killed.
+// enforcement in force when egressd exits or is killed; while it runs,
+// egressd also holds every link open (HeldLinks), so that removing a pin
+// detaches nothing.
 #ifndef EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_
 #define EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_
 
@@ -11,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress {
 
@@ -36,6 +39,7 @@ struct LinkHealth {
   int live = 0;      // pinned and attached to the cgroup asked about
   int attached = 0;  // pinned and attached to some cgroup that still exists
   int total = 0;     // hooks of a program set: AllHooks().size()
+  int repinned = 0;  // pins found removed and made again from held links
 
   // Every hook enforces on the cgroup asked about: nothing to attach.
   bool all_live() const { return total > 0 && live == total; }
@@ -43,6 +47,12 @@ struct LinkHealth {
   // attached): the directory protects nothing and may be removed.
   bool defunct() const { return attached == 0; }
 };
+
+// The links of one link directory that egressd holds open, one slot per hook
+// of AllHooks() (empty where it holds none). An open link fd keeps the link
+// attached whatever happens to its pin: uid 0 may unlink a pin without any
+// capability, and that alone must never detach a hook.
+using HeldLinks = std::vector<UniqueFd>;
 
 // Loads the programs for `target_id` against the maps pinned in `maps_dir`
 // and pins them into `prog_dir` (created 0700). Replaces older program pins.
@@ -66,16 +76,28 @@ bool ProgramsPinned(const std::string& prog_dir);
 // adopted stay as they were). Errors: NotFound when a program pin is
 // missing (LoadAndPinPrograms first), the errno status of a failed attach
 // (e.g. NotFound/InvalidArgument for a cgroup that went away) or of a pin
-// that cannot be made (AlreadyExists, ...).
+// that cannot be made (AlreadyExists, ...). On success `held`, when given,
+// holds every link of the set, adopted or new.
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
-                          uint64_t cgroup_id);
+                          uint64_t cgroup_id, HeldLinks* held = nullptr);
 
 // Same, with the link pins in `link_dir` (created 0700) instead of
 // `prog_dir`: one program set attached to several cgroups (a cgroupPattern
 // target keeps one link directory per matching cgroup).
 absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
-                            uint64_t cgroup_id);
+                            uint64_t cgroup_id, HeldLinks* held = nullptr);
+
+// Keeps the pins of `link_dir` and the links `held` holds in line: a held
+// link whose pin was removed is pinned again (it never detached), a pinned
+// live link is adopted into `held`, and a held link whose cgroup is gone is
+// let go. Returns how many pins it made again; a pin it cannot make stays
+// missing, for CheckLinks to report and AttachPinnedTo to retry.
+int KeepPinned(const std::string& link_dir, HeldLinks& held);
+
+// Detaches every link of `held` (bpf_link_detach: also a link whose pin is
+// gone or that another process holds) and closes it.
+void DetachHeld(HeldLinks& held);
 
 // Subdirectories of `dir` (full paths, sorted): the link directories of a
 // pattern target live below its program directory.
