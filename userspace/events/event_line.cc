@@ -271,6 +271,26 @@ void PutFamilyAndProtocol(Cursor& w, const RecordViews& v) {
   w.Put('"');
 }
 
+// "l4":{...}, of a connect or send.
+void PutL4(Cursor& w, const RecordViews& v) {
+  w.Put("\"l4\":{\"destination\":\"");
+  w.Put(v.addr);
+  w.Put("\",\"destination_port\":");
+  w.Uint(v.port);
+  w.Put(',');
+  PutFamilyAndProtocol(w, v);
+  w.Put("},");
+}
+
+// "socket":{...}, of a socket creation.
+void PutSocket(Cursor& w, const egress_event& e, const RecordViews& v) {
+  w.Put("\"socket\":{");
+  PutFamilyAndProtocol(w, v);
+  w.Put(",\"type\":");
+  w.Uint(e.sock_type);
+  w.Put("},");
+}
+
 // The message (EventText() of the record) after its time and target:
 // "python3[42] -> 10.0.0.5:443/tcp DENIED (no matching rule) +3 suppressed".
 bool PutMessageTail(Cursor& w, const egress_event& e, const RecordViews& v) {
@@ -385,15 +405,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put("\",\"ktime_ns\":");
   w.Uint(e.ts_ns);
   w.Put(',');
-  if (!v.is_socket) {
-    w.Put("\"l4\":{\"destination\":\"");
-    w.Put(v.addr);
-    w.Put("\",\"destination_port\":");
-    w.Uint(v.port);
-    w.Put(',');
-    PutFamilyAndProtocol(w, v);
-    w.Put("},");
-  }
+  if (!v.is_socket) PutL4(w, v);
   w.Put("\"message\":\"");
   w.Put(std::string_view(text_, 15));
   w.Put('.');
@@ -406,13 +418,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put(node_name_esc_);
   w.Put("\",");
   PutProcessToRuleId(w, e, v);
-  if (v.is_socket) {
-    w.Put("\"socket\":{");
-    PutFamilyAndProtocol(w, v);
-    w.Put(",\"type\":");
-    w.Uint(e.sock_type);
-    w.Put("},");
-  }
+  if (v.is_socket) PutSocket(w, e, v);
   w.Put("\"suppressed\":");
   w.Uint(e.suppressed);
   w.Put(",\"target\":\"");
