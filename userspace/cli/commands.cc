@@ -390,6 +390,19 @@ bool IsGlobalOption(absl::string_view name) {
   return name == "--socket" || name == "--help" || name == "--version";
 }
 
+void ForEachCommandInGroups(
+    const std::function<void(absl::string_view group)>& heading,
+    const std::function<void(const CommandSpec&)>& command) {
+  absl::string_view group;
+  for (const CommandSpec& c : Commands()) {
+    if (c.group != group) {
+      group = c.group;
+      heading(group);
+    }
+    command(c);
+  }
+}
+
 const CommandSpec* FindCommand(absl::Span<const std::string> words) {
   for (const CommandSpec& c : Table()) {
     if (Named(c, words)) return &c;

@@ -7,6 +7,7 @@
 #ifndef EGRESS_USERSPACE_CLI_COMMANDS_H_
 #define EGRESS_USERSPACE_CLI_COMMANDS_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -100,6 +101,11 @@ struct OptionSpec {
 
 // The table, in the order of the usage text.
 absl::Span<const CommandSpec> Commands();
+// Walks Commands() in order, calling `heading` with each group before its
+// first command: the usage text and the man page list them the same way.
+void ForEachCommandInGroups(
+    const std::function<void(absl::string_view group)>& heading,
+    const std::function<void(const CommandSpec&)>& command);
 absl::Span<const OptionSpec> Options();
 // Options every command accepts (--socket, --help).
 bool IsGlobalOption(absl::string_view name);

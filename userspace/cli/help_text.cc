@@ -60,17 +60,16 @@ std::string OptionUsage(const OptionSpec& o) {
 
 std::string UsageText() {
   std::string out = "usage: egressctl [--socket PATH] COMMAND ...\n";
-  absl::string_view group;
-  for (const CommandSpec& c : Commands()) {
-    if (c.group != group) {
-      group = c.group;
-      absl::StrAppend(&out, "\n", group, ":\n");
-    }
-    for (absl::string_view line : c.synopsis) {
-      absl::StrAppend(&out, "  ", line, "\n");
-    }
-    absl::StrAppend(&out, "      ", c.summary, "\n");
-  }
+  ForEachCommandInGroups(
+      [&](absl::string_view group) {
+        absl::StrAppend(&out, "\n", group, ":\n");
+      },
+      [&](const CommandSpec& c) {
+        for (absl::string_view line : c.synopsis) {
+          absl::StrAppend(&out, "  ", line, "\n");
+        }
+        absl::StrAppend(&out, "      ", c.summary, "\n");
+      });
   absl::StrAppend(&out, "\n", GlobalOptions(), "\n", ExitStatusText());
   return out;
 }

@@ -53,14 +53,11 @@ std::string CommandSection(const CommandSpec& c) {
 
 std::string CommandsSection() {
   std::string out = ".SH COMMANDS\n";
-  absl::string_view group;
-  for (const CommandSpec& c : Commands()) {
-    if (c.group != group) {
-      group = c.group;
-      absl::StrAppend(&out, ".SS ", RoffEscape(group), "\n");
-    }
-    absl::StrAppend(&out, CommandSection(c));
-  }
+  ForEachCommandInGroups(
+      [&](absl::string_view group) {
+        absl::StrAppend(&out, ".SS ", RoffEscape(group), "\n");
+      },
+      [&](const CommandSpec& c) { absl::StrAppend(&out, CommandSection(c)); });
   return out;
 }
 

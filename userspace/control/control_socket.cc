@@ -118,6 +118,25 @@ absl::StatusOr<nlohmann::json> ParseJson(const std::string& line) {
   return j;
 }
 
+// Connects to egressd and writes `request` as one line. `unreachable_hint`
+// ends the error when nothing listens at `socket_path`.
+absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
+                                     const nlohmann::json& request,
+                                     absl::string_view unreachable_hint) {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
+    int err = errno;
+    return absl::UnavailableError(absl::StrCat("cannot reach egressd at ",
+                                               socket_path, ": ", strerror(err),
+                                               unreachable_hint));
+  }
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  return fd;
+}
+
 }  // namespace
 
 nlohmann::json ErrorResponse(const absl::Status& status) {
@@ -141,18 +160,12 @@ absl::Status ResponseStatus(const nlohmann::json& response) {
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout) {
-  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
-    int err = errno;
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach egressd at ", socket_path, ": ", strerror(err),
-        " (is egressd running? start it with: egressd --socket ", socket_path,
-        ")"));
-  }
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  EGRESS_ASSIGN_OR_RETURN(
+      UniqueFd fd,
+      SendRequest(socket_path, request,
+                  absl::StrCat(" (is egressd running? start it with: egressd "
+                               "--socket ",
+                               socket_path, ")")));
   shutdown(fd.get(), SHUT_WR);
   EGRESS_ASSIGN_OR_RETURN(std::string line,
                           ReadLine(fd.get(), absl::Now() + timeout));
@@ -162,17 +175,8 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line) {
-  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
-    int err = errno;
-    return absl::UnavailableError(absl::StrCat("cannot reach egressd at ",
-                                               socket_path, ": ", strerror(err),
-                                               " (is egressd running?)"));
-  }
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  EGRESS_ASSIGN_OR_RETURN(
+      UniqueFd fd, SendRequest(socket_path, request, " (is egressd running?)"));
   std::string buf;
   bool first = true;
   while (true) {

@@ -21,19 +21,31 @@ using control::Response;
 constexpr size_t kMaxCgroupsChecked = 16;
 constexpr size_t kMaxProcessesChecked = 4096;
 
+// Which kernel counter each counter of `status` shows.
+constexpr struct {
+  uint64_t control::TargetCounters::*shown;
+  __u64 egress_counters::*kernel;
+} kCounterFields[] = {
+    {&control::TargetCounters::allowed, &egress_counters::allowed},
+    {&control::TargetCounters::denied, &egress_counters::denied},
+    {&control::TargetCounters::audited, &egress_counters::audited},
+    {&control::TargetCounters::udp_replies, &egress_counters::replies},
+    {&control::TargetCounters::sockets_denied,
+     &egress_counters::sockets_denied},
+    {&control::TargetCounters::source_route_denied,
+     &egress_counters::srcroute_denied},
+    {&control::TargetCounters::events_lost, &egress_counters::events_lost},
+    {&control::TargetCounters::events_suppressed,
+     &egress_counters::events_suppressed},
+    {&control::TargetCounters::flows_opened, &egress_counters::flows_opened},
+    {&control::TargetCounters::flows_closed, &egress_counters::flows_closed},
+    {&control::TargetCounters::flows_unexplained,
+     &egress_counters::flows_unexplained},
+};
+
 control::TargetCounters CountersOf(const egress_counters& c) {
   control::TargetCounters out;
-  out.allowed = c.allowed;
-  out.denied = c.denied;
-  out.audited = c.audited;
-  out.udp_replies = c.replies;
-  out.sockets_denied = c.sockets_denied;
-  out.source_route_denied = c.srcroute_denied;
-  out.events_lost = c.events_lost;
-  out.events_suppressed = c.events_suppressed;
-  out.flows_opened = c.flows_opened;
-  out.flows_closed = c.flows_closed;
-  out.flows_unexplained = c.flows_unexplained;
+  for (const auto& f : kCounterFields) out.*f.shown = c.*f.kernel;
   return out;
 }
 

@@ -54,15 +54,6 @@ std::string HostName() {
   return host;
 }
 
-sigset_t HandledSignals() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  return mask;
-}
-
 // cgroup2, the state directory, bpffs and the pinned maps.
 absl::Status OpenKernel(Daemon::Parts& p) {
   if (p.options.cgroup_root.empty()) {

@@ -144,15 +144,10 @@ void Engine::RefreshLinkHealth() {
 
 control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   control::TargetInfo info;
-  info.name = t.name;
+  CopyTargetSettings(t, &info);
   info.id = t.id;
   info.cgroup = t.cgroup;
-  info.mode = t.mode;
-  info.logging = t.logging;
   info.rules = t.rules.size();
-  info.source = t.source;
-  info.source_value = t.source_value;
-  info.ephemeral = t.ephemeral;
   auto it = links_.find(t.id);
   if (it != links_.end()) {
     info.cgroups = it->second.first;

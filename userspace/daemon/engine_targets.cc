@@ -143,12 +143,7 @@ absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
 absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
   EGRESS_RETURN_IF_ERROR(policy::CheckName(spec.name, "target name"));
   TargetState t;
-  t.name = spec.name;
-  t.source = spec.source;
-  t.source_value = spec.source_value;
-  t.mode = spec.mode;
-  t.logging = spec.logging;
-  t.ephemeral = spec.ephemeral;
+  CopyTargetSettings(spec, &t);
   EGRESS_ASSIGN_OR_RETURN(t.cgroup,
                           ResolveCgroup(spec.source, spec.source_value));
   return t;

@@ -18,13 +18,6 @@
 #include "userspace/control/protocol.h"
 
 namespace egress {
-namespace {
-
-constexpr size_t kMaxPending = 64;
-constexpr int kMaxAcceptsPerTurn = 64;
-// Ring-buffer records are submitted without wake-ups; the poll timeout is
-// the drain timer.
-constexpr int kDrainMs = 50;
 
 sigset_t HandledSignals() {
   sigset_t mask;
@@ -34,6 +27,14 @@ sigset_t HandledSignals() {
   sigaddset(&mask, SIGHUP);
   return mask;
 }
+
+namespace {
+
+constexpr size_t kMaxPending = 64;
+constexpr int kMaxAcceptsPerTurn = 64;
+// Ring-buffer records are submitted without wake-ups; the poll timeout is
+// the drain timer.
+constexpr int kDrainMs = 50;
 
 void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());

@@ -5,6 +5,8 @@
 #ifndef EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
 #define EGRESS_USERSPACE_DAEMON_EVENT_LOOP_H_
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -23,6 +25,11 @@
 #include "userspace/daemon/worker.h"
 
 namespace egress {
+
+// The signals the loop reads from its signalfd: SIGTERM, SIGINT (stop) and
+// SIGHUP (reload). Block them before starting any thread, so that they wait
+// for the loop instead of killing egressd half-way through start-up.
+sigset_t HandledSignals();
 
 // Kernel records as the loop sees them.
 class RecordStream {

@@ -11,22 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/atomic_file.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/saturating_add.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/policy/rule.h"
 
 namespace egress {
 namespace {
-
-uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-  return a > std::numeric_limits<uint64_t>::max() - b
-             ? std::numeric_limits<uint64_t>::max()
-             : a + b;
-}
-
-bool IsV4Mapped(const std::array<uint8_t, 16>& a) {
-  return std::all_of(a.begin(), a.begin() + 10,
-                     [](uint8_t b) { return b == 0; }) &&
-         a[10] == 0xff && a[11] == 0xff;
-}
 
 std::string AddressText(uint8_t family, const std::array<uint8_t, 16>& addr) {
   policy::Cidr c;
@@ -41,6 +31,108 @@ std::string AddressText(uint8_t family, const std::array<uint8_t, 16>& addr) {
 bool IsNonNegativeInteger(const nlohmann::json& v) {
   return v.is_number_unsigned() ||
          (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
+// FromJson's errors: "learn.json: targets.web.entries[3].port: not a number
+// 0-65535".
+absl::Status FieldError(absl::string_view file, absl::string_view field,
+                        absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ": ", field, ": ", why));
+}
+
+// One element of a target's "entries", checked field by field; `at` names it
+// in errors. The processes come in the file's order.
+struct EntryReader {
+  const nlohmann::json& e;
+  const std::string& file;
+  const std::string& at;
+
+  absl::Status Bad(absl::string_view field, absl::string_view why) const {
+    return FieldError(file, absl::StrCat(at, ".", field), why);
+  }
+
+  absl::StatusOr<uint64_t> Unsigned(const char* f, uint64_t max) const {
+    if (!e.contains(f) || !IsNonNegativeInteger(e[f]) ||
+        e[f].get<uint64_t>() > max) {
+      return Bad(f, absl::StrCat("missing or not a number 0-", max));
+    }
+    return e[f].get<uint64_t>();
+  }
+
+  absl::StatusOr<int64_t> Time(const char* f) const {
+    if (!e.contains(f) || !e[f].is_number_integer() ||
+        (e[f].is_number_unsigned() &&
+         e[f].get<uint64_t>() >
+             static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+      return Bad(f, "missing or not a whole number of nanoseconds");
+    }
+    return e[f].get<int64_t>();
+  }
+
+  // "family" and "addr": one address of that family.
+  absl::Status Address(policy::Observation* o) const {
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t family, Unsigned("family", 6));
+    if (family != 4 && family != 6) {
+      return Bad("family", absl::StrCat(family, " is not 4 or 6"));
+    }
+    if (!e.contains("addr") || !e["addr"].is_string()) {
+      return Bad("addr", "missing or not a string");
+    }
+    const std::string text = e["addr"].get<std::string>();
+    absl::StatusOr<policy::Cidr> addr = policy::Cidr::Parse(text);
+    if (!addr.ok()) return Bad("addr", addr.status().message());
+    if (addr->family != family ||
+        addr->prefix_len != (family == 4 ? 32 : 128)) {
+      return Bad("addr", absl::StrCat("'", text, "' is not one IPv", family,
+                                      " address"));
+    }
+    o->family = static_cast<uint8_t>(family);
+    o->addr = addr->addr;
+    return absl::OkStatus();
+  }
+
+  // "processes", optional.
+  absl::Status Processes(policy::Observation* o) const {
+    if (!e.contains("processes")) return absl::OkStatus();
+    if (!e["processes"].is_array()) return Bad("processes", "not a list");
+    for (const nlohmann::json& p : e["processes"]) {
+      if (!p.is_string() || p.get<std::string>().empty()) {
+        return Bad("processes", "not a list of names");
+      }
+      o->processes.push_back(p.get<std::string>());
+    }
+    if (o->processes.size() > LearnStore::kMaxProcesses) {
+      return Bad(
+          "processes",
+          absl::StrCat("more than ", LearnStore::kMaxProcesses, " names"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<policy::Observation> Read() const {
+    if (!e.is_object()) return FieldError(file, at, "not an object");
+    policy::Observation o;
+    EGRESS_RETURN_IF_ERROR(Address(&o));
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t ip_proto, Unsigned("ip_proto", 255));
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t port, Unsigned("port", 65535));
+    EGRESS_ASSIGN_OR_RETURN(
+        o.count, Unsigned("count", std::numeric_limits<uint64_t>::max()));
+    EGRESS_ASSIGN_OR_RETURN(o.first_seen_ns, Time("first_seen_ns"));
+    EGRESS_ASSIGN_OR_RETURN(o.last_seen_ns, Time("last_seen_ns"));
+    if (o.first_seen_ns > o.last_seen_ns) {
+      return Bad("first_seen_ns", "after last_seen_ns");
+    }
+    o.ip_proto = static_cast<uint8_t>(ip_proto);
+    o.port = static_cast<uint16_t>(port);
+    EGRESS_RETURN_IF_ERROR(Processes(&o));
+    return o;
+  }
+};
+
+absl::StatusOr<policy::Observation> ReadEntry(const nlohmann::json& e,
+                                              const std::string& file,
+                                              const std::string& at) {
+  return EntryReader{e, file, at}.Read();
 }
 
 }  // namespace
@@ -66,7 +158,7 @@ void LearnStore::Record(const std::string& target, uint8_t family,
                         absl::string_view comm) {
   if (family != 4 && family != 6) return;
   std::array<uint8_t, 16> a = addr;
-  if (family == 6 && IsV4Mapped(a)) {
+  if (family == 6 && policy::IsV4Mapped(a)) {
     family = 4;
     std::copy(addr.begin() + 12, addr.end(), a.begin());
   }
@@ -164,119 +256,58 @@ nlohmann::json LearnStore::ToJson() const {
   return {{"version", 1}, {"targets", targets}};
 }
 
+absl::Status LearnStore::TableFromJson(const nlohmann::json& t,
+                                       const std::string& file,
+                                       const std::string& where,
+                                       Table* table) const {
+  if (!t.is_object()) return FieldError(file, where, "not an object");
+  if (t.contains("overflow")) {
+    if (!IsNonNegativeInteger(t["overflow"])) {
+      return FieldError(file, where + ".overflow", "not a non-negative number");
+    }
+    table->overflow = t["overflow"].get<uint64_t>();
+  }
+  if (!t.contains("entries") || !t["entries"].is_array()) {
+    return FieldError(file, where + ".entries", "missing or not a list");
+  }
+  size_t i = 0;
+  for (const nlohmann::json& e : t["entries"]) {
+    const std::string at = absl::StrCat(where, ".entries[", i++, "]");
+    EGRESS_ASSIGN_OR_RETURN(policy::Observation o, ReadEntry(e, file, at));
+    const Key key = MakeKey(o.family, o.addr, o.ip_proto, o.port);
+    if (table->entries.contains(key)) {
+      return FieldError(file, at, "duplicate entry");
+    }
+    if (table->entries.size() >= max_entries_) {
+      table->overflow = SaturatingAdd(table->overflow, o.count);
+      continue;
+    }
+    Entry entry;
+    entry.count = o.count;
+    entry.first_seen_ns = o.first_seen_ns;
+    entry.last_seen_ns = o.last_seen_ns;
+    entry.processes = std::move(o.processes);
+    table->entries.emplace(key, std::move(entry));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LearnStore> LearnStore::FromJson(const nlohmann::json& j,
                                                 const std::string& file,
                                                 size_t max_entries_per_target) {
-  auto bad = [&](const std::string& field, absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(file, ": ", field, ": ", why));
-  };
-  if (!j.is_object()) return bad("(top level)", "not a JSON object");
+  if (!j.is_object()) {
+    return FieldError(file, "(top level)", "not a JSON object");
+  }
   if (!j.contains("version") || j["version"] != 1) {
-    return bad("version", "missing or not 1");
+    return FieldError(file, "version", "missing or not 1");
   }
   if (!j.contains("targets") || !j["targets"].is_object()) {
-    return bad("targets", "missing or not an object");
+    return FieldError(file, "targets", "missing or not an object");
   }
   LearnStore store(max_entries_per_target);
   for (const auto& [name, t] : j["targets"].items()) {
-    const std::string where = absl::StrCat("targets.", name);
-    if (!t.is_object()) return bad(where, "not an object");
-    Table& table = store.targets_[name];
-    if (t.contains("overflow")) {
-      if (!IsNonNegativeInteger(t["overflow"])) {
-        return bad(where + ".overflow", "not a non-negative number");
-      }
-      table.overflow = t["overflow"].get<uint64_t>();
-    }
-    if (!t.contains("entries") || !t["entries"].is_array()) {
-      return bad(where + ".entries", "missing or not a list");
-    }
-    size_t i = 0;
-    for (const nlohmann::json& e : t["entries"]) {
-      const std::string at = absl::StrCat(where, ".entries[", i++, "]");
-      if (!e.is_object()) return bad(at, "not an object");
-      auto unsigned_field = [&](const char* f,
-                                uint64_t max) -> absl::StatusOr<uint64_t> {
-        if (!e.contains(f) || !IsNonNegativeInteger(e[f]) ||
-            e[f].get<uint64_t>() > max) {
-          return bad(absl::StrCat(at, ".", f),
-                     absl::StrCat("missing or not a number 0-", max));
-        }
-        return e[f].get<uint64_t>();
-      };
-      auto time_field = [&](const char* f) -> absl::StatusOr<int64_t> {
-        if (!e.contains(f) || !e[f].is_number_integer() ||
-            (e[f].is_number_unsigned() &&
-             e[f].get<uint64_t>() >
-                 static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-          return bad(absl::StrCat(at, ".", f),
-                     "missing or not a whole number of nanoseconds");
-        }
-        return e[f].get<int64_t>();
-      };
-      absl::StatusOr<uint64_t> family = unsigned_field("family", 6);
-      if (!family.ok()) return family.status();
-      if (*family != 4 && *family != 6) {
-        return bad(at + ".family", absl::StrCat(*family, " is not 4 or 6"));
-      }
-      if (!e.contains("addr") || !e["addr"].is_string()) {
-        return bad(at + ".addr", "missing or not a string");
-      }
-      const std::string addr_text = e["addr"].get<std::string>();
-      absl::StatusOr<policy::Cidr> addr = policy::Cidr::Parse(addr_text);
-      if (!addr.ok()) return bad(at + ".addr", addr.status().message());
-      if (addr->family != *family ||
-          addr->prefix_len != (*family == 4 ? 32 : 128)) {
-        return bad(at + ".addr",
-                   absl::StrCat("'", addr_text, "' is not one IPv", *family,
-                                " address"));
-      }
-      absl::StatusOr<uint64_t> ip_proto = unsigned_field("ip_proto", 255);
-      if (!ip_proto.ok()) return ip_proto.status();
-      absl::StatusOr<uint64_t> port = unsigned_field("port", 65535);
-      if (!port.ok()) return port.status();
-      absl::StatusOr<uint64_t> count =
-          unsigned_field("count", std::numeric_limits<uint64_t>::max());
-      if (!count.ok()) return count.status();
-      absl::StatusOr<int64_t> first = time_field("first_seen_ns");
-      if (!first.ok()) return first.status();
-      absl::StatusOr<int64_t> last = time_field("last_seen_ns");
-      if (!last.ok()) return last.status();
-      if (*first > *last) {
-        return bad(at + ".first_seen_ns", "after last_seen_ns");
-      }
-      Entry entry;
-      entry.count = *count;
-      entry.first_seen_ns = *first;
-      entry.last_seen_ns = *last;
-      if (e.contains("processes")) {
-        if (!e["processes"].is_array()) {
-          return bad(at + ".processes", "not a list");
-        }
-        for (const nlohmann::json& p : e["processes"]) {
-          if (!p.is_string() || p.get<std::string>().empty()) {
-            return bad(at + ".processes", "not a list of names");
-          }
-          entry.processes.push_back(p.get<std::string>());
-        }
-        if (entry.processes.size() > kMaxProcesses) {
-          return bad(at + ".processes",
-                     absl::StrCat("more than ", kMaxProcesses, " names"));
-        }
-      }
-      const Key key = MakeKey(static_cast<uint8_t>(*family), addr->addr,
-                              static_cast<uint8_t>(*ip_proto),
-                              static_cast<uint16_t>(*port));
-      if (table.entries.contains(key)) {
-        return bad(at, "duplicate entry");
-      }
-      if (table.entries.size() >= store.max_entries_) {
-        table.overflow = SaturatingAdd(table.overflow, entry.count);
-        continue;
-      }
-      table.entries.emplace(key, std::move(entry));
-    }
+    EGRESS_RETURN_IF_ERROR(store.TableFromJson(
+        t, file, absl::StrCat("targets.", name), &store.targets_[name]));
   }
   store.dirty_ = false;
   return store;

@@ -102,6 +102,11 @@ class LearnStore {
   static Key MakeKey(uint8_t family, const std::array<uint8_t, 16>& addr,
                      uint8_t ip_proto, uint16_t port);
 
+  // FromJson of one target's object into `table`; `where` names it in
+  // errors.
+  absl::Status TableFromJson(const nlohmann::json& t, const std::string& file,
+                             const std::string& where, Table* table) const;
+
   size_t max_entries_;
   absl::flat_hash_map<std::string, Table> targets_;
   bool dirty_ = false;

@@ -37,6 +37,19 @@ struct DaemonState {
   std::map<std::string, TargetState> targets;  // by name
 };
 
+// Copies what the operator says of a target (its name, how it names its
+// cgroup, mode, logging, whether `egressctl run` made it) between the
+// request's spec, the state and the status that share these fields.
+template <typename From, typename To>
+void CopyTargetSettings(const From& from, To* to) {
+  to->name = from.name;
+  to->source = from.source;
+  to->source_value = from.source_value;
+  to->mode = from.mode;
+  to->logging = from.logging;
+  to->ephemeral = from.ephemeral;
+}
+
 // The target whose cgroup is a pattern (one program set, many cgroups).
 inline bool IsPattern(const TargetState& t) {
   return t.source == policy::TargetSource::kPattern;

@@ -144,6 +144,212 @@ bool EscapeInto(std::string_view s, std::string* out) {
   return true;
 }
 
+// "2026-11-24T17:51:43" and "Nov 24 17:51:43" of a second since the epoch;
+// false after year 9999.
+bool FormatSecond(int64_t second, char (&iso)[20], char (&text)[16]) {
+  // Civil date from days since the epoch (H. Hinnant's algorithm).
+  const int64_t days = second / 86400;
+  const int64_t sod = second % 86400;
+  const int64_t z = days + 719468;
+  const int64_t era = z / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  const int m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  if (y > 9999) return false;
+  static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  const int hh = static_cast<int>(sod / 3600);
+  const int mm = static_cast<int>(sod / 60 % 60);
+  const int ss = static_cast<int>(sod % 60);
+  Put2(iso, static_cast<int>(y / 100));
+  Put2(iso + 2, static_cast<int>(y % 100));
+  iso[4] = '-';
+  Put2(iso + 5, m);
+  iso[7] = '-';
+  Put2(iso + 8, d);
+  iso[10] = 'T';
+  Put2(iso + 11, hh);
+  iso[13] = ':';
+  Put2(iso + 14, mm);
+  iso[16] = ':';
+  Put2(iso + 17, ss);
+  std::memcpy(text, kMonths + 3 * (m - 1), 3);
+  text[3] = ' ';
+  Put2(text + 4, d);
+  text[6] = ' ';
+  std::memcpy(text + 7, iso + 11, 8);
+  return true;
+}
+
+// The nine digits of the fraction of a second.
+void NanosDigits(int nanos, char (&frac)[9]) {
+  for (int i = 8, v = nanos; i >= 0; --i, v /= 10) {
+    frac[i] = static_cast<char>('0' + v % 10);
+  }
+}
+
+// What a record contributes besides its numbers, as text ready to copy. The
+// views point into the object itself: fill it in place, do not copy it.
+struct RecordViews {
+  char comm_buf[sizeof(egress_event::comm) + 1] = {};
+  char comm_esc_buf[6 * sizeof(egress_event::comm)];
+  char addr_buf[48];
+  std::string s_hook, s_verdict, s_reason, s_proto, other_hint;
+  std::string_view comm, comm_esc, hook, verdict, reason, proto, family, addr;
+  uint16_t port = 0;
+  bool is_socket = false;
+  // The common hint, written in place by PutHint; any other comes from
+  // AllowHint() itself, in other_hint.
+  bool plain_hint = false;
+
+  // False when the process name is not covered.
+  bool Fill(const egress_event& e, const EventContext& ctx) {
+    std::memcpy(comm_buf, e.comm, sizeof(e.comm));
+    comm = comm_buf;
+    // Escaped once, written twice. The names below (hook, verdict, reason,
+    // proto) are our own literals or "hook_9"-style fallbacks: nothing in
+    // them to escape.
+    Cursor c{comm_esc_buf};
+    if (!c.Escaped(comm)) return false;
+    comm_esc =
+        std::string_view(comm_esc_buf, static_cast<size_t>(c.p - comm_esc_buf));
+    hook = HookView(e.hook, &s_hook);
+    verdict = VerdictView(e.verdict, &s_verdict);
+    reason = ReasonView(e.reason, &s_reason);
+    proto = ProtoView(e.proto, &s_proto);
+    family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
+    is_socket = e.hook == EGRESS_HOOK_SOCK_CREATE;
+    addr = AddressView(e, addr_buf);
+    port = ntohs(e.port);
+    plain_hint = (e.verdict == EGRESS_VERDICT_DENY ||
+                  e.verdict == EGRESS_VERDICT_AUDIT) &&
+                 e.reason == EGRESS_REASON_NO_MATCH &&
+                 (e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP);
+    if (!plain_hint) other_hint = AllowHint(e, ctx.target, ctx.rule_number);
+    return true;
+  }
+
+  // Bytes of the line that vary with the record, before escaping.
+  size_t VariableSize() const {
+    return 2 * comm.size() + other_hint.size() + s_hook.size() +
+           s_verdict.size() + s_reason.size() + 3 * s_proto.size();
+  }
+};
+
+// "hint":"...", when there is one.
+bool PutHint(Cursor& w, const RecordViews& v, const EventContext& ctx,
+             std::string_view target_esc) {
+  if (v.plain_hint) {
+    w.Put("\"hint\":\"egressctl allow ");
+    w.Uint(v.port);
+    w.Put('/');
+    w.Put(v.proto);
+    w.Put(' ');
+    w.Put(v.addr);
+    if (!ctx.target.empty()) {
+      w.Put(" --target ");
+      w.Put(target_esc);
+    }
+    w.Put("\",");
+  } else if (!v.other_hint.empty()) {
+    w.Put("\"hint\":\"");
+    if (!w.Escaped(v.other_hint)) return false;
+    w.Put("\",");
+  }
+  return true;
+}
+
+// "family":"IPv4","protocol":"tcp", inside "l4" and "socket".
+void PutFamilyAndProtocol(Cursor& w, const RecordViews& v) {
+  w.Put("\"family\":\"");
+  w.Put(v.family);
+  w.Put("\",\"protocol\":\"");
+  w.Put(v.proto);
+  w.Put('"');
+}
+
+// "l4":{...}, of a connect or send.
+void PutL4(Cursor& w, const RecordViews& v) {
+  w.Put("\"l4\":{\"destination\":\"");
+  w.Put(v.addr);
+  w.Put("\",\"destination_port\":");
+  w.Uint(v.port);
+  w.Put(',');
+  PutFamilyAndProtocol(w, v);
+  w.Put("},");
+}
+
+// "socket":{...}, of a socket creation.
+void PutSocket(Cursor& w, const egress_event& e, const RecordViews& v) {
+  w.Put("\"socket\":{");
+  PutFamilyAndProtocol(w, v);
+  w.Put(",\"type\":");
+  w.Uint(e.sock_type);
+  w.Put("},");
+}
+
+// The message (EventText() of the record) after its time and target:
+// "python3[42] -> 10.0.0.5:443/tcp DENIED (no matching rule) +3 suppressed".
+bool PutMessageTail(Cursor& w, const egress_event& e, const RecordViews& v) {
+  if (!v.comm.empty()) {
+    w.Put(v.comm_esc);
+    w.Put('[');
+    w.Uint(e.tgid);
+    w.Put("] ");
+  }
+  if (v.is_socket) {
+    w.Put("socket ");
+    w.Put(v.proto);
+    w.Put(" type ");
+    w.Uint(e.sock_type);
+  } else {
+    w.Put("-> ");
+    const bool v6 = v.addr.find(':') != std::string_view::npos;
+    if (v6) w.Put('[');
+    w.Put(v.addr);
+    if (v6) w.Put(']');
+    w.Put(':');
+    w.Uint(v.port);
+    w.Put('/');
+    w.Put(v.proto);
+  }
+  w.Put(' ');
+  w.Put(v.verdict);
+  w.Put(" (");
+  for (char c : v.reason) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+    w.Put(c == '_' ? ' ' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+  }
+  w.Put(')');
+  if (e.suppressed > 0) {
+    w.Put(" +");
+    w.Uint(e.suppressed);
+    w.Put(" suppressed");
+  }
+  return true;
+}
+
+// "process":{...},"reason":"...","rule_id":N,
+void PutProcessToRuleId(Cursor& w, const egress_event& e,
+                        const RecordViews& v) {
+  w.Put("\"process\":{\"comm\":\"");
+  w.Put(v.comm_esc);
+  w.Put("\",\"pid\":");
+  w.Uint(e.tgid);
+  w.Put(",\"tid\":");
+  w.Uint(e.pid);
+  w.Put(",\"uid\":");
+  w.Uint(e.uid);
+  w.Put("},\"reason\":\"");
+  w.Put(v.reason);
+  w.Put("\",\"rule_id\":");
+  w.Uint(e.rule_id);
+  w.Put(',');
+}
+
 }  // namespace
 
 bool EventLineWriter::UseContext(const EventContext& ctx) {
@@ -172,87 +378,18 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   if (unix_ns < 0) return false;
   if (!UseContext(ctx)) return false;
   const int64_t second = unix_ns / 1000000000;
-  const int64_t nanos = unix_ns % 1000000000;
   if (second != cached_second_) {
-    // Civil date from days since the epoch (H. Hinnant's algorithm).
-    const int64_t days = second / 86400;
-    const int64_t sod = second % 86400;
-    const int64_t z = days + 719468;
-    const int64_t era = z / 146097;
-    const int64_t doe = z - era * 146097;
-    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const int64_t mp = (5 * doy + 2) / 153;
-    const int d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-    const int m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-    const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-    if (y > 9999) return false;
-    static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    const int hh = static_cast<int>(sod / 3600);
-    const int mm = static_cast<int>(sod / 60 % 60);
-    const int ss = static_cast<int>(sod % 60);
-    Put2(iso_, static_cast<int>(y / 100));
-    Put2(iso_ + 2, static_cast<int>(y % 100));
-    iso_[4] = '-';
-    Put2(iso_ + 5, m);
-    iso_[7] = '-';
-    Put2(iso_ + 8, d);
-    iso_[10] = 'T';
-    Put2(iso_ + 11, hh);
-    iso_[13] = ':';
-    Put2(iso_ + 14, mm);
-    iso_[16] = ':';
-    Put2(iso_ + 17, ss);
-    std::memcpy(text_, kMonths + 3 * (m - 1), 3);
-    text_[3] = ' ';
-    Put2(text_ + 4, d);
-    text_[6] = ' ';
-    std::memcpy(text_ + 7, iso_ + 11, 8);
+    if (!FormatSecond(second, iso_, text_)) return false;
     cached_second_ = second;
   }
   char frac[9];
-  for (int i = 8, v = static_cast<int>(nanos); i >= 0; --i, v /= 10) {
-    frac[i] = static_cast<char>('0' + v % 10);
-  }
-
-  char comm_buf[sizeof(e.comm) + 1] = {};
-  std::memcpy(comm_buf, e.comm, sizeof(e.comm));
-  const std::string_view comm(comm_buf);
-  // Escaped once, written twice. The names below (hook, verdict, reason,
-  // proto) are our own literals or "hook_9"-style fallbacks: nothing in them
-  // to escape.
-  char comm_esc_buf[6 * sizeof(e.comm)];
-  Cursor comm_cursor{comm_esc_buf};
-  if (!comm_cursor.Escaped(comm)) return false;
-  const std::string_view comm_esc(
-      comm_esc_buf, static_cast<size_t>(comm_cursor.p - comm_esc_buf));
-  std::string s_hook, s_verdict, s_reason, s_proto;
-  const std::string_view hook = HookView(e.hook, &s_hook);
-  const std::string_view verdict = VerdictView(e.verdict, &s_verdict);
-  const std::string_view reason = ReasonView(e.reason, &s_reason);
-  const std::string_view proto = ProtoView(e.proto, &s_proto);
-  const std::string_view family =
-      e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
-  const bool is_socket = e.hook == EGRESS_HOOK_SOCK_CREATE;
-  char addr_buf[48];
-  const std::string_view addr = AddressView(e, addr_buf);
-  const uint16_t port = ntohs(e.port);
-
-  // The hint: the common case is written in place below; the rest comes
-  // from AllowHint() itself.
-  const bool plain_hint =
-      (e.verdict == EGRESS_VERDICT_DENY || e.verdict == EGRESS_VERDICT_AUDIT) &&
-      e.reason == EGRESS_REASON_NO_MATCH &&
-      (e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP);
-  std::string other_hint;
-  if (!plain_hint) other_hint = AllowHint(e, ctx.target, ctx.rule_number);
+  NanosDigits(static_cast<int>(unix_ns % 1000000000), frac);
+  RecordViews v;
+  if (!v.Fill(e, ctx)) return false;
 
   // Every byte can grow to 6 when escaped; the fixed text is below 700 B.
-  const size_t variable = 2 * comm.size() + other_hint.size() + s_hook.size() +
-                          s_verdict.size() + s_reason.size() +
-                          3 * s_proto.size();
   const size_t need = 1024 + cgroup_path_esc_.size() + 3 * target_esc_.size() +
-                      node_name_esc_.size() + 6 * variable;
+                      node_name_esc_.size() + 6 * v.VariableSize();
   if (scratch_.size() < need) scratch_.resize(std::max<size_t>(need, 4096));
   Cursor w{scratch_.data()};
   w.Put("{\"cgroup\":{\"id\":");
@@ -262,40 +399,13 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put("\"},\"event\":\"");
   w.Put(EventView(e));
   w.Put("\",");
-  if (plain_hint) {
-    w.Put("\"hint\":\"egressctl allow ");
-    w.Uint(port);
-    w.Put('/');
-    w.Put(proto);
-    w.Put(' ');
-    w.Put(addr);
-    if (!ctx.target.empty()) {
-      w.Put(" --target ");
-      w.Put(target_esc_);
-    }
-    w.Put("\",");
-  } else if (!other_hint.empty()) {
-    w.Put("\"hint\":\"");
-    if (!w.Escaped(other_hint)) return false;
-    w.Put("\",");
-  }
+  if (!PutHint(w, v, ctx, target_esc_)) return false;
   w.Put("\"hook\":\"");
-  w.Put(hook);
+  w.Put(v.hook);
   w.Put("\",\"ktime_ns\":");
   w.Uint(e.ts_ns);
   w.Put(',');
-  if (!is_socket) {
-    w.Put("\"l4\":{\"destination\":\"");
-    w.Put(addr);
-    w.Put("\",\"destination_port\":");
-    w.Uint(port);
-    w.Put(",\"family\":\"");
-    w.Put(family);
-    w.Put("\",\"protocol\":\"");
-    w.Put(proto);
-    w.Put("\"},");
-  }
-  // message: EventText() of the record.
+  if (!v.is_socket) PutL4(w, v);
   w.Put("\"message\":\"");
   w.Put(std::string_view(text_, 15));
   w.Put('.');
@@ -303,65 +413,12 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put(' ');
   w.Put(target_esc_);
   w.Put(' ');
-  if (!comm.empty()) {
-    w.Put(comm_esc);
-    w.Put('[');
-    w.Uint(e.tgid);
-    w.Put("] ");
-  }
-  if (is_socket) {
-    w.Put("socket ");
-    w.Put(proto);
-    w.Put(" type ");
-    w.Uint(e.sock_type);
-  } else {
-    w.Put("-> ");
-    const bool v6 = addr.find(':') != std::string_view::npos;
-    if (v6) w.Put('[');
-    w.Put(addr);
-    if (v6) w.Put(']');
-    w.Put(':');
-    w.Uint(port);
-    w.Put('/');
-    w.Put(proto);
-  }
-  w.Put(' ');
-  w.Put(verdict);
-  w.Put(" (");
-  for (char c : reason) {
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
-    w.Put(c == '_' ? ' ' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-  }
-  w.Put(')');
-  if (e.suppressed > 0) {
-    w.Put(" +");
-    w.Uint(e.suppressed);
-    w.Put(" suppressed");
-  }
+  if (!PutMessageTail(w, e, v)) return false;
   w.Put("\",\"node_name\":\"");
   w.Put(node_name_esc_);
-  w.Put("\",\"process\":{\"comm\":\"");
-  w.Put(comm_esc);
-  w.Put("\",\"pid\":");
-  w.Uint(e.tgid);
-  w.Put(",\"tid\":");
-  w.Uint(e.pid);
-  w.Put(",\"uid\":");
-  w.Uint(e.uid);
-  w.Put("},\"reason\":\"");
-  w.Put(reason);
-  w.Put("\",\"rule_id\":");
-  w.Uint(e.rule_id);
-  w.Put(',');
-  if (is_socket) {
-    w.Put("\"socket\":{\"family\":\"");
-    w.Put(family);
-    w.Put("\",\"protocol\":\"");
-    w.Put(proto);
-    w.Put("\",\"type\":");
-    w.Uint(e.sock_type);
-    w.Put("},");
-  }
+  w.Put("\",");
+  PutProcessToRuleId(w, e, v);
+  if (v.is_socket) PutSocket(w, e, v);
   w.Put("\"suppressed\":");
   w.Uint(e.suppressed);
   w.Put(",\"target\":\"");
@@ -373,7 +430,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   w.Put('.');
   w.Put(std::string_view(frac, 9));
   w.Put("Z\",\"verdict\":\"");
-  w.Put(verdict);
+  w.Put(v.verdict);
   w.Put("\"}");
   out->append(scratch_.data(), static_cast<size_t>(w.p - scratch_.data()));
   return true;

@@ -48,6 +48,16 @@ absl::StatusOr<size_t> SweepRulesets(int fd, const std::set<uint32_t>& keep,
       fd, [&keep](const Key& k) { return !keep.count(k.ruleset); }, name);
 }
 
+// Deletes every entry of one target (a map keyed by target_id first).
+template <typename Key>
+absl::Status DeleteTargetKeys(int fd, uint32_t target_id,
+                              absl::string_view name) {
+  return DeleteKeysWhere<Key>(
+             fd, [target_id](const Key& k) { return k.target_id == target_id; },
+             name)
+      .status();
+}
+
 template <typename Key>
 absl::StatusOr<uint32_t> MaxRuleset(int fd) {
   uint32_t max = 0;
@@ -232,23 +242,13 @@ absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
     return ErrnoStatus(errno, "bpf_map_update_elem", "counters");
   }
   // A new target with a recycled id starts from no rule hits.
-  return DeleteKeysWhere<egress_rule_hit_key>(
-             rule_hits_.get(),
-             [target_id](const egress_rule_hit_key& k) {
-               return k.target_id == target_id;
-             },
-             "rule_hits")
-      .status();
+  return DeleteTargetKeys<egress_rule_hit_key>(rule_hits_.get(), target_id,
+                                               "rule_hits");
 }
 
 absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
-  return DeleteKeysWhere<egress_peer_key>(
-             udp_peers_.get(),
-             [target_id](const egress_peer_key& k) {
-               return k.target_id == target_id;
-             },
-             "udp_peers")
-      .status();
+  return DeleteTargetKeys<egress_peer_key>(udp_peers_.get(), target_id,
+                                           "udp_peers");
 }
 
 absl::StatusOr<size_t> SharedMaps::CountEntries(absl::string_view map) const {

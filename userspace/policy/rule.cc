@@ -43,6 +43,10 @@ std::array<uint8_t, 16> MaskedAddress(const std::array<uint8_t, 16>& addr,
   return out;
 }
 
+bool IsV4Mapped(const std::array<uint8_t, 16>& addr) {
+  return std::memcmp(addr.data(), kMappedPrefix.data(), 12) == 0;
+}
+
 std::string ActionName(Action action) {
   return action == Action::kAllow ? "allow" : "deny";
 }
@@ -99,8 +103,7 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: host bits set; did you mean %s/%d?", text, buf, len));
   }
-  if (c.family == 6 && len >= 96 &&
-      std::memcmp(c.addr.data(), kMappedPrefix.data(), 12) == 0) {
+  if (c.family == 6 && len >= 96 && IsV4Mapped(c.addr)) {
     Cidr v4;
     v4.family = 4;
     std::memcpy(v4.addr.data(), c.addr.data() + 12, 4);

@@ -120,6 +120,9 @@ struct Rule {
 std::array<uint8_t, 16> MaskedAddress(const std::array<uint8_t, 16>& addr,
                                       int prefix_len);
 
+// True for an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+bool IsV4Mapped(const std::array<uint8_t, 16>& addr);
+
 // True if `rule` matches (ip_proto, port, address); see the top comment.
 // `ip_proto` is an IPPROTO_* number; `port` is in host order and ignored for
 // ICMP; `family` is 4 or 6. Raw ports never match (raw is a socket-creation

@@ -212,25 +212,27 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
   return absl::OkStatus();
 }
 
-// Takes "comment TEXT..." off the end of `words` into rule->comment.
-absl::Status TakeComment(absl::Span<const std::string>& words, Rule* rule) {
+// A rule of `action`, its comment taken from "comment TEXT..." at the end of
+// `words` (and taken off them).
+absl::StatusOr<Rule> RuleWithComment(Action action,
+                                     absl::Span<const std::string>& words) {
+  Rule rule;
+  rule.action = action;
   const auto it = std::find(words.begin(), words.end(), "comment");
-  if (it == words.end()) return absl::OkStatus();
+  if (it == words.end()) return rule;
   const size_t at = static_cast<size_t>(it - words.begin());
-  rule->comment = absl::StrJoin(words.subspan(at + 1), " ");
-  if (rule->comment.empty()) {
+  rule.comment = absl::StrJoin(words.subspan(at + 1), " ");
+  if (rule.comment.empty()) {
     return absl::InvalidArgumentError("'comment' needs a text after it");
   }
   words = words.subspan(0, at);
-  return absl::OkStatus();
+  return rule;
 }
 
 absl::StatusOr<Rule> ParseShortForm(Action action,
                                     absl::Span<const std::string> words,
                                     const HostResolver& resolve) {
-  Rule rule;
-  rule.action = action;
-  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  EGRESS_ASSIGN_OR_RETURN(Rule rule, RuleWithComment(action, words));
   if (words.empty()) {
     return absl::InvalidArgumentError(
         "missing service or port before 'comment'");
@@ -322,9 +324,7 @@ absl::StatusOr<LongFormClauses> TakeClauses(
 absl::StatusOr<Rule> ParseLongForm(Action action,
                                    absl::Span<const std::string> words,
                                    const HostResolver& resolve) {
-  Rule rule;
-  rule.action = action;
-  EGRESS_RETURN_IF_ERROR(TakeComment(words, &rule));
+  EGRESS_ASSIGN_OR_RETURN(Rule rule, RuleWithComment(action, words));
   EGRESS_ASSIGN_OR_RETURN(LongFormClauses clauses, TakeClauses(words));
   const auto& proto = clauses.proto;
   const auto& to = clauses.to;

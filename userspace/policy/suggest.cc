@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "userspace/common/saturating_add.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/policy_writer.h"
 #include "userspace/policy/services.h"
@@ -35,18 +36,6 @@ struct DestStats {
 using DestKey = std::tuple<uint8_t, std::array<uint8_t, 16>, uint8_t>;
 // (protocol, port): tcp before udp before icmp (Proto's order), then by port.
 using PortKey = std::pair<Proto, uint16_t>;
-
-uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-  return a > std::numeric_limits<uint64_t>::max() - b
-             ? std::numeric_limits<uint64_t>::max()
-             : a + b;
-}
-
-bool IsV4Mapped(const std::array<uint8_t, 16>& a) {
-  return std::all_of(a.begin(), a.begin() + 10,
-                     [](uint8_t b) { return b == 0; }) &&
-         a[10] == 0xff && a[11] == 0xff;
-}
 
 // RFC 3339, UTC, whole seconds: "2026-11-24T22:45:00Z".
 std::string Rfc3339(int64_t ns) {
