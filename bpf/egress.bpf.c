@@ -181,21 +181,28 @@ int egress_sock_create(struct bpf_sock *ctx)
 }
 
 /*
- * True when an IPv4 options block carries a loose or strict source route.
- * Looks at up to 8 options (a no-op counts as one) and answers true past that:
- * a block too long to read is refused rather than trusted. The fixed,
- * unrolled count keeps the verifier's state count small; a loop walking all
- * 40 bytes by option length exceeded its instruction limit.
+ * True when an IPv4 options block of optlen bytes at p carries a loose or
+ * strict source route. Reads no further than optlen (the header length says
+ * where the options end: past them is the TCP/UDP header) nor than end.
+ * Looks at up to 8 options (a no-op counts as one) and answers true when
+ * options remain past that: a block too long to read is refused rather than
+ * trusted. The fixed, unrolled count keeps the verifier's state count small;
+ * a loop walking all 40 bytes by option length exceeded its instruction
+ * limit.
  */
-static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
+static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end,
+						   __u32 optlen)
 {
+	__u32 off = 0;
 	int i;
 
+	if (optlen > 40)
+		optlen = 40;
 #pragma unroll
 	for (i = 0; i < 8; i++) {
 		__u8 type, len;
 
-		if (p + 1 > end)
+		if (off >= optlen || p + 1 > end)
 			return 0;
 		type = *p;
 		if (type == 0) /* end of list */
@@ -204,16 +211,18 @@ static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
 			return 1;
 		if (type == 1) { /* no-op */
 			p++;
+			off++;
 			continue;
 		}
-		if (p + 2 > end)
+		if (off + 2 > optlen || p + 2 > end)
 			return 0;
 		len = p[1];
-		if (len < 2 || len > 40)
+		if (len < 2 || len > optlen - off)
 			return 1; /* malformed: the kernel rejects it anyway */
 		p += len;
+		off += len;
 	}
-	return p < end;
+	return off < optlen;
 }
 
 /* Source routing sends packets to a first hop other than the address the
@@ -235,7 +244,9 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 			 ctx->optname == IPV6_2292PKTOPTIONS;
 		d.family = EGRESS_FAMILY_IPV6;
 	} else if (ctx->level == SOL_IP_LEVEL && ctx->optname == IP_OPTIONS) {
-		refuse = ipopt__has_source_route(ctx->optval, ctx->optval_end);
+		refuse =
+		    ipopt__has_source_route(ctx->optval, ctx->optval_end,
+					    ctx->optlen < 0 ? 0 : ctx->optlen);
 		d.family = EGRESS_FAMILY_IPV4;
 	}
 	if (!refuse)
@@ -318,7 +329,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 		if (ip->ihl > 5) {
 			dest__set4(&d, ip->daddr);
 			d.proto = ip->protocol;
-			if (ipopt__has_source_route((__u8 *)(ip + 1), end))
+			if (ipopt__has_source_route((__u8 *)(ip + 1), end,
+						    ip->ihl * 4 - 20))
 				return skb__drop_source_routed(cfg, &d);
 		}
 		if (ip->protocol == IPPROTO_ICMP && sk &&
