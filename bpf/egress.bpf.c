@@ -65,8 +65,13 @@ SEC("cgroup/connect4")
 int egress_connect4(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 ip4 = ctx->user_ip4;
 
-	dest__set4(&d, ctx->user_ip4);
+	if (!ip4) { /* goes to the bound address (lib/addr.h) */
+		ip4 = addr__unspec4(ctx->sk->src_ip4);
+		ctx->user_ip4 = ip4;
+	}
+	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx->sk);
@@ -76,9 +81,30 @@ SEC("cgroup/connect6")
 int egress_connect6(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	struct bpf_sock *sk = ctx->sk;
 
-	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-		   ctx->user_ip6[3]);
+	if (addr__is_mapped(a0, a1, a2)) {
+		if (!a3) { /* ::ffff:0.0.0.0 is IPv4 0.0.0.0 */
+			a3 = addr__unspec4(sk->src_ip4);
+			ctx->user_ip6[3] = a3;
+		}
+	} else if (!(a0 | a1 | a2 | a3)) {
+		/* `::` goes to 127.0.0.1 from a socket bound to a mapped
+		 * address, else to ::1 (tcp_v6_connect, ip6_datagram_connect).
+		 */
+		if (addr__is_mapped(sk->src_ip6[0], sk->src_ip6[1],
+				    sk->src_ip6[2])) {
+			a2 = bpf_htonl(0x0000ffff);
+			a3 = bpf_htonl(0x7f000001);
+		} else {
+			a3 = bpf_htonl(1);
+		}
+		ctx->user_ip6[2] = a2;
+		ctx->user_ip6[3] = a3;
+	}
+	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx->sk);
@@ -86,25 +112,41 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 
 /* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
  * destinations of AF_INET6 sockets and IPv4-mapped destinations of sendto():
- * user_ip4 holds the address in every case. */
+ * user_ip4 holds the address in every case. msg_src_ip4 is the source the
+ * kernel will use: an IP_PKTINFO source, else the bound address. */
 SEC("cgroup/sendmsg4")
 int egress_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 ip4 = ctx->user_ip4;
 
-	dest__set4(&d, ctx->user_ip4);
+	if (!ip4) { /* goes to the source address (lib/addr.h) */
+		ip4 = ctx->msg_src_ip4;
+		if (!ip4)
+			ip4 = ctx->sk->src_ip4;
+		ip4 = addr__unspec4(ip4);
+		ctx->user_ip4 = ip4;
+	}
+	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx->sk);
 }
 
+/* IPv4-mapped destinations never get here (udpv6_sendmsg hands them, and
+ * `::` from a socket bound to a mapped address, to sendmsg4). */
 SEC("cgroup/sendmsg6")
 int egress_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
 
-	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-		   ctx->user_ip6[3]);
+	if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
+		a3 = bpf_htonl(1);
+		ctx->user_ip6[3] = a3;
+	}
+	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx->sk);
