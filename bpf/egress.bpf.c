@@ -74,7 +74,7 @@ int egress_connect4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx);
 }
 
 SEC("cgroup/connect6")
@@ -107,7 +107,7 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx);
 }
 
 /* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
@@ -130,7 +130,7 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx);
 }
 
 /* IPv4-mapped destinations never get here (udpv6_sendmsg hands them, and
@@ -149,11 +149,11 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx);
 }
 
 /* recvmsg hooks see the sender of each datagram a target's UDP socket reads:
- * that peer may be answered from the same local port. Must return 1. */
+ * that peer may be answered from the same socket. Must return 1. */
 SEC("cgroup/recvmsg4")
 int egress_recvmsg4(struct bpf_sock_addr *ctx)
 {
@@ -162,7 +162,7 @@ int egress_recvmsg4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ctx->user_ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = IPPROTO_UDP;
-	peer__record(&d, ctx->sk);
+	peer__record(&d, ctx);
 	return 1;
 }
 
@@ -175,7 +175,7 @@ int egress_recvmsg6(struct bpf_sock_addr *ctx)
 		   ctx->user_ip6[3]);
 	d.port = (__be16)ctx->user_port;
 	d.proto = IPPROTO_UDP;
-	peer__record(&d, ctx->sk);
+	peer__record(&d, ctx);
 	return 1;
 }
 
