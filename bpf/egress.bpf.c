@@ -65,53 +65,95 @@ SEC("cgroup/connect4")
 int egress_connect4(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 ip4 = ctx->user_ip4;
 
-	dest__set4(&d, ctx->user_ip4);
+	if (!ip4) { /* goes to the bound address (lib/addr.h) */
+		ip4 = addr__unspec4(ctx->sk->src_ip4);
+		ctx->user_ip4 = ip4;
+	}
+	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx);
 }
 
 SEC("cgroup/connect6")
 int egress_connect6(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	struct bpf_sock *sk = ctx->sk;
 
-	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-		   ctx->user_ip6[3]);
+	if (addr__is_mapped(a0, a1, a2)) {
+		if (!a3) { /* ::ffff:0.0.0.0 is IPv4 0.0.0.0 */
+			a3 = addr__unspec4(sk->src_ip4);
+			ctx->user_ip6[3] = a3;
+		}
+	} else if (!(a0 | a1 | a2 | a3)) {
+		/* `::` goes to 127.0.0.1 from a socket bound to a mapped
+		 * address, else to ::1 (tcp_v6_connect, ip6_datagram_connect).
+		 */
+		if (addr__is_mapped(sk->src_ip6[0], sk->src_ip6[1],
+				    sk->src_ip6[2])) {
+			a2 = bpf_htonl(0x0000ffff);
+			a3 = bpf_htonl(0x7f000001);
+		} else {
+			a3 = bpf_htonl(1);
+		}
+		ctx->user_ip6[2] = a2;
+		ctx->user_ip6[3] = a3;
+	}
+	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx);
 }
 
 /* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
  * destinations of AF_INET6 sockets and IPv4-mapped destinations of sendto():
- * user_ip4 holds the address in every case. */
+ * user_ip4 holds the address in every case. msg_src_ip4 is the source the
+ * kernel will use: an IP_PKTINFO source, else the bound address. */
 SEC("cgroup/sendmsg4")
 int egress_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 ip4 = ctx->user_ip4;
 
-	dest__set4(&d, ctx->user_ip4);
+	if (!ip4) { /* goes to the source address (lib/addr.h) */
+		ip4 = ctx->msg_src_ip4;
+		if (!ip4)
+			ip4 = ctx->sk->src_ip4;
+		ip4 = addr__unspec4(ip4);
+		ctx->user_ip4 = ip4;
+	}
+	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx);
 }
 
+/* IPv4-mapped destinations never get here (udpv6_sendmsg hands them, and
+ * `::` from a socket bound to a mapped address, to sendmsg4). */
 SEC("cgroup/sendmsg6")
 int egress_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct egress_dest d = {};
+	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
 
-	dest__set6(&d, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-		   ctx->user_ip6[3]);
+	if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
+		a3 = bpf_htonl(1);
+		ctx->user_ip6[3] = a3;
+	}
+	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx->sk);
+	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx);
 }
 
 /* recvmsg hooks see the sender of each datagram a target's UDP socket reads:
- * that peer may be answered from the same local port. Must return 1. */
+ * that peer may be answered from the same socket. Must return 1. */
 SEC("cgroup/recvmsg4")
 int egress_recvmsg4(struct bpf_sock_addr *ctx)
 {
@@ -120,7 +162,7 @@ int egress_recvmsg4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ctx->user_ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = IPPROTO_UDP;
-	peer__record(&d, ctx->sk);
+	peer__record(&d, ctx);
 	return 1;
 }
 
@@ -133,7 +175,7 @@ int egress_recvmsg6(struct bpf_sock_addr *ctx)
 		   ctx->user_ip6[3]);
 	d.port = (__be16)ctx->user_port;
 	d.proto = IPPROTO_UDP;
-	peer__record(&d, ctx->sk);
+	peer__record(&d, ctx);
 	return 1;
 }
 
@@ -181,21 +223,28 @@ int egress_sock_create(struct bpf_sock *ctx)
 }
 
 /*
- * True when an IPv4 options block carries a loose or strict source route.
- * Looks at up to 8 options (a no-op counts as one) and answers true past that:
- * a block too long to read is refused rather than trusted. The fixed,
- * unrolled count keeps the verifier's state count small; a loop walking all
- * 40 bytes by option length exceeded its instruction limit.
+ * True when an IPv4 options block of optlen bytes at p carries a loose or
+ * strict source route. Reads no further than optlen (the header length says
+ * where the options end: past them is the TCP/UDP header) nor than end.
+ * Looks at up to 8 options (a no-op counts as one) and answers true when
+ * options remain past that: a block too long to read is refused rather than
+ * trusted. The fixed, unrolled count keeps the verifier's state count small;
+ * a loop walking all 40 bytes by option length exceeded its instruction
+ * limit.
  */
-static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
+static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end,
+						   __u32 optlen)
 {
+	__u32 off = 0;
 	int i;
 
+	if (optlen > 40)
+		optlen = 40;
 #pragma unroll
 	for (i = 0; i < 8; i++) {
 		__u8 type, len;
 
-		if (p + 1 > end)
+		if (off >= optlen || p + 1 > end)
 			return 0;
 		type = *p;
 		if (type == 0) /* end of list */
@@ -204,16 +253,18 @@ static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end)
 			return 1;
 		if (type == 1) { /* no-op */
 			p++;
+			off++;
 			continue;
 		}
-		if (p + 2 > end)
+		if (off + 2 > optlen || p + 2 > end)
 			return 0;
 		len = p[1];
-		if (len < 2 || len > 40)
+		if (len < 2 || len > optlen - off)
 			return 1; /* malformed: the kernel rejects it anyway */
 		p += len;
+		off += len;
 	}
-	return p < end;
+	return off < optlen;
 }
 
 /* Source routing sends packets to a first hop other than the address the
@@ -235,7 +286,9 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 			 ctx->optname == IPV6_2292PKTOPTIONS;
 		d.family = EGRESS_FAMILY_IPV6;
 	} else if (ctx->level == SOL_IP_LEVEL && ctx->optname == IP_OPTIONS) {
-		refuse = ipopt__has_source_route(ctx->optval, ctx->optval_end);
+		refuse =
+		    ipopt__has_source_route(ctx->optval, ctx->optval_end,
+					    ctx->optlen < 0 ? 0 : ctx->optlen);
 		d.family = EGRESS_FAMILY_IPV4;
 	}
 	if (!refuse)
@@ -318,7 +371,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 		if (ip->ihl > 5) {
 			dest__set4(&d, ip->daddr);
 			d.proto = ip->protocol;
-			if (ipopt__has_source_route((__u8 *)(ip + 1), end))
+			if (ipopt__has_source_route((__u8 *)(ip + 1), end,
+						    ip->ihl * 4 - 20))
 				return skb__drop_source_routed(cfg, &d);
 		}
 		if (ip->protocol == IPPROTO_ICMP && sk &&

@@ -32,12 +32,15 @@ static __always_inline __u8 dest__proto(__u32 sk_protocol)
 static __always_inline void dest__set4(struct egress_dest *d, __u32 ip4_be)
 {
 	d->family = EGRESS_FAMILY_IPV4;
-	/* connect(0.0.0.0) reaches 127.0.0.1: match it as the address it goes
-	 * to. */
-	d->addr32[0] = ip4_be ? ip4_be : bpf_htonl(0x7f000001);
+	d->addr32[0] = ip4_be;
 	d->addr32[1] = 0;
 	d->addr32[2] = 0;
 	d->addr32[3] = 0;
+}
+
+static __always_inline int addr__is_mapped(__u32 a0, __u32 a1, __u32 a2)
+{
+	return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0x0000ffff);
 }
 
 /* IPv4-mapped IPv6 (::ffff:a.b.c.d) is matched against IPv4 rules, so that a
@@ -45,17 +48,30 @@ static __always_inline void dest__set4(struct egress_dest *d, __u32 ip4_be)
 static __always_inline void dest__set6(struct egress_dest *d, __u32 a0,
 				       __u32 a1, __u32 a2, __u32 a3)
 {
-	if (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0x0000ffff)) {
+	if (addr__is_mapped(a0, a1, a2)) {
 		dest__set4(d, a3);
 		return;
 	}
 	d->family = EGRESS_FAMILY_IPV6;
-	if ((a0 | a1 | a2 | a3) == 0)
-		a3 = bpf_htonl(1); /* connect(::) reaches ::1 */
 	d->addr32[0] = a0;
 	d->addr32[1] = a1;
 	d->addr32[2] = a2;
 	d->addr32[3] = a3;
+}
+
+/*
+ * Unspecified destinations are not loopback. The kernel sends 0.0.0.0 to
+ * the source address of the send (the bound address, or an IP_PKTINFO
+ * source) and to 127.0.0.1 only when there is none; it sends `::` to ::1,
+ * or to IPv4 127.0.0.1 from a socket bound to an IPv4-mapped address. The
+ * connect and sendmsg hooks decide such a destination as that address and
+ * write it back into the context, so that what is checked is what is
+ * reached even where the kernel would have picked another source (a bound
+ * device, a pktinfo interface). Costs nothing unless the address is zero.
+ */
+static __always_inline __u32 addr__unspec4(__u32 src_be)
+{
+	return src_be ? src_be : bpf_htonl(0x7f000001);
 }
 
 #endif /* EGRESS_BPF_LIB_ADDR_H_ */

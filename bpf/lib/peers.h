@@ -2,12 +2,18 @@
 /*
  * UDP peers: who may be answered without a rule.
  *
- * What: peer__record() (recvmsg hooks: a peer sent to a target's local UDP
- * port) and peer__known() (connect/sendmsg: is this destination such a peer,
- * seen within EGRESS_PEER_TTL_NS).
+ * What: peer__record() (recvmsg hooks: a peer sent to a target's UDP socket)
+ * and peer__known() (connect/sendmsg: is this destination such a peer of
+ * this very socket, seen within EGRESS_PEER_TTL_NS).
  * Why here: a UDP server must be able to reply to clients no rule names;
  * the udp_peers LRU map is the only state the hooks write for that, and the
  * key layout must be built the same way by writer and reader (peer__key).
+ * The key holds the socket's cookie and its network namespace's cookie: a
+ * process of the target that makes a network namespace of its own can make
+ * any address "send" to a socket there, and that must not let another
+ * socket, in the host's namespace, answer the made-up peer. Both cookies
+ * are helper calls, paid on every recorded datagram and on the reply path
+ * only (a destination no rule matched).
  */
 #ifndef EGRESS_BPF_LIB_PEERS_H_
 #define EGRESS_BPF_LIB_PEERS_H_
@@ -23,9 +29,12 @@
 #include "lib/config.h"
 
 static __always_inline void peer__key(struct egress_peer_key *k,
+				      struct bpf_sock_addr *ctx,
 				      const struct egress_dest *d,
 				      __u32 local_port_host)
 {
+	k->netns_cookie = bpf_get_netns_cookie(ctx);
+	k->sock_cookie = bpf_get_socket_cookie(ctx);
 	k->target_id = egress_target_id;
 	k->family = d->family;
 	k->local_port = bpf_htons((__u16)local_port_host);
@@ -33,33 +42,35 @@ static __always_inline void peer__key(struct egress_peer_key *k,
 	__builtin_memcpy(k->addr, d->addr32, 16);
 }
 
-/* True when the peer sent to this local UDP port first (a server reply). */
+/* True when the peer sent to this socket first (a server reply). */
 static __always_inline int peer__known(const struct egress_dest *d,
-				       struct bpf_sock *sk)
+				       struct bpf_sock_addr *ctx)
 {
 	struct egress_peer_key k = {};
 	struct egress_peer_value *v;
+	struct bpf_sock *sk = ctx->sk;
 
 	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
 		return 0;
-	peer__key(&k, d, sk->src_port);
+	peer__key(&k, ctx, d, sk->src_port);
 	v = bpf_map_lookup_elem(&udp_peers, &k);
 	/* A peer silent for longer than the TTL is a stranger again. */
 	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
 }
 
-/* Remembers that `d` sent to the local port of `sk` (an enforced target
- * only: a target switched off records nothing). */
+/* Remembers that `d` sent to the socket of `ctx` (an enforced target only:
+ * a target switched off records nothing). */
 static __always_inline void peer__record(struct egress_dest *d,
-					 struct bpf_sock *sk)
+					 struct bpf_sock_addr *ctx)
 {
 	struct egress_target_config *cfg = target__config();
 	struct egress_peer_value v;
 	struct egress_peer_key k = {};
+	struct bpf_sock *sk = ctx->sk;
 
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
 		return;
-	peer__key(&k, d, sk->src_port);
+	peer__key(&k, ctx, d, sk->src_port);
 	v.last_seen_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
 }

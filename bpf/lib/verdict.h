@@ -75,7 +75,7 @@ verdict__apply(const struct egress_target_config *cfg,
 
 /* The whole decision for a connect or sendmsg destination. */
 static __always_inline int verdict__connect(struct egress_dest *d, __u8 hook,
-					    struct bpf_sock *sk)
+					    struct bpf_sock_addr *ctx)
 {
 	struct egress_target_config *cfg = target__config();
 	struct egress_decision dec;
@@ -84,7 +84,7 @@ static __always_inline int verdict__connect(struct egress_dest *d, __u8 hook,
 		return 1;
 	rules__decide(cfg->ruleset, d, &dec);
 	/* An explicit deny still wins over a reply. */
-	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(d, sk)) {
+	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(d, ctx)) {
 		dec.verdict = EGRESS_VERDICT_ALLOW;
 		dec.reason = EGRESS_REASON_UDP_REPLY;
 		dec.rule_id = 0;

@@ -192,34 +192,45 @@ TEST_F(UdpTest, ServerRepliesToPeersOnly) {
   EXPECT_EQ(Counters("dns")["udp_replies"], 1);
 }
 
-TEST_F(UdpTest, PerClientConnectedSocketReply) {
+// Some QUIC servers answer from a per-client socket bound to the same port
+// and connected to the client. That is not the socket that received: the
+// reply exemption is tied to the receiving socket (a peer made up elsewhere
+// must not open another socket), so such a server needs a rule.
+TEST_F(UdpTest, PerClientConnectedSocketNeedsARule) {
   AddTarget("quic");
-  ReplyOutcome o =
-      ServeOnce(cg_->path(), 40443, [](int, const sockaddr_in& peer) {
-        // QUIC servers answer from a per-client socket bound to the same port
-        // and connected to the client.
-        auto connected = [&](const sockaddr_in& to) {
-          int s = socket(AF_INET, SOCK_DGRAM, 0);
-          int one = 1;
-          setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-          sockaddr_in me{};
-          me.sin_family = AF_INET;
-          me.sin_port = htons(40443);
-          me.sin_addr.s_addr = htonl(0x7f000002);
-          if (bind(s, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
-            return -errno;
-          int rc = connect(s, reinterpret_cast<const sockaddr*>(&to),
-                           sizeof(to)) == 0
-                       ? 0
-                       : errno;
-          if (rc == 0 && send(s, "pong", 4, 0) < 0) rc = errno;
-          close(s);
-          return rc;
-        };
-        sockaddr_in stranger = peer;
-        stranger.sin_addr.s_addr = htonl(0x7f000063);
-        return std::vector<int>{connected(peer), connected(stranger)};
-      });
+  auto serve = [&](uint16_t port) {
+    return ServeOnce(cg_->path(), port, [port](int, const sockaddr_in& peer) {
+      auto connected = [port](const sockaddr_in& to) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        int one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        sockaddr_in me{};
+        me.sin_family = AF_INET;
+        me.sin_port = htons(port);
+        me.sin_addr.s_addr = htonl(0x7f000002);
+        if (bind(s, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
+          return -errno;
+        int rc =
+            connect(s, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 0
+                ? 0
+                : errno;
+        if (rc == 0 && send(s, "pong", 4, 0) < 0) rc = errno;
+        close(s);
+        return rc;
+      };
+      sockaddr_in stranger = peer;
+      stranger.sin_addr.s_addr = htonl(0x7f000063);
+      return std::vector<int>{connected(peer), connected(stranger)};
+    });
+  };
+  ReplyOutcome o = serve(40443);
+  ASSERT_EQ(o.server.size(), 2u);
+  EXPECT_EQ(o.server[0], EPERM) << "another socket answered the peer";
+  EXPECT_EQ(o.server[1], EPERM);
+  EXPECT_FALSE(o.client_got_reply);
+  // With a rule for the clients, the per-client socket works.
+  Allow("udp", "127.0.0.1");
+  o = serve(40444);
   ASSERT_EQ(o.server.size(), 2u);
   EXPECT_EQ(o.server[0], 0);
   EXPECT_EQ(o.server[1], EPERM);

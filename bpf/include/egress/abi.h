@@ -39,7 +39,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 2
+#define EGRESS_ABI_VERSION 3
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -171,10 +171,14 @@ struct egress_rule_value {
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
 
-/* udp_peers: LRU hash. A peer that sent a datagram to a local UDP port of a
- * target (seen by recvmsg4/6) may be answered from that port. IPv4 peers are
- * stored in the first 4 bytes of addr. */
+/* udp_peers: LRU hash. A peer that sent a datagram to a UDP socket of a
+ * target (seen by recvmsg4/6) may be answered from that same socket, in that
+ * socket's network namespace: the cookies tie the entry to both, so a peer
+ * made up in a private namespace (or fed to another socket) opens nothing.
+ * IPv4 peers are stored in the first 4 bytes of addr. */
 struct egress_peer_key {
+	__u64 netns_cookie; /* bpf_get_netns_cookie() of the socket */
+	__u64 sock_cookie;  /* bpf_get_socket_cookie() of the socket */
 	__u32 target_id;
 	__u8 family;
 	__u8 pad;
@@ -182,8 +186,9 @@ struct egress_peer_key {
 	__be16 peer_port;
 	__u16 pad2;
 	__u8 addr[16];
+	__u32 pad3;
 };
-EGRESS_ABI_SIZE(egress_peer_key, 28);
+EGRESS_ABI_SIZE(egress_peer_key, 48);
 
 struct egress_peer_value {
 	__u64 last_seen_ns;
