@@ -94,10 +94,16 @@ absl::Status ParseTargetRemove(const CommandInput& in, ParsedCommand* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseTargetList(const CommandInput& in, ParsedCommand* out) {
+// A command that takes no words and sends a request without fields.
+template <typename Request>
+absl::Status ParseNoWords(const CommandInput& in, ParsedCommand* out) {
   EGRESS_RETURN_IF_ERROR(ExpectWords(in, 0, *out));
-  out->request = control::TargetListRequest{};
+  out->request = Request{};
   return absl::OkStatus();
+}
+
+absl::Status ParseTargetList(const CommandInput& in, ParsedCommand* out) {
+  return ParseNoWords<control::TargetListRequest>(in, out);
 }
 
 absl::Status ParseMode(const CommandInput& in, ParsedCommand* out) {
@@ -193,9 +199,7 @@ absl::Status ParseApply(const CommandInput& in, ParsedCommand* out) {
 }
 
 absl::Status ParseReload(const CommandInput& in, ParsedCommand* out) {
-  EGRESS_RETURN_IF_ERROR(ExpectWords(in, 0, *out));
-  out->request = control::ReloadRequest{};
-  return absl::OkStatus();
+  return ParseNoWords<control::ReloadRequest>(in, out);
 }
 
 absl::Status ParseExport(const CommandInput& in, ParsedCommand* out) {

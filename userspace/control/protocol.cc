@@ -130,31 +130,7 @@ struct RequestEncoder {
   json operator()(const PingRequest&) const { return json::object(); }
 };
 
-struct CommandNamer {
-  const char* operator()(const TargetAddRequest&) const { return "target_add"; }
-  const char* operator()(const TargetRemoveRequest&) const {
-    return "target_remove";
-  }
-  const char* operator()(const TargetListRequest&) const {
-    return "target_list";
-  }
-  const char* operator()(const ModeRequest&) const { return "mode"; }
-  const char* operator()(const LoggingRequest&) const { return "logging"; }
-  const char* operator()(const RuleAddRequest&) const { return "rule_add"; }
-  const char* operator()(const RuleDeleteRequest&) const {
-    return "rule_delete";
-  }
-  const char* operator()(const ListRequest&) const { return "list"; }
-  const char* operator()(const StatusRequest&) const { return "status"; }
-  const char* operator()(const ApplyRequest&) const { return "apply"; }
-  const char* operator()(const ReloadRequest&) const { return "reload"; }
-  const char* operator()(const SuggestRequest&) const { return "suggest"; }
-  const char* operator()(const ExportRequest&) const { return "export"; }
-  const char* operator()(const EventsRequest&) const { return "events"; }
-  const char* operator()(const PingRequest&) const { return "ping"; }
-};
-
-void DecodeEvents(JsonFields& f, EventsRequest* r) {
+void Decode(JsonFields& f, EventsRequest* r) {
   f.Bool("follow", &r->follow);
   f.String("target", &r->target);
   f.String("verdict", &r->verdict);
@@ -169,7 +145,7 @@ void DecodeEvents(JsonFields& f, EventsRequest* r) {
   }
 }
 
-void DecodeRuleDelete(JsonFields& f, RuleDeleteRequest* r) {
+void Decode(JsonFields& f, RuleDeleteRequest* r) {
   f.String("target", &r->target);
   f.OptionalUint("number", &r->number);
   if (f.Has("rule")) {
@@ -179,7 +155,7 @@ void DecodeRuleDelete(JsonFields& f, RuleDeleteRequest* r) {
   }
 }
 
-void DecodeSuggest(JsonFields& f, SuggestRequest* r) {
+void Decode(JsonFields& f, SuggestRequest* r) {
   f.String("target", &r->target);
   f.OptionalInt("since_seconds", &r->since_seconds);
   uint64_t v4 = r->group_v4, v6 = r->group_v6;
@@ -189,84 +165,76 @@ void DecodeSuggest(JsonFields& f, SuggestRequest* r) {
   r->group_v6 = static_cast<int>(v6);
 }
 
-void DecodeApply(JsonFields& f, ApplyRequest* r) {
+void Decode(JsonFields& f, ApplyRequest* r) {
   f.Bool("dry_run", &r->dry_run);
   f.Require("policies");
   codec::ObjectList(f, "policies", &r->policies, DecodeSpec);
 }
 
-// Decodes the members of `cmd` into a request; nullopt for an unknown cmd.
-std::optional<Request> DecodeCommand(const std::string& cmd, JsonFields& f) {
-  if (cmd == "target_add") {
-    TargetAddRequest r;
-    f.Require("name");
-    DecodeSpec(f, &r.spec);
-    return r;
-  }
-  if (cmd == "target_remove") {
-    TargetRemoveRequest r;
-    f.Require("name");
-    f.String("name", &r.name);
-    return r;
-  }
-  if (cmd == "target_list") return TargetListRequest{};
-  if (cmd == "mode") {
-    ModeRequest r;
-    f.Require("mode");
-    codec::ModeField(f, "mode", &r.mode);
-    f.String("target", &r.target);
-    f.Bool("all", &r.all);
-    return r;
-  }
-  if (cmd == "logging") {
-    LoggingRequest r;
-    f.Require("level");
-    codec::LoggingField(f, "level", &r.level);
-    f.String("target", &r.target);
-    return r;
-  }
-  if (cmd == "rule_add") {
-    RuleAddRequest r;
-    f.String("target", &r.target);
-    RuleField(f, "rule", &r.rule);
-    f.OptionalInt("for_seconds", &r.for_seconds);
-    return r;
-  }
-  if (cmd == "rule_delete") {
-    RuleDeleteRequest r;
-    DecodeRuleDelete(f, &r);
-    return r;
-  }
-  if (cmd == "list") {
-    ListRequest r;
-    f.String("target", &r.target);
-    return r;
-  }
-  if (cmd == "status") return StatusRequest{};
-  if (cmd == "apply") {
-    ApplyRequest r;
-    DecodeApply(f, &r);
-    return r;
-  }
-  if (cmd == "reload") return ReloadRequest{};
-  if (cmd == "suggest") {
-    SuggestRequest r;
-    DecodeSuggest(f, &r);
-    return r;
-  }
-  if (cmd == "export") {
-    ExportRequest r;
-    f.String("target", &r.target);
-    return r;
-  }
-  if (cmd == "events") {
-    EventsRequest r;
-    DecodeEvents(f, &r);
-    return r;
-  }
-  if (cmd == "ping") return PingRequest{};
-  return std::nullopt;
+void Decode(JsonFields& f, TargetAddRequest* r) {
+  f.Require("name");
+  DecodeSpec(f, &r->spec);
 }
+void Decode(JsonFields& f, TargetRemoveRequest* r) {
+  f.Require("name");
+  f.String("name", &r->name);
+}
+void Decode(JsonFields& f, ModeRequest* r) {
+  f.Require("mode");
+  codec::ModeField(f, "mode", &r->mode);
+  f.String("target", &r->target);
+  f.Bool("all", &r->all);
+}
+void Decode(JsonFields& f, LoggingRequest* r) {
+  f.Require("level");
+  codec::LoggingField(f, "level", &r->level);
+  f.String("target", &r->target);
+}
+void Decode(JsonFields& f, RuleAddRequest* r) {
+  f.String("target", &r->target);
+  RuleField(f, "rule", &r->rule);
+  f.OptionalInt("for_seconds", &r->for_seconds);
+}
+void Decode(JsonFields& f, ListRequest* r) { f.String("target", &r->target); }
+void Decode(JsonFields& f, ExportRequest* r) { f.String("target", &r->target); }
+// Requests without members.
+void Decode(JsonFields&, TargetListRequest*) {}
+void Decode(JsonFields&, StatusRequest*) {}
+void Decode(JsonFields&, ReloadRequest*) {}
+void Decode(JsonFields&, PingRequest*) {}
+
+template <typename T>
+Request DecodeAs(JsonFields& f) {
+  T request;
+  Decode(f, &request);
+  return request;
+}
+
+// Every command: its "cmd" word and its decoder, in the order of the
+// Request variant (CommandOf indexes this table).
+struct Command {
+  const char* cmd;
+  Request (*decode)(JsonFields&);
+};
+constexpr Command kCommands[] = {
+    {"target_add", DecodeAs<TargetAddRequest>},
+    {"target_remove", DecodeAs<TargetRemoveRequest>},
+    {"target_list", DecodeAs<TargetListRequest>},
+    {"mode", DecodeAs<ModeRequest>},
+    {"logging", DecodeAs<LoggingRequest>},
+    {"rule_add", DecodeAs<RuleAddRequest>},
+    {"rule_delete", DecodeAs<RuleDeleteRequest>},
+    {"list", DecodeAs<ListRequest>},
+    {"status", DecodeAs<StatusRequest>},
+    {"apply", DecodeAs<ApplyRequest>},
+    {"reload", DecodeAs<ReloadRequest>},
+    {"suggest", DecodeAs<SuggestRequest>},
+    {"export", DecodeAs<ExportRequest>},
+    {"events", DecodeAs<EventsRequest>},
+    {"ping", DecodeAs<PingRequest>},
+};
+static_assert(std::size(kCommands) == std::variant_size_v<Request>,
+              "one table entry per request type");
 
 }  // namespace
 
@@ -283,7 +251,7 @@ TargetSpec SpecOfPolicy(const policy::Policy& p) {
 }
 
 std::string CommandOf(const Request& request) {
-  return std::visit(CommandNamer{}, request);
+  return kCommands[request.index()].cmd;
 }
 
 json EncodeRequest(const Request& request) {
@@ -298,13 +266,14 @@ absl::StatusOr<Request> DecodeRequest(const json& message) {
   f.Require("cmd");
   f.String("cmd", &cmd);
   if (!f.ok()) return f.status();
-  std::optional<Request> request = DecodeCommand(cmd, f);
-  if (!request.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", cmd, "'"));
+  for (const Command& c : kCommands) {
+    if (cmd != c.cmd) continue;
+    Request request = c.decode(f);
+    if (!f.ok()) return f.status();
+    return request;
   }
-  if (!f.ok()) return f.status();
-  return *std::move(request);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown command '", cmd, "'"));
 }
 
 }  // namespace egress::control

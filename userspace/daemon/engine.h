@@ -129,6 +129,11 @@ class Engine {
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t) const;
   absl::Status SaveLocked(Lock& lock);
+  // Sets one setting (mode, logging) of a target, saves the state, then
+  // rewrites its config; a failed save puts the old value back.
+  template <typename T>
+  absl::Status ChangeSetting(Lock& lock, TargetState& t, T TargetState::*field,
+                             T value);
 
   // Rule set switches (engine_rules.cc). Replace = Prepare (locked) ->
   // Build (unlocked: compile, write, save) -> Commit (locked).

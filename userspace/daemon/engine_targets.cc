@@ -254,6 +254,18 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   return control::TargetRemoveResponse{name};
 }
 
+template <typename T>
+absl::Status Engine::ChangeSetting(Lock& lock, TargetState& t,
+                                   T TargetState::*field, T value) {
+  T old = t.*field;
+  t.*field = value;
+  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+    t.*field = old;  // the file still says the old value
+    return st;
+  }
+  return WriteConfig(t);
+}
+
 absl::StatusOr<control::ModeResponse> Engine::SetMode(
     const control::ModeRequest& request) {
   Lock lock(mu_);
@@ -266,13 +278,8 @@ absl::StatusOr<control::ModeResponse> Engine::SetMode(
   }
   control::ModeResponse out;
   for (TargetState* t : targets) {
-    policy::Mode old = t->mode;
-    t->mode = request.mode;
-    if (absl::Status st = SaveLocked(lock); !st.ok()) {
-      t->mode = old;
-      return st;
-    }
-    EGRESS_RETURN_IF_ERROR(WriteConfig(*t));
+    EGRESS_RETURN_IF_ERROR(
+        ChangeSetting(lock, *t, &TargetState::mode, request.mode));
     out.changed.push_back({t->name, t->mode});
   }
   return out;
@@ -282,13 +289,8 @@ absl::StatusOr<control::LoggingResponse> Engine::SetLogging(
     const control::LoggingRequest& request) {
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
-  policy::LoggingLevel old = t->logging;
-  t->logging = request.level;
-  if (absl::Status st = SaveLocked(lock); !st.ok()) {
-    t->logging = old;
-    return st;
-  }
-  EGRESS_RETURN_IF_ERROR(WriteConfig(*t));
+  EGRESS_RETURN_IF_ERROR(
+      ChangeSetting(lock, *t, &TargetState::logging, request.level));
   return control::LoggingResponse{t->name, t->logging};
 }
 
