@@ -8,9 +8,9 @@
 #include "tests/testing/status_matchers.h"
 #include "userspace/cli/cli_parse.h"
 #include "userspace/cli/commands.h"
-#include "userspace/cli/completion.h"
 #include "userspace/cli/exit_status.h"
 #include "userspace/cli/help_text.h"
+#include "userspace/cli/local_text.h"
 #include "userspace/cli/man_page.h"
 #include "userspace/policy/services.h"
 

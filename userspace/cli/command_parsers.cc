@@ -283,10 +283,16 @@ absl::Status ParseRun(const CommandInput& in, ParsedCommand* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseServices(const CommandInput& in, ParsedCommand* out) {
+// A command egressctl answers itself that takes no words.
+template <LocalAction action>
+absl::Status ParseLocalNoWords(const CommandInput& in, ParsedCommand* out) {
   EGRESS_RETURN_IF_ERROR(ExpectWords(in, 0, *out));
-  out->local = LocalAction::kServices;
+  out->local = action;
   return absl::OkStatus();
+}
+
+absl::Status ParseServices(const CommandInput& in, ParsedCommand* out) {
+  return ParseLocalNoWords<LocalAction::kServices>(in, out);
 }
 
 absl::Status ParseHelp(const CommandInput& in, ParsedCommand* out) {
@@ -304,9 +310,7 @@ absl::Status ParseHelp(const CommandInput& in, ParsedCommand* out) {
 }
 
 absl::Status ParseVersion(const CommandInput& in, ParsedCommand* out) {
-  EGRESS_RETURN_IF_ERROR(ExpectWords(in, 0, *out));
-  out->local = LocalAction::kVersion;
-  return absl::OkStatus();
+  return ParseLocalNoWords<LocalAction::kVersion>(in, out);
 }
 
 absl::Status ParseCompletion(const CommandInput& in, ParsedCommand* out) {

@@ -2,7 +2,7 @@
 // is described once here: its synopsis, help, options, examples and the
 // function that turns its words into a typed control request. The usage
 // text, per-command help, bash completion and the man page are all
-// generated from it (help_text.h, completion.h, man_page.h), so they cannot
+// generated from it (help_text.h, local_text.h, man_page.h), so they cannot
 // drift from what the parser accepts.
 #ifndef EGRESS_USERSPACE_CLI_COMMANDS_H_
 #define EGRESS_USERSPACE_CLI_COMMANDS_H_

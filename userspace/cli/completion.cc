@@ -1,10 +1,9 @@
-#include "userspace/cli/completion.h"
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "userspace/cli/commands.h"
+#include "userspace/cli/local_text.h"
 #include "userspace/policy/services.h"
 
 namespace egress::cli {

@@ -1,8 +1,7 @@
-#include "userspace/cli/services_text.h"
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "userspace/cli/local_text.h"
 #include "userspace/policy/services.h"
 
 namespace egress::cli {
