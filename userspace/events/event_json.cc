@@ -11,95 +11,82 @@
 
 namespace egress {
 
-absl::string_view HookLiteral(uint8_t hook) {
-  switch (hook) {
-    case EGRESS_HOOK_CONNECT4:
-      return "connect4";
-    case EGRESS_HOOK_CONNECT6:
-      return "connect6";
-    case EGRESS_HOOK_SENDMSG4:
-      return "sendmsg4";
-    case EGRESS_HOOK_SENDMSG6:
-      return "sendmsg6";
-    case EGRESS_HOOK_SOCK_CREATE:
-      return "sock_create";
-    case EGRESS_HOOK_SETSOCKOPT:
-      return "setsockopt";
-    case EGRESS_HOOK_SKB_EGRESS:
-      return "skb_egress";
-    case EGRESS_HOOK_SOCK_OPS:
-      return "sock_ops";
+namespace {
+
+// A kernel value and the word records use for it.
+struct Word {
+  uint8_t value;
+  absl::string_view word;
+};
+
+constexpr Word kHooks[] = {
+    {EGRESS_HOOK_CONNECT4, "connect4"},
+    {EGRESS_HOOK_CONNECT6, "connect6"},
+    {EGRESS_HOOK_SENDMSG4, "sendmsg4"},
+    {EGRESS_HOOK_SENDMSG6, "sendmsg6"},
+    {EGRESS_HOOK_SOCK_CREATE, "sock_create"},
+    {EGRESS_HOOK_SETSOCKOPT, "setsockopt"},
+    {EGRESS_HOOK_SKB_EGRESS, "skb_egress"},
+    {EGRESS_HOOK_SOCK_OPS, "sock_ops"},
+};
+constexpr Word kVerdicts[] = {
+    {EGRESS_VERDICT_ALLOW, "ALLOWED"},
+    {EGRESS_VERDICT_DENY, "DENIED"},
+    {EGRESS_VERDICT_AUDIT, "AUDIT"},
+    {EGRESS_VERDICT_UNEXPLAINED, "UNEXPLAINED"},
+};
+constexpr Word kReasons[] = {
+    {EGRESS_REASON_NO_MATCH, "NO_MATCHING_RULE"},
+    {EGRESS_REASON_MATCH_ALLOW, "MATCHED_ALLOW"},
+    {EGRESS_REASON_MATCH_DENY, "MATCHED_DENY"},
+    {EGRESS_REASON_UDP_REPLY, "UDP_REPLY"},
+    {EGRESS_REASON_SOCKET_TYPE, "SOCKET_TYPE_BLOCKED"},
+    {EGRESS_REASON_SOURCE_ROUTE, "SOURCE_ROUTE_BLOCKED"},
+};
+constexpr Word kProtos[] = {
+    {IPPROTO_TCP, "tcp"},       {IPPROTO_UDP, "udp"}, {IPPROTO_ICMP, "icmp"},
+    {IPPROTO_ICMPV6, "icmpv6"}, {IPPROTO_RAW, "raw"},
+};
+
+// The word for `value` ("" when the table has none): a scan of a handful of
+// entries, no allocation (the record writer calls it per record).
+template <size_t N>
+absl::string_view WordIn(const Word (&table)[N], uint8_t value) {
+  for (const Word& w : table) {
+    if (w.value == value) return w.word;
   }
   return "";
 }
 
-std::string HookName(uint8_t hook) {
-  absl::string_view v = HookLiteral(hook);
-  return v.empty() ? absl::StrCat("hook_", hook) : std::string(v);
+// The word, or `prefix` and the number for a value this build does not know.
+template <size_t N>
+std::string NameIn(const Word (&table)[N], uint8_t value,
+                   absl::string_view prefix) {
+  absl::string_view w = WordIn(table, value);
+  return w.empty() ? absl::StrCat(prefix, value) : std::string(w);
 }
+
+}  // namespace
+
+absl::string_view HookLiteral(uint8_t hook) { return WordIn(kHooks, hook); }
+std::string HookName(uint8_t hook) { return NameIn(kHooks, hook, "hook_"); }
 
 absl::string_view VerdictLiteral(uint8_t verdict) {
-  switch (verdict) {
-    case EGRESS_VERDICT_ALLOW:
-      return "ALLOWED";
-    case EGRESS_VERDICT_DENY:
-      return "DENIED";
-    case EGRESS_VERDICT_AUDIT:
-      return "AUDIT";
-    case EGRESS_VERDICT_UNEXPLAINED:
-      return "UNEXPLAINED";
-  }
-  return "";
+  return WordIn(kVerdicts, verdict);
 }
-
 std::string VerdictName(uint8_t verdict) {
-  absl::string_view v = VerdictLiteral(verdict);
-  return v.empty() ? absl::StrCat("VERDICT_", verdict) : std::string(v);
+  return NameIn(kVerdicts, verdict, "VERDICT_");
 }
 
 absl::string_view ReasonLiteral(uint8_t reason) {
-  switch (reason) {
-    case EGRESS_REASON_NO_MATCH:
-      return "NO_MATCHING_RULE";
-    case EGRESS_REASON_MATCH_ALLOW:
-      return "MATCHED_ALLOW";
-    case EGRESS_REASON_MATCH_DENY:
-      return "MATCHED_DENY";
-    case EGRESS_REASON_UDP_REPLY:
-      return "UDP_REPLY";
-    case EGRESS_REASON_SOCKET_TYPE:
-      return "SOCKET_TYPE_BLOCKED";
-    case EGRESS_REASON_SOURCE_ROUTE:
-      return "SOURCE_ROUTE_BLOCKED";
-  }
-  return "";
+  return WordIn(kReasons, reason);
 }
-
 std::string ReasonName(uint8_t reason) {
-  absl::string_view v = ReasonLiteral(reason);
-  return v.empty() ? absl::StrCat("REASON_", reason) : std::string(v);
+  return NameIn(kReasons, reason, "REASON_");
 }
 
-absl::string_view ProtoLiteral(uint8_t p) {
-  switch (p) {
-    case IPPROTO_TCP:
-      return "tcp";
-    case IPPROTO_UDP:
-      return "udp";
-    case IPPROTO_ICMP:
-      return "icmp";
-    case IPPROTO_ICMPV6:
-      return "icmpv6";
-    case IPPROTO_RAW:
-      return "raw";
-  }
-  return "";
-}
-
-std::string ProtoLabel(uint8_t p) {
-  absl::string_view v = ProtoLiteral(p);
-  return v.empty() ? absl::StrCat(p) : std::string(v);
-}
+absl::string_view ProtoLiteral(uint8_t p) { return WordIn(kProtos, p); }
+std::string ProtoLabel(uint8_t p) { return NameIn(kProtos, p, ""); }
 
 std::string EventAddress(const egress_event& e) {
   char buf[INET6_ADDRSTRLEN] = {};
