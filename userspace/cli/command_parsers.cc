@@ -106,23 +106,31 @@ absl::Status ParseTargetList(const CommandInput& in, ParsedCommand* out) {
   return ParseNoWords<control::TargetListRequest>(in, out);
 }
 
-absl::Status ParseMode(const CommandInput& in, ParsedCommand* out) {
+// A command whose one word is a setting of a target: `mode audit`,
+// `logging all`, with --target.
+template <typename Request, typename Value>
+absl::Status ParseTargetSetting(
+    const CommandInput& in, ParsedCommand* out,
+    absl::StatusOr<Value> (*parse)(absl::string_view), Value Request::*field) {
   EGRESS_RETURN_IF_ERROR(ExpectWords(in, 1, *out));
-  control::ModeRequest req;
-  EGRESS_ASSIGN_OR_RETURN(req.mode, policy::ParseMode(in.words[0]));
+  Request req;
+  EGRESS_ASSIGN_OR_RETURN(req.*field, parse(in.words[0]));
   req.target = in.options.Get("--target");
   out->request = std::move(req);
   return absl::OkStatus();
 }
 
+absl::Status ParseMode(const CommandInput& in, ParsedCommand* out) {
+  return ParseTargetSetting(in, out, policy::ParseMode,
+                            &control::ModeRequest::mode);
+}
+
 absl::Status ParseLogging(const CommandInput& in, ParsedCommand* out) {
-  EGRESS_RETURN_IF_ERROR(ExpectWords(in, 1, *out));
-  EGRESS_RETURN_IF_ERROR(CheckUfwLoggingLevel(in.words[0]));
-  control::LoggingRequest req;
-  EGRESS_ASSIGN_OR_RETURN(req.level, policy::ParseLoggingLevel(in.words[0]));
-  req.target = in.options.Get("--target");
-  out->request = std::move(req);
-  return absl::OkStatus();
+  if (in.words.size() == 1) {
+    EGRESS_RETURN_IF_ERROR(CheckUfwLoggingLevel(in.words[0]));
+  }
+  return ParseTargetSetting(in, out, policy::ParseLoggingLevel,
+                            &control::LoggingRequest::level);
 }
 
 absl::Status ParseAllow(const CommandInput& in, ParsedCommand* out) {
