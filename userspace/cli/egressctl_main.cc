@@ -19,6 +19,7 @@
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/resolver.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
 namespace {
@@ -62,7 +63,7 @@ int CallAndPrint(const ParsedCommand& parsed) {
   }
   if (parsed.output == OutputFormat::kJson) {
     reply->json.erase("ok");
-    return Print(reply->json.dump(2) + "\n");
+    return Print(egress::policy::JsonText(reply->json, 2) + "\n");
   }
   if (exported != nullptr) {
     absl::Status st = WriteExport(*exported, parsed.export_dir);

@@ -229,7 +229,7 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
                        {"problems", problems},
                        {"effective", problems.empty()}};
   if (command.output == OutputFormat::kJson) {
-    printf("%s\n", report.dump(2).c_str());
+    printf("%s\n", policy::JsonText(report, 2).c_str());
   } else {
     PrintText(s, report);
   }

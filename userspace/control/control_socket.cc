@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress {
 namespace {
@@ -133,7 +134,7 @@ absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
                                                socket_path, ": ", strerror(err),
                                                unreachable_hint));
   }
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request.dump() + "\n"));
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), policy::JsonText(request) + "\n"));
   return fd;
 }
 
@@ -278,7 +279,7 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
 
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response) {
   // Bounded: a client that never reads its answer must not hold egressd.
-  return WriteAll(conn_fd, response.dump() + "\n",
+  return WriteAll(conn_fd, policy::JsonText(response) + "\n",
                   absl::Now() + absl::Seconds(10));
 }
 

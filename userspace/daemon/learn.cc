@@ -14,6 +14,7 @@
 #include "userspace/common/saturating_add.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/rule.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress {
 namespace {
@@ -314,7 +315,7 @@ absl::StatusOr<LearnStore> LearnStore::FromJson(const nlohmann::json& j,
 }
 
 absl::Status LearnStore::Save(const std::string& path) const {
-  return WriteFileAtomically(path, ToJson().dump(2) + "\n");
+  return WriteFileAtomically(path, policy::JsonText(ToJson(), 2) + "\n");
 }
 
 absl::StatusOr<LearnStore> LearnStore::Load(const std::string& path,

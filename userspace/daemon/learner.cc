@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/rule_json.h"
 #include "userspace/policy/suggest.h"
 
 namespace egress {
@@ -64,7 +65,7 @@ std::optional<std::string> Learner::TakeChanges() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!store_.dirty()) return std::nullopt;
   store_.clear_dirty();
-  return store_.ToJson().dump(2) + "\n";
+  return policy::JsonText(store_.ToJson(), 2) + "\n";
 }
 
 void Learner::Learn(const egress_event& e, const std::string& target,

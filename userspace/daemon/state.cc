@@ -133,7 +133,8 @@ absl::StatusOr<DaemonState> LoadState(const std::string& path) {
 }
 
 absl::Status SaveState(const std::string& path, const DaemonState& state) {
-  return WriteFileAtomically(path, StateToJson(state).dump(2) + "\n");
+  return WriteFileAtomically(path,
+                             policy::JsonText(StateToJson(state), 2) + "\n");
 }
 
 }  // namespace egress

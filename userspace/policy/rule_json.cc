@@ -215,6 +215,11 @@ absl::StatusOr<std::vector<Rule>> RulesFromJson(const nlohmann::json& j) {
   return rules;
 }
 
+std::string JsonText(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', /*ensure_ascii=*/false,
+                nlohmann::json::error_handler_t::replace);
+}
+
 absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text) {
   // The parser's error message is only available from the exception.
   try {

@@ -46,6 +46,11 @@ absl::StatusOr<std::vector<Rule>> RulesFromJson(const nlohmann::json& j);
 // message>" on syntax errors.
 absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text);
 
+// The text of `j` (indented by `indent`, or one line for -1). Never throws:
+// strings holding bytes that are not UTF-8 (a process can name itself
+// anything; cgroup and file names are bytes) get U+FFFD in their place.
+std::string JsonText(const nlohmann::json& j, int indent = -1);
+
 // One line for "egressctl list" (no id, no trailing newline):
 //   ALLOW dns (53/udp, 53/tcp) to 10.0.0.53
 //   DENY any to 169.254.169.254
