@@ -54,5 +54,31 @@ TEST_F(ControlTest, SilentClientsDoNotHoldUpOthers) {
                                 "no complete request"));
 }
 
+// Requests of the wrong shape are answered with an error naming the member,
+// egressd keeps serving, and a rejected apply creates nothing.
+TEST_F(ControlTest, MalformedRequestsAreAnsweredNotFatal) {
+  const char* requests[] = {
+      R"({"cmd":1})",
+      R"({"cmd":"list","target":5})",
+      R"({"cmd":"events","last":"x"})",
+      R"({"cmd":"mode","mode":["audit"]})",
+      R"({"cmd":"rule_add","rule":{"id":"x"}})",
+      R"({"cmd":"apply","policies":[{"name":"new","source_kind":"cgroup",)"
+      R"("source":"/egress-none","logging":"bogus","rules":[]}]})",
+      R"([])",
+      R"("text")",
+  };
+  for (const char* text : requests) {
+    UniqueFd fd = Connect();
+    std::string line = std::string(text) + "\n";
+    ASSERT_EQ(write(fd.get(), line.data(), line.size()),
+              static_cast<ssize_t>(line.size()));
+    std::string reply = ReadSome(fd.get(), 5000);
+    EXPECT_TRUE(absl::StrContains(reply, "\"ok\":false")) << text << reply;
+  }
+  EXPECT_TRUE(absl::StrContains(CtlOk({"target", "list"}), "NAME"));
+  EXPECT_FALSE(absl::StrContains(CtlOk({"target", "list"}), "new"));
+}
+
 }  // namespace
 }  // namespace egress::testing
