@@ -180,6 +180,19 @@ TEST_F(PolicyDirTest, ReloadMetricFollowsTheLastReload) {
   EXPECT_EQ(ReloadGauge(port), "0") << DaemonLog();
 }
 
+// A 2-byte file that yaml-cpp 0.7 would loop on (and eat memory) is
+// rejected like any other bad file, and egressd keeps serving.
+TEST_F(PolicyDirTest, AFileTheYamlParserLoopsOnIsRejected) {
+  WritePolicy({40001});
+  StartDaemon();
+  std::ofstream(dir_ + "/zz-comma.yaml") << ",\n";
+  CommandResult r = Ctl({"reload"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "zz-comma.yaml:1:1")) << r.output;
+  EXPECT_EQ(Ctl({"status"}).exit_code, 0);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
 TEST_F(PolicyDirTest, MissingOrEmptyDirectoryIsNotAnError) {
   StartDaemon();
   CommandResult r = Ctl({"reload"});

@@ -19,6 +19,7 @@ namespace egress::policy {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // The first seven lines of every inline policy; spec.* fields follow at
@@ -94,6 +95,18 @@ std::string Named(const std::string& name, const std::string& target) {
 
 // ---------------------------------------------------------------------------
 // Well-formed policies.
+
+// Input on which yaml-cpp 0.7's LoadAll never ends (it hands out empty
+// documents forever, growing without bound) is an error naming the file.
+TEST(ParsePolicyTest, InputTheYamlParserLoopsOnIsAnError) {
+  for (const char* text : {",\n", ",", "- a\n,\n", "---\n,\n"}) {
+    absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr("t.yaml:"))
+        << text;
+  }
+}
 
 TEST(ParsePolicyTest, MinimalPolicyHasDefaults) {
   const Policy p = MustParse(kHead);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -24,10 +25,45 @@
 #include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/word_table.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace egress::policy {
 namespace {
+
+// yaml-cpp 0.7 (Debian 12) can hand out empty documents forever on some
+// malformed input (a file holding only ","), and YAML::LoadAll then grows
+// without bound. A first pass with a handler that keeps nothing proves that
+// the document stream ends before LoadAll runs. Throws YAML::Exception on
+// syntax errors, like LoadAll.
+class IgnoreEvents : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// More documents than any policy file has (it holds one).
+constexpr int kMaxDocuments = 64;
+
+bool DocumentStreamEnds(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  IgnoreEvents ignore;
+  for (int i = 0; i < kMaxDocuments; ++i) {
+    if (!parser.HandleNextDocument(ignore)) return true;
+  }
+  return false;
+}
 
 constexpr size_t kMaxFileSize = 16 << 20;  // 100,000 rules fit
 
@@ -353,6 +389,13 @@ absl::StatusOr<bool> Parser::GetBool(const YAML::Node& node,
 absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
   std::vector<YAML::Node> docs;
   try {
+    if (!DocumentStreamEnds(std::string(text))) {
+      return ErrorAt(
+          {1, 1}, "",
+          absl::StrCat("YAML syntax error: more than ", kMaxDocuments,
+                       " documents, or input the parser cannot "
+                       "get past (a stray ',' or '-'?)"));
+    }
     for (const YAML::Node& doc : YAML::LoadAll(std::string(text))) {
       if (!doc.IsNull()) docs.push_back(doc);
     }
