@@ -57,7 +57,6 @@ class ControlService {
   // `egressctl reload`).
   absl::StatusOr<control::ApplyResponse> Reload();
   bool last_reload_ok() const { return last_reload_ok_.load(); }
-  bool reload_failed_since_start() const { return !last_reload_ok_.load(); }
 
  private:
   absl::StatusOr<control::StatusResponse> Status();

@@ -154,18 +154,7 @@ absl::Status StartServices(Daemon::Parts& p) {
   if (!p.options.policy_dir.empty()) {
     // Before serving: what the directory says is enforced when egressd
     // answers its first request.
-    auto r = p.service->Reload();
-    if (!r.ok()) {
-      Log(absl::StrCat(
-          "start: policy directory ", p.options.policy_dir,
-          " rejected, enforcement unchanged: ", r.status().message()));
-    } else {
-      for (const control::TargetChange& c : r->changes) {
-        Log(absl::StrCat("start: ", c.action, " target ", c.target, ": ",
-                         c.added.size(), " rules added, ", c.removed.size(),
-                         " removed"));
-      }
-    }
+    LogReload("start", p.service->Reload(), p.options.policy_dir);
   }
   EGRESS_ASSIGN_OR_RETURN(p.reconciler,
                           Reconciler::Start(*p.engine, p.cgroup_root));

@@ -11,7 +11,6 @@ namespace egress {
 
 struct Engine::Change {
   std::string name;
-  uint32_t id = 0;
   uint32_t new_ruleset = 0;
   std::vector<policy::Rule> rules;
   std::optional<policy::Mode> mode;
@@ -44,7 +43,6 @@ Engine::Change Engine::Prepare(const TargetState& t,
                                Staged* staged) {
   Change c;
   c.name = t.name;
-  c.id = t.id;
   if (staged != nullptr) {
     c.new_ruleset = staged->ruleset;
     c.compiled = std::move(staged->compiled);
@@ -136,35 +134,35 @@ absl::Status Engine::ReplaceRules(const std::string& name,
 }
 
 int Engine::ExpireRules(int64_t now) {
-  std::vector<std::pair<std::string, std::vector<policy::Rule>>> work;
+  // Per target: the rules that stay and the ones that end now.
+  struct Expiry {
+    std::string name;
+    std::vector<policy::Rule> keep, gone;
+  };
+  std::vector<Expiry> work;
   {
     Lock lock(mu_);
     for (const auto& [name, t] : state_.targets) {
-      std::vector<policy::Rule> keep;
+      Expiry e{name, {}, {}};
       for (const policy::Rule& r : t.rules) {
-        if (r.expires == 0 || r.expires > now) keep.push_back(r);
+        (r.expires == 0 || r.expires > now ? e.keep : e.gone).push_back(r);
       }
-      if (keep.size() != t.rules.size()) work.emplace_back(name, keep);
+      if (!e.gone.empty()) work.push_back(std::move(e));
     }
   }
   int removed = 0;
-  for (auto& [name, keep] : work) {
-    std::vector<policy::Rule> before;
-    if (auto t = Targets(name, false); t.ok()) before = (*t)[0].rules;
-    size_t kept = keep.size();
-    if (absl::Status st = ReplaceRules(name, std::move(keep), std::nullopt);
+  for (Expiry& e : work) {
+    if (absl::Status st = ReplaceRules(e.name, std::move(e.keep), std::nullopt);
         !st.ok()) {
-      Log(absl::StrCat("target ", name,
+      Log(absl::StrCat("target ", e.name,
                        ": cannot remove expired rules: ", st.ToString()));
       continue;
     }
-    for (const policy::Rule& r : before) {
-      if (r.expires != 0 && r.expires <= now) {
-        Log(absl::StrCat("target ", name,
-                         ": temporary rule expired: ", policy::FormatRule(r)));
-      }
+    for (const policy::Rule& r : e.gone) {
+      Log(absl::StrCat("target ", e.name,
+                       ": temporary rule expired: ", policy::FormatRule(r)));
     }
-    removed += before.size() - kept;
+    removed += e.gone.size();
   }
   return removed;
 }

@@ -40,7 +40,14 @@ void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());
 }
 
-// The outcome of a policy directory reload, for the log.
+void Answer(int fd, const absl::StatusOr<control::Response>& r) {
+  WriteResponse(
+      fd, r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status()))
+      .IgnoreError();
+}
+
+}  // namespace
+
 void LogReload(const char* why, const absl::StatusOr<control::ApplyResponse>& r,
                const std::string& dir) {
   if (!r.ok()) {
@@ -59,14 +66,6 @@ void LogReload(const char* why, const absl::StatusOr<control::ApplyResponse>& r,
                      " removed"));
   }
 }
-
-void Answer(int fd, const absl::StatusOr<control::Response>& r) {
-  WriteResponse(
-      fd, r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status()))
-      .IgnoreError();
-}
-
-}  // namespace
 
 EventLoop::EventLoop(const ControlListener& listener, Engine& engine,
                      ControlService& service, Learner& learner,

@@ -31,6 +31,12 @@ namespace egress {
 // for the loop instead of killing egressd half-way through start-up.
 sigset_t HandledSignals();
 
+// Logs the outcome of a policy directory reload (`why`: "start", "SIGHUP",
+// ...): the changes, or why enforcement stayed as it was.
+void LogReload(const char* why,
+               const absl::StatusOr<control::ApplyResponse>& result,
+               const std::string& dir);
+
 // Kernel records as the loop sees them.
 class RecordStream {
  public:
