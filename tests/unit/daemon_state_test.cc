@@ -88,7 +88,7 @@ TEST_F(StateTest, CorruptFilesAreReportedWithTheFileName) {
   std::ofstream(path_)
       << R"({"next_ruleset": 1, "targets": [{"name": "web"}]})";
   EXPECT_STATUS(LoadState(path_), absl::StatusCode::kDataLoss,
-                "targets[0].cgroup");
+                "targets[0] field 'id' is missing");
   std::ofstream(path_)
       << R"({"next_ruleset": 1, "targets": [{"name": "web", "cgroup": "/a",
       "source_kind": "cgroup", "source": "/a", "mode": "observe", "id": 1, "ruleset": 0,

@@ -67,6 +67,7 @@ class JsonFields {
   void Require(const char* name);
 
   bool Has(const char* name) const;
+  const nlohmann::json& object() const { return object_; }
   bool ok() const { return status_.ok(); }
   const absl::Status& status() const { return status_; }
   void Fail(const std::string& message);

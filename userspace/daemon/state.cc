@@ -12,27 +12,31 @@
 #include "userspace/common/atomic_file.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/control/json_archive.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
 
+// The members of a target in state.json, once, for writing and reading.
+template <typename Io>
+void Fields(Io& io, control::Member<TargetState, Io>& t) {
+  io.Required("name", t.name);
+  io.Required("id", t.id);
+  io.Required("cgroup", t.cgroup);
+  io.Required("source_kind", t.source);
+  io.Required("source", t.source_value);
+  io.Required("mode", t.mode);
+  io.Required("ruleset", t.ruleset);
+  io.Required("next_rule_id", t.next_rule_id);
+  io.Field("ephemeral", t.ephemeral);
+  io.Field("log", t.logging);  // older files: absent, "denied"
+  io.Required("rules", t.rules);
+}
+
 nlohmann::json StateToJson(const DaemonState& state) {
   nlohmann::json targets = nlohmann::json::array();
   for (const auto& [name, t] : state.targets) {
-    nlohmann::json rules = nlohmann::json::array();
-    for (const policy::Rule& r : t.rules)
-      rules.push_back(policy::RuleToJson(r));
-    targets.push_back({{"name", t.name},
-                       {"id", t.id},
-                       {"cgroup", t.cgroup},
-                       {"source_kind", policy::TargetSourceName(t.source)},
-                       {"source", t.source_value},
-                       {"mode", policy::ModeName(t.mode)},
-                       {"ruleset", t.ruleset},
-                       {"next_rule_id", t.next_rule_id},
-                       {"ephemeral", t.ephemeral},
-                       {"log", policy::LoggingLevelName(t.logging)},
-                       {"rules", rules}});
+    targets.push_back(control::JsonWriter::Write(t));
   }
   return {{"version", 1},
           {"next_ruleset", state.next_ruleset},
@@ -41,70 +45,25 @@ nlohmann::json StateToJson(const DaemonState& state) {
 
 absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
                                           const std::string& file) {
-  auto bad = [&](const std::string& what) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
-  };
-  if (!j.is_object() || !j.contains("targets") || !j["targets"].is_array() ||
-      !j.contains("next_ruleset") || !j["next_ruleset"].is_number_unsigned()) {
-    return bad("not an egressd state file (targets or next_ruleset missing)");
+  if (!j.is_object() || !j.contains("targets") || !j.contains("next_ruleset")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": not an egressd state file (targets or next_ruleset missing)"));
   }
+  control::JsonFields fields(j, file + ":");
+  control::JsonReader reader(fields);
   DaemonState s;
-  s.next_ruleset = j["next_ruleset"].get<uint32_t>();
-  size_t i = 0;
-  for (const nlohmann::json& t : j["targets"]) {
-    std::string where = absl::StrCat("targets[", i++, "]");
-    TargetState ts;
-    for (const char* f : {"name", "cgroup", "source_kind", "source", "mode"}) {
-      if (!t.contains(f) || !t[f].is_string()) {
-        return bad(absl::StrCat(where, ".", f, ": missing or not a string"));
-      }
+  std::vector<TargetState> targets;
+  reader.Required("next_ruleset", s.next_ruleset);
+  reader.Required("targets", targets);
+  if (!fields.ok()) return fields.status();
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i].id == 0 || targets[i].id >= EGRESS_MAX_TARGETS) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": targets[", i, "] field 'id' is out of range 1-",
+                       EGRESS_MAX_TARGETS - 1));
     }
-    for (const char* f : {"id", "ruleset", "next_rule_id"}) {
-      if (!t.contains(f) || !t[f].is_number_unsigned()) {
-        return bad(absl::StrCat(where, ".", f, ": missing or not a number"));
-      }
-    }
-    ts.name = t["name"].get<std::string>();
-    ts.cgroup = t["cgroup"].get<std::string>();
-    ts.source_value = t["source"].get<std::string>();
-    auto source =
-        policy::ParseTargetSource(t["source_kind"].get<std::string>());
-    auto mode = policy::ParseMode(t["mode"].get<std::string>());
-    auto logging = policy::ParseLoggingLevel(
-        t.contains("log") && t["log"].is_string() ? t["log"].get<std::string>()
-                                                  : "denied");
-    for (const auto& [field, status] :
-         {std::pair{"source_kind", source.status()},
-          std::pair{"mode", mode.status()},
-          std::pair{"log", logging.status()}}) {
-      if (!status.ok()) {
-        return bad(absl::StrCat(where, ".", field, ": ", status.message()));
-      }
-    }
-    ts.source = *source;
-    ts.mode = *mode;
-    ts.logging = *logging;
-    ts.id = t["id"].get<uint32_t>();
-    if (ts.id == 0 || ts.id >= EGRESS_MAX_TARGETS) {
-      return bad(absl::StrCat(where, ".id: out of range"));
-    }
-    ts.ruleset = t["ruleset"].get<uint32_t>();
-    ts.next_rule_id = t["next_rule_id"].get<uint32_t>();
-    ts.ephemeral = t.value("ephemeral", false);
-    if (!t.contains("rules") || !t["rules"].is_array()) {
-      return bad(absl::StrCat(where, ".rules: missing or not a list"));
-    }
-    size_t k = 0;
-    for (const nlohmann::json& r : t["rules"]) {
-      auto rule = policy::RuleFromJson(r);
-      if (!rule.ok()) {
-        return bad(
-            absl::StrCat(where, ".rules[", k, "]: ", rule.status().message()));
-      }
-      ts.rules.push_back(*std::move(rule));
-      ++k;
-    }
-    s.targets[ts.name] = std::move(ts);
+    std::string name = targets[i].name;
+    s.targets[name] = std::move(targets[i]);
   }
   return s;
 }

@@ -7,28 +7,44 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 namespace egress {
 namespace {
+
+// A number to write in decimal.
+struct Num {
+  uint64_t value;
+};
 
 // Writes through a raw cursor into space reserved up front (no per-append
 // size checks or reallocation).
 struct Cursor {
   char* p;
 
-  void Put(std::string_view s) {
+  // Writes each part in turn: text, literals, single chars and Num{...}.
+  template <typename... Parts>
+  void Put(const Parts&... parts) {
+    (One(parts), ...);
+  }
+
+  void One(std::string_view s) {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   }
   // A literal: a copy of known size, which the compiler turns into a few
   // stores instead of a call to memcpy.
   template <size_t N>
-  void Put(const char (&s)[N]) {
+  void One(const char (&s)[N]) {
     std::memcpy(p, s, N - 1);
     p += N - 1;
   }
-  void Put(char c) { *p++ = c; }
-  void Uint(uint64_t v) { p = std::to_chars(p, p + 24, v).ptr; }
+  // Exactly a char: any other integer must say it is a number (Num).
+  template <typename C, typename = std::enable_if_t<std::is_same_v<C, char>>>
+  void One(C c) {
+    *p++ = c;
+  }
+  void One(Num n) { p = std::to_chars(p, p + 24, n.value).ptr; }
 
   // nlohmann::json::dump() escaping for ASCII text. False on a byte >= 0x80.
   // The common case, nothing to escape, is one scan and one memcpy (a byte
@@ -243,16 +259,9 @@ struct RecordViews {
 bool PutHint(Cursor& w, const RecordViews& v, const EventContext& ctx,
              std::string_view target_esc) {
   if (v.plain_hint) {
-    w.Put("\"hint\":\"egressctl allow ");
-    w.Uint(v.port);
-    w.Put('/');
-    w.Put(v.proto);
-    w.Put(' ');
-    w.Put(v.addr);
-    if (!ctx.target.empty()) {
-      w.Put(" --target ");
-      w.Put(target_esc);
-    }
+    w.Put("\"hint\":\"egressctl allow ", Num{v.port}, '/', v.proto, ' ',
+          v.addr);
+    if (!ctx.target.empty()) w.Put(" --target ", target_esc);
     w.Put("\",");
   } else if (!v.other_hint.empty()) {
     w.Put("\"hint\":\"");
@@ -264,20 +273,13 @@ bool PutHint(Cursor& w, const RecordViews& v, const EventContext& ctx,
 
 // "family":"IPv4","protocol":"tcp", inside "l4" and "socket".
 void PutFamilyAndProtocol(Cursor& w, const RecordViews& v) {
-  w.Put("\"family\":\"");
-  w.Put(v.family);
-  w.Put("\",\"protocol\":\"");
-  w.Put(v.proto);
-  w.Put('"');
+  w.Put("\"family\":\"", v.family, "\",\"protocol\":\"", v.proto, '"');
 }
 
 // "l4":{...}, of a connect or send.
 void PutL4(Cursor& w, const RecordViews& v) {
-  w.Put("\"l4\":{\"destination\":\"");
-  w.Put(v.addr);
-  w.Put("\",\"destination_port\":");
-  w.Uint(v.port);
-  w.Put(',');
+  w.Put("\"l4\":{\"destination\":\"", v.addr,
+        "\",\"destination_port\":", Num{v.port}, ',');
   PutFamilyAndProtocol(w, v);
   w.Put("},");
 }
@@ -286,68 +288,38 @@ void PutL4(Cursor& w, const RecordViews& v) {
 void PutSocket(Cursor& w, const egress_event& e, const RecordViews& v) {
   w.Put("\"socket\":{");
   PutFamilyAndProtocol(w, v);
-  w.Put(",\"type\":");
-  w.Uint(e.sock_type);
-  w.Put("},");
+  w.Put(",\"type\":", Num{e.sock_type}, "},");
 }
 
 // The message (EventText() of the record) after its time and target:
 // "python3[42] -> 10.0.0.5:443/tcp DENIED (no matching rule) +3 suppressed".
 bool PutMessageTail(Cursor& w, const egress_event& e, const RecordViews& v) {
-  if (!v.comm.empty()) {
-    w.Put(v.comm_esc);
-    w.Put('[');
-    w.Uint(e.tgid);
-    w.Put("] ");
-  }
+  if (!v.comm.empty()) w.Put(v.comm_esc, '[', Num{e.tgid}, "] ");
   if (v.is_socket) {
-    w.Put("socket ");
-    w.Put(v.proto);
-    w.Put(" type ");
-    w.Uint(e.sock_type);
+    w.Put("socket ", v.proto, " type ", Num{e.sock_type});
+  } else if (v.addr.find(':') != std::string_view::npos) {
+    w.Put("-> [", v.addr, "]:", Num{v.port}, '/', v.proto);
   } else {
-    w.Put("-> ");
-    const bool v6 = v.addr.find(':') != std::string_view::npos;
-    if (v6) w.Put('[');
-    w.Put(v.addr);
-    if (v6) w.Put(']');
-    w.Put(':');
-    w.Uint(v.port);
-    w.Put('/');
-    w.Put(v.proto);
+    w.Put("-> ", v.addr, ':', Num{v.port}, '/', v.proto);
   }
-  w.Put(' ');
-  w.Put(v.verdict);
-  w.Put(" (");
+  w.Put(' ', v.verdict, " (");
   for (char c : v.reason) {
     if (static_cast<unsigned char>(c) >= 0x80) return false;
-    w.Put(c == '_' ? ' ' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+    w.Put(c == '_'                 ? ' '
+          : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a')
+                                   : c);
   }
   w.Put(')');
-  if (e.suppressed > 0) {
-    w.Put(" +");
-    w.Uint(e.suppressed);
-    w.Put(" suppressed");
-  }
+  if (e.suppressed > 0) w.Put(" +", Num{e.suppressed}, " suppressed");
   return true;
 }
 
 // "process":{...},"reason":"...","rule_id":N,
 void PutProcessToRuleId(Cursor& w, const egress_event& e,
                         const RecordViews& v) {
-  w.Put("\"process\":{\"comm\":\"");
-  w.Put(v.comm_esc);
-  w.Put("\",\"pid\":");
-  w.Uint(e.tgid);
-  w.Put(",\"tid\":");
-  w.Uint(e.pid);
-  w.Put(",\"uid\":");
-  w.Uint(e.uid);
-  w.Put("},\"reason\":\"");
-  w.Put(v.reason);
-  w.Put("\",\"rule_id\":");
-  w.Uint(e.rule_id);
-  w.Put(',');
+  w.Put("\"process\":{\"comm\":\"", v.comm_esc, "\",\"pid\":", Num{e.tgid},
+        ",\"tid\":", Num{e.pid}, ",\"uid\":", Num{e.uid}, "},\"reason\":\"",
+        v.reason, "\",\"rule_id\":", Num{e.rule_id}, ',');
 }
 
 }  // namespace
@@ -392,46 +364,21 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
                       node_name_esc_.size() + 6 * v.VariableSize();
   if (scratch_.size() < need) scratch_.resize(std::max<size_t>(need, 4096));
   Cursor w{scratch_.data()};
-  w.Put("{\"cgroup\":{\"id\":");
-  w.Uint(e.cgroup_id);
-  w.Put(",\"path\":\"");
-  w.Put(cgroup_path_esc_);
-  w.Put("\"},\"event\":\"");
-  w.Put(EventView(e));
-  w.Put("\",");
+  w.Put("{\"cgroup\":{\"id\":", Num{e.cgroup_id}, ",\"path\":\"",
+        cgroup_path_esc_, "\"},\"event\":\"", EventView(e), "\",");
   if (!PutHint(w, v, ctx, target_esc_)) return false;
-  w.Put("\"hook\":\"");
-  w.Put(v.hook);
-  w.Put("\",\"ktime_ns\":");
-  w.Uint(e.ts_ns);
-  w.Put(',');
+  w.Put("\"hook\":\"", v.hook, "\",\"ktime_ns\":", Num{e.ts_ns}, ',');
   if (!v.is_socket) PutL4(w, v);
-  w.Put("\"message\":\"");
-  w.Put(std::string_view(text_, 15));
-  w.Put('.');
-  w.Put(std::string_view(frac, 3));
-  w.Put(' ');
-  w.Put(target_esc_);
-  w.Put(' ');
+  w.Put("\"message\":\"", std::string_view(text_, 15), '.',
+        std::string_view(frac, 3), ' ', target_esc_, ' ');
   if (!PutMessageTail(w, e, v)) return false;
-  w.Put("\",\"node_name\":\"");
-  w.Put(node_name_esc_);
-  w.Put("\",");
+  w.Put("\",\"node_name\":\"", node_name_esc_, "\",");
   PutProcessToRuleId(w, e, v);
   if (v.is_socket) PutSocket(w, e, v);
-  w.Put("\"suppressed\":");
-  w.Uint(e.suppressed);
-  w.Put(",\"target\":\"");
-  w.Put(target_esc_);
-  w.Put("\",\"target_id\":");
-  w.Uint(e.target_id);
-  w.Put(",\"time\":\"");
-  w.Put(std::string_view(iso_, 19));
-  w.Put('.');
-  w.Put(std::string_view(frac, 9));
-  w.Put("Z\",\"verdict\":\"");
-  w.Put(v.verdict);
-  w.Put("\"}");
+  w.Put("\"suppressed\":", Num{e.suppressed}, ",\"target\":\"", target_esc_,
+        "\",\"target_id\":", Num{e.target_id}, ",\"time\":\"",
+        std::string_view(iso_, 19), '.', std::string_view(frac, 9),
+        "Z\",\"verdict\":\"", v.verdict, "\"}");
   out->append(scratch_.data(), static_cast<size_t>(w.p - scratch_.data()));
   return true;
 }
