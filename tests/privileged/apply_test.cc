@@ -601,5 +601,38 @@ TEST_F(ApplyTest, SwappingLargePoliciesNeverOpensOrClosesAGap) {
   EXPECT_GE(checked, 4);
 }
 
+// /metrics is open to every local user: rules appear there by id, never with
+// their text or comment, and editing a comment keeps the rule's series.
+TEST_F(ApplyTest, MetricsNameRulesByIdAndAnEditedCommentKeepsTheSeries) {
+  auto api = [](const std::string& comment) {
+    return absl::StrCat("  - name: ", comment,
+                        "\n"
+                        "    to:\n"
+                        "    - ipBlock: {cidr: 127.0.0.2/32}\n"
+                        "    ports:\n"
+                        "    - {port: 40001, protocol: TCP}\n");
+  };
+  CtlOk({"apply", "-f", WritePolicy(api("token-one-f12"))});
+  nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
+  ASSERT_EQ(rules.size(), 2u) << rules.dump();
+  uint64_t id = 0;
+  for (const auto& r : rules) {
+    if (r["action"] == "allow") id = r["id"].get<uint64_t>();
+  }
+  ASSERT_NE(id, 0u) << rules.dump();
+  const std::string series = absl::StrCat("egress_rule_hits_total{rule_id=\"",
+                                          id, "\",target=\"web\"} ");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  std::string m = ScrapeMetrics();
+  EXPECT_TRUE(absl::StrContains(m, series + "1")) << m;
+
+  CtlOk({"apply", "-f", WritePolicy(api("token-two-f12"))});
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  m = ScrapeMetrics();
+  EXPECT_TRUE(absl::StrContains(m, series + "2")) << m;
+  EXPECT_FALSE(absl::StrContains(m, "token-")) << m;
+  EXPECT_FALSE(absl::StrContains(m, "rule=")) << m;
+}
+
 }  // namespace
 }  // namespace egress::testing

@@ -1,8 +1,12 @@
 #include "tests/privileged/egressd_fixture.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,6 +192,29 @@ pid_t EgressdTest::StartSleeperInCgroup(const TestCgroup* cg) {
     return -1;
   }
   return pid;
+}
+
+std::string EgressdTest::ScrapeMetrics() {
+  int port = CtlJson({"status"})["metrics_port"].get<int>();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    send(fd, req.data(), req.size(), 0);
+    char buf[65536];
+    pollfd p{fd, POLLIN, 0};
+    while (poll(&p, 1, 3000) == 1) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      body.append(buf, n);
+    }
+  }
+  close(fd);
+  return body;
 }
 
 nlohmann::json EgressdTest::Counters(const std::string& target) {

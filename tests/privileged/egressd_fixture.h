@@ -56,6 +56,9 @@ class EgressdTest : public ::testing::Test {
   // returns its pid once it is in. The caller kills and reaps it.
   pid_t StartSleeperInCgroup(const TestCgroup* cg = nullptr);
 
+  // GET http://127.0.0.1:<metrics_port>/metrics: the whole HTTP answer.
+  std::string ScrapeMetrics();
+
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
 

@@ -49,29 +49,6 @@ class EventsTest : public EgressdTest {
     } while (absl::Now() < deadline);
     return events;
   }
-  // GET http://127.0.0.1:<metrics_port>/metrics
-  std::string Scrape() {
-    int port = CtlJson({"status"})["metrics_port"].get<int>();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string body;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-      std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-      send(fd, req.data(), req.size(), 0);
-      char buf[65536];
-      pollfd p{fd, POLLIN, 0};
-      while (poll(&p, 1, 3000) == 1) {
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) break;
-        body.append(buf, n);
-      }
-    }
-    close(fd);
-    return body;
-  }
 };
 
 TEST_F(EventsTest, EachDeniedAttemptYieldsOneRecordWithHint) {
@@ -201,7 +178,7 @@ TEST_F(EventsTest, MetricsCountEveryAttempt) {
     return out;
   });
   ASSERT_TRUE(r.ok());
-  std::string m = Scrape();
+  std::string m = ScrapeMetrics();
   ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
   EXPECT_TRUE(absl::StrContains(m,
                                 "egress_verdicts_total{proto=\"tcp\",target="

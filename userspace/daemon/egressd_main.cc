@@ -25,7 +25,9 @@ DEFINE_string(cgroup_root, "",
               "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
               "in a container, e.g. /host/sys/fs/cgroup)");
 DEFINE_string(metrics_addr, "127.0.0.1:9477",
-              "Prometheus /metrics and /healthz address (\"\" = off)");
+              "Prometheus /metrics and /healthz address (\"\" = off); no "
+              "authentication: any address but loopback shows target names "
+              "and counters to the network");
 DEFINE_string(policy_dir, "",
               "policy files (*.yaml) applied at start and on SIGHUP (\"\" = "
               "none); a rejected directory leaves enforcement unchanged");

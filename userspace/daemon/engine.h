@@ -101,8 +101,6 @@ class Engine {
   std::vector<control::TargetInfo> TargetInfos() const;
   absl::StatusOr<control::ListResponse> List(const std::string& name) const;
   RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
-  // A rule as `list` prints it ("" when the target has no such rule).
-  std::string RuleText(uint32_t target_id, uint32_t rule_id) const;
   // The path (below the mount) of a cgroup id inside a target's subtree.
   std::string CgroupPath(uint64_t cgroup_id, uint32_t target_id);
   // Directories where re-created or new target cgroups appear (relative).

@@ -329,17 +329,6 @@ absl::StatusOr<control::ListResponse> Engine::List(
   return out;
 }
 
-std::string Engine::RuleText(uint32_t target_id, uint32_t rule_id) const {
-  RecordTarget r = LookupRecord(target_id, rule_id);
-  if (r.rule_number == 0) return "";
-  Lock lock(mu_);
-  auto it = state_.targets.find(r.name);
-  if (it == state_.targets.end() || r.rule_number > it->second.rules.size()) {
-    return "";
-  }
-  return policy::FormatRule(it->second.rules[r.rule_number - 1]);
-}
-
 RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   Lock lock(mu_);
   RecordTarget out;

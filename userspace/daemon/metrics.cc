@@ -136,12 +136,12 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   }
   auto& rule_hits = CounterFamily(
       registry, "egress_rule_hits_total",
-      "Matches per policy rule; rule_id 0 is the target's default action.");
+      "Matches per policy rule, by the rule's id (egressctl list -o json); "
+      "rule_id 0 is the target's default action.");
   for (const auto& r : s.rule_hits) {
     Count(rule_hits,
           {{"target", ValidUtf8(r.target)},
-           {"rule_id", std::to_string(r.rule_id)},
-           {"rule", ValidUtf8(r.rule)}},
+           {"rule_id", std::to_string(r.rule_id)}},
           r.hits);
   }
 

@@ -26,8 +26,10 @@ struct MetricsSnapshot {
   };
   struct RuleHits {
     std::string target;
-    uint32_t rule_id = 0;  // 0 = default action
-    std::string rule;      // the rule as `egressctl list` prints it
+    // 0 = the default action. Rules are named by id only: their text and
+    // comment are the operator's, not every local user's, and editing a
+    // comment must not start a new series.
+    uint32_t rule_id = 0;
     uint64_t hits = 0;
   };
   struct Target {
@@ -57,7 +59,7 @@ struct MetricsSnapshot {
 
 // The text exposition (version 0.0.4) of a snapshot. Metric names:
 //   egress_verdicts_total{target,verdict,proto}         counter
-//   egress_rule_hits_total{target,rule_id,rule}         counter
+//   egress_rule_hits_total{target,rule_id}              counter
 //   egress_sockets_denied_total{target}                 counter
 //   egress_source_routes_denied_total{target}           counter
 //   egress_events_lost_total{target}                    counter

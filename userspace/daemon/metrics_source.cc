@@ -41,9 +41,7 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
-        std::string text =
-            rule_id == 0 ? "default deny" : engine.RuleText(t.id, rule_id);
-        m.rule_hits.push_back({t.name, rule_id, text, n});
+        m.rule_hits.push_back({t.name, rule_id, n});
       }
     }
     m.targets.push_back(std::move(mt));
