@@ -1,5 +1,7 @@
 // What is generated from egressctl's command table: usage, per-command
 // help, bash completion, the man page; and the UFW habits it answers.
+#include <set>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -55,6 +57,21 @@ TEST(CliTableTest, EveryCommandHasItsOwnHelp) {
       EXPECT_THAT(help, HasSubstr(std::string(o)));
     }
   }
+}
+
+// commands.yaml and the parsers of commands.cc agree: every command has its
+// own parser, none is named twice.
+TEST(CliTableTest, EveryCommandOfTheTextHasItsOwnParser) {
+  std::set<ParseFn> parsers;
+  std::set<absl::string_view> names;
+  for (const CommandSpec& c : Commands()) {
+    SCOPED_TRACE(c.name);
+    EXPECT_NE(c.parse, nullptr);
+    EXPECT_TRUE(parsers.insert(c.parse).second);
+    EXPECT_TRUE(names.insert(c.name).second);
+    EXPECT_FALSE(c.group.empty());
+  }
+  EXPECT_GE(names.size(), 22u);
 }
 
 TEST(CliTableTest, HelpIsReachableThreeWaysForEveryCommand) {

@@ -1,320 +1,91 @@
 #include "userspace/cli/commands.h"
 
 #include <algorithm>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_split.h"
 #include "userspace/cli/command_parsers.h"
+#include "userspace/cli/commands_yaml.h"
+#include "yaml-cpp/yaml.h"
 
 namespace egress::cli {
 namespace {
 
-constexpr absl::string_view kTargets =
-    "Targets (a cgroup whose processes are enforced)";
-constexpr absl::string_view kRules =
-    "Rules (deny beats allow; no matching allow = denied)";
-constexpr absl::string_view kFiles =
-    "Policy files and learning (YAML, see docs/policy.md)";
-constexpr absl::string_view kObserve = "Events and checks";
-constexpr absl::string_view kRun = "Run one program under its own policy";
-constexpr absl::string_view kOther = "About egressctl";
+// The parser of each command of commands.yaml.
+constexpr std::pair<absl::string_view, ParseFn> kParsers[] = {
+    {"target add", ParseTargetAdd},
+    {"target remove", ParseTargetRemove},
+    {"target list", ParseTargetList},
+    {"mode", ParseMode},
+    {"logging", ParseLogging},
+    {"allow", ParseAllow},
+    {"deny", ParseDeny},
+    {"list", ParseList},
+    {"delete", ParseDelete},
+    {"status", ParseStatus},
+    {"apply", ParseApply},
+    {"reload", ParseReload},
+    {"export", ParseExport},
+    {"suggest", ParseSuggest},
+    {"events", ParseEvents},
+    {"verify", ParseVerify},
+    {"run", ParseRun},
+    {"services", ParseServices},
+    {"help", ParseHelp},
+    {"version", ParseVersion},
+    {"completion", ParseCompletion},
+    {"man", ParseMan},
+};
 
-// The rule grammar, shared by allow and deny.
-constexpr absl::string_view kRuleHelp =
-    "SPEC is a service (smtp, dns, https, ...; see 'egressctl services'), "
-    "PORT[/tcp|udp], LOW-HIGH[/PROTO], a list like 80,443/tcp, tcp, udp, "
-    "icmp, raw or any. No /PROTO means tcp and udp.\n"
-    "DEST is an address, a CIDR network, 'any' (the default) or one dotted "
-    "host name, resolved once now (the addresses are enforced, the name is "
-    "kept for display). Several addresses may be given.\n"
-    "UFW's long form also works: out [proto tcp|udp|any|icmp] [to DEST] "
-    "[port PORTS] [comment TEXT]. There are no interfaces and no inbound "
-    "rules: a rule covers every outgoing connection of the target's "
-    "processes.\n"
-    "--for DURATION adds a temporary rule that egressd removes by itself "
-    "(90s, 30m, 2h, 1h30m, 7d).";
+// commands.yaml (built in) as the table. CommandSpec holds views: the text
+// they point into lives as long as the process.
+class TableLoader {
+ public:
+  std::vector<CommandSpec> Load() {
+    const YAML::Node root = YAML::Load(std::string(kCommandsYaml));
+    std::vector<CommandSpec> commands;
+    for (const YAML::Node& group : root["groups"]) {
+      const absl::string_view heading = Keep(group["heading"]);
+      for (const YAML::Node& c : group["commands"]) {
+        CommandSpec spec{
+            Keep(c["name"]),      Views(c["aliases"]),  heading,
+            Views(c["synopsis"]), Keep(c["summary"]),   Keep(c["help"]),
+            Views(c["options"]),  Views(c["examples"]), ParserOf(c["name"]),
+            Views(c["words"])};
+        commands.push_back(std::move(spec));
+      }
+    }
+    return commands;
+  }
 
-// Targets: which cgroups are enforced, and how.
-std::vector<CommandSpec> TargetCommands() {
-  return {
-      {"target add",
-       {},
-       kTargets,
-       {"target add NAME (--cgroup PATH | --unit UNIT | --pid PID | "
-        "--pattern GLOB) [--mode enforce|audit]"},
-       "enforce a cgroup (a new target denies everything until allowed)",
-       "Adds a target: the cgroup given by exactly one of --cgroup, --unit "
-       "(resolved once, then followed across restarts), --pid (that "
-       "process's cgroup) or --pattern (every matching cgroup, also those "
-       "created later; '**' spans levels). A new target has no rules, which "
-       "denies every outbound connection. --mode audit only records what "
-       "would be denied.",
-       {"--cgroup", "--unit", "--pid", "--pattern", "--mode", "--output"},
-       {"egressctl target add web --unit nginx.service",
-        "egressctl target add batch --pid 4123 --mode audit",
-        "egressctl target add containers --pattern "
-        "'/system.slice/docker-*.scope'"},
-       ParseTargetAdd},
-      {"target remove",
-       {"rm", "delete"},
-       kTargets,
-       {"target remove NAME"},
-       "lift enforcement (the only way to do so)",
-       "Removes the target: its programs are detached and its rules "
-       "forgotten. Stopping egressd does not lift enforcement; this does.",
-       {"--output"},
-       {"egressctl target remove web"},
-       ParseTargetRemove},
-      {"target list",
-       {"ls"},
-       kTargets,
-       {"target list [-o json]"},
-       "the targets, their modes, cgroups and attachment",
-       "Lists every target with its mode, cgroup, rule count and whether "
-       "all its hooks are attached.",
-       {"--output"},
-       {"egressctl target list", "egressctl target list -o json"},
-       ParseTargetList},
-      {"mode",
-       {},
-       kTargets,
-       {"mode enforce|audit [--target NAME]"},
-       "enforce, or only record what would be denied",
-       "enforce refuses what no allow permits (EPERM); audit lets "
-       "everything through and records what would have been denied.",
-       {"--target", "--output"},
-       {"egressctl mode audit --target web",
-        "egressctl mode enforce --target web"},
-       ParseMode,
-       {"enforce", "audit"}},
-      {"logging",
-       {},
-       kTargets,
-       {"logging off|denied|all [--target NAME]"},
-       "which verdicts become records (counters always count)",
-       "off: no verdict records; denied: denied and audited attempts (the "
-       "default); all: every attempt, allowed ones too.",
-       {"--target", "--output"},
-       {"egressctl logging all --target web"},
-       ParseLogging,
-       {"off", "denied", "all"}},
-  };
-}
+ private:
+  absl::string_view Keep(const YAML::Node& node) {
+    return text_.emplace_back(node ? node.as<std::string>() : "");
+  }
+  std::vector<absl::string_view> Views(const YAML::Node& list) {
+    std::vector<absl::string_view> out;
+    for (const YAML::Node& item : list) out.push_back(Keep(item));
+    return out;
+  }
+  // A command without a parser is a bug of this file and commands.yaml,
+  // which the unit tests catch (CommandTableTest).
+  static ParseFn ParserOf(const YAML::Node& name) {
+    for (const auto& [command, parse] : kParsers) {
+      if (command == name.as<std::string>()) return parse;
+    }
+    return nullptr;
+  }
 
-// Rules: the UFW-style grammar.
-std::vector<CommandSpec> RuleCommands() {
-  return {
-      {"allow",
-       {},
-       kRules,
-       {"allow SPEC [to] [DEST...] [comment TEXT] [--target NAME] "
-        "[--for DURATION]",
-        "allow out [proto P] [to DEST] [port PORTS] [comment TEXT]"},
-       "allow connections to a service or port",
-       kRuleHelp,
-       {"--target", "--for", "--output"},
-       {"egressctl allow dns 10.0.0.53",
-        "egressctl allow smtp 10.0.0.5 comment mail relay",
-        "egressctl allow 443/tcp 203.0.113.0/24",
-        "egressctl allow out proto tcp to 10.0.0.5 port 25",
-        "egressctl allow smtp 10.0.0.5 --for 30m"},
-       ParseAllow,
-       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "out"}},
-      {"deny",
-       {},
-       kRules,
-       {"deny SPEC [to] [DEST...] [comment TEXT] [--target NAME] "
-        "[--for DURATION]",
-        "deny out [proto P] [to DEST] [port PORTS] [comment TEXT]"},
-       "deny connections; a deny beats every allow",
-       kRuleHelp,
-       {"--target", "--for", "--output"},
-       {"egressctl deny any 169.254.169.254",
-        "egressctl deny 25/tcp 10.0.0.0/8"},
-       ParseDeny,
-       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "out"}},
-      {"list",
-       {},
-       kRules,
-       {"list [--target NAME] [-o json]"},
-       "the rules of each target, numbered for 'delete N'",
-       "Numbers are positions, used only by 'delete N'; order does not "
-       "matter for the verdict.",
-       {"--target", "--output"},
-       {"egressctl list", "egressctl list --target web -o json"},
-       ParseList},
-      {"delete",
-       {},
-       kRules,
-       {"delete N [--target NAME]",
-        "delete allow|deny SPEC [DEST...] [--target NAME]"},
-       "remove a rule, by number or by its words",
-       "N comes from 'list'. A rule may also be named the way it was "
-       "added; any spelling with the same meaning matches.",
-       {"--target", "--output"},
-       {"egressctl delete 3", "egressctl delete deny any 169.254.169.254"},
-       ParseDelete,
-       {"allow", "deny"}},
-      {"status",
-       {},
-       kRules,
-       {"status [verbose|numbered] [-o json]"},
-       "targets, attachment, counters and warnings",
-       "verbose adds each target's source, logging level, matched cgroups, "
-       "flow and record counters. numbered prints the rules like 'list'.",
-       {"--output"},
-       {"egressctl status", "egressctl status verbose",
-        "egressctl status -o json"},
-       ParseStatus,
-       {"verbose", "numbered"}},
-  };
-}
-
-// Policy files and learning.
-std::vector<CommandSpec> FileCommands() {
-  return {
-      {"apply",
-       {},
-       kFiles,
-       {"apply -f FILE|DIR [--dry-run]"},
-       "validate policy files, show the diff, enforce them",
-       "Everything is validated first (file:line:col); each target's rules "
-       "are then switched in one map update. --dry-run only shows the diff.",
-       {"--file", "--dry-run", "--output"},
-       {"egressctl apply -f web.yaml --dry-run",
-        "egressctl apply -f /etc/egress/policies.d"},
-       ParseApply},
-      {"reload",
-       {},
-       kFiles,
-       {"reload"},
-       "re-apply egressd's --policy_dir (as SIGHUP does)",
-       "A rejected directory leaves what is enforced unchanged.",
-       {"--output"},
-       {"egressctl reload"},
-       ParseReload},
-      {"export",
-       {},
-       kFiles,
-       {"export [--target NAME] [--dir DIR]"},
-       "what is enforced, as policy files that apply back to it",
-       "One target goes to stdout; --dir writes NAME.yaml per target.",
-       {"--target", "--dir", "--output"},
-       {"egressctl export --target web > web.yaml",
-        "egressctl export --dir /etc/egress/policies.d"},
-       ParseExport},
-      {"suggest",
-       {},
-       kFiles,
-       {"suggest --target NAME [--since DURATION] [--group /N[,/M]]"},
-       "a least-privilege policy from what the target did",
-       "Run the workload in audit mode first; every attempt is learned. "
-       "--group /24,/64 merges destinations into networks.",
-       {"--target", "--since", "--group", "--output"},
-       {"egressctl suggest --target web > web.yaml"},
-       ParseSuggest},
-  };
-}
-
-// Events, verify and run.
-std::vector<CommandSpec> ObserveCommands() {
-  return {
-      {"events",
-       {},
-       kObserve,
-       {"events [--follow] [--target NAME] "
-        "[--verdict deny|audit|allow|unexplained] [--last N] [-o json|text]"},
-       "verdict and flow records, newest last",
-       "Each refusal carries a hint: the command that would allow it.",
-       {"--follow", "--target", "--verdict", "--last", "--output"},
-       {"egressctl events --follow --verdict deny",
-        "egressctl events --last 20 -o json"},
-       ParseEvents},
-      {"verify",
-       {},
-       kObserve,
-       {"verify [--target NAME] [-o json]"},
-       "probe from inside the target: is the policy really in force?",
-       "Tries allowed and denied connections from a process in the target's "
-       "cgroup; exit 1 when anything does not get the policy's verdict.",
-       {"--target", "--output"},
-       {"egressctl verify --target web"},
-       ParseVerify},
-      {"run",
-       {},
-       kRun,
-       {"run [--allow 'SPEC [DEST]']... [--target-name NAME] "
-        "[--mode enforce|audit] -- CMD [ARGS...]"},
-       "start a command in its own enforced cgroup",
-       "The command joins the cgroup before it execs; the target and cgroup "
-       "are removed when it exits. The exit status is the command's.",
-       {"--allow", "--target-name", "--mode"},
-       {"egressctl run --allow 'dns 127.0.0.53' -- curl https://example.org/"},
-       ParseRun},
-  };
-}
-
-// egressctl itself.
-std::vector<CommandSpec> OtherCommands() {
-  return {
-      {"services",
-       {},
-       kOther,
-       {"services"},
-       "the service names rules may use, with their ports",
-       "Names from /etc/services work too; these are always known.",
-       {},
-       {"egressctl services"},
-       ParseServices},
-      {"help",
-       {},
-       kOther,
-       {"help [COMMAND]"},
-       "this text, or one command's help",
-       "'egressctl COMMAND --help' prints the same.",
-       {},
-       {"egressctl help allow", "egressctl target add --help"},
-       ParseHelp,
-       {"COMMAND"}},
-      {"version",
-       {},
-       kOther,
-       {"version"},
-       "the version and the BPF ABI version",
-       "'egressctl --version' prints the same.",
-       {},
-       {"egressctl version"},
-       ParseVersion},
-      {"completion",
-       {},
-       kOther,
-       {"completion bash"},
-       "a bash completion script",
-       "Load it with: source <(egressctl completion bash)",
-       {},
-       {"egressctl completion bash > /etc/bash_completion.d/egressctl"},
-       ParseCompletion,
-       {"bash"}},
-      {"man",
-       {},
-       kOther,
-       {"man"},
-       "this manual as a roff man page",
-       "Read it with: egressctl man | man -l -",
-       {},
-       {"egressctl man | man -l -"},
-       ParseMan},
-  };
-}
+  std::deque<std::string> text_;  // stable addresses
+};
 
 const std::vector<CommandSpec>& Table() {
-  static const auto* table = [] {
-    auto* all = new std::vector<CommandSpec>();
-    for (auto group : {TargetCommands, RuleCommands, FileCommands,
-                       ObserveCommands, OtherCommands}) {
-      for (CommandSpec& c : group()) all->push_back(std::move(c));
-    }
-    return all;
-  }();
+  // The loader owns the text the table points into: never freed.
+  static auto* loader = new TableLoader();
+  static const auto* table = new std::vector<CommandSpec>(loader->Load());
   return *table;
 }
 

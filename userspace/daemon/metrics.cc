@@ -202,8 +202,23 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
       1);
 }
 
-absl::StatusOr<std::string> Render(const MetricsSnapshot& snapshot) {
+// Runs `fn`, which calls libraries that throw (prometheus-cpp, cpp-httplib),
+// and turns what they throw into a status that says what failed.
+template <typename Fn>
+auto Guarded(absl::string_view what, Fn&& fn) -> decltype(fn()) {
   try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": out of memory"));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
+  } catch (...) {
+    return absl::InternalError(absl::StrCat(what, ": unknown exception"));
+  }
+}
+
+absl::StatusOr<std::string> Render(const MetricsSnapshot& snapshot) {
+  return Guarded("formatting metrics", [&]() -> absl::StatusOr<std::string> {
     prometheus::Registry registry;
     FillRegistry(snapshot, registry);
     std::vector<prometheus::MetricFamily> families = registry.Collect();
@@ -217,13 +232,7 @@ absl::StatusOr<std::string> Render(const MetricsSnapshot& snapshot) {
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, families);
     return out.str();
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("formatting metrics: out of memory");
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("formatting metrics: ", e.what()));
-  } catch (...) {
-    return absl::InternalError("formatting metrics: unknown exception");
-  }
+  });
 }
 
 struct ListenAddress {
@@ -351,7 +360,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (!source || !healthy) {
     return absl::InvalidArgumentError("metrics server: missing callback");
   }
-  try {
+  using Started = absl::StatusOr<std::unique_ptr<MetricsServer>>;
+  return Guarded("metrics server", [&]() -> Started {
     std::unique_ptr<MetricsServer> ms(new MetricsServer());
     ms->impl_ = std::make_unique<Impl>();
     Impl* impl = ms->impl_.get();
@@ -394,13 +404,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       impl->listener_done_cv.notify_all();
     });
     return ms;
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("metrics server: out of memory");
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("metrics server: ", e.what()));
-  } catch (...) {
-    return absl::InternalError("metrics server: unknown exception");
-  }
+  });
 }
 
 MetricsServer::~MetricsServer() = default;
