@@ -31,6 +31,29 @@ bool Halves(const Cidr& lo, const Cidr& hi) {
   return flipped == hi && CidrLess(lo, hi);
 }
 
+// Appends `net` minus `removed` (sorted, disjoint, all inside `net`) to *out
+// in CidrLess order: halve `net` until a half holds nothing to remove (kept
+// whole) or is removed itself. Each removed network costs at most one split
+// per bit of its prefix, so the time is linear in their number.
+void SubtractSorted(const Cidr& net, absl::Span<const Cidr> removed,
+                    std::vector<Cidr>* out) {
+  if (removed.empty()) {
+    out->push_back(net);
+    return;
+  }
+  if (removed.front().Contains(net)) return;  // inside `net`: equal to it
+  Cidr lower = net;
+  lower.prefix_len = static_cast<uint8_t>(net.prefix_len + 1);
+  Cidr upper = lower;
+  FlipBit(upper.addr, net.prefix_len);
+  const auto split =
+      std::partition_point(removed.begin(), removed.end(),
+                           [&](const Cidr& r) { return lower.Contains(r); });
+  const size_t in_lower = static_cast<size_t>(split - removed.begin());
+  SubtractSorted(lower, removed.first(in_lower), out);
+  SubtractSorted(upper, removed.subspan(in_lower), out);
+}
+
 }  // namespace
 
 bool CidrLess(const Cidr& a, const Cidr& b) {
@@ -40,30 +63,15 @@ bool CidrLess(const Cidr& a, const Cidr& b) {
 
 std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
                                 absl::Span<const Cidr> excepts) {
-  std::vector<Cidr> result = {cidr};
+  std::vector<Cidr> inside;
   for (const Cidr& e : excepts) {
-    if (e.family != cidr.family || !cidr.Contains(e)) continue;
-    std::vector<Cidr> next;
-    for (const Cidr& r : result) {
-      if (e.Contains(r)) continue;  // removed entirely
-      if (!r.Contains(e)) {
-        next.push_back(r);
-        continue;
-      }
-      // r strictly contains e: keep, at every depth between them, the half
-      // that does not lead to e.
-      for (int d = r.prefix_len; d < e.prefix_len; ++d) {
-        Cidr piece = e;
-        FlipBit(piece.addr, d);
-        piece.prefix_len = static_cast<uint8_t>(d + 1);
-        piece.addr = MaskedAddress(piece.addr, d + 1);
-        next.push_back(piece);
-      }
-    }
-    result = std::move(next);
+    if (e.family == cidr.family && cidr.Contains(e)) inside.push_back(e);
   }
-  std::sort(result.begin(), result.end(), CidrLess);
-  return result;
+  // Sorted and disjoint, the networks below any split point form one run.
+  const std::vector<Cidr> removed = NormalizeCidrs(inside);
+  std::vector<Cidr> out;
+  SubtractSorted(cidr, removed, &out);
+  return out;
 }
 
 std::vector<Cidr> NormalizeCidrs(absl::Span<const Cidr> networks) {

@@ -18,7 +18,8 @@ bool CidrLess(const Cidr& a, const Cidr& b);
 // `cidr` minus every network in `excepts`, as the fewest networks, sorted by
 // CidrLess. An except of another family or not inside `cidr` is ignored (the
 // policy file parser refuses those before calling this). Removing a /N from
-// a /M adds at most N-M networks.
+// a /M adds at most N-M networks. O(n log n + n * prefix bits) for n
+// excepts: 0.0.0.0/0 minus 20,000 scattered /32s is milliseconds.
 std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
                                 absl::Span<const Cidr> excepts);
 
