@@ -5,13 +5,18 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -109,6 +114,51 @@ TEST_F(LifecycleTest, RestartWithPinsGoneRestoresFromState) {
   EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.9", 40001); }), EPERM);
+}
+
+// The systemd notification protocol (Type=notify): READY=1 only once every
+// target is restored, so a unit ordered after egressd starts enforced; and
+// STOPPING=1 on SIGTERM. The test plays systemd's side of NOTIFY_SOCKET.
+TEST_F(LifecycleTest, TellsSystemdItIsReadyOnlyOnceEnforcementIsRestored) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGKILL);
+  // A reboot: nothing pinned, so the start must restore from the state.
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+
+  const std::string notify_path = state_dir_ + "/../notify.sock";
+  UniqueFd notify(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(notify);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(notify_path.size(), sizeof(addr.sun_path));
+  memcpy(addr.sun_path, notify_path.c_str(), notify_path.size());
+  ASSERT_EQ(
+      bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << strerror(errno);
+  auto next_message = [&notify]() -> std::string {
+    pollfd p{notify.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return "(nothing within 10 s)";
+    char buf[512];
+    ssize_t n = recv(notify.get(), buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "(recv failed)";
+  };
+  setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+  StartDaemon();
+  unsetenv("NOTIFY_SOCKET");
+  const std::string ready = next_message();
+  EXPECT_TRUE(absl::StrContains(ready, "READY=1")) << ready;
+  // What a unit started on READY=1 finds: the policy in force.
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+
+  StopDaemon(SIGTERM);
+  const std::string stopping = next_message();
+  EXPECT_TRUE(absl::StrContains(stopping, "STOPPING=1")) << stopping;
+  unlink(notify_path.c_str());
+  StartDaemon();
 }
 
 TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {

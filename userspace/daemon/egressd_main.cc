@@ -4,6 +4,7 @@
 #include <gflags/gflags.h>
 #include <signal.h>
 #include <stdio.h>
+#include <systemd/sd-daemon.h>
 
 #include <atomic>
 #include <memory>
@@ -165,9 +166,16 @@ int main(int argc, char** argv) {
   auto daemon = egress::Daemon::Create(opts);
   if (!daemon.ok()) {
     fprintf(stderr, "egressd: %s\n", daemon.status().ToString().c_str());
+    sd_notifyf(0, "STATUS=failed to start: %s",
+               std::string(daemon.status().message()).c_str());
     return 1;
   }
+  // Create() restored and attached every target and applied --policy_dir:
+  // only now may units ordered After=egressd.service start (Type=notify).
+  // Without NOTIFY_SOCKET (not under systemd) this does nothing.
+  sd_notify(0, "READY=1\nSTATUS=enforcing");
   absl::Status st = (*daemon)->Run(nullptr);
+  sd_notify(0, "STOPPING=1");
   if (!st.ok()) {
     fprintf(stderr, "egressd: %s\n", st.ToString().c_str());
     return 1;
