@@ -6,9 +6,14 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/privileged/egressd_fixture.h"
 #include "userspace/common/unique_fd.h"
 
@@ -78,6 +83,54 @@ TEST_F(ControlTest, MalformedRequestsAreAnsweredNotFatal) {
   }
   EXPECT_TRUE(absl::StrContains(CtlOk({"target", "list"}), "NAME"));
   EXPECT_FALSE(absl::StrContains(CtlOk({"target", "list"}), "new"));
+}
+
+// A client that asks for a large answer and never reads it holds only its
+// own connection: requests and changes of others are answered meanwhile
+// (they waited up to 10 s before), and the answer arrives whole when the
+// client reads at last.
+TEST_F(ControlTest, AClientThatDoesNotReadItsAnswerHoldsOnlyItself) {
+  AddTarget("web");
+  // 20,000 scattered /32s (odd last octets: no two join): the `list` answer
+  // is far larger than a socket's buffer.
+  std::vector<std::string> allow = {"allow", "443/tcp"};
+  for (int i = 0; i < 20000; ++i) {
+    allow.push_back(
+        absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
+  }
+  CtlOk(allow);
+  UniqueFd hog = Connect();
+  const std::string list = "{\"cmd\":\"list\"}\n";
+  ASSERT_EQ(write(hog.get(), list.data(), list.size()),
+            static_cast<ssize_t>(list.size()));
+  absl::SleepFor(absl::Milliseconds(300));  // egressd is writing to it now
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(absl::StrContains(CtlOk({"status"}), "web"));
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Seconds(5)) << "others waited for the silent client";
+  // The whole answer, intact, once the client reads.
+  std::string answer;
+  for (int i = 0; i < 2000 && !absl::EndsWith(answer, "\n"); ++i) {
+    std::string more = ReadSome(hog.get(), 5000);
+    if (more.empty()) break;
+    answer += more;
+  }
+  nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << answer.size() << " bytes";
+  EXPECT_GT(answer.size(), 400000u);
+  EXPECT_EQ(j["ok"], true);
+}
+
+// Idle connections (a monitoring script that connects and waits, a burst of
+// clients) do not make egressd "busy" for the next one until 256 of them
+// have not finished their requests.
+TEST_F(ControlTest, ManyIdleConnectionsDoNotMakeItBusy) {
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < 100; ++i) idle.push_back(Connect());
+  absl::SleepFor(absl::Milliseconds(200));  // accepted, all pending
+  EXPECT_TRUE(absl::StrContains(CtlOk({"target", "list"}), "NAME"));
+  for (UniqueFd& fd : idle) EXPECT_EQ(ReadSome(fd.get(), 0), "");
 }
 
 }  // namespace

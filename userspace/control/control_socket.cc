@@ -231,7 +231,7 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
   if (rc != 0) return ErrnoStatus(err, "bind", socket_path);
   if (chmod(socket_path.c_str(), 0600) != 0)
     return ErrnoStatus(errno, "chmod", socket_path);
-  if (listen(l.fd_.get(), 64) != 0)
+  if (listen(l.fd_.get(), 256) != 0)
     return ErrnoStatus(errno, "listen", socket_path);
   l.path_ = socket_path;
   return l;

@@ -16,6 +16,7 @@
 #include "userspace/common/atomic_file.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/control/protocol.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress {
 
@@ -30,7 +31,10 @@ sigset_t HandledSignals() {
 
 namespace {
 
-constexpr size_t kMaxPending = 64;
+// Connections that have not finished sending their request. Past this bound
+// (documented in docs/cli.md) a new one is answered "busy". Answers being
+// written do not count: a client that does not read holds only itself.
+constexpr size_t kMaxPending = 256;
 constexpr int kMaxAcceptsPerTurn = 64;
 // Ring-buffer records are submitted without wake-ups; the poll timeout is
 // the drain timer.
@@ -38,12 +42,6 @@ constexpr int kDrainMs = 50;
 
 void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());
-}
-
-void Answer(int fd, const absl::StatusOr<control::Response>& r) {
-  WriteResponse(
-      fd, r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status()))
-      .IgnoreError();
 }
 
 }  // namespace
@@ -182,14 +180,14 @@ void EventLoop::AcceptNew(std::vector<bool>& readable) {
     auto conn = listener_.Accept();
     if (!conn.ok()) break;
     if (absl::Status st = CheckPeerIsRoot(conn->get()); !st.ok()) {
-      WriteResponse(conn->get(), ErrorResponse(st)).IgnoreError();
+      ReplyError(*std::move(conn), st);
       continue;
     }
     if (pending_.size() >= kMaxPending) {
-      WriteResponse(conn->get(),
-                    ErrorResponse(absl::ResourceExhaustedError(
-                        "egressd is busy: too many unfinished requests")))
-          .IgnoreError();
+      ReplyError(*std::move(conn),
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "egressd is busy: ", kMaxPending,
+                     " connections have not finished sending a request")));
       continue;
     }
     pending_.push_back(
@@ -209,15 +207,14 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
       if (absl::Now() < p.deadline) {
         still.push_back(std::move(p));
       } else {
-        WriteResponse(p.fd.get(),
-                      ErrorResponse(absl::DeadlineExceededError(
-                          "control socket: no complete request in 5 s")))
-            .IgnoreError();
+        ReplyError(std::move(p.fd),
+                   absl::DeadlineExceededError(
+                       "control socket: no complete request in 5 s"));
       }
       continue;
     }
     if (!req.ok()) {
-      WriteResponse(p.fd.get(), ErrorResponse(req.status())).IgnoreError();
+      ReplyError(std::move(p.fd), req.status());
       continue;
     }
     Serve(std::move(p.fd), **req);
@@ -228,7 +225,7 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
 void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
   absl::StatusOr<control::Request> request = control::DecodeRequest(message);
   if (!request.ok()) {
-    Answer(fd.get(), request.status());
+    ReplyError(std::move(fd), request.status());
     return;
   }
   if (ControlService::IsChange(*request)) {
@@ -236,19 +233,34 @@ void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
     auto conn = std::make_shared<UniqueFd>(std::move(fd));
     worker_->Post([this, conn, req = *std::move(request)] {
       absl::StatusOr<control::Response> r = service_.Handle(req);
-      Answer(conn->get(), r);
-      reconciler_.Poke();  // new targets may need new watches
+      Reply(std::move(*conn), r);  // written by the loop
+      reconciler_.Poke();          // new targets may need new watches
     });
     return;
   }
   absl::StatusOr<control::Response> r = service_.Handle(*request);
-  Answer(fd.get(), r);
   auto* events = std::get_if<control::EventsRequest>(&*request);
   if (r.ok() && events != nullptr && events->follow) {
-    // The connection stays open: records follow as lines.
-    fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-    records_.Follow(std::move(fd), *events).IgnoreError();
+    // The connection stays open: records follow as lines once the answer
+    // (the records so far) is written.
+    Reply(std::move(fd), r, [this, follow = *events](UniqueFd conn) {
+      records_.Follow(std::move(conn), follow).IgnoreError();
+    });
+    return;
   }
+  Reply(std::move(fd), r);
+}
+
+void EventLoop::Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
+                      AnswerOutbox::AfterAnswer after) {
+  const nlohmann::json answer =
+      r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status());
+  outbox_.Send(std::move(fd), policy::JsonText(answer) + "\n",
+               std::move(after));
+}
+
+void EventLoop::ReplyError(UniqueFd fd, const absl::Status& status) {
+  Reply(std::move(fd), status);
 }
 
 absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
@@ -258,6 +270,7 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
                                {signal_fd_.get(), POLLIN, 0},
                                {policy_watch_.get(), POLLIN, 0}};
     for (const Pending& p : pending_) fds.push_back({p.fd.get(), POLLIN, 0});
+    outbox_.AddPollFds(fds);  // after the pending: their indexes stay
     int r = poll(fds.data(), fds.size(), kDrainMs);
     if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
     heartbeat_ns_.store(absl::GetCurrentTimeNanos());
@@ -273,12 +286,14 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
     }
     if (ready(0, POLLIN)) AcceptNew(readable);
     ServePending(readable);
+    outbox_.Flush();
     records_.Drain();
     records_.FlushFollowers();
   }
   Log("stopping; enforcement stays pinned");
   records_.Drain();
-  Stop();  // the change in progress finishes; nothing new starts
+  Stop();           // the change in progress finishes; nothing new starts
+  outbox_.Flush();  // what the clients take now; never waits
   if (std::optional<std::string> data = learner_.TakeChanges()) {
     WriteFileAtomically(learner_.path(), *data).IgnoreError();
   }

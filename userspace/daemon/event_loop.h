@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/daemon/answer_outbox.h"
 #include "userspace/daemon/control_service.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/learner.h"
@@ -83,6 +84,10 @@ class EventLoop {
   void AcceptNew(std::vector<bool>& readable);
   void ServePending(const std::vector<bool>& readable);
   void Serve(UniqueFd fd, const nlohmann::json& message);
+  // Queues the answer; `after` gets the connection once it is written.
+  void Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
+             AnswerOutbox::AfterAnswer after = nullptr);
+  void ReplyError(UniqueFd fd, const absl::Status& status);
   void PostReload(const char* why);
   void SaveLearnedLater();
   void Stop();
@@ -96,6 +101,7 @@ class EventLoop {
   LoopOptions options_;
   std::unique_ptr<Worker> worker_;
 
+  AnswerOutbox outbox_;
   UniqueFd signal_fd_, policy_watch_;
   std::vector<Pending> pending_;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
