@@ -21,6 +21,7 @@ TEST_F(RunLeftoversTest, LeftoverSendsNothingAfterTheCommandExits) {
   auto denied = UdpEchoServer::Create("127.0.0.1");
   ASSERT_TRUE(allowed.ok() && denied.ok());
   const std::string allowed_port = std::to_string((*allowed)->port());
+  const std::string started = state_dir_ + "/../leftover-started";
   // The command leaves a child behind that announces itself to the allowed
   // destination, then sends to one the run's policy denies in a tight loop
   // (bounded: 300000 datagrams or 3 s), ignoring EPERM while enforced.
@@ -30,6 +31,9 @@ TEST_F(RunLeftoversTest, LeftoverSendsNothingAfterTheCommandExits) {
       "s.sendto(b'up',('127.0.0.1',",
       allowed_port,
       "))\n"
+      "open('",
+      started,
+      "','w').close()\n"
       "end=time.monotonic()+3\n"
       "n=0\n"
       "while n<300000 and time.monotonic()<end:\n"
@@ -38,13 +42,16 @@ TEST_F(RunLeftoversTest, LeftoverSendsNothingAfterTheCommandExits) {
       (*denied)->port(),
       "))\n"
       "  except OSError: pass\n");
-  // The command waits until its child runs, then exits.
+  // The command waits until its child runs (it marks a file; bounded: 10 s,
+  // however slow python starts on a loaded machine), then exits.
   const std::string command =
-      "python3 -c \"$LEFTOVER\" </dev/null >/dev/null 2>&1 & sleep 0.3";
+      "python3 -c \"$LEFTOVER\" </dev/null >/dev/null 2>&1 & i=0; "
+      "while [ ! -e \"$STARTED\" ] && [ $i -lt 200 ]; do sleep 0.05; "
+      "i=$((i+1)); done";
   CommandResult r =
       Ctl({"run", "--allow", allowed_port + "/udp 127.0.0.1", "--target-name",
-           "leftover", "--", "env", absl::StrCat("LEFTOVER=", leftover), "sh",
-           "-c", command});
+           "leftover", "--", "env", absl::StrCat("LEFTOVER=", leftover),
+           absl::StrCat("STARTED=", started), "sh", "-c", command});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE((*allowed)->WaitForDatagrams(1)) << "the leftover did not run";
   // Anything that got out arrives within this wait.
