@@ -695,5 +695,42 @@ TEST_F(ExamplePolicyTest, AuditEverything) {
   EXPECT_THAT(p.rules, IsEmpty());
 }
 
+// Unix-socket rules: `unix:` lists stand alone (unix_rules.h).
+TEST(UnixPolicyFileTest, UnixListsInEgressAndEgressDeny) {
+  Policy p = MustParse(Doc(R"(  egress:
+  - name: fpm
+    unix: [/run/php/php-fpm.sock, "@fpm", /run/php/php-fpm.sock]
+  egressDeny:
+  - unix:
+    - /var/run/docker.sock
+)"));
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_EQ(p.rules[0].action, Action::kAllow);
+  EXPECT_THAT(p.rules[0].unix_paths,
+              ElementsAre("/run/php/php-fpm.sock", "@fpm"));
+  EXPECT_EQ(p.rules[0].comment, "fpm");
+  EXPECT_EQ(p.rules[1].action, Action::kDeny);
+  EXPECT_THAT(p.rules[1].unix_paths, ElementsAre("/var/run/docker.sock"));
+  EXPECT_EQ(p.rules[1].spec, "unix");
+}
+
+TEST(UnixPolicyFileTest, ErrorsNameFileLineAndField) {
+  const struct {
+    const char* rules;
+    const char* error;
+  } cases[] = {
+      {"  egress:\n  - unix: [php.sock]\n",
+       "t.yaml:9:12: spec.egress[0].unix[0]: unix address 'php.sock' must be "
+       "an absolute path or @name"},
+      {"  egress:\n  - unix: []\n",
+       "t.yaml:9:11: spec.egress[0].unix: expected at least one socket "
+       "address (/path or @name)"},
+      {"  egressDeny:\n  - unix: [/x]\n    ports: [{port: 80}]\n",
+       "t.yaml:10:5: spec.egressDeny[0].ports: a unix rule stands alone: it "
+       "takes no to, ports, icmp or raw"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(Error(Doc(c.rules)), c.error);
+}
+
 }  // namespace
 }  // namespace egress::policy

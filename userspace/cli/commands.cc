@@ -31,7 +31,11 @@ constexpr absl::string_view kRuleHelp =
     "rules: a rule covers every outgoing connection of the target's "
     "processes.\n"
     "--for DURATION adds a temporary rule that egressd removes by itself "
-    "(90s, 30m, 2h, 1h30m, 7d).";
+    "(90s, 30m, 2h, 1h30m, 7d).\n"
+    "unix ADDRESS... names unix sockets (Linux 6.7+): an absolute path or "
+    "@name, matched as the process passes it. Deny rules refuse the listed "
+    "addresses; one allow rule makes an allow-list (every other unix "
+    "address is refused). A target without unix rules is not affected.";
 
 // Targets: which cgroups are enforced, and how.
 std::vector<CommandSpec> TargetCommands() {
@@ -108,7 +112,8 @@ std::vector<CommandSpec> RuleCommands() {
        kRules,
        {"allow SPEC [to] [DEST...] [comment TEXT] [--target NAME] "
         "[--for DURATION]",
-        "allow out [proto P] [to DEST] [port PORTS] [comment TEXT]"},
+        "allow out [proto P] [to DEST] [port PORTS] [comment TEXT]",
+        "allow unix ADDRESS... [comment TEXT] [--target NAME]"},
        "allow connections to a service or port",
        kRuleHelp,
        {"--target", "--for", "--output"},
@@ -116,22 +121,25 @@ std::vector<CommandSpec> RuleCommands() {
         "egressctl allow smtp 10.0.0.5 comment mail relay",
         "egressctl allow 443/tcp 203.0.113.0/24",
         "egressctl allow out proto tcp to 10.0.0.5 port 25",
-        "egressctl allow smtp 10.0.0.5 --for 30m"},
+        "egressctl allow smtp 10.0.0.5 --for 30m",
+        "egressctl allow unix /run/php/php-fpm.sock"},
        ParseAllow,
-       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "out"}},
+       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "unix", "out"}},
       {"deny",
        {},
        kRules,
        {"deny SPEC [to] [DEST...] [comment TEXT] [--target NAME] "
         "[--for DURATION]",
-        "deny out [proto P] [to DEST] [port PORTS] [comment TEXT]"},
+        "deny out [proto P] [to DEST] [port PORTS] [comment TEXT]",
+        "deny unix ADDRESS... [comment TEXT] [--target NAME]"},
        "deny connections; a deny beats every allow",
        kRuleHelp,
        {"--target", "--for", "--output"},
        {"egressctl deny any 169.254.169.254",
-        "egressctl deny 25/tcp 10.0.0.0/8"},
+        "egressctl deny 25/tcp 10.0.0.0/8",
+        "egressctl deny unix /var/run/docker.sock"},
        ParseDeny,
-       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "out"}},
+       {"SERVICE", "any", "icmp", "raw", "tcp", "udp", "unix", "out"}},
       {"list",
        {},
        kRules,
