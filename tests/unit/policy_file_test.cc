@@ -671,8 +671,8 @@ TEST_F(ExamplePolicyTest, WordPress) {
   EXPECT_EQ(p.target,
             (PolicyTarget{TargetSource::kUnit, "php8.2-fpm.service"}));
   EXPECT_THAT(Names(p), ElementsAre("dns", "mysql", "smtp-submit", "wp-updates",
-                                    "loopback-cron"));
-  ASSERT_EQ(p.rules.size(), 5u);
+                                    "loopback-cron", "no-container-runtime"));
+  ASSERT_EQ(p.rules.size(), 6u);
   EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(53), Udp(53)));
   EXPECT_THAT(p.rules[0].destinations, ElementsAre(C("10.0.0.53")));
   EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(3306)));
@@ -683,7 +683,11 @@ TEST_F(ExamplePolicyTest, WordPress) {
   EXPECT_THAT(p.rules[3].destinations, ElementsAre(C("198.51.100.0/24")));
   EXPECT_THAT(p.rules[4].ports, ElementsAre(Tcp(443)));
   EXPECT_THAT(p.rules[4].destinations, ElementsAre(C("192.0.2.10")));
-  for (const Rule& r : p.rules) EXPECT_EQ(r.action, Action::kAllow);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(p.rules[i].action, Action::kAllow);
+  EXPECT_EQ(p.rules[5].action, Action::kDeny);
+  EXPECT_THAT(p.rules[5].unix_paths,
+              ElementsAre("/var/run/docker.sock", "/run/docker.sock",
+                          "/run/containerd/containerd.sock"));
 }
 
 TEST_F(ExamplePolicyTest, AuditEverything) {

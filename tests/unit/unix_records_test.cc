@@ -1,6 +1,8 @@
 // Unix decisions after the kernel: how a record with a unix address is
 // rendered (JSON, text, hint), kept by the learning store and turned into a
 // suggested unix allow-list.
+#include <netinet/in.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
