@@ -27,6 +27,7 @@
 #include "lib/records.h"
 #include "lib/rules.h"
 #include "lib/verdict.h"
+#include "lib/unix.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -461,7 +462,7 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	}
 	if (!cfg || (cfg->flags & EGRESS_TF_EVENT_NONE))
 		return;
-	e = event__reserve(c);
+	e = event__reserve(c, EGRESS_EVENT_INET_BYTES);
 	if (!e)
 		return;
 	e->ts_ns = now;
@@ -595,4 +596,24 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 					   BPF_SOCK_OPS_STATE_CB_FLAG);
 	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now);
 	return 1;
+}
+
+/*
+ * ---- AF_UNIX hooks (Linux 6.7+) ----
+ * connect() (stream, seqpacket, and datagram default peers) and sendto() /
+ * sendmsg() with an address on a datagram socket. lib/unix.h holds the
+ * decision. libbpf 1.1 does not know these section names: the loader sets
+ * the program type and the attach types (EGRESS_ATTACH_CGROUP_UNIX_*)
+ * itself, and leaves the programs out where the kernel lacks the hooks.
+ */
+SEC("cgroup/connect_unix")
+int egress_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return unix__decide(ctx, EGRESS_HOOK_CONNECT_UNIX);
+}
+
+SEC("cgroup/sendmsg_unix")
+int egress_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return unix__decide(ctx, EGRESS_HOOK_SENDMSG_UNIX);
 }

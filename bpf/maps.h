@@ -48,6 +48,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rules SEC(".maps");
 
+/* {ruleset, unix socket address} -> rule id and verdict. Written by egressd
+ * (compile.cc, with the other rule maps of a ruleset), read by the
+ * connect_unix / sendmsg_unix hooks (lib/unix.h). A hash: a path matches
+ * exactly, so one lookup decides. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_UNIX_RULES);
+	__type(key, struct egress_unix_key);
+	__type(value, struct egress_rule_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} unix_rules SEC(".maps");
+
 /* UDP peers that sent to a target's socket first; written by recvmsg4/6,
  * read by connect/sendmsg. LRU so a flood of peers evicts the oldest instead
  * of failing. */

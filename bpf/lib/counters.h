@@ -29,8 +29,10 @@ static __always_inline struct egress_counters *target__counters(void)
 	return bpf_map_lookup_elem(&counters, &id);
 }
 
-static __always_inline __u32 counters__proto_index(__u8 proto)
+static __always_inline __u32 counters__proto_index(__u8 family, __u8 proto)
 {
+	if (family == EGRESS_FAMILY_UNIX)
+		return EGRESS_CTR_UNIX;
 	if (proto == IPPROTO_TCP)
 		return EGRESS_CTR_TCP;
 	if (proto == IPPROTO_UDP)
@@ -40,11 +42,13 @@ static __always_inline __u32 counters__proto_index(__u8 proto)
 	return EGRESS_CTR_OTHER;
 }
 
-/* Counts one decision of `kind` (EGRESS_CTR_ALLOWED, ...) for `proto`. */
+/* Counts one decision of `kind` (EGRESS_CTR_ALLOWED, ...) for `proto` of
+ * `family` (every unix decision counts under EGRESS_CTR_UNIX). */
 static __always_inline void counters__verdict(struct egress_counters *c,
-					      __u32 kind, __u8 proto)
+					      __u32 kind, __u8 family,
+					      __u8 proto)
 {
-	__u32 p = counters__proto_index(proto);
+	__u32 p = counters__proto_index(family, proto);
 
 	if (!c || kind >= EGRESS_CTR_KINDS || p >= EGRESS_CTR_PROTOS)
 		return;

@@ -3,7 +3,8 @@
  * Records for egressd: the events ring buffer.
  *
  * What: event__reserve() (a zeroed record stamped with the target, or NULL
- * counted as lost) and event__emit() (one verdict record, rate limited).
+ * counted as lost) and event__emit() (one verdict record, rate limited;
+ * a unix one with its path).
  * Why here: every record kind (verdicts here, flows in egress.bpf.c) goes
  * through event__reserve(), so a full ring buffer is counted the same way
  * everywhere. Records are submitted with BPF_RB_NO_WAKEUP: egressd drains on
@@ -21,28 +22,32 @@
 #include "lib/config.h"
 #include "lib/ratelimit.h"
 
-/* A zeroed record for this target, or NULL (counted as lost) when the ring
- * buffer is full. */
+/* A zeroed record of `size` bytes for this target (EGRESS_EVENT_INET_BYTES,
+ * or sizeof(struct egress_event) for a unix record with its path; a
+ * constant at every call site, as bpf_ringbuf_reserve needs), or NULL
+ * (counted as lost) when the ring buffer is full. */
 static __always_inline struct egress_event *
-event__reserve(struct egress_counters *c)
+event__reserve(struct egress_counters *c, __u32 size)
 {
-	struct egress_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct egress_event *e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e) {
 		if (c)
 			__sync_fetch_and_add(&c->events_lost, 1);
 		return NULL;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(e, 0, size);
 	e->target_id = egress_target_id;
 	return e;
 }
 
-static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
-					__u8 verdict, __u8 reason,
-					__u32 rule_id, __u8 sock_type,
-					struct egress_counters *c, int has_task,
-					__u8 flags)
+/* One verdict record, unless rate limited. `unix_addr` is NULL for inet
+ * records (a literal NULL at those call sites, so the unix branch compiles
+ * away there) and the address of a unix decision, carried in the record. */
+static __always_inline void
+event__emit(const struct egress_dest *d, __u8 hook, __u8 verdict, __u8 reason,
+	    __u32 rule_id, __u8 sock_type, struct egress_counters *c,
+	    int has_task, __u8 flags, const struct egress_unix_key *unix_addr)
 {
 	struct egress_event *e;
 	__s64 suppressed;
@@ -54,9 +59,17 @@ static __always_inline void event__emit(const struct egress_dest *d, __u8 hook,
 	suppressed = limit__admit(d, hook, verdict, now, c);
 	if (suppressed < 0)
 		return;
-	e = event__reserve(c);
-	if (!e)
-		return;
+	if (unix_addr) {
+		e = event__reserve(c, sizeof(*e));
+		if (!e)
+			return;
+		e->path_len = unix_addr->len;
+		__builtin_memcpy(e->path, unix_addr->path, sizeof(e->path));
+	} else {
+		e = event__reserve(c, EGRESS_EVENT_INET_BYTES);
+		if (!e)
+			return;
+	}
 	e->ts_ns = now;
 	e->rule_id = rule_id;
 	e->suppressed = (__u32)suppressed;

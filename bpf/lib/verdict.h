@@ -2,9 +2,9 @@
 /*
  * The decision glue: mode, counting and reporting around a rule decision.
  *
- * What: verdict__apply() (any hook: apply the target's mode to a decision,
- * count it, report it) and verdict__connect() (connect/sendmsg: look up the
- * rules, let a known UDP peer through, apply).
+ * What: verdict__apply() / verdict__apply_to() (any hook: apply the
+ * target's mode to a decision, count it, report it) and verdict__connect()
+ * (connect/sendmsg: look up the rules, let a known UDP peer through, apply).
  * Why here: the hooks differ in how they build a destination, never in what
  * a decision means; keeping that meaning in one function keeps audit mode,
  * counters and records the same for every hook.
@@ -12,7 +12,7 @@
  * Layering (each header includes what it uses):
  *   config.h (.rodata, target config)  addr.h (destinations)
  *   rules.h  peers.h  counters.h  ratelimit.h -> records.h
- *   verdict.h (this: uses all of the above)
+ *   verdict.h (this: uses all of the above)  ->  unix.h (AF_UNIX hooks)
  */
 #ifndef EGRESS_BPF_LIB_VERDICT_H_
 #define EGRESS_BPF_LIB_VERDICT_H_
@@ -32,13 +32,15 @@
 /*
  * Applies the target's mode to a rule decision, counts it and reports it.
  * has_task: the hook runs in the context of the calling task, so pid, uid and
- * comm can be read (not so for packets).
+ * comm can be read (not so for packets). unix_addr: the address of a unix
+ * decision, for its record; NULL for every inet hook.
  * Returns 1 to let the operation through, 0 to refuse it with EPERM.
  */
 static __always_inline int
-verdict__apply(const struct egress_target_config *cfg,
-	       const struct egress_dest *d, __u8 hook,
-	       struct egress_decision *dec, __u8 sock_type, int has_task)
+verdict__apply_to(const struct egress_target_config *cfg,
+		  const struct egress_dest *d, __u8 hook,
+		  struct egress_decision *dec, __u8 sock_type, int has_task,
+		  const struct egress_unix_key *unix_addr)
 {
 	struct egress_counters *c = target__counters();
 
@@ -50,27 +52,37 @@ verdict__apply(const struct egress_target_config *cfg,
 				  dec->reason == EGRESS_REASON_UDP_REPLY
 				      ? EGRESS_CTR_REPLIES
 				      : EGRESS_CTR_ALLOWED,
-				  d->proto);
+				  d->family, d->proto);
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
 			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
 				    dec->rule_id, sock_type, c, has_task,
-				    cfg->flags);
+				    cfg->flags, unix_addr);
 		return 1;
 	}
 	if (cfg->mode == EGRESS_MODE_AUDIT) {
-		counters__verdict(c, EGRESS_CTR_AUDITED, d->proto);
+		counters__verdict(c, EGRESS_CTR_AUDITED, d->family, d->proto);
 		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
-			    dec->rule_id, sock_type, c, has_task, cfg->flags);
+			    dec->rule_id, sock_type, c, has_task, cfg->flags,
+			    unix_addr);
 		return 1;
 	}
 	if (c && dec->reason == EGRESS_REASON_SOCKET_TYPE)
 		__sync_fetch_and_add(&c->sockets_denied, 1);
 	else if (c && dec->reason == EGRESS_REASON_SOURCE_ROUTE)
 		__sync_fetch_and_add(&c->srcroute_denied, 1);
-	counters__verdict(c, EGRESS_CTR_DENIED, d->proto);
+	counters__verdict(c, EGRESS_CTR_DENIED, d->family, d->proto);
 	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
-		    sock_type, c, has_task, cfg->flags);
+		    sock_type, c, has_task, cfg->flags, unix_addr);
 	return 0;
+}
+
+/* verdict__apply_to for every inet hook (no unix address). */
+static __always_inline int
+verdict__apply(const struct egress_target_config *cfg,
+	       const struct egress_dest *d, __u8 hook,
+	       struct egress_decision *dec, __u8 sock_type, int has_task)
+{
+	return verdict__apply_to(cfg, d, hook, dec, sock_type, has_task, NULL);
 }
 
 /* The whole decision for a connect or sendmsg destination. */

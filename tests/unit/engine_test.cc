@@ -262,6 +262,32 @@ TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
   EXPECT_THAT(partly.warnings, IsEmpty());
 }
 
+TEST_F(EngineTest, UnixRulesSetTheTargetsUnixFlagsWithTheirRuleset) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint32_t id = IdOf("web");
+  const uint8_t unix_flags = EGRESS_TF_UNIX_RULES | EGRESS_TF_UNIX_ALLOWLIST;
+  EXPECT_EQ(kernel_.Config(id).flags & unix_flags, 0);
+  ASSERT_OK(
+      engine_
+          ->AddRule({"web", Deny({"unix", "/var/run/docker.sock"}), {}}, kNow)
+          .status());
+  EXPECT_EQ(kernel_.Config(id).flags & unix_flags, EGRESS_TF_UNIX_RULES);
+  ASSERT_OK(
+      engine_->AddRule({"web", Allow({"unix", "/run/fpm.sock"}), {}}, kNow)
+          .status());
+  EXPECT_EQ(kernel_.Config(id).flags & unix_flags, unix_flags);
+  // The same rule again is skipped; deleting it leaves the deny-only set.
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse again,
+      engine_->AddRule({"web", Allow({"unix", "/run/fpm.sock"}), {}}, kNow));
+  EXPECT_TRUE(again.skipped);
+  ASSERT_OK(
+      engine_
+          ->DeleteRule({"web", std::nullopt, Allow({"unix", "/run/fpm.sock"})})
+          .status());
+  EXPECT_EQ(kernel_.Config(id).flags & unix_flags, EGRESS_TF_UNIX_RULES);
+}
+
 TEST_F(EngineTest, MissingTargetsAreBadInput) {
   EXPECT_STATUS(engine_->List("nope"), absl::StatusCode::kNotFound, "nope");
   EXPECT_STATUS(engine_->AddRule({"", Allow({"dns"}), {}}, kNow),

@@ -58,7 +58,8 @@ absl::Status FakeKernel::WriteEntries(const policy::CompiledRuleset& set) {
     entries_[set.ruleset] += 1;
     return absl::ResourceExhaustedError("rules map is full");
   }
-  entries_[set.ruleset] += set.rules.size() + set.ports.size();
+  entries_[set.ruleset] +=
+      set.rules.size() + set.ports.size() + set.unix_paths.size();
   return absl::OkStatus();
 }
 

@@ -671,8 +671,8 @@ TEST_F(ExamplePolicyTest, WordPress) {
   EXPECT_EQ(p.target,
             (PolicyTarget{TargetSource::kUnit, "php8.2-fpm.service"}));
   EXPECT_THAT(Names(p), ElementsAre("dns", "mysql", "smtp-submit", "wp-updates",
-                                    "loopback-cron"));
-  ASSERT_EQ(p.rules.size(), 5u);
+                                    "loopback-cron", "no-container-runtime"));
+  ASSERT_EQ(p.rules.size(), 6u);
   EXPECT_THAT(p.rules[0].ports, ElementsAre(Tcp(53), Udp(53)));
   EXPECT_THAT(p.rules[0].destinations, ElementsAre(C("10.0.0.53")));
   EXPECT_THAT(p.rules[1].ports, ElementsAre(Tcp(3306)));
@@ -683,7 +683,11 @@ TEST_F(ExamplePolicyTest, WordPress) {
   EXPECT_THAT(p.rules[3].destinations, ElementsAre(C("198.51.100.0/24")));
   EXPECT_THAT(p.rules[4].ports, ElementsAre(Tcp(443)));
   EXPECT_THAT(p.rules[4].destinations, ElementsAre(C("192.0.2.10")));
-  for (const Rule& r : p.rules) EXPECT_EQ(r.action, Action::kAllow);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(p.rules[i].action, Action::kAllow);
+  EXPECT_EQ(p.rules[5].action, Action::kDeny);
+  EXPECT_THAT(p.rules[5].unix_paths,
+              ElementsAre("/var/run/docker.sock", "/run/docker.sock",
+                          "/run/containerd/containerd.sock"));
 }
 
 TEST_F(ExamplePolicyTest, AuditEverything) {
@@ -693,6 +697,43 @@ TEST_F(ExamplePolicyTest, AuditEverything) {
   EXPECT_EQ(p.mode, Mode::kAudit);
   EXPECT_EQ(p.logging, LoggingLevel::kDenied);
   EXPECT_THAT(p.rules, IsEmpty());
+}
+
+// Unix-socket rules: `unix:` lists stand alone (unix_rules.h).
+TEST(UnixPolicyFileTest, UnixListsInEgressAndEgressDeny) {
+  Policy p = MustParse(Doc(R"(  egress:
+  - name: fpm
+    unix: [/run/php/php-fpm.sock, "@fpm", /run/php/php-fpm.sock]
+  egressDeny:
+  - unix:
+    - /var/run/docker.sock
+)"));
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_EQ(p.rules[0].action, Action::kAllow);
+  EXPECT_THAT(p.rules[0].unix_paths,
+              ElementsAre("/run/php/php-fpm.sock", "@fpm"));
+  EXPECT_EQ(p.rules[0].comment, "fpm");
+  EXPECT_EQ(p.rules[1].action, Action::kDeny);
+  EXPECT_THAT(p.rules[1].unix_paths, ElementsAre("/var/run/docker.sock"));
+  EXPECT_EQ(p.rules[1].spec, "unix");
+}
+
+TEST(UnixPolicyFileTest, ErrorsNameFileLineAndField) {
+  const struct {
+    const char* rules;
+    const char* error;
+  } cases[] = {
+      {"  egress:\n  - unix: [php.sock]\n",
+       "t.yaml:9:12: spec.egress[0].unix[0]: unix address 'php.sock' must be "
+       "an absolute path or @name"},
+      {"  egress:\n  - unix: []\n",
+       "t.yaml:9:11: spec.egress[0].unix: expected at least one socket "
+       "address (/path or @name)"},
+      {"  egressDeny:\n  - unix: [/x]\n    ports: [{port: 80}]\n",
+       "t.yaml:10:5: spec.egressDeny[0].ports: a unix rule stands alone: it "
+       "takes no to, ports, icmp or raw"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(Error(Doc(c.rules)), c.error);
 }
 
 }  // namespace

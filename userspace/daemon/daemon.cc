@@ -22,6 +22,7 @@
 #include "userspace/daemon/record_hub.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/unix_hooks.h"
 
 namespace egress {
 
@@ -66,6 +67,9 @@ absl::Status OpenKernel(Daemon::Parts& p) {
       EnsureBpffsDir(p.options.bpffs_dir, p.options.bpffs_mount));
   EGRESS_ASSIGN_OR_RETURN(p.kernel,
                           BpfKernel::Open(p.options.bpffs_dir, p.cgroup_root));
+  if (std::string warning = UnixHooksWarning(); !warning.empty()) {
+    Log(warning);
+  }
   return absl::OkStatus();
 }
 

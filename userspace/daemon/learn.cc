@@ -15,6 +15,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress {
 namespace {
@@ -110,12 +111,28 @@ struct EntryReader {
     return absl::OkStatus();
   }
 
+  // "unix": a unix socket address, in place of the inet fields.
+  absl::Status UnixPath(policy::Observation* o) const {
+    if (!e["unix"].is_string()) return Bad("unix", "not a string");
+    o->unix_path = e["unix"].get<std::string>();
+    absl::Status st = policy::UnixAddressBytes(o->unix_path).status();
+    return st.ok() ? st : Bad("unix", st.message());
+  }
+
+  // The inet fields: family, addr, ip_proto, port.
+  absl::Status Inet(policy::Observation* o) const {
+    EGRESS_RETURN_IF_ERROR(Address(o));
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t ip_proto, Unsigned("ip_proto", 255));
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t port, Unsigned("port", 65535));
+    o->ip_proto = static_cast<uint8_t>(ip_proto);
+    o->port = static_cast<uint16_t>(port);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<policy::Observation> Read() const {
     if (!e.is_object()) return FieldError(file, at, "not an object");
     policy::Observation o;
-    EGRESS_RETURN_IF_ERROR(Address(&o));
-    EGRESS_ASSIGN_OR_RETURN(const uint64_t ip_proto, Unsigned("ip_proto", 255));
-    EGRESS_ASSIGN_OR_RETURN(const uint64_t port, Unsigned("port", 65535));
+    EGRESS_RETURN_IF_ERROR(e.contains("unix") ? UnixPath(&o) : Inet(&o));
     EGRESS_ASSIGN_OR_RETURN(
         o.count, Unsigned("count", std::numeric_limits<uint64_t>::max()));
     EGRESS_ASSIGN_OR_RETURN(o.first_seen_ns, Time("first_seen_ns"));
@@ -123,8 +140,6 @@ struct EntryReader {
     if (o.first_seen_ns > o.last_seen_ns) {
       return Bad("first_seen_ns", "after last_seen_ns");
     }
-    o.ip_proto = static_cast<uint8_t>(ip_proto);
-    o.port = static_cast<uint16_t>(port);
     EGRESS_RETURN_IF_ERROR(Processes(&o));
     return o;
   }
@@ -144,13 +159,18 @@ LearnStore::LearnStore(size_t max_entries_per_target)
 LearnStore::Key LearnStore::MakeKey(uint8_t family,
                                     const std::array<uint8_t, 16>& addr,
                                     uint8_t ip_proto, uint16_t port) {
-  Key k{};
-  k[0] = family;
+  Key k(20, '\0');
+  k[0] = static_cast<char>(family);
   std::copy(addr.begin(), addr.end(), k.begin() + 1);
-  k[17] = ip_proto;
-  k[18] = static_cast<uint8_t>(port >> 8);
-  k[19] = static_cast<uint8_t>(port & 0xff);
+  k[17] = static_cast<char>(ip_proto);
+  k[18] = static_cast<char>(port >> 8);
+  k[19] = static_cast<char>(port & 0xff);
   return k;
+}
+
+LearnStore::Key LearnStore::MakeKey(const policy::Observation& o) {
+  if (!o.unix_path.empty()) return kUnixKey + o.unix_path;
+  return MakeKey(o.family, o.addr, o.ip_proto, o.port);
 }
 
 void LearnStore::Record(const std::string& target, uint8_t family,
@@ -164,11 +184,21 @@ void LearnStore::Record(const std::string& target, uint8_t family,
     std::copy(addr.begin() + 12, addr.end(), a.begin());
   }
   if (family == 4) std::fill(a.begin() + 4, a.end(), 0);
-  count = std::max<uint64_t>(count, 1);
+  Add(target, MakeKey(family, a, ip_proto, port), count, time_ns, comm);
+}
 
+void LearnStore::RecordUnix(const std::string& target, const std::string& path,
+                            uint64_t count, int64_t time_ns,
+                            absl::string_view comm) {
+  if (path.empty()) return;
+  Add(target, kUnixKey + path, count, time_ns, comm);
+}
+
+void LearnStore::Add(const std::string& target, const Key& key, uint64_t count,
+                     int64_t time_ns, absl::string_view comm) {
+  count = std::max<uint64_t>(count, 1);
   Table& table = targets_[target];
   dirty_ = true;
-  const Key key = MakeKey(family, a, ip_proto, port);
   auto it = table.entries.find(key);
   if (it == table.entries.end()) {
     if (table.entries.size() >= max_entries_) {
@@ -207,10 +237,15 @@ std::vector<policy::Observation> LearnStore::Query(const std::string& target,
   result.reserve(picked.size());
   for (const auto& [key, entry] : picked) {
     policy::Observation o;
-    o.family = key[0];
-    std::copy(key.begin() + 1, key.begin() + 17, o.addr.begin());
-    o.ip_proto = key[17];
-    o.port = static_cast<uint16_t>((key[18] << 8) | key[19]);
+    if (key[0] == kUnixKey) {
+      o.unix_path = key.substr(1);
+    } else {
+      o.family = static_cast<uint8_t>(key[0]);
+      std::copy(key.begin() + 1, key.begin() + 17, o.addr.begin());
+      o.ip_proto = static_cast<uint8_t>(key[17]);
+      o.port = static_cast<uint16_t>((static_cast<uint8_t>(key[18]) << 8) |
+                                     static_cast<uint8_t>(key[19]));
+    }
     o.count = entry->count;
     o.first_seen_ns = entry->first_seen_ns;
     o.last_seen_ns = entry->last_seen_ns;
@@ -243,14 +278,19 @@ nlohmann::json LearnStore::ToJson() const {
     nlohmann::json entries = nlohmann::json::array();
     for (const policy::Observation& o :
          Query(name, std::numeric_limits<int64_t>::min())) {
-      entries.push_back({{"family", o.family},
-                         {"addr", AddressText(o.family, o.addr)},
-                         {"ip_proto", o.ip_proto},
-                         {"port", o.port},
-                         {"count", o.count},
-                         {"first_seen_ns", o.first_seen_ns},
-                         {"last_seen_ns", o.last_seen_ns},
-                         {"processes", o.processes}});
+      nlohmann::json entry = {{"count", o.count},
+                              {"first_seen_ns", o.first_seen_ns},
+                              {"last_seen_ns", o.last_seen_ns},
+                              {"processes", o.processes}};
+      if (!o.unix_path.empty()) {
+        entry["unix"] = o.unix_path;
+      } else {
+        entry["family"] = o.family;
+        entry["addr"] = AddressText(o.family, o.addr);
+        entry["ip_proto"] = o.ip_proto;
+        entry["port"] = o.port;
+      }
+      entries.push_back(std::move(entry));
     }
     targets[name] = {{"overflow", table.overflow}, {"entries", entries}};
   }
@@ -275,7 +315,7 @@ absl::Status LearnStore::TableFromJson(const nlohmann::json& t,
   for (const nlohmann::json& e : t["entries"]) {
     const std::string at = absl::StrCat(where, ".entries[", i++, "]");
     EGRESS_ASSIGN_OR_RETURN(policy::Observation o, ReadEntry(e, file, at));
-    const Key key = MakeKey(o.family, o.addr, o.ip_proto, o.port);
+    const Key key = MakeKey(o);
     if (table->entries.contains(key)) {
       return FieldError(file, at, "duplicate entry");
     }

@@ -41,8 +41,15 @@ class LearnStore {
               uint16_t port, uint64_t count, int64_t time_ns,
               absl::string_view comm);
 
-  // The target's entries with last_seen_ns >= since_ns, sorted by (family,
-  // addr, ip_proto, port), processes sorted. Empty for an unknown target.
+  // Adds `count` attempts towards the unix socket address `path` (text form,
+  // policy/unix_rules.h), as Record does for inet destinations. An empty
+  // path is ignored.
+  void RecordUnix(const std::string& target, const std::string& path,
+                  uint64_t count, int64_t time_ns, absl::string_view comm);
+
+  // The target's entries with last_seen_ns >= since_ns: unix addresses
+  // first (by address), then sorted by (family, addr, ip_proto, port);
+  // processes sorted. Empty for an unknown target.
   std::vector<policy::Observation> Query(const std::string& target,
                                          int64_t since_ns) const;
 
@@ -62,7 +69,9 @@ class LearnStore {
 
   // {"version": 1, "targets": {NAME: {"overflow": N, "entries": [{"family",
   // "addr" (text), "ip_proto", "port", "count", "first_seen_ns",
-  // "last_seen_ns", "processes"}...]}}}, entries sorted as Query's.
+  // "last_seen_ns", "processes"}...]}}}, entries sorted as Query's; a unix
+  // entry has "unix" (the address) in place of family, addr, ip_proto and
+  // port.
   nlohmann::json ToJson() const;
   // Inverse of ToJson. InvalidArgument naming the file and the field, e.g.
   // "learn.json: targets.web.entries[3].port: not a number 0-65535". Entries
@@ -83,9 +92,11 @@ class LearnStore {
                                          size_t max_entries_per_target = 4096);
 
  private:
-  // family (1 byte), address (16), ip_proto (1), port (2, big-endian): byte
-  // order is Query's sort order.
-  using Key = std::array<uint8_t, 20>;
+  // family (1 byte), address (16), ip_proto (1), port (2, big-endian); or
+  // for a unix address kUnixKey and its text. Byte order is Query's sort
+  // order.
+  using Key = std::string;
+  static constexpr char kUnixKey = 1;
 
   struct Entry {
     uint64_t count = 0;
@@ -101,6 +112,10 @@ class LearnStore {
 
   static Key MakeKey(uint8_t family, const std::array<uint8_t, 16>& addr,
                      uint8_t ip_proto, uint16_t port);
+  static Key MakeKey(const policy::Observation& o);
+  // Adds to the entry of `key` (new if the table has room, else overflow).
+  void Add(const std::string& target, const Key& key, uint64_t count,
+           int64_t time_ns, absl::string_view comm);
 
   // FromJson of one target's object into `table`; `where` names it in
   // errors.

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/events/event_json.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/suggest.h"
 
@@ -90,6 +91,14 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   memcpy(addr.data(), e.addr, 16);
   char comm[sizeof(e.comm) + 1] = {};
   memcpy(comm, e.comm, sizeof(e.comm));
+  if (e.family == EGRESS_FAMILY_UNIX) {
+    // An address shown with '?' (bytes a rule cannot name) is not kept.
+    const std::string path = UnixPathText(e);
+    if (path.find('?') != std::string::npos) return;
+    store_.RecordUnix(target, path, uint64_t{e.suppressed} + 1,
+                      static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
+    return;
+  }
   store_.Record(target, e.family, addr, e.proto, ntohs(e.port),
                 uint64_t{e.suppressed} + 1,
                 static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
@@ -117,6 +126,10 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<policy::Observation> seen;
   for (policy::Observation& o : store_.Query(t.name, since_ns)) {
+    if (!o.unix_path.empty()) {
+      seen.push_back(std::move(o));
+      continue;
+    }
     bool ported = o.ip_proto == IPPROTO_TCP || o.ip_proto == IPPROTO_UDP;
     if (ported && o.port == 0) continue;
     if (!ported && o.ip_proto != IPPROTO_ICMP && o.ip_proto != IPPROTO_ICMPV6)

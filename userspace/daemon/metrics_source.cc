@@ -13,7 +13,7 @@ namespace {
 void AddCounters(const std::string& name, const egress_counters& c,
                  MetricsSnapshot::Target& mt, MetricsSnapshot& m) {
   static const char* kKinds[] = {"allowed", "denied", "audit", "udp_reply"};
-  static const char* kProtos[] = {"tcp", "udp", "icmp", "other"};
+  static const char* kProtos[] = {"tcp", "udp", "icmp", "other", "unix"};
   mt.sockets_denied = c.sockets_denied;
   mt.source_routes_denied = c.srcroute_denied;
   mt.events_lost = c.events_lost;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,8 @@ constexpr Word kHooks[] = {
     {EGRESS_HOOK_SETSOCKOPT, "setsockopt"},
     {EGRESS_HOOK_SKB_EGRESS, "skb_egress"},
     {EGRESS_HOOK_SOCK_OPS, "sock_ops"},
+    {EGRESS_HOOK_CONNECT_UNIX, "connect_unix"},
+    {EGRESS_HOOK_SENDMSG_UNIX, "sendmsg_unix"},
 };
 constexpr Word kVerdicts[] = {
     {EGRESS_VERDICT_ALLOW, "ALLOWED"},
@@ -42,6 +45,12 @@ constexpr Word kReasons[] = {
     {EGRESS_REASON_UDP_REPLY, "UDP_REPLY"},
     {EGRESS_REASON_SOCKET_TYPE, "SOCKET_TYPE_BLOCKED"},
     {EGRESS_REASON_SOURCE_ROUTE, "SOURCE_ROUTE_BLOCKED"},
+    {EGRESS_REASON_UNIX_UNLISTED, "UNIX_UNLISTED"},
+};
+constexpr Word kSockTypes[] = {
+    {1, "stream"},
+    {2, "dgram"},
+    {5, "seqpacket"},
 };
 constexpr Word kProtos[] = {
     {IPPROTO_TCP, "tcp"},       {IPPROTO_UDP, "udp"}, {IPPROTO_ICMP, "icmp"},
@@ -98,6 +107,24 @@ std::string EventAddress(const egress_event& e) {
   return buf;
 }
 
+std::string UnixPathText(const egress_event& e) {
+  const uint32_t n = std::min<uint32_t>(e.path_len, EGRESS_UNIX_PATH_MAX);
+  std::string out(reinterpret_cast<const char*>(e.path), n);
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u == 0) {
+      c = '@';
+    } else if (u < 0x20 || u >= 0x7f) {
+      c = '?';
+    }
+  }
+  return out;
+}
+
+std::string UnixSockType(uint8_t sock_type) {
+  return NameIn(kSockTypes, sock_type, "type_");
+}
+
 std::string AllowHint(const egress_event& e, const std::string& target,
                       size_t deny_rule_number) {
   if (e.kind != EGRESS_EVENT_VERDICT ||
@@ -121,6 +148,12 @@ std::string AllowHint(const egress_event& e, const std::string& target,
       }
       return "";  // UDP-Lite, SCTP, ...: no rule can name them
   }
+  if (e.family == EGRESS_FAMILY_UNIX) {
+    // An address shown with '?' is not the one the process used.
+    const std::string path = UnixPathText(e);
+    if (path.find('?') != std::string::npos) return "";
+    return absl::StrCat("egressctl allow unix ", path, suffix);
+  }
   std::string dest = EventAddress(e);
   if (e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6) {
     return absl::StrCat("egressctl allow icmp ", dest, suffix);
@@ -141,9 +174,11 @@ absl::string_view EventLiteral(const egress_event& e) {
   switch (e.hook) {
     case EGRESS_HOOK_CONNECT4:
     case EGRESS_HOOK_CONNECT6:
+    case EGRESS_HOOK_CONNECT_UNIX:
       return "connect";
     case EGRESS_HOOK_SENDMSG4:
     case EGRESS_HOOK_SENDMSG6:
+    case EGRESS_HOOK_SENDMSG_UNIX:
       return "sendmsg";
     case EGRESS_HOOK_SOCK_CREATE:
       return "socket";
@@ -204,6 +239,10 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
     if (e.kind == EGRESS_EVENT_FLOW_CLOSED) {
       j["flow"]["duration_ns"] = e.duration_ns;
     }
+  } else if (e.family == EGRESS_FAMILY_UNIX) {
+    j["unix"] = {{"path", UnixPathText(e)},
+                 {"abstract", e.path_len > 0 && e.path[0] == 0},
+                 {"type", UnixSockType(e.sock_type)}};
   } else if (e.hook == EGRESS_HOOK_SETSOCKOPT) {
     // A refused socket option has no destination yet.
     j["socket"] = {{"option", "source_route"}, {"family", family}};

@@ -30,6 +30,15 @@ std::string ProtoLabel(uint8_t ip_proto);  // tcp / udp / icmp / 17 ...
 // The destination address of a record as text ("10.0.0.5", "2001:db8::1").
 std::string EventAddress(const egress_event& e);
 
+// The address of a unix record (family EGRESS_FAMILY_UNIX) as text: a NUL
+// byte (the lead of an abstract name, or any other) is '@', as ss(8) shows
+// them; control and non-ASCII bytes are '?', so that a record stays one
+// line of valid UTF-8.
+std::string UnixPathText(const egress_event& e);
+// The socket type of a unix record: "stream", "dgram", "seqpacket", or
+// "type_N".
+std::string UnixSockType(uint8_t sock_type);
+
 // What egressd knows about a record beyond the kernel's fields.
 struct EventContext {
   std::string target;              // target name ("" when unknown)

@@ -27,8 +27,8 @@ std::string Who(const egress_event& e) {
   return absl::StrCat(comm, "[", e.tgid, "] ");
 }
 
-// The destination ("-> [2001:db8::1]:53/udp") or, for refusals that have
-// none, what was refused.
+// The destination ("-> [2001:db8::1]:53/udp", "-> unix:/run/x.sock stream")
+// or, for refusals that have none, what was refused.
 std::string What(const egress_event& e) {
   const bool flow = e.kind != EGRESS_EVENT_VERDICT;
   if (!flow && e.hook == EGRESS_HOOK_SETSOCKOPT) {
@@ -37,6 +37,10 @@ std::string What(const egress_event& e) {
   if (!flow && e.hook == EGRESS_HOOK_SOCK_CREATE) {
     return absl::StrCat("socket ", ProtoLabel(e.proto), " type ",
                         static_cast<unsigned>(e.sock_type));
+  }
+  if (!flow && e.family == EGRESS_FAMILY_UNIX) {
+    return absl::StrCat("-> unix:", UnixPathText(e), " ",
+                        UnixSockType(e.sock_type));
   }
   std::string dest = EventAddress(e);
   if (dest.find(':') != std::string::npos) dest = absl::StrCat("[", dest, "]");

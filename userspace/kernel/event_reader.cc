@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "userspace/common/errno_status.h"
@@ -23,12 +24,14 @@ absl::StatusOr<std::unique_ptr<EventReader>> EventReader::Create(
 
 int EventReader::OnRecord(void* ctx, void* data, size_t size) {
   auto* self = static_cast<EventReader*>(ctx);
-  if (size < sizeof(egress_event)) {
+  // Inet records end before the unix tail (EGRESS_EVENT_INET_BYTES); what a
+  // record lacks stays zero.
+  if (size < EGRESS_EVENT_INET_BYTES) {
     ++self->malformed_;
     return 0;
   }
-  egress_event e;
-  std::memcpy(&e, data, sizeof(e));
+  egress_event e{};
+  std::memcpy(&e, data, std::min(size, sizeof(e)));
   self->handler_(e);
   return 0;
 }

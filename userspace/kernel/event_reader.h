@@ -25,7 +25,8 @@ class EventReader {
   // Consumes every record available now. Returns how many were read.
   absl::StatusOr<int> Drain();
 
-  // Records shorter than egress_event (never expected; counted, skipped).
+  // Records shorter than an inet record (EGRESS_EVENT_INET_BYTES; never
+  // expected; counted, skipped).
   uint64_t malformed() const { return malformed_; }
 
  private:

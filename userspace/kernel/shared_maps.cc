@@ -109,10 +109,11 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
     UniqueFd* fd;
     const char* name;
   } all[] = {
-      {&maps->targets_, "targets"},     {&maps->port_classes_, "port_classes"},
-      {&maps->rules_, "rules"},         {&maps->udp_peers_, "udp_peers"},
-      {&maps->rule_hits_, "rule_hits"}, {&maps->event_limits_, "event_limits"},
-      {&maps->counters_, "counters"},   {&maps->events_, "events"}};
+      {&maps->targets_, "targets"},      {&maps->port_classes_, "port_classes"},
+      {&maps->rules_, "rules"},          {&maps->udp_peers_, "udp_peers"},
+      {&maps->rule_hits_, "rule_hits"},  {&maps->event_limits_, "event_limits"},
+      {&maps->counters_, "counters"},    {&maps->events_, "events"},
+      {&maps->unix_rules_, "unix_rules"}};
   for (auto& m : all) {
     EGRESS_ASSIGN_OR_RETURN(*m.fd,
                             OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
@@ -124,6 +125,7 @@ int SharedMaps::FdOf(absl::string_view map) const {
   if (map == "targets") return targets_.get();
   if (map == "port_classes") return port_classes_.get();
   if (map == "rules") return rules_.get();
+  if (map == "unix_rules") return unix_rules_.get();
   if (map == "udp_peers") return udp_peers_.get();
   if (map == "counters") return counters_.get();
   return -1;
@@ -149,11 +151,14 @@ absl::StatusOr<egress_target_config> SharedMaps::TargetConfig(
 absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(
       UpdateAll(port_classes_.get(), c.ports, "port_classes"));
-  return UpdateAll(rules_.get(), c.rules, "rules");
+  EGRESS_RETURN_IF_ERROR(UpdateAll(rules_.get(), c.rules, "rules"));
+  return UpdateAll(unix_rules_.get(), c.unix_paths, "unix_rules");
 }
 
 absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(DeleteAll(rules_.get(), c.rules, "rules"));
+  EGRESS_RETURN_IF_ERROR(
+      DeleteAll(unix_rules_.get(), c.unix_paths, "unix_rules"));
   return DeleteAll(port_classes_.get(), c.ports, "port_classes");
 }
 
@@ -164,7 +169,9 @@ absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
   EGRESS_ASSIGN_OR_RETURN(
       size_t p, SweepRulesets<egress_port_key>(port_classes_.get(), keep,
                                                "port_classes"));
-  return r + p;
+  EGRESS_ASSIGN_OR_RETURN(size_t u, SweepRulesets<egress_unix_key>(
+                                        unix_rules_.get(), keep, "unix_rules"));
+  return r + p + u;
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
@@ -172,7 +179,9 @@ absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
                           MaxRuleset<egress_rule_key>(rules_.get()));
   EGRESS_ASSIGN_OR_RETURN(uint32_t ports,
                           MaxRuleset<egress_port_key>(port_classes_.get()));
-  return std::max(rules, ports);
+  EGRESS_ASSIGN_OR_RETURN(uint32_t unix_paths,
+                          MaxRuleset<egress_unix_key>(unix_rules_.get()));
+  return std::max({rules, ports, unix_paths});
 }
 
 absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {

@@ -41,8 +41,9 @@ class SharedMaps {
   absl::Status WriteEntries(const policy::CompiledRuleset& compiled);
   // Deletes the entries of a compiled rule set; missing keys are ignored.
   absl::Status DeleteEntries(const policy::CompiledRuleset& compiled);
-  // Deletes every rule and port entry whose ruleset is not in `keep`: clears
-  // what an interrupted apply left behind. Returns how many were deleted.
+  // Deletes every rule, port and unix entry whose ruleset is not in `keep`:
+  // clears what an interrupted apply left behind. Returns how many were
+  // deleted.
   absl::StatusOr<size_t> DeleteRulesetsExcept(const std::set<uint32_t>& keep);
   // The largest ruleset id present in any rule map (0 when empty).
   absl::StatusOr<uint32_t> MaxRulesetInMaps() const;
@@ -69,7 +70,7 @@ class SharedMaps {
 
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
-      event_limits_, counters_, events_;
+      event_limits_, counters_, events_, unix_rules_;
 };
 
 }  // namespace egress

@@ -11,11 +11,13 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "egress/abi.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/libbpf_ptr.h"
+#include "userspace/kernel/unix_hooks.h"
 
 namespace egress {
 namespace {
@@ -131,8 +133,10 @@ absl::Status CreateMissingLinks(const std::string& prog_dir,
 
 }  // namespace
 
-const std::vector<HookSpec>& AllHooks() {
-  static const std::vector<HookSpec> hooks = {
+namespace {
+
+std::vector<HookSpec> HooksOfThisKernel() {
+  std::vector<HookSpec> hooks = {
       // Socket creation and options first, so that no raw socket or source
       // route can be set up in the instant before the address hooks attach.
       {"egress_sock_create", "sock_create", BPF_CGROUP_INET_SOCK_CREATE},
@@ -146,6 +150,21 @@ const std::vector<HookSpec>& AllHooks() {
       {"egress_skb_egress", "skb_egress", BPF_CGROUP_INET_EGRESS},
       {"egress_sock_ops", "sock_ops", BPF_CGROUP_SOCK_OPS},
   };
+  // Only where the kernel has them (unix_hooks.h); a set without them
+  // still enforces every inet rule.
+  if (KernelHasUnixHooks()) {
+    hooks.push_back({"egress_connect_unix", "connect_unix",
+                     EGRESS_ATTACH_CGROUP_UNIX_CONNECT});
+    hooks.push_back({"egress_sendmsg_unix", "sendmsg_unix",
+                     EGRESS_ATTACH_CGROUP_UNIX_SENDMSG});
+  }
+  return hooks;
+}
+
+}  // namespace
+
+const std::vector<HookSpec>& AllHooks() {
+  static const std::vector<HookSpec> hooks = HooksOfThisKernel();
   return hooks;
 }
 
@@ -155,6 +174,7 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
   SkeletonPtr skel(egress_bpf__open_opts(&opts));
   if (!skel) return ErrnoStatus(errno, "open BPF object", "egress_bpf");
   skel->rodata->egress_target_id = target_id;
+  EGRESS_RETURN_IF_ERROR(PrepareUnixPrograms(skel->obj, KernelHasUnixHooks()));
   if (int err = egress_bpf__load(skel.get()); err != 0) {
     return ErrnoStatus(-err, "load BPF programs for target",
                        absl::StrCat(target_id));

@@ -24,7 +24,8 @@ struct HookSpec {
   const char* name;     // connect4
   int attach_type;      // enum bpf_attach_type
 };
-// Every hook a target gets, in attach order.
+// Every hook a target gets, in attach order: the unix hooks last, and only
+// on a kernel that has them (KernelHasUnixHooks).
 const std::vector<HookSpec>& AllHooks();
 
 // One link pin as found: for status and for deciding whether to attach.

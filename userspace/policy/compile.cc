@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
 namespace {
@@ -403,12 +404,14 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
     const std::vector<Cidr>& dests =
         rule.destinations.empty() ? anywhere : rule.destinations;
     for (const PortProto& pp : rule.ports) {
-      if (pp.proto == Proto::kRaw) continue;
+      if (pp.proto == Proto::kRaw || pp.proto == Proto::kUnix) continue;
       for (const Cidr& d : dests)
         AddEntries(ruleset, rule, pp, d, classes, map);
     }
   }
   MergeEntries(allow_list, deny_list, &out.rules);
+  EGRESS_RETURN_IF_ERROR(
+      CompileUnixRules(ruleset, rules, &out.unix_paths, &out.flags));
   EGRESS_RETURN_IF_ERROR(CheckCapacity(out));
   return out;
 }

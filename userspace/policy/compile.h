@@ -44,9 +44,12 @@ struct CompiledRuleset {
   // appears twice; when rules collide on a key the deny, then the lowest rule
   // id, is kept.
   std::vector<std::pair<egress_rule_key, egress_rule_value>> rules;
+  // unix_rules entries (unix_rules.h: CompileUnixRules).
+  std::vector<std::pair<egress_unix_key, egress_rule_value>> unix_paths;
   // EGRESS_TF_ALLOW_RAW if an allow rule has raw and no deny rule does (deny
   // wins here too); EGRESS_TF_ALLOW_ICMP if an allow rule has icmp (ICMP
-  // destinations are still checked per packet through the rule maps).
+  // destinations are still checked per packet through the rule maps);
+  // EGRESS_TF_UNIX_RULES / EGRESS_TF_UNIX_ALLOWLIST as CompileUnixRules.
   uint8_t flags = 0;
 };
 
@@ -60,10 +63,11 @@ struct CompiledRuleset {
 //   InvalidArgument  ruleset 0 ("ruleset 0 is reserved"); a rule with id 0
 //                    ("rule 0: id 0 is reserved for the default action"); a
 //                    rule with no ports, lo > hi, or a destination breaking
-//                    the Cidr invariant (message starts "rule <id>: ").
+//                    the Cidr invariant, a unix rule with no or a bad
+//                    address (message starts "rule <id>: ").
 //   ResourceExhausted  more than 0xfffe port classes for one protocol, or
 //                    more entries than one map holds (EGRESS_MAX_PORT_ENTRIES,
-//                    EGRESS_MAX_RULE_ENTRIES).
+//                    EGRESS_MAX_RULE_ENTRIES, EGRESS_MAX_UNIX_RULES).
 absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
                                         absl::Span<const Rule> rules);
 

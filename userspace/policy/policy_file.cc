@@ -24,6 +24,7 @@
 #include "userspace/policy/cidr_set.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
@@ -271,6 +272,9 @@ class Parser {
   absl::StatusOr<Rule> ParseRule(const YAML::Node& node,
                                  const std::string& path, Action action,
                                  std::string* name) const;
+  // `unix`: a unix rule's addresses (unix_rules.h), standing alone.
+  absl::Status ParseUnixPaths(Fields& f, const std::string& path,
+                              Rule* rule) const;
   // `name` and `comment`: the rule's name into `name`, Rule::comment.
   absl::Status ParseNameAndComment(Fields& f, const std::string& path,
                                    std::string* name, Rule* rule) const;
@@ -659,11 +663,16 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
                                        const std::string& path, Action action,
                                        std::string* name) const {
   Fields f;
-  EGRESS_RETURN_IF_ERROR(GetFields(
-      node, path, {"name", "comment", "to", "ports", "icmp", "raw"}, &f));
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(node, path,
+                {"name", "comment", "to", "ports", "icmp", "raw", "unix"}, &f));
   Rule rule;
   rule.action = action;
   EGRESS_RETURN_IF_ERROR(ParseNameAndComment(f, path, name, &rule));
+  if (f.count("unix")) {
+    EGRESS_RETURN_IF_ERROR(ParseUnixPaths(f, path, &rule));
+    return rule;
+  }
   bool raw = false, icmp = false;
   if (f.count("raw")) {
     EGRESS_ASSIGN_OR_RETURN(raw, GetBool(f["raw"].second, path + ".raw"));
@@ -688,6 +697,36 @@ absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
   }
   EGRESS_RETURN_IF_ERROR(ParsePorts(f, path, icmp, &rule));
   return rule;
+}
+
+absl::Status Parser::ParseUnixPaths(Fields& f, const std::string& path,
+                                    Rule* rule) const {
+  for (const char* other : {"to", "ports", "icmp", "raw"}) {
+    if (f.count(other)) {
+      return Error(f[other].first, absl::StrCat(path, ".", other),
+                   "a unix rule stands alone: it takes no to, ports, icmp or "
+                   "raw");
+    }
+  }
+  const YAML::Node& list = f["unix"].second;
+  EGRESS_RETURN_IF_ERROR(ForEachItem(
+      list, path + ".unix",
+      [&](const YAML::Node& item, const std::string& item_path) {
+        EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
+        if (absl::Status st = UnixAddressBytes(text).status(); !st.ok()) {
+          return Error(item, item_path, st.message());
+        }
+        rule->unix_paths.push_back(text);
+        return absl::OkStatus();
+      }));
+  if (rule->unix_paths.empty()) {
+    return Error(list, path + ".unix",
+                 "expected at least one socket address (/path or @name)");
+  }
+  rule->unix_paths = FirstOccurrences(rule->unix_paths);
+  rule->spec = "unix";
+  rule->ports = {{Proto::kUnix}};
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,

@@ -42,7 +42,9 @@
 //             ICMP (ICMP for IPv4, ICMPv6 for IPv6) takes no port.
 // Rule-level `icmp: true` is the same as a `{protocol: ICMP}` entry.
 // `raw: true` (may create raw inet sockets) stands alone: no to, ports or
-// icmp.
+// icmp. So does `unix: [ADDRESS...]`, a unix-socket rule: in `egress` an
+// allow-list entry, in `egressDeny` a refused address; each ADDRESS is an
+// absolute path or @name (unix_rules.h, which also has the semantics).
 //
 // ipBlock: {cidr, except}. `except` networks must lie strictly inside `cidr`
 // and of the same family. They are subtracted from `cidr`: the rule's
@@ -67,7 +69,8 @@
 // paths/patterns/unit names, bad mode or logging, bad or host-bits-set CIDRs,
 // bad excepts, port 0 or > 65535, endPort below port, endPort without a
 // numeric port, unknown services, unknown protocols, ICMP with a port, raw
-// mixed with anything, duplicate rule names. Nothing here throws.
+// or unix mixed with anything, an empty or bad unix address list,
+// duplicate rule names. Nothing here throws.
 #ifndef EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 #define EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 
@@ -145,7 +148,7 @@ struct Policy {
   //   spec     the ports entries in the rule grammar's words, joined with
   //            ",": "dns", "443/tcp", "1000-2000/udp", "53" (tcp and udp),
   //            "tcp" (every tcp port), "any" (no ports: every port + icmp),
-  //            "icmp", "raw", "dns,443/tcp,icmp". For display only.
+  //            "icmp", "raw", "unix", "dns,443/tcp,icmp". For display only.
   //   ports    tcp entries, then udp, then icmp/raw, in file order, without
   //            duplicates.
   //   destinations  every ipBlock after subtracting its excepts, in file

@@ -29,6 +29,7 @@ struct YamlRule {
   std::string name;
   std::string comment;
   bool raw = false;
+  std::vector<std::string> unix_paths;  // a unix rule: `unix:` alone
   std::vector<Cidr> to;
   bool any_ports = false;  // no `ports:`: every tcp/udp port and icmp
   std::vector<PortEntry> ports;
@@ -84,7 +85,7 @@ void AddServiceEntries(absl::string_view spec,
     if (base.empty() ||
         absl::ascii_isdigit(static_cast<unsigned char>(base[0])) ||
         base == "any" || base == "tcp" || base == "udp" || base == "icmp" ||
-        base == "raw") {
+        base == "raw" || base == "unix") {
       continue;
     }
     std::vector<Proto> protos;
@@ -146,6 +147,7 @@ void BuildPorts(const Rule& rule, std::vector<PortProto> ports, YamlRule* out) {
         out->ports.push_back({"", 0, 0, "ICMP"});
         break;
       case Proto::kRaw:
+      case Proto::kUnix:  // written as `unix:` (AppendRule)
         break;
     }
   }
@@ -220,6 +222,11 @@ void EmitRule(const YamlRule& rule, std::string* text) {
     out << YAML::Key << "comment" << YAML::Value << rule.comment;
   }
   if (rule.raw) out << YAML::Key << "raw" << YAML::Value << true;
+  if (!rule.unix_paths.empty()) {
+    out << YAML::Key << "unix" << YAML::Value << YAML::BeginSeq;
+    for (const std::string& p : rule.unix_paths) out << p;
+    out << YAML::EndSeq;
+  }
   if (!rule.to.empty()) {
     out << YAML::Key << "to" << YAML::Value << YAML::BeginSeq;
     for (const Cidr& c : rule.to) {
@@ -229,7 +236,7 @@ void EmitRule(const YamlRule& rule, std::string* text) {
     }
     out << YAML::EndSeq;
   }
-  if (!rule.raw && !rule.any_ports) {
+  if (!rule.raw && !rule.any_ports && rule.unix_paths.empty()) {
     out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
     for (const PortEntry& e : rule.ports) {
       out << YAML::BeginMap;
@@ -257,6 +264,14 @@ int AppendRule(const Rule& rule, const std::string& name,
                std::string* text) {
   AppendComment(comment_lines, "  ", text);
   const std::string comment = RuleComment(rule, name);
+  if (!rule.unix_paths.empty()) {
+    YamlRule r;
+    r.name = name;
+    r.comment = comment;
+    r.unix_paths = rule.unix_paths;
+    EmitRule(r, text);
+    return 1;
+  }
   std::vector<PortProto> other;
   bool raw = false;
   for (const PortProto& pp : rule.ports) {

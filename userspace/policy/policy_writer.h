@@ -65,6 +65,7 @@ struct PolicyDocument {
 //   raw       `raw: true`, alone. A Rule that mixes kRaw with other ports
 //             (neither the rule grammar nor ParsePolicy makes one) is written
 //             as two rules: the raw one, then the rest.
+//   unix      `unix: [ADDRESS...]`, alone, for a unix rule.
 //
 // Cases a policy file cannot express, and what is written instead:
 //   - a rule with no ports at all matches nothing; it is left out, with a

@@ -22,10 +22,8 @@ bool PrefixEqual(const std::array<uint8_t, 16>& a,
 }
 
 constexpr WordOf<Proto> kProtos[] = {
-    {Proto::kTcp, "tcp"},
-    {Proto::kUdp, "udp"},
-    {Proto::kIcmp, "icmp"},
-    {Proto::kRaw, "raw"},
+    {Proto::kTcp, "tcp"}, {Proto::kUdp, "udp"},   {Proto::kIcmp, "icmp"},
+    {Proto::kRaw, "raw"}, {Proto::kUnix, "unix"},
 };
 
 constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
@@ -160,6 +158,7 @@ bool RuleMatches(const Rule& rule, uint8_t ip_proto, uint16_t port,
                       (family == 6 && ip_proto == IPPROTO_ICMPV6);
         break;
       case Proto::kRaw:
+      case Proto::kUnix:
         break;
     }
     if (proto_match) break;

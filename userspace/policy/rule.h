@@ -24,12 +24,14 @@ enum class Action { kAllow, kDeny };
 
 // Protocols a rule can name. kIcmp means ICMP towards IPv4 destinations and
 // ICMPv6 towards IPv6 destinations. kRaw is "may create SOCK_RAW inet sockets"
-// and has no ports or destinations.
-enum class Proto : uint8_t { kTcp, kUdp, kIcmp, kRaw };
+// and has no ports or destinations. kUnix is a unix-socket rule: it has no
+// ports or destinations; Rule::unix_paths names the socket addresses
+// (unix_rules.h).
+enum class Proto : uint8_t { kTcp, kUdp, kIcmp, kRaw, kUnix };
 
 // "allow" / "deny".
 std::string ActionName(Action action);
-// "tcp" / "udp" / "icmp" / "raw".
+// "tcp" / "udp" / "icmp" / "raw" / "unix".
 std::string ProtoName(Proto proto);
 // Inverse of ProtoName (exact, lower case). InvalidArgument naming the word,
 // e.g. "unknown protocol 'sctp'".
@@ -108,6 +110,11 @@ struct Rule {
   // The host name `destinations` were resolved from, if any.
   std::string host;
   std::string comment;
+  // A unix rule (ports == {{Proto::kUnix}}): the socket addresses it
+  // matches, in the text form of unix_rules.h ("/run/php/php-fpm.sock",
+  // "@name" for an abstract name), in the order given, without duplicates.
+  // Empty for every other rule.
+  std::vector<std::string> unix_paths;
   // Unix time (seconds) at which egressd removes the rule by itself
   // (`egressctl allow ... --for 30m`); 0 = never.
   int64_t expires = 0;

@@ -35,6 +35,14 @@ bool DestinationsCover(absl::Span<const Cidr> outer,
   });
 }
 
+// A unix rule's addresses, sorted and unique (empty for other rules).
+std::vector<std::string> SortedPaths(const Rule& rule) {
+  std::vector<std::string> paths = rule.unix_paths;
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+
 }  // namespace
 
 std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
@@ -42,7 +50,10 @@ std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
   sorted.reserve(ports.size());
   for (PortProto pp : ports) {
     // icmp and raw have no ports; whatever lo/hi hold means nothing.
-    if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw) pp = {pp.proto};
+    if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw ||
+        pp.proto == Proto::kUnix) {
+      pp = {pp.proto};
+    }
     sorted.push_back(pp);
   }
   std::sort(
@@ -71,7 +82,8 @@ std::string RuleIdentity(const Rule& rule) {
                                     [](std::string* out, const Cidr& c) {
                                       absl::StrAppend(out, c.ToString());
                                     }),
-                      "|", rule.host);
+                      "|", rule.host, "|",
+                      absl::StrJoin(SortedPaths(rule), " "));
 }
 
 bool SameRule(const Rule& a, const Rule& b) {
@@ -90,10 +102,16 @@ std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
   const bool only_raw =
       std::all_of(ports.begin(), ports.end(),
                   [](const PortProto& pp) { return pp.proto == Proto::kRaw; });
+  const std::vector<std::string> paths = SortedPaths(allow);
   for (size_t i = 0; i < rules.size(); ++i) {
     const Rule& deny = rules[i];
     if (deny.action != Action::kDeny) continue;
     if (!PortsCover(CanonicalPorts(deny.ports), ports)) continue;
+    const std::vector<std::string> denied = SortedPaths(deny);
+    if (!std::includes(denied.begin(), denied.end(), paths.begin(),
+                       paths.end())) {
+      continue;
+    }
     if (!only_raw && !DestinationsCover(DestinationSet(deny), destinations)) {
       continue;
     }

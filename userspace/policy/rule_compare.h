@@ -23,12 +23,13 @@ std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports);
 
 // A key naming what a rule matches and does: the action, CanonicalPorts,
 // the destinations as NormalizeCidrs (cidr_set.h; a list that is all of
-// IPv4 and all of IPv6 is "anywhere", the same as no destinations) and the
-// host name. Not part of it: id, comment, expires and the `spec` text, so
-// "allow smtp 10.0.0.5" and "allow 25/tcp 10.0.0.5/32" have one identity,
-// as do "allow 443" and "allow https" (443/tcp + 443/udp). Hashable and
-// printable, for diffs of many thousands of rules in linear time; the text
-// is for comparison only (it is not a format anyone parses).
+// IPv4 and all of IPv6 is "anywhere", the same as no destinations), the
+// host name and a unix rule's addresses as a set. Not part of it: id, comment,
+// expires and the `spec` text, so "allow smtp 10.0.0.5" and "allow
+// 25/tcp 10.0.0.5/32" have one identity, as do "allow 443" and "allow https"
+// (443/tcp + 443/udp). Hashable and printable, for diffs of many thousands of
+// rules in linear time; the text is for comparison only (it is not a format
+// anyone parses).
 std::string RuleIdentity(const Rule& rule);
 
 // RuleIdentity(a) == RuleIdentity(b).
@@ -40,9 +41,10 @@ bool SameRule(const Rule& a, const Rule& b);
 // icmp and raw need the deny to have icmp / raw, and every destination of
 // `allow` (none = anywhere) lies inside the deny's destinations (none =
 // anywhere); raw is a socket permission, so for it destinations do not
-// count. nullopt when no single deny covers it (a partial overlap is not
-// shadowing: part of the allow still works), when `allow` is not an allow
-// rule, or when it has no ports (it matches nothing).
+// count; a unix allow needs every one of its addresses in the deny. nullopt
+// when no single deny covers it (a partial overlap is not shadowing: part of
+// the allow still works), when `allow` is not an allow rule, or when it has no
+// ports (it matches nothing).
 std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
                                     const Rule& allow);
 

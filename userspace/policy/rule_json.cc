@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
 namespace {
@@ -99,6 +100,7 @@ std::string PortText(const PortProto& pp) {
   switch (pp.proto) {
     case Proto::kIcmp:
     case Proto::kRaw:
+    case Proto::kUnix:
       return ProtoName(pp.proto);
     case Proto::kTcp:
     case Proto::kUdp:
@@ -107,6 +109,27 @@ std::string PortText(const PortProto& pp) {
   if (pp.AllPorts()) return ProtoName(pp.proto);
   if (pp.lo == pp.hi) return absl::StrCat(pp.lo, "/", ProtoName(pp.proto));
   return absl::StrCat(pp.lo, "-", pp.hi, "/", ProtoName(pp.proto));
+}
+
+// The "unix" member: addresses in unix_rules.h's text form.
+absl::StatusOr<std::vector<std::string>> UnixPathsFromJson(const json& j) {
+  if (!j.is_array()) {
+    return absl::InvalidArgumentError("rule: field 'unix' must be an array");
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule: unix[", i, "] must be a string"));
+    }
+    const std::string& text = j[i].get_ref<const std::string&>();
+    if (absl::Status st = UnixAddressBytes(text).status(); !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule: unix[", i, "]: ", st.message()));
+    }
+    out.push_back(text);
+  }
+  return out;
 }
 
 }  // namespace
@@ -127,6 +150,7 @@ nlohmann::json RuleToJson(const Rule& rule) {
            {"host", rule.host},
            {"comment", rule.comment}};
   if (rule.expires != 0) out["expires"] = rule.expires;
+  if (!rule.unix_paths.empty()) out["unix"] = rule.unix_paths;
   return out;
 }
 
@@ -135,7 +159,7 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   EGRESS_RETURN_IF_ERROR(CheckFields(
       j, kWhat,
       {"id", "action", "spec", "ports", "destinations", "host", "comment"},
-      {"expires"}));
+      {"expires", "unix"}));
   Rule rule;
   EGRESS_ASSIGN_OR_RETURN(
       const uint64_t id,
@@ -160,6 +184,9 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
         const uint64_t expires,
         GetUnsigned(j, kWhat, "expires", INT64_MAX, "a unix time in seconds"));
     rule.expires = static_cast<int64_t>(expires);
+  }
+  if (j.contains("unix")) {
+    EGRESS_ASSIGN_OR_RETURN(rule.unix_paths, UnixPathsFromJson(j["unix"]));
   }
   const json& ports = j["ports"];
   if (!ports.is_array()) {
@@ -235,7 +262,7 @@ std::string FormatRule(const Rule& rule) {
   const bool is_service =
       !rule.spec.empty() && !absl::ascii_isdigit(rule.spec[0]) &&
       rule.spec != "any" && rule.spec != "icmp" && rule.spec != "raw" &&
-      rule.spec != "tcp" && rule.spec != "udp";
+      rule.spec != "tcp" && rule.spec != "udp" && rule.spec != "unix";
   if (is_service && !rule.ports.empty()) {
     absl::StrAppend(&out, " (",
                     absl::StrJoin(rule.ports, ", ",
@@ -248,7 +275,9 @@ std::string FormatRule(const Rule& rule) {
       !rule.ports.empty() &&
       std::all_of(rule.ports.begin(), rule.ports.end(),
                   [](const PortProto& pp) { return pp.proto == Proto::kRaw; });
-  if (!raw_only) {
+  if (!rule.unix_paths.empty()) {
+    absl::StrAppend(&out, " ", absl::StrJoin(rule.unix_paths, " "));
+  } else if (!raw_only) {
     if (rule.destinations.empty()) {
       absl::StrAppend(&out, " to any");
     } else {

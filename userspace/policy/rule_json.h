@@ -6,8 +6,10 @@
 //    "ports": [{"proto": "udp", "lo": 53, "hi": 53}, ...],
 //    "destinations": ["10.0.0.53", "2001:db8::/32"],
 //    "host": "", "comment": ""}
-// plus "expires" (unix seconds) for a temporary rule, and only then.
-// "action" is "allow" or "deny"; "proto" is "tcp", "udp", "icmp" or "raw";
+// plus "expires" (unix seconds) for a temporary rule, and only then, and
+// "unix" (a list of addresses, unix_rules.h) for a unix rule, and only then.
+// "action" is "allow" or "deny"; "proto" is "tcp", "udp", "icmp", "raw" or
+// "unix";
 // destinations use Cidr::ToString() text; an empty list means anywhere.
 #ifndef EGRESS_USERSPACE_POLICY_RULE_JSON_H_
 #define EGRESS_USERSPACE_POLICY_RULE_JSON_H_
@@ -57,6 +59,7 @@ std::string JsonText(const nlohmann::json& j, int indent = -1);
 //   ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)
 //   ALLOW https to any # vendor api
 //   ALLOW raw
+//   DENY unix /var/run/docker.sock @docker
 // The port list in parentheses follows a service-name spec only, in the
 // order of Rule::ports; "to any" means no destinations; " # TEXT" is the
 // comment.

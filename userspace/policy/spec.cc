@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
 namespace {
@@ -250,6 +251,27 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
   return rule;
 }
 
+// "unix ADDRESS... [comment TEXT]": a unix-socket rule (unix_rules.h).
+absl::StatusOr<Rule> ParseUnixForm(Action action,
+                                   absl::Span<const std::string> words) {
+  EGRESS_ASSIGN_OR_RETURN(Rule rule, RuleWithComment(action, words));
+  rule.spec = "unix";
+  rule.ports = {{Proto::kUnix}};
+  for (const std::string& word : words) {
+    EGRESS_RETURN_IF_ERROR(UnixAddressBytes(word).status());
+    if (std::find(rule.unix_paths.begin(), rule.unix_paths.end(), word) ==
+        rule.unix_paths.end()) {
+      rule.unix_paths.push_back(word);
+    }
+  }
+  if (rule.unix_paths.empty()) {
+    return absl::InvalidArgumentError(
+        "unix needs a socket address: an absolute path (/run/x.sock) or an "
+        "abstract name (@name)");
+  }
+  return rule;
+}
+
 // UFW's "on IFACE": egress rules have no interface, so say that instead of
 // failing on the interface name as a service or destination.
 absl::Status CheckNoInterface(absl::Span<const std::string> words) {
@@ -422,6 +444,10 @@ absl::StatusOr<Rule> ParseRuleWords(Action action,
   if (words.empty()) {
     return absl::InvalidArgumentError(
         "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");
+  }
+  if (words[0] == "unix") return ParseUnixForm(action, words.subspan(1));
+  if (words[0] == "out" && words.size() > 1 && words[1] == "unix") {
+    return ParseUnixForm(action, words.subspan(2));
   }
   EGRESS_RETURN_IF_ERROR(CheckNoInterface(words));
   if (words[0] == "out" && words.size() > 1 && !IsLongFormKeyword(words[1]) &&

@@ -21,6 +21,11 @@
 //   UFW's interface clause ("on eth0") is an error saying egress has none.
 //   TEXT is every remaining word, joined with single spaces.
 //
+// Unix form:    [out] unix ADDRESS... [comment TEXT...]
+//   ADDRESS is a unix socket address in the text form of unix_rules.h: an
+//   absolute path ("/var/run/docker.sock") or an abstract name ("@name").
+//   The rule has spec "unix", ports {{Proto::kUnix}} and unix_paths.
+//
 // UFW long form: [out] [proto tcp|udp|any|icmp] [from any] [to DEST]
 //                [port PORTS|NAME] [comment TEXT...]
 //   e.g. "out proto tcp to 10.0.0.5 port 25". Clauses may come in any order,

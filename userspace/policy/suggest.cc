@@ -19,6 +19,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/policy_writer.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
 namespace {
@@ -101,6 +102,18 @@ std::map<PortKey, ServiceNames> WellKnownServices() {
   return result;
 }
 
+absl::Status CheckUnixObservation(const Observation& o, size_t index) {
+  if (absl::Status st = UnixAddressBytes(o.unix_path).status(); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("observation ", index, ": ", st.message()));
+  }
+  if (o.first_seen_ns > o.last_seen_ns) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "observation ", index, ": first_seen_ns is after last_seen_ns"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckObservation(const Observation& o, size_t index) {
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -161,6 +174,15 @@ std::string DescribePort(const PortKey& key) {
   return absl::StrCat(key.second, "/", ProtoName(key.first));
 }
 
+// "  WHERE: N attempts by a, b; first T, last T"
+std::string StatsLine(const std::string& where, const DestStats& s) {
+  return absl::StrCat("  ", where, ": ", Attempts(s.count), " by ",
+                      s.processes.empty() ? "unknown processes"
+                                          : absl::StrJoin(s.processes, ", "),
+                      "; first ", Rfc3339(s.first_seen_ns), ", last ",
+                      Rfc3339(s.last_seen_ns));
+}
+
 std::vector<std::string> RuleComment(
     const PortKey& key, const std::string& service,
     const std::map<DestKey, DestStats>& dests) {
@@ -177,12 +199,7 @@ std::vector<std::string> RuleComment(
     if (s.addresses.size() > 1) {
       absl::StrAppend(&where, " (", s.addresses.size(), " addresses)");
     }
-    lines.push_back(absl::StrCat("  ", where, ": ", Attempts(s.count), " by ",
-                                 s.processes.empty()
-                                     ? "unknown processes"
-                                     : absl::StrJoin(s.processes, ", "),
-                                 "; first ", Rfc3339(s.first_seen_ns),
-                                 ", last ", Rfc3339(s.last_seen_ns)));
+    lines.push_back(StatsLine(where, s));
   }
   return lines;
 }
@@ -190,7 +207,8 @@ std::vector<std::string> RuleComment(
 // Every observation, grouped by (protocol, port) and destination network.
 struct Seen {
   std::map<PortKey, std::map<DestKey, DestStats>> by_port;
-  uint64_t total = 0;  // attempts
+  std::map<std::string, DestStats> unix_paths;  // by address text
+  uint64_t total = 0;                           // attempts
   int64_t first_ns = std::numeric_limits<int64_t>::max();
   int64_t last_ns = std::numeric_limits<int64_t>::min();
 };
@@ -210,8 +228,22 @@ absl::Status CheckGrouping(const SuggestOptions& options) {
 absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
                                const SuggestOptions& options) {
   Seen seen;
+  auto add = [&seen](const Observation& o, DestStats& s) {
+    s.count = SaturatingAdd(s.count, o.count);
+    s.first_seen_ns = std::min(s.first_seen_ns, o.first_seen_ns);
+    s.last_seen_ns = std::max(s.last_seen_ns, o.last_seen_ns);
+    s.processes.insert(o.processes.begin(), o.processes.end());
+    seen.total = SaturatingAdd(seen.total, o.count);
+    seen.first_ns = std::min(seen.first_ns, o.first_seen_ns);
+    seen.last_ns = std::max(seen.last_ns, o.last_seen_ns);
+  };
   for (size_t i = 0; i < observed.size(); ++i) {
     const Observation& o = observed[i];
+    if (!o.unix_path.empty()) {
+      EGRESS_RETURN_IF_ERROR(CheckUnixObservation(o, i));
+      add(o, seen.unix_paths[o.unix_path]);
+      continue;
+    }
     if (absl::Status st = CheckObservation(o, i); !st.ok()) return st;
     uint8_t family = o.family;
     std::array<uint8_t, 16> addr = o.addr;
@@ -227,14 +259,8 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     const int prefix = family == 4 ? options.group_v4 : options.group_v6;
     DestStats& s = seen.by_port[{proto, o.port}][{
         family, MaskedAddress(addr, prefix), static_cast<uint8_t>(prefix)}];
-    s.count = SaturatingAdd(s.count, o.count);
-    s.first_seen_ns = std::min(s.first_seen_ns, o.first_seen_ns);
-    s.last_seen_ns = std::max(s.last_seen_ns, o.last_seen_ns);
-    s.processes.insert(o.processes.begin(), o.processes.end());
+    add(o, s);
     s.addresses.insert(addr);
-    seen.total = SaturatingAdd(seen.total, o.count);
-    seen.first_ns = std::min(seen.first_ns, o.first_seen_ns);
-    seen.last_ns = std::max(seen.last_ns, o.last_seen_ns);
   }
   return seen;
 }
@@ -248,10 +274,15 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
     for (const auto& [dest, s] : dests) all_dests.insert(dest);
   }
   const size_t combinations = seen.by_port.size();
+  const size_t unix_paths = seen.unix_paths.size();
   header->push_back(absl::StrCat(
       "Covers ", combinations, " protocol/port combination",
       combinations == 1 ? "" : "s", " to ", all_dests.size(), " destination",
-      all_dests.size() == 1 ? "" : "s", ": ", Attempts(seen.total), " seen"));
+      all_dests.size() == 1 ? "" : "s",
+      unix_paths == 0 ? ""
+                      : absl::StrCat(" and ", unix_paths, " unix socket",
+                                     unix_paths == 1 ? "" : "s"),
+      ": ", Attempts(seen.total), " seen"));
   header->push_back(absl::StrCat("between ", Rfc3339(seen.first_ns), " and ",
                                  Rfc3339(seen.last_ns), "."));
   std::vector<std::string> grouped;
@@ -277,7 +308,7 @@ std::vector<std::string> HeaderComment(const Seen& seen,
       "from the connections it was seen making in audit/learn mode.");
   for (const std::string& line : options.header_comment) header.push_back(line);
   header.push_back("");
-  if (seen.by_port.empty()) {
+  if (seen.by_port.empty() && seen.unix_paths.empty()) {
     header.push_back(
         "Nothing was observed, so this policy allows no egress at all: every");
     header.push_back("outgoing connection of the target will be denied.");
@@ -347,6 +378,23 @@ void AddRules(const Seen& seen, PolicyDocument* doc) {
     doc->rule_names.push_back(name);
     doc->rules.push_back(std::move(rule));
   }
+  if (seen.unix_paths.empty()) return;
+  // One allow-list of every unix address seen.
+  Rule rule;
+  rule.action = Action::kAllow;
+  rule.spec = "unix";
+  rule.ports = {{Proto::kUnix}};
+  std::vector<std::string> comment = {
+      absl::StrCat("unix sockets: ", seen.unix_paths.size(),
+                   " addresses; every other "
+                   "unix address is refused")};
+  for (const auto& [path, s] : seen.unix_paths) {
+    rule.unix_paths.push_back(path);
+    comment.push_back(StatsLine(path, s));
+  }
+  doc->rule_comments.push_back(std::move(comment));
+  doc->rule_names.push_back(used_names.count("unix") ? "unix-sockets" : "unix");
+  doc->rules.push_back(std::move(rule));
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ struct Observation {
   int64_t first_seen_ns = 0;  // unix time, ns
   int64_t last_seen_ns = 0;
   std::vector<std::string> processes;  // comm names, sorted, unique
+  // Non-empty for a unix socket address (the text form of unix_rules.h):
+  // then family, addr, ip_proto and port are not used.
+  std::string unix_path;
 };
 
 struct SuggestOptions {
@@ -65,6 +68,10 @@ struct SuggestOptions {
 //     protocols), else "tcp-8080" / "udp-5353", and "icmp".
 //   - above each rule, a comment per destination with its attempt count,
 //     process names and first/last seen times (RFC 3339, UTC).
+//   - unix observations: one allow rule named "unix" listing every address
+//     seen, sorted (an allow-list: other unix addresses are refused), with
+//     a comment per address as above. None seen: no unix rule, so unix
+//     sockets stay unrestricted.
 //   - no observations: a valid policy with `egress: []` (everything denied)
 //     and a comment saying nothing was observed.
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is treated as IPv4.
@@ -74,7 +81,8 @@ struct SuggestOptions {
 // (family not 4 or 6; an IPv4 address with bytes past addr[3]; ip_proto not
 // TCP, UDP, ICMP for IPv4 or ICMPv6 for IPv6; port 0 for TCP/UDP; a port for
 // ICMP; first_seen_ns after last_seen_ns); and for a name or target that
-// ParsePolicy refuses (the message is the parser's).
+// ParsePolicy refuses (the message is the parser's); for a unix
+// observation, an address UnixAddressBytes refuses.
 absl::StatusOr<std::string> SuggestPolicy(
     absl::Span<const Observation> observed, const SuggestOptions& options);
 

@@ -39,7 +39,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 3
+#define EGRESS_ABI_VERSION 4
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -48,6 +48,7 @@
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
 #define EGRESS_MAX_PEERS 65536
 #define EGRESS_MAX_RULE_HITS 65536
+#define EGRESS_MAX_UNIX_RULES 16384
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
 #define EGRESS_RINGBUF_BYTES (1 << 22)
@@ -68,6 +69,11 @@ enum {
 	EGRESS_TF_ALLOW_ICMP = 1 << 1,	/* ping sockets may be created */
 	EGRESS_TF_EVENT_ALLOW = 1 << 2, /* also emit a record for each allow */
 	EGRESS_TF_EVENT_NONE = 1 << 3,	/* no verdict records (counters only) */
+	/* The target has unix rules: unix connect/sendmsg are decided. Without
+	 * it they pass unlooked at (not counted, not recorded). */
+	EGRESS_TF_UNIX_RULES = 1 << 4,
+	/* ... and at least one allows: a path no rule names is denied. */
+	EGRESS_TF_UNIX_ALLOWLIST = 1 << 5,
 };
 
 /* Verdicts, in events. AUDIT = would have been denied, let through. */
@@ -101,6 +107,9 @@ enum {
 	EGRESS_REASON_SOCKET_TYPE = 4,	/* raw / ping socket refused */
 	EGRESS_REASON_SOURCE_ROUTE = 5, /* routing header / LSRR / SSRR */
 	EGRESS_REASON_LOOPBACK = 6,	/* reserved */
+	/* A unix path no rule names, let through: the target's unix rules
+	 * are all denies (no allow-list). */
+	EGRESS_REASON_UNIX_UNLISTED = 7,
 };
 
 enum {
@@ -112,10 +121,19 @@ enum {
 	EGRESS_HOOK_SETSOCKOPT = 6,
 	EGRESS_HOOK_SKB_EGRESS = 7,
 	EGRESS_HOOK_SOCK_OPS = 8,
+	EGRESS_HOOK_CONNECT_UNIX = 9,
+	EGRESS_HOOK_SENDMSG_UNIX = 10,
 };
+
+/* Attach types of the AF_UNIX sock_addr hooks (Linux 6.7), which the UAPI
+ * headers of Debian 12 do not name yet. Same numbers as enum
+ * bpf_attach_type of include/uapi/linux/bpf.h. */
+#define EGRESS_ATTACH_CGROUP_UNIX_CONNECT 49
+#define EGRESS_ATTACH_CGROUP_UNIX_SENDMSG 50
 
 /* Address family as stored in keys and events (not AF_* numbers). */
 enum {
+	EGRESS_FAMILY_UNIX = 1, /* unix records: the address is in path */
 	EGRESS_FAMILY_IPV4 = 4,
 	EGRESS_FAMILY_IPV6 = 6,
 };
@@ -171,6 +189,21 @@ struct egress_rule_value {
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
 
+/* unix_rules: hash. A unix socket address as the caller passed it, under
+ * the ruleset of its target (switched with the other rule maps). len counts
+ * the significant bytes of path: a pathname up to its first NUL, an
+ * abstract name (path[0] == 0) all addrlen - 2 bytes. path is zero past
+ * len; sun_path holds at most 108 bytes, the 4 more keep the key aligned. */
+#define EGRESS_UNIX_PATH_MAX 108
+#define EGRESS_UNIX_PATH_BYTES 112
+struct egress_unix_key {
+	__u32 ruleset;
+	__u32 len;
+	__u8 path[EGRESS_UNIX_PATH_BYTES];
+};
+EGRESS_ABI_SIZE(egress_unix_key, 120);
+/* Value: struct egress_rule_value (rule id and verdict). */
+
 /* udp_peers: LRU hash. A peer that sent a datagram to a UDP socket of a
  * target (seen by recvmsg4/6) may be answered from that same socket, in that
  * socket's network namespace: the cookies tie the entry to both, so a peer
@@ -210,7 +243,8 @@ enum {
 	EGRESS_CTR_UDP = 1,
 	EGRESS_CTR_ICMP = 2,
 	EGRESS_CTR_OTHER = 3,
-	EGRESS_CTR_PROTOS = 4,
+	EGRESS_CTR_UNIX = 4, /* unix connect/sendmsg (decided ones only) */
+	EGRESS_CTR_PROTOS = 5,
 };
 
 struct egress_counters {
@@ -233,7 +267,7 @@ struct egress_counters {
 	__u64 flow_bytes_received; /* of closed flows */
 	__u64 reserved[3];
 };
-EGRESS_ABI_SIZE(egress_counters, 256);
+EGRESS_ABI_SIZE(egress_counters, 288);
 
 /* rule_hits: per-CPU hash. Decisions per rule; rule_id 0 = default deny. */
 struct egress_rule_hit_key {
@@ -325,7 +359,24 @@ struct egress_event {
 	__u16 local_port;     /* host order */
 	__u8 kind;	      /* EGRESS_EVENT_* */
 	__u8 direction;	      /* EGRESS_DIR_* */
+	/* Unix records (family EGRESS_FAMILY_UNIX) only: the address, as in
+	 * egress_unix_key. Every other record is submitted without these
+	 * (EGRESS_EVENT_INET_BYTES long), so that the common record does not
+	 * pay for a path; readers zero what a short record lacks. */
+	__u32 path_len;
+	__u32 pad_path;
+	__u8 path[EGRESS_UNIX_PATH_BYTES];
 };
-EGRESS_ABI_SIZE(egress_event, 120);
+EGRESS_ABI_SIZE(egress_event, 240);
+#define EGRESS_EVENT_INET_BYTES 120
+#ifdef __cplusplus
+static_assert(__builtin_offsetof(struct egress_event, path_len) ==
+		  EGRESS_EVENT_INET_BYTES,
+	      "egress_event: the unix tail must start where inet records end");
+#else
+_Static_assert(__builtin_offsetof(struct egress_event, path_len) ==
+		   EGRESS_EVENT_INET_BYTES,
+	       "egress_event: the unix tail must start where inet records end");
+#endif
 
 #endif /* EGRESS_ABI_H_ */
