@@ -221,8 +221,8 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
-  const int wstatus = SuperviseUntilExit(started->pid, started->listener.get(),
-                                         command.run_restrictions);
+  const int wstatus = SuperviseUntilExit(
+      started->pid, std::move(started->listener), command.run_restrictions);
   g_child = 0;
   int code =
       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);

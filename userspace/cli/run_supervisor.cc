@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ struct Verdict {
   bool carry_on = false;  // let the kernel run the call instead
   std::optional<std::string> line;
 };
+
+// Consecutive failures to receive a pending notification before the
+// supervisor gives up on the listener instead of spinning on it.
+constexpr int kMaxReceiveFailures = 100;
 
 std::string Comm(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
@@ -90,11 +95,16 @@ Verdict Decide(const seccomp_notif& req, int listener,
 }
 
 // Receives and answers one notification; prints its line while fewer than
-// kMaxRefusalLines were printed.
-void Answer(int listener, seccomp_notif* req, seccomp_notif_resp* resp,
+// kMaxRefusalLines were printed. False when nothing could be received for
+// another reason than the caller's death.
+bool Answer(int listener, seccomp_notif* req, seccomp_notif_resp* resp,
             const RunRestrictions& r, int* lines) {
-  // ENOENT: the caller was killed before it was read.
-  if (seccomp_notify_receive(listener, req) != 0) return;
+  // The kernel refuses a request that is not zeroed (EINVAL), and
+  // libseccomp 2.5 leaves the previous one in place.
+  memset(req, 0, sizeof(*req));
+  if (seccomp_notify_receive(listener, req) != 0) {
+    return errno == ENOENT;  // the caller was killed before it was read
+  }
   const Verdict v = Decide(*req, listener, r);
   resp->id = req->id;
   resp->val = 0;
@@ -102,28 +112,30 @@ void Answer(int listener, seccomp_notif* req, seccomp_notif_resp* resp,
   resp->flags = v.carry_on ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
   // ENOENT: the caller is gone; nothing to answer.
   seccomp_notify_respond(listener, resp);
-  if (!v.line) return;
+  if (!v.line) return true;
   if (*lines < kMaxRefusalLines) fprintf(stderr, "%s\n", v.line->c_str());
   if (++*lines == kMaxRefusalLines) {
     fprintf(stderr, "egressctl run: further refusals are not shown\n");
   }
+  return true;
 }
 
 }  // namespace
 
-int SuperviseUntilExit(pid_t pid, int listener, const RunRestrictions& r) {
+int SuperviseUntilExit(pid_t pid, UniqueFd owned, const RunRestrictions& r) {
   seccomp_notif* req = nullptr;
   seccomp_notif_resp* resp = nullptr;
-  if (listener >= 0 && seccomp_notify_alloc(&req, &resp) != 0) {
+  if (owned && seccomp_notify_alloc(&req, &resp) != 0) {
     perror(
         "egressctl run: seccomp_notify_alloc (refused calls now fail "
         "with ENOSYS, unexplained)");
-    listener = -1;
+    owned.reset();
   }
+  int listener = owned.get();
   // Without a pidfd (before Linux 5.3), poll a little and look again.
   // (glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage.)
   UniqueFd exited(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-  int lines = 0;
+  int lines = 0, failures = 0;
   int wstatus = 0;
   for (;;) {
     const pid_t w = waitpid(pid, &wstatus, WNOHANG);
@@ -131,9 +143,16 @@ int SuperviseUntilExit(pid_t pid, int listener, const RunRestrictions& r) {
     pollfd fds[2] = {{exited.get(), POLLIN, 0}, {listener, POLLIN, 0}};
     if (poll(fds, 2, exited ? 1000 : 50) <= 0) continue;
     if (fds[1].revents & POLLIN) {
-      Answer(listener, req, resp, r, &lines);
+      failures = Answer(listener, req, resp, r, &lines) ? 0 : failures + 1;
     } else if (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
       listener = -1;  // no process uses the filter any more
+    }
+    if (failures == kMaxReceiveFailures) {
+      perror(
+          "egressctl run: seccomp_notify_receive (refused calls now fail "
+          "with ENOSYS, unexplained)");
+      owned.reset();  // fail closed: the callers waiting get ENOSYS
+      listener = -1;
     }
   }
   if (req != nullptr) seccomp_notify_free(req, resp);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "userspace/cli/run_restrictions.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress::cli {
 
@@ -16,10 +17,10 @@ namespace egress::cli {
 inline constexpr int kMaxRefusalLines = 100;
 
 // Returns when the child `pid` has exited, with its wait status. `listener`
-// is the filter's notification fd, or -1 when no filter was loaded. Refused
-// calls of processes the command leaves behind stay blocked until the
-// caller closes `listener` (then they fail with ENOSYS) or kills them.
-int SuperviseUntilExit(pid_t pid, int listener, const RunRestrictions& r);
+// is the filter's notification fd (empty when no filter was loaded); it is
+// closed on return, so a refused call of a process the command left behind
+// fails with ENOSYS (unexplained) until `run` kills it.
+int SuperviseUntilExit(pid_t pid, UniqueFd listener, const RunRestrictions& r);
 
 }  // namespace egress::cli
 
