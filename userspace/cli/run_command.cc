@@ -131,6 +131,8 @@ void Finish(const std::string& socket, const std::string& name,
 // the command opens is created inside it; then loads the run's filter and
 // hands its listener to the parent over `sock`. Any failure ends the child
 // before exec: the command never runs without what it was promised.
+// (egressctl has no other thread, so the child may allocate: seccomp_load
+// builds the filter's program.)
 [[noreturn]] void ChildMain(const std::string& abs, RunFilter* filter, int sock,
                             std::vector<std::string>& run_argv) {
   absl::Status st = MoveToCgroup(abs, getpid());
