@@ -40,7 +40,12 @@ std::string Comm(pid_t pid) {
 }
 
 std::string CallName(const seccomp_data& data) {
-  char* name = seccomp_syscall_resolve_num_arch(data.arch, data.nr);
+  // x32 calls come with the x86-64 audit arch and __X32_SYSCALL_BIT set.
+  constexpr int kX32Bit = 0x40000000;
+  const uint32_t arch = data.arch == SCMP_ARCH_X86_64 && (data.nr & kX32Bit)
+                            ? SCMP_ARCH_X32
+                            : data.arch;
+  char* name = seccomp_syscall_resolve_num_arch(arch, data.nr);
   std::string call = name == nullptr ? "?" : name;
   free(name);
   return call;
