@@ -35,7 +35,7 @@ std::string Probe(const std::string& body) {
 const std::string kFamilies = Probe(
     "print('packet', sock(socket.AF_PACKET, socket.SOCK_RAW))\n"
     "print('vsock', sock(socket.AF_VSOCK, socket.SOCK_STREAM))\n"
-    "print('xdp', sock(socket.AF_XDP, socket.SOCK_RAW))\n"
+    "print('xdp', sock(44, socket.SOCK_RAW))\n"  // AF_XDP
     "print('inet', sock(socket.AF_INET, socket.SOCK_STREAM))\n"
     "print('inet6', sock(socket.AF_INET6, socket.SOCK_DGRAM))\n"
     "print('netlink', sock(socket.AF_NETLINK, socket.SOCK_RAW))\n"
