@@ -1,6 +1,8 @@
 // egressctl's command line -> typed control request, without a daemon.
 #include "userspace/cli/cli_parse.h"
 
+#include <sys/socket.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -182,6 +184,29 @@ TEST_F(CliParseTest, RunCollectsAllowsAndCommand) {
                 "'python3'");
   EXPECT_STATUS(Parse({"run", "--allow", "smpt", "--", "true"}),
                 absl::StatusCode::kInvalidArgument, "smpt");
+}
+
+TEST_F(CliParseTest, RunTakesWhatTheCommandMayDo) {
+  ASSERT_OK_AND_ASSIGN(ParsedCommand plain, Parse({"run", "--", "true"}));
+  EXPECT_FALSE(plain.run_restrictions.FamilyAllowed(AF_PACKET));
+  EXPECT_FALSE(plain.run_restrictions.allow_userns);
+  EXPECT_TRUE(plain.run_restrictions.RefusesIoUring());
+  ASSERT_OK_AND_ASSIGN(
+      ParsedCommand c,
+      Parse({"run", "--allow-family", "packet,vsock", "--allow-userns",
+             "--allow-io-uring", "--", "true"}));
+  EXPECT_TRUE(c.run_restrictions.FamilyAllowed(AF_PACKET));
+  EXPECT_TRUE(c.run_restrictions.FamilyAllowed(AF_VSOCK));
+  EXPECT_FALSE(c.run_restrictions.FamilyAllowed(AF_XDP));
+  EXPECT_TRUE(c.run_restrictions.allow_userns);
+  EXPECT_FALSE(c.run_restrictions.RefusesIoUring());
+  ASSERT_OK_AND_ASSIGN(ParsedCommand any,
+                       Parse({"run", "--any-family", "--", "true"}));
+  EXPECT_TRUE(any.run_restrictions.FamilyAllowed(AF_XDP));
+  EXPECT_STATUS(Parse({"run", "--allow-family", "paket", "--", "true"}),
+                absl::StatusCode::kInvalidArgument, "did you mean 'packet'");
+  EXPECT_STATUS(Parse({"allow", "smtp", "--allow-userns"}),
+                absl::StatusCode::kInvalidArgument, "--allow-userns");
 }
 
 TEST_F(CliParseTest, EventsAskForTheOutputFormat) {

@@ -285,6 +285,12 @@ absl::Status ParseRun(const CommandInput& in, ParsedCommand* out) {
         policy::ParseRuleWords(policy::Action::kAllow, words, in.resolve));
     spec.rules.push_back(std::move(rule));
   }
+  EGRESS_ASSIGN_OR_RETURN(
+      out->run_restrictions,
+      MakeRunRestrictions(in.options.GetAll("--allow-family"),
+                          in.options.Has("--any-family"),
+                          in.options.Has("--allow-userns"),
+                          in.options.Has("--allow-io-uring")));
   out->local = LocalAction::kRun;
   out->request = control::TargetAddRequest{std::move(spec)};
   out->run_argv = in.after_dashdash;

@@ -113,6 +113,11 @@ constexpr OptionSpec kOptions[] = {
     {"--last", "", "N", "events: the last N records"},
     {"--allow", "", "'SPEC [DEST]'", "run: a rule (repeatable)"},
     {"--target-name", "", "NAME", "run: the target's name (run-PID)"},
+    {"--allow-family", "", "LIST",
+     "run: also allow these socket families (packet,vsock,...)"},
+    {"--any-family", "", "", "run: allow every socket family"},
+    {"--allow-userns", "", "", "run: allow new user namespaces"},
+    {"--allow-io-uring", "", "", "run: allow io_uring"},
 };
 
 bool Named(const CommandSpec& c, absl::Span<const std::string> words) {

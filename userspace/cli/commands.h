@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "userspace/cli/run_restrictions.h"
 #include "userspace/control/protocol.h"
 #include "userspace/policy/resolver.h"
 
@@ -47,6 +48,7 @@ struct ParsedCommand {
   bool numbered = false;   // `status numbered`: printed as `list`
   std::string export_dir;  // export --dir
   std::vector<std::string> run_argv;  // run: the command after "--"
+  RunRestrictions run_restrictions;   // run: what the command may not do
 };
 
 // Option values of one command line, by canonical name ("--target").

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/cli/daemon_call.h"
+#include "userspace/cli/run_seccomp.h"
+#include "userspace/cli/run_supervisor.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/mountinfo.h"
@@ -123,6 +127,67 @@ void Finish(const std::string& socket, const std::string& name,
   }
 }
 
+// The forked child: joins the enforced cgroup before exec, so every socket
+// the command opens is created inside it; then loads the run's filter and
+// hands its listener to the parent over `sock`. Any failure ends the child
+// before exec: the command never runs without what it was promised.
+// (egressctl has no other thread, so the child may allocate: seccomp_load
+// builds the filter's program.)
+[[noreturn]] void ChildMain(const std::string& abs, RunFilter* filter, int sock,
+                            std::vector<std::string>& run_argv) {
+  absl::Status st = MoveToCgroup(abs, getpid());
+  if (st.ok() && filter != nullptr) {
+    absl::StatusOr<UniqueFd> listener = filter->LoadInChild();
+    st = listener.ok() ? SendFd(sock, listener->get()) : listener.status();
+  }
+  if (!st.ok()) {
+    fprintf(stderr, "egressctl run: %s\n", st.ToString().c_str());
+    _exit(127);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : run_argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  fprintf(stderr, "egressctl run: cannot run '%s': %s\n", argv[0],
+          strerror(errno));
+  _exit(127);
+}
+
+// The command, started: its pid and the filter's listener (none when
+// nothing is refused, or when the child failed before exec).
+struct Started {
+  pid_t pid = -1;
+  UniqueFd listener;
+};
+
+absl::StatusOr<Started> StartCommand(const std::string& abs,
+                                     ParsedCommand& command) {
+  std::optional<RunFilter> filter;
+  if (command.run_restrictions.RefusesAnything()) {
+    EGRESS_ASSIGN_OR_RETURN(filter,
+                            RunFilter::Create(command.run_restrictions));
+  }
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoStatus(errno, "socketpair");
+  }
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  Started started;
+  started.pid = fork();
+  if (started.pid < 0) return ErrnoStatus(errno, "fork");
+  if (started.pid == 0) {
+    ChildMain(abs, filter ? &*filter : nullptr, theirs.get(), command.run_argv);
+  }
+  g_child = started.pid;
+  theirs.reset();
+  if (filter) {
+    // NotFound: the child ended before exec and said why.
+    absl::StatusOr<UniqueFd> listener = ReceiveFd(ours.get());
+    if (listener.ok()) started.listener = *std::move(listener);
+  }
+  return started;
+}
+
 }  // namespace
 
 absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
@@ -147,37 +212,19 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
     return st;
   }
 
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
+  absl::StatusOr<Started> started = StartCommand(abs, command);
+  if (!started.ok()) {
     RemoveTarget(command.socket_path, name).IgnoreError();
     RemoveCgroup(abs);
-    return ErrnoStatus(err, "fork");
+    return started.status();
   }
-  if (pid == 0) {
-    // Join the enforced cgroup before exec: every socket the command opens
-    // is created inside it.
-    if (absl::Status m = MoveToCgroup(abs, getpid()); !m.ok()) {
-      fprintf(stderr, "egressctl run: %s\n", m.ToString().c_str());
-      _exit(127);
-    }
-    std::vector<char*> argv;
-    for (std::string& a : command.run_argv) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    fprintf(stderr, "egressctl run: cannot run '%s': %s\n", argv[0],
-            strerror(errno));
-    _exit(127);
-  }
-  g_child = pid;
   struct sigaction sa {};
   sa.sa_handler = Forward;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
+  const int wstatus = SuperviseUntilExit(
+      started->pid, std::move(started->listener), command.run_restrictions);
   g_child = 0;
   int code =
       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
