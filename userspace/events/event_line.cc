@@ -341,7 +341,8 @@ bool EventLineWriter::UseContext(const EventContext& ctx) {
 
 bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
                              std::string* out) {
-  // Flows and refused socket options (rare) take the tree path.
+  // Flows, existing connections (EGRESS_EVENT_EXISTING and _CUT, made by
+  // egressd) and refused socket options (rare) take the tree path.
   if (e.kind != EGRESS_EVENT_VERDICT || e.hook == EGRESS_HOOK_SETSOCKOPT) {
     return false;
   }

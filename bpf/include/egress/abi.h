@@ -85,6 +85,11 @@ enum {
 	EGRESS_EVENT_VERDICT = 0, /* a connect/sendmsg/socket decision */
 	EGRESS_EVENT_FLOW_ESTABLISHED = 1, /* sock_ops: TCP established */
 	EGRESS_EVENT_FLOW_CLOSED = 2,	   /* sock_ops: TCP closed */
+	/* Made by egressd, not the kernel: a connection that existed when a
+	 * target was added or its rules changed and that the rules do not
+	 * allow, left up (EXISTING) or destroyed with SOCK_DESTROY (CUT). */
+	EGRESS_EVENT_EXISTING = 3,
+	EGRESS_EVENT_CUT = 4,
 };
 
 enum {
@@ -112,6 +117,7 @@ enum {
 	EGRESS_HOOK_SETSOCKOPT = 6,
 	EGRESS_HOOK_SKB_EGRESS = 7,
 	EGRESS_HOOK_SOCK_OPS = 8,
+	EGRESS_HOOK_SOCK_DIAG = 9, /* egressd's sock_diag look (no program) */
 };
 
 /* Address family as stored in keys and events (not AF_* numbers). */
