@@ -5,11 +5,13 @@
 // peer sees a reset) while allowed ones stay usable.
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/held_connections.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/policy/policy_writer.h"
 
 namespace egress::testing {
 namespace {
@@ -18,26 +20,20 @@ using nlohmann::json;
 
 class ExistingConnectionsTest : public EgressdTest {
  protected:
-  // A policy for the test cgroup allowing TCP to 127.0.0.1:`port` only.
+  // A policy file for the test cgroup allowing TCP to 127.0.0.1:`port`
+  // only, written by the policy writer.
   std::string WritePolicy(uint16_t port) {
+    policy::Rule allow;
+    allow.spec = absl::StrCat(port, "/tcp");
+    allow.ports = {{policy::Proto::kTcp, port, port}};
+    allow.destinations = {*policy::Cidr::Parse("127.0.0.1")};
+    policy::PolicyDocument doc;
+    doc.name = "web";
+    doc.target = {policy::TargetSource::kCgroup, cg_->relative_path()};
+    doc.rules = {allow};
     std::string path =
         state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
-    std::ofstream(path) << "apiVersion: egress.dev/v1alpha1\n"
-                           "kind: EgressPolicy\n"
-                           "metadata:\n"
-                           "  name: web\n"
-                           "spec:\n"
-                           "  target:\n"
-                           "    cgroupPath: "
-                        << cg_->relative_path()
-                        << "\n"
-                           "  egress:\n"
-                           "  - name: api\n"
-                           "    to:\n"
-                           "    - ipBlock: {cidr: 127.0.0.1/32}\n"
-                           "    ports:\n"
-                           "    - {port: "
-                        << port << ", protocol: TCP}\n";
+    std::ofstream(path) << policy::WritePolicy(doc);
     return path;
   }
 
@@ -180,6 +176,17 @@ TEST_F(ExistingConnectionsTest, ChildCgroupsAreTheTargetsToo) {
   ASSERT_EQ(listed["connections"].size(), 1u) << listed.dump(2);
   EXPECT_EQ(listed["connections"][0]["cgroup"], child->relative_path());
   EXPECT_EQ(listed["connections"][0]["allowed"], false);
+  // The table names the cgroup's process and why the rules refuse it.
+  std::string text = CtlOk({"connections"});
+  EXPECT_NE(text.find("NOT ALLOWED"), std::string::npos) << text;
+  EXPECT_NE(text.find(absl::StrCat("127.0.0.1:", server.port)),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(absl::StrCat("[", held->pid(), "]")), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("no matching rule (default deny) [kept]"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "tests/testing/diag_sockets.h"
 #include "tests/testing/rule_builders.h"
 #include "userspace/events/event_json.h"
 #include "userspace/events/event_text.h"
@@ -29,11 +30,7 @@ DiagSocket Sock(uint8_t protocol, uint8_t family, const char* src,
   s.family = family;
   s.protocol = protocol;
   s.state = state;
-  s.id.idiag_sport = htons(sport);
-  s.id.idiag_dport = htons(dport);
-  inet_pton(family, src, s.id.idiag_src);
-  inet_pton(family, dst, s.id.idiag_dst);
-  s.id.idiag_cookie[0] = sport;
+  s.id = testing::SockId(family, src, sport, dst, dport);
   s.inode = 1000u + sport;
   if (cgroup != 0) s.cgroup_id = cgroup;
   return s;
@@ -63,67 +60,63 @@ ConnectionScope WebScope() {
   return s;
 }
 
-// A table: what each socket is, and whether it is listed and allowed.
+// TCP from 127.0.0.1:`sport` to 127.0.0.9:`dport` in cgroup `cgroup`.
+DiagSocket Tcp4(uint16_t sport, uint16_t dport, uint64_t cgroup,
+                uint8_t state = TCP_ESTABLISHED) {
+  return Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", sport, "127.0.0.9", dport,
+              cgroup, state);
+}
+
+// A table: each socket and the reason of its verdict (nullptr: not listed;
+// MATCHED_ALLOW: allowed).
 struct Case {
   const char* description;
   DiagSocket socket;
-  bool listed;
-  bool allowed;
   const char* reason;
 };
 
 TEST(ConnectionsTest, JudgesEachSocketOfTheTargetsSubtree) {
+  const char* kNotListed = nullptr;
   const Case cases[] = {
-      {"allowed tcp in a child cgroup",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50001, "127.0.0.9", 40001, 101),
-       true, true, "MATCHED_ALLOW"},
-      {"tcp no rule allows",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50002, "127.0.0.9", 40002, 100),
-       true, false, "NO_MATCHING_RULE"},
+      {"allowed tcp in a child cgroup", Tcp4(50001, 40001, 101),
+       "MATCHED_ALLOW"},
+      {"tcp no rule allows", Tcp4(50002, 40002, 100), "NO_MATCHING_RULE"},
       {"mapped destination judged as IPv4",
        Sock(IPPROTO_TCP, AF_INET6, "::ffff:127.0.0.1", 50003,
             "::ffff:127.0.0.9", 40001, 100),
-       true, true, "MATCHED_ALLOW"},
-      {"syn sent counts",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50004, "127.0.0.9", 40002, 100,
-            TCP_SYN_SENT),
-       true, false, "NO_MATCHING_RULE"},
+       "MATCHED_ALLOW"},
+      {"syn sent counts", Tcp4(50004, 40002, 100, TCP_SYN_SENT),
+       "NO_MATCHING_RULE"},
       {"connected udp denied by a deny rule",
        Sock(IPPROTO_UDP, AF_INET6, "2001:db8::5", 50005, "2001:db8::1", 53,
             100),
-       true, false, "MATCHED_DENY"},
+       "MATCHED_DENY"},
       {"connected udp allowed",
        Sock(IPPROTO_UDP, AF_INET6, "2001:db8::5", 50006, "2001:db8::2", 53,
             100),
-       true, true, "MATCHED_ALLOW"},
-      {"another cgroup",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50007, "127.0.0.9", 40002, 999),
-       false, false, ""},
-      {"no cgroup id",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50008, "127.0.0.9", 40002, 0),
-       false, false, ""},
-      {"time wait is gone",
-       Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 50009, "127.0.0.9", 40002, 100,
-            TCP_TIME_WAIT),
-       false, false, ""},
+       "MATCHED_ALLOW"},
+      {"another cgroup", Tcp4(50007, 40002, 999), kNotListed},
+      {"no cgroup id", Tcp4(50008, 40002, 0), kNotListed},
+      {"time wait is gone", Tcp4(50009, 40002, 100, TCP_TIME_WAIT), kNotListed},
       {"a listener is no connection",
        Sock(IPPROTO_TCP, AF_INET, "0.0.0.0", 8080, "0.0.0.0", 0, 100,
             TCP_LISTEN),
-       false, false, ""},
+       kNotListed},
       {"accepted from the listener: inbound",
        Sock(IPPROTO_TCP, AF_INET, "127.0.0.1", 8080, "127.0.0.5", 60000, 100),
-       false, false, ""},
+       kNotListed},
   };
   std::vector<DiagSocket> sockets;
   for (const Case& c : cases) sockets.push_back(c.socket);
   std::vector<JudgedConnection> got = JudgeConnections(sockets, WebScope());
   size_t i = 0;
   for (const Case& c : cases) {
-    if (!c.listed) continue;
+    if (c.reason == kNotListed) continue;
     ASSERT_LT(i, got.size()) << c.description;
     const control::Connection& shown = got[i].shown;
     EXPECT_EQ(shown.source_port, c.socket.source_port()) << c.description;
-    EXPECT_EQ(shown.allowed, c.allowed) << c.description;
+    EXPECT_EQ(shown.allowed, std::string(c.reason) == "MATCHED_ALLOW")
+        << c.description;
     EXPECT_EQ(shown.reason, c.reason) << c.description;
     ++i;
   }

@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "tests/testing/diag_sockets.h"
 #include "tests/testing/status_matchers.h"
 
 namespace egress {
@@ -70,10 +71,7 @@ inet_diag_msg Reply(uint8_t family, const char* src, uint16_t sport,
   inet_diag_msg m{};
   m.idiag_family = family;
   m.idiag_state = TCP_ESTABLISHED;
-  m.id.idiag_sport = htons(sport);
-  m.id.idiag_dport = htons(dport);
-  inet_pton(family, src, m.id.idiag_src);
-  inet_pton(family, dst, m.id.idiag_dst);
+  m.id = testing::SockId(family, src, sport, dst, dport);
   m.id.idiag_cookie[0] = 0x11223344;
   m.id.idiag_cookie[1] = 0x55;
   m.idiag_uid = 1000;
@@ -92,18 +90,28 @@ Datagram& PutSocket(Datagram& d, uint32_t seq, const inet_diag_msg& m,
   return d.End();
 }
 
+// The header and the inet_diag_req_v2 of a request.
+struct Parts {
+  nlmsghdr h;
+  inet_diag_req_v2 req;
+};
+Parts PartsOf(const std::vector<uint8_t>& msg) {
+  Parts p;
+  EXPECT_GE(msg.size(), NLMSG_HDRLEN + sizeof(p.req));
+  std::memcpy(&p.h, msg.data(), sizeof(p.h));
+  std::memcpy(&p.req, msg.data() + NLMSG_HDRLEN, sizeof(p.req));
+  return p;
+}
+
 TEST(SockDiagCodecTest, DumpRequestIsAnInetDiagReqV2) {
   const uint32_t states = 1u << TCP_ESTABLISHED | 1u << TCP_LISTEN;
   std::vector<uint8_t> msg = DumpRequest(AF_INET6, IPPROTO_TCP, states, 7);
   ASSERT_EQ(msg.size(), NLMSG_SPACE(sizeof(inet_diag_req_v2)));
-  nlmsghdr h;
-  std::memcpy(&h, msg.data(), sizeof(h));
+  const auto [h, req] = PartsOf(msg);
   EXPECT_EQ(h.nlmsg_len, NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
   EXPECT_EQ(h.nlmsg_type, SOCK_DIAG_BY_FAMILY);
   EXPECT_EQ(h.nlmsg_flags, NLM_F_REQUEST | NLM_F_DUMP);
   EXPECT_EQ(h.nlmsg_seq, 7u);
-  inet_diag_req_v2 req;
-  std::memcpy(&req, msg.data() + NLMSG_HDRLEN, sizeof(req));
   EXPECT_EQ(req.sdiag_family, AF_INET6);
   EXPECT_EQ(req.sdiag_protocol, IPPROTO_TCP);
   EXPECT_EQ(req.idiag_ext, 0);
@@ -118,14 +126,10 @@ TEST(SockDiagCodecTest, DestroyRequestEchoesTheDumpedIdentity) {
   s.family = AF_INET;
   s.protocol = IPPROTO_UDP;
   s.id = Reply(AF_INET, "127.0.0.1", 5000, "127.0.0.2", 53).id;
-  std::vector<uint8_t> msg = DestroyRequest(s, 9);
-  nlmsghdr h;
-  std::memcpy(&h, msg.data(), sizeof(h));
+  const auto [h, req] = PartsOf(DestroyRequest(s, 9));
   EXPECT_EQ(h.nlmsg_type, SOCK_DESTROY);
   EXPECT_EQ(h.nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
   EXPECT_EQ(h.nlmsg_seq, 9u);
-  inet_diag_req_v2 req;
-  std::memcpy(&req, msg.data() + NLMSG_HDRLEN, sizeof(req));
   EXPECT_EQ(req.sdiag_family, AF_INET);
   EXPECT_EQ(req.sdiag_protocol, IPPROTO_UDP);
   EXPECT_EQ(std::memcmp(&req.id, &s.id, sizeof(s.id)), 0);
