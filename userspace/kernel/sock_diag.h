@@ -1,8 +1,9 @@
 // A NETLINK_SOCK_DIAG socket: dumps the TCP/UDP sockets of egressd's network
 // namespace (with each socket's cgroup id) and destroys single sockets
 // (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY: a TCP peer gets a reset, the
-// local socket's next call fails with ECONNABORTED). The messages are built
-// and parsed by sock_diag_codec.h; this is only the I/O, every wait bounded.
+// local socket reports ECONNABORTED, a UDP one is disconnected). The messages
+// are built and parsed by sock_diag_codec.h; this is only the I/O, every wait
+// bounded.
 #ifndef EGRESS_USERSPACE_KERNEL_SOCK_DIAG_H_
 #define EGRESS_USERSPACE_KERNEL_SOCK_DIAG_H_
 
