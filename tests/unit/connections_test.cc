@@ -11,10 +11,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/diag_sockets.h"
 #include "tests/testing/rule_builders.h"
 #include "userspace/events/event_json.h"
 #include "userspace/events/event_text.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress {
 namespace {
@@ -56,7 +58,6 @@ ConnectionScope WebScope() {
              MakeRule(13, policy::Action::kDeny, Udp(53), "2001:db8::1")};
   s.cgroups = {{100, "/web"}, {101, "/web/worker"}};
   s.rule_number = [](uint32_t id) { return id - 10; };
-  s.rule_text = [](uint32_t id) { return absl::StrCat("rule text ", id); };
   return s;
 }
 
@@ -141,14 +142,16 @@ TEST(ConnectionsTest, ShowsTheRuleWhereAndWhy) {
   EXPECT_EQ(tcp.destination, "127.0.0.9");
   EXPECT_EQ(tcp.destination_port, 40001u);
   EXPECT_EQ(tcp.rule, 1u);
-  EXPECT_EQ(tcp.why, "allowed by rule 1: rule text 11");
+  EXPECT_EQ(tcp.why, absl::StrCat("allowed by rule 1: ",
+                                  policy::FormatRule(WebScope().rules[0])));
   EXPECT_EQ(tcp.action, "kept");
   const control::Connection& udp = got[1].shown;
   EXPECT_EQ(udp.protocol, "udp");
   EXPECT_EQ(udp.family, "IPv6");
   EXPECT_EQ(udp.destination, "2001:db8::1");
   EXPECT_EQ(udp.rule, 3u);
-  EXPECT_EQ(udp.why, "denied by rule 3: rule text 13");
+  EXPECT_EQ(udp.why, absl::StrCat("denied by rule 3: ",
+                                  policy::FormatRule(WebScope().rules[2])));
 }
 
 TEST(ConnectionsTest, AuditTargetsKeepWhatTheyWouldRefuse) {

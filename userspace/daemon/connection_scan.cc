@@ -89,9 +89,6 @@ ConnectionScope ConnectionScan::ScopeOf(const TargetState& t) {
   s.rule_number = [this, id](uint32_t rule) {
     return engine_.LookupRecord(id, rule).rule_number;
   };
-  s.rule_text = [this, id](uint32_t rule) {
-    return engine_.RuleText(id, rule);
-  };
   return s;
 }
 

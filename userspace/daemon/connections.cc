@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress {
 namespace {
@@ -64,6 +65,14 @@ std::string ReasonWord(const policy::Decision& d) {
   return d.verdict == EGRESS_VERDICT_ALLOW ? "MATCHED_ALLOW" : "MATCHED_DENY";
 }
 
+// The rule with id `id` as `list` prints it ("" when none).
+std::string RuleText(const std::vector<policy::Rule>& rules, uint32_t id) {
+  for (const policy::Rule& r : rules) {
+    if (r.id == id) return policy::FormatRule(r);
+  }
+  return "";
+}
+
 std::string Why(const policy::Decision& d, uint32_t number,
                 const std::string& text) {
   if (d.rule_id == 0) return "no matching rule (default deny)";
@@ -102,7 +111,7 @@ control::Connection Show(const DiagSocket& s, const ConnectionScope& scope,
   c.reason = ReasonWord(d);
   const uint32_t number = d.rule_id ? scope.rule_number(d.rule_id) : 0;
   c.rule = number;
-  c.why = Why(d, number, d.rule_id ? scope.rule_text(d.rule_id) : "");
+  c.why = Why(d, number, RuleText(scope.rules, d.rule_id));
   if (!c.allowed && scope.mode == policy::Mode::kAudit) c.action = "audit";
   return c;
 }

@@ -33,9 +33,8 @@ struct ConnectionScope {
   // The cgroups it covers (id -> path below the mount): its own and their
   // descendants; for a pattern, every match and theirs.
   std::map<uint64_t, std::string> cgroups;
-  // A rule id's number in `list` and its text (0 / "" when unknown).
+  // A rule id's number in `list` (0 when unknown).
   std::function<uint32_t(uint32_t rule_id)> rule_number;
-  std::function<std::string(uint32_t rule_id)> rule_text;
 };
 
 struct JudgedConnection {
