@@ -34,20 +34,26 @@ std::vector<Request> EveryRequest() {
   spec.rules = {SmtpRule()};
   spec.file = "web.yaml";
   return {TargetAddRequest{spec},
+          TargetAddRequest{spec, /*cut=*/true},
           TargetRemoveRequest{"web"},
           TargetListRequest{},
           ModeRequest{policy::Mode::kAudit, "web", true},
           LoggingRequest{policy::LoggingLevel::kOff, "web"},
           RuleAddRequest{"web", SmtpRule(), 1800},
+          RuleAddRequest{"web", SmtpRule(), std::nullopt, /*cut=*/true},
           RuleDeleteRequest{"web", 2, std::nullopt},
           RuleDeleteRequest{"web", std::nullopt, SmtpRule()},
+          RuleDeleteRequest{"web", 1, std::nullopt, /*cut=*/true},
           ListRequest{"web"},
           StatusRequest{},
           ApplyRequest{true, {spec, spec}},
+          ApplyRequest{false, {spec}, /*cut=*/true},
           ReloadRequest{},
           SuggestRequest{"web", 3600, 24, 64},
           ExportRequest{"web"},
           EventsRequest{true, "web", "deny", 5, EventFormat::kText},
+          ConnectionsRequest{"web", /*cut=*/true},
+          ConnectionsRequest{},
           PingRequest{}};
 }
 
@@ -91,6 +97,29 @@ TEST(ProtocolTest, WrongTypesAreErrorsNamingTheField) {
   }
 }
 
+Connection SomeConnection() {
+  Connection c;
+  c.target = "web";
+  c.cgroup = "/web/worker";
+  c.cgroup_id = 77;
+  c.protocol = "tcp";
+  c.family = "IPv6";
+  c.state = "established";
+  c.source = "::1";
+  c.source_port = 51234;
+  c.destination = "::1";
+  c.destination_port = 40001;
+  c.inode = 9001;
+  c.cookie = 1ull << 40;
+  c.uid = 1000;
+  c.pid = 4123;
+  c.comm = "nc";
+  c.reason = "NO_MATCHING_RULE";
+  c.why = "no matching rule (default deny)";
+  c.action = "cut";
+  return c;
+}
+
 TEST(ProtocolTest, ResponsesRoundTrip) {
   TargetInfo info;
   info.name = "web";
@@ -116,6 +145,10 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
            "web", 2, "ALLOW smtp", 99, true, false, "", {"shadowed"}}},
       {EventsRequest{}, EventsResponse{{"a", "b"}}},
       {ExportRequest{}, ExportResponse{{{"web", "web.yaml", "x: 1\n"}}}},
+      {ConnectionsRequest{}, ConnectionsResponse{{SomeConnection()}, true}},
+      {RuleDeleteRequest{},
+       RuleDeleteResponse{"web", "ALLOW smtp", {SomeConnection()}}},
+      {ApplyRequest{}, ApplyResponse{false, {change}, "", {SomeConnection()}}},
   };
   for (const auto& [request, response] : cases) {
     json wire = json::parse(EncodeResponse(response).dump());

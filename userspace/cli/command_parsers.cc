@@ -47,6 +47,7 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
   }
   control::RuleAddRequest req;
   req.target = in.options.Get("--target");
+  req.cut = in.options.Has("--cut");
   EGRESS_ASSIGN_OR_RETURN(req.rule,
                           policy::ParseRuleWords(action, in.words, in.resolve));
   if (in.options.Has("--for")) {
@@ -82,6 +83,7 @@ absl::Status ParseTargetAdd(const CommandInput& in, ParsedCommand* out) {
   EGRESS_RETURN_IF_ERROR(ExpectWords(in, 1, *out));
   control::TargetAddRequest req;
   req.spec.name = in.words[0];
+  req.cut = in.options.Has("--cut");
   EGRESS_RETURN_IF_ERROR(TargetSource(in, &req.spec));
   EGRESS_ASSIGN_OR_RETURN(req.spec.mode, ModeOption(in));
   out->request = std::move(req);
@@ -151,6 +153,7 @@ absl::Status ParseDelete(const CommandInput& in, ParsedCommand* out) {
   if (in.words.empty()) return ExpectWords(in, 1, *out);
   control::RuleDeleteRequest req;
   req.target = in.options.Get("--target");
+  req.cut = in.options.Has("--cut");
   uint32_t n = 0;
   if (absl::SimpleAtoi(in.words[0], &n)) {
     EGRESS_RETURN_IF_ERROR(ExpectWords(in, 1, *out));
@@ -199,6 +202,11 @@ absl::Status ParseApply(const CommandInput& in, ParsedCommand* out) {
                           policy::LoadPolicies(path));
   control::ApplyRequest req;
   req.dry_run = in.options.Has("--dry-run");
+  req.cut = in.options.Has("--cut");
+  if (req.dry_run && req.cut) {
+    return absl::InvalidArgumentError(
+        "--cut and --dry-run do not go together: a dry run cuts nothing");
+  }
   for (const policy::Policy& p : policies) {
     req.policies.push_back(control::SpecOfPolicy(p));
   }
@@ -261,6 +269,13 @@ absl::Status ParseEvents(const CommandInput& in, ParsedCommand* out) {
     req.last = n;
   }
   out->request = std::move(req);
+  return absl::OkStatus();
+}
+
+absl::Status ParseConnections(const CommandInput& in, ParsedCommand* out) {
+  EGRESS_RETURN_IF_ERROR(ExpectWords(in, 0, *out));
+  out->request = control::ConnectionsRequest{in.options.Get("--target"),
+                                             in.options.Has("--cut")};
   return absl::OkStatus();
 }
 

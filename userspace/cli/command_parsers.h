@@ -25,6 +25,7 @@ absl::Status ParseExport(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseSuggest(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseVerify(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseEvents(const CommandInput& in, ParsedCommand* out);
+absl::Status ParseConnections(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseRun(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseServices(const CommandInput& in, ParsedCommand* out);
 absl::Status ParseHelp(const CommandInput& in, ParsedCommand* out);

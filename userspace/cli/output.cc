@@ -84,6 +84,45 @@ std::string ChangeText(const control::TargetChange& c, bool dry) {
   return out;
 }
 
+// "127.0.0.1:40001", "[::1]:40001".
+std::string Endpoint(const std::string& address, uint64_t port) {
+  if (address.find(':') != std::string::npos) {
+    return absl::StrCat("[", address, "]:", port);
+  }
+  return absl::StrCat(address, ":", port);
+}
+
+// "tcp 127.0.0.1:51234 -> 127.0.0.1:40001 (nc[4123])".
+std::string ConnectionWhat(const control::Connection& c) {
+  std::string out =
+      absl::StrCat(c.protocol, " ", Endpoint(c.source, c.source_port), " -> ",
+                   Endpoint(c.destination, c.destination_port));
+  if (c.pid != 0) absl::StrAppend(&out, " (", c.comm, "[", c.pid, "])");
+  return out;
+}
+
+// What a change found: one line per connection its rules do not allow.
+std::string ExistingLines(const std::vector<control::Connection>& existing) {
+  std::string out;
+  for (const control::Connection& c : existing) {
+    absl::StrAppend(&out, "existing connection of ", c.target,
+                    " not allowed: ", ConnectionWhat(c), ": ", c.why, " [",
+                    c.action, "]\n");
+  }
+  return out;
+}
+
+std::string ConnectionLine(const control::Connection& c) {
+  const char* verdict = c.allowed ? "allowed" : "NOT ALLOWED";
+  std::string process =
+      c.pid == 0 ? "-" : absl::StrCat(c.comm, "[", c.pid, "]");
+  return absl::StrFormat("%-12s %-4s %-26s %-26s %-11s %-16s %-11s %s [%s]\n",
+                         c.target, c.protocol,
+                         Endpoint(c.source, c.source_port),
+                         Endpoint(c.destination, c.destination_port), c.state,
+                         process, verdict, c.why, c.action);
+}
+
 struct TextFormatter {
   const TextOptions& options;
 
@@ -92,7 +131,7 @@ struct TextFormatter {
         absl::StrCat("Target ", r.target.name, " added: ", r.target.cgroup,
                      " (", policy::ModeName(r.target.mode), ")\n");
     if (!r.warning.empty()) absl::StrAppend(&out, "warning: ", r.warning, "\n");
-    return out;
+    return out + ExistingLines(r.existing);
   }
   std::string operator()(const control::TargetRemoveResponse& r) const {
     return absl::StrCat("Target ", r.removed, " removed; enforcement lifted\n");
@@ -124,10 +163,11 @@ struct TextFormatter {
             : absl::StrCat(r.extended ? "Rule extended in " : "Rule added to ",
                            r.target, " [", r.number, "]: ", r.rule,
                            Until(r.expires), "\n");
-    return out + Warnings(r.warnings);
+    return out + Warnings(r.warnings) + ExistingLines(r.existing);
   }
   std::string operator()(const control::RuleDeleteResponse& r) const {
-    return absl::StrCat("Rule deleted from ", r.target, ": ", r.deleted, "\n");
+    return absl::StrCat("Rule deleted from ", r.target, ": ", r.deleted, "\n",
+                        ExistingLines(r.existing));
   }
   std::string operator()(const control::ListResponse& r) const {
     std::string out;
@@ -169,7 +209,7 @@ struct TextFormatter {
       absl::StrAppend(&out, ChangeText(c, r.dry_run));
     }
     if (r.dry_run) absl::StrAppend(&out, "Dry run: nothing changed.\n");
-    return out;
+    return out + ExistingLines(r.existing);
   }
   std::string operator()(const control::SuggestResponse& r) const {
     return r.yaml;
@@ -182,6 +222,21 @@ struct TextFormatter {
   std::string operator()(const control::EventsResponse& r) const {
     return r.lines.empty() ? ""
                            : absl::StrCat(absl::StrJoin(r.lines, "\n"), "\n");
+  }
+  std::string operator()(const control::ConnectionsResponse& r) const {
+    if (r.connections.empty()) return "No connections.\n";
+    std::string out = absl::StrFormat(
+        "%-12s %-4s %-26s %-26s %-11s %-16s %-11s %s\n", "TARGET", "PROTO",
+        "SOURCE", "DESTINATION", "STATE", "PROCESS", "VERDICT", "WHY [ACTION]");
+    for (const control::Connection& c : r.connections) {
+      absl::StrAppend(&out, ConnectionLine(c));
+    }
+    if (r.truncated) {
+      absl::StrAppend(&out,
+                      "warning: more sockets than one look reads; some "
+                      "connections are not listed\n");
+    }
+    return out;
   }
   std::string operator()(const control::PingResponse&) const {
     return "egressd: running\n";

@@ -76,7 +76,9 @@ void DecodeSpec(JsonFields& f, TargetSpec* s) {
 // One encoder per request: the members after "cmd".
 struct RequestEncoder {
   json operator()(const TargetAddRequest& r) const {
-    return EncodeSpec(r.spec);
+    json j = EncodeSpec(r.spec);
+    j["cut"] = r.cut;
+    return j;
   }
   json operator()(const TargetRemoveRequest& r) const {
     return {{"name", r.name}};
@@ -91,12 +93,14 @@ struct RequestEncoder {
     return {{"level", policy::LoggingLevelName(r.level)}, {"target", r.target}};
   }
   json operator()(const RuleAddRequest& r) const {
-    json j = {{"target", r.target}, {"rule", policy::RuleToJson(r.rule)}};
+    json j = {{"target", r.target},
+              {"rule", policy::RuleToJson(r.rule)},
+              {"cut", r.cut}};
     if (r.for_seconds) j["for_seconds"] = *r.for_seconds;
     return j;
   }
   json operator()(const RuleDeleteRequest& r) const {
-    json j = {{"target", r.target}};
+    json j = {{"target", r.target}, {"cut", r.cut}};
     if (r.number) j["number"] = *r.number;
     if (r.rule) j["rule"] = policy::RuleToJson(*r.rule);
     return j;
@@ -106,7 +110,7 @@ struct RequestEncoder {
   json operator()(const ApplyRequest& r) const {
     json list = json::array();
     for (const TargetSpec& s : r.policies) list.push_back(EncodeSpec(s));
-    return {{"dry_run", r.dry_run}, {"policies", list}};
+    return {{"dry_run", r.dry_run}, {"policies", list}, {"cut", r.cut}};
   }
   json operator()(const ReloadRequest&) const { return json::object(); }
   json operator()(const SuggestRequest& r) const {
@@ -126,6 +130,9 @@ struct RequestEncoder {
               {"format", r.format == EventFormat::kText ? "text" : "json"}};
     if (r.last) j["last"] = *r.last;
     return j;
+  }
+  json operator()(const ConnectionsRequest& r) const {
+    return {{"target", r.target}, {"cut", r.cut}};
   }
   json operator()(const PingRequest&) const { return json::object(); }
 };
@@ -147,6 +154,7 @@ void Decode(JsonFields& f, EventsRequest* r) {
 
 void Decode(JsonFields& f, RuleDeleteRequest* r) {
   f.String("target", &r->target);
+  f.Bool("cut", &r->cut);
   f.OptionalUint("number", &r->number);
   if (f.Has("rule")) {
     policy::Rule rule;
@@ -167,6 +175,7 @@ void Decode(JsonFields& f, SuggestRequest* r) {
 
 void Decode(JsonFields& f, ApplyRequest* r) {
   f.Bool("dry_run", &r->dry_run);
+  f.Bool("cut", &r->cut);
   f.Require("policies");
   codec::ObjectList(f, "policies", &r->policies, DecodeSpec);
 }
@@ -174,6 +183,7 @@ void Decode(JsonFields& f, ApplyRequest* r) {
 void Decode(JsonFields& f, TargetAddRequest* r) {
   f.Require("name");
   DecodeSpec(f, &r->spec);
+  f.Bool("cut", &r->cut);
 }
 void Decode(JsonFields& f, TargetRemoveRequest* r) {
   f.Require("name");
@@ -194,9 +204,14 @@ void Decode(JsonFields& f, RuleAddRequest* r) {
   f.String("target", &r->target);
   RuleField(f, "rule", &r->rule);
   f.OptionalInt("for_seconds", &r->for_seconds);
+  f.Bool("cut", &r->cut);
 }
 void Decode(JsonFields& f, ListRequest* r) { f.String("target", &r->target); }
 void Decode(JsonFields& f, ExportRequest* r) { f.String("target", &r->target); }
+void Decode(JsonFields& f, ConnectionsRequest* r) {
+  f.String("target", &r->target);
+  f.Bool("cut", &r->cut);
+}
 // Requests without members.
 void Decode(JsonFields&, TargetListRequest*) {}
 void Decode(JsonFields&, StatusRequest*) {}
@@ -231,6 +246,7 @@ constexpr Command kCommands[] = {
     {"suggest", DecodeAs<SuggestRequest>},
     {"export", DecodeAs<ExportRequest>},
     {"events", DecodeAs<EventsRequest>},
+    {"connections", DecodeAs<ConnectionsRequest>},
     {"ping", DecodeAs<PingRequest>},
 };
 static_assert(std::size(kCommands) == std::variant_size_v<Request>,

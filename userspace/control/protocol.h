@@ -46,6 +46,7 @@ TargetSpec SpecOfPolicy(const policy::Policy& policy);
 
 struct TargetAddRequest {
   TargetSpec spec;
+  bool cut = false;  // destroy existing connections the rules do not allow
 };
 struct TargetRemoveRequest {
   std::string name;
@@ -64,11 +65,13 @@ struct RuleAddRequest {
   std::string target;
   policy::Rule rule;
   std::optional<int64_t> for_seconds;  // a temporary rule
+  bool cut = false;
 };
 struct RuleDeleteRequest {
   std::string target;
   std::optional<uint32_t> number;    // from `list`, 1-based
   std::optional<policy::Rule> rule;  // or the rule itself
+  bool cut = false;
 };
 struct ListRequest {
   std::string target;  // "" = every target
@@ -77,6 +80,7 @@ struct StatusRequest {};
 struct ApplyRequest {
   bool dry_run = false;
   std::vector<TargetSpec> policies;
+  bool cut = false;
 };
 struct ReloadRequest {};
 struct SuggestRequest {
@@ -96,13 +100,20 @@ struct EventsRequest {
   std::optional<uint32_t> last;  // default: 100, or 0 when following
   EventFormat format = EventFormat::kJson;
 };
+// The established TCP connections and connected UDP sockets of a target's
+// cgroups, each judged by its rules; `cut` destroys the ones not allowed.
+struct ConnectionsRequest {
+  std::string target;  // "" = every target
+  bool cut = false;
+};
 struct PingRequest {};
 
 using Request =
     std::variant<TargetAddRequest, TargetRemoveRequest, TargetListRequest,
                  ModeRequest, LoggingRequest, RuleAddRequest, RuleDeleteRequest,
                  ListRequest, StatusRequest, ApplyRequest, ReloadRequest,
-                 SuggestRequest, ExportRequest, EventsRequest, PingRequest>;
+                 SuggestRequest, ExportRequest, EventsRequest,
+                 ConnectionsRequest, PingRequest>;
 
 // The "cmd" word of a request ("target_add", "rule_add", ...).
 std::string CommandOf(const Request& request);
@@ -143,9 +154,37 @@ struct TargetInfo {
   std::vector<std::string> warnings;
 };
 
+// One connection that existed when it was looked at.
+struct Connection {
+  std::string target;
+  std::string cgroup;  // path below the cgroup2 mount
+  uint64_t cgroup_id = 0;
+  std::string protocol;  // tcp, udp
+  std::string family;    // IPv4, IPv6
+  std::string state;     // established, syn_sent, close_wait
+  std::string source;
+  uint64_t source_port = 0;
+  std::string destination;
+  uint64_t destination_port = 0;
+  uint64_t inode = 0;
+  uint64_t cookie = 0;
+  uint64_t uid = 0;
+  uint64_t pid = 0;  // a process holding it (0 = not found)
+  std::string comm;
+  bool allowed = false;
+  std::string reason;  // MATCHED_ALLOW, MATCHED_DENY, NO_MATCHING_RULE
+  uint64_t rule = 0;   // the deciding rule's number in `list` (0 = none)
+  std::string why;     // "allowed by rule 2: allow 443/tcp to 10.0.0.5"
+  // kept, cut, audit (not allowed, left up: the target only audits), or
+  // "cut failed: ..." with the error.
+  std::string action = "kept";
+};
 struct TargetAddResponse {
   TargetInfo target;
   std::string warning;  // e.g. the cgroup does not exist yet
+  // Connections that existed and the rules do not allow (also after
+  // allow, deny, delete and apply).
+  std::vector<Connection> existing;
 };
 struct TargetRemoveResponse {
   std::string removed;
@@ -173,10 +212,12 @@ struct RuleAddResponse {
   bool skipped = false;   // the same rule exists already
   std::string message;
   std::vector<std::string> warnings;  // e.g. a deny shadows this allow
+  std::vector<Connection> existing;
 };
 struct RuleDeleteResponse {
   std::string target;
   std::string deleted;
+  std::vector<Connection> existing;
 };
 struct NumberedRule {
   uint64_t number = 0;
@@ -212,6 +253,7 @@ struct ApplyResponse {
   bool dry_run = false;
   std::vector<TargetChange> changes;
   std::string note;
+  std::vector<Connection> existing;
 };
 struct SuggestResponse {
   std::string target;
@@ -230,13 +272,18 @@ struct EventsResponse {
   // Records rendered in the requested format, oldest first.
   std::vector<std::string> lines;
 };
+struct ConnectionsResponse {
+  std::vector<Connection> connections;
+  bool truncated = false;  // more sockets than one look reads
+};
 struct PingResponse {};
 
-using Response = std::variant<TargetAddResponse, TargetRemoveResponse,
-                              TargetListResponse, ModeResponse, LoggingResponse,
-                              RuleAddResponse, RuleDeleteResponse, ListResponse,
-                              StatusResponse, ApplyResponse, SuggestResponse,
-                              ExportResponse, EventsResponse, PingResponse>;
+using Response =
+    std::variant<TargetAddResponse, TargetRemoveResponse, TargetListResponse,
+                 ModeResponse, LoggingResponse, RuleAddResponse,
+                 RuleDeleteResponse, ListResponse, StatusResponse,
+                 ApplyResponse, SuggestResponse, ExportResponse, EventsResponse,
+                 ConnectionsResponse, PingResponse>;
 
 // {"ok": true, ...the response's members}.
 nlohmann::json EncodeResponse(const Response& response);

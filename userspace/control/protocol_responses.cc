@@ -77,6 +77,22 @@ void Fields(Io& io, Member<ModeChange, Io>& c) {
   io.Members("target", c.target, "mode", c.mode);
 }
 
+template <typename Io>
+void Fields(Io& io, Member<Connection, Io>& c) {
+  io.Members("target", c.target, "cgroup", c.cgroup, "cgroup_id", c.cgroup_id,
+             "protocol", c.protocol, "family", c.family, "state", c.state,
+             "source", c.source, "source_port", c.source_port, "destination",
+             c.destination, "destination_port", c.destination_port, "inode",
+             c.inode, "cookie", c.cookie, "uid", c.uid, "pid", c.pid, "comm",
+             c.comm, "allowed", c.allowed, "reason", c.reason, "rule", c.rule,
+             "why", c.why, "action", c.action);
+}
+
+template <typename Io>
+void Fields(Io& io, Member<ConnectionsResponse, Io>& r) {
+  io.Members("connections", r.connections, "truncated", r.truncated);
+}
+
 // A response that is one member, named as in the struct.
 #define EGRESS_ONE_MEMBER(Type, member)      \
   template <typename Io>                     \
@@ -95,6 +111,7 @@ template <typename Io>
 void Fields(Io& io, Member<TargetAddResponse, Io>& r) {
   Fields(io, r.target);
   io.FieldIf(!r.warning.empty(), "warning", r.warning);
+  io.FieldIf(!r.existing.empty(), "existing", r.existing);
 }
 
 template <typename Io>
@@ -106,6 +123,7 @@ void Fields(Io& io, Member<RuleAddResponse, Io>& r) {
   io.FieldIf(r.expires != 0, "expires", r.expires);
   io.FieldIf(r.extended, "extended", r.extended);
   io.FieldIf(!r.warnings.empty(), "warnings", r.warnings);
+  io.FieldIf(!r.existing.empty(), "existing", r.existing);
 }
 
 template <typename Io>
@@ -124,12 +142,14 @@ void Fields(Io& io, Member<StatusResponse, Io>& r) {
 template <typename Io>
 void Fields(Io& io, Member<RuleDeleteResponse, Io>& r) {
   io.Members("target", r.target, "deleted", r.deleted);
+  io.FieldIf(!r.existing.empty(), "existing", r.existing);
 }
 
 template <typename Io>
 void Fields(Io& io, Member<ApplyResponse, Io>& r) {
   io.Members("dry_run", r.dry_run, "changes", r.changes);
   io.FieldIf(!r.note.empty(), "note", r.note);
+  io.FieldIf(!r.existing.empty(), "existing", r.existing);
 }
 
 template <typename Io>
@@ -151,7 +171,7 @@ using RepliesByRequest =
                ModeResponse, LoggingResponse, RuleAddResponse,
                RuleDeleteResponse, ListResponse, StatusResponse, ApplyResponse,
                ApplyResponse /* reload */, SuggestResponse, ExportResponse,
-               EventsResponse, PingResponse>;
+               EventsResponse, ConnectionsResponse, PingResponse>;
 static_assert(std::tuple_size_v<RepliesByRequest> ==
               std::variant_size_v<Request>);
 

@@ -61,6 +61,9 @@ ControlService::ControlService(Engine& engine, KernelPort& kernel,
       options_(std::move(options)) {}
 
 bool ControlService::IsChange(const Request& request) {
+  if (auto* r = std::get_if<control::ConnectionsRequest>(&request)) {
+    return r->cut;
+  }
   return std::holds_alternative<control::TargetAddRequest>(request) ||
          std::holds_alternative<control::TargetRemoveRequest>(request) ||
          std::holds_alternative<control::ModeRequest>(request) ||
@@ -71,10 +74,35 @@ bool ControlService::IsChange(const Request& request) {
          std::holds_alternative<control::ReloadRequest>(request);
 }
 
-absl::StatusOr<Response> ControlService::Handle(const Request& request) {
+absl::StatusOr<Response> ControlService::Change(const Request& request) {
   const int64_t now = options_.now();
   if (auto* r = std::get_if<control::TargetAddRequest>(&request)) {
-    return engine_.AddTarget(r->spec);
+    EGRESS_ASSIGN_OR_RETURN(control::TargetAddResponse out,
+                            engine_.AddTarget(r->spec));
+    out.existing = LookAfterChange({out.target.name}, r->cut);
+    return out;
+  }
+  if (auto* r = std::get_if<control::RuleAddRequest>(&request)) {
+    EGRESS_ASSIGN_OR_RETURN(control::RuleAddResponse out,
+                            engine_.AddRule(*r, now));
+    out.existing = LookAfterChange({out.target}, r->cut);
+    return out;
+  }
+  if (auto* r = std::get_if<control::RuleDeleteRequest>(&request)) {
+    EGRESS_ASSIGN_OR_RETURN(control::RuleDeleteResponse out,
+                            engine_.DeleteRule(*r));
+    out.existing = LookAfterChange({out.target}, r->cut);
+    return out;
+  }
+  return ApplyAndLook(std::get<control::ApplyRequest>(request));
+}
+
+absl::StatusOr<Response> ControlService::Handle(const Request& request) {
+  if (std::holds_alternative<control::TargetAddRequest>(request) ||
+      std::holds_alternative<control::RuleAddRequest>(request) ||
+      std::holds_alternative<control::RuleDeleteRequest>(request) ||
+      std::holds_alternative<control::ApplyRequest>(request)) {
+    return Change(request);
   }
   if (auto* r = std::get_if<control::TargetRemoveRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(auto out, engine_.RemoveTarget(r->name));
@@ -90,19 +118,10 @@ absl::StatusOr<Response> ControlService::Handle(const Request& request) {
   if (auto* r = std::get_if<control::LoggingRequest>(&request)) {
     return engine_.SetLogging(*r);
   }
-  if (auto* r = std::get_if<control::RuleAddRequest>(&request)) {
-    return engine_.AddRule(*r, now);
-  }
-  if (auto* r = std::get_if<control::RuleDeleteRequest>(&request)) {
-    return engine_.DeleteRule(*r);
-  }
   if (auto* r = std::get_if<control::ListRequest>(&request)) {
     return engine_.List(r->target);
   }
   if (std::holds_alternative<control::StatusRequest>(request)) return Status();
-  if (auto* r = std::get_if<control::ApplyRequest>(&request)) {
-    return engine_.Apply(*r, now);
-  }
   if (std::holds_alternative<control::ReloadRequest>(request)) return Reload();
   if (auto* r = std::get_if<control::SuggestRequest>(&request)) {
     return Suggest(*r);
@@ -115,7 +134,51 @@ absl::StatusOr<Response> ControlService::Handle(const Request& request) {
                             records_.Recent(*r));
     return control::EventsResponse{std::move(lines)};
   }
+  if (auto* r = std::get_if<control::ConnectionsRequest>(&request)) {
+    return Connections(*r);
+  }
   return control::PingResponse{};
+}
+
+absl::StatusOr<control::ApplyResponse> ControlService::ApplyAndLook(
+    const control::ApplyRequest& request) {
+  EGRESS_ASSIGN_OR_RETURN(control::ApplyResponse out,
+                          engine_.Apply(request, options_.now()));
+  if (out.dry_run) return out;
+  std::vector<std::string> targets;
+  for (const control::TargetChange& c : out.changes) {
+    targets.push_back(c.target);
+  }
+  out.existing = LookAfterChange(targets, request.cut);
+  return out;
+}
+
+absl::StatusOr<control::ConnectionsResponse> ControlService::Connections(
+    const control::ConnectionsRequest& request) {
+  if (options_.connections == nullptr) {
+    return absl::UnavailableError(
+        "connections: this egressd does not look at sockets");
+  }
+  return options_.connections->Look(request.target, {.cut = request.cut});
+}
+
+std::vector<control::Connection> ControlService::LookAfterChange(
+    const std::vector<std::string>& targets, bool cut) {
+  if (options_.connections == nullptr || targets.empty()) return {};
+  absl::StatusOr<control::ConnectionsResponse> found =
+      options_.connections->AfterChange(targets, cut);
+  if (!found.ok()) {
+    if (options_.log) {
+      options_.log(absl::StrCat("existing connections not looked at: ",
+                                found.status().ToString()));
+    }
+    return {};
+  }
+  std::vector<control::Connection> out;
+  for (control::Connection& c : found->connections) {
+    if (!c.allowed) out.push_back(std::move(c));
+  }
+  return out;
 }
 
 std::vector<std::string> ControlService::Warnings(
@@ -185,7 +248,7 @@ absl::StatusOr<control::ApplyResponse> ControlService::Reload() {
     for (const policy::Policy& p : *policies) {
       request.policies.push_back(control::SpecOfPolicy(p));
     }
-    return engine_.Apply(request, options_.now());
+    return ApplyAndLook(request);
   };
   absl::StatusOr<control::ApplyResponse> result = load();
   last_reload_ok_.store(result.ok());

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "userspace/control/protocol.h"
+#include "userspace/daemon/connection_scan.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/learner.h"
 
@@ -40,6 +41,11 @@ struct ServiceOptions {
   std::function<uint64_t()> events_sink_errors;
   // Wall-clock seconds (tests pass their own).
   std::function<int64_t()> now;
+  // Existing connections (`connections`, and the look after each change
+  // that may tighten a target); null: not looked at.
+  ConnectionScan* connections = nullptr;
+  // A line for egressd's log.
+  std::function<void(const std::string&)> log;
 };
 
 class ControlService {
@@ -60,6 +66,17 @@ class ControlService {
 
  private:
   absl::StatusOr<control::StatusResponse> Status();
+  // Changes that may tighten a target; each then looks at the target's
+  // existing connections.
+  absl::StatusOr<control::Response> Change(const control::Request& request);
+  absl::StatusOr<control::ApplyResponse> ApplyAndLook(
+      const control::ApplyRequest& request);
+  absl::StatusOr<control::ConnectionsResponse> Connections(
+      const control::ConnectionsRequest& request);
+  // The connections of `targets` their rules do not allow, recorded and,
+  // with `cut`, destroyed. A failed look is logged: the change stands.
+  std::vector<control::Connection> LookAfterChange(
+      const std::vector<std::string>& targets, bool cut);
   absl::StatusOr<control::ExportResponse> Export(const std::string& target);
   absl::StatusOr<control::SuggestResponse> Suggest(
       const control::SuggestRequest& request);

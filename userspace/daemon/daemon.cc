@@ -35,6 +35,8 @@ struct Daemon::Parts {
   std::unique_ptr<Learner> learner;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<RecordHub> records;
+  std::unique_ptr<SocketPort> sockets;
+  std::unique_ptr<ConnectionScan> connections;
   std::unique_ptr<ControlService> service;
   std::unique_ptr<Reconciler> reconciler;
   std::unique_ptr<EventLoop> loop;
@@ -120,6 +122,8 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.events_dropped = [&p] { return p.records->records_dropped(); };
   o.events_sink_errors = [&p] { return p.records->sink_errors(); };
   o.now = [] { return absl::ToUnixSeconds(absl::Now()); };
+  o.connections = p.connections.get();
+  o.log = Log;
   return o;
 }
 
@@ -153,6 +157,10 @@ absl::Status StartServices(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(
       p.records, RecordHub::Create(p.kernel->maps().events_fd(), *p.engine,
                                    *p.learner, std::move(hub)));
+  p.sockets = NewKernelSocketPort(p.cgroup_root);
+  p.connections = std::make_unique<ConnectionScan>(
+      *p.engine, *p.sockets,
+      [&p](const egress_event& e) { p.records->Publish(e); });
   p.service = std::make_unique<ControlService>(*p.engine, *p.kernel, *p.learner,
                                                *p.records, ServiceOptionsOf(p));
   if (!p.options.policy_dir.empty()) {

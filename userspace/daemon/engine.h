@@ -103,6 +103,11 @@ class Engine {
   RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
   // The path (below the mount) of a cgroup id inside a target's subtree.
   std::string CgroupPath(uint64_t cgroup_id, uint32_t target_id);
+  // Every cgroup a target covers: the cgroups it is attached to (the last
+  // reconcile's) and their descendants, id -> path below the mount. At most
+  // kMaxSubtreeCgroups directories are read.
+  std::map<uint64_t, std::string> SubtreeCgroups(uint32_t target_id);
+  static constexpr size_t kMaxSubtreeCgroups = 10000;
   // Directories where re-created or new target cgroups appear (relative).
   std::vector<std::string> WatchDirs() const;
   size_t TargetCount() const;
@@ -153,6 +158,7 @@ class Engine {
                      uint64_t cgroup_id);
   std::vector<std::string> TargetCgroups(const TargetState& t);
   control::TargetInfo InfoLocked(const TargetState& t) const;
+  std::map<uint64_t, std::string> SubtreeLocked(const TargetState& target);
   void Log(const std::string& line) const;
 
   // Targets (engine_targets.cc).

@@ -162,6 +162,36 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   return info;
 }
 
+std::map<uint64_t, std::string> Engine::SubtreeLocked(
+    const TargetState& target) {
+  std::map<uint64_t, std::string> out;
+  std::vector<std::string> stack;
+  auto lk = links_.find(target.id);
+  if (lk != links_.end()) {
+    for (const control::CgroupRef& c : lk->second.first) {
+      stack.push_back(c.path);
+    }
+  }
+  size_t visited = 0;
+  while (!stack.empty() && visited < kMaxSubtreeCgroups) {
+    std::string rel = stack.back();
+    stack.pop_back();
+    ++visited;
+    if (auto id = kernel_.CgroupId(rel); id.ok()) out[*id] = rel;
+    for (const std::string& name : kernel_.ChildCgroups(rel)) {
+      stack.push_back(absl::StrCat(rel == "/" ? "" : rel, "/", name));
+    }
+  }
+  return out;
+}
+
+std::map<uint64_t, std::string> Engine::SubtreeCgroups(uint32_t target_id) {
+  Lock lock(mu_);
+  const TargetState* target = FindById(target_id);
+  if (target == nullptr) return {};
+  return SubtreeLocked(*target);
+}
+
 std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
   if (cgroup_id == 0) return "";
   Lock lock(mu_);
@@ -172,23 +202,7 @@ std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
   if (target == nullptr) return "";
   // Walk the target's subtree once and remember every id seen (bounded).
   if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
-  std::vector<std::string> stack;
-  auto lk = links_.find(target->id);
-  if (lk != links_.end()) {
-    for (const control::CgroupRef& c : lk->second.first) {
-      stack.push_back(c.path);
-    }
-  }
-  size_t visited = 0;
-  while (!stack.empty() && visited < 10000) {
-    std::string rel = stack.back();
-    stack.pop_back();
-    ++visited;
-    if (auto id = kernel_.CgroupId(rel); id.ok()) cgroup_paths_[*id] = rel;
-    for (const std::string& name : kernel_.ChildCgroups(rel)) {
-      stack.push_back(absl::StrCat(rel == "/" ? "" : rel, "/", name));
-    }
-  }
+  for (auto& [id, rel] : SubtreeLocked(*target)) cgroup_paths_[id] = rel;
   auto it = cgroup_paths_.find(cgroup_id);
   return it == cgroup_paths_.end() ? "" : it->second;
 }

@@ -91,6 +91,11 @@ void RecordHub::Drain() {
   reader_->Drain().IgnoreError();
 }
 
+void RecordHub::Publish(const egress_event& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pipeline_->OnRecord(e);
+}
+
 void RecordHub::FlushFollowers() {
   std::lock_guard<std::mutex> lock(mu_);
   pipeline_->Flush();

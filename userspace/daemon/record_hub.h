@@ -32,6 +32,9 @@ class RecordHub : public RecordSource, public RecordStream {
   absl::StatusOr<std::vector<std::string>> Recent(
       const control::EventsRequest& request) override;
   void Drain() override;
+  // A record egressd made itself (an existing connection) through the same
+  // pipeline as the kernel's.
+  void Publish(const egress_event& e);
   void FlushFollowers() override;
   absl::Status Follow(UniqueFd fd,
                       const control::EventsRequest& request) override;

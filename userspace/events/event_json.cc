@@ -31,6 +31,7 @@ constexpr Word kHooks[] = {
     {EGRESS_HOOK_SOCK_OPS, "sock_ops"},
     {EGRESS_HOOK_CONNECT_UNIX, "connect_unix"},
     {EGRESS_HOOK_SENDMSG_UNIX, "sendmsg_unix"},
+    {EGRESS_HOOK_SOCK_DIAG, "sock_diag"},
 };
 constexpr Word kVerdicts[] = {
     {EGRESS_VERDICT_ALLOW, "ALLOWED"},
@@ -127,7 +128,7 @@ std::string UnixSockType(uint8_t sock_type) {
 
 std::string AllowHint(const egress_event& e, const std::string& target,
                       size_t deny_rule_number) {
-  if (e.kind != EGRESS_EVENT_VERDICT ||
+  if (!(e.kind == EGRESS_EVENT_VERDICT || IsExistingKind(e)) ||
       (e.verdict != EGRESS_VERDICT_DENY && e.verdict != EGRESS_VERDICT_AUDIT)) {
     return "";
   }
@@ -168,9 +169,15 @@ std::string FormatTime(int64_t unix_ns) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
 }
 
+bool IsExistingKind(const egress_event& e) {
+  return e.kind == EGRESS_EVENT_EXISTING || e.kind == EGRESS_EVENT_CUT;
+}
+
 absl::string_view EventLiteral(const egress_event& e) {
   if (e.kind == EGRESS_EVENT_FLOW_ESTABLISHED) return "established";
   if (e.kind == EGRESS_EVENT_FLOW_CLOSED) return "closed";
+  if (e.kind == EGRESS_EVENT_EXISTING) return "existing";
+  if (e.kind == EGRESS_EVENT_CUT) return "cut";
   switch (e.hook) {
     case EGRESS_HOOK_CONNECT4:
     case EGRESS_HOOK_CONNECT6:
@@ -224,7 +231,14 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
       {"ktime_ns", e.ts_ns},
       {"suppressed", e.suppressed},
   };
-  if (e.kind != EGRESS_EVENT_VERDICT) {
+  if (IsExistingKind(e)) {
+    j["l4"] = {{"protocol", ProtoLabel(e.proto)},
+               {"family", family},
+               {"destination", EventAddress(e)},
+               {"destination_port", ntohs(e.port)},
+               {"source_port", e.local_port}};
+    j["flow"] = {{"direction", "outbound"}, {"cookie", e.cookie}};
+  } else if (e.kind != EGRESS_EVENT_VERDICT) {
     j["l4"] = {{"protocol", "tcp"},
                {"family", family},
                {"destination", EventAddress(e)},

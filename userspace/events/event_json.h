@@ -19,8 +19,11 @@ absl::string_view VerdictLiteral(uint8_t verdict);
 absl::string_view ReasonLiteral(uint8_t reason);
 absl::string_view ProtoLiteral(uint8_t ip_proto);
 // The record's "event": connect, sendmsg, socket, setsockopt, packet,
-// established, closed, other.
+// established, closed, existing, cut, other.
 absl::string_view EventLiteral(const egress_event& e);
+// A record egressd made of a connection that existed before the policy
+// (EGRESS_EVENT_EXISTING or EGRESS_EVENT_CUT).
+bool IsExistingKind(const egress_event& e);
 
 // The same, never empty: unknown values read "hook_9", "VERDICT_7", ...
 std::string HookName(uint8_t hook);

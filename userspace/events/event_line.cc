@@ -341,8 +341,9 @@ bool EventLineWriter::UseContext(const EventContext& ctx) {
 
 bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
                              std::string* out) {
-  // Flows, refused socket options and unix records (rare, or rarely many)
-  // take the tree path.
+  // Flows, existing connections (EGRESS_EVENT_EXISTING and _CUT, made by
+  // egressd), refused socket options and unix records (rare, or rarely
+  // many) take the tree path.
   if (e.kind != EGRESS_EVENT_VERDICT || e.hook == EGRESS_HOOK_SETSOCKOPT ||
       e.family == EGRESS_FAMILY_UNIX) {
     return false;

@@ -45,8 +45,9 @@ std::string What(const egress_event& e) {
   std::string dest = EventAddress(e);
   if (dest.find(':') != std::string::npos) dest = absl::StrCat("[", dest, "]");
   // Flow records are TCP whatever the proto field says (as in the JSON).
+  const bool tcp_flow = flow && !IsExistingKind(e);
   return absl::StrCat("-> ", dest, ":", ntohs(e.port), "/",
-                      flow ? "tcp" : ProtoLabel(e.proto));
+                      tcp_flow ? "tcp" : ProtoLabel(e.proto));
 }
 
 // "no matching rule", or for a flow "closed outbound, sent 1 B, received
@@ -65,6 +66,8 @@ std::string Detail(const egress_event& e) {
   }
   std::string detail = absl::AsciiStrToLower(ReasonName(e.reason));
   absl::StrReplaceAll({{"_", " "}}, &detail);
+  if (event == "existing") return absl::StrCat("existing connection, ", detail);
+  if (event == "cut") return absl::StrCat("existing connection cut, ", detail);
   return detail;
 }
 

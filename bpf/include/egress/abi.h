@@ -91,6 +91,11 @@ enum {
 	EGRESS_EVENT_VERDICT = 0, /* a connect/sendmsg/socket decision */
 	EGRESS_EVENT_FLOW_ESTABLISHED = 1, /* sock_ops: TCP established */
 	EGRESS_EVENT_FLOW_CLOSED = 2,	   /* sock_ops: TCP closed */
+	/* Made by egressd, not the kernel: a connection that existed when a
+	 * target was added or its rules changed and that the rules do not
+	 * allow, left up (EXISTING) or destroyed with SOCK_DESTROY (CUT). */
+	EGRESS_EVENT_EXISTING = 3,
+	EGRESS_EVENT_CUT = 4,
 };
 
 enum {
@@ -123,6 +128,7 @@ enum {
 	EGRESS_HOOK_SOCK_OPS = 8,
 	EGRESS_HOOK_CONNECT_UNIX = 9,
 	EGRESS_HOOK_SENDMSG_UNIX = 10,
+	EGRESS_HOOK_SOCK_DIAG = 11, /* egressd's sock_diag look (no program) */
 };
 
 /* Attach types of the AF_UNIX sock_addr hooks (Linux 6.7), which the UAPI
