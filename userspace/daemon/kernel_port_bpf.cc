@@ -20,11 +20,15 @@ constexpr char kLinkDirPrefix[] = "cgroup-";
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
-    const std::string& bpffs_dir, const std::string& cgroup_root) {
+    const std::string& bpffs_dir, const std::string& bpffs_mount,
+    const std::string& cgroup_root, const LockHolder& holder) {
   auto k = std::unique_ptr<BpfKernel>(new BpfKernel());
   k->bpffs_dir_ = bpffs_dir;
   k->version_dir_ = absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
   k->cgroup_root_ = cgroup_root;
+  EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(bpffs_dir, bpffs_mount));
+  EGRESS_ASSIGN_OR_RETURN(k->pins_lock_,
+                          LockDirectory(bpffs_dir, "pin directory", holder));
   std::string maps_dir = k->version_dir_ + "/maps";
   EGRESS_RETURN_IF_ERROR(MakeDirs(maps_dir, 0700));
   EGRESS_ASSIGN_OR_RETURN(k->maps_, SharedMaps::OpenOrCreate(maps_dir));

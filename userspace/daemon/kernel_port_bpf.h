@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "userspace/common/instance_lock.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/kernel/shared_maps.h"
 
@@ -18,10 +19,13 @@ namespace egress {
 
 class BpfKernel : public KernelPort {
  public:
-  // `bpffs_dir` is egressd's pin root (without the ABI version);
+  // `bpffs_dir` is egressd's pin root (without the ABI version), made on
+  // the bpffs at `bpffs_mount` (mounted if missing) and locked for `holder`
+  // (LockDirectory: FailedPrecondition naming the egressd that holds it);
   // `cgroup_root` the cgroup2 mount.
   static absl::StatusOr<std::unique_ptr<BpfKernel>> Open(
-      const std::string& bpffs_dir, const std::string& cgroup_root);
+      const std::string& bpffs_dir, const std::string& bpffs_mount,
+      const std::string& cgroup_root, const LockHolder& holder);
 
   SharedMaps& maps() { return *maps_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
@@ -61,6 +65,7 @@ class BpfKernel : public KernelPort {
 
   std::string bpffs_dir_;
   std::string version_dir_;  // <bpffs_dir>/v<ABI>
+  UniqueFd pins_lock_;       // LockDirectory(bpffs_dir_)
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::mutex held_mu_;
