@@ -238,9 +238,18 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
     return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
   }
   TargetState t = it->second;
-  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  // The intent is saved before enforcement is lifted: a state file that
+  // cannot be written leaves the target enforced and says why, never a
+  // target lifted that comes back at the next start.
   state_.targets.erase(it);
-  EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+    state_.targets.emplace(name, std::move(t));
+    return absl::Status(
+        st.code(), absl::StrCat("target '", name,
+                                "' stays enforced: cannot save the state: ",
+                                st.message()));
+  }
+  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
   kernel_.SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   if (auto c = compiled_.find(t.id); c != compiled_.end()) {
     if (t.ruleset != 0) kernel_.DeleteEntries(c->second).IgnoreError();

@@ -1,0 +1,57 @@
+// The state file and the pins out of step: a state directory that cannot be
+// written, a state file lost while the pins remain. egressd never lifts
+// enforcement it could not record, and never hides or sweeps a target it
+// finds pinned.
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+
+#include <string>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+class StatePinsTest : public EgressdTest {};
+
+TEST_F(StatePinsTest, RemoveWithAReadOnlyStateDirKeepsTheTargetEnforced) {
+  AddTarget("web");
+  // Root ignores file modes: a read-only bind mount makes the directory
+  // unwritable for egressd too. Undone on every way out of the test.
+  ASSERT_EQ(
+      mount(state_dir_.c_str(), state_dir_.c_str(), nullptr, MS_BIND, nullptr),
+      0)
+      << strerror(errno);
+  bool mounted = true;
+  absl::Cleanup unmount = [&] {
+    if (mounted) umount2(state_dir_.c_str(), MNT_DETACH);
+  };
+  ASSERT_EQ(mount(nullptr, state_dir_.c_str(), nullptr,
+                  MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr),
+            0)
+      << strerror(errno);
+  CommandResult r = Ctl({"target", "remove", "web"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "stays enforced")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "Read-only file system")) << r.output;
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  nlohmann::json targets = CtlJson({"target", "list"});
+  EXPECT_EQ(targets["targets"].size(), 1u) << targets.dump();
+  ASSERT_EQ(umount2(state_dir_.c_str(), 0), 0) << strerror(errno);
+  mounted = false;
+  CtlOk({"target", "remove", "web"});
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
+}  // namespace
+}  // namespace egress::testing
