@@ -53,5 +53,40 @@ TEST_F(StatePinsTest, RemoveWithAReadOnlyStateDirKeepsTheTargetEnforced) {
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
 }
 
+TEST_F(StatePinsTest, PinsWithoutStateAreShownAsOrphansAndRemovable) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGKILL);
+  // The state file emptied (a lost write, an operator's mistake).
+  FILE* f = fopen((state_dir_ + "/state.json").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  StartDaemon();
+  // Still enforced as it was: its rules were not swept.
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  nlohmann::json list = CtlJson({"target", "list"});
+  ASSERT_EQ(list["targets"].size(), 1u) << list.dump();
+  const nlohmann::json& t = list["targets"][0];
+  EXPECT_EQ(t["name"], "orphan-1");
+  EXPECT_EQ(t["orphan"], true);
+  EXPECT_EQ(t["cgroup"], cg_->relative_path());
+  EXPECT_EQ(t["attached"], true);
+  std::string status = CtlOk({"status"});
+  EXPECT_TRUE(absl::StrContains(status, "orphan-1")) << status;
+  EXPECT_TRUE(absl::StrContains(status, "orphan,")) << status;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "without state")) << DaemonLog();
+  // Changing it is refused (its rules are unknown); removing it lifts it.
+  CommandResult allow =
+      Ctl({"allow", "40002/tcp", "127.0.0.2", "-t", "orphan-1"});
+  EXPECT_EQ(allow.exit_code, 1) << allow.output;
+  CtlOk({"target", "remove", "orphan-1"});
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
+  // And a new target on the cgroup starts from its own rules.
+  AddTarget("web");
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+}
+
 }  // namespace
 }  // namespace egress::testing

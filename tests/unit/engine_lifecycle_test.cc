@@ -4,12 +4,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 
 namespace egress::testing {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
 
 class EngineLifecycleTest : public EngineTest {};
@@ -33,6 +35,50 @@ TEST_F(EngineLifecycleTest, RemoveThatCannotBeSavedLeavesTheTargetEnforced) {
   EXPECT_FALSE(kernel_.ProgramsLoaded(id));
   EXPECT_EQ(kernel_.AttachedTo(id, KernelPort::kOwnCgroup), 0u);
   EXPECT_TRUE(saved_.targets.empty());
+}
+
+TEST_F(EngineLifecycleTest, PinsWithoutStateAreAdoptedAsOrphansNotSwept) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Allow({"dns"})})).status());
+  control::TargetSpec audit = Spec("db", "/db", {});
+  audit.mode = policy::Mode::kAudit;
+  ASSERT_OK(engine_->AddTarget(audit).status());
+  const uint32_t web = IdOf("web");
+  const uint32_t ruleset = kernel_.ActiveRuleset(web);
+  // egressd starts again with the state file gone; the pins are there.
+  std::vector<std::string> logged;
+  EngineOptions o = Options();
+  o.log = [&logged](const std::string& line) { logged.push_back(line); };
+  engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, o);
+  ASSERT_OK(engine_->Start(kNow).status());
+  EXPECT_EQ(kernel_.RulesetsInMaps().count(ruleset), 1u) << "rules swept";
+  EXPECT_EQ(kernel_.ActiveRuleset(web), ruleset);
+  std::vector<control::TargetInfo> infos = engine_->TargetInfos();
+  ASSERT_EQ(infos.size(), 2u);
+  const std::string name = absl::StrCat("orphan-", web);
+  const control::TargetInfo& info = infos[infos[0].name == name ? 0 : 1];
+  EXPECT_EQ(info.name, name);
+  EXPECT_TRUE(info.orphan);
+  EXPECT_EQ(info.cgroup, "/web");
+  EXPECT_TRUE(info.attached);
+  EXPECT_EQ(infos[infos[0].name == name ? 1 : 0].mode, policy::Mode::kAudit);
+  ASSERT_OK_AND_ASSIGN(control::ListResponse list, engine_->List(name));
+  EXPECT_TRUE(list.targets[0].orphan);
+  EXPECT_THAT(logged, Contains(HasSubstr(name)));
+  EXPECT_TRUE(StateToJson(saved_)["targets"].empty())
+      << "orphans are never saved";
+  // Its rules are unknown: changes are refused, removal lifts it.
+  EXPECT_STATUS(engine_->AddRule({name, Allow({"https"}), {}}, kNow),
+                absl::StatusCode::kFailedPrecondition, "target remove");
+  EXPECT_STATUS(engine_->SetMode({policy::Mode::kAudit, name, false}),
+                absl::StatusCode::kFailedPrecondition, "rules are unknown");
+  EXPECT_STATUS(engine_->AddTarget(Spec("web", "/web", {})),
+                absl::StatusCode::kAlreadyExists, name);
+  ASSERT_OK(engine_->RemoveTarget(name).status());
+  EXPECT_FALSE(kernel_.ProgramsLoaded(web));
+  EXPECT_EQ(kernel_.AttachedTo(web, KernelPort::kOwnCgroup), 0u);
+  EXPECT_EQ(kernel_.RulesetsInMaps().count(ruleset), 0u);
+  EXPECT_EQ(kernel_.ActiveRuleset(web), 0u);
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
 }
 
 }  // namespace

@@ -115,6 +115,26 @@ absl::Status FakeKernel::RemovePrograms(uint32_t id) {
   return absl::OkStatus();
 }
 
+std::vector<uint32_t> FakeKernel::PinnedTargets() {
+  Lock lock(mu_);
+  return std::vector<uint32_t>(programs_.begin(), programs_.end());
+}
+
+absl::StatusOr<egress_target_config> FakeKernel::TargetConfig(uint32_t id) {
+  return Config(id);
+}
+
+absl::StatusOr<LinkedCgroup> FakeKernel::LinkedCgroupOf(uint32_t id) {
+  Lock lock(mu_);
+  auto it = links_.find({id, kOwnCgroup});
+  if (it != links_.end()) {
+    for (const auto& [rel, cgroup_id] : cgroups_) {
+      if (cgroup_id == it->second) return LinkedCgroup{rel, cgroup_id};
+    }
+  }
+  return absl::NotFoundError("no link attached");
+}
+
 absl::StatusOr<uint64_t> FakeKernel::CgroupId(const std::string& rel) {
   Lock lock(mu_);
   auto it = cgroups_.find(rel);

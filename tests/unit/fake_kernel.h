@@ -54,6 +54,9 @@ class FakeKernel : public KernelPort {
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
   absl::Status RemovePrograms(uint32_t id) override;
+  std::vector<uint32_t> PinnedTargets() override;
+  absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;
+  absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) override;
   absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
   CgroupMatches MatchCgroups(const std::string& pattern) override;
   std::vector<std::string> ChildCgroups(const std::string& rel) override;

@@ -30,6 +30,10 @@
 
 namespace egress {
 
+// FailedPrecondition for a change to an orphan (a target found pinned
+// without state, engine_orphans.cc); OK for any other target.
+absl::Status RefuseOrphan(const TargetState& t);
+
 struct EngineOptions {
   // Persists the state (atomically); called before a change takes effect.
   std::function<absl::Status(const DaemonState&)> save;
@@ -60,8 +64,9 @@ class Engine {
 
   // Brings the kernel in line with the state at start: programs loaded,
   // rule sets rewritten (ending temporary rules that ran out at `now`),
-  // links attached or adopted, stale rule sets swept. Returns true when
-  // every target is attached.
+  // pinned program sets the state does not hold adopted as orphans, links
+  // attached or adopted, stale rule sets swept (an orphan's kept). Returns true
+  // when every target is attached.
   absl::StatusOr<bool> Start(int64_t now);
 
   // ---- Changes ----
@@ -160,6 +165,11 @@ class Engine {
   absl::Status CreateTarget(Lock& lock, TargetState t,
                             std::vector<policy::Rule> rules,
                             Staged* staged = nullptr);
+
+  // Orphans (engine_orphans.cc): adds every pinned program set the state
+  // does not hold as "orphan-<id>"; deletes a removed orphan's entries.
+  void AdoptOrphans();
+  absl::Status RemoveOrphanEntries(const TargetState& t);
 
   // Apply (engine_apply.cc).
   absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(

@@ -40,6 +40,10 @@ LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
 
 absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   if (IsPattern(t)) return AttachPattern(t);
+  if (t.cgroup.empty()) {  // an orphan attached nowhere: nothing to attach
+    links_[t.id] = {{}, {}};
+    return false;
+  }
   auto id = kernel_.CgroupId(t.cgroup);
   if (!id.ok()) {
     if (absl::IsNotFound(id.status())) {
@@ -148,6 +152,7 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   info.id = t.id;
   info.cgroup = t.cgroup;
   info.rules = t.rules.size();
+  info.orphan = t.orphan;
   auto it = links_.find(t.id);
   if (it != links_.end()) {
     info.cgroups = it->second.first;

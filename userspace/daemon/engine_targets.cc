@@ -55,6 +55,7 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
   }
   lock.lock();
+  AdoptOrphans();
   bool all_attached = true;
   std::set<uint32_t> keep;
   for (const auto& [name, t] : state_.targets) {
@@ -250,6 +251,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
                                 st.message()));
   }
   EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  if (t.orphan) RemoveOrphanEntries(t).IgnoreError();
   kernel_.SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   if (auto c = compiled_.find(t.id); c != compiled_.end()) {
     if (t.ruleset != 0) kernel_.DeleteEntries(c->second).IgnoreError();
@@ -266,6 +268,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
 template <typename T>
 absl::Status Engine::ChangeSetting(Lock& lock, TargetState& t,
                                    T TargetState::*field, T value) {
+  EGRESS_RETURN_IF_ERROR(RefuseOrphan(t));
   T old = t.*field;
   t.*field = value;
   if (absl::Status st = SaveLocked(lock); !st.ok()) {
@@ -280,7 +283,9 @@ absl::StatusOr<control::ModeResponse> Engine::SetMode(
   Lock lock(mu_);
   std::vector<TargetState*> targets;
   if (request.all) {
-    for (auto& [n, t] : state_.targets) targets.push_back(&t);
+    for (auto& [n, t] : state_.targets) {
+      if (!t.orphan) targets.push_back(&t);
+    }
   } else {
     EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
     targets.push_back(t);
@@ -330,6 +335,7 @@ absl::StatusOr<control::ListResponse> Engine::List(
   control::ListResponse out;
   for (TargetState& t : targets) {
     control::TargetRules tr{t.name, t.mode, {}};
+    tr.orphan = t.orphan;
     for (size_t i = 0; i < t.rules.size(); ++i) {
       tr.rules.push_back({i + 1, std::move(t.rules[i])});
     }

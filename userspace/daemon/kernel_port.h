@@ -24,6 +24,13 @@
 
 namespace egress {
 
+// Where a program set's own links enforce: a cgroup path relative to the
+// cgroup2 mount and its id.
+struct LinkedCgroup {
+  std::string rel;
+  uint64_t id = 0;
+};
+
 class KernelPort {
  public:
   static constexpr uint64_t kOwnCgroup = 0;
@@ -52,6 +59,13 @@ class KernelPort {
   virtual absl::Status LoadPrograms(uint32_t id) = 0;
   // Detaches every link of the target and removes its programs.
   virtual absl::Status RemovePrograms(uint32_t id) = 0;
+  // The ids of every program set pinned, known to the state or not.
+  virtual std::vector<uint32_t> PinnedTargets() = 0;
+  // targets[id] as the hooks read it now.
+  virtual absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) = 0;
+  // The cgroup the set's own links are attached to; NotFound when none is
+  // (no link, or its cgroup is gone).
+  virtual absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) = 0;
 
   // ---- Cgroups (paths relative to the cgroup2 mount) ----
   // NotFound when the cgroup does not exist.

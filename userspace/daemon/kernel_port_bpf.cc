@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -117,6 +119,31 @@ absl::Status BpfKernel::RemovePrograms(uint32_t id) {
     }
   }
   return DetachAndRemove(TargetDir(id));
+}
+
+std::vector<uint32_t> BpfKernel::PinnedTargets() {
+  std::vector<uint32_t> ids;
+  for (const std::string& name : SubdirNames(version_dir_ + "/targets")) {
+    uint32_t id = 0;
+    if (absl::SimpleAtoi(name, &id) && id > 0) ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::StatusOr<egress_target_config> BpfKernel::TargetConfig(uint32_t id) {
+  return maps_->TargetConfig(id);
+}
+
+absl::StatusOr<LinkedCgroup> BpfKernel::LinkedCgroupOf(uint32_t id) {
+  for (const LinkState& l : LinkStates(TargetDir(id))) {
+    if (l.cgroup_id == 0) continue;
+    EGRESS_ASSIGN_OR_RETURN(std::string abs,
+                            CgroupPathOfId(cgroup_root_, l.cgroup_id));
+    std::string rel = abs.substr(std::min(abs.size(), cgroup_root_.size()));
+    return LinkedCgroup{rel.empty() ? "/" : rel, l.cgroup_id};
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no link of target ", id, " is attached"));
 }
 
 void BpfKernel::DropHeld(uint32_t id, uint64_t link_set) {
