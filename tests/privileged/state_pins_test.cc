@@ -13,10 +13,12 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/common/fs.h"
 
 namespace egress::testing {
 namespace {
@@ -86,6 +88,31 @@ TEST_F(StatePinsTest, PinsWithoutStateAreShownAsOrphansAndRemovable) {
   // And a new target on the cgroup starts from its own rules.
   AddTarget("web");
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+}
+
+TEST_F(StatePinsTest, RestartWithMapPinsGoneMovesTheProgramsToTheNewMaps) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGKILL);
+  // The map pins go; the programs and links stay pinned (and keep the old
+  // maps alive): egressd makes new maps at start.
+  ASSERT_TRUE(
+      RemoveTree(absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps"))
+          .ok());
+  StartDaemon();
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  // What is acknowledged from now on is what the hooks do.
+  CtlOk({"allow", "40002/tcp", "127.0.0.2"});
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  CtlOk({"delete", "1"});
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
+  nlohmann::json counters = Counters("web");
+  EXPECT_GE(counters["allowed"].get<int>(), 2) << counters.dump();
+  EXPECT_GE(counters["denied"].get<int>(), 1) << counters.dump();
+  // Swapped under the links, not attached a second time.
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "no longer pinned"))
+      << DaemonLog();
 }
 
 }  // namespace

@@ -81,5 +81,19 @@ TEST_F(EngineLifecycleTest, PinsWithoutStateAreAdoptedAsOrphansNotSwept) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
 }
 
+TEST_F(EngineLifecycleTest, ProgramsReadingUnpinnedMapsAreRefreshedAtStart) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Allow({"dns"})})).status());
+  const uint32_t id = IdOf("web");
+  kernel_.MakeProgramsStale(id);
+  std::vector<std::string> logged;
+  EngineOptions o = Options();
+  o.log = [&logged](const std::string& line) { logged.push_back(line); };
+  engine_ = std::make_unique<Engine>(kernel_, saved_, o);
+  ASSERT_OK(engine_->Start(kNow).status());
+  EXPECT_FALSE(kernel_.ProgramsStale(id));
+  EXPECT_THAT(logged, Contains(HasSubstr("no longer pinned")));
+  EXPECT_TRUE(engine_->TargetInfos()[0].attached);
+}
+
 }  // namespace
 }  // namespace egress::testing

@@ -106,6 +106,22 @@ absl::Status FakeKernel::LoadPrograms(uint32_t id) {
   return absl::OkStatus();
 }
 
+void FakeKernel::MakeProgramsStale(uint32_t id) {
+  Lock lock(mu_);
+  stale_.insert(id);
+}
+
+bool FakeKernel::ProgramsStale(uint32_t id) const {
+  Lock lock(mu_);
+  return stale_.count(id) > 0;
+}
+
+absl::StatusOr<bool> FakeKernel::RefreshPrograms(uint32_t id) {
+  Lock lock(mu_);
+  if (!programs_.count(id)) return absl::NotFoundError("no programs");
+  return stale_.erase(id) > 0;
+}
+
 absl::Status FakeKernel::RemovePrograms(uint32_t id) {
   Lock lock(mu_);
   programs_.erase(id);

@@ -39,6 +39,16 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
   for (const auto& [name, t] : state_.targets) {
     if (!kernel_.ProgramsLoaded(t.id)) {
       EGRESS_RETURN_IF_ERROR(kernel_.LoadPrograms(t.id));
+    } else {
+      // Pinned programs that read maps no longer pinned would ignore every
+      // rule written from now on.
+      EGRESS_ASSIGN_OR_RETURN(bool reloaded, kernel_.RefreshPrograms(t.id));
+      if (reloaded) {
+        Log(absl::StrCat("target ", name,
+                         ": its programs read maps that are no longer "
+                         "pinned; loaded again against the pinned maps and "
+                         "swapped in under the live links"));
+      }
     }
     names.push_back(name);
   }

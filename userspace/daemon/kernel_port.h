@@ -57,6 +57,12 @@ class KernelPort {
   virtual bool ProgramsLoaded(uint32_t id) = 0;
   // Loads and pins the target's programs, replacing leftovers.
   virtual absl::Status LoadPrograms(uint32_t id) = 0;
+  // When the target's pinned programs read maps other than the pinned ones
+  // (the map pins were removed and the maps made again), loads them again
+  // against the pinned maps and moves every link of the target to the new
+  // programs, each in one update (no moment without a program). True when
+  // it did. Errors: of reading a program's maps, of the load, of an update.
+  virtual absl::StatusOr<bool> RefreshPrograms(uint32_t id) = 0;
   // Detaches every link of the target and removes its programs.
   virtual absl::Status RemovePrograms(uint32_t id) = 0;
   // The ids of every program set pinned, known to the state or not.

@@ -12,6 +12,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/program_maps.h"
 #include "userspace/kernel/target_programs.h"
 
 namespace egress {
@@ -106,6 +107,17 @@ bool BpfKernel::ProgramsLoaded(uint32_t id) {
 absl::Status BpfKernel::LoadPrograms(uint32_t id) {
   RemoveTree(TargetDir(id)).IgnoreError();  // leftovers of a removed target
   return LoadAndPinPrograms(id, maps_->dir(), TargetDir(id));
+}
+
+absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
+  EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
+  EGRESS_ASSIGN_OR_RETURN(bool current, ProgramsUseMaps(TargetDir(id), pinned));
+  if (current) return false;
+  EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(id, maps_->dir(), TargetDir(id)));
+  std::vector<std::string> link_dirs = LinkDirsBelow(TargetDir(id));
+  link_dirs.push_back(TargetDir(id));
+  EGRESS_RETURN_IF_ERROR(UpdateLinks(TargetDir(id), link_dirs));
+  return true;
 }
 
 absl::Status BpfKernel::RemovePrograms(uint32_t id) {

@@ -44,6 +44,7 @@ class BpfKernel : public KernelPort {
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
+  absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
   absl::Status RemovePrograms(uint32_t id) override;
   std::vector<uint32_t> PinnedTargets() override;
   absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;

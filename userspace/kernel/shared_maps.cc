@@ -105,19 +105,23 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
   }
   auto maps = std::unique_ptr<SharedMaps>(new SharedMaps());
   maps->dir_ = maps_dir;
-  struct {
-    UniqueFd* fd;
-    const char* name;
-  } all[] = {
-      {&maps->targets_, "targets"},     {&maps->port_classes_, "port_classes"},
-      {&maps->rules_, "rules"},         {&maps->udp_peers_, "udp_peers"},
-      {&maps->rule_hits_, "rule_hits"}, {&maps->event_limits_, "event_limits"},
-      {&maps->counters_, "counters"},   {&maps->events_, "events"}};
-  for (auto& m : all) {
-    EGRESS_ASSIGN_OR_RETURN(*m.fd,
-                            OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
+  for (auto [name, fd] : All(*maps)) {
+    EGRESS_ASSIGN_OR_RETURN(*fd, OpenPinned(absl::StrCat(maps_dir, "/", name)));
   }
   return maps;
+}
+
+absl::StatusOr<MapIds> SharedMaps::Ids() const {
+  MapIds ids;
+  for (auto [name, fd] : All(*this)) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) {
+      return ErrnoStatus(errno, "bpf_obj_get_info_by_fd", name);
+    }
+    ids[name] = info.id;
+  }
+  return ids;
 }
 
 int SharedMaps::FdOf(absl::string_view map) const {

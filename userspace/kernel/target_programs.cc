@@ -18,7 +18,6 @@
 #include "userspace/kernel/libbpf_ptr.h"
 
 namespace egress {
-namespace {
 
 std::string ProgPin(const std::string& dir, const HookSpec& h) {
   return absl::StrCat(dir, "/prog_", h.name);
@@ -26,6 +25,8 @@ std::string ProgPin(const std::string& dir, const HookSpec& h) {
 std::string LinkPin(const std::string& dir, const HookSpec& h) {
   return absl::StrCat(dir, "/link_", h.name);
 }
+
+namespace {
 
 // Where a pin is staged before it is renamed over its final name (bpffs
 // refuses names with a dot).

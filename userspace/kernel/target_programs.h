@@ -27,6 +27,11 @@ struct HookSpec {
 // Every hook a target gets, in attach order.
 const std::vector<HookSpec>& AllHooks();
 
+// The pin paths of a hook's program and link in a program or link
+// directory: <dir>/prog_<hook>, <dir>/link_<hook>.
+std::string ProgPin(const std::string& dir, const HookSpec& h);
+std::string LinkPin(const std::string& dir, const HookSpec& h);
+
 // One link pin as found: for status and for deciding whether to attach.
 struct LinkState {
   std::string hook;
