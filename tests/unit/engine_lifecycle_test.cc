@@ -95,5 +95,46 @@ TEST_F(EngineLifecycleTest, ProgramsReadingUnpinnedMapsAreRefreshedAtStart) {
   EXPECT_TRUE(engine_->TargetInfos()[0].attached);
 }
 
+TEST_F(EngineLifecycleTest, LostPinsAreRepairedLoggedOnceAndChangesTellTruth) {
+  std::vector<std::string> logged;
+  EngineOptions o = Options();
+  o.log = [&logged](const std::string& line) { logged.push_back(line); };
+  engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, o);
+  ASSERT_OK(engine_->Start(kNow).status());
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  auto count = [&logged](const std::string& what) {
+    int n = 0;
+    for (const std::string& l : logged) n += l.find(what) != l.npos;
+    return n;
+  };
+  // bpffs gone and not mountable: the held links keep enforcing, so a rule
+  // change is taken; the failure is logged once, not every reconcile.
+  kernel_.LosePins();
+  kernel_.FailRepairPins(true);
+  for (int i = 0; i < 3; ++i) engine_->Reconcile();
+  EXPECT_EQ(count("cannot make the pins again"), 1);
+  EXPECT_TRUE(engine_->TargetInfos()[0].attached);
+  ASSERT_OK(engine_->AddRule({"web", Allow({"dns"}), {}}, kNow).status());
+  // Its cgroup re-created meanwhile: nothing enforces on it, and nothing
+  // can be attached. A change is refused and not saved.
+  kernel_.RemoveCgroup("/web");
+  kernel_.MakeCgroup("/web");
+  for (int i = 0; i < 3; ++i) engine_->Reconcile();
+  EXPECT_EQ(count("no bpffs"), 1) << "an attach failure logged again";
+  EXPECT_STATUS(engine_->AddRule({"web", Allow({"https"}), {}}, kNow),
+                absl::StatusCode::kUnavailable, "not enforced");
+  EXPECT_STATUS(engine_->DeleteRule({"web", 1, std::nullopt}),
+                absl::StatusCode::kUnavailable, "nothing was changed");
+  EXPECT_EQ(Saved("web").rules.size(), 1u);
+  // bpffs back: the pins are made again, the cgroup attached, once.
+  kernel_.FailRepairPins(false);
+  engine_->Reconcile();
+  EXPECT_EQ(count("made again"), 1);
+  EXPECT_TRUE(engine_->TargetInfos()[0].attached);
+  EXPECT_EQ(kernel_.AttachedTo(IdOf("web"), KernelPort::kOwnCgroup),
+            *kernel_.CgroupId("/web"));
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https"}), {}}, kNow).status());
+}
+
 }  // namespace
 }  // namespace egress::testing

@@ -97,11 +97,12 @@ absl::StatusOr<size_t> FakeKernel::DeleteRulesetsExcept(
 
 bool FakeKernel::ProgramsLoaded(uint32_t id) {
   Lock lock(mu_);
-  return programs_.count(id) > 0;
+  return !pins_lost_ && programs_.count(id) > 0;
 }
 
 absl::Status FakeKernel::LoadPrograms(uint32_t id) {
   Lock lock(mu_);
+  if (pins_lost_) return absl::NotFoundError("no bpffs to pin programs in");
   programs_.insert(id);
   return absl::OkStatus();
 }
@@ -120,6 +121,14 @@ absl::StatusOr<bool> FakeKernel::RefreshPrograms(uint32_t id) {
   Lock lock(mu_);
   if (!programs_.count(id)) return absl::NotFoundError("no programs");
   return stale_.erase(id) > 0;
+}
+
+absl::StatusOr<int> FakeKernel::RepairPins() {
+  Lock lock(mu_);
+  if (!pins_lost_) return 0;
+  if (fail_repair_) return absl::PermissionDeniedError("mount bpffs refused");
+  pins_lost_ = false;
+  return static_cast<int>(programs_.size() + links_.size());
 }
 
 absl::Status FakeKernel::RemovePrograms(uint32_t id) {
@@ -188,6 +197,7 @@ absl::Status FakeKernel::Attach(uint32_t id, uint64_t link_set,
   Lock lock(mu_);
   ++attach_calls_;
   if (fail_attach_) return absl::PermissionDeniedError("attach refused");
+  if (pins_lost_) return absl::NotFoundError("program pins missing");
   if (!programs_.count(id)) return absl::NotFoundError("no programs");
   auto it = cgroups_.find(rel);
   if (it == cgroups_.end() || it->second != cgroup_id) {

@@ -34,6 +34,10 @@ class FakeKernel : public KernelPort {
   // Faults: the Nth WriteEntries from now fails (1 = the next one).
   void FailWriteEntriesAt(int n) { fail_write_at_ = n; }
   void FailAttach(bool fail) { fail_attach_ = fail; }
+  // Every pin goes (bpffs unmounted): the links stay, held. RepairPins
+  // makes them again unless `fail_repair`.
+  void LosePins() { pins_lost_ = true; }
+  void FailRepairPins(bool fail) { fail_repair_ = fail; }
   // The target's programs read maps that are no longer pinned.
   void MakeProgramsStale(uint32_t id);
   bool ProgramsStale(uint32_t id) const;
@@ -57,6 +61,7 @@ class FakeKernel : public KernelPort {
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
   absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
+  absl::StatusOr<int> RepairPins() override;
   absl::Status RemovePrograms(uint32_t id) override;
   std::vector<uint32_t> PinnedTargets() override;
   absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;
@@ -85,6 +90,8 @@ class FakeKernel : public KernelPort {
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;
   int fail_write_at_ = 0;
   bool fail_attach_ = false;
+  bool pins_lost_ = false;
+  bool fail_repair_ = false;
   int attach_calls_ = 0;
 };
 

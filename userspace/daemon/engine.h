@@ -157,8 +157,18 @@ class Engine {
   LinkHealth LinksOf(const TargetState& t, uint64_t link_set,
                      uint64_t cgroup_id);
   std::vector<std::string> TargetCgroups(const TargetState& t);
+  // Unavailable when the target's cgroup exists but its hooks are not all
+  // on it, even after one more attach: a change to its rules would be
+  // acknowledged and not enforced.
+  absl::Status CheckEnforced(const TargetState& t);
+  // Makes lost pins again (KernelPort::RepairPins) and says so once.
+  void RepairPins();
   control::TargetInfo InfoLocked(const TargetState& t) const;
   void Log(const std::string& line) const;
+  // Logs `line` under `key` (a target id, or kPinsLogKey) only when it
+  // differs from the last line logged under it; "" means all is well again.
+  void LogChange(uint32_t key, const std::string& line);
+  static constexpr uint32_t kPinsLogKey = 0;
 
   // Targets (engine_targets.cc).
   absl::StatusOr<TargetState> NewTarget(const control::TargetSpec& spec);
@@ -203,6 +213,7 @@ class Engine {
   std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;
+  std::map<uint32_t, std::string> last_logged_;  // LogChange
 };
 
 }  // namespace egress

@@ -73,6 +73,14 @@ class KernelPort {
   // (no link, or its cgroup is gone).
   virtual absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) = 0;
 
+  // ---- Pins ----
+  // Makes again every pin that went while egressd runs (bpffs unmounted, a
+  // pin directory removed) from what egressd holds: bpffs and the pin
+  // directory, the shared maps from their fds, each program from a link
+  // that runs it. Link pins are made again by Links(). Returns how many
+  // pins it made (0: none was missing); the error of the step that failed.
+  virtual absl::StatusOr<int> RepairPins() = 0;
+
   // ---- Cgroups (paths relative to the cgroup2 mount) ----
   // NotFound when the cgroup does not exist.
   virtual absl::StatusOr<uint64_t> CgroupId(const std::string& rel) = 0;

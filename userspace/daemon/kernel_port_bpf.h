@@ -45,6 +45,7 @@ class BpfKernel : public KernelPort {
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
   absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
+  absl::StatusOr<int> RepairPins() override;
   absl::Status RemovePrograms(uint32_t id) override;
   std::vector<uint32_t> PinnedTargets() override;
   absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;
@@ -68,8 +69,10 @@ class BpfKernel : public KernelPort {
   void DropHeld(uint32_t id, uint64_t link_set);
 
   std::string bpffs_dir_;
+  std::string bpffs_mount_;
   std::string version_dir_;  // <bpffs_dir>/v<ABI>
-  UniqueFd pins_lock_;       // LockDirectory(bpffs_dir_)
+  LockHolder holder_;
+  UniqueFd pins_lock_;  // LockDirectory(bpffs_dir_), taken again on repair
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::mutex held_mu_;

@@ -3,12 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/libbpf_ptr.h"
 #include "userspace/kernel/map_walk.h"
@@ -109,6 +111,20 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
     EGRESS_ASSIGN_OR_RETURN(*fd, OpenPinned(absl::StrCat(maps_dir, "/", name)));
   }
   return maps;
+}
+
+absl::StatusOr<int> SharedMaps::PinMissing() {
+  int pinned = 0;
+  for (auto [name, fd] : All(*this)) {
+    std::string path = absl::StrCat(dir_, "/", name);
+    if (access(path.c_str(), F_OK) == 0) continue;
+    if (pinned == 0) EGRESS_RETURN_IF_ERROR(MakeDirs(dir_, 0700));
+    if (bpf_obj_pin(fd->get(), path.c_str()) != 0) {
+      return ErrnoStatus(errno, "bpf_obj_pin", path);
+    }
+    ++pinned;
+  }
+  return pinned;
 }
 
 absl::StatusOr<MapIds> SharedMaps::Ids() const {

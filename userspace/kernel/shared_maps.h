@@ -64,6 +64,10 @@ class SharedMaps {
   // (a peer evicted meanwhile is fine).
   absl::Status DeletePeers(uint32_t target_id);
 
+  // Pins again, from the fds held here, every map whose pin is gone (the
+  // directory too). Returns how many; errno status of the mkdir or a pin.
+  absl::StatusOr<int> PinMissing();
+
   // The id of every map, by name: what the pinned programs must read.
   // Errno status of reading a map's info.
   absl::StatusOr<MapIds> Ids() const;
