@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/status_matchers.h"
@@ -27,19 +28,6 @@ namespace egress::testing {
 namespace {
 
 constexpr uint32_t kTargetId = 7;
-
-// Programs attached directly to `cgroup_path` for one attach type; -1 when
-// the query fails.
-int AttachedPrograms(const std::string& cgroup_path, int attach_type) {
-  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
-  if (!fd) return -1;
-  uint32_t ids[64], count = 64, flags = 0;
-  if (bpf_prog_query(fd.get(), static_cast<bpf_attach_type>(attach_type), 0,
-                     &flags, ids, &count) != 0) {
-    return -1;
-  }
-  return static_cast<int>(count);
-}
 
 // True when a BPF object (a pin) exists at `path`.
 bool IsPin(const std::string& path) {

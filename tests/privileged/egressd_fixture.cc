@@ -1,6 +1,7 @@
 #include "tests/privileged/egressd_fixture.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,9 +16,21 @@
 #include "tests/testing/privileges.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "userspace/common/fs.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
 
 namespace egress::testing {
+
+int AttachedPrograms(const std::string& cgroup_path, int attach_type) {
+  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
+  if (!fd) return -1;
+  uint32_t ids[64], count = 64, flags = 0;
+  if (bpf_prog_query(fd.get(), static_cast<bpf_attach_type>(attach_type), 0,
+                     &flags, ids, &count) != 0) {
+    return -1;
+  }
+  return static_cast<int>(count);
+}
 
 void EgressdTest::SetUp() {
   EGRESS_REQUIRE_ROOT();
@@ -215,6 +228,11 @@ std::string EgressdTest::ScrapeMetrics() {
   }
   close(fd);
   return body;
+}
+
+std::string EgressdTest::DaemonLog() {
+  auto log = RunCommand({"cat", daemon_log_});
+  return log.ok() ? log->output : "";
 }
 
 nlohmann::json EgressdTest::Counters(const std::string& target) {

@@ -20,6 +20,10 @@
 
 namespace egress::testing {
 
+// Programs attached directly to `cgroup_path` for one attach type (enum
+// bpf_attach_type); -1 when the query fails.
+int AttachedPrograms(const std::string& cgroup_path, int attach_type);
+
 class EgressdTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -58,6 +62,9 @@ class EgressdTest : public ::testing::Test {
 
   // GET http://127.0.0.1:<metrics_port>/metrics: the whole HTTP answer.
   std::string ScrapeMetrics();
+
+  // What egressd logged so far ("" when the log cannot be read).
+  std::string DaemonLog();
 
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);

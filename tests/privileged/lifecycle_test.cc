@@ -35,15 +35,6 @@
 namespace egress::testing {
 namespace {
 
-// Number of programs attached to a cgroup for one attach type.
-int AttachedPrograms(const std::string& cgroup_path, bpf_attach_type type) {
-  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
-  if (!fd) return -1;
-  uint32_t ids[64], count = 64, flags = 0;
-  if (bpf_prog_query(fd.get(), type, 0, &flags, ids, &count) != 0) return -1;
-  return static_cast<int>(count);
-}
-
 class LifecycleTest : public EgressdTest {};
 
 TEST_F(LifecycleTest, EnforcementSurvivesSigkillAndRestartAdoptsWithoutGap) {

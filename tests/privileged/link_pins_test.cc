@@ -43,17 +43,6 @@ class LinkPinsTest : public EgressdTest {
   }
 };
 
-// Programs attached to the test cgroup for connect4.
-int Connect4Programs(const std::string& cgroup_path) {
-  UniqueFd fd(open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY));
-  uint32_t ids[64], count = 64, flags = 0;
-  if (!fd || bpf_prog_query(fd.get(), BPF_CGROUP_INET4_CONNECT, 0, &flags, ids,
-                            &count) != 0) {
-    return -1;
-  }
-  return static_cast<int>(count);
-}
-
 TEST_F(LinkPinsTest, RemovingEveryLinkPinLetsNoConnectOut) {
   AddTarget("web");
   auto closed = ReservedPort::Create();
@@ -94,11 +83,11 @@ TEST_F(LinkPinsTest, RemovingEveryLinkPinLetsNoConnectOut) {
   EXPECT_TRUE(absl::StrContains(log->output, "link pin(s) had been removed"))
       << log->output;
   // Pinned again, not attached a second time.
-  EXPECT_EQ(Connect4Programs(cg_->path()), 1);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
   EXPECT_EQ(InCgroup([port] { return TcpConnect("127.0.0.1", port); }), EPERM);
   // target remove still lifts enforcement: the held links are detached too.
   CtlOk({"target", "remove", "web"});
-  EXPECT_EQ(Connect4Programs(cg_->path()), 0);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
   EXPECT_TRUE(
       Allowed(InCgroup([port] { return TcpConnect("127.0.0.1", port); })));
 }

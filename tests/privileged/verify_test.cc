@@ -1,7 +1,12 @@
 // `egressctl verify`: probes from inside the target's cgroup tell an
 // enforced policy from one that is configured but not in force.
 #include <bpf/bpf.h>
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -60,17 +65,26 @@ TEST_F(VerifyTest, AuditModeIsReportedAsNotInForce) {
 TEST_F(VerifyTest, DetachedProgramsAreCaught) {
   SetUpPolicy("enforce");
   // Someone with CAP_NET_ADMIN detached the links (removing a pin alone
-  // detaches nothing: egressd holds them) and removed the pins, so egressd
-  // cannot re-attach either.
+  // detaches nothing: egressd holds them) and put a dangling symlink where
+  // the program pins were, so egressd can neither pin them again from its
+  // held links nor load and re-attach them.
   std::string targets =
       absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets");
+  std::vector<UniqueFd> links;
   for (const HookSpec& h : AllHooks()) {
-    UniqueFd link(
+    links.emplace_back(
         bpf_obj_get(absl::StrCat(targets, "/1/link_", h.name).c_str()));
-    ASSERT_TRUE(link.valid()) << h.name;
-    ASSERT_EQ(bpf_link_detach(link.get()), 0) << h.name;
+    ASSERT_TRUE(links.back().valid()) << h.name;
   }
-  ASSERT_EQ(RunCommand({"rm", "-rf", targets})->exit_code, 0);
+  // egressd makes removed pins again: retry (bounded) until the symlink
+  // wins the race with a repair.
+  bool sabotaged = false;
+  for (int i = 0; i < 50 && !sabotaged; ++i) {
+    RunCommand({"rm", "-rf", targets}).IgnoreError();
+    sabotaged = symlink("/nonexistent", targets.c_str()) == 0;
+  }
+  ASSERT_TRUE(sabotaged) << strerror(errno);
+  for (UniqueFd& link : links) ASSERT_EQ(bpf_link_detach(link.get()), 0);
   CommandResult r;
   for (int i = 0; i < 100; ++i) {  // links are released asynchronously
     r = Ctl({"verify"});

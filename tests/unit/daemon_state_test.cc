@@ -63,6 +63,22 @@ TEST_F(StateTest, MissingFileIsEmptyState) {
   EXPECT_EQ(s.next_ruleset, 1u);
 }
 
+TEST_F(StateTest, EmptyFileIsEmptyStateAndOrphansAreNotSaved) {
+  std::ofstream(path_) << " \n";
+  ASSERT_OK_AND_ASSIGN(DaemonState empty, LoadState(path_));
+  EXPECT_TRUE(empty.targets.empty());
+  DaemonState s = Sample();
+  TargetState orphan;
+  orphan.name = "orphan-7";
+  orphan.id = 7;
+  orphan.orphan = true;
+  s.targets["orphan-7"] = orphan;
+  ASSERT_OK(SaveState(path_, s));
+  ASSERT_OK_AND_ASSIGN(DaemonState back, LoadState(path_));
+  EXPECT_EQ(back.targets.size(), 1u);
+  EXPECT_EQ(back.targets.count("orphan-7"), 0u);
+}
+
 TEST_F(StateTest, RoundTrip) {
   DaemonState s = Sample();
   ASSERT_OK(SaveState(path_, s));

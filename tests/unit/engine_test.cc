@@ -6,84 +6,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/unit/fake_kernel.h"
-#include "userspace/policy/spec.h"
+#include "tests/unit/engine_fixture.h"
 
-namespace egress {
+namespace egress::testing {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-policy::Rule R(policy::Action action, std::vector<std::string> words) {
-  auto no_dns =
-      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
-    return absl::NotFoundError("no name lookups in tests");
-  };
-  auto r = policy::ParseRuleWords(action, words, no_dns);
-  EXPECT_TRUE(r.ok()) << r.status();
-  return r.ok() ? *r : policy::Rule{};
-}
-policy::Rule Allow(std::vector<std::string> w) {
-  return R(policy::Action::kAllow, std::move(w));
-}
-policy::Rule Deny(std::vector<std::string> w) {
-  return R(policy::Action::kDeny, std::move(w));
-}
-
-class EngineTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kernel_.MakeCgroup("/web");
-    kernel_.MakeCgroup("/db");
-    engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
-    ASSERT_OK(engine_->Start(kNow).status());
-  }
-
-  EngineOptions Options() {
-    EngineOptions o;
-    o.save = [this](const DaemonState& s) {
-      if (fail_save_) return absl::UnavailableError("disk full");
-      saved_ = s;
-      ++saves_;
-      return absl::OkStatus();
-    };
-    o.unit_cgroup = [](const std::string& unit) -> absl::StatusOr<std::string> {
-      return "/system.slice/" + unit;
-    };
-    o.pid_cgroup = [](int) -> absl::StatusOr<std::string> { return "/web"; };
-    o.normalize_cgroup =
-        [](const std::string& p) -> absl::StatusOr<std::string> {
-      if (p.empty() || p[0] != '/') return absl::InvalidArgumentError(p);
-      return p;
-    };
-    return o;
-  }
-
-  control::TargetSpec Spec(const std::string& name, const std::string& cgroup,
-                           std::vector<policy::Rule> rules) {
-    control::TargetSpec s;
-    s.name = name;
-    s.source_value = cgroup;
-    s.rules = std::move(rules);
-    return s;
-  }
-
-  const TargetState& Saved(const std::string& name) {
-    return saved_.targets.at(name);
-  }
-  uint32_t IdOf(const std::string& name) { return Saved(name).id; }
-
-  static constexpr int64_t kNow = 1'000'000;
-  testing::FakeKernel kernel_;
-  std::unique_ptr<Engine> engine_;
-  DaemonState saved_;
-  int saves_ = 0;
-  bool fail_save_ = false;
-};
 
 TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   control::ApplyRequest first;
@@ -207,8 +138,7 @@ TEST_F(EngineTest, ARecreatedCgroupIsAttachedAgain) {
   control::TargetInfo info = engine_->TargetInfos()[0];
   EXPECT_TRUE(info.attached);
   EXPECT_EQ(info.cgroup_id, second);
-  EXPECT_EQ(info.hooks_attached,
-            static_cast<uint64_t>(testing::FakeKernel::kHooks));
+  EXPECT_EQ(info.hooks_attached, static_cast<uint64_t>(FakeKernel::kHooks));
 }
 
 TEST_F(EngineTest, PatternTargetsFollowTheirMatches) {
@@ -304,4 +234,4 @@ TEST_F(EngineTest, AFailedAttachLeavesNoTarget) {
 }
 
 }  // namespace
-}  // namespace egress
+}  // namespace egress::testing

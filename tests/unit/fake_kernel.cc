@@ -98,13 +98,38 @@ absl::StatusOr<size_t> FakeKernel::DeleteRulesetsExcept(
 
 bool FakeKernel::ProgramsLoaded(uint32_t id) {
   Lock lock(mu_);
-  return programs_.count(id) > 0;
+  return !pins_lost_ && programs_.count(id) > 0;
 }
 
 absl::Status FakeKernel::LoadPrograms(uint32_t id) {
   Lock lock(mu_);
+  if (pins_lost_) return absl::NotFoundError("no bpffs to pin programs in");
   programs_.insert(id);
   return absl::OkStatus();
+}
+
+void FakeKernel::MakeProgramsStale(uint32_t id) {
+  Lock lock(mu_);
+  stale_.insert(id);
+}
+
+bool FakeKernel::ProgramsStale(uint32_t id) const {
+  Lock lock(mu_);
+  return stale_.count(id) > 0;
+}
+
+absl::StatusOr<bool> FakeKernel::RefreshPrograms(uint32_t id) {
+  Lock lock(mu_);
+  if (!programs_.count(id)) return absl::NotFoundError("no programs");
+  return stale_.erase(id) > 0;
+}
+
+absl::StatusOr<int> FakeKernel::RepairPins() {
+  Lock lock(mu_);
+  if (!pins_lost_) return 0;
+  if (fail_repair_) return absl::PermissionDeniedError("mount bpffs refused");
+  pins_lost_ = false;
+  return static_cast<int>(programs_.size() + links_.size());
 }
 
 absl::Status FakeKernel::RemovePrograms(uint32_t id) {
@@ -114,6 +139,26 @@ absl::Status FakeKernel::RemovePrograms(uint32_t id) {
     it = it->first.first == id ? links_.erase(it) : std::next(it);
   }
   return absl::OkStatus();
+}
+
+std::vector<uint32_t> FakeKernel::PinnedTargets() {
+  Lock lock(mu_);
+  return std::vector<uint32_t>(programs_.begin(), programs_.end());
+}
+
+absl::StatusOr<egress_target_config> FakeKernel::TargetConfig(uint32_t id) {
+  return Config(id);
+}
+
+absl::StatusOr<LinkedCgroup> FakeKernel::LinkedCgroupOf(uint32_t id) {
+  Lock lock(mu_);
+  auto it = links_.find({id, kOwnCgroup});
+  if (it != links_.end()) {
+    for (const auto& [rel, cgroup_id] : cgroups_) {
+      if (cgroup_id == it->second) return LinkedCgroup{rel, cgroup_id};
+    }
+  }
+  return absl::NotFoundError("no link attached");
 }
 
 absl::StatusOr<uint64_t> FakeKernel::CgroupId(const std::string& rel) {
@@ -153,6 +198,7 @@ absl::Status FakeKernel::Attach(uint32_t id, uint64_t link_set,
   Lock lock(mu_);
   ++attach_calls_;
   if (fail_attach_) return absl::PermissionDeniedError("attach refused");
+  if (pins_lost_) return absl::NotFoundError("program pins missing");
   if (!programs_.count(id)) return absl::NotFoundError("no programs");
   auto it = cgroups_.find(rel);
   if (it == cgroups_.end() || it->second != cgroup_id) {

@@ -34,6 +34,13 @@ class FakeKernel : public KernelPort {
   // Faults: the Nth WriteEntries from now fails (1 = the next one).
   void FailWriteEntriesAt(int n) { fail_write_at_ = n; }
   void FailAttach(bool fail) { fail_attach_ = fail; }
+  // Every pin goes (bpffs unmounted): the links stay, held. RepairPins
+  // makes them again unless `fail_repair`.
+  void LosePins() { pins_lost_ = true; }
+  void FailRepairPins(bool fail) { fail_repair_ = fail; }
+  // The target's programs read maps that are no longer pinned.
+  void MakeProgramsStale(uint32_t id);
+  bool ProgramsStale(uint32_t id) const;
 
   // ---- KernelPort ----
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
@@ -53,7 +60,12 @@ class FakeKernel : public KernelPort {
   }
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
+  absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
+  absl::StatusOr<int> RepairPins() override;
   absl::Status RemovePrograms(uint32_t id) override;
+  std::vector<uint32_t> PinnedTargets() override;
+  absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;
+  absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) override;
   absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
   CgroupMatches MatchCgroups(const std::string& pattern) override;
   std::vector<std::string> ChildCgroups(const std::string& rel) override;
@@ -71,12 +83,15 @@ class FakeKernel : public KernelPort {
   std::map<uint32_t, size_t> entries_;  // ruleset -> entry count
   std::map<uint32_t, egress_target_config> configs_;
   std::set<uint32_t> programs_;
+  std::set<uint32_t> stale_;                 // programs reading unpinned maps
   std::map<std::string, uint64_t> cgroups_;  // live ones
   uint64_t next_cgroup_id_ = 100;
   // (target, link set) -> cgroup id the hooks are on.
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;
   int fail_write_at_ = 0;
   bool fail_attach_ = false;
+  bool pins_lost_ = false;
+  bool fail_repair_ = false;
   int attach_calls_ = 0;
 };
 

@@ -21,6 +21,7 @@ std::string TargetLine(const TargetInfo& t) {
     state = absl::StrCat("partly attached (", t.hooks_attached, "/",
                          t.hooks_total, " hooks)");
   }
+  if (t.orphan) state = absl::StrCat("orphan, ", state);
   return absl::StrFormat("%-16s %-8s %-40s %5d rules  %s", t.name,
                          policy::ModeName(t.mode), t.cgroup, t.rules, state);
 }
@@ -174,6 +175,12 @@ struct TextFormatter {
     for (const control::TargetRules& t : r.targets) {
       absl::StrAppend(&out, "Target: ", t.target, " (",
                       policy::ModeName(t.mode), ")\n");
+      if (t.orphan) {
+        absl::StrAppend(&out,
+                        "     (orphan: found pinned without state; its rules "
+                        "are unknown and stay enforced)\n");
+        continue;
+      }
       if (t.rules.empty()) {
         absl::StrAppend(
             &out, "     (no rules: every outbound connection is denied)\n");

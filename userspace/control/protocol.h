@@ -149,6 +149,8 @@ struct TargetInfo {
   uint64_t hooks_attached = 0;
   uint64_t hooks_total = 0;
   bool attached = false;
+  // Found pinned without state at start (rules unknown; remove lifts it).
+  bool orphan = false;
   // `status` only.
   std::optional<TargetCounters> counters;
   std::vector<std::string> warnings;
@@ -227,6 +229,7 @@ struct TargetRules {
   std::string target;
   policy::Mode mode = policy::Mode::kEnforce;
   std::vector<NumberedRule> rules;
+  bool orphan = false;  // rules unknown (TargetInfo::orphan)
 };
 struct ListResponse {
   std::vector<TargetRules> targets;

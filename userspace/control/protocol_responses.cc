@@ -42,6 +42,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
   io.Members("cgroup_exists", t.cgroup_exists, "cgroup_id", t.cgroup_id,
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,
              "attached", t.attached, "counters", t.counters);
+  io.FieldIf(t.orphan, "orphan", t.orphan);
   // `status` always lists its warnings, even none.
   io.FieldIf(!t.warnings.empty() || t.counters, "warnings", t.warnings);
 }
@@ -65,6 +66,7 @@ void Fields(Io& io, Member<NumberedRule, Io>& n) {
 template <typename Io>
 void Fields(Io& io, Member<TargetRules, Io>& t) {
   io.Members("target", t.target, "mode", t.mode, "rules", t.rules);
+  io.FieldIf(t.orphan, "orphan", t.orphan);
 }
 
 template <typename Io>

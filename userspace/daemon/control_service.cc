@@ -184,6 +184,12 @@ std::vector<control::Connection> ControlService::LookAfterChange(
 std::vector<std::string> ControlService::Warnings(
     const control::TargetInfo& t) const {
   std::vector<std::string> warnings;
+  if (t.orphan) {
+    warnings.push_back(absl::StrCat(
+        "orphan: found pinned without state; its rules are unknown and stay "
+        "enforced; 'egressctl target remove ",
+        t.name, "' lifts it"));
+  }
   if (!t.cgroup_exists) {
     warnings.push_back(
         t.source == policy::TargetSource::kPattern

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "egress/version.h"
 #include "userspace/common/fs.h"
+#include "userspace/common/instance_lock.h"
 #include "userspace/common/mountinfo.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
@@ -31,6 +32,9 @@ struct Daemon::Parts {
   std::string cgroup_root;
   std::string node_name;
   std::unique_ptr<ControlListener> listener;
+  // One egressd per state directory (held to exit; BpfKernel holds the
+  // pin directory's).
+  UniqueFd state_lock;
   std::unique_ptr<BpfKernel> kernel;
   std::unique_ptr<Learner> learner;
   std::unique_ptr<Engine> engine;
@@ -57,18 +61,21 @@ std::string HostName() {
   return host;
 }
 
-// cgroup2, the state directory, bpffs and the pinned maps.
+// cgroup2, the state directory, bpffs and the pinned maps. The state and pin
+// directories are locked before anything in them is read or written.
 absl::Status OpenKernel(Daemon::Parts& p) {
   if (p.options.cgroup_root.empty()) {
     EGRESS_ASSIGN_OR_RETURN(p.cgroup_root, Cgroup2Root());
   } else {
     p.cgroup_root = p.options.cgroup_root;
   }
+  const LockHolder me{getpid(), p.options.socket_path};
   EGRESS_RETURN_IF_ERROR(MakeDirs(p.options.state_dir, 0700));
-  EGRESS_RETURN_IF_ERROR(
-      EnsureBpffsDir(p.options.bpffs_dir, p.options.bpffs_mount));
-  EGRESS_ASSIGN_OR_RETURN(p.kernel,
-                          BpfKernel::Open(p.options.bpffs_dir, p.cgroup_root));
+  EGRESS_ASSIGN_OR_RETURN(
+      p.state_lock, LockDirectory(p.options.state_dir, "state directory", me));
+  EGRESS_ASSIGN_OR_RETURN(
+      p.kernel, BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount,
+                                p.cgroup_root, me));
   if (std::string warning = UnixHooksWarning(); !warning.empty()) {
     Log(warning);
   }
@@ -197,8 +204,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   auto p = std::make_unique<Parts>();
   p->options = std::move(options);
   // Listening first: a second egressd on the same socket stops here, before
-  // it touches the state, the maps or the policy directory. Requests wait
-  // in the backlog until Run() serves them.
+  // it touches the state, the maps or the policy directory; one on another
+  // socket stops at the locks of the state and pin directories (OpenKernel).
+  // Requests wait in the backlog until Run() serves them.
   EGRESS_ASSIGN_OR_RETURN(ControlListener listener,
                           ControlListener::Listen(p->options.socket_path));
   p->listener = std::make_unique<ControlListener>(std::move(listener));

@@ -37,10 +37,11 @@ struct DaemonOptions {
 class Daemon {
  public:
   // Listens on the control socket first (a second egressd stops there),
-  // mounts bpffs if needed, opens or creates the pinned maps, loads the
-  // state and brings the kernel in line with it, applies the policy
-  // directory. DataLoss for a corrupt state file; errno statuses for kernel
-  // refusals.
+  // locks the state and pin directories (FailedPrecondition naming the
+  // egressd that holds one), mounts bpffs if needed, opens or creates the
+  // pinned maps, loads the state and brings the kernel in line with it, applies
+  // the policy directory. DataLoss for a corrupt state file; errno statuses for
+  // kernel refusals.
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(DaemonOptions options);
   ~Daemon();
 

@@ -30,6 +30,10 @@
 
 namespace egress {
 
+// FailedPrecondition for a change to an orphan (a target found pinned
+// without state, engine_orphans.cc); OK for any other target.
+absl::Status RefuseOrphan(const TargetState& t);
+
 struct EngineOptions {
   // Persists the state (atomically); called before a change takes effect.
   std::function<absl::Status(const DaemonState&)> save;
@@ -60,8 +64,9 @@ class Engine {
 
   // Brings the kernel in line with the state at start: programs loaded,
   // rule sets rewritten (ending temporary rules that ran out at `now`),
-  // links attached or adopted, stale rule sets swept. Returns true when
-  // every target is attached.
+  // pinned program sets the state does not hold adopted as orphans, links
+  // attached or adopted, stale rule sets swept (an orphan's kept). Returns true
+  // when every target is attached.
   absl::StatusOr<bool> Start(int64_t now);
 
   // ---- Changes ----
@@ -157,15 +162,30 @@ class Engine {
   LinkHealth LinksOf(const TargetState& t, uint64_t link_set,
                      uint64_t cgroup_id);
   std::vector<std::string> TargetCgroups(const TargetState& t);
+  // Unavailable when the target's cgroup exists but its hooks are not all
+  // on it, even after one more attach: a change to its rules would be
+  // acknowledged and not enforced.
+  absl::Status CheckEnforced(const TargetState& t);
+  // Makes lost pins again (KernelPort::RepairPins) and says so once.
+  void RepairPins();
   control::TargetInfo InfoLocked(const TargetState& t) const;
   std::map<uint64_t, std::string> SubtreeLocked(const TargetState& target);
   void Log(const std::string& line) const;
+  // Logs `line` under `key` (a target id, or kPinsLogKey) only when it
+  // differs from the last line logged under it; "" means all is well again.
+  void LogChange(uint32_t key, const std::string& line);
+  static constexpr uint32_t kPinsLogKey = 0;
 
   // Targets (engine_targets.cc).
   absl::StatusOr<TargetState> NewTarget(const control::TargetSpec& spec);
   absl::Status CreateTarget(Lock& lock, TargetState t,
                             std::vector<policy::Rule> rules,
                             Staged* staged = nullptr);
+
+  // Orphans (engine_orphans.cc): adds every pinned program set the state
+  // does not hold as "orphan-<id>"; deletes a removed orphan's entries.
+  void AdoptOrphans();
+  absl::Status RemoveOrphanEntries(const TargetState& t);
 
   // Apply (engine_apply.cc).
   absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(
@@ -199,6 +219,7 @@ class Engine {
   std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;
+  std::map<uint32_t, std::string> last_logged_;  // LogChange
 };
 
 }  // namespace egress

@@ -40,6 +40,10 @@ LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
 
 absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   if (IsPattern(t)) return AttachPattern(t);
+  if (t.cgroup.empty()) {  // an orphan attached nowhere: nothing to attach
+    links_[t.id] = {{}, {}};
+    return false;
+  }
   auto id = kernel_.CgroupId(t.cgroup);
   if (!id.ok()) {
     if (absl::IsNotFound(id.status())) {
@@ -51,7 +55,13 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   LinkHealth health = LinksOf(t, KernelPort::kOwnCgroup, *id);
   absl::Status attached;
   if (!health.all_live()) {
-    attached = kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id);
+    // Its program pins may have gone with no link left to pin them from.
+    if (!t.orphan && !kernel_.ProgramsLoaded(t.id)) {
+      attached = kernel_.LoadPrograms(t.id);
+    }
+    if (attached.ok()) {
+      attached = kernel_.Attach(t.id, KernelPort::kOwnCgroup, t.cgroup, *id);
+    }
     if (attached.ok()) {
       Log(absl::StrCat("target ", t.name, ": attached to ", t.cgroup,
                        " (cgroup id ", *id, ")"));
@@ -102,8 +112,31 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
   return !attached.empty();
 }
 
+void Engine::LogChange(uint32_t key, const std::string& line) {
+  std::string& last = last_logged_[key];
+  if (!line.empty() && line != last) Log(line);
+  last = line;
+}
+
+void Engine::RepairPins() {
+  absl::StatusOr<int> made = kernel_.RepairPins();
+  if (made.ok() && *made > 0) {
+    Log(absl::StrCat(*made,
+                     " pin(s) had gone (bpffs unmounted or a pin directory "
+                     "removed); made again from the maps, programs and "
+                     "links egressd holds"));
+  }
+  LogChange(kPinsLogKey, made.ok()
+                             ? ""
+                             : absl::StrCat("cannot make the pins again: ",
+                                            made.status().ToString(),
+                                            " (the held links keep enforcing; "
+                                            "retried every 500 ms)"));
+}
+
 int Engine::Reconcile(bool* failed) {
   Lock lock(mu_);
+  RepairPins();
   int attached = 0;
   bool any_failed = false;
   for (const auto& [name, t] : state_.targets) {
@@ -111,9 +144,12 @@ int Engine::Reconcile(bool* failed) {
     auto before = links_.find(t.id);
     bool was_live = before != links_.end() && before->second.second.all_live();
     auto st = Attach(t);
+    // A failure is logged once, not every 500 ms, until it changes.
+    LogChange(t.id, st.ok() ? ""
+                            : absl::StrCat("target ", name, ": ",
+                                           st.status().ToString()));
     if (!st.ok()) {
       any_failed = true;
-      Log(absl::StrCat("target ", name, ": ", st.status().ToString()));
       continue;
     }
     if (*st && !was_live) ++attached;
@@ -142,12 +178,30 @@ void Engine::RefreshLinkHealth() {
   }
 }
 
+absl::Status Engine::CheckEnforced(const TargetState& t) {
+  if (IsPattern(t) || t.cgroup.empty()) return absl::OkStatus();
+  auto id = kernel_.CgroupId(t.cgroup);
+  if (absl::IsNotFound(id.status())) return absl::OkStatus();  // waiting
+  if (id.ok() && LinksOf(t, KernelPort::kOwnCgroup, *id).all_live()) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<bool> attached = Attach(t);  // one more try, now
+  if (attached.ok() && *attached) return absl::OkStatus();
+  const LinkHealth& h = links_[t.id].second;
+  return absl::UnavailableError(absl::StrCat(
+      "target '", t.name, "' is not enforced on its cgroup ", t.cgroup, " (",
+      h.live, "/", h.total, " hooks attached",
+      attached.ok() ? "" : absl::StrCat(": ", attached.status().message()),
+      "): nothing was changed; egressd retries attaching every 500 ms"));
+}
+
 control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   control::TargetInfo info;
   CopyTargetSettings(t, &info);
   info.id = t.id;
   info.cgroup = t.cgroup;
   info.rules = t.rules.size();
+  info.orphan = t.orphan;
   auto it = links_.find(t.id);
   if (it != links_.end()) {
     info.cgroups = it->second.first;

@@ -41,6 +41,7 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
   }
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+  EGRESS_RETURN_IF_ERROR(CheckEnforced(*t));
   control::RuleAddResponse out;
   out.target = t->name;
   for (size_t i = 0; i < t->rules.size(); ++i) {
@@ -91,6 +92,7 @@ absl::StatusOr<control::RuleDeleteResponse> Engine::DeleteRule(
     const control::RuleDeleteRequest& request) {
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
+  EGRESS_RETURN_IF_ERROR(CheckEnforced(*t));
   size_t index = 0;
   if (request.number) {
     size_t n = *request.number;

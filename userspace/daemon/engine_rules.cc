@@ -117,6 +117,7 @@ absl::Status Engine::ReplaceRules(const std::string& name,
                                   Staged* staged) {
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
+  EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
   c.mode = mode;
   lock.unlock();

@@ -39,6 +39,16 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
   for (const auto& [name, t] : state_.targets) {
     if (!kernel_.ProgramsLoaded(t.id)) {
       EGRESS_RETURN_IF_ERROR(kernel_.LoadPrograms(t.id));
+    } else {
+      // Pinned programs that read maps no longer pinned would ignore every
+      // rule written from now on.
+      EGRESS_ASSIGN_OR_RETURN(bool reloaded, kernel_.RefreshPrograms(t.id));
+      if (reloaded) {
+        Log(absl::StrCat("target ", name,
+                         ": its programs read maps that are no longer "
+                         "pinned; loaded again against the pinned maps and "
+                         "swapped in under the live links"));
+      }
     }
     names.push_back(name);
   }
@@ -55,6 +65,7 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
   }
   lock.lock();
+  AdoptOrphans();
   bool all_attached = true;
   std::set<uint32_t> keep;
   for (const auto& [name, t] : state_.targets) {
@@ -238,9 +249,19 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
     return absl::NotFoundError(absl::StrCat("no target named '", name, "'"));
   }
   TargetState t = it->second;
-  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  // The intent is saved before enforcement is lifted: a state file that
+  // cannot be written leaves the target enforced and says why, never a
+  // target lifted that comes back at the next start.
   state_.targets.erase(it);
-  EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+    state_.targets.emplace(name, std::move(t));
+    return absl::Status(
+        st.code(), absl::StrCat("target '", name,
+                                "' stays enforced: cannot save the state: ",
+                                st.message()));
+  }
+  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  if (t.orphan) RemoveOrphanEntries(t).IgnoreError();
   kernel_.SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   if (auto c = compiled_.find(t.id); c != compiled_.end()) {
     if (t.ruleset != 0) kernel_.DeleteEntries(c->second).IgnoreError();
@@ -257,6 +278,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
 template <typename T>
 absl::Status Engine::ChangeSetting(Lock& lock, TargetState& t,
                                    T TargetState::*field, T value) {
+  EGRESS_RETURN_IF_ERROR(RefuseOrphan(t));
   T old = t.*field;
   t.*field = value;
   if (absl::Status st = SaveLocked(lock); !st.ok()) {
@@ -271,7 +293,9 @@ absl::StatusOr<control::ModeResponse> Engine::SetMode(
   Lock lock(mu_);
   std::vector<TargetState*> targets;
   if (request.all) {
-    for (auto& [n, t] : state_.targets) targets.push_back(&t);
+    for (auto& [n, t] : state_.targets) {
+      if (!t.orphan) targets.push_back(&t);
+    }
   } else {
     EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(request.target));
     targets.push_back(t);
@@ -321,6 +345,7 @@ absl::StatusOr<control::ListResponse> Engine::List(
   control::ListResponse out;
   for (TargetState& t : targets) {
     control::TargetRules tr{t.name, t.mode, {}};
+    tr.orphan = t.orphan;
     for (size_t i = 0; i < t.rules.size(); ++i) {
       tr.rules.push_back({i + 1, std::move(t.rules[i])});
     }

@@ -24,6 +24,13 @@
 
 namespace egress {
 
+// Where a program set's own links enforce: a cgroup path relative to the
+// cgroup2 mount and its id.
+struct LinkedCgroup {
+  std::string rel;
+  uint64_t id = 0;
+};
+
 class KernelPort {
  public:
   static constexpr uint64_t kOwnCgroup = 0;
@@ -50,8 +57,29 @@ class KernelPort {
   virtual bool ProgramsLoaded(uint32_t id) = 0;
   // Loads and pins the target's programs, replacing leftovers.
   virtual absl::Status LoadPrograms(uint32_t id) = 0;
+  // When the target's pinned programs read maps other than the pinned ones
+  // (the map pins were removed and the maps made again), loads them again
+  // against the pinned maps and moves every link of the target to the new
+  // programs, each in one update (no moment without a program). True when
+  // it did. Errors: of reading a program's maps, of the load, of an update.
+  virtual absl::StatusOr<bool> RefreshPrograms(uint32_t id) = 0;
   // Detaches every link of the target and removes its programs.
   virtual absl::Status RemovePrograms(uint32_t id) = 0;
+  // The ids of every program set pinned, known to the state or not.
+  virtual std::vector<uint32_t> PinnedTargets() = 0;
+  // targets[id] as the hooks read it now.
+  virtual absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) = 0;
+  // The cgroup the set's own links are attached to; NotFound when none is
+  // (no link, or its cgroup is gone).
+  virtual absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) = 0;
+
+  // ---- Pins ----
+  // Makes again every pin that went while egressd runs (bpffs unmounted, a
+  // pin directory removed) from what egressd holds: bpffs and the pin
+  // directory, the shared maps from their fds, each program from a link
+  // that runs it. Link pins are made again by Links(). Returns how many
+  // pins it made (0: none was missing); the error of the step that failed.
+  virtual absl::StatusOr<int> RepairPins() = 0;
 
   // ---- Cgroups (paths relative to the cgroup2 mount) ----
   // NotFound when the cgroup does not exist.

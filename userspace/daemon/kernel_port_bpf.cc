@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/program_maps.h"
 #include "userspace/kernel/target_programs.h"
 
 namespace egress {
@@ -20,11 +23,17 @@ constexpr char kLinkDirPrefix[] = "cgroup-";
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
-    const std::string& bpffs_dir, const std::string& cgroup_root) {
+    const std::string& bpffs_dir, const std::string& bpffs_mount,
+    const std::string& cgroup_root, const LockHolder& holder) {
   auto k = std::unique_ptr<BpfKernel>(new BpfKernel());
   k->bpffs_dir_ = bpffs_dir;
+  k->bpffs_mount_ = bpffs_mount;
   k->version_dir_ = absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
   k->cgroup_root_ = cgroup_root;
+  k->holder_ = holder;
+  EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(bpffs_dir, bpffs_mount));
+  EGRESS_ASSIGN_OR_RETURN(k->pins_lock_,
+                          LockDirectory(bpffs_dir, "pin directory", holder));
   std::string maps_dir = k->version_dir_ + "/maps";
   EGRESS_RETURN_IF_ERROR(MakeDirs(maps_dir, 0700));
   EGRESS_ASSIGN_OR_RETURN(k->maps_, SharedMaps::OpenOrCreate(maps_dir));
@@ -98,8 +107,45 @@ bool BpfKernel::ProgramsLoaded(uint32_t id) {
 }
 
 absl::Status BpfKernel::LoadPrograms(uint32_t id) {
-  RemoveTree(TargetDir(id)).IgnoreError();  // leftovers of a removed target
+  bool holds_links = false;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = held_.lower_bound({id, 0});
+    holds_links = it != held_.end() && it->first.first == id;
+  }
+  // Leftovers of a removed target go; the link pins of a target whose
+  // program pins were removed stay (its links run the programs meanwhile).
+  if (!holds_links) RemoveTree(TargetDir(id)).IgnoreError();
   return LoadAndPinPrograms(id, maps_->dir(), TargetDir(id));
+}
+
+absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
+  EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
+  EGRESS_ASSIGN_OR_RETURN(bool current, ProgramsUseMaps(TargetDir(id), pinned));
+  if (current) return false;
+  EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(id, maps_->dir(), TargetDir(id)));
+  std::vector<std::string> link_dirs = LinkDirsBelow(TargetDir(id));
+  link_dirs.push_back(TargetDir(id));
+  EGRESS_RETURN_IF_ERROR(UpdateLinks(TargetDir(id), link_dirs));
+  return true;
+}
+
+absl::StatusOr<int> BpfKernel::RepairPins() {
+  if (!IsOnBpffs(bpffs_dir_)) {
+    // bpffs unmounted or the pin root removed: a new one, locked again (the
+    // old lock is on a directory nobody can reach any more).
+    EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(bpffs_dir_, bpffs_mount_));
+    EGRESS_ASSIGN_OR_RETURN(
+        pins_lock_, LockDirectory(bpffs_dir_, "pin directory", holder_));
+  }
+  EGRESS_ASSIGN_OR_RETURN(int made, maps_->PinMissing());
+  std::lock_guard<std::mutex> lock(held_mu_);
+  std::map<uint32_t, std::vector<const HeldLinks*>> by_target;
+  for (const auto& [key, links] : held_) by_target[key.first].push_back(&links);
+  for (const auto& [id, sets] : by_target) {
+    made += KeepProgramsPinned(TargetDir(id), sets);
+  }
+  return made;
 }
 
 absl::Status BpfKernel::RemovePrograms(uint32_t id) {
@@ -113,6 +159,31 @@ absl::Status BpfKernel::RemovePrograms(uint32_t id) {
     }
   }
   return DetachAndRemove(TargetDir(id));
+}
+
+std::vector<uint32_t> BpfKernel::PinnedTargets() {
+  std::vector<uint32_t> ids;
+  for (const std::string& name : SubdirNames(version_dir_ + "/targets")) {
+    uint32_t id = 0;
+    if (absl::SimpleAtoi(name, &id) && id > 0) ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::StatusOr<egress_target_config> BpfKernel::TargetConfig(uint32_t id) {
+  return maps_->TargetConfig(id);
+}
+
+absl::StatusOr<LinkedCgroup> BpfKernel::LinkedCgroupOf(uint32_t id) {
+  for (const LinkState& l : LinkStates(TargetDir(id))) {
+    if (l.cgroup_id == 0) continue;
+    EGRESS_ASSIGN_OR_RETURN(std::string abs,
+                            CgroupPathOfId(cgroup_root_, l.cgroup_id));
+    std::string rel = abs.substr(std::min(abs.size(), cgroup_root_.size()));
+    return LinkedCgroup{rel.empty() ? "/" : rel, l.cgroup_id};
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no link of target ", id, " is attached"));
 }
 
 void BpfKernel::DropHeld(uint32_t id, uint64_t link_set) {
@@ -147,8 +218,9 @@ LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
                             uint64_t cgroup_id) {
   std::string dir = LinkDir(id, link_set);
   std::lock_guard<std::mutex> lock(held_mu_);
-  int repinned = KeepPinned(dir, held_[{id, link_set}]);
-  LinkHealth health = CheckLinks(dir, cgroup_id);
+  HeldLinks& held = held_[{id, link_set}];
+  int repinned = KeepPinned(dir, held);
+  LinkHealth health = CheckLinks(dir, cgroup_id, &held);
   health.repinned = repinned;
   return health;
 }

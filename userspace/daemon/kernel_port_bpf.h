@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "userspace/common/instance_lock.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/kernel/shared_maps.h"
 
@@ -18,10 +19,13 @@ namespace egress {
 
 class BpfKernel : public KernelPort {
  public:
-  // `bpffs_dir` is egressd's pin root (without the ABI version);
+  // `bpffs_dir` is egressd's pin root (without the ABI version), made on
+  // the bpffs at `bpffs_mount` (mounted if missing) and locked for `holder`
+  // (LockDirectory: FailedPrecondition naming the egressd that holds it);
   // `cgroup_root` the cgroup2 mount.
   static absl::StatusOr<std::unique_ptr<BpfKernel>> Open(
-      const std::string& bpffs_dir, const std::string& cgroup_root);
+      const std::string& bpffs_dir, const std::string& bpffs_mount,
+      const std::string& cgroup_root, const LockHolder& holder);
 
   SharedMaps& maps() { return *maps_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
@@ -40,7 +44,12 @@ class BpfKernel : public KernelPort {
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
+  absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
+  absl::StatusOr<int> RepairPins() override;
   absl::Status RemovePrograms(uint32_t id) override;
+  std::vector<uint32_t> PinnedTargets() override;
+  absl::StatusOr<egress_target_config> TargetConfig(uint32_t id) override;
+  absl::StatusOr<LinkedCgroup> LinkedCgroupOf(uint32_t id) override;
   absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
   CgroupMatches MatchCgroups(const std::string& pattern) override;
   std::vector<std::string> ChildCgroups(const std::string& rel) override;
@@ -60,7 +69,10 @@ class BpfKernel : public KernelPort {
   void DropHeld(uint32_t id, uint64_t link_set);
 
   std::string bpffs_dir_;
+  std::string bpffs_mount_;
   std::string version_dir_;  // <bpffs_dir>/v<ABI>
+  LockHolder holder_;
+  UniqueFd pins_lock_;  // LockDirectory(bpffs_dir_), taken again on repair
   std::string cgroup_root_;
   std::unique_ptr<SharedMaps> maps_;
   std::mutex held_mu_;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "egress/abi.h"
 #include "userspace/common/atomic_file.h"
@@ -36,6 +37,7 @@ void Fields(Io& io, control::Member<TargetState, Io>& t) {
 nlohmann::json StateToJson(const DaemonState& state) {
   nlohmann::json targets = nlohmann::json::array();
   for (const auto& [name, t] : state.targets) {
+    if (t.orphan) continue;
     targets.push_back(control::JsonWriter::Write(t));
   }
   return {{"version", 1},
@@ -76,6 +78,7 @@ absl::StatusOr<DaemonState> LoadState(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
+  if (absl::StripAsciiWhitespace(ss.str()).empty()) return DaemonState{};
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) {
     return absl::DataLossError(absl::StrCat(

@@ -30,6 +30,10 @@ struct TargetState {
   bool ephemeral = false;  // created by `egressctl run`; removed with it
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   std::vector<policy::Rule> rules;
+  // A program set found pinned at start that the state does not hold (the
+  // state file was lost): enforced as it was, its rules unknown. Never
+  // saved: each start finds it again while its pins last.
+  bool orphan = false;
 };
 
 struct DaemonState {
@@ -55,13 +59,16 @@ inline bool IsPattern(const TargetState& t) {
   return t.source == policy::TargetSource::kPattern;
 }
 
+// Orphans are left out: the file holds only what egressd knows.
 nlohmann::json StateToJson(const DaemonState& state);
 // InvalidArgument naming the field and the file when the content is bad.
 absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
                                           const std::string& file);
 
-// Missing file: empty state. Corrupt file: DataLoss naming the file (egressd
-// refuses to start rather than silently dropping the policy).
+// Missing or empty file (nothing but white space): empty state; pins that
+// it does not name are adopted as orphans (Engine::Start). Corrupt file:
+// DataLoss naming the file (egressd refuses to start rather than silently
+// dropping the policy).
 absl::StatusOr<DaemonState> LoadState(const std::string& path);
 // Writes to a temporary file, fsyncs it and renames it over `path`.
 absl::Status SaveState(const std::string& path, const DaemonState& state);

@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <vector>
@@ -51,6 +54,36 @@ absl::StatusOr<uint64_t> CgroupId(const std::string& abs_path) {
         absl::StrCat(abs_path, " is not a cgroup directory"));
   }
   return static_cast<uint64_t>(st.st_ino);
+}
+
+absl::StatusOr<std::string> CgroupPathOfId(const std::string& root,
+                                           uint64_t id) {
+  UniqueFd mount_fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd) return ErrnoStatus(errno, "open cgroup2 mount", root);
+  // cgroup2 (kernfs) file handles are the 8-byte node id, which is the id
+  // the kernel reports for a cgroup; the handle type is asked of the root.
+  struct {
+    file_handle fh;
+    uint64_t id;
+  } handle{};
+  handle.fh.handle_bytes = sizeof(uint64_t);
+  int mount_id = 0;
+  if (name_to_handle_at(mount_fd.get(), "", &handle.fh, &mount_id,
+                        AT_EMPTY_PATH) != 0) {
+    return ErrnoStatus(errno, "name_to_handle_at", root);
+  }
+  memcpy(handle.fh.f_handle, &id, sizeof(id));
+  UniqueFd cg(open_by_handle_at(mount_fd.get(), &handle.fh,
+                                O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cg) {
+    return ErrnoStatus(errno == ESTALE ? ENOENT : errno, "open cgroup id",
+                       absl::StrCat(id));
+  }
+  char path[PATH_MAX];
+  std::string fd_link = absl::StrCat("/proc/self/fd/", cg.get());
+  ssize_t n = readlink(fd_link.c_str(), path, sizeof(path) - 1);
+  if (n < 0) return ErrnoStatus(errno, "readlink", fd_link);
+  return std::string(path, n);
 }
 
 absl::StatusOr<UniqueFd> OpenCgroup(const std::string& abs_path) {

@@ -28,6 +28,13 @@ absl::StatusOr<std::string> NormalizeCgroupPath(absl::string_view input,
 // NotFound when the directory does not exist.
 absl::StatusOr<uint64_t> CgroupId(const std::string& abs_path);
 
+// The absolute path (below `root`, the cgroup2 mount) of the cgroup with id
+// `id`, as bpf_link_info reports it: opened by its file handle, so no walk.
+// NotFound when no such cgroup exists; PermissionDenied without
+// CAP_DAC_READ_SEARCH; the errno status of the lookup otherwise.
+absl::StatusOr<std::string> CgroupPathOfId(const std::string& root,
+                                           uint64_t id);
+
 // An O_DIRECTORY fd of the cgroup, for attaching programs (AttachPinned).
 // NotFound when the directory does not exist, PermissionDenied without
 // access.

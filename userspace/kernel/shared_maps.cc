@@ -3,12 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/libbpf_ptr.h"
 #include "userspace/kernel/map_walk.h"
@@ -105,20 +107,37 @@ absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
   }
   auto maps = std::unique_ptr<SharedMaps>(new SharedMaps());
   maps->dir_ = maps_dir;
-  struct {
-    UniqueFd* fd;
-    const char* name;
-  } all[] = {
-      {&maps->targets_, "targets"},      {&maps->port_classes_, "port_classes"},
-      {&maps->rules_, "rules"},          {&maps->udp_peers_, "udp_peers"},
-      {&maps->rule_hits_, "rule_hits"},  {&maps->event_limits_, "event_limits"},
-      {&maps->counters_, "counters"},    {&maps->events_, "events"},
-      {&maps->unix_rules_, "unix_rules"}};
-  for (auto& m : all) {
-    EGRESS_ASSIGN_OR_RETURN(*m.fd,
-                            OpenPinned(absl::StrCat(maps_dir, "/", m.name)));
+  for (auto [name, fd] : All(*maps)) {
+    EGRESS_ASSIGN_OR_RETURN(*fd, OpenPinned(absl::StrCat(maps_dir, "/", name)));
   }
   return maps;
+}
+
+absl::StatusOr<int> SharedMaps::PinMissing() {
+  int pinned = 0;
+  for (auto [name, fd] : All(*this)) {
+    std::string path = absl::StrCat(dir_, "/", name);
+    if (access(path.c_str(), F_OK) == 0) continue;
+    if (pinned == 0) EGRESS_RETURN_IF_ERROR(MakeDirs(dir_, 0700));
+    if (bpf_obj_pin(fd->get(), path.c_str()) != 0) {
+      return ErrnoStatus(errno, "bpf_obj_pin", path);
+    }
+    ++pinned;
+  }
+  return pinned;
+}
+
+absl::StatusOr<MapIds> SharedMaps::Ids() const {
+  MapIds ids;
+  for (auto [name, fd] : All(*this)) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) {
+      return ErrnoStatus(errno, "bpf_obj_get_info_by_fd", name);
+    }
+    ids[name] = info.id;
+  }
+  return ids;
 }
 
 int SharedMaps::FdOf(absl::string_view map) const {

@@ -9,11 +9,15 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/kernel/program_maps.h"
 #include "userspace/policy/compile.h"
 
 namespace egress {
@@ -61,12 +65,32 @@ class SharedMaps {
   // (a peer evicted meanwhile is fine).
   absl::Status DeletePeers(uint32_t target_id);
 
+  // Pins again, from the fds held here, every map whose pin is gone (the
+  // directory too). Returns how many; errno status of the mkdir or a pin.
+  absl::StatusOr<int> PinMissing();
+
+  // The id of every map, by name: what the pinned programs must read.
+  // Errno status of reading a map's info.
+  absl::StatusOr<MapIds> Ids() const;
+
   // Number of entries of a map (walks it): for status and tests.
   absl::StatusOr<size_t> CountEntries(absl::string_view map) const;
 
  private:
   SharedMaps() = default;
   int FdOf(absl::string_view map) const;
+  // Every map's fd with its pin name (const for a const SharedMaps).
+  template <typename Self>
+  static auto All(Self& self) {
+    using Fd =
+        std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
+    return std::vector<std::pair<const char*, Fd*>>{
+        {"targets", &self.targets_},      {"port_classes", &self.port_classes_},
+        {"rules", &self.rules_},          {"udp_peers", &self.udp_peers_},
+        {"rule_hits", &self.rule_hits_},  {"event_limits", &self.event_limits_},
+        {"counters", &self.counters_},    {"events", &self.events_},
+        {"unix_rules", &self.unix_rules_}};
+  }
 
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,

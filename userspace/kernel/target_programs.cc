@@ -20,7 +20,6 @@
 #include "userspace/kernel/unix_hooks.h"
 
 namespace egress {
-namespace {
 
 std::string ProgPin(const std::string& dir, const HookSpec& h) {
   return absl::StrCat(dir, "/prog_", h.name);
@@ -28,6 +27,8 @@ std::string ProgPin(const std::string& dir, const HookSpec& h) {
 std::string LinkPin(const std::string& dir, const HookSpec& h) {
   return absl::StrCat(dir, "/link_", h.name);
 }
+
+namespace {
 
 // Where a pin is staged before it is renamed over its final name (bpffs
 // refuses names with a dot).
@@ -69,12 +70,13 @@ absl::Status PinReplace(int fd, const std::string& path) {
 struct LinkIds {
   uint32_t id = 0;
   uint64_t cgroup_id = 0;
+  uint32_t prog_id = 0;
 };
 LinkIds LinkInfo(int link_fd) {
   bpf_link_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return {};
-  return {info.id, info.cgroup.cgroup_id};
+  return {info.id, info.cgroup.cgroup_id, info.prog_id};
 }
 uint64_t LinkCgroupId(int link_fd) { return LinkInfo(link_fd).cgroup_id; }
 
@@ -262,6 +264,25 @@ int KeepPinned(const std::string& link_dir, HeldLinks& held) {
   return repinned;
 }
 
+int KeepProgramsPinned(const std::string& prog_dir,
+                       const std::vector<const HeldLinks*>& held) {
+  int repinned = 0;
+  for (size_t i = 0; i < AllHooks().size(); ++i) {
+    std::string pin = ProgPin(prog_dir, AllHooks()[i]);
+    if (access(pin.c_str(), F_OK) == 0) continue;
+    for (const HeldLinks* links : held) {
+      if (links->size() <= i || !(*links)[i]) continue;
+      UniqueFd prog(bpf_prog_get_fd_by_id(LinkInfo((*links)[i].get()).prog_id));
+      if (prog && MakeDirs(prog_dir, 0700).ok() &&
+          PinReplace(prog.get(), pin).ok()) {
+        ++repinned;
+        break;
+      }
+    }
+  }
+  return repinned;
+}
+
 void DetachHeld(HeldLinks& held) {
   for (UniqueFd& link : held) {
     if (link) bpf_link_detach(link.get());
@@ -285,9 +306,17 @@ std::vector<LinkState> LinkStates(const std::string& prog_dir) {
   return out;
 }
 
-LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id) {
+LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
+                      const HeldLinks* held) {
   LinkHealth health;
-  for (const LinkState& l : LinkStates(link_dir)) {
+  std::vector<LinkState> states = LinkStates(link_dir);
+  for (size_t i = 0; i < states.size(); ++i) {
+    LinkState& l = states[i];
+    if (held != nullptr && i < held->size() && (*held)[i] &&
+        (!l.pinned || l.cgroup_id == 0)) {
+      l.pinned = true;
+      l.cgroup_id = LinkCgroupId((*held)[i].get());
+    }
     ++health.total;
     if (!l.pinned || l.cgroup_id == 0) continue;
     ++health.attached;

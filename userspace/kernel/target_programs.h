@@ -28,6 +28,11 @@ struct HookSpec {
 // on a kernel that has them (KernelHasUnixHooks).
 const std::vector<HookSpec>& AllHooks();
 
+// The pin paths of a hook's program and link in a program or link
+// directory: <dir>/prog_<hook>, <dir>/link_<hook>.
+std::string ProgPin(const std::string& dir, const HookSpec& h);
+std::string LinkPin(const std::string& dir, const HookSpec& h);
+
 // One link pin as found: for status and for deciding whether to attach.
 struct LinkState {
   std::string hook;
@@ -96,6 +101,12 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
 // missing, for CheckLinks to report and AttachPinnedTo to retry.
 int KeepPinned(const std::string& link_dir, HeldLinks& held);
 
+// Pins again, from the links `held` holds, every program of `prog_dir`
+// whose pin is gone (a link keeps its program alive). Returns how many it
+// pinned; a program no held link runs stays missing (LoadAndPinPrograms).
+int KeepProgramsPinned(const std::string& prog_dir,
+                       const std::vector<const HeldLinks*>& held);
+
 // Detaches every link of `held` (bpf_link_detach: also a link whose pin is
 // gone or that another process holds) and closes it.
 void DetachHeld(HeldLinks& held);
@@ -115,8 +126,10 @@ std::vector<LinkState> LinkStates(const std::string& prog_dir);
 
 // LinkStates(link_dir) counted against `cgroup_id` (0: no cgroup, so
 // nothing is live). The one place that decides whether a target's hooks are
-// in force on its cgroup.
-LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id);
+// in force on its cgroup. With `held`, a hook whose pin is missing counts
+// by the link egressd holds for it: the link enforces, pinned or not.
+LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
+                      const HeldLinks* held = nullptr);
 
 // Detaches every pinned link (bpf_link_detach, so no other holder keeps it
 // alive), also those in link directories below it, and removes `prog_dir`

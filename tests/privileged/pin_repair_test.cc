@@ -1,0 +1,114 @@
+// Pins lost while egressd runs: a target's pin directory removed, bpffs
+// unmounted. egressd holds the maps and the links, so nothing stops
+// enforcing; it makes every pin again (bpffs, maps, programs, links), says
+// so once, and a restart adopts what it pinned.
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "egress/abi.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
+#include "tests/testing/socket_probes.h"
+#include "userspace/common/fs.h"
+#include "userspace/kernel/bpffs.h"
+
+namespace egress::testing {
+namespace {
+
+class PinRepairTest : public EgressdTest {
+ protected:
+  std::string Version() const {
+    return absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION);
+  }
+  // Every kind of pin is there again: a map, a program, a link.
+  bool Repinned() const {
+    struct stat st;
+    for (const char* pin :
+         {"/maps/rules", "/targets/1/prog_connect4", "/targets/1/link_connect4",
+          "/targets/1/link_sock_create"}) {
+      if (stat((Version() + pin).c_str(), &st) != 0) return false;
+    }
+    return IsOnBpffs(Version());
+  }
+  bool WaitRepinned() const {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!Repinned() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return Repinned();
+  }
+  int LogCount(const std::string& what) {
+    const std::string log = DaemonLog();
+    int n = 0;
+    for (size_t at = log.find(what); at != std::string::npos;
+         at = log.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+  // Repaired, enforced, changeable, logged once and adopted by a restart.
+  void ExpectRepaired() {
+    ASSERT_TRUE(WaitRepinned()) << "egressd did not make the pins again";
+    EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+    EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+    nlohmann::json t = CtlJson({"target", "list"})["targets"][0];
+    EXPECT_EQ(t["hooks_attached"], t["hooks_total"]) << t.dump();
+    CtlOk({"allow", "40002/tcp", "127.0.0.2"});
+    EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+    absl::SleepFor(absl::Seconds(1));  // two reconciles more
+    EXPECT_EQ(LogCount("pin(s) had gone"), 1);
+    EXPECT_EQ(LogCount("NOT_FOUND"), 0);
+    StopDaemon(SIGKILL);
+    StartDaemon();
+    EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1)
+        << "not adopted: attached twice";
+    EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+    EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }), EPERM);
+  }
+};
+
+TEST_F(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  ASSERT_TRUE(RemoveTree(Version() + "/targets/1").ok());
+  ExpectRepaired();
+}
+
+TEST_F(PinRepairTest, AnUnmountedBpffsIsMountedAndRepinned) {
+  // egressd on a bpffs of the test's own, so that unmounting it touches
+  // nothing else. Unmounted again on every way out, after egressd stopped
+  // (it would mount it again).
+  StopDaemon(SIGTERM);
+  ASSERT_TRUE(RemoveTree(bpffs_dir_).ok());
+  const std::string mnt = state_dir_ + "-bpf";
+  ASSERT_TRUE(MakeDirs(mnt, 0700).ok());
+  ASSERT_EQ(mount("bpf", mnt.c_str(), "bpf", 0, "mode=0700"), 0)
+      << strerror(errno);
+  absl::Cleanup unmount = [this, mnt] {
+    StopDaemon(SIGKILL);
+    for (int i = 0; i < 10 && IsOnBpffs(mnt); ++i) {
+      umount2(mnt.c_str(), MNT_DETACH);
+    }
+    EXPECT_FALSE(IsOnBpffs(mnt));
+  };
+  bpffs_dir_ = mnt + "/egress";
+  extra_daemon_args_ = {"--bpffs_mount", mnt};
+  StartDaemon();
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  ASSERT_EQ(umount2(mnt.c_str(), MNT_DETACH), 0) << strerror(errno);
+  ExpectRepaired();
+}
+
+}  // namespace
+}  // namespace egress::testing

@@ -1,0 +1,88 @@
+// The engine tests' fixture: an Engine over a FakeKernel with /web and /db,
+// a state "file" in memory that can be made to fail, and rule builders.
+#ifndef EGRESS_TESTS_UNIT_ENGINE_FIXTURE_H_
+#define EGRESS_TESTS_UNIT_ENGINE_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/fake_kernel.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/policy/spec.h"
+
+namespace egress::testing {
+
+inline policy::Rule R(policy::Action action, std::vector<std::string> words) {
+  auto no_dns =
+      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
+    return absl::NotFoundError("no name lookups in tests");
+  };
+  auto r = policy::ParseRuleWords(action, words, no_dns);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : policy::Rule{};
+}
+inline policy::Rule Allow(std::vector<std::string> w) {
+  return R(policy::Action::kAllow, std::move(w));
+}
+inline policy::Rule Deny(std::vector<std::string> w) {
+  return R(policy::Action::kDeny, std::move(w));
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kernel_.MakeCgroup("/web");
+    kernel_.MakeCgroup("/db");
+    engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
+    ASSERT_OK(engine_->Start(kNow).status());
+  }
+
+  EngineOptions Options() {
+    EngineOptions o;
+    o.save = [this](const DaemonState& s) {
+      if (fail_save_) return absl::UnavailableError("disk full");
+      saved_ = s;
+      ++saves_;
+      return absl::OkStatus();
+    };
+    o.unit_cgroup = [](const std::string& unit) -> absl::StatusOr<std::string> {
+      return "/system.slice/" + unit;
+    };
+    o.pid_cgroup = [](int) -> absl::StatusOr<std::string> { return "/web"; };
+    o.normalize_cgroup =
+        [](const std::string& p) -> absl::StatusOr<std::string> {
+      if (p.empty() || p[0] != '/') return absl::InvalidArgumentError(p);
+      return p;
+    };
+    return o;
+  }
+
+  control::TargetSpec Spec(const std::string& name, const std::string& cgroup,
+                           std::vector<policy::Rule> rules) {
+    control::TargetSpec s;
+    s.name = name;
+    s.source_value = cgroup;
+    s.rules = std::move(rules);
+    return s;
+  }
+
+  const TargetState& Saved(const std::string& name) {
+    return saved_.targets.at(name);
+  }
+  uint32_t IdOf(const std::string& name) { return Saved(name).id; }
+
+  static constexpr int64_t kNow = 1'000'000;
+  FakeKernel kernel_;
+  std::unique_ptr<Engine> engine_;
+  DaemonState saved_;
+  int saves_ = 0;
+  bool fail_save_ = false;
+};
+
+}  // namespace egress::testing
+
+#endif  // EGRESS_TESTS_UNIT_ENGINE_FIXTURE_H_
