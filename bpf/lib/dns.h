@@ -112,8 +112,9 @@ static long dns__record(__u32 i, void *ctx)
 	return 0;
 }
 
-/* Header and question. 1 when the answer section is to be read. */
-static __always_inline int dns__head(struct egress_dns_scratch *s)
+/* Header and question. 1 when the parse stops here (s->out.reason says
+ * whether with a problem), as a bpf_loop callback's return would. */
+static __always_inline long dns__head(struct egress_dns_scratch *s)
 {
 	__u16 flags = dns__u16(s, 2), qtype;
 	__u32 at;
@@ -122,27 +123,28 @@ static __always_inline int dns__head(struct egress_dns_scratch *s)
 	s->out.flags = flags;
 	s->out.rcode = flags & DNS__RCODE;
 	if (!(flags & DNS__QR))
-		return !dns__fail(s, EGRESS_DNS_NOT_RESPONSE);
+		return dns__fail(s, EGRESS_DNS_NOT_RESPONSE);
 	if (flags & DNS__OPCODE)
-		return !dns__fail(s, EGRESS_DNS_OPCODE);
+		return dns__fail(s, EGRESS_DNS_OPCODE);
 	if (flags & DNS__TC)
-		return !dns__fail(s, EGRESS_DNS_TC);
+		return dns__fail(s, EGRESS_DNS_TC);
 	if (dns__u16(s, 4) != 1)
-		return !dns__fail(s, EGRESS_DNS_QDCOUNT);
+		return dns__fail(s, EGRESS_DNS_QDCOUNT);
 	if (!dns__read_name(s, EGRESS_DNS_HEADER_BYTES))
-		return 0;
+		return 1;
 	dns__name_copy(s->out.qname, s->name);
 	at = s->end;
 	if (!dns__readable(s, at, 4))
-		return 0;
+		return 1;
 	qtype = dns__u16(s, at);
 	if (dns__u16(s, at + 2) != EGRESS_DNS_CLASS_IN)
-		return !dns__fail(s, EGRESS_DNS_QCLASS);
+		return dns__fail(s, EGRESS_DNS_QCLASS);
 	if (qtype != EGRESS_DNS_TYPE_A && qtype != EGRESS_DNS_TYPE_AAAA)
-		return !dns__fail(s, EGRESS_DNS_QTYPE);
+		return dns__fail(s, EGRESS_DNS_QTYPE);
 	s->out.qtype = qtype;
 	s->pos = at + 4;
-	return s->out.rcode == 0;
+	/* Another rcode: the answer is the question alone. */
+	return s->out.rcode != 0;
 }
 
 /* Parses the DNS message of `len` octets at `off` in the skb into s->out.
@@ -169,7 +171,7 @@ static __always_inline void dns__parse(struct __sk_buff *skb, __u32 off,
 		dns__fail(s, EGRESS_DNS_TRUNCATED);
 		return;
 	}
-	if (!dns__head(s))
+	if (dns__head(s))
 		return;
 	ancount = dns__u16(s, 6);
 	if (ancount > EGRESS_DNS_MAX_ANSWERS) {
