@@ -1,0 +1,115 @@
+// Domain names as rules write them (userspace/dns/domain_name.h): which are
+// valid, and what exact and wildcard names match.
+#include "userspace/dns/domain_name.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace egress::dns {
+namespace {
+
+DomainPattern Pattern(const std::string& text) {
+  absl::StatusOr<DomainPattern> p = DomainPattern::Parse(text);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : *DomainPattern::Parse("invalid.example");
+}
+
+struct MatchCase {
+  const char* pattern;
+  const char* name;
+  bool matches;
+};
+
+// The edges: a wildcard covers every name strictly below its domain, an
+// exact name only itself; neither crosses a label boundary.
+constexpr MatchCase kMatches[] = {
+    {"*.example.com", "example.com", false},
+    {"*.example.com", "a.example.com", true},
+    {"*.example.com", "a.b.example.com", true},
+    {"*.example.com", "aexample.com", false},
+    {"*.example.com", "a.example.com.evil", false},
+    {"*.example.com", "com", false},
+    {"example.com", "example.com", true},
+    {"example.com", "a.example.com", false},
+    {"example.com", "a.b.example.com", false},
+    {"example.com", "example.co", false},
+    {"example.com", "xexample.com", false},
+};
+
+TEST(DomainNameTest, ExactAndWildcardEdges) {
+  for (const MatchCase& c : kMatches) {
+    EXPECT_EQ(Pattern(c.pattern).Matches(c.name), c.matches)
+        << c.pattern << " vs " << c.name;
+  }
+}
+
+TEST(DomainNameTest, PatternsWriteBackAsGiven) {
+  const DomainPattern wildcard = Pattern("*.example.com");
+  EXPECT_TRUE(wildcard.wildcard());
+  EXPECT_EQ(wildcard.domain(), "example.com");
+  EXPECT_EQ(wildcard.ToString(), "*.example.com");
+  const DomainPattern exact = Pattern("example.com");
+  EXPECT_FALSE(exact.wildcard());
+  EXPECT_EQ(exact.ToString(), "example.com");
+}
+
+TEST(DomainNameTest, CaseAndTrailingDotDoNotMatter) {
+  EXPECT_TRUE(Pattern("API.Example.COM.").Matches("api.example.com"));
+  EXPECT_TRUE(Pattern("api.example.com").Matches("API.EXAMPLE.COM."));
+  EXPECT_TRUE(Pattern("*.Example.com").Matches("X.EXAMPLE.COM"));
+  EXPECT_EQ(Pattern("API.Example.COM.").ToString(), "api.example.com");
+}
+
+TEST(DomainNameTest, InvalidNamesNeverMatch) {
+  const DomainPattern p = Pattern("*.example.com");
+  EXPECT_FALSE(p.Matches("a b.example.com"));
+  EXPECT_FALSE(p.Matches("a..example.com"));
+  EXPECT_FALSE(p.Matches(""));
+}
+
+TEST(DomainNameTest, LimitsOfLabelsAndNames) {
+  const std::string l63(63, 'a');
+  const std::string n253 =
+      l63 + "." + l63 + "." + l63 + "." + std::string(61, 'b');
+  ASSERT_EQ(n253.size(), 253u);
+  EXPECT_OK(NormalizeDomainName(l63 + ".com"));
+  EXPECT_OK(NormalizeDomainName(n253));
+  EXPECT_OK(NormalizeDomainName(n253 + "."));
+  EXPECT_STATUS(NormalizeDomainName(std::string(64, 'a') + ".com"),
+                absl::StatusCode::kInvalidArgument, "label longer than 63");
+  EXPECT_STATUS(NormalizeDomainName(n253 + "b"),
+                absl::StatusCode::kInvalidArgument, "longer than 253");
+}
+
+TEST(DomainNameTest, AlphabetIsTheParsers) {
+  EXPECT_OK(NormalizeDomainName("_dmarc.example.com"));
+  EXPECT_OK(NormalizeDomainName("-x-.example.com"));
+  EXPECT_OK(NormalizeDomainName("123.example"));
+  for (const char* bad : {"a b.com", "a/b.com", "é.com", "a:b", "a@b.com"}) {
+    EXPECT_STATUS(NormalizeDomainName(bad), absl::StatusCode::kInvalidArgument,
+                  "letters, digits")
+        << bad;
+  }
+}
+
+TEST(DomainNameTest, EmptyNamesAndLabelsAreRefused) {
+  for (const char* bad : {"", ".", "a..com", ".a.com", "a.com.."}) {
+    EXPECT_FALSE(NormalizeDomainName(bad).ok()) << bad;
+  }
+}
+
+TEST(DomainNameTest, StarOnlyAsTheWholeFirstLabel) {
+  for (const char* bad : {"*", "*.", "a.*.com", "*a.example.com",
+                          "*.*.example.com", "example.*"}) {
+    EXPECT_STATUS(DomainPattern::Parse(bad), absl::StatusCode::kInvalidArgument,
+                  "bad domain name")
+        << bad;
+  }
+  EXPECT_STATUS(DomainPattern::Parse("a*.example.com"),
+                absl::StatusCode::kInvalidArgument, "whole first label");
+}
+
+}  // namespace
+}  // namespace egress::dns

@@ -1,0 +1,77 @@
+#include "userspace/dns/domain_name.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace egress::dns {
+namespace {
+
+bool NameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+         c == '_';
+}
+
+absl::Status Bad(absl::string_view name, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("bad domain name \"", name, "\": ", why));
+}
+
+// Why `name` (no trailing dot) is not valid, or OK.
+absl::Status CheckLabels(absl::string_view name) {
+  if (name.empty()) return Bad(name, "empty");
+  if (name.size() > kDomainNameMaxChars) {
+    return Bad(
+        name, absl::StrCat("longer than ", kDomainNameMaxChars, " characters"));
+  }
+  for (absl::string_view label : absl::StrSplit(name, '.')) {
+    if (label.empty()) return Bad(name, "empty label");
+    if (label.size() > kDomainLabelMaxChars) {
+      return Bad(name, absl::StrCat("label longer than ", kDomainLabelMaxChars,
+                                    " characters"));
+    }
+    if (!std::all_of(label.begin(), label.end(), NameChar)) {
+      return Bad(name, "use letters, digits, '-' and '_' between dots");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> NormalizeDomainName(absl::string_view name) {
+  absl::string_view bare = name;
+  absl::ConsumeSuffix(&bare, ".");
+  if (absl::Status s = CheckLabels(bare); !s.ok()) return s;
+  return absl::AsciiStrToLower(bare);
+}
+
+absl::StatusOr<DomainPattern> DomainPattern::Parse(absl::string_view text) {
+  absl::string_view rest = text;
+  const bool wildcard = absl::ConsumePrefix(&rest, "*.");
+  absl::StatusOr<std::string> domain = NormalizeDomainName(rest);
+  if (!domain.ok()) {
+    if (!wildcard && absl::StrContains(text, '*')) {
+      return Bad(text, "'*' stands only as the whole first label (*.NAME)");
+    }
+    return domain.status();
+  }
+  return DomainPattern(wildcard, *std::move(domain));
+}
+
+bool DomainPattern::Matches(absl::string_view name) const {
+  absl::StatusOr<std::string> normal = NormalizeDomainName(name);
+  if (!normal.ok()) return false;
+  if (!wildcard_) return *normal == domain_;
+  return absl::EndsWith(*normal, absl::StrCat(".", domain_));
+}
+
+std::string DomainPattern::ToString() const {
+  return wildcard_ ? absl::StrCat("*.", domain_) : domain_;
+}
+
+}  // namespace egress::dns
