@@ -43,11 +43,17 @@ constexpr std::pair<absl::string_view, ParseFn> kParsers[] = {
 
 // commands.yaml (built in) as the table. CommandSpec holds views: the text
 // they point into lives as long as the process.
+struct LoadedTable {
+  std::vector<CommandSpec> commands;
+  std::vector<OptionSpec> options;
+};
+
 class TableLoader {
  public:
-  std::vector<CommandSpec> Load() {
+  LoadedTable Load() {
     const YAML::Node root = YAML::Load(std::string(kCommandsYaml));
-    std::vector<CommandSpec> commands;
+    LoadedTable table;
+    std::vector<CommandSpec>& commands = table.commands;
     for (const YAML::Node& group : root["groups"]) {
       const absl::string_view heading = Keep(group["heading"]);
       for (const YAML::Node& c : group["commands"]) {
@@ -59,7 +65,10 @@ class TableLoader {
         commands.push_back(std::move(spec));
       }
     }
-    return commands;
+    for (const YAML::Node& o : root["options"]) {
+      table.options.push_back({Keep(o[0]), Keep(o[1]), Keep(o[2]), Keep(o[3])});
+    }
+    return table;
   }
 
  private:
@@ -83,44 +92,12 @@ class TableLoader {
   std::deque<std::string> text_;  // stable addresses
 };
 
-const std::vector<CommandSpec>& Table() {
+const LoadedTable& Table() {
   // The loader owns the text the table points into: never freed.
   static auto* loader = new TableLoader();
-  static const auto* table = new std::vector<CommandSpec>(loader->Load());
+  static const auto* table = new LoadedTable(loader->Load());
   return *table;
 }
-
-constexpr OptionSpec kOptions[] = {
-    {"--socket", "", "PATH",
-     "egressd's control socket (default /run/egress/egressd.sock)"},
-    {"--help", "-h", "", "help for the command"},
-    {"--version", "", "", "the version (as 'egressctl version')"},
-    {"--target", "-t", "NAME",
-     "the target; may be left out when exactly one exists"},
-    {"--output", "-o", "FORMAT", "text (also 'table') or json"},
-    {"--cgroup", "", "PATH", "target add: a cgroup path"},
-    {"--unit", "", "UNIT", "target add: a systemd unit's cgroup"},
-    {"--pid", "", "PID", "target add: the cgroup of a process"},
-    {"--pattern", "", "GLOB", "target add: every matching cgroup"},
-    {"--mode", "", "MODE", "enforce (default) or audit"},
-    {"--for", "", "DURATION", "a temporary rule: 90s, 30m, 2h, 7d"},
-    {"--file", "-f", "FILE", "a policy file or directory"},
-    {"--dry-run", "", "", "show the diff, change nothing"},
-    {"--cut", "", "", "destroy existing connections the rules do not allow"},
-    {"--dir", "", "DIR", "export: write NAME.yaml files here"},
-    {"--since", "", "DURATION", "suggest: only what was seen since"},
-    {"--group", "", "/N[,/M]", "suggest: merge into /N (v4) and /M (v6)"},
-    {"--follow", "", "", "events: keep printing new records"},
-    {"--verdict", "", "VERDICT", "events: deny, audit, allow or unexplained"},
-    {"--last", "", "N", "events: the last N records"},
-    {"--allow", "", "'SPEC [DEST]'", "run: a rule (repeatable)"},
-    {"--target-name", "", "NAME", "run: the target's name (run-PID)"},
-    {"--allow-family", "", "LIST",
-     "run: also allow these socket families (packet,vsock,...)"},
-    {"--any-family", "", "", "run: allow every socket family"},
-    {"--allow-userns", "", "", "run: allow new user namespaces"},
-    {"--allow-io-uring", "", "", "run: allow io_uring"},
-};
 
 bool Named(const CommandSpec& c, absl::Span<const std::string> words) {
   std::vector<absl::string_view> name = absl::StrSplit(c.name, ' ');
@@ -160,9 +137,9 @@ std::vector<std::string> OptionValues::GetAll(absl::string_view name) const {
   return out;
 }
 
-absl::Span<const CommandSpec> Commands() { return Table(); }
+absl::Span<const CommandSpec> Commands() { return Table().commands; }
 
-absl::Span<const OptionSpec> Options() { return kOptions; }
+absl::Span<const OptionSpec> Options() { return Table().options; }
 
 bool IsGlobalOption(absl::string_view name) {
   return name == "--socket" || name == "--help" || name == "--version";
@@ -182,14 +159,14 @@ void ForEachCommandInGroups(
 }
 
 const CommandSpec* FindCommand(absl::Span<const std::string> words) {
-  for (const CommandSpec& c : Table()) {
+  for (const CommandSpec& c : Table().commands) {
     if (Named(c, words)) return &c;
   }
   return nullptr;
 }
 
 const OptionSpec* FindOption(absl::string_view name) {
-  for (const OptionSpec& o : kOptions) {
+  for (const OptionSpec& o : Options()) {
     if (name == o.name || (!o.alias.empty() && name == o.alias)) return &o;
   }
   return nullptr;
