@@ -39,11 +39,7 @@ bool AnswerOutbox::WriteSome(Answer& a, absl::Time now) {
         now < a.deadline) {
       return true;  // the client has not read yet: next turn
     }
-    if (n <= 0) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++dropped_;
-      return false;
-    }
+    if (n <= 0) return false;  // expired or failed: dropped
     a.sent += static_cast<size_t>(n);
   }
   if (a.after) a.after(std::move(a.fd));
@@ -64,16 +60,6 @@ void AnswerOutbox::Flush() {
     if (WriteSome(a, now)) still.push_back(std::move(a));
   }
   writing_ = std::move(still);
-}
-
-size_t AnswerOutbox::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return queued_.size() + writing_.size();
-}
-
-uint64_t AnswerOutbox::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return dropped_;
 }
 
 }  // namespace egress

@@ -43,12 +43,6 @@ class AnswerOutbox {
   // answers, drops the expired and the failed.
   void Flush();
 
-  // Loop thread: answers being written (queued or partly sent).
-  size_t size() const;
-  // Answers dropped because the client did not read them in time or the
-  // connection failed.
-  uint64_t dropped() const;
-
  private:
   struct Answer {
     UniqueFd fd;
@@ -61,10 +55,9 @@ class AnswerOutbox {
   bool WriteSome(Answer& a, absl::Time now);
 
   UniqueFd wake_;  // eventfd: another thread queued an answer
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::vector<Answer> queued_;   // guarded by mu_
   std::vector<Answer> writing_;  // loop thread only
-  uint64_t dropped_ = 0;         // guarded by mu_
 };
 
 }  // namespace egress

@@ -180,14 +180,14 @@ void EventLoop::AcceptNew(std::vector<bool>& readable) {
     auto conn = listener_.Accept();
     if (!conn.ok()) break;
     if (absl::Status st = CheckPeerIsRoot(conn->get()); !st.ok()) {
-      ReplyError(*std::move(conn), st);
+      Reply(*std::move(conn), st);
       continue;
     }
     if (pending_.size() >= kMaxPending) {
-      ReplyError(*std::move(conn),
-                 absl::ResourceExhaustedError(absl::StrCat(
-                     "egressd is busy: ", kMaxPending,
-                     " connections have not finished sending a request")));
+      Reply(*std::move(conn),
+            absl::ResourceExhaustedError(absl::StrCat(
+                "egressd is busy: ", kMaxPending,
+                " connections have not finished sending a request")));
       continue;
     }
     pending_.push_back(
@@ -207,14 +207,14 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
       if (absl::Now() < p.deadline) {
         still.push_back(std::move(p));
       } else {
-        ReplyError(std::move(p.fd),
-                   absl::DeadlineExceededError(
-                       "control socket: no complete request in 5 s"));
+        Reply(std::move(p.fd),
+              absl::DeadlineExceededError(
+                  "control socket: no complete request in 5 s"));
       }
       continue;
     }
     if (!req.ok()) {
-      ReplyError(std::move(p.fd), req.status());
+      Reply(std::move(p.fd), req.status());
       continue;
     }
     Serve(std::move(p.fd), **req);
@@ -225,7 +225,7 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
 void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
   absl::StatusOr<control::Request> request = control::DecodeRequest(message);
   if (!request.ok()) {
-    ReplyError(std::move(fd), request.status());
+    Reply(std::move(fd), request.status());
     return;
   }
   if (ControlService::IsChange(*request)) {
@@ -257,10 +257,6 @@ void EventLoop::Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
       r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status());
   outbox_.Send(std::move(fd), policy::JsonText(answer) + "\n",
                std::move(after));
-}
-
-void EventLoop::ReplyError(UniqueFd fd, const absl::Status& status) {
-  Reply(std::move(fd), status);
 }
 
 absl::Status EventLoop::Run(const std::atomic<bool>* stop) {

@@ -87,7 +87,6 @@ class EventLoop {
   // Queues the answer; `after` gets the connection once it is written.
   void Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
              AnswerOutbox::AfterAnswer after = nullptr);
-  void ReplyError(UniqueFd fd, const absl::Status& status);
   void PostReload(const char* why);
   void SaveLearnedLater();
   void Stop();
