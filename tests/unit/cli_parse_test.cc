@@ -142,6 +142,13 @@ TEST_F(CliParseTest, ModeAndLogging) {
   auto mode = Request<control::ModeRequest>({"mode", "audit", "-t", "web"});
   EXPECT_EQ(mode.mode, policy::Mode::kAudit);
   EXPECT_EQ(mode.target, "web");
+  EXPECT_FALSE(mode.cut);
+  EXPECT_TRUE(
+      Request<control::ModeRequest>({"mode", "enforce", "-t", "web", "--cut"})
+          .cut);
+  EXPECT_STATUS(Parse({"mode", "audit", "--cut"}),
+                absl::StatusCode::kInvalidArgument,
+                "--cut goes with 'mode enforce'");
   auto logging = Request<control::LoggingRequest>({"logging", "all"});
   EXPECT_EQ(logging.level, policy::LoggingLevel::kAll);
   EXPECT_EQ(Request<control::LoggingRequest>({"logging", "off"}).level,

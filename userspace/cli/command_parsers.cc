@@ -123,8 +123,16 @@ absl::Status ParseTargetSetting(
 }
 
 absl::Status ParseMode(const CommandInput& in, ParsedCommand* out) {
-  return ParseTargetSetting(in, out, policy::ParseMode,
-                            &control::ModeRequest::mode);
+  EGRESS_RETURN_IF_ERROR(ParseTargetSetting(in, out, policy::ParseMode,
+                                            &control::ModeRequest::mode));
+  auto& req = std::get<control::ModeRequest>(*out->request);
+  req.cut = in.options.Has("--cut");
+  if (req.cut && req.mode != policy::Mode::kEnforce) {
+    return absl::InvalidArgumentError(
+        "--cut goes with 'mode enforce': an audit target keeps its "
+        "connections");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseLogging(const CommandInput& in, ParsedCommand* out) {

@@ -87,7 +87,8 @@ class Engine {
   absl::StatusOr<control::ApplyResponse> Apply(
       const control::ApplyRequest& request, int64_t now);
   // Removes temporary rules that end at or before `now`; returns how many.
-  int ExpireRules(int64_t now);
+  // The targets that lost rules are added to `changed` when given.
+  int ExpireRules(int64_t now, std::vector<std::string>* changed = nullptr);
   // Re-attaches targets whose cgroup was re-created, follows pattern
   // matches. Returns how many targets were (re)attached; *failed is set
   // when an attachment failed.

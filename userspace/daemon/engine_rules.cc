@@ -134,7 +134,7 @@ absl::Status Engine::ReplaceRules(const std::string& name,
   return absl::OkStatus();
 }
 
-int Engine::ExpireRules(int64_t now) {
+int Engine::ExpireRules(int64_t now, std::vector<std::string>* changed) {
   // Per target: the rules that stay and the ones that end now.
   struct Expiry {
     std::string name;
@@ -164,6 +164,7 @@ int Engine::ExpireRules(int64_t now) {
                        ": temporary rule expired: ", policy::FormatRule(r)));
     }
     removed += e.gone.size();
+    if (changed != nullptr) changed->push_back(e.name);
   }
   return removed;
 }

@@ -164,7 +164,9 @@ void EventLoop::RunTimers() {
     next_expiry_ = now + absl::Seconds(1);
     if (!expiry_queued_.exchange(true)) {
       worker_->Post([this] {
-        engine_.ExpireRules(absl::ToUnixSeconds(absl::Now()));
+        std::vector<std::string> changed;
+        engine_.ExpireRules(absl::ToUnixSeconds(absl::Now()), &changed);
+        service_.AfterExpiry(changed);
         expiry_queued_.store(false);
       });
     }
