@@ -23,6 +23,7 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/counters.h"
+#include "lib/dns_learn.h"
 #include "lib/peers.h"
 #include "lib/records.h"
 #include "lib/rules.h"
@@ -338,6 +339,13 @@ int egress_skb_egress(struct __sk_buff *skb)
 	struct bpf_sock *sk;
 	struct egress_dest d = {};
 
+	/* A DNS query to port 53: remembered for its answer (lib/dns_learn.h).
+	 * It never changes what happens to the packet. */
+	if (dns__port53(skb, 0)) {
+		cfg = target__config();
+		if (cfg && cfg->mode != EGRESS_MODE_OFF)
+			dns__on_query(skb, cfg);
+	}
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
 	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -437,6 +445,24 @@ int egress_skb_egress(struct __sk_buff *skb)
 			return skb__icmp_allowed(cfg, &d);
 		}
 	}
+	return 1;
+}
+
+/*
+ * Answers from port 53 reaching a target's sockets, before the application
+ * can read them: learns the names they answer (lib/dns_learn.h). Every
+ * packet passes: learning never drops anything.
+ */
+SEC("cgroup_skb/ingress")
+int egress_skb_ingress(struct __sk_buff *skb)
+{
+	struct egress_target_config *cfg;
+
+	if (!dns__port53(skb, 1))
+		return 1;
+	cfg = target__config();
+	if (cfg && cfg->mode != EGRESS_MODE_OFF)
+		dns__on_answer(skb, cfg);
 	return 1;
 }
 
@@ -582,6 +608,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		d.port = (__be16)(ctx->remote_port >> 16);
 		d.proto = IPPROTO_TCP;
 		rules__decide(cfg->ruleset, &d, &dec);
+		names__decide(cfg, &d, &dec);
 		f->rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			f->verdict = EGRESS_VERDICT_UNEXPLAINED;

@@ -9,6 +9,9 @@ pkgs=(
   nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev
   libsystemd-dev systemd libseccomp-dev
   iproute2 netbase procps python3
+  # The DNS server the name-rule tests start on loopback: the binary only
+  # (the dnsmasq package would start a system service on install).
+  dnsmasq-base
 )
 # A 32-bit libc and gcc's -m32, for the test of source routes set through
 # compat (32-bit) syscalls; amd64 only.

@@ -17,11 +17,7 @@
 namespace egress::testing {
 
 inline policy::Rule R(policy::Action action, std::vector<std::string> words) {
-  auto no_dns =
-      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
-    return absl::NotFoundError("no name lookups in tests");
-  };
-  auto r = policy::ParseRuleWords(action, words, no_dns);
+  auto r = policy::ParseRuleWords(action, words);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : policy::Rule{};
 }

@@ -353,15 +353,15 @@ TEST(ParsePolicyErrorTest, UnknownAndDuplicateFields) {
             "field: selects pods, which a host enforcer cannot see; use "
             "ipBlock");
   EXPECT_EQ(Error(Doc("  egress:\n  - toFQDNs: [{matchName: a.example}]\n")),
-            "t.yaml:9:5: spec.egress[0].toFQDNs: unsupported field: host "
-            "names are not supported in policy files; use ipBlock with the "
-            "addresses");
+            "t.yaml:9:5: spec.egress[0].toFQDNs: unsupported field: use to: "
+            "[{domainNames: [\"api.example.com\", \"*.example.com\"]}]");
   EXPECT_EQ(Error(Doc("  defaultAction: allow\n")),
             "t.yaml:8:3: spec.defaultAction: unsupported field: the default "
             "is always deny; for a denylist write an allow rule with no to "
             "and no ports, plus egressDeny rules");
   EXPECT_EQ(Error(Doc("  egress:\n  - to: [{}]\n")),
-            "t.yaml:9:10: spec.egress[0].to[0]: missing field \"ipBlock\"");
+            "t.yaml:9:10: spec.egress[0].to[0]: missing field \"ipBlock\" or "
+            "\"domainNames\"");
   EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {except: []}}]\n")),
             "t.yaml:9:20: spec.egress[0].to[0].ipBlock: missing field "
             "\"cidr\"");

@@ -145,7 +145,7 @@ absl::StatusOr<ParsedCommand> NoCommand(const Split& split) {
 }  // namespace
 
 absl::StatusOr<ParsedCommand> ParseCommandLine(
-    const std::vector<std::string>& args, const policy::HostResolver& resolve) {
+    const std::vector<std::string>& args) {
   EGRESS_ASSIGN_OR_RETURN(Split split, SplitArgs(args));
   if (split.words.empty()) return NoCommand(split);
   const CommandSpec* command = FindCommand(split.words);
@@ -165,7 +165,7 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
   const CommandInput in{
       std::vector<std::string>(split.words.begin() + NameWords(*command),
                                split.words.end()),
-      split.options, split.after_dashdash, resolve};
+      split.options, split.after_dashdash};
   EGRESS_RETURN_IF_ERROR(command->parse(in, &out));
   if (split.options.Has("--version") && out.local != LocalAction::kVersion) {
     return absl::InvalidArgumentError(absl::StrCat(

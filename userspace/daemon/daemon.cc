@@ -94,6 +94,7 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
     return NormalizeCgroupPath(path, root);
   };
   o.log = Log;
+  o.dns_ttl_floor = static_cast<uint16_t>(p.options.dns_ttl_floor);
   // An older version's programs go only once ours enforce every target.
   o.all_attached = [&p] {
     if (p.retire_older_abis.exchange(false)) p.kernel->RetireOlderAbis();

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "egress/dns_abi.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/daemon/state.h"
@@ -49,6 +50,8 @@ struct EngineOptions {
   // Called after a reconcile in which every target attached (an upgrade
   // retires the older version's pins then).
   std::function<void()> all_attached;
+  // egress_target_config.dns_ttl_floor of every target (seconds).
+  uint16_t dns_ttl_floor = EGRESS_DNS_TTL_FLOOR_DEFAULT;
 };
 
 // What a record needs to know about its target.

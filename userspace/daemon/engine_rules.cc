@@ -35,6 +35,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) const {
   uint8_t rule_flags =
       it != compiled_.end() && t.ruleset != 0 ? it->second.flags : 0;
   cfg.flags = rule_flags | policy::LoggingFlags(t.logging);
+  cfg.dns_ttl_floor = options_.dns_ttl_floor;
   return kernel_.SetTargetConfig(t.id, cfg);
 }
 
