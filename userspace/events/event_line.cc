@@ -348,8 +348,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
       e.family == EGRESS_FAMILY_UNIX) {
     return false;
   }
-  const int64_t unix_ns =
-      static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns;
+  const int64_t unix_ns = RecordUnixNs(e, ctx.realtime_offset_ns);
   if (unix_ns < 0) return false;
   if (!UseContext(ctx)) return false;
   const int64_t second = unix_ns / 1000000000;
