@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "userspace/cli/ufw_hints.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/utf8.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/services.h"
 
@@ -66,6 +67,12 @@ absl::Status TakeOption(const std::vector<std::string>& args, size_t* i,
 absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
   Split s;
   for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--" && FirstInvalidUtf8(args[i]) != std::string::npos) {
+      // Requests are JSON text: other bytes would reach egressd as U+FFFD,
+      // naming another cgroup, address or rule than the one typed.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "argument ", i + 1, " is not UTF-8 text; egressd takes text only"));
+    }
     if (args[i] == "--") {
       s.saw_dashdash = true;
       s.after_dashdash.assign(args.begin() + i + 1, args.end());
