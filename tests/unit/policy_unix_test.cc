@@ -71,7 +71,7 @@ TEST(UnixAddressTest, RefusesWhatNoSocketAddressCanBe) {
 // "/var/run/docker.sock\uFFFD" (JSON carries text): a rule for another
 // address than the one typed. Such bytes are refused where the text is read.
 TEST(UnixAddressTest, RefusesBytesARuleCannotCarry) {
-  for (const std::string text :
+  for (const std::string& text :
        {std::string("/var/run/docker.sock\xb1"), std::string("@caf\xc3\xa9"),
         std::string("/run/a\nb"), std::string("/run/\x7f")}) {
     EXPECT_THAT(UnixAddressBytes(text).status().message(),
