@@ -58,6 +58,10 @@ TEST_F(CliParseTest, ArgumentsThatAreNotUtf8AreRefused) {
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(c.status().message(), HasSubstr("argument 5 is not UTF-8"));
   EXPECT_FALSE(Parse({"allow", "smtp", "comment", "caf\xe9"}).ok());
+  // An option's value is an argument too (the value after --target was
+  // skipped by the first fix; cli_fuzzer found it).
+  EXPECT_THAT(Parse({"list", "--target", "w\xff"}).status().message(),
+              HasSubstr("argument 3 is not UTF-8"));
   EXPECT_TRUE(Parse({"allow", "smtp", "comment", "caf\xc3\xa9"}).ok());
 }
 

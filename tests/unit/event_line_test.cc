@@ -53,7 +53,7 @@ void ExpectSame(const egress_event& e, const EventContext& ctx) {
 
 TEST(EventLineTest, MatchesTheTreeForEveryVerdictKind) {
   ExpectSame(Denied4("nginx"), Ctx());
-  egress_event audit = Denied4("php \"fpm\"\\\t");
+  egress_event audit = Denied4("php \"fpm\"\\");
   audit.verdict = EGRESS_VERDICT_AUDIT;
   audit.family = EGRESS_FAMILY_IPV6;
   audit.proto = IPPROTO_UDP;
@@ -101,6 +101,31 @@ TEST(EventLineTest, DeclinesWhatItDoesNotCoverAndTheTreeNeverThrows) {
   egress_event flow{};
   flow.kind = EGRESS_EVENT_FLOW_CLOSED;
   EXPECT_FALSE(writer.Append(flow, Ctx(), &line));
+}
+
+// Found by tests/fuzz/targets/event_fuzzer.cc: a process named "x\n..."
+// (prctl PR_SET_NAME takes any bytes) or a target/cgroup name with a line
+// break split the text form of its record in two, so it could write a
+// record of its own making into syslog or `egressctl events`. Control bytes
+// and DEL of names become '?', in both writers and in the text.
+TEST(EventLineTest, NamesCannotBreakTheTextLine) {
+  const char forged[] = "a\nDENIED\r\x7f";
+  egress_event e = Denied4(forged);
+  EventContext ctx = Ctx();
+  ctx.target = "web\nfake";
+  ctx.cgroup_path = "/x\ty";
+  EventLineWriter writer;
+  std::string line;
+  EXPECT_FALSE(writer.Append(e, ctx, &line));  // the tree writes it
+  const std::string dumped = EventToJson(e, ctx).dump();
+  EXPECT_NE(dumped.find("\"comm\":\"a?DENIED??\""), std::string::npos)
+      << dumped;
+  EXPECT_NE(dumped.find("\"target\":\"web?fake\""), std::string::npos)
+      << dumped;
+  EXPECT_NE(dumped.find("\"path\":\"/x?y\""), std::string::npos) << dumped;
+  EXPECT_EQ(dumped.find("\\n"), std::string::npos) << dumped;
+  const std::string text = RenderText(EventRecord{e, ctx});
+  EXPECT_EQ(text.find_first_of("\n\r\t\x7f"), std::string::npos) << text;
 }
 
 // Found by tests/fuzz/targets/event_fuzzer.cc: ts_ns + realtime_offset_ns

@@ -65,14 +65,17 @@ absl::Status TakeOption(const std::vector<std::string>& args, size_t* i,
 }
 
 absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
-  Split s;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] != "--" && FirstInvalidUtf8(args[i]) != std::string::npos) {
-      // Requests are JSON text: other bytes would reach egressd as U+FFFD,
-      // naming another cgroup, address or rule than the one typed.
+  // Every argument before "--", option values too. Requests are JSON text:
+  // other bytes would reach egressd as U+FFFD, naming another cgroup,
+  // address or rule than the one typed.
+  for (size_t i = 0; i < args.size() && args[i] != "--"; ++i) {
+    if (FirstInvalidUtf8(args[i]) != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(
           "argument ", i + 1, " is not UTF-8 text; egressd takes text only"));
     }
+  }
+  Split s;
+  for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") {
       s.saw_dashdash = true;
       s.after_dashdash.assign(args.begin() + i + 1, args.end());

@@ -212,7 +212,8 @@ absl::string_view EventLiteral(const egress_event& e) {
 std::string AsciiOnly(absl::string_view in) {
   std::string out(in);
   for (char& c : out) {
-    if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b >= 0x7f) c = '?';
   }
   return out;
 }

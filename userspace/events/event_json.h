@@ -69,8 +69,9 @@ std::string FormatTime(int64_t unix_ns);
 int64_t RecordUnixNs(const egress_event& e, int64_t realtime_offset_ns);
 
 // Any process can set its comm to arbitrary bytes (prctl), and cgroup names
-// are bytes too: bytes that are not ASCII become '?', so that every record
-// is valid UTF-8 and serialising it can never fail.
+// are bytes too: bytes that are not printable ASCII become '?', so that
+// every record is valid UTF-8, serialising it can never fail, and no name
+// can start a new line in the text form (a forged record in syslog).
 std::string AsciiOnly(absl::string_view in);
 // The record's comm (up to its NUL), AsciiOnly.
 std::string CommText(const egress_event& e);

@@ -12,6 +12,7 @@
 // policy parser).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,9 @@ void CheckWire(const control::Request& request) {
 }  // namespace egress::cli
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::vector<std::string> args = absl::StrSplit(
+  std::vector<std::string> args = absl::StrSplit(
       absl::string_view(reinterpret_cast<const char*>(data), size), '\n');
+  for (std::string& a : args) a.resize(std::strlen(a.c_str()));  // argv
   if (egress::cli::NamesAFile(args)) return -1;  // not kept in the corpus
   absl::StatusOr<egress::cli::ParsedCommand> parsed =
       egress::cli::ParseCommandLine(args, egress::cli::FakeResolve);
