@@ -32,6 +32,24 @@ class CliParseTest : public ::testing::Test {
   }
 };
 
+// Found by tests/fuzz/targets/cli_fuzzer.cc: `target add web --pattern
+// '/ss\xff\xfey'` was sent, and egressd got "/ss\uFFFD\uFFFDy": another
+// pattern than the one typed. Arguments that are not UTF-8 are refused
+// (the command of `run`, after "--", is not sent and may be any bytes).
+TEST_F(CliParseTest, ArgumentsThatAreNotUtf8AreRefused) {
+  absl::StatusOr<ParsedCommand> c =
+      Parse({"target", "add", "web", "--pattern", "/ss\xff\xfey"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("argument 5 is not UTF-8"));
+  EXPECT_FALSE(Parse({"allow", "smtp", "comment", "caf\xe9"}).ok());
+  // An option's value is an argument too (the value after --target was
+  // skipped by the first fix; cli_fuzzer found it).
+  EXPECT_THAT(Parse({"list", "--target", "w\xff"}).status().message(),
+              HasSubstr("argument 3 is not UTF-8"));
+  EXPECT_TRUE(Parse({"allow", "smtp", "comment", "caf\xc3\xa9"}).ok());
+}
+
 TEST_F(CliParseTest, AllowServiceToAddress) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand c, Parse({"allow", "smtp", "10.0.0.5"}));
   EXPECT_EQ(c.command->name, "allow");

@@ -108,6 +108,32 @@ TEST(ParsePolicyTest, InputTheYamlParserLoopsOnIsAnError) {
   }
 }
 
+// Found by tests/fuzz/targets/policy_fuzzer.cc: an annotation holding a byte
+// that is not UTF-8 ("\x99") parsed, but WritePolicy (export) wrote it as
+// U+FFFD, so the exported file said something else. YAML is UTF-8 text; other
+// bytes are an error naming their line and column.
+TEST(ParsePolicyTest, TextThatIsNotUtf8IsAnErrorWithItsPosition) {
+  const std::string text = Named("t", "systemdUnit: t") +
+                           "metadata:\n  annotations: {d: \"x\x99y\"}\n";
+  absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("t.yaml:9:22: not UTF-8 text"));
+  // UTF-8 beyond ASCII is text like any other.
+  EXPECT_TRUE(ParsePolicy(Named("t", "systemdUnit: t") +
+                              "# caf\xc3\xa9 \xf0\x9f\x98\x80\n",
+                          "t.yaml")
+                  .ok());
+  for (const char* bad :
+       {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    EXPECT_FALSE(
+        ParsePolicy(Named("t", "systemdUnit: t") + "# " + bad + "\n", "t.yaml")
+            .ok())
+        << bad;
+  }
+}
+
 TEST(ParsePolicyTest, MinimalPolicyHasDefaults) {
   const Policy p = MustParse(kHead);
   EXPECT_EQ(p.name, "t");

@@ -96,12 +96,12 @@ void Learner::Learn(const egress_event& e, const std::string& target,
     const std::string path = UnixPathText(e);
     if (path.find('?') != std::string::npos) return;
     store_.RecordUnix(target, path, uint64_t{e.suppressed} + 1,
-                      static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
+                      RecordUnixNs(e, realtime_offset_ns), comm);
     return;
   }
   store_.Record(target, e.family, addr, e.proto, ntohs(e.port),
-                uint64_t{e.suppressed} + 1,
-                static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
+                uint64_t{e.suppressed} + 1, RecordUnixNs(e, realtime_offset_ns),
+                comm);
 }
 
 absl::StatusOr<control::SuggestResponse> Learner::Suggest(

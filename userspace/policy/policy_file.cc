@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/utf8.h"
 #include "userspace/policy/cidr_set.h"
 #include "userspace/policy/name_rules.h"
 #include "userspace/policy/names.h"
@@ -1046,6 +1047,18 @@ std::string TargetKindName(TargetSource kind) {
 
 absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
                                    const std::string& file_name) {
+  // YAML is text: yaml-cpp passes other bytes through, but writing them
+  // again (WritePolicy, export) turns them into U+FFFD, so a value would
+  // change on its way round.
+  if (const size_t bad = FirstInvalidUtf8(yaml_text);
+      bad != absl::string_view::npos) {
+    const absl::string_view before = yaml_text.substr(0, bad);
+    const size_t line_start = before.rfind('\n');
+    return absl::InvalidArgumentError(absl::StrCat(
+        file_name, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
+        bad - (line_start == absl::string_view::npos ? 0 : line_start + 1) + 1,
+        ": not UTF-8 text (a policy file is YAML, which is UTF-8)"));
+  }
   Parser parser(file_name);
   // The parser catches yaml-cpp's exceptions where it expects them; this is
   // the backstop for any other.
