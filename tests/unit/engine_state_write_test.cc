@@ -32,6 +32,14 @@ TEST_F(EngineTest, OneAllowWritesOneRule) {
   EXPECT_EQ(Saved("web").rules.size(), 3u);
 }
 
+TEST_F(EngineTest, ATargetAnApplyCreatesIsWrittenWithAllItsRules) {
+  control::ApplyRequest request;
+  request.policies = {Spec("web", "/web", {Allow({"dns"}), Allow({"https"})})};
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  // The fixture's store keeps only the rules a write carries.
+  EXPECT_EQ(Saved("web").rules.size(), 2u);
+}
+
 TEST_F(EngineTest, ADeleteWritesOneRemovedRule) {
   ASSERT_OK(
       engine_

@@ -147,8 +147,9 @@ TEST_F(StateStoreTest, AReorderIsWrittenWhole) {
   EXPECT_TRUE(DiffRules(t.rules, swapped).all);
   std::unique_ptr<StateStore> store = Open();
   Put(*store, t);
+  RulesDelta reorder = DiffRules(t.rules, swapped);
   t.rules = swapped;
-  Put(*store, t, DiffRules(t.rules, swapped));
+  Put(*store, t, reorder);
   ExpectLoads(expected_);
 }
 

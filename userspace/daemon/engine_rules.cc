@@ -57,7 +57,9 @@ Engine::Change Engine::Prepare(const TargetState& t,
     c.new_ruleset = NextRuleset();
   }
   c.rules = std::move(rules);
-  c.delta = DiffRules(t.rules, c.rules);
+  // A target being created has no rule stored yet (its state may already
+  // hold the rules an apply gave it): all of them are written.
+  c.delta = creating_.count(t.id) ? RulesDelta{} : DiffRules(t.rules, c.rules);
   c.next_ruleset = state_.next_ruleset;
   // Only this target: a change costs its own rules, not every target's.
   c.next_target = t;

@@ -156,12 +156,7 @@ absl::Status LearnHistory::Forget(const std::string& target) {
 
 absl::StatusOr<int64_t> LearnHistory::Rows(const std::string& target) const {
   std::lock_guard<std::mutex> lock(mu_);
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement q,
-      db_->Prepare("SELECT count(*) FROM learned WHERE target = ?"));
-  q.Bind(1, target);
-  EGRESS_ASSIGN_OR_RETURN(bool row, q.Step());
-  return row ? q.Int(0) : 0;
+  return db_->QueryInt("SELECT count(*) FROM learned WHERE target = ?", target);
 }
 
 }  // namespace egress

@@ -94,6 +94,14 @@ SqliteDb::~SqliteDb() {
 
 int64_t SqliteDb::TotalChanges() const { return sqlite3_total_changes64(db_); }
 
+absl::StatusOr<int64_t> SqliteDb::QueryInt(const std::string& sql,
+                                           absl::string_view value) {
+  EGRESS_ASSIGN_OR_RETURN(SqliteStatement q, Prepare(sql));
+  q.Bind(1, value);
+  EGRESS_ASSIGN_OR_RETURN(bool row, q.Step());
+  return row ? q.Int(0) : 0;
+}
+
 absl::Status SqliteDb::Exec(const std::string& sql) {
   char* message = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);

@@ -64,6 +64,10 @@ class SqliteDb {
   const std::string& path() const { return path_; }
   // Rows inserted, changed or deleted through this connection so far.
   int64_t TotalChanges() const;
+  // The integer a one-row query answers with `value` bound to its one
+  // parameter (a count); 0 when it answers no row.
+  absl::StatusOr<int64_t> QueryInt(const std::string& sql,
+                                   absl::string_view value);
 
   // SQLite's result `rc` as a Status: "state database <path>: <what>:
   // <message>"; corruption is DataLoss, a full disk ResourceExhausted, a

@@ -89,7 +89,8 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
 }
 
 absl::StatusOr<DaemonState> StateStore::Load() {
-  nlohmann::json j = {{"next_ruleset", 1},
+  // Unsigned, as StateFromJson wants the counter (a signed 1 is refused).
+  nlohmann::json j = {{"next_ruleset", uint32_t{1}},
                       {"targets", nlohmann::json::array()}};
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement next,
@@ -292,12 +293,7 @@ absl::Status StateStore::Write(const StateWrite& write) {
 }
 
 absl::StatusOr<int64_t> StateStore::RuleRows(const std::string& target) {
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement count,
-      db_->Prepare("SELECT count(*) FROM rules WHERE target = ?"));
-  count.Bind(1, target);
-  EGRESS_ASSIGN_OR_RETURN(bool row, count.Step());
-  return row ? count.Int(0) : 0;
+  return db_->QueryInt("SELECT count(*) FROM rules WHERE target = ?", target);
 }
 
 }  // namespace egress

@@ -33,6 +33,12 @@ namespace egress {
 
 class StateStore {
  public:
+  static constexpr const char* kFileName = "state.db";
+  // The gap between two consecutive rules' seq when a target is written
+  // whole: room for 2^20 - 1 rules inserted between any two before the
+  // target is written whole again.
+  static constexpr int64_t kSeqGap = int64_t{1} << 20;
+
   // Opens (creating) <dir>/state.db and imports <dir>/state.json if there is
   // one. A corrupt database or state.json: DataLoss naming the file.
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
@@ -48,12 +54,6 @@ class StateStore {
   // inserted, changed or deleted (what the tests of the delta writes check).
   absl::StatusOr<int64_t> RuleRows(const std::string& target);
   int64_t last_write_rows() const { return last_write_rows_; }
-
-  static constexpr const char* kFileName = "state.db";
-  // The gap between two consecutive rules' seq when a target is written
-  // whole: room for 2^20 - 1 rules inserted between any two before the
-  // target is written whole again.
-  static constexpr int64_t kSeqGap = int64_t{1} << 20;
 
  private:
   StateStore(std::string dir, std::unique_ptr<SqliteDb> db)

@@ -40,12 +40,33 @@ RulesDelta DiffRules(const std::vector<policy::Rule>& before,
 
 void ApplyStateWrite(const StateWrite& write, DaemonState* state) {
   state->next_ruleset = write.next_ruleset;
-  for (const TargetWrite& t : write.targets) {
-    if (t.target == nullptr) {
-      state->targets.erase(t.name);
-    } else {
-      state->targets[t.name] = *t.target;
+  for (const TargetWrite& w : write.targets) {
+    if (w.target == nullptr) {
+      state->targets.erase(w.name);
+      continue;
     }
+    // As the store does: of the rules only those the write carries change;
+    // a rule it neither carries nor had stored is not there.
+    auto old = state->targets.find(w.name);
+    absl::flat_hash_map<uint32_t, const policy::Rule*> stored;
+    if (old != state->targets.end()) {
+      for (const policy::Rule& r : old->second.rules) stored[r.id] = &r;
+    }
+    TargetState next = *w.target;
+    if (!w.rules || !w.rules->all) {
+      absl::flat_hash_set<uint32_t> put;
+      if (w.rules) put.insert(w.rules->put.begin(), w.rules->put.end());
+      next.rules.clear();
+      for (const policy::Rule& r : w.target->rules) {
+        auto it = stored.find(r.id);
+        if (put.contains(r.id)) {
+          next.rules.push_back(r);
+        } else if (it != stored.end()) {
+          next.rules.push_back(*it->second);
+        }
+      }
+    }
+    state->targets[w.name] = std::move(next);
   }
 }
 
