@@ -12,6 +12,7 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/fake_kernel.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/daemon/state_write.h"
 #include "userspace/policy/spec.h"
 
 namespace egress::testing {
@@ -39,9 +40,10 @@ class EngineTest : public ::testing::Test {
 
   EngineOptions Options() {
     EngineOptions o;
-    o.save = [this](const DaemonState& s) {
+    o.save = [this](const StateWrite& w) {
       if (fail_save_) return absl::UnavailableError("disk full");
-      saved_ = s;
+      ApplyStateWrite(w, &saved_);
+      last_write_ = w;
       ++saves_;
       return absl::OkStatus();
     };
@@ -75,6 +77,8 @@ class EngineTest : public ::testing::Test {
   FakeKernel kernel_;
   std::unique_ptr<Engine> engine_;
   DaemonState saved_;
+  // The last write (its target pointers are not to be followed after it).
+  StateWrite last_write_;
   int saves_ = 0;
   bool fail_save_ = false;
 };

@@ -27,6 +27,7 @@
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/daemon/state.h"
+#include "userspace/daemon/state_write.h"
 #include "userspace/policy/compile.h"
 
 namespace egress {
@@ -36,8 +37,9 @@ namespace egress {
 absl::Status RefuseOrphan(const TargetState& t);
 
 struct EngineOptions {
-  // Persists the state (atomically); called before a change takes effect.
-  std::function<absl::Status(const DaemonState&)> save;
+  // Persists what a change changed (all of it or nothing); called before
+  // the change takes effect.
+  std::function<absl::Status(const StateWrite&)> save;
   // The cgroup of a systemd unit / of a process ("" root-relative or with
   // the mount prefix; NormalizeCgroupPath makes it relative).
   std::function<absl::StatusOr<std::string>(const std::string&)> unit_cgroup;
@@ -140,7 +142,13 @@ class Engine {
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t) const;
-  absl::Status SaveLocked(Lock& lock);
+  // Saves the targets in `targets` (made by WriteOf) and the ruleset
+  // counter.
+  absl::Status SaveLocked(Lock& lock, std::vector<TargetWrite> targets = {});
+  // The write of one target as state_ holds it now (removed when it is gone
+  // or an orphan, which is never stored).
+  TargetWrite WriteOf(const std::string& name,
+                      std::optional<RulesDelta> rules) const;
   // Sets one setting (mode, logging) of a target, saves the state, then
   // rewrites its config; a failed save puts the old value back.
   template <typename T>
