@@ -22,6 +22,7 @@ find_package(Threads REQUIRED)
 
 add_subdirectory(bpf)  # egress_abi only in this tree
 add_subdirectory(userspace/common)
+add_subdirectory(userspace/dns)  # domain names of name rules
 add_subdirectory(userspace/policy)
 add_subdirectory(userspace/control)
 add_subdirectory(userspace/events)

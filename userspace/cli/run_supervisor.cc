@@ -115,13 +115,17 @@ bool Answer(int listener, seccomp_notif* req, seccomp_notif_resp* resp,
   resp->val = 0;
   resp->error = v.carry_on ? 0 : -v.error;
   resp->flags = v.carry_on ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
+  // The line goes out before the answer, while the caller waits for it, so
+  // that it precedes whatever the command prints about the refusal (a
+  // reader of the shared terminal or log sees cause, then effect).
+  if (v.line) {
+    if (*lines < kMaxRefusalLines) fprintf(stderr, "%s\n", v.line->c_str());
+    if (++*lines == kMaxRefusalLines) {
+      fprintf(stderr, "egressctl run: further refusals are not shown\n");
+    }
+  }
   // ENOENT: the caller is gone; nothing to answer.
   seccomp_notify_respond(listener, resp);
-  if (!v.line) return true;
-  if (*lines < kMaxRefusalLines) fprintf(stderr, "%s\n", v.line->c_str());
-  if (++*lines == kMaxRefusalLines) {
-    fprintf(stderr, "egressctl run: further refusals are not shown\n");
-  }
   return true;
 }
 

@@ -134,8 +134,9 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   std::lock_guard<std::mutex> lock(mu_);
   std::array<uint8_t, 16> addr;
   memcpy(addr.data(), e.addr, 16);
-  char comm[sizeof(e.comm) + 1] = {};
-  memcpy(comm, e.comm, sizeof(e.comm));
+  // Printable ASCII only: the name ends up in suggest's policy comments,
+  // which must stay UTF-8 text (any process can name itself any bytes).
+  const std::string comm = CommText(e);
   if (e.family == EGRESS_FAMILY_UNIX) {
     // An address shown with '?' (bytes a rule cannot name) is not kept.
     const std::string path = UnixPathText(e);
