@@ -340,12 +340,12 @@ int egress_skb_egress(struct __sk_buff *skb)
 	struct egress_dest d = {};
 
 	/* A DNS query to port 53: remembered for its answer (lib/dns_learn.h).
-	 * It never changes what happens to the packet. */
-	if (dns__port53(skb, 0)) {
-		cfg = target__config();
-		if (cfg && cfg->mode != EGRESS_MODE_OFF)
-			dns__on_query(skb, cfg);
-	}
+	 * It never changes what happens to the packet. The config (an array,
+	 * an inlined index) is read first, so targets without name rules never
+	 * parse a header here. */
+	cfg = target__config();
+	if (dns__learns(cfg) && dns__port53(skb, 0))
+		dns__on_query(skb, cfg);
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
 	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -365,7 +365,6 @@ int egress_skb_egress(struct __sk_buff *skb)
 	} else {
 		return 1;
 	}
-	cfg = target__config();
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	sk = skb->sk;
@@ -456,12 +455,9 @@ int egress_skb_egress(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int egress_skb_ingress(struct __sk_buff *skb)
 {
-	struct egress_target_config *cfg;
+	struct egress_target_config *cfg = target__config();
 
-	if (!dns__port53(skb, 1))
-		return 1;
-	cfg = target__config();
-	if (cfg && cfg->mode != EGRESS_MODE_OFF)
+	if (dns__learns(cfg) && dns__port53(skb, 1))
 		dns__on_answer(skb, cfg);
 	return 1;
 }

@@ -60,6 +60,14 @@ struct dns__learn_ctx {
 	struct egress_dns_counters *dc;
 };
 
+/* Whether a target learns names at all: enforcing or auditing, with name
+ * rules. Checked before any packet is parsed. */
+static __always_inline int dns__learns(const struct egress_target_config *cfg)
+{
+	return cfg && cfg->mode != EGRESS_MODE_OFF &&
+	       (cfg->flags & EGRESS_TF_NAME_RULES);
+}
+
 /* True when the packet is TCP or UDP with port 53 on the server's side
  * (destination on egress, source on ingress). Direct reads only: this is
  * the filter every packet of a target with name rules passes. */
@@ -186,7 +194,8 @@ static __always_inline void dns__query_key(struct egress_dns_query_key *k,
 	__builtin_memcpy(k->server, f->server, 16);
 }
 
-/* skb_egress: remembers a query of the target to port 53. */
+/* skb_egress: remembers a query of the target to port 53 (the caller
+ * checked dns__learns()). */
 static __always_inline void
 dns__on_query(struct __sk_buff *skb, const struct egress_target_config *cfg)
 {
@@ -198,8 +207,6 @@ dns__on_query(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	struct dns__frame f = {};
 	__u64 cookie;
 
-	if (!(cfg->flags & EGRESS_TF_NAME_RULES))
-		return;
 	cookie = bpf_get_socket_cookie(skb);
 	ls = dns__scratch(DNS__SLOT_QUERY);
 	dc = dns__counters();
@@ -381,7 +388,8 @@ static long dns__bind_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* skb_ingress: learns from an answer to a remembered query. */
+/* skb_ingress: learns from an answer to a remembered query (the caller
+ * checked dns__learns()). */
 static __always_inline void
 dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 {
@@ -393,8 +401,6 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	__u64 cookie;
 	__u8 allowed;
 
-	if (!(cfg->flags & EGRESS_TF_NAME_RULES))
-		return;
 	cookie = bpf_get_socket_cookie(skb);
 	lc.ls = dns__scratch(DNS__SLOT_ANSWER);
 	lc.dc = dns__counters();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/rule_builders.h"
@@ -138,22 +139,24 @@ TEST(NameRulesTest, RejectsBadNames) {
   EXPECT_FALSE(Compile(1, {r}).ok());
 }
 
-TEST(NameRulesTest, PolicyFilePeersAndExportRoundTrip) {
-  absl::StatusOr<Policy> p = ParsePolicy(
-      R"(apiVersion: egress.dev/v1alpha1
+// The lines every inline policy here starts with; spec.egress follows.
+constexpr char kHead[] = R"(apiVersion: egress.dev/v1alpha1
 kind: EgressPolicy
 metadata:
   name: t
 spec:
   target:
     systemdUnit: t.service
-  egress:
+)";
+
+TEST(NameRulesTest, PolicyFilePeersAndExportRoundTrip) {
+  absl::StatusOr<Policy> p = ParsePolicy(absl::StrCat(kHead, R"(  egress:
   - to:
     - domainNames: ["api.example.com", "*.Example.com"]
     - ipBlock: {cidr: 10.0.0.0/8}
     ports: [{port: 443, protocol: TCP}]
-)",
-      "t.yaml");
+)"),
+                                         "t.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->rules.size(), 1u);
   const Rule& r = p->rules[0];
@@ -166,16 +169,7 @@ spec:
   EXPECT_EQ(back->names, r.names);
 
   absl::StatusOr<Policy> bad = ParsePolicy(
-      R"(apiVersion: egress.dev/v1alpha1
-kind: EgressPolicy
-metadata:
-  name: t
-spec:
-  target:
-    systemdUnit: t.service
-  egress:
-  - to: [{domainNames: ["a..b"]}]
-)",
+      absl::StrCat(kHead, "  egress:\n  - to: [{domainNames: [\"a..b\"]}]\n"),
       "t.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("domainNames"));
