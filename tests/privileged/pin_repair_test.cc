@@ -4,6 +4,7 @@
 // so once, and a restart adopts what it pinned.
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -80,7 +81,15 @@ class PinRepairTest : public EgressdTest {
 TEST_F(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
-  ASSERT_TRUE(RemoveTree(Version() + "/targets/1").ok());
+  // Moved away in one step, then removed: egressd repairs pins while it
+  // runs, so removing the files one by one races its reconcile (it would
+  // pin the first links again before the directory is empty).
+  const std::string gone = bpffs_dir_ + "-gone";
+  ASSERT_EQ(rename((Version() + "/targets/1").c_str(), gone.c_str()), 0)
+      << strerror(errno);
+  absl::Status removed = RemoveTree(gone);
+  if (!removed.ok()) (void)RemoveTree(gone);
+  ASSERT_TRUE(removed.ok()) << removed;
   ExpectRepaired();
 }
 
