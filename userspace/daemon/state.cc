@@ -26,6 +26,7 @@ void Fields(Io& io, control::Member<TargetState, Io>& t) {
   io.Required("cgroup", t.cgroup);
   io.Required("source_kind", t.source);
   io.Required("source", t.source_value);
+  io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
   io.Required("mode", t.mode);
   io.Required("ruleset", t.ruleset);
   io.Required("next_rule_id", t.next_rule_id);

@@ -61,6 +61,12 @@ class SharedMaps {
   // Decisions per rule id of a target (0 = default action), summed over CPUs.
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t target_id) const;
+  // user_targets[uid] = target id; a missing uid is no error to delete.
+  // Errno status of the update or delete (ResourceExhausted when full).
+  absl::Status SetUserTarget(uint32_t uid, uint32_t target_id);
+  absl::Status DeleteUserTarget(uint32_t uid);
+  absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() const;
+
   // Forgets the UDP peers recorded for a target. Errno status of a delete
   // (a peer evicted meanwhile is fine).
   absl::Status DeletePeers(uint32_t target_id);
@@ -89,12 +95,13 @@ class SharedMaps {
         {"rules", &self.rules_},          {"udp_peers", &self.udp_peers_},
         {"rule_hits", &self.rule_hits_},  {"event_limits", &self.event_limits_},
         {"counters", &self.counters_},    {"events", &self.events_},
-        {"unix_rules", &self.unix_rules_}};
+        {"unix_rules", &self.unix_rules_},
+        {"user_targets", &self.user_targets_}};
   }
 
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
-      event_limits_, counters_, events_, unix_rules_;
+      event_limits_, counters_, events_, unix_rules_, user_targets_;
 };
 
 }  // namespace egress

@@ -19,6 +19,7 @@ constexpr WordOf<TargetSource> kTargetSources[] = {
     {TargetSource::kUnit, "unit"},
     {TargetSource::kPid, "pid"},
     {TargetSource::kPattern, "pattern"},
+    {TargetSource::kUser, "user"},
 };
 
 }  // namespace
