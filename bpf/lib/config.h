@@ -30,8 +30,8 @@ const volatile __u32 egress_target_id = 0;
 
 /* The target of `uid` in user_targets: its config, with its id in *id; NULL
  * for a uid no user target names (let through at once). */
-static __always_inline struct egress_target_config *
-target__of_uid(__u32 uid, __u32 *id)
+static __always_inline struct egress_target_config *target__of_uid(__u32 uid,
+								   __u32 *id)
 {
 	__u32 *tid = bpf_map_lookup_elem(&user_targets, &uid);
 

@@ -28,11 +28,9 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 
-static __always_inline void peer__key(struct egress_peer_key *k,
-				      __u32 target_id,
-				      struct bpf_sock_addr *ctx,
-				      const struct egress_dest *d,
-				      __u32 local_port_host)
+static __always_inline void
+peer__key(struct egress_peer_key *k, __u32 target_id, struct bpf_sock_addr *ctx,
+	  const struct egress_dest *d, __u32 local_port_host)
 {
 	k->netns_cookie = bpf_get_netns_cookie(ctx);
 	k->sock_cookie = bpf_get_socket_cookie(ctx);

@@ -22,10 +22,10 @@
 #include "lib/config.h"
 #include "lib/ratelimit.h"
 
-/* A zeroed record of `size` bytes for target `target_id` (EGRESS_EVENT_INET_BYTES,
- * or sizeof(struct egress_event) for a unix record with its path; a
- * constant at every call site, as bpf_ringbuf_reserve needs), or NULL
- * (counted as lost) when the ring buffer is full. */
+/* A zeroed record of `size` bytes for target `target_id`
+ * (EGRESS_EVENT_INET_BYTES, or sizeof(struct egress_event) for a unix record
+ * with its path; a constant at every call site, as bpf_ringbuf_reserve needs),
+ * or NULL (counted as lost) when the ring buffer is full. */
 static __always_inline struct egress_event *
 event__reserve(__u32 target_id, struct egress_counters *c, __u32 size)
 {
@@ -45,9 +45,10 @@ event__reserve(__u32 target_id, struct egress_counters *c, __u32 size)
  * records (a literal NULL at those call sites, so the unix branch compiles
  * away there) and the address of a unix decision, carried in the record. */
 static __always_inline void
-event__emit(__u32 target_id, const struct egress_dest *d, __u8 hook, __u8 verdict, __u8 reason,
-	    __u32 rule_id, __u8 sock_type, struct egress_counters *c,
-	    int has_task, __u8 flags, const struct egress_unix_key *unix_addr)
+event__emit(__u32 target_id, const struct egress_dest *d, __u8 hook,
+	    __u8 verdict, __u8 reason, __u32 rule_id, __u8 sock_type,
+	    struct egress_counters *c, int has_task, __u8 flags,
+	    const struct egress_unix_key *unix_addr)
 {
 	struct egress_event *e;
 	__s64 suppressed;

@@ -166,8 +166,8 @@ static __always_inline int unix__decide(struct bpf_sock_addr *ctx, __u8 hook)
 	if (cfg->mode == EGRESS_MODE_AUDIT &&
 	    dec.reason == EGRESS_REASON_UNIX_UNLISTED)
 		view.flags |= EGRESS_TF_EVENT_ALLOW;
-	return verdict__apply_to(id, &view, &d, hook, &dec, sk ? (__u8)sk->type : 0,
-				 1, &k);
+	return verdict__apply_to(id, &view, &d, hook, &dec,
+				 sk ? (__u8)sk->type : 0, 1, &k);
 }
 
 #endif /* EGRESS_BPF_LIB_UNIX_H_ */

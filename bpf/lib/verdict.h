@@ -54,9 +54,9 @@ verdict__apply_to(__u32 id, const struct egress_target_config *cfg,
 				      : EGRESS_CTR_ALLOWED,
 				  d->family, d->proto);
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
-			event__emit(id, d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
-				    dec->rule_id, sock_type, c, has_task,
-				    cfg->flags, unix_addr);
+			event__emit(id, d, hook, EGRESS_VERDICT_ALLOW,
+				    dec->reason, dec->rule_id, sock_type, c,
+				    has_task, cfg->flags, unix_addr);
 		return 1;
 	}
 	if (cfg->mode == EGRESS_MODE_AUDIT) {

@@ -244,8 +244,9 @@ using ::testing::Pair;
 
 TEST_F(EngineTest, UserTargetsShareOneRootSetAndEnterTheirUids) {
   const uint64_t root = kernel_.MakeCgroup("/");
-  ASSERT_OK(engine_->AddTarget(UserSpec("www", "www-data", {Allow({"443/tcp"})}))
-                .status());
+  ASSERT_OK(
+      engine_->AddTarget(UserSpec("www", "www-data", {Allow({"443/tcp"})}))
+          .status());
   const uint32_t www = IdOf("www");
   EXPECT_EQ(Saved("www").uid, 33u);
   EXPECT_EQ(Saved("www").cgroup, "");
@@ -259,8 +260,8 @@ TEST_F(EngineTest, UserTargetsShareOneRootSetAndEnterTheirUids) {
   // A second one by uid: the same root set, one more entry.
   ASSERT_OK(engine_->AddTarget(UserSpec("batch", "4000000001")).status());
   EXPECT_EQ(kernel_.attach_calls(), attaches);
-  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(33u, www),
-                                           Pair(4000000001u, IdOf("batch"))));
+  EXPECT_THAT(kernel_.Users(),
+              ElementsAre(Pair(33u, www), Pair(4000000001u, IdOf("batch"))));
   // A uid is one target's; a name no database has is an error naming it.
   EXPECT_STATUS(engine_->AddTarget(UserSpec("www2", "33")).status(),
                 absl::StatusCode::kAlreadyExists,
@@ -322,8 +323,8 @@ TEST_F(EngineTest, UserTargetsComeBackFromStateAndAsOrphansWithout) {
 
   // A root set left with no user target is detached at start.
   ASSERT_OK(kernel_.LoadPrograms(EGRESS_TARGET_BY_UID));
-  ASSERT_OK(kernel_.Attach(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup, "/",
-                           root));
+  ASSERT_OK(
+      kernel_.Attach(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup, "/", root));
   engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
   ASSERT_OK(engine_->Start(kNow).status());
   EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),

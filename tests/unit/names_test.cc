@@ -32,12 +32,17 @@ TEST(NamesTest, MessageNamesTheNameAndTheRule) {
 }
 
 TEST(NamesTest, Users) {
-  for (const char* ok : {"www-data", "nobody", "_apt", "a.b", "host$", "0",
-                         "33", "4294967294", std::string(32, 'u').c_str()}) {
+  const std::string longest(32, 'u'), too_long(33, 'u');
+  for (const std::string& ok :
+       {std::string("www-data"), std::string("nobody"), std::string("_apt"),
+        std::string("a.b"), std::string("host$"), std::string("0"),
+        std::string("33"), std::string("4294967294"), longest}) {
     EXPECT_OK(CheckUser(ok)) << ok;
   }
-  for (const char* bad : {"", "-x", "a b", "a/b", "a:b", "$", "4294967295",
-                          "99999999999", std::string(33, 'u').c_str()}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("-x"), std::string("a b"),
+        std::string("a/b"), std::string("a:b"), std::string("$"),
+        std::string("4294967295"), std::string("99999999999"), too_long}) {
     EXPECT_STATUS(CheckUser(bad), absl::StatusCode::kInvalidArgument,
                   absl::StrCat("bad user \"", bad, "\": use a uid"));
   }

@@ -129,10 +129,9 @@ struct TextFormatter {
   const TextOptions& options;
 
   std::string operator()(const control::TargetAddResponse& r) const {
-    std::string out =
-        absl::StrCat("Target ", r.target.name, " added: ",
-                     control::TargetWhere(r.target),
-                     " (", policy::ModeName(r.target.mode), ")\n");
+    std::string out = absl::StrCat(
+        "Target ", r.target.name, " added: ", control::TargetWhere(r.target),
+        " (", policy::ModeName(r.target.mode), ")\n");
     if (!r.warning.empty()) absl::StrAppend(&out, "warning: ", r.warning, "\n");
     return out + ExistingLines(r.existing);
   }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -68,9 +70,11 @@ int Attempt(const Probe& p) {
   return err;
 }
 
-// Runs every probe in a child that joins `cgroup_abs`; the errnos in order.
+// Runs every probe in a child that joins `cgroup_abs` (and, for a user
+// target, becomes its user); the errnos in order.
 absl::StatusOr<std::vector<int>> ProbeFromCgroup(
-    const std::string& cgroup_abs, const std::vector<Probe>& probes) {
+    const std::string& cgroup_abs, const std::vector<Probe>& probes,
+    std::optional<uint32_t> uid) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   pid_t pid = fork();
@@ -80,6 +84,11 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
     std::ofstream procs(cgroup_abs + "/cgroup.procs");
     procs << "0" << std::flush;
     if (!procs) _exit(3);
+    if (uid.has_value() &&
+        (setgroups(0, nullptr) != 0 || setresgid(*uid, *uid, *uid) != 0 ||
+         setresuid(*uid, *uid, *uid) != 0)) {
+      _exit(5);
+    }
     for (const Probe& p : probes) {
       int r = Attempt(p);
       if (write(fds[1], &r, sizeof(r)) != sizeof(r)) _exit(4);
@@ -131,7 +140,10 @@ absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
   }
   if (s.info.name.empty()) return absl::NotFoundError("target vanished");
   s.cgroup = s.info.cgroup;
-  if (s.info.source == policy::TargetSource::kPattern) {
+  if (s.info.source == policy::TargetSource::kPattern ||
+      s.info.source == policy::TargetSource::kUser) {
+    // A user target: probes run as its uid from the root its programs are
+    // attached to (any cgroup would do).
     s.cgroup = s.info.cgroups.empty() ? "" : s.info.cgroups[0].path;
   }
   return s;
@@ -214,8 +226,13 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
   json results = json::array();
   if (!s.cgroup.empty() && s.info.cgroup_exists) {
     const std::vector<Probe> probes = PlanProbes(s.rules);
-    EGRESS_ASSIGN_OR_RETURN(std::vector<int> errs,
-                            ProbeFromCgroup(s.cgroup_root + s.cgroup, probes));
+    EGRESS_ASSIGN_OR_RETURN(
+        std::vector<int> errs,
+        ProbeFromCgroup(
+            s.cgroup == "/" ? s.cgroup_root : s.cgroup_root + s.cgroup, probes,
+            s.info.source == policy::TargetSource::kUser
+                ? std::optional<uint32_t>(s.info.uid)
+                : std::nullopt));
     for (size_t i = 0; i < probes.size() && i < errs.size(); ++i) {
       results.push_back(ProbeResult(probes[i], errs[i], &problems));
     }

@@ -252,11 +252,11 @@ struct StatusResponse {
 struct TargetChange {
   std::string target;
   std::string cgroup;
-  std::string user;  // a user target: "user www-data (uid 33)"
   std::string action;  // "create" or "update"
   std::string cgroup_from;
   std::optional<policy::Mode> mode;  // set when it changes
   std::vector<std::string> added, removed, kept_temporary;
+  std::string user;  // a user target: "user www-data (uid 33)"
 };
 struct ApplyResponse {
   bool dry_run = false;

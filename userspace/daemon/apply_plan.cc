@@ -14,8 +14,9 @@ namespace {
 // What a target enforces, as messages name it: two targets never share one.
 std::string Scope(policy::TargetSource source, const std::string& cgroup,
                   uint32_t uid) {
-  return source == policy::TargetSource::kUser ? absl::StrCat("uid ", uid)
-                                               : absl::StrCat("cgroup ", cgroup);
+  return source == policy::TargetSource::kUser
+             ? absl::StrCat("uid ", uid)
+             : absl::StrCat("cgroup ", cgroup);
 }
 std::string Scope(const TargetState& t) {
   return Scope(t.source, t.cgroup, t.uid);

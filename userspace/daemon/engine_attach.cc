@@ -204,9 +204,9 @@ void Engine::RefreshLinkHealth() {
     LinkHealth total;
     for (const control::CgroupRef& c : links.first) {
       // Links on a cgroup that was removed since count as not live.
-      LinkHealth h = kernel_.Links(
-          ProgramSetOf(*t), IsPattern(*t) ? c.id : KernelPort::kOwnCgroup,
-          c.id);
+      LinkHealth h =
+          kernel_.Links(ProgramSetOf(*t),
+                        IsPattern(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
       total.live += h.live;
       total.attached += h.attached;
       total.total += h.total;

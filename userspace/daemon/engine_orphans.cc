@@ -65,8 +65,8 @@ void Engine::AdoptUserOrphans() {
     Log(absl::StrCat("cannot read the user targets' uids: ",
                      entries.status().ToString()));
   }
-  for (const auto& [uid, id] : entries.ok() ? *entries
-                                            : std::map<uint32_t, uint32_t>{}) {
+  for (const auto& [uid, id] :
+       entries.ok() ? *entries : std::map<uint32_t, uint32_t>{}) {
     const TargetState* holder = UserTargetOf(uid);
     if (holder != nullptr && holder->id == id) continue;  // known
     if (holder != nullptr || FindById(id) != nullptr ||
@@ -89,8 +89,8 @@ void Engine::AdoptUserOrphans() {
     Log(absl::StrCat("found uid ", uid, " enforced as target id ", id,
                      " without state; kept enforcing as '", t.name,
                      "' (rule set ", t.ruleset,
-                     " kept, rules unknown): 'egressctl target remove ",
-                     t.name, "' lifts it"));
+                     " kept, rules unknown): 'egressctl target remove ", t.name,
+                     "' lifts it"));
     names_by_id_[id] = t.name;
     state_.targets.emplace(t.name, std::move(t));
   }

@@ -91,10 +91,14 @@ class SharedMaps {
     using Fd =
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
     return std::vector<std::pair<const char*, Fd*>>{
-        {"targets", &self.targets_},      {"port_classes", &self.port_classes_},
-        {"rules", &self.rules_},          {"udp_peers", &self.udp_peers_},
-        {"rule_hits", &self.rule_hits_},  {"event_limits", &self.event_limits_},
-        {"counters", &self.counters_},    {"events", &self.events_},
+        {"targets", &self.targets_},
+        {"port_classes", &self.port_classes_},
+        {"rules", &self.rules_},
+        {"udp_peers", &self.udp_peers_},
+        {"rule_hits", &self.rule_hits_},
+        {"event_limits", &self.event_limits_},
+        {"counters", &self.counters_},
+        {"events", &self.events_},
         {"unix_rules", &self.unix_rules_},
         {"user_targets", &self.user_targets_}};
   }

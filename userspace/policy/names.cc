@@ -34,9 +34,10 @@ std::string UserText(absl::string_view given, uint32_t uid) {
 }
 
 absl::Status CheckUser(absl::string_view user) {
-  const bool digits = !user.empty() && std::all_of(user.begin(), user.end(), [](char c) {
-    return absl::ascii_isdigit(static_cast<unsigned char>(c));
-  });
+  const bool digits =
+      !user.empty() && std::all_of(user.begin(), user.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c));
+      });
   if (digits ? UidOfNumber(user).has_value() : [&] {
         absl::string_view body = user;
         if (!body.empty() && body.back() == '$') body.remove_suffix(1);

@@ -562,9 +562,9 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const YAML::Node& node,
 
 absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
   Fields f;
-  EGRESS_RETURN_IF_ERROR(GetFields(
-      node, "spec.target",
-      {"cgroupPath", "systemdUnit", "cgroupPattern", "user"}, &f));
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(node, "spec.target",
+                {"cgroupPath", "systemdUnit", "cgroupPattern", "user"}, &f));
   if (f.empty()) {
     return Error(node, "spec.target",
                  "expected one of cgroupPath, systemdUnit, cgroupPattern or "
