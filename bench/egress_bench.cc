@@ -182,9 +182,10 @@ absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
                           testing::RunInCgroupMulti(
                               baseline_cg,
                               [op, ep, baseline_cg, enforced_cg, &opts] {
-                                return RunInterleaved(op, ep, baseline_cg,
-                                                      enforced_cg, opts.rounds,
-                                                      opts.time_scale);
+                                return RunInterleaved(
+                                    op, ep, baseline_cg, enforced_cg,
+                                    opts.rounds, opts.time_scale,
+                                    /*refuses=*/!UsersMode(opts));
                               },
                               timeout));
   return DecodeSlices(values);

@@ -139,13 +139,14 @@ absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
     if (t.name == list.targets[0].target) s.info = t;
   }
   if (s.info.name.empty()) return absl::NotFoundError("target vanished");
-  s.cgroup = s.info.cgroup;
-  if (s.info.source == policy::TargetSource::kPattern ||
-      s.info.source == policy::TargetSource::kUser) {
-    // A user target: probes run as its uid from the root its programs are
-    // attached to (any cgroup would do).
+  // A user target: probes run as its uid, from the root its programs are
+  // attached to (any cgroup would do).
+  s.cgroup = s.info.source == policy::TargetSource::kUser ? std::string("/")
+                                                          : s.info.cgroup;
+  if (s.info.source == policy::TargetSource::kPattern) {
     s.cgroup = s.info.cgroups.empty() ? "" : s.info.cgroups[0].path;
   }
+
   return s;
 }
 
@@ -193,9 +194,12 @@ json ProbeResult(const Probe& p, int err, std::vector<std::string>* problems) {
 }
 
 void PrintText(const Subject& s, const json& report) {
-  printf("Target %s (%s), cgroup %s: %lu/%lu hooks attached\n",
-         s.info.name.c_str(), policy::ModeName(s.info.mode).c_str(),
-         s.cgroup.empty() ? "(none)" : s.cgroup.c_str(),
+  const std::string where =
+      s.info.source == policy::TargetSource::kUser
+          ? control::TargetWhere(s.info)
+          : absl::StrCat("cgroup ", s.cgroup.empty() ? "(none)" : s.cgroup);
+  printf("Target %s (%s), %s: %lu/%lu hooks attached\n", s.info.name.c_str(),
+         policy::ModeName(s.info.mode).c_str(), where.c_str(),
          static_cast<unsigned long>(s.info.hooks_attached),
          static_cast<unsigned long>(s.info.hooks_total));
   for (const json& r : report["probes"]) {
