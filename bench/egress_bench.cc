@@ -24,6 +24,7 @@
 // every process of the host, measured without touching the host's other
 // processes. users+skb adds the per-packet hook, to show what attaching it
 // at the root would cost (egressd does not).
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <sys/stat.h>
@@ -86,6 +87,9 @@ struct Options {
   // targets, for a process of another user (see the top of this file).
   std::string mode = "target";
   bool rules_given = false;
+  // Kernel BPF run-time statistics while measuring: time per run of each
+  // program of the set, and per operation (see bench/README.md).
+  bool bpf_stats = false;
 };
 
 bool UsersMode(const Options& o) { return o.mode != "target"; }
@@ -130,6 +134,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.mode = std::string(arg);
     } else if (arg == "--verbose") {
       o.verbose = true;
+    } else if (arg == "--bpf_stats") {
+      o.bpf_stats = true;
     } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
       if (!absl::SimpleAtod(arg, &o.time_scale) || o.time_scale <= 0 ||
           o.time_scale > 10) {
@@ -139,7 +145,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown argument '", arg,
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
-          "[--time_scale=X] [--verbose] [--mode=target|users|users+skb]"));
+          "[--time_scale=X] [--verbose] [--mode=target|users|users+skb] "
+          "[--bpf_stats]"));
     }
   }
   // The uid lookup misses whatever the rules: one rule count is enough.
@@ -167,6 +174,18 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t m = v.size() / 2;
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// run_time_ns and run_cnt of one program (they advance only while the
+// kernel's BPF statistics are enabled).
+struct ProgRun {
+  uint64_t ns = 0, runs = 0;
+};
+ProgRun ProgRunOf(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return {};
+  return {info.run_time_ns, info.run_cnt};
 }
 
 // All slices of one operation at one rule count, from one worker that moves
@@ -325,6 +344,19 @@ absl::Status Run(const Options& opts) {
       ep.tcp_bulk, ep.udp_sink, ep.closed);
   std::fflush(stdout);
 
+  // --bpf_stats: the kernel times every program run while this fd is open.
+  UniqueFd stats_fd;
+  std::vector<std::pair<std::string, UniqueFd>> progs;
+  if (opts.bpf_stats) {
+    stats_fd = UniqueFd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!stats_fd) return ErrnoStatus(errno, "bpf_enable_stats", "run time");
+    for (const HookSpec& h : hooks) {
+      progs.emplace_back(h.name,
+                         UniqueFd(bpf_obj_get(ProgPin(prog_dir, h).c_str())));
+    }
+  }
+  std::vector<std::string> stats_lines;
+
   std::vector<RulesetInfo> infos;
   std::map<std::pair<size_t, Op>, Series> results;  // (rule count index, op)
   std::optional<policy::CompiledRuleset> previous;
@@ -384,8 +416,32 @@ absl::Status Run(const Options& opts) {
 
     for (Op op : kAllOps) {
       if (StopRequested()) return absl::CancelledError("interrupted");
+      std::vector<ProgRun> before;
+      for (const auto& [name, fd] : progs)
+        before.push_back(ProgRunOf(fd.get()));
       EGRESS_ASSIGN_OR_RETURN(Slices slices,
                               Measure(op, baseline_cg, enforced_cg, ep, opts));
+      if (opts.bpf_stats) {
+        int64_t enforced_ops = 0;
+        for (const Sample& s : slices.enforced) enforced_ops += s.ops;
+        std::string line =
+            absl::StrFormat("  %-18s %9s", OpName(op), WithCommas(n).c_str());
+        double per_op = 0;
+        for (size_t i = 0; i < progs.size(); ++i) {
+          ProgRun now = ProgRunOf(progs[i].second.get());
+          uint64_t runs = now.runs - before[i].runs;
+          uint64_t ns = now.ns - before[i].ns;
+          if (runs == 0) continue;
+          absl::StrAppendFormat(
+              &line, "  %s %.0f ns x %.2f", progs[i].first,
+              static_cast<double>(ns) / runs,
+              static_cast<double>(runs) / std::max<int64_t>(1, enforced_ops));
+          per_op += static_cast<double>(ns) /
+                    static_cast<double>(std::max<int64_t>(1, enforced_ops));
+        }
+        absl::StrAppendFormat(&line, "  => %.0f ns per op", per_op);
+        stats_lines.push_back(line);
+      }
       if (StopRequested()) return absl::CancelledError("interrupted");
       for (const auto* side : {&slices.baseline, &slices.enforced}) {
         for (const Sample& s : *side) {
@@ -508,6 +564,12 @@ absl::Status Run(const Options& opts) {
   }
   std::printf("  verdict records drained: %s\n",
               WithCommas(events.load()).c_str());
+  if (opts.bpf_stats) {
+    std::printf(
+        "\nBPF run time of the measured set (kernel run_time_ns, all slices "
+        "incl. warm-up): per run x runs per timed op, and per op\n");
+    for (const std::string& l : stats_lines) std::printf("%s\n", l.c_str());
+  }
   for (const std::string& a : anomalies)
     std::printf("ANOMALY: %s\n", a.c_str());
 
