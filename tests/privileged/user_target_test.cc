@@ -215,6 +215,12 @@ TEST_F(UserTargetTest, AuditModeLetsThroughAndRecords) {
     if (r.value("verdict", "") == "AUDIT") audited = true;
   }
   EXPECT_TRUE(audited);
+  // What was learned becomes a policy for the same user.
+  std::string suggested = CtlOk({"suggest", "--target", "www"});
+  EXPECT_TRUE(absl::StrContains(suggested, absl::StrCat("user: ", uid_)) ||
+              absl::StrContains(suggested, absl::StrCat("user: \"", uid_)))
+      << suggested;
+  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.7")) << suggested;
   CtlOk({"mode", "enforce", "--target", "www"});
   EXPECT_DENIED(InCgroup(AsUser(uid_, Denied4)));
 }

@@ -137,12 +137,14 @@ class Engine {
   absl::StatusOr<std::string> ResolveCgroup(policy::TargetSource source,
                                             const std::string& value);
   absl::StatusOr<uint32_t> ResolveUser(const std::string& user) const;
-  // The user target (other than `except`) that holds `uid`, or nullptr.
-  const TargetState* UserTargetOf(uint32_t uid,
-                                  const std::string& except = "") const;
+  // The user target that holds `uid`, or nullptr.
+  const TargetState* UserTargetOf(uint32_t uid) const;
   // Lifts a user target's uid (its entry in user_targets) and, when no
   // other user target remains, detaches the root program set.
   void LiftUser(const TargetState& t);
+  // Detaches the root program set of user targets when no user target but
+  // the one of id `leaving` (0: none) is left.
+  void DropRootSetIfUnused(uint32_t leaving);
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t) const;

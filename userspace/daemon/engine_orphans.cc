@@ -95,14 +95,7 @@ void Engine::AdoptUserOrphans() {
     state_.targets.emplace(t.name, std::move(t));
   }
   // The root set runs only while a user target exists.
-  for (const auto& [n, t] : state_.targets) {
-    if (IsUser(t)) return;
-  }
-  if (kernel_.ProgramsLoaded(EGRESS_TARGET_BY_UID) ||
-      !kernel_.LinkSets(EGRESS_TARGET_BY_UID).empty()) {
-    Log("no user target: detached the root program set");
-  }
-  kernel_.RemovePrograms(EGRESS_TARGET_BY_UID).IgnoreError();
+  DropRootSetIfUnused(0);
 }
 
 absl::Status Engine::RemoveOrphanEntries(const TargetState& t) {

@@ -167,21 +167,26 @@ absl::StatusOr<uint32_t> Engine::ResolveUser(const std::string& user) const {
   return options_.user_uid(user);
 }
 
-const TargetState* Engine::UserTargetOf(uint32_t uid,
-                                        const std::string& except) const {
+const TargetState* Engine::UserTargetOf(uint32_t uid) const {
   for (const auto& [n, t] : state_.targets) {
-    if (IsUser(t) && t.uid == uid && n != except) return &t;
+    if (IsUser(t) && t.uid == uid) return &t;
   }
   return nullptr;
 }
 
 void Engine::LiftUser(const TargetState& t) {
   kernel_.DeleteUserTarget(t.uid).IgnoreError();
+  DropRootSetIfUnused(t.id);
+}
+
+void Engine::DropRootSetIfUnused(uint32_t leaving) {
   for (const auto& [n, other] : state_.targets) {
-    if (IsUser(other) && other.id != t.id) return;  // the root set stays
+    if (IsUser(other) && other.id != leaving) return;  // the root set stays
   }
+  // Also what is left of a set whose program pins went (links, held fds).
+  const bool loaded = kernel_.ProgramsLoaded(EGRESS_TARGET_BY_UID);
   kernel_.RemovePrograms(EGRESS_TARGET_BY_UID).IgnoreError();
-  Log("no user target left: detached the root program set");
+  if (loaded) Log("no user target left: detached the root program set");
 }
 
 absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
