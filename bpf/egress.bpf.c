@@ -26,6 +26,7 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/counters.h"
+#include "lib/dns_learn.h"
 #include "lib/peers.h"
 #include "lib/records.h"
 #include "lib/rules.h"
@@ -378,6 +379,14 @@ int egress_skb_egress(struct __sk_buff *skb)
 	struct egress_dest d = {};
 	__u32 id;
 
+	/* A DNS query to port 53: remembered for its answer (lib/dns_learn.h).
+	 * It never changes what happens to the packet. A cgroup target's only:
+	 * the root instance of user targets has no packet hooks attached. */
+	if (egress_target_id != EGRESS_TARGET_BY_UID && dns__port53(skb, 0)) {
+		cfg = target__find(&id);
+		if (cfg && cfg->mode != EGRESS_MODE_OFF)
+			dns__on_query(skb, cfg);
+	}
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
 	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -477,6 +486,26 @@ int egress_skb_egress(struct __sk_buff *skb)
 			return skb__icmp_allowed(id, cfg, &d);
 		}
 	}
+	return 1;
+}
+
+/*
+ * Answers from port 53 reaching a target's sockets, before the application
+ * can read them: learns the names they answer (lib/dns_learn.h). Every
+ * packet passes: learning never drops anything.
+ */
+SEC("cgroup_skb/ingress")
+int egress_skb_ingress(struct __sk_buff *skb)
+{
+	struct egress_target_config *cfg;
+	__u32 id;
+
+	/* A cgroup target's only (see egress_skb_egress). */
+	if (egress_target_id == EGRESS_TARGET_BY_UID || !dns__port53(skb, 1))
+		return 1;
+	cfg = target__find(&id);
+	if (cfg && cfg->mode != EGRESS_MODE_OFF)
+		dns__on_answer(skb, cfg);
 	return 1;
 }
 
@@ -627,6 +656,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		d.port = (__be16)(ctx->remote_port >> 16);
 		d.proto = IPPROTO_TCP;
 		rules__decide(cfg->ruleset, &d, &dec);
+		names__decide(id, cfg, &d, &dec);
 		f->rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			f->verdict = EGRESS_VERDICT_UNEXPLAINED;

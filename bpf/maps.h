@@ -14,6 +14,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 
 /* Target id -> mode, flags, active ruleset. Written by egressd, read by every
  * hook. An array so a lookup never misses and costs one index. */
@@ -135,5 +136,63 @@ struct {
 	__uint(max_entries, EGRESS_RINGBUF_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
+
+/* ---- Names learned from DNS (lib/dns_learn.h, lib/names.h) ---- */
+
+/* Queries a target's sockets sent to port 53 of a resolver, until answered.
+ * Written by skb_egress, read and deleted by skb_ingress. LRU: a query never
+ * answered ages out; its late answer is then ignored (and counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGRESS_DNS_MAX_QUERIES);
+	__type(key, struct egress_dns_query_key);
+	__type(value, struct egress_dns_query);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_queries SEC(".maps");
+
+/* {ruleset, reversed rule name} -> pattern id. Written by egressd
+ * (compile.cc, with the other rule maps of a ruleset), read by skb_ingress
+ * to find which name rules an answer's question matches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESS_DNS_MAX_NAME_ENTRIES);
+	__type(key, struct egress_dns_name_key);
+	__type(value, struct egress_dns_name_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_names SEC(".maps");
+
+/* {target, address} -> the name patterns it was learned for, with expiry.
+ * Written by skb_ingress, read by connect/sendmsg/sock_ops; egressd deletes
+ * a removed target's. A hash: when full a binding is refused and counted,
+ * never one evicted in silence. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_DNS_MAX_BINDINGS);
+	__type(key, struct egress_dns_binding_key);
+	__type(value, struct egress_dns_binding);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_bindings SEC(".maps");
+
+/* Target id -> DNS learning counters, per CPU; summed by egressd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EGRESS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct egress_dns_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_counters SEC(".maps");
+
+/* The learning programs' working memory (too large for the stack): slot 0
+ * for queries (egress), 1 for answers (ingress). Pinned so that every
+ * target's instance shares one instead of each allocating its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct egress_dns_learn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_scratch SEC(".maps");
 
 #endif /* EGRESS_BPF_MAPS_H_ */

@@ -7,8 +7,11 @@ pkgs=(
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libabsl-dev libgflags-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev
-  libsystemd-dev systemd libseccomp-dev
+  libsystemd-dev systemd libseccomp-dev libsqlite3-dev
   iproute2 netbase procps python3
+  # The DNS server the name-rule tests start on loopback: the binary only
+  # (the dnsmasq package would start a system service on install).
+  dnsmasq-base
 )
 # A 32-bit libc and gcc's -m32, for the test of source routes set through
 # compat (32-bit) syscalls; amd64 only.

@@ -147,15 +147,13 @@ static __always_inline long dns__head(struct egress_dns_scratch *s)
 	return s->out.rcode != 0;
 }
 
-/* Parses the DNS message of `len` octets at `off` in the skb into s->out.
- * The caller owns s (a map value; see struct egress_dns_scratch). */
-static __always_inline void dns__parse(struct __sk_buff *skb, __u32 off,
-				       __u32 len, struct egress_dns_scratch *s)
+/* Resets the outcome and copies the view of the `len` octets at `off`.
+ * 1 when the header is readable and copied; 0 with s->out.reason set. */
+static __always_inline int dns__load(struct __sk_buff *skb, __u32 off,
+				     __u32 len, struct egress_dns_scratch *s)
 {
-	struct dns__loop_ctx lc = {.s = s};
 	/* 64 bits wide, so that the bounds checked are the register passed. */
 	__u64 view = len < EGRESS_DNS_MAX_VIEW ? len : EGRESS_DNS_MAX_VIEW;
-	__u16 ancount;
 
 	__builtin_memset(&s->out, 0, 16);
 	s->out.qname[0] = 0;
@@ -163,14 +161,27 @@ static __always_inline void dns__parse(struct __sk_buff *skb, __u32 off,
 	s->len = len;
 	s->view = view;
 	if (!dns__readable(s, 0, EGRESS_DNS_HEADER_BYTES))
-		return;
+		return 0;
 	/* Keeps clang from checking a copy and passing the unchecked value. */
 	asm volatile("" : "+r"(view));
 	if (view < EGRESS_DNS_HEADER_BYTES || view > EGRESS_DNS_MAX_VIEW ||
 	    bpf_skb_load_bytes(skb, off, s->msg, view)) {
 		dns__fail(s, EGRESS_DNS_TRUNCATED);
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/* Parses the DNS message of `len` octets at `off` in the skb into s->out.
+ * The caller owns s (a map value; see struct egress_dns_scratch). */
+static __always_inline void dns__parse(struct __sk_buff *skb, __u32 off,
+				       __u32 len, struct egress_dns_scratch *s)
+{
+	struct dns__loop_ctx lc = {.s = s};
+	__u16 ancount;
+
+	if (!dns__load(skb, off, len, s))
+		return;
 	if (dns__head(s))
 		return;
 	ancount = dns__u16(s, 6);
@@ -179,6 +190,37 @@ static __always_inline void dns__parse(struct __sk_buff *skb, __u32 off,
 		return;
 	}
 	bpf_loop(ancount, dns__record, &lc, 0);
+}
+
+/* Reads the question of a query (QR clear, opcode QUERY, one question of
+ * class IN and type A or AAAA) into s->name and s->out.qtype, with the
+ * transaction id in s->out.id. 1 when the message is such a query. The
+ * product remembers it so that only the answer to it counts
+ * (lib/dns_learn.h); other queries are not remembered. */
+static __always_inline int dns__parse_query(struct __sk_buff *skb, __u32 off,
+					    __u32 len,
+					    struct egress_dns_scratch *s)
+{
+	__u16 flags, qtype;
+	__u32 at;
+
+	if (!dns__load(skb, off, len, s))
+		return 0;
+	flags = dns__u16(s, 2);
+	s->out.id = dns__u16(s, 0);
+	if ((flags & (DNS__QR | DNS__OPCODE)) || dns__u16(s, 4) != 1)
+		return 0;
+	if (!dns__read_name(s, EGRESS_DNS_HEADER_BYTES))
+		return 0;
+	at = s->end;
+	if (!dns__readable(s, at, 4))
+		return 0;
+	qtype = dns__u16(s, at);
+	if (dns__u16(s, at + 2) != EGRESS_DNS_CLASS_IN ||
+	    (qtype != EGRESS_DNS_TYPE_A && qtype != EGRESS_DNS_TYPE_AAAA))
+		return 0;
+	s->out.qtype = qtype;
+	return 1;
 }
 
 #endif /* EGRESS_BPF_LIB_DNS_H_ */

@@ -28,6 +28,55 @@ struct egress_decision {
 	__u8 reason;
 };
 
+/* The port class of `d`'s port in `ruleset` (0: no ranged rule covers it). */
+static __always_inline __u16 rules__port_class(__u32 ruleset,
+					       const struct egress_dest *d)
+{
+	struct egress_port_key pk = {
+	    .prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
+	    .ruleset = ruleset,
+	    .proto = d->proto,
+	    .port = d->port,
+	};
+	struct egress_port_value *pv;
+
+	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
+		return 0;
+	pv = bpf_map_lookup_elem(&port_classes, &pk);
+	return pv ? pv->port_class : 0;
+}
+
+/* The port's own class first, then the any-port class: two lookups at
+ * most, whatever the number of rules. */
+static __always_inline struct egress_rule_value *
+rules__probe(struct egress_rule_key *key, __u16 port_class)
+{
+	struct egress_rule_value *v = NULL;
+
+	if (port_class) {
+		key->port_class = bpf_htons(port_class);
+		v = bpf_map_lookup_elem(&rules, key);
+	}
+	if (!v) {
+		key->port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
+		v = bpf_map_lookup_elem(&rules, key);
+	}
+	return v;
+}
+
+static __always_inline void rules__set(struct egress_decision *out,
+				       const struct egress_rule_value *v)
+{
+	out->rule_id = v->rule_id;
+	if (v->verdict == EGRESS_VERDICT_ALLOW) {
+		out->verdict = EGRESS_VERDICT_ALLOW;
+		out->reason = EGRESS_REASON_MATCH_ALLOW;
+	} else {
+		out->verdict = EGRESS_VERDICT_DENY;
+		out->reason = EGRESS_REASON_MATCH_DENY;
+	}
+}
+
 /* Decides `d` against `ruleset` (0: no rules, so deny with NO_MATCH). */
 static __always_inline void rules__decide(__u32 ruleset,
 					  const struct egress_dest *d,
@@ -35,7 +84,6 @@ static __always_inline void rules__decide(__u32 ruleset,
 {
 	struct egress_rule_key key = {};
 	struct egress_rule_value *v;
-	__u16 port_class = 0;
 
 	out->verdict = EGRESS_VERDICT_DENY;
 	out->reason = EGRESS_REASON_NO_MATCH;
@@ -43,47 +91,15 @@ static __always_inline void rules__decide(__u32 ruleset,
 	if (!ruleset)
 		return;
 
-	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
-		struct egress_port_key pk = {
-		    .prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16,
-		    .ruleset = ruleset,
-		    .proto = d->proto,
-		    .port = d->port,
-		};
-		struct egress_port_value *pv =
-		    bpf_map_lookup_elem(&port_classes, &pk);
-
-		if (pv)
-			port_class = pv->port_class;
-	}
-
 	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS +
 			(d->family == EGRESS_FAMILY_IPV4 ? 32 : 128);
 	key.ruleset = ruleset;
 	key.proto = d->proto;
 	key.family = d->family;
 	__builtin_memcpy(key.addr, d->addr32, 16);
-
-	/* The port's own class first, then the any-port class: two lookups at
-	 * most, whatever the number of rules. */
-	v = NULL;
-	if (port_class) {
-		key.port_class = bpf_htons(port_class);
-		v = bpf_map_lookup_elem(&rules, &key);
-	}
-	if (!v) {
-		key.port_class = bpf_htons(EGRESS_PORT_CLASS_ANY);
-		v = bpf_map_lookup_elem(&rules, &key);
-	}
-	if (!v)
-		return;
-	out->rule_id = v->rule_id;
-	if (v->verdict == EGRESS_VERDICT_ALLOW) {
-		out->verdict = EGRESS_VERDICT_ALLOW;
-		out->reason = EGRESS_REASON_MATCH_ALLOW;
-	} else {
-		out->reason = EGRESS_REASON_MATCH_DENY;
-	}
+	v = rules__probe(&key, rules__port_class(ruleset, d));
+	if (v)
+		rules__set(out, v);
 }
 
 #endif /* EGRESS_BPF_LIB_RULES_H_ */

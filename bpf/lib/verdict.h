@@ -11,7 +11,7 @@
  *
  * Layering (each header includes what it uses):
  *   config.h (.rodata, target config)  addr.h (destinations)
- *   rules.h  peers.h  counters.h  ratelimit.h -> records.h
+ *   rules.h -> names.h  peers.h  counters.h  ratelimit.h -> records.h
  *   verdict.h (this: uses all of the above)  ->  unix.h (AF_UNIX hooks)
  */
 #ifndef EGRESS_BPF_LIB_VERDICT_H_
@@ -25,6 +25,7 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/counters.h"
+#include "lib/names.h"
 #include "lib/peers.h"
 #include "lib/records.h"
 #include "lib/rules.h"
@@ -96,6 +97,7 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 	struct egress_decision dec;
 
 	rules__decide(cfg->ruleset, d, &dec);
+	names__decide(id, cfg, d, &dec);
 	/* An explicit deny still wins over a reply. */
 	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(id, d, ctx)) {
 		dec.verdict = EGRESS_VERDICT_ALLOW;

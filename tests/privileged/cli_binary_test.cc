@@ -67,9 +67,10 @@ class CliLookupTest : public EgressdTest {
 };
 
 // `allow 443 tcp` means 443/tcp: exit 2 naming 'tcp', and "tcp" is never
-// sent to a DNS server. The positive control proves the harness sees a
-// lookup when one happens.
-TEST_F(CliLookupTest, MistypedRuleSendsNoDnsQuery) {
+// sent to a DNS server; a name rule is added without any lookup either
+// (names are rules, learned from the target's own answers). The positive
+// control proves the harness sees a lookup when one happens.
+TEST_F(CliLookupTest, NoRuleSendsADnsQuery) {
   AddTarget("web");
   PrivateResolverRun typo = CtlWithPrivateResolver({"allow", "443", "tcp"});
   EXPECT_EQ(typo.exit_code, 2) << typo.output;
@@ -77,12 +78,21 @@ TEST_F(CliLookupTest, MistypedRuleSendsNoDnsQuery) {
   EXPECT_THAT(typo.output, HasSubstr("did you mean 443/tcp?"));
   EXPECT_EQ(typo.dns_datagrams, 0);
 
-  PrivateResolverRun control =
+  PrivateResolverRun name =
       CtlWithPrivateResolver({"allow", "443/tcp", "host.example.test"});
-  EXPECT_NE(control.exit_code, 0) << control.output;
-  EXPECT_GE(control.dns_datagrams, 1)
-      << "the harness did not see a lookup: " << control.output;
-  EXPECT_TRUE(CtlJson({"list"})["targets"][0]["rules"].empty());
+  EXPECT_EQ(name.exit_code, 0) << name.output;
+  EXPECT_EQ(name.dns_datagrams, 0) << name.output;
+  PrivateResolverRun wildcard =
+      CtlWithPrivateResolver({"allow", "https", "*.example.test"});
+  EXPECT_EQ(wildcard.exit_code, 0) << wildcard.output;
+  EXPECT_EQ(wildcard.dns_datagrams, 0) << wildcard.output;
+  EXPECT_EQ(CtlJson({"list"})["targets"][0]["rules"].size(), 2u);
+
+  absl::StatusOr<PrivateResolverRun> control =
+      RunWithPrivateResolver({"/usr/bin/getent", "hosts", "host.example.test"});
+  ASSERT_TRUE(control.ok()) << control.status();
+  EXPECT_GE(control->dns_datagrams, 1)
+      << "the harness did not see a lookup: " << control->output;
 }
 
 }  // namespace

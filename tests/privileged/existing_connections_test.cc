@@ -166,6 +166,53 @@ TEST_F(ExistingConnectionsTest, AuditTargetsKeepTheirConnections) {
   EXPECT_EQ(records[0]["verdict"], "AUDIT");
 }
 
+// Audit -> enforce is the tightening that watch-first users make: the
+// connections audit let up are reported, and cut only with --cut.
+TEST_F(ExistingConnectionsTest, SwitchingToEnforceReportsAndCutsOnRequest) {
+  ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("127.0.0.1"));
+  ASSERT_OK_AND_ASSIGN(auto held,
+                       HeldConnections::Start(cg_->path(), {&server}, {}));
+  CtlOk({"target", "add", "web", "--cgroup", cg_->relative_path(), "--mode",
+         "audit"});
+  json audit = CtlJson({"mode", "audit", "--target", "web"});
+  EXPECT_FALSE(audit.contains("existing")) << audit.dump(2);
+
+  json enforced = CtlJson({"mode", "enforce", "--target", "web"});
+  ASSERT_EQ(enforced["existing"].size(), 1u) << enforced.dump(2);
+  EXPECT_EQ(enforced["existing"][0]["action"], "kept");
+  EXPECT_EQ(EchoThrough(server.accepted.get(), "up", absl::Seconds(1)), "up");
+  // target add recorded it as AUDIT; enforce records it as DENIED.
+  std::vector<json> records = Records("existing", server.port);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["verdict"], "AUDIT");
+  EXPECT_EQ(records[1]["verdict"], "DENIED");
+
+  json cut = CtlJson({"mode", "enforce", "--target", "web", "--cut"});
+  ASSERT_EQ(cut["existing"].size(), 1u) << cut.dump(2);
+  EXPECT_EQ(cut["existing"][0]["action"], "cut");
+  EXPECT_EQ(PeerSees(server.accepted.get(), absl::Seconds(1)), "reset");
+}
+
+// A temporary rule that ends tightens the target like a delete: the
+// connection it let open is recorded, and left up (nobody asked to cut).
+TEST_F(ExistingConnectionsTest, ExpiredTemporaryRuleReportsItsConnections) {
+  ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("127.0.0.1"));
+  AddTarget("web");
+  CtlOk(
+      {"allow", absl::StrCat(server.port, "/tcp"), "127.0.0.1", "--for", "2s"});
+  ASSERT_OK_AND_ASSIGN(auto held,
+                       HeldConnections::Start(cg_->path(), {&server}, {}));
+  EXPECT_TRUE(Records("existing", server.port).empty());
+  // The rule ends after 2 s; expiry runs every second. Bounded wait.
+  std::vector<json> records;
+  for (int i = 0; i < 80 && records.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    records = Records("existing", server.port);
+  }
+  ASSERT_EQ(records.size(), 1u) << "no record within 8 s of the expiry";
+  EXPECT_EQ(EchoThrough(server.accepted.get(), "up", absl::Seconds(1)), "up");
+}
+
 TEST_F(ExistingConnectionsTest, ChildCgroupsAreTheTargetsToo) {
   ASSERT_OK_AND_ASSIGN(TestCgroup * child, cg_->CreateChild("worker"));
   ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("127.0.0.1"));

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -138,21 +139,24 @@ TEST_F(LearnTest, LearnedTrafficSurvivesRestart) {
   SuggestWhenSeen({"suggest", "--target", "web"}, "::1");
   StopDaemon(SIGTERM);
   struct stat st;
-  EXPECT_EQ(stat((state_dir_ + "/learned.json").c_str(), &st), 0);
+  EXPECT_EQ(stat((state_dir_ + "/learned.db").c_str(), &st), 0);
   StartDaemon();
   std::string yaml = CtlOk({"suggest", "--target", "web"});
   EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.2/32")) << yaml;
   EXPECT_TRUE(absl::StrContains(yaml, "cidr: ::1/128")) << yaml;
 
-  // A corrupt file is moved aside and reported; enforcement is unaffected.
+  // A corrupt database is moved aside and reported; enforcement is
+  // unaffected.
   StopDaemon(SIGTERM);
-  std::ofstream(state_dir_ + "/learned.json") << "{not json";
+  unlink((state_dir_ + "/learned.db-wal").c_str());
+  unlink((state_dir_ + "/learned.db-shm").c_str());
+  std::ofstream(state_dir_ + "/learned.db") << std::string(8192, 'x');
   StartDaemon();
   CtlOk({"mode", "enforce", "--target", "web"});
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40009); }));
   auto log = RunCommand({"cat", daemon_log_});
   ASSERT_TRUE(log.ok());
-  EXPECT_TRUE(absl::StrContains(log->output, "learned.json.corrupt-"))
+  EXPECT_TRUE(absl::StrContains(log->output, "learned.db.corrupt-"))
       << log->output;
 }
 

@@ -152,13 +152,16 @@ TEST_F(LifecycleTest, TellsSystemdItIsReadyOnlyOnceEnforcementIsRestored) {
   StartDaemon();
 }
 
-TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {
+TEST_F(LifecycleTest, CorruptStateDatabaseIsReportedNotDropped) {
   AddTarget("web");
   StopDaemon(SIGKILL);
   {
-    FILE* f = fopen((state_dir_ + "/state.json").c_str(), "w");
+    // The write-ahead log goes too: what is left is the damaged file.
+    unlink((state_dir_ + "/state.db-wal").c_str());
+    unlink((state_dir_ + "/state.db-shm").c_str());
+    FILE* f = fopen((state_dir_ + "/state.db").c_str(), "w");
     ASSERT_NE(f, nullptr);
-    fputs("{\"targets\": [ this is not json", f);
+    fputs(std::string(8192, 'x').c_str(), f);
     fclose(f);
   }
   auto r =
@@ -167,13 +170,16 @@ TEST_F(LifecycleTest, CorruptStateFileIsReportedNotDropped) {
                  absl::Seconds(20));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 1);
-  EXPECT_TRUE(absl::StrContains(r->output, "state.json is corrupt"))
-      << r->output;
+  EXPECT_TRUE(absl::StrContains(r->output, "state.db is corrupt")) << r->output;
   // Enforcement from the pins stays in force meanwhile.
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }), EPERM);
   // Clean up the pinned target by hand (the state is unusable).
   ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
-  ASSERT_EQ(RunCommand({"rm", "-f", state_dir_ + "/state.json"})->exit_code, 0);
+  ASSERT_EQ(
+      RunCommand({"rm", "-f", state_dir_ + "/state.db",
+                  state_dir_ + "/state.db-wal", state_dir_ + "/state.db-shm"})
+          ->exit_code,
+      0);
   StartDaemon();
 }
 

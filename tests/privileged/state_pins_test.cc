@@ -59,10 +59,10 @@ TEST_F(StatePinsTest, PinsWithoutStateAreShownAsOrphansAndRemovable) {
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   StopDaemon(SIGKILL);
-  // The state file emptied (a lost write, an operator's mistake).
-  FILE* f = fopen((state_dir_ + "/state.json").c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  fclose(f);
+  // The state lost (a lost disk, an operator's mistake).
+  for (const char* file : {"/state.db", "/state.db-wal", "/state.db-shm"}) {
+    unlink((state_dir_ + file).c_str());
+  }
   StartDaemon();
   // Still enforced as it was: its rules were not swept.
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));

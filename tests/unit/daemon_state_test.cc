@@ -42,14 +42,10 @@ DaemonState Sample() {
   t.logging = policy::LoggingLevel::kAll;
   t.ruleset = 41;
   t.next_rule_id = 3;
-  auto resolver =
-      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
-    return absl::NotFoundError("no dns in tests");
-  };
-  auto r1 = policy::ParseRuleWords(policy::Action::kAllow, {"dns", "10.0.0.53"},
-                                   resolver);
-  auto r2 = policy::ParseRuleWords(policy::Action::kDeny,
-                                   {"any", "169.254.169.254"}, resolver);
+  auto r1 =
+      policy::ParseRuleWords(policy::Action::kAllow, {"dns", "10.0.0.53"});
+  auto r2 =
+      policy::ParseRuleWords(policy::Action::kDeny, {"any", "169.254.169.254"});
   r1->id = 1;
   r2->id = 2;
   t.rules = {*r1, *r2};

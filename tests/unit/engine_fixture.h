@@ -12,16 +12,13 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/fake_kernel.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/daemon/state_write.h"
 #include "userspace/policy/spec.h"
 
 namespace egress::testing {
 
 inline policy::Rule R(policy::Action action, std::vector<std::string> words) {
-  auto no_dns =
-      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
-    return absl::NotFoundError("no name lookups in tests");
-  };
-  auto r = policy::ParseRuleWords(action, words, no_dns);
+  auto r = policy::ParseRuleWords(action, words);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : policy::Rule{};
 }
@@ -43,9 +40,10 @@ class EngineTest : public ::testing::Test {
 
   EngineOptions Options() {
     EngineOptions o;
-    o.save = [this](const DaemonState& s) {
+    o.save = [this](const StateWrite& w) {
       if (fail_save_) return absl::UnavailableError("disk full");
-      saved_ = s;
+      ApplyStateWrite(w, &saved_);
+      last_write_ = w;
       ++saves_;
       return absl::OkStatus();
     };
@@ -90,6 +88,8 @@ class EngineTest : public ::testing::Test {
   FakeKernel kernel_;
   std::unique_ptr<Engine> engine_;
   DaemonState saved_;
+  // The last write (its target pointers are not to be followed after it).
+  StateWrite last_write_;
   int saves_ = 0;
   bool fail_save_ = false;
 };

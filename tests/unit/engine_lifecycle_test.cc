@@ -44,7 +44,8 @@ TEST_F(EngineLifecycleTest, PinsWithoutStateAreAdoptedAsOrphansNotSwept) {
   ASSERT_OK(engine_->AddTarget(audit).status());
   const uint32_t web = IdOf("web");
   const uint32_t ruleset = kernel_.ActiveRuleset(web);
-  // egressd starts again with the state file gone; the pins are there.
+  // egressd starts again with the state gone; the pins are there.
+  saved_ = DaemonState{};
   std::vector<std::string> logged;
   EngineOptions o = Options();
   o.log = [&logged](const std::string& line) { logged.push_back(line); };

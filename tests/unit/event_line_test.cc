@@ -5,10 +5,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "gtest/gtest.h"
 #include "userspace/events/event_json.h"
+#include "userspace/events/event_render.h"
+#include "userspace/events/event_text.h"
 
 namespace egress {
 namespace {
@@ -49,7 +53,7 @@ void ExpectSame(const egress_event& e, const EventContext& ctx) {
 
 TEST(EventLineTest, MatchesTheTreeForEveryVerdictKind) {
   ExpectSame(Denied4("nginx"), Ctx());
-  egress_event audit = Denied4("php \"fpm\"\\\t");
+  egress_event audit = Denied4("php \"fpm\"\\");
   audit.verdict = EGRESS_VERDICT_AUDIT;
   audit.family = EGRESS_FAMILY_IPV6;
   audit.proto = IPPROTO_UDP;
@@ -97,6 +101,55 @@ TEST(EventLineTest, DeclinesWhatItDoesNotCoverAndTheTreeNeverThrows) {
   egress_event flow{};
   flow.kind = EGRESS_EVENT_FLOW_CLOSED;
   EXPECT_FALSE(writer.Append(flow, Ctx(), &line));
+}
+
+// Found by tests/fuzz/targets/event_fuzzer.cc: a process named "x\n..."
+// (prctl PR_SET_NAME takes any bytes) or a target/cgroup name with a line
+// break split the text form of its record in two, so it could write a
+// record of its own making into syslog or `egressctl events`. Control bytes
+// and DEL of names become '?', in both writers and in the text.
+TEST(EventLineTest, NamesCannotBreakTheTextLine) {
+  const char forged[] = "a\nDENIED\r\x7f";
+  egress_event e = Denied4(forged);
+  EventContext ctx = Ctx();
+  ctx.target = "web\nfake";
+  ctx.cgroup_path = "/x\ty";
+  EventLineWriter writer;
+  std::string line;
+  EXPECT_FALSE(writer.Append(e, ctx, &line));  // the tree writes it
+  const std::string dumped = EventToJson(e, ctx).dump();
+  EXPECT_NE(dumped.find("\"comm\":\"a?DENIED??\""), std::string::npos)
+      << dumped;
+  EXPECT_NE(dumped.find("\"target\":\"web?fake\""), std::string::npos)
+      << dumped;
+  EXPECT_NE(dumped.find("\"path\":\"/x?y\""), std::string::npos) << dumped;
+  EXPECT_EQ(dumped.find("\\n"), std::string::npos) << dumped;
+  const std::string text = RenderText(EventRecord{e, ctx});
+  EXPECT_EQ(text.find_first_of("\n\r\t\x7f"), std::string::npos) << text;
+}
+
+// Found by tests/fuzz/targets/event_fuzzer.cc: ts_ns + realtime_offset_ns
+// overflowed int64 (undefined; in practice a time centuries in the past).
+// The sum is clamped: the latest representable time, in both writers and in
+// the text form.
+TEST(EventLineTest, TimesPastTheInt64RangeAreClampedNotWrapped) {
+  egress_event late = Denied4("curl");
+  late.ts_ns = std::numeric_limits<int64_t>::max() - 10;
+  const EventContext ctx = Ctx();
+  EXPECT_EQ(RecordUnixNs(late, ctx.realtime_offset_ns),
+            std::numeric_limits<int64_t>::max());
+  const std::string latest = "\"time\":\"2262-04-11T23:47:16.854775807Z\"";
+  EventLineWriter writer;
+  std::string line;
+  RenderJsonLine(EventRecord{late, ctx}, writer, &line);
+  EXPECT_NE(line.find(latest), std::string::npos) << line;
+  EXPECT_EQ(RenderText(EventRecord{late, ctx}).substr(0, 6), "Apr 11");
+
+  egress_event beyond = late;
+  beyond.ts_ns = std::numeric_limits<uint64_t>::max();  // not negative
+  EXPECT_EQ(RecordUnixNs(beyond, 0), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(RecordUnixNs(Denied4("x"), std::numeric_limits<int64_t>::min()),
+            std::numeric_limits<int64_t>::min() + 123456789);
 }
 
 }  // namespace

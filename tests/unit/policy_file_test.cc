@@ -108,6 +108,32 @@ TEST(ParsePolicyTest, InputTheYamlParserLoopsOnIsAnError) {
   }
 }
 
+// Found by tests/fuzz/targets/policy_fuzzer.cc: an annotation holding a byte
+// that is not UTF-8 ("\x99") parsed, but WritePolicy (export) wrote it as
+// U+FFFD, so the exported file said something else. YAML is UTF-8 text; other
+// bytes are an error naming their line and column.
+TEST(ParsePolicyTest, TextThatIsNotUtf8IsAnErrorWithItsPosition) {
+  const std::string text = Named("t", "systemdUnit: t") +
+                           "metadata:\n  annotations: {d: \"x\x99y\"}\n";
+  absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("t.yaml:9:22: not UTF-8 text"));
+  // UTF-8 beyond ASCII is text like any other.
+  EXPECT_TRUE(ParsePolicy(Named("t", "systemdUnit: t") +
+                              "# caf\xc3\xa9 \xf0\x9f\x98\x80\n",
+                          "t.yaml")
+                  .ok());
+  for (const char* bad :
+       {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    EXPECT_FALSE(
+        ParsePolicy(Named("t", "systemdUnit: t") + "# " + bad + "\n", "t.yaml")
+            .ok())
+        << bad;
+  }
+}
+
 TEST(ParsePolicyTest, MinimalPolicyHasDefaults) {
   const Policy p = MustParse(kHead);
   EXPECT_EQ(p.name, "t");
@@ -359,15 +385,15 @@ TEST(ParsePolicyErrorTest, UnknownAndDuplicateFields) {
             "field: selects pods, which a host enforcer cannot see; use "
             "ipBlock");
   EXPECT_EQ(Error(Doc("  egress:\n  - toFQDNs: [{matchName: a.example}]\n")),
-            "t.yaml:9:5: spec.egress[0].toFQDNs: unsupported field: host "
-            "names are not supported in policy files; use ipBlock with the "
-            "addresses");
+            "t.yaml:9:5: spec.egress[0].toFQDNs: unsupported field: use to: "
+            "[{domainNames: [\"api.example.com\", \"*.example.com\"]}]");
   EXPECT_EQ(Error(Doc("  defaultAction: allow\n")),
             "t.yaml:8:3: spec.defaultAction: unsupported field: the default "
             "is always deny; for a denylist write an allow rule with no to "
             "and no ports, plus egressDeny rules");
   EXPECT_EQ(Error(Doc("  egress:\n  - to: [{}]\n")),
-            "t.yaml:9:10: spec.egress[0].to[0]: missing field \"ipBlock\"");
+            "t.yaml:9:10: spec.egress[0].to[0]: missing field \"ipBlock\" or "
+            "\"domainNames\"");
   EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {except: []}}]\n")),
             "t.yaml:9:20: spec.egress[0].to[0].ipBlock: missing field "
             "\"cidr\"");

@@ -6,7 +6,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/rule_builders.h"
-#include "userspace/policy/resolver.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/spec.h"
@@ -20,22 +19,9 @@ using ::testing::Not;
 
 class SpecTest : public ::testing::Test {
  protected:
-  HostResolver Resolver() {
-    return
-        [this](const std::string& host) -> absl::StatusOr<std::vector<Cidr>> {
-          resolved_.push_back(host);
-          auto it = hosts_.find(host);
-          if (it == hosts_.end()) {
-            return absl::NotFoundError("cannot resolve host '" + host +
-                                       "': not found");
-          }
-          return it->second;
-        };
-  }
-
   absl::StatusOr<Rule> Parse(std::vector<std::string> words,
                              Action action = Action::kAllow) {
-    return ParseRuleWords(action, words, Resolver());
+    return ParseRuleWords(action, words);
   }
 
   Rule MustParse(std::vector<std::string> words,
@@ -54,13 +40,6 @@ class SpecTest : public ::testing::Test {
         << r.status();
     return std::string(r.status().message());
   }
-
-  std::map<std::string, std::vector<Cidr>> hosts_ = {
-      {"api.example.org", {C("203.0.113.7"), C("2001:db8::7")}},
-      {"mail.example.org", {C("198.51.100.25")}},
-      {"empty.example.org", {}},
-  };
-  std::vector<std::string> resolved_;
 };
 
 TEST(ParsePortTest, AcceptsOneTo65535) {
@@ -208,7 +187,6 @@ TEST_F(SpecTest, ServiceToAddress) {
   EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
   EXPECT_EQ(r.host, "");
   EXPECT_EQ(r.comment, "");
-  EXPECT_TRUE(resolved_.empty());
 }
 
 TEST_F(SpecTest, NoDestinationMeansAnywhere) {
@@ -229,33 +207,33 @@ TEST_F(SpecTest, SeveralDestinationsAndOptionalTo) {
               ElementsAre(C("10.0.0.0/8"), C("2001:db8::/32"), C("1.2.3.4")));
 }
 
-TEST_F(SpecTest, HostNameIsResolvedAndKept) {
-  const Rule r = MustParse({"443/tcp", "api.example.org"});
-  EXPECT_EQ(r.host, "api.example.org");
-  EXPECT_THAT(r.destinations, ElementsAre(C("203.0.113.7"), C("2001:db8::7")));
-  EXPECT_THAT(resolved_, ElementsAre("api.example.org"));
+// Names are rules: kept as written (canonical), never looked up, and mixed
+// freely with addresses.
+TEST_F(SpecTest, NamesAreRulesNotLookups) {
+  Rule r = MustParse({"443/tcp", "API.Example.org."});
+  EXPECT_THAT(r.names, ElementsAre("api.example.org"));
+  EXPECT_TRUE(r.destinations.empty());
+  EXPECT_FALSE(r.Anywhere());
+  EXPECT_EQ(r.host, "");
+  r = MustParse({"https", "*.example.com", "api.example.org", "10.0.0.5",
+                 "*.example.com"});
+  EXPECT_THAT(r.names, ElementsAre("*.example.com", "api.example.org"));
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
+  r = MustParse({"any", "*.tracker.example"}, Action::kDeny);
+  EXPECT_THAT(r.names, ElementsAre("*.tracker.example"));
 }
 
-TEST_F(SpecTest, HostNameErrors) {
-  EXPECT_EQ(Error({"443/tcp", "api.example.org", "mail.example.org"}),
-            "only one host name per rule; 'mail.example.org' follows "
-            "'api.example.org'");
-  EXPECT_EQ(Error({"443/tcp", "api.example.org", "10.0.0.1"}),
-            "cannot combine host name 'api.example.org' with address "
-            "'10.0.0.1'; use two rules");
-  EXPECT_EQ(Error({"443/tcp", "empty.example.org"}),
-            "host name 'empty.example.org' resolved to no addresses");
+TEST_F(SpecTest, NameErrors) {
   EXPECT_EQ(Error({"443/tcp", "bad_host!"}),
             "'bad_host!' is not a destination: expected an address, CIDR or "
             "host name");
   EXPECT_EQ(Error({"443/tcp", "a..b"}),
             "'a..b' is not a destination: expected an address, CIDR or host "
             "name");
-  // Resolver failures pass through unchanged.
-  absl::StatusOr<Rule> r = Parse({"443/tcp", "nowhere.example.org"});
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(r.status().message(),
-            "cannot resolve host 'nowhere.example.org': not found");
+  EXPECT_THAT(Error({"443/tcp", "a.*.example.com"}),
+              HasSubstr("is not a destination"));
+  EXPECT_EQ(Error({"icmp", "api.example.org"}),
+            "a name takes tcp and udp ports, not icmp: 'api.example.org'");
 }
 
 // Only a dotted name is a host name: any other word is an error naming it,
@@ -276,10 +254,9 @@ TEST_F(SpecTest, UndottedWordsAreNotLookedUp) {
               HasSubstr("one service or port per rule"));
   EXPECT_THAT(Error({"out", "proto", "tcp", "to", "relay", "port", "25"}),
               HasSubstr("'relay' is not a destination"));
-  EXPECT_TRUE(resolved_.empty());
-  // A fully qualified name with its root dot is a host name.
-  EXPECT_FALSE(Parse({"443/tcp", "nowhere.example.org."}).ok());
-  EXPECT_THAT(resolved_, ElementsAre("nowhere.example.org."));
+  // A fully qualified name with its root dot is a name.
+  EXPECT_THAT(MustParse({"443/tcp", "nowhere.example.org."}).names,
+              ElementsAre("nowhere.example.org"));
 }
 
 TEST_F(SpecTest, InterfaceWordsSayThereAreNone) {
@@ -296,7 +273,6 @@ TEST_F(SpecTest, InterfaceWordsSayThereAreNone) {
   EXPECT_EQ(
       MustParse({"smtp", "10.0.0.5", "comment", "relay", "on", "eth0"}).comment,
       "relay on eth0");
-  EXPECT_TRUE(resolved_.empty());
 }
 
 TEST_F(SpecTest, DestinationErrors) {
@@ -307,7 +283,6 @@ TEST_F(SpecTest, DestinationErrors) {
             "'any' cannot be combined with other destinations");
   EXPECT_EQ(Error({"443/tcp", "anywhere", "api.example.org"}),
             "'anywhere' cannot be combined with other destinations");
-  EXPECT_TRUE(resolved_.empty());
 }
 
 TEST_F(SpecTest, IcmpAnyRaw) {
@@ -385,7 +360,7 @@ TEST_F(SpecTest, UfwLongForm) {
                  "comment", "vendor", "api"});
   EXPECT_EQ(r.spec, "https/tcp");
   EXPECT_THAT(r.ports, ElementsAre(Tcp(443)));
-  EXPECT_EQ(r.host, "api.example.org");
+  EXPECT_THAT(r.names, ElementsAre("api.example.org"));
   EXPECT_EQ(r.comment, "vendor api");
 
   r = MustParse({"out", "from", "any", "to", "any", "port", "smtp"});
@@ -442,19 +417,6 @@ TEST_F(SpecTest, LongFormErrors) {
             "10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
   EXPECT_EQ(Error({"out", "proto", "tcp", "comment"}),
             "'comment' needs a text after it");
-}
-
-TEST(SystemResolverTest, ResolvesNumericAndLocalhost) {
-  HostResolver resolve = SystemResolver();
-  absl::StatusOr<std::vector<Cidr>> numeric = resolve("192.0.2.1");
-  ASSERT_TRUE(numeric.ok()) << numeric.status();
-  EXPECT_THAT(*numeric, ElementsAre(C("192.0.2.1")));
-  absl::StatusOr<std::vector<Cidr>> local = resolve("localhost");
-  ASSERT_TRUE(local.ok()) << local.status();
-  EXPECT_FALSE(local->empty());
-  for (const Cidr& c : *local) {
-    EXPECT_EQ(c.prefix_len, c.family == 4 ? 32 : 128);
-  }
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace {
 
 policy::Rule R(policy::Action action, std::vector<std::string> words,
                uint32_t id) {
-  auto r = policy::ParseRuleWords(action, words, policy::HostResolver());
+  auto r = policy::ParseRuleWords(action, words);
   EXPECT_TRUE(r.ok()) << r.status();
   r->id = id;
   return *r;

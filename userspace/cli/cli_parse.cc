@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "userspace/cli/ufw_hints.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/utf8.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/policy/services.h"
 
@@ -64,6 +65,15 @@ absl::Status TakeOption(const std::vector<std::string>& args, size_t* i,
 }
 
 absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
+  // Every argument before "--", option values too. Requests are JSON text:
+  // other bytes would reach egressd as U+FFFD, naming another cgroup,
+  // address or rule than the one typed.
+  for (size_t i = 0; i < args.size() && args[i] != "--"; ++i) {
+    if (FirstInvalidUtf8(args[i]) != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "argument ", i + 1, " is not UTF-8 text; egressd takes text only"));
+    }
+  }
   Split s;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") {
@@ -145,7 +155,7 @@ absl::StatusOr<ParsedCommand> NoCommand(const Split& split) {
 }  // namespace
 
 absl::StatusOr<ParsedCommand> ParseCommandLine(
-    const std::vector<std::string>& args, const policy::HostResolver& resolve) {
+    const std::vector<std::string>& args) {
   EGRESS_ASSIGN_OR_RETURN(Split split, SplitArgs(args));
   if (split.words.empty()) return NoCommand(split);
   const CommandSpec* command = FindCommand(split.words);
@@ -165,7 +175,7 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
   const CommandInput in{
       std::vector<std::string>(split.words.begin() + NameWords(*command),
                                split.words.end()),
-      split.options, split.after_dashdash, resolve};
+      split.options, split.after_dashdash};
   EGRESS_RETURN_IF_ERROR(command->parse(in, &out));
   if (split.options.Has("--version") && out.local != LocalAction::kVersion) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -16,12 +16,11 @@
 
 #include "absl/status/statusor.h"
 #include "userspace/cli/commands.h"
-#include "userspace/policy/resolver.h"
 
 namespace egress::cli {
 
 absl::StatusOr<ParsedCommand> ParseCommandLine(
-    const std::vector<std::string>& args, const policy::HostResolver& resolve);
+    const std::vector<std::string>& args);
 
 // `--group /N[,/M]`: group learned IPv4 destinations into /N networks and
 // IPv6 ones into /M. InvalidArgument naming the text.

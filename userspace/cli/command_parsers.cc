@@ -49,8 +49,7 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
   control::RuleAddRequest req;
   req.target = in.options.Get("--target");
   req.cut = in.options.Has("--cut");
-  EGRESS_ASSIGN_OR_RETURN(req.rule,
-                          policy::ParseRuleWords(action, in.words, in.resolve));
+  EGRESS_ASSIGN_OR_RETURN(req.rule, policy::ParseRuleWords(action, in.words));
   if (in.options.Has("--for")) {
     EGRESS_ASSIGN_OR_RETURN(
         req.for_seconds,
@@ -129,8 +128,16 @@ absl::Status ParseTargetSetting(
 }
 
 absl::Status ParseMode(const CommandInput& in, ParsedCommand* out) {
-  return ParseTargetSetting(in, out, policy::ParseMode,
-                            &control::ModeRequest::mode);
+  EGRESS_RETURN_IF_ERROR(ParseTargetSetting(in, out, policy::ParseMode,
+                                            &control::ModeRequest::mode));
+  auto& req = std::get<control::ModeRequest>(*out->request);
+  req.cut = in.options.Has("--cut");
+  if (req.cut && req.mode != policy::Mode::kEnforce) {
+    return absl::InvalidArgumentError(
+        "--cut goes with 'mode enforce': an audit target keeps its "
+        "connections");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseLogging(const CommandInput& in, ParsedCommand* out) {
@@ -174,8 +181,7 @@ absl::Status ParseDelete(const CommandInput& in, ParsedCommand* out) {
           "usage: egressctl delete ", in.words[0], " SPEC [DEST...]"));
     }
     const std::vector<std::string> rule(in.words.begin() + 1, in.words.end());
-    EGRESS_ASSIGN_OR_RETURN(req.rule,
-                            policy::ParseRuleWords(action, rule, in.resolve));
+    EGRESS_ASSIGN_OR_RETURN(req.rule, policy::ParseRuleWords(action, rule));
   }
   out->request = std::move(req);
   return absl::OkStatus();
@@ -303,7 +309,7 @@ absl::Status ParseRun(const CommandInput& in, ParsedCommand* out) {
         absl::StrSplit(allow, ' ', absl::SkipWhitespace());
     EGRESS_ASSIGN_OR_RETURN(
         policy::Rule rule,
-        policy::ParseRuleWords(policy::Action::kAllow, words, in.resolve));
+        policy::ParseRuleWords(policy::Action::kAllow, words));
     spec.rules.push_back(std::move(rule));
   }
   EGRESS_ASSIGN_OR_RETURN(

@@ -17,7 +17,6 @@
 #include "absl/types/span.h"
 #include "userspace/cli/run_restrictions.h"
 #include "userspace/control/protocol.h"
-#include "userspace/policy/resolver.h"
 
 namespace egress::cli {
 
@@ -72,7 +71,6 @@ struct CommandInput {
   std::vector<std::string> words;
   const OptionValues& options;
   const std::vector<std::string>& after_dashdash;
-  const policy::HostResolver& resolve;
 };
 using ParseFn = absl::Status (*)(const CommandInput& in, ParsedCommand* out);
 

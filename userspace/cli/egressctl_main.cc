@@ -18,7 +18,6 @@
 #include "userspace/cli/run_command.h"
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
-#include "userspace/policy/resolver.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -99,8 +98,7 @@ int Execute(ParsedCommand parsed) {
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  auto parsed =
-      egress::cli::ParseCommandLine(args, egress::policy::SystemResolver());
+  auto parsed = egress::cli::ParseCommandLine(args);
   if (!parsed.ok()) return egress::cli::Fail(parsed.status());
   return egress::cli::Execute(*std::move(parsed));
 }

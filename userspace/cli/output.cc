@@ -152,7 +152,7 @@ struct TextFormatter {
       absl::StrAppend(&out, "Target ", c.target, ": mode ",
                       policy::ModeName(c.mode), "\n");
     }
-    return out;
+    return out + ExistingLines(r.existing);
   }
   std::string operator()(const control::LoggingResponse& r) const {
     return absl::StrCat("Target ", r.target, ": logging ",

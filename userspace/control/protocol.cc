@@ -88,7 +88,8 @@ struct RequestEncoder {
   json operator()(const ModeRequest& r) const {
     return {{"mode", policy::ModeName(r.mode)},
             {"target", r.target},
-            {"all", r.all}};
+            {"all", r.all},
+            {"cut", r.cut}};
   }
   json operator()(const LoggingRequest& r) const {
     return {{"level", policy::LoggingLevelName(r.level)}, {"target", r.target}};
@@ -195,6 +196,7 @@ void Decode(JsonFields& f, ModeRequest* r) {
   codec::ModeField(f, "mode", &r->mode);
   f.String("target", &r->target);
   f.Bool("all", &r->all);
+  f.Bool("cut", &r->cut);
 }
 void Decode(JsonFields& f, LoggingRequest* r) {
   f.Require("level");

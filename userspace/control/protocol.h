@@ -56,6 +56,7 @@ struct ModeRequest {
   policy::Mode mode = policy::Mode::kEnforce;
   std::string target;  // "" = the only target
   bool all = false;
+  bool cut = false;  // enforce: destroy connections the rules refuse
 };
 struct LoggingRequest {
   policy::LoggingLevel level = policy::LoggingLevel::kDenied;
@@ -205,6 +206,7 @@ struct ModeChange {
 };
 struct ModeResponse {
   std::vector<ModeChange> changed;
+  std::vector<Connection> existing;  // refused by the rules, after enforce
 };
 struct LoggingResponse {
   std::string target;

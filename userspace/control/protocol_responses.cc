@@ -105,7 +105,6 @@ void Fields(Io& io, Member<ConnectionsResponse, Io>& r) {
   }
 EGRESS_ONE_MEMBER(TargetRemoveResponse, removed)
 EGRESS_ONE_MEMBER(TargetListResponse, targets)
-EGRESS_ONE_MEMBER(ModeResponse, changed)
 EGRESS_ONE_MEMBER(ListResponse, targets)
 EGRESS_ONE_MEMBER(ExportResponse, files)
 EGRESS_ONE_MEMBER(EventsResponse, lines)
@@ -141,6 +140,12 @@ void Fields(Io& io, Member<StatusResponse, Io>& r) {
              "events_read", r.events_read, "events_dropped", r.events_dropped,
              "events_sink_errors", r.events_sink_errors, "bpffs", r.bpffs,
              "cgroup_root", r.cgroup_root, "version", r.version);
+}
+
+template <typename Io>
+void Fields(Io& io, Member<ModeResponse, Io>& r) {
+  io.Field("changed", r.changed);
+  io.FieldIf(!r.existing.empty(), "existing", r.existing);
 }
 
 template <typename Io>

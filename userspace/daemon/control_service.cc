@@ -94,6 +94,16 @@ absl::StatusOr<Response> ControlService::Change(const Request& request) {
     out.existing = LookAfterChange({out.target}, r->cut);
     return out;
   }
+  if (auto* r = std::get_if<control::ModeRequest>(&request)) {
+    EGRESS_ASSIGN_OR_RETURN(control::ModeResponse out, engine_.SetMode(*r));
+    if (r->mode != policy::Mode::kEnforce) return out;  // audit loosens
+    std::vector<std::string> targets;
+    for (const control::ModeChange& c : out.changed) {
+      targets.push_back(c.target);
+    }
+    out.existing = LookAfterChange(targets, r->cut);
+    return out;
+  }
   return ApplyAndLook(std::get<control::ApplyRequest>(request));
 }
 
@@ -101,6 +111,7 @@ absl::StatusOr<Response> ControlService::Handle(const Request& request) {
   if (std::holds_alternative<control::TargetAddRequest>(request) ||
       std::holds_alternative<control::RuleAddRequest>(request) ||
       std::holds_alternative<control::RuleDeleteRequest>(request) ||
+      std::holds_alternative<control::ModeRequest>(request) ||
       std::holds_alternative<control::ApplyRequest>(request)) {
     return Change(request);
   }
@@ -112,9 +123,7 @@ absl::StatusOr<Response> ControlService::Handle(const Request& request) {
   if (std::holds_alternative<control::TargetListRequest>(request)) {
     return control::TargetListResponse{engine_.TargetInfos()};
   }
-  if (auto* r = std::get_if<control::ModeRequest>(&request)) {
-    return engine_.SetMode(*r);
-  }
+
   if (auto* r = std::get_if<control::LoggingRequest>(&request)) {
     return engine_.SetLogging(*r);
   }

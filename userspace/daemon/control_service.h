@@ -64,13 +64,22 @@ class ControlService {
   absl::StatusOr<control::ApplyResponse> Reload();
   bool last_reload_ok() const { return last_reload_ok_.load(); }
 
+  // After temporary rules of `targets` ended: their existing connections
+  // the rules now refuse are recorded (never cut: nobody asked). On the
+  // worker, like every change.
+  void AfterExpiry(const std::vector<std::string>& targets) {
+    LookAfterChange(targets, /*cut=*/false);
+  }
+
  private:
   absl::StatusOr<control::StatusResponse> Status();
-  // Changes that may tighten a target; each then looks at the target's
-  // existing connections.
+  // Changes that may tighten a target (add, allow/deny, delete, apply, mode
+  // enforce); each then looks at the target's existing connections.
   absl::StatusOr<control::Response> Change(const control::Request& request);
+  // Apply, then a look at the connections of every target it changed.
   absl::StatusOr<control::ApplyResponse> ApplyAndLook(
       const control::ApplyRequest& request);
+  // `egressctl connections`: a look, and cuts on request.
   absl::StatusOr<control::ConnectionsResponse> Connections(
       const control::ConnectionsRequest& request);
   // The connections of `targets` their rules do not allow, recorded and,

@@ -22,6 +22,7 @@
 #include "userspace/daemon/metrics_source.h"
 #include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/record_hub.h"
+#include "userspace/daemon/state_store.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/unix_hooks.h"
@@ -37,6 +38,7 @@ struct Daemon::Parts {
   // pin directory's).
   UniqueFd state_lock;
   std::unique_ptr<BpfKernel> kernel;
+  std::unique_ptr<StateStore> store;
   std::unique_ptr<Learner> learner;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<RecordHub> records;
@@ -85,10 +87,7 @@ absl::Status OpenKernel(Daemon::Parts& p) {
 
 EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   EngineOptions o;
-  const std::string state_path = p.options.state_dir + "/state.json";
-  o.save = [state_path](const DaemonState& s) {
-    return SaveState(state_path, s);
-  };
+  o.save = [&p](const StateWrite& w) { return p.store->Write(w); };
   o.unit_cgroup = [](const std::string& unit) { return CgroupOfUnit(unit); };
   o.pid_cgroup = [](int pid) { return CgroupOfPid(pid); };
   o.user_uid = [](const std::string& name) { return UidOfUserName(name); };
@@ -96,6 +95,7 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
     return NormalizeCgroupPath(path, root);
   };
   o.log = Log;
+  o.dns_ttl_floor = static_cast<uint16_t>(p.options.dns_ttl_floor);
   // An older version's programs go only once ours enforce every target.
   o.all_attached = [&p] {
     if (p.retire_older_abis.exchange(false)) p.kernel->RetireOlderAbis();
@@ -105,9 +105,9 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 
 // The state, what was learned, and the kernel brought in line with them.
 absl::Status StartEngine(Daemon::Parts& p) {
-  EGRESS_ASSIGN_OR_RETURN(DaemonState state,
-                          LoadState(p.options.state_dir + "/state.json"));
-  p.learner = std::make_unique<Learner>(p.options.state_dir + "/learned.json");
+  EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
+  EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
+  p.learner = std::make_unique<Learner>(p.options.state_dir);
   EGRESS_RETURN_IF_ERROR(p.learner->Load());
   p.engine =
       std::make_unique<Engine>(*p.kernel, std::move(state), EngineOptionsOf(p));

@@ -32,6 +32,9 @@ struct DaemonOptions {
   // and on `egressctl reload`; "" = none. A rejected directory changes
   // nothing: what is enforced stays.
   std::string policy_dir;
+  // Seconds an address learned from a DNS answer stays bound at least,
+  // whatever its TTL (1..65535; docs/dns.md).
+  uint32_t dns_ttl_floor = 30;
 };
 
 class Daemon {

@@ -32,6 +32,9 @@ DEFINE_string(metrics_addr, "127.0.0.1:9477",
 DEFINE_string(policy_dir, "",
               "policy files (*.yaml) applied at start and on SIGHUP (\"\" = "
               "none); a rejected directory leaves enforcement unchanged");
+DEFINE_uint32(dns_ttl_floor, 30,
+              "seconds an address learned from a DNS answer stays allowed at "
+              "least, whatever its TTL (1..65535)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -62,7 +65,7 @@ const std::vector<FlagGroup>& FlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
       {"Control and state", {"socket", "state_dir"}},
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
-      {"Policies", {"policy_dir"}},
+      {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
        {"events", "events_file", "events_file_max_bytes", "events_file_keep",
         "events_syslog"}},
@@ -149,6 +152,12 @@ int main(int argc, char** argv) {
   opts.cgroup_root = FLAGS_cgroup_root;
   opts.metrics_addr = FLAGS_metrics_addr;
   opts.policy_dir = FLAGS_policy_dir;
+  if (FLAGS_dns_ttl_floor < 1 || FLAGS_dns_ttl_floor > 65535) {
+    fprintf(stderr, "egressd: --dns_ttl_floor: %u is not in 1..65535\n",
+            FLAGS_dns_ttl_floor);
+    return 1;
+  }
+  opts.dns_ttl_floor = FLAGS_dns_ttl_floor;
   std::vector<std::unique_ptr<egress::EventSink>> sinks;
   if (FLAGS_events) sinks.push_back(egress::StdoutSink());
   if (!FLAGS_events_file.empty()) {

@@ -23,9 +23,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "egress/dns_abi.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/daemon/state.h"
+#include "userspace/daemon/state_write.h"
 #include "userspace/policy/compile.h"
 
 namespace egress {
@@ -35,8 +37,9 @@ namespace egress {
 absl::Status RefuseOrphan(const TargetState& t);
 
 struct EngineOptions {
-  // Persists the state (atomically); called before a change takes effect.
-  std::function<absl::Status(const DaemonState&)> save;
+  // Persists what a change changed (all of it or nothing); called before
+  // the change takes effect.
+  std::function<absl::Status(const StateWrite&)> save;
   // The cgroup of a systemd unit / of a process ("" root-relative or with
   // the mount prefix; NormalizeCgroupPath makes it relative).
   std::function<absl::StatusOr<std::string>(const std::string&)> unit_cgroup;
@@ -52,6 +55,8 @@ struct EngineOptions {
   // Called after a reconcile in which every target attached (an upgrade
   // retires the older version's pins then).
   std::function<void()> all_attached;
+  // egress_target_config.dns_ttl_floor of every target (seconds).
+  uint16_t dns_ttl_floor = EGRESS_DNS_TTL_FLOOR_DEFAULT;
 };
 
 // What a record needs to know about its target.
@@ -90,7 +95,8 @@ class Engine {
   absl::StatusOr<control::ApplyResponse> Apply(
       const control::ApplyRequest& request, int64_t now);
   // Removes temporary rules that end at or before `now`; returns how many.
-  int ExpireRules(int64_t now);
+  // The targets that lost rules are added to `changed` when given.
+  int ExpireRules(int64_t now, std::vector<std::string>* changed = nullptr);
   // Re-attaches targets whose cgroup was re-created, follows pattern
   // matches. Returns how many targets were (re)attached; *failed is set
   // when an attachment failed.
@@ -148,7 +154,13 @@ class Engine {
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t) const;
-  absl::Status SaveLocked(Lock& lock);
+  // Saves the targets in `targets` (made by WriteOf) and the ruleset
+  // counter.
+  absl::Status SaveLocked(Lock& lock, std::vector<TargetWrite> targets = {});
+  // The write of one target as state_ holds it now (removed when it is gone
+  // or an orphan, which is never stored).
+  TargetWrite WriteOf(const std::string& name,
+                      std::optional<RulesDelta> rules) const;
   // Sets one setting (mode, logging) of a target, saves the state, then
   // rewrites its config; a failed save puts the old value back.
   template <typename T>

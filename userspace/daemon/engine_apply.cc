@@ -78,7 +78,17 @@ absl::Status Engine::SwitchUpdates(
     if (plan.rules_changed) compiled_[t.id] = staged[i].compiled;
     failure = InPolicy(t.name, WriteConfig(t));
   }
-  if (failure.ok()) failure = SaveLocked(lock);
+  if (failure.ok()) {
+    // An applied policy's rules are written whole (its order is the file's).
+    std::vector<TargetWrite> writes;
+    for (const auto& [old, old_compiled] : before) {
+      const TargetState& now = state_.targets.at(old.name);
+      writes.push_back(WriteOf(old.name, now.rules == old.rules
+                                             ? std::nullopt
+                                             : std::optional(RulesDelta{})));
+    }
+    failure = SaveLocked(lock, std::move(writes));
+  }
   if (!failure.ok()) {
     // Back to what was enforced, target by target.
     for (auto& [old, old_compiled] : before) {

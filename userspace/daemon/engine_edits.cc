@@ -55,7 +55,9 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
         (rule.expires == 0 || rule.expires > kept.expires)) {
       int64_t before = kept.expires;
       kept.expires = rule.expires;
-      if (absl::Status st = SaveLocked(lock); !st.ok()) {
+      if (absl::Status st = SaveLocked(
+              lock, {WriteOf(t->name, RulesDelta{false, {kept.id}, {}})});
+          !st.ok()) {
         kept.expires = before;
         return st;
       }

@@ -14,7 +14,11 @@ struct Engine::Change {
   uint32_t new_ruleset = 0;
   std::vector<policy::Rule> rules;
   std::optional<policy::Mode> mode;
-  DaemonState next_state;  // what the state file says once this is done
+  // What the state says of the target once this is done, and which of its
+  // rules that takes writing.
+  TargetState next_target;
+  uint32_t next_ruleset = 0;
+  RulesDelta delta;
   policy::CompiledRuleset compiled;
   policy::CompiledRuleset replaced;  // the old set, deleted after Commit
   bool compiled_ahead = false;
@@ -35,6 +39,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) const {
   uint8_t rule_flags =
       it != compiled_.end() && t.ruleset != 0 ? it->second.flags : 0;
   cfg.flags = rule_flags | policy::LoggingFlags(t.logging);
+  cfg.dns_ttl_floor = options_.dns_ttl_floor;
   return kernel_.SetTargetConfig(t.id, cfg);
 }
 
@@ -53,15 +58,19 @@ Engine::Change Engine::Prepare(const TargetState& t,
     c.new_ruleset = NextRuleset();
   }
   c.rules = std::move(rules);
-  c.next_state = state_;
-  TargetState& next = c.next_state.targets[t.name];
-  next.rules = c.rules;
-  next.ruleset = c.new_ruleset;
+  // A target being created has no rule stored yet (its state may already
+  // hold the rules an apply gave it): all of them are written.
+  c.delta = creating_.count(t.id) ? RulesDelta{} : DiffRules(t.rules, c.rules);
+  c.next_ruleset = state_.next_ruleset;
+  // Only this target: a change costs its own rules, not every target's.
+  c.next_target = t;
+  c.next_target.rules = c.rules;
+  c.next_target.ruleset = c.new_ruleset;
   return c;
 }
 
 absl::Status Engine::Build(Change& c) {
-  if (c.mode) c.next_state.targets[c.name].mode = *c.mode;
+  if (c.mode) c.next_target.mode = *c.mode;
   if (!c.compiled_ahead) {
     EGRESS_ASSIGN_OR_RETURN(c.compiled,
                             policy::Compile(c.new_ruleset, c.rules));
@@ -73,7 +82,8 @@ absl::Status Engine::Build(Change& c) {
     }
     c.written = true;
   }
-  if (absl::Status st = options_.save(c.next_state); !st.ok()) {
+  StateWrite write{c.next_ruleset, {{c.name, &c.next_target, c.delta}}};
+  if (absl::Status st = options_.save(write); !st.ok()) {
     Discard(c);
     return st;
   }
@@ -102,7 +112,8 @@ absl::Status Engine::Commit(Lock& lock, Change& c) {
   if (absl::Status st = WriteConfig(t); !st.ok()) {
     t = std::move(before);
     compiled_[t.id] = std::move(old);
-    SaveLocked(lock).IgnoreError();  // the file said the new set: undo it
+    // The store said the new set: undo it.
+    SaveLocked(lock, {WriteOf(t.name, RulesDelta{})}).IgnoreError();
     Discard(c);
     return st;
   }
@@ -134,7 +145,7 @@ absl::Status Engine::ReplaceRules(const std::string& name,
   return absl::OkStatus();
 }
 
-int Engine::ExpireRules(int64_t now) {
+int Engine::ExpireRules(int64_t now, std::vector<std::string>* changed) {
   // Per target: the rules that stay and the ones that end now.
   struct Expiry {
     std::string name;
@@ -164,6 +175,7 @@ int Engine::ExpireRules(int64_t now) {
                        ": temporary rule expired: ", policy::FormatRule(r)));
     }
     removed += e.gone.size();
+    if (changed != nullptr) changed->push_back(e.name);
   }
   return removed;
 }

@@ -23,7 +23,17 @@ const TargetState* Engine::FindById(uint32_t id) const {
   return it == state_.targets.end() ? nullptr : &it->second;
 }
 
-absl::Status Engine::SaveLocked(Lock&) { return options_.save(state_); }
+absl::Status Engine::SaveLocked(Lock&, std::vector<TargetWrite> targets) {
+  return options_.save(StateWrite{state_.next_ruleset, std::move(targets)});
+}
+
+TargetWrite Engine::WriteOf(const std::string& name,
+                            std::optional<RulesDelta> rules) const {
+  auto it = state_.targets.find(name);
+  if (it == state_.targets.end() || it->second.orphan)
+    return {name, nullptr, {}};
+  return {name, &it->second, std::move(rules)};
+}
 
 size_t Engine::TargetCount() const {
   Lock lock(mu_);
@@ -300,7 +310,7 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     state_.targets.erase(name);
     names_by_id_.erase(id);
     undo();
-    SaveLocked(lock).IgnoreError();
+    SaveLocked(lock, {WriteOf(name, std::nullopt)}).IgnoreError();
     return st;
   }
   return absl::OkStatus();
@@ -318,7 +328,8 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   // cannot be written leaves the target enforced and says why, never a
   // target lifted that comes back at the next start.
   state_.targets.erase(it);
-  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+  if (absl::Status st = SaveLocked(lock, {WriteOf(name, std::nullopt)});
+      !st.ok()) {
     state_.targets.emplace(name, std::move(t));
     return absl::Status(
         st.code(), absl::StrCat("target '", name,
@@ -350,7 +361,8 @@ absl::Status Engine::ChangeSetting(Lock& lock, TargetState& t,
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(t));
   T old = t.*field;
   t.*field = value;
-  if (absl::Status st = SaveLocked(lock); !st.ok()) {
+  if (absl::Status st = SaveLocked(lock, {WriteOf(t.name, std::nullopt)});
+      !st.ok()) {
     t.*field = old;  // the file still says the old value
     return st;
   }

@@ -149,10 +149,8 @@ void EventLoop::HandlePolicyWatch(bool readable) {
 }
 
 void EventLoop::SaveLearnedLater() {
-  std::optional<std::string> data = learner_.TakeChanges();
-  if (!data) return;
-  worker_->Post([path = learner_.path(), data = std::move(*data)] {
-    if (absl::Status st = WriteFileAtomically(path, data); !st.ok()) {
+  worker_->Post([this] {
+    if (absl::Status st = learner_.Flush(); !st.ok()) {
       Log(absl::StrCat("saving learned traffic: ", st.ToString()));
     }
   });
@@ -164,7 +162,9 @@ void EventLoop::RunTimers() {
     next_expiry_ = now + absl::Seconds(1);
     if (!expiry_queued_.exchange(true)) {
       worker_->Post([this] {
-        engine_.ExpireRules(absl::ToUnixSeconds(absl::Now()));
+        std::vector<std::string> changed;
+        engine_.ExpireRules(absl::ToUnixSeconds(absl::Now()), &changed);
+        service_.AfterExpiry(changed);
         expiry_queued_.store(false);
       });
     }
@@ -290,9 +290,7 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
   records_.Drain();
   Stop();           // the change in progress finishes; nothing new starts
   outbox_.Flush();  // what the clients take now; never waits
-  if (std::optional<std::string> data = learner_.TakeChanges()) {
-    WriteFileAtomically(learner_.path(), *data).IgnoreError();
-  }
+  learner_.Flush().IgnoreError();
   return absl::OkStatus();
 }
 

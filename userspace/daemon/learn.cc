@@ -256,6 +256,12 @@ std::vector<policy::Observation> LearnStore::Query(const std::string& target,
   return result;
 }
 
+std::vector<std::string> LearnStore::Targets() const {
+  std::vector<std::string> out;
+  for (const auto& [name, table] : targets_) out.push_back(name);
+  return out;
+}
+
 void LearnStore::Forget(const std::string& target) {
   if (targets_.erase(target) > 0) dirty_ = true;
 }

@@ -53,6 +53,8 @@ class LearnStore {
   std::vector<policy::Observation> Query(const std::string& target,
                                          int64_t since_ns) const;
 
+  // The targets with entries or overflow.
+  std::vector<std::string> Targets() const;
   // Drops everything about `target` (entries and overflow).
   void Forget(const std::string& target);
 

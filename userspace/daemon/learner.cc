@@ -4,10 +4,15 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/events/event_json.h"
 #include "userspace/policy/rule_json.h"
@@ -43,34 +48,74 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
 
 void Learner::Forget(const std::string& target) {
   std::lock_guard<std::mutex> lock(mu_);
-  store_.Forget(target);
+  pending_.Forget(target);
+  overflow_.erase(target);
+  if (history_) history_->Forget(target).IgnoreError();
 }
 
-absl::Status Learner::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto store = LearnStore::Load(path_);
-  if (store.ok()) {
-    store_ = *std::move(store);
-    return absl::OkStatus();
-  }
-  if (!absl::IsDataLoss(store.status())) return store.status();
-  // Learned traffic is not policy: keep enforcing, keep the bad file for
-  // the operator, and say so loudly.
+namespace {
+
+// Moves a corrupt file aside, loudly: learned traffic is not policy, so
+// egressd keeps enforcing and starts learning afresh.
+void MoveAside(const std::string& path, const absl::Status& why) {
   std::string aside =
-      absl::StrCat(path_, ".corrupt-", absl::ToUnixSeconds(absl::Now()));
-  rename(path_.c_str(), aside.c_str());
+      absl::StrCat(path, ".corrupt-", absl::ToUnixSeconds(absl::Now()));
+  rename(path.c_str(), aside.c_str());
   fprintf(stderr,
           "egressd: %s; moved it to %s and started learning afresh (the "
           "enforced policy is not affected)\n",
-          std::string(store.status().message()).c_str(), aside.c_str());
+          std::string(why.message()).c_str(), aside.c_str());
+}
+
+}  // namespace
+
+absl::Status Learner::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string db = dir_ + "/learned.db";
+  auto history = LearnHistory::Open(db, limits_);
+  if (!history.ok() && absl::IsDataLoss(history.status())) {
+    MoveAside(db, history.status());
+    unlink((db + "-wal").c_str());
+    unlink((db + "-shm").c_str());
+    history = LearnHistory::Open(db, limits_);
+  }
+  if (!history.ok()) return history.status();
+  history_ = *std::move(history);
+  // An older egressd's file: imported once.
+  const std::string json = dir_ + "/learned.json";
+  if (access(json.c_str(), F_OK) != 0) return absl::OkStatus();
+  auto old = LearnStore::Load(json);
+  if (!old.ok()) {
+    if (!absl::IsDataLoss(old.status())) return old.status();
+    MoveAside(json, old.status());
+    return absl::OkStatus();
+  }
+  const int64_t now = absl::GetCurrentTimeNanos();
+  for (const std::string& target : old->Targets()) {
+    EGRESS_RETURN_IF_ERROR(history_->Add(target, old->Query(target, 0), now));
+  }
+  if (rename(json.c_str(), (json + ".migrated").c_str()) != 0) {
+    return ErrnoStatus(errno, "rename learned.json after importing it", json);
+  }
   return absl::OkStatus();
 }
 
-std::optional<std::string> Learner::TakeChanges() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!store_.dirty()) return std::nullopt;
-  store_.clear_dirty();
-  return policy::JsonText(store_.ToJson(), 2) + "\n";
+absl::Status Learner::Flush() {
+  LearnStore taken;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!pending_.dirty()) return absl::OkStatus();
+    std::swap(taken, pending_);
+    for (const std::string& target : taken.Targets()) {
+      if (uint64_t lost = taken.overflow(target)) overflow_[target] += lost;
+    }
+  }
+  if (!history_) return absl::FailedPreconditionError("learned.db not open");
+  const int64_t now = absl::GetCurrentTimeNanos();
+  for (const std::string& target : taken.Targets()) {
+    EGRESS_RETURN_IF_ERROR(history_->Add(target, taken.Query(target, 0), now));
+  }
+  return absl::OkStatus();
 }
 
 void Learner::Learn(const egress_event& e, const std::string& target,
@@ -99,18 +144,19 @@ void Learner::Learn(const egress_event& e, const std::string& target,
     // An address shown with '?' (bytes a rule cannot name) is not kept.
     const std::string path = UnixPathText(e);
     if (path.find('?') != std::string::npos) return;
-    store_.RecordUnix(target, path, uint64_t{e.suppressed} + 1,
-                      static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
+    pending_.RecordUnix(target, path, uint64_t{e.suppressed} + 1,
+                        RecordUnixNs(e, realtime_offset_ns), comm);
     return;
   }
-  store_.Record(target, e.family, addr, e.proto, ntohs(e.port),
-                uint64_t{e.suppressed} + 1,
-                static_cast<int64_t>(e.ts_ns) + realtime_offset_ns, comm);
+  pending_.Record(target, e.family, addr, e.proto, ntohs(e.port),
+                  uint64_t{e.suppressed} + 1,
+                  RecordUnixNs(e, realtime_offset_ns), comm);
 }
 
 absl::StatusOr<control::SuggestResponse> Learner::Suggest(
     const TargetState& t, const control::SuggestRequest& req,
-    const std::string& node_name) const {
+    const std::string& node_name) {
+  EGRESS_RETURN_IF_ERROR(Flush());
   int64_t since_ns = 0;
   std::string since_text = "the start of learning";
   if (req.since_seconds) {
@@ -127,9 +173,10 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   opts.group_v4 = req.group_v4;
   opts.group_v6 = req.group_v6;
   // Records that could not be told apart are not evidence of anything.
-  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Observation> found,
+                          history_->Query(t.name, since_ns));
   std::vector<policy::Observation> seen;
-  for (policy::Observation& o : store_.Query(t.name, since_ns)) {
+  for (policy::Observation& o : found) {
     if (!o.unix_path.empty()) {
       seen.push_back(std::move(o));
       continue;
@@ -144,7 +191,13 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
       absl::StrCat("Learned by egressd on ", node_name, " from what target ",
                    t.name, " initiated since ", since_text, " (mode ",
                    policy::ModeName(t.mode), " when suggested)."));
-  if (uint64_t lost = store_.overflow(t.name); lost > 0) {
+  uint64_t lost = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = overflow_.find(t.name);
+    if (it != overflow_.end()) lost = it->second;
+  }
+  if (lost > 0) {
     opts.header_comment.push_back(absl::StrCat(
         "WARNING: ", lost,
         " attempts to further destinations were not kept (table full); "

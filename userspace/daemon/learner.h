@@ -1,47 +1,58 @@
 // What targets initiate, learned from their records (audit and allow
-// verdicts, outbound flows), kept in <state_dir>/learned.json, and the
+// verdicts, outbound flows), aggregated in memory for a few seconds and then
+// kept by the hour in <state_dir>/learned.db (learn_history.h), and the
 // least-privilege policy proposed from it (`egressctl suggest`).
 #ifndef EGRESS_USERSPACE_DAEMON_LEARNER_H_
 #define EGRESS_USERSPACE_DAEMON_LEARNER_H_
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/learn.h"
+#include "userspace/daemon/learn_history.h"
 #include "userspace/daemon/state.h"
 
 namespace egress {
 
 class Learner {
  public:
-  explicit Learner(std::string path) : path_(std::move(path)) {}
+  // `dir`: the state directory.
+  explicit Learner(std::string dir, LearnLimits limits = {})
+      : dir_(std::move(dir)), limits_(limits) {}
 
-  // Missing file: nothing learned yet. A corrupt file is moved aside and
-  // reported; learning starts afresh (it is not policy).
+  // Opens learned.db and imports a learned.json of an older egressd once
+  // (renamed learned.json.migrated). A corrupt learned.json or learned.db
+  // is moved aside and reported; learning starts afresh (it is not policy).
   absl::Status Load();
   // Records what `target` initiated; `logging` is the target's level (an
   // allowed flow adds what no allow record showed).
   void Learn(const egress_event& e, const std::string& target,
              policy::LoggingLevel logging, int64_t realtime_offset_ns);
   void Forget(const std::string& target);
+  // Flushes first, so that the last seconds count.
   absl::StatusOr<control::SuggestResponse> Suggest(
       const TargetState& target, const control::SuggestRequest& request,
-      const std::string& node_name) const;
-  // The store as file content when it changed since the last call, so the
-  // write and fsync can happen away from the loop.
-  std::optional<std::string> TakeChanges();
-  const std::string& path() const { return path_; }
+      const std::string& node_name);
+  // Moves what was learned since the last flush into the history (the
+  // worker calls it every few seconds, away from the loop).
+  absl::Status Flush();
 
  private:
-  std::string path_;
+  std::string dir_;
+  LearnLimits limits_;
   // Records arrive on the loop; a removed target is forgotten by the worker.
   mutable std::mutex mu_;
-  LearnStore store_;
+  LearnStore pending_;  // since the last flush
+  // Attempts not kept because a target's pending table was full.
+  absl::flat_hash_map<std::string, uint64_t> overflow_;
+  std::unique_ptr<LearnHistory> history_;
 };
 
 // A target as a policy file names it (suggest and export).

@@ -18,21 +18,37 @@
 
 namespace egress {
 
-// The members of a target in state.json, once, for writing and reading.
+// The members of a target but its rules, once, for writing and reading (a
+// new member of TargetState goes here: state.json and the state database
+// both follow).
 template <typename Io>
-void Fields(Io& io, control::Member<TargetState, Io>& t) {
+void SettingsFields(Io& io, control::Member<TargetState, Io>& t) {
   io.Required("name", t.name);
   io.Required("id", t.id);
   io.Required("cgroup", t.cgroup);
   io.Required("source_kind", t.source);
   io.Required("source", t.source_value);
-  io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
+  // A user target without its uid must not come back as uid 0 (root).
+  if (t.source == policy::TargetSource::kUser) io.Required("uid", t.uid);
   io.Required("mode", t.mode);
   io.Required("ruleset", t.ruleset);
   io.Required("next_rule_id", t.next_rule_id);
   io.Field("ephemeral", t.ephemeral);
   io.Field("log", t.logging);  // older files: absent, "denied"
+}
+
+// The members of a target in state.json.
+template <typename Io>
+void Fields(Io& io, control::Member<TargetState, Io>& t) {
+  SettingsFields(io, t);
   io.Required("rules", t.rules);
+}
+
+nlohmann::json TargetSettingsToJson(const TargetState& t) {
+  control::JsonWriter w;
+  SettingsFields(w, t);
+  w.Required("rules", std::vector<policy::Rule>{});
+  return w.Take();
 }
 
 nlohmann::json StateToJson(const DaemonState& state) {

@@ -1,6 +1,8 @@
-// egressd's persistent state: targets and their rules, written atomically to
-// <state-dir>/state.json. The BPF maps are rebuilt from it at start, so a
-// reboot (pins gone) restores the same enforcement.
+// egressd's persistent state: targets and their rules. Kept in the state
+// database (state_store.h); the JSON form here is the one of the state.json
+// file egressd used before, which the store imports once. The BPF maps are
+// rebuilt from the state at start, so a reboot (pins gone) restores the same
+// enforcement.
 #ifndef EGRESS_USERSPACE_DAEMON_STATE_H_
 #define EGRESS_USERSPACE_DAEMON_STATE_H_
 
@@ -67,6 +69,10 @@ inline bool IsPattern(const TargetState& t) {
 inline bool IsUser(const TargetState& t) {
   return t.source == policy::TargetSource::kUser;
 }
+
+// A target's members in state.json without its rules (what the state
+// database keeps per target; its rules are rows of their own).
+nlohmann::json TargetSettingsToJson(const TargetState& t);
 
 // Orphans are left out: the file holds only what egressd knows.
 nlohmann::json StateToJson(const DaemonState& state);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -169,6 +170,17 @@ std::string FormatTime(int64_t unix_ns) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
 }
 
+int64_t RecordUnixNs(const egress_event& e, int64_t realtime_offset_ns) {
+  const __int128 sum = static_cast<__int128>(e.ts_ns) + realtime_offset_ns;
+  if (sum > std::numeric_limits<int64_t>::max()) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  if (sum < std::numeric_limits<int64_t>::min()) {
+    return std::numeric_limits<int64_t>::min();
+  }
+  return static_cast<int64_t>(sum);
+}
+
 bool IsExistingKind(const egress_event& e) {
   return e.kind == EGRESS_EVENT_EXISTING || e.kind == EGRESS_EVENT_CUT;
 }
@@ -200,7 +212,8 @@ absl::string_view EventLiteral(const egress_event& e) {
 std::string AsciiOnly(absl::string_view in) {
   std::string out(in);
   for (char& c : out) {
-    if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b >= 0x7f) c = '?';
   }
   return out;
 }
@@ -215,8 +228,7 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
   const std::string comm = CommText(e);
   const std::string family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
   nlohmann::json j = {
-      {"time",
-       FormatTime(static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns)},
+      {"time", FormatTime(RecordUnixNs(e, ctx.realtime_offset_ns))},
       {"node_name", ctx.node_name},
       {"event", std::string(EventLiteral(e))},
       {"verdict", VerdictName(e.verdict)},

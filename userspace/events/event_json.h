@@ -62,9 +62,16 @@ std::string AllowHint(const egress_event& e, const std::string& target,
 // RFC 3339 UTC with nanoseconds: "2026-11-24T17:51:43.371344123Z".
 std::string FormatTime(int64_t unix_ns);
 
+// The record's wall-clock time in Unix ns: the kernel's monotonic ts_ns plus
+// CLOCK_REALTIME - CLOCK_MONOTONIC. Clamped to the int64 range, so that a
+// bad ts_ns (or offset) gives the earliest or latest time, never a signed
+// overflow (a time far in the past).
+int64_t RecordUnixNs(const egress_event& e, int64_t realtime_offset_ns);
+
 // Any process can set its comm to arbitrary bytes (prctl), and cgroup names
-// are bytes too: bytes that are not ASCII become '?', so that every record
-// is valid UTF-8 and serialising it can never fail.
+// are bytes too: bytes that are not printable ASCII become '?', so that
+// every record is valid UTF-8, serialising it can never fail, and no name
+// can start a new line in the text form (a forged record in syslog).
 std::string AsciiOnly(absl::string_view in);
 // The record's comm (up to its NUL), AsciiOnly.
 std::string CommText(const egress_event& e);

@@ -46,14 +46,15 @@ struct Cursor {
   }
   void One(Num n) { p = std::to_chars(p, p + 24, n.value).ptr; }
 
-  // nlohmann::json::dump() escaping for ASCII text. False on a byte >= 0x80.
-  // The common case, nothing to escape, is one scan and one memcpy (a byte
-  // loop storing through the member `p` would reload it after every store:
-  // a char store may alias it).
+  // nlohmann::json::dump() escaping for printable ASCII text. False on a
+  // control byte, DEL or a byte >= 0x80: the tree writer (the reference)
+  // writes those records, turning such bytes of names into '?' (AsciiOnly)
+  // so that no name can break a text line. The common case, nothing to
+  // escape, is one scan and one memcpy (a byte loop storing through the
+  // member `p` would reload it after every store: a char store may alias it).
   bool Escaped(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
     auto plain = [](unsigned char c) {
-      return c >= 0x20 && c != '"' && c != '\\' && c < 0x80;
+      return c >= 0x20 && c != '"' && c != '\\' && c < 0x7f;
     };
     size_t i = 0;
     while (i < s.size() && plain(static_cast<unsigned char>(s[i]))) ++i;
@@ -63,41 +64,11 @@ struct Cursor {
       const unsigned char c = static_cast<unsigned char>(s[i]);
       if (plain(c)) {
         *q++ = s[i];
-        continue;
-      }
-      const char* esc = nullptr;
-      switch (c) {
-        case '"':
-          esc = "\\\"";
-          break;
-        case '\\':
-          esc = "\\\\";
-          break;
-        case '\b':
-          esc = "\\b";
-          break;
-        case '\f':
-          esc = "\\f";
-          break;
-        case '\n':
-          esc = "\\n";
-          break;
-        case '\r':
-          esc = "\\r";
-          break;
-        case '\t':
-          esc = "\\t";
-          break;
-        default:
-          if (c >= 0x80) return false;
-      }
-      if (esc != nullptr) {
-        *q++ = esc[0];
-        *q++ = esc[1];
+      } else if (c == '"' || c == '\\') {
+        *q++ = '\\';
+        *q++ = static_cast<char>(c);
       } else {
-        const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        std::memcpy(q, u, sizeof(u));
-        q += sizeof(u);
+        return false;
       }
     }
     p = q;
@@ -151,7 +122,7 @@ void Put2(char* p, int v) {
   p[1] = static_cast<char>('0' + v % 10);
 }
 
-// `s` escaped into `*out`; false on a byte >= 0x80.
+// `s` escaped into `*out`; false as Cursor::Escaped.
 bool EscapeInto(std::string_view s, std::string* out) {
   out->resize(6 * s.size());
   Cursor w{out->data()};
@@ -348,8 +319,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
       e.family == EGRESS_FAMILY_UNIX) {
     return false;
   }
-  const int64_t unix_ns =
-      static_cast<int64_t>(e.ts_ns) + ctx.realtime_offset_ns;
+  const int64_t unix_ns = RecordUnixNs(e, ctx.realtime_offset_ns);
   if (unix_ns < 0) return false;
   if (!UseContext(ctx)) return false;
   const int64_t second = unix_ns / 1000000000;

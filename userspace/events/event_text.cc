@@ -14,8 +14,7 @@ namespace {
 
 // "Nov 24 17:51:43.371": wall-clock time, UTC, to the millisecond.
 std::string When(const EventRecord& r) {
-  const int64_t unix_ns =
-      static_cast<int64_t>(r.raw.ts_ns) + r.ctx.realtime_offset_ns;
+  const int64_t unix_ns = RecordUnixNs(r.raw, r.ctx.realtime_offset_ns);
   return absl::FormatTime("%b %d %H:%M:%E3S", absl::FromUnixNanos(unix_ns),
                           absl::UTCTimeZone());
 }

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -147,6 +149,9 @@ int SharedMaps::FdOf(absl::string_view map) const {
   if (map == "unix_rules") return unix_rules_.get();
   if (map == "udp_peers") return udp_peers_.get();
   if (map == "counters") return counters_.get();
+  if (map == "dns_queries") return dns_queries_.get();
+  if (map == "dns_names") return dns_names_.get();
+  if (map == "dns_bindings") return dns_bindings_.get();
   return -1;
 }
 
@@ -200,6 +205,7 @@ absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(
       UpdateAll(port_classes_.get(), c.ports, "port_classes"));
   EGRESS_RETURN_IF_ERROR(UpdateAll(rules_.get(), c.rules, "rules"));
+  EGRESS_RETURN_IF_ERROR(UpdateAll(dns_names_.get(), c.names, "dns_names"));
   return UpdateAll(unix_rules_.get(), c.unix_paths, "unix_rules");
 }
 
@@ -207,6 +213,7 @@ absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(DeleteAll(rules_.get(), c.rules, "rules"));
   EGRESS_RETURN_IF_ERROR(
       DeleteAll(unix_rules_.get(), c.unix_paths, "unix_rules"));
+  EGRESS_RETURN_IF_ERROR(DeleteAll(dns_names_.get(), c.names, "dns_names"));
   return DeleteAll(port_classes_.get(), c.ports, "port_classes");
 }
 
@@ -219,7 +226,9 @@ absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
                                                "port_classes"));
   EGRESS_ASSIGN_OR_RETURN(size_t u, SweepRulesets<egress_unix_key>(
                                         unix_rules_.get(), keep, "unix_rules"));
-  return r + p + u;
+  EGRESS_ASSIGN_OR_RETURN(size_t n, SweepRulesets<egress_dns_name_key>(
+                                        dns_names_.get(), keep, "dns_names"));
+  return r + p + u + n;
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
@@ -229,7 +238,9 @@ absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
                           MaxRuleset<egress_port_key>(port_classes_.get()));
   EGRESS_ASSIGN_OR_RETURN(uint32_t unix_paths,
                           MaxRuleset<egress_unix_key>(unix_rules_.get()));
-  return std::max({rules, ports, unix_paths});
+  EGRESS_ASSIGN_OR_RETURN(uint32_t names,
+                          MaxRuleset<egress_dns_name_key>(dns_names_.get()));
+  return std::max({rules, ports, unix_paths, names});
 }
 
 absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
@@ -298,14 +309,46 @@ absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
       0) {
     return ErrnoStatus(errno, "bpf_map_update_elem", "counters");
   }
+  std::vector<egress_dns_counters> dns_zero(ncpu);
+  if (bpf_map_update_elem(dns_counters_.get(), &target_id, dns_zero.data(),
+                          BPF_ANY) != 0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "dns_counters");
+  }
   // A new target with a recycled id starts from no rule hits.
   return DeleteTargetKeys<egress_rule_hit_key>(rule_hits_.get(), target_id,
                                                "rule_hits");
 }
 
 absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
+  EGRESS_RETURN_IF_ERROR(DeleteTargetKeys<egress_dns_query_key>(
+      dns_queries_.get(), target_id, "dns_queries"));
+  EGRESS_RETURN_IF_ERROR(DeleteTargetKeys<egress_dns_binding_key>(
+      dns_bindings_.get(), target_id, "dns_bindings"));
   return DeleteTargetKeys<egress_peer_key>(udp_peers_.get(), target_id,
                                            "udp_peers");
+}
+
+absl::StatusOr<egress_dns_counters> SharedMaps::DnsCounters(
+    uint32_t target_id) const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
+  std::vector<egress_dns_counters> per_cpu(ncpu);
+  if (bpf_map_lookup_elem(dns_counters_.get(), &target_id, per_cpu.data()) !=
+      0) {
+    return ErrnoStatus(errno, "bpf_map_lookup_elem", "dns_counters");
+  }
+  // The struct is all u64 counters: sum it word by word.
+  static_assert(sizeof(egress_dns_counters) % sizeof(uint64_t) == 0);
+  constexpr size_t kWords = sizeof(egress_dns_counters) / sizeof(uint64_t);
+  std::array<uint64_t, kWords> sum{};
+  for (const egress_dns_counters& c : per_cpu) {
+    std::array<uint64_t, kWords> words;
+    std::memcpy(words.data(), &c, sizeof(c));
+    for (size_t i = 0; i < kWords; ++i) sum[i] += words[i];
+  }
+  egress_dns_counters out;
+  std::memcpy(&out, sum.data(), sizeof(out));
+  return out;
 }
 
 absl::StatusOr<size_t> SharedMaps::CountEntries(absl::string_view map) const {

@@ -5,6 +5,7 @@
 #define EGRESS_USERSPACE_KERNEL_SHARED_MAPS_H_
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/program_maps.h"
 #include "userspace/policy/compile.h"
@@ -67,9 +69,13 @@ class SharedMaps {
   absl::Status DeleteUserTarget(uint32_t uid);
   absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() const;
 
-  // Forgets the UDP peers recorded for a target. Errno status of a delete
-  // (a peer evicted meanwhile is fine).
+  // Forgets what a target's sockets taught the kernel: the UDP peers, the
+  // DNS queries in flight and the names learned (dns_bindings). Errno status
+  // of a delete (an entry evicted meanwhile is fine).
   absl::Status DeletePeers(uint32_t target_id);
+  // The DNS learning counters of a target summed over CPUs; ResetCounters
+  // zeroes them too.
+  absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t target_id) const;
 
   // Pins again, from the fds held here, every map whose pin is gone (the
   // directory too). Returns how many; errno status of the mkdir or a pin.
@@ -90,22 +96,28 @@ class SharedMaps {
   static auto All(Self& self) {
     using Fd =
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
-    return std::vector<std::pair<const char*, Fd*>>{
-        {"targets", &self.targets_},
-        {"port_classes", &self.port_classes_},
-        {"rules", &self.rules_},
-        {"udp_peers", &self.udp_peers_},
-        {"rule_hits", &self.rule_hits_},
-        {"event_limits", &self.event_limits_},
-        {"counters", &self.counters_},
-        {"events", &self.events_},
-        {"unix_rules", &self.unix_rules_},
-        {"user_targets", &self.user_targets_}};
+    // Pin names and fds in the same order.
+    static constexpr const char* kNames[] = {
+        "targets",      "port_classes", "rules",       "udp_peers",
+        "rule_hits",    "event_limits", "counters",    "events",
+        "unix_rules",   "dns_queries",  "dns_names",   "dns_bindings",
+        "dns_counters", "dns_scratch",  "user_targets"};
+    Fd* fds[] = {&self.targets_,      &self.port_classes_, &self.rules_,
+                 &self.udp_peers_,    &self.rule_hits_,    &self.event_limits_,
+                 &self.counters_,     &self.events_,       &self.unix_rules_,
+                 &self.dns_queries_,  &self.dns_names_,    &self.dns_bindings_,
+                 &self.dns_counters_, &self.dns_scratch_,  &self.user_targets_};
+    static_assert(std::size(kNames) == std::size(fds));
+    std::vector<std::pair<const char*, Fd*>> all;
+    for (size_t i = 0; i < std::size(fds); ++i)
+      all.emplace_back(kNames[i], fds[i]);
+    return all;
   }
 
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
-      event_limits_, counters_, events_, unix_rules_, user_targets_;
+      event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
+      dns_bindings_, dns_counters_, dns_scratch_, user_targets_;
 };
 
 }  // namespace egress

@@ -152,6 +152,8 @@ std::vector<HookSpec> HooksOfThisKernel() {
       {"egress_sendmsg4", "sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
       {"egress_sendmsg6", "sendmsg6", BPF_CGROUP_UDP6_SENDMSG},
       {"egress_skb_egress", "skb_egress", BPF_CGROUP_INET_EGRESS},
+      // Learns names from DNS answers (bpf/lib/dns_learn.h).
+      {"egress_skb_ingress", "skb_ingress", BPF_CGROUP_INET_INGRESS},
       {"egress_sock_ops", "sock_ops", BPF_CGROUP_SOCK_OPS},
   };
   // Only where the kernel has them (unix_hooks.h); a set without them
@@ -179,6 +181,7 @@ const std::vector<HookSpec>& UserHooks() {
       // Per packet and per TCP state change, for every socket of the host:
       // not at the root (docs/bypasses.md says what that leaves open).
       if (h.attach_type == BPF_CGROUP_INET_EGRESS ||
+          h.attach_type == BPF_CGROUP_INET_INGRESS ||
           h.attach_type == BPF_CGROUP_SOCK_OPS) {
         continue;
       }

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/name_rules.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
@@ -132,6 +133,13 @@ absl::Status ValidateRule(const Rule& rule) {
                        " has its low end above its high end"));
     }
   }
+  for (const std::string& name : rule.names) {
+    absl::StatusOr<std::string> canonical = CanonicalRuleName(name);
+    if (!canonical.ok() || *canonical != name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule ", rule.id, ": bad name '", name, "'"));
+    }
+  }
   for (const Cidr& c : rule.destinations) {
     if (!c.Valid()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -152,6 +160,20 @@ egress_rule_key RuleKey(uint32_t ruleset, uint8_t proto, uint16_t port_class,
   k.family = dest.family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
   k.port_class = htons(port_class);
   std::memcpy(k.addr, dest.addr.data(), sizeof(k.addr));
+  return k;
+}
+
+// The rules entry prefix of a name: its pattern id in place of an address,
+// all 128 bits significant.
+egress_rule_key NameRuleKey(uint32_t ruleset, uint8_t proto,
+                            uint16_t port_class, uint64_t pattern) {
+  egress_rule_key k{};
+  k.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + 128;
+  k.ruleset = ruleset;
+  k.proto = proto;
+  k.family = EGRESS_FAMILY_NAME;
+  k.port_class = htons(port_class);
+  std::memcpy(k.addr, &pattern, sizeof(pattern));
   return k;
 }
 
@@ -330,6 +352,22 @@ absl::Status BuildPortClasses(uint32_t ruleset, const PortRanges ranges[2],
   return absl::OkStatus();
 }
 
+// Calls key(ip_proto, port_class) for every class a tcp/udp port entry
+// covers.
+template <typename F>
+void ForEachClass(const PortProto& pp,
+                  const std::optional<PortClasses> classes[2], F key) {
+  const int p = pp.proto == Proto::kTcp ? 0 : 1;
+  if (pp.AllPorts()) {
+    key(kIpProtos[p], uint16_t{EGRESS_PORT_CLASS_ANY});
+    return;
+  }
+  const auto [first, last] = classes[p]->ClassesOf(pp.lo, pp.hi);
+  for (uint32_t c = first; c <= last; ++c) {
+    key(kIpProtos[p], static_cast<uint16_t>(c));
+  }
+}
+
 // One rule's entries for one port entry and one destination.
 void AddEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
                 const Cidr& d, const std::optional<PortClasses> classes[2],
@@ -340,16 +378,19 @@ void AddEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
     map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
     return;
   }
-  const int p = pp.proto == Proto::kTcp ? 0 : 1;
-  if (pp.AllPorts()) {
-    map.Add(RuleKey(ruleset, kIpProtos[p], EGRESS_PORT_CLASS_ANY, d), rule.id);
-    return;
-  }
-  const auto [first, last] = classes[p]->ClassesOf(pp.lo, pp.hi);
-  for (uint32_t c = first; c <= last; ++c) {
-    map.Add(RuleKey(ruleset, kIpProtos[p], static_cast<uint16_t>(c), d),
-            rule.id);
-  }
+  ForEachClass(pp, classes, [&](uint8_t proto, uint16_t port_class) {
+    map.Add(RuleKey(ruleset, proto, port_class, d), rule.id);
+  });
+}
+
+// One rule's entries for one tcp/udp port entry and one name.
+void AddNameEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
+                    const std::string& name,
+                    const std::optional<PortClasses> classes[2], RuleMap& map) {
+  const uint64_t pattern = NamePatternId(name);
+  ForEachClass(pp, classes, [&](uint8_t proto, uint16_t port_class) {
+    map.Add(NameRuleKey(ruleset, proto, port_class, pattern), rule.id);
+  });
 }
 
 // Merges allow and deny entries into one trie: grouped by (proto, family)
@@ -373,6 +414,11 @@ absl::Status CheckCapacity(const CompiledRuleset& out) {
         absl::StrCat("rules need ", out.ports.size(),
                      " port class entries; port_classes holds at most ",
                      EGRESS_MAX_PORT_ENTRIES));
+  }
+  if (out.names.size() > EGRESS_DNS_MAX_NAME_ENTRIES) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "rules need ", out.names.size(), " names; dns_names holds at most ",
+        EGRESS_DNS_MAX_NAME_ENTRIES));
   }
   if (out.rules.size() > EGRESS_MAX_RULE_ENTRIES) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -402,13 +448,19 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   for (const Rule& rule : rules) {
     RuleMap& map = rule.action == Action::kAllow ? allow : deny;
     const std::vector<Cidr>& dests =
-        rule.destinations.empty() ? anywhere : rule.destinations;
+        rule.Anywhere() ? anywhere : rule.destinations;
     for (const PortProto& pp : rule.ports) {
       if (pp.proto == Proto::kRaw || pp.proto == Proto::kUnix) continue;
       for (const Cidr& d : dests)
         AddEntries(ruleset, rule, pp, d, classes, map);
+      // Names are tcp and udp only: "any" to a name is every port of both.
+      if (pp.proto == Proto::kIcmp) continue;
+      for (const std::string& name : rule.names)
+        AddNameEntries(ruleset, rule, pp, name, classes, map);
     }
   }
+  out.names = CompileNameEntries(ruleset, rules);
+  if (!out.names.empty()) out.flags |= EGRESS_TF_NAME_RULES;
   MergeEntries(allow_list, deny_list, &out.rules);
   EGRESS_RETURN_IF_ERROR(
       CompileUnixRules(ruleset, rules, &out.unix_paths, &out.flags));

@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -44,19 +45,25 @@ struct CompiledRuleset {
   // appears twice; when rules collide on a key the deny, then the lowest rule
   // id, is kept.
   std::vector<std::pair<egress_rule_key, egress_rule_value>> rules;
+  // dns_names entries of the rules' names (name_rules.h). Their ports and
+  // verdicts are in `rules`, family EGRESS_FAMILY_NAME, keyed by pattern id.
+  std::vector<std::pair<egress_dns_name_key, egress_dns_name_value>> names;
   // unix_rules entries (unix_rules.h: CompileUnixRules).
   std::vector<std::pair<egress_unix_key, egress_rule_value>> unix_paths;
   // EGRESS_TF_ALLOW_RAW if an allow rule has raw and no deny rule does (deny
   // wins here too); EGRESS_TF_ALLOW_ICMP if an allow rule has icmp (ICMP
   // destinations are still checked per packet through the rule maps);
-  // EGRESS_TF_UNIX_RULES / EGRESS_TF_UNIX_ALLOWLIST as CompileUnixRules.
+  // EGRESS_TF_UNIX_RULES / EGRESS_TF_UNIX_ALLOWLIST as CompileUnixRules;
+  // EGRESS_TF_NAME_RULES if a rule has names.
   uint8_t flags = 0;
 };
 
 // Compiles `rules` into ruleset id `ruleset`. All padding is zeroed, ports and
 // port classes in keys are big-endian, addresses are masked to their prefix,
 // and entries come out in a deterministic order (rule order, then port entry,
-// then destination). A rule with no destinations gets 0.0.0.0/0 and ::/0.
+// then destination). A rule with no destinations and no names gets 0.0.0.0/0
+// and ::/0. A name gets the rules entries of family EGRESS_FAMILY_NAME keyed
+// by its pattern id (name_rules.h), merged like addresses (deny wins).
 // Rule order does not affect the verdicts.
 //
 // Errors:
@@ -64,10 +71,13 @@ struct CompiledRuleset {
 //                    ("rule 0: id 0 is reserved for the default action"); a
 //                    rule with no ports, lo > hi, or a destination breaking
 //                    the Cidr invariant, a unix rule with no or a bad
-//                    address (message starts "rule <id>: ").
+//                    address, or a name that is not canonical (message
+//                    starts "rule <id>: "). Names take tcp and udp ports
+//                    only: the icmp of "any" applies to addresses alone.
 //   ResourceExhausted  more than 0xfffe port classes for one protocol, or
 //                    more entries than one map holds (EGRESS_MAX_PORT_ENTRIES,
-//                    EGRESS_MAX_RULE_ENTRIES, EGRESS_MAX_UNIX_RULES).
+//                    EGRESS_MAX_RULE_ENTRIES, EGRESS_MAX_UNIX_RULES,
+//                    EGRESS_DNS_MAX_NAME_ENTRIES).
 absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
                                         absl::Span<const Rule> rules);
 

@@ -21,7 +21,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/utf8.h"
 #include "userspace/policy/cidr_set.h"
+#include "userspace/policy/name_rules.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/unix_rules.h"
@@ -80,8 +82,7 @@ constexpr Hint kHints[] = {
     {"namespaceSelector",
      "selects namespaces, which a host enforcer cannot see; use ipBlock"},
     {"toFQDNs",
-     "host names are not supported in policy files; use ipBlock with the "
-     "addresses"},
+     "use to: [{domainNames: [\"api.example.com\", \"*.example.com\"]}]"},
     {"toCIDR", "use to: [{ipBlock: {cidr: ...}}]"},
     {"toCIDRSet", "use to: [{ipBlock: {cidr: ..., except: [...]}}]"},
     {"toEntities", "use ipBlock"},
@@ -285,8 +286,12 @@ class Parser {
   // `ports` (if given) and `icmp`: Rule::ports and Rule::spec.
   absl::Status ParsePorts(Fields& f, const std::string& path, bool icmp,
                           Rule* rule) const;
+  // One peer: an ipBlock into Rule::destinations, or domainNames into
+  // Rule::names.
   absl::Status ParsePeer(const YAML::Node& node, const std::string& path,
-                         std::vector<Cidr>* destinations) const;
+                         Rule* rule) const;
+  absl::Status ParseDomainNames(const YAML::Node& node, const std::string& path,
+                                Rule* rule) const;
   absl::StatusOr<Cidr> ParseCidr(const YAML::Node& node,
                                  const std::string& path) const;
   // Appends the entry's ports to `ports` and its grammar word to `words`.
@@ -764,7 +769,7 @@ absl::Status Parser::ParseDestinations(const YAML::Node& node,
                                        Rule* rule) const {
   EGRESS_RETURN_IF_ERROR(ForEachItem(
       node, path, [&](const YAML::Node& peer, const std::string& peer_path) {
-        return ParsePeer(peer, peer_path, &rule->destinations);
+        return ParsePeer(peer, peer_path, rule);
       }));
   // Hashed, not FirstOccurrences: a rule may list many thousands of
   // networks.
@@ -815,12 +820,45 @@ absl::StatusOr<Cidr> Parser::ParseCidr(const YAML::Node& node,
   return *cidr;
 }
 
+absl::Status Parser::ParseDomainNames(const YAML::Node& node,
+                                      const std::string& path,
+                                      Rule* rule) const {
+  // An empty list must not leave a rule without destinations: that would
+  // mean anywhere.
+  if (!node.IsSequence() || node.size() == 0) {
+    return Error(node, path, "expected a list of at least one name");
+  }
+  return ForEachItem(
+      node, path,
+      [&](const YAML::Node& item,
+          const std::string& item_path) -> absl::Status {
+        EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
+        absl::StatusOr<std::string> name = CanonicalRuleName(text);
+        if (!name.ok()) return Error(item, item_path, name.status().message());
+        if (std::find(rule->names.begin(), rule->names.end(), *name) ==
+            rule->names.end()) {
+          rule->names.push_back(*name);
+        }
+        return absl::OkStatus();
+      });
+}
+
 absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
-                               std::vector<Cidr>* destinations) const {
+                               Rule* rule) const {
+  std::vector<Cidr>* destinations = &rule->destinations;
   Fields f;
-  EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"ipBlock"}, &f));
+  EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"ipBlock", "domainNames"}, &f));
+  if (f.count("ipBlock") && f.count("domainNames")) {
+    return Error(node, path,
+                 "a peer is an ipBlock or domainNames, not both; write two "
+                 "peers");
+  }
+  if (f.count("domainNames")) {
+    return ParseDomainNames(f["domainNames"].second, path + ".domainNames",
+                            rule);
+  }
   if (!f.count("ipBlock")) {
-    return Error(node, path, "missing field \"ipBlock\"");
+    return Error(node, path, "missing field \"ipBlock\" or \"domainNames\"");
   }
   const std::string block_path = path + ".ipBlock";
   const YAML::Node& block = f["ipBlock"].second;
@@ -1017,6 +1055,18 @@ std::string TargetKindName(TargetSource kind) {
 
 absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
                                    const std::string& file_name) {
+  // YAML is text: yaml-cpp passes other bytes through, but writing them
+  // again (WritePolicy, export) turns them into U+FFFD, so a value would
+  // change on its way round.
+  if (const size_t bad = FirstInvalidUtf8(yaml_text);
+      bad != absl::string_view::npos) {
+    const absl::string_view before = yaml_text.substr(0, bad);
+    const size_t line_start = before.rfind('\n');
+    return absl::InvalidArgumentError(absl::StrCat(
+        file_name, ":", std::count(before.begin(), before.end(), '\n') + 1, ":",
+        bad - (line_start == absl::string_view::npos ? 0 : line_start + 1) + 1,
+        ": not UTF-8 text (a policy file is YAML, which is UTF-8)"));
+  }
   Parser parser(file_name);
   // The parser catches yaml-cpp's exceptions where it expects them; this is
   // the backstop for any other.

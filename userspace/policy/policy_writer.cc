@@ -31,7 +31,8 @@ struct YamlRule {
   bool raw = false;
   std::vector<std::string> unix_paths;  // a unix rule: `unix:` alone
   std::vector<Cidr> to;
-  bool any_ports = false;  // no `ports:`: every tcp/udp port and icmp
+  std::vector<std::string> names;  // one `- domainNames: [...]` peer
+  bool any_ports = false;          // no `ports:`: every tcp/udp port and icmp
   std::vector<PortEntry> ports;
 };
 
@@ -227,12 +228,18 @@ void EmitRule(const YamlRule& rule, std::string* text) {
     for (const std::string& p : rule.unix_paths) out << p;
     out << YAML::EndSeq;
   }
-  if (!rule.to.empty()) {
+  if (!rule.to.empty() || !rule.names.empty()) {
     out << YAML::Key << "to" << YAML::Value << YAML::BeginSeq;
     for (const Cidr& c : rule.to) {
       out << YAML::BeginMap << YAML::Key << "ipBlock" << YAML::Value
           << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value
           << CidrText(c) << YAML::EndMap << YAML::EndMap;
+    }
+    if (!rule.names.empty()) {
+      out << YAML::BeginMap << YAML::Key << "domainNames" << YAML::Value
+          << YAML::Flow << YAML::BeginSeq;
+      for (const std::string& n : rule.names) out << YAML::DoubleQuoted << n;
+      out << YAML::EndSeq << YAML::EndMap;
     }
     out << YAML::EndSeq;
   }
@@ -297,6 +304,7 @@ int AppendRule(const Rule& rule, const std::string& name,
   for (const Cidr& c : rule.destinations) {
     if (std::find(r.to.begin(), r.to.end(), c) == r.to.end()) r.to.push_back(c);
   }
+  r.names = rule.names;
   BuildPorts(rule, other, &r);
   if (!r.any_ports && r.ports.empty()) {
     // Without ports the rule would mean "every port"; it matches nothing.

@@ -164,7 +164,7 @@ bool RuleMatches(const Rule& rule, uint8_t ip_proto, uint16_t port,
     if (proto_match) break;
   }
   if (!proto_match) return false;
-  if (rule.destinations.empty()) return family == 4 || family == 6;
+  if (rule.Anywhere()) return family == 4 || family == 6;
   for (const Cidr& d : rule.destinations) {
     if (d.ContainsAddress(family, addr)) return true;
   }

@@ -4,9 +4,12 @@
 //
 // A Rule matches an outgoing connection or datagram when one of its PortProto
 // entries matches the protocol and destination port AND one of its
-// destinations contains the destination address (no destinations = anywhere,
-// IPv4 and IPv6). Across a rule set, any matching deny rule wins over every
-// allow rule, regardless of specificity; with no match the default is deny.
+// destinations contains the destination address (no destinations and no
+// names = anywhere, IPv4 and IPv6). A name (Rule::names) matches the
+// addresses the target learned for it from DNS answers (docs/dns.md); that
+// is known in the kernel only, so RuleMatches never matches by name. Across a
+// rule set, any matching deny rule wins over every allow rule, regardless of
+// specificity; with no match the default is deny.
 #ifndef EGRESS_USERSPACE_POLICY_RULE_H_
 #define EGRESS_USERSPACE_POLICY_RULE_H_
 
@@ -105,8 +108,13 @@ struct Rule {
   // ("25/tcp", "any").
   std::string spec;
   std::vector<PortProto> ports;
-  // Empty = anywhere (IPv4 and IPv6).
+  // Empty, with no names = anywhere (IPv4 and IPv6).
   std::vector<Cidr> destinations;
+  // Domain names, exact ("api.example.com") or wildcard ("*.example.com"),
+  // in the canonical text of dns::DomainPattern, in the order given, without
+  // duplicates. Never resolved by egress: the kernel learns their addresses
+  // from the target's own DNS answers.
+  std::vector<std::string> names;
   // The host name `destinations` were resolved from, if any.
   std::string host;
   std::string comment;
@@ -118,6 +126,9 @@ struct Rule {
   // Unix time (seconds) at which egressd removes the rule by itself
   // (`egressctl allow ... --for 30m`); 0 = never.
   int64_t expires = 0;
+
+  // True when the rule names no destination at all: it matches anywhere.
+  bool Anywhere() const { return destinations.empty() && names.empty(); }
 
   bool operator==(const Rule&) const = default;
 };

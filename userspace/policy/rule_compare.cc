@@ -13,7 +13,7 @@ namespace {
 // A rule's destinations as a normalized set; none means anywhere, which is
 // written out so that "anywhere" and "0.0.0.0/0 ::/0" compare equal.
 std::vector<Cidr> DestinationSet(const Rule& rule) {
-  if (rule.destinations.empty()) return {Cidr::AnyV4(), Cidr::AnyV6()};
+  if (rule.Anywhere()) return {Cidr::AnyV4(), Cidr::AnyV6()};
   return NormalizeCidrs(rule.destinations);
 }
 
@@ -33,6 +33,23 @@ bool DestinationsCover(absl::Span<const Cidr> outer,
   return std::all_of(inner.begin(), inner.end(), [&](const Cidr& c) {
     return NormalizedContains(outer, c);
   });
+}
+
+// A rule's names, sorted and unique.
+std::vector<std::string> SortedNames(const Rule& rule) {
+  std::vector<std::string> names = rule.names;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+// True if `deny` refuses every name of an allow (`names`, sorted): a deny
+// anywhere wins over names (bpf/lib/names.h), else it must name each one.
+bool NamesCover(const Rule& deny, absl::Span<const std::string> names) {
+  if (deny.Anywhere()) return true;
+  const std::vector<std::string> denied = SortedNames(deny);
+  return std::includes(denied.begin(), denied.end(), names.begin(),
+                       names.end());
 }
 
 // A unix rule's addresses, sorted and unique (empty for other rules).
@@ -83,7 +100,8 @@ std::string RuleIdentity(const Rule& rule) {
                                       absl::StrAppend(out, c.ToString());
                                     }),
                       "|", rule.host, "|",
-                      absl::StrJoin(SortedPaths(rule), " "));
+                      absl::StrJoin(SortedPaths(rule), " "), "|",
+                      absl::StrJoin(SortedNames(rule), " "));
 }
 
 bool SameRule(const Rule& a, const Rule& b) {
@@ -103,6 +121,7 @@ std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
       std::all_of(ports.begin(), ports.end(),
                   [](const PortProto& pp) { return pp.proto == Proto::kRaw; });
   const std::vector<std::string> paths = SortedPaths(allow);
+  const std::vector<std::string> names = SortedNames(allow);
   for (size_t i = 0; i < rules.size(); ++i) {
     const Rule& deny = rules[i];
     if (deny.action != Action::kDeny) continue;
@@ -115,6 +134,7 @@ std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
     if (!only_raw && !DestinationsCover(DestinationSet(deny), destinations)) {
       continue;
     }
+    if (!only_raw && !NamesCover(deny, names)) continue;
     return i;
   }
   return std::nullopt;

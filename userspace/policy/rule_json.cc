@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/name_rules.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
@@ -111,25 +112,36 @@ std::string PortText(const PortProto& pp) {
   return absl::StrCat(pp.lo, "-", pp.hi, "/", ProtoName(pp.proto));
 }
 
-// The "unix" member: addresses in unix_rules.h's text form.
-absl::StatusOr<std::vector<std::string>> UnixPathsFromJson(const json& j) {
+// A member that is a list of strings (`field`: "unix", "names"), each
+// checked and written in its canonical form by `canonical`.
+absl::StatusOr<std::vector<std::string>> StringsFromJson(
+    const json& j, absl::string_view field,
+    absl::StatusOr<std::string> (*canonical)(absl::string_view)) {
   if (!j.is_array()) {
-    return absl::InvalidArgumentError("rule: field 'unix' must be an array");
+    return absl::InvalidArgumentError(
+        absl::StrCat("rule: field '", field, "' must be an array"));
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_string()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("rule: unix[", i, "] must be a string"));
+          absl::StrCat("rule: ", field, "[", i, "] must be a string"));
     }
-    const std::string& text = j[i].get_ref<const std::string&>();
-    if (absl::Status st = UnixAddressBytes(text).status(); !st.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule: unix[", i, "]: ", st.message()));
+    absl::StatusOr<std::string> text =
+        canonical(j[i].get_ref<const std::string&>());
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule: ", field, "[", i, "]: ", text.status().message()));
     }
-    out.push_back(text);
+    out.push_back(*std::move(text));
   }
   return out;
+}
+
+// A unix address in unix_rules.h's text form, kept as written.
+absl::StatusOr<std::string> UnixPathText(absl::string_view text) {
+  EGRESS_RETURN_IF_ERROR(UnixAddressBytes(text).status());
+  return std::string(text);
 }
 
 }  // namespace
@@ -151,6 +163,7 @@ nlohmann::json RuleToJson(const Rule& rule) {
            {"comment", rule.comment}};
   if (rule.expires != 0) out["expires"] = rule.expires;
   if (!rule.unix_paths.empty()) out["unix"] = rule.unix_paths;
+  if (!rule.names.empty()) out["names"] = rule.names;
   return out;
 }
 
@@ -159,7 +172,7 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   EGRESS_RETURN_IF_ERROR(CheckFields(
       j, kWhat,
       {"id", "action", "spec", "ports", "destinations", "host", "comment"},
-      {"expires", "unix"}));
+      {"expires", "unix", "names"}));
   Rule rule;
   EGRESS_ASSIGN_OR_RETURN(
       const uint64_t id,
@@ -186,7 +199,12 @@ absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
     rule.expires = static_cast<int64_t>(expires);
   }
   if (j.contains("unix")) {
-    EGRESS_ASSIGN_OR_RETURN(rule.unix_paths, UnixPathsFromJson(j["unix"]));
+    EGRESS_ASSIGN_OR_RETURN(rule.unix_paths,
+                            StringsFromJson(j["unix"], "unix", UnixPathText));
+  }
+  if (j.contains("names")) {
+    EGRESS_ASSIGN_OR_RETURN(
+        rule.names, StringsFromJson(j["names"], "names", CanonicalRuleName));
   }
   const json& ports = j["ports"];
   if (!ports.is_array()) {
@@ -278,14 +296,13 @@ std::string FormatRule(const Rule& rule) {
   if (!rule.unix_paths.empty()) {
     absl::StrAppend(&out, " ", absl::StrJoin(rule.unix_paths, " "));
   } else if (!raw_only) {
-    if (rule.destinations.empty()) {
+    if (rule.Anywhere()) {
       absl::StrAppend(&out, " to any");
     } else {
-      absl::StrAppend(&out, " to ",
-                      absl::StrJoin(rule.destinations, ", ",
-                                    [](std::string* o, const Cidr& c) {
-                                      o->append(c.ToString());
-                                    }));
+      std::vector<std::string> dests;
+      for (const Cidr& c : rule.destinations) dests.push_back(c.ToString());
+      dests.insert(dests.end(), rule.names.begin(), rule.names.end());
+      absl::StrAppend(&out, " to ", absl::StrJoin(dests, ", "));
     }
     if (!rule.host.empty()) absl::StrAppend(&out, " (", rule.host, ")");
   }

@@ -6,11 +6,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/name_rules.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/unix_rules.h"
 
@@ -122,9 +124,8 @@ bool LooksLikeAddress(absl::string_view word) {
          word.find_first_not_of("0123456789.") == absl::string_view::npos;
 }
 
-// Only a dotted name may reach the resolver: a single word ("tcp",
-// "localhost", "eth0") is far more often a typo than a host, and looking it
-// up would send it to the DNS servers of the machine.
+// Only a dotted name is a name rule: a single word ("tcp", "localhost",
+// "eth0") is far more often a typo than a host. Names are never resolved.
 bool IsHostName(absl::string_view word) {
   if (word.empty() || word.size() > 253) return false;
   if (word.back() == '.') word.remove_suffix(1);
@@ -161,54 +162,43 @@ std::string NotADestination(absl::string_view word, absl::string_view spec) {
   return message;
 }
 
-// Collects DEST words into rule->destinations / rule->host.
+// Collects DEST words into rule->destinations and rule->names. A name is
+// kept as a rule (name_rules.h): nothing is resolved.
 absl::Status ParseDestinations(absl::Span<const std::string> words,
-                               const HostResolver& resolve, Rule* rule) {
+                               Rule* rule) {
   std::string any_word;
-  std::string first_address;
   for (const std::string& word : words) {
     if (word == "any" || word == "anywhere") {
       any_word = word;
     } else if (LooksLikeAddress(word)) {
       EGRESS_ASSIGN_OR_RETURN(Cidr cidr, Cidr::Parse(word));
-      if (first_address.empty()) first_address = word;
       if (std::find(rule->destinations.begin(), rule->destinations.end(),
                     cidr) == rule->destinations.end()) {
         rule->destinations.push_back(cidr);
       }
-    } else if (IsHostName(word)) {
-      if (!rule->host.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("only one host name per rule; '", word, "' follows '",
-                         rule->host, "'"));
+    } else if (IsHostName(word) || (absl::StartsWith(word, "*.") &&
+                                    IsHostName(word.substr(2) + ".x"))) {
+      EGRESS_ASSIGN_OR_RETURN(std::string name, CanonicalRuleName(word));
+      if (std::find(rule->names.begin(), rule->names.end(), name) ==
+          rule->names.end()) {
+        rule->names.push_back(name);
       }
-      rule->host = word;
     } else {
       return absl::InvalidArgumentError(NotADestination(word, rule->spec));
     }
   }
-  if (!any_word.empty() &&
-      (!rule->destinations.empty() || !rule->host.empty())) {
+  if (!any_word.empty() && !rule->Anywhere()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", any_word, "' cannot be combined with other destinations"));
   }
-  if (!rule->host.empty()) {
-    if (!first_address.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot combine host name '", rule->host,
-                       "' with address '", first_address, "'; use two rules"));
-    }
-    EGRESS_ASSIGN_OR_RETURN(std::vector<Cidr> addrs, resolve(rule->host));
-    if (addrs.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "host name '", rule->host, "' resolved to no addresses"));
-    }
-    for (const Cidr& c : addrs) {
-      if (std::find(rule->destinations.begin(), rule->destinations.end(), c) ==
-          rule->destinations.end()) {
-        rule->destinations.push_back(c);
-      }
-    }
+  if (!rule->names.empty() &&
+      std::none_of(rule->ports.begin(), rule->ports.end(),
+                   [](const PortProto& pp) {
+                     return pp.proto == Proto::kTcp || pp.proto == Proto::kUdp;
+                   })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a name takes tcp and udp ports, not ", rule->spec, ": '",
+                     rule->names[0], "'"));
   }
   return absl::OkStatus();
 }
@@ -231,8 +221,7 @@ absl::StatusOr<Rule> RuleWithComment(Action action,
 }
 
 absl::StatusOr<Rule> ParseShortForm(Action action,
-                                    absl::Span<const std::string> words,
-                                    const HostResolver& resolve) {
+                                    absl::Span<const std::string> words) {
   EGRESS_ASSIGN_OR_RETURN(Rule rule, RuleWithComment(action, words));
   if (words.empty()) {
     return absl::InvalidArgumentError(
@@ -247,7 +236,7 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
     return absl::InvalidArgumentError(
         absl::StrCat("raw takes no destination: '", words[0], "'"));
   }
-  EGRESS_RETURN_IF_ERROR(ParseDestinations(words, resolve, &rule));
+  EGRESS_RETURN_IF_ERROR(ParseDestinations(words, &rule));
   return rule;
 }
 
@@ -344,8 +333,7 @@ absl::StatusOr<LongFormClauses> TakeClauses(
 }
 
 absl::StatusOr<Rule> ParseLongForm(Action action,
-                                   absl::Span<const std::string> words,
-                                   const HostResolver& resolve) {
+                                   absl::Span<const std::string> words) {
   EGRESS_ASSIGN_OR_RETURN(Rule rule, RuleWithComment(action, words));
   EGRESS_ASSIGN_OR_RETURN(LongFormClauses clauses, TakeClauses(words));
   const auto& proto = clauses.proto;
@@ -391,7 +379,7 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
   }
   std::vector<std::string> dest;
   if (to) dest.push_back(*to);
-  EGRESS_RETURN_IF_ERROR(ParseDestinations(dest, resolve, &rule));
+  EGRESS_RETURN_IF_ERROR(ParseDestinations(dest, &rule));
   return rule;
 }
 
@@ -439,8 +427,7 @@ absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word) {
 }
 
 absl::StatusOr<Rule> ParseRuleWords(Action action,
-                                    absl::Span<const std::string> words,
-                                    const HostResolver& resolve) {
+                                    absl::Span<const std::string> words) {
   if (words.empty()) {
     return absl::InvalidArgumentError(
         "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");
@@ -452,12 +439,12 @@ absl::StatusOr<Rule> ParseRuleWords(Action action,
   EGRESS_RETURN_IF_ERROR(CheckNoInterface(words));
   if (words[0] == "out" && words.size() > 1 && !IsLongFormKeyword(words[1]) &&
       words[1] != "comment") {
-    return ParseShortForm(action, words.subspan(1), resolve);
+    return ParseShortForm(action, words.subspan(1));
   }
   if (IsLongFormKeyword(words[0])) {
-    return ParseLongForm(action, words, resolve);
+    return ParseLongForm(action, words);
   }
-  return ParseShortForm(action, words, resolve);
+  return ParseShortForm(action, words);
 }
 
 }  // namespace egress::policy

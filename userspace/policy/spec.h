@@ -13,11 +13,14 @@
 //     any                 every tcp and udp port, plus icmp
 //   PROTO is tcp, udp or any (= tcp and udp).
 //   DEST is an IPv4/IPv6 address or network ("10.0.0.5", "10.0.0.0/8",
-//   "2001:db8::/32"), "any"/"anywhere", or one dotted host name (resolved
-//   once, now, through the HostResolver; the name is kept in Rule::host). No
-//   DEST = anywhere. A host name cannot be mixed with addresses or other host
-//   names. Any other word is an error naming it, never a lookup: "443 tcp"
-//   is "'tcp' is not a destination: ... (did you mean 443/tcp?)".
+//   "2001:db8::/32"), "any"/"anywhere", or a dotted domain name, exact
+//   ("api.example.com") or wildcard ("*.example.com": any name strictly
+//   below example.com). Names are rules (Rule::names, name_rules.h): they
+//   are never resolved; the kernel learns their addresses from the target's
+//   own DNS answers. Addresses and names mix. A name takes tcp and udp
+//   ports ("any" to a name is every tcp and udp port). No DEST = anywhere.
+//   Any other word is an error naming it: "443 tcp" is "'tcp' is not a
+//   destination: ... (did you mean 443/tcp?)".
 //   UFW's interface clause ("on eth0") is an error saying egress has none.
 //   TEXT is every remaining word, joined with single spaces.
 //
@@ -42,7 +45,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "userspace/policy/resolver.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -61,18 +63,15 @@ absl::StatusOr<uint16_t> ParsePort(absl::string_view word);
 absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word);
 
 // Parses one rule (see the top comment). The result has id 0 (the daemon
-// assigns ids), `action`, spec, ports, destinations (empty = anywhere), host
-// and comment filled in. `resolve` is called only for a host name DEST.
+// assigns ids), `action`, spec, ports, destinations, names (both empty =
+// anywhere) and comment filled in. Nothing is looked up.
 //
 // Errors: InvalidArgument naming the offending word for every grammar error,
-// e.g. "only one host name per rule; 'b.example' follows 'a.example'",
-// "raw takes no destination: '10.0.0.1'", or for "in": "egressctl only
+// e.g. "raw takes no destination: '10.0.0.1'", or for "in": "egressctl only
 // controls outgoing connections; accepted inbound connections are never
-// affected". A failure of `resolve` is returned as is (SystemResolver:
-// NotFound / Unavailable / Internal).
+// affected".
 absl::StatusOr<Rule> ParseRuleWords(Action action,
-                                    absl::Span<const std::string> words,
-                                    const HostResolver& resolve);
+                                    absl::Span<const std::string> words);
 
 }  // namespace egress::policy
 

@@ -25,6 +25,17 @@ absl::StatusOr<std::string> UnixAddressBytes(absl::string_view text) {
     return BadAddress(text, "has a NUL byte");
   }
   if (text == "@") return BadAddress(text, "has an empty abstract name");
+  // Records show such bytes as '?' (UnixPathText), and the control protocol
+  // and the state file carry text: a rule naming them could not be shown,
+  // learned or sent as typed.
+  for (const char c : text.substr(1)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f) {
+      return BadAddress(text,
+                        "has a control or non-ASCII byte; rules name only "
+                        "printable ASCII addresses");
+    }
+  }
   std::string bytes(text);
   if (bytes[0] == '@') bytes[0] = '\0';
   if (bytes.size() > EGRESS_UNIX_PATH_MAX) {

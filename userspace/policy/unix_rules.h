@@ -10,7 +10,8 @@
 //                           or a symlink are other strings)
 //   @name                   an abstract socket: sun_path "\0name"
 // Up to 108 bytes of sun_path: a pathname of 1-108 bytes, an abstract name
-// of 1-107 bytes after the '@'. No NUL bytes.
+// of 1-107 bytes after the '@'. No NUL bytes, and no other control or
+// non-ASCII bytes (records show them as '?').
 //
 // Semantics per target (docs/policy.md):
 //   no unix rule          unix operations are not looked at: all pass,
@@ -38,7 +39,8 @@ namespace egress::policy {
 // The sun_path bytes of a text address: "/x" -> "/x", "@x" -> "\0x".
 // InvalidArgument naming the text: "unix address 'x.sock' must be an
 // absolute path or @name", "... is longer than 108 bytes", "... has a NUL
-// byte", "unix address '@' has an empty abstract name".
+// byte", "unix address '@' has an empty abstract name", "... has a control
+// or non-ASCII byte; ...".
 absl::StatusOr<std::string> UnixAddressBytes(absl::string_view text);
 
 // The text form of sun_path bytes (as a record carries them): a leading

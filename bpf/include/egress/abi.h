@@ -80,6 +80,9 @@ enum {
 	EGRESS_TF_UNIX_RULES = 1 << 4,
 	/* ... and at least one allows: a path no rule names is denied. */
 	EGRESS_TF_UNIX_ALLOWLIST = 1 << 5,
+	/* The target has name rules (dns_abi.h): its DNS queries and answers
+	 * are watched, and connect/sendmsg consult the learned bindings. */
+	EGRESS_TF_NAME_RULES = 1 << 6,
 };
 
 /* Verdicts, in events. AUDIT = would have been denied, let through. */
@@ -148,6 +151,9 @@ enum {
 	EGRESS_FAMILY_UNIX = 1, /* unix records: the address is in path */
 	EGRESS_FAMILY_IPV4 = 4,
 	EGRESS_FAMILY_IPV6 = 6,
+	/* rules entries of name rules: egress_rule_key.addr holds the rule
+	 * name's pattern id (8 bytes, the rest zero; dns_abi.h). */
+	EGRESS_FAMILY_NAME = 16,
 };
 
 /* targets: BPF_MAP_TYPE_ARRAY indexed by target id. 8 bytes so that the
@@ -156,7 +162,9 @@ struct egress_target_config {
 	__u32 ruleset; /* 0 = no rules: everything is denied (or audited) */
 	__u8 mode;     /* EGRESS_MODE_* */
 	__u8 flags;    /* EGRESS_TF_* */
-	__u16 pad;
+	/* Seconds a learned name binding lives at least (dns_abi.h); 0 means
+	 * EGRESS_DNS_TTL_FLOOR_DEFAULT. Was padding: the shape is unchanged. */
+	__u16 dns_ttl_floor;
 };
 EGRESS_ABI_SIZE(egress_target_config, 8);
 

@@ -6,7 +6,8 @@
  * types. Same rules as abi.h: fixed-width fields, explicit padding, every
  * struct size-asserted. docs/dns.md states the parse these types describe.
  *
- * Nothing here is pinned yet: the DNS types change no pinned map, so
+ * The learning maps (dns_queries, dns_names, dns_bindings, dns_counters,
+ * dns_scratch) are new pinned maps; no existing map changed shape, so
  * EGRESS_ABI_VERSION is untouched.
  */
 #ifndef EGRESS_DNS_ABI_H_
@@ -111,5 +112,142 @@ struct egress_dns_scratch {
 	__u32 pad;
 };
 EGRESS_ABI_SIZE(egress_dns_scratch, 3520);
+
+/* ---- Learning: queries, name rules, bindings (docs/dns.md) ---- */
+
+#define EGRESS_DNS_PORT 53
+/* A learned address stays bound at least this long (seconds) unless the
+ * target's config sets another floor. */
+#define EGRESS_DNS_TTL_FLOOR_DEFAULT 30
+/* Queries in flight remembered (LRU: the oldest unanswered go first). */
+#define EGRESS_DNS_MAX_QUERIES 16384
+/* Addresses bound, over all targets and names. A hash, not an LRU: a full
+ * map refuses a binding and counts it (egress_dns_counters.full), it never
+ * silently drops another. Every name can hold 1,000 addresses and more as
+ * long as the total is not reached. */
+#define EGRESS_DNS_MAX_BINDINGS 65536
+/* Name rule patterns over all rulesets (entries of dns_names). */
+#define EGRESS_DNS_MAX_NAME_ENTRIES 65536
+/* Patterns one address can be bound to at once (e.g. api.example.com and
+ * *.example.com); a further one is refused and counted as full. */
+#define EGRESS_DNS_BINDING_SLOTS 4
+/* Name rules a name can match at once (exact, then wildcards from the most
+ * specific); the lookup stops after this many. */
+#define EGRESS_DNS_MAX_MATCHES EGRESS_DNS_BINDING_SLOTS
+/* The reversed name in a dns_names key: rule names are at most 251
+ * characters (the exact form needs its terminating NUL in the key). */
+#define EGRESS_DNS_RULE_NAME_BYTES 252
+#define EGRESS_DNS_MAX_RULE_NAME (EGRESS_DNS_RULE_NAME_BYTES - 1)
+
+/* dns_queries: LRU hash. A DNS query a target's socket sent to port 53:
+ * the answer counts only if it arrives on the same socket, from the same
+ * server address and port, to the same local port, with the same
+ * transaction id and the same question. */
+struct egress_dns_query_key {
+	__u64 sock_cookie; /* bpf_get_socket_cookie() of the sending socket */
+	__u32 target_id;
+	__u16 id;	    /* transaction id, host order */
+	__be16 local_port;  /* the client's port */
+	__be16 server_port; /* 53 */
+	__u8 family;	    /* EGRESS_FAMILY_IPV4 / _IPV6 of the packet */
+	__u8 proto;	    /* IPPROTO_UDP / IPPROTO_TCP */
+	__u32 pad;
+	__u8 server[16]; /* the resolver; IPv4 in the first 4 bytes */
+};
+EGRESS_ABI_SIZE(egress_dns_query_key, 40);
+
+struct egress_dns_query {
+	__u64 sent_ns;
+	__u16 qtype;
+	/* A rule of the target allowed the query's destination when it left
+	 * (answers of other resolvers are ignored, counted as such). */
+	__u8 resolver_allowed;
+	__u8 pad[5];
+	char qname[EGRESS_DNS_NAME_BYTES]; /* text form, zero-padded */
+};
+EGRESS_ABI_SIZE(egress_dns_query, 272);
+
+/* dns_names: LPM trie. The name rules of a ruleset, keyed by the rule name
+ * written backwards, character by character, so that the trie's longest
+ * prefix match finds the most specific rule: "api.example.com" is
+ * "moc.elpmaxe.ipa" + NUL (the NUL makes it exact), "*.example.com" is
+ * "moc.elpmaxe." (any name strictly below). prefixlen is 32 (the ruleset)
+ * + 8 x the bytes of name that count. */
+struct egress_dns_name_key {
+	__u32 prefixlen;
+	__u32 ruleset;
+	char name[EGRESS_DNS_RULE_NAME_BYTES];
+};
+EGRESS_ABI_SIZE(egress_dns_name_key, 260);
+#define EGRESS_DNS_NAME_KEY_FIXED_BITS 32
+
+struct egress_dns_name_value {
+	/* The rule name's pattern id: stable across rulesets and restarts
+	 * (FNV-1a 64 of its text, never 0), so bindings outlive a rule switch
+	 * that keeps the name. rules entries of family EGRESS_FAMILY_NAME
+	 * carry it in addr. */
+	__u64 pattern;
+	__u32 prefixlen; /* the entry's own prefixlen, to look for shorter */
+	__u32 pad;
+};
+EGRESS_ABI_SIZE(egress_dns_name_value, 16);
+
+/* dns_bindings: hash. An address a target learned from an answer, with
+ * the name rule patterns it was learned for and until when. */
+struct egress_dns_binding_key {
+	__u32 target_id;
+	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 */
+	__u8 pad[3];
+	__u8 addr[16]; /* IPv4 in the first 4 bytes */
+};
+EGRESS_ABI_SIZE(egress_dns_binding_key, 24);
+
+struct egress_dns_binding_slot {
+	__u64 pattern;	  /* 0 = free */
+	__u64 expires_ns; /* bpf_ktime_get_ns() clock */
+};
+EGRESS_ABI_SIZE(egress_dns_binding_slot, 16);
+
+struct egress_dns_binding {
+	struct egress_dns_binding_slot slot[EGRESS_DNS_BINDING_SLOTS];
+};
+EGRESS_ABI_SIZE(egress_dns_binding, 64);
+
+/* dns_counters: per-CPU array indexed by target id, summed by egressd.
+ * Every DNS message from port 53 to a target's socket is counted once in
+ * answers and, unless it bound something, once under one ignored_* (or
+ * answers_empty), so nothing is silent. */
+struct egress_dns_counters {
+	__u64 queries;		 /* queries remembered */
+	__u64 answers;		 /* messages from port 53 seen */
+	__u64 answers_matched;	 /* ... answering a remembered query */
+	__u64 answers_empty;	 /* ... matched, rcode or no address */
+	__u64 bindings;		 /* (address, pattern) bound or renewed */
+	__u64 ignored_malformed; /* the parse failed: by_reason says why */
+	__u64 ignored_no_query;	 /* no remembered query (forged, late) */
+	__u64 ignored_resolver;	 /* the query went to a resolver no rule
+				    allows */
+	__u64 ignored_no_rule;	 /* no name rule covers the question */
+	__u64 full;		 /* bindings refused: map or slots full */
+	__u64 by_reason[EGRESS_DNS_REASON_COUNT];
+	__u64 reserved[4];
+};
+EGRESS_ABI_SIZE(egress_dns_counters, 256);
+
+/* Kernel-only: the learning programs' working memory (dns_scratch, a
+ * per-CPU array: slot 0 for queries on egress, 1 for answers on ingress,
+ * so an answer handled in softirq never overwrites a query being read). */
+struct egress_dns_learn {
+	struct egress_dns_scratch parse;
+	struct egress_dns_query query;
+	struct egress_dns_name_key name_key;
+	__u32 qlen; /* characters of the question's name */
+	__u64 patterns[EGRESS_DNS_MAX_MATCHES];
+	__u64 now_ns;
+	__u64 floor_ns;
+	__u32 npatterns;
+	__u32 family;
+};
+EGRESS_ABI_SIZE(egress_dns_learn, 4112);
 
 #endif /* EGRESS_DNS_ABI_H_ */

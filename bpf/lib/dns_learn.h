@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Learning names from the target's own DNS traffic, in the kernel, with no
+ * userspace in the path (docs/dns.md, "Learning").
+ *
+ * What:
+ *   dns__on_query()  skb_egress: a query a target's socket sends to port 53
+ *                    (UDP, or the first message of a TCP segment) is
+ *                    remembered in dns_queries, with whether a rule of the
+ *                    target allows that resolver;
+ *   dns__on_answer() skb_ingress: a message from port 53 to a target's
+ *                    socket is parsed (lib/dns.h) and counts only if it
+ *                    answers a remembered query of that very socket (same
+ *                    server, ports, transaction id and question); then its
+ *                    addresses are bound, in dns_bindings, to every name rule
+ *                    of the target that matches the question (found in
+ *                    dns_names, most specific first), until
+ *                    max(TTL, floor).
+ * Why here: cgroup_skb/ingress runs when the datagram or segment is
+ * delivered to the socket, before the application can read it, so the
+ * binding exists before the application can connect to the address; and it
+ * runs whether egressd lives or not.
+ * Every message from port 53 is counted once in egress_dns_counters, by what
+ * became of it.
+ */
+#ifndef EGRESS_BPF_LIB_DNS_LEARN_H_
+#define EGRESS_BPF_LIB_DNS_LEARN_H_
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress/abi.h"
+#include "egress/dns_abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+#include "lib/config.h"
+#include "lib/dns.h"
+#include "lib/rules.h"
+
+enum { DNS__SLOT_QUERY = 0, DNS__SLOT_ANSWER = 1 };
+
+/* Where a DNS message sits in a packet and who it is between. */
+struct dns__frame {
+	__u32 server[4]; /* the resolver's address, IPv4 in server[0] */
+	__be16 local_port;
+	__be16 server_port;
+	__u8 family; /* of the packet: EGRESS_FAMILY_IPV4 / _IPV6 */
+	__u8 proto;
+	__u32 off; /* the DNS message */
+	__u32 len;
+};
+
+struct dns__learn_ctx {
+	struct egress_dns_learn *ls;
+	struct egress_dns_counters *dc;
+};
+
+/* True when the packet is TCP or UDP with port 53 on the server's side
+ * (destination on egress, source on ingress). Direct reads only: this is
+ * the filter every packet of a target with name rules passes. */
+static __always_inline int dns__port53(struct __sk_buff *skb, int ingress)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__be16 *ports;
+	__u32 l4;
+	__u8 proto;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return 0;
+		proto = ip->protocol;
+		l4 = ip->ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		proto = ip6->nexthdr;
+		l4 = sizeof(*ip6);
+	} else {
+		return 0;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 0;
+	ports = data + (l4 & 0x7f);
+	if ((void *)(ports + 2) > end)
+		return 0;
+	return ports[ingress ? 0 : 1] == bpf_htons(EGRESS_DNS_PORT);
+}
+
+/* Reads the IP and TCP/UDP headers into f. 0 when the packet carries no
+ * DNS message we read: a fragment, IPv6 extension headers, a TCP segment
+ * without payload. Over TCP the message is the first one of the segment,
+ * after its two-octet length. */
+static __always_inline int dns__frame(struct __sk_buff *skb, int ingress,
+				      struct dns__frame *f)
+{
+	__be16 ports[2];
+	__u32 l4;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 0;
+		if (ip.frag_off & bpf_htons(0x3fff))
+			return 0;
+		f->family = EGRESS_FAMILY_IPV4;
+		f->proto = ip.protocol;
+		f->server[0] = ingress ? ip.saddr : ip.daddr;
+		l4 = ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 0;
+		f->family = EGRESS_FAMILY_IPV6;
+		f->proto = ip6.nexthdr;
+		__builtin_memcpy(f->server, ingress ? &ip6.saddr : &ip6.daddr,
+				 16);
+		l4 = sizeof(ip6);
+	} else {
+		return 0;
+	}
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)))
+		return 0;
+	f->local_port = ingress ? ports[1] : ports[0];
+	f->server_port = ingress ? ports[0] : ports[1];
+	if (f->proto == IPPROTO_UDP) {
+		f->off = l4 + 8;
+		if (f->off > skb->len)
+			return 0;
+		f->len = skb->len - f->off;
+		return 1;
+	}
+	if (f->proto == IPPROTO_TCP) {
+		__u8 doff;
+		__be16 mlen;
+
+		if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1))
+			return 0;
+		f->off = l4 + (doff >> 4) * 4;
+		if (bpf_skb_load_bytes(skb, f->off, &mlen, 2))
+			return 0; /* no payload: a SYN, an ACK, a FIN */
+		f->off += 2;
+		/* A message longer than the segment reads as truncated. */
+		f->len = bpf_ntohs(mlen);
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline struct egress_dns_learn *dns__scratch(__u32 slot)
+{
+	return bpf_map_lookup_elem(&dns_scratch, &slot);
+}
+
+static __always_inline struct egress_dns_counters *dns__counters(void)
+{
+	__u32 id = egress_target_id;
+
+	return bpf_map_lookup_elem(&dns_counters, &id);
+}
+
+#define dns__count(dc, field) __sync_fetch_and_add(&(dc)->field, 1)
+
+static __always_inline void dns__query_key(struct egress_dns_query_key *k,
+					   const struct dns__frame *f,
+					   __u64 cookie, __u16 id)
+{
+	k->sock_cookie = cookie;
+	k->target_id = egress_target_id;
+	k->id = id;
+	k->local_port = f->local_port;
+	k->server_port = f->server_port;
+	k->family = f->family;
+	k->proto = f->proto;
+	__builtin_memcpy(k->server, f->server, 16);
+}
+
+/* skb_egress: remembers a query of the target to port 53. */
+static __always_inline void
+dns__on_query(struct __sk_buff *skb, const struct egress_target_config *cfg)
+{
+	struct egress_dns_query_key k = {};
+	struct egress_dns_counters *dc;
+	struct egress_dns_learn *ls;
+	struct egress_decision dec;
+	struct egress_dest d = {};
+	struct dns__frame f = {};
+	__u64 cookie;
+
+	if (!(cfg->flags & EGRESS_TF_NAME_RULES))
+		return;
+	cookie = bpf_get_socket_cookie(skb);
+	ls = dns__scratch(DNS__SLOT_QUERY);
+	dc = dns__counters();
+	if (!cookie || !ls || !dc || !dns__frame(skb, 0, &f))
+		return;
+	if (!dns__parse_query(skb, f.off, f.len, &ls->parse))
+		return;
+	d.family = f.family;
+	__builtin_memcpy(d.addr32, f.server, 16);
+	d.port = f.server_port;
+	d.proto = f.proto;
+	rules__decide(cfg->ruleset, &d, &dec);
+	ls->query.sent_ns = bpf_ktime_get_ns();
+	ls->query.qtype = ls->parse.out.qtype;
+	ls->query.resolver_allowed = dec.verdict == EGRESS_VERDICT_ALLOW;
+	dns__name_copy(ls->query.qname, ls->parse.name);
+	dns__query_key(&k, &f, cookie, ls->parse.out.id);
+	if (!bpf_map_update_elem(&dns_queries, &k, &ls->query, BPF_ANY))
+		dns__count(dc, queries);
+}
+
+/* The loop index as the verifier must see it: bounded by a check on the very
+ * register used (clang would otherwise check a copy). */
+static __always_inline __u64 dns__index(__u32 i)
+{
+	__u64 k = i; /* 64 bits: the register indexed with is the one checked */
+
+	asm volatile("" : "+r"(k));
+	return k;
+}
+
+static long dns__strlen_step(__u32 i, void *ctx)
+{
+	struct egress_dns_learn *ls = ((struct dns__learn_ctx *)ctx)->ls;
+	__u64 k = dns__index(i);
+
+	if (k >= EGRESS_DNS_NAME_BYTES || !ls->parse.out.qname[k]) {
+		ls->qlen = (__u32)k;
+		return 1;
+	}
+	return 0;
+}
+
+/* name_key.name = the question's name backwards, NUL after it, zeroes. */
+static long dns__reverse_step(__u32 i, void *ctx)
+{
+	struct egress_dns_learn *ls = ((struct dns__learn_ctx *)ctx)->ls;
+	__u64 n = ls->qlen, k = dns__index(i);
+
+	if (k >= EGRESS_DNS_RULE_NAME_BYTES)
+		return 1;
+	ls->name_key.name[k] =
+	    k < n
+		? ls->parse.out.qname[(n - 1 - k) & (EGRESS_DNS_NAME_BYTES - 1)]
+		: 0;
+	return 0;
+}
+
+/* Fills ls->patterns with the name rules of `ruleset` matching the
+ * question: the longest match of the reversed name in dns_names, then the
+ * longest shorter than that, and so on (exact, then wildcards from the most
+ * specific). */
+static __always_inline void dns__match_names(struct dns__learn_ctx *lc,
+					     __u32 ruleset)
+{
+	struct egress_dns_learn *ls = lc->ls;
+	struct egress_dns_name_value *v;
+	__u32 bytes;
+	int i;
+
+	ls->npatterns = 0;
+	ls->qlen = 0;
+	bpf_loop(EGRESS_DNS_NAME_BYTES, dns__strlen_step, lc, 0);
+	if (!ls->qlen)
+		return;
+	bpf_loop(EGRESS_DNS_RULE_NAME_BYTES, dns__reverse_step, lc, 0);
+	bytes = ls->qlen + 1;
+	if (bytes > EGRESS_DNS_RULE_NAME_BYTES)
+		bytes = EGRESS_DNS_RULE_NAME_BYTES;
+	ls->name_key.ruleset = ruleset;
+	ls->name_key.prefixlen = EGRESS_DNS_NAME_KEY_FIXED_BITS + bytes * 8;
+#pragma unroll
+	for (i = 0; i < EGRESS_DNS_MAX_MATCHES; i++) {
+		v = bpf_map_lookup_elem(&dns_names, &ls->name_key);
+		if (!v)
+			return;
+		ls->patterns[i] = v->pattern;
+		ls->npatterns = i + 1;
+		if (v->prefixlen <= EGRESS_DNS_NAME_KEY_FIXED_BITS + 8)
+			return;
+		ls->name_key.prefixlen = v->prefixlen - 1;
+	}
+}
+
+/* Binds `pattern` in b until `expires`: renews its slot, or takes a free or
+ * expired one; counts a refusal when all are held by other live patterns. */
+static __always_inline void dns__bind_slot(struct egress_dns_binding *b,
+					   __u64 pattern, __u64 expires,
+					   __u64 now,
+					   struct egress_dns_counters *dc)
+{
+	int k;
+
+#pragma unroll
+	for (k = 0; k < EGRESS_DNS_BINDING_SLOTS; k++) {
+		if (b->slot[k].pattern == pattern) {
+			if (b->slot[k].expires_ns < expires)
+				b->slot[k].expires_ns = expires;
+			dns__count(dc, bindings);
+			return;
+		}
+	}
+#pragma unroll
+	for (k = 0; k < EGRESS_DNS_BINDING_SLOTS; k++) {
+		if (!b->slot[k].pattern || b->slot[k].expires_ns <= now) {
+			/* Expiry first: a reader never sees the new pattern
+			 * with the old slot's (past) expiry as live. */
+			b->slot[k].expires_ns = expires;
+			b->slot[k].pattern = pattern;
+			dns__count(dc, bindings);
+			return;
+		}
+	}
+	dns__count(dc, full);
+}
+
+/* Binds address i of the answer to every pattern found. */
+static long dns__bind_step(__u32 i, void *ctx)
+{
+	struct dns__learn_ctx *lc = ctx;
+	struct egress_dns_learn *ls = lc->ls;
+	struct egress_dns_counters *dc = lc->dc;
+	struct egress_dns_binding_key k = {};
+	struct egress_dns_binding *b;
+	struct egress_dns_addr *a;
+	__u64 ttl_ns, expires;
+	__u32 n = ls->npatterns;
+	__u64 at = dns__index(i);
+	int j;
+
+	if (at >= EGRESS_DNS_MAX_ANSWERS)
+		return 1;
+	a = &ls->parse.out.addrs[at];
+	k.target_id = egress_target_id;
+	k.family = ls->family;
+	__builtin_memcpy(k.addr, a->addr, 16);
+	ttl_ns = (__u64)a->ttl * 1000000000ULL;
+	if (ttl_ns < ls->floor_ns)
+		ttl_ns = ls->floor_ns;
+	expires = ls->now_ns + ttl_ns;
+	b = bpf_map_lookup_elem(&dns_bindings, &k);
+	if (!b) {
+		struct egress_dns_binding nb = {};
+
+#pragma unroll
+		for (j = 0; j < EGRESS_DNS_MAX_MATCHES; j++) {
+			if (j < n) {
+				nb.slot[j].pattern = ls->patterns[j];
+				nb.slot[j].expires_ns = expires;
+			}
+		}
+		if (!bpf_map_update_elem(&dns_bindings, &k, &nb, BPF_NOEXIST)) {
+			__sync_fetch_and_add(&dc->bindings, n);
+			return 0;
+		}
+		/* Full, or another CPU bound it meanwhile. */
+		b = bpf_map_lookup_elem(&dns_bindings, &k);
+		if (!b) {
+			__sync_fetch_and_add(&dc->full, n);
+			return 0;
+		}
+	}
+#pragma unroll
+	for (j = 0; j < EGRESS_DNS_MAX_MATCHES; j++) {
+		if (j < n)
+			dns__bind_slot(b, ls->patterns[j], expires, ls->now_ns,
+				       dc);
+	}
+	return 0;
+}
+
+/* skb_ingress: learns from an answer to a remembered query. */
+static __always_inline void
+dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
+{
+	struct egress_dns_query_key k = {};
+	struct dns__learn_ctx lc = {};
+	struct egress_dns_query *q;
+	struct egress_dns_scratch *s;
+	struct dns__frame f = {};
+	__u64 cookie;
+	__u8 allowed;
+
+	if (!(cfg->flags & EGRESS_TF_NAME_RULES))
+		return;
+	cookie = bpf_get_socket_cookie(skb);
+	lc.ls = dns__scratch(DNS__SLOT_ANSWER);
+	lc.dc = dns__counters();
+	if (!cookie || !lc.ls || !lc.dc || !dns__frame(skb, 1, &f))
+		return;
+	s = &lc.ls->parse;
+	dns__count(lc.dc, answers);
+	dns__parse(skb, f.off, f.len, s);
+	if (s->out.reason != EGRESS_DNS_OK) {
+		dns__count(lc.dc, ignored_malformed);
+		if (s->out.reason < EGRESS_DNS_REASON_COUNT)
+			__sync_fetch_and_add(&lc.dc->by_reason[s->out.reason],
+					     1);
+		return;
+	}
+	dns__query_key(&k, &f, cookie, s->out.id);
+	q = bpf_map_lookup_elem(&dns_queries, &k);
+	if (!q || q->qtype != s->out.qtype ||
+	    !dns__name_eq(q->qname, s->out.qname)) {
+		dns__count(lc.dc, ignored_no_query);
+		return;
+	}
+	allowed = q->resolver_allowed;
+	/* Answered: a second answer to the same query opens nothing more. */
+	bpf_map_delete_elem(&dns_queries, &k);
+	if (!allowed) {
+		dns__count(lc.dc, ignored_resolver);
+		return;
+	}
+	dns__count(lc.dc, answers_matched);
+	if (!s->out.naddrs) {
+		dns__count(lc.dc, answers_empty);
+		return;
+	}
+	dns__match_names(&lc, cfg->ruleset);
+	if (!lc.ls->npatterns) {
+		dns__count(lc.dc, ignored_no_rule);
+		return;
+	}
+	lc.ls->family = s->out.qtype == EGRESS_DNS_TYPE_A ? EGRESS_FAMILY_IPV4
+							  : EGRESS_FAMILY_IPV6;
+	lc.ls->now_ns = bpf_ktime_get_ns();
+	lc.ls->floor_ns =
+	    (__u64)(cfg->dns_ttl_floor ? cfg->dns_ttl_floor
+				       : EGRESS_DNS_TTL_FLOOR_DEFAULT) *
+	    1000000000ULL;
+	bpf_loop(s->out.naddrs, dns__bind_step, &lc, 0);
+}
+
+#endif /* EGRESS_BPF_LIB_DNS_LEARN_H_ */

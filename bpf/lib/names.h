@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Name rules at connect/sendmsg: an address the target learned from a DNS
+ * answer (lib/dns_learn.h) is decided by the rules of the names it was
+ * learned for.
+ *
+ * What: names__decide(), run after the address rules.
+ * Why here: the order of precedence is one decision and lives in one
+ * place:
+ *   1. an explicit address deny wins over every name;
+ *   2. a name deny refuses the addresses its answers brought, even where an
+ *      address rule allows them;
+ *   3. a name allow allows exactly the ports/protocols of its rule;
+ *   4. otherwise the address decision stands.
+ * Cost: one hash lookup when the target has name rules (EGRESS_TF_NAME_RULES)
+ * and nothing otherwise; for a bound address, one port-class probe plus at
+ * most two rule probes per pattern bound (at most EGRESS_DNS_BINDING_SLOTS).
+ * Only tcp and udp: name rules take no icmp (compile.cc refuses it).
+ */
+#ifndef EGRESS_BPF_LIB_NAMES_H_
+#define EGRESS_BPF_LIB_NAMES_H_
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "egress/abi.h"
+#include "egress/dns_abi.h"
+#include "maps.h"
+#include "lib/addr.h"
+#include "lib/config.h"
+#include "lib/rules.h"
+
+/* The binding of `d` for target `target_id`, or NULL. */
+static __always_inline struct egress_dns_binding *
+names__binding(__u32 target_id, const struct egress_dest *d)
+{
+	struct egress_dns_binding_key k = {
+	    .target_id = target_id,
+	    .family = d->family,
+	};
+
+	__builtin_memcpy(k.addr, d->addr32, 16);
+	return bpf_map_lookup_elem(&dns_bindings, &k);
+}
+
+/* Refines the address decision `dec` of `d` with the names `d` was learned
+ * for (see the order above). */
+static __always_inline void
+names__decide(__u32 target_id, const struct egress_target_config *cfg,
+	      const struct egress_dest *d, struct egress_decision *dec)
+{
+	struct egress_rule_key key = {};
+	struct egress_dns_binding *b;
+	struct egress_rule_value *v, *allow = NULL;
+	__u16 port_class;
+	__u64 now;
+	int i;
+
+	if (!(cfg->flags & EGRESS_TF_NAME_RULES) || !cfg->ruleset)
+		return;
+	if (dec->reason == EGRESS_REASON_MATCH_DENY)
+		return;
+	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
+		return;
+	b = names__binding(target_id, d);
+	if (!b)
+		return;
+	now = bpf_ktime_get_ns();
+	port_class = rules__port_class(cfg->ruleset, d);
+	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + 128;
+	key.ruleset = cfg->ruleset;
+	key.proto = d->proto;
+	key.family = EGRESS_FAMILY_NAME;
+#pragma unroll
+	for (i = 0; i < EGRESS_DNS_BINDING_SLOTS; i++) {
+		__u64 pattern = b->slot[i].pattern;
+
+		if (!pattern || b->slot[i].expires_ns <= now)
+			continue;
+		__builtin_memcpy(key.addr, &pattern, 8);
+		v = rules__probe(&key, port_class);
+		if (!v)
+			continue;
+		if (v->verdict != EGRESS_VERDICT_ALLOW) {
+			rules__set(dec, v);
+			return;
+		}
+		if (!allow)
+			allow = v;
+	}
+	if (allow && dec->verdict != EGRESS_VERDICT_ALLOW)
+		rules__set(dec, allow);
+}
+
+#endif /* EGRESS_BPF_LIB_NAMES_H_ */

@@ -1,0 +1,341 @@
+// Name rules against a real DNS server (dnsmasq on a loopback address of the
+// test's own; tests/testing/dnsmasq.h): the target's own lookups teach the
+// kernel which addresses its names have, before the application reads the
+// answer, and nothing else does. Lookups go through glibc with a private
+// resolv.conf (a mount namespace per child) or are built by hand; none can
+// reach the machine's resolver. Connects go to loopback addresses the names
+// resolve to, where nothing listens: ECONNREFUSED is "allowed", EPERM
+// "refused" (verdict_expect.h).
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/verdict_expect.h"
+#include "tests/testing/dns_client.h"
+#include "tests/testing/dnsmasq.h"
+#include "tests/testing/listeners.h"
+#include "tests/testing/run_in_cgroup.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+constexpr uint16_t kApiPort = 40101;    // allow 40101/tcp api.example.test
+constexpr uint16_t kWildPort = 40102;   // allow 40102/tcp *.wild.test
+constexpr uint16_t kAliasPort = 40103;  // allow 40103/tcp alias.example.test
+constexpr uint16_t kV6Port = 40104;     // allow 40104/tcp v6.example.test
+constexpr uint16_t kTcpPort = 40105;    // allow 40105/tcp tcp.example.test
+
+constexpr char kHosts[] =
+    "127.201.0.1 api.example.test\n"
+    "127.201.0.2 other.example.test\n"
+    "127.201.0.3 wild.test\n"
+    "127.201.0.4 a.wild.test\n"
+    "127.201.0.5 a.b.wild.test\n"
+    "127.201.0.6 target.cdn.test\n"
+    "127.201.0.7 evilwild.test\n"
+    "::1 v6.example.test\n"
+    "127.201.0.10 tcp.example.test\n";
+
+// A lookup through glibc, then a connect to its first IPv4 address: the
+// connect's errno, or 1000 + the lookup's error.
+int LookupAndConnect(const std::string& server, const std::string& name,
+                     uint16_t port) {
+  const DnsQueryResult r = PrivateGetaddrinfo(server, name);
+  if (r.error != 0) return 1000 + r.error;
+  for (const std::string& a : r.addresses) {
+    if (a.find(':') == std::string::npos) return TcpConnect(a, port);
+  }
+  return 1000 + ENOENT;
+}
+
+class DnsNamesTest : public EgressdTest {
+ protected:
+  void SetUp() override {
+    // A short floor, so that expiry is testable in seconds.
+    extra_daemon_args_ = {"--dns_ttl_floor=2"};
+    EgressdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    DnsmasqConfig config;
+    config.hosts = kHosts;
+    config.cnames = {"alias.example.test,target.cdn.test"};
+    config.ttl = 1;
+    auto d = Dnsmasq::Start(config);
+    ASSERT_TRUE(d.ok()) << d.status();
+    dns_ = *std::move(d);
+  }
+  void TearDown() override {
+    dns_.reset();
+    EgressdTest::TearDown();
+  }
+
+  // The target with the name rules of the constants above and the resolver.
+  void AddTargetWithNames(const std::string& mode = "enforce") {
+    AddTarget("web", nullptr, mode);
+    CtlOk({"allow", "dns", dns_->address()});
+    CtlOk({"allow", absl::StrCat(kApiPort, "/tcp"), "api.example.test"});
+    CtlOk({"allow", absl::StrCat(kWildPort, "/tcp"), "*.wild.test"});
+    CtlOk({"allow", absl::StrCat(kAliasPort, "/tcp"), "alias.example.test"});
+    CtlOk({"allow", absl::StrCat(kV6Port, "/tcp"), "v6.example.test"});
+    CtlOk({"allow", absl::StrCat(kTcpPort, "/tcp"), "tcp.example.test"});
+  }
+
+  int Lookup(const std::string& name, uint16_t port) {
+    const std::string server = dns_->address();
+    return InCgroup(
+        [server, name, port] { return LookupAndConnect(server, name, port); });
+  }
+
+  std::unique_ptr<Dnsmasq> dns_;
+};
+
+// Nothing is allowed before a lookup; after one, the answer's address is, on
+// exactly the rule's ports.
+TEST_F(DnsNamesTest, LookupOpensExactlyTheRulesPorts) {
+  AddTargetWithNames();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.201.0.1", kApiPort); }));
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.201.0.1", kApiPort + 50); }));
+  // An address the name never resolved to.
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.201.0.9", kApiPort); }));
+  // A name no rule allows: its address stays refused.
+  EXPECT_DENIED(Lookup("other.example.test", kApiPort));
+}
+
+// 1,000 lookups, each followed at once by a connect: none is refused (the
+// binding exists before the application reads the answer).
+TEST_F(DnsNamesTest, ThousandLookupsThenConnectNoneDenied) {
+  AddTargetWithNames();
+  const std::string server = dns_->address();
+  auto results = RunInCgroupMulti(
+      cg_->path(),
+      [server] {
+        int denied = 0, failed = 0;
+        for (int i = 0; i < 1000; ++i) {
+          const int rc = LookupAndConnect(server, "api.example.test", kApiPort);
+          if (rc == EPERM) ++denied;
+          if (rc != EPERM && !Allowed(rc)) ++failed;
+        }
+        return std::vector<int>{denied, failed};
+      },
+      absl::Seconds(120));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ((*results)[0], 0) << "connects refused right after a lookup";
+  EXPECT_EQ((*results)[1], 0) << "lookups or connects that failed otherwise";
+}
+
+// A new address per answer: each one connects.
+TEST_F(DnsNamesTest, RotatingAnswersAllConnect) {
+  AddTargetWithNames();
+  for (int i = 1; i <= 20; ++i) {
+    const std::string addr = absl::StrCat("127.202.0.", i);
+    ASSERT_TRUE(dns_->SetHosts(absl::StrCat(kHosts, addr, " rot.wild.test\n"),
+                               "rot.wild.test", addr)
+                    .ok());
+    EXPECT_DENIED(InCgroup([addr] { return TcpConnect(addr, kWildPort); }))
+        << addr << " before its lookup";
+    const int rc = Lookup("rot.wild.test", kWildPort);
+    EXPECT_TRUE(Allowed(rc)) << addr << ": " << rc;
+  }
+}
+
+// *.wild.test: any name strictly below wild.test, never wild.test itself
+// nor a name that merely ends in the same letters.
+TEST_F(DnsNamesTest, WildcardEdges) {
+  AddTargetWithNames();
+  EXPECT_DENIED(Lookup("wild.test", kWildPort));
+  EXPECT_ALLOWED(Lookup("a.wild.test", kWildPort));
+  EXPECT_ALLOWED(Lookup("a.b.wild.test", kWildPort));
+  EXPECT_DENIED(Lookup("evilwild.test", kWildPort));
+}
+
+// A CNAME chain counts for the question; AAAA answers bind IPv6 addresses;
+// an answer over TCP counts; an IPv4-mapped connect reaches a learned IPv4
+// address.
+TEST_F(DnsNamesTest, CnameAaaaTcpAndMapped) {
+  AddTargetWithNames();
+  EXPECT_ALLOWED(Lookup("alias.example.test", kAliasPort));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.201.0.6", kApiPort); }));
+
+  const std::string server = dns_->address();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", kV6Port); }));
+  EXPECT_EQ(InCgroup([server] {
+              const DnsQueryResult r =
+                  DnsQuery(server, "v6.example.test", kDnsTypeAaaa);
+              if (r.error != 0 || r.addresses.empty()) return 1000 + r.error;
+              return TcpConnect(r.addresses[0], kV6Port);
+            }),
+            ECONNREFUSED);
+
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.201.0.10", kTcpPort); }));
+  EXPECT_EQ(InCgroup([server] {
+              const DnsQueryResult r =
+                  DnsQuery(server, "tcp.example.test", kDnsTypeA, /*tcp=*/true);
+              if (r.error != 0 || r.addresses.empty()) return 1000 + r.error;
+              return TcpConnect(r.addresses[0], kTcpPort);
+            }),
+            ECONNREFUSED);
+
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnectDualStack("127.201.0.1", kApiPort); }));
+}
+
+// Answers that answer no query of the socket open nothing: from another
+// server address, or with another transaction id. The genuine answer to the
+// same question does (the control).
+TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
+  AddTargetWithNames();
+  // A second "resolver" the rules allow, where nothing answers: the query
+  // stays pending while forgeries arrive.
+  const std::string silent = "127.203.0.53";
+  CtlOk({"allow", "dns", silent});
+  CtlOk({"allow", "udp", "127.0.0.1"});  // the forger reaches the victim
+  const std::vector<int> r = [&] {
+    auto out = RunInCgroupMulti(cg_->path(), [silent] {
+      std::vector<int> res(4, -1);
+      const int victim = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)))
+        return res;
+      const uint16_t victim_port = LocalPort(victim).value_or(0);
+      sockaddr_in server{};
+      server.sin_family = AF_INET;
+      server.sin_port = htons(53);
+      inet_pton(AF_INET, silent.c_str(), &server.sin_addr);
+      const std::vector<uint8_t> q =
+          DnsQueryMessage("api.example.test", kDnsTypeA, 0x7777);
+      if (sendto(victim, q.data(), q.size(), 0,
+                 reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0)
+        return res;
+      // Forgeries: the right id from another server; the right server with
+      // another id.
+      struct Forgery {
+        const char* from;
+        uint16_t id;
+        const char* addr;
+      } forgeries[] = {{"127.203.0.54", 0x7777, "127.204.0.1"},
+                       {"127.203.0.53", 0x7778, "127.204.0.2"}};
+      int delivered = 0;
+      for (const Forgery& f : forgeries) {
+        const int s = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        from.sin_port = htons(53);
+        inet_pton(AF_INET, f.from, &from.sin_addr);
+        sockaddr_in to = local;
+        to.sin_port = htons(victim_port);
+        const std::vector<uint8_t> a =
+            DnsAnswerMessage("api.example.test", f.addr, f.id);
+        if (bind(s, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0 &&
+            sendto(s, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                   sizeof(to)) == static_cast<ssize_t>(a.size()) &&
+            ReceiveAnswer(victim).error == 0) {
+          ++delivered;
+        }
+        close(s);
+      }
+      res[0] = delivered;
+      res[1] = TcpConnect("127.204.0.1", kApiPort);
+      res[2] = TcpConnect("127.204.0.2", kApiPort);
+      close(victim);
+      return res;
+    });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : std::vector<int>(4, -1);
+  }();
+  EXPECT_EQ(r[0], 2) << "the forgeries must reach the socket";
+  EXPECT_DENIED(r[1]);
+  EXPECT_DENIED(r[2]);
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+}
+
+// Answers to a query sent to a resolver no rule allows open nothing (audit
+// mode lets the query out; enforce then decides).
+TEST_F(DnsNamesTest, AnswersOfResolversNotAllowedOpenNothing) {
+  AddTarget("web", nullptr, "audit");
+  CtlOk({"allow", absl::StrCat(kApiPort, "/tcp"), "api.example.test"});
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));  // audit lets all by
+  CtlOk({"mode", "enforce", "--target", "web"});
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.201.0.1", kApiPort); }));
+  // The control: with the resolver allowed, the same lookup opens it.
+  CtlOk({"allow", "dns", dns_->address()});
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+}
+
+// An address stays allowed for max(TTL, floor) with nothing open; a
+// connection opened before expiry keeps working after it.
+TEST_F(DnsNamesTest, ExpiryRefusesNewConnectsButKeepsOpenOnes) {
+  auto listener = TcpListener::Create("127.201.0.1", 0);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const uint16_t port = (*listener)->port();
+  AddTargetWithNames();
+  CtlOk({"allow", absl::StrCat(port, "/tcp"), "api.example.test"});
+  const std::string server = dns_->address();
+  auto r = RunInCgroupMulti(
+      cg_->path(),
+      [server, port] {
+        std::vector<int> res(4, -1);
+        const DnsQueryResult q = PrivateGetaddrinfo(server, "api.example.test");
+        if (q.error != 0) return res;
+        sockaddr_in sa = MakeSockaddrIn("127.201.0.1", port);
+        const int fd = socket(AF_INET, SOCK_STREAM, 0);
+        res[0] = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0
+                     ? 0
+                     : errno;
+        // Bounded: the floor is 2 s, TTL 1 s.
+        const absl::Time deadline = absl::Now() + absl::Seconds(10);
+        int rc = 0;
+        while (absl::Now() < deadline &&
+               (rc = TcpConnect("127.201.0.1", port)) != EPERM) {
+          absl::SleepFor(absl::Milliseconds(100));
+        }
+        res[1] = rc;
+        const char ping[] = "ping";
+        char back[4] = {};
+        res[2] = write(fd, ping, 4) == 4 ? 0 : errno;
+        res[3] = recv(fd, back, 4, MSG_WAITALL) == 4 ? 0 : errno;
+        close(fd);
+        return res;
+      },
+      absl::Seconds(30));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[0], 0) << "connect right after the lookup";
+  EXPECT_EQ((*r)[1], EPERM) << "a new connect after expiry";
+  EXPECT_EQ((*r)[2], 0) << "the open connection still sends";
+  EXPECT_EQ((*r)[3], 0) << "and receives";
+}
+
+// egressd is not in the path: SIGKILLed, lookups keep teaching the kernel,
+// old and new names work; a restarted egressd adopts it all.
+TEST_F(DnsNamesTest, KilledDaemonLearningGoesOn) {
+  AddTargetWithNames();
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  StopDaemon(SIGKILL);
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  EXPECT_ALLOWED(Lookup("a.wild.test", kWildPort));
+  EXPECT_DENIED(Lookup("other.example.test", kApiPort));
+  StartDaemon();
+  EXPECT_ALLOWED(Lookup("a.b.wild.test", kWildPort));
+  EXPECT_DENIED(Lookup("wild.test", kWildPort));
+  nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
+  EXPECT_EQ(rules.size(), 6u) << rules;
+}
+
+}  // namespace
+}  // namespace egress::testing

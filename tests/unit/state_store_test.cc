@@ -1,0 +1,234 @@
+// The state database: what a write stores is what a start loads; a change
+// writes only its own rows; state.json is imported once; corrupt files are
+// reported, not dropped.
+#include "userspace/daemon/state_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/common/fs.h"
+#include "userspace/daemon/state_write.h"
+#include "userspace/policy/spec.h"
+
+namespace egress {
+namespace {
+
+policy::Rule Rule(uint32_t id, const std::string& port) {
+  auto no_dns =
+      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
+    return absl::NotFoundError("no name lookups in tests");
+  };
+  auto r = policy::ParseRuleWords(policy::Action::kAllow, {port, "10.0.0.1"},
+                                  no_dns);
+  EXPECT_TRUE(r.ok()) << r.status();
+  policy::Rule out = r.ok() ? *r : policy::Rule{};
+  out.id = id;
+  return out;
+}
+
+TargetState Target(const std::string& name, uint32_t id, int rules) {
+  TargetState t;
+  t.name = name;
+  t.id = id;
+  t.cgroup = "/" + name;
+  t.mode = policy::Mode::kAudit;
+  t.logging = policy::LoggingLevel::kAll;
+  t.ruleset = 7;
+  for (int i = 0; i < rules; ++i) {
+    t.rules.push_back(Rule(t.next_rule_id++, absl::StrCat(1000 + i, "/tcp")));
+  }
+  return t;
+}
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/egress-store-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { RemoveTree(dir_).IgnoreError(); }
+
+  std::unique_ptr<StateStore> Open() {
+    auto store = StateStore::Open(dir_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+  // Writes `t` (its rules as `delta` says) and keeps it in `expected_`.
+  void Put(StateStore& store, const TargetState& t,
+           std::optional<RulesDelta> delta = RulesDelta{}) {
+    StateWrite w{expected_.next_ruleset, {{t.name, &t, delta}}};
+    ASSERT_OK(store.Write(w));
+    ApplyStateWrite(w, &expected_);
+  }
+  void ExpectLoads(const DaemonState& want) {
+    std::unique_ptr<StateStore> again = Open();
+    ASSERT_NE(again, nullptr);
+    ASSERT_OK_AND_ASSIGN(DaemonState got, again->Load());
+    EXPECT_EQ(got.next_ruleset, want.next_ruleset);
+    ASSERT_EQ(got.targets.size(), want.targets.size());
+    for (const auto& [name, t] : want.targets) {
+      ASSERT_TRUE(got.targets.count(name)) << name;
+      const TargetState& g = got.targets.at(name);
+      EXPECT_EQ(g.id, t.id);
+      EXPECT_EQ(g.cgroup, t.cgroup);
+      EXPECT_EQ(g.mode, t.mode);
+      EXPECT_EQ(g.logging, t.logging);
+      EXPECT_EQ(g.ruleset, t.ruleset);
+      EXPECT_EQ(g.next_rule_id, t.next_rule_id);
+      EXPECT_EQ(g.rules, t.rules) << name;
+    }
+  }
+
+  std::string dir_;
+  DaemonState expected_;
+};
+
+TEST_F(StateStoreTest, EmptyDatabaseLoadsNoTargets) {
+  std::unique_ptr<StateStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK_AND_ASSIGN(DaemonState s, store->Load());
+  EXPECT_TRUE(s.targets.empty());
+  EXPECT_EQ(s.next_ruleset, 1u);
+}
+
+TEST_F(StateStoreTest, WhatIsWrittenIsWhatAStartLoads) {
+  std::unique_ptr<StateStore> store = Open();
+  expected_.next_ruleset = 9;
+  Put(*store, Target("web", 1, 3));
+  Put(*store, Target("db", 2, 0));
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, OneAllowWritesOneRuleRow) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 1000);
+  Put(*store, t);
+  TargetState next = t;
+  next.rules.push_back(Rule(next.next_rule_id++, "9999/udp"));
+  RulesDelta delta = DiffRules(t.rules, next.rules);
+  ASSERT_FALSE(delta.all);
+  Put(*store, next, delta);
+  // The target's row, the new rule's row, the ruleset counter.
+  EXPECT_EQ(store->last_write_rows(), 3);
+  EXPECT_EQ(*store->RuleRows("web"), 1001);
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, DeletesAndInsertsInTheMiddleKeepTheOrder) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 10);
+  Put(*store, t);
+  TargetState next = t;
+  next.rules.erase(next.rules.begin() + 3);
+  next.rules.insert(next.rules.begin() + 5,
+                    Rule(next.next_rule_id++, "7000/udp"));
+  next.rules.insert(next.rules.begin(), Rule(next.next_rule_id++, "7001/udp"));
+  next.rules[8].expires = 123456;  // a temporary rule extended
+  RulesDelta delta = DiffRules(t.rules, next.rules);
+  ASSERT_FALSE(delta.all);
+  EXPECT_EQ(delta.put.size(), 3u);
+  EXPECT_EQ(delta.removed, std::vector<uint32_t>{t.rules[3].id});
+  Put(*store, next, delta);
+  EXPECT_EQ(store->last_write_rows(), 1 + 1 + 3 + 1);
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, AReorderIsWrittenWhole) {
+  TargetState t = Target("web", 1, 4);
+  std::vector<policy::Rule> swapped = t.rules;
+  std::swap(swapped[0], swapped[2]);
+  EXPECT_TRUE(DiffRules(t.rules, swapped).all);
+  std::unique_ptr<StateStore> store = Open();
+  Put(*store, t);
+  RulesDelta reorder = DiffRules(t.rules, swapped);
+  t.rules = swapped;
+  Put(*store, t, reorder);
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, ManyInsertsAtOnePlaceStillFit) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 2);
+  Put(*store, t);
+  // Each new rule halves the gap before the last rule: past 20 the gap is
+  // gone and the target is written whole, in order.
+  for (int i = 0; i < 30; ++i) {
+    TargetState next = t;
+    next.rules.insert(
+        next.rules.end() - 1,
+        Rule(next.next_rule_id++, absl::StrCat(5000 + i, "/udp")));
+    Put(*store, next, DiffRules(t.rules, next.rules));
+    t = next;
+  }
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, SettingsOnlyWriteLeavesRulesAlone) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 100);
+  Put(*store, t);
+  t.mode = policy::Mode::kEnforce;
+  Put(*store, t, std::nullopt);
+  EXPECT_EQ(store->last_write_rows(), 2);  // the target, the counter
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, RemovedTargetTakesItsRules) {
+  std::unique_ptr<StateStore> store = Open();
+  Put(*store, Target("web", 1, 5));
+  Put(*store, Target("db", 2, 5));
+  StateWrite w{3, {{"web", nullptr, std::nullopt}}};
+  ASSERT_OK(store->Write(w));
+  ApplyStateWrite(w, &expected_);
+  EXPECT_EQ(*store->RuleRows("web"), 0);
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, StateJsonIsImportedOnceAndMovedAside) {
+  DaemonState old;
+  old.next_ruleset = 42;
+  old.targets["web"] = Target("web", 3, 20);
+  old.targets["db"] = Target("db", 4, 2);
+  ASSERT_OK(SaveState(dir_ + "/state.json", old));
+  {
+    std::unique_ptr<StateStore> store = Open();
+    ASSERT_NE(store, nullptr);
+  }
+  EXPECT_NE(access((dir_ + "/state.json").c_str(), F_OK), 0);
+  EXPECT_EQ(access((dir_ + "/state.json.migrated").c_str(), F_OK), 0);
+  ExpectLoads(old);
+  // Changes after the import survive restarts; the import does not repeat.
+  std::unique_ptr<StateStore> store = Open();
+  expected_ = old;
+  Put(*store, Target("api", 5, 1));
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, CorruptStateJsonIsReportedAndTheDatabaseKept) {
+  {
+    std::unique_ptr<StateStore> store = Open();
+    Put(*store, Target("web", 1, 2));
+  }
+  std::ofstream(dir_ + "/state.json") << "{\"targets\": [ not json";
+  EXPECT_STATUS(StateStore::Open(dir_), absl::StatusCode::kDataLoss,
+                "state.json is corrupt");
+  EXPECT_EQ(access((dir_ + "/state.json").c_str(), F_OK), 0);
+  unlink((dir_ + "/state.json").c_str());
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, CorruptDatabaseIsReported) {
+  std::ofstream(dir_ + "/state.db") << std::string(4096, 'x');
+  EXPECT_STATUS(StateStore::Open(dir_), absl::StatusCode::kDataLoss,
+                dir_ + "/state.db");
+}
+
+}  // namespace
+}  // namespace egress

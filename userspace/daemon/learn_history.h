@@ -1,0 +1,67 @@
+// Learned traffic kept by the hour for days: <state-dir>/learned.db (SQLite,
+// WAL). One row per (target, hour of the last attempt, destination) with its
+// count, first and last time and the processes seen, so that `egressctl
+// suggest --since 2h` reads only the rows of the last hours through an index
+// on (target, last time).
+//
+// Bounded: rows older than max_age go, and a target keeps at most
+// max_rows_per_target rows (its oldest go first); both are checked for each
+// target every time its new attempts are added.
+#ifndef EGRESS_USERSPACE_DAEMON_LEARN_HISTORY_H_
+#define EGRESS_USERSPACE_DAEMON_LEARN_HISTORY_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "userspace/daemon/sqlite_db.h"
+#include "userspace/policy/suggest.h"
+
+namespace egress {
+
+struct LearnLimits {
+  // Seven days: a weekly job is seen, and a week of history for 50 targets
+  // stays in tens of megabytes.
+  int64_t max_age_ns = int64_t{7} * 86400 * 1'000'000'000;
+  // 2,000 destinations for every hour of 48, or fewer for longer.
+  int64_t max_rows_per_target = 100'000;
+};
+
+class LearnHistory {
+ public:
+  static absl::StatusOr<std::unique_ptr<LearnHistory>> Open(
+      const std::string& path, LearnLimits limits = {});
+
+  // Adds what `target` initiated since the last call (aggregates whose
+  // last_seen_ns is in one hour or another), then drops the target's rows
+  // older than max_age at `now_ns` and beyond its row cap. One transaction.
+  absl::Status Add(const std::string& target,
+                   const std::vector<policy::Observation>& seen,
+                   int64_t now_ns);
+  // The target's destinations attempted at or after `since_ns`, each merged
+  // over its hours: counts of every hour whose last attempt is at or after
+  // `since_ns` (an hour that straddles it counts whole), the earliest first
+  // and latest last time, the processes. Sorted as LearnStore::Query.
+  absl::StatusOr<std::vector<policy::Observation>> Query(
+      const std::string& target, int64_t since_ns) const;
+  absl::Status Forget(const std::string& target);
+  absl::StatusOr<int64_t> Rows(const std::string& target) const;
+
+ private:
+  LearnHistory(std::unique_ptr<SqliteDb> db, LearnLimits limits)
+      : db_(std::move(db)), limits_(limits) {}
+  absl::Status Prune(const std::string& target, int64_t now_ns);
+
+  // Adds come from the worker, queries from the control service.
+  mutable std::mutex mu_;
+  std::unique_ptr<SqliteDb> db_;
+  LearnLimits limits_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_LEARN_HISTORY_H_

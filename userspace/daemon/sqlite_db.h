@@ -1,0 +1,102 @@
+// A thin owner of one SQLite connection (Debian's libsqlite3): open with the
+// settings egressd's stores need, statements with bound values, transactions
+// that roll back unless committed, and SQLite's errors as absl::Status naming
+// the database file.
+#ifndef EGRESS_USERSPACE_DAEMON_SQLITE_DB_H_
+#define EGRESS_USERSPACE_DAEMON_SQLITE_DB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace egress {
+
+class SqliteDb;
+
+// A prepared statement. Bind values (1-based, as SQLite counts), Step until
+// it says there is no row, Reset to run it again.
+class SqliteStatement {
+ public:
+  SqliteStatement(SqliteStatement&& other) noexcept;
+  SqliteStatement& operator=(SqliteStatement&&) = delete;
+  SqliteStatement(const SqliteStatement&) = delete;
+  ~SqliteStatement();
+
+  SqliteStatement& Bind(int index, int64_t value);
+  SqliteStatement& Bind(int index, absl::string_view text);
+  // True when a row is ready (read it with the Column accessors), false
+  // when the statement is done.
+  absl::StatusOr<bool> Step();
+  // Step for statements that return no rows; resets afterwards.
+  absl::Status Run();
+  void Reset();
+  int64_t Int(int column) const;
+  std::string Text(int column) const;
+
+ private:
+  friend class SqliteDb;
+  SqliteStatement(SqliteDb* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  SqliteDb* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class SqliteDb {
+ public:
+  // Opens (creating) the database at `path` in WAL mode with full
+  // synchronous commits: a change that returns OK is on disk. A file that is
+  // not a database gives DataLoss naming it.
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(
+      const std::string& path);
+  ~SqliteDb();
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  // Runs one or more statements that take no values.
+  absl::Status Exec(const std::string& sql);
+  absl::StatusOr<SqliteStatement> Prepare(const std::string& sql);
+  const std::string& path() const { return path_; }
+  // Rows inserted, changed or deleted through this connection so far.
+  int64_t TotalChanges() const;
+  // The integer a one-row query answers with `value` bound to its one
+  // parameter (a count); 0 when it answers no row.
+  absl::StatusOr<int64_t> QueryInt(const std::string& sql,
+                                   absl::string_view value);
+
+  // SQLite's result `rc` as a Status: "state database <path>: <what>:
+  // <message>"; corruption is DataLoss, a full disk ResourceExhausted, a
+  // read-only file FailedPrecondition, an I/O error the errno's status.
+  absl::Status Error(int rc, absl::string_view what) const;
+
+ private:
+  SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+};
+
+// BEGIN IMMEDIATE (the write lock now, not at the first write); rolled back
+// when destroyed without Commit.
+class SqliteTransaction {
+ public:
+  static absl::StatusOr<SqliteTransaction> Begin(SqliteDb& db);
+  SqliteTransaction(SqliteTransaction&& other) noexcept : db_(other.db_) {
+    other.db_ = nullptr;
+  }
+  SqliteTransaction& operator=(SqliteTransaction&&) = delete;
+  ~SqliteTransaction();
+  absl::Status Commit();
+
+ private:
+  explicit SqliteTransaction(SqliteDb* db) : db_(db) {}
+  SqliteDb* db_;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_SQLITE_DB_H_

@@ -1,0 +1,299 @@
+#include "userspace/daemon/state_store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/policy/rule_json.h"
+
+namespace egress {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+std::string RuleText(const policy::Rule& r) {
+  return policy::JsonText(policy::RuleToJson(r));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
+    const std::string& dir) {
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                          SqliteDb::Open(absl::StrCat(dir, "/", kFileName)));
+  std::unique_ptr<StateStore> store(new StateStore(dir, std::move(db)));
+  EGRESS_RETURN_IF_ERROR(store->CreateSchema());
+  const std::string json = dir + "/state.json";
+  if (access(json.c_str(), F_OK) == 0) {
+    EGRESS_RETURN_IF_ERROR(store->ImportJson(json));
+  }
+  return store;
+}
+
+absl::Status StateStore::CreateSchema() {
+  EGRESS_RETURN_IF_ERROR(db_->Exec(
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, "
+      "value INTEGER NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS targets(name TEXT PRIMARY KEY, "
+      "settings TEXT NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS rules(target TEXT NOT NULL, "
+      "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
+      "PRIMARY KEY(target, seq)) WITHOUT ROWID;"));
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement schema,
+      db_->Prepare("SELECT value FROM meta WHERE key = 'schema'"));
+  EGRESS_ASSIGN_OR_RETURN(bool row, schema.Step());
+  if (row && schema.Int(0) != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state database ", db_->path(), " has schema version ", schema.Int(0),
+        "; this egressd knows version ", kSchemaVersion));
+  }
+  if (!row) {
+    return db_->Exec(absl::StrCat(
+        "INSERT INTO meta(key, value) VALUES('schema', ", kSchemaVersion, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::ImportJson(const std::string& json_path) {
+  // Corrupt: DataLoss naming state.json; the database is left as it was.
+  EGRESS_ASSIGN_OR_RETURN(DaemonState state, LoadState(json_path));
+  StateWrite all;
+  all.next_ruleset = state.next_ruleset;
+  for (const auto& [name, t] : state.targets) {
+    all.targets.push_back({name, &t, RulesDelta{}});
+  }
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_RETURN_IF_ERROR(db_->Exec("DELETE FROM rules; DELETE FROM targets"));
+  seqs_.clear();
+  absl::flat_hash_map<std::string, SeqIndex> changed;
+  for (const TargetWrite& w : all.targets) {
+    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed));
+  }
+  EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
+      "INSERT OR REPLACE INTO meta(key, value) VALUES('next_ruleset', ",
+      all.next_ruleset, ")")));
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  const std::string aside = json_path + ".migrated";
+  if (rename(json_path.c_str(), aside.c_str()) != 0) {
+    return ErrnoStatus(errno, "rename state.json after importing it",
+                       json_path);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DaemonState> StateStore::Load() {
+  // Unsigned, as StateFromJson wants the counter (a signed 1 is refused).
+  nlohmann::json j = {{"next_ruleset", uint32_t{1}},
+                      {"targets", nlohmann::json::array()}};
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement next,
+      db_->Prepare("SELECT value FROM meta WHERE key = 'next_ruleset'"));
+  EGRESS_ASSIGN_OR_RETURN(bool row, next.Step());
+  if (row) j["next_ruleset"] = static_cast<uint32_t>(next.Int(0));
+  EGRESS_ASSIGN_OR_RETURN(SqliteStatement targets,
+                          db_->Prepare("SELECT settings FROM targets"));
+  for (;;) {
+    EGRESS_ASSIGN_OR_RETURN(bool more, targets.Step());
+    if (!more) break;
+    nlohmann::json t = nlohmann::json::parse(targets.Text(0), nullptr, false);
+    if (t.is_discarded() || !t.is_object()) {
+      return absl::DataLossError(absl::StrCat("state database ", db_->path(),
+                                              ": a target's settings are not "
+                                              "JSON: ",
+                                              targets.Text(0)));
+    }
+    j["targets"].push_back(std::move(t));
+  }
+  auto loaded = StateFromJson(j, db_->path());
+  if (!loaded.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("state database is corrupt: ", loaded.status().message()));
+  }
+  DaemonState state = *std::move(loaded);
+  seqs_.clear();
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement rules,
+      db_->Prepare("SELECT target, seq, rule FROM rules ORDER BY target, seq"));
+  TargetState* current = nullptr;
+  SeqIndex* index = nullptr;
+  std::string current_name;
+  for (;;) {
+    EGRESS_ASSIGN_OR_RETURN(bool more, rules.Step());
+    if (!more) break;
+    std::string name = rules.Text(0);
+    if (current == nullptr || name != current_name) {
+      auto it = state.targets.find(name);
+      if (it == state.targets.end()) continue;  // a target's leftover rows
+      current = &it->second;
+      current_name = name;
+      index = &seqs_[name];
+    }
+    auto json = policy::ParseJson(rules.Text(2));
+    absl::StatusOr<policy::Rule> rule =
+        json.ok() ? policy::RuleFromJson(*json)
+                  : absl::StatusOr<policy::Rule>(json.status());
+    if (!rule.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "state database ", db_->path(), " is corrupt: target ", name,
+          ", rule at ", rules.Int(1), ": ", rule.status().message()));
+    }
+    index->emplace(rule->id, rules.Int(1));
+    current->rules.push_back(*std::move(rule));
+  }
+  return state;
+}
+
+absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
+    const TargetState& t) {
+  EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
+                          db_->Prepare("DELETE FROM rules WHERE target = ?"));
+  EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Run());
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement ins,
+      db_->Prepare("INSERT INTO rules(target, seq, id, rule) "
+                   "VALUES(?, ?, ?, ?)"));
+  SeqIndex index;
+  index.reserve(t.rules.size());
+  for (size_t i = 0; i < t.rules.size(); ++i) {
+    const int64_t seq = static_cast<int64_t>(i) * kSeqGap;
+    ins.Bind(1, t.name).Bind(2, seq).Bind(3, t.rules[i].id);
+    EGRESS_RETURN_IF_ERROR(ins.Bind(4, RuleText(t.rules[i])).Run());
+    index.emplace(t.rules[i].id, seq);
+  }
+  return index;
+}
+
+absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
+                                                const RulesDelta& delta,
+                                                SeqIndex& index) {
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement del,
+      db_->Prepare("DELETE FROM rules WHERE target = ? AND seq = ?"));
+  for (uint32_t id : delta.removed) {
+    auto it = index.find(id);
+    if (it == index.end()) continue;
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Bind(2, it->second).Run());
+    index.erase(it);
+  }
+  if (delta.put.empty()) return true;
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement put,
+      db_->Prepare("INSERT OR REPLACE INTO rules(target, seq, id, rule) "
+                   "VALUES(?, ?, ?, ?)"));
+  absl::flat_hash_set<uint32_t> puts(delta.put.begin(), delta.put.end());
+  // One pass in list order: a rule already stored keeps its row (its seq);
+  // a new one goes between the previous rule and the next stored one.
+  bool have_prev = false;
+  int64_t prev = 0;
+  for (size_t i = 0; i < t.rules.size(); ++i) {
+    const policy::Rule& r = t.rules[i];
+    auto stored = index.find(r.id);
+    int64_t seq = 0;
+    if (stored != index.end()) {
+      seq = stored->second;
+    } else {
+      std::optional<int64_t> next;
+      for (size_t k = i + 1; k < t.rules.size() && !next; ++k) {
+        auto n = index.find(t.rules[k].id);
+        if (n != index.end()) next = n->second;
+      }
+      if (!have_prev && !next) {
+        seq = 0;
+      } else if (!have_prev) {
+        seq = *next - kSeqGap;
+      } else if (!next) {
+        seq = prev + kSeqGap;
+      } else if (*next - prev >= 2) {
+        seq = prev + (*next - prev) / 2;
+      } else {
+        return false;  // no room: the caller writes the target whole
+      }
+      index.emplace(r.id, seq);
+    }
+    if (have_prev && seq <= prev) return false;  // out of order
+    have_prev = true;
+    prev = seq;
+    if (!puts.contains(r.id)) continue;
+    put.Bind(1, t.name).Bind(2, seq).Bind(3, r.id);
+    EGRESS_RETURN_IF_ERROR(put.Bind(4, RuleText(r)).Run());
+  }
+  return true;
+}
+
+absl::Status StateStore::WriteOne(
+    const TargetWrite& w, absl::flat_hash_map<std::string, SeqIndex>& changed) {
+  if (w.target == nullptr) {
+    EGRESS_ASSIGN_OR_RETURN(
+        SqliteStatement del,
+        db_->Prepare("DELETE FROM targets WHERE name = ?1; "));
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, w.name).Run());
+    EGRESS_ASSIGN_OR_RETURN(SqliteStatement rules,
+                            db_->Prepare("DELETE FROM rules WHERE target = ?"));
+    EGRESS_RETURN_IF_ERROR(rules.Bind(1, w.name).Run());
+    changed[w.name] = SeqIndex{};
+    return absl::OkStatus();
+  }
+  const TargetState& t = *w.target;
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement row,
+      db_->Prepare("INSERT OR REPLACE INTO targets(name, settings) "
+                   "VALUES(?, ?)"));
+  EGRESS_RETURN_IF_ERROR(row.Bind(1, t.name)
+                             .Bind(2, policy::JsonText(TargetSettingsToJson(t)))
+                             .Run());
+  if (!w.rules) return absl::OkStatus();
+  if (!w.rules->all) {
+    // A copy: the index changes only with a commit.
+    SeqIndex index = seqs_[t.name];
+    EGRESS_ASSIGN_OR_RETURN(bool fitted, WriteRuleDelta(t, *w.rules, index));
+    if (fitted) {
+      changed[t.name] = std::move(index);
+      return absl::OkStatus();
+    }
+  }
+  EGRESS_ASSIGN_OR_RETURN(changed[t.name], WriteAllRules(t));
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::Write(const StateWrite& write) {
+  // The files were opened at start; a state directory made read-only since
+  // (a remount) would not stop writes through them, yet the operator meant
+  // it to: refuse as a write of a new file there would.
+  if (access(dir_.c_str(), W_OK) != 0) {
+    return ErrnoStatus(errno, "write state", dir_);
+  }
+  const int64_t changes_before = db_->TotalChanges();
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  absl::flat_hash_map<std::string, SeqIndex> changed;
+  for (const TargetWrite& w : write.targets) {
+    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed));
+  }
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement next,
+      db_->Prepare("INSERT OR REPLACE INTO meta(key, value) "
+                   "VALUES('next_ruleset', ?)"));
+  EGRESS_RETURN_IF_ERROR(next.Bind(1, write.next_ruleset).Run());
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  last_write_rows_ = db_->TotalChanges() - changes_before;
+  for (auto& [name, index] : changed) {
+    if (index.empty()) {
+      seqs_.erase(name);
+    } else {
+      seqs_[name] = std::move(index);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> StateStore::RuleRows(const std::string& target) {
+  return db_->QueryInt("SELECT count(*) FROM rules WHERE target = ?", target);
+}
+
+}  // namespace egress

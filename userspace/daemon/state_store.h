@@ -1,0 +1,84 @@
+// egressd's state in an embedded database: <state-dir>/state.db (SQLite, WAL
+// mode, full synchronous commits). A change writes what it changed (a
+// target's settings row, the rule rows it added, changed or removed) in one
+// transaction; a start reads what is there.
+//
+// Schema (version 1), general so that new rule kinds and target settings
+// need no schema change:
+//   meta(key, value)                 "schema", "next_ruleset"
+//   targets(name, settings)          settings: the target's JSON (state.h's
+//                                    fields) without its rules
+//   rules(target, seq, id, rule)     rule: the rule's JSON (rule_json.h);
+//                                    seq orders a target's rules (`list`
+//                                    numbers), spaced so that a rule can go
+//                                    between two others without moving them
+// A state.json found at start (egressd before the database) is imported in
+// one transaction, replacing what the database held, and renamed
+// state.json.migrated.
+#ifndef EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
+#define EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "userspace/daemon/sqlite_db.h"
+#include "userspace/daemon/state.h"
+#include "userspace/daemon/state_write.h"
+
+namespace egress {
+
+class StateStore {
+ public:
+  static constexpr const char* kFileName = "state.db";
+  // The gap between two consecutive rules' seq when a target is written
+  // whole: room for 2^20 - 1 rules inserted between any two before the
+  // target is written whole again.
+  static constexpr int64_t kSeqGap = int64_t{1} << 20;
+
+  // Opens (creating) <dir>/state.db and imports <dir>/state.json if there is
+  // one. A corrupt database or state.json: DataLoss naming the file.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(
+      const std::string& dir);
+
+  // Everything the database holds (orphans are never stored).
+  absl::StatusOr<DaemonState> Load();
+
+  // Writes `write` in one transaction: all of it or, on error, none.
+  absl::Status Write(const StateWrite& write);
+
+  // The rows of rules stored for `target`, and the rows the last Write
+  // inserted, changed or deleted (what the tests of the delta writes check).
+  absl::StatusOr<int64_t> RuleRows(const std::string& target);
+  int64_t last_write_rows() const { return last_write_rows_; }
+
+ private:
+  StateStore(std::string dir, std::unique_ptr<SqliteDb> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
+  // seq of each stored rule, by id, per target: where a rule goes and which
+  // row a removed rule is, without reading the database.
+  using SeqIndex = absl::flat_hash_map<uint32_t, int64_t>;
+
+  absl::Status CreateSchema();
+  absl::Status ImportJson(const std::string& json_path);
+  // Writes every rule of `t` again (its old rows deleted): the new index.
+  absl::StatusOr<SeqIndex> WriteAllRules(const TargetState& t);
+  // Writes the delta's rows; false when a new rule has no room between its
+  // neighbours (the caller writes the target whole then).
+  absl::StatusOr<bool> WriteRuleDelta(const TargetState& t,
+                                      const RulesDelta& delta, SeqIndex& index);
+  absl::Status WriteOne(const TargetWrite& w,
+                        absl::flat_hash_map<std::string, SeqIndex>& changed);
+
+  std::string dir_;
+  std::unique_ptr<SqliteDb> db_;
+  absl::flat_hash_map<std::string, SeqIndex> seqs_;
+  int64_t last_write_rows_ = 0;
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
