@@ -20,12 +20,7 @@ namespace egress {
 namespace {
 
 policy::Rule Rule(uint32_t id, const std::string& port) {
-  auto no_dns =
-      [](const std::string&) -> absl::StatusOr<std::vector<policy::Cidr>> {
-    return absl::NotFoundError("no name lookups in tests");
-  };
-  auto r = policy::ParseRuleWords(policy::Action::kAllow, {port, "10.0.0.1"},
-                                  no_dns);
+  auto r = policy::ParseRuleWords(policy::Action::kAllow, {port, "10.0.0.1"});
   EXPECT_TRUE(r.ok()) << r.status();
   policy::Rule out = r.ok() ? *r : policy::Rule{};
   out.id = id;
