@@ -278,7 +278,7 @@ constexpr int kValuesPerSlice = 6;
 std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
                                 const std::string& baseline_cgroup,
                                 const std::string& enforced_cgroup, int pairs,
-                                double time_scale) {
+                                double time_scale, bool refuses) {
   const OpLimits limits = LimitsOf(op, time_scale);
   std::vector<int> out;
   for (int p = 0; p < pairs && !g_stop; ++p) {
@@ -290,7 +290,7 @@ std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
         out.insert(out.end(), {-1, 0, 0, 0, 0, err});
         return out;
       }
-      Tally t = RunSlice(op, ep, enforced, limits);
+      Tally t = RunSlice(op, ep, enforced && refuses, limits);
       // Microseconds fit an int for any bounded loop (35 minutes).
       out.insert(out.end(), {enforced ? 1 : 0, static_cast<int>(t.ops),
                              static_cast<int>(t.elapsed_ns / 1000),

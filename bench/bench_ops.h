@@ -92,10 +92,12 @@ struct Sample {
 // own sockets after moving, then warms up untimed. In the enforced cgroup
 // kDeniedConnect must give EPERM, elsewhere ECONNREFUSED. The result is
 // encoded for RunInCgroupMulti; DecodeSlices reverses it.
+// `refuses`: the denied connect gets EPERM in the enforced cgroup (false
+// when the programs there let the worker through, --mode=users).
 std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
                                 const std::string& baseline_cgroup,
                                 const std::string& enforced_cgroup, int pairs,
-                                double time_scale);
+                                double time_scale, bool refuses = true);
 
 struct Slices {
   std::vector<Sample> baseline, enforced;  // in pair order

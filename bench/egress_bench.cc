@@ -12,7 +12,21 @@
 //
 //   sudo build/bench/egress_bench [--rounds=25] [--rules=1,1000,100000]
 //                                 [--time_scale=1.0] [--verbose]
+//                                 [--mode=target|users|users+skb]
+//
+// --mode=users measures what user targets cost everybody else: the program
+// set that serves user targets from the cgroup2 root (EGRESS_TARGET_BY_UID,
+// UserHooks) is attached to the measured cgroup instead of a target's set,
+// with a user target for another uid in user_targets; the worker's uid is
+// in no user target, so every hook looks its uid up, misses and lets it
+// through. A cgroup's programs run from one effective array that holds its
+// own and every ancestor's, so this is the cost the root attachment puts on
+// every process of the host, measured without touching the host's other
+// processes. users+skb adds the per-packet hook, to show what attaching it
+// at the root would cost (egressd does not).
+#include <bpf/bpf.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,7 +83,29 @@ struct Options {
   std::vector<size_t> rule_counts = {1, 1000, 100000};
   double time_scale = 1.0;
   bool verbose = false;  // print every pair
+  // target: a cgroup target's set; users / users+skb: the root set of user
+  // targets, for a process of another user (see the top of this file).
+  std::string mode = "target";
+  bool rules_given = false;
+  // Kernel BPF run-time statistics while measuring: time per run of each
+  // program of the set, and per operation (see bench/README.md).
+  bool bpf_stats = false;
 };
+
+bool UsersMode(const Options& o) { return o.mode != "target"; }
+
+// The hooks --mode=users+skb attaches: UserHooks() and the packet hook.
+std::vector<HookSpec> UserHooksWithSkb() {
+  std::vector<HookSpec> out = UserHooks();
+  for (const HookSpec& h : AllHooks()) {
+    if (h.attach_type == BPF_CGROUP_INET_EGRESS) out.push_back(h);
+  }
+  return out;
+}
+
+// A uid in no real account, for the user target that other processes pay
+// for; the worker runs as root, which no user target names.
+constexpr uint32_t kBenchUid = 4123456789u;
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   Options o;
@@ -89,8 +125,17 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
         }
         o.rule_counts.push_back(v);
       }
+      o.rules_given = true;
+    } else if (absl::ConsumePrefix(&arg, "--mode=")) {
+      if (arg != "target" && arg != "users" && arg != "users+skb") {
+        return absl::InvalidArgumentError(
+            "--mode wants target, users or users+skb");
+      }
+      o.mode = std::string(arg);
     } else if (arg == "--verbose") {
       o.verbose = true;
+    } else if (arg == "--bpf_stats") {
+      o.bpf_stats = true;
     } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
       if (!absl::SimpleAtod(arg, &o.time_scale) || o.time_scale <= 0 ||
           o.time_scale > 10) {
@@ -100,9 +145,12 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown argument '", arg,
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
-          "[--time_scale=X] [--verbose]"));
+          "[--time_scale=X] [--verbose] [--mode=target|users|users+skb] "
+          "[--bpf_stats]"));
     }
   }
+  // The uid lookup misses whatever the rules: one rule count is enough.
+  if (UsersMode(o) && !o.rules_given) o.rule_counts = {1};
   return o;
 }
 
@@ -128,6 +176,18 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+// run_time_ns and run_cnt of one program (they advance only while the
+// kernel's BPF statistics are enabled).
+struct ProgRun {
+  uint64_t ns = 0, runs = 0;
+};
+ProgRun ProgRunOf(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return {};
+  return {info.run_time_ns, info.run_cnt};
+}
+
 // All slices of one operation at one rule count, from one worker that moves
 // itself between the cgroups (bench_ops.h: RunInterleaved).
 absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
@@ -141,9 +201,10 @@ absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
                           testing::RunInCgroupMulti(
                               baseline_cg,
                               [op, ep, baseline_cg, enforced_cg, &opts] {
-                                return RunInterleaved(op, ep, baseline_cg,
-                                                      enforced_cg, opts.rounds,
-                                                      opts.time_scale);
+                                return RunInterleaved(
+                                    op, ep, baseline_cg, enforced_cg,
+                                    opts.rounds, opts.time_scale,
+                                    /*refuses=*/!UsersMode(opts));
                               },
                               timeout));
   return DecodeSlices(values);
@@ -151,12 +212,16 @@ absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
 
 // One probe of each kind from each cgroup: the rules must allow our loopback
 // destinations and refuse the closed port, or every number would be wrong.
+// In users mode nothing is refused: the worker is no user target's.
 absl::Status SanityCheck(const std::string& enforced_cg,
-                         const std::string& baseline_cg, const Endpoints& ep) {
+                         const std::string& baseline_cg, const Endpoints& ep,
+                         bool users) {
   for (Op op : kAllOps) {
     for (bool enforced : {true, false}) {
       int want = 0;
-      if (op == Op::kDeniedConnect) want = enforced ? EPERM : ECONNREFUSED;
+      if (op == Op::kDeniedConnect) {
+        want = enforced && !users ? EPERM : ECONNREFUSED;
+      }
       EGRESS_ASSIGN_OR_RETURN(
           int got,
           testing::RunInCgroup(enforced ? enforced_cg : baseline_cg,
@@ -194,7 +259,12 @@ absl::Status Run(const Options& opts) {
   // Pins: <bpffs>/egress-bench-<pid>/{maps,targets/1}.
   const std::string pin_root = absl::StrCat(kBpffsMount, "/egress-bench-", pid);
   const std::string maps_dir = absl::StrCat(pin_root, "/maps");
-  const std::string prog_dir = absl::StrCat(pin_root, "/targets/", kTargetId);
+  // users mode: the root set of user targets (id EGRESS_TARGET_BY_UID).
+  const uint32_t set_id =
+      UsersMode(opts) ? static_cast<uint32_t>(EGRESS_TARGET_BY_UID) : kTargetId;
+  const std::vector<HookSpec> hooks =
+      opts.mode == "users+skb" ? UserHooksWithSkb() : HooksOf(set_id);
+  const std::string prog_dir = absl::StrCat(pin_root, "/targets/", set_id);
   EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(pin_root, kBpffsMount));
   absl::Cleanup remove_pins = [&pin_root] {
     if (absl::Status s = RemoveTree(pin_root); !s.ok()) {
@@ -204,7 +274,13 @@ absl::Status Run(const Options& opts) {
   EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(maps_dir, kBpffsMount));
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SharedMaps> maps,
                           SharedMaps::OpenOrCreate(maps_dir));
-  EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(kTargetId, maps_dir, prog_dir));
+  EGRESS_RETURN_IF_ERROR(
+      LoadAndPinPrograms(set_id, maps_dir, prog_dir, &hooks));
+  if (UsersMode(opts)) {
+    // A user target for another uid: the map the root set reads is not
+    // empty, as on a host with one user target.
+    EGRESS_RETURN_IF_ERROR(maps->SetUserTarget(kBenchUid, kTargetId));
+  }
 
   // Two sibling cgroups directly under the cgroup2 root.
   EGRESS_ASSIGN_OR_RETURN(std::string cg_root, Cgroup2Root());
@@ -232,7 +308,8 @@ absl::Status Run(const Options& opts) {
   {
     EGRESS_ASSIGN_OR_RETURN(UniqueFd cg_fd, OpenCgroup(enforced_cg));
     EGRESS_ASSIGN_OR_RETURN(uint64_t cg_id, CgroupId(enforced_cg));
-    EGRESS_RETURN_IF_ERROR(AttachPinned(prog_dir, cg_fd.get(), cg_id));
+    EGRESS_RETURN_IF_ERROR(
+        AttachPinned(prog_dir, cg_fd.get(), cg_id, nullptr, hooks));
   }
 
   // Drain verdict records the way egressd does (the programs submit them
@@ -266,6 +343,19 @@ absl::Status Run(const Options& opts) {
       pid, opts.rounds, pin_root.c_str(), cg_prefix.c_str(), ep.tcp_connect,
       ep.tcp_bulk, ep.udp_sink, ep.closed);
   std::fflush(stdout);
+
+  // --bpf_stats: the kernel times every program run while this fd is open.
+  UniqueFd stats_fd;
+  std::vector<std::pair<std::string, UniqueFd>> progs;
+  if (opts.bpf_stats) {
+    stats_fd = UniqueFd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!stats_fd) return ErrnoStatus(errno, "bpf_enable_stats", "run time");
+    for (const HookSpec& h : hooks) {
+      progs.emplace_back(h.name,
+                         UniqueFd(bpf_obj_get(ProgPin(prog_dir, h).c_str())));
+    }
+  }
+  std::vector<std::string> stats_lines;
 
   std::vector<RulesetInfo> infos;
   std::map<std::pair<size_t, Op>, Series> results;  // (rule count index, op)
@@ -320,13 +410,38 @@ absl::Status Run(const Options& opts) {
         WithCommas(info.deny_entries).c_str());
     std::fflush(stdout);
 
-    EGRESS_RETURN_IF_ERROR(SanityCheck(enforced_cg, baseline_cg, ep));
+    EGRESS_RETURN_IF_ERROR(
+        SanityCheck(enforced_cg, baseline_cg, ep, UsersMode(opts)));
     EGRESS_RETURN_IF_ERROR(maps->ResetCounters(kTargetId));
 
     for (Op op : kAllOps) {
       if (StopRequested()) return absl::CancelledError("interrupted");
+      std::vector<ProgRun> before;
+      for (const auto& [name, fd] : progs)
+        before.push_back(ProgRunOf(fd.get()));
       EGRESS_ASSIGN_OR_RETURN(Slices slices,
                               Measure(op, baseline_cg, enforced_cg, ep, opts));
+      if (opts.bpf_stats) {
+        int64_t enforced_ops = 0;
+        for (const Sample& s : slices.enforced) enforced_ops += s.ops;
+        std::string line =
+            absl::StrFormat("  %-18s %9s", OpName(op), WithCommas(n).c_str());
+        double per_op = 0;
+        for (size_t i = 0; i < progs.size(); ++i) {
+          ProgRun now = ProgRunOf(progs[i].second.get());
+          uint64_t runs = now.runs - before[i].runs;
+          uint64_t ns = now.ns - before[i].ns;
+          if (runs == 0) continue;
+          absl::StrAppendFormat(
+              &line, "  %s %.0f ns x %.2f", progs[i].first,
+              static_cast<double>(ns) / runs,
+              static_cast<double>(runs) / std::max<int64_t>(1, enforced_ops));
+          per_op += static_cast<double>(ns) /
+                    static_cast<double>(std::max<int64_t>(1, enforced_ops));
+        }
+        absl::StrAppendFormat(&line, "  => %.0f ns per op", per_op);
+        stats_lines.push_back(line);
+      }
       if (StopRequested()) return absl::CancelledError("interrupted");
       for (const auto* side : {&slices.baseline, &slices.enforced}) {
         for (const Sample& s : *side) {
@@ -394,6 +509,7 @@ absl::Status Run(const Options& opts) {
     double wall = 0, cpu = 0;
   };
   std::optional<Verdict> connect_at_100k;
+  std::optional<Verdict> first_connect;
   std::vector<std::string> anomalies;
   for (Op op : kAllOps) {
     for (size_t ni = 0; ni < infos.size(); ++ni) {
@@ -432,6 +548,7 @@ absl::Status Run(const Options& opts) {
       if (op == Op::kTcpConnect && infos[ni].rules == 100000) {
         connect_at_100k = v;
       }
+      if (op == Op::kTcpConnect && ni == 0) first_connect = v;
     }
   }
 
@@ -447,10 +564,25 @@ absl::Status Run(const Options& opts) {
   }
   std::printf("  verdict records drained: %s\n",
               WithCommas(events.load()).c_str());
+  if (opts.bpf_stats) {
+    std::printf(
+        "\nBPF run time of the measured set (kernel run_time_ns, all slices "
+        "incl. warm-up): per run x runs per timed op, and per op\n");
+    for (const std::string& l : stats_lines) std::printf("%s\n", l.c_str());
+  }
   for (const std::string& a : anomalies)
     std::printf("ANOMALY: %s\n", a.c_str());
 
-  if (connect_at_100k.has_value()) {
+  if (UsersMode(opts)) {
+    const Verdict v = first_connect.value_or(Verdict{});
+    std::printf(
+        "\nmode %s: TCP connect of a process of another user, with a user "
+        "target present, within 2%% of none: %s (wall time ratio %.3f, "
+        "%+.1f%%; cpu time ratio %.3f, %+.1f%%: %s)\n",
+        opts.mode.c_str(), v.wall <= 1.02 ? "PASS" : "FAIL", v.wall,
+        (v.wall - 1) * 100, v.cpu, (v.cpu - 1) * 100,
+        v.cpu <= 1.02 ? "pass" : "fail");
+  } else if (connect_at_100k.has_value()) {
     const Verdict& v = *connect_at_100k;
     std::printf(
         "\nat 100,000 rules, TCP connect within 5%% of no enforcement: %s "

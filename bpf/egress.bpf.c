@@ -2,8 +2,11 @@
 /*
  * egress: per-cgroup outbound connection enforcement.
  *
- * One instance of this object is loaded per target with egress_target_id
- * (lib/config.h) set; all instances share the pinned maps of maps.h. This
+ * One instance of this object is loaded per cgroup target with
+ * egress_target_id (lib/config.h) set, and one with EGRESS_TARGET_BY_UID for
+ * all user targets, attached at the cgroup2 root while any exists: it finds
+ * the target by the caller's uid and lets other uids through before it
+ * reads anything else. All instances share the pinned maps of maps.h. This
  * file holds the programs: how each hook turns its context into a
  * destination. What a decision means lives in lib/ (see lib/verdict.h for
  * the layering). Every program returns 1 to let the operation through and 0
@@ -66,9 +69,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("cgroup/connect4")
 int egress_connect4(struct bpf_sock_addr *ctx)
 {
+	struct egress_target_config *cfg;
 	struct egress_dest d = {};
-	__u32 ip4 = ctx->user_ip4;
+	__u32 ip4, id;
 
+	cfg = target__find(&id);
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	ip4 = ctx->user_ip4;
 	if (!ip4) { /* goes to the bound address (lib/addr.h) */
 		ip4 = addr__unspec4(ctx->sk->src_ip4);
 		ctx->user_ip4 = ip4;
@@ -76,17 +84,23 @@ int egress_connect4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT4, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT4, ctx);
 }
 
 SEC("cgroup/connect6")
 int egress_connect6(struct bpf_sock_addr *ctx)
 {
+	struct egress_target_config *cfg;
 	struct egress_dest d = {};
-	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
-	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
-	struct bpf_sock *sk = ctx->sk;
+	__u32 a0, a1, a2, a3, id;
+	struct bpf_sock *sk;
 
+	cfg = target__find(&id);
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	sk = ctx->sk;
 	if (addr__is_mapped(a0, a1, a2)) {
 		if (!a3) { /* ::ffff:0.0.0.0 is IPv4 0.0.0.0 */
 			a3 = addr__unspec4(sk->src_ip4);
@@ -109,7 +123,7 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_CONNECT6, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT6, ctx);
 }
 
 /* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
@@ -119,9 +133,14 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int egress_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	struct egress_target_config *cfg;
 	struct egress_dest d = {};
-	__u32 ip4 = ctx->user_ip4;
+	__u32 ip4, id;
 
+	cfg = target__find(&id);
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	ip4 = ctx->user_ip4;
 	if (!ip4) { /* goes to the source address (lib/addr.h) */
 		ip4 = ctx->msg_src_ip4;
 		if (!ip4)
@@ -132,7 +151,7 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG4, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx);
 }
 
 /* IPv4-mapped destinations never get here (udpv6_sendmsg hands them, and
@@ -140,10 +159,15 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg6")
 int egress_sendmsg6(struct bpf_sock_addr *ctx)
 {
+	struct egress_target_config *cfg;
 	struct egress_dest d = {};
-	__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
-	__u32 a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+	__u32 a0, a1, a2, a3, id;
 
+	cfg = target__find(&id);
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
+	a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+	a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
 	if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
 		a3 = bpf_htonl(1);
 		ctx->user_ip6[3] = a3;
@@ -151,7 +175,7 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(&d, EGRESS_HOOK_SENDMSG6, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx);
 }
 
 /* recvmsg hooks see the sender of each datagram a target's UDP socket reads:
@@ -198,7 +222,7 @@ int egress_sock_create(struct bpf_sock *ctx)
 	    .reason = EGRESS_REASON_SOCKET_TYPE,
 	};
 	struct egress_dest d = {};
-	__u32 type = ctx->type, proto = ctx->protocol;
+	__u32 type = ctx->type, proto = ctx->protocol, id;
 
 	/* The common kinds first, before any map lookup. */
 	if (type == SOCK_STREAM &&
@@ -208,7 +232,7 @@ int egress_sock_create(struct bpf_sock *ctx)
 		return 1;
 	if (ctx->family != AF_INET && ctx->family != AF_INET6)
 		return 1;
-	cfg = target__config();
+	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	if (type == SOCK_RAW && (cfg->flags & EGRESS_TF_ALLOW_RAW))
@@ -220,7 +244,7 @@ int egress_sock_create(struct bpf_sock *ctx)
 	d.family =
 	    ctx->family == AF_INET ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
 	d.proto = dest__proto(proto);
-	return verdict__apply(cfg, &d, EGRESS_HOOK_SOCK_CREATE, &dec,
+	return verdict__apply(id, cfg, &d, EGRESS_HOOK_SOCK_CREATE, &dec,
 			      (__u8)type, 1);
 }
 
@@ -281,6 +305,7 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 	};
 	struct egress_dest d = {};
 	int refuse = 0;
+	__u32 id;
 
 	if (ctx->level == SOL_IPV6_LEVEL) {
 		refuse = ctx->optname == IPV6_RTHDR ||
@@ -295,33 +320,47 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 	}
 	if (!refuse)
 		return 1;
-	cfg = target__config();
+	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
-	return verdict__apply(cfg, &d, EGRESS_HOOK_SETSOCKOPT, &dec, 0, 1);
+	return verdict__apply(id, cfg, &d, EGRESS_HOOK_SETSOCKOPT, &dec, 0, 1);
 }
 
 /* Checks an ICMP echo request of a ping socket against the icmp rules:
  * unconnected ping sendto() passes no sendmsg hook. */
-static __always_inline int skb__icmp_allowed(struct egress_target_config *cfg,
+static __always_inline int skb__icmp_allowed(__u32 id,
+					     struct egress_target_config *cfg,
 					     struct egress_dest *d)
 {
 	struct egress_decision dec;
 
 	rules__decide(cfg->ruleset, d, &dec);
-	return verdict__apply(cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, SOCK_DGRAM,
-			      0);
+	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec,
+			      SOCK_DGRAM, 0);
 }
 
 static __always_inline int
-skb__drop_source_routed(struct egress_target_config *cfg, struct egress_dest *d)
+skb__drop_source_routed(__u32 id, struct egress_target_config *cfg,
+			struct egress_dest *d)
 {
 	struct egress_decision dec = {
 	    .verdict = EGRESS_VERDICT_DENY,
 	    .reason = EGRESS_REASON_SOURCE_ROUTE,
 	};
 
-	return verdict__apply(cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
+	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
+}
+
+/* The target of a packet: a cgroup target's own, or, for the root instance
+ * of user targets, the one of the socket's owner (packets may go out in no
+ * task's context, so not the current task's uid: the uid the socket was
+ * created with). */
+static __always_inline struct egress_target_config *
+skb__target(struct __sk_buff *skb, __u32 *id)
+{
+	if (egress_target_id == EGRESS_TARGET_BY_UID)
+		return target__of_uid(bpf_get_socket_uid(skb), id);
+	return target__find(id);
 }
 
 /*
@@ -338,11 +377,13 @@ int egress_skb_egress(struct __sk_buff *skb)
 	struct egress_target_config *cfg;
 	struct bpf_sock *sk;
 	struct egress_dest d = {};
+	__u32 id;
 
 	/* A DNS query to port 53: remembered for its answer (lib/dns_learn.h).
-	 * It never changes what happens to the packet. */
-	if (dns__port53(skb, 0)) {
-		cfg = target__config();
+	 * It never changes what happens to the packet. A cgroup target's only:
+	 * the root instance of user targets has no packet hooks attached. */
+	if (egress_target_id != EGRESS_TARGET_BY_UID && dns__port53(skb, 0)) {
+		cfg = target__find(&id);
 		if (cfg && cfg->mode != EGRESS_MODE_OFF)
 			dns__on_query(skb, cfg);
 	}
@@ -365,7 +406,7 @@ int egress_skb_egress(struct __sk_buff *skb)
 	} else {
 		return 1;
 	}
-	cfg = target__config();
+	cfg = skb__target(skb, &id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	sk = skb->sk;
@@ -382,7 +423,7 @@ int egress_skb_egress(struct __sk_buff *skb)
 			d.proto = ip->protocol;
 			if (ipopt__has_source_route((__u8 *)(ip + 1), end,
 						    ip->ihl * 4 - 20))
-				return skb__drop_source_routed(cfg, &d);
+				return skb__drop_source_routed(id, cfg, &d);
 		}
 		if (ip->protocol == IPPROTO_ICMP && sk &&
 		    sk->type == SOCK_DGRAM) {
@@ -394,7 +435,7 @@ int egress_skb_egress(struct __sk_buff *skb)
 				return 1;
 			dest__set4(&d, ip->daddr);
 			d.proto = IPPROTO_ICMP;
-			return skb__icmp_allowed(cfg, &d);
+			return skb__icmp_allowed(id, cfg, &d);
 		}
 		return 1;
 	}
@@ -416,7 +457,7 @@ int egress_skb_egress(struct __sk_buff *skb)
 					   ip6->daddr.in6_u.u6_addr32[1],
 					   ip6->daddr.in6_u.u6_addr32[2],
 					   ip6->daddr.in6_u.u6_addr32[3]);
-				return skb__drop_source_routed(cfg, &d);
+				return skb__drop_source_routed(id, cfg, &d);
 			}
 			if (nexthdr != IPV6_NEXTHDR_HOP &&
 			    nexthdr != IPV6_NEXTHDR_DEST &&
@@ -442,7 +483,7 @@ int egress_skb_egress(struct __sk_buff *skb)
 				   ip6->daddr.in6_u.u6_addr32[2],
 				   ip6->daddr.in6_u.u6_addr32[3]);
 			d.proto = IPPROTO_ICMPV6;
-			return skb__icmp_allowed(cfg, &d);
+			return skb__icmp_allowed(id, cfg, &d);
 		}
 	}
 	return 1;
@@ -457,10 +498,12 @@ SEC("cgroup_skb/ingress")
 int egress_skb_ingress(struct __sk_buff *skb)
 {
 	struct egress_target_config *cfg;
+	__u32 id;
 
-	if (!dns__port53(skb, 1))
+	/* A cgroup target's only (see egress_skb_egress). */
+	if (egress_target_id == EGRESS_TARGET_BY_UID || !dns__port53(skb, 1))
 		return 1;
-	cfg = target__config();
+	cfg = target__find(&id);
 	if (cfg && cfg->mode != EGRESS_MODE_OFF)
 		dns__on_answer(skb, cfg);
 	return 1;
@@ -468,10 +511,11 @@ int egress_skb_ingress(struct __sk_buff *skb)
 
 /* Emits a flow record for a TCP socket of a target. */
 static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
-				       const struct egress_flow *f, __u64 now)
+				       const struct egress_flow *f, __u64 now,
+				       __u32 id,
+				       const struct egress_target_config *cfg)
 {
-	struct egress_target_config *cfg = target__config();
-	struct egress_counters *c = target__counters();
+	struct egress_counters *c = target__counters(id);
 	struct egress_event *e;
 
 	if (kind == EGRESS_EVENT_FLOW_CLOSED && c) {
@@ -488,7 +532,7 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	}
 	if (!cfg || (cfg->flags & EGRESS_TF_EVENT_NONE))
 		return;
-	e = event__reserve(c, EGRESS_EVENT_INET_BYTES);
+	e = event__reserve(id, c, EGRESS_EVENT_INET_BYTES);
 	if (!e)
 		return;
 	e->ts_ns = now;
@@ -543,20 +587,24 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	struct egress_counters *c;
 	struct egress_flow *f;
 	struct bpf_sock *sk;
-	__u32 op = ctx->op;
+	__u32 op = ctx->op, id;
 	__u64 now;
 
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_STATE_CB)
 		return 1;
-	cfg = target__config();
+	/* Flows are a cgroup target's: the root instance of user targets is
+	 * never attached to this hook (callbacks run in no task's context). */
+	if (egress_target_id == EGRESS_TARGET_BY_UID)
+		return 1;
+	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	sk = ctx->sk;
 	if (!sk)
 		return 1;
-	c = target__counters();
+	c = target__counters(id);
 	now = bpf_ktime_get_ns();
 
 	if (op == BPF_SOCK_OPS_STATE_CB) {
@@ -579,7 +627,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 			f->fin_received = 1;
 		if (c)
 			__sync_fetch_and_add(&c->flows_closed, 1);
-		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, now);
+		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, now, id, cfg);
 		bpf_sk_storage_delete(&flows, sk);
 		return 1;
 	}
@@ -608,7 +656,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		d.port = (__be16)(ctx->remote_port >> 16);
 		d.proto = IPPROTO_TCP;
 		rules__decide(cfg->ruleset, &d, &dec);
-		names__decide(cfg, &d, &dec);
+		names__decide(id, cfg, &d, &dec);
 		f->rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			f->verdict = EGRESS_VERDICT_UNEXPLAINED;
@@ -621,7 +669,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	/* Ask for state changes, to see the close. */
 	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
 					   BPF_SOCK_OPS_STATE_CB_FLAG);
-	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now);
+	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, cfg);
 	return 1;
 }
 

@@ -26,6 +26,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } targets SEC(".maps");
 
+/* Real uid (global, as the initial user namespace sees it) -> id of the user
+ * target that names it. Written by egressd, read first by every hook of the
+ * root instance (egress_target_id == EGRESS_TARGET_BY_UID, lib/config.h): a
+ * miss lets the call through at once, which is all that processes of other
+ * users pay. A hash: uids are sparse. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_USER_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} user_targets SEC(".maps");
+
 /* {ruleset, proto, port prefix} -> elementary port interval. Written by
  * egressd (compile.cc), read by connect/sendmsg hooks. */
 struct {

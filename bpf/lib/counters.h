@@ -22,10 +22,8 @@
 #include "lib/config.h"
 
 /* This CPU's counters of the target; NULL never expected (array map). */
-static __always_inline struct egress_counters *target__counters(void)
+static __always_inline struct egress_counters *target__counters(__u32 id)
 {
-	__u32 id = egress_target_id;
-
 	return bpf_map_lookup_elem(&counters, &id);
 }
 
@@ -55,11 +53,12 @@ static __always_inline void counters__verdict(struct egress_counters *c,
 	__sync_fetch_and_add(&c->by_proto[kind][p], 1);
 }
 
-/* Counts one decision by rule `rule_id` (0: the default action). */
-static __always_inline void rule__hit(__u32 rule_id)
+/* Counts one decision of target `target_id` by rule `rule_id` (0: the
+ * default action). */
+static __always_inline void rule__hit(__u32 target_id, __u32 rule_id)
 {
 	struct egress_rule_hit_key k = {
-	    .target_id = egress_target_id,
+	    .target_id = target_id,
 	    .rule_id = rule_id,
 	};
 	__u64 one = 1, *v;

@@ -31,12 +31,12 @@
 #include "lib/config.h"
 #include "lib/rules.h"
 
-/* The binding of `d` for this target, or NULL. */
+/* The binding of `d` for target `target_id`, or NULL. */
 static __always_inline struct egress_dns_binding *
-names__binding(const struct egress_dest *d)
+names__binding(__u32 target_id, const struct egress_dest *d)
 {
 	struct egress_dns_binding_key k = {
-	    .target_id = egress_target_id,
+	    .target_id = target_id,
 	    .family = d->family,
 	};
 
@@ -47,7 +47,7 @@ names__binding(const struct egress_dest *d)
 /* Refines the address decision `dec` of `d` with the names `d` was learned
  * for (see the order above). */
 static __always_inline void
-names__decide(const struct egress_target_config *cfg,
+names__decide(__u32 target_id, const struct egress_target_config *cfg,
 	      const struct egress_dest *d, struct egress_decision *dec)
 {
 	struct egress_rule_key key = {};
@@ -63,7 +63,7 @@ names__decide(const struct egress_target_config *cfg,
 		return;
 	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
 		return;
-	b = names__binding(d);
+	b = names__binding(target_id, d);
 	if (!b)
 		return;
 	now = bpf_ktime_get_ns();

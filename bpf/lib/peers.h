@@ -28,22 +28,23 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 
-static __always_inline void peer__key(struct egress_peer_key *k,
-				      struct bpf_sock_addr *ctx,
-				      const struct egress_dest *d,
-				      __u32 local_port_host)
+static __always_inline void
+peer__key(struct egress_peer_key *k, __u32 target_id, struct bpf_sock_addr *ctx,
+	  const struct egress_dest *d, __u32 local_port_host)
 {
 	k->netns_cookie = bpf_get_netns_cookie(ctx);
 	k->sock_cookie = bpf_get_socket_cookie(ctx);
-	k->target_id = egress_target_id;
+	k->target_id = target_id;
 	k->family = d->family;
 	k->local_port = bpf_htons((__u16)local_port_host);
 	k->peer_port = d->port;
 	__builtin_memcpy(k->addr, d->addr32, 16);
 }
 
-/* True when the peer sent to this socket first (a server reply). */
-static __always_inline int peer__known(const struct egress_dest *d,
+/* True when the peer sent to this socket first (a server reply), while the
+ * socket served target `target_id`. */
+static __always_inline int peer__known(__u32 target_id,
+				       const struct egress_dest *d,
 				       struct bpf_sock_addr *ctx)
 {
 	struct egress_peer_key k = {};
@@ -52,7 +53,7 @@ static __always_inline int peer__known(const struct egress_dest *d,
 
 	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
 		return 0;
-	peer__key(&k, ctx, d, sk->src_port);
+	peer__key(&k, target_id, ctx, d, sk->src_port);
 	v = bpf_map_lookup_elem(&udp_peers, &k);
 	/* A peer silent for longer than the TTL is a stranger again. */
 	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
@@ -63,14 +64,16 @@ static __always_inline int peer__known(const struct egress_dest *d,
 static __always_inline void peer__record(struct egress_dest *d,
 					 struct bpf_sock_addr *ctx)
 {
-	struct egress_target_config *cfg = target__config();
 	struct egress_peer_value v;
 	struct egress_peer_key k = {};
 	struct bpf_sock *sk = ctx->sk;
+	struct egress_target_config *cfg;
+	__u32 id;
 
+	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
 		return;
-	peer__key(&k, ctx, d, sk->src_port);
+	peer__key(&k, id, ctx, d, sk->src_port);
 	v.last_seen_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
 }

@@ -57,7 +57,8 @@ static __always_inline __u32 limit__differs(const struct egress_limit_slot *s,
  * increments past 7 emitted would carry into the window start: at worst a
  * window restarted early.
  */
-static __always_inline __s64 limit__admit(const struct egress_dest *d,
+static __always_inline __s64 limit__admit(__u32 target_id,
+					  const struct egress_dest *d,
 					  __u8 hook, __u8 verdict, __u64 now,
 					  struct egress_counters *c)
 {
@@ -70,7 +71,7 @@ static __always_inline __s64 limit__admit(const struct egress_dest *d,
 	__u32 idx;
 	int i;
 
-	k.target_id = (__u16)egress_target_id;
+	k.target_id = (__u16)target_id;
 	k.family = d->family;
 	k.proto = d->proto;
 	k.port = d->port;

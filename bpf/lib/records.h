@@ -22,12 +22,12 @@
 #include "lib/config.h"
 #include "lib/ratelimit.h"
 
-/* A zeroed record of `size` bytes for this target (EGRESS_EVENT_INET_BYTES,
- * or sizeof(struct egress_event) for a unix record with its path; a
- * constant at every call site, as bpf_ringbuf_reserve needs), or NULL
- * (counted as lost) when the ring buffer is full. */
+/* A zeroed record of `size` bytes for target `target_id`
+ * (EGRESS_EVENT_INET_BYTES, or sizeof(struct egress_event) for a unix record
+ * with its path; a constant at every call site, as bpf_ringbuf_reserve needs),
+ * or NULL (counted as lost) when the ring buffer is full. */
 static __always_inline struct egress_event *
-event__reserve(struct egress_counters *c, __u32 size)
+event__reserve(__u32 target_id, struct egress_counters *c, __u32 size)
 {
 	struct egress_event *e = bpf_ringbuf_reserve(&events, size, 0);
 
@@ -37,7 +37,7 @@ event__reserve(struct egress_counters *c, __u32 size)
 		return NULL;
 	}
 	__builtin_memset(e, 0, size);
-	e->target_id = egress_target_id;
+	e->target_id = target_id;
 	return e;
 }
 
@@ -45,9 +45,10 @@ event__reserve(struct egress_counters *c, __u32 size)
  * records (a literal NULL at those call sites, so the unix branch compiles
  * away there) and the address of a unix decision, carried in the record. */
 static __always_inline void
-event__emit(const struct egress_dest *d, __u8 hook, __u8 verdict, __u8 reason,
-	    __u32 rule_id, __u8 sock_type, struct egress_counters *c,
-	    int has_task, __u8 flags, const struct egress_unix_key *unix_addr)
+event__emit(__u32 target_id, const struct egress_dest *d, __u8 hook,
+	    __u8 verdict, __u8 reason, __u32 rule_id, __u8 sock_type,
+	    struct egress_counters *c, int has_task, __u8 flags,
+	    const struct egress_unix_key *unix_addr)
 {
 	struct egress_event *e;
 	__s64 suppressed;
@@ -56,17 +57,17 @@ event__emit(const struct egress_dest *d, __u8 hook, __u8 verdict, __u8 reason,
 	if (flags & EGRESS_TF_EVENT_NONE)
 		return;
 	now = bpf_ktime_get_ns();
-	suppressed = limit__admit(d, hook, verdict, now, c);
+	suppressed = limit__admit(target_id, d, hook, verdict, now, c);
 	if (suppressed < 0)
 		return;
 	if (unix_addr) {
-		e = event__reserve(c, sizeof(*e));
+		e = event__reserve(target_id, c, sizeof(*e));
 		if (!e)
 			return;
 		e->path_len = unix_addr->len;
 		__builtin_memcpy(e->path, unix_addr->path, sizeof(e->path));
 	} else {
-		e = event__reserve(c, EGRESS_EVENT_INET_BYTES);
+		e = event__reserve(target_id, c, EGRESS_EVENT_INET_BYTES);
 		if (!e)
 			return;
 	}

@@ -126,7 +126,7 @@ static __always_inline void unix__dest(struct egress_dest *d,
 /* The whole decision of a connect_unix or sendmsg_unix hook. */
 static __always_inline int unix__decide(struct bpf_sock_addr *ctx, __u8 hook)
 {
-	struct egress_target_config *cfg = target__config();
+	struct egress_target_config *cfg;
 	struct egress_target_config view;
 	struct egress_decision dec = {
 	    .verdict = EGRESS_VERDICT_DENY,
@@ -136,7 +136,9 @@ static __always_inline int unix__decide(struct bpf_sock_addr *ctx, __u8 hook)
 	struct egress_rule_value *v;
 	struct egress_dest d = {};
 	struct bpf_sock *sk = ctx->sk;
+	__u32 id;
 
+	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
 	if (!(cfg->flags & EGRESS_TF_UNIX_RULES) &&
@@ -164,8 +166,8 @@ static __always_inline int unix__decide(struct bpf_sock_addr *ctx, __u8 hook)
 	if (cfg->mode == EGRESS_MODE_AUDIT &&
 	    dec.reason == EGRESS_REASON_UNIX_UNLISTED)
 		view.flags |= EGRESS_TF_EVENT_ALLOW;
-	return verdict__apply_to(&view, &d, hook, &dec, sk ? (__u8)sk->type : 0,
-				 1, &k);
+	return verdict__apply_to(id, &view, &d, hook, &dec,
+				 sk ? (__u8)sk->type : 0, 1, &k);
 }
 
 #endif /* EGRESS_BPF_LIB_UNIX_H_ */

@@ -38,14 +38,14 @@
  * Returns 1 to let the operation through, 0 to refuse it with EPERM.
  */
 static __always_inline int
-verdict__apply_to(const struct egress_target_config *cfg,
+verdict__apply_to(__u32 id, const struct egress_target_config *cfg,
 		  const struct egress_dest *d, __u8 hook,
 		  struct egress_decision *dec, __u8 sock_type, int has_task,
 		  const struct egress_unix_key *unix_addr)
 {
-	struct egress_counters *c = target__counters();
+	struct egress_counters *c = target__counters(id);
 
-	rule__hit(dec->rule_id);
+	rule__hit(id, dec->rule_id);
 	/* One counter per decision: the totals (allowed, denied, ...) are sums
 	 * of by_proto, derived by egressd. */
 	if (dec->verdict == EGRESS_VERDICT_ALLOW) {
@@ -55,14 +55,14 @@ verdict__apply_to(const struct egress_target_config *cfg,
 				      : EGRESS_CTR_ALLOWED,
 				  d->family, d->proto);
 		if (cfg->flags & EGRESS_TF_EVENT_ALLOW)
-			event__emit(d, hook, EGRESS_VERDICT_ALLOW, dec->reason,
-				    dec->rule_id, sock_type, c, has_task,
-				    cfg->flags, unix_addr);
+			event__emit(id, d, hook, EGRESS_VERDICT_ALLOW,
+				    dec->reason, dec->rule_id, sock_type, c,
+				    has_task, cfg->flags, unix_addr);
 		return 1;
 	}
 	if (cfg->mode == EGRESS_MODE_AUDIT) {
 		counters__verdict(c, EGRESS_CTR_AUDITED, d->family, d->proto);
-		event__emit(d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
+		event__emit(id, d, hook, EGRESS_VERDICT_AUDIT, dec->reason,
 			    dec->rule_id, sock_type, c, has_task, cfg->flags,
 			    unix_addr);
 		return 1;
@@ -72,38 +72,39 @@ verdict__apply_to(const struct egress_target_config *cfg,
 	else if (c && dec->reason == EGRESS_REASON_SOURCE_ROUTE)
 		__sync_fetch_and_add(&c->srcroute_denied, 1);
 	counters__verdict(c, EGRESS_CTR_DENIED, d->family, d->proto);
-	event__emit(d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
+	event__emit(id, d, hook, EGRESS_VERDICT_DENY, dec->reason, dec->rule_id,
 		    sock_type, c, has_task, cfg->flags, unix_addr);
 	return 0;
 }
 
 /* verdict__apply_to for every inet hook (no unix address). */
 static __always_inline int
-verdict__apply(const struct egress_target_config *cfg,
+verdict__apply(__u32 id, const struct egress_target_config *cfg,
 	       const struct egress_dest *d, __u8 hook,
 	       struct egress_decision *dec, __u8 sock_type, int has_task)
 {
-	return verdict__apply_to(cfg, d, hook, dec, sock_type, has_task, NULL);
+	return verdict__apply_to(id, cfg, d, hook, dec, sock_type, has_task,
+				 NULL);
 }
 
-/* The whole decision for a connect or sendmsg destination. */
-static __always_inline int verdict__connect(struct egress_dest *d, __u8 hook,
-					    struct bpf_sock_addr *ctx)
+/* The whole decision for a connect or sendmsg destination of target `id`
+ * (found by target__find, which the hook calls first: the root instance of
+ * user targets must let other uids go before it looks at the address). */
+static __always_inline int
+verdict__connect(__u32 id, const struct egress_target_config *cfg,
+		 struct egress_dest *d, __u8 hook, struct bpf_sock_addr *ctx)
 {
-	struct egress_target_config *cfg = target__config();
 	struct egress_decision dec;
 
-	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
-		return 1;
 	rules__decide(cfg->ruleset, d, &dec);
-	names__decide(cfg, d, &dec);
+	names__decide(id, cfg, d, &dec);
 	/* An explicit deny still wins over a reply. */
-	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(d, ctx)) {
+	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(id, d, ctx)) {
 		dec.verdict = EGRESS_VERDICT_ALLOW;
 		dec.reason = EGRESS_REASON_UDP_REPLY;
 		dec.rule_id = 0;
 	}
-	return verdict__apply(cfg, d, hook, &dec, 0, 1);
+	return verdict__apply(id, cfg, d, hook, &dec, 0, 1);
 }
 
 #endif /* EGRESS_BPF_LIB_VERDICT_H_ */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -46,10 +47,16 @@ bool Readable(int fd, absl::Duration timeout) {
 // The child: connect everything, report, then echo until 30 s have passed.
 [[noreturn]] void Hold(const std::string& cgroup_dir,
                        const std::vector<SockAddr>& tcp,
-                       const std::vector<SockAddr>& udp, int ready) {
+                       const std::vector<SockAddr>& udp, int ready,
+                       std::optional<uint32_t> uid) {
   FILE* f = fopen((cgroup_dir + "/cgroup.procs").c_str(), "w");
   if (f == nullptr || fprintf(f, "%d", getpid()) < 0 || fclose(f) != 0) {
     _exit(2);
+  }
+  if (uid.has_value() &&
+      (setgroups(0, nullptr) != 0 || setresgid(*uid, *uid, *uid) != 0 ||
+       setresuid(*uid, *uid, *uid) != 0)) {
+    _exit(6);
   }
   std::vector<pollfd> held;
   for (const SockAddr& a : tcp) {
@@ -100,7 +107,7 @@ absl::StatusOr<UdpPeer> BindUdp(const std::string& address) {
 
 absl::StatusOr<std::unique_ptr<HeldConnections>> HeldConnections::Start(
     const std::string& cgroup_dir, std::vector<LoopbackServer*> servers,
-    const std::vector<const UdpPeer*>& udp) {
+    const std::vector<const UdpPeer*>& udp, std::optional<uint32_t> uid) {
   std::vector<SockAddr> tcp_addrs, udp_addrs;
   for (const LoopbackServer* s : servers) {
     tcp_addrs.push_back(*ParseSockAddr(s->address, s->port));
@@ -114,7 +121,7 @@ absl::StatusOr<std::unique_ptr<HeldConnections>> HeldConnections::Start(
   if (pid < 0) return Errno("fork");
   if (pid == 0) {
     close(ready[0]);
-    Hold(cgroup_dir, tcp_addrs, udp_addrs, ready[1]);
+    Hold(cgroup_dir, tcp_addrs, udp_addrs, ready[1], uid);
   }
   close(ready[1]);
   auto held = std::unique_ptr<HeldConnections>(new HeldConnections(pid));

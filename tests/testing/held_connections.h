@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,11 +41,13 @@ class HeldConnections {
  public:
   // Starts the child in `cgroup_dir` (absolute), which connects to each
   // server (TCP) and to each UDP peer (connect() only), and accepts each
-  // server's connection. Fails when the child cannot join or connect within
-  // 5 s.
+  // server's connection. With `uid`, the child becomes that user (real,
+  // effective and saved uid and gid) once in its cgroup. Fails when the
+  // child cannot join or connect within 5 s.
   static absl::StatusOr<std::unique_ptr<HeldConnections>> Start(
       const std::string& cgroup_dir, std::vector<LoopbackServer*> servers,
-      const std::vector<const UdpPeer*>& udp);
+      const std::vector<const UdpPeer*>& udp,
+      std::optional<uint32_t> uid = std::nullopt);
   // Kills and reaps the child.
   ~HeldConnections();
   HeldConnections(const HeldConnections&) = delete;

@@ -132,6 +132,25 @@ TEST_F(CliParseTest, TargetCommands) {
                 absl::StatusCode::kInvalidArgument, "exactly one of --cgroup");
   EXPECT_STATUS(Parse({"target", "add", "web", "--cgroup", "/a", "--pid", "1"}),
                 absl::StatusCode::kInvalidArgument, "exactly one of");
+  auto user = Request<control::TargetAddRequest>(
+      {"target", "add", "www", "--user", "www-data"});
+  EXPECT_EQ(user.spec.source, policy::TargetSource::kUser);
+  EXPECT_EQ(user.spec.source_value, "www-data");
+  EXPECT_EQ(Request<control::TargetAddRequest>(
+                {"target", "add", "www", "--user", "33"})
+                .spec.source_value,
+            "33");
+  EXPECT_STATUS(Parse({"target", "add", "www", "--user", "www data"}),
+                absl::StatusCode::kInvalidArgument,
+                "--user: bad user \"www data\"");
+  EXPECT_STATUS(Parse({"target", "add", "www", "--user", "4294967295"}),
+                absl::StatusCode::kInvalidArgument,
+                "--user: bad user \"4294967295\"");
+  EXPECT_STATUS(Parse({"target", "add", "www", "--user", ""}),
+                absl::StatusCode::kInvalidArgument, "--user");
+  EXPECT_STATUS(
+      Parse({"target", "add", "www", "--user", "33", "--cgroup", "/a"}),
+      absl::StatusCode::kInvalidArgument, "exactly one of");
   EXPECT_STATUS(
       Parse({"target", "add", "web", "--cgroup", "/a", "--mode", "observe"}),
       absl::StatusCode::kInvalidArgument, "unknown mode 'observe'");

@@ -94,6 +94,26 @@ TEST_F(StateTest, RoundTrip) {
       << "temporary file left behind";
 }
 
+TEST_F(StateTest, UserTargetsKeepTheirUid) {
+  DaemonState s;
+  TargetState u;
+  u.name = "www";
+  u.id = 4;
+  u.source = policy::TargetSource::kUser;
+  u.source_value = "www-data";
+  u.uid = 33;
+  s.targets["www"] = u;
+  ASSERT_OK(SaveState(path_, s));
+  ASSERT_OK_AND_ASSIGN(DaemonState back, LoadState(path_));
+  const TargetState& t = back.targets["www"];
+  EXPECT_EQ(t.source, policy::TargetSource::kUser);
+  EXPECT_EQ(t.source_value, "www-data");
+  EXPECT_EQ(t.uid, 33u);
+  EXPECT_EQ(t.cgroup, "");
+  // Only a user target has the member.
+  EXPECT_EQ(StateToJson(Sample()).dump().find("\"uid\""), std::string::npos);
+}
+
 TEST_F(StateTest, CorruptFilesAreReportedWithTheFileName) {
   std::ofstream(path_) << "{ not json";
   EXPECT_STATUS(LoadState(path_), absl::StatusCode::kDataLoss, path_);

@@ -51,6 +51,10 @@ class EngineTest : public ::testing::Test {
       return "/system.slice/" + unit;
     };
     o.pid_cgroup = [](int) -> absl::StatusOr<std::string> { return "/web"; };
+    o.user_uid = [](const std::string& name) -> absl::StatusOr<uint32_t> {
+      if (name == "www-data") return 33;
+      return absl::NotFoundError("no user named '" + name + "'");
+    };
     o.normalize_cgroup =
         [](const std::string& p) -> absl::StatusOr<std::string> {
       if (p.empty() || p[0] != '/') return absl::InvalidArgumentError(p);
@@ -65,6 +69,13 @@ class EngineTest : public ::testing::Test {
     s.name = name;
     s.source_value = cgroup;
     s.rules = std::move(rules);
+    return s;
+  }
+
+  control::TargetSpec UserSpec(const std::string& name, const std::string& user,
+                               std::vector<policy::Rule> rules = {}) {
+    control::TargetSpec s = Spec(name, user, std::move(rules));
+    s.source = policy::TargetSource::kUser;
     return s;
   }
 

@@ -235,3 +235,118 @@ TEST_F(EngineTest, AFailedAttachLeavesNoTarget) {
 
 }  // namespace
 }  // namespace egress::testing
+
+namespace egress::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+TEST_F(EngineTest, UserTargetsShareOneRootSetAndEnterTheirUids) {
+  const uint64_t root = kernel_.MakeCgroup("/");
+  ASSERT_OK(
+      engine_->AddTarget(UserSpec("www", "www-data", {Allow({"443/tcp"})}))
+          .status());
+  const uint32_t www = IdOf("www");
+  EXPECT_EQ(Saved("www").uid, 33u);
+  EXPECT_EQ(Saved("www").cgroup, "");
+  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(33u, www)));
+  EXPECT_FALSE(kernel_.ProgramsLoaded(www)) << "no program set of its own";
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            root);
+  EXPECT_NE(kernel_.ActiveRuleset(www), 0u);
+  const int attaches = kernel_.attach_calls();
+
+  // A second one by uid: the same root set, one more entry.
+  ASSERT_OK(engine_->AddTarget(UserSpec("batch", "4000000001")).status());
+  EXPECT_EQ(kernel_.attach_calls(), attaches);
+  EXPECT_THAT(kernel_.Users(),
+              ElementsAre(Pair(33u, www), Pair(4000000001u, IdOf("batch"))));
+  // A uid is one target's; a name no database has is an error naming it.
+  EXPECT_STATUS(engine_->AddTarget(UserSpec("www2", "33")).status(),
+                absl::StatusCode::kAlreadyExists,
+                "uid 33 is already target 'www'");
+  EXPECT_STATUS(engine_->AddTarget(UserSpec("x", "nosuch")).status(),
+                absl::StatusCode::kNotFound, "nosuch");
+  // Beside a cgroup target as usual.
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+
+  control::TargetInfo info;
+  for (const control::TargetInfo& t : engine_->TargetInfos()) {
+    if (t.name == "www") info = t;
+  }
+  EXPECT_EQ(info.uid, 33u);
+  EXPECT_EQ(info.source, policy::TargetSource::kUser);
+  EXPECT_TRUE(info.attached);
+  EXPECT_EQ(control::TargetWhere(info), "user www-data (uid 33)");
+  EXPECT_EQ(engine_->Reconcile(), 0) << "nothing to do";
+
+  // The root set stays while a user target is left.
+  ASSERT_OK(engine_->RemoveTarget("www").status());
+  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(4000000001u, IdOf("batch"))));
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            root);
+  ASSERT_OK(engine_->RemoveTarget("batch").status());
+  EXPECT_TRUE(kernel_.Users().empty());
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            0u);
+  EXPECT_FALSE(kernel_.ProgramsLoaded(EGRESS_TARGET_BY_UID));
+  EXPECT_NE(kernel_.AttachedTo(IdOf("web"), KernelPort::kOwnCgroup), 0u);
+}
+
+TEST_F(EngineTest, UserTargetsComeBackFromStateAndAsOrphansWithout) {
+  const uint64_t root = kernel_.MakeCgroup("/");
+  ASSERT_OK(engine_->AddTarget(UserSpec("www", "www-data")).status());
+  const uint32_t www = IdOf("www");
+
+  // Restart with the state: the uid is kept, never looked up again.
+  engine_ = std::make_unique<Engine>(kernel_, saved_, Options());
+  ASSERT_OK(engine_->Start(kNow).status());
+  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(33u, www)));
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            root);
+
+  // Restart without it: an orphan that keeps enforcing until removed.
+  engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
+  ASSERT_OK(engine_->Start(kNow).status());
+  ASSERT_EQ(engine_->TargetInfos().size(), 1u);
+  control::TargetInfo orphan = engine_->TargetInfos()[0];
+  EXPECT_TRUE(orphan.orphan);
+  EXPECT_EQ(orphan.uid, 33u);
+  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(33u, www)));
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            root);
+  ASSERT_OK(engine_->RemoveTarget(orphan.name).status());
+  EXPECT_TRUE(kernel_.Users().empty());
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            0u);
+
+  // A root set left with no user target is detached at start.
+  ASSERT_OK(kernel_.LoadPrograms(EGRESS_TARGET_BY_UID));
+  ASSERT_OK(
+      kernel_.Attach(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup, "/", root));
+  engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
+  ASSERT_OK(engine_->Start(kNow).status());
+  EXPECT_EQ(kernel_.AttachedTo(EGRESS_TARGET_BY_UID, KernelPort::kOwnCgroup),
+            0u);
+}
+
+TEST_F(EngineTest, ApplyCreatesAndUpdatesUserTargets) {
+  kernel_.MakeCgroup("/");
+  control::ApplyRequest req;
+  req.policies.push_back(UserSpec("www", "www-data", {Allow({"443/tcp"})}));
+  ASSERT_OK_AND_ASSIGN(control::ApplyResponse r, engine_->Apply(req, kNow));
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].action, "create");
+  EXPECT_EQ(r.changes[0].user, "user www-data (uid 33)");
+  EXPECT_THAT(kernel_.Users(), ElementsAre(Pair(33u, IdOf("www"))));
+  // The same uid by number under another name is refused.
+  control::ApplyRequest again;
+  again.policies.push_back(UserSpec("www2", "33"));
+  EXPECT_STATUS(engine_->Apply(again, kNow).status(),
+                absl::StatusCode::kAlreadyExists,
+                "policy www2: uid 33 is already target 'www'");
+}
+
+}  // namespace
+}  // namespace egress::testing

@@ -161,6 +161,14 @@ absl::StatusOr<LinkedCgroup> FakeKernel::LinkedCgroupOf(uint32_t id) {
   return absl::NotFoundError("no link attached");
 }
 
+absl::StatusOr<std::string> FakeKernel::CgroupPathOf(uint64_t cgroup_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [rel, id] : cgroups_) {
+    if (id == cgroup_id) return rel;
+  }
+  return absl::NotFoundError("no such cgroup");
+}
+
 absl::StatusOr<uint64_t> FakeKernel::CgroupId(const std::string& rel) {
   Lock lock(mu_);
   auto it = cgroups_.find(rel);

@@ -31,6 +31,11 @@ class FakeKernel : public KernelPort {
   // The cgroup id a link set's hooks are attached to (0 = none / defunct).
   uint64_t AttachedTo(uint32_t id, uint64_t link_set) const;
   int attach_calls() const { return attach_calls_; }
+  // user_targets as the root program set reads it.
+  std::map<uint32_t, uint32_t> Users() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return users_;
+  }
   // Faults: the Nth WriteEntries from now fails (1 = the next one).
   void FailWriteEntriesAt(int n) { fail_write_at_ = n; }
   void FailAttach(bool fail) { fail_attach_ = fail; }
@@ -58,6 +63,21 @@ class FakeKernel : public KernelPort {
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t) override {
     return std::map<uint32_t, uint64_t>{};
   }
+  absl::Status SetUserTarget(uint32_t uid, uint32_t id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    users_[uid] = id;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteUserTarget(uint32_t uid) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    users_.erase(uid);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return users_;
+  }
+  absl::StatusOr<std::string> CgroupPathOf(uint64_t cgroup_id) override;
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
   absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
@@ -85,6 +105,7 @@ class FakeKernel : public KernelPort {
   std::set<uint32_t> programs_;
   std::set<uint32_t> stale_;                 // programs reading unpinned maps
   std::map<std::string, uint64_t> cgroups_;  // live ones
+  std::map<uint32_t, uint32_t> users_;       // user_targets
   uint64_t next_cgroup_id_ = 100;
   // (target, link set) -> cgroup id the hooks are on.
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
@@ -28,6 +29,29 @@ TEST(NamesTest, MessageNamesTheNameAndTheRule) {
                 "or '@'");
   EXPECT_STATUS(CheckName("", "target name"),
                 absl::StatusCode::kInvalidArgument, "bad target name \"\":");
+}
+
+TEST(NamesTest, Users) {
+  const std::string longest(32, 'u'), too_long(33, 'u');
+  for (const std::string& ok :
+       {std::string("www-data"), std::string("nobody"), std::string("_apt"),
+        std::string("a.b"), std::string("host$"), std::string("0"),
+        std::string("33"), std::string("4294967294"), longest}) {
+    EXPECT_OK(CheckUser(ok)) << ok;
+  }
+  for (const std::string& bad :
+       {std::string(""), std::string("-x"), std::string("a b"),
+        std::string("a/b"), std::string("a:b"), std::string("$"),
+        std::string("4294967295"), std::string("99999999999"), too_long}) {
+    EXPECT_STATUS(CheckUser(bad), absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("bad user \"", bad, "\": use a uid"));
+  }
+  EXPECT_EQ(UidOfNumber("33"), 33u);
+  EXPECT_EQ(UidOfNumber("4294967294"), 4294967294u);
+  EXPECT_EQ(UidOfNumber("4294967295"), std::nullopt);
+  EXPECT_EQ(UidOfNumber("www-data"), std::nullopt);
+  EXPECT_EQ(UserText("www-data", 33), "user www-data (uid 33)");
+  EXPECT_EQ(UserText("4000000001", 4000000001u), "uid 4000000001");
 }
 
 }  // namespace

@@ -187,6 +187,12 @@ TEST(ParsePolicyTest, Targets) {
   EXPECT_EQ(TargetKindName(TargetSource::kCgroup), "cgroupPath");
   EXPECT_EQ(TargetKindName(TargetSource::kUnit), "systemdUnit");
   EXPECT_EQ(TargetKindName(TargetSource::kPattern), "cgroupPattern");
+  EXPECT_EQ(target("user: www-data"),
+            (PolicyTarget{TargetSource::kUser, "www-data"}));
+  EXPECT_EQ(target("user: 33"), (PolicyTarget{TargetSource::kUser, "33"}));
+  EXPECT_EQ(target("user: \"4000000001\""),
+            (PolicyTarget{TargetSource::kUser, "4000000001"}));
+  EXPECT_EQ(TargetKindName(TargetSource::kUser), "user");
 }
 
 TEST(ParsePolicyTest, PortsEntries) {
@@ -396,7 +402,17 @@ TEST(ParsePolicyErrorTest, UnknownAndDuplicateFields) {
 TEST(ParsePolicyErrorTest, Targets) {
   EXPECT_EQ(Error(Named("a", "{}")),
             "t.yaml:7:5: spec.target: expected one of cgroupPath, "
-            "systemdUnit or cgroupPattern");
+            "systemdUnit, cgroupPattern or user");
+  EXPECT_EQ(Error(Named("a", "user: \"-x\"")),
+            "t.yaml:7:11: spec.target.user: bad user \"-x\": use a uid "
+            "(0-4294967294) or a user name (1-32 letters, digits, '_', '-' or "
+            "'.', not starting with '-')");
+  EXPECT_EQ(Error(Named("a", "user: 4294967295")),
+            "t.yaml:7:11: spec.target.user: bad user \"4294967295\": use a "
+            "uid (0-4294967294) or a user name (1-32 letters, digits, '_', "
+            "'-' or '.', not starting with '-')");
+  EXPECT_EQ(Error(Named("a", "user: [a]")),
+            "t.yaml:7:11: spec.target.user: expected a value, got a list");
   EXPECT_EQ(Error(Named("a", "systemdUnit: a.service\n    cgroupPath: /a")),
             "t.yaml:8:5: spec.target.cgroupPath: a policy has exactly one "
             "target; systemdUnit is already given");

@@ -130,14 +130,24 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   info.cgroups = {{"/web/a", 12}};
   info.counters = TargetCounters{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
   info.warnings = {"careful"};
+  TargetInfo user;
+  user.name = "www";
+  user.id = 5;
+  user.source = policy::TargetSource::kUser;
+  user.source_value = "www-data";
+  user.uid = 33;
+  user.cgroups = {{"/", 1}};
   StatusResponse status;
-  status.targets = {info};
+  status.targets = {info, user};
   status.bpffs = "/sys/fs/bpf/egress";
   TargetRules rules{"web", policy::Mode::kAudit, {{1, SmtpRule()}}};
   TargetChange change{
       "web",          "/web", "update",     "/old", policy::Mode::kAudit,
       {"ALLOW smtp"}, {},     {"ALLOW dns"}};
+  TargetChange user_change = change;
+  user_change.user = "user www-data (uid 33)";
   const std::pair<Request, Response> cases[] = {
+      {ApplyRequest{}, ApplyResponse{true, {user_change}, ""}},
       {StatusRequest{}, status},
       {ListRequest{}, ListResponse{{rules}}},
       {ApplyRequest{}, ApplyResponse{true, {change}, "note"}},

@@ -7,6 +7,7 @@
 #include "userspace/cli/cli_parse.h"
 #include "userspace/cli/ufw_hints.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/spec.h"
 
@@ -61,7 +62,7 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
 // The source option of `target add` (exactly one).
 absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
   int given = 0;
-  for (const char* kind : {"cgroup", "unit", "pid", "pattern"}) {
+  for (const char* kind : {"cgroup", "unit", "pid", "pattern", "user"}) {
     const std::string option = absl::StrCat("--", kind);
     if (!in.options.Has(option)) continue;
     ++given;
@@ -71,7 +72,12 @@ absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
   if (given != 1) {
     return absl::InvalidArgumentError(
         "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid "
-        "PID, --pattern GLOB");
+        "PID, --pattern GLOB, --user USER");
+  }
+  if (spec->source == policy::TargetSource::kUser) {
+    if (absl::Status st = policy::CheckUser(spec->source_value); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--user: ", st.message()));
+    }
   }
   return absl::OkStatus();
 }

@@ -23,7 +23,8 @@ std::string TargetLine(const TargetInfo& t) {
   }
   if (t.orphan) state = absl::StrCat("orphan, ", state);
   return absl::StrFormat("%-16s %-8s %-40s %5d rules  %s", t.name,
-                         policy::ModeName(t.mode), t.cgroup, t.rules, state);
+                         policy::ModeName(t.mode), control::TargetWhere(t),
+                         t.rules, state);
 }
 
 // " (until 2026-11-24T23:30:00Z)" for a temporary rule, else "".
@@ -74,7 +75,7 @@ std::string VerboseLines(const TargetInfo& t) {
 std::string ChangeText(const control::TargetChange& c, bool dry) {
   std::string out =
       absl::StrCat(dry ? "Would " : "", c.action, dry ? " " : "d ", "target ",
-                   c.target, " (", c.cgroup, ")\n");
+                   c.target, " (", c.user.empty() ? c.cgroup : c.user, ")\n");
   for (const std::string& a : c.added) absl::StrAppend(&out, "  + ", a, "\n");
   for (const std::string& d : c.removed) {
     absl::StrAppend(&out, "  - ", d, "\n");
@@ -128,9 +129,9 @@ struct TextFormatter {
   const TextOptions& options;
 
   std::string operator()(const control::TargetAddResponse& r) const {
-    std::string out =
-        absl::StrCat("Target ", r.target.name, " added: ", r.target.cgroup,
-                     " (", policy::ModeName(r.target.mode), ")\n");
+    std::string out = absl::StrCat(
+        "Target ", r.target.name, " added: ", control::TargetWhere(r.target),
+        " (", policy::ModeName(r.target.mode), ")\n");
     if (!r.warning.empty()) absl::StrAppend(&out, "warning: ", r.warning, "\n");
     return out + ExistingLines(r.existing);
   }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -68,9 +70,11 @@ int Attempt(const Probe& p) {
   return err;
 }
 
-// Runs every probe in a child that joins `cgroup_abs`; the errnos in order.
+// Runs every probe in a child that joins `cgroup_abs` (and, for a user
+// target, becomes its user); the errnos in order.
 absl::StatusOr<std::vector<int>> ProbeFromCgroup(
-    const std::string& cgroup_abs, const std::vector<Probe>& probes) {
+    const std::string& cgroup_abs, const std::vector<Probe>& probes,
+    std::optional<uint32_t> uid) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   pid_t pid = fork();
@@ -80,6 +84,11 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
     std::ofstream procs(cgroup_abs + "/cgroup.procs");
     procs << "0" << std::flush;
     if (!procs) _exit(3);
+    if (uid.has_value() &&
+        (setgroups(0, nullptr) != 0 || setresgid(*uid, *uid, *uid) != 0 ||
+         setresuid(*uid, *uid, *uid) != 0)) {
+      _exit(5);
+    }
     for (const Probe& p : probes) {
       int r = Attempt(p);
       if (write(fds[1], &r, sizeof(r)) != sizeof(r)) _exit(4);
@@ -130,10 +139,14 @@ absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
     if (t.name == list.targets[0].target) s.info = t;
   }
   if (s.info.name.empty()) return absl::NotFoundError("target vanished");
-  s.cgroup = s.info.cgroup;
+  // A user target: probes run as its uid, from the root its programs are
+  // attached to (any cgroup would do).
+  s.cgroup = s.info.source == policy::TargetSource::kUser ? std::string("/")
+                                                          : s.info.cgroup;
   if (s.info.source == policy::TargetSource::kPattern) {
     s.cgroup = s.info.cgroups.empty() ? "" : s.info.cgroups[0].path;
   }
+
   return s;
 }
 
@@ -181,9 +194,12 @@ json ProbeResult(const Probe& p, int err, std::vector<std::string>* problems) {
 }
 
 void PrintText(const Subject& s, const json& report) {
-  printf("Target %s (%s), cgroup %s: %lu/%lu hooks attached\n",
-         s.info.name.c_str(), policy::ModeName(s.info.mode).c_str(),
-         s.cgroup.empty() ? "(none)" : s.cgroup.c_str(),
+  const std::string where =
+      s.info.source == policy::TargetSource::kUser
+          ? control::TargetWhere(s.info)
+          : absl::StrCat("cgroup ", s.cgroup.empty() ? "(none)" : s.cgroup);
+  printf("Target %s (%s), %s: %lu/%lu hooks attached\n", s.info.name.c_str(),
+         policy::ModeName(s.info.mode).c_str(), where.c_str(),
          static_cast<unsigned long>(s.info.hooks_attached),
          static_cast<unsigned long>(s.info.hooks_total));
   for (const json& r : report["probes"]) {
@@ -214,8 +230,13 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
   json results = json::array();
   if (!s.cgroup.empty() && s.info.cgroup_exists) {
     const std::vector<Probe> probes = PlanProbes(s.rules);
-    EGRESS_ASSIGN_OR_RETURN(std::vector<int> errs,
-                            ProbeFromCgroup(s.cgroup_root + s.cgroup, probes));
+    EGRESS_ASSIGN_OR_RETURN(
+        std::vector<int> errs,
+        ProbeFromCgroup(
+            s.cgroup == "/" ? s.cgroup_root : s.cgroup_root + s.cgroup, probes,
+            s.info.source == policy::TargetSource::kUser
+                ? std::optional<uint32_t>(s.info.uid)
+                : std::nullopt));
     for (size_t i = 0; i < probes.size() && i < errs.size(); ++i) {
       results.push_back(ProbeResult(probes[i], errs[i], &problems));
     }

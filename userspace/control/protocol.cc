@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/control/protocol_codec.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::control {
@@ -255,6 +256,13 @@ static_assert(std::size(kCommands) == std::variant_size_v<Request>,
               "one table entry per request type");
 
 }  // namespace
+
+std::string TargetWhere(const TargetInfo& t) {
+  if (t.source == policy::TargetSource::kUser) {
+    return policy::UserText(t.source_value, t.uid);
+  }
+  return t.cgroup;
+}
 
 TargetSpec SpecOfPolicy(const policy::Policy& p) {
   TargetSpec s;

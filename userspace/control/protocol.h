@@ -134,10 +134,15 @@ struct TargetCounters {
   uint64_t flows_opened = 0, flows_closed = 0, flows_unexplained = 0;
 };
 // A target and where it stands in the kernel.
+struct TargetInfo;
+// Where a target enforces, for people: its cgroup (pattern), or
+// "user www-data (uid 33)" for a user target.
+std::string TargetWhere(const TargetInfo& t);
 struct TargetInfo {
   std::string name;
   uint32_t id = 0;
-  std::string cgroup;
+  std::string cgroup;  // "" for a user target
+  uint32_t uid = 0;    // a user target's
   policy::Mode mode = policy::Mode::kEnforce;
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   uint64_t rules = 0;
@@ -253,6 +258,7 @@ struct TargetChange {
   std::string cgroup_from;
   std::optional<policy::Mode> mode;  // set when it changes
   std::vector<std::string> added, removed, kept_temporary;
+  std::string user;  // a user target: "user www-data (uid 33)"
 };
 struct ApplyResponse {
   bool dry_run = false;

@@ -38,6 +38,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
              "logging", t.logging, "rules", t.rules, "source_kind", t.source,
              "source", t.source_value, "ephemeral", t.ephemeral);
   if (t.source == policy::TargetSource::kPattern) io.Constant("pattern", true);
+  io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
   io.FieldIf(t.source == policy::TargetSource::kPattern, "cgroups", t.cgroups);
   io.Members("cgroup_exists", t.cgroup_exists, "cgroup_id", t.cgroup_id,
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,
@@ -50,6 +51,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
 template <typename Io>
 void Fields(Io& io, Member<TargetChange, Io>& c) {
   io.Members("target", c.target, "cgroup", c.cgroup, "action", c.action);
+  io.FieldIf(!c.user.empty(), "user", c.user);
   io.FieldIf(!c.cgroup_from.empty(), "cgroup_from", c.cgroup_from);
   io.Members("mode", c.mode, "added", c.added, "removed", c.removed,
              "kept_temporary", c.kept_temporary);

@@ -11,6 +11,20 @@
 namespace egress {
 namespace {
 
+// What a target enforces, as messages name it: two targets never share one.
+std::string Scope(policy::TargetSource source, const std::string& cgroup,
+                  uint32_t uid) {
+  return source == policy::TargetSource::kUser
+             ? absl::StrCat("uid ", uid)
+             : absl::StrCat("cgroup ", cgroup);
+}
+std::string Scope(const TargetState& t) {
+  return Scope(t.source, t.cgroup, t.uid);
+}
+std::string Scope(const ResolvedPolicy& p) {
+  return Scope(p.spec.source, p.cgroup, p.uid);
+}
+
 // Everything that could stop the switch is checked here, so a request is
 // applied whole or not at all.
 absl::Status CheckConflicts(const DaemonState& state,
@@ -22,24 +36,24 @@ absl::Status CheckConflicts(const DaemonState& state,
     return absl::InvalidArgumentError(absl::StrCat(
         "policy name '", name, "' cannot name a target: ", st.message()));
   }
+  const std::string scope = Scope(p);
   for (const auto& [n, t] : state.targets) {
-    if (t.cgroup == p.cgroup && n != name) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("policy ", name, ": cgroup ", p.cgroup,
-                       " is already target '", n, "'"));
+    if (Scope(t) == scope && n != name) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "policy ", name, ": ", scope, " is already target '", n, "'"));
     }
   }
   auto existing = state.targets.find(name);
-  if (existing != state.targets.end() && existing->second.cgroup != p.cgroup) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "target ", name, " exists for cgroup ", existing->second.cgroup,
-        "; remove it before applying it to ", p.cgroup));
+  if (existing != state.targets.end() && Scope(existing->second) != scope) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("target ", name, " exists for ", Scope(existing->second),
+                     "; remove it before applying it to ", scope));
   }
   for (size_t j = 0; j < i; ++j) {
-    if (policies[j].cgroup == p.cgroup) {
+    if (Scope(policies[j]) == scope) {
       return absl::InvalidArgumentError(
           absl::StrCat("policies ", policies[j].spec.name, " and ", name,
-                       " both target cgroup ", p.cgroup));
+                       " both target ", scope));
     }
   }
   return absl::OkStatus();
@@ -49,6 +63,7 @@ TargetState Planned(const ResolvedPolicy& p) {
   TargetState t;
   t.name = p.spec.name;
   t.cgroup = p.cgroup;
+  t.uid = p.uid;
   t.source = p.spec.source;
   t.source_value = p.spec.source_value;
   t.mode = p.spec.mode;
@@ -139,6 +154,9 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
     control::TargetChange change;
     change.target = p.spec.name;
     change.cgroup = p.cgroup;
+    if (p.spec.source == policy::TargetSource::kUser) {
+      change.user = policy::UserText(p.spec.source_value, p.uid);
+    }
     auto it = state.targets.find(p.spec.name);
     out.targets.push_back(it == state.targets.end()
                               ? PlanCreate(p, change)

@@ -19,7 +19,8 @@ namespace egress {
 // cgroup2 mount).
 struct ResolvedPolicy {
   control::TargetSpec spec;
-  std::string cgroup;
+  std::string cgroup;  // "" for a user target
+  uint32_t uid = 0;    // a user target's
 };
 
 struct TargetPlan {
@@ -41,8 +42,8 @@ struct ApplyPlan {
 };
 
 // InvalidArgument / AlreadyExists / FailedPrecondition naming the policy for
-// a bad target name, two policies on one cgroup, a cgroup that is another
-// target's, or an existing target on another cgroup.
+// a bad target name, two policies on one cgroup (or uid), a cgroup (or uid)
+// that is another target's, or an existing target on another cgroup (uid).
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     const std::vector<ResolvedPolicy>& policies,
                                     int64_t now);

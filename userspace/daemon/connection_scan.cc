@@ -85,6 +85,7 @@ ConnectionScope ConnectionScan::ScopeOf(const TargetState& t) {
   s.mode = t.mode;
   s.rules = t.rules;
   s.cgroups = engine_.SubtreeCgroups(t.id);
+  if (IsUser(t)) s.uid = t.uid;
   const uint32_t id = t.id;
   s.rule_number = [this, id](uint32_t rule) {
     return engine_.LookupRecord(id, rule).rule_number;
@@ -121,7 +122,7 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::LookAt(
   out.truncated = dump.truncated;
   for (const TargetState& t : targets) {
     const ConnectionScope scope = ScopeOf(t);
-    if (scope.cgroups.empty()) continue;
+    if (scope.cgroups.empty() && !scope.uid) continue;
     std::vector<JudgedConnection> found = JudgeConnections(dump.sockets, scope);
     if (found.empty()) continue;
     std::vector<std::string> paths;

@@ -82,7 +82,11 @@ std::string Why(const policy::Decision& d, uint32_t number,
 
 // A socket that can be a connection of the target at all.
 bool Candidate(const DiagSocket& s, const ConnectionScope& scope) {
-  if (!s.cgroup_id || scope.cgroups.count(*s.cgroup_id) == 0) return false;
+  if (scope.uid.has_value()) {
+    if (s.uid != *scope.uid) return false;
+  } else if (!s.cgroup_id || scope.cgroups.count(*s.cgroup_id) == 0) {
+    return false;
+  }
   if (s.protocol == IPPROTO_TCP) {
     return (Bit(s.state) & TcpConnectionStates()) != 0;
   }
@@ -95,8 +99,9 @@ control::Connection Show(const DiagSocket& s, const ConnectionScope& scope,
                          const policy::Decision& d) {
   control::Connection c;
   c.target = scope.target;
-  c.cgroup_id = *s.cgroup_id;
-  c.cgroup = scope.cgroups.at(*s.cgroup_id);
+  c.cgroup_id = s.cgroup_id.value_or(0);
+  auto cgroup = scope.cgroups.find(c.cgroup_id);
+  if (cgroup != scope.cgroups.end()) c.cgroup = cgroup->second;
   c.protocol = s.protocol == IPPROTO_TCP ? "tcp" : "udp";
   c.family = s.family == AF_INET ? "IPv4" : "IPv6";
   c.state = StateName(s.state);

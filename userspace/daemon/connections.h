@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct ConnectionScope {
   // The cgroups it covers (id -> path below the mount): its own and their
   // descendants; for a pattern, every match and theirs.
   std::map<uint64_t, std::string> cgroups;
+  // A user target: its connections are the sockets of this uid (the uid a
+  // socket was made with, as sock_diag reports it), in any cgroup; cgroups
+  // is then empty.
+  std::optional<uint32_t> uid;
   // A rule id's number in `list` (0 when unknown).
   std::function<uint32_t(uint32_t rule_id)> rule_number;
 };

@@ -209,7 +209,11 @@ std::vector<std::string> ControlService::Warnings(
   } else if (!t.attached) {
     warnings.push_back("not all hooks are attached to the current cgroup");
   }
-  for (size_t i = 0; i < t.cgroups.size() && i < kMaxCgroupsChecked; ++i) {
+  // A user target's processes can be anywhere: its cgroups entry is the
+  // root its programs are attached to, not where they run.
+  const size_t checked =
+      t.source == policy::TargetSource::kUser ? 0 : kMaxCgroupsChecked;
+  for (size_t i = 0; i < t.cgroups.size() && i < checked; ++i) {
     std::string abs = t.cgroups[i].path == "/"
                           ? options_.cgroup_root
                           : options_.cgroup_root + t.cgroups[i].path;

@@ -10,6 +10,7 @@
 #include "userspace/common/fs.h"
 #include "userspace/common/instance_lock.h"
 #include "userspace/common/mountinfo.h"
+#include "userspace/common/passwd.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/daemon/control_service.h"
@@ -89,6 +90,7 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   o.save = [&p](const StateWrite& w) { return p.store->Write(w); };
   o.unit_cgroup = [](const std::string& unit) { return CgroupOfUnit(unit); };
   o.pid_cgroup = [](int pid) { return CgroupOfPid(pid); };
+  o.user_uid = [](const std::string& name) { return UidOfUserName(name); };
   o.normalize_cgroup = [root = p.cgroup_root](const std::string& path) {
     return NormalizeCgroupPath(path, root);
   };

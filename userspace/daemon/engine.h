@@ -44,6 +44,9 @@ struct EngineOptions {
   // the mount prefix; NormalizeCgroupPath makes it relative).
   std::function<absl::StatusOr<std::string>(const std::string&)> unit_cgroup;
   std::function<absl::StatusOr<std::string>(int)> pid_cgroup;
+  // The uid of a user name in the passwd database (a user target named by
+  // name; a uid in digits is never looked up). NotFound for no such user.
+  std::function<absl::StatusOr<uint32_t>(const std::string&)> user_uid;
   // Turns an operator's cgroup path into one relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(const std::string&)>
       normalize_cgroup;
@@ -139,6 +142,15 @@ class Engine {
   const TargetState* FindById(uint32_t id) const;
   absl::StatusOr<std::string> ResolveCgroup(policy::TargetSource source,
                                             const std::string& value);
+  absl::StatusOr<uint32_t> ResolveUser(const std::string& user) const;
+  // The user target that holds `uid`, or nullptr.
+  const TargetState* UserTargetOf(uint32_t uid) const;
+  // Lifts a user target's uid (its entry in user_targets) and, when no
+  // other user target remains, detaches the root program set.
+  void LiftUser(const TargetState& t);
+  // Detaches the root program set of user targets when no user target but
+  // the one of id `leaving` (0: none) is left.
+  void DropRootSetIfUnused(uint32_t leaving);
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t) const;
@@ -170,6 +182,12 @@ class Engine {
   // Attachments (engine_attach.cc).
   absl::StatusOr<bool> Attach(const TargetState& t);
   absl::StatusOr<bool> AttachPattern(const TargetState& t);
+  // A user target: the root program set attached at the cgroup2 root (once
+  // for all user targets), then the uid's entry.
+  absl::StatusOr<bool> AttachUser(const TargetState& t);
+  // The program set that enforces `t`: its own, or the root set of user
+  // targets (EGRESS_TARGET_BY_UID).
+  static uint32_t ProgramSetOf(const TargetState& t);
   // kernel_.Links(), logging pins that had been removed and are back.
   LinkHealth LinksOf(const TargetState& t, uint64_t link_set,
                      uint64_t cgroup_id);
@@ -197,6 +215,10 @@ class Engine {
   // Orphans (engine_orphans.cc): adds every pinned program set the state
   // does not hold as "orphan-<id>"; deletes a removed orphan's entries.
   void AdoptOrphans();
+  // Same for user_targets entries the state does not hold (orphan user
+  // targets); entries naming another target's id are deleted. Then the
+  // root program set is detached when no user target is left.
+  void AdoptUserOrphans();
   absl::Status RemoveOrphanEntries(const TargetState& t);
 
   // Apply (engine_apply.cc).

@@ -25,13 +25,19 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
     const control::ApplyRequest& request) {
   std::vector<ResolvedPolicy> resolved;
   for (const control::TargetSpec& spec : request.policies) {
+    if (spec.source == policy::TargetSource::kUser) {
+      auto uid = ResolveUser(spec.source_value);
+      EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, uid.status()));
+      resolved.push_back({spec, "", *uid});
+      continue;
+    }
     if (spec.source != policy::TargetSource::kCgroup &&
         spec.source != policy::TargetSource::kUnit &&
         spec.source != policy::TargetSource::kPattern) {
       return absl::InvalidArgumentError(
           absl::StrCat("policy ", spec.name,
-                       ": a policy names a cgroup, a unit or a "
-                       "cgroup pattern"));
+                       ": a policy names a cgroup, a unit, a "
+                       "cgroup pattern or a user"));
     }
     auto cgroup = ResolveCgroup(spec.source, spec.source_value);
     EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));

@@ -25,9 +25,13 @@ std::vector<std::string> Engine::TargetCgroups(const TargetState& t) {
   return m.cgroups;
 }
 
+uint32_t Engine::ProgramSetOf(const TargetState& t) {
+  return IsUser(t) ? EGRESS_TARGET_BY_UID : t.id;
+}
+
 LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
                            uint64_t cgroup_id) {
-  LinkHealth health = kernel_.Links(t.id, link_set, cgroup_id);
+  LinkHealth health = kernel_.Links(ProgramSetOf(t), link_set, cgroup_id);
   if (health.repinned > 0) {
     // Someone removed link pins; the links stayed attached because egressd
     // holds them. Worth a line: it takes root to do that.
@@ -40,6 +44,7 @@ LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
 
 absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   if (IsPattern(t)) return AttachPattern(t);
+  if (IsUser(t)) return AttachUser(t);
   if (t.cgroup.empty()) {  // an orphan attached nowhere: nothing to attach
     links_[t.id] = {{}, {}};
     return false;
@@ -71,6 +76,37 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   // What the kernel has, also when attaching failed: status must not report
   // hooks that are gone.
   links_[t.id] = {{{t.cgroup, *id}}, health};
+  if (!attached.ok()) return attached;
+  return true;
+}
+
+absl::StatusOr<bool> Engine::AttachUser(const TargetState& t) {
+  constexpr uint32_t kSet = EGRESS_TARGET_BY_UID;
+  auto root = kernel_.CgroupId("/");
+  if (!root.ok()) {
+    links_[t.id] = {{}, {}};
+    return root.status();
+  }
+  LinkHealth health = LinksOf(t, KernelPort::kOwnCgroup, *root);
+  absl::Status attached;
+  if (!health.all_live()) {
+    if (!kernel_.ProgramsLoaded(kSet)) attached = kernel_.LoadPrograms(kSet);
+    if (attached.ok()) {
+      attached = kernel_.Attach(kSet, KernelPort::kOwnCgroup, "/", *root);
+    }
+    if (attached.ok()) {
+      Log(absl::StrCat("user targets: attached to the cgroup2 root (cgroup id ",
+                       *root, ")"));
+      health = kernel_.Links(kSet, KernelPort::kOwnCgroup, *root);
+    }
+  }
+  // The uid's entry last, and again on every reconcile (one map update):
+  // its config and rules are in by then, so its processes never run under
+  // an empty policy that is not theirs.
+  if (attached.ok() && !t.orphan) {
+    attached = kernel_.SetUserTarget(t.uid, t.id);
+  }
+  links_[t.id] = {{{"/", *root}}, health};
   if (!attached.ok()) return attached;
   return true;
 }
@@ -168,8 +204,9 @@ void Engine::RefreshLinkHealth() {
     LinkHealth total;
     for (const control::CgroupRef& c : links.first) {
       // Links on a cgroup that was removed since count as not live.
-      LinkHealth h = kernel_.Links(
-          id, IsPattern(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
+      LinkHealth h =
+          kernel_.Links(ProgramSetOf(*t),
+                        IsPattern(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
       total.live += h.live;
       total.attached += h.attached;
       total.total += h.total;
@@ -179,8 +216,10 @@ void Engine::RefreshLinkHealth() {
 }
 
 absl::Status Engine::CheckEnforced(const TargetState& t) {
-  if (IsPattern(t) || t.cgroup.empty()) return absl::OkStatus();
-  auto id = kernel_.CgroupId(t.cgroup);
+  if (IsPattern(t) || (t.cgroup.empty() && !IsUser(t))) {
+    return absl::OkStatus();
+  }
+  auto id = kernel_.CgroupId(IsUser(t) ? "/" : t.cgroup);
   if (absl::IsNotFound(id.status())) return absl::OkStatus();  // waiting
   if (id.ok() && LinksOf(t, KernelPort::kOwnCgroup, *id).all_live()) {
     return absl::OkStatus();
@@ -189,7 +228,9 @@ absl::Status Engine::CheckEnforced(const TargetState& t) {
   if (attached.ok() && *attached) return absl::OkStatus();
   const LinkHealth& h = links_[t.id].second;
   return absl::UnavailableError(absl::StrCat(
-      "target '", t.name, "' is not enforced on its cgroup ", t.cgroup, " (",
+      "target '", t.name, "' is not enforced on ",
+      IsUser(t) ? absl::StrCat("uid ", t.uid, " (at the cgroup2 root: ")
+                : absl::StrCat("its cgroup ", t.cgroup, " ("),
       h.live, "/", h.total, " hooks attached",
       attached.ok() ? "" : absl::StrCat(": ", attached.status().message()),
       "): nothing was changed; egressd retries attaching every 500 ms"));
@@ -200,6 +241,7 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   CopyTargetSettings(t, &info);
   info.id = t.id;
   info.cgroup = t.cgroup;
+  info.uid = t.uid;
   info.rules = t.rules.size();
   info.orphan = t.orphan;
   auto it = links_.find(t.id);
@@ -220,6 +262,9 @@ std::map<uint64_t, std::string> Engine::SubtreeLocked(
     const TargetState& target) {
   std::map<uint64_t, std::string> out;
   std::vector<std::string> stack;
+  // A user target's processes may be in any cgroup: no walk of the whole
+  // tree (CgroupPath names a record's cgroup by its id instead).
+  if (IsUser(target)) return out;
   auto lk = links_.find(target.id);
   if (lk != links_.end()) {
     for (const control::CgroupRef& c : lk->second.first) {
@@ -254,8 +299,13 @@ std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
   }
   const TargetState* target = FindById(target_id);
   if (target == nullptr) return "";
-  // Walk the target's subtree once and remember every id seen (bounded).
   if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
+  if (IsUser(*target)) {  // anywhere in the tree: by its id, no walk
+    auto rel = kernel_.CgroupPathOf(cgroup_id);
+    if (!rel.ok()) return "";
+    return cgroup_paths_[cgroup_id] = *rel;
+  }
+  // Walk the target's subtree once and remember every id seen (bounded).
   for (auto& [id, rel] : SubtreeLocked(*target)) cgroup_paths_[id] = rel;
   auto it = cgroup_paths_.find(cgroup_id);
   return it == cgroup_paths_.end() ? "" : it->second;
@@ -265,6 +315,7 @@ std::vector<std::string> Engine::WatchDirs() const {
   Lock lock(mu_);
   std::vector<std::string> dirs;
   for (const auto& [n, t] : state_.targets) {
+    if (IsUser(t)) continue;  // the root is always there
     if (IsPattern(t)) {
       auto it = pattern_watch_dirs_.find(t.id);
       if (it == pattern_watch_dirs_.end()) continue;

@@ -31,7 +31,11 @@ void Engine::AdoptOrphans() {
   std::set<uint32_t> known;
   for (const auto& [n, t] : state_.targets) known.insert(t.id);
   for (uint32_t id : kernel_.PinnedTargets()) {
-    if (known.count(id) || id >= EGRESS_MAX_TARGETS) continue;
+    // The root set of user targets is no target (AdoptUserOrphans).
+    if (known.count(id) || id == EGRESS_TARGET_BY_UID ||
+        id >= EGRESS_MAX_TARGETS) {
+      continue;
+    }
     TargetState t;
     t.name = absl::StrCat("orphan-", id);
     t.id = id;
@@ -52,6 +56,46 @@ void Engine::AdoptOrphans() {
     names_by_id_[id] = t.name;
     state_.targets.emplace(t.name, std::move(t));
   }
+  AdoptUserOrphans();
+}
+
+void Engine::AdoptUserOrphans() {
+  auto entries = kernel_.UserTargets();
+  if (!entries.ok()) {
+    Log(absl::StrCat("cannot read the user targets' uids: ",
+                     entries.status().ToString()));
+  }
+  for (const auto& [uid, id] :
+       entries.ok() ? *entries : std::map<uint32_t, uint32_t>{}) {
+    const TargetState* holder = UserTargetOf(uid);
+    if (holder != nullptr && holder->id == id) continue;  // known
+    if (holder != nullptr || FindById(id) != nullptr ||
+        id == EGRESS_TARGET_BY_UID || id >= EGRESS_MAX_TARGETS) {
+      // The uid is another target's now, or the id is: a leftover.
+      kernel_.DeleteUserTarget(uid).IgnoreError();
+      continue;
+    }
+    TargetState t;
+    t.name = absl::StrCat("orphan-", id);
+    t.id = id;
+    t.orphan = true;
+    t.source = policy::TargetSource::kUser;
+    t.source_value = absl::StrCat(uid);
+    t.uid = uid;
+    if (auto config = kernel_.TargetConfig(id); config.ok()) {
+      t.ruleset = config->ruleset;
+      t.mode = ModeOfKernel(config->mode);
+    }
+    Log(absl::StrCat("found uid ", uid, " enforced as target id ", id,
+                     " without state; kept enforcing as '", t.name,
+                     "' (rule set ", t.ruleset,
+                     " kept, rules unknown): 'egressctl target remove ", t.name,
+                     "' lifts it"));
+    names_by_id_[id] = t.name;
+    state_.targets.emplace(t.name, std::move(t));
+  }
+  // The root set runs only while a user target exists.
+  DropRootSetIfUnused(0);
 }
 
 absl::Status Engine::RemoveOrphanEntries(const TargetState& t) {

@@ -46,7 +46,13 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
   EGRESS_ASSIGN_OR_RETURN(uint32_t max_in_maps, kernel_.MaxRulesetInMaps());
   state_.next_ruleset = std::max(state_.next_ruleset, max_in_maps + 1);
   std::vector<std::string> names;
+  bool any_user = false;
   for (const auto& [name, t] : state_.targets) {
+    if (IsUser(t)) {  // served by the root set, loaded below
+      any_user = true;
+      names.push_back(name);
+      continue;
+    }
     if (!kernel_.ProgramsLoaded(t.id)) {
       EGRESS_RETURN_IF_ERROR(kernel_.LoadPrograms(t.id));
     } else {
@@ -61,6 +67,15 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
       }
     }
     names.push_back(name);
+  }
+  if (any_user && kernel_.ProgramsLoaded(EGRESS_TARGET_BY_UID)) {
+    EGRESS_ASSIGN_OR_RETURN(bool reloaded,
+                            kernel_.RefreshPrograms(EGRESS_TARGET_BY_UID));
+    if (reloaded) {
+      Log("user targets: the root programs read maps that are no longer "
+          "pinned; loaded again against the pinned maps and swapped in "
+          "under the live links");
+    }
   }
   lock.unlock();
   // Rule sets are rewritten (maps may be new after a reboot); temporary
@@ -147,8 +162,41 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
       break;
     case policy::TargetSource::kCgroup:
       break;
+    case policy::TargetSource::kUser:  // ResolveUser: no cgroup
+      return absl::InvalidArgumentError("a user target has no cgroup");
   }
   return options_.normalize_cgroup(path);
+}
+
+absl::StatusOr<uint32_t> Engine::ResolveUser(const std::string& user) const {
+  EGRESS_RETURN_IF_ERROR(policy::CheckUser(user));
+  if (std::optional<uint32_t> uid = policy::UidOfNumber(user)) return *uid;
+  if (!options_.user_uid) {
+    return absl::UnimplementedError("user names cannot be looked up here");
+  }
+  return options_.user_uid(user);
+}
+
+const TargetState* Engine::UserTargetOf(uint32_t uid) const {
+  for (const auto& [n, t] : state_.targets) {
+    if (IsUser(t) && t.uid == uid) return &t;
+  }
+  return nullptr;
+}
+
+void Engine::LiftUser(const TargetState& t) {
+  kernel_.DeleteUserTarget(t.uid).IgnoreError();
+  DropRootSetIfUnused(t.id);
+}
+
+void Engine::DropRootSetIfUnused(uint32_t leaving) {
+  for (const auto& [n, other] : state_.targets) {
+    if (IsUser(other) && other.id != leaving) return;  // the root set stays
+  }
+  // Also what is left of a set whose program pins went (links, held fds).
+  const bool loaded = kernel_.ProgramsLoaded(EGRESS_TARGET_BY_UID);
+  kernel_.RemovePrograms(EGRESS_TARGET_BY_UID).IgnoreError();
+  if (loaded) Log("no user target left: detached the root program set");
 }
 
 absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
@@ -165,6 +213,10 @@ absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
   EGRESS_RETURN_IF_ERROR(policy::CheckName(spec.name, "target name"));
   TargetState t;
   CopyTargetSettings(spec, &t);
+  if (IsUser(t)) {
+    EGRESS_ASSIGN_OR_RETURN(t.uid, ResolveUser(spec.source_value));
+    return t;
+  }
   EGRESS_ASSIGN_OR_RETURN(t.cgroup,
                           ResolveCgroup(spec.source, spec.source_value));
   return t;
@@ -204,16 +256,26 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     return absl::AlreadyExistsError(
         absl::StrCat("target '", t.name, "' exists already"));
   }
-  for (const auto& [n, other] : state_.targets) {
-    if (other.cgroup == t.cgroup) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("cgroup ", t.cgroup, " is already target '", n, "'"));
+  if (IsUser(t)) {
+    if (const TargetState* other = UserTargetOf(t.uid)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "uid ", t.uid, " is already target '", other->name, "'"));
+    }
+  } else {
+    for (const auto& [n, other] : state_.targets) {
+      if (!IsUser(other) && other.cgroup == t.cgroup) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("cgroup ", t.cgroup, " is already target '", n, "'"));
+      }
     }
   }
   EGRESS_ASSIGN_OR_RETURN(t.id, AllocateTargetId());
   const uint32_t id = t.id;
   const std::string name = t.name;
+  const bool user = IsUser(t);
+  const TargetState lift = t;  // what LiftUser needs: uid and id
   auto undo = [&] {
+    if (user) LiftUser(lift);
     kernel_.RemovePrograms(id).IgnoreError();
     kernel_.SetTargetConfig(id, egress_target_config{}).IgnoreError();
     compiled_.erase(id);
@@ -222,7 +284,10 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
   // Config (mode, no rules = deny all) goes in before any program attaches.
   EGRESS_RETURN_IF_ERROR(WriteConfig(t));
   EGRESS_RETURN_IF_ERROR(kernel_.ResetCounters(id));
-  if (absl::Status st = kernel_.LoadPrograms(id); !st.ok()) {
+  // A user target has no programs of its own: the root set serves it once
+  // its uid is entered (AttachUser, after its rules).
+  if (absl::Status st = user ? absl::OkStatus() : kernel_.LoadPrograms(id);
+      !st.ok()) {
     undo();
     return st;
   }
@@ -271,7 +336,11 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
                                 "' stays enforced: cannot save the state: ",
                                 st.message()));
   }
-  EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  if (IsUser(t)) {
+    LiftUser(t);  // the uid's entry first: that lifts enforcement
+  } else {
+    EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
+  }
   if (t.orphan) RemoveOrphanEntries(t).IgnoreError();
   kernel_.SetTargetConfig(t.id, egress_target_config{}).IgnoreError();
   if (auto c = compiled_.find(t.id); c != compiled_.end()) {

@@ -5,7 +5,9 @@
 //
 // A target has link sets, one per cgroup it is attached to: a single-cgroup
 // target has the set kOwnCgroup, a pattern target one set per matching
-// cgroup, keyed by that cgroup's id.
+// cgroup, keyed by that cgroup's id. User targets have no program set of
+// their own: the set of id EGRESS_TARGET_BY_UID (UserHooks) serves them all
+// from the cgroup2 root, by uid (SetUserTarget).
 #ifndef EGRESS_USERSPACE_DAEMON_KERNEL_PORT_H_
 #define EGRESS_USERSPACE_DAEMON_KERNEL_PORT_H_
 
@@ -52,6 +54,13 @@ class KernelPort {
   virtual absl::StatusOr<egress_counters> Counters(uint32_t id) = 0;
   virtual absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t id) = 0;
+  // user_targets: which target a uid's processes serve, wherever they run
+  // (read by the root program set, id EGRESS_TARGET_BY_UID).
+  virtual absl::Status SetUserTarget(uint32_t uid, uint32_t id) = 0;
+  // A uid that has no entry is fine.
+  virtual absl::Status DeleteUserTarget(uint32_t uid) = 0;
+  // Every entry: uid -> target id.
+  virtual absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() = 0;
 
   // ---- Program sets ----
   virtual bool ProgramsLoaded(uint32_t id) = 0;
@@ -87,6 +96,9 @@ class KernelPort {
   virtual CgroupMatches MatchCgroups(const std::string& pattern) = 0;
   // Child directory names of a cgroup (for naming records' cgroups).
   virtual std::vector<std::string> ChildCgroups(const std::string& rel) = 0;
+  // The path (relative) of the cgroup with this id, without a walk; NotFound
+  // when it is gone.
+  virtual absl::StatusOr<std::string> CgroupPathOf(uint64_t cgroup_id) = 0;
 
   // ---- Links ----
   // Attaches every program of the target to the cgroup as `link_set`; all

@@ -101,9 +101,18 @@ absl::StatusOr<egress_counters> BpfKernel::Counters(uint32_t id) {
 absl::StatusOr<std::map<uint32_t, uint64_t>> BpfKernel::RuleHits(uint32_t id) {
   return maps_->RuleHits(id);
 }
+absl::Status BpfKernel::SetUserTarget(uint32_t uid, uint32_t id) {
+  return maps_->SetUserTarget(uid, id);
+}
+absl::Status BpfKernel::DeleteUserTarget(uint32_t uid) {
+  return maps_->DeleteUserTarget(uid);
+}
+absl::StatusOr<std::map<uint32_t, uint32_t>> BpfKernel::UserTargets() {
+  return maps_->UserTargets();
+}
 
 bool BpfKernel::ProgramsLoaded(uint32_t id) {
-  return ProgramsPinned(TargetDir(id));
+  return ProgramsPinned(TargetDir(id), HooksOf(id));
 }
 
 absl::Status BpfKernel::LoadPrograms(uint32_t id) {
@@ -121,12 +130,13 @@ absl::Status BpfKernel::LoadPrograms(uint32_t id) {
 
 absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
   EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
-  EGRESS_ASSIGN_OR_RETURN(bool current, ProgramsUseMaps(TargetDir(id), pinned));
+  EGRESS_ASSIGN_OR_RETURN(bool current,
+                          ProgramsUseMaps(TargetDir(id), pinned, HooksOf(id)));
   if (current) return false;
   EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(id, maps_->dir(), TargetDir(id)));
   std::vector<std::string> link_dirs = LinkDirsBelow(TargetDir(id));
   link_dirs.push_back(TargetDir(id));
-  EGRESS_RETURN_IF_ERROR(UpdateLinks(TargetDir(id), link_dirs));
+  EGRESS_RETURN_IF_ERROR(UpdateLinks(TargetDir(id), link_dirs, HooksOf(id)));
   return true;
 }
 
@@ -143,7 +153,7 @@ absl::StatusOr<int> BpfKernel::RepairPins() {
   std::map<uint32_t, std::vector<const HeldLinks*>> by_target;
   for (const auto& [key, links] : held_) by_target[key.first].push_back(&links);
   for (const auto& [id, sets] : by_target) {
-    made += KeepProgramsPinned(TargetDir(id), sets);
+    made += KeepProgramsPinned(TargetDir(id), sets, HooksOf(id));
   }
   return made;
 }
@@ -174,13 +184,18 @@ absl::StatusOr<egress_target_config> BpfKernel::TargetConfig(uint32_t id) {
   return maps_->TargetConfig(id);
 }
 
+absl::StatusOr<std::string> BpfKernel::CgroupPathOf(uint64_t cgroup_id) {
+  EGRESS_ASSIGN_OR_RETURN(std::string abs,
+                          CgroupPathOfId(cgroup_root_, cgroup_id));
+  std::string rel = abs.substr(std::min(abs.size(), cgroup_root_.size()));
+  return rel.empty() ? "/" : rel;
+}
+
 absl::StatusOr<LinkedCgroup> BpfKernel::LinkedCgroupOf(uint32_t id) {
-  for (const LinkState& l : LinkStates(TargetDir(id))) {
+  for (const LinkState& l : LinkStates(TargetDir(id), HooksOf(id))) {
     if (l.cgroup_id == 0) continue;
-    EGRESS_ASSIGN_OR_RETURN(std::string abs,
-                            CgroupPathOfId(cgroup_root_, l.cgroup_id));
-    std::string rel = abs.substr(std::min(abs.size(), cgroup_root_.size()));
-    return LinkedCgroup{rel.empty() ? "/" : rel, l.cgroup_id};
+    EGRESS_ASSIGN_OR_RETURN(std::string rel, CgroupPathOf(l.cgroup_id));
+    return LinkedCgroup{rel, l.cgroup_id};
   }
   return absl::NotFoundError(
       absl::StrCat("no link of target ", id, " is attached"));
@@ -211,7 +226,7 @@ absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
   std::lock_guard<std::mutex> lock(held_mu_);
   return AttachPinnedTo(TargetDir(id), LinkDir(id, link_set), fd.get(),
-                        cgroup_id, &held_[{id, link_set}]);
+                        cgroup_id, &held_[{id, link_set}], HooksOf(id));
 }
 
 LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
@@ -219,8 +234,8 @@ LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
   std::string dir = LinkDir(id, link_set);
   std::lock_guard<std::mutex> lock(held_mu_);
   HeldLinks& held = held_[{id, link_set}];
-  int repinned = KeepPinned(dir, held);
-  LinkHealth health = CheckLinks(dir, cgroup_id, &held);
+  int repinned = KeepPinned(dir, held, HooksOf(id));
+  LinkHealth health = CheckLinks(dir, cgroup_id, &held, HooksOf(id));
   health.repinned = repinned;
   return health;
 }
@@ -239,7 +254,7 @@ std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {
 }
 
 bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
-  return CheckLinks(LinkDir(id, link_set), 0).defunct();
+  return CheckLinks(LinkDir(id, link_set), 0, nullptr, HooksOf(id)).defunct();
 }
 
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {

@@ -42,6 +42,9 @@ class BpfKernel : public KernelPort {
       const std::set<uint32_t>& keep) override;
   absl::StatusOr<egress_counters> Counters(uint32_t id) override;
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
+  absl::Status SetUserTarget(uint32_t uid, uint32_t id) override;
+  absl::Status DeleteUserTarget(uint32_t uid) override;
+  absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() override;
   bool ProgramsLoaded(uint32_t id) override;
   absl::Status LoadPrograms(uint32_t id) override;
   absl::StatusOr<bool> RefreshPrograms(uint32_t id) override;
@@ -53,6 +56,7 @@ class BpfKernel : public KernelPort {
   absl::StatusOr<uint64_t> CgroupId(const std::string& rel) override;
   CgroupMatches MatchCgroups(const std::string& pattern) override;
   std::vector<std::string> ChildCgroups(const std::string& rel) override;
+  absl::StatusOr<std::string> CgroupPathOf(uint64_t cgroup_id) override;
   absl::Status Attach(uint32_t id, uint64_t link_set, const std::string& rel,
                       uint64_t cgroup_id) override;
   LinkHealth Links(uint32_t id, uint64_t link_set, uint64_t cgroup_id) override;

@@ -31,6 +31,10 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
   if (t.source == policy::TargetSource::kUnit) {
     out.kind = policy::TargetSource::kUnit;
     out.value = t.source_value;
+  } else if (t.source == policy::TargetSource::kUser) {
+    // As given: a name stays a name (the uid may differ on another host).
+    out.kind = policy::TargetSource::kUser;
+    out.value = t.source_value;
   } else if (t.source == policy::TargetSource::kPattern) {
     out.kind = policy::TargetSource::kPattern;
     out.value = t.cgroup;

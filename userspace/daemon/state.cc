@@ -28,6 +28,8 @@ void SettingsFields(Io& io, control::Member<TargetState, Io>& t) {
   io.Required("cgroup", t.cgroup);
   io.Required("source_kind", t.source);
   io.Required("source", t.source_value);
+  // A user target without its uid must not come back as uid 0 (root).
+  if (t.source == policy::TargetSource::kUser) io.Required("uid", t.uid);
   io.Required("mode", t.mode);
   io.Required("ruleset", t.ruleset);
   io.Required("next_rule_id", t.next_rule_id);

@@ -23,7 +23,12 @@ struct TargetState {
   std::string name;
   uint32_t id = 0;     // index into the targets map, > 0
   std::string cgroup;  // relative to the cgroup2 mount: "/system.slice/x"
-  // How the operator named it, and the unit, pid, path or glob as given.
+                       // ("" for a user target)
+  // A user target's uid, resolved once when it was added (never looked up
+  // again: a restart needs no passwd database).
+  uint32_t uid = 0;
+  // How the operator named it, and the unit, pid, path, glob or user as
+  // given.
   policy::TargetSource source = policy::TargetSource::kCgroup;
   std::string source_value;
   policy::Mode mode = policy::Mode::kEnforce;
@@ -59,6 +64,10 @@ void CopyTargetSettings(const From& from, To* to) {
 // The target whose cgroup is a pattern (one program set, many cgroups).
 inline bool IsPattern(const TargetState& t) {
   return t.source == policy::TargetSource::kPattern;
+}
+// The target of a user's processes (no cgroup, no program set of its own).
+inline bool IsUser(const TargetState& t) {
+  return t.source == policy::TargetSource::kUser;
 }
 
 // A target's members in state.json without its rules (what the state

@@ -48,8 +48,9 @@ absl::StatusOr<MapIds> ProgramMaps(int prog_fd) {
 }
 
 absl::StatusOr<bool> ProgramsUseMaps(const std::string& prog_dir,
-                                     const MapIds& pinned) {
-  for (const HookSpec& h : AllHooks()) {
+                                     const MapIds& pinned,
+                                     const std::vector<HookSpec>& hooks) {
+  for (const HookSpec& h : hooks) {
     EGRESS_ASSIGN_OR_RETURN(UniqueFd prog, OpenPin(ProgPin(prog_dir, h)));
     EGRESS_ASSIGN_OR_RETURN(MapIds used, ProgramMaps(prog.get()));
     for (const auto& [name, id] : used) {
@@ -61,8 +62,9 @@ absl::StatusOr<bool> ProgramsUseMaps(const std::string& prog_dir,
 }
 
 absl::Status UpdateLinks(const std::string& prog_dir,
-                         const std::vector<std::string>& link_dirs) {
-  for (const HookSpec& h : AllHooks()) {
+                         const std::vector<std::string>& link_dirs,
+                         const std::vector<HookSpec>& hooks) {
+  for (const HookSpec& h : hooks) {
     EGRESS_ASSIGN_OR_RETURN(UniqueFd prog, OpenPin(ProgPin(prog_dir, h)));
     for (const std::string& dir : link_dirs) {
       std::string pin = LinkPin(dir, h);

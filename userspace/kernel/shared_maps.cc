@@ -172,6 +172,35 @@ absl::StatusOr<egress_target_config> SharedMaps::TargetConfig(
   return config;
 }
 
+absl::Status SharedMaps::SetUserTarget(uint32_t uid, uint32_t target_id) {
+  if (bpf_map_update_elem(user_targets_.get(), &uid, &target_id, BPF_ANY) !=
+      0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "user_targets");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SharedMaps::DeleteUserTarget(uint32_t uid) {
+  if (bpf_map_delete_elem(user_targets_.get(), &uid) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "bpf_map_delete_elem", "user_targets");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<uint32_t, uint32_t>> SharedMaps::UserTargets() const {
+  std::vector<uint32_t> uids;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKey<uint32_t>(user_targets_.get(), [&uids](const uint32_t& uid) {
+        uids.push_back(uid);
+      }).status());
+  std::map<uint32_t, uint32_t> out;
+  for (uint32_t uid : uids) {
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(user_targets_.get(), &uid, &id) == 0) out[uid] = id;
+  }
+  return out;
+}
+
 absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
   EGRESS_RETURN_IF_ERROR(
       UpdateAll(port_classes_.get(), c.ports, "port_classes"));

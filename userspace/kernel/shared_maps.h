@@ -63,6 +63,12 @@ class SharedMaps {
   // Decisions per rule id of a target (0 = default action), summed over CPUs.
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t target_id) const;
+  // user_targets[uid] = target id; a missing uid is no error to delete.
+  // Errno status of the update or delete (ResourceExhausted when full).
+  absl::Status SetUserTarget(uint32_t uid, uint32_t target_id);
+  absl::Status DeleteUserTarget(uint32_t uid);
+  absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() const;
+
   // Forgets what a target's sockets taught the kernel: the UDP peers, the
   // DNS queries in flight and the names learned (dns_bindings). Errno status
   // of a delete (an entry evicted meanwhile is fine).
@@ -92,15 +98,15 @@ class SharedMaps {
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
     // Pin names and fds in the same order.
     static constexpr const char* kNames[] = {
-        "targets",      "port_classes", "rules",     "udp_peers",
-        "rule_hits",    "event_limits", "counters",  "events",
-        "unix_rules",   "dns_queries",  "dns_names", "dns_bindings",
-        "dns_counters", "dns_scratch"};
+        "targets",      "port_classes", "rules",       "udp_peers",
+        "rule_hits",    "event_limits", "counters",    "events",
+        "unix_rules",   "dns_queries",  "dns_names",   "dns_bindings",
+        "dns_counters", "dns_scratch",  "user_targets"};
     Fd* fds[] = {&self.targets_,      &self.port_classes_, &self.rules_,
                  &self.udp_peers_,    &self.rule_hits_,    &self.event_limits_,
                  &self.counters_,     &self.events_,       &self.unix_rules_,
                  &self.dns_queries_,  &self.dns_names_,    &self.dns_bindings_,
-                 &self.dns_counters_, &self.dns_scratch_};
+                 &self.dns_counters_, &self.dns_scratch_,  &self.user_targets_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -111,7 +117,7 @@ class SharedMaps {
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
-      dns_bindings_, dns_counters_, dns_scratch_;
+      dns_bindings_, dns_counters_, dns_scratch_, user_targets_;
 };
 
 }  // namespace egress

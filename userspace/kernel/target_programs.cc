@@ -106,11 +106,13 @@ void Abandon(std::vector<NewLink>& fresh) {
 // `adopted`), appending each to `fresh` as soon as it exists.
 absl::Status CreateMissingLinks(const std::string& prog_dir,
                                 const std::string& link_dir, int cgroup_fd,
-                                uint64_t cgroup_id, HeldLinks& adopted,
+                                uint64_t cgroup_id,
+                                const std::vector<HookSpec>& hooks,
+                                HeldLinks& adopted,
                                 std::vector<NewLink>& fresh) {
-  adopted.resize(AllHooks().size());
-  for (size_t i = 0; i < AllHooks().size(); ++i) {
-    const HookSpec& h = AllHooks()[i];
+  adopted.resize(hooks.size());
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    const HookSpec& h = hooks[i];
     std::string link_pin = LinkPin(link_dir, h);
     UniqueFd old(bpf_obj_get(link_pin.c_str()));
     if (old && LinkCgroupId(old.get()) == cgroup_id) {
@@ -172,8 +174,31 @@ const std::vector<HookSpec>& AllHooks() {
   return hooks;
 }
 
+const std::vector<HookSpec>& UserHooks() {
+  static const std::vector<HookSpec> hooks = [] {
+    std::vector<HookSpec> out;
+    for (const HookSpec& h : AllHooks()) {
+      // Per packet and per TCP state change, for every socket of the host:
+      // not at the root (docs/bypasses.md says what that leaves open).
+      if (h.attach_type == BPF_CGROUP_INET_EGRESS ||
+          h.attach_type == BPF_CGROUP_INET_INGRESS ||
+          h.attach_type == BPF_CGROUP_SOCK_OPS) {
+        continue;
+      }
+      out.push_back(h);
+    }
+    return out;
+  }();
+  return hooks;
+}
+
+const std::vector<HookSpec>& HooksOf(uint32_t target_id) {
+  return target_id == EGRESS_TARGET_BY_UID ? UserHooks() : AllHooks();
+}
+
 absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
-                                const std::string& prog_dir) {
+                                const std::string& prog_dir,
+                                const std::vector<HookSpec>* hooks) {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = maps_dir.c_str());
   SkeletonPtr skel(egress_bpf__open_opts(&opts));
   if (!skel) return ErrnoStatus(errno, "open BPF object", "egress_bpf");
@@ -184,7 +209,7 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
                        absl::StrCat(target_id));
   }
   EGRESS_RETURN_IF_ERROR(MakeDirs(prog_dir, 0700));
-  for (const HookSpec& h : AllHooks()) {
+  for (const HookSpec& h : hooks != nullptr ? *hooks : HooksOf(target_id)) {
     bpf_program* prog = bpf_object__find_program_by_name(skel->obj, h.program);
     if (prog == nullptr) {
       return absl::InternalError(
@@ -196,21 +221,24 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
   return absl::OkStatus();
 }
 
-bool ProgramsPinned(const std::string& prog_dir) {
-  for (const HookSpec& h : AllHooks()) {
+bool ProgramsPinned(const std::string& prog_dir,
+                    const std::vector<HookSpec>& hooks) {
+  for (const HookSpec& h : hooks) {
     if (access(ProgPin(prog_dir, h).c_str(), F_OK) != 0) return false;
   }
   return true;
 }
 
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
-                          uint64_t cgroup_id, HeldLinks* held) {
-  return AttachPinnedTo(prog_dir, prog_dir, cgroup_fd, cgroup_id, held);
+                          uint64_t cgroup_id, HeldLinks* held,
+                          const std::vector<HookSpec>& hooks) {
+  return AttachPinnedTo(prog_dir, prog_dir, cgroup_fd, cgroup_id, held, hooks);
 }
 
 absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
-                            uint64_t cgroup_id, HeldLinks* held) {
+                            uint64_t cgroup_id, HeldLinks* held,
+                            const std::vector<HookSpec>& hooks) {
   if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
   HeldLinks links;
   std::vector<NewLink> fresh;
@@ -218,7 +246,7 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
   // takes back every link of this call, pinned or not.
   absl::Cleanup undo = [&fresh] { Abandon(fresh); };
   EGRESS_RETURN_IF_ERROR(CreateMissingLinks(prog_dir, link_dir, cgroup_fd,
-                                            cgroup_id, links, fresh));
+                                            cgroup_id, hooks, links, fresh));
   // Stage every pin before committing any: the step that can fail for a
   // reason of its own (a full or foreign bpffs) fails while no final pin
   // has been replaced yet.
@@ -241,13 +269,14 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
   return absl::OkStatus();
 }
 
-int KeepPinned(const std::string& link_dir, HeldLinks& held) {
-  held.resize(AllHooks().size());
+int KeepPinned(const std::string& link_dir, HeldLinks& held,
+               const std::vector<HookSpec>& hooks) {
+  held.resize(hooks.size());
   int repinned = 0;
   for (size_t i = 0; i < held.size(); ++i) {
     LinkIds mine = held[i] ? LinkInfo(held[i].get()) : LinkIds{};
     if (mine.cgroup_id == 0) held[i].reset();  // its cgroup is gone
-    std::string pin = LinkPin(link_dir, AllHooks()[i]);
+    std::string pin = LinkPin(link_dir, hooks[i]);
     UniqueFd pinned(bpf_obj_get(pin.c_str()));
     if (pinned) {
       LinkIds theirs = LinkInfo(pinned.get());
@@ -267,10 +296,11 @@ int KeepPinned(const std::string& link_dir, HeldLinks& held) {
 }
 
 int KeepProgramsPinned(const std::string& prog_dir,
-                       const std::vector<const HeldLinks*>& held) {
+                       const std::vector<const HeldLinks*>& held,
+                       const std::vector<HookSpec>& hooks) {
   int repinned = 0;
-  for (size_t i = 0; i < AllHooks().size(); ++i) {
-    std::string pin = ProgPin(prog_dir, AllHooks()[i]);
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    std::string pin = ProgPin(prog_dir, hooks[i]);
     if (access(pin.c_str(), F_OK) == 0) continue;
     for (const HeldLinks* links : held) {
       if (links->size() <= i || !(*links)[i]) continue;
@@ -292,9 +322,10 @@ void DetachHeld(HeldLinks& held) {
   }
 }
 
-std::vector<LinkState> LinkStates(const std::string& prog_dir) {
+std::vector<LinkState> LinkStates(const std::string& prog_dir,
+                                  const std::vector<HookSpec>& hooks) {
   std::vector<LinkState> out;
-  for (const HookSpec& h : AllHooks()) {
+  for (const HookSpec& h : hooks) {
     LinkState s;
     s.hook = h.name;
     int fd = bpf_obj_get(LinkPin(prog_dir, h).c_str());
@@ -309,9 +340,10 @@ std::vector<LinkState> LinkStates(const std::string& prog_dir) {
 }
 
 LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
-                      const HeldLinks* held) {
+                      const HeldLinks* held,
+                      const std::vector<HookSpec>& hooks) {
   LinkHealth health;
-  std::vector<LinkState> states = LinkStates(link_dir);
+  std::vector<LinkState> states = LinkStates(link_dir, hooks);
   for (size_t i = 0; i < states.size(); ++i) {
     LinkState& l = states[i];
     if (held != nullptr && i < held->size() && (*held)[i] &&

@@ -27,6 +27,14 @@ struct HookSpec {
 // Every hook a target gets, in attach order: the unix hooks last, and only
 // on a kernel that has them (KernelHasUnixHooks).
 const std::vector<HookSpec>& AllHooks();
+// The hooks of the one program set that serves every user target from the
+// cgroup2 root (egress_target_id EGRESS_TARGET_BY_UID): AllHooks() but the
+// per-packet and per-TCP-state ones, which would run for every socket of
+// the host (see docs/bypasses.md for what the packet hook adds).
+const std::vector<HookSpec>& UserHooks();
+// The hooks of the program set loaded for `target_id`: UserHooks() for
+// EGRESS_TARGET_BY_UID, else AllHooks().
+const std::vector<HookSpec>& HooksOf(uint32_t target_id);
 
 // The pin paths of a hook's program and link in a program or link
 // directory: <dir>/prog_<hook>, <dir>/link_<hook>.
@@ -65,11 +73,14 @@ using HeldLinks = std::vector<UniqueFd>;
 // Errors: the errno status of the load (PermissionDenied without CAP_BPF;
 // InvalidArgument when the verifier rejects a program, with libbpf's log on
 // stderr), or of the mkdir or a pin.
+// `hooks`: the programs to pin, HooksOf(target_id) when null.
 absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
-                                const std::string& prog_dir);
+                                const std::string& prog_dir,
+                                const std::vector<HookSpec>* hooks = nullptr);
 
-// True when every program of AllHooks() is pinned in `prog_dir`.
-bool ProgramsPinned(const std::string& prog_dir);
+// True when every program of `hooks` is pinned in `prog_dir`.
+bool ProgramsPinned(const std::string& prog_dir,
+                    const std::vector<HookSpec>& hooks = AllHooks());
 
 // Attaches every pinned program of `prog_dir` to the cgroup `cgroup_fd` with
 // bpf_link (multi-attach: programs of other tools and of ancestors keep
@@ -84,28 +95,33 @@ bool ProgramsPinned(const std::string& prog_dir);
 // (e.g. NotFound/InvalidArgument for a cgroup that went away) or of a pin
 // that cannot be made (AlreadyExists, ...). On success `held`, when given,
 // holds every link of the set, adopted or new.
+// `hooks`: the program set's hooks (HooksOf), here and below.
 absl::Status AttachPinned(const std::string& prog_dir, int cgroup_fd,
-                          uint64_t cgroup_id, HeldLinks* held = nullptr);
+                          uint64_t cgroup_id, HeldLinks* held = nullptr,
+                          const std::vector<HookSpec>& hooks = AllHooks());
 
 // Same, with the link pins in `link_dir` (created 0700) instead of
 // `prog_dir`: one program set attached to several cgroups (a cgroupPattern
 // target keeps one link directory per matching cgroup).
 absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
-                            uint64_t cgroup_id, HeldLinks* held = nullptr);
+                            uint64_t cgroup_id, HeldLinks* held = nullptr,
+                            const std::vector<HookSpec>& hooks = AllHooks());
 
 // Keeps the pins of `link_dir` and the links `held` holds in line: a held
 // link whose pin was removed is pinned again (it never detached), a pinned
 // live link is adopted into `held`, and a held link whose cgroup is gone is
 // let go. Returns how many pins it made again; a pin it cannot make stays
 // missing, for CheckLinks to report and AttachPinnedTo to retry.
-int KeepPinned(const std::string& link_dir, HeldLinks& held);
+int KeepPinned(const std::string& link_dir, HeldLinks& held,
+               const std::vector<HookSpec>& hooks = AllHooks());
 
 // Pins again, from the links `held` holds, every program of `prog_dir`
 // whose pin is gone (a link keeps its program alive). Returns how many it
 // pinned; a program no held link runs stays missing (LoadAndPinPrograms).
 int KeepProgramsPinned(const std::string& prog_dir,
-                       const std::vector<const HeldLinks*>& held);
+                       const std::vector<const HeldLinks*>& held,
+                       const std::vector<HookSpec>& hooks = AllHooks());
 
 // Detaches every link of `held` (bpf_link_detach: also a link whose pin is
 // gone or that another process holds) and closes it.
@@ -122,14 +138,17 @@ absl::Status DetachAndRemoveLinks(const std::string& link_dir);
 // The state of every link pin of `prog_dir` (or of a link directory), one
 // per hook of AllHooks(), in that order. Never fails: a pin that cannot be
 // opened counts as not pinned.
-std::vector<LinkState> LinkStates(const std::string& prog_dir);
+std::vector<LinkState> LinkStates(
+    const std::string& prog_dir,
+    const std::vector<HookSpec>& hooks = AllHooks());
 
 // LinkStates(link_dir) counted against `cgroup_id` (0: no cgroup, so
 // nothing is live). The one place that decides whether a target's hooks are
 // in force on its cgroup. With `held`, a hook whose pin is missing counts
 // by the link egressd holds for it: the link enforces, pinned or not.
 LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
-                      const HeldLinks* held = nullptr);
+                      const HeldLinks* held = nullptr,
+                      const std::vector<HookSpec>& hooks = AllHooks());
 
 // Detaches every pinned link (bpf_link_detach, so no other holder keeps it
 // alive), also those in link directories below it, and removes `prog_dir`

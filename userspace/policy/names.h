@@ -4,6 +4,10 @@
 #ifndef EGRESS_USERSPACE_POLICY_NAMES_H_
 #define EGRESS_USERSPACE_POLICY_NAMES_H_
 
+#include <cstdint>
+#include <optional>
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -17,6 +21,20 @@ bool ValidName(absl::string_view name);
 // e.g. CheckName("a b") is `bad name "a b": ...` and
 // CheckName("a b", "target name") is `bad target name "a b": ...`.
 absl::Status CheckName(absl::string_view name, absl::string_view noun = "name");
+
+// A user as an operator names one (`target add --user`, `user:` in policy
+// files): a uid in decimal (0-4294967294; 4294967295 is the kernel's "no
+// uid") or a user name as the passwd database holds it: 1-32 letters,
+// digits, '_', '-' or '.', not starting with '-', maybe ending in '$'.
+// Names are looked up by egressd (once, when the target is added); uids are
+// taken as they are. InvalidArgument:
+//   bad user "NAME": use a uid (0-4294967294) or a user name (...)
+absl::Status CheckUser(absl::string_view user);
+// The uid of a CheckUser-valid `user` written in digits; nullopt for a name.
+std::optional<uint32_t> UidOfNumber(absl::string_view user);
+// How a user target is shown: "user www-data (uid 33)" for a name, "uid
+// 4000000001" for a uid given in digits.
+std::string UserText(absl::string_view given, uint32_t uid);
 
 }  // namespace egress::policy
 

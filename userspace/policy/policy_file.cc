@@ -102,6 +102,7 @@ constexpr WordOf<TargetSource> kTargetFields[] = {
     {TargetSource::kCgroup, "cgroupPath"},
     {TargetSource::kUnit, "systemdUnit"},
     {TargetSource::kPattern, "cgroupPattern"},
+    {TargetSource::kUser, "user"},
 };
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
@@ -566,11 +567,13 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const YAML::Node& node,
 
 absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
   Fields f;
-  EGRESS_RETURN_IF_ERROR(GetFields(
-      node, "spec.target", {"cgroupPath", "systemdUnit", "cgroupPattern"}, &f));
+  EGRESS_RETURN_IF_ERROR(
+      GetFields(node, "spec.target",
+                {"cgroupPath", "systemdUnit", "cgroupPattern", "user"}, &f));
   if (f.empty()) {
     return Error(node, "spec.target",
-                 "expected one of cgroupPath, systemdUnit or cgroupPattern");
+                 "expected one of cgroupPath, systemdUnit, cgroupPattern or "
+                 "user");
   }
   if (f.size() > 1) {
     // Point at the second key in file order. (Sorting the nodes themselves
@@ -593,6 +596,11 @@ absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
   policy->target.kind = *ValueOf(kTargetFields, field);
   if (policy->target.kind == TargetSource::kUnit) {
     EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseUnitName(v, path));
+  } else if (policy->target.kind == TargetSource::kUser) {
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, path));
+    if (absl::Status st = CheckUser(policy->target.value); !st.ok()) {
+      return Error(v, path, st.message());
+    }
   } else {
     EGRESS_ASSIGN_OR_RETURN(
         policy->target.value,

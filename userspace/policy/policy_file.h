@@ -113,6 +113,9 @@ struct SourceLocation {
 //   TargetSource::kPattern  `value` is a pattern over cgroup paths (same
 //       normalization as kCgroup) with at least one wildcard; see
 //       CgroupPatternMatches.
+//   TargetSource::kUser     `value` (field `user`) is a uid or a user name
+//       as CheckUser accepts it: every process of that user, whatever its
+//       cgroup. egressd resolves a name when it applies the file.
 // A policy file has no kPid targets: a process does not outlive its file
 // (WritePolicy writes a pid target's cgroup as cgroupPath).
 struct PolicyTarget {
@@ -122,8 +125,8 @@ struct PolicyTarget {
   bool operator==(const PolicyTarget&) const = default;
 };
 
-// "cgroupPath" / "systemdUnit" / "cgroupPattern": the YAML field names
-// (kPid: "cgroupPath").
+// "cgroupPath" / "systemdUnit" / "cgroupPattern" / "user": the YAML field
+// names (kPid: "cgroupPath").
 std::string TargetKindName(TargetSource kind);
 
 // Where a Rule of a Policy came from.

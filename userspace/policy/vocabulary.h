@@ -32,6 +32,9 @@ enum class TargetSource : uint8_t {
   kUnit,     // a systemd unit, resolved to its cgroup
   kPid,      // the cgroup of a process at the time it was added
   kPattern,  // every cgroup matching a glob, also those created later
+  // Not a cgroup: every process whose real uid is the user's, wherever it
+  // runs (the root program set finds it by uid).
+  kUser,
 };
 
 // "enforce" / "audit". InvalidArgument names the word and the choices.
@@ -47,7 +50,7 @@ std::string LoggingLevelName(LoggingLevel level);
 // The record flags (EGRESS_TF_EVENT_*) of a level.
 uint8_t LoggingFlags(LoggingLevel level);
 
-// "cgroup" / "unit" / "pid" / "pattern".
+// "cgroup" / "unit" / "pid" / "pattern" / "user".
 absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word);
 std::string TargetSourceName(TargetSource source);
 

@@ -49,6 +49,12 @@
 #define EGRESS_MAX_PEERS 65536
 #define EGRESS_MAX_RULE_HITS 65536
 #define EGRESS_MAX_UNIX_RULES 16384
+/* user_targets: uid -> target id. The one program set attached at the
+ * cgroup2 root for user targets is loaded with egress_target_id =
+ * EGRESS_TARGET_BY_UID (0, never a target's id) and finds its target there
+ * by the caller's uid; other uids pass at once. */
+#define EGRESS_MAX_USER_TARGETS 1024
+#define EGRESS_TARGET_BY_UID 0
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
 #define EGRESS_RINGBUF_BYTES (1 << 22)
