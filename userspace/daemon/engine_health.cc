@@ -9,8 +9,10 @@ std::vector<Engine::SelfCheckTarget> Engine::SelfCheckTargets() {
   std::vector<SelfCheckTarget> out;
   std::map<uint32_t, std::string> still;
   for (const auto& [name, t] : state_.targets) {
+    // A user target is enforced per uid at the cgroup root: a probe from
+    // egressd (root) would not be its. Not probed (yet).
     if (t.mode != policy::Mode::kEnforce || t.orphan || IsPattern(t) ||
-        t.cgroup.empty() || creating_.count(t.id)) {
+        IsUser(t) || t.cgroup.empty() || creating_.count(t.id)) {
       continue;
     }
     // Not attached yet (being created): nothing to check.
