@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/version.h"
@@ -47,7 +49,7 @@ struct Daemon::Parts {
   std::unique_ptr<ConnectionScan> connections;
   std::unique_ptr<ControlService> service;
   std::unique_ptr<Reconciler> reconciler;
-  std::unique_ptr<SelfCheck> self_check;
+  std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
   // Pins of an older ABI wait until every target is attached under ours.
@@ -189,7 +191,7 @@ absl::Status StartServices(Daemon::Parts& p) {
     check.cgroup_root = p.cgroup_root;
     check.publish = [&p](const egress_event& e) { p.records->Publish(e); };
     check.log = Log;
-    p.self_check = std::make_unique<SelfCheck>(*p.engine, std::move(check));
+    p.self_check.emplace(*p.engine, std::move(check));
     p.self_check->Start();
   }
   LoopOptions loop;
