@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -259,6 +260,129 @@ TEST_F(EventsTest, FloodIsCountedExactlyAndRateLimited) {
   }
   EXPECT_GT(rss_kb, 0u);
   EXPECT_LT(rss_kb, 64u * 1024) << "egressd RSS " << rss_kb << " kB";
+}
+
+// Records the rate limit holds back surface as a summary for their
+// destination even when it is never tried again: the records plus the
+// summary's count are the decisions, within 2 s.
+TEST_F(EventsTest, HeldBackRecordsSurfaceInASummaryWithoutAnotherAttempt) {
+  AddTarget("web");
+  constexpr int kAttempts = 7;
+  auto burst = RunInCgroupMulti(cg_->path(), [] {
+    int denied = 0;
+    for (int i = 0; i < kAttempts; ++i) {
+      int fd = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(40777);
+      to.sin_addr.s_addr = htonl(0x7f00004d);  // 127.0.0.77
+      if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+          errno == EPERM) {
+        ++denied;
+      }
+      close(fd);
+    }
+    return std::vector<int>{denied};
+  });
+  ASSERT_TRUE(burst.ok()) << burst.status();
+  ASSERT_EQ((*burst)[0], kAttempts);
+  // Never tried again: only the sweep can report the rest.
+  uint64_t records = 0, summarized = 0, suppressed_on_records = 0;
+  uint64_t first_ns = 0, summary_ns = 0;
+  nlohmann::json events;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    absl::SleepFor(absl::Milliseconds(100));
+    events = Records("web", 1);
+    records = summarized = suppressed_on_records = 0;
+    first_ns = summary_ns = 0;
+    for (const auto& e : events) {
+      const uint64_t ns = e["ktime_ns"].get<uint64_t>();
+      if (e.value("event", "") == "held_back") {
+        summarized += e["suppressed"].get<uint64_t>();
+        summary_ns = std::max(summary_ns, ns);
+        EXPECT_EQ(e["l4"]["destination"], "127.0.0.77") << e.dump();
+        EXPECT_EQ(e["l4"]["destination_port"], 40777) << e.dump();
+        EXPECT_EQ(e["verdict"], "DENIED") << e.dump();
+      } else {
+        ++records;
+        suppressed_on_records += e["suppressed"].get<uint64_t>();
+        if (first_ns == 0 || ns < first_ns) first_ns = ns;
+      }
+    }
+  } while (records + summarized + suppressed_on_records < kAttempts &&
+           absl::Now() < deadline);
+  EXPECT_EQ(records, 5u) << events.dump(2);
+  EXPECT_EQ(summarized, 2u) << events.dump(2);
+  EXPECT_EQ(records + summarized + suppressed_on_records,
+            static_cast<uint64_t>(kAttempts))
+      << events.dump(2);
+  // Made within 2 s of the burst's first decision (kernel clock: the
+  // window of 1 s plus a sweep period, whatever this test's own pace).
+  EXPECT_LE(summary_ns - first_ns, 2'000'000'000u) << events.dump(2);
+  // The summary is no decision of its own: the counters still add up.
+  nlohmann::json status = CtlJson({"status"});
+  nlohmann::json c = status["targets"][0]["counters"];
+  EXPECT_EQ(c["denied"], kAttempts);
+  EXPECT_EQ(c["events_suppressed"], kAttempts - 5);
+}
+
+// Many processes deny the same destination at once: every decision is
+// either a record or counted on one (a record or a summary), exactly.
+TEST_F(EventsTest, HeldBackCountsStayExactUnderConcurrency) {
+  AddTarget("web");
+  constexpr int kProcs = 4;
+  constexpr int kAttempts = 5000;
+  uint64_t read_before = CtlJson({"status"})["events_read"].get<uint64_t>();
+  std::vector<std::thread> threads;
+  std::atomic<int> denied{0};
+  for (int p = 0; p < kProcs; ++p) {
+    threads.emplace_back([&] {
+      auto r = RunInCgroupMulti(cg_->path(), [] {
+        int n = 0;
+        for (int i = 0; i < kAttempts; ++i) {
+          int fd = socket(AF_INET, SOCK_DGRAM, 0);
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_port = htons(40778);
+          to.sin_addr.s_addr = htonl(0x7f00004e);  // 127.0.0.78
+          if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+              errno == EPERM) {
+            ++n;
+          }
+          close(fd);
+        }
+        return std::vector<int>{n};
+      });
+      if (r.ok()) denied += (*r)[0];
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(denied.load(), kProcs * kAttempts);
+  // Every count reported: on records and on summaries (after the last
+  // window has passed and a sweep ran).
+  uint64_t total = 0, records = 0;
+  nlohmann::json events;
+  const absl::Time deadline = absl::Now() + absl::Seconds(4);
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    events = Records("web", 1);
+    total = records = 0;
+    for (const auto& e : events) {
+      total += e["suppressed"].get<uint64_t>();
+      if (e.value("event", "") != "held_back") {
+        ++total;
+        ++records;
+      }
+    }
+  } while (total < static_cast<uint64_t>(kProcs * kAttempts) &&
+           absl::Now() < deadline);
+  nlohmann::json status = CtlJson({"status"});
+  nlohmann::json c = status["targets"][0]["counters"];
+  ASSERT_EQ(c["events_lost"], 0) << "the ring buffer overflowed";
+  EXPECT_EQ(total, static_cast<uint64_t>(kProcs * kAttempts))
+      << records << " records";
+  EXPECT_EQ(status["events_read"].get<uint64_t>() - read_before, records);
 }
 
 // The rate limit holds per destination when many destinations are refused

@@ -116,6 +116,60 @@ TEST(EventJsonTest, ClosedFlow) {
   EXPECT_FALSE(j.contains("hint"));
 }
 
+// The rate limit's summary of held-back decisions for a destination that
+// was not tried again (made by bpf/limits_sweep.bpf.c): the destination as
+// a verdict record shows it, no process, no hint, the count in suppressed.
+TEST(EventJsonTest, HeldBackSummary) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_HELD_BACK;
+  e.target_id = 2;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = IPPROTO_UDP;
+  e.hook = EGRESS_HOOK_CONNECT4;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.reason = EGRESS_REASON_RATE_LIMITED;
+  e.suppressed = 2;
+  e.port = htons(40777);
+  inet_pton(AF_INET, "127.0.0.77", e.addr);
+  EventContext ctx;
+  ctx.target = "web";
+  nlohmann::json j = EventToJson(e, ctx);
+  EXPECT_EQ(j["event"], "held_back");
+  EXPECT_EQ(j["verdict"], "DENIED");
+  EXPECT_EQ(j["reason"], "RATE_LIMITED");
+  EXPECT_EQ(j["suppressed"], 2);
+  EXPECT_EQ(j["l4"]["destination"], "127.0.0.77");
+  EXPECT_EQ(j["l4"]["destination_port"], 40777);
+  EXPECT_EQ(j["l4"]["protocol"], "udp");
+  EXPECT_FALSE(j.contains("flow"));
+  EXPECT_FALSE(j.contains("hint"));
+  EXPECT_EQ(j["message"],
+            "Jan 01 00:00:00.000 web -> 127.0.0.77:40777/udp DENIED (rate "
+            "limited) +2 suppressed");
+}
+
+TEST(EventJsonTest, SelfCheckFailed) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_SELF_CHECK_FAILED;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = IPPROTO_TCP;
+  e.hook = EGRESS_HOOK_CONNECT4;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.reason = EGRESS_REASON_NOT_ENFORCED;
+  e.port = htons(9);
+  inet_pton(AF_INET, "192.0.2.1", e.addr);
+  EventContext ctx;
+  ctx.target = "web";
+  nlohmann::json j = EventToJson(e, ctx);
+  EXPECT_EQ(j["event"], "self_check_failed");
+  EXPECT_EQ(j["reason"], "NOT_ENFORCED");
+  EXPECT_EQ(j["l4"]["destination"], "192.0.2.1");
+  EXPECT_FALSE(j.contains("hint"));
+  EXPECT_EQ(j["message"],
+            "Jan 01 00:00:00.000 web -> 192.0.2.1:9/tcp DENIED (not "
+            "enforced)");
+}
+
 TEST(RawCapabilityTest, CapEffBit13) {
   EXPECT_TRUE(CapEffHasNetRaw("000001ffffffffff"));
   EXPECT_TRUE(CapEffHasNetRaw("0000000000002000"));

@@ -58,14 +58,36 @@ absl::Status FakeKernel::WriteEntries(const policy::CompiledRuleset& set) {
     entries_[set.ruleset] += 1;
     return absl::ResourceExhaustedError("rules map is full");
   }
-  entries_[set.ruleset] +=
+  ++write_calls_;
+  // The rules map's room: what the rule sets in it hold.
+  size_t held = 0;
+  for (const auto& [r, n] : rule_entries_) held += n;
+  const size_t total =
       set.rules.size() + set.ports.size() + set.unix_paths.size();
+  if (held + set.rules.size() > rule_capacity_) {
+    entries_[set.ruleset] += 1;  // what fitted went in
+    rule_entries_[set.ruleset] += rule_capacity_ - held;
+    return absl::ResourceExhaustedError(
+        "bpf_map_update_elem rules: No space left on device");
+  }
+  entries_[set.ruleset] += total;
+  rule_entries_[set.ruleset] += set.rules.size();
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> FakeKernel::HasEntries(
+    const policy::CompiledRuleset& set) {
+  Lock lock(mu_);
+  auto it = entries_.find(set.ruleset);
+  return it != entries_.end() && it->second == set.rules.size() +
+                                                   set.ports.size() +
+                                                   set.unix_paths.size();
 }
 
 absl::Status FakeKernel::DeleteEntries(const policy::CompiledRuleset& set) {
   Lock lock(mu_);
   entries_.erase(set.ruleset);
+  rule_entries_.erase(set.ruleset);
   return absl::OkStatus();
 }
 
@@ -91,6 +113,7 @@ absl::StatusOr<size_t> FakeKernel::DeleteRulesetsExcept(
       continue;
     }
     n += it->second;
+    rule_entries_.erase(it->first);
     it = entries_.erase(it);
   }
   return n;

@@ -38,6 +38,10 @@ class FakeKernel : public KernelPort {
   }
   // Faults: the Nth WriteEntries from now fails (1 = the next one).
   void FailWriteEntriesAt(int n) { fail_write_at_ = n; }
+  // The rules map's max_entries: a write past it fails as the kernel's
+  // (ENOSPC), after the entries that fit went in.
+  void SetRuleCapacity(size_t n) { rule_capacity_ = n; }
+  int write_calls() const { return write_calls_; }
   void FailAttach(bool fail) { fail_attach_ = fail; }
   // Every pin goes (bpffs unmounted): the links stay, held. RepairPins
   // makes them again unless `fail_repair`.
@@ -50,6 +54,7 @@ class FakeKernel : public KernelPort {
   // ---- KernelPort ----
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
   absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
+  absl::StatusOr<bool> HasEntries(const policy::CompiledRuleset& set) override;
   absl::Status SetTargetConfig(uint32_t id,
                                const egress_target_config& config) override;
   absl::Status ResetCounters(uint32_t) override { return absl::OkStatus(); }
@@ -100,7 +105,8 @@ class FakeKernel : public KernelPort {
   bool Live(uint64_t cgroup_id) const;
 
   mutable std::mutex mu_;
-  std::map<uint32_t, size_t> entries_;  // ruleset -> entry count
+  std::map<uint32_t, size_t> entries_;       // ruleset -> entry count
+  std::map<uint32_t, size_t> rule_entries_;  // ... in the rules map
   std::map<uint32_t, egress_target_config> configs_;
   std::set<uint32_t> programs_;
   std::set<uint32_t> stale_;                 // programs reading unpinned maps
@@ -110,6 +116,8 @@ class FakeKernel : public KernelPort {
   // (target, link set) -> cgroup id the hooks are on.
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;
   int fail_write_at_ = 0;
+  size_t rule_capacity_ = EGRESS_MAX_RULE_ENTRIES;
+  int write_calls_ = 0;
   bool fail_attach_ = false;
   bool pins_lost_ = false;
   bool fail_repair_ = false;

@@ -48,6 +48,7 @@ MetricsSnapshot SampleSnapshot() {
   web.hooks_attached = 6;
   web.hooks_total = 6;
   web.sockets_denied = 1;
+  web.degraded = true;
   web.source_routes_denied = 0;
   web.events_lost = 4;
   web.events_suppressed = 9;
@@ -65,6 +66,7 @@ MetricsSnapshot SampleSnapshot() {
   s.last_reload_ok = false;
   s.version = "0.1.0";
   s.libbpf_version = "1.1.0";
+  s.self_check_failures = 2;
   return s;
 }
 
@@ -104,6 +106,9 @@ egress_events_read_total 123456789012345
 # TYPE egress_events_dropped_total counter
 egress_events_dropped_total{reason="follower"} 2
 egress_events_dropped_total{reason="sink"} 3
+# HELP egress_self_check_failures_total Self-check probes and checks that found a target not enforced.
+# TYPE egress_self_check_failures_total counter
+egress_self_check_failures_total 2
 # HELP egress_flows_active Allowed TCP connections currently open.
 # TYPE egress_flows_active gauge
 egress_flows_active{target="db"} 0
@@ -120,6 +125,10 @@ egress_attached_hooks{target="web"} 6
 # TYPE egress_target_info gauge
 egress_target_info{mode="audit",target="db"} 1
 egress_target_info{mode="enforce",target="web"} 1
+# HELP egress_target_degraded 1 when the field self-check found the target not enforced.
+# TYPE egress_target_degraded gauge
+egress_target_degraded{target="db"} 0
+egress_target_degraded{target="web"} 1
 # HELP egress_config_last_reload_successful Whether the last configuration reload succeeded.
 # TYPE egress_config_last_reload_successful gauge
 egress_config_last_reload_successful 0

@@ -60,15 +60,27 @@ int CallAndPrint(const ParsedCommand& parsed) {
     // Records come rendered in the format asked for (-o json|text).
     return Print(FormatResponse(reply->response));
   }
+  // `status` exits non-zero when a target is degraded (the self-check
+  // found it not enforced), after printing everything.
+  int code = 0;
+  if (const auto* status =
+          std::get_if<control::StatusResponse>(&reply->response)) {
+    for (const control::TargetInfo& t : status->targets) {
+      if (!t.degraded.empty()) code = ExitCodeFor(absl::UnavailableError(""));
+    }
+  }
   if (parsed.output == OutputFormat::kJson) {
     reply->json.erase("ok");
-    return Print(egress::policy::JsonText(reply->json, 2) + "\n");
+    int printed = Print(egress::policy::JsonText(reply->json, 2) + "\n");
+    return printed != 0 ? printed : code;
   }
   if (exported != nullptr) {
     absl::Status st = WriteExport(*exported, parsed.export_dir);
     return st.ok() ? 0 : Fail(st);
   }
-  return Print(FormatResponse(reply->response, {.verbose = parsed.verbose}));
+  int printed =
+      Print(FormatResponse(reply->response, {.verbose = parsed.verbose}));
+  return printed != 0 ? printed : code;
 }
 
 int Execute(ParsedCommand parsed) {

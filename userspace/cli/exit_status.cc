@@ -14,7 +14,8 @@ constexpr ExitStatusInfo kStatuses[] = {
      "or rule number, or a target that already exists; nothing was changed"},
     {kFailed,
      "anything else: egressd not running, permission denied, a kernel "
-     "error, or 'verify' finding the policy not in force"},
+     "error, 'verify' finding the policy not in force, or 'status' showing "
+     "a target degraded (the self-check found it not enforced)"},
 };
 
 }  // namespace

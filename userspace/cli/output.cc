@@ -22,6 +22,7 @@ std::string TargetLine(const TargetInfo& t) {
                          t.hooks_total, " hooks)");
   }
   if (t.orphan) state = absl::StrCat("orphan, ", state);
+  if (!t.degraded.empty()) state = absl::StrCat("DEGRADED, ", state);
   return absl::StrFormat("%-16s %-8s %-40s %5d rules  %s", t.name,
                          policy::ModeName(t.mode), control::TargetWhere(t),
                          t.rules, state);
@@ -207,6 +208,9 @@ struct TextFormatter {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
       if (t.counters) absl::StrAppend(&out, CountersLine(*t.counters));
       if (options.verbose) absl::StrAppend(&out, VerboseLines(t));
+      if (!t.degraded.empty()) {
+        absl::StrAppend(&out, "  degraded: ", t.degraded, "\n");
+      }
       absl::StrAppend(&out, Warnings(t.warnings, "  "));
     }
     return out;

@@ -157,6 +157,9 @@ struct TargetInfo {
   bool attached = false;
   // Found pinned without state at start (rules unknown; remove lifts it).
   bool orphan = false;
+  // Why the field self-check found the target not enforced ("" = healthy
+  // or not checked yet).
+  std::string degraded;
   // `status` only.
   std::optional<TargetCounters> counters;
   std::vector<std::string> warnings;

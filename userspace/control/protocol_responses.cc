@@ -44,6 +44,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,
              "attached", t.attached, "counters", t.counters);
   io.FieldIf(t.orphan, "orphan", t.orphan);
+  io.FieldIf(!t.degraded.empty(), "degraded", t.degraded);
   // `status` always lists its warnings, even none.
   io.FieldIf(!t.warnings.empty() || t.counters, "warnings", t.warnings);
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/version.h"
@@ -22,6 +24,7 @@
 #include "userspace/daemon/metrics_source.h"
 #include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/record_hub.h"
+#include "userspace/daemon/self_check.h"
 #include "userspace/daemon/state_store.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
@@ -46,6 +49,7 @@ struct Daemon::Parts {
   std::unique_ptr<ConnectionScan> connections;
   std::unique_ptr<ControlService> service;
   std::unique_ptr<Reconciler> reconciler;
+  std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
   // Pins of an older ABI wait until every target is attached under ours.
@@ -163,6 +167,8 @@ absl::Status StartServices(Daemon::Parts& p) {
   RecordHubOptions hub;
   hub.node_name = p.node_name;
   hub.sink = p.options.event_sink;
+  EGRESS_ASSIGN_OR_RETURN(hub.sweeper,
+                          LimitSweeper::Load(p.kernel->maps().dir().c_str()));
   EGRESS_ASSIGN_OR_RETURN(
       p.records, RecordHub::Create(p.kernel->maps().events_fd(), *p.engine,
                                    *p.learner, std::move(hub)));
@@ -179,6 +185,15 @@ absl::Status StartServices(Daemon::Parts& p) {
   }
   EGRESS_ASSIGN_OR_RETURN(p.reconciler,
                           Reconciler::Start(*p.engine, p.cgroup_root));
+  if (p.options.self_check_interval > absl::ZeroDuration()) {
+    SelfCheckOptions check;
+    check.interval = p.options.self_check_interval;
+    check.cgroup_root = p.cgroup_root;
+    check.publish = [&p](const egress_event& e) { p.records->Publish(e); };
+    check.log = Log;
+    p.self_check.emplace(*p.engine, std::move(check));
+    p.self_check->Start();
+  }
   LoopOptions loop;
   loop.socket_path = p.options.socket_path;
   loop.cgroup_root = p.cgroup_root;
@@ -194,8 +209,10 @@ absl::Status StartServices(Daemon::Parts& p) {
 Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 Daemon::~Daemon() {
-  // The metrics server reads the other parts: it goes first.
+  // The metrics server and the self-check read the other parts: they go
+  // first.
   if (parts_) parts_->metrics.reset();
+  if (parts_) parts_->self_check.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {

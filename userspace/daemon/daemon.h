@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "userspace/events/event_sink.h"
 
 namespace egress {
@@ -35,6 +36,9 @@ struct DaemonOptions {
   // Seconds an address learned from a DNS answer stays bound at least,
   // whatever its TTL (1..65535; docs/dns.md).
   uint32_t dns_ttl_floor = 30;
+  // How often every enforcing target is probed from inside its cgroup
+  // (daemon/self_check.h); zero = never.
+  absl::Duration self_check_interval = absl::Seconds(60);
 };
 
 class Daemon {

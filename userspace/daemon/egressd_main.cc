@@ -35,6 +35,10 @@ DEFINE_string(policy_dir, "",
 DEFINE_uint32(dns_ttl_floor, 30,
               "seconds an address learned from a DNS answer stays allowed at "
               "least, whatever its TTL (1..65535)");
+DEFINE_uint64(self_check_interval_ms, 60000,
+              "probe every enforcing target from inside its cgroup this "
+              "often (a connect its policy denies, in a network namespace "
+              "with no route); 0 = never");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -70,6 +74,7 @@ const std::vector<FlagGroup>& FlagGroups() {
        {"events", "events_file", "events_file_max_bytes", "events_file_keep",
         "events_syslog"}},
       {"Metrics", {"metrics_addr"}},
+      {"Self-check", {"self_check_interval_ms"}},
   };
   return *groups;
 }
@@ -158,6 +163,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   opts.dns_ttl_floor = FLAGS_dns_ttl_floor;
+  opts.self_check_interval = absl::Milliseconds(FLAGS_self_check_interval_ms);
   std::vector<std::unique_ptr<egress::EventSink>> sinks;
   if (FLAGS_events) sinks.push_back(egress::StdoutSink());
   if (!FLAGS_events_file.empty()) {

@@ -26,6 +26,8 @@
 #include "egress/dns_abi.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
+#include "userspace/daemon/map_room.h"
+#include "userspace/daemon/self_check_plan.h"
 #include "userspace/daemon/state.h"
 #include "userspace/daemon/state_write.h"
 #include "userspace/policy/compile.h"
@@ -57,6 +59,9 @@ struct EngineOptions {
   std::function<void()> all_attached;
   // egress_target_config.dns_ttl_floor of every target (seconds).
   uint16_t dns_ttl_floor = EGRESS_DNS_TTL_FLOOR_DEFAULT;
+  // The rule maps' max_entries: every change keeps room for a swap copy of
+  // the largest rule set (map_room.h). Tests make it small.
+  EntryCounts map_capacity = MapCapacity();
 };
 
 // What a record needs to know about its target.
@@ -126,6 +131,25 @@ class Engine {
   std::vector<std::string> WatchDirs() const;
   size_t TargetCount() const;
 
+  // ---- Field self-check (engine_health.cc) ----
+  struct SelfCheckTarget {
+    uint32_t id = 0;
+    std::string name;
+    std::string cgroup;                     // relative to the cgroup2 mount
+    std::optional<ProbeDestination> probe;  // none: the policy denies none
+    // 0 of 0 when the last reconcile did not find the cgroup.
+    uint64_t hooks_attached = 0, hooks_total = 0;
+  };
+  // Every enforcing single-cgroup target whose cgroup exists, as of the
+  // last reconcile. Forgets the outcome of every other target (removed,
+  // turned to audit, cgroup gone): it is not checked now.
+  std::vector<SelfCheckTarget> SelfCheckTargets();
+  // Records the outcome of a target's self-check ("" = healthy). True when
+  // it turned from healthy (or unchecked) to degraded; each failure counts
+  // in SelfCheckFailures.
+  bool SetSelfCheck(uint32_t id, const std::string& why);
+  uint64_t SelfCheckFailures() const;
+
  private:
   struct Change;  // a rule set switch in the making (engine_rules.cc)
   using Lock = std::unique_lock<std::mutex>;
@@ -178,6 +202,18 @@ class Engine {
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);
   void Discard(Change& change);
+  // Refuses (ResourceExhausted, with the numbers) a change that gives the
+  // named targets these compiled sets when the maps could not take them
+  // beside what is held, or would then lack room for a swap copy
+  // (map_room.h). Targets not named keep their sets.
+  absl::Status CheckMapRoomLocked(
+      const std::map<std::string, EntryCounts>& next) const;
+  absl::Status CheckMapRoom(
+      const std::map<std::string, EntryCounts>& next) const;
+  // At start: takes the target's rule set as it is in the maps when every
+  // entry of its rules compiled under its ruleset id is there (no second
+  // copy written). False when it is not all there.
+  absl::StatusOr<bool> AdoptRules(const std::string& name);
 
   // Attachments (engine_attach.cc).
   absl::StatusOr<bool> Attach(const TargetState& t);
@@ -254,6 +290,8 @@ class Engine {
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;
   std::map<uint32_t, std::string> last_logged_;  // LogChange
+  std::map<uint32_t, std::string> degraded_;     // self-check: id -> why
+  uint64_t self_check_failures_ = 0;
 };
 
 }  // namespace egress

@@ -54,6 +54,13 @@ absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
     EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, compiled.status()));
     staged[i].compiled = *std::move(compiled);
   }
+  std::map<std::string, EntryCounts> next;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i].rules_changed) {
+      next[plans[i].target.name] = CountEntries(staged[i].compiled);
+    }
+  }
+  EGRESS_RETURN_IF_ERROR(CheckMapRoom(next));
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].rules_changed) continue;
     absl::Status st = kernel_.WriteEntries(staged[i].compiled);

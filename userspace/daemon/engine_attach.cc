@@ -244,6 +244,9 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   info.uid = t.uid;
   info.rules = t.rules.size();
   info.orphan = t.orphan;
+  if (auto d = degraded_.find(t.id); d != degraded_.end()) {
+    info.degraded = d->second;
+  }
   auto it = links_.find(t.id);
   if (it != links_.end()) {
     info.cgroups = it->second.first;

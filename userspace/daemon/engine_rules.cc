@@ -69,11 +69,62 @@ Engine::Change Engine::Prepare(const TargetState& t,
   return c;
 }
 
+absl::Status Engine::CheckMapRoomLocked(
+    const std::map<std::string, EntryCounts>& next) const {
+  std::vector<TargetEntries> targets;
+  for (const auto& [name, t] : state_.targets) {
+    TargetEntries e{name, {}, {}, false};
+    if (auto c = compiled_.find(t.id); c != compiled_.end() && t.ruleset != 0)
+      e.now = CountEntries(c->second);
+    auto n = next.find(name);
+    e.changing = n != next.end();
+    e.next = e.changing ? n->second : e.now;
+    targets.push_back(std::move(e));
+  }
+  for (const auto& [name, counts] : next) {
+    if (!state_.targets.count(name))
+      targets.push_back({name, {}, counts, true});
+  }
+  return CheckRoom(targets, options_.map_capacity);
+}
+
+absl::Status Engine::CheckMapRoom(
+    const std::map<std::string, EntryCounts>& next) const {
+  Lock lock(mu_);
+  return CheckMapRoomLocked(next);
+}
+
+absl::StatusOr<bool> Engine::AdoptRules(const std::string& name) {
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
+  if (t->ruleset == 0) return false;
+  auto active = kernel_.TargetConfig(t->id);
+  if (!active.ok() || active->ruleset != t->ruleset) return false;
+  const uint32_t ruleset = t->ruleset;
+  std::vector<policy::Rule> rules = t->rules;
+  lock.unlock();
+  // Compiling is deterministic: the same rules under the same id give the
+  // same entries, so finding them all means the set in the maps is this one.
+  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
+                          policy::Compile(ruleset, rules));
+  EGRESS_ASSIGN_OR_RETURN(bool present, kernel_.HasEntries(compiled));
+  if (!present) return false;
+  lock.lock();
+  EGRESS_ASSIGN_OR_RETURN(t, Find(name));
+  if (t->ruleset != ruleset) return false;
+  compiled_[t->id] = std::move(compiled);
+  EGRESS_RETURN_IF_ERROR(WriteConfig(*t));
+  return true;
+}
+
 absl::Status Engine::Build(Change& c) {
   if (c.mode) c.next_target.mode = *c.mode;
   if (!c.compiled_ahead) {
     EGRESS_ASSIGN_OR_RETURN(c.compiled,
                             policy::Compile(c.new_ruleset, c.rules));
+  }
+  if (!c.written) {
+    EGRESS_RETURN_IF_ERROR(CheckMapRoom({{c.name, CountEntries(c.compiled)}}));
   }
   if (!c.written) {
     if (absl::Status st = kernel_.WriteEntries(c.compiled); !st.ok()) {

@@ -78,14 +78,20 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     }
   }
   lock.unlock();
-  // Rule sets are rewritten (maps may be new after a reboot); temporary
-  // rules that ran out while egressd was down end now. A target whose links
-  // are still pinned keeps enforcing throughout (adopted, not re-attached).
+  // A rule set still in the maps is adopted as it is: writing a second copy
+  // would need room a full map does not have. Otherwise (maps new after a
+  // reboot, temporary rules that ran out while egressd was down) the set is
+  // written again. A target whose links are still pinned keeps enforcing
+  // throughout (adopted, not re-attached).
   for (const std::string& name : names) {
     std::vector<policy::Rule> rules;
     EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> t, Targets(name, false));
     for (const policy::Rule& r : t[0].rules) {
       if (r.expires == 0 || r.expires > now) rules.push_back(r);
+    }
+    if (rules.size() == t[0].rules.size()) {
+      EGRESS_ASSIGN_OR_RETURN(bool adopted, AdoptRules(name));
+      if (adopted) continue;
     }
     EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
   }
@@ -227,9 +233,13 @@ absl::StatusOr<control::TargetAddResponse> Engine::AddTarget(
   EGRESS_ASSIGN_OR_RETURN(TargetState t, NewTarget(spec));
   std::vector<policy::Rule> rules = spec.rules;
   for (policy::Rule& r : rules) r.id = t.next_rule_id++;
-  // Validate the rules before touching the kernel.
-  EGRESS_RETURN_IF_ERROR(policy::Compile(1, rules).status());
+  // Validate the rules, and that the maps have room for them, before
+  // touching the kernel.
+  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
+                          policy::Compile(1, rules));
   Lock lock(mu_);
+  EGRESS_RETURN_IF_ERROR(
+      CheckMapRoomLocked({{t.name, CountEntries(compiled)}}));
   std::string name = t.name;
   EGRESS_RETURN_IF_ERROR(CreateTarget(lock, std::move(t), std::move(rules)));
   if (!lock.owns_lock()) lock.lock();

@@ -169,6 +169,12 @@ void EventLoop::RunTimers() {
       });
     }
   }
+  if (now >= next_sweep_) {
+    // Every 0.5 s: a held-back count is summarized at most a window (1 s)
+    // plus this after its first decision, well within 2 s.
+    next_sweep_ = now + absl::Milliseconds(500);
+    records_.SweepHeldBack();
+  }
   if (now >= next_learn_save_) {
     next_learn_save_ = now + absl::Seconds(5);
     SaveLearnedLater();

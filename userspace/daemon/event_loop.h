@@ -46,6 +46,9 @@ class RecordStream {
   virtual void Drain() = 0;
   // Writes what followers can take without waiting.
   virtual void FlushFollowers() = 0;
+  // Turns the rate limit's held-back counts of destinations not tried
+  // again into summary records (EGRESS_EVENT_HELD_BACK) for the next Drain.
+  virtual void SweepHeldBack() {}
   // Keeps `fd` open and streams matching records to it.
   virtual absl::Status Follow(UniqueFd fd,
                               const control::EventsRequest& request) = 0;
@@ -104,7 +107,7 @@ class EventLoop {
   UniqueFd signal_fd_, policy_watch_;
   std::vector<Pending> pending_;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
-  absl::Time next_expiry_, next_learn_save_;
+  absl::Time next_expiry_, next_learn_save_, next_sweep_;
   std::atomic<bool> expiry_queued_{false};
   std::atomic<bool> reload_queued_{false};
   std::atomic<int64_t> heartbeat_ns_{0};

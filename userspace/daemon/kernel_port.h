@@ -43,6 +43,10 @@ class KernelPort {
   // Writes every entry of a compiled set; on failure the caller deletes.
   virtual absl::Status WriteEntries(const policy::CompiledRuleset& set) = 0;
   virtual absl::Status DeleteEntries(const policy::CompiledRuleset& set) = 0;
+  // True when every entry of the set is in the maps with its value (a
+  // restart adopts such a set instead of writing a second copy).
+  virtual absl::StatusOr<bool> HasEntries(
+      const policy::CompiledRuleset& set) = 0;
   // targets[id]: the one-word switch between rule sets, mode and flags.
   virtual absl::Status SetTargetConfig(uint32_t id,
                                        const egress_target_config& config) = 0;

@@ -78,6 +78,9 @@ absl::Status BpfKernel::WriteEntries(const policy::CompiledRuleset& set) {
 absl::Status BpfKernel::DeleteEntries(const policy::CompiledRuleset& set) {
   return maps_->DeleteEntries(set);
 }
+absl::StatusOr<bool> BpfKernel::HasEntries(const policy::CompiledRuleset& set) {
+  return maps_->HasEntries(set);
+}
 absl::Status BpfKernel::SetTargetConfig(uint32_t id,
                                         const egress_target_config& config) {
   return maps_->SetTargetConfig(id, config);

@@ -184,13 +184,21 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
                             "BPF programs currently attached for the target.");
   auto& info = GaugeFamily(registry, "egress_target_info",
                            "Configured targets and their mode (always 1).");
+  auto& degraded =
+      GaugeFamily(registry, "egress_target_degraded",
+                  "1 when the field self-check found the target not enforced.");
   for (const auto& t : s.targets) {
     const std::string name = ValidUtf8(t.name);
     Set(flows, {{"target", name}}, t.flows_active);
     Set(rules, {{"target", name}}, t.rules);
     Set(hooks, {{"target", name}}, t.hooks_attached);
     Set(info, {{"target", name}, {"mode", ValidUtf8(t.mode)}}, 1);
+    Set(degraded, {{"target", name}}, t.degraded ? 1 : 0);
   }
+  Count(CounterFamily(registry, "egress_self_check_failures_total",
+                      "Self-check probes and checks that found a target "
+                      "not enforced."),
+        {}, s.self_check_failures);
 
   Set(GaugeFamily(registry, "egress_config_last_reload_successful",
                   "Whether the last configuration reload succeeded."),

@@ -43,6 +43,7 @@ struct MetricsSnapshot {
     uint64_t events_lost = 0;        // ring buffer reservation failures
     uint64_t events_suppressed = 0;  // rate-limited records (still counted)
     uint64_t flows_active = 0;       // TCP connections open now (in+out)
+    bool degraded = false;           // the self-check found it not enforced
   };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
@@ -53,6 +54,7 @@ struct MetricsSnapshot {
   uint64_t events_dropped = 0;      // follower overflow
   uint64_t events_sink_errors = 0;  // sink write failures
   bool last_reload_ok = true;
+  uint64_t self_check_failures = 0;  // probes or checks that failed
   std::string version;
   std::string libbpf_version;
 };
@@ -70,6 +72,8 @@ struct MetricsSnapshot {
 //   egress_policy_rules{target}                         gauge
 //   egress_attached_hooks{target}                       gauge
 //   egress_target_info{target,mode}                     gauge (1)
+//   egress_target_degraded{target}                      gauge (0/1)
+//   egress_self_check_failures_total                    counter
 //   egress_config_last_reload_successful                gauge
 //   egress_build_info{version,libbpf_version}           gauge (1)
 std::string FormatMetrics(const MetricsSnapshot& snapshot);

@@ -38,6 +38,7 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     mt.rules = t.rules;
     mt.hooks_attached = t.hooks_attached;
     mt.hooks_total = t.hooks_total;
+    mt.degraded = !t.degraded.empty();
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
@@ -50,6 +51,7 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
   m.events_dropped = counters.events_dropped;
   m.events_sink_errors = counters.events_sink_errors;
   m.last_reload_ok = counters.last_reload_ok;
+  m.self_check_failures = engine.SelfCheckFailures();
   m.version = EGRESS_VERSION_STRING;
   m.libbpf_version =
       absl::StrCat(LIBBPF_MAJOR_VERSION, ".", LIBBPF_MINOR_VERSION);

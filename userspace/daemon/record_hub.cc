@@ -1,5 +1,6 @@
 #include "userspace/daemon/record_hub.h"
 
+#include <stdio.h>
 #include <time.h>
 
 #include "userspace/common/status_macros.h"
@@ -31,7 +32,8 @@ RecordHub::RecordHub(Engine& engine, Learner& learner, RecordHubOptions options)
     : engine_(engine),
       learner_(learner),
       realtime_offset_ns_(RealtimeOffsetNs()),
-      node_name_(std::move(options.node_name)) {
+      node_name_(std::move(options.node_name)),
+      sweeper_(std::move(options.sweeper)) {
   EventPipelineOptions p;
   p.resolve_context = [this](const egress_event& e) { return Context(e); };
   p.sink = std::move(options.sink);
@@ -94,6 +96,17 @@ void RecordHub::Drain() {
 void RecordHub::Publish(const egress_event& e) {
   std::lock_guard<std::mutex> lock(mu_);
   pipeline_->OnRecord(e);
+}
+
+void RecordHub::SweepHeldBack() {
+  if (!sweeper_) return;
+  // The summaries go into the ring buffer; the next Drain reads them.
+  absl::StatusOr<egress_sweep_args> swept = sweeper_->Sweep();
+  std::string error = swept.ok() ? "" : swept.status().ToString();
+  if (error != last_sweep_error_ && !error.empty()) {
+    fprintf(stderr, "egressd: held-back record sweep: %s\n", error.c_str());
+  }
+  last_sweep_error_ = error;
 }
 
 void RecordHub::FlushFollowers() {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "userspace/daemon/control_service.h"
@@ -15,12 +16,16 @@
 #include "userspace/daemon/learner.h"
 #include "userspace/events/event_pipeline.h"
 #include "userspace/kernel/event_reader.h"
+#include "userspace/kernel/limit_sweeper.h"
 
 namespace egress {
 
 struct RecordHubOptions {
   std::string node_name;
   std::shared_ptr<EventSink> sink;  // may be null
+  // Reports held-back records of destinations not tried again (may be
+  // null: no summaries).
+  std::optional<LimitSweeper> sweeper;
 };
 
 class RecordHub : public RecordSource, public RecordStream {
@@ -36,6 +41,7 @@ class RecordHub : public RecordSource, public RecordStream {
   // pipeline as the kernel's.
   void Publish(const egress_event& e);
   void FlushFollowers() override;
+  void SweepHeldBack() override;
   absl::Status Follow(UniqueFd fd,
                       const control::EventsRequest& request) override;
 
@@ -54,6 +60,8 @@ class RecordHub : public RecordSource, public RecordStream {
   mutable std::mutex mu_;
   std::unique_ptr<EventPipeline> pipeline_;
   std::unique_ptr<EventReader> reader_;
+  std::optional<LimitSweeper> sweeper_;
+  std::string last_sweep_error_;  // logged once per distinct error
 };
 
 }  // namespace egress

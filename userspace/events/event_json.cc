@@ -48,6 +48,8 @@ constexpr Word kReasons[] = {
     {EGRESS_REASON_SOCKET_TYPE, "SOCKET_TYPE_BLOCKED"},
     {EGRESS_REASON_SOURCE_ROUTE, "SOURCE_ROUTE_BLOCKED"},
     {EGRESS_REASON_UNIX_UNLISTED, "UNIX_UNLISTED"},
+    {EGRESS_REASON_RATE_LIMITED, "RATE_LIMITED"},
+    {EGRESS_REASON_NOT_ENFORCED, "NOT_ENFORCED"},
 };
 constexpr Word kSockTypes[] = {
     {1, "stream"},
@@ -190,6 +192,8 @@ absl::string_view EventLiteral(const egress_event& e) {
   if (e.kind == EGRESS_EVENT_FLOW_CLOSED) return "closed";
   if (e.kind == EGRESS_EVENT_EXISTING) return "existing";
   if (e.kind == EGRESS_EVENT_CUT) return "cut";
+  if (e.kind == EGRESS_EVENT_HELD_BACK) return "held_back";
+  if (e.kind == EGRESS_EVENT_SELF_CHECK_FAILED) return "self_check_failed";
   switch (e.hook) {
     case EGRESS_HOOK_CONNECT4:
     case EGRESS_HOOK_CONNECT6:
@@ -250,7 +254,9 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
                {"destination_port", ntohs(e.port)},
                {"source_port", e.local_port}};
     j["flow"] = {{"direction", "outbound"}, {"cookie", e.cookie}};
-  } else if (e.kind != EGRESS_EVENT_VERDICT) {
+  } else if (e.kind != EGRESS_EVENT_VERDICT &&
+             e.kind != EGRESS_EVENT_HELD_BACK &&
+             e.kind != EGRESS_EVENT_SELF_CHECK_FAILED) {
     j["l4"] = {{"protocol", "tcp"},
                {"family", family},
                {"destination", EventAddress(e)},

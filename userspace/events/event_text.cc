@@ -29,7 +29,9 @@ std::string Who(const egress_event& e) {
 // The destination ("-> [2001:db8::1]:53/udp", "-> unix:/run/x.sock stream")
 // or, for refusals that have none, what was refused.
 std::string What(const egress_event& e) {
-  const bool flow = e.kind != EGRESS_EVENT_VERDICT;
+  const bool flow = e.kind != EGRESS_EVENT_VERDICT &&
+                    e.kind != EGRESS_EVENT_HELD_BACK &&
+                    e.kind != EGRESS_EVENT_SELF_CHECK_FAILED;
   if (!flow && e.hook == EGRESS_HOOK_SETSOCKOPT) {
     return "setsockopt source route";
   }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -89,6 +90,31 @@ absl::Status DeleteAll(int fd, const Entries& entries, absl::string_view name) {
     }
   }
   return absl::OkStatus();
+}
+
+// True when every (key, value) of `entries` is in the map `fd`.
+template <typename Entries>
+absl::StatusOr<bool> AllPresent(int fd, const Entries& entries,
+                                absl::string_view name) {
+  for (const auto& [key, value] : entries) {
+    std::remove_const_t<std::remove_reference_t<decltype(value)>> found{};
+    if (bpf_map_lookup_elem(fd, &key, &found) != 0) {
+      if (errno == ENOENT) return false;
+      return ErrnoStatus(errno, "bpf_map_lookup_elem", name);
+    }
+    if (memcmp(&found, &value, sizeof(found)) != 0) return false;
+  }
+  return true;
+}
+
+// How many keys of a rule or port map belong to `ruleset`.
+template <typename Key>
+absl::StatusOr<size_t> CountRuleset(int fd, uint32_t ruleset) {
+  size_t n = 0;
+  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&](const Key& k) {
+                           n += k.ruleset == ruleset;
+                         }).status());
+  return n;
 }
 
 }  // namespace
@@ -215,6 +241,25 @@ absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
       DeleteAll(unix_rules_.get(), c.unix_paths, "unix_rules"));
   EGRESS_RETURN_IF_ERROR(DeleteAll(dns_names_.get(), c.names, "dns_names"));
   return DeleteAll(port_classes_.get(), c.ports, "port_classes");
+}
+
+absl::StatusOr<bool> SharedMaps::HasEntries(
+    const policy::CompiledRuleset& c) const {
+  // An LPM lookup answers with the longest prefix that matches, so a
+  // missing entry could be answered by a shorter one: the number of the
+  // set's keys in each trie must match too.
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t rules, CountRuleset<egress_rule_key>(rules_.get(), c.ruleset));
+  EGRESS_ASSIGN_OR_RETURN(size_t ports, CountRuleset<egress_port_key>(
+                                            port_classes_.get(), c.ruleset));
+  if (rules != c.rules.size() || ports != c.ports.size()) return false;
+  EGRESS_ASSIGN_OR_RETURN(bool found,
+                          AllPresent(rules_.get(), c.rules, "rules"));
+  if (!found) return false;
+  EGRESS_ASSIGN_OR_RETURN(
+      found, AllPresent(port_classes_.get(), c.ports, "port_classes"));
+  if (!found) return false;
+  return AllPresent(unix_rules_.get(), c.unix_paths, "unix_rules");
 }
 
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(

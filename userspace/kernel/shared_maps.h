@@ -47,6 +47,10 @@ class SharedMaps {
   absl::Status WriteEntries(const policy::CompiledRuleset& compiled);
   // Deletes the entries of a compiled rule set; missing keys are ignored.
   absl::Status DeleteEntries(const policy::CompiledRuleset& compiled);
+  // True when every entry of the set is in the maps with its value. Errno
+  // status of a lookup that fails other than with ENOENT.
+  absl::StatusOr<bool> HasEntries(
+      const policy::CompiledRuleset& compiled) const;
   // Deletes every rule, port and unix entry whose ruleset is not in `keep`:
   // clears what an interrupted apply left behind. Returns how many were
   // deleted.

@@ -105,6 +105,17 @@ enum {
 	 * allow, left up (EXISTING) or destroyed with SOCK_DESTROY (CUT). */
 	EGRESS_EVENT_EXISTING = 3,
 	EGRESS_EVENT_CUT = 4,
+	/* Made by the sweep (bpf/limits_sweep.bpf.c, run by egressd about
+	 * every 0.5 s): `suppressed` decisions for this destination that the
+	 * rate limit held back and that no later record reported, once the
+	 * window they fell in has passed. No task fields; verdict, hook and
+	 * destination are the held-back decisions'. */
+	EGRESS_EVENT_HELD_BACK = 5,
+	/* Made by egressd: the field self-check found the target not
+	 * enforced (a probe connect from inside its cgroup to the destination
+	 * in the record was not refused, or hooks are missing: then no
+	 * destination). Reason EGRESS_REASON_NOT_ENFORCED. */
+	EGRESS_EVENT_SELF_CHECK_FAILED = 6,
 };
 
 enum {
@@ -124,6 +135,10 @@ enum {
 	/* A unix path no rule names, let through: the target's unix rules
 	 * are all denies (no allow-list). */
 	EGRESS_REASON_UNIX_UNLISTED = 7,
+	/* EGRESS_EVENT_HELD_BACK records: the decisions' own reasons are not
+	 * kept by the rate limit. */
+	EGRESS_REASON_RATE_LIMITED = 8,
+	EGRESS_REASON_NOT_ENFORCED = 9, /* EGRESS_EVENT_SELF_CHECK_FAILED */
 };
 
 enum {
@@ -337,6 +352,19 @@ struct egress_limit_set {
 	struct egress_limit_slot way[EGRESS_EVENT_LIMIT_WAYS];
 };
 EGRESS_ABI_SIZE(egress_limit_set, 64);
+
+/* The context of the sweep program (limits_sweep.bpf.c), given and read
+ * back with BPF_PROG_TEST_RUN: sweeps sets [first_set, first_set + sets)
+ * of event_limits and reports what it did. */
+struct egress_sweep_args {
+	__u32 first_set;
+	__u32 sets;
+	__u32 records;	/* out: EGRESS_EVENT_HELD_BACK records submitted */
+	__u32 reported; /* out: held-back decisions they carry */
+	__u32 raced; /* out: slots changed under the sweep (left for later) */
+	__u32 ring_full; /* out: 1 when the ring buffer had no room (stopped) */
+};
+EGRESS_ABI_SIZE(egress_sweep_args, 24);
 
 /* flows: socket storage of a TCP connection seen established by sock_ops. */
 struct egress_flow {

@@ -1,0 +1,156 @@
+// Room in the rule maps: a rule set switch writes the new set beside the old
+// one, so every change is refused up front (with the numbers) when the maps
+// could not then hold a swap copy of the largest set, and a restart adopts
+// the sets it finds instead of writing them again. No root: the fake's
+// rules map fails past its capacity as the kernel's does (ENOSPC).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/engine_fixture.h"
+#include "userspace/daemon/map_room.h"
+
+namespace egress::testing {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+// One allow rule to `hosts` /32s in 10.<net>.x.y on https.
+policy::Rule Hosts(int net, int hosts) {
+  std::vector<std::string> words = {"https"};
+  for (int i = 0; i < hosts; ++i) {
+    words.push_back(absl::StrCat("10.", net, ".", i / 250, ".", i % 250 + 1));
+  }
+  return Allow(words);
+}
+
+// Its entries in the rules map (the map whose room the tests make small).
+size_t EntriesOf(policy::Rule r) {
+  r.id = 1;
+  auto c = policy::Compile(1, {r});
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? c->rules.size() : 0;
+}
+
+class EngineRoomTest : public EngineTest {
+ protected:
+  // An engine (and fake kernel) whose rules map holds `capacity` entries.
+  void Restart(size_t capacity, const DaemonState& state) {
+    kernel_.SetRuleCapacity(capacity);
+    EngineOptions o = Options();
+    o.map_capacity.rules = capacity;
+    engine_ = std::make_unique<Engine>(kernel_, state, o);
+    ASSERT_OK(engine_->Start(kNow).status());
+  }
+};
+
+TEST_F(EngineRoomTest, PolicyWithoutRoomForItsSwapCopyIsRefusedWithNumbers) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  // Fits once, not twice: today's engine took it and then failed every
+  // change with ENOSPC.
+  Restart(n + n / 2, DaemonState{});
+  const int writes = kernel_.write_calls();
+  auto added = engine_->AddTarget(Spec("web", "/web", {big}));
+  ASSERT_EQ(added.status().code(), absl::StatusCode::kResourceExhausted)
+      << added.status();
+  EXPECT_THAT(std::string(added.status().message()),
+              AllOf(HasSubstr("policy web"), HasSubstr("rules map"),
+                    HasSubstr(absl::StrCat(2 * n, " entries needed")),
+                    HasSubstr(absl::StrCat(n + n / 2, " free")),
+                    HasSubstr(absl::StrCat("map capacity ", n + n / 2))));
+  EXPECT_TRUE(engine_->TargetInfos().empty());
+  EXPECT_EQ(kernel_.write_calls(), writes);  // refused before any write
+  EXPECT_TRUE(kernel_.RulesetsInMaps().empty());
+}
+
+TEST_F(EngineRoomTest, PolicyWithRoomForItsSwapCopyCanAlwaysBeChanged) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  Restart(2 * n, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  // Every later change of the same size switches: the old set and the new
+  // one fit side by side.
+  for (int net = 2; net < 5; ++net) {
+    control::ApplyRequest change;
+    change.policies = {Spec("web", "/web", {Hosts(net, 300)})};
+    ASSERT_OK(engine_->Apply(change, kNow).status()) << "net " << net;
+  }
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 1u);
+}
+
+TEST_F(EngineRoomTest, ApplyCountsOtherTargetsAndChangesNothingWhenFull) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  Restart(2 * n + n / 2, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  const uint32_t web_ruleset = kernel_.ActiveRuleset(IdOf("web"));
+  // A second target of the same size leaves no room for a swap copy.
+  control::ApplyRequest both;
+  both.policies = {Spec("web", "/web", {Hosts(2, 300)}),
+                   Spec("db", "/db", {Hosts(3, 300)})};
+  auto applied = engine_->Apply(both, kNow);
+  ASSERT_EQ(applied.status().code(), absl::StatusCode::kResourceExhausted)
+      << applied.status();
+  EXPECT_THAT(std::string(applied.status().message()),
+              HasSubstr("held by other targets"));
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), web_ruleset);
+  EXPECT_EQ(engine_->TargetInfos().size(), 1u);
+  EXPECT_EQ(kernel_.RulesetsInMaps(), std::set<uint32_t>{web_ruleset});
+}
+
+TEST_F(EngineRoomTest, RestartAdoptsTheRuleSetsInTheMapsWithoutASecondCopy) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  Restart(2 * n, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  const uint32_t id = IdOf("web");
+  const uint32_t ruleset = kernel_.ActiveRuleset(id);
+  // The maps are fuller than this version allows (a state written by a
+  // version that accepted it): the set fits once, with no room for a copy.
+  const int writes = kernel_.write_calls();
+  Restart(n + 1, saved_);
+  EXPECT_EQ(kernel_.write_calls(), writes);
+  EXPECT_EQ(kernel_.ActiveRuleset(id), ruleset);
+  EXPECT_EQ(kernel_.RulesetsInMaps(), std::set<uint32_t>{ruleset});
+  EXPECT_TRUE(engine_->TargetInfos()[0].attached);
+}
+
+TEST_F(EngineRoomTest, RestartWritesTheSetAgainWhenTheMapsLostIt) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Hosts(1, 3)})).status());
+  const uint32_t id = IdOf("web");
+  ASSERT_OK(kernel_.DeleteRulesetsExcept({}).status());  // a reboot's maps
+  Restart(EGRESS_MAX_RULE_ENTRIES, saved_);
+  EXPECT_NE(kernel_.ActiveRuleset(id), 0u);
+  EXPECT_EQ(kernel_.RulesetsInMaps(),
+            std::set<uint32_t>{kernel_.ActiveRuleset(id)});
+}
+
+TEST(MapRoomTest, NamesTheLargestChangingSetAndEveryNumber) {
+  EntryCounts cap{100, 100, 100};
+  std::vector<TargetEntries> targets = {
+      {"a", {30, 0, 0}, {30, 0, 0}, false},
+      {"b", {0, 0, 0}, {40, 0, 0}, true},
+  };
+  // 30 + 40 held after, plus a 40 copy = 110 > 100.
+  absl::Status st = CheckRoom(targets, cap);
+  ASSERT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_THAT(std::string(st.message()),
+              AllOf(HasSubstr("policy b"), HasSubstr("needs 40 entries"),
+                    HasSubstr("80 entries needed"), HasSubstr("70 free"),
+                    HasSubstr("map capacity 100"),
+                    HasSubstr("30 held by other targets")));
+  targets[1].next.rules = 35;  // 30 + 35 + 35 = 100: fits
+  EXPECT_OK(CheckRoom(targets, cap));
+  // The moment before the flips: old and new sets side by side.
+  targets = {{"a", {60, 0, 0}, {20, 0, 0}, true},
+             {"b", {0, 0, 0}, {30, 0, 0}, true}};
+  EXPECT_FALSE(CheckRoom(targets, cap).ok());  // 60 + 20 + 30 = 110
+  targets[0].now.rules = 50;                   // 100: fits
+  EXPECT_OK(CheckRoom(targets, cap));
+}
+
+}  // namespace
+}  // namespace egress::testing

@@ -1,0 +1,89 @@
+#include "userspace/kernel/cgroup_probe.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "userspace/common/errno_status.h"
+
+namespace egress {
+namespace {
+
+// Exit codes of the child past any errno.
+constexpr int kJoinFailed = 250;
+constexpr int kUnshareFailed = 251;
+constexpr int kSocketFailed = 252;
+
+// The child: system calls only (egressd has threads; nothing here may
+// take a lock another thread held at fork).
+[[noreturn]] void Child(int procs_fd, const sockaddr_in& to) {
+  if (write(procs_fd, "0", 1) != 1) _exit(kJoinFailed);
+  if (unshare(CLONE_NEWNET) != 0) _exit(kUnshareFailed);
+  prctl(PR_SET_NAME, kProbeComm, 0, 0, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) _exit(kSocketFailed);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+  _exit(rc == 0 || errno == EINPROGRESS ? 0 : errno);
+}
+
+}  // namespace
+
+absl::StatusOr<int> ProbeConnectFromCgroup(const std::string& cgroup_dir,
+                                           uint32_t addr_be, uint16_t port,
+                                           absl::Duration timeout) {
+  const std::string procs = absl::StrCat(cgroup_dir, "/cgroup.procs");
+  int procs_fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (procs_fd < 0) return ErrnoStatus(errno, "open", procs);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = addr_be;
+  pid_t pid = fork();
+  if (pid == 0) Child(procs_fd, to);
+  const int fork_errno = errno;
+  close(procs_fd);
+  if (pid < 0) return ErrnoStatus(fork_errno, "fork", "self-check probe");
+  int wstatus = 0;
+  const absl::Time deadline = absl::Now() + timeout;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &wstatus, WNOHANG)) == 0 &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &wstatus, 0);
+    return absl::DeadlineExceededError(
+        absl::StrCat("self-check probe in ", cgroup_dir,
+                     " did not finish within ", absl::FormatDuration(timeout)));
+  }
+  if (done < 0) return ErrnoStatus(errno, "waitpid", "self-check probe");
+  if (!WIFEXITED(wstatus)) {
+    return absl::InternalError(
+        absl::StrCat("self-check probe in ", cgroup_dir, " was killed"));
+  }
+  switch (int code = WEXITSTATUS(wstatus)) {
+    case kJoinFailed:
+      return absl::FailedPreconditionError(
+          absl::StrCat("self-check probe could not join ", cgroup_dir));
+    case kUnshareFailed:
+      return absl::FailedPreconditionError(
+          "self-check probe could not make a network namespace");
+    case kSocketFailed:
+      return absl::FailedPreconditionError(
+          "self-check probe could not make a socket");
+    default:
+      return code;
+  }
+}
+
+}  // namespace egress
