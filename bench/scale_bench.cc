@@ -1,0 +1,350 @@
+// egress_scale_bench: egressd at fleet scale, run as operators run it: the
+// built egressd and egressctl binaries, policy files on disk, real cgroups.
+// Measures applying 200 targets x 1,000 rules (and how long `status` takes
+// while that apply runs), a SIGKILL + restart until every target is adopted
+// again, egressd's memory, and one target of 100,000 rules (apply, one
+// `allow`, memory after removal). Needs root; run by hand (bench/README.md).
+// Everything it makes (cgroups, pins, state, the daemon) is removed on exit.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/bench_ops.h"
+#include "bench/bench_util.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/cgroup_fixture.h"
+#include "tests/testing/command.h"
+#include "userspace/common/fs.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/control/control_socket.h"
+
+namespace egress::bench {
+namespace {
+
+struct Options {
+  int targets = 200;
+  int rules = 1000;
+  int big_rules = 100000;
+};
+
+absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    int* into = nullptr;
+    if (absl::ConsumePrefix(&a, "--targets=")) into = &o.targets;
+    if (absl::ConsumePrefix(&a, "--rules=")) into = &o.rules;
+    if (absl::ConsumePrefix(&a, "--big_rules=")) into = &o.big_rules;
+    if (into == nullptr || !absl::SimpleAtoi(a, into) || *into < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown or bad argument '", argv[i],
+          "' (flags: --targets=N --rules=N --big_rules=N; 0 skips a part)"));
+    }
+  }
+  return o;
+}
+
+// The n-th rule of a bench policy: a /32 in 10.0.0.0/8 and one TCP port, as
+// a learned allow-list looks. Data only: nothing is ever sent there.
+std::string RuleYaml(int n) {
+  return absl::StrCat("  - to:\n    - ipBlock: {cidr: 10.", (n >> 16) & 255,
+                      ".", (n >> 8) & 255, ".", n & 255,
+                      "/32}\n    ports:\n    - port: ", 1024 + n % 60000,
+                      "\n      protocol: TCP\n");
+}
+
+std::string PolicyYaml(const std::string& name, const std::string& cgroup,
+                       int rules) {
+  std::string y = absl::StrCat(
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n  "
+      "name: ",
+      name, "\nspec:\n  target:\n    cgroupPath: ", cgroup,
+      "\n  mode: enforce\n  egress:\n");
+  for (int i = 0; i < rules; ++i) absl::StrAppend(&y, RuleYaml(i));
+  return y;
+}
+
+// VmRSS and VmHWM of a process, in MiB.
+struct Memory {
+  double rss = 0, peak = 0;
+};
+Memory MemoryOf(pid_t pid) {
+  Memory m;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    double* into = absl::StartsWith(line, "VmRSS:")   ? &m.rss
+                   : absl::StartsWith(line, "VmHWM:") ? &m.peak
+                                                      : nullptr;
+    if (into == nullptr) continue;
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    int64_t kib = 0;
+    if (f.size() >= 2 && absl::SimpleAtoi(f[1], &kib)) *into = kib / 1024.0;
+  }
+  return m;
+}
+
+// One egressd of the bench's own: its socket, state, pins and log.
+class Daemon {
+ public:
+  explicit Daemon(std::string dir)
+      : dir_(std::move(dir)),
+        bpffs_(absl::StrCat("/sys/fs/bpf/egress-scale-", getpid())) {}
+  ~Daemon() {
+    Kill();
+    (void)RemoveTree(bpffs_);
+  }
+
+  absl::Status Start() {
+    pid_ = fork();
+    if (pid_ < 0) return absl::InternalError("fork failed");
+    if (pid_ == 0) {
+      FILE* log = freopen((dir_ + "/egressd.log").c_str(), "a", stdout);
+      if (log != nullptr) dup2(fileno(log), 2);
+      std::vector<std::string> args = {
+          "egressd",       "--socket",       socket(),
+          "--bpffs",       bpffs_,           "--state_dir",
+          dir_ + "/state", "--metrics_addr", "127.0.0.1:0"};
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(EGRESS_EGRESSD_PATH, argv.data());
+      _exit(127);
+    }
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    while (absl::Now() < deadline) {
+      auto r = CallDaemon(socket(), {{"cmd", "ping"}}, absl::Seconds(2));
+      if (r.ok() && ResponseStatus(*r).ok()) return absl::OkStatus();
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return absl::InternalError(absl::StrCat("egressd exited at start; see ",
+                                                dir_, "/egressd.log"));
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return absl::DeadlineExceededError("egressd did not answer within 120 s");
+  }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  // `egressctl --socket ... args`, as an operator types it.
+  absl::StatusOr<std::string> Ctl(const std::vector<std::string>& args,
+                                  absl::Duration timeout = absl::Minutes(10)) {
+    std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket",
+                                     socket()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::RunCommandOk(argv, timeout);
+  }
+
+  // Targets whose every hook is attached, from `target list -o json`.
+  int AttachedTargets() {
+    auto out = Ctl({"target", "list", "-o", "json"}, absl::Seconds(30));
+    if (!out.ok()) return -1;
+    nlohmann::json j = nlohmann::json::parse(*out, nullptr, false);
+    if (!j.is_object() || !j.contains("targets")) return -1;
+    int n = 0;
+    for (const auto& t : j["targets"]) {
+      if (t.value("hooks_total", 0) > 0 &&
+          t.value("hooks_attached", 0) == t.value("hooks_total", 0)) {
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  Memory memory() const { return MemoryOf(pid_); }
+  std::string socket() const { return dir_ + "/egressd.sock"; }
+
+ private:
+  std::string dir_;
+  std::string bpffs_;
+  pid_t pid_ = -1;
+};
+
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+absl::StatusOr<absl::Duration> Timed(Daemon& d,
+                                     const std::vector<std::string>& args) {
+  const absl::Time start = absl::Now();
+  EGRESS_RETURN_IF_ERROR(d.Ctl(args).status());
+  return absl::Now() - start;
+}
+
+void Row(const char* what, double value, const char* unit, double bound) {
+  printf("  %-52s %10.1f %-4s (aim < %g: %s)\n", what, value, unit, bound,
+         value < bound ? "met" : "MISSED");
+}
+
+// `status -o json` over and over while `busy` holds: the slowest and the
+// median answer.
+struct StatusLatency {
+  std::vector<double> ms;
+  double Max() const {
+    return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end());
+  }
+  double Median() {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  }
+};
+
+absl::Status FleetPart(Daemon& d, const Options& o, const std::string& dir,
+                       testing::TestCgroup& parent) {
+  const std::string policies = dir + "/fleet";
+  EGRESS_RETURN_IF_ERROR(MakeDirs(policies, 0700));
+  for (int i = 0; i < o.targets; ++i) {
+    const std::string name = absl::StrCat("t", i);
+    EGRESS_ASSIGN_OR_RETURN(testing::TestCgroup * cg, parent.CreateChild(name));
+    std::ofstream(absl::StrCat(policies, "/", name, ".yaml"))
+        << PolicyYaml(name, cg->relative_path(), o.rules);
+  }
+  printf("\n%d targets x %s rules (policy files in one directory):\n",
+         o.targets, WithCommas(o.rules).c_str());
+  std::atomic<bool> busy{true};
+  StatusLatency status;
+  std::thread poller([&] {
+    for (int i = 0; i < 100000 && busy.load(); ++i) {
+      const absl::Time start = absl::Now();
+      if (d.Ctl({"status", "-o", "json"}, absl::Seconds(60)).ok()) {
+        status.ms.push_back(Ms(absl::Now() - start));
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  absl::StatusOr<absl::Duration> apply = Timed(d, {"apply", "-f", policies});
+  busy = false;
+  poller.join();
+  EGRESS_RETURN_IF_ERROR(apply.status());
+  Row("apply all (egressctl apply -f DIR)", absl::ToDoubleSeconds(*apply), "s",
+      10);
+  Row(absl::StrCat("status while the apply ran (max of ", status.ms.size(), ")")
+          .c_str(),
+      status.Max(), "ms", 100);
+  printf("  %-52s %10.1f ms\n", "status while the apply ran (median)",
+         status.Median());
+  Memory m = d.memory();
+  Row("egressd RSS after the apply", m.rss, "MiB", 200);
+  printf("  %-52s %10.1f MiB\n", "egressd peak RSS (VmHWM)", m.peak);
+
+  d.Kill();
+  const absl::Time start = absl::Now();
+  EGRESS_RETURN_IF_ERROR(d.Start());
+  const absl::Duration answered = absl::Now() - start;
+  int attached = 0;
+  for (int i = 0; i < 6000 && attached < o.targets; ++i) {
+    attached = d.AttachedTargets();
+    if (attached < o.targets) absl::SleepFor(absl::Milliseconds(10));
+  }
+  const absl::Duration adopted = absl::Now() - start;
+  if (attached != o.targets) {
+    return absl::InternalError(absl::StrCat("after restart only ", attached,
+                                            " of ", o.targets,
+                                            " targets are attached"));
+  }
+  printf("  %-52s %10.1f ms\n", "restart (SIGKILL) until egressd answers",
+         Ms(answered));
+  Row("restart until every target is adopted", absl::ToDoubleSeconds(adopted),
+      "s", 5);
+  printf("  %-52s %10.1f MiB\n", "egressd RSS after the restart",
+         d.memory().rss);
+
+  const absl::Time rm = absl::Now();
+  for (int i = 0; i < o.targets; ++i) {
+    EGRESS_RETURN_IF_ERROR(
+        d.Ctl({"target", "remove", absl::StrCat("t", i)}).status());
+  }
+  printf("  %-52s %10.1f ms\n", "target remove, each (mean)",
+         Ms(absl::Now() - rm) / std::max(o.targets, 1));
+  printf("  %-52s %10.1f MiB\n", "egressd RSS after every target is removed",
+         d.memory().rss);
+  return absl::OkStatus();
+}
+
+absl::Status BigPart(Daemon& d, const Options& o, const std::string& dir,
+                     testing::TestCgroup& parent) {
+  EGRESS_ASSIGN_OR_RETURN(testing::TestCgroup * cg, parent.CreateChild("big"));
+  const std::string file = dir + "/big.yaml";
+  std::ofstream(file) << PolicyYaml("big", cg->relative_path(), o.big_rules);
+  printf("\none target x %s rules:\n", WithCommas(o.big_rules).c_str());
+  const double idle = d.memory().rss;
+  EGRESS_ASSIGN_OR_RETURN(absl::Duration apply,
+                          Timed(d, {"apply", "-f", file}));
+  printf("  %-52s %10.1f s\n", "apply (egressctl apply -f FILE)",
+         absl::ToDoubleSeconds(apply));
+  Row("egressd RSS with the target", d.memory().rss, "MiB", 100);
+  std::vector<double> allow;
+  for (int i = 0; i < 5; ++i) {
+    EGRESS_ASSIGN_OR_RETURN(absl::Duration t,
+                            Timed(d, {"allow", absl::StrCat(2000 + i, "/tcp"),
+                                      "127.0.0.9", "--target", "big"}));
+    allow.push_back(Ms(t));
+  }
+  std::sort(allow.begin(), allow.end());
+  Row("one allow (egressctl allow ..., median of 5)", allow[2], "ms", 50);
+  EGRESS_ASSIGN_OR_RETURN(absl::Duration list,
+                          Timed(d, {"list", "--target", "big", "-o", "json"}));
+  printf("  %-52s %10.1f ms\n", "list -o json", Ms(list));
+  EGRESS_RETURN_IF_ERROR(d.Ctl({"target", "remove", "big"}).status());
+  printf("  %-52s %10.1f MiB (before the apply: %.1f)\n",
+         "egressd RSS after the target is removed", d.memory().rss, idle);
+  return absl::OkStatus();
+}
+
+absl::Status Run(const Options& o) {
+  char tmpl[] = "/tmp/egress-scale-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+  const std::string dir = tmpl;
+  absl::Cleanup rm_dir = [&] { (void)RemoveTree(dir); };
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TestCgroup> parent,
+                          testing::TestCgroup::Create("scale"));
+  Daemon d(dir);
+  EGRESS_RETURN_IF_ERROR(d.Start());
+  printf(
+      "egress_scale_bench: egressd %s, load average at start %s",
+      EGRESS_EGRESSD_PATH,
+      testing::RunCommandOk({"cat", "/proc/loadavg"}).value_or("?\n").c_str());
+  printf("  %-52s %10.1f MiB\n", "egressd RSS idle", d.memory().rss);
+  if (o.targets > 0 && o.rules >= 0) {
+    EGRESS_RETURN_IF_ERROR(FleetPart(d, o, dir, *parent));
+  }
+  if (StopRequested()) return absl::CancelledError("stopped");
+  if (o.big_rules > 0) EGRESS_RETURN_IF_ERROR(BigPart(d, o, dir, *parent));
+  d.Kill();
+  return parent->Remove();
+}
+
+}  // namespace
+}  // namespace egress::bench
+
+int main(int argc, char** argv) {
+  return egress::bench::BenchMain<egress::bench::Options>(
+      "egress_scale_bench", argc, argv, egress::bench::ParseArgs,
+      egress::bench::Run);
+}
