@@ -35,6 +35,9 @@ struct DaemonOptions {
   // Seconds an address learned from a DNS answer stays bound at least,
   // whatever its TTL (1..65535; docs/dns.md).
   uint32_t dns_ttl_floor = 30;
+  // The node named in records and suggest/export headers; "" = the host
+  // name (egressd_main resolves --node_name, NODE_NAME, gethostname()).
+  std::string node_name;
 };
 
 class Daemon {
