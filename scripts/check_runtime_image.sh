@@ -20,22 +20,22 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 # Joins continuation lines of the last FROM stage, takes the words after
 # `apt-get install` up to the next `&&`, options dropped.
 stage=$(awk '/^FROM /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$dockerfile")
-pkgs=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' <<<"$stage" |
+mapfile -t pkgs < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' <<<"$stage" |
   grep -E '^RUN .*apt-get install' |
   sed -E 's/.*apt-get install//; s/&&.*//' | tr ' ' '\n' | grep -vE '^(-|$)' |
   sort -u)
-if [[ -z $pkgs ]]; then
+if ((${#pkgs[@]} == 0)); then
   echo "FAIL: no 'apt-get install' package list in the last stage of $dockerfile" >&2
   exit 1
 fi
-echo "runtime stage packages: $(echo $pkgs)"
+echo "runtime stage packages: ${pkgs[*]}"
 
 # --- apt lists, once, if this machine has none --------------------------------
 # (apt-cache takes seconds per call on a full list: one call for all.)
-if ! apt-cache show --no-all-versions $pkgs >/dev/null 2>&1; then
+if ! apt-cache show --no-all-versions "${pkgs[@]}" >/dev/null 2>&1; then
   apt-get update -qq
-  if ! apt-cache show --no-all-versions $pkgs >/dev/null 2>&1; then
-    for p in $pkgs; do
+  if ! apt-cache show --no-all-versions "${pkgs[@]}" >/dev/null 2>&1; then
+    for p in "${pkgs[@]}"; do
       apt-cache show --no-all-versions "$p" >/dev/null 2>&1 ||
         echo "FAIL: $dockerfile installs '$p', which Debian does not have" >&2
     done
@@ -45,10 +45,10 @@ fi
 
 # --- their closure over Depends and Pre-Depends ----------------------------------
 # Virtual packages (<name>) are provided by a real one listed beside them.
-closure=$(apt-cache depends --recurse --no-recommends --no-suggests \
-  --no-conflicts --no-breaks --no-replaces --no-enhances $pkgs |
-  grep -vE '^ |^<' | sort -u)
-echo "with dependencies: $(wc -l <<<"$closure") packages"
+mapfile -t closure < <(apt-cache depends --recurse --no-recommends \
+  --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+  "${pkgs[@]}" | grep -vE '^ |^<' | sort -u)
+echo "with dependencies: ${#closure[@]} packages"
 
 # --- download what the cache does not hold yet ------------------------------------
 mkdir -p "$cache"
@@ -58,7 +58,7 @@ while read -r name version arch; do
   file="${name}_${version//:/%3a}_${arch}.deb"
   want+=("$cache/$file")
   [[ -s $cache/$file ]] || missing+=("$name=$version")
-done < <(apt-cache show --no-all-versions $closure |
+done < <(apt-cache show --no-all-versions "${closure[@]}" |
   awk '/^Package:/{p=$2} /^Version:/{v=$2} /^Architecture:/{print p, v, $2}')
 if ((${#missing[@]})); then
   (cd "$cache" && timeout 600 apt-get download -qq -o APT::Sandbox::User=root "${missing[@]}")

@@ -23,9 +23,12 @@ fi
 # packages unless the machine has these commands already (another kubectl
 # package owns /usr/bin/kubectl, and the two would conflict; the manifests
 # render with Debian's kubectl 1.20 as with newer ones).
-command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
-command -v node >/dev/null || pkgs+=(nodejs)
-command -v npm >/dev/null || pkgs+=(npm)
+# EGRESS_DEPLOY_TOOLS=0 leaves them out (deploy/Dockerfile's build stage).
+if [[ ${EGRESS_DEPLOY_TOOLS:-1} != 0 ]]; then
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+  command -v node >/dev/null || pkgs+=(nodejs)
+  command -v npm >/dev/null || pkgs+=(npm)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
