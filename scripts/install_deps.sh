@@ -18,6 +18,17 @@ pkgs=(
 if [[ "$(dpkg --print-architecture)" == amd64 ]]; then
   pkgs+=(gcc-multilib)
 fi
+# The deploy manifests' test (scripts/check_kube_manifests.sh): kubectl for
+# `kubectl kustomize`, Node.js and npm for the offline schema check. Debian's
+# packages unless the machine has these commands already (another kubectl
+# package owns /usr/bin/kubectl, and the two would conflict; the manifests
+# render with Debian's kubectl 1.20 as with newer ones).
+# EGRESS_DEPLOY_TOOLS=0 leaves them out (deploy/Dockerfile's build stage).
+if [[ ${EGRESS_DEPLOY_TOOLS:-1} != 0 ]]; then
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+  command -v node >/dev/null || pkgs+=(nodejs)
+  command -v npm >/dev/null || pkgs+=(npm)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -22,6 +22,7 @@
 #include "userspace/daemon/learner.h"
 #include "userspace/daemon/metrics.h"
 #include "userspace/daemon/metrics_source.h"
+#include "userspace/daemon/node_name.h"
 #include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/record_hub.h"
 #include "userspace/daemon/self_check.h"
@@ -60,12 +61,6 @@ namespace {
 
 void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());
-}
-
-std::string HostName() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return host;
 }
 
 // cgroup2, the state directory, bpffs and the pinned maps. The state and pin
@@ -163,7 +158,7 @@ absl::Status StartMetrics(Daemon::Parts& p) {
 
 // Records, the control service, the policy directory, the loop, metrics.
 absl::Status StartServices(Daemon::Parts& p) {
-  p.node_name = HostName();
+  p.node_name = p.options.node_name.empty() ? HostName() : p.options.node_name;
   RecordHubOptions hub;
   hub.node_name = p.node_name;
   hub.sink = p.options.event_sink;

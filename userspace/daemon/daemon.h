@@ -39,6 +39,9 @@ struct DaemonOptions {
   // How often every enforcing target is probed from inside its cgroup
   // (daemon/self_check.h); zero = never.
   absl::Duration self_check_interval = absl::Seconds(60);
+  // The node named in records and suggest/export headers; "" = the host
+  // name (egressd_main resolves --node_name, NODE_NAME, gethostname()).
+  std::string node_name;
 };
 
 class Daemon {

@@ -4,6 +4,7 @@
 #include <gflags/gflags.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "egress/abi.h"
 #include "egress/version.h"
 #include "userspace/daemon/daemon.h"
+#include "userspace/daemon/node_name.h"
 #include "userspace/events/event_sink.h"
 
 DEFINE_string(socket, "/run/egress/egressd.sock", "control socket path");
@@ -39,6 +41,10 @@ DEFINE_uint64(self_check_interval_ms, 60000,
               "probe every enforcing target from inside its cgroup this "
               "often (a connect its policy denies, in a network namespace "
               "with no route); 0 = never");
+DEFINE_string(node_name, "",
+              "node named in every record and in suggest/export headers "
+              "(\"\" = $NODE_NAME, else the host name; in a pod, set "
+              "NODE_NAME from spec.nodeName)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -71,8 +77,8 @@ const std::vector<FlagGroup>& FlagGroups() {
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
       {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
-       {"events", "events_file", "events_file_max_bytes", "events_file_keep",
-        "events_syslog"}},
+       {"events", "node_name", "events_file", "events_file_max_bytes",
+        "events_file_keep", "events_syslog"}},
       {"Metrics", {"metrics_addr"}},
       {"Self-check", {"self_check_interval_ms"}},
   };
@@ -164,6 +170,13 @@ int main(int argc, char** argv) {
   }
   opts.dns_ttl_floor = FLAGS_dns_ttl_floor;
   opts.self_check_interval = absl::Milliseconds(FLAGS_self_check_interval_ms);
+  auto node_name = egress::ChooseNodeName(FLAGS_node_name, getenv("NODE_NAME"),
+                                          egress::HostName());
+  if (!node_name.ok()) {
+    fprintf(stderr, "egressd: %s\n", node_name.status().ToString().c_str());
+    return 1;
+  }
+  opts.node_name = *std::move(node_name);
   std::vector<std::unique_ptr<egress::EventSink>> sinks;
   if (FLAGS_events) sinks.push_back(egress::StdoutSink());
   if (!FLAGS_events_file.empty()) {

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Renders every kustomization under deploy/kubernetes with `kubectl
+# kustomize` and validates every rendered object offline against the
+# Kubernetes API schemas (npm kubernetes-models, tools/kube-validate). Then
+# proves the validation can fail: a rendered DaemonSet with a port given as a
+# string must be refused. Also checks what the deploy docs promise: every
+# runtime overlay mounts its socket read-only, and no policy selects pods of
+# kube-system or egress.
+#
+# usage: check_kube_manifests.sh SOURCE_DIR WORK_DIR
+set -euo pipefail
+src=$1 work=$2
+kube=$src/deploy/kubernetes
+mkdir -p "$work/rendered"
+rm -f "$work/rendered/"*.yaml
+
+# --- the validator's packages, from the checked-in lock file --------------------
+tool=$work/kube-validate
+mkdir -p "$tool"
+for f in package.json package-lock.json validate.mjs; do
+  cp "$src/tools/kube-validate/$f" "$tool/$f"
+done
+stamp=$(sha256sum "$tool/package-lock.json" | cut -c1-64)
+if [[ ! -d $tool/node_modules || $(cat "$tool/.installed" 2>/dev/null) != "$stamp" ]]; then
+  (cd "$tool" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+  echo "$stamp" >"$tool/.installed"
+fi
+
+# --- render every kustomization ---------------------------------------------------
+failed=0
+rendered=()
+while read -r dir; do
+  name=${dir#"$kube"/}
+  out=$work/rendered/${name//\//_}.yaml
+  # kustomize newer than v2 warns about `bases`, kept for Debian's kubectl.
+  if ! kubectl kustomize "$dir" >"$out" 2>"$out.err"; then
+    echo "FAIL: kubectl kustomize $name: $(cat "$out.err")" >&2
+    failed=1
+    continue
+  fi
+  echo "rendered $name: $(grep -c '^kind:' "$out") objects"
+  rendered+=("$out")
+done < <(find "$kube" -name kustomization.yaml -printf '%h\n' | sort)
+if ((${#rendered[@]} < 7)); then
+  echo "FAIL: only ${#rendered[@]} kustomizations rendered (base, 3 runtime" \
+    "overlays, 2 policy sets, servicemonitor expected)" >&2
+  exit 1
+fi
+
+# --- validate every object --------------------------------------------------------
+if ! node "$tool/validate.mjs" "${rendered[@]}"; then failed=1; fi
+
+# --- what the docs promise --------------------------------------------------------
+for rt in containerd:/run/containerd/containerd.sock crio:/var/run/crio/crio.sock \
+  docker:/var/run/docker.sock; do
+  out=$work/rendered/overlays_${rt%%:*}.yaml
+  sock=${rt#*:}
+  if ! grep -A2 -F "mountPath: $sock" "$out" | grep -q 'readOnly: true'; then
+    echo "FAIL: overlays/${rt%%:*} does not mount $sock read-only" >&2
+    failed=1
+  fi
+done
+for set in audit-first enforcing; do
+  out=$work/rendered/policy-sets_$set.yaml
+  if grep -qE 'namespace: *(kube-system|egress) *$' <(grep -v '^  namespace:' "$out"); then
+    echo "FAIL: policy set $set selects pods of kube-system or egress" >&2
+    failed=1
+  fi
+  grep -q 'podSelector:' "$out" || {
+    echo "FAIL: policy set $set selects no pods by label" >&2
+    failed=1
+  }
+done
+
+# --- the validation can fail --------------------------------------------------------
+broken=$work/rendered/negative-daemonset.yaml.bad
+sed -E 's/containerPort: 9477/containerPort: "9477"/' \
+  "$work/rendered/overlays_containerd.yaml" >"$broken"
+if out=$(node "$tool/validate.mjs" "$broken" 2>&1); then
+  echo "FAIL: a DaemonSet with containerPort \"9477\" (a string) validated" >&2
+  failed=1
+elif ! grep -q 'containerPort must be integer' <<<"$out"; then
+  echo "FAIL: the broken DaemonSet failed, but not for its port: $out" >&2
+  failed=1
+else
+  echo "ok: a DaemonSet with a string containerPort is refused"
+fi
+exit "$failed"
