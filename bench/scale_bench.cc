@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_ops.h"
@@ -49,7 +50,7 @@ struct Options {
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
+    absl::string_view a = argv[i];
     int* into = nullptr;
     if (absl::ConsumePrefix(&a, "--targets=")) into = &o.targets;
     if (absl::ConsumePrefix(&a, "--rules=")) into = &o.rules;
