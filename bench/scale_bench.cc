@@ -116,6 +116,7 @@ class Daemon {
   }
 
   absl::Status Start() {
+    fflush(stdout);  // or the child's freopen writes our buffer out again
     pid_ = fork();
     if (pid_ < 0) return absl::InternalError("fork failed");
     if (pid_ == 0) {
@@ -332,6 +333,16 @@ absl::Status Run(const Options& o) {
       EGRESS_EGRESSD_PATH,
       testing::RunCommandOk({"cat", "/proc/loadavg"}).value_or("?\n").c_str());
   printf("  %-52s %10.1f MiB\n", "egressd RSS idle", d.memory().rss);
+  // What one `egressctl status` costs with nothing else going on: the
+  // floor of the "status while the apply ran" row (a process start, one
+  // request, one answer).
+  StatusLatency idle;
+  for (int i = 0; i < 10; ++i) {
+    const absl::Time start = absl::Now();
+    EGRESS_RETURN_IF_ERROR(d.Ctl({"status", "-o", "json"}).status());
+    idle.ms.push_back(Ms(absl::Now() - start));
+  }
+  printf("  %-52s %10.1f ms\n", "status, idle (median of 10)", idle.Median());
   if (o.targets > 0 && o.rules >= 0) {
     EGRESS_RETURN_IF_ERROR(FleetPart(d, o, dir, *parent));
   }
