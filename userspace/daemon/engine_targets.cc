@@ -294,20 +294,21 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
   // Config (mode, no rules = deny all) goes in before any program attaches.
   EGRESS_RETURN_IF_ERROR(WriteConfig(t));
   EGRESS_RETURN_IF_ERROR(kernel_.ResetCounters(id));
-  // A user target has no programs of its own: the root set serves it once
-  // its uid is entered (AttachUser, after its rules).
-  if (absl::Status st = user ? absl::OkStatus() : kernel_.LoadPrograms(id);
-      !st.ok()) {
-    undo();
-    return st;
-  }
-  // Not attached until its rules are in: reconcile skips a target with no
-  // rule set (ruleset 0) unless it really has no rules.
+  // Not attached until its programs and rules are in: reconcile, the
+  // self-check and the rule diff leave a target in creating_ alone.
   state_.targets.emplace(name, std::move(t));
   names_by_id_[id] = name;
   creating_.insert(id);
   lock.unlock();
-  absl::Status st = ReplaceRules(name, std::move(rules), std::nullopt, staged);
+  // Loading the programs (the verifier, tens of ms a target) and writing
+  // the rules run without the lock, so `status` and reconcile do not wait
+  // for a 200-target apply one load at a time. A user target has no
+  // programs of its own: the root set serves it once its uid is entered
+  // (AttachUser, after its rules).
+  absl::Status st = user ? absl::OkStatus() : kernel_.LoadPrograms(id);
+  if (st.ok()) {
+    st = ReplaceRules(name, std::move(rules), std::nullopt, staged);
+  }
   lock.lock();
   creating_.erase(id);
   if (st.ok()) {
