@@ -105,6 +105,9 @@ enum {
 	 * allow, left up (EXISTING) or destroyed with SOCK_DESTROY (CUT). */
 	EGRESS_EVENT_EXISTING = 3,
 	EGRESS_EVENT_CUT = 4,
+	/* skb_ingress, audit mode: a DNS answer the target's own query got
+	 * (struct egress_dns_answer_event, dns_abi.h). */
+	EGRESS_EVENT_DNS_ANSWER = 5,
 };
 
 enum {
