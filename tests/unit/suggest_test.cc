@@ -344,8 +344,8 @@ TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
   EXPECT_THAT(text, HasSubstr("domainNames"));
   EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 8 "
                               "attempts"));
-  EXPECT_THAT(text, HasSubstr("to 2 destinations by address and 1 by DNS "
-                              "name"));
+  EXPECT_THAT(text, HasSubstr("to 2 destinations by address, 1 by DNS "
+                              "name: 13 attempts"));
   Policy p = MustParse(text);
   ASSERT_THAT(p.rules, SizeIs(3));
   const Rule* https = nullptr;

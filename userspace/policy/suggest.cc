@@ -341,7 +341,7 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
       all_dests.size() == 1 ? "" : "s",
       all_names.empty()
           ? ""
-          : absl::StrCat(" by address and ", all_names.size(), " by DNS name"),
+          : absl::StrCat(" by address, ", all_names.size(), " by DNS name"),
       unix_paths == 0 ? ""
                       : absl::StrCat(" and ", unix_paths, " unix socket",
                                      unix_paths == 1 ? "" : "s"),
