@@ -11,8 +11,11 @@
 // with a private resolv.conf (a mount namespace per child: never the
 // machine's resolver) and connects to the first IPv4 address of the answer,
 // where a TCP listener of the test accepts.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -204,6 +207,77 @@ TEST_F(RoutineNamesTest, AuditSuggestsNamesThatKeepWorkingAsAddressesRotate) {
   EXPECT_DENIED(
       InCgroup([other_port] { return TcpConnect(kRotated, other_port); }));
   EXPECT_EQ(listeners_[3]->accepted(), 0);
+}
+
+// Audit learning keeps the anti-forgery rule of bindings: answers that do not
+// match a query the target sent (another server, another transaction id)
+// name nothing, so the addresses they carry stay address rules.
+TEST_F(RoutineNamesTest, ForgedAnswersNameNothingInAudit) {
+  AddTarget("web", nullptr, "audit");
+  const uint16_t port = port_;
+  const int delivered = InCgroup([port] {
+    const int victim = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (victim < 0 ||
+        bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      return -1;
+    }
+    const uint16_t victim_port = LocalPort(victim).value_or(0);
+    sockaddr_in server{};
+    server.sin_family = AF_INET;
+    server.sin_port = htons(53);
+    inet_pton(AF_INET, "127.213.0.53", &server.sin_addr);  // nobody answers
+    const std::vector<uint8_t> q = DnsQueryMessage(kName, kDnsTypeA, 0x7777);
+    if (sendto(victim, q.data(), q.size(), 0,
+               reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0) {
+      return -1;
+    }
+    struct Forgery {
+      const char* from;
+      uint16_t id;
+      const char* addr;
+    } forgeries[] = {{"127.213.0.54", 0x7777, kFirst},
+                     {"127.213.0.53", 0x7778, kSecond}};
+    int n = 0;
+    for (const Forgery& f : forgeries) {
+      const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      from.sin_port = htons(53);
+      inet_pton(AF_INET, f.from, &from.sin_addr);
+      sockaddr_in to = local;
+      to.sin_port = htons(victim_port);
+      const std::vector<uint8_t> a = DnsAnswerMessage(kName, f.addr, f.id);
+      if (bind(s, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0 &&
+          sendto(s, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof(to)) == static_cast<ssize_t>(a.size()) &&
+          ReceiveAnswer(victim).error == 0 && TcpConnect(f.addr, port) == 0) {
+        ++n;
+      }
+      close(s);
+    }
+    close(victim);
+    return n;
+  });
+  ASSERT_EQ(delivered, 2) << "both forgeries must reach the socket, and the "
+                             "connects to their addresses pass (audit)";
+  std::string seen;
+  const absl::Time learned_by = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < learned_by) {
+    seen = CtlOk({"suggest", "--target", "web"});
+    if (absl::StrContains(seen, kFirst) && absl::StrContains(seen, kSecond)) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(absl::StrContains(seen, absl::StrCat("cidr: ", kFirst, "/32")))
+      << seen;
+  EXPECT_TRUE(absl::StrContains(seen, absl::StrCat("cidr: ", kSecond, "/32")))
+      << seen;
+  EXPECT_FALSE(absl::StrContains(seen, "domainNames")) << seen;
+  EXPECT_FALSE(absl::StrContains(seen, kName)) << seen;
 }
 
 }  // namespace
