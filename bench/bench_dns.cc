@@ -12,20 +12,13 @@
 #include <string>
 
 #include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "userspace/common/errno_status.h"
 
 namespace egress::bench {
 namespace {
 
 constexpr size_t kHeader = 12;
-
-sockaddr_in Loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
 
 absl::StatusOr<UniqueFd> UdpOn(uint16_t port, uint16_t* bound) {
   UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_dns.h"
+#include "bench/bench_util.h"
 #include "userspace/common/errno_status.h"
 
 namespace egress::bench {
@@ -34,14 +35,6 @@ int64_t NowNs() { return ClockNs(CLOCK_MONOTONIC); }
 // CPU time of the (single-threaded) worker, including the loopback softirq
 // work done in its context; time spent preempted by other tasks is not in it.
 int64_t CpuNs() { return ClockNs(CLOCK_PROCESS_CPUTIME_ID); }
-
-sockaddr_in Loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
 
 constexpr size_t kDatagramBytes = 32;
 constexpr int64_t kChunkBytes = 64 * 1024;

@@ -47,18 +47,6 @@ constexpr char kRotated[] = "127.211.0.3";
 // An address the name never has, where a listener would accept too.
 constexpr char kHardCoded[] = "127.211.0.9";
 
-// The application's step: look the name up (glibc, private resolv.conf),
-// connect to the first IPv4 address. The connect's errno (0 = connected), or
-// 1000 + the lookup's error.
-int LookupAndConnect(const std::string& server, uint16_t port) {
-  const DnsQueryResult r = PrivateGetaddrinfo(server, kName);
-  if (r.error != 0) return 1000 + r.error;
-  for (const std::string& a : r.addresses) {
-    if (a.find(':') == std::string::npos) return TcpConnect(a, port);
-  }
-  return 1000 + ENOENT;
-}
-
 class RoutineNamesTest : public EgressdTest {
  protected:
   void SetUp() override {
@@ -91,7 +79,10 @@ class RoutineNamesTest : public EgressdTest {
   int AppStep() {
     const std::string server = dns_->address();
     const uint16_t port = port_;
-    return InCgroup([server, port] { return LookupAndConnect(server, port); });
+    // The application's step (dns_client.h): look the name up through glibc
+    // with a private resolv.conf, connect to the first IPv4 address.
+    return InCgroup(
+        [server, port] { return LookupAndConnect(server, kName, port); });
   }
 
   int Accepted() const {
