@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_dns.h"
+#include "bench/bench_util.h"
 #include "userspace/common/errno_status.h"
 
 namespace egress::bench {
@@ -33,14 +35,6 @@ int64_t NowNs() { return ClockNs(CLOCK_MONOTONIC); }
 // CPU time of the (single-threaded) worker, including the loopback softirq
 // work done in its context; time spent preempted by other tasks is not in it.
 int64_t CpuNs() { return ClockNs(CLOCK_PROCESS_CPUTIME_ID); }
-
-sockaddr_in Loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
 
 constexpr size_t kDatagramBytes = 32;
 constexpr int64_t kChunkBytes = 64 * 1024;
@@ -119,6 +113,43 @@ Tally RunDenied(const Endpoints& ep, const OpLimits& limits, bool enforced) {
     errno = err;
     return err == expected;
   });
+}
+
+// A UDP socket connected to 127.0.0.1:port, answers awaited up to 1 s; -1
+// with errno set on failure.
+int ConnectedUdp(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  timeval tv = {1, 0};
+  const sockaddr_in dst = Loopback(port);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+      connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof(dst)) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+// Query and answer (port 53) or the same datagram echoed (another port).
+Tally RunExchange(uint16_t port, const OpLimits& limits) {
+  Tally bad;
+  int fd = ConnectedUdp(port);
+  if (fd < 0) {
+    bad.Unexpected(errno);
+    return bad;
+  }
+  uint16_t id = 1;
+  auto one = [&] {
+    int err = Exchange(fd, BenchQuery(id++));
+    errno = err;
+    return err == 0;
+  };
+  for (int i = 0; i < 100 && !g_stop; ++i) one();
+  Tally t = TimedLoop(limits, 16, one);
+  close(fd);
+  return t;
 }
 
 Tally RunSendto(const Endpoints& ep, const OpLimits& limits) {
@@ -206,6 +237,10 @@ const char* OpName(Op op) {
       return "denied connect";
     case Op::kTcpBulk:
       return "tcp bulk write";
+    case Op::kDnsLookup:
+      return "dns query+answer";
+    case Op::kUdpEcho:
+      return "udp echo (no dns)";
   }
   return "?";
 }
@@ -225,6 +260,9 @@ OpLimits LimitsOf(Op op, double time_scale) {
       return {100000, scaled(0.1)};
     case Op::kTcpBulk:
       return {int64_t{1} << 18, scaled(0.15)};  // 256 MiB, in KiB
+    case Op::kDnsLookup:
+    case Op::kUdpEcho:
+      return {100000, scaled(0.1)};
   }
   return {0, absl::ZeroDuration()};
 }
@@ -252,6 +290,10 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced,
       return RunDenied(ep, limits, enforced);
     case Op::kTcpBulk:
       return RunBulk(ep, limits);
+    case Op::kDnsLookup:
+      return RunExchange(ep.dns, limits);
+    case Op::kUdpEcho:
+      return RunExchange(ep.udp_echo, limits);
   }
   return Tally();
 }
@@ -332,6 +374,14 @@ int ProbeOnce(Op op, const Endpoints& ep) {
       return ConnectClose(Loopback(ep.closed), false);
     case Op::kTcpBulk:
       return ConnectClose(Loopback(ep.tcp_bulk), true);
+    case Op::kDnsLookup:
+    case Op::kUdpEcho: {
+      int fd = ConnectedUdp(op == Op::kDnsLookup ? ep.dns : ep.udp_echo);
+      if (fd < 0) return errno;
+      int err = Exchange(fd, BenchQuery(0x4242));
+      close(fd);
+      return err;
+    }
     case Op::kUdpSendto: {
       int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (fd < 0) return errno;

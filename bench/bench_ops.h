@@ -49,9 +49,16 @@ enum class Op {
   kUdpSendto,      // sendto of a 32-byte datagram on one socket, allowed
   kDeniedConnect,  // socket + connect + close to a port no rule allows
   kTcpBulk,        // 64 KiB write()s on one connection; ops are KiB
+  // --mode=names (bench_dns.h): on one connected UDP socket, a query to the
+  // responder on 127.0.0.1:53 and its answer; the same datagram to the echo
+  // server and back (no DNS port: the packet hooks pass it at once).
+  kDnsLookup,
+  kUdpEcho,
 };
 inline constexpr Op kAllOps[] = {Op::kTcpConnect, Op::kUdpSendto,
                                  Op::kDeniedConnect, Op::kTcpBulk};
+inline constexpr Op kNameOps[] = {Op::kTcpConnect, Op::kDnsLookup,
+                                  Op::kUdpEcho};
 
 struct OpLimits {
   int64_t max_ops;
@@ -68,6 +75,8 @@ struct Endpoints {
   uint16_t tcp_bulk = 0;     // listener; read and discarded
   uint16_t udp_sink = 0;     // bound UDP socket nobody reads
   uint16_t closed = 0;       // bound TCP socket, not listening: RST
+  uint16_t dns = 0;          // --mode=names: the responder (53)
+  uint16_t udp_echo = 0;     // --mode=names: the echo server
 };
 
 // One measurement: `ops` operations (KiB for kTcpBulk) in `elapsed` wall

@@ -115,4 +115,21 @@ std::vector<Rule> MakeRules(size_t n, const AllowedPorts& ports) {
   return rules;
 }
 
+std::vector<Rule> MakeNameRules(size_t n, const AllowedPorts& ports,
+                                uint16_t udp_echo, const std::string& name) {
+  std::vector<Rule> rules = MakeRules(n, ports);
+  rules[0].ports = {One(Proto::kTcp, ports.tcp_bulk),
+                    One(Proto::kUdp, ports.udp_sink), One(Proto::kUdp, 53),
+                    One(Proto::kUdp, udp_echo)};
+  Rule by_name;
+  by_name.id = static_cast<uint32_t>(n + 1);
+  by_name.action = Action::kAllow;
+  by_name.ports = {One(Proto::kTcp, ports.tcp_connect)};
+  by_name.spec = absl::StrCat(ports.tcp_connect, "/tcp");
+  by_name.names = {name};
+  by_name.comment = "egress_bench";
+  rules.push_back(std::move(by_name));
+  return rules;
+}
+
 }  // namespace egress::bench

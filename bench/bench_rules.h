@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "userspace/policy/rule.h"
@@ -31,6 +32,14 @@ struct AllowedPorts {
 // Single ports are 10000 + (id * 7919) % 50000: distinct for the first 50,000
 // ids. Destinations are distinct per id.
 std::vector<policy::Rule> MakeRules(size_t n, const AllowedPorts& ports);
+
+// --mode=names: MakeRules(n, ports), except that rule 1 no longer allows
+// tcp/tcp_connect but allows udp/53 (the resolver) and udp/udp_echo on
+// 127.0.0.1, and rule n + 1 allows tcp/tcp_connect to the name `name`: the
+// connect is allowed only once a lookup of the name bound 127.0.0.1.
+std::vector<policy::Rule> MakeNameRules(size_t n, const AllowedPorts& ports,
+                                        uint16_t udp_echo,
+                                        const std::string& name);
 
 }  // namespace egress::bench
 

@@ -1,5 +1,6 @@
 #include "bench/bench_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -62,6 +63,14 @@ std::string WithCommas(uint64_t v) {
     out.push_back(digits[i]);
   }
   return out;
+}
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
 }
 
 }  // namespace egress::bench

@@ -1,6 +1,9 @@
-// Small helpers the benchmarks share: cgroup files and number formatting.
+// Small helpers the benchmarks share: cgroup files, number formatting and
+// loopback addresses.
 #ifndef EGRESS_BENCH_BENCH_UTIL_H_
 #define EGRESS_BENCH_BENCH_UTIL_H_
+
+#include <netinet/in.h>
 
 #include <cstdint>
 #include <string>
@@ -19,6 +22,9 @@ absl::Status RemoveCgroup(const std::string& dir);
 
 // 1234567 -> "1,234,567".
 std::string WithCommas(uint64_t v);
+
+// 127.0.0.1:port.
+sockaddr_in Loopback(uint16_t port);
 
 }  // namespace egress::bench
 

@@ -12,7 +12,7 @@
 //
 //   sudo build/bench/egress_bench [--rounds=25] [--rules=1,1000,100000]
 //                                 [--time_scale=1.0] [--verbose]
-//                                 [--mode=target|users|users+skb]
+//                                 [--mode=target|users|users+skb|names]
 //
 // --mode=users measures what user targets cost everybody else: the program
 // set that serves user targets from the cgroup2 root (EGRESS_TARGET_BY_UID,
@@ -24,6 +24,12 @@
 // every process of the host, measured without touching the host's other
 // processes. users+skb adds the per-packet hook, to show what attaching it
 // at the root would cost (egressd does not).
+//
+// --mode=names measures name rules (bench_dns.h): the connect is allowed
+// only by a name rule, through the address a lookup of the name bound
+// (100,000 address rules beside it), and --bpf_stats times the packet hooks
+// on a DNS query and answer against a non-DNS datagram of the same size,
+// with the target enforcing (binding) and auditing (reporting the answer).
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -41,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -54,6 +61,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "bench/bench_dns.h"
 #include "bench/bench_ops.h"
 #include "bench/bench_rules.h"
 #include "bench/bench_util.h"
@@ -92,7 +101,10 @@ struct Options {
   bool bpf_stats = false;
 };
 
-bool UsersMode(const Options& o) { return o.mode != "target"; }
+bool UsersMode(const Options& o) {
+  return o.mode == "users" || o.mode == "users+skb";
+}
+bool NamesMode(const Options& o) { return o.mode == "names"; }
 
 // The hooks --mode=users+skb attaches: UserHooks() and the packet hook.
 std::vector<HookSpec> UserHooksWithSkb() {
@@ -127,9 +139,10 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       }
       o.rules_given = true;
     } else if (absl::ConsumePrefix(&arg, "--mode=")) {
-      if (arg != "target" && arg != "users" && arg != "users+skb") {
+      if (arg != "target" && arg != "users" && arg != "users+skb" &&
+          arg != "names") {
         return absl::InvalidArgumentError(
-            "--mode wants target, users or users+skb");
+            "--mode wants target, users, users+skb or names");
       }
       o.mode = std::string(arg);
     } else if (arg == "--verbose") {
@@ -145,12 +158,17 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown argument '", arg,
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
-          "[--time_scale=X] [--verbose] [--mode=target|users|users+skb] "
+          "[--time_scale=X] [--verbose] "
+          "[--mode=target|users|users+skb|names] "
           "[--bpf_stats]"));
     }
   }
   // The uid lookup misses whatever the rules: one rule count is enough.
   if (UsersMode(o) && !o.rules_given) o.rule_counts = {1};
+  // names: the aim is stated at 100,000 rules; the per-answer time needs
+  // the kernel's statistics.
+  if (NamesMode(o) && !o.rules_given) o.rule_counts = {100000};
+  if (NamesMode(o)) o.bpf_stats = true;
   return o;
 }
 
@@ -215,8 +233,10 @@ absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
 // In users mode nothing is refused: the worker is no user target's.
 absl::Status SanityCheck(const std::string& enforced_cg,
                          const std::string& baseline_cg, const Endpoints& ep,
-                         bool users) {
-  for (Op op : kAllOps) {
+                         bool users, bool names) {
+  std::vector<Op> ops(std::begin(kAllOps), std::end(kAllOps));
+  if (names) ops.insert(ops.end(), {Op::kDnsLookup, Op::kUdpEcho});
+  for (Op op : ops) {
     for (bool enforced : {true, false}) {
       int want = 0;
       if (op == Op::kDeniedConnect) {
@@ -234,6 +254,31 @@ absl::Status SanityCheck(const std::string& enforced_cg,
             want == 0 ? "success" : strerror(want)));
       }
     }
+  }
+  return absl::OkStatus();
+}
+
+// names: a lookup of the name from the enforced cgroup binds 127.0.0.1 to
+// the name rule; the connect must be refused before it (`expect_refused`:
+// nothing bound yet) and allowed after.
+absl::Status LearnName(const std::string& enforced_cg, const Endpoints& ep,
+                       bool expect_refused) {
+  auto probe = [&](Op op) {
+    return testing::RunInCgroup(enforced_cg,
+                                [op, ep] { return ProbeOnce(op, ep); });
+  };
+  EGRESS_ASSIGN_OR_RETURN(int before, probe(Op::kTcpConnect));
+  if (expect_refused && before != EPERM) {
+    return absl::InternalError(absl::StrFormat(
+        "sanity check: the connect before any lookup gave '%s', want EPERM "
+        "(it must pass by the name rule only)",
+        before == 0 ? "success" : strerror(before)));
+  }
+  EGRESS_ASSIGN_OR_RETURN(int lookup, probe(Op::kDnsLookup));
+  if (lookup != 0) {
+    return absl::InternalError(
+        absl::StrFormat("sanity check: the lookup of %s gave '%s'", kBenchName,
+                        strerror(lookup)));
   }
   return absl::OkStatus();
 }
@@ -335,7 +380,15 @@ absl::Status Run(const Options& opts) {
 
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<LoopbackServers> servers,
                           LoopbackServers::Start());
-  const Endpoints ep = servers->endpoints();
+  Endpoints ep = servers->endpoints();
+  std::unique_ptr<DnsResponder> responder;
+  if (NamesMode(opts)) {
+    EGRESS_ASSIGN_OR_RETURN(responder, DnsResponder::Start());
+    ep.dns = 53;
+    ep.udp_echo = responder->echo_port();
+    std::printf("names: %s answered on udp 127.0.0.1:53, echo on udp %u\n",
+                kBenchName, ep.udp_echo);
+  }
   std::printf(
       "egress_bench: pid %d, %d round(s), pins %s, cgroups %s-{enforced,"
       "baseline}\nloopback 127.0.0.1: tcp %u (connect), tcp %u (bulk), udp %u "
@@ -359,6 +412,9 @@ absl::Status Run(const Options& opts) {
 
   std::vector<RulesetInfo> infos;
   std::map<std::pair<size_t, Op>, Series> results;  // (rule count index, op)
+  // --bpf_stats: ns per run of each program, by (rule count index, op,
+  // audit).
+  std::map<std::tuple<size_t, Op, bool>, std::map<std::string, double>> prog_ns;
   std::optional<policy::CompiledRuleset> previous;
   const AllowedPorts allowed = {ep.tcp_connect, ep.tcp_bulk, ep.udp_sink};
 
@@ -368,7 +424,9 @@ absl::Status Run(const Options& opts) {
     RulesetInfo info;
     info.rules = n;
 
-    std::vector<policy::Rule> rules = MakeRules(n, allowed);
+    std::vector<policy::Rule> rules =
+        NamesMode(opts) ? MakeNameRules(n, allowed, ep.udp_echo, kBenchName)
+                        : MakeRules(n, allowed);
     absl::Time t0 = absl::Now();
     EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
                             policy::Compile(ruleset, rules));
@@ -383,6 +441,7 @@ absl::Status Run(const Options& opts) {
     config.ruleset = ruleset;
     config.mode = EGRESS_MODE_ENFORCE;
     config.flags = compiled.flags;
+    const uint8_t compiled_flags = compiled.flags;
     EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
     if (previous.has_value()) {
       EGRESS_RETURN_IF_ERROR(maps->DeleteEntries(*previous));
@@ -410,12 +469,33 @@ absl::Status Run(const Options& opts) {
         WithCommas(info.deny_entries).c_str());
     std::fflush(stdout);
 
-    EGRESS_RETURN_IF_ERROR(
-        SanityCheck(enforced_cg, baseline_cg, ep, UsersMode(opts)));
+    if (NamesMode(opts)) {
+      // The connect passes only by the name: refused before a lookup (unless
+      // an earlier rule count's binding is still live), allowed after.
+      EGRESS_RETURN_IF_ERROR(LearnName(enforced_cg, ep, ni == 0));
+    }
+    EGRESS_RETURN_IF_ERROR(SanityCheck(enforced_cg, baseline_cg, ep,
+                                       UsersMode(opts), NamesMode(opts)));
     EGRESS_RETURN_IF_ERROR(maps->ResetCounters(kTargetId));
 
-    for (Op op : kAllOps) {
+    // names: the DNS ops again with the target auditing without name rules
+    // (audit learning: the answer is reported, nothing is bound), for the
+    // BPF time only.
+    std::vector<std::pair<Op, bool>> runs;  // (op, audit)
+    if (NamesMode(opts)) {
+      for (Op op : kNameOps) runs.push_back({op, false});
+      runs.push_back({Op::kDnsLookup, true});
+      runs.push_back({Op::kUdpEcho, true});
+    } else {
+      for (Op op : kAllOps) runs.push_back({op, false});
+    }
+    for (const auto& [op, audit] : runs) {
       if (StopRequested()) return absl::CancelledError("interrupted");
+      if (audit && config.mode != EGRESS_MODE_AUDIT) {
+        config.mode = EGRESS_MODE_AUDIT;
+        config.flags &= static_cast<uint8_t>(~EGRESS_TF_NAME_RULES);
+        EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
+      }
       std::vector<ProgRun> before;
       for (const auto& [name, fd] : progs)
         before.push_back(ProgRunOf(fd.get()));
@@ -424,14 +504,17 @@ absl::Status Run(const Options& opts) {
       if (opts.bpf_stats) {
         int64_t enforced_ops = 0;
         for (const Sample& s : slices.enforced) enforced_ops += s.ops;
-        std::string line =
-            absl::StrFormat("  %-18s %9s", OpName(op), WithCommas(n).c_str());
+        std::string line = absl::StrFormat(
+            "  %-18s %9s%s", OpName(op), WithCommas(n).c_str(),
+            audit ? " audit" : (NamesMode(opts) ? " enforce" : ""));
         double per_op = 0;
         for (size_t i = 0; i < progs.size(); ++i) {
           ProgRun now = ProgRunOf(progs[i].second.get());
           uint64_t runs = now.runs - before[i].runs;
           uint64_t ns = now.ns - before[i].ns;
           if (runs == 0) continue;
+          prog_ns[{ni, op, audit}][progs[i].first] =
+              static_cast<double>(ns) / runs;
           absl::StrAppendFormat(
               &line, "  %s %.0f ns x %.2f", progs[i].first,
               static_cast<double>(ns) / runs,
@@ -468,6 +551,10 @@ absl::Status Run(const Options& opts) {
               b.CpuRate() / e.CpuRate());
         }
       }
+      if (audit) {
+        std::printf("  %s (audit) done\n", OpName(op));
+        continue;
+      }
       results[{ni, op}] =
           Series{std::move(slices.baseline), std::move(slices.enforced)};
       std::printf("  %s done\n", OpName(op));
@@ -475,6 +562,11 @@ absl::Status Run(const Options& opts) {
     }
     EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
     infos.push_back(info);
+    if (config.mode != EGRESS_MODE_ENFORCE) {
+      config.mode = EGRESS_MODE_ENFORCE;
+      config.flags = compiled_flags;
+      EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
+    }
   }
 
   // ---- report ----
@@ -511,7 +603,10 @@ absl::Status Run(const Options& opts) {
   std::optional<Verdict> connect_at_100k;
   std::optional<Verdict> first_connect;
   std::vector<std::string> anomalies;
-  for (Op op : kAllOps) {
+  const absl::Span<const Op> table_ops = NamesMode(opts)
+                                             ? absl::MakeConstSpan(kNameOps)
+                                             : absl::MakeConstSpan(kAllOps);
+  for (Op op : table_ops) {
     for (size_t ni = 0; ni < infos.size(); ++ni) {
       const Series& s = results[{ni, op}];
       std::vector<double> base, enf, wall, cpu;
@@ -573,6 +668,28 @@ absl::Status Run(const Options& opts) {
   for (const std::string& a : anomalies)
     std::printf("ANOMALY: %s\n", a.c_str());
 
+  if (NamesMode(opts)) {
+    std::printf(
+        "\nBPF time a DNS message adds (ns per run, DNS query or answer "
+        "minus a non-DNS datagram of the same socket kind):\n");
+    for (size_t ni = 0; ni < infos.size(); ++ni) {
+      for (bool audit : {false, true}) {
+        const auto& dns = prog_ns[{ni, Op::kDnsLookup, audit}];
+        const auto& echo = prog_ns[{ni, Op::kUdpEcho, audit}];
+        for (const char* prog : {"skb_ingress", "skb_egress"}) {
+          auto d = dns.find(prog);
+          auto e = echo.find(prog);
+          if (d == dns.end() || e == echo.end()) continue;
+          std::printf(
+              "  %9s rules, %-20s %-11s %s: %.0f ns vs %.0f ns: %+.0f ns\n",
+              WithCommas(infos[ni].rules).c_str(),
+              audit ? "audit, no name rules" : "enforce, name rules", prog,
+              std::string(prog) == "skb_ingress" ? "per answer" : "per query",
+              d->second, e->second, d->second - e->second);
+        }
+      }
+    }
+  }
   if (UsersMode(opts)) {
     const Verdict v = first_connect.value_or(Verdict{});
     std::printf(
@@ -585,8 +702,9 @@ absl::Status Run(const Options& opts) {
   } else if (connect_at_100k.has_value()) {
     const Verdict& v = *connect_at_100k;
     std::printf(
-        "\nat 100,000 rules, TCP connect within 5%% of no enforcement: %s "
+        "\nat 100,000 rules, TCP connect%s within 5%% of no enforcement: %s "
         "(wall time ratio %.3f, %+.1f%%; cpu time ratio %.3f, %+.1f%%: %s)\n",
+        NamesMode(opts) ? " to a learned address (allowed by a name rule)" : "",
         v.wall <= 1.05 ? "PASS" : "FAIL", v.wall, (v.wall - 1) * 100, v.cpu,
         (v.cpu - 1) * 100, v.cpu <= 1.05 ? "pass" : "fail");
   } else {

@@ -381,11 +381,12 @@ int egress_skb_egress(struct __sk_buff *skb)
 
 	/* A DNS query to port 53: remembered for its answer (lib/dns_learn.h).
 	 * It never changes what happens to the packet. The config (an array,
-	 * an inlined index) is read first, so targets without name rules never
-	 * parse a header here. A cgroup target's only: the root instance of
-	 * user targets has no packet hooks attached. */
+	 * an inlined index) is read first, so enforcing targets without name
+	 * rules never parse a header here (audit targets do: audit learning). A
+	 * cgroup target's only: the root instance of user targets has no packet
+	 * hooks attached. */
 	cfg = skb__target(skb, &id);
-	if (egress_target_id != EGRESS_TARGET_BY_UID && dns__learns(cfg) &&
+	if (egress_target_id != EGRESS_TARGET_BY_UID && dns__watches(cfg) &&
 	    dns__port53(skb, 0))
 		dns__on_query(skb, cfg);
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
@@ -504,7 +505,7 @@ int egress_skb_ingress(struct __sk_buff *skb)
 	if (egress_target_id == EGRESS_TARGET_BY_UID)
 		return 1;
 	cfg = target__find(&id);
-	if (dns__learns(cfg) && dns__port53(skb, 1))
+	if (dns__watches(cfg) && dns__port53(skb, 1))
 		dns__on_answer(skb, cfg);
 	return 1;
 }

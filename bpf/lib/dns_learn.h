@@ -20,6 +20,10 @@
  * delivered to the socket, before the application can read it, so the
  * binding exists before the application can connect to the address; and it
  * runs whether egressd lives or not.
+ * Audit learning: a target in audit mode has its queries remembered and its
+ * answers checked the same way whatever its rules, and every matched answer
+ * with addresses is also reported to egressd (lib/dns_record.h), so that it
+ * learns by which name each destination was reached.
  * Every message from port 53 is counted once in egress_dns_counters, by what
  * became of it.
  */
@@ -40,6 +44,7 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/dns.h"
+#include "lib/dns_record.h"
 #include "lib/rules.h"
 
 enum { DNS__SLOT_QUERY = 0, DNS__SLOT_ANSWER = 1 };
@@ -66,6 +71,16 @@ static __always_inline int dns__learns(const struct egress_target_config *cfg)
 {
 	return cfg && cfg->mode != EGRESS_MODE_OFF &&
 	       (cfg->flags & EGRESS_TF_NAME_RULES);
+}
+
+/* Whether the target's DNS traffic is read: it learns names, or it is in
+ * audit mode (its answers are reported to egressd). An enforcing target
+ * without name rules pays only this check. */
+static __always_inline int dns__watches(const struct egress_target_config *cfg)
+{
+	return cfg && (cfg->mode == EGRESS_MODE_AUDIT ||
+		       (cfg->mode != EGRESS_MODE_OFF &&
+			(cfg->flags & EGRESS_TF_NAME_RULES)));
 }
 
 /* True when the packet is TCP or UDP with port 53 on the server's side
@@ -195,7 +210,7 @@ static __always_inline void dns__query_key(struct egress_dns_query_key *k,
 }
 
 /* skb_egress: remembers a query of the target to port 53 (the caller
- * checked dns__learns()). */
+ * checked dns__watches()). */
 static __always_inline void
 dns__on_query(struct __sk_buff *skb, const struct egress_target_config *cfg)
 {
@@ -389,7 +404,7 @@ static long dns__bind_step(__u32 i, void *ctx)
 }
 
 /* skb_ingress: learns from an answer to a remembered query (the caller
- * checked dns__learns()). */
+ * checked dns__watches()). */
 static __always_inline void
 dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 {
@@ -426,6 +441,10 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	allowed = q->resolver_allowed;
 	/* Answered: a second answer to the same query opens nothing more. */
 	bpf_map_delete_elem(&dns_queries, &k);
+	/* Audit: reported whatever the rules (the resolver too is learned). */
+	if (cfg->mode == EGRESS_MODE_AUDIT && s->out.naddrs)
+		dns__emit_answer(f.server, f.server_port, f.family, f.proto,
+				 &s->out);
 	if (!allowed) {
 		dns__count(lc.dc, ignored_resolver);
 		return;
@@ -435,7 +454,10 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 		dns__count(lc.dc, answers_empty);
 		return;
 	}
-	dns__match_names(&lc, cfg->ruleset);
+	if (cfg->flags & EGRESS_TF_NAME_RULES)
+		dns__match_names(&lc, cfg->ruleset);
+	else
+		lc.ls->npatterns = 0;
 	if (!lc.ls->npatterns) {
 		dns__count(lc.dc, ignored_no_rule);
 		return;

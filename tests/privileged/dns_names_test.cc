@@ -49,18 +49,6 @@ constexpr char kHosts[] =
     "::1 v6.example.test\n"
     "127.201.0.10 tcp.example.test\n";
 
-// A lookup through glibc, then a connect to its first IPv4 address: the
-// connect's errno, or 1000 + the lookup's error.
-int LookupAndConnect(const std::string& server, const std::string& name,
-                     uint16_t port) {
-  const DnsQueryResult r = PrivateGetaddrinfo(server, name);
-  if (r.error != 0) return 1000 + r.error;
-  for (const std::string& a : r.addresses) {
-    if (a.find(':') == std::string::npos) return TcpConnect(a, port);
-  }
-  return 1000 + ENOENT;
-}
-
 class DnsNamesTest : public EgressdTest {
  protected:
   void SetUp() override {

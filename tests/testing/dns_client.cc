@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "tests/testing/dns_builder.h"
+#include "tests/testing/socket_probes.h"
 #include "userspace/dns/dns_answer.h"
 
 namespace egress::testing {
@@ -220,6 +221,16 @@ DnsQueryResult PrivateGetaddrinfo(const std::string& server,
   }
   freeaddrinfo(res);
   return r;
+}
+
+int LookupAndConnect(const std::string& server, const std::string& name,
+                     uint16_t port) {
+  const DnsQueryResult r = PrivateGetaddrinfo(server, name);
+  if (r.error != 0) return 1000 + r.error;
+  for (const std::string& a : r.addresses) {
+    if (a.find(':') == std::string::npos) return TcpConnect(a, port);
+  }
+  return 1000 + ENOENT;
 }
 
 }  // namespace egress::testing

@@ -56,6 +56,13 @@ DnsQueryResult PrivateGetaddrinfo(const std::string& server,
 // errno. PrivateGetaddrinfo calls it on first use.
 int EnterPrivateResolver(const std::string& server);
 
+// What an application does: PrivateGetaddrinfo(server, name), then a TCP
+// connect to the first IPv4 address of the answer on `port`. The connect's
+// errno (0 = connected), or 1000 + the lookup's error (1000 + ENOENT: no
+// IPv4 address). In a forked child only, as PrivateGetaddrinfo.
+int LookupAndConnect(const std::string& server, const std::string& name,
+                     uint16_t port);
+
 }  // namespace egress::testing
 
 #endif  // EGRESS_TESTS_TESTING_DNS_CLIENT_H_

@@ -254,6 +254,10 @@ TEST_F(CliParseTest, SuggestAndExport) {
   EXPECT_EQ(s.since_seconds, 7200);
   EXPECT_EQ(s.group_v4, 24);
   EXPECT_EQ(s.group_v6, 64);
+  EXPECT_FALSE(s.group_names);
+  EXPECT_TRUE(Request<control::SuggestRequest>(
+                  {"suggest", "-t", "web", "--group-names"})
+                  .group_names);
   ASSERT_OK_AND_ASSIGN(ParsedCommand e, Parse({"export", "--dir", "/tmp/x"}));
   EXPECT_EQ(e.export_dir, "/tmp/x");
 }

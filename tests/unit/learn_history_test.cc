@@ -63,6 +63,26 @@ class LearnHistoryTest : public ::testing::Test {
   const int64_t now_ = int64_t{1'700'000'000} * kSec;
 };
 
+TEST_F(LearnHistoryTest, TheNameADestinationWasResolvedFromIsKept) {
+  auto h = Open();
+  policy::Observation named = Seen(1, 443, now_ - kHour);
+  named.name = "api.example.com";
+  policy::Observation other = Seen(1, 443, now_ - kHour);
+  other.name = "cdn.example.net";
+  ASSERT_OK(h->Add("web", {named, other, Seen(1, 443, now_ - kHour)}, now_));
+  auto seen = h->Query("web", 0);
+  ASSERT_OK(seen.status());
+  // Three rows: one destination reached by two names and without one.
+  ASSERT_EQ(seen->size(), 3u);
+  EXPECT_EQ((*seen)[0].name, "");
+  EXPECT_EQ((*seen)[1].name, "api.example.com");
+  EXPECT_EQ((*seen)[2].name, "cdn.example.net");
+  for (const auto& o : *seen) {
+    EXPECT_EQ(o.port, 443);
+    EXPECT_EQ(o.addr, named.addr);
+  }
+}
+
 TEST_F(LearnHistoryTest, SinceSelectsByTheLastAttempt) {
   std::unique_ptr<LearnHistory> h = Open();
   ASSERT_OK(h->Add("web", {Seen(1, 443, now_ - 47 * kHour)}, now_));

@@ -51,6 +51,7 @@ std::vector<Request> EveryRequest() {
           ApplyRequest{false, {spec}, /*cut=*/true},
           ReloadRequest{},
           SuggestRequest{"web", 3600, 24, 64},
+          SuggestRequest{"web", std::nullopt, 32, 128, /*group_names=*/true},
           ExportRequest{"web"},
           EventsRequest{true, "web", "deny", 5, EventFormat::kText},
           ConnectionsRequest{"web", /*cut=*/true},

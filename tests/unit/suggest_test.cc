@@ -324,6 +324,65 @@ TEST(SuggestPolicyTest, GroupsIpv6IntoNetworks) {
 // ---------------------------------------------------------------------------
 // Errors.
 
+Observation Named(const std::string& addr, uint16_t port,
+                  const std::string& name, uint64_t count = 1) {
+  Observation o = Obs(addr, IPPROTO_TCP, port, count);
+  o.name = name;
+  return o;
+}
+
+TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
+  const std::vector<Observation> obs = {
+      Obs("127.0.0.53", IPPROTO_UDP, 53, 4),
+      Named("127.1.2.3", 443, "api.example.com", 2),
+      Named("127.1.2.4", 443, "api.example.com"),
+      // The same destination again without a lookup: under the name.
+      Obs("127.1.2.3", IPPROTO_TCP, 443, 5),
+      Obs("127.9.9.9", IPPROTO_TCP, 8080, 1),
+  };
+  const std::string text = MustSuggest(obs);
+  EXPECT_THAT(text, HasSubstr("domainNames"));
+  EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 8 "
+                              "attempts"));
+  EXPECT_THAT(text, HasSubstr("to 2 destinations by address, 1 by DNS "
+                              "name: 13 attempts"));
+  Policy p = MustParse(text);
+  ASSERT_THAT(p.rules, SizeIs(3));
+  const Rule* https = nullptr;
+  for (const Rule& r : p.rules) {
+    if (!r.names.empty()) https = &r;
+  }
+  ASSERT_NE(https, nullptr);
+  EXPECT_THAT(https->names, ElementsAre("api.example.com"));
+  EXPECT_THAT(https->destinations, IsEmpty());
+  // The resolver and the address reached without a lookup stay addresses.
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8080, 4, V4(127, 9, 9, 9)));
+  // No address rule lets the named destinations through by address.
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 443, 4, V4(127, 1, 2, 3)));
+}
+
+TEST(SuggestPolicyTest, GroupNamesMakesWildcardsOnlyWhenAsked) {
+  const std::vector<Observation> obs = {
+      Named("127.1.0.1", 443, "a.cdn.example"),
+      Named("127.1.0.2", 443, "b.cdn.example"),
+      Named("127.1.0.3", 443, "api.example.org"),
+  };
+  Policy exact = MustParse(MustSuggest(obs));
+  ASSERT_THAT(exact.rules, SizeIs(1));
+  EXPECT_THAT(exact.rules[0].names,
+              ElementsAre("a.cdn.example", "api.example.org", "b.cdn.example"));
+  SuggestOptions grouped = Options();
+  grouped.group_names = true;
+  const std::string text = MustSuggest(obs, grouped);
+  EXPECT_THAT(text, HasSubstr("grouped into *.PARENT"));
+  Policy wild = MustParse(text);
+  ASSERT_THAT(wild.rules, SizeIs(1));
+  EXPECT_THAT(wild.rules[0].names,
+              ElementsAre("*.cdn.example", "api.example.org"));
+}
+
 TEST(SuggestPolicyTest, BadGroupSizes) {
   for (int g : {0, 33, -1}) {
     SuggestOptions o = Options();

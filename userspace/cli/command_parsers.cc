@@ -252,6 +252,7 @@ absl::Status ParseSuggest(const CommandInput& in, ParsedCommand* out) {
     req.group_v4 = g.v4;
     req.group_v6 = g.v6;
   }
+  req.group_names = in.options.Has("--group-names");
   out->request = std::move(req);
   return absl::OkStatus();
 }

@@ -118,7 +118,8 @@ struct RequestEncoder {
   json operator()(const SuggestRequest& r) const {
     json j = {{"target", r.target},
               {"group_v4", r.group_v4},
-              {"group_v6", r.group_v6}};
+              {"group_v6", r.group_v6},
+              {"group_names", r.group_names}};
     if (r.since_seconds) j["since_seconds"] = *r.since_seconds;
     return j;
   }
@@ -173,6 +174,7 @@ void Decode(JsonFields& f, SuggestRequest* r) {
   f.Uint("group_v6", 128, &v6);
   r->group_v4 = static_cast<int>(v4);
   r->group_v6 = static_cast<int>(v6);
+  f.Bool("group_names", &r->group_names);
 }
 
 void Decode(JsonFields& f, ApplyRequest* r) {

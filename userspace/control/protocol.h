@@ -89,6 +89,7 @@ struct SuggestRequest {
   std::optional<int64_t> since_seconds;
   int group_v4 = 32;
   int group_v6 = 128;
+  bool group_names = false;  // *.PARENT for names sharing a parent
 };
 struct ExportRequest {
   std::string target;  // "" = every target

@@ -126,6 +126,12 @@ struct EntryReader {
     EGRESS_ASSIGN_OR_RETURN(const uint64_t port, Unsigned("port", 65535));
     o->ip_proto = static_cast<uint8_t>(ip_proto);
     o->port = static_cast<uint16_t>(port);
+    if (e.contains("name")) {
+      if (!e["name"].is_string() || e["name"].get<std::string>().empty()) {
+        return Bad("name", "not a name");
+      }
+      o->name = e["name"].get<std::string>();
+    }
     return absl::OkStatus();
   }
 
@@ -158,25 +164,27 @@ LearnStore::LearnStore(size_t max_entries_per_target)
 
 LearnStore::Key LearnStore::MakeKey(uint8_t family,
                                     const std::array<uint8_t, 16>& addr,
-                                    uint8_t ip_proto, uint16_t port) {
+                                    uint8_t ip_proto, uint16_t port,
+                                    absl::string_view name) {
   Key k(20, '\0');
   k[0] = static_cast<char>(family);
   std::copy(addr.begin(), addr.end(), k.begin() + 1);
   k[17] = static_cast<char>(ip_proto);
   k[18] = static_cast<char>(port >> 8);
   k[19] = static_cast<char>(port & 0xff);
+  k.append(name.data(), name.size());
   return k;
 }
 
 LearnStore::Key LearnStore::MakeKey(const policy::Observation& o) {
   if (!o.unix_path.empty()) return kUnixKey + o.unix_path;
-  return MakeKey(o.family, o.addr, o.ip_proto, o.port);
+  return MakeKey(o.family, o.addr, o.ip_proto, o.port, o.name);
 }
 
 void LearnStore::Record(const std::string& target, uint8_t family,
                         const std::array<uint8_t, 16>& addr, uint8_t ip_proto,
                         uint16_t port, uint64_t count, int64_t time_ns,
-                        absl::string_view comm) {
+                        absl::string_view comm, absl::string_view name) {
   if (family != 4 && family != 6) return;
   std::array<uint8_t, 16> a = addr;
   if (family == 6 && policy::IsV4Mapped(a)) {
@@ -184,7 +192,7 @@ void LearnStore::Record(const std::string& target, uint8_t family,
     std::copy(addr.begin() + 12, addr.end(), a.begin());
   }
   if (family == 4) std::fill(a.begin() + 4, a.end(), 0);
-  Add(target, MakeKey(family, a, ip_proto, port), count, time_ns, comm);
+  Add(target, MakeKey(family, a, ip_proto, port, name), count, time_ns, comm);
 }
 
 void LearnStore::RecordUnix(const std::string& target, const std::string& path,
@@ -245,6 +253,7 @@ std::vector<policy::Observation> LearnStore::Query(const std::string& target,
       o.ip_proto = static_cast<uint8_t>(key[17]);
       o.port = static_cast<uint16_t>((static_cast<uint8_t>(key[18]) << 8) |
                                      static_cast<uint8_t>(key[19]));
+      o.name = key.substr(20);
     }
     o.count = entry->count;
     o.first_seen_ns = entry->first_seen_ns;
@@ -295,6 +304,7 @@ nlohmann::json LearnStore::ToJson() const {
         entry["addr"] = AddressText(o.family, o.addr);
         entry["ip_proto"] = o.ip_proto;
         entry["port"] = o.port;
+        if (!o.name.empty()) entry["name"] = o.name;
       }
       entries.push_back(std::move(entry));
     }

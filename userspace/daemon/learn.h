@@ -36,10 +36,12 @@ class LearnStore {
   // addr[0..3]. A family other than 4 or 6 is ignored. When the target
   // already has max_entries_per_target entries, a new key is not stored and
   // `count` is added to overflow(target) instead; existing keys keep counting.
+  // `name`: the DNS name the address was resolved from ("" = none); the same
+  // destination reached by two names is two entries.
   void Record(const std::string& target, uint8_t family,
               const std::array<uint8_t, 16>& addr, uint8_t ip_proto,
               uint16_t port, uint64_t count, int64_t time_ns,
-              absl::string_view comm);
+              absl::string_view comm, absl::string_view name = "");
 
   // Adds `count` attempts towards the unix socket address `path` (text form,
   // policy/unix_rules.h), as Record does for inet destinations. An empty
@@ -71,7 +73,8 @@ class LearnStore {
 
   // {"version": 1, "targets": {NAME: {"overflow": N, "entries": [{"family",
   // "addr" (text), "ip_proto", "port", "count", "first_seen_ns",
-  // "last_seen_ns", "processes"}...]}}}, entries sorted as Query's; a unix
+  // "last_seen_ns", "processes", "name" (when resolved)}...]}}}, entries
+  // sorted as Query's; a unix
   // entry has "unix" (the address) in place of family, addr, ip_proto and
   // port.
   nlohmann::json ToJson() const;
@@ -94,9 +97,9 @@ class LearnStore {
                                          size_t max_entries_per_target = 4096);
 
  private:
-  // family (1 byte), address (16), ip_proto (1), port (2, big-endian); or
-  // for a unix address kUnixKey and its text. Byte order is Query's sort
-  // order.
+  // family (1 byte), address (16), ip_proto (1), port (2, big-endian), then
+  // the name it was resolved from (if any); or for a unix address kUnixKey
+  // and its text. Byte order is Query's sort order.
   using Key = std::string;
   static constexpr char kUnixKey = 1;
 
@@ -113,7 +116,7 @@ class LearnStore {
   };
 
   static Key MakeKey(uint8_t family, const std::array<uint8_t, 16>& addr,
-                     uint8_t ip_proto, uint16_t port);
+                     uint8_t ip_proto, uint16_t port, absl::string_view name);
   static Key MakeKey(const policy::Observation& o);
   // Adds to the entry of `key` (new if the table has room, else overflow).
   void Add(const std::string& target, const Key& key, uint64_t count,

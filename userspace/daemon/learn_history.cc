@@ -19,8 +19,9 @@ constexpr int64_t kHourNs = int64_t{3600} * 1'000'000'000;
 constexpr size_t kMaxProcessText = 256;
 
 // The destination as the row's key: "a:<address>" for a unix address,
-// "i:<family>:<proto>:<port>:<address bytes in hex>" otherwise; sorts as
-// LearnStore::Query sorts (unix first).
+// "i:<family>:<address bytes in hex>:<proto>:<port>" otherwise, and
+// ":<name>" after it for an address resolved from a DNS name (names have no
+// ':'); sorts as LearnStore::Query sorts (unix first).
 std::string KeyOf(const policy::Observation& o) {
   if (!o.unix_path.empty()) return "a:" + o.unix_path;
   const size_t len = o.family == 4 ? 4 : 16;
@@ -28,7 +29,8 @@ std::string KeyOf(const policy::Observation& o) {
                       absl::BytesToHexString(absl::string_view(
                           reinterpret_cast<const char*>(o.addr.data()), len)),
                       ":", absl::Dec(o.ip_proto, absl::kZeroPad3), ":",
-                      absl::Dec(o.port, absl::kZeroPad5));
+                      absl::Dec(o.port, absl::kZeroPad5),
+                      o.name.empty() ? "" : ":", o.name);
 }
 
 bool FromKey(const std::string& key, policy::Observation* o) {
@@ -38,6 +40,10 @@ bool FromKey(const std::string& key, policy::Observation* o) {
   }
   std::vector<std::string> parts = absl::StrSplit(key, ':');
   int family = 0, proto = 0, port = 0;
+  if (parts.size() == 6 && !parts[5].empty()) {
+    o->name = parts[5];
+    parts.pop_back();
+  }
   if (parts.size() != 5 || parts[0] != "i" ||
       !absl::SimpleAtoi(parts[1], &family) ||
       !absl::SimpleAtoi(parts[3], &proto) ||

@@ -49,6 +49,7 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
 void Learner::Forget(const std::string& target) {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.Forget(target);
+  names_.Forget(target);
   overflow_.erase(target);
   if (history_) history_->Forget(target).IgnoreError();
 }
@@ -151,7 +152,15 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   }
   pending_.Record(target, e.family, addr, e.proto, ntohs(e.port),
                   uint64_t{e.suppressed} + 1,
-                  RecordUnixNs(e, realtime_offset_ns), comm);
+                  RecordUnixNs(e, realtime_offset_ns), comm,
+                  names_.NameOf(target, e.family, addr));
+}
+
+void Learner::LearnAnswer(const egress_dns_answer_event& answer,
+                          const std::string& target) {
+  if (target.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  names_.Remember(target, answer);
 }
 
 absl::StatusOr<control::SuggestResponse> Learner::Suggest(
@@ -173,6 +182,7 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   opts.target = PolicyTargetOf(t);
   opts.group_v4 = req.group_v4;
   opts.group_v6 = req.group_v6;
+  opts.group_names = req.group_names;
   // Records that could not be told apart are not evidence of anything.
   EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Observation> found,
                           history_->Query(t.name, since_ns));

@@ -1,7 +1,9 @@
 // What targets initiate, learned from their records (audit and allow
 // verdicts, outbound flows), aggregated in memory for a few seconds and then
 // kept by the hour in <state_dir>/learned.db (learn_history.h), and the
-// least-privilege policy proposed from it (`egressctl suggest`).
+// least-privilege policy proposed from it (`egressctl suggest`). A target in
+// audit mode also reports the DNS answers its own queries got: each
+// destination is kept with the name it was resolved from (answer_names.h).
 #ifndef EGRESS_USERSPACE_DAEMON_LEARNER_H_
 #define EGRESS_USERSPACE_DAEMON_LEARNER_H_
 
@@ -14,7 +16,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 #include "userspace/control/protocol.h"
+#include "userspace/daemon/answer_names.h"
 #include "userspace/daemon/learn.h"
 #include "userspace/daemon/learn_history.h"
 #include "userspace/daemon/state.h"
@@ -35,6 +39,10 @@ class Learner {
   // allowed flow adds what no allow record showed).
   void Learn(const egress_event& e, const std::string& target,
              policy::LoggingLevel logging, int64_t realtime_offset_ns);
+  // Remembers which name the answer's addresses were resolved from, for
+  // the records of `target` that follow.
+  void LearnAnswer(const egress_dns_answer_event& answer,
+                   const std::string& target);
   void Forget(const std::string& target);
   // Flushes first, so that the last seconds count.
   absl::StatusOr<control::SuggestResponse> Suggest(
@@ -50,6 +58,7 @@ class Learner {
   // Records arrive on the loop; a removed target is forgotten by the worker.
   mutable std::mutex mu_;
   LearnStore pending_;  // since the last flush
+  AnswerNames names_;   // address -> name, per target
   // Attempts not kept because a target's pending table was full.
   absl::flat_hash_map<std::string, uint64_t> overflow_;
   std::unique_ptr<LearnHistory> history_;

@@ -56,9 +56,13 @@ absl::StatusOr<std::unique_ptr<RecordHub>> RecordHub::Create(
   RecordHub* self = hub.get();
   EGRESS_ASSIGN_OR_RETURN(
       hub->reader_,
-      EventReader::Create(events_fd, [self](const egress_event& e) {
-        self->pipeline_->OnRecord(e);
-      }));
+      EventReader::Create(
+          events_fd,
+          [self](const egress_event& e) { self->pipeline_->OnRecord(e); },
+          [self](const egress_dns_answer_event& a) {
+            self->learner_.LearnAnswer(
+                a, self->engine_.LookupRecord(a.target_id, 0).name);
+          }));
   return hub;
 }
 

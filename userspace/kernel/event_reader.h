@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 #include "userspace/kernel/libbpf_ptr.h"
 
 namespace egress {
@@ -16,11 +17,15 @@ namespace egress {
 class EventReader {
  public:
   using Handler = std::function<void(const egress_event&)>;
+  // DNS-answer records of audit learning (dns_abi.h); they are not verdict
+  // or flow records and never reach `handler`.
+  using AnswerHandler = std::function<void(const egress_dns_answer_event&)>;
 
   // `events_fd` is the ring buffer map; `handler` is called for every
-  // well-formed record, in order. Errno status when libbpf refuses the map.
-  static absl::StatusOr<std::unique_ptr<EventReader>> Create(int events_fd,
-                                                             Handler handler);
+  // well-formed record, in order, and `answers` (may be empty: dropped) for
+  // every DNS-answer record. Errno status when libbpf refuses the map.
+  static absl::StatusOr<std::unique_ptr<EventReader>> Create(
+      int events_fd, Handler handler, AnswerHandler answers = nullptr);
 
   // Consumes every record available now. Returns how many were read.
   absl::StatusOr<int> Drain();
@@ -36,6 +41,7 @@ class EventReader {
   // Declared first, destroyed last: the ring buffer's callback context is
   // this object, and libbpf calls OnRecord only from Drain().
   Handler handler_;
+  AnswerHandler answers_;
   RingBufferPtr rb_;
   uint64_t malformed_ = 0;
 };

@@ -19,6 +19,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/policy_writer.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/suggest_names.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
@@ -185,15 +186,23 @@ std::string StatsLine(const std::string& where, const DestStats& s) {
 
 std::vector<std::string> RuleComment(
     const PortKey& key, const std::string& service,
-    const std::map<DestKey, DestStats>& dests) {
+    const std::map<DestKey, DestStats>& dests,
+    const std::map<std::string, DestStats>& names) {
   uint64_t total = 0;
   for (const auto& [dest, s] : dests) total = SaturatingAdd(total, s.count);
+  for (const auto& [name, s] : names) total = SaturatingAdd(total, s.count);
+  const size_t n = dests.size() + names.size();
   std::vector<std::string> lines;
-  lines.push_back(
-      absl::StrCat(DescribePort(key),
-                   service.empty() ? "" : absl::StrCat(" (", service, ")"),
-                   ": ", Attempts(total), " to ", dests.size(),
-                   dests.size() == 1 ? " destination" : " destinations"));
+  lines.push_back(absl::StrCat(
+      DescribePort(key),
+      service.empty() ? "" : absl::StrCat(" (", service, ")"), ": ",
+      Attempts(total), " to ", n, n == 1 ? " destination" : " destinations"));
+  for (const auto& [name, s] : names) {
+    lines.push_back(StatsLine(
+        absl::StrCat(name, " (resolved to ", s.addresses.size(),
+                     s.addresses.size() == 1 ? " address)" : " addresses)"),
+        s));
+  }
   for (const auto& [dest, s] : dests) {
     std::string where = DestText(dest);
     if (s.addresses.size() > 1) {
@@ -204,9 +213,11 @@ std::vector<std::string> RuleComment(
   return lines;
 }
 
-// Every observation, grouped by (protocol, port) and destination network.
+// Every observation, grouped by (protocol, port) and destination network,
+// or rule name for destinations reached by a DNS name.
 struct Seen {
   std::map<PortKey, std::map<DestKey, DestStats>> by_port;
+  std::map<PortKey, std::map<std::string, DestStats>> names_by_port;
   std::map<std::string, DestStats> unix_paths;  // by address text
   uint64_t total = 0;                           // attempts
   int64_t first_ns = std::numeric_limits<int64_t>::max();
@@ -237,6 +248,15 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     seen.first_ns = std::min(seen.first_ns, o.first_seen_ns);
     seen.last_ns = std::max(seen.last_ns, o.last_seen_ns);
   };
+  // Inet observations, checked, with IPv4-mapped addresses as IPv4.
+  struct Inet {
+    const Observation* o;
+    uint8_t family;
+    std::array<uint8_t, 16> addr;
+    Proto proto;
+  };
+  std::vector<Inet> inet;
+  std::set<std::string> learned_names;
   for (size_t i = 0; i < observed.size(); ++i) {
     const Observation& o = observed[i];
     if (!o.unix_path.empty()) {
@@ -245,22 +265,55 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
       continue;
     }
     if (absl::Status st = CheckObservation(o, i); !st.ok()) return st;
-    uint8_t family = o.family;
-    std::array<uint8_t, 16> addr = o.addr;
-    if (family == 6 && IsV4Mapped(addr)) {
-      family = 4;
+    Inet n{&o, o.family, o.addr, Proto::kIcmp};
+    if (n.family == 6 && IsV4Mapped(n.addr)) {
+      n.family = 4;
       std::array<uint8_t, 16> v4{};
-      std::copy(addr.begin() + 12, addr.end(), v4.begin());
-      addr = v4;
+      std::copy(o.addr.begin() + 12, o.addr.end(), v4.begin());
+      n.addr = v4;
     }
-    Proto proto = Proto::kIcmp;
-    if (o.ip_proto == IPPROTO_TCP) proto = Proto::kTcp;
-    if (o.ip_proto == IPPROTO_UDP) proto = Proto::kUdp;
-    const int prefix = family == 4 ? options.group_v4 : options.group_v6;
-    DestStats& s = seen.by_port[{proto, o.port}][{
-        family, MaskedAddress(addr, prefix), static_cast<uint8_t>(prefix)}];
-    add(o, s);
-    s.addresses.insert(addr);
+    if (o.ip_proto == IPPROTO_TCP) n.proto = Proto::kTcp;
+    if (o.ip_proto == IPPROTO_UDP) n.proto = Proto::kUdp;
+    if (!o.name.empty() && n.proto != Proto::kIcmp) {
+      learned_names.insert(o.name);
+    }
+    inet.push_back(n);
+  }
+  const std::map<std::string, std::string> patterns =
+      NamePatterns(learned_names, options.group_names);
+  // The rule name of a destination (address, protocol, port) reached by a
+  // DNS name: a lookup answered it, so the same destination reached without
+  // one (an address the application kept) goes under that name too.
+  using Reached = std::tuple<uint8_t, std::array<uint8_t, 16>, PortKey>;
+  std::map<Reached, std::string> named;
+  auto pattern_of = [&patterns](const Inet& n) -> std::string {
+    if (n.o->name.empty() || n.proto == Proto::kIcmp) return "";
+    auto it = patterns.find(n.o->name);
+    return it == patterns.end() ? "" : it->second;
+  };
+  for (const Inet& n : inet) {
+    std::string p = pattern_of(n);
+    if (!p.empty())
+      named.emplace(Reached{n.family, n.addr, {n.proto, n.o->port}}, p);
+  }
+  for (const Inet& n : inet) {
+    const PortKey port{n.proto, n.o->port};
+    std::string p = pattern_of(n);
+    if (p.empty() && n.proto != Proto::kIcmp) {
+      auto it = named.find(Reached{n.family, n.addr, port});
+      if (it != named.end()) p = it->second;
+    }
+    if (!p.empty()) {
+      DestStats& s = seen.names_by_port[port][p];
+      add(*n.o, s);
+      s.addresses.insert(n.addr);
+      continue;
+    }
+    const int prefix = n.family == 4 ? options.group_v4 : options.group_v6;
+    DestStats& s = seen.by_port[port][{n.family, MaskedAddress(n.addr, prefix),
+                                       static_cast<uint8_t>(prefix)}];
+    add(*n.o, s);
+    s.addresses.insert(n.addr);
   }
   return seen;
 }
@@ -270,15 +323,25 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
 void DescribeSeen(const Seen& seen, const SuggestOptions& options,
                   std::vector<std::string>* header) {
   std::set<DestKey> all_dests;
+  std::set<PortKey> ports;
   for (const auto& [key, dests] : seen.by_port) {
+    ports.insert(key);
     for (const auto& [dest, s] : dests) all_dests.insert(dest);
   }
-  const size_t combinations = seen.by_port.size();
+  std::set<std::string> all_names;
+  for (const auto& [key, names] : seen.names_by_port) {
+    ports.insert(key);
+    for (const auto& [name, s] : names) all_names.insert(name);
+  }
+  const size_t combinations = ports.size();
   const size_t unix_paths = seen.unix_paths.size();
   header->push_back(absl::StrCat(
       "Covers ", combinations, " protocol/port combination",
       combinations == 1 ? "" : "s", " to ", all_dests.size(), " destination",
       all_dests.size() == 1 ? "" : "s",
+      all_names.empty()
+          ? ""
+          : absl::StrCat(" by address, ", all_names.size(), " by DNS name"),
       unix_paths == 0 ? ""
                       : absl::StrCat(" and ", unix_paths, " unix socket",
                                      unix_paths == 1 ? "" : "s"),
@@ -296,6 +359,17 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
     header->push_back(absl::StrCat("Destinations are grouped into networks: ",
                                    absl::StrJoin(grouped, ", "), "."));
   }
+  if (!all_names.empty()) {
+    header->push_back(
+        "Destinations the target resolved are allowed by name (domainNames):");
+    header->push_back(
+        "their addresses are learned from the target's own DNS answers, so");
+    header->push_back("the resolver rule is needed too.");
+    if (options.group_names) {
+      header->push_back(
+          "Names sharing a parent domain are grouped into *.PARENT.");
+    }
+  }
 }
 
 std::vector<std::string> HeaderComment(const Seen& seen,
@@ -308,7 +382,8 @@ std::vector<std::string> HeaderComment(const Seen& seen,
       "from the connections it was seen making in audit/learn mode.");
   for (const std::string& line : options.header_comment) header.push_back(line);
   header.push_back("");
-  if (seen.by_port.empty() && seen.unix_paths.empty()) {
+  if (seen.by_port.empty() && seen.names_by_port.empty() &&
+      seen.unix_paths.empty()) {
     header.push_back(
         "Nothing was observed, so this policy allows no egress at all: every");
     header.push_back("outgoing connection of the target will be denied.");
@@ -362,7 +437,16 @@ Rule PortRule(const PortKey& key,
 void AddRules(const Seen& seen, PolicyDocument* doc) {
   const std::map<PortKey, ServiceNames> services = WellKnownServices();
   std::set<std::string> used_names;
-  for (const auto& [key, dests] : seen.by_port) {
+  std::set<PortKey> ports;
+  for (const auto& [key, dests] : seen.by_port) ports.insert(key);
+  for (const auto& [key, names] : seen.names_by_port) ports.insert(key);
+  const std::map<DestKey, DestStats> no_dests;
+  const std::map<std::string, DestStats> no_names;
+  for (const PortKey& key : ports) {
+    auto d = seen.by_port.find(key);
+    auto n = seen.names_by_port.find(key);
+    const auto& dests = d == seen.by_port.end() ? no_dests : d->second;
+    const auto& names = n == seen.names_by_port.end() ? no_names : n->second;
     std::string name, service;
     Rule rule = PortRule(key, services, &name, &service);
     if (!used_names.insert(name).second) {
@@ -374,7 +458,8 @@ void AddRules(const Seen& seen, PolicyDocument* doc) {
       std::tie(c.family, c.addr, c.prefix_len) = dest;
       rule.destinations.push_back(c);
     }
-    doc->rule_comments.push_back(RuleComment(key, service, dests));
+    for (const auto& [pattern, s] : names) rule.names.push_back(pattern);
+    doc->rule_comments.push_back(RuleComment(key, service, dests, names));
     doc->rule_names.push_back(name);
     doc->rules.push_back(std::move(rule));
   }

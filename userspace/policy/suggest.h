@@ -29,6 +29,9 @@ struct Observation {
   // Non-empty for a unix socket address (the text form of unix_rules.h):
   // then family, addr, ip_proto and port are not used.
   std::string unix_path;
+  // The DNS name the address was resolved from by the target's own query
+  // (audit learning, docs/dns.md), or "" when it was reached without one.
+  std::string name;
 };
 
 struct SuggestOptions {
@@ -38,6 +41,9 @@ struct SuggestOptions {
   int group_v4 = 32;
   // The same for IPv6 (1..128); 128 = no grouping.
   int group_v6 = 128;
+  // Allow resolved destinations by "*.PARENT" where names share a parent
+  // (suggest_names.h, NamePatterns); false = exact names.
+  bool group_names = false;
   // Extra lines for the top comment (e.g. "learned since ...").
   std::vector<std::string> header_comment;
 };
@@ -68,6 +74,16 @@ struct SuggestOptions {
 //     protocols), else "tcp-8080" / "udp-5353", and "icmp".
 //   - above each rule, a comment per destination with its attempt count,
 //     process names and first/last seen times (RFC 3339, UTC).
+//   - destinations reached by a DNS name (Observation::name, TCP/UDP) are
+//     allowed by that name: the rule of their (protocol, port) gets one
+//     `domainNames` peer listing the names (NamePatterns of suggest_names.h:
+//     exact, or *.PARENT with group_names), beside the `ipBlock` peers of
+//     the destinations reached without a lookup. The same address,
+//     protocol and port also seen without a name goes under the name (the
+//     application kept the address). Each name's comment line gives how
+//     many addresses it resolved to. The resolvers themselves are ordinary
+//     destinations (53/udp, 53/tcp as used), so the suggested DNS rule
+//     allows exactly them.
 //   - unix observations: one allow rule named "unix" listing every address
 //     seen, sorted (an allow-list: other unix addresses are refused), with
 //     a comment per address as above. None seen: no unix rule, so unix

@@ -116,6 +116,9 @@ enum {
 	 * in the record was not refused, or hooks are missing: then no
 	 * destination). Reason EGRESS_REASON_NOT_ENFORCED. */
 	EGRESS_EVENT_SELF_CHECK_FAILED = 6,
+	/* skb_ingress, audit mode: a DNS answer the target's own query got
+	 * (struct egress_dns_answer_event, dns_abi.h). */
+	EGRESS_EVENT_DNS_ANSWER = 7,
 };
 
 enum {

@@ -250,4 +250,38 @@ struct egress_dns_learn {
 };
 EGRESS_ABI_SIZE(egress_dns_learn, 4112);
 
+/* Ring buffer record of kind EGRESS_EVENT_DNS_ANSWER, emitted by skb_ingress
+ * for a target in audit mode, for every answer that matches a query the
+ * target sent (the same anti-forgery rule as bindings: same socket, server,
+ * ports, transaction id and question), whatever its rules: egressd learns
+ * which name each address was reached by (`egressctl suggest` proposes
+ * domainNames rules from it). kind sits where egress_event keeps it, so the
+ * reader tells the records apart by that byte (and the size). */
+struct egress_dns_answer_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns() */
+	__u32 target_id;
+	__u16 qtype;	 /* EGRESS_DNS_TYPE_A / _AAAA: the addresses' family */
+	__u8 naddrs;	 /* entries used in addrs */
+	__u8 proto;	 /* IPPROTO_UDP / IPPROTO_TCP of the exchange */
+	__u8 server[16]; /* the resolver; IPv4 in the first 4 bytes */
+	__be16 server_port;
+	__u8 server_family; /* EGRESS_FAMILY_IPV4 / _IPV6 */
+	__u8 reserved[83];  /* zero */
+	__u8 kind;	    /* EGRESS_EVENT_DNS_ANSWER */
+	__u8 pad;
+	char qname[EGRESS_DNS_NAME_BYTES]; /* the question, text form */
+	struct egress_dns_addr addrs[EGRESS_DNS_MAX_ANSWERS];
+};
+EGRESS_ABI_SIZE(egress_dns_answer_event, 1016);
+#ifdef __cplusplus
+static_assert(__builtin_offsetof(struct egress_dns_answer_event, kind) ==
+		  __builtin_offsetof(struct egress_event, kind),
+	      "egress_dns_answer_event: kind must sit where egress_event's is");
+#else
+_Static_assert(
+    __builtin_offsetof(struct egress_dns_answer_event, kind) ==
+	__builtin_offsetof(struct egress_event, kind),
+    "egress_dns_answer_event: kind must sit where egress_event's is");
+#endif
+
 #endif /* EGRESS_DNS_ABI_H_ */

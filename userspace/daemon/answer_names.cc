@@ -1,0 +1,75 @@
+#include "userspace/daemon/answer_names.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "userspace/policy/rule.h"
+
+namespace egress {
+namespace {
+
+// The kernel's parser writes names this way (lib/dns.h); anything else is
+// not ours to put in a policy.
+bool IsAnswerName(absl::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
+}
+
+}  // namespace
+
+std::string AnswerNames::Key(uint8_t family,
+                             const std::array<uint8_t, 16>& addr) {
+  std::array<uint8_t, 16> a = addr;
+  if (family == 6 && policy::IsV4Mapped(a)) {
+    family = 4;
+    std::copy(addr.begin() + 12, addr.end(), a.begin());
+  }
+  if (family == 4) std::fill(a.begin() + 4, a.end(), 0);
+  std::string k(1, static_cast<char>(family));
+  k.append(reinterpret_cast<const char*>(a.data()), a.size());
+  return k;
+}
+
+void AnswerNames::Remember(const std::string& target,
+                           const egress_dns_answer_event& answer) {
+  uint8_t family = 0;
+  if (answer.qtype == EGRESS_DNS_TYPE_A) family = 4;
+  if (answer.qtype == EGRESS_DNS_TYPE_AAAA) family = 6;
+  const std::string name(answer.qname,
+                         strnlen(answer.qname, sizeof(answer.qname)));
+  if (family == 0 || !IsAnswerName(name) || max_per_target_ == 0) return;
+  Table& t = targets_[target];
+  const size_t n = std::min<size_t>(answer.naddrs, EGRESS_DNS_MAX_ANSWERS);
+  for (size_t i = 0; i < n; ++i) {
+    std::array<uint8_t, 16> addr;
+    std::memcpy(addr.data(), answer.addrs[i].addr, 16);
+    const std::string key = Key(family, addr);
+    auto [it, fresh] = t.names.insert_or_assign(key, name);
+    if (!fresh) continue;
+    t.order.push_back(key);
+    while (t.names.size() > max_per_target_) {
+      t.names.erase(t.order.front());
+      t.order.pop_front();
+    }
+  }
+}
+
+std::string AnswerNames::NameOf(const std::string& target, uint8_t family,
+                                const std::array<uint8_t, 16>& addr) const {
+  auto t = targets_.find(target);
+  if (t == targets_.end()) return "";
+  auto it = t->second.names.find(Key(family, addr));
+  return it == t->second.names.end() ? "" : it->second;
+}
+
+void AnswerNames::Forget(const std::string& target) { targets_.erase(target); }
+
+size_t AnswerNames::size(const std::string& target) const {
+  auto t = targets_.find(target);
+  return t == targets_.end() ? 0 : t->second.names.size();
+}
+
+}  // namespace egress
