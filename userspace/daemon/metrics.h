@@ -43,6 +43,15 @@ struct MetricsSnapshot {
     uint64_t events_lost = 0;        // ring buffer reservation failures
     uint64_t events_suppressed = 0;  // rate-limited records (still counted)
     uint64_t flows_active = 0;       // TCP connections open now (in+out)
+    // DNS learning (targets with name rules only).
+    bool names = false;
+    uint64_t dns_queries = 0;
+    uint64_t dns_answers = 0;
+    uint64_t dns_ignored_malformed = 0, dns_ignored_no_query = 0;
+    uint64_t dns_ignored_resolver = 0, dns_ignored_no_rule = 0;
+    uint64_t dns_no_address = 0;
+    uint64_t dns_bindings_learned = 0, dns_bindings_refused = 0;
+    uint64_t dns_bindings = 0, dns_bindings_swept = 0;
   };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
@@ -64,11 +73,18 @@ struct MetricsSnapshot {
 //   egress_source_routes_denied_total{target}           counter
 //   egress_events_lost_total{target}                    counter
 //   egress_events_suppressed_total{target}              counter
+//   egress_dns_queries_total{target}                    counter
+//   egress_dns_answers_total{target}                    counter
+//   egress_dns_answers_ignored_total{target,reason}     counter
+//   egress_dns_bindings_learned_total{target}           counter
+//   egress_dns_bindings_refused_total{target}           counter
+//   egress_dns_bindings_swept_total{target}             counter
 //   egress_events_read_total                            counter
 //   egress_events_dropped_total{reason}                 counter
 //   egress_flows_active{target}                         gauge
 //   egress_policy_rules{target}                         gauge
 //   egress_attached_hooks{target}                       gauge
+//   egress_dns_bindings{target}                         gauge
 //   egress_target_info{target,mode}                     gauge (1)
 //   egress_config_last_reload_successful                gauge
 //   egress_build_info{version,libbpf_version}           gauge (1)

@@ -39,6 +39,25 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     mt.hooks_attached = t.hooks_attached;
     mt.hooks_total = t.hooks_total;
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
+    if (t.name_rules > 0) {
+      mt.names = true;
+      if (auto d = kernel.DnsCounters(t.id); d.ok()) {
+        mt.dns_queries = d->queries;
+        mt.dns_answers = d->answers;
+        mt.dns_ignored_malformed = d->ignored_malformed;
+        mt.dns_ignored_no_query = d->ignored_no_query;
+        mt.dns_ignored_resolver = d->ignored_resolver;
+        mt.dns_ignored_no_rule = d->ignored_no_rule;
+        mt.dns_no_address = d->answers_empty;
+        mt.dns_bindings_learned = d->bindings;
+        mt.dns_bindings_refused = d->full;
+      }
+      auto b = counters.dns_bindings.find(t.id);
+      if (b != counters.dns_bindings.end()) {
+        mt.dns_bindings = b->second.live;
+        mt.dns_bindings_swept = b->second.swept;
+      }
+    }
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
         m.rule_hits.push_back({t.name, rule_id, n});
