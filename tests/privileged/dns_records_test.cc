@@ -202,6 +202,23 @@ TEST_F(DnsRecordsTest, StatusAndMetricsCountAnswers) {
       << metrics;
 }
 
+// `list`, `status numbered` and `export` show the name rules as typed.
+TEST_F(DnsRecordsTest, ListStatusAndExportShowNameRules) {
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{
+           {"list"}, {"status", "numbered"}, {"export", "--target", "web"}}) {
+    const std::string out = CtlOk(cmd);
+    EXPECT_TRUE(absl::StrContains(out, "api.example.test")) << out;
+    EXPECT_TRUE(absl::StrContains(out, "blocked.example.test")) << out;
+  }
+  const std::string yaml = CtlOk({"export", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(yaml, "domainNames")) << yaml;
+  const nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
+  ASSERT_EQ(rules.size(), 4u) << rules;
+  EXPECT_EQ(rules[1]["names"], nlohmann::json::array({"api.example.test"}))
+      << rules;
+}
+
 // A process of the target whose root is a directory of the test's own: its
 // etc/nsswitch.conf, etc/resolv.conf and sockets are what egressd reads
 // through /proc/PID/root. Killed and reaped by the caller.

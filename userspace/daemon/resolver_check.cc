@@ -6,12 +6,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -172,8 +171,17 @@ std::vector<std::string> TargetResolverWarnings(
     size_t max_processes) {
   std::vector<std::string> out;
   std::set<std::string> seen;
+  // Processes that share a mount namespace and a root see the same files:
+  // each view is read once.
+  std::set<std::array<uint64_t, 4>> views;
   for (const std::string& pid : CgroupPids(abs_path, max_processes)) {
     const std::string root = absl::StrCat("/proc/", pid, "/root");
+    struct stat r, ns;
+    if (stat(root.c_str(), &r) != 0 ||
+        stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &ns) != 0 ||
+        !views.insert({r.st_dev, r.st_ino, ns.st_dev, ns.st_ino}).second) {
+      continue;
+    }
     // The same view (file contents) gives the same warning: said once,
     // for the first process that has it.
     for (const std::string& w :
