@@ -234,23 +234,9 @@ void ControlService::SweepDnsBindings() {
 control::TargetDns ControlService::DnsOf(
     const control::TargetInfo& t,
     const std::vector<policy::Rule>& rules) const {
-  control::TargetDns d;
-  if (auto c = kernel_.DnsCounters(t.id); c.ok()) {
-    d.queries = c->queries;
-    d.answers = c->answers;
-    d.answers_matched = c->answers_matched;
-    d.answers_empty = c->answers_empty;
-    d.bindings_learned = c->bindings;
-    d.ignored_malformed = c->ignored_malformed;
-    d.ignored_no_query = c->ignored_no_query;
-    d.ignored_resolver = c->ignored_resolver;
-    d.ignored_no_rule = c->ignored_no_rule;
-    d.refused_full = c->full;
-  }
-  const DnsSweep::Target b = dns_sweeper_.Of(t.id);
-  d.bindings_live = b.live;
-  d.bindings_expired = b.expired;
-  d.bindings_swept = b.swept;
+  auto c = kernel_.DnsCounters(t.id);
+  control::TargetDns d =
+      TargetDnsOf(c.ok() ? *c : egress_dns_counters{}, dns_sweeper_.Of(t.id));
   // A user target's processes can be anywhere: not looked at.
   const size_t checked =
       t.source == policy::TargetSource::kUser ? 0 : kMaxCgroupsChecked;

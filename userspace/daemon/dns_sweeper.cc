@@ -4,6 +4,25 @@
 
 namespace egress {
 
+control::TargetDns TargetDnsOf(const egress_dns_counters& c,
+                               const DnsSweep::Target& b) {
+  control::TargetDns d;
+  d.queries = c.queries;
+  d.answers = c.answers;
+  d.answers_matched = c.answers_matched;
+  d.answers_empty = c.answers_empty;
+  d.bindings_learned = c.bindings;
+  d.ignored_malformed = c.ignored_malformed;
+  d.ignored_no_query = c.ignored_no_query;
+  d.ignored_resolver = c.ignored_resolver;
+  d.ignored_no_rule = c.ignored_no_rule;
+  d.refused_full = c.full;
+  d.bindings_live = b.live;
+  d.bindings_expired = b.expired;
+  d.bindings_swept = b.swept;
+  return d;
+}
+
 absl::Status DnsSweeper::Sweep() {
   EGRESS_ASSIGN_OR_RETURN(DnsSweep found, kernel_.SweepDnsBindings());
   std::lock_guard<std::mutex> lock(mu_);

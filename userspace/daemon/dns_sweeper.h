@@ -9,10 +9,18 @@
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "egress/dns_abi.h"
+#include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/kernel/dns_sweep.h"
 
 namespace egress {
+
+// What `status` and the metrics show of a target's DNS learning: the
+// kernel's counters `c` and the sweep's view `b` of its bindings (no
+// resolver warnings: those are read from /proc, by status only).
+control::TargetDns TargetDnsOf(const egress_dns_counters& c,
+                               const DnsSweep::Target& b);
 
 class DnsSweeper {
  public:

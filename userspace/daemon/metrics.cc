@@ -149,20 +149,20 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
   for (const auto& t : s.targets) {
     if (!t.names) continue;
     const std::string name = ValidUtf8(t.name);
-    Count(dns_queries, {{"target", name}}, t.dns_queries);
-    Count(dns_answers, {{"target", name}}, t.dns_answers);
+    Count(dns_queries, {{"target", name}}, t.dns.queries);
+    Count(dns_answers, {{"target", name}}, t.dns.answers);
     const std::pair<const char*, uint64_t> ignored[] = {
-        {"malformed", t.dns_ignored_malformed},
-        {"no_query", t.dns_ignored_no_query},
-        {"resolver_not_allowed", t.dns_ignored_resolver},
-        {"no_rule", t.dns_ignored_no_rule},
-        {"no_address", t.dns_no_address}};
+        {"malformed", t.dns.ignored_malformed},
+        {"no_query", t.dns.ignored_no_query},
+        {"resolver_not_allowed", t.dns.ignored_resolver},
+        {"no_rule", t.dns.ignored_no_rule},
+        {"no_address", t.dns.answers_empty}};
     for (const auto& [reason, n] : ignored) {
       Count(dns_ignored, {{"target", name}, {"reason", reason}}, n);
     }
-    Count(dns_learned, {{"target", name}}, t.dns_bindings_learned);
-    Count(dns_refused, {{"target", name}}, t.dns_bindings_refused);
-    Count(dns_swept, {{"target", name}}, t.dns_bindings_swept);
+    Count(dns_learned, {{"target", name}}, t.dns.bindings_learned);
+    Count(dns_refused, {{"target", name}}, t.dns.refused_full);
+    Count(dns_swept, {{"target", name}}, t.dns.bindings_swept);
   }
 }
 
@@ -246,7 +246,7 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Set(flows, {{"target", name}}, t.flows_active);
     Set(rules, {{"target", name}}, t.rules);
     Set(hooks, {{"target", name}}, t.hooks_attached);
-    if (t.names) Set(*dns_bindings, {{"target", name}}, t.dns_bindings);
+    if (t.names) Set(*dns_bindings, {{"target", name}}, t.dns.bindings_live);
     Set(info, {{"target", name}, {"mode", ValidUtf8(t.mode)}}, 1);
   }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "userspace/control/protocol.h"
 
 namespace egress {
 
@@ -45,13 +46,7 @@ struct MetricsSnapshot {
     uint64_t flows_active = 0;       // TCP connections open now (in+out)
     // DNS learning (targets with name rules only).
     bool names = false;
-    uint64_t dns_queries = 0;
-    uint64_t dns_answers = 0;
-    uint64_t dns_ignored_malformed = 0, dns_ignored_no_query = 0;
-    uint64_t dns_ignored_resolver = 0, dns_ignored_no_rule = 0;
-    uint64_t dns_no_address = 0;
-    uint64_t dns_bindings_learned = 0, dns_bindings_refused = 0;
-    uint64_t dns_bindings = 0, dns_bindings_swept = 0;
+    control::TargetDns dns;
   };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;

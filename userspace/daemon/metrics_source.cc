@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "egress/version.h"
+#include "userspace/daemon/dns_sweeper.h"
 
 namespace egress {
 namespace {
@@ -41,22 +42,11 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
     if (t.name_rules > 0) {
       mt.names = true;
-      if (auto d = kernel.DnsCounters(t.id); d.ok()) {
-        mt.dns_queries = d->queries;
-        mt.dns_answers = d->answers;
-        mt.dns_ignored_malformed = d->ignored_malformed;
-        mt.dns_ignored_no_query = d->ignored_no_query;
-        mt.dns_ignored_resolver = d->ignored_resolver;
-        mt.dns_ignored_no_rule = d->ignored_no_rule;
-        mt.dns_no_address = d->answers_empty;
-        mt.dns_bindings_learned = d->bindings;
-        mt.dns_bindings_refused = d->full;
-      }
+      auto d = kernel.DnsCounters(t.id);
       auto b = counters.dns_bindings.find(t.id);
-      if (b != counters.dns_bindings.end()) {
-        mt.dns_bindings = b->second.live;
-        mt.dns_bindings_swept = b->second.swept;
-      }
+      mt.dns = TargetDnsOf(
+          d.ok() ? *d : egress_dns_counters{},
+          b == counters.dns_bindings.end() ? DnsSweep::Target{} : b->second);
     }
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
