@@ -155,6 +155,7 @@ TEST_F(DnsLimitsTest, OneNameHoldsMoreThanThousandAddresses) {
       << dns;
   EXPECT_EQ(dns["refused_full"].get<uint64_t>(), 0u) << dns;
   EXPECT_EQ(dns["answers_matched"].get<uint64_t>(), kRounds) << dns;
+  EXPECT_EQ(dns["bindings_live"].get<uint64_t>(), kRounds * kPerAnswer) << dns;
 }
 
 // dns_bindings filled to 5 short of EGRESS_DNS_MAX_BINDINGS (live entries

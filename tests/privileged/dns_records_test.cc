@@ -178,6 +178,7 @@ TEST_F(DnsRecordsTest, StatusAndMetricsCountAnswers) {
   EXPECT_EQ(d["answers"], 2) << d;
   EXPECT_EQ(d["answers_matched"], 2) << d;
   EXPECT_EQ(d["bindings_learned"], 1) << d;
+  EXPECT_EQ(d["bindings_live"], 1) << d;
   EXPECT_EQ(d["ignored_no_rule"], 1) << d;
   EXPECT_EQ(d["ignored_no_query"], 0) << d;
   EXPECT_EQ(d["ignored_malformed"], 0) << d;

@@ -147,8 +147,9 @@ struct TargetDns {
   uint64_t ignored_malformed = 0, ignored_no_query = 0;
   uint64_t ignored_resolver = 0, ignored_no_rule = 0;
   uint64_t refused_full = 0;  // bindings refused: map or address slots full
-  // dns_bindings entries of the target at egressd's last sweep: bound now,
-  // expired (kept a little), and deleted since egressd started.
+  // dns_bindings entries of the target at egressd's last sweep (`status`
+  // sweeps first): bound, expired (kept a little), and deleted since egressd
+  // started.
   uint64_t bindings_live = 0, bindings_expired = 0, bindings_swept = 0;
   // Why the target's names cannot be learned ("" when nothing says so):
   // e.g. its processes resolve through nscd or systemd-resolved's socket.

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
@@ -255,7 +257,13 @@ control::TargetDns ControlService::DnsOf(
 absl::StatusOr<control::StatusResponse> ControlService::Status() {
   control::StatusResponse out;
   engine_.RefreshLinkHealth();
-  for (control::TargetInfo& t : engine_.TargetInfos()) {
+  std::vector<control::TargetInfo> infos = engine_.TargetInfos();
+  // The learned addresses bound now, not at the last periodic sweep.
+  if (std::any_of(infos.begin(), infos.end(),
+                  [](const auto& t) { return t.name_rules > 0; })) {
+    SweepDnsBindings();
+  }
+  for (control::TargetInfo& t : infos) {
     if (auto c = kernel_.Counters(t.id); c.ok()) t.counters = CountersOf(*c);
     t.warnings = Warnings(t);
     if (t.name_rules > 0) {

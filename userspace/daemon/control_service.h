@@ -72,8 +72,9 @@ class ControlService {
     LookAfterChange(targets, /*cut=*/false);
   }
 
-  // Deletes the learned addresses dead for long (on the worker), logging a
-  // failure; what it found shows in `status` and the metrics.
+  // Deletes the learned addresses dead for long (every 5 s on the worker,
+  // and before each `status` that shows names), logging a failure; what it
+  // found shows in `status` and the metrics. Safe from any thread.
   void SweepDnsBindings();
   std::map<uint32_t, DnsSweep::Target> DnsBindings() const {
     return dns_sweeper_.Targets();
