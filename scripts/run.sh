@@ -125,5 +125,36 @@ echo "-- egressctl events --verdict deny --last 5"
 ctl events --verdict deny --last 5 | sed 's/^/   /'
 echo "-- egressctl verify --target webapp"
 ctl verify --target webapp | sed 's/^/   /'
+echo
+echo "== 4. a name rule: egressctl allow 8443/tcp api.payments.test --target webapp"
+ctl allow 8443/tcp api.payments.test --target webapp | sed 's/^/   /'
+echo "-- the target connects before and after its own lookup of the name:"
+in_cgroup python3 - <<'EOF' | sed 's/^/   /'
+import errno, socket, struct
+def connect(what):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(("127.203.113.10", 8443))
+        print("%-44s connected" % what)
+    except OSError as e:
+        print("%-44s %s" % (what, "DENIED (EPERM)" if e.errno == errno.EPERM
+                            else "allowed by egress (%s)" % e.strerror))
+    finally:
+        s.close()
+connect("127.203.113.10:8443 before any lookup")
+name = b"".join(bytes([len(l)]) + l for l in b"api.payments.test".split(b"."))
+query = struct.pack(">HHHHHH", 0x4e41, 0x0100, 1, 0, 0, 0) + name + b"\0" \
+    + struct.pack(">HH", 1, 1)
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.settimeout(2)
+d.sendto(query, ("127.0.10.53", 53))
+answer = d.recv(512)
+print("%-44s %s" % ("lookup of api.payments.test", socket.inet_ntoa(answer[-4:])))
+connect("127.203.113.10:8443 after it")
+EOF
+sleep 0.2
+ctl events --last 2 | sed 's/^/   /'
+ctl status | grep -A1 "names:" | sed 's/^/   /'
 echo "-- egressctl export --target webapp (what is enforced, as a file)"
 ctl export --target webapp | head -20 | sed 's/^/   /'

@@ -348,6 +348,22 @@ static __always_inline void dns__bind_slot(struct egress_dns_binding *b,
 	dns__count(dc, full);
 }
 
+/* True when every slot of b expired EGRESS_DNS_DEAD_NS ago or more: no
+ * in-place write may touch it any more (dns_abi.h, "Sweeping"). */
+static __always_inline int dns__dead(const struct egress_dns_binding *b,
+				     __u64 now)
+{
+	int k;
+
+#pragma unroll
+	for (k = 0; k < EGRESS_DNS_BINDING_SLOTS; k++) {
+		if (b->slot[k].pattern &&
+		    b->slot[k].expires_ns + EGRESS_DNS_DEAD_NS > now)
+			return 0;
+	}
+	return 1;
+}
+
 /* Binds address i of the answer to every pattern found. */
 static long dns__bind_step(__u32 i, void *ctx)
 {
@@ -373,7 +389,7 @@ static long dns__bind_step(__u32 i, void *ctx)
 		ttl_ns = ls->floor_ns;
 	expires = ls->now_ns + ttl_ns;
 	b = bpf_map_lookup_elem(&dns_bindings, &k);
-	if (!b) {
+	if (!b || dns__dead(b, ls->now_ns)) {
 		struct egress_dns_binding nb = {};
 
 #pragma unroll
@@ -383,13 +399,16 @@ static long dns__bind_step(__u32 i, void *ctx)
 				nb.slot[j].expires_ns = expires;
 			}
 		}
-		if (!bpf_map_update_elem(&dns_bindings, &k, &nb, BPF_NOEXIST)) {
+		/* A dead entry is replaced whole, in one update, never written
+		 * in place: egressd may be deleting it (the sweep). */
+		if (!bpf_map_update_elem(&dns_bindings, &k, &nb,
+					 b ? BPF_ANY : BPF_NOEXIST)) {
 			__sync_fetch_and_add(&dc->bindings, n);
 			return 0;
 		}
 		/* Full, or another CPU bound it meanwhile. */
 		b = bpf_map_lookup_elem(&dns_bindings, &k);
-		if (!b) {
+		if (!b || dns__dead(b, ls->now_ns)) {
 			__sync_fetch_and_add(&dc->full, n);
 			return 0;
 		}

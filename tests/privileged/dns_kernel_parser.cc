@@ -20,9 +20,10 @@ void Put16(std::vector<uint8_t>& f, size_t at, size_t v) {
   f[at + 1] = static_cast<uint8_t>(v);
 }
 
-// Ethernet, IP (loopback addresses, UDP) and UDP from port 53, then the
-// message. Checksums are left zero: nothing checks them here.
-std::vector<uint8_t> Frame(const std::vector<uint8_t>& message, bool ipv6) {
+}  // namespace
+
+std::vector<uint8_t> DnsAnswerFrame(const std::vector<uint8_t>& message,
+                                    bool ipv6) {
   const size_t ip = ipv6 ? 40 : 20;
   const size_t udp = 8 + message.size();
   std::vector<uint8_t> f(ETH_HLEN + ip + 8, 0);
@@ -50,8 +51,6 @@ std::vector<uint8_t> Frame(const std::vector<uint8_t>& message, bool ipv6) {
   return f;
 }
 
-}  // namespace
-
 void KernelDnsParser::Deleter::operator()(dns_parse_test* skel) const {
   dns_parse_test__destroy(skel);
 }
@@ -73,7 +72,7 @@ absl::StatusOr<KernelDnsParser> KernelDnsParser::Load() {
 
 absl::StatusOr<egress_dns_outcome> KernelDnsParser::Parse(
     const std::vector<uint8_t>& message, bool ipv6) {
-  const std::vector<uint8_t> frame = Frame(message, ipv6);
+  const std::vector<uint8_t> frame = DnsAnswerFrame(message, ipv6);
   const uint64_t runs = skel_->bss->runs;
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
               .data_size_in = static_cast<uint32_t>(frame.size()), .repeat = 1);

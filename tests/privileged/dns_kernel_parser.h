@@ -16,6 +16,12 @@ struct dns_parse_test;
 namespace egress {
 namespace testing {
 
+// Ethernet, IP (loopback addresses, UDP) and UDP from port 53 to port
+// 40000, then `message`: a frame for BPF_PROG_TEST_RUN of a cgroup_skb or
+// test program. Checksums are left zero: nothing checks them here.
+std::vector<uint8_t> DnsAnswerFrame(const std::vector<uint8_t>& message,
+                                    bool ipv6);
+
 class KernelDnsParser {
  public:
   // Loads the program (the verifier runs here). Root only. The program and

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "userspace/daemon/raw_capability.h"
+#include "userspace/events/event_line.h"
 
 namespace egress {
 namespace {
@@ -90,6 +91,60 @@ TEST(EventJsonTest, HintsForEachKindOfRefusal) {
   EXPECT_EQ(AllowHint(e, "dns", 0), "egressctl allow raw --target dns");
   e.verdict = EGRESS_VERDICT_ALLOW;
   EXPECT_EQ(AllowHint(e, "dns", 0), "");
+}
+
+// A destination a name rule decided names it (Hubble's destination_names);
+// a refusal of an address never learned for the port's names says so. Both
+// take the tree writer: the fast one declines them.
+TEST(EventJsonTest, NamesOfDestinationsAndUnlearnedAddresses) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_VERDICT;
+  e.hook = EGRESS_HOOK_CONNECT4;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = IPPROTO_TCP;
+  e.port = htons(443);
+  e.verdict = EGRESS_VERDICT_ALLOW;
+  e.reason = EGRESS_REASON_MATCH_ALLOW;
+  e.rule_id = 3;
+  inet_pton(AF_INET, "192.0.2.7", e.addr);
+  EventContext ctx;
+  ctx.target = "web";
+  ctx.destination_names = {"api.example.com", "*.cdn.example"};
+  nlohmann::json j = EventToJson(e, ctx);
+  EXPECT_EQ(j["destination_names"],
+            nlohmann::json::array({"api.example.com", "*.cdn.example"}));
+  EXPECT_NE(j["message"].get<std::string>().find(
+                "ALLOWED (matched allow, name api.example.com, "
+                "*.cdn.example)"),
+            std::string::npos)
+      << j["message"];
+  std::string line;
+  EventLineWriter writer;
+  EXPECT_FALSE(writer.Append(e, ctx, &line));
+
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.reason = EGRESS_REASON_NO_MATCH;
+  e.rule_id = 0;
+  ctx.destination_names.clear();
+  ctx.unlearned_names = {"api.example.com"};
+  j = EventToJson(e, ctx);
+  EXPECT_FALSE(j.contains("destination_names"));
+  EXPECT_EQ(j["hint"],
+            "192.0.2.7 was never an answer to the target's own DNS lookups of "
+            "api.example.com (or that answer expired): the application "
+            "connected to a hard-coded or cached address, or resolved the "
+            "name without a DNS query of its own (see egressctl status); to "
+            "allow the address: egressctl allow 443/tcp 192.0.2.7 --target "
+            "web");
+  EXPECT_NE(j["message"].get<std::string>().find(
+                "DENIED (no matching rule, never an answer for "
+                "api.example.com)"),
+            std::string::npos)
+      << j["message"];
+  EXPECT_FALSE(writer.Append(e, ctx, &line));
+  EXPECT_EQ(line, "");
+  ctx.unlearned_names.clear();
+  EXPECT_TRUE(writer.Append(e, ctx, &line));
 }
 
 TEST(EventJsonTest, ClosedFlow) {

@@ -68,6 +68,10 @@ class FakeKernel : public KernelPort {
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t) override {
     return std::map<uint32_t, uint64_t>{};
   }
+  absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t) override {
+    return egress_dns_counters{};
+  }
+  absl::StatusOr<DnsSweep> SweepDnsBindings() override { return DnsSweep{}; }
   absl::Status SetUserTarget(uint32_t uid, uint32_t id) override {
     std::lock_guard<std::mutex> lock(mu_);
     users_[uid] = id;

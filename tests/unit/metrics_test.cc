@@ -169,6 +169,50 @@ TEST(FormatMetricsTest, EveryDocumentedMetricHasHelpAndType) {
   }
 }
 
+// Targets with name rules add the DNS families; without any, there are
+// none (SampleSnapshotExactly).
+TEST(FormatMetricsTest, DnsSeriesOfTargetsWithNameRules) {
+  MetricsSnapshot s = SampleSnapshot();
+  MetricsSnapshot::Target& web = s.targets[0];
+  web.names = true;
+  web.dns.queries = 10;
+  web.dns.answers = 9;
+  web.dns.ignored_malformed = 1;
+  web.dns.ignored_no_query = 2;
+  web.dns.ignored_resolver = 3;
+  web.dns.ignored_no_rule = 4;
+  web.dns.answers_empty = 5;
+  web.dns.bindings_learned = 6;
+  web.dns.refused_full = 7;
+  web.dns.bindings_live = 8;
+  web.dns.bindings_swept = 11;
+  const std::string text = FormatMetrics(s);
+  for (const char* line : {
+           "egress_dns_queries_total{target=\"web\"} 10\n",
+           "egress_dns_answers_total{target=\"web\"} 9\n",
+           "egress_dns_answers_ignored_total{reason=\"malformed\",target="
+           "\"web\"} 1\n",
+           "egress_dns_answers_ignored_total{reason=\"no_query\",target="
+           "\"web\"} 2\n",
+           "egress_dns_answers_ignored_total{reason=\"resolver_not_allowed\","
+           "target=\"web\"} 3\n",
+           "egress_dns_answers_ignored_total{reason=\"no_rule\",target="
+           "\"web\"} 4\n",
+           "egress_dns_answers_ignored_total{reason=\"no_address\",target="
+           "\"web\"} 5\n",
+           "egress_dns_bindings_learned_total{target=\"web\"} 6\n",
+           "egress_dns_bindings_refused_total{target=\"web\"} 7\n",
+           "egress_dns_bindings{target=\"web\"} 8\n",
+           "egress_dns_bindings_swept_total{target=\"web\"} 11\n",
+           "# TYPE egress_dns_bindings gauge\n",
+           "# TYPE egress_dns_answers_ignored_total counter\n",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  // db has no name rules: no DNS series.
+  EXPECT_THAT(text, Not(HasSubstr("egress_dns_answers_total{target=\"db\"}")));
+}
+
 TEST(FormatMetricsTest, EscapesLabelValues) {
   MetricsSnapshot s;
   s.rule_hits.push_back({"t\"1 C:\\dir\nsecond line", 7, 4});

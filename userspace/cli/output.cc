@@ -54,6 +54,20 @@ std::string CountersLine(const control::TargetCounters& c) {
                       ", source routes denied ", c.source_route_denied, "\n");
 }
 
+// What a target with name rules learned from its DNS answers.
+std::string DnsLines(const TargetInfo& t) {
+  const control::TargetDns& d = *t.dns;
+  return absl::StrCat(
+      "  names: ", t.name_rules, " name rules; ", d.queries, " queries, ",
+      d.answers, " answers (", d.answers_matched, " matched), ",
+      d.bindings_learned, " bindings learned, ", d.bindings_live,
+      " addresses bound now, ", d.bindings_swept, " swept, ", d.refused_full,
+      " refused (full)\n", "  answers ignored: ", d.ignored_malformed,
+      " malformed, ", d.ignored_no_query, " no matching query, ",
+      d.ignored_resolver, " resolver not allowed, ", d.ignored_no_rule,
+      " no name rule, ", d.answers_empty, " no address\n");
+}
+
 // `status verbose`: where the target comes from and the record counters.
 std::string VerboseLines(const TargetInfo& t) {
   std::string out = absl::StrCat(
@@ -207,6 +221,7 @@ struct TextFormatter {
     for (const TargetInfo& t : r.targets) {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
       if (t.counters) absl::StrAppend(&out, CountersLine(*t.counters));
+      if (t.dns) absl::StrAppend(&out, DnsLines(t));
       if (options.verbose) absl::StrAppend(&out, VerboseLines(t));
       if (!t.degraded.empty()) {
         absl::StrAppend(&out, "  degraded: ", t.degraded, "\n");

@@ -163,6 +163,13 @@ std::vector<std::string> StateProblems(const Subject& s) {
   if (s.info.mode == policy::Mode::kAudit) {
     problems.push_back("audit mode: nothing is blocked, only recorded");
   }
+  // Name rules allow only what the target's own DNS answers taught the
+  // kernel: a process that resolves without DNS sockets learns nothing.
+  if (s.info.dns) {
+    for (const std::string& w : s.info.dns->resolver_warnings) {
+      problems.push_back(absl::StrCat("names cannot be learned: ", w));
+    }
+  }
   return problems;
 }
 

@@ -134,6 +134,28 @@ struct TargetCounters {
   uint64_t events_lost = 0, events_suppressed = 0;
   uint64_t flows_opened = 0, flows_closed = 0, flows_unexplained = 0;
 };
+// What a target learned from its own DNS answers (its name rules; the
+// kernel's egress_dns_counters and egressd's sweep of dns_bindings).
+struct TargetDns {
+  uint64_t queries = 0;           // queries to port 53 remembered
+  uint64_t answers = 0;           // messages from port 53 seen
+  uint64_t answers_matched = 0;   // ... answering a remembered query
+  uint64_t answers_empty = 0;     // ... matched, with an rcode or no address
+  uint64_t bindings_learned = 0;  // (address, name rule) bound or renewed
+  // Answers ignored, by why: the parse failed, no query of the socket asked
+  // it (forged, late), the query went to a resolver no rule allows, no name
+  // rule covers the question.
+  uint64_t ignored_malformed = 0, ignored_no_query = 0;
+  uint64_t ignored_resolver = 0, ignored_no_rule = 0;
+  uint64_t refused_full = 0;  // bindings refused: map or address slots full
+  // dns_bindings entries of the target at egressd's last sweep (`status`
+  // sweeps first): bound, expired (kept a little), and deleted since egressd
+  // started.
+  uint64_t bindings_live = 0, bindings_expired = 0, bindings_swept = 0;
+  // Why the target's names cannot be learned ("" when nothing says so):
+  // e.g. its processes resolve through nscd or systemd-resolved's socket.
+  std::vector<std::string> resolver_warnings;
+};
 // A target and where it stands in the kernel.
 struct TargetInfo;
 // Where a target enforces, for people: its cgroup (pattern), or
@@ -147,6 +169,7 @@ struct TargetInfo {
   policy::Mode mode = policy::Mode::kEnforce;
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   uint64_t rules = 0;
+  uint64_t name_rules = 0;  // rules that name a domain
   policy::TargetSource source = policy::TargetSource::kCgroup;
   std::string source_value;
   bool ephemeral = false;
@@ -163,6 +186,7 @@ struct TargetInfo {
   std::string degraded;
   // `status` only.
   std::optional<TargetCounters> counters;
+  std::optional<TargetDns> dns;  // targets with name rules
   std::vector<std::string> warnings;
 };
 

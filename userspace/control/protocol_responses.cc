@@ -28,6 +28,19 @@ void Fields(Io& io, Member<TargetCounters, Io>& c) {
 }
 
 template <typename Io>
+void Fields(Io& io, Member<TargetDns, Io>& d) {
+  io.Members("queries", d.queries, "answers", d.answers, "answers_matched",
+             d.answers_matched, "answers_empty", d.answers_empty,
+             "bindings_learned", d.bindings_learned, "ignored_malformed",
+             d.ignored_malformed, "ignored_no_query", d.ignored_no_query,
+             "ignored_resolver", d.ignored_resolver, "ignored_no_rule",
+             d.ignored_no_rule, "refused_full", d.refused_full, "bindings_live",
+             d.bindings_live, "bindings_expired", d.bindings_expired,
+             "bindings_swept", d.bindings_swept, "resolver_warnings",
+             d.resolver_warnings);
+}
+
+template <typename Io>
 void Fields(Io& io, Member<CgroupRef, Io>& c) {
   io.Members("path", c.path, "id", c.id);
 }
@@ -35,14 +48,16 @@ void Fields(Io& io, Member<CgroupRef, Io>& c) {
 template <typename Io>
 void Fields(Io& io, Member<TargetInfo, Io>& t) {
   io.Members("name", t.name, "id", t.id, "cgroup", t.cgroup, "mode", t.mode,
-             "logging", t.logging, "rules", t.rules, "source_kind", t.source,
-             "source", t.source_value, "ephemeral", t.ephemeral);
+             "logging", t.logging, "rules", t.rules, "name_rules", t.name_rules,
+             "source_kind", t.source, "source", t.source_value, "ephemeral",
+             t.ephemeral);
   if (t.source == policy::TargetSource::kPattern) io.Constant("pattern", true);
   io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
   io.FieldIf(t.source == policy::TargetSource::kPattern, "cgroups", t.cgroups);
   io.Members("cgroup_exists", t.cgroup_exists, "cgroup_id", t.cgroup_id,
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,
              "attached", t.attached, "counters", t.counters);
+  io.FieldIf(t.dns.has_value(), "dns", t.dns);
   io.FieldIf(t.orphan, "orphan", t.orphan);
   io.FieldIf(!t.degraded.empty(), "degraded", t.degraded);
   // `status` always lists its warnings, even none.

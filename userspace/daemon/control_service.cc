@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/raw_capability.h"
+#include "userspace/daemon/resolver_check.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/policy_writer.h"
 #include "userspace/policy/rule_json.h"
@@ -224,12 +227,54 @@ std::vector<std::string> ControlService::Warnings(
   return warnings;
 }
 
+void ControlService::SweepDnsBindings() {
+  if (absl::Status st = dns_sweeper_.Sweep(); !st.ok() && options_.log) {
+    options_.log(absl::StrCat("sweeping learned names: ", st.ToString()));
+  }
+}
+
+control::TargetDns ControlService::DnsOf(
+    const control::TargetInfo& t,
+    const std::vector<policy::Rule>& rules) const {
+  auto c = kernel_.DnsCounters(t.id);
+  control::TargetDns d =
+      TargetDnsOf(c.ok() ? *c : egress_dns_counters{}, dns_sweeper_.Of(t.id));
+  // A user target's processes can be anywhere: not looked at.
+  const size_t checked =
+      t.source == policy::TargetSource::kUser ? 0 : kMaxCgroupsChecked;
+  for (size_t i = 0; i < t.cgroups.size() && i < checked; ++i) {
+    const std::string abs = t.cgroups[i].path == "/"
+                                ? options_.cgroup_root
+                                : options_.cgroup_root + t.cgroups[i].path;
+    for (std::string& w :
+         TargetResolverWarnings(abs, rules, kMaxProcessesChecked)) {
+      d.resolver_warnings.push_back(std::move(w));
+    }
+  }
+  return d;
+}
+
 absl::StatusOr<control::StatusResponse> ControlService::Status() {
   control::StatusResponse out;
   engine_.RefreshLinkHealth();
-  for (control::TargetInfo& t : engine_.TargetInfos()) {
+  std::vector<control::TargetInfo> infos = engine_.TargetInfos();
+  // The learned addresses bound now, not at the last periodic sweep.
+  if (std::any_of(infos.begin(), infos.end(),
+                  [](const auto& t) { return t.name_rules > 0; })) {
+    SweepDnsBindings();
+  }
+  for (control::TargetInfo& t : infos) {
     if (auto c = kernel_.Counters(t.id); c.ok()) t.counters = CountersOf(*c);
     t.warnings = Warnings(t);
+    if (t.name_rules > 0) {
+      auto state = engine_.Targets(t.name, /*all=*/false);
+      if (state.ok() && !state->empty()) {
+        t.dns = DnsOf(t, state->front().rules);
+        for (const std::string& w : t.dns->resolver_warnings) {
+          t.warnings.push_back(absl::StrCat("names cannot be learned: ", w));
+        }
+      }
+    }
     out.targets.push_back(std::move(t));
   }
   out.metrics_port = options_.metrics_port();

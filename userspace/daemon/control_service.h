@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/connection_scan.h"
+#include "userspace/daemon/dns_sweeper.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/learner.h"
 
@@ -71,6 +72,14 @@ class ControlService {
     LookAfterChange(targets, /*cut=*/false);
   }
 
+  // Deletes the learned addresses dead for long (every 5 s on the worker,
+  // and before each `status` that shows names), logging a failure; what it
+  // found shows in `status` and the metrics. Safe from any thread.
+  void SweepDnsBindings();
+  std::map<uint32_t, DnsSweep::Target> DnsBindings() const {
+    return dns_sweeper_.Targets();
+  }
+
  private:
   absl::StatusOr<control::StatusResponse> Status();
   // Changes that may tighten a target (add, allow/deny, delete, apply, mode
@@ -90,6 +99,9 @@ class ControlService {
   absl::StatusOr<control::SuggestResponse> Suggest(
       const control::SuggestRequest& request);
   std::vector<std::string> Warnings(const control::TargetInfo& info) const;
+  // The DNS learning of a target with name rules (its `rules`).
+  control::TargetDns DnsOf(const control::TargetInfo& info,
+                           const std::vector<policy::Rule>& rules) const;
 
   Engine& engine_;
   KernelPort& kernel_;
@@ -97,6 +109,7 @@ class ControlService {
   RecordSource& records_;
   ServiceOptions options_;
   std::atomic<bool> last_reload_ok_{true};
+  DnsSweeper dns_sweeper_{kernel_};
 };
 
 }  // namespace egress

@@ -143,6 +143,7 @@ absl::Status StartMetrics(Daemon::Parts& p) {
     c.events_dropped = p.records->records_dropped();
     c.events_sink_errors = p.records->sink_errors();
     c.last_reload_ok = p.service->last_reload_ok();
+    c.dns_bindings = p.service->DnsBindings();
     return CollectMetrics(*p.engine, *p.kernel, c);
   };
   // Healthy while the loop turns; it drains every 50 ms.

@@ -120,6 +120,14 @@ class Engine {
   std::vector<control::TargetInfo> TargetInfos() const;
   absl::StatusOr<control::ListResponse> List(const std::string& name) const;
   RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
+  // The names a TCP/UDP verdict record concerns (docs/events.md): the names
+  // of the deciding rule when a name decided it (the rule names domains and
+  // none of its addresses holds the destination); for a refusal by default
+  // (or its audit), the names of the allow rules for its port and protocol,
+  // which the address was not learned for. Both empty otherwise.
+  void RecordNames(const egress_event& e,
+                   std::vector<std::string>* destination_names,
+                   std::vector<std::string>* unlearned_names) const;
   // The path (below the mount) of a cgroup id inside a target's subtree.
   std::string CgroupPath(uint64_t cgroup_id, uint32_t target_id);
   // Every cgroup a target covers: the cgroups it is attached to (the last
@@ -279,7 +287,10 @@ class Engine {
   struct RuleIndex {
     uint32_t ruleset = 0;
     absl::flat_hash_map<uint32_t, uint32_t> numbers;
+    std::vector<size_t> name_rules;  // places of the rules with names
   };
+  // The target's index, rebuilt when its rule set changed (mu_ held).
+  const RuleIndex& IndexLocked(const TargetState& target) const;
   mutable std::map<uint32_t, RuleIndex> rule_numbers_;
   // Link health per target id from the last reconcile (for status/metrics
   // without walking the kernel again).

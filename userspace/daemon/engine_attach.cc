@@ -243,6 +243,9 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   info.cgroup = t.cgroup;
   info.uid = t.uid;
   info.rules = t.rules.size();
+  for (const policy::Rule& r : t.rules) {
+    if (!r.names.empty()) ++info.name_rules;
+  }
   info.orphan = t.orphan;
   if (auto d = degraded_.find(t.id); d != degraded_.end()) {
     info.degraded = d->second;

@@ -1,5 +1,10 @@
 // Targets: start-up, adding and removing targets, their mode and logging,
 // and the reads that describe them.
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +12,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/policy/names.h"
+#include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
@@ -454,20 +460,82 @@ RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   out.name = target->name;
   out.logging = target->logging;
   if (rule_id == 0) return out;
-  // Rebuilt when the target's rule set changed: records cost O(1) however
-  // many rules there are.
-  RuleIndex& index = rule_numbers_[target->id];
-  if (index.ruleset != target->ruleset ||
-      index.numbers.size() != target->rules.size()) {
-    index.ruleset = target->ruleset;
-    index.numbers.clear();
-    for (size_t i = 0; i < target->rules.size(); ++i) {
-      index.numbers.emplace(target->rules[i].id, i + 1);
-    }
-  }
+  const RuleIndex& index = IndexLocked(*target);
   auto it = index.numbers.find(rule_id);
   out.rule_number = it == index.numbers.end() ? 0 : it->second;
   return out;
+}
+
+const Engine::RuleIndex& Engine::IndexLocked(const TargetState& target) const {
+  // Rebuilt when the target's rule set changed: records cost O(1) however
+  // many rules there are.
+  RuleIndex& index = rule_numbers_[target.id];
+  if (index.ruleset != target.ruleset ||
+      index.numbers.size() != target.rules.size()) {
+    index.ruleset = target.ruleset;
+    index.numbers.clear();
+    index.name_rules.clear();
+    for (size_t i = 0; i < target.rules.size(); ++i) {
+      index.numbers.emplace(target.rules[i].id, i + 1);
+      if (!target.rules[i].names.empty()) index.name_rules.push_back(i);
+    }
+  }
+  return index;
+}
+
+void Engine::RecordNames(const egress_event& e,
+                         std::vector<std::string>* destination_names,
+                         std::vector<std::string>* unlearned_names) const {
+  if (e.kind != EGRESS_EVENT_VERDICT ||
+      (e.proto != IPPROTO_TCP && e.proto != IPPROTO_UDP) ||
+      (e.family != EGRESS_FAMILY_IPV4 && e.family != EGRESS_FAMILY_IPV6)) {
+    return;
+  }
+  Lock lock(mu_);
+  const TargetState* target = FindById(e.target_id);
+  if (target == nullptr) return;
+  const RuleIndex& index = IndexLocked(*target);
+  if (index.name_rules.empty()) return;
+  const uint16_t port = ntohs(e.port);
+  const uint8_t family = e.family == EGRESS_FAMILY_IPV4 ? 4 : 6;
+  std::array<uint8_t, 16> addr;
+  std::memcpy(addr.data(), e.addr, addr.size());
+  if (e.reason == EGRESS_REASON_MATCH_ALLOW ||
+      e.reason == EGRESS_REASON_MATCH_DENY) {
+    auto it = index.numbers.find(e.rule_id);
+    if (it == index.numbers.end()) return;
+    const policy::Rule& r = target->rules[it->second - 1];
+    if (r.names.empty()) return;
+    // The same rule's addresses alone: did one of them decide?
+    policy::Rule by_address = r;
+    by_address.names.clear();
+    if (!by_address.destinations.empty() &&
+        policy::RuleMatches(by_address, e.proto, port, family, addr)) {
+      return;
+    }
+    *destination_names = r.names;
+    return;
+  }
+  if (e.reason != EGRESS_REASON_NO_MATCH ||
+      (e.verdict != EGRESS_VERDICT_DENY && e.verdict != EGRESS_VERDICT_AUDIT)) {
+    return;
+  }
+  const policy::Proto proto =
+      e.proto == IPPROTO_TCP ? policy::Proto::kTcp : policy::Proto::kUdp;
+  for (size_t i : index.name_rules) {
+    const policy::Rule& r = target->rules[i];
+    if (r.action != policy::Action::kAllow) continue;
+    for (const policy::PortProto& pp : r.ports) {
+      if (pp.proto != proto || port < pp.lo || port > pp.hi) continue;
+      for (const std::string& n : r.names) {
+        if (std::find(unlearned_names->begin(), unlearned_names->end(), n) ==
+            unlearned_names->end()) {
+          unlearned_names->push_back(n);
+        }
+      }
+      break;
+    }
+  }
 }
 
 }  // namespace egress

@@ -102,6 +102,7 @@ absl::Status EventLoop::Setup() {
   const absl::Time now = absl::Now();
   next_expiry_ = now;
   next_learn_save_ = now + absl::Seconds(5);
+  next_dns_sweep_ = now;
   Log(absl::StrCat("ready on ", options_.socket_path, " (cgroup2 ",
                    options_.cgroup_root, ", ", engine_.TargetCount(),
                    " targets)"));
@@ -178,6 +179,17 @@ void EventLoop::RunTimers() {
   if (now >= next_learn_save_) {
     next_learn_save_ = now + absl::Seconds(5);
     SaveLearnedLater();
+  }
+  // Learned names dead for EGRESS_DNS_SWEEP_NS (10 s) are deleted within
+  // 5 s more: a map of live entries, not of old ones.
+  if (now >= next_dns_sweep_) {
+    next_dns_sweep_ = now + absl::Seconds(5);
+    if (!dns_sweep_queued_.exchange(true)) {
+      worker_->Post([this] {
+        service_.SweepDnsBindings();
+        dns_sweep_queued_.store(false);
+      });
+    }
   }
 }
 

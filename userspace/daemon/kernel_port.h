@@ -20,7 +20,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
+#include "egress/dns_abi.h"
 #include "userspace/daemon/cgroup_match.h"
+#include "userspace/kernel/dns_sweep.h"
 #include "userspace/kernel/target_programs.h"
 #include "userspace/policy/compile.h"
 
@@ -58,6 +60,10 @@ class KernelPort {
   virtual absl::StatusOr<egress_counters> Counters(uint32_t id) = 0;
   virtual absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t id) = 0;
+  // DNS learning counters of a target, summed over CPUs (dns_abi.h).
+  virtual absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t id) = 0;
+  // Deletes the learned addresses dead for long (dns_sweep.h), now.
+  virtual absl::StatusOr<DnsSweep> SweepDnsBindings() = 0;
   // user_targets: which target a uid's processes serve, wherever they run
   // (read by the root program set, id EGRESS_TARGET_BY_UID).
   virtual absl::Status SetUserTarget(uint32_t uid, uint32_t id) = 0;

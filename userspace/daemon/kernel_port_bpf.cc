@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
 
@@ -103,6 +104,17 @@ absl::StatusOr<egress_counters> BpfKernel::Counters(uint32_t id) {
 }
 absl::StatusOr<std::map<uint32_t, uint64_t>> BpfKernel::RuleHits(uint32_t id) {
   return maps_->RuleHits(id);
+}
+absl::StatusOr<egress_dns_counters> BpfKernel::DnsCounters(uint32_t id) {
+  return maps_->DnsCounters(id);
+}
+absl::StatusOr<DnsSweep> BpfKernel::SweepDnsBindings() {
+  // bpf_ktime_get_ns() is CLOCK_MONOTONIC.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return maps_->SweepDnsBindings(static_cast<uint64_t>(ts.tv_sec) *
+                                     1000000000ULL +
+                                 static_cast<uint64_t>(ts.tv_nsec));
 }
 absl::Status BpfKernel::SetUserTarget(uint32_t uid, uint32_t id) {
   return maps_->SetUserTarget(uid, id);

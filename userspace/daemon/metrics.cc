@@ -121,6 +121,51 @@ void Set(prometheus::Family<prometheus::Gauge>& family,
   family.Add(labels).Set(AsValue(value));
 }
 
+// The DNS learning counters of the targets with name rules.
+void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
+  auto& dns_queries =
+      CounterFamily(registry, "egress_dns_queries_total",
+                    "DNS queries of the target to port 53 remembered "
+                    "(targets with name rules).");
+  auto& dns_answers =
+      CounterFamily(registry, "egress_dns_answers_total",
+                    "DNS messages from port 53 to the target's sockets.");
+  auto& dns_ignored = CounterFamily(
+      registry, "egress_dns_answers_ignored_total",
+      "DNS answers that bound nothing, by reason: malformed, no_query (no "
+      "query of the socket asked it), resolver_not_allowed, no_rule (no name "
+      "rule covers the question), no_address (an rcode or no A/AAAA).");
+  auto& dns_learned = CounterFamily(
+      registry, "egress_dns_bindings_learned_total",
+      "Addresses bound (or renewed) to a name rule from an answer.");
+  auto& dns_refused = CounterFamily(
+      registry, "egress_dns_bindings_refused_total",
+      "Addresses an answer brought that were not bound: the map of learned "
+      "addresses, or the address's name slots, were full.");
+  auto& dns_swept =
+      CounterFamily(registry, "egress_dns_bindings_swept_total",
+                    "Learned addresses deleted by egressd long after they "
+                    "expired.");
+  for (const auto& t : s.targets) {
+    if (!t.names) continue;
+    const std::string name = ValidUtf8(t.name);
+    Count(dns_queries, {{"target", name}}, t.dns.queries);
+    Count(dns_answers, {{"target", name}}, t.dns.answers);
+    const std::pair<const char*, uint64_t> ignored[] = {
+        {"malformed", t.dns.ignored_malformed},
+        {"no_query", t.dns.ignored_no_query},
+        {"resolver_not_allowed", t.dns.ignored_resolver},
+        {"no_rule", t.dns.ignored_no_rule},
+        {"no_address", t.dns.answers_empty}};
+    for (const auto& [reason, n] : ignored) {
+      Count(dns_ignored, {{"target", name}, {"reason", reason}}, n);
+    }
+    Count(dns_learned, {{"target", name}}, t.dns.bindings_learned);
+    Count(dns_refused, {{"target", name}}, t.dns.refused_full);
+    Count(dns_swept, {{"target", name}}, t.dns.bindings_swept);
+  }
+}
+
 void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   // Counters first, then gauges: Registry::Collect keeps that order, and
   // registering in the header's order keeps the exposition in it too.
@@ -166,6 +211,12 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Count(events_suppressed, labels, t.events_suppressed);
   }
 
+  // The DNS families only when a target has name rules: no empty families
+  // for the rest.
+  const bool names = std::any_of(s.targets.begin(), s.targets.end(),
+                                 [](const auto& t) { return t.names; });
+  if (names) AddDnsCounters(s, registry);
+
   Count(CounterFamily(registry, "egress_events_read_total",
                       "Event records read from the ring buffer."),
         {}, s.events_read);
@@ -182,6 +233,12 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
                             "Rules in the target's loaded policy.");
   auto& hooks = GaugeFamily(registry, "egress_attached_hooks",
                             "BPF programs currently attached for the target.");
+  auto* dns_bindings =
+      names ? &GaugeFamily(registry, "egress_dns_bindings",
+                           "Addresses the target learned from DNS answers "
+                           "that are bound now (at egressd's last sweep, "
+                           "every 5 s).")
+            : nullptr;
   auto& info = GaugeFamily(registry, "egress_target_info",
                            "Configured targets and their mode (always 1).");
   auto& degraded =
@@ -192,6 +249,7 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Set(flows, {{"target", name}}, t.flows_active);
     Set(rules, {{"target", name}}, t.rules);
     Set(hooks, {{"target", name}}, t.hooks_attached);
+    if (t.names) Set(*dns_bindings, {{"target", name}}, t.dns.bindings_live);
     Set(info, {{"target", name}, {"mode", ValidUtf8(t.mode)}}, 1);
     Set(degraded, {{"target", name}}, t.degraded ? 1 : 0);
   }

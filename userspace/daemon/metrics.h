@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "userspace/control/protocol.h"
 
 namespace egress {
 
@@ -44,6 +45,9 @@ struct MetricsSnapshot {
     uint64_t events_suppressed = 0;  // rate-limited records (still counted)
     uint64_t flows_active = 0;       // TCP connections open now (in+out)
     bool degraded = false;           // the self-check found it not enforced
+    // DNS learning (targets with name rules only).
+    bool names = false;
+    control::TargetDns dns;
   };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
@@ -66,11 +70,18 @@ struct MetricsSnapshot {
 //   egress_source_routes_denied_total{target}           counter
 //   egress_events_lost_total{target}                    counter
 //   egress_events_suppressed_total{target}              counter
+//   egress_dns_queries_total{target}                    counter
+//   egress_dns_answers_total{target}                    counter
+//   egress_dns_answers_ignored_total{target,reason}     counter
+//   egress_dns_bindings_learned_total{target}           counter
+//   egress_dns_bindings_refused_total{target}           counter
+//   egress_dns_bindings_swept_total{target}             counter
 //   egress_events_read_total                            counter
 //   egress_events_dropped_total{reason}                 counter
 //   egress_flows_active{target}                         gauge
 //   egress_policy_rules{target}                         gauge
 //   egress_attached_hooks{target}                       gauge
+//   egress_dns_bindings{target}                         gauge
 //   egress_target_info{target,mode}                     gauge (1)
 //   egress_target_degraded{target}                      gauge (0/1)
 //   egress_self_check_failures_total                    counter

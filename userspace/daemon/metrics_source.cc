@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "egress/version.h"
+#include "userspace/daemon/dns_sweeper.h"
 
 namespace egress {
 namespace {
@@ -40,6 +41,14 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     mt.hooks_total = t.hooks_total;
     mt.degraded = !t.degraded.empty();
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
+    if (t.name_rules > 0) {
+      mt.names = true;
+      auto d = kernel.DnsCounters(t.id);
+      auto b = counters.dns_bindings.find(t.id);
+      mt.dns = TargetDnsOf(
+          d.ok() ? *d : egress_dns_counters{},
+          b == counters.dns_bindings.end() ? DnsSweep::Target{} : b->second);
+    }
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
       for (const auto& [rule_id, n] : *hits) {
         m.rule_hits.push_back({t.name, rule_id, n});

@@ -1,35 +1,17 @@
 #include "userspace/daemon/raw_capability.h"
 
-#include <dirent.h>
-
 #include <cstdlib>
 #include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "userspace/daemon/cgroup_pids.h"
 
 namespace egress {
 namespace {
 
 constexpr int kCapNetRaw = 13;
-
-void CollectPids(const std::string& dir, size_t max,
-                 std::vector<std::string>& pids, int depth) {
-  if (depth > 32 || pids.size() >= max) return;
-  std::ifstream procs(dir + "/cgroup.procs");
-  std::string pid;
-  while (pids.size() < max && std::getline(procs, pid)) {
-    if (!pid.empty()) pids.push_back(pid);
-  }
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-    CollectPids(absl::StrCat(dir, "/", e->d_name), max, pids, depth + 1);
-  }
-  closedir(d);
-}
 
 }  // namespace
 
@@ -40,8 +22,7 @@ bool CapEffHasNetRaw(const std::string& cap_eff_hex) {
 
 std::vector<std::string> RawCapabilityWarnings(const std::string& abs_path,
                                                size_t max_processes) {
-  std::vector<std::string> pids;
-  CollectPids(abs_path, max_processes, pids, 0);
+  const std::vector<std::string> pids = CgroupPids(abs_path, max_processes);
   std::vector<std::string> warnings;
   size_t holders = 0;
   for (const std::string& pid : pids) {

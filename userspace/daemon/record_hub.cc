@@ -73,6 +73,7 @@ EventContext RecordHub::Context(const egress_event& e) {
   ctx.node_name = node_name_;
   ctx.target = target.name;
   ctx.rule_number = target.rule_number;
+  engine_.RecordNames(e, &ctx.destination_names, &ctx.unlearned_names);
   if (!target.name.empty()) {
     ctx.cgroup_path = engine_.CgroupPath(e.cgroup_id, e.target_id);
   }

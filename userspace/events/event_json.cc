@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "userspace/events/event_text.h"
 
@@ -167,6 +168,20 @@ std::string AllowHint(const egress_event& e, const std::string& target,
                       ProtoLabel(e.proto), " ", dest, suffix);
 }
 
+std::string UnlearnedNameHint(const egress_event& e, const EventContext& ctx) {
+  if (ctx.unlearned_names.empty()) return "";
+  const std::string names = absl::StrJoin(ctx.unlearned_names, ", ");
+  std::string hint = absl::StrCat(
+      EventAddress(e), " was never an answer to the target's own DNS lookups ",
+      "of ", names,
+      " (or that answer expired): the application connected to a hard-coded "
+      "or cached address, or resolved the name without a DNS query of its own "
+      "(see egressctl status)");
+  const std::string allow = AllowHint(e, ctx.target, ctx.rule_number);
+  if (!allow.empty()) absl::StrAppend(&hint, "; to allow the address: ", allow);
+  return hint;
+}
+
 std::string FormatTime(int64_t unix_ns) {
   absl::Time t = absl::FromUnixNanos(unix_ns);
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", t, absl::UTCTimeZone());
@@ -288,7 +303,13 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
                {"destination", EventAddress(e)},
                {"destination_port", ntohs(e.port)}};
   }
-  std::string hint = AllowHint(e, ctx.target, ctx.rule_number);
+  // Hubble's name for the DNS names of a flow's destination.
+  if (!ctx.destination_names.empty()) {
+    j["destination_names"] = ctx.destination_names;
+  }
+  std::string hint = ctx.unlearned_names.empty()
+                         ? AllowHint(e, ctx.target, ctx.rule_number)
+                         : UnlearnedNameHint(e, ctx);
   if (!hint.empty()) j["hint"] = hint;
   j["message"] = RenderText(EventRecord{e, ctx});
   return j;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "egress/abi.h"
@@ -49,6 +50,13 @@ struct EventContext {
   int64_t realtime_offset_ns = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC
   std::string node_name;           // host name
   size_t rule_number = 0;  // list number of rule_id in its target (0: none)
+  // A destination a name rule decided: that rule's names (the address was
+  // learned from a DNS answer for one of them).
+  std::vector<std::string> destination_names;
+  // A TCP/UDP refusal by default (or its audit) on a port the target has
+  // name allow rules for: their names, none of which the address was learned
+  // for (a hard-coded or cached address, or an expired answer).
+  std::vector<std::string> unlearned_names;
 };
 
 // The egressctl command that would allow what a DENIED or AUDIT record
@@ -58,6 +66,11 @@ struct EventContext {
 // `egressctl list` is `deny_rule_number`; 0 = unknown, no hint).
 std::string AllowHint(const egress_event& e, const std::string& target,
                       size_t deny_rule_number);
+
+// The hint of a refusal whose address was never learned for the names
+// (ctx.unlearned_names) that would allow its port: what happened and how to
+// allow the address itself; "" when ctx.unlearned_names is empty.
+std::string UnlearnedNameHint(const egress_event& e, const EventContext& ctx);
 
 // RFC 3339 UTC with nanoseconds: "2026-11-24T17:51:43.371344123Z".
 std::string FormatTime(int64_t unix_ns);

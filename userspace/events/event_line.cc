@@ -319,6 +319,11 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
       e.family == EGRESS_FAMILY_UNIX) {
     return false;
   }
+  // Records that name DNS names (decided by a name, or refused an address
+  // never learned for one) take the tree path too.
+  if (!ctx.destination_names.empty() || !ctx.unlearned_names.empty()) {
+    return false;
+  }
   const int64_t unix_ns = RecordUnixNs(e, ctx.realtime_offset_ns);
   if (unix_ns < 0) return false;
   if (!UseContext(ctx)) return false;

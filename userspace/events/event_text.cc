@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 
@@ -76,9 +77,18 @@ std::string Detail(const egress_event& e) {
 
 std::string RenderText(const EventRecord& record) {
   const egress_event& e = record.raw;
+  std::string detail = Detail(e);
+  // Names are canonical rule names (letters, digits, '-', '_', '.', '*').
+  if (!record.ctx.destination_names.empty()) {
+    absl::StrAppend(&detail, ", name ",
+                    absl::StrJoin(record.ctx.destination_names, ", "));
+  } else if (!record.ctx.unlearned_names.empty()) {
+    absl::StrAppend(&detail, ", never an answer for ",
+                    absl::StrJoin(record.ctx.unlearned_names, ", "));
+  }
   std::string out =
       absl::StrCat(When(record), " ", AsciiOnly(record.ctx.target), " ", Who(e),
-                   What(e), " ", VerdictName(e.verdict), " (", Detail(e), ")");
+                   What(e), " ", VerdictName(e.verdict), " (", detail, ")");
   if (e.suppressed > 0)
     absl::StrAppend(&out, " +", e.suppressed, " suppressed");
   return out;

@@ -396,6 +396,10 @@ absl::StatusOr<egress_dns_counters> SharedMaps::DnsCounters(
   return out;
 }
 
+absl::StatusOr<DnsSweep> SharedMaps::SweepDnsBindings(uint64_t now_ns) {
+  return egress::SweepDnsBindings(dns_bindings_.get(), now_ns);
+}
+
 absl::StatusOr<size_t> SharedMaps::CountEntries(absl::string_view map) const {
   int fd = FdOf(map);
   if (fd < 0) return absl::NotFoundError(absl::StrCat("no map named ", map));

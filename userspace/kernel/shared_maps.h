@@ -19,6 +19,7 @@
 #include "egress/abi.h"
 #include "egress/dns_abi.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/kernel/dns_sweep.h"
 #include "userspace/kernel/program_maps.h"
 #include "userspace/policy/compile.h"
 
@@ -80,6 +81,9 @@ class SharedMaps {
   // The DNS learning counters of a target summed over CPUs; ResetCounters
   // zeroes them too.
   absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t target_id) const;
+  // Deletes the dns_bindings entries dead for long at `now_ns` (the
+  // bpf_ktime_get_ns clock) and counts what it saw (dns_sweep.h).
+  absl::StatusOr<DnsSweep> SweepDnsBindings(uint64_t now_ns);
 
   // Pins again, from the fds held here, every map whose pin is gone (the
   // directory too). Returns how many; errno status of the mkdir or a pin.

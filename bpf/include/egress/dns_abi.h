@@ -128,6 +128,16 @@ EGRESS_ABI_SIZE(egress_dns_scratch, 3520);
 #define EGRESS_DNS_MAX_BINDINGS 65536
 /* Name rule patterns over all rulesets (entries of dns_names). */
 #define EGRESS_DNS_MAX_NAME_ENTRIES 65536
+/* Sweeping. An entry of dns_bindings whose slots all expired at least
+ * EGRESS_DNS_DEAD_NS ago is dead: the kernel never writes into it in place
+ * again, it replaces it whole (one atomic map update). egressd deletes the
+ * entries dead for EGRESS_DNS_SWEEP_NS (lookup-and-delete, so what it took
+ * is what it checks; one found renewed meanwhile is put back). An in-place
+ * write the sweep could lose would have to take longer than the difference
+ * (5 s) inside one softirq. Connections are decided at connect, so no sweep
+ * cuts one. */
+#define EGRESS_DNS_DEAD_NS (5ULL * 1000000000ULL)
+#define EGRESS_DNS_SWEEP_NS (10ULL * 1000000000ULL)
 /* Patterns one address can be bound to at once (e.g. api.example.com and
  * *.example.com); a further one is refused and counted as full. */
 #define EGRESS_DNS_BINDING_SLOTS 4
