@@ -107,8 +107,7 @@ class EventLoop {
   UniqueFd signal_fd_, policy_watch_;
   std::vector<Pending> pending_;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
-  absl::Time next_expiry_, next_learn_save_, next_sweep_,
-      next_dns_sweep_;
+  absl::Time next_expiry_, next_learn_save_, next_sweep_, next_dns_sweep_;
   std::atomic<bool> expiry_queued_{false};
   std::atomic<bool> dns_sweep_queued_{false};
   std::atomic<bool> reload_queued_{false};
