@@ -39,7 +39,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 4
+#define EGRESS_ABI_VERSION 5
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -376,8 +376,12 @@ struct egress_flow {
 	__u8 direction;	   /* EGRESS_DIR_* */
 	__u8 fin_sent;	   /* our FIN went out: it counts in bytes_acked */
 	__u8 fin_received; /* the peer's FIN counts in bytes_received */
+	/* The established record went out (logging level and rate limit let
+	 * it through): the closed record goes out too, and only then. */
+	__u8 recorded;
+	__u8 pad[7];
 };
-EGRESS_ABI_SIZE(egress_flow, 32);
+EGRESS_ABI_SIZE(egress_flow, 40);
 
 /* Ring buffer record: one per reported verdict or TCP flow transition. */
 struct egress_event {
