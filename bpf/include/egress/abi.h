@@ -46,7 +46,9 @@
 #define EGRESS_MAX_TARGETS 1024
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
-#define EGRESS_MAX_PEERS 65536
+/* udp_peers: 4 x 65,536, so that 100,000 clients of one busy UDP server
+ * all keep their entries (about 27 MiB of preallocated LRU nodes). */
+#define EGRESS_MAX_PEERS 262144
 #define EGRESS_MAX_RULE_HITS 65536
 #define EGRESS_MAX_UNIX_RULES 16384
 /* user_targets: uid -> target id. The one program set attached at the
@@ -57,6 +59,8 @@
 #define EGRESS_TARGET_BY_UID 0
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
+/* A known peer's last_seen_ns is rewritten at most this often (peers.h). */
+#define EGRESS_PEER_REFRESH_NS 1000000000ULL
 #define EGRESS_RINGBUF_BYTES (1 << 22)
 
 /* Port class used by rules that match every port. */
