@@ -49,9 +49,16 @@ enum class Op {
   kUdpSendto,      // sendto of a 32-byte datagram on one socket, allowed
   kDeniedConnect,  // socket + connect + close to a port no rule allows
   kTcpBulk,        // 64 KiB write()s on one connection; ops are KiB
+  // A UDP server's recvfrom() (with the source address, so recvmsg4 runs)
+  // of 32-byte datagrams from 1, 1,000 or 100,000 distinct loopback peers
+  // (RunUdpRecv in bench_ops.cc).
+  kUdpRecv1,
+  kUdpRecv1k,
+  kUdpRecv100k,
 };
-inline constexpr Op kAllOps[] = {Op::kTcpConnect, Op::kUdpSendto,
-                                 Op::kDeniedConnect, Op::kTcpBulk};
+inline constexpr Op kAllOps[] = {
+    Op::kTcpConnect, Op::kUdpSendto, Op::kDeniedConnect, Op::kTcpBulk,
+    Op::kUdpRecv1,   Op::kUdpRecv1k, Op::kUdpRecv100k};
 
 struct OpLimits {
   int64_t max_ops;
