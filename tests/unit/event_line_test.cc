@@ -173,6 +173,10 @@ TEST(EventLineTest, FlowRecordsMatchTheTreeFieldForField) {
   std::strncpy(named.comm, "nginx", sizeof(named.comm));
   named.tgid = 10;
   ExpectSameFlow(named, Ctx());
+  // A flow is a flow whatever its hook field says.
+  egress_event odd_hook = Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_OUTBOUND);
+  odd_hook.hook = EGRESS_HOOK_SOCK_CREATE;
+  ExpectSameFlow(odd_hook, Ctx());
   // Flows never carry a hint, whatever their verdict field says.
   egress_event odd = Flow(EGRESS_EVENT_FLOW_ESTABLISHED, EGRESS_DIR_OUTBOUND);
   odd.verdict = EGRESS_VERDICT_DENY;

@@ -208,7 +208,9 @@ struct RecordViews {
     reason = ReasonView(e.reason, &s_reason);
     proto = ProtoView(e.proto, &s_proto);
     family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
-    is_socket = e.hook == EGRESS_HOOK_SOCK_CREATE;
+    // A flow record is a flow whatever its hook field says (as in the tree).
+    is_socket =
+        e.hook == EGRESS_HOOK_SOCK_CREATE && e.kind == EGRESS_EVENT_VERDICT;
     addr = AddressView(e, addr_buf);
     port = ntohs(e.port);
     plain_hint = (e.verdict == EGRESS_VERDICT_DENY ||
