@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -174,6 +175,160 @@ Tally RunSendto(const Endpoints& ep, const OpLimits& limits) {
   return t;
 }
 
+// ---- the UDP server ops (kUdpRecv*) ----
+//
+// The measured socket is the server: bound to 127.0.0.1, created in the
+// cgroup of its side on the side's first slice and kept for the worker's
+// life, so that the peers it has seen stay known (udp_peers is keyed by the
+// socket) as they do for a real server. The peers are senders (ports, at
+// most kRecvSenders) x source addresses 127.2.x.y (IP_PKTINFO per
+// datagram); the sender sockets are made in the baseline cgroup, so that no
+// hook of the enforced side sees the sends. Each slice first queues
+// limits.max_ops datagrams, cycling through the peers (untimed: the sends,
+// and with them the delivery into the socket, skb_ingress included), then
+// times recvfrom() of each. A side's first slice first sends every peer
+// once and reads it back (untimed), so that the timed reads find a known
+// peer as a busy server does.
+constexpr int kRecvSenders = 100;
+
+int PeersOf(Op op) {
+  switch (op) {
+    case Op::kUdpRecv1:
+      return 1;
+    case Op::kUdpRecv1k:
+      return 1000;
+    case Op::kUdpRecv100k:
+      return 100000;
+    default:
+      return 0;
+  }
+}
+
+struct RecvServer {
+  int fd = -1;
+  sockaddr_in addr{};
+  int64_t next_peer = 0;
+};
+
+struct RecvState {
+  std::vector<int> senders;
+  RecvServer side[2];  // [enforced]
+};
+
+RecvState& Recv() {
+  static RecvState* state = new RecvState();
+  return *state;
+}
+
+// Sends datagram number `i` of `peers` distinct peers to `to`.
+bool SendAsPeer(const RecvState& st, int64_t i, int peers,
+                const sockaddr_in& to) {
+  const int64_t peer = i % peers;
+  const int senders = static_cast<int>(st.senders.size());
+  const uint32_t addr_index = static_cast<uint32_t>(peer / senders);
+  char payload[kDatagramBytes] = "egress_bench";
+  iovec iov{payload, sizeof(payload)};
+  char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr_in*>(&to);
+  msg.msg_namelen = sizeof(to);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+  in_pktinfo info{};
+  info.ipi_spec_dst.s_addr = htonl(0x7f020000 + addr_index);  // 127.2.x.y
+  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+  return sendmsg(st.senders[peer % senders], &msg, 0) ==
+         static_cast<ssize_t>(sizeof(payload));
+}
+
+// Queues `n` datagrams on `server`, then reads them (untimed).
+int64_t FillAndDrain(RecvState& st, RecvServer& server, int peers, int64_t n) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!SendAsPeer(st, server.next_peer++, peers, server.addr)) ++bad;
+  }
+  char buf[kDatagramBytes];
+  sockaddr_in from{};
+  for (int64_t i = 0; i < n; ++i) {
+    socklen_t len = sizeof(from);
+    if (recvfrom(server.fd, buf, sizeof(buf), MSG_DONTWAIT,
+                 reinterpret_cast<sockaddr*>(&from), &len) < 0) {
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+Tally RunUdpRecv(Op op, bool enforced_side, const OpLimits& limits) {
+  Tally bad;
+  RecvState& st = Recv();
+  const int peers = PeersOf(op);
+  if (st.senders.empty()) {
+    // The worker's first slice is a baseline one (RunInterleaved).
+    if (enforced_side) {
+      bad.Unexpected(EINVAL);
+      return bad;
+    }
+    for (int i = 0; i < std::min(peers, kRecvSenders); ++i) {
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        bad.Unexpected(errno);
+        return bad;
+      }
+      st.senders.push_back(fd);
+    }
+  }
+  RecvServer& server = st.side[enforced_side ? 1 : 0];
+  // A batch of max_ops datagrams of 32 bytes takes about 1 KiB each of
+  // receive buffer.
+  const int64_t batch = limits.max_ops;
+  if (server.fd < 0) {
+    server.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rcvbuf = 64 << 20;
+    server.addr = Loopback(0);
+    socklen_t len = sizeof(server.addr);
+    if (server.fd < 0 ||
+        setsockopt(server.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+                   sizeof(rcvbuf)) != 0 ||
+        bind(server.fd, reinterpret_cast<sockaddr*>(&server.addr),
+             sizeof(server.addr)) != 0 ||
+        getsockname(server.fd, reinterpret_cast<sockaddr*>(&server.addr),
+                    &len) != 0) {
+      bad.Unexpected(errno);
+      return bad;
+    }
+    for (int64_t done = 0; done < peers && !g_stop; done += batch) {
+      if (FillAndDrain(st, server, peers,
+                       std::min<int64_t>(batch, peers - done)) > 0) {
+        bad.Unexpected(EIO);
+        return bad;
+      }
+    }
+  }
+  for (int64_t i = 0; i < batch && !g_stop; ++i) {
+    if (!SendAsPeer(st, server.next_peer++, peers, server.addr)) {
+      bad.Unexpected(errno);
+      return bad;
+    }
+  }
+  char buf[kDatagramBytes];
+  return TimedLoop(limits, 64, [&] {
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    ssize_t n = recvfrom(server.fd, buf, sizeof(buf), MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&from), &len);
+    if (n == static_cast<ssize_t>(sizeof(buf))) return true;
+    if (n >= 0) errno = -1;
+    return false;
+  });
+}
+
 Tally RunBulk(const Endpoints& ep, const OpLimits& limits) {
   Tally bad;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -241,6 +396,12 @@ const char* OpName(Op op) {
       return "dns query+answer";
     case Op::kUdpEcho:
       return "udp echo (no dns)";
+    case Op::kUdpRecv1:
+      return "udp recv 1 peer";
+    case Op::kUdpRecv1k:
+      return "udp recv 1k peers";
+    case Op::kUdpRecv100k:
+      return "udp recv 100k peers";
   }
   return "?";
 }
@@ -263,6 +424,11 @@ OpLimits LimitsOf(Op op, double time_scale) {
     case Op::kDnsLookup:
     case Op::kUdpEcho:
       return {100000, scaled(0.1)};
+    case Op::kUdpRecv1:
+    case Op::kUdpRecv1k:
+    case Op::kUdpRecv100k:
+      // The batch queued before each timed slice (RunUdpRecv).
+      return {20000, scaled(0.2)};
   }
   return {0, absl::ZeroDuration()};
 }
@@ -279,7 +445,9 @@ double Sample::CpuRate() const {
 
 namespace {
 
-Tally RunSlice(Op op, const Endpoints& ep, bool enforced,
+// `enforced`: the slice runs in the enforced cgroup; `refuses`: the
+// programs there refuse the denied connect.
+Tally RunSlice(Op op, const Endpoints& ep, bool enforced, bool refuses,
                const OpLimits& limits) {
   switch (op) {
     case Op::kTcpConnect:
@@ -287,13 +455,17 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced,
     case Op::kUdpSendto:
       return RunSendto(ep, limits);
     case Op::kDeniedConnect:
-      return RunDenied(ep, limits, enforced);
+      return RunDenied(ep, limits, enforced && refuses);
     case Op::kTcpBulk:
       return RunBulk(ep, limits);
     case Op::kDnsLookup:
       return RunExchange(ep.dns, limits);
     case Op::kUdpEcho:
       return RunExchange(ep.udp_echo, limits);
+    case Op::kUdpRecv1:
+    case Op::kUdpRecv1k:
+    case Op::kUdpRecv100k:
+      return RunUdpRecv(op, enforced, limits);
   }
   return Tally();
 }
@@ -332,7 +504,7 @@ std::vector<int> RunInterleaved(Op op, const Endpoints& ep,
         out.insert(out.end(), {-1, 0, 0, 0, 0, err});
         return out;
       }
-      Tally t = RunSlice(op, ep, enforced && refuses, limits);
+      Tally t = RunSlice(op, ep, enforced, refuses, limits);
       // Microseconds fit an int for any bounded loop (35 minutes).
       out.insert(out.end(), {enforced ? 1 : 0, static_cast<int>(t.ops),
                              static_cast<int>(t.elapsed_ns / 1000),
@@ -382,6 +554,12 @@ int ProbeOnce(Op op, const Endpoints& ep) {
       close(fd);
       return err;
     }
+    case Op::kUdpRecv1:
+    case Op::kUdpRecv1k:
+    case Op::kUdpRecv100k:
+      // Nothing to refuse: a server may always read. Each read checks its
+      // own outcome (RunUdpRecv).
+      return 0;
     case Op::kUdpSendto: {
       int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (fd < 0) return errno;

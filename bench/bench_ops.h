@@ -54,9 +54,16 @@ enum class Op {
   // server and back (no DNS port: the packet hooks pass it at once).
   kDnsLookup,
   kUdpEcho,
+  // A UDP server's recvfrom() (with the source address, so recvmsg4 runs)
+  // of 32-byte datagrams from 1, 1,000 or 100,000 distinct loopback peers
+  // (RunUdpRecv in bench_ops.cc).
+  kUdpRecv1,
+  kUdpRecv1k,
+  kUdpRecv100k,
 };
-inline constexpr Op kAllOps[] = {Op::kTcpConnect, Op::kUdpSendto,
-                                 Op::kDeniedConnect, Op::kTcpBulk};
+inline constexpr Op kAllOps[] = {
+    Op::kTcpConnect, Op::kUdpSendto, Op::kDeniedConnect, Op::kTcpBulk,
+    Op::kUdpRecv1,   Op::kUdpRecv1k, Op::kUdpRecv100k};
 inline constexpr Op kNameOps[] = {Op::kTcpConnect, Op::kDnsLookup,
                                   Op::kUdpEcho};
 

@@ -510,34 +510,60 @@ int egress_skb_ingress(struct __sk_buff *skb)
 	return 1;
 }
 
-/* Emits a flow record for a TCP socket of a target. */
+/* The remote end of a sock_ops socket, as a destination. */
+static __always_inline void flow__remote(struct bpf_sock_ops *ctx,
+					 struct egress_dest *d)
+{
+	if (ctx->family == AF_INET)
+		dest__set4(d, ctx->remote_ip4);
+	else
+		dest__set6(d, ctx->remote_ip6[0], ctx->remote_ip6[1],
+			   ctx->remote_ip6[2], ctx->remote_ip6[3]);
+	d->port = (__be16)(ctx->remote_port >> 16);
+	d->proto = IPPROTO_TCP;
+}
+
+/*
+ * Whether a flow gets records, decided once when it is established: not at
+ * `logging off`, and at most EGRESS_EVENTS_PER_WINDOW flows per window per
+ * (target, peer address, port, verdict) through the verdict records' rate
+ * limit (lib/ratelimit.h, hook EGRESS_HOOK_SOCK_OPS). The port is the
+ * remote one for an outbound flow and the local (listening) one for an
+ * inbound flow, so that the clients of a server share one key per address
+ * instead of one per ephemeral port. Returns -1 for no records, else the
+ * flows of the key held back before this one. A held-back flow gets neither
+ * record: established and closed always come in pairs.
+ */
+static __always_inline __s64 flow__admit(struct bpf_sock_ops *ctx,
+					 const struct egress_flow *f,
+					 struct egress_dest *d, __u64 now,
+					 __u32 id,
+					 const struct egress_target_config *cfg,
+					 struct egress_counters *c)
+{
+	if (cfg->flags & EGRESS_TF_EVENT_NONE)
+		return -1;
+	if (f->direction == EGRESS_DIR_INBOUND)
+		d->port = bpf_htons((__u16)ctx->local_port);
+	return limit__admit(id, d, EGRESS_HOOK_SOCK_OPS, f->verdict, now, c);
+}
+
+/* Emits a flow record for a TCP socket of a target whose flow was admitted
+ * (flow__admit); `suppressed` rides on established records. */
 static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 				       const struct egress_flow *f, __u64 now,
-				       __u32 id,
-				       const struct egress_target_config *cfg)
+				       __u32 id, struct egress_counters *c,
+				       __u32 suppressed, __u64 sent,
+				       __u64 received)
 {
-	struct egress_counters *c = target__counters(id);
 	struct egress_event *e;
 
-	if (kind == EGRESS_EVENT_FLOW_CLOSED && c) {
-		/* Counted whatever the logging level. */
-		__u64 sent = ctx->bytes_acked - f->base_acked;
-		__u64 received = ctx->bytes_received - f->base_received;
-
-		if (f->fin_sent && ctx->snd_una == ctx->snd_nxt && sent)
-			sent--;
-		if (f->fin_received && received)
-			received--;
-		__sync_fetch_and_add(&c->flow_bytes_sent, sent);
-		__sync_fetch_and_add(&c->flow_bytes_received, received);
-	}
-	if (!cfg || (cfg->flags & EGRESS_TF_EVENT_NONE))
-		return;
 	e = event__reserve(id, c, EGRESS_EVENT_INET_BYTES);
 	if (!e)
 		return;
 	e->ts_ns = now;
 	e->rule_id = f->rule_id;
+	e->suppressed = suppressed;
 	e->reason =
 	    f->rule_id ? EGRESS_REASON_MATCH_ALLOW : EGRESS_REASON_NO_MATCH;
 	e->verdict = f->verdict;
@@ -549,16 +575,8 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	e->local_port = (__u16)ctx->local_port;
 	e->cookie = bpf_get_socket_cookie(ctx);
 	e->srtt_us = ctx->srtt_us >> 3;
-	/* Payload only: the SYN and FINs occupy sequence space too. */
-	e->bytes_sent = ctx->bytes_acked - f->base_acked;
-	e->bytes_received = ctx->bytes_received - f->base_received;
-	if (kind == EGRESS_EVENT_FLOW_CLOSED) {
-		if (f->fin_sent && ctx->snd_una == ctx->snd_nxt &&
-		    e->bytes_sent)
-			e->bytes_sent--;
-		if (f->fin_received && e->bytes_received)
-			e->bytes_received--;
-	}
+	e->bytes_sent = sent;
+	e->bytes_received = received;
 	if (kind == EGRESS_EVENT_FLOW_CLOSED)
 		e->duration_ns = now - f->start_ns;
 	if (ctx->family == AF_INET) {
@@ -575,20 +593,83 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+/* The state callback of a flow's socket: notes FINs and, at CLOSE, counts
+ * the flow's bytes and emits its closed record. */
+static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
+					  struct bpf_sock *sk)
+{
+	__u32 old_state = ctx->args[0], state = ctx->args[1], id;
+	struct egress_counters *c;
+	struct egress_flow *f;
+	__u64 sent, received;
+
+	/* Only the states that say something about FINs or the end; the
+	 * others (FIN_WAIT2, SYN_RECV, ...) cost one compare, no lookup. */
+	if (state != BPF_TCP_FIN_WAIT1 && state != BPF_TCP_LAST_ACK &&
+	    state != BPF_TCP_CLOSE_WAIT && state != BPF_TCP_CLOSING &&
+	    state != BPF_TCP_TIME_WAIT && state != BPF_TCP_CLOSE)
+		return 1;
+	f = bpf_sk_storage_get(&flows, sk, 0, 0);
+	if (!f)
+		return 1;
+	if (state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_LAST_ACK)
+		f->fin_sent = 1;
+	if (state == BPF_TCP_CLOSE_WAIT || state == BPF_TCP_CLOSING ||
+	    state == BPF_TCP_TIME_WAIT ||
+	    (state == BPF_TCP_CLOSE && old_state == BPF_TCP_LAST_ACK))
+		f->fin_received = 1;
+	if (state != BPF_TCP_CLOSE)
+		return 1;
+	/* FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait). */
+	if (old_state == BPF_TCP_FIN_WAIT2)
+		f->fin_received = 1;
+	/* Payload only: the SYN and FINs occupy sequence space too. */
+	sent = ctx->bytes_acked - f->base_acked;
+	received = ctx->bytes_received - f->base_received;
+	if (f->fin_sent && ctx->snd_una == ctx->snd_nxt && sent)
+		sent--;
+	if (f->fin_received && received)
+		received--;
+	/* Counted whatever the logging level, under the target the flow
+	 * started in. */
+	id = egress_target_id;
+	c = target__counters(id);
+	if (c) {
+		__sync_fetch_and_add(&c->flows_closed, 1);
+		__sync_fetch_and_add(&c->flow_bytes_sent, sent);
+		__sync_fetch_and_add(&c->flow_bytes_received, received);
+	}
+	if (f->recorded)
+		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, bpf_ktime_get_ns(),
+			   id, c, 0, sent, received);
+	bpf_sk_storage_delete(&flows, sk);
+	return 1;
+}
+
 /*
  * The life of a target's TCP connections: established (active = the target
  * connected, passive = it accepted) and closed, with bytes and RTT, so each
  * connection becomes a flow record. An active connection that no rule
  * allows (connected before enforcement, or passed in) is "unexplained".
+ *
+ * Cost: the kernel calls this program for a few ops of every socket of the
+ * cgroup whatever it asks for (TCP_CONNECT, TIMEOUT_INIT, RWND_INIT,
+ * NEEDS_ECN, ...): those return at the first compare. The only callbacks
+ * asked for are state changes (BPF_SOCK_OPS_STATE_CB_FLAG, to see the
+ * close), and only on sockets that became flows; no RTT, retransmit or
+ * header-option callbacks. A state callback reads the socket's storage only
+ * for the states it needs.
  */
 SEC("sockops")
 int egress_sock_ops(struct bpf_sock_ops *ctx)
 {
 	struct egress_target_config *cfg;
 	struct egress_counters *c;
+	struct egress_dest d = {};
 	struct egress_flow *f;
 	struct bpf_sock *sk;
 	__u32 op = ctx->op, id;
+	__s64 suppressed;
 	__u64 now;
 
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -599,39 +680,18 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	 * never attached to this hook (callbacks run in no task's context). */
 	if (egress_target_id == EGRESS_TARGET_BY_UID)
 		return 1;
-	cfg = target__find(&id);
-	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
-		return 1;
 	sk = ctx->sk;
 	if (!sk)
 		return 1;
+	/* A flow's storage exists only once established, under an enforced
+	 * target: the close needs no config lookup. */
+	if (op == BPF_SOCK_OPS_STATE_CB)
+		return flow__on_state(ctx, sk);
+	cfg = target__find(&id);
+	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
+		return 1;
 	c = target__counters(id);
 	now = bpf_ktime_get_ns();
-
-	if (op == BPF_SOCK_OPS_STATE_CB) {
-		__u32 state = ctx->args[1];
-
-		f = bpf_sk_storage_get(&flows, sk, 0, 0);
-		if (!f)
-			return 1;
-		if (state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_LAST_ACK)
-			f->fin_sent = 1;
-		if (state == BPF_TCP_CLOSE_WAIT || state == BPF_TCP_CLOSING ||
-		    state == BPF_TCP_TIME_WAIT ||
-		    (state == BPF_TCP_CLOSE &&
-		     ctx->args[0] == BPF_TCP_LAST_ACK))
-			f->fin_received = 1;
-		if (state != BPF_TCP_CLOSE)
-			return 1;
-		/* FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait). */
-		if (ctx->args[0] == BPF_TCP_FIN_WAIT2)
-			f->fin_received = 1;
-		if (c)
-			__sync_fetch_and_add(&c->flows_closed, 1);
-		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, now, id, cfg);
-		bpf_sk_storage_delete(&flows, sk);
-		return 1;
-	}
 
 	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!f)
@@ -644,18 +704,11 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	f->verdict = EGRESS_VERDICT_ALLOW;
 	f->rule_id = 0;
 	f->direction = EGRESS_DIR_INBOUND;
+	flow__remote(ctx, &d);
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		struct egress_decision dec;
-		struct egress_dest d = {};
 
 		f->direction = EGRESS_DIR_OUTBOUND;
-		if (ctx->family == AF_INET)
-			dest__set4(&d, ctx->remote_ip4);
-		else
-			dest__set6(&d, ctx->remote_ip6[0], ctx->remote_ip6[1],
-				   ctx->remote_ip6[2], ctx->remote_ip6[3]);
-		d.port = (__be16)(ctx->remote_port >> 16);
-		d.proto = IPPROTO_TCP;
 		rules__decide(cfg->ruleset, &d, &dec);
 		names__decide(id, cfg, &d, &dec);
 		f->rule_id = dec.rule_id;
@@ -670,7 +723,11 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	/* Ask for state changes, to see the close. */
 	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
 					   BPF_SOCK_OPS_STATE_CB_FLAG);
-	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, cfg);
+	suppressed = flow__admit(ctx, f, &d, now, id, cfg, c);
+	f->recorded = suppressed >= 0;
+	if (f->recorded)
+		flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, c,
+			   (__u32)suppressed, 0, 0);
 	return 1;
 }
 

@@ -59,23 +59,43 @@ static __always_inline int peer__known(__u32 target_id,
 	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
 }
 
-/* Remembers that `d` sent to the socket of `ctx` (an enforced target only:
- * a target switched off records nothing). */
+/*
+ * Remembers that `d` sent to the socket of `ctx` (an enforced target only:
+ * a target switched off records nothing). Runs on every datagram a target's
+ * UDP socket reads with its source address, so the steady state (a peer
+ * already known) must cost no more than a lookup: a known peer's timestamp
+ * is rewritten in place, and only once it is EGRESS_PEER_REFRESH_NS old
+ * (the TTL is 300 s; a second of slack is nothing to it, and one store a
+ * second per peer keeps the entry's cache line from bouncing between CPUs
+ * that read it). Only a new peer takes an LRU node (bucket and LRU locks, a
+ * free-list pop, maybe an eviction); updating every time took one per
+ * datagram. The lookup also marks the entry referenced, so the LRU evicts
+ * peers that went quiet before the ones a server is talking to.
+ */
 static __always_inline void peer__record(struct egress_dest *d,
 					 struct bpf_sock_addr *ctx)
 {
-	struct egress_peer_value v;
+	struct egress_peer_value fresh, *v;
 	struct egress_peer_key k = {};
 	struct bpf_sock *sk = ctx->sk;
 	struct egress_target_config *cfg;
+	__u64 now;
 	__u32 id;
 
 	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
 		return;
 	peer__key(&k, id, ctx, d, sk->src_port);
-	v.last_seen_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&udp_peers, &k, &v, BPF_ANY);
+	now = bpf_ktime_get_ns();
+	v = bpf_map_lookup_elem(&udp_peers, &k);
+	if (v) {
+		if (now - v->last_seen_ns >= EGRESS_PEER_REFRESH_NS)
+			v->last_seen_ns = now;
+		return;
+	}
+	fresh.last_seen_ns = now;
+	/* NOEXIST: another CPU recording the same new peer wins, same time. */
+	bpf_map_update_elem(&udp_peers, &k, &fresh, BPF_NOEXIST);
 }
 
 #endif /* EGRESS_BPF_LIB_PEERS_H_ */

@@ -98,9 +98,90 @@ TEST(EventLineTest, DeclinesWhatItDoesNotCoverAndTheTreeNeverThrows) {
   EXPECT_TRUE(line.empty());
   std::string dumped = EventToJson(odd, Ctx()).dump();
   EXPECT_NE(dumped.find("\"comm\":\"??x\""), std::string::npos) << dumped;
-  egress_event flow{};
-  flow.kind = EGRESS_EVENT_FLOW_CLOSED;
-  EXPECT_FALSE(writer.Append(flow, Ctx(), &line));
+  egress_event existing = Denied4("");
+  existing.kind = EGRESS_EVENT_EXISTING;
+  EXPECT_FALSE(writer.Append(existing, Ctx(), &line));
+  egress_event held = Denied4("");
+  held.kind = EGRESS_EVENT_HELD_BACK;
+  EXPECT_FALSE(writer.Append(held, Ctx(), &line));
+}
+
+// A TCP flow record as sock_ops writes it (no task: no process fields).
+egress_event Flow(uint8_t kind, uint8_t direction) {
+  egress_event e{};
+  e.ts_ns = 987654321;
+  e.target_id = 2;
+  e.rule_id = 4;
+  e.reason = EGRESS_REASON_MATCH_ALLOW;
+  e.verdict = EGRESS_VERDICT_ALLOW;
+  e.kind = kind;
+  e.direction = direction;
+  e.hook = EGRESS_HOOK_SOCK_OPS;
+  e.proto = IPPROTO_TCP;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.port = htons(443);
+  e.local_port = 51234;
+  inet_pton(AF_INET, "10.0.0.5", e.addr);
+  e.cookie = 40961;
+  e.srtt_us = 180;
+  if (kind == EGRESS_EVENT_FLOW_CLOSED) {
+    e.bytes_sent = 1000;
+    e.bytes_received = 52311;
+    e.duration_ns = 2500000000;
+  }
+  return e;
+}
+
+// Field for field (a key missing on either side shows by name), then byte
+// for byte.
+void ExpectSameFlow(const egress_event& e, const EventContext& ctx) {
+  EventLineWriter writer;
+  std::string line;
+  ASSERT_TRUE(writer.Append(e, ctx, &line));
+  const nlohmann::json tree = EventToJson(e, ctx);
+  const nlohmann::json fast = nlohmann::json::parse(line, nullptr, false);
+  ASSERT_FALSE(fast.is_discarded()) << line;
+  for (const auto& [key, value] : tree.items()) {
+    ASSERT_TRUE(fast.contains(key)) << key << " missing: " << line;
+    EXPECT_EQ(fast[key], value) << key;
+  }
+  for (const auto& [key, value] : fast.items()) {
+    EXPECT_TRUE(tree.contains(key)) << key << " only in the fast line";
+  }
+  EXPECT_EQ(line, tree.dump());
+}
+
+TEST(EventLineTest, FlowRecordsMatchTheTreeFieldForField) {
+  ExpectSameFlow(Flow(EGRESS_EVENT_FLOW_ESTABLISHED, EGRESS_DIR_OUTBOUND),
+                 Ctx());
+  ExpectSameFlow(Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_OUTBOUND), Ctx());
+  egress_event inbound6 = Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_INBOUND);
+  inbound6.family = EGRESS_FAMILY_IPV6;
+  inet_pton(AF_INET6, "2001:db8::7", inbound6.addr);
+  inbound6.rule_id = 0;
+  inbound6.reason = EGRESS_REASON_NO_MATCH;
+  ExpectSameFlow(inbound6, Ctx());
+  egress_event unexplained =
+      Flow(EGRESS_EVENT_FLOW_ESTABLISHED, EGRESS_DIR_OUTBOUND);
+  unexplained.verdict = EGRESS_VERDICT_UNEXPLAINED;
+  unexplained.rule_id = 0;
+  unexplained.suppressed = 17;  // flows the rate limit held back before it
+  ExpectSameFlow(unexplained, EventContext{});
+  // A process name never comes with a flow from the kernel; if one did,
+  // both writers show it alike.
+  egress_event named = Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_INBOUND);
+  std::strncpy(named.comm, "nginx", sizeof(named.comm));
+  named.tgid = 10;
+  ExpectSameFlow(named, Ctx());
+  // A flow is a flow whatever its hook field says.
+  egress_event odd_hook = Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_OUTBOUND);
+  odd_hook.hook = EGRESS_HOOK_SOCK_CREATE;
+  ExpectSameFlow(odd_hook, Ctx());
+  // Flows never carry a hint, whatever their verdict field says.
+  egress_event odd = Flow(EGRESS_EVENT_FLOW_ESTABLISHED, EGRESS_DIR_OUTBOUND);
+  odd.verdict = EGRESS_VERDICT_DENY;
+  odd.reason = EGRESS_REASON_NO_MATCH;
+  ExpectSameFlow(odd, Ctx());
 }
 
 // Found by tests/fuzz/targets/event_fuzzer.cc: a process named "x\n..."

@@ -208,7 +208,9 @@ struct RecordViews {
     reason = ReasonView(e.reason, &s_reason);
     proto = ProtoView(e.proto, &s_proto);
     family = e.family == EGRESS_FAMILY_IPV4 ? "IPv4" : "IPv6";
-    is_socket = e.hook == EGRESS_HOOK_SOCK_CREATE;
+    // A flow record is a flow whatever its hook field says (as in the tree).
+    is_socket =
+        e.hook == EGRESS_HOOK_SOCK_CREATE && e.kind == EGRESS_EVENT_VERDICT;
     addr = AddressView(e, addr_buf);
     port = ntohs(e.port);
     plain_hint = (e.verdict == EGRESS_VERDICT_DENY ||
@@ -285,6 +287,52 @@ bool PutMessageTail(Cursor& w, const egress_event& e, const RecordViews& v) {
   return true;
 }
 
+// True for the records the kernel's sock_ops program writes.
+bool IsTcpFlow(const egress_event& e) {
+  return e.kind == EGRESS_EVENT_FLOW_ESTABLISHED ||
+         e.kind == EGRESS_EVENT_FLOW_CLOSED;
+}
+
+// "flow":{...}, of an established or closed TCP flow.
+void PutFlow(Cursor& w, const egress_event& e) {
+  w.Put("\"flow\":{\"bytes_received\":", Num{e.bytes_received},
+        ",\"bytes_sent\":", Num{e.bytes_sent}, ",\"cookie\":", Num{e.cookie},
+        ",\"direction\":\"",
+        e.direction == EGRESS_DIR_OUTBOUND ? "outbound" : "inbound", '"');
+  if (e.kind == EGRESS_EVENT_FLOW_CLOSED) {
+    w.Put(",\"duration_ns\":", Num{e.duration_ns});
+  }
+  w.Put(",\"srtt_us\":", Num{e.srtt_us}, "},");
+}
+
+// "l4":{...}, of a TCP flow: always "tcp", with the local port.
+void PutFlowL4(Cursor& w, const egress_event& e, const RecordViews& v) {
+  w.Put("\"l4\":{\"destination\":\"", v.addr,
+        "\",\"destination_port\":", Num{v.port}, ",\"family\":\"", v.family,
+        "\",\"protocol\":\"tcp\",\"source_port\":", Num{e.local_port}, "},");
+}
+
+// The message of a flow after its time and target:
+// "-> 10.0.0.5:443/tcp ALLOWED (closed outbound, sent 1 B, received 2 B)".
+void PutFlowMessageTail(Cursor& w, const egress_event& e,
+                        const RecordViews& v) {
+  if (!v.comm.empty()) w.Put(v.comm_esc, '[', Num{e.tgid}, "] ");
+  if (v.addr.find(':') != std::string_view::npos) {
+    w.Put("-> [", v.addr, "]:", Num{v.port}, "/tcp ");
+  } else {
+    w.Put("-> ", v.addr, ':', Num{v.port}, "/tcp ");
+  }
+  const bool closed = e.kind == EGRESS_EVENT_FLOW_CLOSED;
+  w.Put(v.verdict, " (", closed ? "closed " : "established ",
+        e.direction == EGRESS_DIR_OUTBOUND ? "outbound" : "inbound");
+  if (closed) {
+    w.Put(", sent ", Num{e.bytes_sent}, " B, received ", Num{e.bytes_received},
+          " B");
+  }
+  w.Put(')');
+  if (e.suppressed > 0) w.Put(" +", Num{e.suppressed}, " suppressed");
+}
+
 // "process":{...},"reason":"...","rule_id":N,
 void PutProcessToRuleId(Cursor& w, const egress_event& e,
                         const RecordViews& v) {
@@ -312,11 +360,12 @@ bool EventLineWriter::UseContext(const EventContext& ctx) {
 
 bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
                              std::string* out) {
-  // Flows, existing connections (EGRESS_EVENT_EXISTING and _CUT, made by
-  // egressd), refused socket options and unix records (rare, or rarely
-  // many) take the tree path.
-  if (e.kind != EGRESS_EVENT_VERDICT || e.hook == EGRESS_HOOK_SETSOCKOPT ||
-      e.family == EGRESS_FAMILY_UNIX) {
+  // Existing connections (EGRESS_EVENT_EXISTING and _CUT, made by
+  // egressd), held-back summaries, refused socket options and unix records
+  // (rare, or rarely many) take the tree path.
+  const bool flow = IsTcpFlow(e);
+  if ((e.kind != EGRESS_EVENT_VERDICT && !flow) ||
+      e.hook == EGRESS_HOOK_SETSOCKOPT || e.family == EGRESS_FAMILY_UNIX) {
     return false;
   }
   // Records that name DNS names (decided by a name, or refused an address
@@ -344,12 +393,25 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   Cursor w{scratch_.data()};
   w.Put("{\"cgroup\":{\"id\":", Num{e.cgroup_id}, ",\"path\":\"",
         cgroup_path_esc_, "\"},\"event\":\"", EventView(e), "\",");
-  if (!PutHint(w, v, ctx, target_esc_)) return false;
+  // Flow records never have a hint (AllowHint).
+  if (flow) {
+    PutFlow(w, e);
+  } else if (!PutHint(w, v, ctx, target_esc_)) {
+    return false;
+  }
   w.Put("\"hook\":\"", v.hook, "\",\"ktime_ns\":", Num{e.ts_ns}, ',');
-  if (!v.is_socket) PutL4(w, v);
+  if (flow) {
+    PutFlowL4(w, e, v);
+  } else if (!v.is_socket) {
+    PutL4(w, v);
+  }
   w.Put("\"message\":\"", std::string_view(text_, 15), '.',
         std::string_view(frac, 3), ' ', target_esc_, ' ');
-  if (!PutMessageTail(w, e, v)) return false;
+  if (flow) {
+    PutFlowMessageTail(w, e, v);
+  } else if (!PutMessageTail(w, e, v)) {
+    return false;
+  }
   w.Put("\",\"node_name\":\"", node_name_esc_, "\",");
   PutProcessToRuleId(w, e, v);
   if (v.is_socket) PutSocket(w, e, v);

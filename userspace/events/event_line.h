@@ -4,8 +4,10 @@
 // bench/events_bench.cc). It writes exactly the bytes of
 // EventToJson(e, ctx).dump() (event_json.h; tests/unit/event_line_test.cc and
 // the benchmark check this) and gives up, returning false, on what it does
-// not cover: flow, setsockopt and unix records, strings with bytes >= 0x80,
-// times outside years 1970..9999. Callers fall back to EventToJson for those.
+// not cover: existing/cut/held_back/self-check, setsockopt and unix records,
+// strings with bytes >= 0x80, times outside years 1970..9999. Callers fall
+// back to EventToJson for those. Verdict and TCP flow records (established,
+// closed) are covered.
 #ifndef EGRESS_USERSPACE_EVENTS_EVENT_LINE_H_
 #define EGRESS_USERSPACE_EVENTS_EVENT_LINE_H_
 

@@ -39,14 +39,17 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 4
+#define EGRESS_ABI_VERSION 5
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
 #define EGRESS_MAX_TARGETS 1024
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
-#define EGRESS_MAX_PEERS 65536
+/* udp_peers: 4 x 65,536, so that 100,000 clients of one busy UDP server
+ * all keep their entries: 30 MiB of preallocated LRU nodes (memlock;
+ * 7.5 MiB at 65,536). */
+#define EGRESS_MAX_PEERS 262144
 #define EGRESS_MAX_RULE_HITS 65536
 #define EGRESS_MAX_UNIX_RULES 16384
 /* user_targets: uid -> target id. The one program set attached at the
@@ -57,6 +60,8 @@
 #define EGRESS_TARGET_BY_UID 0
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
+/* A known peer's last_seen_ns is rewritten at most this often (peers.h). */
+#define EGRESS_PEER_REFRESH_NS 1000000000ULL
 #define EGRESS_RINGBUF_BYTES (1 << 22)
 
 /* Port class used by rules that match every port. */
@@ -379,8 +384,12 @@ struct egress_flow {
 	__u8 direction;	   /* EGRESS_DIR_* */
 	__u8 fin_sent;	   /* our FIN went out: it counts in bytes_acked */
 	__u8 fin_received; /* the peer's FIN counts in bytes_received */
+	/* The established record went out (logging level and rate limit let
+	 * it through): the closed record goes out too, and only then. */
+	__u8 recorded;
+	__u8 pad[7];
 };
-EGRESS_ABI_SIZE(egress_flow, 32);
+EGRESS_ABI_SIZE(egress_flow, 40);
 
 /* Ring buffer record: one per reported verdict or TCP flow transition. */
 struct egress_event {
