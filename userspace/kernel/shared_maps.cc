@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
@@ -107,14 +108,18 @@ absl::StatusOr<bool> AllPresent(int fd, const Entries& entries,
   return true;
 }
 
-// How many keys of a rule or port map belong to `ruleset`.
+// How many keys of a rule or port map each ruleset has.
 template <typename Key>
-absl::StatusOr<size_t> CountRuleset(int fd, uint32_t ruleset) {
-  size_t n = 0;
-  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&](const Key& k) {
-                           n += k.ruleset == ruleset;
-                         }).status());
+absl::StatusOr<std::map<uint32_t, size_t>> CountRulesets(int fd) {
+  std::map<uint32_t, size_t> n;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKey<Key>(fd, [&](const Key& k) { ++n[k.ruleset]; }).status());
   return n;
+}
+
+size_t CountOf(const std::map<uint32_t, size_t>& counts, uint32_t ruleset) {
+  auto it = counts.find(ruleset);
+  return it == counts.end() ? 0 : it->second;
 }
 
 }  // namespace
@@ -228,6 +233,7 @@ absl::StatusOr<std::map<uint32_t, uint32_t>> SharedMaps::UserTargets() const {
 }
 
 absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
+  ForgetCounts();
   EGRESS_RETURN_IF_ERROR(
       UpdateAll(port_classes_.get(), c.ports, "port_classes"));
   EGRESS_RETURN_IF_ERROR(UpdateAll(rules_.get(), c.rules, "rules"));
@@ -236,6 +242,7 @@ absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
 }
 
 absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
+  ForgetCounts();
   EGRESS_RETURN_IF_ERROR(DeleteAll(rules_.get(), c.rules, "rules"));
   EGRESS_RETURN_IF_ERROR(
       DeleteAll(unix_rules_.get(), c.unix_paths, "unix_rules"));
@@ -243,16 +250,35 @@ absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
   return DeleteAll(port_classes_.get(), c.ports, "port_classes");
 }
 
+absl::StatusOr<SharedMaps::RulesetCounts> SharedMaps::CountsByRuleset() const {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  const absl::Time now = absl::Now();
+  if (counts_ && now - counts_->taken < kRulesetCountsFor) return *counts_;
+  RulesetCounts c;
+  c.taken = now;
+  EGRESS_ASSIGN_OR_RETURN(c.rules,
+                          CountRulesets<egress_rule_key>(rules_.get()));
+  EGRESS_ASSIGN_OR_RETURN(c.ports,
+                          CountRulesets<egress_port_key>(port_classes_.get()));
+  counts_ = c;
+  return c;
+}
+
+void SharedMaps::ForgetCounts() const {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  counts_.reset();
+}
+
 absl::StatusOr<bool> SharedMaps::HasEntries(
     const policy::CompiledRuleset& c) const {
   // An LPM lookup answers with the longest prefix that matches, so a
   // missing entry could be answered by a shorter one: the number of the
   // set's keys in each trie must match too.
-  EGRESS_ASSIGN_OR_RETURN(
-      size_t rules, CountRuleset<egress_rule_key>(rules_.get(), c.ruleset));
-  EGRESS_ASSIGN_OR_RETURN(size_t ports, CountRuleset<egress_port_key>(
-                                            port_classes_.get(), c.ruleset));
-  if (rules != c.rules.size() || ports != c.ports.size()) return false;
+  EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
+  if (CountOf(counts.rules, c.ruleset) != c.rules.size() ||
+      CountOf(counts.ports, c.ruleset) != c.ports.size()) {
+    return false;
+  }
   EGRESS_ASSIGN_OR_RETURN(bool found,
                           AllPresent(rules_.get(), c.rules, "rules"));
   if (!found) return false;
@@ -264,6 +290,7 @@ absl::StatusOr<bool> SharedMaps::HasEntries(
 
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
     const std::set<uint32_t>& keep) {
+  ForgetCounts();
   EGRESS_ASSIGN_OR_RETURN(
       size_t r, SweepRulesets<egress_rule_key>(rules_.get(), keep, "rules"));
   EGRESS_ASSIGN_OR_RETURN(
