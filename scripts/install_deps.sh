@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake pkg-config clang llvm clang-format
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libabsl-dev libgflags-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev
+  nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev libyaml-dev
   libsystemd-dev systemd libseccomp-dev libsqlite3-dev
   iproute2 netbase procps python3
   # The DNS server the name-rule tests start on loopback: the binary only

@@ -28,45 +28,10 @@
 #include "userspace/policy/services.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
-#include "yaml-cpp/eventhandler.h"
-#include "yaml-cpp/yaml.h"
+#include "userspace/policy/yaml_tree.h"
 
 namespace egress::policy {
 namespace {
-
-// yaml-cpp 0.7 (Debian 12) can hand out empty documents forever on some
-// malformed input (a file holding only ","), and YAML::LoadAll then grows
-// without bound. A first pass with a handler that keeps nothing proves that
-// the document stream ends before LoadAll runs. Throws YAML::Exception on
-// syntax errors, like LoadAll.
-class IgnoreEvents : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
-
-// More documents than any policy file has (it holds one).
-constexpr int kMaxDocuments = 64;
-
-bool DocumentStreamEnds(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  IgnoreEvents ignore;
-  for (int i = 0; i < kMaxDocuments; ++i) {
-    if (!parser.HandleNextDocument(ignore)) return true;
-  }
-  return false;
-}
 
 constexpr size_t kMaxFileSize = 16 << 20;  // 100,000 rules fit
 
@@ -107,9 +72,9 @@ constexpr WordOf<TargetSource> kTargetFields[] = {
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 
-SourceLocation ToLocation(const YAML::Mark& mark) {
-  if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
-  return {mark.line + 1, mark.column + 1};
+SourceLocation ToLocation(const yaml::Position& at) {
+  if (at.line <= 0 || at.column <= 0) return {};
+  return {at.line, at.column};
 }
 
 std::string LocationText(const std::string& file, SourceLocation loc) {
@@ -117,19 +82,18 @@ std::string LocationText(const std::string& file, SourceLocation loc) {
   return absl::StrCat(file, ":", loc.line, ":", loc.column);
 }
 
-std::string Describe(const YAML::Node& node) {
+std::string Describe(const yaml::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null:
+    case yaml::NodeType::kNull:
       return "nothing";
-    case YAML::NodeType::Scalar:
+    case yaml::NodeType::kScalar:
       return Quote(node.Scalar());
-    case YAML::NodeType::Sequence:
+    case yaml::NodeType::kSequence:
       return "a list";
-    case YAML::NodeType::Map:
+    case yaml::NodeType::kMap:
       return "a mapping";
-    default:
-      return "an undefined value";
   }
+  return "an undefined value";
 }
 
 // The closest of `candidates` within edit distance 2, or "".
@@ -198,8 +162,6 @@ std::vector<T> FirstOccurrences(const std::vector<T>& items) {
 
 // One parse of one file. Every method returns InvalidArgument
 // "FILE:L:C: PATH: reason".
-// YAML::Node has reference semantics and assigning one to another rewrites
-// the referenced document node; nodes here are only ever copy-constructed.
 class Parser {
  public:
   explicit Parser(const std::string& file) : file_(file) {}
@@ -207,9 +169,9 @@ class Parser {
   absl::StatusOr<Policy> Parse(absl::string_view text);
 
  private:
-  using Fields = std::map<std::string, std::pair<YAML::Node, YAML::Node>>;
+  using Fields = std::map<std::string, std::pair<yaml::Node, yaml::Node>>;
 
-  absl::Status Error(const YAML::Node& at, absl::string_view path,
+  absl::Status Error(const yaml::Node& at, absl::string_view path,
                      absl::string_view reason) const {
     return ErrorAt(ToLocation(at.Mark()), path, reason);
   }
@@ -226,20 +188,20 @@ class Parser {
 
   // Checks that `node` is a mapping whose keys are distinct scalars from
   // `allowed`, and collects them (key node, value node) into `out`.
-  absl::Status GetFields(const YAML::Node& node, const std::string& path,
+  absl::Status GetFields(const yaml::Node& node, const std::string& path,
                          const std::vector<std::string>& allowed,
                          Fields* out) const;
-  absl::StatusOr<std::string> GetScalar(const YAML::Node& node,
+  absl::StatusOr<std::string> GetScalar(const yaml::Node& node,
                                         const std::string& path) const;
   // A sequence's elements; null counts as empty.
-  absl::StatusOr<std::vector<YAML::Node>> GetList(
-      const YAML::Node& node, const std::string& path) const;
-  absl::StatusOr<bool> GetBool(const YAML::Node& node,
+  absl::StatusOr<std::vector<yaml::Node>> GetList(
+      const yaml::Node& node, const std::string& path) const;
+  absl::StatusOr<bool> GetBool(const yaml::Node& node,
                                const std::string& path) const;
   // A scalar read by one of vocabulary.h's parsers; the error lists
   // `choices` ("expected enforce or audit, got \"block\"").
   template <typename T>
-  absl::StatusOr<T> ParseWord(const YAML::Node& node, const std::string& path,
+  absl::StatusOr<T> ParseWord(const yaml::Node& node, const std::string& path,
                               absl::StatusOr<T> (*parse)(absl::string_view),
                               absl::string_view choices) const {
     EGRESS_ASSIGN_OR_RETURN(std::string word, GetScalar(node, path));
@@ -254,24 +216,24 @@ class Parser {
   // Calls `parse(item, "PATH[i]")` for each element of the list at `node`
   // (null = empty), stopping at the first error.
   template <typename ParseItem>
-  absl::Status ForEachItem(const YAML::Node& node, const std::string& path,
+  absl::Status ForEachItem(const yaml::Node& node, const std::string& path,
                            ParseItem parse) const {
-    EGRESS_ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(node, path));
+    EGRESS_ASSIGN_OR_RETURN(std::vector<yaml::Node> items, GetList(node, path));
     for (size_t i = 0; i < items.size(); ++i) {
       EGRESS_RETURN_IF_ERROR(parse(items[i], absl::StrCat(path, "[", i, "]")));
     }
     return absl::OkStatus();
   }
 
-  absl::Status ParseMetadata(const YAML::Node& node, Policy* policy) const;
-  absl::Status ParseSpec(const YAML::Node& node, Policy* policy) const;
-  absl::Status ParseTarget(const YAML::Node& node, Policy* policy) const;
-  absl::StatusOr<std::string> ParseUnitName(const YAML::Node& node,
+  absl::Status ParseMetadata(const yaml::Node& node, Policy* policy) const;
+  absl::Status ParseSpec(const yaml::Node& node, Policy* policy) const;
+  absl::Status ParseTarget(const yaml::Node& node, Policy* policy) const;
+  absl::StatusOr<std::string> ParseUnitName(const yaml::Node& node,
                                             const std::string& path) const;
-  absl::Status ParseRules(const YAML::Node& node, const std::string& path,
+  absl::Status ParseRules(const yaml::Node& node, const std::string& path,
                           Action action, Policy* policy,
                           std::map<std::string, SourceLocation>* names) const;
-  absl::StatusOr<Rule> ParseRule(const YAML::Node& node,
+  absl::StatusOr<Rule> ParseRule(const yaml::Node& node,
                                  const std::string& path, Action action,
                                  std::string* name) const;
   // `unix`: a unix rule's addresses (unix_rules.h), standing alone.
@@ -281,24 +243,24 @@ class Parser {
   absl::Status ParseNameAndComment(Fields& f, const std::string& path,
                                    std::string* name, Rule* rule) const;
   // `to`: every ipBlock, in file order, without duplicates.
-  absl::Status ParseDestinations(const YAML::Node& node,
+  absl::Status ParseDestinations(const yaml::Node& node,
                                  const std::string& path, Rule* rule) const;
   // `ports` (if given) and `icmp`: Rule::ports and Rule::spec.
   absl::Status ParsePorts(Fields& f, const std::string& path, bool icmp,
                           Rule* rule) const;
   // One peer: an ipBlock into Rule::destinations, or domainNames into
   // Rule::names.
-  absl::Status ParsePeer(const YAML::Node& node, const std::string& path,
+  absl::Status ParsePeer(const yaml::Node& node, const std::string& path,
                          Rule* rule) const;
-  absl::Status ParseDomainNames(const YAML::Node& node, const std::string& path,
+  absl::Status ParseDomainNames(const yaml::Node& node, const std::string& path,
                                 Rule* rule) const;
-  absl::StatusOr<Cidr> ParseCidr(const YAML::Node& node,
+  absl::StatusOr<Cidr> ParseCidr(const yaml::Node& node,
                                  const std::string& path) const;
   // Appends the entry's ports to `ports` and its grammar word to `words`.
-  absl::Status ParsePortEntry(const YAML::Node& node, const std::string& path,
+  absl::Status ParsePortEntry(const yaml::Node& node, const std::string& path,
                               std::vector<PortProto>* ports,
                               std::vector<std::string>* words) const;
-  absl::StatusOr<PortProtocol> ParseProtocol(const YAML::Node& node,
+  absl::StatusOr<PortProtocol> ParseProtocol(const yaml::Node& node,
                                              const std::string& path) const;
   // `port` (and `endPort`) as numbers: one range.
   absl::Status ParsePortRange(Fields& f, const std::string& path,
@@ -311,29 +273,28 @@ class Parser {
                                 const PortProtocol& protocol,
                                 std::vector<PortProto>* ports,
                                 std::vector<std::string>* words) const;
-  absl::StatusOr<uint16_t> ParsePortNumber(const YAML::Node& node,
+  absl::StatusOr<uint16_t> ParsePortNumber(const yaml::Node& node,
                                            const std::string& path,
                                            absl::string_view field) const;
-  absl::StatusOr<std::string> ParseCgroupPath(const YAML::Node& node,
+  absl::StatusOr<std::string> ParseCgroupPath(const yaml::Node& node,
                                               const std::string& path,
                                               bool pattern) const;
 
   const std::string& file_;
 };
 
-absl::Status Parser::GetFields(const YAML::Node& node, const std::string& path,
+absl::Status Parser::GetFields(const yaml::Node& node, const std::string& path,
                                const std::vector<std::string>& allowed,
                                Fields* out) const {
   if (!node.IsMap()) {
     return Error(node, path,
                  absl::StrCat("expected a mapping, got ", Describe(node)));
   }
-  for (YAML::const_iterator it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node key = it->first;
+  for (const auto& [key, value] : node.Entries()) {
     if (!key.IsScalar()) {
       return Error(key, path, "field names must be plain words");
     }
-    const std::string& name = key.Scalar();
+    const std::string name = key.Scalar();
     const std::string field_path =
         path.empty() ? name : absl::StrCat(path, ".", name);
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
@@ -357,12 +318,12 @@ absl::Status Parser::GetFields(const YAML::Node& node, const std::string& path,
       return Error(key, field_path,
                    absl::StrCat("duplicate field ", Quote(name)));
     }
-    out->emplace(name, std::make_pair(key, it->second));
+    out->emplace(name, std::make_pair(key, value));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Parser::GetScalar(const YAML::Node& node,
+absl::StatusOr<std::string> Parser::GetScalar(const yaml::Node& node,
                                               const std::string& path) const {
   if (!node.IsScalar()) {
     return Error(node, path,
@@ -371,21 +332,17 @@ absl::StatusOr<std::string> Parser::GetScalar(const YAML::Node& node,
   return node.Scalar();
 }
 
-absl::StatusOr<std::vector<YAML::Node>> Parser::GetList(
-    const YAML::Node& node, const std::string& path) const {
-  std::vector<YAML::Node> items;
-  if (node.IsNull()) return items;
+absl::StatusOr<std::vector<yaml::Node>> Parser::GetList(
+    const yaml::Node& node, const std::string& path) const {
+  if (node.IsNull()) return std::vector<yaml::Node>();
   if (!node.IsSequence()) {
     return Error(node, path,
                  absl::StrCat("expected a list, got ", Describe(node)));
   }
-  for (YAML::const_iterator it = node.begin(); it != node.end(); ++it) {
-    items.push_back(*it);
-  }
-  return items;
+  return node.Children();
 }
 
-absl::StatusOr<bool> Parser::GetBool(const YAML::Node& node,
+absl::StatusOr<bool> Parser::GetBool(const yaml::Node& node,
                                      const std::string& path) const {
   if (node.IsScalar()) {
     const std::string v = absl::AsciiStrToLower(node.Scalar());
@@ -397,21 +354,16 @@ absl::StatusOr<bool> Parser::GetBool(const YAML::Node& node,
 }
 
 absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
-  std::vector<YAML::Node> docs;
-  try {
-    if (!DocumentStreamEnds(std::string(text))) {
-      return ErrorAt(
-          {1, 1}, "",
-          absl::StrCat("YAML syntax error: more than ", kMaxDocuments,
-                       " documents, or input the parser cannot "
-                       "get past (a stray ',' or '-'?)"));
-    }
-    for (const YAML::Node& doc : YAML::LoadAll(std::string(text))) {
-      if (!doc.IsNull()) docs.push_back(doc);
-    }
-  } catch (const YAML::Exception& e) {
-    return ErrorAt(ToLocation(e.mark), "",
-                   absl::StrCat("YAML syntax error: ", e.msg));
+  absl::StatusOr<std::unique_ptr<yaml::Document>> doc =
+      yaml::Document::Parse(text);
+  if (!doc.ok()) {
+    // "L:C: YAML syntax error: ..."
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ":", doc.status().message()));
+  }
+  std::vector<yaml::Node> docs;
+  for (const yaml::Node& root : (*doc)->Roots()) {
+    if (!root.IsNull()) docs.push_back(root);
   }
   if (docs.empty()) {
     return ErrorAt({1, 1}, "", "empty file: expected an EgressPolicy");
@@ -420,7 +372,7 @@ absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
     return Error(docs[1], "",
                  "only one policy per file; found a second YAML document");
   }
-  const YAML::Node& root = docs[0];
+  const yaml::Node& root = docs[0];
   Fields f;
   EGRESS_RETURN_IF_ERROR(
       GetFields(root, "", {"apiVersion", "kind", "metadata", "spec"}, &f));
@@ -450,7 +402,7 @@ absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
   return policy;
 }
 
-absl::Status Parser::ParseMetadata(const YAML::Node& node,
+absl::Status Parser::ParseMetadata(const yaml::Node& node,
                                    Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
@@ -458,7 +410,7 @@ absl::Status Parser::ParseMetadata(const YAML::Node& node,
   if (!f.count("name")) {
     return Error(node, "metadata", "missing field \"name\"");
   }
-  const YAML::Node& name = f["name"].second;
+  const yaml::Node& name = f["name"].second;
   EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, "metadata.name"));
   if (absl::Status st = CheckName(policy->name); !st.ok()) {
     return Error(name, "metadata.name", st.message());
@@ -466,20 +418,20 @@ absl::Status Parser::ParseMetadata(const YAML::Node& node,
   policy->name_location = ToLocation(name.Mark());
   for (const char* map_field : {"annotations", "labels"}) {
     if (!f.count(map_field)) continue;
-    const YAML::Node& m = f[map_field].second;
+    const yaml::Node& m = f[map_field].second;
     const std::string path = absl::StrCat("metadata.", map_field);
     if (m.IsNull()) continue;
     if (!m.IsMap()) {
       return Error(m, path,
                    absl::StrCat("expected a mapping, got ", Describe(m)));
     }
-    for (YAML::const_iterator it = m.begin(); it != m.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        return Error(it->first, path, "keys must be plain words");
+    for (const auto& [key_node, value_node] : m.Entries()) {
+      if (!key_node.IsScalar()) {
+        return Error(key_node, path, "keys must be plain words");
       }
-      const std::string key = it->first.Scalar();
+      const std::string key = key_node.Scalar();
       EGRESS_ASSIGN_OR_RETURN(std::string value,
-                              GetScalar(it->second, path + "." + key));
+                              GetScalar(value_node, path + "." + key));
       // Labels are accepted for tooling but not kept.
       if (std::string(map_field) == "annotations") {
         policy->annotations[key] = value;
@@ -489,7 +441,7 @@ absl::Status Parser::ParseMetadata(const YAML::Node& node,
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
+absl::Status Parser::ParseSpec(const yaml::Node& node, Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(GetFields(
       node, "spec", {"target", "mode", "logging", "egress", "egressDeny"}, &f));
@@ -503,7 +455,7 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
                                       "enforce or audit"));
   }
   if (f.count("logging")) {
-    // YAML 1.1 readers take a bare off as false; yaml-cpp keeps the text.
+    // YAML 1.1 readers take a bare off as false; the tree keeps the text.
     EGRESS_ASSIGN_OR_RETURN(
         policy->logging,
         ParseWord<LoggingLevel>(f["logging"].second, "spec.logging",
@@ -521,7 +473,7 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, Policy* policy) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Parser::ParseCgroupPath(const YAML::Node& node,
+absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
                                                     const std::string& path,
                                                     bool pattern) const {
   EGRESS_ASSIGN_OR_RETURN(std::string value, GetScalar(node, path));
@@ -565,7 +517,7 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const YAML::Node& node,
   return p;
 }
 
-absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
+absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
       GetFields(node, "spec.target",
@@ -576,20 +528,20 @@ absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
                  "user");
   }
   if (f.size() > 1) {
-    // Point at the second key in file order. (Sorting the nodes themselves
-    // would assign them, and assigning a YAML::Node rewrites the document.)
-    std::vector<const YAML::Node*> keys;
-    for (const auto& [name, kv] : f) keys.push_back(&kv.first);
+    // Point at the second key in file order.
+    std::vector<yaml::Node> keys;
+    for (const auto& [name, kv] : f) keys.push_back(kv.first);
     std::sort(keys.begin(), keys.end(),
-              [](const YAML::Node* a, const YAML::Node* b) {
-                return a->Mark().pos < b->Mark().pos;
+              [](const yaml::Node& a, const yaml::Node& b) {
+                return std::make_pair(a.Mark().line, a.Mark().column) <
+                       std::make_pair(b.Mark().line, b.Mark().column);
               });
-    return Error(*keys[1], absl::StrCat("spec.target.", keys[1]->Scalar()),
+    return Error(keys[1], absl::StrCat("spec.target.", keys[1].Scalar()),
                  absl::StrCat("a policy has exactly one target; ",
-                              keys[0]->Scalar(), " is already given"));
+                              keys[0].Scalar(), " is already given"));
   }
   const std::string field = f.begin()->first;
-  const YAML::Node& v = f.begin()->second.second;
+  const yaml::Node& v = f.begin()->second.second;
   const std::string path = absl::StrCat("spec.target.", field);
   policy->target_location = ToLocation(v.Mark());
   // GetFields admitted only the table's fields.
@@ -611,7 +563,7 @@ absl::Status Parser::ParseTarget(const YAML::Node& node, Policy* policy) const {
 }
 
 absl::StatusOr<std::string> Parser::ParseUnitName(
-    const YAML::Node& node, const std::string& path) const {
+    const yaml::Node& node, const std::string& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(node, path));
   const bool chars_ok =
       !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
@@ -645,11 +597,11 @@ absl::StatusOr<std::string> Parser::ParseUnitName(
 }
 
 absl::Status Parser::ParseRules(
-    const YAML::Node& node, const std::string& path, Action action,
+    const yaml::Node& node, const std::string& path, Action action,
     Policy* policy, std::map<std::string, SourceLocation>* names) const {
   return ForEachItem(
       node, path,
-      [&](const YAML::Node& item,
+      [&](const yaml::Node& item,
           const std::string& rule_path) -> absl::Status {
         std::string name;
         EGRESS_ASSIGN_OR_RETURN(Rule rule,
@@ -672,7 +624,7 @@ absl::Status Parser::ParseRules(
       });
 }
 
-absl::StatusOr<Rule> Parser::ParseRule(const YAML::Node& node,
+absl::StatusOr<Rule> Parser::ParseRule(const yaml::Node& node,
                                        const std::string& path, Action action,
                                        std::string* name) const {
   Fields f;
@@ -721,10 +673,10 @@ absl::Status Parser::ParseUnixPaths(Fields& f, const std::string& path,
                    "raw");
     }
   }
-  const YAML::Node& list = f["unix"].second;
+  const yaml::Node& list = f["unix"].second;
   EGRESS_RETURN_IF_ERROR(ForEachItem(
       list, path + ".unix",
-      [&](const YAML::Node& item, const std::string& item_path) {
+      [&](const yaml::Node& item, const std::string& item_path) {
         EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
         if (absl::Status st = UnixAddressBytes(text).status(); !st.ok()) {
           return Error(item, item_path, st.message());
@@ -746,7 +698,7 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,
                                          std::string* name, Rule* rule) const {
   std::string comment;
   if (f.count("name")) {
-    const YAML::Node& v = f["name"].second;
+    const yaml::Node& v = f["name"].second;
     EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
     if (absl::Status st = CheckName(*name); !st.ok()) {
       return Error(v, path + ".name", st.message());
@@ -764,11 +716,11 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseDestinations(const YAML::Node& node,
+absl::Status Parser::ParseDestinations(const yaml::Node& node,
                                        const std::string& path,
                                        Rule* rule) const {
   EGRESS_RETURN_IF_ERROR(ForEachItem(
-      node, path, [&](const YAML::Node& peer, const std::string& peer_path) {
+      node, path, [&](const yaml::Node& peer, const std::string& peer_path) {
         return ParsePeer(peer, peer_path, rule);
       }));
   // Hashed, not FirstOccurrences: a rule may list many thousands of
@@ -790,7 +742,7 @@ absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
   if (f.count("ports")) {
     EGRESS_RETURN_IF_ERROR(ForEachItem(
         f["ports"].second, path + ".ports",
-        [&](const YAML::Node& entry, const std::string& entry_path) {
+        [&](const yaml::Node& entry, const std::string& entry_path) {
           return ParsePortEntry(entry, entry_path, &ports, &words);
         }));
   }
@@ -812,7 +764,7 @@ absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Cidr> Parser::ParseCidr(const YAML::Node& node,
+absl::StatusOr<Cidr> Parser::ParseCidr(const yaml::Node& node,
                                        const std::string& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
   absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
@@ -820,7 +772,7 @@ absl::StatusOr<Cidr> Parser::ParseCidr(const YAML::Node& node,
   return *cidr;
 }
 
-absl::Status Parser::ParseDomainNames(const YAML::Node& node,
+absl::Status Parser::ParseDomainNames(const yaml::Node& node,
                                       const std::string& path,
                                       Rule* rule) const {
   // An empty list must not leave a rule without destinations: that would
@@ -830,7 +782,7 @@ absl::Status Parser::ParseDomainNames(const YAML::Node& node,
   }
   return ForEachItem(
       node, path,
-      [&](const YAML::Node& item,
+      [&](const yaml::Node& item,
           const std::string& item_path) -> absl::Status {
         EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
         absl::StatusOr<std::string> name = CanonicalRuleName(text);
@@ -843,7 +795,7 @@ absl::Status Parser::ParseDomainNames(const YAML::Node& node,
       });
 }
 
-absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
+absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
                                Rule* rule) const {
   std::vector<Cidr>* destinations = &rule->destinations;
   Fields f;
@@ -861,7 +813,7 @@ absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
     return Error(node, path, "missing field \"ipBlock\" or \"domainNames\"");
   }
   const std::string block_path = path + ".ipBlock";
-  const YAML::Node& block = f["ipBlock"].second;
+  const yaml::Node& block = f["ipBlock"].second;
   Fields b;
   EGRESS_RETURN_IF_ERROR(GetFields(block, block_path, {"cidr", "except"}, &b));
   if (!b.count("cidr")) {
@@ -873,7 +825,7 @@ absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
   if (b.count("except")) {
     EGRESS_RETURN_IF_ERROR(ForEachItem(
         b["except"].second, block_path + ".except",
-        [&](const YAML::Node& item,
+        [&](const yaml::Node& item,
             const std::string& item_path) -> absl::Status {
           EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
           if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
@@ -899,7 +851,7 @@ absl::Status Parser::ParsePeer(const YAML::Node& node, const std::string& path,
 }
 
 absl::StatusOr<uint16_t> Parser::ParsePortNumber(
-    const YAML::Node& node, const std::string& path,
+    const yaml::Node& node, const std::string& path,
     absl::string_view field) const {
   EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
   int64_t n = 0;
@@ -925,7 +877,7 @@ absl::StatusOr<uint16_t> Parser::ParsePortNumber(
   return static_cast<uint16_t>(n);
 }
 
-absl::Status Parser::ParsePortEntry(const YAML::Node& node,
+absl::Status Parser::ParsePortEntry(const yaml::Node& node,
                                     const std::string& path,
                                     std::vector<PortProto>* ports,
                                     std::vector<std::string>* words) const {
@@ -969,7 +921,7 @@ absl::Status Parser::ParsePortEntry(const YAML::Node& node,
 }
 
 absl::StatusOr<PortProtocol> Parser::ParseProtocol(
-    const YAML::Node& node, const std::string& path) const {
+    const yaml::Node& node, const std::string& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
   PortProtocol protocol;
   protocol.word = absl::AsciiStrToLower(text);
@@ -995,7 +947,7 @@ absl::Status Parser::ParsePortRange(Fields& f, const std::string& path,
       uint16_t lo, ParsePortNumber(f["port"].second, path + ".port", "port"));
   uint16_t hi = lo;
   if (f.count("endPort")) {
-    const YAML::Node& end_node = f["endPort"].second;
+    const yaml::Node& end_node = f["endPort"].second;
     EGRESS_ASSIGN_OR_RETURN(
         hi, ParsePortNumber(end_node, path + ".endPort", "endPort"));
     if (hi < lo) {
@@ -1019,7 +971,7 @@ absl::Status Parser::ParseServicePort(Fields& f, const std::string& path,
                  absl::StrCat("endPort needs a numeric port, not service ",
                               Quote(service)));
   }
-  const YAML::Node& port_node = f["port"].second;
+  const yaml::Node& port_node = f["port"].second;
   const std::string port_path = path + ".port";
   absl::StatusOr<std::vector<PortProto>> found = LookupService(service);
   if (!found.ok()) {
@@ -1055,7 +1007,8 @@ std::string TargetKindName(TargetSource kind) {
 
 absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
                                    const std::string& file_name) {
-  // YAML is text: yaml-cpp passes other bytes through, but writing them
+  // YAML is text: libyaml would refuse other bytes with a vaguer message,
+  // and writing them
   // again (WritePolicy, export) turns them into U+FFFD, so a value would
   // change on its way round.
   if (const size_t bad = FirstInvalidUtf8(yaml_text);
@@ -1068,8 +1021,8 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view yaml_text,
         ": not UTF-8 text (a policy file is YAML, which is UTF-8)"));
   }
   Parser parser(file_name);
-  // The parser catches yaml-cpp's exceptions where it expects them; this is
-  // the backstop for any other.
+  // Nothing in the parser throws by design; this is the backstop for what
+  // the library does (std::bad_alloc).
   try {
     return parser.Parse(yaml_text);
   } catch (const std::exception& e) {
