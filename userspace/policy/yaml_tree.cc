@@ -133,7 +133,8 @@ class Document::Builder {
                              absl::StrCat("unknown alias *", name));
         }
         if (std::find(open_.begin(), open_.end(), it->second) != open_.end()) {
-          return SyntaxError(
+          // A cycle: final, as yaml-cpp would follow it forever.
+          return TooLarge(
               PositionOf(e.start_mark),
               absl::StrCat("alias *", name, " is inside the node it names"));
         }
