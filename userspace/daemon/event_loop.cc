@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -253,10 +255,23 @@ void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
       absl::StatusOr<control::Response> r = service_.Handle(req);
       Reply(std::move(*conn), r);  // written by the loop
       reconciler_.Poke();          // new targets may need new watches
+      // A change of many rules frees hundreds of MB of parse trees and old
+      // compiled sets; glibc keeps freed memory mapped until asked. Off the
+      // loop and after the answer, so nobody waits for it.
+      malloc_trim(0);
     });
     return;
   }
   absl::StatusOr<control::Response> r = service_.Handle(*request);
+  // Removing a target frees its rules; a list or export of a large target
+  // builds large answers: give that memory back (see the worker above).
+  const bool frees_much =
+      std::holds_alternative<control::TargetRemoveRequest>(*request) ||
+      std::holds_alternative<control::ListRequest>(*request) ||
+      std::holds_alternative<control::ExportRequest>(*request);
+  absl::Cleanup trim = [frees_much] {
+    if (frees_much) malloc_trim(0);
+  };
   auto* events = std::get_if<control::EventsRequest>(&*request);
   if (r.ok() && events != nullptr && events->follow) {
     // The connection stays open: records follow as lines once the answer
