@@ -7,24 +7,44 @@
 # runtime overlay mounts its socket read-only, and no policy selects pods of
 # kube-system or egress.
 #
-# usage: check_kube_manifests.sh SOURCE_DIR WORK_DIR
+# usage: check_kube_manifests.sh --fetch SOURCE_DIR TOOL_DIR
+#        check_kube_manifests.sh SOURCE_DIR TOOL_DIR WORK_DIR
+# --fetch (scripts/install_deps.sh) installs the validator's npm packages
+# into TOOL_DIR from the checked-in lock file, the only step that uses the
+# network. The check itself (the ctest test kube_manifests) is offline.
 set -euo pipefail
-src=$1 work=$2
+fetch=0
+if [[ ${1:-} == --fetch ]]; then
+  fetch=1 src=$2 tool=$3
+else
+  src=$1 tool=$2 work=$3
+fi
 kube=$src/deploy/kubernetes
-mkdir -p "$work/rendered"
-rm -f "$work/rendered/"*.yaml
 
 # --- the validator's packages, from the checked-in lock file --------------------
-tool=$work/kube-validate
-mkdir -p "$tool"
-for f in package.json package-lock.json validate.mjs; do
-  cp "$src/tools/kube-validate/$f" "$tool/$f"
-done
-stamp=$(sha256sum "$tool/package-lock.json" | cut -c1-64)
-if [[ ! -d $tool/node_modules || $(cat "$tool/.installed" 2>/dev/null) != "$stamp" ]]; then
-  (cd "$tool" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
-  echo "$stamp" >"$tool/.installed"
+stamp=$(cat "$src/tools/kube-validate/package.json" \
+  "$src/tools/kube-validate/package-lock.json" | sha256sum | cut -c1-64)
+if ((fetch)); then
+  mkdir -p "$tool"
+  for f in package.json package-lock.json; do
+    cp "$src/tools/kube-validate/$f" "$tool/$f"
+  done
+  if [[ ! -d $tool/node_modules || $(cat "$tool/.installed" 2>/dev/null) != "$stamp" ]]; then
+    (cd "$tool" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$stamp" >"$tool/.installed"
+  fi
+  echo "kube-validate packages installed in $tool"
+  exit 0
 fi
+if [[ ! -d $tool/node_modules || $(cat "$tool/.installed" 2>/dev/null) != "$stamp" ]]; then
+  echo "FAIL: the validator's npm packages in $tool are missing or older than" \
+    "tools/kube-validate/package-lock.json; run 'bash scripts/install_deps.sh'" >&2
+  exit 1
+fi
+# The script itself comes from the source tree, next to its packages.
+cp "$src/tools/kube-validate/validate.mjs" "$tool/validate.mjs"
+mkdir -p "$work/rendered"
+rm -f "$work/rendered/"*.yaml
 
 # --- render every kustomization ---------------------------------------------------
 failed=0

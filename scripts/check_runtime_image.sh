@@ -8,13 +8,24 @@
 # A library missing from the list fails the test, named with the package
 # that ships it on this machine.
 #
-# usage: check_runtime_image.sh DOCKERFILE EGRESSD EGRESSCTL CACHE_DIR
+# usage: check_runtime_image.sh --fetch DOCKERFILE CACHE_DIR
+#        check_runtime_image.sh DOCKERFILE EGRESSD EGRESSCTL CACHE_DIR
+# --fetch (scripts/install_deps.sh) downloads the packages into CACHE_DIR,
+# the only step that uses the network. The check itself (the ctest test
+# runtime_image_libraries) is offline: a package missing from the cache
+# fails it, with the command that fetches it.
 # Root only (chroot). After a pass it proves that it can fail: the same run
 # on a copy of the Dockerfile without libyaml-cpp0.7 must fail naming
 # libyaml-cpp.so.0.7 (EGRESS_RUNTIME_SELF_TEST=0 skips that, for the copy).
 set -euo pipefail
-dockerfile=$1 egressd=$2 egressctl=$3 cache=$4
+fetch=0
+if [[ ${1:-} == --fetch ]]; then
+  fetch=1 dockerfile=$2 cache=$3
+else
+  dockerfile=$1 egressd=$2 egressctl=$3 cache=$4
+fi
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+offline_hint="run 'bash scripts/install_deps.sh' (it downloads them into $cache)"
 
 # --- the package list: the last stage's apt-get install ----------------------
 # Joins continuation lines of the last FROM stage, takes the words after
@@ -33,6 +44,10 @@ echo "runtime stage packages: ${pkgs[*]}"
 # --- apt lists, once, if this machine has none --------------------------------
 # (apt-cache takes seconds per call on a full list: one call for all.)
 if ! apt-cache show --no-all-versions "${pkgs[@]}" >/dev/null 2>&1; then
+  if ((!fetch)); then
+    echo "FAIL: no apt lists for the runtime packages here; $offline_hint" >&2
+    exit 1
+  fi
   apt-get update -qq
   if ! apt-cache show --no-all-versions "${pkgs[@]}" >/dev/null 2>&1; then
     for p in "${pkgs[@]}"; do
@@ -60,8 +75,17 @@ while read -r name version arch; do
   [[ -s $cache/$file ]] || missing+=("$name=$version")
 done < <(apt-cache show --no-all-versions "${closure[@]}" |
   awk '/^Package:/{p=$2} /^Version:/{v=$2} /^Architecture:/{print p, v, $2}')
+if ((fetch)); then
+  if ((${#missing[@]})); then
+    (cd "$cache" && timeout 600 apt-get download -qq -o APT::Sandbox::User=root "${missing[@]}")
+  fi
+  echo "runtime image packages cached in $cache: ${#want[@]}"
+  exit 0
+fi
 if ((${#missing[@]})); then
-  (cd "$cache" && timeout 600 apt-get download -qq -o APT::Sandbox::User=root "${missing[@]}")
+  echo "FAIL: ${#missing[@]} packages are not in the cache (${missing[*]:0:5} ...);" \
+    "$offline_hint" >&2
+  exit 1
 fi
 
 # --- an empty root with exactly those packages -------------------------------------

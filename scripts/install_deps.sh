@@ -37,3 +37,16 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# What the deploy tests need from the network, fetched here so that no test
+# ever does (tests send traffic to loopback only): the npm packages of the
+# offline manifest validator and the Debian packages of deploy/Dockerfile's
+# runtime stage. Into EGRESS_TEST_CACHE (CMake's EGRESS_TEST_CACHE, same
+# default); kept between runs, fetched again only when their lists change.
+if [[ ${EGRESS_DEPLOY_TOOLS:-1} != 0 ]]; then
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cache=${EGRESS_TEST_CACHE:-/var/cache/egress-tests}
+  bash "$here/scripts/check_kube_manifests.sh" --fetch "$here" "$cache/kube-validate"
+  bash "$here/scripts/check_runtime_image.sh" --fetch "$here/deploy/Dockerfile" \
+    "$cache/runtime-image-debs"
+fi
