@@ -101,6 +101,56 @@ TEST_F(EngineRoomTest, ApplyCountsOtherTargetsAndChangesNothingWhenFull) {
   EXPECT_EQ(kernel_.RulesetsInMaps(), std::set<uint32_t>{web_ruleset});
 }
 
+// The replaced set stays in the maps as the target's spare; the next change
+// writes only what differs into it and flips to it.
+TEST_F(EngineRoomTest, AChangeWritesOnlyWhatDiffersIntoTheSpare) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  Restart(4 * n, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  const uint32_t id = IdOf("web");
+  const uint32_t first = kernel_.ActiveRuleset(id);
+  // No spare yet: the first change is written whole, under a new id, and
+  // the replaced set becomes the spare.
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "192.0.2.1"}), {}}, kNow)
+                .status());
+  const uint32_t second = kernel_.ActiveRuleset(id);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(kernel_.RulesetsInMaps(), (std::set<uint32_t>{first, second}));
+  // Into the spare: the flip goes back to the first id, and the maps hold
+  // exactly the active set (all of it) and the spare.
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "192.0.2.2"}), {}}, kNow)
+                .status());
+  EXPECT_EQ(kernel_.ActiveRuleset(id), first);
+  EXPECT_EQ(kernel_.RulesetsInMaps(), (std::set<uint32_t>{first, second}));
+  std::vector<policy::Rule> rules = {big, Allow({"smtp", "192.0.2.1"}),
+                                     Allow({"smtp", "192.0.2.2"})};
+  for (uint32_t i = 0; i < rules.size(); ++i) rules[i].id = i + 1;
+  auto active = policy::Compile(first, rules);
+  ASSERT_OK(active.status());
+  EXPECT_TRUE(*kernel_.HasEntries(*active));
+  // Removing the target deletes both.
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  EXPECT_TRUE(kernel_.RulesetsInMaps().empty());
+}
+
+// A spare is a cache: when a change needs its room, it goes first.
+TEST_F(EngineRoomTest, SparesMakeRoomForChangesThatNeedIt) {
+  const policy::Rule big = Hosts(1, 300);
+  const size_t n = EntriesOf(big);
+  // Two sets of n and a swap copy fit; two sets, a spare and a copy do not.
+  Restart(3 * n + n / 2, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "192.0.2.1"}), {}}, kNow)
+                .status());
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // web's set and spare
+  // A second target as large: it fits only without web's spare.
+  ASSERT_OK(engine_->AddTarget(Spec("db", "/db", {Hosts(2, 300)})).status());
+  EXPECT_EQ(kernel_.RulesetsInMaps(),
+            (std::set<uint32_t>{kernel_.ActiveRuleset(IdOf("web")),
+                                kernel_.ActiveRuleset(IdOf("db"))}));
+}
+
 TEST_F(EngineRoomTest, RestartAdoptsTheRuleSetsInTheMapsWithoutASecondCopy) {
   const policy::Rule big = Hosts(1, 300);
   const size_t n = EntriesOf(big);

@@ -51,27 +51,57 @@ uint64_t FakeKernel::AttachedTo(uint32_t id, uint64_t link_set) const {
   return it->second;
 }
 
+namespace {
+
+template <typename Entries>
+void AddKeys(char map, const Entries& entries, std::vector<std::string>* out) {
+  for (const auto& [k, v] : entries) {
+    out->push_back(map +
+                   std::string(reinterpret_cast<const char*>(&k), sizeof(k)));
+  }
+}
+
+// Every key of a set, rules first (the capacity check counts those).
+std::vector<std::string> KeysOf(const policy::CompiledRuleset& set) {
+  std::vector<std::string> keys;
+  AddKeys('r', set.rules, &keys);
+  AddKeys('p', set.ports, &keys);
+  AddKeys('n', set.names, &keys);
+  AddKeys('u', set.unix_paths, &keys);
+  return keys;
+}
+
+}  // namespace
+
+size_t FakeKernel::RuleEntriesLocked() const {
+  size_t n = 0;
+  for (const auto& [r, keys] : entries_) {
+    for (const std::string& k : keys) n += k[0] == 'r';
+  }
+  return n;
+}
+
 absl::Status FakeKernel::WriteEntries(const policy::CompiledRuleset& set) {
   Lock lock(mu_);
+  const std::vector<std::string> keys = KeysOf(set);
+  std::set<std::string>& held = entries_[set.ruleset];
   if (fail_write_at_ > 0 && --fail_write_at_ == 0) {
     // Part of the set went in before the map filled up.
-    entries_[set.ruleset] += 1;
+    if (!keys.empty()) held.insert(keys[0]);
     return absl::ResourceExhaustedError("rules map is full");
   }
   ++write_calls_;
   // The rules map's room: what the rule sets in it hold.
-  size_t held = 0;
-  for (const auto& [r, n] : rule_entries_) held += n;
-  const size_t total =
-      set.rules.size() + set.ports.size() + set.unix_paths.size();
-  if (held + set.rules.size() > rule_capacity_) {
-    entries_[set.ruleset] += 1;  // what fitted went in
-    rule_entries_[set.ruleset] += rule_capacity_ - held;
-    return absl::ResourceExhaustedError(
-        "bpf_map_update_elem rules: No space left on device");
+  size_t in_rules = RuleEntriesLocked();
+  for (const std::string& k : keys) {
+    if (held.count(k)) continue;
+    if (k[0] == 'r' && in_rules >= rule_capacity_) {
+      return absl::ResourceExhaustedError(
+          "bpf_map_update_elem rules: No space left on device");
+    }
+    in_rules += k[0] == 'r';
+    held.insert(k);
   }
-  entries_[set.ruleset] += total;
-  rule_entries_[set.ruleset] += set.rules.size();
   return absl::OkStatus();
 }
 
@@ -79,15 +109,21 @@ absl::StatusOr<bool> FakeKernel::HasEntries(
     const policy::CompiledRuleset& set) {
   Lock lock(mu_);
   auto it = entries_.find(set.ruleset);
-  return it != entries_.end() && it->second == set.rules.size() +
-                                                   set.ports.size() +
-                                                   set.unix_paths.size();
+  if (it == entries_.end()) return false;
+  const std::vector<std::string> keys = KeysOf(set);
+  if (it->second.size() != keys.size()) return false;
+  for (const std::string& k : keys) {
+    if (!it->second.count(k)) return false;
+  }
+  return true;
 }
 
 absl::Status FakeKernel::DeleteEntries(const policy::CompiledRuleset& set) {
   Lock lock(mu_);
-  entries_.erase(set.ruleset);
-  rule_entries_.erase(set.ruleset);
+  auto it = entries_.find(set.ruleset);
+  if (it == entries_.end()) return absl::OkStatus();
+  for (const std::string& k : KeysOf(set)) it->second.erase(k);
+  if (it->second.empty()) entries_.erase(it);
   return absl::OkStatus();
 }
 
@@ -112,8 +148,7 @@ absl::StatusOr<size_t> FakeKernel::DeleteRulesetsExcept(
       ++it;
       continue;
     }
-    n += it->second;
-    rule_entries_.erase(it->first);
+    n += it->second.size();
     it = entries_.erase(it);
   }
   return n;

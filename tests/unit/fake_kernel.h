@@ -109,8 +109,12 @@ class FakeKernel : public KernelPort {
   bool Live(uint64_t cgroup_id) const;
 
   mutable std::mutex mu_;
-  std::map<uint32_t, size_t> entries_;       // ruleset -> entry count
-  std::map<uint32_t, size_t> rule_entries_;  // ... in the rules map
+  // Ruleset -> the keys of its entries in every map, each a map letter
+  // ('r' rules, 'p' port_classes, 'n' dns_names, 'u' unix_rules) and the
+  // key's bytes: writes and deletes of single entries count as the
+  // kernel's do.
+  std::map<uint32_t, std::set<std::string>> entries_;
+  size_t RuleEntriesLocked() const;
   std::map<uint32_t, egress_target_config> configs_;
   std::set<uint32_t> programs_;
   std::set<uint32_t> stale_;                 // programs reading unpinned maps

@@ -210,14 +210,31 @@ class Engine {
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);
   void Discard(Change& change);
+  // Deletes the spare a change took (a failed diff leaves it unknown).
+  void DropChangeSpare(Change& change);
   // Refuses (ResourceExhausted, with the numbers) a change that gives the
   // named targets these compiled sets when the maps could not take them
   // beside what is held, or would then lack room for a swap copy
   // (map_room.h). Targets not named keep their sets.
+  // Spares (spares_) count as held; when the change does not fit with
+  // them, every spare is deleted (and `consuming`, a spare a change took
+  // out of spares_, cleared to ruleset 0) and the check made again.
   absl::Status CheckMapRoomLocked(
-      const std::map<std::string, EntryCounts>& next) const;
-  absl::Status CheckMapRoom(
-      const std::map<std::string, EntryCounts>& next) const;
+      const std::map<std::string, EntryCounts>& next,
+      policy::CompiledRuleset* consuming = nullptr);
+  absl::Status CheckMapRoom(const std::map<std::string, EntryCounts>& next,
+                            policy::CompiledRuleset* consuming = nullptr);
+  // The rows CheckRoom needs for the maps as they are: every target's
+  // active set, held and kept, plus every spare.
+  std::vector<TargetEntries> HeldRowsLocked(
+      const std::map<std::string, EntryCounts>& next,
+      const policy::CompiledRuleset* consuming) const;
+  // Keeps a replaced set as its target's spare when the maps keep room for
+  // a swap copy of the largest set with it there; deletes it otherwise.
+  void KeepOrDeleteSpareLocked(uint32_t id, policy::CompiledRuleset replaced);
+  // Deletes a target's spare from the maps (and from spares_).
+  void DropSpareLocked(uint32_t id);
+  void DropSparesLocked();
   // At start: takes the target's rule set as it is in the maps when every
   // entry of its rules compiled under its ruleset id is there (no second
   // copy written). False when it is not all there.
@@ -283,6 +300,11 @@ class Engine {
   // The compiled form of each target's active rule set (by target id), so
   // the old set's entries are deleted without compiling it again.
   std::map<uint32_t, policy::CompiledRuleset> compiled_;
+  // Each target's previous rule set, left in the maps under its own ruleset
+  // id: the next change of the target writes only what differs into it and
+  // flips to it (compiled_diff.h), so one rule added to 100,000 writes a
+  // few entries. A cache of map contents, dropped when room is short.
+  std::map<uint32_t, policy::CompiledRuleset> spares_;
   // Rule id -> list number, per target id (rebuilt when the set changes).
   struct RuleIndex {
     uint32_t ruleset = 0;

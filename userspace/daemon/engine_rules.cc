@@ -1,10 +1,16 @@
 // Rule set switches: a target's new rules are compiled and written beside the
 // old ones, the state file is saved, then one 8-byte config update flips the
 // hooks from the old set to the new one: never a mix, never nothing. The old
-// set's entries go afterwards, from the compiled form kept for it.
+// set stays in the maps as the target's spare when there is room: the next
+// switch writes only its difference into the spare and flips to it. Without
+// a spare the new set is written whole under a new id and the old set's
+// entries are deleted afterwards, from the compiled form kept for it.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/policy/compiled_diff.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
@@ -20,7 +26,9 @@ struct Engine::Change {
   uint32_t next_ruleset = 0;
   RulesDelta delta;
   policy::CompiledRuleset compiled;
-  policy::CompiledRuleset replaced;  // the old set, deleted after Commit
+  policy::CompiledRuleset replaced;  // the old set: a spare, or deleted
+  // The spare written into (its id is new_ruleset), ruleset 0 if none.
+  policy::CompiledRuleset spare;
   bool compiled_ahead = false;
   bool written = false;
 };
@@ -54,6 +62,10 @@ Engine::Change Engine::Prepare(const TargetState& t,
     c.compiled_ahead = true;
     c.written = staged->written;
     staged->written = false;  // the change owns the entries now
+  } else if (auto spare = spares_.find(t.id); spare != spares_.end()) {
+    c.spare = std::move(spare->second);
+    spares_.erase(spare);
+    c.new_ruleset = c.spare.ruleset;
   } else {
     c.new_ruleset = NextRuleset();
   }
@@ -69,8 +81,9 @@ Engine::Change Engine::Prepare(const TargetState& t,
   return c;
 }
 
-absl::Status Engine::CheckMapRoomLocked(
-    const std::map<std::string, EntryCounts>& next) const {
+std::vector<TargetEntries> Engine::HeldRowsLocked(
+    const std::map<std::string, EntryCounts>& next,
+    const policy::CompiledRuleset* consuming) const {
   std::vector<TargetEntries> targets;
   for (const auto& [name, t] : state_.targets) {
     TargetEntries e{name, {}, {}, false};
@@ -85,13 +98,75 @@ absl::Status Engine::CheckMapRoomLocked(
     if (!state_.targets.count(name))
       targets.push_back({name, {}, counts, true});
   }
-  return CheckRoom(targets, options_.map_capacity);
+  // Spares are held like any set; a spare being written into is held now.
+  for (const auto& [id, spare] : spares_) {
+    const EntryCounts n = CountEntries(spare);
+    targets.push_back(
+        {absl::StrCat("(spare of target ", id, ")"), n, n, false});
+  }
+  if (consuming != nullptr && consuming->ruleset != 0) {
+    targets.push_back(
+        {"(spare being written)", CountEntries(*consuming), {}, false});
+  }
+  return targets;
+}
+
+absl::Status Engine::CheckMapRoomLocked(
+    const std::map<std::string, EntryCounts>& next,
+    policy::CompiledRuleset* consuming) {
+  absl::Status room =
+      CheckRoom(HeldRowsLocked(next, consuming), options_.map_capacity);
+  if (room.ok() ||
+      (spares_.empty() && (consuming == nullptr || consuming->ruleset == 0))) {
+    return room;
+  }
+  DropSparesLocked();
+  if (consuming != nullptr && consuming->ruleset != 0) {
+    kernel_.DeleteEntries(*consuming).IgnoreError();
+    *consuming = policy::CompiledRuleset{};
+  }
+  return CheckRoom(HeldRowsLocked(next, nullptr), options_.map_capacity);
 }
 
 absl::Status Engine::CheckMapRoom(
-    const std::map<std::string, EntryCounts>& next) const {
+    const std::map<std::string, EntryCounts>& next,
+    policy::CompiledRuleset* consuming) {
   Lock lock(mu_);
-  return CheckMapRoomLocked(next);
+  return CheckMapRoomLocked(next, consuming);
+}
+
+void Engine::KeepOrDeleteSpareLocked(uint32_t id,
+                                     policy::CompiledRuleset replaced) {
+  if (replaced.ruleset == 0) return;
+  DropSpareLocked(id);
+  // The spare as a change of nobody's: room for it beside what is held, and
+  // afterwards still for a swap copy of the largest set.
+  std::vector<TargetEntries> rows = HeldRowsLocked({}, nullptr);
+  rows.push_back({"(spare)", {}, CountEntries(replaced), true});
+  rows.back().now = {};
+  // Held already: count it once, in `next` only.
+  if (CheckRoom(rows, options_.map_capacity).ok()) {
+    spares_[id] = std::move(replaced);
+    return;
+  }
+  if (absl::Status st = kernel_.DeleteEntries(replaced); !st.ok()) {
+    Log(absl::StrCat("leaving stale entries of ruleset ", replaced.ruleset,
+                     ": ", st.ToString()));
+  }
+}
+
+void Engine::DropSpareLocked(uint32_t id) {
+  auto it = spares_.find(id);
+  if (it == spares_.end()) return;
+  if (absl::Status st = kernel_.DeleteEntries(it->second); !st.ok()) {
+    Log(absl::StrCat("leaving stale entries of ruleset ", it->second.ruleset,
+                     ": ", st.ToString()));
+  }
+  spares_.erase(it);
+}
+
+void Engine::DropSparesLocked() {
+  while (!spares_.empty()) DropSpareLocked(spares_.begin()->first);
 }
 
 absl::StatusOr<bool> Engine::AdoptRules(const std::string& name) {
@@ -124,7 +199,25 @@ absl::Status Engine::Build(Change& c) {
                             policy::Compile(c.new_ruleset, c.rules));
   }
   if (!c.written) {
-    EGRESS_RETURN_IF_ERROR(CheckMapRoom({{c.name, CountEntries(c.compiled)}}));
+    if (absl::Status room =
+            CheckMapRoom({{c.name, CountEntries(c.compiled)}}, &c.spare);
+        !room.ok()) {
+      DropChangeSpare(c);
+      return room;
+    }
+  }
+  if (!c.written && c.spare.ruleset != 0) {
+    // Into the spare (no lookup reads it): what differs, then the flip.
+    const policy::CompiledDiff diff = policy::DiffCompiled(c.spare, c.compiled);
+    absl::Status st = kernel_.WriteEntries(diff.upserts);
+    if (st.ok()) st = kernel_.DeleteEntries(diff.deletes);
+    if (!st.ok()) {
+      kernel_.DeleteEntries(c.compiled).IgnoreError();
+      DropChangeSpare(c);
+      return st;
+    }
+    c.spare = policy::CompiledRuleset{};  // its entries are c.compiled's now
+    c.written = true;
   }
   if (!c.written) {
     if (absl::Status st = kernel_.WriteEntries(c.compiled); !st.ok()) {
@@ -144,6 +237,13 @@ absl::Status Engine::Build(Change& c) {
 void Engine::Discard(Change& c) {
   if (c.written) kernel_.DeleteEntries(c.compiled).IgnoreError();
   c.written = false;
+  DropChangeSpare(c);
+}
+
+void Engine::DropChangeSpare(Change& c) {
+  if (c.spare.ruleset == 0) return;
+  kernel_.DeleteEntries(c.spare).IgnoreError();
+  c.spare = policy::CompiledRuleset{};
 }
 
 absl::Status Engine::Commit(Lock& lock, Change& c) {
@@ -182,16 +282,24 @@ absl::Status Engine::ReplaceRules(const std::string& name,
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
   c.mode = mode;
+  const uint32_t id = t->id;
   lock.unlock();
-  EGRESS_RETURN_IF_ERROR(Build(c));
+  absl::Status built = Build(c);
   lock.lock();
-  EGRESS_RETURN_IF_ERROR(Commit(lock, c));
-  lock.unlock();
-  if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
-    if (absl::Status st = kernel_.DeleteEntries(c.replaced); !st.ok()) {
-      Log(absl::StrCat("leaving stale entries of ruleset ", c.replaced.ruleset,
-                       ": ", st.ToString()));
+  if (!built.ok()) {
+    // A spare the build did not touch (a compile error) is still good.
+    if (c.spare.ruleset != 0) {
+      if (auto same = Find(name); same.ok() && (*same)->id == id) {
+        spares_[id] = std::move(c.spare);
+      } else {
+        kernel_.DeleteEntries(c.spare).IgnoreError();
+      }
     }
+    return built;
+  }
+  EGRESS_RETURN_IF_ERROR(Commit(lock, c));
+  if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
+    KeepOrDeleteSpareLocked(id, std::move(c.replaced));
   }
   return absl::OkStatus();
 }
@@ -206,6 +314,13 @@ int Engine::ExpireRules(int64_t now, std::vector<std::string>* changed) {
   {
     Lock lock(mu_);
     for (const auto& [name, t] : state_.targets) {
+      // Most seconds nothing ends: look before copying any rule.
+      if (std::none_of(t.rules.begin(), t.rules.end(),
+                       [now](const policy::Rule& r) {
+                         return r.expires != 0 && r.expires <= now;
+                       })) {
+        continue;
+      }
       Expiry e{name, {}, {}};
       for (const policy::Rule& r : t.rules) {
         (r.expires == 0 || r.expires > now ? e.keep : e.gone).push_back(r);

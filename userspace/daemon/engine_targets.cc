@@ -113,6 +113,7 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     }
     keep.insert(t.ruleset);
   }
+  for (const auto& [id, spare] : spares_) keep.insert(spare.ruleset);
   // Entries of rulesets no target uses were left by an interrupted apply.
   EGRESS_ASSIGN_OR_RETURN(size_t swept, kernel_.DeleteRulesetsExcept(keep));
   if (swept > 0) Log(absl::StrCat("removed ", swept, " stale rule entries"));
@@ -364,6 +365,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
     if (t.ruleset != 0) kernel_.DeleteEntries(c->second).IgnoreError();
     compiled_.erase(c);
   }
+  DropSpareLocked(t.id);
   links_.erase(t.id);
   names_by_id_.erase(t.id);
   rule_numbers_.erase(t.id);
