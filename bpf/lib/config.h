@@ -64,8 +64,7 @@ static __always_inline struct egress_target_config *target__of_uid(__u32 uid,
 }
 
 /* targets[*id] after a watch instance found *id; NULL for no target. */
-static __always_inline struct egress_target_config *
-target__of_class(__u32 *id)
+static __always_inline struct egress_target_config *target__of_class(__u32 *id)
 {
 	if (*id == EGRESS_CGROUP_COVERED || *id == EGRESS_CGROUP_NOT_SELECTED)
 		return NULL;
@@ -82,8 +81,7 @@ target__of_class(__u32 *id)
  * task is in the parent itself, or in a child no target names, or in one
  * its own target instance covers).
  */
-static __always_inline struct egress_target_config *
-target__of_cgroup(__u32 *id)
+static __always_inline struct egress_target_config *target__of_cgroup(__u32 *id)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct egress_watch_parent *wp;

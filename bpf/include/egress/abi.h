@@ -113,9 +113,9 @@ enum {
 	/* The target has name rules (dns_abi.h): its DNS queries and answers
 	 * are watched, and connect/sendmsg consult the learned bindings. */
 	EGRESS_TF_NAME_RULES = 1 << 6,
-	/* The config of an unclassified workload (EGRESS_TARGET_UNCLASSIFIED_*):
-	 * every decision is a deny (or audit) with EGRESS_REASON_UNCLASSIFIED,
-	 * whatever the rules say. */
+	/* The config of an unclassified workload
+	 * (EGRESS_TARGET_UNCLASSIFIED_*): every decision is a deny (or audit)
+	 * with EGRESS_REASON_UNCLASSIFIED, whatever the rules say. */
 	EGRESS_TF_UNCLASSIFIED = 1 << 7,
 };
 
