@@ -6,7 +6,9 @@
  * egress_target_id (lib/config.h) set, and one with EGRESS_TARGET_BY_UID for
  * all user targets, attached at the cgroup2 root while any exists: it finds
  * the target by the caller's uid and lets other uids through before it
- * reads anything else. All instances share the pinned maps of maps.h. This
+ * reads anything else, and one with EGRESS_TARGET_BY_CGROUP per watched
+ * parent cgroup, which finds the target by the caller's child cgroup
+ * (lib/config.h). All instances share the pinned maps of maps.h. This
  * file holds the programs: how each hook turns its context into a
  * destination. What a decision means lives in lib/ (see lib/verdict.h for
  * the layering). Every program returns 1 to let the operation through and 0

@@ -2,14 +2,16 @@
 /*
  * The one piece of per-instance configuration, and the target's config.
  *
- * What: egress_target_id, the program's only .rodata, and target__find(),
- * the target a call serves and its {ruleset, mode, flags} from the targets
- * map (for the user targets' root instance: by the caller's uid).
+ * What: egress_target_id and egress_watch_level, the program's .rodata, and
+ * target__find(), the target a call serves and its {ruleset, mode, flags}
+ * from the targets map (for the user targets' root instance: by the caller's
+ * uid; for a watch instance: by the caller's child cgroup of the parent it
+ * is attached to, target__of_cgroup).
  * Why here: one object is loaded once per target; egressd sets this constant
  * between open and load (LoadAndPinPrograms), so each instance knows which
  * target it serves without looking at the caller's cgroup. Defining it in
- * exactly one header keeps the object's .rodata a single, known variable
- * (the skeleton's rodata->egress_target_id).
+ * exactly one header keeps the object's .rodata known variables (the
+ * skeleton's rodata->egress_target_id, rodata->egress_watch_level).
  *
  * Include order: abi.h, maps.h, then this; every other lib/ header that
  * needs the target id includes it.
