@@ -6,7 +6,9 @@
  * egress_target_id (lib/config.h) set, and one with EGRESS_TARGET_BY_UID for
  * all user targets, attached at the cgroup2 root while any exists: it finds
  * the target by the caller's uid and lets other uids through before it
- * reads anything else. All instances share the pinned maps of maps.h. This
+ * reads anything else, and one with EGRESS_TARGET_BY_CGROUP per watched
+ * parent cgroup, which finds the target by the caller's child cgroup
+ * (lib/config.h). All instances share the pinned maps of maps.h. This
  * file holds the programs: how each hook turns its context into a
  * destination. What a decision means lives in lib/ (see lib/verdict.h for
  * the layering). Every program returns 1 to let the operation through and 0
@@ -360,6 +362,9 @@ skb__target(struct __sk_buff *skb, __u32 *id)
 {
 	if (egress_target_id == EGRESS_TARGET_BY_UID)
 		return target__of_uid(bpf_get_socket_uid(skb), id);
+	/* A watch instance has no packet hooks attached (WatchHooks). */
+	if (egress_target_id == EGRESS_TARGET_BY_CGROUP)
+		return NULL;
 	return target__find(id);
 }
 
@@ -386,7 +391,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 	 * cgroup target's only: the root instance of user targets has no packet
 	 * hooks attached. */
 	cfg = skb__target(skb, &id);
-	if (egress_target_id != EGRESS_TARGET_BY_UID && dns__watches(cfg) &&
+	if (egress_target_id != EGRESS_TARGET_BY_UID &&
+	    egress_target_id != EGRESS_TARGET_BY_CGROUP && dns__watches(cfg) &&
 	    dns__port53(skb, 0))
 		dns__on_query(skb, cfg);
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
@@ -502,7 +508,8 @@ int egress_skb_ingress(struct __sk_buff *skb)
 	__u32 id;
 
 	/* A cgroup target's only (see egress_skb_egress). */
-	if (egress_target_id == EGRESS_TARGET_BY_UID)
+	if (egress_target_id == EGRESS_TARGET_BY_UID ||
+	    egress_target_id == EGRESS_TARGET_BY_CGROUP)
 		return 1;
 	cfg = target__find(&id);
 	if (dns__watches(cfg) && dns__port53(skb, 1))
@@ -677,8 +684,10 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	    op != BPF_SOCK_OPS_STATE_CB)
 		return 1;
 	/* Flows are a cgroup target's: the root instance of user targets is
-	 * never attached to this hook (callbacks run in no task's context). */
-	if (egress_target_id == EGRESS_TARGET_BY_UID)
+	 * never attached to this hook (callbacks run in no task's context),
+	 * nor is a watch instance. */
+	if (egress_target_id == EGRESS_TARGET_BY_UID ||
+	    egress_target_id == EGRESS_TARGET_BY_CGROUP)
 		return 1;
 	sk = ctx->sk;
 	if (!sk)

@@ -39,6 +39,55 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } user_targets SEC(".maps");
 
+/* ---- Target selection of the watch instance (lib/config.h) ---- */
+
+/* {watched parent's cgroup id, child name} -> target id: the child cgroups
+ * a unit or path target names, by name, so a re-created one is a target's
+ * from its mkdir on. Written by egressd, read by watch instances when
+ * cgroup_classes has no entry for the child. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_WATCH_NAMES);
+	__type(key, struct egress_watch_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} watch_names SEC(".maps");
+
+/* Watched parent's cgroup id -> kind and default (abi.h). Written by
+ * egressd, read by watch instances for a child neither map names. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_WATCH_PARENTS);
+	__type(key, __u64);
+	__type(value, struct egress_watch_parent);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} watch_parents SEC(".maps");
+
+/* Child cgroup id -> target id, EGRESS_CGROUP_COVERED (its target's own
+ * instance is attached) or EGRESS_CGROUP_NOT_SELECTED. Written by egressd
+ * once it has seen the cgroup, read first by watch instances. Ids are never
+ * reused, so a stale entry is only memory; egressd deletes a target's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_CGROUP_CLASSES);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cgroup_classes SEC(".maps");
+
+/* Working memory of a watch instance's name lookup: the key is too large
+ * for the stack next to a verdict's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct egress_watch_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} watch_scratch SEC(".maps");
+
 /* {ruleset, proto, port prefix} -> elementary port interval. Written by
  * egressd (compile.cc), read by connect/sendmsg hooks. */
 struct {

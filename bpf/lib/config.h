@@ -2,14 +2,16 @@
 /*
  * The one piece of per-instance configuration, and the target's config.
  *
- * What: egress_target_id, the program's only .rodata, and target__find(),
- * the target a call serves and its {ruleset, mode, flags} from the targets
- * map (for the user targets' root instance: by the caller's uid).
+ * What: egress_target_id and egress_watch_level, the program's .rodata, and
+ * target__find(), the target a call serves and its {ruleset, mode, flags}
+ * from the targets map (for the user targets' root instance: by the caller's
+ * uid; for a watch instance: by the caller's child cgroup of the parent it
+ * is attached to, target__of_cgroup).
  * Why here: one object is loaded once per target; egressd sets this constant
  * between open and load (LoadAndPinPrograms), so each instance knows which
  * target it serves without looking at the caller's cgroup. Defining it in
- * exactly one header keeps the object's .rodata a single, known variable
- * (the skeleton's rodata->egress_target_id).
+ * exactly one header keeps the object's .rodata known variables (the
+ * skeleton's rodata->egress_target_id, rodata->egress_watch_level).
  *
  * Include order: abi.h, maps.h, then this; every other lib/ header that
  * needs the target id includes it.
@@ -19,6 +21,7 @@
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "egress/abi.h"
 #include "maps.h"
@@ -27,6 +30,27 @@
  * or EGRESS_TARGET_BY_UID for the one instance that serves every user
  * target from the cgroup2 root (it finds its target by uid). */
 const volatile __u32 egress_target_id = 0;
+/* For a watch instance (EGRESS_TARGET_BY_CGROUP): the level of the parent
+ * cgroup it is attached to (the cgroup2 root is 0). */
+const volatile __u32 egress_watch_level = 0;
+
+/* The kernel's task and cgroup structures, only the fields read here;
+ * preserve_access_index has libbpf relocate their offsets against the
+ * running kernel's BTF (CO-RE). */
+struct kernfs_node {
+	const char *name;
+} __attribute__((preserve_access_index));
+struct cgroup {
+	int level;
+	struct kernfs_node *kn;
+	struct cgroup *ancestors[];
+} __attribute__((preserve_access_index));
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	struct css_set *cgroups;
+} __attribute__((preserve_access_index));
 
 /* The target of `uid` in user_targets: its config, with its id in *id; NULL
  * for a uid no user target names (let through at once). */
@@ -39,6 +63,65 @@ static __always_inline struct egress_target_config *target__of_uid(__u32 uid,
 		return NULL;
 	*id = *tid;
 	return bpf_map_lookup_elem(&targets, id);
+}
+
+/* targets[*id] after a watch instance found *id; NULL for no target. */
+static __always_inline struct egress_target_config *target__of_class(__u32 *id)
+{
+	if (*id == EGRESS_CGROUP_COVERED || *id == EGRESS_CGROUP_NOT_SELECTED)
+		return NULL;
+	return bpf_map_lookup_elem(&targets, id);
+}
+
+/*
+ * The target of a watch instance's call, from the calling task's cgroup
+ * (the socket's, for a socket it created): the child of the watched parent
+ * the task lies in, looked up by cgroup id in cgroup_classes (egressd's
+ * word once it has seen the cgroup), else by name in watch_names (so a
+ * cgroup made again is a target's from its mkdir on), else the parent's
+ * default (workload parents). NULL: not this instance's business (the
+ * task is in the parent itself, or in a child no target names, or in one
+ * its own target instance covers).
+ */
+static __always_inline struct egress_target_config *target__of_cgroup(__u32 *id)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct egress_watch_parent *wp;
+	struct egress_watch_key *key;
+	struct cgroup *cg, *child;
+	const char *name;
+	__u32 *tid, zero = 0;
+	__u64 child_id;
+
+	cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	if (!cg || BPF_CORE_READ(cg, level) <= (int)egress_watch_level)
+		return NULL;
+	child_id = bpf_get_current_ancestor_cgroup_id(egress_watch_level + 1);
+	tid = bpf_map_lookup_elem(&cgroup_classes, &child_id);
+	if (tid) {
+		*id = *tid;
+		return target__of_class(id);
+	}
+	key = bpf_map_lookup_elem(&watch_scratch, &zero);
+	if (!key)
+		return NULL;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->parent_cgroup_id =
+	    bpf_get_current_ancestor_cgroup_id(egress_watch_level);
+	child = BPF_CORE_READ(cg, ancestors[egress_watch_level + 1]);
+	name = BPF_CORE_READ(child, kn, name);
+	if (bpf_probe_read_kernel_str(key->name, sizeof(key->name), name) < 0)
+		return NULL;
+	tid = bpf_map_lookup_elem(&watch_names, key);
+	if (tid) {
+		*id = *tid;
+		return target__of_class(id);
+	}
+	wp = bpf_map_lookup_elem(&watch_parents, &key->parent_cgroup_id);
+	if (!wp || wp->kind != EGRESS_WATCH_WORKLOAD)
+		return NULL;
+	*id = wp->default_target;
+	return target__of_class(id);
 }
 
 /*
@@ -54,6 +137,8 @@ static __always_inline struct egress_target_config *target__find(__u32 *id)
 {
 	if (egress_target_id == EGRESS_TARGET_BY_UID)
 		return target__of_uid((__u32)bpf_get_current_uid_gid(), id);
+	if (egress_target_id == EGRESS_TARGET_BY_CGROUP)
+		return target__of_cgroup(id);
 	*id = egress_target_id;
 	return bpf_map_lookup_elem(&targets, id);
 }

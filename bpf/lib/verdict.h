@@ -45,6 +45,13 @@ verdict__apply_to(__u32 id, const struct egress_target_config *cfg,
 {
 	struct egress_counters *c = target__counters(id);
 
+	/* A workload that egressd has not classified yet gets its parent's
+	 * default, whatever a rule would say (lib/config.h). */
+	if (cfg->flags & EGRESS_TF_UNCLASSIFIED) {
+		dec->verdict = EGRESS_VERDICT_DENY;
+		dec->reason = EGRESS_REASON_UNCLASSIFIED;
+		dec->rule_id = 0;
+	}
 	rule__hit(id, dec->rule_id);
 	/* One counter per decision: the totals (allowed, denied, ...) are sums
 	 * of by_proto, derived by egressd. */

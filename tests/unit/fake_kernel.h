@@ -105,6 +105,76 @@ class FakeKernel : public KernelPort {
   bool LinkSetDefunct(uint32_t id, uint64_t link_set) override;
   absl::Status Detach(uint32_t id, uint64_t link_set) override;
 
+  // Watch sets and their maps, kept as the kernel would.
+  absl::Status Watch(const std::string& rel, uint64_t parent_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_attach_) return absl::InternalError("attach failed (fake)");
+    watched_[parent_id] = rel;
+    return absl::OkStatus();
+  }
+  absl::Status Unwatch(uint64_t parent_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watched_.erase(parent_id);
+    return absl::OkStatus();
+  }
+  std::vector<uint64_t> WatchedParents() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> out;
+    for (const auto& [id, rel] : watched_) out.push_back(id);
+    return out;
+  }
+  absl::Status SetWatchName(uint64_t parent_id, const std::string& name,
+                            uint32_t id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_names_[{parent_id, name}] = id;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteWatchName(uint64_t parent_id,
+                               const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_names_.erase({parent_id, name});
+    return absl::OkStatus();
+  }
+  absl::Status SetWatchParent(uint64_t parent_id,
+                              const egress_watch_parent& parent) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_parents_[parent_id] = parent;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteWatchParent(uint64_t parent_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_parents_.erase(parent_id);
+    return absl::OkStatus();
+  }
+  absl::Status SetCgroupClass(uint64_t cgroup_id, uint32_t value) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    classes_[cgroup_id] = value;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteCgroupClass(uint64_t cgroup_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    classes_.erase(cgroup_id);
+    return absl::OkStatus();
+  }
+  // What the watch sets read: parent id -> path, {parent, name} -> target,
+  // cgroup id -> class, parent id -> kind and default.
+  std::map<uint64_t, std::string> Watched() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watched_;
+  }
+  std::map<std::pair<uint64_t, std::string>, uint32_t> WatchNames() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watch_names_;
+  }
+  std::map<uint64_t, uint32_t> Classes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return classes_;
+  }
+  std::map<uint64_t, egress_watch_parent> WatchParents() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watch_parents_;
+  }
+
  private:
   bool Live(uint64_t cgroup_id) const;
 
@@ -130,6 +200,10 @@ class FakeKernel : public KernelPort {
   bool pins_lost_ = false;
   bool fail_repair_ = false;
   int attach_calls_ = 0;
+  std::map<uint64_t, std::string> watched_;
+  std::map<std::pair<uint64_t, std::string>, uint32_t> watch_names_;
+  std::map<uint64_t, uint32_t> classes_;
+  std::map<uint64_t, egress_watch_parent> watch_parents_;
 };
 
 }  // namespace egress::testing

@@ -139,6 +139,34 @@ class Engine {
   std::vector<std::string> WatchDirs() const;
   size_t TargetCount() const;
 
+  // ---- Workload parents (engine_watch.cc) ----
+  // A workload parent is a cgroup whose children are made by a runtime
+  // (containers: /system.slice with docker-*.scope, /docker, kubepods). Its
+  // watch instance (bpf/lib/config.h) decides for every child from the
+  // child's first instruction: by the classification below once egressd
+  // made it, and until then by the parent's default, which records carry as
+  // reason UNCLASSIFIED. Registrations are not saved: the caller makes them
+  // again after a restart (the kernel keeps enforcing them meanwhile).
+  enum class WorkloadDefault { kDeny, kAudit };
+  // Watches `parent` (relative to the cgroup2 mount, or with the mount
+  // prefix) as a workload parent with `def` for unclassified children; a
+  // second call changes the default. Errors: InvalidArgument for the root,
+  // NotFound for a parent that does not exist, the kernel's of a load,
+  // attach or map write.
+  absl::Status RegisterWorkloadParent(const std::string& parent,
+                                      WorkloadDefault def);
+  // Ends it: unclassified children pass again (the watch instance goes when
+  // no unit or path target needs it either). No registration is no error.
+  absl::Status UnregisterWorkloadParent(const std::string& parent);
+  // Classifies a child cgroup of a workload parent: target `target`'s (its
+  // config and rules decide; the target need not be attached anywhere),
+  // or, with "", no target's (passes). NotFound for an unknown target;
+  // the kernel's error of the map write.
+  absl::Status ClassifyWorkloadCgroup(uint64_t cgroup_id,
+                                      const std::string& target);
+  // Forgets a classification (the cgroup is gone). Missing is no error.
+  absl::Status ForgetWorkloadCgroup(uint64_t cgroup_id);
+
   // ---- Field self-check (engine_health.cc) ----
   struct SelfCheckTarget {
     uint32_t id = 0;
@@ -267,6 +295,19 @@ class Engine {
   void LogChange(uint32_t key, const std::string& line);
   static constexpr uint32_t kPinsLogKey = 0;
 
+  // Watch instances of unit and path targets (engine_watch.cc): the watch
+  // instance of the target cgroup's parent knows the cgroup by name, so a
+  // re-created one is enforced before Attach reaches it. Never fails the
+  // attach (the target's own instance still enforces); logs why not.
+  void WatchTarget(const TargetState& t);
+  // The target's own instance is live on `cgroup_id`: its parent's watch
+  // instance lets that cgroup be (EGRESS_CGROUP_COVERED).
+  void CoverTarget(const TargetState& t, uint64_t cgroup_id);
+  // Forgets a target's name and cover; drops the parent's watch instance
+  // when nothing needs it any more.
+  void UnwatchTarget(uint32_t id);
+  void DropParentIfUnused(uint64_t parent_id);
+
   // Targets (engine_targets.cc).
   absl::StatusOr<TargetState> NewTarget(const control::TargetSpec& spec);
   absl::Status CreateTarget(Lock& lock, TargetState t,
@@ -324,6 +365,23 @@ class Engine {
   std::set<uint32_t> creating_;
   std::map<uint32_t, std::string> last_logged_;  // LogChange
   std::map<uint32_t, std::string> degraded_;     // self-check: id -> why
+  // Watch instances (engine_watch.cc): per target, the parent and name its
+  // parent's instance knows it by, the cgroup id marked covered and the
+  // last reason it is not watched (logged once); per watched parent id, its
+  // path, the targets named there and a workload default.
+  struct TargetWatch {
+    uint64_t parent_id = 0;
+    std::string name;
+    uint64_t covered = 0;
+    std::string not_watched;
+  };
+  std::map<uint32_t, TargetWatch> target_watch_;
+  struct ParentWatch {
+    std::string rel;
+    std::set<uint32_t> targets;
+    std::optional<WorkloadDefault> workload;
+  };
+  std::map<uint64_t, ParentWatch> parent_watch_;
   uint64_t self_check_failures_ = 0;
 };
 

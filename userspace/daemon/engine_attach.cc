@@ -49,6 +49,9 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
     links_[t.id] = {{}, {}};
     return false;
   }
+  // Known by name at its parent before its own instance attaches: a cgroup
+  // made again is enforced from its first instruction (engine_watch.cc).
+  if (!t.orphan) WatchTarget(t);
   auto id = kernel_.CgroupId(t.cgroup);
   if (!id.ok()) {
     if (absl::IsNotFound(id.status())) {
@@ -77,6 +80,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   // hooks that are gone.
   links_[t.id] = {{{t.cgroup, *id}}, health};
   if (!attached.ok()) return attached;
+  if (health.all_live()) CoverTarget(t, *id);
   return true;
 }
 

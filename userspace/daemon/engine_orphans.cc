@@ -33,7 +33,7 @@ void Engine::AdoptOrphans() {
   for (uint32_t id : kernel_.PinnedTargets()) {
     // The root set of user targets is no target (AdoptUserOrphans).
     if (known.count(id) || id == EGRESS_TARGET_BY_UID ||
-        id >= EGRESS_MAX_TARGETS) {
+        id >= EGRESS_TARGET_ID_LIMIT) {
       continue;
     }
     TargetState t;
@@ -70,7 +70,7 @@ void Engine::AdoptUserOrphans() {
     const TargetState* holder = UserTargetOf(uid);
     if (holder != nullptr && holder->id == id) continue;  // known
     if (holder != nullptr || FindById(id) != nullptr ||
-        id == EGRESS_TARGET_BY_UID || id >= EGRESS_MAX_TARGETS) {
+        id == EGRESS_TARGET_BY_UID || id >= EGRESS_TARGET_ID_LIMIT) {
       // The uid is another target's now, or the id is: a leftover.
       kernel_.DeleteUserTarget(uid).IgnoreError();
       continue;

@@ -215,11 +215,11 @@ void Engine::DropRootSetIfUnused(uint32_t leaving) {
 absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
   std::set<uint32_t> used;
   for (const auto& [n, t] : state_.targets) used.insert(t.id);
-  for (uint32_t id = 1; id < EGRESS_MAX_TARGETS; ++id) {
+  for (uint32_t id = 1; id < EGRESS_TARGET_ID_LIMIT; ++id) {
     if (!used.count(id)) return id;
   }
   return absl::ResourceExhaustedError(
-      absl::StrCat("at most ", EGRESS_MAX_TARGETS - 1, " targets"));
+      absl::StrCat("at most ", EGRESS_TARGET_ID_LIMIT - 1, " targets"));
 }
 
 absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
@@ -293,6 +293,7 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
   const TargetState lift = t;  // what LiftUser needs: uid and id
   auto undo = [&] {
     if (user) LiftUser(lift);
+    UnwatchTarget(id);
     kernel_.RemovePrograms(id).IgnoreError();
     kernel_.SetTargetConfig(id, egress_target_config{}).IgnoreError();
     compiled_.erase(id);
@@ -357,6 +358,9 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   if (IsUser(t)) {
     LiftUser(t);  // the uid's entry first: that lifts enforcement
   } else {
+    // The name first: a re-created cgroup must not stay denied by the watch
+    // instance once the target is gone.
+    UnwatchTarget(t.id);
     EGRESS_RETURN_IF_ERROR(kernel_.RemovePrograms(t.id));
   }
   if (t.orphan) RemoveOrphanEntries(t).IgnoreError();

@@ -122,6 +122,29 @@ class KernelPort {
   // True when no hook of the set is pinned to a live cgroup any more.
   virtual bool LinkSetDefunct(uint32_t id, uint64_t link_set) = 0;
   virtual absl::Status Detach(uint32_t id, uint64_t link_set) = 0;
+
+  // ---- Watch instances (bpf/lib/config.h) ----
+  // One program set per watched parent cgroup, attached there once with its
+  // links pinned (they enforce while egressd is down) and choosing the
+  // target of each call from the caller's child cgroup. Watch loads the
+  // parent's set unless pinned and attaches it, adopting live links; all or
+  // nothing like Attach. `rel`: the parent, relative to the cgroup2 mount.
+  virtual absl::Status Watch(const std::string& rel, uint64_t parent_id) = 0;
+  // Detaches and removes the parent's set; no set is no error.
+  virtual absl::Status Unwatch(uint64_t parent_id) = 0;
+  // The parents that have a watch set pinned (cgroup ids).
+  virtual std::vector<uint64_t> WatchedParents() = 0;
+  // watch_names, watch_parents, cgroup_classes (maps.h); deleting a missing
+  // entry is no error.
+  virtual absl::Status SetWatchName(uint64_t parent_id, const std::string& name,
+                                    uint32_t id) = 0;
+  virtual absl::Status DeleteWatchName(uint64_t parent_id,
+                                       const std::string& name) = 0;
+  virtual absl::Status SetWatchParent(uint64_t parent_id,
+                                      const egress_watch_parent& parent) = 0;
+  virtual absl::Status DeleteWatchParent(uint64_t parent_id) = 0;
+  virtual absl::Status SetCgroupClass(uint64_t cgroup_id, uint32_t value) = 0;
+  virtual absl::Status DeleteCgroupClass(uint64_t cgroup_id) = 0;
 };
 
 }  // namespace egress

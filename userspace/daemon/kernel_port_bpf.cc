@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/bpffs.h"
@@ -275,6 +276,81 @@ bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {
   DropHeld(id, link_set);
   return DetachAndRemoveLinks(LinkDir(id, link_set));
+}
+
+std::string BpfKernel::WatchDir(uint64_t parent_id) const {
+  return absl::StrCat(version_dir_, "/watch/", parent_id);
+}
+
+namespace {
+
+// The level of a cgroup (the root is 0) from its path relative to the
+// cgroup2 mount.
+uint32_t CgroupLevel(const std::string& rel) {
+  uint32_t level = 0;
+  for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
+    if (part != ".") ++level;
+  }
+  return level;
+}
+
+}  // namespace
+
+absl::Status BpfKernel::Watch(const std::string& rel, uint64_t parent_id) {
+  const std::vector<HookSpec>& hooks = HooksOf(EGRESS_TARGET_BY_CGROUP);
+  const std::string dir = WatchDir(parent_id);
+  // The directory is the parent's id, which no other cgroup ever has: its
+  // pinned programs were loaded for this parent's level.
+  if (!ProgramsPinned(dir, hooks)) {
+    EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(
+        EGRESS_TARGET_BY_CGROUP, maps_->dir(), dir, &hooks, CgroupLevel(rel)));
+  }
+  EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
+  std::lock_guard<std::mutex> lock(held_mu_);
+  return AttachPinned(dir, fd.get(), parent_id, &watch_held_[parent_id], hooks);
+}
+
+absl::Status BpfKernel::Unwatch(uint64_t parent_id) {
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = watch_held_.find(parent_id);
+    if (it != watch_held_.end()) {
+      DetachHeld(it->second);
+      watch_held_.erase(it);
+    }
+  }
+  return DetachAndRemove(WatchDir(parent_id));
+}
+
+std::vector<uint64_t> BpfKernel::WatchedParents() {
+  std::vector<uint64_t> ids;
+  for (const std::string& name : SubdirNames(version_dir_ + "/watch")) {
+    uint64_t id = 0;
+    if (absl::SimpleAtoi(name, &id) && id > 0) ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::Status BpfKernel::SetWatchName(uint64_t parent_id,
+                                     const std::string& name, uint32_t id) {
+  return maps_->SetWatchName(parent_id, name, id);
+}
+absl::Status BpfKernel::DeleteWatchName(uint64_t parent_id,
+                                        const std::string& name) {
+  return maps_->DeleteWatchName(parent_id, name);
+}
+absl::Status BpfKernel::SetWatchParent(uint64_t parent_id,
+                                       const egress_watch_parent& parent) {
+  return maps_->SetWatchParent(parent_id, parent);
+}
+absl::Status BpfKernel::DeleteWatchParent(uint64_t parent_id) {
+  return maps_->DeleteWatchParent(parent_id);
+}
+absl::Status BpfKernel::SetCgroupClass(uint64_t cgroup_id, uint32_t value) {
+  return maps_->SetCgroupClass(cgroup_id, value);
+}
+absl::Status BpfKernel::DeleteCgroupClass(uint64_t cgroup_id) {
+  return maps_->DeleteCgroupClass(cgroup_id);
 }
 
 }  // namespace egress

@@ -66,10 +66,25 @@ class BpfKernel : public KernelPort {
   std::vector<uint64_t> LinkSets(uint32_t id) override;
   bool LinkSetDefunct(uint32_t id, uint64_t link_set) override;
   absl::Status Detach(uint32_t id, uint64_t link_set) override;
+  absl::Status Watch(const std::string& rel, uint64_t parent_id) override;
+  absl::Status Unwatch(uint64_t parent_id) override;
+  std::vector<uint64_t> WatchedParents() override;
+  absl::Status SetWatchName(uint64_t parent_id, const std::string& name,
+                            uint32_t id) override;
+  absl::Status DeleteWatchName(uint64_t parent_id,
+                               const std::string& name) override;
+  absl::Status SetWatchParent(uint64_t parent_id,
+                              const egress_watch_parent& parent) override;
+  absl::Status DeleteWatchParent(uint64_t parent_id) override;
+  absl::Status SetCgroupClass(uint64_t cgroup_id, uint32_t value) override;
+  absl::Status DeleteCgroupClass(uint64_t cgroup_id) override;
 
  private:
   BpfKernel() = default;
   std::string TargetDir(uint32_t id) const;
+  // <version_dir>/watch/<parent cgroup id>: a watch set's programs and
+  // links.
+  std::string WatchDir(uint64_t parent_id) const;
   std::string LinkDir(uint32_t id, uint64_t link_set) const;
   std::string Abs(const std::string& rel) const;
   // Detaches and forgets the held links of one set.
@@ -85,6 +100,8 @@ class BpfKernel : public KernelPort {
   std::mutex held_mu_;
   // (target id, link set) -> the links held open.
   std::map<std::pair<uint32_t, uint64_t>, HeldLinks> held_;
+  // The links of each watch set, by parent cgroup id (under held_mu_).
+  std::map<uint64_t, HeldLinks> watch_held_;
 };
 
 }  // namespace egress

@@ -76,10 +76,10 @@ absl::StatusOr<DaemonState> StateFromJson(const nlohmann::json& j,
   reader.Required("targets", targets);
   if (!fields.ok()) return fields.status();
   for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i].id == 0 || targets[i].id >= EGRESS_MAX_TARGETS) {
+    if (targets[i].id == 0 || targets[i].id >= EGRESS_TARGET_ID_LIMIT) {
       return absl::InvalidArgumentError(
           absl::StrCat(file, ": targets[", i, "] field 'id' is out of range 1-",
-                       EGRESS_MAX_TARGETS - 1));
+                       EGRESS_TARGET_ID_LIMIT - 1));
     }
     std::string name = targets[i].name;
     s.targets[name] = std::move(targets[i]);

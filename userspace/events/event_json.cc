@@ -51,6 +51,7 @@ constexpr Word kReasons[] = {
     {EGRESS_REASON_UNIX_UNLISTED, "UNIX_UNLISTED"},
     {EGRESS_REASON_RATE_LIMITED, "RATE_LIMITED"},
     {EGRESS_REASON_NOT_ENFORCED, "NOT_ENFORCED"},
+    {EGRESS_REASON_UNCLASSIFIED, "UNCLASSIFIED"},
 };
 constexpr Word kSockTypes[] = {
     {1, "stream"},

@@ -218,6 +218,82 @@ absl::Status SharedMaps::DeleteUserTarget(uint32_t uid) {
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::Status Update(int fd, const void* key, const void* value,
+                    absl::string_view name) {
+  if (bpf_map_update_elem(fd, key, value, BPF_ANY) != 0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", name);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Delete(int fd, const void* key, absl::string_view name) {
+  if (bpf_map_delete_elem(fd, key) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "bpf_map_delete_elem", name);
+  }
+  return absl::OkStatus();
+}
+
+egress_watch_key WatchKey(uint64_t parent_cgroup_id, const std::string& name) {
+  egress_watch_key key{};
+  key.parent_cgroup_id = parent_cgroup_id;
+  name.copy(key.name, sizeof(key.name) - 1);
+  return key;
+}
+
+}  // namespace
+
+absl::Status SharedMaps::SetWatchName(uint64_t parent_cgroup_id,
+                                      const std::string& name,
+                                      uint32_t target_id) {
+  if (name.empty() || name.size() >= EGRESS_WATCH_NAME_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup name ", name, " cannot be watched: 1 to ",
+                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
+  }
+  egress_watch_key key = WatchKey(parent_cgroup_id, name);
+  return Update(watch_names_.get(), &key, &target_id, "watch_names");
+}
+
+absl::Status SharedMaps::DeleteWatchName(uint64_t parent_cgroup_id,
+                                         const std::string& name) {
+  egress_watch_key key = WatchKey(parent_cgroup_id, name);
+  return Delete(watch_names_.get(), &key, "watch_names");
+}
+
+absl::Status SharedMaps::SetWatchParent(uint64_t parent_cgroup_id,
+                                        const egress_watch_parent& parent) {
+  return Update(watch_parents_.get(), &parent_cgroup_id, &parent,
+                "watch_parents");
+}
+
+absl::Status SharedMaps::DeleteWatchParent(uint64_t parent_cgroup_id) {
+  return Delete(watch_parents_.get(), &parent_cgroup_id, "watch_parents");
+}
+
+absl::Status SharedMaps::SetCgroupClass(uint64_t cgroup_id, uint32_t value) {
+  return Update(cgroup_classes_.get(), &cgroup_id, &value, "cgroup_classes");
+}
+
+absl::Status SharedMaps::DeleteCgroupClass(uint64_t cgroup_id) {
+  return Delete(cgroup_classes_.get(), &cgroup_id, "cgroup_classes");
+}
+
+absl::StatusOr<std::map<uint64_t, uint32_t>> SharedMaps::CgroupClasses() const {
+  std::vector<uint64_t> ids;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKey<uint64_t>(cgroup_classes_.get(), [&ids](const uint64_t& id) {
+        ids.push_back(id);
+      }).status());
+  std::map<uint64_t, uint32_t> out;
+  for (uint64_t id : ids) {
+    uint32_t v = 0;
+    if (bpf_map_lookup_elem(cgroup_classes_.get(), &id, &v) == 0) out[id] = v;
+  }
+  return out;
+}
+
 absl::StatusOr<std::map<uint32_t, uint32_t>> SharedMaps::UserTargets() const {
   std::vector<uint32_t> uids;
   EGRESS_RETURN_IF_ERROR(

@@ -77,6 +77,25 @@ class SharedMaps {
   absl::Status DeleteUserTarget(uint32_t uid);
   absl::StatusOr<std::map<uint32_t, uint32_t>> UserTargets() const;
 
+  // The watch instances' maps (abi.h, bpf/lib/config.h). A missing key is
+  // no error to delete. Errno status of the update or delete
+  // (ResourceExhausted when full).
+  // watch_names[{parent, name}] = target id.
+  absl::Status SetWatchName(uint64_t parent_cgroup_id, const std::string& name,
+                            uint32_t target_id);
+  absl::Status DeleteWatchName(uint64_t parent_cgroup_id,
+                               const std::string& name);
+  // watch_parents[parent] = what its watch instance does with a child no
+  // map names.
+  absl::Status SetWatchParent(uint64_t parent_cgroup_id,
+                              const egress_watch_parent& parent);
+  absl::Status DeleteWatchParent(uint64_t parent_cgroup_id);
+  // cgroup_classes[cgroup] = target id or EGRESS_CGROUP_*.
+  absl::Status SetCgroupClass(uint64_t cgroup_id, uint32_t value);
+  absl::Status DeleteCgroupClass(uint64_t cgroup_id);
+  // Every cgroup_classes entry.
+  absl::StatusOr<std::map<uint64_t, uint32_t>> CgroupClasses() const;
+
   // Forgets what a target's sockets taught the kernel: the UDP peers, the
   // DNS queries in flight and the names learned (dns_bindings). Errno status
   // of a delete (an entry evicted meanwhile is fine).
@@ -109,15 +128,19 @@ class SharedMaps {
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
     // Pin names and fds in the same order.
     static constexpr const char* kNames[] = {
-        "targets",      "port_classes", "rules",       "udp_peers",
-        "rule_hits",    "event_limits", "counters",    "events",
-        "unix_rules",   "dns_queries",  "dns_names",   "dns_bindings",
-        "dns_counters", "dns_scratch",  "user_targets"};
-    Fd* fds[] = {&self.targets_,      &self.port_classes_, &self.rules_,
-                 &self.udp_peers_,    &self.rule_hits_,    &self.event_limits_,
-                 &self.counters_,     &self.events_,       &self.unix_rules_,
-                 &self.dns_queries_,  &self.dns_names_,    &self.dns_bindings_,
-                 &self.dns_counters_, &self.dns_scratch_,  &self.user_targets_};
+        "targets",       "port_classes",   "rules",        "udp_peers",
+        "rule_hits",     "event_limits",   "counters",     "events",
+        "unix_rules",    "dns_queries",    "dns_names",    "dns_bindings",
+        "dns_counters",  "dns_scratch",    "user_targets", "watch_names",
+        "watch_parents", "cgroup_classes", "watch_scratch"};
+    Fd* fds[] = {
+        &self.targets_,      &self.port_classes_,  &self.rules_,
+        &self.udp_peers_,    &self.rule_hits_,     &self.event_limits_,
+        &self.counters_,     &self.events_,        &self.unix_rules_,
+        &self.dns_queries_,  &self.dns_names_,     &self.dns_bindings_,
+        &self.dns_counters_, &self.dns_scratch_,   &self.user_targets_,
+        &self.watch_names_,  &self.watch_parents_, &self.cgroup_classes_,
+        &self.watch_scratch_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -144,7 +167,8 @@ class SharedMaps {
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
-      dns_bindings_, dns_counters_, dns_scratch_, user_targets_;
+      dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
+      watch_parents_, cgroup_classes_, watch_scratch_;
 };
 
 }  // namespace egress

@@ -193,16 +193,21 @@ const std::vector<HookSpec>& UserHooks() {
 }
 
 const std::vector<HookSpec>& HooksOf(uint32_t target_id) {
-  return target_id == EGRESS_TARGET_BY_UID ? UserHooks() : AllHooks();
+  return target_id == EGRESS_TARGET_BY_UID ||
+                 target_id == EGRESS_TARGET_BY_CGROUP
+             ? UserHooks()
+             : AllHooks();
 }
 
 absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
                                 const std::string& prog_dir,
-                                const std::vector<HookSpec>* hooks) {
+                                const std::vector<HookSpec>* hooks,
+                                uint32_t watch_level) {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = maps_dir.c_str());
   SkeletonPtr skel(egress_bpf__open_opts(&opts));
   if (!skel) return ErrnoStatus(errno, "open BPF object", "egress_bpf");
   skel->rodata->egress_target_id = target_id;
+  skel->rodata->egress_watch_level = watch_level;
   EGRESS_RETURN_IF_ERROR(PrepareUnixPrograms(skel->obj, KernelHasUnixHooks()));
   if (int err = egress_bpf__load(skel.get()); err != 0) {
     return ErrnoStatus(-err, "load BPF programs for target",

@@ -33,7 +33,9 @@ const std::vector<HookSpec>& AllHooks();
 // the host (see docs/bypasses.md for what the packet hook adds).
 const std::vector<HookSpec>& UserHooks();
 // The hooks of the program set loaded for `target_id`: UserHooks() for
-// EGRESS_TARGET_BY_UID, else AllHooks().
+// EGRESS_TARGET_BY_UID and for a watch instance (EGRESS_TARGET_BY_CGROUP:
+// it finds its target from the calling task, which packet and TCP state
+// callbacks do not run in), else AllHooks().
 const std::vector<HookSpec>& HooksOf(uint32_t target_id);
 
 // The pin paths of a hook's program and link in a program or link
@@ -74,9 +76,12 @@ using HeldLinks = std::vector<UniqueFd>;
 // InvalidArgument when the verifier rejects a program, with libbpf's log on
 // stderr), or of the mkdir or a pin.
 // `hooks`: the programs to pin, HooksOf(target_id) when null.
+// `watch_level`: for EGRESS_TARGET_BY_CGROUP, the level of the parent cgroup
+// the set will be attached to (bpf/lib/config.h).
 absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
                                 const std::string& prog_dir,
-                                const std::vector<HookSpec>* hooks = nullptr);
+                                const std::vector<HookSpec>* hooks = nullptr,
+                                uint32_t watch_level = 0);
 
 // True when every program of `hooks` is pinned in `prog_dir`.
 bool ProgramsPinned(const std::string& prog_dir,

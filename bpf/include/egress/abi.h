@@ -39,7 +39,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 5
+#define EGRESS_ABI_VERSION 6
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -58,6 +58,31 @@
  * by the caller's uid; other uids pass at once. */
 #define EGRESS_MAX_USER_TARGETS 1024
 #define EGRESS_TARGET_BY_UID 0
+/*
+ * The watch instance (lib/config.h, target__of_cgroup): one program set per
+ * watched parent cgroup (a unit's slice, a path target's parent, a workload
+ * parent), attached there once and pinned, loaded with egress_target_id =
+ * EGRESS_TARGET_BY_CGROUP and egress_watch_level = the parent's level. It
+ * finds a call's target from the caller's cgroup: the child of the parent
+ * it lies in, by cgroup id (cgroup_classes) or else by name (watch_names),
+ * so a re-created cgroup is enforced from its first instruction, before
+ * egressd sees it.
+ */
+#define EGRESS_TARGET_BY_CGROUP 0xffffffffu
+#define EGRESS_MAX_WATCH_NAMES 4096
+#define EGRESS_MAX_WATCH_PARENTS 256
+#define EGRESS_MAX_CGROUP_CLASSES 65536
+/* Target ids egressd never hands out: the configs of an unclassified child
+ * of a workload parent (EGRESS_TF_UNCLASSIFIED), denied or audited. Targets
+ * get ids 1 .. EGRESS_TARGET_ID_LIMIT - 1. */
+#define EGRESS_TARGET_UNCLASSIFIED_DENY (EGRESS_MAX_TARGETS - 1)
+#define EGRESS_TARGET_UNCLASSIFIED_AUDIT (EGRESS_MAX_TARGETS - 2)
+#define EGRESS_TARGET_ID_LIMIT (EGRESS_MAX_TARGETS - 2)
+/* cgroup_classes values that are no target id: the cgroup's own target
+ * instance is attached (the watch instance lets it be, so a call is not
+ * decided twice), or egressd found the workload is no target's. */
+#define EGRESS_CGROUP_COVERED 0xfffffffeu
+#define EGRESS_CGROUP_NOT_SELECTED 0xfffffffdu
 /* A UDP peer may be answered for this long after it last sent. */
 #define EGRESS_PEER_TTL_NS (300ULL * 1000000000ULL)
 /* A known peer's last_seen_ns is rewritten at most this often (peers.h). */
@@ -88,6 +113,10 @@ enum {
 	/* The target has name rules (dns_abi.h): its DNS queries and answers
 	 * are watched, and connect/sendmsg consult the learned bindings. */
 	EGRESS_TF_NAME_RULES = 1 << 6,
+	/* The config of an unclassified workload
+	 * (EGRESS_TARGET_UNCLASSIFIED_*): every decision is a deny (or audit)
+	 * with EGRESS_REASON_UNCLASSIFIED, whatever the rules say. */
+	EGRESS_TF_UNCLASSIFIED = 1 << 7,
 };
 
 /* Verdicts, in events. AUDIT = would have been denied, let through. */
@@ -147,6 +176,9 @@ enum {
 	 * kept by the rate limit. */
 	EGRESS_REASON_RATE_LIMITED = 8,
 	EGRESS_REASON_NOT_ENFORCED = 9, /* EGRESS_EVENT_SELF_CHECK_FAILED */
+	/* A new child of a workload parent that egressd has not classified
+	 * yet: the parent's default (deny, or audit) applied. */
+	EGRESS_REASON_UNCLASSIFIED = 10,
 };
 
 enum {
@@ -190,6 +222,34 @@ struct egress_target_config {
 	__u16 dns_ttl_floor;
 };
 EGRESS_ABI_SIZE(egress_target_config, 8);
+
+/* Longest child cgroup name a watch instance can match: a longer name is
+ * read cut short, matches no entry and is left to the target's own
+ * instance (egressd refuses to watch such a name). */
+#define EGRESS_WATCH_NAME_MAX 128
+
+/* watch_names: {watched parent's cgroup id, child directory name} -> target
+ * id. The name is NUL-padded (bpf_probe_read_kernel_str leaves the rest of
+ * the zeroed key zero). */
+struct egress_watch_key {
+	__u64 parent_cgroup_id;
+	char name[EGRESS_WATCH_NAME_MAX];
+};
+EGRESS_ABI_SIZE(egress_watch_key, 136);
+
+enum {
+	EGRESS_WATCH_NAMES = 0,	   /* unit/path parent: unnamed children pass */
+	EGRESS_WATCH_WORKLOAD = 1, /* unclassified children get the default */
+};
+
+/* watch_parents: watched parent's cgroup id -> what its watch instance does
+ * with a child that neither map names. */
+struct egress_watch_parent {
+	__u32 default_target; /* EGRESS_TARGET_UNCLASSIFIED_* (workload) */
+	__u8 kind;	      /* EGRESS_WATCH_* */
+	__u8 pad[3];
+};
+EGRESS_ABI_SIZE(egress_watch_parent, 8);
 
 /* port_classes: LPM trie. Data after prefixlen is 64 bits; prefixlen is
  * 48 + the number of leading port bits the entry fixes. */

@@ -1,0 +1,321 @@
+// Enforced from the first instruction: a target's cgroup that is removed and
+// made again (`systemctl restart`) is enforced for the first process systemd
+// starts in it with clone3(CLONE_INTO_CGROUP), before egressd attaches the
+// target's own programs and while egressd is down, by the watch instance at
+// its parent (bpf/lib/config.h). Siblings no target names are left alone.
+// Workload parents (containers): an unclassified child gets the parent's
+// default until egressd classifies it (Engine::ClassifyWorkloadCgroup).
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "egress/abi.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/clone_into_cgroup.h"
+#include "tests/testing/privileges.h"
+#include "tests/testing/socket_probes.h"
+#include "userspace/common/fs.h"
+#include "userspace/common/instance_lock.h"
+#include "userspace/common/mountinfo.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/daemon/engine.h"
+#include "userspace/daemon/kernel_port_bpf.h"
+#include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/event_reader.h"
+
+namespace egress::testing {
+namespace {
+
+constexpr int kRecreations = 20;
+
+// A UDP socket on 127.0.0.1 that counts what reaches it.
+class UdpReceiver {
+ public:
+  UdpReceiver() {
+    fd_ = UniqueFd(socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+    sockaddr_in a = MakeSockaddrIn("127.0.0.1", 0);
+    if (!fd_ || bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a))) {
+      return;
+    }
+    socklen_t len = sizeof(a);
+    getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  uint16_t port() const { return port_; }
+  // Datagrams received since the last call (loopback delivers at once).
+  int Drain() {
+    int n = 0;
+    char buf[64];
+    while (n < 100000 && recv(fd_.get(), buf, sizeof(buf), 0) >= 0) ++n;
+    return n;
+  }
+
+ private:
+  UniqueFd fd_;
+  uint16_t port_ = 0;
+};
+
+// Removes and makes again the (empty) cgroup at `path`.
+void Recreate(const std::string& path) {
+  ASSERT_EQ(rmdir(path.c_str()), 0) << path << ": " << strerror(errno);
+  ASSERT_EQ(mkdir(path.c_str(), 0755), 0) << path << ": " << strerror(errno);
+}
+
+class FirstInstructionTest : public EgressdTest {
+ protected:
+  // A path target "svc" on <test cgroup>/svc, attached, with no rules
+  // (every destination denied).
+  void AddServiceTarget() {
+    auto svc = cg_->CreateChild("svc");
+    ASSERT_TRUE(svc.ok()) << svc.status();
+    svc_ = *svc;
+    CtlOk({"target", "add", "svc", "--cgroup", svc_->relative_path()});
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline &&
+           AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG) < 1) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+    // The watch instance at the parent, once.
+    ASSERT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+  }
+
+  // Re-creates svc kRecreations times; each time the first process cloned
+  // into it sends one datagram to the receiver as its first act. Returns
+  // the errno of each send; `between` runs before each re-creation.
+  std::vector<int> SendAfterEachRecreation(const UdpReceiver& rx,
+                                           std::function<void()> between) {
+    std::vector<int> results;
+    const uint16_t port = rx.port();
+    for (int i = 0; i < kRecreations; ++i) {
+      if (between) between();
+      Recreate(svc_->path());
+      auto r = RunClonedIntoCgroup(
+          svc_->path(), [port] { return UdpSendto("127.0.0.1", port); });
+      results.push_back(r.ok() ? *r : -1);
+    }
+    return results;
+  }
+
+  TestCgroup* svc_ = nullptr;
+};
+
+TEST_F(FirstInstructionTest, RecreatedCgroupIsEnforcedFromItsFirstProcess) {
+  AddServiceTarget();
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  std::vector<int> results = SendAfterEachRecreation(rx, nullptr);
+  EXPECT_EQ(rx.Drain(), 0) << "datagrams got out of a re-created cgroup";
+  EXPECT_EQ(std::count(results.begin(), results.end(), EPERM), kRecreations)
+      << ::testing::PrintToString(results);
+  // egressd still attaches its own programs to the last one.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline &&
+         AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG) < 1) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+  // Covered by its own programs now; still denied (once: the watch
+  // instance lets a covered cgroup be).
+  EXPECT_EQ(InCgroup([&rx] { return UdpSendto("127.0.0.1", rx.port()); }, svc_),
+            EPERM);
+}
+
+TEST_F(FirstInstructionTest, RecreatedCgroupIsEnforcedWhileEgressdIsDown) {
+  AddServiceTarget();
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  // egressd killed before each re-creation (started again in between, so
+  // each kill finds a fresh daemon that may have attached in the meantime).
+  int round = 0;
+  std::vector<int> results = SendAfterEachRecreation(rx, [&] {
+    if (round++ > 0) StartDaemon();
+    StopDaemon(SIGKILL);
+  });
+  EXPECT_EQ(rx.Drain(), 0) << "datagrams got out while egressd was down";
+  EXPECT_EQ(std::count(results.begin(), results.end(), EPERM), kRecreations)
+      << ::testing::PrintToString(results);
+  // Restarted, egressd adopts the watch instance (no second attach).
+  StartDaemon();
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline &&
+         AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG) < 1) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(AttachedPrograms(svc_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+}
+
+TEST_F(FirstInstructionTest, SiblingNoTargetNamesIsUnaffected) {
+  AddServiceTarget();
+  auto other = cg_->CreateChild("other.service");
+  ASSERT_TRUE(other.ok()) << other.status();
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  const uint16_t port = rx.port();
+  for (int i = 0; i < 5; ++i) {
+    Recreate((*other)->path());
+    auto r = RunClonedIntoCgroup(
+        (*other)->path(), [port] { return UdpSendto("127.0.0.1", port); });
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, 0);
+  }
+  EXPECT_EQ(rx.Drain(), 5);
+  // A TCP connect to a port nobody listens on is refused by the peer, not
+  // by egress.
+  EXPECT_EQ(RunClonedIntoCgroup((*other)->path(),
+                                [] { return TcpConnect("127.0.0.2", 1); })
+                .value_or(-1),
+            ECONNREFUSED);
+  // Removing the target lifts the watch too: a re-created svc is free.
+  CtlOk({"target", "remove", "svc"});
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 0);
+  Recreate(svc_->path());
+  EXPECT_EQ(RunClonedIntoCgroup(svc_->path(),
+                                [port] { return UdpSendto("127.0.0.1", port); })
+                .value_or(-1),
+            0);
+  EXPECT_EQ(rx.Drain(), 1);
+}
+
+// An engine of its own over the real kernel (no egressd): the workload API
+// is the engine's, for the container targets to call.
+class WorkloadParentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EGRESS_REQUIRE_ROOT();
+    bpffs_dir_ = absl::StrCat("/sys/fs/bpf/egress-test-workload-", getpid());
+    auto root = Cgroup2Root();
+    ASSERT_TRUE(root.ok()) << root.status();
+    cgroup_root_ = *root;
+    auto kernel = BpfKernel::Open(bpffs_dir_, "/sys/fs/bpf", cgroup_root_,
+                                  LockHolder{getpid(), ""});
+    ASSERT_TRUE(kernel.ok()) << kernel.status();
+    kernel_ = *std::move(kernel);
+    EngineOptions o;
+    o.save = [](const StateWrite&) { return absl::OkStatus(); };
+    o.normalize_cgroup = [root = cgroup_root_](const std::string& p) {
+      return NormalizeCgroupPath(p, root);
+    };
+    engine_ = std::make_unique<Engine>(*kernel_, DaemonState{}, o);
+    auto reader = EventReader::Create(
+        kernel_->maps().events_fd(),
+        [this](const egress_event& e) { events_.push_back(e); });
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    reader_ = *std::move(reader);
+    auto parent = TestCgroup::Create("workloads");
+    ASSERT_TRUE(parent.ok()) << parent.status();
+    parent_ = *std::move(parent);
+  }
+
+  void TearDown() override {
+    if (engine_) {
+      engine_->UnregisterWorkloadParent(parent_ ? parent_->relative_path() : "")
+          .IgnoreError();
+      engine_->RemoveTarget("app").IgnoreError();
+    }
+    reader_.reset();
+    engine_.reset();
+    kernel_.reset();
+    if (parent_) parent_->Remove().IgnoreError();
+    if (!bpffs_dir_.empty()) RemoveTree(bpffs_dir_).IgnoreError();
+  }
+
+  // The verdict records of `cgroup_id` read since the last call.
+  std::vector<egress_event> RecordsOf(uint64_t cgroup_id) {
+    events_.clear();
+    reader_->Drain().IgnoreError();
+    std::vector<egress_event> out;
+    for (const egress_event& e : events_) {
+      if (e.cgroup_id == cgroup_id && e.kind == EGRESS_EVENT_VERDICT) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }
+
+  std::string bpffs_dir_, cgroup_root_;
+  std::unique_ptr<BpfKernel> kernel_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<EventReader> reader_;
+  std::vector<egress_event> events_;
+  std::unique_ptr<TestCgroup> parent_;
+};
+
+TEST_F(WorkloadParentTest, UnclassifiedChildGetsTheDefaultUntilClassified) {
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  const uint16_t port = rx.port();
+  auto send = [port] { return UdpSendto("127.0.0.1", port); };
+  // The target a container will be classified into: no rules.
+  control::TargetSpec app;
+  app.name = "app";
+  app.source_value = parent_->relative_path() + "/not-yet";
+  ASSERT_TRUE(engine_->AddTarget(app).ok());
+  ASSERT_TRUE(engine_
+                  ->RegisterWorkloadParent(parent_->relative_path(),
+                                           Engine::WorkloadDefault::kDeny)
+                  .ok());
+
+  // A container appears: denied from its first instruction, reason said.
+  auto c1 = parent_->CreateChild("docker-1.scope");
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_EQ(RunClonedIntoCgroup((*c1)->path(), send).value_or(-1), EPERM);
+  std::vector<egress_event> recs = RecordsOf((*c1)->id());
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].verdict, EGRESS_VERDICT_DENY);
+  EXPECT_EQ(recs[0].reason, EGRESS_REASON_UNCLASSIFIED);
+  EXPECT_EQ(recs[0].target_id, EGRESS_TARGET_UNCLASSIFIED_DENY);
+
+  // egressd finds it is no target's: it passes.
+  ASSERT_TRUE(engine_->ClassifyWorkloadCgroup((*c1)->id(), "").ok());
+  EXPECT_EQ(RunClonedIntoCgroup((*c1)->path(), send).value_or(-1), 0);
+  EXPECT_EQ(rx.Drain(), 1);
+  // ... or that it is app's: app's rules decide, under app's id.
+  ASSERT_TRUE(engine_->ClassifyWorkloadCgroup((*c1)->id(), "app").ok());
+  EXPECT_EQ(RunClonedIntoCgroup((*c1)->path(), send).value_or(-1), EPERM);
+  recs = RecordsOf((*c1)->id());
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].reason, EGRESS_REASON_NO_MATCH);
+  EXPECT_NE(recs[0].target_id, EGRESS_TARGET_UNCLASSIFIED_DENY);
+
+  // Audit as the default: let through, recorded as UNCLASSIFIED.
+  ASSERT_TRUE(engine_
+                  ->RegisterWorkloadParent(parent_->relative_path(),
+                                           Engine::WorkloadDefault::kAudit)
+                  .ok());
+  auto c2 = parent_->CreateChild("docker-2.scope");
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(RunClonedIntoCgroup((*c2)->path(), send).value_or(-1), 0);
+  EXPECT_EQ(rx.Drain(), 1);
+  recs = RecordsOf((*c2)->id());
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].verdict, EGRESS_VERDICT_AUDIT);
+  EXPECT_EQ(recs[0].reason, EGRESS_REASON_UNCLASSIFIED);
+
+  // Unregistered: unclassified children pass again, unrecorded.
+  ASSERT_TRUE(engine_->UnregisterWorkloadParent(parent_->relative_path()).ok());
+  auto c3 = parent_->CreateChild("docker-3.scope");
+  ASSERT_TRUE(c3.ok()) << c3.status();
+  EXPECT_EQ(RunClonedIntoCgroup((*c3)->path(), send).value_or(-1), 0);
+  EXPECT_TRUE(RecordsOf((*c3)->id()).empty());
+  EXPECT_EQ(rx.Drain(), 1);
+}
+
+}  // namespace
+}  // namespace egress::testing

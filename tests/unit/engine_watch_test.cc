@@ -1,0 +1,129 @@
+// The engine's side of watch instances (engine_watch.cc) against a kernel in
+// memory: a unit or path target is known by name at its parent before its
+// own programs attach, marked covered once they do, and forgotten with the
+// target; workload parents get a default and classifications. No root.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/engine_fixture.h"
+#include "userspace/daemon/engine.h"
+
+namespace egress::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+class EngineWatchTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    slice_ = kernel_.MakeCgroup("/system.slice");
+    EngineTest::SetUp();
+  }
+  uint64_t slice_ = 0;
+};
+
+TEST_F(EngineWatchTest,
+       UnitTargetIsKnownByNameAtItsSliceAndCoveredOnceAttached) {
+  const uint64_t first = kernel_.MakeCgroup("/system.slice/web.service");
+  control::TargetSpec spec = Spec("web", "web.service", {});
+  spec.source = policy::TargetSource::kUnit;
+  ASSERT_OK(engine_->AddTarget(spec).status());
+  const uint32_t id = IdOf("web");
+  EXPECT_THAT(kernel_.Watched(), ElementsAre(Pair(slice_, "/system.slice")));
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(slice_, "web.service"), id)));
+  EXPECT_THAT(kernel_.Classes(),
+              ElementsAre(Pair(first, EGRESS_CGROUP_COVERED)));
+
+  // systemctl restart: the new cgroup is the target's by name at once; the
+  // cover follows the new id once its own programs attach.
+  kernel_.RemoveCgroup("/system.slice/web.service");
+  EXPECT_EQ(engine_->Reconcile(), 0);
+  const uint64_t second = kernel_.MakeCgroup("/system.slice/web.service");
+  EXPECT_EQ(engine_->Reconcile(), 1);
+  EXPECT_THAT(kernel_.Classes(),
+              ElementsAre(Pair(second, EGRESS_CGROUP_COVERED)));
+  EXPECT_EQ(kernel_.Watched().size(), 1u) << "attached once, not again";
+
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  EXPECT_THAT(kernel_.Watched(), IsEmpty());
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+  EXPECT_THAT(kernel_.Classes(), IsEmpty());
+}
+
+TEST_F(EngineWatchTest, TargetWaitingForItsCgroupIsWatchedAlready) {
+  ASSERT_OK(engine_->AddTarget(Spec("later", "/system.slice/later.service", {}))
+                .status());
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(slice_, "later.service"), IdOf("later"))));
+  EXPECT_THAT(kernel_.Classes(), IsEmpty());
+}
+
+TEST_F(EngineWatchTest, TwoTargetsShareTheirParentsInstance) {
+  kernel_.MakeCgroup("/system.slice/a.service");
+  kernel_.MakeCgroup("/system.slice/b.service");
+  ASSERT_OK(
+      engine_->AddTarget(Spec("a", "/system.slice/a.service", {})).status());
+  ASSERT_OK(
+      engine_->AddTarget(Spec("b", "/system.slice/b.service", {})).status());
+  EXPECT_EQ(kernel_.Watched().size(), 1u);
+  EXPECT_EQ(kernel_.WatchNames().size(), 2u);
+  ASSERT_OK(engine_->RemoveTarget("a").status());
+  EXPECT_EQ(kernel_.Watched().size(), 1u) << "b still needs it";
+  EXPECT_EQ(kernel_.WatchNames().size(), 1u);
+}
+
+TEST_F(EngineWatchTest, TopLevelTargetIsNotWatched) {
+  // Its parent is the root: a watch there would run for every socket.
+  EXPECT_THAT(kernel_.Watched(), IsEmpty());
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  EXPECT_THAT(kernel_.Watched(), IsEmpty());
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+}
+
+TEST_F(EngineWatchTest, WorkloadParentDefaultsAndClassifications) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  EXPECT_STATUS(
+      engine_->RegisterWorkloadParent("/", Engine::WorkloadDefault::kDeny),
+      absl::StatusCode::kInvalidArgument, "");
+  EXPECT_STATUS(engine_->RegisterWorkloadParent("/docker",
+                                                Engine::WorkloadDefault::kDeny),
+                absl::StatusCode::kNotFound, "");
+  const uint64_t docker = kernel_.MakeCgroup("/docker");
+  ASSERT_OK(engine_->RegisterWorkloadParent("/docker",
+                                            Engine::WorkloadDefault::kDeny));
+  EXPECT_THAT(kernel_.Watched(), ElementsAre(Pair(docker, "/docker")));
+  egress_watch_parent p = kernel_.WatchParents().at(docker);
+  EXPECT_EQ(p.kind, EGRESS_WATCH_WORKLOAD);
+  EXPECT_EQ(p.default_target, EGRESS_TARGET_UNCLASSIFIED_DENY);
+  egress_target_config deny = kernel_.Config(EGRESS_TARGET_UNCLASSIFIED_DENY);
+  EXPECT_EQ(deny.mode, EGRESS_MODE_ENFORCE);
+  EXPECT_EQ(deny.flags, EGRESS_TF_UNCLASSIFIED);
+  EXPECT_EQ(kernel_.Config(EGRESS_TARGET_UNCLASSIFIED_AUDIT).mode,
+            EGRESS_MODE_AUDIT);
+
+  ASSERT_OK(engine_->RegisterWorkloadParent("/docker",
+                                            Engine::WorkloadDefault::kAudit));
+  EXPECT_EQ(kernel_.WatchParents().at(docker).default_target,
+            EGRESS_TARGET_UNCLASSIFIED_AUDIT);
+
+  ASSERT_OK(engine_->ClassifyWorkloadCgroup(501, "web"));
+  ASSERT_OK(engine_->ClassifyWorkloadCgroup(502, ""));
+  EXPECT_THAT(kernel_.Classes(),
+              ElementsAre(Pair(501, IdOf("web")),
+                          Pair(502, EGRESS_CGROUP_NOT_SELECTED)));
+  EXPECT_STATUS(engine_->ClassifyWorkloadCgroup(503, "nope"),
+                absl::StatusCode::kNotFound, "");
+  ASSERT_OK(engine_->ForgetWorkloadCgroup(502));
+  EXPECT_EQ(kernel_.Classes().size(), 1u);
+
+  ASSERT_OK(engine_->UnregisterWorkloadParent("/docker"));
+  EXPECT_THAT(kernel_.Watched(), IsEmpty());
+  EXPECT_THAT(kernel_.WatchParents(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace egress::testing

@@ -1,0 +1,212 @@
+// Watch instances: enforcement from a cgroup's first instruction. A unit or
+// path target's cgroup is known by name to the watch instance attached once
+// at its parent (bpf/lib/config.h), so a cgroup removed and made again
+// (`systemctl restart`) is enforced from its mkdir on, also while egressd is
+// down, instead of from the moment Attach reaches it. Workload parents
+// (containers) get a default for children egressd has not classified yet.
+#include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/daemon/engine.h"
+
+namespace egress {
+
+namespace {
+
+// The parent and the name of a cgroup path relative to the mount; false
+// for a cgroup right below the root (its parent would be the root, whose
+// watch instance would run for every socket of the host).
+bool SplitParent(const std::string& rel, std::string* parent,
+                 std::string* name) {
+  size_t slash = rel.rfind('/');
+  if (slash == std::string::npos || slash == 0) return false;
+  *parent = rel.substr(0, slash);
+  *name = rel.substr(slash + 1);
+  return !name->empty();
+}
+
+egress_watch_parent WorkloadEntry(Engine::WorkloadDefault def) {
+  egress_watch_parent p{};
+  p.kind = EGRESS_WATCH_WORKLOAD;
+  p.default_target = def == Engine::WorkloadDefault::kAudit
+                         ? EGRESS_TARGET_UNCLASSIFIED_AUDIT
+                         : EGRESS_TARGET_UNCLASSIFIED_DENY;
+  return p;
+}
+
+}  // namespace
+
+void Engine::WatchTarget(const TargetState& t) {
+  TargetWatch& w = target_watch_[t.id];
+  auto not_watched = [&](const std::string& why) {
+    if (why != w.not_watched) {
+      Log(absl::StrCat("target ", t.name, ": ", why,
+                       "; enforced once attached (each re-creation of its "
+                       "cgroup runs unenforced until then)"));
+    }
+    w.not_watched = why;
+  };
+  std::string parent, name;
+  if (!SplitParent(t.cgroup, &parent, &name)) {
+    not_watched("its cgroup is right below the cgroup2 root: not watched");
+    return;
+  }
+  if (name.size() >= EGRESS_WATCH_NAME_MAX) {
+    not_watched(absl::StrCat("cgroup name longer than ",
+                             EGRESS_WATCH_NAME_MAX - 1, " bytes: not watched"));
+    return;
+  }
+  absl::StatusOr<uint64_t> parent_id = kernel_.CgroupId(parent);
+  if (!parent_id.ok()) {
+    // No parent, no child to enforce yet: watched once the parent exists.
+    if (!absl::IsNotFound(parent_id.status())) {
+      not_watched(parent_id.status().ToString());
+    }
+    return;
+  }
+  if (w.parent_id == *parent_id && w.name == name && w.not_watched.empty()) {
+    return;  // known by name already
+  }
+  if (w.parent_id != 0) {
+    // The parent was made again (or the target moved): start afresh.
+    uint32_t id = t.id;
+    UnwatchTarget(id);
+  }
+  TargetWatch& fresh = target_watch_[t.id];
+  ParentWatch& p = parent_watch_[*parent_id];
+  // The name first: the moment the instance attaches it already knows it.
+  absl::Status st = kernel_.SetWatchName(*parent_id, name, t.id);
+  if (st.ok() && p.targets.empty() && !p.workload) {
+    st = kernel_.Watch(parent, *parent_id);
+  }
+  if (!st.ok()) {
+    kernel_.DeleteWatchName(*parent_id, name).IgnoreError();
+    if (p.targets.empty() && !p.workload) parent_watch_.erase(*parent_id);
+    TargetWatch& again = target_watch_[t.id];
+    std::string why =
+        absl::StrCat("cannot watch its parent ", parent, ": ", st.ToString());
+    if (why != again.not_watched) {
+      Log(absl::StrCat("target ", t.name, ": ", why));
+    }
+    again.not_watched = why;
+    return;
+  }
+  p.rel = parent;
+  p.targets.insert(t.id);
+  fresh.parent_id = *parent_id;
+  fresh.name = name;
+  fresh.covered = 0;
+  fresh.not_watched.clear();
+  Log(absl::StrCat("target ", t.name,
+                   ": enforced from the first instruction "
+                   "of each ",
+                   name, " under ", parent, " (watched by name)"));
+}
+
+void Engine::CoverTarget(const TargetState& t, uint64_t cgroup_id) {
+  auto it = target_watch_.find(t.id);
+  if (it == target_watch_.end() || it->second.parent_id == 0 ||
+      it->second.covered == cgroup_id) {
+    return;
+  }
+  if (!kernel_.SetCgroupClass(cgroup_id, EGRESS_CGROUP_COVERED).ok()) return;
+  if (it->second.covered != 0) {
+    kernel_.DeleteCgroupClass(it->second.covered).IgnoreError();
+  }
+  it->second.covered = cgroup_id;
+}
+
+void Engine::UnwatchTarget(uint32_t id) {
+  auto it = target_watch_.find(id);
+  if (it == target_watch_.end()) return;
+  TargetWatch w = it->second;
+  target_watch_.erase(it);
+  if (w.covered != 0) kernel_.DeleteCgroupClass(w.covered).IgnoreError();
+  if (w.parent_id == 0) return;
+  kernel_.DeleteWatchName(w.parent_id, w.name).IgnoreError();
+  auto p = parent_watch_.find(w.parent_id);
+  if (p != parent_watch_.end()) p->second.targets.erase(id);
+  DropParentIfUnused(w.parent_id);
+}
+
+void Engine::DropParentIfUnused(uint64_t parent_id) {
+  auto p = parent_watch_.find(parent_id);
+  if (p == parent_watch_.end()) return;
+  if (!p->second.targets.empty() || p->second.workload) return;
+  kernel_.Unwatch(parent_id).IgnoreError();
+  kernel_.DeleteWatchParent(parent_id).IgnoreError();
+  parent_watch_.erase(p);
+}
+
+absl::Status Engine::RegisterWorkloadParent(const std::string& parent,
+                                            WorkloadDefault def) {
+  EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
+  if (rel.empty() || rel == "/" || rel == ".") {
+    return absl::InvalidArgumentError(
+        "the cgroup2 root cannot be a workload parent: its watch instance "
+        "would run for every socket of the host");
+  }
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(uint64_t parent_id, kernel_.CgroupId(rel));
+  // The defaults' configs: no rules, every decision UNCLASSIFIED
+  // (bpf/lib/verdict.h), denied or audited.
+  egress_target_config deny{};
+  deny.mode = EGRESS_MODE_ENFORCE;
+  deny.flags = EGRESS_TF_UNCLASSIFIED;
+  egress_target_config audit = deny;
+  audit.mode = EGRESS_MODE_AUDIT;
+  EGRESS_RETURN_IF_ERROR(
+      kernel_.SetTargetConfig(EGRESS_TARGET_UNCLASSIFIED_DENY, deny));
+  EGRESS_RETURN_IF_ERROR(
+      kernel_.SetTargetConfig(EGRESS_TARGET_UNCLASSIFIED_AUDIT, audit));
+  EGRESS_RETURN_IF_ERROR(kernel_.SetWatchParent(parent_id, WorkloadEntry(def)));
+  ParentWatch& p = parent_watch_[parent_id];
+  if (p.targets.empty() && !p.workload) {
+    if (absl::Status st = kernel_.Watch(rel, parent_id); !st.ok()) {
+      kernel_.DeleteWatchParent(parent_id).IgnoreError();
+      parent_watch_.erase(parent_id);
+      return st;
+    }
+  }
+  p.rel = rel;
+  p.workload = def;
+  Log(absl::StrCat("workload parent ", rel, ": unclassified children ",
+                   def == WorkloadDefault::kAudit ? "audited" : "denied"));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::UnregisterWorkloadParent(const std::string& parent) {
+  EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
+  Lock lock(mu_);
+  for (auto& [id, p] : parent_watch_) {
+    if (p.rel != rel || !p.workload) continue;
+    p.workload.reset();
+    uint64_t parent_id = id;
+    EGRESS_RETURN_IF_ERROR(kernel_.DeleteWatchParent(parent_id));
+    DropParentIfUnused(parent_id);
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ClassifyWorkloadCgroup(uint64_t cgroup_id,
+                                            const std::string& target) {
+  Lock lock(mu_);
+  uint32_t value = EGRESS_CGROUP_NOT_SELECTED;
+  if (!target.empty()) {
+    EGRESS_ASSIGN_OR_RETURN(const TargetState* t,
+                            static_cast<const Engine*>(this)->Find(target));
+    if (IsUser(*t)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "target '", target, "' is a user target: it follows its uid"));
+    }
+    value = t->id;
+  }
+  return kernel_.SetCgroupClass(cgroup_id, value);
+}
+
+absl::Status Engine::ForgetWorkloadCgroup(uint64_t cgroup_id) {
+  Lock lock(mu_);
+  return kernel_.DeleteCgroupClass(cgroup_id);
+}
+
+}  // namespace egress
