@@ -11,7 +11,7 @@ pkgs=(
   # containerd's API (gRPC) for pod targets, and containerd itself for the
   # tests that start one.
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  containerd runc
+  containerd runc busybox-static
   iproute2 netbase procps python3
   # The DNS server the name-rule tests start on loopback: the binary only
   # (the dnsmasq package would start a system service on install).
