@@ -8,6 +8,10 @@ pkgs=(
   libabsl-dev libgflags-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev libyaml-dev
   libsystemd-dev systemd libseccomp-dev libsqlite3-dev
+  # containerd's API (gRPC) for pod targets, and containerd itself for the
+  # tests that start one.
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  containerd runc busybox-static
   iproute2 netbase procps python3
   # The DNS server the name-rule tests start on loopback: the binary only
   # (the dnsmasq package would start a system service on install).

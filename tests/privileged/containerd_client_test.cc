@@ -1,0 +1,91 @@
+// containerd's API as egress reads it, against a real containerd started by
+// the test (tests/testing/containerd.h) with an image imported offline:
+// containers labelled as CRI labels pods are listed with their image,
+// labels, pod identity and running pid.
+#include "userspace/containerd/containerd_client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "tests/testing/containerd.h"
+#include "tests/testing/status_matchers.h"
+
+namespace egress::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The unified (cgroup v2) line of /proc/PID/cgroup: "0::/k8s.io/ID".
+std::string UnifiedCgroupOf(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/cgroup"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  }
+  return "";
+}
+
+TEST(ContainerdClientTest, ListsPodsWithTheirLabelsImageAndPid) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Containerd> ctd, Containerd::Start());
+  const std::string ns = containerd::kKubernetesNamespace;
+  ASSERT_OK(ctd->ImportBusyboxImage(ns, "egress.test/busybox:1"));
+  ASSERT_OK_AND_ASSIGN(pid_t web,
+                       ctd->Run(ns, "web-1", "egress.test/busybox:1",
+                                {{"io.kubernetes.pod.namespace", "shop"},
+                                 {"io.kubernetes.pod.name", "web-7d9"},
+                                 {"io.kubernetes.container.name", "nginx"},
+                                 {"app", "web"}},
+                                {"/bin/busybox", "sleep", "60"}));
+  ASSERT_OK_AND_ASSIGN(pid_t db,
+                       ctd->Run(ns, "db-1", "egress.test/busybox:1",
+                                {{"io.kubernetes.pod.namespace", "shop"},
+                                 {"io.kubernetes.pod.name", "db-0"},
+                                 {"app", "db"}},
+                                {"/bin/busybox", "sleep", "60"}));
+  containerd::ContainerdClient client(ctd->socket());
+  ASSERT_OK_AND_ASSIGN(std::vector<containerd::ContainerdContainer> all,
+                       client.List(ns));
+  ASSERT_EQ(all.size(), 2u);
+  for (const auto& c : all) {
+    const bool is_web = c.id == "web-1";
+    EXPECT_EQ(c.image, "egress.test/busybox:1");
+    EXPECT_TRUE(c.running) << c.id;
+    EXPECT_EQ(c.pid, static_cast<uint32_t>(is_web ? web : db));
+    const containerd::PodIdentity pod = containerd::PodOf(c);
+    EXPECT_EQ(pod.namespace_name, "shop");
+    EXPECT_EQ(pod.pod, is_web ? "web-7d9" : "db-0");
+    EXPECT_EQ(pod.container, is_web ? "nginx" : "");
+    EXPECT_EQ(c.labels.at("app"), is_web ? "web" : "db");
+    // Where its processes run, for enforcement: the container's own cgroup.
+    EXPECT_THAT(UnifiedCgroupOf(c.pid), HasSubstr(c.id));
+  }
+  // Another namespace holds none of them.
+  ASSERT_OK_AND_ASSIGN(auto other, client.List("default"));
+  EXPECT_TRUE(other.empty());
+  // A container that stopped is listed without a running task.
+  ASSERT_OK(ctd->Ctr(ns, {"task", "kill", "-s", "SIGKILL", "db-1"}).status());
+  bool stopped = false;
+  for (int i = 0; i < 50 && !stopped; ++i) {
+    ASSERT_OK_AND_ASSIGN(all, client.List(ns));
+    for (const auto& c : all) stopped |= c.id == "db-1" && !c.running;
+    if (!stopped) usleep(100'000);
+  }
+  EXPECT_TRUE(stopped);
+}
+
+TEST(ContainerdClientTest, ASocketNobodyServesIsUnavailableAndNamed) {
+  containerd::ContainerdClient client("/tmp/egress-no-containerd.sock",
+                                      absl::Milliseconds(300));
+  auto listed = client.List("k8s.io");
+  ASSERT_EQ(listed.status().code(), absl::StatusCode::kUnavailable)
+      << listed.status();
+  EXPECT_THAT(std::string(listed.status().message()),
+              HasSubstr("/tmp/egress-no-containerd.sock"));
+}
+
+}  // namespace
+}  // namespace egress::testing

@@ -1,0 +1,111 @@
+#include "userspace/containerd/containerd_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/containerd/proto/containers.grpc.pb.h"
+#include "userspace/containerd/proto/tasks.grpc.pb.h"
+
+namespace egress::containerd {
+namespace {
+
+namespace containers_v1 = ::containerd::services::containers::v1;
+namespace tasks_v1 = ::containerd::services::tasks::v1;
+
+// containerd takes the namespace of a call from this metadata key.
+constexpr char kNamespaceHeader[] = "containerd-namespace";
+
+std::string LabelOr(const ContainerdContainer& c, const std::string& key) {
+  auto it = c.labels.find(key);
+  return it == c.labels.end() ? "" : it->second;
+}
+
+absl::Status FromGrpc(const grpc::Status& st, const std::string& socket,
+                      absl::string_view call) {
+  const std::string what = absl::StrCat("containerd at ", socket, ": ", call,
+                                        ": ", st.error_message());
+  switch (st.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return absl::UnavailableError(what);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return absl::PermissionDeniedError(what);
+    default:
+      return absl::InternalError(what);
+  }
+}
+
+}  // namespace
+
+PodIdentity PodOf(const ContainerdContainer& c) {
+  return {LabelOr(c, "io.kubernetes.pod.namespace"),
+          LabelOr(c, "io.kubernetes.pod.name"),
+          LabelOr(c, "io.kubernetes.container.name")};
+}
+
+struct ContainerdClient::Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<containers_v1::Containers::Stub> containers;
+  std::unique_ptr<tasks_v1::Tasks::Stub> tasks;
+};
+
+ContainerdClient::ContainerdClient(const std::string& socket,
+                                   absl::Duration timeout)
+    : socket_(socket), timeout_(timeout), stubs_(std::make_unique<Stubs>()) {
+  grpc::ChannelArguments args;
+  // A unix socket has no authority; containerd ignores it.
+  args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
+  stubs_->channel =
+      grpc::CreateCustomChannel(absl::StrCat("unix://", socket_),
+                                grpc::InsecureChannelCredentials(), args);
+  stubs_->containers = containers_v1::Containers::NewStub(stubs_->channel);
+  stubs_->tasks = tasks_v1::Tasks::NewStub(stubs_->channel);
+}
+
+ContainerdClient::~ContainerdClient() = default;
+
+absl::StatusOr<std::vector<ContainerdContainer>> ContainerdClient::List(
+    const std::string& ns) const {
+  auto deadline =
+      std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_);
+  std::vector<ContainerdContainer> out;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    ctx.AddMetadata(kNamespaceHeader, ns);
+    containers_v1::ListContainersRequest req;
+    containers_v1::ListContainersResponse resp;
+    grpc::Status st = stubs_->containers->List(&ctx, req, &resp);
+    if (!st.ok()) return FromGrpc(st, socket_, "list containers");
+    for (const containers_v1::Container& c : resp.containers()) {
+      ContainerdContainer cc;
+      cc.id = c.id();
+      cc.image = c.image();
+      cc.labels.insert(c.labels().begin(), c.labels().end());
+      out.push_back(std::move(cc));
+    }
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline);
+  ctx.AddMetadata(kNamespaceHeader, ns);
+  tasks_v1::ListTasksRequest req;
+  tasks_v1::ListTasksResponse resp;
+  grpc::Status st = stubs_->tasks->List(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st, socket_, "list tasks");
+  for (const ::containerd::v1::types::Process& p : resp.tasks()) {
+    // A task's id is its container's (containerd 1.6 leaves container_id
+    // empty in this list).
+    const std::string& owner =
+        p.container_id().empty() ? p.id() : p.container_id();
+    for (ContainerdContainer& c : out) {
+      if (c.id != owner) continue;
+      c.pid = p.pid();
+      c.running = p.status() == ::containerd::v1::types::RUNNING;
+    }
+  }
+  return out;
+}
+
+}  // namespace egress::containerd
