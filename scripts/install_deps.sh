@@ -16,6 +16,9 @@ pkgs=(
   # The DNS server the name-rule tests start on loopback: the binary only
   # (the dnsmasq package would start a system service on install).
   dnsmasq-base
+  # The container tests start their own dockerd (its own data root and
+  # socket) and build their image offline from a static busybox.
+  docker.io busybox-static
 )
 # A 32-bit libc and gcc's -m32, for the test of source routes set through
 # compat (32-bit) syscalls; amd64 only.

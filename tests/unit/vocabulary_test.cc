@@ -74,8 +74,8 @@ TEST(VocabularyTest, ErrorsNameTheWord) {
   EXPECT_STATUS(ParseLoggingLevel("all "), absl::StatusCode::kInvalidArgument,
                 "'all '");
   EXPECT_STATUS(ParseTargetSource("glob"), absl::StatusCode::kInvalidArgument,
-                "unknown target kind 'glob': use cgroup, unit, pid, pattern or "
-                "user");
+                "unknown target kind 'glob': use cgroup, unit, pid, pattern, "
+                "user, container or selector");
 }
 
 }  // namespace

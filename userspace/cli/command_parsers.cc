@@ -7,6 +7,7 @@
 #include "userspace/cli/cli_parse.h"
 #include "userspace/cli/ufw_hints.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/label_selector.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/spec.h"
@@ -62,7 +63,8 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
 // The source option of `target add` (exactly one).
 absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
   int given = 0;
-  for (const char* kind : {"cgroup", "unit", "pid", "pattern", "user"}) {
+  for (const char* kind :
+       {"cgroup", "unit", "pid", "pattern", "user", "container", "selector"}) {
     const std::string option = absl::StrCat("--", kind);
     if (!in.options.Has(option)) continue;
     ++given;
@@ -72,7 +74,16 @@ absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
   if (given != 1) {
     return absl::InvalidArgumentError(
         "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid "
-        "PID, --pattern GLOB, --user USER");
+        "PID, --pattern GLOB, --user USER, --container NAME|ID, --selector "
+        "KEY=VALUE[,KEY=VALUE]");
+  }
+  if (spec->source == policy::TargetSource::kSelector) {
+    auto labels = policy::ParseLabelSelector(spec->source_value);
+    if (!labels.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--selector: ", labels.status().message()));
+    }
+    spec->source_value = policy::LabelSelectorText(*labels);
   }
   if (spec->source == policy::TargetSource::kUser) {
     if (absl::Status st = policy::CheckUser(spec->source_value); !st.ok()) {
@@ -270,6 +281,7 @@ absl::Status ParseEvents(const CommandInput& in, ParsedCommand* out) {
   req.follow = in.options.Has("--follow");
   req.target = in.options.Get("--target");
   req.verdict = in.options.Get("--verdict");
+  req.container = in.options.Get("--container");
   req.format = out->output == OutputFormat::kJson ? control::EventFormat::kJson
                                                   : control::EventFormat::kText;
   if (in.options.Has("--last")) {

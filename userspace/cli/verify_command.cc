@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "userspace/cli/verify_plan.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -32,6 +34,11 @@ using nlohmann::json;
 
 // One connect() from this process: the errno (0 = connected or still
 // connecting after the wait: not blocked by egress either way).
+bool IsContainer(const control::TargetInfo& t) {
+  return t.source == policy::TargetSource::kContainer ||
+         t.source == policy::TargetSource::kSelector;
+}
+
 int Attempt(const Probe& p) {
   sockaddr_storage ss{};
   socklen_t len;
@@ -72,15 +79,38 @@ int Attempt(const Probe& p) {
 
 // Runs every probe in a child that joins `cgroup_abs` (and, for a user
 // target, becomes its user); the errnos in order.
+// The network namespace of a process of the cgroup at `cgroup_abs` (the
+// workload's own: a container's may have no route to what its policy
+// allows); an invalid fd when the cgroup has no process.
+UniqueFd NetnsOfCgroup(const std::string& cgroup_abs) {
+  std::ifstream procs(cgroup_abs + "/cgroup.procs");
+  std::string pid;
+  while (std::getline(procs, pid)) {
+    UniqueFd ns(open(absl::StrCat("/proc/", pid, "/ns/net").c_str(),
+                     O_RDONLY | O_CLOEXEC));
+    if (ns) return ns;
+  }
+  return UniqueFd();
+}
+
 absl::StatusOr<std::vector<int>> ProbeFromCgroup(
     const std::string& cgroup_abs, const std::vector<Probe>& probes,
-    std::optional<uint32_t> uid) {
+    std::optional<uint32_t> uid, bool in_workload_netns) {
+  UniqueFd netns;
+  if (in_workload_netns) {
+    netns = NetnsOfCgroup(cgroup_abs);
+    if (!netns) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no process in ", cgroup_abs, " to take the network namespace of"));
+    }
+  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
   if (pid == 0) {
     close(fds[0]);
+    if (netns && setns(netns.get(), CLONE_NEWNET) != 0) _exit(6);
     std::ofstream procs(cgroup_abs + "/cgroup.procs");
     procs << "0" << std::flush;
     if (!procs) _exit(3);
@@ -106,7 +136,9 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
     return absl::InternalError(absl::StrCat(
         "the probe process could not join ", cgroup_abs,
         WIFEXITED(status) && WEXITSTATUS(status) == 3 ? " (cgroup.procs)"
-                                                      : ""));
+        : WIFEXITED(status) && WEXITSTATUS(status) == 6
+            ? " (its network namespace)"
+            : ""));
   }
   return out;
 }
@@ -143,7 +175,7 @@ absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
   // attached to (any cgroup would do).
   s.cgroup = s.info.source == policy::TargetSource::kUser ? std::string("/")
                                                           : s.info.cgroup;
-  if (s.info.source == policy::TargetSource::kPattern) {
+  if (s.info.source == policy::TargetSource::kPattern || IsContainer(s.info)) {
     s.cgroup = s.info.cgroups.empty() ? "" : s.info.cgroups[0].path;
   }
 
@@ -173,7 +205,18 @@ std::vector<std::string> StateProblems(const Subject& s) {
   return problems;
 }
 
-json ProbeResult(const Probe& p, int err, std::vector<std::string>* problems) {
+// A connect error that says the destination cannot be reached from the
+// network namespace probed (nothing to do with egress).
+bool Unreachable(int err) {
+  return err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH ||
+         err == ETIMEDOUT;
+}
+
+// A container's probes run in its network namespace: a destination its
+// policy allows that it cannot reach there (`--network none`) is a problem,
+// where on the host it only means that nothing listens.
+json ProbeResult(const Probe& p, int err, bool in_workload_netns,
+                 std::vector<std::string>* problems) {
   // No IPv6 (or no such socket kind) on this host: nothing to learn.
   const bool skipped = err == EAFNOSUPPORT || err == EPROTONOSUPPORT;
   const bool blocked = err == EPERM;
@@ -186,7 +229,13 @@ json ProbeResult(const Probe& p, int err, std::vector<std::string>* problems) {
       : blocked  ? std::string("blocked (EPERM)")
       : err == 0 ? std::string("not blocked")
                  : absl::StrCat("not blocked (", strerror(err), ")");
-  if (!ok) {
+  if (ok && in_workload_netns && p.expect_allowed && Unreachable(err)) {
+    problems->push_back(absl::StrCat(
+        dest, "/", policy::ProtoName(p.proto),
+        " is allowed by the policy but unreachable from the container's "
+        "network namespace (",
+        strerror(err), ")"));
+  } else if (!ok) {
     problems->push_back(absl::StrCat(
         dest, "/", policy::ProtoName(p.proto),
         p.expect_allowed ? " is allowed by the policy but blocked"
@@ -243,9 +292,11 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
             s.cgroup == "/" ? s.cgroup_root : s.cgroup_root + s.cgroup, probes,
             s.info.source == policy::TargetSource::kUser
                 ? std::optional<uint32_t>(s.info.uid)
-                : std::nullopt));
+                : std::nullopt,
+            IsContainer(s.info)));
     for (size_t i = 0; i < probes.size() && i < errs.size(); ++i) {
-      results.push_back(ProbeResult(probes[i], errs[i], &problems));
+      results.push_back(
+          ProbeResult(probes[i], errs[i], IsContainer(s.info), &problems));
     }
   }
   const json report = {{"target", s.info.name},

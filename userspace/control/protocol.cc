@@ -132,6 +132,7 @@ struct RequestEncoder {
               {"verdict", r.verdict},
               {"format", r.format == EventFormat::kText ? "text" : "json"}};
     if (r.last) j["last"] = *r.last;
+    if (!r.container.empty()) j["container"] = r.container;
     return j;
   }
   json operator()(const ConnectionsRequest& r) const {
@@ -144,6 +145,7 @@ void Decode(JsonFields& f, EventsRequest* r) {
   f.Bool("follow", &r->follow);
   f.String("target", &r->target);
   f.String("verdict", &r->verdict);
+  f.String("container", &r->container);
   f.OptionalUint("last", &r->last);
   std::string format = "json";
   f.String("format", &format);
@@ -262,6 +264,11 @@ static_assert(std::size(kCommands) == std::variant_size_v<Request>,
 std::string TargetWhere(const TargetInfo& t) {
   if (t.source == policy::TargetSource::kUser) {
     return policy::UserText(t.source_value, t.uid);
+  }
+  if (t.source == policy::TargetSource::kContainer ||
+      t.source == policy::TargetSource::kSelector) {
+    return absl::StrCat(policy::TargetSourceName(t.source), " ",
+                        t.source_value);
   }
   return t.cgroup;
 }

@@ -53,7 +53,10 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
              t.ephemeral);
   if (t.source == policy::TargetSource::kPattern) io.Constant("pattern", true);
   io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
-  io.FieldIf(t.source == policy::TargetSource::kPattern, "cgroups", t.cgroups);
+  io.FieldIf(t.source == policy::TargetSource::kPattern ||
+                 t.source == policy::TargetSource::kContainer ||
+                 t.source == policy::TargetSource::kSelector,
+             "cgroups", t.cgroups);
   io.Members("cgroup_exists", t.cgroup_exists, "cgroup_id", t.cgroup_id,
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,
              "attached", t.attached, "counters", t.counters);

@@ -13,16 +13,20 @@ namespace {
 
 // What a target enforces, as messages name it: two targets never share one.
 std::string Scope(policy::TargetSource source, const std::string& cgroup,
-                  uint32_t uid) {
+                  uint32_t uid, const std::string& value) {
+  if (source == policy::TargetSource::kContainer ||
+      source == policy::TargetSource::kSelector) {
+    return absl::StrCat(policy::TargetSourceName(source), " ", value);
+  }
   return source == policy::TargetSource::kUser
              ? absl::StrCat("uid ", uid)
              : absl::StrCat("cgroup ", cgroup);
 }
 std::string Scope(const TargetState& t) {
-  return Scope(t.source, t.cgroup, t.uid);
+  return Scope(t.source, t.cgroup, t.uid, t.source_value);
 }
 std::string Scope(const ResolvedPolicy& p) {
-  return Scope(p.spec.source, p.cgroup, p.uid);
+  return Scope(p.spec.source, p.cgroup, p.uid, p.spec.source_value);
 }
 
 // Everything that could stop the switch is checked here, so a request is

@@ -202,9 +202,20 @@ std::vector<std::string> ControlService::Warnings(
         "enforced; 'egressctl target remove ",
         t.name, "' lifts it"));
   }
+  const bool workload = t.source == policy::TargetSource::kContainer ||
+                        t.source == policy::TargetSource::kSelector;
+  if (workload && options_.workload_problem) {
+    if (std::string problem = options_.workload_problem(); !problem.empty()) {
+      warnings.push_back(std::move(problem));
+    }
+  }
   if (!t.cgroup_exists) {
     warnings.push_back(
-        t.source == policy::TargetSource::kPattern
+        workload
+            ? absl::StrCat("no running container is ",
+                           policy::TargetSourceName(t.source), " ",
+                           t.source_value, ": each is enforced once it starts")
+        : t.source == policy::TargetSource::kPattern
             ? absl::StrCat("no cgroup matches ", t.cgroup,
                            " yet: each is enforced once created")
             : absl::StrCat("cgroup ", t.cgroup,
@@ -220,7 +231,9 @@ std::vector<std::string> ControlService::Warnings(
     std::string abs = t.cgroups[i].path == "/"
                           ? options_.cgroup_root
                           : options_.cgroup_root + t.cgroups[i].path;
-    for (std::string& w : RawCapabilityWarnings(abs, kMaxProcessesChecked)) {
+    for (std::string& w : RawCapabilityWarnings(
+             abs, kMaxProcessesChecked,
+             workload ? RawAdvice::kContainer : RawAdvice::kSystemd)) {
       warnings.push_back(std::move(w));
     }
   }

@@ -45,6 +45,9 @@ struct ServiceOptions {
   // Existing connections (`connections`, and the look after each change
   // that may tighten a target); null: not looked at.
   ConnectionScan* connections = nullptr;
+  // Why container targets cannot follow their containers now ("" = they
+  // can); null: no container runtime.
+  std::function<std::string()> workload_problem;
   // A line for egressd's log.
   std::function<void(const std::string&)> log;
 };

@@ -27,6 +27,7 @@
 #include "userspace/daemon/record_hub.h"
 #include "userspace/daemon/self_check.h"
 #include "userspace/daemon/state_store.h"
+#include "userspace/daemon/workload_targets.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/unix_hooks.h"
@@ -50,6 +51,9 @@ struct Daemon::Parts {
   std::unique_ptr<ConnectionScan> connections;
   std::unique_ptr<ControlService> service;
   std::unique_ptr<Reconciler> reconciler;
+  // Before the engine (its seam asks it); its watcher starts after the
+  // reconciler it wakes, and stops before it.
+  std::unique_ptr<WorkloadTargets> workloads;
   std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
@@ -93,6 +97,9 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   o.normalize_cgroup = [root = p.cgroup_root](const std::string& path) {
     return NormalizeCgroupPath(path, root);
   };
+  o.workload_cgroups = [&p](const TargetState& t) {
+    return p.workloads->CgroupsOf(t);
+  };
   o.log = Log;
   o.dns_ttl_floor = static_cast<uint16_t>(p.options.dns_ttl_floor);
   // An older version's programs go only once ours enforce every target.
@@ -106,6 +113,8 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
+  p.workloads =
+      std::make_unique<WorkloadTargets>(p.options.docker_socket, p.cgroup_root);
   p.learner = std::make_unique<Learner>(p.options.state_dir);
   EGRESS_RETURN_IF_ERROR(p.learner->Load());
   p.engine =
@@ -131,6 +140,7 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.events_sink_errors = [&p] { return p.records->sink_errors(); };
   o.now = [] { return absl::ToUnixSeconds(absl::Now()); };
   o.connections = p.connections.get();
+  o.workload_problem = [&p] { return p.workloads->Problem(); };
   o.log = Log;
   return o;
 }
@@ -163,6 +173,9 @@ absl::Status StartServices(Daemon::Parts& p) {
   RecordHubOptions hub;
   hub.node_name = p.node_name;
   hub.sink = p.options.event_sink;
+  hub.container_of = [&p](uint64_t cgroup_id, const std::string& path) {
+    return p.workloads->ContainerOf(cgroup_id, path);
+  };
   EGRESS_ASSIGN_OR_RETURN(hub.sweeper,
                           LimitSweeper::Load(p.kernel->maps().dir().c_str()));
   EGRESS_ASSIGN_OR_RETURN(
@@ -181,6 +194,9 @@ absl::Status StartServices(Daemon::Parts& p) {
   }
   EGRESS_ASSIGN_OR_RETURN(p.reconciler,
                           Reconciler::Start(*p.engine, p.cgroup_root));
+  // A container that starts or goes wakes the reconciler at once.
+  EGRESS_RETURN_IF_ERROR(
+      p.workloads->Start([&p] { p.reconciler->Poke(); }, Log));
   if (p.options.self_check_interval > absl::ZeroDuration()) {
     SelfCheckOptions check;
     check.interval = p.options.self_check_interval;
@@ -209,6 +225,8 @@ Daemon::~Daemon() {
   // first.
   if (parts_) parts_->metrics.reset();
   if (parts_) parts_->self_check.reset();
+  // The watcher pokes the reconciler: it stops first.
+  if (parts_ && parts_->workloads) parts_->workloads.reset();
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {

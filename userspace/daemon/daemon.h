@@ -42,6 +42,9 @@ struct DaemonOptions {
   // The node named in records and suggest/export headers; "" = the host
   // name (egressd_main resolves --node_name, NODE_NAME, gethostname()).
   std::string node_name;
+  // The Docker Engine API socket, followed for container targets; "" = no
+  // container runtime.
+  std::string docker_socket = "/run/docker.sock";
 };
 
 class Daemon {

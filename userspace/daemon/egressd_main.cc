@@ -45,6 +45,9 @@ DEFINE_string(node_name, "",
               "node named in every record and in suggest/export headers "
               "(\"\" = $NODE_NAME, else the host name; in a pod, set "
               "NODE_NAME from spec.nodeName)");
+DEFINE_string(docker_socket, "/run/docker.sock",
+              "the Docker Engine API socket followed for --container and "
+              "--selector targets (\"\" = none)");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -75,6 +78,7 @@ const std::vector<FlagGroup>& FlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
       {"Control and state", {"socket", "state_dir"}},
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
+      {"Containers", {"docker_socket"}},
       {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
        {"events", "node_name", "events_file", "events_file_max_bytes",
@@ -163,6 +167,7 @@ int main(int argc, char** argv) {
   opts.cgroup_root = FLAGS_cgroup_root;
   opts.metrics_addr = FLAGS_metrics_addr;
   opts.policy_dir = FLAGS_policy_dir;
+  opts.docker_socket = FLAGS_docker_socket;
   if (FLAGS_dns_ttl_floor < 1 || FLAGS_dns_ttl_floor > 65535) {
     fprintf(stderr, "egressd: --dns_ttl_floor: %u is not in 1..65535\n",
             FLAGS_dns_ttl_floor);

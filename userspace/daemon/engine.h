@@ -49,6 +49,11 @@ struct EngineOptions {
   // The uid of a user name in the passwd database (a user target named by
   // name; a uid in digits is never looked up). NotFound for no such user.
   std::function<absl::StatusOr<uint32_t>(const std::string&)> user_uid;
+  // The seam between workloads and enforcement: the cgroups (relative to
+  // the cgroup2 mount) of the running containers a workload target selects
+  // (IsWorkload). Each is enforced by the target's program set, attached
+  // like a pattern's matches; none when unset.
+  std::function<std::vector<std::string>(const TargetState&)> workload_cgroups;
   // Turns an operator's cgroup path into one relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(const std::string&)>
       normalize_cgroup;

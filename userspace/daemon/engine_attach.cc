@@ -14,6 +14,10 @@ void Engine::Log(const std::string& line) const {
 }
 
 std::vector<std::string> Engine::TargetCgroups(const TargetState& t) {
+  if (IsWorkload(t)) {
+    return options_.workload_cgroups ? options_.workload_cgroups(t)
+                                     : std::vector<std::string>{};
+  }
   if (!IsPattern(t)) return {t.cgroup};
   CgroupMatches m = kernel_.MatchCgroups(t.cgroup);
   if (m.truncated) {
@@ -43,7 +47,7 @@ LinkHealth Engine::LinksOf(const TargetState& t, uint64_t link_set,
 }
 
 absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
-  if (IsPattern(t)) return AttachPattern(t);
+  if (HasCgroupSet(t)) return AttachPattern(t);
   if (IsUser(t)) return AttachUser(t);
   if (t.cgroup.empty()) {  // an orphan attached nowhere: nothing to attach
     links_[t.id] = {{}, {}};
@@ -210,7 +214,7 @@ void Engine::RefreshLinkHealth() {
       // Links on a cgroup that was removed since count as not live.
       LinkHealth h =
           kernel_.Links(ProgramSetOf(*t),
-                        IsPattern(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
+                        HasCgroupSet(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
       total.live += h.live;
       total.attached += h.attached;
       total.total += h.total;
@@ -220,7 +224,7 @@ void Engine::RefreshLinkHealth() {
 }
 
 absl::Status Engine::CheckEnforced(const TargetState& t) {
-  if (IsPattern(t) || (t.cgroup.empty() && !IsUser(t))) {
+  if (HasCgroupSet(t) || (t.cgroup.empty() && !IsUser(t))) {
     return absl::OkStatus();
   }
   auto id = kernel_.CgroupId(IsUser(t) ? "/" : t.cgroup);
@@ -262,7 +266,7 @@ control::TargetInfo Engine::InfoLocked(const TargetState& t) const {
   }
   info.cgroup_exists = !info.cgroups.empty();
   info.cgroup_id =
-      IsPattern(t) || info.cgroups.empty() ? 0 : info.cgroups[0].id;
+      HasCgroupSet(t) || info.cgroups.empty() ? 0 : info.cgroups[0].id;
   info.attached = info.cgroup_exists && info.hooks_total > 0 &&
                   info.hooks_attached == info.hooks_total;
   return info;
@@ -325,7 +329,8 @@ std::vector<std::string> Engine::WatchDirs() const {
   Lock lock(mu_);
   std::vector<std::string> dirs;
   for (const auto& [n, t] : state_.targets) {
-    if (IsUser(t)) continue;  // the root is always there
+    // The root is always there; containers are found through their runtime.
+    if (IsUser(t) || IsWorkload(t)) continue;
     if (IsPattern(t)) {
       auto it = pattern_watch_dirs_.find(t.id);
       if (it == pattern_watch_dirs_.end()) continue;

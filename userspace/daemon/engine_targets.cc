@@ -177,6 +177,13 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
       break;
     case policy::TargetSource::kUser:  // ResolveUser: no cgroup
       return absl::InvalidArgumentError("a user target has no cgroup");
+    case policy::TargetSource::kContainer:
+    case policy::TargetSource::kSelector:
+      // Cgroups of their own, found as the containers start.
+      if (value.empty()) {
+        return absl::InvalidArgumentError("no container name or selector");
+      }
+      return std::string();
   }
   return options_.normalize_cgroup(path);
 }
@@ -255,7 +262,12 @@ absl::StatusOr<control::TargetAddResponse> Engine::AddTarget(
   out.target = InfoLocked(stored);
   if (!out.target.cgroup_exists) {
     out.warning =
-        IsPattern(stored)
+        IsWorkload(stored)
+            ? absl::StrCat("no running container is ",
+                           policy::TargetSourceName(stored.source), " ",
+                           stored.source_value,
+                           " yet; each one is enforced as soon as it starts")
+        : IsPattern(stored)
             ? absl::StrCat("no cgroup matches ", stored.cgroup,
                            " yet; each one is enforced as soon as it is "
                            "created")
@@ -278,9 +290,17 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
       return absl::AlreadyExistsError(absl::StrCat(
           "uid ", t.uid, " is already target '", other->name, "'"));
     }
+  } else if (IsWorkload(t)) {
+    for (const auto& [n, other] : state_.targets) {
+      if (other.source == t.source && other.source_value == t.source_value) {
+        return absl::AlreadyExistsError(
+            absl::StrCat(policy::TargetSourceName(t.source), " ",
+                         t.source_value, " is already target '", n, "'"));
+      }
+    }
   } else {
     for (const auto& [n, other] : state_.targets) {
-      if (!IsUser(other) && other.cgroup == t.cgroup) {
+      if (!IsUser(other) && !IsWorkload(other) && other.cgroup == t.cgroup) {
         return absl::AlreadyExistsError(
             absl::StrCat("cgroup ", t.cgroup, " is already target '", n, "'"));
       }

@@ -21,7 +21,8 @@ bool CapEffHasNetRaw(const std::string& cap_eff_hex) {
 }
 
 std::vector<std::string> RawCapabilityWarnings(const std::string& abs_path,
-                                               size_t max_processes) {
+                                               size_t max_processes,
+                                               RawAdvice advice) {
   const std::vector<std::string> pids = CgroupPids(abs_path, max_processes);
   std::vector<std::string> warnings;
   size_t holders = 0;
@@ -39,8 +40,11 @@ std::vector<std::string> RawCapabilityWarnings(const std::string& abs_path,
           warnings.push_back(absl::StrCat(
               "process ", name, "[", pid,
               "] holds CAP_NET_RAW: AF_PACKET sockets skip every inet hook; "
-              "drop the capability (systemd: "
-              "CapabilityBoundingSet=~CAP_NET_RAW)"));
+              "drop the capability (",
+              advice == RawAdvice::kContainer
+                  ? "docker run --cap-drop NET_RAW"
+                  : "systemd: CapabilityBoundingSet=~CAP_NET_RAW",
+              ")"));
         }
       }
     }

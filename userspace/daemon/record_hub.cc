@@ -18,7 +18,9 @@ int64_t RealtimeOffsetNs() {
 }
 
 absl::StatusOr<EventFilter> FilterOf(const control::EventsRequest& r) {
-  return MakeEventFilter(r.target, r.verdict);
+  absl::StatusOr<EventFilter> filter = MakeEventFilter(r.target, r.verdict);
+  if (filter.ok()) filter->container = r.container;
+  return filter;
 }
 
 EventFormat FormatOf(const control::EventsRequest& r) {
@@ -33,7 +35,8 @@ RecordHub::RecordHub(Engine& engine, Learner& learner, RecordHubOptions options)
       learner_(learner),
       realtime_offset_ns_(RealtimeOffsetNs()),
       node_name_(std::move(options.node_name)),
-      sweeper_(std::move(options.sweeper)) {
+      sweeper_(std::move(options.sweeper)),
+      container_of_(std::move(options.container_of)) {
   EventPipelineOptions p;
   p.resolve_context = [this](const egress_event& e) { return Context(e); };
   p.sink = std::move(options.sink);
@@ -76,6 +79,8 @@ EventContext RecordHub::Context(const egress_event& e) {
   engine_.RecordNames(e, &ctx.destination_names, &ctx.unlearned_names);
   if (!target.name.empty()) {
     ctx.cgroup_path = engine_.CgroupPath(e.cgroup_id, e.target_id);
+    if (container_of_)
+      ctx.container = container_of_(e.cgroup_id, ctx.cgroup_path);
   }
   return ctx;
 }

@@ -5,6 +5,7 @@
 #ifndef EGRESS_USERSPACE_DAEMON_RECORD_HUB_H_
 #define EGRESS_USERSPACE_DAEMON_RECORD_HUB_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,9 @@ struct RecordHubOptions {
   // Reports held-back records of destinations not tried again (may be
   // null: no summaries).
   std::optional<LimitSweeper> sweeper;
+  // The container of a record's cgroup (by id, or path); may be null.
+  std::function<EventContext::Container(uint64_t, const std::string&)>
+      container_of;
 };
 
 class RecordHub : public RecordSource, public RecordStream {
@@ -61,6 +65,8 @@ class RecordHub : public RecordSource, public RecordStream {
   std::unique_ptr<EventPipeline> pipeline_;
   std::unique_ptr<EventReader> reader_;
   std::optional<LimitSweeper> sweeper_;
+  std::function<EventContext::Container(uint64_t, const std::string&)>
+      container_of_;
   std::string last_sweep_error_;  // logged once per distinct error
 };
 

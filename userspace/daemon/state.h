@@ -69,6 +69,17 @@ inline bool IsPattern(const TargetState& t) {
 inline bool IsUser(const TargetState& t) {
   return t.source == policy::TargetSource::kUser;
 }
+// The target of containers (by name or labels): its cgroups are those of
+// the containers it selects now (EngineOptions::workload_cgroups); its
+// `cgroup` is "".
+inline bool IsWorkload(const TargetState& t) {
+  return t.source == policy::TargetSource::kContainer ||
+         t.source == policy::TargetSource::kSelector;
+}
+// One program set attached to many cgroups, one link set per cgroup.
+inline bool HasCgroupSet(const TargetState& t) {
+  return IsPattern(t) || IsWorkload(t);
+}
 
 // A target's members in state.json without its rules (what the state
 // database keeps per target; its rules are rows of their own).

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 
@@ -16,6 +17,14 @@ absl::StatusOr<uint8_t> ParseVerdictWord(absl::string_view word) {
   if (w == "unexplained") return EGRESS_VERDICT_UNEXPLAINED;
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown verdict '", word, "': use deny, audit, allow or unexplained"));
+}
+
+bool EventFilter::ContainerMatches(const EventContext::Container& c) const {
+  if (container == c.name) return true;
+  // Records carry the short id; a longer id names it by its prefix.
+  return !c.id.empty() && container.size() >= 4 &&
+         (absl::StartsWith(c.id, container) ||
+          absl::StartsWith(container, c.id));
 }
 
 absl::StatusOr<EventFilter> MakeEventFilter(std::string target,

@@ -20,11 +20,16 @@ absl::StatusOr<uint8_t> ParseVerdictWord(absl::string_view word);
 struct EventFilter {
   std::string target;              // "" = every target
   std::optional<uint8_t> verdict;  // EGRESS_VERDICT_*; none = every verdict
+  // "" = every record; else the records of the container of that name or
+  // short id (or a prefix of the id of at least 4 digits).
+  std::string container;
 
   bool Matches(const EventRecord& record) const {
     return (target.empty() || record.ctx.target == target) &&
-           (!verdict.has_value() || record.raw.verdict == *verdict);
+           (!verdict.has_value() || record.raw.verdict == *verdict) &&
+           (container.empty() || ContainerMatches(record.ctx.container));
   }
+  bool ContainerMatches(const EventContext::Container& c) const;
 };
 
 // A filter from request words: `verdict` "" means every verdict. Errors as

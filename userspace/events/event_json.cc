@@ -263,6 +263,11 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
       {"ktime_ns", e.ts_ns},
       {"suppressed", e.suppressed},
   };
+  if (!ctx.container.name.empty() || !ctx.container.id.empty()) {
+    j["container"] = {{"name", AsciiOnly(ctx.container.name)},
+                      {"id", AsciiOnly(ctx.container.id)},
+                      {"image", AsciiOnly(ctx.container.image)}};
+  }
   if (IsExistingKind(e)) {
     j["l4"] = {{"protocol", ProtoLabel(e.proto)},
                {"family", family},

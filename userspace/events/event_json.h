@@ -57,6 +57,12 @@ struct EventContext {
   // name allow rules for: their names, none of which the address was learned
   // for (a hard-coded or cached address, or an expired answer).
   std::vector<std::string> unlearned_names;
+  // The container the record's cgroup belongs to, for a target that selects
+  // containers (all "" otherwise): its name, short id and image.
+  struct Container {
+    std::string name, id, image;
+    bool operator==(const Container&) const = default;
+  } container;
 };
 
 // The egressctl command that would allow what a DENIED or AUDIT record

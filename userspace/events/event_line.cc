@@ -373,6 +373,8 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   if (!ctx.destination_names.empty() || !ctx.unlearned_names.empty()) {
     return false;
   }
+  // So do records of containers (their identity is only in the tree form).
+  if (!ctx.container.name.empty() || !ctx.container.id.empty()) return false;
   const int64_t unix_ns = RecordUnixNs(e, ctx.realtime_offset_ns);
   if (unix_ns < 0) return false;
   if (!UseContext(ctx)) return false;

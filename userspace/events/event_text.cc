@@ -87,8 +87,13 @@ std::string RenderText(const EventRecord& record) {
                     absl::StrJoin(record.ctx.unlearned_names, ", "));
   }
   std::string out =
-      absl::StrCat(When(record), " ", AsciiOnly(record.ctx.target), " ", Who(e),
-                   What(e), " ", VerdictName(e.verdict), " (", detail, ")");
+      absl::StrCat(When(record), " ", AsciiOnly(record.ctx.target), " ");
+  if (!record.ctx.container.name.empty()) {
+    absl::StrAppend(&out, "container ", AsciiOnly(record.ctx.container.name),
+                    " (", AsciiOnly(record.ctx.container.image), ") ");
+  }
+  absl::StrAppend(&out, Who(e), What(e), " ", VerdictName(e.verdict), " (",
+                  detail, ")");
   if (e.suppressed > 0)
     absl::StrAppend(&out, " +", e.suppressed, " suppressed");
   return out;

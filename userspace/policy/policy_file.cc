@@ -23,6 +23,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/common/utf8.h"
 #include "userspace/policy/cidr_set.h"
+#include "userspace/policy/label_selector.h"
 #include "userspace/policy/name_rules.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/services.h"
@@ -68,6 +69,8 @@ constexpr WordOf<TargetSource> kTargetFields[] = {
     {TargetSource::kUnit, "systemdUnit"},
     {TargetSource::kPattern, "cgroupPattern"},
     {TargetSource::kUser, "user"},
+    {TargetSource::kContainer, "container"},
+    {TargetSource::kSelector, "selector"},
 };
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
@@ -228,6 +231,9 @@ class Parser {
   absl::Status ParseMetadata(const yaml::Node& node, Policy* policy) const;
   absl::Status ParseSpec(const yaml::Node& node, Policy* policy) const;
   absl::Status ParseTarget(const yaml::Node& node, Policy* policy) const;
+  // selector: {matchLabels: {key: value, ...}} -> "key=value,..." (sorted).
+  absl::StatusOr<std::string> ParseSelector(const yaml::Node& node,
+                                            const std::string& path) const;
   absl::StatusOr<std::string> ParseUnitName(const yaml::Node& node,
                                             const std::string& path) const;
   absl::Status ParseRules(const yaml::Node& node, const std::string& path,
@@ -521,11 +527,21 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
       GetFields(node, "spec.target",
-                {"cgroupPath", "systemdUnit", "cgroupPattern", "user"}, &f));
+                {"cgroupPath", "systemdUnit", "cgroupPattern", "user",
+                 "container", "selector", "namespace", "podSelector"},
+                &f));
   if (f.empty()) {
     return Error(node, "spec.target",
-                 "expected one of cgroupPath, systemdUnit, cgroupPattern or "
-                 "user");
+                 "expected one of cgroupPath, systemdUnit, cgroupPattern, "
+                 "user, container or selector");
+  }
+  for (const char* pod_field : {"namespace", "podSelector"}) {
+    if (auto it = f.find(pod_field); it != f.end()) {
+      return Error(it->second.first, absl::StrCat("spec.target.", pod_field),
+                   "pods (namespace, podSelector) are not supported yet; "
+                   "target a Docker container with container: NAME or "
+                   "selector: {matchLabels: {...}}");
+    }
   }
   if (f.size() > 1) {
     // Point at the second key in file order.
@@ -553,6 +569,16 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
     if (absl::Status st = CheckUser(policy->target.value); !st.ok()) {
       return Error(v, path, st.message());
     }
+  } else if (policy->target.kind == TargetSource::kContainer) {
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, path));
+    if (policy->target.value.empty() || policy->target.value.size() > 128 ||
+        policy->target.value.find_first_of(" /,=\n") != std::string::npos) {
+      return Error(v, path,
+                   absl::StrCat(Quote(policy->target.value),
+                                " is not a container name or id"));
+    }
+  } else if (policy->target.kind == TargetSource::kSelector) {
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseSelector(v, path));
   } else {
     EGRESS_ASSIGN_OR_RETURN(
         policy->target.value,
@@ -560,6 +586,36 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
                         policy->target.kind == TargetSource::kPattern));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Parser::ParseSelector(
+    const yaml::Node& node, const std::string& path) const {
+  Fields f;
+  EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"matchLabels"}, &f));
+  auto it = f.find("matchLabels");
+  if (it == f.end()) return Error(node, path, "expected matchLabels");
+  const yaml::Node& labels = it->second.second;
+  const std::string labels_path = absl::StrCat(path, ".matchLabels");
+  if (!labels.IsMap() || labels.size() == 0) {
+    return Error(labels, labels_path,
+                 "expected a mapping of at least one label: value");
+  }
+  Labels selector;
+  for (const auto& [key_node, value_node] : labels.Entries()) {
+    if (!key_node.IsScalar()) {
+      return Error(key_node, labels_path, "label names must be plain words");
+    }
+    const std::string key = key_node.Scalar();
+    const std::string key_path = absl::StrCat(labels_path, ".", key);
+    EGRESS_ASSIGN_OR_RETURN(std::string value, GetScalar(value_node, key_path));
+    if (absl::Status st = CheckLabel(key, value); !st.ok()) {
+      return Error(value_node, key_path, st.message());
+    }
+    if (!selector.emplace(key, value).second) {
+      return Error(key_node, key_path, "duplicate label");
+    }
+  }
+  return LabelSelectorText(selector);
 }
 
 absl::StatusOr<std::string> Parser::ParseUnitName(

@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "userspace/policy/label_selector.h"
 #include "userspace/policy/services.h"
 #include "yaml-cpp/yaml.h"
 
@@ -338,8 +339,20 @@ std::string EmitHead(const PolicyDocument& doc) {
   out << YAML::EndMap;
   out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "target" << YAML::Value << YAML::BeginMap << YAML::Key
-      << TargetKindName(doc.target.kind) << YAML::Value << doc.target.value
-      << YAML::EndMap;
+      << TargetKindName(doc.target.kind) << YAML::Value;
+  if (doc.target.kind == TargetSource::kSelector) {
+    // The selector's canonical text was checked when it was parsed.
+    out << YAML::BeginMap << YAML::Key << "matchLabels" << YAML::Value
+        << YAML::BeginMap;
+    for (const auto& [key, value] :
+         ParseLabelSelector(doc.target.value).value_or(Labels{})) {
+      out << YAML::Key << key << YAML::Value << value;
+    }
+    out << YAML::EndMap << YAML::EndMap;
+  } else {
+    out << doc.target.value;
+  }
+  out << YAML::EndMap;
   out << YAML::Key << "mode" << YAML::Value << ModeName(doc.mode);
   out << YAML::Key << "logging" << YAML::Value << LoggingLevelName(doc.logging);
   out << YAML::EndMap;

@@ -15,9 +15,13 @@ constexpr WordOf<LoggingLevel> kLoggingLevels[] = {
     {LoggingLevel::kAll, "all"},
 };
 constexpr WordOf<TargetSource> kTargetSources[] = {
-    {TargetSource::kCgroup, "cgroup"}, {TargetSource::kUnit, "unit"},
-    {TargetSource::kPid, "pid"},       {TargetSource::kPattern, "pattern"},
+    {TargetSource::kCgroup, "cgroup"},
+    {TargetSource::kUnit, "unit"},
+    {TargetSource::kPid, "pid"},
+    {TargetSource::kPattern, "pattern"},
     {TargetSource::kUser, "user"},
+    {TargetSource::kContainer, "container"},
+    {TargetSource::kSelector, "selector"},
 };
 
 }  // namespace

@@ -35,6 +35,11 @@ enum class TargetSource : uint8_t {
   // Not a cgroup: every process whose real uid is the user's, wherever it
   // runs (the root program set finds it by uid).
   kUser,
+  // Containers, found through the container runtime's API socket and
+  // followed across restart and re-creation: one named (name, id or id
+  // prefix), or every one whose labels match a selector ("k=v,k2=v2").
+  kContainer,
+  kSelector,
 };
 
 // "enforce" / "audit". InvalidArgument names the word and the choices.
@@ -50,7 +55,8 @@ std::string LoggingLevelName(LoggingLevel level);
 // The record flags (EGRESS_TF_EVENT_*) of a level.
 uint8_t LoggingFlags(LoggingLevel level);
 
-// "cgroup" / "unit" / "pid" / "pattern" / "user".
+// "cgroup" / "unit" / "pid" / "pattern" / "user" / "container" /
+// "selector".
 absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word);
 std::string TargetSourceName(TargetSource source);
 

@@ -1,0 +1,292 @@
+// Targets that name Docker containers (--container, --selector): a real
+// dockerd (tests/testing/dockerd.h, one per suite), real containers on the
+// host network, connects to loopback only. Enforcement follows a container
+// by name across `docker rm -f` + `docker run --name`, records name the
+// container, `events --container` filters, a selector picks exactly the
+// matching containers and two containers keep their own policies.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/dockerd.h"
+#include "tests/testing/listeners.h"
+
+namespace egress::testing {
+namespace {
+
+constexpr const char* kImage = "egress-test-busybox:1";
+// busybox nc's words for a connect the kernel refused with EPERM.
+constexpr const char* kEperm = "Operation not permitted";
+
+class ContainerTargetTest : public EgressdTest {
+ protected:
+  static void SetUpTestSuite() {
+    auto d = Dockerd::Start();
+    if (!d.ok()) {
+      start_error_ = new std::string(d.status().ToString());
+      return;
+    }
+    dockerd_ = d->release();
+    if (absl::Status st = dockerd_->ImportBusybox(kImage); !st.ok()) {
+      start_error_ = new std::string(st.ToString());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dockerd_;
+    dockerd_ = nullptr;
+    delete start_error_;
+    start_error_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(start_error_, nullptr) << *start_error_;
+    ASSERT_NE(dockerd_, nullptr);
+    extra_daemon_args_ = {"--docker_socket", dockerd_->socket()};
+    EgressdTest::SetUp();
+    auto allowed = TcpListener::Create("127.0.0.1");
+    ASSERT_TRUE(allowed.ok()) << allowed.status();
+    allowed_ = *std::move(allowed);
+    auto denied = TcpListener::Create("127.0.0.1");
+    ASSERT_TRUE(denied.ok()) << denied.status();
+    denied_ = *std::move(denied);
+  }
+  void TearDown() override {
+    if (dockerd_ != nullptr) {
+      absl::Status st = dockerd_->RemoveAllContainers();
+      EXPECT_TRUE(st.ok()) << st;
+    }
+    EgressdTest::TearDown();
+  }
+
+  // `docker run -d --network host [labels] IMAGE sleep 600`.
+  void RunSleeper(const std::string& name,
+                  const std::vector<std::string>& labels = {}) {
+    std::vector<std::string> args = {"run", "-d",        "--name",
+                                     name,  "--network", "host"};
+    for (const std::string& l : labels) {
+      args.push_back("--label");
+      args.push_back(l);
+    }
+    args.insert(args.end(), {kImage, "sleep", "600"});
+    auto r = dockerd_->DockerOk(args);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  // `docker exec NAME nc 127.0.0.1 PORT`: its output and exit code.
+  CommandResult ExecConnect(const std::string& name, uint16_t port) {
+    auto r =
+        dockerd_->Docker({"exec", name, "sh", "-c",
+                          absl::StrCat("echo hi | nc -w 2 127.0.0.1 ", port)});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : CommandResult{};
+  }
+
+  // Polls (bounded) until a connect from the container to `port` is refused
+  // with EPERM: the target found it (the watcher reports a container that
+  // `docker run -d` has just started a moment later).
+  bool WaitRefused(const std::string& name, uint16_t port) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    do {
+      if (absl::StrContains(ExecConnect(name, port).output, kEperm)) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    } while (absl::Now() < deadline);
+    return false;
+  }
+
+  void Allow(const std::string& target, uint16_t port) {
+    CtlOk(
+        {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
+  }
+
+  // The JSON records `egressctl events ... -o json` prints.
+  std::vector<nlohmann::json> Events(const std::vector<std::string>& filter,
+                                     size_t expect_at_least) {
+    std::vector<nlohmann::json> out;
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    do {
+      std::vector<std::string> args = {"events", "--last", "10000", "-o",
+                                       "json"};
+      args.insert(args.end(), filter.begin(), filter.end());
+      CommandResult r = Ctl(args);
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      out.clear();
+      for (absl::string_view line :
+           absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        EXPECT_FALSE(j.is_discarded()) << line;
+        out.push_back(j);
+      }
+      if (out.size() >= expect_at_least) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    return out;
+  }
+
+  static Dockerd* dockerd_;
+  static std::string* start_error_;
+  std::unique_ptr<TcpListener> allowed_, denied_;
+};
+
+Dockerd* ContainerTargetTest::dockerd_ = nullptr;
+std::string* ContainerTargetTest::start_error_ = nullptr;
+
+TEST_F(ContainerTargetTest, ExecInNamedContainerAllowedConnectsOthersRefused) {
+  RunSleeper("web");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  Allow("web", allowed_->port());
+  ASSERT_TRUE(WaitRefused("web", denied_->port()));
+
+  CommandResult ok = ExecConnect("web", allowed_->port());
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_TRUE(allowed_->WaitForAccepted(1)) << ok.output;
+  CommandResult refused = ExecConnect("web", denied_->port());
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(refused.output, kEperm)) << refused.output;
+  EXPECT_EQ(denied_->accepted(), 0);
+
+  // The target lists the container's cgroup.
+  nlohmann::json list = CtlJson({"target", "list"});
+  ASSERT_TRUE(list.is_array() || list.is_object()) << list.dump();
+}
+
+TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
+  // The target first: each container is found when it starts.
+  CtlOk({"target", "add", "web", "--container", "web"});
+  constexpr int kRuns = 20;
+  int refused = 0;
+  std::string outputs;
+  for (int i = 0; i < kRuns; ++i) {
+    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    ASSERT_TRUE(rm.ok()) << rm.status();
+    // Its first act after a short sleep: connect to a denied address.
+    auto run = dockerd_->Docker(
+        {"run", "--name", "web", "--network", "host", kImage, "sh", "-c",
+         absl::StrCat("sleep 0.3; echo hi | nc -w 2 127.0.0.1 ",
+                      denied_->port())});
+    ASSERT_TRUE(run.ok()) << run.status();
+    if (absl::StrContains(run->output, kEperm)) ++refused;
+    absl::StrAppend(&outputs, "run ", i, ": ", run->output, "\n");
+  }
+  EXPECT_EQ(refused, kRuns) << outputs << DaemonLog();
+  EXPECT_EQ(denied_->accepted(), 0);
+}
+
+TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {
+  RunSleeper("web");
+  RunSleeper("api");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  CtlOk({"target", "add", "api", "--container", "api"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port()));
+  ASSERT_TRUE(WaitRefused("api", denied_->port()));
+  auto id = dockerd_->DockerOk({"inspect", "-f", "{{.Id}}", "web"});
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  std::vector<nlohmann::json> web = Events({"--container", "web"}, 1);
+  ASSERT_GE(web.size(), 1u);
+  for (const nlohmann::json& e : web) {
+    ASSERT_TRUE(e.contains("container")) << e.dump();
+    EXPECT_EQ(e["container"]["name"], "web") << e.dump();
+    EXPECT_EQ(e["container"]["image"], kImage) << e.dump();
+    EXPECT_EQ(e["container"]["id"], id->substr(0, 12)) << e.dump();
+    EXPECT_EQ(e["target"], "web") << e.dump();
+  }
+  // By short id too; and api's records are api's.
+  EXPECT_EQ(Events({"--container", id->substr(0, 12)}, web.size()).size(),
+            web.size());
+  std::vector<nlohmann::json> api = Events({"--container", "api"}, 1);
+  ASSERT_GE(api.size(), 1u);
+  for (const nlohmann::json& e : api) {
+    EXPECT_EQ(e["container"]["name"], "api") << e.dump();
+  }
+  // The text form names the container as well.
+  CommandResult text = Ctl({"events", "--container", "web", "--last", "1"});
+  EXPECT_TRUE(absl::StrContains(text.output, "container web")) << text.output;
+}
+
+TEST_F(ContainerTargetTest, SelectorPicksExactlyTheMatchingContainers) {
+  RunSleeper("front1", {"app=web"});
+  RunSleeper("front2", {"app=web", "tier=edge"});
+  RunSleeper("db", {"app=db"});
+  CtlOk({"target", "add", "fronts", "--selector", "app=web"});
+  ASSERT_TRUE(WaitRefused("front1", denied_->port()));
+  ASSERT_TRUE(WaitRefused("front2", denied_->port()));
+  // Not selected: not enforced at all.
+  CommandResult db = ExecConnect("db", denied_->port());
+  EXPECT_EQ(db.exit_code, 0) << db.output;
+  EXPECT_TRUE(denied_->WaitForAccepted(1));
+  // A new matching container is picked up when it starts.
+  RunSleeper("front3", {"app=web"});
+  EXPECT_TRUE(WaitRefused("front3", denied_->port()));
+  nlohmann::json status = CtlJson({"status"});
+  size_t cgroups = 0;
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] == "fronts") cgroups = t["cgroups"].size();
+  }
+  EXPECT_EQ(cgroups, 3u) << status.dump(2);
+}
+
+TEST_F(ContainerTargetTest, TwoContainersKeepTheirOwnPolicies) {
+  RunSleeper("one");
+  RunSleeper("two");
+  CtlOk({"target", "add", "one", "--container", "one"});
+  CtlOk({"target", "add", "two", "--container", "two"});
+  Allow("one", allowed_->port());
+  Allow("two", denied_->port());
+  ASSERT_TRUE(WaitRefused("one", denied_->port()));
+  ASSERT_TRUE(WaitRefused("two", allowed_->port()));
+  EXPECT_EQ(ExecConnect("one", allowed_->port()).exit_code, 0);
+  EXPECT_EQ(ExecConnect("two", denied_->port()).exit_code, 0);
+  EXPECT_TRUE(
+      absl::StrContains(ExecConnect("one", denied_->port()).output, kEperm));
+  EXPECT_TRUE(
+      absl::StrContains(ExecConnect("two", allowed_->port()).output, kEperm));
+}
+
+TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
+  RunSleeper("host");
+  auto none = dockerd_->DockerOk({"run", "-d", "--name", "isolated",
+                                  "--network", "none", kImage, "sleep", "600"});
+  ASSERT_TRUE(none.ok()) << none.status();
+  for (const char* name : {"host", "isolated"}) {
+    CtlOk({"target", "add", name, "--container", name});
+    Allow(name, allowed_->port());
+  }
+  ASSERT_TRUE(WaitRefused("host", denied_->port()));
+  // On the host's network the allowed listener answers.
+  CommandResult host = Ctl({"verify", "--target", "host"});
+  EXPECT_EQ(host.exit_code, 0) << host.output;
+  // Without a network it cannot reach it: verify says so and fails.
+  CommandResult isolated = Ctl({"verify", "--target", "isolated"});
+  EXPECT_EQ(isolated.exit_code, 1) << isolated.output;
+  EXPECT_TRUE(absl::StrContains(
+      isolated.output, "unreachable from the container's network namespace"))
+      << isolated.output;
+}
+
+TEST_F(ContainerTargetTest, StatusSaysWhenTheRuntimeIsNotReachable) {
+  StopDaemon(SIGTERM);
+  extra_daemon_args_ = {"--docker_socket", "/nonexistent/docker.sock"};
+  StartDaemon();
+  CtlOk({"target", "add", "web", "--container", "web"});
+  nlohmann::json status = CtlJson({"status"});
+  std::string warnings;
+  for (const nlohmann::json& t : status["targets"]) {
+    for (const nlohmann::json& w : t["warnings"]) {
+      absl::StrAppend(&warnings, w.get<std::string>(), "\n");
+    }
+  }
+  EXPECT_TRUE(absl::StrContains(warnings, "/nonexistent/docker.sock"))
+      << status.dump(2);
+  EXPECT_TRUE(absl::StrContains(warnings, "--docker_socket")) << warnings;
+}
+
+}  // namespace
+}  // namespace egress::testing

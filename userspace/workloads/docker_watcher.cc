@@ -1,0 +1,169 @@
+#include "userspace/workloads/docker_watcher.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
+#include "userspace/workloads/docker_json.h"
+#include "userspace/workloads/unix_http.h"
+
+namespace egress::workloads {
+namespace {
+
+constexpr int kRetryMs = 1000;
+// Only container events, and only those that change what runs.
+constexpr const char* kEventsTarget =
+    "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B"
+    "%22start%22%2C%22die%22%2C%22destroy%22%2C%22stop%22%5D%7D";
+
+}  // namespace
+
+DockerWatcher::DockerWatcher(DockerWatcherOptions options)
+    : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<DockerWatcher>> DockerWatcher::Start(
+    DockerWatcherOptions options) {
+  auto w =
+      std::unique_ptr<DockerWatcher>(new DockerWatcher(std::move(options)));
+  w->wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!w->wake_) return ErrnoStatus(errno, "eventfd");
+  w->problem_ =
+      absl::StrCat("not connected to ", w->options_.socket_path, " yet");
+  w->thread_ = std::thread([self = w.get()] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    self->Loop();
+  });
+  return w;
+}
+
+DockerWatcher::~DockerWatcher() {
+  stop_.store(true);
+  uint64_t one = 1;
+  if (write(wake_.get(), &one, sizeof(one)) < 0) {
+    // EAGAIN only: a wake-up is pending anyway.
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<Container> DockerWatcher::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Container> out;
+  for (const auto& [id, c] : running_) out.push_back(c);
+  return out;
+}
+
+std::string DockerWatcher::Problem() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return problem_;
+}
+
+void DockerWatcher::SetProblem(const std::string& problem) {
+  bool changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    changed = problem != problem_;
+    problem_ = problem;
+  }
+  if (changed && options_.log) {
+    options_.log(problem.empty()
+                     ? absl::StrCat("docker: following containers on ",
+                                    options_.socket_path)
+                     : absl::StrCat("docker: ", problem,
+                                    " (container targets keep what they had; "
+                                    "retried every second)"));
+  }
+}
+
+bool DockerWatcher::WaitStop(int ms) {
+  pollfd p{wake_.get(), POLLIN, 0};
+  poll(&p, 1, ms);
+  return stop_.load();
+}
+
+absl::StatusOr<Container> DockerWatcher::Inspect(const std::string& id) const {
+  EGRESS_ASSIGN_OR_RETURN(
+      std::string body,
+      UnixGet(options_.socket_path, absl::StrCat("/containers/", id, "/json")));
+  EGRESS_ASSIGN_OR_RETURN(Container c, ParseContainerInspect(body));
+  if (c.running && options_.pid_cgroup) {
+    auto cgroup = options_.pid_cgroup(c.pid);
+    // Gone already (a container that exits at once): not running.
+    if (cgroup.ok()) {
+      c.cgroup = *cgroup;
+    } else {
+      c.running = false;
+    }
+  }
+  return c;
+}
+
+void DockerWatcher::Loop() {
+  while (!stop_.load()) {
+    absl::Status st = Follow();
+    if (stop_.load()) return;
+    SetProblem(
+        st.ok() ? absl::StrCat(options_.socket_path, " ended the event stream")
+                : std::string(st.message()));
+    if (WaitStop(kRetryMs)) return;
+  }
+}
+
+absl::Status DockerWatcher::Follow() {
+  // Events first, then the list: a container started in between is in one
+  // or the other (or both), never in neither.
+  EGRESS_ASSIGN_OR_RETURN(
+      UnixLineStream events,
+      UnixLineStream::Open(options_.socket_path, kEventsTarget));
+  EGRESS_ASSIGN_OR_RETURN(std::string list,
+                          UnixGet(options_.socket_path, "/containers/json"));
+  EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                          ParseContainerIds(list));
+  std::map<std::string, Container> now;
+  for (const std::string& id : ids) {
+    auto c = Inspect(id);
+    if (c.ok() && c->running) now[c->id] = *std::move(c);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = std::move(now);
+  }
+  SetProblem("");
+  if (options_.changed) options_.changed();
+  while (!stop_.load()) {
+    pollfd fds[] = {{events.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    int r = poll(fds, 2, -1);
+    if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    if (stop_.load()) return absl::OkStatus();
+    if (r <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
+    bool changed = false;
+    for (const std::string& line : lines) {
+      auto e = ParseDockerEvent(line);
+      if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
+      if (e->kind == ContainerEvent::Kind::kStart) {
+        auto c = Inspect(e->id);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (c.ok() && c->running) {
+          running_[c->id] = *std::move(c);
+        } else {
+          running_.erase(e->id);
+        }
+      } else {
+        std::lock_guard<std::mutex> lock(mu_);
+        running_.erase(e->id);
+      }
+      changed = true;
+    }
+    if (changed && options_.changed) options_.changed();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace egress::workloads

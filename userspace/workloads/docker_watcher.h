@@ -1,0 +1,66 @@
+// Follows the containers of a Docker Engine over its API socket: lists and
+// inspects them at start, then follows /events (start, die, destroy), so a
+// target naming a container by name or labels finds it again after
+// `docker restart` and after `docker rm -f web && docker run --name web`.
+// Reconnects every second while the socket is missing or dockerd is down.
+#ifndef EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
+#define EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/workloads/container.h"
+
+namespace egress::workloads {
+
+struct DockerWatcherOptions {
+  std::string socket_path = "/run/docker.sock";
+  // The cgroup of a process, relative to the cgroup2 mount.
+  std::function<absl::StatusOr<std::string>(int pid)> pid_cgroup;
+  // Called (from the watcher's thread) after the set of running containers
+  // changed; it must not block long.
+  std::function<void()> changed;
+  std::function<void(const std::string&)> log;
+};
+
+class DockerWatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<DockerWatcher>> Start(
+      DockerWatcherOptions options);
+  ~DockerWatcher();  // stops and joins the thread
+
+  // The running containers as last seen.
+  std::vector<Container> Running() const;
+  // "" while connected; otherwise why not ("cannot connect to ...").
+  std::string Problem() const;
+  const std::string& socket_path() const { return options_.socket_path; }
+
+ private:
+  explicit DockerWatcher(DockerWatcherOptions options);
+  void Loop();
+  // One connection: list, then follow events until it breaks or stop.
+  absl::Status Follow();
+  absl::StatusOr<Container> Inspect(const std::string& id) const;
+  void SetProblem(const std::string& problem);
+  bool WaitStop(int ms);
+
+  const DockerWatcherOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, Container> running_;  // by id
+  std::string problem_;
+  UniqueFd wake_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace egress::workloads
+
+#endif  // EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
