@@ -141,5 +141,55 @@ TEST_F(FlowRecordsTest, FlowRecordsAreRateLimitedPerPeerAndPaired) {
   EXPECT_EQ(c["events_suppressed"], kFlows - 5);
 }
 
+// connect4/6 leave the rule that allowed a TCP connect with the socket and
+// sock_ops takes it for the flow instead of deciding again
+// (bpf/lib/flows.h): the flow's records name that rule, over IPv4 and IPv6,
+// and a flow the rules did not allow (audit mode) is still unexplained.
+TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
+  auto v4 = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  auto v6 = TcpListener::Create("::1", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  auto unlisted = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(unlisted.ok()) << unlisted.status();
+  AddTarget("web");
+  // Rule 1 is for another port: the flows are rule 2's and rule 3's.
+  CtlOk({"allow", absl::StrCat((*unlisted)->port(), "/tcp"), "127.0.0.9"});
+  CtlOk({"allow", absl::StrCat((*v4)->port(), "/tcp"), "127.0.0.2"});
+  CtlOk({"allow", absl::StrCat((*v6)->port(), "/tcp"), "::1"});
+  const uint16_t p4 = (*v4)->port(), p6 = (*v6)->port();
+  ASSERT_EQ(InCgroup([p4, p6] {
+              if (int rc = TcpConnect("127.0.0.2", p4); rc != 0) return rc;
+              return TcpConnect("::1", p6);
+            }),
+            0);
+  AwaitClosed("web", 2);
+  nlohmann::json events;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    events = Records("web");
+    if (events.size() >= 4) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(events.size(), 4u) << events.dump(2);
+  for (const auto& e : events) {
+    const uint16_t port = e["l4"]["destination_port"].get<uint16_t>();
+    EXPECT_EQ(e["verdict"], "ALLOWED") << e.dump();
+    EXPECT_EQ(e["rule_id"], port == p4 ? 2 : 3) << e.dump();
+    EXPECT_TRUE(port == p4 || port == p6) << e.dump();
+  }
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 2);
+  EXPECT_EQ(c["flows_unexplained"], 0);
+
+  // Audit mode lets a connect no rule allows through: nothing is left with
+  // the socket, so sock_ops decides, and the flow is unexplained.
+  CtlOk({"mode", "audit", "--target", "web"});
+  const uint16_t pu = (*unlisted)->port();
+  ASSERT_EQ(InCgroup([pu] { return TcpConnect("127.0.0.2", pu); }), 0);
+  AwaitClosed("web", 3);
+  EXPECT_EQ(Counters("web")["flows_unexplained"], 1);
+}
+
 }  // namespace
 }  // namespace egress::testing
