@@ -33,21 +33,27 @@ static __always_inline void flow__note_allowed(struct bpf_sock_addr *ctx,
 					       const struct egress_dest *d,
 					       const struct egress_decision *dec)
 {
+	int allowed = dec->verdict == EGRESS_VERDICT_ALLOW;
 	struct egress_flow *f;
 	struct bpf_sock *sk;
 
 	if (egress_target_id == EGRESS_TARGET_BY_UID)
 		return;
-	if (d->proto != IPPROTO_TCP || dec->verdict != EGRESS_VERDICT_ALLOW)
+	if (d->proto != IPPROTO_TCP)
 		return;
 	sk = ctx->sk;
 	if (!sk)
 		return;
-	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* A refused (or only audited) connect creates nothing, but clears what
+	 * an earlier connect of the same socket left: a TCP socket may connect
+	 * again after a failed attempt, and the flow must not take that
+	 * attempt's rule. */
+	f = bpf_sk_storage_get(&flows, sk, 0,
+			       allowed ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!f)
 		return;
-	f->rule_id = dec->rule_id;
-	f->decided = 1;
+	f->rule_id = allowed ? dec->rule_id : 0;
+	f->decided = allowed;
 }
 
 #endif /* EGRESS_BPF_LIB_FLOWS_H_ */

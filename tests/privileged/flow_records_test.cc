@@ -1,6 +1,11 @@
 // Flow records (established/closed) as an admin sees them through
 // `egressctl events`: they follow the target's logging level and the record
 // rate limit, while the flow counters stay exact.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <string>
 
@@ -189,6 +194,44 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
   ASSERT_EQ(InCgroup([pu] { return TcpConnect("127.0.0.2", pu); }), 0);
   AwaitClosed("web", 3);
   EXPECT_EQ(Counters("web")["flows_unexplained"], 1);
+}
+
+// A TCP socket may connect again after a refused attempt. In audit mode the
+// first attempt (to a closed port a rule allows) leaves its rule with the
+// socket; the second (to a port no rule allows, let through by audit) must
+// clear it, so the flow that results is unexplained, not the first rule's.
+TEST_F(FlowRecordsTest, ReconnectAfterARefusedAttemptDoesNotKeepItsRule) {
+  auto closed = ReservedPort::Create();
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  auto server = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(server.ok()) << server.status();
+  AddTarget("web", nullptr, "audit");
+  CtlOk({"allow", absl::StrCat((*closed)->port(), "/tcp"), "127.0.0.2"});
+  const uint16_t refused = (*closed)->port(), open = (*server)->port();
+  ASSERT_EQ(
+      InCgroup([refused, open] {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) return errno;
+        sockaddr_in to = MakeSockaddrIn("127.0.0.2", refused);
+        int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0
+                     ? 0
+                     : errno;
+        if (rc != ECONNREFUSED) {
+          close(fd);
+          return rc == 0 ? EEXIST : rc;
+        }
+        to = MakeSockaddrIn("127.0.0.2", open);
+        rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0
+                 ? 0
+                 : errno;
+        close(fd);
+        return rc;
+      }),
+      0);
+  AwaitClosed("web", 1);
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 1);
+  EXPECT_EQ(c["flows_unexplained"], 1);
 }
 
 }  // namespace
