@@ -2,8 +2,8 @@
 /*
  * A TCP connect's decision, handed from connect4/6 to sock_ops.
  *
- * What: flow__note_allowed() (connect4/6: the rules allowed this TCP
- * socket's connect; keep the rule with the socket).
+ * What: flow__note_allowed() (connect4/6: keep the rule that allowed this
+ * TCP socket's connect with the socket, or forget an earlier one).
  * Why here: sock_ops needs the rule of every outbound flow it records and
  * counts (and "unexplained" for one no rule allows). Deciding again when the
  * connection is established cost a second rule lookup per connection (a
@@ -29,9 +29,9 @@
 #include "lib/config.h"
 #include "lib/rules.h"
 
-static __always_inline void flow__note_allowed(struct bpf_sock_addr *ctx,
-					       const struct egress_dest *d,
-					       const struct egress_decision *dec)
+static __always_inline void
+flow__note_allowed(struct bpf_sock_addr *ctx, const struct egress_dest *d,
+		   const struct egress_decision *dec)
 {
 	int allowed = dec->verdict == EGRESS_VERDICT_ALLOW;
 	struct egress_flow *f;
