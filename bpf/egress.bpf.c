@@ -683,10 +683,8 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	sk = ctx->sk;
 	if (!sk)
 		return 1;
-	/* State callbacks are asked for only once a flow is established,
-	 * under an enforced target: the close needs no config lookup. (The
-	 * storage may exist before that: connect4/6 leave their decision in
-	 * it, lib/flows.h.) */
+	/* A flow's storage exists only once established, under an enforced
+	 * target: the close needs no config lookup. */
 	if (op == BPF_SOCK_OPS_STATE_CB)
 		return flow__on_state(ctx, sk);
 	cfg = target__find(&id);
@@ -704,12 +702,10 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	f->fin_sent = 0;
 	f->fin_received = 0;
 	f->verdict = EGRESS_VERDICT_ALLOW;
+	f->rule_id = 0;
 	f->direction = EGRESS_DIR_INBOUND;
 	flow__remote(ctx, &d);
-	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && f->decided) {
-		/* connect4/6 allowed it and left the rule (lib/flows.h). */
-		f->direction = EGRESS_DIR_OUTBOUND;
-	} else if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		struct egress_decision dec;
 
 		f->direction = EGRESS_DIR_OUTBOUND;
@@ -721,8 +717,6 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 			if (c)
 				__sync_fetch_and_add(&c->flows_unexplained, 1);
 		}
-	} else {
-		f->rule_id = 0;
 	}
 	if (c)
 		__sync_fetch_and_add(&c->flows_opened, 1);

@@ -119,10 +119,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } event_limits SEC(".maps");
 
-/* Per-connection flow state of the sock_ops program, created by connect4/6
- * with the rule that allowed the connect (lib/flows.h) or else by sock_ops;
- * lives and dies with the socket. Pinned so that every target's instance
- * shares one map. */
+/* Per-connection flow state of the sock_ops program; lives and dies with the
+ * socket. Pinned so that every target's instance shares one map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -11,8 +11,7 @@
  *
  * Layering (each header includes what it uses):
  *   config.h (.rodata, target config)  addr.h (destinations)
- *   rules.h -> names.h, flows.h  peers.h  counters.h  ratelimit.h ->
- *   records.h
+ *   rules.h -> names.h  peers.h  counters.h  ratelimit.h -> records.h
  *   verdict.h (this: uses all of the above)  ->  unix.h (AF_UNIX hooks)
  */
 #ifndef EGRESS_BPF_LIB_VERDICT_H_
@@ -26,7 +25,6 @@
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/counters.h"
-#include "lib/flows.h"
 #include "lib/names.h"
 #include "lib/peers.h"
 #include "lib/records.h"
@@ -106,8 +104,6 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 		dec.reason = EGRESS_REASON_UDP_REPLY;
 		dec.rule_id = 0;
 	}
-	if (hook == EGRESS_HOOK_CONNECT4 || hook == EGRESS_HOOK_CONNECT6)
-		flow__note_allowed(ctx, d, &dec);
 	return verdict__apply(id, cfg, d, hook, &dec, 0, 1);
 }
 

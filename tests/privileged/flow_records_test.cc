@@ -146,10 +146,11 @@ TEST_F(FlowRecordsTest, FlowRecordsAreRateLimitedPerPeerAndPaired) {
   EXPECT_EQ(c["events_suppressed"], kFlows - 5);
 }
 
-// connect4/6 leave the rule that allowed a TCP connect with the socket and
-// sock_ops takes it for the flow instead of deciding again
-// (bpf/lib/flows.h): the flow's records name that rule, over IPv4 and IPv6,
-// and a flow the rules did not allow (audit mode) is still unexplained.
+// An outbound flow's records name the rule that allows it, over IPv4 and
+// IPv6, and a flow that no rule allows (let through by audit mode) is
+// unexplained. Also a guard for any shortcut that hands connect4/6's
+// decision to sock_ops instead of deciding again (bench/README.md, "Flow
+// storage at connect").
 TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
   auto v4 = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
   ASSERT_TRUE(v4.ok()) << v4.status();
@@ -187,8 +188,8 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
   EXPECT_EQ(c["flows_opened"], 2);
   EXPECT_EQ(c["flows_unexplained"], 0);
 
-  // Audit mode lets a connect no rule allows through: nothing is left with
-  // the socket, so sock_ops decides, and the flow is unexplained.
+  // Audit mode lets a connect no rule allows through: its flow is
+  // unexplained.
   CtlOk({"mode", "audit", "--target", "web"});
   const uint16_t pu = (*unlisted)->port();
   ASSERT_EQ(InCgroup([pu] { return TcpConnect("127.0.0.2", pu); }), 0);
@@ -197,9 +198,11 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
 }
 
 // A TCP socket may connect again after a refused attempt. In audit mode the
-// first attempt (to a closed port a rule allows) leaves its rule with the
-// socket; the second (to a port no rule allows, let through by audit) must
-// clear it, so the flow that results is unexplained, not the first rule's.
+// first attempt goes to a closed port a rule allows, the second to a port no
+// rule allows (let through by audit): the flow that results is unexplained,
+// not the first attempt's rule's. A decision handed from connect to sock_ops
+// must be forgotten by the second connect (the first try of that shortcut
+// failed this test).
 TEST_F(FlowRecordsTest, ReconnectAfterARefusedAttemptDoesNotKeepItsRule) {
   auto closed = ReservedPort::Create();
   ASSERT_TRUE(closed.ok()) << closed.status();

@@ -387,11 +387,7 @@ struct egress_flow {
 	/* The established record went out (logging level and rate limit let
 	 * it through): the closed record goes out too, and only then. */
 	__u8 recorded;
-	/* connect4/6 allowed this socket's connect and left its rule here
-	 * (lib/flows.h): established takes it instead of deciding again. Was
-	 * padding, zeroed by older programs: the shape is unchanged. */
-	__u8 decided;
-	__u8 pad[6];
+	__u8 pad[7];
 };
 EGRESS_ABI_SIZE(egress_flow, 40);
 
