@@ -58,6 +58,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -180,6 +181,32 @@ struct Series {
   std::vector<Sample> baseline, enforced;
 };
 
+// How the target is set for one measured run of an op. kDefault: as
+// compiled (logging `denied`: verdict records for refusals, flow records
+// for every connection, both under the rate limit). kRecordsOff: logging
+// `off` (EGRESS_TF_EVENT_NONE: counters only). kRecordsAll: logging `all`
+// (EGRESS_TF_EVENT_ALLOW: a verdict record for every allowed call too).
+// kAudit: --mode=names, auditing without name rules (BPF time only).
+enum class Variant { kDefault, kRecordsOff, kRecordsAll, kAudit };
+
+const char* VariantLabel(Variant v) {
+  switch (v) {
+    case Variant::kRecordsOff:
+      return ", rec off";
+    case Variant::kRecordsAll:
+      return ", rec all";
+    case Variant::kAudit:
+      return " audit";
+    case Variant::kDefault:
+      break;
+  }
+  return "";
+}
+
+// The ops measured again with records off and all (--records): the flow
+// records of a TCP connection and the verdict record of a refusal.
+inline constexpr Op kRecordOps[] = {Op::kTcpConnect, Op::kDeniedConnect};
+
 struct RulesetInfo {
   size_t rules = 0;
   size_t port_entries = 0, allow_entries = 0, deny_entries = 0;
@@ -292,6 +319,20 @@ double Quantile(std::vector<double> v, double q) {
   if (i + 1 >= v.size()) return v.back();
   return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
 }
+
+// How much the unenforced operation alone varied between slices: the
+// interquartile range of the baseline rates over their median. The same
+// operation with nothing attached should run at one speed; when it does not,
+// the machine (other load, frequency, steal) moves the numbers by more than
+// the aims they are held to, and every ratio of the row is suspect.
+double BaselineSpread(const std::vector<double>& rates) {
+  const double median = Median(rates);
+  if (median <= 0) return 0;
+  return (Quantile(rates, 0.75) - Quantile(rates, 0.25)) / median;
+}
+// A row is noisy when its baseline spread exceeds this: wider than the
+// 3-5% aims, a ratio measured on it cannot tell a pass from a fail.
+constexpr double kNoisyBaseline = 0.05;
 
 absl::Status Run(const Options& opts) {
   if (geteuid() != 0) {
@@ -411,10 +452,12 @@ absl::Status Run(const Options& opts) {
   std::vector<std::string> stats_lines;
 
   std::vector<RulesetInfo> infos;
-  std::map<std::pair<size_t, Op>, Series> results;  // (rule count index, op)
+  // (rule count index, op, variant)
+  std::map<std::tuple<size_t, Op, Variant>, Series> results;
   // --bpf_stats: ns per run of each program, by (rule count index, op,
-  // audit).
-  std::map<std::tuple<size_t, Op, bool>, std::map<std::string, double>> prog_ns;
+  // variant).
+  std::map<std::tuple<size_t, Op, Variant>, std::map<std::string, double>>
+      prog_ns;
   std::optional<policy::CompiledRuleset> previous;
   const AllowedPorts allowed = {ep.tcp_connect, ep.tcp_bulk, ep.udp_sink};
 
@@ -480,21 +523,41 @@ absl::Status Run(const Options& opts) {
 
     // names: the DNS ops again with the target auditing without name rules
     // (audit learning: the answer is reported, nothing is bound), for the
-    // BPF time only.
-    std::vector<std::pair<Op, bool>> runs;  // (op, audit)
+    // BPF time only. target mode: the record ops again at logging off and
+    // all, right after their default rows.
+    std::vector<std::pair<Op, Variant>> runs;
     if (NamesMode(opts)) {
-      for (Op op : kNameOps) runs.push_back({op, false});
-      runs.push_back({Op::kDnsLookup, true});
-      runs.push_back({Op::kUdpEcho, true});
+      for (Op op : kNameOps) runs.push_back({op, Variant::kDefault});
+      runs.push_back({Op::kDnsLookup, Variant::kAudit});
+      runs.push_back({Op::kUdpEcho, Variant::kAudit});
     } else {
-      for (Op op : kAllOps) runs.push_back({op, false});
+      for (Op op : kAllOps) {
+        runs.push_back({op, Variant::kDefault});
+        if (UsersMode(opts) ||
+            std::find(std::begin(kRecordOps), std::end(kRecordOps), op) ==
+                std::end(kRecordOps)) {
+          continue;
+        }
+        runs.push_back({op, Variant::kRecordsOff});
+        runs.push_back({op, Variant::kRecordsAll});
+      }
     }
-    for (const auto& [op, audit] : runs) {
+    for (const auto& [op, variant] : runs) {
       if (StopRequested()) return absl::CancelledError("interrupted");
-      if (audit && config.mode != EGRESS_MODE_AUDIT) {
-        config.mode = EGRESS_MODE_AUDIT;
-        config.flags &= static_cast<uint8_t>(~EGRESS_TF_NAME_RULES);
-        EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
+      const bool audit = variant == Variant::kAudit;
+      {
+        egress_target_config want = config;
+        want.mode = audit ? EGRESS_MODE_AUDIT : EGRESS_MODE_ENFORCE;
+        want.flags = compiled_flags;
+        if (audit) want.flags &= static_cast<uint8_t>(~EGRESS_TF_NAME_RULES);
+        if (variant == Variant::kRecordsOff) want.flags |= EGRESS_TF_EVENT_NONE;
+        if (variant == Variant::kRecordsAll) {
+          want.flags |= EGRESS_TF_EVENT_ALLOW;
+        }
+        if (want.mode != config.mode || want.flags != config.flags) {
+          config = want;
+          EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
+        }
       }
       std::vector<ProgRun> before;
       for (const auto& [name, fd] : progs)
@@ -506,14 +569,15 @@ absl::Status Run(const Options& opts) {
         for (const Sample& s : slices.enforced) enforced_ops += s.ops;
         std::string line = absl::StrFormat(
             "  %-18s %9s%s", OpName(op), WithCommas(n).c_str(),
-            audit ? " audit" : (NamesMode(opts) ? " enforce" : ""));
+            variant != Variant::kDefault ? VariantLabel(variant)
+                                         : (NamesMode(opts) ? " enforce" : ""));
         double per_op = 0;
         for (size_t i = 0; i < progs.size(); ++i) {
           ProgRun now = ProgRunOf(progs[i].second.get());
           uint64_t runs = now.runs - before[i].runs;
           uint64_t ns = now.ns - before[i].ns;
           if (runs == 0) continue;
-          prog_ns[{ni, op, audit}][progs[i].first] =
+          prog_ns[{ni, op, variant}][progs[i].first] =
               static_cast<double>(ns) / runs;
           absl::StrAppendFormat(
               &line, "  %s %.0f ns x %.2f", progs[i].first,
@@ -555,14 +619,14 @@ absl::Status Run(const Options& opts) {
         std::printf("  %s (audit) done\n", OpName(op));
         continue;
       }
-      results[{ni, op}] =
+      results[{ni, op, variant}] =
           Series{std::move(slices.baseline), std::move(slices.enforced)};
-      std::printf("  %s done\n", OpName(op));
+      std::printf("  %s%s done\n", OpName(op), VariantLabel(variant));
       std::fflush(stdout);
     }
     EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
     infos.push_back(info);
-    if (config.mode != EGRESS_MODE_ENFORCE) {
+    if (config.mode != EGRESS_MODE_ENFORCE || config.flags != compiled_flags) {
       config.mode = EGRESS_MODE_ENFORCE;
       config.flags = compiled_flags;
       EGRESS_RETURN_IF_ERROR(maps->SetTargetConfig(kTargetId, config));
@@ -594,9 +658,9 @@ absl::Status Run(const Options& opts) {
       "wall = elapsed time, cpu = the worker's CPU time (not inflated by "
       "other tasks preempting it).\n",
       opts.rounds);
-  std::printf("%-18s %9s %6s %12s %12s %7s %15s %7s %15s\n", "operation",
+  std::printf("%-27s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
               "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
-              "cpu", "[q1 - q3]");
+              "cpu", "[q1 - q3]", "noise");
   struct Verdict {
     double wall = 0, cpu = 0;
   };
@@ -606,45 +670,74 @@ absl::Status Run(const Options& opts) {
   const absl::Span<const Op> table_ops = NamesMode(opts)
                                              ? absl::MakeConstSpan(kNameOps)
                                              : absl::MakeConstSpan(kAllOps);
+  // Rows whose baseline spread is too wide for their aims (see
+  // kNoisyBaseline), for the warning under the table.
+  std::vector<std::string> noisy;
   for (Op op : table_ops) {
-    for (size_t ni = 0; ni < infos.size(); ++ni) {
-      const Series& s = results[{ni, op}];
-      std::vector<double> base, enf, wall, cpu;
-      for (size_t r = 0; r < s.baseline.size() && r < s.enforced.size(); ++r) {
-        // Bulk samples count KiB: report MiB/s.
-        double unit = op == Op::kTcpBulk ? 1024.0 : 1.0;
-        base.push_back(s.baseline[r].Rate() / unit);
-        enf.push_back(s.enforced[r].Rate() / unit);
-        wall.push_back(base.back() / enf.back());
-        cpu.push_back(s.baseline[r].CpuRate() / s.enforced[r].CpuRate());
-      }
-      for (const auto* side : {&s.baseline, &s.enforced}) {
-        for (const Sample& sample : *side) {
-          if (sample.unexpected > 0) {
-            anomalies.push_back(absl::StrFormat(
-                "%s, %zu rules, %s: %d unexpected outcomes (first errno %d: "
-                "%s)",
-                OpName(op), infos[ni].rules,
-                side == &s.baseline ? "baseline" : "enforced",
-                sample.unexpected, sample.first_errno,
-                sample.first_errno > 0 ? strerror(sample.first_errno)
-                                       : "short write"));
+    for (Variant variant :
+         {Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll}) {
+      for (size_t ni = 0; ni < infos.size(); ++ni) {
+        auto found = results.find({ni, op, variant});
+        if (found == results.end()) continue;
+        const Series& s = found->second;
+        std::vector<double> base, enf, wall, cpu;
+        for (size_t r = 0; r < s.baseline.size() && r < s.enforced.size();
+             ++r) {
+          // Bulk samples count KiB: report MiB/s.
+          double unit = op == Op::kTcpBulk ? 1024.0 : 1.0;
+          base.push_back(s.baseline[r].Rate() / unit);
+          enf.push_back(s.enforced[r].Rate() / unit);
+          wall.push_back(base.back() / enf.back());
+          cpu.push_back(s.baseline[r].CpuRate() / s.enforced[r].CpuRate());
+        }
+        for (const auto* side : {&s.baseline, &s.enforced}) {
+          for (const Sample& sample : *side) {
+            if (sample.unexpected > 0) {
+              anomalies.push_back(absl::StrFormat(
+                  "%s, %zu rules, %s: %d unexpected outcomes (first errno %d: "
+                  "%s)",
+                  OpName(op), infos[ni].rules,
+                  side == &s.baseline ? "baseline" : "enforced",
+                  sample.unexpected, sample.first_errno,
+                  sample.first_errno > 0 ? strerror(sample.first_errno)
+                                         : "short write"));
+            }
           }
         }
+        Verdict v = {Median(wall), Median(cpu)};
+        const double noise = BaselineSpread(base);
+        const std::string label =
+            absl::StrCat(OpName(op), VariantLabel(variant));
+        std::printf(
+            "%-27s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
+            "%5.1f%%%s\n",
+            label.c_str(), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
+            WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
+            WithCommas(static_cast<uint64_t>(Median(enf))).c_str(), v.wall,
+            Quantile(wall, 0.25), Quantile(wall, 0.75), v.cpu,
+            Quantile(cpu, 0.25), Quantile(cpu, 0.75), 100 * noise,
+            noise > kNoisyBaseline ? " !" : "");
+        if (noise > kNoisyBaseline) {
+          noisy.push_back(absl::StrFormat("%s at %s rules (%.1f%%)", label,
+                                          WithCommas(infos[ni].rules),
+                                          100 * noise));
+        }
+        if (variant != Variant::kDefault) continue;
+        if (op == Op::kTcpConnect && infos[ni].rules == 100000) {
+          connect_at_100k = v;
+        }
+        if (op == Op::kTcpConnect && ni == 0) first_connect = v;
       }
-      Verdict v = {Median(wall), Median(cpu)};
-      std::printf(
-          "%-18s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f\n",
-          OpName(op), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
-          WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
-          WithCommas(static_cast<uint64_t>(Median(enf))).c_str(), v.wall,
-          Quantile(wall, 0.25), Quantile(wall, 0.75), v.cpu,
-          Quantile(cpu, 0.25), Quantile(cpu, 0.75));
-      if (op == Op::kTcpConnect && infos[ni].rules == 100000) {
-        connect_at_100k = v;
-      }
-      if (op == Op::kTcpConnect && ni == 0) first_connect = v;
     }
+  }
+  if (!noisy.empty()) {
+    std::printf(
+        "\nWARNING: the machine is too noisy to trust these ratios: the "
+        "baseline alone varied by more than %.0f%% (interquartile range over "
+        "median of its rates, column `noise`, marked !) in %zu of the rows, "
+        "more than the aims it is held to (3-5%%). Stop other load (more "
+        "--rounds steadies the medians, not this spread). Rows: %s\n",
+        100 * kNoisyBaseline, noisy.size(), absl::StrJoin(noisy, "; ").c_str());
   }
 
   std::printf(
@@ -674,8 +767,9 @@ absl::Status Run(const Options& opts) {
         "minus a non-DNS datagram of the same socket kind):\n");
     for (size_t ni = 0; ni < infos.size(); ++ni) {
       for (bool audit : {false, true}) {
-        const auto& dns = prog_ns[{ni, Op::kDnsLookup, audit}];
-        const auto& echo = prog_ns[{ni, Op::kUdpEcho, audit}];
+        const Variant variant = audit ? Variant::kAudit : Variant::kDefault;
+        const auto& dns = prog_ns[{ni, Op::kDnsLookup, variant}];
+        const auto& echo = prog_ns[{ni, Op::kUdpEcho, variant}];
         for (const char* prog : {"skb_ingress", "skb_egress"}) {
           auto d = dns.find(prog);
           auto e = echo.find(prog);

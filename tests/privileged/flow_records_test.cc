@@ -1,6 +1,11 @@
 // Flow records (established/closed) as an admin sees them through
 // `egressctl events`: they follow the target's logging level and the record
 // rate limit, while the flow counters stay exact.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <string>
 
@@ -139,6 +144,97 @@ TEST_F(FlowRecordsTest, FlowRecordsAreRateLimitedPerPeerAndPaired) {
   nlohmann::json c = Counters("web");
   EXPECT_EQ(c["flows_opened"], kFlows);
   EXPECT_EQ(c["events_suppressed"], kFlows - 5);
+}
+
+// An outbound flow's records name the rule that allows it, over IPv4 and
+// IPv6, and a flow that no rule allows (let through by audit mode) is
+// unexplained. Also a guard for any shortcut that hands connect4/6's
+// decision to sock_ops instead of deciding again (bench/README.md, "Flow
+// storage at connect").
+TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
+  auto v4 = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  auto v6 = TcpListener::Create("::1", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  auto unlisted = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(unlisted.ok()) << unlisted.status();
+  AddTarget("web");
+  // Rule 1 is for another port: the flows are rule 2's and rule 3's.
+  CtlOk({"allow", absl::StrCat((*unlisted)->port(), "/tcp"), "127.0.0.9"});
+  CtlOk({"allow", absl::StrCat((*v4)->port(), "/tcp"), "127.0.0.2"});
+  CtlOk({"allow", absl::StrCat((*v6)->port(), "/tcp"), "::1"});
+  const uint16_t p4 = (*v4)->port(), p6 = (*v6)->port();
+  ASSERT_EQ(InCgroup([p4, p6] {
+              if (int rc = TcpConnect("127.0.0.2", p4); rc != 0) return rc;
+              return TcpConnect("::1", p6);
+            }),
+            0);
+  AwaitClosed("web", 2);
+  nlohmann::json events;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    events = Records("web");
+    if (events.size() >= 4) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(events.size(), 4u) << events.dump(2);
+  for (const auto& e : events) {
+    const uint16_t port = e["l4"]["destination_port"].get<uint16_t>();
+    EXPECT_EQ(e["verdict"], "ALLOWED") << e.dump();
+    EXPECT_EQ(e["rule_id"], port == p4 ? 2 : 3) << e.dump();
+    EXPECT_TRUE(port == p4 || port == p6) << e.dump();
+  }
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 2);
+  EXPECT_EQ(c["flows_unexplained"], 0);
+
+  // Audit mode lets a connect no rule allows through: its flow is
+  // unexplained.
+  CtlOk({"mode", "audit", "--target", "web"});
+  const uint16_t pu = (*unlisted)->port();
+  ASSERT_EQ(InCgroup([pu] { return TcpConnect("127.0.0.2", pu); }), 0);
+  AwaitClosed("web", 3);
+  EXPECT_EQ(Counters("web")["flows_unexplained"], 1);
+}
+
+// A TCP socket may connect again after a refused attempt. In audit mode the
+// first attempt goes to a closed port a rule allows, the second to a port no
+// rule allows (let through by audit): the flow that results is unexplained,
+// not the first attempt's rule's. A decision handed from connect to sock_ops
+// must be forgotten by the second connect (the first try of that shortcut
+// failed this test).
+TEST_F(FlowRecordsTest, ReconnectAfterARefusedAttemptDoesNotKeepItsRule) {
+  auto closed = ReservedPort::Create();
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  auto server = TcpListener::Create("127.0.0.2", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(server.ok()) << server.status();
+  AddTarget("web", nullptr, "audit");
+  CtlOk({"allow", absl::StrCat((*closed)->port(), "/tcp"), "127.0.0.2"});
+  const uint16_t refused = (*closed)->port(), open = (*server)->port();
+  ASSERT_EQ(
+      InCgroup([refused, open] {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) return errno;
+        sockaddr_in to = MakeSockaddrIn("127.0.0.2", refused);
+        int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0
+                     ? 0
+                     : errno;
+        if (rc != ECONNREFUSED) {
+          close(fd);
+          return rc == 0 ? EEXIST : rc;
+        }
+        to = MakeSockaddrIn("127.0.0.2", open);
+        rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0
+                 ? 0
+                 : errno;
+        close(fd);
+        return rc;
+      }),
+      0);
+  AwaitClosed("web", 1);
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 1);
+  EXPECT_EQ(c["flows_unexplained"], 1);
 }
 
 }  // namespace
