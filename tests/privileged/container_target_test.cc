@@ -47,7 +47,8 @@ class ContainerTargetTest : public EgressdTest {
   void SetUp() override {
     ASSERT_EQ(start_error_, nullptr) << *start_error_;
     ASSERT_NE(dockerd_, nullptr);
-    extra_daemon_args_ = {"--docker_socket", dockerd_->socket()};
+    extra_daemon_args_ = {"--docker_socket", dockerd_->socket(),
+                          "--container_parent", dockerd_->cgroup_parent()};
     EgressdTest::SetUp();
     auto allowed = TcpListener::Create("127.0.0.1");
     ASSERT_TRUE(allowed.ok()) << allowed.status();
@@ -269,6 +270,39 @@ TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
   EXPECT_TRUE(absl::StrContains(
       isolated.output, "unreachable from the container's network namespace"))
       << isolated.output;
+}
+
+TEST_F(ContainerTargetTest,
+       RecreatedTwentyTimesRefusedFromTheFirstInstruction) {
+  CtlOk({"target", "add", "web", "--container", "web"});
+  constexpr int kRuns = 20;
+  int refused = 0;
+  std::string outputs;
+  for (int i = 0; i < kRuns; ++i) {
+    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    ASSERT_TRUE(rm.ok()) << rm.status();
+    // nc is the entrypoint itself: its connect is the container's first act.
+    auto run = dockerd_->Docker({"run", "--name", "web", "--network", "host",
+                                 "--entrypoint", "nc", kImage, "-w", "2",
+                                 "127.0.0.1", absl::StrCat(denied_->port())});
+    ASSERT_TRUE(run.ok()) << run.status();
+    if (absl::StrContains(run->output, kEperm)) ++refused;
+    absl::StrAppend(&outputs, "run ", i, ": ", run->output, "\n");
+  }
+  EXPECT_EQ(refused, kRuns) << outputs << DaemonLog();
+  EXPECT_EQ(denied_->accepted(), 0);
+}
+
+TEST_F(ContainerTargetTest, ContainerStartedWhileEgressdIsStoppedIsRefused) {
+  CtlOk({"target", "add", "web", "--container", "web"});
+  StopDaemon(SIGTERM);
+  auto run = dockerd_->Docker({"run", "--name", "web", "--network", "host",
+                               "--entrypoint", "nc", kImage, "-w", "2",
+                               "127.0.0.1", absl::StrCat(denied_->port())});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_TRUE(absl::StrContains(run->output, kEperm)) << run->output;
+  EXPECT_EQ(denied_->accepted(), 0);
+  StartDaemon();
 }
 
 TEST_F(ContainerTargetTest, StatusSaysWhenTheRuntimeIsNotReachable) {

@@ -95,6 +95,11 @@ absl::StatusOr<std::unique_ptr<Dockerd>> Dockerd::Start() {
   d->socket_ = d->dir_ + "/docker.sock";
   d->log_ = d->dir_ + "/dockerd.log";
   d->cgroup_parent_ = absl::StrCat("/egress-test-docker-", tag);
+  // Made now, in every hierarchy, so that egressd can watch it as the
+  // containers' parent before the first container starts.
+  for (const std::string& root : CgroupMounts()) {
+    mkdir((root + d->cgroup_parent_).c_str(), 0755);
+  }
   for (const char* sub : {"/data", "/exec", "/cli"}) {
     mkdir((d->dir_ + sub).c_str(), 0700);
   }

@@ -27,6 +27,7 @@
 #include "userspace/daemon/record_hub.h"
 #include "userspace/daemon/self_check.h"
 #include "userspace/daemon/state_store.h"
+#include "userspace/daemon/workload_classes.h"
 #include "userspace/daemon/workload_targets.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
@@ -54,6 +55,7 @@ struct Daemon::Parts {
   // Before the engine (its seam asks it); its watcher starts after the
   // reconciler it wakes, and stops before it.
   std::unique_ptr<WorkloadTargets> workloads;
+  std::unique_ptr<WorkloadClasses> workload_classes;
   std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
@@ -192,8 +194,18 @@ absl::Status StartServices(Daemon::Parts& p) {
     // answers its first request.
     LogReload("start", p.service->Reload(), p.options.policy_dir);
   }
-  EGRESS_ASSIGN_OR_RETURN(p.reconciler,
-                          Reconciler::Start(*p.engine, p.cgroup_root));
+  WorkloadClassesOptions classes;
+  classes.cgroup_root = p.cgroup_root;
+  classes.parent = p.options.container_parent;
+  classes.unclassified = p.options.unclassified_audit
+                             ? Engine::WorkloadDefault::kAudit
+                             : Engine::WorkloadDefault::kDeny;
+  classes.log = Log;
+  p.workload_classes = std::make_unique<WorkloadClasses>(
+      *p.engine, *p.workloads, std::move(classes));
+  EGRESS_ASSIGN_OR_RETURN(
+      p.reconciler, Reconciler::Start(*p.engine, p.cgroup_root,
+                                      [&p] { p.workload_classes->Update(); }));
   // A container that starts or goes wakes the reconciler at once.
   EGRESS_RETURN_IF_ERROR(
       p.workloads->Start([&p] { p.reconciler->Poke(); }, Log));

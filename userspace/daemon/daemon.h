@@ -45,6 +45,11 @@ struct DaemonOptions {
   // The Docker Engine API socket, followed for container targets; "" = no
   // container runtime.
   std::string docker_socket = "/run/docker.sock";
+  // The parent cgroup of the containers, watched so that a container is
+  // enforced from its first instruction ("" = the running containers'
+  // parent, unless a systemd slice); what an unclassified one gets.
+  std::string container_parent;
+  bool unclassified_audit = false;
 };
 
 class Daemon {

@@ -48,6 +48,15 @@ DEFINE_string(node_name, "",
 DEFINE_string(docker_socket, "/run/docker.sock",
               "the Docker Engine API socket followed for --container and "
               "--selector targets (\"\" = none)");
+DEFINE_string(container_parent, "",
+              "the cgroup (below the cgroup2 mount) whose children are the "
+              "containers: watched so that a container a target selects is "
+              "enforced from its first instruction, also while egressd is "
+              "down (\"\" = the running containers' parent, unless it is a "
+              "systemd slice)");
+DEFINE_string(unclassified_containers, "deny",
+              "what a new container under --container_parent gets until "
+              "egressd has classified it: deny or audit");
 DEFINE_bool(events, true, "write verdict records as JSON lines to stdout");
 DEFINE_string(events_file, "",
               "also append records as JSON lines to this file (\"\" = off); "
@@ -78,7 +87,8 @@ const std::vector<FlagGroup>& FlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
       {"Control and state", {"socket", "state_dir"}},
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
-      {"Containers", {"docker_socket"}},
+      {"Containers",
+       {"docker_socket", "container_parent", "unclassified_containers"}},
       {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
        {"events", "node_name", "events_file", "events_file_max_bytes",
@@ -168,6 +178,16 @@ int main(int argc, char** argv) {
   opts.metrics_addr = FLAGS_metrics_addr;
   opts.policy_dir = FLAGS_policy_dir;
   opts.docker_socket = FLAGS_docker_socket;
+  opts.container_parent = FLAGS_container_parent;
+  if (FLAGS_unclassified_containers != "deny" &&
+      FLAGS_unclassified_containers != "audit") {
+    fprintf(stderr,
+            "egressd: --unclassified_containers: expected deny or audit, got "
+            "\"%s\"\n",
+            FLAGS_unclassified_containers.c_str());
+    return 1;
+  }
+  opts.unclassified_audit = FLAGS_unclassified_containers == "audit";
   if (FLAGS_dns_ttl_floor < 1 || FLAGS_dns_ttl_floor > 65535) {
     fprintf(stderr, "egressd: --dns_ttl_floor: %u is not in 1..65535\n",
             FLAGS_dns_ttl_floor);

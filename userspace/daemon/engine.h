@@ -169,6 +169,10 @@ class Engine {
   // the kernel's error of the map write.
   absl::Status ClassifyWorkloadCgroup(uint64_t cgroup_id,
                                       const std::string& target);
+  // Marks a classified child as served by its target's own program set,
+  // attached to it now: the parent's set lets it pass, so nothing is
+  // decided (and counted) twice.
+  absl::Status CoverWorkloadCgroup(uint64_t cgroup_id);
   // Forgets a classification (the cgroup is gone). Missing is no error.
   absl::Status ForgetWorkloadCgroup(uint64_t cgroup_id);
 

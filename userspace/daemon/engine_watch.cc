@@ -204,6 +204,11 @@ absl::Status Engine::ClassifyWorkloadCgroup(uint64_t cgroup_id,
   return kernel_.SetCgroupClass(cgroup_id, value);
 }
 
+absl::Status Engine::CoverWorkloadCgroup(uint64_t cgroup_id) {
+  Lock lock(mu_);
+  return kernel_.SetCgroupClass(cgroup_id, EGRESS_CGROUP_COVERED);
+}
+
 absl::Status Engine::ForgetWorkloadCgroup(uint64_t cgroup_id) {
   Lock lock(mu_);
   return kernel_.DeleteCgroupClass(cgroup_id);

@@ -26,13 +26,17 @@ bool DrainFd(int fd) {
 
 }  // namespace
 
-Reconciler::Reconciler(Engine& engine, std::string cgroup_root)
-    : engine_(engine), cgroup_root_(std::move(cgroup_root)) {}
+Reconciler::Reconciler(Engine& engine, std::string cgroup_root,
+                       std::function<void()> before_pass)
+    : engine_(engine),
+      cgroup_root_(std::move(cgroup_root)),
+      before_pass_(std::move(before_pass)) {}
 
 absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
-    Engine& engine, std::string cgroup_root) {
+    Engine& engine, std::string cgroup_root,
+    std::function<void()> before_pass) {
   auto r = std::unique_ptr<Reconciler>(
-      new Reconciler(engine, std::move(cgroup_root)));
+      new Reconciler(engine, std::move(cgroup_root), std::move(before_pass)));
   r->inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!r->inotify_) return ErrnoStatus(errno, "inotify_init1");
   r->wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -91,6 +95,9 @@ void Reconciler::Loop() {
       if (fds[1].revents & POLLIN) DrainFd(wake_.get());
     }
     if (stop_.load()) return;
+    // Classifications first: a container's cgroup is classified before its
+    // target's own program set is attached to it.
+    if (before_pass_) before_pass_();
     engine_.Reconcile();
     WatchAll();
   }

@@ -6,6 +6,7 @@
 #define EGRESS_USERSPACE_DAEMON_RECONCILER_H_
 
 #include <atomic>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,21 +20,25 @@ namespace egress {
 class Reconciler {
  public:
   // Starts the thread; `cgroup_root` is the cgroup2 mount.
+  // `before_pass` (may be empty) runs before every pass, on the thread.
   static absl::StatusOr<std::unique_ptr<Reconciler>> Start(
-      Engine& engine, std::string cgroup_root);
+      Engine& engine, std::string cgroup_root,
+      std::function<void()> before_pass = nullptr);
   ~Reconciler();  // stops and joins the thread
 
   // Reconcile now and watch what the targets need now (after a change).
   void Poke();
 
  private:
-  Reconciler(Engine& engine, std::string cgroup_root);
+  Reconciler(Engine& engine, std::string cgroup_root,
+             std::function<void()> before_pass);
   void Loop();
   void Watch(const std::string& rel);
   void WatchAll();
 
   Engine& engine_;
   const std::string cgroup_root_;
+  const std::function<void()> before_pass_;
   UniqueFd inotify_, wake_;
   std::set<std::string> watched_;
   std::atomic<bool> stop_{false};

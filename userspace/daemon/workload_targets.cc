@@ -60,6 +60,12 @@ std::vector<std::string> WorkloadTargets::CgroupsOf(
   return out;
 }
 
+std::vector<workloads::Container> WorkloadTargets::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!watcher_) return {};
+  return watcher_->Running();
+}
+
 void WorkloadTargets::Remember() {
   workloads::DockerWatcher* watcher;
   {

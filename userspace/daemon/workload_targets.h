@@ -38,6 +38,8 @@ class WorkloadTargets {
   // containers `t` selects. The per-socket classification that replaces
   // per-cgroup attachment takes the same answer.
   std::vector<std::string> CgroupsOf(const TargetState& t) const;
+  // The running containers (none without a runtime).
+  std::vector<workloads::Container> Running() const;
   // The container of a record's cgroup ({} when none is known).
   EventContext::Container ContainerOf(uint64_t cgroup_id,
                                       const std::string& cgroup_path);

@@ -1,0 +1,57 @@
+// Containers enforced from their first instruction: the containers' parent
+// cgroup is a workload parent (Engine::RegisterWorkloadParent), watched by
+// one program set that decides for every child cgroup; a child egressd has
+// not classified yet gets the operator's default (deny, or audit), also
+// while egressd is down. Here every running container's cgroup is classified
+// as the target that selects it, or as no target's (it then passes).
+//
+// The parent is --container_parent, or else the parent of the running
+// containers' cgroups (Docker's cgroupfs driver: /docker, or dockerd's
+// --cgroup-parent). A systemd slice is never taken on its own: the default
+// would then hold every unit started in it. Nothing is registered until a
+// target selects containers.
+#ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
+#define EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "userspace/daemon/engine.h"
+#include "userspace/daemon/workload_targets.h"
+
+namespace egress {
+
+struct WorkloadClassesOptions {
+  std::string cgroup_root;  // the cgroup2 mount
+  std::string parent;       // --container_parent; "" = from the containers
+  Engine::WorkloadDefault unclassified = Engine::WorkloadDefault::kDeny;
+  std::function<void(const std::string&)> log;
+};
+
+class WorkloadClasses {
+ public:
+  WorkloadClasses(Engine& engine, WorkloadTargets& workloads,
+                  WorkloadClassesOptions options);
+
+  // Brings the classification in line with the running containers and the
+  // targets; thread-safe, cheap when nothing changed (the reconciler calls
+  // it on every pass).
+  void Update();
+
+ private:
+  Engine& engine_;
+  WorkloadTargets& workloads_;
+  const WorkloadClassesOptions options_;
+  std::mutex mu_;
+  std::string registered_;  // the parent, once registered
+  // cgroup id -> target ("" none, or kCovered in the .cc)
+  std::map<uint64_t, std::string> classes_;
+  std::string last_problem_;  // logged once
+};
+
+}  // namespace egress
+
+#endif  // EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
