@@ -272,8 +272,7 @@ TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
       << isolated.output;
 }
 
-TEST_F(ContainerTargetTest,
-       RecreatedTwentyTimesRefusedFromTheFirstInstruction) {
+TEST_F(ContainerTargetTest, RecreatedTwentyTimesRefusedFromFirstInstruction) {
   CtlOk({"target", "add", "web", "--container", "web"});
   constexpr int kRuns = 20;
   int refused = 0;
