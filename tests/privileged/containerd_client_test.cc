@@ -7,12 +7,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "tests/testing/containerd.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/containerd/containerd_watcher.h"
 
 namespace egress::testing {
 namespace {
@@ -75,6 +77,57 @@ TEST(ContainerdClientTest, ListsPodsWithTheirLabelsImageAndPid) {
     if (!stopped) usleep(100'000);
   }
   EXPECT_TRUE(stopped);
+}
+
+// The watcher's view: a pod's labels (on its sandbox, as CRI puts them) on
+// each of its containers, pod identity, and the container's own cgroup; a
+// container started later is seen within a poll.
+TEST(ContainerdWatcherTest, PodsWithTheirSandboxLabelsAndCgroups) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Containerd> ctd, Containerd::Start());
+  const std::string ns = containerd::kKubernetesNamespace;
+  ASSERT_OK(ctd->ImportBusyboxImage(ns, "egress.test/busybox:1"));
+  const std::map<std::string, std::string> pod = {
+      {"io.kubernetes.pod.namespace", "shop"},
+      {"io.kubernetes.pod.name", "web-7d9"}};
+  std::map<std::string, std::string> sandbox = pod;
+  sandbox["io.cri-containerd.kind"] = "sandbox";
+  sandbox["app"] = "web";
+  ASSERT_OK(ctd->Run(ns, "sandbox-1", "egress.test/busybox:1", sandbox,
+                     {"/bin/busybox", "sleep", "60"})
+                .status());
+  std::map<std::string, std::string> app = pod;
+  app["io.kubernetes.container.name"] = "nginx";
+  ASSERT_OK(ctd->Run(ns, "app-1", "egress.test/busybox:1", app,
+                     {"/bin/busybox", "sleep", "60"})
+                .status());
+  std::atomic<int> changes{0};
+  containerd::ContainerdWatcherOptions o;
+  o.socket = ctd->socket();
+  o.poll = absl::Milliseconds(100);
+  o.pid_cgroup = [](int pid) -> absl::StatusOr<std::string> {
+    return UnifiedCgroupOf(pid);
+  };
+  o.changed = [&changes] { ++changes; };
+  auto watcher = containerd::ContainerdWatcher::Start(o);
+  std::vector<workloads::Container> seen = watcher->Running();
+  ASSERT_EQ(seen.size(), 2u) << watcher->Problem();
+  const workloads::Container& nginx = seen[0];  // by id: app-1 first
+  EXPECT_EQ(nginx.id, "app-1");
+  EXPECT_EQ(nginx.name, "nginx");
+  EXPECT_EQ(nginx.pod_namespace, "shop");
+  EXPECT_EQ(nginx.pod_name, "web-7d9");
+  EXPECT_EQ(nginx.labels.at("app"), "web");  // from the sandbox
+  EXPECT_THAT(nginx.cgroup, HasSubstr("app-1"));
+  // A new container is seen at the next poll.
+  ASSERT_OK(ctd->Run(ns, "app-2", "egress.test/busybox:1", app,
+                     {"/bin/busybox", "sleep", "60"})
+                .status());
+  for (int i = 0; i < 50 && watcher->Running().size() < 3; ++i) {
+    usleep(100'000);
+  }
+  EXPECT_EQ(watcher->Running().size(), 3u);
+  EXPECT_GE(changes.load(), 1);
+  EXPECT_EQ(watcher->Problem(), "");
 }
 
 TEST(ContainerdClientTest, ASocketNobodyServesIsUnavailableAndNamed) {

@@ -17,6 +17,9 @@ struct Container {
   int pid = 0;         // its first process (0 when not running)
   std::string cgroup;  // of `pid`, relative to the cgroup2 mount
   bool running = false;
+  // The pod it belongs to, from the labels CRI writes (containerd's k8s.io
+  // namespace); empty for a container no kubelet made.
+  std::string pod_namespace, pod_name;
 
   bool operator==(const Container&) const = default;
 };

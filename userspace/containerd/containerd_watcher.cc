@@ -1,0 +1,123 @@
+#include "userspace/containerd/containerd_watcher.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace egress::containerd {
+namespace {
+
+constexpr char kKindLabel[] = "io.cri-containerd.kind";
+
+}  // namespace
+
+std::vector<workloads::Container> ToContainers(
+    const std::vector<ContainerdContainer>& listed) {
+  // A pod's labels are its sandbox's.
+  std::map<std::pair<std::string, std::string>,
+           const std::map<std::string, std::string>*>
+      sandbox_labels;
+  for (const ContainerdContainer& c : listed) {
+    auto kind = c.labels.find(kKindLabel);
+    if (kind == c.labels.end() || kind->second != "sandbox") continue;
+    const PodIdentity pod = PodOf(c);
+    sandbox_labels[{pod.namespace_name, pod.pod}] = &c.labels;
+  }
+  std::vector<workloads::Container> out;
+  for (const ContainerdContainer& c : listed) {
+    workloads::Container w;
+    const PodIdentity pod = PodOf(c);
+    w.id = c.id;
+    w.name = pod.container.empty() ? c.id : pod.container;
+    w.image = c.image;
+    w.labels.insert(c.labels.begin(), c.labels.end());
+    if (!pod.pod.empty()) {
+      auto s = sandbox_labels.find({pod.namespace_name, pod.pod});
+      if (s != sandbox_labels.end()) {
+        w.labels.insert(s->second->begin(), s->second->end());
+      }
+    }
+    w.pid = static_cast<int>(c.pid);
+    w.running = c.running;
+    w.pod_namespace = pod.namespace_name;
+    w.pod_name = pod.pod;
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+ContainerdWatcher::ContainerdWatcher(ContainerdWatcherOptions options)
+    : options_(std::move(options)), client_(options_.socket) {}
+
+std::unique_ptr<ContainerdWatcher> ContainerdWatcher::Start(
+    ContainerdWatcherOptions options) {
+  std::unique_ptr<ContainerdWatcher> w(
+      new ContainerdWatcher(std::move(options)));
+  w->Poll();  // the first view before anyone asks
+  w->thread_ = std::thread([raw = w.get()] { raw->Loop(); });
+  return w;
+}
+
+ContainerdWatcher::~ContainerdWatcher() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<workloads::Container> ContainerdWatcher::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_;
+}
+
+std::string ContainerdWatcher::Problem() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return problem_;
+}
+
+void ContainerdWatcher::Loop() {
+  while (!stop_.load()) {
+    // Sleep in small steps so that the destructor does not wait a poll.
+    const absl::Time next = absl::Now() + options_.poll;
+    while (!stop_.load() && absl::Now() < next) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    if (!stop_.load()) Poll();
+  }
+}
+
+void ContainerdWatcher::Poll() {
+  absl::StatusOr<std::vector<ContainerdContainer>> listed =
+      client_.List(options_.ns);
+  std::vector<workloads::Container> now;
+  std::string problem;
+  if (listed.ok()) {
+    for (workloads::Container& c : ToContainers(*listed)) {
+      if (!c.running || c.pid <= 0) continue;
+      if (options_.pid_cgroup) {
+        absl::StatusOr<std::string> cg = options_.pid_cgroup(c.pid);
+        if (cg.ok()) c.cgroup = *cg;
+      }
+      now.push_back(std::move(c));
+    }
+    std::sort(now.begin(), now.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+  } else {
+    problem = std::string(listed.status().message());
+  }
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (problem != problem_ && !problem.empty() && options_.log) {
+      options_.log(problem);
+    }
+    problem_ = problem;
+    if (listed.ok() && now != running_) {
+      running_ = std::move(now);
+      changed = true;
+    }
+  }
+  if (changed && options_.changed) options_.changed();
+}
+
+}  // namespace egress::containerd
