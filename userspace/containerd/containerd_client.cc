@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/containerd/proto/containers.grpc.pb.h"
@@ -68,42 +69,45 @@ ContainerdClient::~ContainerdClient() = default;
 
 absl::StatusOr<std::vector<ContainerdContainer>> ContainerdClient::List(
     const std::string& ns) const {
-  auto deadline =
+  const auto deadline =
       std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_);
-  std::vector<ContainerdContainer> out;
-  {
+  // Every call: the namespace and the one deadline of this List.
+  auto call = [&](auto invoke) {
     grpc::ClientContext ctx;
     ctx.set_deadline(deadline);
     ctx.AddMetadata(kNamespaceHeader, ns);
-    containers_v1::ListContainersRequest req;
-    containers_v1::ListContainersResponse resp;
-    grpc::Status st = stubs_->containers->List(&ctx, req, &resp);
-    if (!st.ok()) return FromGrpc(st, socket_, "list containers");
-    for (const containers_v1::Container& c : resp.containers()) {
-      ContainerdContainer cc;
-      cc.id = c.id();
-      cc.image = c.image();
-      cc.labels.insert(c.labels().begin(), c.labels().end());
-      out.push_back(std::move(cc));
-    }
+    return invoke(&ctx);
+  };
+  containers_v1::ListContainersResponse containers;
+  grpc::Status st = call([&](grpc::ClientContext* ctx) {
+    return stubs_->containers->List(ctx, {}, &containers);
+  });
+  if (!st.ok()) return FromGrpc(st, socket_, "list containers");
+  std::vector<ContainerdContainer> out;
+  std::map<std::string, size_t> by_id;
+  for (const containers_v1::Container& c : containers.containers()) {
+    ContainerdContainer cc;
+    cc.id = c.id();
+    cc.image = c.image();
+    cc.labels.insert(c.labels().begin(), c.labels().end());
+    by_id[cc.id] = out.size();
+    out.push_back(std::move(cc));
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(deadline);
-  ctx.AddMetadata(kNamespaceHeader, ns);
-  tasks_v1::ListTasksRequest req;
   tasks_v1::ListTasksResponse resp;
-  grpc::Status st = stubs_->tasks->List(&ctx, req, &resp);
+  st = call([&](grpc::ClientContext* ctx) {
+    return stubs_->tasks->List(ctx, {}, &resp);
+  });
   if (!st.ok()) return FromGrpc(st, socket_, "list tasks");
   for (const ::containerd::v1::types::Process& p : resp.tasks()) {
     // A task's id is its container's (containerd 1.6 leaves container_id
     // empty in this list).
     const std::string& owner =
         p.container_id().empty() ? p.id() : p.container_id();
-    for (ContainerdContainer& c : out) {
-      if (c.id != owner) continue;
-      c.pid = p.pid();
-      c.running = p.status() == ::containerd::v1::types::RUNNING;
-    }
+    auto it = by_id.find(owner);
+    if (it == by_id.end()) continue;
+    ContainerdContainer& c = out[it->second];
+    c.pid = p.pid();
+    c.running = p.status() == ::containerd::v1::types::RUNNING;
   }
   return out;
 }
