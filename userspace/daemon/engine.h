@@ -123,6 +123,9 @@ class Engine {
   absl::StatusOr<std::vector<TargetState>> Targets(const std::string& name,
                                                    bool all) const;
   std::vector<control::TargetInfo> TargetInfos() const;
+  // Only the targets that select containers: what the reconciler asks on
+  // every pass, without counting the rules of every other target.
+  std::vector<control::TargetInfo> WorkloadTargetInfos() const;
   absl::StatusOr<control::ListResponse> List(const std::string& name) const;
   RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
   // The names a TCP/UDP verdict record concerns (docs/events.md): the names

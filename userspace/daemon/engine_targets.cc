@@ -462,6 +462,15 @@ std::vector<control::TargetInfo> Engine::TargetInfos() const {
   return out;
 }
 
+std::vector<control::TargetInfo> Engine::WorkloadTargetInfos() const {
+  Lock lock(mu_);
+  std::vector<control::TargetInfo> out;
+  for (const auto& [n, t] : state_.targets) {
+    if (IsWorkload(t)) out.push_back(InfoLocked(t));
+  }
+  return out;
+}
+
 absl::StatusOr<control::ListResponse> Engine::List(
     const std::string& name) const {
   EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> targets,

@@ -29,13 +29,8 @@ WorkloadClasses::WorkloadClasses(Engine& engine, WorkloadTargets& workloads,
     : engine_(engine), workloads_(workloads), options_(std::move(options)) {}
 
 void WorkloadClasses::Update() {
-  std::vector<control::TargetInfo> targets;
-  for (control::TargetInfo& t : engine_.TargetInfos()) {
-    if (t.source == policy::TargetSource::kContainer ||
-        t.source == policy::TargetSource::kSelector) {
-      targets.push_back(std::move(t));
-    }
-  }
+  const std::vector<control::TargetInfo> targets =
+      engine_.WorkloadTargetInfos();
   std::lock_guard<std::mutex> lock(mu_);
   if (targets.empty()) {
     // No target selects containers: new ones must not wait for a
