@@ -107,28 +107,9 @@ class ContainerTargetTest : public EgressdTest {
         {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
   }
 
-  // The JSON records `egressctl events ... -o json` prints.
   std::vector<nlohmann::json> Events(const std::vector<std::string>& filter,
                                      size_t expect_at_least) {
-    std::vector<nlohmann::json> out;
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    do {
-      std::vector<std::string> args = {"events", "--last", "10000", "-o",
-                                       "json"};
-      args.insert(args.end(), filter.begin(), filter.end());
-      CommandResult r = Ctl(args);
-      EXPECT_EQ(r.exit_code, 0) << r.output;
-      out.clear();
-      for (absl::string_view line :
-           absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        EXPECT_FALSE(j.is_discarded()) << line;
-        out.push_back(j);
-      }
-      if (out.size() >= expect_at_least) break;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    return out;
+    return Records(filter, expect_at_least);
   }
 
   static Dockerd* dockerd_;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/run_in_cgroup.h"
@@ -153,6 +154,28 @@ nlohmann::json EgressdTest::CtlJson(const std::vector<std::string>& args) {
   nlohmann::json j = nlohmann::json::parse(r.output, nullptr, false);
   EXPECT_FALSE(j.is_discarded()) << r.output;
   return j;
+}
+
+std::vector<nlohmann::json> EgressdTest::Records(
+    const std::vector<std::string>& filter, size_t at_least) {
+  std::vector<nlohmann::json> out;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    std::vector<std::string> args = {"events", "--last", "10000", "-o", "json"};
+    args.insert(args.end(), filter.begin(), filter.end());
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    out.clear();
+    for (absl::string_view line :
+         absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      EXPECT_FALSE(j.is_discarded()) << line;
+      out.push_back(j);
+    }
+    if (out.size() >= at_least) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < deadline);
+  return out;
 }
 
 void EgressdTest::AddTarget(const std::string& name, const TestCgroup* cg,

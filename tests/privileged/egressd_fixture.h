@@ -40,6 +40,10 @@ class EgressdTest : public ::testing::Test {
   std::string CtlOk(const std::vector<std::string>& args);
   // `egressctl ... -o json` parsed.
   nlohmann::json CtlJson(const std::vector<std::string>& args);
+  // The records `egressctl events --last 10000 FILTER... -o json` prints,
+  // polled (bounded, 5 s) until there are at least `at_least`.
+  std::vector<nlohmann::json> Records(const std::vector<std::string>& filter,
+                                      size_t at_least);
 
   // Adds target `name` for cgroup `cg` (default: the test cgroup).
   void AddTarget(const std::string& name, const TestCgroup* cg = nullptr,

@@ -175,8 +175,9 @@ absl::Status Containerd::ImportBusyboxImage(const std::string& ns,
 absl::StatusOr<pid_t> Containerd::Run(
     const std::string& ns, const std::string& id, const std::string& image,
     const std::map<std::string, std::string>& labels,
-    const std::vector<std::string>& command) {
+    const std::vector<std::string>& command, const std::string& cgroup) {
   std::vector<std::string> args = {"run", "-d", "--net-host"};
+  if (!cgroup.empty()) args.insert(args.end(), {"--cgroup", cgroup});
   for (const auto& [k, v] : labels) {
     args.push_back("--label");
     args.push_back(absl::StrCat(k, "=", v));

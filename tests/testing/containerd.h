@@ -43,11 +43,15 @@ class Containerd {
                                   const std::string& ref);
 
   // `ctr run -d --net-host` of `image` as container `id` with `labels`,
-  // running `command`. Returns the pid of its first process.
+  // running `command`, in cgroup `cgroup` ("" = containerd's default,
+  // /NS/ID; a path such as /kubepods/burstable/pod<uid>/<id> lays it out as
+  // the kubelet does; the caller removes that tree). Returns the pid of its
+  // first process.
   absl::StatusOr<pid_t> Run(const std::string& ns, const std::string& id,
                             const std::string& image,
                             const std::map<std::string, std::string>& labels,
-                            const std::vector<std::string>& command);
+                            const std::vector<std::string>& command,
+                            const std::string& cgroup = "");
   // Kills the container's task and deletes both.
   absl::Status Remove(const std::string& ns, const std::string& id);
 

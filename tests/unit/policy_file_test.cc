@@ -402,7 +402,8 @@ TEST(ParsePolicyErrorTest, UnknownAndDuplicateFields) {
 TEST(ParsePolicyErrorTest, Targets) {
   EXPECT_EQ(Error(Named("a", "{}")),
             "t.yaml:7:5: spec.target: expected one of cgroupPath, "
-            "systemdUnit, cgroupPattern, user, container or selector");
+            "systemdUnit, cgroupPattern, user, container, selector, or "
+            "namespace with podSelector or pod");
   EXPECT_EQ(Error(Named("a", "user: \"-x\"")),
             "t.yaml:7:11: spec.target.user: bad user \"-x\": use a uid "
             "(0-4294967294) or a user name (1-32 letters, digits, '_', '-' or "

@@ -75,7 +75,7 @@ TEST(VocabularyTest, ErrorsNameTheWord) {
                 "'all '");
   EXPECT_STATUS(ParseTargetSource("glob"), absl::StatusCode::kInvalidArgument,
                 "unknown target kind 'glob': use cgroup, unit, pid, pattern, "
-                "user, container or selector");
+                "user, container, selector, pod or pod-selector");
 }
 
 }  // namespace

@@ -292,14 +292,6 @@ TEST(ContainerPolicyTest, ErrorsNameFileLineAndField) {
             "web.yaml:7:35: spec.target.selector.matchLabels.app: label "
             "'app=a b': keys and values are letters, digits and . _ / - "
             "(keys also :), at most 253 characters");
-  EXPECT_EQ(error("    namespace: shop\n    podSelector:\n      matchLabels: "
-                  "{app: web}\n"),
-            "web.yaml:7:5: spec.target.namespace: pods (namespace, "
-            "podSelector) are not supported yet; target a Docker container "
-            "with container: NAME or selector: {matchLabels: {...}}");
-  EXPECT_THAT(error("    podSelector: {matchLabels: {app: web}}\n"),
-              HasSubstr("web.yaml:7:5: spec.target.podSelector: pods "
-                        "(namespace, podSelector) are not supported yet"));
 }
 
 TEST(ContainerCliTest, TargetAddAndEvents) {

@@ -1,5 +1,6 @@
 #include "userspace/cli/command_parsers.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +10,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/label_selector.h"
 #include "userspace/policy/names.h"
+#include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/spec.h"
 
@@ -63,8 +65,8 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
 // The source option of `target add` (exactly one).
 absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
   int given = 0;
-  for (const char* kind :
-       {"cgroup", "unit", "pid", "pattern", "user", "container", "selector"}) {
+  for (const char* kind : {"cgroup", "unit", "pid", "pattern", "user",
+                           "container", "selector", "pod", "pod-selector"}) {
     const std::string option = absl::StrCat("--", kind);
     if (!in.options.Has(option)) continue;
     ++given;
@@ -75,7 +77,37 @@ absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
     return absl::InvalidArgumentError(
         "target add needs exactly one of --cgroup PATH, --unit UNIT, --pid "
         "PID, --pattern GLOB, --user USER, --container NAME|ID, --selector "
-        "KEY=VALUE[,KEY=VALUE]");
+        "KEY=VALUE[,KEY=VALUE], --pod NAMESPACE/NAME, --namespace NAMESPACE "
+        "--pod-selector KEY=VALUE[,KEY=VALUE]");
+  }
+  // NetworkPolicy's pair: a pod selector applies within one namespace.
+  const bool has_namespace = in.options.Has("--namespace");
+  if (spec->source == policy::TargetSource::kPodSelector) {
+    if (!has_namespace) {
+      return absl::InvalidArgumentError(
+          "--pod-selector needs --namespace NAMESPACE: a selector never "
+          "spans namespaces (kube-system stays out unless named)");
+    }
+    // "" selects every pod of the namespace (an empty podSelector).
+    const std::string text =
+        absl::StrCat(in.options.Get("--namespace"), "/", spec->source_value);
+    auto selector = policy::ParsePodSelector(text);
+    if (!selector.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--pod-selector: ", selector.status().message()));
+    }
+    spec->source_value = policy::PodSelectorText(*selector);
+  } else if (has_namespace) {
+    return absl::InvalidArgumentError(
+        "--namespace goes with --pod-selector (a pod is --pod "
+        "NAMESPACE/NAME)");
+  }
+  if (spec->source == policy::TargetSource::kPod) {
+    auto pod = policy::ParsePodRef(spec->source_value);
+    if (!pod.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--pod: ", pod.status().message()));
+    }
   }
   if (spec->source == policy::TargetSource::kSelector) {
     auto labels = policy::ParseLabelSelector(spec->source_value);
@@ -282,6 +314,13 @@ absl::Status ParseEvents(const CommandInput& in, ParsedCommand* out) {
   req.target = in.options.Get("--target");
   req.verdict = in.options.Get("--verdict");
   req.container = in.options.Get("--container");
+  req.pod = in.options.Get("--pod");
+  if (!req.pod.empty() && !absl::EndsWith(req.pod, "/")) {
+    if (auto pod = policy::ParsePodRef(req.pod); !pod.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--pod: ", pod.status().message()));
+    }
+  }
   req.format = out->output == OutputFormat::kJson ? control::EventFormat::kJson
                                                   : control::EventFormat::kText;
   if (in.options.Has("--last")) {

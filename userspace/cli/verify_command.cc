@@ -35,8 +35,7 @@ using nlohmann::json;
 // One connect() from this process: the errno (0 = connected or still
 // connecting after the wait: not blocked by egress either way).
 bool IsContainer(const control::TargetInfo& t) {
-  return t.source == policy::TargetSource::kContainer ||
-         t.source == policy::TargetSource::kSelector;
+  return policy::IsWorkloadSource(t.source);
 }
 
 int Attempt(const Probe& p) {

@@ -133,6 +133,7 @@ struct RequestEncoder {
               {"format", r.format == EventFormat::kText ? "text" : "json"}};
     if (r.last) j["last"] = *r.last;
     if (!r.container.empty()) j["container"] = r.container;
+    if (!r.pod.empty()) j["pod"] = r.pod;
     return j;
   }
   json operator()(const ConnectionsRequest& r) const {
@@ -146,6 +147,7 @@ void Decode(JsonFields& f, EventsRequest* r) {
   f.String("target", &r->target);
   f.String("verdict", &r->verdict);
   f.String("container", &r->container);
+  f.String("pod", &r->pod);
   f.OptionalUint("last", &r->last);
   std::string format = "json";
   f.String("format", &format);
@@ -265,8 +267,7 @@ std::string TargetWhere(const TargetInfo& t) {
   if (t.source == policy::TargetSource::kUser) {
     return policy::UserText(t.source_value, t.uid);
   }
-  if (t.source == policy::TargetSource::kContainer ||
-      t.source == policy::TargetSource::kSelector) {
+  if (policy::IsWorkloadSource(t.source)) {
     return absl::StrCat(policy::TargetSourceName(t.source), " ",
                         t.source_value);
   }

@@ -102,6 +102,7 @@ struct EventsRequest {
   std::optional<uint32_t> last;  // default: 100, or 0 when following
   EventFormat format = EventFormat::kJson;
   std::string container;  // "" = all; a container's name or id
+  std::string pod;        // "" = all; "NS/NAME" one pod, "NS/" a namespace
 };
 // The established TCP connections and connected UDP sockets of a target's
 // cgroups, each judged by its rules; `cut` destroys the ones not allowed.

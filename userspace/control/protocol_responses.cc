@@ -54,8 +54,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
   if (t.source == policy::TargetSource::kPattern) io.Constant("pattern", true);
   io.FieldIf(t.source == policy::TargetSource::kUser, "uid", t.uid);
   io.FieldIf(t.source == policy::TargetSource::kPattern ||
-                 t.source == policy::TargetSource::kContainer ||
-                 t.source == policy::TargetSource::kSelector,
+                 policy::IsWorkloadSource(t.source),
              "cgroups", t.cgroups);
   io.Members("cgroup_exists", t.cgroup_exists, "cgroup_id", t.cgroup_id,
              "hooks_attached", t.hooks_attached, "hooks_total", t.hooks_total,

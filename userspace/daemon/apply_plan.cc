@@ -14,8 +14,7 @@ namespace {
 // What a target enforces, as messages name it: two targets never share one.
 std::string Scope(policy::TargetSource source, const std::string& cgroup,
                   uint32_t uid, const std::string& value) {
-  if (source == policy::TargetSource::kContainer ||
-      source == policy::TargetSource::kSelector) {
+  if (policy::IsWorkloadSource(source)) {
     return absl::StrCat(policy::TargetSourceName(source), " ", value);
   }
   return source == policy::TargetSource::kUser

@@ -202,17 +202,19 @@ std::vector<std::string> ControlService::Warnings(
         "enforced; 'egressctl target remove ",
         t.name, "' lifts it"));
   }
-  const bool workload = t.source == policy::TargetSource::kContainer ||
-                        t.source == policy::TargetSource::kSelector;
+  const bool workload = policy::IsWorkloadSource(t.source);
+  const bool pods = t.source == policy::TargetSource::kPod ||
+                    t.source == policy::TargetSource::kPodSelector;
   if (workload && options_.workload_problem) {
-    if (std::string problem = options_.workload_problem(); !problem.empty()) {
+    if (std::string problem = options_.workload_problem(t.source);
+        !problem.empty()) {
       warnings.push_back(std::move(problem));
     }
   }
   if (!t.cgroup_exists) {
     warnings.push_back(
         workload
-            ? absl::StrCat("no running container is ",
+            ? absl::StrCat("no running ", pods ? "pod" : "container", " is ",
                            policy::TargetSourceName(t.source), " ",
                            t.source_value, ": each is enforced once it starts")
         : t.source == policy::TargetSource::kPattern
@@ -231,9 +233,11 @@ std::vector<std::string> ControlService::Warnings(
     std::string abs = t.cgroups[i].path == "/"
                           ? options_.cgroup_root
                           : options_.cgroup_root + t.cgroups[i].path;
-    for (std::string& w : RawCapabilityWarnings(
-             abs, kMaxProcessesChecked,
-             workload ? RawAdvice::kContainer : RawAdvice::kSystemd)) {
+    for (std::string& w :
+         RawCapabilityWarnings(abs, kMaxProcessesChecked,
+                               pods       ? RawAdvice::kPod
+                               : workload ? RawAdvice::kContainer
+                                          : RawAdvice::kSystemd)) {
       warnings.push_back(std::move(w));
     }
   }

@@ -47,7 +47,7 @@ struct ServiceOptions {
   ConnectionScan* connections = nullptr;
   // Why container targets cannot follow their containers now ("" = they
   // can); null: no container runtime.
-  std::function<std::string()> workload_problem;
+  std::function<std::string(policy::TargetSource)> workload_problem;
   // A line for egressd's log.
   std::function<void(const std::string&)> log;
 };

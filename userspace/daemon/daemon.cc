@@ -115,8 +115,11 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
-  p.workloads =
-      std::make_unique<WorkloadTargets>(p.options.docker_socket, p.cgroup_root);
+  p.workloads = std::make_unique<WorkloadTargets>(
+      WorkloadTargets::Runtimes{p.options.docker_socket,
+                                p.options.containerd_socket,
+                                p.options.containerd_namespace},
+      p.cgroup_root);
   p.learner = std::make_unique<Learner>(p.options.state_dir);
   EGRESS_RETURN_IF_ERROR(p.learner->Load());
   p.engine =
@@ -142,7 +145,9 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.events_sink_errors = [&p] { return p.records->sink_errors(); };
   o.now = [] { return absl::ToUnixSeconds(absl::Now()); };
   o.connections = p.connections.get();
-  o.workload_problem = [&p] { return p.workloads->Problem(); };
+  o.workload_problem = [&p](policy::TargetSource source) {
+    return p.workloads->Problem(source);
+  };
   o.log = Log;
   return o;
 }

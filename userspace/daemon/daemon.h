@@ -45,6 +45,9 @@ struct DaemonOptions {
   // The Docker Engine API socket, followed for container targets; "" = no
   // container runtime.
   std::string docker_socket = "/run/docker.sock";
+  // Pods: containerd's socket and namespace ("" socket = not followed).
+  std::string containerd_socket = "/run/containerd/containerd.sock";
+  std::string containerd_namespace = "k8s.io";
   // The parent cgroup of the containers, watched so that a container is
   // enforced from its first instruction ("" = the running containers'
   // parent, unless a systemd slice); what an unclassified one gets.

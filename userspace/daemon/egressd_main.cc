@@ -48,6 +48,12 @@ DEFINE_string(node_name, "",
 DEFINE_string(docker_socket, "/run/docker.sock",
               "the Docker Engine API socket followed for --container and "
               "--selector targets (\"\" = none)");
+DEFINE_string(containerd_socket, "/run/containerd/containerd.sock",
+              "containerd's API socket, followed for --pod and "
+              "--pod-selector targets (the pods the kubelet made through "
+              "CRI; \"\" = none)");
+DEFINE_string(containerd_namespace, "k8s.io",
+              "the containerd namespace of the pods (CRI's is k8s.io)");
 DEFINE_string(container_parent, "",
               "the cgroup (below the cgroup2 mount) whose children are the "
               "containers: watched so that a container a target selects is "
@@ -88,7 +94,8 @@ const std::vector<FlagGroup>& FlagGroups() {
       {"Control and state", {"socket", "state_dir"}},
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
       {"Containers",
-       {"docker_socket", "container_parent", "unclassified_containers"}},
+       {"docker_socket", "containerd_socket", "containerd_namespace",
+        "container_parent", "unclassified_containers"}},
       {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
        {"events", "node_name", "events_file", "events_file_max_bytes",
@@ -178,6 +185,8 @@ int main(int argc, char** argv) {
   opts.metrics_addr = FLAGS_metrics_addr;
   opts.policy_dir = FLAGS_policy_dir;
   opts.docker_socket = FLAGS_docker_socket;
+  opts.containerd_socket = FLAGS_containerd_socket;
+  opts.containerd_namespace = FLAGS_containerd_namespace;
   opts.container_parent = FLAGS_container_parent;
   if (FLAGS_unclassified_containers != "deny" &&
       FLAGS_unclassified_containers != "audit") {

@@ -34,12 +34,11 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
     if (spec.source != policy::TargetSource::kCgroup &&
         spec.source != policy::TargetSource::kUnit &&
         spec.source != policy::TargetSource::kPattern &&
-        spec.source != policy::TargetSource::kContainer &&
-        spec.source != policy::TargetSource::kSelector) {
+        !policy::IsWorkloadSource(spec.source)) {
       return absl::InvalidArgumentError(
           absl::StrCat("policy ", spec.name,
                        ": a policy names a cgroup, a unit, a "
-                       "cgroup pattern, a user or containers"));
+                       "cgroup pattern, a user, containers or pods"));
     }
     auto cgroup = ResolveCgroup(spec.source, spec.source_value);
     EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));

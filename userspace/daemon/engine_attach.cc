@@ -312,9 +312,13 @@ std::string Engine::CgroupPath(uint64_t cgroup_id, uint32_t target_id) {
     return it->second;
   }
   const TargetState* target = FindById(target_id);
-  if (target == nullptr) return "";
+  const bool unclassified = target_id == EGRESS_TARGET_UNCLASSIFIED_DENY ||
+                            target_id == EGRESS_TARGET_UNCLASSIFIED_AUDIT;
+  if (target == nullptr && !unclassified) return "";
   if (cgroup_paths_.size() > 65536) cgroup_paths_.clear();
-  if (IsUser(*target)) {  // anywhere in the tree: by its id, no walk
+  // A user target's cgroups are anywhere in the tree, and an unclassified
+  // workload's are new: by its id, no walk.
+  if (unclassified || IsUser(*target)) {
     auto rel = kernel_.CgroupPathOf(cgroup_id);
     if (!rel.ok()) return "";
     return cgroup_paths_[cgroup_id] = *rel;

@@ -179,9 +179,12 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
       return absl::InvalidArgumentError("a user target has no cgroup");
     case policy::TargetSource::kContainer:
     case policy::TargetSource::kSelector:
-      // Cgroups of their own, found as the containers start.
+    case policy::TargetSource::kPod:
+    case policy::TargetSource::kPodSelector:
+      // Cgroups of their own, found as the workloads start.
       if (value.empty()) {
-        return absl::InvalidArgumentError("no container name or selector");
+        return absl::InvalidArgumentError(
+            "no container name, selector, pod or pod selector");
       }
       return std::string();
   }

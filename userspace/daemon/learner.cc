@@ -35,8 +35,7 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
     // As given: a name stays a name (the uid may differ on another host).
     out.kind = policy::TargetSource::kUser;
     out.value = t.source_value;
-  } else if (t.source == policy::TargetSource::kContainer ||
-             t.source == policy::TargetSource::kSelector) {
+  } else if (policy::IsWorkloadSource(t.source)) {
     out.kind = t.source;
     out.value = t.source_value;
   } else if (t.source == policy::TargetSource::kPattern) {

@@ -41,8 +41,9 @@ std::vector<std::string> RawCapabilityWarnings(const std::string& abs_path,
               "process ", name, "[", pid,
               "] holds CAP_NET_RAW: AF_PACKET sockets skip every inet hook; "
               "drop the capability (",
-              advice == RawAdvice::kContainer
-                  ? "docker run --cap-drop NET_RAW"
+              advice == RawAdvice::kContainer ? "docker run --cap-drop NET_RAW"
+              : advice == RawAdvice::kPod
+                  ? "the pod's securityContext.capabilities.drop: [NET_RAW]"
                   : "systemd: CapabilityBoundingSet=~CAP_NET_RAW",
               ")"));
         }

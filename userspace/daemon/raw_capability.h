@@ -15,8 +15,9 @@ bool CapEffHasNetRaw(const std::string& cap_eff_hex);
 // One warning per process (up to a few) of the cgroup at `abs_path` and its
 // descendants holding CAP_NET_RAW; reads at most `max_processes` pids.
 // How the warning says to drop the capability: in a systemd unit, or for a
-// container (`docker run --cap-drop NET_RAW`).
-enum class RawAdvice { kSystemd, kContainer };
+// container (`docker run --cap-drop NET_RAW`), or for a pod (its
+// securityContext).
+enum class RawAdvice { kSystemd, kContainer, kPod };
 std::vector<std::string> RawCapabilityWarnings(
     const std::string& abs_path, size_t max_processes,
     RawAdvice advice = RawAdvice::kSystemd);

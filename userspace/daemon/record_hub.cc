@@ -19,7 +19,10 @@ int64_t RealtimeOffsetNs() {
 
 absl::StatusOr<EventFilter> FilterOf(const control::EventsRequest& r) {
   absl::StatusOr<EventFilter> filter = MakeEventFilter(r.target, r.verdict);
-  if (filter.ok()) filter->container = r.container;
+  if (filter.ok()) {
+    filter->container = r.container;
+    filter->pod = r.pod;
+  }
   return filter;
 }
 
@@ -77,7 +80,9 @@ EventContext RecordHub::Context(const egress_event& e) {
   ctx.target = target.name;
   ctx.rule_number = target.rule_number;
   engine_.RecordNames(e, &ctx.destination_names, &ctx.unlearned_names);
-  if (!target.name.empty()) {
+  // An unclassified workload's record names where it runs, too: the
+  // operator learns which new container or pod met the default.
+  if (!target.name.empty() || e.reason == EGRESS_REASON_UNCLASSIFIED) {
     ctx.cgroup_path = engine_.CgroupPath(e.cgroup_id, e.target_id);
     if (container_of_)
       ctx.container = container_of_(e.cgroup_id, ctx.cgroup_path);

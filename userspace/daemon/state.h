@@ -73,8 +73,7 @@ inline bool IsUser(const TargetState& t) {
 // the containers it selects now (EngineOptions::workload_cgroups); its
 // `cgroup` is "".
 inline bool IsWorkload(const TargetState& t) {
-  return t.source == policy::TargetSource::kContainer ||
-         t.source == policy::TargetSource::kSelector;
+  return policy::IsWorkloadSource(t.source);
 }
 // One program set attached to many cgroups, one link set per cgroup.
 inline bool HasCgroupSet(const TargetState& t) {

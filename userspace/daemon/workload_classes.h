@@ -1,15 +1,23 @@
-// Containers enforced from their first instruction: the containers' parent
-// cgroup is a workload parent (Engine::RegisterWorkloadParent), watched by
-// one program set that decides for every child cgroup; a child egressd has
-// not classified yet gets the operator's default (deny, or audit), also
-// while egressd is down. Here every running container's cgroup is classified
+// Containers and pods enforced from their first instruction: the parents of
+// their cgroups are workload parents (Engine::RegisterWorkloadParent), each
+// watched by one program set that decides for every child cgroup; a child
+// egressd has not classified yet gets the operator's default (deny, or
+// audit), also while egressd is down. Here every running workload's cgroup
+// (a pod's, shared by its containers, or a lone container's) is classified
 // as the target that selects it, or as no target's (it then passes).
 //
-// The parent is --container_parent, or else the parent of the running
-// containers' cgroups (Docker's cgroupfs driver: /docker, or dockerd's
-// --cgroup-parent). A systemd slice is never taken on its own: the default
-// would then hold every unit started in it. Nothing is registered until a
-// target selects containers.
+// Docker's parent is --container_parent, or else the parent of the running
+// containers' cgroups (the cgroupfs driver: /docker, or dockerd's
+// --cgroup-parent). A systemd slice is never taken on its own for Docker:
+// the default would then hold every unit started in it. A pod's parent is
+// that of its pod cgroup (kubepods, kubepods/burstable, or the kubepods
+// slices, which hold pods only), and kubepods above a QoS class's cgroup; a
+// parent nested in another (burstable in kubepods) is classified as no
+// target's in the outer one, while a QoS class with no pod seen yet stays
+// unclassified there (its first pod gets the default until classified). Parents
+// stay registered while any target selects workloads: a workload started later
+// is enforced from its first instruction. Nothing is registered until a
+// target selects containers or pods.
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 
@@ -17,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "userspace/daemon/engine.h"
@@ -46,7 +55,7 @@ class WorkloadClasses {
   WorkloadTargets& workloads_;
   const WorkloadClassesOptions options_;
   std::mutex mu_;
-  std::string registered_;  // the parent, once registered
+  std::set<std::string> registered_;  // the parents registered
   // cgroup id -> target ("" none, or kCovered in the .cc)
   std::map<uint64_t, std::string> classes_;
   std::string last_problem_;  // logged once

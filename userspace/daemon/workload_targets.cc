@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/containerd/containerd_watcher.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/workloads/selection.h"
 
@@ -13,70 +14,97 @@ namespace {
 // Containers whose records may still be drained after they exit.
 constexpr size_t kRememberedCgroups = 4096;
 
+EventContext::Container IdentityOf(const workloads::Container& c) {
+  return {c.name, workloads::ShortId(c.id), c.image, c.pod_namespace,
+          c.pod_name};
+}
+
 }  // namespace
 
-WorkloadTargets::WorkloadTargets(std::string docker_socket,
-                                 std::string cgroup_root)
-    : docker_socket_(std::move(docker_socket)),
-      cgroup_root_(std::move(cgroup_root)) {}
+WorkloadTargets::WorkloadTargets(Runtimes runtimes, std::string cgroup_root)
+    : runtimes_(std::move(runtimes)), cgroup_root_(std::move(cgroup_root)) {}
 
-WorkloadTargets::~WorkloadTargets() { watcher_.reset(); }
+WorkloadTargets::~WorkloadTargets() {
+  // Their threads call back into this object: stopped before it goes.
+  docker_.reset();
+  containerd_.reset();
+}
 
 absl::Status WorkloadTargets::Start(
     std::function<void()> changed,
     std::function<void(const std::string&)> log) {
-  if (docker_socket_.empty()) return absl::OkStatus();
-  workloads::DockerWatcherOptions o;
-  o.socket_path = docker_socket_;
-  o.pid_cgroup = [root = cgroup_root_](int pid) -> absl::StatusOr<std::string> {
+  auto pid_cgroup = [root =
+                         cgroup_root_](int pid) -> absl::StatusOr<std::string> {
     EGRESS_ASSIGN_OR_RETURN(std::string path, CgroupOfPid(pid));
     return NormalizeCgroupPath(path, root);
   };
-  o.changed = [this, changed] {
+  auto on_change = [this, changed] {
     Remember();
     if (changed) changed();
   };
-  o.log = std::move(log);
-  EGRESS_ASSIGN_OR_RETURN(auto watcher,
-                          workloads::DockerWatcher::Start(std::move(o)));
+  std::unique_ptr<workloads::DockerWatcher> docker;
+  if (!runtimes_.docker_socket.empty()) {
+    workloads::DockerWatcherOptions o;
+    o.socket_path = runtimes_.docker_socket;
+    o.pid_cgroup = pid_cgroup;
+    o.changed = on_change;
+    o.log = log;
+    EGRESS_ASSIGN_OR_RETURN(docker,
+                            workloads::DockerWatcher::Start(std::move(o)));
+  }
+  std::unique_ptr<containerd::ContainerdWatcher> containerd;
+  if (!runtimes_.containerd_socket.empty()) {
+    containerd::ContainerdWatcherOptions o;
+    o.socket = runtimes_.containerd_socket;
+    if (!runtimes_.containerd_namespace.empty()) {
+      o.ns = runtimes_.containerd_namespace;
+    }
+    o.pid_cgroup = pid_cgroup;
+    o.changed = on_change;
+    o.log = [log, ns = o.ns](const std::string& problem) {
+      if (log) log(absl::StrCat("containerd (namespace ", ns, "): ", problem));
+    };
+    containerd = containerd::ContainerdWatcher::Start(std::move(o));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    watcher_ = std::move(watcher);
+    docker_ = std::move(docker);
+    containerd_ = std::move(containerd);
+    started_ = true;
   }
   Remember();
   if (changed) changed();
   return absl::OkStatus();
 }
 
-std::vector<std::string> WorkloadTargets::CgroupsOf(
-    const TargetState& t) const {
-  std::vector<std::string> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!watcher_) return out;
-  for (const workloads::Container& c : workloads::SelectContainers(
-           t.source, t.source_value, watcher_->Running())) {
-    out.push_back(c.cgroup);
+std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
+  std::vector<workloads::Container> out;
+  if (docker_) out = docker_->Running();
+  if (containerd_) {
+    std::vector<workloads::Container> more = containerd_->Running();
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
   }
   return out;
 }
 
+std::vector<std::string> WorkloadTargets::CgroupsOf(
+    const TargetState& t) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workloads::SelectWorkloadCgroups(t.source, t.source_value,
+                                          RunningLocked());
+}
+
 std::vector<workloads::Container> WorkloadTargets::Running() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!watcher_) return {};
-  return watcher_->Running();
+  return RunningLocked();
 }
 
 void WorkloadTargets::Remember() {
-  workloads::DockerWatcher* watcher;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    watcher = watcher_.get();
-  }
-  // A first change before Start set watcher_ is taken when it returns.
-  if (watcher == nullptr) return;
-  std::vector<workloads::Container> running = watcher->Running();
   std::lock_guard<std::mutex> lock(mu_);
-  for (const workloads::Container& c : running) {
+  // A first change before Start set the watchers is taken when it returns.
+  if (!started_) return;
+  for (const workloads::Container& c : RunningLocked()) {
     struct stat st;
     // On cgroup2 a cgroup's id is its directory's inode number.
     if (c.cgroup.empty() || stat((cgroup_root_ + c.cgroup).c_str(), &st) != 0) {
@@ -90,7 +118,7 @@ void WorkloadTargets::Remember() {
         remembered_.pop_front();
       }
     }
-    by_cgroup_id_[id] = {c.name, workloads::ShortId(c.id), c.image};
+    by_cgroup_id_[id] = IdentityOf(c);
   }
 }
 
@@ -101,25 +129,46 @@ EventContext::Container WorkloadTargets::ContainerOf(
     return it->second;
   }
   // A process in a cgroup below the container's own.
-  if (watcher_ && !cgroup_path.empty()) {
-    if (auto c =
-            workloads::ContainerOfCgroup(cgroup_path, watcher_->Running())) {
-      return {c->name, workloads::ShortId(c->id), c->image};
+  if (!cgroup_path.empty()) {
+    if (auto c = workloads::ContainerOfCgroup(cgroup_path, RunningLocked())) {
+      return IdentityOf(*c);
     }
   }
   return {};
 }
 
-std::string WorkloadTargets::Problem() const {
+std::string WorkloadTargets::Problem(policy::TargetSource source) const {
+  const bool pods = source == policy::TargetSource::kPod ||
+                    source == policy::TargetSource::kPodSelector;
   std::lock_guard<std::mutex> lock(mu_);
-  if (docker_socket_.empty()) {
-    return "no container runtime is configured (egressd --docker_socket)";
+  const std::string docker =
+      runtimes_.docker_socket.empty()
+          ? "Docker is not followed (egressd --docker_socket)"
+      : !docker_ ? "Docker is not followed yet"
+      : docker_->Problem().empty()
+          ? ""
+          : absl::StrCat("Docker cannot be followed: ", docker_->Problem(),
+                         " (egressd --docker_socket)");
+  const std::string containerd =
+      runtimes_.containerd_socket.empty()
+          ? "containerd is not followed (egressd --containerd_socket)"
+      : !containerd_ ? "containerd is not followed yet"
+      : containerd_->Problem().empty()
+          ? ""
+          : absl::StrCat(
+                "containerd cannot be followed: ", containerd_->Problem(),
+                " (egressd --containerd_socket)");
+  if (pods) {
+    return containerd.empty()
+               ? ""
+               : absl::StrCat("pods cannot be found: ", containerd);
   }
-  if (!watcher_) return "the container runtime is not followed yet";
-  std::string problem = watcher_->Problem();
-  if (problem.empty()) return "";
-  return absl::StrCat("containers cannot be followed: ", problem,
-                      " (egressd --docker_socket)");
+  // A container may run under either runtime: one that answers will do.
+  if (docker.empty() ||
+      (runtimes_.docker_socket.empty() && containerd.empty())) {
+    return "";
+  }
+  return absl::StrCat("containers cannot be followed: ", docker);
 }
 
 }  // namespace egress

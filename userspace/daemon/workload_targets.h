@@ -1,8 +1,9 @@
-// egressd's side of targets that select containers: the Docker watcher, the
-// seam that gives the engine each such target's cgroups now, and the
-// identity (name, short id, image) of the container behind a record's
-// cgroup, remembered by cgroup id so that records of a container that has
-// exited still name it.
+// egressd's side of targets that select containers and pods: the runtimes
+// followed (Docker's Engine API; containerd's, whose k8s.io namespace holds
+// what the kubelet's CRI made), the seam that gives the engine each such
+// target's cgroups now, and the identity (name, short id, image, pod) of
+// the container behind a record's cgroup, remembered by cgroup id so that
+// records of a container that has exited still name it.
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_TARGETS_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_TARGETS_H_
 
@@ -18,18 +19,27 @@
 #include "absl/status/status.h"
 #include "userspace/daemon/state.h"
 #include "userspace/events/event_json.h"
+#include "userspace/policy/vocabulary.h"
 #include "userspace/workloads/docker_watcher.h"
+
+namespace egress::containerd {
+class ContainerdWatcher;
+}  // namespace egress::containerd
 
 namespace egress {
 
 class WorkloadTargets {
  public:
-  // `docker_socket` "" = no runtime: workload targets select nothing and
-  // say so in status.
-  WorkloadTargets(std::string docker_socket, std::string cgroup_root);
-  ~WorkloadTargets();  // stops the watcher
+  struct Runtimes {
+    std::string docker_socket;      // "" = Docker is not followed
+    std::string containerd_socket;  // "" = containerd is not followed
+    std::string containerd_namespace;
+  };
+  // With no runtime, workload targets select nothing and say so in status.
+  WorkloadTargets(Runtimes runtimes, std::string cgroup_root);
+  ~WorkloadTargets();  // stops the watchers
 
-  // Starts following the runtime; `changed` runs (on the watcher's thread)
+  // Starts following the runtimes; `changed` runs (on a watcher's thread)
   // after the running containers changed.
   absl::Status Start(std::function<void()> changed,
                      std::function<void(const std::string&)> log);
@@ -38,19 +48,25 @@ class WorkloadTargets {
   // containers `t` selects. The per-socket classification that replaces
   // per-cgroup attachment takes the same answer.
   std::vector<std::string> CgroupsOf(const TargetState& t) const;
-  // The running containers (none without a runtime).
+  // The running containers of every runtime (none without a runtime).
   std::vector<workloads::Container> Running() const;
   // The container of a record's cgroup ({} when none is known).
   EventContext::Container ContainerOf(uint64_t cgroup_id,
                                       const std::string& cgroup_path);
-  // "" when the runtime is followed; otherwise what a status warning says.
-  std::string Problem() const;
+  // "" when a runtime that can run what a target of `source` names is
+  // followed (pods: containerd; containers: Docker or containerd);
+  // otherwise what a status warning says.
+  std::string Problem(policy::TargetSource source) const;
 
  private:
   void Remember();  // the cgroup ids of the running containers
+  std::vector<workloads::Container> RunningLocked() const;
 
-  const std::string docker_socket_, cgroup_root_;
-  std::unique_ptr<workloads::DockerWatcher> watcher_;
+  const Runtimes runtimes_;
+  const std::string cgroup_root_;
+  std::unique_ptr<workloads::DockerWatcher> docker_;
+  std::unique_ptr<containerd::ContainerdWatcher> containerd_;
+  bool started_ = false;
   mutable std::mutex mu_;
   std::map<uint64_t, EventContext::Container> by_cgroup_id_;
   std::deque<uint64_t> remembered_;  // oldest first, bounded

@@ -27,6 +27,15 @@ bool EventFilter::ContainerMatches(const EventContext::Container& c) const {
           absl::StartsWith(container, c.id));
 }
 
+bool EventFilter::PodMatches(const EventContext::Container& c) const {
+  if (c.pod_name.empty()) return false;
+  if (absl::EndsWith(pod, "/")) {
+    return pod.size() == c.pod_namespace.size() + 1 &&
+           absl::StartsWith(pod, c.pod_namespace);
+  }
+  return pod == absl::StrCat(c.pod_namespace, "/", c.pod_name);
+}
+
 absl::StatusOr<EventFilter> MakeEventFilter(std::string target,
                                             absl::string_view verdict) {
   EventFilter filter;

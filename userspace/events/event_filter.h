@@ -23,13 +23,18 @@ struct EventFilter {
   // "" = every record; else the records of the container of that name or
   // short id (or a prefix of the id of at least 4 digits).
   std::string container;
+  // "" = every record; else "NAMESPACE/NAME" for one pod's records, or
+  // "NAMESPACE/" for those of every pod of the namespace.
+  std::string pod;
 
   bool Matches(const EventRecord& record) const {
     return (target.empty() || record.ctx.target == target) &&
            (!verdict.has_value() || record.raw.verdict == *verdict) &&
-           (container.empty() || ContainerMatches(record.ctx.container));
+           (container.empty() || ContainerMatches(record.ctx.container)) &&
+           (pod.empty() || PodMatches(record.ctx.container));
   }
   bool ContainerMatches(const EventContext::Container& c) const;
+  bool PodMatches(const EventContext::Container& c) const;
 };
 
 // A filter from request words: `verdict` "" means every verdict. Errors as

@@ -268,6 +268,10 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
                       {"id", AsciiOnly(ctx.container.id)},
                       {"image", AsciiOnly(ctx.container.image)}};
   }
+  if (!ctx.container.pod_name.empty()) {
+    j["pod"] = {{"namespace", AsciiOnly(ctx.container.pod_namespace)},
+                {"name", AsciiOnly(ctx.container.pod_name)}};
+  }
   if (IsExistingKind(e)) {
     j["l4"] = {{"protocol", ProtoLabel(e.proto)},
                {"family", family},

@@ -61,6 +61,8 @@ struct EventContext {
   // containers (all "" otherwise): its name, short id and image.
   struct Container {
     std::string name, id, image;
+    // The pod it runs in (from CRI's labels); empty outside Kubernetes.
+    std::string pod_namespace, pod_name;
     bool operator==(const Container&) const = default;
   } container;
 };

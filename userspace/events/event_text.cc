@@ -88,6 +88,10 @@ std::string RenderText(const EventRecord& record) {
   }
   std::string out =
       absl::StrCat(When(record), " ", AsciiOnly(record.ctx.target), " ");
+  if (!record.ctx.container.pod_name.empty()) {
+    absl::StrAppend(&out, "pod ", AsciiOnly(record.ctx.container.pod_namespace),
+                    "/", AsciiOnly(record.ctx.container.pod_name), " ");
+  }
   if (!record.ctx.container.name.empty()) {
     absl::StrAppend(&out, "container ", AsciiOnly(record.ctx.container.name),
                     " (", AsciiOnly(record.ctx.container.image), ") ");

@@ -26,6 +26,7 @@
 #include "userspace/policy/label_selector.h"
 #include "userspace/policy/name_rules.h"
 #include "userspace/policy/names.h"
+#include "userspace/policy/pod_ref.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
@@ -71,6 +72,8 @@ constexpr WordOf<TargetSource> kTargetFields[] = {
     {TargetSource::kUser, "user"},
     {TargetSource::kContainer, "container"},
     {TargetSource::kSelector, "selector"},
+    {TargetSource::kPod, "pod"},
+    {TargetSource::kPodSelector, "podSelector"},
 };
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
@@ -231,6 +234,8 @@ class Parser {
   absl::Status ParseMetadata(const yaml::Node& node, Policy* policy) const;
   absl::Status ParseSpec(const yaml::Node& node, Policy* policy) const;
   absl::Status ParseTarget(const yaml::Node& node, Policy* policy) const;
+  // {namespace: NS, podSelector: {...}} or {namespace: NS, pod: NAME}.
+  absl::Status ParsePodTarget(const Fields& f, Policy* policy) const;
   // selector: {matchLabels: {key: value, ...}} -> "key=value,..." (sorted).
   absl::StatusOr<std::string> ParseSelector(const yaml::Node& node,
                                             const std::string& path) const;
@@ -528,20 +533,20 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
   EGRESS_RETURN_IF_ERROR(
       GetFields(node, "spec.target",
                 {"cgroupPath", "systemdUnit", "cgroupPattern", "user",
-                 "container", "selector", "namespace", "podSelector"},
+                 "container", "selector", "namespace", "podSelector", "pod"},
                 &f));
   if (f.empty()) {
     return Error(node, "spec.target",
                  "expected one of cgroupPath, systemdUnit, cgroupPattern, "
-                 "user, container or selector");
+                 "user, container, selector, or namespace with podSelector "
+                 "or pod");
   }
-  for (const char* pod_field : {"namespace", "podSelector"}) {
-    if (auto it = f.find(pod_field); it != f.end()) {
-      return Error(it->second.first, absl::StrCat("spec.target.", pod_field),
-                   "pods (namespace, podSelector) are not supported yet; "
-                   "target a Docker container with container: NAME or "
-                   "selector: {matchLabels: {...}}");
-    }
+  const bool pod_target =
+      f.count("namespace") || f.count("podSelector") || f.count("pod");
+  const size_t pod_fields =
+      f.count("namespace") + f.count("podSelector") + f.count("pod");
+  if (pod_target && pod_fields == f.size()) {
+    return ParsePodTarget(f, policy);
   }
   if (f.size() > 1) {
     // Point at the second key in file order.
@@ -585,6 +590,67 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
         ParseCgroupPath(v, path,
                         policy->target.kind == TargetSource::kPattern));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParsePodTarget(const Fields& f, Policy* policy) const {
+  auto ns = f.find("namespace");
+  auto selector = f.find("podSelector");
+  auto pod = f.find("pod");
+  if (ns == f.end()) {
+    const auto& given = selector != f.end() ? *selector : *pod;
+    return Error(given.second.first, absl::StrCat("spec.target.", given.first),
+                 "needs namespace: a pod target names its namespace (a "
+                 "selector never spans namespaces)");
+  }
+  if (selector != f.end() && pod != f.end()) {
+    return Error(pod->second.first, "spec.target.pod",
+                 "a policy has exactly one target; podSelector is already "
+                 "given");
+  }
+  if (selector == f.end() && pod == f.end()) {
+    return Error(ns->second.first, "spec.target.namespace",
+                 "needs podSelector (podSelector: {} for every pod of the "
+                 "namespace) or pod: NAME");
+  }
+  const yaml::Node& ns_node = ns->second.second;
+  EGRESS_ASSIGN_OR_RETURN(std::string ns_name,
+                          GetScalar(ns_node, "spec.target.namespace"));
+  if (absl::Status st = CheckNamespace(ns_name); !st.ok()) {
+    return Error(ns_node, "spec.target.namespace", st.message());
+  }
+  policy->target_location = ToLocation(ns_node.Mark());
+  if (pod != f.end()) {
+    const yaml::Node& v = pod->second.second;
+    EGRESS_ASSIGN_OR_RETURN(std::string name, GetScalar(v, "spec.target.pod"));
+    if (absl::Status st = CheckPodName(name); !st.ok()) {
+      return Error(v, "spec.target.pod", st.message());
+    }
+    policy->target.kind = TargetSource::kPod;
+    policy->target.value = PodRefText({ns_name, name});
+    return absl::OkStatus();
+  }
+  // NetworkPolicy's podSelector: {} (or null) is every pod of the namespace.
+  const yaml::Node& v = selector->second.second;
+  const std::string path = "spec.target.podSelector";
+  PodSelector out{ns_name, {}};
+  if (!v.IsNull() && !(v.IsMap() && v.size() == 0)) {
+    Fields sf;
+    EGRESS_RETURN_IF_ERROR(
+        GetFields(v, path, {"matchLabels", "matchExpressions"}, &sf));
+    if (auto it = sf.find("matchExpressions"); it != sf.end()) {
+      return Error(it->second.first, absl::StrCat(path, ".matchExpressions"),
+                   "not supported; select with matchLabels");
+    }
+    auto labels = sf.find("matchLabels");
+    if (labels != sf.end() && !labels->second.second.IsNull() &&
+        !(labels->second.second.IsMap() && labels->second.second.size() == 0)) {
+      EGRESS_ASSIGN_OR_RETURN(std::string text, ParseSelector(v, path));
+      EGRESS_ASSIGN_OR_RETURN(out.labels, ParseLabelSelector(text));
+    }
+  }
+  policy->target.kind = TargetSource::kPodSelector;
+  policy->target.value = PodSelectorText(out);
   return absl::OkStatus();
 }
 

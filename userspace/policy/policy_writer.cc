@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "userspace/policy/label_selector.h"
+#include "userspace/policy/pod_ref.h"
 #include "userspace/policy/services.h"
 #include "yaml-cpp/yaml.h"
 
@@ -338,9 +339,33 @@ std::string EmitHead(const PolicyDocument& doc) {
   }
   out << YAML::EndMap;
   out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "target" << YAML::Value << YAML::BeginMap << YAML::Key
-      << TargetKindName(doc.target.kind) << YAML::Value;
-  if (doc.target.kind == TargetSource::kSelector) {
+  out << YAML::Key << "target" << YAML::Value << YAML::BeginMap;
+  // Pods in NetworkPolicy's shape: the namespace, then the pod or selector.
+  if (doc.target.kind == TargetSource::kPod) {
+    PodRef pod = ParsePodRef(doc.target.value).value_or(PodRef{});
+    out << YAML::Key << "namespace" << YAML::Value << pod.ns;
+  } else if (doc.target.kind == TargetSource::kPodSelector) {
+    PodSelector selector =
+        ParsePodSelector(doc.target.value).value_or(PodSelector{});
+    out << YAML::Key << "namespace" << YAML::Value << selector.ns;
+  }
+  out << YAML::Key << TargetKindName(doc.target.kind) << YAML::Value;
+  if (doc.target.kind == TargetSource::kPod) {
+    out << ParsePodRef(doc.target.value).value_or(PodRef{}).name;
+  } else if (doc.target.kind == TargetSource::kPodSelector) {
+    PodSelector selector =
+        ParsePodSelector(doc.target.value).value_or(PodSelector{});
+    if (selector.labels.empty()) {
+      out << YAML::Flow << YAML::BeginMap << YAML::EndMap;  // every pod
+    } else {
+      out << YAML::BeginMap << YAML::Key << "matchLabels" << YAML::Value
+          << YAML::BeginMap;
+      for (const auto& [key, value] : selector.labels) {
+        out << YAML::Key << key << YAML::Value << value;
+      }
+      out << YAML::EndMap << YAML::EndMap;
+    }
+  } else if (doc.target.kind == TargetSource::kSelector) {
     // The selector's canonical text was checked when it was parsed.
     out << YAML::BeginMap << YAML::Key << "matchLabels" << YAML::Value
         << YAML::BeginMap;

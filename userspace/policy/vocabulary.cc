@@ -22,6 +22,8 @@ constexpr WordOf<TargetSource> kTargetSources[] = {
     {TargetSource::kUser, "user"},
     {TargetSource::kContainer, "container"},
     {TargetSource::kSelector, "selector"},
+    {TargetSource::kPod, "pod"},
+    {TargetSource::kPodSelector, "pod-selector"},
 };
 
 }  // namespace

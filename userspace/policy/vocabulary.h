@@ -40,7 +40,21 @@ enum class TargetSource : uint8_t {
   // prefix), or every one whose labels match a selector ("k=v,k2=v2").
   kContainer,
   kSelector,
+  // Pods, from the labels the kubelet's CRI writes on their containers
+  // (containerd's k8s.io namespace): one pod ("shop/web-7d9"), or every pod
+  // of a namespace whose labels match ("shop/app=web"; "shop/" = all of
+  // them, as NetworkPolicy's empty podSelector). See pod_ref.h.
+  kPod,
+  kPodSelector,
 };
+
+// Targets that name workloads a container runtime reports (containers,
+// pods), not cgroups: egressd finds their cgroups through the runtime.
+inline bool IsWorkloadSource(TargetSource source) {
+  return source == TargetSource::kContainer ||
+         source == TargetSource::kSelector || source == TargetSource::kPod ||
+         source == TargetSource::kPodSelector;
+}
 
 // "enforce" / "audit". InvalidArgument names the word and the choices.
 absl::StatusOr<Mode> ParseMode(absl::string_view word);
@@ -56,7 +70,7 @@ std::string LoggingLevelName(LoggingLevel level);
 uint8_t LoggingFlags(LoggingLevel level);
 
 // "cgroup" / "unit" / "pid" / "pattern" / "user" / "container" /
-// "selector".
+// "selector" / "pod" / "pod-selector".
 absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word);
 std::string TargetSourceName(TargetSource source);
 

@@ -1,35 +1,68 @@
 #include "userspace/workloads/selection.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "userspace/policy/pod_ref.h"
 
 namespace egress::workloads {
 
-bool IsWorkloadSource(policy::TargetSource source) {
-  return source == policy::TargetSource::kContainer ||
-         source == policy::TargetSource::kSelector;
+namespace {
+
+using policy::TargetSource;
+
+// Whether a container is selected, for one target's value; nullopt when the
+// value cannot be read (it selects nothing).
+std::optional<std::function<bool(const Container&)>> Matcher(
+    TargetSource source, const std::string& value) {
+  switch (source) {
+    case TargetSource::kContainer:
+      return [value](const Container& c) { return NamesContainer(c, value); };
+    case TargetSource::kSelector: {
+      auto selector = policy::ParseLabelSelector(value);
+      if (!selector.ok()) return std::nullopt;
+      return [labels = *std::move(selector)](const Container& c) {
+        return policy::SelectorMatches(labels, c.labels);
+      };
+    }
+    case TargetSource::kPod: {
+      auto pod = policy::ParsePodRef(value);
+      if (!pod.ok()) return std::nullopt;
+      return [ref = *std::move(pod)](const Container& c) {
+        return c.pod_namespace == ref.ns && c.pod_name == ref.name;
+      };
+    }
+    case TargetSource::kPodSelector: {
+      auto selector = policy::ParsePodSelector(value);
+      if (!selector.ok()) return std::nullopt;
+      return [sel = *std::move(selector)](const Container& c) {
+        return policy::PodSelectorMatches(sel, c.pod_namespace, c.labels);
+      };
+    }
+    default:
+      return std::nullopt;
+  }
 }
+
+std::string ParentOf(const std::string& cgroup) {
+  const size_t slash = cgroup.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/"
+                                                  : cgroup.substr(0, slash);
+}
+
+}  // namespace
 
 std::vector<Container> SelectContainers(policy::TargetSource source,
                                         const std::string& value,
                                         const std::vector<Container>& running) {
   std::vector<Container> out;
-  policy::Labels selector;
-  if (source == policy::TargetSource::kSelector) {
-    auto parsed = policy::ParseLabelSelector(value);
-    if (!parsed.ok()) return out;
-    selector = *std::move(parsed);
-  } else if (source != policy::TargetSource::kContainer) {
-    return out;
-  }
+  auto selected = Matcher(source, value);
+  if (!selected) return out;
   for (const Container& c : running) {
     if (!c.running || c.cgroup.empty()) continue;
-    const bool selected = source == policy::TargetSource::kContainer
-                              ? NamesContainer(c, value)
-                              : policy::SelectorMatches(selector, c.labels);
-    if (selected) out.push_back(c);
+    if ((*selected)(c)) out.push_back(c);
   }
   std::sort(out.begin(), out.end(), [](const Container& a, const Container& b) {
     return a.cgroup < b.cgroup;
@@ -47,6 +80,24 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
     }
     out = std::move(exact);
   }
+  return out;
+}
+
+std::string WorkloadCgroup(const Container& c) {
+  if (c.pod_namespace.empty() || c.cgroup.empty()) return c.cgroup;
+  const std::string pod = ParentOf(c.cgroup);
+  return pod == "/" ? c.cgroup : pod;
+}
+
+std::vector<std::string> SelectWorkloadCgroups(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running) {
+  std::vector<std::string> out;
+  for (const Container& c : SelectContainers(source, value, running)) {
+    out.push_back(WorkloadCgroup(c));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

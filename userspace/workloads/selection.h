@@ -12,16 +12,27 @@
 
 namespace egress::workloads {
 
-// A target that names containers, not cgroups (kContainer, kSelector).
-bool IsWorkloadSource(policy::TargetSource source);
-
 // The running containers that `value` selects: kContainer names one (name,
 // id or id prefix, NamesContainer); kSelector is a label selector text
-// (policy::ParseLabelSelector; an unparsable one selects nothing). Sorted by
-// cgroup, each cgroup once, containers without a cgroup left out.
+// (policy::ParseLabelSelector); kPod is "NAMESPACE/NAME" and kPodSelector
+// "NAMESPACE/k=v,..." (policy/pod_ref.h): every container of the selected
+// pods. An unparsable value selects nothing. Sorted by cgroup, each cgroup
+// once, containers without a cgroup left out.
 std::vector<Container> SelectContainers(policy::TargetSource source,
                                         const std::string& value,
                                         const std::vector<Container>& running);
+
+// The cgroup a workload's policy is attached to and classified by: a pod
+// container's pod (the parent of its own cgroup: kubepods/.../pod<uid>,
+// or kubepods-...-pod<uid>.slice), so every container of a pod, its sandbox
+// included, shares one decision; any other container's own cgroup.
+std::string WorkloadCgroup(const Container& c);
+
+// WorkloadCgroup of each container SelectContainers selects, sorted, each
+// once.
+std::vector<std::string> SelectWorkloadCgroups(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running);
 
 // The container whose cgroup is `cgroup` or an ancestor of it.
 std::optional<Container> ContainerOfCgroup(

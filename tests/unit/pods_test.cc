@@ -1,0 +1,253 @@
+// Pod targets without root: how a pod and a pod selector are written
+// (NAMESPACE/NAME, NAMESPACE/k=v), which pods they select and the cgroup a
+// pod is decided by, records and filters that name a pod, and the CLI and
+// policy file forms (NetworkPolicy's namespace + podSelector).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/cli/cli_parse.h"
+#include "userspace/events/event_filter.h"
+#include "userspace/events/event_json.h"
+#include "userspace/events/event_text.h"
+#include "userspace/policy/pod_ref.h"
+#include "userspace/policy/policy_file.h"
+#include "userspace/policy/policy_writer.h"
+#include "userspace/workloads/selection.h"
+
+namespace egress {
+namespace {
+
+using policy::Labels;
+using policy::TargetSource;
+using ::testing::HasSubstr;
+using workloads::Container;
+
+TEST(PodRefTest, ParsesPodsAndSelectors) {
+  auto pod = policy::ParsePodRef("shop/web-7d9c4-x2x9k");
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  EXPECT_EQ(*pod, (policy::PodRef{"shop", "web-7d9c4-x2x9k"}));
+  EXPECT_EQ(policy::PodRefText(*pod), "shop/web-7d9c4-x2x9k");
+  EXPECT_STATUS(policy::ParsePodRef("web"), absl::StatusCode::kInvalidArgument,
+                "expected NAMESPACE/NAME");
+  EXPECT_STATUS(policy::ParsePodRef("Shop/web"),
+                absl::StatusCode::kInvalidArgument, "not a namespace name");
+  EXPECT_STATUS(policy::ParsePodRef("shop/-web"),
+                absl::StatusCode::kInvalidArgument, "not a pod name");
+
+  auto sel = policy::ParsePodSelector("shop/tier=front,app=web");
+  ASSERT_TRUE(sel.ok()) << sel.status();
+  EXPECT_EQ(sel->ns, "shop");
+  EXPECT_EQ(sel->labels, (Labels{{"app", "web"}, {"tier", "front"}}));
+  EXPECT_EQ(policy::PodSelectorText(*sel), "shop/app=web,tier=front");
+  auto all = policy::ParsePodSelector("shop/");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_TRUE(all->labels.empty());
+  EXPECT_EQ(policy::PodSelectorText(*all), "shop/");
+  EXPECT_STATUS(policy::ParsePodSelector("app=web"),
+                absl::StatusCode::kInvalidArgument, "expected NAMESPACE/");
+  EXPECT_STATUS(policy::ParsePodSelector("shop/app"),
+                absl::StatusCode::kInvalidArgument, "not key=value");
+
+  EXPECT_TRUE(policy::PodSelectorMatches(*sel, "shop",
+                                         {{"app", "web"}, {"tier", "front"}}));
+  EXPECT_FALSE(policy::PodSelectorMatches(*sel, "shop", {{"app", "web"}}));
+  EXPECT_FALSE(policy::PodSelectorMatches(*sel, "kube-system",
+                                          {{"app", "web"}, {"tier", "front"}}));
+  // Every pod of the namespace, none of another, no container outside pods.
+  EXPECT_TRUE(policy::PodSelectorMatches(*all, "shop", {}));
+  EXPECT_FALSE(policy::PodSelectorMatches(*all, "other", {}));
+  EXPECT_FALSE(policy::PodSelectorMatches(*all, "", {}));
+}
+
+Container PodContainer(const std::string& id, const std::string& ns,
+                       const std::string& pod, const std::string& cgroup,
+                       Labels labels = {}) {
+  Container c;
+  c.id = id;
+  c.name = id;
+  c.cgroup = cgroup;
+  c.labels = std::move(labels);
+  c.pod_namespace = ns;
+  c.pod_name = pod;
+  c.running = true;
+  c.pid = 1;
+  return c;
+}
+
+TEST(PodSelectionTest, PodsByNameAndLabelsDecidedByThePodCgroup) {
+  const std::vector<Container> running = {
+      // Pod web-1: its sandbox and one container, both in pod cgroup p1.
+      PodContainer("s1", "shop", "web-1", "/kubepods/burstable/p1/s1",
+                   {{"app", "web"}}),
+      PodContainer("c1", "shop", "web-1", "/kubepods/burstable/p1/c1",
+                   {{"app", "web"}}),
+      PodContainer("c2", "shop", "web-2", "/kubepods/p2/c2", {{"app", "web"}}),
+      PodContainer("c3", "shop", "db-1", "/kubepods/p3/c3", {{"app", "db"}}),
+      PodContainer("c4", "other", "web-9", "/kubepods/p4/c4", {{"app", "web"}}),
+  };
+  auto cgroups = [&](TargetSource s, const std::string& v) {
+    return workloads::SelectWorkloadCgroups(s, v, running);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/app=web"),
+            (V{"/kubepods/burstable/p1", "/kubepods/p2"}));
+  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/app=db"),
+            V{"/kubepods/p3"});
+  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/"),
+            (V{"/kubepods/burstable/p1", "/kubepods/p2", "/kubepods/p3"}));
+  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "other/app=web"),
+            V{"/kubepods/p4"});
+  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "app=web"), V{});  // no ns
+  EXPECT_EQ(cgroups(TargetSource::kPod, "shop/web-1"),
+            V{"/kubepods/burstable/p1"});
+  EXPECT_EQ(cgroups(TargetSource::kPod, "shop/web-9"), V{});
+  // A pod's container selects by the pod's cgroup; a lone container by its
+  // own.
+  EXPECT_EQ(workloads::WorkloadCgroup(running[1]), "/kubepods/burstable/p1");
+  Container lone = running[1];
+  lone.pod_namespace.clear();
+  lone.pod_name.clear();
+  EXPECT_EQ(workloads::WorkloadCgroup(lone), "/kubepods/burstable/p1/c1");
+}
+
+TEST(PodRecordTest, JsonTextAndFilter) {
+  egress_event e{};
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = IPPROTO_TCP;
+  e.hook = EGRESS_HOOK_CONNECT4;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.reason = EGRESS_REASON_NO_MATCH;
+  e.port = htons(25);
+  EventRecord r;
+  r.raw = e;
+  r.ctx.target = "shop-web";
+  r.ctx.container = {"web", "8f3a5c2e9d1b", "shop/web:3", "shop", "web-1"};
+  nlohmann::json j = EventToJson(r.raw, r.ctx);
+  EXPECT_EQ(j["pod"],
+            (nlohmann::json{{"namespace", "shop"}, {"name", "web-1"}}));
+  EXPECT_EQ(j["container"]["name"], "web");
+  EXPECT_THAT(RenderText(r), HasSubstr("pod shop/web-1 container web"));
+  EventContext docker;
+  docker.container = {"web", "8f3a5c2e9d1b", "nginx", "", ""};
+  EXPECT_FALSE(EventToJson(r.raw, docker).contains("pod"));
+
+  EventFilter f;
+  f.pod = "shop/web-1";
+  EXPECT_TRUE(f.Matches(r));
+  f.pod = "shop/";
+  EXPECT_TRUE(f.Matches(r));
+  f.pod = "sho/";
+  EXPECT_FALSE(f.Matches(r));
+  f.pod = "shop/web-2";
+  EXPECT_FALSE(f.Matches(r));
+  r.ctx.container = docker.container;
+  f.pod = "shop/";
+  EXPECT_FALSE(f.Matches(r));
+}
+
+std::string PolicyWithTarget(const std::string& target) {
+  return absl::StrCat(
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+      "  name: web\nspec:\n  target:\n",
+      target);
+}
+
+TEST(PodPolicyTest, NamespaceWithPodSelectorOrPod) {
+  auto target = [](const std::string& text) {
+    auto p = policy::ParsePolicy(PolicyWithTarget(text), "web.yaml");
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? p->target : policy::PolicyTarget{};
+  };
+  EXPECT_EQ(target("    namespace: shop\n    podSelector:\n      matchLabels:"
+                   "\n        tier: front\n        app: web\n"),
+            (policy::PolicyTarget{TargetSource::kPodSelector,
+                                  "shop/app=web,tier=front"}));
+  EXPECT_EQ(target("    namespace: shop\n    podSelector: {}\n"),
+            (policy::PolicyTarget{TargetSource::kPodSelector, "shop/"}));
+  EXPECT_EQ(target("    namespace: shop\n    pod: web-7d9c4-x2x9k\n"),
+            (policy::PolicyTarget{TargetSource::kPod, "shop/web-7d9c4-x2x9k"}));
+  // Written and read back the same.
+  for (const policy::PolicyTarget& t :
+       {policy::PolicyTarget{TargetSource::kPodSelector, "shop/app=web"},
+        policy::PolicyTarget{TargetSource::kPodSelector, "shop/"},
+        policy::PolicyTarget{TargetSource::kPod, "shop/web-1"}}) {
+    policy::PolicyDocument doc;
+    doc.name = "web";
+    doc.target = t;
+    const std::string text = policy::WritePolicy(doc);
+    auto again = policy::ParsePolicy(text, "x.yaml");
+    ASSERT_TRUE(again.ok()) << again.status() << text;
+    EXPECT_EQ(again->target, t) << text;
+  }
+}
+
+TEST(PodPolicyTest, ErrorsNameFileLineAndField) {
+  auto error = [](const std::string& target) {
+    auto p = policy::ParsePolicy(PolicyWithTarget(target), "web.yaml");
+    EXPECT_FALSE(p.ok());
+    return p.ok() ? std::string() : std::string(p.status().message());
+  };
+  EXPECT_EQ(error("    podSelector: {matchLabels: {app: web}}\n"),
+            "web.yaml:7:5: spec.target.podSelector: needs namespace: a pod "
+            "target names its namespace (a selector never spans namespaces)");
+  EXPECT_EQ(error("    namespace: shop\n"),
+            "web.yaml:7:5: spec.target.namespace: needs podSelector "
+            "(podSelector: {} for every pod of the namespace) or pod: NAME");
+  EXPECT_THAT(error("    namespace: Shop\n    podSelector: {}\n"),
+              HasSubstr("web.yaml:7:16: spec.target.namespace: 'Shop' is not "
+                        "a namespace name"));
+  EXPECT_THAT(
+      error("    namespace: shop\n    podSelector:\n      matchExpressions: "
+            "[]\n"),
+      HasSubstr("spec.target.podSelector.matchExpressions: not supported; "
+                "select with matchLabels"));
+  EXPECT_THAT(error("    namespace: shop\n    pod: a\n    podSelector: {}\n"),
+              HasSubstr("a policy has exactly one target"));
+  EXPECT_THAT(error("    namespace: shop\n    container: web\n"),
+              HasSubstr("a policy has exactly one target"));
+}
+
+TEST(PodCliTest, TargetAddAndEvents) {
+  auto spec_of = [](std::vector<std::string> args) {
+    auto parsed = cli::ParseCommandLine(args);
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return parsed.ok()
+               ? std::get<control::TargetAddRequest>(*parsed->request).spec
+               : control::TargetSpec{};
+  };
+  control::TargetSpec s = spec_of({"target", "add", "web", "--namespace",
+                                   "shop", "--pod-selector", "tier=a,app=web"});
+  EXPECT_EQ(s.source, TargetSource::kPodSelector);
+  EXPECT_EQ(s.source_value, "shop/app=web,tier=a");
+  s = spec_of(
+      {"target", "add", "all", "--namespace", "shop", "--pod-selector", ""});
+  EXPECT_EQ(s.source_value, "shop/");
+  s = spec_of({"target", "add", "one", "--pod", "shop/web-1"});
+  EXPECT_EQ(s.source, TargetSource::kPod);
+  EXPECT_EQ(s.source_value, "shop/web-1");
+  EXPECT_STATUS(cli::ParseCommandLine(
+                    {"target", "add", "web", "--pod-selector", "app=web"}),
+                absl::StatusCode::kInvalidArgument,
+                "--pod-selector needs --namespace");
+  EXPECT_STATUS(
+      cli::ParseCommandLine({"target", "add", "web", "--pod", "web-1"}),
+      absl::StatusCode::kInvalidArgument, "--pod: pod 'web-1'");
+  EXPECT_STATUS(cli::ParseCommandLine({"target", "add", "web", "--namespace",
+                                       "shop", "--container", "web"}),
+                absl::StatusCode::kInvalidArgument,
+                "--namespace goes with --pod-selector");
+  auto events = cli::ParseCommandLine({"events", "--pod", "shop/web-1"});
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(std::get<control::EventsRequest>(*events->request).pod,
+            "shop/web-1");
+  EXPECT_TRUE(cli::ParseCommandLine({"events", "--pod", "shop/"}).ok());
+}
+
+}  // namespace
+}  // namespace egress
