@@ -1,9 +1,10 @@
 // Small helpers the benchmarks share: cgroup files, number formatting,
-// medians and quantiles, and loopback addresses.
+// clocks, medians and quantiles, and loopback addresses.
 #ifndef EGRESS_BENCH_BENCH_UTIL_H_
 #define EGRESS_BENCH_BENCH_UTIL_H_
 
 #include <netinet/in.h>
+#include <time.h>
 
 #include <cstdint>
 #include <string>
@@ -23,6 +24,10 @@ absl::Status RemoveCgroup(const std::string& dir);
 
 // 1234567 -> "1,234,567".
 std::string WithCommas(uint64_t v);
+
+// clock_gettime(clock) in ns (CLOCK_MONOTONIC is the clock of the BPF
+// records' ktime_ns).
+int64_t ClockNs(clockid_t clock);
 
 // The median of `v` (the mean of the middle two for an even count); 0 when
 // empty.

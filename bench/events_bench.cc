@@ -147,12 +147,6 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
 
 // ---- small helpers -------------------------------------------------------
 
-int64_t ClockNs(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 // Destination number i: 127.1.0.0 + i / 60000, port 1 + i % 60000. Distinct
 // for every i below 2^32, never 127.0.0.1, and no rule matches 127.1/16 and
 // up, so every attempt is a default deny (after the full rule lookup).
