@@ -51,6 +51,7 @@ class EgressdProcess {
   pid_t pid() const { return pid_; }
   std::string socket() const { return dir_ + "/egressd.sock"; }
   std::string log_path() const { return dir_ + "/egressd.log"; }
+  const std::string& bpffs() const { return bpffs_; }
 
  private:
   std::string dir_;
