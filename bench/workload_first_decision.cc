@@ -40,7 +40,7 @@ double Ms(int64_t ns) { return ns / 1e6; }
 // earliest, and how many records.
 struct Decision {
   int64_t ktime_ns = 0;
-  std::string verdict, reason, target;
+  std::string verdict, reason;
   int records = 0;
 };
 
@@ -63,8 +63,7 @@ std::optional<Decision> FirstDecisionOnce(EgressdProcess& d, uint16_t port,
     }
     ++records;
     if (first && first->ktime_ns <= t) continue;
-    first = Decision{t, j.value("verdict", ""), j.value("reason", ""),
-                     j.value("target", "")};
+    first = Decision{t, j.value("verdict", ""), j.value("reason", "")};
   }
   if (first) first->records = records;
   return first;
@@ -112,13 +111,12 @@ struct RunResult {
 // connect passed.
 std::vector<std::string> Command(Kind kind, const std::string& image,
                                  uint16_t port) {
-  const std::string nc = absl::StrCat("nc -w 2 127.0.0.1 ", port);
+  const std::string to = absl::StrCat(port);
   if (kind != Kind::kAllowed) {
-    return {"--entrypoint",    "nc", image, "-w", "2", "127.0.0.1",
-            absl::StrCat(port)};
+    return {"--entrypoint", "nc", image, "-w", "2", "127.0.0.1", to};
   }
   return {"--entrypoint", "sh", image, "-c",
-          absl::StrCat("i=1; while [ $i -le 250 ]; do ", nc,
+          absl::StrCat("i=1; while [ $i -le 250 ]; do nc -w 2 127.0.0.1 ", to,
                        " && echo tries=$i && exit 0; i=$((i+1)); sleep 0.02; "
                        "done; exit 1")};
 }
@@ -153,14 +151,9 @@ struct FirstDecisionBench {
     Dockerd& docker = kind == Kind::kBaseline ? unfollowed : followed;
     AcceptClock& clock = ClockOf(kind);
     const int accepted_before = clock.accepted();
-    std::vector<std::string> args = {
-        "run",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "--label",
-        absl::StrCat("egress-bench=", KindName(kind))};
+    const std::string label = absl::StrCat("egress-bench=", KindName(kind));
+    std::vector<std::string> args = {"run",  "--name",  name, "--network",
+                                     "host", "--label", label};
     for (std::string& a : Command(kind, image, clock.port())) {
       args.push_back(a);
     }
