@@ -382,6 +382,10 @@ void InstallStopHandlers() {
 
 bool StopRequested() { return g_stop.load(std::memory_order_relaxed); }
 
+absl::Status CancelledIfStopped() {
+  return StopRequested() ? absl::CancelledError("stopped") : absl::OkStatus();
+}
+
 const char* OpName(Op op) {
   switch (op) {
     case Op::kTcpConnect:

@@ -43,6 +43,9 @@ int BenchMain(const char* name, int argc, char** argv,
   return 0;
 }
 bool StopRequested();
+// Cancelled ("stopped") once StopRequested(), else OK: for loops that
+// return a Status.
+absl::Status CancelledIfStopped();
 
 enum class Op {
   kTcpConnect,     // socket + SO_LINGER{1,0} + connect + close, allowed

@@ -214,13 +214,6 @@ struct RulesetInfo {
   egress_counters counters{};
 };
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
 // run_time_ns and run_cnt of one program (they advance only while the
 // kernel's BPF statistics are enabled).
 struct ProgRun {
@@ -308,16 +301,6 @@ absl::Status LearnName(const std::string& enforced_cg, const Endpoints& ep,
                         strerror(lookup)));
   }
   return absl::OkStatus();
-}
-
-// Linear-interpolated quantile, q in [0, 1].
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  double pos = q * static_cast<double>(v.size() - 1);
-  size_t i = static_cast<size_t>(pos);
-  if (i + 1 >= v.size()) return v.back();
-  return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
 }
 
 // How much the unenforced operation alone varied between slices: the

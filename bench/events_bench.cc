@@ -147,28 +147,6 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
 
 // ---- small helpers -------------------------------------------------------
 
-int64_t ClockNs(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  double pos = q * static_cast<double>(v.size() - 1);
-  size_t i = static_cast<size_t>(pos);
-  if (i + 1 >= v.size()) return v.back();
-  return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
-}
-
 // Destination number i: 127.1.0.0 + i / 60000, port 1 + i % 60000. Distinct
 // for every i below 2^32, never 127.0.0.1, and no rule matches 127.1/16 and
 // up, so every attempt is a default deny (after the full rule lookup).

@@ -5,10 +5,8 @@
 // again, egressd's memory, and one target of 100,000 rules (apply, one
 // `allow`, memory after removal). Needs root; run by hand (bench/README.md).
 // Everything it makes (cgroups, pins, state, the daemon) is removed on exit.
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,18 +25,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_ops.h"
 #include "bench/bench_util.h"
-#include "nlohmann/json.hpp"
+#include "bench/egressd_process.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/command.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
-#include "userspace/control/control_socket.h"
 
 namespace egress::bench {
 namespace {
@@ -86,114 +83,9 @@ std::string PolicyYaml(const std::string& name, const std::string& cgroup,
   return y;
 }
 
-// VmRSS and VmHWM of a process, in MiB.
-struct Memory {
-  double rss = 0, peak = 0;
-};
-Memory MemoryOf(pid_t pid) {
-  Memory m;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    double* into = absl::StartsWith(line, "VmRSS:")   ? &m.rss
-                   : absl::StartsWith(line, "VmHWM:") ? &m.peak
-                                                      : nullptr;
-    if (into == nullptr) continue;
-    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    int64_t kib = 0;
-    if (f.size() >= 2 && absl::SimpleAtoi(f[1], &kib)) *into = kib / 1024.0;
-  }
-  return m;
-}
-
-// One egressd of the bench's own: its socket, state, pins and log.
-class Daemon {
- public:
-  explicit Daemon(std::string dir)
-      : dir_(std::move(dir)),
-        bpffs_(absl::StrCat("/sys/fs/bpf/egress-scale-", getpid())) {}
-  ~Daemon() {
-    Kill();
-    (void)RemoveTree(bpffs_);
-  }
-
-  absl::Status Start() {
-    fflush(stdout);  // or the child's freopen writes our buffer out again
-    pid_ = fork();
-    if (pid_ < 0) return absl::InternalError("fork failed");
-    if (pid_ == 0) {
-      FILE* log = freopen((dir_ + "/egressd.log").c_str(), "a", stdout);
-      if (log != nullptr) dup2(fileno(log), 2);
-      std::vector<std::string> args = {
-          "egressd",       "--socket",       socket(),
-          "--bpffs",       bpffs_,           "--state_dir",
-          dir_ + "/state", "--metrics_addr", "127.0.0.1:0"};
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(EGRESS_EGRESSD_PATH, argv.data());
-      _exit(127);
-    }
-    const absl::Time deadline = absl::Now() + absl::Seconds(120);
-    while (absl::Now() < deadline) {
-      auto r = CallDaemon(socket(), {{"cmd", "ping"}}, absl::Seconds(2));
-      if (r.ok() && ResponseStatus(*r).ok()) return absl::OkStatus();
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return absl::InternalError(absl::StrCat("egressd exited at start; see ",
-                                                dir_, "/egressd.log"));
-      }
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    return absl::DeadlineExceededError("egressd did not answer within 120 s");
-  }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  // `egressctl --socket ... args`, as an operator types it.
-  absl::StatusOr<std::string> Ctl(const std::vector<std::string>& args,
-                                  absl::Duration timeout = absl::Minutes(10)) {
-    std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket",
-                                     socket()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::RunCommandOk(argv, timeout);
-  }
-
-  // Targets whose every hook is attached, from `target list -o json`.
-  int AttachedTargets() {
-    auto out = Ctl({"target", "list", "-o", "json"}, absl::Seconds(30));
-    if (!out.ok()) return -1;
-    nlohmann::json j = nlohmann::json::parse(*out, nullptr, false);
-    if (!j.is_object() || !j.contains("targets")) return -1;
-    int n = 0;
-    for (const auto& t : j["targets"]) {
-      if (t.value("hooks_total", 0) > 0 &&
-          t.value("hooks_attached", 0) == t.value("hooks_total", 0)) {
-        ++n;
-      }
-    }
-    return n;
-  }
-
-  Memory memory() const { return MemoryOf(pid_); }
-  std::string socket() const { return dir_ + "/egressd.sock"; }
-
- private:
-  std::string dir_;
-  std::string bpffs_;
-  pid_t pid_ = -1;
-};
-
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
-absl::StatusOr<absl::Duration> Timed(Daemon& d,
+absl::StatusOr<absl::Duration> Timed(EgressdProcess& d,
                                      const std::vector<std::string>& args) {
   const absl::Time start = absl::Now();
   EGRESS_RETURN_IF_ERROR(d.Ctl(args).status());
@@ -219,8 +111,8 @@ struct StatusLatency {
   }
 };
 
-absl::Status FleetPart(Daemon& d, const Options& o, const std::string& dir,
-                       testing::TestCgroup& parent) {
+absl::Status FleetPart(EgressdProcess& d, const Options& o,
+                       const std::string& dir, testing::TestCgroup& parent) {
   const std::string policies = dir + "/fleet";
   EGRESS_RETURN_IF_ERROR(MakeDirs(policies, 0700));
   for (int i = 0; i < o.targets; ++i) {
@@ -291,8 +183,8 @@ absl::Status FleetPart(Daemon& d, const Options& o, const std::string& dir,
   return absl::OkStatus();
 }
 
-absl::Status BigPart(Daemon& d, const Options& o, const std::string& dir,
-                     testing::TestCgroup& parent) {
+absl::Status BigPart(EgressdProcess& d, const Options& o,
+                     const std::string& dir, testing::TestCgroup& parent) {
   EGRESS_ASSIGN_OR_RETURN(testing::TestCgroup * cg, parent.CreateChild("big"));
   const std::string file = dir + "/big.yaml";
   std::ofstream(file) << PolicyYaml("big", cg->relative_path(), o.big_rules);
@@ -334,7 +226,7 @@ absl::Status Run(const Options& o) {
   absl::Cleanup rm_dir = [&] { (void)RemoveTree(dir); };
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TestCgroup> parent,
                           testing::TestCgroup::Create("scale"));
-  Daemon d(dir);
+  EgressdProcess d(dir, absl::StrCat("/sys/fs/bpf/egress-scale-", getpid()));
   EGRESS_RETURN_IF_ERROR(d.Start());
   printf(
       "egress_scale_bench: egressd %s, load average at start %s",

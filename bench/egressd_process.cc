@@ -1,0 +1,112 @@
+#include "bench/egressd_process.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/command.h"
+#include "userspace/common/fs.h"
+#include "userspace/control/control_socket.h"
+
+namespace egress::bench {
+
+Memory MemoryOf(pid_t pid) {
+  Memory m;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    double* into = absl::StartsWith(line, "VmRSS:")   ? &m.rss
+                   : absl::StartsWith(line, "VmHWM:") ? &m.peak
+                                                      : nullptr;
+    if (into == nullptr) continue;
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    int64_t kib = 0;
+    if (f.size() >= 2 && absl::SimpleAtoi(f[1], &kib)) *into = kib / 1024.0;
+  }
+  return m;
+}
+
+EgressdProcess::EgressdProcess(std::string dir, std::string bpffs,
+                               std::vector<std::string> extra_args)
+    : dir_(std::move(dir)),
+      bpffs_(std::move(bpffs)),
+      extra_args_(std::move(extra_args)) {}
+
+EgressdProcess::~EgressdProcess() {
+  Kill();
+  (void)RemoveTree(bpffs_);
+}
+
+absl::Status EgressdProcess::Start() {
+  fflush(stdout);  // or the child's freopen writes our buffer out again
+  pid_ = fork();
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ == 0) {
+    FILE* log = freopen(log_path().c_str(), "a", stdout);
+    if (log != nullptr) dup2(fileno(log), 2);
+    std::vector<std::string> args = {
+        "egressd",     "--socket",      socket(),         "--bpffs",    bpffs_,
+        "--state_dir", dir_ + "/state", "--metrics_addr", "127.0.0.1:0"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(EGRESS_EGRESSD_PATH, argv.data());
+    _exit(127);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline) {
+    auto r = CallDaemon(socket(), {{"cmd", "ping"}}, absl::Seconds(2));
+    if (r.ok() && ResponseStatus(*r).ok()) return absl::OkStatus();
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("egressd exited at start; see ", log_path()));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::DeadlineExceededError("egressd did not answer within 120 s");
+}
+
+void EgressdProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+absl::StatusOr<std::string> EgressdProcess::Ctl(
+    const std::vector<std::string>& args, absl::Duration timeout) {
+  std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket", socket()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return testing::RunCommandOk(argv, timeout);
+}
+
+int EgressdProcess::AttachedTargets() {
+  auto out = Ctl({"target", "list", "-o", "json"}, absl::Seconds(30));
+  if (!out.ok()) return -1;
+  nlohmann::json j = nlohmann::json::parse(*out, nullptr, false);
+  if (!j.is_object() || !j.contains("targets")) return -1;
+  int n = 0;
+  for (const auto& t : j["targets"]) {
+    if (t.value("hooks_total", 0) > 0 &&
+        t.value("hooks_attached", 0) == t.value("hooks_total", 0)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace egress::bench

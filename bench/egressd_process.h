@@ -1,0 +1,65 @@
+// One egressd of a benchmark's own, run from the built binary as operators
+// run it: its control socket, state directory and log under a directory the
+// benchmark made, its own pin directory, and `egressctl` against its socket.
+// The destructor kills it and removes the pins (unpinned links detach).
+// Needs EGRESS_EGRESSD_PATH and EGRESS_EGRESSCTL_PATH (set by CMake).
+#ifndef EGRESS_BENCH_EGRESSD_PROCESS_H_
+#define EGRESS_BENCH_EGRESSD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace egress::bench {
+
+// VmRSS and VmHWM of a process, in MiB (0 when it cannot be read).
+struct Memory {
+  double rss = 0, peak = 0;
+};
+Memory MemoryOf(pid_t pid);
+
+class EgressdProcess {
+ public:
+  // `dir` exists and holds the socket, state and log; `bpffs` is the pin
+  // directory (made by egressd, removed here); `extra_args` are more flags.
+  EgressdProcess(std::string dir, std::string bpffs,
+                 std::vector<std::string> extra_args = {});
+  ~EgressdProcess();
+  EgressdProcess(const EgressdProcess&) = delete;
+  EgressdProcess& operator=(const EgressdProcess&) = delete;
+
+  // Starts egressd and waits (up to 120 s) until it answers a ping.
+  absl::Status Start();
+  // SIGKILL and reap; nothing if it is not running.
+  void Kill();
+
+  // `egressctl --socket ... args`, as an operator types it; a non-zero exit
+  // is an error. Returns the output.
+  absl::StatusOr<std::string> Ctl(const std::vector<std::string>& args,
+                                  absl::Duration timeout = absl::Minutes(10));
+
+  // Targets whose every hook is attached, from `target list -o json`; -1
+  // when the list cannot be read.
+  int AttachedTargets();
+
+  Memory memory() const { return MemoryOf(pid_); }
+  pid_t pid() const { return pid_; }
+  std::string socket() const { return dir_ + "/egressd.sock"; }
+  std::string log_path() const { return dir_ + "/egressd.log"; }
+  const std::string& bpffs() const { return bpffs_; }
+
+ private:
+  std::string dir_;
+  std::string bpffs_;
+  std::vector<std::string> extra_args_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace egress::bench
+
+#endif  // EGRESS_BENCH_EGRESSD_PROCESS_H_
