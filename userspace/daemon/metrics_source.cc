@@ -3,10 +3,12 @@
 #include <bpf/libbpf_version.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "egress/version.h"
 #include "userspace/daemon/dns_sweeper.h"
+#include "userspace/daemon/workload_info.h"
 
 namespace egress {
 namespace {
@@ -30,7 +32,8 @@ void AddCounters(const std::string& name, const egress_counters& c,
 }  // namespace
 
 MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
-                               const DaemonCounters& counters) {
+                               const DaemonCounters& counters,
+                               const NodeView& node) {
   MetricsSnapshot m;
   for (const control::TargetInfo& t : engine.TargetInfos()) {
     MetricsSnapshot::Target mt;
@@ -56,6 +59,11 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     }
     m.targets.push_back(std::move(mt));
   }
+  WorkloadSeries workloads =
+      WorkloadSeriesOf(engine.WorkloadTargetInfos(), node.running);
+  m.workloads = std::move(workloads.series);
+  m.workloads_omitted = workloads.omitted;
+  m.node = node.node_name;
   m.events_read = counters.events_read;
   m.events_dropped = counters.events_dropped;
   m.events_sink_errors = counters.events_sink_errors;
