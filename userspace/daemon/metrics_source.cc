@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "egress/version.h"
@@ -35,7 +36,9 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
                                const DaemonCounters& counters,
                                const NodeView& node) {
   MetricsSnapshot m;
-  for (const control::TargetInfo& t : engine.TargetInfos()) {
+  // One look at the targets: their series and their containers' agree.
+  const std::vector<control::TargetInfo> targets = engine.TargetInfos();
+  for (const control::TargetInfo& t : targets) {
     MetricsSnapshot::Target mt;
     mt.name = t.name;
     mt.mode = policy::ModeName(t.mode);
@@ -59,8 +62,8 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     }
     m.targets.push_back(std::move(mt));
   }
-  WorkloadSeries workloads =
-      WorkloadSeriesOf(engine.WorkloadTargetInfos(), node.running);
+  // Only the targets that select containers count (IsWorkloadSource).
+  WorkloadSeries workloads = WorkloadSeriesOf(targets, node.running);
   m.workloads = std::move(workloads.series);
   m.workloads_omitted = workloads.omitted;
   m.node = node.node_name;
