@@ -3,7 +3,8 @@
 // host network, connects to loopback only. Enforcement follows a container
 // by name across `docker rm -f` + `docker run --name`, records name the
 // container, `events --container` filters, a selector picks exactly the
-// matching containers and two containers keep their own policies.
+// matching containers and two containers keep their own policies. /metrics
+// names each selected container and the node, and forgets removed ones.
 #include <memory>
 #include <string>
 #include <vector>
@@ -300,6 +301,76 @@ TEST_F(ContainerTargetTest, StatusSaysWhenTheRuntimeIsNotReachable) {
   EXPECT_TRUE(absl::StrContains(warnings, "/nonexistent/docker.sock"))
       << status.dump(2);
   EXPECT_TRUE(absl::StrContains(warnings, "--docker_socket")) << warnings;
+}
+
+// The egress_workload_info lines of a scrape that contain `needle`.
+std::vector<std::string> WorkloadInfoLines(const std::string& scrape,
+                                           const std::string& needle) {
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
+    if (absl::StartsWith(line, "egress_workload_info{") &&
+        absl::StrContains(line, needle)) {
+      out.emplace_back(line);
+    }
+  }
+  return out;
+}
+
+TEST_F(ContainerTargetTest, MetricsNameTheContainerAndTheNode) {
+  StopDaemon(SIGTERM);
+  extra_daemon_args_.push_back("--node_name=metrics-node-1");
+  StartDaemon();
+  RunSleeper("web", {"app=web", "tier=edge"});
+  RunSleeper("db", {"app=db"});
+  CtlOk({"target", "add", "web", "--container", "web"});
+  CtlOk({"target", "add", "fronts", "--selector", "app=web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port()));
+  auto id = dockerd_->DockerOk({"inspect", "-f", "{{.Id}}", "web"});
+  ASSERT_TRUE(id.ok()) << id.status();
+  const std::string short_id = id->substr(0, 12);
+
+  const std::string scrape = ScrapeMetrics();
+  const std::string identity =
+      absl::StrCat("container=\"web\",container_id=\"", short_id, "\",image=\"",
+                   kImage, "\",");
+  // One series per (target, container); only the selector's key is a label.
+  EXPECT_EQ(WorkloadInfoLines(scrape, "container=").size(), 2u) << scrape;
+  EXPECT_EQ(WorkloadInfoLines(scrape, "container=\"db\"").size(), 0u);
+  const std::string want_web = absl::StrCat(
+      "egress_workload_info{", identity,
+      "node=\"metrics-node-1\",pod=\"\",pod_namespace=\"\",target=\"web\"} 1");
+  const std::string want_fronts = absl::StrCat(
+      "egress_workload_info{", identity,
+      "label_app=\"web\",node=\"metrics-node-1\",pod=\"\",pod_namespace=\"\","
+      "target=\"fronts\"} 1");
+  EXPECT_TRUE(absl::StrContains(scrape, want_web + "\n")) << scrape;
+  EXPECT_TRUE(absl::StrContains(scrape, want_fronts + "\n")) << scrape;
+  EXPECT_FALSE(absl::StrContains(scrape, "label_tier")) << scrape;
+  EXPECT_TRUE(absl::StrContains(scrape, "\negress_workload_info_omitted 0\n"))
+      << scrape;
+  EXPECT_TRUE(absl::StrContains(scrape, "node=\"metrics-node-1\",version="))
+      << scrape;
+
+  // Removed: its series go with the watcher's next look (bounded wait). A
+  // failed scrape has no series either: only a full one counts.
+  auto rm = dockerd_->DockerOk({"rm", "-f", "web"});
+  ASSERT_TRUE(rm.ok()) << rm.status();
+  auto gone = [](const std::string& text) {
+    return absl::StrContains(text, "\negress_build_info{") &&
+           WorkloadInfoLines(text, "container=").empty();
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::string after = ScrapeMetrics();
+  while (!gone(after) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    after = ScrapeMetrics();
+  }
+  EXPECT_TRUE(gone(after)) << after;
+  // The targets stay, and so do their series.
+  EXPECT_TRUE(absl::StrContains(after,
+                                "egress_target_info{mode=\"enforce\","
+                                "target=\"fronts\"} 1"))
+      << after;
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ MetricsSnapshot SampleSnapshot() {
   s.last_reload_ok = false;
   s.version = "0.1.0";
   s.libbpf_version = "1.1.0";
+  s.node = "node-1";
   s.self_check_failures = 2;
   return s;
 }
@@ -129,12 +130,15 @@ egress_target_info{mode="enforce",target="web"} 1
 # TYPE egress_target_degraded gauge
 egress_target_degraded{target="db"} 0
 egress_target_degraded{target="web"} 1
+# HELP egress_workload_info_omitted egress_workload_info series left out of this scrape: those past the first 10000 (target, container).
+# TYPE egress_workload_info_omitted gauge
+egress_workload_info_omitted 0
 # HELP egress_config_last_reload_successful Whether the last configuration reload succeeded.
 # TYPE egress_config_last_reload_successful gauge
 egress_config_last_reload_successful 0
 # HELP egress_build_info egressd build information (always 1).
 # TYPE egress_build_info gauge
-egress_build_info{libbpf_version="1.1.0",version="0.1.0"} 1
+egress_build_info{libbpf_version="1.1.0",node="node-1",version="0.1.0"} 1
 )";
   EXPECT_EQ(FormatMetrics(SampleSnapshot()), want);
 }
@@ -157,6 +161,7 @@ TEST(FormatMetricsTest, EveryDocumentedMetricHasHelpAndType) {
       {"egress_policy_rules", "gauge"},
       {"egress_attached_hooks", "gauge"},
       {"egress_target_info", "gauge"},
+      {"egress_workload_info_omitted", "gauge"},
       {"egress_config_last_reload_successful", "gauge"},
       {"egress_build_info", "gauge"},
   };
@@ -242,7 +247,7 @@ TEST(FormatMetricsTest, EmptySnapshotHasBuildInfoAndReloadGauge) {
   const std::string text = FormatMetrics(s);
   EXPECT_THAT(text, HasSubstr("\n# TYPE egress_build_info gauge\n"
                               "egress_build_info{libbpf_version=\"\","
-                              "version=\"\"} 1\n"));
+                              "node=\"\",version=\"\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("\negress_config_last_reload_successful 1\n"));
   EXPECT_THAT(text, HasSubstr("\negress_events_read_total 0\n"));
   EXPECT_THAT(text,

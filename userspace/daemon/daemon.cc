@@ -161,7 +161,8 @@ absl::Status StartMetrics(Daemon::Parts& p) {
     c.events_sink_errors = p.records->sink_errors();
     c.last_reload_ok = p.service->last_reload_ok();
     c.dns_bindings = p.service->DnsBindings();
-    return CollectMetrics(*p.engine, *p.kernel, c);
+    return CollectMetrics(*p.engine, *p.kernel, c,
+                          NodeView{p.node_name, p.workloads->Running()});
   };
   // Healthy while the loop turns; it drains every 50 ms.
   auto healthy = [&p] {

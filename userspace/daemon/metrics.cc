@@ -166,6 +166,34 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
   }
 }
 
+// Who the enforced containers are, joined to the per-target series by
+// `target` (as kube_pod_info is joined by pod).
+void AddWorkloadInfo(const MetricsSnapshot& s, prometheus::Registry& registry) {
+  auto& info = GaugeFamily(
+      registry, "egress_workload_info",
+      "Running containers a target selects (always 1): name, short id, image, "
+      "pod, node, and the labels the target's selector names.");
+  const std::string node = ValidUtf8(s.node);
+  for (const MetricsSnapshot::Workload& w : s.workloads) {
+    prometheus::Labels labels = {{"target", ValidUtf8(w.target)},
+                                 {"container", ValidUtf8(w.container)},
+                                 {"container_id", ValidUtf8(w.container_id)},
+                                 {"image", ValidUtf8(w.image)},
+                                 {"pod_namespace", ValidUtf8(w.pod_namespace)},
+                                 {"pod", ValidUtf8(w.pod)},
+                                 {"node", node}};
+    for (const auto& [name, value] : w.selector_labels) {
+      labels.emplace(name, ValidUtf8(value));
+    }
+    Set(info, labels, 1);
+  }
+  Set(GaugeFamily(registry, "egress_workload_info_omitted",
+                  absl::StrCat("egress_workload_info series left out of this "
+                               "scrape: those past the first ",
+                               kMaxWorkloadSeries, " (target, container).")),
+      {}, s.workloads_omitted);
+}
+
 void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   // Counters first, then gauges: Registry::Collect keeps that order, and
   // registering in the header's order keeps the exposition in it too.
@@ -253,6 +281,7 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Set(info, {{"target", name}, {"mode", ValidUtf8(t.mode)}}, 1);
     Set(degraded, {{"target", name}}, t.degraded ? 1 : 0);
   }
+  AddWorkloadInfo(s, registry);
   Count(CounterFamily(registry, "egress_self_check_failures_total",
                       "Self-check probes and checks that found a target "
                       "not enforced."),
@@ -264,7 +293,8 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   Set(GaugeFamily(registry, "egress_build_info",
                   "egressd build information (always 1)."),
       {{"version", ValidUtf8(s.version)},
-       {"libbpf_version", ValidUtf8(s.libbpf_version)}},
+       {"libbpf_version", ValidUtf8(s.libbpf_version)},
+       {"node", ValidUtf8(s.node)}},
       1);
 }
 

@@ -6,8 +6,10 @@
 #ifndef EGRESS_USERSPACE_DAEMON_METRICS_H_
 #define EGRESS_USERSPACE_DAEMON_METRICS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +18,11 @@
 #include "userspace/control/protocol.h"
 
 namespace egress {
+
+// A scrape never carries more egress_workload_info series than this: a node
+// runs a few hundred containers, and targets that select each of them many
+// times over are a mistake the metrics must survive, not a series explosion.
+constexpr size_t kMaxWorkloadSeries = 10'000;
 
 // Everything the metrics show, at one instant.
 struct MetricsSnapshot {
@@ -49,10 +56,23 @@ struct MetricsSnapshot {
     bool names = false;
     control::TargetDns dns;
   };
+  // A running container that a workload target selects (WorkloadSeriesOf).
+  struct Workload {
+    std::string target;
+    std::string container;     // its name
+    std::string container_id;  // the 12-digit short id
+    std::string image;
+    std::string pod_namespace, pod;  // "" for a container no kubelet made
+    // "label_<sanitized key>" -> the container's value, for the keys the
+    // target's label selector names (PrometheusLabelName).
+    std::map<std::string, std::string> selector_labels;
+  };
   std::vector<Verdicts> verdicts;
   std::vector<RuleHits> rule_hits;
   std::vector<Target> targets;
-  uint64_t events_read = 0;  // records drained from the ring buffer
+  std::vector<Workload> workloads;
+  uint64_t workloads_omitted = 0;  // left out by kMaxWorkloadSeries
+  uint64_t events_read = 0;        // records drained from the ring buffer
   // Records egressd could not deliver: to an `events --follow` client whose
   // buffer was full, and to a sink that failed to write (stdout, file).
   uint64_t events_dropped = 0;      // follower overflow
@@ -61,6 +81,8 @@ struct MetricsSnapshot {
   uint64_t self_check_failures = 0;  // probes or checks that failed
   std::string version;
   std::string libbpf_version;
+  // egressd --node_name, else NODE_NAME, else the host name.
+  std::string node;
 };
 
 // The text exposition (version 0.0.4) of a snapshot. Metric names:
@@ -85,8 +107,11 @@ struct MetricsSnapshot {
 //   egress_target_info{target,mode}                     gauge (1)
 //   egress_target_degraded{target}                      gauge (0/1)
 //   egress_self_check_failures_total                    counter
+//   egress_workload_info{target,container,container_id,image,
+//                        pod_namespace,pod,node,label_*} gauge (1)
+//   egress_workload_info_omitted                        gauge
 //   egress_config_last_reload_successful                gauge
-//   egress_build_info{version,libbpf_version}           gauge (1)
+//   egress_build_info{version,libbpf_version,node}      gauge (1)
 std::string FormatMetrics(const MetricsSnapshot& snapshot);
 
 // Serves GET /metrics (FormatMetrics of a fresh snapshot from `source`) and

@@ -3,10 +3,13 @@
 #include <bpf/libbpf_version.h>
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "egress/version.h"
 #include "userspace/daemon/dns_sweeper.h"
+#include "userspace/daemon/workload_info.h"
 
 namespace egress {
 namespace {
@@ -30,9 +33,12 @@ void AddCounters(const std::string& name, const egress_counters& c,
 }  // namespace
 
 MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
-                               const DaemonCounters& counters) {
+                               const DaemonCounters& counters,
+                               const NodeView& node) {
   MetricsSnapshot m;
-  for (const control::TargetInfo& t : engine.TargetInfos()) {
+  // One look at the targets: their series and their containers' agree.
+  const std::vector<control::TargetInfo> targets = engine.TargetInfos();
+  for (const control::TargetInfo& t : targets) {
     MetricsSnapshot::Target mt;
     mt.name = t.name;
     mt.mode = policy::ModeName(t.mode);
@@ -56,6 +62,11 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     }
     m.targets.push_back(std::move(mt));
   }
+  // Only the targets that select containers count (IsWorkloadSource).
+  WorkloadSeries workloads = WorkloadSeriesOf(targets, node.running);
+  m.workloads = std::move(workloads.series);
+  m.workloads_omitted = workloads.omitted;
+  m.node = node.node_name;
   m.events_read = counters.events_read;
   m.events_dropped = counters.events_dropped;
   m.events_sink_errors = counters.events_sink_errors;
