@@ -108,6 +108,16 @@ TEST(WorkloadInfoTest, SelectorKeysBecomeSanitizedLabelNames) {
           {"label_app", "web"}, {"label_app_kubernetes_io_name", "shop"}}));
 }
 
+TEST(WorkloadInfoTest, PodSelectorKeysBecomeLabelsToo) {
+  WorkloadSeries s = WorkloadSeriesOf(
+      {Target("shop", TargetSource::kPodSelector, "prod/app=web")}, Node());
+  ASSERT_EQ(s.series.size(), 1u);
+  EXPECT_EQ(s.series[0].pod_namespace, "prod");
+  EXPECT_EQ(s.series[0].pod, "web-7d9f");
+  EXPECT_EQ(s.series[0].selector_labels,
+            (std::map<std::string, std::string>{{"label_app", "web"}}));
+}
+
 TEST(WorkloadInfoTest, KeysThatSanitizeAlikeStayApart) {
   Container c = Running("c", kWebId, {{"a.b", "1"}, {"a_b", "2"}});
   WorkloadSeries s = WorkloadSeriesOf(

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/policy/label_selector.h"
+#include "userspace/policy/pod_ref.h"
 #include "userspace/workloads/selection.h"
 
 namespace egress {
@@ -18,10 +19,17 @@ namespace {
 // label of every container would make a series per label change.
 std::vector<std::string> SelectorKeys(const control::TargetInfo& t) {
   std::vector<std::string> keys;
-  if (t.source != policy::TargetSource::kSelector) return keys;
-  auto selector = policy::ParseLabelSelector(t.source_value);
-  if (!selector.ok()) return keys;
-  for (const auto& [key, value] : *selector) keys.push_back(key);
+  policy::Labels labels;
+  if (t.source == policy::TargetSource::kSelector) {
+    auto selector = policy::ParseLabelSelector(t.source_value);
+    if (!selector.ok()) return keys;
+    labels = *std::move(selector);
+  } else if (t.source == policy::TargetSource::kPodSelector) {
+    auto selector = policy::ParsePodSelector(t.source_value);
+    if (!selector.ok()) return keys;
+    labels = std::move(selector->labels);
+  }
+  for (const auto& [key, value] : labels) keys.push_back(key);
   return keys;
 }
 
@@ -59,7 +67,7 @@ WorkloadSeries WorkloadSeriesOf(
     const std::vector<workloads::Container>& running, size_t max_series) {
   WorkloadSeries out;
   for (const control::TargetInfo& t : targets) {
-    if (!workloads::IsWorkloadSource(t.source)) continue;
+    if (!policy::IsWorkloadSource(t.source)) continue;
     const std::vector<std::string> keys = SelectorKeys(t);
     const std::vector<std::string> names = LabelNames(keys);
     for (const workloads::Container& c :
