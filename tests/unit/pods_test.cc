@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/unit/workload_test_util.h"
 #include "userspace/cli/cli_parse.h"
 #include "userspace/events/event_filter.h"
 #include "userspace/events/event_json.h"
@@ -117,16 +118,7 @@ TEST(PodSelectionTest, PodsByNameAndLabelsDecidedByThePodCgroup) {
 }
 
 TEST(PodRecordTest, JsonTextAndFilter) {
-  egress_event e{};
-  e.family = EGRESS_FAMILY_IPV4;
-  e.proto = IPPROTO_TCP;
-  e.hook = EGRESS_HOOK_CONNECT4;
-  e.verdict = EGRESS_VERDICT_DENY;
-  e.reason = EGRESS_REASON_NO_MATCH;
-  e.port = htons(25);
-  EventRecord r;
-  r.raw = e;
-  r.ctx.target = "shop-web";
+  EventRecord r = testing::RefusedConnectRecord("shop-web");
   r.ctx.container = {"web", "8f3a5c2e9d1b", "shop/web:3", "shop", "web-1"};
   nlohmann::json j = EventToJson(r.raw, r.ctx);
   EXPECT_EQ(j["pod"],
@@ -151,16 +143,9 @@ TEST(PodRecordTest, JsonTextAndFilter) {
   EXPECT_FALSE(f.Matches(r));
 }
 
-std::string PolicyWithTarget(const std::string& target) {
-  return absl::StrCat(
-      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
-      "  name: web\nspec:\n  target:\n",
-      target);
-}
-
 TEST(PodPolicyTest, NamespaceWithPodSelectorOrPod) {
   auto target = [](const std::string& text) {
-    auto p = policy::ParsePolicy(PolicyWithTarget(text), "web.yaml");
+    auto p = policy::ParsePolicy(testing::PolicyWithTarget(text), "web.yaml");
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? p->target : policy::PolicyTarget{};
   };
@@ -188,11 +173,7 @@ TEST(PodPolicyTest, NamespaceWithPodSelectorOrPod) {
 }
 
 TEST(PodPolicyTest, ErrorsNameFileLineAndField) {
-  auto error = [](const std::string& target) {
-    auto p = policy::ParsePolicy(PolicyWithTarget(target), "web.yaml");
-    EXPECT_FALSE(p.ok());
-    return p.ok() ? std::string() : std::string(p.status().message());
-  };
+  auto error = testing::TargetError;
   EXPECT_EQ(error("    podSelector: {matchLabels: {app: web}}\n"),
             "web.yaml:7:5: spec.target.podSelector: needs namespace: a pod "
             "target names its namespace (a selector never spans namespaces)");

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/unit/workload_test_util.h"
 #include "userspace/cli/cli_parse.h"
 #include "userspace/events/event_filter.h"
 #include "userspace/events/event_json.h"
@@ -212,16 +213,7 @@ TEST(SelectionTest, ByNameIdAndLabels) {
 }
 
 TEST(ContainerRecordTest, JsonTextAndFilter) {
-  egress_event e{};
-  e.family = EGRESS_FAMILY_IPV4;
-  e.proto = IPPROTO_TCP;
-  e.hook = EGRESS_HOOK_CONNECT4;
-  e.verdict = EGRESS_VERDICT_DENY;
-  e.reason = EGRESS_REASON_NO_MATCH;
-  e.port = htons(25);
-  EventRecord r;
-  r.raw = e;
-  r.ctx.target = "web";
+  EventRecord r = testing::RefusedConnectRecord("web");
   r.ctx.container = {"web", "8f3a5c2e9d1b", "nginx:1.25"};
   nlohmann::json j = EventToJson(r.raw, r.ctx);
   EXPECT_EQ(j["container"], (nlohmann::json{{"name", "web"},
@@ -243,22 +235,15 @@ TEST(ContainerRecordTest, JsonTextAndFilter) {
   EXPECT_FALSE(f.Matches(r));
 }
 
-std::string PolicyWithTarget(const std::string& target) {
-  return absl::StrCat(
-      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
-      "  name: web\nspec:\n  target:\n",
-      target);
-}
-
 TEST(ContainerPolicyTest, ContainerAndSelectorTargets) {
-  auto p =
-      policy::ParsePolicy(PolicyWithTarget("    container: web\n"), "web.yaml");
+  auto p = policy::ParsePolicy(
+      testing::PolicyWithTarget("    container: web\n"), "web.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->target, (policy::PolicyTarget{TargetSource::kContainer, "web"}));
   p = policy::ParsePolicy(
-      PolicyWithTarget("    selector:\n      matchLabels:\n"
-                       "        tier: front\n"
-                       "        com.docker.compose.service: web\n"),
+      testing::PolicyWithTarget("    selector:\n      matchLabels:\n"
+                                "        tier: front\n"
+                                "        com.docker.compose.service: web\n"),
       "web.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->target, (policy::PolicyTarget{
@@ -274,11 +259,7 @@ TEST(ContainerPolicyTest, ContainerAndSelectorTargets) {
 }
 
 TEST(ContainerPolicyTest, ErrorsNameFileLineAndField) {
-  auto error = [](const std::string& target) {
-    auto p = policy::ParsePolicy(PolicyWithTarget(target), "web.yaml");
-    EXPECT_FALSE(p.ok());
-    return p.ok() ? std::string() : std::string(p.status().message());
-  };
+  auto error = testing::TargetError;
   EXPECT_EQ(error("    container: \"a b\"\n"),
             "web.yaml:7:16: spec.target.container: \"a b\" is not a "
             "container name or id");
