@@ -303,8 +303,10 @@ TEST_F(PodTargetTest, RecordsCarryPodIdentity) {
   std::vector<nlohmann::json> one = Records({"--pod", "shop/web-1"}, 1);
   ASSERT_FALSE(one.empty());
   for (const auto& r : one) {
-    EXPECT_EQ(r["pod"],
-              (nlohmann::json{{"namespace", "shop"}, {"name", "web-1"}}))
+    // Of the pod's labels, those the target selects by.
+    EXPECT_EQ(r["pod"], (nlohmann::json{{"namespace", "shop"},
+                                        {"name", "web-1"},
+                                        {"labels", {{"app", "web"}}}}))
         << r;
     EXPECT_EQ(r["container"]["name"], "app") << r;
     EXPECT_EQ(r["container"]["image"], kImage) << r;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -31,7 +32,7 @@ egress_event Denied4(const char* comm) {
   e.verdict = EGRESS_VERDICT_DENY;
   e.port = htons(25);
   inet_pton(AF_INET, "10.0.0.5", e.addr);
-  std::strncpy(e.comm, comm, sizeof(e.comm));
+  std::memcpy(e.comm, comm, std::min(std::strlen(comm), sizeof(e.comm) - 1));
   return e;
 }
 
@@ -170,7 +171,7 @@ TEST(EventLineTest, FlowRecordsMatchTheTreeFieldForField) {
   // A process name never comes with a flow from the kernel; if one did,
   // both writers show it alike.
   egress_event named = Flow(EGRESS_EVENT_FLOW_CLOSED, EGRESS_DIR_INBOUND);
-  std::strncpy(named.comm, "nginx", sizeof(named.comm));
+  std::memcpy(named.comm, "nginx", sizeof("nginx"));
   named.tgid = 10;
   ExpectSameFlow(named, Ctx());
   // A flow is a flow whatever its hook field says.

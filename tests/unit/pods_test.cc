@@ -124,6 +124,18 @@ TEST(PodRecordTest, JsonTextAndFilter) {
   EXPECT_EQ(j["pod"],
             (nlohmann::json{{"namespace", "shop"}, {"name", "web-1"}}));
   EXPECT_EQ(j["container"]["name"], "web");
+  // The labels the target selects by go with the pod (a Docker container's
+  // with the container).
+  r.ctx.container.labels = {{"app", "web"}};
+  nlohmann::json with_labels = EventToJson(r.raw, r.ctx);
+  EXPECT_EQ(with_labels["pod"]["labels"], (nlohmann::json{{"app", "web"}}));
+  EXPECT_FALSE(with_labels["container"].contains("labels"));
+  r.ctx.container.labels.clear();
+  EventContext docker_labels;
+  docker_labels.container = {"web", "8f3a5c2e9d1b",     "nginx", "",
+                             "",    {{"tier", "front"}}};
+  EXPECT_EQ(EventToJson(r.raw, docker_labels)["container"]["labels"],
+            (nlohmann::json{{"tier", "front"}}));
   EXPECT_THAT(RenderText(r), HasSubstr("pod shop/web-1 container web"));
   EventContext docker;
   docker.container = {"web", "8f3a5c2e9d1b", "nginx", "", ""};

@@ -181,8 +181,9 @@ absl::Status StartServices(Daemon::Parts& p) {
   RecordHubOptions hub;
   hub.node_name = p.node_name;
   hub.sink = p.options.event_sink;
-  hub.container_of = [&p](uint64_t cgroup_id, const std::string& path) {
-    return p.workloads->ContainerOf(cgroup_id, path);
+  hub.container_of = [&p](uint64_t cgroup_id, const std::string& path,
+                          const std::string& target) {
+    return p.workloads->ContainerOf(cgroup_id, path, target);
   };
   EGRESS_ASSIGN_OR_RETURN(hub.sweeper,
                           LimitSweeper::Load(p.kernel->maps().dir().c_str()));

@@ -85,7 +85,7 @@ EventContext RecordHub::Context(const egress_event& e) {
   if (!target.name.empty() || e.reason == EGRESS_REASON_UNCLASSIFIED) {
     ctx.cgroup_path = engine_.CgroupPath(e.cgroup_id, e.target_id);
     if (container_of_)
-      ctx.container = container_of_(e.cgroup_id, ctx.cgroup_path);
+      ctx.container = container_of_(e.cgroup_id, ctx.cgroup_path, target.name);
   }
   return ctx;
 }

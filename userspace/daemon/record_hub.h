@@ -27,8 +27,10 @@ struct RecordHubOptions {
   // Reports held-back records of destinations not tried again (may be
   // null: no summaries).
   std::optional<LimitSweeper> sweeper;
-  // The container of a record's cgroup (by id, or path); may be null.
-  std::function<EventContext::Container(uint64_t, const std::string&)>
+  // The container of a record's cgroup (by id, or path), with the labels
+  // the record's target selects by; may be null.
+  std::function<EventContext::Container(uint64_t, const std::string&,
+                                        const std::string& target)>
       container_of;
 };
 
@@ -65,7 +67,8 @@ class RecordHub : public RecordSource, public RecordStream {
   std::unique_ptr<EventPipeline> pipeline_;
   std::unique_ptr<EventReader> reader_;
   std::optional<LimitSweeper> sweeper_;
-  std::function<EventContext::Container(uint64_t, const std::string&)>
+  std::function<EventContext::Container(uint64_t, const std::string&,
+                                        const std::string&)>
       container_of_;
   std::string last_sweep_error_;  // logged once per distinct error
 };

@@ -65,6 +65,13 @@ void WorkloadClasses::Update() {
     if (p != last_problem_ && options_.log) options_.log(p);
     last_problem_ = p;
   };
+  std::map<std::string, std::vector<std::string>> keys;
+  for (const control::TargetInfo& t : targets) {
+    std::vector<std::string> k =
+        workloads::SelectorKeys(t.source, t.source_value);
+    if (!k.empty()) keys[t.name] = std::move(k);
+  }
+  workloads_.SetSelectorKeys(std::move(keys));
   const std::vector<workloads::Container> running = workloads_.Running();
   // The parents: Docker's (one, --container_parent or the containers'), and
   // each pod cgroup's.

@@ -7,31 +7,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "userspace/policy/label_selector.h"
-#include "userspace/policy/pod_ref.h"
 #include "userspace/workloads/selection.h"
 
 namespace egress {
 namespace {
-
-// The keys a target's label selector names, in key order ({} for a target
-// that names its containers otherwise). Only these become labels: every
-// label of every container would make a series per label change.
-std::vector<std::string> SelectorKeys(const control::TargetInfo& t) {
-  std::vector<std::string> keys;
-  policy::Labels labels;
-  if (t.source == policy::TargetSource::kSelector) {
-    auto selector = policy::ParseLabelSelector(t.source_value);
-    if (!selector.ok()) return keys;
-    labels = *std::move(selector);
-  } else if (t.source == policy::TargetSource::kPodSelector) {
-    auto selector = policy::ParsePodSelector(t.source_value);
-    if (!selector.ok()) return keys;
-    labels = std::move(selector->labels);
-  }
-  for (const auto& [key, value] : labels) keys.push_back(key);
-  return keys;
-}
 
 // The label names of `keys`: two keys that sanitize alike ("a.b", "a_b")
 // keep apart as "label_a_b" and "label_a_b_conflict1".
@@ -68,7 +47,8 @@ WorkloadSeries WorkloadSeriesOf(
   WorkloadSeries out;
   for (const control::TargetInfo& t : targets) {
     if (!policy::IsWorkloadSource(t.source)) continue;
-    const std::vector<std::string> keys = SelectorKeys(t);
+    const std::vector<std::string> keys =
+        workloads::SelectorKeys(t.source, t.source_value);
     const std::vector<std::string> names = LabelNames(keys);
     for (const workloads::Container& c :
          workloads::SelectContainers(t.source, t.source_value, running)) {

@@ -14,9 +14,11 @@ namespace {
 // Containers whose records may still be drained after they exit.
 constexpr size_t kRememberedCgroups = 4096;
 
+// With every label: ContainerOf keeps those a record's target selects by.
 EventContext::Container IdentityOf(const workloads::Container& c) {
-  return {c.name, workloads::ShortId(c.id), c.image, c.pod_namespace,
-          c.pod_name};
+  return {c.name,     workloads::ShortId(c.id),
+          c.image,    c.pod_namespace,
+          c.pod_name, c.labels};
 }
 
 }  // namespace
@@ -122,19 +124,35 @@ void WorkloadTargets::Remember() {
   }
 }
 
-EventContext::Container WorkloadTargets::ContainerOf(
-    uint64_t cgroup_id, const std::string& cgroup_path) {
+void WorkloadTargets::SetSelectorKeys(
+    std::map<std::string, std::vector<std::string>> keys) {
   std::lock_guard<std::mutex> lock(mu_);
+  selector_keys_ = std::move(keys);
+}
+
+EventContext::Container WorkloadTargets::ContainerOf(
+    uint64_t cgroup_id, const std::string& cgroup_path,
+    const std::string& target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  EventContext::Container out;
   if (auto it = by_cgroup_id_.find(cgroup_id); it != by_cgroup_id_.end()) {
-    return it->second;
-  }
-  // A process in a cgroup below the container's own.
-  if (!cgroup_path.empty()) {
+    out = it->second;
+  } else if (!cgroup_path.empty()) {
+    // A process in a cgroup below the container's own.
     if (auto c = workloads::ContainerOfCgroup(cgroup_path, RunningLocked())) {
-      return IdentityOf(*c);
+      out = IdentityOf(*c);
     }
   }
-  return {};
+  std::map<std::string, std::string> selected;
+  if (auto keys = selector_keys_.find(target); keys != selector_keys_.end()) {
+    for (const std::string& key : keys->second) {
+      if (auto l = out.labels.find(key); l != out.labels.end()) {
+        selected.insert(*l);
+      }
+    }
+  }
+  out.labels = std::move(selected);
+  return out;
 }
 
 std::string WorkloadTargets::Problem(policy::TargetSource source) const {

@@ -50,9 +50,14 @@ class WorkloadTargets {
   std::vector<std::string> CgroupsOf(const TargetState& t) const;
   // The running containers of every runtime (none without a runtime).
   std::vector<workloads::Container> Running() const;
-  // The container of a record's cgroup ({} when none is known).
+  // The container of a record's cgroup ({} when none is known), with the
+  // labels that `target` selects by (SetSelectorKeys).
   EventContext::Container ContainerOf(uint64_t cgroup_id,
-                                      const std::string& cgroup_path);
+                                      const std::string& cgroup_path,
+                                      const std::string& target);
+  // The label keys each selecting target names (target name -> keys),
+  // as WorkloadClasses last saw the targets.
+  void SetSelectorKeys(std::map<std::string, std::vector<std::string>> keys);
   // "" when a runtime that can run what a target of `source` names is
   // followed (pods: containerd; containers: Docker or containerd);
   // otherwise what a status warning says.
@@ -68,7 +73,8 @@ class WorkloadTargets {
   std::unique_ptr<containerd::ContainerdWatcher> containerd_;
   bool started_ = false;
   mutable std::mutex mu_;
-  std::map<uint64_t, EventContext::Container> by_cgroup_id_;
+  std::map<uint64_t, EventContext::Container> by_cgroup_id_;  // all labels
+  std::map<std::string, std::vector<std::string>> selector_keys_;
   std::deque<uint64_t> remembered_;  // oldest first, bounded
 };
 

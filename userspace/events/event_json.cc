@@ -268,9 +268,16 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
                       {"id", AsciiOnly(ctx.container.id)},
                       {"image", AsciiOnly(ctx.container.image)}};
   }
+  nlohmann::json labels = nlohmann::json::object();
+  for (const auto& [key, value] : ctx.container.labels) {
+    labels[AsciiOnly(key)] = AsciiOnly(value);
+  }
   if (!ctx.container.pod_name.empty()) {
     j["pod"] = {{"namespace", AsciiOnly(ctx.container.pod_namespace)},
                 {"name", AsciiOnly(ctx.container.pod_name)}};
+    if (!labels.empty()) j["pod"]["labels"] = std::move(labels);
+  } else if (!labels.empty() && j.contains("container")) {
+    j["container"]["labels"] = std::move(labels);
   }
   if (IsExistingKind(e)) {
     j["l4"] = {{"protocol", ProtoLabel(e.proto)},

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,8 @@ struct EventContext {
     std::string name, id, image;
     // The pod it runs in (from CRI's labels); empty outside Kubernetes.
     std::string pod_namespace, pod_name;
+    // Its labels (a pod's: the pod's) that the record's target selects by.
+    std::map<std::string, std::string> labels;
     bool operator==(const Container&) const = default;
   } container;
 };

@@ -83,6 +83,20 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
   return out;
 }
 
+std::vector<std::string> SelectorKeys(policy::TargetSource source,
+                                      const std::string& value) {
+  policy::Labels labels;
+  if (source == TargetSource::kSelector) {
+    labels = policy::ParseLabelSelector(value).value_or(policy::Labels{});
+  } else if (source == TargetSource::kPodSelector) {
+    labels =
+        policy::ParsePodSelector(value).value_or(policy::PodSelector{}).labels;
+  }
+  std::vector<std::string> keys;
+  for (const auto& [key, v] : labels) keys.push_back(key);
+  return keys;
+}
+
 std::string WorkloadCgroup(const Container& c) {
   if (c.pod_namespace.empty() || c.cgroup.empty()) return c.cgroup;
   const std::string pod = ParentOf(c.cgroup);

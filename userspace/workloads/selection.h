@@ -22,6 +22,13 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
                                         const std::string& value,
                                         const std::vector<Container>& running);
 
+// The label keys a target's selector names, in key order: kSelector's and
+// kPodSelector's ({} for any other target, or a value that cannot be read).
+// Only these labels are shown in records and metrics: all of them would be
+// noise and, in metrics, a series per label change.
+std::vector<std::string> SelectorKeys(policy::TargetSource source,
+                                      const std::string& value);
+
 // The cgroup a workload's policy is attached to and classified by: a pod
 // container's pod (the parent of its own cgroup: kubepods/.../pod<uid>,
 // or kubepods-...-pod<uid>.slice), so every container of a pod, its sandbox
