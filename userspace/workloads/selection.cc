@@ -83,6 +83,12 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
   return out;
 }
 
+bool SelectsContainer(policy::TargetSource source, const std::string& value,
+                      const Container& c) {
+  auto selected = Matcher(source, value);
+  return selected && (*selected)(c);
+}
+
 std::string WorkloadCgroup(const Container& c) {
   if (c.pod_namespace.empty() || c.cgroup.empty()) return c.cgroup;
   const std::string pod = ParentOf(c.cgroup);
