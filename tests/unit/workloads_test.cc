@@ -220,18 +220,18 @@ TEST(SelectionTest, CreatedContainerIsSelectedByWhoItIs) {
   created.id = "dddd5555";
   created.name = "next";
   created.labels = {{"app", "web"}};
-  EXPECT_TRUE(workloads::SelectContainers(TargetSource::kSelector, "app=web",
-                                          {created})
-                  .empty())
+  EXPECT_TRUE(
+      workloads::SelectContainers(TargetSource::kSelector, "app=web", {created})
+          .empty())
       << "not running: no cgroup to attach to";
-  EXPECT_TRUE(workloads::SelectsContainer(TargetSource::kSelector, "app=web",
-                                          created));
+  EXPECT_TRUE(
+      workloads::SelectsContainer(TargetSource::kSelector, "app=web", created));
   EXPECT_TRUE(
       workloads::SelectsContainer(TargetSource::kContainer, "next", created));
   EXPECT_TRUE(
       workloads::SelectsContainer(TargetSource::kContainer, "dddd", created));
-  EXPECT_FALSE(workloads::SelectsContainer(TargetSource::kSelector, "app=db",
-                                           created));
+  EXPECT_FALSE(
+      workloads::SelectsContainer(TargetSource::kSelector, "app=db", created));
   EXPECT_FALSE(
       workloads::SelectsContainer(TargetSource::kSelector, "bad", created));
   EXPECT_FALSE(workloads::SelectsContainer(TargetSource::kCgroup,

@@ -26,8 +26,8 @@ struct ContainerEvent {
   Kind kind = Kind::kOther;
   std::string id;
 };
-// "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop when the
-// container ends (die, destroy, stop); anything else (exec_*, attach,
+// "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop
+// when the container ends (die, destroy, stop); anything else (exec_*, attach,
 // health_status, events of other types) -> kOther.
 absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line);
 
