@@ -274,6 +274,29 @@ TEST_F(ContainerTargetTest, RecreatedTwentyTimesRefusedFromFirstInstruction) {
   EXPECT_EQ(denied_->accepted(), 0);
 }
 
+// The other side of the same moment: a container its target allows to
+// connect gets its first connect through (classified by name at `create`,
+// before it starts), not the unclassified default.
+TEST_F(ContainerTargetTest, AllowedFirstConnectAcceptedTwentyTimes) {
+  CtlOk({"target", "add", "web", "--selector", "app=web"});
+  Allow("web", allowed_->port());
+  constexpr int kRuns = 20;
+  std::string outputs;
+  for (int i = 0; i < kRuns; ++i) {
+    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    ASSERT_TRUE(rm.ok()) << rm.status();
+    // One attempt, no retry, as the container's first act.
+    auto run = dockerd_->Docker({"run", "--name", "web", "--label", "app=web",
+                                 "--network", "host", "--entrypoint", "nc",
+                                 kImage, "-w", "2", "127.0.0.1",
+                                 absl::StrCat(allowed_->port())});
+    ASSERT_TRUE(run.ok()) << run.status();
+    absl::StrAppend(&outputs, "run ", i, ": ", run->output, "\n");
+  }
+  allowed_->WaitForAccepted(kRuns);
+  EXPECT_EQ(allowed_->accepted(), kRuns) << outputs << DaemonLog();
+}
+
 TEST_F(ContainerTargetTest, ContainerStartedWhileEgressdIsStoppedIsRefused) {
   CtlOk({"target", "add", "web", "--container", "web"});
   StopDaemon(SIGTERM);

@@ -125,5 +125,56 @@ TEST_F(EngineWatchTest, WorkloadParentDefaultsAndClassifications) {
   EXPECT_THAT(kernel_.WatchParents(), IsEmpty());
 }
 
+TEST_F(EngineWatchTest, WorkloadChildIsNamedBeforeItExists) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint64_t docker = kernel_.MakeCgroup("/docker");
+  ASSERT_OK(engine_->RegisterWorkloadParent("/docker",
+                                            Engine::WorkloadDefault::kDeny));
+  const std::string a(64, 'a'), b(64, 'b');
+  ASSERT_OK(engine_->NameWorkloadChild("/docker", a, "web"));
+  ASSERT_OK(engine_->NameWorkloadChild("/docker", b, ""));
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(docker, a), IdOf("web")),
+                          Pair(Pair(docker, b), EGRESS_CGROUP_NOT_SELECTED)));
+  // Named again: its target changes.
+  ASSERT_OK(engine_->NameWorkloadChild("/docker", a, ""));
+  EXPECT_EQ(kernel_.WatchNames().at({docker, a}), EGRESS_CGROUP_NOT_SELECTED);
+
+  EXPECT_STATUS(engine_->NameWorkloadChild("/docker", "x", "nope"),
+                absl::StatusCode::kNotFound, "");
+  EXPECT_STATUS(engine_->NameWorkloadChild("/nowhere", a, ""),
+                absl::StatusCode::kNotFound, "");
+  EXPECT_STATUS(engine_->NameWorkloadChild("/docker", "a/b", ""),
+                absl::StatusCode::kInvalidArgument, "");
+  EXPECT_STATUS(engine_->NameWorkloadChild("/docker", "..", ""),
+                absl::StatusCode::kInvalidArgument, "");
+  EXPECT_STATUS(
+      engine_->NameWorkloadChild("/docker", std::string(128, 'c'), ""),
+      absl::StatusCode::kInvalidArgument, "longer than 127 bytes");
+  EXPECT_EQ(kernel_.WatchNames().size(), 2u) << "nothing written on errors";
+
+  ASSERT_OK(engine_->ForgetWorkloadChildName("/docker", a));
+  ASSERT_OK(engine_->ForgetWorkloadChildName("/docker", a));  // no error
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(docker, b), EGRESS_CGROUP_NOT_SELECTED)));
+  // The parent unregistered: its names go with it.
+  ASSERT_OK(engine_->UnregisterWorkloadParent("/docker"));
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+}
+
+TEST_F(EngineWatchTest, WorkloadNameLeavesUnitTargetsNameAlone) {
+  kernel_.MakeCgroup("/system.slice/web.service");
+  control::TargetSpec spec = Spec("web", "web.service", {});
+  spec.source = policy::TargetSource::kUnit;
+  ASSERT_OK(engine_->AddTarget(spec).status());
+  ASSERT_OK(engine_->RegisterWorkloadParent("/system.slice",
+                                            Engine::WorkloadDefault::kDeny));
+  EXPECT_STATUS(engine_->NameWorkloadChild("/system.slice", "web.service", ""),
+                absl::StatusCode::kAlreadyExists, "");
+  ASSERT_OK(engine_->ForgetWorkloadChildName("/system.slice", "web.service"));
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(slice_, "web.service"), IdOf("web"))));
+}
+
 }  // namespace
 }  // namespace egress::testing

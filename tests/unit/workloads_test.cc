@@ -149,6 +149,10 @@ TEST(DockerJsonTest, ListAndEvents) {
   ASSERT_TRUE(start.ok());
   EXPECT_EQ(start->kind, Kind::kStart);
   EXPECT_EQ(start->id, "abcd");
+  auto create = workloads::ParseDockerEvent(
+      R"({"Type":"container","Action":"create","Actor":{"ID":"abcd"}})");
+  ASSERT_TRUE(create.ok());
+  EXPECT_EQ(create->kind, Kind::kCreate);
   for (const char* action : {"die", "destroy", "stop"}) {
     auto e = workloads::ParseDockerEvent(
         absl::StrCat(R"({"Type":"container","Action":")", action,
@@ -210,6 +214,29 @@ TEST(SelectionTest, ByNameIdAndLabels) {
   ASSERT_TRUE(of.has_value());
   EXPECT_EQ(of->name, "web-2");
   EXPECT_FALSE(workloads::ContainerOfCgroup("/docker/aaaa22", running));
+}
+
+TEST(SelectionTest, CreatedContainerIsSelectedByWhoItIs) {
+  Container created;
+  created.id = "dddd5555";
+  created.name = "next";
+  created.labels = {{"app", "web"}};
+  EXPECT_TRUE(
+      workloads::SelectContainers(TargetSource::kSelector, "app=web", {created})
+          .empty())
+      << "not running: no cgroup to attach to";
+  EXPECT_TRUE(
+      workloads::SelectsContainer(TargetSource::kSelector, "app=web", created));
+  EXPECT_TRUE(
+      workloads::SelectsContainer(TargetSource::kContainer, "next", created));
+  EXPECT_TRUE(
+      workloads::SelectsContainer(TargetSource::kContainer, "dddd", created));
+  EXPECT_FALSE(
+      workloads::SelectsContainer(TargetSource::kSelector, "app=db", created));
+  EXPECT_FALSE(
+      workloads::SelectsContainer(TargetSource::kSelector, "bad", created));
+  EXPECT_FALSE(workloads::SelectsContainer(TargetSource::kCgroup,
+                                           "/docker/dddd5555", created));
 }
 
 TEST(ContainerRecordTest, JsonTextAndFilter) {

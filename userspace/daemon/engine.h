@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -178,6 +179,22 @@ class Engine {
   absl::Status CoverWorkloadCgroup(uint64_t cgroup_id);
   // Forgets a classification (the cgroup is gone). Missing is no error.
   absl::Status ForgetWorkloadCgroup(uint64_t cgroup_id);
+  // Classifies a child of workload parent `parent` by its directory name
+  // before it exists (a container created and not started yet, whose
+  // cgroup will be `parent`/`name`): from its mkdir on it is target
+  // `target`'s, or with "" no target's (passes), until a classification by
+  // id (which the watch instance reads first) or ForgetWorkloadChildName.
+  // Writing the same name again changes its target. InvalidArgument for a
+  // name that cannot be a cgroup's or is too long; NotFound for a missing
+  // parent or an unknown target; AlreadyExists for a name a unit or path
+  // target's cgroup has there; the kernel's error of the map write.
+  absl::Status NameWorkloadChild(const std::string& parent,
+                                 const std::string& name,
+                                 const std::string& target);
+  // Forgets such a name (the container runs and is classified by id, or is
+  // gone). Missing is no error.
+  absl::Status ForgetWorkloadChildName(const std::string& parent,
+                                       const std::string& name);
 
   // ---- Field self-check (engine_health.cc) ----
   struct SelfCheckTarget {
@@ -319,6 +336,11 @@ class Engine {
   // when nothing needs it any more.
   void UnwatchTarget(uint32_t id);
   void DropParentIfUnused(uint64_t parent_id);
+  // Whether a unit or path target's cgroup is `name` under `parent_id`.
+  bool TargetWatchesName(uint64_t parent_id, const std::string& name) const;
+  // What cgroup_classes or watch_names say for a workload of `target`:
+  // its id, or EGRESS_CGROUP_NOT_SELECTED for "" (mu_ held).
+  absl::StatusOr<uint32_t> WorkloadClassValue(const std::string& target) const;
 
   // Targets (engine_targets.cc).
   absl::StatusOr<TargetState> NewTarget(const control::TargetSpec& spec);
@@ -394,6 +416,9 @@ class Engine {
     std::optional<WorkloadDefault> workload;
   };
   std::map<uint64_t, ParentWatch> parent_watch_;
+  // Workload children named before they exist: {parent path, name} -> the
+  // parent's cgroup id the name was written under.
+  std::map<std::pair<std::string, std::string>, uint64_t> workload_names_;
   uint64_t self_check_failures_ = 0;
 };
 

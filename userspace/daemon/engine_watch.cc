@@ -24,6 +24,23 @@ bool SplitParent(const std::string& rel, std::string* parent,
   return !name->empty();
 }
 
+// Whether `name` can be a child cgroup's directory name the watch
+// instance reads whole (bpf/lib/config.h).
+absl::Status CheckChildName(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", name, "' cannot be a cgroup's name"));
+  }
+  if (name.size() >= EGRESS_WATCH_NAME_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup name '", name, "' is longer than ",
+                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 egress_watch_parent WorkloadEntry(Engine::WorkloadDefault def) {
   egress_watch_parent p{};
   p.kind = EGRESS_WATCH_WORKLOAD;
@@ -182,6 +199,17 @@ absl::Status Engine::UnregisterWorkloadParent(const std::string& parent) {
     p.workload.reset();
     uint64_t parent_id = id;
     EGRESS_RETURN_IF_ERROR(kernel_.DeleteWatchParent(parent_id));
+    // Its children named ahead go too: nothing decides for them any more.
+    for (auto n = workload_names_.begin(); n != workload_names_.end();) {
+      if (n->first.first != rel) {
+        ++n;
+        continue;
+      }
+      if (!TargetWatchesName(n->second, n->first.second)) {
+        kernel_.DeleteWatchName(n->second, n->first.second).IgnoreError();
+      }
+      n = workload_names_.erase(n);
+    }
     DropParentIfUnused(parent_id);
     return absl::OkStatus();
   }
@@ -191,17 +219,65 @@ absl::Status Engine::UnregisterWorkloadParent(const std::string& parent) {
 absl::Status Engine::ClassifyWorkloadCgroup(uint64_t cgroup_id,
                                             const std::string& target) {
   Lock lock(mu_);
-  uint32_t value = EGRESS_CGROUP_NOT_SELECTED;
-  if (!target.empty()) {
-    EGRESS_ASSIGN_OR_RETURN(const TargetState* t,
-                            static_cast<const Engine*>(this)->Find(target));
-    if (IsUser(*t)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "target '", target, "' is a user target: it follows its uid"));
-    }
-    value = t->id;
-  }
+  EGRESS_ASSIGN_OR_RETURN(uint32_t value, WorkloadClassValue(target));
   return kernel_.SetCgroupClass(cgroup_id, value);
+}
+
+absl::Status Engine::NameWorkloadChild(const std::string& parent,
+                                       const std::string& name,
+                                       const std::string& target) {
+  EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
+  EGRESS_RETURN_IF_ERROR(CheckChildName(name));
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(uint32_t value, WorkloadClassValue(target));
+  EGRESS_ASSIGN_OR_RETURN(uint64_t parent_id, kernel_.CgroupId(rel));
+  if (TargetWatchesName(parent_id, name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(rel, "/", name, " is a unit or path target's cgroup"));
+  }
+  auto [it, fresh] = workload_names_.try_emplace({rel, name}, parent_id);
+  if (!fresh && it->second != parent_id) {
+    // The parent was made again: the old entry names a parent gone.
+    kernel_.DeleteWatchName(it->second, name).IgnoreError();
+    it->second = parent_id;
+  }
+  if (absl::Status st = kernel_.SetWatchName(parent_id, name, value);
+      !st.ok()) {
+    if (fresh) workload_names_.erase(it);
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::ForgetWorkloadChildName(const std::string& parent,
+                                             const std::string& name) {
+  EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
+  Lock lock(mu_);
+  auto it = workload_names_.find({rel, name});
+  if (it == workload_names_.end()) return absl::OkStatus();
+  const uint64_t parent_id = it->second;
+  workload_names_.erase(it);
+  if (TargetWatchesName(parent_id, name)) return absl::OkStatus();
+  return kernel_.DeleteWatchName(parent_id, name);
+}
+
+bool Engine::TargetWatchesName(uint64_t parent_id,
+                               const std::string& name) const {
+  for (const auto& [id, w] : target_watch_) {
+    if (w.parent_id == parent_id && w.name == name) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<uint32_t> Engine::WorkloadClassValue(
+    const std::string& target) const {
+  if (target.empty()) return EGRESS_CGROUP_NOT_SELECTED;
+  EGRESS_ASSIGN_OR_RETURN(const TargetState* t, Find(target));
+  if (IsUser(*t)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target '", target, "' is a user target: it follows its uid"));
+  }
+  return t->id;
 }
 
 absl::Status Engine::CoverWorkloadCgroup(uint64_t cgroup_id) {

@@ -14,6 +14,9 @@ namespace {
 
 // classes_ value of a covered cgroup (target names have no '*').
 constexpr char kCovered[] = "*covered";
+// Docker containers named ahead at most (watch_names holds 4096 names, unit
+// and path targets' included); past it a container starts unclassified.
+constexpr size_t kMaxNamedContainers = 1024;
 
 std::string ParentOf(const std::string& cgroup) {
   const size_t slash = cgroup.rfind('/');
@@ -59,6 +62,10 @@ void WorkloadClasses::Update() {
       engine_.ForgetWorkloadCgroup(id).IgnoreError();
     }
     classes_.clear();
+    for (const auto& [key, target] : named_) {
+      engine_.ForgetWorkloadChildName(key.first, key.second).IgnoreError();
+    }
+    named_.clear();
     return;
   }
   auto problem = [&](const std::string& p) {
@@ -72,6 +79,9 @@ void WorkloadClasses::Update() {
     if (!k.empty()) keys[t.name] = std::move(k);
   }
   workloads_.SetSelectorKeys(std::move(keys));
+  // Created before running: a container starting in between is in both
+  // (named and classified), never in neither.
+  const std::vector<workloads::Container> created = workloads_.Created();
   const std::vector<workloads::Container> running = workloads_.Running();
   // The parents: Docker's (one, --container_parent or the containers'), and
   // each pod cgroup's.
@@ -121,6 +131,7 @@ void WorkloadClasses::Update() {
   // Classified first, registered after: a running workload of a parent
   // registered now is never given the unclassified default.
   std::set<uint64_t> seen;
+  std::set<std::string> classified;  // cgroups classified by id now
   for (const auto& [cgroup, u] : units) {
     if (!parents.count(u.parent)) continue;
     struct stat st;
@@ -148,7 +159,10 @@ void WorkloadClasses::Update() {
     }
     const std::string want = covered ? kCovered : target;
     auto it = classes_.find(id);
-    if (it != classes_.end() && it->second == want) continue;
+    if (it != classes_.end() && it->second == want) {
+      classified.insert(cgroup);
+      continue;
+    }
     absl::Status s = covered ? engine_.CoverWorkloadCgroup(id)
                              : engine_.ClassifyWorkloadCgroup(id, target);
     if (!s.ok()) {
@@ -156,7 +170,12 @@ void WorkloadClasses::Update() {
       continue;
     }
     classes_[id] = want;
+    classified.insert(cgroup);
   }
+  NameCreated(docker_parent.empty() || !parents.count(docker_parent)
+                  ? ""
+                  : docker_parent,
+              created, running, classified, targets, problem);
   for (const std::string& parent : parents) {
     if (registered_.count(parent)) continue;
     if (absl::Status st =
@@ -183,6 +202,74 @@ void WorkloadClasses::Update() {
     }
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
+  }
+}
+
+void WorkloadClasses::NameCreated(
+    const std::string& docker_parent,
+    const std::vector<workloads::Container>& created,
+    const std::vector<workloads::Container>& running,
+    const std::set<std::string>& classified,
+    const std::vector<control::TargetInfo>& targets,
+    const std::function<void(const std::string&)>& problem) {
+  // The cgroup a container will have: <parent>/<id> (the cgroupfs driver),
+  // docker-<id>.scope in a slice given as --container_parent (systemd's).
+  const bool slice = absl::EndsWith(docker_parent, ".slice");
+  std::map<std::pair<std::string, std::string>, std::string> want;
+  if (!docker_parent.empty()) {
+    for (const workloads::Container& c : created) {
+      if (IsPod(c) || c.id.empty()) continue;
+      if (want.size() >= kMaxNamedContainers) {
+        problem(
+            absl::StrCat("more than ", kMaxNamedContainers,
+                         " containers exist without running: the others are "
+                         "classified once seen running, not from their first "
+                         "instruction"));
+        break;
+      }
+      std::string target;
+      for (const control::TargetInfo& t : targets) {
+        if (workloads::SelectsContainer(t.source, t.source_value, c)) {
+          target = t.name;
+          break;
+        }
+      }
+      want[{docker_parent,
+            slice ? absl::StrCat("docker-", c.id, ".scope") : c.id}] = target;
+    }
+  }
+  for (const auto& [key, target] : want) {
+    auto it = named_.find(key);
+    if (it != named_.end() && it->second == target) continue;
+    if (absl::Status s =
+            engine_.NameWorkloadChild(key.first, key.second, target);
+        !s.ok()) {
+      problem(
+          absl::StrCat("container ", key.second, " under ", key.first,
+                       " is not classified before it starts: ", s.ToString()));
+      continue;
+    }
+    named_[key] = target;
+  }
+  // A name no longer wanted goes once the container is gone, or runs and
+  // is classified by its cgroup's id (read first): until then it still
+  // decides for the container's first instructions. A container stopped
+  // again is named again, so `docker start` is covered the same way.
+  std::set<std::string> running_cgroups;
+  for (const workloads::Container& c : running) {
+    running_cgroups.insert(c.cgroup);
+  }
+  for (auto it = named_.begin(); it != named_.end();) {
+    const std::string cgroup =
+        absl::StrCat(it->first.first, "/", it->first.second);
+    if (want.count(it->first) ||
+        (running_cgroups.count(cgroup) && !classified.count(cgroup))) {
+      ++it;
+      continue;
+    }
+    engine_.ForgetWorkloadChildName(it->first.first, it->first.second)
+        .IgnoreError();
+    it = named_.erase(it);
   }
 }
 

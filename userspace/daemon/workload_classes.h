@@ -18,6 +18,12 @@
 // stay registered while any target selects workloads: a workload started later
 // is enforced from its first instruction. Nothing is registered until a
 // target selects containers or pods.
+//
+// A Docker container is classified by name too, from its `create` on: its
+// cgroup will be the Docker parent's child named by its id (cgroupfs), so
+// the watch instance knows it from its mkdir on instead of from the moment
+// egressd has seen it start. The name stays while the container exists and
+// does not run, and until its running cgroup is classified by id.
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 
@@ -27,6 +33,8 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/workload_targets.h"
@@ -51,6 +59,16 @@ class WorkloadClasses {
   void Update();
 
  private:
+  // Names each created, not running Docker container's cgroup-to-be under
+  // `docker_parent` ("" = none registered) as the target selecting it, and
+  // forgets names no longer needed (mu_ held).
+  void NameCreated(const std::string& docker_parent,
+                   const std::vector<workloads::Container>& created,
+                   const std::vector<workloads::Container>& running,
+                   const std::set<std::string>& classified,
+                   const std::vector<control::TargetInfo>& targets,
+                   const std::function<void(const std::string&)>& problem);
+
   Engine& engine_;
   WorkloadTargets& workloads_;
   const WorkloadClassesOptions options_;
@@ -58,6 +76,8 @@ class WorkloadClasses {
   std::set<std::string> registered_;  // the parents registered
   // cgroup id -> target ("" none, or kCovered in the .cc)
   std::map<uint64_t, std::string> classes_;
+  // {parent, child name} -> target ("" none) of the names written ahead.
+  std::map<std::pair<std::string, std::string>, std::string> named_;
   std::string last_problem_;  // logged once
 };
 

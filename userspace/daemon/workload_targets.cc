@@ -102,6 +102,12 @@ std::vector<workloads::Container> WorkloadTargets::Running() const {
   return RunningLocked();
 }
 
+std::vector<workloads::Container> WorkloadTargets::Created() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!docker_) return {};
+  return docker_->Created();
+}
+
 void WorkloadTargets::Remember() {
   std::lock_guard<std::mutex> lock(mu_);
   // A first change before Start set the watchers is taken when it returns.

@@ -50,6 +50,9 @@ class WorkloadTargets {
   std::vector<std::string> CgroupsOf(const TargetState& t) const;
   // The running containers of every runtime (none without a runtime).
   std::vector<workloads::Container> Running() const;
+  // Docker's containers that exist but do not run (created, or exited):
+  // they may start any moment (DockerWatcher::Created).
+  std::vector<workloads::Container> Created() const;
   // The container of a record's cgroup ({} when none is known), with the
   // labels that `target` selects by (SetSelectorKeys).
   EventContext::Container ContainerOf(uint64_t cgroup_id,

@@ -107,7 +107,9 @@ absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line) {
   e.id = StringAt(ObjectAt(*j, "Actor"), "ID");
   if (e.id.empty()) e.id = StringAt(*j, "id");
   if (!IsId(e.id)) return ContainerEvent{};
-  if (action == "start") {
+  if (action == "create") {
+    e.kind = ContainerEvent::Kind::kCreate;
+  } else if (action == "start") {
     e.kind = ContainerEvent::Kind::kStart;
   } else if (action == "die" || action == "destroy" || action == "stop") {
     e.kind = ContainerEvent::Kind::kStop;

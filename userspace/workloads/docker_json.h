@@ -22,12 +22,12 @@ absl::StatusOr<Container> ParseContainerInspect(absl::string_view body);
 
 // What a line of GET /events says about a container.
 struct ContainerEvent {
-  enum class Kind { kStart, kStop, kOther };
+  enum class Kind { kCreate, kStart, kStop, kOther };
   Kind kind = Kind::kOther;
   std::string id;
 };
-// "start" -> kStart; "die", "destroy", "kill"... -> kStop when the
-// container ends (die, destroy, stop); anything else (exec_*, attach,
+// "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop
+// when the container ends (die, destroy, stop); anything else (exec_*, attach,
 // health_status, events of other types) -> kOther.
 absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line);
 

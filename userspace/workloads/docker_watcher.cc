@@ -16,10 +16,12 @@ namespace egress::workloads {
 namespace {
 
 constexpr int kRetryMs = 1000;
-// Only container events, and only those that change what runs.
+// Only container events, and only those that change what exists or runs.
 constexpr const char* kEventsTarget =
     "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B"
-    "%22start%22%2C%22die%22%2C%22destroy%22%2C%22stop%22%5D%7D";
+    "%22create%22%2C%22start%22%2C%22die%22%2C%22destroy%22%2C%22stop%22%5D%7D";
+// Every container, running or not.
+constexpr const char* kListTarget = "/containers/json?all=1";
 
 }  // namespace
 
@@ -56,6 +58,13 @@ std::vector<Container> DockerWatcher::Running() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<Container> out;
   for (const auto& [id, c] : running_) out.push_back(c);
+  return out;
+}
+
+std::vector<Container> DockerWatcher::Created() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Container> out;
+  for (const auto& [id, c] : created_) out.push_back(c);
   return out;
 }
 
@@ -122,17 +131,19 @@ absl::Status DockerWatcher::Follow() {
       UnixLineStream events,
       UnixLineStream::Open(options_.socket_path, kEventsTarget));
   EGRESS_ASSIGN_OR_RETURN(std::string list,
-                          UnixGet(options_.socket_path, "/containers/json"));
+                          UnixGet(options_.socket_path, kListTarget));
   EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
                           ParseContainerIds(list));
-  std::map<std::string, Container> now;
+  std::map<std::string, Container> running, created;
   for (const std::string& id : ids) {
     auto c = Inspect(id);
-    if (c.ok() && c->running) now[c->id] = *std::move(c);
+    if (!c.ok()) continue;  // removed in between
+    (c->running ? running : created)[c->id] = *std::move(c);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    running_ = std::move(now);
+    running_ = std::move(running);
+    created_ = std::move(created);
   }
   SetProblem("");
   if (options_.changed) options_.changed();
@@ -147,18 +158,13 @@ absl::Status DockerWatcher::Follow() {
     for (const std::string& line : lines) {
       auto e = ParseDockerEvent(line);
       if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
-      if (e->kind == ContainerEvent::Kind::kStart) {
-        auto c = Inspect(e->id);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (c.ok() && c->running) {
-          running_[c->id] = *std::move(c);
-        } else {
-          running_.erase(e->id);
-        }
-      } else {
-        std::lock_guard<std::mutex> lock(mu_);
-        running_.erase(e->id);
-      }
+      // What the container is now, whatever the event said: running, or
+      // existing without running (created, exited), or gone (destroyed).
+      auto c = Inspect(e->id);
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.erase(e->id);
+      created_.erase(e->id);
+      if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
       changed = true;
     }
     if (changed && options_.changed) options_.changed();

@@ -1,7 +1,11 @@
 // Follows the containers of a Docker Engine over its API socket: lists and
-// inspects them at start, then follows /events (start, die, destroy), so a
-// target naming a container by name or labels finds it again after
-// `docker restart` and after `docker rm -f web && docker run --name web`.
+// inspects them at start, then follows /events (create, start, die,
+// destroy), so a target naming a container by name or labels finds it again
+// after `docker restart` and after `docker rm -f web && docker run --name
+// web`. Containers that exist but do not run (created, or exited) are kept
+// apart: with the cgroupfs driver their cgroup's name is known before they
+// start (their id), so they can be classified by name from their first
+// instruction on.
 // Reconnects every second while the socket is missing or dockerd is down.
 #ifndef EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 #define EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
@@ -25,8 +29,8 @@ struct DockerWatcherOptions {
   std::string socket_path = "/run/docker.sock";
   // The cgroup of a process, relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(int pid)> pid_cgroup;
-  // Called (from the watcher's thread) after the set of running containers
-  // changed; it must not block long.
+  // Called (from the watcher's thread) after the set of running or created
+  // containers changed; it must not block long.
   std::function<void()> changed;
   std::function<void(const std::string&)> log;
 };
@@ -39,6 +43,9 @@ class DockerWatcher {
 
   // The running containers as last seen.
   std::vector<Container> Running() const;
+  // The containers that exist but do not run (created and not started yet,
+  // or exited; `running` false, no pid, no cgroup) as last seen.
+  std::vector<Container> Created() const;
   // "" while connected; otherwise why not ("cannot connect to ...").
   std::string Problem() const;
   const std::string& socket_path() const { return options_.socket_path; }
@@ -55,6 +62,7 @@ class DockerWatcher {
   const DockerWatcherOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, Container> running_;  // by id
+  std::map<std::string, Container> created_;  // by id, not running
   std::string problem_;
   UniqueFd wake_;
   std::atomic<bool> stop_{false};

@@ -97,6 +97,12 @@ std::vector<std::string> SelectorKeys(policy::TargetSource source,
   return keys;
 }
 
+bool SelectsContainer(policy::TargetSource source, const std::string& value,
+                      const Container& c) {
+  auto selected = Matcher(source, value);
+  return selected && (*selected)(c);
+}
+
 std::string WorkloadCgroup(const Container& c) {
   if (c.pod_namespace.empty() || c.cgroup.empty()) return c.cgroup;
   const std::string pod = ParentOf(c.cgroup);

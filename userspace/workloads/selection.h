@@ -29,6 +29,12 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
 std::vector<std::string> SelectorKeys(policy::TargetSource source,
                                       const std::string& value);
 
+// Whether `value` (as for SelectContainers) selects `c` by who it is,
+// running or not: a container created and not started yet is selected by
+// what it will be once it runs.
+bool SelectsContainer(policy::TargetSource source, const std::string& value,
+                      const Container& c);
+
 // The cgroup a workload's policy is attached to and classified by: a pod
 // container's pod (the parent of its own cgroup: kubepods/.../pod<uid>,
 // or kubepods-...-pod<uid>.slice), so every container of a pod, its sandbox
