@@ -19,6 +19,9 @@ pkgs=(
   # The container tests start their own dockerd (its own data root and
   # socket) and build their image offline from a static busybox.
   docker.io busybox-static
+  # And their own Podman service (the Docker-compatible API; runc, conmon
+  # and the containers-common configuration come with it).
+  podman
 )
 # A 32-bit libc and gcc's -m32, for the test of source routes set through
 # compat (32-bit) syscalls; amd64 only.

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "tests/testing/runtime_cleanup.h"
 #include "userspace/common/status_macros.h"
 
 namespace egress::testing {
@@ -30,49 +31,6 @@ constexpr const char* kDocker = "/usr/bin/docker";  // docker.io's, not PATH's
 constexpr const char* kBusybox = "/bin/busybox";
 // The applets the test images use.
 constexpr const char* kApplets[] = {"sh", "nc", "sleep", "cat", "echo", "true"};
-
-std::vector<std::string> MountsBelow(const std::string& dir) {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() > 4 && absl::StartsWith(f[4], dir + "/")) out.push_back(f[4]);
-  }
-  // Deepest first.
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) {
-              return a.size() > b.size();
-            });
-  return out;
-}
-
-// The mount point of every cgroup hierarchy (v1 and v2).
-std::vector<std::string> CgroupMounts() {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::vector<std::string> f = absl::StrSplit(line.substr(0, dash), ' ');
-    std::vector<std::string> t = absl::StrSplit(line.substr(dash + 3), ' ');
-    if (f.size() > 4 && !t.empty() && (t[0] == "cgroup" || t[0] == "cgroup2")) {
-      out.push_back(f[4]);
-    }
-  }
-  return out;
-}
-
-// Removes a cgroup directory tree depth-first (only empty cgroups go).
-void RemoveCgroupTree(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(path, ec)) return;
-  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
-    if (e.is_directory(ec)) RemoveCgroupTree(e.path().string());
-  }
-  rmdir(path.c_str());
-}
 
 }  // namespace
 

@@ -116,9 +116,9 @@ absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
   p.workloads = std::make_unique<WorkloadTargets>(
-      WorkloadTargets::Runtimes{p.options.docker_socket,
-                                p.options.containerd_socket,
-                                p.options.containerd_namespace},
+      WorkloadTargets::Runtimes{
+          p.options.docker_socket, p.options.containerd_socket,
+          p.options.containerd_namespace, p.options.podman_socket},
       p.cgroup_root);
   p.learner = std::make_unique<Learner>(p.options.state_dir);
   EGRESS_RETURN_IF_ERROR(p.learner->Load());

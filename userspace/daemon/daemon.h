@@ -45,6 +45,9 @@ struct DaemonOptions {
   // The Docker Engine API socket, followed for container targets; "" = no
   // container runtime.
   std::string docker_socket = "/run/docker.sock";
+  // Podman's Docker-compatible API socket, followed the same way ("" = not
+  // followed; rootful Podman's is /run/podman/podman.sock).
+  std::string podman_socket;
   // Pods: containerd's socket and namespace ("" socket = not followed).
   std::string containerd_socket = "/run/containerd/containerd.sock";
   std::string containerd_namespace = "k8s.io";

@@ -48,6 +48,10 @@ DEFINE_string(node_name, "",
 DEFINE_string(docker_socket, "/run/docker.sock",
               "the Docker Engine API socket followed for --container and "
               "--selector targets (\"\" = none)");
+DEFINE_string(podman_socket, "",
+              "Podman's Docker-compatible API socket (`podman system "
+              "service`; rootful: /run/podman/podman.sock), followed for "
+              "--container and --selector targets too (\"\" = none)");
 DEFINE_string(containerd_socket, "/run/containerd/containerd.sock",
               "containerd's API socket, followed for --pod and "
               "--pod-selector targets (the pods the kubelet made through "
@@ -94,8 +98,8 @@ const std::vector<FlagGroup>& FlagGroups() {
       {"Control and state", {"socket", "state_dir"}},
       {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
       {"Containers",
-       {"docker_socket", "containerd_socket", "containerd_namespace",
-        "container_parent", "unclassified_containers"}},
+       {"docker_socket", "podman_socket", "containerd_socket",
+        "containerd_namespace", "container_parent", "unclassified_containers"}},
       {"Policies", {"policy_dir", "dns_ttl_floor"}},
       {"Events",
        {"events", "node_name", "events_file", "events_file_max_bytes",
@@ -185,6 +189,7 @@ int main(int argc, char** argv) {
   opts.metrics_addr = FLAGS_metrics_addr;
   opts.policy_dir = FLAGS_policy_dir;
   opts.docker_socket = FLAGS_docker_socket;
+  opts.podman_socket = FLAGS_podman_socket;
   opts.containerd_socket = FLAGS_containerd_socket;
   opts.containerd_namespace = FLAGS_containerd_namespace;
   opts.container_parent = FLAGS_container_parent;

@@ -29,6 +29,7 @@ WorkloadTargets::WorkloadTargets(Runtimes runtimes, std::string cgroup_root)
 WorkloadTargets::~WorkloadTargets() {
   // Their threads call back into this object: stopped before it goes.
   docker_.reset();
+  podman_.reset();
   containerd_.reset();
 }
 
@@ -44,16 +45,22 @@ absl::Status WorkloadTargets::Start(
     Remember();
     if (changed) changed();
   };
-  std::unique_ptr<workloads::DockerWatcher> docker;
-  if (!runtimes_.docker_socket.empty()) {
+  // Docker's Engine API; Podman's service speaks it too.
+  auto start_engine_api = [&](const std::string& socket, const char* runtime)
+      -> absl::StatusOr<std::unique_ptr<workloads::DockerWatcher>> {
+    if (socket.empty()) return nullptr;
     workloads::DockerWatcherOptions o;
-    o.socket_path = runtimes_.docker_socket;
+    o.socket_path = socket;
+    o.runtime = runtime;
     o.pid_cgroup = pid_cgroup;
     o.changed = on_change;
     o.log = log;
-    EGRESS_ASSIGN_OR_RETURN(docker,
-                            workloads::DockerWatcher::Start(std::move(o)));
-  }
+    return workloads::DockerWatcher::Start(std::move(o));
+  };
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<workloads::DockerWatcher> docker,
+                          start_engine_api(runtimes_.docker_socket, "docker"));
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<workloads::DockerWatcher> podman,
+                          start_engine_api(runtimes_.podman_socket, "podman"));
   std::unique_ptr<containerd::ContainerdWatcher> containerd;
   if (!runtimes_.containerd_socket.empty()) {
     containerd::ContainerdWatcherOptions o;
@@ -71,6 +78,7 @@ absl::Status WorkloadTargets::Start(
   {
     std::lock_guard<std::mutex> lock(mu_);
     docker_ = std::move(docker);
+    podman_ = std::move(podman);
     containerd_ = std::move(containerd);
     started_ = true;
   }
@@ -81,12 +89,13 @@ absl::Status WorkloadTargets::Start(
 
 std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
   std::vector<workloads::Container> out;
-  if (docker_) out = docker_->Running();
-  if (containerd_) {
-    std::vector<workloads::Container> more = containerd_->Running();
+  auto add = [&out](std::vector<workloads::Container> more) {
     out.insert(out.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));
-  }
+  };
+  if (docker_) add(docker_->Running());
+  if (podman_) add(podman_->Running());
+  if (containerd_) add(containerd_->Running());
   return out;
 }
 
@@ -187,12 +196,33 @@ std::string WorkloadTargets::Problem(policy::TargetSource source) const {
                ? ""
                : absl::StrCat("pods cannot be found: ", containerd);
   }
-  // A container may run under either runtime: one that answers will do.
-  if (docker.empty() ||
-      (runtimes_.docker_socket.empty() && containerd.empty())) {
+  const std::string podman =
+      runtimes_.podman_socket.empty() ? ""
+      : !podman_                      ? "Podman is not followed yet"
+      : podman_->Problem().empty()
+          ? ""
+          : absl::StrCat("Podman cannot be followed: ", podman_->Problem(),
+                         " (egressd --podman_socket)");
+  // A container may run under any runtime: one that answers will do
+  // (containerd's only when neither Docker nor Podman is configured).
+  const bool engine_api =
+      !runtimes_.docker_socket.empty() || !runtimes_.podman_socket.empty();
+  if ((!runtimes_.docker_socket.empty() && docker.empty()) ||
+      (!runtimes_.podman_socket.empty() && podman.empty()) ||
+      (!engine_api && containerd.empty())) {
     return "";
   }
-  return absl::StrCat("containers cannot be followed: ", docker);
+  if (!engine_api) {
+    return "containers cannot be followed: neither Docker nor Podman is "
+           "followed (egressd --docker_socket, --podman_socket)";
+  }
+  if (runtimes_.podman_socket.empty()) {
+    return absl::StrCat("containers cannot be followed: ", docker);
+  }
+  if (runtimes_.docker_socket.empty()) {
+    return absl::StrCat("containers cannot be followed: ", podman);
+  }
+  return absl::StrCat("containers cannot be followed: ", docker, "; ", podman);
 }
 
 }  // namespace egress

@@ -1,9 +1,10 @@
 // egressd's side of targets that select containers and pods: the runtimes
-// followed (Docker's Engine API; containerd's, whose k8s.io namespace holds
-// what the kubelet's CRI made), the seam that gives the engine each such
-// target's cgroups now, and the identity (name, short id, image, pod) of
-// the container behind a record's cgroup, remembered by cgroup id so that
-// records of a container that has exited still name it.
+// followed (Docker's Engine API, and Podman's Docker-compatible one;
+// containerd's, whose k8s.io namespace holds what the kubelet's CRI made), the
+// seam that gives the engine each such target's cgroups now, and the identity
+// (name, short id, image, pod) of the container behind a record's cgroup,
+// remembered by cgroup id so that records of a container that has exited still
+// name it.
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_TARGETS_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_TARGETS_H_
 
@@ -34,6 +35,7 @@ class WorkloadTargets {
     std::string docker_socket;      // "" = Docker is not followed
     std::string containerd_socket;  // "" = containerd is not followed
     std::string containerd_namespace;
+    std::string podman_socket;  // "" = Podman is not followed
   };
   // With no runtime, workload targets select nothing and say so in status.
   WorkloadTargets(Runtimes runtimes, std::string cgroup_root);
@@ -62,7 +64,7 @@ class WorkloadTargets {
   // as WorkloadClasses last saw the targets.
   void SetSelectorKeys(std::map<std::string, std::vector<std::string>> keys);
   // "" when a runtime that can run what a target of `source` names is
-  // followed (pods: containerd; containers: Docker or containerd);
+  // followed (pods: containerd; containers: Docker, Podman or containerd);
   // otherwise what a status warning says.
   std::string Problem(policy::TargetSource source) const;
 
@@ -73,6 +75,7 @@ class WorkloadTargets {
   const Runtimes runtimes_;
   const std::string cgroup_root_;
   std::unique_ptr<workloads::DockerWatcher> docker_;
+  std::unique_ptr<workloads::DockerWatcher> podman_;  // the same API
   std::unique_ptr<containerd::ContainerdWatcher> containerd_;
   bool started_ = false;
   mutable std::mutex mu_;

@@ -111,7 +111,8 @@ absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line) {
     e.kind = ContainerEvent::Kind::kCreate;
   } else if (action == "start") {
     e.kind = ContainerEvent::Kind::kStart;
-  } else if (action == "die" || action == "destroy" || action == "stop") {
+  } else if (action == "die" || action == "destroy" || action == "stop" ||
+             action == "remove") {  // Podman's word for destroy
     e.kind = ContainerEvent::Kind::kStop;
   }
   return e;

@@ -27,8 +27,8 @@ struct ContainerEvent {
   std::string id;
 };
 // "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop
-// when the container ends (die, destroy, stop); anything else (exec_*, attach,
-// health_status, events of other types) -> kOther.
+// when the container ends (die, destroy, stop; Podman's remove); anything
+// else (exec_*, attach, health_status, events of other types) -> kOther.
 absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line);
 
 }  // namespace egress::workloads

@@ -16,6 +16,8 @@ namespace egress::workloads {
 namespace {
 
 constexpr int kRetryMs = 1000;
+// How long the list waits for the head of /events (see Follow).
+constexpr int kHeadWaitMs = 500;
 // Only container events, and only those that change what exists or runs.
 constexpr const char* kEventsTarget =
     "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B"
@@ -82,9 +84,10 @@ void DockerWatcher::SetProblem(const std::string& problem) {
   }
   if (changed && options_.log) {
     options_.log(problem.empty()
-                     ? absl::StrCat("docker: following containers on ",
+                     ? absl::StrCat(options_.runtime,
+                                    ": following containers on ",
                                     options_.socket_path)
-                     : absl::StrCat("docker: ", problem,
+                     : absl::StrCat(options_.runtime, ": ", problem,
                                     " (container targets keep what they had; "
                                     "retried every second)"));
   }
@@ -124,12 +127,39 @@ void DockerWatcher::Loop() {
   }
 }
 
+bool DockerWatcher::Apply(const std::vector<std::string>& lines) {
+  bool changed = false;
+  for (const std::string& line : lines) {
+    auto e = ParseDockerEvent(line);
+    if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
+    // What the container is now, whatever the event said: running, or
+    // existing without running (created, exited), or gone (destroyed).
+    auto c = Inspect(e->id);
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(e->id);
+    created_.erase(e->id);
+    if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
+    changed = true;
+  }
+  return changed;
+}
+
 absl::Status DockerWatcher::Follow() {
   // Events first, then the list: a container started in between is in one
-  // or the other (or both), never in neither.
+  // or the other (or both), never in neither. Docker answers the head of
+  // /events at once, once it follows them: the list waits for it. Podman
+  // (4.3) sends the head with the first event only: after kHeadWaitMs the
+  // list is taken anyway, the request being sent before it.
   EGRESS_ASSIGN_OR_RETURN(
       UnixLineStream events,
       UnixLineStream::Open(options_.socket_path, kEventsTarget));
+  std::vector<std::string> early;
+  for (int waits = 0; !events.has_head() && waits < kHeadWaitMs / 10; ++waits) {
+    pollfd p{events.fd(), POLLIN, 0};
+    if (poll(&p, 1, 10) <= 0) continue;
+    EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
+    early.insert(early.end(), lines.begin(), lines.end());
+  }
   EGRESS_ASSIGN_OR_RETURN(std::string list,
                           UnixGet(options_.socket_path, kListTarget));
   EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
@@ -145,6 +175,7 @@ absl::Status DockerWatcher::Follow() {
     running_ = std::move(running);
     created_ = std::move(created);
   }
+  Apply(early);
   SetProblem("");
   if (options_.changed) options_.changed();
   while (!stop_.load()) {
@@ -154,20 +185,7 @@ absl::Status DockerWatcher::Follow() {
     if (stop_.load()) return absl::OkStatus();
     if (r <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
-    bool changed = false;
-    for (const std::string& line : lines) {
-      auto e = ParseDockerEvent(line);
-      if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
-      // What the container is now, whatever the event said: running, or
-      // existing without running (created, exited), or gone (destroyed).
-      auto c = Inspect(e->id);
-      std::lock_guard<std::mutex> lock(mu_);
-      running_.erase(e->id);
-      created_.erase(e->id);
-      if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
-      changed = true;
-    }
-    if (changed && options_.changed) options_.changed();
+    if (Apply(lines) && options_.changed) options_.changed();
   }
   return absl::OkStatus();
 }

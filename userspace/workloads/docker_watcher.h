@@ -5,8 +5,9 @@
 // web`. Containers that exist but do not run (created, or exited) are kept
 // apart: with the cgroupfs driver their cgroup's name is known before they
 // start (their id), so they can be classified by name from their first
-// instruction on.
-// Reconnects every second while the socket is missing or dockerd is down.
+// instruction on. Podman's Docker-compatible API (`podman system service`)
+// is followed the same way. Reconnects every second while the socket is
+// missing or the runtime is down.
 #ifndef EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 #define EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 
@@ -27,6 +28,8 @@ namespace egress::workloads {
 
 struct DockerWatcherOptions {
   std::string socket_path = "/run/docker.sock";
+  // The runtime's name in log lines ("docker", "podman").
+  std::string runtime = "docker";
   // The cgroup of a process, relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(int pid)> pid_cgroup;
   // Called (from the watcher's thread) after the set of running or created
@@ -56,6 +59,8 @@ class DockerWatcher {
   // One connection: list, then follow events until it breaks or stop.
   absl::Status Follow();
   absl::StatusOr<Container> Inspect(const std::string& id) const;
+  // Applies lines of /events to running_; true when it changed.
+  bool Apply(const std::vector<std::string>& lines);
   void SetProblem(const std::string& problem);
   bool WaitStop(int ms);
 

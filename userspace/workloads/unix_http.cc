@@ -166,21 +166,37 @@ absl::StatusOr<std::string> UnixGet(const std::string& socket_path,
 absl::StatusOr<UnixLineStream> UnixLineStream::Open(
     const std::string& socket_path, const std::string& target, int timeout_ms) {
   UnixLineStream s;
-  EGRESS_ASSIGN_OR_RETURN(
-      s.head_, Request(socket_path, target, timeout_ms, &s.fd_, &s.buffered_));
-  if (s.head_.status < 200 || s.head_.status > 299) {
-    return StatusError(s.head_, target, s.buffered_);
-  }
+  s.target_ = target;
+  EGRESS_ASSIGN_OR_RETURN(s.fd_, Connect(socket_path));
+  EGRESS_RETURN_IF_ERROR(
+      SendAll(s.fd_.get(), GetRequest(target), timeout_ms, socket_path));
   return s;
 }
 
 absl::StatusOr<std::vector<std::string>> UnixLineStream::ReadLines() {
-  std::string raw = std::move(buffered_);
-  buffered_.clear();
-  size_t n = raw.size();
-  if (n == 0) {
-    EGRESS_ASSIGN_OR_RETURN(n, ReadSome(fd_.get(), &raw));
-    if (n == 0) return absl::UnavailableError("the runtime ended the stream");
+  std::string raw;
+  EGRESS_ASSIGN_OR_RETURN(size_t n, ReadSome(fd_.get(), &raw));
+  if (n == 0) return absl::UnavailableError("the runtime ended the stream");
+  if (!have_head_) {
+    buffered_ += raw;
+    raw.clear();
+    const size_t end = buffered_.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      if (buffered_.size() > kMaxHead) {
+        return absl::UnavailableError("the stream's answer head is too long");
+      }
+      return std::vector<std::string>{};
+    }
+    auto head =
+        ParseResponseHead(absl::string_view(buffered_).substr(0, end + 2));
+    if (!head.ok()) return absl::UnavailableError(head.status().message());
+    head_ = *head;
+    have_head_ = true;
+    raw = buffered_.substr(end + 4);
+    buffered_.clear();
+    if (head_.status < 200 || head_.status > 299) {
+      return StatusError(head_, target_, raw);
+    }
   }
   if (head_.chunked) {
     if (absl::Status st = chunks_.Feed(raw, &partial_); !st.ok()) {
