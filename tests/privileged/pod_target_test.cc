@@ -320,5 +320,26 @@ TEST_F(PodTargetTest, RecordsCarryPodIdentity) {
   EXPECT_TRUE(Records({"--pod", "other/"}, 0).empty());
 }
 
+TEST_F(PodTargetTest, VerifyProbesFromInsideThePod) {
+  Pod web = RunPod("shop", "web-1", {{"app", "web"}});
+  CtlOk({"target", "add", "shop-web", "--namespace", "shop", "--pod-selector",
+         "app=web"});
+  Allow("shop-web", allowed_->port());
+  ASSERT_TRUE(WaitRefused(web.app, denied_->port()));
+  // The probes run in the pod's network namespace, in a leaf of their own
+  // below the pod's cgroup (which has no process of its own), and go.
+  CommandResult r = Ctl({"verify", "--target", "shop-web"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "blocked (EPERM)")) << r.output;
+  std::error_code ec;
+  for (const auto& d : std::filesystem::directory_iterator(
+           kubepods_->path() +
+               web.cgroup.substr(kubepods_->relative_path().size()),
+           ec)) {
+    EXPECT_FALSE(absl::StrContains(d.path().string(), "egress-verify"))
+        << d.path();
+  }
+}
+
 }  // namespace
 }  // namespace egress::testing

@@ -10,13 +10,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -78,16 +81,34 @@ int Attempt(const Probe& p) {
 
 // Runs every probe in a child that joins `cgroup_abs` (and, for a user
 // target, becomes its user); the errnos in order.
-// The network namespace of a process of the cgroup at `cgroup_abs` (the
-// workload's own: a container's may have no route to what its policy
-// allows); an invalid fd when the cgroup has no process.
-UniqueFd NetnsOfCgroup(const std::string& cgroup_abs) {
+// The cgroup directories right below `cgroup_abs` (at most `max`).
+std::vector<std::string> ChildCgroups(const std::string& cgroup_abs,
+                                      size_t max) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(cgroup_abs, ec);
+       !ec && it != std::filesystem::directory_iterator() && out.size() < max;
+       it.increment(ec)) {
+    if (it->is_directory(ec)) out.push_back(it->path().string());
+  }
+  return out;
+}
+
+// The network namespace of a process of the cgroup at `cgroup_abs` or, for
+// a pod's cgroup, whose processes are in its containers' cgroups, of one
+// below it (the workload's own: a container's may have no route to what
+// its policy allows); an invalid fd when there is no process.
+UniqueFd NetnsOfCgroup(const std::string& cgroup_abs, int depth = 2) {
   std::ifstream procs(cgroup_abs + "/cgroup.procs");
   std::string pid;
   while (std::getline(procs, pid)) {
     UniqueFd ns(open(absl::StrCat("/proc/", pid, "/ns/net").c_str(),
                      O_RDONLY | O_CLOEXEC));
     if (ns) return ns;
+  }
+  if (depth == 0) return UniqueFd();
+  for (const std::string& child : ChildCgroups(cgroup_abs, 64)) {
+    if (UniqueFd ns = NetnsOfCgroup(child, depth - 1)) return ns;
   }
   return UniqueFd();
 }
@@ -96,11 +117,26 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
     const std::string& cgroup_abs, const std::vector<Probe>& probes,
     std::optional<uint32_t> uid, bool in_workload_netns) {
   UniqueFd netns;
+  std::string join = cgroup_abs;
+  absl::Cleanup remove_leaf = [&join, &cgroup_abs] {
+    if (join != cgroup_abs) rmdir(join.c_str());
+  };
   if (in_workload_netns) {
     netns = NetnsOfCgroup(cgroup_abs);
     if (!netns) {
       return absl::FailedPreconditionError(absl::StrCat(
           "no process in ", cgroup_abs, " to take the network namespace of"));
+    }
+    // A pod's cgroup holds its containers' cgroups and no process of its
+    // own (cgroup v2 allows none there once controllers are enabled): the
+    // probe runs in a leaf of its own below it, under the pod's policy.
+    if (!ChildCgroups(cgroup_abs, 1).empty()) {
+      const std::string leaf =
+          absl::StrCat(cgroup_abs, "/egress-verify-", getpid());
+      if (mkdir(leaf.c_str(), 0755) != 0) {
+        return ErrnoStatus(errno, absl::StrCat("mkdir ", leaf));
+      }
+      join = leaf;
     }
   }
   int fds[2];
@@ -110,7 +146,7 @@ absl::StatusOr<std::vector<int>> ProbeFromCgroup(
   if (pid == 0) {
     close(fds[0]);
     if (netns && setns(netns.get(), CLONE_NEWNET) != 0) _exit(6);
-    std::ofstream procs(cgroup_abs + "/cgroup.procs");
+    std::ofstream procs(join + "/cgroup.procs");
     procs << "0" << std::flush;
     if (!procs) _exit(3);
     if (uid.has_value() &&
