@@ -298,7 +298,19 @@ TEST_F(PodTargetTest, RecordsCarryPodIdentity) {
   Pod web2 = RunPod("shop", "web-2", {{"app", "web"}});
   CtlOk({"target", "add", "shop-web", "--namespace", "shop", "--pod-selector",
          "app=web"});
-  ASSERT_TRUE(WaitRefused(web1.app, denied_->port()));
+  // Once containerd has listed both app containers to egressd (its
+  // metrics name them), their records name them too.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::string metrics;
+  do {
+    metrics = ScrapeMetrics();
+    if (absl::StrContains(metrics, absl::StrCat("\"", web1.app, "\"")) &&
+        absl::StrContains(metrics, absl::StrCat("\"", web2.app, "\""))) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  ASSERT_TRUE(WaitRefused(web1.app, denied_->port())) << metrics;
   ASSERT_TRUE(WaitRefused(web2.app, denied_->port()));
   std::vector<nlohmann::json> one = Records({"--pod", "shop/web-1"}, 1);
   ASSERT_FALSE(one.empty());

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/containerd/containerd_watcher.h"
@@ -153,9 +154,23 @@ EventContext::Container WorkloadTargets::ContainerOf(
   if (auto it = by_cgroup_id_.find(cgroup_id); it != by_cgroup_id_.end()) {
     out = it->second;
   } else if (!cgroup_path.empty()) {
+    const std::vector<workloads::Container> running = RunningLocked();
     // A process in a cgroup below the container's own.
-    if (auto c = workloads::ContainerOfCgroup(cgroup_path, RunningLocked())) {
+    if (auto c = workloads::ContainerOfCgroup(cgroup_path, running)) {
       out = IdentityOf(*c);
+    } else {
+      // A container of a known pod that the runtime has not listed yet
+      // (it started since the last poll): the pod is known.
+      for (const workloads::Container& p : running) {
+        if (p.pod_name.empty()) continue;
+        if (absl::StartsWith(cgroup_path,
+                             absl::StrCat(workloads::WorkloadCgroup(p), "/"))) {
+          out.pod_namespace = p.pod_namespace;
+          out.pod_name = p.pod_name;
+          out.labels = p.labels;
+          break;
+        }
+      }
     }
   }
   std::map<std::string, std::string> selected;
