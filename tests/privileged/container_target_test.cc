@@ -1,6 +1,7 @@
 // Targets that name Docker containers (--container, --selector): a real
-// dockerd (tests/testing/dockerd.h, one per suite), real containers on the
-// host network, connects to loopback only. Enforcement follows a container
+// dockerd (tests/testing/dockerd.h, one per suite, set up by
+// runtime_target_fixture.h), real containers on the host network, connects
+// to loopback only. Enforcement follows a container
 // by name across `docker rm -f` + `docker run --name`, records name the
 // container, `events --container` filters, a selector picks exactly the
 // matching containers and two containers keep their own policies. /metrics
@@ -14,112 +15,24 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/runtime_target_fixture.h"
 #include "tests/testing/dockerd.h"
-#include "tests/testing/listeners.h"
 
 namespace egress::testing {
 namespace {
 
-constexpr const char* kImage = "egress-test-busybox:1";
-// busybox nc's words for a connect the kernel refused with EPERM.
-constexpr const char* kEperm = "Operation not permitted";
-
-class ContainerTargetTest : public EgressdTest {
+class ContainerTargetTest : public RuntimeTargetTest<Dockerd> {
  protected:
-  static void SetUpTestSuite() {
-    auto d = Dockerd::Start();
-    if (!d.ok()) {
-      start_error_ = new std::string(d.status().ToString());
-      return;
-    }
-    dockerd_ = d->release();
-    if (absl::Status st = dockerd_->ImportBusybox(kImage); !st.ok()) {
-      start_error_ = new std::string(st.ToString());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete dockerd_;
-    dockerd_ = nullptr;
-    delete start_error_;
-    start_error_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    ASSERT_NE(dockerd_, nullptr);
-    extra_daemon_args_ = {"--docker_socket", dockerd_->socket(),
-                          "--container_parent", dockerd_->cgroup_parent()};
-    EgressdTest::SetUp();
-    auto allowed = TcpListener::Create("127.0.0.1");
-    ASSERT_TRUE(allowed.ok()) << allowed.status();
-    allowed_ = *std::move(allowed);
-    auto denied = TcpListener::Create("127.0.0.1");
-    ASSERT_TRUE(denied.ok()) << denied.status();
-    denied_ = *std::move(denied);
-  }
-  void TearDown() override {
-    if (dockerd_ != nullptr) {
-      absl::Status st = dockerd_->RemoveAllContainers();
-      EXPECT_TRUE(st.ok()) << st;
-    }
-    EgressdTest::TearDown();
-  }
-
-  // `docker run -d --network host [labels] IMAGE sleep 600`.
-  void RunSleeper(const std::string& name,
-                  const std::vector<std::string>& labels = {}) {
-    std::vector<std::string> args = {"run", "-d",        "--name",
-                                     name,  "--network", "host"};
-    for (const std::string& l : labels) {
-      args.push_back("--label");
-      args.push_back(l);
-    }
-    args.insert(args.end(), {kImage, "sleep", "600"});
-    auto r = dockerd_->DockerOk(args);
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-
-  // `docker exec NAME nc 127.0.0.1 PORT`: its output and exit code.
-  CommandResult ExecConnect(const std::string& name, uint16_t port) {
-    auto r =
-        dockerd_->Docker({"exec", name, "sh", "-c",
-                          absl::StrCat("echo hi | nc -w 2 127.0.0.1 ", port)});
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : CommandResult{};
-  }
-
-  // Polls (bounded) until a connect from the container to `port` is refused
-  // with EPERM: the target found it (the watcher reports a container that
-  // `docker run -d` has just started a moment later).
-  bool WaitRefused(const std::string& name, uint16_t port) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    do {
-      if (absl::StrContains(ExecConnect(name, port).output, kEperm)) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
-  }
-
-  void Allow(const std::string& target, uint16_t port) {
-    CtlOk(
-        {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
+  std::vector<std::string> FollowArgs() const override {
+    return {"--docker_socket", runtime_->socket(), "--container_parent",
+            runtime_->cgroup_parent()};
   }
 
   std::vector<nlohmann::json> Events(const std::vector<std::string>& filter,
                                      size_t expect_at_least) {
     return Records(filter, expect_at_least);
   }
-
-  static Dockerd* dockerd_;
-  static std::string* start_error_;
-  std::unique_ptr<TcpListener> allowed_, denied_;
 };
-
-Dockerd* ContainerTargetTest::dockerd_ = nullptr;
-std::string* ContainerTargetTest::start_error_ = nullptr;
 
 TEST_F(ContainerTargetTest, ExecInNamedContainerAllowedConnectsOthersRefused) {
   RunSleeper("web");
@@ -147,10 +60,10 @@ TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
   int refused = 0;
   std::string outputs;
   for (int i = 0; i < kRuns; ++i) {
-    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    auto rm = runtime_->Cli({"rm", "-f", "web"});
     ASSERT_TRUE(rm.ok()) << rm.status();
     // Its first act after a short sleep: connect to a denied address.
-    auto run = dockerd_->Docker(
+    auto run = runtime_->Cli(
         {"run", "--name", "web", "--network", "host", kImage, "sh", "-c",
          absl::StrCat("sleep 0.3; echo hi | nc -w 2 127.0.0.1 ",
                       denied_->port())});
@@ -169,7 +82,7 @@ TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {
   CtlOk({"target", "add", "api", "--container", "api"});
   ASSERT_TRUE(WaitRefused("web", denied_->port()));
   ASSERT_TRUE(WaitRefused("api", denied_->port()));
-  auto id = dockerd_->DockerOk({"inspect", "-f", "{{.Id}}", "web"});
+  auto id = runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"});
   ASSERT_TRUE(id.ok()) << id.status();
 
   std::vector<nlohmann::json> web = Events({"--container", "web"}, 1);
@@ -235,8 +148,8 @@ TEST_F(ContainerTargetTest, TwoContainersKeepTheirOwnPolicies) {
 
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
   RunSleeper("host");
-  auto none = dockerd_->DockerOk({"run", "-d", "--name", "isolated",
-                                  "--network", "none", kImage, "sleep", "600"});
+  auto none = runtime_->CliOk({"run", "-d", "--name", "isolated", "--network",
+                               "none", kImage, "sleep", "600"});
   ASSERT_TRUE(none.ok()) << none.status();
   for (const char* name : {"host", "isolated"}) {
     CtlOk({"target", "add", name, "--container", name});
@@ -260,12 +173,12 @@ TEST_F(ContainerTargetTest, RecreatedTwentyTimesRefusedFromFirstInstruction) {
   int refused = 0;
   std::string outputs;
   for (int i = 0; i < kRuns; ++i) {
-    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    auto rm = runtime_->Cli({"rm", "-f", "web"});
     ASSERT_TRUE(rm.ok()) << rm.status();
     // nc is the entrypoint itself: its connect is the container's first act.
-    auto run = dockerd_->Docker({"run", "--name", "web", "--network", "host",
-                                 "--entrypoint", "nc", kImage, "-w", "2",
-                                 "127.0.0.1", absl::StrCat(denied_->port())});
+    auto run = runtime_->Cli({"run", "--name", "web", "--network", "host",
+                              "--entrypoint", "nc", kImage, "-w", "2",
+                              "127.0.0.1", absl::StrCat(denied_->port())});
     ASSERT_TRUE(run.ok()) << run.status();
     if (absl::StrContains(run->output, kEperm)) ++refused;
     absl::StrAppend(&outputs, "run ", i, ": ", run->output, "\n");
@@ -283,13 +196,13 @@ TEST_F(ContainerTargetTest, AllowedFirstConnectAcceptedTwentyTimes) {
   constexpr int kRuns = 20;
   std::string outputs;
   for (int i = 0; i < kRuns; ++i) {
-    auto rm = dockerd_->Docker({"rm", "-f", "web"});
+    auto rm = runtime_->Cli({"rm", "-f", "web"});
     ASSERT_TRUE(rm.ok()) << rm.status();
     // One attempt, no retry, as the container's first act.
-    auto run = dockerd_->Docker({"run", "--name", "web", "--label", "app=web",
-                                 "--network", "host", "--entrypoint", "nc",
-                                 kImage, "-w", "2", "127.0.0.1",
-                                 absl::StrCat(allowed_->port())});
+    auto run =
+        runtime_->Cli({"run", "--name", "web", "--label", "app=web",
+                       "--network", "host", "--entrypoint", "nc", kImage, "-w",
+                       "2", "127.0.0.1", absl::StrCat(allowed_->port())});
     ASSERT_TRUE(run.ok()) << run.status();
     absl::StrAppend(&outputs, "run ", i, ": ", run->output, "\n");
   }
@@ -300,9 +213,9 @@ TEST_F(ContainerTargetTest, AllowedFirstConnectAcceptedTwentyTimes) {
 TEST_F(ContainerTargetTest, ContainerStartedWhileEgressdIsStoppedIsRefused) {
   CtlOk({"target", "add", "web", "--container", "web"});
   StopDaemon(SIGTERM);
-  auto run = dockerd_->Docker({"run", "--name", "web", "--network", "host",
-                               "--entrypoint", "nc", kImage, "-w", "2",
-                               "127.0.0.1", absl::StrCat(denied_->port())});
+  auto run = runtime_->Cli({"run", "--name", "web", "--network", "host",
+                            "--entrypoint", "nc", kImage, "-w", "2",
+                            "127.0.0.1", absl::StrCat(denied_->port())});
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_TRUE(absl::StrContains(run->output, kEperm)) << run->output;
   EXPECT_EQ(denied_->accepted(), 0);
@@ -348,7 +261,7 @@ TEST_F(ContainerTargetTest, MetricsNameTheContainerAndTheNode) {
   CtlOk({"target", "add", "web", "--container", "web"});
   CtlOk({"target", "add", "fronts", "--selector", "app=web"});
   ASSERT_TRUE(WaitRefused("web", denied_->port()));
-  auto id = dockerd_->DockerOk({"inspect", "-f", "{{.Id}}", "web"});
+  auto id = runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"});
   ASSERT_TRUE(id.ok()) << id.status();
   const std::string short_id = id->substr(0, 12);
 
@@ -376,7 +289,7 @@ TEST_F(ContainerTargetTest, MetricsNameTheContainerAndTheNode) {
 
   // Removed: its series go with the watcher's next look (bounded wait). A
   // failed scrape has no series either: only a full one counts.
-  auto rm = dockerd_->DockerOk({"rm", "-f", "web"});
+  auto rm = runtime_->CliOk({"rm", "-f", "web"});
   ASSERT_TRUE(rm.ok()) << rm.status();
   auto gone = [](const std::string& text) {
     return absl::StrContains(text, "\negress_build_info{") &&

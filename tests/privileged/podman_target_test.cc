@@ -12,131 +12,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "tests/privileged/egressd_fixture.h"
-#include "tests/testing/listeners.h"
+#include "tests/privileged/runtime_target_fixture.h"
 #include "tests/testing/podman.h"
 
 namespace egress::testing {
 namespace {
 
-constexpr const char* kImage = "egress-test-busybox:1";
-// busybox nc's words for a connect the kernel refused with EPERM.
-constexpr const char* kEperm = "Operation not permitted";
-
-class PodmanTargetTest : public EgressdTest {
+class PodmanTargetTest : public RuntimeTargetTest<Podman> {
  protected:
-  static void SetUpTestSuite() {
-    auto p = Podman::Start();
-    if (!p.ok()) {
-      start_error_ = new std::string(p.status().ToString());
-      return;
-    }
-    podman_ = p->release();
-    if (absl::Status st = podman_->ImportBusybox(kImage); !st.ok()) {
-      start_error_ = new std::string(st.ToString());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete podman_;
-    podman_ = nullptr;
-    delete start_error_;
-    start_error_ = nullptr;
-  }
+  PodmanTargetTest() { find_limit_ = absl::Seconds(15); }
 
-  void SetUp() override {
-    ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    ASSERT_NE(podman_, nullptr);
-    // Podman only: no Docker socket, so what is found is Podman's. The
-    // containers' parent is watched: a new container is decided from its
-    // first instruction, not once the watcher has heard of it.
-    extra_daemon_args_ = {"--podman_socket", podman_->socket(),
-                          "--docker_socket=", "--container_parent",
-                          podman_->cgroup_parent()};
-    EgressdTest::SetUp();
-    auto allowed = TcpListener::Create("127.0.0.1");
-    ASSERT_TRUE(allowed.ok()) << allowed.status();
-    allowed_ = *std::move(allowed);
-    auto denied = TcpListener::Create("127.0.0.1");
-    ASSERT_TRUE(denied.ok()) << denied.status();
-    denied_ = *std::move(denied);
+  // Podman only: no Docker socket, so what is found is Podman's. The
+  // containers' parent is watched: a new container is decided from its
+  // first instruction, not once the watcher has heard of it.
+  std::vector<std::string> FollowArgs() const override {
+    return {"--podman_socket", runtime_->socket(),
+            "--docker_socket=", "--container_parent",
+            runtime_->cgroup_parent()};
   }
-  void TearDown() override {
-    if (podman_ != nullptr) {
-      absl::Status st = podman_->RemoveAllContainers();
-      EXPECT_TRUE(st.ok()) << st;
-    }
-    EgressdTest::TearDown();
-  }
-
-  // `podman run -d --network host [labels] IMAGE sleep 600`, below the
-  // fixture's cgroup parent, from the local image only.
-  void RunSleeper(const std::string& name,
-                  const std::vector<std::string>& labels = {}) {
-    std::vector<std::string> args = {"run",
-                                     "-d",
-                                     "--pull",
-                                     "never",
-                                     "--name",
-                                     name,
-                                     "--network",
-                                     "host",
-                                     "--cgroup-parent",
-                                     podman_->cgroup_parent()};
-    for (const std::string& l : labels) {
-      args.push_back("--label");
-      args.push_back(l);
-    }
-    args.insert(args.end(), {kImage, "sleep", "600"});
-    auto r = podman_->RunOk(args);
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-
-  // `podman exec NAME nc 127.0.0.1 PORT`: its output and exit code.
-  CommandResult ExecConnect(const std::string& name, uint16_t port) {
-    auto r = podman_->Run({"exec", name, "sh", "-c",
-                           absl::StrCat("echo hi | nc -w 2 127.0.0.1 ", port)});
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : CommandResult{};
-  }
-
-  // Polls (bounded) until a connect from the container to `port` is refused
-  // with EPERM: the target found it (the watcher hears of a container that
-  // `podman run -d` has just started a moment later).
-  bool WaitRefused(const std::string& name, uint16_t port) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(15);
-    do {
-      if (absl::StrContains(ExecConnect(name, port).output, kEperm)) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
-  }
-
-  // Polls (bounded) until the target's policy decides the container: a
-  // connect to `allowed` works. Before, a new container below the watched
-  // parent is refused everything (unclassified).
-  bool WaitAllowed(const std::string& name, uint16_t allowed) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(15);
-    do {
-      if (ExecConnect(name, allowed).exit_code == 0) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
-  }
-
-  void Allow(const std::string& target, uint16_t port) {
-    CtlOk(
-        {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
-  }
-
-  static Podman* podman_;
-  static std::string* start_error_;
-  std::unique_ptr<TcpListener> allowed_, denied_;
 };
-
-Podman* PodmanTargetTest::podman_ = nullptr;
-std::string* PodmanTargetTest::start_error_ = nullptr;
 
 TEST_F(PodmanTargetTest, NamedContainerAllowedConnectsOthersRefused) {
   RunSleeper("web");
@@ -159,7 +53,7 @@ TEST_F(PodmanTargetTest, RecreatedUnderTheSameNameStaysEnforced) {
   Allow("web", allowed_->port());
   constexpr int kRuns = 3;
   for (int i = 0; i < kRuns; ++i) {
-    auto rm = podman_->Run({"rm", "-f", "-t", "0", "web"});
+    auto rm = runtime_->Cli({"rm", "-f", "-t", "0", "web"});
     ASSERT_TRUE(rm.ok()) << rm.status();
     RunSleeper("web");
     ASSERT_TRUE(WaitRefused("web", denied_->port())) << "run " << i << "\n"
@@ -180,7 +74,7 @@ TEST_F(PodmanTargetTest, RecordsNameTheContainer) {
   CtlOk({"target", "add", "api", "--container", "api"});
   ASSERT_TRUE(WaitRefused("web", denied_->port()));
   ASSERT_TRUE(WaitRefused("api", denied_->port()));
-  auto id = podman_->RunOk({"inspect", "-f", "{{.Id}}", "web"});
+  auto id = runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"});
   ASSERT_TRUE(id.ok()) << id.status();
 
   std::vector<nlohmann::json> web = Records({"--container", "web"}, 1);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/unique_fd.h"
+
+extern char** environ;
 
 namespace egress {
 namespace testing {
@@ -136,6 +139,71 @@ absl::StatusOr<std::string> RunCommandOk(const std::vector<std::string>& argv,
                      absl::StrJoin(argv, " "), ": ", result->output));
   }
   return std::move(result->output);
+}
+
+absl::StatusOr<pid_t> SpawnDaemon(const DaemonSpec& spec) {
+  if (spec.argv.empty()) return absl::InvalidArgumentError("empty argv");
+  std::vector<char*> argv;
+  for (const std::string& a : spec.argv) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  // The test's environment with spec.env set over it.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    bool replaced = false;
+    for (const auto& [name, value] : spec.env) {
+      replaced = replaced || entry.rfind(name + "=", 0) == 0;
+    }
+    if (!replaced) env_strings.push_back(entry);
+  }
+  for (const auto& [name, value] : spec.env) {
+    env_strings.push_back(name + "=" + value);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  UniqueFd log(::open(spec.log_path.c_str(),
+                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log) return ErrnoStatus(errno, "open", spec.log_path);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork", spec.argv[0]);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, spec.death_signal);
+    if (spec.own_process_group) ::setpgid(0, 0);
+    for (const auto& [resource, value] : spec.limits) {
+      const rlimit limit{value, value};
+      ::setrlimit(resource, &limit);
+    }
+    ::dup2(log.get(), STDOUT_FILENO);
+    ::dup2(log.get(), STDERR_FILENO);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  if (spec.own_process_group) ::setpgid(pid, pid);  // whichever runs first
+  return pid;
+}
+
+absl::Status WaitUntilServing(pid_t* pid, const std::string& what,
+                              absl::Duration timeout, absl::Duration interval,
+                              const std::function<bool()>& answers,
+                              const std::function<std::string()>& log) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (answers()) return absl::OkStatus();
+    int status = 0;
+    if (::waitpid(*pid, &status, WNOHANG) == *pid) {
+      *pid = -1;
+      return absl::InternalError(
+          absl::StrCat(what, " exited at start: ", log()));
+    }
+    absl::SleepFor(interval);
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat(what, " did not answer within ",
+                   absl::FormatDuration(timeout), ": ", log()));
 }
 
 }  // namespace testing

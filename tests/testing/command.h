@@ -3,9 +3,13 @@
 #ifndef EGRESS_TESTS_TESTING_COMMAND_H_
 #define EGRESS_TESTS_TESTING_COMMAND_H_
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
+#include <csignal>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +42,34 @@ absl::StatusOr<int> WaitPidUntil(pid_t pid, absl::Time deadline);
 
 // Maps a wait status to an exit code (128 + signal when signalled).
 int ExitCodeFromWaitStatus(int wait_status);
+
+// A long-running daemon a test starts (dockerd, Podman's service,
+// containerd, dnsmasq): what SpawnDaemon needs to run it.
+struct DaemonSpec {
+  std::vector<std::string> argv;  // argv[0] is an absolute path (no PATH)
+  std::string log_path;           // stdout and stderr are appended here
+  // Set (or replaced) in its environment; the rest is the test's own.
+  std::vector<std::pair<std::string, std::string>> env;
+  // Soft and hard limit of each resource (RLIMIT_*).
+  std::vector<std::pair<int, rlim_t>> limits;
+  // What it gets when the test process dies (PR_SET_PDEATHSIG).
+  int death_signal = SIGKILL;
+  // Its own process group, so that kill(-pid) ends its helpers as well.
+  bool own_process_group = false;
+};
+
+// Forks and execs `spec.argv` with stdin from the test's and the log as
+// stdout and stderr. Everything the child touches is made before fork().
+absl::StatusOr<pid_t> SpawnDaemon(const DaemonSpec& spec);
+
+// Polls `answers` every `interval` until it says yes (OK), the child `*pid`
+// exits (Internal "<what> exited at start: <log>"; reaped, *pid set to -1)
+// or `timeout` passes (DeadlineExceeded "<what> did not answer within
+// <timeout>: <log>"; the child is left running: the caller stops it).
+absl::Status WaitUntilServing(pid_t* pid, const std::string& what,
+                              absl::Duration timeout, absl::Duration interval,
+                              const std::function<bool()>& answers,
+                              const std::function<std::string()>& log);
 
 }  // namespace testing
 }  // namespace egress

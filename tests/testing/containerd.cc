@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,34 +73,19 @@ absl::StatusOr<std::unique_ptr<Containerd>> Containerd::Start() {
   if (absl::Status st = WriteText(c->dir_ + "/config.toml", config); !st.ok())
     return st;
   const std::string log = c->dir_ + "/containerd.log";
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    FILE* out = freopen(log.c_str(), "w", stdout);
-    (void)out;
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    const std::string cfg = c->dir_ + "/config.toml";
-    execl(kContainerd, kContainerd, "--config", cfg.c_str(), nullptr);
-    _exit(127);
-  }
-  c->pid_ = pid;
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      c->pid_ = -1;
-      return absl::InternalError(
-          absl::StrCat("containerd exited: ", LogOf(log)));
-    }
-    if (access(c->socket_.c_str(), F_OK) == 0) {
-      auto v = RunCommand({kCtr, "--address", c->socket_, "version"});
-      if (v.ok() && v->exit_code == 0) return c;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return absl::DeadlineExceededError(
-      absl::StrCat("containerd did not answer in 20 s: ", LogOf(log)));
+  DaemonSpec spec;
+  spec.argv = {kContainerd, "--config", c->dir_ + "/config.toml"};
+  spec.log_path = log;
+  EGRESS_ASSIGN_OR_RETURN(c->pid_, SpawnDaemon(spec));
+  EGRESS_RETURN_IF_ERROR(WaitUntilServing(
+      &c->pid_, "containerd", absl::Seconds(20), absl::Milliseconds(100),
+      [&c] {
+        if (access(c->socket_.c_str(), F_OK) != 0) return false;
+        auto v = RunCommand({kCtr, "--address", c->socket_, "version"});
+        return v.ok() && v->exit_code == 0;
+      },
+      [&log] { return LogOf(log); }));
+  return c;
 }
 
 absl::StatusOr<std::string> Containerd::Ctr(

@@ -1,9 +1,7 @@
 #include "tests/testing/dnsmasq.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,8 +13,10 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/command.h"
 #include "tests/testing/dns_client.h"
 #include "tests/testing/file_util.h"
+#include "userspace/common/status_macros.h"
 
 namespace egress::testing {
 namespace {
@@ -90,40 +90,18 @@ absl::StatusOr<std::unique_ptr<Dnsmasq>> Dnsmasq::Start(
     for (const std::string& c : config.cnames) {
       args.push_back(absl::StrCat("--cname=", c));
     }
-    const std::string log = d->dir_ + "/log";
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError("fork");
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(kDnsmasq, argv.data());
-      _exit(127);
-    }
-    d->pid_ = pid;
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    bool exited = false;
-    while (absl::Now() < deadline) {
-      if (Answers(d->address_, "ready.probe.test", "127.0.0.1")) return d;
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        exited = true;
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    if (!exited) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("dnsmasq on ", d->address_,
-                       " did not answer within 10 s: ", d->Log()));
-    }
-    d->pid_ = -1;  // its address may be taken: another one
+    DaemonSpec spec;
+    spec.argv = std::move(args);
+    spec.log_path = d->dir_ + "/log";
+    EGRESS_ASSIGN_OR_RETURN(d->pid_, SpawnDaemon(spec));
+    absl::Status st = WaitUntilServing(
+        &d->pid_, absl::StrCat("dnsmasq on ", d->address_), absl::Seconds(10),
+        absl::Milliseconds(50),
+        [&d] { return Answers(d->address_, "ready.probe.test", "127.0.0.1"); },
+        [&d] { return d->Log(); });
+    if (st.ok()) return d;
+    if (!absl::IsInternal(st)) return st;
+    // It exited: its address may be taken, another one.
   }
   return absl::InternalError(absl::StrCat("dnsmasq did not start: ", d->Log()));
 }
