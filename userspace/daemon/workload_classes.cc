@@ -79,6 +79,18 @@ void WorkloadClasses::Update() {
     if (!k.empty()) keys[t.name] = std::move(k);
   }
   workloads_.SetSelectorKeys(std::move(keys));
+  // Each target's selection read once for this pass, in target order: the
+  // first that selects a workload has it.
+  std::vector<workloads::ContainerMatcher> selects;
+  for (const control::TargetInfo& t : targets) {
+    selects.push_back(workloads::MatcherOf(t.source, t.source_value));
+  }
+  auto target_index = [&](const workloads::Container& c) -> int {
+    for (size_t i = 0; i < selects.size(); ++i) {
+      if (selects[i](c)) return static_cast<int>(i);
+    }
+    return -1;
+  };
   // Created before running: a container starting in between is in both
   // (named and classified), never in neither.
   const std::vector<workloads::Container> created = workloads_.Created();
@@ -144,18 +156,13 @@ void WorkloadClasses::Update() {
     // set stands aside (covered) so nothing is decided twice.
     std::string target;
     bool covered = false;
-    for (const control::TargetInfo& t : targets) {
-      if (u.any == nullptr ||
-          workloads::SelectContainers(t.source, t.source_value, {*u.any})
-              .empty()) {
-        continue;
-      }
+    if (const int i = u.any == nullptr ? -1 : target_index(*u.any); i >= 0) {
+      const control::TargetInfo& t = targets[i];
       target = t.name;
       covered =
           t.hooks_total > 0 && t.hooks_attached == t.hooks_total &&
           std::any_of(t.cgroups.begin(), t.cgroups.end(),
                       [id](const control::CgroupRef& r) { return r.id == id; });
-      break;
     }
     const std::string want = covered ? kCovered : target;
     auto it = classes_.find(id);
@@ -172,10 +179,15 @@ void WorkloadClasses::Update() {
     classes_[id] = want;
     classified.insert(cgroup);
   }
-  NameCreated(docker_parent.empty() || !parents.count(docker_parent)
-                  ? ""
-                  : docker_parent,
-              created, running, classified, targets, problem);
+  NameCreated(
+      docker_parent.empty() || !parents.count(docker_parent) ? ""
+                                                             : docker_parent,
+      created, running, classified,
+      [&](const workloads::Container& c) {
+        const int i = target_index(c);
+        return i < 0 ? std::string() : targets[i].name;
+      },
+      problem);
   for (const std::string& parent : parents) {
     if (registered_.count(parent)) continue;
     if (absl::Status st =
@@ -210,7 +222,7 @@ void WorkloadClasses::NameCreated(
     const std::vector<workloads::Container>& created,
     const std::vector<workloads::Container>& running,
     const std::set<std::string>& classified,
-    const std::vector<control::TargetInfo>& targets,
+    const std::function<std::string(const workloads::Container&)>& target_of,
     const std::function<void(const std::string&)>& problem) {
   // The cgroup a container will have: <parent>/<id> (the cgroupfs driver),
   // docker-<id>.scope in a slice given as --container_parent (systemd's).
@@ -227,15 +239,8 @@ void WorkloadClasses::NameCreated(
                          "instruction"));
         break;
       }
-      std::string target;
-      for (const control::TargetInfo& t : targets) {
-        if (workloads::SelectsContainer(t.source, t.source_value, c)) {
-          target = t.name;
-          break;
-        }
-      }
-      want[{docker_parent,
-            slice ? absl::StrCat("docker-", c.id, ".scope") : c.id}] = target;
+      want[{docker_parent, slice ? absl::StrCat("docker-", c.id, ".scope")
+                                 : c.id}] = target_of(c);
     }
   }
   for (const auto& [key, target] : want) {

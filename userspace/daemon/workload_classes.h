@@ -62,12 +62,13 @@ class WorkloadClasses {
   // Names each created, not running Docker container's cgroup-to-be under
   // `docker_parent` ("" = none registered) as the target selecting it, and
   // forgets names no longer needed (mu_ held).
-  void NameCreated(const std::string& docker_parent,
-                   const std::vector<workloads::Container>& created,
-                   const std::vector<workloads::Container>& running,
-                   const std::set<std::string>& classified,
-                   const std::vector<control::TargetInfo>& targets,
-                   const std::function<void(const std::string&)>& problem);
+  void NameCreated(
+      const std::string& docker_parent,
+      const std::vector<workloads::Container>& created,
+      const std::vector<workloads::Container>& running,
+      const std::set<std::string>& classified,
+      const std::function<std::string(const workloads::Container&)>& target_of,
+      const std::function<void(const std::string&)>& problem);
 
   Engine& engine_;
   WorkloadTargets& workloads_;

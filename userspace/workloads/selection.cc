@@ -97,10 +97,16 @@ std::vector<std::string> SelectorKeys(policy::TargetSource source,
   return keys;
 }
 
+ContainerMatcher MatcherOf(policy::TargetSource source,
+                           const std::string& value) {
+  auto selected = Matcher(source, value);
+  if (!selected) return [](const Container&) { return false; };
+  return *std::move(selected);
+}
+
 bool SelectsContainer(policy::TargetSource source, const std::string& value,
                       const Container& c) {
-  auto selected = Matcher(source, value);
-  return selected && (*selected)(c);
+  return MatcherOf(source, value)(c);
 }
 
 std::string WorkloadCgroup(const Container& c) {

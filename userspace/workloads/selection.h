@@ -3,6 +3,7 @@
 #ifndef EGRESS_USERSPACE_WORKLOADS_SELECTION_H_
 #define EGRESS_USERSPACE_WORKLOADS_SELECTION_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,9 +30,14 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
 std::vector<std::string> SelectorKeys(policy::TargetSource source,
                                       const std::string& value);
 
-// Whether `value` (as for SelectContainers) selects `c` by who it is,
-// running or not: a container created and not started yet is selected by
-// what it will be once it runs.
+// Whether one target selects a container by who it is, running or not:
+// `value` (as for SelectContainers) read once, for many containers. A value
+// that cannot be read selects nothing.
+using ContainerMatcher = std::function<bool(const Container&)>;
+ContainerMatcher MatcherOf(policy::TargetSource source,
+                           const std::string& value);
+// MatcherOf(source, value)(c): a container created and not started yet is
+// selected by what it will be once it runs.
 bool SelectsContainer(policy::TargetSource source, const std::string& value,
                       const Container& c);
 
