@@ -353,5 +353,31 @@ TEST_F(PodTargetTest, VerifyProbesFromInsideThePod) {
   }
 }
 
+TEST_F(PodTargetTest, NewPodsFirstAllowedConnectPasses) {
+  Pod web = RunPod("shop", "web-1", {{"app", "web"}});
+  CtlOk({"target", "add", "shop-web", "--namespace", "shop", "--pod-selector",
+         "app=web"});
+  Allow("shop-web", allowed_->port());
+  ASSERT_TRUE(WaitRefused(web.app, denied_->port()));
+  // New pods whose app connects to an allowed address as its very first
+  // act, once: egressd learns of each sandbox from containerd's events and
+  // classifies the pod before its app starts (the kubelet starts the app
+  // containers after the sandbox), so no first connect meets the default.
+  constexpr int kPods = 6;
+  const int before = allowed_->accepted();
+  std::string outputs;
+  for (int i = 0; i < kPods; ++i) {
+    Pod p =
+        RunPod("shop", absl::StrCat("fresh-", i), {{"app", "web"}}, i % 2 == 0,
+               {"/bin/busybox", "sh", "-c",
+                absl::StrCat(ConnectScript(allowed_->port()),
+                             "; exec /bin/busybox sleep 600")});
+    absl::StrAppend(&outputs, p.name, " ");
+  }
+  EXPECT_TRUE(allowed_->WaitForAccepted(before + kPods, absl::Seconds(10)))
+      << allowed_->accepted() - before << " of " << kPods << " accepted; "
+      << DaemonLog();
+}
+
 }  // namespace
 }  // namespace egress::testing

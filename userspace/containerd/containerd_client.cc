@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/containerd/proto/containers.grpc.pb.h"
+#include "userspace/containerd/proto/events.grpc.pb.h"
 #include "userspace/containerd/proto/tasks.grpc.pb.h"
 
 namespace egress::containerd {
@@ -14,6 +16,7 @@ namespace {
 
 namespace containers_v1 = ::containerd::services::containers::v1;
 namespace tasks_v1 = ::containerd::services::tasks::v1;
+namespace events_v1 = ::containerd::services::events::v1;
 
 // containerd takes the namespace of a call from this metadata key.
 constexpr char kNamespaceHeader[] = "containerd-namespace";
@@ -50,11 +53,22 @@ struct ContainerdClient::Stubs {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<containers_v1::Containers::Stub> containers;
   std::unique_ptr<tasks_v1::Tasks::Stub> tasks;
+  std::unique_ptr<events_v1::Events::Stub> events;
+};
+
+// The context of the subscription in progress, for CancelSubscribe.
+struct ContainerdClient::Subscription {
+  std::mutex mu;
+  grpc::ClientContext* ctx = nullptr;
+  bool cancelled = false;
 };
 
 ContainerdClient::ContainerdClient(const std::string& socket,
                                    absl::Duration timeout)
-    : socket_(socket), timeout_(timeout), stubs_(std::make_unique<Stubs>()) {
+    : socket_(socket),
+      timeout_(timeout),
+      stubs_(std::make_unique<Stubs>()),
+      subscription_(std::make_unique<Subscription>()) {
   grpc::ChannelArguments args;
   // A unix socket has no authority; containerd ignores it.
   args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
@@ -63,9 +77,50 @@ ContainerdClient::ContainerdClient(const std::string& socket,
                                 grpc::InsecureChannelCredentials(), args);
   stubs_->containers = containers_v1::Containers::NewStub(stubs_->channel);
   stubs_->tasks = tasks_v1::Tasks::NewStub(stubs_->channel);
+  stubs_->events = events_v1::Events::NewStub(stubs_->channel);
 }
 
 ContainerdClient::~ContainerdClient() = default;
+
+absl::Status ContainerdClient::Subscribe(
+    const std::string& ns, const std::vector<std::string>& topics,
+    const std::function<void(const std::string&)>& on_event) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(kNamespaceHeader, ns);
+  {
+    std::lock_guard<std::mutex> lock(subscription_->mu);
+    if (subscription_->cancelled) return absl::CancelledError("cancelled");
+    subscription_->ctx = &ctx;
+  }
+  events_v1::SubscribeRequest request;
+  // Filters are alternatives: one per topic, each within the namespace.
+  for (const std::string& topic : topics) {
+    request.add_filters(
+        absl::StrCat("namespace==", ns, ",topic==\"", topic, "\""));
+  }
+  std::unique_ptr<grpc::ClientReader<events_v1::Envelope>> reader =
+      stubs_->events->Subscribe(&ctx, request);
+  events_v1::Envelope envelope;
+  while (reader->Read(&envelope)) {
+    if (envelope.namespace_() == ns) on_event(envelope.topic());
+  }
+  grpc::Status st = reader->Finish();
+  bool cancelled;
+  {
+    std::lock_guard<std::mutex> lock(subscription_->mu);
+    subscription_->ctx = nullptr;
+    cancelled = subscription_->cancelled;
+  }
+  if (cancelled) return absl::CancelledError("cancelled");
+  if (!st.ok()) return FromGrpc(st, socket_, "subscribe to events");
+  return absl::OkStatus();
+}
+
+void ContainerdClient::CancelSubscribe() {
+  std::lock_guard<std::mutex> lock(subscription_->mu);
+  subscription_->cancelled = true;
+  if (subscription_->ctx != nullptr) subscription_->ctx->TryCancel();
+}
 
 absl::StatusOr<std::vector<ContainerdContainer>> ContainerdClient::List(
     const std::string& ns) const {

@@ -6,6 +6,7 @@
 #define EGRESS_USERSPACE_CONTAINERD_CONTAINERD_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,11 +53,24 @@ class ContainerdClient {
   absl::StatusOr<std::vector<ContainerdContainer>> List(
       const std::string& ns) const;
 
+  // Follows containerd's events of namespace `ns` whose topic is one of
+  // `topics` ("/tasks/start", ...): calls `on_event(topic)` for each, and
+  // returns when the stream ends (OK), when CancelSubscribe is called
+  // (Cancelled) or on an error (the socket named). One subscription at a
+  // time.
+  absl::Status Subscribe(
+      const std::string& ns, const std::vector<std::string>& topics,
+      const std::function<void(const std::string&)>& on_event);
+  // Ends a Subscribe in progress (from another thread); later ones too.
+  void CancelSubscribe();
+
  private:
   struct Stubs;
+  struct Subscription;
   std::string socket_;
   absl::Duration timeout_;
   std::unique_ptr<Stubs> stubs_;
+  std::unique_ptr<Subscription> subscription_;
 };
 
 }  // namespace egress::containerd

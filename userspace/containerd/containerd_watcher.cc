@@ -1,6 +1,7 @@
 #include "userspace/containerd/containerd_watcher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <utility>
 
@@ -49,7 +50,9 @@ std::vector<workloads::Container> ToContainers(
 }
 
 ContainerdWatcher::ContainerdWatcher(ContainerdWatcherOptions options)
-    : options_(std::move(options)), client_(options_.socket) {}
+    : options_(std::move(options)),
+      client_(options_.socket),
+      events_client_(options_.socket) {}
 
 std::unique_ptr<ContainerdWatcher> ContainerdWatcher::Start(
     ContainerdWatcherOptions options) {
@@ -57,12 +60,45 @@ std::unique_ptr<ContainerdWatcher> ContainerdWatcher::Start(
       new ContainerdWatcher(std::move(options)));
   w->Poll();  // the first view before anyone asks
   w->thread_ = std::thread([raw = w.get()] { raw->Loop(); });
+  w->events_thread_ = std::thread([raw = w.get()] { raw->FollowEvents(); });
   return w;
 }
 
 ContainerdWatcher::~ContainerdWatcher() {
   stop_.store(true);
+  events_client_.CancelSubscribe();
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    wake_.notify_all();
+  }
+  if (events_thread_.joinable()) events_thread_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+void ContainerdWatcher::Wake() {
+  std::lock_guard<std::mutex> lock(wake_mu_);
+  poll_now_ = true;
+  wake_.notify_all();
+}
+
+void ContainerdWatcher::FollowEvents() {
+  // What changes which containers run, or which exist (a pod's sandbox is
+  // made before its task starts).
+  static const std::vector<std::string> kTopics = {
+      "/tasks/start", "/tasks/exit", "/tasks/delete", "/containers/create",
+      "/containers/delete"};
+  while (!stop_.load()) {
+    // Whatever happened while not subscribed is in the next list.
+    Wake();
+    // An unreachable containerd is what Poll reports.
+    events_client_
+        .Subscribe(options_.ns, kTopics, [this](const std::string&) { Wake(); })
+        .IgnoreError();
+    if (stop_.load()) return;
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_.wait_for(lock, std::chrono::seconds(1),
+                   [this] { return stop_.load(); });
+  }
 }
 
 std::vector<workloads::Container> ContainerdWatcher::Running() const {
@@ -77,10 +113,11 @@ std::string ContainerdWatcher::Problem() const {
 
 void ContainerdWatcher::Loop() {
   while (!stop_.load()) {
-    // Sleep in small steps so that the destructor does not wait a poll.
-    const absl::Time next = absl::Now() + options_.poll;
-    while (!stop_.load() && absl::Now() < next) {
-      absl::SleepFor(absl::Milliseconds(20));
+    {
+      std::unique_lock<std::mutex> lock(wake_mu_);
+      wake_.wait_for(lock, absl::ToChronoMilliseconds(options_.poll),
+                     [this] { return stop_.load() || poll_now_; });
+      poll_now_ = false;
     }
     if (!stop_.load()) Poll();
   }

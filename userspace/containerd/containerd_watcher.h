@@ -1,5 +1,7 @@
 // Follows the containers of one containerd namespace (k8s.io for pods) by
-// asking containerd's API every `poll` (ContainerdClient), as
+// asking containerd's API (ContainerdClient) at once when containerd reports
+// a task started or ended or a container made or deleted (its event
+// stream), and every `poll` in any case, as
 // workloads::Container values: id, name (the pod's container name when CRI
 // made it), image, labels (a pod's labels, which CRI puts on its sandbox,
 // are given to each of its containers), pod identity, pid and cgroup.
@@ -7,6 +9,7 @@
 #define EGRESS_USERSPACE_CONTAINERD_CONTAINERD_WATCHER_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -50,14 +53,23 @@ class ContainerdWatcher {
   explicit ContainerdWatcher(ContainerdWatcherOptions options);
   void Loop();
   void Poll();
+  // Subscribes to the namespace's events (again after an error, every
+  // second) and wakes Loop on each.
+  void FollowEvents();
+  void Wake();
 
   const ContainerdWatcherOptions options_;
   ContainerdClient client_;
+  ContainerdClient events_client_;  // its stream blocks: a client of its own
+  std::mutex wake_mu_;
+  std::condition_variable wake_;
+  bool poll_now_ = false;  // guarded by wake_mu_
   mutable std::mutex mu_;
   std::vector<workloads::Container> running_;
   std::string problem_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::thread events_thread_;
 };
 
 }  // namespace egress::containerd
