@@ -160,7 +160,11 @@ absl::StatusOr<pid_t> Containerd::Run(
     const std::string& ns, const std::string& id, const std::string& image,
     const std::map<std::string, std::string>& labels,
     const std::vector<std::string>& command, const std::string& cgroup) {
-  std::vector<std::string> args = {"run", "-d", "--net-host"};
+  // runc keeps its state under /run/containerd/runc/<namespace> unless
+  // told otherwise: this containerd's own directory keeps two test runs on
+  // one machine from meeting over a container id.
+  std::vector<std::string> args = {"run", "-d", "--net-host", "--runc-root",
+                                   dir_ + "/runc"};
   if (!cgroup.empty()) args.insert(args.end(), {"--cgroup", cgroup});
   for (const auto& [k, v] : labels) {
     args.push_back("--label");
