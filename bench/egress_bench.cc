@@ -67,7 +67,9 @@
 #include "bench/bench_ops.h"
 #include "bench/bench_rules.h"
 #include "bench/bench_util.h"
+#include "bench/nft_alternative.h"
 #include "egress/abi.h"
+#include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
@@ -100,6 +102,12 @@ struct Options {
   // Kernel BPF run-time statistics while measuring: time per run of each
   // program of the set, and per operation (see bench/README.md).
   bool bpf_stats = false;
+  // The nftables alternatives measured in the same run (target mode):
+  // --nft=set,linear (default), --nft=none. A linear list longer than
+  // nft_linear_max rules is not measured (each packet walks every rule).
+  std::vector<NftShape> nft = {NftShape::kSet, NftShape::kLinear};
+  bool nft_given = false;
+  size_t nft_linear_max = 1000;
 };
 
 bool UsersMode(const Options& o) {
@@ -150,6 +158,23 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.verbose = true;
     } else if (arg == "--bpf_stats") {
       o.bpf_stats = true;
+    } else if (absl::ConsumePrefix(&arg, "--nft=")) {
+      o.nft.clear();
+      o.nft_given = true;
+      for (absl::string_view shape : absl::StrSplit(arg, ',')) {
+        if (shape == "set") {
+          o.nft.push_back(NftShape::kSet);
+        } else if (shape == "linear") {
+          o.nft.push_back(NftShape::kLinear);
+        } else if (shape != "none") {
+          return absl::InvalidArgumentError(
+              "--nft wants a list of set and linear, or none");
+        }
+      }
+    } else if (absl::ConsumePrefix(&arg, "--nft_linear_max=")) {
+      if (!absl::SimpleAtoi(arg, &o.nft_linear_max)) {
+        return absl::InvalidArgumentError("--nft_linear_max wants a count");
+      }
     } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
       if (!absl::SimpleAtod(arg, &o.time_scale) || o.time_scale <= 0 ||
           o.time_scale > 10) {
@@ -161,7 +186,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
           "[--time_scale=X] [--verbose] "
           "[--mode=target|users|users+skb|names] "
-          "[--bpf_stats]"));
+          "[--bpf_stats] [--nft=set,linear|none] [--nft_linear_max=N]"));
     }
   }
   // The uid lookup misses whatever the rules: one rule count is enough.
@@ -170,6 +195,16 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   // the kernel's statistics.
   if (NamesMode(o) && !o.rules_given) o.rule_counts = {100000};
   if (NamesMode(o)) o.bpf_stats = true;
+  // The alternatives are to a cgroup target's rules; users and names
+  // have no nftables counterpart.
+  if (UsersMode(o) || NamesMode(o)) {
+    if (o.nft_given && !o.nft.empty()) {
+      return absl::InvalidArgumentError(
+          "--nft is for --mode=target: nftables has no user or name rules "
+          "to compare with");
+    }
+    o.nft.clear();
+  }
   return o;
 }
 
@@ -187,7 +222,20 @@ struct Series {
 // `off` (EGRESS_TF_EVENT_NONE: counters only). kRecordsAll: logging `all`
 // (EGRESS_TF_EVENT_ALLOW: a verdict record for every allowed call too).
 // kAudit: --mode=names, auditing without name rules (BPF time only).
-enum class Variant { kDefault, kRecordsOff, kRecordsAll, kAudit };
+// kNftSet, kNftLinear: not egress at all but the same rules as nftables
+// (nft_alternative.h) on the measured cgroup's own copy, `-nft`.
+enum class Variant {
+  kDefault,
+  kRecordsOff,
+  kRecordsAll,
+  kAudit,
+  kNftSet,
+  kNftLinear
+};
+
+Variant NftVariant(NftShape shape) {
+  return shape == NftShape::kSet ? Variant::kNftSet : Variant::kNftLinear;
+}
 
 const char* VariantLabel(Variant v) {
   switch (v) {
@@ -197,6 +245,10 @@ const char* VariantLabel(Variant v) {
       return ", rec all";
     case Variant::kAudit:
       return " audit";
+    case Variant::kNftSet:
+      return ", nft set";
+    case Variant::kNftLinear:
+      return ", nft linear";
     case Variant::kDefault:
       break;
   }
@@ -227,25 +279,43 @@ ProgRun ProgRunOf(int fd) {
 }
 
 // All slices of one operation at one rule count, from one worker that moves
-// itself between the cgroups (bench_ops.h: RunInterleaved).
+// itself between the cgroups (bench_ops.h: RunInterleaved). `refuses`: the
+// denied connect gets EPERM in `enforced_cg`.
 absl::StatusOr<Slices> Measure(Op op, const std::string& baseline_cg,
                                const std::string& enforced_cg,
-                               const Endpoints& ep, const Options& opts) {
+                               const Endpoints& ep, const Options& opts,
+                               bool refuses) {
   absl::Duration timeout =
       2 * opts.rounds *
           (LimitsOf(op, opts.time_scale).max_time + absl::Seconds(1)) +
       absl::Seconds(30);
-  EGRESS_ASSIGN_OR_RETURN(std::vector<int> values,
-                          testing::RunInCgroupMulti(
-                              baseline_cg,
-                              [op, ep, baseline_cg, enforced_cg, &opts] {
-                                return RunInterleaved(
-                                    op, ep, baseline_cg, enforced_cg,
-                                    opts.rounds, opts.time_scale,
-                                    /*refuses=*/!UsersMode(opts));
-                              },
-                              timeout));
+  EGRESS_ASSIGN_OR_RETURN(
+      std::vector<int> values,
+      testing::RunInCgroupMulti(
+          baseline_cg,
+          [op, ep, baseline_cg, enforced_cg, &opts, refuses] {
+            return RunInterleaved(op, ep, baseline_cg, enforced_cg, opts.rounds,
+                                  opts.time_scale, refuses);
+          },
+          timeout));
   return DecodeSlices(values);
+}
+
+// A slice that did no operation at all means the setup is wrong (a refusal
+// where a pass was expected): no number of the row could be trusted.
+absl::Status EverySliceWorked(Op op, const Slices& slices,
+                              const char* measured) {
+  for (const auto* side : {&slices.baseline, &slices.enforced}) {
+    for (const Sample& s : *side) {
+      if (s.ops == 0) {
+        return absl::InternalError(absl::StrFormat(
+            "%s (%s) did no work: first errno %d (%s)", OpName(op),
+            side == &slices.enforced ? measured : "baseline", s.first_errno,
+            strerror(s.first_errno)));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 // One probe of each kind from each cgroup: the rules must allow our loopback
@@ -273,6 +343,46 @@ absl::Status SanityCheck(const std::string& enforced_cg,
             got == 0 ? "success" : strerror(got),
             want == 0 ? "success" : strerror(want)));
       }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The nftables side: every allowed probe passes from `nft_cg`, and a
+// listener no rule allows is refused there (a reset: ECONNREFUSED) while the
+// baseline reaches it, so the table really judges the cgroup's packets.
+absl::Status NftSanityCheck(const std::string& nft_cg,
+                            const std::string& baseline_cg, const Endpoints& ep,
+                            const char* shape) {
+  for (Op op : kAllOps) {
+    EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(nft_cg, [op, ep] {
+                              return ProbeOnce(op, ep);
+                            }));
+    const int want = op == Op::kDeniedConnect ? ECONNREFUSED : 0;
+    if (got != want) {
+      return absl::InternalError(absl::StrFormat(
+          "sanity check: %s under nft %s gave '%s', want '%s'", OpName(op),
+          shape, got == 0 ? "success" : strerror(got),
+          want == 0 ? "success" : strerror(want)));
+    }
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TcpListener> other,
+                          testing::TcpListener::Create("127.0.0.1"));
+  Endpoints unlisted = ep;
+  unlisted.tcp_connect = other->port();
+  for (bool nft : {true, false}) {
+    EGRESS_ASSIGN_OR_RETURN(
+        int got, testing::RunInCgroup(nft ? nft_cg : baseline_cg, [unlisted] {
+          return ProbeOnce(Op::kTcpConnect, unlisted);
+        }));
+    const int want = nft ? ECONNREFUSED : 0;
+    if (got != want) {
+      return absl::InternalError(absl::StrFormat(
+          "sanity check: a connect to a port no rule allows from the %s "
+          "cgroup gave '%s', want '%s'",
+          nft ? absl::StrCat("nft ", shape) : "baseline",
+          got == 0 ? "success" : strerror(got),
+          want == 0 ? "success" : strerror(want)));
     }
   }
   return absl::OkStatus();
@@ -357,15 +467,23 @@ absl::Status Run(const Options& opts) {
       absl::StrCat(cg_root == "/" ? "" : cg_root, "/egress-bench-", pid);
   const std::string enforced_cg = absl::StrCat(cg_prefix, "-enforced");
   const std::string baseline_cg = absl::StrCat(cg_prefix, "-baseline");
+  // The nftables alternatives' cgroup: no programs, matched by the table.
+  const std::string nft_cg = absl::StrCat(cg_prefix, "-nft");
+  std::vector<std::string> cgroups = {enforced_cg, baseline_cg};
+  if (!opts.nft.empty()) cgroups.push_back(nft_cg);
   absl::Cleanup remove_cgroups = [&] {
-    for (const std::string& dir : {enforced_cg, baseline_cg}) {
+    for (const std::string& dir : cgroups) {
       if (absl::Status s = RemoveCgroup(dir); !s.ok()) {
         std::fprintf(stderr, "cleanup: %s\n", s.ToString().c_str());
       }
     }
   };
-  for (const std::string& dir : {enforced_cg, baseline_cg}) {
+  for (const std::string& dir : cgroups) {
     if (mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", dir);
+  }
+  std::string nft_cgroup_path;
+  if (!opts.nft.empty()) {
+    EGRESS_ASSIGN_OR_RETURN(nft_cgroup_path, NftCgroupPath(nft_cg));
   }
 
   // Attach; detach first on the way out (cleanups run in reverse order).
@@ -546,7 +664,8 @@ absl::Status Run(const Options& opts) {
       for (const auto& [name, fd] : progs)
         before.push_back(ProgRunOf(fd.get()));
       EGRESS_ASSIGN_OR_RETURN(Slices slices,
-                              Measure(op, baseline_cg, enforced_cg, ep, opts));
+                              Measure(op, baseline_cg, enforced_cg, ep, opts,
+                                      /*refuses=*/!UsersMode(opts)));
       if (opts.bpf_stats) {
         int64_t enforced_ops = 0;
         for (const Sample& s : slices.enforced) enforced_ops += s.ops;
@@ -573,16 +692,7 @@ absl::Status Run(const Options& opts) {
         stats_lines.push_back(line);
       }
       if (StopRequested()) return absl::CancelledError("interrupted");
-      for (const auto* side : {&slices.baseline, &slices.enforced}) {
-        for (const Sample& s : *side) {
-          if (s.ops == 0) {
-            return absl::InternalError(absl::StrFormat(
-                "%s (%s) did no work: first errno %d (%s)", OpName(op),
-                side == &slices.enforced ? "enforced" : "baseline",
-                s.first_errno, strerror(s.first_errno)));
-          }
-        }
-      }
+      EGRESS_RETURN_IF_ERROR(EverySliceWorked(op, slices, "enforced"));
       if (opts.verbose) {
         for (size_t p = 0;
              p < slices.baseline.size() && p < slices.enforced.size(); ++p) {
@@ -606,6 +716,39 @@ absl::Status Run(const Options& opts) {
           Series{std::move(slices.baseline), std::move(slices.enforced)};
       std::printf("  %s%s done\n", OpName(op), VariantLabel(variant));
       std::fflush(stdout);
+    }
+    // The same rules as nftables, each shape measured against the same
+    // baseline (the worker moves between baseline and the `-nft` cgroup).
+    for (NftShape shape : opts.nft) {
+      if (shape == NftShape::kLinear && n > opts.nft_linear_max) continue;
+      if (StopRequested()) return absl::CancelledError("interrupted");
+      const std::string table =
+          absl::StrCat("egress_bench_", pid, "_", NftShapeName(shape));
+      EGRESS_ASSIGN_OR_RETURN(
+          std::string script,
+          NftScript(table, nft_cgroup_path, 1, shape, rules));
+      absl::Time load_start = absl::Now();
+      EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<NftTable> loaded,
+                              NftTable::Load(table, script));
+      std::printf("  nft %s of %s rules loaded in %s\n", NftShapeName(shape),
+                  WithCommas(n).c_str(),
+                  absl::FormatDuration(absl::Trunc(absl::Now() - load_start,
+                                                   absl::Milliseconds(1)))
+                      .c_str());
+      EGRESS_RETURN_IF_ERROR(
+          NftSanityCheck(nft_cg, baseline_cg, ep, NftShapeName(shape)));
+      for (Op op : kAllOps) {
+        if (StopRequested()) return absl::CancelledError("interrupted");
+        EGRESS_ASSIGN_OR_RETURN(
+            Slices slices,
+            Measure(op, baseline_cg, nft_cg, ep, opts, /*refuses=*/false));
+        EGRESS_RETURN_IF_ERROR(EverySliceWorked(op, slices, "nft"));
+        results[{ni, op, NftVariant(shape)}] =
+            Series{std::move(slices.baseline), std::move(slices.enforced)};
+        std::printf("  %s%s done\n", OpName(op),
+                    VariantLabel(NftVariant(shape)));
+        std::fflush(stdout);
+      }
     }
     EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
     infos.push_back(info);
@@ -639,9 +782,11 @@ absl::Status Run(const Options& opts) {
       "median rate (wall clock).\nratio = enforced time per op / baseline "
       "time per op, median of the per-pair ratios [interquartile range];\n"
       "wall = elapsed time, cpu = the worker's CPU time (not inflated by "
-      "other tasks preempting it).\n",
+      "other tasks preempting it).\nRows `nft set` / `nft linear`: the "
+      "enforced column is the same rules as an nftables table on another "
+      "cgroup\n(bench/nft_alternative.h), against its own baseline slices.\n",
       opts.rounds);
-  std::printf("%-27s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
+  std::printf("%-32s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
               "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
               "cpu", "[q1 - q3]", "noise");
   struct Verdict {
@@ -658,7 +803,8 @@ absl::Status Run(const Options& opts) {
   std::vector<std::string> noisy;
   for (Op op : table_ops) {
     for (Variant variant :
-         {Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll}) {
+         {Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll,
+          Variant::kNftSet, Variant::kNftLinear}) {
       for (size_t ni = 0; ni < infos.size(); ++ni) {
         auto found = results.find({ni, op, variant});
         if (found == results.end()) continue;
@@ -680,7 +826,11 @@ absl::Status Run(const Options& opts) {
                   "%s, %zu rules, %s: %d unexpected outcomes (first errno %d: "
                   "%s)",
                   OpName(op), infos[ni].rules,
-                  side == &s.baseline ? "baseline" : "enforced",
+                  side == &s.baseline ? "baseline"
+                  : variant == Variant::kNftSet ||
+                          variant == Variant::kNftLinear
+                      ? "nft"
+                      : "enforced",
                   sample.unexpected, sample.first_errno,
                   sample.first_errno > 0 ? strerror(sample.first_errno)
                                          : "short write"));
@@ -692,7 +842,7 @@ absl::Status Run(const Options& opts) {
         const std::string label =
             absl::StrCat(OpName(op), VariantLabel(variant));
         std::printf(
-            "%-27s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
+            "%-32s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
             "%5.1f%%%s\n",
             label.c_str(), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
             WithCommas(static_cast<uint64_t>(Median(base))).c_str(),

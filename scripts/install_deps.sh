@@ -22,6 +22,10 @@ pkgs=(
   # And their own Podman service (the Docker-compatible API; runc, conmon
   # and the containers-common configuration come with it).
   podman
+  # nft: egress_bench measures the nftables alternative (a `socket
+  # cgroupv2` match and the same rules) beside egress, and a test checks
+  # that alternative decides as egress does. The service stays disabled.
+  nftables
 )
 # A 32-bit libc and gcc's -m32, for the test of source routes set through
 # compat (32-bit) syscalls; amd64 only.
