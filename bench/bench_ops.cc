@@ -116,6 +116,30 @@ Tally RunDenied(const Endpoints& ep, const OpLimits& limits, bool enforced) {
   });
 }
 
+// The i-th of the new destinations of kDeniedNewDest, on the closed port:
+// 127.1.0.0 onwards, below 127.255.0.0 (all loopback, nothing listens).
+sockaddr_in NewDestination(uint32_t i, uint16_t port) {
+  sockaddr_in dst = Loopback(port);
+  dst.sin_addr.s_addr = htonl(0x7f010000u + i % 0x00fe0000u);
+  return dst;
+}
+
+// Counts destinations across every slice of the worker: none repeats.
+uint32_t g_new_dest = 0;
+
+Tally RunDeniedNewDest(const Endpoints& ep, const OpLimits& limits,
+                       bool enforced) {
+  const int expected = enforced ? EPERM : ECONNREFUSED;
+  for (int i = 0; i < 200 && !g_stop; ++i) {
+    ConnectClose(NewDestination(g_new_dest++, ep.closed), false);
+  }
+  return TimedLoop(limits, 16, [&ep, expected] {
+    int err = ConnectClose(NewDestination(g_new_dest++, ep.closed), false);
+    errno = err;
+    return err == expected;
+  });
+}
+
 // A UDP socket connected to 127.0.0.1:port, answers awaited up to 1 s; -1
 // with errno set on failure.
 int ConnectedUdp(uint16_t port) {
@@ -394,6 +418,8 @@ const char* OpName(Op op) {
       return "udp sendto 32B";
     case Op::kDeniedConnect:
       return "denied connect";
+    case Op::kDeniedNewDest:
+      return "denied, new dest";
     case Op::kTcpBulk:
       return "tcp bulk write";
     case Op::kDnsLookup:
@@ -422,6 +448,7 @@ OpLimits LimitsOf(Op op, double time_scale) {
     case Op::kUdpSendto:
       return {300000, scaled(0.1)};
     case Op::kDeniedConnect:
+    case Op::kDeniedNewDest:
       return {100000, scaled(0.1)};
     case Op::kTcpBulk:
       return {int64_t{1} << 18, scaled(0.15)};  // 256 MiB, in KiB
@@ -460,6 +487,8 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced, bool refuses,
       return RunSendto(ep, limits);
     case Op::kDeniedConnect:
       return RunDenied(ep, limits, enforced && refuses);
+    case Op::kDeniedNewDest:
+      return RunDeniedNewDest(ep, limits, enforced && refuses);
     case Op::kTcpBulk:
       return RunBulk(ep, limits);
     case Op::kDnsLookup:
@@ -548,6 +577,8 @@ int ProbeOnce(Op op, const Endpoints& ep) {
       return ConnectClose(Loopback(ep.tcp_connect), true);
     case Op::kDeniedConnect:
       return ConnectClose(Loopback(ep.closed), false);
+    case Op::kDeniedNewDest:
+      return ConnectClose(NewDestination(g_new_dest++, ep.closed), false);
     case Op::kTcpBulk:
       return ConnectClose(Loopback(ep.tcp_bulk), true);
     case Op::kDnsLookup:

@@ -51,7 +51,11 @@ enum class Op {
   kTcpConnect,     // socket + SO_LINGER{1,0} + connect + close, allowed
   kUdpSendto,      // sendto of a 32-byte datagram on one socket, allowed
   kDeniedConnect,  // socket + connect + close to a port no rule allows
-  kTcpBulk,        // 64 KiB write()s on one connection; ops are KiB
+  // The same to a new destination every time (127.1.0.0-127.254.255.255,
+  // never repeated within a run): no rate limit holds its record back, so
+  // every refusal pays for one.
+  kDeniedNewDest,
+  kTcpBulk,  // 64 KiB write()s on one connection; ops are KiB
   // --mode=names (bench_dns.h): on one connected UDP socket, a query to the
   // responder on 127.0.0.1:53 and its answer; the same datagram to the echo
   // server and back (no DNS port: the packet hooks pass it at once).
@@ -65,8 +69,8 @@ enum class Op {
   kUdpRecv100k,
 };
 inline constexpr Op kAllOps[] = {
-    Op::kTcpConnect, Op::kUdpSendto, Op::kDeniedConnect, Op::kTcpBulk,
-    Op::kUdpRecv1,   Op::kUdpRecv1k, Op::kUdpRecv100k};
+    Op::kTcpConnect, Op::kUdpSendto, Op::kDeniedConnect, Op::kDeniedNewDest,
+    Op::kTcpBulk,    Op::kUdpRecv1,  Op::kUdpRecv1k,     Op::kUdpRecv100k};
 inline constexpr Op kNameOps[] = {Op::kTcpConnect, Op::kDnsLookup,
                                   Op::kUdpEcho};
 

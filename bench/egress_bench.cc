@@ -257,7 +257,8 @@ const char* VariantLabel(Variant v) {
 
 // The ops measured again with records off and all (--records): the flow
 // records of a TCP connection and the verdict record of a refusal.
-inline constexpr Op kRecordOps[] = {Op::kTcpConnect, Op::kDeniedConnect};
+inline constexpr Op kRecordOps[] = {Op::kTcpConnect, Op::kDeniedConnect,
+                                    Op::kDeniedNewDest};
 
 struct RulesetInfo {
   size_t rules = 0;
@@ -329,7 +330,7 @@ absl::Status SanityCheck(const std::string& enforced_cg,
   for (Op op : ops) {
     for (bool enforced : {true, false}) {
       int want = 0;
-      if (op == Op::kDeniedConnect) {
+      if (op == Op::kDeniedConnect || op == Op::kDeniedNewDest) {
         want = enforced && !users ? EPERM : ECONNREFUSED;
       }
       EGRESS_ASSIGN_OR_RETURN(
@@ -358,7 +359,8 @@ absl::Status NftSanityCheck(const std::string& nft_cg,
     EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(nft_cg, [op, ep] {
                               return ProbeOnce(op, ep);
                             }));
-    const int want = op == Op::kDeniedConnect ? ECONNREFUSED : 0;
+    const int want =
+        op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED : 0;
     if (got != want) {
       return absl::InternalError(absl::StrFormat(
           "sanity check: %s under nft %s gave '%s', want '%s'", OpName(op),
@@ -793,6 +795,9 @@ absl::Status Run(const Options& opts) {
     double wall = 0, cpu = 0;
   };
   std::optional<Verdict> connect_at_100k;
+  // The denied connect to a new destination by rule count: with records
+  // (default) and without (rec off).
+  std::map<size_t, Verdict> new_dest_recorded, new_dest_unrecorded;
   std::optional<Verdict> first_connect;
   std::vector<std::string> anomalies;
   const absl::Span<const Op> table_ops = NamesMode(opts)
@@ -855,7 +860,11 @@ absl::Status Run(const Options& opts) {
                                           WithCommas(infos[ni].rules),
                                           100 * noise));
         }
+        if (op == Op::kDeniedNewDest && variant == Variant::kRecordsOff) {
+          new_dest_unrecorded[ni] = v;
+        }
         if (variant != Variant::kDefault) continue;
+        if (op == Op::kDeniedNewDest) new_dest_recorded[ni] = v;
         if (op == Op::kTcpConnect && infos[ni].rules == 100000) {
           connect_at_100k = v;
         }
@@ -872,6 +881,22 @@ absl::Status Run(const Options& opts) {
         "--rounds steadies the medians, not this spread). Rows: %s\n",
         100 * kNoisyBaseline, noisy.size(), absl::StrJoin(noisy, "; ").c_str());
   }
+
+  // Issue 13: a refusal with its record against the same refusal without
+  // one, each as a ratio to its own baseline slices.
+  for (const auto& [ni, with] : new_dest_recorded) {
+    auto without = new_dest_unrecorded.find(ni);
+    if (without == new_dest_unrecorded.end()) continue;
+    const double wall = with.wall / without->second.wall;
+    const double cpu = with.cpu / without->second.cpu;
+    std::printf(
+        "\nat %s rules, a denied connect to a new destination each time, with "
+        "its record vs without (logging off), within 1.2: %s (wall %.3f, cpu "
+        "%.3f: %s)",
+        WithCommas(infos[ni].rules).c_str(), wall <= 1.2 ? "PASS" : "FAIL",
+        wall, cpu, cpu <= 1.2 ? "pass" : "fail");
+  }
+  if (!new_dest_recorded.empty()) std::printf("\n");
 
   std::printf(
       "\nBPF counters of the enforced target (whole run per rule "

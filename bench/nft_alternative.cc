@@ -4,9 +4,9 @@
 
 #include <cstdio>
 
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "tests/testing/command.h"
 #include "userspace/common/atomic_file.h"
 #include "userspace/common/status_macros.h"
