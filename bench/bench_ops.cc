@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -220,12 +222,70 @@ int PeersOf(Op op) {
     case Op::kUdpRecv1:
       return 1;
     case Op::kUdpRecv1k:
+    case Op::kUdpRecv1kTwoThreads:
       return 1000;
     case Op::kUdpRecv100k:
+    case Op::kUdpRecv100kTwoThreads:
       return 100000;
     default:
       return 0;
   }
+}
+
+bool TwoThreads(Op op) {
+  return op == Op::kUdpRecv1kTwoThreads || op == Op::kUdpRecv100kTwoThreads;
+}
+
+// One recvfrom() of a 32-byte datagram with its source address; true when
+// it got one (else errno is set; -1 for a short datagram).
+bool RecvOne(int fd) {
+  char buf[kDatagramBytes];
+  sockaddr_in from{};
+  socklen_t len = sizeof(from);
+  ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
+                       reinterpret_cast<sockaddr*>(&from), &len);
+  if (n == static_cast<ssize_t>(sizeof(buf))) return true;
+  if (n >= 0) errno = -1;
+  return false;
+}
+
+// Two threads read the `queued` datagrams of `fd` at once, each claiming a
+// datagram before it reads, so that every read finds one (the queue holds
+// as many as there are claims left), until all are read or the time bound.
+Tally RecvTwoThreads(int fd, int64_t queued, const OpLimits& limits) {
+  std::atomic<int64_t> claimed{0}, done{0}, unexpected{0};
+  std::atomic<int> first_errno{0};
+  const int64_t cpu_start = CpuNs();
+  const int64_t start = NowNs();
+  const int64_t deadline = start + absl::ToInt64Nanoseconds(limits.max_time);
+  auto reader = [&] {
+    for (int64_t i = 0;; ++i) {
+      if (i % 64 == 0 &&
+          (NowNs() >= deadline || g_stop.load(std::memory_order_relaxed))) {
+        return;
+      }
+      if (claimed.fetch_add(1, std::memory_order_relaxed) >= queued) return;
+      if (RecvOne(fd)) {
+        done.fetch_add(1, std::memory_order_relaxed);
+      } else if (unexpected.fetch_add(1) == 0) {
+        first_errno.store(errno);
+      }
+    }
+  };
+  std::thread second(reader);
+  reader();
+  second.join();
+  Tally t;
+  t.ops = done.load() + unexpected.load();
+  t.unexpected = unexpected.load();
+  t.first_errno = first_errno.load();
+  t.elapsed_ns = NowNs() - start;
+  t.cpu_ns = CpuNs() - cpu_start;
+  // What the time bound left queued is read untimed: the next slice starts
+  // from an empty socket.
+  while (RecvOne(fd)) {
+  }
+  return t;
 }
 
 struct RecvServer {
@@ -341,16 +401,8 @@ Tally RunUdpRecv(Op op, bool enforced_side, const OpLimits& limits) {
       return bad;
     }
   }
-  char buf[kDatagramBytes];
-  return TimedLoop(limits, 64, [&] {
-    sockaddr_in from{};
-    socklen_t len = sizeof(from);
-    ssize_t n = recvfrom(server.fd, buf, sizeof(buf), MSG_DONTWAIT,
-                         reinterpret_cast<sockaddr*>(&from), &len);
-    if (n == static_cast<ssize_t>(sizeof(buf))) return true;
-    if (n >= 0) errno = -1;
-    return false;
-  });
+  if (TwoThreads(op)) return RecvTwoThreads(server.fd, batch, limits);
+  return TimedLoop(limits, 64, [&] { return RecvOne(server.fd); });
 }
 
 Tally RunBulk(const Endpoints& ep, const OpLimits& limits) {
@@ -432,6 +484,10 @@ const char* OpName(Op op) {
       return "udp recv 1k peers";
     case Op::kUdpRecv100k:
       return "udp recv 100k peers";
+    case Op::kUdpRecv1kTwoThreads:
+      return "udp recv 1k peers, 2 thr";
+    case Op::kUdpRecv100kTwoThreads:
+      return "udp recv 100k peers, 2 thr";
   }
   return "?";
 }
@@ -458,6 +514,8 @@ OpLimits LimitsOf(Op op, double time_scale) {
     case Op::kUdpRecv1:
     case Op::kUdpRecv1k:
     case Op::kUdpRecv100k:
+    case Op::kUdpRecv1kTwoThreads:
+    case Op::kUdpRecv100kTwoThreads:
       // The batch queued before each timed slice (RunUdpRecv).
       return {20000, scaled(0.2)};
   }
@@ -498,6 +556,8 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced, bool refuses,
     case Op::kUdpRecv1:
     case Op::kUdpRecv1k:
     case Op::kUdpRecv100k:
+    case Op::kUdpRecv1kTwoThreads:
+    case Op::kUdpRecv100kTwoThreads:
       return RunUdpRecv(op, enforced, limits);
   }
   return Tally();
@@ -592,6 +652,8 @@ int ProbeOnce(Op op, const Endpoints& ep) {
     case Op::kUdpRecv1:
     case Op::kUdpRecv1k:
     case Op::kUdpRecv100k:
+    case Op::kUdpRecv1kTwoThreads:
+    case Op::kUdpRecv100kTwoThreads:
       // Nothing to refuse: a server may always read. Each read checks its
       // own outcome (RunUdpRecv).
       return 0;

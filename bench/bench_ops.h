@@ -67,10 +67,21 @@ enum class Op {
   kUdpRecv1,
   kUdpRecv1k,
   kUdpRecv100k,
+  // The same from 1,000 and 100,000 peers with two threads of the server
+  // reading the one socket at once (a multi-threaded server).
+  kUdpRecv1kTwoThreads,
+  kUdpRecv100kTwoThreads,
 };
-inline constexpr Op kAllOps[] = {
-    Op::kTcpConnect, Op::kUdpSendto, Op::kDeniedConnect, Op::kDeniedNewDest,
-    Op::kTcpBulk,    Op::kUdpRecv1,  Op::kUdpRecv1k,     Op::kUdpRecv100k};
+inline constexpr Op kAllOps[] = {Op::kTcpConnect,
+                                 Op::kUdpSendto,
+                                 Op::kDeniedConnect,
+                                 Op::kDeniedNewDest,
+                                 Op::kTcpBulk,
+                                 Op::kUdpRecv1,
+                                 Op::kUdpRecv1k,
+                                 Op::kUdpRecv100k,
+                                 Op::kUdpRecv1kTwoThreads,
+                                 Op::kUdpRecv100kTwoThreads};
 inline constexpr Op kNameOps[] = {Op::kTcpConnect, Op::kDnsLookup,
                                   Op::kUdpEcho};
 

@@ -788,7 +788,7 @@ absl::Status Run(const Options& opts) {
       "enforced column is the same rules as an nftables table on another "
       "cgroup\n(bench/nft_alternative.h), against its own baseline slices.\n",
       opts.rounds);
-  std::printf("%-32s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
+  std::printf("%-36s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
               "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
               "cpu", "[q1 - q3]", "noise");
   struct Verdict {
@@ -847,7 +847,7 @@ absl::Status Run(const Options& opts) {
         const std::string label =
             absl::StrCat(OpName(op), VariantLabel(variant));
         std::printf(
-            "%-32s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
+            "%-36s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
             "%5.1f%%%s\n",
             label.c_str(), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
             WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
