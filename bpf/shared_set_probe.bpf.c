@@ -23,7 +23,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
-	__type(key, __u64); /* cgroup id: one storage for every hook */
+	__type(key, __u64);   /* cgroup id: one storage for every hook */
 	__type(value, __u32); /* target id; 0: not written yet */
 } attach_target SEC(".maps");
 
@@ -80,16 +80,10 @@ static __always_inline int decide(__u32 slot)
 }
 
 SEC("cgroup/connect4")
-int probe_connect4(struct bpf_sock_addr *ctx)
-{
-	return decide(SLOT_CONNECT4);
-}
+int probe_connect4(struct bpf_sock_addr *ctx) { return decide(SLOT_CONNECT4); }
 
 SEC("cgroup/sendmsg4")
-int probe_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return decide(SLOT_SENDMSG4);
-}
+int probe_sendmsg4(struct bpf_sock_addr *ctx) { return decide(SLOT_SENDMSG4); }
 
 SEC("cgroup/recvmsg4")
 int probe_recvmsg4(struct bpf_sock_addr *ctx)
