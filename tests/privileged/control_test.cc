@@ -122,6 +122,40 @@ TEST_F(ControlTest, AClientThatDoesNotReadItsAnswerHoldsOnlyItself) {
   EXPECT_EQ(j["ok"], true);
 }
 
+// A request of more than 256 KiB is parsed on the worker, not on the loop
+// (a fleet's policies take seconds to parse, and `status` waited for that):
+// a large change is applied, a large malformed line is answered, a read
+// that large is refused, and egressd serves on.
+TEST_F(ControlTest, LargeRequestsAreParsedOffTheLoop) {
+  AddTarget("web");
+  std::vector<std::string> allow = {"allow", "443/tcp"};
+  for (int i = 0; i < 20000; ++i) {
+    allow.push_back(
+        absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
+  }
+  CtlOk(allow);
+  EXPECT_TRUE(absl::StrContains(CtlOk({"list"}), "10.199.99.199"));
+  auto send = [&](const std::string& line) {
+    UniqueFd fd = Connect();
+    size_t off = 0;
+    while (off < line.size()) {
+      ssize_t n = write(fd.get(), line.data() + off, line.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    EXPECT_EQ(off, line.size());
+    return ReadSome(fd.get(), 10000);
+  };
+  const std::string big(300 * 1024, 'x');
+  std::string reply = send(big + "\n");
+  EXPECT_TRUE(absl::StrContains(reply, "\"ok\":false")) << reply;
+  EXPECT_TRUE(absl::StrContains(reply, "not a JSON object")) << reply;
+  reply = send(absl::StrCat(R"({"cmd":"list","target":")", big, "\"}\n"));
+  EXPECT_TRUE(absl::StrContains(reply, "\"ok\":false")) << reply;
+  EXPECT_TRUE(absl::StrContains(reply, "only a change may be larger")) << reply;
+  EXPECT_TRUE(absl::StrContains(CtlOk({"status"}), "web"));
+}
+
 // Idle connections (a monitoring script that connects and waits, a burst of
 // clients) do not make egressd "busy" for the next one until 256 of them
 // have not finished their requests.

@@ -260,13 +260,13 @@ absl::Status CheckPeerIsRoot(int conn_fd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
-    int conn_fd, std::string* buf) {
-  EGRESS_ASSIGN_OR_RETURN(std::optional<std::string> line,
-                          TakeLine(conn_fd, buf));
-  if (!line.has_value()) return std::optional<nlohmann::json>();
-  EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
-  return j;
+absl::StatusOr<std::optional<std::string>> ReadAvailableLine(int conn_fd,
+                                                             std::string* buf) {
+  return TakeLine(conn_fd, buf);
+}
+
+absl::StatusOr<nlohmann::json> ParseRequest(const std::string& line) {
+  return ParseJson(line);
 }
 
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,

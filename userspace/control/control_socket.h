@@ -66,10 +66,13 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd, absl::Duration timeout);
 absl::Status CheckPeerIsRoot(int conn_fd);
 // Non-blocking half of ReadRequest, for a server loop that must not wait on
 // a slow client: appends what is available to *buf and returns the request
-// once a whole line (or the end of the stream) is there, nullopt while it is
-// incomplete. Errors as ReadRequest.
-absl::StatusOr<std::optional<nlohmann::json>> ReadAvailableRequest(
-    int conn_fd, std::string* buf);
+// line once it is whole (or the stream ended), nullopt while it is
+// incomplete. Errors as ReadRequest. ParseRequest makes it JSON, wherever
+// the server wants to spend that time (seconds for a fleet's policies).
+absl::StatusOr<std::optional<std::string>> ReadAvailableLine(int conn_fd,
+                                                             std::string* buf);
+// One request line as JSON: InvalidArgument unless it is a JSON object.
+absl::StatusOr<nlohmann::json> ParseRequest(const std::string& line);
 // Writes one response line; DeadlineExceeded if the client has not taken it
 // within 10 s (egressd never waits longer on one client).
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response);

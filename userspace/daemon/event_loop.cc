@@ -38,6 +38,12 @@ namespace {
 // written do not count: a client that does not read holds only itself.
 constexpr size_t kMaxPending = 256;
 constexpr int kMaxAcceptsPerTurn = 64;
+// Larger requests are parsed on the worker, not the loop: only changes are
+// that large (a fleet's policies: 21.6 MB for 200 of 1,000 rules, 1.4 s to
+// parse and 0.5 s to decode on a 2-core VM, during which no `status` was
+// answered). A read request is a few hundred bytes; 256 KiB parses in a few
+// ms.
+constexpr size_t kLoopParseLimit = 256 * 1024;
 // Ring-buffer records are submitted without wake-ups; the poll timeout is
 // the drain timer.
 constexpr int kDrainMs = 50;
@@ -220,10 +226,10 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
   std::vector<Pending> still;
   for (size_t i = 0; i < pending_.size(); ++i) {
     Pending& p = pending_[i];
-    absl::StatusOr<std::optional<nlohmann::json>> req =
-        std::optional<nlohmann::json>();
-    if (readable[i]) req = ReadAvailableRequest(p.fd.get(), &p.buf);
-    if (req.ok() && !req->has_value()) {
+    absl::StatusOr<std::optional<std::string>> line =
+        std::optional<std::string>();
+    if (readable[i]) line = ReadAvailableLine(p.fd.get(), &p.buf);
+    if (line.ok() && !line->has_value()) {
       if (absl::Now() < p.deadline) {
         still.push_back(std::move(p));
       } else {
@@ -233,13 +239,55 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
       }
       continue;
     }
-    if (!req.ok()) {
-      Reply(std::move(p.fd), req.status());
+    if (!line.ok()) {
+      Reply(std::move(p.fd), line.status());
       continue;
     }
-    Serve(std::move(p.fd), **req);
+    if ((*line)->size() > kLoopParseLimit) {
+      ServeLarge(std::move(p.fd), **std::move(line));
+      continue;
+    }
+    absl::StatusOr<nlohmann::json> message = ParseRequest(**line);
+    if (!message.ok()) {
+      Reply(std::move(p.fd), message.status());
+      continue;
+    }
+    Serve(std::move(p.fd), *message);
   }
   pending_ = std::move(still);
+}
+
+void EventLoop::ServeLarge(UniqueFd fd, std::string line) {
+  auto conn = std::make_shared<UniqueFd>(std::move(fd));
+  auto text = std::make_shared<std::string>(std::move(line));
+  worker_->Post([this, conn, text] {
+    absl::StatusOr<nlohmann::json> message = ParseRequest(*text);
+    // The text is not needed once parsed: tens of MB at fleet scale.
+    *text = std::string();
+    absl::StatusOr<control::Request> request =
+        message.ok() ? control::DecodeRequest(*message) : message.status();
+    message = nlohmann::json();
+    if (request.ok() && !ControlService::IsChange(*request)) {
+      request = absl::InvalidArgumentError(absl::StrCat(
+          "control request too large: only a change may be larger than ",
+          kLoopParseLimit / 1024, " KiB"));
+    }
+    if (!request.ok()) {
+      Reply(std::move(*conn), request.status());
+      return;
+    }
+    RunChange(*conn, *request);
+  });
+}
+
+void EventLoop::RunChange(UniqueFd& conn, const control::Request& request) {
+  absl::StatusOr<control::Response> r = service_.Handle(request);
+  Reply(std::move(conn), r);  // written by the loop
+  reconciler_.Poke();         // new targets may need new watches
+  // A change of many rules frees hundreds of MB of parse trees and old
+  // compiled sets; glibc keeps freed memory mapped until asked. Off the
+  // loop and after the answer, so nobody waits for it.
+  malloc_trim(0);
 }
 
 void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
@@ -251,15 +299,8 @@ void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
   if (ControlService::IsChange(*request)) {
     // Changes run on the worker, one at a time; reads go on meanwhile.
     auto conn = std::make_shared<UniqueFd>(std::move(fd));
-    worker_->Post([this, conn, req = *std::move(request)] {
-      absl::StatusOr<control::Response> r = service_.Handle(req);
-      Reply(std::move(*conn), r);  // written by the loop
-      reconciler_.Poke();          // new targets may need new watches
-      // A change of many rules frees hundreds of MB of parse trees and old
-      // compiled sets; glibc keeps freed memory mapped until asked. Off the
-      // loop and after the answer, so nobody waits for it.
-      malloc_trim(0);
-    });
+    worker_->Post(
+        [this, conn, req = *std::move(request)] { RunChange(*conn, req); });
     return;
   }
   absl::StatusOr<control::Response> r = service_.Handle(*request);

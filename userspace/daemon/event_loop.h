@@ -87,6 +87,11 @@ class EventLoop {
   void AcceptNew(std::vector<bool>& readable);
   void ServePending(const std::vector<bool>& readable);
   void Serve(UniqueFd fd, const nlohmann::json& message);
+  // A request line too large to parse on the loop: parsed, decoded and, if
+  // it is a change, run on the worker.
+  void ServeLarge(UniqueFd fd, std::string line);
+  // Worker thread: runs a change and queues its answer.
+  void RunChange(UniqueFd& conn, const control::Request& request);
   // Queues the answer; `after` gets the connection once it is written.
   void Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
              AnswerOutbox::AfterAnswer after = nullptr);
