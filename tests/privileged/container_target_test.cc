@@ -6,17 +6,22 @@
 // container, `events --container` filters, a selector picks exactly the
 // matching containers and two containers keep their own policies. /metrics
 // names each selected container and the node, and forgets removed ones.
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/runtime_target_fixture.h"
+#include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/dockerd.h"
+#include "tests/testing/status_matchers.h"
 
 namespace egress::testing {
 namespace {
@@ -144,6 +149,78 @@ TEST_F(ContainerTargetTest, TwoContainersKeepTheirOwnPolicies) {
       absl::StrContains(ExecConnect("one", denied_->port()).output, kEperm));
   EXPECT_TRUE(
       absl::StrContains(ExecConnect("two", allowed_->port()).output, kEperm));
+}
+
+// Kubernetes on Docker Engine (cri-dockerd): a pod is a sandbox container
+// holding the pod's labels and app containers in the pod's cgroup, all with
+// CRI's labels. A pod selector finds them through Docker's API alone (no
+// containerd is followed here) and picks exactly the matching pod.
+TEST_F(ContainerTargetTest, CriDockerdPodsFollowTheirPodSelector) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> kubepods,
+                       TestCgroup::Create("kubepods"));
+  ASSERT_OK(kubepods->CreateChild("burstable").status());
+  absl::Cleanup remove_kubepods = [&] {
+    // The containers first (their cgroups live below), then what runc left.
+    EXPECT_OK(runtime_->RemoveAllContainers());
+    RemoveV1Trees(kubepods->relative_path());
+    EXPECT_OK(kubepods->Remove());
+  };
+  auto run_pod = [&](const std::string& name, const std::string& app) {
+    const std::string uid = absl::StrCat(name, "-", getpid());
+    const std::string parent =
+        absl::StrCat(kubepods->relative_path(), "/burstable/pod", uid);
+    const std::vector<std::string> cri = {
+        "--label", "io.kubernetes.pod.namespace=shop",
+        "--label", absl::StrCat("io.kubernetes.pod.name=", name),
+        "--label", absl::StrCat("io.kubernetes.pod.uid=", uid)};
+    for (bool sandbox : {true, false}) {
+      std::vector<std::string> args = {
+          "run",
+          "-d",
+          "--network",
+          "host",
+          "--cgroup-parent",
+          parent,
+          "--name",
+          absl::StrCat("k8s_", sandbox ? "POD" : "app", "_", name, "_shop_",
+                       uid, "_0")};
+      args.insert(args.end(), cri.begin(), cri.end());
+      if (sandbox) {
+        args.insert(args.end(), {"--label",
+                                 "io.kubernetes.docker.type="
+                                 "podsandbox",
+                                 "--label", absl::StrCat("app=", app)});
+      } else {
+        args.insert(args.end(),
+                    {"--label", "io.kubernetes.docker.type=container",
+                     "--label", "io.kubernetes.container.name=app"});
+      }
+      args.insert(args.end(), {kImage, "sleep", "600"});
+      ASSERT_OK(runtime_->CliOk(args).status());
+    }
+  };
+  run_pod("web-7d9", "web");
+  run_pod("db-0", "db");
+  const std::string web =
+      absl::StrCat("k8s_app_web-7d9_shop_web-7d9-", getpid(), "_0");
+  const std::string db =
+      absl::StrCat("k8s_app_db-0_shop_db-0-", getpid(), "_0");
+  CtlOk({"target", "add", "shop-web", "--namespace", "shop", "--pod-selector",
+         "app=web"});
+  Allow("shop-web", allowed_->port());
+  ASSERT_TRUE(WaitRefused(web, denied_->port())) << DaemonLog();
+  EXPECT_TRUE(WaitAllowed(web, allowed_->port()));
+  // The other pod of the namespace is not selected: not enforced.
+  CommandResult other = ExecConnect(db, denied_->port());
+  EXPECT_EQ(other.exit_code, 0) << other.output;
+  // Records name the pod, as for containerd's pods.
+  std::vector<nlohmann::json> records =
+      Records({"--pod", "shop/web-7d9", "--verdict", "deny"}, 1);
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back()["pod"]["namespace"], "shop")
+      << records.back().dump();
+  EXPECT_EQ(records.back()["pod"]["name"], "web-7d9");
+  EXPECT_EQ(records.back()["container"]["name"], "app");
 }
 
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {

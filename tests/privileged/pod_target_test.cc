@@ -87,27 +87,6 @@ class PodTargetTest : public EgressdTest {
     EgressdTest::TearDown();
   }
 
-  // runc also makes each pod's cgroups in the v1 hierarchies of a hybrid
-  // layout: removed depth-first (bounded by the tree the test made).
-  static void RemoveV1Trees(const std::string& rel) {
-    std::error_code ec;
-    for (const auto& h :
-         std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
-      const std::string top = h.path().string() + rel;
-      if (!std::filesystem::is_directory(top, ec)) continue;
-      std::vector<std::string> dirs;
-      for (auto it = std::filesystem::recursive_directory_iterator(top, ec);
-           it != std::filesystem::recursive_directory_iterator() &&
-           dirs.size() < 1000;
-           it.increment(ec)) {
-        if (it->is_directory(ec)) dirs.push_back(it->path().string());
-      }
-      std::sort(dirs.rbegin(), dirs.rend());  // children first
-      for (const std::string& d : dirs) rmdir(d.c_str());
-      rmdir(top.c_str());
-    }
-  }
-
   // A pod as the kubelet makes it through CRI: its sandbox (labelled with
   // the pod's labels) and one app container named "app" running `command`
   // (default: sleep), in pod cgroup kubepods[/burstable]/pod<uid>.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -255,6 +256,25 @@ absl::Status TestCgroup::Remove() {
     for (auto& child : cg->children_) stack.push_back(child.get());
   }
   return absl::OkStatus();
+}
+
+void RemoveV1Trees(const std::string& relative) {
+  std::error_code ec;
+  for (const auto& h :
+       std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
+    const std::string top = h.path().string() + relative;
+    if (!std::filesystem::is_directory(top, ec)) continue;
+    std::vector<std::string> dirs;
+    for (auto it = std::filesystem::recursive_directory_iterator(top, ec);
+         it != std::filesystem::recursive_directory_iterator() &&
+         dirs.size() < 1000;
+         it.increment(ec)) {
+      if (it->is_directory(ec)) dirs.push_back(it->path().string());
+    }
+    std::sort(dirs.rbegin(), dirs.rend());  // children first
+    for (const std::string& d : dirs) rmdir(d.c_str());
+    rmdir(top.c_str());
+  }
 }
 
 }  // namespace testing

@@ -67,6 +67,12 @@ class TestCgroup {
   std::vector<std::unique_ptr<TestCgroup>> children_;
 };
 
+// runc also makes the cgroups of a container's --cgroup-parent in the v1
+// hierarchies of a hybrid layout (/sys/fs/cgroup/<controller><relative>),
+// and leaves the parents behind when the container goes: removes those
+// trees (at most 1,000 directories, children first). Missing is no error.
+void RemoveV1Trees(const std::string& relative);
+
 }  // namespace testing
 }  // namespace egress
 

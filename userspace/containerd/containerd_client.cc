@@ -10,6 +10,7 @@
 #include "userspace/containerd/proto/containers.grpc.pb.h"
 #include "userspace/containerd/proto/events.grpc.pb.h"
 #include "userspace/containerd/proto/tasks.grpc.pb.h"
+#include "userspace/workloads/cri_pods.h"
 
 namespace egress::containerd {
 namespace {
@@ -20,11 +21,6 @@ namespace events_v1 = ::containerd::services::events::v1;
 
 // containerd takes the namespace of a call from this metadata key.
 constexpr char kNamespaceHeader[] = "containerd-namespace";
-
-std::string LabelOr(const ContainerdContainer& c, const std::string& key) {
-  auto it = c.labels.find(key);
-  return it == c.labels.end() ? "" : it->second;
-}
 
 absl::Status FromGrpc(const grpc::Status& st, const std::string& socket,
                       absl::string_view call) {
@@ -44,9 +40,8 @@ absl::Status FromGrpc(const grpc::Status& st, const std::string& socket,
 }  // namespace
 
 PodIdentity PodOf(const ContainerdContainer& c) {
-  return {LabelOr(c, "io.kubernetes.pod.namespace"),
-          LabelOr(c, "io.kubernetes.pod.name"),
-          LabelOr(c, "io.kubernetes.container.name")};
+  const workloads::CriPod pod = workloads::CriPodOf(c.labels);
+  return {pod.ns, pod.name, pod.container};
 }
 
 struct ContainerdClient::Stubs {

@@ -2,50 +2,29 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "userspace/workloads/cri_pods.h"
 
 namespace egress::containerd {
-namespace {
-
-constexpr char kKindLabel[] = "io.cri-containerd.kind";
-
-}  // namespace
 
 std::vector<workloads::Container> ToContainers(
     const std::vector<ContainerdContainer>& listed) {
-  // A pod's labels are its sandbox's.
-  std::map<std::pair<std::string, std::string>,
-           const std::map<std::string, std::string>*>
-      sandbox_labels;
-  for (const ContainerdContainer& c : listed) {
-    auto kind = c.labels.find(kKindLabel);
-    if (kind == c.labels.end() || kind->second != "sandbox") continue;
-    const PodIdentity pod = PodOf(c);
-    sandbox_labels[{pod.namespace_name, pod.pod}] = &c.labels;
-  }
   std::vector<workloads::Container> out;
+  out.reserve(listed.size());
   for (const ContainerdContainer& c : listed) {
     workloads::Container w;
-    const PodIdentity pod = PodOf(c);
     w.id = c.id;
-    w.name = pod.container.empty() ? c.id : pod.container;
+    w.name = c.id;
     w.image = c.image;
     w.labels.insert(c.labels.begin(), c.labels.end());
-    if (!pod.pod.empty()) {
-      auto s = sandbox_labels.find({pod.namespace_name, pod.pod});
-      if (s != sandbox_labels.end()) {
-        w.labels.insert(s->second->begin(), s->second->end());
-      }
-    }
     w.pid = static_cast<int>(c.pid);
     w.running = c.running;
-    w.pod_namespace = pod.namespace_name;
-    w.pod_name = pod.pod;
     out.push_back(std::move(w));
   }
+  // Pod identity, the pod spec's container names and the pods' labels.
+  workloads::JoinCriPods(out);
   return out;
 }
 

@@ -207,9 +207,16 @@ std::string WorkloadTargets::Problem(policy::TargetSource source) const {
                 "containerd cannot be followed: ", containerd_->Problem(),
                 " (egressd --containerd_socket)");
   if (pods) {
-    return containerd.empty()
-               ? ""
-               : absl::StrCat("pods cannot be found: ", containerd);
+    // The kubelet runs pods through containerd's CRI, or through
+    // cri-dockerd on Docker Engine (pods then come from Docker's API).
+    if (containerd.empty() ||
+        (!runtimes_.docker_socket.empty() && docker.empty())) {
+      return "";
+    }
+    return runtimes_.docker_socket.empty()
+               ? absl::StrCat("pods cannot be found: ", containerd)
+               : absl::StrCat("pods cannot be found: ", containerd, "; ",
+                              docker);
   }
   const std::string podman =
       runtimes_.podman_socket.empty() ? ""

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/workloads/cri_pods.h"
 #include "userspace/workloads/docker_json.h"
 #include "userspace/workloads/unix_http.h"
 
@@ -56,17 +57,25 @@ DockerWatcher::~DockerWatcher() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::vector<Container> DockerWatcher::Running() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<Container> out;
-  for (const auto& [id, c] : running_) out.push_back(c);
-  return out;
-}
+std::vector<Container> DockerWatcher::Running() const { return Listed(true); }
 
-std::vector<Container> DockerWatcher::Created() const {
-  std::lock_guard<std::mutex> lock(mu_);
+std::vector<Container> DockerWatcher::Created() const { return Listed(false); }
+
+std::vector<Container> DockerWatcher::Listed(bool running) const {
+  std::vector<Container> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    all.reserve(running_.size() + created_.size());
+    for (const auto& [id, c] : running_) all.push_back(c);
+    for (const auto& [id, c] : created_) all.push_back(c);
+  }
+  // Kubernetes on Docker Engine (cri-dockerd): pods, with their sandbox's
+  // labels, whether or not the container runs yet.
+  JoinCriPods(all);
   std::vector<Container> out;
-  for (const auto& [id, c] : created_) out.push_back(c);
+  for (Container& c : all) {
+    if (c.running == running) out.push_back(std::move(c));
+  }
   return out;
 }
 

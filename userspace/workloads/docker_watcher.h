@@ -59,6 +59,8 @@ class DockerWatcher {
   // One connection: list, then follow events until it breaks or stop.
   absl::Status Follow();
   absl::StatusOr<Container> Inspect(const std::string& id) const;
+  // The running (or only existing) containers, CRI pods joined (cri_pods.h).
+  std::vector<Container> Listed(bool running) const;
   // Applies lines of /events to running_; true when it changed.
   bool Apply(const std::vector<std::string>& lines);
   void SetProblem(const std::string& problem);
