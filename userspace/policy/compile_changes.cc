@@ -266,13 +266,24 @@ std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
   out.names = Rekeyed(compiled.names, ruleset);
   out.unix_paths = Rekeyed(compiled.unix_paths, ruleset);
   out.rules.reserve(compiled.rules.size() + merged.size());
+  // The new entries of the reached classes go where their old ones began
+  // (at the end when there were none): the set keeps nearly the order of a
+  // whole compile, and DiffCompiled finds long equal heads and tails.
+  bool placed = false;
+  auto place = [&] {
+    for (const auto& e : merged) {
+      if (InReached(e.first, reached)) out.rules.push_back(e);
+    }
+    placed = true;
+  };
   for (const auto& [k, v] : compiled.rules) {
-    if (InReached(k, reached)) continue;
+    if (InReached(k, reached)) {
+      if (!placed) place();
+      continue;
+    }
     out.rules.emplace_back(k, v).first.ruleset = ruleset;
   }
-  for (const auto& e : merged) {
-    if (InReached(e.first, reached)) out.rules.push_back(e);
-  }
+  if (!placed) place();
   if (out.rules.size() > EGRESS_MAX_RULE_ENTRIES) return std::nullopt;
   return out;
 }

@@ -30,9 +30,9 @@ inline constexpr size_t kMaxRecompiledRules = 64;
 
 // `compiled` must be Compile(compiled.ruleset, before). Returns entries
 // equal to those of Compile(ruleset, after) (the same keys, values and
-// flags; entries the change did not reach keep their place, the others come
-// last), or nullopt when the change is not one this takes (see above): the
-// caller compiles `after` whole then.
+// flags; entries the change did not reach keep their place, the others take
+// the place of the first entry they replace), or nullopt when the change is not
+// one this takes (see above): the caller compiles `after` whole then.
 std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
                                                 absl::Span<const Rule> before,
                                                 absl::Span<const Rule> after,
