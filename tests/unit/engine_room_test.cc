@@ -134,6 +134,32 @@ TEST_F(EngineRoomTest, AChangeWritesOnlyWhatDiffersIntoTheSpare) {
   EXPECT_TRUE(kernel_.RulesetsInMaps().empty());
 }
 
+// Changes of a few rules are recompiled from the active set's entries
+// (compile_changes.h): after allows, a delete and a changed expiry, the maps
+// hold exactly a whole compile of the target's rules, and the spare's.
+TEST_F(EngineRoomTest, ChangesOfAFewRulesLeaveAWholeCompilesEntries) {
+  const policy::Rule big = Hosts(1, 300);
+  Restart(6 * EntriesOf(big), DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big})).status());
+  const uint32_t id = IdOf("web");
+  for (const char* host : {"192.0.2.1", "192.0.2.2", "10.1.0.7"}) {
+    ASSERT_OK(
+        engine_->AddRule({"web", Allow({"https", host}), {}}, kNow).status());
+  }
+  ASSERT_OK(engine_->DeleteRule({"web", 2, std::nullopt, false}).status());
+  policy::Rule deny = Allow({"https", "10.1.0.0/24"});
+  deny.action = policy::Action::kDeny;
+  ASSERT_OK(engine_->AddRule({"web", deny, {}}, kNow).status());
+  auto targets = engine_->Targets("web", false);
+  ASSERT_OK(targets.status());
+  ASSERT_EQ(targets->size(), 1u);
+  EXPECT_EQ((*targets)[0].rules.size(), 4u);
+  auto whole = policy::Compile(kernel_.ActiveRuleset(id), (*targets)[0].rules);
+  ASSERT_OK(whole.status());
+  EXPECT_TRUE(*kernel_.HasEntries(*whole));
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // the set and its spare
+}
+
 // A spare is a cache: when a change needs its room, it goes first.
 TEST_F(EngineRoomTest, SparesMakeRoomForChangesThatNeedIt) {
   const policy::Rule big = Hosts(1, 300);

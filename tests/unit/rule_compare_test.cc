@@ -96,6 +96,44 @@ TEST(RuleIdentityTest, MeaningDiffers) {
   EXPECT_FALSE(SameRule(base, named));
 }
 
+// SameRuleAs answers what SameRule answers, for every pair of a set of
+// rules that agree and differ in every part of their identity.
+TEST(SameRuleAsTest, AgreesWithSameRule) {
+  Rule named = Allow({Tcp(25)}, {C("10.0.0.5")});
+  named.host = "mail.example";
+  const std::vector<Rule> rules = {
+      Spelled(Action::kAllow, "smtp", "10.0.0.5"),
+      Spelled(Action::kAllow, "25/tcp", "10.0.0.5/32"),
+      Spelled(Action::kAllow, "https", "192.0.2.1"),
+      Spelled(Action::kAllow, "443", "192.0.2.1"),
+      Allow({Udp(53), Tcp(53)}, {C("::1"), C("10.0.0.1")}),
+      Allow({Tcp(53), Udp(53), Tcp(53)}, {C("10.0.0.1"), C("::1")}),
+      Allow({Tcp(1, 10), Tcp(11, 20)}),
+      Allow({Tcp(1, 20)}),
+      Allow({Tcp(443)}, {C("10.0.0.0/25"), C("10.0.0.128/25")}),
+      Allow({Tcp(443)}, {C("10.0.0.0/24")}),
+      Allow(Any()),
+      Allow(Any(), {Cidr::AnyV6(), Cidr::AnyV4()}),
+      Allow(Any(), {Cidr::AnyV4()}),
+      Allow({Tcp(25)}, {C("10.0.0.5")}),
+      Deny({Tcp(25)}, {C("10.0.0.5")}),
+      Allow({Udp(25)}, {C("10.0.0.5")}),
+      Allow({Tcp(25), kIcmp}, {C("10.0.0.5")}),
+      Allow({Tcp(25)}, {C("10.0.0.6")}),
+      named,
+  };
+  int same = 0;
+  for (const Rule& a : rules) {
+    const SameRuleAs same_as(a);
+    for (const Rule& b : rules) {
+      EXPECT_EQ(same_as(b), SameRule(a, b))
+          << RuleIdentity(a) << " vs " << RuleIdentity(b);
+      same += SameRule(a, b);
+    }
+  }
+  EXPECT_GT(same, static_cast<int>(rules.size()));  // some pairs agree
+}
+
 TEST(ShadowingDenyTest, DenyCoveringTheWholeAllow) {
   const std::vector<Rule> rules = {
       Allow({Tcp(443)}, {C("203.0.113.0/24")}),

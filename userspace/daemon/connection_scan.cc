@@ -78,12 +78,12 @@ ConnectionScan::ConnectionScan(Engine& engine, SocketPort& sockets,
                                std::function<void(const egress_event&)> publish)
     : engine_(engine), sockets_(sockets), publish_(std::move(publish)) {}
 
-ConnectionScope ConnectionScan::ScopeOf(const TargetState& t) {
+ConnectionScope ConnectionScan::ScopeOf(TargetState& t) {
   ConnectionScope s;
   s.target = t.name;
   s.target_id = t.id;
   s.mode = t.mode;
-  s.rules = t.rules;
+  s.rules = std::move(t.rules);  // 100,000 rules are costly to copy
   s.cgroups = engine_.SubtreeCgroups(t.id);
   if (IsUser(t)) s.uid = t.uid;
   const uint32_t id = t.id;
@@ -115,12 +115,12 @@ void ConnectionScan::Act(JudgedConnection& c, const ConnectionScope& scope,
 }
 
 absl::StatusOr<control::ConnectionsResponse> ConnectionScan::LookAt(
-    const std::vector<TargetState>& targets, ScanOptions options) {
+    std::vector<TargetState> targets, ScanOptions options) {
   control::ConnectionsResponse out;
   if (targets.empty()) return out;
   EGRESS_ASSIGN_OR_RETURN(SocketDump dump, sockets_.Sockets());
   out.truncated = dump.truncated;
-  for (const TargetState& t : targets) {
+  for (TargetState& t : targets) {
     const ConnectionScope scope = ScopeOf(t);
     if (scope.cgroups.empty() && !scope.uid) continue;
     std::vector<JudgedConnection> found = JudgeConnections(dump.sockets, scope);
@@ -140,7 +140,7 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::Look(
     const std::string& target, ScanOptions options) {
   EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> targets,
                           engine_.Targets(target, /*all=*/true));
-  return LookAt(targets, options);
+  return LookAt(std::move(targets), options);
 }
 
 absl::StatusOr<control::ConnectionsResponse> ConnectionScan::AfterChange(
@@ -148,9 +148,11 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::AfterChange(
   std::vector<TargetState> targets;
   for (const std::string& name : names) {
     absl::StatusOr<std::vector<TargetState>> t = engine_.Targets(name, false);
-    if (t.ok()) targets.insert(targets.end(), t->begin(), t->end());
+    if (!t.ok()) continue;
+    targets.insert(targets.end(), std::make_move_iterator(t->begin()),
+                   std::make_move_iterator(t->end()));
   }
-  return LookAt(targets, {.cut = cut, .record_kept = true});
+  return LookAt(std::move(targets), {.cut = cut, .record_kept = true});
 }
 
 }  // namespace egress

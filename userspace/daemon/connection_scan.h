@@ -67,8 +67,9 @@ class ConnectionScan {
 
  private:
   absl::StatusOr<control::ConnectionsResponse> LookAt(
-      const std::vector<TargetState>& targets, ScanOptions options);
-  ConnectionScope ScopeOf(const TargetState& t);
+      std::vector<TargetState> targets, ScanOptions options);
+  // Takes `t`'s rules (moved into the scope).
+  ConnectionScope ScopeOf(TargetState& t);
   // Cuts (maybe) and records one connection not allowed.
   void Act(JudgedConnection& c, const ConnectionScope& scope,
            ScanOptions options);

@@ -262,7 +262,8 @@ class Engine {
                             std::vector<policy::Rule> rules,
                             std::optional<policy::Mode> mode,
                             Staged* staged = nullptr);
-  Change Prepare(const TargetState& t, std::vector<policy::Rule> rules,
+  // `t`'s rules are lent out and back (never copied): it is not changed.
+  Change Prepare(TargetState& t, std::vector<policy::Rule> rules,
                  Staged* staged);
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);

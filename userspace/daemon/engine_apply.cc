@@ -161,16 +161,19 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
     TargetPlan& p = plan.targets[i];
     if (!p.create) continue;
     lock.lock();
+    const std::string name = p.target.name;
+    // The plan's target is not needed again: moved, not copied (a policy of
+    // 100,000 rules is a lot of small allocations).
     std::vector<policy::Rule> rules = p.target.rules;
     absl::Status st =
-        CreateTarget(lock, p.target, std::move(rules), &staged[i]);
+        CreateTarget(lock, std::move(p.target), std::move(rules), &staged[i]);
     if (lock.owns_lock()) lock.unlock();
     if (!st.ok()) {
       drop_staged();
       return absl::Status(
           st.code(),
           absl::StrCat("partially applied: ", done, " of ", plan.targets.size(),
-                       " policies switched, then ", p.target.name,
+                       " policies switched, then ", name,
                        " failed: ", st.message()));
     }
     ++done;

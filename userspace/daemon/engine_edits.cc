@@ -44,9 +44,10 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
   EGRESS_RETURN_IF_ERROR(CheckEnforced(*t));
   control::RuleAddResponse out;
   out.target = t->name;
+  const policy::SameRuleAs same(rule);
   for (size_t i = 0; i < t->rules.size(); ++i) {
     policy::Rule& kept = t->rules[i];
-    if (!policy::SameRule(kept, rule)) continue;
+    if (!same(kept)) continue;
     out.number = i + 1;
     // The same rule again (in any spelling): a permanent one stays; a
     // temporary one lives until the later of both ends (forever if the new
@@ -72,7 +73,9 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
     return out;
   }
   rule.id = t->next_rule_id++;
-  std::vector<policy::Rule> rules = t->rules;
+  std::vector<policy::Rule> rules;
+  rules.reserve(t->rules.size() + 1);  // one copy, no second for the growth
+  rules = t->rules;
   std::string warning = ShadowWarning(rules, rule);
   rules.push_back(rule);
   const std::string name = t->name;
@@ -106,8 +109,9 @@ absl::StatusOr<control::RuleDeleteResponse> Engine::DeleteRule(
     index = n - 1;
   } else if (request.rule) {
     index = t->rules.size();
+    const policy::SameRuleAs same(*request.rule);
     for (size_t i = 0; i < t->rules.size(); ++i) {
-      if (policy::SameRule(t->rules[i], *request.rule)) index = i;
+      if (same(t->rules[i])) index = i;
     }
     if (index == t->rules.size()) {
       return absl::NotFoundError(

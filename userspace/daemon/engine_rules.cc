@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
+#include "userspace/policy/compile_changes.h"
 #include "userspace/policy/compiled_diff.h"
 #include "userspace/policy/rule_json.h"
 
@@ -18,10 +19,10 @@ namespace egress {
 struct Engine::Change {
   std::string name;
   uint32_t new_ruleset = 0;
-  std::vector<policy::Rule> rules;
   std::optional<policy::Mode> mode;
-  // What the state says of the target once this is done, and which of its
-  // rules that takes writing.
+  // What the state says of the target once this is done (its rules are the
+  // new ones: the change holds them only here), and which of its rules that
+  // takes writing.
   TargetState next_target;
   uint32_t next_ruleset = 0;
   RulesDelta delta;
@@ -51,8 +52,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) const {
   return kernel_.SetTargetConfig(t.id, cfg);
 }
 
-Engine::Change Engine::Prepare(const TargetState& t,
-                               std::vector<policy::Rule> rules,
+Engine::Change Engine::Prepare(TargetState& t, std::vector<policy::Rule> rules,
                                Staged* staged) {
   Change c;
   c.name = t.name;
@@ -69,14 +69,35 @@ Engine::Change Engine::Prepare(const TargetState& t,
   } else {
     c.new_ruleset = NextRuleset();
   }
-  c.rules = std::move(rules);
   // A target being created has no rule stored yet (its state may already
   // hold the rules an apply gave it): all of them are written.
-  c.delta = creating_.count(t.id) ? RulesDelta{} : DiffRules(t.rules, c.rules);
+  const bool creating = creating_.count(t.id) > 0;
+  c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules);
+  // A few rules changed: only their port classes are merged again, from the
+  // active set's entries (compile_changes.h). Milliseconds under the lock,
+  // where the old rules and entries are at hand without copying them.
+  if (!c.compiled_ahead && !creating && !c.delta.all && t.ruleset != 0 &&
+      c.delta.put.size() + c.delta.removed.size() <=
+          policy::kMaxRecompiledRules) {
+    if (auto active = compiled_.find(t.id);
+        active != compiled_.end() && active->second.ruleset == t.ruleset) {
+      if (std::optional<policy::CompiledRuleset> recompiled =
+              policy::RecompileChanged(active->second, t.rules, rules,
+                                       c.new_ruleset)) {
+        c.compiled = *std::move(recompiled);
+        c.compiled_ahead = true;
+      }
+    }
+  }
   c.next_ruleset = state_.next_ruleset;
-  // Only this target: a change costs its own rules, not every target's.
+  // Only this target: a change costs its own rules, not every target's. Its
+  // settings are copied, its old rules are not (100,000 rules are a lot of
+  // small allocations).
+  std::vector<policy::Rule> old_rules;
+  old_rules.swap(t.rules);
   c.next_target = t;
-  c.next_target.rules = c.rules;
+  t.rules.swap(old_rules);
+  c.next_target.rules = std::move(rules);
   c.next_target.ruleset = c.new_ruleset;
   return c;
 }
@@ -195,8 +216,8 @@ absl::StatusOr<bool> Engine::AdoptRules(const std::string& name) {
 absl::Status Engine::Build(Change& c) {
   if (c.mode) c.next_target.mode = *c.mode;
   if (!c.compiled_ahead) {
-    EGRESS_ASSIGN_OR_RETURN(c.compiled,
-                            policy::Compile(c.new_ruleset, c.rules));
+    EGRESS_ASSIGN_OR_RETURN(
+        c.compiled, policy::Compile(c.new_ruleset, c.next_target.rules));
   }
   if (!c.written) {
     if (absl::Status room =
@@ -253,15 +274,22 @@ absl::Status Engine::Commit(Lock& lock, Change& c) {
     return found.status();
   }
   TargetState& t = **found;
-  TargetState before = t;
-  t.rules = c.rules;
+  // Moved, not copied: what a failed switch puts back.
+  std::vector<policy::Rule> old_rules = std::move(t.rules);
+  const uint32_t old_ruleset = t.ruleset;
+  const policy::Mode old_mode = t.mode;
+  t.rules = std::move(c.next_target.rules);
   t.ruleset = c.new_ruleset;
   if (c.mode) t.mode = *c.mode;
   policy::CompiledRuleset old = std::move(compiled_[t.id]);
-  compiled_[t.id] = c.compiled;
+  compiled_[t.id] = std::move(c.compiled);
   // The switch.
   if (absl::Status st = WriteConfig(t); !st.ok()) {
-    t = std::move(before);
+    c.next_target.rules = std::move(t.rules);
+    t.rules = std::move(old_rules);
+    t.ruleset = old_ruleset;
+    t.mode = old_mode;
+    c.compiled = std::move(compiled_[t.id]);
     compiled_[t.id] = std::move(old);
     // The store said the new set: undo it.
     SaveLocked(lock, {WriteOf(t.name, RulesDelta{})}).IgnoreError();
@@ -270,6 +298,8 @@ absl::Status Engine::Commit(Lock& lock, Change& c) {
   }
   c.written = false;  // the entries are in use now
   c.replaced = std::move(old);
+  // Freed with the change, once the lock is let go.
+  c.next_target.rules = std::move(old_rules);
   return absl::OkStatus();
 }
 
@@ -301,6 +331,7 @@ absl::Status Engine::ReplaceRules(const std::string& name,
   if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
     KeepOrDeleteSpareLocked(id, std::move(c.replaced));
   }
+  lock.unlock();  // before `c` (the old rules) is freed
   return absl::OkStatus();
 }
 

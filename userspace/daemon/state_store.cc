@@ -6,6 +6,7 @@
 
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
@@ -73,8 +74,9 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
   EGRESS_RETURN_IF_ERROR(db_->Exec("DELETE FROM rules; DELETE FROM targets"));
   seqs_.clear();
   absl::flat_hash_map<std::string, SeqIndex> changed;
+  std::vector<SeqEdit> no_edits;  // every target is written whole
   for (const TargetWrite& w : all.targets) {
-    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed));
+    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed, no_edits));
   }
   EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
       "INSERT OR REPLACE INTO meta(key, value) VALUES('next_ruleset', ",
@@ -172,7 +174,8 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
 
 absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
                                                 const RulesDelta& delta,
-                                                SeqIndex& index) {
+                                                SeqIndex& index,
+                                                std::vector<SeqEdit>& edits) {
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement del,
       db_->Prepare("DELETE FROM rules WHERE target = ? AND seq = ?"));
@@ -180,6 +183,7 @@ absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
     auto it = index.find(id);
     if (it == index.end()) continue;
     EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Bind(2, it->second).Run());
+    edits.push_back({t.name, id, it->second});
     index.erase(it);
   }
   if (delta.put.empty()) return true;
@@ -216,6 +220,7 @@ absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
         return false;  // no room: the caller writes the target whole
       }
       index.emplace(r.id, seq);
+      edits.push_back({t.name, r.id, std::nullopt});
     }
     if (have_prev && seq <= prev) return false;  // out of order
     have_prev = true;
@@ -227,8 +232,21 @@ absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
   return true;
 }
 
+void StateStore::UndoSeqEdits(std::vector<SeqEdit>& edits) {
+  for (auto e = edits.rbegin(); e != edits.rend(); ++e) {
+    SeqIndex& index = seqs_[e->target];
+    if (e->seq) {
+      index[e->id] = *e->seq;
+    } else {
+      index.erase(e->id);
+    }
+  }
+  edits.clear();
+}
+
 absl::Status StateStore::WriteOne(
-    const TargetWrite& w, absl::flat_hash_map<std::string, SeqIndex>& changed) {
+    const TargetWrite& w, absl::flat_hash_map<std::string, SeqIndex>& changed,
+    std::vector<SeqEdit>& edits) {
   if (w.target == nullptr) {
     EGRESS_ASSIGN_OR_RETURN(
         SqliteStatement del,
@@ -250,13 +268,17 @@ absl::Status StateStore::WriteOne(
                              .Run());
   if (!w.rules) return absl::OkStatus();
   if (!w.rules->all) {
-    // A copy: the index changes only with a commit.
-    SeqIndex index = seqs_[t.name];
-    EGRESS_ASSIGN_OR_RETURN(bool fitted, WriteRuleDelta(t, *w.rules, index));
-    if (fitted) {
-      changed[t.name] = std::move(index);
+    // In place: Write puts the edits back when the transaction fails.
+    std::vector<SeqEdit> mine;
+    absl::StatusOr<bool> fitted =
+        WriteRuleDelta(t, *w.rules, seqs_[t.name], mine);
+    if (fitted.ok() && *fitted) {
+      edits.insert(edits.end(), std::make_move_iterator(mine.begin()),
+                   std::make_move_iterator(mine.end()));
       return absl::OkStatus();
     }
+    UndoSeqEdits(mine);
+    if (!fitted.ok()) return fitted.status();
   }
   EGRESS_ASSIGN_OR_RETURN(changed[t.name], WriteAllRules(t));
   return absl::OkStatus();
@@ -272,8 +294,11 @@ absl::Status StateStore::Write(const StateWrite& write) {
   const int64_t changes_before = db_->TotalChanges();
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   absl::flat_hash_map<std::string, SeqIndex> changed;
+  std::vector<SeqEdit> edits;
+  // The indexes change only with a commit.
+  absl::Cleanup undo = [&] { UndoSeqEdits(edits); };
   for (const TargetWrite& w : write.targets) {
-    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed));
+    EGRESS_RETURN_IF_ERROR(WriteOne(w, changed, edits));
   }
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement next,
@@ -281,6 +306,7 @@ absl::Status StateStore::Write(const StateWrite& write) {
                    "VALUES('next_ruleset', ?)"));
   EGRESS_RETURN_IF_ERROR(next.Bind(1, write.next_ruleset).Run());
   EGRESS_RETURN_IF_ERROR(tx.Commit());
+  std::move(undo).Cancel();
   last_write_rows_ = db_->TotalChanges() - changes_before;
   for (auto& [name, index] : changed) {
     if (index.empty()) {

@@ -20,7 +20,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -61,17 +63,30 @@ class StateStore {
   // seq of each stored rule, by id, per target: where a rule goes and which
   // row a removed rule is, without reading the database.
   using SeqIndex = absl::flat_hash_map<uint32_t, int64_t>;
+  // What a delta write changed in an index, to put back when its
+  // transaction fails: editing the index in place spares a copy of 100,000
+  // entries per change.
+  struct SeqEdit {
+    std::string target;
+    uint32_t id = 0;
+    std::optional<int64_t> seq;  // before the edit; nullopt: absent
+  };
 
   absl::Status CreateSchema();
   absl::Status ImportJson(const std::string& json_path);
   // Writes every rule of `t` again (its old rows deleted): the new index.
   absl::StatusOr<SeqIndex> WriteAllRules(const TargetState& t);
-  // Writes the delta's rows; false when a new rule has no room between its
-  // neighbours (the caller writes the target whole then).
+  // Writes the delta's rows, editing `index` (each edit logged in `edits`);
+  // false when a new rule has no room between its neighbours (the caller
+  // undoes the edits and writes the target whole then).
   absl::StatusOr<bool> WriteRuleDelta(const TargetState& t,
-                                      const RulesDelta& delta, SeqIndex& index);
+                                      const RulesDelta& delta, SeqIndex& index,
+                                      std::vector<SeqEdit>& edits);
+  // Puts back the index entries `edits` changed, newest first.
+  void UndoSeqEdits(std::vector<SeqEdit>& edits);
   absl::Status WriteOne(const TargetWrite& w,
-                        absl::flat_hash_map<std::string, SeqIndex>& changed);
+                        absl::flat_hash_map<std::string, SeqIndex>& changed,
+                        std::vector<SeqEdit>& edits);
 
   std::string dir_;
   std::unique_ptr<SqliteDb> db_;

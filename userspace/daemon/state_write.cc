@@ -8,14 +8,29 @@ namespace egress {
 RulesDelta DiffRules(const std::vector<policy::Rule>& before,
                      const std::vector<policy::Rule>& after) {
   RulesDelta delta;
+  // Rules a change did not reach keep their ids and places: the common head
+  // and tail (by id) are compared in place, only what lies between is
+  // hashed. (Ids are unique within a target, so an id of the middle is in
+  // neither head nor tail.)
+  const size_t n = before.size(), m = after.size();
+  size_t head = 0, tail = 0;
+  while (head < n && head < m && before[head].id == after[head].id) ++head;
+  while (tail < n - head && tail < m - head &&
+         before[n - 1 - tail].id == after[m - 1 - tail].id) {
+    ++tail;
+  }
+  auto compare_in_place = [&](size_t i, size_t j) {
+    if (!(before[i] == after[j])) delta.put.push_back(after[j].id);
+  };
+  for (size_t i = 0; i < head; ++i) compare_in_place(i, i);
   absl::flat_hash_map<uint32_t, size_t> index;  // id -> place in `before`
-  index.reserve(before.size());
-  for (size_t i = 0; i < before.size(); ++i) index.emplace(before[i].id, i);
+  index.reserve(n - head - tail);
+  for (size_t i = head; i < n - tail; ++i) index.emplace(before[i].id, i);
   size_t last = 0;
   bool first = true;
   absl::flat_hash_set<uint32_t> kept;
-  kept.reserve(after.size());
-  for (const policy::Rule& r : after) {
+  for (size_t j = head; j < m - tail; ++j) {
+    const policy::Rule& r = after[j];
     auto it = index.find(r.id);
     if (it == index.end()) {
       delta.put.push_back(r.id);
@@ -27,11 +42,12 @@ RulesDelta DiffRules(const std::vector<policy::Rule>& before,
     kept.insert(r.id);
     if (!(before[it->second] == r)) delta.put.push_back(r.id);
   }
-  for (const policy::Rule& r : before) {
-    if (!kept.contains(r.id)) delta.removed.push_back(r.id);
+  for (size_t k = tail; k > 0; --k) compare_in_place(n - k, m - k);
+  for (size_t i = head; i < n - tail; ++i) {
+    if (!kept.contains(before[i].id)) delta.removed.push_back(before[i].id);
   }
   // Rewriting a few rules in place is the point; most of them is a rewrite.
-  if (delta.put.size() > 64 && delta.put.size() * 2 > after.size()) {
+  if (delta.put.size() > 64 && delta.put.size() * 2 > m) {
     return RulesDelta{};
   }
   delta.all = false;

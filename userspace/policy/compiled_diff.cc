@@ -27,11 +27,29 @@ void DiffEntries(const std::vector<std::pair<K, V>>& from,
                  const std::vector<std::pair<K, V>>& to,
                  std::vector<std::pair<K, V>>* upserts,
                  std::vector<std::pair<K, V>>* deletes) {
-  // Key bytes -> value, of the old set. The views point into `from`.
+  // Entries equal in place at the head and the tail (a set recompiled from
+  // the other keeps most entries where they were) need nothing; a key is
+  // in a set once, so what lies between holds every other key of both.
+  auto same = [](const std::pair<K, V>& a, const std::pair<K, V>& b) {
+    return std::memcmp(&a.first, &b.first, sizeof(K)) == 0 &&
+           std::memcmp(&a.second, &b.second, sizeof(V)) == 0;
+  };
+  const size_t n = from.size(), m = to.size();
+  size_t head = 0, tail = 0;
+  while (head < n && head < m && same(from[head], to[head])) ++head;
+  while (tail < n - head && tail < m - head &&
+         same(from[n - 1 - tail], to[m - 1 - tail])) {
+    ++tail;
+  }
+  // Key bytes -> value, of the old set's middle. The views point into
+  // `from`.
   absl::flat_hash_map<std::string_view, const V*> old;
-  old.reserve(from.size());
-  for (const auto& [k, v] : from) old.emplace(Bytes(k), &v);
-  for (const auto& entry : to) {
+  old.reserve(n - head - tail);
+  for (size_t i = head; i < n - tail; ++i) {
+    old.emplace(Bytes(from[i].first), &from[i].second);
+  }
+  for (size_t j = head; j < m - tail; ++j) {
+    const auto& entry = to[j];
     auto it = old.find(Bytes(entry.first));
     if (it == old.end()) {
       upserts->push_back(entry);
@@ -43,8 +61,8 @@ void DiffEntries(const std::vector<std::pair<K, V>>& from,
     old.erase(it);  // what is left is gone from `to`
   }
   if (old.empty()) return;
-  for (const auto& entry : from) {
-    if (old.contains(Bytes(entry.first))) deletes->push_back(entry);
+  for (size_t i = head; i < n - tail; ++i) {
+    if (old.contains(Bytes(from[i].first))) deletes->push_back(from[i]);
   }
 }
 

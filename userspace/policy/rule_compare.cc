@@ -108,6 +108,17 @@ bool SameRule(const Rule& a, const Rule& b) {
   return RuleIdentity(a) == RuleIdentity(b);
 }
 
+SameRuleAs::SameRuleAs(const Rule& rule)
+    : action_(rule.action),
+      ports_(CanonicalPorts(rule.ports)),
+      identity_(RuleIdentity(rule)) {}
+
+bool SameRuleAs::operator()(const Rule& other) const {
+  if (other.action != action_) return false;
+  if (CanonicalPorts(other.ports) != ports_) return false;
+  return RuleIdentity(other) == identity_;
+}
+
 std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
                                     const Rule& allow) {
   if (allow.action != Action::kAllow || allow.ports.empty()) {
