@@ -600,13 +600,20 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
+/* Marks an inbound flow's socket for its close (flow__bytes) without
+ * per-flow state: the retransmission-timeout callback, which fires only
+ * when a retransmission timer expires and returns at the first compare. */
+#define FLOW_INBOUND_MARK BPF_SOCK_OPS_RTO_CB_FLAG
+
 /*
  * The payload bytes of a flow at its close, from the socket's totals and the
  * state it left for CLOSE, with no per-flow state: every flow's counts are
- * exact whether it has records or not. bytes_acked counts our SYN (acked
- * before either established callback) and our FIN once acked;
- * bytes_received counts the peer's FIN but not its SYN (rcv_nxt starts past
- * it). Data carried by a SYN (TCP Fast Open) is payload and counts.
+ * exact whether it has records or not. bytes_acked counts our FIN once
+ * acked and, on an outbound flow only, our SYN (an accepted socket is born
+ * with its SYN-ACK acked: snd_una starts past it); bytes_received counts the
+ * peer's FIN but not its SYN (rcv_nxt starts past it). Data carried by a SYN
+ * (TCP Fast Open) is payload and counts. An inbound flow is told by
+ * FLOW_INBOUND_MARK among the socket's callback flags.
  * old_state says which FINs went by: the states before CLOSE are a path
  * (FIN_WAIT1 -> FIN_WAIT2 / CLOSING, CLOSE_WAIT -> LAST_ACK), and
  * FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait).
@@ -623,8 +630,9 @@ static __always_inline void flow__bytes(struct bpf_sock_ops *ctx,
 	    old_state == BPF_TCP_LAST_ACK || old_state == BPF_TCP_CLOSE_WAIT;
 	__u64 acked = ctx->bytes_acked, rcvd = ctx->bytes_received;
 
-	/* The SYN; then the FIN when the peer acked it. */
-	acked = acked ? acked - 1 : 0;
+	/* An outbound flow's SYN; then the FIN when the peer acked it. */
+	if (!(ctx->bpf_sock_ops_cb_flags & FLOW_INBOUND_MARK) && acked)
+		acked--;
 	if (fin_sent && ctx->snd_una == ctx->snd_nxt && acked)
 		acked--;
 	if (fin_received && rcvd)
@@ -679,7 +687,8 @@ static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
  * cgroup whatever it asks for (TCP_CONNECT, TIMEOUT_INIT, RWND_INIT,
  * NEEDS_ECN, ...): those return at the first compare. The only callbacks
  * asked for are state changes (BPF_SOCK_OPS_STATE_CB_FLAG, to see the
- * close), and only on sockets that became flows; no RTT, retransmit or
+ * close), and only on sockets that became flows, plus the RTO callback as
+ * the mark of an inbound flow (FLOW_INBOUND_MARK); no RTT, retransmit or
  * header-option callbacks. Only the close does any work. A flow's socket
  * storage exists only when it has records (at most
  * EGRESS_EVENTS_PER_WINDOW per key and window, flow__admit): counting a
@@ -741,8 +750,10 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		__sync_fetch_and_add(&c->flows_opened, 1);
 	/* Ask for state changes, to see the close: every flow's, records or
 	 * not, so flows_closed and the flow bytes are exact. */
-	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
-					   BPF_SOCK_OPS_STATE_CB_FLAG);
+	bpf_sock_ops_cb_flags_set(
+	    ctx,
+	    ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+		(flow.direction == EGRESS_DIR_INBOUND ? FLOW_INBOUND_MARK : 0));
 	suppressed = flow__admit(ctx, &flow, &d, now, id, cfg, c);
 	if (suppressed < 0)
 		return 1;
