@@ -600,43 +600,62 @@ static __always_inline void flow__emit(struct bpf_sock_ops *ctx, __u8 kind,
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* The state callback of a flow's socket: notes FINs and, at CLOSE, counts
- * the flow's bytes and emits its closed record. */
+/* Marks an inbound flow's socket for its close (flow__bytes) without
+ * per-flow state: the retransmission-timeout callback, which fires only
+ * when a retransmission timer expires and returns at the first compare. */
+#define FLOW_INBOUND_MARK BPF_SOCK_OPS_RTO_CB_FLAG
+
+/*
+ * The payload bytes of a flow at its close, from the socket's totals and the
+ * state it left for CLOSE, with no per-flow state: every flow's counts are
+ * exact whether it has records or not. bytes_acked counts our FIN once
+ * acked and, on an outbound flow only, our SYN (an accepted socket is born
+ * with its SYN-ACK acked: snd_una starts past it); bytes_received counts the
+ * peer's FIN but not its SYN (rcv_nxt starts past it). Data carried by a SYN
+ * (TCP Fast Open) is payload and counts. An inbound flow is told by
+ * FLOW_INBOUND_MARK among the socket's callback flags.
+ * old_state says which FINs went by: the states before CLOSE are a path
+ * (FIN_WAIT1 -> FIN_WAIT2 / CLOSING, CLOSE_WAIT -> LAST_ACK), and
+ * FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait).
+ */
+static __always_inline void flow__bytes(struct bpf_sock_ops *ctx,
+					__u32 old_state, __u64 *sent,
+					__u64 *received)
+{
+	int fin_sent =
+	    old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
+	    old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK;
+	int fin_received =
+	    old_state == BPF_TCP_FIN_WAIT2 || old_state == BPF_TCP_CLOSING ||
+	    old_state == BPF_TCP_LAST_ACK || old_state == BPF_TCP_CLOSE_WAIT;
+	__u64 acked = ctx->bytes_acked, rcvd = ctx->bytes_received;
+
+	/* An outbound flow's SYN; then the FIN when the peer acked it. */
+	if (!(ctx->bpf_sock_ops_cb_flags & FLOW_INBOUND_MARK) && acked)
+		acked--;
+	if (fin_sent && ctx->snd_una == ctx->snd_nxt && acked)
+		acked--;
+	if (fin_received && rcvd)
+		rcvd--;
+	*sent = acked;
+	*received = rcvd;
+}
+
+/* The close of a flow's socket (the only state callback asked for, and only
+ * on flows: see egress_sock_ops): counts the flow and its bytes and, for a
+ * flow with records, emits its closed record. */
 static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
 					  struct bpf_sock *sk)
 {
-	__u32 old_state = ctx->args[0], state = ctx->args[1], id;
+	__u32 old_state = ctx->args[0], id;
 	struct egress_counters *c;
 	struct egress_flow *f;
 	__u64 sent, received;
 
-	/* Only the states that say something about FINs or the end; the
-	 * others (FIN_WAIT2, SYN_RECV, ...) cost one compare, no lookup. */
-	if (state != BPF_TCP_FIN_WAIT1 && state != BPF_TCP_LAST_ACK &&
-	    state != BPF_TCP_CLOSE_WAIT && state != BPF_TCP_CLOSING &&
-	    state != BPF_TCP_TIME_WAIT && state != BPF_TCP_CLOSE)
+	/* The other states (FIN_WAIT1, CLOSE_WAIT, ...) cost one compare. */
+	if (ctx->args[1] != BPF_TCP_CLOSE)
 		return 1;
-	f = bpf_sk_storage_get(&flows, sk, 0, 0);
-	if (!f)
-		return 1;
-	if (state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_LAST_ACK)
-		f->fin_sent = 1;
-	if (state == BPF_TCP_CLOSE_WAIT || state == BPF_TCP_CLOSING ||
-	    state == BPF_TCP_TIME_WAIT ||
-	    (state == BPF_TCP_CLOSE && old_state == BPF_TCP_LAST_ACK))
-		f->fin_received = 1;
-	if (state != BPF_TCP_CLOSE)
-		return 1;
-	/* FIN_WAIT2 -> CLOSE is the peer's FIN arriving (time wait). */
-	if (old_state == BPF_TCP_FIN_WAIT2)
-		f->fin_received = 1;
-	/* Payload only: the SYN and FINs occupy sequence space too. */
-	sent = ctx->bytes_acked - f->base_acked;
-	received = ctx->bytes_received - f->base_received;
-	if (f->fin_sent && ctx->snd_una == ctx->snd_nxt && sent)
-		sent--;
-	if (f->fin_received && received)
-		received--;
+	flow__bytes(ctx, old_state, &sent, &received);
 	/* Counted whatever the logging level, under the target the flow
 	 * started in. */
 	id = egress_target_id;
@@ -646,6 +665,11 @@ static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
 		__sync_fetch_and_add(&c->flow_bytes_sent, sent);
 		__sync_fetch_and_add(&c->flow_bytes_received, received);
 	}
+	/* Only a flow with records has storage (egress_sock_ops); `recorded`
+	 * also guards the storage of an older program, which every flow had. */
+	f = bpf_sk_storage_get(&flows, sk, 0, 0);
+	if (!f)
+		return 1;
 	if (f->recorded)
 		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, bpf_ktime_get_ns(),
 			   id, c, 0, sent, received);
@@ -663,17 +687,21 @@ static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
  * cgroup whatever it asks for (TCP_CONNECT, TIMEOUT_INIT, RWND_INIT,
  * NEEDS_ECN, ...): those return at the first compare. The only callbacks
  * asked for are state changes (BPF_SOCK_OPS_STATE_CB_FLAG, to see the
- * close), and only on sockets that became flows; no RTT, retransmit or
- * header-option callbacks. A state callback reads the socket's storage only
- * for the states it needs.
+ * close), and only on sockets that became flows, plus the RTO callback as
+ * the mark of an inbound flow (FLOW_INBOUND_MARK); no RTT, retransmit or
+ * header-option callbacks. Only the close does any work. A flow's socket
+ * storage exists only when it has records (at most
+ * EGRESS_EVENTS_PER_WINDOW per key and window, flow__admit): counting a
+ * flow needs none (flow__bytes), and creating and freeing it was the
+ * largest cost of a connection.
  */
 SEC("sockops")
 int egress_sock_ops(struct bpf_sock_ops *ctx)
 {
 	struct egress_target_config *cfg;
 	struct egress_counters *c;
+	struct egress_flow flow = {}, *f;
 	struct egress_dest d = {};
-	struct egress_flow *f;
 	struct bpf_sock *sk;
 	__u32 op = ctx->op, id;
 	__s64 suppressed;
@@ -692,8 +720,8 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	sk = ctx->sk;
 	if (!sk)
 		return 1;
-	/* A flow's storage exists only once established, under an enforced
-	 * target: the close needs no config lookup. */
+	/* State callbacks come only for flows (established under an enforced
+	 * target, below): the close needs no config lookup. */
 	if (op == BPF_SOCK_OPS_STATE_CB)
 		return flow__on_state(ctx, sk);
 	cfg = target__find(&id);
@@ -701,42 +729,44 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		return 1;
 	c = target__counters(id);
 	now = bpf_ktime_get_ns();
-
-	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!f)
-		return 1;
-	f->start_ns = now;
-	f->base_acked = ctx->bytes_acked;
-	f->base_received = ctx->bytes_received;
-	f->fin_sent = 0;
-	f->fin_received = 0;
-	f->verdict = EGRESS_VERDICT_ALLOW;
-	f->rule_id = 0;
-	f->direction = EGRESS_DIR_INBOUND;
+	flow.start_ns = now;
+	flow.verdict = EGRESS_VERDICT_ALLOW;
+	flow.direction = EGRESS_DIR_INBOUND;
 	flow__remote(ctx, &d);
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		struct egress_decision dec;
 
-		f->direction = EGRESS_DIR_OUTBOUND;
+		flow.direction = EGRESS_DIR_OUTBOUND;
 		rules__decide(cfg->ruleset, &d, &dec);
 		names__decide(id, cfg, &d, &dec);
-		f->rule_id = dec.rule_id;
+		flow.rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
-			f->verdict = EGRESS_VERDICT_UNEXPLAINED;
+			flow.verdict = EGRESS_VERDICT_UNEXPLAINED;
 			if (c)
 				__sync_fetch_and_add(&c->flows_unexplained, 1);
 		}
 	}
 	if (c)
 		__sync_fetch_and_add(&c->flows_opened, 1);
-	/* Ask for state changes, to see the close. */
-	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags |
-					   BPF_SOCK_OPS_STATE_CB_FLAG);
-	suppressed = flow__admit(ctx, f, &d, now, id, cfg, c);
-	f->recorded = suppressed >= 0;
-	if (f->recorded)
-		flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, c,
-			   (__u32)suppressed, 0, 0);
+	/* Ask for state changes, to see the close: every flow's, records or
+	 * not, so flows_closed and the flow bytes are exact. */
+	bpf_sock_ops_cb_flags_set(
+	    ctx,
+	    ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+		(flow.direction == EGRESS_DIR_INBOUND ? FLOW_INBOUND_MARK : 0));
+	suppressed = flow__admit(ctx, &flow, &d, now, id, cfg, c);
+	if (suppressed < 0)
+		return 1;
+	/* Storage only for a flow with records: what its closed record needs
+	 * (start, rule, verdict, direction). Without it, no record at all, so
+	 * established and closed still come in pairs. */
+	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!f)
+		return 1;
+	*f = flow;
+	f->recorded = 1;
+	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, c,
+		   (__u32)suppressed, 0, 0);
 	return 1;
 }
 

@@ -168,8 +168,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } event_limits SEC(".maps");
 
-/* Per-connection flow state of the sock_ops program; lives and dies with the
- * socket. Pinned so that every target's instance shares one map. */
+/* Per-connection state of the sock_ops program for a flow with records (what
+ * its closed record needs); lives and dies with the socket. Pinned so that
+ * every target's instance shares one map. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -168,6 +168,90 @@ TEST_F(EventsTest, AllowedConnectionBecomesAFlowWithExactBytes) {
   EXPECT_EQ(c["flows_closed"], 1);
 }
 
+// The other direction: a connection the target accepts is an inbound flow
+// whose closed record counts its payload exactly too (the close counts from
+// the socket's totals, whose SYN-ACK and FINs are not payload).
+TEST_F(EventsTest, AcceptedConnectionBecomesAnInboundFlowWithExactBytes) {
+  AddTarget("web");  // no rules: inbound flows need none
+  constexpr uint16_t kPort = 40082;
+  int client_rc = -1;
+  std::thread client([&] {
+    // From outside the target, retrying until the server listens (bounded).
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(kPort);
+      to.sin_addr.s_addr = htonl(0x7f000002);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+        close(fd);
+        absl::SleepFor(absl::Milliseconds(10));
+        continue;
+      }
+      char out[700], in[1000];
+      memset(out, 'y', sizeof(out));
+      client_rc = send(fd, out, sizeof(out), 0) == 700 ? 0 : EIO;
+      size_t got = 0;
+      while (client_rc == 0 && got < sizeof(in)) {
+        pollfd p{fd, POLLIN, 0};
+        ssize_t n =
+            poll(&p, 1, 2000) == 1 ? recv(fd, in + got, 1000 - got, 0) : -1;
+        if (n <= 0) client_rc = EIO;
+        got += n > 0 ? n : 0;
+      }
+      close(fd);
+      return;
+    }
+  });
+  auto server = RunInCgroupMulti(cg_->path(), [] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in me{};
+    me.sin_family = AF_INET;
+    me.sin_port = htons(kPort);
+    me.sin_addr.s_addr = htonl(0x7f000002);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0)
+      return std::vector<int>{errno};
+    listen(fd, 4);
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return std::vector<int>{ETIMEDOUT};
+    int c = accept(fd, nullptr, nullptr);
+    char in[700], out[1000];
+    size_t got = 0;
+    while (got < sizeof(in)) {
+      pollfd q{c, POLLIN, 0};
+      ssize_t n = poll(&q, 1, 2000) == 1 ? recv(c, in + got, 700 - got, 0) : -1;
+      if (n <= 0) return std::vector<int>{EIO};
+      got += n;
+    }
+    memset(out, 'z', sizeof(out));
+    int sent = send(c, out, sizeof(out), 0) == 1000 ? 0 : EIO;
+    close(c);
+    close(fd);
+    return std::vector<int>{0, sent};
+  });
+  client.join();
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_EQ(server->size(), 2u) << (*server)[0];
+  EXPECT_EQ((*server)[1], 0);
+  ASSERT_EQ(client_rc, 0);
+  nlohmann::json events = Records("web", 2);
+  ASSERT_GE(events.size(), 2u) << events.dump(2);
+  const nlohmann::json& est = events[0];
+  const nlohmann::json& closed = events[1];
+  EXPECT_EQ(est["event"], "established");
+  EXPECT_EQ(est["flow"]["direction"], "inbound");
+  EXPECT_EQ(closed["event"], "closed");
+  EXPECT_EQ(closed["flow"]["cookie"], est["flow"]["cookie"]);
+  EXPECT_EQ(closed["flow"]["bytes_sent"], 1000);
+  EXPECT_EQ(closed["flow"]["bytes_received"], 700);
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 1);
+  EXPECT_EQ(c["flows_closed"], 1);
+}
+
 TEST_F(EventsTest, MetricsCountEveryAttempt) {
   AddTarget("web");
   CtlOk({"allow", "40053/udp", "127.0.0.53"});

@@ -434,16 +434,20 @@ struct egress_sweep_args {
 };
 EGRESS_ABI_SIZE(egress_sweep_args, 24);
 
-/* flows: socket storage of a TCP connection seen established by sock_ops. */
+/* flows: socket storage of a TCP connection seen established by sock_ops
+ * whose flow has records (flow__admit). */
 struct egress_flow {
 	__u64 start_ns;
-	__u64 base_acked;    /* bytes_acked when established (the SYN) */
-	__u64 base_received; /* bytes_received when established */
+	/* Unused since flows count their bytes from the socket's totals at
+	 * the close (flow__bytes); kept so the pinned map's value keeps its
+	 * layout across an upgrade. */
+	__u64 base_acked;
+	__u64 base_received;
 	__u32 rule_id;
 	__u8 verdict;	   /* EGRESS_VERDICT_ALLOW or _UNEXPLAINED */
 	__u8 direction;	   /* EGRESS_DIR_* */
-	__u8 fin_sent;	   /* our FIN went out: it counts in bytes_acked */
-	__u8 fin_received; /* the peer's FIN counts in bytes_received */
+	__u8 fin_sent;	   /* unused (see base_acked) */
+	__u8 fin_received; /* unused (see base_acked) */
 	/* The established record went out (logging level and rate limit let
 	 * it through): the closed record goes out too, and only then. */
 	__u8 recorded;
