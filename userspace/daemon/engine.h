@@ -236,7 +236,7 @@ class Engine {
   const TargetState* UserTargetOf(uint32_t uid) const;
   // Lifts a user target's uid (its entry in user_targets) and, when no
   // other user target remains, detaches the root program set.
-  void LiftUser(const TargetState& t);
+  void LiftUser(uint32_t uid, uint32_t id);
   // Detaches the root program set of user targets when no user target but
   // the one of id `leaving` (0: none) is left.
   void DropRootSetIfUnused(uint32_t leaving);

@@ -207,9 +207,9 @@ const TargetState* Engine::UserTargetOf(uint32_t uid) const {
   return nullptr;
 }
 
-void Engine::LiftUser(const TargetState& t) {
-  kernel_.DeleteUserTarget(t.uid).IgnoreError();
-  DropRootSetIfUnused(t.id);
+void Engine::LiftUser(uint32_t uid, uint32_t id) {
+  kernel_.DeleteUserTarget(uid).IgnoreError();
+  DropRootSetIfUnused(id);
 }
 
 void Engine::DropRootSetIfUnused(uint32_t leaving) {
@@ -313,9 +313,9 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
   const uint32_t id = t.id;
   const std::string name = t.name;
   const bool user = IsUser(t);
-  const TargetState lift = t;  // what LiftUser needs: uid and id
+  const uint32_t uid = t.uid;  // what LiftUser needs (not the rules)
   auto undo = [&] {
-    if (user) LiftUser(lift);
+    if (user) LiftUser(uid, id);
     UnwatchTarget(id);
     kernel_.RemovePrograms(id).IgnoreError();
     kernel_.SetTargetConfig(id, egress_target_config{}).IgnoreError();
@@ -379,7 +379,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
                                 st.message()));
   }
   if (IsUser(t)) {
-    LiftUser(t);  // the uid's entry first: that lifts enforcement
+    LiftUser(t.uid, t.id);  // the uid's entry first: that lifts enforcement
   } else {
     // The name first: a re-created cgroup must not stay denied by the watch
     // instance once the target is gone.

@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "userspace/policy/rule_compare.h"
 
 namespace egress {
 
@@ -10,15 +11,9 @@ RulesDelta DiffRules(const std::vector<policy::Rule>& before,
   RulesDelta delta;
   // Rules a change did not reach keep their ids and places: the common head
   // and tail (by id) are compared in place, only what lies between is
-  // hashed. (Ids are unique within a target, so an id of the middle is in
-  // neither head nor tail.)
+  // hashed.
   const size_t n = before.size(), m = after.size();
-  size_t head = 0, tail = 0;
-  while (head < n && head < m && before[head].id == after[head].id) ++head;
-  while (tail < n - head && tail < m - head &&
-         before[n - 1 - tail].id == after[m - 1 - tail].id) {
-    ++tail;
-  }
+  const auto [head, tail] = policy::CommonEndsById(before, after);
   auto compare_in_place = [&](size_t i, size_t j) {
     if (!(before[i] == after[j])) delta.put.push_back(after[j].id);
   };

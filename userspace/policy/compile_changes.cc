@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "userspace/policy/compile_merge.h"
+#include "userspace/policy/rule_compare.h"
 
 namespace egress::policy {
 namespace {
@@ -50,12 +51,7 @@ bool ChangedRules(absl::Span<const Rule> before, absl::Span<const Rule> after,
   // The common head and tail (by id) are compared in place; only what lies
   // between is hashed. A rule of either that differs counts as changed.
   const size_t n = before.size(), m = after.size();
-  size_t head = 0, tail = 0;
-  while (head < n && head < m && before[head].id == after[head].id) ++head;
-  while (tail < n - head && tail < m - head &&
-         before[n - 1 - tail].id == after[m - 1 - tail].id) {
-    ++tail;
-  }
+  const auto [head, tail] = CommonEndsById(before, after);
   auto in_place = [&](size_t i, size_t j) {
     if (before[i] == after[j]) return true;
     gone->push_back(&before[i]);

@@ -151,4 +151,18 @@ std::optional<size_t> ShadowingDeny(absl::Span<const Rule> rules,
   return std::nullopt;
 }
 
+CommonEnds CommonEndsById(absl::Span<const Rule> before,
+                          absl::Span<const Rule> after) {
+  const size_t n = before.size(), m = after.size();
+  CommonEnds e;
+  while (e.head < n && e.head < m && before[e.head].id == after[e.head].id) {
+    ++e.head;
+  }
+  while (e.tail < n - e.head && e.tail < m - e.head &&
+         before[n - 1 - e.tail].id == after[m - 1 - e.tail].id) {
+    ++e.tail;
+  }
+  return e;
+}
+
 }  // namespace egress::policy

@@ -50,6 +50,16 @@ class SameRuleAs {
   std::string identity_;
 };
 
+// The rules at the start and at the end of `before` and `after` that have
+// the same ids in the same places (head and tail never overlap): what a diff
+// of a change compares in place, hashing only what lies between. Ids are
+// unique within a target, so an id between is in neither head nor tail.
+struct CommonEnds {
+  size_t head = 0, tail = 0;
+};
+CommonEnds CommonEndsById(absl::Span<const Rule> before,
+                          absl::Span<const Rule> after);
+
 // The index in `rules` of the first deny rule that covers all of `allow`, so
 // that `allow` can never let anything through (deny beats allow): every
 // tcp/udp range of `allow` lies inside the deny's ranges of that protocol,
