@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/common/fs.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/target_programs.h"
 
@@ -90,6 +92,33 @@ TEST_F(LinkPinsTest, RemovingEveryLinkPinLetsNoConnectOut) {
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
   EXPECT_TRUE(
       Allowed(InCgroup([port] { return TcpConnect("127.0.0.1", port); })));
+}
+
+// `status` reads every link without the engine lock (no pin is made
+// there): a target removed while it reads stays removed, pins and all.
+TEST_F(LinkPinsTest, StatusWhileATargetIsRemovedMakesNoPinOfIt) {
+  std::atomic<bool> stop{false};
+  int reads = 0;
+  std::thread status([&] {
+    absl::Time end = absl::Now() + absl::Seconds(60);
+    while (!stop.load() && reads < 2000 && absl::Now() < end) {
+      Ctl({"status"});
+      ++reads;
+    }
+  });
+  for (int round = 0; round < 10; ++round) {
+    AddTarget("web");
+    CtlOk({"target", "remove", "web"});
+  }
+  stop.store(true);
+  status.join();
+  EXPECT_GT(reads, 0);
+  absl::SleepFor(absl::Seconds(1));  // two reconciles more
+  const std::string targets =
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets");
+  EXPECT_TRUE(SubdirNames(targets).empty())
+      << "pins of a removed target: " << SubdirNames(targets).front();
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
 }
 
 }  // namespace

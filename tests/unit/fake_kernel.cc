@@ -286,6 +286,12 @@ LinkHealth FakeKernel::Links(uint32_t id, uint64_t link_set,
   return h;
 }
 
+// Links() changes nothing here: the same reading.
+LinkHealth FakeKernel::ReadLinks(uint32_t id, uint64_t link_set,
+                                 uint64_t cgroup_id) {
+  return Links(id, link_set, cgroup_id);
+}
+
 std::vector<uint64_t> FakeKernel::LinkSets(uint32_t id) {
   Lock lock(mu_);
   std::vector<uint64_t> out;

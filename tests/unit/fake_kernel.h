@@ -101,6 +101,8 @@ class FakeKernel : public KernelPort {
   absl::Status Attach(uint32_t id, uint64_t link_set, const std::string& rel,
                       uint64_t cgroup_id) override;
   LinkHealth Links(uint32_t id, uint64_t link_set, uint64_t cgroup_id) override;
+  LinkHealth ReadLinks(uint32_t id, uint64_t link_set,
+                       uint64_t cgroup_id) override;
   std::vector<uint64_t> LinkSets(uint32_t id) override;
   bool LinkSetDefunct(uint32_t id, uint64_t link_set) override;
   absl::Status Detach(uint32_t id, uint64_t link_set) override;

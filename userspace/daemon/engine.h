@@ -110,10 +110,15 @@ class Engine {
   int ExpireRules(int64_t now, std::vector<std::string>* changed = nullptr);
   // Re-attaches targets whose cgroup was re-created, follows pattern
   // matches. Returns how many targets were (re)attached; *failed is set
-  // when an attachment failed.
+  // when an attachment failed. The links of single-cgroup targets are read
+  // without the lock first; only a target whose reading asks for work
+  // (not all live, a pin to make again) is attached or repaired under it.
   int Reconcile(bool* failed = nullptr);
   // Re-reads the link health of the cgroups the last reconcile found (no
   // walk, no attach): what `status` reports is what the kernel has now.
+  // The kernel is read without the lock (KernelPort::ReadLinks, no repair)
+  // and a target's reading kept only when its attachments did not change
+  // meanwhile (LinkEpoch), so reads never wait for the kernel.
   void RefreshLinkHealth();
   void NotifyAllAttached() const {
     if (options_.all_attached) options_.all_attached();
@@ -307,6 +312,24 @@ class Engine {
   // The program set that enforces `t`: its own, or the root set of user
   // targets (EGRESS_TARGET_BY_UID).
   static uint32_t ProgramSetOf(const TargetState& t);
+  // Sets / forgets what links_ holds for a target; each change gives the
+  // target a new epoch (link_epochs_), so a reading taken off the lock
+  // before it is not kept.
+  void SetLinks(uint32_t id, std::vector<control::CgroupRef> cgroups,
+                LinkHealth health);
+  void ForgetLinks(uint32_t id);
+  uint64_t LinkEpoch(uint32_t id) const;
+  // A single-cgroup target's links read off the lock by Reconcile.
+  struct LinkReading {
+    uint32_t id = 0;
+    std::string cgroup;
+    uint64_t epoch = 0;
+    absl::StatusOr<uint64_t> cgroup_id;
+    LinkHealth health;
+  };
+  // True when the reading shows Attach() would change nothing: every hook
+  // live on the cgroup as it is now, no pin to make again.
+  bool Settled(const TargetState& t, const LinkReading& r) const;
   // kernel_.Links(), logging pins that had been removed and are back.
   LinkHealth LinksOf(const TargetState& t, uint64_t link_set,
                      uint64_t cgroup_id);
@@ -390,11 +413,13 @@ class Engine {
   // The target's index, rebuilt when its rule set changed (mu_ held).
   const RuleIndex& IndexLocked(const TargetState& target) const;
   mutable std::map<uint32_t, RuleIndex> rule_numbers_;
-  // Link health per target id from the last reconcile (for status/metrics
-  // without walking the kernel again).
   std::map<uint32_t, std::vector<std::string>> pattern_watch_dirs_;
+  // Link health per target id from the last reconcile or refresh (for
+  // status/metrics without walking the kernel again).
   std::map<uint32_t, std::pair<std::vector<control::CgroupRef>, LinkHealth>>
       links_;
+  std::map<uint32_t, uint64_t> link_epochs_;  // SetLinks
+  uint64_t last_link_epoch_ = 0;
   std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;

@@ -50,7 +50,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   if (HasCgroupSet(t)) return AttachPattern(t);
   if (IsUser(t)) return AttachUser(t);
   if (t.cgroup.empty()) {  // an orphan attached nowhere: nothing to attach
-    links_[t.id] = {{}, {}};
+    SetLinks(t.id, {}, {});
     return false;
   }
   // Known by name at its parent before its own instance attaches: a cgroup
@@ -59,7 +59,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   auto id = kernel_.CgroupId(t.cgroup);
   if (!id.ok()) {
     if (absl::IsNotFound(id.status())) {
-      links_[t.id] = {{}, {}};
+      SetLinks(t.id, {}, {});
       return false;  // waiting for it
     }
     return id.status();
@@ -82,7 +82,7 @@ absl::StatusOr<bool> Engine::Attach(const TargetState& t) {
   }
   // What the kernel has, also when attaching failed: status must not report
   // hooks that are gone.
-  links_[t.id] = {{{t.cgroup, *id}}, health};
+  SetLinks(t.id, {{t.cgroup, *id}}, health);
   if (!attached.ok()) return attached;
   if (health.all_live()) CoverTarget(t, *id);
   return true;
@@ -92,7 +92,7 @@ absl::StatusOr<bool> Engine::AttachUser(const TargetState& t) {
   constexpr uint32_t kSet = EGRESS_TARGET_BY_UID;
   auto root = kernel_.CgroupId("/");
   if (!root.ok()) {
-    links_[t.id] = {{}, {}};
+    SetLinks(t.id, {}, {});
     return root.status();
   }
   LinkHealth health = LinksOf(t, KernelPort::kOwnCgroup, *root);
@@ -114,7 +114,7 @@ absl::StatusOr<bool> Engine::AttachUser(const TargetState& t) {
   if (attached.ok() && !t.orphan) {
     attached = kernel_.SetUserTarget(t.uid, t.id);
   }
-  links_[t.id] = {{{"/", *root}}, health};
+  SetLinks(t.id, {{"/", *root}}, health);
   if (!attached.ok()) return attached;
   return true;
 }
@@ -151,7 +151,7 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
     if (live_sets.count(set) || !kernel_.LinkSetDefunct(t.id, set)) continue;
     kernel_.Detach(t.id, set).IgnoreError();
   }
-  links_[t.id] = {attached, total};
+  SetLinks(t.id, attached, total);
   if (!first_error.ok()) return first_error;
   return !attached.empty();
 }
@@ -178,16 +178,77 @@ void Engine::RepairPins() {
                                             "retried every 500 ms)"));
 }
 
+void Engine::SetLinks(uint32_t id, std::vector<control::CgroupRef> cgroups,
+                      LinkHealth health) {
+  links_[id] = {std::move(cgroups), health};
+  link_epochs_[id] = ++last_link_epoch_;
+}
+
+void Engine::ForgetLinks(uint32_t id) {
+  links_.erase(id);
+  link_epochs_.erase(id);
+}
+
+uint64_t Engine::LinkEpoch(uint32_t id) const {
+  auto it = link_epochs_.find(id);
+  return it == link_epochs_.end() ? 0 : it->second;
+}
+
+bool Engine::Settled(const TargetState& t, const LinkReading& r) const {
+  // A new epoch: attached, detached or removed (and maybe made again under
+  // the same id) since the reading; the cgroup too may be another one.
+  return r.cgroup == t.cgroup && r.epoch == LinkEpoch(t.id) &&
+         r.cgroup_id.ok() && r.health.all_live() && r.health.unsettled == 0;
+}
+
 int Engine::Reconcile(bool* failed) {
+  // The kernel work of a pass is reading every link; done without the lock
+  // for single-cgroup targets, so reads (status, list, metrics) never wait
+  // for it. Pattern, workload and user targets are walked and attached
+  // under the lock as before.
+  std::vector<LinkReading> readings;
+  {
+    Lock lock(mu_);
+    RepairPins();
+    for (const auto& [name, t] : state_.targets) {
+      if (creating_.count(t.id) || HasCgroupSet(t) || IsUser(t) ||
+          t.cgroup.empty()) {
+        continue;
+      }
+      LinkReading& r = readings.emplace_back();
+      r.id = t.id;
+      r.cgroup = t.cgroup;
+      r.epoch = LinkEpoch(t.id);
+    }
+  }
+  for (LinkReading& r : readings) {
+    r.cgroup_id = kernel_.CgroupId(r.cgroup);
+    if (r.cgroup_id.ok()) {
+      r.health = kernel_.ReadLinks(r.id, KernelPort::kOwnCgroup, *r.cgroup_id);
+    }
+  }
+  absl::flat_hash_map<uint32_t, const LinkReading*> reading_of;
+  for (const LinkReading& r : readings) reading_of[r.id] = &r;
+
   Lock lock(mu_);
-  RepairPins();
   int attached = 0;
   bool any_failed = false;
   for (const auto& [name, t] : state_.targets) {
     if (creating_.count(t.id)) continue;  // attached once its rules are in
     auto before = links_.find(t.id);
     bool was_live = before != links_.end() && before->second.second.all_live();
-    auto st = Attach(t);
+    absl::StatusOr<bool> st;
+    auto r = reading_of.find(t.id);
+    if (r != reading_of.end() && Settled(t, *r->second)) {
+      // What Attach() would find and keep: nothing to attach or repin.
+      const LinkReading& reading = *r->second;
+      if (!t.orphan) WatchTarget(t);
+      SetLinks(t.id, {{t.cgroup, *reading.cgroup_id}}, reading.health);
+      CoverTarget(t, *reading.cgroup_id);
+      st = true;
+    } else {
+      st = Attach(t);
+    }
     // A failure is logged once, not every 500 ms, until it changes.
     LogChange(t.id, st.ok() ? ""
                             : absl::StrCat("target ", name, ": ",
@@ -205,21 +266,45 @@ int Engine::Reconcile(bool* failed) {
 }
 
 void Engine::RefreshLinkHealth() {
-  Lock lock(mu_);
-  for (auto& [id, links] : links_) {
-    const TargetState* t = FindById(id);
-    if (t == nullptr) continue;
-    LinkHealth total;
-    for (const control::CgroupRef& c : links.first) {
-      // Links on a cgroup that was removed since count as not live.
-      LinkHealth h =
-          kernel_.Links(ProgramSetOf(*t),
-                        HasCgroupSet(*t) ? c.id : KernelPort::kOwnCgroup, c.id);
-      total.live += h.live;
-      total.attached += h.attached;
-      total.total += h.total;
+  // What to read, per target: its program set and each (link set, cgroup).
+  struct Reading {
+    uint32_t id = 0;
+    uint64_t epoch = 0;
+    uint32_t program_set = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> sets;
+    LinkHealth health;
+  };
+  std::vector<Reading> readings;
+  {
+    Lock lock(mu_);
+    for (const auto& [id, links] : links_) {
+      const TargetState* t = FindById(id);
+      if (t == nullptr) continue;
+      Reading& r = readings.emplace_back();
+      r.id = id;
+      r.epoch = LinkEpoch(id);
+      r.program_set = ProgramSetOf(*t);
+      for (const control::CgroupRef& c : links.first) {
+        r.sets.emplace_back(HasCgroupSet(*t) ? c.id : KernelPort::kOwnCgroup,
+                            c.id);
+      }
     }
-    links.second = total;
+  }
+  for (Reading& r : readings) {
+    for (const auto& [set, cgroup_id] : r.sets) {
+      // Links on a cgroup that was removed since count as not live.
+      LinkHealth h = kernel_.ReadLinks(r.program_set, set, cgroup_id);
+      r.health.live += h.live;
+      r.health.attached += h.attached;
+      r.health.total += h.total;
+    }
+  }
+  Lock lock(mu_);
+  for (const Reading& r : readings) {
+    auto it = links_.find(r.id);
+    // Attached, detached or removed meanwhile: that newer view stays.
+    if (it == links_.end() || LinkEpoch(r.id) != r.epoch) continue;
+    it->second.second = r.health;
   }
 }
 

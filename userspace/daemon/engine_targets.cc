@@ -320,7 +320,7 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     kernel_.RemovePrograms(id).IgnoreError();
     kernel_.SetTargetConfig(id, egress_target_config{}).IgnoreError();
     compiled_.erase(id);
-    links_.erase(id);
+    ForgetLinks(id);
   };
   // Config (mode, no rules = deny all) goes in before any program attaches.
   EGRESS_RETURN_IF_ERROR(WriteConfig(t));
@@ -393,7 +393,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
     compiled_.erase(c);
   }
   DropSpareLocked(t.id);
-  links_.erase(t.id);
+  ForgetLinks(t.id);
   names_by_id_.erase(t.id);
   rule_numbers_.erase(t.id);
   pattern_watch_dirs_.erase(t.id);

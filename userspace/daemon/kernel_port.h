@@ -115,8 +115,15 @@ class KernelPort {
   // or nothing. Hooks already live on `cgroup_id` are kept (adoption).
   virtual absl::Status Attach(uint32_t id, uint64_t link_set,
                               const std::string& rel, uint64_t cgroup_id) = 0;
+  // The health of a link set; pins removed are made again first (links
+  // egressd holds never detached) and live pinned links adopted.
   virtual LinkHealth Links(uint32_t id, uint64_t link_set,
                            uint64_t cgroup_id) = 0;
+  // The same health read without any of that work (LinkHealth::unsettled
+  // counts what Links() would do): safe beside a change of the target, so
+  // the engine reads it without its lock. Never makes a pin or a link.
+  virtual LinkHealth ReadLinks(uint32_t id, uint64_t link_set,
+                               uint64_t cgroup_id) = 0;
   // The pattern link sets a target has (cgroup ids).
   virtual std::vector<uint64_t> LinkSets(uint32_t id) = 0;
   // True when no hook of the set is pinned to a live cgroup any more.

@@ -1,5 +1,6 @@
 #include "userspace/daemon/kernel_port_bpf.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -254,6 +255,23 @@ LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
   LinkHealth health = CheckLinks(dir, cgroup_id, &held, HooksOf(id));
   health.repinned = repinned;
   return health;
+}
+
+LinkHealth BpfKernel::ReadLinks(uint32_t id, uint64_t link_set,
+                                uint64_t cgroup_id) {
+  // Copies of the held links, so that the kernel is read without held_mu_
+  // (Attach and Links take it) and no entry is made for a set not held.
+  HeldLinks held;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = held_.find({id, link_set});
+    if (it != held_.end()) {
+      for (const UniqueFd& fd : it->second) {
+        held.emplace_back(fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 0) : -1);
+      }
+    }
+  }
+  return egress::ReadLinks(LinkDir(id, link_set), cgroup_id, held, HooksOf(id));
 }
 
 std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {

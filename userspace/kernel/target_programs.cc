@@ -364,6 +364,32 @@ LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
   return health;
 }
 
+LinkHealth ReadLinks(const std::string& link_dir, uint64_t cgroup_id,
+                     const HeldLinks& held,
+                     const std::vector<HookSpec>& hooks) {
+  LinkHealth health;
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    // KeepPinned's decisions, step by step, without acting on them.
+    const bool holds = i < held.size() && held[i];
+    LinkIds mine = holds ? LinkInfo(held[i].get()) : LinkIds{};
+    if (holds && mine.cgroup_id == 0) ++health.unsettled;  // to let go
+    UniqueFd pinned(bpf_obj_get(LinkPin(link_dir, hooks[i]).c_str()));
+    LinkIds theirs = pinned ? LinkInfo(pinned.get()) : LinkIds{};
+    if (pinned && theirs.cgroup_id != 0 && theirs.id != mine.id) {
+      ++health.unsettled;  // to adopt
+    } else if (!pinned && mine.cgroup_id != 0) {
+      ++health.unsettled;  // to pin again
+    }
+    // CheckLinks: the pinned link when it is attached, else the held one.
+    uint64_t on = theirs.cgroup_id != 0 ? theirs.cgroup_id : mine.cgroup_id;
+    ++health.total;
+    if (on == 0) continue;
+    ++health.attached;
+    if (on == cgroup_id) ++health.live;
+  }
+  return health;
+}
+
 void DetachLinks(const std::string& link_dir) {
   for (const HookSpec& h : AllHooks()) {
     std::string pin = LinkPin(link_dir, h);

@@ -56,6 +56,9 @@ struct LinkHealth {
   int attached = 0;  // pinned and attached to some cgroup that still exists
   int total = 0;     // hooks of a program set: AllHooks().size()
   int repinned = 0;  // pins found removed and made again from held links
+  // ReadLinks only: hooks where KeepPinned would have work (a pin to make
+  // again, a link to adopt or let go).
+  int unsettled = 0;
 
   // Every hook enforces on the cgroup asked about: nothing to attach.
   bool all_live() const { return total > 0 && live == total; }
@@ -154,6 +157,14 @@ std::vector<LinkState> LinkStates(
 LinkHealth CheckLinks(const std::string& link_dir, uint64_t cgroup_id,
                       const HeldLinks* held = nullptr,
                       const std::vector<HookSpec>& hooks = AllHooks());
+
+// What KeepPinned then CheckLinks would report, without their work: makes
+// no pin and leaves `held` as it is, so it may run beside a change (it only
+// reads). Hooks where KeepPinned would change something count in
+// `unsettled`; their health is what it would be after that change.
+LinkHealth ReadLinks(const std::string& link_dir, uint64_t cgroup_id,
+                     const HeldLinks& held,
+                     const std::vector<HookSpec>& hooks = AllHooks());
 
 // Detaches every pinned link (bpf_link_detach, so no other holder keeps it
 // alive), also those in link directories below it, and removes `prog_dir`
