@@ -39,6 +39,18 @@ class ControlTest : public EgressdTest {
     ssize_t n = read(fd, buf, sizeof(buf));
     return n > 0 ? std::string(buf, n) : "";
   }
+  // Target "web" with 20,000 scattered /32s (odd last octets: no two join):
+  // its `list` answer, and the request that made it, are far larger than a
+  // socket's buffer.
+  void AddWebWithManyRules() {
+    AddTarget("web");
+    std::vector<std::string> allow = {"allow", "443/tcp"};
+    for (int i = 0; i < 20000; ++i) {
+      allow.push_back(
+          absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
+    }
+    CtlOk(allow);
+  }
 };
 
 TEST_F(ControlTest, SilentClientsDoNotHoldUpOthers) {
@@ -90,15 +102,7 @@ TEST_F(ControlTest, MalformedRequestsAreAnsweredNotFatal) {
 // (they waited up to 10 s before), and the answer arrives whole when the
 // client reads at last.
 TEST_F(ControlTest, AClientThatDoesNotReadItsAnswerHoldsOnlyItself) {
-  AddTarget("web");
-  // 20,000 scattered /32s (odd last octets: no two join): the `list` answer
-  // is far larger than a socket's buffer.
-  std::vector<std::string> allow = {"allow", "443/tcp"};
-  for (int i = 0; i < 20000; ++i) {
-    allow.push_back(
-        absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
-  }
-  CtlOk(allow);
+  AddWebWithManyRules();
   UniqueFd hog = Connect();
   const std::string list = "{\"cmd\":\"list\"}\n";
   ASSERT_EQ(write(hog.get(), list.data(), list.size()),
@@ -127,13 +131,7 @@ TEST_F(ControlTest, AClientThatDoesNotReadItsAnswerHoldsOnlyItself) {
 // a large change is applied, a large malformed line is answered, a read
 // that large is refused, and egressd serves on.
 TEST_F(ControlTest, LargeRequestsAreParsedOffTheLoop) {
-  AddTarget("web");
-  std::vector<std::string> allow = {"allow", "443/tcp"};
-  for (int i = 0; i < 20000; ++i) {
-    allow.push_back(
-        absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
-  }
-  CtlOk(allow);
+  AddWebWithManyRules();
   EXPECT_TRUE(absl::StrContains(CtlOk({"list"}), "10.199.99.199"));
   auto send = [&](const std::string& line) {
     UniqueFd fd = Connect();
