@@ -78,12 +78,11 @@ ConnectionScan::ConnectionScan(Engine& engine, SocketPort& sockets,
                                std::function<void(const egress_event&)> publish)
     : engine_(engine), sockets_(sockets), publish_(std::move(publish)) {}
 
-ConnectionScope ConnectionScan::ScopeOf(TargetState& t) {
+ConnectionScope ConnectionScan::ScopeOf(const TargetState& t) {
   ConnectionScope s;
   s.target = t.name;
   s.target_id = t.id;
   s.mode = t.mode;
-  s.rules = std::move(t.rules);  // 100,000 rules are costly to copy
   s.cgroups = engine_.SubtreeCgroups(t.id);
   if (IsUser(t)) s.uid = t.uid;
   const uint32_t id = t.id;
@@ -120,9 +119,15 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::LookAt(
   if (targets.empty()) return out;
   EGRESS_ASSIGN_OR_RETURN(SocketDump dump, sockets_.Sockets());
   out.truncated = dump.truncated;
-  for (TargetState& t : targets) {
-    const ConnectionScope scope = ScopeOf(t);
+  for (const TargetState& t : targets) {
+    ConnectionScope scope = ScopeOf(t);
     if (scope.cgroups.empty() && !scope.uid) continue;
+    // Most targets have no socket at all: their rules (maybe 100,000) are
+    // read only for one that has.
+    if (!MayHaveConnections(dump.sockets, scope)) continue;
+    absl::StatusOr<std::vector<policy::Rule>> rules = engine_.RulesOf(t.name);
+    if (!rules.ok()) continue;  // removed since
+    scope.rules = *std::move(rules);
     std::vector<JudgedConnection> found = JudgeConnections(dump.sockets, scope);
     if (found.empty()) continue;
     std::vector<std::string> paths;
@@ -139,7 +144,7 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::LookAt(
 absl::StatusOr<control::ConnectionsResponse> ConnectionScan::Look(
     const std::string& target, ScanOptions options) {
   EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> targets,
-                          engine_.Targets(target, /*all=*/true));
+                          engine_.TargetsWithoutRules(target, /*all=*/true));
   return LookAt(std::move(targets), options);
 }
 
@@ -147,7 +152,8 @@ absl::StatusOr<control::ConnectionsResponse> ConnectionScan::AfterChange(
     const std::vector<std::string>& names, bool cut) {
   std::vector<TargetState> targets;
   for (const std::string& name : names) {
-    absl::StatusOr<std::vector<TargetState>> t = engine_.Targets(name, false);
+    absl::StatusOr<std::vector<TargetState>> t =
+        engine_.TargetsWithoutRules(name, false);
     if (!t.ok()) continue;
     targets.insert(targets.end(), std::make_move_iterator(t->begin()),
                    std::make_move_iterator(t->end()));

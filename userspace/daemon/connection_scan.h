@@ -68,8 +68,9 @@ class ConnectionScan {
  private:
   absl::StatusOr<control::ConnectionsResponse> LookAt(
       std::vector<TargetState> targets, ScanOptions options);
-  // Takes `t`'s rules (moved into the scope).
-  ConnectionScope ScopeOf(TargetState& t);
+  // Everything but the rules, which LookAt reads only for a target that
+  // may have connections.
+  ConnectionScope ScopeOf(const TargetState& t);
   // Cuts (maybe) and records one connection not allowed.
   void Act(JudgedConnection& c, const ConnectionScope& scope,
            ScanOptions options);

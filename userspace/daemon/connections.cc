@@ -143,6 +143,14 @@ bool AcceptedFrom(const DiagSocket& s, absl::Span<const DiagSocket> listeners) {
   return false;
 }
 
+bool MayHaveConnections(absl::Span<const DiagSocket> sockets,
+                        const ConnectionScope& scope) {
+  for (const DiagSocket& s : sockets) {
+    if (Candidate(s, scope)) return true;
+  }
+  return false;
+}
+
 std::vector<JudgedConnection> JudgeConnections(
     absl::Span<const DiagSocket> sockets, const ConnectionScope& scope) {
   std::vector<DiagSocket> listeners;

@@ -63,6 +63,12 @@ uint32_t TcpDumpStates();
 // too.
 bool AcceptedFrom(const DiagSocket& s, absl::Span<const DiagSocket> listeners);
 
+// True when some socket among `sockets` may be a connection of `scope`
+// (its cgroups or uid, a connection state): JudgeConnections finds nothing
+// otherwise, and the scope's rules need not be read at all.
+bool MayHaveConnections(absl::Span<const DiagSocket> sockets,
+                        const ConnectionScope& scope);
+
 // The connections of `scope` among `sockets` (TCP in TcpConnectionStates()
 // and connected UDP, outbound only), each judged by the scope's rules, in
 // the order of `sockets`. No process is named yet (NameOwners).

@@ -128,6 +128,15 @@ class Engine {
   // One target or, with "" and `all`, every target.
   absl::StatusOr<std::vector<TargetState>> Targets(const std::string& name,
                                                    bool all) const;
+  // The same without their rules (`rules` empty): for callers that need a
+  // target's settings or cgroups only, or its rules only sometimes (a look
+  // at connections after a change, when the target has any). Copying the
+  // rules of a 100,000-rule target costs more than such a caller's work.
+  absl::StatusOr<std::vector<TargetState>> TargetsWithoutRules(
+      const std::string& name, bool all);
+  // A copy of one target's rules. NotFound for an unknown target.
+  absl::StatusOr<std::vector<policy::Rule>> RulesOf(
+      const std::string& name) const;
   std::vector<control::TargetInfo> TargetInfos() const;
   // Only the targets that select containers: what the reconciler asks on
   // every pass, without counting the rules of every other target.

@@ -458,6 +458,34 @@ absl::StatusOr<std::vector<TargetState>> Engine::Targets(
   return out;
 }
 
+absl::StatusOr<std::vector<TargetState>> Engine::TargetsWithoutRules(
+    const std::string& name, bool all) {
+  Lock lock(mu_);
+  // The rules are lent out while the rest is copied (as in Prepare).
+  auto copy = [](TargetState& t) {
+    std::vector<policy::Rule> rules;
+    rules.swap(t.rules);
+    TargetState settings = t;
+    t.rules.swap(rules);
+    return settings;
+  };
+  std::vector<TargetState> out;
+  if (name.empty() && all) {
+    for (auto& [n, t] : state_.targets) out.push_back(copy(t));
+    return out;
+  }
+  EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
+  out.push_back(copy(*t));
+  return out;
+}
+
+absl::StatusOr<std::vector<policy::Rule>> Engine::RulesOf(
+    const std::string& name) const {
+  Lock lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(const TargetState* t, Find(name));
+  return t->rules;
+}
+
 std::vector<control::TargetInfo> Engine::TargetInfos() const {
   Lock lock(mu_);
   std::vector<control::TargetInfo> out;

@@ -94,7 +94,8 @@ absl::StatusOr<std::vector<std::string>> RecordHub::Recent(
     const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
   if (!filter.target.empty()) {
-    EGRESS_RETURN_IF_ERROR(engine_.Targets(filter.target, false).status());
+    EGRESS_RETURN_IF_ERROR(
+        engine_.TargetsWithoutRules(filter.target, false).status());
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (request.follow) EGRESS_RETURN_IF_ERROR(pipeline_->CanFollow());
