@@ -44,6 +44,11 @@ class EngineRoomTest : public EngineTest {
     engine_ = std::make_unique<Engine>(kernel_, state, o);
     ASSERT_OK(engine_->Start(kNow).status());
   }
+  // The last write carried a rule appended to the target's.
+  bool OnlyAppended() const {
+    return last_write_.targets.size() == 1 && last_write_.targets[0].rules &&
+           last_write_.targets[0].rules->appended_after.has_value();
+  }
 };
 
 TEST_F(EngineRoomTest, PolicyWithoutRoomForItsSwapCopyIsRefusedWithNumbers) {
@@ -158,6 +163,44 @@ TEST_F(EngineRoomTest, ChangesOfAFewRulesLeaveAWholeCompilesEntries) {
   ASSERT_OK(whole.status());
   EXPECT_TRUE(*kernel_.HasEntries(*whole));
   EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // the set and its spare
+}
+
+// Allows appended without copying the target's rules (recompiled in place),
+// mixed with allows in new port classes (compiled whole), denies and
+// deletes: after every change the maps hold exactly a whole compile of the
+// target's rules under its active ruleset, and the store holds its rules.
+TEST_F(EngineRoomTest, AppendedAllowsLeaveExactlyAWholeCompilesEntries) {
+  Restart(6 * EntriesOf(Hosts(1, 300)), DaemonState{});
+  ASSERT_OK(engine_
+                ->AddTarget(Spec("web", "/web",
+                                 {Hosts(1, 300), Allow({"dns", "10.9.0.1"})}))
+                .status());
+  const uint32_t id = IdOf("web");
+  auto check = [&](const std::string& step) {
+    auto targets = engine_->Targets("web", false);
+    ASSERT_OK(targets.status());
+    const std::vector<policy::Rule>& rules = (*targets)[0].rules;
+    auto whole = policy::Compile(kernel_.ActiveRuleset(id), rules);
+    ASSERT_OK(whole.status());
+    EXPECT_TRUE(*kernel_.HasEntries(*whole)) << step;
+    EXPECT_EQ(Saved("web").rules, rules) << step;
+  };
+  int appended = 0;
+  for (int i = 0; i < 12; ++i) {
+    const std::string host = absl::StrCat("10.2.0.", i + 1);
+    policy::Rule r = Allow({i % 3 == 0 ? "dns" : "https", host});
+    if (i % 4 == 3) r.action = policy::Action::kDeny;
+    if (i == 5) r = Allow({"smtp", host});  // a new port class
+    ASSERT_OK(engine_->AddRule({"web", r, {}}, kNow).status()) << i;
+    appended += OnlyAppended() ? 1 : 0;
+    check(absl::StrCat("after allow ", i));
+    if (i % 5 == 4) {
+      ASSERT_OK(engine_->DeleteRule({"web", 2, std::nullopt, false}).status());
+      check(absl::StrCat("after delete ", i));
+    }
+  }
+  // Most went the appending way; the new port class did not.
+  EXPECT_GE(appended, 8);
 }
 
 // A spare is a cache: when a change needs its room, it goes first.

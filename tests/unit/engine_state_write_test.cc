@@ -32,6 +32,57 @@ TEST_F(EngineTest, OneAllowWritesOneRule) {
   EXPECT_EQ(Saved("web").rules.size(), 3u);
 }
 
+// An allow in a port class the target has is recompiled from the active
+// set: the write carries the new rule alone, after the target's last rule,
+// and the store ends up with the engine's rules in their order.
+TEST_F(EngineTest, AnAllowTheRecompileTakesCarriesTheNewRuleAlone) {
+  ASSERT_OK(engine_
+                ->AddTarget(Spec("web", "/web",
+                                 {Allow({"https", "10.0.0.1"}),
+                                  Allow({"https", "10.0.0.2"})}))
+                .status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "10.0.0.3"}), {}}, kNow)
+                .status());
+  const RulesDelta& d = OnlyRulesOf(last_write_, "web");
+  EXPECT_FALSE(d.all);
+  EXPECT_THAT(d.put, ElementsAre(3u));
+  EXPECT_EQ(d.appended_after, std::optional<uint32_t>(2u));
+  // A delete between appends, then a rule in a new port class (compiled
+  // whole: written with every rule, not appended).
+  ASSERT_OK(engine_->DeleteRule({"web", 3, std::nullopt, false}).status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "10.0.0.4"}), {}}, kNow)
+                .status());
+  EXPECT_EQ(OnlyRulesOf(last_write_, "web").appended_after,
+            std::optional<uint32_t>(2u));
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), {}}, kNow)
+                .status());
+  EXPECT_FALSE(OnlyRulesOf(last_write_, "web").appended_after.has_value());
+  auto targets = engine_->Targets("web", false);
+  ASSERT_OK(targets.status());
+  ASSERT_EQ((*targets)[0].rules.size(), 4u);
+  EXPECT_EQ(Saved("web").rules, (*targets)[0].rules);
+  EXPECT_EQ(Saved("web").next_rule_id, 6u);
+}
+
+// A failed save of an appended rule leaves the target's rules as they were.
+TEST_F(EngineTest, AFailedSaveOfAnAppendedRuleChangesNothing) {
+  ASSERT_OK(
+      engine_->AddTarget(Spec("web", "/web", {Allow({"https", "10.0.0.1"})}))
+          .status());
+  const uint32_t ruleset = kernel_.ActiveRuleset(IdOf("web"));
+  fail_save_ = true;
+  EXPECT_FALSE(
+      engine_->AddRule({"web", Allow({"https", "10.0.0.2"}), {}}, kNow).ok());
+  fail_save_ = false;
+  auto targets = engine_->Targets("web", false);
+  ASSERT_OK(targets.status());
+  EXPECT_EQ((*targets)[0].rules.size(), 1u);
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "10.0.0.2"}), {}}, kNow)
+                .status());
+  EXPECT_EQ(Saved("web").rules.size(), 2u);
+}
+
 TEST_F(EngineTest, ATargetAnApplyCreatesIsWrittenWithAllItsRules) {
   control::ApplyRequest request;
   request.policies = {Spec("web", "/web", {Allow({"dns"}), Allow({"https"})})};

@@ -116,6 +116,49 @@ TEST_F(StateStoreTest, OneAllowWritesOneRuleRow) {
   ExpectLoads(expected_);
 }
 
+// An `allow` the engine recompiles in place hands the store only the new
+// rule and the id it follows: one row after that rule's, and a start loads
+// the rules in order.
+TEST_F(StateStoreTest, AppendedRulesFollowTheStoredOnes) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 1000);
+  Put(*store, t);
+  for (int i = 0; i < 3; ++i) {
+    TargetState next = t;
+    next.rules = {Rule(t.next_rule_id, absl::StrCat(5000 + i, "/udp"))};
+    next.next_rule_id = t.next_rule_id + 1;
+    RulesDelta delta{false, {t.next_rule_id}, {}};
+    delta.appended_after = t.rules.back().id;
+    Put(*store, next, delta);
+    EXPECT_EQ(store->last_write_rows(), 3);  // target, the rule, the counter
+    t.rules.push_back(next.rules[0]);
+    t.next_rule_id = next.next_rule_id;
+  }
+  EXPECT_EQ(*store->RuleRows("web"), 1003);
+  ExpectLoads(expected_);
+  EXPECT_EQ(expected_.targets.at("web").rules, t.rules);
+}
+
+// Rules appended after a rule the store has no row of: refused, and the
+// store is as it was (the next write places rules as before).
+TEST_F(StateStoreTest, RulesAppendedAfterAnUnknownRuleAreRefused) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 3);
+  Put(*store, t);
+  TargetState next = t;
+  next.rules = {Rule(4, "9999/udp")};
+  RulesDelta delta{false, {4}, {}};
+  delta.appended_after = 77;
+  StateWrite w{expected_.next_ruleset, {{"web", &next, delta}}};
+  absl::Status st = store->Write(w);
+  EXPECT_TRUE(absl::IsDataLoss(st)) << st;
+  EXPECT_EQ(*store->RuleRows("web"), 3);
+  delta.appended_after = 3;
+  Put(*store, next, delta);
+  EXPECT_EQ(*store->RuleRows("web"), 4);
+  ExpectLoads(expected_);
+}
+
 TEST_F(StateStoreTest, DeletesAndInsertsInTheMiddleKeepTheOrder) {
   std::unique_ptr<StateStore> store = Open();
   TargetState t = Target("web", 1, 10);

@@ -276,9 +276,21 @@ class Engine {
                             std::vector<policy::Rule> rules,
                             std::optional<policy::Mode> mode,
                             Staged* staged = nullptr);
+  // ReplaceRules with the target's rules and `rule` at the end. When only
+  // the port classes `rule` reaches are compiled again (RecompileChanged),
+  // the change holds `rule` alone: none of the target's rules is copied and
+  // the store writes one row (RulesDelta::appended_after).
+  absl::Status AppendRule(const std::string& name, policy::Rule rule);
+  // A change's new rules: `all`, or (`appended` set) the target's rules as
+  // they are when the change is prepared, then `appended`.
+  struct NewRules {
+    std::vector<policy::Rule> all;
+    std::optional<policy::Rule> appended;
+  };
+  absl::Status Replace(const std::string& name, NewRules rules,
+                       std::optional<policy::Mode> mode, Staged* staged);
   // `t`'s rules are lent out and back (never copied): it is not changed.
-  Change Prepare(TargetState& t, std::vector<policy::Rule> rules,
-                 Staged* staged);
+  Change Prepare(TargetState& t, NewRules rules, Staged* staged);
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);
   void Discard(Change& change);

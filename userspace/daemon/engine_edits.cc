@@ -73,15 +73,11 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
     return out;
   }
   rule.id = t->next_rule_id++;
-  std::vector<policy::Rule> rules;
-  rules.reserve(t->rules.size() + 1);  // one copy, no second for the growth
-  rules = t->rules;
-  std::string warning = ShadowWarning(rules, rule);
-  rules.push_back(rule);
+  std::string warning = ShadowWarning(t->rules, rule);
   const std::string name = t->name;
   lock.unlock();
-  if (absl::Status st = ReplaceRules(name, std::move(rules), std::nullopt);
-      !st.ok()) {
+  // Appended, not copied with the target's other rules.
+  if (absl::Status st = AppendRule(name, rule); !st.ok()) {
     return st;  // the id stays used: ids are never reused anyway
   }
   lock.lock();

@@ -32,6 +32,9 @@ struct Engine::Change {
   policy::CompiledRuleset spare;
   bool compiled_ahead = false;
   bool written = false;
+  // next_target.rules holds only the rule appended to the target's
+  // (delta.appended_after says after which).
+  bool appended = false;
 };
 
 uint32_t Engine::NextRuleset() {
@@ -52,8 +55,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) const {
   return kernel_.SetTargetConfig(t.id, cfg);
 }
 
-Engine::Change Engine::Prepare(TargetState& t, std::vector<policy::Rule> rules,
-                               Staged* staged) {
+Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   Change c;
   c.name = t.name;
   if (staged != nullptr) {
@@ -72,7 +74,26 @@ Engine::Change Engine::Prepare(TargetState& t, std::vector<policy::Rule> rules,
   // A target being created has no rule stored yet (its state may already
   // hold the rules an apply gave it): all of them are written.
   const bool creating = creating_.count(t.id) > 0;
-  c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules);
+  if (rules.appended && (creating || staged != nullptr)) {
+    rules.all = t.rules;
+    rules.all.push_back(*std::move(rules.appended));
+    rules.appended.reset();
+  }
+  const size_t kept = t.rules.size();
+  if (rules.appended) {
+    c.delta = RulesDelta{false, {rules.appended->id}, {}};
+    c.delta.appended_after = kept == 0 ? 0 : t.rules.back().id;
+    // Lent to the target's list for the recompile, taken back below: the
+    // new list is never copied.
+    t.rules.push_back(*rules.appended);
+  } else {
+    c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules.all);
+  }
+  const absl::Span<const policy::Rule> after =
+      rules.appended ? absl::MakeConstSpan(t.rules)
+                     : absl::MakeConstSpan(rules.all);
+  const absl::Span<const policy::Rule> before =
+      absl::MakeConstSpan(t.rules).first(kept);
   // A few rules changed: only their port classes are merged again, from the
   // active set's entries (compile_changes.h). Milliseconds under the lock,
   // where the old rules and entries are at hand without copying them.
@@ -82,13 +103,14 @@ Engine::Change Engine::Prepare(TargetState& t, std::vector<policy::Rule> rules,
     if (auto active = compiled_.find(t.id);
         active != compiled_.end() && active->second.ruleset == t.ruleset) {
       if (std::optional<policy::CompiledRuleset> recompiled =
-              policy::RecompileChanged(active->second, t.rules, rules,
+              policy::RecompileChanged(active->second, before, after,
                                        c.new_ruleset)) {
         c.compiled = *std::move(recompiled);
         c.compiled_ahead = true;
       }
     }
   }
+  if (rules.appended) t.rules.pop_back();
   c.next_ruleset = state_.next_ruleset;
   // Only this target: a change costs its own rules, not every target's. Its
   // settings are copied, its old rules are not (100,000 rules are a lot of
@@ -97,7 +119,18 @@ Engine::Change Engine::Prepare(TargetState& t, std::vector<policy::Rule> rules,
   old_rules.swap(t.rules);
   c.next_target = t;
   t.rules.swap(old_rules);
-  c.next_target.rules = std::move(rules);
+  if (!rules.appended) {
+    c.next_target.rules = std::move(rules.all);
+  } else if (c.compiled_ahead) {
+    c.next_target.rules.push_back(*std::move(rules.appended));
+    c.appended = true;
+  } else {
+    // Compiled whole (a rule RecompileChanged does not take): every rule.
+    c.next_target.rules.reserve(kept + 1);
+    c.next_target.rules = t.rules;
+    c.next_target.rules.push_back(*std::move(rules.appended));
+    c.delta.appended_after.reset();
+  }
   c.next_target.ruleset = c.new_ruleset;
   return c;
 }
@@ -274,19 +307,38 @@ absl::Status Engine::Commit(Lock& lock, Change& c) {
     return found.status();
   }
   TargetState& t = **found;
+  if (c.appended &&
+      (t.rules.empty() ? 0 : t.rules.back().id) != *c.delta.appended_after) {
+    // Another change came between (changes are meant to come one at a
+    // time): the stored rows say otherwise now.
+    SaveLocked(lock, {WriteOf(t.name, RulesDelta{})}).IgnoreError();
+    Discard(c);
+    return absl::AbortedError(
+        absl::StrCat("target ", t.name,
+                     ": its rules changed during this change; try again"));
+  }
   // Moved, not copied: what a failed switch puts back.
-  std::vector<policy::Rule> old_rules = std::move(t.rules);
+  std::vector<policy::Rule> old_rules;
+  if (c.appended) {
+    t.rules.push_back(std::move(c.next_target.rules.front()));
+  } else {
+    old_rules = std::move(t.rules);
+    t.rules = std::move(c.next_target.rules);
+  }
   const uint32_t old_ruleset = t.ruleset;
   const policy::Mode old_mode = t.mode;
-  t.rules = std::move(c.next_target.rules);
   t.ruleset = c.new_ruleset;
   if (c.mode) t.mode = *c.mode;
   policy::CompiledRuleset old = std::move(compiled_[t.id]);
   compiled_[t.id] = std::move(c.compiled);
   // The switch.
   if (absl::Status st = WriteConfig(t); !st.ok()) {
-    c.next_target.rules = std::move(t.rules);
-    t.rules = std::move(old_rules);
+    if (c.appended) {
+      t.rules.pop_back();
+    } else {
+      c.next_target.rules = std::move(t.rules);
+      t.rules = std::move(old_rules);
+    }
     t.ruleset = old_ruleset;
     t.mode = old_mode;
     c.compiled = std::move(compiled_[t.id]);
@@ -307,6 +359,15 @@ absl::Status Engine::ReplaceRules(const std::string& name,
                                   std::vector<policy::Rule> rules,
                                   std::optional<policy::Mode> mode,
                                   Staged* staged) {
+  return Replace(name, NewRules{std::move(rules), std::nullopt}, mode, staged);
+}
+
+absl::Status Engine::AppendRule(const std::string& name, policy::Rule rule) {
+  return Replace(name, NewRules{{}, std::move(rule)}, std::nullopt, nullptr);
+}
+
+absl::Status Engine::Replace(const std::string& name, NewRules rules,
+                             std::optional<policy::Mode> mode, Staged* staged) {
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));

@@ -232,6 +232,43 @@ absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
   return true;
 }
 
+absl::Status StateStore::WriteAppended(const TargetState& t,
+                                       const RulesDelta& delta, SeqIndex& index,
+                                       std::vector<SeqEdit>& edits) {
+  int64_t seq = 0;
+  if (*delta.appended_after != 0) {
+    auto after = index.find(*delta.appended_after);
+    if (after == index.end()) {
+      return absl::DataLossError(
+          absl::StrCat("state database ", db_->path(), ": target ", t.name,
+                       " has no row of rule id ", *delta.appended_after,
+                       ", which new rules follow"));
+    }
+    seq = after->second + kSeqGap;
+  } else if (!index.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("state database ", db_->path(), ": target ", t.name,
+                     " has rows of rules it does not hold"));
+  }
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement put,
+      db_->Prepare("INSERT INTO rules(target, seq, id, rule) "
+                   "VALUES(?, ?, ?, ?)"));
+  for (const policy::Rule& r : t.rules) {
+    put.Bind(1, t.name).Bind(2, seq).Bind(3, r.id);
+    EGRESS_RETURN_IF_ERROR(put.Bind(4, RuleText(r)).Run());
+    auto [it, inserted] = index.emplace(r.id, seq);
+    if (!inserted) {
+      return absl::DataLossError(absl::StrCat("state database ", db_->path(),
+                                              ": target ", t.name,
+                                              " already has rule id ", r.id));
+    }
+    edits.push_back({t.name, r.id, std::nullopt});
+    seq += kSeqGap;
+  }
+  return absl::OkStatus();
+}
+
 void StateStore::UndoSeqEdits(std::vector<SeqEdit>& edits) {
   for (auto e = edits.rbegin(); e != edits.rend(); ++e) {
     SeqIndex& index = seqs_[e->target];
@@ -267,6 +304,10 @@ absl::Status StateStore::WriteOne(
                              .Bind(2, policy::JsonText(TargetSettingsToJson(t)))
                              .Run());
   if (!w.rules) return absl::OkStatus();
+  if (w.rules->appended_after) {
+    // Never written whole: `t.rules` holds only the new rules.
+    return WriteAppended(t, *w.rules, seqs_[t.name], edits);
+  }
   if (!w.rules->all) {
     // In place: Write puts the edits back when the transaction fails.
     std::vector<SeqEdit> mine;

@@ -82,6 +82,11 @@ class StateStore {
   absl::StatusOr<bool> WriteRuleDelta(const TargetState& t,
                                       const RulesDelta& delta, SeqIndex& index,
                                       std::vector<SeqEdit>& edits);
+  // The rows of rules appended after the stored rule `delta.appended_after`
+  // (`t.rules` holds just them), each kSeqGap after the one before: no pass
+  // over the stored rules. DataLoss when that rule has no row.
+  absl::Status WriteAppended(const TargetState& t, const RulesDelta& delta,
+                             SeqIndex& index, std::vector<SeqEdit>& edits);
   // Puts back the index entries `edits` changed, newest first.
   void UndoSeqEdits(std::vector<SeqEdit>& edits);
   absl::Status WriteOne(const TargetWrite& w,

@@ -64,7 +64,13 @@ void ApplyStateWrite(const StateWrite& write, DaemonState* state) {
       for (const policy::Rule& r : old->second.rules) stored[r.id] = &r;
     }
     TargetState next = *w.target;
-    if (!w.rules || !w.rules->all) {
+    if (w.rules && w.rules->appended_after) {
+      // The stored rules, then the write's.
+      next.rules.clear();
+      if (old != state->targets.end()) next.rules = old->second.rules;
+      next.rules.insert(next.rules.end(), w.target->rules.begin(),
+                        w.target->rules.end());
+    } else if (!w.rules || !w.rules->all) {
       absl::flat_hash_set<uint32_t> put;
       if (w.rules) put.insert(w.rules->put.begin(), w.rules->put.end());
       next.rules.clear();

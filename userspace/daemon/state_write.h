@@ -25,6 +25,12 @@ struct RulesDelta {
   // the target's `rules`), and ids of rules gone.
   std::vector<uint32_t> put;
   std::vector<uint32_t> removed;
+  // Set when the change only added rules at the end (an `allow`): the
+  // target's `rules` in the write then hold just those (`put` names them),
+  // after the stored rule of this id (0: the target had none). The change
+  // copies none of the rules it keeps, and the store finds the new rows'
+  // place without a pass over them.
+  std::optional<uint32_t> appended_after;
 };
 
 struct TargetWrite {
