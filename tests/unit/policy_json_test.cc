@@ -89,6 +89,38 @@ TEST(RuleJsonTest, RoundTrips) {
   EXPECT_EQ(*all, (std::vector<Rule>{a, b, c, d}));
 }
 
+// The state database's text of a rule, written without the tree, is the
+// tree's text byte for byte, whatever the rule holds: every member, names,
+// unix addresses, a temporary rule's end, and strings that need escapes or
+// hold bytes that are not UTF-8.
+TEST(RuleJsonTest, TextWithoutTheTreeIsTheTreesText) {
+  Rule plain = DnsRule();
+  Rule odd;
+  odd.id = 4294967295u;
+  odd.action = Action::kDeny;
+  odd.spec = "any";
+  odd.ports = {
+      {Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
+  odd.destinations = {C("2001:db8::/32"), C("::1"), C("0.0.0.0/0")};
+  odd.host = "api.example.org";
+  odd.comment = "vendor \"api\" \\ ü \t\n\x01 \xff\xfe end";
+  odd.expires = 1795000000;
+  Rule named;
+  named.id = 12;
+  named.spec = "https";
+  named.ports = {{Proto::kTcp, 443, 443}};
+  named.names = {"api.example.com", "*.example.org"};
+  Rule unix_rule;
+  unix_rule.id = 13;
+  unix_rule.spec = "unix";
+  unix_rule.ports = {{Proto::kUnix}};
+  unix_rule.unix_paths = {"/run/php/php-fpm.sock", "@name\x80"};
+  Rule empty;
+  for (const Rule& r : {plain, odd, named, unix_rule, empty}) {
+    EXPECT_EQ(RuleJsonText(r), JsonText(RuleToJson(r))) << r.spec;
+  }
+}
+
 TEST(RuleJsonTest, MissingAndUnknownFields) {
   for (const char* field :
        {"id", "action", "spec", "ports", "destinations", "host", "comment"}) {

@@ -120,6 +120,13 @@ TEST(SameRuleAsTest, AgreesWithSameRule) {
       Allow({Udp(25)}, {C("10.0.0.5")}),
       Allow({Tcp(25), kIcmp}, {C("10.0.0.5")}),
       Allow({Tcp(25)}, {C("10.0.0.6")}),
+      // One port word whose ports mean nothing (icmp, raw) whatever lo/hi
+      // hold, and two that merge into one.
+      Allow({kIcmp}, {C("10.0.0.5")}),
+      Allow({PortProto{Proto::kIcmp, 7, 9}}, {C("10.0.0.5")}),
+      Allow({PortProto{Proto::kRaw, 1, 2}}),
+      Allow({PortProto{Proto::kRaw}}),
+      Allow({Tcp(25, 25), Tcp(25)}, {C("10.0.0.6")}),
       named,
   };
   int same = 0;

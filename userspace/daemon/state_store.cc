@@ -18,9 +18,7 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-std::string RuleText(const policy::Rule& r) {
-  return policy::JsonText(policy::RuleToJson(r));
-}
+std::string RuleText(const policy::Rule& r) { return policy::RuleJsonText(r); }
 
 }  // namespace
 

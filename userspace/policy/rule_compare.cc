@@ -62,17 +62,23 @@ std::vector<std::string> SortedPaths(const Rule& rule) {
 
 }  // namespace
 
+namespace {
+
+// icmp and raw have no ports; whatever lo/hi hold means nothing.
+PortProto CanonicalPort(PortProto pp) {
+  if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw ||
+      pp.proto == Proto::kUnix) {
+    pp = {pp.proto};
+  }
+  return pp;
+}
+
+}  // namespace
+
 std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
   std::vector<PortProto> sorted;
   sorted.reserve(ports.size());
-  for (PortProto pp : ports) {
-    // icmp and raw have no ports; whatever lo/hi hold means nothing.
-    if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw ||
-        pp.proto == Proto::kUnix) {
-      pp = {pp.proto};
-    }
-    sorted.push_back(pp);
-  }
+  for (const PortProto& pp : ports) sorted.push_back(CanonicalPort(pp));
   std::sort(
       sorted.begin(), sorted.end(), [](const PortProto& a, const PortProto& b) {
         return std::tie(a.proto, a.lo, a.hi) < std::tie(b.proto, b.lo, b.hi);
@@ -115,7 +121,15 @@ SameRuleAs::SameRuleAs(const Rule& rule)
 
 bool SameRuleAs::operator()(const Rule& other) const {
   if (other.action != action_) return false;
-  if (CanonicalPorts(other.ports) != ports_) return false;
+  if (other.ports.size() == 1) {
+    // One port word, as most rules have: its canonical form is itself,
+    // made without a vector (a search of 100,000 rules made 100,000).
+    if (ports_.size() != 1 || CanonicalPort(other.ports[0]) != ports_[0]) {
+      return false;
+    }
+  } else if (CanonicalPorts(other.ports) != ports_) {
+    return false;
+  }
   return RuleIdentity(other) == identity_;
 }
 

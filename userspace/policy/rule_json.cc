@@ -167,6 +167,73 @@ nlohmann::json RuleToJson(const Rule& rule) {
   return out;
 }
 
+namespace {
+
+// A JSON string as JsonText writes it. Text of printable ASCII without a
+// quote or backslash (spec words, addresses, most comments) is its own
+// content; anything else is left to the library (escapes, U+FFFD).
+void AppendJsonString(std::string* out, absl::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    absl::StrAppend(out, "\"", s, "\"");
+  } else {
+    absl::StrAppend(out, JsonText(json(std::string(s))));
+  }
+}
+
+template <typename List, typename Fn>
+void AppendArray(std::string* out, const List& items, Fn append_one) {
+  out->push_back('[');
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out->push_back(',');
+    first = false;
+    append_one(item);
+  }
+  out->push_back(']');
+}
+
+}  // namespace
+
+std::string RuleJsonText(const Rule& rule) {
+  // Members in the order of the tree's (sorted by name), no spaces.
+  std::string out = "{\"action\":";
+  AppendJsonString(&out, ActionName(rule.action));
+  out += ",\"comment\":";
+  AppendJsonString(&out, rule.comment);
+  out += ",\"destinations\":";
+  AppendArray(&out, rule.destinations,
+              [&](const Cidr& c) { AppendJsonString(&out, c.ToString()); });
+  if (rule.expires != 0) absl::StrAppend(&out, ",\"expires\":", rule.expires);
+  out += ",\"host\":";
+  AppendJsonString(&out, rule.host);
+  absl::StrAppend(&out, ",\"id\":", rule.id);
+  auto strings = [&](const std::vector<std::string>& list) {
+    AppendArray(&out, list,
+                [&](const std::string& v) { AppendJsonString(&out, v); });
+  };
+  if (!rule.names.empty()) {
+    out += ",\"names\":";
+    strings(rule.names);
+  }
+  out += ",\"ports\":";
+  AppendArray(&out, rule.ports, [&](const PortProto& pp) {
+    absl::StrAppend(&out, "{\"hi\":", pp.hi, ",\"lo\":", pp.lo, ",\"proto\":");
+    AppendJsonString(&out, ProtoName(pp.proto));
+    out.push_back('}');
+  });
+  out += ",\"spec\":";
+  AppendJsonString(&out, rule.spec);
+  if (!rule.unix_paths.empty()) {
+    out += ",\"unix\":";
+    strings(rule.unix_paths);
+  }
+  out.push_back('}');
+  return out;
+}
+
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
   constexpr absl::string_view kWhat = "rule";
   EGRESS_RETURN_IF_ERROR(CheckFields(

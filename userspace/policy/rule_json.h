@@ -28,6 +28,11 @@ namespace egress::policy {
 // Never fails; every member is always written.
 nlohmann::json RuleToJson(const Rule& rule);
 
+// JsonText(RuleToJson(rule)), the same bytes, written without building the
+// tree: what the state database stores per rule (100,000 rows in a policy
+// apply).
+std::string RuleJsonText(const Rule& rule);
+
 // Strict inverse of RuleToJson: RuleFromJson(RuleToJson(r)) == r for any rule
 // whose destinations keep the Cidr invariant. InvalidArgument naming the
 // member for: not an object, a missing member ("rule: missing field 'spec'"),
