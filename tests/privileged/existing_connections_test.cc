@@ -152,6 +152,44 @@ TEST_F(ExistingConnectionsTest, RuleChangesReportAndCutOnlyWhenAsked) {
   EXPECT_EQ(PeerSees(server.accepted.get(), absl::Seconds(1)), "reset");
 }
 
+// An allow or deny in a port class the target has is appended to its rules
+// without copying them (engine_rules.cc); the look after it still judges
+// by every rule: an allow reports what stays refused and cuts nothing, a
+// deny with --cut cuts what it refuses and nothing else.
+TEST_F(ExistingConnectionsTest, AppendedRulesAreJudgedWithEveryRule) {
+  ASSERT_OK_AND_ASSIGN(LoopbackServer kept, ListenTcp("127.0.0.1"));
+  ASSERT_OK_AND_ASSIGN(LoopbackServer other, ListenTcp("127.0.0.1"));
+  ASSERT_OK_AND_ASSIGN(
+      auto held, HeldConnections::Start(cg_->path(), {&kept, &other}, {}));
+  json applied = CtlJson({"apply", "-f", WritePolicy(kept.port)});
+  ASSERT_EQ(applied["existing"].size(), 1u) << applied.dump(2);
+
+  // Same port class as rule 1: appended. `other` is still refused.
+  const std::string kept_port = absl::StrCat(kept.port, "/tcp");
+  const std::string other_port = absl::StrCat(other.port, "/tcp");
+  json allowed = CtlJson({"allow", kept_port, "127.0.0.2"});
+  ASSERT_EQ(allowed["existing"].size(), 1u) << allowed.dump(2);
+  EXPECT_EQ(allowed["existing"][0]["destination_port"], other.port);
+  EXPECT_EQ(allowed["existing"][0]["action"], "kept");
+  EXPECT_EQ(EchoThrough(other.accepted.get(), "up", absl::Seconds(1)), "up");
+
+  // A new port class (compiled whole): now both are allowed.
+  json both = CtlJson({"allow", other_port, "127.0.0.1"});
+  EXPECT_FALSE(both.contains("existing")) << both.dump(2);
+
+  // A deny in that class, appended, with --cut: `other` alone is cut.
+  json denied = CtlJson({"deny", other_port, "127.0.0.1", "--cut"});
+  ASSERT_EQ(denied["existing"].size(), 1u) << denied.dump(2);
+  EXPECT_EQ(denied["existing"][0]["destination_port"], other.port);
+  EXPECT_EQ(denied["existing"][0]["action"], "cut");
+  EXPECT_EQ(PeerSees(other.accepted.get(), absl::Seconds(1)), "reset");
+  EXPECT_EQ(EchoThrough(kept.accepted.get(), "still here", absl::Seconds(1)),
+            "still here");
+  json listed = CtlJson({"list", "--target", "web"});
+  EXPECT_NE(listed.dump().find("127.0.0.2"), std::string::npos)
+      << listed.dump(2);
+}
+
 TEST_F(ExistingConnectionsTest, AuditTargetsKeepTheirConnections) {
   ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("127.0.0.1"));
   ASSERT_OK_AND_ASSIGN(auto held,
