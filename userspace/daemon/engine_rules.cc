@@ -21,8 +21,8 @@ struct Engine::Change {
   uint32_t new_ruleset = 0;
   std::optional<policy::Mode> mode;
   // What the state says of the target once this is done (its rules are the
-  // new ones: the change holds them only here), and which of its rules that
-  // takes writing.
+  // new ones: the change holds them only here; with `appended`, only the
+  // rule added to the target's), and which of its rules that takes writing.
   TargetState next_target;
   uint32_t next_ruleset = 0;
   RulesDelta delta;

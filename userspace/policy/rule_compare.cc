@@ -60,10 +60,6 @@ std::vector<std::string> SortedPaths(const Rule& rule) {
   return paths;
 }
 
-}  // namespace
-
-namespace {
-
 // icmp and raw have no ports; whatever lo/hi hold means nothing.
 PortProto CanonicalPort(PortProto pp) {
   if (pp.proto == Proto::kIcmp || pp.proto == Proto::kRaw ||
