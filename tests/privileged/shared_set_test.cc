@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -243,6 +244,43 @@ TEST_F(SharedSetTest, LiteralAndPatternTargetAtOneCgroupBothEnforce) {
   EXPECT_EQ(AttachedPrograms(ctr->path(), BPF_CGROUP_INET4_CONNECT), 2);
   EXPECT_TRUE(Allowed(Connect(40001, ctr)));
   EXPECT_EQ(Connect(40003, ctr), EPERM);  // the literal's deny
+}
+
+TEST_F(SharedSetTest, RestartWithMapPinsGoneKeepsTheLiveStorage) {
+  TestCgroup* b = OtherCgroup("privm");
+  ASSERT_NE(b, nullptr);
+  ApplyTarget("a", *cg_, {40001});
+  ApplyTarget("b", *b, {40002});
+  StopDaemon(SIGKILL);
+  // The map pins go (attach_target with them); programs and links stay.
+  ASSERT_TRUE(RemoveTree(VersionDir() + "/maps").ok());
+  StartDaemon();
+  // The shared set was loaded again against the new maps but reads the
+  // storage its links were made with, which still holds each target's id.
+  UniqueFd pinned(bpf_obj_get((VersionDir() + "/maps/attach_target").c_str()));
+  ASSERT_TRUE(pinned.valid());
+  bpf_map_info map{};
+  uint32_t len = sizeof(map);
+  ASSERT_EQ(bpf_obj_get_info_by_fd(pinned.get(), &map, &len), 0);
+  UniqueFd prog(bpf_obj_get((VersionDir() + "/shared/prog_connect4").c_str()));
+  ASSERT_TRUE(prog.valid());
+  uint32_t map_ids[64] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = 64;
+  info.map_ids = reinterpret_cast<uint64_t>(map_ids);
+  len = sizeof(info);
+  ASSERT_EQ(bpf_obj_get_info_by_fd(prog.get(), &info, &len), 0);
+  EXPECT_NE(std::find(map_ids, map_ids + info.nr_map_ids, map.id),
+            map_ids + info.nr_map_ids);
+  uint64_t key = cg_->id();
+  uint32_t stored = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(pinned.get(), &key, &stored), 0);
+  EXPECT_NE(stored, 0u);
+  EXPECT_TRUE(Allowed(Connect(40001, cg_.get())));
+  EXPECT_EQ(Connect(40002, cg_.get()), EPERM);
+  EXPECT_EQ(Connect(40001, b), EPERM);
+  EXPECT_TRUE(Allowed(Connect(40002, b)));
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
 }
 
 // Two single-cgroup targets at one cgroup (a workload and a literal path can
