@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "bench/bench_ops.h"
 #include "bench/bench_util.h"
+#include "bench/bpf_memory.h"
 #include "bench/egressd_process.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/command.h"
@@ -46,12 +47,18 @@ struct Options {
   int targets = 200;
   int rules = 1000;
   int big_rules = 100000;
+  // egressd --shared_program_set: one program set for every target.
+  bool shared_program_set = false;
 };
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
+    if (a == "--shared_program_set") {
+      o.shared_program_set = true;
+      continue;
+    }
     int* into = nullptr;
     if (absl::ConsumePrefix(&a, "--targets=")) into = &o.targets;
     if (absl::ConsumePrefix(&a, "--rules=")) into = &o.rules;
@@ -59,7 +66,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
     if (into == nullptr || !absl::SimpleAtoi(a, into) || *into < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown or bad argument '", argv[i],
-          "' (flags: --targets=N --rules=N --big_rules=N; 0 skips a part)"));
+          "' (flags: --targets=N --rules=N --big_rules=N, 0 skips a part; "
+          "--shared_program_set)"));
     }
   }
   return o;
@@ -170,6 +178,13 @@ absl::Status FleetPart(EgressdProcess& d, const Options& o,
   Memory m = d.memory();
   Row("egressd RSS after the apply", m.rss, "MiB", 200);
   printf("  %-52s %10.1f MiB\n", "egressd peak RSS (VmHWM)", m.peak);
+  if (absl::StatusOr<BpfMemory> k = BpfMemoryBelow(d.bpffs()); k.ok()) {
+    printf("  %-52s %10d\n", "BPF programs pinned or linked", k->progs);
+    printf("  %-52s %10.1f MiB\n", "kernel memlock: programs",
+           k->prog_bytes / 1048576.0);
+    printf("  %-52s %10.1f MiB\n", "kernel memlock: maps",
+           k->map_bytes / 1048576.0);
+  }
 
   d.Kill();
   const absl::Time start = absl::Now();
@@ -257,11 +272,14 @@ absl::Status Run(const Options& o) {
   absl::Cleanup rm_dir = [&] { (void)RemoveTree(dir); };
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TestCgroup> parent,
                           testing::TestCgroup::Create("scale"));
-  EgressdProcess d(dir, absl::StrCat("/sys/fs/bpf/egress-scale-", getpid()));
+  std::vector<std::string> extra;
+  if (o.shared_program_set) extra.push_back("--shared_program_set");
+  EgressdProcess d(dir, absl::StrCat("/sys/fs/bpf/egress-scale-", getpid()),
+                   extra);
   EGRESS_RETURN_IF_ERROR(d.Start());
   printf(
-      "egress_scale_bench: egressd %s, load average at start %s",
-      EGRESS_EGRESSD_PATH,
+      "egress_scale_bench: egressd %s%s, load average at start %s",
+      EGRESS_EGRESSD_PATH, o.shared_program_set ? " --shared_program_set" : "",
       testing::RunCommandOk({"cat", "/proc/loadavg"}).value_or("?\n").c_str());
   printf("  %-52s %10.1f MiB\n", "egressd RSS idle", d.memory().rss);
   // What one `egressctl status` costs with nothing else going on: the

@@ -658,7 +658,7 @@ static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
 	flow__bytes(ctx, old_state, &sent, &received);
 	/* Counted whatever the logging level, under the target the flow
 	 * started in. */
-	id = egress_target_id;
+	id = target__own_id();
 	c = target__counters(id);
 	if (c) {
 		__sync_fetch_and_add(&c->flows_closed, 1);

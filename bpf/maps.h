@@ -39,6 +39,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } user_targets SEC(".maps");
 
+/* Target id of each cgroup the shared set (EGRESS_TARGET_BY_STORAGE,
+ * lib/config.h) is attached to. A cgroup storage keyed by cgroup id alone:
+ * one value per cgroup for every hook attached there, allocated by the
+ * kernel at the first attach (zero: deny) and kept as long as the cgroup.
+ * Written by egressd after the set's first link at a cgroup exists, read by
+ * the shared set only (every program references it; others never read it).
+ * Pinned so that a reload reuses the map the live programs read: a program
+ * swapped into a link keeps the storage of the map its link started with. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} attach_target SEC(".maps");
+
 /* ---- Target selection of the watch instance (lib/config.h) ---- */
 
 /* {watched parent's cgroup id, child name} -> target id: the child cgroups

@@ -27,8 +27,10 @@
 #include "maps.h"
 
 /* Set by egressd between open and load: the target this instance enforces,
- * or EGRESS_TARGET_BY_UID for the one instance that serves every user
- * target from the cgroup2 root (it finds its target by uid). */
+ * EGRESS_TARGET_BY_UID for the one instance that serves every user target
+ * from the cgroup2 root (it finds its target by uid), or
+ * EGRESS_TARGET_BY_STORAGE for the one set shared by the literal-cgroup
+ * targets (it finds its target in attach_target). */
 const volatile __u32 egress_target_id = 0;
 /* For a watch instance (EGRESS_TARGET_BY_CGROUP): the level of the parent
  * cgroup it is attached to (the cgroup2 root is 0). */
@@ -124,14 +126,39 @@ static __always_inline struct egress_target_config *target__of_cgroup(__u32 *id)
 	return target__of_class(id);
 }
 
+/* What a call of the shared set decides by while egressd has not written
+ * its attachment's target id (0): enforce with no rules, so everything
+ * deciding denies. Read only; never a target's config. */
+static const struct egress_target_config target__unwritten = {
+    .ruleset = 0,
+    .mode = EGRESS_MODE_ENFORCE,
+};
+
+/* The target id of the attachment this call runs for: the one a cgroup
+ * target's instance was loaded with, or, for the shared set
+ * (EGRESS_TARGET_BY_STORAGE), the id egressd wrote into the cgroup storage
+ * of the cgroup the set is attached to (0 until written). */
+static __always_inline __u32 target__own_id(void)
+{
+	__u32 *stored;
+
+	if (egress_target_id != EGRESS_TARGET_BY_STORAGE)
+		return egress_target_id;
+	stored = bpf_get_local_storage(&attach_target, 0);
+	return *stored;
+}
+
 /*
  * The target this call serves: its config (mode, flags, active ruleset),
  * with its id in *id. A cgroup target's instance knows its id (the verifier
- * sees the constant and drops the uid branch); the root instance looks the
- * calling task's real uid up, as the initial user namespace sees it (a
- * user namespace does not change it; a setuid binary keeps the caller's
- * real uid). NULL: nothing to enforce (a uid of no user target, or an id
- * out of range, which egressd never hands out).
+ * sees the constant and drops the uid branch); the shared set reads it from
+ * its attachment's cgroup storage, and an id not written yet (0) gets
+ * target__unwritten, which denies: a storage made again must never open
+ * anything. The root instance looks the calling task's real uid up, as the
+ * initial user namespace sees it (a user namespace does not change it; a
+ * setuid binary keeps the caller's real uid). NULL: nothing to enforce (a
+ * uid of no user target, or an id out of range, which egressd never hands
+ * out).
  */
 static __always_inline struct egress_target_config *target__find(__u32 *id)
 {
@@ -139,7 +166,9 @@ static __always_inline struct egress_target_config *target__find(__u32 *id)
 		return target__of_uid((__u32)bpf_get_current_uid_gid(), id);
 	if (egress_target_id == EGRESS_TARGET_BY_CGROUP)
 		return target__of_cgroup(id);
-	*id = egress_target_id;
+	*id = target__own_id();
+	if (*id == 0)
+		return (struct egress_target_config *)&target__unwritten;
 	return bpf_map_lookup_elem(&targets, id);
 }
 

@@ -188,7 +188,7 @@ static __always_inline struct egress_dns_learn *dns__scratch(__u32 slot)
 
 static __always_inline struct egress_dns_counters *dns__counters(void)
 {
-	__u32 id = egress_target_id;
+	__u32 id = target__own_id();
 
 	return bpf_map_lookup_elem(&dns_counters, &id);
 }
@@ -200,7 +200,7 @@ static __always_inline void dns__query_key(struct egress_dns_query_key *k,
 					   __u64 cookie, __u16 id)
 {
 	k->sock_cookie = cookie;
-	k->target_id = egress_target_id;
+	k->target_id = target__own_id();
 	k->id = id;
 	k->local_port = f->local_port;
 	k->server_port = f->server_port;
@@ -381,7 +381,7 @@ static long dns__bind_step(__u32 i, void *ctx)
 	if (at >= EGRESS_DNS_MAX_ANSWERS)
 		return 1;
 	a = &ls->parse.out.addrs[at];
-	k.target_id = egress_target_id;
+	k.target_id = target__own_id();
 	k.family = ls->family;
 	__builtin_memcpy(k.addr, a->addr, 16);
 	ttl_ns = (__u64)a->ttl * 1000000000ULL;

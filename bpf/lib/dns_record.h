@@ -39,14 +39,14 @@ dns__emit_answer(const __u32 *server, __be16 server_port, __u8 server_family,
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		c = target__counters(egress_target_id);
+		c = target__counters(target__own_id());
 		if (c)
 			__sync_fetch_and_add(&c->events_lost, 1);
 		return;
 	}
 	__builtin_memset(e, 0, DNS__RECORD_HEAD);
 	e->ts_ns = bpf_ktime_get_ns();
-	e->target_id = egress_target_id;
+	e->target_id = target__own_id();
 	e->qtype = out->qtype;
 	e->naddrs = out->naddrs;
 	e->proto = proto;

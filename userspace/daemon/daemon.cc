@@ -82,8 +82,9 @@ absl::Status OpenKernel(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(
       p.state_lock, LockDirectory(p.options.state_dir, "state directory", me));
   EGRESS_ASSIGN_OR_RETURN(
-      p.kernel, BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount,
-                                p.cgroup_root, me));
+      p.kernel,
+      BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount, p.cgroup_root,
+                      me, p.options.shared_program_set));
   if (std::string warning = UnixHooksWarning(); !warning.empty()) {
     Log(warning);
   }

@@ -23,6 +23,10 @@ DEFINE_string(socket, "/run/egress/egressd.sock", "control socket path");
 DEFINE_string(bpffs, "/sys/fs/bpf/egress", "bpffs directory for pins");
 DEFINE_string(bpffs_mount, "/sys/fs/bpf",
               "where bpffs is mounted (mounted there if missing)");
+DEFINE_bool(shared_program_set, false,
+            "load one BPF program set for every single-cgroup target (each "
+            "reads its target id from cgroup storage) instead of one per "
+            "target: much faster to add many targets");
 DEFINE_string(state_dir, "/var/lib/egress", "directory of the state file");
 DEFINE_string(cgroup_root, "",
               "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
@@ -96,7 +100,7 @@ struct FlagGroup {
 const std::vector<FlagGroup>& FlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
       {"Control and state", {"socket", "state_dir"}},
-      {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root"}},
+      {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root", "shared_program_set"}},
       {"Containers",
        {"docker_socket", "podman_socket", "containerd_socket",
         "containerd_namespace", "container_parent", "unclassified_containers"}},
@@ -184,6 +188,7 @@ int main(int argc, char** argv) {
   opts.socket_path = FLAGS_socket;
   opts.bpffs_dir = FLAGS_bpffs;
   opts.bpffs_mount = FLAGS_bpffs_mount;
+  opts.shared_program_set = FLAGS_shared_program_set;
   opts.state_dir = FLAGS_state_dir;
   opts.cgroup_root = FLAGS_cgroup_root;
   opts.metrics_addr = FLAGS_metrics_addr;

@@ -1,9 +1,11 @@
 #include "userspace/daemon/kernel_port_bpf.h"
 
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/kernel/bpffs.h"
@@ -23,12 +26,53 @@ namespace {
 
 constexpr char kLinkDirPrefix[] = "cgroup-";
 
+// The kernel's id of the program pinned at `pin`; 0 when there is none.
+uint32_t ProgIdOfPin(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  if (!fd) return 0;
+  bpf_prog_info prog{};
+  uint32_t len = sizeof(prog);
+  if (bpf_obj_get_info_by_fd(fd.get(), &prog, &len) != 0) return 0;
+  return prog.id;
+}
+
+// The id of the program the link pinned at `pin` runs; 0 when there is none.
+uint32_t ProgIdOfLinkPin(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  if (!fd) return 0;
+  bpf_link_info link{};
+  uint32_t len = sizeof(link);
+  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return 0;
+  return link.prog_id;
+}
+
+uint64_t CgroupOfLinkPin(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  if (!fd) return 0;
+  bpf_link_info link{};
+  uint32_t len = sizeof(link);
+  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return 0;
+  return link.cgroup.cgroup_id;
+}
+
+// The hook of AllHooks() the shared set attaches first at a cgroup: one that
+// never denies (recvmsg4 only records peers), so the storage value exists,
+// and holds the target id, before any deciding hook runs.
+size_t SharedFirstHook() {
+  const std::vector<HookSpec>& hooks = AllHooks();
+  for (size_t i = 0; i < hooks.size(); ++i) {
+    if (hooks[i].attach_type == BPF_CGROUP_UDP4_RECVMSG) return i;
+  }
+  return 0;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
     const std::string& bpffs_dir, const std::string& bpffs_mount,
-    const std::string& cgroup_root, const LockHolder& holder) {
+    const std::string& cgroup_root, const LockHolder& holder, bool shared_set) {
   auto k = std::unique_ptr<BpfKernel>(new BpfKernel());
+  k->shared_set_ = shared_set;
   k->bpffs_dir_ = bpffs_dir;
   k->bpffs_mount_ = bpffs_mount;
   k->version_dir_ = absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
@@ -40,7 +84,102 @@ absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
   std::string maps_dir = k->version_dir_ + "/maps";
   EGRESS_RETURN_IF_ERROR(MakeDirs(maps_dir, 0700));
   EGRESS_ASSIGN_OR_RETURN(k->maps_, SharedMaps::OpenOrCreate(maps_dir));
+  k->NoteSharedPrograms();
+  EGRESS_RETURN_IF_ERROR(k->AdoptLiveStorage());
   return k;
+}
+
+std::string BpfKernel::SharedDir() const { return version_dir_ + "/shared"; }
+
+void BpfKernel::NoteSharedPrograms() {
+  std::set<uint32_t> ids;
+  for (const HookSpec& h : AllHooks()) {
+    if (uint32_t id = ProgIdOfPin(ProgPin(SharedDir(), h)); id != 0) {
+      ids.insert(id);
+    }
+  }
+  std::lock_guard<std::mutex> lock(shared_mu_);
+  shared_prog_ids_ = std::move(ids);
+}
+
+absl::Status BpfKernel::AdoptLiveStorage() {
+  // The pinned shared programs read the attach_target they were loaded
+  // with; when the map pins were made again, that one is the storage the
+  // live links use, and every reload must reuse it.
+  for (const HookSpec& h : AllHooks()) {
+    UniqueFd prog(bpf_obj_get(ProgPin(SharedDir(), h).c_str()));
+    if (!prog) continue;
+    EGRESS_ASSIGN_OR_RETURN(MapIds used, ProgramMaps(prog.get()));
+    EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
+    auto live = used.find("attach_target");
+    if (live == used.end() || live->second == pinned["attach_target"]) {
+      return absl::OkStatus();
+    }
+    UniqueFd fd(bpf_map_get_fd_by_id(live->second));
+    if (!fd) {
+      return ErrnoStatus(errno, "open the storage map the shared set reads",
+                         absl::StrCat("map id ", live->second));
+    }
+    return maps_->AdoptAttachTarget(std::move(fd));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BpfKernel::LoadShared() {
+  std::lock_guard<std::mutex> lock(shared_mu_);
+  if (ProgramsPinned(SharedDir(), AllHooks())) {
+    if (!shared_prog_ids_.empty()) return absl::OkStatus();
+  } else {
+    EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(
+        EGRESS_TARGET_BY_STORAGE, maps_->dir(), SharedDir(), &AllHooks()));
+  }
+  shared_prog_ids_.clear();
+  for (const HookSpec& h : AllHooks()) {
+    if (uint32_t id = ProgIdOfPin(ProgPin(SharedDir(), h)); id != 0) {
+      shared_prog_ids_.insert(id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool BpfKernel::OnSharedSet(uint32_t id) {
+  if (id == EGRESS_TARGET_BY_UID) return false;
+  const std::vector<HookSpec>& hooks = AllHooks();
+  const std::string dir = TargetDir(id);
+  if (access(ProgPin(dir, hooks[0]).c_str(), F_OK) == 0) return false;
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = held_.find({id, kOwnCgroup});
+    if (it != held_.end()) {
+      for (const UniqueFd& fd : it->second) {
+        if (!fd) continue;
+        bpf_link_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+        std::lock_guard<std::mutex> shared(shared_mu_);
+        return shared_prog_ids_.count(info.prog_id) > 0;
+      }
+    }
+  }
+  for (const HookSpec& h : hooks) {
+    uint32_t prog = ProgIdOfLinkPin(LinkPin(dir, h));
+    if (prog == 0) continue;
+    std::lock_guard<std::mutex> shared(shared_mu_);
+    return shared_prog_ids_.count(prog) > 0;
+  }
+  return shared_set_;
+}
+
+bool BpfKernel::SharedTakenAt(uint64_t cgroup_id, uint32_t id) {
+  const HookSpec& first = AllHooks()[SharedFirstHook()];
+  for (uint32_t other : PinnedTargets()) {
+    if (other == id) continue;
+    const std::string pin = LinkPin(TargetDir(other), first);
+    if (CgroupOfLinkPin(pin) != cgroup_id) continue;
+    std::lock_guard<std::mutex> shared(shared_mu_);
+    if (shared_prog_ids_.count(ProgIdOfLinkPin(pin)) > 0) return true;
+  }
+  return false;
 }
 
 std::string BpfKernel::TargetDir(uint32_t id) const {
@@ -129,7 +268,11 @@ absl::StatusOr<std::map<uint32_t, uint32_t>> BpfKernel::UserTargets() {
 }
 
 bool BpfKernel::ProgramsLoaded(uint32_t id) {
-  return ProgramsPinned(TargetDir(id), HooksOf(id));
+  if (ProgramsPinned(TargetDir(id), HooksOf(id))) return true;
+  // A target of the shared set has a directory of link pins only.
+  struct stat st;
+  return OnSharedSet(id) && stat(TargetDir(id).c_str(), &st) == 0 &&
+         ProgramsPinned(SharedDir(), AllHooks());
 }
 
 absl::Status BpfKernel::LoadPrograms(uint32_t id) {
@@ -142,11 +285,40 @@ absl::Status BpfKernel::LoadPrograms(uint32_t id) {
   // Leftovers of a removed target go; the link pins of a target whose
   // program pins were removed stay (its links run the programs meanwhile).
   if (!holds_links) RemoveTree(TargetDir(id)).IgnoreError();
+  if (shared_set_ && id != EGRESS_TARGET_BY_UID &&
+      (!holds_links || OnSharedSet(id))) {
+    // The programs are the shared set's; Attach decides, knowing the
+    // cgroup, whether the target can use it or needs a set of its own.
+    EGRESS_RETURN_IF_ERROR(LoadShared());
+    return MakeDirs(TargetDir(id), 0700);
+  }
   return LoadAndPinPrograms(id, maps_->dir(), TargetDir(id));
 }
 
 absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
   EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
+  if (OnSharedSet(id)) {
+    // One reload for every target of the set: all their links move to the
+    // new programs (attach_target is the live one: AdoptLiveStorage).
+    std::lock_guard<std::mutex> lock(shared_mu_);
+    EGRESS_ASSIGN_OR_RETURN(bool current,
+                            ProgramsUseMaps(SharedDir(), pinned, AllHooks()));
+    if (current) return false;
+    EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(
+        EGRESS_TARGET_BY_STORAGE, maps_->dir(), SharedDir(), &AllHooks()));
+    std::vector<std::string> link_dirs;
+    for (uint32_t other : PinnedTargets()) {
+      if (access(ProgPin(TargetDir(other), AllHooks()[0]).c_str(), F_OK) != 0) {
+        link_dirs.push_back(TargetDir(other));
+      }
+    }
+    EGRESS_RETURN_IF_ERROR(UpdateLinks(SharedDir(), link_dirs, AllHooks()));
+    shared_prog_ids_.clear();
+    for (const HookSpec& h : AllHooks()) {
+      shared_prog_ids_.insert(ProgIdOfPin(ProgPin(SharedDir(), h)));
+    }
+    return true;
+  }
   EGRESS_ASSIGN_OR_RETURN(bool current,
                           ProgramsUseMaps(TargetDir(id), pinned, HooksOf(id)));
   if (current) return false;
@@ -168,10 +340,26 @@ absl::StatusOr<int> BpfKernel::RepairPins() {
   EGRESS_ASSIGN_OR_RETURN(int made, maps_->PinMissing());
   std::lock_guard<std::mutex> lock(held_mu_);
   std::map<uint32_t, std::vector<const HeldLinks*>> by_target;
-  for (const auto& [key, links] : held_) by_target[key.first].push_back(&links);
+  std::vector<const HeldLinks*> shared;
+  {
+    std::lock_guard<std::mutex> lock_shared(shared_mu_);
+    for (const auto& [key, links] : held_) {
+      bool runs_shared = false;
+      for (const UniqueFd& fd : links) {
+        bpf_link_info info{};
+        uint32_t len = sizeof(info);
+        if (fd && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0) {
+          runs_shared = shared_prog_ids_.count(info.prog_id) > 0;
+          break;
+        }
+      }
+      (runs_shared ? shared : by_target[key.first]).push_back(&links);
+    }
+  }
   for (const auto& [id, sets] : by_target) {
     made += KeepProgramsPinned(TargetDir(id), sets, HooksOf(id));
   }
+  if (!shared.empty()) made += KeepProgramsPinned(SharedDir(), shared);
   return made;
 }
 
@@ -241,6 +429,23 @@ std::vector<std::string> BpfKernel::ChildCgroups(const std::string& rel) {
 absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
                                const std::string& rel, uint64_t cgroup_id) {
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
+  if (link_set == kOwnCgroup && OnSharedSet(id)) {
+    if (!SharedTakenAt(cgroup_id, id)) {
+      EGRESS_RETURN_IF_ERROR(LoadShared());
+      std::lock_guard<std::mutex> lock(held_mu_);
+      // The storage value exists once the first link does: the target id
+      // is written before any hook that decides is attached.
+      return AttachPinnedFirst(
+          SharedDir(), TargetDir(id), fd.get(), cgroup_id,
+          &held_[{id, kOwnCgroup}], AllHooks(), SharedFirstHook(),
+          [&] { return maps_->SetAttachTarget(cgroup_id, id); });
+    }
+    // Another target has the shared set here, with the one storage value
+    // of this cgroup: this one gets programs of its own.
+  }
+  if (!ProgramsPinned(TargetDir(id), HooksOf(id))) {
+    EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(id, maps_->dir(), TargetDir(id)));
+  }
   std::lock_guard<std::mutex> lock(held_mu_);
   return AttachPinnedTo(TargetDir(id), LinkDir(id, link_set), fd.get(),
                         cgroup_id, &held_[{id, link_set}], HooksOf(id));

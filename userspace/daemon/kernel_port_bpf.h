@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -22,10 +23,13 @@ class BpfKernel : public KernelPort {
   // `bpffs_dir` is egressd's pin root (without the ABI version), made on
   // the bpffs at `bpffs_mount` (mounted if missing) and locked for `holder`
   // (LockDirectory: FailedPrecondition naming the egressd that holds it);
-  // `cgroup_root` the cgroup2 mount.
+  // `cgroup_root` the cgroup2 mount. `shared_set`: literal-cgroup targets
+  // use the one shared program set (docs/design.md section 1) instead of a
+  // program set each; targets already pinned keep what they run.
   static absl::StatusOr<std::unique_ptr<BpfKernel>> Open(
       const std::string& bpffs_dir, const std::string& bpffs_mount,
-      const std::string& cgroup_root, const LockHolder& holder);
+      const std::string& cgroup_root, const LockHolder& holder,
+      bool shared_set = false);
 
   SharedMaps& maps() { return *maps_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
@@ -92,6 +96,23 @@ class BpfKernel : public KernelPort {
   // Detaches and forgets the held links of one set.
   void DropHeld(uint32_t id, uint64_t link_set);
 
+  // ---- The shared set (EGRESS_TARGET_BY_STORAGE) ----
+  // <version_dir>/shared: its programs; its links stay in each target's
+  // directory.
+  std::string SharedDir() const;
+  // Loads and pins the shared set unless pinned; notes its program ids.
+  absl::Status LoadShared();
+  // Notes the ids of the pinned shared programs (none pinned: none).
+  void NoteSharedPrograms();
+  // True when the target's own links run the shared set (or, with no link
+  // yet, when it has no programs of its own and the shared set is on).
+  bool OnSharedSet(uint32_t id);
+  // True when a target other than `id` has the shared set at `cgroup_id`:
+  // the two would share one storage value.
+  bool SharedTakenAt(uint64_t cgroup_id, uint32_t id);
+  // The pinned attach_target made the one the live shared programs read.
+  absl::Status AdoptLiveStorage();
+
   std::string bpffs_dir_;
   std::string bpffs_mount_;
   std::string version_dir_;  // <bpffs_dir>/v<ABI>
@@ -104,6 +125,10 @@ class BpfKernel : public KernelPort {
   std::map<std::pair<uint32_t, uint64_t>, HeldLinks> held_;
   // The links of each watch set, by parent cgroup id (under held_mu_).
   std::map<uint64_t, HeldLinks> watch_held_;
+  bool shared_set_ = false;
+  std::mutex shared_mu_;
+  // Program ids of the shared set, loaded or adopted (under shared_mu_).
+  std::set<uint32_t> shared_prog_ids_;
 };
 
 }  // namespace egress

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -270,6 +271,41 @@ absl::Status SharedMaps::SetWatchParent(uint64_t parent_cgroup_id,
 
 absl::Status SharedMaps::DeleteWatchParent(uint64_t parent_cgroup_id) {
   return Delete(watch_parents_.get(), &parent_cgroup_id, "watch_parents");
+}
+
+absl::Status SharedMaps::SetAttachTarget(uint64_t cgroup_id,
+                                         uint32_t target_id) {
+  if (bpf_map_update_elem(attach_target_.get(), &cgroup_id, &target_id,
+                          BPF_EXIST) != 0) {
+    return ErrnoStatus(errno, "write the target id of cgroup",
+                       absl::StrCat(cgroup_id, " into attach_target"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> SharedMaps::AttachTarget(uint64_t cgroup_id) const {
+  uint32_t id = 0;
+  if (bpf_map_lookup_elem(attach_target_.get(), &cgroup_id, &id) != 0) {
+    return ErrnoStatus(errno, "read attach_target of cgroup",
+                       absl::StrCat(cgroup_id));
+  }
+  return id;
+}
+
+absl::Status SharedMaps::AdoptAttachTarget(UniqueFd live) {
+  std::string path = absl::StrCat(dir_, "/attach_target");
+  std::string staged = path + "_new";
+  unlink(staged.c_str());
+  if (bpf_obj_pin(live.get(), staged.c_str()) != 0) {
+    return ErrnoStatus(errno, "bpf_obj_pin", staged);
+  }
+  if (rename(staged.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    unlink(staged.c_str());
+    return ErrnoStatus(err, "rename pin", path);
+  }
+  attach_target_ = std::move(live);
+  return absl::OkStatus();
 }
 
 absl::Status SharedMaps::SetCgroupClass(uint64_t cgroup_id, uint32_t value) {

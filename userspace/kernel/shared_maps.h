@@ -92,6 +92,17 @@ class SharedMaps {
   absl::Status DeleteWatchParent(uint64_t parent_cgroup_id);
   // cgroup_classes[cgroup] = target id or EGRESS_CGROUP_*.
   absl::Status SetCgroupClass(uint64_t cgroup_id, uint32_t value);
+
+  // attach_target (maps.h): the target id the shared set reads at the
+  // cgroup `cgroup_id`. The kernel makes the value at the set's first attach
+  // there: NotFound before that (no link of the set on the cgroup yet).
+  absl::Status SetAttachTarget(uint64_t cgroup_id, uint32_t target_id);
+  absl::StatusOr<uint32_t> AttachTarget(uint64_t cgroup_id) const;
+  int attach_target_fd() const { return attach_target_.get(); }
+  // Makes `live` (an attach_target map that loaded programs read) the pinned
+  // one, replacing pin and fd: a reload must reuse the storage of the live
+  // programs, never a map made again. Errno status of the pin.
+  absl::Status AdoptAttachTarget(UniqueFd live);
   absl::Status DeleteCgroupClass(uint64_t cgroup_id);
   // Every cgroup_classes entry.
   absl::StatusOr<std::map<uint64_t, uint32_t>> CgroupClasses() const;
@@ -128,19 +139,19 @@ class SharedMaps {
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
     // Pin names and fds in the same order.
     static constexpr const char* kNames[] = {
-        "targets",       "port_classes",   "rules",        "udp_peers",
-        "rule_hits",     "event_limits",   "counters",     "events",
-        "unix_rules",    "dns_queries",    "dns_names",    "dns_bindings",
-        "dns_counters",  "dns_scratch",    "user_targets", "watch_names",
-        "watch_parents", "cgroup_classes", "watch_scratch"};
+        "targets",       "port_classes",   "rules",         "udp_peers",
+        "rule_hits",     "event_limits",   "counters",      "events",
+        "unix_rules",    "dns_queries",    "dns_names",     "dns_bindings",
+        "dns_counters",  "dns_scratch",    "user_targets",  "watch_names",
+        "watch_parents", "cgroup_classes", "watch_scratch", "attach_target"};
     Fd* fds[] = {
-        &self.targets_,      &self.port_classes_,  &self.rules_,
-        &self.udp_peers_,    &self.rule_hits_,     &self.event_limits_,
-        &self.counters_,     &self.events_,        &self.unix_rules_,
-        &self.dns_queries_,  &self.dns_names_,     &self.dns_bindings_,
-        &self.dns_counters_, &self.dns_scratch_,   &self.user_targets_,
-        &self.watch_names_,  &self.watch_parents_, &self.cgroup_classes_,
-        &self.watch_scratch_};
+        &self.targets_,       &self.port_classes_,  &self.rules_,
+        &self.udp_peers_,     &self.rule_hits_,     &self.event_limits_,
+        &self.counters_,      &self.events_,        &self.unix_rules_,
+        &self.dns_queries_,   &self.dns_names_,     &self.dns_bindings_,
+        &self.dns_counters_,  &self.dns_scratch_,   &self.user_targets_,
+        &self.watch_names_,   &self.watch_parents_, &self.cgroup_classes_,
+        &self.watch_scratch_, &self.attach_target_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -168,7 +179,7 @@ class SharedMaps {
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
       dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
-      watch_parents_, cgroup_classes_, watch_scratch_;
+      watch_parents_, cgroup_classes_, watch_scratch_, attach_target_;
 };
 
 }  // namespace egress

@@ -104,14 +104,20 @@ void Abandon(std::vector<NewLink>& fresh) {
 // Creates a link on `cgroup_fd` for every hook whose pin in `link_dir` is
 // not already live on `cgroup_id` (those are adopted as they are, into
 // `adopted`), appending each to `fresh` as soon as it exists.
+// `order`: the hook indexes in the order to attach them; `after`, when
+// set, runs once the hook order[0] is attached or adopted.
 absl::Status CreateMissingLinks(const std::string& prog_dir,
                                 const std::string& link_dir, int cgroup_fd,
                                 uint64_t cgroup_id,
                                 const std::vector<HookSpec>& hooks,
+                                const std::vector<size_t>& order,
+                                const std::function<absl::Status()>* after,
                                 HeldLinks& adopted,
                                 std::vector<NewLink>& fresh) {
   adopted.resize(hooks.size());
-  for (size_t i = 0; i < hooks.size(); ++i) {
+  for (size_t n = 0; n < order.size(); ++n) {
+    if (n == 1 && after != nullptr) EGRESS_RETURN_IF_ERROR((*after)());
+    const size_t i = order[n];
     const HookSpec& h = hooks[i];
     std::string link_pin = LinkPin(link_dir, h);
     UniqueFd old(bpf_obj_get(link_pin.c_str()));
@@ -131,6 +137,54 @@ absl::Status CreateMissingLinks(const std::string& prog_dir,
                          absl::StrCat(h.name, " of ", prog_dir));
     }
     fresh.push_back({i, link_pin, UniqueFd(link)});
+  }
+  if (order.size() == 1 && after != nullptr) EGRESS_RETURN_IF_ERROR((*after)());
+  return absl::OkStatus();
+}
+
+// 0, 1, ... n-1 with `first` moved to the front.
+std::vector<size_t> OrderFirst(size_t n, size_t first) {
+  std::vector<size_t> order;
+  if (first < n) order.push_back(first);
+  for (size_t i = 0; i < n; ++i) {
+    if (i != first) order.push_back(i);
+  }
+  return order;
+}
+
+absl::Status AttachInOrder(const std::string& prog_dir,
+                           const std::string& link_dir, int cgroup_fd,
+                           uint64_t cgroup_id, HeldLinks* held,
+                           const std::vector<HookSpec>& hooks,
+                           const std::vector<size_t>& order,
+                           const std::function<absl::Status()>* after) {
+  if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
+  HeldLinks links;
+  std::vector<NewLink> fresh;
+  // Armed before the first link exists: any return below but the last one
+  // takes back every link of this call, pinned or not.
+  absl::Cleanup undo = [&fresh] { Abandon(fresh); };
+  EGRESS_RETURN_IF_ERROR(CreateMissingLinks(prog_dir, link_dir, cgroup_fd,
+                                            cgroup_id, hooks, order, after,
+                                            links, fresh));
+  // Stage every pin before committing any: the step that can fail for a
+  // reason of its own (a full or foreign bpffs) fails while no final pin
+  // has been replaced yet.
+  for (NewLink& l : fresh) {
+    EGRESS_RETURN_IF_ERROR(PinStaged(l.fd.get(), l.pin));
+    l.staged = true;
+  }
+  for (NewLink& l : fresh) {
+    EGRESS_RETURN_IF_ERROR(CommitPin(l.pin));
+    l.staged = false;
+    l.committed = true;
+  }
+  std::move(undo).Cancel();
+  if (held != nullptr) {
+    // A link held before and replaced here was not live on this cgroup;
+    // closing it lets the kernel release it.
+    for (NewLink& l : fresh) links[l.hook] = std::move(l.fd);
+    *held = std::move(links);
   }
   return absl::OkStatus();
 }
@@ -244,34 +298,16 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
                             uint64_t cgroup_id, HeldLinks* held,
                             const std::vector<HookSpec>& hooks) {
-  if (link_dir != prog_dir) EGRESS_RETURN_IF_ERROR(MakeDirs(link_dir, 0700));
-  HeldLinks links;
-  std::vector<NewLink> fresh;
-  // Armed before the first link exists: any return below but the last one
-  // takes back every link of this call, pinned or not.
-  absl::Cleanup undo = [&fresh] { Abandon(fresh); };
-  EGRESS_RETURN_IF_ERROR(CreateMissingLinks(prog_dir, link_dir, cgroup_fd,
-                                            cgroup_id, hooks, links, fresh));
-  // Stage every pin before committing any: the step that can fail for a
-  // reason of its own (a full or foreign bpffs) fails while no final pin
-  // has been replaced yet.
-  for (NewLink& l : fresh) {
-    EGRESS_RETURN_IF_ERROR(PinStaged(l.fd.get(), l.pin));
-    l.staged = true;
-  }
-  for (NewLink& l : fresh) {
-    EGRESS_RETURN_IF_ERROR(CommitPin(l.pin));
-    l.staged = false;
-    l.committed = true;
-  }
-  std::move(undo).Cancel();
-  if (held != nullptr) {
-    // A link held before and replaced here was not live on this cgroup;
-    // closing it lets the kernel release it.
-    for (NewLink& l : fresh) links[l.hook] = std::move(l.fd);
-    *held = std::move(links);
-  }
-  return absl::OkStatus();
+  return AttachInOrder(prog_dir, link_dir, cgroup_fd, cgroup_id, held, hooks,
+                       OrderFirst(hooks.size(), 0), nullptr);
+}
+
+absl::Status AttachPinnedFirst(
+    const std::string& prog_dir, const std::string& link_dir, int cgroup_fd,
+    uint64_t cgroup_id, HeldLinks* held, const std::vector<HookSpec>& hooks,
+    size_t first, const std::function<absl::Status()>& after_first) {
+  return AttachInOrder(prog_dir, link_dir, cgroup_fd, cgroup_id, held, hooks,
+                       OrderFirst(hooks.size(), first), &after_first);
 }
 
 int KeepPinned(const std::string& link_dir, HeldLinks& held,

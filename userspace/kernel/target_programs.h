@@ -8,6 +8,7 @@
 #define EGRESS_USERSPACE_KERNEL_TARGET_PROGRAMS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,17 @@ absl::Status AttachPinnedTo(const std::string& prog_dir,
                             const std::string& link_dir, int cgroup_fd,
                             uint64_t cgroup_id, HeldLinks* held = nullptr,
                             const std::vector<HookSpec>& hooks = AllHooks());
+
+// AttachPinnedTo for a set whose programs read the cgroup storage of their
+// attachment (the shared set): the hook `first` (one that never denies)
+// is attached, or adopted, before every other, then `after_first` runs (it
+// writes the target id into the storage the first link made), then the
+// other hooks in `hooks` order. All or nothing as AttachPinnedTo; an error
+// of `after_first` takes back the links of this call.
+absl::Status AttachPinnedFirst(
+    const std::string& prog_dir, const std::string& link_dir, int cgroup_fd,
+    uint64_t cgroup_id, HeldLinks* held, const std::vector<HookSpec>& hooks,
+    size_t first, const std::function<absl::Status()>& after_first);
 
 // Keeps the pins of `link_dir` and the links `held` holds in line: a held
 // link whose pin was removed is pinned again (it never detached), a pinned

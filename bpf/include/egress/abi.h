@@ -39,7 +39,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 6
+#define EGRESS_ABI_VERSION 7
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -69,6 +69,15 @@
  * egressd sees it.
  */
 #define EGRESS_TARGET_BY_CGROUP 0xffffffffu
+/*
+ * The shared set (lib/config.h, target__of_attachment): one program set for
+ * every literal-cgroup target, loaded once with egress_target_id =
+ * EGRESS_TARGET_BY_STORAGE. Each call reads its target id from the cgroup
+ * storage of the attachment it runs for (attach_target, maps.h), which
+ * egressd writes after the set's first link at that cgroup exists. Id 0
+ * (not written yet, or a storage map made again) denies everything.
+ */
+#define EGRESS_TARGET_BY_STORAGE 0xfffffffeu
 #define EGRESS_MAX_WATCH_NAMES 4096
 #define EGRESS_MAX_WATCH_PARENTS 256
 #define EGRESS_MAX_CGROUP_CLASSES 65536
