@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <new>
@@ -312,6 +313,95 @@ TEST_F(UdpPeerCacheTest, ModeChangesKeepPeersAndStrangersOut) {
   EXPECT_EQ(sh_->result[0], 0);
   EXPECT_EQ(sh_->result[1], 0);
   EXPECT_EQ(ReplyTo(0x7f000063, ClientPort(0)), EPERM);
+}
+
+// IPv6 peers take the cache's IPv6 sets (2 peers each, 16 sets): more
+// peers than it holds, each sending several times from ::1, are all
+// answered; a port of ::1 that never sent is not.
+TEST_F(UdpPeerCacheTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
+  AddTarget("srv");
+  constexpr uint16_t kPort = 40264;
+  constexpr int kClients = 48, kRounds = 3;
+  void* page = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  auto* bound = new (page) std::atomic<int>(0);
+  std::vector<int> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  }
+  std::thread sender([&] {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (bound->load() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    sockaddr_in6 dst{};
+    dst.sin6_family = AF_INET6;
+    dst.sin6_port = htons(kPort);
+    dst.sin6_addr = in6addr_loopback;
+    for (int r = 0; r < kRounds && bound->load() > 0; ++r) {
+      for (int fd : clients) {
+        sendto(fd, "ping", 4, 0, reinterpret_cast<sockaddr*>(&dst),
+               sizeof(dst));
+      }
+    }
+  });
+  auto r = RunInCgroupMulti(cg_->path(), [bound]() -> std::vector<int> {
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 me{};
+    me.sin6_family = AF_INET6;
+    me.sin6_port = htons(kPort);
+    me.sin6_addr = in6addr_loopback;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) {
+      *bound = -1;
+      return {-errno};
+    }
+    *bound = 1;
+    std::vector<sockaddr_in6> peers;
+    int read = 0;
+    for (int i = 0; i < kClients * kRounds; ++i) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 2000) <= 0) break;
+      sockaddr_in6 peer{};
+      socklen_t len = sizeof(peer);
+      char buf[16];
+      if (recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer),
+                   &len) < 0) {
+        break;
+      }
+      ++read;
+      bool seen = false;
+      for (const sockaddr_in6& q : peers) seen |= q.sin6_port == peer.sin6_port;
+      if (!seen) peers.push_back(peer);
+    }
+    int refused = 0;
+    uint16_t stranger = 1;
+    for (const sockaddr_in6& q : peers) {
+      if (sendto(fd, "pong", 4, 0, reinterpret_cast<const sockaddr*>(&q),
+                 sizeof(q)) != 4) {
+        ++refused;
+      }
+      stranger = std::max<uint16_t>(stranger, ntohs(q.sin6_port));
+    }
+    sockaddr_in6 to = me;
+    to.sin6_port = htons(static_cast<uint16_t>(stranger + 1));
+    int stranger_err =
+        sendto(fd, "pong", 4, 0, reinterpret_cast<const sockaddr*>(&to),
+               sizeof(to)) == 4
+            ? 0
+            : errno;
+    close(fd);
+    return {read, static_cast<int>(peers.size()), refused, stranger_err};
+  });
+  sender.join();
+  for (int fd : clients) close(fd);
+  munmap(page, sizeof(std::atomic<int>));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 4u) << (*r)[0];
+  EXPECT_EQ((*r)[0], kClients * kRounds);
+  EXPECT_EQ((*r)[1], kClients);
+  EXPECT_EQ((*r)[2], 0) << "answers to IPv6 peers that sent refused";
+  EXPECT_EQ((*r)[3], EPERM) << "a port of ::1 that never sent was answered";
 }
 
 }  // namespace
