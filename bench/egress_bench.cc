@@ -108,7 +108,19 @@ struct Options {
   std::vector<NftShape> nft = {NftShape::kSet, NftShape::kLinear};
   bool nft_given = false;
   size_t nft_linear_max = 1000;
+  // --ops=a,b: measure only the operations whose name contains one of
+  // these (e.g. `udp recv`); empty: all of them.
+  std::vector<std::string> ops;
 };
+
+// True when --ops names `op` (or names nothing).
+bool OpWanted(const Options& o, Op op) {
+  if (o.ops.empty()) return true;
+  for (const std::string& part : o.ops) {
+    if (absl::StrContains(OpName(op), part)) return true;
+  }
+  return false;
+}
 
 bool UsersMode(const Options& o) {
   return o.mode == "users" || o.mode == "users+skb";
@@ -175,6 +187,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       if (!absl::SimpleAtoi(arg, &o.nft_linear_max)) {
         return absl::InvalidArgumentError("--nft_linear_max wants a count");
       }
+    } else if (absl::ConsumePrefix(&arg, "--ops=")) {
+      o.ops = absl::StrSplit(arg, ',', absl::SkipEmpty());
     } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
       if (!absl::SimpleAtod(arg, &o.time_scale) || o.time_scale <= 0 ||
           o.time_scale > 10) {
@@ -186,7 +200,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
           "[--time_scale=X] [--verbose] "
           "[--mode=target|users|users+skb|names] "
-          "[--bpf_stats] [--nft=set,linear|none] [--nft_linear_max=N]"));
+          "[--bpf_stats] [--nft=set,linear|none] [--nft_linear_max=N] "
+          "[--ops=name,...]"));
     }
   }
   // The uid lookup misses whatever the rules: one rule count is enough.
@@ -635,6 +650,7 @@ absl::Status Run(const Options& opts) {
       runs.push_back({Op::kUdpEcho, Variant::kAudit});
     } else {
       for (Op op : kAllOps) {
+        if (!OpWanted(opts, op)) continue;
         runs.push_back({op, Variant::kDefault});
         if (UsersMode(opts) ||
             std::find(std::begin(kRecordOps), std::end(kRecordOps), op) ==
@@ -741,6 +757,7 @@ absl::Status Run(const Options& opts) {
           NftSanityCheck(nft_cg, baseline_cg, ep, NftShapeName(shape)));
       for (Op op : kAllOps) {
         if (StopRequested()) return absl::CancelledError("interrupted");
+        if (!OpWanted(opts, op)) continue;
         EGRESS_ASSIGN_OR_RETURN(
             Slices slices,
             Measure(op, baseline_cg, nft_cg, ep, opts, /*refuses=*/false));

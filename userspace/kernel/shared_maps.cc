@@ -508,8 +508,19 @@ absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
       dns_queries_.get(), target_id, "dns_queries"));
   EGRESS_RETURN_IF_ERROR(DeleteTargetKeys<egress_dns_binding_key>(
       dns_bindings_.get(), target_id, "dns_bindings"));
-  return DeleteTargetKeys<egress_peer_key>(udp_peers_.get(), target_id,
-                                           "udp_peers");
+  absl::Status peers = DeleteTargetKeys<egress_peer_key>(
+      udp_peers_.get(), target_id, "udp_peers");
+  // After the deletes, and also when one failed part way: a cache that
+  // vouches for a peer must never outlive the entry it vouches for.
+  uint32_t gen = 0;
+  if (bpf_map_lookup_elem(peer_gens_.get(), &target_id, &gen) != 0) {
+    return ErrnoStatus(errno, "bpf_map_lookup_elem", "peer_gens");
+  }
+  ++gen;
+  if (bpf_map_update_elem(peer_gens_.get(), &target_id, &gen, BPF_ANY) != 0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "peer_gens");
+  }
+  return peers;
 }
 
 absl::StatusOr<egress_dns_counters> SharedMaps::DnsCounters(

@@ -108,8 +108,11 @@ class SharedMaps {
   absl::StatusOr<std::map<uint64_t, uint32_t>> CgroupClasses() const;
 
   // Forgets what a target's sockets taught the kernel: the UDP peers, the
-  // DNS queries in flight and the names learned (dns_bindings). Errno status
-  // of a delete (an entry evicted meanwhile is fine).
+  // DNS queries in flight and the names learned (dns_bindings). Then adds
+  // one to the target's peer generation (peer_gens), so that no socket's
+  // cache of recorded peers (udp_peer_cache) vouches for a deleted peer
+  // when the id serves a target again. Errno status of a delete (an entry
+  // evicted meanwhile is fine) or of the generation's update.
   absl::Status DeletePeers(uint32_t target_id);
   // The DNS learning counters of a target summed over CPUs; ResetCounters
   // zeroes them too.
@@ -143,7 +146,8 @@ class SharedMaps {
         "rule_hits",     "event_limits",   "counters",      "events",
         "unix_rules",    "dns_queries",    "dns_names",     "dns_bindings",
         "dns_counters",  "dns_scratch",    "user_targets",  "watch_names",
-        "watch_parents", "cgroup_classes", "watch_scratch", "attach_target"};
+        "watch_parents", "cgroup_classes", "watch_scratch", "attach_target",
+        "peer_gens"};
     Fd* fds[] = {
         &self.targets_,       &self.port_classes_,  &self.rules_,
         &self.udp_peers_,     &self.rule_hits_,     &self.event_limits_,
@@ -151,7 +155,7 @@ class SharedMaps {
         &self.dns_queries_,   &self.dns_names_,     &self.dns_bindings_,
         &self.dns_counters_,  &self.dns_scratch_,   &self.user_targets_,
         &self.watch_names_,   &self.watch_parents_, &self.cgroup_classes_,
-        &self.watch_scratch_, &self.attach_target_};
+        &self.watch_scratch_, &self.attach_target_, &self.peer_gens_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -179,7 +183,8 @@ class SharedMaps {
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
       dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
-      watch_parents_, cgroup_classes_, watch_scratch_, attach_target_;
+      watch_parents_, cgroup_classes_, watch_scratch_, attach_target_,
+      peer_gens_;
 };
 
 }  // namespace egress

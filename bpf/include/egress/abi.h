@@ -318,11 +318,13 @@ EGRESS_ABI_SIZE(egress_unix_key, 120);
 
 /* udp_peers: LRU hash. A peer that sent a datagram to a UDP socket of a
  * target (seen by recvmsg4/6) may be answered from that same socket, in that
- * socket's network namespace: the cookies tie the entry to both, so a peer
- * made up in a private namespace (or fed to another socket) opens nothing.
+ * socket's network namespace: the socket's cookie ties the entry to it (on
+ * kernels before 5.10, whose socket cookies are counted per namespace, with
+ * the namespace's cookie), so a peer made up in a private namespace (or fed
+ * to another socket) opens nothing.
  * IPv4 peers are stored in the first 4 bytes of addr. */
 struct egress_peer_key {
-	__u64 netns_cookie; /* bpf_get_netns_cookie() of the socket */
+	__u64 netns_cookie; /* of the socket's netns; 0 on Linux 5.10+ */
 	__u64 sock_cookie;  /* bpf_get_socket_cookie() of the socket */
 	__u32 target_id;
 	__u8 family;
@@ -339,6 +341,68 @@ struct egress_peer_value {
 	__u64 last_seen_ns;
 };
 EGRESS_ABI_SIZE(egress_peer_value, 8);
+
+/*
+ * udp_peer_cache: socket storage of a target's UDP socket, in front of
+ * udp_peers for its recvmsg hooks (peers.h): the peers this socket has
+ * recorded in udp_peers within the current epoch, so that the datagram of
+ * a known peer costs a compare instead of a udp_peers lookup. It only ever
+ * spares a refresh: the reply path reads udp_peers alone, so no cache
+ * content can let a peer be answered. Holds for one epoch of one {target,
+ * its peer generation (peer_gens), local port}; any change empties it (a
+ * new generation of the cache). Sets of
+ * one cache line: IPv4 peers 7 to a set, IPv6 peers 2; a set of another
+ * generation than the cache's is empty. 15,424 bytes, made on the second
+ * datagram of a peer (a socket that reads one answer per peer never gets
+ * one).
+ */
+#define EGRESS_PEER_CACHE_SETS4 224
+#define EGRESS_PEER_CACHE_WAYS4 7
+#define EGRESS_PEER_CACHE_SETS6 16
+#define EGRESS_PEER_CACHE_WAYS6 2
+/* An epoch is jiffies >> this: 256 ms at HZ=1000, 1.02 s at HZ=250, 2.56 s
+ * at HZ=100. A cached peer goes to udp_peers at least once an epoch, so its
+ * last_seen_ns trails its last datagram by at most EGRESS_PEER_REFRESH_NS
+ * plus an epoch. */
+#define EGRESS_PEER_CACHE_EPOCH_SHIFT 8
+
+struct egress_peer_set4 {
+	__u32 gen;
+	__u32 pad;
+	/* address (network order) | port (network order) << 32 | 1 << 48;
+	 * 0 is an empty way. */
+	__u64 peer[EGRESS_PEER_CACHE_WAYS4];
+};
+EGRESS_ABI_SIZE(egress_peer_set4, 64);
+
+struct egress_peer6 {
+	__u8 addr[16];
+	__be16 port;
+	__u16 used; /* 0: an empty way */
+	__u32 pad;
+};
+EGRESS_ABI_SIZE(egress_peer6, 24);
+
+struct egress_peer_set6 {
+	__u32 gen;
+	__u32 pad;
+	struct egress_peer6 peer[EGRESS_PEER_CACHE_WAYS6];
+	__u64 pad2;
+};
+EGRESS_ABI_SIZE(egress_peer_set6, 64);
+
+struct egress_peer_cache {
+	__u64 epoch;
+	__u32 target_id;
+	__u32 peer_gen; /* peer_gens[target_id] when the generation began */
+	__u32 gen;
+	__be16 local_port;
+	__u16 pad;
+	__u8 pad2[40];
+	struct egress_peer_set4 v4[EGRESS_PEER_CACHE_SETS4];
+	struct egress_peer_set6 v6[EGRESS_PEER_CACHE_SETS6];
+};
+EGRESS_ABI_SIZE(egress_peer_cache, 15424);
 
 /* counters: BPF_MAP_TYPE_PERCPU_ARRAY indexed by target id; summed by the
  * daemon. Exact even when the ring buffer is full. */
