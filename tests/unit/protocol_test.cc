@@ -8,6 +8,7 @@
 
 #include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/policy/rule_json.h"
 
 namespace egress::control {
 namespace {
@@ -65,6 +66,39 @@ TEST(ProtocolTest, EveryRequestRoundTrips) {
     ASSERT_OK_AND_ASSIGN(Request back, DecodeRequest(wire));
     EXPECT_EQ(CommandOf(back), CommandOf(request));
     EXPECT_EQ(EncodeRequest(back), EncodeRequest(request)) << wire.dump();
+  }
+}
+
+// egressctl sends RequestText; egressd parses it as it parsed the tree's
+// text. Byte for byte, for every request and for `apply`s whose names,
+// files and rules hold quotes, escapes, bytes that are not UTF-8 and no
+// rules at all.
+TEST(ProtocolTest, RequestTextIsTheTreesText) {
+  for (const Request& request : EveryRequest()) {
+    EXPECT_EQ(RequestText(request), policy::JsonText(EncodeRequest(request)));
+  }
+  TargetSpec odd;
+  odd.name = "we\"b\\\n\x01\xff";
+  odd.source = policy::TargetSource::kCgroup;
+  odd.source_value =
+      "/sys.slice/\xc3\x28"
+      "caf\xc3\xa9";
+  odd.ephemeral = true;
+  odd.file = "/etc/egress/\"x\".yaml\t";
+  policy::Rule commented = SmtpRule();
+  commented.comment = "say \"hi\"\n\xfe";
+  commented.expires = 1700000000;
+  odd.rules = {SmtpRule(), commented, SmtpRule()};
+  TargetSpec empty;  // no rules, no file: every member at its default
+  for (const ApplyRequest& apply :
+       {ApplyRequest{false, {odd, empty}, /*cut=*/true},
+        ApplyRequest{true, {empty}}, ApplyRequest{false, {}}}) {
+    const std::string text = RequestText(apply);
+    EXPECT_EQ(text, policy::JsonText(EncodeRequest(apply)));
+    ASSERT_OK_AND_ASSIGN(json wire, policy::ParseJson(text));
+    ASSERT_OK_AND_ASSIGN(Request back, DecodeRequest(wire));
+    // Bytes that are not UTF-8 arrive as U+FFFD, as with the tree's text.
+    EXPECT_EQ(RequestText(back), text);
   }
 }
 

@@ -11,7 +11,7 @@ absl::StatusOr<Reply> CallEgressd(const std::string& socket_path,
   Reply reply;
   EGRESS_ASSIGN_OR_RETURN(
       reply.json,
-      CallDaemon(socket_path, control::EncodeRequest(request), timeout));
+      CallDaemonText(socket_path, control::RequestText(request), timeout));
   EGRESS_RETURN_IF_ERROR(ResponseStatus(reply.json));
   EGRESS_ASSIGN_OR_RETURN(reply.response,
                           control::DecodeResponse(request, reply.json));

@@ -122,7 +122,7 @@ absl::StatusOr<nlohmann::json> ParseJson(const std::string& line) {
 // Connects to egressd and writes `request` as one line. `unreachable_hint`
 // ends the error when nothing listens at `socket_path`.
 absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
-                                     const nlohmann::json& request,
+                                     absl::string_view request_text,
                                      absl::string_view unreachable_hint) {
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -134,7 +134,7 @@ absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
                                                socket_path, ": ", strerror(err),
                                                unreachable_hint));
   }
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), policy::JsonText(request) + "\n"));
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), absl::StrCat(request_text, "\n")));
   return fd;
 }
 
@@ -161,9 +161,15 @@ absl::Status ResponseStatus(const nlohmann::json& response) {
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout) {
+  return CallDaemonText(socket_path, policy::JsonText(request), timeout);
+}
+
+absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
+                                              absl::string_view request_text,
+                                              absl::Duration timeout) {
   EGRESS_ASSIGN_OR_RETURN(
       UniqueFd fd,
-      SendRequest(socket_path, request,
+      SendRequest(socket_path, request_text,
                   absl::StrCat(" (is egressd running? start it with: egressd "
                                "--socket ",
                                socket_path, ")")));
@@ -176,8 +182,9 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line) {
-  EGRESS_ASSIGN_OR_RETURN(
-      UniqueFd fd, SendRequest(socket_path, request, " (is egressd running?)"));
+  EGRESS_ASSIGN_OR_RETURN(UniqueFd fd,
+                          SendRequest(socket_path, policy::JsonText(request),
+                                      " (is egressd running?)"));
   std::string buf;
   bool first = true;
   while (true) {

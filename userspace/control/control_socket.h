@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "userspace/common/unique_fd.h"
@@ -29,6 +30,11 @@ absl::Status ResponseStatus(const nlohmann::json& response);
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout);
+// The same with the request's text already written (control::RequestText),
+// one line without its newline.
+absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
+                                              absl::string_view request_text,
+                                              absl::Duration timeout);
 
 // Client of a streaming request (`events --follow`): sends `request`, checks
 // the first response line and passes the rendered records of its "lines"

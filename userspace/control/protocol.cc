@@ -296,6 +296,64 @@ json EncodeRequest(const Request& request) {
   return j;
 }
 
+namespace {
+
+// A string member's text as JsonText prints it (escapes, U+FFFD for bytes
+// that are not UTF-8).
+void AppendMember(std::string& out, const char* key, const std::string& value) {
+  absl::StrAppend(&out, "\"", key, "\":", policy::JsonText(json(value)));
+}
+
+void AppendMember(std::string& out, const char* key, bool value) {
+  absl::StrAppend(&out, "\"", key, "\":", value ? "true" : "false");
+}
+
+// EncodeSpec's object: its members in the tree's (sorted) order.
+void AppendSpecText(std::string& out, const TargetSpec& s) {
+  out += '{';
+  AppendMember(out, "ephemeral", s.ephemeral);
+  if (!s.file.empty()) {
+    out += ',';
+    AppendMember(out, "file", s.file);
+  }
+  out += ',';
+  AppendMember(out, "logging", policy::LoggingLevelName(s.logging));
+  out += ',';
+  AppendMember(out, "mode", policy::ModeName(s.mode));
+  out += ',';
+  AppendMember(out, "name", s.name);
+  out += ",\"rules\":[";
+  for (size_t i = 0; i < s.rules.size(); ++i) {
+    if (i > 0) out += ',';
+    out += policy::RuleJsonText(s.rules[i]);
+  }
+  out += "],";
+  AppendMember(out, "source", s.source_value);
+  out += ',';
+  AppendMember(out, "source_kind", policy::TargetSourceName(s.source));
+  out += '}';
+}
+
+}  // namespace
+
+std::string RequestText(const Request& request) {
+  const auto* apply = std::get_if<ApplyRequest>(&request);
+  if (apply == nullptr) return policy::JsonText(EncodeRequest(request));
+  std::string out = "{";
+  AppendMember(out, "cmd", CommandOf(request));
+  out += ',';
+  AppendMember(out, "cut", apply->cut);
+  out += ',';
+  AppendMember(out, "dry_run", apply->dry_run);
+  out += ",\"policies\":[";
+  for (size_t i = 0; i < apply->policies.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendSpecText(out, apply->policies[i]);
+  }
+  out += "]}";
+  return out;
+}
+
 absl::StatusOr<Request> DecodeRequest(const json& message) {
   JsonFields f(message, "request");
   std::string cmd;
