@@ -31,7 +31,17 @@ constexpr uint64_t kSeed = 0x5eed1e55ULL;
 constexpr uint64_t kCount = 100000;
 constexpr absl::Duration kTimeLimit = absl::Seconds(60);
 
-class DnsIngressFuzzTest : public EgressdTest {};
+// A set per target: its skb_ingress carries the target id as a constant.
+// The shared set's program finds the id in the cgroup storage of the
+// attachment it runs for, and BPF_PROG_TEST_RUN runs it with none (id 0:
+// the counters of no target).
+class DnsIngressFuzzTest : public EgressdTest {
+ protected:
+  void SetUp() override {
+    extra_daemon_args_ = {"--noshared_program_set"};
+    EgressdTest::SetUp();
+  }
+};
 
 TEST_F(DnsIngressFuzzTest, RealIngressProgramAccountsForEveryAnswer) {
   AddTarget("web");

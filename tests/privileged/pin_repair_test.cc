@@ -1,7 +1,9 @@
 // Pins lost while egressd runs: a target's pin directory removed, bpffs
 // unmounted. egressd holds the maps and the links, so nothing stops
 // enforcing; it makes every pin again (bpffs, maps, programs, links), says
-// so once, and a restart adopts what it pinned.
+// so once, and a restart adopts what it pinned. Run with the shared program
+// set (the default: programs pinned once under shared/) and with a set per
+// target (--noshared_program_set: programs pinned in targets/<id>/).
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -26,17 +28,30 @@
 namespace egress::testing {
 namespace {
 
-class PinRepairTest : public EgressdTest {
+class PinRepairTest : public EgressdTest,
+                      public ::testing::WithParamInterface<bool> {
  protected:
+  void SetUp() override {
+    extra_daemon_args_ = {LayoutFlag()};
+    EgressdTest::SetUp();
+  }
+  bool Shared() const { return GetParam(); }
+  const char* LayoutFlag() const {
+    return Shared() ? "--shared_program_set" : "--noshared_program_set";
+  }
   std::string Version() const {
     return absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION);
   }
-  // Every kind of pin is there again: a map, a program, a link.
+  // Every kind of pin is there again: a map, a program (in the layout under
+  // test), a link.
   bool Repinned() const {
     struct stat st;
-    for (const char* pin :
-         {"/maps/rules", "/targets/1/prog_connect4", "/targets/1/link_connect4",
-          "/targets/1/link_sock_create"}) {
+    const std::string prog =
+        Shared() ? "/shared/prog_connect4" : "/targets/1/prog_connect4";
+    for (const std::string& pin :
+         {std::string("/maps/rules"), prog,
+          std::string("/targets/1/link_connect4"),
+          std::string("/targets/1/link_sock_create")}) {
       if (stat((Version() + pin).c_str(), &st) != 0) return false;
     }
     return IsOnBpffs(Version());
@@ -57,8 +72,9 @@ class PinRepairTest : public EgressdTest {
     }
     return n;
   }
-  // Repaired, enforced, changeable, logged once and adopted by a restart.
-  void ExpectRepaired() {
+  // Repaired, enforced, changeable, logged once (`logged`: what egressd says
+  // it made again) and adopted by a restart.
+  void ExpectRepaired(const std::string& logged = "pin(s) had gone") {
     ASSERT_TRUE(WaitRepinned()) << "egressd did not make the pins again";
     EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
     EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
@@ -67,7 +83,7 @@ class PinRepairTest : public EgressdTest {
     CtlOk({"allow", "40002/tcp", "127.0.0.2"});
     EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
     absl::SleepFor(absl::Seconds(1));  // two reconciles more
-    EXPECT_EQ(LogCount("pin(s) had gone"), 1);
+    EXPECT_EQ(LogCount(logged), 1);
     EXPECT_EQ(LogCount("NOT_FOUND"), 0);
     StopDaemon(SIGKILL);
     StartDaemon();
@@ -78,7 +94,7 @@ class PinRepairTest : public EgressdTest {
   }
 };
 
-TEST_F(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
+TEST_P(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   // Moved away in one step, then removed: egressd repairs pins while it
@@ -90,10 +106,15 @@ TEST_F(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
   absl::Status removed = RemoveTree(gone);
   if (!removed.ok()) (void)RemoveTree(gone);
   ASSERT_TRUE(removed.ok()) << removed;
-  ExpectRepaired();
+  // With the shared set the directory held link pins only (its programs
+  // are pinned under shared/), and egressd names what it pinned again.
+  ExpectRepaired(Shared() ? "link pin(s) had been removed" : "pin(s) had gone");
+  if (Shared()) {
+    EXPECT_EQ(LogCount("pin(s) had gone"), 0);
+  }
 }
 
-TEST_F(PinRepairTest, AnUnmountedBpffsIsMountedAndRepinned) {
+TEST_P(PinRepairTest, AnUnmountedBpffsIsMountedAndRepinned) {
   // egressd on a bpffs of the test's own, so that unmounting it touches
   // nothing else. Unmounted again on every way out, after egressd stopped
   // (it would mount it again).
@@ -111,13 +132,18 @@ TEST_F(PinRepairTest, AnUnmountedBpffsIsMountedAndRepinned) {
     EXPECT_FALSE(IsOnBpffs(mnt));
   };
   bpffs_dir_ = mnt + "/egress";
-  extra_daemon_args_ = {"--bpffs_mount", mnt};
+  extra_daemon_args_ = {LayoutFlag(), "--bpffs_mount", mnt};
   StartDaemon();
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   ASSERT_EQ(umount2(mnt.c_str(), MNT_DETACH), 0) << strerror(errno);
   ExpectRepaired();
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, PinRepairTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "SharedSet" : "SetPerTarget";
+                         });
 
 }  // namespace
 }  // namespace egress::testing
