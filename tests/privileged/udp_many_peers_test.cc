@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/run_in_cgroup.h"
+#include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
 namespace {
@@ -48,23 +49,9 @@ bool SendFrom(int fd, int i) {
   dst.sin_family = AF_INET;
   dst.sin_port = htons(kServerPort);
   dst.sin_addr.s_addr = htonl(kServerAddr);
-  char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
-  iovec iov{const_cast<char*>("ping"), 4};
-  msghdr msg{};
-  msg.msg_name = &dst;
-  msg.msg_namelen = sizeof(dst);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_PKTINFO;
-  c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-  in_pktinfo info{};
-  info.ipi_spec_dst.s_addr = htonl(0x7f010000 + static_cast<uint32_t>(i));
-  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-  return sendmsg(fd, &msg, 0) == 4;
+  in_addr source{htonl(0x7f010000 + static_cast<uint32_t>(i))};
+  return UdpSendFromSource(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst),
+                           source, "ping");
 }
 
 // The server, in the target: reads kPeers datagrams (bounded in time),

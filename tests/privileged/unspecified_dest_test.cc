@@ -86,23 +86,9 @@ int UdpSendtoFrom(const SockAddr& src, const SockAddr& dst) {
 int UdpSendmsgWithPktinfo(const std::string& source, const SockAddr& dst) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) return Errno();
-  char cbuf[CMSG_SPACE(sizeof(in_pktinfo))] = {};
-  iovec iov{const_cast<char*>("p"), 1};
-  msghdr msg{};
-  msg.msg_name = const_cast<sockaddr*>(dst.get());
-  msg.msg_namelen = dst.len;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof(cbuf);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_PKTINFO;
-  c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-  in_pktinfo info{};
-  inet_pton(AF_INET, source.c_str(), &info.ipi_spec_dst);
-  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-  int rc = sendmsg(fd, &msg, 0) < 0 ? Errno() : 0;
+  in_addr from{};
+  inet_pton(AF_INET, source.c_str(), &from);
+  int rc = UdpSendFromSource(fd, dst.get(), dst.len, from, "p") ? 0 : Errno();
   close(fd);
   return rc;
 }

@@ -269,6 +269,27 @@ int IoUringConnect(const std::string& addr, uint16_t port) {
   });
 }
 
+bool UdpSendFromSource(int fd, const sockaddr* dst, socklen_t dst_len,
+                       in_addr source, absl::string_view payload) {
+  char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+  iovec iov{const_cast<char*>(payload.data()), payload.size()};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr*>(dst);
+  msg.msg_namelen = dst_len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+  in_pktinfo info{};
+  info.ipi_spec_dst = source;
+  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+  return sendmsg(fd, &msg, 0) == static_cast<ssize_t>(payload.size());
+}
+
 int UdpSendto(const std::string& addr, uint16_t port) {
   SockAddr dst;
   if (!Parse(addr, port, &dst)) return EINVAL;

@@ -66,6 +66,11 @@ int IoUringConnect(const std::string& addr, uint16_t port);
 
 // ---- UDP ---- (sends one small datagram; a closed port still returns 0)
 int UdpSendto(const std::string& addr, uint16_t port);
+// sendmsg() of `payload` on `fd` to `dst`, from the IPv4 source address
+// `source` (network order) set per datagram with IP_PKTINFO: one socket can
+// so play many peers on loopback. True when the whole payload was sent.
+bool UdpSendFromSource(int fd, const sockaddr* dst, socklen_t dst_len,
+                       in_addr source, absl::string_view payload);
 // AF_INET6 socket passing an AF_INET sockaddr_in to sendto(): the kernel hands
 // it to the IPv4 path (udpv6_sendmsg -> udp_sendmsg).
 int UdpSendtoFromV6Socket(const sockaddr_in& dst);

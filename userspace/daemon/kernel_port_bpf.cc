@@ -36,23 +36,16 @@ uint32_t ProgIdOfPin(const std::string& pin) {
   return prog.id;
 }
 
-// The id of the program the link pinned at `pin` runs; 0 when there is none.
-uint32_t ProgIdOfLinkPin(const std::string& pin) {
-  UniqueFd fd(bpf_obj_get(pin.c_str()));
-  if (!fd) return 0;
+// The info of the link pinned at `pin`: the program it runs (prog_id) and,
+// for a cgroup link, its cgroup (cgroup.cgroup_id). All zero when there is
+// no such link.
+bpf_link_info LinkInfoOfPin(const std::string& pin) {
   bpf_link_info link{};
-  uint32_t len = sizeof(link);
-  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return 0;
-  return link.prog_id;
-}
-
-uint64_t CgroupOfLinkPin(const std::string& pin) {
   UniqueFd fd(bpf_obj_get(pin.c_str()));
-  if (!fd) return 0;
-  bpf_link_info link{};
+  if (!fd) return link;
   uint32_t len = sizeof(link);
-  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return 0;
-  return link.cgroup.cgroup_id;
+  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return {};
+  return link;
 }
 
 // The hook of AllHooks() the shared set attaches first at a cgroup: one that
@@ -162,7 +155,7 @@ bool BpfKernel::OnSharedSet(uint32_t id) {
     }
   }
   for (const HookSpec& h : hooks) {
-    uint32_t prog = ProgIdOfLinkPin(LinkPin(dir, h));
+    uint32_t prog = LinkInfoOfPin(LinkPin(dir, h)).prog_id;
     if (prog == 0) continue;
     std::lock_guard<std::mutex> shared(shared_mu_);
     return shared_prog_ids_.count(prog) > 0;
@@ -174,10 +167,10 @@ bool BpfKernel::SharedTakenAt(uint64_t cgroup_id, uint32_t id) {
   const HookSpec& first = AllHooks()[SharedFirstHook()];
   for (uint32_t other : PinnedTargets()) {
     if (other == id) continue;
-    const std::string pin = LinkPin(TargetDir(other), first);
-    if (CgroupOfLinkPin(pin) != cgroup_id) continue;
+    const bpf_link_info link = LinkInfoOfPin(LinkPin(TargetDir(other), first));
+    if (link.cgroup.cgroup_id != cgroup_id) continue;
     std::lock_guard<std::mutex> shared(shared_mu_);
-    if (shared_prog_ids_.count(ProgIdOfLinkPin(pin)) > 0) return true;
+    if (shared_prog_ids_.count(link.prog_id) > 0) return true;
   }
   return false;
 }
