@@ -6,6 +6,7 @@
 // container, `events --container` filters, a selector picks exactly the
 // matching containers and two containers keep their own policies. /metrics
 // names each selected container and the node, and forgets removed ones.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -17,11 +18,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/runtime_target_fixture.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/dockerd.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/common/mountinfo.h"
+#include "userspace/kernel/cgroup.h"
 
 namespace egress::testing {
 namespace {
@@ -287,17 +291,59 @@ TEST_F(ContainerTargetTest, AllowedFirstConnectAcceptedTwentyTimes) {
   EXPECT_EQ(allowed_->accepted(), kRuns) << outputs << DaemonLog();
 }
 
-TEST_F(ContainerTargetTest, ContainerStartedWhileEgressdIsStoppedIsRefused) {
-  CtlOk({"target", "add", "web", "--container", "web"});
-  StopDaemon(SIGTERM);
-  auto run = runtime_->Cli({"run", "--name", "web", "--network", "host",
-                            "--entrypoint", "nc", kImage, "-w", "2",
-                            "127.0.0.1", absl::StrCat(denied_->port())});
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_TRUE(absl::StrContains(run->output, kEperm)) << run->output;
+// With each program layout (param: --shared_program_set).
+class ContainerLayoutTest : public ContainerTargetTest,
+                            public ::testing::WithParamInterface<bool> {
+ protected:
+  std::vector<std::string> FollowArgs() const override {
+    std::vector<std::string> args = ContainerTargetTest::FollowArgs();
+    args.push_back(GetParam() ? "--shared_program_set"
+                              : "--noshared_program_set");
+    return args;
+  }
+};
+
+// egressd stopped right after `target add` answers: the container's parent
+// is watched by then (the answer waits for it), so a container started
+// while egressd is down is refused. Several rounds, each with a target
+// added afresh, give a late watch many chances to show.
+TEST_P(ContainerLayoutTest, ContainerStartedWhileEgressdIsStoppedIsRefused) {
+  constexpr int kRounds = 5;
+  auto root = Cgroup2Root();
+  ASSERT_TRUE(root.ok()) << root.status();
+  auto parent_id = CgroupId(*root + runtime_->cgroup_parent());
+  ASSERT_TRUE(parent_id.ok()) << parent_id.status();
+  const std::string watch_dir =
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/watch/", *parent_id);
+  std::string outputs;
+  int refused = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    CtlOk({"target", "add", "web", "--container", "web"});
+    // Watched when the answer came: the watch instance's pins exist.
+    struct stat st;
+    EXPECT_EQ(stat(watch_dir.c_str(), &st), 0)
+        << "round " << i << ": " << watch_dir << " missing right after "
+        << "`target add` answered";
+    StopDaemon(SIGTERM);
+    auto run = runtime_->Cli({"run", "--name", "web", "--network", "host",
+                              "--entrypoint", "nc", kImage, "-w", "2",
+                              "127.0.0.1", absl::StrCat(denied_->port())});
+    ASSERT_TRUE(run.ok()) << run.status();
+    if (absl::StrContains(run->output, kEperm)) ++refused;
+    absl::StrAppend(&outputs, "round ", i, ": ", run->output, "\n");
+    auto rm = runtime_->Cli({"rm", "-f", "web"});
+    ASSERT_TRUE(rm.ok()) << rm.status();
+    StartDaemon();
+    CtlOk({"target", "remove", "web"});
+  }
+  EXPECT_EQ(refused, kRounds) << outputs << DaemonLog();
   EXPECT_EQ(denied_->accepted(), 0);
-  StartDaemon();
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ContainerLayoutTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "SharedSet" : "SetPerTarget";
+                         });
 
 TEST_F(ContainerTargetTest, StatusSaysWhenTheRuntimeIsNotReachable) {
   StopDaemon(SIGTERM);

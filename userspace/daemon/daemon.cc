@@ -230,6 +230,7 @@ absl::Status StartServices(Daemon::Parts& p) {
   loop.socket_path = p.options.socket_path;
   loop.cgroup_root = p.cgroup_root;
   loop.policy_dir = p.options.policy_dir;
+  loop.classify_workloads = [&p] { p.workload_classes->Update(); };
   p.loop =
       std::make_unique<EventLoop>(*p.listener, *p.engine, *p.service,
                                   *p.learner, *p.records, *p.reconciler, loop);
@@ -245,7 +246,9 @@ Daemon::~Daemon() {
   // first.
   if (parts_) parts_->metrics.reset();
   if (parts_) parts_->self_check.reset();
-  // The watcher pokes the reconciler: it stops first.
+  // A reconciler pass reads the watcher and the workload classes: it ends
+  // before they go (the watcher may still poke it; that does nothing now).
+  if (parts_ && parts_->reconciler) parts_->reconciler->Stop();
   if (parts_ && parts_->workloads) parts_->workloads.reset();
 }
 

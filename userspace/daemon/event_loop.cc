@@ -133,6 +133,7 @@ void EventLoop::PostReload(const char* why) {
   worker_->Post([this, why] {
     reload_queued_.store(false);
     LogReload(why, service_.Reload(), options_.policy_dir);
+    if (options_.classify_workloads) options_.classify_workloads();
     reconciler_.Poke();
   });
 }
@@ -282,6 +283,7 @@ void EventLoop::ServeLarge(UniqueFd fd, std::string line) {
 
 void EventLoop::RunChange(UniqueFd& conn, const control::Request& request) {
   absl::StatusOr<control::Response> r = service_.Handle(request);
+  if (options_.classify_workloads) options_.classify_workloads();
   Reply(std::move(conn), r);  // written by the loop
   reconciler_.Poke();         // new targets may need new watches
   // A change of many rules frees hundreds of MB of parse trees and old

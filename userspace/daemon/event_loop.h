@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -58,6 +59,12 @@ struct LoopOptions {
   std::string socket_path;
   std::string cgroup_root;
   std::string policy_dir;  // "" = none
+  // Decides the workloads' classes and parents (WorkloadClasses::Update)
+  // after a change or a reload, before the change is answered: a new
+  // container target's parent is watched, and a container started there
+  // refused, by the time the client hears back, also if egressd stops at
+  // once (the reconciler's own pass may never run then).
+  std::function<void()> classify_workloads;
 };
 
 class EventLoop {

@@ -52,7 +52,9 @@ absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
   return r;
 }
 
-Reconciler::~Reconciler() {
+Reconciler::~Reconciler() { Stop(); }
+
+void Reconciler::Stop() {
   stop_.store(true);
   Poke();
   if (thread_.joinable()) thread_.join();

@@ -24,7 +24,11 @@ class Reconciler {
   static absl::StatusOr<std::unique_ptr<Reconciler>> Start(
       Engine& engine, std::string cgroup_root,
       std::function<void()> before_pass = nullptr);
-  ~Reconciler();  // stops and joins the thread
+  ~Reconciler();  // Stop()
+
+  // Stops and joins the thread: a pass under way finishes first, none
+  // starts after. Poke() stays harmless after it.
+  void Stop();
 
   // Reconcile now and watch what the targets need now (after a change).
   void Poke();
