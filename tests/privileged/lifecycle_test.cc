@@ -283,12 +283,12 @@ TEST_F(LifecycleTest, UpgradeRetiresThePinsOfAnOlderAbi) {
   AddTarget("web");
   StopDaemon(SIGTERM);
   // What an older egressd left: a program set attached with a pinned link
-  // under v1/ (simulated with today's program).
+  // under v1/ (simulated with today's shared program).
   std::string cur = absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION);
   std::string old = bpffs_dir_ + "/v1/targets/1";
   ASSERT_TRUE(MakeDirs(old, 0700).ok());
   {
-    UniqueFd prog(bpf_obj_get((cur + "/targets/1/prog_connect4").c_str()));
+    UniqueFd prog(bpf_obj_get((cur + "/shared/prog_connect4").c_str()));
     ASSERT_TRUE(prog.valid());
     UniqueFd cg(open(cg_->path().c_str(), O_RDONLY | O_DIRECTORY));
     UniqueFd link(bpf_link_create(prog.get(), cg.get(),

@@ -21,7 +21,7 @@ struct DaemonOptions {
   std::string bpffs_dir = "/sys/fs/bpf/egress";  // pins live below
   std::string bpffs_mount = "/sys/fs/bpf";       // mounted if missing
   // Literal-cgroup targets share one program set (BpfKernel::Open).
-  bool shared_program_set = false;
+  bool shared_program_set = true;
   std::string state_dir = "/var/lib/egress";
   std::string socket_path = "/run/egress/egressd.sock";
   // Where cgroup v2 is mounted; empty = found in /proc/self/mountinfo.

@@ -23,10 +23,11 @@ DEFINE_string(socket, "/run/egress/egressd.sock", "control socket path");
 DEFINE_string(bpffs, "/sys/fs/bpf/egress", "bpffs directory for pins");
 DEFINE_string(bpffs_mount, "/sys/fs/bpf",
               "where bpffs is mounted (mounted there if missing)");
-DEFINE_bool(shared_program_set, false,
+DEFINE_bool(shared_program_set, true,
             "load one BPF program set for every single-cgroup target (each "
             "reads its target id from cgroup storage) instead of one per "
-            "target: much faster to add many targets");
+            "target: much faster to add many targets "
+            "(--noshared_program_set: a set per target)");
 DEFINE_string(state_dir, "/var/lib/egress", "directory of the state file");
 DEFINE_string(cgroup_root, "",
               "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
