@@ -47,16 +47,17 @@ struct Options {
   int targets = 200;
   int rules = 1000;
   int big_rules = 100000;
-  // egressd --shared_program_set: one program set for every target.
-  bool shared_program_set = false;
+  // egressd --shared_program_set (its default): one program set for every
+  // target; --noshared_program_set: a set per target, the baseline.
+  bool shared_program_set = true;
 };
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
-    if (a == "--shared_program_set") {
-      o.shared_program_set = true;
+    if (a == "--shared_program_set" || a == "--noshared_program_set") {
+      o.shared_program_set = a == "--shared_program_set";
       continue;
     }
     int* into = nullptr;
@@ -67,7 +68,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown or bad argument '", argv[i],
           "' (flags: --targets=N --rules=N --big_rules=N, 0 skips a part; "
-          "--shared_program_set)"));
+          "--shared_program_set (default) or --noshared_program_set)"));
     }
   }
   return o;
@@ -272,14 +273,16 @@ absl::Status Run(const Options& o) {
   absl::Cleanup rm_dir = [&] { (void)RemoveTree(dir); };
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TestCgroup> parent,
                           testing::TestCgroup::Create("scale"));
-  std::vector<std::string> extra;
-  if (o.shared_program_set) extra.push_back("--shared_program_set");
+  // Always named: the bench says which layout it measured.
+  const char* layout =
+      o.shared_program_set ? "--shared_program_set" : "--noshared_program_set";
+  std::vector<std::string> extra = {layout};
   EgressdProcess d(dir, absl::StrCat("/sys/fs/bpf/egress-scale-", getpid()),
                    extra);
   EGRESS_RETURN_IF_ERROR(d.Start());
   printf(
-      "egress_scale_bench: egressd %s%s, load average at start %s",
-      EGRESS_EGRESSD_PATH, o.shared_program_set ? " --shared_program_set" : "",
+      "egress_scale_bench: egressd %s %s, load average at start %s",
+      EGRESS_EGRESSD_PATH, layout,
       testing::RunCommandOk({"cat", "/proc/loadavg"}).value_or("?\n").c_str());
   printf("  %-52s %10.1f MiB\n", "egressd RSS idle", d.memory().rss);
   // What one `egressctl status` costs with nothing else going on: the
