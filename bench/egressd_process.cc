@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <utility>
 
@@ -34,6 +35,17 @@ Memory MemoryOf(pid_t pid) {
     if (f.size() >= 2 && absl::SimpleAtoi(f[1], &kib)) *into = kib / 1024.0;
   }
   return m;
+}
+
+Memory EgressdProcess::SettledMemory() const {
+  Memory last = memory();
+  for (int i = 0; i < 30; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    Memory now = memory();
+    if (std::abs(now.rss - last.rss) < 0.1) return now;
+    last = now;
+  }
+  return last;
 }
 
 EgressdProcess::EgressdProcess(std::string dir, std::string bpffs,

@@ -48,6 +48,10 @@ class EgressdProcess {
   int AttachedTargets();
 
   Memory memory() const { return MemoryOf(pid_); }
+  // The memory once RSS stops moving (two reads 100 ms apart within
+  // 0.1 MiB, at most 3 s): egressd answers a change first and frees what the
+  // change replaced after, so a read right after the answer sees both.
+  Memory SettledMemory() const;
   pid_t pid() const { return pid_; }
   std::string socket() const { return dir_ + "/egressd.sock"; }
   std::string log_path() const { return dir_ + "/egressd.log"; }

@@ -176,7 +176,7 @@ absl::Status FleetPart(EgressdProcess& d, const Options& o,
       status.Max(), "ms", 100);
   printf("  %-52s %10.1f ms\n", "status while the apply ran (median)",
          status.Median());
-  Memory m = d.memory();
+  Memory m = d.SettledMemory();
   Row("egressd RSS after the apply", m.rss, "MiB", 200);
   printf("  %-52s %10.1f MiB\n", "egressd peak RSS (VmHWM)", m.peak);
   if (absl::StatusOr<BpfMemory> k = BpfMemoryBelow(d.bpffs()); k.ok()) {
@@ -235,7 +235,7 @@ absl::Status BigPart(EgressdProcess& d, const Options& o,
          absl::ToDoubleSeconds(apply));
   printf("  %-52s %10.1f s\n", "egressd CPU of that apply",
          (CpuMs(d.pid()) - apply_cpu) / 1000);
-  Row("egressd RSS with the target", d.memory().rss, "MiB", 100);
+  Row("egressd RSS with the target", d.SettledMemory().rss, "MiB", 100);
   std::vector<double> allow, allow_cpu;
   for (int i = 0; i < 5; ++i) {
     const double cpu = CpuMs(d.pid());
@@ -262,7 +262,8 @@ absl::Status BigPart(EgressdProcess& d, const Options& o,
   printf("  %-52s %10.1f ms\n", "list -o json", Ms(list));
   EGRESS_RETURN_IF_ERROR(d.Ctl({"target", "remove", "big"}).status());
   printf("  %-52s %10.1f MiB (before the apply: %.1f)\n",
-         "egressd RSS after the target is removed", d.memory().rss, idle);
+         "egressd RSS after the target is removed", d.SettledMemory().rss,
+         idle);
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 // serves egressctl. Enforcement outlives the process: stopping or killing
 // egressd leaves every target enforced; `egressctl target remove` lifts it.
 #include <gflags/gflags.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,13 @@ int ParseFlags(int* argc, char*** argv) {
 
 int main(int argc, char** argv) {
   if (int code = ParseFlags(&argc, &argv); code >= 0) return code;
+  // glibc raises its trim threshold to twice the largest mmapped block freed
+  // (up to 64 MiB), and malloc_trim never trims the top of a thread's arena:
+  // after one large change (a 20 MB apply, decoded on the worker thread)
+  // egressd kept ~20 MiB it no longer used, with 100,000 rules and after
+  // they were removed. A fixed threshold (which also fixes the mmap threshold
+  // at its 128 KiB default) gives memory back when it is freed.
+  mallopt(M_TRIM_THRESHOLD, 4 << 20);
   setvbuf(stdout, nullptr, _IOLBF, 0);
   // A closed stdout pipe must cost records (counted by the sink), not the
   // daemon.
