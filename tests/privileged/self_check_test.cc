@@ -3,12 +3,19 @@
 // route) and turns a target whose hook did not refuse it degraded: status,
 // list, the exit code of `status`, a metric and a record say so. A healthy
 // target stays healthy.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,7 +25,10 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/command.h"
+#include "tests/testing/file_util.h"
+#include "userspace/common/mountinfo.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/kernel/cgroup_probe.h"
 
 namespace egress::testing {
 namespace {
@@ -54,6 +64,93 @@ class SelfCheckTest : public EgressdTest {
 
   std::unique_ptr<TestCgroup> db_cg_;
 };
+
+// systemd's ProtectControlGroups=yes (the shipped unit) mounts the cgroup
+// file system read-only for egressd: writing a cgroup.procs fails with
+// EROFS. The probe is born in the target's cgroup instead, so it still
+// proves enforcement there: EPERM from the target's hook, ENETUNREACH (its
+// network namespace has no route) from a cgroup no target holds.
+TEST_F(SelfCheckTest, ProbeRunsWhereTheCgroupMountIsReadOnly) {
+  AddTarget("web");  // no rules: every destination is denied
+  absl::StatusOr<std::string> root = Cgroup2Root();
+  ASSERT_TRUE(root.ok()) << root.status();
+  uint32_t addr_be = 0;
+  ASSERT_EQ(inet_pton(AF_INET, "192.0.2.1", &addr_be), 1);
+  // A thread of its own: the mount namespace it unshares (and the read-only
+  // remount in it) is its own and goes with it; the probes it forks inherit
+  // it.
+  std::string setup_error;
+  int procs_errno = 0;
+  absl::StatusOr<int> in_target = absl::UnknownError("not run");
+  absl::StatusOr<int> outside = absl::UnknownError("not run");
+  std::thread sandboxed([&] {
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount(nullptr, root->c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY,
+              nullptr) != 0) {
+      setup_error = strerror(errno);
+      return;
+    }
+    const std::string procs = db_cg_->path() + "/cgroup.procs";
+    UniqueFd fd(open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    procs_errno = fd.valid() ? 0 : errno;
+    in_target =
+        ProbeConnectFromCgroup(cg_->path(), addr_be, 9, absl::Seconds(5));
+    outside =
+        ProbeConnectFromCgroup(db_cg_->path(), addr_be, 9, absl::Seconds(5));
+  });
+  sandboxed.join();
+  ASSERT_EQ(setup_error, "");
+  // The sandbox is what the unit makes: cgroup.procs cannot be written.
+  EXPECT_EQ(procs_errno, EROFS);
+  ASSERT_TRUE(in_target.ok()) << in_target.status();
+  EXPECT_EQ(*in_target, EPERM) << strerror(*in_target);
+  ASSERT_TRUE(outside.ok()) << outside.status();
+  EXPECT_EQ(*outside, ENETUNREACH) << strerror(*outside);
+  // And the real cgroup mount stayed writable for everyone else.
+  UniqueFd fd(
+      open((db_cg_->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << strerror(errno);
+}
+
+// A probe that cannot run says nothing about enforcement, and status says
+// so: the target is neither healthy-by-silence nor degraded. A frozen
+// cgroup (`docker pause`) holds the probe born in it until its deadline.
+TEST_F(SelfCheckTest, AProbeThatCannotRunIsAWarningNotAVerdict) {
+  AddTarget("web");
+  const std::string freeze = cg_->path() + "/cgroup.freeze";
+  ASSERT_TRUE(WriteFile(freeze, "1").ok());
+  absl::Cleanup thaw = [&] { WriteFile(freeze, "0").IgnoreError(); };
+  const std::string kWarning = "self-check cannot probe this target: ";
+  auto warning = [&](const nlohmann::json& t) -> std::string {
+    if (!t.contains("warnings")) return "";
+    for (const auto& w : t["warnings"]) {
+      if (absl::StartsWith(w.get<std::string>(), kWarning)) return w;
+    }
+    return "";
+  };
+  nlohmann::json web;
+  int status_exit = -1;
+  // The first round's probe waits out its 5 s deadline.
+  absl::Time deadline = absl::Now() + absl::Seconds(15);
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    web = Target("web", &status_exit);
+  } while (warning(web).empty() && absl::Now() < deadline);
+  EXPECT_TRUE(absl::StrContains(warning(web), "did not finish within"))
+      << web.dump(2);
+  EXPECT_FALSE(web.contains("degraded")) << web.dump(2);
+  EXPECT_EQ(status_exit, 0);
+
+  WriteFile(freeze, "0").IgnoreError();
+  deadline = absl::Now() + absl::Seconds(15);
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    web = Target("web");
+  } while (!warning(web).empty() && absl::Now() < deadline);
+  EXPECT_EQ(warning(web), "") << web.dump(2);
+  EXPECT_FALSE(web.contains("degraded")) << web.dump(2);
+}
 
 TEST_F(SelfCheckTest, DetachedHookTurnsTheTargetDegradedAndHealthyOneStays) {
   AddTarget("web");

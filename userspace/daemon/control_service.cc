@@ -225,6 +225,12 @@ std::vector<std::string> ControlService::Warnings(
   } else if (!t.attached) {
     warnings.push_back("not all hooks are attached to the current cgroup");
   }
+  if (options_.self_check_problem) {
+    if (std::string why = options_.self_check_problem(t.id); !why.empty()) {
+      warnings.push_back(
+          absl::StrCat("self-check cannot probe this target: ", why));
+    }
+  }
   // A user target's processes can be anywhere: its cgroups entry is the
   // root its programs are attached to, not where they run.
   const size_t checked =

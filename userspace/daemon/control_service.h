@@ -48,6 +48,9 @@ struct ServiceOptions {
   // Why container targets cannot follow their containers now ("" = they
   // can); null: no container runtime.
   std::function<std::string(policy::TargetSource)> workload_problem;
+  // Why the field self-check could not probe a target (by id; "" = it
+  // could); null: no self-check.
+  std::function<std::string(uint32_t)> self_check_problem;
   // A line for egressd's log.
   std::function<void(const std::string&)> log;
 };

@@ -149,6 +149,9 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.workload_problem = [&p](policy::TargetSource source) {
     return p.workloads->Problem(source);
   };
+  o.self_check_problem = [&p](uint32_t id) -> std::string {
+    return p.self_check ? p.self_check->ProbeProblem(id) : "";
+  };
   o.log = Log;
   return o;
 }

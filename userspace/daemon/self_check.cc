@@ -4,6 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "userspace/kernel/cgroup_probe.h"
 
@@ -52,21 +55,60 @@ std::string SelfCheck::Check(const Engine::SelfCheckTarget& t) {
       t.cgroup == "/" ? options_.cgroup_root : options_.cgroup_root + t.cgroup;
   absl::StatusOr<int> connect_errno = ProbeConnectFromCgroup(
       dir, t.probe->addr_be, t.probe->port, absl::Seconds(5));
-  if (absl::IsNotFound(connect_errno.status())) return "";  // no cgroup yet
+  if (absl::IsNotFound(connect_errno.status())) {
+    SetProbeProblem(t, "");
+    return "";  // no cgroup yet
+  }
+  // A probe that could not run (the cgroup went away meanwhile, no memory,
+  // a sandbox that forbids it) says nothing about enforcement; status says
+  // that the target is unchecked, and why.
   if (!connect_errno.ok()) {
-    // The probe itself failed (the cgroup went away meanwhile, no memory):
-    // that says nothing about enforcement.
-    if (options_.log) {
-      options_.log(absl::StrCat("target ", t.name, ": self-check probe: ",
-                                connect_errno.status().ToString()));
-    }
+    SetProbeProblem(t, std::string(connect_errno.status().message()));
     return "";
   }
+  SetProbeProblem(t, "");
   return ProbeVerdict(*connect_errno, *t.probe);
 }
 
+void SelfCheck::SetProbeProblem(const Engine::SelfCheckTarget& t,
+                                std::string why) {
+  std::string was;
+  {
+    std::lock_guard<std::mutex> lock(problems_mu_);
+    auto it = problems_.find(t.id);
+    if (it != problems_.end()) was = it->second;
+    if (why.empty()) {
+      problems_.erase(t.id);
+    } else {
+      problems_[t.id] = why;
+    }
+  }
+  if (why == was || !options_.log) return;
+  options_.log(why.empty() ? absl::StrCat("target ", t.name,
+                                          ": self-check probe runs again")
+                           : absl::StrCat("target ", t.name,
+                                          ": self-check cannot probe: ", why));
+}
+
+std::string SelfCheck::ProbeProblem(uint32_t id) const {
+  std::lock_guard<std::mutex> lock(problems_mu_);
+  auto it = problems_.find(id);
+  return it == problems_.end() ? "" : it->second;
+}
+
 void SelfCheck::RunOnce() {
-  for (const Engine::SelfCheckTarget& t : engine_.SelfCheckTargets()) {
+  const std::vector<Engine::SelfCheckTarget> targets =
+      engine_.SelfCheckTargets();
+  {
+    // Targets gone or no longer probed (removed, audit) keep no problem.
+    std::lock_guard<std::mutex> lock(problems_mu_);
+    std::erase_if(problems_, [&targets](const auto& entry) {
+      return std::none_of(
+          targets.begin(), targets.end(),
+          [&entry](const auto& t) { return t.id == entry.first; });
+    });
+  }
+  for (const Engine::SelfCheckTarget& t : targets) {
     const std::string why = Check(t);
     const bool turned = engine_.SetSelfCheck(t.id, why);
     if (!turned) continue;

@@ -14,6 +14,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,10 +42,17 @@ class SelfCheck {
   void Start();
   // One round over every target, now (the thread's body; tests).
   void RunOnce();
+  // Why the last round could not probe target `id` ("" = it was probed, or
+  // not due): status shows it, since such a target is neither proven
+  // enforced nor degraded.
+  std::string ProbeProblem(uint32_t id) const;
 
  private:
-  // Why the target is not enforced, or "".
+  // Why the target is not enforced, or "". A probe that could not run
+  // leaves its reason in problems_ and says nothing about enforcement.
   std::string Check(const Engine::SelfCheckTarget& t);
+  // Records (and logs when it changed) why `t` could not be probed.
+  void SetProbeProblem(const Engine::SelfCheckTarget& t, std::string why);
 
   Engine& engine_;
   SelfCheckOptions options_;
@@ -52,6 +60,8 @@ class SelfCheck {
   std::condition_variable wake_;
   bool stop_ = false;
   std::thread thread_;
+  mutable std::mutex problems_mu_;
+  std::map<uint32_t, std::string> problems_;  // target id -> why
 };
 
 }  // namespace egress

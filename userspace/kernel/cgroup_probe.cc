@@ -3,13 +3,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -24,9 +28,10 @@ constexpr int kUnshareFailed = 251;
 constexpr int kSocketFailed = 252;
 
 // The child: system calls only (egressd has threads; nothing here may
-// take a lock another thread held at fork).
+// take a lock another thread held at fork). procs_fd < 0: it was born in
+// the cgroup.
 [[noreturn]] void Child(int procs_fd, const sockaddr_in& to) {
-  if (write(procs_fd, "0", 1) != 1) _exit(kJoinFailed);
+  if (procs_fd >= 0 && write(procs_fd, "0", 1) != 1) _exit(kJoinFailed);
   if (unshare(CLONE_NEWNET) != 0) _exit(kUnshareFailed);
   prctl(PR_SET_NAME, kProbeComm, 0, 0, 0);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -35,23 +40,57 @@ constexpr int kSocketFailed = 252;
   _exit(rc == 0 || errno == EINPROGRESS ? 0 : errno);
 }
 
+// A child born in the cgroup of `cgroup_fd` (clone3 with CLONE_INTO_CGROUP,
+// Linux 5.7): the move is checked against the cgroup's own permissions, not
+// the mount's, so it works where the cgroup file system is mounted read-only
+// (systemd's ProtectControlGroups=yes), where writing cgroup.procs fails with
+// EROFS. -1 with errno set when clone3 cannot do it.
+pid_t CloneIntoCgroup(int cgroup_fd) {
+  clone_args args;
+  memset(&args, 0, sizeof(args));
+  args.flags = CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof(args)));
+}
+
+// The probe child, in `cgroup_dir` from its first instruction, or (clone3
+// missing or filtered: ENOSYS) forked and moved by writing cgroup.procs.
+absl::StatusOr<pid_t> StartChild(const std::string& cgroup_dir,
+                                 const sockaddr_in& to) {
+  int cgroup_fd = open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) return ErrnoStatus(errno, "open", cgroup_dir);
+  pid_t pid = CloneIntoCgroup(cgroup_fd);
+  if (pid == 0) Child(-1, to);
+  const int clone_errno = errno;
+  close(cgroup_fd);
+  if (pid > 0) return pid;
+  if (clone_errno != ENOSYS) {
+    return ErrnoStatus(clone_errno, "clone3 into", cgroup_dir);
+  }
+  const std::string procs = absl::StrCat(cgroup_dir, "/cgroup.procs");
+  int procs_fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (procs_fd < 0) return ErrnoStatus(errno, "open", procs);
+  pid = fork();
+  if (pid == 0) Child(procs_fd, to);
+  const int fork_errno = errno;
+  close(procs_fd);
+  if (pid < 0) return ErrnoStatus(fork_errno, "fork", "self-check probe");
+  return pid;
+}
+
 }  // namespace
 
 absl::StatusOr<int> ProbeConnectFromCgroup(const std::string& cgroup_dir,
                                            uint32_t addr_be, uint16_t port,
                                            absl::Duration timeout) {
-  const std::string procs = absl::StrCat(cgroup_dir, "/cgroup.procs");
-  int procs_fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-  if (procs_fd < 0) return ErrnoStatus(errno, "open", procs);
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(port);
   to.sin_addr.s_addr = addr_be;
-  pid_t pid = fork();
-  if (pid == 0) Child(procs_fd, to);
-  const int fork_errno = errno;
-  close(procs_fd);
-  if (pid < 0) return ErrnoStatus(fork_errno, "fork", "self-check probe");
+  absl::StatusOr<pid_t> child = StartChild(cgroup_dir, to);
+  if (!child.ok()) return child.status();
+  const pid_t pid = *child;
   int wstatus = 0;
   const absl::Time deadline = absl::Now() + timeout;
   pid_t done = 0;
