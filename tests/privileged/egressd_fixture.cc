@@ -50,6 +50,11 @@ void EgressdTest::SetUp() {
 }
 
 void EgressdTest::StartDaemon() {
+  LaunchDaemon();
+  if (daemon_pid_ > 0) WaitForDaemon();
+}
+
+void EgressdTest::LaunchDaemon() {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -73,6 +78,10 @@ void EgressdTest::StartDaemon() {
     _exit(127);
   }
   daemon_pid_ = pid;
+}
+
+void EgressdTest::WaitForDaemon() {
+  const pid_t pid = daemon_pid_;
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (absl::Now() < deadline) {
     auto r = CallDaemon(socket_path_, {{"cmd", "ping"}}, absl::Seconds(2));

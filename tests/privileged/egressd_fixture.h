@@ -31,6 +31,11 @@ class EgressdTest : public ::testing::Test {
 
   // Starts egressd and waits until it answers (fails the test otherwise).
   void StartDaemon();
+  // The two halves of StartDaemon: fork and exec egressd (daemon_pid_), and
+  // wait until it answers `ping`. Apart for tests that watch what egressd
+  // does before it answers.
+  void LaunchDaemon();
+  void WaitForDaemon();
   // Sends `sig` to egressd and reaps it.
   void StopDaemon(int sig);
 

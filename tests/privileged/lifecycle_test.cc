@@ -16,9 +16,12 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -108,16 +111,52 @@ TEST_F(LifecycleTest, RestartWithPinsGoneRestoresFromState) {
 }
 
 // The systemd notification protocol (Type=notify): READY=1 only once every
-// target is restored, so a unit ordered after egressd starts enforced; and
-// STOPPING=1 on SIGTERM. The test plays systemd's side of NOTIFY_SOCKET.
+// target is restored and --policy_dir applied, so a unit ordered after
+// egressd starts enforced; and STOPPING=1 on SIGTERM. The test plays
+// systemd's side of NOTIFY_SOCKET and looks at the kernel at the moment
+// READY=1 arrives: before anything asked egressd anything (no ping), and with
+// egressd stopped (SIGSTOP) so that nothing it does after READY=1 counts.
+// The start has real work to do before it may say READY=1: a reboot (no
+// pins) leaves four targets to restore from the state and one to create from
+// the policy directory. A READY=1 sent before that work finds them open.
 TEST_F(LifecycleTest, TellsSystemdItIsReadyOnlyOnceEnforcementIsRestored) {
-  AddTarget("web");
-  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  std::vector<TestCgroup*> cgroups;
+  for (int i = 0; i < 4; ++i) {
+    auto cg = cg_->CreateChild(absl::StrCat("t", i));
+    ASSERT_TRUE(cg.ok()) << cg.status();
+    cgroups.push_back(*cg);
+    const std::string name = absl::StrCat("t", i);
+    AddTarget(name, *cg);
+    CtlOk({"allow", "40001/tcp", "127.0.0.2", "--target", name});
+  }
   StopDaemon(SIGKILL);
   // A reboot: nothing pinned, so the start must restore from the state.
   ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
-  EXPECT_ALLOWED(
-      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+  for (TestCgroup* cg : cgroups) {
+    EXPECT_ALLOWED(InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); },
+                                 Allowed, cg));
+  }
+  // And a policy egressd has not seen yet, for a fifth cgroup.
+  auto from_dir = cg_->CreateChild("fromdir");
+  ASSERT_TRUE(from_dir.ok()) << from_dir.status();
+  cgroups.push_back(*from_dir);
+  const std::string policy_dir =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/policies.d";
+  ASSERT_EQ(mkdir(policy_dir.c_str(), 0700), 0) << strerror(errno);
+  std::ofstream(policy_dir + "/fromdir.yaml")
+      << "apiVersion: egress.dev/v1alpha1\n"
+         "kind: EgressPolicy\n"
+         "metadata:\n"
+         "  name: fromdir\n"
+         "spec:\n"
+         "  target:\n"
+         "    cgroupPath: "
+      << (*from_dir)->relative_path()
+      << "\n"
+         "  egress:\n"
+         "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+         "    ports: [{port: 40001, protocol: TCP}]\n";
+  extra_daemon_args_ = {"--policy_dir", policy_dir};
 
   const std::string notify_path = state_dir_ + "/../notify.sock";
   UniqueFd notify(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -129,26 +168,47 @@ TEST_F(LifecycleTest, TellsSystemdItIsReadyOnlyOnceEnforcementIsRestored) {
   ASSERT_EQ(
       bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
       << strerror(errno);
+  // The next notification (bounded wait), or why there is none.
   auto next_message = [&notify]() -> std::string {
     pollfd p{notify.get(), POLLIN, 0};
-    if (poll(&p, 1, 10000) != 1) return "(nothing within 10 s)";
+    if (poll(&p, 1, 20000) != 1) return "(nothing within 20 s)";
     char buf[512];
     ssize_t n = recv(notify.get(), buf, sizeof(buf), 0);
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "(recv failed)";
   };
   setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
-  StartDaemon();
+  LaunchDaemon();
   unsetenv("NOTIFY_SOCKET");
+  ASSERT_GT(daemon_pid_, 0);
   const std::string ready = next_message();
-  EXPECT_TRUE(absl::StrContains(ready, "READY=1")) << ready;
-  // What a unit started on READY=1 finds: the policy in force.
-  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
-  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  // Freeze egressd where READY=1 left it; thaw it whatever happens below.
+  ASSERT_EQ(kill(daemon_pid_, SIGSTOP), 0) << strerror(errno);
+  {
+    const pid_t stopped = daemon_pid_;
+    absl::Cleanup thaw = [stopped] { kill(stopped, SIGCONT); };
+    ASSERT_TRUE(absl::StrContains(ready, "READY=1")) << ready;
+    // What a unit started on READY=1 finds: every policy in force.
+    for (TestCgroup* cg : cgroups) {
+      SCOPED_TRACE(cg->relative_path());
+      EXPECT_EQ(AttachedPrograms(cg->path(), BPF_CGROUP_INET4_CONNECT), 1);
+      EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }, cg),
+                EPERM);
+      EXPECT_ALLOWED(
+          InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, cg));
+    }
+  }
+  WaitForDaemon();
+  nlohmann::json targets = CtlJson({"target", "list"})["targets"];
+  EXPECT_EQ(targets.size(), cgroups.size()) << targets.dump();
+  for (const auto& t : targets) {
+    EXPECT_EQ(t["attached"], true) << t.dump();
+  }
 
   StopDaemon(SIGTERM);
   const std::string stopping = next_message();
   EXPECT_TRUE(absl::StrContains(stopping, "STOPPING=1")) << stopping;
   unlink(notify_path.c_str());
+  extra_daemon_args_.clear();
   StartDaemon();
 }
 

@@ -36,22 +36,26 @@ bool Halves(const Cidr& lo, const Cidr& hi) {
 // whole) or is removed itself. Each removed network costs at most one split
 // per bit of its prefix, so the time is linear in their number.
 void SubtractSorted(const Cidr& net, absl::Span<const Cidr> removed,
-                    std::vector<Cidr>* out) {
+                    std::vector<Cidr>* out, SubtractWork* work) {
+  ++work->pieces;
   if (removed.empty()) {
     out->push_back(net);
     return;
   }
+  ++work->tests;
   if (removed.front().Contains(net)) return;  // inside `net`: equal to it
   Cidr lower = net;
   lower.prefix_len = static_cast<uint8_t>(net.prefix_len + 1);
   Cidr upper = lower;
   FlipBit(upper.addr, net.prefix_len);
   const auto split =
-      std::partition_point(removed.begin(), removed.end(),
-                           [&](const Cidr& r) { return lower.Contains(r); });
+      std::partition_point(removed.begin(), removed.end(), [&](const Cidr& r) {
+        ++work->tests;
+        return lower.Contains(r);
+      });
   const size_t in_lower = static_cast<size_t>(split - removed.begin());
-  SubtractSorted(lower, removed.first(in_lower), out);
-  SubtractSorted(upper, removed.subspan(in_lower), out);
+  SubtractSorted(lower, removed.first(in_lower), out, work);
+  SubtractSorted(upper, removed.subspan(in_lower), out, work);
 }
 
 }  // namespace
@@ -62,7 +66,8 @@ bool CidrLess(const Cidr& a, const Cidr& b) {
 }
 
 std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
-                                absl::Span<const Cidr> excepts) {
+                                absl::Span<const Cidr> excepts,
+                                SubtractWork* work) {
   std::vector<Cidr> inside;
   for (const Cidr& e : excepts) {
     if (e.family == cidr.family && cidr.Contains(e)) inside.push_back(e);
@@ -70,7 +75,9 @@ std::vector<Cidr> SubtractCidrs(const Cidr& cidr,
   // Sorted and disjoint, the networks below any split point form one run.
   const std::vector<Cidr> removed = NormalizeCidrs(inside);
   std::vector<Cidr> out;
-  SubtractSorted(cidr, removed, &out);
+  SubtractWork counted;
+  SubtractSorted(cidr, removed, &out, &counted);
+  if (work != nullptr) *work = counted;
   return out;
 }
 
