@@ -75,7 +75,7 @@ TargetState Planned(const ResolvedPolicy& p) {
   return t;
 }
 
-// A new target: rules numbered from 1.
+// A new target, without its rules (PlanNewTargets adds them).
 TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   TargetPlan plan;
   plan.create = true;
@@ -83,13 +83,19 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   plan.config_changed = true;
   plan.target = Planned(p);
   change.action = "create";
+  return plan;
+}
+
+// A new target's rules, numbered from 1.
+void AddNewRules(const ResolvedPolicy& p, TargetPlan& plan,
+                 control::TargetChange& change) {
+  plan.target.rules.reserve(p.spec.rules.size());
+  change.added.reserve(p.spec.rules.size());
   for (const policy::Rule& r : p.spec.rules) {
-    policy::Rule numbered = r;
+    policy::Rule& numbered = plan.target.rules.emplace_back(r);
     numbered.id = plan.target.next_rule_id++;
-    plan.target.rules.push_back(numbered);
     change.added.push_back(policy::FormatRule(r));
   }
-  return plan;
 }
 
 // An existing target: unchanged rules keep their ids (and so their
@@ -149,6 +155,24 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     const std::vector<ResolvedPolicy>& policies,
                                     int64_t now) {
+  EGRESS_ASSIGN_OR_RETURN(ApplyPlan plan,
+                          PlanAgainstState(state, policies, now));
+  PlanNewTargets(policies, plan);
+  return plan;
+}
+
+void PlanNewTargets(const std::vector<ResolvedPolicy>& policies,
+                    ApplyPlan& plan) {
+  for (size_t i = 0; i < policies.size() && i < plan.targets.size(); ++i) {
+    if (plan.targets[i].create) {
+      AddNewRules(policies[i], plan.targets[i], plan.changes[i]);
+    }
+  }
+}
+
+absl::StatusOr<ApplyPlan> PlanAgainstState(
+    const DaemonState& state, const std::vector<ResolvedPolicy>& policies,
+    int64_t now) {
   ApplyPlan out;
   for (size_t i = 0; i < policies.size(); ++i) {
     EGRESS_RETURN_IF_ERROR(CheckConflicts(state, policies, i));

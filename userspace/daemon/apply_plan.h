@@ -44,9 +44,22 @@ struct ApplyPlan {
 // InvalidArgument / AlreadyExists / FailedPrecondition naming the policy for
 // a bad target name, two policies on one cgroup (or uid), a cgroup (or uid)
 // that is another target's, or an existing target on another cgroup (uid).
+// = PlanAgainstState, then PlanNewTargets.
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     const std::vector<ResolvedPolicy>& policies,
                                     int64_t now);
+
+// PlanApply in two steps, so that a caller that guards `state` with a lock
+// holds it for the first only. PlanAgainstState reads the state: the
+// conflicts (errors as PlanApply) and the plans of existing targets; a new
+// target's plan is left without its rules and their diff lines.
+// PlanNewTargets fills those in from `policies` alone: for a fleet's first
+// apply, that is copying and listing every rule.
+absl::StatusOr<ApplyPlan> PlanAgainstState(
+    const DaemonState& state, const std::vector<ResolvedPolicy>& policies,
+    int64_t now);
+void PlanNewTargets(const std::vector<ResolvedPolicy>& policies,
+                    ApplyPlan& plan);
 
 }  // namespace egress
 
