@@ -55,19 +55,14 @@ std::string SelfCheck::Check(const Engine::SelfCheckTarget& t) {
       t.cgroup == "/" ? options_.cgroup_root : options_.cgroup_root + t.cgroup;
   absl::StatusOr<int> connect_errno = ProbeConnectFromCgroup(
       dir, t.probe->addr_be, t.probe->port, absl::Seconds(5));
-  if (absl::IsNotFound(connect_errno.status())) {
-    SetProbeProblem(t, "");
-    return "";  // no cgroup yet
-  }
-  // A probe that could not run (the cgroup went away meanwhile, no memory,
-  // a sandbox that forbids it) says nothing about enforcement; status says
-  // that the target is unchecked, and why.
-  if (!connect_errno.ok()) {
-    SetProbeProblem(t, std::string(connect_errno.status().message()));
-    return "";
-  }
-  SetProbeProblem(t, "");
-  return ProbeVerdict(*connect_errno, *t.probe);
+  // A probe that could not run (no memory, a sandbox that forbids it, a
+  // frozen cgroup) says nothing about enforcement; status says that the
+  // target is unchecked, and why. NotFound: no cgroup yet, nothing to check.
+  const bool ran = connect_errno.ok();
+  SetProbeProblem(t, ran || absl::IsNotFound(connect_errno.status())
+                         ? ""
+                         : std::string(connect_errno.status().message()));
+  return ran ? ProbeVerdict(*connect_errno, *t.probe) : "";
 }
 
 void SelfCheck::SetProbeProblem(const Engine::SelfCheckTarget& t,

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress {
 namespace {
@@ -58,24 +59,18 @@ pid_t CloneIntoCgroup(int cgroup_fd) {
 // missing or filtered: ENOSYS) forked and moved by writing cgroup.procs.
 absl::StatusOr<pid_t> StartChild(const std::string& cgroup_dir,
                                  const sockaddr_in& to) {
-  int cgroup_fd = open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (cgroup_fd < 0) return ErrnoStatus(errno, "open", cgroup_dir);
-  pid_t pid = CloneIntoCgroup(cgroup_fd);
+  UniqueFd cgroup(open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.valid()) return ErrnoStatus(errno, "open", cgroup_dir);
+  pid_t pid = CloneIntoCgroup(cgroup.get());
   if (pid == 0) Child(-1, to);
-  const int clone_errno = errno;
-  close(cgroup_fd);
   if (pid > 0) return pid;
-  if (clone_errno != ENOSYS) {
-    return ErrnoStatus(clone_errno, "clone3 into", cgroup_dir);
-  }
+  if (errno != ENOSYS) return ErrnoStatus(errno, "clone3 into", cgroup_dir);
   const std::string procs = absl::StrCat(cgroup_dir, "/cgroup.procs");
-  int procs_fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-  if (procs_fd < 0) return ErrnoStatus(errno, "open", procs);
+  UniqueFd procs_fd(open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!procs_fd.valid()) return ErrnoStatus(errno, "open", procs);
   pid = fork();
-  if (pid == 0) Child(procs_fd, to);
-  const int fork_errno = errno;
-  close(procs_fd);
-  if (pid < 0) return ErrnoStatus(fork_errno, "fork", "self-check probe");
+  if (pid == 0) Child(procs_fd.get(), to);
+  if (pid < 0) return ErrnoStatus(errno, "fork", "self-check probe");
   return pid;
 }
 
