@@ -73,7 +73,7 @@ std::string SqliteStatement::Text(int column) const {
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
     const std::string& path) {
   // SQLite counts every allocation under one process-wide mutex unless told
-  // not to (SQLITE_CONFIG_MEMSTATUS, on by default): a quarter of the CPU of
+  // not to (SQLITE_CONFIG_MEMSTATUS, on by default): an eighth of the CPU of
   // writing a policy's 100,000 rule rows. egressd never reads those counts.
   // Only possible before SQLite initializes; later opens find it done.
   static std::once_flag no_memstatus;

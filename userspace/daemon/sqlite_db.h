@@ -32,8 +32,8 @@ class SqliteStatement {
   SqliteStatement& Bind(int index, int64_t value);
   SqliteStatement& Bind(int index, absl::string_view text);
   // Binds `text` without copying it: it must stay alive and unchanged until
-  // the statement runs (Run) or is reset. For the rows of a rule write,
-  // where the copy was a tenth of the write.
+  // the statement runs (Run) or is reset. For the rows of a rule write
+  // (100,000 of them for one policy).
   SqliteStatement& BindUnowned(int index, absl::string_view text);
   // True when a row is ready (read it with the Column accessors), false
   // when the statement is done.
