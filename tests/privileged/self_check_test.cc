@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <thread>
@@ -111,6 +113,53 @@ TEST_F(SelfCheckTest, ProbeRunsWhereTheCgroupMountIsReadOnly) {
   UniqueFd fd(
       open((db_cg_->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
   EXPECT_TRUE(fd.valid()) << strerror(errno);
+}
+
+// Where clone3 is refused (seccomp: ENOSYS, as systemd's RestrictNamespaces=
+// and older container runtimes' filters answer it), the probe is forked and
+// moved into the cgroup by its cgroup.procs, and proves the same: EPERM from
+// the target's hook, ENETUNREACH from a cgroup no target holds.
+TEST_F(SelfCheckTest, ProbeFallsBackToForkWhereClone3IsRefused) {
+  AddTarget("web");  // no rules: every destination is denied
+  uint32_t addr_be = 0;
+  ASSERT_EQ(inet_pton(AF_INET, "192.0.2.1", &addr_be), 1);
+  // A thread of its own: a seccomp filter binds the thread that loads it
+  // (no TSYNC) and the probes it forks, and ends with it.
+  std::string setup_error;
+  int clone3_errno = 0;
+  absl::StatusOr<int> in_target = absl::UnknownError("not run");
+  absl::StatusOr<int> outside = absl::UnknownError("not run");
+  std::thread filtered([&] {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == nullptr) {
+      setup_error = "seccomp_init failed";
+      return;
+    }
+    absl::Cleanup release = [&] { seccomp_release(ctx); };
+    if (int rc =
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        rc != 0) {
+      setup_error = absl::StrCat("seccomp_rule_add: ", strerror(-rc));
+      return;
+    }
+    if (int rc = seccomp_load(ctx); rc != 0) {
+      setup_error = absl::StrCat("seccomp_load: ", strerror(-rc));
+      return;
+    }
+    // The filter is what the fallback needs to see.
+    clone3_errno = syscall(SYS_clone3, nullptr, 0) < 0 ? errno : 0;
+    in_target =
+        ProbeConnectFromCgroup(cg_->path(), addr_be, 9, absl::Seconds(5));
+    outside =
+        ProbeConnectFromCgroup(db_cg_->path(), addr_be, 9, absl::Seconds(5));
+  });
+  filtered.join();
+  ASSERT_EQ(setup_error, "");
+  EXPECT_EQ(clone3_errno, ENOSYS) << strerror(clone3_errno);
+  ASSERT_TRUE(in_target.ok()) << in_target.status();
+  EXPECT_EQ(*in_target, EPERM) << strerror(*in_target);
+  ASSERT_TRUE(outside.ok()) << outside.status();
+  EXPECT_EQ(*outside, ENETUNREACH) << strerror(*outside);
 }
 
 // A probe that cannot run says nothing about enforcement, and status says
