@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 
@@ -82,6 +85,42 @@ TEST_F(EngineTest, TemporaryRulesEndOnTime) {
   EXPECT_THAT(Saved("web").rules, IsEmpty());
   EXPECT_NE(kernel_.ActiveRuleset(IdOf("web")), ruleset);
   EXPECT_EQ(engine_->ExpireRules(kNow + 500), 0);
+}
+
+// The once-a-second expiry looks at rules only when one is due: between
+// deadlines it knows the earliest one. A rule added meanwhile with an
+// earlier deadline still ends on time.
+TEST_F(EngineTest, ExpiryWaitsForTheEarliestDeadlineAndSeesNewRules) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  EXPECT_EQ(engine_->ExpireRules(kNow), 0);
+  EXPECT_EQ(engine_->NoExpiryBefore(), std::numeric_limits<int64_t>::max());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), 600}, kNow)
+                .status());
+  EXPECT_EQ(engine_->NoExpiryBefore(), 0);  // a change: not known
+  EXPECT_EQ(engine_->ExpireRules(kNow + 10), 0);
+  EXPECT_EQ(engine_->NoExpiryBefore(), kNow + 600);
+  // Added after the look, ending long before the known deadline.
+  ASSERT_OK(engine_->AddRule({"web", Allow({"dns", "10.0.0.53"}), 5}, kNow + 10)
+                .status());
+  EXPECT_EQ(engine_->ExpireRules(kNow + 14), 0);
+  EXPECT_EQ(engine_->NoExpiryBefore(), kNow + 15);
+  EXPECT_EQ(engine_->ExpireRules(kNow + 15), 1);
+  ASSERT_EQ(Saved("web").rules.size(), 1u);
+  EXPECT_EQ(Saved("web").rules[0].expires, kNow + 600);
+  EXPECT_EQ(engine_->ExpireRules(kNow + 16), 0);
+  EXPECT_EQ(engine_->NoExpiryBefore(), kNow + 600);
+  // An apply is a change too; the bound learned after it is the saved
+  // rules' earliest deadline.
+  control::ApplyRequest apply;
+  apply.policies = {Spec("web", "/web", {Allow({"https"})})};
+  ASSERT_OK(engine_->Apply(apply, kNow + 20).status());
+  EXPECT_EQ(engine_->NoExpiryBefore(), 0);
+  EXPECT_EQ(engine_->ExpireRules(kNow + 21), 0);
+  int64_t earliest = std::numeric_limits<int64_t>::max();
+  for (const policy::Rule& r : Saved("web").rules) {
+    if (r.expires != 0) earliest = std::min(earliest, r.expires);
+  }
+  EXPECT_EQ(engine_->NoExpiryBefore(), earliest);
 }
 
 TEST_F(EngineTest, AFailedWritePartWayThroughAnApplyChangesNothing) {

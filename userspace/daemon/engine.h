@@ -108,6 +108,10 @@ class Engine {
   // Removes temporary rules that end at or before `now`; returns how many.
   // The targets that lost rules are added to `changed` when given.
   int ExpireRules(int64_t now, std::vector<std::string>* changed = nullptr);
+  // The second before which ExpireRules has nothing to do (no temporary
+  // rule ends earlier); 0 when not known since the last change of rules,
+  // INT64_MAX when no rule is temporary. Learned by ExpireRules.
+  int64_t NoExpiryBefore() const;
   // Re-attaches targets whose cgroup was re-created, follows pattern
   // matches. Returns how many targets were (re)attached; *failed is set
   // when an attachment failed. The links of single-cgroup targets are read
@@ -256,7 +260,7 @@ class Engine {
   void DropRootSetIfUnused(uint32_t leaving);
   absl::StatusOr<uint32_t> AllocateTargetId() const;
   uint32_t NextRuleset();
-  absl::Status WriteConfig(const TargetState& t) const;
+  absl::Status WriteConfig(const TargetState& t);
   // Saves the targets in `targets` (made by WriteOf) and the ruleset
   // counter.
   absl::Status SaveLocked(Lock& lock, std::vector<TargetWrite> targets = {});
@@ -415,6 +419,8 @@ class Engine {
   EngineOptions options_;
   mutable std::mutex mu_;
   DaemonState state_;
+  // See NoExpiryBefore(); reset by every switch of a target's config.
+  int64_t no_expiry_before_ = 0;
   // Target id -> name, kept with state_.targets (records name targets by id).
   absl::flat_hash_map<uint32_t, std::string> names_by_id_;
   // The compiled form of each target's active rule set (by target id), so
