@@ -201,6 +201,26 @@ Tally RunSendto(const Endpoints& ep, const OpLimits& limits) {
   return t;
 }
 
+Tally RunSendConnected(const Endpoints& ep, const OpLimits& limits) {
+  Tally bad;
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in dst = Loopback(ep.udp_sink);
+  if (!fd || connect(fd.get(), reinterpret_cast<const sockaddr*>(&dst),
+                     sizeof(dst)) != 0) {
+    bad.Unexpected(errno);
+    return bad;
+  }
+  char payload[kDatagramBytes] = "egress_bench";
+  auto send_one = [&] {
+    ssize_t n = send(fd.get(), payload, sizeof(payload), 0);
+    if (n == static_cast<ssize_t>(sizeof(payload))) return true;
+    if (n >= 0) errno = -1;
+    return false;
+  };
+  for (int i = 0; i < 1000 && !g_stop; ++i) send_one();
+  return TimedLoop(limits, 64, send_one);
+}
+
 // ---- the UDP server ops (kUdpRecv*) ----
 //
 // The measured socket is the server: bound to 127.0.0.1, created in the
@@ -468,6 +488,8 @@ const char* OpName(Op op) {
       return "tcp connect+close";
     case Op::kUdpSendto:
       return "udp sendto 32B";
+    case Op::kUdpSendConnected:
+      return "udp send connected 32B";
     case Op::kDeniedConnect:
       return "denied connect";
     case Op::kDeniedNewDest:
@@ -502,6 +524,7 @@ OpLimits LimitsOf(Op op, double time_scale) {
     case Op::kTcpConnect:
       return {20000, scaled(0.15)};
     case Op::kUdpSendto:
+    case Op::kUdpSendConnected:
       return {300000, scaled(0.1)};
     case Op::kDeniedConnect:
     case Op::kDeniedNewDest:
@@ -543,6 +566,8 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced, bool refuses,
       return RunConnect(ep, limits);
     case Op::kUdpSendto:
       return RunSendto(ep, limits);
+    case Op::kUdpSendConnected:
+      return RunSendConnected(ep, limits);
     case Op::kDeniedConnect:
       return RunDenied(ep, limits, enforced && refuses);
     case Op::kDeniedNewDest:
@@ -657,6 +682,16 @@ int ProbeOnce(Op op, const Endpoints& ep) {
       // Nothing to refuse: a server may always read. Each read checks its
       // own outcome (RunUdpRecv).
       return 0;
+    case Op::kUdpSendConnected: {
+      UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!fd) return errno;
+      sockaddr_in dst = Loopback(ep.udp_sink);
+      if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&dst),
+                  sizeof(dst)) != 0) {
+        return errno;
+      }
+      return send(fd.get(), "x", 1, 0) == 1 ? 0 : errno;
+    }
     case Op::kUdpSendto: {
       int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (fd < 0) return errno;

@@ -48,8 +48,11 @@ bool StopRequested();
 absl::Status CancelledIfStopped();
 
 enum class Op {
-  kTcpConnect,     // socket + SO_LINGER{1,0} + connect + close, allowed
-  kUdpSendto,      // sendto of a 32-byte datagram on one socket, allowed
+  kTcpConnect,  // socket + SO_LINGER{1,0} + connect + close, allowed
+  kUdpSendto,   // sendto of a 32-byte datagram on one socket, allowed
+  // send() of a 32-byte datagram on a UDP socket connected (allowed) once
+  // per slice: no sock_addr hook runs per datagram, cgroup_skb egress does.
+  kUdpSendConnected,
   kDeniedConnect,  // socket + connect + close to a port no rule allows
   // The same to a new destination every time (127.1.0.0-127.254.255.255,
   // never repeated within a run): no rate limit holds its record back, so
@@ -74,6 +77,7 @@ enum class Op {
 };
 inline constexpr Op kAllOps[] = {Op::kTcpConnect,
                                  Op::kUdpSendto,
+                                 Op::kUdpSendConnected,
                                  Op::kDeniedConnect,
                                  Op::kDeniedNewDest,
                                  Op::kTcpBulk,
