@@ -115,9 +115,18 @@ Cidr Cidr::AnyV4() { return Cidr{.family = 4, .addr = {}, .prefix_len = 0}; }
 Cidr Cidr::AnyV6() { return Cidr{.family = 6, .addr = {}, .prefix_len = 0}; }
 
 std::string Cidr::ToString() const {
+  if (family == 4) {
+    // glibc's inet_ntop formats IPv4 with sprintf: a policy of 100,000
+    // addresses is written out several times per apply (request text, diff
+    // lines, state rows).
+    std::string text = absl::StrCat(addr[0], ".", addr[1], ".", addr[2], ".",
+                                    addr[3]);
+    if (prefix_len != 32) absl::StrAppend(&text, "/", prefix_len);
+    return text;
+  }
   char buf[INET6_ADDRSTRLEN];
-  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf));
-  if (prefix_len == (family == 4 ? 32 : 128)) return buf;
+  inet_ntop(AF_INET6, addr.data(), buf, sizeof(buf));
+  if (prefix_len == 128) return buf;
   return absl::StrCat(buf, "/", prefix_len);
 }
 
