@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -102,16 +103,17 @@ std::string Describe(const yaml::Node& node) {
   return "an undefined value";
 }
 
-// The closest of `candidates` within edit distance 2, or "".
-std::string Suggest(absl::string_view word,
-                    const std::vector<std::string>& candidates) {
+// The closest of `candidates` (strings or string_views) within edit
+// distance 2, or "".
+template <typename Words>
+std::string Suggest(absl::string_view word, const Words& candidates) {
   int best = 3;
   std::string suggestion;
-  for (const std::string& c : candidates) {
+  for (const auto& c : candidates) {
     const int d = EditDistance(word, c);
     if (d < best) {
       best = d;
-      suggestion = c;
+      suggestion = std::string(c);
     }
   }
   return suggestion;
@@ -154,6 +156,13 @@ void AddRange(const PortProtocol& protocol, uint16_t lo, uint16_t hi,
   if (protocol.proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
 }
 
+// Hashes a Cidr by value, for sets of them.
+struct CidrHash {
+  size_t operator()(const Cidr& c) const {
+    return absl::HashOf(c.family, c.addr, c.prefix_len);
+  }
+};
+
 // `items` in order without repeats (a rule's few ports and words).
 template <typename T>
 std::vector<T> FirstOccurrences(const std::vector<T>& items) {
@@ -166,6 +175,40 @@ std::vector<T> FirstOccurrences(const std::vector<T>& items) {
   return out;
 }
 
+// A mapping's fields by name in file order, each with its key and value
+// node. A mapping has a few fields and a policy file hundreds of thousands
+// of mappings: a vector searched in place costs no allocation per field. The
+// names point into the yaml::Document, which outlives the Fields.
+class Fields {
+ public:
+  using KeyValue = std::pair<yaml::Node, yaml::Node>;
+  using Entry = std::pair<absl::string_view, KeyValue>;
+  using const_iterator = std::vector<Entry>::const_iterator;
+
+  size_t count(absl::string_view name) const { return find(name) != end(); }
+  const_iterator find(absl::string_view name) const {
+    return std::find_if(entries_.begin(), entries_.end(),
+                        [&](const Entry& e) { return e.first == name; });
+  }
+  // The field's key and value; two null nodes for a field not given.
+  const KeyValue& operator[](absl::string_view name) const {
+    static const KeyValue kMissing;
+    const const_iterator it = find(name);
+    return it == end() ? kMissing : it->second;
+  }
+  const_iterator begin() const { return entries_.begin(); }
+  const_iterator end() const { return entries_.end(); }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  void Add(absl::string_view name, const yaml::Node& key,
+           const yaml::Node& value) {
+    entries_.emplace_back(name, KeyValue(key, value));
+  }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
 // One parse of one file. Every method returns InvalidArgument
 // "FILE:L:C: PATH: reason".
 class Parser {
@@ -175,8 +218,6 @@ class Parser {
   absl::StatusOr<Policy> Parse(absl::string_view text);
 
  private:
-  using Fields = std::map<std::string, std::pair<yaml::Node, yaml::Node>>;
-
   absl::Status Error(const yaml::Node& at, absl::string_view path,
                      absl::string_view reason) const {
     return ErrorAt(ToLocation(at.Mark()), path, reason);
@@ -195,13 +236,16 @@ class Parser {
   // Checks that `node` is a mapping whose keys are distinct scalars from
   // `allowed`, and collects them (key node, value node) into `out`.
   absl::Status GetFields(const yaml::Node& node, const std::string& path,
-                         const std::vector<std::string>& allowed,
+                         absl::Span<const absl::string_view> allowed,
                          Fields* out) const;
   absl::StatusOr<std::string> GetScalar(const yaml::Node& node,
                                         const std::string& path) const;
-  // A sequence's elements; null counts as empty.
-  absl::StatusOr<std::vector<yaml::Node>> GetList(
-      const yaml::Node& node, const std::string& path) const;
+  // GetScalar without a copy: valid while the document lives.
+  absl::StatusOr<absl::string_view> GetText(const yaml::Node& node,
+                                            const std::string& path) const;
+  // The number of a sequence's elements; null counts as empty.
+  absl::StatusOr<size_t> GetListSize(const yaml::Node& node,
+                                     const std::string& path) const;
   absl::StatusOr<bool> GetBool(const yaml::Node& node,
                                const std::string& path) const;
   // A scalar read by one of vocabulary.h's parsers; the error lists
@@ -224,9 +268,10 @@ class Parser {
   template <typename ParseItem>
   absl::Status ForEachItem(const yaml::Node& node, const std::string& path,
                            ParseItem parse) const {
-    EGRESS_ASSIGN_OR_RETURN(std::vector<yaml::Node> items, GetList(node, path));
-    for (size_t i = 0; i < items.size(); ++i) {
-      EGRESS_RETURN_IF_ERROR(parse(items[i], absl::StrCat(path, "[", i, "]")));
+    EGRESS_ASSIGN_OR_RETURN(const size_t n, GetListSize(node, path));
+    for (size_t i = 0; i < n; ++i) {
+      EGRESS_RETURN_IF_ERROR(
+          parse(node.Child(i), absl::StrCat(path, "[", i, "]")));
     }
     return absl::OkStatus();
   }
@@ -295,23 +340,26 @@ class Parser {
 };
 
 absl::Status Parser::GetFields(const yaml::Node& node, const std::string& path,
-                               const std::vector<std::string>& allowed,
+                               absl::Span<const absl::string_view> allowed,
                                Fields* out) const {
   if (!node.IsMap()) {
     return Error(node, path,
                  absl::StrCat("expected a mapping, got ", Describe(node)));
   }
-  for (const auto& [key, value] : node.Entries()) {
+  for (size_t i = 0; i < node.size(); ++i) {
+    const yaml::Node key = node.Child(2 * i);
+    const yaml::Node value = node.Child(2 * i + 1);
     if (!key.IsScalar()) {
       return Error(key, path, "field names must be plain words");
     }
-    const std::string name = key.Scalar();
-    const std::string field_path =
-        path.empty() ? name : absl::StrCat(path, ".", name);
+    const absl::string_view name = key.Text();
+    auto field_path = [&] {
+      return path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
+    };
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       for (const Hint& h : kHints) {
         if (h.field == name) {
-          return Error(key, field_path,
+          return Error(key, field_path(),
                        absl::StrCat("unsupported field: ", h.reason));
         }
       }
@@ -323,13 +371,13 @@ absl::Status Parser::GetFields(const yaml::Node& node, const std::string& path,
         absl::StrAppend(&reason, "; expected one of ",
                         absl::StrJoin(allowed, ", "));
       }
-      return Error(key, field_path, reason);
+      return Error(key, field_path(), reason);
     }
     if (out->count(name)) {
-      return Error(key, field_path,
+      return Error(key, field_path(),
                    absl::StrCat("duplicate field ", Quote(name)));
     }
-    out->emplace(name, std::make_pair(key, value));
+    out->Add(name, key, value);
   }
   return absl::OkStatus();
 }
@@ -343,14 +391,23 @@ absl::StatusOr<std::string> Parser::GetScalar(const yaml::Node& node,
   return node.Scalar();
 }
 
-absl::StatusOr<std::vector<yaml::Node>> Parser::GetList(
+absl::StatusOr<absl::string_view> Parser::GetText(
     const yaml::Node& node, const std::string& path) const {
-  if (node.IsNull()) return std::vector<yaml::Node>();
+  if (!node.IsScalar()) {
+    return Error(node, path,
+                 absl::StrCat("expected a value, got ", Describe(node)));
+  }
+  return node.Text();
+}
+
+absl::StatusOr<size_t> Parser::GetListSize(const yaml::Node& node,
+                                           const std::string& path) const {
+  if (node.IsNull()) return 0;
   if (!node.IsSequence()) {
     return Error(node, path,
                  absl::StrCat("expected a list, got ", Describe(node)));
   }
-  return node.Children();
+  return node.size();
 }
 
 absl::StatusOr<bool> Parser::GetBool(const yaml::Node& node,
@@ -561,7 +618,7 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
                  absl::StrCat("a policy has exactly one target; ",
                               keys[0].Scalar(), " is already given"));
   }
-  const std::string field = f.begin()->first;
+  const std::string field(f.begin()->first);
   const yaml::Node& v = f.begin()->second.second;
   const std::string path = absl::StrCat("spec.target.", field);
   policy->target_location = ToLocation(v.Mark());
@@ -845,13 +902,14 @@ absl::Status Parser::ParseDestinations(const yaml::Node& node,
       node, path, [&](const yaml::Node& peer, const std::string& peer_path) {
         return ParsePeer(peer, peer_path, rule);
       }));
+  if (rule->destinations.size() < 2) return absl::OkStatus();
   // Hashed, not FirstOccurrences: a rule may list many thousands of
   // networks.
-  absl::flat_hash_set<std::string> seen;
+  absl::flat_hash_set<Cidr, CidrHash> seen;
   std::vector<Cidr> unique;
   unique.reserve(rule->destinations.size());
   for (const Cidr& c : rule->destinations) {
-    if (seen.insert(c.ToString()).second) unique.push_back(c);
+    if (seen.insert(c).second) unique.push_back(c);
   }
   rule->destinations = std::move(unique);
   return absl::OkStatus();
@@ -888,7 +946,7 @@ absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
 
 absl::StatusOr<Cidr> Parser::ParseCidr(const yaml::Node& node,
                                        const std::string& path) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
   if (!cidr.ok()) return Error(node, path, cidr.status().message());
   return *cidr;
@@ -943,23 +1001,25 @@ absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
   }
   EGRESS_ASSIGN_OR_RETURN(Cidr cidr,
                           ParseCidr(b["cidr"].second, block_path + ".cidr"));
-  std::vector<Cidr> excepts;
-  if (b.count("except")) {
-    EGRESS_RETURN_IF_ERROR(ForEachItem(
-        b["except"].second, block_path + ".except",
-        [&](const yaml::Node& item,
-            const std::string& item_path) -> absl::Status {
-          EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
-          if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
-            return Error(
-                item, item_path,
-                absl::StrCat(e.ToString(), " is not strictly inside cidr ",
-                             cidr.ToString()));
-          }
-          excepts.push_back(e);
-          return absl::OkStatus();
-        }));
+  if (!b.count("except")) {
+    destinations->push_back(cidr);
+    return absl::OkStatus();
   }
+  std::vector<Cidr> excepts;
+  EGRESS_RETURN_IF_ERROR(ForEachItem(
+      b["except"].second, block_path + ".except",
+      [&](const yaml::Node& item,
+          const std::string& item_path) -> absl::Status {
+        EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
+        if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
+          return Error(
+              item, item_path,
+              absl::StrCat(e.ToString(), " is not strictly inside cidr ",
+                           cidr.ToString()));
+        }
+        excepts.push_back(e);
+        return absl::OkStatus();
+      }));
   const std::vector<Cidr> pieces = SubtractCidrs(cidr, excepts);
   if (pieces.empty()) {
     return Error(b["except"].second, block_path + ".except",
@@ -975,7 +1035,7 @@ absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
 absl::StatusOr<uint16_t> Parser::ParsePortNumber(
     const yaml::Node& node, const std::string& path,
     absl::string_view field) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   int64_t n = 0;
   if (!absl::SimpleAtoi(text, &n)) {
     if (absl::StrContains(text, "-") || absl::StrContains(text, ":")) {
@@ -1033,18 +1093,19 @@ absl::Status Parser::ParsePortEntry(const yaml::Node& node,
                          : protocol.word);
     return absl::OkStatus();
   }
-  EGRESS_ASSIGN_OR_RETURN(std::string port_text,
-                          GetScalar(f["port"].second, path + ".port"));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view port_text,
+                          GetText(f["port"].second, path + ".port"));
   const bool numeric =
       !port_text.empty() && (absl::ascii_isdigit(port_text[0]) ||
                              port_text[0] == '-' || port_text[0] == '+');
   if (numeric) return ParsePortRange(f, path, protocol, ports, words);
-  return ParseServicePort(f, path, port_text, protocol, ports, words);
+  return ParseServicePort(f, path, std::string(port_text), protocol, ports,
+                          words);
 }
 
 absl::StatusOr<PortProtocol> Parser::ParseProtocol(
     const yaml::Node& node, const std::string& path) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   PortProtocol protocol;
   protocol.word = absl::AsciiStrToLower(text);
   if (protocol.word == "tcp") {
