@@ -778,6 +778,11 @@ absl::StatusOr<std::string> Parser::ParseUnitName(
 absl::Status Parser::ParseRules(
     const yaml::Node& node, const std::string& path, Action action,
     Policy* policy, std::map<std::string, SourceLocation>* names) const {
+  if (node.IsSequence()) {
+    // Rules are large: regrowing a vector of 100,000 moves each many times.
+    policy->rules.reserve(policy->rules.size() + node.size());
+    policy->origins.reserve(policy->origins.size() + node.size());
+  }
   return ForEachItem(
       node, path,
       [&](const yaml::Node& item,
