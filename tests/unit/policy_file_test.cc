@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/policy/policy_file_path.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -549,6 +550,137 @@ TEST(ParsePolicyErrorTest, RuleLevel) {
   EXPECT_EQ(Error(Doc("  egress:\n  - name: \"\"\n")),
             "t.yaml:9:11: spec.egress[0].name: bad name \"\": use 1-64 "
             "letters, digits, '-', '_', '.' or '@'");
+}
+
+// Field paths are written out only for an error (policy_file_path.h); these
+// pin them down deep in a file, past the first rule and the first item of
+// each list, in block and flow style.
+TEST(ParsePolicyErrorTest, DeepFieldPaths) {
+  const std::string rules = R"(  egress:
+  - to:
+    - ipBlock: {cidr: 10.0.0.53/32}
+    ports:
+    - port: 53
+  - to: [ipBlock: {cidr: 10.0.0.25/32}]
+    ports: [{port: 25, protocol: TCP}]
+  - name: third
+    to:
+    - ipBlock: {cidr: 192.168.0.0/16}
+    - ipBlock:
+        cidr: 10.0.0.0/8
+        except:
+        - 10.1.0.0/16
+        - 10.2.0.0/16
+  egressDeny:
+  - to: [{ipBlock: {cidr: 203.0.113.250/32}}]
+  - to:
+    - domainNames: [api.example.com, b.example.com]
+    ports:
+    - port: 443
+    - {port: 8000, endPort: 8080, protocol: UDP}
+)";
+  EXPECT_EQ(MustParse(Doc(rules)).rules.size(), 5u);
+  // Line 30 is the first after `rules`.
+  EXPECT_EQ(Error(Doc(rules + "    - port: 70000\n")),
+            "t.yaml:30:13: spec.egressDeny[1].ports[2].port: port 70000 is "
+            "out of range 1-65535");
+  EXPECT_EQ(Error(Doc(rules + "    - port: smpt\n")),
+            "t.yaml:30:13: spec.egressDeny[1].ports[2].port: unknown service "
+            "\"smpt\" (did you mean \"smtp\"?)");
+  EXPECT_EQ(Error(Doc(rules + "    - {port: 9000, endPort: 100}\n")),
+            "t.yaml:30:29: spec.egressDeny[1].ports[2].endPort: endPort 100 "
+            "is below port 9000");
+  EXPECT_EQ(Error(Doc(rules + "    - ipBlock: {cidr: 10.0.0.0/8}\n")),
+            "t.yaml:30:7: spec.egressDeny[1].ports[2].ipBlock: unknown field "
+            "\"ipBlock\"; expected one of port, endPort, protocol");
+  EXPECT_EQ(Error(Doc(rules + "    icmp: maybe\n")),
+            "t.yaml:30:11: spec.egressDeny[1].icmp: expected true or false, "
+            "got \"maybe\"");
+  EXPECT_EQ(Error(Doc(rules + "  - name: third\n")),
+            "t.yaml:30:5: spec.egressDeny[2].name: duplicate rule name "
+            "\"third\" (first at line 15)");
+  EXPECT_EQ(Error(Doc(rules + "  - unix: [/run/a.sock, php.sock]\n")),
+            "t.yaml:30:25: spec.egressDeny[2].unix[1]: unix address "
+            "'php.sock' must be an absolute path or @name");
+
+  // The third rule's second peer's second except.
+  std::string bad = rules;
+  bad.replace(bad.find("10.2.0.0/16"), 11, "11.0.0.0/16");
+  EXPECT_EQ(Error(Doc(bad)),
+            "t.yaml:22:11: spec.egress[2].to[1].ipBlock.except[1]: "
+            "11.0.0.0/16 is not strictly inside cidr 10.0.0.0/8");
+  bad = rules;
+  bad.replace(bad.find("b.example.com"), 13, "\"bad name\"");
+  EXPECT_EQ(Error(Doc(bad)),
+            "t.yaml:26:38: spec.egressDeny[1].to[0].domainNames[1]: bad "
+            "domain name \"bad name\": use letters, digits, '-' and '_' "
+            "between dots");
+}
+
+TEST(ParsePolicyErrorTest, FieldPathsOutsideRules) {
+  constexpr char kTop[] =
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n";
+  EXPECT_EQ(Error(absl::StrCat(kTop, R"(metadata:
+  name: t
+  annotations:
+    owner: [a, b]
+spec:
+  target: {systemdUnit: t.service}
+)")),
+            "t.yaml:6:12: metadata.annotations.owner: expected a value, got a "
+            "list");
+  EXPECT_EQ(Error(absl::StrCat(kTop, R"(metadata: {name: t}
+spec:
+  target:
+    namespace: web
+    podSelector: {matchExpressions: []}
+)")),
+            "t.yaml:7:19: spec.target.podSelector.matchExpressions: not "
+            "supported; select with matchLabels");
+  EXPECT_EQ(Error(absl::StrCat(kTop, R"(metadata: {name: t}
+spec:
+  target:
+    selector:
+      matchLabels: {app: [x]}
+)")),
+            "t.yaml:7:26: spec.target.selector.matchLabels.app: expected a "
+            "value, got a list");
+  EXPECT_EQ(Error(absl::StrCat(kTop, R"(metadata: {name: t}
+spec:
+  target: {cgroupPath: /a, systemdUnit: b}
+)")),
+            "t.yaml:5:28: spec.target.systemdUnit: a policy has exactly one "
+            "target; cgroupPath is already given");
+  // A field of the document itself has no leading dot.
+  EXPECT_EQ(Error(absl::StrCat(kTop, R"(metadata: {name: t}
+spec: {target: {user: root}}
+ingress: []
+)")),
+            "t.yaml:5:1: ingress: unsupported field: egress only controls "
+            "outgoing connections");
+}
+
+TEST(FieldPathTest, FieldsAndItems) {
+  const FieldPath document;
+  EXPECT_EQ(document.Text(), "");
+  const FieldPath spec = document.Field("spec");
+  EXPECT_EQ(spec.Text(), "spec");
+  const FieldPath deny = spec.Field("egressDeny");
+  const FieldPath rule = deny.Item(12345);
+  EXPECT_EQ(rule.Text(), "spec.egressDeny[12345]");
+  const FieldPath to = rule.Field("to");
+  const FieldPath peer = to.Item(0);
+  const FieldPath block = peer.Field("ipBlock");
+  EXPECT_EQ(block.Field("except").Text(),
+            "spec.egressDeny[12345].to[0].ipBlock.except");
+  // After text already there, as in a message.
+  std::string message = "t.yaml:1:1: ";
+  block.AppendTo(&message);
+  EXPECT_EQ(message, "t.yaml:1:1: spec.egressDeny[12345].to[0].ipBlock");
+  // A key may be empty ("": x); it still gets its dot.
+  EXPECT_EQ(spec.Field("").Text(), "spec.");
+  EXPECT_EQ(document.Field("").Text(), "");
+  EXPECT_EQ(document.Item(2).Text(), "[2]");
 }
 
 TEST(ParsePolicyErrorTest, NothingEscapesOnOddInput) {

@@ -262,8 +262,12 @@ absl::Status ParseApply(const CommandInput& in, ParsedCommand* out) {
     return absl::InvalidArgumentError(
         "--cut and --dry-run do not go together: a dry run cuts nothing");
   }
-  for (const policy::Policy& p : policies) {
-    req.policies.push_back(control::SpecOfPolicy(p));
+  for (policy::Policy& p : policies) {
+    // Moved, not copied: a policy may hold 100,000 rules.
+    std::vector<policy::Rule> rules = std::move(p.rules);
+    control::TargetSpec spec = control::SpecOfPolicy(p);
+    spec.rules = std::move(rules);
+    req.policies.push_back(std::move(spec));
   }
   out->request = std::move(req);
   return absl::OkStatus();

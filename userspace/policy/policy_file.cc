@@ -1,8 +1,10 @@
 #include "userspace/policy/policy_file.h"
 
 #include <fnmatch.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -27,6 +30,7 @@
 #include "userspace/policy/name_rules.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/pod_ref.h"
+#include "userspace/policy/policy_file_path.h"
 #include "userspace/policy/services.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
@@ -102,16 +106,17 @@ std::string Describe(const yaml::Node& node) {
   return "an undefined value";
 }
 
-// The closest of `candidates` within edit distance 2, or "".
-std::string Suggest(absl::string_view word,
-                    const std::vector<std::string>& candidates) {
+// The closest of `candidates` (strings or string_views) within edit
+// distance 2, or "".
+template <typename Words>
+std::string Suggest(absl::string_view word, const Words& candidates) {
   int best = 3;
   std::string suggestion;
-  for (const std::string& c : candidates) {
+  for (const auto& c : candidates) {
     const int d = EditDistance(word, c);
     if (d < best) {
       best = d;
-      suggestion = c;
+      suggestion = std::string(c);
     }
   }
   return suggestion;
@@ -154,17 +159,65 @@ void AddRange(const PortProtocol& protocol, uint16_t lo, uint16_t hi,
   if (protocol.proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
 }
 
-// `items` in order without repeats (a rule's few ports and words).
-template <typename T>
-std::vector<T> FirstOccurrences(const std::vector<T>& items) {
-  std::vector<T> out;
-  for (const T& item : items) {
-    if (std::find(out.begin(), out.end(), item) == out.end()) {
-      out.push_back(item);
-    }
+// Hashes a Cidr by value, for sets of them.
+struct CidrHash {
+  size_t operator()(const Cidr& c) const {
+    return absl::HashOf(c.family, c.addr, c.prefix_len);
   }
-  return out;
+};
+
+// Drops every item equal to an earlier one, in place (a rule's few ports
+// and words: no hashing, no copy).
+template <typename T>
+void DropRepeats(std::vector<T>* items) {
+  auto kept = items->begin();
+  for (auto it = items->begin(); it != items->end(); ++it) {
+    if (std::find(items->begin(), kept, *it) != kept) continue;
+    if (kept != it) *kept = std::move(*it);
+    ++kept;
+  }
+  items->erase(kept, items->end());
 }
+
+// A mapping's fields by name in file order, each with its key and value
+// node. A mapping has a few fields and a policy file hundreds of thousands
+// of mappings: the fields are kept in place, searched in order, and cost no
+// allocation. GetFields admits only distinct names from a list of at most
+// kMaxFields. The names point into the yaml::Document, which outlives the
+// Fields.
+class Fields {
+ public:
+  // The most fields a mapping of a policy file may have (spec.target's).
+  static constexpr size_t kMaxFields = 9;
+  using KeyValue = std::pair<yaml::Node, yaml::Node>;
+  using Entry = std::pair<absl::string_view, KeyValue>;
+  using const_iterator = const Entry*;
+
+  size_t count(absl::string_view name) const { return find(name) != end(); }
+  const_iterator find(absl::string_view name) const {
+    return std::find_if(begin(), end(),
+                        [&](const Entry& e) { return e.first == name; });
+  }
+  // The field's key and value; two null nodes for a field not given.
+  const KeyValue& operator[](absl::string_view name) const {
+    static const KeyValue kMissing;
+    const const_iterator it = find(name);
+    return it == end() ? kMissing : it->second;
+  }
+  const_iterator begin() const { return entries_.data(); }
+  const_iterator end() const { return entries_.data() + size_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // At most kMaxFields times.
+  void Add(absl::string_view name, const yaml::Node& key,
+           const yaml::Node& value) {
+    entries_[size_++] = Entry(name, KeyValue(key, value));
+  }
+
+ private:
+  std::array<Entry, kMaxFields> entries_;
+  size_t size_ = 0;
+};
 
 // One parse of one file. Every method returns InvalidArgument
 // "FILE:L:C: PATH: reason".
@@ -175,39 +228,40 @@ class Parser {
   absl::StatusOr<Policy> Parse(absl::string_view text);
 
  private:
-  using Fields = std::map<std::string, std::pair<yaml::Node, yaml::Node>>;
-
-  absl::Status Error(const yaml::Node& at, absl::string_view path,
+  absl::Status Error(const yaml::Node& at, const FieldPath& path,
                      absl::string_view reason) const {
     return ErrorAt(ToLocation(at.Mark()), path, reason);
   }
-  absl::Status ErrorAt(SourceLocation loc, absl::string_view path,
+  absl::Status ErrorAt(SourceLocation loc, const FieldPath& path,
                        absl::string_view reason) const {
     std::string message = LocationText(file_, loc);
-    if (path.empty()) {
-      absl::StrAppend(&message, ": ", reason);
-    } else {
-      absl::StrAppend(&message, ": ", path, ": ", reason);
-    }
+    message.append(": ");
+    const size_t before_path = message.size();
+    path.AppendTo(&message);
+    if (message.size() > before_path) message.append(": ");
+    message.append(reason.data(), reason.size());
     return absl::InvalidArgumentError(message);
   }
 
   // Checks that `node` is a mapping whose keys are distinct scalars from
   // `allowed`, and collects them (key node, value node) into `out`.
-  absl::Status GetFields(const yaml::Node& node, const std::string& path,
-                         const std::vector<std::string>& allowed,
+  absl::Status GetFields(const yaml::Node& node, const FieldPath& path,
+                         absl::Span<const absl::string_view> allowed,
                          Fields* out) const;
   absl::StatusOr<std::string> GetScalar(const yaml::Node& node,
-                                        const std::string& path) const;
-  // A sequence's elements; null counts as empty.
-  absl::StatusOr<std::vector<yaml::Node>> GetList(
-      const yaml::Node& node, const std::string& path) const;
+                                        const FieldPath& path) const;
+  // GetScalar without a copy: valid while the document lives.
+  absl::StatusOr<absl::string_view> GetText(const yaml::Node& node,
+                                            const FieldPath& path) const;
+  // The number of a sequence's elements; null counts as empty.
+  absl::StatusOr<size_t> GetListSize(const yaml::Node& node,
+                                     const FieldPath& path) const;
   absl::StatusOr<bool> GetBool(const yaml::Node& node,
-                               const std::string& path) const;
+                               const FieldPath& path) const;
   // A scalar read by one of vocabulary.h's parsers; the error lists
   // `choices` ("expected enforce or audit, got \"block\"").
   template <typename T>
-  absl::StatusOr<T> ParseWord(const yaml::Node& node, const std::string& path,
+  absl::StatusOr<T> ParseWord(const yaml::Node& node, const FieldPath& path,
                               absl::StatusOr<T> (*parse)(absl::string_view),
                               absl::string_view choices) const {
     EGRESS_ASSIGN_OR_RETURN(std::string word, GetScalar(node, path));
@@ -222,96 +276,106 @@ class Parser {
   // Calls `parse(item, "PATH[i]")` for each element of the list at `node`
   // (null = empty), stopping at the first error.
   template <typename ParseItem>
-  absl::Status ForEachItem(const yaml::Node& node, const std::string& path,
+  absl::Status ForEachItem(const yaml::Node& node, const FieldPath& path,
                            ParseItem parse) const {
-    EGRESS_ASSIGN_OR_RETURN(std::vector<yaml::Node> items, GetList(node, path));
-    for (size_t i = 0; i < items.size(); ++i) {
-      EGRESS_RETURN_IF_ERROR(parse(items[i], absl::StrCat(path, "[", i, "]")));
+    EGRESS_ASSIGN_OR_RETURN(const size_t n, GetListSize(node, path));
+    for (size_t i = 0; i < n; ++i) {
+      EGRESS_RETURN_IF_ERROR(parse(node.Child(i), path.Item(i)));
     }
     return absl::OkStatus();
   }
 
-  absl::Status ParseMetadata(const yaml::Node& node, Policy* policy) const;
-  absl::Status ParseSpec(const yaml::Node& node, Policy* policy) const;
-  absl::Status ParseTarget(const yaml::Node& node, Policy* policy) const;
+  absl::Status ParseMetadata(const yaml::Node& node, const FieldPath& path,
+                             Policy* policy) const;
+  absl::Status ParseSpec(const yaml::Node& node, const FieldPath& path,
+                         Policy* policy) const;
+  absl::Status ParseTarget(const yaml::Node& node, const FieldPath& path,
+                           Policy* policy) const;
   // {namespace: NS, podSelector: {...}} or {namespace: NS, pod: NAME}.
-  absl::Status ParsePodTarget(const Fields& f, Policy* policy) const;
+  absl::Status ParsePodTarget(const Fields& f, const FieldPath& path,
+                              Policy* policy) const;
   // selector: {matchLabels: {key: value, ...}} -> "key=value,..." (sorted).
   absl::StatusOr<std::string> ParseSelector(const yaml::Node& node,
-                                            const std::string& path) const;
+                                            const FieldPath& path) const;
   absl::StatusOr<std::string> ParseUnitName(const yaml::Node& node,
-                                            const std::string& path) const;
-  absl::Status ParseRules(const yaml::Node& node, const std::string& path,
+                                            const FieldPath& path) const;
+  absl::Status ParseRules(const yaml::Node& node, const FieldPath& path,
                           Action action, Policy* policy,
                           std::map<std::string, SourceLocation>* names) const;
-  absl::StatusOr<Rule> ParseRule(const yaml::Node& node,
-                                 const std::string& path, Action action,
-                                 std::string* name) const;
+  absl::StatusOr<Rule> ParseRule(const yaml::Node& node, const FieldPath& path,
+                                 Action action, std::string* name) const;
   // `unix`: a unix rule's addresses (unix_rules.h), standing alone.
-  absl::Status ParseUnixPaths(Fields& f, const std::string& path,
+  absl::Status ParseUnixPaths(Fields& f, const FieldPath& path,
                               Rule* rule) const;
   // `name` and `comment`: the rule's name into `name`, Rule::comment.
-  absl::Status ParseNameAndComment(Fields& f, const std::string& path,
+  absl::Status ParseNameAndComment(Fields& f, const FieldPath& path,
                                    std::string* name, Rule* rule) const;
   // `to`: every ipBlock, in file order, without duplicates.
-  absl::Status ParseDestinations(const yaml::Node& node,
-                                 const std::string& path, Rule* rule) const;
+  absl::Status ParseDestinations(const yaml::Node& node, const FieldPath& path,
+                                 Rule* rule) const;
   // `ports` (if given) and `icmp`: Rule::ports and Rule::spec.
-  absl::Status ParsePorts(Fields& f, const std::string& path, bool icmp,
+  absl::Status ParsePorts(Fields& f, const FieldPath& path, bool icmp,
                           Rule* rule) const;
   // One peer: an ipBlock into Rule::destinations, or domainNames into
   // Rule::names.
-  absl::Status ParsePeer(const yaml::Node& node, const std::string& path,
+  absl::Status ParsePeer(const yaml::Node& node, const FieldPath& path,
                          Rule* rule) const;
-  absl::Status ParseDomainNames(const yaml::Node& node, const std::string& path,
+  absl::Status ParseDomainNames(const yaml::Node& node, const FieldPath& path,
                                 Rule* rule) const;
   absl::StatusOr<Cidr> ParseCidr(const yaml::Node& node,
-                                 const std::string& path) const;
+                                 const FieldPath& path) const;
   // Appends the entry's ports to `ports` and its grammar word to `words`.
-  absl::Status ParsePortEntry(const yaml::Node& node, const std::string& path,
+  absl::Status ParsePortEntry(const yaml::Node& node, const FieldPath& path,
                               std::vector<PortProto>* ports,
                               std::vector<std::string>* words) const;
   absl::StatusOr<PortProtocol> ParseProtocol(const yaml::Node& node,
-                                             const std::string& path) const;
+                                             const FieldPath& path) const;
   // `port` (and `endPort`) as numbers: one range.
-  absl::Status ParsePortRange(Fields& f, const std::string& path,
+  absl::Status ParsePortRange(Fields& f, const FieldPath& path,
                               const PortProtocol& protocol,
                               std::vector<PortProto>* ports,
                               std::vector<std::string>* words) const;
   // `port` as a service name: its ports of the protocol asked for.
-  absl::Status ParseServicePort(Fields& f, const std::string& path,
+  absl::Status ParseServicePort(Fields& f, const FieldPath& path,
                                 const std::string& service,
                                 const PortProtocol& protocol,
                                 std::vector<PortProto>* ports,
                                 std::vector<std::string>* words) const;
   absl::StatusOr<uint16_t> ParsePortNumber(const yaml::Node& node,
-                                           const std::string& path,
+                                           const FieldPath& path,
                                            absl::string_view field) const;
   absl::StatusOr<std::string> ParseCgroupPath(const yaml::Node& node,
-                                              const std::string& path,
+                                              const FieldPath& path,
                                               bool pattern) const;
 
   const std::string& file_;
+  // ParsePorts' words, kept from rule to rule.
+  mutable std::vector<std::string> words_;
 };
 
-absl::Status Parser::GetFields(const yaml::Node& node, const std::string& path,
-                               const std::vector<std::string>& allowed,
+absl::Status Parser::GetFields(const yaml::Node& node, const FieldPath& path,
+                               absl::Span<const absl::string_view> allowed,
                                Fields* out) const {
+  if (allowed.size() > Fields::kMaxFields) {
+    return absl::InternalError(
+        absl::StrCat("policy file reader: ", allowed.size(),
+                     " fields allowed, more than Fields can hold"));
+  }
   if (!node.IsMap()) {
     return Error(node, path,
                  absl::StrCat("expected a mapping, got ", Describe(node)));
   }
-  for (const auto& [key, value] : node.Entries()) {
+  for (size_t i = 0; i < node.size(); ++i) {
+    const yaml::Node key = node.Child(2 * i);
+    const yaml::Node value = node.Child(2 * i + 1);
     if (!key.IsScalar()) {
       return Error(key, path, "field names must be plain words");
     }
-    const std::string name = key.Scalar();
-    const std::string field_path =
-        path.empty() ? name : absl::StrCat(path, ".", name);
+    const absl::string_view name = key.Text();
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       for (const Hint& h : kHints) {
         if (h.field == name) {
-          return Error(key, field_path,
+          return Error(key, path.Field(name),
                        absl::StrCat("unsupported field: ", h.reason));
         }
       }
@@ -323,19 +387,19 @@ absl::Status Parser::GetFields(const yaml::Node& node, const std::string& path,
         absl::StrAppend(&reason, "; expected one of ",
                         absl::StrJoin(allowed, ", "));
       }
-      return Error(key, field_path, reason);
+      return Error(key, path.Field(name), reason);
     }
     if (out->count(name)) {
-      return Error(key, field_path,
+      return Error(key, path.Field(name),
                    absl::StrCat("duplicate field ", Quote(name)));
     }
-    out->emplace(name, std::make_pair(key, value));
+    out->Add(name, key, value);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Parser::GetScalar(const yaml::Node& node,
-                                              const std::string& path) const {
+                                              const FieldPath& path) const {
   if (!node.IsScalar()) {
     return Error(node, path,
                  absl::StrCat("expected a value, got ", Describe(node)));
@@ -343,18 +407,27 @@ absl::StatusOr<std::string> Parser::GetScalar(const yaml::Node& node,
   return node.Scalar();
 }
 
-absl::StatusOr<std::vector<yaml::Node>> Parser::GetList(
-    const yaml::Node& node, const std::string& path) const {
-  if (node.IsNull()) return std::vector<yaml::Node>();
+absl::StatusOr<absl::string_view> Parser::GetText(const yaml::Node& node,
+                                                  const FieldPath& path) const {
+  if (!node.IsScalar()) {
+    return Error(node, path,
+                 absl::StrCat("expected a value, got ", Describe(node)));
+  }
+  return node.Text();
+}
+
+absl::StatusOr<size_t> Parser::GetListSize(const yaml::Node& node,
+                                           const FieldPath& path) const {
+  if (node.IsNull()) return 0;
   if (!node.IsSequence()) {
     return Error(node, path,
                  absl::StrCat("expected a list, got ", Describe(node)));
   }
-  return node.Children();
+  return node.size();
 }
 
 absl::StatusOr<bool> Parser::GetBool(const yaml::Node& node,
-                                     const std::string& path) const {
+                                     const FieldPath& path) const {
   if (node.IsScalar()) {
     const std::string v = absl::AsciiStrToLower(node.Scalar());
     if (v == "true") return true;
@@ -377,72 +450,80 @@ absl::StatusOr<Policy> Parser::Parse(absl::string_view text) {
     if (!root.IsNull()) docs.push_back(root);
   }
   if (docs.empty()) {
-    return ErrorAt({1, 1}, "", "empty file: expected an EgressPolicy");
+    return ErrorAt({1, 1}, FieldPath(), "empty file: expected an EgressPolicy");
   }
   if (docs.size() > 1) {
-    return Error(docs[1], "",
+    return Error(docs[1], FieldPath(),
                  "only one policy per file; found a second YAML document");
   }
   const yaml::Node& root = docs[0];
+  const FieldPath document;
   Fields f;
-  EGRESS_RETURN_IF_ERROR(
-      GetFields(root, "", {"apiVersion", "kind", "metadata", "spec"}, &f));
+  EGRESS_RETURN_IF_ERROR(GetFields(
+      root, document, {"apiVersion", "kind", "metadata", "spec"}, &f));
   for (const char* required : {"apiVersion", "kind", "metadata", "spec"}) {
     if (!f.count(required)) {
-      return Error(root, "", absl::StrCat("missing field ", Quote(required)));
+      return Error(root, document,
+                   absl::StrCat("missing field ", Quote(required)));
     }
   }
+  const FieldPath api_path = document.Field("apiVersion");
   EGRESS_ASSIGN_OR_RETURN(std::string api,
-                          GetScalar(f["apiVersion"].second, "apiVersion"));
+                          GetScalar(f["apiVersion"].second, api_path));
   if (api != kPolicyApiVersion) {
-    return Error(f["apiVersion"].second, "apiVersion",
+    return Error(f["apiVersion"].second, api_path,
                  absl::StrCat("expected ", Quote(kPolicyApiVersion), ", got ",
                               Quote(api)));
   }
+  const FieldPath kind_path = document.Field("kind");
   EGRESS_ASSIGN_OR_RETURN(std::string kind,
-                          GetScalar(f["kind"].second, "kind"));
+                          GetScalar(f["kind"].second, kind_path));
   if (kind != kPolicyKind) {
     return Error(
-        f["kind"].second, "kind",
+        f["kind"].second, kind_path,
         absl::StrCat("expected ", Quote(kPolicyKind), ", got ", Quote(kind)));
   }
   Policy policy;
   policy.file = file_;
-  EGRESS_RETURN_IF_ERROR(ParseMetadata(f["metadata"].second, &policy));
-  EGRESS_RETURN_IF_ERROR(ParseSpec(f["spec"].second, &policy));
+  EGRESS_RETURN_IF_ERROR(
+      ParseMetadata(f["metadata"].second, document.Field("metadata"), &policy));
+  EGRESS_RETURN_IF_ERROR(
+      ParseSpec(f["spec"].second, document.Field("spec"), &policy));
   return policy;
 }
 
 absl::Status Parser::ParseMetadata(const yaml::Node& node,
+                                   const FieldPath& path,
                                    Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
-      GetFields(node, "metadata", {"name", "annotations", "labels"}, &f));
+      GetFields(node, path, {"name", "annotations", "labels"}, &f));
   if (!f.count("name")) {
-    return Error(node, "metadata", "missing field \"name\"");
+    return Error(node, path, "missing field \"name\"");
   }
   const yaml::Node& name = f["name"].second;
-  EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, "metadata.name"));
+  const FieldPath name_path = path.Field("name");
+  EGRESS_ASSIGN_OR_RETURN(policy->name, GetScalar(name, name_path));
   if (absl::Status st = CheckName(policy->name); !st.ok()) {
-    return Error(name, "metadata.name", st.message());
+    return Error(name, name_path, st.message());
   }
   policy->name_location = ToLocation(name.Mark());
   for (const char* map_field : {"annotations", "labels"}) {
     if (!f.count(map_field)) continue;
     const yaml::Node& m = f[map_field].second;
-    const std::string path = absl::StrCat("metadata.", map_field);
+    const FieldPath map_path = path.Field(map_field);
     if (m.IsNull()) continue;
     if (!m.IsMap()) {
-      return Error(m, path,
+      return Error(m, map_path,
                    absl::StrCat("expected a mapping, got ", Describe(m)));
     }
     for (const auto& [key_node, value_node] : m.Entries()) {
       if (!key_node.IsScalar()) {
-        return Error(key_node, path, "keys must be plain words");
+        return Error(key_node, map_path, "keys must be plain words");
       }
       const std::string key = key_node.Scalar();
       EGRESS_ASSIGN_OR_RETURN(std::string value,
-                              GetScalar(value_node, path + "." + key));
+                              GetScalar(value_node, map_path.Field(key)));
       // Labels are accepted for tooling but not kept.
       if (std::string(map_field) == "annotations") {
         policy->annotations[key] = value;
@@ -452,40 +533,43 @@ absl::Status Parser::ParseMetadata(const yaml::Node& node,
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseSpec(const yaml::Node& node, Policy* policy) const {
+absl::Status Parser::ParseSpec(const yaml::Node& node, const FieldPath& path,
+                               Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(GetFields(
-      node, "spec", {"target", "mode", "logging", "egress", "egressDeny"}, &f));
+      node, path, {"target", "mode", "logging", "egress", "egressDeny"}, &f));
   if (!f.count("target")) {
-    return Error(node, "spec", "missing field \"target\"");
+    return Error(node, path, "missing field \"target\"");
   }
-  EGRESS_RETURN_IF_ERROR(ParseTarget(f["target"].second, policy));
+  EGRESS_RETURN_IF_ERROR(
+      ParseTarget(f["target"].second, path.Field("target"), policy));
   if (f.count("mode")) {
     EGRESS_ASSIGN_OR_RETURN(
-        policy->mode, ParseWord<Mode>(f["mode"].second, "spec.mode", ParseMode,
-                                      "enforce or audit"));
+        policy->mode, ParseWord<Mode>(f["mode"].second, path.Field("mode"),
+                                      ParseMode, "enforce or audit"));
   }
   if (f.count("logging")) {
     // YAML 1.1 readers take a bare off as false; the tree keeps the text.
     EGRESS_ASSIGN_OR_RETURN(
         policy->logging,
-        ParseWord<LoggingLevel>(f["logging"].second, "spec.logging",
+        ParseWord<LoggingLevel>(f["logging"].second, path.Field("logging"),
                                 ParseLoggingLevel, "off, denied or all"));
   }
   std::map<std::string, SourceLocation> names;
   if (f.count("egress")) {
-    EGRESS_RETURN_IF_ERROR(ParseRules(f["egress"].second, "spec.egress",
+    EGRESS_RETURN_IF_ERROR(ParseRules(f["egress"].second, path.Field("egress"),
                                       Action::kAllow, policy, &names));
   }
   if (f.count("egressDeny")) {
-    EGRESS_RETURN_IF_ERROR(ParseRules(f["egressDeny"].second, "spec.egressDeny",
-                                      Action::kDeny, policy, &names));
+    EGRESS_RETURN_IF_ERROR(ParseRules(f["egressDeny"].second,
+                                      path.Field("egressDeny"), Action::kDeny,
+                                      policy, &names));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
-                                                    const std::string& path,
+                                                    const FieldPath& path,
                                                     bool pattern) const {
   EGRESS_ASSIGN_OR_RETURN(std::string value, GetScalar(node, path));
   std::string p = value;
@@ -528,15 +612,16 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
   return p;
 }
 
-absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
+absl::Status Parser::ParseTarget(const yaml::Node& node, const FieldPath& path,
+                                 Policy* policy) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
-      GetFields(node, "spec.target",
+      GetFields(node, path,
                 {"cgroupPath", "systemdUnit", "cgroupPattern", "user",
                  "container", "selector", "namespace", "podSelector", "pod"},
                 &f));
   if (f.empty()) {
-    return Error(node, "spec.target",
+    return Error(node, path,
                  "expected one of cgroupPath, systemdUnit, cgroupPattern, "
                  "user, container, selector, or namespace with podSelector "
                  "or pod");
@@ -546,7 +631,7 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
   const size_t pod_fields =
       f.count("namespace") + f.count("podSelector") + f.count("pod");
   if (pod_target && pod_fields == f.size()) {
-    return ParsePodTarget(f, policy);
+    return ParsePodTarget(f, path, policy);
   }
   if (f.size() > 1) {
     // Point at the second key in file order.
@@ -557,74 +642,76 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, Policy* policy) const {
                 return std::make_pair(a.Mark().line, a.Mark().column) <
                        std::make_pair(b.Mark().line, b.Mark().column);
               });
-    return Error(keys[1], absl::StrCat("spec.target.", keys[1].Scalar()),
+    return Error(keys[1], path.Field(keys[1].Text()),
                  absl::StrCat("a policy has exactly one target; ",
                               keys[0].Scalar(), " is already given"));
   }
-  const std::string field = f.begin()->first;
+  const absl::string_view field = f.begin()->first;
   const yaml::Node& v = f.begin()->second.second;
-  const std::string path = absl::StrCat("spec.target.", field);
+  const FieldPath value_path = path.Field(field);
   policy->target_location = ToLocation(v.Mark());
   // GetFields admitted only the table's fields.
   policy->target.kind = *ValueOf(kTargetFields, field);
   if (policy->target.kind == TargetSource::kUnit) {
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseUnitName(v, path));
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseUnitName(v, value_path));
   } else if (policy->target.kind == TargetSource::kUser) {
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, path));
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, value_path));
     if (absl::Status st = CheckUser(policy->target.value); !st.ok()) {
-      return Error(v, path, st.message());
+      return Error(v, value_path, st.message());
     }
   } else if (policy->target.kind == TargetSource::kContainer) {
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, path));
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, value_path));
     if (policy->target.value.empty() || policy->target.value.size() > 128 ||
         policy->target.value.find_first_of(" /,=\n") != std::string::npos) {
-      return Error(v, path,
+      return Error(v, value_path,
                    absl::StrCat(Quote(policy->target.value),
                                 " is not a container name or id"));
     }
   } else if (policy->target.kind == TargetSource::kSelector) {
-    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseSelector(v, path));
+    EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseSelector(v, value_path));
   } else {
     EGRESS_ASSIGN_OR_RETURN(
         policy->target.value,
-        ParseCgroupPath(v, path,
+        ParseCgroupPath(v, value_path,
                         policy->target.kind == TargetSource::kPattern));
   }
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParsePodTarget(const Fields& f, Policy* policy) const {
+absl::Status Parser::ParsePodTarget(const Fields& f, const FieldPath& path,
+                                    Policy* policy) const {
   auto ns = f.find("namespace");
   auto selector = f.find("podSelector");
   auto pod = f.find("pod");
   if (ns == f.end()) {
     const auto& given = selector != f.end() ? *selector : *pod;
-    return Error(given.second.first, absl::StrCat("spec.target.", given.first),
+    return Error(given.second.first, path.Field(given.first),
                  "needs namespace: a pod target names its namespace (a "
                  "selector never spans namespaces)");
   }
   if (selector != f.end() && pod != f.end()) {
-    return Error(pod->second.first, "spec.target.pod",
+    return Error(pod->second.first, path.Field("pod"),
                  "a policy has exactly one target; podSelector is already "
                  "given");
   }
   if (selector == f.end() && pod == f.end()) {
-    return Error(ns->second.first, "spec.target.namespace",
+    return Error(ns->second.first, path.Field("namespace"),
                  "needs podSelector (podSelector: {} for every pod of the "
                  "namespace) or pod: NAME");
   }
   const yaml::Node& ns_node = ns->second.second;
-  EGRESS_ASSIGN_OR_RETURN(std::string ns_name,
-                          GetScalar(ns_node, "spec.target.namespace"));
+  const FieldPath ns_path = path.Field("namespace");
+  EGRESS_ASSIGN_OR_RETURN(std::string ns_name, GetScalar(ns_node, ns_path));
   if (absl::Status st = CheckNamespace(ns_name); !st.ok()) {
-    return Error(ns_node, "spec.target.namespace", st.message());
+    return Error(ns_node, ns_path, st.message());
   }
   policy->target_location = ToLocation(ns_node.Mark());
   if (pod != f.end()) {
     const yaml::Node& v = pod->second.second;
-    EGRESS_ASSIGN_OR_RETURN(std::string name, GetScalar(v, "spec.target.pod"));
+    const FieldPath pod_path = path.Field("pod");
+    EGRESS_ASSIGN_OR_RETURN(std::string name, GetScalar(v, pod_path));
     if (absl::Status st = CheckPodName(name); !st.ok()) {
-      return Error(v, "spec.target.pod", st.message());
+      return Error(v, pod_path, st.message());
     }
     policy->target.kind = TargetSource::kPod;
     policy->target.value = PodRefText({ns_name, name});
@@ -632,20 +719,21 @@ absl::Status Parser::ParsePodTarget(const Fields& f, Policy* policy) const {
   }
   // NetworkPolicy's podSelector: {} (or null) is every pod of the namespace.
   const yaml::Node& v = selector->second.second;
-  const std::string path = "spec.target.podSelector";
+  const FieldPath selector_path = path.Field("podSelector");
   PodSelector out{ns_name, {}};
   if (!v.IsNull() && !(v.IsMap() && v.size() == 0)) {
     Fields sf;
     EGRESS_RETURN_IF_ERROR(
-        GetFields(v, path, {"matchLabels", "matchExpressions"}, &sf));
+        GetFields(v, selector_path, {"matchLabels", "matchExpressions"}, &sf));
     if (auto it = sf.find("matchExpressions"); it != sf.end()) {
-      return Error(it->second.first, absl::StrCat(path, ".matchExpressions"),
+      return Error(it->second.first, selector_path.Field("matchExpressions"),
                    "not supported; select with matchLabels");
     }
     auto labels = sf.find("matchLabels");
     if (labels != sf.end() && !labels->second.second.IsNull() &&
         !(labels->second.second.IsMap() && labels->second.second.size() == 0)) {
-      EGRESS_ASSIGN_OR_RETURN(std::string text, ParseSelector(v, path));
+      EGRESS_ASSIGN_OR_RETURN(std::string text,
+                              ParseSelector(v, selector_path));
       EGRESS_ASSIGN_OR_RETURN(out.labels, ParseLabelSelector(text));
     }
   }
@@ -654,14 +742,14 @@ absl::Status Parser::ParsePodTarget(const Fields& f, Policy* policy) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Parser::ParseSelector(
-    const yaml::Node& node, const std::string& path) const {
+absl::StatusOr<std::string> Parser::ParseSelector(const yaml::Node& node,
+                                                  const FieldPath& path) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"matchLabels"}, &f));
   auto it = f.find("matchLabels");
   if (it == f.end()) return Error(node, path, "expected matchLabels");
   const yaml::Node& labels = it->second.second;
-  const std::string labels_path = absl::StrCat(path, ".matchLabels");
+  const FieldPath labels_path = path.Field("matchLabels");
   if (!labels.IsMap() || labels.size() == 0) {
     return Error(labels, labels_path,
                  "expected a mapping of at least one label: value");
@@ -672,7 +760,7 @@ absl::StatusOr<std::string> Parser::ParseSelector(
       return Error(key_node, labels_path, "label names must be plain words");
     }
     const std::string key = key_node.Scalar();
-    const std::string key_path = absl::StrCat(labels_path, ".", key);
+    const FieldPath key_path = labels_path.Field(key);
     EGRESS_ASSIGN_OR_RETURN(std::string value, GetScalar(value_node, key_path));
     if (absl::Status st = CheckLabel(key, value); !st.ok()) {
       return Error(value_node, key_path, st.message());
@@ -684,8 +772,8 @@ absl::StatusOr<std::string> Parser::ParseSelector(
   return LabelSelectorText(selector);
 }
 
-absl::StatusOr<std::string> Parser::ParseUnitName(
-    const yaml::Node& node, const std::string& path) const {
+absl::StatusOr<std::string> Parser::ParseUnitName(const yaml::Node& node,
+                                                  const FieldPath& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(node, path));
   const bool chars_ok =
       !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
@@ -719,12 +807,16 @@ absl::StatusOr<std::string> Parser::ParseUnitName(
 }
 
 absl::Status Parser::ParseRules(
-    const yaml::Node& node, const std::string& path, Action action,
+    const yaml::Node& node, const FieldPath& path, Action action,
     Policy* policy, std::map<std::string, SourceLocation>* names) const {
+  if (node.IsSequence()) {
+    // Rules are large: regrowing a vector of 100,000 moves each many times.
+    policy->rules.reserve(policy->rules.size() + node.size());
+    policy->origins.reserve(policy->origins.size() + node.size());
+  }
   return ForEachItem(
       node, path,
-      [&](const yaml::Node& item,
-          const std::string& rule_path) -> absl::Status {
+      [&](const yaml::Node& item, const FieldPath& rule_path) -> absl::Status {
         std::string name;
         EGRESS_ASSIGN_OR_RETURN(Rule rule,
                                 ParseRule(item, rule_path, action, &name));
@@ -735,19 +827,19 @@ absl::Status Parser::ParseRules(
             // The name's own position is not kept; the rule's is close
             // enough.
             return ErrorAt(
-                loc, rule_path + ".name",
+                loc, rule_path.Field("name"),
                 absl::StrCat("duplicate rule name ", Quote(name),
                              " (first at line ", it->second.line, ")"));
           }
         }
         policy->rules.push_back(std::move(rule));
-        policy->origins.push_back({name, rule_path, loc});
+        policy->origins.push_back({std::move(name), rule_path.Text(), loc});
         return absl::OkStatus();
       });
 }
 
 absl::StatusOr<Rule> Parser::ParseRule(const yaml::Node& node,
-                                       const std::string& path, Action action,
+                                       const FieldPath& path, Action action,
                                        std::string* name) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
@@ -762,15 +854,16 @@ absl::StatusOr<Rule> Parser::ParseRule(const yaml::Node& node,
   }
   bool raw = false, icmp = false;
   if (f.count("raw")) {
-    EGRESS_ASSIGN_OR_RETURN(raw, GetBool(f["raw"].second, path + ".raw"));
+    EGRESS_ASSIGN_OR_RETURN(raw, GetBool(f["raw"].second, path.Field("raw")));
   }
   if (f.count("icmp")) {
-    EGRESS_ASSIGN_OR_RETURN(icmp, GetBool(f["icmp"].second, path + ".icmp"));
+    EGRESS_ASSIGN_OR_RETURN(icmp,
+                            GetBool(f["icmp"].second, path.Field("icmp")));
   }
   if (raw) {
     for (const char* other : {"to", "ports", "icmp"}) {
       if (f.count(other)) {
-        return Error(f[other].first, absl::StrCat(path, ".", other),
+        return Error(f[other].first, path.Field(other),
                      "a raw rule stands alone: it takes no to, ports or icmp");
       }
     }
@@ -780,25 +873,25 @@ absl::StatusOr<Rule> Parser::ParseRule(const yaml::Node& node,
   }
   if (f.count("to")) {
     EGRESS_RETURN_IF_ERROR(
-        ParseDestinations(f["to"].second, path + ".to", &rule));
+        ParseDestinations(f["to"].second, path.Field("to"), &rule));
   }
   EGRESS_RETURN_IF_ERROR(ParsePorts(f, path, icmp, &rule));
   return rule;
 }
 
-absl::Status Parser::ParseUnixPaths(Fields& f, const std::string& path,
+absl::Status Parser::ParseUnixPaths(Fields& f, const FieldPath& path,
                                     Rule* rule) const {
   for (const char* other : {"to", "ports", "icmp", "raw"}) {
     if (f.count(other)) {
-      return Error(f[other].first, absl::StrCat(path, ".", other),
+      return Error(f[other].first, path.Field(other),
                    "a unix rule stands alone: it takes no to, ports, icmp or "
                    "raw");
     }
   }
   const yaml::Node& list = f["unix"].second;
   EGRESS_RETURN_IF_ERROR(ForEachItem(
-      list, path + ".unix",
-      [&](const yaml::Node& item, const std::string& item_path) {
+      list, path.Field("unix"),
+      [&](const yaml::Node& item, const FieldPath& item_path) {
         EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
         if (absl::Status st = UnixAddressBytes(text).status(); !st.ok()) {
           return Error(item, item_path, st.message());
@@ -807,28 +900,28 @@ absl::Status Parser::ParseUnixPaths(Fields& f, const std::string& path,
         return absl::OkStatus();
       }));
   if (rule->unix_paths.empty()) {
-    return Error(list, path + ".unix",
+    return Error(list, path.Field("unix"),
                  "expected at least one socket address (/path or @name)");
   }
-  rule->unix_paths = FirstOccurrences(rule->unix_paths);
+  DropRepeats(&rule->unix_paths);
   rule->spec = "unix";
   rule->ports = {{Proto::kUnix}};
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,
+absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
                                          std::string* name, Rule* rule) const {
   std::string comment;
   if (f.count("name")) {
     const yaml::Node& v = f["name"].second;
-    EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path + ".name"));
+    EGRESS_ASSIGN_OR_RETURN(*name, GetScalar(v, path.Field("name")));
     if (absl::Status st = CheckName(*name); !st.ok()) {
-      return Error(v, path + ".name", st.message());
+      return Error(v, path.Field("name"), st.message());
     }
   }
   if (f.count("comment")) {
-    EGRESS_ASSIGN_OR_RETURN(comment,
-                            GetScalar(f["comment"].second, path + ".comment"));
+    EGRESS_ASSIGN_OR_RETURN(
+        comment, GetScalar(f["comment"].second, path.Field("comment")));
   }
   if (!name->empty() && !comment.empty()) {
     rule->comment = absl::StrCat(*name, ": ", comment);
@@ -839,34 +932,39 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const std::string& path,
 }
 
 absl::Status Parser::ParseDestinations(const yaml::Node& node,
-                                       const std::string& path,
+                                       const FieldPath& path,
                                        Rule* rule) const {
   EGRESS_RETURN_IF_ERROR(ForEachItem(
-      node, path, [&](const yaml::Node& peer, const std::string& peer_path) {
+      node, path, [&](const yaml::Node& peer, const FieldPath& peer_path) {
         return ParsePeer(peer, peer_path, rule);
       }));
+  if (rule->destinations.size() < 2) return absl::OkStatus();
   // Hashed, not FirstOccurrences: a rule may list many thousands of
   // networks.
-  absl::flat_hash_set<std::string> seen;
+  absl::flat_hash_set<Cidr, CidrHash> seen;
   std::vector<Cidr> unique;
   unique.reserve(rule->destinations.size());
   for (const Cidr& c : rule->destinations) {
-    if (seen.insert(c.ToString()).second) unique.push_back(c);
+    if (seen.insert(c).second) unique.push_back(c);
   }
   rule->destinations = std::move(unique);
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
+absl::Status Parser::ParsePorts(Fields& f, const FieldPath& path, bool icmp,
                                 Rule* rule) const {
-  std::vector<PortProto> ports;
-  std::vector<std::string> words;
+  // The ports straight into the rule, the words into a buffer kept from rule
+  // to rule: a file has up to 100,000 rules, each with a port or two.
+  std::vector<PortProto>& ports = rule->ports;
+  std::vector<std::string>& words = words_;
+  ports.clear();
+  words.clear();
   if (f.count("ports")) {
-    EGRESS_RETURN_IF_ERROR(ForEachItem(
-        f["ports"].second, path + ".ports",
-        [&](const yaml::Node& entry, const std::string& entry_path) {
-          return ParsePortEntry(entry, entry_path, &ports, &words);
-        }));
+    EGRESS_RETURN_IF_ERROR(
+        ForEachItem(f["ports"].second, path.Field("ports"),
+                    [&](const yaml::Node& entry, const FieldPath& entry_path) {
+                      return ParsePortEntry(entry, entry_path, &ports, &words);
+                    }));
   }
   if (icmp) {
     ports.push_back({Proto::kIcmp});
@@ -875,28 +973,33 @@ absl::Status Parser::ParsePorts(Fields& f, const std::string& path, bool icmp,
   if (ports.empty()) {
     // Like a NetworkPolicy rule without ports: everything, as "any".
     ports = {{Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
-    words = {"any"};
+    words.clear();
+    words.emplace_back("any");
   }
-  // tcp, then udp, then icmp; first occurrence kept.
-  std::stable_sort(
-      ports.begin(), ports.end(),
-      [](const PortProto& a, const PortProto& b) { return a.proto < b.proto; });
-  rule->ports = FirstOccurrences(ports);
-  rule->spec = absl::StrJoin(FirstOccurrences(words), ",");
+  // tcp, then udp, then icmp; first occurrence kept. Most rules are in that
+  // order already, and stable_sort allocates a buffer even for one port.
+  const auto by_proto = [](const PortProto& a, const PortProto& b) {
+    return a.proto < b.proto;
+  };
+  if (!std::is_sorted(ports.begin(), ports.end(), by_proto)) {
+    std::stable_sort(ports.begin(), ports.end(), by_proto);
+  }
+  DropRepeats(&ports);
+  DropRepeats(&words);
+  rule->spec = absl::StrJoin(words, ",");
   return absl::OkStatus();
 }
 
 absl::StatusOr<Cidr> Parser::ParseCidr(const yaml::Node& node,
-                                       const std::string& path) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+                                       const FieldPath& path) const {
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
   if (!cidr.ok()) return Error(node, path, cidr.status().message());
   return *cidr;
 }
 
 absl::Status Parser::ParseDomainNames(const yaml::Node& node,
-                                      const std::string& path,
-                                      Rule* rule) const {
+                                      const FieldPath& path, Rule* rule) const {
   // An empty list must not leave a rule without destinations: that would
   // mean anywhere.
   if (!node.IsSequence() || node.size() == 0) {
@@ -904,8 +1007,7 @@ absl::Status Parser::ParseDomainNames(const yaml::Node& node,
   }
   return ForEachItem(
       node, path,
-      [&](const yaml::Node& item,
-          const std::string& item_path) -> absl::Status {
+      [&](const yaml::Node& item, const FieldPath& item_path) -> absl::Status {
         EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
         absl::StatusOr<std::string> name = CanonicalRuleName(text);
         if (!name.ok()) return Error(item, item_path, name.status().message());
@@ -917,7 +1019,7 @@ absl::Status Parser::ParseDomainNames(const yaml::Node& node,
       });
 }
 
-absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
+absl::Status Parser::ParsePeer(const yaml::Node& node, const FieldPath& path,
                                Rule* rule) const {
   std::vector<Cidr>* destinations = &rule->destinations;
   Fields f;
@@ -928,41 +1030,42 @@ absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
                  "peers");
   }
   if (f.count("domainNames")) {
-    return ParseDomainNames(f["domainNames"].second, path + ".domainNames",
+    return ParseDomainNames(f["domainNames"].second, path.Field("domainNames"),
                             rule);
   }
   if (!f.count("ipBlock")) {
     return Error(node, path, "missing field \"ipBlock\" or \"domainNames\"");
   }
-  const std::string block_path = path + ".ipBlock";
+  const FieldPath block_path = path.Field("ipBlock");
   const yaml::Node& block = f["ipBlock"].second;
   Fields b;
   EGRESS_RETURN_IF_ERROR(GetFields(block, block_path, {"cidr", "except"}, &b));
   if (!b.count("cidr")) {
     return Error(block, block_path, "missing field \"cidr\"");
   }
-  EGRESS_ASSIGN_OR_RETURN(Cidr cidr,
-                          ParseCidr(b["cidr"].second, block_path + ".cidr"));
-  std::vector<Cidr> excepts;
-  if (b.count("except")) {
-    EGRESS_RETURN_IF_ERROR(ForEachItem(
-        b["except"].second, block_path + ".except",
-        [&](const yaml::Node& item,
-            const std::string& item_path) -> absl::Status {
-          EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
-          if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
-            return Error(
-                item, item_path,
-                absl::StrCat(e.ToString(), " is not strictly inside cidr ",
-                             cidr.ToString()));
-          }
-          excepts.push_back(e);
-          return absl::OkStatus();
-        }));
+  EGRESS_ASSIGN_OR_RETURN(
+      Cidr cidr, ParseCidr(b["cidr"].second, block_path.Field("cidr")));
+  if (!b.count("except")) {
+    destinations->push_back(cidr);
+    return absl::OkStatus();
   }
+  std::vector<Cidr> excepts;
+  EGRESS_RETURN_IF_ERROR(ForEachItem(
+      b["except"].second, block_path.Field("except"),
+      [&](const yaml::Node& item, const FieldPath& item_path) -> absl::Status {
+        EGRESS_ASSIGN_OR_RETURN(Cidr e, ParseCidr(item, item_path));
+        if (e.family != cidr.family || !cidr.Contains(e) || e == cidr) {
+          return Error(
+              item, item_path,
+              absl::StrCat(e.ToString(), " is not strictly inside cidr ",
+                           cidr.ToString()));
+        }
+        excepts.push_back(e);
+        return absl::OkStatus();
+      }));
   const std::vector<Cidr> pieces = SubtractCidrs(cidr, excepts);
   if (pieces.empty()) {
-    return Error(b["except"].second, block_path + ".except",
+    return Error(b["except"].second, block_path.Field("except"),
                  absl::StrCat("the excepts cover all of ", cidr.ToString(),
                               "; the ipBlock would match nothing"));
   }
@@ -973,9 +1076,9 @@ absl::Status Parser::ParsePeer(const yaml::Node& node, const std::string& path,
 }
 
 absl::StatusOr<uint16_t> Parser::ParsePortNumber(
-    const yaml::Node& node, const std::string& path,
+    const yaml::Node& node, const FieldPath& path,
     absl::string_view field) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   int64_t n = 0;
   if (!absl::SimpleAtoi(text, &n)) {
     if (absl::StrContains(text, "-") || absl::StrContains(text, ":")) {
@@ -1000,7 +1103,7 @@ absl::StatusOr<uint16_t> Parser::ParsePortNumber(
 }
 
 absl::Status Parser::ParsePortEntry(const yaml::Node& node,
-                                    const std::string& path,
+                                    const FieldPath& path,
                                     std::vector<PortProto>* ports,
                                     std::vector<std::string>* words) const {
   Fields f;
@@ -1009,13 +1112,12 @@ absl::Status Parser::ParsePortEntry(const yaml::Node& node,
   PortProtocol protocol;
   if (f.count("protocol")) {
     EGRESS_ASSIGN_OR_RETURN(
-        protocol, ParseProtocol(f["protocol"].second, path + ".protocol"));
+        protocol, ParseProtocol(f["protocol"].second, path.Field("protocol")));
   }
   if (protocol.icmp) {
     for (const char* field : {"port", "endPort"}) {
       if (f.count(field)) {
-        return Error(f[field].first, absl::StrCat(path, ".", field),
-                     "ICMP has no ports");
+        return Error(f[field].first, path.Field(field), "ICMP has no ports");
       }
     }
     ports->push_back({Proto::kIcmp});
@@ -1024,7 +1126,7 @@ absl::Status Parser::ParsePortEntry(const yaml::Node& node,
   }
   if (!f.count("port")) {
     if (f.count("endPort")) {
-      return Error(f["endPort"].first, path + ".endPort",
+      return Error(f["endPort"].first, path.Field("endPort"),
                    "endPort needs a port");
     }
     AddRange(protocol, 0, 65535, ports);
@@ -1033,18 +1135,19 @@ absl::Status Parser::ParsePortEntry(const yaml::Node& node,
                          : protocol.word);
     return absl::OkStatus();
   }
-  EGRESS_ASSIGN_OR_RETURN(std::string port_text,
-                          GetScalar(f["port"].second, path + ".port"));
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view port_text,
+                          GetText(f["port"].second, path.Field("port")));
   const bool numeric =
       !port_text.empty() && (absl::ascii_isdigit(port_text[0]) ||
                              port_text[0] == '-' || port_text[0] == '+');
   if (numeric) return ParsePortRange(f, path, protocol, ports, words);
-  return ParseServicePort(f, path, port_text, protocol, ports, words);
+  return ParseServicePort(f, path, std::string(port_text), protocol, ports,
+                          words);
 }
 
 absl::StatusOr<PortProtocol> Parser::ParseProtocol(
-    const yaml::Node& node, const std::string& path) const {
-  EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(node, path));
+    const yaml::Node& node, const FieldPath& path) const {
+  EGRESS_ASSIGN_OR_RETURN(absl::string_view text, GetText(node, path));
   PortProtocol protocol;
   protocol.word = absl::AsciiStrToLower(text);
   if (protocol.word == "tcp") {
@@ -1061,19 +1164,20 @@ absl::StatusOr<PortProtocol> Parser::ParseProtocol(
   return protocol;
 }
 
-absl::Status Parser::ParsePortRange(Fields& f, const std::string& path,
+absl::Status Parser::ParsePortRange(Fields& f, const FieldPath& path,
                                     const PortProtocol& protocol,
                                     std::vector<PortProto>* ports,
                                     std::vector<std::string>* words) const {
   EGRESS_ASSIGN_OR_RETURN(
-      uint16_t lo, ParsePortNumber(f["port"].second, path + ".port", "port"));
+      uint16_t lo,
+      ParsePortNumber(f["port"].second, path.Field("port"), "port"));
   uint16_t hi = lo;
   if (f.count("endPort")) {
     const yaml::Node& end_node = f["endPort"].second;
     EGRESS_ASSIGN_OR_RETURN(
-        hi, ParsePortNumber(end_node, path + ".endPort", "endPort"));
+        hi, ParsePortNumber(end_node, path.Field("endPort"), "endPort"));
     if (hi < lo) {
-      return Error(end_node, path + ".endPort",
+      return Error(end_node, path.Field("endPort"),
                    absl::StrCat("endPort ", hi, " is below port ", lo));
     }
   }
@@ -1083,18 +1187,18 @@ absl::Status Parser::ParsePortRange(Fields& f, const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseServicePort(Fields& f, const std::string& path,
+absl::Status Parser::ParseServicePort(Fields& f, const FieldPath& path,
                                       const std::string& service,
                                       const PortProtocol& protocol,
                                       std::vector<PortProto>* ports,
                                       std::vector<std::string>* words) const {
   if (f.count("endPort")) {
-    return Error(f["endPort"].first, path + ".endPort",
+    return Error(f["endPort"].first, path.Field("endPort"),
                  absl::StrCat("endPort needs a numeric port, not service ",
                               Quote(service)));
   }
   const yaml::Node& port_node = f["port"].second;
-  const std::string port_path = path + ".port";
+  const FieldPath port_path = path.Field("port");
   absl::StatusOr<std::vector<PortProto>> found = LookupService(service);
   if (!found.ok()) {
     std::string reason = absl::StrCat("unknown service ", Quote(service));
@@ -1168,7 +1272,14 @@ absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
     return absl::UnavailableError(message);
   }
   std::string text;
-  char buf[8192];
+  // Room for the whole file at once: a string grown step by step to
+  // megabytes is copied several times.
+  struct stat st;
+  if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      static_cast<uint64_t>(st.st_size) <= kMaxFileSize) {
+    text.reserve(static_cast<size_t>(st.st_size) + 1);
+  }
+  char buf[65536];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, fp)) > 0) {
     text.append(buf, n);

@@ -170,7 +170,8 @@ class Document::Builder {
       return absl::OkStatus();
     }
     pending_.push_back(index);
-    uint64_t& expanded = doc_.nodes_[open_.back()].expanded;
+    // Both at most kMaxExpanded: no overflow before the check.
+    uint32_t& expanded = doc_.nodes_[open_.back()].expanded;
     expanded += doc_.nodes_[index].expanded;
     if (expanded > kMaxExpanded) {
       return TooLarge(
@@ -216,8 +217,40 @@ class Document::Builder {
   std::vector<uint32_t> pending_;  // their children so far
 };
 
+void Document::Reserve(absl::string_view text) {
+  // A node takes 4 bytes of text or more ("a: b" is three nodes in 5).
+  const size_t nodes = std::min(text.size() / 4 + 16, kMaxNodes);
+  nodes_.reserve(nodes);
+  children_.reserve(nodes);
+  text_.reserve(text.size());
+}
+
+absl::StatusOr<std::unique_ptr<Document>> Document::ParseWith(
+    Reader reader, absl::string_view text) {
+  switch (reader) {
+    case Reader::kSimple: {
+      std::unique_ptr<Document> doc(new Document());
+      doc->Reserve(text);
+      if (!doc->ReadSimple(text)) {
+        return absl::UnimplementedError("not in the simple subset");
+      }
+      return doc;
+    }
+    case Reader::kLibyaml:
+      return ParseWithLibyaml(text);
+    case Reader::kYamlCpp:
+      return ParseWithYamlCpp(text);
+  }
+  return absl::InternalError("unknown reader");
+}
+
 absl::StatusOr<std::unique_ptr<Document>> Document::Parse(
     absl::string_view text) {
+  if (absl::StatusOr<std::unique_ptr<Document>> simple =
+          ParseWith(Reader::kSimple, text);
+      simple.ok()) {
+    return simple;
+  }
   absl::StatusOr<std::unique_ptr<Document>> doc = ParseWithLibyaml(text);
   if (doc.ok() || !absl::StrContains(doc.status().message(), kSyntaxError)) {
     return doc;
@@ -228,6 +261,7 @@ absl::StatusOr<std::unique_ptr<Document>> Document::Parse(
 absl::StatusOr<std::unique_ptr<Document>> Document::ParseWithLibyaml(
     absl::string_view text) {
   std::unique_ptr<Document> doc(new Document());
+  doc->Reserve(text);
   Builder builder(doc.get());
   Events events(text);
   for (;;) {
@@ -247,6 +281,16 @@ std::string Node::Scalar() const {
   if (!IsScalar()) return "";
   const Document::NodeData& n = doc_->nodes_[index_];
   return doc_->text_.substr(n.first, n.count);
+}
+
+absl::string_view Node::Text() const {
+  if (!IsScalar()) return "";
+  const Document::NodeData& n = doc_->nodes_[index_];
+  return absl::string_view(doc_->text_).substr(n.first, n.count);
+}
+
+Node Node::Child(size_t i) const {
+  return Node(doc_, doc_->children_[doc_->nodes_[index_].first + i]);
 }
 
 Position Node::Mark() const {
