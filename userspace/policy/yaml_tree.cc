@@ -273,34 +273,10 @@ absl::StatusOr<std::unique_ptr<Document>> Document::ParseWithLibyaml(
   return doc;
 }
 
-NodeType Node::Type() const {
-  return doc_ == nullptr ? NodeType::kNull : doc_->nodes_[index_].type;
-}
-
 std::string Node::Scalar() const {
   if (!IsScalar()) return "";
   const Document::NodeData& n = doc_->nodes_[index_];
   return doc_->text_.substr(n.first, n.count);
-}
-
-absl::string_view Node::Text() const {
-  if (!IsScalar()) return "";
-  const Document::NodeData& n = doc_->nodes_[index_];
-  return absl::string_view(doc_->text_).substr(n.first, n.count);
-}
-
-Node Node::Child(size_t i) const {
-  return Node(doc_, doc_->children_[doc_->nodes_[index_].first + i]);
-}
-
-Position Node::Mark() const {
-  return doc_ == nullptr ? Position{} : doc_->nodes_[index_].mark;
-}
-
-size_t Node::size() const {
-  if (IsSequence()) return doc_->nodes_[index_].count;
-  if (IsMap()) return doc_->nodes_[index_].count / 2;
-  return 0;
 }
 
 std::vector<Node> Node::Children() const {

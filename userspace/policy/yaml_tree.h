@@ -152,6 +152,32 @@ class Document {
   std::vector<Node> roots_;
 };
 
+// Node's accessors are inline: the policy file reader calls them some ten
+// million times for a 100,000-rule file.
+inline NodeType Node::Type() const {
+  return doc_ == nullptr ? NodeType::kNull : doc_->nodes_[index_].type;
+}
+
+inline absl::string_view Node::Text() const {
+  if (!IsScalar()) return "";
+  const Document::NodeData& n = doc_->nodes_[index_];
+  return absl::string_view(doc_->text_).substr(n.first, n.count);
+}
+
+inline Node Node::Child(size_t i) const {
+  return Node(doc_, doc_->children_[doc_->nodes_[index_].first + i]);
+}
+
+inline Position Node::Mark() const {
+  return doc_ == nullptr ? Position{} : doc_->nodes_[index_].mark;
+}
+
+inline size_t Node::size() const {
+  if (IsSequence()) return doc_->nodes_[index_].count;
+  if (IsMap()) return doc_->nodes_[index_].count / 2;
+  return 0;
+}
+
 }  // namespace egress::policy::yaml
 
 #endif  // EGRESS_USERSPACE_POLICY_YAML_TREE_H_
