@@ -7,6 +7,9 @@ pkgs=(
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   libabsl-dev libgflags-dev googletest libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev liburing-dev prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev libyaml-dev
+  # simdjson: egressd decodes control requests from its DOM; an `apply`
+  # line is tens of MB, which nlohmann::json's tree parses ten times slower.
+  libsimdjson-dev
   libsystemd-dev systemd libseccomp-dev libsqlite3-dev
   # containerd's API (gRPC) for pod targets, and containerd itself for the
   # tests that start one.

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/control/json_view_simdjson.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress {
@@ -274,6 +275,20 @@ absl::StatusOr<std::optional<std::string>> ReadAvailableLine(int conn_fd,
 
 absl::StatusOr<nlohmann::json> ParseRequest(const std::string& line) {
   return ParseJson(line);
+}
+
+absl::StatusOr<control::Request> DecodeRequestLine(const std::string& line) {
+  {
+    // Freed on leaving: the DOM of an `apply` is tens of MB.
+    simdjson::dom::parser parser;
+    std::optional<control::SimdjsonView> root =
+        control::ParseForView(parser, line);
+    if (root && root->is_object()) return control::DecodeRequestDom(*root);
+  }
+  // Not JSON, not an object, or JSON the DOM does not read as the tree
+  // would: the tree's way, and its errors.
+  EGRESS_ASSIGN_OR_RETURN(nlohmann::json message, ParseRequest(line));
+  return control::DecodeRequest(message);
 }
 
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,

@@ -25,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "userspace/control/json_fields.h"
 #include "userspace/control/protocol_codec.h"
+#include "userspace/policy/json_view.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/vocabulary.h"
@@ -162,8 +163,9 @@ class JsonReader {
                         [](JsonFields& item, auto* out) { Read(item, out); });
     } else {
       static_assert(archive_internal::kIsObject<T>, "no reader for this type");
-      const nlohmann::json* member = f_.Member(name, /*required=*/false);
-      if (member == nullptr || !f_.ok()) return;
+      std::optional<policy::NlohmannView> member =
+          f_.Member(name, /*required=*/false);
+      if (!member || !f_.ok()) return;
       JsonFields nested(*member, name);
       Read(nested, &v);
       if (!nested.ok()) f_.Fail(std::string(nested.status().message()));
@@ -187,7 +189,7 @@ class JsonReader {
   // The rule from every member but `other_members`.
   void Inline(policy::Rule& rule,
               std::initializer_list<const char*> other_members) {
-    nlohmann::json bare = f_.object();
+    nlohmann::json bare = f_.object().json();
     for (const char* name : other_members) bare.erase(name);
     absl::StatusOr<policy::Rule> parsed = policy::RuleFromJson(bare);
     if (!parsed.ok()) {
@@ -212,14 +214,16 @@ class JsonReader {
 
 inline void JsonReader::Field(const char* name,
                               std::vector<policy::Rule>& rules) {
-  const nlohmann::json* list = f_.Member(name, /*required=*/false);
-  if (list == nullptr || !f_.ok()) return;
-  if (!list->is_array()) {
+  std::optional<policy::NlohmannView> member =
+      f_.Member(name, /*required=*/false);
+  if (!member || !f_.ok()) return;
+  const nlohmann::json& list = member->json();
+  if (!list.is_array()) {
     f_.Fail(absl::StrCat("field '", name, "' must be a list"));
     return;
   }
-  for (size_t i = 0; i < list->size(); ++i) {
-    absl::StatusOr<policy::Rule> rule = policy::RuleFromJson((*list)[i]);
+  for (size_t i = 0; i < list.size(); ++i) {
+    absl::StatusOr<policy::Rule> rule = policy::RuleFromJson(list[i]);
     if (!rule.ok()) {
       f_.Fail(absl::StrCat(name, "[", i, "]: ", rule.status().message()));
       return;

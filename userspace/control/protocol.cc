@@ -2,51 +2,38 @@
 #include "userspace/control/protocol.h"
 
 #include "absl/strings/str_cat.h"
+#include "userspace/control/json_fields.h"
+#include "userspace/control/json_view_simdjson.h"
 #include "userspace/control/protocol_codec.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/rule_json.h"
+#include "userspace/policy/rule_json_tree.h"
 
 namespace egress::control {
 
 using nlohmann::json;
 
-namespace codec {
-
-void StringList(JsonFields& f, const char* name,
-                std::vector<std::string>* out) {
-  const json* list = f.Member(name, /*required=*/false);
-  if (list == nullptr || !f.ok()) return;
-  if (!list->is_array()) {
-    f.Fail(absl::StrCat("field '", name, "' must be a list of strings"));
-    return;
-  }
-  for (const json& s : *list) {
-    if (!s.is_string()) {
-      f.Fail(absl::StrCat("field '", name, "' must be a list of strings"));
-      return;
-    }
-    out->push_back(s.get<std::string>());
-  }
-}
-
-}  // namespace codec
-
 namespace {
 
+// The request decoders are templates over the member reader `F`: a
+// BasicJsonFields over nlohmann::json (DecodeRequest) or over simdjson's DOM
+// (DecodeRequestDom), one definition for both.
+
 // The "rule" member (a RuleFromJson object).
-void RuleField(JsonFields& f, const char* name, policy::Rule* out) {
-  const json* j = f.Member(name, /*required=*/true);
-  if (j == nullptr) return;
-  absl::StatusOr<policy::Rule> rule = policy::RuleFromJson(*j);
+template <typename F>
+void RuleField(F& f, const char* name, policy::Rule* out) {
+  auto j = f.Member(name, /*required=*/true);
+  if (!j) return;
+  absl::StatusOr<policy::Rule> rule = policy::RuleFromTree(*j);
   f.Check(name, rule.status());
   if (rule.ok()) *out = *std::move(rule);
 }
 
-void RulesField(JsonFields& f, const char* name,
-                std::vector<policy::Rule>* out) {
-  const json* j = f.Member(name, /*required=*/false);
-  if (j == nullptr) return;
-  absl::StatusOr<std::vector<policy::Rule>> rules = policy::RulesFromJson(*j);
+template <typename F>
+void RulesField(F& f, const char* name, std::vector<policy::Rule>* out) {
+  auto j = f.Member(name, /*required=*/false);
+  if (!j) return;
+  absl::StatusOr<std::vector<policy::Rule>> rules = policy::RulesFromTree(*j);
   f.Check(name, rules.status());
   if (rules.ok()) *out = *std::move(rules);
 }
@@ -63,7 +50,8 @@ json EncodeSpec(const TargetSpec& s) {
   return j;
 }
 
-void DecodeSpec(JsonFields& f, TargetSpec* s) {
+template <typename F>
+void DecodeSpec(F& f, TargetSpec* s) {
   f.String("name", &s->name);
   codec::SourceField(f, "source_kind", &s->source);
   f.String("source", &s->source_value);
@@ -142,7 +130,8 @@ struct RequestEncoder {
   json operator()(const PingRequest&) const { return json::object(); }
 };
 
-void Decode(JsonFields& f, EventsRequest* r) {
+template <typename F>
+void Decode(F& f, EventsRequest* r) {
   f.Bool("follow", &r->follow);
   f.String("target", &r->target);
   f.String("verdict", &r->verdict);
@@ -159,7 +148,8 @@ void Decode(JsonFields& f, EventsRequest* r) {
   }
 }
 
-void Decode(JsonFields& f, RuleDeleteRequest* r) {
+template <typename F>
+void Decode(F& f, RuleDeleteRequest* r) {
   f.String("target", &r->target);
   f.Bool("cut", &r->cut);
   f.OptionalUint("number", &r->number);
@@ -170,7 +160,8 @@ void Decode(JsonFields& f, RuleDeleteRequest* r) {
   }
 }
 
-void Decode(JsonFields& f, SuggestRequest* r) {
+template <typename F>
+void Decode(F& f, SuggestRequest* r) {
   f.String("target", &r->target);
   f.OptionalInt("since_seconds", &r->since_seconds);
   uint64_t v4 = r->group_v4, v6 = r->group_v6;
@@ -181,54 +172,71 @@ void Decode(JsonFields& f, SuggestRequest* r) {
   f.Bool("group_names", &r->group_names);
 }
 
-void Decode(JsonFields& f, ApplyRequest* r) {
+template <typename F>
+void Decode(F& f, ApplyRequest* r) {
   f.Bool("dry_run", &r->dry_run);
   f.Bool("cut", &r->cut);
   f.Require("policies");
-  codec::ObjectList(f, "policies", &r->policies, DecodeSpec);
+  codec::ObjectList(f, "policies", &r->policies, DecodeSpec<F>);
 }
 
-void Decode(JsonFields& f, TargetAddRequest* r) {
+template <typename F>
+void Decode(F& f, TargetAddRequest* r) {
   f.Require("name");
   DecodeSpec(f, &r->spec);
   f.Bool("cut", &r->cut);
 }
-void Decode(JsonFields& f, TargetRemoveRequest* r) {
+template <typename F>
+void Decode(F& f, TargetRemoveRequest* r) {
   f.Require("name");
   f.String("name", &r->name);
 }
-void Decode(JsonFields& f, ModeRequest* r) {
+template <typename F>
+void Decode(F& f, ModeRequest* r) {
   f.Require("mode");
   codec::ModeField(f, "mode", &r->mode);
   f.String("target", &r->target);
   f.Bool("all", &r->all);
   f.Bool("cut", &r->cut);
 }
-void Decode(JsonFields& f, LoggingRequest* r) {
+template <typename F>
+void Decode(F& f, LoggingRequest* r) {
   f.Require("level");
   codec::LoggingField(f, "level", &r->level);
   f.String("target", &r->target);
 }
-void Decode(JsonFields& f, RuleAddRequest* r) {
+template <typename F>
+void Decode(F& f, RuleAddRequest* r) {
   f.String("target", &r->target);
   RuleField(f, "rule", &r->rule);
   f.OptionalInt("for_seconds", &r->for_seconds);
   f.Bool("cut", &r->cut);
 }
-void Decode(JsonFields& f, ListRequest* r) { f.String("target", &r->target); }
-void Decode(JsonFields& f, ExportRequest* r) { f.String("target", &r->target); }
-void Decode(JsonFields& f, ConnectionsRequest* r) {
+template <typename F>
+void Decode(F& f, ListRequest* r) {
+  f.String("target", &r->target);
+}
+template <typename F>
+void Decode(F& f, ExportRequest* r) {
+  f.String("target", &r->target);
+}
+template <typename F>
+void Decode(F& f, ConnectionsRequest* r) {
   f.String("target", &r->target);
   f.Bool("cut", &r->cut);
 }
 // Requests without members.
-void Decode(JsonFields&, TargetListRequest*) {}
-void Decode(JsonFields&, StatusRequest*) {}
-void Decode(JsonFields&, ReloadRequest*) {}
-void Decode(JsonFields&, PingRequest*) {}
+template <typename F>
+void Decode(F&, TargetListRequest*) {}
+template <typename F>
+void Decode(F&, StatusRequest*) {}
+template <typename F>
+void Decode(F&, ReloadRequest*) {}
+template <typename F>
+void Decode(F&, PingRequest*) {}
 
-template <typename T>
-Request DecodeAs(JsonFields& f) {
+template <typename T, typename F>
+Request DecodeAs(F& f) {
   T request;
   Decode(f, &request);
   return request;
@@ -236,30 +244,49 @@ Request DecodeAs(JsonFields& f) {
 
 // Every command: its "cmd" word and its decoder, in the order of the
 // Request variant (CommandOf indexes this table).
+template <typename F>
 struct Command {
   const char* cmd;
-  Request (*decode)(JsonFields&);
+  Request (*decode)(F&);
 };
-constexpr Command kCommands[] = {
-    {"target_add", DecodeAs<TargetAddRequest>},
-    {"target_remove", DecodeAs<TargetRemoveRequest>},
-    {"target_list", DecodeAs<TargetListRequest>},
-    {"mode", DecodeAs<ModeRequest>},
-    {"logging", DecodeAs<LoggingRequest>},
-    {"rule_add", DecodeAs<RuleAddRequest>},
-    {"rule_delete", DecodeAs<RuleDeleteRequest>},
-    {"list", DecodeAs<ListRequest>},
-    {"status", DecodeAs<StatusRequest>},
-    {"apply", DecodeAs<ApplyRequest>},
-    {"reload", DecodeAs<ReloadRequest>},
-    {"suggest", DecodeAs<SuggestRequest>},
-    {"export", DecodeAs<ExportRequest>},
-    {"events", DecodeAs<EventsRequest>},
-    {"connections", DecodeAs<ConnectionsRequest>},
-    {"ping", DecodeAs<PingRequest>},
+template <typename F>
+constexpr Command<F> kCommands[] = {
+    {"target_add", DecodeAs<TargetAddRequest, F>},
+    {"target_remove", DecodeAs<TargetRemoveRequest, F>},
+    {"target_list", DecodeAs<TargetListRequest, F>},
+    {"mode", DecodeAs<ModeRequest, F>},
+    {"logging", DecodeAs<LoggingRequest, F>},
+    {"rule_add", DecodeAs<RuleAddRequest, F>},
+    {"rule_delete", DecodeAs<RuleDeleteRequest, F>},
+    {"list", DecodeAs<ListRequest, F>},
+    {"status", DecodeAs<StatusRequest, F>},
+    {"apply", DecodeAs<ApplyRequest, F>},
+    {"reload", DecodeAs<ReloadRequest, F>},
+    {"suggest", DecodeAs<SuggestRequest, F>},
+    {"export", DecodeAs<ExportRequest, F>},
+    {"events", DecodeAs<EventsRequest, F>},
+    {"connections", DecodeAs<ConnectionsRequest, F>},
+    {"ping", DecodeAs<PingRequest, F>},
 };
-static_assert(std::size(kCommands) == std::variant_size_v<Request>,
+static_assert(std::size(kCommands<JsonFields>) == std::variant_size_v<Request>,
               "one table entry per request type");
+
+// The request in `f` ("request" members): its "cmd", then its decoder.
+template <typename F>
+absl::StatusOr<Request> DecodeFields(F& f) {
+  std::string cmd;
+  f.Require("cmd");
+  f.String("cmd", &cmd);
+  if (!f.ok()) return f.status();
+  for (const Command<F>& c : kCommands<F>) {
+    if (cmd != c.cmd) continue;
+    Request request = c.decode(f);
+    if (!f.ok()) return f.status();
+    return request;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown command '", cmd, "'"));
+}
 
 }  // namespace
 
@@ -287,7 +314,7 @@ TargetSpec SpecOfPolicy(const policy::Policy& p) {
 }
 
 std::string CommandOf(const Request& request) {
-  return kCommands[request.index()].cmd;
+  return kCommands<JsonFields>[request.index()].cmd;
 }
 
 json EncodeRequest(const Request& request) {
@@ -356,18 +383,12 @@ std::string RequestText(const Request& request) {
 
 absl::StatusOr<Request> DecodeRequest(const json& message) {
   JsonFields f(message, "request");
-  std::string cmd;
-  f.Require("cmd");
-  f.String("cmd", &cmd);
-  if (!f.ok()) return f.status();
-  for (const Command& c : kCommands) {
-    if (cmd != c.cmd) continue;
-    Request request = c.decode(f);
-    if (!f.ok()) return f.status();
-    return request;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown command '", cmd, "'"));
+  return DecodeFields(f);
+}
+
+absl::StatusOr<Request> DecodeRequestDom(const SimdjsonView& message) {
+  BasicJsonFields<SimdjsonView> f(message, "request");
+  return DecodeFields(f);
 }
 
 }  // namespace egress::control

@@ -127,6 +127,11 @@ nlohmann::json EncodeRequest(const Request& request);
 // rule objects built, deep-copied and printed otherwise.
 std::string RequestText(const Request& request);
 absl::StatusOr<Request> DecodeRequest(const nlohmann::json& message);
+// DecodeRequest, the same decoder, over simdjson's DOM (json_view_simdjson.h)
+// with the same results and errors: egressd reads requests that way
+// (DecodeRequestLine, control_socket.h), without nlohmann::json's tree.
+class SimdjsonView;
+absl::StatusOr<Request> DecodeRequestDom(const SimdjsonView& message);
 
 // ---- Responses ----
 

@@ -86,14 +86,14 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   return plan;
 }
 
-// A new target's rules, numbered from 1.
-void AddNewRules(const ResolvedPolicy& p, TargetPlan& plan,
+// A new target's rules (taken from `p`), numbered from 1.
+void AddNewRules(ResolvedPolicy& p, TargetPlan& plan,
                  control::TargetChange& change) {
-  plan.target.rules.reserve(p.spec.rules.size());
-  change.added.reserve(p.spec.rules.size());
-  for (const policy::Rule& r : p.spec.rules) {
-    policy::Rule& numbered = plan.target.rules.emplace_back(r);
-    numbered.id = plan.target.next_rule_id++;
+  plan.target.rules = std::move(p.spec.rules);
+  p.spec.rules.clear();
+  change.added.reserve(plan.target.rules.size());
+  for (policy::Rule& r : plan.target.rules) {
+    r.id = plan.target.next_rule_id++;
     change.added.push_back(policy::FormatRule(r));
   }
 }
@@ -153,7 +153,7 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
 }  // namespace
 
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
-                                    const std::vector<ResolvedPolicy>& policies,
+                                    std::vector<ResolvedPolicy> policies,
                                     int64_t now) {
   EGRESS_ASSIGN_OR_RETURN(ApplyPlan plan,
                           PlanAgainstState(state, policies, now));
@@ -161,8 +161,7 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
   return plan;
 }
 
-void PlanNewTargets(const std::vector<ResolvedPolicy>& policies,
-                    ApplyPlan& plan) {
+void PlanNewTargets(std::vector<ResolvedPolicy>& policies, ApplyPlan& plan) {
   for (size_t i = 0; i < policies.size() && i < plan.targets.size(); ++i) {
     if (plan.targets[i].create) {
       AddNewRules(policies[i], plan.targets[i], plan.changes[i]);

@@ -46,20 +46,20 @@ struct ApplyPlan {
 // that is another target's, or an existing target on another cgroup (uid).
 // = PlanAgainstState, then PlanNewTargets.
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
-                                    const std::vector<ResolvedPolicy>& policies,
+                                    std::vector<ResolvedPolicy> policies,
                                     int64_t now);
 
 // PlanApply in two steps, so that a caller that guards `state` with a lock
 // holds it for the first only. PlanAgainstState reads the state: the
 // conflicts (errors as PlanApply) and the plans of existing targets; a new
 // target's plan is left without its rules and their diff lines.
-// PlanNewTargets fills those in from `policies` alone: for a fleet's first
-// apply, that is copying and listing every rule.
+// PlanNewTargets fills those in from `policies` alone, moving each new
+// target's rules out of its policy (left without rules): for a fleet's
+// first apply, that is every rule, listed.
 absl::StatusOr<ApplyPlan> PlanAgainstState(
     const DaemonState& state, const std::vector<ResolvedPolicy>& policies,
     int64_t now);
-void PlanNewTargets(const std::vector<ResolvedPolicy>& policies,
-                    ApplyPlan& plan);
+void PlanNewTargets(std::vector<ResolvedPolicy>& policies, ApplyPlan& plan);
 
 }  // namespace egress
 

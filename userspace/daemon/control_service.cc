@@ -77,7 +77,7 @@ bool ControlService::IsChange(const Request& request) {
          std::holds_alternative<control::ReloadRequest>(request);
 }
 
-absl::StatusOr<Response> ControlService::Change(const Request& request) {
+absl::StatusOr<Response> ControlService::Change(Request request) {
   const int64_t now = options_.now();
   if (auto* r = std::get_if<control::TargetAddRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(control::TargetAddResponse out,
@@ -107,16 +107,16 @@ absl::StatusOr<Response> ControlService::Change(const Request& request) {
     out.existing = LookAfterChange(targets, r->cut);
     return out;
   }
-  return ApplyAndLook(std::get<control::ApplyRequest>(request));
+  return ApplyAndLook(std::get<control::ApplyRequest>(std::move(request)));
 }
 
-absl::StatusOr<Response> ControlService::Handle(const Request& request) {
+absl::StatusOr<Response> ControlService::Handle(Request request) {
   if (std::holds_alternative<control::TargetAddRequest>(request) ||
       std::holds_alternative<control::RuleAddRequest>(request) ||
       std::holds_alternative<control::RuleDeleteRequest>(request) ||
       std::holds_alternative<control::ModeRequest>(request) ||
       std::holds_alternative<control::ApplyRequest>(request)) {
-    return Change(request);
+    return Change(std::move(request));
   }
   if (auto* r = std::get_if<control::TargetRemoveRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(auto out, engine_.RemoveTarget(r->name));
@@ -153,15 +153,16 @@ absl::StatusOr<Response> ControlService::Handle(const Request& request) {
 }
 
 absl::StatusOr<control::ApplyResponse> ControlService::ApplyAndLook(
-    const control::ApplyRequest& request) {
+    control::ApplyRequest request) {
+  const bool cut = request.cut;
   EGRESS_ASSIGN_OR_RETURN(control::ApplyResponse out,
-                          engine_.Apply(request, options_.now()));
+                          engine_.Apply(std::move(request), options_.now()));
   if (out.dry_run) return out;
   std::vector<std::string> targets;
   for (const control::TargetChange& c : out.changes) {
     targets.push_back(c.target);
   }
-  out.existing = LookAfterChange(targets, request.cut);
+  out.existing = LookAfterChange(targets, cut);
   return out;
 }
 
@@ -335,7 +336,7 @@ absl::StatusOr<control::ApplyResponse> ControlService::Reload() {
     for (const policy::Policy& p : *policies) {
       request.policies.push_back(control::SpecOfPolicy(p));
     }
-    return ApplyAndLook(request);
+    return ApplyAndLook(std::move(request));
   };
   absl::StatusOr<control::ApplyResponse> result = load();
   last_reload_ok_.store(result.ok());

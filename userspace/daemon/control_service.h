@@ -63,7 +63,9 @@ class ControlService {
 
   // Requests that change enforcement: run one at a time on the worker.
   static bool IsChange(const control::Request& request);
-  absl::StatusOr<control::Response> Handle(const control::Request& request);
+  // By value: a change's request moves on into the engine (an apply's
+  // rules become the targets' rules without a copy).
+  absl::StatusOr<control::Response> Handle(control::Request request);
 
   // Applies the policy directory (the response of apply). Remembers the
   // outcome for the metrics, whoever asked (start, SIGHUP, a file change,
@@ -90,10 +92,10 @@ class ControlService {
   absl::StatusOr<control::StatusResponse> Status();
   // Changes that may tighten a target (add, allow/deny, delete, apply, mode
   // enforce); each then looks at the target's existing connections.
-  absl::StatusOr<control::Response> Change(const control::Request& request);
+  absl::StatusOr<control::Response> Change(control::Request request);
   // Apply, then a look at the connections of every target it changed.
   absl::StatusOr<control::ApplyResponse> ApplyAndLook(
-      const control::ApplyRequest& request);
+      control::ApplyRequest request);
   // `egressctl connections`: a look, and cuts on request.
   absl::StatusOr<control::ConnectionsResponse> Connections(
       const control::ConnectionsRequest& request);

@@ -102,9 +102,10 @@ class Engine {
   absl::StatusOr<control::RuleDeleteResponse> DeleteRule(
       const control::RuleDeleteRequest& request);
   // Validates every policy, returns the diff and (unless dry_run) switches
-  // each target's rules; nothing changes when anything is invalid.
-  absl::StatusOr<control::ApplyResponse> Apply(
-      const control::ApplyRequest& request, int64_t now);
+  // each target's rules; nothing changes when anything is invalid. By value:
+  // the policies' rules move into the plan (100,000 rules are not copied).
+  absl::StatusOr<control::ApplyResponse> Apply(control::ApplyRequest request,
+                                               int64_t now);
   // Removes temporary rules that end at or before `now`; returns how many.
   // The targets that lost rules are added to `changed` when given.
   int ExpireRules(int64_t now, std::vector<std::string>* changed = nullptr);
@@ -408,7 +409,7 @@ class Engine {
 
   // Apply (engine_apply.cc).
   absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(
-      const control::ApplyRequest& request);
+      std::vector<control::TargetSpec> policies);
   absl::Status StageAll(const std::vector<struct TargetPlan>& plans,
                         std::vector<Staged>& staged);
   absl::Status SwitchUpdates(Lock& lock, std::vector<struct TargetPlan>& plans,

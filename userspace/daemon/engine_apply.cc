@@ -22,13 +22,14 @@ absl::Status InPolicy(const std::string& name, const absl::Status& st) {
 }  // namespace
 
 absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
-    const control::ApplyRequest& request) {
+    std::vector<control::TargetSpec> policies) {
   std::vector<ResolvedPolicy> resolved;
-  for (const control::TargetSpec& spec : request.policies) {
+  resolved.reserve(policies.size());
+  for (control::TargetSpec& spec : policies) {
     if (spec.source == policy::TargetSource::kUser) {
       auto uid = ResolveUser(spec.source_value);
       EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, uid.status()));
-      resolved.push_back({spec, "", *uid});
+      resolved.push_back({std::move(spec), "", *uid});
       continue;
     }
     if (spec.source != policy::TargetSource::kCgroup &&
@@ -42,7 +43,7 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
     }
     auto cgroup = ResolveCgroup(spec.source, spec.source_value);
     EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));
-    resolved.push_back({spec, *cgroup});
+    resolved.push_back({std::move(spec), *std::move(cgroup)});
   }
   return resolved;
 }
@@ -118,14 +119,14 @@ absl::Status Engine::SwitchUpdates(
 }
 
 absl::StatusOr<control::ApplyResponse> Engine::Apply(
-    const control::ApplyRequest& request, int64_t now) {
+    control::ApplyRequest request, int64_t now) {
   EGRESS_ASSIGN_OR_RETURN(std::vector<ResolvedPolicy> resolved,
-                          Resolve(request));
+                          Resolve(std::move(request.policies)));
   Lock lock(mu_);
   EGRESS_ASSIGN_OR_RETURN(ApplyPlan plan,
                           PlanAgainstState(state_, resolved, now));
   lock.unlock();
-  // New targets' rules need no state: copied and listed without the lock,
+  // New targets' rules need no state: moved and listed without the lock,
   // which reads (status) wait for. For a fleet's first apply (200 policies
   // of 1,000 rules) that is the whole plan.
   PlanNewTargets(resolved, plan);

@@ -248,12 +248,7 @@ void EventLoop::ServePending(const std::vector<bool>& readable) {
       ServeLarge(std::move(p.fd), **std::move(line));
       continue;
     }
-    absl::StatusOr<nlohmann::json> message = ParseRequest(**line);
-    if (!message.ok()) {
-      Reply(std::move(p.fd), message.status());
-      continue;
-    }
-    Serve(std::move(p.fd), *message);
+    Serve(std::move(p.fd), DecodeRequestLine(**line));
   }
   pending_ = std::move(still);
 }
@@ -262,12 +257,9 @@ void EventLoop::ServeLarge(UniqueFd fd, std::string line) {
   auto conn = std::make_shared<UniqueFd>(std::move(fd));
   auto text = std::make_shared<std::string>(std::move(line));
   worker_->Post([this, conn, text] {
-    absl::StatusOr<nlohmann::json> message = ParseRequest(*text);
-    // The text is not needed once parsed: tens of MB at fleet scale.
+    absl::StatusOr<control::Request> request = DecodeRequestLine(*text);
+    // The text is not needed once decoded: tens of MB at fleet scale.
     *text = std::string();
-    absl::StatusOr<control::Request> request =
-        message.ok() ? control::DecodeRequest(*message) : message.status();
-    message = nlohmann::json();
     if (request.ok() && !ControlService::IsChange(*request)) {
       request = absl::InvalidArgumentError(absl::StrCat(
           "control request too large: only a change may be larger than ",
@@ -277,12 +269,12 @@ void EventLoop::ServeLarge(UniqueFd fd, std::string line) {
       Reply(std::move(*conn), request.status());
       return;
     }
-    RunChange(*conn, *request);
+    RunChange(*conn, *std::move(request));
   });
 }
 
-void EventLoop::RunChange(UniqueFd& conn, const control::Request& request) {
-  absl::StatusOr<control::Response> r = service_.Handle(request);
+void EventLoop::RunChange(UniqueFd& conn, control::Request request) {
+  absl::StatusOr<control::Response> r = service_.Handle(std::move(request));
   if (options_.classify_workloads) options_.classify_workloads();
   Reply(std::move(conn), r);  // written by the loop
   reconciler_.Poke();         // new targets may need new watches
@@ -292,8 +284,7 @@ void EventLoop::RunChange(UniqueFd& conn, const control::Request& request) {
   malloc_trim(0);
 }
 
-void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
-  absl::StatusOr<control::Request> request = control::DecodeRequest(message);
+void EventLoop::Serve(UniqueFd fd, absl::StatusOr<control::Request> request) {
   if (!request.ok()) {
     Reply(std::move(fd), request.status());
     return;
@@ -301,8 +292,9 @@ void EventLoop::Serve(UniqueFd fd, const nlohmann::json& message) {
   if (ControlService::IsChange(*request)) {
     // Changes run on the worker, one at a time; reads go on meanwhile.
     auto conn = std::make_shared<UniqueFd>(std::move(fd));
-    worker_->Post(
-        [this, conn, req = *std::move(request)] { RunChange(*conn, req); });
+    worker_->Post([this, conn, req = *std::move(request)]() mutable {
+      RunChange(*conn, std::move(req));
+    });
     return;
   }
   absl::StatusOr<control::Response> r = service_.Handle(*request);

@@ -93,12 +93,15 @@ class EventLoop {
   void RunTimers();
   void AcceptNew(std::vector<bool>& readable);
   void ServePending(const std::vector<bool>& readable);
-  void Serve(UniqueFd fd, const nlohmann::json& message);
-  // A request line too large to parse on the loop: parsed, decoded and, if
-  // it is a change, run on the worker.
+  // A decoded request (or why it is not one): answered, or run on the
+  // worker if it is a change.
+  void Serve(UniqueFd fd, absl::StatusOr<control::Request> request);
+  // A request line too large to decode on the loop: decoded and, if it is a
+  // change, run on the worker.
   void ServeLarge(UniqueFd fd, std::string line);
-  // Worker thread: runs a change and queues its answer.
-  void RunChange(UniqueFd& conn, const control::Request& request);
+  // Worker thread: runs a change (the request is used up: an apply's rules
+  // move on into the new targets) and queues its answer.
+  void RunChange(UniqueFd& conn, control::Request request);
   // Queues the answer; `after` gets the connection once it is written.
   void Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
              AnswerOutbox::AfterAnswer after = nullptr);

@@ -9,93 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
-#include "userspace/policy/name_rules.h"
+#include "userspace/policy/json_view.h"
+#include "userspace/policy/rule_json_tree.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
 namespace {
 
 using nlohmann::json;
-
-// Checks that `j` is an object with exactly the members `fields`, plus any
-// of `optional`.
-absl::Status CheckFields(
-    const json& j, absl::string_view what,
-    std::initializer_list<absl::string_view> fields,
-    std::initializer_list<absl::string_view> optional = {}) {
-  if (!j.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": expected an object, got ", j.type_name()));
-  }
-  for (absl::string_view f : fields) {
-    if (!j.contains(std::string(f))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": missing field '", f, "'"));
-    }
-  }
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(fields.begin(), fields.end(), key) == fields.end() &&
-        std::find(optional.begin(), optional.end(), key) == optional.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": unknown field '", key, "'"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> GetString(const json& j, absl::string_view what,
-                                      const char* field) {
-  const json& v = j[field];
-  if (!v.is_string()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": field '", field, "' must be a string"));
-  }
-  return v.get_ref<const std::string&>();
-}
-
-absl::StatusOr<uint64_t> GetUnsigned(const json& j, absl::string_view what,
-                                     const char* field, uint64_t max,
-                                     absl::string_view type) {
-  const json& v = j[field];
-  // A negative literal parses as number_integer, a non-negative one as
-  // number_unsigned; floats are rejected.
-  if (!v.is_number_unsigned() &&
-      !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": field '", field, "' must be ", type));
-  }
-  const uint64_t n = v.get<uint64_t>();
-  if (n > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": field '", field, "' must be ", type));
-  }
-  return n;
-}
-
-absl::StatusOr<PortProto> PortFromJson(const json& j, absl::string_view what) {
-  EGRESS_RETURN_IF_ERROR(CheckFields(j, what, {"proto", "lo", "hi"}));
-  PortProto pp;
-  EGRESS_ASSIGN_OR_RETURN(const std::string proto, GetString(j, what, "proto"));
-  absl::StatusOr<Proto> p = ParseProtoName(proto);
-  if (!p.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": field 'proto': ", p.status().message()));
-  }
-  pp.proto = *p;
-  EGRESS_ASSIGN_OR_RETURN(
-      const uint64_t lo,
-      GetUnsigned(j, what, "lo", 65535, "a port number 0-65535"));
-  EGRESS_ASSIGN_OR_RETURN(
-      const uint64_t hi,
-      GetUnsigned(j, what, "hi", 65535, "a port number 0-65535"));
-  if (lo > hi) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": field 'lo' (", lo, ") is above field 'hi' (", hi, ")"));
-  }
-  pp.lo = static_cast<uint16_t>(lo);
-  pp.hi = static_cast<uint16_t>(hi);
-  return pp;
-}
 
 std::string PortText(const PortProto& pp) {
   switch (pp.proto) {
@@ -112,39 +33,16 @@ std::string PortText(const PortProto& pp) {
   return absl::StrCat(pp.lo, "-", pp.hi, "/", ProtoName(pp.proto));
 }
 
-// A member that is a list of strings (`field`: "unix", "names"), each
-// checked and written in its canonical form by `canonical`.
-absl::StatusOr<std::vector<std::string>> StringsFromJson(
-    const json& j, absl::string_view field,
-    absl::StatusOr<std::string> (*canonical)(absl::string_view)) {
-  if (!j.is_array()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rule: field '", field, "' must be an array"));
-  }
-  std::vector<std::string> out;
-  for (size_t i = 0; i < j.size(); ++i) {
-    if (!j[i].is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule: ", field, "[", i, "] must be a string"));
-    }
-    absl::StatusOr<std::string> text =
-        canonical(j[i].get_ref<const std::string&>());
-    if (!text.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "rule: ", field, "[", i, "]: ", text.status().message()));
-    }
-    out.push_back(*std::move(text));
-  }
-  return out;
-}
+}  // namespace
 
-// A unix address in unix_rules.h's text form, kept as written.
+namespace rule_json_internal {
+
 absl::StatusOr<std::string> UnixPathText(absl::string_view text) {
   EGRESS_RETURN_IF_ERROR(UnixAddressBytes(text).status());
   return std::string(text);
 }
 
-}  // namespace
+}  // namespace rule_json_internal
 
 nlohmann::json RuleToJson(const Rule& rule) {
   json ports = json::array();
@@ -235,73 +133,7 @@ std::string RuleJsonText(const Rule& rule) {
 }
 
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {
-  constexpr absl::string_view kWhat = "rule";
-  EGRESS_RETURN_IF_ERROR(CheckFields(
-      j, kWhat,
-      {"id", "action", "spec", "ports", "destinations", "host", "comment"},
-      {"expires", "unix", "names"}));
-  Rule rule;
-  EGRESS_ASSIGN_OR_RETURN(
-      const uint64_t id,
-      GetUnsigned(j, kWhat, "id", UINT32_MAX, "an unsigned 32-bit integer"));
-  rule.id = static_cast<uint32_t>(id);
-  EGRESS_ASSIGN_OR_RETURN(const std::string action,
-                          GetString(j, kWhat, "action"));
-  if (action == "allow") {
-    rule.action = Action::kAllow;
-  } else if (action == "deny") {
-    rule.action = Action::kDeny;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rule: field 'action': expected 'allow' or 'deny', got '",
-                     action, "'"));
-  }
-  EGRESS_ASSIGN_OR_RETURN(rule.spec, GetString(j, kWhat, "spec"));
-  EGRESS_ASSIGN_OR_RETURN(rule.host, GetString(j, kWhat, "host"));
-  EGRESS_ASSIGN_OR_RETURN(rule.comment, GetString(j, kWhat, "comment"));
-  if (j.contains("expires")) {
-    EGRESS_ASSIGN_OR_RETURN(
-        const uint64_t expires,
-        GetUnsigned(j, kWhat, "expires", INT64_MAX, "a unix time in seconds"));
-    rule.expires = static_cast<int64_t>(expires);
-  }
-  if (j.contains("unix")) {
-    EGRESS_ASSIGN_OR_RETURN(rule.unix_paths,
-                            StringsFromJson(j["unix"], "unix", UnixPathText));
-  }
-  if (j.contains("names")) {
-    EGRESS_ASSIGN_OR_RETURN(
-        rule.names, StringsFromJson(j["names"], "names", CanonicalRuleName));
-  }
-  const json& ports = j["ports"];
-  if (!ports.is_array()) {
-    return absl::InvalidArgumentError("rule: field 'ports' must be an array");
-  }
-  for (size_t i = 0; i < ports.size(); ++i) {
-    EGRESS_ASSIGN_OR_RETURN(
-        PortProto pp,
-        PortFromJson(ports[i], absl::StrCat("rule: ports[", i, "]")));
-    rule.ports.push_back(pp);
-  }
-  const json& destinations = j["destinations"];
-  if (!destinations.is_array()) {
-    return absl::InvalidArgumentError(
-        "rule: field 'destinations' must be an array");
-  }
-  for (size_t i = 0; i < destinations.size(); ++i) {
-    const json& d = destinations[i];
-    if (!d.is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule: destinations[", i, "] must be a string"));
-    }
-    absl::StatusOr<Cidr> c = Cidr::Parse(d.get_ref<const std::string&>());
-    if (!c.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule: destinations[", i, "]: ", c.status().message()));
-    }
-    rule.destinations.push_back(*c);
-  }
-  return rule;
+  return RuleFromTree(NlohmannView(j));
 }
 
 nlohmann::json RulesToJson(absl::Span<const Rule> rules) {
@@ -311,20 +143,7 @@ nlohmann::json RulesToJson(absl::Span<const Rule> rules) {
 }
 
 absl::StatusOr<std::vector<Rule>> RulesFromJson(const nlohmann::json& j) {
-  if (!j.is_array()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rules: expected an array, got ", j.type_name()));
-  }
-  std::vector<Rule> rules;
-  for (size_t i = 0; i < j.size(); ++i) {
-    absl::StatusOr<Rule> r = RuleFromJson(j[i]);
-    if (!r.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rules[", i, "]: ", r.status().message()));
-    }
-    rules.push_back(*std::move(r));
-  }
-  return rules;
+  return RulesFromTree(NlohmannView(j));
 }
 
 std::string JsonText(const nlohmann::json& j, int indent) {

@@ -41,7 +41,8 @@ std::string RuleJsonText(const Rule& rule);
 // ("rule: field 'action': expected 'allow' or 'deny', got 'permit'"), and the
 // same inside "ports" entries ("rule: ports[1]: missing field 'hi'") and
 // "destinations" ("rule: destinations[0]: bad address '10.0.0.256'").
-// Never throws.
+// Never throws. (RuleFromTree, rule_json_tree.h, is the same reader over
+// any JSON view.)
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j);
 
 // A JSON array of rules. Errors as RuleFromJson, prefixed with the index:
