@@ -119,8 +119,8 @@ std::string Cidr::ToString() const {
     // glibc's inet_ntop formats IPv4 with sprintf: a policy of 100,000
     // addresses is written out several times per apply (request text, diff
     // lines, state rows).
-    std::string text = absl::StrCat(addr[0], ".", addr[1], ".", addr[2], ".",
-                                    addr[3]);
+    std::string text =
+        absl::StrCat(addr[0], ".", addr[1], ".", addr[2], ".", addr[3]);
     if (prefix_len != 32) absl::StrAppend(&text, "/", prefix_len);
     return text;
   }
