@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/address_rule.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/control/protocol.h"
 
@@ -26,17 +27,8 @@ control::Request BigApply(int rules) {
   spec.source_value = "/egress-big";
   spec.file = "/tmp/big.yaml";
   for (int i = 0; i < rules; ++i) {
-    policy::Rule r;
-    const uint16_t port = static_cast<uint16_t>(1024 + i % 60000);
-    r.spec = absl::StrCat(port, "/tcp");
-    r.ports = {{policy::Proto::kTcp, port, port}};
-    policy::Cidr c;
-    c.family = 4;
-    c.addr = {10, static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8),
-              static_cast<uint8_t>(i)};
-    c.prefix_len = 32;
-    r.destinations = {c};
-    spec.rules.push_back(std::move(r));
+    spec.rules.push_back(
+        testing::AddressRule(0, static_cast<uint32_t>(i), 1024, 60000));
   }
   return control::ApplyRequest{false, {std::move(spec)}};
 }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/address_rule.h"
 #include "userspace/common/fs.h"
 #include "userspace/daemon/learn_history.h"
 #include "userspace/daemon/state.h"
@@ -24,18 +25,7 @@ constexpr int64_t kSec = 1'000'000'000;
 constexpr int64_t kHour = 3600 * kSec;
 
 policy::Rule BenchRule(uint32_t id, uint32_t n) {
-  policy::Rule r;
-  r.id = id;
-  r.spec = absl::StrCat(1000 + n % 60000, "/tcp");
-  r.ports = {{policy::Proto::kTcp, static_cast<uint16_t>(1000 + n % 60000),
-              static_cast<uint16_t>(1000 + n % 60000)}};
-  policy::Cidr c;
-  c.family = 4;
-  c.addr = {10, static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
-            static_cast<uint8_t>(n)};
-  c.prefix_len = 32;
-  r.destinations = {c};
-  return r;
+  return testing::AddressRule(id, n, 1000, 60000);
 }
 
 TargetState BenchTarget(int index, int rules) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/address_rule.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/common/fs.h"
@@ -27,16 +28,8 @@ std::vector<policy::Rule> DistinctRules(int n) {
   std::vector<policy::Rule> rules;
   rules.reserve(n);
   for (int i = 0; i < n; ++i) {
-    policy::Rule r;
-    r.id = static_cast<uint32_t>(i + 1);
-    r.spec = absl::StrCat(1024 + i % 30000, "/tcp");
-    r.ports = {{policy::Proto::kTcp, static_cast<uint16_t>(1024 + i % 30000),
-                static_cast<uint16_t>(1024 + i % 30000)}};
-    auto cidr = policy::Cidr::Parse(absl::StrCat(
-        "10.", (i >> 16) & 255, ".", (i >> 8) & 255, ".", i & 255, "/32"));
-    EXPECT_TRUE(cidr.ok());
-    r.destinations = {*cidr};
-    rules.push_back(std::move(r));
+    rules.push_back(AddressRule(static_cast<uint32_t>(i + 1),
+                                static_cast<uint32_t>(i), 1024, 30000));
   }
   return rules;
 }
