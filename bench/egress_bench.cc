@@ -277,7 +277,8 @@ inline constexpr Op kRecordOps[] = {Op::kTcpConnect, Op::kDeniedConnect,
 
 struct RulesetInfo {
   size_t rules = 0;
-  size_t port_entries = 0, allow_entries = 0, deny_entries = 0;
+  size_t port_entries = 0, allow_entries = 0, deny_entries = 0,
+         exact_entries = 0;
   absl::Duration compile_time, write_time;
   egress_counters counters{};
 };
@@ -611,6 +612,7 @@ absl::Status Run(const Options& opts) {
       ++(value.verdict == EGRESS_VERDICT_ALLOW ? info.allow_entries
                                                : info.deny_entries);
     }
+    info.exact_entries = compiled.exact.size();
     previous = std::move(compiled);
     EGRESS_ASSIGN_OR_RETURN(info.port_entries,
                             maps->CountEntries("port_classes"));
@@ -620,14 +622,21 @@ absl::Status Run(const Options& opts) {
           absl::StrCat("rules map holds ", in_map, " entries, compiled ",
                        info.allow_entries + info.deny_entries));
     }
+    EGRESS_ASSIGN_OR_RETURN(size_t in_exact, maps->CountEntries("exact_rules"));
+    if (in_exact != info.exact_entries) {
+      return absl::InternalError(absl::StrCat("exact_rules holds ", in_exact,
+                                              " entries, compiled ",
+                                              info.exact_entries));
+    }
     std::printf(
         "rules %s: compiled in %s, written in %s: port_classes %s, "
-        "rules %s allow + %s deny entries\n",
+        "rules %s allow + %s deny entries, exact_rules %s\n",
         WithCommas(n).c_str(), absl::FormatDuration(info.compile_time).c_str(),
         absl::FormatDuration(info.write_time).c_str(),
         WithCommas(info.port_entries).c_str(),
         WithCommas(info.allow_entries).c_str(),
-        WithCommas(info.deny_entries).c_str());
+        WithCommas(info.deny_entries).c_str(),
+        WithCommas(info.exact_entries).c_str());
     std::fflush(stdout);
 
     if (NamesMode(opts)) {
@@ -780,14 +789,15 @@ absl::Status Run(const Options& opts) {
 
   // ---- report ----
   std::printf("\nmap entries per rule count\n");
-  std::printf("%9s %14s %14s %14s %12s %12s\n", "rules", "port_classes",
-              "rules:allow", "rules:deny", "compile", "write");
+  std::printf("%9s %14s %14s %14s %14s %12s %12s\n", "rules", "port_classes",
+              "rules:allow", "rules:deny", "exact_rules", "compile", "write");
   for (const RulesetInfo& info : infos) {
-    std::printf("%9s %14s %14s %14s %12s %12s\n",
+    std::printf("%9s %14s %14s %14s %14s %12s %12s\n",
                 WithCommas(info.rules).c_str(),
                 WithCommas(info.port_entries).c_str(),
                 WithCommas(info.allow_entries).c_str(),
                 WithCommas(info.deny_entries).c_str(),
+                WithCommas(info.exact_entries).c_str(),
                 absl::FormatDuration(
                     absl::Trunc(info.compile_time, absl::Milliseconds(1)))
                     .c_str(),

@@ -126,6 +126,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rules SEC(".maps");
 
+/* {ruleset, proto, family, port, address} -> rule id and verdict: the
+ * rules entries of whole addresses with few ports, moved out of the trie
+ * by egressd (compile.cc, abi.h). One hash probe decides them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_MAX_EXACT_ENTRIES);
+	__type(key, struct egress_exact_key);
+	__type(value, struct egress_rule_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} exact_rules SEC(".maps");
+
 /* {ruleset, unix socket address} -> rule id and verdict. Written by egressd
  * (compile.cc, with the other rule maps of a ruleset), read by the
  * connect_unix / sendmsg_unix hooks (lib/unix.h). A hash: a path matches

@@ -6,8 +6,9 @@
  * Why here: the lookup is the one place that knows how userspace compiled a
  * ruleset (port_classes, then rules by port class and by the any-port class;
  * see compile.h). It is pure: no counting, no records, no mode; verdict.h
- * applies those. Cost is bounded whatever the number of rules: at most one
- * port-trie lookup and two rule-trie lookups.
+ * applies those. Cost is bounded whatever the number of rules: one probe
+ * of exact_rules, then at most one port-trie lookup and two rule-trie
+ * lookups.
  */
 #ifndef EGRESS_BPF_LIB_RULES_H_
 #define EGRESS_BPF_LIB_RULES_H_
@@ -91,6 +92,21 @@ static __always_inline void rules__decide(__u32 ruleset,
 	if (!ruleset)
 		return;
 
+	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
+		struct egress_exact_key ek = {
+		    .ruleset = ruleset,
+		    .proto = d->proto,
+		    .family = d->family,
+		    .port = d->port,
+		};
+
+		__builtin_memcpy(ek.addr, d->addr32, 16);
+		v = bpf_map_lookup_elem(&exact_rules, &ek);
+		if (v) {
+			rules__set(out, v);
+			return;
+		}
+	}
 	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS +
 			(d->family == EGRESS_FAMILY_IPV4 ? 32 : 128);
 	key.ruleset = ruleset;

@@ -3,17 +3,79 @@
 // rule matching (ports, ranges, CIDR edges, deny beats allow) and modes.
 // Closed loopback ports are the test hosts: an allowed attempt ends in
 // ECONNREFUSED (or 0), a denied one in EPERM before any packet leaves.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <errno.h>
 
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
 namespace {
 
-class ConnectTest : public EgressdTest {};
+class ConnectTest : public EgressdTest {
+ protected:
+  // "proto/port" of every exact_rules key in the pinned map, any ruleset.
+  std::set<std::string> ExactKeys() {
+    UniqueFd fd(bpf_obj_get(
+        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/exact_rules")
+            .c_str()));
+    EXPECT_TRUE(fd.valid());
+    std::set<std::string> out;
+    egress_exact_key key{}, next{};
+    const void* prev = nullptr;
+    for (int i = 0;
+         i < 100000 && bpf_map_get_next_key(fd.get(), prev, &next) == 0; ++i) {
+      out.insert(absl::StrCat(next.proto == IPPROTO_TCP ? "tcp/" : "udp/",
+                              ntohs(next.port)));
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+};
+
+// One host and a few ports: decided by one exact_rules probe (compile.h),
+// verdicts as the tries give them, and gone from the hash with the rule.
+TEST_F(ConnectTest, OneHostAndFewPortsAreDecidedByTheExactHash) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  CtlOk({"allow", "40030-40031/tcp", "::1"});
+  CtlOk({"allow", "40040-40060/tcp", "127.0.0.2"});  // wide: the trie
+  CtlOk({"allow", "40070/tcp", "127.0.5.0/24"});     // a network: the trie
+  CtlOk({"deny", "40071/tcp", "127.0.5.9"});         // a deny, in the hash
+  const std::set<std::string> keys = ExactKeys();
+  EXPECT_TRUE(keys.count("tcp/40001")) << keys.size();
+  EXPECT_TRUE(keys.count("tcp/40030"));
+  EXPECT_TRUE(keys.count("tcp/40031"));
+  EXPECT_TRUE(keys.count("tcp/40071"));
+  EXPECT_FALSE(keys.count("tcp/40040"));
+  EXPECT_FALSE(keys.count("tcp/40070"));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.3", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40030); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40031); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40032); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40050); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.5.9", 40070); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.5.9", 40071); }));
+  // An IPv4-mapped destination is the IPv4 one.
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("::ffff:127.0.0.2", 40001); }));
+  CtlOk({"delete", "allow", "40001/tcp", "127.0.0.2"});
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  CtlOk({"target", "remove", "web"});
+  EXPECT_TRUE(ExactKeys().empty());
+}
 
 TEST_F(ConnectTest, AllowListDecidesTcpV4) {
   AddTarget("web");

@@ -63,10 +63,12 @@ TEST_F(SharedMapsWriteTest, LargeAndSmallSetsAreWrittenWholeAndDeleted) {
   // 30,000 rules: 30,000 rule entries and ~30,000 port classes, over the
   // size from which the two tries are written side by side; 50 rules under
   // it. Both sets live in the maps at once, under their own ruleset ids.
+  // The tries alone (exact_limit 0): one host and port per rule would
+  // otherwise all go to exact_rules.
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset large,
-                       policy::Compile(11, DistinctRules(30000)));
+                       policy::Compile(11, DistinctRules(30000), 0));
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset small,
-                       policy::Compile(12, DistinctRules(50)));
+                       policy::Compile(12, DistinctRules(50), 0));
   ASSERT_GE(large.rules.size() + large.ports.size(), 16384u);
   ASSERT_LT(small.rules.size() + small.ports.size(), 8192u);
 
@@ -84,11 +86,36 @@ TEST_F(SharedMapsWriteTest, LargeAndSmallSetsAreWrittenWholeAndDeleted) {
   EXPECT_FALSE(small_left);
 }
 
+// exact_rules goes in batches: every key lands, and a delete that meets
+// keys already gone (a batch stops at the first) still deletes the rest.
+TEST_F(SharedMapsWriteTest, ExactEntriesAreWrittenAndDeletedInBatches) {
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset set,
+                       policy::Compile(14, DistinctRules(10000)));
+  ASSERT_EQ(set.exact.size(), 10000u);
+  ASSERT_TRUE(set.rules.empty());
+  ASSERT_OK(maps_->WriteEntries(set));
+  ExpectEveryEntry(set);
+  ASSERT_OK_AND_ASSIGN(size_t held, maps_->CountEntries("exact_rules"));
+  EXPECT_EQ(held, 10000u);
+  // Three keys gone already, one of them the first of a batch.
+  const int fd = bpf_obj_get((root_ + "/exact_rules").c_str());
+  ASSERT_GE(fd, 0);
+  for (size_t i : {size_t{0}, size_t{4100}, size_t{9999}}) {
+    EXPECT_EQ(bpf_map_delete_elem(fd, &set.exact[i].first), 0);
+  }
+  close(fd);
+  ASSERT_OK_AND_ASSIGN(bool whole, maps_->HasEntries(set));
+  EXPECT_FALSE(whole);
+  ASSERT_OK(maps_->DeleteEntries(set));
+  ASSERT_OK_AND_ASSIGN(held, maps_->CountEntries("exact_rules"));
+  EXPECT_EQ(held, 0u);
+}
+
 // A failure in the trie written beside (a port class the kernel refuses) is
 // the call's failure, whichever thread met it.
 TEST_F(SharedMapsWriteTest, AFailureOnEitherThreadIsReported) {
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset large,
-                       policy::Compile(13, DistinctRules(20000)));
+                       policy::Compile(13, DistinctRules(20000), 0));
   ASSERT_FALSE(large.ports.empty());
   // An LPM key whose prefix is longer than the key: EINVAL from the kernel.
   large.ports.back().first.prefixlen = 0xffff;

@@ -31,6 +31,7 @@ void ExpectSameEntries(const CompiledRuleset& got,
   EXPECT_EQ(got.flags, want.flags);
   EXPECT_EQ(Sorted(got.ports), Sorted(want.ports));
   EXPECT_EQ(Sorted(got.rules), Sorted(want.rules));
+  EXPECT_EQ(Sorted(got.exact), Sorted(want.exact));
   EXPECT_EQ(Sorted(got.names), Sorted(want.names));
   EXPECT_EQ(Sorted(got.unix_paths), Sorted(want.unix_paths));
 }

@@ -56,12 +56,25 @@ TEST(CompiledDiffTest, OneAddedRuleWritesOnlyItsEntries) {
   absl::StatusOr<CompiledRuleset> after = Compile(7, rules);
   ASSERT_TRUE(after.ok());
   const CompiledDiff d = DiffCompiled(*before, *after);
-  EXPECT_EQ(d.upserts.rules.size(), 1u);
-  EXPECT_TRUE(d.deletes.rules.empty());
+  // One host, one port: an exact_rules key (compile_exact.h).
+  EXPECT_EQ(d.upserts.exact.size(), 1u);
+  EXPECT_TRUE(d.deletes.exact.empty());
+  EXPECT_TRUE(d.upserts.rules.empty());
   EXPECT_TRUE(d.upserts.ports.empty());
   EXPECT_EQ(d.upserts.ruleset, 7u);
-  EXPECT_EQ(Apply(before->rules, d.upserts.rules, d.deletes.rules),
-            Sorted(after->rules));
+  EXPECT_EQ(Apply(before->exact, d.upserts.exact, d.deletes.exact),
+            Sorted(after->exact));
+  // The same in the tries alone.
+  absl::StatusOr<CompiledRuleset> trie_after = Compile(7, rules, 0);
+  rules.pop_back();
+  absl::StatusOr<CompiledRuleset> trie_before = Compile(7, rules, 0);
+  ASSERT_TRUE(trie_before.ok() && trie_after.ok());
+  const CompiledDiff t = DiffCompiled(*trie_before, *trie_after);
+  EXPECT_EQ(t.upserts.rules.size(), 1u);
+  EXPECT_TRUE(t.deletes.rules.empty());
+  EXPECT_TRUE(t.upserts.ports.empty());
+  EXPECT_EQ(Apply(trie_before->rules, t.upserts.rules, t.deletes.rules),
+            Sorted(trie_after->rules));
 }
 
 TEST(CompiledDiffTest, ChangedValuesAndRemovedKeysAndNewPortClasses) {

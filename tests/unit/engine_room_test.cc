@@ -29,7 +29,7 @@ policy::Rule Hosts(int net, int hosts) {
 // Its entries in the rules map (the map whose room the tests make small).
 size_t EntriesOf(policy::Rule r) {
   r.id = 1;
-  auto c = policy::Compile(1, {r});
+  auto c = policy::Compile(1, {r}, 0);  // the tries alone, as Restart's
   EXPECT_TRUE(c.ok()) << c.status();
   return c.ok() ? c->rules.size() : 0;
 }
@@ -41,6 +41,9 @@ class EngineRoomTest : public EngineTest {
     kernel_.SetRuleCapacity(capacity);
     EngineOptions o = Options();
     o.map_capacity.rules = capacity;
+    // No room in exact_rules: every set stays in the tries, whose room
+    // these tests fill (Engine::ExactLimitLocked).
+    o.map_capacity.exact = 0;
     engine_ = std::make_unique<Engine>(kernel_, state, o);
     ASSERT_OK(engine_->Start(kNow).status());
   }
@@ -131,7 +134,7 @@ TEST_F(EngineRoomTest, AChangeWritesOnlyWhatDiffersIntoTheSpare) {
   std::vector<policy::Rule> rules = {big, Allow({"smtp", "192.0.2.1"}),
                                      Allow({"smtp", "192.0.2.2"})};
   for (uint32_t i = 0; i < rules.size(); ++i) rules[i].id = i + 1;
-  auto active = policy::Compile(first, rules);
+  auto active = policy::Compile(first, rules, 0);
   ASSERT_OK(active.status());
   EXPECT_TRUE(*kernel_.HasEntries(*active));
   // Removing the target deletes both.
@@ -159,7 +162,8 @@ TEST_F(EngineRoomTest, ChangesOfAFewRulesLeaveAWholeCompilesEntries) {
   ASSERT_OK(targets.status());
   ASSERT_EQ(targets->size(), 1u);
   EXPECT_EQ((*targets)[0].rules.size(), 4u);
-  auto whole = policy::Compile(kernel_.ActiveRuleset(id), (*targets)[0].rules);
+  auto whole =
+      policy::Compile(kernel_.ActiveRuleset(id), (*targets)[0].rules, 0);
   ASSERT_OK(whole.status());
   EXPECT_TRUE(*kernel_.HasEntries(*whole));
   EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // the set and its spare
@@ -180,7 +184,7 @@ TEST_F(EngineRoomTest, AppendedAllowsLeaveExactlyAWholeCompilesEntries) {
     auto targets = engine_->Targets("web", false);
     ASSERT_OK(targets.status());
     const std::vector<policy::Rule>& rules = (*targets)[0].rules;
-    auto whole = policy::Compile(kernel_.ActiveRuleset(id), rules);
+    auto whole = policy::Compile(kernel_.ActiveRuleset(id), rules, 0);
     ASSERT_OK(whole.status());
     EXPECT_TRUE(*kernel_.HasEntries(*whole)) << step;
     EXPECT_EQ(Saved("web").rules, rules) << step;

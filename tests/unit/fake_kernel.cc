@@ -68,6 +68,7 @@ std::vector<std::string> KeysOf(const policy::CompiledRuleset& set) {
   AddKeys('p', set.ports, &keys);
   AddKeys('n', set.names, &keys);
   AddKeys('u', set.unix_paths, &keys);
+  AddKeys('x', set.exact, &keys);
   return keys;
 }
 

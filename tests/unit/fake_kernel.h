@@ -182,7 +182,8 @@ class FakeKernel : public KernelPort {
 
   mutable std::mutex mu_;
   // Ruleset -> the keys of its entries in every map, each a map letter
-  // ('r' rules, 'p' port_classes, 'n' dns_names, 'u' unix_rules) and the
+  // ('r' rules, 'p' port_classes, 'n' dns_names, 'u' unix_rules, 'x'
+  // exact_rules) and the
   // key's bytes: writes and deletes of single entries count as the
   // kernel's do.
   std::map<uint32_t, std::set<std::string>> entries_;

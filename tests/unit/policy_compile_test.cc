@@ -56,9 +56,12 @@ Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
 const PortProto kTcpAll{Proto::kTcp, 0, 65535};
 const PortProto kUdpAll{Proto::kUdp, 0, 65535};
 
+// The tries alone unless a test asks for exact entries: most tests here
+// look at the trie entries of whole addresses, which a compile would
+// otherwise move to exact_rules (CompileExactTest covers those).
 CompiledRuleset MustCompile(const std::vector<Rule>& rules,
-                            uint32_t ruleset = kRs) {
-  absl::StatusOr<CompiledRuleset> c = Compile(ruleset, rules);
+                            uint32_t ruleset = kRs, size_t exact_limit = 0) {
+  absl::StatusOr<CompiledRuleset> c = Compile(ruleset, rules, exact_limit);
   EXPECT_TRUE(c.ok()) << c.status();
   return c.ok() ? *std::move(c) : CompiledRuleset{};
 }
@@ -90,6 +93,20 @@ uint16_t ClassOf(const CompiledRuleset& c, uint8_t proto, uint16_t port) {
     }
   }
   return cls;
+}
+
+// Whether an exact entry of `c` answers the query (Evaluate looks there
+// first).
+bool ExactHit(const CompiledRuleset& c, uint8_t proto, uint16_t port,
+              uint8_t family, const std::array<uint8_t, 16>& addr) {
+  for (const auto& [k, v] : c.exact) {
+    if (k.proto == proto && ntohs(k.port) == port &&
+        k.family == (family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6) &&
+        std::memcmp(k.addr, addr.data(), 16) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 TEST(CompileTest, SingleRuleKeysAreExact) {
@@ -373,8 +390,9 @@ TEST(CompileTest, PortClassLimit) {
   for (uint32_t p = 1; p <= 0xfffe; ++p) {
     ports.push_back(Tcp(static_cast<uint16_t>(p), static_cast<uint16_t>(p)));
   }
+  // The tries alone (exact_limit 0): the classes are what is counted here.
   absl::StatusOr<CompiledRuleset> ok =
-      Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})});
+      Compile(kRs, {MakeRule(1, Action::kAllow, ports, {C("10.0.0.1")})}, 0);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ClassOf(*ok, IPPROTO_TCP, 0xfffe), 0xfffe);
   EXPECT_EQ(Allows(*ok).size(), 0xfffeu);
@@ -399,7 +417,9 @@ TEST(CompileTest, RuleMapCapacity) {
   for (int i = 0; i < 17; ++i)
     dests.push_back(C("10.0.1." + std::to_string(i)));
   rules.push_back(MakeRule(2, Action::kAllow, {Tcp(1, 0xfffe)}, dests));
-  absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
+  // The tries alone: moving up to EGRESS_MAX_EXACT_PER_SET entries out of
+  // them would make this fit.
+  absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules, 0);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(c.status().message(),
             "rules need 1179612 entries; the rules map holds at most "
@@ -426,9 +446,22 @@ TEST(CompileTest, HundredThousandRules) {
   const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_LT(elapsed, std::chrono::seconds(3));
-  EXPECT_EQ(c->ports.size(), 1000u);  // one single-port class each
-  EXPECT_EQ(Allows(*c).size(), 90000u);
-  EXPECT_EQ(Denies(*c).size(), 10000u);
+  // One host and one port each: all in exact_rules, nothing left in the
+  // tries, so no port class is named there either.
+  EXPECT_TRUE(c->ports.empty());
+  EXPECT_TRUE(c->rules.empty());
+  ASSERT_EQ(c->exact.size(), 100000u);
+  size_t denies = 0;
+  for (const auto& [k, v] : c->exact)
+    denies += v.verdict == EGRESS_VERDICT_DENY;
+  EXPECT_EQ(denies, 10000u);
+  // The tries alone: one single-port class each.
+  absl::StatusOr<CompiledRuleset> tries = Compile(kRs, rules, 0);
+  ASSERT_TRUE(tries.ok());
+  EXPECT_EQ(tries->ports.size(), 1000u);
+  EXPECT_EQ(Allows(*tries).size(), 90000u);
+  EXPECT_EQ(Denies(*tries).size(), 10000u);
+  EXPECT_EQ(Eval(*tries, IPPROTO_TCP, 1345, "10.0.48.57"), "ALLOW 12345");
   // Rule 12345: 10.0.48.57, port 1345, allow. Rule 12340: deny.
   EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1345, "10.0.48.57"), "ALLOW 12345");
   EXPECT_EQ(Eval(*c, IPPROTO_TCP, 1346, "10.0.48.57"), "DENY 0");
@@ -545,22 +578,146 @@ class RandomRules {
   std::mt19937 rng_;
 };
 
+// exact_rules (compile_exact.h): whole addresses of classes of at most
+// EGRESS_EXACT_CLASS_PORTS ports leave the trie, a key per port.
+TEST(CompileExactTest, WholeAddressOfFewPortsMoves) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443)}, {C("10.0.0.5/32")}),
+       MakeRule(2, Action::kAllow, {Udp(5000, 5003)}, {C("2001:db8::7/128")})},
+      kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_TRUE(c.rules.empty());
+  ASSERT_EQ(c.exact.size(), 5u);
+  const auto& [k, v] = c.exact[0];
+  EXPECT_EQ(k.ruleset, kRs);
+  EXPECT_EQ(k.proto, IPPROTO_TCP);
+  EXPECT_EQ(k.family, EGRESS_FAMILY_IPV4);
+  EXPECT_EQ(ntohs(k.port), 443);
+  const uint8_t want[16] = {10, 0, 0, 5};
+  EXPECT_EQ(std::memcmp(k.addr, want, 16), 0);
+  EXPECT_EQ(v.rule_id, 1u);
+  EXPECT_EQ(v.verdict, EGRESS_VERDICT_ALLOW);
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(c.exact[i].first.proto, IPPROTO_UDP);
+    EXPECT_EQ(c.exact[i].first.family, EGRESS_FAMILY_IPV6);
+    EXPECT_EQ(ntohs(c.exact[i].first.port), 5000 + i - 1);
+    EXPECT_EQ(c.exact[i].second.rule_id, 2u);
+  }
+  // No trie entry names their classes: port_classes needs none.
+  EXPECT_TRUE(c.ports.empty());
+  EXPECT_EQ(c.classes.size(), 2u);
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.5"), "ALLOW 1");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 444, "10.0.0.5"), "DENY 0");
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 5003, "2001:db8::7"), "ALLOW 2");
+  EXPECT_EQ(Eval(c, IPPROTO_UDP, 5004, "2001:db8::7"), "DENY 0");
+}
+
+TEST(CompileExactTest, NetworksWideClassesAnyPortAndIcmpStay) {
+  const CompiledRuleset c = MustCompile(
+      {MakeRule(1, Action::kAllow, {Tcp(443)}, {C("10.0.0.0/24")}),
+       MakeRule(2, Action::kAllow, {Tcp(8000, 8004)}, {C("10.0.1.5/32")}),
+       MakeRule(3, Action::kAllow, {kTcpAll}, {C("10.0.2.5/32")}),
+       MakeRule(4, Action::kAllow, {kIcmp}, {C("10.0.3.5/32")})},
+      kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_TRUE(c.exact.empty());
+  EXPECT_EQ(c.rules.size(), 4u);
+}
+
+TEST(CompileExactTest, DenyInsideAnAllowMovesWithItsVerdict) {
+  // The deny of every port is copied into the allow's class (the longest
+  // match there), and that copy is a whole address of one port.
+  const std::vector<Rule> rules = {
+      MakeRule(1, Action::kAllow, {Tcp(443)}, {C("10.0.0.0/8")}),
+      MakeRule(2, Action::kDeny, {kTcpAll}, {C("10.0.0.9/32")})};
+  const CompiledRuleset c = MustCompile(rules, kRs, EGRESS_MAX_EXACT_PER_SET);
+  ASSERT_EQ(c.exact.size(), 1u);
+  EXPECT_EQ(c.exact[0].second.verdict, EGRESS_VERDICT_DENY);
+  EXPECT_EQ(c.exact[0].second.rule_id, 2u);
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.9"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 80, "10.0.0.9"), "DENY 2");
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.8"), "ALLOW 1");
+  // An allow a deny covers is dropped before any move: nothing to probe.
+  const CompiledRuleset covered =
+      MustCompile({MakeRule(1, Action::kDeny, {kTcpAll}, {C("10.0.0.0/8")}),
+                   MakeRule(2, Action::kAllow, {Tcp(443)}, {C("10.0.0.9/32")})},
+                  kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_TRUE(covered.exact.empty());
+  EXPECT_EQ(Eval(covered, IPPROTO_TCP, 443, "10.0.0.9"), "DENY 1");
+}
+
+TEST(CompileExactTest, NamesStayInTheTrie) {
+  Rule by_name = MakeRule(1, Action::kAllow, {Tcp(443)});
+  by_name.names = {"api.example.com"};
+  const CompiledRuleset c =
+      MustCompile({by_name}, kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_TRUE(c.exact.empty());
+  ASSERT_EQ(c.rules.size(), 1u);
+  EXPECT_EQ(c.rules[0].first.family, EGRESS_FAMILY_NAME);
+}
+
+TEST(CompileExactTest, LimitKeepsTheRestInTheTrie) {
+  std::vector<Rule> rules;
+  for (uint32_t i = 1; i <= 10; ++i) {
+    rules.push_back(MakeRule(i, Action::kAllow, {Tcp(1000 + i)},
+                             {C("10.0.0." + std::to_string(i) + "/32")}));
+  }
+  const CompiledRuleset none = MustCompile(rules, kRs, 0);
+  EXPECT_TRUE(none.exact.empty());
+  EXPECT_EQ(none.rules.size(), 10u);
+  const CompiledRuleset some = MustCompile(rules, kRs, 4);
+  EXPECT_EQ(some.exact.size(), 4u);
+  EXPECT_EQ(some.rules.size(), 6u);
+  // The default limit of a whole compile moves them all.
+  absl::StatusOr<CompiledRuleset> all = Compile(kRs, rules);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->exact.size(), 10u);
+  EXPECT_TRUE(all->rules.empty());
+  for (uint32_t i = 1; i <= 10; ++i) {
+    const std::string host = "10.0.0." + std::to_string(i);
+    const std::string want = "ALLOW " + std::to_string(i);
+    EXPECT_EQ(Eval(some, IPPROTO_TCP, 1000 + i, host), want);
+    EXPECT_EQ(Eval(*all, IPPROTO_TCP, 1000 + i, host), want);
+    EXPECT_EQ(Eval(*all, IPPROTO_TCP, 1001 + i, host), "DENY 0");
+  }
+}
+
 TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
   RandomRules gen(20240611);
   int allowed = 0, denied_by_rule = 0, defaulted = 0;
+  size_t exact_entries = 0;
+  int exact_hits = 0;
   for (int round = 0; round < 40; ++round) {
     // From a few broad rules to many narrow ones, mostly allows.
     static constexpr int kSizes[] = {10, 40, 150, 300};
     static constexpr int kDenyPercent[] = {3, 10, 2, 1};
     const std::vector<Rule> rules =
         gen.Rules(kSizes[round % 4], kDenyPercent[round % 4]);
-    const CompiledRuleset c = MustCompile(rules);
+    // Three forms of the same set: the tries alone, with every entry that
+    // can move in exact_rules, and with only some moved (a limit reached).
+    const CompiledRuleset forms[] = {
+        MustCompile(rules), MustCompile(rules, kRs, EGRESS_MAX_EXACT_PER_SET),
+        MustCompile(rules, kRs, 7)};
+    exact_entries += forms[1].exact.size();
+    ASSERT_LE(forms[2].exact.size(), 7u);
     for (int q = 0; q < 500; ++q) {
-      const RandomRules::Query query = gen.RandomQuery();
-      const Decision fast = Evaluate(c, kRs, query.proto, query.port,
+      RandomRules::Query query = gen.RandomQuery();
+      // Every third query goes to a rule's own first address and port, so
+      // exact entries answer some.
+      if (const Rule& r = rules[q % rules.size()];
+          q % 3 == 1 && !r.destinations.empty() && !r.ports.empty() &&
+          (r.ports[0].proto == Proto::kTcp ||
+           r.ports[0].proto == Proto::kUdp)) {
+        query.addr = r.destinations[0];
+        query.addr.prefix_len = query.addr.family == 4 ? 32 : 128;
+        query.proto =
+            r.ports[0].proto == Proto::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+        query.port = r.ports[0].hi;
+      }
+      const Decision fast = Evaluate(forms[q % 3], kRs, query.proto, query.port,
                                      query.addr.family, query.addr.addr);
       const Decision naive = EvaluateNaive(rules, query.proto, query.port,
                                            query.addr.family, query.addr.addr);
+      exact_hits += ExactHit(forms[q % 3], query.proto, query.port,
+                             query.addr.family, query.addr.addr);
       const std::string where = "round " + std::to_string(round) + " proto " +
                                 std::to_string(query.proto) + " port " +
                                 std::to_string(query.port) + " addr " +
@@ -590,8 +747,12 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
   EXPECT_GT(allowed, 1000);
   EXPECT_GT(denied_by_rule, 1000);
   EXPECT_GT(defaulted, 1000);
-  std::cout << "allowed " << allowed << ", denied by a rule " << denied_by_rule
-            << ", default deny " << defaulted << "\n";
+  EXPECT_GT(exact_entries, 1000u);
+  EXPECT_GT(exact_hits, 100);  // queries an exact entry answered
+  std::cout << "exact entries " << exact_entries << " (" << exact_hits
+            << " queries answered by one), allowed " << allowed
+            << ", denied by a rule " << denied_by_rule << ", default deny "
+            << defaulted << "\n";
 }
 
 }  // namespace

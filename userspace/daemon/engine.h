@@ -240,6 +240,7 @@ class Engine {
   // A rule set compiled (and maybe written to the maps) ahead of its switch.
   struct Staged {
     uint32_t ruleset = 0;
+    size_t exact_limit = 0;  // ExactLimitLocked() when the id was taken
     policy::CompiledRuleset compiled;
     bool written = false;
   };
@@ -318,6 +319,12 @@ class Engine {
   std::vector<TargetEntries> HeldRowsLocked(
       const std::map<std::string, EntryCounts>& next,
       const policy::CompiledRuleset* consuming) const;
+  // How many exact_rules entries a set compiled now may make: every one it
+  // can while the map keeps room for three more sets of the most one set
+  // makes, none after that (the entries stay in the tries, which decide
+  // the same). So the smaller hash does not refuse a policy the tries
+  // would take.
+  size_t ExactLimitLocked() const;
   // Keeps a replaced set as its target's spare when the maps keep room for
   // a swap copy of the largest set with it there; deletes it otherwise.
   void KeepOrDeleteSpareLocked(uint32_t id, policy::CompiledRuleset replaced);

@@ -52,7 +52,8 @@ absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
                               std::vector<Staged>& staged) {
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].rules_changed) continue;
-    auto compiled = policy::Compile(staged[i].ruleset, plans[i].target.rules);
+    auto compiled = policy::Compile(staged[i].ruleset, plans[i].target.rules,
+                                    staged[i].exact_limit);
     EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, compiled.status()));
     staged[i].compiled = *std::move(compiled);
   }
@@ -136,8 +137,11 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   if (request.dry_run) return out;
   std::vector<Staged> staged(plan.targets.size());
   lock.lock();
+  const size_t exact_limit = ExactLimitLocked();
   for (size_t i = 0; i < plan.targets.size(); ++i) {
-    if (plan.targets[i].rules_changed) staged[i].ruleset = NextRuleset();
+    if (!plan.targets[i].rules_changed) continue;
+    staged[i].ruleset = NextRuleset();
+    staged[i].exact_limit = exact_limit;
   }
   lock.unlock();
   auto drop_staged = [&] {

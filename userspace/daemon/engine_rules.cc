@@ -31,6 +31,7 @@ struct Engine::Change {
   policy::CompiledRuleset replaced;  // the old set: a spare, or deleted
   // The spare written into (its id is new_ruleset), ruleset 0 if none.
   policy::CompiledRuleset spare;
+  size_t exact_limit = 0;  // for a whole compile (ExactLimitLocked)
   bool compiled_ahead = false;
   bool written = false;
   // next_target.rules holds only the rule appended to the target's
@@ -62,6 +63,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) {
 Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   Change c;
   c.name = t.name;
+  c.exact_limit = ExactLimitLocked();
   if (staged != nullptr) {
     c.new_ruleset = staged->ruleset;
     c.compiled = std::move(staged->compiled);
@@ -108,7 +110,7 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
         active != compiled_.end() && active->second.ruleset == t.ruleset) {
       if (std::optional<policy::CompiledRuleset> recompiled =
               policy::RecompileChanged(active->second, before, after,
-                                       c.new_ruleset)) {
+                                       c.new_ruleset, c.exact_limit)) {
         c.compiled = *std::move(recompiled);
         c.compiled_ahead = true;
       }
@@ -223,6 +225,16 @@ void Engine::DropSpareLocked(uint32_t id) {
   spares_.erase(it);
 }
 
+size_t Engine::ExactLimitLocked() const {
+  uint64_t held = 0;
+  for (const auto& [id, set] : compiled_) held += set.exact.size();
+  for (const auto& [id, set] : spares_) held += set.exact.size();
+  return held + 3 * uint64_t{EGRESS_MAX_EXACT_PER_SET} <=
+                 options_.map_capacity.exact
+             ? EGRESS_MAX_EXACT_PER_SET
+             : 0;
+}
+
 void Engine::DropSparesLocked() {
   while (!spares_.empty()) DropSpareLocked(spares_.begin()->first);
 }
@@ -235,11 +247,14 @@ absl::StatusOr<bool> Engine::AdoptRules(const std::string& name) {
   if (!active.ok() || active->ruleset != t->ruleset) return false;
   const uint32_t ruleset = t->ruleset;
   std::vector<policy::Rule> rules = t->rules;
+  const size_t exact_limit = ExactLimitLocked();
   lock.unlock();
-  // Compiling is deterministic: the same rules under the same id give the
-  // same entries, so finding them all means the set in the maps is this one.
+  // Compiling is deterministic: the same rules under the same id (and
+  // limit) give the same entries, so finding them all means the set in the
+  // maps is this one. A set written under another limit is not found, and
+  // is written again.
   EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
-                          policy::Compile(ruleset, rules));
+                          policy::Compile(ruleset, rules, exact_limit));
   EGRESS_ASSIGN_OR_RETURN(bool present, kernel_.HasEntries(compiled));
   if (!present) return false;
   lock.lock();
@@ -254,7 +269,8 @@ absl::Status Engine::Build(Change& c) {
   if (c.mode) c.next_target.mode = *c.mode;
   if (!c.compiled_ahead) {
     EGRESS_ASSIGN_OR_RETURN(
-        c.compiled, policy::Compile(c.new_ruleset, c.next_target.rules));
+        c.compiled,
+        policy::Compile(c.new_ruleset, c.next_target.rules, c.exact_limit));
   }
   if (!c.written) {
     if (absl::Status room =

@@ -252,9 +252,12 @@ absl::StatusOr<control::TargetAddResponse> Engine::AddTarget(
   for (policy::Rule& r : rules) r.id = t.next_rule_id++;
   // Validate the rules, and that the maps have room for them, before
   // touching the kernel.
-  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
-                          policy::Compile(1, rules));
   Lock lock(mu_);
+  const size_t exact_limit = ExactLimitLocked();
+  lock.unlock();
+  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
+                          policy::Compile(1, rules, exact_limit));
+  lock.lock();
   EGRESS_RETURN_IF_ERROR(
       CheckMapRoomLocked({{t.name, CountEntries(compiled)}}));
   std::string name = t.name;

@@ -13,17 +13,19 @@ struct MapField {
 };
 constexpr MapField kMaps[] = {{"rules", &EntryCounts::rules},
                               {"port_classes", &EntryCounts::ports},
-                              {"unix_rules", &EntryCounts::unix_paths}};
+                              {"unix_rules", &EntryCounts::unix_paths},
+                              {"exact_rules", &EntryCounts::exact}};
 
 }  // namespace
 
 EntryCounts CountEntries(const policy::CompiledRuleset& set) {
-  return EntryCounts{set.rules.size(), set.ports.size(), set.unix_paths.size()};
+  return EntryCounts{set.rules.size(), set.ports.size(), set.unix_paths.size(),
+                     set.exact.size()};
 }
 
 EntryCounts MapCapacity() {
   return EntryCounts{EGRESS_MAX_RULE_ENTRIES, EGRESS_MAX_PORT_ENTRIES,
-                     EGRESS_MAX_UNIX_RULES};
+                     EGRESS_MAX_UNIX_RULES, EGRESS_MAX_EXACT_ENTRIES};
 }
 
 absl::Status CheckRoom(const std::vector<TargetEntries>& targets,

@@ -18,7 +18,8 @@ namespace egress {
 
 // Entries per rule map (or, as a capacity, each map's max_entries).
 struct EntryCounts {
-  uint64_t rules = 0, ports = 0, unix_paths = 0;  // rules, port_classes, unix
+  // rules, port_classes, unix_rules, exact_rules
+  uint64_t rules = 0, ports = 0, unix_paths = 0, exact = 0;
 };
 
 EntryCounts CountEntries(const policy::CompiledRuleset& set);

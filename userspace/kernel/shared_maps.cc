@@ -100,6 +100,59 @@ absl::Status DeleteAll(int fd, const Entries& entries, absl::string_view name) {
   return absl::OkStatus();
 }
 
+// UpdateAll for a hash map: the entries go in batches, a system call per
+// kBatch entries instead of one each.
+template <typename Entries>
+absl::Status UpdateBatched(int fd, const Entries& entries,
+                           absl::string_view name) {
+  using Key = typename Entries::value_type::first_type;
+  using Value = typename Entries::value_type::second_type;
+  constexpr size_t kBatch = 4096;
+  std::vector<Key> keys;
+  std::vector<Value> values;
+  for (size_t at = 0; at < entries.size(); at += kBatch) {
+    const size_t n = std::min(kBatch, entries.size() - at);
+    keys.resize(n);
+    values.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      keys[i] = entries[at + i].first;
+      values[i] = entries[at + i].second;
+    }
+    uint32_t count = static_cast<uint32_t>(n);
+    if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr) !=
+        0) {
+      return ErrnoStatus(errno, "bpf_map_update_batch", name);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// DeleteAll for a hash map, in batches. A key already gone stops a batch
+// (ENOENT) after the keys before it: the rest is deleted from the next one.
+template <typename Entries>
+absl::Status DeleteBatched(int fd, const Entries& entries,
+                           absl::string_view name) {
+  using Key = typename Entries::value_type::first_type;
+  constexpr size_t kBatch = 4096;
+  std::vector<Key> keys;
+  size_t at = 0;
+  while (at < entries.size()) {
+    const size_t n = std::min(kBatch, entries.size() - at);
+    keys.resize(n);
+    for (size_t i = 0; i < n; ++i) keys[i] = entries[at + i].first;
+    uint32_t count = static_cast<uint32_t>(n);
+    if (bpf_map_delete_batch(fd, keys.data(), &count, nullptr) == 0) {
+      at += n;
+      continue;
+    }
+    if (errno != ENOENT || count >= n) {
+      return ErrnoStatus(errno, "bpf_map_delete_batch", name);
+    }
+    at += count + 1;  // past the missing key
+  }
+  return absl::OkStatus();
+}
+
 // True when every (key, value) of `entries` is in the map `fd`.
 template <typename Entries>
 absl::StatusOr<bool> AllPresent(int fd, const Entries& entries,
@@ -185,6 +238,7 @@ int SharedMaps::FdOf(absl::string_view map) const {
   if (map == "port_classes") return port_classes_.get();
   if (map == "rules") return rules_.get();
   if (map == "unix_rules") return unix_rules_.get();
+  if (map == "exact_rules") return exact_rules_.get();
   if (map == "udp_peers") return udp_peers_.get();
   if (map == "counters") return counters_.get();
   if (map == "dns_queries") return dns_queries_.get();
@@ -368,9 +422,13 @@ absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
   }
   absl::Status rules;  // `ports` is the other thread's until the join
   if (beside || ports.ok()) rules = UpdateAll(rules_.get(), c.rules, "rules");
+  absl::Status exact;
+  if (rules.ok())
+    exact = UpdateBatched(exact_rules_.get(), c.exact, "exact_rules");
   if (beside) beside->join();
   EGRESS_RETURN_IF_ERROR(ports);
   EGRESS_RETURN_IF_ERROR(rules);
+  EGRESS_RETURN_IF_ERROR(exact);
   EGRESS_RETURN_IF_ERROR(UpdateAll(dns_names_.get(), c.names, "dns_names"));
   return UpdateAll(unix_rules_.get(), c.unix_paths, "unix_rules");
 }
@@ -378,6 +436,8 @@ absl::Status SharedMaps::WriteEntries(const policy::CompiledRuleset& c) {
 absl::Status SharedMaps::DeleteEntries(const policy::CompiledRuleset& c) {
   ForgetCounts();
   EGRESS_RETURN_IF_ERROR(DeleteAll(rules_.get(), c.rules, "rules"));
+  EGRESS_RETURN_IF_ERROR(
+      DeleteBatched(exact_rules_.get(), c.exact, "exact_rules"));
   EGRESS_RETURN_IF_ERROR(
       DeleteAll(unix_rules_.get(), c.unix_paths, "unix_rules"));
   EGRESS_RETURN_IF_ERROR(DeleteAll(dns_names_.get(), c.names, "dns_names"));
@@ -394,6 +454,8 @@ absl::StatusOr<SharedMaps::RulesetCounts> SharedMaps::CountsByRuleset() const {
                           CountRulesets<egress_rule_key>(rules_.get()));
   EGRESS_ASSIGN_OR_RETURN(c.ports,
                           CountRulesets<egress_port_key>(port_classes_.get()));
+  EGRESS_ASSIGN_OR_RETURN(c.exact,
+                          CountRulesets<egress_exact_key>(exact_rules_.get()));
   counts_ = c;
   return c;
 }
@@ -410,7 +472,8 @@ absl::StatusOr<bool> SharedMaps::HasEntries(
   // set's keys in each trie must match too.
   EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
   if (CountOf(counts.rules, c.ruleset) != c.rules.size() ||
-      CountOf(counts.ports, c.ruleset) != c.ports.size()) {
+      CountOf(counts.ports, c.ruleset) != c.ports.size() ||
+      CountOf(counts.exact, c.ruleset) != c.exact.size()) {
     return false;
   }
   EGRESS_ASSIGN_OR_RETURN(bool found,
@@ -418,6 +481,9 @@ absl::StatusOr<bool> SharedMaps::HasEntries(
   if (!found) return false;
   EGRESS_ASSIGN_OR_RETURN(
       found, AllPresent(port_classes_.get(), c.ports, "port_classes"));
+  if (!found) return false;
+  EGRESS_ASSIGN_OR_RETURN(
+      found, AllPresent(exact_rules_.get(), c.exact, "exact_rules"));
   if (!found) return false;
   return AllPresent(unix_rules_.get(), c.unix_paths, "unix_rules");
 }
@@ -430,11 +496,14 @@ absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
   EGRESS_ASSIGN_OR_RETURN(
       size_t p, SweepRulesets<egress_port_key>(port_classes_.get(), keep,
                                                "port_classes"));
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t x,
+      SweepRulesets<egress_exact_key>(exact_rules_.get(), keep, "exact_rules"));
   EGRESS_ASSIGN_OR_RETURN(size_t u, SweepRulesets<egress_unix_key>(
                                         unix_rules_.get(), keep, "unix_rules"));
   EGRESS_ASSIGN_OR_RETURN(size_t n, SweepRulesets<egress_dns_name_key>(
                                         dns_names_.get(), keep, "dns_names"));
-  return r + p + u + n;
+  return r + p + x + u + n;
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
@@ -444,9 +513,11 @@ absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
                           MaxRuleset<egress_port_key>(port_classes_.get()));
   EGRESS_ASSIGN_OR_RETURN(uint32_t unix_paths,
                           MaxRuleset<egress_unix_key>(unix_rules_.get()));
+  EGRESS_ASSIGN_OR_RETURN(uint32_t exact,
+                          MaxRuleset<egress_exact_key>(exact_rules_.get()));
   EGRESS_ASSIGN_OR_RETURN(uint32_t names,
                           MaxRuleset<egress_dns_name_key>(dns_names_.get()));
-  return std::max({rules, ports, unix_paths, names});
+  return std::max({rules, ports, unix_paths, names, exact});
 }
 
 absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {

@@ -147,7 +147,7 @@ class SharedMaps {
         "unix_rules",    "dns_queries",    "dns_names",     "dns_bindings",
         "dns_counters",  "dns_scratch",    "user_targets",  "watch_names",
         "watch_parents", "cgroup_classes", "watch_scratch", "attach_target",
-        "peer_gens"};
+        "peer_gens",     "exact_rules"};
     Fd* fds[] = {
         &self.targets_,       &self.port_classes_,  &self.rules_,
         &self.udp_peers_,     &self.rule_hits_,     &self.event_limits_,
@@ -155,7 +155,8 @@ class SharedMaps {
         &self.dns_queries_,   &self.dns_names_,     &self.dns_bindings_,
         &self.dns_counters_,  &self.dns_scratch_,   &self.user_targets_,
         &self.watch_names_,   &self.watch_parents_, &self.cgroup_classes_,
-        &self.watch_scratch_, &self.attach_target_, &self.peer_gens_};
+        &self.watch_scratch_, &self.attach_target_, &self.peer_gens_,
+        &self.exact_rules_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -163,7 +164,8 @@ class SharedMaps {
     return all;
   }
 
-  // Keys per ruleset in rules and port_classes, from one walk of each.
+  // Keys per ruleset in rules, port_classes and exact_rules, from one walk
+  // of each.
   // HasEntries needs a set's key counts, and a restart asks for every
   // target's set in turn: a walk per target was quadratic (200 targets x
   // 1,000 rules: over 100 s). Kept until the next write or delete through
@@ -171,7 +173,7 @@ class SharedMaps {
   // pinned maps, e.g. a test, is caught by the age).
   struct RulesetCounts {
     absl::Time taken;
-    std::map<uint32_t, size_t> rules, ports;
+    std::map<uint32_t, size_t> rules, ports, exact;
   };
   static constexpr absl::Duration kRulesetCountsFor = absl::Seconds(2);
   absl::StatusOr<RulesetCounts> CountsByRuleset() const;
@@ -184,7 +186,7 @@ class SharedMaps {
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
       dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
       watch_parents_, cgroup_classes_, watch_scratch_, attach_target_,
-      peer_gens_;
+      peer_gens_, exact_rules_;
 };
 
 }  // namespace egress

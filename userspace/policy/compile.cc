@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/compile_exact.h"
 #include "userspace/policy/compile_merge.h"
 #include "userspace/policy/name_rules.h"
 #include "userspace/policy/unix_rules.h"
@@ -65,20 +66,11 @@ class PortClasses {
     return pc;
   }
 
-  // Calls emit(first_port, prefix_bits, class) for every aligned prefix of
-  // every numbered interval.
+  // Calls f(class, first_port, last_port) for every numbered interval.
   template <typename F>
-  void ForEachPrefix(F emit) const {
+  void ForEachClass(F f) const {
     for (size_t i = 0; i + 1 < cuts_.size(); ++i) {
-      if (class_[i] == 0) continue;
-      uint32_t a = cuts_[i];
-      const uint32_t b = cuts_[i + 1] - 1;
-      while (a <= b) {
-        int k = a == 0 ? 16 : std::min(16, __builtin_ctz(a));
-        while (a + (1u << k) - 1 > b) --k;
-        emit(a, 16 - k, class_[i]);
-        a += 1u << k;
-      }
+      if (class_[i] != 0) f(class_[i], cuts_[i], cuts_[i + 1] - 1);
     }
   }
 
@@ -166,21 +158,15 @@ absl::Status ScanRules(absl::Span<const Rule> rules, uint8_t* flags,
 
 constexpr uint8_t kIpProtos[2] = {IPPROTO_TCP, IPPROTO_UDP};
 
-// The port classes of tcp and udp, and their port map entries.
-absl::Status BuildPortClasses(uint32_t ruleset, const PortRanges ranges[2],
+// The port classes of tcp and udp, and their spans.
+absl::Status BuildPortClasses(const PortRanges ranges[2],
                               std::optional<PortClasses> classes[2],
                               CompiledRuleset* out) {
   for (int p = 0; p < 2; ++p) {
     EGRESS_ASSIGN_OR_RETURN(classes[p], PortClasses::Build(ranges[p]));
-    classes[p]->ForEachPrefix([&](uint32_t port, int bits, uint16_t cls) {
-      egress_port_key k{};
-      k.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + bits;
-      k.ruleset = ruleset;
-      k.proto = kIpProtos[p];
-      k.port = htons(static_cast<uint16_t>(port));
-      egress_port_value v{};
-      v.port_class = cls;
-      out->ports.emplace_back(k, v);
+    classes[p]->ForEachClass([&](uint16_t cls, uint32_t lo, uint32_t hi) {
+      out->classes.push_back({kIpProtos[p], cls, static_cast<uint16_t>(lo),
+                              static_cast<uint16_t>(hi)});
     });
   }
   return absl::OkStatus();
@@ -250,7 +236,8 @@ absl::Status CheckCapacity(const CompiledRuleset& out) {
 }  // namespace
 
 absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
-                                        absl::Span<const Rule> rules) {
+                                        absl::Span<const Rule> rules,
+                                        size_t exact_limit) {
   if (ruleset == 0) {
     return absl::InvalidArgumentError("ruleset 0 is reserved");
   }
@@ -259,7 +246,7 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   PortRanges ranges[2];  // tcp, udp
   EGRESS_RETURN_IF_ERROR(ScanRules(rules, &out.flags, ranges));
   std::optional<PortClasses> classes[2];
-  EGRESS_RETURN_IF_ERROR(BuildPortClasses(ruleset, ranges, classes, &out));
+  EGRESS_RETURN_IF_ERROR(BuildPortClasses(ranges, classes, &out));
 
   Entries allow_list, deny_list;
   RuleMap allow(&allow_list), deny(&deny_list);
@@ -281,6 +268,13 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   out.names = CompileNameEntries(ruleset, rules);
   if (!out.names.empty()) out.flags |= EGRESS_TF_NAME_RULES;
   MergeEntries(allow_list, deny_list, &out.rules);
+  compile_internal::ExactClasses small;
+  for (const compile_internal::ClassSpan& c : out.classes) {
+    small.Add(c.proto == IPPROTO_TCP ? 0 : 1, c.port_class, c.lo, c.hi);
+  }
+  compile_internal::MoveExact(small, exact_limit, &out.rules, &out.exact);
+  out.ports =
+      compile_internal::NamedClassEntries(ruleset, out.classes, out.rules);
   EGRESS_RETURN_IF_ERROR(
       CompileUnixRules(ruleset, rules, &out.unix_paths, &out.flags));
   EGRESS_RETURN_IF_ERROR(CheckCapacity(out));
@@ -292,6 +286,13 @@ Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
                   const std::array<uint8_t, 16>& addr) {
   std::optional<uint16_t> port_class;
   if (ip_proto == IPPROTO_TCP || ip_proto == IPPROTO_UDP) {
+    const egress_exact_key ek = compile_internal::ExactKey(
+        ruleset, ip_proto,
+        family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6, port_host_order,
+        addr.data());
+    for (const auto& [k, v] : compiled.exact) {
+      if (std::memcmp(&k, &ek, sizeof(k)) == 0) return {v.verdict, v.rule_id};
+    }
     egress_port_key pk{};
     pk.prefixlen = EGRESS_PORT_KEY_FIXED_BITS + 16;
     pk.ruleset = ruleset;

@@ -20,6 +20,10 @@
 // Then probing {class} and, on a miss, {ANY} gives the verdict directly.
 // Lookup cost is one port_classes probe plus at most two rule probes,
 // independent of the number of rules.
+//
+// Exact entries. Last, the rules entries of a whole address in a small port
+// class move to exact_rules, one key per port (compile_exact.h): the
+// program probes that hash before the tries.
 #ifndef EGRESS_USERSPACE_POLICY_COMPILE_H_
 #define EGRESS_USERSPACE_POLICY_COMPILE_H_
 
@@ -32,6 +36,7 @@
 #include "absl/types/span.h"
 #include "egress/abi.h"
 #include "egress/dns_abi.h"
+#include "userspace/policy/compile_exact.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -39,12 +44,19 @@ namespace egress::policy {
 struct CompiledRuleset {
   // The ruleset id every entry is keyed by (0 = nothing compiled).
   uint32_t ruleset = 0;
-  // port_classes entries for this ruleset (tcp and udp).
+  // port_classes entries for this ruleset (tcp and udp): those of the
+  // classes a rules entry names (compile_exact.h).
   std::vector<std::pair<egress_port_key, egress_port_value>> ports;
+  // Every port class with its ports, named or not: not written anywhere,
+  // kept for a recompile (compile_changes.h).
+  std::vector<compile_internal::ClassSpan> classes;
   // rules entries, value.verdict EGRESS_VERDICT_ALLOW or _DENY. No key
   // appears twice; when rules collide on a key the deny, then the lowest rule
   // id, is kept.
   std::vector<std::pair<egress_rule_key, egress_rule_value>> rules;
+  // exact_rules entries: rules entries moved out of the trie, one key per
+  // port of their class (compile_exact.h).
+  std::vector<std::pair<egress_exact_key, egress_rule_value>> exact;
   // dns_names entries of the rules' names (name_rules.h). Their ports and
   // verdicts are in `rules`, family EGRESS_FAMILY_NAME, keyed by pattern id.
   std::vector<std::pair<egress_dns_name_key, egress_dns_name_value>> names;
@@ -64,7 +76,8 @@ struct CompiledRuleset {
 // then destination). A rule with no destinations and no names gets 0.0.0.0/0
 // and ::/0. A name gets the rules entries of family EGRESS_FAMILY_NAME keyed
 // by its pattern id (name_rules.h), merged like addresses (deny wins).
-// Rule order does not affect the verdicts.
+// Rule order does not affect the verdicts. At most `exact_limit` exact
+// entries are made (0: none; every entry stays in the tries).
 //
 // Errors:
 //   InvalidArgument  ruleset 0 ("ruleset 0 is reserved"); a rule with id 0
@@ -78,8 +91,9 @@ struct CompiledRuleset {
 //                    more entries than one map holds (EGRESS_MAX_PORT_ENTRIES,
 //                    EGRESS_MAX_RULE_ENTRIES, EGRESS_MAX_UNIX_RULES,
 //                    EGRESS_DNS_MAX_NAME_ENTRIES).
-absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
-                                        absl::Span<const Rule> rules);
+absl::StatusOr<CompiledRuleset> Compile(
+    uint32_t ruleset, absl::Span<const Rule> rules,
+    size_t exact_limit = EGRESS_MAX_EXACT_PER_SET);
 
 struct Decision {
   uint8_t verdict = EGRESS_VERDICT_DENY;  // EGRESS_VERDICT_ALLOW or _DENY
@@ -89,7 +103,8 @@ struct Decision {
 // What the BPF program decides for an outgoing connection/datagram, given the
 // entries of `compiled` (under id `ruleset`) as map contents. Simulates the
 // kernel's LPM tries: among entries whose first prefixlen data bits equal the
-// query's, the longest wins. Steps: for tcp/udp look up the port class; probe
+// query's, the longest wins. Steps: for tcp/udp an exact entry of the
+// address and port decides; else look up the port class; probe
 // rules with {class}, then on a miss with {ANY}; the entry found gives the
 // verdict; no entry = default deny. ICMP/ICMPv6 probe with ANY only and ignore
 // the port. `port_host_order` is in host order; `family` is 4 or 6; IPv4

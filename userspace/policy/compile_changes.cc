@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "userspace/policy/compile_exact.h"
 #include "userspace/policy/compile_merge.h"
 #include "userspace/policy/rule_compare.h"
 
@@ -151,28 +152,14 @@ Reached ReachedClasses(const CompiledRuleset& compiled,
       }
     }
   }
-  // Port entry -> ports it covers; a class is reached when one of its
-  // entries lies in a changed range.
-  absl::flat_hash_map<uint16_t, std::pair<uint32_t, uint32_t>> spans[2];
-  absl::flat_hash_set<uint16_t> hit[2];
-  for (const auto& [k, v] : compiled.ports) {
-    const int p = k.proto == IPPROTO_TCP ? 0 : 1;
-    const uint32_t lo = ntohs(k.port);
-    const uint32_t hi =
-        lo + (1u << (16 - (k.prefixlen - EGRESS_PORT_KEY_FIXED_BITS))) - 1;
-    auto [it, fresh] = spans[p].try_emplace(v.port_class, lo, hi);
-    if (!fresh) {
-      it->second.first = std::min(it->second.first, lo);
-      it->second.second = std::max(it->second.second, hi);
-    }
+  // A class is reached when its ports meet a changed range.
+  for (const compile_internal::ClassSpan& c : compiled.classes) {
+    const int p = c.proto == IPPROTO_TCP ? 0 : 1;
     for (const Range& r : ranges) {
-      if (r.proto == p && r.lo <= hi && lo <= r.hi) hit[p].insert(v.port_class);
-    }
-  }
-  for (int p = 0; p < 2; ++p) {
-    for (uint16_t c : hit[p]) {
-      const auto& [lo, hi] = spans[p][c];
-      out.classes[p].push_back({c, lo, hi});
+      if (r.proto == p && r.lo <= c.hi && c.lo <= r.hi) {
+        out.classes[p].push_back({c.port_class, c.lo, c.hi});
+        break;
+      }
     }
   }
   return out;
@@ -225,6 +212,16 @@ bool InReached(const egress_rule_key& k, const Reached& reached) {
   return reached.Has(k.proto == IPPROTO_TCP ? 0 : 1, ntohs(k.port_class));
 }
 
+// Whether an exact entry's port lies in a reached class of its protocol.
+bool InReachedPorts(const egress_exact_key& k, const Reached& reached) {
+  const int p = k.proto == IPPROTO_TCP ? 0 : 1;
+  const uint32_t port = ntohs(k.port);
+  for (const Reached::Class& c : reached.classes[p]) {
+    if (c.lo <= port && port <= c.hi) return true;
+  }
+  return false;
+}
+
 template <typename K, typename V>
 std::vector<std::pair<K, V>> Rekeyed(const std::vector<std::pair<K, V>>& from,
                                      uint32_t ruleset) {
@@ -238,7 +235,8 @@ std::vector<std::pair<K, V>> Rekeyed(const std::vector<std::pair<K, V>>& from,
 std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
                                                 absl::Span<const Rule> before,
                                                 absl::Span<const Rule> after,
-                                                uint32_t ruleset) {
+                                                uint32_t ruleset,
+                                                size_t exact_limit) {
   if (ruleset == 0 || compiled.ruleset == 0) return std::nullopt;
   std::vector<const Rule*> gone, added;
   if (!ChangedRules(before, after, &gone, &added)) return std::nullopt;
@@ -256,11 +254,33 @@ std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
   Entries allow, deny, merged;
   ReachedEntries(after, reached, ruleset, &allow, &deny);
   compile_internal::MergeEntries(allow, deny, &merged);
+  // The exact entries of the classes not reached are taken over; those of
+  // the reached ones come again from the merge, as a whole compile makes
+  // them (compile_exact.h), where the first old one was.
+  compile_internal::ExactClasses small;
+  for (int p = 0; p < 2; ++p) {
+    for (const Reached::Class& c : reached.classes[p]) {
+      small.Add(p, c.port_class, c.lo, c.hi);
+    }
+  }
+  std::vector<std::pair<egress_exact_key, egress_rule_value>> kept_exact;
+  size_t exact_at = compiled.exact.size();
+  for (const auto& [k, v] : compiled.exact) {
+    if (InReachedPorts(k, reached)) {
+      exact_at = std::min(exact_at, kept_exact.size());
+      continue;
+    }
+    kept_exact.emplace_back(k, v).first.ruleset = ruleset;
+  }
+  std::vector<std::pair<egress_exact_key, egress_rule_value>> new_exact;
+  const size_t room =
+      exact_limit > kept_exact.size() ? exact_limit - kept_exact.size() : 0;
+  compile_internal::MoveExact(small, room, &merged, &new_exact);
 
   CompiledRuleset out;
   out.ruleset = ruleset;
   out.flags = compiled.flags;
-  out.ports = Rekeyed(compiled.ports, ruleset);
+  out.classes = compiled.classes;
   out.names = Rekeyed(compiled.names, ruleset);
   out.unix_paths = Rekeyed(compiled.unix_paths, ruleset);
   out.rules.reserve(compiled.rules.size() + merged.size());
@@ -282,6 +302,15 @@ std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
     out.rules.emplace_back(k, v).first.ruleset = ruleset;
   }
   if (!placed) place();
+  exact_at = std::min(exact_at, kept_exact.size());
+  out.exact.reserve(kept_exact.size() + new_exact.size());
+  out.exact.assign(kept_exact.begin(), kept_exact.begin() + exact_at);
+  out.exact.insert(out.exact.end(), new_exact.begin(), new_exact.end());
+  out.exact.insert(out.exact.end(), kept_exact.begin() + exact_at,
+                   kept_exact.end());
+  // The classes the tries name may change with the reached ones.
+  out.ports =
+      compile_internal::NamedClassEntries(ruleset, out.classes, out.rules);
   if (out.rules.size() > EGRESS_MAX_RULE_ENTRIES) return std::nullopt;
   return out;
 }

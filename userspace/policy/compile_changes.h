@@ -33,10 +33,13 @@ inline constexpr size_t kMaxRecompiledRules = 64;
 // flags; entries the change did not reach keep their place, the others take
 // the place of the first entry they replace), or nullopt when the change is not
 // one this takes (see above): the caller compiles `after` whole then.
-std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
-                                                absl::Span<const Rule> before,
-                                                absl::Span<const Rule> after,
-                                                uint32_t ruleset);
+// The entries of the reached classes move to exact_rules as Compile moves
+// them while the set's exact entries stay within `exact_limit`; those of the
+// other classes stay where `compiled` has them.
+std::optional<CompiledRuleset> RecompileChanged(
+    const CompiledRuleset& compiled, absl::Span<const Rule> before,
+    absl::Span<const Rule> after, uint32_t ruleset,
+    size_t exact_limit = EGRESS_MAX_EXACT_PER_SET);
 
 }  // namespace egress::policy
 

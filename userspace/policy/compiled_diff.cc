@@ -12,9 +12,10 @@ namespace {
 
 // Every kind of entry a CompiledRuleset holds must be diffed below: a new
 // member changes the size and stops the build here.
-// (ruleset and padding, four vectors, flags and padding.)
+// (ruleset and padding, six vectors, flags and padding; `classes` is in
+// no map, so it has nothing to diff.)
 static_assert(sizeof(CompiledRuleset) ==
-                  8 + 4 * sizeof(std::vector<std::pair<int, int>>) + 8,
+                  8 + 6 * sizeof(std::vector<std::pair<int, int>>) + 8,
               "CompiledRuleset changed: diff its new entries in DiffCompiled");
 
 template <typename T>
@@ -76,6 +77,7 @@ CompiledDiff DiffCompiled(const CompiledRuleset& from,
   d.deletes.ruleset = from.ruleset;
   DiffEntries(from.ports, to.ports, &d.upserts.ports, &d.deletes.ports);
   DiffEntries(from.rules, to.rules, &d.upserts.rules, &d.deletes.rules);
+  DiffEntries(from.exact, to.exact, &d.upserts.exact, &d.deletes.exact);
   DiffEntries(from.names, to.names, &d.upserts.names, &d.deletes.names);
   DiffEntries(from.unix_paths, to.unix_paths, &d.upserts.unix_paths,
               &d.deletes.unix_paths);

@@ -20,6 +20,13 @@
  *      EGRESS_PORT_CLASS_ANY; the entry found carries the verdict. Userspace
  *      compiles allow and deny rules so that the longest match is always the
  *      right answer (deny beats allow): see userspace/policy/compile.h.
+ *   Before 2 and 3, exact_rules (a hash over {ruleset, proto, family, port,
+ *   address}) is probed once for tcp/udp: userspace moves there every rules
+ *   entry of a whole address (/32, /128) whose port class covers at most
+ *   EGRESS_EXACT_CLASS_PORTS ports, one key per port, with the verdict the
+ *   tries would give. A hit is the answer; a miss goes on to the tries,
+ *   which no longer hold those entries. The common allow-list rule (one
+ *   host, one port) costs one hash probe whatever the number of rules.
  *   A ruleset id is never reused while its entries exist, so userspace
  *   replaces a whole rule set by writing a new ruleset and flipping
  *   targets[target_id].ruleset in one 8-byte update.
@@ -39,13 +46,21 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 7
+#define EGRESS_ABI_VERSION 8
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
 #define EGRESS_MAX_TARGETS 1024
 #define EGRESS_MAX_RULE_ENTRIES (1 << 20)
 #define EGRESS_MAX_PORT_ENTRIES (1 << 18)
+/* exact_rules: a hash allocates its buckets when created (16 bytes each:
+ * 8 MiB of kernel memory here), so it is smaller than the rules trie; a
+ * ruleset moves at most EGRESS_MAX_EXACT_PER_SET entries there and keeps
+ * the rest in the trie, and egressd compiles without moving when the map
+ * has no room (lookups are right either way). */
+#define EGRESS_MAX_EXACT_ENTRIES (1 << 19)
+#define EGRESS_MAX_EXACT_PER_SET (1 << 17)
+#define EGRESS_EXACT_CLASS_PORTS 4
 /* udp_peers: 4 x 65,536, so that 100,000 clients of one busy UDP server
  * all keep their entries: 30 MiB of preallocated LRU nodes (memlock;
  * 7.5 MiB at 65,536). */
@@ -300,6 +315,19 @@ struct egress_rule_value {
 	__u8 pad[3];
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
+
+/* exact_rules: hash. A tcp/udp destination (address and port) of a
+ * ruleset that one entry decides (see the top of this file). IPv4
+ * addresses use the first 4 bytes of addr, the rest zero. Value: struct
+ * egress_rule_value. */
+struct egress_exact_key {
+	__u32 ruleset;
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 */
+	__be16 port;
+	__u8 addr[16];
+};
+EGRESS_ABI_SIZE(egress_exact_key, 24);
 
 /* unix_rules: hash. A unix socket address as the caller passed it, under
  * the ruleset of its target (switched with the other rule maps). len counts
