@@ -66,7 +66,10 @@ struct Group {
 // The merge described in compile.h, one group at a time.
 void MergeGroup(
     Group& g, std::vector<std::pair<egress_rule_key, egress_rule_value>>* out) {
-  const auto& any_deny = g.deny[EGRESS_PORT_CLASS_ANY];
+  static const std::vector<std::pair<egress_rule_key, egress_rule_value>>
+      kNoDeny;
+  auto any_it = g.deny.find(EGRESS_PORT_CLASS_ANY);
+  const auto& any_deny = any_it == g.deny.end() ? kNoDeny : any_it->second;
   DenySet any_set;
   for (const auto& [k, v] : any_deny) any_set.Add(PrefixOf(k));
   // ANY denies sorted by address, for "which denies lie inside P?".
@@ -78,15 +81,27 @@ void MergeGroup(
       any_sorted.begin(), any_sorted.end(),
       [](const auto& a, const auto& b) { return a.first.addr < b.first.addr; });
 
-  std::set<uint16_t> classes;
-  for (const auto& [c, v] : g.allow) classes.insert(c);
-  for (const auto& [c, v] : g.deny) classes.insert(c);
+  // Every class of either side, in order; looked up, never inserted (an
+  // allow-list of 100,000 single ports has as many classes).
+  using EntryList = std::vector<std::pair<egress_rule_key, egress_rule_value>>;
+  static const EntryList kNone;
+  auto of = [](const std::map<uint16_t, EntryList>& side, uint16_t c) {
+    auto it = side.find(c);
+    return it == side.end() ? &kNone : &it->second;
+  };
+  std::vector<uint16_t> classes;
+  classes.reserve(g.allow.size() + g.deny.size());
+  for (const auto& [c, v] : g.allow) classes.push_back(c);
+  for (const auto& [c, v] : g.deny) classes.push_back(c);
+  std::inplace_merge(classes.begin(), classes.begin() + g.allow.size(),
+                     classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
   for (uint16_t c : classes) {
-    const auto& denies = g.deny[c];
+    const EntryList& denies = *of(g.deny, c);
     DenySet class_set;
     for (const auto& [k, v] : denies) class_set.Add(PrefixOf(k));
     for (const auto& e : denies) out->push_back(e);
-    for (const auto& [k, v] : g.allow[c]) {
+    for (const auto& [k, v] : *of(g.allow, c)) {
       const Prefix p = PrefixOf(k);
       if (class_set.Covers(p) || any_set.Covers(p)) continue;  // deny wins
       out->emplace_back(k, v);
