@@ -20,6 +20,7 @@
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/daemon/state_store.h"
 #include "userspace/policy/policy_file.h"
 
 namespace egress::testing {
@@ -285,6 +286,52 @@ TEST_F(ApplyValidationTest, EveryErrorNamesItsPlaceAndChangesNothing) {
     EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
   }
   EXPECT_EQ(CtlJson({"target", "list"})["targets"].size(), 1u);
+  EXPECT_TRUE((*other)->Remove().ok());
+}
+
+// A new target egressd refuses after the state rows of its rules were written
+// (they are written while its rules compile; the compiler refuses more
+// distinct ports than there are port classes) leaves the state as it was:
+// the database holds no row of it, and a restart enforces what was.
+TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
+  auto other = TestCgroup::Create("priv-refused");
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string dir =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/refused";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << dir;
+  std::ofstream(dir + "/web.yaml")
+      << PolicyText("web", cg_->relative_path(),
+                    OneRule("    - {port: 40001, protocol: TCP}\n"));
+  CtlOk({"apply", "-f", dir + "/web.yaml"});
+  const nlohmann::json before = CtlJson({"list"});
+  std::string ports;
+  for (int p = 1; p <= 65535; ++p) {
+    absl::StrAppend(&ports, "    - {port: ", p, ", protocol: TCP}\n");
+  }
+  std::ofstream(dir + "/other.yaml")
+      << PolicyText("other", (*other)->relative_path(), OneRule(ports));
+  CommandResult r = Ctl({"apply", "-f", dir});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output,
+                                "policy other: too many distinct port ranges"))
+      << r.output;
+  EXPECT_EQ(CtlJson({"list"}), before);
+  StopDaemon(SIGTERM);
+  {
+    auto store = StateStore::Open(state_dir_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto state = (*store)->Load();
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_EQ(state->targets.size(), 1u);
+    EXPECT_EQ(state->targets.count("web"), 1u);
+    auto rows = (*store)->RuleRows("other");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(*rows, 0) << "the refused target's rows were left behind";
+  }
+  StartDaemon();
+  EXPECT_EQ(CtlJson({"list"}), before);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
   EXPECT_TRUE((*other)->Remove().ok());
 }
 

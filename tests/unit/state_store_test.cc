@@ -229,6 +229,91 @@ TEST_F(StateStoreTest, RemovedTargetTakesItsRules) {
   ExpectLoads(expected_);
 }
 
+// Rows written ahead are no target's until the write that adds the target:
+// a start in between (egressd crashed) loads the state as it was.
+TEST_F(StateStoreTest, RulesWrittenAheadAreNotLoadedBeforeTheirTarget) {
+  std::unique_ptr<StateStore> store = Open();
+  expected_.next_ruleset = 4;
+  Put(*store, Target("db", 2, 3));
+  const TargetState web = Target("web", 1, 500);
+  ASSERT_OK(store->WriteRulesAhead({&web}));
+  EXPECT_EQ(*store->RuleRows("web"), 500);
+  ExpectLoads(expected_);
+
+  // The write that adds it takes the rows: its row and the counter.
+  RulesDelta ahead;
+  ahead.written_ahead = true;
+  Put(*store, web, ahead);
+  EXPECT_EQ(store->last_write_rows(), 2);
+  EXPECT_EQ(*store->RuleRows("web"), 500);
+  ExpectLoads(expected_);
+  // The store knows where they are: one allow is one row.
+  TargetState next = web;
+  next.rules.push_back(Rule(next.next_rule_id++, "9999/udp"));
+  Put(*store, next, DiffRules(web.rules, next.rules));
+  EXPECT_EQ(store->last_write_rows(), 3);
+  ExpectLoads(expected_);
+}
+
+// After a crash the rows ahead are left; the next write of a target of
+// that name replaces them.
+TEST_F(StateStoreTest, RowsLeftAheadAreReplacedByTheTargetsWrite) {
+  {
+    std::unique_ptr<StateStore> store = Open();
+    const TargetState web = Target("web", 1, 40);
+    ASSERT_OK(store->WriteRulesAhead({&web}));
+  }
+  std::unique_ptr<StateStore> store = Open();
+  ASSERT_OK(store->Load().status());
+  RulesDelta ahead;
+  ahead.written_ahead = true;  // not by this store: written whole
+  Put(*store, Target("web", 1, 3), ahead);
+  EXPECT_EQ(*store->RuleRows("web"), 3);
+  ExpectLoads(expected_);
+}
+
+// Rules that are not the ones written ahead are written whole.
+TEST_F(StateStoreTest, AWriteOfOtherRulesThanTheOnesAheadWritesThemAll) {
+  std::unique_ptr<StateStore> store = Open();
+  const TargetState web = Target("web", 1, 10);
+  ASSERT_OK(store->WriteRulesAhead({&web}));
+  TargetState other = web;
+  other.rules.pop_back();
+  std::swap(other.rules[0], other.rules[1]);
+  RulesDelta ahead;
+  ahead.written_ahead = true;
+  Put(*store, other, ahead);
+  EXPECT_EQ(*store->RuleRows("web"), 9);
+  ExpectLoads(expected_);
+}
+
+TEST_F(StateStoreTest, AStoredTargetsRowsAreNeverWrittenAheadNorDropped) {
+  std::unique_ptr<StateStore> store = Open();
+  const TargetState web = Target("web", 1, 5);
+  Put(*store, web);
+  const TargetState other = Target("web", 1, 50);
+  const TargetState db = Target("db", 2, 7);
+  EXPECT_STATUS(store->WriteRulesAhead({&db, &other}),
+                absl::StatusCode::kFailedPrecondition, "target web is stored");
+  EXPECT_EQ(*store->RuleRows("db"), 0) << "all or nothing";
+  ASSERT_OK(store->WriteRulesAhead({&db}));
+  ASSERT_OK(store->DropRulesAhead({"web", "db"}));
+  EXPECT_EQ(*store->RuleRows("web"), 5);
+  EXPECT_EQ(*store->RuleRows("db"), 0);
+  ExpectLoads(expected_);
+}
+
+// A removal written for a target whose rows were written ahead takes them.
+TEST_F(StateStoreTest, ARemovalTakesTheRowsWrittenAhead) {
+  std::unique_ptr<StateStore> store = Open();
+  const TargetState web = Target("web", 1, 5);
+  ASSERT_OK(store->WriteRulesAhead({&web}));
+  StateWrite w{1, {{"web", nullptr, std::nullopt}}};
+  ASSERT_OK(store->Write(w));
+  EXPECT_EQ(*store->RuleRows("web"), 0);
+  ExpectLoads(expected_);
+}
+
 TEST_F(StateStoreTest, StateJsonIsImportedOnceAndMovedAside) {
   DaemonState old;
   old.next_ruleset = 42;

@@ -94,6 +94,15 @@ absl::Status OpenKernel(Daemon::Parts& p) {
 EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   EngineOptions o;
   o.save = [&p](const StateWrite& w) { return p.store->Write(w); };
+  // On a thread of the apply's own while the worker compiles: the store's
+  // connection is still used by one thread at a time (Engine::Apply waits
+  // for this before it saves anything else).
+  o.save_rules_ahead = [&p](const std::vector<const TargetState*>& targets) {
+    return p.store->WriteRulesAhead(targets);
+  };
+  o.drop_rules_ahead = [&p](const std::vector<std::string>& names) {
+    return p.store->DropRulesAhead(names);
+  };
   o.unit_cgroup = [](const std::string& unit) { return CgroupOfUnit(unit); };
   o.pid_cgroup = [](int pid) { return CgroupOfPid(pid); };
   o.user_uid = [](const std::string& name) { return UidOfUserName(name); };

@@ -43,6 +43,16 @@ struct EngineOptions {
   // Persists what a change changed (all of it or nothing); called before
   // the change takes effect.
   std::function<absl::Status(const StateWrite&)> save;
+  // Optional, both or neither: stores the rules of the targets an apply
+  // creates ahead of the save that adds each (RulesDelta::written_ahead),
+  // rows no saved target owns until then (StateStore::WriteRulesAhead);
+  // and deletes such rows of targets that were not added after all. The
+  // first runs on a thread of its own while the apply compiles and writes
+  // the maps; nothing else saves meanwhile, and the apply waits for it
+  // before it saves anything else.
+  std::function<absl::Status(const std::vector<const TargetState*>&)>
+      save_rules_ahead;
+  std::function<absl::Status(const std::vector<std::string>&)> drop_rules_ahead;
   // The cgroup of a systemd unit / of a process ("" root-relative or with
   // the mount prefix; NormalizeCgroupPath makes it relative).
   std::function<absl::StatusOr<std::string>(const std::string&)> unit_cgroup;
@@ -243,6 +253,9 @@ class Engine {
     size_t exact_limit = 0;  // ExactLimitLocked() when the id was taken
     policy::CompiledRuleset compiled;
     bool written = false;
+    // A new target's rules are in the state already, no target's rows yet
+    // (EngineOptions::save_rules_ahead): its save adds only its row.
+    bool rules_saved_ahead = false;
   };
 
   absl::StatusOr<TargetState*> Find(const std::string& name);

@@ -94,6 +94,8 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
     t.rules.push_back(*rules.appended);
   } else {
     c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules.all);
+    c.delta.written_ahead =
+        creating && staged != nullptr && staged->rules_saved_ahead;
   }
   const absl::Span<const policy::Rule> after =
       rules.appended ? absl::MakeConstSpan(t.rules)

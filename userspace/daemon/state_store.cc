@@ -299,9 +299,13 @@ absl::Status StateStore::WriteOne(
                             db_->Prepare("DELETE FROM rules WHERE target = ?"));
     EGRESS_RETURN_IF_ERROR(rules.Bind(1, w.name).Run());
     changed[w.name] = SeqIndex{};
+    ahead_.erase(w.name);  // its rows are gone with the others
     return absl::OkStatus();
   }
   const TargetState& t = *w.target;
+  // Rows written ahead are taken by this write or, when it writes the rules
+  // otherwise, replaced.
+  auto ahead = ahead_.find(t.name);
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement row,
       db_->Prepare("INSERT OR REPLACE INTO targets(name, settings) "
@@ -310,6 +314,14 @@ absl::Status StateStore::WriteOne(
                              .Bind(2, policy::JsonText(TargetSettingsToJson(t)))
                              .Run());
   if (!w.rules) return absl::OkStatus();
+  if (ahead != ahead_.end()) {
+    SeqIndex index = std::move(ahead->second);
+    ahead_.erase(ahead);
+    if (w.rules->all && w.rules->written_ahead && IndexHolds(index, t.rules)) {
+      changed[t.name] = std::move(index);
+      return absl::OkStatus();
+    }
+  }
   if (w.rules->appended_after) {
     // Never written whole: `t.rules` holds only the new rules.
     return WriteAppended(t, *w.rules, seqs_[t.name], edits);
@@ -364,6 +376,60 @@ absl::Status StateStore::Write(const StateWrite& write) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status StateStore::WriteRulesAhead(
+    const std::vector<const TargetState*>& targets) {
+  if (access(dir_.c_str(), W_OK) != 0) {
+    return ErrnoStatus(errno, "write state", dir_);
+  }
+  absl::Cleanup release = [&] { db_->ReleaseMemory(); };
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  absl::flat_hash_map<std::string, SeqIndex> written;
+  for (const TargetState* t : targets) {
+    EGRESS_ASSIGN_OR_RETURN(
+        int64_t stored,
+        db_->QueryInt("SELECT count(*) FROM targets WHERE name = ?", t->name));
+    if (stored != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("state database ", db_->path(), ": target ", t->name,
+                       " is stored: its rules are not written ahead"));
+    }
+    // Its old rows, if any, are a crashed apply's: replaced.
+    EGRESS_ASSIGN_OR_RETURN(written[t->name], WriteAllRules(*t));
+  }
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  for (auto& [name, index] : written) ahead_[name] = std::move(index);
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::DropRulesAhead(const std::vector<std::string>& names) {
+  absl::Cleanup release = [&] { db_->ReleaseMemory(); };
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement del,
+      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND NOT EXISTS "
+                   "(SELECT 1 FROM targets WHERE name = ?1)"));
+  for (const std::string& name : names) {
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, name).Run());
+  }
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  for (const std::string& name : names) ahead_.erase(name);
+  return absl::OkStatus();
+}
+
+bool StateStore::IndexHolds(const SeqIndex& index,
+                            const std::vector<policy::Rule>& rules) {
+  if (index.size() != rules.size()) return false;
+  bool first = true;
+  int64_t prev = 0;
+  for (const policy::Rule& r : rules) {
+    auto it = index.find(r.id);
+    if (it == index.end() || (!first && it->second <= prev)) return false;
+    first = false;
+    prev = it->second;
+  }
+  return true;
 }
 
 absl::StatusOr<int64_t> StateStore::RuleRows(const std::string& target) {

@@ -52,6 +52,18 @@ class StateStore {
   // Writes `write` in one transaction: all of it or, on error, none.
   absl::Status Write(const StateWrite& write);
 
+  // Stores the rows of the rules of targets that are not stored yet, in one
+  // transaction, ahead of the Write that adds each target with
+  // RulesDelta::written_ahead: an apply writes them while it compiles the
+  // rules and fills the maps. Until that Write they are no target's rows:
+  // Load skips them, so a start after a crash in between finds the state
+  // as it was. A target that is stored is refused (FailedPrecondition),
+  // nothing written.
+  absl::Status WriteRulesAhead(const std::vector<const TargetState*>& targets);
+  // Deletes the rows written ahead for `names` (targets that were not added
+  // after all); the rows of a stored target are left alone.
+  absl::Status DropRulesAhead(const std::vector<std::string>& names);
+
   // The rows of rules stored for `target`, and the rows the last Write
   // inserted, changed or deleted (what the tests of the delta writes check).
   absl::StatusOr<int64_t> RuleRows(const std::string& target);
@@ -89,6 +101,9 @@ class StateStore {
                              SeqIndex& index, std::vector<SeqEdit>& edits);
   // Puts back the index entries `edits` changed, newest first.
   void UndoSeqEdits(std::vector<SeqEdit>& edits);
+  // Whether `index` (written ahead) holds `rules`' ids in their order.
+  static bool IndexHolds(const SeqIndex& index,
+                         const std::vector<policy::Rule>& rules);
   absl::Status WriteOne(const TargetWrite& w,
                         absl::flat_hash_map<std::string, SeqIndex>& changed,
                         std::vector<SeqEdit>& edits);
@@ -96,6 +111,9 @@ class StateStore {
   std::string dir_;
   std::unique_ptr<SqliteDb> db_;
   absl::flat_hash_map<std::string, SeqIndex> seqs_;
+  // The index of each target's rows written ahead (WriteRulesAhead) until
+  // the Write that adds the target takes it.
+  absl::flat_hash_map<std::string, SeqIndex> ahead_;
   int64_t last_write_rows_ = 0;
 };
 

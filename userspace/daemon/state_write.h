@@ -31,6 +31,11 @@ struct RulesDelta {
   // copies none of the rules it keeps, and the store finds the new rows'
   // place without a pass over them.
   std::optional<uint32_t> appended_after;
+  // With `all`, for a target not stored yet: the rows of these very rules
+  // were stored ahead of this write (StateStore::WriteRulesAhead, while an
+  // apply compiled them), so the write adds the target's row and takes
+  // them. A store that holds no such rows writes them all, as without it.
+  bool written_ahead = false;
 };
 
 struct TargetWrite {
