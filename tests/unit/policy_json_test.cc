@@ -101,7 +101,10 @@ TEST(RuleJsonTest, TextWithoutTheTreeIsTheTreesText) {
   odd.spec = "any";
   odd.ports = {
       {Proto::kTcp, 0, 65535}, {Proto::kUdp, 0, 65535}, {Proto::kIcmp}};
-  odd.destinations = {C("2001:db8::/32"), C("::1"), C("0.0.0.0/0")};
+  odd.destinations = {C("2001:db8::/32"),     C("::1"),
+                      C("0.0.0.0/0"),         C("10.1.2.0/24"),
+                      C("192.0.2.7"),         C("::ffff:10.0.0.0/104"),
+                      C("255.255.255.255/32")};
   odd.host = "api.example.org";
   odd.comment = "vendor \"api\" \\ ü \t\n\x01 \xff\xfe end";
   odd.expires = 1795000000;

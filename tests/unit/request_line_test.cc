@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/json_mutator.h"
 #include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/control/control_socket.h"
@@ -355,175 +356,6 @@ TEST(RequestLineTest, ViewsAnswerAsTheTree) {
 }
 
 // Random requests, valid and not: every outcome is the tree's.
-class Mutator {
- public:
-  explicit Mutator(uint32_t seed) : rng_(seed) {}
-
-  std::string Mutate(const std::string& text) {
-    switch (Pick(4)) {
-      case 0:
-        return ReplaceValue(text);
-      case 1:
-        return InsertMember(text);
-      case 2:
-        return EraseMember(text);
-      default:
-        return ChangeBytes(text);
-    }
-  }
-
- private:
-  size_t Pick(size_t n) {
-    return std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
-  }
-
-  std::string RandomValue() {
-    static const char* const kValues[] = {
-        "-0",
-        "0",
-        "1",
-        "-1",
-        "7",
-        "32",
-        "33",
-        "53",
-        "65535",
-        "65536",
-        "4294967295",
-        "4294967296",
-        "9223372036854775807",
-        "9223372036854775808",
-        "18446744073709551615",
-        "18446744073709551616",
-        "1.5",
-        "1e3",
-        "-0.0",
-        "true",
-        "false",
-        "null",
-        "\"\"",
-        "\"allow\"",
-        "\"deny\"",
-        "\"tcp\"",
-        "\"udp\"",
-        "\"icmp\"",
-        "\"raw\"",
-        "\"unix\"",
-        "\"sctp\"",
-        "\"enforce\"",
-        "\"audit\"",
-        "\"off\"",
-        "\"all\"",
-        "\"cgroup\"",
-        "\"user\"",
-        "\"text\"",
-        "\"10.0.0.0/8\"",
-        "\"10.0.0.1/8\"",
-        "\"::1\"",
-        "\"/run/x.sock\"",
-        "\"@x\"",
-        "\"x.sock\"",
-        "\"api.example.com\"",
-        "\"*.example.com\"",
-        "\"bad name\"",
-        "\"caf\\u00e9\"",
-        "[]",
-        "{}",
-        "[1]",
-        "[\"a\"]",
-        "[{}]",
-        "{\"proto\":\"tcp\",\"lo\":1,\"hi\":2}"};
-    return kValues[Pick(std::size(kValues))];
-  }
-
-  // A value of the tree (not the root) replaced by another.
-  std::string ReplaceValue(const std::string& text) {
-    if (!json::accept(text)) return ChangeBytes(text);
-    json j = json::parse(text);
-    std::vector<json::json_pointer> all;
-    Walk(j, json::json_pointer(), all);
-    if (all.empty()) return text;
-    j[all[Pick(all.size())]] = json::parse(RandomValue());
-    return j.dump();
-  }
-
-  // `"key":value,` after a '{', the key often one the object has already.
-  std::string InsertMember(const std::string& text) {
-    static const char* const kKeys[] = {
-        "cmd",     "name",         "rules",       "policies", "mode",
-        "logging", "source",       "source_kind", "file",     "ephemeral",
-        "cut",     "dry_run",      "target",      "last",     "number",
-        "rule",    "format",       "id",          "action",   "spec",
-        "ports",   "destinations", "host",        "comment",  "expires",
-        "unix",    "names",        "proto",       "lo",       "hi",
-        "sepc",    "aaa",          "zzz",         "",         "\\u0063md"};
-    std::vector<size_t> braces;
-    for (size_t i = 0; i < text.size(); ++i) {
-      if (text[i] == '{') braces.push_back(i);
-    }
-    if (braces.empty()) return text;
-    const size_t at = braces[Pick(braces.size())] + 1;
-    std::string member =
-        absl::StrCat("\"", kKeys[Pick(std::size(kKeys))], "\":", RandomValue());
-    if (text[at] != '}') member += ',';
-    return text.substr(0, at) + member + text.substr(at);
-  }
-
-  std::string EraseMember(const std::string& text) {
-    if (!json::accept(text)) return ChangeBytes(text);
-    json j = json::parse(text);
-    std::vector<json::json_pointer> all;
-    Walk(j, json::json_pointer(), all);
-    all.push_back(json::json_pointer());
-    const json::json_pointer& p = all[Pick(all.size())];
-    json& v = j[p];
-    if (v.is_object() && !v.empty()) {
-      auto it = v.begin();
-      std::advance(it, Pick(v.size()));
-      v.erase(it);
-    } else if (v.is_array() && !v.empty()) {
-      v.erase(Pick(v.size()));
-    }
-    return j.dump();
-  }
-
-  std::string ChangeBytes(const std::string& text) {
-    static const char kBytes[] = "{}[]:,\"-0123456789.eE tfn\\u\xff\x01";
-    std::string out = text;
-    const size_t at = Pick(out.size() + 1);
-    const char byte = kBytes[Pick(sizeof(kBytes) - 1)];
-    switch (Pick(3)) {
-      case 0:
-        if (at < out.size()) out.erase(at, 1);
-        break;
-      case 1:
-        out.insert(at, 1, byte);
-        break;
-      default:
-        if (at < out.size()) out[at] = byte;
-        break;
-    }
-    return out;
-  }
-
-  static void Walk(const json& j, const json::json_pointer& at,
-                   std::vector<json::json_pointer>& out) {
-    if (j.is_object()) {
-      for (const auto& [key, value] : j.items()) {
-        out.push_back(at / key);
-        Walk(value, at / key, out);
-      }
-    } else if (j.is_array()) {
-      for (size_t i = 0; i < j.size(); ++i) {
-        out.push_back(at / i);
-        Walk(j[i], at / i, out);
-      }
-    }
-  }
-
-  std::mt19937 rng_;
-};
-
 TEST(RequestLineTest, RandomRequestsHaveTheTreesOutcome) {
   const std::vector<Request> seeds = {
       ApplyRequest{false, {SpecWith(ManyRules(6)), SpecWith({})}, true},
@@ -536,7 +368,7 @@ TEST(RequestLineTest, RandomRequestsHaveTheTreesOutcome) {
       EventsRequest{true, "web", "deny", 5, EventFormat::kText, "c", "ns/"},
       ConnectionsRequest{"web", true},
       ListRequest{"web"}};
-  Mutator mutator(13);
+  testing::Mutator mutator(13);
   int ok = 0, failed = 0;
   for (const Request& seed : seeds) {
     std::string text = RequestText(seed);

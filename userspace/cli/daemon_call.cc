@@ -10,11 +10,9 @@ absl::StatusOr<Reply> CallEgressd(const std::string& socket_path,
                                   absl::Duration timeout) {
   Reply reply;
   EGRESS_ASSIGN_OR_RETURN(
-      reply.json,
-      CallDaemonText(socket_path, control::RequestText(request), timeout));
-  EGRESS_RETURN_IF_ERROR(ResponseStatus(reply.json));
-  EGRESS_ASSIGN_OR_RETURN(reply.response,
-                          control::DecodeResponse(request, reply.json));
+      reply.text,
+      CallDaemonLine(socket_path, control::RequestText(request), timeout));
+  EGRESS_ASSIGN_OR_RETURN(reply.response, DecodeReplyLine(request, reply.text));
   return reply;
 }
 

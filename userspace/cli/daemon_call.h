@@ -6,13 +6,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "nlohmann/json.hpp"
 #include "userspace/control/protocol.h"
 
 namespace egress::cli {
 
 struct Reply {
-  nlohmann::json json;  // as egressd sent it (`-o json` prints it)
+  std::string text;  // the line as egressd sent it (`-o json` prints it)
   control::Response response;
 };
 

@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "userspace/cli/cli_parse.h"
 #include "userspace/cli/daemon_call.h"
 #include "userspace/cli/exit_status.h"
@@ -70,8 +72,10 @@ int CallAndPrint(const ParsedCommand& parsed) {
     }
   }
   if (parsed.output == OutputFormat::kJson) {
-    reply->json.erase("ok");
-    int printed = Print(egress::policy::JsonText(reply->json, 2) + "\n");
+    absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
+    if (!json.ok()) return Fail(json.status());
+    json->erase("ok");
+    int printed = Print(egress::policy::JsonText(*json, 2) + "\n");
     return printed != 0 ? printed : code;
   }
   if (exported != nullptr) {

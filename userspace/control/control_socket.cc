@@ -44,6 +44,13 @@ absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf) {
   while (true) {
     size_t nl = buf->find('\n', searched);
     if (nl != std::string::npos) {
+      if (nl + 1 == buf->size()) {
+        // The line is all there is (one request, one answer): taken, not
+        // copied; it may be tens of MB.
+        std::string line = std::exchange(*buf, std::string());
+        line.resize(nl);
+        return line;
+      }
       std::string line = buf->substr(0, nl);
       buf->erase(0, nl + 1);
       return line;
@@ -88,7 +95,7 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline,
 }
 
 // Sends all of `data`, waiting for room until `deadline`.
-absl::Status WriteAll(int fd, const std::string& data,
+absl::Status WriteAll(int fd, absl::string_view data,
                       absl::Time deadline = absl::InfiniteFuture()) {
   size_t off = 0;
   while (off < data.size()) {
@@ -135,7 +142,9 @@ absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
                                                socket_path, ": ", strerror(err),
                                                unreachable_hint));
   }
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), absl::StrCat(request_text, "\n")));
+  // The text, then its newline: not a copy of a request of tens of MB.
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request_text));
+  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), "\n"));
   return fd;
 }
 
@@ -168,6 +177,14 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
 absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
                                               absl::string_view request_text,
                                               absl::Duration timeout) {
+  EGRESS_ASSIGN_OR_RETURN(std::string line,
+                          CallDaemonLine(socket_path, request_text, timeout));
+  return ParseJson(line);
+}
+
+absl::StatusOr<std::string> CallDaemonLine(const std::string& socket_path,
+                                           absl::string_view request_text,
+                                           absl::Duration timeout) {
   EGRESS_ASSIGN_OR_RETURN(
       UniqueFd fd,
       SendRequest(socket_path, request_text,
@@ -175,9 +192,33 @@ absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
                                "--socket ",
                                socket_path, ")")));
   shutdown(fd.get(), SHUT_WR);
-  EGRESS_ASSIGN_OR_RETURN(std::string line,
-                          ReadLine(fd.get(), absl::Now() + timeout));
+  return ReadLine(fd.get(), absl::Now() + timeout);
+}
+
+absl::StatusOr<nlohmann::json> ParseResponse(const std::string& line) {
   return ParseJson(line);
+}
+
+absl::StatusOr<control::Response> DecodeReplyLine(
+    const control::Request& request, const std::string& line) {
+  {
+    simdjson::dom::parser parser;
+    std::optional<control::SimdjsonView> root =
+        control::ParseForView(parser, line);
+    // ResponseStatus of a reply whose "ok" (the last, as the tree keeps it)
+    // is true is OK, whatever else the reply holds.
+    std::optional<control::SimdjsonView> ok =
+        root ? root->Find("ok") : std::nullopt;
+    if (ok && ok->is_boolean() && ok->boolean()) {
+      return control::DecodeResponseDom(request, *root);
+    }
+  }
+  // Not JSON, not an object, JSON the DOM does not read as the tree would,
+  // or a failed reply (small; its "code" and "error" read as the tree
+  // reads them): the tree's way.
+  EGRESS_ASSIGN_OR_RETURN(nlohmann::json message, ParseResponse(line));
+  EGRESS_RETURN_IF_ERROR(ResponseStatus(message));
+  return control::DecodeResponse(request, message);
 }
 
 absl::Status StreamFromDaemon(
@@ -301,8 +342,9 @@ absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
 
 absl::Status WriteResponse(int conn_fd, const nlohmann::json& response) {
   // Bounded: a client that never reads its answer must not hold egressd.
-  return WriteAll(conn_fd, policy::JsonText(response) + "\n",
-                  absl::Now() + absl::Seconds(10));
+  std::string line = policy::JsonText(response);
+  line += '\n';  // in place: the answer to an `apply` is megabytes
+  return WriteAll(conn_fd, line, absl::Now() + absl::Seconds(10));
 }
 
 }  // namespace egress

@@ -36,6 +36,21 @@ absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
 absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
                                               absl::string_view request_text,
                                               absl::Duration timeout);
+// CallDaemonText's reply as egressd wrote it, one line without its newline,
+// not parsed (DecodeReplyLine, ParseResponse).
+absl::StatusOr<std::string> CallDaemonLine(const std::string& socket_path,
+                                           absl::string_view request_text,
+                                           absl::Duration timeout);
+// One reply line as JSON, as CallDaemonText parses it: InvalidArgument
+// unless it is a JSON object.
+absl::StatusOr<nlohmann::json> ParseResponse(const std::string& line);
+// The reply to `request` decoded: ParseResponse, ResponseStatus, then
+// control::DecodeResponse, the same response or the same error, without
+// nlohmann::json's tree for a successful reply simdjson's DOM reads alike
+// (control::ParseForView): the reply to an `apply` of 100,000 rules lists
+// each added rule. A failed reply takes the tree's way.
+absl::StatusOr<control::Response> DecodeReplyLine(
+    const control::Request& request, const std::string& line);
 
 // Client of a streaming request (`events --follow`): sends `request`, checks
 // the first response line and passes the rendered records of its "lines"

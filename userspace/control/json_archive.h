@@ -28,6 +28,7 @@
 #include "userspace/policy/json_view.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
+#include "userspace/policy/rule_json_tree.h"
 #include "userspace/policy/vocabulary.h"
 
 namespace egress::control {
@@ -127,11 +128,15 @@ class JsonWriter {
   nlohmann::json out_ = nlohmann::json::object();
 };
 
-class JsonReader {
+// Reads through a BasicJsonFields (`F`) over any view (policy/json_view.h):
+// JsonReader over nlohmann::json, or simdjson's DOM (egressctl's decoding of
+// a reply, DecodeResponseDom), with the same results and errors.
+template <typename F>
+class BasicJsonReader {
  public:
   static constexpr bool kWrites = false;
 
-  explicit JsonReader(JsonFields& fields) : f_(fields) {}
+  explicit BasicJsonReader(F& fields) : f_(fields) {}
 
   void Field(const char* name, std::string& v) { f_.String(name, &v); }
   void Field(const char* name, bool& v) { f_.Bool(name, &v); }
@@ -148,7 +153,25 @@ class JsonReader {
   void Field(const char* name, std::vector<std::string>& v) {
     codec::StringList(f_, name, &v);
   }
-  void Field(const char* name, std::vector<policy::Rule>& rules);
+  void Field(const char* name, std::vector<policy::Rule>& rules) {
+    std::optional<typename F::ViewType> list =
+        f_.Member(name, /*required=*/false);
+    if (!list || !f_.ok()) return;
+    if (!list->is_array()) {
+      f_.Fail(absl::StrCat("field '", name, "' must be a list"));
+      return;
+    }
+    size_t i = 0;
+    for (const auto item : list->Items()) {
+      absl::StatusOr<policy::Rule> rule = policy::RuleFromTree(item);
+      if (!rule.ok()) {
+        f_.Fail(absl::StrCat(name, "[", i, "]: ", rule.status().message()));
+        return;
+      }
+      rules.push_back(*std::move(rule));
+      ++i;
+    }
+  }
   template <typename T>
   void Field(const char* name, T& v) {
     if constexpr (std::is_unsigned_v<T>) {
@@ -160,13 +183,13 @@ class JsonReader {
       v = std::move(value);
     } else if constexpr (archive_internal::IsVector<T>::value) {
       codec::ObjectList(f_, name, &v,
-                        [](JsonFields& item, auto* out) { Read(item, out); });
+                        [](F& item, auto* out) { Read(item, out); });
     } else {
       static_assert(archive_internal::kIsObject<T>, "no reader for this type");
-      std::optional<policy::NlohmannView> member =
+      std::optional<typename F::ViewType> member =
           f_.Member(name, /*required=*/false);
       if (!member || !f_.ok()) return;
-      JsonFields nested(*member, name);
+      F nested(*member, name);
       Read(nested, &v);
       if (!nested.ok()) f_.Fail(std::string(nested.status().message()));
     }
@@ -189,9 +212,18 @@ class JsonReader {
   // The rule from every member but `other_members`.
   void Inline(policy::Rule& rule,
               std::initializer_list<const char*> other_members) {
-    nlohmann::json bare = f_.object().json();
-    for (const char* name : other_members) bare.erase(name);
-    absl::StatusOr<policy::Rule> parsed = policy::RuleFromJson(bare);
+    // Not an object (the first error, kept): nothing to read, and erase()
+    // of another type throws.
+    if (!f_.ok()) return;
+    absl::StatusOr<policy::Rule> parsed;
+    if constexpr (std::is_same_v<typename F::ViewType, policy::NlohmannView>) {
+      nlohmann::json bare = f_.object().json();
+      for (const char* name : other_members) bare.erase(name);
+      parsed = policy::RuleFromJson(bare);
+    } else {
+      // The same members read in place, `other_members` passed over.
+      parsed = policy::RuleFromTree(f_.object(), other_members);
+    }
     if (!parsed.ok()) {
       f_.Fail(std::string(parsed.status().message()));
       return;
@@ -201,36 +233,19 @@ class JsonReader {
 
   // The members of `fields` into *out; problems are left in `fields`.
   template <typename T>
-  static void Read(JsonFields& fields, T* out) {
-    JsonReader r(fields);
+  static void Read(F& fields, T* out) {
+    BasicJsonReader r(fields);
     Fields(r, *out);
   }
 
-  JsonFields& fields() { return f_; }
+  F& fields() { return f_; }
 
  private:
-  JsonFields& f_;
+  F& f_;
 };
 
-inline void JsonReader::Field(const char* name,
-                              std::vector<policy::Rule>& rules) {
-  std::optional<policy::NlohmannView> member =
-      f_.Member(name, /*required=*/false);
-  if (!member || !f_.ok()) return;
-  const nlohmann::json& list = member->json();
-  if (!list.is_array()) {
-    f_.Fail(absl::StrCat("field '", name, "' must be a list"));
-    return;
-  }
-  for (size_t i = 0; i < list.size(); ++i) {
-    absl::StatusOr<policy::Rule> rule = policy::RuleFromJson(list[i]);
-    if (!rule.ok()) {
-      f_.Fail(absl::StrCat(name, "[", i, "]: ", rule.status().message()));
-      return;
-    }
-    rules.push_back(*std::move(rule));
-  }
-}
+// Over nlohmann::json: responses, the state file.
+using JsonReader = BasicJsonReader<JsonFields>;
 
 }  // namespace egress::control
 

@@ -352,7 +352,7 @@ void AppendSpecText(std::string& out, const TargetSpec& s) {
   out += ",\"rules\":[";
   for (size_t i = 0; i < s.rules.size(); ++i) {
     if (i > 0) out += ',';
-    out += policy::RuleJsonText(s.rules[i]);
+    policy::AppendRuleJsonText(&out, s.rules[i]);
   }
   out += "],";
   AppendMember(out, "source", s.source_value);
@@ -366,7 +366,13 @@ void AppendSpecText(std::string& out, const TargetSpec& s) {
 std::string RequestText(const Request& request) {
   const auto* apply = std::get_if<ApplyRequest>(&request);
   if (apply == nullptr) return policy::JsonText(EncodeRequest(request));
-  std::string out = "{";
+  // About 150 bytes a rule: one allocation for the line, not a doubling
+  // (and a copy) per power of two.
+  size_t rules = 0;
+  for (const TargetSpec& s : apply->policies) rules += s.rules.size();
+  std::string out;
+  out.reserve(256 + 256 * apply->policies.size() + 160 * rules);
+  out += '{';
   AppendMember(out, "cmd", CommandOf(request));
   out += ',';
   AppendMember(out, "cut", apply->cut);

@@ -341,6 +341,10 @@ nlohmann::json EncodeResponse(const Response& response);
 // failure of a reply is ResponseStatus's business).
 absl::StatusOr<Response> DecodeResponse(const Request& request,
                                         const nlohmann::json& message);
+// DecodeResponse over simdjson's DOM, with the same results and errors:
+// egressctl reads replies that way (DecodeReplyLine, control_socket.h).
+absl::StatusOr<Response> DecodeResponseDom(const Request& request,
+                                           const SimdjsonView& message);
 
 // JSON of one target (also used inside other responses).
 nlohmann::json EncodeTargetInfo(const TargetInfo& target);

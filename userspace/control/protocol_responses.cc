@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/control/json_archive.h"
+#include "userspace/control/json_view_simdjson.h"
 #include "userspace/control/protocol.h"
 #include "userspace/control/protocol_codec.h"
 #include "userspace/policy/rule_json.h"
@@ -203,14 +204,24 @@ static_assert(std::tuple_size_v<RepliesByRequest> ==
               std::variant_size_v<Request>);
 
 // The reply to the request at place `index` of Request, read from `f`.
-template <size_t I = 0>
-Response ReadReply(size_t index, JsonFields& f) {
+template <size_t I = 0, typename F>
+Response ReadReply(size_t index, F& f) {
   if constexpr (I + 1 < std::variant_size_v<Request>) {
     if (index != I) return ReadReply<I + 1>(index, f);
   }
   std::tuple_element_t<I, RepliesByRequest> reply;
-  JsonReader::Read(f, &reply);
+  BasicJsonReader<F>::Read(f, &reply);
   return reply;
+}
+
+// DecodeResponse over any view: one definition for both trees.
+template <typename View>
+absl::StatusOr<Response> DecodeResponseOf(const Request& request,
+                                          View message) {
+  BasicJsonFields<View> f(message, "egressd's response:");
+  Response response = ReadReply(request.index(), f);
+  if (!f.ok()) return absl::InternalError(f.status().message());
+  return response;
 }
 
 }  // namespace
@@ -226,10 +237,12 @@ json EncodeResponse(const Response& response) {
 
 absl::StatusOr<Response> DecodeResponse(const Request& request,
                                         const json& message) {
-  JsonFields f(message, "egressd's response:");
-  Response response = ReadReply(request.index(), f);
-  if (!f.ok()) return absl::InternalError(f.status().message());
-  return response;
+  return DecodeResponseOf(request, policy::NlohmannView(message));
+}
+
+absl::StatusOr<Response> DecodeResponseDom(const Request& request,
+                                           const SimdjsonView& message) {
+  return DecodeResponseOf(request, message);
 }
 
 }  // namespace egress::control

@@ -81,6 +81,20 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   }
 }
 
+// A destination as JSON: Cidr::ToString() between quotes (digits, dots,
+// colons and a slash need no escape). IPv4, most destinations, is written in
+// place, as ToString() writes it.
+void AppendCidrJson(std::string* out, const Cidr& c) {
+  if (c.family != 4) {
+    absl::StrAppend(out, "\"", c.ToString(), "\"");
+    return;
+  }
+  absl::StrAppend(out, "\"", c.addr[0], ".", c.addr[1], ".", c.addr[2], ".",
+                  c.addr[3]);
+  if (c.prefix_len != 32) absl::StrAppend(out, "/", c.prefix_len);
+  out->push_back('"');
+}
+
 template <typename List, typename Fn>
 void AppendArray(std::string* out, const List& items, Fn append_one) {
   out->push_back('[');
@@ -96,40 +110,44 @@ void AppendArray(std::string* out, const List& items, Fn append_one) {
 }  // namespace
 
 std::string RuleJsonText(const Rule& rule) {
-  // Members in the order of the tree's (sorted by name), no spaces.
-  std::string out = "{\"action\":";
-  AppendJsonString(&out, ActionName(rule.action));
-  out += ",\"comment\":";
-  AppendJsonString(&out, rule.comment);
-  out += ",\"destinations\":";
-  AppendArray(&out, rule.destinations,
-              [&](const Cidr& c) { AppendJsonString(&out, c.ToString()); });
-  if (rule.expires != 0) absl::StrAppend(&out, ",\"expires\":", rule.expires);
-  out += ",\"host\":";
-  AppendJsonString(&out, rule.host);
-  absl::StrAppend(&out, ",\"id\":", rule.id);
+  std::string out;
+  AppendRuleJsonText(&out, rule);
+  return out;
+}
+
+void AppendRuleJsonText(std::string* out, const Rule& rule) {
+  // Members in the order of the tree's (sorted by name), no spaces. Words
+  // (the action, a protocol) and addresses never need an escape.
+  absl::StrAppend(out, "{\"action\":\"", ActionName(rule.action),
+                  "\",\"comment\":");
+  AppendJsonString(out, rule.comment);
+  out->append(",\"destinations\":");
+  AppendArray(out, rule.destinations,
+              [&](const Cidr& c) { AppendCidrJson(out, c); });
+  if (rule.expires != 0) absl::StrAppend(out, ",\"expires\":", rule.expires);
+  out->append(",\"host\":");
+  AppendJsonString(out, rule.host);
+  absl::StrAppend(out, ",\"id\":", rule.id);
   auto strings = [&](const std::vector<std::string>& list) {
-    AppendArray(&out, list,
-                [&](const std::string& v) { AppendJsonString(&out, v); });
+    AppendArray(out, list,
+                [&](const std::string& v) { AppendJsonString(out, v); });
   };
   if (!rule.names.empty()) {
-    out += ",\"names\":";
+    out->append(",\"names\":");
     strings(rule.names);
   }
-  out += ",\"ports\":";
-  AppendArray(&out, rule.ports, [&](const PortProto& pp) {
-    absl::StrAppend(&out, "{\"hi\":", pp.hi, ",\"lo\":", pp.lo, ",\"proto\":");
-    AppendJsonString(&out, ProtoName(pp.proto));
-    out.push_back('}');
+  out->append(",\"ports\":");
+  AppendArray(out, rule.ports, [&](const PortProto& pp) {
+    absl::StrAppend(out, "{\"hi\":", pp.hi, ",\"lo\":", pp.lo, ",\"proto\":\"",
+                    ProtoName(pp.proto), "\"}");
   });
-  out += ",\"spec\":";
-  AppendJsonString(&out, rule.spec);
+  out->append(",\"spec\":");
+  AppendJsonString(out, rule.spec);
   if (!rule.unix_paths.empty()) {
-    out += ",\"unix\":";
+    out->append(",\"unix\":");
     strings(rule.unix_paths);
   }
-  out.push_back('}');
-  return out;
+  out->push_back('}');
 }
 
 absl::StatusOr<Rule> RuleFromJson(const nlohmann::json& j) {

@@ -32,6 +32,9 @@ nlohmann::json RuleToJson(const Rule& rule);
 // tree: what the state database stores per rule (100,000 rows in a policy
 // apply).
 std::string RuleJsonText(const Rule& rule);
+// RuleJsonText appended to *out, without a string of its own: 100,000 of
+// them make an `apply` request line (control::RequestText).
+void AppendRuleJsonText(std::string* out, const Rule& rule);
 
 // Strict inverse of RuleToJson: RuleFromJson(RuleToJson(r)) == r for any rule
 // whose destinations keep the Cidr invariant. InvalidArgument naming the

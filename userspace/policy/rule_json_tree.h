@@ -6,9 +6,11 @@
 #ifndef EGRESS_USERSPACE_POLICY_RULE_JSON_TREE_H_
 #define EGRESS_USERSPACE_POLICY_RULE_JSON_TREE_H_
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,9 +26,12 @@
 
 namespace egress::policy {
 
-// RuleFromJson (rule_json.h) of a view.
+// RuleFromJson (rule_json.h) of a view. The members named in `ignored` are
+// passed over, as if the object did not have them (a rule read from an
+// object that has other members beside it: `list -o json`'s "number").
 template <typename View>
-absl::StatusOr<Rule> RuleFromTree(View j);
+absl::StatusOr<Rule> RuleFromTree(
+    View j, std::initializer_list<const char*> ignored = {});
 // RulesFromJson (rule_json.h) of a view.
 template <typename View>
 absl::StatusOr<std::vector<Rule>> RulesFromTree(View j);
@@ -41,11 +46,13 @@ absl::StatusOr<std::string> UnixPathText(absl::string_view text);
 // InvalidArgument unless `j` is an object that has the first `required` of
 // them and no other member. A missing member is named before an unknown
 // one; of several, the first missing in `names`' order and the smallest
-// unknown key (the first in nlohmann::json's order).
+// unknown key (the first in nlohmann::json's order). Members named in
+// `ignored` are not looked at.
 template <typename View, size_t N>
 absl::StatusOr<std::array<std::optional<View>, N>> ReadMembers(
     View j, absl::string_view what,
-    const std::array<absl::string_view, N>& names, size_t required) {
+    const std::array<absl::string_view, N>& names, size_t required,
+    std::initializer_list<const char*> ignored = {}) {
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": expected an object, got ", j.type_name()));
@@ -53,6 +60,10 @@ absl::StatusOr<std::array<std::optional<View>, N>> ReadMembers(
   std::array<std::optional<View>, N> found;
   std::optional<absl::string_view> unknown;
   for (const auto& [key, value] : j.Members()) {
+    if (std::any_of(ignored.begin(), ignored.end(),
+                    [&](absl::string_view name) { return name == key; })) {
+      continue;
+    }
     size_t i = 0;
     while (i < N && names[i] != key) ++i;
     if (i < N) {
@@ -160,7 +171,8 @@ absl::StatusOr<std::vector<std::string>> StringsFromTree(
 }  // namespace rule_json_internal
 
 template <typename View>
-absl::StatusOr<Rule> RuleFromTree(View j) {
+absl::StatusOr<Rule> RuleFromTree(View j,
+                                  std::initializer_list<const char*> ignored) {
   namespace internal = rule_json_internal;
   constexpr absl::string_view kWhat = "rule";
   // The first seven are required.
@@ -179,8 +191,8 @@ absl::StatusOr<Rule> RuleFromTree(View j) {
   static constexpr std::array<absl::string_view, 10> kMembers = {
       "id",   "action",  "spec",    "ports", "destinations",
       "host", "comment", "expires", "unix",  "names"};
-  EGRESS_ASSIGN_OR_RETURN(const auto m,
-                          internal::ReadMembers(j, kWhat, kMembers, 7));
+  EGRESS_ASSIGN_OR_RETURN(
+      const auto m, internal::ReadMembers(j, kWhat, kMembers, 7, ignored));
   Rule rule;
   EGRESS_ASSIGN_OR_RETURN(
       const uint64_t id, internal::GetUnsigned(*m[kId], kWhat, "id", UINT32_MAX,
