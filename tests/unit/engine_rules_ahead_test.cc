@@ -190,6 +190,7 @@ TEST_F(RulesAheadTest, AKernelRefusalLeavesTheStateAsItWas) {
 TEST_F(RulesAheadTest, NoMapRoomLeavesTheStateAsItWas) {
   EngineOptions o = StoreOptions();
   o.map_capacity.rules = 150;  // web's 200 rules do not fit
+  o.map_capacity.exact = 0;    // nor move to exact_rules
   engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, o);
   ASSERT_OK(engine_->Start(kNow).status());
   control::ApplyRequest web;

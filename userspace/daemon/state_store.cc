@@ -4,7 +4,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
@@ -162,18 +166,48 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
   EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
                           db_->Prepare("DELETE FROM rules WHERE target = ?"));
   EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Run());
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement ins,
-      db_->Prepare("INSERT INTO rules(target, seq, id, rule) "
-                   "VALUES(?, ?, ?, ?)"));
+  // Rows go kRowsPerInsert to a statement: a statement's own cost (step,
+  // reset, bindings cleared) is then paid once per batch, not per row.
+  constexpr size_t kRowsPerInsert = 64;
+  auto insert_of = [&](size_t rows) {
+    std::string sql = "INSERT INTO rules(target, seq, id, rule) VALUES";
+    for (size_t j = 0; j < rows; ++j) {
+      absl::StrAppend(&sql, j == 0 ? "" : ",", "(?, ?, ?, ?)");
+    }
+    return db_->Prepare(sql);
+  };
+  const size_t n = t.rules.size();
+  std::optional<SqliteStatement> full;
+  if (n >= kRowsPerInsert) {
+    absl::StatusOr<SqliteStatement> prepared = insert_of(kRowsPerInsert);
+    if (!prepared.ok()) return prepared.status();
+    full.emplace(*std::move(prepared));
+  }
+  // The texts live until their statement has run.
+  std::vector<std::string> texts(kRowsPerInsert);
   SeqIndex index;
-  index.reserve(t.rules.size());
-  for (size_t i = 0; i < t.rules.size(); ++i) {
-    const int64_t seq = static_cast<int64_t>(i) * kSeqGap;
-    ins.BindUnowned(1, t.name).Bind(2, seq).Bind(3, t.rules[i].id);
-    // The text lives until the end of the statement, past Run.
-    EGRESS_RETURN_IF_ERROR(ins.BindUnowned(4, RuleText(t.rules[i])).Run());
-    index.emplace(t.rules[i].id, seq);
+  index.reserve(n);
+  for (size_t at = 0; at < n; at += kRowsPerInsert) {
+    const size_t rows = std::min(kRowsPerInsert, n - at);
+    std::optional<SqliteStatement> tail;
+    if (rows < kRowsPerInsert) {
+      absl::StatusOr<SqliteStatement> prepared = insert_of(rows);
+      if (!prepared.ok()) return prepared.status();
+      tail.emplace(*std::move(prepared));
+    }
+    SqliteStatement& ins = rows == kRowsPerInsert ? *full : *tail;
+    for (size_t j = 0; j < rows; ++j) {
+      const policy::Rule& r = t.rules[at + j];
+      const int64_t seq = static_cast<int64_t>(at + j) * kSeqGap;
+      const int col = static_cast<int>(4 * j);
+      texts[j] = RuleText(r);
+      ins.BindUnowned(col + 1, t.name)
+          .Bind(col + 2, seq)
+          .Bind(col + 3, r.id)
+          .BindUnowned(col + 4, texts[j]);
+      index.emplace(r.id, seq);
+    }
+    EGRESS_RETURN_IF_ERROR(ins.Run());
   }
   return index;
 }
