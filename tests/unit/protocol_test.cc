@@ -206,3 +206,55 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
 
 }  // namespace
 }  // namespace egress::control
+
+namespace egress::control {
+namespace {
+
+// ResponseText writes an apply's change lists straight into the text: the
+// bytes must be the tree's, whatever the lists hold.
+TEST(ResponseTextTest, SameBytesAsTheTree) {
+  ApplyResponse apply;
+  apply.note = "note \"quoted\" \\ and \xc3\xa9";
+  TargetChange create;
+  create.target = "web";
+  create.cgroup = "system.slice/web.service";
+  create.action = "create";
+  create.mode = policy::Mode::kEnforce;
+  for (int i = 0; i < 1000; ++i) {
+    create.added.push_back("+ ALLOW " + std::to_string(1024 + i) +
+                           "/tcp to 10.0.0." + std::to_string(i % 256));
+  }
+  create.added.push_back("+ ALLOW https # a \"comment\" with \\ and \t tab");
+  create.added.push_back("+ ALLOW bad utf-8 \xff\xfe here");
+  create.added.push_back("+ ALLOW \"added\":[] inside a line");
+  TargetChange update;
+  update.target = "added";  // a name like a key
+  update.cgroup = "\"removed\":[]";
+  update.action = "update";
+  update.cgroup_from = "old";
+  update.user = "user www-data (uid 33)";
+  update.removed = {"- ALLOW smtp to 10.0.0.5", "- DENY any to 10.0.0.0/8"};
+  update.kept_temporary = {"  ALLOW 443/tcp to 10.0.0.9 (until 12:00)"};
+  TargetChange empty;
+  empty.target = "idle";
+  empty.action = "update";
+  apply.changes = {create, update, empty};
+  Connection c;
+  c.target = "web";
+  c.protocol = "tcp";
+  c.destination = "10.0.0.5";
+  c.destination_port = 25;
+  apply.existing = {c};
+  for (bool dry_run : {false, true}) {
+    apply.dry_run = dry_run;
+    const Response r = apply;
+    EXPECT_EQ(ResponseText(r), policy::JsonText(EncodeResponse(r)));
+  }
+  const Response none = ApplyResponse{};
+  EXPECT_EQ(ResponseText(none), policy::JsonText(EncodeResponse(none)));
+  const Response other = PingResponse{};
+  EXPECT_EQ(ResponseText(other), policy::JsonText(EncodeResponse(other)));
+}
+
+}  // namespace
+}  // namespace egress::control

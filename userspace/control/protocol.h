@@ -337,6 +337,10 @@ using Response =
 
 // {"ok": true, ...the response's members}.
 nlohmann::json EncodeResponse(const Response& response);
+// policy::JsonText(EncodeResponse(response)), the same bytes; an apply's
+// change lists (100,000 "+ ALLOW ..." lines for a large policy) are written
+// straight into the text instead of through the tree.
+std::string ResponseText(const Response& response);
 // The response a request expects, decoded from a successful reply (the
 // failure of a reply is ResponseStatus's business).
 absl::StatusOr<Response> DecodeResponse(const Request& request,

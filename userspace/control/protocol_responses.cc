@@ -1,5 +1,7 @@
 // Responses: the typed structs of protocol.h to JSON and back. The member
 // names are what `egressctl ... -o json` prints; scripts read them.
+#include <cstring>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -233,6 +235,58 @@ json EncodeResponse(const Response& response) {
       std::visit([](const auto& r) { return JsonWriter::Write(r); }, response);
   j["ok"] = true;
   return j;
+}
+
+std::string ResponseText(const Response& response) {
+  const auto* apply = std::get_if<ApplyResponse>(&response);
+  if (apply == nullptr) return policy::JsonText(EncodeResponse(response));
+  // The tree without the change lists, then each list written where the
+  // tree has it empty. A change's members come in the tree's (sorted)
+  // order: added, kept_temporary, removed; "changes" is the first member of
+  // the response, so its lists come before any other text. `"name":[]`
+  // cannot occur inside a JSON string (its quotes would be escaped).
+  ApplyResponse shell;
+  shell.dry_run = apply->dry_run;
+  shell.note = apply->note;
+  shell.existing = apply->existing;
+  shell.changes.reserve(apply->changes.size());
+  size_t listed = 0;
+  for (const TargetChange& c : apply->changes) {
+    TargetChange& e = shell.changes.emplace_back();
+    e.target = c.target;
+    e.cgroup = c.cgroup;
+    e.action = c.action;
+    e.cgroup_from = c.cgroup_from;
+    e.mode = c.mode;
+    e.user = c.user;
+    for (const auto* list : {&c.added, &c.kept_temporary, &c.removed}) {
+      for (const std::string& line : *list) listed += line.size() + 3;
+    }
+  }
+  const std::string tree = policy::JsonText(EncodeResponse(Response(shell)));
+  std::string out;
+  out.reserve(tree.size() + listed + 1);
+  size_t at = 0;
+  for (const TargetChange& c : apply->changes) {
+    for (const auto& [key, list] :
+         {std::pair{"\"added\":[]", &c.added},
+          std::pair{"\"kept_temporary\":[]", &c.kept_temporary},
+          std::pair{"\"removed\":[]", &c.removed}}) {
+      const size_t found = tree.find(key, at);
+      if (found == std::string::npos) {
+        return policy::JsonText(EncodeResponse(response));  // never expected
+      }
+      const size_t open = found + std::strlen(key) - 1;  // at the ']'
+      out.append(tree, at, open - at);
+      for (size_t i = 0; i < list->size(); ++i) {
+        if (i > 0) out.push_back(',');
+        policy::AppendJsonString(&out, (*list)[i]);
+      }
+      at = open;
+    }
+  }
+  out.append(tree, at, std::string::npos);
+  return out;
 }
 
 absl::StatusOr<Response> DecodeResponse(const Request& request,

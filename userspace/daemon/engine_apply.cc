@@ -249,9 +249,12 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
     if (!p.create) continue;
     lock.lock();
     const std::string name = p.target.name;
-    // The plan's target is not needed again: moved, not copied (a policy of
-    // 100,000 rules is a lot of small allocations).
-    std::vector<policy::Rule> rules = p.target.rules;
+    // The plan's target is not needed again: its rules are moved, not
+    // copied (a policy of 100,000 rules is a lot of small allocations). The
+    // target goes in without them, as `target add` puts it: CreateTarget
+    // switches them in with its first rule set.
+    std::vector<policy::Rule> rules = std::move(p.target.rules);
+    p.target.rules.clear();
     absl::Status st =
         CreateTarget(lock, std::move(p.target), std::move(rules), &staged[i]);
     if (lock.owns_lock()) lock.unlock();

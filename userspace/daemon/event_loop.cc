@@ -321,10 +321,10 @@ void EventLoop::Serve(UniqueFd fd, absl::StatusOr<control::Request> request) {
 
 void EventLoop::Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
                       AnswerOutbox::AfterAnswer after) {
-  const nlohmann::json answer =
-      r.ok() ? control::EncodeResponse(*r) : ErrorResponse(r.status());
-  outbox_.Send(std::move(fd), policy::JsonText(answer) + "\n",
-               std::move(after));
+  std::string answer = r.ok() ? control::ResponseText(*r)
+                              : policy::JsonText(ErrorResponse(r.status()));
+  answer.push_back('\n');
+  outbox_.Send(std::move(fd), std::move(answer), std::move(after));
 }
 
 absl::Status EventLoop::Run(const std::atomic<bool>* stop) {

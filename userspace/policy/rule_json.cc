@@ -65,8 +65,6 @@ nlohmann::json RuleToJson(const Rule& rule) {
   return out;
 }
 
-namespace {
-
 // A JSON string as JsonText writes it. Text of printable ASCII without a
 // quote or backslash (spec words, addresses, most comments) is its own
 // content; anything else is left to the library (escapes, U+FFFD).
@@ -80,6 +78,8 @@ void AppendJsonString(std::string* out, absl::string_view s) {
     absl::StrAppend(out, JsonText(json(std::string(s))));
   }
 }
+
+namespace {
 
 // A destination as JSON: Cidr::ToString() between quotes (digits, dots,
 // colons and a slash need no escape). IPv4, most destinations, is written in

@@ -61,6 +61,8 @@ absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text);
 // strings holding bytes that are not UTF-8 (a process can name itself
 // anything; cgroup and file names are bytes) get U+FFFD in their place.
 std::string JsonText(const nlohmann::json& j, int indent = -1);
+// JsonText of one string, appended to *out.
+void AppendJsonString(std::string* out, absl::string_view s);
 
 // One line for "egressctl list" (no id, no trailing newline):
 //   ALLOW dns (53/udp, 53/tcp) to 10.0.0.53
