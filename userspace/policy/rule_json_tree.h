@@ -60,8 +60,10 @@ absl::StatusOr<std::array<std::optional<View>, N>> ReadMembers(
   std::array<std::optional<View>, N> found;
   std::optional<absl::string_view> unknown;
   for (const auto& [key, value] : j.Members()) {
+    // A structured binding is no lambda capture before C++20 (clang).
+    const absl::string_view member = key;
     if (std::any_of(ignored.begin(), ignored.end(),
-                    [&](absl::string_view name) { return name == key; })) {
+                    [&](absl::string_view name) { return name == member; })) {
       continue;
     }
     size_t i = 0;
