@@ -7,11 +7,14 @@
 #include <gtest/gtest.h>
 
 #include "tests/testing/rule_builders.h"
+#include "tests/testing/sample_connection.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::control {
 namespace {
+
+using ::egress::testing::SomeConnection;
 
 using nlohmann::json;
 using ::testing::HasSubstr;
@@ -131,29 +134,6 @@ TEST(ProtocolTest, WrongTypesAreErrorsNamingTheField) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_THAT(r.status().message(), HasSubstr(error)) << text;
   }
-}
-
-Connection SomeConnection() {
-  Connection c;
-  c.target = "web";
-  c.cgroup = "/web/worker";
-  c.cgroup_id = 77;
-  c.protocol = "tcp";
-  c.family = "IPv6";
-  c.state = "established";
-  c.source = "::1";
-  c.source_port = 51234;
-  c.destination = "::1";
-  c.destination_port = 40001;
-  c.inode = 9001;
-  c.cookie = 1ull << 40;
-  c.uid = 1000;
-  c.pid = 4123;
-  c.comm = "nc";
-  c.reason = "NO_MATCHING_RULE";
-  c.why = "no matching rule (default deny)";
-  c.action = "cut";
-  return c;
 }
 
 TEST(ProtocolTest, ResponsesRoundTrip) {

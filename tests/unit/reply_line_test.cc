@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/json_mutator.h"
 #include "tests/testing/rule_builders.h"
+#include "tests/testing/sample_connection.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/control/control_socket.h"
 #include "userspace/control/json_view_simdjson.h"
@@ -26,6 +27,8 @@
 
 namespace egress::control {
 namespace {
+
+using ::egress::testing::SomeConnection;
 
 using nlohmann::json;
 using policy::C;
@@ -106,29 +109,6 @@ std::vector<Rule> SomeRules() {
   unix_rule.unix_paths = {"/run/a.sock", "@abstract"};
   rules.push_back(unix_rule);
   return rules;
-}
-
-Connection SomeConnection() {
-  Connection c;
-  c.target = "web";
-  c.cgroup = "/web/worker";
-  c.cgroup_id = 77;
-  c.protocol = "tcp";
-  c.family = "IPv6";
-  c.state = "established";
-  c.source = "::1";
-  c.source_port = 51234;
-  c.destination = "::1";
-  c.destination_port = 40001;
-  c.inode = 9001;
-  c.cookie = 1ull << 40;
-  c.uid = 1000;
-  c.pid = 4123;
-  c.comm = "nc";
-  c.reason = "NO_MATCHING_RULE";
-  c.why = "no matching rule (default deny)";
-  c.action = "cut";
-  return c;
 }
 
 TargetInfo PatternTarget() {
