@@ -221,7 +221,7 @@ Tally RunSendConnected(const Endpoints& ep, const OpLimits& limits) {
   return TimedLoop(limits, 64, send_one);
 }
 
-// ---- the UDP server ops (kUdpRecv*) ----
+// ---- the UDP server ops (kUdpRecv*, kUdpReply*) ----
 //
 // The measured socket is the server: bound to 127.0.0.1, created in the
 // cgroup of its side on the side's first slice and kept for the worker's
@@ -235,44 +235,50 @@ Tally RunSendConnected(const Endpoints& ep, const OpLimits& limits) {
 // times recvfrom() of each. A side's first slice first sends every peer
 // once and reads it back (untimed), so that the timed reads find a known
 // peer as a busy server does.
+//
+// kUdpReply* time, per op, the same recvfrom() and then a sendto() of a
+// 32-byte reply to the source address it returned. The replies go to the
+// sender sockets (baseline cgroup), which nobody reads: their receive
+// buffers are the smallest the kernel allows (SO_RCVBUF 0), so that a
+// couple of replies queue and the rest are dropped on arrival, at the same
+// cost on either side; each slice first empties them (untimed), so that
+// every slice starts from the same state. No rule names the peers, so in the
+// enforced cgroup every reply is allowed only as a known peer's (sendmsg4:
+// rules, names, then udp_peers).
 constexpr int kRecvSenders = 100;
 
-int PeersOf(Op op) {
-  switch (op) {
-    case Op::kUdpRecv1:
-      return 1;
-    case Op::kUdpRecv1k:
-    case Op::kUdpRecv1kTwoThreads:
-      return 1000;
-    case Op::kUdpRecv100k:
-    case Op::kUdpRecv100kTwoThreads:
-      return 100000;
-    default:
-      return 0;
-  }
-}
-
 bool TwoThreads(Op op) {
-  return op == Op::kUdpRecv1kTwoThreads || op == Op::kUdpRecv100kTwoThreads;
+  return op == Op::kUdpRecv1kTwoThreads || op == Op::kUdpRecv100kTwoThreads ||
+         op == Op::kUdpReply1kTwoThreads || op == Op::kUdpReply100kTwoThreads;
 }
 
-// One recvfrom() of a 32-byte datagram with its source address; true when
-// it got one (else errno is set; -1 for a short datagram).
-bool RecvOne(int fd) {
+// One recvfrom() of a 32-byte datagram with its source address and, when
+// `reply`, a sendto() of a 32-byte datagram back to that address; true when
+// both worked (else errno is set; -1 for a short datagram).
+bool ServeOne(int fd, bool reply) {
   char buf[kDatagramBytes];
   sockaddr_in from{};
   socklen_t len = sizeof(from);
   ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT,
                        reinterpret_cast<sockaddr*>(&from), &len);
+  if (n != static_cast<ssize_t>(sizeof(buf))) {
+    if (n >= 0) errno = -1;
+    return false;
+  }
+  if (!reply) return true;
+  n = sendto(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), len);
   if (n == static_cast<ssize_t>(sizeof(buf))) return true;
   if (n >= 0) errno = -1;
   return false;
 }
+bool RecvOne(int fd) { return ServeOne(fd, false); }
 
-// Two threads read the `queued` datagrams of `fd` at once, each claiming a
-// datagram before it reads, so that every read finds one (the queue holds
-// as many as there are claims left), until all are read or the time bound.
-Tally RecvTwoThreads(int fd, int64_t queued, const OpLimits& limits) {
+// Two threads read the `queued` datagrams of `fd` at once (and reply to
+// each when `reply`), each claiming a datagram before it reads, so that
+// every read finds one (the queue holds as many as there are claims left),
+// until all are read or the time bound.
+Tally RecvTwoThreads(int fd, int64_t queued, const OpLimits& limits,
+                     bool reply) {
   std::atomic<int64_t> claimed{0}, done{0}, unexpected{0};
   std::atomic<int> first_errno{0};
   const int64_t cpu_start = CpuNs();
@@ -285,7 +291,7 @@ Tally RecvTwoThreads(int fd, int64_t queued, const OpLimits& limits) {
         return;
       }
       if (claimed.fetch_add(1, std::memory_order_relaxed) >= queued) return;
-      if (RecvOne(fd)) {
+      if (ServeOne(fd, reply)) {
         done.fetch_add(1, std::memory_order_relaxed);
       } else if (unexpected.fetch_add(1) == 0) {
         first_errno.store(errno);
@@ -324,12 +330,9 @@ RecvState& Recv() {
   return *state;
 }
 
-// Sends datagram number `i` of `peers` distinct peers to `to`.
-bool SendAsPeer(const RecvState& st, int64_t i, int peers,
-                const sockaddr_in& to) {
-  const int64_t peer = i % peers;
-  const int senders = static_cast<int>(st.senders.size());
-  const uint32_t addr_index = static_cast<uint32_t>(peer / senders);
+// Sends a 32-byte datagram from `fd` to `to` with the source address
+// `source` (network order, IP_PKTINFO); true when it went.
+bool SendFrom(int fd, uint32_t source, const sockaddr_in& to) {
   char payload[kDatagramBytes] = "egress_bench";
   iovec iov{payload, sizeof(payload)};
   char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
@@ -345,10 +348,20 @@ bool SendAsPeer(const RecvState& st, int64_t i, int peers,
   c->cmsg_type = IP_PKTINFO;
   c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
   in_pktinfo info{};
-  info.ipi_spec_dst.s_addr = htonl(0x7f020000 + addr_index);  // 127.2.x.y
+  info.ipi_spec_dst.s_addr = source;
   std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-  return sendmsg(st.senders[peer % senders], &msg, 0) ==
-         static_cast<ssize_t>(sizeof(payload));
+  return sendmsg(fd, &msg, 0) == static_cast<ssize_t>(sizeof(payload));
+}
+
+// Sends datagram number `i` of `peers` distinct peers to `to`.
+bool SendAsPeer(const RecvState& st, int64_t i, int peers,
+                const sockaddr_in& to) {
+  const int64_t peer = i % peers;
+  const int senders = static_cast<int>(st.senders.size());
+  const uint32_t addr_index = static_cast<uint32_t>(peer / senders);
+  return SendFrom(st.senders[peer % senders],
+                  htonl(0x7f020000 + addr_index),  // 127.2.x.y
+                  to);
 }
 
 // Queues `n` datagrams on `server`, then reads them (untimed).
@@ -369,7 +382,8 @@ int64_t FillAndDrain(RecvState& st, RecvServer& server, int peers, int64_t n) {
   return bad;
 }
 
-Tally RunUdpRecv(Op op, bool enforced_side, const OpLimits& limits) {
+// kUdpRecv* and kUdpReply*.
+Tally RunUdpServer(Op op, bool enforced_side, const OpLimits& limits) {
   Tally bad;
   RecvState& st = Recv();
   const int peers = PeersOf(op);
@@ -381,11 +395,24 @@ Tally RunUdpRecv(Op op, bool enforced_side, const OpLimits& limits) {
     }
     for (int i = 0; i < std::min(peers, kRecvSenders); ++i) {
       int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) {
+      // The smallest receive buffer: replies (kUdpReply*) are dropped, not
+      // piled up.
+      int rcvbuf = 0;
+      if (fd < 0 ||
+          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) {
         bad.Unexpected(errno);
+        if (fd >= 0) close(fd);
         return bad;
       }
       st.senders.push_back(fd);
+    }
+  }
+  const bool reply = RepliesToPeers(op);
+  if (reply) {
+    char buf[kDatagramBytes];
+    for (int fd : st.senders) {
+      while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0) {
+      }
     }
   }
   RecvServer& server = st.side[enforced_side ? 1 : 0];
@@ -421,8 +448,8 @@ Tally RunUdpRecv(Op op, bool enforced_side, const OpLimits& limits) {
       return bad;
     }
   }
-  if (TwoThreads(op)) return RecvTwoThreads(server.fd, batch, limits);
-  return TimedLoop(limits, 64, [&] { return RecvOne(server.fd); });
+  if (TwoThreads(op)) return RecvTwoThreads(server.fd, batch, limits, reply);
+  return TimedLoop(limits, 64, [&] { return ServeOne(server.fd, reply); });
 }
 
 Tally RunBulk(const Endpoints& ep, const OpLimits& limits) {
@@ -510,6 +537,16 @@ const char* OpName(Op op) {
       return "udp recv 1k peers, 2 thr";
     case Op::kUdpRecv100kTwoThreads:
       return "udp recv 100k peers, 2 thr";
+    case Op::kUdpReply1:
+      return "udp reply 1 peer";
+    case Op::kUdpReply1k:
+      return "udp reply 1k peers";
+    case Op::kUdpReply100k:
+      return "udp reply 100k peers";
+    case Op::kUdpReply1kTwoThreads:
+      return "udp reply 1k peers, 2 thr";
+    case Op::kUdpReply100kTwoThreads:
+      return "udp reply 100k peers, 2 thr";
   }
   return "?";
 }
@@ -539,10 +576,41 @@ OpLimits LimitsOf(Op op, double time_scale) {
     case Op::kUdpRecv100k:
     case Op::kUdpRecv1kTwoThreads:
     case Op::kUdpRecv100kTwoThreads:
-      // The batch queued before each timed slice (RunUdpRecv).
+    case Op::kUdpReply1:
+    case Op::kUdpReply1k:
+    case Op::kUdpReply100k:
+    case Op::kUdpReply1kTwoThreads:
+    case Op::kUdpReply100kTwoThreads:
+      // The batch queued before each timed slice (RunUdpServer).
       return {20000, scaled(0.2)};
   }
   return {0, absl::ZeroDuration()};
+}
+
+int PeersOf(Op op) {
+  switch (op) {
+    case Op::kUdpRecv1:
+    case Op::kUdpReply1:
+      return 1;
+    case Op::kUdpRecv1k:
+    case Op::kUdpRecv1kTwoThreads:
+    case Op::kUdpReply1k:
+    case Op::kUdpReply1kTwoThreads:
+      return 1000;
+    case Op::kUdpRecv100k:
+    case Op::kUdpRecv100kTwoThreads:
+    case Op::kUdpReply100k:
+    case Op::kUdpReply100kTwoThreads:
+      return 100000;
+    default:
+      return 0;
+  }
+}
+
+bool RepliesToPeers(Op op) {
+  return op == Op::kUdpReply1 || op == Op::kUdpReply1k ||
+         op == Op::kUdpReply100k || op == Op::kUdpReply1kTwoThreads ||
+         op == Op::kUdpReply100kTwoThreads;
 }
 
 double Sample::Rate() const {
@@ -583,7 +651,12 @@ Tally RunSlice(Op op, const Endpoints& ep, bool enforced, bool refuses,
     case Op::kUdpRecv100k:
     case Op::kUdpRecv1kTwoThreads:
     case Op::kUdpRecv100kTwoThreads:
-      return RunUdpRecv(op, enforced, limits);
+    case Op::kUdpReply1:
+    case Op::kUdpReply1k:
+    case Op::kUdpReply100k:
+    case Op::kUdpReply1kTwoThreads:
+    case Op::kUdpReply100kTwoThreads:
+      return RunUdpServer(op, enforced, limits);
   }
   return Tally();
 }
@@ -656,6 +729,42 @@ absl::StatusOr<Slices> DecodeSlices(const std::vector<int>& values) {
   return slices;
 }
 
+namespace {
+
+// ProbeOnce of kUdpReply*: a server socket of the caller's cgroup gets a
+// datagram from `sender` as 127.2.255.1 (beyond the rows' peers) and
+// replies to it; the reply must reach `sender`.
+int ProbeReply(int sender) {
+  if (sender < 0) return EBADF;
+  char buf[kDatagramBytes];
+  while (recv(sender, buf, sizeof(buf), MSG_DONTWAIT) >= 0) {
+  }
+  UniqueFd server(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr = Loopback(0);
+  socklen_t len = sizeof(addr);
+  if (!server ||
+      bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+          0 ||
+      getsockname(server.get(), reinterpret_cast<sockaddr*>(&addr), &len) !=
+          0) {
+    return errno;
+  }
+  if (!SendFrom(sender, htonl(0x7f02ff01), addr)) return errno;
+  // Loopback delivers within the sendmsg: the datagram is queued by now.
+  if (!ServeOne(server.get(), true)) return errno > 0 ? errno : EIO;
+  sockaddr_in from{};
+  len = sizeof(from);
+  if (recvfrom(sender, buf, sizeof(buf), MSG_DONTWAIT,
+               reinterpret_cast<sockaddr*>(&from),
+               &len) != static_cast<ssize_t>(sizeof(buf)) ||
+      from.sin_port != addr.sin_port) {
+    return EIO;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int ProbeOnce(Op op, const Endpoints& ep) {
   switch (op) {
     case Op::kTcpConnect:
@@ -680,8 +789,14 @@ int ProbeOnce(Op op, const Endpoints& ep) {
     case Op::kUdpRecv1kTwoThreads:
     case Op::kUdpRecv100kTwoThreads:
       // Nothing to refuse: a server may always read. Each read checks its
-      // own outcome (RunUdpRecv).
+      // own outcome (RunUdpServer).
       return 0;
+    case Op::kUdpReply1:
+    case Op::kUdpReply1k:
+    case Op::kUdpReply100k:
+    case Op::kUdpReply1kTwoThreads:
+    case Op::kUdpReply100kTwoThreads:
+      return ProbeReply(ep.reply_probe);
     case Op::kUdpSendConnected: {
       UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
       if (!fd) return errno;
@@ -744,6 +859,17 @@ absl::StatusOr<std::unique_ptr<LoopbackServers>> LoopbackServers::Start() {
   auto closed = BoundSocket(SOCK_STREAM, &s->ep_.closed);
   if (!closed.ok()) return closed.status();
   s->closed_ = *std::move(closed);
+  // The peer of the kUdpReply* probes: bound to every address, so that it
+  // gets the replies sent to 127.2.255.1.
+  s->reply_probe_ = UniqueFd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  if (!s->reply_probe_ ||
+      bind(s->reply_probe_.get(), reinterpret_cast<sockaddr*>(&any),
+           sizeof(any)) != 0) {
+    return ErrnoStatus(errno, "bind", "0.0.0.0:0 (reply probe)");
+  }
+  s->ep_.reply_probe = s->reply_probe_.get();
   // A small receive buffer: the sink drops datagrams right away instead of
   // first queueing a few hundred.
   int rcvbuf = 4096;

@@ -66,7 +66,7 @@ enum class Op {
   kUdpEcho,
   // A UDP server's recvfrom() (with the source address, so recvmsg4 runs)
   // of 32-byte datagrams from 1, 1,000 or 100,000 distinct loopback peers
-  // (RunUdpRecv in bench_ops.cc).
+  // (RunUdpServer in bench_ops.cc).
   kUdpRecv1,
   kUdpRecv1k,
   kUdpRecv100k,
@@ -74,6 +74,16 @@ enum class Op {
   // reading the one socket at once (a multi-threaded server).
   kUdpRecv1kTwoThreads,
   kUdpRecv100kTwoThreads,
+  // The same server answering: per op a recvfrom() of one datagram from 1,
+  // 1,000 or 100,000 peers and a sendto() of a 32-byte reply to the address
+  // it came from, on the unconnected socket (as a DNS server does). No rule
+  // names the peers: each reply is allowed as a known peer's (sendmsg4:
+  // rules, then udp_peers). Alone and with two threads of the server.
+  kUdpReply1,
+  kUdpReply1k,
+  kUdpReply100k,
+  kUdpReply1kTwoThreads,
+  kUdpReply100kTwoThreads,
 };
 inline constexpr Op kAllOps[] = {Op::kTcpConnect,
                                  Op::kUdpSendto,
@@ -85,7 +95,12 @@ inline constexpr Op kAllOps[] = {Op::kTcpConnect,
                                  Op::kUdpRecv1k,
                                  Op::kUdpRecv100k,
                                  Op::kUdpRecv1kTwoThreads,
-                                 Op::kUdpRecv100kTwoThreads};
+                                 Op::kUdpRecv100kTwoThreads,
+                                 Op::kUdpReply1,
+                                 Op::kUdpReply1k,
+                                 Op::kUdpReply100k,
+                                 Op::kUdpReply1kTwoThreads,
+                                 Op::kUdpReply100kTwoThreads};
 inline constexpr Op kNameOps[] = {Op::kTcpConnect, Op::kDnsLookup,
                                   Op::kUdpEcho};
 
@@ -97,6 +112,12 @@ const char* OpName(Op op);
 // "ops/s" or "MiB/s".
 const char* OpUnit(Op op);
 OpLimits LimitsOf(Op op, double time_scale);
+// The distinct peers of a UDP server op (kUdpRecv*, kUdpReply*), else 0.
+int PeersOf(Op op);
+// A UDP server op that replies to each datagram (kUdpReply*).
+bool RepliesToPeers(Op op);
+// The peers' source addresses: 127.2.x.y (IP_PKTINFO), loopback only.
+inline constexpr char kPeerNetwork[] = "127.2.0.0/16";
 
 // Ports (host order) on 127.0.0.1.
 struct Endpoints {
@@ -106,6 +127,9 @@ struct Endpoints {
   uint16_t closed = 0;       // bound TCP socket, not listening: RST
   uint16_t dns = 0;          // --mode=names: the responder (53)
   uint16_t udp_echo = 0;     // --mode=names: the echo server
+  // A UDP socket of the benchmark process (outside the measured cgroups)
+  // that sends as a peer for the probe of kUdpReply* and gets the reply.
+  int reply_probe = -1;
 };
 
 // One measurement: `ops` operations (KiB for kTcpBulk) in `elapsed` wall
@@ -143,6 +167,10 @@ struct Slices {
 absl::StatusOr<Slices> DecodeSlices(const std::vector<int>& values);
 
 // One loopback probe, for sanity checks: 0 or the errno of connect/sendto.
+// kUdpReply*: a server socket made by the caller (so in its cgroup) gets a
+// datagram from ep.reply_probe as a peer in kPeerNetwork and replies; 0
+// when the reply arrived, else the errno of the reply's sendto (EIO: sent
+// but never arrived).
 int ProbeOnce(Op op, const Endpoints& ep);
 
 // The listeners and sinks of Endpoints, served by threads of this process
@@ -160,7 +188,7 @@ class LoopbackServers {
   void BulkLoop();
 
   Endpoints ep_;
-  UniqueFd tcp_listener_, bulk_listener_, udp_sink_, closed_;
+  UniqueFd tcp_listener_, bulk_listener_, udp_sink_, closed_, reply_probe_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> bulk_conn_{-1};
   std::thread accept_thread_, bulk_thread_;

@@ -54,6 +54,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,7 @@
 #include "bench/bench_util.h"
 #include "bench/nft_alternative.h"
 #include "egress/abi.h"
+#include "tests/testing/file_util.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "userspace/common/errno_status.h"
@@ -367,16 +369,19 @@ absl::Status SanityCheck(const std::string& enforced_cg,
 
 // The nftables side: every allowed probe passes from `nft_cg`, and a
 // listener no rule allows is refused there (a reset: ECONNREFUSED) while the
-// baseline reaches it, so the table really judges the cgroup's packets.
+// baseline reaches it, so the table really judges the cgroup's packets. A
+// server's reply to a peer no rule names passes only with the conntrack
+// accept (`replies`), and is refused (EPERM) without it.
 absl::Status NftSanityCheck(const std::string& nft_cg,
                             const std::string& baseline_cg, const Endpoints& ep,
-                            const char* shape) {
+                            const char* shape, NftReplies replies) {
   for (Op op : kAllOps) {
     EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(nft_cg, [op, ep] {
                               return ProbeOnce(op, ep);
                             }));
-    const int want =
+    int want =
         op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED : 0;
+    if (RepliesToPeers(op) && replies == NftReplies::kStateless) want = EPERM;
     if (got != want) {
       return absl::InternalError(absl::StrFormat(
           "sanity check: %s under nft %s gave '%s', want '%s'", OpName(op),
@@ -404,6 +409,64 @@ absl::Status NftSanityCheck(const std::string& nft_cg,
     }
   }
   return absl::OkStatus();
+}
+
+// The `udp reply` rows under nft: the conntrack accept tracks every flow of
+// the network namespace, two per peer (one to each side's server socket),
+// and UDP entries live 30 s, or 120 s once replied. A table of the run's
+// own gives the peers' entries (source kPeerNetwork: only the benchmark's
+// senders) a timeout of 5 s, ample for a datagram queued and answered in
+// one slice, so that a 100,000-peer row does not leave the next one a full
+// conntrack table (which would drop the peers' datagrams). It runs on the
+// output hook for the baseline and the nft slices alike; the measured
+// replies come from 127.0.0.1 and only pass its address compare.
+std::string PeerTimeoutScript(const std::string& table) {
+  return absl::StrCat(
+      "table inet ", table,
+      " {\n"
+      "  ct timeout peers {\n"
+      "    protocol udp; l3proto ip;\n"
+      "    policy = { unreplied: 5, replied: 5 }\n"
+      "  }\n"
+      "  chain out {\n"
+      "    type filter hook output priority filter; policy accept;\n"
+      "    ip saddr ",
+      kPeerNetwork,
+      " meta l4proto udp ct state new ct timeout set \"peers\"\n"
+      "  }\n"
+      "}\n");
+}
+
+// Waits (up to 60 s) until conntrack has room for the entries of `op`'s
+// peers on both sides and some to spare; false (with a note printed) when
+// it never had: the row is then not measured.
+absl::StatusOr<bool> WaitForConntrackRoom(Op op) {
+  constexpr char kMax[] = "/proc/sys/net/netfilter/nf_conntrack_max";
+  constexpr char kCount[] = "/proc/sys/net/netfilter/nf_conntrack_count";
+  auto read_number = [](const char* path) -> absl::StatusOr<int64_t> {
+    EGRESS_ASSIGN_OR_RETURN(std::string text, testing::ReadFile(path));
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v)) {
+      return absl::InternalError(absl::StrCat(path, ": not a number"));
+    }
+    return v;
+  };
+  EGRESS_ASSIGN_OR_RETURN(int64_t max, read_number(kMax));
+  const int64_t need = 2 * int64_t{PeersOf(op)} + 10000;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  int64_t count = 0;
+  while (true) {
+    EGRESS_ASSIGN_OR_RETURN(count, read_number(kCount));
+    if (count + need <= max) return true;
+    if (absl::Now() >= deadline || StopRequested()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::printf(
+      "  %s under nft: not measured, conntrack holds %lld of %lld entries "
+      "and the row needs %lld\n",
+      OpName(op), static_cast<long long>(count), static_cast<long long>(max),
+      static_cast<long long>(need));
+  return false;
 }
 
 // names: a lookup of the name from the enforced cgroup binds 127.0.0.1 to
@@ -569,6 +632,8 @@ absl::Status Run(const Options& opts) {
     }
   }
   std::vector<std::string> stats_lines;
+  // The `udp reply` rows' counter cross-checks, and those that failed.
+  std::vector<std::string> reply_checks, reply_mismatches;
 
   std::vector<RulesetInfo> infos;
   // (rule count index, op, variant)
@@ -690,9 +755,38 @@ absl::Status Run(const Options& opts) {
       std::vector<ProgRun> before;
       for (const auto& [name, fd] : progs)
         before.push_back(ProgRunOf(fd.get()));
+      // The replies must each pass as a known peer's (no rule names the
+      // peers): the target's `replies` counter grows by their number.
+      const bool check_replies = RepliesToPeers(op) && !UsersMode(opts);
+      egress_counters counted_before{};
+      if (check_replies) {
+        EGRESS_ASSIGN_OR_RETURN(counted_before, maps->Counters(kTargetId));
+      }
       EGRESS_ASSIGN_OR_RETURN(Slices slices,
                               Measure(op, baseline_cg, enforced_cg, ep, opts,
                                       /*refuses=*/!UsersMode(opts)));
+      if (check_replies) {
+        EGRESS_ASSIGN_OR_RETURN(egress_counters after,
+                                maps->Counters(kTargetId));
+        // Every enforced op that did not fail sent one reply; nothing else
+        // on the enforced side sends (the peers' sockets are the
+        // baseline's, and warm-up only reads).
+        int64_t sent = 0;
+        for (const Sample& s : slices.enforced) sent += s.ops - s.unexpected;
+        const uint64_t replies = after.replies - counted_before.replies;
+        const uint64_t allowed = after.allowed - counted_before.allowed;
+        const uint64_t denied = after.denied - counted_before.denied;
+        const bool ok = replies == static_cast<uint64_t>(sent) &&
+                        allowed == 0 && denied == 0;
+        const std::string line = absl::StrFormat(
+            "%s at %s rules: replies counter +%s for %s replies sent "
+            "(allowed +%s, denied +%s): %s",
+            OpName(op), WithCommas(n), WithCommas(replies),
+            WithCommas(static_cast<uint64_t>(sent)), WithCommas(allowed),
+            WithCommas(denied), ok ? "ok" : "MISMATCH");
+        reply_checks.push_back(line);
+        if (!ok) reply_mismatches.push_back(line);
+      }
       if (opts.bpf_stats) {
         int64_t enforced_ops = 0;
         for (const Sample& s : slices.enforced) enforced_ops += s.ops;
@@ -746,36 +840,62 @@ absl::Status Run(const Options& opts) {
     }
     // The same rules as nftables, each shape measured against the same
     // baseline (the worker moves between baseline and the `-nft` cgroup).
+    // The reply rows get a table of their own, with the conntrack accept
+    // that lets a server answer (NftReplies), so that the other rows stay
+    // stateless.
     for (NftShape shape : opts.nft) {
       if (shape == NftShape::kLinear && n > opts.nft_linear_max) continue;
-      if (StopRequested()) return absl::CancelledError("interrupted");
-      const std::string table =
-          absl::StrCat("egress_bench_", pid, "_", NftShapeName(shape));
-      EGRESS_ASSIGN_OR_RETURN(
-          std::string script,
-          NftScript(table, nft_cgroup_path, 1, shape, rules));
-      absl::Time load_start = absl::Now();
-      EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<NftTable> loaded,
-                              NftTable::Load(table, script));
-      std::printf("  nft %s of %s rules loaded in %s\n", NftShapeName(shape),
-                  WithCommas(n).c_str(),
-                  absl::FormatDuration(absl::Trunc(absl::Now() - load_start,
-                                                   absl::Milliseconds(1)))
-                      .c_str());
-      EGRESS_RETURN_IF_ERROR(
-          NftSanityCheck(nft_cg, baseline_cg, ep, NftShapeName(shape)));
-      for (Op op : kAllOps) {
+      for (NftReplies replies :
+           {NftReplies::kStateless, NftReplies::kEstablished}) {
+        const bool established = replies == NftReplies::kEstablished;
+        std::vector<Op> ops;
+        for (Op op : kAllOps) {
+          if (OpWanted(opts, op) && RepliesToPeers(op) == established) {
+            ops.push_back(op);
+          }
+        }
+        if (ops.empty()) continue;
         if (StopRequested()) return absl::CancelledError("interrupted");
-        if (!OpWanted(opts, op)) continue;
+        const std::string table =
+            absl::StrCat("egress_bench_", pid, "_", NftShapeName(shape),
+                         established ? "_replies" : "");
         EGRESS_ASSIGN_OR_RETURN(
-            Slices slices,
-            Measure(op, baseline_cg, nft_cg, ep, opts, /*refuses=*/false));
-        EGRESS_RETURN_IF_ERROR(EverySliceWorked(op, slices, "nft"));
-        results[{ni, op, NftVariant(shape)}] =
-            Series{std::move(slices.baseline), std::move(slices.enforced)};
-        std::printf("  %s%s done\n", OpName(op),
-                    VariantLabel(NftVariant(shape)));
-        std::fflush(stdout);
+            std::string script,
+            NftScript(table, nft_cgroup_path, 1, shape, rules, replies));
+        absl::Time load_start = absl::Now();
+        EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<NftTable> loaded,
+                                NftTable::Load(table, script));
+        std::printf(
+            "  nft %s of %s rules%s loaded in %s\n", NftShapeName(shape),
+            WithCommas(n).c_str(),
+            established ? " after ct state established,related accept" : "",
+            absl::FormatDuration(
+                absl::Trunc(absl::Now() - load_start, absl::Milliseconds(1)))
+                .c_str());
+        std::unique_ptr<NftTable> peer_timeouts;
+        if (established) {
+          const std::string name = absl::StrCat("egress_bench_", pid, "_peers");
+          EGRESS_ASSIGN_OR_RETURN(
+              peer_timeouts, NftTable::Load(name, PeerTimeoutScript(name)));
+        }
+        EGRESS_RETURN_IF_ERROR(NftSanityCheck(nft_cg, baseline_cg, ep,
+                                              NftShapeName(shape), replies));
+        for (Op op : ops) {
+          if (StopRequested()) return absl::CancelledError("interrupted");
+          if (established) {
+            EGRESS_ASSIGN_OR_RETURN(bool room, WaitForConntrackRoom(op));
+            if (!room) continue;
+          }
+          EGRESS_ASSIGN_OR_RETURN(
+              Slices slices,
+              Measure(op, baseline_cg, nft_cg, ep, opts, /*refuses=*/false));
+          EGRESS_RETURN_IF_ERROR(EverySliceWorked(op, slices, "nft"));
+          results[{ni, op, NftVariant(shape)}] =
+              Series{std::move(slices.baseline), std::move(slices.enforced)};
+          std::printf("  %s%s done\n", OpName(op),
+                      VariantLabel(NftVariant(shape)));
+          std::fflush(stdout);
+        }
       }
     }
     EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
@@ -815,7 +935,7 @@ absl::Status Run(const Options& opts) {
       "enforced column is the same rules as an nftables table on another "
       "cgroup\n(bench/nft_alternative.h), against its own baseline slices.\n",
       opts.rounds);
-  std::printf("%-36s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
+  std::printf("%-40s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
               "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
               "cpu", "[q1 - q3]", "noise");
   struct Verdict {
@@ -874,7 +994,7 @@ absl::Status Run(const Options& opts) {
         const std::string label =
             absl::StrCat(OpName(op), VariantLabel(variant));
         std::printf(
-            "%-36s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
+            "%-40s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
             "%5.1f%%%s\n",
             label.c_str(), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
             WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
@@ -929,12 +1049,15 @@ absl::Status Run(const Options& opts) {
       "\nBPF counters of the enforced target (whole run per rule "
       "count, incl. warm-up)\n");
   for (const RulesetInfo& info : infos) {
-    std::printf("  %9s rules: allowed %s, denied %s, events_lost %s\n",
-                WithCommas(info.rules).c_str(),
-                WithCommas(info.counters.allowed).c_str(),
-                WithCommas(info.counters.denied).c_str(),
-                WithCommas(info.counters.events_lost).c_str());
+    std::printf(
+        "  %9s rules: allowed %s, denied %s, replies %s, events_lost %s\n",
+        WithCommas(info.rules).c_str(),
+        WithCommas(info.counters.allowed).c_str(),
+        WithCommas(info.counters.denied).c_str(),
+        WithCommas(info.counters.replies).c_str(),
+        WithCommas(info.counters.events_lost).c_str());
   }
+  for (const std::string& l : reply_checks) std::printf("  %s\n", l.c_str());
   std::printf("  verdict records drained: %s\n",
               WithCommas(events.load()).c_str());
   if (opts.bpf_stats) {
@@ -943,6 +1066,7 @@ absl::Status Run(const Options& opts) {
         "incl. warm-up): per run x runs per timed op, and per op\n");
     for (const std::string& l : stats_lines) std::printf("%s\n", l.c_str());
   }
+  for (const std::string& l : reply_mismatches) anomalies.push_back(l);
   for (const std::string& a : anomalies)
     std::printf("ANOMALY: %s\n", a.c_str());
 

@@ -108,7 +108,8 @@ const char* NftShapeName(NftShape shape) {
 absl::StatusOr<std::string> NftScript(const std::string& table,
                                       const std::string& cgroup, int level,
                                       NftShape shape,
-                                      const std::vector<policy::Rule>& rules) {
+                                      const std::vector<policy::Rule>& rules,
+                                      NftReplies replies) {
   for (const policy::Rule& r : rules) {
     EGRESS_RETURN_IF_ERROR(CheckExpressible(r));
   }
@@ -127,6 +128,9 @@ absl::StatusOr<std::string> NftScript(const std::string& table,
                   "    reject with icmpx admin-prohibited\n"
                   "  }\n"
                   "  chain enforce {\n");
+  if (replies == NftReplies::kEstablished) {
+    absl::StrAppend(&out, "    ct state established,related accept\n");
+  }
   if (shape == NftShape::kSet) {
     for (const char* set : {"deny", "allow"}) {
       for (int family : {4, 6}) {
