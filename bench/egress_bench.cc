@@ -13,6 +13,7 @@
 //   sudo build/bench/egress_bench [--rounds=25] [--rules=1,1000,100000]
 //                                 [--time_scale=1.0] [--verbose]
 //                                 [--mode=target|users|users+skb|names]
+//                                 [--empty_hooks=on|off]
 //
 // --mode=users measures what user targets cost everybody else: the program
 // set that serves user targets from the cgroup2 root (EGRESS_TARGET_BY_UID,
@@ -68,6 +69,7 @@
 #include "bench/bench_ops.h"
 #include "bench/bench_rules.h"
 #include "bench/bench_util.h"
+#include "bench/empty_hooks.h"
 #include "bench/nft_alternative.h"
 #include "egress/abi.h"
 #include "tests/testing/file_util.h"
@@ -110,6 +112,9 @@ struct Options {
   std::vector<NftShape> nft = {NftShape::kSet, NftShape::kLinear};
   bool nft_given = false;
   size_t nft_linear_max = 1000;
+  // The floor of the hooks (empty_hooks.h), measured in the same run
+  // (target mode): --empty_hooks=on (default) or off.
+  bool empty_hooks = true;
   // --ops=a,b: measure only the operations whose name contains one of
   // these (e.g. `udp recv`); empty: all of them.
   std::vector<std::string> ops;
@@ -189,6 +194,11 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       if (!absl::SimpleAtoi(arg, &o.nft_linear_max)) {
         return absl::InvalidArgumentError("--nft_linear_max wants a count");
       }
+    } else if (absl::ConsumePrefix(&arg, "--empty_hooks=")) {
+      if (arg != "on" && arg != "off") {
+        return absl::InvalidArgumentError("--empty_hooks wants on or off");
+      }
+      o.empty_hooks = arg == "on";
     } else if (absl::ConsumePrefix(&arg, "--ops=")) {
       o.ops = absl::StrSplit(arg, ',', absl::SkipEmpty());
     } else if (absl::ConsumePrefix(&arg, "--time_scale=")) {
@@ -203,7 +213,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
           "[--time_scale=X] [--verbose] "
           "[--mode=target|users|users+skb|names] "
           "[--bpf_stats] [--nft=set,linear|none] [--nft_linear_max=N] "
-          "[--ops=name,...]"));
+          "[--empty_hooks=on|off] [--ops=name,...]"));
     }
   }
   // The uid lookup misses whatever the rules: one rule count is enough.
@@ -221,6 +231,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
           "to compare with");
     }
     o.nft.clear();
+    // The rows of these modes are their own comparisons.
+    o.empty_hooks = false;
   }
   return o;
 }
@@ -241,13 +253,18 @@ struct Series {
 // kAudit: --mode=names, auditing without name rules (BPF time only).
 // kNftSet, kNftLinear: not egress at all but the same rules as nftables
 // (nft_alternative.h) on the measured cgroup's own copy, `-nft`.
+// kEmptyHooks: not egress either but a program that returns at once at
+// every hook egress attaches (empty_hooks.h), on a cgroup of its own,
+// `-empty`: the floor no program at those hooks can go below. Measured
+// once, with the first rule count (it has no rules).
 enum class Variant {
   kDefault,
   kRecordsOff,
   kRecordsAll,
   kAudit,
   kNftSet,
-  kNftLinear
+  kNftLinear,
+  kEmptyHooks
 };
 
 Variant NftVariant(NftShape shape) {
@@ -266,6 +283,8 @@ const char* VariantLabel(Variant v) {
       return ", nft set";
     case Variant::kNftLinear:
       return ", nft linear";
+    case Variant::kEmptyHooks:
+      return ", empty hooks";
     case Variant::kDefault:
       break;
   }
@@ -469,6 +488,26 @@ absl::StatusOr<bool> WaitForConntrackRoom(Op op) {
   return false;
 }
 
+// The empty hooks' side: every probe gives what it gives with nothing
+// attached (allowed ops pass, the closed port refuses with a reset).
+absl::Status EmptyHooksSanityCheck(const std::string& empty_cg,
+                                   const Endpoints& ep) {
+  for (Op op : kAllOps) {
+    EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(empty_cg, [op, ep] {
+                              return ProbeOnce(op, ep);
+                            }));
+    const int want =
+        op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED : 0;
+    if (got != want) {
+      return absl::InternalError(absl::StrFormat(
+          "sanity check: %s under the empty hooks gave '%s', want '%s'",
+          OpName(op), got == 0 ? "success" : strerror(got),
+          want == 0 ? "success" : strerror(want)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // names: a lookup of the name from the enforced cgroup binds 127.0.0.1 to
 // the name rule; the connect must be refused before it (`expect_refused`:
 // nothing bound yet) and allowed after.
@@ -550,8 +589,11 @@ absl::Status Run(const Options& opts) {
   const std::string baseline_cg = absl::StrCat(cg_prefix, "-baseline");
   // The nftables alternatives' cgroup: no programs, matched by the table.
   const std::string nft_cg = absl::StrCat(cg_prefix, "-nft");
+  // The empty hooks' cgroup (empty_hooks.h).
+  const std::string empty_cg = absl::StrCat(cg_prefix, "-empty");
   std::vector<std::string> cgroups = {enforced_cg, baseline_cg};
   if (!opts.nft.empty()) cgroups.push_back(nft_cg);
+  if (opts.empty_hooks) cgroups.push_back(empty_cg);
   absl::Cleanup remove_cgroups = [&] {
     for (const std::string& dir : cgroups) {
       if (absl::Status s = RemoveCgroup(dir); !s.ok()) {
@@ -578,6 +620,11 @@ absl::Status Run(const Options& opts) {
     EGRESS_ASSIGN_OR_RETURN(uint64_t cg_id, CgroupId(enforced_cg));
     EGRESS_RETURN_IF_ERROR(
         AttachPinned(prog_dir, cg_fd.get(), cg_id, nullptr, hooks));
+  }
+  // Declared after the cgroups: detached before they are removed.
+  std::unique_ptr<EmptyHooks> empty_hooks;
+  if (opts.empty_hooks) {
+    EGRESS_ASSIGN_OR_RETURN(empty_hooks, EmptyHooks::Attach(empty_cg, hooks));
   }
 
   // Drain verdict records the way egressd does (the programs submit them
@@ -898,6 +945,24 @@ absl::Status Run(const Options& opts) {
         }
       }
     }
+    // The floor: the same ops with empty programs at the same hooks, against
+    // the same baseline (once: it has no rules).
+    if (empty_hooks != nullptr && ni == 0) {
+      EGRESS_RETURN_IF_ERROR(EmptyHooksSanityCheck(empty_cg, ep));
+      for (Op op : kAllOps) {
+        if (StopRequested()) return absl::CancelledError("interrupted");
+        if (!OpWanted(opts, op)) continue;
+        EGRESS_ASSIGN_OR_RETURN(
+            Slices slices,
+            Measure(op, baseline_cg, empty_cg, ep, opts, /*refuses=*/false));
+        EGRESS_RETURN_IF_ERROR(EverySliceWorked(op, slices, "empty hooks"));
+        results[{ni, op, Variant::kEmptyHooks}] =
+            Series{std::move(slices.baseline), std::move(slices.enforced)};
+        std::printf("  %s%s done\n", OpName(op),
+                    VariantLabel(Variant::kEmptyHooks));
+        std::fflush(stdout);
+      }
+    }
     EGRESS_ASSIGN_OR_RETURN(info.counters, maps->Counters(kTargetId));
     infos.push_back(info);
     if (config.mode != EGRESS_MODE_ENFORCE || config.flags != compiled_flags) {
@@ -933,7 +998,11 @@ absl::Status Run(const Options& opts) {
       "wall = elapsed time, cpu = the worker's CPU time (not inflated by "
       "other tasks preempting it).\nRows `nft set` / `nft linear`: the "
       "enforced column is the same rules as an nftables table on another "
-      "cgroup\n(bench/nft_alternative.h), against its own baseline slices.\n",
+      "cgroup\n(bench/nft_alternative.h), against its own baseline slices. "
+      "Rows "
+      "`empty hooks` (rules -): a program that\nreturns at once at every hook "
+      "egress attaches, on another cgroup (bench/empty_hooks.h): the hooks' "
+      "own floor.\n",
       opts.rounds);
   std::printf("%-40s %9s %6s %12s %12s %7s %15s %7s %15s %6s\n", "operation",
               "rules", "unit", "baseline", "enforced", "wall", "[q1 - q3]",
@@ -946,6 +1015,8 @@ absl::Status Run(const Options& opts) {
   // (default) and without (rec off).
   std::map<size_t, Verdict> new_dest_recorded, new_dest_unrecorded;
   std::optional<Verdict> first_connect;
+  // Every row's ratios, for the aims below the table.
+  std::map<std::tuple<size_t, Op, Variant>, Verdict> verdicts;
   std::vector<std::string> anomalies;
   const absl::Span<const Op> table_ops = NamesMode(opts)
                                              ? absl::MakeConstSpan(kNameOps)
@@ -956,7 +1027,7 @@ absl::Status Run(const Options& opts) {
   for (Op op : table_ops) {
     for (Variant variant :
          {Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll,
-          Variant::kNftSet, Variant::kNftLinear}) {
+          Variant::kNftSet, Variant::kNftLinear, Variant::kEmptyHooks}) {
       for (size_t ni = 0; ni < infos.size(); ++ni) {
         auto found = results.find({ni, op, variant});
         if (found == results.end()) continue;
@@ -982,7 +1053,8 @@ absl::Status Run(const Options& opts) {
                   : variant == Variant::kNftSet ||
                           variant == Variant::kNftLinear
                       ? "nft"
-                      : "enforced",
+                  : variant == Variant::kEmptyHooks ? "empty hooks"
+                                                    : "enforced",
                   sample.unexpected, sample.first_errno,
                   sample.first_errno > 0 ? strerror(sample.first_errno)
                                          : "short write"));
@@ -990,21 +1062,27 @@ absl::Status Run(const Options& opts) {
           }
         }
         Verdict v = {Median(wall), Median(cpu)};
+        verdicts[{ni, op, variant}] = v;
         const double noise = BaselineSpread(base);
         const std::string label =
             absl::StrCat(OpName(op), VariantLabel(variant));
         std::printf(
             "%-40s %9s %6s %12s %12s %7.3f %7.3f-%-7.3f %7.3f %7.3f-%-7.3f "
             "%5.1f%%%s\n",
-            label.c_str(), WithCommas(infos[ni].rules).c_str(), OpUnit(op),
-            WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
+            label.c_str(),
+            variant == Variant::kEmptyHooks
+                ? "-"
+                : WithCommas(infos[ni].rules).c_str(),
+            OpUnit(op), WithCommas(static_cast<uint64_t>(Median(base))).c_str(),
             WithCommas(static_cast<uint64_t>(Median(enf))).c_str(), v.wall,
             Quantile(wall, 0.25), Quantile(wall, 0.75), v.cpu,
             Quantile(cpu, 0.25), Quantile(cpu, 0.75), 100 * noise,
             noise > kNoisyBaseline ? " !" : "");
         if (noise > kNoisyBaseline) {
           noisy.push_back(absl::StrFormat("%s at %s rules (%.1f%%)", label,
-                                          WithCommas(infos[ni].rules),
+                                          variant == Variant::kEmptyHooks
+                                              ? "no"
+                                              : WithCommas(infos[ni].rules),
                                           100 * noise));
         }
         if (op == Op::kDeniedNewDest && variant == Variant::kRecordsOff) {
@@ -1044,6 +1122,46 @@ absl::Status Run(const Options& opts) {
         wall, cpu, cpu <= 1.2 ? "pass" : "fail");
   }
   if (!new_dest_recorded.empty()) std::printf("\n");
+
+  // Issue 13's aims for the kernel path, at the largest rule count, each
+  // beside the empty hooks' ratio of the same op: where that floor alone is
+  // above the aim, no program at these hooks can meet it on this machine.
+  if (!infos.empty() && !NamesMode(opts) && !UsersMode(opts)) {
+    struct Aim {
+      Op op;
+      double at_most;
+    };
+    constexpr Aim kAims[] = {
+        {Op::kTcpConnect, 1.03},          {Op::kUdpSendto, 1.05},
+        {Op::kUdpSendConnected, 1.01},    {Op::kTcpBulk, 1.01},
+        {Op::kUdpRecv1k, 1.05},           {Op::kUdpRecv100k, 1.05},
+        {Op::kUdpRecv1kTwoThreads, 1.05}, {Op::kUdpRecv100kTwoThreads, 1.05}};
+    const size_t last = infos.size() - 1;
+    bool any = false;
+    for (const Aim& aim : kAims) {
+      auto egress = verdicts.find({last, aim.op, Variant::kDefault});
+      if (egress == verdicts.end()) continue;
+      if (!any) {
+        std::printf(
+            "\nissue 13 aims at %s rules (cpu time ratio; the empty hooks' "
+            "ratio is the floor of the hooks alone):\n",
+            WithCommas(infos[last].rules).c_str());
+        any = true;
+      }
+      std::string floor = "empty hooks not measured";
+      auto empty = verdicts.find({0, aim.op, Variant::kEmptyHooks});
+      if (empty != verdicts.end()) {
+        floor = absl::StrFormat("empty hooks %.3f%s", empty->second.cpu,
+                                empty->second.cpu > aim.at_most
+                                    ? ": the floor is above the aim"
+                                    : "");
+      }
+      std::printf("  %-28s <= %.2f: %s (cpu %.3f, wall %.3f; %s)\n",
+                  OpName(aim.op), aim.at_most,
+                  egress->second.cpu <= aim.at_most ? "PASS" : "FAIL",
+                  egress->second.cpu, egress->second.wall, floor.c_str());
+    }
+  }
 
   std::printf(
       "\nBPF counters of the enforced target (whole run per rule "
