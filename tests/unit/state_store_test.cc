@@ -272,6 +272,33 @@ TEST_F(StateStoreTest, RowsLeftAheadAreReplacedByTheTargetsWrite) {
   ExpectLoads(expected_);
 }
 
+// A start after such a crash drops the rows left ahead: a target of that
+// name stored later without rules (its settings alone) must not find them.
+TEST_F(StateStoreTest, RowsLeftAheadByACrashAreDroppedAtTheNextStart) {
+  {
+    std::unique_ptr<StateStore> store = Open();
+    Put(*store, Target("db", 2, 3));
+    const TargetState web = Target("web", 1, 40);
+    const TargetState api = Target("api", 3, 7);
+    ASSERT_OK(store->WriteRulesAhead({&web, &api}));
+  }
+  std::unique_ptr<StateStore> store = Open();
+  ASSERT_OK(store->Load().status());
+  EXPECT_EQ(*store->RuleRows("web"), 40);
+  ASSERT_OK_AND_ASSIGN(size_t dropped, store->DropLeftoverRows());
+  EXPECT_EQ(dropped, 2u);
+  EXPECT_EQ(*store->RuleRows("web"), 0);
+  EXPECT_EQ(*store->RuleRows("api"), 0);
+  EXPECT_EQ(*store->RuleRows("db"), 3) << "a stored target's rows stay";
+  ASSERT_OK_AND_ASSIGN(dropped, store->DropLeftoverRows());
+  EXPECT_EQ(dropped, 0u);
+
+  // Its settings alone: with the rows left, the next start would load the
+  // 40 rules as its own.
+  Put(*store, Target("web", 1, 0), std::nullopt);
+  ExpectLoads(expected_);
+}
+
 // Rules that are not the ones written ahead are written whole.
 TEST_F(StateStoreTest, AWriteOfOtherRulesThanTheOnesAheadWritesThemAll) {
   std::unique_ptr<StateStore> store = Open();

@@ -125,6 +125,13 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
+  // An apply that crashed after writing its new targets' rows ahead left
+  // them; nothing can be ahead now.
+  EGRESS_ASSIGN_OR_RETURN(size_t leftovers, p.store->DropLeftoverRows());
+  if (leftovers > 0) {
+    Log(absl::StrCat("state: dropped the rules of ", leftovers,
+                     " target(s) an interrupted apply never added"));
+  }
   p.workloads = std::make_unique<WorkloadTargets>(
       WorkloadTargets::Runtimes{
           p.options.docker_socket, p.options.containerd_socket,

@@ -135,13 +135,21 @@ absl::StatusOr<DaemonState> StateStore::Load() {
   TargetState* current = nullptr;
   SeqIndex* index = nullptr;
   std::string current_name;
+  leftovers_.clear();
   for (;;) {
     EGRESS_ASSIGN_OR_RETURN(bool more, rules.Step());
     if (!more) break;
     std::string name = rules.Text(0);
     if (current == nullptr || name != current_name) {
       auto it = state.targets.find(name);
-      if (it == state.targets.end()) continue;  // a target's leftover rows
+      if (it == state.targets.end()) {
+        // Rows written ahead for a target never stored (rows come in
+        // target order: each such target is met once).
+        if (leftovers_.empty() || leftovers_.back() != name) {
+          leftovers_.push_back(std::move(name));
+        }
+        continue;
+      }
       current = &it->second;
       current_name = name;
       index = &seqs_[name];
@@ -159,6 +167,23 @@ absl::StatusOr<DaemonState> StateStore::Load() {
     current->rules.push_back(*std::move(rule));
   }
   return state;
+}
+
+absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
+  if (leftovers_.empty()) return 0;
+  absl::Cleanup release = [&] { db_->ReleaseMemory(); };
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement del,
+      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND NOT EXISTS "
+                   "(SELECT 1 FROM targets WHERE name = ?1)"));
+  for (const std::string& name : leftovers_) {
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, name).Run());
+  }
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  const size_t dropped = leftovers_.size();
+  leftovers_.clear();
+  return dropped;
 }
 
 absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(

@@ -46,8 +46,16 @@ class StateStore {
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
       const std::string& dir);
 
-  // Everything the database holds (orphans are never stored).
+  // Everything the database holds (orphans are never stored). Rows of rules
+  // whose target is not stored (written ahead by an apply that crashed
+  // before it stored the target) are skipped and remembered for
+  // DropLeftoverRows.
   absl::StatusOr<DaemonState> Load();
+  // Deletes the rows the last Load skipped, in one transaction: egressd calls
+  // it at start, when no apply can have rows ahead, so that no later target
+  // of the same name can ever be stored over them. The number of targets
+  // whose rows went.
+  absl::StatusOr<size_t> DropLeftoverRows();
 
   // Writes `write` in one transaction: all of it or, on error, none.
   absl::Status Write(const StateWrite& write);
@@ -114,6 +122,8 @@ class StateStore {
   // The index of each target's rows written ahead (WriteRulesAhead) until
   // the Write that adds the target takes it.
   absl::flat_hash_map<std::string, SeqIndex> ahead_;
+  // The targets of the rows the last Load skipped.
+  std::vector<std::string> leftovers_;
   int64_t last_write_rows_ = 0;
 };
 
