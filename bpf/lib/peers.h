@@ -83,24 +83,55 @@ static __always_inline int peer__known(__u32 target_id,
 }
 
 /*
+ * Inserts a new peer (`k`, seen at `now`) in udp_peers and counts it in its
+ * target's counters: every entry made (and only by its maker: NOEXIST lets
+ * one of two racing inserts through), and every insert that failed but for
+ * that race, so that egressd can tell the entries the LRU evicted from
+ * those still there (peer_evictions.h). 0: recorded now (or meanwhile);
+ * -1: not recorded. A function of its own, so that the counting stays out
+ * of the code of the known peer's path, which never gets here.
+ */
+static __noinline int peer__insert(struct egress_peer_key *k, __u64 now)
+{
+	struct egress_peer_value fresh = {.last_seen_ns = now};
+	struct egress_counters *c;
+	long err;
+
+	/* NOEXIST: a peer recorded meanwhile is recorded all the same. */
+	err = bpf_map_update_elem(&udp_peers, k, &fresh, BPF_NOEXIST);
+	if (err == -17 /* EEXIST */)
+		return 0;
+	/* Atomic: two tasks may run this on one CPU (programs are not
+	 * preempt-disabled). */
+	c = bpf_map_lookup_elem(&counters, &k->target_id);
+	if (err) {
+		if (c)
+			__sync_fetch_and_add(&c->peers_not_recorded, 1);
+		return -1;
+	}
+	if (c)
+		__sync_fetch_and_add(&c->peers_recorded, 1);
+	return 0;
+}
+
+/*
  * Records `d` in udp_peers for the socket of `ctx` and target `id`: a known
  * peer's timestamp is rewritten in place, and only once it is
  * EGRESS_PEER_REFRESH_NS old (the TTL is 300 s; a second of slack is
  * nothing to it, and one store a second per peer keeps the entry's cache
  * line from bouncing between CPUs that read it). Only a new peer takes an
- * LRU node (bucket and LRU locks, a free-list pop, maybe an eviction). The
- * lookup also marks the entry referenced, so the LRU evicts peers that went
- * quiet before the ones a server is talking to. 1: the peer was known; 0:
- * recorded now; -1: not recorded.
+ * LRU node (bucket and LRU locks, a free-list pop, maybe an eviction;
+ * peer__insert). The lookup also marks the entry referenced, so the LRU
+ * evicts peers that went quiet before the ones a server is talking to.
+ * 1: the peer was known; 0: recorded now; -1: not recorded.
  */
 static __always_inline int peer__remember(__u32 id, struct egress_dest *d,
 					  struct bpf_sock_addr *ctx,
 					  __u32 local_port_host)
 {
-	struct egress_peer_value fresh, *v;
 	struct egress_peer_key k = {};
+	struct egress_peer_value *v;
 	__u64 now;
-	long err;
 
 	peer__key(&k, id, ctx, d, local_port_host);
 	now = bpf_ktime_get_ns();
@@ -110,10 +141,7 @@ static __always_inline int peer__remember(__u32 id, struct egress_dest *d,
 			v->last_seen_ns = now;
 		return 1;
 	}
-	fresh.last_seen_ns = now;
-	/* NOEXIST: a peer recorded meanwhile is recorded all the same. */
-	err = bpf_map_update_elem(&udp_peers, &k, &fresh, BPF_NOEXIST);
-	return err == 0 || err == -17 /* EEXIST */ ? 0 : -1;
+	return peer__insert(&k, now);
 }
 
 /* The way of a peer in the socket's cache: an IPv4 peer as one u64 (never

@@ -68,6 +68,12 @@ class FakeKernel : public KernelPort {
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t) override {
     return std::map<uint32_t, uint64_t>{};
   }
+  absl::StatusOr<UdpPeerReport> UdpPeers(
+      const std::vector<uint32_t>& ids) override {
+    UdpPeerReport report;
+    for (uint32_t id : ids) report.targets[id] = PeerTally{};
+    return report;
+  }
   absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t) override {
     return egress_dns_counters{};
   }

@@ -53,6 +53,10 @@ MetricsSnapshot SampleSnapshot() {
   web.events_lost = 4;
   web.events_suppressed = 9;
   web.flows_active = 12;
+  web.udp_peers_recorded = 300;
+  web.udp_peers_not_recorded = 1;
+  web.udp_peers_live = 262;
+  web.udp_peers_evicted = 37;
   MetricsSnapshot::Target db;
   db.name = "db";
   db.mode = "audit";
@@ -63,6 +67,7 @@ MetricsSnapshot SampleSnapshot() {
   s.events_read = 123456789012345;
   s.events_dropped = 2;
   s.events_sink_errors = 3;
+  s.udp_peers_evicted = 40;
   s.last_reload_ok = false;
   s.version = "0.1.0";
   s.libbpf_version = "1.1.0";
@@ -100,6 +105,18 @@ egress_events_lost_total{target="web"} 4
 # TYPE egress_events_suppressed_total counter
 egress_events_suppressed_total{target="db"} 0
 egress_events_suppressed_total{target="web"} 9
+# HELP egress_udp_peers_recorded_total UDP peers recorded (a peer's first datagram to a socket of the target), which it may answer.
+# TYPE egress_udp_peers_recorded_total counter
+egress_udp_peers_recorded_total{target="db"} 0
+egress_udp_peers_recorded_total{target="web"} 300
+# HELP egress_udp_peers_not_recorded_total UDP peers the kernel failed to record.
+# TYPE egress_udp_peers_not_recorded_total counter
+egress_udp_peers_not_recorded_total{target="db"} 0
+egress_udp_peers_not_recorded_total{target="web"} 1
+# HELP egress_udp_peers_evicted_total UDP peers recorded that the full map evicted: they can no longer be answered (recorded - deleted - kept, every few seconds at most).
+# TYPE egress_udp_peers_evicted_total counter
+egress_udp_peers_evicted_total{target="db"} 0
+egress_udp_peers_evicted_total{target="web"} 37
 # HELP egress_events_read_total Event records read from the ring buffer.
 # TYPE egress_events_read_total counter
 egress_events_read_total 123456789012345
@@ -107,6 +124,9 @@ egress_events_read_total 123456789012345
 # TYPE egress_events_dropped_total counter
 egress_events_dropped_total{reason="follower"} 2
 egress_events_dropped_total{reason="sink"} 3
+# HELP egress_udp_peers_evicted_all_targets_total UDP peers evicted, of every target since egressd started (removed targets included).
+# TYPE egress_udp_peers_evicted_all_targets_total counter
+egress_udp_peers_evicted_all_targets_total 40
 # HELP egress_self_check_failures_total Self-check probes and checks that found a target not enforced.
 # TYPE egress_self_check_failures_total counter
 egress_self_check_failures_total 2
@@ -114,6 +134,10 @@ egress_self_check_failures_total 2
 # TYPE egress_flows_active gauge
 egress_flows_active{target="db"} 0
 egress_flows_active{target="web"} 12
+# HELP egress_udp_peers UDP peers of the target recorded now.
+# TYPE egress_udp_peers gauge
+egress_udp_peers{target="db"} 0
+egress_udp_peers{target="web"} 262
 # HELP egress_policy_rules Rules in the target's loaded policy.
 # TYPE egress_policy_rules gauge
 egress_policy_rules{target="db"} 1
@@ -155,6 +179,11 @@ TEST(FormatMetricsTest, EveryDocumentedMetricHasHelpAndType) {
       {"egress_source_routes_denied_total", "counter"},
       {"egress_events_lost_total", "counter"},
       {"egress_events_suppressed_total", "counter"},
+      {"egress_udp_peers_recorded_total", "counter"},
+      {"egress_udp_peers_not_recorded_total", "counter"},
+      {"egress_udp_peers_evicted_total", "counter"},
+      {"egress_udp_peers_evicted_all_targets_total", "counter"},
+      {"egress_udp_peers", "gauge"},
       {"egress_events_read_total", "counter"},
       {"egress_events_dropped_total", "counter"},
       {"egress_flows_active", "gauge"},

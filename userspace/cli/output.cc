@@ -48,10 +48,15 @@ std::string Warnings(const std::vector<std::string>& warnings,
 }
 
 std::string CountersLine(const control::TargetCounters& c) {
-  return absl::StrCat("  allowed ", c.allowed, ", denied ", c.denied,
-                      ", audited ", c.audited, ", udp replies ", c.udp_replies,
-                      ", sockets denied ", c.sockets_denied,
-                      ", source routes denied ", c.source_route_denied, "\n");
+  // Evicted peers can no longer be answered: said whenever there are any.
+  return absl::StrCat(
+      "  allowed ", c.allowed, ", denied ", c.denied, ", audited ", c.audited,
+      ", udp replies ", c.udp_replies, ", sockets denied ", c.sockets_denied,
+      ", source routes denied ", c.source_route_denied,
+      c.udp_peers_evicted > 0
+          ? absl::StrCat(", udp peers evicted ", c.udp_peers_evicted)
+          : "",
+      "\n");
 }
 
 // What a target with name rules learned from its DNS answers.
@@ -83,6 +88,10 @@ std::string VerboseLines(const TargetInfo& t) {
                     c.flows_closed, ", unexplained ", c.flows_unexplained,
                     "; records lost ", c.events_lost, ", suppressed ",
                     c.events_suppressed, "\n");
+    absl::StrAppend(&out, "  udp peers recorded ", c.udp_peers_recorded,
+                    ", kept now ", c.udp_peers_live, ", evicted ",
+                    c.udp_peers_evicted, ", not recorded ",
+                    c.udp_peers_not_recorded, "\n");
   }
   return out;
 }
@@ -215,7 +224,8 @@ struct TextFormatter {
     if (options.verbose) {
       absl::StrAppend(&out, "version ", r.version, ", records read ",
                       r.events_read, ", dropped ", r.events_dropped,
-                      ", sink errors ", r.events_sink_errors, "\n");
+                      ", sink errors ", r.events_sink_errors,
+                      ", udp peers evicted ", r.udp_peers_evicted, "\n");
     }
     if (r.targets.empty()) absl::StrAppend(&out, "No targets.\n");
     for (const TargetInfo& t : r.targets) {

@@ -144,6 +144,11 @@ struct TargetCounters {
   uint64_t sockets_denied = 0, source_route_denied = 0;
   uint64_t events_lost = 0, events_suppressed = 0;
   uint64_t flows_opened = 0, flows_closed = 0, flows_unexplained = 0;
+  // udp_peers (peer_evictions.h): peers its UDP sockets recorded, insertions
+  // that failed, entries there now, and those the LRU evicted (derived at
+  // egressd's last look, every few seconds at most).
+  uint64_t udp_peers_recorded = 0, udp_peers_not_recorded = 0;
+  uint64_t udp_peers_live = 0, udp_peers_evicted = 0;
 };
 // What a target learned from its own DNS answers (its name rules; the
 // kernel's egress_dns_counters and egressd's sweep of dns_bindings).
@@ -286,6 +291,9 @@ struct StatusResponse {
   uint64_t events_read = 0;
   uint64_t events_dropped = 0;
   uint64_t events_sink_errors = 0;
+  // udp_peers entries the LRU evicted, of every target since egressd
+  // started (removed ones included).
+  uint64_t udp_peers_evicted = 0;
   std::string bpffs;
   std::string cgroup_root;
   std::string version;

@@ -27,7 +27,10 @@ void Fields(Io& io, Member<TargetCounters, Io>& c) {
              "source_route_denied", c.source_route_denied, "events_lost",
              c.events_lost, "events_suppressed", c.events_suppressed,
              "flows_opened", c.flows_opened, "flows_closed", c.flows_closed,
-             "flows_unexplained", c.flows_unexplained);
+             "flows_unexplained", c.flows_unexplained, "udp_peers_recorded",
+             c.udp_peers_recorded, "udp_peers_not_recorded",
+             c.udp_peers_not_recorded, "udp_peers_live", c.udp_peers_live,
+             "udp_peers_evicted", c.udp_peers_evicted);
 }
 
 template <typename Io>
@@ -159,8 +162,9 @@ template <typename Io>
 void Fields(Io& io, Member<StatusResponse, Io>& r) {
   io.Members("targets", r.targets, "metrics_port", r.metrics_port,
              "events_read", r.events_read, "events_dropped", r.events_dropped,
-             "events_sink_errors", r.events_sink_errors, "bpffs", r.bpffs,
-             "cgroup_root", r.cgroup_root, "version", r.version);
+             "events_sink_errors", r.events_sink_errors, "udp_peers_evicted",
+             r.udp_peers_evicted, "bpffs", r.bpffs, "cgroup_root",
+             r.cgroup_root, "version", r.version);
 }
 
 template <typename Io>

@@ -44,6 +44,10 @@ constexpr struct {
     {&control::TargetCounters::flows_closed, &egress_counters::flows_closed},
     {&control::TargetCounters::flows_unexplained,
      &egress_counters::flows_unexplained},
+    {&control::TargetCounters::udp_peers_recorded,
+     &egress_counters::peers_recorded},
+    {&control::TargetCounters::udp_peers_not_recorded,
+     &egress_counters::peers_not_recorded},
 };
 
 control::TargetCounters CountersOf(const egress_counters& c) {
@@ -287,8 +291,23 @@ absl::StatusOr<control::StatusResponse> ControlService::Status() {
                   [](const auto& t) { return t.name_rules > 0; })) {
     SweepDnsBindings();
   }
+  std::vector<uint32_t> ids;
+  for (const control::TargetInfo& t : infos) ids.push_back(t.id);
+  // One look at udp_peers for every target (at most every few seconds).
+  absl::StatusOr<UdpPeerReport> peers = kernel_.UdpPeers(ids);
+  if (peers.ok()) out.udp_peers_evicted = peers->evicted_total;
   for (control::TargetInfo& t : infos) {
-    if (auto c = kernel_.Counters(t.id); c.ok()) t.counters = CountersOf(*c);
+    if (auto c = kernel_.Counters(t.id); c.ok()) {
+      t.counters = CountersOf(*c);
+      if (peers.ok()) {
+        // All four from the one look, so that they add up.
+        const PeerTally& p = peers->targets[t.id];
+        t.counters->udp_peers_recorded = p.recorded;
+        t.counters->udp_peers_not_recorded = p.not_recorded;
+        t.counters->udp_peers_live = p.live;
+        t.counters->udp_peers_evicted = p.evicted;
+      }
+    }
     t.warnings = Warnings(t);
     if (t.name_rules > 0) {
       auto state = engine_.Targets(t.name, /*all=*/false);

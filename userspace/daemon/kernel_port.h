@@ -23,6 +23,7 @@
 #include "egress/dns_abi.h"
 #include "userspace/daemon/cgroup_match.h"
 #include "userspace/kernel/dns_sweep.h"
+#include "userspace/kernel/peer_evictions.h"
 #include "userspace/kernel/target_programs.h"
 #include "userspace/policy/compile.h"
 
@@ -60,6 +61,12 @@ class KernelPort {
   virtual absl::StatusOr<egress_counters> Counters(uint32_t id) = 0;
   virtual absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t id) = 0;
+  // The udp_peers figures of targets `ids` (peer_evictions.h): entries
+  // recorded, deleted, there now and evicted, and the evictions of every
+  // target. A walk of udp_peers at most every few seconds; between, the
+  // figures of the last one.
+  virtual absl::StatusOr<UdpPeerReport> UdpPeers(
+      const std::vector<uint32_t>& ids) = 0;
   // DNS learning counters of a target, summed over CPUs (dns_abi.h).
   virtual absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t id) = 0;
   // Deletes the learned addresses dead for long (dns_sweep.h), now.

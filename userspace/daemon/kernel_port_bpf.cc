@@ -239,6 +239,12 @@ absl::StatusOr<egress_counters> BpfKernel::Counters(uint32_t id) {
 absl::StatusOr<std::map<uint32_t, uint64_t>> BpfKernel::RuleHits(uint32_t id) {
   return maps_->RuleHits(id);
 }
+absl::StatusOr<UdpPeerReport> BpfKernel::UdpPeers(
+    const std::vector<uint32_t>& ids) {
+  // A scrape and a status each ask: one walk of the map (up to
+  // EGRESS_MAX_PEERS entries) serves both, and any asking in between.
+  return maps_->UdpPeers(ids, absl::Seconds(2));
+}
 absl::StatusOr<egress_dns_counters> BpfKernel::DnsCounters(uint32_t id) {
   return maps_->DnsCounters(id);
 }

@@ -47,6 +47,8 @@ class BpfKernel : public KernelPort {
       const std::set<uint32_t>& keep) override;
   absl::StatusOr<egress_counters> Counters(uint32_t id) override;
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
+  absl::StatusOr<UdpPeerReport> UdpPeers(
+      const std::vector<uint32_t>& ids) override;
   absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t id) override;
   absl::StatusOr<DnsSweep> SweepDnsBindings() override;
   absl::Status SetUserTarget(uint32_t uid, uint32_t id) override;

@@ -231,12 +231,26 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   auto& events_suppressed = CounterFamily(
       registry, "egress_events_suppressed_total",
       "Events not reported due to rate limiting (still counted).");
+  auto& peers_recorded =
+      CounterFamily(registry, "egress_udp_peers_recorded_total",
+                    "UDP peers recorded (a peer's first datagram to a "
+                    "socket of the target), which it may answer.");
+  auto& peers_not_recorded =
+      CounterFamily(registry, "egress_udp_peers_not_recorded_total",
+                    "UDP peers the kernel failed to record.");
+  auto& peers_evicted = CounterFamily(
+      registry, "egress_udp_peers_evicted_total",
+      "UDP peers recorded that the full map evicted: they can no longer be "
+      "answered (recorded - deleted - kept, every few seconds at most).");
   for (const auto& t : s.targets) {
     const prometheus::Labels labels = {{"target", ValidUtf8(t.name)}};
     Count(sockets_denied, labels, t.sockets_denied);
     Count(source_routes_denied, labels, t.source_routes_denied);
     Count(events_lost, labels, t.events_lost);
     Count(events_suppressed, labels, t.events_suppressed);
+    Count(peers_recorded, labels, t.udp_peers_recorded);
+    Count(peers_not_recorded, labels, t.udp_peers_not_recorded);
+    Count(peers_evicted, labels, t.udp_peers_evicted);
   }
 
   // The DNS families only when a target has name rules: no empty families
@@ -254,9 +268,15 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
                     "follower's full buffer, or a sink's failed write.");
   Count(dropped, {{"reason", "follower"}}, s.events_dropped);
   Count(dropped, {{"reason", "sink"}}, s.events_sink_errors);
+  Count(CounterFamily(registry, "egress_udp_peers_evicted_all_targets_total",
+                      "UDP peers evicted, of every target since egressd "
+                      "started (removed targets included)."),
+        {}, s.udp_peers_evicted);
 
   auto& flows = GaugeFamily(registry, "egress_flows_active",
                             "Allowed TCP connections currently open.");
+  auto& peers = GaugeFamily(registry, "egress_udp_peers",
+                            "UDP peers of the target recorded now.");
   auto& rules = GaugeFamily(registry, "egress_policy_rules",
                             "Rules in the target's loaded policy.");
   auto& hooks = GaugeFamily(registry, "egress_attached_hooks",
@@ -275,6 +295,7 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   for (const auto& t : s.targets) {
     const std::string name = ValidUtf8(t.name);
     Set(flows, {{"target", name}}, t.flows_active);
+    Set(peers, {{"target", name}}, t.udp_peers_live);
     Set(rules, {{"target", name}}, t.rules);
     Set(hooks, {{"target", name}}, t.hooks_attached);
     if (t.names) Set(*dns_bindings, {{"target", name}}, t.dns.bindings_live);

@@ -51,7 +51,11 @@ struct MetricsSnapshot {
     uint64_t events_lost = 0;        // ring buffer reservation failures
     uint64_t events_suppressed = 0;  // rate-limited records (still counted)
     uint64_t flows_active = 0;       // TCP connections open now (in+out)
-    bool degraded = false;           // the self-check found it not enforced
+    // udp_peers (peer_evictions.h): peers recorded, insertions failed,
+    // entries there now, evicted (derived).
+    uint64_t udp_peers_recorded = 0, udp_peers_not_recorded = 0;
+    uint64_t udp_peers_live = 0, udp_peers_evicted = 0;
+    bool degraded = false;  // the self-check found it not enforced
     // DNS learning (targets with name rules only).
     bool names = false;
     control::TargetDns dns;
@@ -77,6 +81,8 @@ struct MetricsSnapshot {
   // buffer was full, and to a sink that failed to write (stdout, file).
   uint64_t events_dropped = 0;      // follower overflow
   uint64_t events_sink_errors = 0;  // sink write failures
+  // udp_peers entries evicted, of every target since egressd started.
+  uint64_t udp_peers_evicted = 0;
   bool last_reload_ok = true;
   uint64_t self_check_failures = 0;  // probes or checks that failed
   std::string version;
@@ -92,6 +98,9 @@ struct MetricsSnapshot {
 //   egress_source_routes_denied_total{target}           counter
 //   egress_events_lost_total{target}                    counter
 //   egress_events_suppressed_total{target}              counter
+//   egress_udp_peers_recorded_total{target}             counter
+//   egress_udp_peers_not_recorded_total{target}         counter
+//   egress_udp_peers_evicted_total{target}              counter
 //   egress_dns_queries_total{target}                    counter
 //   egress_dns_answers_total{target}                    counter
 //   egress_dns_answers_ignored_total{target,reason}     counter
@@ -100,7 +109,9 @@ struct MetricsSnapshot {
 //   egress_dns_bindings_swept_total{target}             counter
 //   egress_events_read_total                            counter
 //   egress_events_dropped_total{reason}                 counter
+//   egress_udp_peers_evicted_all_targets_total          counter
 //   egress_flows_active{target}                         gauge
+//   egress_udp_peers{target}                            gauge
 //   egress_policy_rules{target}                         gauge
 //   egress_attached_hooks{target}                       gauge
 //   egress_dns_bindings{target}                         gauge

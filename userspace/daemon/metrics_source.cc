@@ -38,6 +38,11 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
   MetricsSnapshot m;
   // One look at the targets: their series and their containers' agree.
   const std::vector<control::TargetInfo> targets = engine.TargetInfos();
+  std::vector<uint32_t> ids;
+  for (const control::TargetInfo& t : targets) ids.push_back(t.id);
+  // One look at udp_peers for every target (at most every few seconds).
+  absl::StatusOr<UdpPeerReport> peers = kernel.UdpPeers(ids);
+  if (peers.ok()) m.udp_peers_evicted = peers->evicted_total;
   for (const control::TargetInfo& t : targets) {
     MetricsSnapshot::Target mt;
     mt.name = t.name;
@@ -47,6 +52,13 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
     mt.hooks_total = t.hooks_total;
     mt.degraded = !t.degraded.empty();
     if (auto c = kernel.Counters(t.id); c.ok()) AddCounters(t.name, *c, mt, m);
+    if (peers.ok()) {
+      const PeerTally& p = peers->targets[t.id];
+      mt.udp_peers_recorded = p.recorded;
+      mt.udp_peers_not_recorded = p.not_recorded;
+      mt.udp_peers_live = p.live;
+      mt.udp_peers_evicted = p.evicted;
+    }
     if (t.name_rules > 0) {
       mt.names = true;
       auto d = kernel.DnsCounters(t.id);

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +50,54 @@ absl::StatusOr<size_t> ForEachKeyBytes(
                      " (pinned maps of another egress version?)"));
   }
   return Walk(fd, info, fn);
+}
+
+absl::StatusOr<size_t> ForEachKeyBatchedBytes(
+    int fd, size_t key_size, absl::FunctionRef<void(const void* key)> fn) {
+  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfo(fd));
+  if (info.key_size != key_size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("map ", info.name, " has ", info.key_size,
+                     "-byte keys, this build expects ", key_size,
+                     " (pinned maps of another egress version?)"));
+  }
+  // A hash map's batch token is a bucket index (4 bytes); room for a key
+  // all the same.
+  const size_t token_size = std::max<size_t>(key_size, 8);
+  std::vector<char> in(token_size), out(token_size);
+  uint32_t batch = 4096;
+  std::vector<char> keys, values;
+  bool first = true;
+  size_t n = 0;
+  for (;;) {
+    keys.resize(size_t{batch} * key_size);
+    values.resize(size_t{batch} * info.value_size);
+    uint32_t count = batch;
+    const int err =
+        bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(),
+                             keys.data(), values.data(), &count, nullptr);
+    const int e = errno;
+    // Also on the last batch (ENOENT): the keys it got are valid.
+    if (err == 0 || e == ENOENT) {
+      for (uint32_t i = 0; i < count; ++i) fn(&keys[size_t{i} * key_size]);
+      n += count;
+    }
+    if (err == 0) {
+      in.swap(out);
+      first = false;
+      continue;
+    }
+    if (e == ENOENT) return n;
+    // One bucket holds more keys than a batch: the same batch, larger.
+    if (e == ENOSPC && batch < info.max_entries) {
+      batch *= 2;
+      continue;
+    }
+    if (first && (e == EINVAL || e == EOPNOTSUPP || e == 524 /* ENOTSUPP */)) {
+      return Walk(fd, info, fn);
+    }
+    return ErrnoStatus(e, "bpf_map_lookup_batch", info.name);
+  }
 }
 
 absl::StatusOr<size_t> CountKeys(int fd) {

@@ -30,11 +30,30 @@ absl::StatusOr<size_t> ForEachKeyBytes(
 // status when the map's info cannot be read.
 absl::StatusOr<size_t> CountKeys(int fd);
 
+// ForEachKeyBytes for a hash map, by batch lookups (BPF_MAP_LOOKUP_BATCH,
+// Linux 5.6+): the kernel hands over a bucket at a time, so a key in the map
+// from the start of the walk to its end is visited exactly once, whatever
+// the hooks insert or the LRU evicts meanwhile (a walk by next key starts
+// over when the key it stands on goes, and its bound may then cut it
+// short). Where the kernel has no batch lookup for the map, the walk by
+// next key. Errno status of a lookup that fails otherwise.
+absl::StatusOr<size_t> ForEachKeyBatchedBytes(
+    int fd, size_t key_size, absl::FunctionRef<void(const void* key)> fn);
+
 // Typed form: `fn` takes a const Key&, and the map's key size must be
 // sizeof(Key).
 template <typename Key, typename Fn>
 absl::StatusOr<size_t> ForEachKey(int fd, Fn&& fn) {
   return ForEachKeyBytes(fd, sizeof(Key), [&fn](const void* raw) {
+    Key key;
+    std::memcpy(&key, raw, sizeof(key));
+    fn(static_cast<const Key&>(key));
+  });
+}
+
+template <typename Key, typename Fn>
+absl::StatusOr<size_t> ForEachKeyBatched(int fd, Fn&& fn) {
+  return ForEachKeyBatchedBytes(fd, sizeof(Key), [&fn](const void* raw) {
     Key key;
     std::memcpy(&key, raw, sizeof(key));
     fn(static_cast<const Key&>(key));

@@ -35,6 +35,22 @@ absl::StatusOr<UniqueFd> OpenPinned(const std::string& path) {
   return UniqueFd(fd);
 }
 
+// Deletes `keys` from the map `fd`; returns how many it deleted (a key
+// already gone, an LRU eviction, is no error and not counted).
+template <typename Key>
+absl::StatusOr<size_t> DeleteKeys(int fd, const std::vector<Key>& keys,
+                                  absl::string_view name) {
+  size_t deleted = 0;
+  for (const Key& k : keys) {
+    if (bpf_map_delete_elem(fd, &k) == 0) {
+      ++deleted;
+    } else if (errno != ENOENT) {
+      return ErrnoStatus(errno, "bpf_map_delete_elem", name);
+    }
+  }
+  return deleted;
+}
+
 // Deletes every key of the map `fd` for which `doomed(key)` holds and
 // returns how many. Keys are collected first: deleting while walking would
 // restart the walk. A key already gone (an LRU eviction) is not an error.
@@ -45,12 +61,7 @@ absl::StatusOr<size_t> DeleteKeysWhere(int fd, Pred doomed,
   EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&](const Key& k) {
                            if (doomed(k)) keys.push_back(k);
                          }).status());
-  for (const Key& k : keys) {
-    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
-      return ErrnoStatus(errno, "bpf_map_delete_elem", name);
-    }
-  }
-  return keys.size();
+  return DeleteKeys(fd, keys, name);
 }
 
 // Deletes every key of a rule or port map whose ruleset is not kept.
@@ -543,6 +554,8 @@ absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
     sum.flows_unexplained += c.flows_unexplained;
     sum.flow_bytes_sent += c.flow_bytes_sent;
     sum.flow_bytes_received += c.flow_bytes_received;
+    sum.peers_recorded += c.peers_recorded;
+    sum.peers_not_recorded += c.peers_not_recorded;
   }
   // The totals are derived: BPF counts each decision once, by protocol.
   for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
@@ -579,6 +592,11 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> SharedMaps::RuleHits(
 }
 
 absl::Status SharedMaps::ResetCounters(uint32_t target_id) {
+  std::lock_guard<std::mutex> peers_lock(peers_mu_);
+  // The id's peers recorded so far are no longer counted: its evictions
+  // go to the total, and the next look starts from zero.
+  evictions_.Reset(target_id);
+  peers_taken_.reset();
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
   std::vector<egress_counters> zero(ncpu);
@@ -601,8 +619,7 @@ absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
       dns_queries_.get(), target_id, "dns_queries"));
   EGRESS_RETURN_IF_ERROR(DeleteTargetKeys<egress_dns_binding_key>(
       dns_bindings_.get(), target_id, "dns_bindings"));
-  absl::Status peers = DeleteTargetKeys<egress_peer_key>(
-      udp_peers_.get(), target_id, "udp_peers");
+  absl::Status peers = DeletePeerEntries(target_id);
   // After the deletes, and also when one failed part way: a cache that
   // vouches for a peer must never outlive the entry it vouches for.
   uint32_t gen = 0;
@@ -614,6 +631,85 @@ absl::Status SharedMaps::DeletePeers(uint32_t target_id) {
     return ErrnoStatus(errno, "bpf_map_update_elem", "peer_gens");
   }
   return peers;
+}
+
+absl::Status SharedMaps::DeletePeerEntries(uint32_t target_id) {
+  std::lock_guard<std::mutex> peers_lock(peers_mu_);
+  peers_taken_.reset();
+  // The counters before the walk, as a look reads them: an entry recorded
+  // after this read and deleted below can only make the evictions smaller.
+  // Unread, they leave the id's figures as they were; the peers go all the
+  // same.
+  absl::StatusOr<egress_counters> before = Counters(target_id);
+  std::vector<egress_peer_key> keys;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKeyBatched<egress_peer_key>(udp_peers_.get(),
+                                         [&](const egress_peer_key& k) {
+                                           if (k.target_id == target_id) {
+                                             keys.push_back(k);
+                                           }
+                                         })
+          .status());
+  // A key the LRU took between the walk and its delete is an eviction
+  // (DeleteKeys does not count it).
+  absl::StatusOr<size_t> deleted =
+      DeleteKeys(udp_peers_.get(), keys, "udp_peers");
+  if (!deleted.ok()) {
+    // Some deleted, uncounted: the figures of the id would be wrong. Its
+    // evictions so far stay what they were.
+    return deleted.status();
+  }
+  evictions_.Deleted(target_id, *deleted);
+  // Nothing of the target is left but what its hooks recorded after the
+  // walk, which `before` does not count either.
+  if (before.ok()) {
+    evictions_.Observe(target_id, before->peers_recorded,
+                       before->peers_not_recorded, 0);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UdpPeerReport> SharedMaps::UdpPeers(
+    const std::vector<uint32_t>& ids, absl::Duration max_age) {
+  std::lock_guard<std::mutex> peers_lock(peers_mu_);
+  const bool covered = std::all_of(ids.begin(), ids.end(), [this](uint32_t id) {
+    return peers_ids_.count(id) > 0;
+  });
+  if (peers_taken_ && covered && absl::Now() - *peers_taken_ < max_age) {
+    UdpPeerReport report;
+    for (uint32_t id : ids) report.targets[id] = evictions_.Of(id);
+    report.evicted_total = evictions_.TotalEvicted();
+    return report;
+  }
+  return LookAtPeersLocked(ids);
+}
+
+absl::StatusOr<UdpPeerReport> SharedMaps::LookAtPeersLocked(
+    const std::vector<uint32_t>& ids) {
+  const absl::Time taken = absl::Now();
+  // Counters first, then the walk (PeerEvictions).
+  std::map<uint32_t, egress_counters> counters;
+  for (uint32_t id : ids) {
+    EGRESS_ASSIGN_OR_RETURN(counters[id], Counters(id));
+  }
+  std::map<uint32_t, uint64_t> live;
+  for (uint32_t id : ids) live[id] = 0;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKeyBatched<egress_peer_key>(udp_peers_.get(),
+                                         [&](const egress_peer_key& k) {
+                                           auto it = live.find(k.target_id);
+                                           if (it != live.end()) ++it->second;
+                                         })
+          .status());
+  UdpPeerReport report;
+  for (const auto& [id, c] : counters) {
+    report.targets[id] = evictions_.Observe(id, c.peers_recorded,
+                                            c.peers_not_recorded, live[id]);
+  }
+  report.evicted_total = evictions_.TotalEvicted();
+  peers_taken_ = taken;
+  peers_ids_ = std::set<uint32_t>(ids.begin(), ids.end());
+  return report;
 }
 
 absl::StatusOr<egress_dns_counters> SharedMaps::DnsCounters(

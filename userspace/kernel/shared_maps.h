@@ -23,6 +23,7 @@
 #include "egress/dns_abi.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/dns_sweep.h"
+#include "userspace/kernel/peer_evictions.h"
 #include "userspace/kernel/program_maps.h"
 #include "userspace/policy/compile.h"
 
@@ -113,7 +114,16 @@ class SharedMaps {
   // cache of recorded peers (udp_peer_cache) vouches for a deleted peer
   // when the id serves a target again. Errno status of a delete (an entry
   // evicted meanwhile is fine) or of the generation's update.
+  // The udp_peers entries deleted are counted apart from evictions
+  // (PeerEvictions).
   absl::Status DeletePeers(uint32_t target_id);
+  // What udp_peers holds and lost for targets `ids` (PeerEvictions), and the
+  // evictions of every target since this object was made. One look (the
+  // counters of `ids`, then one batched walk of udp_peers) serves every
+  // call within `max_age` of it that asks for no other id. Errno status of
+  // a counter lookup or of the walk.
+  absl::StatusOr<UdpPeerReport> UdpPeers(const std::vector<uint32_t>& ids,
+                                         absl::Duration max_age);
   // The DNS learning counters of a target summed over CPUs; ResetCounters
   // zeroes them too.
   absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t target_id) const;
@@ -180,6 +190,18 @@ class SharedMaps {
   void ForgetCounts() const;
   mutable std::mutex counts_mu_;
   mutable std::optional<RulesetCounts> counts_;
+
+  // UdpPeers: the evictions derived, and when the last look was taken and
+  // for which ids. peers_mu_ also orders a look against DeletePeers and
+  // ResetCounters, so that no look straddles a delete or a reset.
+  absl::StatusOr<UdpPeerReport> LookAtPeersLocked(
+      const std::vector<uint32_t>& ids);
+  // DeletePeers' part in udp_peers: deletes and counts the target's entries.
+  absl::Status DeletePeerEntries(uint32_t target_id);
+  std::mutex peers_mu_;
+  PeerEvictions evictions_;
+  std::optional<absl::Time> peers_taken_;
+  std::set<uint32_t> peers_ids_;
 
   std::string dir_;
   UniqueFd targets_, port_classes_, rules_, udp_peers_, rule_hits_,

@@ -46,7 +46,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 8
+#define EGRESS_ABI_VERSION 9
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -469,7 +469,14 @@ struct egress_counters {
 	__u64 flows_unexplained;   /* active opens no rule allows */
 	__u64 flow_bytes_sent;	   /* of closed flows */
 	__u64 flow_bytes_received; /* of closed flows */
-	__u64 reserved[3];
+	/* udp_peers entries this target's recvmsg hooks made (a new peer
+	 * inserted), and insertions that failed for another reason than a
+	 * peer recorded meanwhile. The LRU tells nobody what it evicts:
+	 * egressd derives a target's evictions as recorded - deleted by
+	 * egressd - entries still in udp_peers (PeerEvictions). */
+	__u64 peers_recorded;
+	__u64 peers_not_recorded;
+	__u64 reserved[1];
 };
 EGRESS_ABI_SIZE(egress_counters, 288);
 
