@@ -13,8 +13,14 @@
  *   3. a name allow allows exactly the ports/protocols of its rule;
  *   4. otherwise the address decision stands.
  * Cost: one hash lookup when the target has name rules (EGRESS_TF_NAME_RULES)
- * and nothing otherwise; for a bound address, one port-class probe plus at
- * most two rule probes per pattern bound (at most EGRESS_DNS_BINDING_SLOTS).
+ * and nothing otherwise; for a bound address, one exact_rules probe per
+ * pattern bound (at most EGRESS_DNS_BINDING_SLOTS). A name rule of one host
+ * and a few ports is there (userspace/policy/compile_exact.h: family
+ * EGRESS_FAMILY_NAME, the pattern id in place of the address, one key per
+ * port), so a learned address costs the binding lookup and one hash probe.
+ * Only on a miss (a name rule of a port range or of every port) come the
+ * tries: the port class, looked up at most once per decision and not at all
+ * when rules__decide already did, then at most two rule probes.
  * Only tcp and udp: name rules take no icmp (compile.cc refuses it).
  */
 #ifndef EGRESS_BPF_LIB_NAMES_H_
@@ -44,20 +50,43 @@ names__binding(__u32 target_id, const struct egress_dest *d)
 	return bpf_map_lookup_elem(&dns_bindings, &k);
 }
 
-/* Refines the address decision `dec` of `d` with the names `d` was learned
- * for (see the order above). */
+/* The rule entry of `pattern` for `d`: its exact_rules key, else the rules
+ * trie with the port class (*port_class, looked up on the first need when
+ * still RULES__CLASS_UNKNOWN), then any port. `ek` and `key` carry
+ * everything but the pattern. */
+static __always_inline struct egress_rule_value *
+names__probe(__u32 ruleset, const struct egress_dest *d, __u64 pattern,
+	     struct egress_exact_key *ek, struct egress_rule_key *key,
+	     __u16 *port_class)
+{
+	struct egress_rule_value *v;
+
+	__builtin_memcpy(ek->addr, &pattern, 8);
+	v = bpf_map_lookup_elem(&exact_rules, ek);
+	if (v)
+		return v;
+	if (*port_class == RULES__CLASS_UNKNOWN)
+		*port_class = rules__port_class(ruleset, d);
+	__builtin_memcpy(key->addr, &pattern, 8);
+	return rules__probe(key, *port_class);
+}
+
+/* Refines the address decision `dec` of `d` (rules__decide's, whose rule
+ * set it goes on with) with the names `d` was learned for (see the order
+ * above). */
 static __always_inline void
 names__decide(__u32 target_id, const struct egress_target_config *cfg,
 	      const struct egress_dest *d, struct egress_decision *dec)
 {
+	struct egress_exact_key ek = {};
 	struct egress_rule_key key = {};
 	struct egress_dns_binding *b;
 	struct egress_rule_value *v, *allow = NULL;
-	__u16 port_class;
+	__u16 port_class = dec->port_class;
 	__u64 now;
 	int i;
 
-	if (!(cfg->flags & EGRESS_TF_NAME_RULES) || !cfg->ruleset)
+	if (!(cfg->flags & EGRESS_TF_NAME_RULES) || !dec->ruleset)
 		return;
 	if (dec->reason == EGRESS_REASON_MATCH_DENY)
 		return;
@@ -67,9 +96,12 @@ names__decide(__u32 target_id, const struct egress_target_config *cfg,
 	if (!b)
 		return;
 	now = bpf_ktime_get_ns();
-	port_class = rules__port_class(cfg->ruleset, d);
+	ek.ruleset = dec->ruleset;
+	ek.proto = d->proto;
+	ek.family = EGRESS_FAMILY_NAME;
+	ek.port = d->port;
 	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + 128;
-	key.ruleset = cfg->ruleset;
+	key.ruleset = dec->ruleset;
 	key.proto = d->proto;
 	key.family = EGRESS_FAMILY_NAME;
 #pragma unroll
@@ -78,8 +110,8 @@ names__decide(__u32 target_id, const struct egress_target_config *cfg,
 
 		if (!pattern || b->slot[i].expires_ns <= now)
 			continue;
-		__builtin_memcpy(key.addr, &pattern, 8);
-		v = rules__probe(&key, port_class);
+		v = names__probe(dec->ruleset, d, pattern, &ek, &key,
+				 &port_class);
 		if (!v)
 			continue;
 		if (v->verdict != EGRESS_VERDICT_ALLOW) {

@@ -22,11 +22,21 @@
 #include "maps.h"
 #include "lib/addr.h"
 
+/* egress_decision.port_class before rules__decide looked the port up: no
+ * port's own class (those are 1..0xfffe, 0 when none covers the port). */
+#define RULES__CLASS_UNKNOWN EGRESS_PORT_CLASS_ANY
+
 struct egress_decision {
 	__u32 rule_id;
 	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _DENY before the mode is
 			 applied */
 	__u8 reason;
+	/* Set by rules__decide, for names.h to go on with the same rule set
+	 * (a switch may flip the target's between two reads of it): the
+	 * destination's port class in `ruleset` if it looked it up, else
+	 * RULES__CLASS_UNKNOWN (names.h then looks it up once if needed). */
+	__u16 port_class;
+	__u32 ruleset;
 };
 
 /* The port class of `d`'s port in `ruleset` (0: no ranged rule covers it). */
@@ -89,6 +99,8 @@ static __always_inline void rules__decide(__u32 ruleset,
 	out->verdict = EGRESS_VERDICT_DENY;
 	out->reason = EGRESS_REASON_NO_MATCH;
 	out->rule_id = 0;
+	out->port_class = RULES__CLASS_UNKNOWN;
+	out->ruleset = ruleset;
 	if (!ruleset)
 		return;
 
@@ -113,7 +125,8 @@ static __always_inline void rules__decide(__u32 ruleset,
 	key.proto = d->proto;
 	key.family = d->family;
 	__builtin_memcpy(key.addr, d->addr32, 16);
-	v = rules__probe(&key, rules__port_class(ruleset, d));
+	out->port_class = rules__port_class(ruleset, d);
+	v = rules__probe(&key, out->port_class);
 	if (v)
 		rules__set(out, v);
 }

@@ -4,7 +4,6 @@
 // Closed loopback ports are the test hosts: an allowed attempt ends in
 // ECONNREFUSED (or 0), a denied one in EPERM before any packet leaves.
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
 #include <errno.h>
 
 #include <set>
@@ -16,7 +15,6 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
-#include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
 namespace {
@@ -25,19 +23,10 @@ class ConnectTest : public EgressdTest {
  protected:
   // "proto/port" of every exact_rules key in the pinned map, any ruleset.
   std::set<std::string> ExactKeys() {
-    UniqueFd fd(bpf_obj_get(
-        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/exact_rules")
-            .c_str()));
-    EXPECT_TRUE(fd.valid());
     std::set<std::string> out;
-    egress_exact_key key{}, next{};
-    const void* prev = nullptr;
-    for (int i = 0;
-         i < 100000 && bpf_map_get_next_key(fd.get(), prev, &next) == 0; ++i) {
-      out.insert(absl::StrCat(next.proto == IPPROTO_TCP ? "tcp/" : "udp/",
-                              ntohs(next.port)));
-      key = next;
-      prev = &key;
+    for (const auto& [k, v] : ExactRulesEntries()) {
+      out.insert(absl::StrCat(k.proto == IPPROTO_TCP ? "tcp/" : "udp/",
+                              ntohs(k.port)));
     }
     return out;
   }

@@ -14,12 +14,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
@@ -28,6 +30,7 @@
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/policy/name_rules.h"
 
 namespace egress::testing {
 namespace {
@@ -307,6 +310,58 @@ TEST_F(DnsNamesTest, ExpiryRefusesNewConnectsButKeepsOpenOnes) {
   EXPECT_EQ((*r)[1], EPERM) << "a new connect after expiry";
   EXPECT_EQ((*r)[2], 0) << "the open connection still sends";
   EXPECT_EQ((*r)[3], 0) << "and receives";
+}
+
+// A name rule of one port is in exact_rules (family NAME, the pattern id in
+// place of an address; policy/compile_exact.h): a learned address is
+// decided by that one probe, with the precedence of bpf/lib/names.h, and
+// the key leaves the active set with the rule.
+TEST_F(DnsNamesTest, NameRuleOfOnePortIsDecidedByTheExactHash) {
+  AddTargetWithNames();
+  // other.example.test (127.201.0.2): an address allow, and a name deny of
+  // the same port that its answers bring.
+  constexpr uint16_t kDenyPort = 40106;
+  CtlOk({"allow", absl::StrCat(kDenyPort, "/tcp"), "127.201.0.2"});
+  CtlOk({"deny", absl::StrCat(kDenyPort, "/tcp"), "other.example.test"});
+  const uint32_t id = CtlJson({"status"})["targets"][0]["id"].get<uint32_t>();
+  // The verdicts of the active set's name keys of `name` on tcp `port`.
+  auto name_keys = [&](const std::string& name, uint16_t port) {
+    const uint32_t ruleset = ActiveRuleset(id);
+    uint8_t want[16] = {};
+    const uint64_t pattern = policy::NamePatternId(name);
+    std::memcpy(want, &pattern, sizeof(pattern));
+    std::vector<int> verdicts;
+    for (const auto& [k, v] : ExactRulesEntries()) {
+      if (k.ruleset == ruleset && k.family == EGRESS_FAMILY_NAME &&
+          k.proto == IPPROTO_TCP && ntohs(k.port) == port &&
+          std::memcmp(k.addr, want, sizeof(want)) == 0) {
+        verdicts.push_back(v.verdict);
+      }
+    }
+    return verdicts;
+  };
+  EXPECT_EQ(name_keys("api.example.test", kApiPort),
+            std::vector<int>{EGRESS_VERDICT_ALLOW});
+  EXPECT_TRUE(name_keys("api.example.test", kApiPort + 50).empty());
+  EXPECT_EQ(name_keys("other.example.test", kDenyPort),
+            std::vector<int>{EGRESS_VERDICT_DENY});
+
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  // Another port of the same name: no rule.
+  EXPECT_DENIED(Lookup("api.example.test", kApiPort + 50));
+  // A name deny refuses what an address rule allows, once learned.
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.201.0.2", kDenyPort); }));
+  EXPECT_DENIED(Lookup("other.example.test", kDenyPort));
+  // An explicit address deny wins over the name allow.
+  CtlOk({"deny", absl::StrCat(kApiPort, "/tcp"), "127.201.0.1"});
+  EXPECT_DENIED(Lookup("api.example.test", kApiPort));
+  CtlOk({"delete", "deny", absl::StrCat(kApiPort, "/tcp"), "127.201.0.1"});
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  // Without the rule the key is gone and the learned address refused.
+  CtlOk(
+      {"delete", "allow", absl::StrCat(kApiPort, "/tcp"), "api.example.test"});
+  EXPECT_TRUE(name_keys("api.example.test", kApiPort).empty());
+  EXPECT_DENIED(Lookup("api.example.test", kApiPort));
 }
 
 // egressd is not in the path: SIGKILLed, lookups keep teaching the kernel,

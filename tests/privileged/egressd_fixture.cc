@@ -283,4 +283,35 @@ nlohmann::json EgressdTest::Counters(const std::string& target) {
   return {};
 }
 
+uint32_t EgressdTest::ActiveRuleset(uint32_t id) {
+  UniqueFd fd(bpf_obj_get(
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/targets")
+          .c_str()));
+  EXPECT_TRUE(fd.valid());
+  egress_target_config cfg{};
+  EXPECT_EQ(bpf_map_lookup_elem(fd.get(), &id, &cfg), 0);
+  return cfg.ruleset;
+}
+
+std::vector<std::pair<egress_exact_key, egress_rule_value>>
+EgressdTest::ExactRulesEntries() {
+  UniqueFd fd(bpf_obj_get(
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/exact_rules")
+          .c_str()));
+  EXPECT_TRUE(fd.valid());
+  std::vector<std::pair<egress_exact_key, egress_rule_value>> out;
+  egress_exact_key key{}, next{};
+  const void* prev = nullptr;
+  for (int i = 0;
+       i < 100000 && bpf_map_get_next_key(fd.get(), prev, &next) == 0; ++i) {
+    egress_rule_value value{};
+    if (bpf_map_lookup_elem(fd.get(), &next, &value) == 0) {
+      out.emplace_back(next, value);
+    }
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
 }  // namespace egress::testing

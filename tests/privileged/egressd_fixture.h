@@ -10,9 +10,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/cgroup_fixture.h"
@@ -77,6 +79,13 @@ class EgressdTest : public ::testing::Test {
 
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
+
+  // The ruleset the hooks of target `id` use now (pinned targets map).
+  uint32_t ActiveRuleset(uint32_t id);
+  // Every entry of the pinned exact_rules map, any ruleset (fails the test
+  // when the map cannot be opened).
+  std::vector<std::pair<egress_exact_key, egress_rule_value>>
+  ExactRulesEntries();
 
   // More egressd flags for StartDaemon (set before it runs).
   std::vector<std::string> extra_daemon_args_;

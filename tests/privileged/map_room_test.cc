@@ -2,7 +2,6 @@
 // twice is refused before anything changes, with the numbers; one that fits
 // twice can be changed again and again, and a restart adopts its set from
 // the maps instead of writing a second copy.
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <signal.h>
 
@@ -10,12 +9,9 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/socket_probes.h"
-#include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
 namespace {
@@ -37,17 +33,6 @@ class RoomTest : public EgressdTest {
           << (i / 256) % 256 << "." << i % 256 << "/32}\n";
     }
     return path;
-  }
-
-  // The ruleset the hooks of target `id` use now (pinned targets map).
-  uint32_t ActiveRuleset(uint32_t id) {
-    UniqueFd fd(bpf_obj_get(
-        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/targets")
-            .c_str()));
-    EXPECT_TRUE(fd.valid());
-    egress_target_config cfg{};
-    EXPECT_EQ(bpf_map_lookup_elem(fd.get(), &id, &cfg), 0);
-    return cfg.ruleset;
   }
 };
 

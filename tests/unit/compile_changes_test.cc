@@ -1,5 +1,7 @@
 #include "userspace/policy/compile_changes.h"
 
+#include <arpa/inet.h>
+
 #include <optional>
 #include <random>
 #include <string>
@@ -68,6 +70,37 @@ TEST(RecompileChangedTest, OneAllowOnAKnownPortEqualsAWholeCompile) {
   absl::StatusOr<CompiledRuleset> want = Compile(4, after);
   ASSERT_TRUE(want.ok());
   ExpectSameEntries(*got, *want);
+}
+
+// Name entries in exact_rules (compile_exact.h) of a class a change reaches
+// are taken over: a change of address rules makes none of them again.
+TEST(RecompileChangedTest, NameEntriesOfAReachedClassStay) {
+  std::vector<Rule> before = Many(200);
+  Rule named = Allow(1000, "10.9.0.1/32", 1010, 1010);
+  named.destinations.clear();
+  named.names = {"api.example.com"};
+  before.push_back(named);
+  absl::StatusOr<CompiledRuleset> compiled = Compile(3, before);
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  // The name's key: family NAME, port 1010, rule 1000.
+  auto name_keys = [](const CompiledRuleset& c) {
+    int n = 0;
+    for (const auto& [k, v] : c.exact) {
+      n += k.family == EGRESS_FAMILY_NAME && ntohs(k.port) == 1010 &&
+           k.ruleset == c.ruleset && v.rule_id == 1000;
+    }
+    return n;
+  };
+  ASSERT_EQ(name_keys(*compiled), 1);
+  std::vector<Rule> after = before;
+  after.push_back(Allow(5000, "127.0.0.9/32", 1010, 1010));
+  std::optional<CompiledRuleset> got =
+      RecompileChanged(*compiled, before, after, 4);
+  ASSERT_TRUE(got.has_value());
+  absl::StatusOr<CompiledRuleset> want = Compile(4, after);
+  ASSERT_TRUE(want.ok());
+  ExpectSameEntries(*got, *want);
+  EXPECT_EQ(name_keys(*got), 1);
 }
 
 TEST(RecompileChangedTest, LeavesWhatItCannotTakeToAWholeCompile) {

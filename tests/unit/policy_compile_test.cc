@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/rule_builders.h"
 #include "userspace/policy/compile.h"
+#include "userspace/policy/name_rules.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -95,13 +97,29 @@ uint16_t ClassOf(const CompiledRuleset& c, uint8_t proto, uint16_t port) {
   return cls;
 }
 
+// The "address" Evaluate takes for a name (family EGRESS_FAMILY_NAME): the
+// pattern id of `name`, then zeros.
+std::array<uint8_t, 16> NameAddr(const std::string& name) {
+  std::array<uint8_t, 16> a{};
+  const uint64_t pattern = NamePatternId(name);
+  std::memcpy(a.data(), &pattern, sizeof(pattern));
+  return a;
+}
+
+std::string EvalName(const CompiledRuleset& c, uint8_t proto, uint16_t port,
+                     const std::string& name) {
+  return D(Evaluate(c, kRs, proto, port, EGRESS_FAMILY_NAME, NameAddr(name)));
+}
+
 // Whether an exact entry of `c` answers the query (Evaluate looks there
-// first).
+// first). `family` as Evaluate's: 4, 6 or EGRESS_FAMILY_NAME.
 bool ExactHit(const CompiledRuleset& c, uint8_t proto, uint16_t port,
               uint8_t family, const std::array<uint8_t, 16>& addr) {
+  const uint8_t key_family = family == 4   ? EGRESS_FAMILY_IPV4
+                             : family == 6 ? EGRESS_FAMILY_IPV6
+                                           : EGRESS_FAMILY_NAME;
   for (const auto& [k, v] : c.exact) {
-    if (k.proto == proto && ntohs(k.port) == port &&
-        k.family == (family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6) &&
+    if (k.proto == proto && ntohs(k.port) == port && k.family == key_family &&
         std::memcmp(k.addr, addr.data(), 16) == 0) {
       return true;
     }
@@ -644,14 +662,109 @@ TEST(CompileExactTest, DenyInsideAnAllowMovesWithItsVerdict) {
   EXPECT_EQ(Eval(covered, IPPROTO_TCP, 443, "10.0.0.9"), "DENY 1");
 }
 
-TEST(CompileExactTest, NamesStayInTheTrie) {
-  Rule by_name = MakeRule(1, Action::kAllow, {Tcp(443)});
-  by_name.names = {"api.example.com"};
+// Name entries of a small class move like whole addresses: the key holds
+// the pattern id where an address would be (bpf/lib/names.h probes it).
+TEST(CompileExactTest, NamesOfFewPortsMove) {
+  Rule api = MakeRule(1, Action::kAllow, {Tcp(443)});
+  api.names = {"api.example.com"};
+  Rule wild = MakeRule(2, Action::kAllow, {Udp(5000, 5003)});
+  wild.names = {"*.example.com"};
+  // A deny of the same name and port moves with its verdict.
+  Rule bad = MakeRule(3, Action::kDeny, {Tcp(443)});
+  bad.names = {"bad.example.com"};
+  Rule bad_allow = MakeRule(4, Action::kAllow, {Tcp(443)});
+  bad_allow.names = {"bad.example.com"};
   const CompiledRuleset c =
-      MustCompile({by_name}, kRs, EGRESS_MAX_EXACT_PER_SET);
+      MustCompile({api, wild, bad, bad_allow}, kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_TRUE(c.rules.empty());
+  EXPECT_TRUE(c.ports.empty());
+  EXPECT_TRUE(c.flags & EGRESS_TF_NAME_RULES);
+  ASSERT_EQ(c.exact.size(), 6u);
+  const std::array<uint8_t, 16> want = NameAddr("api.example.com");
+  auto api_entry = std::find_if(c.exact.begin(), c.exact.end(), [&](auto& e) {
+    return std::memcmp(e.first.addr, want.data(), 16) == 0;
+  });
+  ASSERT_NE(api_entry, c.exact.end());
+  const auto& [k, v] = *api_entry;
+  EXPECT_EQ(k.ruleset, kRs);
+  EXPECT_EQ(k.proto, IPPROTO_TCP);
+  EXPECT_EQ(k.family, EGRESS_FAMILY_NAME);
+  EXPECT_EQ(ntohs(k.port), 443);
+  EXPECT_EQ(v.rule_id, 1u);
+  EXPECT_EQ(v.verdict, EGRESS_VERDICT_ALLOW);
+  int udp = 0, denies = 0;
+  for (const auto& [key, value] : c.exact) {
+    EXPECT_EQ(key.family, EGRESS_FAMILY_NAME);
+    udp += key.proto == IPPROTO_UDP;
+    denies += value.verdict == EGRESS_VERDICT_DENY;
+  }
+  EXPECT_EQ(udp, 4);
+  EXPECT_EQ(denies, 1);
+  EXPECT_EQ(EvalName(c, IPPROTO_TCP, 443, "api.example.com"), "ALLOW 1");
+  EXPECT_EQ(EvalName(c, IPPROTO_TCP, 444, "api.example.com"), "DENY 0");
+  EXPECT_EQ(EvalName(c, IPPROTO_UDP, 443, "api.example.com"), "DENY 0");
+  EXPECT_EQ(EvalName(c, IPPROTO_UDP, 5002, "*.example.com"), "ALLOW 2");
+  EXPECT_EQ(EvalName(c, IPPROTO_TCP, 443, "bad.example.com"), "DENY 3");
+  // No address is allowed by a name rule.
+  EXPECT_EQ(Eval(c, IPPROTO_TCP, 443, "10.0.0.1"), "DENY 0");
+}
+
+TEST(CompileExactTest, NamesOfARangeOrAnyPortStay) {
+  Rule range = MakeRule(1, Action::kAllow, {Tcp(8000, 8010)});
+  range.names = {"api.example.com"};
+  Rule any = MakeRule(2, Action::kDeny, {kTcpAll, kUdpAll});
+  any.names = {"*.tracker.example"};
+  const CompiledRuleset c =
+      MustCompile({range, any}, kRs, EGRESS_MAX_EXACT_PER_SET);
   EXPECT_TRUE(c.exact.empty());
-  ASSERT_EQ(c.rules.size(), 1u);
-  EXPECT_EQ(c.rules[0].first.family, EGRESS_FAMILY_NAME);
+  ASSERT_EQ(c.rules.size(), 3u);
+  for (const auto& [k, v] : c.rules) {
+    EXPECT_EQ(k.family, EGRESS_FAMILY_NAME);
+  }
+  EXPECT_EQ(c.ports.size(), 3u);  // 8000-8007, 8008-8009, 8010
+  EXPECT_EQ(EvalName(c, IPPROTO_TCP, 8005, "api.example.com"), "ALLOW 1");
+  EXPECT_EQ(EvalName(c, IPPROTO_TCP, 8011, "api.example.com"), "DENY 0");
+  EXPECT_EQ(EvalName(c, IPPROTO_UDP, 53, "*.tracker.example"), "DENY 2");
+}
+
+TEST(CompileExactTest, LimitCountsNamesToo) {
+  std::vector<Rule> rules;
+  for (uint32_t i = 1; i <= 6; ++i) {
+    Rule r = MakeRule(i, Action::kAllow, {Tcp(1000 + i)});
+    r.names = {"h" + std::to_string(i) + ".example.com"};
+    rules.push_back(std::move(r));
+  }
+  for (uint32_t i = 7; i <= 10; ++i) {
+    rules.push_back(MakeRule(i, Action::kAllow, {Tcp(1000 + i)},
+                             {C("10.0.0." + std::to_string(i) + "/32")}));
+  }
+  const CompiledRuleset none = MustCompile(rules, kRs, 0);
+  EXPECT_TRUE(none.exact.empty());
+  EXPECT_EQ(none.rules.size(), 10u);
+  const CompiledRuleset some = MustCompile(rules, kRs, 4);
+  EXPECT_EQ(some.exact.size(), 4u);
+  EXPECT_EQ(some.rules.size(), 6u);
+  // Eight: whatever moves first, at least four are names, and the limit
+  // holds with them.
+  const CompiledRuleset eight = MustCompile(rules, kRs, 8);
+  ASSERT_EQ(eight.exact.size(), 8u);
+  EXPECT_EQ(eight.rules.size(), 2u);
+  int names = 0;
+  for (const auto& [k, v] : eight.exact) {
+    names += k.family == EGRESS_FAMILY_NAME;
+  }
+  EXPECT_GE(names, 4);
+  const CompiledRuleset all = MustCompile(rules, kRs, EGRESS_MAX_EXACT_PER_SET);
+  EXPECT_EQ(all.exact.size(), 10u);
+  EXPECT_TRUE(all.rules.empty());
+  for (uint32_t i = 1; i <= 6; ++i) {
+    const std::string name = "h" + std::to_string(i) + ".example.com";
+    const std::string want = "ALLOW " + std::to_string(i);
+    for (const CompiledRuleset* c : {&none, &some, &eight, &all}) {
+      EXPECT_EQ(EvalName(*c, IPPROTO_TCP, 1000 + i, name), want);
+      EXPECT_EQ(EvalName(*c, IPPROTO_TCP, 1001 + i, name), "DENY 0");
+    }
+  }
 }
 
 TEST(CompileExactTest, LimitKeepsTheRestInTheTrie) {
@@ -682,21 +795,37 @@ TEST(CompileExactTest, LimitKeepsTheRestInTheTrie) {
 
 TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
   RandomRules gen(20240611);
+  // Names from a small pool go to some rules (their own generator: the
+  // address rules are those of the generator alone).
+  static constexpr const char* kNames[] = {"a.example.com", "b.example.com",
+                                           "*.example.com", "c.example.org"};
+  std::mt19937 name_rng(20261204);
   int allowed = 0, denied_by_rule = 0, defaulted = 0;
-  size_t exact_entries = 0;
+  int name_allowed = 0, name_denied = 0, name_exact_hits = 0;
+  size_t exact_entries = 0, name_exact_entries = 0;
   int exact_hits = 0;
   for (int round = 0; round < 40; ++round) {
     // From a few broad rules to many narrow ones, mostly allows.
     static constexpr int kSizes[] = {10, 40, 150, 300};
     static constexpr int kDenyPercent[] = {3, 10, 2, 1};
-    const std::vector<Rule> rules =
+    std::vector<Rule> rules =
         gen.Rules(kSizes[round % 4], kDenyPercent[round % 4]);
+    for (Rule& r : rules) {
+      if (name_rng() % 4 != 0) continue;
+      r.names.push_back(kNames[name_rng() % 4]);
+      if (name_rng() % 3 == 0) r.names.push_back(kNames[name_rng() % 4]);
+      std::sort(r.names.begin(), r.names.end());
+      r.names.erase(std::unique(r.names.begin(), r.names.end()), r.names.end());
+    }
     // Three forms of the same set: the tries alone, with every entry that
     // can move in exact_rules, and with only some moved (a limit reached).
     const CompiledRuleset forms[] = {
         MustCompile(rules), MustCompile(rules, kRs, EGRESS_MAX_EXACT_PER_SET),
         MustCompile(rules, kRs, 7)};
     exact_entries += forms[1].exact.size();
+    for (const auto& [k, v] : forms[1].exact) {
+      name_exact_entries += k.family == EGRESS_FAMILY_NAME;
+    }
     ASSERT_LE(forms[2].exact.size(), 7u);
     for (int q = 0; q < 500; ++q) {
       RandomRules::Query query = gen.RandomQuery();
@@ -741,6 +870,53 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
       } else {
         ++defaulted;
       }
+
+      // The same port of a name, as names.h probes it for one pattern an
+      // address was learned for (tcp and udp only); every third query on
+      // a named rule's own port.
+      const uint8_t name_proto =
+          query.proto == IPPROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+      uint16_t name_port = query.port;
+      std::string name = kNames[q % 4];
+      if (const Rule& r = rules[(q * 7) % rules.size()];
+          q % 3 == 0 && !r.names.empty() && !r.ports.empty() &&
+          (r.ports[0].proto == Proto::kTcp ||
+           r.ports[0].proto == Proto::kUdp) &&
+          (r.ports[0].proto == Proto::kTcp) == (name_proto == IPPROTO_TCP)) {
+        name = r.names[0];
+        name_port = r.ports[0].lo;
+      }
+      const std::array<uint8_t, 16> pattern = NameAddr(name);
+      const Decision by_name = Evaluate(forms[q % 3], kRs, name_proto,
+                                        name_port, EGRESS_FAMILY_NAME, pattern);
+      const Decision name_naive = EvaluateNaive(rules, name_proto, name_port,
+                                                EGRESS_FAMILY_NAME, pattern);
+      name_exact_hits += ExactHit(forms[q % 3], name_proto, name_port,
+                                  EGRESS_FAMILY_NAME, pattern);
+      const std::string name_where = "round " + std::to_string(round) +
+                                     " proto " + std::to_string(name_proto) +
+                                     " port " + std::to_string(name_port) +
+                                     " name " + name;
+      ASSERT_EQ(by_name.verdict, name_naive.verdict) << name_where;
+      ASSERT_EQ(by_name.rule_id == 0, name_naive.rule_id == 0) << name_where;
+      if (by_name.rule_id != 0) {
+        // The reported rule names the pattern on that port, with the
+        // verdict's action.
+        const Rule& r = rules[by_name.rule_id - 1];
+        EXPECT_EQ(EvaluateNaive({r}, name_proto, name_port, EGRESS_FAMILY_NAME,
+                                pattern)
+                      .rule_id,
+                  r.id)
+            << name_where;
+        EXPECT_EQ(r.action == Action::kAllow,
+                  by_name.verdict == EGRESS_VERDICT_ALLOW)
+            << name_where;
+      }
+      if (by_name.verdict == EGRESS_VERDICT_ALLOW) {
+        ++name_allowed;
+      } else if (by_name.rule_id != 0) {
+        ++name_denied;
+      }
     }
   }
   // The generator must exercise every outcome, not just default deny.
@@ -749,10 +925,17 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
   EXPECT_GT(defaulted, 1000);
   EXPECT_GT(exact_entries, 1000u);
   EXPECT_GT(exact_hits, 100);  // queries an exact entry answered
+  EXPECT_GT(name_allowed, 500);
+  EXPECT_GT(name_denied, 50);
+  EXPECT_GT(name_exact_entries, 100u);
+  EXPECT_GT(name_exact_hits, 100);
   std::cout << "exact entries " << exact_entries << " (" << exact_hits
-            << " queries answered by one), allowed " << allowed
+            << " queries answered by one; " << name_exact_entries
+            << " of names, " << name_exact_hits
+            << " name queries answered by one), allowed " << allowed
             << ", denied by a rule " << denied_by_rule << ", default deny "
-            << defaulted << "\n";
+            << defaulted << "; names: allowed " << name_allowed
+            << ", denied by a rule " << name_denied << "\n";
 }
 
 }  // namespace

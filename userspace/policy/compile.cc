@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -130,6 +131,33 @@ const V* LpmLookup(const std::vector<std::pair<K, V>>& entries,
     }
   }
   return best;
+}
+
+// The key family of Evaluate's `family` (4, 6 or EGRESS_FAMILY_NAME).
+uint8_t KeyFamily(uint8_t family) {
+  if (family == 4) return EGRESS_FAMILY_IPV4;
+  if (family == 6) return EGRESS_FAMILY_IPV6;
+  return EGRESS_FAMILY_NAME;
+}
+
+// Whether `rule` names the pattern id in the first 8 bytes of `addr` with a
+// tcp/udp port entry covering the port (EvaluateNaive's name case).
+bool NameRuleMatches(const Rule& rule, uint8_t ip_proto, uint16_t port,
+                     const std::array<uint8_t, 16>& addr) {
+  uint64_t pattern = 0;
+  std::memcpy(&pattern, addr.data(), sizeof(pattern));
+  bool port_match = false;
+  for (const PortProto& pp : rule.ports) {
+    if (pp.proto != Proto::kTcp && pp.proto != Proto::kUdp) continue;
+    port_match |=
+        ip_proto == (pp.proto == Proto::kTcp ? IPPROTO_TCP : IPPROTO_UDP) &&
+        port >= pp.lo && port <= pp.hi;
+  }
+  if (!port_match) return false;
+  for (const std::string& name : rule.names) {
+    if (NamePatternId(name) == pattern) return true;
+  }
+  return false;
 }
 
 using PortRanges = std::vector<std::pair<uint32_t, uint32_t>>;
@@ -284,12 +312,11 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
 Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
                   uint8_t ip_proto, uint16_t port_host_order, uint8_t family,
                   const std::array<uint8_t, 16>& addr) {
+  const uint8_t key_family = KeyFamily(family);
   std::optional<uint16_t> port_class;
   if (ip_proto == IPPROTO_TCP || ip_proto == IPPROTO_UDP) {
     const egress_exact_key ek = compile_internal::ExactKey(
-        ruleset, ip_proto,
-        family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6, port_host_order,
-        addr.data());
+        ruleset, ip_proto, key_family, port_host_order, addr.data());
     for (const auto& [k, v] : compiled.exact) {
       if (std::memcmp(&k, &ek, sizeof(k)) == 0) return {v.verdict, v.rule_id};
     }
@@ -306,7 +333,7 @@ Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
   rk.prefixlen = EGRESS_RULE_KEY_FIXED_BITS + 128;
   rk.ruleset = ruleset;
   rk.proto = ip_proto;
-  rk.family = family == 4 ? EGRESS_FAMILY_IPV4 : EGRESS_FAMILY_IPV6;
+  rk.family = key_family;
   std::memcpy(rk.addr, addr.data(), sizeof(rk.addr));
   if (port_class) {
     rk.port_class = htons(*port_class);
@@ -326,7 +353,11 @@ Decision EvaluateNaive(absl::Span<const Rule> rules, uint8_t ip_proto,
                        const std::array<uint8_t, 16>& addr) {
   std::optional<uint32_t> allow_id;
   for (const Rule& rule : rules) {
-    if (!RuleMatches(rule, ip_proto, port_host_order, family, addr)) continue;
+    if (family == EGRESS_FAMILY_NAME
+            ? !NameRuleMatches(rule, ip_proto, port_host_order, addr)
+            : !RuleMatches(rule, ip_proto, port_host_order, family, addr)) {
+      continue;
+    }
     if (rule.action == Action::kDeny) return {EGRESS_VERDICT_DENY, rule.id};
     if (!allow_id) allow_id = rule.id;
   }

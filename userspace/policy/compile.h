@@ -108,14 +108,20 @@ struct Decision {
 // rules with {class}, then on a miss with {ANY}; the entry found gives the
 // verdict; no entry = default deny. ICMP/ICMPv6 probe with ANY only and ignore
 // the port. `port_host_order` is in host order; `family` is 4 or 6; IPv4
-// addresses in the first 4 bytes of `addr`.
+// addresses in the first 4 bytes of `addr`. `family` EGRESS_FAMILY_NAME
+// with a pattern id (NamePatternId) in the first 8 bytes of `addr`, the
+// rest zero, gives what bpf/lib/names.h finds for one pattern an address
+// was learned for (tcp/udp only): the exact entry, else the tries.
 Decision Evaluate(const CompiledRuleset& compiled, uint32_t ruleset,
                   uint8_t ip_proto, uint16_t port_host_order, uint8_t family,
                   const std::array<uint8_t, 16>& addr);
 
 // The specification Evaluate must agree with, straight from the rules: deny if
 // any deny rule matches (RuleMatches), else allow if any allow rule matches,
-// else deny with rule_id 0. rule_id is that of some matching rule.
+// else deny with rule_id 0. rule_id is that of some matching rule. For
+// `family` EGRESS_FAMILY_NAME (a pattern id in `addr`, as Evaluate) a rule
+// matches when one of its names has that pattern id and one of its tcp/udp
+// port entries covers the port.
 Decision EvaluateNaive(absl::Span<const Rule> rules, uint8_t ip_proto,
                        uint16_t port_host_order, uint8_t family,
                        const std::array<uint8_t, 16>& addr);

@@ -212,8 +212,12 @@ bool InReached(const egress_rule_key& k, const Reached& reached) {
   return reached.Has(k.proto == IPPROTO_TCP ? 0 : 1, ntohs(k.port_class));
 }
 
-// Whether an exact entry's port lies in a reached class of its protocol.
+// Whether an exact entry of an address has its port in a reached class of
+// its protocol (name entries, never reached, are taken over as they are).
 bool InReachedPorts(const egress_exact_key& k, const Reached& reached) {
+  if (k.family != EGRESS_FAMILY_IPV4 && k.family != EGRESS_FAMILY_IPV6) {
+    return false;
+  }
   const int p = k.proto == IPPROTO_TCP ? 0 : 1;
   const uint32_t port = ntohs(k.port);
   for (const Reached::Class& c : reached.classes[p]) {

@@ -9,16 +9,18 @@
 namespace egress::policy::compile_internal {
 namespace {
 
-// A whole IPv4 or IPv6 address of a tcp/udp port class (not ANY): the
-// entries a hash key can stand for. Name entries (EGRESS_FAMILY_NAME) are
-// probed in the trie by names.h and stay there.
+// A whole IPv4 or IPv6 address, or a name pattern (EGRESS_FAMILY_NAME,
+// always at full length: the pattern's 8 bytes then zeros), of a tcp/udp
+// port class (not ANY): the entries a hash key can stand for. rules.h
+// probes the hash with the destination's address, names.h with each
+// pattern the address was learned for.
 bool WholeAddress(const egress_rule_key& k) {
   if (k.proto != IPPROTO_TCP && k.proto != IPPROTO_UDP) return false;
   if (ntohs(k.port_class) == EGRESS_PORT_CLASS_ANY) return false;
   if (k.family == EGRESS_FAMILY_IPV4) {
     return k.prefixlen == EGRESS_RULE_KEY_FIXED_BITS + 32;
   }
-  if (k.family == EGRESS_FAMILY_IPV6) {
+  if (k.family == EGRESS_FAMILY_IPV6 || k.family == EGRESS_FAMILY_NAME) {
     return k.prefixlen == EGRESS_RULE_KEY_FIXED_BITS + 128;
   }
   return false;

@@ -10,11 +10,18 @@
 // goes on to the tries, whose answer for every other destination is as
 // before since only the moved entries left them.
 //
+// Name entries (family EGRESS_FAMILY_NAME, always at full length) move
+// the same way, under the same limit: the key's address is the pattern id's
+// 8 bytes then zeros. bpf/lib/names.h probes the hash with each pattern an
+// address was learned for before the tries. Name entries of a port range or
+// of every port stay in the trie, like those of addresses.
+//
 // Why: an allow-list learned from traffic is mostly one host and one port
-// per rule. For those a connect costs one hash probe instead of a probe of
-// the port trie and of the rules trie (each a walk of up to 150 nodes at
-// 100,000 rules), and a hash takes a whole set in a few batched writes
-// where a trie takes one system call per entry.
+// per rule, and a name rule mostly one name and one port. For those a
+// connect costs one hash probe instead of a probe of the port trie and of
+// the rules trie (each a walk of up to 150 nodes at 100,000 rules), and a
+// hash takes a whole set in a few batched writes where a trie takes one
+// system call per entry.
 //
 // Port classes: only the classes some rules entry still names go into
 // port_classes. A port of another class finds none there and is probed

@@ -27,6 +27,9 @@
  *   tries would give. A hit is the answer; a miss goes on to the tries,
  *   which no longer hold those entries. The common allow-list rule (one
  *   host, one port) costs one hash probe whatever the number of rules.
+ *   Name rules' entries (family EGRESS_FAMILY_NAME, keyed by pattern id)
+ *   move the same way; lib/names.h probes them per pattern bound to the
+ *   destination (ABI 9).
  *   A ruleset id is never reused while its entries exist, so userspace
  *   replaces a whole rule set by writing a new ruleset and flipping
  *   targets[target_id].ruleset in one 8-byte update.
@@ -318,12 +321,13 @@ EGRESS_ABI_SIZE(egress_rule_value, 8);
 
 /* exact_rules: hash. A tcp/udp destination (address and port) of a
  * ruleset that one entry decides (see the top of this file). IPv4
- * addresses use the first 4 bytes of addr, the rest zero. Value: struct
- * egress_rule_value. */
+ * addresses use the first 4 bytes of addr, the rest zero; names
+ * (EGRESS_FAMILY_NAME) the pattern id's 8 bytes, the rest zero. Value:
+ * struct egress_rule_value. */
 struct egress_exact_key {
 	__u32 ruleset;
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 */
+	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 / _NAME */
 	__be16 port;
 	__u8 addr[16];
 };
