@@ -171,19 +171,24 @@ absl::StatusOr<DaemonState> StateStore::Load() {
 
 absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
   if (leftovers_.empty()) return 0;
+  EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(leftovers_));
+  const size_t dropped = leftovers_.size();
+  leftovers_.clear();
+  return dropped;
+}
+
+absl::Status StateStore::DeleteUnstoredRows(
+    const std::vector<std::string>& names) {
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement del,
       db_->Prepare("DELETE FROM rules WHERE target = ?1 AND NOT EXISTS "
                    "(SELECT 1 FROM targets WHERE name = ?1)"));
-  for (const std::string& name : leftovers_) {
+  for (const std::string& name : names) {
     EGRESS_RETURN_IF_ERROR(del.Bind(1, name).Run());
   }
-  EGRESS_RETURN_IF_ERROR(tx.Commit());
-  const size_t dropped = leftovers_.size();
-  leftovers_.clear();
-  return dropped;
+  return tx.Commit();
 }
 
 absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
@@ -463,16 +468,7 @@ absl::Status StateStore::WriteRulesAhead(
 }
 
 absl::Status StateStore::DropRulesAhead(const std::vector<std::string>& names) {
-  absl::Cleanup release = [&] { db_->ReleaseMemory(); };
-  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement del,
-      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND NOT EXISTS "
-                   "(SELECT 1 FROM targets WHERE name = ?1)"));
-  for (const std::string& name : names) {
-    EGRESS_RETURN_IF_ERROR(del.Bind(1, name).Run());
-  }
-  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(names));
   for (const std::string& name : names) ahead_.erase(name);
   return absl::OkStatus();
 }

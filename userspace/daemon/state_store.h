@@ -93,6 +93,9 @@ class StateStore {
   };
 
   absl::Status CreateSchema();
+  // Deletes, in one transaction, the rows of rules of each of `names` that
+  // is not a stored target (a stored target's rows are left alone).
+  absl::Status DeleteUnstoredRows(const std::vector<std::string>& names);
   absl::Status ImportJson(const std::string& json_path);
   // Writes every rule of `t` again (its old rows deleted): the new index.
   absl::StatusOr<SeqIndex> WriteAllRules(const TargetState& t);

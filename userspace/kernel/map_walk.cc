@@ -22,6 +22,18 @@ absl::StatusOr<bpf_map_info> MapInfo(int fd) {
   return info;
 }
 
+// MapInfo of a map whose keys must be `key_size` bytes.
+absl::StatusOr<bpf_map_info> MapInfoWithKeySize(int fd, size_t key_size) {
+  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfo(fd));
+  if (info.key_size != key_size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("map ", info.name, " has ", info.key_size,
+                     "-byte keys, this build expects ", key_size,
+                     " (pinned maps of another egress version?)"));
+  }
+  return info;
+}
+
 // The walk itself, bounded by the map's max_entries.
 size_t Walk(int fd, const bpf_map_info& info,
             absl::FunctionRef<void(const void* key)> fn) {
@@ -42,25 +54,13 @@ size_t Walk(int fd, const bpf_map_info& info,
 
 absl::StatusOr<size_t> ForEachKeyBytes(
     int fd, size_t key_size, absl::FunctionRef<void(const void* key)> fn) {
-  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfo(fd));
-  if (info.key_size != key_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("map ", info.name, " has ", info.key_size,
-                     "-byte keys, this build expects ", key_size,
-                     " (pinned maps of another egress version?)"));
-  }
+  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfoWithKeySize(fd, key_size));
   return Walk(fd, info, fn);
 }
 
 absl::StatusOr<size_t> ForEachKeyBatchedBytes(
     int fd, size_t key_size, absl::FunctionRef<void(const void* key)> fn) {
-  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfo(fd));
-  if (info.key_size != key_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("map ", info.name, " has ", info.key_size,
-                     "-byte keys, this build expects ", key_size,
-                     " (pinned maps of another egress version?)"));
-  }
+  EGRESS_ASSIGN_OR_RETURN(bpf_map_info info, MapInfoWithKeySize(fd, key_size));
   // A hash map's batch token is a bucket index (4 bytes); room for a key
   // all the same.
   const size_t token_size = std::max<size_t>(key_size, 8);
