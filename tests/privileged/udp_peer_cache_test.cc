@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 
@@ -60,16 +61,8 @@ bool SamePeer(const sockaddr_in& a, const sockaddr_in& b) {
 // The server: one socket on 127.0.0.2:port, serving requests until kQuit
 // or 60 s. Returns {requests served}.
 std::vector<int> Serve(Shared* sh, uint16_t port) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int rcvbuf = 8 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
-  sockaddr_in me{};
-  me.sin_family = AF_INET;
-  me.sin_port = htons(port);
-  me.sin_addr.s_addr = htonl(kServerAddr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) {
-    sh->bind_errno = errno;
-  }
+  const int fd = BoundUdpServer(kServerAddr, port);
+  if (fd < 0) sh->bind_errno = -fd;
   sh->bound = true;
   if (sh->bind_errno != 0) return {-sh->bind_errno};
   int served = 0;

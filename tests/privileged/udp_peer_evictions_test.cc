@@ -27,6 +27,7 @@
 #include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/unique_fd.h"
@@ -54,16 +55,10 @@ struct Progress {
 // The server, in the target: reads `expected` datagrams with their
 // sender's address (bounded in time). Reports {received} or {-errno}.
 std::vector<int> Serve(Progress* progress, int expected) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int rcvbuf = 8 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
-  sockaddr_in me{};
-  me.sin_family = AF_INET;
-  me.sin_port = htons(kServerPort);
-  me.sin_addr.s_addr = htonl(kServerAddr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) {
+  const int fd = BoundUdpServer(kServerAddr, kServerPort);
+  if (fd < 0) {
     progress->stop = true;
-    return {-errno};
+    return {fd};
   }
   progress->received = 0;  // bound: the client may start
   int received = 0;

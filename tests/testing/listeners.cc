@@ -251,5 +251,22 @@ int UdpClientExpectReply(const std::string& server_addr, uint16_t port) {
   }
 }
 
+int BoundUdpServer(uint32_t addr, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return -errno;
+  int rcvbuf = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+  sockaddr_in me{};
+  me.sin_family = AF_INET;
+  me.sin_port = htons(port);
+  me.sin_addr.s_addr = htonl(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof(me)) != 0) {
+    const int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
 }  // namespace testing
 }  // namespace egress

@@ -57,6 +57,13 @@ class TcpListener {
   std::thread thread_;
 };
 
+// A UDP socket bound to addr:port (both in host order) whose receive buffer
+// holds 8 MiB (SO_RCVBUFFORCE: root), for a server that many peers send to
+// before it reads; -errno when it cannot be made or bound. For a test's
+// server in the test cgroup (the socket is the calling process's and is
+// closed with it).
+int BoundUdpServer(uint32_t addr, uint16_t port);
+
 // UDP server on addr:port that sends every datagram back to its sender from
 // the same socket and counts datagrams.
 class UdpEchoServer {
