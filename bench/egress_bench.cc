@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -386,6 +387,33 @@ absl::Status SanityCheck(const std::string& enforced_cg,
   return absl::OkStatus();
 }
 
+// What a probe of `op` gives with nothing deciding it: success, or the
+// kernel's reset for the closed port.
+int UnenforcedOutcome(Op op) {
+  return op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED
+                                                              : 0;
+}
+
+// One probe of every op from `cg`: an error naming `where` for the first
+// that gives other than want(op).
+absl::Status ProbesGive(const std::string& cg, const Endpoints& ep,
+                        const std::string& where,
+                        absl::FunctionRef<int(Op)> want_of) {
+  for (Op op : kAllOps) {
+    EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(cg, [op, ep] {
+                              return ProbeOnce(op, ep);
+                            }));
+    const int want = want_of(op);
+    if (got != want) {
+      return absl::InternalError(absl::StrFormat(
+          "sanity check: %s under %s gave '%s', want '%s'", OpName(op), where,
+          got == 0 ? "success" : strerror(got),
+          want == 0 ? "success" : strerror(want)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The nftables side: every allowed probe passes from `nft_cg`, and a
 // listener no rule allows is refused there (a reset: ECONNREFUSED) while the
 // baseline reaches it, so the table really judges the cgroup's packets. A
@@ -394,20 +422,12 @@ absl::Status SanityCheck(const std::string& enforced_cg,
 absl::Status NftSanityCheck(const std::string& nft_cg,
                             const std::string& baseline_cg, const Endpoints& ep,
                             const char* shape, NftReplies replies) {
-  for (Op op : kAllOps) {
-    EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(nft_cg, [op, ep] {
-                              return ProbeOnce(op, ep);
-                            }));
-    int want =
-        op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED : 0;
-    if (RepliesToPeers(op) && replies == NftReplies::kStateless) want = EPERM;
-    if (got != want) {
-      return absl::InternalError(absl::StrFormat(
-          "sanity check: %s under nft %s gave '%s', want '%s'", OpName(op),
-          shape, got == 0 ? "success" : strerror(got),
-          want == 0 ? "success" : strerror(want)));
-    }
-  }
+  EGRESS_RETURN_IF_ERROR(
+      ProbesGive(nft_cg, ep, absl::StrCat("nft ", shape), [replies](Op op) {
+        return RepliesToPeers(op) && replies == NftReplies::kStateless
+                   ? EPERM
+                   : UnenforcedOutcome(op);
+      }));
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<testing::TcpListener> other,
                           testing::TcpListener::Create("127.0.0.1"));
   Endpoints unlisted = ep;
@@ -492,20 +512,7 @@ absl::StatusOr<bool> WaitForConntrackRoom(Op op) {
 // attached (allowed ops pass, the closed port refuses with a reset).
 absl::Status EmptyHooksSanityCheck(const std::string& empty_cg,
                                    const Endpoints& ep) {
-  for (Op op : kAllOps) {
-    EGRESS_ASSIGN_OR_RETURN(int got, testing::RunInCgroup(empty_cg, [op, ep] {
-                              return ProbeOnce(op, ep);
-                            }));
-    const int want =
-        op == Op::kDeniedConnect || op == Op::kDeniedNewDest ? ECONNREFUSED : 0;
-    if (got != want) {
-      return absl::InternalError(absl::StrFormat(
-          "sanity check: %s under the empty hooks gave '%s', want '%s'",
-          OpName(op), got == 0 ? "success" : strerror(got),
-          want == 0 ? "success" : strerror(want)));
-    }
-  }
-  return absl::OkStatus();
+  return ProbesGive(empty_cg, ep, "the empty hooks", UnenforcedOutcome);
 }
 
 // names: a lookup of the name from the enforced cgroup binds 127.0.0.1 to
