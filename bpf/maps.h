@@ -164,8 +164,8 @@ struct {
 
 /* Target id -> generation of its udp_peers entries: egressd adds one after
  * it deletes a removed target's peers (SharedMaps::DeletePeers), so that
- * no socket's udp_peer_cache can vouch for a deleted entry once the id is
- * a target's again. Read by recvmsg4/6. */
+ * no fingerprint in udp_peer_filter vouches for a deleted entry once the
+ * id is a target's again. Read by recvmsg4/6. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, EGRESS_MAX_TARGETS);
@@ -174,18 +174,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } peer_gens SEC(".maps");
 
-/* The recent peers of a target's UDP socket (abi.h), in front of udp_peers
- * for the recvmsg hooks only; lives and dies with the socket. Written and
- * read by recvmsg4/6 under the socket's lock (the kernel runs them with
- * lock_sock held), so no two runs change one socket's cache at once.
- * Pinned so that every instance shares one. */
+/* Which sockets found which peers in udp_peers this epoch (abi.h), in
+ * front of udp_peers for the recvmsg hooks only; one array for every socket
+ * (its fingerprints hold the socket's cookie). Racy by design: a way is one
+ * aligned 8-byte store, and a store lost to another CPU's only costs a
+ * udp_peers lookup. Pinned so that every instance shares one. */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct egress_peer_cache);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EGRESS_PEER_FILTER_SETS);
+	__type(key, __u32);
+	__type(value, struct egress_peer_filter_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} udp_peer_cache SEC(".maps");
+} udp_peer_filter SEC(".maps");
 
 /* Target id -> verdict counters, per CPU; summed by egressd. */
 struct {

@@ -8,16 +8,16 @@
  * Why here: a UDP server must be able to reply to clients no rule names;
  * the udp_peers LRU map is the only state that decides it, and the key
  * layout must be built the same way by writer and reader (peer__key). In
- * front of it on the receive path only, the socket's own cache of the
- * peers it recorded this epoch (udp_peer_cache, peer_cache__*) makes a
- * known peer's datagram one socket-storage lookup and a compare.
+ * front of it on the receive path only, a filter of the peers each socket
+ * found there this epoch (udp_peer_filter, peer_filter__*) makes a known
+ * peer's datagram a hash and one cache line.
  * The key holds the socket's cookie (and, before Linux 5.10, its network
  * namespace's cookie, peer__netns_cookie): a process of the target that
  * makes a network namespace of its own can make any address "send" to a
  * socket there, and that must not let another socket, in the host's
  * namespace, answer the made-up peer. The cookies are helper calls, paid
- * on the reply path (a destination no rule matched) and on a recorded
- * datagram the socket's cache (udp_peer_cache) does not spare.
+ * on the reply path (a destination no rule matched) and on every recorded
+ * datagram (the socket's cookie is in the filter's hash too).
  */
 #ifndef EGRESS_BPF_LIB_PEERS_H_
 #define EGRESS_BPF_LIB_PEERS_H_
@@ -51,12 +51,14 @@ static __always_inline __u64 peer__netns_cookie(struct bpf_sock_addr *ctx)
 	return bpf_get_netns_cookie(ctx);
 }
 
+/* The udp_peers key of peer `d` of the socket of `ctx` (whose
+ * bpf_get_socket_cookie() is `sock_cookie`). */
 static __always_inline void
 peer__key(struct egress_peer_key *k, __u32 target_id, struct bpf_sock_addr *ctx,
-	  const struct egress_dest *d, __u32 local_port_host)
+	  __u64 sock_cookie, const struct egress_dest *d, __u32 local_port_host)
 {
 	k->netns_cookie = peer__netns_cookie(ctx);
-	k->sock_cookie = bpf_get_socket_cookie(ctx);
+	k->sock_cookie = sock_cookie;
 	k->target_id = target_id;
 	k->family = d->family;
 	k->local_port = bpf_htons((__u16)local_port_host);
@@ -76,7 +78,8 @@ static __always_inline int peer__known(__u32 target_id,
 
 	if (!sk || d->proto != IPPROTO_UDP || !sk->src_port)
 		return 0;
-	peer__key(&k, target_id, ctx, d, sk->src_port);
+	peer__key(&k, target_id, ctx, bpf_get_socket_cookie(ctx), d,
+		  sk->src_port);
 	v = bpf_map_lookup_elem(&udp_peers, &k);
 	/* A peer silent for longer than the TTL is a stranger again. */
 	return v && bpf_ktime_get_ns() - v->last_seen_ns < EGRESS_PEER_TTL_NS;
@@ -127,13 +130,14 @@ static __noinline int peer__insert(struct egress_peer_key *k, __u64 now)
  */
 static __always_inline int peer__remember(__u32 id, struct egress_dest *d,
 					  struct bpf_sock_addr *ctx,
+					  __u64 sock_cookie,
 					  __u32 local_port_host)
 {
 	struct egress_peer_key k = {};
 	struct egress_peer_value *v;
 	__u64 now;
 
-	peer__key(&k, id, ctx, d, local_port_host);
+	peer__key(&k, id, ctx, sock_cookie, d, local_port_host);
 	now = bpf_ktime_get_ns();
 	v = bpf_map_lookup_elem(&udp_peers, &k);
 	if (v) {
@@ -144,192 +148,117 @@ static __always_inline int peer__remember(__u32 id, struct egress_dest *d,
 	return peer__insert(&k, now);
 }
 
-/* The way of a peer in the socket's cache: an IPv4 peer as one u64 (never
- * 0), and the set it belongs to, by a multiplicative hash. */
-static __always_inline __u64 peer_cache__ident4(const struct egress_dest *d)
+/* An epoch of udp_peer_filter is jiffies >> this: 8.2 s at HZ=250, 2.0 s
+ * at HZ=1000, 20.5 s at HZ=100. A peer in the filter goes to udp_peers at
+ * its first datagram of every epoch, so its last_seen_ns trails its last
+ * datagram by at most EGRESS_PEER_REFRESH_NS plus an epoch, far inside
+ * EGRESS_PEER_TTL_NS (300 s); long enough that a server's peers that send
+ * every few seconds stay in the filter from one datagram to the next. */
+#define EGRESS_PEER_FILTER_EPOCH_SHIFT 11
+
+/* One word into the hash: a multiply and a shift, so that every word
+ * enters through the state mixed by the words before it (a datagram
+ * crafted to collide with another peer's must know the socket's cookie,
+ * which goes in first). */
+static __always_inline __u64 peer_filter__step(__u64 h, __u64 word)
 {
-	return (__u64)d->addr32[0] | (__u64)d->port << 32 | 1ULL << 48;
+	h = (h ^ word) * 0x9E3779B97F4A7C15ULL;
+	return h ^ (h >> 29);
 }
 
-static __always_inline __u32 peer_cache__set(__u64 x, __u32 sets)
+/* The hash of what a way of udp_peer_filter stands for (abi.h): the socket
+ * (and its network namespace where cookies are counted per namespace),
+ * target, peer generation, local port, peer and epoch; the finalizer of
+ * MurmurHash3 spreads the last words over the set bits (the top ones). */
+static __always_inline __u64 peer_filter__hash(
+    __u64 sock_cookie, struct bpf_sock_addr *ctx, __u32 id, __u32 peer_gen,
+    __u32 local_port_host, const struct egress_dest *d, __u64 epoch)
 {
-	__u32 h = (__u32)((x * 0x9E3779B97F4A7C15ULL) >> 32);
+	__u64 h;
 
-	return (__u32)(((__u64)h * sets) >> 32);
+	h = peer_filter__step(0x6A09E667F3BCC909ULL, sock_cookie);
+	h = peer_filter__step(h, peer__netns_cookie(ctx));
+	h = peer_filter__step(h, (__u64)id << 32 | peer_gen);
+	h = peer_filter__step(h, epoch << 40 | (__u64)d->family << 32 |
+				     local_port_host << 16 | d->port);
+	h = peer_filter__step(h, (__u64)d->addr32[0] << 32 | d->addr32[1]);
+	h = peer_filter__step(h, (__u64)d->addr32[2] << 32 | d->addr32[3]);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
 }
 
-static __always_inline __u64 peer_cache__fold6(const struct egress_dest *d)
+/* The way of hash `h` in `epoch`: never 0 (an empty way). */
+static __always_inline __u64 peer_filter__way(__u64 h, __u64 epoch)
 {
-	return ((__u64)(d->addr32[0] ^ d->addr32[2]) << 32 |
-		(d->addr32[1] ^ d->addr32[3])) ^
-	       d->port;
+	return 1ULL << 63 | (h & EGRESS_PEER_FILTER_PRINT_MASK) << 8 |
+	       (epoch & 0xff);
 }
 
-static __always_inline int peer_cache__same6(const struct egress_peer6 *p,
-					     const struct egress_dest *d)
+/* A way that holds nothing of this epoch: empty, or an older epoch's. */
+static __always_inline int peer_filter__stale(__u64 way, __u64 epoch)
 {
-	const __u32 *a = (const __u32 *)p->addr;
-
-	return p->used && p->port == d->port && a[0] == d->addr32[0] &&
-	       a[1] == d->addr32[1] && a[2] == d->addr32[2] &&
-	       a[3] == d->addr32[3];
-}
-
-/* True when the cache (of the current generation) holds `d`. */
-static __always_inline int peer_cache__has(struct egress_peer_cache *c,
-					   const struct egress_dest *d)
-{
-	__u32 i;
-
-	if (d->family == EGRESS_FAMILY_IPV4) {
-		__u64 ident = peer_cache__ident4(d);
-		struct egress_peer_set4 *s;
-
-		i = peer_cache__set(ident, EGRESS_PEER_CACHE_SETS4);
-		if (i >= EGRESS_PEER_CACHE_SETS4)
-			return 0;
-		s = &c->v4[i];
-		if (s->gen != c->gen)
-			return 0;
-#pragma unroll
-		for (i = 0; i < EGRESS_PEER_CACHE_WAYS4; i++) {
-			if (s->peer[i] == ident)
-				return 1;
-		}
-		return 0;
-	}
-	{
-		struct egress_peer_set6 *s;
-
-		i = peer_cache__set(peer_cache__fold6(d),
-				    EGRESS_PEER_CACHE_SETS6);
-		if (i >= EGRESS_PEER_CACHE_SETS6)
-			return 0;
-		s = &c->v6[i];
-		if (s->gen != c->gen)
-			return 0;
-		return peer_cache__same6(&s->peer[0], d) ||
-		       peer_cache__same6(&s->peer[1], d);
-	}
-}
-
-/* Puts `d` (just found or recorded in udp_peers) into an empty way of its
- * set; a full set keeps the peers it has (they stay cached for the epoch;
- * `d` goes to udp_peers on each datagram). */
-static __always_inline void peer_cache__add(struct egress_peer_cache *c,
-					    const struct egress_dest *d)
-{
-	__u32 i, gen = c->gen;
-
-	if (d->family == EGRESS_FAMILY_IPV4) {
-		__u64 ident = peer_cache__ident4(d);
-		struct egress_peer_set4 *s;
-
-		i = peer_cache__set(ident, EGRESS_PEER_CACHE_SETS4);
-		if (i >= EGRESS_PEER_CACHE_SETS4)
-			return;
-		s = &c->v4[i];
-		if (s->gen != gen) {
-			__builtin_memset(s->peer, 0, sizeof(s->peer));
-			s->gen = gen;
-		}
-#pragma unroll
-		for (i = 0; i < EGRESS_PEER_CACHE_WAYS4; i++) {
-			if (!s->peer[i]) {
-				s->peer[i] = ident;
-				return;
-			}
-		}
-		return;
-	}
-	{
-		struct egress_peer_set6 *s;
-		struct egress_peer6 *p;
-
-		i = peer_cache__set(peer_cache__fold6(d),
-				    EGRESS_PEER_CACHE_SETS6);
-		if (i >= EGRESS_PEER_CACHE_SETS6)
-			return;
-		s = &c->v6[i];
-		if (s->gen != gen) {
-			s->peer[0].used = 0;
-			s->peer[1].used = 0;
-			s->gen = gen;
-		}
-		p = &s->peer[0];
-		if (p->used) {
-			p = &s->peer[1];
-			if (p->used)
-				return;
-		}
-		__builtin_memcpy(p->addr, d->addr32, 16);
-		p->port = d->port;
-		p->used = 1;
-	}
+	return !(way >> 63) || (way & 0xff) != (epoch & 0xff);
 }
 
 /*
  * Remembers that `d` sent to the socket of `ctx` (an enforced target only:
  * a target switched off records nothing). Runs on every datagram a target's
  * UDP socket reads with its source address, so the steady state (a peer
- * already known) must cost next to nothing: the socket's cache
- * (udp_peer_cache, abi.h) says whether this socket recorded the peer in
- * udp_peers in this epoch, for this target, generation of its peers
- * (peer_gens) and local port; only a
- * peer it does not hold goes to udp_peers (peer__remember), and is cached
- * once udp_peers has it. A peer is cached only after udp_peers holds it,
- * and the reply path reads udp_peers alone, so the cache can spare a
- * refresh but never record or answer anyone. A new peer always misses it.
- * Entries egressd deletes with a removed target are covered by the peer
- * generation it adds after. What the cache can delay: a cached peer whose
- * udp_peers entry the LRU evicted (a flood of peers past EGRESS_MAX_PEERS)
- * is recorded again at its first datagram of the next epoch, not at once.
+ * already known) must cost next to nothing: udp_peer_filter (abi.h) says
+ * whether this socket's peer was found or recorded in udp_peers in this
+ * epoch, for this target, generation of its peers (peer_gens) and local
+ * port; only a peer it does not hold goes to udp_peers (peer__remember). A
+ * peer enters the filter only once udp_peers holds it, and the reply path
+ * reads udp_peers alone, so the filter can spare a refresh but never record
+ * or answer anyone. (A socket that reads one answer per peer, a DNS
+ * client's, fills a way it never uses: one store into a cache line just
+ * read, and one way of 262,144, free again the next epoch.) A new peer
+ * misses it (but for a fingerprint shared with another peer of its set in
+ * this epoch, abi.h). Entries egressd deletes with a removed target are
+ * covered by the peer generation it adds after. What the filter can delay:
+ * a peer whose udp_peers entry the LRU evicted (a flood of peers past
+ * EGRESS_MAX_PEERS) is recorded again at its first datagram of the next
+ * epoch, not at once.
  */
 static __always_inline void peer__record(struct egress_dest *d,
 					 struct bpf_sock_addr *ctx)
 {
 	struct egress_target_config *cfg;
-	struct egress_peer_cache *c;
+	struct egress_peer_filter_set *s;
 	struct bpf_sock *sk = ctx->sk;
-	__u32 id, peer_gen, *pg;
-	__be16 local_port;
-	__u64 epoch;
-	int valid, known;
+	__u32 id, peer_gen, *pg, i, set, replace;
+	__u64 epoch, cookie, h, way, w;
 
 	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF || !sk || !sk->src_port)
 		return;
 	pg = bpf_map_lookup_elem(&peer_gens, &id);
 	peer_gen = pg ? *pg : 0;
-	local_port = bpf_htons((__u16)sk->src_port);
-	epoch = bpf_jiffies64() >> EGRESS_PEER_CACHE_EPOCH_SHIFT;
-	c = bpf_sk_storage_get(&udp_peer_cache, sk, 0, 0);
-	valid = c && c->epoch == epoch && c->target_id == id &&
-		c->peer_gen == peer_gen && c->local_port == local_port;
-	if (valid && peer_cache__has(c, d))
-		return;
-	known = peer__remember(id, d, ctx, sk->src_port);
-	if (known < 0)
-		return;
-	if (!c) {
-		/* A socket's first datagram from a peer makes no cache: a
-		 * client that reads one answer per peer never needs one. */
-		if (!known)
-			return;
-		c = bpf_sk_storage_get(&udp_peer_cache, sk, 0,
-				       BPF_SK_STORAGE_GET_F_CREATE);
-		if (!c)
-			return;
-		valid = 0;
+	epoch = bpf_jiffies64() >> EGRESS_PEER_FILTER_EPOCH_SHIFT;
+	cookie = bpf_get_socket_cookie(ctx);
+	h = peer_filter__hash(cookie, ctx, id, peer_gen, sk->src_port, d,
+			      epoch);
+	way = peer_filter__way(h, epoch);
+	set = (__u32)(h >> (64 - EGRESS_PEER_FILTER_SET_BITS));
+	s = bpf_map_lookup_elem(&udp_peer_filter, &set);
+	/* Without a stale way, the way the hash picks is replaced. */
+	replace = (__u32)(h >> 8);
+	if (s) {
+#pragma unroll
+		for (i = 0; i < EGRESS_PEER_FILTER_WAYS; i++) {
+			w = s->way[i];
+			if (w == way)
+				return;
+			if (peer_filter__stale(w, epoch))
+				replace = i;
+		}
 	}
-	if (!valid) {
-		c->epoch = epoch;
-		c->target_id = id;
-		c->peer_gen = peer_gen;
-		c->local_port = local_port;
-		c->gen++;
-	}
-	peer_cache__add(c, d);
+	if (peer__remember(id, d, ctx, cookie, sk->src_port) < 0 || !s)
+		return;
+	s->way[replace & (EGRESS_PEER_FILTER_WAYS - 1)] = way;
 }
 
 #endif /* EGRESS_BPF_LIB_PEERS_H_ */

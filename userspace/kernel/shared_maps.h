@@ -110,12 +110,11 @@ class SharedMaps {
 
   // Forgets what a target's sockets taught the kernel: the UDP peers, the
   // DNS queries in flight and the names learned (dns_bindings). Then adds
-  // one to the target's peer generation (peer_gens), so that no socket's
-  // cache of recorded peers (udp_peer_cache) vouches for a deleted peer
-  // when the id serves a target again. Errno status of a delete (an entry
-  // evicted meanwhile is fine) or of the generation's update.
-  // The udp_peers entries deleted are counted apart from evictions
-  // (PeerEvictions).
+  // one to the target's peer generation (peer_gens), so that no way of the
+  // receive path's filter of recorded peers (udp_peer_filter) vouches for a
+  // deleted peer when the id serves a target again. Errno status of a delete
+  // (an entry evicted meanwhile is fine) or of the generation's update. The
+  // udp_peers entries deleted are counted apart from evictions (PeerEvictions).
   absl::Status DeletePeers(uint32_t target_id);
   // What udp_peers holds and lost for targets `ids` (PeerEvictions), and the
   // evictions of every target since this object was made. One look (the

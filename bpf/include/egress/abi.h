@@ -49,7 +49,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 9
+#define EGRESS_ABI_VERSION 10
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -375,66 +375,32 @@ struct egress_peer_value {
 EGRESS_ABI_SIZE(egress_peer_value, 8);
 
 /*
- * udp_peer_cache: socket storage of a target's UDP socket, in front of
- * udp_peers for its recvmsg hooks (peers.h): the peers this socket has
- * recorded in udp_peers within the current epoch, so that the datagram of
- * a known peer costs a compare instead of a udp_peers lookup. It only ever
- * spares a refresh: the reply path reads udp_peers alone, so no cache
- * content can let a peer be answered. Holds for one epoch of one {target,
- * its peer generation (peer_gens), local port}; any change empties it (a
- * new generation of the cache). Sets of
- * one cache line: IPv4 peers 7 to a set, IPv6 peers 2; a set of another
- * generation than the cache's is empty. 15,424 bytes, made on the second
- * datagram of a peer (a socket that reads one answer per peer never gets
- * one).
+ * udp_peer_filter: in front of udp_peers for the recvmsg hooks only
+ * (peers.h): which {socket, target, peer generation (peer_gens), local
+ * port, peer} were found or recorded in udp_peers in the current epoch, so
+ * that the datagram of a known peer costs a hash and one cache line instead
+ * of a udp_peers lookup (a 48-byte key's hash and, with many peers, cache and
+ * TLB misses in a map of 262,144 preallocated entries). One array for every
+ * socket of every target: sets of one cache line, 8 ways each, 262,144
+ * ways in 2 MiB. A way holds a 49-bit fingerprint of a hash of all of the
+ * above and the epoch, the low 8 bits of its epoch, and bit 63 set (0
+ * is an empty way). It only ever spares a refresh: the reply path reads
+ * udp_peers alone, so no content of the filter can let a peer be answered.
+ * A fingerprint shared by two peers of one set in one epoch (an epoch is a
+ * few seconds, peers.h; about 8 in 2^49 per datagram) spares the second a
+ * refresh in that epoch, or delays its recording to its first datagram of
+ * the next epoch.
  */
-#define EGRESS_PEER_CACHE_SETS4 224
-#define EGRESS_PEER_CACHE_WAYS4 7
-#define EGRESS_PEER_CACHE_SETS6 16
-#define EGRESS_PEER_CACHE_WAYS6 2
-/* An epoch is jiffies >> this: 256 ms at HZ=1000, 1.02 s at HZ=250, 2.56 s
- * at HZ=100. A cached peer goes to udp_peers at least once an epoch, so its
- * last_seen_ns trails its last datagram by at most EGRESS_PEER_REFRESH_NS
- * plus an epoch. */
-#define EGRESS_PEER_CACHE_EPOCH_SHIFT 8
+#define EGRESS_PEER_FILTER_SET_BITS 15
+#define EGRESS_PEER_FILTER_SETS (1 << EGRESS_PEER_FILTER_SET_BITS)
+#define EGRESS_PEER_FILTER_WAYS 8
+/* The fingerprint: the hash's low 49 bits (the set is its top 15). */
+#define EGRESS_PEER_FILTER_PRINT_MASK ((1ULL << 49) - 1)
 
-struct egress_peer_set4 {
-	__u32 gen;
-	__u32 pad;
-	/* address (network order) | port (network order) << 32 | 1 << 48;
-	 * 0 is an empty way. */
-	__u64 peer[EGRESS_PEER_CACHE_WAYS4];
+struct egress_peer_filter_set {
+	__u64 way[EGRESS_PEER_FILTER_WAYS];
 };
-EGRESS_ABI_SIZE(egress_peer_set4, 64);
-
-struct egress_peer6 {
-	__u8 addr[16];
-	__be16 port;
-	__u16 used; /* 0: an empty way */
-	__u32 pad;
-};
-EGRESS_ABI_SIZE(egress_peer6, 24);
-
-struct egress_peer_set6 {
-	__u32 gen;
-	__u32 pad;
-	struct egress_peer6 peer[EGRESS_PEER_CACHE_WAYS6];
-	__u64 pad2;
-};
-EGRESS_ABI_SIZE(egress_peer_set6, 64);
-
-struct egress_peer_cache {
-	__u64 epoch;
-	__u32 target_id;
-	__u32 peer_gen; /* peer_gens[target_id] when the generation began */
-	__u32 gen;
-	__be16 local_port;
-	__u16 pad;
-	__u8 pad2[40];
-	struct egress_peer_set4 v4[EGRESS_PEER_CACHE_SETS4];
-	struct egress_peer_set6 v6[EGRESS_PEER_CACHE_SETS6];
-};
-EGRESS_ABI_SIZE(egress_peer_cache, 15424);
+EGRESS_ABI_SIZE(egress_peer_filter_set, 64);
 
 /* counters: BPF_MAP_TYPE_PERCPU_ARRAY indexed by target id; summed by the
  * daemon. Exact even when the ring buffer is full. */

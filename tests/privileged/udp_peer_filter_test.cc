@@ -1,9 +1,11 @@
-// The socket's cache of recorded UDP peers (udp_peer_cache, bpf/lib/peers.h)
-// spares a known peer's udp_peers lookup; it must never spare recording a
-// new peer, nor let a peer that never sent be answered, nor outlive the
-// entries egressd deletes with a removed target. One server socket lives in
-// the target for the whole test (a child driven through a shared page), so
-// its cache is warm while the test sends, replies and changes the target.
+// The receive path's filter of recorded UDP peers (udp_peer_filter,
+// bpf/lib/peers.h) spares a known peer's udp_peers lookup; it must never
+// spare recording a new peer, nor let a peer that never sent be answered,
+// nor outlive the entries egressd deletes with a removed target, nor let one
+// socket's peer pass for another socket's. One server socket lives in the
+// target for the whole test (a child driven through a shared page), so its
+// peers' ways are in the filter while the test sends, replies and changes
+// the target.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -116,7 +118,7 @@ std::vector<int> Serve(Shared* sh, uint16_t port) {
   return {served};
 }
 
-class UdpPeerCacheTest : public EgressdTest {
+class UdpPeerFilterTest : public EgressdTest {
  protected:
   // Starts the server in the target's cgroup on `port`.
   void StartServer(uint16_t port) {
@@ -226,10 +228,10 @@ class UdpPeerCacheTest : public EgressdTest {
   std::vector<int> clients_;
 };
 
-// More peers than the cache holds (1,568 IPv4 ways), each sending several
-// times so that the cache is made and full; then as many new peers, each
-// once. Every sender is answered, and no address or port that did not send.
-TEST_F(UdpPeerCacheTest, EveryNewPeerIsRecordedAndNoStrangerAnswered) {
+// Peers that send several times (so that they are in the filter), then as
+// many new peers, each once. Every sender is answered, and no address or
+// port that did not send.
+TEST_F(UdpPeerFilterTest, EveryNewPeerIsRecordedAndNoStrangerAnswered) {
   AddTarget("srv");  // no rule: every answer is a reply to a peer
   StartServer(40261);
   constexpr int kWarm = 2000, kNew = 2000;
@@ -243,7 +245,7 @@ TEST_F(UdpPeerCacheTest, EveryNewPeerIsRecordedAndNoStrangerAnswered) {
 
   // Peer 0 sent from 127.1.0.0 on client 0's port: the same address on a
   // port that never sent, another address on that port, and an address
-  // past every peer's are strangers, warm cache or not.
+  // past every peer's are strangers, in the filter or not.
   const uint16_t sent_port = ClientPort(0);
   uint16_t unused_port = static_cast<uint16_t>(sent_port + 1);
   for (int i = 0; i < kClientPorts; ++i) {
@@ -257,10 +259,11 @@ TEST_F(UdpPeerCacheTest, EveryNewPeerIsRecordedAndNoStrangerAnswered) {
 }
 
 // egressd deletes a removed target's peers. A socket that outlives the
-// removal, with a cache full of them, must not answer them once the target
-// is back (they are strangers to the new target), and must record them
-// again when they send again: its cache cannot vouch for deleted entries.
-TEST_F(UdpPeerCacheTest, SocketOutlivesItsTargetRemovedAndAddedAgain) {
+// removal, with ways of them in the filter, must not answer them once the
+// target is back (they are strangers to the new target), and must record
+// them again when they send again: the filter cannot vouch for deleted
+// entries (the peer generation is in its hash).
+TEST_F(UdpPeerFilterTest, SocketOutlivesItsTargetRemovedAndAddedAgain) {
   AddTarget("srv");
   StartServer(40262);
   constexpr int kPeers = 50;
@@ -271,7 +274,7 @@ TEST_F(UdpPeerCacheTest, SocketOutlivesItsTargetRemovedAndAddedAgain) {
   AddTarget("srv");
   EXPECT_EQ(ReplyTo(0x7f010000, ClientPort(0)), EPERM)
       << "a peer of the removed target was answered";
-  // At once (within the cache's epoch): every peer sends again.
+  // At once (within the filter's epoch): every peer sends again.
   SendRounds(0, kPeers, 1);
   Ask(kReplyAll);
   EXPECT_EQ(sh_->result[0], 0) << "peers that sent again were refused";
@@ -280,7 +283,7 @@ TEST_F(UdpPeerCacheTest, SocketOutlivesItsTargetRemovedAndAddedAgain) {
 
 // Audit and back: the peers recorded in either mode are answered in
 // enforce mode, and a stranger is still refused.
-TEST_F(UdpPeerCacheTest, ModeChangesKeepPeersAndStrangersOut) {
+TEST_F(UdpPeerFilterTest, ModeChangesKeepPeersAndStrangersOut) {
   AddTarget("srv");
   StartServer(40263);
   SendRounds(0, 40, 3);
@@ -295,10 +298,9 @@ TEST_F(UdpPeerCacheTest, ModeChangesKeepPeersAndStrangersOut) {
   EXPECT_EQ(ReplyTo(0x7f000063, ClientPort(0)), EPERM);
 }
 
-// IPv6 peers take the cache's IPv6 sets (2 peers each, 16 sets): more
-// peers than it holds, each sending several times from ::1, are all
-// answered; a port of ::1 that never sent is not.
-TEST_F(UdpPeerCacheTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
+// IPv6 peers, each sending several times from ::1, are all answered; a
+// port of ::1 that never sent is not.
+TEST_F(UdpPeerFilterTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
   AddTarget("srv");
   constexpr uint16_t kPort = 40264;
   constexpr int kClients = 48, kRounds = 3;
@@ -382,6 +384,101 @@ TEST_F(UdpPeerCacheTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
   EXPECT_EQ((*r)[1], kClients);
   EXPECT_EQ((*r)[2], 0) << "answers to IPv6 peers that sent refused";
   EXPECT_EQ((*r)[3], EPERM) << "a port of ::1 that never sent was answered";
+}
+
+// Two sockets of the target on one port (127.0.0.2:P and 127.0.0.3:P): a
+// peer that sent to the first several times (so that a way of the first
+// socket's holds it) and then once to the second is recorded for the
+// second too, so the second may answer it; a peer that only sent to the
+// first is a stranger to the second. The filter's hash holds the socket's
+// cookie: without it the second socket's datagram would match the first's
+// way and never be recorded. Three peers in turn, so that an epoch turning
+// between the two sockets' reads cannot hide that.
+TEST_F(UdpPeerFilterTest, APeerOfOneSocketIsRecordedForAnother) {
+  AddTarget("srv");
+  constexpr uint16_t kPort = 40265;
+  constexpr int kPeers = 3, kToFirst = 3;
+  void* page = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  auto* bound = new (page) std::atomic<int>(0);
+  std::vector<int> clients;
+  for (int i = 0; i <= kPeers; ++i) {  // the last one: only to the first
+    clients.push_back(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  }
+  auto server = [](uint32_t addr) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kPort);
+    a.sin_addr.s_addr = htonl(addr);
+    return a;
+  };
+  std::thread sender([&] {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (bound->load() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    if (bound->load() <= 0) return;
+    const sockaddr_in first = server(0x7f000002), second = server(0x7f000003);
+    for (int i = 0; i <= kPeers; ++i) {
+      for (int n = 0; n < kToFirst; ++n) {
+        sendto(clients[i], "ping", 4, 0,
+               reinterpret_cast<const sockaddr*>(&first), sizeof(first));
+      }
+      if (i < kPeers) {
+        sendto(clients[i], "ping", 4, 0,
+               reinterpret_cast<const sockaddr*>(&second), sizeof(second));
+      }
+    }
+  });
+  auto r = RunInCgroupMulti(cg_->path(), [bound]() -> std::vector<int> {
+    const int fds[2] = {BoundUdpServer(0x7f000002, kPort),
+                        BoundUdpServer(0x7f000003, kPort)};
+    if (fds[0] < 0 || fds[1] < 0) {
+      *bound = -1;
+      return {fds[0] < 0 ? fds[0] : fds[1]};
+    }
+    *bound = 1;
+    // Peer i's datagrams to the first socket, then its one to the second.
+    auto read_one = [](int fd, sockaddr_in* from) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 2000) <= 0) return false;
+      socklen_t len = sizeof(*from);
+      char buf[16];
+      return recvfrom(fd, buf, sizeof(buf), 0,
+                      reinterpret_cast<sockaddr*>(from), &len) >= 0;
+    };
+    int read = 0, refused = 0;
+    sockaddr_in from{}, stranger{};
+    for (int i = 0; i < kPeers * kToFirst; ++i) read += read_one(fds[0], &from);
+    for (int i = 0; i < kPeers; ++i) {
+      if (!read_one(fds[1], &from)) continue;
+      ++read;
+      if (sendto(fds[1], "pong", 4, 0, reinterpret_cast<sockaddr*>(&from),
+                 sizeof(from)) != 4) {
+        ++refused;
+      }
+    }
+    for (int i = 0; i < kToFirst; ++i) read += read_one(fds[0], &stranger);
+    const int stranger_err =
+        sendto(fds[1], "pong", 4, 0, reinterpret_cast<sockaddr*>(&stranger),
+               sizeof(stranger)) == 4
+            ? 0
+            : errno;
+    close(fds[0]);
+    close(fds[1]);
+    return {read, refused, stranger_err};
+  });
+  sender.join();
+  for (int fd : clients) close(fd);
+  munmap(page, sizeof(std::atomic<int>));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 3u) << (*r)[0];
+  EXPECT_EQ((*r)[0], (kPeers + 1) * kToFirst + kPeers) << "datagrams read";
+  EXPECT_EQ((*r)[1], 0)
+      << "the second socket refused to answer peers that sent to it";
+  EXPECT_EQ((*r)[2], EPERM)
+      << "the second socket answered a peer that only sent to the first";
 }
 
 }  // namespace
