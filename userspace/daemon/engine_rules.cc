@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
@@ -31,6 +32,9 @@ struct Engine::Change {
   policy::CompiledRuleset replaced;  // the old set: a spare, or deleted
   // The spare written into (its id is new_ruleset), ruleset 0 if none.
   policy::CompiledRuleset spare;
+  // The spare writer's source of it when it was not whole (engine_spares.cc:
+  // spare_sources_), 0 otherwise.
+  uint32_t spare_source = 0;
   size_t exact_limit = 0;  // for a whole compile (ExactLimitLocked)
   bool compiled_ahead = false;
   bool written = false;
@@ -74,6 +78,12 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
     c.spare = std::move(spare->second);
     spares_.erase(spare);
     c.new_ruleset = c.spare.ruleset;
+    // A spare the writer had not finished: the diff writes the rest.
+    if (auto source = spare_sources_.find(t.id);
+        source != spare_sources_.end()) {
+      c.spare_source = source->second;
+      spare_sources_.erase(source);
+    }
   } else {
     c.new_ruleset = NextRuleset();
   }
@@ -143,6 +153,10 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   return c;
 }
 
+std::string Engine::SpareRow(uint32_t id) {
+  return absl::StrCat("(spare of target ", id, ")");
+}
+
 std::vector<TargetEntries> Engine::HeldRowsLocked(
     const std::map<std::string, EntryCounts>& next,
     const policy::CompiledRuleset* consuming) const {
@@ -163,8 +177,7 @@ std::vector<TargetEntries> Engine::HeldRowsLocked(
   // Spares are held like any set; a spare being written into is held now.
   for (const auto& [id, spare] : spares_) {
     const EntryCounts n = CountEntries(spare);
-    targets.push_back(
-        {absl::StrCat("(spare of target ", id, ")"), n, n, false});
+    targets.push_back({SpareRow(id), n, n, false});
   }
   if (consuming != nullptr && consuming->ruleset != 0) {
     targets.push_back(
@@ -218,6 +231,7 @@ void Engine::KeepOrDeleteSpareLocked(uint32_t id,
 }
 
 void Engine::DropSpareLocked(uint32_t id) {
+  spare_sources_.erase(id);
   auto it = spares_.find(id);
   if (it == spares_.end()) return;
   if (absl::Status st = kernel_.DeleteEntries(it->second); !st.ok()) {
@@ -285,6 +299,7 @@ absl::Status Engine::Build(Change& c) {
   if (!c.written && c.spare.ruleset != 0) {
     // Into the spare (no lookup reads it): what differs, then the flip.
     const policy::CompiledDiff diff = policy::DiffCompiled(c.spare, c.compiled);
+    change_writes_ += TotalEntries(diff.upserts) + TotalEntries(diff.deletes);
     absl::Status st = kernel_.WriteEntries(diff.upserts);
     if (st.ok()) st = kernel_.DeleteEntries(diff.deletes);
     if (!st.ok()) {
@@ -296,6 +311,7 @@ absl::Status Engine::Build(Change& c) {
     c.written = true;
   }
   if (!c.written) {
+    change_writes_ += TotalEntries(c.compiled);
     if (absl::Status st = kernel_.WriteEntries(c.compiled); !st.ok()) {
       kernel_.DeleteEntries(c.compiled).IgnoreError();
       return st;
@@ -391,6 +407,13 @@ absl::Status Engine::AppendRule(const std::string& name, policy::Rule rule) {
 absl::Status Engine::Replace(const std::string& name, NewRules rules,
                              std::optional<policy::Mode> mode, Staged* staged) {
   Lock lock(mu_);
+  // The spare writer starts no spare while this runs, and looks again after.
+  ++changes_in_flight_;
+  absl::Cleanup in_flight = [&] {
+    if (!lock.owns_lock()) lock.lock();
+    --changes_in_flight_;
+    PokeSparesLocked();
+  };
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
@@ -404,6 +427,7 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
     if (c.spare.ruleset != 0) {
       if (auto same = Find(name); same.ok() && (*same)->id == id) {
         spares_[id] = std::move(c.spare);
+        if (c.spare_source != 0) spare_sources_[id] = c.spare_source;
       } else {
         kernel_.DeleteEntries(c.spare).IgnoreError();
       }
