@@ -7,7 +7,9 @@
 // state. Changes are meant to come from one thread at a time (egressd's
 // worker): the heavy parts of a change (compiling, writing map entries,
 // saving the state file) run without the lock, so the loop that serves
-// reads and reconciles cgroups never waits for them.
+// reads and reconciles cgroups never waits for them. With
+// EngineOptions::background_spares a thread of the engine's own writes
+// spare rule sets, one chunk per hold of the lock (engine_spares.cc).
 #ifndef EGRESS_USERSPACE_DAEMON_ENGINE_H_
 #define EGRESS_USERSPACE_DAEMON_ENGINE_H_
 

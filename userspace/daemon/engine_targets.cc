@@ -361,6 +361,8 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     SaveLocked(lock, {WriteOf(name, std::nullopt)}).IgnoreError();
     return st;
   }
+  // Created: the spare writer passed it by while it was being made.
+  PokeSparesLocked();
   return absl::OkStatus();
 }
 
