@@ -93,7 +93,7 @@ struct EngineOptions {
   // next change of the target writes only its difference. egressd turns it
   // on; the engine tests that count map contents leave it off.
   bool background_spares = false;
-  size_t spare_chunk = 4096;
+  size_t spare_chunk = 2048;
   // Tests: called by the spare writer after each chunk, without the lock
   // (blocking here holds the writer between two chunks).
   std::function<void()> spare_chunk_written;
