@@ -241,6 +241,21 @@ TEST_F(EngineRoomTest, RestartAdoptsTheRuleSetsInTheMapsWithoutASecondCopy) {
   EXPECT_TRUE(engine_->TargetInfos()[0].attached);
 }
 
+// The exact entries' limit a set was compiled under is not stored: a
+// restart whose limit is another (exact_rules fuller, or smaller) still
+// finds the set. A start of many targets reaches the limit part-way.
+TEST_F(EngineRoomTest, RestartAdoptsASetWrittenUnderTheOtherExactLimit) {
+  // Compiled with exact entries: the fixture's engine has room for them.
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Hosts(1, 3)})).status());
+  const uint32_t id = IdOf("web");
+  const uint32_t ruleset = kernel_.ActiveRuleset(id);
+  const int writes = kernel_.write_calls();
+  Restart(EGRESS_MAX_RULE_ENTRIES, saved_);  // no room in exact_rules
+  EXPECT_EQ(kernel_.write_calls(), writes);
+  EXPECT_EQ(kernel_.ActiveRuleset(id), ruleset);
+  EXPECT_EQ(kernel_.RulesetsInMaps(), std::set<uint32_t>{ruleset});
+}
+
 TEST_F(EngineRoomTest, RestartWritesTheSetAgainWhenTheMapsLostIt) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Hosts(1, 3)})).status());
   const uint32_t id = IdOf("web");

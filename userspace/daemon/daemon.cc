@@ -114,6 +114,8 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   };
   o.log = Log;
   o.dns_ttl_floor = static_cast<uint16_t>(p.options.dns_ttl_floor);
+  // The first change after an apply or a start writes only its difference.
+  o.background_spares = true;
   // An older version's programs go only once ours enforce every target.
   o.all_attached = [&p] {
     if (p.retire_older_abis.exchange(false)) p.kernel->RetireOlderAbis();

@@ -7,10 +7,14 @@
 // state. Changes are meant to come from one thread at a time (egressd's
 // worker): the heavy parts of a change (compiling, writing map entries,
 // saving the state file) run without the lock, so the loop that serves
-// reads and reconciles cgroups never waits for them.
+// reads and reconciles cgroups never waits for them. With
+// EngineOptions::background_spares a thread of the engine's own writes
+// spare rule sets, one chunk per hold of the lock (engine_spares.cc).
 #ifndef EGRESS_USERSPACE_DAEMON_ENGINE_H_
 #define EGRESS_USERSPACE_DAEMON_ENGINE_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,12 +22,14 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "egress/dns_abi.h"
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
@@ -38,6 +44,9 @@ namespace egress {
 // FailedPrecondition for a change to an orphan (a target found pinned
 // without state, engine_orphans.cc); OK for any other target.
 absl::Status RefuseOrphan(const TargetState& t);
+
+// Every entry of a compiled set, over all the rule maps.
+uint64_t TotalEntries(const policy::CompiledRuleset& set);
 
 struct EngineOptions {
   // Persists what a change changed (all of it or nothing); called before
@@ -78,6 +87,16 @@ struct EngineOptions {
   // The rule maps' max_entries: every change keeps room for a swap copy of
   // the largest rule set (map_room.h). Tests make it small.
   EntryCounts map_capacity = MapCapacity();
+  // Background spares (engine_spares.cc): after every change and after
+  // Start, a thread of the engine's own writes a spare copy of each active
+  // set that has none, `spare_chunk` entries per hold of the lock, so the
+  // next change of the target writes only its difference. egressd turns it
+  // on; the engine tests that count map contents leave it off.
+  bool background_spares = false;
+  size_t spare_chunk = 2048;
+  // Tests: called by the spare writer after each chunk, without the lock
+  // (blocking here holds the writer between two chunks).
+  std::function<void()> spare_chunk_written;
 };
 
 // What a record needs to know about its target.
@@ -90,6 +109,10 @@ struct RecordTarget {
 class Engine {
  public:
   Engine(KernelPort& kernel, DaemonState state, EngineOptions options);
+  // Stops the spare writer (StopSpares).
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // Brings the kernel in line with the state at start: programs loaded,
   // rule sets rewritten (ending temporary rules that ran out at `now`),
@@ -225,6 +248,24 @@ class Engine {
   absl::Status ForgetWorkloadChildName(const std::string& parent,
                                        const std::string& name);
 
+  // ---- Background spares (engine_spares.cc) ----
+  // Stops the spare writer and joins its thread; the entries of a spare it
+  // had not finished are deleted (what a restart would sweep). Changes
+  // after this keep and use spares as without the writer. Idempotent.
+  void StopSpares();
+  // Waits until the spare writer has nothing left to do (every target that
+  // can have a spare has a whole one, or no room for it), at most
+  // `timeout`. True when it is idle (also when it does not run).
+  bool WaitForSpares(absl::Duration timeout);
+  // Rule map entries written or deleted since the start: by changes (a set
+  // written whole, or only what differs from a spare) and by the spare
+  // writer.
+  struct EntryWrites {
+    uint64_t by_changes = 0;
+    uint64_t by_spare_writer = 0;
+  };
+  EntryWrites EntriesWritten() const;
+
   // ---- Field self-check (engine_health.cc) ----
   struct SelfCheckTarget {
     uint32_t id = 0;
@@ -327,6 +368,8 @@ class Engine {
       policy::CompiledRuleset* consuming = nullptr);
   absl::Status CheckMapRoom(const std::map<std::string, EntryCounts>& next,
                             policy::CompiledRuleset* consuming = nullptr);
+  // The name of target `id`'s spare among those rows.
+  static std::string SpareRow(uint32_t id);
   // The rows CheckRoom needs for the maps as they are: every target's
   // active set, held and kept, plus every spare.
   std::vector<TargetEntries> HeldRowsLocked(
@@ -344,6 +387,25 @@ class Engine {
   // Deletes a target's spare from the maps (and from spares_).
   void DropSpareLocked(uint32_t id);
   void DropSparesLocked();
+
+  // The spare writer (engine_spares.cc).
+  void StartSparesLocked();
+  void PokeSparesLocked();
+  void SpareLoop();
+  // One step of the writer, under the lock: the next chunk of the spare
+  // being written (or of one being deleted), else a spare started for a
+  // target without one (not those in `skipped`: no room this pass). False
+  // when there is nothing to do.
+  bool SpareStepLocked(std::set<uint32_t>& skipped);
+  // True when the maps keep room (map_room.h) for target `id`'s spare
+  // grown to the size of `active`.
+  bool SpareFitsLocked(uint32_t id, const policy::CompiledRuleset& active);
+  // Writes up to options_.spare_chunk more entries of `active` into the
+  // spare; false when that failed (the spare is deleted).
+  bool FillSpareLocked(uint32_t id, const policy::CompiledRuleset& active);
+  // Deletes up to options_.spare_chunk entries of the spare from its end;
+  // the spare goes when it is empty.
+  void ShrinkSpareLocked(uint32_t id);
   // At start: takes the target's rule set as it is in the maps when every
   // entry of its rules compiled under its ruleset id is there (no second
   // copy written). False when it is not all there.
@@ -452,6 +514,25 @@ class Engine {
   // flips to it (compiled_diff.h), so one rule added to 100,000 writes a
   // few entries. A cache of map contents, dropped when room is short.
   std::map<uint32_t, policy::CompiledRuleset> spares_;
+  // The spares_ the writer is filling: target id -> the ruleset of the
+  // active set it copies. Such a spare holds exactly the entries written so
+  // far (the first ones of each of that set's entry lists, under the
+  // spare's id), so a change may take it at any point and write the rest
+  // (DiffCompiled). 0: a spare being deleted chunk by chunk (its set was
+  // replaced, or the maps lack room for it whole).
+  std::map<uint32_t, uint32_t> spare_sources_;
+  // Changes (Replace, Apply) running: the writer starts no new spare
+  // meanwhile (it would copy a set about to be replaced).
+  int changes_in_flight_ = 0;
+  std::thread spare_thread_;
+  std::condition_variable spare_cv_;       // with mu_: poke or stop
+  std::condition_variable spare_idle_cv_;  // with mu_: a pass ended
+  bool spare_started_ = false;
+  bool spare_poked_ = false;
+  bool spare_busy_ = false;
+  bool spare_stop_ = false;
+  std::atomic<uint64_t> change_writes_{0};
+  std::atomic<uint64_t> spare_writes_{0};
   // Rule id -> list number, per target id (rebuilt when the set changes).
   struct RuleIndex {
     uint32_t ruleset = 0;

@@ -12,6 +12,7 @@
 #include <future>
 #include <system_error>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/apply_plan.h"
@@ -73,6 +74,7 @@ absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
   EGRESS_RETURN_IF_ERROR(CheckMapRoom(next));
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].rules_changed) continue;
+    change_writes_ += TotalEntries(staged[i].compiled);
     absl::Status st = kernel_.WriteEntries(staged[i].compiled);
     staged[i].written = true;  // partly, maybe: deleted below on failure
     EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, st));
@@ -131,6 +133,13 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   EGRESS_ASSIGN_OR_RETURN(std::vector<ResolvedPolicy> resolved,
                           Resolve(std::move(request.policies)));
   Lock lock(mu_);
+  // The spare writer starts no spare while this runs, and looks again after.
+  ++changes_in_flight_;
+  absl::Cleanup in_flight = [&] {
+    if (!lock.owns_lock()) lock.lock();
+    --changes_in_flight_;
+    PokeSparesLocked();
+  };
   EGRESS_ASSIGN_OR_RETURN(ApplyPlan plan,
                           PlanAgainstState(state_, resolved, now));
   lock.unlock();

@@ -101,9 +101,11 @@ void Engine::AdoptUserOrphans() {
 absl::Status Engine::RemoveOrphanEntries(const TargetState& t) {
   if (t.ruleset == 0) return absl::OkStatus();
   // The orphan's entries are the only ones no target uses: changes run one
-  // at a time, so no rule set is staged but not yet switched to now.
+  // at a time, so no rule set is staged but not yet switched to now. Spares
+  // (whole, or as far as the spare writer got) are in use too.
   std::set<uint32_t> keep;
   for (const auto& [n, other] : state_.targets) keep.insert(other.ruleset);
+  for (const auto& [id, spare] : spares_) keep.insert(spare.ruleset);
   keep.erase(0);
   return kernel_.DeleteRulesetsExcept(keep).status();
 }

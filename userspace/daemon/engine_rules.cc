@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
@@ -31,6 +32,9 @@ struct Engine::Change {
   policy::CompiledRuleset replaced;  // the old set: a spare, or deleted
   // The spare written into (its id is new_ruleset), ruleset 0 if none.
   policy::CompiledRuleset spare;
+  // The spare writer's source of it when it was not whole (engine_spares.cc:
+  // spare_sources_), 0 otherwise.
+  uint32_t spare_source = 0;
   size_t exact_limit = 0;  // for a whole compile (ExactLimitLocked)
   bool compiled_ahead = false;
   bool written = false;
@@ -74,6 +78,12 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
     c.spare = std::move(spare->second);
     spares_.erase(spare);
     c.new_ruleset = c.spare.ruleset;
+    // A spare the writer had not finished: the diff writes the rest.
+    if (auto source = spare_sources_.find(t.id);
+        source != spare_sources_.end()) {
+      c.spare_source = source->second;
+      spare_sources_.erase(source);
+    }
   } else {
     c.new_ruleset = NextRuleset();
   }
@@ -143,6 +153,10 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   return c;
 }
 
+std::string Engine::SpareRow(uint32_t id) {
+  return absl::StrCat("(spare of target ", id, ")");
+}
+
 std::vector<TargetEntries> Engine::HeldRowsLocked(
     const std::map<std::string, EntryCounts>& next,
     const policy::CompiledRuleset* consuming) const {
@@ -163,8 +177,7 @@ std::vector<TargetEntries> Engine::HeldRowsLocked(
   // Spares are held like any set; a spare being written into is held now.
   for (const auto& [id, spare] : spares_) {
     const EntryCounts n = CountEntries(spare);
-    targets.push_back(
-        {absl::StrCat("(spare of target ", id, ")"), n, n, false});
+    targets.push_back({SpareRow(id), n, n, false});
   }
   if (consuming != nullptr && consuming->ruleset != 0) {
     targets.push_back(
@@ -218,6 +231,7 @@ void Engine::KeepOrDeleteSpareLocked(uint32_t id,
 }
 
 void Engine::DropSpareLocked(uint32_t id) {
+  spare_sources_.erase(id);
   auto it = spares_.find(id);
   if (it == spares_.end()) return;
   if (absl::Status st = kernel_.DeleteEntries(it->second); !st.ok()) {
@@ -253,11 +267,23 @@ absl::StatusOr<bool> Engine::AdoptRules(const std::string& name) {
   lock.unlock();
   // Compiling is deterministic: the same rules under the same id (and
   // limit) give the same entries, so finding them all means the set in the
-  // maps is this one. A set written under another limit is not found, and
-  // is written again.
-  EGRESS_ASSIGN_OR_RETURN(policy::CompiledRuleset compiled,
-                          policy::Compile(ruleset, rules, exact_limit));
-  EGRESS_ASSIGN_OR_RETURN(bool present, kernel_.HasEntries(compiled));
+  // maps is this one. The limit it was written under is not stored: the
+  // one a compile would take now first, then the other (ExactLimitLocked
+  // gives two). A start adopting many targets reaches the bound of
+  // exact_rules part-way, and every target after it was written again, each
+  // write making the next adoption walk the maps again: 200 targets of
+  // 1,000 rules took 14 s, 22 s with their spares still in the maps. A set
+  // found under neither (a recompile under another limit) is written again.
+  policy::CompiledRuleset compiled;
+  bool present = false;
+  for (const size_t limit :
+       {exact_limit,
+        exact_limit == 0 ? size_t{EGRESS_MAX_EXACT_PER_SET} : size_t{0}}) {
+    EGRESS_ASSIGN_OR_RETURN(compiled, policy::Compile(ruleset, rules, limit));
+    EGRESS_ASSIGN_OR_RETURN(present, kernel_.HasEntries(compiled));
+    // A set with no exact entries under a limit is the same under none.
+    if (present || (limit != 0 && compiled.exact.empty())) break;
+  }
   if (!present) return false;
   lock.lock();
   EGRESS_ASSIGN_OR_RETURN(t, Find(name));
@@ -285,6 +311,7 @@ absl::Status Engine::Build(Change& c) {
   if (!c.written && c.spare.ruleset != 0) {
     // Into the spare (no lookup reads it): what differs, then the flip.
     const policy::CompiledDiff diff = policy::DiffCompiled(c.spare, c.compiled);
+    change_writes_ += TotalEntries(diff.upserts) + TotalEntries(diff.deletes);
     absl::Status st = kernel_.WriteEntries(diff.upserts);
     if (st.ok()) st = kernel_.DeleteEntries(diff.deletes);
     if (!st.ok()) {
@@ -296,6 +323,7 @@ absl::Status Engine::Build(Change& c) {
     c.written = true;
   }
   if (!c.written) {
+    change_writes_ += TotalEntries(c.compiled);
     if (absl::Status st = kernel_.WriteEntries(c.compiled); !st.ok()) {
       kernel_.DeleteEntries(c.compiled).IgnoreError();
       return st;
@@ -391,6 +419,13 @@ absl::Status Engine::AppendRule(const std::string& name, policy::Rule rule) {
 absl::Status Engine::Replace(const std::string& name, NewRules rules,
                              std::optional<policy::Mode> mode, Staged* staged) {
   Lock lock(mu_);
+  // The spare writer starts no spare while this runs, and looks again after.
+  ++changes_in_flight_;
+  absl::Cleanup in_flight = [&] {
+    if (!lock.owns_lock()) lock.lock();
+    --changes_in_flight_;
+    PokeSparesLocked();
+  };
   EGRESS_ASSIGN_OR_RETURN(TargetState * t, Find(name));
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
@@ -404,6 +439,7 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
     if (c.spare.ruleset != 0) {
       if (auto same = Find(name); same.ok() && (*same)->id == id) {
         spares_[id] = std::move(c.spare);
+        if (c.spare_source != 0) spare_sources_[id] = c.spare_source;
       } else {
         kernel_.DeleteEntries(c.spare).IgnoreError();
       }

@@ -118,6 +118,9 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
   EGRESS_ASSIGN_OR_RETURN(size_t swept, kernel_.DeleteRulesetsExcept(keep));
   if (swept > 0) Log(absl::StrCat("removed ", swept, " stale rule entries"));
   EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  // Every target adopted or written: spares of their sets, in the
+  // background.
+  StartSparesLocked();
   return all_attached;
 }
 
@@ -358,6 +361,8 @@ absl::Status Engine::CreateTarget(Lock& lock, TargetState t,
     SaveLocked(lock, {WriteOf(name, std::nullopt)}).IgnoreError();
     return st;
   }
+  // Created: the spare writer passed it by while it was being made.
+  PokeSparesLocked();
   return absl::OkStatus();
 }
 
@@ -401,6 +406,8 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   rule_numbers_.erase(t.id);
   pattern_watch_dirs_.erase(t.id);
   kernel_.DeletePeers(t.id).IgnoreError();
+  // The room it held may take a spare the maps had none for.
+  PokeSparesLocked();
   return control::TargetRemoveResponse{name};
 }
 

@@ -1,0 +1,129 @@
+// The spare writer (engine_spares.cc) over the fake kernel, whose rules map
+// fails past its capacity as the kernel's does: a spare is written after a
+// change and after a start when the maps keep room for it, never when they
+// do not, and a change that needs its room deletes it. The half-written
+// spare and the real maps: tests/privileged/background_spare_test.cc.
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/engine_fixture.h"
+
+namespace egress::testing {
+namespace {
+
+// One allow rule to `hosts` /32s in 10.<net>.x.y on https.
+policy::Rule Hosts(int net, int hosts) {
+  std::vector<std::string> words = {"https"};
+  for (int i = 0; i < hosts; ++i) {
+    words.push_back(absl::StrCat("10.", net, ".", i / 250, ".", i % 250 + 1));
+  }
+  return Allow(words);
+}
+
+// Its entries in the rules map (the tries alone: no room in exact_rules).
+size_t EntriesOf(policy::Rule r) {
+  r.id = 1;
+  auto c = policy::Compile(1, {r}, 0);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? c->rules.size() : 0;
+}
+
+class EngineSparesTest : public EngineTest {
+ protected:
+  // An engine with the spare writer, its rules map `capacity` entries.
+  void Restart(size_t capacity, const DaemonState& state) {
+    kernel_.SetRuleCapacity(capacity);
+    EngineOptions o = Options();
+    o.map_capacity.rules = capacity;
+    o.map_capacity.exact = 0;  // every set in the tries, whose room is tested
+    o.background_spares = true;
+    o.spare_chunk = 50;  // a set of 300 hosts in several chunks
+    engine_.reset();
+    engine_ = std::make_unique<Engine>(kernel_, state, o);
+    ASSERT_OK(engine_->Start(kNow).status());
+  }
+  void Settle() { ASSERT_TRUE(engine_->WaitForSpares(absl::Seconds(30))); }
+
+  const policy::Rule big_ = Hosts(1, 300);
+  const size_t n_ = EntriesOf(big_);
+};
+
+TEST_F(EngineSparesTest, AfterAChangeASpareIsWrittenAndTheNextWritesItsDiff) {
+  Restart(4 * n_, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big_})).status());
+  Settle();
+  const uint32_t first = kernel_.ActiveRuleset(IdOf("web"));
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // the set and its spare
+  EXPECT_GE(engine_->EntriesWritten().by_spare_writer, n_);
+  const uint64_t written = engine_->EntriesWritten().by_changes;
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "192.0.2.1"}), {}}, kNow)
+                .status());
+  EXPECT_LE(engine_->EntriesWritten().by_changes - written, 4u);
+  EXPECT_NE(kernel_.ActiveRuleset(IdOf("web")), first);
+  // The maps hold a whole compile of the rules under the active id.
+  auto targets = engine_->Targets("web", false);
+  ASSERT_OK(targets.status());
+  auto whole = policy::Compile(kernel_.ActiveRuleset(IdOf("web")),
+                               (*targets)[0].rules, 0);
+  ASSERT_OK(whole.status());
+  EXPECT_TRUE(*kernel_.HasEntries(*whole));
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  Settle();
+  EXPECT_TRUE(kernel_.RulesetsInMaps().empty());
+}
+
+TEST_F(EngineSparesTest, NoSpareIsWrittenWithoutRoomForIt) {
+  // The set and a swap copy fit; the set, a spare and a copy do not.
+  Restart(2 * n_ + n_ / 2, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big_})).status());
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 1u);
+  EXPECT_EQ(engine_->EntriesWritten().by_spare_writer, 0u);
+  // Changes still switch.
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "192.0.2.1"}), {}}, kNow)
+                .status());
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 1u);
+}
+
+TEST_F(EngineSparesTest, AChangeThatNeedsTheRoomDeletesTheSpare) {
+  // Two sets and a swap copy fit; two sets, a spare and a copy do not.
+  Restart(3 * n_ + n_ / 2, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big_})).status());
+  Settle();
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 2u);
+  ASSERT_OK(engine_->AddTarget(Spec("db", "/db", {Hosts(2, 300)})).status());
+  Settle();
+  // No room for a spare of either now.
+  EXPECT_EQ(kernel_.RulesetsInMaps(),
+            (std::set<uint32_t>{kernel_.ActiveRuleset(IdOf("web")),
+                                kernel_.ActiveRuleset(IdOf("db"))}));
+  // Room again once db is gone: web gets its spare back.
+  ASSERT_OK(engine_->RemoveTarget("db").status());
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);
+}
+
+TEST_F(EngineSparesTest, AStartWritesASpareOfEveryAdoptedSet) {
+  Restart(6 * n_, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big_})).status());
+  ASSERT_OK(engine_->AddTarget(Spec("db", "/db", {Hosts(2, 300)})).status());
+  Settle();
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 4u);
+  engine_->StopSpares();
+  // A restart sweeps the spares (no state names them) and writes new ones
+  // beside the adopted sets.
+  Restart(6 * n_, saved_);
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 4u);
+  const uint64_t written = engine_->EntriesWritten().by_changes;
+  ASSERT_OK(engine_->AddRule({"db", Allow({"https", "192.0.2.1"}), {}}, kNow)
+                .status());
+  EXPECT_LE(engine_->EntriesWritten().by_changes - written, 4u);
+}
+
+}  // namespace
+}  // namespace egress::testing
