@@ -118,6 +118,28 @@ std::vector<int> Serve(Shared* sh, uint16_t port) {
   return {served};
 }
 
+// An int the test and a child in the target's cgroup share across fork
+// (0 until the child's server sockets are bound, then 1, or -1 when they
+// could not be).
+class SharedInt {
+ public:
+  SharedInt()
+      : page_(mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0)) {
+    if (ok()) new (page_) std::atomic<int>(0);
+  }
+  ~SharedInt() {
+    if (ok()) munmap(page_, sizeof(std::atomic<int>));
+  }
+  SharedInt(const SharedInt&) = delete;
+  SharedInt& operator=(const SharedInt&) = delete;
+  bool ok() const { return page_ != MAP_FAILED; }
+  std::atomic<int>* get() { return static_cast<std::atomic<int>*>(page_); }
+
+ private:
+  void* page_;
+};
+
 class UdpPeerFilterTest : public EgressdTest {
  protected:
   // Starts the server in the target's cgroup on `port`.
@@ -304,10 +326,9 @@ TEST_F(UdpPeerFilterTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
   AddTarget("srv");
   constexpr uint16_t kPort = 40264;
   constexpr int kClients = 48, kRounds = 3;
-  void* page = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(page, MAP_FAILED);
-  auto* bound = new (page) std::atomic<int>(0);
+  SharedInt shared;
+  ASSERT_TRUE(shared.ok());
+  std::atomic<int>* bound = shared.get();
   std::vector<int> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -377,7 +398,6 @@ TEST_F(UdpPeerFilterTest, Ipv6PeersAreAnsweredAndStrangersRefused) {
   });
   sender.join();
   for (int fd : clients) close(fd);
-  munmap(page, sizeof(std::atomic<int>));
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->size(), 4u) << (*r)[0];
   EXPECT_EQ((*r)[0], kClients * kRounds);
@@ -398,10 +418,9 @@ TEST_F(UdpPeerFilterTest, APeerOfOneSocketIsRecordedForAnother) {
   AddTarget("srv");
   constexpr uint16_t kPort = 40265;
   constexpr int kPeers = 3, kToFirst = 3;
-  void* page = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(page, MAP_FAILED);
-  auto* bound = new (page) std::atomic<int>(0);
+  SharedInt shared;
+  ASSERT_TRUE(shared.ok());
+  std::atomic<int>* bound = shared.get();
   std::vector<int> clients;
   for (int i = 0; i <= kPeers; ++i) {  // the last one: only to the first
     clients.push_back(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -471,7 +490,6 @@ TEST_F(UdpPeerFilterTest, APeerOfOneSocketIsRecordedForAnother) {
   });
   sender.join();
   for (int fd : clients) close(fd);
-  munmap(page, sizeof(std::atomic<int>));
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->size(), 3u) << (*r)[0];
   EXPECT_EQ((*r)[0], (kPeers + 1) * kToFirst + kPeers) << "datagrams read";

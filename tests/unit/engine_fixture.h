@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/fake_kernel.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/state_write.h"
+#include "userspace/policy/compile.h"
 #include "userspace/policy/spec.h"
 
 namespace egress::testing {
@@ -27,6 +29,24 @@ inline policy::Rule Allow(std::vector<std::string> w) {
 }
 inline policy::Rule Deny(std::vector<std::string> w) {
   return R(policy::Action::kDeny, std::move(w));
+}
+
+// One allow rule to `hosts` /32s in 10.<net>.x.y on https.
+inline policy::Rule Hosts(int net, int hosts) {
+  std::vector<std::string> words = {"https"};
+  for (int i = 0; i < hosts; ++i) {
+    words.push_back(absl::StrCat("10.", net, ".", i / 250, ".", i % 250 + 1));
+  }
+  return Allow(words);
+}
+
+// The entries of rule `r` in the rules map when compiled with no room in
+// exact_rules (the tries alone, as a restart near full maps compiles).
+inline size_t EntriesOf(policy::Rule r) {
+  r.id = 1;
+  auto c = policy::Compile(1, {r}, 0);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? c->rules.size() : 0;
 }
 
 class EngineTest : public ::testing::Test {

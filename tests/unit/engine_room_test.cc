@@ -17,23 +17,6 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-// One allow rule to `hosts` /32s in 10.<net>.x.y on https.
-policy::Rule Hosts(int net, int hosts) {
-  std::vector<std::string> words = {"https"};
-  for (int i = 0; i < hosts; ++i) {
-    words.push_back(absl::StrCat("10.", net, ".", i / 250, ".", i % 250 + 1));
-  }
-  return Allow(words);
-}
-
-// Its entries in the rules map (the map whose room the tests make small).
-size_t EntriesOf(policy::Rule r) {
-  r.id = 1;
-  auto c = policy::Compile(1, {r}, 0);  // the tries alone, as Restart's
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? c->rules.size() : 0;
-}
-
 class EngineRoomTest : public EngineTest {
  protected:
   // An engine (and fake kernel) whose rules map holds `capacity` entries.

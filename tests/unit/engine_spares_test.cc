@@ -12,23 +12,6 @@
 namespace egress::testing {
 namespace {
 
-// One allow rule to `hosts` /32s in 10.<net>.x.y on https.
-policy::Rule Hosts(int net, int hosts) {
-  std::vector<std::string> words = {"https"};
-  for (int i = 0; i < hosts; ++i) {
-    words.push_back(absl::StrCat("10.", net, ".", i / 250, ".", i % 250 + 1));
-  }
-  return Allow(words);
-}
-
-// Its entries in the rules map (the tries alone: no room in exact_rules).
-size_t EntriesOf(policy::Rule r) {
-  r.id = 1;
-  auto c = policy::Compile(1, {r}, 0);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? c->rules.size() : 0;
-}
-
 class EngineSparesTest : public EngineTest {
  protected:
   // An engine with the spare writer, its rules map `capacity` entries.
