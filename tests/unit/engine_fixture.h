@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,23 @@ class EngineTest : public ::testing::Test {
     kernel_.MakeCgroup("/web");
     kernel_.MakeCgroup("/db");
     engine_ = std::make_unique<Engine>(kernel_, DaemonState{}, Options());
+    ASSERT_OK(engine_->Start(kNow).status());
+  }
+
+  // Makes the engine again (the fake kernel stays) from `state`, with a
+  // rules map of `capacity` entries and no room in exact_rules: every set
+  // stays in the tries, whose room the room tests fill
+  // (Engine::ExactLimitLocked). `tune` adjusts the options further.
+  void RestartWithRuleRoom(
+      size_t capacity, const DaemonState& state,
+      const std::function<void(EngineOptions&)>& tune = nullptr) {
+    kernel_.SetRuleCapacity(capacity);
+    EngineOptions o = Options();
+    o.map_capacity.rules = capacity;
+    o.map_capacity.exact = 0;
+    if (tune) tune(o);
+    engine_.reset();
+    engine_ = std::make_unique<Engine>(kernel_, state, o);
     ASSERT_OK(engine_->Start(kNow).status());
   }
 

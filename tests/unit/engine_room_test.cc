@@ -21,14 +21,7 @@ class EngineRoomTest : public EngineTest {
  protected:
   // An engine (and fake kernel) whose rules map holds `capacity` entries.
   void Restart(size_t capacity, const DaemonState& state) {
-    kernel_.SetRuleCapacity(capacity);
-    EngineOptions o = Options();
-    o.map_capacity.rules = capacity;
-    // No room in exact_rules: every set stays in the tries, whose room
-    // these tests fill (Engine::ExactLimitLocked).
-    o.map_capacity.exact = 0;
-    engine_ = std::make_unique<Engine>(kernel_, state, o);
-    ASSERT_OK(engine_->Start(kNow).status());
+    RestartWithRuleRoom(capacity, state);
   }
   // The last write carried a rule appended to the target's.
   bool OnlyAppended() const {

@@ -16,15 +16,10 @@ class EngineSparesTest : public EngineTest {
  protected:
   // An engine with the spare writer, its rules map `capacity` entries.
   void Restart(size_t capacity, const DaemonState& state) {
-    kernel_.SetRuleCapacity(capacity);
-    EngineOptions o = Options();
-    o.map_capacity.rules = capacity;
-    o.map_capacity.exact = 0;  // every set in the tries, whose room is tested
-    o.background_spares = true;
-    o.spare_chunk = 50;  // a set of 300 hosts in several chunks
-    engine_.reset();
-    engine_ = std::make_unique<Engine>(kernel_, state, o);
-    ASSERT_OK(engine_->Start(kNow).status());
+    RestartWithRuleRoom(capacity, state, [](EngineOptions& o) {
+      o.background_spares = true;
+      o.spare_chunk = 50;  // a set of 300 hosts in several chunks
+    });
   }
   void Settle() { ASSERT_TRUE(engine_->WaitForSpares(absl::Seconds(30))); }
 
