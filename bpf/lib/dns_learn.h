@@ -265,7 +265,10 @@ static long dns__strlen_step(__u32 i, void *ctx)
 	return 0;
 }
 
-/* name_key.name = the question's name backwards, NUL after it, zeroes. */
+/* name_key.name = the question's name backwards, NUL after it. Run for
+ * those qlen + 1 bytes only: an LPM lookup compares no bit past its key's
+ * prefixlen, so what an earlier answer left further on is never read (and
+ * each step is a call: all 252 bytes cost more than the rest of a lookup). */
 static long dns__reverse_step(__u32 i, void *ctx)
 {
 	struct egress_dns_learn *ls = ((struct dns__learn_ctx *)ctx)->ls;
@@ -297,10 +300,10 @@ static __always_inline void dns__match_names(struct dns__learn_ctx *lc,
 	bpf_loop(EGRESS_DNS_NAME_BYTES, dns__strlen_step, lc, 0);
 	if (!ls->qlen)
 		return;
-	bpf_loop(EGRESS_DNS_RULE_NAME_BYTES, dns__reverse_step, lc, 0);
 	bytes = ls->qlen + 1;
 	if (bytes > EGRESS_DNS_RULE_NAME_BYTES)
 		bytes = EGRESS_DNS_RULE_NAME_BYTES;
+	bpf_loop(bytes, dns__reverse_step, lc, 0);
 	ls->name_key.ruleset = ruleset;
 	ls->name_key.prefixlen = EGRESS_DNS_NAME_KEY_FIXED_BITS + bytes * 8;
 #pragma unroll
