@@ -1,6 +1,8 @@
 // What is generated from egressctl's command table: usage, per-command
 // help, bash completion, the man page; and the UFW habits it answers.
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -82,6 +84,28 @@ TEST(CliTableTest, HelpIsReachableThreeWaysForEveryCommand) {
       EXPECT_EQ(TopicHelp(p.topic), CommandHelp(c));
     }
   }
+}
+
+// docs/cli.md shows what `egressctl help` and `--version` print: the page
+// must follow the table, or a reader meets options the docs never name.
+TEST(CliTableTest, ReferencePageShowsTheCurrentHelpAndVersion) {
+  std::ifstream in(std::string(EGRESS_SOURCE_DIR) + "/docs/cli.md");
+  ASSERT_TRUE(in) << "docs/cli.md";
+  std::stringstream page;
+  page << in.rdbuf();
+  const std::string text = page.str();
+  const std::string intro = "`egressctl help` prints:\n\n```\n";
+  const size_t start = text.find(intro);
+  ASSERT_NE(start, std::string::npos) << "no help block in docs/cli.md";
+  const size_t from = start + intro.size();
+  const size_t end = text.find("```", from);
+  ASSERT_NE(end, std::string::npos);
+  EXPECT_EQ(text.substr(from, end - from), UsageText())
+      << "docs/cli.md: paste the output of `egressctl help`";
+  std::string version = VersionText("egressctl");
+  while (!version.empty() && version.back() == '\n') version.pop_back();
+  EXPECT_THAT(text, HasSubstr(version))
+      << "docs/cli.md: paste the output of `egressctl --version`";
 }
 
 TEST(CliTableTest, UsageListsEveryCommandAndTheExitStatus) {
