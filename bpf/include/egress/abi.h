@@ -10,8 +10,13 @@
  * pinned maps (pins live under a directory named after the version).
  *
  * How a verdict is found (no loop over rules anywhere):
- *   1. The program instance attached for a target has the target id baked in
- *      (.rodata). targets[target_id] gives mode, flags and the active ruleset.
+ *   1. The program finds its target id (lib/config.h, target__find): the
+ *      shared set (egressd --shared_program_set, the default) reads it from
+ *      the attach_target cgroup storage of the cgroup it is attached to
+ *      (target__own_id); a target with program instances of its own has it
+ *      in .rodata (egress_target_id); the user targets' root set looks the
+ *      caller's uid up, a watch instance the caller's cgroup.
+ *      targets[target_id] gives mode, flags and the active ruleset.
  *   2. port_classes (LPM trie over {ruleset, proto, port}) maps the destination
  *      port to the id of the elementary port interval it falls in, built by
  *      userspace from every port range of the ruleset. Miss = no ranged rule.
@@ -88,7 +93,7 @@
  */
 #define EGRESS_TARGET_BY_CGROUP 0xffffffffu
 /*
- * The shared set (lib/config.h, target__of_attachment): one program set for
+ * The shared set (lib/config.h, target__own_id): one program set for
  * every literal-cgroup target, loaded once with egress_target_id =
  * EGRESS_TARGET_BY_STORAGE. Each call reads its target id from the cgroup
  * storage of the attachment it runs for (attach_target, maps.h), which
@@ -457,12 +462,13 @@ struct egress_rule_hit_key {
 };
 EGRESS_ABI_SIZE(egress_rule_hit_key, 8);
 
-/* event_limits: array of sets, the per (target, destination) record rate
- * limit: at most EGRESS_EVENTS_PER_WINDOW records per window of
+/* event_limits: array of sets, the per (target, destination, verdict, hook)
+ * record rate limit: at most EGRESS_EVENTS_PER_WINDOW records per window of
  * EGRESS_EVENT_WINDOW_UNITS << EGRESS_EVENT_WINDOW_SHIFT ns (999.3 ms); the
- * rest are counted and the count rides on the next record for the key.
+ * rest are counted and the count rides on the next record for the key, or
+ * on a held_back record of egressd's sweep (limits_sweep.bpf.c).
  * A set-associative table: a key's hash picks one set of
- * EGRESS_EVENT_LIMIT_WAYS slots (bpf/lib/verdict.h, limit__admit); a set is
+ * EGRESS_EVENT_LIMIT_WAYS slots (bpf/lib/ratelimit.h, limit__admit); a set is
  * one 64-byte cache line. EGRESS_MAX_EVENT_LIMITS (slots in all) is a power
  * of two. */
 #define EGRESS_EVENT_WINDOW_SHIFT 20 /* window clock: ns >> 20 (1.05 ms) */
