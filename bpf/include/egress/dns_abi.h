@@ -7,8 +7,11 @@
  * struct size-asserted. docs/dns.md states the parse these types describe.
  *
  * The learning maps (dns_queries, dns_names, dns_bindings, dns_counters,
- * dns_scratch) are new pinned maps; no existing map changed shape, so
- * EGRESS_ABI_VERSION is untouched.
+ * dns_scratch) came as new pinned maps under ABI 4: no existing map changed
+ * shape, so EGRESS_ABI_VERSION stayed. Name rules' entries in exact_rules
+ * (family EGRESS_FAMILY_NAME, keyed by pattern id) changed what the pinned
+ * maps hold: version 8 programs would not look for them there, so they
+ * came with ABI 9 (abi.h).
  */
 #ifndef EGRESS_DNS_ABI_H_
 #define EGRESS_DNS_ABI_H_
