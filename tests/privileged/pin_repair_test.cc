@@ -11,6 +11,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <set>
 #include <string>
 
 #include "absl/cleanup/cleanup.h"
@@ -112,6 +114,43 @@ TEST_P(PinRepairTest, ARemovedTargetPinDirectoryIsMadeAgain) {
   if (Shared()) {
     EXPECT_EQ(LogCount("pin(s) had gone"), 0);
   }
+}
+
+// Every map pin, the accelerators' too (udp_peer_filter, flows): a map
+// left unpinned would be made anew by the next start, and the programs
+// loaded after it would not share it with those loaded before.
+TEST_P(PinRepairTest, RemovedMapPinsAreAllMadeAgain) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  const std::string maps = Version() + "/maps";
+  auto pinned = [&maps] {
+    std::set<std::string> names;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(maps, ec)) {
+      names.insert(e.path().filename().string());
+    }
+    return names;
+  };
+  const std::set<std::string> before = pinned();
+  ASSERT_TRUE(before.count("udp_peer_filter")) << "not pinned at start";
+  ASSERT_TRUE(before.count("flows")) << "not pinned at start";
+  ASSERT_GE(before.size(), 20u);
+  // Moved away in one step, then removed (see above).
+  const std::string gone = bpffs_dir_ + "-maps-gone";
+  ASSERT_EQ(rename(maps.c_str(), gone.c_str()), 0) << strerror(errno);
+  absl::Status removed = RemoveTree(gone);
+  if (!removed.ok()) (void)RemoveTree(gone);
+  ASSERT_TRUE(removed.ok()) << removed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (pinned() != before && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const std::set<std::string> after = pinned();
+  for (const std::string& name : before) {
+    EXPECT_TRUE(after.count(name)) << "map pin not made again: " << name;
+  }
+  EXPECT_EQ(after.size(), before.size());
+  ExpectRepaired();
 }
 
 TEST_P(PinRepairTest, AnUnmountedBpffsIsMountedAndRepinned) {

@@ -144,28 +144,30 @@ class SharedMaps {
  private:
   SharedMaps() = default;
   int FdOf(absl::string_view map) const;
-  // Every map's fd with its pin name (const for a const SharedMaps).
+  // Every map's fd with its pin name (const for a const SharedMaps): every
+  // map of bpf/maps.h, so that a pin removed is made again (PinMissing) and
+  // a program reading another map of that name is reloaded (Ids).
   template <typename Self>
   static auto All(Self& self) {
     using Fd =
         std::conditional_t<std::is_const_v<Self>, const UniqueFd, UniqueFd>;
     // Pin names and fds in the same order.
     static constexpr const char* kNames[] = {
-        "targets",       "port_classes",   "rules",         "udp_peers",
-        "rule_hits",     "event_limits",   "counters",      "events",
-        "unix_rules",    "dns_queries",    "dns_names",     "dns_bindings",
-        "dns_counters",  "dns_scratch",    "user_targets",  "watch_names",
-        "watch_parents", "cgroup_classes", "watch_scratch", "attach_target",
-        "peer_gens",     "exact_rules"};
+        "targets",       "port_classes",   "rules",           "udp_peers",
+        "rule_hits",     "event_limits",   "counters",        "events",
+        "unix_rules",    "dns_queries",    "dns_names",       "dns_bindings",
+        "dns_counters",  "dns_scratch",    "user_targets",    "watch_names",
+        "watch_parents", "cgroup_classes", "watch_scratch",   "attach_target",
+        "peer_gens",     "exact_rules",    "udp_peer_filter", "flows"};
     Fd* fds[] = {
-        &self.targets_,       &self.port_classes_,  &self.rules_,
-        &self.udp_peers_,     &self.rule_hits_,     &self.event_limits_,
-        &self.counters_,      &self.events_,        &self.unix_rules_,
-        &self.dns_queries_,   &self.dns_names_,     &self.dns_bindings_,
-        &self.dns_counters_,  &self.dns_scratch_,   &self.user_targets_,
-        &self.watch_names_,   &self.watch_parents_, &self.cgroup_classes_,
-        &self.watch_scratch_, &self.attach_target_, &self.peer_gens_,
-        &self.exact_rules_};
+        &self.targets_,       &self.port_classes_,    &self.rules_,
+        &self.udp_peers_,     &self.rule_hits_,       &self.event_limits_,
+        &self.counters_,      &self.events_,          &self.unix_rules_,
+        &self.dns_queries_,   &self.dns_names_,       &self.dns_bindings_,
+        &self.dns_counters_,  &self.dns_scratch_,     &self.user_targets_,
+        &self.watch_names_,   &self.watch_parents_,   &self.cgroup_classes_,
+        &self.watch_scratch_, &self.attach_target_,   &self.peer_gens_,
+        &self.exact_rules_,   &self.udp_peer_filter_, &self.flows_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -207,7 +209,7 @@ class SharedMaps {
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
       dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
       watch_parents_, cgroup_classes_, watch_scratch_, attach_target_,
-      peer_gens_, exact_rules_;
+      peer_gens_, exact_rules_, udp_peer_filter_, flows_;
 };
 
 }  // namespace egress
