@@ -7,9 +7,13 @@
  * from the targets map (for the user targets' root instance: by the caller's
  * uid; for a watch instance: by the caller's child cgroup of the parent it
  * is attached to, target__of_cgroup).
- * Why here: one object is loaded once per target; egressd sets this constant
- * between open and load (LoadAndPinPrograms), so each instance knows which
- * target it serves without looking at the caller's cgroup. Defining it in
+ * Why here: egressd sets this constant between open and load
+ * (LoadAndPinPrograms): a target's own instance (a pattern target, the user
+ * targets' root set, --noshared_program_set) carries its target id, and the
+ * one shared set carries EGRESS_TARGET_BY_STORAGE and reads the id egressd
+ * wrote into the attach_target storage of the cgroup it runs for
+ * (target__own_id). Neither looks at the caller's cgroup to find its policy
+ * (a watch instance does: target__of_cgroup). Defining the constant in
  * exactly one header keeps the object's .rodata known variables (the
  * skeleton's rodata->egress_target_id, rodata->egress_watch_level).
  *
