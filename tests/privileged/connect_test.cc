@@ -80,6 +80,12 @@ TEST_F(ConnectTest, EmptyTargetDeniesEverything) {
   AddTarget("web");
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.1", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("::ffff:127.0.0.1", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.1", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return UdpSendto("::1", 40001); }));
+  EXPECT_DENIED(
+      InCgroup([] { return UdpConnectThenSend("127.0.0.1", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return UdpConnectThenSend("::1", 40001); }));
 }
 
 TEST_F(ConnectTest, PortRangeEdges) {

@@ -108,11 +108,11 @@ TEST_F(ControlTest, AClientThatDoesNotReadItsAnswerHoldsOnlyItself) {
   ASSERT_EQ(write(hog.get(), list.data(), list.size()),
             static_cast<ssize_t>(list.size()));
   absl::SleepFor(absl::Milliseconds(300));  // egressd is writing to it now
-  const absl::Time start = absl::Now();
+  // Answered while the silent client still holds its answer: had egressd
+  // waited for it, it would have dropped it after its 10 s write bound, and
+  // the whole answer below would never arrive.
   EXPECT_TRUE(absl::StrContains(CtlOk({"status"}), "web"));
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
-  const absl::Duration took = absl::Now() - start;
-  EXPECT_LT(took, absl::Seconds(5)) << "others waited for the silent client";
   // The whole answer, intact, once the client reads.
   std::string answer;
   for (int i = 0; i < 2000 && !absl::EndsWith(answer, "\n"); ++i) {

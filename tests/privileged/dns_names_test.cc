@@ -52,6 +52,22 @@ constexpr char kHosts[] =
     "::1 v6.example.test\n"
     "127.201.0.10 tcp.example.test\n";
 
+// n<i>.wild.test, i < kManyNames, each with an address of its own: every
+// connect of ThousandLookupsThenConnectNoneDenied depends on its own lookup.
+constexpr int kManyNames = 1000;
+
+std::string ManyAddress(int i) {
+  return absl::StrCat("127.204.", i / 250, ".", i % 250 + 1);
+}
+
+std::string HostsWithManyNames() {
+  std::string hosts = kHosts;
+  for (int i = 0; i < kManyNames; ++i) {
+    absl::StrAppend(&hosts, ManyAddress(i), " n", i, ".wild.test\n");
+  }
+  return hosts;
+}
+
 class DnsNamesTest : public EgressdTest {
  protected:
   void SetUp() override {
@@ -60,7 +76,7 @@ class DnsNamesTest : public EgressdTest {
     EgressdTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     DnsmasqConfig config;
-    config.hosts = kHosts;
+    config.hosts = HostsWithManyNames();
     config.cnames = {"alias.example.test,target.cdn.test"};
     config.ttl = 1;
     auto d = Dnsmasq::Start(config);
@@ -107,25 +123,30 @@ TEST_F(DnsNamesTest, LookupOpensExactlyTheRulesPorts) {
 }
 
 // 1,000 lookups, each followed at once by a connect: none is refused (the
-// binding exists before the application reads the answer).
+// binding exists before the application reads the answer). Each lookup is
+// of a name of its own with an address of its own, refused until then, so
+// no connect can pass by an earlier lookup's binding.
 TEST_F(DnsNamesTest, ThousandLookupsThenConnectNoneDenied) {
   AddTargetWithNames();
   const std::string server = dns_->address();
   auto results = RunInCgroupMulti(
       cg_->path(),
       [server] {
-        int denied = 0, failed = 0;
-        for (int i = 0; i < 1000; ++i) {
-          const int rc = LookupAndConnect(server, "api.example.test", kApiPort);
+        int open_before = 0, denied = 0, failed = 0;
+        for (int i = 0; i < kManyNames; ++i) {
+          const std::string name = absl::StrCat("n", i, ".wild.test");
+          if (TcpConnect(ManyAddress(i), kWildPort) != EPERM) ++open_before;
+          const int rc = LookupAndConnect(server, name, kWildPort);
           if (rc == EPERM) ++denied;
           if (rc != EPERM && !Allowed(rc)) ++failed;
         }
-        return std::vector<int>{denied, failed};
+        return std::vector<int>{open_before, denied, failed};
       },
       absl::Seconds(120));
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_EQ((*results)[0], 0) << "connects refused right after a lookup";
-  EXPECT_EQ((*results)[1], 0) << "lookups or connects that failed otherwise";
+  EXPECT_EQ((*results)[0], 0) << "addresses allowed before their lookup";
+  EXPECT_EQ((*results)[1], 0) << "connects refused right after a lookup";
+  EXPECT_EQ((*results)[2], 0) << "lookups or connects that failed otherwise";
 }
 
 // A new address per answer: each one connects.
@@ -140,6 +161,8 @@ TEST_F(DnsNamesTest, RotatingAnswersAllConnect) {
         << addr << " before its lookup";
     const int rc = Lookup("rot.wild.test", kWildPort);
     EXPECT_TRUE(Allowed(rc)) << addr << ": " << rc;
+    // The connect above went where the answer said: this very address.
+    EXPECT_ALLOWED(InCgroup([addr] { return TcpConnect(addr, kWildPort); }));
   }
 }
 

@@ -262,18 +262,23 @@ TEST_F(EventsTest, MetricsCountEveryAttempt) {
     for (int i = 0; i < 3; ++i) out.push_back(UdpSendto("127.0.0.53", 40053));
     return out;
   });
-  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r.ok()) << r.status();
+  // What the probes met: 7 refusals, then 3 datagrams sent.
+  ASSERT_EQ(r->size(), 10u);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ((*r)[i], EPERM) << i;
+  for (int i = 7; i < 10; ++i) EXPECT_EQ((*r)[i], 0) << i;
   std::string m = ScrapeMetrics();
   ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
+  // Whole series lines: "} 7\n", so that 70 or 7123 would not pass.
   EXPECT_TRUE(absl::StrContains(m,
                                 "egress_verdicts_total{proto=\"tcp\",target="
-                                "\"web\",verdict=\"denied\"} 7"))
+                                "\"web\",verdict=\"denied\"} 7\n"))
       << m;
   EXPECT_TRUE(absl::StrContains(m,
                                 "egress_verdicts_total{proto=\"udp\",target="
-                                "\"web\",verdict=\"allowed\"} 3"))
+                                "\"web\",verdict=\"allowed\"} 3\n"))
       << m;
-  EXPECT_TRUE(absl::StrContains(m, "egress_policy_rules{target=\"web\"} 1"))
+  EXPECT_TRUE(absl::StrContains(m, "egress_policy_rules{target=\"web\"} 1\n"))
       << m;
   EXPECT_TRUE(absl::StrContains(m, "rule_id=\"0\"")) << m;
 }

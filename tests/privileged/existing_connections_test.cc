@@ -94,13 +94,11 @@ TEST_F(ExistingConnectionsTest, ListedRecordedAndCutWhenThePolicyRefuses) {
   EXPECT_EQ(dgram["destination"], "::1");
   EXPECT_EQ(dgram["allowed"], false);
 
-  const absl::Time before = absl::Now();
   json cut = CtlJson({"connections", "--target", "web", "--cut"});
   EXPECT_EQ(ToPort(cut["connections"], refused.port)["action"], "cut");
   EXPECT_EQ(ToPort(cut["connections"], udp.port)["action"], "cut");
   EXPECT_EQ(ToPort(cut["connections"], allowed.port)["action"], "kept");
   EXPECT_EQ(PeerSees(refused.accepted.get(), absl::Seconds(1)), "reset");
-  EXPECT_LT(absl::Now() - before, absl::Seconds(2));
   EXPECT_EQ(EchoThrough(allowed.accepted.get(), "still here", absl::Seconds(1)),
             "still here");
   std::vector<json> records = Records("cut", refused.port);
@@ -119,14 +117,12 @@ TEST_F(ExistingConnectionsTest, TargetAddCutResetsAnIpv6Connection) {
   ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("::1"));
   ASSERT_OK_AND_ASSIGN(auto held,
                        HeldConnections::Start(cg_->path(), {&server}, {}));
-  const absl::Time before = absl::Now();
   json added = CtlJson(
       {"target", "add", "web", "--cgroup", cg_->relative_path(), "--cut"});
   ASSERT_EQ(added["existing"].size(), 1u) << added.dump(2);
   EXPECT_EQ(added["existing"][0]["action"], "cut");
   EXPECT_EQ(added["existing"][0]["family"], "IPv6");
   EXPECT_EQ(PeerSees(server.accepted.get(), absl::Seconds(1)), "reset");
-  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
 }
 
 TEST_F(ExistingConnectionsTest, RuleChangesReportAndCutOnlyWhenAsked) {

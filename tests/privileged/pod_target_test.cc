@@ -322,14 +322,20 @@ TEST_F(PodTargetTest, VerifyProbesFromInsideThePod) {
   CommandResult r = Ctl({"verify", "--target", "shop-web"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "blocked (EPERM)")) << r.output;
+  // No leaf of the probes is left, at any depth below the pod's cgroup
+  // (which must be there to look at).
   std::error_code ec;
-  for (const auto& d : std::filesystem::directory_iterator(
-           kubepods_->path() +
-               web.cgroup.substr(kubepods_->relative_path().size()),
-           ec)) {
+  const std::string pod_cgroup =
+      kubepods_->path() + web.cgroup.substr(kubepods_->relative_path().size());
+  int seen = 0;
+  for (const auto& d :
+       std::filesystem::recursive_directory_iterator(pod_cgroup, ec)) {
+    ++seen;
     EXPECT_FALSE(absl::StrContains(d.path().string(), "egress-verify"))
         << d.path();
   }
+  ASSERT_FALSE(ec) << pod_cgroup << ": " << ec.message();
+  EXPECT_GT(seen, 0) << pod_cgroup << " is empty: not the pod's cgroup";
 }
 
 TEST_F(PodTargetTest, NewPodsFirstAllowedConnectPasses) {

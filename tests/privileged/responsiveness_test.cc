@@ -99,13 +99,15 @@ TEST_F(ResponsivenessTest, ASlowApplyStallsNeitherReattachNorStatus) {
 
   EXPECT_EQ(apply.exit_code, 0) << apply.output;
   EXPECT_EQ(status.exit_code, 0) << status.output;
-  EXPECT_LT(enforced - recreated, absl::Milliseconds(1000))
-      << "re-attached after " << (enforced - recreated) << " (apply took "
-      << apply_took << ")";
+  // The proof is the order, not a clock: the re-attachment and the answer
+  // to `status` both came while the apply was still running (the times are
+  // recorded below for the reader).
   EXPECT_TRUE(apply_still_running)
-      << "apply took " << apply_took << ": too quick to prove anything";
-  EXPECT_LT(status_took, absl::Seconds(1));
-  EXPECT_TRUE(status_during_apply) << "apply took " << apply_took;
+      << "re-attached only after the apply (it took " << apply_took
+      << "; re-attached " << (enforced - recreated) << " after the mkdir)";
+  EXPECT_TRUE(status_during_apply)
+      << "status answered only after the apply (it took " << apply_took
+      << "; status took " << status_took << ")";
   RecordProperty("apply_ms", absl::ToInt64Milliseconds(apply_took));
   RecordProperty("reattach_ms",
                  absl::ToInt64Milliseconds(enforced - recreated));

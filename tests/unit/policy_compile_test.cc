@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -459,11 +458,9 @@ TEST(CompileTest, HundredThousandRules) {
     rules.push_back(MakeRule(i, i % 10 == 0 ? Action::kDeny : Action::kAllow,
                              {Tcp(port, port)}, {dest}));
   }
-  const auto start = std::chrono::steady_clock::now();
+  // Its speed is bench/'s (egress_scale_bench); here, what it makes.
   absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
-  const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_LT(elapsed, std::chrono::seconds(3));
   // One host and one port each: all in exact_rules, nothing left in the
   // tries, so no port class is named there either.
   EXPECT_TRUE(c->ports.empty());
