@@ -1,0 +1,117 @@
+// `egressd --events_syslog`: what reaches syslog. syslog(3) writes to
+// /dev/log and reports no failure, so the only proof is the datagram a
+// syslog daemon would receive. A child in a mount namespace of its own
+// (private propagation, a tmpfs over /dev that only it sees) binds /dev/log
+// itself, writes records through the real sink and reads them back; the
+// host's /dev/log is never touched.
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "egress/abi.h"
+#include "gtest/gtest.h"
+#include "tests/testing/command.h"
+#include "tests/testing/privileges.h"
+#include "userspace/events/event_render.h"
+#include "userspace/events/event_sink.h"
+
+namespace egress::testing {
+namespace {
+
+// What the child found, as its exit code.
+enum Outcome {
+  kOk = 0,
+  kNoNamespace = 10,
+  kNoSocket,
+  kNoDatagram,
+  kWrongDenied,
+  kWrongAudit,
+};
+
+// The syslog line of a record: "<priority>... ident[pid]: message".
+bool Holds(const std::string& got, const std::string& message) {
+  // LOG_DAEMON | LOG_WARNING = 3 * 8 + 4.
+  return absl::StartsWith(got, "<28>") &&
+         absl::StrContains(got, "egress_syslog_test[") &&
+         absl::EndsWith(got, message);
+}
+
+int Child() {
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0) {
+    return kNoNamespace;
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strcpy(sun.sun_path, "/dev/log");
+  timeval two_seconds{2, 0};
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_seconds,
+                 sizeof(two_seconds)) != 0) {
+    return kNoSocket;
+  }
+  std::unique_ptr<EventSink> sink = SyslogSink("egress_syslog_test");
+  char buf[2048];
+  auto next = [&]() -> std::string {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+
+  EventRecord denied;
+  denied.raw.verdict = EGRESS_VERDICT_DENY;
+  RenderedEvent d(denied, "{}",
+                  "web curl[1] -> 192.0.2.1:443/tcp DENIED (no matching rule)");
+  sink->Write(d);
+  const std::string first = next();
+  if (first.empty()) return kNoDatagram;
+  if (!Holds(first,
+             "EGRESS DENIED web curl[1] -> 192.0.2.1:443/tcp DENIED (no "
+             "matching rule)")) {
+    return kWrongDenied;
+  }
+  EventRecord audited;
+  audited.raw.verdict = EGRESS_VERDICT_AUDIT;
+  RenderedEvent a(audited, "{}", "web curl[2] -> 192.0.2.2:25/tcp AUDIT");
+  sink->Write(a);
+  if (!Holds(next(), "EGRESS AUDIT web curl[2] -> 192.0.2.2:25/tcp AUDIT")) {
+    return kWrongAudit;
+  }
+  return kOk;
+}
+
+TEST(SyslogSinkTest, RecordsReachDevLogAsWarningsOfTheDaemonFacility) {
+  EGRESS_REQUIRE_ROOT();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0) << strerror(errno);
+  if (pid == 0) _exit(Child());
+  absl::StatusOr<int> ws = WaitPidUntil(pid, absl::Now() + absl::Seconds(20));
+  if (!ws.ok()) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  const int code = ExitCodeFromWaitStatus(*ws);
+  EXPECT_NE(code, kNoNamespace) << "no mount namespace with /dev of its own";
+  EXPECT_NE(code, kNoSocket) << "could not bind /dev/log in it";
+  EXPECT_NE(code, kNoDatagram) << "the sink sent nothing to /dev/log";
+  EXPECT_NE(code, kWrongDenied) << "the denied record's line differs";
+  EXPECT_NE(code, kWrongAudit) << "the audited record's line differs";
+  EXPECT_EQ(code, kOk);
+}
+
+}  // namespace
+}  // namespace egress::testing
