@@ -3,12 +3,14 @@
 // storage egressd writes (docs/design.md section 1). Real egressd, real
 // cgroups, real sockets on loopback.
 #include <bpf/bpf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -121,6 +123,28 @@ TEST_F(SharedSetTest, TwoTargetsOnTheSharedSetKeepTheirOwnPolicy) {
   struct stat st;
   EXPECT_NE(stat((VersionDir() + "/targets/1/prog_connect4").c_str(), &st), 0);
   EXPECT_EQ(stat((VersionDir() + "/shared/prog_connect4").c_str(), &st), 0);
+}
+
+// A fresh egressd loads the shared set before any target asks for it (off
+// its start path), and the first target runs exactly those programs.
+TEST_F(SharedSetTest, AFreshEgressdLoadsTheSetAheadOfTheFirstTarget) {
+  const std::string pin = VersionDir() + "/shared/prog_connect4";
+  struct stat st;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (stat(pin.c_str(), &st) != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(stat(pin.c_str(), &st), 0) << "not loaded ahead: " << pin;
+  UniqueFd prog(bpf_obj_get(pin.c_str()));
+  ASSERT_TRUE(prog.valid()) << strerror(errno);
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  ASSERT_EQ(bpf_obj_get_info_by_fd(prog.get(), &info, &len), 0);
+  ApplyTarget("a", *cg_, {40001});
+  EXPECT_TRUE(Allowed(Connect(40001, cg_.get())));
+  EXPECT_EQ(Connect(40002, cg_.get()), EPERM);
+  EXPECT_TRUE(ProgramIds(cg_->path()).count(info.id))
+      << "the target runs programs other than the ones loaded ahead";
 }
 
 TEST_F(SharedSetTest, OneProgramSetIsLoadedForManyTargets) {

@@ -118,6 +118,11 @@ absl::Status BpfKernel::AdoptLiveStorage() {
   return absl::OkStatus();
 }
 
+absl::Status BpfKernel::PrepareSharedSet() {
+  if (!shared_set_) return absl::OkStatus();
+  return LoadShared();
+}
+
 absl::Status BpfKernel::LoadShared() {
   std::lock_guard<std::mutex> lock(shared_mu_);
   if (ProgramsPinned(SharedDir(), AllHooks())) {

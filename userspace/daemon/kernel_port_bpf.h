@@ -34,6 +34,10 @@ class BpfKernel : public KernelPort {
   SharedMaps& maps() { return *maps_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
   void RetireOlderAbis();
+  // Loads and pins the shared program set now, if it is on and not pinned
+  // yet, so that the first target added does not wait for the verifier
+  // (egressd calls it off its start path). A no-op with a set per target.
+  absl::Status PrepareSharedSet();
 
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
   absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
