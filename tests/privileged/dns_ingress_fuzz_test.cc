@@ -10,12 +10,10 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -46,19 +44,9 @@ class DnsIngressFuzzTest : public EgressdTest {
 TEST_F(DnsIngressFuzzTest, RealIngressProgramAccountsForEveryAnswer) {
   AddTarget("web");
   CtlOk({"allow", "443/tcp", "api.example.test"});
-  // Kept in a variable: a range-for over a member of a temporary would
-  // dangle.
-  const nlohmann::json before = CtlJson({"status"});
-  nlohmann::json target;
-  for (const auto& t : before["targets"]) {
-    if (t["name"] == "web") target = t;
-  }
-  ASSERT_TRUE(target.is_object()) << before;
-  const std::string pin =
-      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets/",
-                   target["id"].get<uint32_t>(), "/prog_skb_ingress");
-  const int prog = bpf_obj_get(pin.c_str());
-  ASSERT_GE(prog, 0) << pin << ": " << strerror(errno);
+  const UniqueFd prog_fd = OwnProgram("web", "skb_ingress");
+  ASSERT_TRUE(prog_fd.valid());
+  const int prog = prog_fd.get();
 
   DnsFuzzer fuzzer(kSeed);
   uint64_t done = 0, malformed = 0, failed_runs = 0;
@@ -76,7 +64,6 @@ TEST_F(DnsIngressFuzzTest, RealIngressProgramAccountsForEveryAnswer) {
       ++failed_runs;
     }
   }
-  close(prog);
   std::cout << done << " answers through skb_ingress in "
             << absl::FormatDuration(absl::Now() - start) << ", " << malformed
             << " malformed\n";

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,6 +283,22 @@ nlohmann::json EgressdTest::Counters(const std::string& target) {
   }
   ADD_FAILURE() << "no target " << target << " in status";
   return {};
+}
+
+UniqueFd EgressdTest::OwnProgram(const std::string& target,
+                                 const std::string& hook) {
+  const nlohmann::json status = CtlJson({"status"});
+  for (const auto& t : status["targets"]) {
+    if (t["name"] != target) continue;
+    const std::string pin =
+        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets/",
+                     t["id"].get<uint32_t>(), "/prog_", hook);
+    UniqueFd fd(bpf_obj_get(pin.c_str()));
+    EXPECT_TRUE(fd.valid()) << pin << ": " << strerror(errno);
+    return fd;
+  }
+  ADD_FAILURE() << "no target " << target << " in status";
+  return UniqueFd();
 }
 
 uint32_t EgressdTest::ActiveRuleset(uint32_t id) {

@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/command.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
 
@@ -79,6 +80,12 @@ class EgressdTest : public ::testing::Test {
 
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
+
+  // The pinned program `prog_<hook>` of target `target`'s own instances
+  // (egressd --noshared_program_set), opened: for BPF_PROG_TEST_RUN of the
+  // real program. Fails the test (and returns an invalid fd) when the
+  // target or the pin is missing.
+  UniqueFd OwnProgram(const std::string& target, const std::string& hook);
 
   // The ruleset the hooks of target `id` use now (pinned targets map).
   uint32_t ActiveRuleset(uint32_t id);

@@ -14,8 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "egress/abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 
@@ -116,20 +114,8 @@ class SourceRoutePacketTest : public EgressdTest {
     AddTarget("web");
     CtlOk({"allow", "any", "127.0.0.0/8"});
     CtlOk({"allow", "any", "::1"});
-    const nlohmann::json status = CtlJson({"status"});
-    uint32_t id = 0;
-    for (const auto& t : status["targets"]) {
-      if (t["name"] == "web") id = t["id"].get<uint32_t>();
-    }
-    ASSERT_NE(id, 0u) << status;
-    const std::string pin = absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION,
-                                         "/targets/", id, "/prog_skb_egress");
-    prog_ = bpf_obj_get(pin.c_str());
-    ASSERT_GE(prog_, 0) << pin << ": " << strerror(errno);
-  }
-  void TearDown() override {
-    if (prog_ >= 0) close(prog_);
-    EgressdTest::TearDown();
+    prog_ = OwnProgram("web", "skb_egress");
+    ASSERT_TRUE(prog_.valid());
   }
 
   // The program's verdict on `frame`: 1 passes, 0 drops; -errno when the
@@ -138,14 +124,14 @@ class SourceRoutePacketTest : public EgressdTest {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<uint32_t>(frame.size()),
                 .repeat = 1);
-    if (bpf_prog_test_run_opts(prog_, &opts) != 0) return -errno;
+    if (bpf_prog_test_run_opts(prog_.get(), &opts) != 0) return -errno;
     return static_cast<int>(opts.retval);
   }
   uint64_t Denied() {
     return Counters("web")["source_route_denied"].get<uint64_t>();
   }
 
-  int prog_ = -1;
+  UniqueFd prog_;
 };
 
 TEST_F(SourceRoutePacketTest, Ipv6RoutingHeaderIsDroppedBehindOtherHeaders) {
