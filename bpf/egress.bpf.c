@@ -142,6 +142,18 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
+	if (!ctx->user_port) {
+		/* No address: the send of a connected socket that carries an
+		 * IP-level cmsg (IP_TOS, IP_PKTINFO, ...), which makes
+		 * udp_sendmsg run this hook with a zeroed one (a sendto() to
+		 * port 0 is refused before it). The datagram goes to the
+		 * connected peer: decide that. */
+		dest__set4(&d, ctx->sk->dst_ip4);
+		d.port = (__be16)ctx->sk->dst_port;
+		d.proto = dest__proto(ctx->protocol);
+		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4,
+					ctx);
+	}
 	ip4 = ctx->user_ip4;
 	if (!ip4) { /* goes to the source address (lib/addr.h) */
 		ip4 = ctx->msg_src_ip4;
@@ -168,6 +180,18 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	cfg = target__find(&id);
 	if (!cfg || cfg->mode == EGRESS_MODE_OFF)
 		return 1;
+	if (!ctx->user_port) {
+		/* No address: a connected socket's send with a cmsg
+		 * (IPV6_TCLASS, IPV6_PKTINFO, ...), as in sendmsg4. */
+		struct bpf_sock *sk = ctx->sk;
+
+		dest__set6(&d, sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2],
+			   sk->dst_ip6[3]);
+		d.port = (__be16)sk->dst_port;
+		d.proto = dest__proto(ctx->protocol);
+		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6,
+					ctx);
+	}
 	a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
 	a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
 	if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
