@@ -50,6 +50,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #ifndef IP_OPTIONS
 #define IP_OPTIONS 4
 #endif
+#ifndef IP_FREEBIND
+#define IP_FREEBIND 15
+#endif
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 /* From <sys/socket.h> and <linux/icmp*.h>, which pull in libc headers that a
  * BPF build cannot use. */
 #define AF_INET 2
@@ -151,8 +163,7 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 		dest__set4(&d, ctx->sk->dst_ip4);
 		d.port = (__be16)ctx->sk->dst_port;
 		d.proto = dest__proto(ctx->protocol);
-		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4,
-					ctx);
+		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx);
 	}
 	ip4 = ctx->user_ip4;
 	if (!ip4) { /* goes to the source address (lib/addr.h) */
@@ -189,8 +200,7 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 			   sk->dst_ip6[3]);
 		d.port = (__be16)sk->dst_port;
 		d.proto = dest__proto(ctx->protocol);
-		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6,
-					ctx);
+		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx);
 	}
 	a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
 	a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
@@ -319,8 +329,53 @@ static __always_inline int ipopt__has_source_route(__u8 *p, __u8 *end,
 	return off < optlen;
 }
 
-/* Source routing sends packets to a first hop other than the address the
- * connect/sendmsg hooks checked: refuse the socket options that set it. */
+/*
+ * True when a setsockopt() turns on a source address the host does not own
+ * for a datagram socket: IPV6_FREEBIND or IP_FREEBIND on an IPv6 one (IPv6
+ * then lets it bind to, and send from, any address, and loopback delivers
+ * that to the host's own sockets), IP_TRANSPARENT or IPV6_TRANSPARENT on
+ * any (it needs CAP_NET_RAW or CAP_NET_ADMIN). Such a datagram poses as a
+ * peer of another socket of the target: a "reply" to any address
+ * (lib/peers.h) or a DNS answer from the resolver (lib/dns_learn.h). A
+ * value of 0 (turning it off) passes; one the program cannot read is
+ * refused. TCP is left alone: a connection from such an address gets no
+ * further than its SYN-ACK, sent to a host that never asked for it.
+ */
+static __always_inline int sockopt__nonlocal_source(struct bpf_sockopt *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	__u8 *v = ctx->optval;
+	int freebind, transparent, n;
+
+	if (ctx->level == SOL_IP_LEVEL) {
+		freebind = ctx->optname == IP_FREEBIND;
+		transparent = ctx->optname == IP_TRANSPARENT;
+	} else if (ctx->level == SOL_IPV6_LEVEL) {
+		freebind = ctx->optname == IPV6_FREEBIND;
+		transparent = ctx->optname == IPV6_TRANSPARENT;
+	} else {
+		return 0;
+	}
+	if (!(freebind || transparent) || !sk || sk->type != SOCK_DGRAM)
+		return 0;
+	if (freebind && sk->family != AF_INET6)
+		return 0;
+	/* The kernel reads an int, or a byte when optlen is 1 to 3. */
+	n = ctx->optlen < 4 ? ctx->optlen : 4;
+	if (n <= 0)
+		return 0; /* refused by the kernel: EINVAL */
+	if ((void *)(v + 4) <= ctx->optval_end)
+		return v[0] | (n > 1 ? v[1] : 0) | (n > 2 ? v[2] : 0) |
+		       (n > 3 ? v[3] : 0);
+	if ((void *)(v + 1) <= ctx->optval_end && n == 1)
+		return v[0];
+	return 1;
+}
+
+/* Refuses the socket options that would send packets somewhere the
+ * connect/sendmsg hooks did not check: source routes (a first hop other
+ * than the destination) and source addresses the host does not own
+ * (sockopt__nonlocal_source). */
 SEC("cgroup/setsockopt")
 int egress_setsockopt(struct bpf_sockopt *ctx)
 {
@@ -343,6 +398,13 @@ int egress_setsockopt(struct bpf_sockopt *ctx)
 		    ipopt__has_source_route(ctx->optval, ctx->optval_end,
 					    ctx->optlen < 0 ? 0 : ctx->optlen);
 		d.family = EGRESS_FAMILY_IPV4;
+	}
+	if (!refuse && sockopt__nonlocal_source(ctx)) {
+		refuse = 1;
+		dec.reason = EGRESS_REASON_NONLOCAL_SOURCE;
+		d.family = ctx->sk && ctx->sk->family == AF_INET6
+			       ? EGRESS_FAMILY_IPV6
+			       : EGRESS_FAMILY_IPV4;
 	}
 	if (!refuse)
 		return 1;

@@ -99,8 +99,7 @@ class UdpCmsgTest : public EgressdTest {
       if (v4 && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
         return *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
       }
-      if (!v4 && c->cmsg_level == IPPROTO_IPV6 &&
-          c->cmsg_type == IPV6_TCLASS) {
+      if (!v4 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
         int tclass;
         std::memcpy(&tclass, CMSG_DATA(c), sizeof(tclass));
         return tclass;
@@ -124,10 +123,8 @@ TEST_F(UdpCmsgTest, ConnectedSendWithACmsgReachesItsAllowedPeer) {
             }),
             0);
   EXPECT_EQ(ReadTos(v4, true), kTos);
-  EXPECT_EQ(InCgroup([&] {
-              return ConnectedSendWithTos("::1", v6.port, false);
-            }),
-            0);
+  EXPECT_EQ(
+      InCgroup([&] { return ConnectedSendWithTos("::1", v6.port, false); }), 0);
   EXPECT_EQ(ReadTos(v6, false), kTos);
   // An IPv6 socket connected to an IPv4-mapped peer: the send goes through
   // sendmsg4, with IP_TOS.
@@ -154,10 +151,8 @@ TEST_F(UdpCmsgTest, ConnectedSendWithACmsgIsRecordedWithItsPeer) {
               return ConnectedSendWithTos("127.0.0.53", v4.port, true);
             }),
             0);
-  ASSERT_EQ(InCgroup([&] {
-              return ConnectedSendWithTos("::1", v6.port, false);
-            }),
-            0);
+  ASSERT_EQ(
+      InCgroup([&] { return ConnectedSendWithTos("::1", v6.port, false); }), 0);
   // connect4, sendmsg4, connect6, sendmsg6: each names the peer.
   std::vector<nlohmann::json> records = Records({"--target", "web"}, 4);
   int sends = 0;

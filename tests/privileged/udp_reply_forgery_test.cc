@@ -271,6 +271,16 @@ class UdpReplyForgeryTest : public EgressdTest {
       });
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->size(), size_t{kResults});
+      if (feed == Feed::kOwnSocket) {
+        // The setsockopt hook refuses IP_TRANSPARENT / IPV6_TRANSPARENT on
+        // a target's datagram socket in any namespace: the forgery ends
+        // there.
+        EXPECT_EQ((*r)[kSetup], EPERM)
+            << "IP_TRANSPARENT on a datagram socket was not refused: "
+            << strerror((*r)[kSetup]);
+        EXPECT_EQ((*listener)->datagrams(), 0);
+        continue;
+      }
       ASSERT_EQ((*r)[kSetup], 0) << strerror((*r)[kSetup]);
       ASSERT_EQ((*r)[kPeerSeen], 0)
           << "the namespace did not deliver the forged datagram: "
@@ -292,6 +302,110 @@ TEST_F(UdpReplyForgeryTest, PeerFedFromOwnNetnsSocketIsRefused) {
   CtlOk({"allow", absl::StrCat(kAllowedPort, "/udp"), "127.0.0.1"});
   CtlOk({"allow", absl::StrCat(kAllowedPort, "/udp"), "::1"});
   ExpectForgeryRefused(Feed::kOwnSocket);
+}
+
+// In the host's own namespace: IPv6 lets a socket with IPV6_FREEBIND (no
+// capability needed) bind to an address the host does not own and send from
+// it, and loopback delivers that to another socket of the target on an
+// allowed local port, which would then "reply" to the made-up peer: any IPv6
+// host. The hook refuses the option on datagram sockets (also set through
+// IP_FREEBIND, and IPV6_TRANSPARENT); TCP and IPv4 sockets, and turning it
+// off, keep working.
+TEST_F(UdpReplyForgeryTest, NonlocalSourceInTheHostNamespaceIsRefused) {
+  AddTarget("web");
+  CtlOk({"allow", absl::StrCat(kAllowedPort, "/udp"), "::1"});
+  auto ns = TestNetns::Create("freebind");
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  auto fd = (*ns)->BindSocketInNetns(SOCK_DGRAM, (*ns)->ns_addr6(), 0);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  auto listener = UdpEchoServer::FromBoundSocket(*std::move(fd));
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto peer = ParseSockAddr((*ns)->ns_addr6(), (*listener)->port());
+  auto server = ParseSockAddr("::", kAllowedPort);
+  auto loop = ParseSockAddr("::1", kAllowedPort);
+  ASSERT_TRUE(peer.ok() && server.ok() && loop.ok());
+  // What the child reports, by index.
+  enum : size_t { kFreebind, kBind, kSeen, kReply, kN };
+  auto r = RunInCgroupMulti(cg_->path(), [&]() -> std::vector<int> {
+    std::vector<int> out(kN, -1);
+    const int one = 1;
+    int a = UdpSocket(AF_INET6);
+    int b = UdpSocket(AF_INET6);
+    if (a < 0 || b < 0 || bind(a, server->get(), server->len) != 0) {
+      return {Errno()};
+    }
+    out[kFreebind] =
+        setsockopt(b, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) != 0
+            ? Errno()
+            : 0;
+    out[kBind] = bind(b, peer->get(), peer->len) != 0 ? Errno() : 0;
+    out[kSeen] = ETIMEDOUT;
+    if (out[kBind] == 0 &&
+        sendto(b, "forged", 6, 0, loop->get(), loop->len) == 6) {
+      // Read with the source address: what runs recvmsg6.
+      pollfd p{a, POLLIN, 0};
+      char buf[16];
+      sockaddr_storage from{};
+      socklen_t len = sizeof(from);
+      if (poll(&p, 1, 1000) == 1 &&
+          recvfrom(a, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from),
+                   &len) > 0) {
+        out[kSeen] = SameEndpoint(from, *peer) ? 0 : ENOMSG;
+      }
+    }
+    out[kReply] =
+        sendto(a, "reply", 5, 0, peer->get(), peer->len) < 0 ? Errno() : 0;
+    return out;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), size_t{kN}) << strerror((*r)[0]);
+  EXPECT_EQ((*r)[kFreebind], EPERM) << "IPV6_FREEBIND was not refused";
+  EXPECT_EQ((*r)[kBind], EADDRNOTAVAIL) << strerror((*r)[kBind]);
+  EXPECT_EQ((*r)[kSeen], ETIMEDOUT);
+  EXPECT_EQ((*r)[kReply], EPERM) << "a reply to a made-up peer was let out";
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ((*listener)->datagrams(), 0) << "the made-up peer was reached";
+
+  // Every spelling of it on a datagram socket is refused; what cannot
+  // borrow an address for a datagram passes.
+  struct Option {
+    int family, type, level, name, value;
+    int want;
+  };
+  const Option options[] = {
+      {AF_INET6, SOCK_DGRAM, IPPROTO_IP, IP_FREEBIND, 1, EPERM},
+      {AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_TRANSPARENT, 1, EPERM},
+      {AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_TRANSPARENT, 1, EPERM},
+      {AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_FREEBIND, 0, 0},
+      {AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_FREEBIND, 1, 0},
+      {AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_FREEBIND, 1, 0},
+      {AF_INET, SOCK_STREAM, IPPROTO_IP, IP_FREEBIND, 1, 0},
+  };
+  for (const Option& o : options) {
+    SCOPED_TRACE(absl::StrCat("family ", o.family, " type ", o.type, " option ",
+                              o.level, "/", o.name, " = ", o.value));
+    EXPECT_EQ(InCgroup([&] {
+                int s = socket(o.family, o.type | SOCK_CLOEXEC, 0);
+                if (s < 0) return Errno();
+                int rc = setsockopt(s, o.level, o.name, &o.value,
+                                    sizeof(o.value)) != 0
+                             ? Errno()
+                             : 0;
+                close(s);
+                return rc;
+              }),
+              o.want);
+  }
+  std::vector<nlohmann::json> records =
+      Records({"--target", "web", "--verdict", "deny"}, 1);
+  bool named = false;
+  for (const nlohmann::json& e : records) {
+    if (e.value("hook", "") != "setsockopt") continue;
+    EXPECT_EQ(e["reason"], "NONLOCAL_SOURCE_BLOCKED") << e.dump();
+    EXPECT_EQ(e["socket"]["option"], "nonlocal_source") << e.dump();
+    named = true;
+  }
+  EXPECT_TRUE(named) << "no setsockopt record";
 }
 
 TEST_F(UdpReplyForgeryTest, PeerInjectedWithPacketSocketIsRefused) {

@@ -86,6 +86,8 @@ TEST(EventJsonTest, HintsForEachKindOfRefusal) {
   EXPECT_EQ(AllowHint(e, "dns", 4), "egressctl delete 4 --target dns");
   e.reason = EGRESS_REASON_SOURCE_ROUTE;
   EXPECT_EQ(AllowHint(e, "dns", 0), "");
+  e.reason = EGRESS_REASON_NONLOCAL_SOURCE;
+  EXPECT_EQ(AllowHint(e, "dns", 0), "");
   e.reason = EGRESS_REASON_SOCKET_TYPE;
   e.sock_type = 3;
   EXPECT_EQ(AllowHint(e, "dns", 0), "egressctl allow raw --target dns");
@@ -223,6 +225,27 @@ TEST(EventJsonTest, SelfCheckFailed) {
   EXPECT_EQ(j["message"],
             "Jan 01 00:00:00.000 web -> 192.0.2.1:9/tcp DENIED (not "
             "enforced)");
+}
+
+// A refused IPV6_FREEBIND: no destination yet, so the record names the
+// option's kind and the socket's family; no rule can allow it.
+TEST(EventJsonTest, NonlocalSourceRefusal) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_VERDICT;
+  e.hook = EGRESS_HOOK_SETSOCKOPT;
+  e.family = EGRESS_FAMILY_IPV6;
+  e.verdict = EGRESS_VERDICT_DENY;
+  e.reason = EGRESS_REASON_NONLOCAL_SOURCE;
+  EventContext ctx;
+  ctx.target = "web";
+  nlohmann::json j = EventToJson(e, ctx);
+  EXPECT_EQ(j["reason"], "NONLOCAL_SOURCE_BLOCKED");
+  EXPECT_EQ(j["socket"]["option"], "nonlocal_source");
+  EXPECT_EQ(j["socket"]["family"], "IPv6");
+  EXPECT_FALSE(j.contains("l4"));
+  EXPECT_FALSE(j.contains("hint"));
+  e.reason = EGRESS_REASON_SOURCE_ROUTE;
+  EXPECT_EQ(EventToJson(e, ctx)["socket"]["option"], "source_route");
 }
 
 TEST(RawCapabilityTest, CapEffBit13) {

@@ -54,7 +54,9 @@ std::string LegacyEventText(const nlohmann::json& j) {
                         str(l4.value("destination_port", nlohmann::json(0))),
                         "/", str(l4.value("protocol", nlohmann::json(""))));
   } else if (j.contains("socket") && j["socket"].contains("option")) {
-    what = "setsockopt source route";
+    what = j["socket"]["option"] == "nonlocal_source"
+               ? "setsockopt nonlocal source"
+               : "setsockopt source route";
   } else if (j.contains("socket")) {
     what = absl::StrCat(
         "socket ", str(j["socket"].value("protocol", nlohmann::json(""))),
@@ -101,7 +103,7 @@ EventRecord RandomRecord(std::mt19937_64& rng) {
             EGRESS_EVENT_FLOW_ESTABLISHED, EGRESS_EVENT_FLOW_CLOSED, 9});
   e.hook = static_cast<uint8_t>(rng() % 10);
   e.verdict = static_cast<uint8_t>(rng() % 6);
-  e.reason = static_cast<uint8_t>(rng() % 8);
+  e.reason = static_cast<uint8_t>(rng() % 12);
   e.family = Pick<uint8_t>(rng, {EGRESS_FAMILY_IPV4, EGRESS_FAMILY_IPV6});
   e.proto = Pick<uint8_t>(rng, {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
                                 IPPROTO_ICMPV6, IPPROTO_RAW, 136, 0});
@@ -169,6 +171,18 @@ TEST(EventTextTest, ClosedFlowAndSocketRefusal) {
   EXPECT_EQ(RenderText(raw),
             "Jan 01 00:00:00.000 web ping[21873] socket icmp type 3 DENIED "
             "(socket type blocked) +3 suppressed");
+
+  EventRecord freebind;
+  freebind.raw.hook = EGRESS_HOOK_SETSOCKOPT;
+  freebind.raw.verdict = EGRESS_VERDICT_DENY;
+  freebind.raw.reason = EGRESS_REASON_NONLOCAL_SOURCE;
+  freebind.raw.family = EGRESS_FAMILY_IPV6;
+  freebind.raw.tgid = 4242;
+  std::strcpy(freebind.raw.comm, "nginx");
+  freebind.ctx.target = "web";
+  EXPECT_EQ(RenderText(freebind),
+            "Jan 01 00:00:00.000 web nginx[4242] setsockopt nonlocal source "
+            "DENIED (nonlocal source blocked)");
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ constexpr Word kReasons[] = {
     {EGRESS_REASON_RATE_LIMITED, "RATE_LIMITED"},
     {EGRESS_REASON_NOT_ENFORCED, "NOT_ENFORCED"},
     {EGRESS_REASON_UNCLASSIFIED, "UNCLASSIFIED"},
+    {EGRESS_REASON_NONLOCAL_SOURCE, "NONLOCAL_SOURCE_BLOCKED"},
 };
 constexpr Word kSockTypes[] = {
     {1, "stream"},
@@ -131,6 +132,11 @@ std::string UnixSockType(uint8_t sock_type) {
   return NameIn(kSockTypes, sock_type, "type_");
 }
 
+std::string SocketOptionLabel(const egress_event& e) {
+  return e.reason == EGRESS_REASON_NONLOCAL_SOURCE ? "nonlocal_source"
+                                                   : "source_route";
+}
+
 std::string AllowHint(const egress_event& e, const std::string& target,
                       size_t deny_rule_number) {
   if (!(e.kind == EGRESS_EVENT_VERDICT || IsExistingKind(e)) ||
@@ -140,7 +146,8 @@ std::string AllowHint(const egress_event& e, const std::string& target,
   std::string suffix = target.empty() ? "" : absl::StrCat(" --target ", target);
   switch (e.reason) {
     case EGRESS_REASON_SOURCE_ROUTE:
-      return "";  // no rule allows a source route
+    case EGRESS_REASON_NONLOCAL_SOURCE:
+      return "";  // no rule allows a source route or a borrowed address
     case EGRESS_REASON_MATCH_DENY:
       // Only removing the deny rule can let this through.
       if (deny_rule_number == 0) return "";
@@ -309,7 +316,7 @@ nlohmann::json EventToJson(const egress_event& e, const EventContext& ctx) {
                  {"type", UnixSockType(e.sock_type)}};
   } else if (e.hook == EGRESS_HOOK_SETSOCKOPT) {
     // A refused socket option has no destination yet.
-    j["socket"] = {{"option", "source_route"}, {"family", family}};
+    j["socket"] = {{"option", SocketOptionLabel(e)}, {"family", family}};
   } else if (e.hook == EGRESS_HOOK_SOCK_CREATE) {
     j["socket"] = {{"type", e.sock_type},
                    {"protocol", ProtoLabel(e.proto)},

@@ -44,6 +44,11 @@ std::string UnixPathText(const egress_event& e);
 // "type_N".
 std::string UnixSockType(uint8_t sock_type);
 
+// What a refused setsockopt record refused: "source_route" (IP_OPTIONS with
+// LSRR/SSRR, IPV6_RTHDR, ...) or "nonlocal_source" (IP_FREEBIND,
+// IPV6_FREEBIND, IP_TRANSPARENT, IPV6_TRANSPARENT on a datagram socket).
+std::string SocketOptionLabel(const egress_event& e);
+
 // What egressd knows about a record beyond the kernel's fields.
 struct EventContext {
   std::string target;              // target name ("" when unknown)

@@ -34,7 +34,9 @@ std::string What(const egress_event& e) {
                     e.kind != EGRESS_EVENT_HELD_BACK &&
                     e.kind != EGRESS_EVENT_SELF_CHECK_FAILED;
   if (!flow && e.hook == EGRESS_HOOK_SETSOCKOPT) {
-    return "setsockopt source route";
+    return e.reason == EGRESS_REASON_NONLOCAL_SOURCE
+               ? "setsockopt nonlocal source"
+               : "setsockopt source route";
   }
   if (!flow && e.hook == EGRESS_HOOK_SOCK_CREATE) {
     return absl::StrCat("socket ", ProtoLabel(e.proto), " type ",

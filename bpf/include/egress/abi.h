@@ -211,6 +211,12 @@ enum {
 	/* A new child of a workload parent that egressd has not classified
 	 * yet: the parent's default (deny, or audit) applied. */
 	EGRESS_REASON_UNCLASSIFIED = 10,
+	/* IP_FREEBIND / IPV6_FREEBIND on an IPv6 datagram socket, or
+	 * IP_TRANSPARENT / IPV6_TRANSPARENT on any datagram socket, refused:
+	 * a source address the host does not own lets a socket of the target
+	 * pose, over loopback, as any peer of another (UDP replies, DNS
+	 * answers). */
+	EGRESS_REASON_NONLOCAL_SOURCE = 11,
 };
 
 enum {
