@@ -313,6 +313,20 @@ TEST_F(SpecTest, CommentAfterShortForm) {
             "missing service or port before 'comment'");
 }
 
+// No destination means anywhere, so a "to" left without one ("443 to $IP"
+// with IP unset) must fail, as it does in the long form.
+TEST_F(SpecTest, ToWithoutADestinationIsAnErrorNotAnywhere) {
+  const std::string kMessage =
+      "'to' needs an address, network or host name after it";
+  EXPECT_EQ(Error({"443", "to"}), kMessage);
+  EXPECT_EQ(Error({"443/tcp", "to", "comment", "web"}), kMessage);
+  EXPECT_EQ(Error({"out", "443", "to"}), kMessage);
+  EXPECT_EQ(Error({"out", "to"}), kMessage);
+  EXPECT_TRUE(MustParse({"443", "to", "any"}).Anywhere());
+  EXPECT_THAT(MustParse({"443", "to", "192.0.2.1"}).destinations,
+              ElementsAre(C("192.0.2.1")));
+}
+
 TEST_F(SpecTest, ShortFormErrorsNameTheWord) {
   EXPECT_EQ(Error({}),
             "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");

@@ -23,6 +23,9 @@ constexpr absl::string_view kInboundMessage =
     "egressctl only controls outgoing connections; accepted inbound "
     "connections are never affected";
 
+// What 'to' needs after it, in both forms.
+constexpr absl::string_view kToNeeds = "an address, network or host name";
+
 // The port, or nullopt with the reason in *why.
 std::optional<uint16_t> PortNumber(absl::string_view s, std::string* why) {
   // SimpleAtoi would accept "+25" and " 25".
@@ -230,7 +233,15 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
   rule.spec = words[0];
   EGRESS_ASSIGN_OR_RETURN(rule.ports, ParseSpec(words[0]));
   words.remove_prefix(1);
-  if (!words.empty() && words[0] == "to") words.remove_prefix(1);
+  if (!words.empty() && words[0] == "to") {
+    words.remove_prefix(1);
+    // No destination means anywhere: "443 to $IP" with $IP unset must not
+    // become a rule for every address.
+    if (words.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'to' needs ", kToNeeds, " after it"));
+    }
+  }
   if (rule.ports.size() == 1 && rule.ports[0].proto == Proto::kRaw &&
       !words.empty()) {
     return absl::InvalidArgumentError(
@@ -303,7 +314,7 @@ absl::StatusOr<LongFormClauses> TakeClauses(
       needs = "a protocol (tcp, udp, any or icmp)";
     } else if (kw == "to") {
       slot = &c.to;
-      needs = "an address, network or host name";
+      needs = kToNeeds;
     } else if (kw == "port") {
       slot = &c.port;
       needs = "a port, port range or service";

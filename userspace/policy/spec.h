@@ -18,7 +18,8 @@
 //   below example.com). Names are rules (Rule::names, name_rules.h): they
 //   are never resolved; the kernel learns their addresses from the target's
 //   own DNS answers. Addresses and names mix. A name takes tcp and udp
-//   ports ("any" to a name is every tcp and udp port). No DEST = anywhere.
+//   ports ("any" to a name is every tcp and udp port). No DEST = anywhere,
+//   but a "to" needs a DEST after it ("443 to" is an error, not anywhere).
 //   Any other word is an error naming it: "443 tcp" is "'tcp' is not a
 //   destination: ... (did you mean 443/tcp?)".
 //   UFW's interface clause ("on eth0") is an error saying egress has none.
