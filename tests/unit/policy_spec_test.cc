@@ -327,6 +327,26 @@ TEST_F(SpecTest, ToWithoutADestinationIsAnErrorNotAnywhere) {
               ElementsAre(C("192.0.2.1")));
 }
 
+// A dotted word of digits and '-' passes the host name syntax, but no real
+// name ends in a label starting with a digit: an address range typed as a
+// destination is an error, never a name rule.
+TEST_F(SpecTest, AddressLikeWordsAreNotNames) {
+  for (const auto& words : std::vector<std::vector<std::string>>{
+           {"any", "192.0.2.0-255"},
+           {"443", "10.0.0.1-10.0.0.5"},
+           {"443", "*.10.0.0"},
+           {"out", "to", "192.0.2.0-255", "port", "443"}}) {
+    const std::string message = Error(words);
+    EXPECT_THAT(message, HasSubstr("looks like an address or address range"))
+        << words[1];
+    EXPECT_THAT(message, HasSubstr("192.0.2.0/24")) << words[1];
+  }
+  EXPECT_THAT(
+      MustParse({"443", "a1.example.com", "*.example.com", "example.xn--p1ai"})
+          .names,
+      ElementsAre("a1.example.com", "*.example.com", "example.xn--p1ai"));
+}
+
 TEST_F(SpecTest, ShortFormErrorsNameTheWord) {
   EXPECT_EQ(Error({}),
             "empty rule: expected a service, port, 'any', 'icmp' or 'raw'");

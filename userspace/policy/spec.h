@@ -20,6 +20,8 @@
 //   own DNS answers. Addresses and names mix. A name takes tcp and udp
 //   ports ("any" to a name is every tcp and udp port). No DEST = anywhere,
 //   but a "to" needs a DEST after it ("443 to" is an error, not anywhere).
+//   A word whose last label starts with a digit ("192.0.2.0-255") is no
+//   name (domain_name.h): an error, as addresses are written as such.
 //   Any other word is an error naming it: "443 tcp" is "'tcp' is not a
 //   destination: ... (did you mean 443/tcp?)".
 //   UFW's interface clause ("on eth0") is an error saying egress has none.
