@@ -285,6 +285,33 @@ TEST_F(CliParseTest, ErrorsNameTheWord) {
                 absl::StatusCode::kInvalidArgument, "only controls outgoing");
 }
 
+// The rule grammar's refusals reach the command line, `run --allow` too:
+// none of these may be sent as a rule.
+TEST_F(CliParseTest, RuleWordsThatWouldWidenOrMisleadAreRefused) {
+  EXPECT_STATUS(Parse({"allow", "443", "to"}),
+                absl::StatusCode::kInvalidArgument,
+                "'to' needs an address, network or host name after it");
+  EXPECT_STATUS(Parse({"run", "--allow", "443 to", "--", "true"}),
+                absl::StatusCode::kInvalidArgument,
+                "'to' needs an address, network or host name after it");
+  EXPECT_STATUS(Parse({"deny", "any", "192.0.2.0-255"}),
+                absl::StatusCode::kInvalidArgument,
+                "looks like an address or address range");
+  EXPECT_STATUS(Parse({"allow", "443", "10.0.0.1-10.0.0.5"}),
+                absl::StatusCode::kInvalidArgument,
+                "looks like an address or address range");
+  EXPECT_STATUS(
+      Parse({"allow", "443", "comment", "web", "server", "to", "192.0.2.1"}),
+      absl::StatusCode::kInvalidArgument, "quote a comment of several words");
+  EXPECT_STATUS(Parse({"allow", "443", "192.0.2.1", "comment",
+                       "web\n   2 ALLOW IN Anywhere"}),
+                absl::StatusCode::kInvalidArgument, "control character");
+  auto req = Request<control::RuleAddRequest>(
+      {"allow", "443", "192.0.2.1", "comment", "web server"});
+  EXPECT_EQ(req.rule.comment, "web server");
+  EXPECT_EQ(req.rule.destinations.size(), 1u);
+}
+
 TEST_F(CliParseTest, HelpAndVersion) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand h, Parse({"--help"}));
   EXPECT_EQ(h.local, LocalAction::kHelp);
