@@ -285,6 +285,59 @@ TEST_F(CliParseTest, ErrorsNameTheWord) {
                 absl::StatusCode::kInvalidArgument, "only controls outgoing");
 }
 
+// One value wins silently no more: "-f a.yaml -f b.yaml" applied b.yaml
+// only, "--target web --target db" changed db only.
+TEST_F(CliParseTest, AnOptionWithOneValueGivenTwiceIsAnError) {
+  EXPECT_STATUS(Parse({"apply", "-f", "a.yaml", "-f", "b.yaml"}),
+                absl::StatusCode::kInvalidArgument,
+                "option --file given twice ('a.yaml', then 'b.yaml')");
+  EXPECT_STATUS(
+      Parse({"allow", "443", "192.0.2.1", "--target", "web", "--target", "db"}),
+      absl::StatusCode::kInvalidArgument, "option --target given twice");
+  EXPECT_STATUS(Parse({"list", "-t", "web", "--target=db"}),
+                absl::StatusCode::kInvalidArgument,
+                "option --target given twice");
+  EXPECT_STATUS(Parse({"--socket", "/tmp/a", "list", "--socket", "/tmp/b"}),
+                absl::StatusCode::kInvalidArgument,
+                "option --socket given twice");
+  // Documented as repeatable: every value is kept.
+  ASSERT_OK_AND_ASSIGN(ParsedCommand run,
+                       Parse({"run", "--allow", "dns 192.0.2.53", "--allow",
+                              "443 192.0.2.1", "--allow-family", "packet",
+                              "--allow-family", "vsock", "--", "true"}));
+  EXPECT_EQ(std::get<control::TargetAddRequest>(*run.request).spec.rules.size(),
+            2u);
+  EXPECT_TRUE(run.run_restrictions.FamilyAllowed(AF_PACKET));
+  EXPECT_TRUE(run.run_restrictions.FamilyAllowed(AF_VSOCK));
+}
+
+// The rule grammar's refusals reach the command line, `run --allow` too:
+// none of these may be sent as a rule.
+TEST_F(CliParseTest, RuleWordsThatWouldWidenOrMisleadAreRefused) {
+  EXPECT_STATUS(Parse({"allow", "443", "to"}),
+                absl::StatusCode::kInvalidArgument,
+                "'to' needs an address, network or host name after it");
+  EXPECT_STATUS(Parse({"run", "--allow", "443 to", "--", "true"}),
+                absl::StatusCode::kInvalidArgument,
+                "'to' needs an address, network or host name after it");
+  EXPECT_STATUS(Parse({"deny", "any", "192.0.2.0-255"}),
+                absl::StatusCode::kInvalidArgument,
+                "looks like an address or address range");
+  EXPECT_STATUS(Parse({"allow", "443", "10.0.0.1-10.0.0.5"}),
+                absl::StatusCode::kInvalidArgument,
+                "looks like an address or address range");
+  EXPECT_STATUS(
+      Parse({"allow", "443", "comment", "web", "server", "to", "192.0.2.1"}),
+      absl::StatusCode::kInvalidArgument, "quote a comment of several words");
+  EXPECT_STATUS(Parse({"allow", "443", "192.0.2.1", "comment",
+                       "web\n   2 ALLOW IN Anywhere"}),
+                absl::StatusCode::kInvalidArgument, "control character");
+  auto req = Request<control::RuleAddRequest>(
+      {"allow", "443", "192.0.2.1", "comment", "web server"});
+  EXPECT_EQ(req.rule.comment, "web server");
+  EXPECT_EQ(req.rule.destinations.size(), 1u);
+}
+
 TEST_F(CliParseTest, HelpAndVersion) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand h, Parse({"--help"}));
   EXPECT_EQ(h.local, LocalAction::kHelp);

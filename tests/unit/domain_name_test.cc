@@ -94,6 +94,27 @@ TEST(DomainNameTest, AlphabetIsTheParsers) {
   }
 }
 
+// No top-level domain starts with a digit; addresses and the ranges people
+// write for them are refused as names, with where addresses go.
+TEST(DomainNameTest, LastLabelStartingWithADigitIsAnAddressNotAName) {
+  for (const char* bad :
+       {"10.0.0.5", "10.0.0.256", "192.0.2.0-255", "10.0.0.1-10.0.0.5",
+        "1.2.3.4.", "example.1com", "123", "2001"}) {
+    EXPECT_STATUS(NormalizeDomainName(bad), absl::StatusCode::kInvalidArgument,
+                  "looks like an address or address range")
+        << bad;
+  }
+  EXPECT_STATUS(DomainPattern::Parse("*.10.0.0"),
+                absl::StatusCode::kInvalidArgument, "ipBlock.cidr");
+  // Digits elsewhere are names.
+  for (const char* good : {"a1.example.com", "1password.com", "123.example",
+                           "example.xn--p1ai", "xn--p1ai", "x.a1"}) {
+    EXPECT_OK(NormalizeDomainName(good)) << good;
+  }
+  EXPECT_OK(DomainPattern::Parse("*.example.com"));
+  EXPECT_OK(DomainPattern::Parse("*.0.example.com"));
+}
+
 TEST(DomainNameTest, EmptyNamesAndLabelsAreRefused) {
   for (const char* bad : {"", ".", "a..com", ".a.com", "a.com.."}) {
     EXPECT_FALSE(NormalizeDomainName(bad).ok()) << bad;

@@ -617,6 +617,28 @@ TEST(ParsePolicyErrorTest, DeepFieldPaths) {
             "between dots");
 }
 
+// Quoted or not, an address or range under domainNames is no name: taken as
+// one it would wait for DNS answers that never come instead of covering the
+// addresses meant. The error says where addresses go.
+TEST(ParsePolicyErrorTest, AddressesUnderDomainNamesAreRefused) {
+  for (const char* word : {"10.0.0.5", "\"10.0.0.256\"", "192.0.2.0-255"}) {
+    const std::string message = Error(Doc(
+        absl::StrCat("  egress:\n  - to: [{domainNames: [", word, "]}]\n")));
+    EXPECT_THAT(message, HasSubstr("spec.egress[0].to[0].domainNames[0]: bad "
+                                   "domain name"))
+        << word;
+    EXPECT_THAT(message, HasSubstr("looks like an address or address range"))
+        << word;
+    EXPECT_THAT(message, HasSubstr("ipBlock.cidr")) << word;
+  }
+  EXPECT_THAT(
+      MustParse(Doc("  egress:\n  - to: [{domainNames: [a1.example.com, "
+                    "\"*.example.com\", example.xn--p1ai]}]\n"))
+          .rules[0]
+          .names,
+      ElementsAre("a1.example.com", "*.example.com", "example.xn--p1ai"));
+}
+
 TEST(ParsePolicyErrorTest, FieldPathsOutsideRules) {
   constexpr char kTop[] =
       "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n";

@@ -269,10 +269,8 @@ TEST_F(SpecTest, InterfaceWordsSayThereAreNone) {
   EXPECT_THAT(Error({"in", "on", "eth0", "22/tcp"}),
               HasSubstr("no per-interface rules"));
   EXPECT_THAT(Error({"smtp", "on", "eth0"}), HasSubstr("leave out 'on eth0'"));
-  // "on" inside a comment is text.
-  EXPECT_EQ(
-      MustParse({"smtp", "10.0.0.5", "comment", "relay", "on", "eth0"}).comment,
-      "relay on eth0");
+  // "on" as the comment is text.
+  EXPECT_EQ(MustParse({"smtp", "10.0.0.5", "comment", "on"}).comment, "on");
 }
 
 TEST_F(SpecTest, DestinationErrors) {
@@ -305,12 +303,81 @@ TEST_F(SpecTest, CommentAfterShortForm) {
   Rule r = MustParse({"smtp", "10.0.0.5", "comment", "mail relay"});
   EXPECT_EQ(r.comment, "mail relay");
   EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.5")));
-  r = MustParse({"smtp", "comment", "mail", "relay", "2"});
+  r = MustParse({"smtp", "comment", "mail relay 2"});
   EXPECT_EQ(r.comment, "mail relay 2");
   EXPECT_TRUE(r.destinations.empty());
   EXPECT_EQ(Error({"smtp", "comment"}), "'comment' needs a text after it");
   EXPECT_EQ(Error({"comment", "x"}),
             "missing service or port before 'comment'");
+}
+
+// No destination means anywhere, so a "to" left without one ("443 to $IP"
+// with IP unset) must fail, as it does in the long form.
+TEST_F(SpecTest, ToWithoutADestinationIsAnErrorNotAnywhere) {
+  const std::string kMessage =
+      "'to' needs an address, network or host name after it";
+  EXPECT_EQ(Error({"443", "to"}), kMessage);
+  EXPECT_EQ(Error({"443/tcp", "to", "comment", "web"}), kMessage);
+  EXPECT_EQ(Error({"out", "443", "to"}), kMessage);
+  EXPECT_EQ(Error({"out", "to"}), kMessage);
+  EXPECT_TRUE(MustParse({"443", "to", "any"}).Anywhere());
+  EXPECT_THAT(MustParse({"443", "to", "192.0.2.1"}).destinations,
+              ElementsAre(C("192.0.2.1")));
+}
+
+// A dotted word of digits and '-' passes the host name syntax, but no real
+// name ends in a label starting with a digit: an address range typed as a
+// destination is an error, never a name rule.
+TEST_F(SpecTest, AddressLikeWordsAreNotNames) {
+  for (const auto& words : std::vector<std::vector<std::string>>{
+           {"any", "192.0.2.0-255"},
+           {"443", "10.0.0.1-10.0.0.5"},
+           {"443", "*.10.0.0"},
+           {"out", "to", "192.0.2.0-255", "port", "443"}}) {
+    const std::string message = Error(words);
+    EXPECT_THAT(message, HasSubstr("looks like an address or address range"))
+        << words[1];
+    EXPECT_THAT(message, HasSubstr("192.0.2.0/24")) << words[1];
+  }
+  EXPECT_THAT(
+      MustParse({"443", "a1.example.com", "*.example.com", "example.xn--p1ai"})
+          .names,
+      ElementsAre("a1.example.com", "*.example.com", "example.xn--p1ai"));
+}
+
+// As in UFW, the comment is one argument and comes last: taking every word
+// after "comment" swallowed destinations typed after it, leaving a rule for
+// anywhere.
+TEST_F(SpecTest, CommentIsOneArgumentAndComesLast) {
+  const std::string message =
+      Error({"443", "comment", "web", "server", "to", "192.0.2.1"});
+  EXPECT_THAT(message,
+              HasSubstr("'comment' takes one argument and comes last"));
+  EXPECT_THAT(message, HasSubstr("'server' follows 'web'"));
+  EXPECT_THAT(message, HasSubstr("quote a comment of several words"));
+  EXPECT_THAT(Error({"out", "to", "192.0.2.1", "comment", "a", "b"}),
+              HasSubstr("quote a comment of several words"));
+  const Rule r = MustParse({"443", "192.0.2.1", "comment", "web server"});
+  EXPECT_EQ(r.comment, "web server");
+  EXPECT_THAT(r.destinations, ElementsAre(C("192.0.2.1")));
+  EXPECT_EQ(Error({"443", "comment", ""}), "'comment' needs a text after it");
+}
+
+// `list` prints a comment as it is: a newline would fake a rule line, an
+// escape sequence would reach the terminal.
+TEST_F(SpecTest, ControlCharactersInACommentAreRefused) {
+  for (const char* text : {"web\n   1 ALLOW any anywhere", "a\tb", "\x1b[2J",
+                           "del\x7f", "\xc2\x9b[2J", "\r"}) {
+    EXPECT_THAT(Error({"443", "192.0.2.1", "comment", text}),
+                HasSubstr("the comment holds a control character"))
+        << text;
+  }
+  EXPECT_EQ(Error({"443", "comment", "a\nb"}),
+            "the comment holds a control character (U+000A); a comment is "
+            "one line of printable text");
+  for (const char* text : {"caf\xc3\xa9", "no\xc2\xa0space", "~!\"'"}) {
+    EXPECT_EQ(MustParse({"443", "comment", text}).comment, text);
+  }
 }
 
 TEST_F(SpecTest, ShortFormErrorsNameTheWord) {
@@ -357,7 +424,7 @@ TEST_F(SpecTest, UfwLongForm) {
   EXPECT_THAT(r.ports, ElementsAre(kIcmp));
 
   r = MustParse({"to", "api.example.org", "port", "https", "proto", "tcp",
-                 "comment", "vendor", "api"});
+                 "comment", "vendor api"});
   EXPECT_EQ(r.spec, "https/tcp");
   EXPECT_THAT(r.ports, ElementsAre(Tcp(443)));
   EXPECT_THAT(r.names, ElementsAre("api.example.org"));

@@ -76,7 +76,7 @@ TEST(UnixAddressTest, RefusesBytesARuleCannotCarry) {
 TEST(UnixGrammarTest, AllowAndDenyUnixWords) {
   absl::StatusOr<Rule> r =
       Words(Action::kDeny, {"unix", "/var/run/docker.sock", "@docker",
-                            "/var/run/docker.sock", "comment", "no", "docker"});
+                            "/var/run/docker.sock", "comment", "no docker"});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->action, Action::kDeny);
   EXPECT_EQ(r->spec, "unix");
@@ -98,6 +98,11 @@ TEST(UnixGrammarTest, ErrorsNameTheWord) {
   EXPECT_THAT(
       Words(Action::kAllow, {"unix", "comment", "x"}).status().message(),
       HasSubstr("unix needs a socket address"));
+  EXPECT_THAT(Words(Action::kDeny,
+                    {"unix", "/run/a.sock", "comment", "no", "/run/b.sock"})
+                  .status()
+                  .message(),
+              HasSubstr("quote a comment of several words"));
 }
 
 TEST(UnixJsonTest, RoundTripAndListLine) {

@@ -60,6 +60,14 @@ absl::Status TakeOption(const std::vector<std::string>& args, size_t* i,
     }
     value = args[++*i];
   }
+  // "-f a.yaml -f b.yaml" or "--target web --target db": taking one of the
+  // two would quietly apply or change less than was asked.
+  if (!spec->repeatable && split->options.Has(spec->name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("option ", spec->name, " given twice ('",
+                     split->options.Get(spec->name), "', then '", *value,
+                     "'); it takes one value"));
+  }
   split->options.Add(std::string(spec->name), *value);
   return absl::OkStatus();
 }

@@ -66,7 +66,8 @@ class TableLoader {
       }
     }
     for (const YAML::Node& o : root["options"]) {
-      table.options.push_back({Keep(o[0]), Keep(o[1]), Keep(o[2]), Keep(o[3])});
+      table.options.push_back({Keep(o[0]), Keep(o[1]), Keep(o[2]), Keep(o[3]),
+                               o[4] && o[4].as<std::string>() == "repeatable"});
     }
     return table;
   }
@@ -122,11 +123,10 @@ bool OptionValues::Has(absl::string_view name) const {
 }
 
 std::string OptionValues::Get(absl::string_view name) const {
-  std::string value;
   for (const auto& [n, v] : values_) {
-    if (n == name) value = v;
+    if (n == name) return v;
   }
-  return value;
+  return "";
 }
 
 std::vector<std::string> OptionValues::GetAll(absl::string_view name) const {

@@ -55,8 +55,10 @@ class OptionValues {
  public:
   void Add(std::string name, std::string value);
   bool Has(absl::string_view name) const;
-  // The last value given ("" if none).
+  // The value given ("" if none). An option that is not repeatable is
+  // given at most once: the command line parser refuses a second one.
   std::string Get(absl::string_view name) const;
+  // Every value, in order, of a repeatable option.
   std::vector<std::string> GetAll(absl::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& all() const {
     return values_;
@@ -97,6 +99,10 @@ struct OptionSpec {
   absl::string_view alias;  // "-t" or ""
   absl::string_view value;
   absl::string_view help;
+  // May be given several times, each value kept (run --allow). Any other
+  // option with a value given twice is an error: keeping one of the two
+  // would silently drop what the other asked for.
+  bool repeatable = false;
 };
 
 // The table, in the order of the usage text.

@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/name_rules.h"
@@ -22,6 +22,9 @@ namespace {
 constexpr absl::string_view kInboundMessage =
     "egressctl only controls outgoing connections; accepted inbound "
     "connections are never affected";
+
+// What 'to' needs after it, in both forms.
+constexpr absl::string_view kToNeeds = "an address, network or host name";
 
 // The port, or nullopt with the reason in *why.
 std::optional<uint16_t> PortNumber(absl::string_view s, std::string* why) {
@@ -203,8 +206,34 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
   return absl::OkStatus();
 }
 
-// A rule of `action`, its comment taken from "comment TEXT..." at the end of
-// `words` (and taken off them).
+// `list` prints a comment as it is: a newline in one could fake a rule
+// line, an escape sequence could rewrite the terminal. Refused here, where
+// the person typing it can fix it. C1 controls (U+0080-U+009F) count too:
+// some terminals act on them as on ESC sequences.
+absl::Status CheckCommentText(absl::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    int code = -1;
+    if (c < 0x20 || c == 0x7f) {
+      code = c;
+    } else if (c == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) code = next;
+    }
+    if (code >= 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "the comment holds a control character (U+%04X); a comment is one "
+          "line of printable text",
+          code));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A rule of `action`, its comment taken from "comment TEXT" at the end of
+// `words` (and taken off them). As in UFW, TEXT is one argument and comes
+// last: a comment that took every word after it would swallow a destination
+// typed after it ("comment web to 192.0.2.1"), leaving a rule for anywhere.
 absl::StatusOr<Rule> RuleWithComment(Action action,
                                      absl::Span<const std::string>& words) {
   Rule rule;
@@ -212,10 +241,18 @@ absl::StatusOr<Rule> RuleWithComment(Action action,
   const auto it = std::find(words.begin(), words.end(), "comment");
   if (it == words.end()) return rule;
   const size_t at = static_cast<size_t>(it - words.begin());
-  rule.comment = absl::StrJoin(words.subspan(at + 1), " ");
-  if (rule.comment.empty()) {
+  if (at + 1 >= words.size() || words[at + 1].empty()) {
     return absl::InvalidArgumentError("'comment' needs a text after it");
   }
+  if (at + 2 < words.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'comment' takes one argument and comes last, but '", words[at + 2],
+        "' follows '", words[at + 1],
+        "': quote a comment of several words (comment 'web server'), and put "
+        "the destinations before it"));
+  }
+  EGRESS_RETURN_IF_ERROR(CheckCommentText(words[at + 1]));
+  rule.comment = words[at + 1];
   words = words.subspan(0, at);
   return rule;
 }
@@ -230,7 +267,15 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
   rule.spec = words[0];
   EGRESS_ASSIGN_OR_RETURN(rule.ports, ParseSpec(words[0]));
   words.remove_prefix(1);
-  if (!words.empty() && words[0] == "to") words.remove_prefix(1);
+  if (!words.empty() && words[0] == "to") {
+    words.remove_prefix(1);
+    // No destination means anywhere: "443 to $IP" with $IP unset must not
+    // become a rule for every address.
+    if (words.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'to' needs ", kToNeeds, " after it"));
+    }
+  }
   if (rule.ports.size() == 1 && rule.ports[0].proto == Proto::kRaw &&
       !words.empty()) {
     return absl::InvalidArgumentError(
@@ -303,7 +348,7 @@ absl::StatusOr<LongFormClauses> TakeClauses(
       needs = "a protocol (tcp, udp, any or icmp)";
     } else if (kw == "to") {
       slot = &c.to;
-      needs = "an address, network or host name";
+      needs = kToNeeds;
     } else if (kw == "port") {
       slot = &c.port;
       needs = "a port, port range or service";

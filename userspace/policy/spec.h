@@ -1,7 +1,7 @@
 // The operator's rule grammar, in the spirit of UFW: the words after
 // "egressctl allow" / "egressctl deny", as the shell split them.
 //
-// Short form:   SPEC [to] [DEST...] [comment TEXT...]
+// Short form:   SPEC [to] [DEST...] [comment TEXT]
 //   SPEC is one of
 //     NAME[/PROTO]        a service: "smtp", "https", "dns", "ntp/udp"
 //                         (see LookupService in services.h)
@@ -18,19 +18,23 @@
 //   below example.com). Names are rules (Rule::names, name_rules.h): they
 //   are never resolved; the kernel learns their addresses from the target's
 //   own DNS answers. Addresses and names mix. A name takes tcp and udp
-//   ports ("any" to a name is every tcp and udp port). No DEST = anywhere.
+//   ports ("any" to a name is every tcp and udp port). No DEST = anywhere,
+//   but a "to" needs a DEST after it ("443 to" is an error, not anywhere).
+//   A word whose last label starts with a digit ("192.0.2.0-255") is no
+//   name (domain_name.h): an error, as addresses are written as such.
 //   Any other word is an error naming it: "443 tcp" is "'tcp' is not a
 //   destination: ... (did you mean 443/tcp?)".
 //   UFW's interface clause ("on eth0") is an error saying egress has none.
-//   TEXT is every remaining word, joined with single spaces.
+//   TEXT is exactly one word (one argument: the shell's quotes make a comment
+//   of several words) and comes last, as in UFW; no control characters.
 //
-// Unix form:    [out] unix ADDRESS... [comment TEXT...]
+// Unix form:    [out] unix ADDRESS... [comment TEXT]
 //   ADDRESS is a unix socket address in the text form of unix_rules.h: an
 //   absolute path ("/var/run/docker.sock") or an abstract name ("@name").
 //   The rule has spec "unix", ports {{Proto::kUnix}} and unix_paths.
 //
 // UFW long form: [out] [proto tcp|udp|any|icmp] [from any] [to DEST]
-//                [port PORTS|NAME] [comment TEXT...]
+//                [port PORTS|NAME] [comment TEXT]
 //   e.g. "out proto tcp to 10.0.0.5 port 25". Clauses may come in any order,
 //   each at most once. No port = every port; no proto = tcp and udp when a
 //   port is given, else everything ("any"). "out" followed by a short-form
