@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "userspace/policy/name_rules.h"
 
 namespace egress::dns {
 namespace {
@@ -95,24 +96,28 @@ TEST(DomainNameTest, AlphabetIsTheParsers) {
 }
 
 // No top-level domain starts with a digit; addresses and the ranges people
-// write for them are refused as names, with where addresses go.
+// write for them are refused as names a user writes, with where addresses
+// go. A rule stored by an older egressd with such a name still loads.
 TEST(DomainNameTest, LastLabelStartingWithADigitIsAnAddressNotAName) {
   for (const char* bad :
        {"10.0.0.5", "10.0.0.256", "192.0.2.0-255", "10.0.0.1-10.0.0.5",
-        "1.2.3.4.", "example.1com", "123", "2001"}) {
-    EXPECT_STATUS(NormalizeDomainName(bad), absl::StatusCode::kInvalidArgument,
+        "1.2.3.4.", "example.1com", "123", "2001", "*.10.0.0"}) {
+    EXPECT_STATUS(CheckNotAddressLike(bad), absl::StatusCode::kInvalidArgument,
                   "looks like an address or address range")
         << bad;
+    EXPECT_STATUS(policy::CanonicalNewRuleName(bad),
+                  absl::StatusCode::kInvalidArgument, "ipBlock.cidr")
+        << bad;
   }
-  EXPECT_STATUS(DomainPattern::Parse("*.10.0.0"),
-                absl::StatusCode::kInvalidArgument, "ipBlock.cidr");
+  EXPECT_OK(policy::CanonicalRuleName("10.0.0.5"));
+  EXPECT_OK(policy::CanonicalRuleName("192.0.2.0-255"));
   // Digits elsewhere are names.
-  for (const char* good : {"a1.example.com", "1password.com", "123.example",
-                           "example.xn--p1ai", "xn--p1ai", "x.a1"}) {
-    EXPECT_OK(NormalizeDomainName(good)) << good;
+  for (const char* good :
+       {"a1.example.com", "1password.com", "123.example", "example.xn--p1ai",
+        "xn--p1ai", "x.a1", "*.example.com", "*.0.example.com"}) {
+    EXPECT_OK(CheckNotAddressLike(good)) << good;
+    EXPECT_OK(policy::CanonicalNewRuleName(good)) << good;
   }
-  EXPECT_OK(DomainPattern::Parse("*.example.com"));
-  EXPECT_OK(DomainPattern::Parse("*.0.example.com"));
 }
 
 TEST(DomainNameTest, EmptyNamesAndLabelsAreRefused) {

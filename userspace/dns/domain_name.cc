@@ -38,19 +38,6 @@ absl::Status CheckLabels(absl::string_view name) {
       return Bad(name, "use letters, digits, '-' and '_' between dots");
     }
   }
-  // No top-level domain starts with a digit, while every IPv4 address and
-  // the ranges people write for them ("10.0.0.1-10.0.0.5", "192.0.2.0-255")
-  // pass the checks above. Taken as a name, such a rule would wait for DNS
-  // answers that never come instead of covering the addresses meant.
-  const absl::string_view last = name.substr(name.rfind('.') + 1);  // npos+1=0
-  if (absl::ascii_isdigit(static_cast<unsigned char>(last.front()))) {
-    return Bad(name,
-               "it looks like an address or address range, not a name (no "
-               "top-level domain starts with a digit); give an address or "
-               "CIDR network instead, a range as the networks that cover it: "
-               "on the command line as the destination itself (192.0.2.0/24), "
-               "in a policy file under ipBlock.cidr");
-  }
   return absl::OkStatus();
 }
 
@@ -85,6 +72,25 @@ bool DomainPattern::Matches(absl::string_view name) const {
 
 std::string DomainPattern::ToString() const {
   return wildcard_ ? absl::StrCat("*.", domain_) : domain_;
+}
+
+absl::Status CheckNotAddressLike(absl::string_view name) {
+  // No top-level domain starts with a digit, while every IPv4 address and
+  // the ranges people write for them ("10.0.0.1-10.0.0.5", "192.0.2.0-255")
+  // pass the label checks. Taken as a name, such a rule would wait for DNS
+  // answers that never come instead of covering the addresses meant.
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  const absl::string_view last = name.substr(name.rfind('.') + 1);  // npos+1=0
+  if (!last.empty() &&
+      absl::ascii_isdigit(static_cast<unsigned char>(last.front()))) {
+    return Bad(name,
+               "it looks like an address or address range, not a name (no "
+               "top-level domain starts with a digit); give an address or "
+               "CIDR network instead, a range as the networks that cover it: "
+               "on the command line as the destination itself (192.0.2.0/24), "
+               "in a policy file under ipBlock.cidr");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace egress::dns

@@ -2,14 +2,11 @@
 // a DNS answer was for.
 //
 // A valid name: 1 to 253 characters; labels of 1 to 63 letters, digits, '-'
-// or '_' joined by '.', the last label not starting with a digit (no
-// top-level domain does, and so "10.0.0.5" or "192.0.2.0-255", an address or
-// range, is never taken for a name). The alphabet is the one the answer
-// parser accepts in names (DnsReason::kNameChar), so every name an answer
-// can bind under a real top-level domain can be written as a rule and no
-// rule names what no answer can bind. '_' is in it because real host names
-// carry it (service labels, some internal and CDN names); '-' may stand
-// anywhere in a label, as names in the wild have it.
+// or '_' joined by '.'. The alphabet is the one the answer parser accepts in
+// names (DnsReason::kNameChar), so every name an answer can bind can be
+// written as a rule and no rule names what no answer can bind. '_' is in it
+// because real host names carry it (service labels, some internal and CDN
+// names); '-' may stand anywhere in a label, as names in the wild have it.
 // Names are case-insensitive: kept in lower case. One trailing dot (the
 // fully qualified form) is accepted and dropped.
 #ifndef EGRESS_USERSPACE_DNS_DOMAIN_NAME_H_
@@ -28,6 +25,14 @@ inline constexpr size_t kDomainLabelMaxChars = 63;
 // The name in lower case without a trailing dot. InvalidArgument, naming the
 // name and the problem, when it is not valid (see above).
 absl::StatusOr<std::string> NormalizeDomainName(absl::string_view name);
+
+// InvalidArgument, saying where addresses go, when the last label of `name`
+// (a name or a "*." pattern) starts with a digit: no top-level domain does,
+// so "10.0.0.5" or "192.0.2.0-255" is an address or a range written where a
+// name goes. For rules as a user writes them (policy::CanonicalNewRuleName);
+// rules stored by an older egressd may hold such a name, which matches no
+// answer and must not stop them from loading.
+absl::Status CheckNotAddressLike(absl::string_view name);
 
 // A rule's name: exact ("api.example.com") or wildcard ("*.example.com",
 // any name strictly below example.com: a.example.com and a.b.example.com,

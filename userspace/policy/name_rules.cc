@@ -24,6 +24,12 @@ absl::StatusOr<std::string> CanonicalRuleName(absl::string_view text) {
   return canonical;
 }
 
+absl::StatusOr<std::string> CanonicalNewRuleName(absl::string_view text) {
+  EGRESS_ASSIGN_OR_RETURN(std::string canonical, CanonicalRuleName(text));
+  EGRESS_RETURN_IF_ERROR(dns::CheckNotAddressLike(canonical));
+  return canonical;
+}
+
 uint64_t NamePatternId(absl::string_view canonical) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (char c : canonical) {

@@ -34,6 +34,11 @@ struct Rule;
 // (EGRESS_DNS_MAX_RULE_NAME characters).
 absl::StatusOr<std::string> CanonicalRuleName(absl::string_view text);
 
+// CanonicalRuleName for a name a user writes now (the command line, a
+// policy file): also refuses an address or range written as a name
+// (dns::CheckNotAddressLike), which would wait for answers that never come.
+absl::StatusOr<std::string> CanonicalNewRuleName(absl::string_view text);
+
 // The pattern id of a canonical rule name: FNV-1a 64 of its text, never 0.
 uint64_t NamePatternId(absl::string_view canonical);
 

@@ -1010,7 +1010,7 @@ absl::Status Parser::ParseDomainNames(const yaml::Node& node,
       node, path,
       [&](const yaml::Node& item, const FieldPath& item_path) -> absl::Status {
         EGRESS_ASSIGN_OR_RETURN(std::string text, GetScalar(item, item_path));
-        absl::StatusOr<std::string> name = CanonicalRuleName(text);
+        absl::StatusOr<std::string> name = CanonicalNewRuleName(text);
         if (!name.ok()) return Error(item, item_path, name.status().message());
         if (std::find(rule->names.begin(), rule->names.end(), *name) ==
             rule->names.end()) {

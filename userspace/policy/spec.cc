@@ -181,7 +181,7 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
       }
     } else if (IsHostName(word) || (absl::StartsWith(word, "*.") &&
                                     IsHostName(word.substr(2) + ".x"))) {
-      EGRESS_ASSIGN_OR_RETURN(std::string name, CanonicalRuleName(word));
+      EGRESS_ASSIGN_OR_RETURN(std::string name, CanonicalNewRuleName(word));
       if (std::find(rule->names.begin(), rule->names.end(), name) ==
           rule->names.end()) {
         rule->names.push_back(name);
