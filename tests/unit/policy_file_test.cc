@@ -446,7 +446,8 @@ TEST(ParsePolicyErrorTest, Targets) {
             "template; name an instance, e.g. \"foo@1.service\"");
   EXPECT_EQ(Error(Named("a", "systemdUnit: a/b.service")),
             "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
-            "\"a/b.service\"");
+            "\"a/b.service\": use letters, digits, '-', '_', '.', ':', '@' "
+            "or '\\'");
   EXPECT_EQ(Error(Named("a", "systemdUnit: [a]")),
             "t.yaml:7:18: spec.target.systemdUnit: expected a value, got a "
             "list");
@@ -692,6 +693,22 @@ TEST(ParsePolicyErrorTest, NothingEscapesOnOddInput) {
   - *r
 )"));
   EXPECT_EQ(p.rules.size(), 2u);
+}
+
+// egressd runs `systemctl show UNIT` as root: a unit starting with '-'
+// would be read there as an option (-H: another host, -M: a container).
+TEST(ParsePolicyErrorTest, UnitNamesStartingWithADashAreRefused) {
+  EXPECT_EQ(Error(Named("a", "systemdUnit: \"-Hroot@192.0.2.1:x.service\"")),
+            "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
+            "\"-Hroot@192.0.2.1:x.service\": starts with '-', which "
+            "systemctl reads as an option");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: \"--system\"")),
+            "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
+            "\"--system\": starts with '-', which systemctl reads as an "
+            "option");
+  // A dash inside the name is systemd's own escape for '/'.
+  EXPECT_EQ(MustParse(Named("a", "systemdUnit: dev-sda1.swap")).target.value,
+            "dev-sda1.swap");
 }
 
 // ---------------------------------------------------------------------------

@@ -156,6 +156,9 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
   std::string path = value;
   switch (source) {
     case policy::TargetSource::kUnit: {
+      // Any client of the control socket may send a unit; the name goes to
+      // systemctl, run as root.
+      EGRESS_RETURN_IF_ERROR(policy::CheckUnitName(value));
       EGRESS_ASSIGN_OR_RETURN(path, options_.unit_cgroup(value));
       break;
     }

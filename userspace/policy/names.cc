@@ -62,4 +62,25 @@ absl::Status CheckName(absl::string_view name, absl::string_view noun) {
                    "\": use 1-64 letters, digits, '-', '_', '.' or '@'"));
 }
 
+absl::Status CheckUnitName(absl::string_view unit) {
+  const bool chars_ok =
+      !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+               absl::string_view("-_.:@\\").find(c) != absl::string_view::npos;
+      });
+  if (!chars_ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad unit name \"", unit,
+                     "\": use letters, digits, '-', '_', '.', ':', '@' or "
+                     "'\\'"));
+  }
+  if (unit.front() == '-') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad unit name \"", unit,
+                     "\": starts with '-', which systemctl reads as an "
+                     "option"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace egress::policy

@@ -22,6 +22,14 @@ bool ValidName(absl::string_view name);
 // CheckName("a b", "target name") is `bad target name "a b": ...`.
 absl::Status CheckName(absl::string_view name, absl::string_view noun = "name");
 
+// A systemd unit as an operator names one (`target add --unit`,
+// `systemdUnit:` in policy files): letters, digits and "-_.:@\\", the
+// characters of systemd's escaped unit names, not starting with '-' (egressd
+// runs `systemctl show UNIT` as root, and systemctl would read such a name as
+// an option). Only the characters: the suffix is the caller's. InvalidArgument:
+//   bad unit name "NAME": ...
+absl::Status CheckUnitName(absl::string_view unit);
+
 // A user as an operator names one (`target add --user`, `user:` in policy
 // files): a uid in decimal (0-4294967294; 4294967295 is the kernel's "no
 // uid") or a user name as the passwd database holds it: 1-32 letters,

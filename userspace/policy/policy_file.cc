@@ -777,13 +777,9 @@ absl::StatusOr<std::string> Parser::ParseSelector(const yaml::Node& node,
 absl::StatusOr<std::string> Parser::ParseUnitName(const yaml::Node& node,
                                                   const FieldPath& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(node, path));
-  const bool chars_ok =
-      !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
-        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-               absl::string_view("-_.:@\\").find(c) != absl::string_view::npos;
-      });
-  if (!chars_ok) {
-    return Error(node, path, absl::StrCat("bad unit name ", Quote(unit)));
+  // The same check as `target add --unit` and egressd's own before systemctl.
+  if (absl::Status st = CheckUnitName(unit); !st.ok()) {
+    return Error(node, path, st.message());
   }
   const size_t dot = unit.rfind('.');
   if (dot == std::string::npos) {
