@@ -711,6 +711,34 @@ TEST(ParsePolicyErrorTest, UnitNamesStartingWithADashAreRefused) {
             "dev-sda1.swap");
 }
 
+// Names are matched on DNS answers for tcp and udp only; with icmp alone
+// the compiled rule would keep only "icmp allowed": ping sockets to every
+// address. `egressctl allow icmp NAME` is refused the same way.
+TEST(ParsePolicyErrorTest, NameRulesWithOnlyIcmpAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{domainNames: "
+                      "[ping.example.com]}]\n    icmp: true\n")),
+            "t.yaml:10:5: spec.egress[0].icmp: a name takes tcp and udp "
+            "ports, not icmp: \"ping.example.com\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{domainNames: [a.example.com]}, "
+                      "{ipBlock: {cidr: 192.0.2.0/24}}]\n    ports: "
+                      "[{protocol: ICMP}]\n")),
+            "t.yaml:10:5: spec.egress[0].ports: a name takes tcp and udp "
+            "ports, not icmp: \"a.example.com\"");
+  EXPECT_EQ(Error(Doc("  egressDeny:\n  - to: [{domainNames: "
+                      "[x.example.com]}]\n    icmp: true\n")),
+            "t.yaml:10:5: spec.egressDeny[0].icmp: a name takes tcp and udp "
+            "ports, not icmp: \"x.example.com\"");
+  // With a tcp or udp port, or none (any), a name is fine; icmp then goes
+  // to the rule's addresses.
+  Policy p =
+      MustParse(Doc("  egress:\n  - to: [{domainNames: "
+                    "[a.example.com]}]\n    ports: [{port: 443}]\n    "
+                    "icmp: true\n  - to: [{domainNames: "
+                    "[b.example.com]}]\n"));
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_THAT(p.rules[1].names, ElementsAre("b.example.com"));
+}
+
 // ---------------------------------------------------------------------------
 // Loading files and directories.
 

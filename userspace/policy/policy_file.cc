@@ -873,7 +873,17 @@ absl::Status Parser::ParseRule(const yaml::Node& node, const FieldPath& path,
     EGRESS_RETURN_IF_ERROR(
         ParseDestinations(f["to"].second, path.Field("to"), rule));
   }
-  return ParsePorts(f, path, icmp, rule);
+  EGRESS_RETURN_IF_ERROR(ParsePorts(f, path, icmp, rule));
+  // A name is matched on its DNS answers for tcp and udp only: with icmp
+  // alone the names would be dropped and the rule would still allow ping
+  // sockets. The rule grammar refuses the same.
+  if (rule->NamesWithoutTcpOrUdp()) {
+    const char* field = f.count("icmp") ? "icmp" : "ports";
+    return Error(f[field].first, path.Field(field),
+                 absl::StrCat("a name takes tcp and udp ports, not icmp: ",
+                              Quote(rule->names[0])));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseUnixPaths(Fields& f, const FieldPath& path,
