@@ -346,7 +346,7 @@ TEST(ParsePolicyErrorTest, TopLevel) {
   EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
                   "metadata: {name: \"a b\"}\nspec: {}\n"),
             "t.yaml:3:18: metadata.name: bad name \"a b\": use 1-64 letters, "
-            "digits, '-', '_', '.' or '@'");
+            "digits, '-', '_', '.' or '@', not starting with '.'");
   EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
                   "metadata: {name: a}\nspec: {}\n"),
             "t.yaml:4:7: spec: missing field \"target\"");
@@ -550,7 +550,7 @@ TEST(ParsePolicyErrorTest, RuleLevel) {
             "(first at line 9)");
   EXPECT_EQ(Error(Doc("  egress:\n  - name: \"\"\n")),
             "t.yaml:9:11: spec.egress[0].name: bad name \"\": use 1-64 "
-            "letters, digits, '-', '_', '.' or '@'");
+            "letters, digits, '-', '_', '.' or '@', not starting with '.'");
 }
 
 // Field paths are written out only for an error (policy_file_path.h); these
@@ -747,7 +747,7 @@ TEST(LoadPoliciesTest, DirectoryIsSortedAndSkipsOtherFiles) {
   dir.Write("b.yml", Named("bee", "systemdUnit: b.service"));
   dir.Write("a.yaml", Named("ay", "cgroupPath: /a"));
   dir.Write("notes.txt", "not yaml");
-  dir.Write(".hidden.yaml", "broken: [");
+  dir.Write(".hidden", "broken: [");
   std::filesystem::create_directory(dir.path() + "/k8s");
   dir.Write("k8s/x.yaml", "broken: [");
   absl::StatusOr<std::vector<Policy>> got = LoadPolicies(dir.path());
@@ -800,6 +800,44 @@ TEST(LoadPoliciesTest, ErrorsAreAllOrNothing) {
   dir.Write("b.yaml", std::string(17 << 20, '#'));
   EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
                 dir.path() + "/b.yaml: larger than 16 MiB; not a policy file");
+}
+
+// A policy file left out is a target left unenforced: every *.yaml and
+// *.yml entry loads, or the whole set is refused naming the entry.
+TEST(LoadPoliciesTest, YamlEntriesThatAreNotPolicyFilesAreErrors) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  dir.Write("a.yaml", Named("a", "systemdUnit: a.service"));
+  dir.Write("real.yaml", Named("linked", "cgroupPath: /linked"));
+  fs::create_directory(dir.path() + "/sub");
+  fs::create_symlink("../real.yaml", dir.path() + "/sub/b.yaml");
+  // A symlink to a policy file loads like the file.
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> linked,
+                       LoadPolicies(dir.path() + "/sub"));
+  ASSERT_EQ(linked.size(), 1u);
+  EXPECT_EQ(linked[0].name, "linked");
+
+  fs::create_symlink(dir.path() + "/gone.yaml", dir.path() + "/db.yaml");
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() +
+                    "/db.yaml: a symlink to nothing, not a policy "
+                    "file");
+  fs::remove(dir.path() + "/db.yaml");
+
+  fs::create_directory(dir.path() + "/dir.yml");
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() + "/dir.yml: not a regular file");
+  fs::remove(dir.path() + "/dir.yml");
+
+  dir.Write(".hidden.yaml", Named("hidden", "cgroupPath: /h"));
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() +
+                    "/.hidden.yaml: a hidden file is not read as a "
+                    "policy; rename it or move it out of the "
+                    "directory");
+  fs::remove(dir.path() + "/.hidden.yaml");
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> all, LoadPolicies(dir.path()));
+  EXPECT_EQ(all.size(), 2u);
 }
 
 TEST(CgroupPatternMatchesTest, ComponentsAndDoubleStar) {

@@ -8,7 +8,7 @@
 namespace egress::policy {
 
 bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
+  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
            c == '_' || c == '.' || c == '@';
@@ -59,7 +59,8 @@ absl::Status CheckName(absl::string_view name, absl::string_view noun) {
   if (ValidName(name)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("bad ", noun, " \"", name,
-                   "\": use 1-64 letters, digits, '-', '_', '.' or '@'"));
+                   "\": use 1-64 letters, digits, '-', '_', '.' or '@', not "
+                   "starting with '.'"));
 }
 
 absl::Status CheckUnitName(absl::string_view unit) {

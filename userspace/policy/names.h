@@ -13,11 +13,14 @@
 
 namespace egress::policy {
 
-// True for 1-64 ASCII letters, digits, '-', '_', '.' or '@'.
+// True for 1-64 ASCII letters, digits, '-', '_', '.' or '@', not starting
+// with '.': a target is exported to NAME.yaml, and a policy directory holds
+// no hidden files, so ".x" would not load back.
 bool ValidName(absl::string_view name);
 
 // OkStatus for a ValidName, else InvalidArgument
-//   bad NOUN "NAME": use 1-64 letters, digits, '-', '_', '.' or '@'
+//   bad NOUN "NAME": use 1-64 letters, digits, '-', '_', '.' or '@', not
+//   starting with '.'
 // e.g. CheckName("a b") is `bad name "a b": ...` and
 // CheckName("a b", "target name") is `bad target name "a b": ...`.
 absl::Status CheckName(absl::string_view name, absl::string_view noun = "name");

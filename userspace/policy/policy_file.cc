@@ -1306,6 +1306,36 @@ absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
   return text;
 }
 
+// InvalidArgument unless the *.yaml or *.yml directory entry `path` is a
+// regular file (or a symlink to one) that LoadPolicies would read.
+absl::Status CheckPolicyEntry(const std::string& path,
+                              const std::string& name) {
+  namespace fs = std::filesystem;
+  if (name[0] == '.') {
+    // Export never writes one (names do not start with '.'); an editor's
+    // leftover is not a policy either way.
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        ": a hidden file is not read as a policy; rename it or move it "
+        "out of the directory"));
+  }
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (st.type() == fs::file_type::regular) return absl::OkStatus();
+  if (st.type() == fs::file_type::not_found) {
+    std::error_code link_ec;
+    if (fs::is_symlink(fs::symlink_status(path, link_ec))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": a symlink to nothing, not a policy file"));
+    }
+  }
+  if (ec && st.type() != fs::file_type::not_found) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot read: ", ec.message()));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Policy>> LoadPolicies(
@@ -1332,12 +1362,12 @@ absl::StatusOr<std::vector<Policy>> LoadPolicies(
         absl::EndsWith(file_or_dir, "/") ? file_or_dir : file_or_dir + "/";
     for (; it != fs::directory_iterator(); it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      if (name.empty() || name[0] == '.') continue;
       if (!absl::EndsWith(name, ".yaml") && !absl::EndsWith(name, ".yml")) {
         continue;
       }
-      std::error_code type_ec;
-      if (!it->is_regular_file(type_ec)) continue;
+      // A policy file left out is a target left unenforced, so every
+      // *.yaml entry loads or the whole set is refused.
+      EGRESS_RETURN_IF_ERROR(CheckPolicyEntry(dir + name, name));
       files.push_back(dir + name);
     }
     if (ec) {
