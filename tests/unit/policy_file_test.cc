@@ -739,6 +739,26 @@ TEST(ParsePolicyErrorTest, NameRulesWithOnlyIcmpAreRefused) {
   EXPECT_THAT(p.rules[1].names, ElementsAre("b.example.com"));
 }
 
+// `list` prints a comment as it is: a line break in one could show a rule
+// line that is not there.
+TEST(ParsePolicyErrorTest, CommentsWithControlCharactersAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\nb\"\n")),
+            "t.yaml:9:14: spec.egress[0].comment: control character 0x0A at "
+            "byte 2; a comment is one line of printable text");
+  EXPECT_EQ(Error(Doc("  egress:\n  - ports: [{port: 53}]\n  - comment: "
+                      "\"x\\e[2Ky\"\n")),
+            "t.yaml:10:14: spec.egress[1].comment: control character 0x1B "
+            "at byte 2; a comment is one line of printable text");
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"a\\tb\"\n")),
+              HasSubstr("control character 0x09 at byte 2"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"ab\\x7f\"\n")),
+              HasSubstr("control character 0x7F at byte 3"));
+  EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"caf\\u00e9 ok\"\n"))
+                .rules[0]
+                .comment,
+            "caf\xc3\xa9 ok");
+}
+
 // ---------------------------------------------------------------------------
 // Loading files and directories.
 

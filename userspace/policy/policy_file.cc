@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
@@ -927,8 +928,19 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
     }
   }
   if (f.count("comment")) {
-    EGRESS_ASSIGN_OR_RETURN(
-        comment, GetScalar(f["comment"].second, path.Field("comment")));
+    const yaml::Node& v = f["comment"].second;
+    EGRESS_ASSIGN_OR_RETURN(comment, GetScalar(v, path.Field("comment")));
+    // `list` and `status` print the comment as it is: a line break or an
+    // escape sequence in it could show a rule that is not there.
+    for (size_t i = 0; i < comment.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(comment[i]);
+      if (c < 0x20 || c == 0x7f) {
+        return Error(v, path.Field("comment"),
+                     absl::StrFormat("control character 0x%02X at byte %d; a "
+                                     "comment is one line of printable text",
+                                     c, i + 1));
+      }
+    }
   }
   if (!name->empty() && !comment.empty()) {
     rule->comment = absl::StrCat(*name, ": ", comment);
