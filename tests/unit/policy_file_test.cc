@@ -759,6 +759,20 @@ TEST(ParsePolicyErrorTest, CommentsWithControlCharactersAreRefused) {
             "caf\xc3\xa9 ok");
 }
 
+// docs/policy.md: duplicate keys are errors, also in metadata's mappings.
+TEST(ParsePolicyErrorTest, DuplicateAnnotationsAndLabelsAreRefused) {
+  const std::string head =
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+      "  name: t\n";
+  const std::string spec = "spec:\n  target:\n    systemdUnit: t.service\n";
+  EXPECT_EQ(Error(head + "  annotations:\n    owner: a\n    owner: b\n" + spec),
+            "t.yaml:7:5: metadata.annotations.owner: duplicate annotation");
+  EXPECT_EQ(Error(head + "  labels: {app: a, tier: x, app: b}\n" + spec),
+            "t.yaml:5:29: metadata.labels.app: duplicate label");
+  Policy p = MustParse(head + "  annotations: {a: 1, b: 2}\n" + spec);
+  EXPECT_EQ(p.annotations.size(), 2u);
+}
+
 // ---------------------------------------------------------------------------
 // Loading files and directories.
 

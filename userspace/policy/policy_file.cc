@@ -520,14 +520,23 @@ absl::Status Parser::ParseMetadata(const yaml::Node& node,
       return Error(m, map_path,
                    absl::StrCat("expected a mapping, got ", Describe(m)));
     }
+    // Labels are not kept, but a duplicate is an error in both, as for any
+    // other mapping: with "last wins" a reader and egress could disagree.
+    std::set<std::string> keys;
     for (const auto& [key_node, value_node] : m.Entries()) {
       if (!key_node.IsScalar()) {
         return Error(key_node, map_path, "keys must be plain words");
       }
       const std::string key = key_node.Scalar();
+      const FieldPath key_path = map_path.Field(key);
       EGRESS_ASSIGN_OR_RETURN(std::string value,
-                              GetScalar(value_node, map_path.Field(key)));
-      // Labels are accepted for tooling but not kept.
+                              GetScalar(value_node, key_path));
+      if (!keys.insert(key).second) {
+        return Error(key_node, key_path,
+                     std::string(map_field) == "annotations"
+                         ? "duplicate annotation"
+                         : "duplicate label");
+      }
       if (std::string(map_field) == "annotations") {
         policy->annotations[key] = value;
       }
