@@ -773,6 +773,28 @@ TEST(ParsePolicyErrorTest, DuplicateAnnotationsAndLabelsAreRefused) {
   EXPECT_EQ(p.annotations.size(), 2u);
 }
 
+// fnmatch reads an unclosed "[" as a literal: every "[" of a component must
+// close, not only the first.
+TEST(ParsePolicyErrorTest, EveryBracketOfACgroupPatternMustClose) {
+  EXPECT_EQ(Error(Named("a",
+                        "cgroupPattern: "
+                        "\"/system.slice/docker-[0-9]*[.scope\"")),
+            "t.yaml:7:20: spec.target.cgroupPattern: "
+            "\"/system.slice/docker-[0-9]*[.scope\": unclosed \"[\"");
+  for (const char* bad :
+       {"/a/x[ab]y[", "/a/[[:digit:]", "/a/[!]", "/a/[]", "/x[ab]/y[c"}) {
+    EXPECT_THAT(Error(Named("a", absl::StrCat("cgroupPattern: \"", bad, "\""))),
+                HasSubstr("unclosed \"[\""))
+        << bad;
+  }
+  for (const char* ok : {"/a/[]]x", "/a/[!]]x", "/a/x[0-9]y[a-f]", "/a/[[:]",
+                         "/a/[[:digit:]]*", "/a/[[.a.]]b", "/a/x]*"}) {
+    absl::StatusOr<Policy> p = ParsePolicy(
+        Named("a", absl::StrCat("cgroupPattern: \"", ok, "\"")), "t.yaml");
+    EXPECT_TRUE(p.ok()) << ok << ": " << p.status();
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Loading files and directories.
 

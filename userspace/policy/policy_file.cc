@@ -127,6 +127,40 @@ bool HasWildcard(absl::string_view s) {
   return s.find_first_of("*?[") != absl::string_view::npos;
 }
 
+// Where the bracket expression opened at c[open] ends (its "]"), or npos, as
+// fnmatch(FNM_NOESCAPE) reads it: a leading "!" or "^" negates, a "]" right
+// after those is a member, and "[:class:]", "[.x.]" and "[=x=]" are one
+// member each (a "[" starting none of them is a member itself).
+size_t BracketEnd(absl::string_view c, size_t open) {
+  size_t i = open + 1;
+  if (i < c.size() && (c[i] == '!' || c[i] == '^')) ++i;
+  if (i < c.size() && c[i] == ']') ++i;
+  while (i < c.size()) {
+    if (c[i] == ']') return i;
+    if (c[i] == '[' && i + 1 < c.size() &&
+        (c[i + 1] == ':' || c[i + 1] == '.' || c[i + 1] == '=')) {
+      const char end[] = {c[i + 1], ']'};
+      const size_t close = c.find(absl::string_view(end, 2), i + 2);
+      if (close != absl::string_view::npos) {
+        i = close + 2;
+        continue;
+      }
+    }
+    ++i;
+  }
+  return absl::string_view::npos;
+}
+
+// Whether every bracket expression of the pattern component `c` closes.
+bool BracketsClose(absl::string_view c) {
+  for (size_t i = c.find('['); i != absl::string_view::npos;
+       i = c.find('[', i + 1)) {
+    i = BracketEnd(c, i);
+    if (i == absl::string_view::npos) return false;
+  }
+  return true;
+}
+
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
 bool MatchComponents(const std::vector<std::string>& pat, size_t pi,
                      const std::vector<std::string>& path, size_t i) {
@@ -606,11 +640,10 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
                                 " has no wildcard (*, ? or [...]); use "
                                 "cgroupPath"));
     }
-    // fnmatch treats an unclosed "[" as a literal; refuse it instead.
+    // fnmatch treats an unclosed "[" as a literal; refuse it instead, for
+    // every "[" of every component.
     for (absl::string_view c : absl::StrSplit(p, '/')) {
-      const size_t open = c.find('[');
-      if (open != absl::string_view::npos &&
-          c.find(']', open + 2) == absl::string_view::npos) {
+      if (!BracketsClose(c)) {
         return Error(node, path,
                      absl::StrCat(Quote(value), ": unclosed \"[\""));
       }
