@@ -158,6 +158,25 @@ TEST_F(CliParseTest, TargetCommands) {
                 "'frob'");
 }
 
+// egressd hands a unit to `systemctl show` as root: one starting with '-'
+// would be an option there (-H: another host).
+TEST_F(CliParseTest, UnitsStartingWithADashAreRefused) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"target", "add", "x", "--unit=--system"},
+        {"target", "add", "x", "--unit", "-Mfoo"},
+        {"target", "add", "x", "--unit", "-Hroot@192.0.2.1:x.service"}}) {
+    EXPECT_STATUS(Parse(args), absl::StatusCode::kInvalidArgument,
+                  "--unit: bad unit name")
+        << args.back();
+  }
+  EXPECT_STATUS(Parse({"target", "add", "x", "--unit", "a b"}),
+                absl::StatusCode::kInvalidArgument, "--unit: bad unit name");
+  EXPECT_EQ(Request<control::TargetAddRequest>(
+                {"target", "add", "x", "--unit", "dev-sda1.swap"})
+                .spec.source_value,
+            "dev-sda1.swap");
+}
+
 TEST_F(CliParseTest, ModeAndLogging) {
   auto mode = Request<control::ModeRequest>({"mode", "audit", "-t", "web"});
   EXPECT_EQ(mode.mode, policy::Mode::kAudit);

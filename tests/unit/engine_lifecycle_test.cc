@@ -96,6 +96,33 @@ TEST_F(EngineLifecycleTest, ProgramsReadingUnpinnedMapsAreRefreshedAtStart) {
   EXPECT_TRUE(engine_->TargetInfos()[0].attached);
 }
 
+// An older egressd took a name rule with icmp alone from a policy file: it
+// compiled to "icmp allowed" for every address. Compile refuses it now; a
+// start drops it (logged, saved) instead of failing.
+TEST_F(EngineLifecycleTest, StoredNameRulesWithOnlyIcmpAreDroppedAtStart) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {Allow({"dns"})})).status());
+  DaemonState old = saved_;
+  policy::Rule ping;
+  ping.id = old.targets.at("web").next_rule_id++;
+  ping.spec = "icmp";
+  ping.ports = {{policy::Proto::kIcmp}};
+  ping.names = {"ping.example.com"};
+  old.targets.at("web").rules.push_back(ping);
+  std::vector<std::string> logged;
+  EngineOptions o = Options();
+  o.log = [&logged](const std::string& line) { logged.push_back(line); };
+  engine_ = std::make_unique<Engine>(kernel_, old, o);
+  ASSERT_OK(engine_->Start(kNow).status());
+  EXPECT_THAT(logged,
+              Contains(absl::StrCat("target web: dropped rule ", ping.id,
+                                    " (icmp to ping.example.com): a name "
+                                    "takes tcp and udp ports, not icmp")));
+  ASSERT_OK_AND_ASSIGN(control::ListResponse list, engine_->List("web"));
+  ASSERT_EQ(list.targets[0].rules.size(), 1u);
+  EXPECT_EQ(Saved("web").rules.size(), 1u);
+  EXPECT_EQ(Saved("web").rules[0].spec, "dns");
+}
+
 TEST_F(EngineLifecycleTest, LostPinsAreRepairedLoggedOnceAndChangesTellTruth) {
   std::vector<std::string> logged;
   EngineOptions o = Options();

@@ -54,6 +54,29 @@ TEST_F(EngineWatchTest,
   EXPECT_THAT(kernel_.Classes(), IsEmpty());
 }
 
+// egressd runs `systemctl show UNIT` as root: a unit name starting with '-'
+// (from any client of the control socket) would be an option there, "-H" a
+// remote host. Refused before the unit is looked up.
+TEST_F(EngineWatchTest, UnitNamesStartingWithADashAreRefusedUnlookedUp) {
+  int lookups = 0;
+  RestartWithRuleRoom(1000, saved_, [&](EngineOptions& o) {
+    o.unit_cgroup =
+        [&](const std::string& unit) -> absl::StatusOr<std::string> {
+      ++lookups;
+      return "/system.slice/" + unit;
+    };
+  });
+  for (const char* unit : {"-Hroot@192.0.2.1:x.service", "--system", "-Mfoo"}) {
+    control::TargetSpec spec = Spec("web", unit, {});
+    spec.source = policy::TargetSource::kUnit;
+    EXPECT_STATUS(engine_->AddTarget(spec).status(),
+                  absl::StatusCode::kInvalidArgument, "bad unit name")
+        << unit;
+  }
+  EXPECT_EQ(lookups, 0);
+  EXPECT_THAT(saved_.targets, IsEmpty());
+}
+
 TEST_F(EngineWatchTest, TargetWaitingForItsCgroupIsWatchedAlready) {
   ASSERT_OK(engine_->AddTarget(Spec("later", "/system.slice/later.service", {}))
                 .status());

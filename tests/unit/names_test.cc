@@ -23,10 +23,24 @@ TEST(NamesTest, Alphabet) {
   EXPECT_FALSE(ValidName(std::string(65, 'x')));
 }
 
+// A target is exported to NAME.yaml and a policy directory holds no hidden
+// files: ".x" would be written and never read back.
+TEST(NamesTest, NoLeadingDot) {
+  for (const char* bad : {".x", ".", "..", ".hidden.yaml"}) {
+    EXPECT_FALSE(ValidName(bad)) << bad;
+  }
+  EXPECT_TRUE(ValidName("x."));
+  EXPECT_TRUE(ValidName("a.b"));
+  EXPECT_STATUS(CheckName(".x", "target name"),
+                absl::StatusCode::kInvalidArgument,
+                "bad target name \".x\": use 1-64 letters, digits, '-', '_', "
+                "'.' or '@', not starting with '.'");
+}
+
 TEST(NamesTest, MessageNamesTheNameAndTheRule) {
   EXPECT_STATUS(CheckName("a b"), absl::StatusCode::kInvalidArgument,
                 "bad name \"a b\": use 1-64 letters, digits, '-', '_', '.' "
-                "or '@'");
+                "or '@', not starting with '.'");
   EXPECT_STATUS(CheckName("", "target name"),
                 absl::StatusCode::kInvalidArgument, "bad target name \"\":");
 }

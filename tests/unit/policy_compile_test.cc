@@ -402,6 +402,24 @@ TEST(CompileTest, RejectsBadInput) {
             "set, bad prefix length or bad IPv4 layout");
 }
 
+// Names compile to tcp and udp entries only: a name rule with icmp alone
+// would leave just the target's icmp flag, allowing ping sockets to every
+// address. The parsers refuse it; Compile does too, for rules that come
+// another way (an old state file).
+TEST(CompileTest, RejectsANameRuleWithoutTcpOrUdp) {
+  Rule r = MakeRule(3, Action::kAllow, {kIcmp});
+  r.names = {"ping.example.com"};
+  r.spec = "icmp";
+  absl::StatusOr<CompiledRuleset> c = Compile(kRs, {r});
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message(),
+            "rule 3: a name takes tcp and udp ports, not icmp: "
+            "'ping.example.com'");
+  r.ports.push_back(Tcp(443, 443));
+  absl::StatusOr<CompiledRuleset> with_tcp = Compile(kRs, {r});
+  EXPECT_TRUE(with_tcp.ok()) << with_tcp.status();
+}
+
 TEST(CompileTest, PortClassLimit) {
   std::vector<PortProto> ports;
   for (uint32_t p = 1; p <= 0xfffe; ++p) {
@@ -813,6 +831,13 @@ TEST(CompilePropertyTest, EvaluateAgreesWithNaive) {
       if (name_rng() % 3 == 0) r.names.push_back(kNames[name_rng() % 4]);
       std::sort(r.names.begin(), r.names.end());
       r.names.erase(std::unique(r.names.begin(), r.names.end()), r.names.end());
+      // A name takes tcp and udp ports: an icmp-only rule keeps none
+      // (Compile refuses it). Drawn all the same, so the draws stay in step.
+      if (std::none_of(r.ports.begin(), r.ports.end(), [](const PortProto& pp) {
+            return pp.proto == Proto::kTcp || pp.proto == Proto::kUdp;
+          })) {
+        r.names.clear();
+      }
     }
     // Three forms of the same set: the tries alone, with every entry that
     // can move in exact_rules, and with only some moved (a limit reached).

@@ -346,7 +346,7 @@ TEST(ParsePolicyErrorTest, TopLevel) {
   EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
                   "metadata: {name: \"a b\"}\nspec: {}\n"),
             "t.yaml:3:18: metadata.name: bad name \"a b\": use 1-64 letters, "
-            "digits, '-', '_', '.' or '@'");
+            "digits, '-', '_', '.' or '@', not starting with '.'");
   EXPECT_EQ(Error("apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
                   "metadata: {name: a}\nspec: {}\n"),
             "t.yaml:4:7: spec: missing field \"target\"");
@@ -446,7 +446,8 @@ TEST(ParsePolicyErrorTest, Targets) {
             "template; name an instance, e.g. \"foo@1.service\"");
   EXPECT_EQ(Error(Named("a", "systemdUnit: a/b.service")),
             "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
-            "\"a/b.service\"");
+            "\"a/b.service\": use letters, digits, '-', '_', '.', ':', '@' "
+            "or '\\'");
   EXPECT_EQ(Error(Named("a", "systemdUnit: [a]")),
             "t.yaml:7:18: spec.target.systemdUnit: expected a value, got a "
             "list");
@@ -549,7 +550,7 @@ TEST(ParsePolicyErrorTest, RuleLevel) {
             "(first at line 9)");
   EXPECT_EQ(Error(Doc("  egress:\n  - name: \"\"\n")),
             "t.yaml:9:11: spec.egress[0].name: bad name \"\": use 1-64 "
-            "letters, digits, '-', '_', '.' or '@'");
+            "letters, digits, '-', '_', '.' or '@', not starting with '.'");
 }
 
 // Field paths are written out only for an error (policy_file_path.h); these
@@ -716,6 +717,106 @@ TEST(ParsePolicyErrorTest, NothingEscapesOnOddInput) {
   EXPECT_EQ(p.rules.size(), 2u);
 }
 
+// egressd runs `systemctl show UNIT` as root: a unit starting with '-'
+// would be read there as an option (-H: another host, -M: a container).
+TEST(ParsePolicyErrorTest, UnitNamesStartingWithADashAreRefused) {
+  EXPECT_EQ(Error(Named("a", "systemdUnit: \"-Hroot@192.0.2.1:x.service\"")),
+            "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
+            "\"-Hroot@192.0.2.1:x.service\": starts with '-', which "
+            "systemctl reads as an option");
+  EXPECT_EQ(Error(Named("a", "systemdUnit: \"--system\"")),
+            "t.yaml:7:18: spec.target.systemdUnit: bad unit name "
+            "\"--system\": starts with '-', which systemctl reads as an "
+            "option");
+  // A dash inside the name is systemd's own escape for '/'.
+  EXPECT_EQ(MustParse(Named("a", "systemdUnit: dev-sda1.swap")).target.value,
+            "dev-sda1.swap");
+}
+
+// Names are matched on DNS answers for tcp and udp only; with icmp alone
+// the compiled rule would keep only "icmp allowed": ping sockets to every
+// address. `egressctl allow icmp NAME` is refused the same way.
+TEST(ParsePolicyErrorTest, NameRulesWithOnlyIcmpAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{domainNames: "
+                      "[ping.example.com]}]\n    icmp: true\n")),
+            "t.yaml:10:5: spec.egress[0].icmp: a name takes tcp and udp "
+            "ports, not icmp: \"ping.example.com\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{domainNames: [a.example.com]}, "
+                      "{ipBlock: {cidr: 192.0.2.0/24}}]\n    ports: "
+                      "[{protocol: ICMP}]\n")),
+            "t.yaml:10:5: spec.egress[0].ports: a name takes tcp and udp "
+            "ports, not icmp: \"a.example.com\"");
+  EXPECT_EQ(Error(Doc("  egressDeny:\n  - to: [{domainNames: "
+                      "[x.example.com]}]\n    icmp: true\n")),
+            "t.yaml:10:5: spec.egressDeny[0].icmp: a name takes tcp and udp "
+            "ports, not icmp: \"x.example.com\"");
+  // With a tcp or udp port, or none (any), a name is fine; icmp then goes
+  // to the rule's addresses.
+  Policy p =
+      MustParse(Doc("  egress:\n  - to: [{domainNames: "
+                    "[a.example.com]}]\n    ports: [{port: 443}]\n    "
+                    "icmp: true\n  - to: [{domainNames: "
+                    "[b.example.com]}]\n"));
+  ASSERT_EQ(p.rules.size(), 2u);
+  EXPECT_THAT(p.rules[1].names, ElementsAre("b.example.com"));
+}
+
+// `list` prints a comment as it is: a line break in one could show a rule
+// line that is not there.
+TEST(ParsePolicyErrorTest, CommentsWithControlCharactersAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\nb\"\n")),
+            "t.yaml:9:14: spec.egress[0].comment: control character 0x0A at "
+            "byte 2; a comment is one line of printable text");
+  EXPECT_EQ(Error(Doc("  egress:\n  - ports: [{port: 53}]\n  - comment: "
+                      "\"x\\e[2Ky\"\n")),
+            "t.yaml:10:14: spec.egress[1].comment: control character 0x1B "
+            "at byte 2; a comment is one line of printable text");
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"a\\tb\"\n")),
+              HasSubstr("control character 0x09 at byte 2"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"ab\\x7f\"\n")),
+              HasSubstr("control character 0x7F at byte 3"));
+  EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"caf\\u00e9 ok\"\n"))
+                .rules[0]
+                .comment,
+            "caf\xc3\xa9 ok");
+}
+
+// docs/policy.md: duplicate keys are errors, also in metadata's mappings.
+TEST(ParsePolicyErrorTest, DuplicateAnnotationsAndLabelsAreRefused) {
+  const std::string head =
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+      "  name: t\n";
+  const std::string spec = "spec:\n  target:\n    systemdUnit: t.service\n";
+  EXPECT_EQ(Error(head + "  annotations:\n    owner: a\n    owner: b\n" + spec),
+            "t.yaml:7:5: metadata.annotations.owner: duplicate annotation");
+  EXPECT_EQ(Error(head + "  labels: {app: a, tier: x, app: b}\n" + spec),
+            "t.yaml:5:29: metadata.labels.app: duplicate label");
+  Policy p = MustParse(head + "  annotations: {a: 1, b: 2}\n" + spec);
+  EXPECT_EQ(p.annotations.size(), 2u);
+}
+
+// fnmatch reads an unclosed "[" as a literal: every "[" of a component must
+// close, not only the first.
+TEST(ParsePolicyErrorTest, EveryBracketOfACgroupPatternMustClose) {
+  EXPECT_EQ(Error(Named("a",
+                        "cgroupPattern: "
+                        "\"/system.slice/docker-[0-9]*[.scope\"")),
+            "t.yaml:7:20: spec.target.cgroupPattern: "
+            "\"/system.slice/docker-[0-9]*[.scope\": unclosed \"[\"");
+  for (const char* bad :
+       {"/a/x[ab]y[", "/a/[[:digit:]", "/a/[!]", "/a/[]", "/x[ab]/y[c"}) {
+    EXPECT_THAT(Error(Named("a", absl::StrCat("cgroupPattern: \"", bad, "\""))),
+                HasSubstr("unclosed \"[\""))
+        << bad;
+  }
+  for (const char* ok : {"/a/[]]x", "/a/[!]]x", "/a/x[0-9]y[a-f]", "/a/[[:]",
+                         "/a/[[:digit:]]*", "/a/[[.a.]]b", "/a/x]*"}) {
+    absl::StatusOr<Policy> p = ParsePolicy(
+        Named("a", absl::StrCat("cgroupPattern: \"", ok, "\"")), "t.yaml");
+    EXPECT_TRUE(p.ok()) << ok << ": " << p.status();
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Loading files and directories.
 
@@ -724,7 +825,7 @@ TEST(LoadPoliciesTest, DirectoryIsSortedAndSkipsOtherFiles) {
   dir.Write("b.yml", Named("bee", "systemdUnit: b.service"));
   dir.Write("a.yaml", Named("ay", "cgroupPath: /a"));
   dir.Write("notes.txt", "not yaml");
-  dir.Write(".hidden.yaml", "broken: [");
+  dir.Write(".hidden", "broken: [");
   std::filesystem::create_directory(dir.path() + "/k8s");
   dir.Write("k8s/x.yaml", "broken: [");
   absl::StatusOr<std::vector<Policy>> got = LoadPolicies(dir.path());
@@ -777,6 +878,44 @@ TEST(LoadPoliciesTest, ErrorsAreAllOrNothing) {
   dir.Write("b.yaml", std::string(17 << 20, '#'));
   EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
                 dir.path() + "/b.yaml: larger than 16 MiB; not a policy file");
+}
+
+// A policy file left out is a target left unenforced: every *.yaml and
+// *.yml entry loads, or the whole set is refused naming the entry.
+TEST(LoadPoliciesTest, YamlEntriesThatAreNotPolicyFilesAreErrors) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  dir.Write("a.yaml", Named("a", "systemdUnit: a.service"));
+  dir.Write("real.yaml", Named("linked", "cgroupPath: /linked"));
+  fs::create_directory(dir.path() + "/sub");
+  fs::create_symlink("../real.yaml", dir.path() + "/sub/b.yaml");
+  // A symlink to a policy file loads like the file.
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> linked,
+                       LoadPolicies(dir.path() + "/sub"));
+  ASSERT_EQ(linked.size(), 1u);
+  EXPECT_EQ(linked[0].name, "linked");
+
+  fs::create_symlink(dir.path() + "/gone.yaml", dir.path() + "/db.yaml");
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() +
+                    "/db.yaml: a symlink to nothing, not a policy "
+                    "file");
+  fs::remove(dir.path() + "/db.yaml");
+
+  fs::create_directory(dir.path() + "/dir.yml");
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() + "/dir.yml: not a regular file");
+  fs::remove(dir.path() + "/dir.yml");
+
+  dir.Write(".hidden.yaml", Named("hidden", "cgroupPath: /h"));
+  EXPECT_STATUS(LoadPolicies(dir.path()), absl::StatusCode::kInvalidArgument,
+                dir.path() +
+                    "/.hidden.yaml: a hidden file is not read as a "
+                    "policy; rename it or move it out of the "
+                    "directory");
+  fs::remove(dir.path() + "/.hidden.yaml");
+  ASSERT_OK_AND_ASSIGN(std::vector<Policy> all, LoadPolicies(dir.path()));
+  EXPECT_EQ(all.size(), 2u);
 }
 
 TEST(CgroupPatternMatchesTest, ComponentsAndDoubleStar) {

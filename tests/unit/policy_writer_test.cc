@@ -238,10 +238,15 @@ TEST(PolicyWriterTest, AwkwardStringsRoundTrip) {
   }
   d.header_comment = awkward;
   ExpectRoundTrip(d);
+  // Rule comments with control characters come back with '?' for them:
+  // ParsePolicy refuses a comment holding one.
   const Policy p = MustParse(WritePolicy(d));
   ASSERT_EQ(p.rules.size(), awkward.size());
   for (size_t i = 0; i < awkward.size(); ++i) {
-    EXPECT_EQ(p.rules[i].comment, awkward[i]);
+    std::string want = awkward[i];
+    std::replace(want.begin(), want.end(), '\n', '?');
+    std::replace(want.begin(), want.end(), '\t', '?');
+    EXPECT_EQ(p.rules[i].comment, want);
   }
 }
 

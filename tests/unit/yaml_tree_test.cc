@@ -107,6 +107,30 @@ TEST(YamlTreeTest, DeepNestingIsRefused) {
   EXPECT_THAT(ErrorOf(text), HasSubstr("YAML too large: nested deeper than"));
 }
 
+// yaml-cpp stops at its own depth guard (2000) with "bad file"; the
+// fallback reader reports the same bound as libyaml's, in the same words.
+TEST(YamlTreeTest, DeepNestingIsRefusedByTheYamlCppReaderToo) {
+  for (const std::string& text :
+       {std::string(50'000, '[') + std::string(50'000, ']'),
+        "a: " + std::string(50'000, '['),
+        std::string(kMaxDepth + 10, '[') + std::string(kMaxDepth + 10, ']')}) {
+    absl::StatusOr<std::unique_ptr<Document>> doc =
+        Document::ParseWith(Reader::kYamlCpp, text);
+    ASSERT_FALSE(doc.ok());
+    EXPECT_EQ(doc.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(doc.status().message(),
+                HasSubstr(absl::StrCat("YAML too large: nested deeper than ",
+                                       kMaxDepth)))
+        << text.size();
+    EXPECT_THAT(doc.status().message(), ::testing::Not(HasSubstr("bad file")));
+  }
+  // Through Parse: libyaml reports its syntax error first (the flow value
+  // starting with ':'), and the text goes to yaml-cpp.
+  const std::string deep = "a: [::/0]\nb: " + std::string(50'000, '[') +
+                           std::string(50'000, ']') + "\n";
+  EXPECT_THAT(ErrorOf(deep), HasSubstr("YAML too large: nested deeper than"));
+}
+
 TEST(YamlTreeTest, TooManyDocumentsAreRefused) {
   std::string text;
   for (int i = 0; i <= kMaxDocuments; ++i) absl::StrAppend(&text, "--- a\n");

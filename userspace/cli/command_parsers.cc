@@ -117,6 +117,13 @@ absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
     }
     spec->source_value = policy::LabelSelectorText(*labels);
   }
+  if (spec->source == policy::TargetSource::kUnit) {
+    // egressd hands the name to systemctl; "--unit=-Hhost" must not become
+    // an option there.
+    if (absl::Status st = policy::CheckUnitName(spec->source_value); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--unit: ", st.message()));
+    }
+  }
   if (spec->source == policy::TargetSource::kUser) {
     if (absl::Status st = policy::CheckUser(spec->source_value); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--user: ", st.message()));

@@ -93,7 +93,18 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     std::vector<policy::Rule> rules;
     EGRESS_ASSIGN_OR_RETURN(std::vector<TargetState> t, Targets(name, false));
     for (const policy::Rule& r : t[0].rules) {
-      if (r.expires == 0 || r.expires > now) rules.push_back(r);
+      if (r.expires != 0 && r.expires <= now) continue;
+      // An older egressd took such a rule from a policy file; Compile
+      // refuses it now, and a start must not fail on it. Dropping it takes
+      // away only what it wrongly allowed (ping to every address); as a
+      // deny it matched nothing.
+      if (r.NamesWithoutTcpOrUdp()) {
+        Log(absl::StrCat("target ", name, ": dropped rule ", r.id, " (", r.spec,
+                         " to ", absl::StrJoin(r.names, ", "),
+                         "): a name takes tcp and udp ports, not icmp"));
+        continue;
+      }
+      rules.push_back(r);
     }
     if (rules.size() == t[0].rules.size()) {
       EGRESS_ASSIGN_OR_RETURN(bool adopted, AdoptRules(name));
@@ -156,6 +167,9 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
   std::string path = value;
   switch (source) {
     case policy::TargetSource::kUnit: {
+      // Any client of the control socket may send a unit; the name goes to
+      // systemctl, run as root.
+      EGRESS_RETURN_IF_ERROR(policy::CheckUnitName(value));
       EGRESS_ASSIGN_OR_RETURN(path, options_.unit_cgroup(value));
       break;
     }

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/policy/names.h"
 
 namespace egress {
 
@@ -106,23 +109,58 @@ absl::StatusOr<std::string> CgroupOfPid(pid_t pid) {
       absl::StrCat(path, " has no cgroup v2 entry (\"0::\")"));
 }
 
+std::vector<std::string> UnitCgroupCommand(const std::string& unit) {
+  // "--" ends the options: whatever the unit name, systemctl reads it as a
+  // unit, never as -H (another host) or -M (a container).
+  return {"systemctl", "show", "-p", "ControlGroup", "--value", "--", unit};
+}
+
 absl::StatusOr<std::string> CgroupOfUnit(const std::string& unit) {
-  for (char c : unit) {
-    if (!(isalnum(static_cast<unsigned char>(c)) ||
-          absl::StrContains("-_.@:\\", c))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unit '", unit, "': unexpected character '", std::string(1, c), "'"));
-    }
+  // Checked here too, not only where operators type names: egressd runs this
+  // as root for every unit target, also one from an older state file.
+  if (absl::Status st = policy::CheckUnitName(unit); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unit '", unit, "': ", st.message()));
   }
-  std::string cmd = absl::StrCat("systemctl show -p ControlGroup --value '",
-                                 unit, "' 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return ErrnoStatus(errno, "popen", "systemctl");
-  char buf[4096];
+  const std::vector<std::string> args = UnitCgroupCommand(unit);
+  std::vector<char*> argv;
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  // Run directly, not through a shell: nothing in the name is ever parsed
+  // twice.
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return ErrnoStatus(errno, "pipe", "systemctl");
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null",
+                                   O_WRONLY, 0);
+  pid_t pid = -1;
+  const int spawn_err =
+      posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  write_end.reset();
+  if (spawn_err == ENOENT) {
+    return absl::UnavailableError(
+        absl::StrCat("unit '", unit, "': systemctl is not available"));
+  }
+  if (spawn_err != 0) return ErrnoStatus(spawn_err, "spawn", "systemctl");
   std::string out;
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  int rc = pclose(p);
-  if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) == 127) {
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(read_end.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  int rc = 0;
+  while (waitpid(pid, &rc, 0) < 0) {
+    if (errno != EINTR) return ErrnoStatus(errno, "waitpid", "systemctl");
+  }
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) == 127) {
     return absl::UnavailableError(
         absl::StrCat("unit '", unit, "': systemctl is not available"));
   }

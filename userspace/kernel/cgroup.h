@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -43,8 +44,14 @@ absl::StatusOr<UniqueFd> OpenCgroup(const std::string& abs_path);
 // The cgroup v2 path ("0::" line of /proc/PID/cgroup) of a process.
 absl::StatusOr<std::string> CgroupOfPid(pid_t pid);
 
-// The ControlGroup of a systemd unit, from `systemctl show`. NotFound when the
-// unit has no cgroup (not running), Unavailable without systemctl.
+// The argv CgroupOfUnit runs: `systemctl show -p ControlGroup --value --
+// UNIT`.
+std::vector<std::string> UnitCgroupCommand(const std::string& unit);
+
+// The ControlGroup of a systemd unit, from `systemctl show` (run without a
+// shell). InvalidArgument, before anything runs, for a name
+// policy::CheckUnitName refuses (one starting with '-', say); NotFound when
+// the unit has no cgroup (not running), Unavailable without systemctl.
 absl::StatusOr<std::string> CgroupOfUnit(const std::string& unit);
 
 // Moves process `pid` into the cgroup at `abs_path`.

@@ -146,6 +146,13 @@ absl::Status ValidateRule(const Rule& rule) {
                        " has its low end above its high end"));
     }
   }
+  // Names compile to tcp and udp entries only; with no such port the rule
+  // would keep just its icmp flag, allowing ping sockets to every address.
+  if (rule.NamesWithoutTcpOrUdp()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rule ", rule.id, ": a name takes tcp and udp ports, not ",
+        rule.spec.empty() ? "icmp" : rule.spec, ": '", rule.names[0], "'"));
+  }
   for (const std::string& name : rule.names) {
     absl::StatusOr<std::string> canonical = CanonicalRuleName(name);
     if (!canonical.ok() || *canonical != name) {

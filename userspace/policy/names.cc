@@ -8,7 +8,7 @@
 namespace egress::policy {
 
 bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
+  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
            c == '_' || c == '.' || c == '@';
@@ -59,7 +59,29 @@ absl::Status CheckName(absl::string_view name, absl::string_view noun) {
   if (ValidName(name)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("bad ", noun, " \"", name,
-                   "\": use 1-64 letters, digits, '-', '_', '.' or '@'"));
+                   "\": use 1-64 letters, digits, '-', '_', '.' or '@', not "
+                   "starting with '.'"));
+}
+
+absl::Status CheckUnitName(absl::string_view unit) {
+  const bool chars_ok =
+      !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+               absl::string_view("-_.:@\\").find(c) != absl::string_view::npos;
+      });
+  if (!chars_ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad unit name \"", unit,
+                     "\": use letters, digits, '-', '_', '.', ':', '@' or "
+                     "'\\'"));
+  }
+  if (unit.front() == '-') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad unit name \"", unit,
+                     "\": starts with '-', which systemctl reads as an "
+                     "option"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace egress::policy

@@ -13,14 +13,25 @@
 
 namespace egress::policy {
 
-// True for 1-64 ASCII letters, digits, '-', '_', '.' or '@'.
+// True for 1-64 ASCII letters, digits, '-', '_', '.' or '@', not starting
+// with '.': a target is exported to NAME.yaml, and a policy directory holds
+// no hidden files, so ".x" would not load back.
 bool ValidName(absl::string_view name);
 
 // OkStatus for a ValidName, else InvalidArgument
-//   bad NOUN "NAME": use 1-64 letters, digits, '-', '_', '.' or '@'
+//   bad NOUN "NAME": use 1-64 letters, digits, '-', '_', '.' or '@', not
+//   starting with '.'
 // e.g. CheckName("a b") is `bad name "a b": ...` and
 // CheckName("a b", "target name") is `bad target name "a b": ...`.
 absl::Status CheckName(absl::string_view name, absl::string_view noun = "name");
+
+// A systemd unit as an operator names one (`target add --unit`,
+// `systemdUnit:` in policy files): letters, digits and "-_.:@\\", the
+// characters of systemd's escaped unit names, not starting with '-' (egressd
+// runs `systemctl show UNIT` as root, and systemctl would read such a name as
+// an option). Only the characters: the suffix is the caller's. InvalidArgument:
+//   bad unit name "NAME": ...
+absl::Status CheckUnitName(absl::string_view unit);
 
 // A user as an operator names one (`target add --user`, `user:` in policy
 // files): a uid in decimal (0-4294967294; 4294967295 is the kernel's "no

@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/common/status_macros.h"
@@ -124,6 +125,40 @@ std::string Suggest(absl::string_view word, const Words& candidates) {
 
 bool HasWildcard(absl::string_view s) {
   return s.find_first_of("*?[") != absl::string_view::npos;
+}
+
+// Where the bracket expression opened at c[open] ends (its "]"), or npos, as
+// fnmatch(FNM_NOESCAPE) reads it: a leading "!" or "^" negates, a "]" right
+// after those is a member, and "[:class:]", "[.x.]" and "[=x=]" are one
+// member each (a "[" starting none of them is a member itself).
+size_t BracketEnd(absl::string_view c, size_t open) {
+  size_t i = open + 1;
+  if (i < c.size() && (c[i] == '!' || c[i] == '^')) ++i;
+  if (i < c.size() && c[i] == ']') ++i;
+  while (i < c.size()) {
+    if (c[i] == ']') return i;
+    if (c[i] == '[' && i + 1 < c.size() &&
+        (c[i + 1] == ':' || c[i + 1] == '.' || c[i + 1] == '=')) {
+      const char end[] = {c[i + 1], ']'};
+      const size_t close = c.find(absl::string_view(end, 2), i + 2);
+      if (close != absl::string_view::npos) {
+        i = close + 2;
+        continue;
+      }
+    }
+    ++i;
+  }
+  return absl::string_view::npos;
+}
+
+// Whether every bracket expression of the pattern component `c` closes.
+bool BracketsClose(absl::string_view c) {
+  for (size_t i = c.find('['); i != absl::string_view::npos;
+       i = c.find('[', i + 1)) {
+    i = BracketEnd(c, i);
+    if (i == absl::string_view::npos) return false;
+  }
+  return true;
 }
 
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
@@ -519,14 +554,23 @@ absl::Status Parser::ParseMetadata(const yaml::Node& node,
       return Error(m, map_path,
                    absl::StrCat("expected a mapping, got ", Describe(m)));
     }
+    // Labels are not kept, but a duplicate is an error in both, as for any
+    // other mapping: with "last wins" a reader and egress could disagree.
+    std::set<std::string> keys;
     for (const auto& [key_node, value_node] : m.Entries()) {
       if (!key_node.IsScalar()) {
         return Error(key_node, map_path, "keys must be plain words");
       }
       const std::string key = key_node.Scalar();
+      const FieldPath key_path = map_path.Field(key);
       EGRESS_ASSIGN_OR_RETURN(std::string value,
-                              GetScalar(value_node, map_path.Field(key)));
-      // Labels are accepted for tooling but not kept.
+                              GetScalar(value_node, key_path));
+      if (!keys.insert(key).second) {
+        return Error(key_node, key_path,
+                     std::string(map_field) == "annotations"
+                         ? "duplicate annotation"
+                         : "duplicate label");
+      }
       if (std::string(map_field) == "annotations") {
         policy->annotations[key] = value;
       }
@@ -596,11 +640,10 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
                                 " has no wildcard (*, ? or [...]); use "
                                 "cgroupPath"));
     }
-    // fnmatch treats an unclosed "[" as a literal; refuse it instead.
+    // fnmatch treats an unclosed "[" as a literal; refuse it instead, for
+    // every "[" of every component.
     for (absl::string_view c : absl::StrSplit(p, '/')) {
-      const size_t open = c.find('[');
-      if (open != absl::string_view::npos &&
-          c.find(']', open + 2) == absl::string_view::npos) {
+      if (!BracketsClose(c)) {
         return Error(node, path,
                      absl::StrCat(Quote(value), ": unclosed \"[\""));
       }
@@ -777,13 +820,9 @@ absl::StatusOr<std::string> Parser::ParseSelector(const yaml::Node& node,
 absl::StatusOr<std::string> Parser::ParseUnitName(const yaml::Node& node,
                                                   const FieldPath& path) const {
   EGRESS_ASSIGN_OR_RETURN(std::string unit, GetScalar(node, path));
-  const bool chars_ok =
-      !unit.empty() && std::all_of(unit.begin(), unit.end(), [](char c) {
-        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-               absl::string_view("-_.:@\\").find(c) != absl::string_view::npos;
-      });
-  if (!chars_ok) {
-    return Error(node, path, absl::StrCat("bad unit name ", Quote(unit)));
+  // The same check as `target add --unit` and egressd's own before systemctl.
+  if (absl::Status st = CheckUnitName(unit); !st.ok()) {
+    return Error(node, path, st.message());
   }
   const size_t dot = unit.rfind('.');
   if (dot == std::string::npos) {
@@ -877,7 +916,17 @@ absl::Status Parser::ParseRule(const yaml::Node& node, const FieldPath& path,
     EGRESS_RETURN_IF_ERROR(
         ParseDestinations(f["to"].second, path.Field("to"), rule));
   }
-  return ParsePorts(f, path, icmp, rule);
+  EGRESS_RETURN_IF_ERROR(ParsePorts(f, path, icmp, rule));
+  // A name is matched on its DNS answers for tcp and udp only: with icmp
+  // alone the names would be dropped and the rule would still allow ping
+  // sockets. The rule grammar refuses the same.
+  if (rule->NamesWithoutTcpOrUdp()) {
+    const char* field = f.count("icmp") ? "icmp" : "ports";
+    return Error(f[field].first, path.Field(field),
+                 absl::StrCat("a name takes tcp and udp ports, not icmp: ",
+                              Quote(rule->names[0])));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseUnixPaths(Fields& f, const FieldPath& path,
@@ -921,8 +970,19 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
     }
   }
   if (f.count("comment")) {
-    EGRESS_ASSIGN_OR_RETURN(
-        comment, GetScalar(f["comment"].second, path.Field("comment")));
+    const yaml::Node& v = f["comment"].second;
+    EGRESS_ASSIGN_OR_RETURN(comment, GetScalar(v, path.Field("comment")));
+    // `list` and `status` print the comment as it is: a line break or an
+    // escape sequence in it could show a rule that is not there.
+    for (size_t i = 0; i < comment.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(comment[i]);
+      if (c < 0x20 || c == 0x7f) {
+        return Error(v, path.Field("comment"),
+                     absl::StrFormat("control character 0x%02X at byte %d; a "
+                                     "comment is one line of printable text",
+                                     c, i + 1));
+      }
+    }
   }
   if (!name->empty() && !comment.empty()) {
     rule->comment = absl::StrCat(*name, ": ", comment);
@@ -1300,6 +1360,36 @@ absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
   return text;
 }
 
+// InvalidArgument unless the *.yaml or *.yml directory entry `path` is a
+// regular file (or a symlink to one) that LoadPolicies would read.
+absl::Status CheckPolicyEntry(const std::string& path,
+                              const std::string& name) {
+  namespace fs = std::filesystem;
+  if (name[0] == '.') {
+    // Export never writes one (names do not start with '.'); an editor's
+    // leftover is not a policy either way.
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        ": a hidden file is not read as a policy; rename it or move it "
+        "out of the directory"));
+  }
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (st.type() == fs::file_type::regular) return absl::OkStatus();
+  if (st.type() == fs::file_type::not_found) {
+    std::error_code link_ec;
+    if (fs::is_symlink(fs::symlink_status(path, link_ec))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": a symlink to nothing, not a policy file"));
+    }
+  }
+  if (ec && st.type() != fs::file_type::not_found) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot read: ", ec.message()));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Policy>> LoadPolicies(
@@ -1326,12 +1416,12 @@ absl::StatusOr<std::vector<Policy>> LoadPolicies(
         absl::EndsWith(file_or_dir, "/") ? file_or_dir : file_or_dir + "/";
     for (; it != fs::directory_iterator(); it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      if (name.empty() || name[0] == '.') continue;
       if (!absl::EndsWith(name, ".yaml") && !absl::EndsWith(name, ".yml")) {
         continue;
       }
-      std::error_code type_ec;
-      if (!it->is_regular_file(type_ec)) continue;
+      // A policy file left out is a target left unenforced, so every
+      // *.yaml entry loads or the whole set is refused.
+      EGRESS_RETURN_IF_ERROR(CheckPolicyEntry(dir + name, name));
       files.push_back(dir + name);
     }
     if (ec) {

@@ -180,6 +180,13 @@ std::string RuleComment(const Rule& rule, const std::string& name) {
                   ? absl::StrCat("host ", rule.host)
                   : absl::StrCat(comment, " (host ", rule.host, ")");
   }
+  // ParsePolicy refuses control characters in a comment (list prints it
+  // raw); a rule added some other way may hold them, and its export must
+  // still load.
+  for (char& c : comment) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
   return comment;
 }
 

@@ -13,6 +13,7 @@
 #ifndef EGRESS_USERSPACE_POLICY_RULE_H_
 #define EGRESS_USERSPACE_POLICY_RULE_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -129,6 +130,17 @@ struct Rule {
 
   // True when the rule names no destination at all: it matches anywhere.
   bool Anywhere() const { return destinations.empty() && names.empty(); }
+
+  // True when the rule has names but no tcp or udp port. Names match the
+  // addresses of DNS answers for tcp and udp only, so such a rule would
+  // compile to nothing but its icmp flag (ping sockets to every address):
+  // the parsers and Compile refuse it.
+  bool NamesWithoutTcpOrUdp() const {
+    return !names.empty() &&
+           std::none_of(ports.begin(), ports.end(), [](const PortProto& pp) {
+             return pp.proto == Proto::kTcp || pp.proto == Proto::kUdp;
+           });
+  }
 
   bool operator==(const Rule&) const = default;
 };

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/policy/yaml_tree.h"
+#include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
@@ -129,6 +130,12 @@ absl::StatusOr<std::unique_ptr<Document>> Document::ParseWithYamlCpp(
       if (!index.ok()) return index.status();
       doc->roots_.push_back(Node(doc.get(), *index));
     }
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own depth guard (2000 levels) says only "bad file"; this
+    // is the bound libyaml's reader and Copy report, so say that.
+    Position at = PositionOf(e.mark);
+    if (at.line == 0) at = {1, 1};
+    return TooLarge(at, absl::StrCat("nested deeper than ", kMaxDepth));
   } catch (const YAML::Exception& e) {
     const Position at = PositionOf(e.mark);
     return absl::InvalidArgumentError(
