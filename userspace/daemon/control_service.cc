@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/daemon/nonlocal_bind.h"
 #include "userspace/daemon/raw_capability.h"
 #include "userspace/daemon/resolver_check.h"
 #include "userspace/policy/policy_file.h"
@@ -234,6 +235,12 @@ std::vector<std::string> ControlService::Warnings(
     if (std::string why = options_.self_check_problem(t.id); !why.empty()) {
       warnings.push_back(
           absl::StrCat("self-check cannot probe this target: ", why));
+    }
+  }
+  if (t.mode == policy::Mode::kEnforce) {
+    if (std::string w = NonlocalBindWarningOf(kIpv6NonlocalBindPath);
+        !w.empty()) {
+      warnings.push_back(std::move(w));
     }
   }
   // A user target's processes can be anywhere: its cgroups entry is the
