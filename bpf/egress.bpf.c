@@ -159,22 +159,23 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 		 * IP-level cmsg (IP_TOS, IP_PKTINFO, ...), which makes
 		 * udp_sendmsg run this hook with a zeroed one (a sendto() to
 		 * port 0 is refused before it). The datagram goes to the
-		 * connected peer: decide that. */
+		 * connected peer: decide that. One decision below for both
+		 * (verdict__connect is inlined: twice would double the
+		 * program). */
 		dest__set4(&d, ctx->sk->dst_ip4);
 		d.port = (__be16)ctx->sk->dst_port;
-		d.proto = dest__proto(ctx->protocol);
-		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx);
+	} else {
+		ip4 = ctx->user_ip4;
+		if (!ip4) { /* goes to the source address (lib/addr.h) */
+			ip4 = ctx->msg_src_ip4;
+			if (!ip4)
+				ip4 = ctx->sk->src_ip4;
+			ip4 = addr__unspec4(ip4);
+			ctx->user_ip4 = ip4;
+		}
+		dest__set4(&d, ip4);
+		d.port = (__be16)ctx->user_port;
 	}
-	ip4 = ctx->user_ip4;
-	if (!ip4) { /* goes to the source address (lib/addr.h) */
-		ip4 = ctx->msg_src_ip4;
-		if (!ip4)
-			ip4 = ctx->sk->src_ip4;
-		ip4 = addr__unspec4(ip4);
-		ctx->user_ip4 = ip4;
-	}
-	dest__set4(&d, ip4);
-	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx);
 }
@@ -199,17 +200,16 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 		dest__set6(&d, sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2],
 			   sk->dst_ip6[3]);
 		d.port = (__be16)sk->dst_port;
-		d.proto = dest__proto(ctx->protocol);
-		return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx);
+	} else {
+		a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
+		a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+		if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
+			a3 = bpf_htonl(1);
+			ctx->user_ip6[3] = a3;
+		}
+		dest__set6(&d, a0, a1, a2, a3);
+		d.port = (__be16)ctx->user_port;
 	}
-	a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1];
-	a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
-	if (!(a0 | a1 | a2 | a3)) { /* `::` goes to ::1 */
-		a3 = bpf_htonl(1);
-		ctx->user_ip6[3] = a3;
-	}
-	dest__set6(&d, a0, a1, a2, a3);
-	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
 	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx);
 }
