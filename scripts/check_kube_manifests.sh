@@ -4,8 +4,9 @@
 # Kubernetes API schemas (npm kubernetes-models, tools/kube-validate). Then
 # proves the validation can fail: a rendered DaemonSet with a port given as a
 # string must be refused. Also checks what the deploy docs promise: every
-# runtime overlay mounts its socket read-only, and no policy selects pods of
-# kube-system or egress.
+# runtime overlay mounts its socket's directory read-only with
+# HostToContainer propagation and points egressd at the socket in it, and no
+# policy selects pods of kube-system or egress.
 #
 # usage: check_kube_manifests.sh --fetch SOURCE_DIR TOOL_DIR
 #        check_kube_manifests.sh SOURCE_DIR TOOL_DIR WORK_DIR
@@ -71,15 +72,57 @@ fi
 if ! node "$tool/validate.mjs" "${rendered[@]}"; then failed=1; fi
 
 # --- what the docs promise --------------------------------------------------------
-for rt in containerd:/run/containerd/containerd.sock crio:/var/run/crio/crio.sock \
-  docker:/var/run/docker.sock; do
-  out=$work/rendered/overlays_${rt%%:*}.yaml
-  sock=${rt#*:}
-  if ! grep -A2 -F "mountPath: $sock" "$out" | grep -q 'readOnly: true'; then
-    echo "FAIL: overlays/${rt%%:*} does not mount $sock read-only" >&2
-    failed=1
-  fi
-done
+# Each runtime overlay mounts its socket's directory (a socket file's bind
+# mount goes stale when the runtime restarts and makes a new one) read-only
+# with HostToContainer, names the socket in it, turns the other runtime off,
+# and repeats every argument of the base (a strategic merge replaces args).
+# runtime:host directory:mount path:socket flag (crio: no flag yet).
+overlays=(
+  "containerd:/run/containerd:/run/containerd:--containerd_socket=/run/containerd/containerd.sock --docker_socket="
+  "crio:/var/run/crio:/var/run/crio:"
+  "docker:/var/run:/host/var/run:--docker_socket=/host/var/run/docker.sock --containerd_socket="
+)
+if ! node - "$tool" "$work/rendered" "${overlays[@]}" <<'JS'; then failed=1; fi
+const [tool, dir, ...overlays] = process.argv.slice(2);
+const YAML = require("module").createRequire(tool + "/")("yaml");
+const fs = require("fs");
+const egressd = (file) => {
+  const ds = YAML.parseAllDocuments(fs.readFileSync(file, "utf8"))
+    .map((d) => d.toJS())
+    .find((o) => o && o.kind === "DaemonSet" && o.metadata.name === "egressd");
+  return { pod: ds.spec.template.spec,
+           c: ds.spec.template.spec.containers.find((c) => c.name === "egressd") };
+};
+const baseArgs = egressd(`${dir}/base.yaml`).c.args || [];
+let failed = false;
+let bad = false;
+const fail = (msg) => { console.error(`FAIL: ${msg}`); failed = bad = true; };
+for (const spec of overlays) {
+  bad = false;
+  const [rt, hostDir, mountPath, flags] = spec.split(":");
+  const { pod, c } = egressd(`${dir}/overlays_${rt}.yaml`);
+  const args = c.args || [];
+  const m = (c.volumeMounts || []).find((v) => v.mountPath === mountPath);
+  const vol = m && (pod.volumes || []).find((v) => v.name === m.name);
+  if (!m || !vol || !vol.hostPath || vol.hostPath.path !== hostDir) {
+    fail(`overlays/${rt} does not mount the host's ${hostDir} at ${mountPath}`);
+    continue;
+  }
+  if (m.readOnly !== true) fail(`overlays/${rt} mounts ${mountPath} writable`);
+  if (m.mountPropagation !== "HostToContainer") {
+    fail(`overlays/${rt} mounts ${mountPath} without HostToContainer: a ` +
+         "socket the runtime makes anew on a restart would not show");
+  }
+  for (const f of flags.split(" ").filter(Boolean)) {
+    if (!args.includes(f)) fail(`overlays/${rt} does not pass ${f}`);
+  }
+  for (const a of baseArgs) {
+    if (!args.includes(a)) fail(`overlays/${rt} drops the base's ${a}`);
+  }
+  if (!bad) console.log(`ok: overlays/${rt} mounts ${hostDir} at ${mountPath}`);
+}
+process.exit(failed ? 1 : 0);
+JS
 for set in audit-first enforcing; do
   out=$work/rendered/policy-sets_$set.yaml
   if grep -qE 'namespace: *(kube-system|egress) *$' <(grep -v '^  namespace:' "$out"); then
