@@ -430,10 +430,10 @@ TEST(ParsePolicyErrorTest, Targets) {
   EXPECT_EQ(Error(Named("a", "cgroupPath: /system.slice/docker-*.scope")),
             "t.yaml:7:17: spec.target.cgroupPath: "
             "\"/system.slice/docker-*.scope\" has a wildcard; use "
-            "cgroupPattern to match several cgroups");
+            "cgroupPattern (--pattern) to match several cgroups");
   EXPECT_EQ(Error(Named("a", "cgroupPattern: /system.slice/x.scope")),
             "t.yaml:7:20: spec.target.cgroupPattern: \"/system.slice/x.scope\" "
-            "has no wildcard (*, ? or [...]); use cgroupPath");
+            "has no wildcard (*, ? or [...]); use cgroupPath (--cgroup)");
   EXPECT_EQ(Error(Named("a", "cgroupPattern: /a/[bc")),
             "t.yaml:7:20: spec.target.cgroupPattern: \"/a/[bc\": unclosed "
             "\"[\"");

@@ -33,6 +33,7 @@
 #include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file_path.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
 #include "userspace/policy/yaml_tree.h"
@@ -121,44 +122,6 @@ std::string Suggest(absl::string_view word, const Words& candidates) {
     }
   }
   return suggestion;
-}
-
-bool HasWildcard(absl::string_view s) {
-  return s.find_first_of("*?[") != absl::string_view::npos;
-}
-
-// Where the bracket expression opened at c[open] ends (its "]"), or npos, as
-// fnmatch(FNM_NOESCAPE) reads it: a leading "!" or "^" negates, a "]" right
-// after those is a member, and "[:class:]", "[.x.]" and "[=x=]" are one
-// member each (a "[" starting none of them is a member itself).
-size_t BracketEnd(absl::string_view c, size_t open) {
-  size_t i = open + 1;
-  if (i < c.size() && (c[i] == '!' || c[i] == '^')) ++i;
-  if (i < c.size() && c[i] == ']') ++i;
-  while (i < c.size()) {
-    if (c[i] == ']') return i;
-    if (c[i] == '[' && i + 1 < c.size() &&
-        (c[i + 1] == ':' || c[i + 1] == '.' || c[i + 1] == '=')) {
-      const char end[] = {c[i + 1], ']'};
-      const size_t close = c.find(absl::string_view(end, 2), i + 2);
-      if (close != absl::string_view::npos) {
-        i = close + 2;
-        continue;
-      }
-    }
-    ++i;
-  }
-  return absl::string_view::npos;
-}
-
-// Whether every bracket expression of the pattern component `c` closes.
-bool BracketsClose(absl::string_view c) {
-  for (size_t i = c.find('['); i != absl::string_view::npos;
-       i = c.find('[', i + 1)) {
-    i = BracketEnd(c, i);
-    if (i == absl::string_view::npos) return false;
-  }
-  return true;
 }
 
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
@@ -633,26 +596,12 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
                                 "allowed"));
     }
   }
-  if (pattern) {
-    if (!HasWildcard(p)) {
-      return Error(node, path,
-                   absl::StrCat(Quote(value),
-                                " has no wildcard (*, ? or [...]); use "
-                                "cgroupPath"));
-    }
-    // fnmatch treats an unclosed "[" as a literal; refuse it instead, for
-    // every "[" of every component.
-    for (absl::string_view c : absl::StrSplit(p, '/')) {
-      if (!BracketsClose(c)) {
-        return Error(node, path,
-                     absl::StrCat(Quote(value), ": unclosed \"[\""));
-      }
-    }
-  } else if (HasWildcard(p)) {
-    return Error(node, path,
-                 absl::StrCat(Quote(value),
-                              " has a wildcard; use cgroupPattern to match "
-                              "several cgroups"));
+  // The checks `target add` makes too (target_values.h), on what was
+  // written.
+  if (absl::Status st =
+          pattern ? CheckCgroupPattern(value) : CheckCgroupPath(value);
+      !st.ok()) {
+    return Error(node, path, st.message());
   }
   return p;
 }
@@ -706,11 +655,8 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, const FieldPath& path,
     }
   } else if (policy->target.kind == TargetSource::kContainer) {
     EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, value_path));
-    if (policy->target.value.empty() || policy->target.value.size() > 128 ||
-        policy->target.value.find_first_of(" /,=\n") != std::string::npos) {
-      return Error(v, value_path,
-                   absl::StrCat(Quote(policy->target.value),
-                                " is not a container name or id"));
+    if (absl::Status st = CheckContainer(policy->target.value); !st.ok()) {
+      return Error(v, value_path, st.message());
     }
   } else if (policy->target.kind == TargetSource::kSelector) {
     EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseSelector(v, value_path));
