@@ -765,20 +765,43 @@ TEST(ParsePolicyErrorTest, NameRulesWithOnlyIcmpAreRefused) {
 // line that is not there.
 TEST(ParsePolicyErrorTest, CommentsWithControlCharactersAreRefused) {
   EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\nb\"\n")),
-            "t.yaml:9:14: spec.egress[0].comment: control character 0x0A at "
-            "byte 2; a comment is one line of printable text");
+            "t.yaml:9:14: spec.egress[0].comment: the comment holds a control "
+            "character (U+000A) at byte 2; a comment is one line of printable "
+            "text");
   EXPECT_EQ(Error(Doc("  egress:\n  - ports: [{port: 53}]\n  - comment: "
                       "\"x\\e[2Ky\"\n")),
-            "t.yaml:10:14: spec.egress[1].comment: control character 0x1B "
-            "at byte 2; a comment is one line of printable text");
+            "t.yaml:10:14: spec.egress[1].comment: the comment holds a control "
+            "character (U+001B) at byte 2; a comment is one line of printable "
+            "text");
   EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"a\\tb\"\n")),
-              HasSubstr("control character 0x09 at byte 2"));
+              HasSubstr("control character (U+0009) at byte 2"));
   EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"ab\\x7f\"\n")),
-              HasSubstr("control character 0x7F at byte 3"));
+              HasSubstr("control character (U+007F) at byte 3"));
   EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"caf\\u00e9 ok\"\n"))
                 .rules[0]
                 .comment,
             "caf\xc3\xa9 ok");
+}
+
+// C1 controls (U+0080-U+009F) are refused as on the command line
+// (CheckCommentText): some terminals act on them as on ESC sequences, and
+// `list` prints the comment as it is.
+TEST(ParsePolicyErrorTest, CommentsWithC1ControlsAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\u009b2J\"\n")),
+            "t.yaml:9:14: spec.egress[0].comment: the comment holds a control "
+            "character (U+009B) at byte 2; a comment is one line of printable "
+            "text");
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"x\\u0085y\"\n")),
+              HasSubstr("control character (U+0085) at byte 2"));
+  EXPECT_THAT(Error(Doc("  egressDeny:\n  - name: a\n    comment: "
+                        "\"\\u0080\"\n")),
+              HasSubstr("spec.egressDeny[0].comment: the comment holds a "
+                        "control character (U+0080) at byte 1"));
+  // Around the block: U+007E and U+00A0 are printable.
+  EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"~\\u00a0\\u00ff\"\n"))
+                .rules[0]
+                .comment,
+            "~\xc2\xa0\xc3\xbf");
 }
 
 // docs/policy.md: duplicate keys are errors, also in metadata's mappings.

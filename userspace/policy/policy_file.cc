@@ -33,6 +33,7 @@
 #include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file_path.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/spec.h"
 #include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
@@ -918,16 +919,9 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
   if (f.count("comment")) {
     const yaml::Node& v = f["comment"].second;
     EGRESS_ASSIGN_OR_RETURN(comment, GetScalar(v, path.Field("comment")));
-    // `list` and `status` print the comment as it is: a line break or an
-    // escape sequence in it could show a rule that is not there.
-    for (size_t i = 0; i < comment.size(); ++i) {
-      const unsigned char c = static_cast<unsigned char>(comment[i]);
-      if (c < 0x20 || c == 0x7f) {
-        return Error(v, path.Field("comment"),
-                     absl::StrFormat("control character 0x%02X at byte %d; a "
-                                     "comment is one line of printable text",
-                                     c, i + 1));
-      }
+    // The check of `comment TEXT` on the command line (spec.h).
+    if (absl::Status st = CheckCommentText(comment); !st.ok()) {
+      return Error(v, path.Field("comment"), st.message());
     }
   }
   if (!name->empty() && !comment.empty()) {
