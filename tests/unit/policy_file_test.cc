@@ -804,6 +804,42 @@ TEST(ParsePolicyErrorTest, CommentsWithC1ControlsAreRefused) {
             "~\xc2\xa0\xc3\xbf");
 }
 
+// `to:` or `ports:` with nothing after it is refused, as `allow 443 to` is:
+// read as omitted it would widen the rule to anywhere or every port.
+// Omitting the key, or writing [], keeps its meaning (docs/policy.md).
+TEST(ParsePolicyErrorTest, ToAndPortsWithNoValueAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - name: api\n    to:\n    ports: [{port: "
+                      "443}]\n")),
+            "t.yaml:10:5: spec.egress[0].to: to: has no value; omit the key "
+            "(or write []) to mean anywhere");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n"
+                      "    ports:\n")),
+            "t.yaml:10:5: spec.egress[0].ports: ports: has no value; omit the "
+            "key (or write []) to mean every port and icmp");
+  EXPECT_THAT(Error(Doc("  egressDeny:\n  - to: ~\n")),
+              HasSubstr("t.yaml:9:5: spec.egressDeny[0].to: to: has no value"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - {to: null, ports: [{port: 53}]}\n")),
+              HasSubstr("spec.egress[0].to: to: has no value"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n"
+                        "    ports: null\n")),
+              HasSubstr("spec.egress[0].ports: ports: has no value"));
+  // Omitted or [] still mean anywhere and every port.
+  for (const char* rule : {"  - ports: [{port: 443}]\n",
+                           "  - to: []\n    ports: [{port: 443}]\n"}) {
+    const Policy p = MustParse(Doc(absl::StrCat("  egress:\n", rule)));
+    ASSERT_EQ(p.rules.size(), 1u) << rule;
+    EXPECT_TRUE(p.rules[0].destinations.empty()) << rule;
+    EXPECT_TRUE(p.rules[0].names.empty()) << rule;
+  }
+  for (const char* rule : {"  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n",
+                           "  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n    "
+                           "ports: []\n"}) {
+    EXPECT_EQ(MustParse(Doc(absl::StrCat("  egress:\n", rule))).rules[0].spec,
+              "any")
+        << rule;
+  }
+}
+
 // docs/policy.md: duplicate keys are errors, also in metadata's mappings.
 TEST(ParsePolicyErrorTest, DuplicateAnnotationsAndLabelsAreRefused) {
   const std::string head =

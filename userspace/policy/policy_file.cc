@@ -859,6 +859,20 @@ absl::Status Parser::ParseRule(const yaml::Node& node, const FieldPath& path,
     rule->ports = {{Proto::kRaw}};
     return absl::OkStatus();
   }
+  // "to:" and "ports:" with nothing after them are refused, not read as
+  // omitted (anywhere, every port): a value lost in an edit must not widen
+  // the rule. `allow 443 to` is refused for the same reason.
+  for (const auto& [key, meaning] :
+       {std::pair<const char*, const char*>{"to", "anywhere"},
+        {"ports", "every port and icmp"}}) {
+    if (f.count(key) && f[key].second.IsNull()) {
+      return Error(f[key].first, path.Field(key),
+                   absl::StrCat(key,
+                                ": has no value; omit the key (or write "
+                                "[]) to mean ",
+                                meaning));
+    }
+  }
   if (f.count("to")) {
     EGRESS_RETURN_IF_ERROR(
         ParseDestinations(f["to"].second, path.Field("to"), rule));
