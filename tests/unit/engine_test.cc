@@ -196,6 +196,31 @@ TEST_F(EngineTest, PatternTargetsFollowTheirMatches) {
   EXPECT_EQ(kernel_.LinkSets(id).size(), 1u) << "defunct links kept";
 }
 
+// Any client of the control socket may send a target: egressd refuses what
+// a policy file refuses (target_values.h), so `export` writes only files
+// `apply` takes back.
+TEST_F(EngineTest, TargetsAPolicyFileRefusesAreRefused) {
+  const struct {
+    policy::TargetSource source;
+    const char* value;
+    const char* message;
+  } kCases[] = {
+      {policy::TargetSource::kCgroup, "/x-[x]", "has a wildcard"},
+      {policy::TargetSource::kCgroup, "/x-*star", "has a wildcard"},
+      {policy::TargetSource::kPattern, "/x-[x*", "unclosed \"[\""},
+      {policy::TargetSource::kPattern, "/x", "has no wildcard"},
+      {policy::TargetSource::kContainer, "a b:c",
+       "is not a container name or id"},
+  };
+  for (const auto& c : kCases) {
+    control::TargetSpec spec = Spec("t", c.value, {});
+    spec.source = c.source;
+    EXPECT_STATUS(engine_->AddTarget(spec), absl::StatusCode::kInvalidArgument,
+                  c.message);
+  }
+  EXPECT_TRUE(engine_->TargetInfos().empty());
+}
+
 TEST_F(EngineTest, TheSameRuleInAnotherSpellingIsADuplicate) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
   ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), {}}, kNow)

@@ -430,10 +430,10 @@ TEST(ParsePolicyErrorTest, Targets) {
   EXPECT_EQ(Error(Named("a", "cgroupPath: /system.slice/docker-*.scope")),
             "t.yaml:7:17: spec.target.cgroupPath: "
             "\"/system.slice/docker-*.scope\" has a wildcard; use "
-            "cgroupPattern to match several cgroups");
+            "cgroupPattern (--pattern) to match several cgroups");
   EXPECT_EQ(Error(Named("a", "cgroupPattern: /system.slice/x.scope")),
             "t.yaml:7:20: spec.target.cgroupPattern: \"/system.slice/x.scope\" "
-            "has no wildcard (*, ? or [...]); use cgroupPath");
+            "has no wildcard (*, ? or [...]); use cgroupPath (--cgroup)");
   EXPECT_EQ(Error(Named("a", "cgroupPattern: /a/[bc")),
             "t.yaml:7:20: spec.target.cgroupPattern: \"/a/[bc\": unclosed "
             "\"[\"");
@@ -765,20 +765,79 @@ TEST(ParsePolicyErrorTest, NameRulesWithOnlyIcmpAreRefused) {
 // line that is not there.
 TEST(ParsePolicyErrorTest, CommentsWithControlCharactersAreRefused) {
   EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\nb\"\n")),
-            "t.yaml:9:14: spec.egress[0].comment: control character 0x0A at "
-            "byte 2; a comment is one line of printable text");
+            "t.yaml:9:14: spec.egress[0].comment: the comment holds a control "
+            "character (U+000A) at byte 2; a comment is one line of printable "
+            "text");
   EXPECT_EQ(Error(Doc("  egress:\n  - ports: [{port: 53}]\n  - comment: "
                       "\"x\\e[2Ky\"\n")),
-            "t.yaml:10:14: spec.egress[1].comment: control character 0x1B "
-            "at byte 2; a comment is one line of printable text");
+            "t.yaml:10:14: spec.egress[1].comment: the comment holds a control "
+            "character (U+001B) at byte 2; a comment is one line of printable "
+            "text");
   EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"a\\tb\"\n")),
-              HasSubstr("control character 0x09 at byte 2"));
+              HasSubstr("control character (U+0009) at byte 2"));
   EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"ab\\x7f\"\n")),
-              HasSubstr("control character 0x7F at byte 3"));
+              HasSubstr("control character (U+007F) at byte 3"));
   EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"caf\\u00e9 ok\"\n"))
                 .rules[0]
                 .comment,
             "caf\xc3\xa9 ok");
+}
+
+// C1 controls (U+0080-U+009F) are refused as on the command line
+// (CheckCommentText): some terminals act on them as on ESC sequences, and
+// `list` prints the comment as it is.
+TEST(ParsePolicyErrorTest, CommentsWithC1ControlsAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - comment: \"a\\u009b2J\"\n")),
+            "t.yaml:9:14: spec.egress[0].comment: the comment holds a control "
+            "character (U+009B) at byte 2; a comment is one line of printable "
+            "text");
+  EXPECT_THAT(Error(Doc("  egress:\n  - comment: \"x\\u0085y\"\n")),
+              HasSubstr("control character (U+0085) at byte 2"));
+  EXPECT_THAT(Error(Doc("  egressDeny:\n  - name: a\n    comment: "
+                        "\"\\u0080\"\n")),
+              HasSubstr("spec.egressDeny[0].comment: the comment holds a "
+                        "control character (U+0080) at byte 1"));
+  // Around the block: U+007E and U+00A0 are printable.
+  EXPECT_EQ(MustParse(Doc("  egress:\n  - comment: \"~\\u00a0\\u00ff\"\n"))
+                .rules[0]
+                .comment,
+            "~\xc2\xa0\xc3\xbf");
+}
+
+// `to:` or `ports:` with nothing after it is refused, as `allow 443 to` is:
+// read as omitted it would widen the rule to anywhere or every port.
+// Omitting the key, or writing [], keeps its meaning (docs/policy.md).
+TEST(ParsePolicyErrorTest, ToAndPortsWithNoValueAreRefused) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - name: api\n    to:\n    ports: [{port: "
+                      "443}]\n")),
+            "t.yaml:10:5: spec.egress[0].to: to: has no value; omit the key "
+            "(or write []) to mean anywhere");
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n"
+                      "    ports:\n")),
+            "t.yaml:10:5: spec.egress[0].ports: ports: has no value; omit the "
+            "key (or write []) to mean every port and icmp");
+  EXPECT_THAT(Error(Doc("  egressDeny:\n  - to: ~\n")),
+              HasSubstr("t.yaml:9:5: spec.egressDeny[0].to: to: has no value"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - {to: null, ports: [{port: 53}]}\n")),
+              HasSubstr("spec.egress[0].to: to: has no value"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n"
+                        "    ports: null\n")),
+              HasSubstr("spec.egress[0].ports: ports: has no value"));
+  // Omitted or [] still mean anywhere and every port.
+  for (const char* rule : {"  - ports: [{port: 443}]\n",
+                           "  - to: []\n    ports: [{port: 443}]\n"}) {
+    const Policy p = MustParse(Doc(absl::StrCat("  egress:\n", rule)));
+    ASSERT_EQ(p.rules.size(), 1u) << rule;
+    EXPECT_TRUE(p.rules[0].destinations.empty()) << rule;
+    EXPECT_TRUE(p.rules[0].names.empty()) << rule;
+  }
+  for (const char* rule : {"  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n",
+                           "  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n    "
+                           "ports: []\n"}) {
+    EXPECT_EQ(MustParse(Doc(absl::StrCat("  egress:\n", rule))).rules[0].spec,
+              "any")
+        << rule;
+  }
 }
 
 // docs/policy.md: duplicate keys are errors, also in metadata's mappings.

@@ -373,8 +373,8 @@ TEST_F(SpecTest, ControlCharactersInACommentAreRefused) {
         << text;
   }
   EXPECT_EQ(Error({"443", "comment", "a\nb"}),
-            "the comment holds a control character (U+000A); a comment is "
-            "one line of printable text");
+            "the comment holds a control character (U+000A) at byte 2; a "
+            "comment is one line of printable text");
   for (const char* text : {"caf\xc3\xa9", "no\xc2\xa0space", "~!\"'"}) {
     EXPECT_EQ(MustParse({"443", "comment", text}).comment, text);
   }

@@ -261,6 +261,25 @@ TEST(PolicyWriterTest, CommentLinesWithLineBreaksStayComments) {
   ExpectRoundTrip(d);
 }
 
+// A rule added some other way may hold C1 controls (U+0080-U+009F) in its
+// comment: ParsePolicy refuses them (CheckCommentText), so the export writes
+// '?' for each, as for the C0 controls; comment lines do the same (U+0085 is
+// a line break to a YAML 1.1 reader).
+TEST(PolicyWriterTest, C1ControlsInCommentsBecomeQuestionMarks) {
+  PolicyDocument d = BaseDoc();
+  d.header_comment = {"one\xc2\x85name: evil"};
+  Rule r = MakeRule(Action::kAllow, "25/tcp", {Tcp(25)});
+  r.comment = "a\xc2\x9b[2Jb\xc2\x80\xc2\x9f caf\xc3\xa9\xc2\xa0";
+  d.rules = {r};
+  d.rule_comments = {{"x\xc2\x85- to: anywhere"}};
+  const std::string text = WritePolicy(d);
+  EXPECT_THAT(text, HasSubstr("# one?name: evil\n"));
+  EXPECT_THAT(text, HasSubstr("  # x?- to: anywhere\n"));
+  const Policy p = MustParse(text);
+  ASSERT_EQ(p.rules.size(), 1u);
+  EXPECT_EQ(p.rules[0].comment, "a?[2Jb?? caf\xc3\xa9\xc2\xa0");
+}
+
 TEST(PolicyWriterTest, HostGoesIntoComment) {
   PolicyDocument d = BaseDoc();
   Rule r = MakeRule(Action::kAllow, "smtp", {Tcp(25)}, {C("192.0.2.7")});

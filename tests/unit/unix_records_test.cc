@@ -92,6 +92,30 @@ TEST(UnixRecordTest, AbstractNamesAndOddBytes) {
   EXPECT_LE(UnixPathText(r.raw).size(), 108u);
 }
 
+// The hint is pasted into a shell, and the path comes from the process
+// that connected: it is one shell word, whatever it holds.
+TEST(UnixRecordTest, HintQuotesThePathForTheShell) {
+  const struct {
+    std::string path;
+    std::string word;
+  } kCases[] = {
+      {"/tmp/x;touch /tmp/pwned;#", "'/tmp/x;touch /tmp/pwned;#'"},
+      {"/tmp/$(id)`id`", "'/tmp/$(id)`id`'"},
+      {"/tmp/it's", "'/tmp/it'\\''s'"},
+      {"/run/a b", "'/run/a b'"},
+      {"/tmp/*", "'/tmp/*'"},
+      {"/run/php/php8.2-fpm.sock", "/run/php/php8.2-fpm.sock"},
+      {std::string("\0bus:x@y+z", 10), "@bus:x@y+z"},
+  };
+  for (const auto& c : kCases) {
+    EventRecord r =
+        UnixRecord(c.path, EGRESS_VERDICT_DENY, EGRESS_REASON_NO_MATCH);
+    EXPECT_EQ(EventToJson(r.raw, r.ctx)["hint"],
+              "egressctl allow unix " + c.word + " --target web")
+        << c.path;
+  }
+}
+
 TEST(UnixLearnTest, StoreKeepsUnixAddressesApartAndRoundTrips) {
   LearnStore s;
   s.RecordUnix("web", "/run/php/php-fpm.sock", 2, 200, "php");

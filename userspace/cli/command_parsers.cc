@@ -13,6 +13,7 @@
 #include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/spec.h"
+#include "userspace/policy/target_values.h"
 
 namespace egress::cli {
 namespace {
@@ -128,6 +129,20 @@ absl::Status TargetSource(const CommandInput& in, control::TargetSpec* spec) {
     if (absl::Status st = policy::CheckUser(spec->source_value); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--user: ", st.message()));
     }
+  }
+  // What a policy file refuses is refused here too (target_values.h):
+  // `export` writes the target into one, and `apply` must take it back.
+  absl::Status check;
+  if (spec->source == policy::TargetSource::kCgroup) {
+    check = policy::CheckCgroupPath(spec->source_value);
+  } else if (spec->source == policy::TargetSource::kPattern) {
+    check = policy::CheckCgroupPattern(spec->source_value);
+  } else if (spec->source == policy::TargetSource::kContainer) {
+    check = policy::CheckContainer(spec->source_value);
+  }
+  if (!check.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", policy::TargetSourceName(spec->source), ": ", check.message()));
   }
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include "userspace/policy/names.h"
 #include "userspace/policy/rule.h"
 #include "userspace/policy/rule_json.h"
+#include "userspace/policy/target_values.h"
 
 namespace egress {
 
@@ -183,18 +184,19 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
       EGRESS_ASSIGN_OR_RETURN(path, options_.pid_cgroup(static_cast<int>(pid)));
       break;
     }
+    // What a policy file refuses (target_values.h): `export` writes the
+    // target as one, and `apply` must take it back.
     case policy::TargetSource::kPattern:
-      if (value.find_first_of("*?[") == std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "cgroup pattern '", value,
-            "' has no wildcard (*, ?, [...]); use --cgroup for one cgroup"));
-      }
+      EGRESS_RETURN_IF_ERROR(policy::CheckCgroupPattern(value));
       break;
     case policy::TargetSource::kCgroup:
+      EGRESS_RETURN_IF_ERROR(policy::CheckCgroupPath(value));
       break;
     case policy::TargetSource::kUser:  // ResolveUser: no cgroup
       return absl::InvalidArgumentError("a user target has no cgroup");
     case policy::TargetSource::kContainer:
+      EGRESS_RETURN_IF_ERROR(policy::CheckContainer(value));
+      return std::string();
     case policy::TargetSource::kSelector:
     case policy::TargetSource::kPod:
     case policy::TargetSource::kPodSelector:

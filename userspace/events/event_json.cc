@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "userspace/common/shell_word.h"
 #include "userspace/events/event_text.h"
 
 namespace egress {
@@ -143,7 +144,10 @@ std::string AllowHint(const egress_event& e, const std::string& target,
       (e.verdict != EGRESS_VERDICT_DENY && e.verdict != EGRESS_VERDICT_AUDIT)) {
     return "";
   }
-  std::string suffix = target.empty() ? "" : absl::StrCat(" --target ", target);
+  // A hint is pasted into a shell: every word taken from the record or the
+  // target is one word there (ShellWord), whatever it holds.
+  std::string suffix =
+      target.empty() ? "" : absl::StrCat(" --target ", ShellWord(target));
   switch (e.reason) {
     case EGRESS_REASON_SOURCE_ROUTE:
     case EGRESS_REASON_NONLOCAL_SOURCE:
@@ -165,7 +169,7 @@ std::string AllowHint(const egress_event& e, const std::string& target,
     // An address shown with '?' is not the one the process used.
     const std::string path = UnixPathText(e);
     if (path.find('?') != std::string::npos) return "";
-    return absl::StrCat("egressctl allow unix ", path, suffix);
+    return absl::StrCat("egressctl allow unix ", ShellWord(path), suffix);
   }
   std::string dest = EventAddress(e);
   if (e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6) {

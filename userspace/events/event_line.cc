@@ -9,6 +9,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include "userspace/common/shell_word.h"
+
 namespace egress {
 namespace {
 
@@ -230,11 +232,11 @@ struct RecordViews {
 
 // "hint":"...", when there is one.
 bool PutHint(Cursor& w, const RecordViews& v, const EventContext& ctx,
-             std::string_view target_esc) {
+             std::string_view hint_target_esc) {
   if (v.plain_hint) {
     w.Put("\"hint\":\"egressctl allow ", Num{v.port}, '/', v.proto, ' ',
           v.addr);
-    if (!ctx.target.empty()) w.Put(" --target ", target_esc);
+    if (!ctx.target.empty()) w.Put(" --target ", hint_target_esc);
     w.Put("\",");
   } else if (!v.other_hint.empty()) {
     w.Put("\"hint\":\"");
@@ -353,6 +355,7 @@ bool EventLineWriter::UseContext(const EventContext& ctx) {
   node_name_ = ctx.node_name;
   context_set_ = true;
   context_ok_ = EscapeInto(target_, &target_esc_) &&
+                EscapeInto(ShellWord(target_), &hint_target_esc_) &&
                 EscapeInto(cgroup_path_, &cgroup_path_esc_) &&
                 EscapeInto(node_name_, &node_name_esc_);
   return context_ok_;
@@ -389,8 +392,9 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   if (!v.Fill(e, ctx)) return false;
 
   // Every byte can grow to 6 when escaped; the fixed text is below 700 B.
-  const size_t need = 1024 + cgroup_path_esc_.size() + 3 * target_esc_.size() +
-                      node_name_esc_.size() + 6 * v.VariableSize();
+  const size_t need = 1024 + cgroup_path_esc_.size() + 2 * target_esc_.size() +
+                      hint_target_esc_.size() + node_name_esc_.size() +
+                      6 * v.VariableSize();
   if (scratch_.size() < need) scratch_.resize(std::max<size_t>(need, 4096));
   Cursor w{scratch_.data()};
   w.Put("{\"cgroup\":{\"id\":", Num{e.cgroup_id}, ",\"path\":\"",
@@ -398,7 +402,7 @@ bool EventLineWriter::Append(const egress_event& e, const EventContext& ctx,
   // Flow records never have a hint (AllowHint).
   if (flow) {
     PutFlow(w, e);
-  } else if (!PutHint(w, v, ctx, target_esc_)) {
+  } else if (!PutHint(w, v, ctx, hint_target_esc_)) {
     return false;
   }
   w.Put("\"hook\":\"", v.hook, "\",\"ktime_ns\":", Num{e.ts_ns}, ',');

@@ -34,6 +34,8 @@ class EventLineWriter {
   // The context strings of the last record, raw and escaped.
   std::string target_, cgroup_path_, node_name_;
   std::string target_esc_, cgroup_path_esc_, node_name_esc_;
+  // The target as the hint's shell word (AllowHint), escaped.
+  std::string hint_target_esc_;
   bool context_ok_ = false;
   bool context_set_ = false;
   // The line is written here first, then appended to `out` in one copy: it

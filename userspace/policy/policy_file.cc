@@ -33,6 +33,8 @@
 #include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file_path.h"
 #include "userspace/policy/services.h"
+#include "userspace/policy/spec.h"
+#include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
 #include "userspace/policy/word_table.h"
 #include "userspace/policy/yaml_tree.h"
@@ -121,44 +123,6 @@ std::string Suggest(absl::string_view word, const Words& candidates) {
     }
   }
   return suggestion;
-}
-
-bool HasWildcard(absl::string_view s) {
-  return s.find_first_of("*?[") != absl::string_view::npos;
-}
-
-// Where the bracket expression opened at c[open] ends (its "]"), or npos, as
-// fnmatch(FNM_NOESCAPE) reads it: a leading "!" or "^" negates, a "]" right
-// after those is a member, and "[:class:]", "[.x.]" and "[=x=]" are one
-// member each (a "[" starting none of them is a member itself).
-size_t BracketEnd(absl::string_view c, size_t open) {
-  size_t i = open + 1;
-  if (i < c.size() && (c[i] == '!' || c[i] == '^')) ++i;
-  if (i < c.size() && c[i] == ']') ++i;
-  while (i < c.size()) {
-    if (c[i] == ']') return i;
-    if (c[i] == '[' && i + 1 < c.size() &&
-        (c[i + 1] == ':' || c[i + 1] == '.' || c[i + 1] == '=')) {
-      const char end[] = {c[i + 1], ']'};
-      const size_t close = c.find(absl::string_view(end, 2), i + 2);
-      if (close != absl::string_view::npos) {
-        i = close + 2;
-        continue;
-      }
-    }
-    ++i;
-  }
-  return absl::string_view::npos;
-}
-
-// Whether every bracket expression of the pattern component `c` closes.
-bool BracketsClose(absl::string_view c) {
-  for (size_t i = c.find('['); i != absl::string_view::npos;
-       i = c.find('[', i + 1)) {
-    i = BracketEnd(c, i);
-    if (i == absl::string_view::npos) return false;
-  }
-  return true;
 }
 
 // Recursive "**"-aware component matcher for CgroupPatternMatches.
@@ -633,26 +597,12 @@ absl::StatusOr<std::string> Parser::ParseCgroupPath(const yaml::Node& node,
                                 "allowed"));
     }
   }
-  if (pattern) {
-    if (!HasWildcard(p)) {
-      return Error(node, path,
-                   absl::StrCat(Quote(value),
-                                " has no wildcard (*, ? or [...]); use "
-                                "cgroupPath"));
-    }
-    // fnmatch treats an unclosed "[" as a literal; refuse it instead, for
-    // every "[" of every component.
-    for (absl::string_view c : absl::StrSplit(p, '/')) {
-      if (!BracketsClose(c)) {
-        return Error(node, path,
-                     absl::StrCat(Quote(value), ": unclosed \"[\""));
-      }
-    }
-  } else if (HasWildcard(p)) {
-    return Error(node, path,
-                 absl::StrCat(Quote(value),
-                              " has a wildcard; use cgroupPattern to match "
-                              "several cgroups"));
+  // The checks `target add` makes too (target_values.h), on what was
+  // written.
+  if (absl::Status st =
+          pattern ? CheckCgroupPattern(value) : CheckCgroupPath(value);
+      !st.ok()) {
+    return Error(node, path, st.message());
   }
   return p;
 }
@@ -706,11 +656,8 @@ absl::Status Parser::ParseTarget(const yaml::Node& node, const FieldPath& path,
     }
   } else if (policy->target.kind == TargetSource::kContainer) {
     EGRESS_ASSIGN_OR_RETURN(policy->target.value, GetScalar(v, value_path));
-    if (policy->target.value.empty() || policy->target.value.size() > 128 ||
-        policy->target.value.find_first_of(" /,=\n") != std::string::npos) {
-      return Error(v, value_path,
-                   absl::StrCat(Quote(policy->target.value),
-                                " is not a container name or id"));
+    if (absl::Status st = CheckContainer(policy->target.value); !st.ok()) {
+      return Error(v, value_path, st.message());
     }
   } else if (policy->target.kind == TargetSource::kSelector) {
     EGRESS_ASSIGN_OR_RETURN(policy->target.value, ParseSelector(v, value_path));
@@ -912,6 +859,20 @@ absl::Status Parser::ParseRule(const yaml::Node& node, const FieldPath& path,
     rule->ports = {{Proto::kRaw}};
     return absl::OkStatus();
   }
+  // "to:" and "ports:" with nothing after them are refused, not read as
+  // omitted (anywhere, every port): a value lost in an edit must not widen
+  // the rule. `allow 443 to` is refused for the same reason.
+  for (const auto& [key, meaning] :
+       {std::pair<const char*, const char*>{"to", "anywhere"},
+        {"ports", "every port and icmp"}}) {
+    if (f.count(key) && f[key].second.IsNull()) {
+      return Error(f[key].first, path.Field(key),
+                   absl::StrCat(key,
+                                ": has no value; omit the key (or write "
+                                "[]) to mean ",
+                                meaning));
+    }
+  }
   if (f.count("to")) {
     EGRESS_RETURN_IF_ERROR(
         ParseDestinations(f["to"].second, path.Field("to"), rule));
@@ -972,16 +933,9 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
   if (f.count("comment")) {
     const yaml::Node& v = f["comment"].second;
     EGRESS_ASSIGN_OR_RETURN(comment, GetScalar(v, path.Field("comment")));
-    // `list` and `status` print the comment as it is: a line break or an
-    // escape sequence in it could show a rule that is not there.
-    for (size_t i = 0; i < comment.size(); ++i) {
-      const unsigned char c = static_cast<unsigned char>(comment[i]);
-      if (c < 0x20 || c == 0x7f) {
-        return Error(v, path.Field("comment"),
-                     absl::StrFormat("control character 0x%02X at byte %d; a "
-                                     "comment is one line of printable text",
-                                     c, i + 1));
-      }
+    // The check of `comment TEXT` on the command line (spec.h).
+    if (absl::Status st = CheckCommentText(comment); !st.ok()) {
+      return Error(v, path.Field("comment"), st.message());
     }
   }
   if (!name->empty() && !comment.empty()) {

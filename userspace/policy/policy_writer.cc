@@ -164,6 +164,29 @@ std::string CidrText(const Cidr& c) {
   return host ? absl::StrCat(c.ToString(), "/", c.prefix_len) : c.ToString();
 }
 
+// `text` with each control character as '?': C0 (below 0x20; a tab kept
+// when `keep_tab`), DEL and C1 (U+0080-U+009F, two bytes in UTF-8), the
+// characters CheckCommentText refuses. YAML allows none of them in a stream
+// but tab and U+0085, and U+0085 (NEL) is a line break to a YAML 1.1 reader.
+std::string WithoutControls(absl::string_view text, bool keep_tab) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u == 0xc2 && i + 1 < text.size() &&
+        static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      out.push_back('?');
+      ++i;
+    } else if ((u < 0x20 && !(keep_tab && u == '\t')) || u == 0x7f) {
+      out.push_back('?');
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 std::string RuleComment(const Rule& rule, const std::string& name) {
   std::string comment = rule.comment;
   // ParsePolicy joins `name` and `comment` into "NAME: COMMENT" (or NAME);
@@ -180,14 +203,10 @@ std::string RuleComment(const Rule& rule, const std::string& name) {
                   ? absl::StrCat("host ", rule.host)
                   : absl::StrCat(comment, " (host ", rule.host, ")");
   }
-  // ParsePolicy refuses control characters in a comment (list prints it
-  // raw); a rule added some other way may hold them, and its export must
-  // still load.
-  for (char& c : comment) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
-  }
-  return comment;
+  // ParsePolicy refuses control characters in a comment (CheckCommentText:
+  // list prints it raw); a rule added some other way may hold them, and its
+  // export must still load.
+  return WithoutControls(comment, /*keep_tab=*/false);
 }
 
 // Appends "INDENT# LINE" lines. A line break inside a comment starts a new
@@ -199,11 +218,7 @@ void AppendComment(const std::vector<std::string>& lines,
     const std::string unix_line = absl::StrReplaceAll(line, {{"\r\n", "\n"}});
     for (absl::string_view part :
          absl::StrSplit(unix_line, absl::ByAnyChar("\r\n"))) {
-      std::string clean(part);
-      for (char& c : clean) {
-        const unsigned char u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) c = '?';
-      }
+      const std::string clean = WithoutControls(part, /*keep_tab=*/true);
       absl::StrAppend(text, indent, clean.empty() ? "#" : "# ", clean, "\n");
     }
   }

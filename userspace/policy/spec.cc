@@ -206,30 +206,6 @@ absl::Status ParseDestinations(absl::Span<const std::string> words,
   return absl::OkStatus();
 }
 
-// `list` prints a comment as it is: a newline in one could fake a rule
-// line, an escape sequence could rewrite the terminal. Refused here, where
-// the person typing it can fix it. C1 controls (U+0080-U+009F) count too:
-// some terminals act on them as on ESC sequences.
-absl::Status CheckCommentText(absl::string_view text) {
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    int code = -1;
-    if (c < 0x20 || c == 0x7f) {
-      code = c;
-    } else if (c == 0xc2 && i + 1 < text.size()) {
-      const auto next = static_cast<unsigned char>(text[i + 1]);
-      if (next >= 0x80 && next <= 0x9f) code = next;
-    }
-    if (code >= 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "the comment holds a control character (U+%04X); a comment is one "
-          "line of printable text",
-          code));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // A rule of `action`, its comment taken from "comment TEXT" at the end of
 // `words` (and taken off them). As in UFW, TEXT is one argument and comes
 // last: a comment that took every word after it would swallow a destination
@@ -429,6 +405,30 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
 }
 
 }  // namespace
+
+// `list` prints a comment as it is: a newline in one could fake a rule
+// line, an escape sequence could rewrite the terminal. Refused here, where
+// the person typing it can fix it. C1 controls (U+0080-U+009F) count too:
+// some terminals act on them as on ESC sequences.
+absl::Status CheckCommentText(absl::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    int code = -1;
+    if (c < 0x20 || c == 0x7f) {
+      code = c;
+    } else if (c == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) code = next;
+    }
+    if (code >= 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "the comment holds a control character (U+%04X) at byte %d; a "
+          "comment is one line of printable text",
+          code, i + 1));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<uint16_t> ParsePort(absl::string_view word) {
   std::string why;

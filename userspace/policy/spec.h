@@ -77,6 +77,16 @@ absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word);
 absl::StatusOr<Rule> ParseRuleWords(Action action,
                                     absl::Span<const std::string> words);
 
+// A rule's comment, wherever it is written (`comment TEXT`, a policy file's
+// `comment:`): `list` prints it as it is, so a line break could show a rule
+// that is not there and an escape sequence could rewrite the terminal.
+// InvalidArgument for a control character: C0 (below 0x20, tab and line
+// breaks included), DEL (0x7f) or C1 (U+0080-U+009F, which some terminals
+// act on as on ESC sequences):
+//   the comment holds a control character (U+001B) at byte 2; a comment is
+//   one line of printable text
+absl::Status CheckCommentText(absl::string_view text);
+
 }  // namespace egress::policy
 
 #endif  // EGRESS_USERSPACE_POLICY_SPEC_H_
