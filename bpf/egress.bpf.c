@@ -439,6 +439,24 @@ skb__drop_source_routed(__u32 id, struct egress_target_config *cfg,
 	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
 }
 
+/* A packet sent from port 53 of a resolver the target may query (`d`,
+ * dns__resolver_source): refused, with a record; in audit mode recorded and
+ * let through. */
+static __always_inline int
+skb__drop_resolver_source(__u32 id, struct egress_target_config *cfg,
+			  struct egress_dest *d)
+{
+	struct egress_decision dec = {
+	    .verdict = EGRESS_VERDICT_DENY,
+	    .reason = EGRESS_REASON_RESOLVER_SOURCE,
+	};
+	struct egress_dns_counters *dc = dns__counters();
+
+	if (dc)
+		dns__count(dc, resolver_source);
+	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
+}
+
 /* The target of a packet: a cgroup target's own, or, for the root instance
  * of user targets, the one of the socket's owner (packets may go out in no
  * task's context, so not the current task's uid: the uid the socket was
@@ -478,9 +496,16 @@ int egress_skb_egress(struct __sk_buff *skb)
 	 * hooks attached. */
 	cfg = skb__target(skb, &id);
 	if (egress_target_id != EGRESS_TARGET_BY_UID &&
-	    egress_target_id != EGRESS_TARGET_BY_CGROUP && dns__watches(cfg) &&
-	    dns__port53(skb, 0))
-		dns__on_query(skb, cfg);
+	    egress_target_id != EGRESS_TARGET_BY_CGROUP && dns__watches(cfg)) {
+		if (dns__port53(skb, 0))
+			dns__on_query(skb, cfg);
+		else if (dns__learns(cfg) && dns__port53(skb, 1)) {
+			struct egress_dest rd = {};
+
+			if (dns__resolver_source(skb, cfg, &rd))
+				return skb__drop_resolver_source(id, cfg, &rd);
+		}
+	}
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
 	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -824,7 +849,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 
 		flow.direction = EGRESS_DIR_OUTBOUND;
 		rules__decide(cfg->ruleset, &d, &dec);
-		names__decide(id, cfg, &d, &dec);
+		names__decide(id, cfg, &d, &dec, ctx);
 		flow.rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			flow.verdict = EGRESS_VERDICT_UNEXPLAINED;

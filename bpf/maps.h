@@ -277,6 +277,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dns_bindings SEC(".maps");
 
+/* Where the next DNS message starts in the byte stream of a target's TCP
+ * connection to port 53 (dns_abi.h, egress_dns_stream): written and read
+ * by skb_ingress, from the resolver's SYN-ACK on; lives and dies with the
+ * socket. Pinned so that every target's instance shares one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egress_dns_stream);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dns_streams SEC(".maps");
+
 /* Target id -> DNS learning counters, per CPU; summed by egressd. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

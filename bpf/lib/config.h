@@ -15,7 +15,8 @@
  * (target__own_id). Neither looks at the caller's cgroup to find its policy
  * (a watch instance does: target__of_cgroup). Defining the constant in
  * exactly one header keeps the object's .rodata known variables (the
- * skeleton's rodata->egress_target_id, rodata->egress_watch_level).
+ * skeleton's rodata->egress_target_id, rodata->egress_watch_level,
+ * rodata->egress_netns_cookies).
  *
  * Include order: abi.h, maps.h, then this; every other lib/ header that
  * needs the target id includes it.
@@ -39,6 +40,14 @@ const volatile __u32 egress_target_id = 0;
 /* For a watch instance (EGRESS_TARGET_BY_CGROUP): the level of the parent
  * cgroup it is attached to (the cgroup2 root is 0). */
 const volatile __u32 egress_watch_level = 0;
+/* Set by egressd between open and load: 1 when this kernel lets cgroup_skb
+ * programs call bpf_get_netns_cookie() (it names the namespace of the
+ * packet's socket), so that a DNS binding is keyed by the namespace of the
+ * socket its answer reached and allows connects from that namespace only
+ * (dns_abi.h, egress_dns_binding_key). 0 keys every binding with 0 on both
+ * sides (learning and connect); the verifier drops the helper calls, which
+ * an older kernel would refuse. */
+const volatile __u32 egress_netns_cookies = 0;
 
 /* The kernel's task and cgroup structures, only the fields read here;
  * preserve_access_index has libbpf relocate their offsets against the

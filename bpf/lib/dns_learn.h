@@ -58,11 +58,20 @@ struct dns__frame {
 	__u8 proto;
 	__u32 off; /* the DNS message */
 	__u32 len;
+	/* TCP only: where the segment's payload starts, its sequence number
+	 * (host order) and flags. */
+	__u32 payload;
+	__u32 seq;
+	__u8 tcp_flags;
 };
+
+#define DNS__TCP_SYN 0x02
+#define DNS__TCP_ACK 0x10
 
 struct dns__learn_ctx {
 	struct egress_dns_learn *ls;
 	struct egress_dns_counters *dc;
+	__u64 netns; /* the binding key's netns_cookie */
 };
 
 /* Whether a target learns names at all: enforcing or auditing, with name
@@ -121,8 +130,10 @@ static __always_inline int dns__port53(struct __sk_buff *skb, int ingress)
 
 /* Reads the IP and TCP/UDP headers into f. 0 when the packet carries no
  * DNS message we read: a fragment, IPv6 extension headers, a TCP segment
- * without payload. Over TCP the message is the first one of the segment,
- * after its two-octet length. */
+ * without payload (but for a SYN-ACK on ingress: 1, f->tcp_flags says it,
+ * dns__stream_at_message needs it). Over TCP the message is the first one
+ * of the segment, after its two-octet length; whether a message starts
+ * there at all is dns__stream_at_message's to say. */
 static __always_inline int dns__frame(struct __sk_buff *skb, int ingress,
 				      struct dns__frame *f)
 {
@@ -165,12 +176,19 @@ static __always_inline int dns__frame(struct __sk_buff *skb, int ingress,
 		return 1;
 	}
 	if (f->proto == IPPROTO_TCP) {
-		__u8 doff;
+		__u8 hdr[14]; /* up to the flags */
+		__be32 seq;
 		__be16 mlen;
 
-		if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1))
+		if (bpf_skb_load_bytes(skb, l4, hdr, sizeof(hdr)))
 			return 0;
-		f->off = l4 + (doff >> 4) * 4;
+		__builtin_memcpy(&seq, &hdr[4], 4);
+		f->seq = bpf_ntohl(seq);
+		f->tcp_flags = hdr[13];
+		f->off = l4 + (hdr[12] >> 4) * 4;
+		f->payload = f->off;
+		if (ingress && (f->tcp_flags & DNS__TCP_SYN))
+			return 1;
 		if (bpf_skb_load_bytes(skb, f->off, &mlen, 2))
 			return 0; /* no payload: a SYN, an ACK, a FIN */
 		f->off += 2;
@@ -194,6 +212,101 @@ static __always_inline struct egress_dns_counters *dns__counters(void)
 }
 
 #define dns__count(dc, field) __sync_fetch_and_add(&(dc)->field, 1)
+
+/* Message starts walked per segment: a segment holding more leaves the rest
+ * of its stream unread (a resolver writes one answer at a time). */
+#define DNS__STREAM_WALK 8
+
+/*
+ * Over TCP, whether segment `f` of the resolver's byte stream starts a DNS
+ * message: 1 when its two-octet length starts the segment (as dns__frame
+ * read it), 2 when the message itself does, its length having ended the
+ * segment before (f->off and f->len are set to it), 0 for a segment without
+ * data (the SYN-ACK, which fixes the stream's offsets), -1 for data that
+ * must not be parsed (counted as ignored_stream). Offsets count from the
+ * resolver's initial sequence number, seen in its SYN-ACK (never from the
+ * socket's live state, which its owner changes meanwhile). Each message
+ * that starts in the segment moves the next start past its length; every
+ * value stored in `next` is such a start or the walk stops (`synced` 0, for
+ * good): a length split between two segments, more starts than
+ * DNS__STREAM_WALK, a SYN-ACK of another sequence. Segments out of order or
+ * repeated only miss, never misread: a message not at the start of the
+ * segment that carries it is never parsed (the second of two answers in one
+ * segment: docs/dns.md).
+ */
+static __always_inline int dns__stream_at_message(struct __sk_buff *skb,
+						  struct dns__frame *f)
+{
+	struct egress_dns_stream *st;
+	struct bpf_sock *sk = skb->sk;
+	__u32 off, seglen, next, rel, len;
+	__be16 mlen;
+	int i, at;
+
+	if (!sk)
+		return -1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return -1;
+	st = bpf_sk_storage_get(&dns_streams, sk, 0,
+				BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return -1;
+	if (f->tcp_flags & DNS__TCP_SYN) {
+		if (!(f->tcp_flags & DNS__TCP_ACK))
+			return 0;
+		if (!st->synced && !st->next) {
+			st->isn = f->seq;
+			st->synced = 1;
+		} else if (st->isn != f->seq) {
+			st->synced = 0; /* not the stream we counted */
+		}
+		return 0;
+	}
+	if (f->payload >= skb->len)
+		return 0;
+	if (!st->synced)
+		return -1;
+	seglen = skb->len - f->payload;
+	off = f->seq - st->isn - 1;
+	/* One read of `next` per step: another CPU may move it meanwhile, and
+	 * what is stored must be a start plus its own message's length. */
+	next = *(volatile __u32 *)&st->next;
+	at = next == off ? 1 : 0;
+	if (!at && st->body && st->body == off) {
+		at = 2;
+		f->off = f->payload;
+		f->len = st->body_len;
+	}
+	for (i = 0; i < DNS__STREAM_WALK; i++) {
+		rel = next - off; /* wraps huge when `next` lies before */
+		if (rel >= seglen)
+			break;
+		if (seglen - rel < 2 ||
+		    bpf_skb_load_bytes(skb, f->payload + rel, &mlen, 2)) {
+			st->synced = 0;
+			return -1;
+		}
+		len = bpf_ntohs(mlen);
+		if (seglen - rel == 2) {
+			/* The length alone ends the segment: its message
+			 * starts the next one. */
+			st->body_len = (__u16)len;
+			st->body = next + 2;
+		}
+		next += 2 + len;
+		st->next = next;
+	}
+	/* More starts in this segment than walked: where the next one is, is
+	 * not known. */
+	if (i == DNS__STREAM_WALK && next - off < seglen)
+		st->synced = 0;
+	/* A segment of a length alone has no message to read (its message
+	 * comes as 2 in the next one). */
+	if (at == 1 && seglen == 2)
+		return 0;
+	return at ? at : -1;
+}
 
 static __always_inline void dns__query_key(struct egress_dns_query_key *k,
 					   const struct dns__frame *f,
@@ -384,6 +497,7 @@ static long dns__bind_step(__u32 i, void *ctx)
 	if (at >= EGRESS_DNS_MAX_ANSWERS)
 		return 1;
 	a = &ls->parse.out.addrs[at];
+	k.netns_cookie = lc->netns;
 	k.target_id = target__own_id();
 	k.family = ls->family;
 	__builtin_memcpy(k.addr, a->addr, 16);
@@ -443,6 +557,15 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	lc.dc = dns__counters();
 	if (!cookie || !lc.ls || !lc.dc || !dns__frame(skb, 1, &f))
 		return;
+	if (f.proto == IPPROTO_TCP) {
+		/* 2: f now points at the message body (see there). */
+		int at = dns__stream_at_message(skb, &f);
+
+		if (at < 0)
+			dns__count(lc.dc, ignored_stream);
+		if (at <= 0)
+			return;
+	}
 	s = &lc.ls->parse;
 	dns__count(lc.dc, answers);
 	dns__parse(skb, f.off, f.len, s);
@@ -487,11 +610,57 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	lc.ls->family = s->out.qtype == EGRESS_DNS_TYPE_A ? EGRESS_FAMILY_IPV4
 							  : EGRESS_FAMILY_IPV6;
 	lc.ls->now_ns = bpf_ktime_get_ns();
+	/* The namespace of the socket the answer reached: the binding opens
+	 * connects from there only (dns_abi.h, egress_dns_binding_key). */
+	lc.netns = egress_netns_cookies ? bpf_get_netns_cookie(skb) : 0;
 	lc.ls->floor_ns =
 	    (__u64)(cfg->dns_ttl_floor ? cfg->dns_ttl_floor
 				       : EGRESS_DNS_TTL_FLOOR_DEFAULT) *
 	    1000000000ULL;
 	bpf_loop(s->out.naddrs, dns__bind_step, &lc, 0);
+}
+
+/*
+ * skb_egress, for a target that learns names (dns__learns): whether the
+ * packet leaves from port 53 of an address the target may query as its
+ * resolver (a rule allows that address and port, on that protocol). Such a
+ * packet would answer the target's own queries: a socket of the target that
+ * takes a running loopback resolver's address as its source (IP_PKTINFO,
+ * or a bind while the resolver is down), or a resolver the target runs
+ * itself, could name any address. `d` is set to that resolver. The answer
+ * path cannot tell who sent a datagram; the sender's own hook can.
+ */
+static __always_inline int
+dns__resolver_source(struct __sk_buff *skb,
+		     const struct egress_target_config *cfg,
+		     struct egress_dest *d)
+{
+	struct egress_decision dec;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 0;
+		dest__set4(d, ip.saddr);
+		d->proto = ip.protocol;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		__u32 a[4];
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 0;
+		__builtin_memcpy(a, &ip6.saddr, 16);
+		dest__set6(d, a[0], a[1], a[2], a[3]);
+		d->proto = ip6.nexthdr;
+	} else {
+		return 0;
+	}
+	if (d->proto != IPPROTO_UDP && d->proto != IPPROTO_TCP)
+		return 0;
+	d->port = bpf_htons(EGRESS_DNS_PORT);
+	rules__decide(cfg->ruleset, d, &dec);
+	return dec.verdict == EGRESS_VERDICT_ALLOW;
 }
 
 #endif /* EGRESS_BPF_LIB_DNS_LEARN_H_ */

@@ -37,11 +37,13 @@
 #include "lib/config.h"
 #include "lib/rules.h"
 
-/* The binding of `d` for target `target_id`, or NULL. */
+/* The binding of `d` for target `target_id` in the network namespace of
+ * cookie `netns` (0 where bindings carry none), or NULL. */
 static __always_inline struct egress_dns_binding *
-names__binding(__u32 target_id, const struct egress_dest *d)
+names__binding(__u32 target_id, const struct egress_dest *d, __u64 netns)
 {
 	struct egress_dns_binding_key k = {
+	    .netns_cookie = netns,
 	    .target_id = target_id,
 	    .family = d->family,
 	};
@@ -73,10 +75,12 @@ names__probe(__u32 ruleset, const struct egress_dest *d, __u64 pattern,
 
 /* Refines the address decision `dec` of `d` (rules__decide's, whose rule
  * set it goes on with) with the names `d` was learned for (see the order
- * above). */
+ * above), in the network namespace of the socket of `ctx` (the program's
+ * context: sock_addr or sock_ops). */
 static __always_inline void
 names__decide(__u32 target_id, const struct egress_target_config *cfg,
-	      const struct egress_dest *d, struct egress_decision *dec)
+	      const struct egress_dest *d, struct egress_decision *dec,
+	      void *ctx)
 {
 	struct egress_exact_key ek = {};
 	struct egress_rule_key key = {};
@@ -92,7 +96,8 @@ names__decide(__u32 target_id, const struct egress_target_config *cfg,
 		return;
 	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
 		return;
-	b = names__binding(target_id, d);
+	b = names__binding(
+	    target_id, d, egress_netns_cookies ? bpf_get_netns_cookie(ctx) : 0);
 	if (!b)
 		return;
 	now = bpf_ktime_get_ns();

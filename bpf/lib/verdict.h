@@ -104,7 +104,7 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 	struct egress_decision dec;
 
 	rules__decide(cfg->ruleset, d, &dec);
-	names__decide(id, cfg, d, &dec);
+	names__decide(id, cfg, d, &dec, ctx);
 	/* An explicit deny still wins over a reply. */
 	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(id, d, ctx)) {
 		dec.verdict = EGRESS_VERDICT_ALLOW;

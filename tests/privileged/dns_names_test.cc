@@ -8,7 +8,11 @@
 // "refused" (verdict_expect.h).
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -25,9 +30,11 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
+#include "tests/testing/dns_builder.h"
 #include "tests/testing/dns_client.h"
 #include "tests/testing/dnsmasq.h"
 #include "tests/testing/listeners.h"
+#include "tests/testing/netns.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/policy/name_rules.h"
@@ -210,7 +217,10 @@ TEST_F(DnsNamesTest, CnameAaaaTcpAndMapped) {
 
 // Answers that answer no query of the socket open nothing: from another
 // server address, or with another transaction id. The genuine answer to the
-// same question does (the control).
+// same question does (the control). The forgers are sockets made outside
+// the target (another process of the host, or a datagram from off the
+// machine): a socket of the target could not send from the resolver's
+// address at all (AnswerSentAsTheResolverFromInsideTheTargetIsRefused).
 TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
   AddTargetWithNames();
   // A second "resolver" the rules allow, where nothing answers: the query
@@ -218,8 +228,27 @@ TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
   const std::string silent = "127.203.0.53";
   CtlOk({"allow", "dns", silent});
   CtlOk({"allow", "udp", "127.0.0.1"});  // the forger reaches the victim
+  // The forgers: the right id from another server; the right server with
+  // another id. Made here, in the test's own cgroup, and used by the child.
+  struct Forgery {
+    const char* from;
+    uint16_t id;
+    const char* addr;
+    int fd;
+  } forgeries[] = {{"127.203.0.54", 0x7777, "127.204.0.1", -1},
+                   {"127.203.0.53", 0x7778, "127.204.0.2", -1}};
+  for (Forgery& f : forgeries) {
+    f.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(f.fd, 0) << strerror(errno);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    from.sin_port = htons(53);
+    inet_pton(AF_INET, f.from, &from.sin_addr);
+    ASSERT_EQ(bind(f.fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0)
+        << f.from << ": " << strerror(errno);
+  }
   const std::vector<int> r = [&] {
-    auto out = RunInCgroupMulti(cg_->path(), [silent] {
+    auto out = RunInCgroupMulti(cg_->path(), [silent, &forgeries] {
       std::vector<int> res(4, -1);
       const int victim = socket(AF_INET, SOCK_DGRAM, 0);
       sockaddr_in local{};
@@ -237,32 +266,18 @@ TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
       if (sendto(victim, q.data(), q.size(), 0,
                  reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0)
         return res;
-      // Forgeries: the right id from another server; the right server with
-      // another id.
-      struct Forgery {
-        const char* from;
-        uint16_t id;
-        const char* addr;
-      } forgeries[] = {{"127.203.0.54", 0x7777, "127.204.0.1"},
-                       {"127.203.0.53", 0x7778, "127.204.0.2"}};
       int delivered = 0;
       for (const Forgery& f : forgeries) {
-        const int s = socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in from{};
-        from.sin_family = AF_INET;
-        from.sin_port = htons(53);
-        inet_pton(AF_INET, f.from, &from.sin_addr);
         sockaddr_in to = local;
         to.sin_port = htons(victim_port);
         const std::vector<uint8_t> a =
             DnsAnswerMessage("api.example.test", f.addr, f.id);
-        if (bind(s, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0 &&
-            sendto(s, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&to),
+        if (sendto(f.fd, a.data(), a.size(), 0,
+                   reinterpret_cast<sockaddr*>(&to),
                    sizeof(to)) == static_cast<ssize_t>(a.size()) &&
             ReceiveAnswer(victim).error == 0) {
           ++delivered;
         }
-        close(s);
       }
       res[0] = delivered;
       res[1] = TcpConnect("127.204.0.1", kApiPort);
@@ -273,6 +288,7 @@ TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : std::vector<int>(4, -1);
   }();
+  for (Forgery& f : forgeries) close(f.fd);
   EXPECT_EQ(r[0], 2) << "the forgeries must reach the socket";
   EXPECT_DENIED(r[1]);
   EXPECT_DENIED(r[2]);
@@ -385,6 +401,309 @@ TEST_F(DnsNamesTest, NameRuleOfOnePortIsDecidedByTheExactHash) {
       {"delete", "allow", absl::StrCat(kApiPort, "/tcp"), "api.example.test"});
   EXPECT_TRUE(name_keys("api.example.test", kApiPort).empty());
   EXPECT_DENIED(Lookup("api.example.test", kApiPort));
+}
+
+// A socket of the target cannot answer the target's own queries as its
+// resolver: a datagram from port 53 of an address the rules allow as a
+// resolver is refused at send (EPERM), whether the socket took the address
+// while nothing else held it (a resolver that is down) or names it per
+// datagram with IP_PKTINFO while the real resolver runs; nothing it claims
+// is bound. The same datagram from port 53 of another address goes out
+// (the check is about the resolver's address, not about port 53), and the
+// refusals are recorded and counted.
+TEST_F(DnsNamesTest, AnswerSentAsTheResolverFromInsideTheTargetIsRefused) {
+  AddTargetWithNames();
+  const std::string silent = "127.203.0.53";  // allowed, nothing answers
+  CtlOk({"allow", "dns", silent});
+  CtlOk({"allow", "udp", "127.0.0.1"});  // the forger reaches the victim
+  const std::string running = dns_->address();
+  auto out = RunInCgroupMulti(cg_->path(), [silent, running] {
+    std::vector<int> res(6, -1);
+    const int victim = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)))
+      return res;
+    sockaddr_in to = local;
+    to.sin_port = htons(LocalPort(victim).value_or(0));
+    sockaddr_in server{};
+    server.sin_family = AF_INET;
+    server.sin_port = htons(53);
+    inet_pton(AF_INET, silent.c_str(), &server.sin_addr);
+    const std::vector<uint8_t> q =
+        DnsQueryMessage("api.example.test", kDnsTypeA, 0x7777);
+    if (sendto(victim, q.data(), q.size(), 0,
+               reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0)
+      return res;
+    auto bound53 = [](const char* addr) {
+      const int s = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(53);
+      inet_pton(AF_INET, addr, &a.sin_addr);
+      if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        close(s);
+        return -1;
+      }
+      return s;
+    };
+    // 1. Bound to the silent resolver's own address.
+    const std::vector<uint8_t> a1 =
+        DnsAnswerMessage("api.example.test", "127.204.0.4", 0x7777);
+    const int s1 = bound53(silent.c_str());
+    if (s1 < 0) return res;
+    res[0] = sendto(s1, a1.data(), a1.size(), 0,
+                    reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0
+                 ? errno
+                 : 0;
+    close(s1);
+    // 2. Bound elsewhere, the running resolver's address per datagram.
+    const int s2 = bound53("127.0.0.9");
+    if (s2 < 0) return res;
+    const std::vector<uint8_t> a2 =
+        DnsAnswerMessage("api.example.test", "127.204.0.5", 0x7777);
+    iovec iov{const_cast<uint8_t*>(a2.data()), a2.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+    msghdr msg{};
+    msg.msg_name = &to;
+    msg.msg_namelen = sizeof(to);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    inet_pton(AF_INET, running.c_str(), &pi.ipi_spec_dst);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    res[1] = sendmsg(s2, &msg, 0) < 0 ? errno : 0;
+    // 3. The control: port 53 of an address no rule allows as a resolver.
+    res[2] = sendto(s2, a2.data(), a2.size(), 0,
+                    reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0
+                 ? errno
+                 : 0;
+    res[3] = ReceiveAnswer(victim, 1000).error;
+    close(s2);
+    res[4] = TcpConnect("127.204.0.4", kApiPort);
+    res[5] = TcpConnect("127.204.0.5", kApiPort);
+    close(victim);
+    return res;
+  });
+  ASSERT_TRUE(out.ok()) << out.status();
+  const std::vector<int>& r = *out;
+  EXPECT_EQ(r[0], EPERM) << "bound to the resolver's address";
+  EXPECT_EQ(r[1], EPERM) << "the running resolver's address by IP_PKTINFO";
+  EXPECT_EQ(r[2], 0) << "port 53 of another address goes out";
+  EXPECT_EQ(r[3], 0) << "the control datagram arrives";
+  EXPECT_DENIED(r[4]);
+  EXPECT_DENIED(r[5]);
+  const std::vector<nlohmann::json> recs =
+      Records({"--target", "web", "--verdict", "deny"}, 2);
+  int refused = 0;
+  for (const nlohmann::json& e : recs) {
+    if (e.value("reason", "") == "RESOLVER_SOURCE_BLOCKED") ++refused;
+  }
+  EXPECT_EQ(refused, 2);
+  for (const auto& t : CtlJson({"status"})["targets"]) {
+    if (t["name"] == "web") {
+      EXPECT_EQ(t["dns"]["resolver_source_refused"].get<uint64_t>(), 2u)
+          << t["dns"];
+    }
+  }
+  // The genuine resolver's answers still teach the kernel.
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+}
+
+// An answer a process of the target gets in a network namespace of its
+// own, where its loopback holds the resolver's address and anything can
+// answer from there, binds the name in that namespace only: the address it
+// claims stays refused in the namespace the target's traffic leaves by.
+// The answer here comes from a socket outside the target (a tun device or
+// a socket passed in would do the same), so that only the namespace keeps
+// it from counting.
+TEST_F(DnsNamesTest, AnswerLearnedInAnotherNetnsOpensNothingHere) {
+  AddTargetWithNames();
+  auto ns = TestNetns::Create("dnsns");
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  const std::string resolver = dns_->address();
+  auto fake = (*ns)->BindSocketInNetns(SOCK_DGRAM, resolver, 53);
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  // The fake resolver in that namespace: answers one query (bounded).
+  std::thread answer([fd = fake->get()] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return;
+    uint8_t buf[512];
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
+                               reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 12) return;
+    const uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
+    const std::vector<uint8_t> a =
+        DnsAnswerMessage("api.example.test", "127.204.0.7", id);
+    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  });
+  const std::string ns_path = absl::StrCat("/var/run/netns/", (*ns)->name());
+  auto out = RunInCgroupMulti(cg_->path(), [resolver, ns_path] {
+    std::vector<int> res(4, -1);
+    const int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int other = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (host < 0 || other < 0 || setns(other, CLONE_NEWNET) != 0) return res;
+    const DnsQueryResult q = DnsQuery(resolver, "api.example.test");
+    res[0] = q.error;
+    res[1] = q.addresses == std::vector<std::string>{"127.204.0.7"} ? 1 : 0;
+    res[2] = TcpConnect("127.204.0.7", kApiPort);  // there
+    if (setns(host, CLONE_NEWNET) != 0) return res;
+    res[3] = TcpConnect("127.204.0.7", kApiPort);  // here
+    return res;
+  });
+  answer.join();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0], 0) << "the lookup in the other namespace";
+  EXPECT_EQ((*out)[1], 1) << "answered by the fake resolver";
+  EXPECT_ALLOWED((*out)[2]);
+  EXPECT_DENIED((*out)[3]);
+  EXPECT_TRUE((*ns)->Remove().ok());
+}
+
+// Over TCP only a message's own start is read as one. A resolver's answer
+// whose second segment begins inside the message, with bytes that read as
+// a length and an answer to another pending query (the text of a TXT
+// record would do), binds nothing; the genuine answer after it, and one
+// whose length comes alone in a segment of its own, bind their addresses.
+TEST_F(DnsNamesTest, TcpSegmentsInsideAMessageAreNeverReadAsOne) {
+  AddTargetWithNames();
+  const std::string resolver = "127.203.0.60";
+  CtlOk({"allow", "dns", resolver});
+  const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  const int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in la{};
+  la.sin_family = AF_INET;
+  la.sin_port = htons(53);
+  inet_pton(AF_INET, resolver.c_str(), &la.sin_addr);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&la), sizeof(la)), 0)
+      << strerror(errno);
+  ASSERT_EQ(listen(lfd, 4), 0);
+  auto framed = [](const std::vector<uint8_t>& m) {
+    std::vector<uint8_t> out = {static_cast<uint8_t>(m.size() >> 8),
+                                static_cast<uint8_t>(m.size())};
+    out.insert(out.end(), m.begin(), m.end());
+    return out;
+  };
+  // The resolver: reads three queries, then writes (1) a message for id
+  // 0x0101 in two segments, the second starting with a framed answer for
+  // id 0x0202 claiming 127.204.0.3; (2) the genuine answer to 0x0202; (3)
+  // the answer to 0x0303 as its length, then its body.
+  std::thread server([lfd, framed] {
+    pollfd p{lfd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return;
+    const int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    const int on = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    std::vector<uint8_t> in;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    int messages = 0;
+    while (messages < 3 && absl::Now() < deadline) {
+      pollfd q{c, POLLIN, 0};
+      if (poll(&q, 1, 1000) != 1) continue;
+      uint8_t buf[512];
+      const ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0) break;
+      in.insert(in.end(), buf, buf + n);
+      messages = 0;
+      for (size_t at = 0; at + 2 <= in.size();
+           at += 2 + (in[at] << 8 | in[at + 1])) {
+        if (at + 2 + (in[at] << 8 | in[at + 1]) <= in.size()) ++messages;
+      }
+    }
+    const std::vector<uint8_t> fake = framed(
+        DnsAnswerMessage("api.example.test", "127.204.0.3", 0x0202, 600));
+    std::vector<uint8_t> first =
+        DnsMessageBuilder().Id(0x0101).Question("txt.example.test").Build();
+    const size_t split = first.size() + 2;  // where the second segment begins
+    first.insert(first.end(), fake.begin(), fake.end());
+    const std::vector<uint8_t> m1 = framed(first);
+    const std::vector<uint8_t> m2 = framed(
+        DnsAnswerMessage("api.example.test", "127.201.0.1", 0x0202, 600));
+    const std::vector<uint8_t> m3 =
+        DnsAnswerMessage("tcp.example.test", "127.201.0.10", 0x0303, 600);
+    const uint8_t m3len[2] = {static_cast<uint8_t>(m3.size() >> 8),
+                              static_cast<uint8_t>(m3.size())};
+    auto put = [c](const void* d, size_t n) {
+      (void)!write(c, d, n);
+      absl::SleepFor(absl::Milliseconds(30));  // one segment each
+    };
+    put(m1.data(), split);
+    put(m1.data() + split, m1.size() - split);
+    put(m2.data(), m2.size());
+    put(m3len, 2);
+    put(m3.data(), m3.size());
+    pollfd q{c, POLLIN, 0};
+    poll(&q, 1, 5000);  // until the client closes
+    close(c);
+  });
+  auto out = RunInCgroupMulti(cg_->path(), [resolver, framed] {
+    std::vector<int> res(4, -1);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(53);
+    inet_pton(AF_INET, resolver.c_str(), &sa.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+      return res;
+    // One query per segment: a segment's first message is the one that
+    // is remembered.
+    for (const auto& [name, id] : std::vector<std::pair<const char*, uint16_t>>{
+             {"txt.example.test", 0x0101},
+             {"api.example.test", 0x0202},
+             {"tcp.example.test", 0x0303}}) {
+      const std::vector<uint8_t> m =
+          framed(DnsQueryMessage(name, kDnsTypeA, id));
+      if (write(fd, m.data(), m.size()) != static_cast<ssize_t>(m.size()))
+        return res;
+      absl::SleepFor(absl::Milliseconds(30));
+    }
+    // Everything the resolver writes (bounded).
+    size_t got = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    uint8_t buf[4096];
+    while (absl::Now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 500) != 1) {
+        if (got > 0) break;
+        continue;
+      }
+      const ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      got += n;
+    }
+    res[0] = static_cast<int>(got);
+    close(fd);
+    res[1] = TcpConnect("127.204.0.3", kApiPort);
+    res[2] = TcpConnect("127.201.0.1", kApiPort);
+    res[3] = TcpConnect("127.201.0.10", kTcpPort);
+    return res;
+  });
+  server.join();
+  close(lfd);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_GT((*out)[0], 0) << "the answers must arrive";
+  EXPECT_DENIED((*out)[1]);
+  EXPECT_ALLOWED((*out)[2]);
+  EXPECT_ALLOWED((*out)[3]);
+  for (const auto& t : CtlJson({"status"})["targets"]) {
+    if (t["name"] == "web") {
+      EXPECT_GE(t["dns"]["ignored_stream"].get<uint64_t>(), 1u) << t["dns"];
+    }
+  }
 }
 
 // egressd is not in the path: SIGKILLed, lookups keep teaching the kernel,

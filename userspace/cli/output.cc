@@ -70,7 +70,16 @@ std::string DnsLines(const TargetInfo& t) {
       " refused (full)\n", "  answers ignored: ", d.ignored_malformed,
       " malformed, ", d.ignored_no_query, " no matching query, ",
       d.ignored_resolver, " resolver not allowed, ", d.ignored_no_rule,
-      " no name rule, ", d.answers_empty, " no address\n");
+      " no name rule, ", d.answers_empty, " no address",
+      d.ignored_stream > 0 ? absl::StrCat(", ", d.ignored_stream,
+                                          " tcp segments starting no message")
+                           : "",
+      "\n",
+      d.resolver_source_refused > 0
+          ? absl::StrCat("  refused: ", d.resolver_source_refused,
+                         " packets sent from port 53 of the target's own "
+                         "resolver address (docs/bypasses.md)\n")
+          : "");
 }
 
 // `status verbose`: where the target comes from and the record counters.

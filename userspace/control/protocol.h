@@ -164,6 +164,12 @@ struct TargetDns {
   uint64_t ignored_malformed = 0, ignored_no_query = 0;
   uint64_t ignored_resolver = 0, ignored_no_rule = 0;
   uint64_t refused_full = 0;  // bindings refused: map or address slots full
+  // TCP segments from port 53 that start no message (a message's
+  // continuation, data out of order): never parsed, not in `answers`.
+  uint64_t ignored_stream = 0;
+  // Packets the target sent from port 53 of an address it may query as its
+  // resolver, refused (they would answer its own queries).
+  uint64_t resolver_source_refused = 0;
   // dns_bindings entries of the target at egressd's last sweep (`status`
   // sweeps first): bound, expired (kept a little), and deleted since egressd
   // started.

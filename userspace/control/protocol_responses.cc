@@ -40,10 +40,11 @@ void Fields(Io& io, Member<TargetDns, Io>& d) {
              "bindings_learned", d.bindings_learned, "ignored_malformed",
              d.ignored_malformed, "ignored_no_query", d.ignored_no_query,
              "ignored_resolver", d.ignored_resolver, "ignored_no_rule",
-             d.ignored_no_rule, "refused_full", d.refused_full, "bindings_live",
-             d.bindings_live, "bindings_expired", d.bindings_expired,
-             "bindings_swept", d.bindings_swept, "resolver_warnings",
-             d.resolver_warnings);
+             d.ignored_no_rule, "refused_full", d.refused_full,
+             "ignored_stream", d.ignored_stream, "resolver_source_refused",
+             d.resolver_source_refused, "bindings_live", d.bindings_live,
+             "bindings_expired", d.bindings_expired, "bindings_swept",
+             d.bindings_swept, "resolver_warnings", d.resolver_warnings);
 }
 
 template <typename Io>

@@ -32,6 +32,7 @@
 #include "userspace/daemon/workload_targets.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/netns_cookies.h"
 #include "userspace/kernel/unix_hooks.h"
 
 namespace egress {
@@ -97,6 +98,9 @@ absl::Status OpenKernel(Daemon::Parts& p) {
       BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount, p.cgroup_root,
                       me, p.options.shared_program_set));
   if (std::string warning = UnixHooksWarning(); !warning.empty()) {
+    Log(warning);
+  }
+  if (std::string warning = NetnsCookieWarning(); !warning.empty()) {
     Log(warning);
   }
   return absl::OkStatus();

@@ -17,6 +17,8 @@ control::TargetDns TargetDnsOf(const egress_dns_counters& c,
   d.ignored_resolver = c.ignored_resolver;
   d.ignored_no_rule = c.ignored_no_rule;
   d.refused_full = c.full;
+  d.ignored_stream = c.ignored_stream;
+  d.resolver_source_refused = c.resolver_source;
   d.bindings_live = b.live;
   d.bindings_expired = b.expired;
   d.bindings_swept = b.swept;

@@ -146,6 +146,10 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
       CounterFamily(registry, "egress_dns_bindings_swept_total",
                     "Learned addresses deleted by egressd long after they "
                     "expired.");
+  auto& dns_resolver_source = CounterFamily(
+      registry, "egress_dns_resolver_source_refused_total",
+      "Packets the target sent from port 53 of an address it may query as "
+      "its resolver, refused: they would answer its own queries.");
   for (const auto& t : s.targets) {
     if (!t.names) continue;
     const std::string name = ValidUtf8(t.name);
@@ -156,6 +160,7 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
         {"no_query", t.dns.ignored_no_query},
         {"resolver_not_allowed", t.dns.ignored_resolver},
         {"no_rule", t.dns.ignored_no_rule},
+        {"not_message_start", t.dns.ignored_stream},
         {"no_address", t.dns.answers_empty}};
     for (const auto& [reason, n] : ignored) {
       Count(dns_ignored, {{"target", name}, {"reason", reason}}, n);
@@ -163,6 +168,8 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
     Count(dns_learned, {{"target", name}}, t.dns.bindings_learned);
     Count(dns_refused, {{"target", name}}, t.dns.refused_full);
     Count(dns_swept, {{"target", name}}, t.dns.bindings_swept);
+    Count(dns_resolver_source, {{"target", name}},
+          t.dns.resolver_source_refused);
   }
 }
 

@@ -54,6 +54,7 @@ constexpr Word kReasons[] = {
     {EGRESS_REASON_NOT_ENFORCED, "NOT_ENFORCED"},
     {EGRESS_REASON_UNCLASSIFIED, "UNCLASSIFIED"},
     {EGRESS_REASON_NONLOCAL_SOURCE, "NONLOCAL_SOURCE_BLOCKED"},
+    {EGRESS_REASON_RESOLVER_SOURCE, "RESOLVER_SOURCE_BLOCKED"},
 };
 constexpr Word kSockTypes[] = {
     {1, "stream"},
@@ -151,6 +152,7 @@ std::string AllowHint(const egress_event& e, const std::string& target,
   switch (e.reason) {
     case EGRESS_REASON_SOURCE_ROUTE:
     case EGRESS_REASON_NONLOCAL_SOURCE:
+    case EGRESS_REASON_RESOLVER_SOURCE:
       return "";  // no rule allows a source route or a borrowed address
     case EGRESS_REASON_MATCH_DENY:
       // Only removing the deny rule can let this through.

@@ -17,6 +17,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/libbpf_ptr.h"
+#include "userspace/kernel/netns_cookies.h"
 #include "userspace/kernel/unix_hooks.h"
 
 namespace egress {
@@ -262,6 +263,7 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
   if (!skel) return ErrnoStatus(errno, "open BPF object", "egress_bpf");
   skel->rodata->egress_target_id = target_id;
   skel->rodata->egress_watch_level = watch_level;
+  skel->rodata->egress_netns_cookies = KernelHasSkbNetnsCookie() ? 1 : 0;
   EGRESS_RETURN_IF_ERROR(PrepareUnixPrograms(skel->obj, KernelHasUnixHooks()));
   if (int err = egress_bpf__load(skel.get()); err != 0) {
     return ErrnoStatus(-err, "load BPF programs for target",

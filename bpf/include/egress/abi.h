@@ -54,7 +54,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 10
+#define EGRESS_ABI_VERSION 11
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -217,6 +217,12 @@ enum {
 	 * pose, over loopback, as any peer of another (UDP replies, DNS
 	 * answers). */
 	EGRESS_REASON_NONLOCAL_SOURCE = 11,
+	/* A packet of a target with name rules sent from port 53 of an
+	 * address the target may query as its resolver, dropped: it would
+	 * answer the target's own queries (an address of a running loopback
+	 * resolver taken as source, or a resolver the target runs itself), and
+	 * an answer it made up would name any address. */
+	EGRESS_REASON_RESOLVER_SOURCE = 12,
 };
 
 enum {

@@ -11,7 +11,8 @@
  * shape, so EGRESS_ABI_VERSION stayed. Name rules' entries in exact_rules
  * (family EGRESS_FAMILY_NAME, keyed by pattern id) changed what the pinned
  * maps hold: version 8 programs would not look for them there, so they
- * came with ABI 9 (abi.h).
+ * came with ABI 9 (abi.h). A binding is keyed by the network namespace of
+ * the socket its answer reached since ABI 11 (egress_dns_binding_key).
  */
 #ifndef EGRESS_DNS_ABI_H_
 #define EGRESS_DNS_ABI_H_
@@ -206,14 +207,42 @@ struct egress_dns_name_value {
 EGRESS_ABI_SIZE(egress_dns_name_value, 16);
 
 /* dns_bindings: hash. An address a target learned from an answer, with
- * the name rule patterns it was learned for and until when. */
+ * the name rule patterns it was learned for and until when. netns_cookie:
+ * the network namespace of the socket the answer reached, and the only one
+ * whose connects the binding allows. A process of the target can make a
+ * namespace of its own (`unshare -Urn`), give its loopback the resolver's
+ * address and answer its own query there with any address: that binding
+ * must open nothing in the namespace the target's traffic leaves by. 0 on
+ * kernels whose cgroup_skb programs cannot read a socket's namespace
+ * (egress_netns_cookies, lib/config.h; docs/bypasses.md). */
 struct egress_dns_binding_key {
+	__u64 netns_cookie;
 	__u32 target_id;
 	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 */
 	__u8 pad[3];
 	__u8 addr[16]; /* IPv4 in the first 4 bytes */
 };
-EGRESS_ABI_SIZE(egress_dns_binding_key, 24);
+EGRESS_ABI_SIZE(egress_dns_binding_key, 32);
+
+/* dns_streams: socket storage of a target's TCP connection to port 53,
+ * made at the SYN-ACK of the resolver: where in the resolver's byte stream
+ * the next DNS message starts. A TCP segment is read as an answer only when
+ * it starts exactly there (or, when a message's two-octet length came alone
+ * at the end of the segment before, exactly where that message starts);
+ * the lengths of the messages that start in a segment move `next` on. Any
+ * other segment (a continuation, data out of order, a length split between
+ * two segments) is never parsed: bytes inside a message (the text of a TXT
+ * record) are never read as one. */
+struct egress_dns_stream {
+	__u32 isn;  /* the resolver's initial sequence number */
+	__u32 next; /* stream offset of the next message's length */
+	__u32
+	    body; /* offset of a message whose length ended a segment; 0 none */
+	__u16 body_len; /* ... and that length */
+	__u8 synced;	/* 0: no SYN-ACK seen, or the boundaries were lost */
+	__u8 pad;
+};
+EGRESS_ABI_SIZE(egress_dns_stream, 16);
 
 struct egress_dns_binding_slot {
 	__u64 pattern;	  /* 0 = free */
@@ -243,7 +272,14 @@ struct egress_dns_counters {
 	__u64 ignored_no_rule;	 /* no name rule covers the question */
 	__u64 full;		 /* bindings refused: map or slots full */
 	__u64 by_reason[EGRESS_DNS_REASON_COUNT];
-	__u64 reserved[4];
+	/* TCP segments from port 53 that do not start a message (a message's
+	 * continuation, out of order, or a stream whose boundaries are not
+	 * known): never parsed, and not counted in answers. */
+	__u64 ignored_stream;
+	/* Packets the target sent from port 53 of an address it may query as
+	 * its resolver: refused (EGRESS_REASON_RESOLVER_SOURCE). */
+	__u64 resolver_source;
+	__u64 reserved[2];
 };
 EGRESS_ABI_SIZE(egress_dns_counters, 256);
 
