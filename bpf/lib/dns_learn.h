@@ -620,15 +620,21 @@ dns__on_answer(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	bpf_loop(s->out.naddrs, dns__bind_step, &lc, 0);
 }
 
+/* Every network namespace's loopback device has this index. */
+#define DNS__LOOPBACK_IFINDEX 1
+
 /*
  * skb_egress, for a target that learns names (dns__learns): whether the
- * packet leaves from port 53 of an address the target may query as its
- * resolver (a rule allows that address and port, on that protocol). Such a
- * packet would answer the target's own queries: a socket of the target that
- * takes a running loopback resolver's address as its source (IP_PKTINFO,
- * or a bind while the resolver is down), or a resolver the target runs
- * itself, could name any address. `d` is set to that resolver. The answer
- * path cannot tell who sent a datagram; the sender's own hook can.
+ * packet is delivered on this host (it leaves by a loopback device: to any
+ * address of the host, or of a namespace's own) from port 53 of an address
+ * the target may query as its resolver (a rule allows that address and
+ * port, on that protocol). Such a packet could answer the target's own
+ * queries: a socket of the target that takes a running loopback resolver's
+ * address as its source (IP_PKTINFO, or a bind while the resolver is down),
+ * or a resolver the target runs itself, could name any address. `d` is set
+ * to that resolver. The answer path cannot tell who sent a datagram; the
+ * sender's own hook can. Packets to other hosts are not looked at: a
+ * resolver in the target still answers its clients elsewhere.
  */
 static __always_inline int
 dns__resolver_source(struct __sk_buff *skb,
@@ -637,6 +643,8 @@ dns__resolver_source(struct __sk_buff *skb,
 {
 	struct egress_decision dec;
 
+	if (skb->ifindex != DNS__LOOPBACK_IFINDEX)
+		return 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 

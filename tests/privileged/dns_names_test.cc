@@ -517,6 +517,53 @@ TEST_F(DnsNamesTest, AnswerSentAsTheResolverFromInsideTheTargetIsRefused) {
   EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
 }
 
+// The refusal is about answers delivered on this host: a socket of the
+// target bound to port 53 of an address its rules let it query still sends
+// to another host (a test host in a namespace, over a veth), while the same
+// socket is refused towards a socket on this host.
+TEST_F(DnsNamesTest, ResolverAddressOfTheTargetStillAnswersOtherHosts) {
+  AddTargetWithNames();
+  auto ns = TestNetns::Create("dnssrc");
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  const std::string self = (*ns)->host_addr4();
+  const std::string peer = (*ns)->ns_addr4();
+  CtlOk({"allow", "dns", self});  // the host's own veth address
+  CtlOk({"allow", "udp", peer});
+  CtlOk({"allow", "udp", "127.0.0.1"});
+  auto out = RunInCgroupMulti(cg_->path(), [self, peer] {
+    std::vector<int> res(2, -1);
+    const int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(53);
+    inet_pton(AF_INET, self.c_str(), &a.sin_addr);
+    if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return res;
+    const char msg[] = "answer";
+    sockaddr_in away{};
+    away.sin_family = AF_INET;
+    away.sin_port = htons(9);
+    inet_pton(AF_INET, peer.c_str(), &away.sin_addr);
+    res[0] = sendto(s, msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&away),
+                    sizeof(away)) < 0
+                 ? errno
+                 : 0;
+    sockaddr_in here{};
+    here.sin_family = AF_INET;
+    here.sin_port = htons(9);
+    here.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    res[1] = sendto(s, msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&here),
+                    sizeof(here)) < 0
+                 ? errno
+                 : 0;
+    close(s);
+    return res;
+  });
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0], 0) << "to another host";
+  EXPECT_EQ((*out)[1], EPERM) << "to a socket on this host";
+  EXPECT_TRUE((*ns)->Remove().ok());
+}
+
 // An answer a process of the target gets in a network namespace of its
 // own, where its loopback holds the resolver's address and anything can
 // answer from there, binds the name in that namespace only: the address it
