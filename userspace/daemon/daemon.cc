@@ -89,7 +89,9 @@ absl::Status OpenKernel(Daemon::Parts& p) {
     p.cgroup_root = p.options.cgroup_root;
   }
   const LockHolder me{getpid(), p.options.socket_path};
-  EGRESS_RETURN_IF_ERROR(MakeDirs(p.options.state_dir, 0700));
+  // Root's alone whatever was there before (a hostPath made 0755, a
+  // directory of another owner): the databases hold every rule.
+  EGRESS_RETURN_IF_ERROR(MakePrivateDir(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(
       p.state_lock, LockDirectory(p.options.state_dir, "state directory", me));
   EGRESS_ASSIGN_OR_RETURN(
