@@ -94,6 +94,10 @@ absl::Status OpenKernel(Daemon::Parts& p) {
   EGRESS_RETURN_IF_ERROR(MakePrivateDir(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(
       p.state_lock, LockDirectory(p.options.state_dir, "state directory", me));
+  // The pin root made root's alone first, saying what it changed (a bpffs
+  // mounted without mode= lets any user make directories in it).
+  EGRESS_RETURN_IF_ERROR(
+      EnsureBpffsDir(p.options.bpffs_dir, p.options.bpffs_mount, Log));
   EGRESS_ASSIGN_OR_RETURN(
       p.kernel,
       BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount, p.cgroup_root,
