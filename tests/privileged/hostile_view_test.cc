@@ -22,35 +22,6 @@
 namespace egress::testing {
 namespace {
 
-// A process in `cgroup` chrooted into `root`, sleeping; the caller kills
-// and reaps it. -1 when it could not be started.
-pid_t StartChrooted(const std::string& cgroup, const std::string& root) {
-  int ready[2];
-  if (pipe(ready) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(ready[0]);
-    FILE* f = fopen((cgroup + "/cgroup.procs").c_str(), "w");
-    if (f == nullptr) _exit(1);
-    fprintf(f, "%d", getpid());
-    fclose(f);
-    if (chroot(root.c_str()) != 0 || chdir("/") != 0) _exit(1);
-    if (write(ready[1], "x", 1) != 1) _exit(1);
-    sleep(60);
-    _exit(0);
-  }
-  close(ready[1]);
-  char c;
-  const bool in = pid > 0 && read(ready[0], &c, 1) == 1;
-  close(ready[0]);
-  if (!in && pid > 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return -1;
-  }
-  return pid;
-}
-
 class HostileViewTest : public EgressdTest {};
 
 TEST_F(HostileViewTest, StatusAnswersWhileATargetsNsswitchIsAFifo) {
@@ -69,7 +40,7 @@ TEST_F(HostileViewTest, StatusAnswersWhileATargetsNsswitchIsAFifo) {
   AddTarget("web");
   // A name rule: status looks at how the target's processes resolve.
   CtlOk({"allow", "443/tcp", "api.example.test"});
-  const pid_t p = StartChrooted(cg_->path(), root);
+  const pid_t p = StartChrootedSleeper(cg_->path(), root, {});
   ASSERT_GT(p, 0);
   absl::Cleanup reap = [p] {
     kill(p, SIGKILL);
