@@ -220,47 +220,6 @@ TEST_F(DnsRecordsTest, ListStatusAndExportShowNameRules) {
       << rules;
 }
 
-// A process of the target whose root is a directory of the test's own: its
-// etc/nsswitch.conf, etc/resolv.conf and sockets are what egressd reads
-// through /proc/PID/root. Killed and reaped by the caller.
-pid_t StartChrootedSleeper(const std::string& cgroup, const std::string& root,
-                           const std::vector<std::string>& sockets) {
-  int ready[2];
-  if (pipe(ready) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(ready[0]);
-    std::vector<int> held;
-    for (const std::string& s : sockets) {
-      const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-      sockaddr_un a{};
-      a.sun_family = AF_UNIX;
-      std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", s.c_str());
-      if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-        _exit(1);
-      held.push_back(fd);
-    }
-    FILE* f = fopen((cgroup + "/cgroup.procs").c_str(), "w");
-    if (f == nullptr) _exit(1);
-    fprintf(f, "%d", getpid());
-    fclose(f);
-    if (chroot(root.c_str()) != 0 || chdir("/") != 0) _exit(1);
-    if (write(ready[1], "x", 1) != 1) _exit(1);
-    sleep(30);
-    _exit(0);
-  }
-  close(ready[1]);
-  char c;
-  const bool in = pid > 0 && read(ready[0], &c, 1) == 1;
-  close(ready[0]);
-  if (!in && pid > 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return -1;
-  }
-  return pid;
-}
-
 // A view that learns (dns first, a resolver the rules allow, no daemon
 // sockets) is not reported; nss-resolve with resolved's socket, nscd's
 // socket and a resolver no rule allows are, by `status` and `verify`.

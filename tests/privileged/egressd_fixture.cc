@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -33,6 +36,44 @@ int AttachedPrograms(const std::string& cgroup_path, int attach_type) {
     return -1;
   }
   return static_cast<int>(count);
+}
+
+pid_t StartChrootedSleeper(const std::string& cgroup, const std::string& root,
+                           const std::vector<std::string>& sockets) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(ready[0]);
+    std::vector<int> held;
+    for (const std::string& s : sockets) {
+      const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un a{};
+      a.sun_family = AF_UNIX;
+      std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", s.c_str());
+      if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+        _exit(1);
+      held.push_back(fd);
+    }
+    FILE* f = fopen((cgroup + "/cgroup.procs").c_str(), "w");
+    if (f == nullptr) _exit(1);
+    fprintf(f, "%d", getpid());
+    fclose(f);
+    if (chroot(root.c_str()) != 0 || chdir("/") != 0) _exit(1);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    sleep(60);
+    _exit(0);
+  }
+  close(ready[1]);
+  char c;
+  const bool in = pid > 0 && read(ready[0], &c, 1) == 1;
+  close(ready[0]);
+  if (!in && pid > 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return pid;
 }
 
 void EgressdTest::SetUp() {

@@ -27,6 +27,14 @@ namespace egress::testing {
 // bpf_attach_type); -1 when the query fails.
 int AttachedPrograms(const std::string& cgroup_path, int attach_type);
 
+// A process in `cgroup` whose root is the directory `root` (chroot), holding
+// unix sockets bound at `sockets` (paths outside the root), sleeping 60 s:
+// its etc/nsswitch.conf, etc/resolv.conf and sockets are what egressd reads
+// through /proc/PID/root. The caller kills and reaps it; -1 when it could
+// not be started.
+pid_t StartChrootedSleeper(const std::string& cgroup, const std::string& root,
+                           const std::vector<std::string>& sockets);
+
 class EgressdTest : public ::testing::Test {
  protected:
   void SetUp() override;

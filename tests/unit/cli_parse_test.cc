@@ -232,6 +232,20 @@ TEST_F(CliParseTest, RunCollectsAllowsAndCommand) {
                 absl::StatusCode::kInvalidArgument, "smpt");
 }
 
+// --user and --group are kept as given: looked up only when the command
+// starts (from /etc/passwd and /etc/group), never while parsing.
+TEST_F(CliParseTest, RunTakesTheUserAndGroupAsGiven) {
+  ASSERT_OK_AND_ASSIGN(
+      ParsedCommand c,
+      Parse({"run", "--user", "nobody", "--group", "65534", "--", "id", "-u"}));
+  EXPECT_EQ(c.run_user, "nobody");
+  EXPECT_EQ(c.run_group, "65534");
+  EXPECT_EQ(c.run_argv, (std::vector<std::string>{"id", "-u"}));
+  ASSERT_OK_AND_ASSIGN(ParsedCommand plain, Parse({"run", "--", "true"}));
+  EXPECT_EQ(plain.run_user, "");
+  EXPECT_EQ(plain.run_group, "");
+}
+
 TEST_F(CliParseTest, RunTakesWhatTheCommandMayDo) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand plain, Parse({"run", "--", "true"}));
   EXPECT_FALSE(plain.run_restrictions.FamilyAllowed(AF_PACKET));

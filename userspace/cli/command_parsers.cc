@@ -399,6 +399,10 @@ absl::Status ParseRun(const CommandInput& in, ParsedCommand* out) {
   out->local = LocalAction::kRun;
   out->request = control::TargetAddRequest{std::move(spec)};
   out->run_argv = in.after_dashdash;
+  // Names are looked up when the command starts (/etc/passwd, /etc/group),
+  // never here: parsing resolves nothing.
+  out->run_user = in.options.Get("--user");
+  out->run_group = in.options.Get("--group");
   return absl::OkStatus();
 }
 

@@ -48,6 +48,8 @@ struct ParsedCommand {
   std::string export_dir;  // export --dir
   std::vector<std::string> run_argv;  // run: the command after "--"
   RunRestrictions run_restrictions;   // run: what the command may not do
+  std::string run_user;   // run: --user NAME|UID, resolved when it runs
+  std::string run_group;  // run: --group NAME|GID
 };
 
 // Option values of one command line, by canonical name ("--target").

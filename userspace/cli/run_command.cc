@@ -2,9 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/cli/daemon_call.h"
+#include "userspace/cli/run_identity.h"
 #include "userspace/cli/run_seccomp.h"
 #include "userspace/cli/run_supervisor.h"
 #include "userspace/common/errno_status.h"
@@ -127,6 +132,64 @@ void Finish(const std::string& socket, const std::string& name,
   }
 }
 
+// The text of a file of the system's user database, at most 16 MiB ("" when
+// it cannot be read: then only numeric ids resolve).
+std::string UserDatabase(const char* path) {
+  std::ifstream in(path);
+  std::string out(16 << 20, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
+std::string EnvOr(const char* name) {
+  const char* v = getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// Becomes `id` for good: no capability in any set (bounding and ambient
+// too), no way back through a setuid program. In the child, while still
+// root (dropping the bounding set needs CAP_SETPCAP).
+absl::Status DropTo(const RunIdentity& id) {
+  for (int cap = 0; cap <= 63; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;  // past the kernel's last capability
+      return ErrnoStatus(errno, "prctl(PR_CAPBSET_DROP)");
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 &&
+      errno != EINVAL) {
+    return ErrnoStatus(errno, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+  }
+  std::vector<gid_t> groups(id.groups.begin(), id.groups.end());
+  if (setgroups(groups.size(), groups.data()) != 0) {
+    return ErrnoStatus(errno, "setgroups");
+  }
+  if (setresgid(id.gid, id.gid, id.gid) != 0) {
+    return ErrnoStatus(errno, "setresgid", absl::StrCat(id.gid));
+  }
+  if (setresuid(id.uid, id.uid, id.uid) != 0) {
+    return ErrnoStatus(errno, "setresuid", absl::StrCat(id.uid));
+  }
+  // setresuid from root clears the permitted and effective sets, not the
+  // inheritable one (a file's inheritable capabilities would come back at
+  // exec): every set is emptied here, also for uid 0.
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) {
+    return ErrnoStatus(errno, "capset");
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return ErrnoStatus(errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+  }
+  uid_t r, e, s;
+  if (getresuid(&r, &e, &s) != 0 || r != id.uid || e != id.uid || s != id.uid) {
+    return absl::InternalError(
+        absl::StrCat("still not uid ", id.uid, " after setresuid"));
+  }
+  return absl::OkStatus();
+}
+
 // The forked child: joins the enforced cgroup before exec, so every socket
 // the command opens is created inside it; then loads the run's filter and
 // hands its listener to the parent over `sock`. Any failure ends the child
@@ -134,8 +197,11 @@ void Finish(const std::string& socket, const std::string& name,
 // (egressctl has no other thread, so the child may allocate: seccomp_load
 // builds the filter's program.)
 [[noreturn]] void ChildMain(const std::string& abs, RunFilter* filter, int sock,
+                            const std::optional<RunIdentity>& identity,
                             std::vector<std::string>& run_argv) {
   absl::Status st = MoveToCgroup(abs, getpid());
+  // After the move (which needs root), before anything of the command.
+  if (st.ok() && identity) st = DropTo(*identity);
   if (st.ok() && filter != nullptr) {
     absl::StatusOr<UniqueFd> listener = filter->LoadInChild();
     st = listener.ok() ? SendFd(sock, listener->get()) : listener.status();
@@ -161,6 +227,7 @@ struct Started {
 };
 
 absl::StatusOr<Started> StartCommand(const std::string& abs,
+                                     const std::optional<RunIdentity>& identity,
                                      ParsedCommand& command) {
   std::optional<RunFilter> filter;
   if (command.run_restrictions.RefusesAnything()) {
@@ -176,7 +243,8 @@ absl::StatusOr<Started> StartCommand(const std::string& abs,
   started.pid = fork();
   if (started.pid < 0) return ErrnoStatus(errno, "fork");
   if (started.pid == 0) {
-    ChildMain(abs, filter ? &*filter : nullptr, theirs.get(), command.run_argv);
+    ChildMain(abs, filter ? &*filter : nullptr, theirs.get(), identity,
+              command.run_argv);
   }
   g_child = started.pid;
   theirs.reset();
@@ -191,6 +259,25 @@ absl::StatusOr<Started> StartCommand(const std::string& abs,
 }  // namespace
 
 absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
+  // Who the command runs as, known before anything is made.
+  RunIdentityInputs who;
+  who.user = command.run_user;
+  who.group = command.run_group;
+  who.sudo_uid = EnvOr("SUDO_UID");
+  who.sudo_gid = EnvOr("SUDO_GID");
+  who.euid = geteuid();
+  if (!who.user.empty() || !who.sudo_uid.empty()) {
+    who.passwd = UserDatabase("/etc/passwd");
+    who.group_file = UserDatabase("/etc/group");
+  }
+  EGRESS_ASSIGN_OR_RETURN(std::optional<RunIdentity> identity,
+                          RunIdentityOf(who));
+  if (!identity && who.euid == 0) {
+    fprintf(stderr,
+            "egressctl run: warning: the command runs as root, which can "
+            "move itself out of its cgroup and its policy; --user USER "
+            "keeps it in\n");
+  }
   EGRESS_ASSIGN_OR_RETURN(std::string root, Cgroup2Root());
   control::TargetSpec& spec =
       std::get<control::TargetAddRequest>(*command.request).spec;
@@ -212,7 +299,7 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
     return st;
   }
 
-  absl::StatusOr<Started> started = StartCommand(abs, command);
+  absl::StatusOr<Started> started = StartCommand(abs, identity, command);
   if (!started.ok()) {
     RemoveTarget(command.socket_path, name).IgnoreError();
     RemoveCgroup(abs);

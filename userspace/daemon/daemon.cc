@@ -90,9 +90,15 @@ absl::Status OpenKernel(Daemon::Parts& p) {
     p.cgroup_root = p.options.cgroup_root;
   }
   const LockHolder me{getpid(), p.options.socket_path};
-  EGRESS_RETURN_IF_ERROR(MakeDirs(p.options.state_dir, 0700));
+  // Root's alone whatever was there before (a hostPath made 0755, a
+  // directory of another owner): the databases hold every rule.
+  EGRESS_RETURN_IF_ERROR(MakePrivateDir(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(
       p.state_lock, LockDirectory(p.options.state_dir, "state directory", me));
+  // The pin root made root's alone first, saying what it changed (a bpffs
+  // mounted without mode= lets any user make directories in it).
+  EGRESS_RETURN_IF_ERROR(
+      EnsureBpffsDir(p.options.bpffs_dir, p.options.bpffs_mount, Log));
   EGRESS_ASSIGN_OR_RETURN(
       p.kernel,
       BpfKernel::Open(p.options.bpffs_dir, p.options.bpffs_mount, p.cgroup_root,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -193,6 +194,10 @@ int main(int argc, char** argv) {
   // A closed stdout pipe must cost records (counted by the sink), not the
   // daemon.
   signal(SIGPIPE, SIG_IGN);
+  // Everything egressd creates is root's alone: the state databases (every
+  // rule and comment) and their -wal/-shm, pins, lock files, the event log.
+  // The control socket sets its own mode (0600).
+  umask(077);
   egress::DaemonOptions opts;
   opts.socket_path = FLAGS_socket;
   opts.bpffs_dir = FLAGS_bpffs;

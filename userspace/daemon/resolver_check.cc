@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -15,24 +14,30 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "userspace/common/root_file.h"
 #include "userspace/daemon/cgroup_pids.h"
 #include "userspace/events/event_json.h"
 
 namespace egress {
 namespace {
 
-// The first 64 KiB of a file ("" when it cannot be read).
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::string out(64 * 1024, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<size_t>(in.gcount()));
-  return out;
+// A configuration file of the view under `root_fd`: its text, "" when it
+// is not there, nullopt (and why in `unreadable`) when it is there but is
+// not a regular file of at most kMaxConfigBytes, or cannot be read.
+std::optional<std::string> ConfigText(int root_fd, const std::string& rel,
+                                      std::vector<std::string>& unreadable) {
+  absl::StatusOr<std::string> text =
+      ReadFileInRoot(root_fd, rel, kMaxConfigBytes);
+  if (text.ok()) return *std::move(text);
+  if (absl::IsNotFound(text.status())) return "";
+  unreadable.push_back(std::string(text.status().message()));
+  return std::nullopt;
 }
 
-bool IsSocket(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+// A unix socket at `rel` of the view (symlinks followed inside it).
+bool IsSocket(int root_fd, const std::string& rel) {
+  absl::StatusOr<struct stat> st = StatInRoot(root_fd, rel);
+  return st.ok() && S_ISSOCK(st->st_mode);
 }
 
 // Lines without comments ('#' to the end), trimmed, empty ones left out.
@@ -118,21 +123,48 @@ std::optional<bool> NscdCachesHosts(const std::string& nscd_conf) {
   return out;
 }
 
-ResolverView ReadResolverView(const std::string& root) {
+ResolverView ReadResolverViewAt(int root_fd) {
   ResolverView v;
-  v.hosts_sources = NsswitchHostsSources(Slurp(root + "/etc/nsswitch.conf"));
-  v.nscd_socket = IsSocket(root + "/var/run/nscd/socket") ||
-                  IsSocket(root + "/run/nscd/socket");
-  v.nscd_hosts_cache = NscdCachesHosts(Slurp(root + "/etc/nscd.conf"));
+  std::vector<std::string>& why = v.unreadable;
+  if (auto t = ConfigText(root_fd, "/etc/nsswitch.conf", why)) {
+    v.hosts_sources = NsswitchHostsSources(*t);
+  }
+  v.nscd_socket = IsSocket(root_fd, "/var/run/nscd/socket") ||
+                  IsSocket(root_fd, "/run/nscd/socket");
+  if (auto t = ConfigText(root_fd, "/etc/nscd.conf", why)) {
+    v.nscd_hosts_cache = NscdCachesHosts(*t);
+  }
   v.resolved_socket =
-      IsSocket(root + "/run/systemd/resolve/io.systemd.Resolve");
-  v.nameservers = ResolvConfNameservers(Slurp(root + "/etc/resolv.conf"));
+      IsSocket(root_fd, "/run/systemd/resolve/io.systemd.Resolve");
+  if (auto t = ConfigText(root_fd, "/etc/resolv.conf", why)) {
+    v.nameservers = ResolvConfNameservers(*t);
+  }
   return v;
+}
+
+ResolverView ReadResolverView(const std::string& root) {
+  absl::StatusOr<UniqueFd> fd = OpenRootDir(root);
+  if (!fd.ok()) {
+    ResolverView v;
+    v.unreadable.push_back(std::string(fd.status().message()));
+    return v;
+  }
+  return ReadResolverViewAt(fd->get());
 }
 
 std::vector<std::string> ResolverWarnings(
     const ResolverView& v, absl::Span<const policy::Rule> rules) {
   std::vector<std::string> out;
+  // What could not be read could say anything: nothing else is concluded.
+  if (!v.unreadable.empty()) {
+    for (const std::string& why : v.unreadable) {
+      out.push_back(
+          absl::StrCat("hides how it resolves: ", why,
+                       " (egressd reads only regular files of at most ",
+                       kMaxConfigBytes, " bytes of a target's view)"));
+    }
+    return out;
+  }
   if (v.nscd_socket && v.nscd_hosts_cache.value_or(true)) {
     out.push_back(absl::StrCat(
         "sees nscd's socket (/var/run/nscd/socket) and nscd caches hosts: "
@@ -174,10 +206,14 @@ std::vector<std::string> TargetResolverWarnings(
   // Processes that share a mount namespace and a root see the same files:
   // each view is read once.
   std::set<std::array<uint64_t, 4>> views;
+  const absl::StatusOr<UniqueFd> proc = OpenRootDir("/proc");
   for (const std::string& pid : CgroupPids(abs_path, max_processes)) {
-    const std::string root = absl::StrCat("/proc/", pid, "/root");
+    // The target's root, held open: the process may exit or the pid be
+    // reused while its files are read, never the directory read under.
+    absl::StatusOr<UniqueFd> root =
+        OpenRootDir(absl::StrCat("/proc/", pid, "/root"));
     struct stat r, ns;
-    if (stat(root.c_str(), &r) != 0 ||
+    if (!root.ok() || fstat(root->get(), &r) != 0 ||
         stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &ns) != 0 ||
         !views.insert({r.st_dev, r.st_ino, ns.st_dev, ns.st_ino}).second) {
       continue;
@@ -185,11 +221,17 @@ std::vector<std::string> TargetResolverWarnings(
     // The same view (file contents) gives the same warning: said once,
     // for the first process that has it.
     for (const std::string& w :
-         ResolverWarnings(ReadResolverView(root), rules)) {
+         ResolverWarnings(ReadResolverViewAt(root->get()), rules)) {
       if (!seen.insert(w).second) continue;
-      const std::string comm = AsciiOnly(absl::StripAsciiWhitespace(
-          Slurp(absl::StrCat("/proc/", pid, "/comm"))));
-      out.push_back(absl::StrCat("process ", comm, "[", pid, "] ", w));
+      // comm is the kernel's (procfs), at most 16 bytes.
+      absl::StatusOr<std::string> comm =
+          proc.ok()
+              ? ReadFileInRoot(proc->get(), absl::StrCat(pid, "/comm"), 64)
+              : proc.status();
+      out.push_back(absl::StrCat(
+          "process ",
+          AsciiOnly(absl::StripAsciiWhitespace(comm.ok() ? *comm : "")), "[",
+          pid, "] ", w));
     }
   }
   return out;

@@ -18,6 +18,10 @@
 
 namespace egress {
 
+// The most of one configuration file of a target's view that is read; a
+// larger one is not read at all.
+inline constexpr size_t kMaxConfigBytes = 64 * 1024;
+
 // What a process sees of name resolution under one root directory.
 struct ResolverView {
   // The sources of the "hosts:" line of etc/nsswitch.conf, in order
@@ -30,6 +34,9 @@ struct ResolverView {
   std::optional<bool> nscd_hosts_cache;
   bool resolved_socket = false;  // run/systemd/resolve/io.systemd.Resolve
   std::vector<std::string> nameservers;  // etc/resolv.conf
+  // Why a file of the three is there but was not read (not a regular file,
+  // too large, a magic link on the way, ...): then nothing can be told.
+  std::vector<std::string> unreadable;
 };
 
 // The hosts sources of one nsswitch.conf text; nullopt without a hosts line.
@@ -40,13 +47,21 @@ std::vector<std::string> ResolvConfNameservers(const std::string& resolv_conf);
 // nscd.conf's "enable-cache hosts yes|no"; nullopt when not said.
 std::optional<bool> NscdCachesHosts(const std::string& nscd_conf);
 
-// Reads the view under `root` ("/proc/42/root", or a fixture directory).
+// Reads the view under `root` ("/proc/42/root", or a fixture directory),
+// which its owner controls: names resolve inside it (an absolute symlink is
+// the view's, never egressd's), magic links are not followed, and only
+// regular files of at most kMaxConfigBytes are opened for reading (a FIFO
+// or a device never is, so nothing here blocks); anything else goes to
+// `unreadable`.
 ResolverView ReadResolverView(const std::string& root);
+// The same under a directory already open (OpenRootDir).
+ResolverView ReadResolverViewAt(int root_fd);
 
 // Why names cannot be learned for a process with view `v` (empty when
-// nothing says so), and a resolver of resolv.conf no rule of `rules` allows
-// on 53/udp (its answers are ignored). Each starts with a verb, for a
-// subject naming the process: "sees nscd's socket ...".
+// nothing says so; when a file could not be read, only why), and a resolver of
+// resolv.conf no rule of `rules` allows on 53/udp (its answers are ignored).
+// Each starts with a verb, for a subject naming the process: "sees nscd's
+// socket ...".
 std::vector<std::string> ResolverWarnings(const ResolverView& v,
                                           absl::Span<const policy::Rule> rules);
 
