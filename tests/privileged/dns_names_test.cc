@@ -75,6 +75,49 @@ std::string HostsWithManyNames() {
   return hosts;
 }
 
+// A UDP socket on 127.0.0.1 that asked `server`:53 for api.example.test
+// (id 0x7777), its answer still to come: the victim of forged answers. Its
+// address in *at; -1 when a step failed.
+int VictimWithPendingQuery(const std::string& server, sockaddr_in* at) {
+  const int victim = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (victim < 0 ||
+      bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+    if (victim >= 0) close(victim);
+    return -1;
+  }
+  local.sin_port = htons(LocalPort(victim).value_or(0));
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(53);
+  inet_pton(AF_INET, server.c_str(), &dst.sin_addr);
+  const std::vector<uint8_t> q =
+      DnsQueryMessage("api.example.test", kDnsTypeA, 0x7777);
+  if (sendto(victim, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&dst),
+             sizeof(dst)) < 0) {
+    close(victim);
+    return -1;
+  }
+  *at = local;
+  return victim;
+}
+
+// A UDP socket bound to addr:53; -1 on failure.
+int UdpBound53(const std::string& addr) {
+  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(53);
+  inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
+  if (s >= 0 && bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    return s;
+  }
+  if (s >= 0) close(s);
+  return -1;
+}
+
 class DnsNamesTest : public EgressdTest {
  protected:
   void SetUp() override {
@@ -238,38 +281,17 @@ TEST_F(DnsNamesTest, ForgedAnswersOpenNothing) {
   } forgeries[] = {{"127.203.0.54", 0x7777, "127.204.0.1", -1},
                    {"127.203.0.53", 0x7778, "127.204.0.2", -1}};
   for (Forgery& f : forgeries) {
-    f.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(f.fd, 0) << strerror(errno);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    from.sin_port = htons(53);
-    inet_pton(AF_INET, f.from, &from.sin_addr);
-    ASSERT_EQ(bind(f.fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0)
-        << f.from << ": " << strerror(errno);
+    f.fd = UdpBound53(f.from);
+    ASSERT_GE(f.fd, 0) << f.from << ": " << strerror(errno);
   }
   const std::vector<int> r = [&] {
     auto out = RunInCgroupMulti(cg_->path(), [silent, &forgeries] {
       std::vector<int> res(4, -1);
-      const int victim = socket(AF_INET, SOCK_DGRAM, 0);
-      sockaddr_in local{};
-      local.sin_family = AF_INET;
-      local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)))
-        return res;
-      const uint16_t victim_port = LocalPort(victim).value_or(0);
-      sockaddr_in server{};
-      server.sin_family = AF_INET;
-      server.sin_port = htons(53);
-      inet_pton(AF_INET, silent.c_str(), &server.sin_addr);
-      const std::vector<uint8_t> q =
-          DnsQueryMessage("api.example.test", kDnsTypeA, 0x7777);
-      if (sendto(victim, q.data(), q.size(), 0,
-                 reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0)
-        return res;
+      sockaddr_in to{};
+      const int victim = VictimWithPendingQuery(silent, &to);
+      if (victim < 0) return res;
       int delivered = 0;
       for (const Forgery& f : forgeries) {
-        sockaddr_in to = local;
-        to.sin_port = htons(victim_port);
         const std::vector<uint8_t> a =
             DnsAnswerMessage("api.example.test", f.addr, f.id);
         if (sendto(f.fd, a.data(), a.size(), 0,
@@ -419,39 +441,13 @@ TEST_F(DnsNamesTest, AnswerSentAsTheResolverFromInsideTheTargetIsRefused) {
   const std::string running = dns_->address();
   auto out = RunInCgroupMulti(cg_->path(), [silent, running] {
     std::vector<int> res(6, -1);
-    const int victim = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(victim, reinterpret_cast<sockaddr*>(&local), sizeof(local)))
-      return res;
-    sockaddr_in to = local;
-    to.sin_port = htons(LocalPort(victim).value_or(0));
-    sockaddr_in server{};
-    server.sin_family = AF_INET;
-    server.sin_port = htons(53);
-    inet_pton(AF_INET, silent.c_str(), &server.sin_addr);
-    const std::vector<uint8_t> q =
-        DnsQueryMessage("api.example.test", kDnsTypeA, 0x7777);
-    if (sendto(victim, q.data(), q.size(), 0,
-               reinterpret_cast<sockaddr*>(&server), sizeof(server)) < 0)
-      return res;
-    auto bound53 = [](const char* addr) {
-      const int s = socket(AF_INET, SOCK_DGRAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(53);
-      inet_pton(AF_INET, addr, &a.sin_addr);
-      if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-        close(s);
-        return -1;
-      }
-      return s;
-    };
+    sockaddr_in to{};
+    const int victim = VictimWithPendingQuery(silent, &to);
+    if (victim < 0) return res;
     // 1. Bound to the silent resolver's own address.
     const std::vector<uint8_t> a1 =
         DnsAnswerMessage("api.example.test", "127.204.0.4", 0x7777);
-    const int s1 = bound53(silent.c_str());
+    const int s1 = UdpBound53(silent);
     if (s1 < 0) return res;
     res[0] = sendto(s1, a1.data(), a1.size(), 0,
                     reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0
@@ -459,7 +455,7 @@ TEST_F(DnsNamesTest, AnswerSentAsTheResolverFromInsideTheTargetIsRefused) {
                  : 0;
     close(s1);
     // 2. Bound elsewhere, the running resolver's address per datagram.
-    const int s2 = bound53("127.0.0.9");
+    const int s2 = UdpBound53("127.0.0.9");
     if (s2 < 0) return res;
     const std::vector<uint8_t> a2 =
         DnsAnswerMessage("api.example.test", "127.204.0.5", 0x7777);
@@ -532,12 +528,8 @@ TEST_F(DnsNamesTest, ResolverAddressOfTheTargetStillAnswersOtherHosts) {
   CtlOk({"allow", "udp", "127.0.0.1"});
   auto out = RunInCgroupMulti(cg_->path(), [self, peer] {
     std::vector<int> res(2, -1);
-    const int s = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(53);
-    inet_pton(AF_INET, self.c_str(), &a.sin_addr);
-    if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return res;
+    const int s = UdpBound53(self);
+    if (s < 0) return res;
     const char msg[] = "answer";
     sockaddr_in away{};
     away.sin_family = AF_INET;
