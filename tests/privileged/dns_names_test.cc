@@ -459,23 +459,15 @@ TEST_F(DnsNamesTest, AnswerSentAsTheResolverFromInsideTheTargetIsRefused) {
     if (s2 < 0) return res;
     const std::vector<uint8_t> a2 =
         DnsAnswerMessage("api.example.test", "127.204.0.5", 0x7777);
-    iovec iov{const_cast<uint8_t*>(a2.data()), a2.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
-    msghdr msg{};
-    msg.msg_name = &to;
-    msg.msg_namelen = sizeof(to);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-    in_pktinfo pi{};
-    inet_pton(AF_INET, running.c_str(), &pi.ipi_spec_dst);
-    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-    res[1] = sendmsg(s2, &msg, 0) < 0 ? errno : 0;
+    in_addr running_addr{};
+    inet_pton(AF_INET, running.c_str(), &running_addr);
+    res[1] = UdpSendFromSource(
+                 s2, reinterpret_cast<const sockaddr*>(&to), sizeof(to),
+                 running_addr,
+                 absl::string_view(reinterpret_cast<const char*>(a2.data()),
+                                   a2.size()))
+                 ? 0
+                 : errno;
     // 3. The control: port 53 of an address no rule allows as a resolver.
     res[2] = sendto(s2, a2.data(), a2.size(), 0,
                     reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0
