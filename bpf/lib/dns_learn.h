@@ -489,6 +489,8 @@ static long dns__bind_step(__u32 i, void *ctx)
 	struct egress_dns_binding_key k = {};
 	struct egress_dns_binding *b;
 	struct egress_dns_addr *a;
+	struct egress_dest d = {};
+	__u32 w[4];
 	__u64 ttl_ns, expires;
 	__u32 n = ls->npatterns;
 	__u64 at = dns__index(i);
@@ -497,10 +499,17 @@ static long dns__bind_step(__u32 i, void *ctx)
 	if (at >= EGRESS_DNS_MAX_ANSWERS)
 		return 1;
 	a = &ls->parse.out.addrs[at];
+	/* Keyed as a connect decides it: an IPv4-mapped AAAA address as the
+	 * IPv4 address it is (lib/addr.h), or no connect would ever match. */
+	__builtin_memcpy(w, a->addr, 16);
+	if (ls->family == EGRESS_FAMILY_IPV6)
+		dest__set6(&d, w[0], w[1], w[2], w[3]);
+	else
+		dest__set4(&d, w[0]);
 	k.netns_cookie = lc->netns;
 	k.target_id = target__own_id();
-	k.family = ls->family;
-	__builtin_memcpy(k.addr, a->addr, 16);
+	k.family = d.family;
+	__builtin_memcpy(k.addr, d.addr32, 16);
 	ttl_ns = (__u64)a->ttl * 1000000000ULL;
 	if (ttl_ns < ls->floor_ns)
 		ttl_ns = ls->floor_ns;

@@ -737,6 +737,54 @@ TEST_F(DnsNamesTest, TcpSegmentsInsideAMessageAreNeverReadAsOne) {
   }
 }
 
+// An AAAA answer that holds an IPv4-mapped address (::ffff:a.b.c.d) allows
+// that IPv4 address, which is where a connect to it goes (connects decide
+// mapped destinations as IPv4), from an IPv4 socket and a dual-stack one.
+TEST_F(DnsNamesTest, MappedAaaaAnswerAllowsItsIpv4Address) {
+  AddTargetWithNames();
+  constexpr uint16_t kMappedPort = 40106;
+  const std::string resolver = "127.203.0.61";
+  CtlOk({"allow", "dns", resolver});
+  CtlOk({"allow", absl::StrCat(kMappedPort, "/tcp"), "mapped.example.test"});
+  const int fd = UdpBound53(resolver);  // outside the target
+  ASSERT_GE(fd, 0) << strerror(errno);
+  std::thread answer([fd] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return;
+    uint8_t buf[512];
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
+                               reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 12) return;
+    const uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
+    const std::vector<uint8_t> a =
+        DnsMessageBuilder()
+            .Id(id)
+            .Question("mapped.example.test", kDnsTypeAaaa)
+            .Answer(DnsAaaa("mapped.example.test", "::ffff:127.204.0.9", 600))
+            .Build();
+    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  });
+  auto out = RunInCgroupMulti(cg_->path(), [resolver] {
+    std::vector<int> res(4, -1);
+    res[0] = TcpConnect("127.204.0.9", kMappedPort);
+    const DnsQueryResult q =
+        DnsQuery(resolver, "mapped.example.test", kDnsTypeAaaa);
+    res[1] = q.error;
+    res[2] = TcpConnect("127.204.0.9", kMappedPort);
+    res[3] = TcpConnectDualStack("127.204.0.9", kMappedPort);
+    return res;
+  });
+  answer.join();
+  close(fd);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_DENIED((*out)[0]);
+  EXPECT_EQ((*out)[1], 0) << "the AAAA lookup";
+  EXPECT_ALLOWED((*out)[2]);
+  EXPECT_ALLOWED((*out)[3]);
+}
+
 // egressd is not in the path: SIGKILLed, lookups keep teaching the kernel,
 // old and new names work; a restarted egressd adopts it all.
 TEST_F(DnsNamesTest, KilledDaemonLearningGoesOn) {
