@@ -50,10 +50,7 @@ std::string What(const egress_event& e) {
   if (dest.find(':') != std::string::npos) dest = absl::StrCat("[", dest, "]");
   // Flow records are TCP whatever the proto field says (as in the JSON).
   const bool tcp_flow = flow && !IsExistingKind(e);
-  // A packet sent as the target's resolver: the address is its source.
-  const char* arrow =
-      !flow && e.reason == EGRESS_REASON_RESOLVER_SOURCE ? "sent as " : "-> ";
-  return absl::StrCat(arrow, dest, ":", ntohs(e.port), "/",
+  return absl::StrCat("-> ", dest, ":", ntohs(e.port), "/",
                       tcp_flow ? "tcp" : ProtoLabel(e.proto));
 }
 
