@@ -427,33 +427,17 @@ static __always_inline int skb__icmp_allowed(__u32 id,
 			      SOCK_DGRAM, 0);
 }
 
-static __always_inline int
-skb__drop_source_routed(__u32 id, struct egress_target_config *cfg,
-			struct egress_dest *d)
+/* A packet refused at egress for `reason`, with a record; in audit mode
+ * recorded and let through: a source-routed packet, or one sent from port 53
+ * of a resolver the target may query (dns__resolver_source). */
+static __always_inline int skb__drop(__u32 id, struct egress_target_config *cfg,
+				     struct egress_dest *d, __u8 reason)
 {
 	struct egress_decision dec = {
 	    .verdict = EGRESS_VERDICT_DENY,
-	    .reason = EGRESS_REASON_SOURCE_ROUTE,
+	    .reason = reason,
 	};
 
-	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
-}
-
-/* A packet sent from port 53 of a resolver the target may query (`d`,
- * dns__resolver_source): refused, with a record; in audit mode recorded and
- * let through. */
-static __always_inline int
-skb__drop_resolver_source(__u32 id, struct egress_target_config *cfg,
-			  struct egress_dest *d)
-{
-	struct egress_decision dec = {
-	    .verdict = EGRESS_VERDICT_DENY,
-	    .reason = EGRESS_REASON_RESOLVER_SOURCE,
-	};
-	struct egress_dns_counters *dc = dns__counters();
-
-	if (dc)
-		dns__count(dc, resolver_source);
 	return verdict__apply(id, cfg, d, EGRESS_HOOK_SKB_EGRESS, &dec, 0, 0);
 }
 
@@ -497,13 +481,22 @@ int egress_skb_egress(struct __sk_buff *skb)
 	cfg = skb__target(skb, &id);
 	if (egress_target_id != EGRESS_TARGET_BY_UID &&
 	    egress_target_id != EGRESS_TARGET_BY_CGROUP && dns__watches(cfg)) {
-		if (dns__port53(skb, 0))
+		int sides = dns__port53_sides(skb);
+
+		if (sides & DNS_PORT53_DST)
 			dns__on_query(skb, cfg);
-		else if (dns__learns(cfg) && dns__port53(skb, 1)) {
+		else if ((sides & DNS_PORT53_SRC) && dns__learns(cfg)) {
 			struct egress_dest rd = {};
 
-			if (dns__resolver_source(skb, cfg, &rd))
-				return skb__drop_resolver_source(id, cfg, &rd);
+			if (dns__resolver_source(skb, cfg, &rd)) {
+				struct egress_dns_counters *dc =
+				    dns__counters();
+
+				if (dc)
+					dns__count(dc, resolver_source);
+				return skb__drop(id, cfg, &rd,
+						 EGRESS_REASON_RESOLVER_SOURCE);
+			}
 		}
 	}
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
@@ -541,7 +534,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 			d.proto = ip->protocol;
 			if (ipopt__has_source_route((__u8 *)(ip + 1), end,
 						    ip->ihl * 4 - 20))
-				return skb__drop_source_routed(id, cfg, &d);
+				return skb__drop(id, cfg, &d,
+						 EGRESS_REASON_SOURCE_ROUTE);
 		}
 		if (ip->protocol == IPPROTO_ICMP && sk &&
 		    sk->type == SOCK_DGRAM) {
@@ -575,7 +569,8 @@ int egress_skb_egress(struct __sk_buff *skb)
 					   ip6->daddr.in6_u.u6_addr32[1],
 					   ip6->daddr.in6_u.u6_addr32[2],
 					   ip6->daddr.in6_u.u6_addr32[3]);
-				return skb__drop_source_routed(id, cfg, &d);
+				return skb__drop(id, cfg, &d,
+						 EGRESS_REASON_SOURCE_ROUTE);
 			}
 			if (nexthdr != IPV6_NEXTHDR_HOP &&
 			    nexthdr != IPV6_NEXTHDR_DEST &&
@@ -623,7 +618,7 @@ int egress_skb_ingress(struct __sk_buff *skb)
 	    egress_target_id == EGRESS_TARGET_BY_CGROUP)
 		return 1;
 	cfg = target__find(&id);
-	if (dns__watches(cfg) && dns__port53(skb, 1))
+	if (dns__watches(cfg) && (dns__port53_sides(skb) & DNS_PORT53_SRC))
 		dns__on_answer(skb, cfg);
 	return 1;
 }

@@ -92,10 +92,16 @@ static __always_inline int dns__watches(const struct egress_target_config *cfg)
 			(cfg->flags & EGRESS_TF_NAME_RULES)));
 }
 
-/* True when the packet is TCP or UDP with port 53 on the server's side
- * (destination on egress, source on ingress). Direct reads only: this is
- * the filter every packet of a target with name rules passes. */
-static __always_inline int dns__port53(struct __sk_buff *skb, int ingress)
+/* Which ports of a TCP or UDP packet are 53, the server's side: the
+ * destination (a query going out), the source (an answer coming in, or a
+ * packet sent as a resolver). */
+#define DNS_PORT53_DST 1
+#define DNS_PORT53_SRC 2
+
+/* DNS_PORT53_* of the packet, 0 when neither or not TCP or UDP. One read of
+ * both ports, direct reads only: this is the filter every packet of a
+ * target with name rules passes. */
+static __always_inline int dns__port53_sides(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -125,7 +131,8 @@ static __always_inline int dns__port53(struct __sk_buff *skb, int ingress)
 	ports = data + (l4 & 0x7f);
 	if ((void *)(ports + 2) > end)
 		return 0;
-	return ports[ingress ? 0 : 1] == bpf_htons(EGRESS_DNS_PORT);
+	return (ports[1] == bpf_htons(EGRESS_DNS_PORT) ? DNS_PORT53_DST : 0) |
+	       (ports[0] == bpf_htons(EGRESS_DNS_PORT) ? DNS_PORT53_SRC : 0);
 }
 
 /* Reads the IP and TCP/UDP headers into f. 0 when the packet carries no
