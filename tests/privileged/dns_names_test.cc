@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -116,6 +117,26 @@ int UdpBound53(const std::string& addr) {
   }
   if (s >= 0) close(s);
   return -1;
+}
+
+// A fake resolver on `fd` (a UDP socket bound to port 53): answers the one
+// query it waits for (at most 10 s) with answer(the query's id), from a
+// thread the caller joins.
+std::thread AnswerOneQuery(
+    int fd, std::function<std::vector<uint8_t>(uint16_t id)> answer) {
+  return std::thread([fd, answer = std::move(answer)] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return;
+    uint8_t buf[512];
+    sockaddr_in from{};
+    socklen_t len = sizeof(from);
+    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
+                               reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 12) return;
+    const std::vector<uint8_t> a =
+        answer(static_cast<uint16_t>(buf[0] << 8 | buf[1]));
+    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  });
 }
 
 class DnsNamesTest : public EgressdTest {
@@ -562,20 +583,9 @@ TEST_F(DnsNamesTest, AnswerLearnedInAnotherNetnsOpensNothingHere) {
   const std::string resolver = dns_->address();
   auto fake = (*ns)->BindSocketInNetns(SOCK_DGRAM, resolver, 53);
   ASSERT_TRUE(fake.ok()) << fake.status();
-  // The fake resolver in that namespace: answers one query (bounded).
-  std::thread answer([fd = fake->get()] {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 10000) != 1) return;
-    uint8_t buf[512];
-    sockaddr_in from{};
-    socklen_t len = sizeof(from);
-    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
-                               reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 12) return;
-    const uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
-    const std::vector<uint8_t> a =
-        DnsAnswerMessage("api.example.test", "127.204.0.7", id);
-    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  // The fake resolver in that namespace.
+  std::thread answer = AnswerOneQuery(fake->get(), [](uint16_t id) {
+    return DnsAnswerMessage("api.example.test", "127.204.0.7", id);
   });
   const std::string ns_path = absl::StrCat("/var/run/netns/", (*ns)->name());
   auto out = RunInCgroupMulti(cg_->path(), [resolver, ns_path] {
@@ -748,23 +758,12 @@ TEST_F(DnsNamesTest, MappedAaaaAnswerAllowsItsIpv4Address) {
   CtlOk({"allow", absl::StrCat(kMappedPort, "/tcp"), "mapped.example.test"});
   const int fd = UdpBound53(resolver);  // outside the target
   ASSERT_GE(fd, 0) << strerror(errno);
-  std::thread answer([fd] {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 10000) != 1) return;
-    uint8_t buf[512];
-    sockaddr_in from{};
-    socklen_t len = sizeof(from);
-    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
-                               reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 12) return;
-    const uint16_t id = static_cast<uint16_t>(buf[0] << 8 | buf[1]);
-    const std::vector<uint8_t> a =
-        DnsMessageBuilder()
-            .Id(id)
-            .Question("mapped.example.test", kDnsTypeAaaa)
-            .Answer(DnsAaaa("mapped.example.test", "::ffff:127.204.0.9", 600))
-            .Build();
-    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  std::thread answer = AnswerOneQuery(fd, [](uint16_t id) {
+    return DnsMessageBuilder()
+        .Id(id)
+        .Question("mapped.example.test", kDnsTypeAaaa)
+        .Answer(DnsAaaa("mapped.example.test", "::ffff:127.204.0.9", 600))
+        .Build();
   });
   auto out = RunInCgroupMulti(cg_->path(), [resolver] {
     std::vector<int> res(4, -1);
