@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,6 +33,7 @@
 #include "tests/testing/dns_builder.h"
 #include "tests/testing/dns_client.h"
 #include "tests/testing/dnsmasq.h"
+#include "tests/testing/fake_resolver.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/netns.h"
 #include "tests/testing/run_in_cgroup.h"
@@ -103,40 +103,6 @@ int VictimWithPendingQuery(const std::string& server, sockaddr_in* at) {
   }
   *at = local;
   return victim;
-}
-
-// A UDP socket bound to addr:53; -1 on failure.
-int UdpBound53(const std::string& addr) {
-  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(53);
-  inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
-  if (s >= 0 && bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    return s;
-  }
-  if (s >= 0) close(s);
-  return -1;
-}
-
-// A fake resolver on `fd` (a UDP socket bound to port 53): answers the one
-// query it waits for (at most 10 s) with answer(the query's id), from a
-// thread the caller joins.
-std::thread AnswerOneQuery(
-    int fd, std::function<std::vector<uint8_t>(uint16_t id)> answer) {
-  return std::thread([fd, answer = std::move(answer)] {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 10000) != 1) return;
-    uint8_t buf[512];
-    sockaddr_in from{};
-    socklen_t len = sizeof(from);
-    const ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
-                               reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 12) return;
-    const std::vector<uint8_t> a =
-        answer(static_cast<uint16_t>(buf[0] << 8 | buf[1]));
-    sendto(fd, a.data(), a.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
-  });
 }
 
 class DnsNamesTest : public EgressdTest {
