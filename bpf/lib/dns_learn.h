@@ -329,6 +329,28 @@ static __always_inline void dns__query_key(struct egress_dns_query_key *k,
 	__builtin_memcpy(k->server, f->server, 16);
 }
 
+/* Whether the target's share of dns_queries admits one more query now
+ * (EGRESS_DNS_QUERIES_PER_WINDOW); counts the query over it. The share is a
+ * word of the target's own counters, updated without a lock: CPUs racing at
+ * a window's start may each open it (a few queries admitted too many),
+ * never a count that blocks a later window. */
+static __always_inline int dns__query_admitted(struct egress_dns_counters *dc,
+					       __u64 now)
+{
+	__u32 window = (__u32)(now >> EGRESS_DNS_QUERY_WINDOW_SHIFT);
+
+	if ((__u32)(dc->query_window >> 32) != window) {
+		__sync_lock_test_and_set(&dc->query_window,
+					 (__u64)window << 32 | 1);
+		return 1;
+	}
+	if ((__u32)__sync_fetch_and_add(&dc->query_window, 1) <
+	    EGRESS_DNS_QUERIES_PER_WINDOW)
+		return 1;
+	dns__count(dc, queries_over_rate);
+	return 0;
+}
+
 /* skb_egress: remembers a query of the target to port 53 (the caller
  * checked dns__watches()). */
 static __always_inline void
@@ -353,8 +375,10 @@ dns__on_query(struct __sk_buff *skb, const struct egress_target_config *cfg)
 	__builtin_memcpy(d.addr32, f.server, 16);
 	d.port = f.server_port;
 	d.proto = f.proto;
-	rules__decide(cfg->ruleset, &d, &dec);
 	ls->query.sent_ns = bpf_ktime_get_ns();
+	if (!dns__query_admitted(dc, ls->query.sent_ns))
+		return;
+	rules__decide(cfg->ruleset, &d, &dec);
 	ls->query.qtype = ls->parse.out.qtype;
 	ls->query.resolver_allowed = dec.verdict == EGRESS_VERDICT_ALLOW;
 	dns__name_copy(ls->query.qname, ls->parse.name);

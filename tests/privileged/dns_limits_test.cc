@@ -15,16 +15,19 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/dns_abi.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/dns_client.h"
 #include "tests/testing/dnsmasq.h"
+#include "tests/testing/fake_resolver.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
@@ -35,6 +38,12 @@ namespace {
 constexpr uint16_t kPort = 40201;  // allow 40201/tcp *.many.test
 constexpr int kPerAnswer = 25;     // A records per answer: fits 512 bytes
 constexpr char kName[] = "a.many.test";
+// A resolver the test answers by hand (fake_resolver.h), and an address
+// where nothing listens (queries to it get no answer).
+constexpr char kHandResolver[] = "127.203.0.71";
+constexpr char kFloodSink[] = "127.203.0.72";
+// More queries than dns_queries holds, twice over.
+constexpr int kFlood = 2 * EGRESS_DNS_MAX_QUERIES + 8000;
 
 // The kPerAnswer addresses of round `round`: 127.210.R.1 ... 127.210.R.25.
 std::vector<std::string> RoundAddresses(int round) {
@@ -272,6 +281,77 @@ TEST_F(DnsLimitsTest, SweepDeletesDeadBindingsButNoConnection) {
               return TcpConnect("127.210.0.1", kPort);
             }),
             0);
+}
+
+// dns_queries is one table for every target: a target flooding its resolver
+// with queries is held to its share (EGRESS_DNS_QUERIES_PER_WINDOW), so
+// another target's query, pending all through the flood of more queries
+// than the table holds, is still answered and learned. The flood is sent
+// as usual and counted, not remembered.
+TEST_F(DnsLimitsTest, QueryFloodOfOneTargetLeavesAnothersLookupsLearned) {
+  StartWith(/*ttl_floor=*/600, /*answer_ttl=*/600);
+  CtlOk({"allow", "dns", kHandResolver, "--target", "web"});
+  auto flood_cg = TestCgroup::Create("flood");
+  ASSERT_TRUE(flood_cg.ok()) << flood_cg.status();
+  AddTarget("flood", flood_cg->get());
+  CtlOk({"allow", "dns", kFloodSink, "--target", "flood"});
+  CtlOk({"allow", "40202/tcp", "flood.test", "--target", "flood"});
+  const int fd = UdpBound53(kHandResolver);  // outside both targets
+  ASSERT_GE(fd, 0) << strerror(errno);
+
+  // The resolver holds web's query until the flood is over, then answers.
+  int flooded = -1;
+  const std::string flood_path = (*flood_cg)->path();
+  std::thread resolver =
+      AnswerOneQuery(fd, [&flooded, flood_path](uint16_t id) {
+        auto sent = RunInCgroupMulti(flood_path, [] {
+          const int s = socket(AF_INET, SOCK_DGRAM, 0);
+          const sockaddr_in sink = MakeSockaddrIn(kFloodSink, 53);
+          int ok = 0;
+          for (int i = 0; i < kFlood; ++i) {
+            const std::vector<uint8_t> q = DnsQueryMessage(
+                "x.flood.test", kDnsTypeA, static_cast<uint16_t>(i));
+            if (sendto(s, q.data(), q.size(), 0,
+                       reinterpret_cast<const sockaddr*>(&sink),
+                       sizeof(sink)) > 0) {
+              ++ok;
+            }
+          }
+          close(s);
+          return std::vector<int>{ok};
+        });
+        if (sent.ok()) flooded = (*sent)[0];
+        return DnsAnswerMessage(kName, "127.210.9.1", id, 600);
+      });
+  auto r = RunInCgroupMulti(
+      cg_->path(),
+      [] {
+        std::vector<int> res(2, -1);
+        const DnsQueryResult q = DnsQuery(kHandResolver, kName);
+        res[0] = q.addresses == std::vector<std::string>{"127.210.9.1"} ? 0 : 1;
+        res[1] = TcpConnect("127.210.9.1", kPort);
+        return res;
+      },
+      absl::Seconds(60));
+  resolver.join();
+  close(fd);
+  ASSERT_EQ(flooded, kFlood) << "the flood's queries sent";
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[0], 0) << "web's lookup, answered after the flood";
+  EXPECT_ALLOWED((*r)[1]);
+
+  const nlohmann::json status = CtlJson({"status"});
+  for (const auto& t : status["targets"]) {
+    if (t["name"] != "flood") continue;
+    const uint64_t remembered = t["dns"]["queries"].get<uint64_t>();
+    const uint64_t over = t["dns"]["queries_over_rate"].get<uint64_t>();
+    EXPECT_EQ(remembered + over, static_cast<uint64_t>(kFlood)) << t.dump();
+    EXPECT_LT(remembered, static_cast<uint64_t>(EGRESS_DNS_MAX_QUERIES / 2))
+        << t.dump();
+  }
+  EXPECT_THAT(ScrapeMetrics(),
+              ::testing::HasSubstr(
+                  "egress_dns_queries_over_rate_total{target=\"flood\"}"));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "egress/dns_abi.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -75,6 +76,12 @@ std::string DnsLines(const TargetInfo& t) {
                                           " tcp segments starting no message")
                            : "",
       "\n",
+      d.queries_over_rate > 0
+          ? absl::StrCat("  queries not remembered: ", d.queries_over_rate,
+                         " over the target's share of ",
+                         EGRESS_DNS_QUERIES_PER_WINDOW,
+                         " per 1.07 s (their answers bind nothing)\n")
+          : "",
       d.resolver_source_refused > 0
           ? absl::StrCat("  refused: ", d.resolver_source_refused,
                          " packets sent from port 53 of the target's own "

@@ -153,7 +153,11 @@ struct TargetCounters {
 // What a target learned from its own DNS answers (its name rules; the
 // kernel's egress_dns_counters and egressd's sweep of dns_bindings).
 struct TargetDns {
-  uint64_t queries = 0;           // queries to port 53 remembered
+  uint64_t queries = 0;  // queries to port 53 remembered
+  // Queries over the target's share of the pending-query table
+  // (EGRESS_DNS_QUERIES_PER_WINDOW): sent, not remembered, so their answers
+  // bind nothing.
+  uint64_t queries_over_rate = 0;
   uint64_t answers = 0;           // messages from port 53 seen
   uint64_t answers_matched = 0;   // ... answering a remembered query
   uint64_t answers_empty = 0;     // ... matched, with an rcode or no address

@@ -35,16 +35,17 @@ void Fields(Io& io, Member<TargetCounters, Io>& c) {
 
 template <typename Io>
 void Fields(Io& io, Member<TargetDns, Io>& d) {
-  io.Members("queries", d.queries, "answers", d.answers, "answers_matched",
-             d.answers_matched, "answers_empty", d.answers_empty,
-             "bindings_learned", d.bindings_learned, "ignored_malformed",
-             d.ignored_malformed, "ignored_no_query", d.ignored_no_query,
-             "ignored_resolver", d.ignored_resolver, "ignored_no_rule",
-             d.ignored_no_rule, "refused_full", d.refused_full,
-             "ignored_stream", d.ignored_stream, "resolver_source_refused",
-             d.resolver_source_refused, "bindings_live", d.bindings_live,
-             "bindings_expired", d.bindings_expired, "bindings_swept",
-             d.bindings_swept, "resolver_warnings", d.resolver_warnings);
+  io.Members("queries", d.queries, "queries_over_rate", d.queries_over_rate,
+             "answers", d.answers, "answers_matched", d.answers_matched,
+             "answers_empty", d.answers_empty, "bindings_learned",
+             d.bindings_learned, "ignored_malformed", d.ignored_malformed,
+             "ignored_no_query", d.ignored_no_query, "ignored_resolver",
+             d.ignored_resolver, "ignored_no_rule", d.ignored_no_rule,
+             "refused_full", d.refused_full, "ignored_stream", d.ignored_stream,
+             "resolver_source_refused", d.resolver_source_refused,
+             "bindings_live", d.bindings_live, "bindings_expired",
+             d.bindings_expired, "bindings_swept", d.bindings_swept,
+             "resolver_warnings", d.resolver_warnings);
 }
 
 template <typename Io>

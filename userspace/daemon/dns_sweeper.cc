@@ -19,6 +19,7 @@ control::TargetDns TargetDnsOf(const egress_dns_counters& c,
   d.refused_full = c.full;
   d.ignored_stream = c.ignored_stream;
   d.resolver_source_refused = c.resolver_source;
+  d.queries_over_rate = c.queries_over_rate;
   d.bindings_live = b.live;
   d.bindings_expired = b.expired;
   d.bindings_swept = b.swept;

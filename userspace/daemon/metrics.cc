@@ -127,6 +127,11 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
       CounterFamily(registry, "egress_dns_queries_total",
                     "DNS queries of the target to port 53 remembered "
                     "(targets with name rules).");
+  auto& dns_over_rate = CounterFamily(
+      registry, "egress_dns_queries_over_rate_total",
+      "DNS queries of the target over its share of the pending-query table "
+      "(2,048 a second): sent, not remembered, so their answers bind "
+      "nothing.");
   auto& dns_answers =
       CounterFamily(registry, "egress_dns_answers_total",
                     "DNS messages from port 53 to the target's sockets.");
@@ -154,6 +159,7 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
     if (!t.names) continue;
     const std::string name = ValidUtf8(t.name);
     Count(dns_queries, {{"target", name}}, t.dns.queries);
+    Count(dns_over_rate, {{"target", name}}, t.dns.queries_over_rate);
     Count(dns_answers, {{"target", name}}, t.dns.answers);
     const std::pair<const char*, uint64_t> ignored[] = {
         {"malformed", t.dns.ignored_malformed},

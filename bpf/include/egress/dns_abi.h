@@ -125,6 +125,16 @@ EGRESS_ABI_SIZE(egress_dns_scratch, 3520);
 #define EGRESS_DNS_TTL_FLOOR_DEFAULT 30
 /* Queries in flight remembered (LRU: the oldest unanswered go first). */
 #define EGRESS_DNS_MAX_QUERIES 16384
+/* Queries one target may have remembered per window of 2^30 ns (1.07 s).
+ * dns_queries is shared by every target: without a share, one target
+ * flooding its resolver would push other targets' pending queries out, and
+ * their answers would then bind nothing. At this rate one flooding target
+ * takes 8 windows (8.6 s) to cycle the whole map, far longer than an answer
+ * takes; a query over the rate is sent as usual but not remembered (its
+ * answer binds nothing: that target's lookup fails closed), and counted
+ * (egress_dns_counters.queries_over_rate). */
+#define EGRESS_DNS_QUERIES_PER_WINDOW 2048
+#define EGRESS_DNS_QUERY_WINDOW_SHIFT 30
 /* Addresses bound, over all targets and names. A hash, not an LRU: a full
  * map refuses a binding and counts it (egress_dns_counters.full), it never
  * silently drops another. Every name can hold 1,000 addresses and more as
@@ -279,7 +289,13 @@ struct egress_dns_counters {
 	/* Packets the target sent from port 53 of an address it may query as
 	 * its resolver: refused (EGRESS_REASON_RESOLVER_SOURCE). */
 	__u64 resolver_source;
-	__u64 reserved[2];
+	/* The query rate share (EGRESS_DNS_QUERIES_PER_WINDOW): the window
+	 * (now >> EGRESS_DNS_QUERY_WINDOW_SHIFT, 32 bits) in the high word,
+	 * the queries remembered in it in the low one. Kernel state, not a
+	 * counter. Was reserved (zero): the shape is unchanged. */
+	__u64 query_window;
+	/* Queries over that rate: sent, not remembered. */
+	__u64 queries_over_rate;
 };
 EGRESS_ABI_SIZE(egress_dns_counters, 256);
 
