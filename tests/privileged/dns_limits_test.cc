@@ -349,6 +349,8 @@ TEST_F(DnsLimitsTest, QueryFloodOfOneTargetLeavesAnothersLookupsLearned) {
     EXPECT_LT(remembered, static_cast<uint64_t>(EGRESS_DNS_MAX_QUERIES / 2))
         << t.dump();
   }
+  EXPECT_THAT(CtlOk({"status"}),
+              ::testing::HasSubstr("queries not remembered: "));
   EXPECT_THAT(ScrapeMetrics(),
               ::testing::HasSubstr(
                   "egress_dns_queries_over_rate_total{target=\"flood\"}"));
