@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +19,7 @@
 #include "userspace/events/event_json.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/suggest.h"
+#include "userspace/policy/unix_rules.h"
 
 namespace egress {
 
@@ -54,6 +57,7 @@ void Learner::Forget(const std::string& target) {
   pending_.Forget(target);
   names_.Forget(target);
   overflow_.erase(target);
+  unnameable_.erase(target);
   if (history_) history_->Forget(target).IgnoreError();
 }
 
@@ -122,6 +126,51 @@ absl::Status Learner::Flush() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Why a record is evidence of something the target initiated and that was
+// (or in audit mode would have been) let through: a rule, the default, a
+// unix address no deny names, a workload parent's default. Not a reply to a
+// peer that sent first (inbound traffic never becomes an egress rule), nor
+// a packet refused for how it was sent (a source route, a non-local source,
+// one sent as the target's resolver): those name no destination to allow.
+// A reason added later is left out until it is named here.
+bool InitiatedReason(uint8_t reason) {
+  switch (reason) {
+    case EGRESS_REASON_NO_MATCH:
+    case EGRESS_REASON_MATCH_ALLOW:
+    case EGRESS_REASON_MATCH_DENY:
+    case EGRESS_REASON_UNIX_UNLISTED:
+    case EGRESS_REASON_UNCLASSIFIED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A decision of the target's own connect or send (not a socket's creation
+// or option).
+bool DestinationHook(uint8_t hook) {
+  return hook != EGRESS_HOOK_SOCK_CREATE && hook != EGRESS_HOOK_SETSOCKOPT;
+}
+
+// The address of a unix record as a rule names it, or nullopt when no rule
+// can: bytes a rule cannot write (shown '?'), a NUL after an abstract
+// name's first byte (a name padded to sizeof(sockaddr_un), shown '@', where
+// a rule's '@' is the byte '@'), an empty abstract name.
+std::optional<std::string> NameableUnixAddress(const egress_event& e) {
+  const std::string text = UnixPathText(e);
+  absl::StatusOr<std::string> bytes = policy::UnixAddressBytes(text);
+  const uint32_t n = std::min<uint32_t>(e.path_len, EGRESS_UNIX_PATH_MAX);
+  if (!bytes.ok() ||
+      *bytes != std::string(reinterpret_cast<const char*>(e.path), n)) {
+    return std::nullopt;
+  }
+  return text;
+}
+
+}  // namespace
+
 void Learner::Learn(const egress_event& e, const std::string& target,
                     policy::LoggingLevel logging, int64_t realtime_offset_ns) {
   if (target.empty()) return;
@@ -129,8 +178,13 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   bool verdict_record = e.kind == EGRESS_EVENT_VERDICT &&
                         (e.verdict == EGRESS_VERDICT_AUDIT ||
                          e.verdict == EGRESS_VERDICT_ALLOW) &&
-                        e.hook != EGRESS_HOOK_SOCK_CREATE &&
-                        e.hook != EGRESS_HOOK_SETSOCKOPT;
+                        DestinationHook(e.hook) && InitiatedReason(e.reason);
+  // Decisions the rate limit held back, summed up after the fact. Their own
+  // reasons are not kept, so only audit verdicts count (a held-back allow
+  // may be replies to peers); the destination already has its first
+  // records, this adds the attempts they stood for.
+  bool held_back = e.kind == EGRESS_EVENT_HELD_BACK &&
+                   e.verdict == EGRESS_VERDICT_AUDIT && DestinationHook(e.hook);
   // A flow adds what no verdict record showed: connections a rule allowed
   // while allow records are off. (In audit mode the connect already left an
   // audit record, and its flow is "unexplained": counted once.)
@@ -138,7 +192,11 @@ void Learner::Learn(const egress_event& e, const std::string& target,
                        e.direction == EGRESS_DIR_OUTBOUND &&
                        e.verdict == EGRESS_VERDICT_ALLOW &&
                        logging != policy::LoggingLevel::kAll;
-  if (!verdict_record && !outbound_flow) return;
+  if (!verdict_record && !held_back && !outbound_flow) return;
+  // A held-back summary carries its count in `suppressed` alone.
+  const uint64_t attempts =
+      held_back ? uint64_t{e.suppressed} : uint64_t{e.suppressed} + 1;
+  if (attempts == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   std::array<uint8_t, 16> addr;
   memcpy(addr.data(), e.addr, 16);
@@ -146,15 +204,16 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   // which must stay UTF-8 text (any process can name itself any bytes).
   const std::string comm = CommText(e);
   if (e.family == EGRESS_FAMILY_UNIX) {
-    // An address shown with '?' (bytes a rule cannot name) is not kept.
-    const std::string path = UnixPathText(e);
-    if (path.find('?') != std::string::npos) return;
-    pending_.RecordUnix(target, path, uint64_t{e.suppressed} + 1,
+    std::optional<std::string> path = NameableUnixAddress(e);
+    if (!path) {
+      unnameable_[target] += attempts;
+      return;
+    }
+    pending_.RecordUnix(target, *path, attempts,
                         RecordUnixNs(e, realtime_offset_ns), comm);
     return;
   }
-  pending_.Record(target, e.family, addr, e.proto, ntohs(e.port),
-                  uint64_t{e.suppressed} + 1,
+  pending_.Record(target, e.family, addr, e.proto, ntohs(e.port), attempts,
                   RecordUnixNs(e, realtime_offset_ns), comm,
                   names_.NameOf(target, e.family, addr));
 }
@@ -190,8 +249,14 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Observation> found,
                           history_->Query(t.name, since_ns));
   std::vector<policy::Observation> seen;
+  uint64_t unnameable = 0;
   for (policy::Observation& o : found) {
     if (!o.unix_path.empty()) {
+      // Rows kept before such addresses were left out at learning.
+      if (!policy::UnixAddressBytes(o.unix_path).ok()) {
+        unnameable += o.count;
+        continue;
+      }
       seen.push_back(std::move(o));
       continue;
     }
@@ -210,6 +275,16 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
     std::lock_guard<std::mutex> lock(mu_);
     auto it = overflow_.find(t.name);
     if (it != overflow_.end()) lost = it->second;
+    auto un = unnameable_.find(t.name);
+    if (un != unnameable_.end()) unnameable += un->second;
+  }
+  if (unnameable > 0) {
+    opts.header_comment.push_back(absl::StrCat(
+        "WARNING: ", unnameable,
+        " attempts to unix addresses no rule can name (an abstract name "
+        "padded with NULs or empty, control bytes) are not in this policy: "
+        "`egressctl events` shows them; such a socket must be reached "
+        "another way, or the target left without unix rules."));
   }
   if (lost > 0) {
     opts.header_comment.push_back(absl::StrCat(

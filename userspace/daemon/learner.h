@@ -61,6 +61,8 @@ class Learner {
   AnswerNames names_;   // address -> name, per target
   // Attempts not kept because a target's pending table was full.
   absl::flat_hash_map<std::string, uint64_t> overflow_;
+  // Attempts to unix addresses no rule can name, left out.
+  absl::flat_hash_map<std::string, uint64_t> unnameable_;
   std::unique_ptr<LearnHistory> history_;
 };
 

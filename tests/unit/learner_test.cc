@@ -1,0 +1,175 @@
+// What the learner takes as evidence of what a target initiated: replies to
+// peers and packets refused for how they were sent are not; decisions the
+// rate limit held back add to their destination; unix addresses no rule can
+// name are left out with a warning instead of breaking `suggest`.
+#include "userspace/daemon/learner.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "userspace/common/fs.h"
+#include "userspace/daemon/learn_history.h"
+
+namespace egress {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A verdict record of target "web": `verdict` for 127.0.0.`octet`:`port`.
+egress_event Verdict(uint8_t verdict, uint8_t reason, uint8_t octet,
+                     uint16_t port, uint8_t proto = IPPROTO_UDP,
+                     uint8_t hook = EGRESS_HOOK_SENDMSG4) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_VERDICT;
+  e.verdict = verdict;
+  e.reason = reason;
+  e.hook = hook;
+  e.family = EGRESS_FAMILY_IPV4;
+  e.proto = proto;
+  e.port = htons(port);
+  e.addr[0] = 127;
+  e.addr[3] = octet;
+  e.ts_ns = 1;
+  e.tgid = 42;
+  memcpy(e.comm, "app", 4);
+  return e;
+}
+
+// An audit record of a unix connect to the raw address bytes `path`.
+egress_event UnixAudit(const std::string& path) {
+  egress_event e{};
+  e.kind = EGRESS_EVENT_VERDICT;
+  e.verdict = EGRESS_VERDICT_AUDIT;
+  e.reason = EGRESS_REASON_NO_MATCH;
+  e.hook = EGRESS_HOOK_CONNECT_UNIX;
+  e.family = EGRESS_FAMILY_UNIX;
+  e.path_len = static_cast<uint32_t>(path.size());
+  memcpy(e.path, path.data(), path.size());
+  e.ts_ns = 1;
+  memcpy(e.comm, "app", 4);
+  return e;
+}
+
+class LearnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/egress-learner-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    learner_ = std::make_unique<Learner>(dir_);
+    ASSERT_OK(learner_->Load());
+    web_.name = "web";
+    web_.cgroup = "/web";
+    web_.mode = policy::Mode::kAudit;
+  }
+  void TearDown() override {
+    learner_.reset();
+    RemoveTree(dir_).IgnoreError();
+  }
+  void Learn(const egress_event& e,
+             policy::LoggingLevel logging = policy::LoggingLevel::kAll) {
+    // Records carry boot-time stamps (ts_ns 1): the offset makes them now.
+    learner_->Learn(e, "web", logging, absl::GetCurrentTimeNanos());
+  }
+  std::string Suggestion() {
+    auto r = learner_->Suggest(web_, {"web", std::nullopt, 32, 128}, "node");
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->yaml : "";
+  }
+
+  std::string dir_;
+  std::unique_ptr<Learner> learner_;
+  TargetState web_;
+};
+
+TEST_F(LearnerTest, RepliesToPeersAreNeverProposedAsEgress) {
+  // Under `logging all` a UDP server's replies leave allow records.
+  Learn(Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_UDP_REPLY, 50, 40998));
+  Learn(Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_MATCH_ALLOW, 53, 53));
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.53/32"));
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.50")));
+  EXPECT_THAT(yaml, Not(HasSubstr("40998")));
+}
+
+TEST_F(LearnerTest, PacketsRefusedForHowTheyWereSentNameNoDestination) {
+  for (uint8_t reason :
+       {EGRESS_REASON_SOURCE_ROUTE, EGRESS_REASON_NONLOCAL_SOURCE,
+        EGRESS_REASON_RESOLVER_SOURCE, EGRESS_REASON_RATE_LIMITED}) {
+    Learn(Verdict(EGRESS_VERDICT_AUDIT, reason, 60 + reason, 53, IPPROTO_UDP,
+                  EGRESS_HOOK_SKB_EGRESS));
+  }
+  Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 9, 443,
+                IPPROTO_TCP, EGRESS_HOOK_CONNECT4));
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.9/32"));
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.6")));
+}
+
+TEST_F(LearnerTest, HeldBackAuditDecisionsAddToTheirDestination) {
+  Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 2, 18111));
+  egress_event summary =
+      Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_RATE_LIMITED, 2, 18111);
+  summary.kind = EGRESS_EVENT_HELD_BACK;
+  summary.suppressed = 995;
+  summary.tgid = 0;
+  memset(summary.comm, 0, sizeof(summary.comm));
+  Learn(summary);
+  // A held-back allow may stand for replies: its reasons are not kept.
+  egress_event allowed =
+      Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_RATE_LIMITED, 3, 4000);
+  allowed.kind = EGRESS_EVENT_HELD_BACK;
+  allowed.suppressed = 50;
+  Learn(allowed);
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("996 attempts"));
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.3")));
+}
+
+TEST_F(LearnerTest, UnixAddressesNoRuleCanNameAreLeftOutWithAWarning) {
+  Learn(UnixAudit(std::string("\0", 1)));  // empty abstract name
+  std::string padded("\0padded", 7);
+  padded.resize(108, '\0');  // sizeof(sun_path): the NUL-padding idiom
+  Learn(UnixAudit(padded));
+  Learn(UnixAudit(std::string("\0a\0b", 4)));
+  Learn(UnixAudit("/run/ctl\x01"));
+  Learn(UnixAudit("/run/what?.sock"));  // a real '?' is a real address
+  Learn(UnixAudit(std::string("\0kept", 5)));
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: 4 attempts to unix addresses"));
+  EXPECT_THAT(yaml, HasSubstr("/run/what?.sock"));
+  EXPECT_THAT(yaml, HasSubstr("\"@kept\""));
+  EXPECT_THAT(yaml, Not(HasSubstr("@padded")));
+  EXPECT_THAT(yaml, Not(HasSubstr("@a@b")));
+}
+
+TEST_F(LearnerTest, AStoredUnixAddressNoRuleCanNameDoesNotBreakSuggest) {
+  // A row an older egressd kept: the empty abstract name.
+  policy::Observation o;
+  o.unix_path = "@";
+  o.count = 3;
+  o.first_seen_ns = o.last_seen_ns = absl::GetCurrentTimeNanos();
+  o.processes = {"app"};
+  {
+    auto h = LearnHistory::Open(dir_ + "/learned.db", {});
+    ASSERT_OK(h.status());
+    ASSERT_OK((*h)->Add("web", {o}, absl::GetCurrentTimeNanos()));
+  }
+  Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 7, 25,
+                IPPROTO_TCP, EGRESS_HOOK_CONNECT4));
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: 3 attempts to unix addresses"));
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.7/32"));
+}
+
+}  // namespace
+}  // namespace egress
