@@ -293,6 +293,11 @@ void PrintText(const Subject& s, const json& report) {
          policy::ModeName(s.info.mode).c_str(), where.c_str(),
          static_cast<unsigned long>(s.info.hooks_attached),
          static_cast<unsigned long>(s.info.hooks_total));
+  if (s.info.mode == policy::Mode::kAudit) {
+    printf(
+        "  no probes: in audit mode every one would get through, and it would "
+        "be learned as the target's own traffic\n");
+  }
   for (const json& r : report["probes"]) {
     printf("  %s  %-5s %-3s %-28s %-22s %s\n",
            r["ok"].get<bool>() ? "PASS" : "FAIL",
@@ -319,7 +324,12 @@ absl::StatusOr<int> RunVerify(const ParsedCommand& command) {
   EGRESS_ASSIGN_OR_RETURN(Subject s, LoadSubject(command));
   std::vector<std::string> problems = StateProblems(s);
   json results = json::array();
-  if (!s.cgroup.empty() && s.info.cgroup_exists) {
+  // In audit mode every probe would get through, telling nothing the mode
+  // does not, and the kernel would record it as the target's own traffic:
+  // `suggest` would then propose the probes' destinations (the "other
+  // resolver" among them) as what the workload needs.
+  const bool audit = s.info.mode == policy::Mode::kAudit;
+  if (!audit && !s.cgroup.empty() && s.info.cgroup_exists) {
     const std::vector<Probe> probes = PlanProbes(s.rules);
     EGRESS_ASSIGN_OR_RETURN(
         std::vector<int> errs,
