@@ -51,6 +51,32 @@ class LearnTest : public EgressdTest {
   }
 };
 
+// A target learned in audit mode that already has rules (re-learning an
+// enforced one): what the rules allow is learned too, so the suggestion
+// keeps a UDP dependency that at `logging denied` left no record before.
+TEST_F(LearnTest, WhatTheCurrentRulesAllowIsLearnedInAuditMode) {
+  AddTarget("web", nullptr, "audit");
+  CtlOk({"allow", "40053/udp", "127.0.0.9"});
+  EXPECT_ALLOWED(InCgroup([] { return UdpSendto("127.0.0.9", 40053); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  const std::string yaml =
+      SuggestWhenSeen({"suggest", "--target", "web"}, "127.0.0.2/32");
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.9/32")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "udp-40053")) << yaml;
+  // Enforce mode keeps `denied` meaning what it says.
+  CtlOk({"mode", "enforce"});
+  const uint64_t before = Records({"--target", "web"}, 0).size();
+  EXPECT_ALLOWED(InCgroup([] { return UdpSendto("127.0.0.9", 40053); }));
+  EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.8", 40053); }));
+  const std::vector<nlohmann::json> after =
+      Records({"--target", "web"}, before + 1);
+  ASSERT_GT(after.size(), before);
+  for (size_t i = before; i < after.size(); ++i) {
+    EXPECT_NE(after[i]["verdict"], "ALLOWED") << after[i];
+  }
+  EXPECT_EQ(after.back()["verdict"], "DENIED") << after.back();
+}
+
 TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   AddTarget("web", nullptr, "audit");
   Workload();

@@ -75,10 +75,9 @@ class LearnerTest : public ::testing::Test {
     learner_.reset();
     RemoveTree(dir_).IgnoreError();
   }
-  void Learn(const egress_event& e,
-             policy::LoggingLevel logging = policy::LoggingLevel::kAll) {
+  void Learn(const egress_event& e, bool allows_recorded = true) {
     // Records carry boot-time stamps (ts_ns 1): the offset makes them now.
-    learner_->Learn(e, "web", logging, absl::GetCurrentTimeNanos());
+    learner_->Learn(e, "web", allows_recorded, absl::GetCurrentTimeNanos());
   }
   std::string Suggestion() {
     auto r = learner_->Suggest(web_, {"web", std::nullopt, 32, 128}, "node");
@@ -92,7 +91,8 @@ class LearnerTest : public ::testing::Test {
 };
 
 TEST_F(LearnerTest, RepliesToPeersAreNeverProposedAsEgress) {
-  // Under `logging all` a UDP server's replies leave allow records.
+  // Where allows are recorded (`logging all`, audit mode) a UDP server's
+  // replies leave allow records too.
   Learn(Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_UDP_REPLY, 50, 40998));
   Learn(Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_MATCH_ALLOW, 53, 53));
   const std::string yaml = Suggestion();
@@ -169,6 +169,13 @@ TEST_F(LearnerTest, AStoredUnixAddressNoRuleCanNameDoesNotBreakSuggest) {
   const std::string yaml = Suggestion();
   EXPECT_THAT(yaml, HasSubstr("WARNING: 3 attempts to unix addresses"));
   EXPECT_THAT(yaml, HasSubstr("127.0.0.7/32"));
+}
+
+TEST_F(LearnerTest, LoggingOffIsSaidToHideEverything) {
+  web_.logging = policy::LoggingLevel::kOff;
+  EXPECT_THAT(Suggestion(), HasSubstr("WARNING: the target's logging is off"));
+  web_.logging = policy::LoggingLevel::kDenied;
+  EXPECT_THAT(Suggestion(), Not(HasSubstr("logging is off")));
 }
 
 }  // namespace

@@ -41,9 +41,16 @@ TEST(VocabularyTest, LoggingLevelRoundTrips) {
 }
 
 TEST(VocabularyTest, LoggingFlags) {
-  EXPECT_EQ(LoggingFlags(LoggingLevel::kOff), EGRESS_TF_EVENT_NONE);
-  EXPECT_EQ(LoggingFlags(LoggingLevel::kDenied), 0);
-  EXPECT_EQ(LoggingFlags(LoggingLevel::kAll), EGRESS_TF_EVENT_ALLOW);
+  EXPECT_EQ(LoggingFlags(LoggingLevel::kOff, Mode::kEnforce),
+            EGRESS_TF_EVENT_NONE);
+  EXPECT_EQ(LoggingFlags(LoggingLevel::kDenied, Mode::kEnforce), 0);
+  EXPECT_EQ(LoggingFlags(LoggingLevel::kAll, Mode::kEnforce),
+            EGRESS_TF_EVENT_ALLOW);
+  // Audit mode learns what the rules allow too.
+  EXPECT_EQ(LoggingFlags(LoggingLevel::kDenied, Mode::kAudit),
+            EGRESS_TF_EVENT_ALLOW);
+  EXPECT_EQ(LoggingFlags(LoggingLevel::kOff, Mode::kAudit),
+            EGRESS_TF_EVENT_NONE);
 }
 
 TEST(VocabularyTest, TargetSourceRoundTrips) {

@@ -104,6 +104,7 @@ struct RecordTarget {
   std::string name;          // "" when the target is unknown
   uint32_t rule_number = 0;  // the rule's place in `list` (0 = none)
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
+  policy::Mode mode = policy::Mode::kEnforce;
 };
 
 class Engine {

@@ -59,7 +59,7 @@ absl::Status Engine::WriteConfig(const TargetState& t) {
   auto it = compiled_.find(t.id);
   uint8_t rule_flags =
       it != compiled_.end() && t.ruleset != 0 ? it->second.flags : 0;
-  cfg.flags = rule_flags | policy::LoggingFlags(t.logging);
+  cfg.flags = rule_flags | policy::LoggingFlags(t.logging, t.mode);
   cfg.dns_ttl_floor = options_.dns_ttl_floor;
   return kernel_.SetTargetConfig(t.id, cfg);
 }

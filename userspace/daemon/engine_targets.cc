@@ -551,6 +551,7 @@ RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   if (target == nullptr) return out;
   out.name = target->name;
   out.logging = target->logging;
+  out.mode = target->mode;
   if (rule_id == 0) return out;
   const RuleIndex& index = IndexLocked(*target);
   auto it = index.numbers.find(rule_id);

@@ -172,7 +172,7 @@ std::optional<std::string> NameableUnixAddress(const egress_event& e) {
 }  // namespace
 
 void Learner::Learn(const egress_event& e, const std::string& target,
-                    policy::LoggingLevel logging, int64_t realtime_offset_ns) {
+                    bool allows_recorded, int64_t realtime_offset_ns) {
   if (target.empty()) return;
   // What the target initiated and was (or would have been) let through.
   bool verdict_record = e.kind == EGRESS_EVENT_VERDICT &&
@@ -190,8 +190,7 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   // audit record, and its flow is "unexplained": counted once.)
   bool outbound_flow = e.kind == EGRESS_EVENT_FLOW_ESTABLISHED &&
                        e.direction == EGRESS_DIR_OUTBOUND &&
-                       e.verdict == EGRESS_VERDICT_ALLOW &&
-                       logging != policy::LoggingLevel::kAll;
+                       e.verdict == EGRESS_VERDICT_ALLOW && !allows_recorded;
   if (!verdict_record && !held_back && !outbound_flow) return;
   // A held-back summary carries its count in `suppressed` alone.
   const uint64_t attempts =
@@ -285,6 +284,12 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
         "padded with NULs or empty, control bytes) are not in this policy: "
         "`egressctl events` shows them; such a socket must be reached "
         "another way, or the target left without unix rules."));
+  }
+  if (t.logging == policy::LoggingLevel::kOff) {
+    opts.header_comment.push_back(
+        "WARNING: the target's logging is off, so its decisions leave no "
+        "record: nothing it did while logging was off is in this policy. "
+        "Set `egressctl logging denied` and learn again.");
   }
   if (lost > 0) {
     opts.header_comment.push_back(absl::StrCat(

@@ -35,10 +35,11 @@ class Learner {
   // (renamed learned.json.migrated). A corrupt learned.json or learned.db
   // is moved aside and reported; learning starts afresh (it is not policy).
   absl::Status Load();
-  // Records what `target` initiated; `logging` is the target's level (an
-  // allowed flow adds what no allow record showed).
+  // Records what `target` initiated; `allows_recorded`: the target's
+  // allowed decisions leave records (policy::LoggingFlags), else an allowed
+  // flow adds what no allow record showed.
   void Learn(const egress_event& e, const std::string& target,
-             policy::LoggingLevel logging, int64_t realtime_offset_ns);
+             bool allows_recorded, int64_t realtime_offset_ns);
   // Remembers which name the answer's addresses were resolved from, for
   // the records of `target` that follow.
   void LearnAnswer(const egress_dns_answer_event& answer,

@@ -44,13 +44,15 @@ RecordHub::RecordHub(Engine& engine, Learner& learner, RecordHubOptions options)
   p.resolve_context = [this](const egress_event& e) { return Context(e); };
   p.sink = std::move(options.sink);
   p.observers.push_back([this](const EventRecord& r) {
-    // Only an allowed flow's learning depends on the level (kAll already
-    // recorded the connect).
-    policy::LoggingLevel level =
-        r.raw.kind == EGRESS_EVENT_FLOW_ESTABLISHED
-            ? engine_.LookupRecord(r.raw.target_id, 0).logging
-            : policy::LoggingLevel::kDenied;
-    learner_.Learn(r.raw, r.ctx.target, level, realtime_offset_ns_);
+    // Only an allowed flow's learning depends on the level and mode (when
+    // allows are recorded, the connect's own record was learned).
+    bool allows_recorded = false;
+    if (r.raw.kind == EGRESS_EVENT_FLOW_ESTABLISHED) {
+      const RecordTarget t = engine_.LookupRecord(r.raw.target_id, 0);
+      allows_recorded = (policy::LoggingFlags(t.logging, t.mode) &
+                         EGRESS_TF_EVENT_ALLOW) != 0;
+    }
+    learner_.Learn(r.raw, r.ctx.target, allows_recorded, realtime_offset_ns_);
   });
   pipeline_ = std::make_unique<EventPipeline>(std::move(p));
 }

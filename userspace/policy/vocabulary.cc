@@ -46,7 +46,7 @@ std::string LoggingLevelName(LoggingLevel level) {
   return WordFor(kLoggingLevels, level, /*fallback=*/1);  // denied
 }
 
-uint8_t LoggingFlags(LoggingLevel level) {
+uint8_t LoggingFlags(LoggingLevel level, Mode mode) {
   switch (level) {
     case LoggingLevel::kOff:
       return EGRESS_TF_EVENT_NONE;
@@ -55,7 +55,10 @@ uint8_t LoggingFlags(LoggingLevel level) {
     case LoggingLevel::kDenied:
       break;
   }
-  return 0;
+  // Audit mode is for learning what the target needs: the decisions its
+  // current rules allow are part of that (`suggest` could not propose what
+  // left no record), so they are recorded too.
+  return mode == Mode::kAudit ? EGRESS_TF_EVENT_ALLOW : 0;
 }
 
 absl::StatusOr<TargetSource> ParseTargetSource(absl::string_view word) {

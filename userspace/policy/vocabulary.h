@@ -66,8 +66,9 @@ inline uint8_t KernelMode(Mode mode) { return static_cast<uint8_t>(mode); }
 // "off" / "denied" / "all".
 absl::StatusOr<LoggingLevel> ParseLoggingLevel(absl::string_view word);
 std::string LoggingLevelName(LoggingLevel level);
-// The record flags (EGRESS_TF_EVENT_*) of a level.
-uint8_t LoggingFlags(LoggingLevel level);
+// The record flags (EGRESS_TF_EVENT_*) of a level in a mode: `denied`
+// records allowed decisions too in audit mode (learning needs them).
+uint8_t LoggingFlags(LoggingLevel level, Mode mode);
 
 // "cgroup" / "unit" / "pid" / "pattern" / "user" / "container" /
 // "selector" / "pod" / "pod-selector".
