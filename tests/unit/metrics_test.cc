@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -429,10 +430,47 @@ TEST_F(MetricsServerTest, StopsPromptlyWithIdleConnectionOpen) {
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(connect(idle.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)),
             0);
-  // httplib waits out the keep-alive timeout (1 s) on an idle connection.
+  // A connection waits up to 3 s for its request; stopping does not.
   const auto start = std::chrono::steady_clock::now();
   server_.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+// httplib's own timeout applies to each read: a client sending a byte every
+// 200 ms held a connection (and a worker) forever. The whole request has a
+// deadline (3 s), so the server closes the connection however the client
+// trickles, and answers others meanwhile.
+TEST_F(MetricsServerTest, TricklingRequestIsCutOff) {
+  UniqueFd slow(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(slow);
+  timeval tv{.tv_sec = 5, .tv_usec = 0};
+  setsockopt(slow.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(slow.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)),
+            0);
+  const std::string request =
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " +
+      std::string(200, 'a');
+  bool closed = false;
+  // Bounded: at most 50 bytes, one each 200 ms (10 s).
+  for (size_t sent = 0; sent < 50 && !closed; ++sent) {
+    send(slow.get(), &request[sent], 1, MSG_NOSIGNAL);
+    pollfd p{slow.get(), POLLIN, 0};
+    if (poll(&p, 1, 200) == 1) {
+      char buf[512];
+      closed = recv(slow.get(), buf, sizeof(buf), 0) <= 0;
+      // A 400 for the unfinished header comes first, then the end.
+      if (!closed) closed = recv(slow.get(), buf, sizeof(buf), 0) <= 0;
+    }
+    if (sent == 5) {
+      ASSERT_OK_AND_ASSIGN(HttpReply reply, Fetch(server_->port(), "/healthz"));
+      EXPECT_EQ(reply.status, 200);
+    }
+  }
+  EXPECT_TRUE(closed) << "the trickling connection is still open after 10 s";
 }
 
 TEST(MetricsServerStartTest, ThrowingCallbacksGive500And503) {

@@ -3,19 +3,25 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <list>
 #include <mutex>
 #include <new>
 #include <sstream>
@@ -31,6 +37,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
 
@@ -41,14 +49,36 @@ constexpr char kMetricsContentType[] =
     "text/plain; version=0.0.4; charset=utf-8";
 constexpr char kTextContentType[] = "text/plain; charset=utf-8";
 
-// Scrapes are rare and small: a few workers, and short timeouts, since
-// stopping waits for every open connection: an idle one for up to the
-// keep-alive timeout, a stalled one for up to the read or write timeout.
-constexpr size_t kServerThreads = 4;
-constexpr time_t kKeepAliveSeconds = 1;
-constexpr time_t kReadTimeoutSeconds = 2;
-constexpr time_t kWriteTimeoutSeconds = 5;
+// Any local process can connect to the server, and a kubelet probe that gets
+// no answer within its timeout (5 s in deploy/kubernetes) has the pod killed:
+// idle and slow clients must not keep a scrape or a probe waiting. So every
+// connection is served by a thread of its own (a stalled client holds only
+// its own), up to kMetricsMaxConnections at once; a connection beyond that is
+// answered 503 and closed at once instead of queueing. And every connection
+// ends within bounded time, however slowly its client sends or reads:
+// - a request (request line, headers, body: at most kMaxRequestBytes) must
+//   arrive whole within kRequestTimeout of the connection opening, or of its
+//   first byte after a previous answer; httplib's own timeouts apply to each
+//   read only, so a client sending a byte a second would hold on forever;
+// - an idle connection between requests is closed after kKeepAliveTimeout,
+//   and after kMaxRequestsPerConnection answers;
+// - an answer must be taken in kResponseTimeout, never kWriteStallTimeout
+//   without progress.
+constexpr absl::Duration kRequestTimeout = absl::Seconds(3);
+constexpr absl::Duration kKeepAliveTimeout = absl::Seconds(1);
+constexpr size_t kMaxRequestsPerConnection = 5;
+constexpr absl::Duration kResponseTimeout = absl::Seconds(30);
+constexpr absl::Duration kWriteStallTimeout = absl::Seconds(5);
 constexpr size_t kMaxRequestBody = 4096;
+// Request line (httplib allows 8 KiB), a few headers, a body: Prometheus and
+// the kubelet send a few hundred bytes.
+constexpr size_t kMaxRequestBytes = 32 * 1024;
+// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled
+// into Debian's library): in a burst of connections the kernel drops the SYNs
+// beyond it, and a probe among them waits a second or more for its retry.
+constexpr int kListenBacklog = 128;
+// How often a connection thread that waits looks whether the server stops.
+constexpr absl::Duration kStopCheckInterval = absl::Milliseconds(100);
 
 // The exposition format must be UTF-8, and Prometheus rejects the whole
 // scrape on one bad label value, so invalid sequences become U+FFFD.
@@ -412,6 +442,263 @@ void ListenSocketOptions(socket_t sock) {
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
 }
 
+// "ip", port of a socket address (getsockname or getpeername).
+void IpAndPort(const sockaddr_storage& addr, std::string& ip, int& port) {
+  char text[INET6_ADDRSTRLEN] = "";
+  ip.clear();
+  port = 0;
+  if (addr.ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, &addr, sizeof(sin));
+    if (inet_ntop(AF_INET, &sin.sin_addr, text, sizeof(text))) ip = text;
+    port = ntohs(sin.sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, &addr, sizeof(sin6));
+    if (inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof(text))) ip = text;
+    port = ntohs(sin6.sin6_port);
+  }
+}
+
+// One accepted connection as httplib's request parser and response writer
+// see it, with the deadlines of the constants above: each read fails once the
+// request's deadline or byte budget is spent, each write once the answer's
+// deadline passes or the client takes nothing for kWriteStallTimeout, and
+// both once the server stops. The socket is used non-blocking (MSG_DONTWAIT)
+// so that only poll() waits, and only up to a deadline.
+class ConnectionStream : public httplib::Stream {
+ public:
+  ConnectionStream(int sock, const std::atomic<bool>& stopping)
+      : sock_(sock), stopping_(stopping) {}
+
+  // Waits up to `timeout` for the first byte of the next request (true if
+  // there is one) and starts its deadline and byte budget.
+  bool AwaitRequest(absl::Duration timeout) {
+    if (buffered_ == 0 && !WaitFor(POLLIN, absl::Now() + timeout)) {
+      return false;
+    }
+    StartRequest();
+    return true;
+  }
+  // Starts a request's deadline and byte budget, and the answer's deadline
+  // at its first write.
+  void StartRequest() {
+    read_deadline_ = absl::Now() + kRequestTimeout;
+    read_budget_ = kMaxRequestBytes;
+    write_deadline_ = absl::InfiniteFuture();
+  }
+
+  bool is_readable() const override {
+    return buffered_ > 0 || WaitFor(POLLIN, read_deadline_);
+  }
+  bool is_writable() const override {
+    return WaitFor(POLLOUT, WriteWaitDeadline());
+  }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (size == 0) return 0;
+    if (buffered_ == 0) {
+      if (read_budget_ == 0) return -1;
+      const size_t want = std::min(buffer_.size(), read_budget_);
+      ssize_t n;
+      while ((n = recv(sock_, buffer_.data(), want, MSG_DONTWAIT)) < 0) {
+        if (errno != EAGAIN && errno != EINTR) return -1;
+        if (!WaitFor(POLLIN, read_deadline_)) return -1;
+      }
+      if (n == 0) return 0;  // the client closed its side
+      read_budget_ -= static_cast<size_t>(n);
+      buffer_start_ = 0;
+      buffered_ = static_cast<size_t>(n);
+    }
+    const size_t taken = std::min(size, buffered_);
+    std::memcpy(ptr, buffer_.data() + buffer_start_, taken);
+    buffer_start_ += taken;
+    buffered_ -= taken;
+    return static_cast<ssize_t>(taken);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (write_deadline_ == absl::InfiniteFuture()) {
+      write_deadline_ = absl::Now() + kResponseTimeout;
+    }
+    ssize_t n;
+    while ((n = send(sock_, ptr, size, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0) {
+      if (errno != EAGAIN && errno != EINTR) return -1;
+      if (!WaitFor(POLLOUT, WriteWaitDeadline())) return -1;
+    }
+    // httplib repeats a write that returned 0 without end.
+    return size > 0 && n == 0 ? -1 : n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      addr.ss_family = AF_UNSPEC;
+    }
+    IpAndPort(addr, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      addr.ss_family = AF_UNSPEC;
+    }
+    IpAndPort(addr, ip, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  absl::Time WriteWaitDeadline() const {
+    return std::min(write_deadline_, absl::Now() + kWriteStallTimeout);
+  }
+
+  // Whether `events` (POLLIN, POLLOUT) come before `deadline`; false also
+  // once the server stops, or on a socket error or hang-up.
+  bool WaitFor(int16_t events, absl::Time deadline) const {
+    for (;;) {
+      if (stopping_.load()) return false;
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      const absl::Duration wait = std::min(left, kStopCheckInterval);
+      pollfd p{sock_, events, 0};
+      const int ready = poll(&p, 1,
+                             static_cast<int>(absl::ToInt64Milliseconds(
+                                 wait + absl::Milliseconds(1))));
+      if (ready < 0 && errno != EINTR) return false;
+      // POLLHUP and POLLERR end a wait for reading too: the read that
+      // follows gets the end of the stream or the error.
+      if (ready > 0) return (p.revents & (events | POLLHUP | POLLERR)) != 0;
+    }
+  }
+
+  const int sock_;
+  const std::atomic<bool>& stopping_;
+  std::array<char, 4096> buffer_{};
+  size_t buffer_start_ = 0;
+  size_t buffered_ = 0;
+  absl::Time read_deadline_ = absl::Now() + kRequestTimeout;
+  size_t read_budget_ = kMaxRequestBytes;
+  absl::Time write_deadline_ = absl::InfiniteFuture();
+};
+
+constexpr char kBusyAnswer[] =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 22\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "too many connections\r\n";
+
+// httplib's server with its connection handling replaced (see the constants
+// above): httplib accepts, parses requests and writes answers; this class
+// decides which connections are served, on what thread, and for how long.
+class BoundedServer : public httplib::Server {
+ public:
+  BoundedServer() {
+    // httplib hands each accepted socket to its task queue, which would hold
+    // connections beyond the workers without bound. This queue runs the
+    // hand-off on the accepting thread, so that process_and_close_socket
+    // below admits or refuses the connection before the next accept.
+    new_task_queue = [] { return new InlineTaskQueue(); };
+    // Never more finished threads than threads: Serve's push_back cannot
+    // allocate (or throw) then.
+    finished_.reserve(kMetricsMaxConnections);
+  }
+  // Widens the listen backlog of the bound socket to kListenBacklog: 0, or
+  // the errno of a failure, after which the socket is closed (httplib's
+  // destructor does not close it).
+  int WidenBacklog() {
+    if (::listen(svr_sock_, kListenBacklog) == 0) return 0;
+    const int err = errno;
+    close(svr_sock_.exchange(INVALID_SOCKET));
+    return err;
+  }
+
+  // Stops the connection threads and waits for them; runs once the
+  // listening loop has returned (no new connections).
+  ~BoundedServer() override {
+    stopping_ = true;
+    std::list<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  class InlineTaskQueue : public httplib::TaskQueue {
+   public:
+    void enqueue(std::function<void()> fn) override { fn(); }
+    void shutdown() override {}
+  };
+
+  // Called on the accepting thread (InlineTaskQueue); owns `sock`.
+  bool process_and_close_socket(socket_t sock) override {
+    try {
+      std::lock_guard<std::mutex> lock(mu_);
+      JoinFinished();
+      if (threads_.size() < kMetricsMaxConnections) {
+        threads_.emplace_back([this, sock] { Serve(sock); });
+        return true;
+      }
+    } catch (...) {
+      // No thread (std::system_error) or no memory: refused like a surplus
+      // connection.
+    }
+    // Best effort: the client may not even read it.
+    send(sock, kBusyAnswer, sizeof(kBusyAnswer) - 1,
+         MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(sock, SHUT_RDWR);
+    close(sock);
+    return false;
+  }
+
+  // The connection's thread: its requests, then its end.
+  void Serve(socket_t sock) {
+    try {
+      ConnectionStream stream(sock, stopping_);
+      stream.StartRequest();
+      for (size_t answered = 0; answered < kMaxRequestsPerConnection;
+           ++answered) {
+        if (answered > 0 && !stream.AwaitRequest(kKeepAliveTimeout)) break;
+        bool client_closes = false;
+        const bool last = answered + 1 == kMaxRequestsPerConnection;
+        if (!process_request(stream, last, client_closes, nullptr) ||
+            client_closes || stopping_.load()) {
+          break;
+        }
+      }
+    } catch (...) {
+      // Out of memory in httplib's parser: the connection just ends.
+    }
+    shutdown(sock, SHUT_RDWR);
+    close(sock);
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_.push_back(std::this_thread::get_id());  // reserved: no throw
+  }
+
+  // Joins the threads whose connection ended (they only return after
+  // Serve's last lock). Requires mu_.
+  void JoinFinished() {
+    for (const std::thread::id id : finished_) {
+      auto done = std::find_if(
+          threads_.begin(), threads_.end(),
+          [id](const std::thread& thread) { return thread.get_id() == id; });
+      if (done == threads_.end()) continue;
+      done->join();
+      threads_.erase(done);
+    }
+    finished_.clear();
+  }
+
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::list<std::thread> threads_;         // guarded by mu_
+  std::vector<std::thread::id> finished_;  // guarded by mu_
+};
+
 }  // namespace
 
 // Only allocation failure can fail here; the server reports it as a 500.
@@ -427,7 +714,9 @@ struct MetricsServer::Impl {
 
   std::function<MetricsSnapshot()> source;
   std::function<bool()> healthy;
-  httplib::Server server;
+  // Destroyed after the listener is joined (~Impl), before the callbacks:
+  // it waits for the connection threads, which call them.
+  BoundedServer server;
   int port = 0;
   std::thread listener;
   std::mutex mu;
@@ -499,11 +788,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     impl->healthy = std::move(healthy);
 
     httplib::Server& svr = impl->server;
-    svr.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
     svr.set_socket_options(ListenSocketOptions);
-    svr.set_read_timeout(kReadTimeoutSeconds);
-    svr.set_write_timeout(kWriteTimeoutSeconds);
-    svr.set_keep_alive_timeout(kKeepAliveSeconds);
     svr.set_payload_max_length(kMaxRequestBody);
     svr.Get("/metrics",
             [impl](const httplib::Request&, httplib::Response& res) {
@@ -525,6 +810,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       if (err != 0) return ErrnoStatus(err, "metrics server: bind", address);
       return absl::UnavailableError(
           absl::StrCat("metrics server: cannot listen on ", address));
+    }
+    if (const int err = impl->server.WidenBacklog(); err != 0) {
+      return ErrnoStatus(err, "metrics server: listen", address);
     }
     impl->port = bound;
     impl->listener = std::thread([impl] {

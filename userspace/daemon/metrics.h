@@ -125,6 +125,11 @@ struct MetricsSnapshot {
 //   egress_build_info{version,libbpf_version,node}      gauge (1)
 std::string FormatMetrics(const MetricsSnapshot& snapshot);
 
+// Connections the metrics server serves at once (a thread each); one more is
+// answered 503 and closed. Idle and slow clients are closed within seconds
+// (metrics.cc), so a scrape or a probe is never queued behind them.
+constexpr size_t kMetricsMaxConnections = 64;
+
 // Serves GET /metrics (FormatMetrics of a fresh snapshot from `source`) and
 // GET /healthz ("ok" while `healthy` returns true, else 503) on `address`
 // ("127.0.0.1:9477"; port 0 picks a free one). Other paths: 404. `source` and
