@@ -11,6 +11,10 @@ pkgs=(
   # line is tens of MB, which nlohmann::json's tree parses ten times slower.
   libsimdjson-dev
   libsystemd-dev systemd libseccomp-dev libsqlite3-dev
+  # The Public Suffix List (libpsl, and the list itself): `suggest
+  # --group-names` never makes a wildcard over a suffix where anyone can
+  # register names (*.co.uk, *.github.io).
+  libpsl-dev publicsuffix
   # containerd's API (gRPC) for pod targets, and containerd itself for the
   # tests that start one.
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc

@@ -39,6 +39,22 @@ TEST(SuggestNamesTest, NoWildcardDirectlyUnderATopLevelDomain) {
                           Pair("other.com", "other.com")));
 }
 
+TEST(SuggestNamesTest, NoWildcardOverAPublicSuffix) {
+  // co.uk (ICANN) and github.io (private section): anyone registers names
+  // there, so *.co.uk or *.github.io would allow everybody's.
+  EXPECT_THAT(NamePatterns({"shop.co.uk", "bank.co.uk", "alice.github.io",
+                            "bob.github.io"},
+                           true),
+              ElementsAre(Pair("alice.github.io", "alice.github.io"),
+                          Pair("bank.co.uk", "bank.co.uk"),
+                          Pair("bob.github.io", "bob.github.io"),
+                          Pair("shop.co.uk", "shop.co.uk")));
+  // Below a registered domain under it, grouping is as anywhere.
+  EXPECT_THAT(NamePatterns({"a.shop.co.uk", "b.shop.co.uk"}, true),
+              ElementsAre(Pair("a.shop.co.uk", "*.shop.co.uk"),
+                          Pair("b.shop.co.uk", "*.shop.co.uk")));
+}
+
 TEST(SuggestNamesTest, GroupsOnTheNameNotTheParentItself) {
   // The parent seen as a name of its own stays exact beside the wildcard,
   // which does not cover it.

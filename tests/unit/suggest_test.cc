@@ -289,10 +289,14 @@ TEST(SuggestPolicyTest, GroupsIpv4IntoNetworks) {
           Obs("2001:db8::1", IPPROTO_TCP, 443, 1),
       },
       options);
-  EXPECT_THAT(text, HasSubstr("#   10.0.0.0/24 (2 addresses): 5 attempts by "
-                              "a, b; first 2026-11-24T10:00:00Z, last "
+  // A network names the hosts of it that were seen.
+  EXPECT_THAT(text, HasSubstr("#   10.0.0.0/24 (2 addresses: 10.0.0.5, "
+                              "10.0.0.9): 5 attempts by a, b; first "
+                              "2026-11-24T10:00:00Z, last "
                               "2026-11-24T10:05:00Z\n"));
-  EXPECT_THAT(text, HasSubstr("#   10.0.1.0/24: 1 attempt by app;"));
+  EXPECT_THAT(text,
+              HasSubstr("#   10.0.1.0/24 (1 address: 10.0.1.1): 1 attempt by "
+                        "app;"));
   EXPECT_THAT(text, HasSubstr("# Destinations are grouped into networks: "
                               "IPv4 into /24.\n"));
   const Policy p = MustParse(text);
@@ -381,6 +385,27 @@ TEST(SuggestPolicyTest, GroupNamesMakesWildcardsOnlyWhenAsked) {
   ASSERT_THAT(wild.rules, SizeIs(1));
   EXPECT_THAT(wild.rules[0].names,
               ElementsAre("*.cdn.example", "api.example.org"));
+}
+
+// A wildcard is made from the names of one port: a name seen on another
+// port does not widen this port's rule, and the comment lists the names a
+// wildcard stands for.
+TEST(SuggestPolicyTest, GroupNamesGroupsPerPortAndListsTheNames) {
+  SuggestOptions grouped = Options();
+  grouped.group_names = true;
+  const std::string text = MustSuggest(
+      {
+          Named("127.1.0.1", 443, "a.cdn.example"),
+          Named("127.1.0.2", 443, "b.cdn.example"),
+          Named("127.1.0.3", 8443, "c.cdn.example"),
+      },
+      grouped);
+  Policy p = MustParse(text);
+  ASSERT_THAT(p.rules, SizeIs(2));
+  EXPECT_THAT(p.rules[0].names, ElementsAre("*.cdn.example"));
+  EXPECT_THAT(p.rules[1].names, ElementsAre("c.cdn.example"));
+  EXPECT_THAT(text, HasSubstr("#   *.cdn.example (a.cdn.example, "
+                              "b.cdn.example; resolved to 2 addresses): "));
 }
 
 TEST(SuggestPolicyTest, BadGroupSizes) {

@@ -32,6 +32,7 @@ struct DestStats {
   int64_t last_seen_ns = std::numeric_limits<int64_t>::min();
   std::set<std::string> processes;
   std::set<std::array<uint8_t, 16>> addresses;  // the hosts grouped here
+  std::set<std::string> names;  // the names a wildcard groups, as learned
 };
 
 // (family, address, prefix length): sorts IPv4 before IPv6, then by address.
@@ -166,6 +167,22 @@ std::string DestText(const DestKey& key) {
   return c.ToString();
 }
 
+// "a, b, c": at most 8 of `items` in their order, then how many more.
+template <typename Items>
+std::string Listed(const Items& items) {
+  constexpr size_t kListed = 8;
+  std::vector<std::string> shown;
+  for (const std::string& item : items) {
+    if (shown.size() == kListed) break;
+    shown.push_back(item);
+  }
+  std::string out = absl::StrJoin(shown, ", ");
+  if (items.size() > kListed) {
+    absl::StrAppend(&out, " and ", items.size() - kListed, " more");
+  }
+  return out;
+}
+
 std::string Attempts(uint64_t n) {
   return absl::StrCat(n, n == 1 ? " attempt" : " attempts");
 }
@@ -198,15 +215,27 @@ std::vector<std::string> RuleComment(
       service.empty() ? "" : absl::StrCat(" (", service, ")"), ": ",
       Attempts(total), " to ", n, n == 1 ? " destination" : " destinations"));
   for (const auto& [name, s] : names) {
+    // A wildcard says which names it stands for: the ones seen.
+    const std::string members =
+        s.names.empty() ? "" : absl::StrCat(Listed(s.names), "; ");
     lines.push_back(StatsLine(
-        absl::StrCat(name, " (resolved to ", s.addresses.size(),
+        absl::StrCat(name, " (", members, "resolved to ", s.addresses.size(),
                      s.addresses.size() == 1 ? " address)" : " addresses)"),
         s));
   }
   for (const auto& [dest, s] : dests) {
     std::string where = DestText(dest);
-    if (s.addresses.size() > 1) {
-      absl::StrAppend(&where, " (", s.addresses.size(), " addresses)");
+    const int host_len = std::get<0>(dest) == 4 ? 32 : 128;
+    if (std::get<2>(dest) < host_len) {
+      // A network says which hosts of it were seen.
+      std::vector<std::string> hosts;
+      for (const std::array<uint8_t, 16>& a : s.addresses) {
+        hosts.push_back(
+            DestText({std::get<0>(dest), a, static_cast<uint8_t>(host_len)}));
+      }
+      absl::StrAppend(&where, " (", s.addresses.size(),
+                      s.addresses.size() == 1 ? " address: " : " addresses: ",
+                      Listed(hosts), ")");
     }
     lines.push_back(StatsLine(where, s));
   }
@@ -256,7 +285,9 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     Proto proto;
   };
   std::vector<Inet> inet;
-  std::set<std::string> learned_names;
+  // Per (protocol, port): a wildcard for one port's names never opens
+  // another port to names seen only there.
+  std::map<PortKey, std::set<std::string>> learned_names;
   for (size_t i = 0; i < observed.size(); ++i) {
     const Observation& o = observed[i];
     if (!o.unix_path.empty()) {
@@ -275,12 +306,14 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     if (o.ip_proto == IPPROTO_TCP) n.proto = Proto::kTcp;
     if (o.ip_proto == IPPROTO_UDP) n.proto = Proto::kUdp;
     if (!o.name.empty() && n.proto != Proto::kIcmp) {
-      learned_names.insert(o.name);
+      learned_names[{n.proto, o.port}].insert(o.name);
     }
     inet.push_back(n);
   }
-  const std::map<std::string, std::string> patterns =
-      NamePatterns(learned_names, options.group_names);
+  std::map<PortKey, std::map<std::string, std::string>> patterns;
+  for (const auto& [port, names] : learned_names) {
+    patterns[port] = NamePatterns(names, options.group_names);
+  }
   // The rule name of a destination (address, protocol, port) reached by a
   // DNS name: a lookup answered it, so the same destination reached without
   // one (an address the application kept) goes under that name too.
@@ -288,8 +321,10 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
   std::map<Reached, std::string> named;
   auto pattern_of = [&patterns](const Inet& n) -> std::string {
     if (n.o->name.empty() || n.proto == Proto::kIcmp) return "";
-    auto it = patterns.find(n.o->name);
-    return it == patterns.end() ? "" : it->second;
+    auto port = patterns.find({n.proto, n.o->port});
+    if (port == patterns.end()) return "";
+    auto it = port->second.find(n.o->name);
+    return it == port->second.end() ? "" : it->second;
   };
   for (const Inet& n : inet) {
     std::string p = pattern_of(n);
@@ -307,6 +342,7 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
       DestStats& s = seen.names_by_port[port][p];
       add(*n.o, s);
       s.addresses.insert(n.addr);
+      if (p[0] == '*' && !n.o->name.empty()) s.names.insert(n.o->name);
       continue;
     }
     const int prefix = n.family == 4 ? options.group_v4 : options.group_v6;

@@ -6,16 +6,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "userspace/policy/name_rules.h"
+#include "userspace/policy/public_suffix.h"
 
 namespace egress::policy {
 namespace {
 
-// The parent of `name` if it has at least two labels, else "".
+// The parent of `name` if it has at least two labels and is no public
+// suffix, else "".
 std::string GroupParent(absl::string_view name) {
   const size_t dot = name.find('.');
   if (dot == absl::string_view::npos) return "";
   absl::string_view parent = name.substr(dot + 1);
   if (parent.find('.') == absl::string_view::npos) return "";
+  if (IsPublicSuffix(parent)) return "";
   return std::string(parent);
 }
 
