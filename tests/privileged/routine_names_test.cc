@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@ namespace egress::testing {
 namespace {
 
 constexpr char kName[] = "api.routine.test";
+// Another name of a virtual host on the name's first address.
+constexpr char kOther[] = "www.other.test";
 // What the name resolves to: two addresses first, then a third.
 constexpr char kFirst[] = "127.211.0.1";
 constexpr char kSecond[] = "127.211.0.2";
@@ -198,6 +201,38 @@ TEST_F(RoutineNamesTest, AuditSuggestsNamesThatKeepWorkingAsAddressesRotate) {
   EXPECT_DENIED(
       InCgroup([other_port] { return TcpConnect(kRotated, other_port); }));
   EXPECT_EQ(listeners_[3]->accepted(), 0);
+}
+
+// Two names on one address (a virtual host): the application looks up its
+// API, the other name is looked up after it, and then the connect comes.
+// The suggestion allows both names, so the application's own lookup still
+// connects once the policy is enforced (with one name per address, the last
+// looked up won, and the API's connect was refused).
+TEST_F(RoutineNamesTest, AnAddressOfTwoNamesIsSuggestedUnderBoth) {
+  ASSERT_TRUE(dns_->SetHosts(absl::StrCat(kFirst, " ", kName, "\n", kFirst, " ",
+                                          kOther, "\n"),
+                             kOther, kFirst)
+                  .ok());
+  AddTarget("web", nullptr, "audit");
+  const std::string server = dns_->address();
+  const uint16_t port = port_;
+  EXPECT_EQ(InCgroup([server, port] {
+              if (DnsQuery(server, kName).error != 0) return -1;
+              if (DnsQuery(server, kOther).error != 0) return -1;
+              return TcpConnect(kFirst, port);
+            }),
+            0);
+  std::string seen;
+  const absl::Time learned_by = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < learned_by && !absl::StrContains(seen, kOther)) {
+    absl::SleepFor(absl::Milliseconds(50));
+    seen = CtlOk({"suggest", "--target", "web"});
+  }
+  EXPECT_TRUE(absl::StrContains(seen, kName)) << seen;
+  EXPECT_TRUE(absl::StrContains(seen, kOther)) << seen;
+  std::ofstream(PolicyPath()) << seen;
+  CtlOk({"apply", "-f", PolicyPath()});
+  EXPECT_EQ(AppStep(), 0) << "the API by its own name, enforced";
 }
 
 // Audit learning keeps the anti-forgery rule of bindings: answers that do not

@@ -40,12 +40,27 @@ TEST(AnswerNamesTest, AddressesOfAnAnswerGetItsName) {
   std::array<uint8_t, 16> mapped{0, 0, 0,    0,    0,   0, 0, 0,
                                  0, 0, 0xff, 0xff, 127, 1, 0, 2};
   EXPECT_EQ(names.NameOf("web", 6, mapped), "api.example.com");
-  // A later answer naming the address wins.
+  // A later answer naming the address adds its name: a connect to the
+  // address may have meant either (a CDN, a virtual host).
   names.Remember(
       "web", Answer("cdn.example.net", EGRESS_DNS_TYPE_A, {V4(127, 1, 0, 1)}));
-  EXPECT_EQ(names.NameOf("web", 4, V4(127, 1, 0, 1)), "cdn.example.net");
+  EXPECT_EQ(names.NameOf("web", 4, V4(127, 1, 0, 1)),
+            "api.example.com,cdn.example.net");
+  EXPECT_EQ(names.NameOf("web", 4, V4(127, 1, 0, 2)), "api.example.com");
   names.Forget("web");
   EXPECT_EQ(names.NameOf("web", 4, V4(127, 1, 0, 2)), "");
+}
+
+TEST(AnswerNamesTest, AnAddressKeepsItsLastFourNames) {
+  AnswerNames names;
+  for (const char* name :
+       {"a.test", "b.test", "c.test", "d.test", "e.test", "b.test"}) {
+    names.Remember("web", Answer(name, EGRESS_DNS_TYPE_A, {V4(127, 1, 0, 9)}));
+  }
+  // a.test went first; b.test, asked again, is the newest.
+  EXPECT_EQ(names.NameOf("web", 4, V4(127, 1, 0, 9)),
+            "b.test,c.test,d.test,e.test");
+  EXPECT_EQ(names.size("web"), 1u);
 }
 
 TEST(AnswerNamesTest, AaaaAnswersBindIpv6Addresses) {

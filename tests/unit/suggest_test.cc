@@ -408,6 +408,22 @@ TEST(SuggestPolicyTest, GroupNamesGroupsPerPortAndListsTheNames) {
                               "b.cdn.example; resolved to 2 addresses): "));
 }
 
+// An address two names resolved to (a virtual host, a CDN): a connect to it
+// may have meant either, so both names are allowed, on one comment line.
+TEST(SuggestPolicyTest, AnAddressOfTwoNamesAllowsBoth) {
+  const std::string text = MustSuggest({
+      Named("127.0.0.1", 18080, "api.shop.test,shop.co.uk", 3),
+      Named("127.0.0.2", 18080, "api.shop.test"),
+  });
+  Policy p = MustParse(text);
+  ASSERT_THAT(p.rules, SizeIs(1));
+  EXPECT_THAT(p.rules[0].names, ElementsAre("api.shop.test", "shop.co.uk"));
+  EXPECT_THAT(text, HasSubstr("#   api.shop.test, shop.co.uk (resolved to 1 "
+                              "address): 3 attempts"));
+  EXPECT_THAT(text, HasSubstr("#   api.shop.test (resolved to 1 address): 1 "
+                              "attempt"));
+}
+
 TEST(SuggestPolicyTest, BadGroupSizes) {
   for (int g : {0, 33, -1}) {
     SuggestOptions o = Options();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_join.h"
 #include "userspace/policy/rule.h"
 
 namespace egress {
@@ -47,7 +48,11 @@ void AnswerNames::Remember(const std::string& target,
     std::array<uint8_t, 16> addr;
     std::memcpy(addr.data(), answer.addrs[i].addr, 16);
     const std::string key = Key(family, addr);
-    auto [it, fresh] = t.names.insert_or_assign(key, name);
+    auto [it, fresh] = t.names.try_emplace(key);
+    std::vector<std::string>& names = it->second;
+    names.erase(std::remove(names.begin(), names.end(), name), names.end());
+    names.push_back(name);
+    if (names.size() > kMaxNamesPerAddress) names.erase(names.begin());
     if (!fresh) continue;
     t.order.push_back(key);
     while (t.names.size() > max_per_target_) {
@@ -62,7 +67,10 @@ std::string AnswerNames::NameOf(const std::string& target, uint8_t family,
   auto t = targets_.find(target);
   if (t == targets_.end()) return "";
   auto it = t->second.names.find(Key(family, addr));
-  return it == t->second.names.end() ? "" : it->second;
+  if (it == t->second.names.end()) return "";
+  std::vector<std::string> sorted = it->second;
+  std::sort(sorted.begin(), sorted.end());
+  return absl::StrJoin(sorted, ",");
 }
 
 void AnswerNames::Forget(const std::string& target) { targets_.erase(target); }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
@@ -24,22 +25,28 @@ class AnswerNames {
   explicit AnswerNames(size_t max_per_target = 4096)
       : max_per_target_(max_per_target) {}
 
-  // Binds every address of `answer` to its question name for `target` (a
-  // later answer naming the same address wins). An empty name, one with a
-  // byte other than a lower-case letter, digit, '-', '_' or '.', or a
-  // question type other than A or AAAA is ignored.
+  // Binds every address of `answer` to its question name for `target`. An
+  // address keeps the kMaxNamesPerAddress names it was last resolved from
+  // (shared addresses are the rule: a CDN, a virtual host); an older one
+  // goes first. An empty name, one with a byte other than a lower-case
+  // letter, digit, '-', '_' or '.', or a question type other than A or AAAA
+  // is ignored.
   void Remember(const std::string& target,
                 const egress_dns_answer_event& answer);
-  // The name `addr` (IPv4 in addr[0..3]; an IPv4-mapped IPv6 address counts
-  // as IPv4) was last resolved from, or "".
+  // The names `addr` (IPv4 in addr[0..3]; an IPv4-mapped IPv6 address
+  // counts as IPv4) was resolved from, sorted and joined by ',' (a
+  // connect to it may have meant any of them), or "".
   std::string NameOf(const std::string& target, uint8_t family,
                      const std::array<uint8_t, 16>& addr) const;
+  // As many names as the kernel binds to one address (dns_abi.h).
+  static constexpr size_t kMaxNamesPerAddress = 4;
   void Forget(const std::string& target);
   size_t size(const std::string& target) const;
 
  private:
   struct Table {
-    absl::flat_hash_map<std::string, std::string> names;  // address -> name
+    // address -> its names, the last resolved last
+    absl::flat_hash_map<std::string, std::vector<std::string>> names;
     std::deque<std::string> order;  // addresses, first learned first
   };
   // family (1 byte) and the 16 address bytes.

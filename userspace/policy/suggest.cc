@@ -13,8 +13,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "userspace/common/saturating_add.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/policy_writer.h"
@@ -161,6 +163,16 @@ absl::Status CheckObservation(const Observation& o, size_t index) {
   return absl::OkStatus();
 }
 
+// The names an observation's address was resolved from (Observation::name:
+// one, or several joined by ',': the connect may have meant any of them).
+std::vector<absl::string_view> ObservedNames(const Observation& o) {
+  return absl::StrSplit(o.name, ',', absl::SkipEmpty());
+}
+
+// Joins the patterns of a destination resolved from several names, in a
+// rule's comment ("api.shop.test, shop.test"); every one is allowed.
+constexpr absl::string_view kNameSeparator = ", ";
+
 std::string DestText(const DestKey& key) {
   Cidr c;
   std::tie(c.family, c.addr, c.prefix_len) = key;
@@ -306,7 +318,9 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     if (o.ip_proto == IPPROTO_TCP) n.proto = Proto::kTcp;
     if (o.ip_proto == IPPROTO_UDP) n.proto = Proto::kUdp;
     if (!o.name.empty() && n.proto != Proto::kIcmp) {
-      learned_names[{n.proto, o.port}].insert(o.name);
+      for (absl::string_view name : ObservedNames(o)) {
+        learned_names[{n.proto, o.port}].emplace(name);
+      }
     }
     inet.push_back(n);
   }
@@ -319,12 +333,18 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
   // one (an address the application kept) goes under that name too.
   using Reached = std::tuple<uint8_t, std::array<uint8_t, 16>, PortKey>;
   std::map<Reached, std::string> named;
+  // The patterns of every name the destination was resolved from, sorted
+  // and joined by kNameSeparator ("" for none).
   auto pattern_of = [&patterns](const Inet& n) -> std::string {
     if (n.o->name.empty() || n.proto == Proto::kIcmp) return "";
     auto port = patterns.find({n.proto, n.o->port});
     if (port == patterns.end()) return "";
-    auto it = port->second.find(n.o->name);
-    return it == port->second.end() ? "" : it->second;
+    std::set<std::string> found;
+    for (absl::string_view name : ObservedNames(*n.o)) {
+      auto it = port->second.find(std::string(name));
+      if (it != port->second.end()) found.insert(it->second);
+    }
+    return absl::StrJoin(found, kNameSeparator);
   };
   for (const Inet& n : inet) {
     std::string p = pattern_of(n);
@@ -342,7 +362,10 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
       DestStats& s = seen.names_by_port[port][p];
       add(*n.o, s);
       s.addresses.insert(n.addr);
-      if (p[0] == '*' && !n.o->name.empty()) s.names.insert(n.o->name);
+      if (absl::StrContains(p, '*')) {
+        for (absl::string_view name : ObservedNames(*n.o))
+          s.names.emplace(name);
+      }
       continue;
     }
     const int prefix = n.family == 4 ? options.group_v4 : options.group_v6;
@@ -367,7 +390,11 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
   std::set<std::string> all_names;
   for (const auto& [key, names] : seen.names_by_port) {
     ports.insert(key);
-    for (const auto& [name, s] : names) all_names.insert(name);
+    for (const auto& [joined, s] : names) {
+      for (absl::string_view name : absl::StrSplit(joined, kNameSeparator)) {
+        all_names.emplace(name);
+      }
+    }
   }
   const size_t combinations = ports.size();
   const size_t unix_paths = seen.unix_paths.size();
@@ -494,7 +521,13 @@ void AddRules(const Seen& seen, PolicyDocument* doc) {
       std::tie(c.family, c.addr, c.prefix_len) = dest;
       rule.destinations.push_back(c);
     }
-    for (const auto& [pattern, s] : names) rule.names.push_back(pattern);
+    std::set<std::string> patterns;
+    for (const auto& [joined, s] : names) {
+      for (absl::string_view p : absl::StrSplit(joined, kNameSeparator)) {
+        patterns.emplace(p);
+      }
+    }
+    rule.names.assign(patterns.begin(), patterns.end());
     doc->rule_comments.push_back(RuleComment(key, service, dests, names));
     doc->rule_names.push_back(name);
     doc->rules.push_back(std::move(rule));

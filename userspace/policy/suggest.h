@@ -31,6 +31,8 @@ struct Observation {
   std::string unix_path;
   // The DNS name the address was resolved from by the target's own query
   // (audit learning, docs/dns.md), or "" when it was reached without one.
+  // Several names that resolved to the same address are joined by ','
+  // (the connect may have meant any): each is allowed.
   std::string name;
 };
 
