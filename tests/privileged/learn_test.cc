@@ -4,6 +4,7 @@
 // that apply back to the same state.
 #include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +77,25 @@ TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.54", 53); }));
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
+}
+
+TEST_F(LearnTest, RawSocketsSeenInAuditAreAllowedBySuggestion) {
+  AddTarget("web", nullptr, "audit");
+  EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  std::string yaml =
+      SuggestWhenSeen({"suggest", "--target", "web"}, "raw: true");
+  EXPECT_TRUE(absl::StrContains(yaml, "raw: true")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "not checked per destination")) << yaml;
+
+  std::string file = TmpFile("suggested.yaml");
+  std::ofstream(file) << yaml;
+  CtlOk({"apply", "-f", file});
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["mode"], "enforce");
+  // The application keeps working: its raw socket is allowed.
+  EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.3", 40001); }));
 }
 
 TEST_F(LearnTest, EachConnectionCountsOnceAndAllowedFlowsAreLearned) {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -131,6 +132,15 @@ void Learner::Learn(const egress_event& e, const std::string& target,
                          e.verdict == EGRESS_VERDICT_ALLOW) &&
                         e.hook != EGRESS_HOOK_SOCK_CREATE &&
                         e.hook != EGRESS_HOOK_SETSOCKOPT;
+  // A raw inet socket the target created: it needs `raw: true`, without
+  // which the suggested policy would make its socket() fail. (Other socket
+  // kinds refused at creation, ping and UDP-Lite sockets, are no raw
+  // sockets: `raw: true` would not allow them.)
+  bool raw_socket = e.kind == EGRESS_EVENT_VERDICT &&
+                    (e.verdict == EGRESS_VERDICT_AUDIT ||
+                     e.verdict == EGRESS_VERDICT_ALLOW) &&
+                    e.hook == EGRESS_HOOK_SOCK_CREATE &&
+                    e.sock_type == SOCK_RAW;
   // A flow adds what no verdict record showed: connections a rule allowed
   // while allow records are off. (In audit mode the connect already left an
   // audit record, and its flow is "unexplained": counted once.)
@@ -138,13 +148,18 @@ void Learner::Learn(const egress_event& e, const std::string& target,
                        e.direction == EGRESS_DIR_OUTBOUND &&
                        e.verdict == EGRESS_VERDICT_ALLOW &&
                        logging != policy::LoggingLevel::kAll;
-  if (!verdict_record && !outbound_flow) return;
+  if (!verdict_record && !outbound_flow && !raw_socket) return;
   std::lock_guard<std::mutex> lock(mu_);
   std::array<uint8_t, 16> addr;
   memcpy(addr.data(), e.addr, 16);
   // Printable ASCII only: the name ends up in suggest's policy comments,
   // which must stay UTF-8 text (any process can name itself any bytes).
   const std::string comm = CommText(e);
+  if (raw_socket) {
+    pending_.RecordRaw(target, e.family, e.proto, uint64_t{e.suppressed} + 1,
+                       RecordUnixNs(e, realtime_offset_ns), comm);
+    return;
+  }
   if (e.family == EGRESS_FAMILY_UNIX) {
     // An address shown with '?' (bytes a rule cannot name) is not kept.
     const std::string path = UnixPathText(e);
@@ -191,7 +206,7 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
                           history_->Query(t.name, since_ns));
   std::vector<policy::Observation> seen;
   for (policy::Observation& o : found) {
-    if (!o.unix_path.empty()) {
+    if (!o.unix_path.empty() || o.raw) {
       seen.push_back(std::move(o));
       continue;
     }
