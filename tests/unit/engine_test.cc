@@ -19,6 +19,32 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+// A policy file's annotations and rule names are kept with the target (for
+// `export`); a re-apply that changes only the annotations saves them
+// without touching the kernel's rules.
+TEST_F(EngineTest, ApplyKeepsAnnotationsAndRuleNames) {
+  control::ApplyRequest request;
+  policy::Rule named = Allow({"dns", "10.0.0.53"});
+  named.name = "dns";
+  named.comment = "dns: the resolver";
+  request.policies = {Spec("web", "/web", {named})};
+  request.policies[0].annotations = {{"description", "web"}};
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_EQ(Saved("web").annotations, request.policies[0].annotations);
+  EXPECT_EQ(Saved("web").rules[0].name, "dns");
+  const uint32_t ruleset = kernel_.ActiveRuleset(IdOf("web"));
+
+  request.policies[0].annotations["owner"] = "ops";
+  const int saves = saves_;
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_GT(saves_, saves);
+  EXPECT_EQ(Saved("web").annotations, request.policies[0].annotations);
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  ASSERT_OK_AND_ASSIGN(std::vector<TargetState> live,
+                       engine_->Targets("web", /*all=*/false));
+  EXPECT_EQ(live[0].annotations, request.policies[0].annotations);
+}
+
 TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   control::ApplyRequest first;
   first.policies = {

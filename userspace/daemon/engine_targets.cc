@@ -255,6 +255,7 @@ absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
   EGRESS_RETURN_IF_ERROR(policy::CheckName(spec.name, "target name"));
   TargetState t;
   CopyTargetSettings(spec, &t);
+  t.annotations = spec.annotations;
   if (IsUser(t)) {
     EGRESS_ASSIGN_OR_RETURN(t.uid, ResolveUser(spec.source_value));
     return t;

@@ -159,6 +159,7 @@ struct Policy {
   //   host     always "".
   //   comment  "NAME: COMMENT", "NAME", "COMMENT" or "" from the rule's name
   //            and comment.
+  //   name     the rule's name, or "" if it has none.
   std::vector<Rule> rules;
   // origins[i] describes rules[i].
   std::vector<RuleOrigin> origins;
