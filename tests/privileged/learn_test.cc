@@ -6,11 +6,13 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -304,6 +306,54 @@ TEST_F(LearnTest, ExportWritesAnnotationsAndRuleNamesBackAsWritten) {
   EXPECT_EQ(reread->rules, (*exported)[0].rules) << again;
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.9", 40001); }));
+}
+
+// A target added by pid names its process's cgroup, whatever characters the
+// cgroup's name holds; the export names exactly that cgroup in a form
+// `apply` takes.
+TEST_F(LearnTest, PidTargetInCgroupWithWildcardCharactersExportsAndApplies) {
+  auto child = cg_->CreateChild("odd*name?[x]");
+  ASSERT_TRUE(child.ok()) << child.status();
+  // A sibling the name would match as a pattern: it must stay unenforced.
+  auto sibling = cg_->CreateChild("oddAnameBx");
+  ASSERT_TRUE(sibling.ok()) << sibling.status();
+  pid_t pid = StartSleeperInCgroup(*child);
+  ASSERT_GT(pid, 0);
+  absl::Cleanup reap = [pid] {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  };
+  CtlOk({"target", "add", "odd", "--pid", std::to_string(pid)});
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  const std::string cgroup = (*child)->relative_path();
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+
+  const std::string dir = TmpFile("exported-odd");
+  CtlOk({"export", "--dir", dir});
+  const std::string text = ReadText(dir + "/odd.yaml");
+  auto exported = policy::LoadPolicies(dir + "/odd.yaml");
+  ASSERT_TRUE(exported.ok()) << exported.status() << "\n" << text;
+  EXPECT_EQ((*exported)[0].target.kind, policy::TargetSource::kCgroup);
+
+  // Onto the live target: nothing changes.
+  CommandResult onto = Ctl({"apply", "-f", dir});
+  ASSERT_EQ(onto.exit_code, 0) << onto.output << "\n" << text;
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+  // From scratch: the same cgroup, enforced, and its sibling is not.
+  CtlOk({"target", "remove", "odd"});
+  CommandResult fresh = Ctl({"apply", "-f", dir});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output << "\n" << text;
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.3", 40001); }, *child));
+  EXPECT_TRUE(Allowed(
+      InCgroup([] { return TcpConnect("127.0.0.3", 40001); }, *sibling)));
+  // The export of the applied target is the same file again.
+  auto again = policy::ParsePolicy(CtlOk({"export", "--target", "odd"}), "x");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->target, (*exported)[0].target);
 }
 
 }  // namespace

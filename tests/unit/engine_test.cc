@@ -11,6 +11,7 @@
 
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
+#include "userspace/daemon/learner.h"
 
 namespace egress::testing {
 namespace {
@@ -43,6 +44,25 @@ TEST_F(EngineTest, ApplyKeepsAnnotationsAndRuleNames) {
   ASSERT_OK_AND_ASSIGN(std::vector<TargetState> live,
                        engine_->Targets("web", /*all=*/false));
   EXPECT_EQ(live[0].annotations, request.policies[0].annotations);
+}
+
+// A cgroup whose name holds pattern characters (a `--pid` target's can) is
+// named by a cgroupPath with each of them as "[*]", "[?]" or "[[]": that
+// cgroup, and the text `export` writes for it.
+TEST_F(EngineTest, CgroupPathWithLiteralWildcardsNamesThatCgroup) {
+  kernel_.MakeCgroup("/odd*name?[x]");
+  kernel_.MakeCgroup("/oddAnameBx");
+  control::ApplyRequest request;
+  request.policies = {Spec("odd", "/odd[*]name[?][[]x]", {})};
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_EQ(Saved("odd").cgroup, "/odd*name?[x]");
+  EXPECT_EQ(kernel_.AttachedTo(IdOf("odd"), KernelPort::kOwnCgroup),
+            *kernel_.CgroupId("/odd*name?[x]"));
+  EXPECT_EQ(PolicyTargetOf(Saved("odd")).value, "/odd[*]name[?][[]x]");
+  // Unescaped, the text is a pattern, which a cgroupPath refuses.
+  request.policies = {Spec("other", "/odd*name?[x]", {})};
+  EXPECT_THAT(std::string(engine_->Apply(request, kNow).status().message()),
+              HasSubstr("has a wildcard"));
 }
 
 TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {

@@ -18,6 +18,7 @@
 #include "userspace/events/event_json.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/suggest.h"
+#include "userspace/policy/target_values.h"
 
 namespace egress {
 
@@ -43,9 +44,10 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
     out.kind = policy::TargetSource::kPattern;
     out.value = t.cgroup;
   } else {
-    // cgroup, and pid (a pid does not outlive its process; its cgroup does).
+    // cgroup, and pid (a pid does not outlive its process; its cgroup does),
+    // whose name may hold what a cgroupPath reads as a wildcard.
     out.kind = policy::TargetSource::kCgroup;
-    out.value = t.cgroup;
+    out.value = policy::CgroupPathText(t.cgroup);
   }
   return out;
 }
