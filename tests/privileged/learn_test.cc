@@ -4,12 +4,15 @@
 // that apply back to the same state.
 #include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -19,6 +22,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/policy/policy_file.h"
 
 namespace egress::testing {
 namespace {
@@ -35,6 +39,13 @@ class LearnTest : public EgressdTest {
     }
     EXPECT_ALLOWED(InCgroup([] { return UdpSendto("127.0.0.53", 53); }));
     EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40003); }));
+  }
+  // The text of `path` ("" when it cannot be read).
+  static std::string ReadText(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
   }
   // Polls (bounded) until suggest covers `n` protocol/port combinations
   // (records are drained every 50 ms).
@@ -102,6 +113,25 @@ TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.54", 53); }));
   EXPECT_DENIED(InCgroup([] { return UdpSendto("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
+}
+
+TEST_F(LearnTest, RawSocketsSeenInAuditAreAllowedBySuggestion) {
+  AddTarget("web", nullptr, "audit");
+  EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  std::string yaml =
+      SuggestWhenSeen({"suggest", "--target", "web"}, "raw: true");
+  EXPECT_TRUE(absl::StrContains(yaml, "raw: true")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "not checked per destination")) << yaml;
+
+  std::string file = TmpFile("suggested.yaml");
+  std::ofstream(file) << yaml;
+  CtlOk({"apply", "-f", file});
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["mode"], "enforce");
+  // The application keeps working: its raw socket is allowed.
+  EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.3", 40001); }));
 }
 
 TEST_F(LearnTest, EachConnectionCountsOnceAndAllowedFlowsAreLearned) {
@@ -230,6 +260,126 @@ TEST_F(LearnTest, ExportAppliesBackToTheSameState) {
   EXPECT_EQ(t["mode"], "enforce");
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("::1", 40002); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.9", 40002); }));
+}
+
+// Everything a policy file carries comes back from `export` as written:
+// metadata.annotations, and each rule's name and comment apart (a name is
+// not turned into a comment).
+TEST_F(LearnTest, ExportWritesAnnotationsAndRuleNamesBackAsWritten) {
+  const std::string file = TmpFile("named.yaml");
+  std::ofstream(file) << absl::StrCat(
+      "apiVersion: egress.dev/v1alpha1\n"
+      "kind: EgressPolicy\n"
+      "metadata:\n"
+      "  name: web\n"
+      "  annotations:\n"
+      "    description: \"web application: DNS and one API\"\n"
+      "    owner: team-web\n"
+      "spec:\n"
+      "  target:\n"
+      "    cgroupPath: ",
+      cg_->relative_path(),
+      "\n"
+      "  egress:\n"
+      "  - name: dns\n"
+      "    to: [{ipBlock: {cidr: 127.0.0.53/32}}]\n"
+      "    ports: [{port: domain}]\n"
+      "  - name: api\n"
+      "    comment: \"the payments API\"\n"
+      "    to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+      "    ports: [{port: 40001, protocol: TCP}]\n"
+      "  - comment: \"api: a comment with a colon\"\n"
+      "    to: [{ipBlock: {cidr: 127.0.0.3/32}}]\n"
+      "    ports: [{port: 40001, protocol: TCP}]\n"
+      "  egressDeny:\n"
+      "  - name: no-sandbox\n"
+      "    to: [{ipBlock: {cidr: 127.0.0.9/32}}]\n");
+  CtlOk({"apply", "-f", file});
+  auto written = policy::LoadPolicies(file);
+  ASSERT_TRUE(written.ok()) << written.status();
+
+  const std::string dir = TmpFile("exported");
+  CtlOk({"export", "--dir", dir});
+  const std::string text = ReadText(dir + "/web.yaml");
+  auto exported = policy::LoadPolicies(dir + "/web.yaml");
+  ASSERT_TRUE(exported.ok()) << exported.status() << "\n" << text;
+  EXPECT_EQ((*exported)[0].annotations, (*written)[0].annotations) << text;
+  ASSERT_EQ((*exported)[0].rules.size(), (*written)[0].rules.size()) << text;
+  for (size_t i = 0; i < (*written)[0].rules.size(); ++i) {
+    EXPECT_EQ((*exported)[0].origins[i].name, (*written)[0].origins[i].name)
+        << i << "\n"
+        << text;
+    EXPECT_EQ((*exported)[0].rules[i].comment, (*written)[0].rules[i].comment)
+        << i << "\n"
+        << text;
+  }
+  EXPECT_TRUE(absl::StrContains(text, "- name: dns\n")) << text;
+  EXPECT_FALSE(absl::StrContains(text, "comment: dns")) << text;
+
+  // The export applies again to the same rules, and survives a restart.
+  std::string dry = CtlOk({"apply", "-f", dir, "--dry-run"});
+  EXPECT_FALSE(absl::StrContains(dry, "+ ")) << dry;
+  EXPECT_FALSE(absl::StrContains(dry, "- ")) << dry;
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  CtlOk({"target", "remove", "web"});
+  CtlOk({"apply", "-f", dir});
+  const std::string again = CtlOk({"export", "--target", "web"});
+  auto reread = policy::ParsePolicy(again, "web.yaml");
+  ASSERT_TRUE(reread.ok()) << reread.status() << "\n" << again;
+  EXPECT_EQ(reread->annotations, (*written)[0].annotations) << again;
+  EXPECT_EQ(reread->origins, (*exported)[0].origins) << again;
+  EXPECT_EQ(reread->rules, (*exported)[0].rules) << again;
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.9", 40001); }));
+}
+
+// A target added by pid names its process's cgroup, whatever characters the
+// cgroup's name holds; the export names exactly that cgroup in a form
+// `apply` takes.
+TEST_F(LearnTest, PidTargetInCgroupWithWildcardCharactersExportsAndApplies) {
+  auto child = cg_->CreateChild("odd*name?[x]");
+  ASSERT_TRUE(child.ok()) << child.status();
+  // A sibling the name would match as a pattern: it must stay unenforced.
+  auto sibling = cg_->CreateChild("oddAnameBx");
+  ASSERT_TRUE(sibling.ok()) << sibling.status();
+  pid_t pid = StartSleeperInCgroup(*child);
+  ASSERT_GT(pid, 0);
+  absl::Cleanup reap = [pid] {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  };
+  CtlOk({"target", "add", "odd", "--pid", std::to_string(pid)});
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  const std::string cgroup = (*child)->relative_path();
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+
+  const std::string dir = TmpFile("exported-odd");
+  CtlOk({"export", "--dir", dir});
+  const std::string text = ReadText(dir + "/odd.yaml");
+  auto exported = policy::LoadPolicies(dir + "/odd.yaml");
+  ASSERT_TRUE(exported.ok()) << exported.status() << "\n" << text;
+  EXPECT_EQ((*exported)[0].target.kind, policy::TargetSource::kCgroup);
+
+  // Onto the live target: nothing changes.
+  CommandResult onto = Ctl({"apply", "-f", dir});
+  ASSERT_EQ(onto.exit_code, 0) << onto.output << "\n" << text;
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+  // From scratch: the same cgroup, enforced, and its sibling is not.
+  CtlOk({"target", "remove", "odd"});
+  CommandResult fresh = Ctl({"apply", "-f", dir});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output << "\n" << text;
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["cgroup"], cgroup);
+  EXPECT_ALLOWED(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40001); }, *child));
+  EXPECT_DENIED(
+      InCgroup([] { return TcpConnect("127.0.0.3", 40001); }, *child));
+  EXPECT_TRUE(Allowed(
+      InCgroup([] { return TcpConnect("127.0.0.3", 40001); }, *sibling)));
+  // The export of the applied target is the same file again.
+  auto again = policy::ParsePolicy(CtlOk({"export", "--target", "odd"}), "x");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->target, (*exported)[0].target);
 }
 
 }  // namespace

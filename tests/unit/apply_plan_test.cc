@@ -68,5 +68,29 @@ TEST(ApplyPlanTest, NewTargetsTakeTheirPoliciesRules) {
   }
 }
 
+TEST(ApplyPlanTest, AnnotationsAloneChangeTheStateNotTheRules) {
+  ResolvedPolicy web = PolicyOn("web", SomeRules(2));
+  web.spec.annotations = {{"description", "web"}};
+  std::vector<ResolvedPolicy> first = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  ASSERT_EQ(created.targets.size(), 1u);
+  EXPECT_EQ(created.targets[0].target.annotations, web.spec.annotations);
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+
+  std::vector<ResolvedPolicy> same = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan again, PlanApply(state, same, 1000));
+  EXPECT_FALSE(again.targets[0].annotations_changed);
+  EXPECT_FALSE(again.targets[0].rules_changed);
+
+  web.spec.annotations["owner"] = "ops";
+  std::vector<ResolvedPolicy> annotated = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, annotated, 1000));
+  EXPECT_TRUE(plan.targets[0].annotations_changed);
+  EXPECT_FALSE(plan.targets[0].rules_changed);
+  EXPECT_FALSE(plan.targets[0].config_changed);
+  EXPECT_EQ(plan.targets[0].target.annotations, web.spec.annotations);
+}
+
 }  // namespace
 }  // namespace egress

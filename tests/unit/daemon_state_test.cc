@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "egress/abi.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/daemon/state.h"
@@ -131,6 +132,27 @@ TEST_F(StateTest, CorruptFilesAreReportedWithTheFileName) {
 
 // Each member once: a second "log" would be a writer bug a reader might
 // resolve either way.
+TEST(StateJsonTest, AnnotationsRoundTripAndOlderFilesHaveNone) {
+  DaemonState s = Sample();
+  s.targets["web"].annotations = {{"description", "the web: front"}};
+  s.targets["web"].rules[0].name = "dns";
+  nlohmann::json j = StateToJson(s);
+  ASSERT_OK_AND_ASSIGN(DaemonState back, StateFromJson(j, "state.json"));
+  EXPECT_EQ(back.targets["web"].annotations, s.targets["web"].annotations);
+  EXPECT_EQ(back.targets["web"].rules, s.targets["web"].rules);
+  // A target without annotations is written as before, and such a file
+  // (every older one) loads.
+  const nlohmann::json old = StateToJson(Sample());
+  EXPECT_FALSE(old["targets"][0].contains("annotations")) << old.dump();
+  EXPECT_FALSE(old["targets"][0]["rules"][0].contains("name")) << old.dump();
+  ASSERT_OK_AND_ASSIGN(back, StateFromJson(old, "state.json"));
+  EXPECT_TRUE(back.targets["web"].annotations.empty());
+  j["targets"][0]["annotations"] = {{"description", 1}};
+  EXPECT_THAT(std::string(StateFromJson(j, "state.json").status().message()),
+              ::testing::HasSubstr("'annotations' must be an object of "
+                                   "strings"));
+}
+
 TEST(StateJsonTest, EveryMemberOnce) {
   std::string text = StateToJson(Sample()).dump();
   size_t first = text.find("\"log\"");

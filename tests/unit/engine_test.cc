@@ -11,6 +11,7 @@
 
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
+#include "userspace/daemon/learner.h"
 
 namespace egress::testing {
 namespace {
@@ -18,6 +19,51 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+
+// A policy file's annotations and rule names are kept with the target (for
+// `export`); a re-apply that changes only the annotations saves them
+// without touching the kernel's rules.
+TEST_F(EngineTest, ApplyKeepsAnnotationsAndRuleNames) {
+  control::ApplyRequest request;
+  policy::Rule named = Allow({"dns", "10.0.0.53"});
+  named.name = "dns";
+  named.comment = "dns: the resolver";
+  request.policies = {Spec("web", "/web", {named})};
+  request.policies[0].annotations = {{"description", "web"}};
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_EQ(Saved("web").annotations, request.policies[0].annotations);
+  EXPECT_EQ(Saved("web").rules[0].name, "dns");
+  const uint32_t ruleset = kernel_.ActiveRuleset(IdOf("web"));
+
+  request.policies[0].annotations["owner"] = "ops";
+  const int saves = saves_;
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_GT(saves_, saves);
+  EXPECT_EQ(Saved("web").annotations, request.policies[0].annotations);
+  EXPECT_EQ(kernel_.ActiveRuleset(IdOf("web")), ruleset);
+  ASSERT_OK_AND_ASSIGN(std::vector<TargetState> live,
+                       engine_->Targets("web", /*all=*/false));
+  EXPECT_EQ(live[0].annotations, request.policies[0].annotations);
+}
+
+// A cgroup whose name holds pattern characters (a `--pid` target's can) is
+// named by a cgroupPath with each of them as "[*]", "[?]" or "[[]": that
+// cgroup, and the text `export` writes for it.
+TEST_F(EngineTest, CgroupPathWithLiteralWildcardsNamesThatCgroup) {
+  kernel_.MakeCgroup("/odd*name?[x]");
+  kernel_.MakeCgroup("/oddAnameBx");
+  control::ApplyRequest request;
+  request.policies = {Spec("odd", "/odd[*]name[?][[]x]", {})};
+  ASSERT_OK(engine_->Apply(request, kNow).status());
+  EXPECT_EQ(Saved("odd").cgroup, "/odd*name?[x]");
+  EXPECT_EQ(kernel_.AttachedTo(IdOf("odd"), KernelPort::kOwnCgroup),
+            *kernel_.CgroupId("/odd*name?[x]"));
+  EXPECT_EQ(PolicyTargetOf(Saved("odd")).value, "/odd[*]name[?][[]x]");
+  // Unescaped, the text is a pattern, which a cgroupPath refuses.
+  request.policies = {Spec("other", "/odd*name?[x]", {})};
+  EXPECT_THAT(std::string(engine_->Apply(request, kNow).status().message()),
+              HasSubstr("has a wildcard"));
+}
 
 TEST_F(EngineTest, ApplyCreatesThenDiffsAndKeepsIdsOfUnchangedRules) {
   control::ApplyRequest first;

@@ -430,7 +430,8 @@ TEST(ParsePolicyErrorTest, Targets) {
   EXPECT_EQ(Error(Named("a", "cgroupPath: /system.slice/docker-*.scope")),
             "t.yaml:7:17: spec.target.cgroupPath: "
             "\"/system.slice/docker-*.scope\" has a wildcard; use "
-            "cgroupPattern (--pattern) to match several cgroups");
+            "cgroupPattern (--pattern) to match several cgroups, or write a "
+            "literal *, ? or [ as [*], [?] or [[]");
   EXPECT_EQ(Error(Named("a", "cgroupPattern: /system.slice/x.scope")),
             "t.yaml:7:20: spec.target.cgroupPattern: \"/system.slice/x.scope\" "
             "has no wildcard (*, ? or [...]); use cgroupPath (--cgroup)");

@@ -75,6 +75,8 @@ TEST(RuleJsonTest, RoundTrips) {
   d.id = 9;
   d.spec = "raw";
   d.ports = {{Proto::kRaw}};
+  d.name = "ping.raw@1";
+  d.comment = "ping.raw@1: the monitor";
   for (const Rule& r : {a, b, c, d}) {
     // Through text too, as the daemon's state file does.
     absl::StatusOr<json> parsed = ParseJson(RuleToJson(r).dump());
@@ -118,10 +120,25 @@ TEST(RuleJsonTest, TextWithoutTheTreeIsTheTreesText) {
   unix_rule.spec = "unix";
   unix_rule.ports = {{Proto::kUnix}};
   unix_rule.unix_paths = {"/run/php/php-fpm.sock", "@name\x80"};
+  unix_rule.name = "php-fpm";
   Rule empty;
   for (const Rule& r : {plain, odd, named, unix_rule, empty}) {
     EXPECT_EQ(RuleJsonText(r), JsonText(RuleToJson(r))) << r.spec;
   }
+}
+
+TEST(RuleJsonTest, NameIsWrittenOnlyWhenSetAndChecked) {
+  Rule r = DnsRule();
+  EXPECT_FALSE(RuleToJson(r).contains("name"));
+  r.name = "dns";
+  json j = RuleToJson(r);
+  EXPECT_EQ(j["name"], "dns");
+  j["name"] = "a b";
+  EXPECT_EQ(RuleFromJson(j).status().message(),
+            "rule: field 'name': bad rule name \"a b\": use 1-64 letters, "
+            "digits, '-', '_', '.' or '@', not starting with '.'");
+  j["name"] = 7;
+  EXPECT_FALSE(RuleFromJson(j).ok());
 }
 
 TEST(RuleJsonTest, MissingAndUnknownFields) {

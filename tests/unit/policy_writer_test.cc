@@ -312,6 +312,36 @@ TEST(PolicyWriterTest, ReadAndWrittenAgainIsUnchanged) {
   EXPECT_EQ(p.rules[2].comment, "rest: x: y");
 }
 
+// egressd keeps a policy's rules alone (no PolicyDocument::rule_names), and
+// `export` writes them: each rule's name must come back as its name, not
+// as a comment, and a comment that merely looks like "NAME: TEXT" stays a
+// comment.
+TEST(PolicyWriterTest, RulesAloneKeepTheirNames) {
+  const Policy p = MustParse(
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\n"
+      "metadata: {name: web}\nspec:\n  target: {systemdUnit: web.service}\n"
+      "  egress:\n"
+      "  - name: dns\n    ports: [{port: domain}]\n"
+      "  - name: api\n    comment: payments\n"
+      "    ports: [{port: 443, protocol: TCP}]\n"
+      "  - comment: \"api: not a name\"\n"
+      "    ports: [{port: 8443, protocol: TCP}]\n"
+      "  - name: raw-ping\n    raw: true\n"
+      "  egressDeny:\n"
+      "  - name: no-sandbox\n    to: [{ipBlock: {cidr: 10.0.0.9/32}}]\n");
+  PolicyDocument d = BaseDoc();
+  d.rules = p.rules;
+  const std::string text = WritePolicy(d);
+  const Policy again = MustParse(text);
+  ASSERT_EQ(again.origins.size(), p.origins.size()) << text;
+  for (size_t i = 0; i < p.origins.size(); ++i) {
+    EXPECT_EQ(again.origins[i].name, p.origins[i].name) << i << "\n" << text;
+    EXPECT_EQ(again.rules[i].comment, p.rules[i].comment) << i << "\n" << text;
+  }
+  EXPECT_EQ(again.rules, p.rules) << text;
+  EXPECT_THAT(text, Not(HasSubstr("comment: dns"))) << text;
+}
+
 // ---------------------------------------------------------------------------
 // Ports.
 

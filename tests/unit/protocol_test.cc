@@ -36,7 +36,9 @@ std::vector<Request> EveryRequest() {
   spec.mode = policy::Mode::kAudit;
   spec.logging = policy::LoggingLevel::kAll;
   spec.rules = {SmtpRule()};
+  spec.rules[0].name = "relay";
   spec.file = "web.yaml";
+  spec.annotations = {{"description", "web: \"front\""}, {"owner", "ops"}};
   return {TargetAddRequest{spec},
           TargetAddRequest{spec, /*cut=*/true},
           TargetRemoveRequest{"web"},
@@ -88,6 +90,7 @@ TEST(ProtocolTest, RequestTextIsTheTreesText) {
       "caf\xc3\xa9";
   odd.ephemeral = true;
   odd.file = "/etc/egress/\"x\".yaml\t";
+  odd.annotations = {{"a\"b", "c\\\n\xff"}, {"", ""}};
   policy::Rule commented = SmtpRule();
   commented.comment = "say \"hi\"\n\xfe";
   commented.expires = 1700000000;

@@ -77,6 +77,7 @@ class StateStoreTest : public ::testing::Test {
       EXPECT_EQ(g.logging, t.logging);
       EXPECT_EQ(g.ruleset, t.ruleset);
       EXPECT_EQ(g.next_rule_id, t.next_rule_id);
+      EXPECT_EQ(g.annotations, t.annotations) << name;
       EXPECT_EQ(g.rules, t.rules) << name;
     }
   }
@@ -215,6 +216,20 @@ TEST_F(StateStoreTest, SettingsOnlyWriteLeavesRulesAlone) {
   t.mode = policy::Mode::kEnforce;
   Put(*store, t, std::nullopt);
   EXPECT_EQ(store->last_write_rows(), 2);  // the target, the counter
+  ExpectLoads(expected_);
+}
+
+// What `export` writes back: a policy file's annotations and rule names.
+TEST_F(StateStoreTest, AnnotationsAndRuleNamesAreKept) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 2);
+  t.annotations = {{"description", "web: \"front\" end"}, {"owner", "ops"}};
+  t.rules[0].name = "api";
+  t.rules[0].comment = "api: payments";
+  Put(*store, t);
+  ExpectLoads(expected_);
+  t.annotations.erase("owner");
+  Put(*store, t, std::nullopt);
   ExpectLoads(expected_);
 }
 

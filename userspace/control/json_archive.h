@@ -10,11 +10,13 @@
 //
 // Values: strings, bools, numbers, the vocabulary enums (by name), rules
 // (policy::RuleToJson), std::optional (absent when empty), lists of any of
-// these and nested structs that have a Fields() of their own.
+// these, string-to-string maps (an object) and nested structs that have a
+// Fields() of their own.
 #ifndef EGRESS_USERSPACE_CONTROL_JSON_ARCHIVE_H_
 #define EGRESS_USERSPACE_CONTROL_JSON_ARCHIVE_H_
 
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -112,6 +114,9 @@ class JsonWriter {
   static nlohmann::json Value(const policy::Rule& r) {
     return policy::RuleToJson(r);
   }
+  static nlohmann::json Value(const std::map<std::string, std::string>& m) {
+    return m;
+  }
   template <typename T>
   static nlohmann::json Value(const T& v) {
     if constexpr (archive_internal::IsVector<T>::value) {
@@ -152,6 +157,9 @@ class BasicJsonReader {
   }
   void Field(const char* name, std::vector<std::string>& v) {
     codec::StringList(f_, name, &v);
+  }
+  void Field(const char* name, std::map<std::string, std::string>& v) {
+    codec::StringMap(f_, name, &v);
   }
   void Field(const char* name, std::vector<policy::Rule>& rules) {
     std::optional<typename F::ViewType> list =

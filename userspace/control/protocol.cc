@@ -47,6 +47,9 @@ json EncodeSpec(const TargetSpec& s) {
             {"ephemeral", s.ephemeral},
             {"rules", policy::RulesToJson(s.rules)}};
   if (!s.file.empty()) j["file"] = s.file;
+  // Absent when empty: the request of a target without annotations is what
+  // an older egressd reads.
+  if (!s.annotations.empty()) j["annotations"] = s.annotations;
   return j;
 }
 
@@ -60,6 +63,7 @@ void DecodeSpec(F& f, TargetSpec* s) {
   f.Bool("ephemeral", &s->ephemeral);
   RulesField(f, "rules", &s->rules);
   f.String("file", &s->file);
+  codec::StringMap(f, "annotations", &s->annotations);
 }
 
 // One encoder per request: the members after "cmd".
@@ -310,6 +314,7 @@ TargetSpec SpecOfPolicy(const policy::Policy& p) {
   s.mode = p.mode;
   s.logging = p.logging;
   s.rules = p.rules;
+  s.annotations = p.annotations;
   return s;
 }
 
@@ -338,6 +343,10 @@ void AppendMember(std::string& out, const char* key, bool value) {
 // EncodeSpec's object: its members in the tree's (sorted) order.
 void AppendSpecText(std::string& out, const TargetSpec& s) {
   out += '{';
+  if (!s.annotations.empty()) {
+    absl::StrAppend(
+        &out, "\"annotations\":", policy::JsonText(json(s.annotations)), ",");
+  }
   AppendMember(out, "ephemeral", s.ephemeral);
   if (!s.file.empty()) {
     out += ',';

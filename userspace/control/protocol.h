@@ -11,6 +11,7 @@
 #define EGRESS_USERSPACE_CONTROL_PROTOCOL_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -38,6 +39,8 @@ struct TargetSpec {
   bool ephemeral = false;  // `egressctl run`: removed with its command
   std::vector<policy::Rule> rules;
   std::string file;  // the policy file it came from ("" = none)
+  // The policy file's metadata.annotations, kept for `export`.
+  std::map<std::string, std::string> annotations;
 };
 // The target spec of a parsed policy file.
 TargetSpec SpecOfPolicy(const policy::Policy& policy);

@@ -4,6 +4,7 @@
 #ifndef EGRESS_USERSPACE_CONTROL_PROTOCOL_CODEC_H_
 #define EGRESS_USERSPACE_CONTROL_PROTOCOL_CODEC_H_
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -49,6 +50,26 @@ void StringList(Fields& f, const char* name, std::vector<std::string>* out) {
       return;
     }
     out->push_back(std::string(s.string()));
+  }
+}
+
+// A JSON object whose members are strings into *out.
+template <typename Fields>
+void StringMap(Fields& f, const char* name,
+               std::map<std::string, std::string>* out) {
+  std::optional<typename Fields::ViewType> object =
+      f.Member(name, /*required=*/false);
+  if (!object || !f.ok()) return;
+  if (!object->is_object()) {
+    f.Fail(absl::StrCat("field '", name, "' must be an object of strings"));
+    return;
+  }
+  for (const auto& [key, value] : object->Members()) {
+    if (!value.is_string()) {
+      f.Fail(absl::StrCat("field '", name, "' must be an object of strings"));
+      return;
+    }
+    (*out)[std::string(key)] = std::string(value.string());
   }
 }
 

@@ -72,6 +72,7 @@ TargetState Planned(const ResolvedPolicy& p) {
   t.mode = p.spec.mode;
   t.logging = p.spec.logging;
   t.ephemeral = p.spec.ephemeral;
+  t.annotations = p.spec.annotations;
   return t;
 }
 
@@ -147,6 +148,7 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
       plan.target.rules != current.rules || current.mode != p.spec.mode;
   plan.config_changed =
       current.mode != p.spec.mode || current.logging != p.spec.logging;
+  plan.annotations_changed = current.annotations != p.spec.annotations;
   return plan;
 }
 

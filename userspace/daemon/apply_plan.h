@@ -34,6 +34,8 @@ struct TargetPlan {
   // needed); false for a re-apply of the same policy.
   bool rules_changed = false;
   bool config_changed = false;  // mode or logging differ
+  // Only the state changes (it keeps them for `export`), not the kernel.
+  bool annotations_changed = false;
 };
 
 struct ApplyPlan {

@@ -387,6 +387,7 @@ absl::StatusOr<control::ExportResponse> ControlService::Export(
     doc.target = PolicyTargetOf(t);
     doc.mode = t.mode;
     doc.logging = t.logging;
+    doc.annotations = t.annotations;
     doc.header_comment.push_back(
         absl::StrCat("Exported by egressd on ", options_.node_name, " at ",
                      Rfc3339(options_.now()),

@@ -89,13 +89,18 @@ absl::Status Engine::SwitchUpdates(
   absl::Status failure;
   for (size_t i = 0; i < plans.size() && failure.ok(); ++i) {
     TargetPlan& plan = plans[i];
-    if (plan.create || !(plan.rules_changed || plan.config_changed)) continue;
+    if (plan.create || !(plan.rules_changed || plan.config_changed ||
+                         plan.annotations_changed)) {
+      continue;
+    }
     TargetState& t = state_.targets.at(plan.target.name);
     before.emplace_back(t, compiled_[t.id]);
     plan.target.ruleset = plan.rules_changed ? staged[i].ruleset : t.ruleset;
     t = plan.target;
     if (plan.rules_changed) compiled_[t.id] = staged[i].compiled;
-    failure = InPolicy(t.name, WriteConfig(t));
+    if (plan.rules_changed || plan.config_changed) {
+      failure = InPolicy(t.name, WriteConfig(t));
+    }
   }
   if (failure.ok()) {
     // An applied policy's rules are written whole (its order is the file's).

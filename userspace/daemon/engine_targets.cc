@@ -189,9 +189,11 @@ absl::StatusOr<std::string> Engine::ResolveCgroup(policy::TargetSource source,
     case policy::TargetSource::kPattern:
       EGRESS_RETURN_IF_ERROR(policy::CheckCgroupPattern(value));
       break;
-    case policy::TargetSource::kCgroup:
-      EGRESS_RETURN_IF_ERROR(policy::CheckCgroupPath(value));
+    case policy::TargetSource::kCgroup: {
+      // The cgroup the text names: "[*]" is a '*' of its name.
+      EGRESS_ASSIGN_OR_RETURN(path, policy::CgroupPathOfText(value));
       break;
+    }
     case policy::TargetSource::kUser:  // ResolveUser: no cgroup
       return absl::InvalidArgumentError("a user target has no cgroup");
     case policy::TargetSource::kContainer:
@@ -255,6 +257,7 @@ absl::StatusOr<TargetState> Engine::NewTarget(const control::TargetSpec& spec) {
   EGRESS_RETURN_IF_ERROR(policy::CheckName(spec.name, "target name"));
   TargetState t;
   CopyTargetSettings(spec, &t);
+  t.annotations = spec.annotations;
   if (IsUser(t)) {
     EGRESS_ASSIGN_OR_RETURN(t.uid, ResolveUser(spec.source_value));
     return t;

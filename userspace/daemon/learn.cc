@@ -71,12 +71,18 @@ struct EntryReader {
     return e[f].get<int64_t>();
   }
 
-  // "family" and "addr": one address of that family.
-  absl::Status Address(policy::Observation* o) const {
+  // "family": 4 or 6.
+  absl::StatusOr<uint8_t> Family() const {
     EGRESS_ASSIGN_OR_RETURN(const uint64_t family, Unsigned("family", 6));
     if (family != 4 && family != 6) {
       return Bad("family", absl::StrCat(family, " is not 4 or 6"));
     }
+    return static_cast<uint8_t>(family);
+  }
+
+  // "family" and "addr": one address of that family.
+  absl::Status Address(policy::Observation* o) const {
+    EGRESS_ASSIGN_OR_RETURN(const uint8_t family, Family());
     if (!e.contains("addr") || !e["addr"].is_string()) {
       return Bad("addr", "missing or not a string");
     }
@@ -88,7 +94,7 @@ struct EntryReader {
       return Bad("addr", absl::StrCat("'", text, "' is not one IPv", family,
                                       " address"));
     }
-    o->family = static_cast<uint8_t>(family);
+    o->family = family;
     o->addr = addr->addr;
     return absl::OkStatus();
   }
@@ -119,6 +125,17 @@ struct EntryReader {
     return st.ok() ? st : Bad("unix", st.message());
   }
 
+  // "raw": true, with the socket's family and ip_proto.
+  absl::Status Raw(policy::Observation* o) const {
+    if (e["raw"] != true) return Bad("raw", "not true");
+    EGRESS_ASSIGN_OR_RETURN(o->family, Family());
+    EGRESS_ASSIGN_OR_RETURN(const uint64_t ip_proto, Unsigned("ip_proto", 255));
+    o->raw = true;
+    o->ip_proto = static_cast<uint8_t>(ip_proto);
+    o->port = 0;
+    return absl::OkStatus();
+  }
+
   // The inet fields: family, addr, ip_proto, port.
   absl::Status Inet(policy::Observation* o) const {
     EGRESS_RETURN_IF_ERROR(Address(o));
@@ -138,7 +155,9 @@ struct EntryReader {
   absl::StatusOr<policy::Observation> Read() const {
     if (!e.is_object()) return FieldError(file, at, "not an object");
     policy::Observation o;
-    EGRESS_RETURN_IF_ERROR(e.contains("unix") ? UnixPath(&o) : Inet(&o));
+    EGRESS_RETURN_IF_ERROR(e.contains("unix")  ? UnixPath(&o)
+                           : e.contains("raw") ? Raw(&o)
+                                               : Inet(&o));
     EGRESS_ASSIGN_OR_RETURN(
         o.count, Unsigned("count", std::numeric_limits<uint64_t>::max()));
     EGRESS_ASSIGN_OR_RETURN(o.first_seen_ns, Time("first_seen_ns"));
@@ -176,7 +195,12 @@ LearnStore::Key LearnStore::MakeKey(uint8_t family,
   return k;
 }
 
+LearnStore::Key LearnStore::RawKey(uint8_t family, uint8_t ip_proto) {
+  return {kRawKey, static_cast<char>(family), static_cast<char>(ip_proto)};
+}
+
 LearnStore::Key LearnStore::MakeKey(const policy::Observation& o) {
+  if (o.raw) return RawKey(o.family, o.ip_proto);
   if (!o.unix_path.empty()) return kUnixKey + o.unix_path;
   return MakeKey(o.family, o.addr, o.ip_proto, o.port, o.name);
 }
@@ -200,6 +224,13 @@ void LearnStore::RecordUnix(const std::string& target, const std::string& path,
                             absl::string_view comm) {
   if (path.empty()) return;
   Add(target, kUnixKey + path, count, time_ns, comm);
+}
+
+void LearnStore::RecordRaw(const std::string& target, uint8_t family,
+                           uint8_t ip_proto, uint64_t count, int64_t time_ns,
+                           absl::string_view comm) {
+  if (family != 4 && family != 6) return;
+  Add(target, RawKey(family, ip_proto), count, time_ns, comm);
 }
 
 void LearnStore::Add(const std::string& target, const Key& key, uint64_t count,
@@ -247,6 +278,11 @@ std::vector<policy::Observation> LearnStore::Query(const std::string& target,
     policy::Observation o;
     if (key[0] == kUnixKey) {
       o.unix_path = key.substr(1);
+    } else if (key[0] == kRawKey) {
+      o.raw = true;
+      o.family = static_cast<uint8_t>(key[1]);
+      o.ip_proto = static_cast<uint8_t>(key[2]);
+      o.port = 0;
     } else {
       o.family = static_cast<uint8_t>(key[0]);
       std::copy(key.begin() + 1, key.begin() + 17, o.addr.begin());
@@ -299,6 +335,10 @@ nlohmann::json LearnStore::ToJson() const {
                               {"processes", o.processes}};
       if (!o.unix_path.empty()) {
         entry["unix"] = o.unix_path;
+      } else if (o.raw) {
+        entry["raw"] = true;
+        entry["family"] = o.family;
+        entry["ip_proto"] = o.ip_proto;
       } else {
         entry["family"] = o.family;
         entry["addr"] = AddressText(o.family, o.addr);

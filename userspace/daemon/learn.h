@@ -49,9 +49,16 @@ class LearnStore {
   void RecordUnix(const std::string& target, const std::string& path,
                   uint64_t count, int64_t time_ns, absl::string_view comm);
 
+  // Adds `count` raw inet sockets of `family` (4 or 6; others are ignored)
+  // and protocol `ip_proto` that the target created, as Record does for
+  // inet destinations.
+  void RecordRaw(const std::string& target, uint8_t family, uint8_t ip_proto,
+                 uint64_t count, int64_t time_ns, absl::string_view comm);
+
   // The target's entries with last_seen_ns >= since_ns: unix addresses
-  // first (by address), then sorted by (family, addr, ip_proto, port);
-  // processes sorted. Empty for an unknown target.
+  // first (by address), then sorted by (family, addr, ip_proto, port), then
+  // raw sockets by (family, ip_proto); processes sorted. Empty for an
+  // unknown target.
   std::vector<policy::Observation> Query(const std::string& target,
                                          int64_t since_ns) const;
 
@@ -76,7 +83,7 @@ class LearnStore {
   // "last_seen_ns", "processes", "name" (when resolved)}...]}}}, entries
   // sorted as Query's; a unix
   // entry has "unix" (the address) in place of family, addr, ip_proto and
-  // port.
+  // port; a raw socket entry has "raw": true, family and ip_proto.
   nlohmann::json ToJson() const;
   // Inverse of ToJson. InvalidArgument naming the file and the field, e.g.
   // "learn.json: targets.web.entries[3].port: not a number 0-65535". Entries
@@ -99,9 +106,11 @@ class LearnStore {
  private:
   // family (1 byte), address (16), ip_proto (1), port (2, big-endian), then
   // the name it was resolved from (if any); or for a unix address kUnixKey
-  // and its text. Byte order is Query's sort order.
+  // and its text; or for raw sockets kRawKey, family and ip_proto. Byte
+  // order is Query's sort order (kRawKey sorts after both families).
   using Key = std::string;
   static constexpr char kUnixKey = 1;
+  static constexpr char kRawKey = 7;
 
   struct Entry {
     uint64_t count = 0;
@@ -118,6 +127,7 @@ class LearnStore {
   static Key MakeKey(uint8_t family, const std::array<uint8_t, 16>& addr,
                      uint8_t ip_proto, uint16_t port, absl::string_view name);
   static Key MakeKey(const policy::Observation& o);
+  static Key RawKey(uint8_t family, uint8_t ip_proto);
   // Adds to the entry of `key` (new if the table has room, else overflow).
   void Add(const std::string& target, const Key& key, uint64_t count,
            int64_t time_ns, absl::string_view comm);

@@ -19,11 +19,17 @@ constexpr int64_t kHourNs = int64_t{3600} * 1'000'000'000;
 constexpr size_t kMaxProcessText = 256;
 
 // The destination as the row's key: "a:<address>" for a unix address,
-// "i:<family>:<address bytes in hex>:<proto>:<port>" otherwise, and
-// ":<name>" after it for an address resolved from a DNS name (names have no
-// ':'); sorts as LearnStore::Query sorts (unix first).
+// "r:<family>:<proto>" for raw sockets, "i:<family>:<address bytes in
+// hex>:<proto>:<port>" otherwise, and ":<name>" after it for an address
+// resolved from a DNS name (names have no ':'); sorts as LearnStore::Query
+// sorts (unix first, raw last). A key an older egressd does not know is
+// skipped by its Query, so a database with raw rows still loads there.
 std::string KeyOf(const policy::Observation& o) {
   if (!o.unix_path.empty()) return "a:" + o.unix_path;
+  if (o.raw) {
+    return absl::StrCat("r:", o.family, ":",
+                        absl::Dec(o.ip_proto, absl::kZeroPad3));
+  }
   const size_t len = o.family == 4 ? 4 : 16;
   return absl::StrCat("i:", o.family, ":",
                       absl::BytesToHexString(absl::string_view(
@@ -40,6 +46,18 @@ bool FromKey(const std::string& key, policy::Observation* o) {
   }
   std::vector<std::string> parts = absl::StrSplit(key, ':');
   int family = 0, proto = 0, port = 0;
+  if (parts.size() == 3 && parts[0] == "r") {
+    if (!absl::SimpleAtoi(parts[1], &family) ||
+        !absl::SimpleAtoi(parts[2], &proto) || (family != 4 && family != 6) ||
+        proto < 0 || proto > 255) {
+      return false;
+    }
+    o->raw = true;
+    o->family = static_cast<uint8_t>(family);
+    o->ip_proto = static_cast<uint8_t>(proto);
+    o->port = 0;
+    return true;
+  }
   if (parts.size() == 6 && !parts[5].empty()) {
     o->name = parts[5];
     parts.pop_back();

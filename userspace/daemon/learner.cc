@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "userspace/events/event_json.h"
 #include "userspace/policy/rule_json.h"
 #include "userspace/policy/suggest.h"
+#include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress {
@@ -45,9 +47,10 @@ policy::PolicyTarget PolicyTargetOf(const TargetState& t) {
     out.kind = policy::TargetSource::kPattern;
     out.value = t.cgroup;
   } else {
-    // cgroup, and pid (a pid does not outlive its process; its cgroup does).
+    // cgroup, and pid (a pid does not outlive its process; its cgroup does),
+    // whose name may hold what a cgroupPath reads as a wildcard.
     out.kind = policy::TargetSource::kCgroup;
-    out.value = t.cgroup;
+    out.value = policy::CgroupPathText(t.cgroup);
   }
   return out;
 }
@@ -185,13 +188,22 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   // records, this adds the attempts they stood for.
   bool held_back = e.kind == EGRESS_EVENT_HELD_BACK &&
                    e.verdict == EGRESS_VERDICT_AUDIT && DestinationHook(e.hook);
+  // A raw inet socket the target created: it needs `raw: true`, without
+  // which the suggested policy would make its socket() fail. (Other socket
+  // kinds refused at creation, ping and UDP-Lite sockets, are no raw
+  // sockets: `raw: true` would not allow them.)
+  bool raw_socket = e.kind == EGRESS_EVENT_VERDICT &&
+                    (e.verdict == EGRESS_VERDICT_AUDIT ||
+                     e.verdict == EGRESS_VERDICT_ALLOW) &&
+                    e.hook == EGRESS_HOOK_SOCK_CREATE &&
+                    e.sock_type == SOCK_RAW;
   // A flow adds what no verdict record showed: connections a rule allowed
   // while allow records are off. (In audit mode the connect already left an
   // audit record, and its flow is "unexplained": counted once.)
   bool outbound_flow = e.kind == EGRESS_EVENT_FLOW_ESTABLISHED &&
                        e.direction == EGRESS_DIR_OUTBOUND &&
                        e.verdict == EGRESS_VERDICT_ALLOW && !allows_recorded;
-  if (!verdict_record && !held_back && !outbound_flow) return;
+  if (!verdict_record && !held_back && !outbound_flow && !raw_socket) return;
   // A held-back summary carries its count in `suppressed` alone.
   const uint64_t attempts =
       held_back ? uint64_t{e.suppressed} : uint64_t{e.suppressed} + 1;
@@ -202,6 +214,11 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   // Printable ASCII only: the name ends up in suggest's policy comments,
   // which must stay UTF-8 text (any process can name itself any bytes).
   const std::string comm = CommText(e);
+  if (raw_socket) {
+    pending_.RecordRaw(target, e.family, e.proto, attempts,
+                       RecordUnixNs(e, realtime_offset_ns), comm);
+    return;
+  }
   if (e.family == EGRESS_FAMILY_UNIX) {
     std::optional<std::string> path = NameableUnixAddress(e);
     if (!path) {
@@ -250,9 +267,9 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   std::vector<policy::Observation> seen;
   uint64_t unnameable = 0;
   for (policy::Observation& o : found) {
-    if (!o.unix_path.empty()) {
+    if (!o.unix_path.empty() || o.raw) {
       // Rows kept before such addresses were left out at learning.
-      if (!policy::UnixAddressBytes(o.unix_path).ok()) {
+      if (!o.unix_path.empty() && !policy::UnixAddressBytes(o.unix_path).ok()) {
         unnameable += o.count;
         continue;
       }

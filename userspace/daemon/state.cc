@@ -35,6 +35,8 @@ void SettingsFields(Io& io, control::Member<TargetState, Io>& t) {
   io.Required("next_rule_id", t.next_rule_id);
   io.Field("ephemeral", t.ephemeral);
   io.Field("log", t.logging);  // older files: absent, "denied"
+  // Older files and targets without annotations: absent.
+  io.FieldIf(!t.annotations.empty(), "annotations", t.annotations);
 }
 
 // The members of a target in state.json.

@@ -37,6 +37,9 @@ struct TargetState {
   bool ephemeral = false;  // created by `egressctl run`; removed with it
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   std::vector<policy::Rule> rules;
+  // The metadata.annotations of the policy file last applied to it, written
+  // back by `export`.
+  std::map<std::string, std::string> annotations;
   // A program set found pinned at start that the state does not hold (the
   // state file was lost): enforced as it was, its rules unknown. Never
   // saved: each start finds it again while its pins last.

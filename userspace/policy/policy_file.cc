@@ -943,6 +943,7 @@ absl::Status Parser::ParseNameAndComment(Fields& f, const FieldPath& path,
   } else {
     rule->comment = name->empty() ? comment : *name;
   }
+  rule->name = *name;
   return absl::OkStatus();
 }
 

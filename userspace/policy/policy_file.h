@@ -101,7 +101,9 @@ struct SourceLocation {
 // What a policy applies to. `kind` is how the file names the target's cgroup:
 //   TargetSource::kCgroup   `value` is a cgroup path relative to the cgroup2
 //       mount, normalized to one leading "/", no trailing "/", no empty, "."
-//       or ".." components, not the root, no wildcard:
+//       or ".." components, not the root, no wildcard but the literal
+//       "[*]", "[?]" and "[[]" of target_values.h (kept as written; egressd
+//       reads the cgroup's path with CgroupPathOfText):
 //       "/system.slice/nginx.service". (A path written with the mount prefix,
 //       "/sys/fs/cgroup/x", is kept as written; the daemon's
 //       NormalizeCgroupPath strips it once the mount is known.)
@@ -159,6 +161,7 @@ struct Policy {
   //   host     always "".
   //   comment  "NAME: COMMENT", "NAME", "COMMENT" or "" from the rule's name
   //            and comment.
+  //   name     the rule's name, or "" if it has none.
   std::vector<Rule> rules;
   // origins[i] describes rules[i].
   std::vector<RuleOrigin> origins;
@@ -197,7 +200,8 @@ absl::Status CheckPolicySet(absl::Span<const Policy> policies);
 // compared component by component with fnmatch(3) rules ("*", "?", "[a-z]",
 // "[!a-z]"), so "*" never crosses a "/"; a component that is exactly "**"
 // matches zero or more whole components. Backslash is an ordinary character
-// (systemd escapes unit names with it: "\x2d"), so wildcards cannot be escaped.
+// (systemd escapes unit names with it: "\x2d"): a literal "*", "?" or "[" is
+// the class "[*]", "[?]" or "[[]" (target_values.h).
 //   /system.slice/docker-*.scope    matches /system.slice/docker-ab12.scope
 //   /kubepods.slice/**/cri-containerd-*.scope  matches pods of every QoS class
 bool CgroupPatternMatches(absl::string_view pattern,

@@ -424,8 +424,8 @@ std::string WritePolicy(const PolicyDocument& doc) {
     for (size_t i = 0; i < doc.rules.size(); ++i) {
       if (doc.rules[i].action != action) continue;
       ++count;
-      const std::string name =
-          i < doc.rule_names.size() ? doc.rule_names[i] : std::string();
+      const std::string& name =
+          i < doc.rule_names.size() ? doc.rule_names[i] : doc.rules[i].name;
       const std::vector<std::string> comments =
           i < doc.rule_comments.size() ? doc.rule_comments[i]
                                        : std::vector<std::string>();

@@ -35,14 +35,16 @@ struct PolicyDocument {
   // "# ..." just above each rule.
   std::vector<std::vector<std::string>> rule_comments;
   // Optional, empty or parallel to `rules`: each rule's `name:` ("" = none).
-  // Names must be valid and unique (ParsePolicy rejects the file otherwise).
+  // Without it, each rule's Rule::name (a policy read and written back keeps
+  // its names). Names must be valid and unique (ParsePolicy rejects the
+  // file otherwise).
   std::vector<std::string> rule_names;
 };
 
 // A policy file (YAML text) that ParsePolicy reads back to the same policy:
 // the same name, target, mode, logging and annotations, and for each rule in
 // order (allow rules first in their original relative order, then deny
-// rules) the same action, the same SET of ports and the same SET of
+// rules) the same action, name, comment, SET of ports and SET of
 // destinations. This holds when the document itself is valid (a valid name
 // and target; valid, unique rule names); WritePolicy writes what it is given
 // and leaves validation to ParsePolicy.

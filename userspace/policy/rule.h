@@ -119,6 +119,11 @@ struct Rule {
   // The host name `destinations` were resolved from, if any.
   std::string host;
   std::string comment;
+  // The rule's `name:` in the policy file it came from ("" for none, and
+  // for rules added by `allow` and `deny`), kept so that `export` writes it
+  // back as a name. `comment` holds it too ("NAME: COMMENT", policy_file.h)
+  // for `list` and records.
+  std::string name;
   // A unix rule (ports == {{Proto::kUnix}}): the socket addresses it
   // matches, in the text form of unix_rules.h ("/run/php/php-fpm.sock",
   // "@name" for an abstract name), in the order given, without duplicates.

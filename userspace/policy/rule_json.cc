@@ -62,6 +62,7 @@ nlohmann::json RuleToJson(const Rule& rule) {
   if (rule.expires != 0) out["expires"] = rule.expires;
   if (!rule.unix_paths.empty()) out["unix"] = rule.unix_paths;
   if (!rule.names.empty()) out["names"] = rule.names;
+  if (!rule.name.empty()) out["name"] = rule.name;
   return out;
 }
 
@@ -128,6 +129,10 @@ void AppendRuleJsonText(std::string* out, const Rule& rule) {
   out->append(",\"host\":");
   AppendJsonString(out, rule.host);
   absl::StrAppend(out, ",\"id\":", rule.id);
+  if (!rule.name.empty()) {
+    out->append(",\"name\":");
+    AppendJsonString(out, rule.name);
+  }
   auto strings = [&](const std::vector<std::string>& list) {
     AppendArray(out, list,
                 [&](const std::string& v) { AppendJsonString(out, v); });

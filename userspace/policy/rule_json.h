@@ -6,8 +6,11 @@
 //    "ports": [{"proto": "udp", "lo": 53, "hi": 53}, ...],
 //    "destinations": ["10.0.0.53", "2001:db8::/32"],
 //    "host": "", "comment": ""}
-// plus "expires" (unix seconds) for a temporary rule, and only then, and
-// "unix" (a list of addresses, unix_rules.h) for a unix rule, and only then.
+// plus "expires" (unix seconds) for a temporary rule, and only then,
+// "unix" (a list of addresses, unix_rules.h) for a unix rule, and only then,
+// "names" (domain names) for a rule that has them, and "name" (the policy
+// file's rule name, names.h CheckName) for a rule that has one. Rules
+// written without these members (older state and requests) read as before.
 // "action" is "allow" or "deny"; "proto" is "tcp", "udp", "icmp", "raw" or
 // "unix";
 // destinations use Cidr::ToString() text; an empty list means anywhere.

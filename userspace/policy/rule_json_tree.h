@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/name_rules.h"
+#include "userspace/policy/names.h"
 #include "userspace/policy/rule.h"
 
 namespace egress::policy {
@@ -188,11 +189,12 @@ absl::StatusOr<Rule> RuleFromTree(View j,
     kComment,
     kExpires,
     kUnix,
-    kNames
+    kNames,
+    kName
   };
-  static constexpr std::array<absl::string_view, 10> kMembers = {
-      "id",   "action",  "spec",    "ports", "destinations",
-      "host", "comment", "expires", "unix",  "names"};
+  static constexpr std::array<absl::string_view, 11> kMembers = {
+      "id",      "action",  "spec", "ports", "destinations", "host",
+      "comment", "expires", "unix", "names", "name"};
   EGRESS_ASSIGN_OR_RETURN(
       const auto m, internal::ReadMembers(j, kWhat, kMembers, 7, ignored));
   Rule rule;
@@ -233,6 +235,15 @@ absl::StatusOr<Rule> RuleFromTree(View j,
     EGRESS_ASSIGN_OR_RETURN(
         rule.names,
         internal::StringsFromTree(*m[kNames], "names", CanonicalRuleName));
+  }
+  if (m[kName]) {
+    // Written back as a policy file's `name:`, which must take it.
+    EGRESS_ASSIGN_OR_RETURN(rule.name,
+                            internal::GetString(*m[kName], kWhat, "name"));
+    if (absl::Status st = CheckName(rule.name, "rule name"); !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule: field 'name': ", st.message()));
+    }
   }
   const View ports = *m[kPorts];
   if (!ports.is_array()) {

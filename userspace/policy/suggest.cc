@@ -106,16 +106,29 @@ std::map<PortKey, ServiceNames> WellKnownServices() {
   return result;
 }
 
-absl::Status CheckUnixObservation(const Observation& o, size_t index) {
-  if (absl::Status st = UnixAddressBytes(o.unix_path).status(); !st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("observation ", index, ": ", st.message()));
-  }
+absl::Status CheckTimes(const Observation& o, size_t index) {
   if (o.first_seen_ns > o.last_seen_ns) {
     return absl::InvalidArgumentError(absl::StrCat(
         "observation ", index, ": first_seen_ns is after last_seen_ns"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckUnixObservation(const Observation& o, size_t index) {
+  if (absl::Status st = UnixAddressBytes(o.unix_path).status(); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("observation ", index, ": ", st.message()));
+  }
+  return CheckTimes(o, index);
+}
+
+absl::Status CheckRawObservation(const Observation& o, size_t index) {
+  if (o.family != 4 && o.family != 6) {
+    return absl::InvalidArgumentError(absl::StrCat("observation ", index,
+                                                   ": raw socket family ",
+                                                   o.family, " is not 4 or 6"));
+  }
+  return CheckTimes(o, index);
 }
 
 absl::Status CheckObservation(const Observation& o, size_t index) {
@@ -157,10 +170,7 @@ absl::Status CheckObservation(const Observation& o, size_t index) {
       return bad(absl::StrCat("ip_proto ", o.ip_proto,
                               " is not TCP, UDP, ICMP or ICMPv6"));
   }
-  if (o.first_seen_ns > o.last_seen_ns) {
-    return bad("first_seen_ns is after last_seen_ns");
-  }
-  return absl::OkStatus();
+  return CheckTimes(o, index);
 }
 
 // The names an observation's address was resolved from (Observation::name:
@@ -202,6 +212,32 @@ std::string Attempts(uint64_t n) {
 std::string DescribePort(const PortKey& key) {
   if (key.first == Proto::kIcmp) return "ICMP/ICMPv6";
   return absl::StrCat(key.second, "/", ProtoName(key.first));
+}
+
+// "IPv4 icmp": a raw socket's family and protocol, the protocol by its
+// name where it is a common one.
+std::string RawSocketText(uint8_t family, uint8_t ip_proto) {
+  std::string protocol;
+  switch (ip_proto) {
+    case IPPROTO_ICMP:
+      protocol = "icmp";
+      break;
+    case IPPROTO_ICMPV6:
+      protocol = "icmpv6";
+      break;
+    case IPPROTO_TCP:
+      protocol = "tcp";
+      break;
+    case IPPROTO_UDP:
+      protocol = "udp";
+      break;
+    case IPPROTO_RAW:
+      protocol = "any protocol (IPPROTO_RAW)";
+      break;
+    default:
+      protocol = absl::StrCat("protocol ", ip_proto);
+  }
+  return absl::StrCat("IPv", family, " ", protocol);
 }
 
 // "  WHERE: N attempts by a, b; first T, last T"
@@ -260,7 +296,9 @@ struct Seen {
   std::map<PortKey, std::map<DestKey, DestStats>> by_port;
   std::map<PortKey, std::map<std::string, DestStats>> names_by_port;
   std::map<std::string, DestStats> unix_paths;  // by address text
-  uint64_t total = 0;                           // attempts
+  // Raw sockets created, by (family, protocol).
+  std::map<std::pair<uint8_t, uint8_t>, DestStats> raw_sockets;
+  uint64_t total = 0;  // attempts
   int64_t first_ns = std::numeric_limits<int64_t>::max();
   int64_t last_ns = std::numeric_limits<int64_t>::min();
 };
@@ -302,6 +340,11 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
   std::map<PortKey, std::set<std::string>> learned_names;
   for (size_t i = 0; i < observed.size(); ++i) {
     const Observation& o = observed[i];
+    if (o.raw) {
+      EGRESS_RETURN_IF_ERROR(CheckRawObservation(o, i));
+      add(o, seen.raw_sockets[{o.family, o.ip_proto}]);
+      continue;
+    }
     if (!o.unix_path.empty()) {
       EGRESS_RETURN_IF_ERROR(CheckUnixObservation(o, i));
       add(o, seen.unix_paths[o.unix_path]);
@@ -398,6 +441,12 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
   }
   const size_t combinations = ports.size();
   const size_t unix_paths = seen.unix_paths.size();
+  std::vector<std::string> sockets;
+  if (unix_paths > 0) {
+    sockets.push_back(
+        absl::StrCat(unix_paths, " unix socket", unix_paths == 1 ? "" : "s"));
+  }
+  if (!seen.raw_sockets.empty()) sockets.push_back("raw sockets");
   header->push_back(absl::StrCat(
       "Covers ", combinations, " protocol/port combination",
       combinations == 1 ? "" : "s", " to ", all_dests.size(), " destination",
@@ -405,9 +454,8 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
       all_names.empty()
           ? ""
           : absl::StrCat(" by address, ", all_names.size(), " by DNS name"),
-      unix_paths == 0 ? ""
-                      : absl::StrCat(" and ", unix_paths, " unix socket",
-                                     unix_paths == 1 ? "" : "s"),
+      sockets.empty() ? ""
+                      : absl::StrCat(" and ", absl::StrJoin(sockets, " and ")),
       ": ", Attempts(seen.total), " seen"));
   header->push_back(absl::StrCat("between ", Rfc3339(seen.first_ns), " and ",
                                  Rfc3339(seen.last_ns), "."));
@@ -446,7 +494,7 @@ std::vector<std::string> HeaderComment(const Seen& seen,
   for (const std::string& line : options.header_comment) header.push_back(line);
   header.push_back("");
   if (seen.by_port.empty() && seen.names_by_port.empty() &&
-      seen.unix_paths.empty()) {
+      seen.unix_paths.empty() && seen.raw_sockets.empty()) {
     header.push_back(
         "Nothing was observed, so this policy allows no egress at all: every");
     header.push_back("outgoing connection of the target will be denied.");
@@ -532,23 +580,42 @@ void AddRules(const Seen& seen, PolicyDocument* doc) {
     doc->rule_names.push_back(name);
     doc->rules.push_back(std::move(rule));
   }
-  if (seen.unix_paths.empty()) return;
-  // One allow-list of every unix address seen.
-  Rule rule;
-  rule.action = Action::kAllow;
-  rule.spec = "unix";
-  rule.ports = {{Proto::kUnix}};
-  std::vector<std::string> comment = {
-      absl::StrCat("unix sockets: ", seen.unix_paths.size(),
-                   " addresses; every other "
-                   "unix address is refused")};
-  for (const auto& [path, s] : seen.unix_paths) {
-    rule.unix_paths.push_back(path);
-    comment.push_back(StatsLine(path, s));
+  if (!seen.unix_paths.empty()) {
+    // One allow-list of every unix address seen.
+    Rule rule;
+    rule.action = Action::kAllow;
+    rule.spec = "unix";
+    rule.ports = {{Proto::kUnix}};
+    std::vector<std::string> comment = {
+        absl::StrCat("unix sockets: ", seen.unix_paths.size(),
+                     " addresses; every other "
+                     "unix address is refused")};
+    for (const auto& [path, s] : seen.unix_paths) {
+      rule.unix_paths.push_back(path);
+      comment.push_back(StatsLine(path, s));
+    }
+    doc->rule_comments.push_back(std::move(comment));
+    doc->rule_names.push_back(used_names.count("unix") ? "unix-sockets"
+                                                       : "unix");
+    doc->rules.push_back(std::move(rule));
   }
-  doc->rule_comments.push_back(std::move(comment));
-  doc->rule_names.push_back(used_names.count("unix") ? "unix-sockets" : "unix");
-  doc->rules.push_back(std::move(rule));
+  if (!seen.raw_sockets.empty()) {
+    // Raw sockets are a permission of their own: without it the target's
+    // socket() fails once the policy is enforced.
+    Rule rule;
+    rule.action = Action::kAllow;
+    rule.spec = "raw";
+    rule.ports = {{Proto::kRaw}};
+    std::vector<std::string> comment = {
+        "raw sockets: raw packets are not checked per destination",
+        "(docs/bypasses.md): this lets the target send any packet anywhere"};
+    for (const auto& [kind, s] : seen.raw_sockets) {
+      comment.push_back(StatsLine(RawSocketText(kind.first, kind.second), s));
+    }
+    doc->rule_comments.push_back(std::move(comment));
+    doc->rule_names.push_back(used_names.count("raw") ? "raw-sockets" : "raw");
+    doc->rules.push_back(std::move(rule));
+  }
 }
 
 }  // namespace

@@ -34,6 +34,11 @@ struct Observation {
   // Several names that resolved to the same address are joined by ','
   // (the connect may have meant any): each is allowed.
   std::string name;
+  // True for raw inet sockets the target created (a sock_create record of
+  // a SOCK_RAW socket): `family` and `ip_proto` are the socket's (ip_proto
+  // as given to socket(2), 255 for IPPROTO_RAW and above); addr, port and
+  // name are not used.
+  bool raw = false;
 };
 
 struct SuggestOptions {
@@ -90,6 +95,10 @@ struct SuggestOptions {
 //     seen, sorted (an allow-list: other unix addresses are refused), with
 //     a comment per address as above. None seen: no unix rule, so unix
 //     sockets stay unrestricted.
+//   - raw observations: one allow rule `raw: true` named "raw", last, with a
+//     comment saying that raw packets are not checked per destination
+//     (docs/bypasses.md) and a line per (family, protocol) seen. None seen:
+//     no raw rule, so raw sockets stay refused.
 //   - no observations: a valid policy with `egress: []` (everything denied)
 //     and a comment saying nothing was observed.
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is treated as IPv4.
@@ -100,7 +109,8 @@ struct SuggestOptions {
 // TCP, UDP, ICMP for IPv4 or ICMPv6 for IPv6; port 0 for TCP/UDP; a port for
 // ICMP; first_seen_ns after last_seen_ns); and for a name or target that
 // ParsePolicy refuses (the message is the parser's); for a unix
-// observation, an address UnixAddressBytes refuses.
+// observation, an address UnixAddressBytes refuses; for a raw observation,
+// a family not 4 or 6.
 absl::StatusOr<std::string> SuggestPolicy(
     absl::Span<const Observation> observed, const SuggestOptions& options);
 

@@ -8,6 +8,12 @@ namespace {
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 
+constexpr absl::string_view kCgroupWildcards = "*?[";
+
+bool IsCgroupWildcard(char c) {
+  return kCgroupWildcards.find(c) != absl::string_view::npos;
+}
+
 // Where the bracket expression opened at c[open] ends (its "]"), or npos, as
 // fnmatch(FNM_NOESCAPE) reads it: a leading "!" or "^" negates, a "]" right
 // after those is a member, and "[:class:]", "[.x.]" and "[=x=]" are one
@@ -35,7 +41,7 @@ size_t BracketEnd(absl::string_view c, size_t open) {
 }  // namespace
 
 bool HasCgroupWildcard(absl::string_view s) {
-  return s.find_first_of("*?[") != absl::string_view::npos;
+  return s.find_first_of(kCgroupWildcards) != absl::string_view::npos;
 }
 
 bool BracketsClose(absl::string_view c) {
@@ -47,12 +53,42 @@ bool BracketsClose(absl::string_view c) {
   return true;
 }
 
-absl::Status CheckCgroupPath(absl::string_view path) {
-  if (!HasCgroupWildcard(path)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(Quote(path),
-                   " has a wildcard; use cgroupPattern (--pattern) to match "
-                   "several cgroups"));
+std::string CgroupPathText(absl::string_view path) {
+  std::string text;
+  text.reserve(path.size());
+  for (const char c : path) {
+    if (IsCgroupWildcard(c)) {
+      text.append({'[', c, ']'});
+    } else {
+      text.push_back(c);
+    }
+  }
+  return text;
+}
+
+absl::StatusOr<std::string> CgroupPathOfText(absl::string_view text) {
+  std::string path;
+  path.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!IsCgroupWildcard(c)) {
+      path.push_back(c);
+    } else if (c == '[' && i + 2 < text.size() &&
+               IsCgroupWildcard(text[i + 1]) && text[i + 2] == ']') {
+      path.push_back(text[i + 1]);
+      i += 2;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Quote(text),
+          " has a wildcard; use cgroupPattern (--pattern) to match several "
+          "cgroups, or write a literal *, ? or [ as [*], [?] or [[]"));
+    }
+  }
+  return path;
+}
+
+absl::Status CheckCgroupPath(absl::string_view text) {
+  return CgroupPathOfText(text).status();
 }
 
 absl::Status CheckCgroupPattern(absl::string_view pattern) {

@@ -6,7 +6,10 @@
 #ifndef EGRESS_USERSPACE_POLICY_TARGET_VALUES_H_
 #define EGRESS_USERSPACE_POLICY_TARGET_VALUES_H_
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace egress::policy {
@@ -19,11 +22,23 @@ bool HasCgroupWildcard(absl::string_view s);
 // "[" as a literal).
 bool BracketsClose(absl::string_view c);
 
-// One cgroup (`cgroupPath:`, `--cgroup`): no wildcard, since a policy file
-// could not say it back. InvalidArgument:
+// A cgroup's name may hold the pattern characters '*', '?' and '[' (a
+// `--pid` target names whatever cgroup its process is in). A cgroupPath
+// value (`--cgroup`) writes each of them as the one-character bracket
+// expression "[*]", "[?]" or "[[]": the text names exactly one cgroup, and,
+// read as a cgroupPattern, it matches that cgroup alone.
+//
+// The cgroupPath text of the cgroup path `path`: its wildcards so written.
+std::string CgroupPathText(absl::string_view path);
+
+// The cgroup path of a cgroupPath value `text` (CgroupPathText's inverse).
+// InvalidArgument for a wildcard outside those brackets:
 //   "PATH" has a wildcard; use cgroupPattern (--pattern) to match several
-//   cgroups
-absl::Status CheckCgroupPath(absl::string_view path);
+//   cgroups, or write a literal *, ? or [ as [*], [?] or [[]
+absl::StatusOr<std::string> CgroupPathOfText(absl::string_view text);
+
+// One cgroup (`cgroupPath:`, `--cgroup`): CgroupPathOfText's errors.
+absl::Status CheckCgroupPath(absl::string_view text);
 
 // A cgroup pattern (`cgroupPattern:`, `--pattern`): at least one wildcard,
 // and every "[" of every component closed. InvalidArgument:
