@@ -67,6 +67,19 @@ TEST(VerifyPlanTest, DenyRulesAndAllowedCandidatesAreRespected) {
   EXPECT_FALSE(RulesAllow({}, policy::Proto::kTcp, "127.0.0.1", 80));
 }
 
+// A name rule allows whatever address the target's own lookups bound to its
+// names, 127.0.0.1 included: a deny probe on its protocol and port would
+// prove nothing (and got through as a false FAIL). Other ports are probed.
+TEST(VerifyPlanTest, NoDenyProbeWhereANameRuleCouldAllowIt) {
+  const std::vector<policy::Rule> rules = {
+      R(policy::Action::kAllow, {"tcp", "api.shop.test"}, 1),
+      R(policy::Action::kAllow, {"53/udp", "resolver.test"}, 2),
+  };
+  const std::vector<std::string> shown = Shown(PlanProbes(rules));
+  EXPECT_EQ(shown, (std::vector<std::string>{"deny udp 192.0.2.1:9",
+                                             "deny udp 2001:db8::1:9"}));
+}
+
 TEST(VerifyPlanTest, AllowProbesAreBounded) {
   std::vector<policy::Rule> rules;
   for (int i = 1; i <= 100; ++i) {

@@ -26,6 +26,23 @@ policy::Cidr FirstHost(const policy::Cidr& net) {
   return host;
 }
 
+// True when an allow rule with names covers `proto`/`port`: any address the
+// target's own lookups bound to one of its names is allowed there, which no
+// rule text says beforehand.
+bool NameRuleCovers(absl::Span<const policy::Rule> rules, policy::Proto proto,
+                    uint16_t port) {
+  for (const policy::Rule& r : rules) {
+    if (r.action != policy::Action::kAllow || r.names.empty()) continue;
+    for (const policy::PortProto& pp : r.ports) {
+      if (pp.proto == proto &&
+          (pp.AllPorts() || (pp.lo <= port && port <= pp.hi))) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 bool RulesAllow(absl::Span<const policy::Rule> rules, policy::Proto proto,
@@ -74,6 +91,9 @@ std::vector<Probe> PlanProbes(absl::Span<const policy::Rule> rules,
   };
   for (const Candidate& c : kDeny) {
     if (RulesAllow(rules, c.proto, c.address, c.port)) continue;
+    // Whether the probe's address is bound to a name now is the kernel's
+    // knowledge, not the rules': such a probe would prove nothing.
+    if (NameRuleCovers(rules, c.proto, c.port)) continue;
     out.push_back({false, c.proto, c.address, c.port, 0, c.why});
   }
   return out;

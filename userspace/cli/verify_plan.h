@@ -31,7 +31,8 @@ struct Probe {
 // 192.0.2.1:9 and [2001:db8::1]:9 and 192.0.2.53:53 (documentation networks:
 // a UDP connect() sends nothing, so even a policy not in force leaks no
 // packet), and TCP to 127.0.0.1:9 (loopback). Each only if the rules really
-// deny it.
+// deny it, and no allow rule with names covers its protocol and port (the
+// target's own lookups may have bound the address to one of them).
 std::vector<Probe> PlanProbes(absl::Span<const policy::Rule> rules,
                               size_t max_allow = 32);
 
