@@ -178,5 +178,31 @@ TEST_F(LearnerTest, LoggingOffIsSaidToHideEverything) {
   EXPECT_THAT(Suggestion(), Not(HasSubstr("logging is off")));
 }
 
+// What learning had to leave out is warned about after a restart too, and
+// only for the window suggest reads.
+TEST_F(LearnerTest, WhatWasLeftOutIsWarnedAboutAfterARestart) {
+  // One flush keeps 4,096 new destinations (LearnStore): 4 more overflow.
+  for (int i = 0; i < 4100; ++i) {
+    egress_event e = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 1,
+                             static_cast<uint16_t>(1000 + i));
+    e.addr[2] = static_cast<uint8_t>(i / 250);
+    e.addr[3] = static_cast<uint8_t>(i % 250 + 1);
+    Learn(e);
+  }
+  Learn(UnixAudit(std::string("\0", 1)));
+  const std::string first = Suggestion();
+  EXPECT_THAT(first, HasSubstr("WARNING: 4 attempts to further destinations"));
+  EXPECT_THAT(first, HasSubstr("WARNING: 1 attempt to unix addresses"));
+  learner_ = std::make_unique<Learner>(dir_);  // egressd restarted
+  ASSERT_OK(learner_->Load());
+  const std::string again = Suggestion();
+  EXPECT_THAT(again, HasSubstr("WARNING: 4 attempts to further destinations"));
+  EXPECT_THAT(again, HasSubstr("WARNING: 1 attempt to unix addresses"));
+  // --since 0s: a window with nothing in it, nothing left out either.
+  auto r = learner_->Suggest(web_, {"web", 0, 32, 128}, "node");
+  ASSERT_OK(r.status());
+  EXPECT_THAT(r->yaml, Not(HasSubstr("WARNING")));
+}
+
 }  // namespace
 }  // namespace egress

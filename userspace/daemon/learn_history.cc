@@ -22,7 +22,8 @@ constexpr size_t kMaxProcessText = 256;
 // "r:<family>:<proto>" for raw sockets, "i:<family>:<address bytes in
 // hex>:<proto>:<port>" otherwise, and ":<name>" after it for an address
 // resolved from a DNS name (names have no ':'); sorts as LearnStore::Query
-// sorts (unix first, raw last). A key an older egressd does not know is
+// sorts (unix first, raw last); "n:<why>" for a note (AddNote), which Query
+// skips. A key an older egressd does not know is
 // skipped by its Query, so a database with raw rows still loads there.
 std::string KeyOf(const policy::Observation& o) {
   if (!o.unix_path.empty()) return "a:" + o.unix_path;
@@ -123,6 +124,41 @@ absl::Status LearnHistory::Add(const std::string& target,
   }
   EGRESS_RETURN_IF_ERROR(Prune(target, now_ns));
   return tx.Commit();
+}
+
+absl::Status LearnHistory::AddNote(const std::string& target,
+                                   const std::string& why, uint64_t count,
+                                   int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement up,
+      db_->Prepare("INSERT INTO learned(target, hour, key, count, first_ns, "
+                   "last_ns, processes) VALUES(?, ?, ?, ?, ?, ?, '') "
+                   "ON CONFLICT(target, hour, key) DO UPDATE SET "
+                   "count = count + excluded.count, "
+                   "last_ns = max(last_ns, excluded.last_ns)"));
+  const std::string key = "n:" + why;
+  up.Bind(1, target).Bind(2, now_ns / kHourNs).Bind(3, key);
+  up.Bind(4, static_cast<int64_t>(count)).Bind(5, now_ns).Bind(6, now_ns);
+  return up.Run();
+}
+
+absl::StatusOr<std::map<std::string, uint64_t>> LearnHistory::Notes(
+    const std::string& target, int64_t since_ns) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement q,
+      db_->Prepare("SELECT substr(key, 3), sum(count) FROM learned "
+                   "WHERE target = ? AND last_ns >= ? AND key >= 'n:' AND "
+                   "key < 'n;' GROUP BY key"));
+  q.Bind(1, target).Bind(2, since_ns);
+  std::map<std::string, uint64_t> out;
+  for (;;) {
+    EGRESS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out[q.Text(0)] = static_cast<uint64_t>(q.Int(1));
+  }
+  return out;
 }
 
 absl::Status LearnHistory::Prune(const std::string& target, int64_t now_ns) {

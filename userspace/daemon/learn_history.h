@@ -11,6 +11,7 @@
 #define EGRESS_USERSPACE_DAEMON_LEARN_HISTORY_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,15 @@ class LearnHistory {
   // `since_ns` (an hour that straddles it counts whole), the earliest first
   // and latest last time, the processes. Sorted as LearnStore::Query.
   absl::StatusOr<std::vector<policy::Observation>> Query(
+      const std::string& target, int64_t since_ns) const;
+  // Attempts learning had to leave out, by why ("overflow": a full pending
+  // table; "unnameable": unix addresses no rule can name), kept by the hour
+  // beside the destinations (and pruned with them) so that `suggest` warns
+  // about them after a restart too, and only for the window it reads.
+  absl::Status AddNote(const std::string& target, const std::string& why,
+                       uint64_t count, int64_t now_ns);
+  // Their sums since `since_ns`, by why.
+  absl::StatusOr<std::map<std::string, uint64_t>> Notes(
       const std::string& target, int64_t since_ns) const;
   absl::Status Forget(const std::string& target);
   absl::StatusOr<int64_t> Rows(const std::string& target) const;

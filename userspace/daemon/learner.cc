@@ -59,12 +59,15 @@ void Learner::Forget(const std::string& target) {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.Forget(target);
   names_.Forget(target);
-  overflow_.erase(target);
   unnameable_.erase(target);
   if (history_) history_->Forget(target).IgnoreError();
 }
 
 namespace {
+
+// The history's notes (LearnHistory::AddNote).
+constexpr char kNoteOverflow[] = "overflow";
+constexpr char kNoteUnnameable[] = "unnameable";
 
 // Moves a corrupt file aside, loudly: learned traffic is not policy, so
 // egressd keeps enforcing and starts learning afresh.
@@ -113,18 +116,24 @@ absl::Status Learner::Load() {
 
 absl::Status Learner::Flush() {
   LearnStore taken;
+  absl::flat_hash_map<std::string, uint64_t> unnameable;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!pending_.dirty()) return absl::OkStatus();
+    if (!pending_.dirty() && unnameable_.empty()) return absl::OkStatus();
     std::swap(taken, pending_);
-    for (const std::string& target : taken.Targets()) {
-      if (uint64_t lost = taken.overflow(target)) overflow_[target] += lost;
-    }
+    std::swap(unnameable, unnameable_);
   }
   if (!history_) return absl::FailedPreconditionError("learned.db not open");
   const int64_t now = absl::GetCurrentTimeNanos();
   for (const std::string& target : taken.Targets()) {
     EGRESS_RETURN_IF_ERROR(history_->Add(target, taken.Query(target, 0), now));
+    if (uint64_t lost = taken.overflow(target)) {
+      EGRESS_RETURN_IF_ERROR(
+          history_->AddNote(target, kNoteOverflow, lost, now));
+    }
+  }
+  for (const auto& [target, n] : unnameable) {
+    EGRESS_RETURN_IF_ERROR(history_->AddNote(target, kNoteUnnameable, n, now));
   }
   return absl::OkStatus();
 }
@@ -286,19 +295,16 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
       absl::StrCat("Learned by egressd on ", node_name, " from what target ",
                    t.name, " initiated since ", since_text, " (mode ",
                    policy::ModeName(t.mode), " when suggested)."));
-  uint64_t lost = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = overflow_.find(t.name);
-    if (it != overflow_.end()) lost = it->second;
-    auto un = unnameable_.find(t.name);
-    if (un != unnameable_.end()) unnameable += un->second;
-  }
+  // What learning left out in the window read (kept in the history: a
+  // restart does not hide it).
+  EGRESS_ASSIGN_OR_RETURN(auto notes, history_->Notes(t.name, since_ns));
+  const uint64_t lost = notes[kNoteOverflow];
+  unnameable += notes[kNoteUnnameable];
   if (unnameable > 0) {
     opts.header_comment.push_back(absl::StrCat(
-        "WARNING: ", unnameable,
-        " attempts to unix addresses no rule can name (an abstract name "
-        "padded with NULs or empty, control bytes) are not in this policy: "
+        "WARNING: ", unnameable, unnameable == 1 ? " attempt" : " attempts",
+        " to unix addresses no rule can name (an abstract name "
+        "padded with NULs or empty, control bytes), left out of this policy: "
         "`egressctl events` shows them; such a socket must be reached "
         "another way, or the target left without unix rules."));
   }
@@ -309,10 +315,10 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
         "Set `egressctl logging denied` and learn again.");
   }
   if (lost > 0) {
-    opts.header_comment.push_back(absl::StrCat(
-        "WARNING: ", lost,
-        " attempts to further destinations were not kept (table full); "
-        "review before enforcing."));
+    opts.header_comment.push_back(
+        absl::StrCat("WARNING: ", lost, lost == 1 ? " attempt" : " attempts",
+                     " to further destinations, not kept (table full); "
+                     "review before enforcing."));
   }
   EGRESS_ASSIGN_OR_RETURN(std::string yaml, policy::SuggestPolicy(seen, opts));
   return control::SuggestResponse{t.name, seen.size(), yaml};

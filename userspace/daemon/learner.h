@@ -60,9 +60,8 @@ class Learner {
   mutable std::mutex mu_;
   LearnStore pending_;  // since the last flush
   AnswerNames names_;   // address -> name, per target
-  // Attempts not kept because a target's pending table was full.
-  absl::flat_hash_map<std::string, uint64_t> overflow_;
-  // Attempts to unix addresses no rule can name, left out.
+  // Attempts to unix addresses no rule can name, left out, since the last
+  // flush (then a note in the history, as the pending table's overflow).
   absl::flat_hash_map<std::string, uint64_t> unnameable_;
   std::unique_ptr<LearnHistory> history_;
 };
