@@ -204,5 +204,28 @@ TEST_F(LearnerTest, WhatWasLeftOutIsWarnedAboutAfterARestart) {
   EXPECT_THAT(r->yaml, Not(HasSubstr("WARNING")));
 }
 
+// The names the target's addresses were resolved from outlive a restart:
+// a connect after it, to an address looked up before it, is still learned
+// by name.
+TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
+  egress_dns_answer_event answer{};
+  answer.kind = EGRESS_EVENT_DNS_ANSWER;
+  answer.qtype = EGRESS_DNS_TYPE_A;
+  memcpy(answer.qname, "cdn1.shop.test", 14);
+  answer.addrs[0].addr[0] = 127;
+  answer.addrs[0].addr[3] = 2;
+  answer.addrs[0].ttl = 60;
+  answer.naddrs = 1;
+  learner_->LearnAnswer(answer, "web");
+  ASSERT_OK(learner_->Flush());
+  learner_ = std::make_unique<Learner>(dir_);  // egressd restarted
+  ASSERT_OK(learner_->Load());
+  Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 2, 18082,
+                IPPROTO_TCP, EGRESS_HOOK_CONNECT4));
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("cdn1.shop.test"));
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.2/32")));
+}
+
 }  // namespace
 }  // namespace egress

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "userspace/policy/rule.h"
 
 namespace egress {
@@ -53,10 +56,12 @@ void AnswerNames::Remember(const std::string& target,
     names.erase(std::remove(names.begin(), names.end(), name), names.end());
     names.push_back(name);
     if (names.size() > kMaxNamesPerAddress) names.erase(names.begin());
+    t.changed.insert(key);
     if (!fresh) continue;
     t.order.push_back(key);
     while (t.names.size() > max_per_target_) {
       t.names.erase(t.order.front());
+      t.changed.erase(t.order.front());
       t.order.pop_front();
     }
   }
@@ -74,6 +79,45 @@ std::string AnswerNames::NameOf(const std::string& target, uint8_t family,
 }
 
 void AnswerNames::Forget(const std::string& target) { targets_.erase(target); }
+
+absl::flat_hash_map<std::string, std::vector<AnswerNames::Kept>>
+AnswerNames::TakeChanged() {
+  absl::flat_hash_map<std::string, std::vector<Kept>> out;
+  for (auto& [target, t] : targets_) {
+    for (const std::string& key : t.changed) {
+      auto it = t.names.find(key);
+      if (it == t.names.end()) continue;
+      out[target].push_back(
+          {absl::BytesToHexString(key), absl::StrJoin(it->second, ",")});
+    }
+    t.changed.clear();
+  }
+  return out;
+}
+
+void AnswerNames::Restore(const std::string& target, const Kept& kept) {
+  // family and 16 address bytes, in hex
+  if (kept.key.size() != 34 || max_per_target_ == 0 ||
+      !std::all_of(kept.key.begin(), kept.key.end(), absl::ascii_isxdigit)) {
+    return;
+  }
+  const std::string key = absl::HexStringToBytes(kept.key);
+  std::vector<std::string> names;
+  for (absl::string_view name : absl::StrSplit(kept.names, ',')) {
+    if (IsAnswerName(name) && names.size() < kMaxNamesPerAddress) {
+      names.emplace_back(name);
+    }
+  }
+  if (names.empty()) return;
+  Table& t = targets_[target];
+  auto [it, fresh] = t.names.insert_or_assign(key, std::move(names));
+  if (!fresh) return;
+  t.order.push_back(key);
+  while (t.names.size() > max_per_target_) {
+    t.names.erase(t.order.front());
+    t.order.pop_front();
+  }
+}
 
 size_t AnswerNames::size(const std::string& target) const {
   auto t = targets_.find(target);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "egress/dns_abi.h"
 
@@ -43,11 +44,25 @@ class AnswerNames {
   void Forget(const std::string& target);
   size_t size(const std::string& target) const;
 
+  // An address's names as kept: `key` opaque (hex), `names` joined by ','
+  // in the order learned (the newest last).
+  struct Kept {
+    std::string key;
+    std::string names;
+  };
+  // The addresses whose names changed since the last call, per target (for
+  // learned.db, so that a restarted egressd still knows them).
+  absl::flat_hash_map<std::string, std::vector<Kept>> TakeChanged();
+  // Puts back what TakeChanged gave, oldest first; a key or name that does
+  // not read back is skipped.
+  void Restore(const std::string& target, const Kept& kept);
+
  private:
   struct Table {
     // address -> its names, the last resolved last
     absl::flat_hash_map<std::string, std::vector<std::string>> names;
-    std::deque<std::string> order;  // addresses, first learned first
+    std::deque<std::string> order;             // addresses, first learned first
+    absl::flat_hash_set<std::string> changed;  // since TakeChanged
   };
   // family (1 byte) and the 16 address bytes.
   static std::string Key(uint8_t family, const std::array<uint8_t, 16>& addr);

@@ -93,7 +93,10 @@ absl::StatusOr<std::unique_ptr<LearnHistory>> LearnHistory::Open(
       "processes TEXT NOT NULL, PRIMARY KEY(target, hour, key)) "
       "WITHOUT ROWID;"
       "CREATE INDEX IF NOT EXISTS learned_by_time ON learned(target, "
-      "last_ns);"));
+      "last_ns);"
+      "CREATE TABLE IF NOT EXISTS answer_names(target TEXT NOT NULL, "
+      "key TEXT NOT NULL, names TEXT NOT NULL, seen_ns INTEGER NOT NULL, "
+      "PRIMARY KEY(target, key)) WITHOUT ROWID;"));
   return std::unique_ptr<LearnHistory>(new LearnHistory(std::move(db), limits));
 }
 
@@ -207,11 +210,52 @@ absl::StatusOr<std::vector<policy::Observation>> LearnHistory::Query(
   return out;
 }
 
+absl::Status LearnHistory::SaveNames(
+    const std::string& target, const std::vector<AnswerNames::Kept>& changed,
+    int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement up,
+      db_->Prepare("INSERT INTO answer_names(target, key, names, seen_ns) "
+                   "VALUES(?, ?, ?, ?) ON CONFLICT(target, key) DO UPDATE "
+                   "SET names = excluded.names, seen_ns = excluded.seen_ns"));
+  for (const AnswerNames::Kept& k : changed) {
+    up.Bind(1, target).Bind(2, k.key).Bind(3, k.names).Bind(4, now_ns);
+    EGRESS_RETURN_IF_ERROR(up.Run());
+  }
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement old,
+      db_->Prepare("DELETE FROM answer_names WHERE seen_ns < ?"));
+  EGRESS_RETURN_IF_ERROR(old.Bind(1, now_ns - limits_.max_age_ns).Run());
+  return tx.Commit();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, AnswerNames::Kept>>>
+LearnHistory::LoadNames(int64_t now_ns) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement q,
+      db_->Prepare("SELECT target, key, names FROM answer_names "
+                   "WHERE seen_ns >= ? ORDER BY seen_ns"));
+  q.Bind(1, now_ns - limits_.max_age_ns);
+  std::vector<std::pair<std::string, AnswerNames::Kept>> out;
+  for (;;) {
+    EGRESS_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back({q.Text(0), {q.Text(1), q.Text(2)}});
+  }
+  return out;
+}
+
 absl::Status LearnHistory::Forget(const std::string& target) {
   std::lock_guard<std::mutex> lock(mu_);
-  EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
-                          db_->Prepare("DELETE FROM learned WHERE target = ?"));
-  return del.Bind(1, target).Run();
+  for (const char* sql : {"DELETE FROM learned WHERE target = ?",
+                          "DELETE FROM answer_names WHERE target = ?"}) {
+    EGRESS_ASSIGN_OR_RETURN(SqliteStatement del, db_->Prepare(sql));
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, target).Run());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> LearnHistory::Rows(const std::string& target) const {

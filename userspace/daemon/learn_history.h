@@ -15,10 +15,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "userspace/daemon/answer_names.h"
 #include "userspace/daemon/sqlite_db.h"
 #include "userspace/policy/suggest.h"
 
@@ -58,6 +60,16 @@ class LearnHistory {
   // Their sums since `since_ns`, by why.
   absl::StatusOr<std::map<std::string, uint64_t>> Notes(
       const std::string& target, int64_t since_ns) const;
+  // Which names the target's addresses were resolved from
+  // (AnswerNames::TakeChanged), kept so that a restarted egressd still
+  // names the destinations a target reaches by addresses it looked up
+  // before; pruned by max_age like the rest.
+  absl::Status SaveNames(const std::string& target,
+                         const std::vector<AnswerNames::Kept>& changed,
+                         int64_t now_ns);
+  // Every target's, the oldest first.
+  absl::StatusOr<std::vector<std::pair<std::string, AnswerNames::Kept>>>
+  LoadNames(int64_t now_ns) const;
   absl::Status Forget(const std::string& target);
   absl::StatusOr<int64_t> Rows(const std::string& target) const;
 

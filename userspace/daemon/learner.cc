@@ -95,6 +95,10 @@ absl::Status Learner::Load() {
   }
   if (!history.ok()) return history.status();
   history_ = *std::move(history);
+  // The names the targets' addresses were resolved from before a restart.
+  EGRESS_ASSIGN_OR_RETURN(auto kept,
+                          history_->LoadNames(absl::GetCurrentTimeNanos()));
+  for (const auto& [target, k] : kept) names_.Restore(target, k);
   // An older egressd's file: imported once.
   const std::string json = dir_ + "/learned.json";
   if (access(json.c_str(), F_OK) != 0) return absl::OkStatus();
@@ -117,9 +121,13 @@ absl::Status Learner::Load() {
 absl::Status Learner::Flush() {
   LearnStore taken;
   absl::flat_hash_map<std::string, uint64_t> unnameable;
+  absl::flat_hash_map<std::string, std::vector<AnswerNames::Kept>> names;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!pending_.dirty() && unnameable_.empty()) return absl::OkStatus();
+    names = names_.TakeChanged();
+    if (!pending_.dirty() && unnameable_.empty() && names.empty()) {
+      return absl::OkStatus();
+    }
     std::swap(taken, pending_);
     std::swap(unnameable, unnameable_);
   }
@@ -134,6 +142,9 @@ absl::Status Learner::Flush() {
   }
   for (const auto& [target, n] : unnameable) {
     EGRESS_RETURN_IF_ERROR(history_->AddNote(target, kNoteUnnameable, n, now));
+  }
+  for (const auto& [target, changed] : names) {
+    EGRESS_RETURN_IF_ERROR(history_->SaveNames(target, changed, now));
   }
   return absl::OkStatus();
 }
