@@ -306,8 +306,15 @@ TEST_F(MetricsSlowClientsTest, ConnectionsBeyondTheLimitAreRefused) {
     if (absl::StartsWith(received, "HTTP/1.1 503 ")) ++refused;
   }
   EXPECT_GE(refused, surplus);
-  // Once they are gone, the server answers again.
+  // Once they are gone, the server answers again, and counts what it
+  // refused.
   ExpectScrapeAndProbeAnswer(port);
+  const HttpAnswer metrics = Get(port, "/metrics");
+  const std::string line = "\negress_metrics_connections_refused_total ";
+  const size_t at = metrics.raw.find(line);
+  ASSERT_NE(at, std::string::npos) << metrics.raw;
+  // At least what the clients read (a 503 is sent best effort).
+  EXPECT_GE(std::stoi(metrics.raw.substr(at + line.size())), refused);
 }
 
 }  // namespace

@@ -125,6 +125,9 @@ egress_events_read_total 123456789012345
 # TYPE egress_events_dropped_total counter
 egress_events_dropped_total{reason="follower"} 2
 egress_events_dropped_total{reason="sink"} 3
+# HELP egress_metrics_connections_refused_total Connections to this endpoint answered 503 because it already served its limit of them at once (slow or idle clients).
+# TYPE egress_metrics_connections_refused_total counter
+egress_metrics_connections_refused_total 0
 # HELP egress_udp_peers_evicted_all_targets_total UDP peers evicted, of every target since egressd started (removed targets included).
 # TYPE egress_udp_peers_evicted_all_targets_total counter
 egress_udp_peers_evicted_all_targets_total 40

@@ -311,6 +311,11 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
                     "follower's full buffer, or a sink's failed write.");
   Count(dropped, {{"reason", "follower"}}, s.events_dropped);
   Count(dropped, {{"reason", "sink"}}, s.events_sink_errors);
+  Count(CounterFamily(
+            registry, "egress_metrics_connections_refused_total",
+            "Connections to this endpoint answered 503 because it already "
+            "served its limit of them at once (slow or idle clients)."),
+        {}, s.metrics_connections_refused);
   Count(CounterFamily(registry, "egress_udp_peers_evicted_all_targets_total",
                       "UDP peers evicted, of every target since egressd "
                       "started (removed targets included)."),
@@ -615,6 +620,9 @@ class BoundedServer : public httplib::Server {
     return err;
   }
 
+  // Connections answered 503 so far.
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
   // Stops the connection threads and waits for them; runs once the
   // listening loop has returned (no new connections).
   ~BoundedServer() override {
@@ -647,6 +655,7 @@ class BoundedServer : public httplib::Server {
       // No thread (std::system_error) or no memory: refused like a surplus
       // connection.
     }
+    refused_.fetch_add(1, std::memory_order_relaxed);
     // Best effort: the client may not even read it.
     send(sock, kBusyAnswer, sizeof(kBusyAnswer) - 1,
          MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -694,6 +703,7 @@ class BoundedServer : public httplib::Server {
   }
 
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> refused_{0};  // connections answered 503
   std::mutex mu_;
   std::list<std::thread> threads_;         // guarded by mu_
   std::vector<std::thread::id> finished_;  // guarded by mu_
@@ -745,7 +755,9 @@ MetricsServer::Impl::~Impl() {
 void MetricsServer::Impl::HandleMetrics(httplib::Response& res) {
   absl::StatusOr<std::string> text;
   try {
-    text = Render(source());
+    MetricsSnapshot snapshot = source();
+    snapshot.metrics_connections_refused = server.refused();
+    text = Render(snapshot);
   } catch (const std::exception& e) {
     text = absl::InternalError(absl::StrCat("metrics source: ", e.what()));
   } catch (...) {

@@ -85,6 +85,9 @@ struct MetricsSnapshot {
   uint64_t udp_peers_evicted = 0;
   bool last_reload_ok = true;
   uint64_t self_check_failures = 0;  // probes or checks that failed
+  // Connections the metrics server answered 503 because it already served
+  // kMetricsMaxConnections (MetricsServer fills it in).
+  uint64_t metrics_connections_refused = 0;
   std::string version;
   std::string libbpf_version;
   // egressd --node_name, else NODE_NAME, else the host name.
@@ -118,6 +121,7 @@ struct MetricsSnapshot {
 //   egress_target_info{target,mode}                     gauge (1)
 //   egress_target_degraded{target}                      gauge (0/1)
 //   egress_self_check_failures_total                    counter
+//   egress_metrics_connections_refused_total            counter
 //   egress_workload_info{target,container,container_id,image,
 //                        pod_namespace,pod,node,label_*} gauge (1)
 //   egress_workload_info_omitted                        gauge
