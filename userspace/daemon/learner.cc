@@ -197,11 +197,13 @@ std::optional<std::string> NameableUnixAddress(const egress_event& e) {
 void Learner::Learn(const egress_event& e, const std::string& target,
                     bool allows_recorded, int64_t realtime_offset_ns) {
   if (target.empty()) return;
+  // A decision that let the target through, or would have in enforce mode.
+  const bool let_through =
+      e.kind == EGRESS_EVENT_VERDICT &&
+      (e.verdict == EGRESS_VERDICT_AUDIT || e.verdict == EGRESS_VERDICT_ALLOW);
   // What the target initiated and was (or would have been) let through.
-  bool verdict_record = e.kind == EGRESS_EVENT_VERDICT &&
-                        (e.verdict == EGRESS_VERDICT_AUDIT ||
-                         e.verdict == EGRESS_VERDICT_ALLOW) &&
-                        DestinationHook(e.hook) && InitiatedReason(e.reason);
+  bool verdict_record =
+      let_through && DestinationHook(e.hook) && InitiatedReason(e.reason);
   // Decisions the rate limit held back, summed up after the fact. Their own
   // reasons are not kept, so only audit verdicts count (a held-back allow
   // may be replies to peers); the destination already has its first
@@ -212,10 +214,7 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   // which the suggested policy would make its socket() fail. (Other socket
   // kinds refused at creation, ping and UDP-Lite sockets, are no raw
   // sockets: `raw: true` would not allow them.)
-  bool raw_socket = e.kind == EGRESS_EVENT_VERDICT &&
-                    (e.verdict == EGRESS_VERDICT_AUDIT ||
-                     e.verdict == EGRESS_VERDICT_ALLOW) &&
-                    e.hook == EGRESS_HOOK_SOCK_CREATE &&
+  bool raw_socket = let_through && e.hook == EGRESS_HOOK_SOCK_CREATE &&
                     e.sock_type == SOCK_RAW;
   // A flow adds what no verdict record showed: connections a rule allowed
   // while allow records are off. (In audit mode the connect already left an
