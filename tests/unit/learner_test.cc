@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 
 #include <cstring>
 #include <string>
@@ -15,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
-#include "userspace/common/fs.h"
+#include "tests/unit/learner_fixture.h"
 #include "userspace/daemon/learn_history.h"
 
 namespace egress {
@@ -59,36 +58,7 @@ egress_event UnixAudit(const std::string& path) {
   return e;
 }
 
-class LearnerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/egress-learner-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    learner_ = std::make_unique<Learner>(dir_);
-    ASSERT_OK(learner_->Load());
-    web_.name = "web";
-    web_.cgroup = "/web";
-    web_.mode = policy::Mode::kAudit;
-  }
-  void TearDown() override {
-    learner_.reset();
-    RemoveTree(dir_).IgnoreError();
-  }
-  void Learn(const egress_event& e, bool allows_recorded = true) {
-    // Records carry boot-time stamps (ts_ns 1): the offset makes them now.
-    learner_->Learn(e, "web", allows_recorded, absl::GetCurrentTimeNanos());
-  }
-  std::string Suggestion() {
-    auto r = learner_->Suggest(web_, {"web", std::nullopt, 32, 128}, "node");
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->yaml : "";
-  }
-
-  std::string dir_;
-  std::unique_ptr<Learner> learner_;
-  TargetState web_;
-};
+using LearnerTest = LearnerFixture;
 
 TEST_F(LearnerTest, RepliesToPeersAreNeverProposedAsEgress) {
   // Where allows are recorded (`logging all`, audit mode) a UDP server's
@@ -193,8 +163,7 @@ TEST_F(LearnerTest, WhatWasLeftOutIsWarnedAboutAfterARestart) {
   const std::string first = Suggestion();
   EXPECT_THAT(first, HasSubstr("WARNING: 4 attempts to further destinations"));
   EXPECT_THAT(first, HasSubstr("WARNING: 1 attempt to unix addresses"));
-  learner_ = std::make_unique<Learner>(dir_);  // egressd restarted
-  ASSERT_OK(learner_->Load());
+  Restart();  // egressd restarted
   const std::string again = Suggestion();
   EXPECT_THAT(again, HasSubstr("WARNING: 4 attempts to further destinations"));
   EXPECT_THAT(again, HasSubstr("WARNING: 1 attempt to unix addresses"));
@@ -218,8 +187,7 @@ TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
   answer.naddrs = 1;
   learner_->LearnAnswer(answer, "web");
   ASSERT_OK(learner_->Flush());
-  learner_ = std::make_unique<Learner>(dir_);  // egressd restarted
-  ASSERT_OK(learner_->Load());
+  Restart();  // egressd restarted
   Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 2, 18082,
                 IPPROTO_TCP, EGRESS_HOOK_CONNECT4));
   const std::string yaml = Suggestion();

@@ -3,7 +3,6 @@
 // `suggest` proposes the `raw: true` rule it needs (without which the
 // suggested policy would break it once enforced).
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -14,7 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
-#include "userspace/common/fs.h"
+#include "tests/unit/learner_fixture.h"
 #include "userspace/daemon/learn.h"
 #include "userspace/daemon/learn_history.h"
 #include "userspace/daemon/learner.h"
@@ -58,37 +57,15 @@ size_t RawRules(const std::string& yaml) {
   return n;
 }
 
-class RawLearnTest : public ::testing::Test {
+class RawLearnTest : public LearnerFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/egress-raw-learn-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    web_.name = "web";
-    web_.cgroup = "/web";
-    web_.mode = policy::Mode::kAudit;
-  }
-  void TearDown() override { RemoveTree(dir_).IgnoreError(); }
-
-  std::string Suggest(Learner& learner) {
-    absl::StatusOr<control::SuggestResponse> r =
-        learner.Suggest(web_, {"web", std::nullopt, 32, 128}, "node");
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->yaml : "";
-  }
-
-  std::string dir_;
-  TargetState web_;
   const int64_t now_ = absl::GetCurrentTimeNanos();
 };
 
 TEST_F(RawLearnTest, AuditedRawSocketIsSuggestedAsRawRule) {
-  Learner learner(dir_);
-  ASSERT_OK(learner.Load());
-  learner.Learn(
-      SocketRecord(EGRESS_FAMILY_IPV4, SOCK_RAW, IPPROTO_ICMP, "ping"), "web",
-      /*allows_recorded=*/false, now_);
-  const std::string yaml = Suggest(learner);
+  Learn(SocketRecord(EGRESS_FAMILY_IPV4, SOCK_RAW, IPPROTO_ICMP, "ping"),
+        /*allows_recorded=*/false);
+  const std::string yaml = Suggestion();
   EXPECT_THAT(yaml, HasSubstr("raw: true")) << yaml;
   EXPECT_THAT(yaml, HasSubstr("not checked per destination")) << yaml;
   EXPECT_THAT(yaml, HasSubstr("by ping")) << yaml;
@@ -103,39 +80,28 @@ TEST_F(RawLearnTest, AuditedRawSocketIsSuggestedAsRawRule) {
 }
 
 TEST_F(RawLearnTest, RawSocketsOfBothFamiliesMakeOneRuleThatOutlivesRestart) {
-  {
-    Learner learner(dir_);
-    ASSERT_OK(learner.Load());
-    for (int i = 0; i < 3; ++i) {
-      learner.Learn(
-          SocketRecord(EGRESS_FAMILY_IPV4, SOCK_RAW, IPPROTO_ICMP, "ping"),
-          "web", /*allows_recorded=*/false, now_);
-    }
-    learner.Learn(
-        SocketRecord(EGRESS_FAMILY_IPV6, SOCK_RAW, IPPROTO_ICMPV6, "ping6"),
-        "web", /*allows_recorded=*/false, now_);
-    ASSERT_OK(learner.Flush());
+  for (int i = 0; i < 3; ++i) {
+    Learn(SocketRecord(EGRESS_FAMILY_IPV4, SOCK_RAW, IPPROTO_ICMP, "ping"),
+          /*allows_recorded=*/false);
   }
-  Learner again(dir_);
-  ASSERT_OK(again.Load());
-  const std::string yaml = Suggest(again);
+  Learn(SocketRecord(EGRESS_FAMILY_IPV6, SOCK_RAW, IPPROTO_ICMPV6, "ping6"),
+        /*allows_recorded=*/false);
+  ASSERT_OK(learner_->Flush());
+  Restart();  // egressd restarted
+  const std::string yaml = Suggestion();
   EXPECT_EQ(RawRules(yaml), 1u) << yaml;
   EXPECT_THAT(yaml, HasSubstr("3 attempts by ping")) << yaml;
   EXPECT_THAT(yaml, HasSubstr("1 attempt by ping6")) << yaml;
 }
 
 TEST_F(RawLearnTest, OtherRefusedSocketKindsAreNotRaw) {
-  Learner learner(dir_);
-  ASSERT_OK(learner.Load());
   // A ping socket and a UDP-Lite socket are refused as socket types too,
   // but `raw: true` would not allow them (and would allow far more).
-  learner.Learn(
-      SocketRecord(EGRESS_FAMILY_IPV4, SOCK_DGRAM, IPPROTO_ICMP, "ping"), "web",
-      /*allows_recorded=*/false, now_);
-  learner.Learn(
-      SocketRecord(EGRESS_FAMILY_IPV4, SOCK_DGRAM, IPPROTO_UDPLITE, "lite"),
-      "web", /*allows_recorded=*/false, now_);
-  const std::string yaml = Suggest(learner);
+  Learn(SocketRecord(EGRESS_FAMILY_IPV4, SOCK_DGRAM, IPPROTO_ICMP, "ping"),
+        /*allows_recorded=*/false);
+  Learn(SocketRecord(EGRESS_FAMILY_IPV4, SOCK_DGRAM, IPPROTO_UDPLITE, "lite"),
+        /*allows_recorded=*/false);
+  const std::string yaml = Suggestion();
   EXPECT_EQ(RawRules(yaml), 0u) << yaml;
   EXPECT_THAT(yaml, Not(HasSubstr("raw")));
 }
