@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/loopback_tcp.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/daemon/metrics.h"
 
@@ -38,23 +39,6 @@ namespace {
 // deploy/kubernetes.
 constexpr absl::Duration kAnswerBound = absl::Seconds(5);
 constexpr absl::Duration kCloseBound = absl::Seconds(10);
-
-// A TCP connection to 127.0.0.1:`port` (invalid on failure); connect() waits
-// at most 5 s.
-UniqueFd ConnectLoopback(int port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fd;
-  timeval tv{.tv_sec = 5, .tv_usec = 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(static_cast<uint16_t>(port));
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
-    return UniqueFd();
-  }
-  return fd;
-}
 
 // What `fd` receives until the peer closes it (true) or `deadline` passes
 // (false).
@@ -83,7 +67,7 @@ struct HttpAnswer {
 // Connection: close), bounded by kAnswerBound.
 HttpAnswer Get(int port, const std::string& path) {
   HttpAnswer answer;
-  UniqueFd fd = ConnectLoopback(port);
+  UniqueFd fd = ConnectLoopbackTcp(port).value_or(UniqueFd());
   if (!fd) return answer;
   const std::string request =
       absl::StrCat("GET ", path,
@@ -158,7 +142,7 @@ class StallingClients {
       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
   void Open(Kind kind) {
-    Connection c{kind, ConnectLoopback(port_)};
+    Connection c{kind, ConnectLoopbackTcp(port_).value_or(UniqueFd())};
     if (!c.fd) return;  // the test sees it in opened() falling short
     if (kind == kPartial) {
       send(c.fd.get(), kPartialRequest, sizeof(kPartialRequest) - 1,
@@ -292,7 +276,7 @@ TEST_F(MetricsSlowClientsTest, ConnectionsBeyondTheLimitAreRefused) {
   const int surplus = 8;
   std::vector<UniqueFd> idle;
   for (size_t i = 0; i < kMetricsMaxConnections + surplus; ++i) {
-    idle.push_back(ConnectLoopback(port));
+    idle.push_back(ConnectLoopbackTcp(port).value_or(UniqueFd()));
     ASSERT_TRUE(idle.back()) << "connection " << i << ": " << strerror(errno);
   }
   // Every connection ends within the bound: the surplus ones at once with a

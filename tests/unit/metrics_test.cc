@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/loopback_tcp.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/common/unique_fd.h"
 
@@ -309,18 +310,9 @@ struct HttpReply {
 
 absl::StatusOr<HttpReply> Fetch(int port, const std::string& path,
                                 const std::string& extra_headers = "") {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return absl::ErrnoToStatus(errno, "socket");
-  timeval tv{.tv_sec = 5, .tv_usec = 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(static_cast<uint16_t>(port));
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
-    return absl::ErrnoToStatus(errno, "connect");
-  }
+  absl::StatusOr<UniqueFd> connected = testing::ConnectLoopbackTcp(port);
+  if (!connected.ok()) return connected.status();
+  UniqueFd fd = *std::move(connected);
   const std::string request =
       absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n",
                    extra_headers, "Connection: close\r\n\r\n");
