@@ -772,14 +772,57 @@ static __always_inline int flow__on_state(struct bpf_sock_ops *ctx,
 		__sync_fetch_and_add(&c->flow_bytes_received, received);
 	}
 	/* Only a flow with records has storage (egress_sock_ops); `recorded`
-	 * also guards the storage of an older program, which every flow had. */
+	 * also guards the storage of an older program, which every flow had.
+	 * Each target closes its own slot (struct egress_flow): a nested
+	 * target's program sees the same close. */
 	f = bpf_sk_storage_get(&flows, sk, 0, 0);
 	if (!f)
 		return 1;
-	if (f->recorded)
+	if (f->recorded && (f->owner == (__u16)id || f->owner == 0)) {
 		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, f, bpf_ktime_get_ns(),
 			   id, c, 0, sent, received);
-	bpf_sk_storage_delete(&flows, sk);
+		f->recorded = 0;
+	} else if (f->owner != 0 && f->recorded1 && f->owner1 == (__u16)id) {
+		struct egress_flow one = {
+		    .start_ns = f->start_ns1,
+		    .rule_id = f->rule_id1,
+		    .verdict = f->verdict1,
+		    .direction = f->direction,
+		};
+
+		flow__emit(ctx, EGRESS_EVENT_FLOW_CLOSED, &one,
+			   bpf_ktime_get_ns(), id, c, 0, sent, received);
+		f->recorded1 = 0;
+	}
+	/* The last target to close frees it (else the socket's end does). */
+	if (!f->recorded && (f->owner == 0 || !f->recorded1))
+		bpf_sk_storage_delete(&flows, sk);
+	return 1;
+}
+
+/*
+ * Keeps a flow with records in a slot of its socket's storage (struct
+ * egress_flow) for target `id`: slot 0 when free, else slot 1 (a second,
+ * nested target). False when both are taken (a third nested target): that
+ * target's flow then gets no records at all, so that established and
+ * closed still come in pairs.
+ */
+static __always_inline int flow__keep(struct egress_flow *f,
+				      const struct egress_flow *flow, __u32 id)
+{
+	if (!f->recorded) {
+		*f = *flow;
+		f->owner = (__u16)id;
+		f->recorded = 1;
+		return 1;
+	}
+	if (f->owner == 0 || f->recorded1)
+		return 0;
+	f->start_ns1 = flow->start_ns;
+	f->rule_id1 = flow->rule_id;
+	f->verdict1 = flow->verdict;
+	f->owner1 = (__u16)id;
+	f->recorded1 = 1;
 	return 1;
 }
 
@@ -867,11 +910,9 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 	 * (start, rule, verdict, direction). Without it, no record at all, so
 	 * established and closed still come in pairs. */
 	f = bpf_sk_storage_get(&flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!f)
+	if (!f || !flow__keep(f, &flow, id))
 		return 1;
-	*f = flow;
-	f->recorded = 1;
-	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, f, now, id, c,
+	flow__emit(ctx, EGRESS_EVENT_FLOW_ESTABLISHED, &flow, now, id, c,
 		   (__u32)suppressed, 0, 0);
 	return 1;
 }

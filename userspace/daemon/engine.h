@@ -315,7 +315,7 @@ class Engine {
   // Detaches the root program set of user targets when no user target but
   // the one of id `leaving` (0: none) is left.
   void DropRootSetIfUnused(uint32_t leaving);
-  absl::StatusOr<uint32_t> AllocateTargetId() const;
+  absl::StatusOr<uint32_t> AllocateTargetId();
   uint32_t NextRuleset();
   absl::Status WriteConfig(const TargetState& t);
   // Saves the targets in `targets` (made by WriteOf) and the ruleset
@@ -550,6 +550,7 @@ class Engine {
       links_;
   std::map<uint32_t, uint64_t> link_epochs_;  // SetLinks
   uint64_t last_link_epoch_ = 0;
+  uint32_t last_target_id_ = 0;  // AllocateTargetId: ids go round
   std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;

@@ -243,11 +243,23 @@ void Engine::DropRootSetIfUnused(uint32_t leaving) {
   if (loaded) Log("no user target left: detached the root program set");
 }
 
-absl::StatusOr<uint32_t> Engine::AllocateTargetId() const {
+absl::StatusOr<uint32_t> Engine::AllocateTargetId() {
   std::set<uint32_t> used;
   for (const auto& [n, t] : state_.targets) used.insert(t.id);
-  for (uint32_t id = 1; id < EGRESS_TARGET_ID_LIMIT; ++id) {
-    if (!used.count(id)) return id;
+  // Ids go round, from after the last one handed out (after a start, the
+  // highest in use): a removed target's id serves again only after every
+  // other free one did. The kernel still holds things under an id after
+  // its target goes (its records in the ring buffer, its held-back counts
+  // until the sweep reports them, the storage of its flows): a new target
+  // given the same id at once would be named in them.
+  if (last_target_id_ == 0 && !used.empty()) last_target_id_ = *used.rbegin();
+  constexpr uint32_t kIds = EGRESS_TARGET_ID_LIMIT - 1;
+  for (uint32_t i = 0; i < kIds; ++i) {
+    const uint32_t id = (last_target_id_ + i) % kIds + 1;
+    if (!used.count(id)) {
+      last_target_id_ = id;
+      return id;
+    }
   }
   return absl::ResourceExhaustedError(
       absl::StrCat("at most ", EGRESS_TARGET_ID_LIMIT - 1, " targets"));

@@ -531,23 +531,37 @@ struct egress_sweep_args {
 EGRESS_ABI_SIZE(egress_sweep_args, 24);
 
 /* flows: socket storage of a TCP connection seen established by sock_ops
- * whose flow has records (flow__admit). */
+ * whose flow has records (flow__admit), for the closed record. One socket
+ * can be a flow of two targets, nested (a unit target inside a slice
+ * target): each target's program keeps its flow in a slot of its own, which
+ * names the target (`owner`), so that each closed record carries its own
+ * target's rule and none is taken by the other's.
+ *
+ * The layout is the one of before slots, whose pinned map outlives an
+ * upgrade: slot 0 keeps the fields' old places (start_ns, rule_id, verdict,
+ * recorded) and takes its owner from the padding; slot 1 lives in two words
+ * that programs since flow__bytes leave zero. A socket whose storage an
+ * older program made reads as slot 0 with owner 0: its closed record goes
+ * out under the target that sees the close, as before. */
 struct egress_flow {
 	__u64 start_ns;
-	/* Unused since flows count their bytes from the socket's totals at
-	 * the close (flow__bytes); kept so the pinned map's value keeps its
-	 * layout across an upgrade. */
-	__u64 base_acked;
-	__u64 base_received;
+	__u64 start_ns1; /* slot 1 (was base_acked) */
+	/* slot 1 (was base_received) */
+	__u32 rule_id1;
+	__u16 owner1;
+	__u8 verdict1;
+	__u8 recorded1;
 	__u32 rule_id;
 	__u8 verdict;	   /* EGRESS_VERDICT_ALLOW or _UNEXPLAINED */
-	__u8 direction;	   /* EGRESS_DIR_* */
-	__u8 fin_sent;	   /* unused (see base_acked) */
-	__u8 fin_received; /* unused (see base_acked) */
+	__u8 direction;	   /* EGRESS_DIR_*, the socket's: both slots' */
+	__u8 fin_sent;	   /* unused since flow__bytes */
+	__u8 fin_received; /* unused since flow__bytes */
 	/* The established record went out (logging level and rate limit let
 	 * it through): the closed record goes out too, and only then. */
 	__u8 recorded;
-	__u8 pad[7];
+	__u8 pad0;
+	__u16 owner; /* slot 0's target id; 0 in an older program's storage */
+	__u8 pad[4];
 };
 EGRESS_ABI_SIZE(egress_flow, 40);
 
