@@ -113,7 +113,37 @@ TEST(EventPipelineTest, SlowFollowerLosesRecordsCountedNotMemory) {
   }
   EXPECT_EQ(p.records_dropped(), 5u);
   p.Flush();
-  EXPECT_EQ(slow.Lines().size(), fit);
+  // The stream says what it lost, in the follower's format, once the
+  // buffer has room for the notice.
+  std::vector<std::string> lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 1);
+  EXPECT_EQ(lines.back(),
+            "{\"dropped\":5,\"event\":\"records_dropped\",\"message\":"
+            "\"egressd dropped 5 records for this client: it did not read them "
+            "as fast as they came\"}");
+  // The next record that fits follows the notice; nothing is told twice.
+  p.OnRecord(Record(1, EGRESS_VERDICT_DENY, 8));
+  p.Flush();
+  lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 2);
+  EXPECT_EQ(lines.back(), JsonOf(Record(1, EGRESS_VERDICT_DENY, 8)));
+}
+
+TEST(EventPipelineTest, TextFollowerIsToldItsLossInText) {
+  EventPipelineOptions o = Options();
+  o.followers.buffer_bytes = 1000;
+  EventPipeline p(std::move(o));
+  Client slow = Follow(p, EventFilter{}, EventFormat::kText);
+  const egress_event e = Record(1, EGRESS_VERDICT_DENY, 7);
+  const size_t fit = 1000 / (RenderText(EventRecord{e, Resolve(e)}).size() + 1);
+  for (size_t i = 0; i < fit + 3; ++i) p.OnRecord(e);
+  p.Flush();
+  std::vector<std::string> lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 1);
+  EXPECT_EQ(lines.back(),
+            "egressd dropped 3 records for this client: it did not read them "
+            "as fast as they came");
+  EXPECT_EQ(p.records_dropped(), 3u);
 }
 
 TEST(EventPipelineTest, AtMostMaxFollowers) {

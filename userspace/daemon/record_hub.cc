@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "absl/time/clock.h"
 #include "userspace/common/status_macros.h"
 
 namespace egress {
@@ -108,7 +109,19 @@ absl::StatusOr<std::vector<std::string>> RecordHub::Recent(
 
 void RecordHub::Drain() {
   std::lock_guard<std::mutex> lock(mu_);
-  reader_->Drain().IgnoreError();
+  // In batches that fit a follower's buffer (1 MiB: 512 JSON lines of at
+  // most ~1 KiB), with the followers flushed between batches: a burst
+  // larger than one buffer reaches a follower that reads. Bounded: at most
+  // the ring's worth of records and kFollowerWait of waiting per call.
+  constexpr int kBatchRecords = 512;
+  constexpr int kMaxBatches = EGRESS_RINGBUF_BYTES / 128 / kBatchRecords;
+  constexpr absl::Duration kFollowerWait = absl::Milliseconds(250);
+  const absl::Time deadline = absl::Now() + kFollowerWait;
+  for (int batch = 0; batch < kMaxBatches; ++batch) {
+    absl::StatusOr<int> n = reader_->Drain(kBatchRecords);
+    if (!n.ok() || *n < kBatchRecords) break;
+    pipeline_->FlushWaiting(deadline);
+  }
 }
 
 void RecordHub::Publish(const egress_event& e) {

@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 
 namespace egress {
@@ -33,16 +35,42 @@ absl::Status EventFollowers::Add(UniqueFd fd, EventFilter filter,
   return absl::OkStatus();
 }
 
+std::string EventFollowers::DroppedNotice(uint64_t count, EventFormat format) {
+  const std::string text =
+      absl::StrCat("egressd dropped ", count,
+                   " records for this client: it did not read them as fast "
+                   "as they came");
+  if (format == EventFormat::kText) return text;
+  // Keys in alphabetical order, as in the records.
+  return absl::StrCat("{\"dropped\":", count,
+                      ",\"event\":\"records_dropped\",\"message\":\"", text,
+                      "\"}");
+}
+
+bool EventFollowers::Append(Follower& f, const std::string& line) {
+  std::string notice;
+  if (f.unreported_drops > 0) {
+    notice = DroppedNotice(f.unreported_drops, f.format);
+    notice.push_back('\n');
+  }
+  if (f.pending.size() + notice.size() + line.size() + 1 >
+      limits_.buffer_bytes) {
+    return false;
+  }
+  f.pending.append(notice);
+  f.pending.append(line);
+  f.pending.push_back('\n');
+  f.unreported_drops = 0;
+  return true;
+}
+
 void EventFollowers::Offer(RenderedEvent& event) {
   for (Follower& f : followers_) {
     if (!f.filter.Matches(event.record())) continue;
-    const std::string& line = event.Line(f.format);
-    if (f.pending.size() + line.size() + 1 > limits_.buffer_bytes) {
+    if (!Append(f, event.Line(f.format))) {
       ++dropped_;
-      continue;
+      ++f.unreported_drops;
     }
-    f.pending.append(line);
-    f.pending.push_back('\n');
   }
 }
 
@@ -58,8 +86,10 @@ bool EventFollowers::Drain(Follower& f) {
                            MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       f.pending.erase(0, static_cast<size_t>(n));
+      f.stalled = false;
       continue;
     }
+    if (n < 0 && errno == EINTR) continue;
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
   return true;
@@ -67,12 +97,56 @@ bool EventFollowers::Drain(Follower& f) {
 
 void EventFollowers::Flush() {
   for (Follower& f : followers_) {
-    if (!Drain(f)) f.fd.reset();
+    if (!Drain(f)) {
+      f.fd.reset();
+      continue;
+    }
+    // Losses are told even when no record follows them soon.
+    if (f.unreported_drops > 0 && f.pending.empty()) {
+      const std::string notice = DroppedNotice(f.unreported_drops, f.format);
+      f.pending.append(notice);
+      f.pending.push_back('\n');
+      f.unreported_drops = 0;
+      if (!Drain(f)) f.fd.reset();
+    }
   }
   followers_.erase(
       std::remove_if(followers_.begin(), followers_.end(),
                      [](const Follower& f) { return !f.fd.valid(); }),
       followers_.end());
+}
+
+void EventFollowers::FlushWaiting(absl::Time deadline) {
+  Flush();
+  while (true) {
+    std::vector<pollfd> fds;
+    for (const Follower& f : followers_) {
+      if (!f.stalled && f.pending.size() > limits_.buffer_bytes / 2) {
+        fds.push_back({f.fd.get(), POLLOUT, 0});
+      }
+    }
+    if (fds.empty()) return;
+    const absl::Duration left = deadline - absl::Now();
+    const int r =
+        left <= absl::ZeroDuration()
+            ? 0
+            : poll(fds.data(), fds.size(),
+                   static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      // Time is up (or poll failed): whoever did not become writable is
+      // stalled for now.
+      for (Follower& f : followers_) {
+        for (const pollfd& p : fds) {
+          if (p.fd == f.fd.get() && (p.revents & POLLOUT) == 0) {
+            f.stalled = true;
+          }
+        }
+      }
+      return;
+    }
+    Flush();
+  }
 }
 
 }  // namespace egress

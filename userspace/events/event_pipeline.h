@@ -57,6 +57,9 @@ class EventPipeline {
   absl::Status Follow(UniqueFd fd, EventFilter filter, EventFormat format);
   // Writes to followers without blocking; drops the ones that went away.
   void Flush() { followers_.Flush(); }
+  // Flush, waiting until `deadline` for followers that read to make room
+  // for the next batch of records (EventFollowers::FlushWaiting).
+  void FlushWaiting(absl::Time deadline) { followers_.FlushWaiting(deadline); }
 
   // The last `last` kept records that `filter` matches, oldest first.
   std::vector<EventRecord> Recent(const EventFilter& filter, size_t last) const;

@@ -1,0 +1,192 @@
+// `egressctl events --follow` against a real egressd: what a follower that
+// reads gets of a burst of records, all of it.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/socket_probes.h"
+
+namespace egress::testing {
+namespace {
+
+// `egressctl events --follow ARGS...` with its stdout read as fast as it
+// comes by a thread of the test. Killed and reaped when destroyed.
+class Follower {
+ public:
+  Follower(const std::string& socket_path,
+           const std::vector<std::string>& args) {
+    int out[2];
+    if (pipe(out) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      close(out[0]);
+      std::vector<std::string> all = {"egressctl", "--socket", socket_path,
+                                      "events", "--follow"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (std::string& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(EGRESS_EGRESSCTL_PATH, argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    if (pid_ < 0) {
+      close(out[0]);
+      return;
+    }
+    reader_ = std::thread([this, fd = out[0]] {
+      char buf[65536];
+      while (true) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        std::lock_guard<std::mutex> lock(mu_);
+        got_.append(buf, static_cast<size_t>(n));
+      }
+      close(fd);
+    });
+  }
+  ~Follower() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (reader_.joinable()) reader_.join();  // EOF once egressctl is gone
+  }
+
+  bool started() const { return pid_ > 0; }
+
+  // The complete lines so far.
+  std::vector<std::string> Lines() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> lines = absl::StrSplit(got_, '\n');
+    lines.pop_back();  // after the last newline
+    return lines;
+  }
+
+  // Polls (bounded by `timeout`) until `done(Lines())`; returns the lines.
+  std::vector<std::string> WaitFor(
+      const std::function<bool(const std::vector<std::string>&)>& done,
+      absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    std::vector<std::string> lines = Lines();
+    while (!done(lines) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+      lines = Lines();
+    }
+    return lines;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::thread reader_;
+  std::mutex mu_;
+  std::string got_;
+};
+
+// The destinations of the `connect` records among `lines` (JSON), in order.
+std::vector<std::string> Destinations(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const std::string& line : lines) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("event", "") != "connect") continue;
+    out.push_back(j["l4"]["destination"].get<std::string>());
+  }
+  return out;
+}
+
+// 127.1.x.y, the i-th address of a burst: each a rate-limit key of its own.
+std::string BurstAddress(int i) {
+  return "127.1." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+}
+
+// In a child in the target cgroup: `count` UDP connect()s to port 7 of
+// 127.1.0.0 + i, each refused; returns how many were refused.
+int DenyBurst(int count) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return -1;
+  int denied = 0;
+  for (int i = 0; i < count; ++i) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(7);
+    to.sin_addr.s_addr = htonl(0x7f010000u + static_cast<uint32_t>(i));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+        errno == EPERM) {
+      ++denied;
+    }
+  }
+  close(fd);
+  return denied;
+}
+
+class FollowTest : public EgressdTest {
+ protected:
+  // Refuses connects to 127.0.0.2:40002 until `f` shows one (it has
+  // subscribed); bounded.
+  void WaitUntilSubscribed(Follower& f) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    for (int i = 0; i < 50 && absl::Now() < deadline; ++i) {
+      EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+      if (!f.WaitFor([](const auto& l) { return !l.empty(); },
+                     absl::Milliseconds(200))
+               .empty()) {
+        return;
+      }
+    }
+    FAIL() << "the follower never showed a record";
+  }
+};
+
+TEST_F(FollowTest, BurstLargerThanTheFollowerBufferReachesAReadingFollower) {
+  AddTarget("web");
+  Follower f(socket_path_, {"--target", "web", "-o", "json"});
+  ASSERT_TRUE(f.started());
+  ASSERT_NO_FATAL_FAILURE(WaitUntilSubscribed(f));
+
+  // 5000 records of ~700 bytes: over 3 MiB, three times a follower's buffer,
+  // made within a fraction of a drain period.
+  constexpr int kBurst = 5000;
+  const nlohmann::json before = Counters("web");
+  EXPECT_EQ(InCgroup([] { return DenyBurst(kBurst); }), kBurst);
+  std::vector<std::string> lines = f.WaitFor(
+      [](const auto& l) {
+        return Destinations(l).size() >= static_cast<size_t>(kBurst);
+      },
+      absl::Seconds(10));
+  const nlohmann::json after = Counters("web");
+  ASSERT_EQ(after["events_lost"], before["events_lost"])
+      << "the ring buffer overflowed: not what this test is about";
+  ASSERT_EQ(after["events_suppressed"], before["events_suppressed"]);
+
+  std::multiset<std::string> burst;
+  for (const std::string& d : Destinations(lines)) {
+    if (d.rfind("127.1.", 0) == 0) burst.insert(d);
+  }
+  EXPECT_EQ(burst.size(), static_cast<size_t>(kBurst));
+  for (int i = 0; i < kBurst; ++i) {
+    ASSERT_EQ(burst.count(BurstAddress(i)), 1u) << BurstAddress(i);
+  }
+  for (const std::string& line : lines) {
+    EXPECT_EQ(line.find("records_dropped"), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace egress::testing
