@@ -6,10 +6,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <string>
@@ -117,8 +119,8 @@ std::string BurstAddress(int i) {
 }
 
 // In a child in the target cgroup: `count` UDP connect()s to port 7 of
-// 127.1.0.0 + i, each refused; returns how many were refused.
-int DenyBurst(int count) {
+// `first` + i (host order), each refused; returns how many were refused.
+int DenyBurst(int count, uint32_t first = 0x7f010000u) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) return -1;
   int denied = 0;
@@ -126,7 +128,7 @@ int DenyBurst(int count) {
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(7);
-    to.sin_addr.s_addr = htonl(0x7f010000u + static_cast<uint32_t>(i));
+    to.sin_addr.s_addr = htonl(first + static_cast<uint32_t>(i));
     if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
         errno == EPERM) {
       ++denied;
@@ -186,6 +188,112 @@ TEST_F(FollowTest, BurstLargerThanTheFollowerBufferReachesAReadingFollower) {
   for (const std::string& line : lines) {
     EXPECT_EQ(line.find("records_dropped"), std::string::npos) << line;
   }
+}
+
+// `events --follow --last N` while its backlog is still being written (the
+// client does not read yet): the records made meanwhile come in the stream
+// after the backlog, none lost and none twice.
+TEST_F(FollowTest, RecordsMadeWhileTheBacklogIsSentFollowIt) {
+  AddTarget("web");
+  // A backlog of ~2 MiB: far more than a socket buffer holds.
+  constexpr int kBacklog = 3000;
+  const uint64_t read_before = CtlJson({"status"})["events_read"];
+  ASSERT_EQ(InCgroup([] { return DenyBurst(kBacklog); }), kBacklog);
+  auto read_at_least = [this](uint64_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    uint64_t read = 0;
+    while (absl::Now() < deadline) {
+      read = CtlJson({"status"})["events_read"].get<uint64_t>();
+      if (read >= n) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return read;
+  };
+  ASSERT_GE(read_at_least(read_before + kBacklog), read_before + kBacklog);
+
+  // The client: asks, then does not read until the records below are made.
+  UniqueFd client(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(client.valid());
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(socket_path_.size(), sizeof(addr.sun_path));
+  socket_path_.copy(addr.sun_path, socket_path_.size());
+  ASSERT_EQ(
+      connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+      0)
+      << strerror(errno);
+  const std::string request =
+      "{\"cmd\":\"events\",\"follow\":true,\"format\":\"json\","
+      "\"last\":4096,\"target\":\"web\"}\n";
+  ASSERT_EQ(write(client.get(), request.data(), request.size()),
+            static_cast<ssize_t>(request.size()));
+  // The first bytes of the answer: the backlog has been taken.
+  pollfd p{client.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "no answer";
+
+  constexpr int kDuring = 200;
+  const uint64_t read_mid = CtlJson({"status"})["events_read"];
+  ASSERT_EQ(InCgroup([] { return DenyBurst(kDuring, 0x7f020000u); }), kDuring);
+  ASSERT_GE(read_at_least(read_mid + kDuring), read_mid + kDuring);
+
+  // Now read: the answer (the backlog), then the stream.
+  std::string got;
+  std::vector<std::string> backlog;
+  std::vector<std::string> stream;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto during_seen = [&] {
+    size_t n = 0;
+    for (const auto* lines : {&backlog, &stream}) {
+      for (const std::string& d : Destinations(*lines)) {
+        if (d.rfind("127.2.", 0) == 0) ++n;
+      }
+    }
+    return n;
+  };
+  while (during_seen() < kDuring && absl::Now() < deadline) {
+    if (poll(&p, 1, 100) != 1) continue;
+    char buf[65536];
+    ssize_t n = read(client.get(), buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+    size_t nl;
+    while ((nl = got.find('\n')) != std::string::npos) {
+      std::string line = got.substr(0, nl);
+      got.erase(0, nl + 1);
+      if (backlog.empty() && stream.empty()) {
+        nlohmann::json answer = nlohmann::json::parse(line, nullptr, false);
+        ASSERT_FALSE(answer.is_discarded()) << line.substr(0, 200);
+        ASSERT_TRUE(answer.contains("lines")) << line.substr(0, 200);
+        for (const auto& l : answer["lines"]) {
+          backlog.push_back(l.get<std::string>());
+        }
+        ASSERT_FALSE(backlog.empty());
+      } else {
+        stream.push_back(line);
+      }
+    }
+  }
+  size_t backlog_burst = 0;
+  for (const std::string& d : Destinations(backlog)) {
+    if (d.rfind("127.1.", 0) == 0) ++backlog_burst;
+  }
+  EXPECT_EQ(backlog_burst, static_cast<size_t>(kBacklog));
+  std::multiset<std::string> during;
+  for (const auto* lines : {&backlog, &stream}) {
+    for (const std::string& d : Destinations(*lines)) {
+      if (d.rfind("127.2.", 0) == 0) during.insert(d);
+    }
+  }
+  EXPECT_EQ(during.size(), static_cast<size_t>(kDuring))
+      << stream.size() << " lines streamed";
+  std::string wrong;  // each destination not seen exactly once, and times
+  for (int i = 0; i < kDuring; ++i) {
+    const std::string d = "127.2.0." + std::to_string(i);
+    if (during.count(d) != 1) {
+      wrong += " " + d + "x" + std::to_string(during.count(d));
+    }
+  }
+  EXPECT_EQ(wrong, "");
 }
 
 }  // namespace

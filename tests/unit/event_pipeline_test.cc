@@ -146,6 +146,45 @@ TEST(EventPipelineTest, TextFollowerIsToldItsLossInText) {
   EXPECT_EQ(p.records_dropped(), 3u);
 }
 
+TEST(EventPipelineTest, BacklogAndStreamMeetWithoutGapOrRepeat) {
+  EventPipeline p(Options());
+  const egress_event a = Record(1, EGRESS_VERDICT_DENY, 1);
+  const egress_event b = Record(1, EGRESS_VERDICT_DENY, 2);
+  const egress_event c = Record(1, EGRESS_VERDICT_DENY, 3);
+  p.OnRecord(a);
+  absl::StatusOr<EventPipeline::FollowStart> start =
+      p.StartFollow(EventFilter{}, 10, EventFormat::kJson);
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->backlog, std::vector<std::string>{JsonOf(a)});
+  // Drained while the backlog is being written: kept for the follower,
+  // which has no socket yet.
+  p.OnRecord(b);
+  p.Flush();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  Client client{UniqueFd(sv[1])};
+  ASSERT_TRUE(p.AttachFollower(start->follower, UniqueFd(sv[0])).ok());
+  p.OnRecord(c);
+  p.Flush();
+  EXPECT_EQ(client.Lines(), (std::vector<std::string>{JsonOf(b), JsonOf(c)}));
+  EXPECT_EQ(p.AttachFollower(start->follower, UniqueFd()).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(EventPipelineTest, FollowerWhoseBacklogFailedIsRemoved) {
+  EventPipelineOptions o = Options();
+  o.followers.max_followers = 1;
+  EventPipeline p(std::move(o));
+  absl::StatusOr<EventPipeline::FollowStart> start =
+      p.StartFollow(EventFilter{}, 0, EventFormat::kText);
+  ASSERT_TRUE(start.ok());
+  EXPECT_EQ(p.followers(), 1u);
+  EXPECT_EQ(p.CanFollow().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(p.AttachFollower(start->follower, UniqueFd()).ok());
+  EXPECT_EQ(p.followers(), 0u);
+  EXPECT_TRUE(p.CanFollow().ok());
+}
+
 TEST(EventPipelineTest, AtMostMaxFollowers) {
   EventPipelineOptions o = Options();
   o.followers.max_followers = 2;

@@ -145,11 +145,25 @@ void RecordHub::FlushFollowers() {
   pipeline_->Flush();
 }
 
-absl::Status RecordHub::Follow(UniqueFd fd,
-                               const control::EventsRequest& request) {
+absl::StatusOr<EventPipeline::FollowStart> RecordHub::StartFollow(
+    const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
+  if (!filter.target.empty()) {
+    EGRESS_RETURN_IF_ERROR(
+        engine_.TargetsWithoutRules(filter.target, false).status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  return pipeline_->Follow(std::move(fd), std::move(filter), FormatOf(request));
+  // Like tail -f: no backlog unless asked for (--last N).
+  return pipeline_->StartFollow(filter, request.last.value_or(0),
+                                FormatOf(request));
+}
+
+void RecordHub::Follow(uint64_t follower, UniqueFd fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::Status st = pipeline_->AttachFollower(follower, std::move(fd));
+  if (!st.ok()) {
+    fprintf(stderr, "egressd: events follower: %s\n", st.ToString().c_str());
+  }
 }
 
 uint64_t RecordHub::records_read() const {

@@ -26,12 +26,40 @@ absl::Status EventFollowers::Add(UniqueFd fd, EventFilter filter,
   if (!fd.valid()) {
     return absl::InvalidArgumentError("events follower: invalid socket");
   }
+  absl::StatusOr<uint64_t> id = Reserve(std::move(filter), format);
+  if (!id.ok()) return id.status();
+  return Attach(*id, std::move(fd));
+}
+
+absl::StatusOr<uint64_t> EventFollowers::Reserve(EventFilter filter,
+                                                 EventFormat format) {
+  if (absl::Status st = CanAdd(); !st.ok()) return st;
+  Follower f;
+  f.id = next_id_++;
+  f.filter = std::move(filter);
+  f.format = format;
+  followers_.push_back(std::move(f));
+  return followers_.back().id;
+}
+
+absl::Status EventFollowers::Attach(uint64_t id, UniqueFd fd) {
+  auto it = std::find_if(followers_.begin(), followers_.end(),
+                         [id](const Follower& f) { return f.id == id; });
+  if (it == followers_.end() || it->fd.valid()) {
+    return absl::NotFoundError(
+        absl::StrCat("events follower ", id, ": not reserved"));
+  }
+  if (!fd.valid()) {
+    followers_.erase(it);
+    return absl::OkStatus();
+  }
   const int flags = fcntl(fd.get(), F_GETFL);
   if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-    return ErrnoStatus(errno, "fcntl O_NONBLOCK", "events follower");
+    const int err = errno;
+    followers_.erase(it);
+    return ErrnoStatus(err, "fcntl O_NONBLOCK", "events follower");
   }
-  followers_.push_back(
-      Follower{std::move(fd), std::move(filter), format, std::string()});
+  it->fd = std::move(fd);
   return absl::OkStatus();
 }
 
@@ -97,8 +125,9 @@ bool EventFollowers::Drain(Follower& f) {
 
 void EventFollowers::Flush() {
   for (Follower& f : followers_) {
+    if (!f.fd.valid()) continue;  // reserved: its socket is not here yet
     if (!Drain(f)) {
-      f.fd.reset();
+      f.gone = true;
       continue;
     }
     // Losses are told even when no record follows them soon.
@@ -107,13 +136,12 @@ void EventFollowers::Flush() {
       f.pending.append(notice);
       f.pending.push_back('\n');
       f.unreported_drops = 0;
-      if (!Drain(f)) f.fd.reset();
+      if (!Drain(f)) f.gone = true;
     }
   }
-  followers_.erase(
-      std::remove_if(followers_.begin(), followers_.end(),
-                     [](const Follower& f) { return !f.fd.valid(); }),
-      followers_.end());
+  followers_.erase(std::remove_if(followers_.begin(), followers_.end(),
+                                  [](const Follower& f) { return f.gone; }),
+                   followers_.end());
 }
 
 void EventFollowers::FlushWaiting(absl::Time deadline) {
@@ -121,7 +149,8 @@ void EventFollowers::FlushWaiting(absl::Time deadline) {
   while (true) {
     std::vector<pollfd> fds;
     for (const Follower& f : followers_) {
-      if (!f.stalled && f.pending.size() > limits_.buffer_bytes / 2) {
+      if (f.fd.valid() && !f.stalled &&
+          f.pending.size() > limits_.buffer_bytes / 2) {
         fds.push_back({f.fd.get(), POLLOUT, 0});
       }
     }

@@ -33,6 +33,13 @@ absl::Status EventPipeline::Follow(UniqueFd fd, EventFilter filter,
   return followers_.Add(std::move(fd), std::move(filter), format);
 }
 
+absl::StatusOr<EventPipeline::FollowStart> EventPipeline::StartFollow(
+    const EventFilter& filter, size_t last, EventFormat format) {
+  absl::StatusOr<uint64_t> follower = followers_.Reserve(filter, format);
+  if (!follower.ok()) return follower.status();
+  return FollowStart{RecentLines(filter, last, format), *follower};
+}
+
 std::vector<EventRecord> EventPipeline::Recent(const EventFilter& filter,
                                                size_t last) const {
   std::vector<EventRecord> out;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/events/event_filter.h"
@@ -55,6 +56,23 @@ class EventPipeline {
   // From now on, sends the records `filter` matches to the connected stream
   // socket `fd`, as lines in `format`. Errors as EventFollowers::Add.
   absl::Status Follow(UniqueFd fd, EventFilter filter, EventFormat format);
+
+  // A follower with a backlog (`events --follow --last N`), in two steps
+  // because the backlog is sent before the stream starts: StartFollow takes
+  // the last `last` records `filter` matches and, in the same step, a
+  // follower (EventFollowers::Reserve) that keeps the records that come
+  // after them until AttachFollower gives it its socket. Every record is
+  // then in the backlog or in the stream, once.
+  struct FollowStart {
+    std::vector<std::string> backlog;  // lines, oldest first, in `format`
+    uint64_t follower = 0;             // for AttachFollower
+  };
+  absl::StatusOr<FollowStart> StartFollow(const EventFilter& filter,
+                                          size_t last, EventFormat format);
+  // Errors as EventFollowers::Attach; an invalid fd removes the follower.
+  absl::Status AttachFollower(uint64_t follower, UniqueFd fd) {
+    return followers_.Attach(follower, std::move(fd));
+  }
   // Writes to followers without blocking; drops the ones that went away.
   void Flush() { followers_.Flush(); }
   // Flush, waiting until `deadline` for followers that read to make room
