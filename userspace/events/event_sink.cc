@@ -107,6 +107,7 @@ class RotatingFileSinkImpl : public EventSink {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
     size_ = static_cast<uint64_t>(st.st_size);
+    newline_first_ = false;  // no partial line of ours in this file yet
     return absl::OkStatus();
   }
 
@@ -123,13 +124,30 @@ class RotatingFileSinkImpl : public EventSink {
         return;
       }
     }
-    if (int err = WriteLine(fd_.get(), json_line); err != 0) {
+    // A line after a failed write whose partial line could not be cut
+    // starts on a line of its own: the partial one stays alone and invalid.
+    const std::string& line =
+        newline_first_ ? (fresh_line_ = "\n" + json_line) : json_line;
+    // Where this line starts: a failed write is cut back to it, so that a
+    // partial line (ENOSPC halfway) is not the start of the next record's.
+    const uint64_t start = size_;
+    if (int err = WriteLine(fd_.get(), line); err != 0) {
       Failed(ErrnoStatus(err, "events file: write", path_));
-      struct stat st;
-      if (fstat(fd_.get(), &st) == 0) size_ = st.st_size;
+      if (ftruncate(fd_.get(), static_cast<off_t>(start)) == 0) {
+        size_ = start;
+      } else {
+        struct stat st;
+        if (fstat(fd_.get(), &st) == 0) {
+          newline_first_ = static_cast<uint64_t>(st.st_size) != start;
+          size_ = st.st_size;
+        } else {
+          newline_first_ = true;
+        }
+      }
       return;
     }
-    size_ += need;
+    newline_first_ = false;
+    size_ += line.size() + 1;
     if (failing_) {
       failing_ = false;
       fprintf(stderr, "egressd: events file %s: writing again\n",
@@ -193,6 +211,9 @@ class RotatingFileSinkImpl : public EventSink {
   uint64_t size_ = 0;
   uint64_t errors_ = 0;
   bool failing_ = false;
+  // The file may end in a partial line that could not be cut off.
+  bool newline_first_ = false;
+  std::string fresh_line_;  // "\n" + the line, when newline_first_
 };
 
 // The top-level "verdict" of a line dumped by nlohmann::json: compact, so the

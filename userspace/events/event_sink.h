@@ -67,7 +67,10 @@ std::unique_ptr<EventSink> StdoutSink();
 // the file cannot be opened now. Once running, a line that cannot be written
 // (the directory removed and not re-creatable, ENOSPC, ...) is counted in
 // errors() and reopening is retried with the next line; the first failure
-// after a success, and the recovery, are reported once on stderr.
+// after a success, and the recovery, are reported once on stderr. A write
+// that fails halfway (ENOSPC) is cut back (ftruncate) to where its line
+// began, so that the file holds whole JSON lines only; when that fails too,
+// the next record starts on a new line (the partial line stays, alone).
 absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
     const std::string& path, uint64_t max_bytes, int keep);
 
