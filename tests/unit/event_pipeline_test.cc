@@ -185,6 +185,19 @@ TEST(EventPipelineTest, FollowerWhoseBacklogFailedIsRemoved) {
   EXPECT_TRUE(p.CanFollow().ok());
 }
 
+TEST(EventPipelineTest, OwnRecordsAreDeliveredButNotCountedAsRead) {
+  EventPipeline p(Options());
+  Client client = Follow(p, EventFilter{}, EventFormat::kJson);
+  egress_event cut = Record(1, EGRESS_VERDICT_DENY, 5);
+  cut.kind = EGRESS_EVENT_CUT;
+  p.OnRecord(Record(1, EGRESS_VERDICT_DENY, 4));
+  p.OnRecord(cut, EventPipeline::Origin::kEgressd);
+  p.Flush();
+  EXPECT_EQ(p.records_read(), 1u);
+  EXPECT_EQ(client.Lines().size(), 2u);
+  EXPECT_EQ(p.Recent(EventFilter{}, 10).size(), 2u);
+}
+
 TEST(EventPipelineTest, AtMostMaxFollowers) {
   EventPipelineOptions o = Options();
   o.followers.max_followers = 2;

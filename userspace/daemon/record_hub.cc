@@ -126,7 +126,7 @@ void RecordHub::Drain() {
 
 void RecordHub::Publish(const egress_event& e) {
   std::lock_guard<std::mutex> lock(mu_);
-  pipeline_->OnRecord(e);
+  pipeline_->OnRecord(e, EventPipeline::Origin::kEgressd);
 }
 
 void RecordHub::SweepHeldBack() {

@@ -47,8 +47,12 @@ class EventPipeline {
  public:
   explicit EventPipeline(EventPipelineOptions options);
 
-  // One drained record through every stage.
-  void OnRecord(const egress_event& e);
+  // Where a record comes from: the kernel's ring buffer, or egressd itself
+  // (`existing`, `cut`, `self_check_failed`), which no decision counter
+  // counts.
+  enum class Origin { kRing, kEgressd };
+  // One record through every stage.
+  void OnRecord(const egress_event& e, Origin origin = Origin::kRing);
 
   // Whether one more follower is welcome (ResourceExhausted if not): checked
   // before the client is answered, so that a refusal is its answer.
@@ -85,7 +89,9 @@ class EventPipeline {
   std::vector<std::string> RecentLines(const EventFilter& filter, size_t last,
                                        EventFormat format);
 
-  // Records passed to OnRecord.
+  // Records of the ring buffer passed to OnRecord, but held-back
+  // summaries: with the kernel's events_suppressed and events_lost, the
+  // decisions. Not egressd's own records.
   uint64_t records_read() const { return records_read_; }
   // Records a follower could not take (its buffer was full).
   uint64_t records_dropped() const { return followers_.dropped(); }
