@@ -2,6 +2,7 @@
 // reads gets of a burst of records, all of it.
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,10 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/command.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
@@ -294,6 +297,56 @@ TEST_F(FollowTest, RecordsMadeWhileTheBacklogIsSentFollowIt) {
     }
   }
   EXPECT_EQ(wrong, "");
+}
+
+// A follower is told when egressd goes away: a message on stderr and a
+// failing exit status, not a silent exit 0 a script would take for success.
+TEST_F(FollowTest, FollowEndsWithAMessageAndFailureWhenEgressdStops) {
+  AddTarget("web");
+  int out[2], err[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execl(EGRESS_EGRESSCTL_PATH, "egressctl", "--socket", socket_path_.c_str(),
+          "events", "--follow", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  UniqueFd stdout_of(out[0]);
+  UniqueFd stderr_of(err[0]);
+  absl::Cleanup reap = [pid] {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  };
+  // Denials until the follower shows one: it has subscribed (bounded).
+  bool subscribed = false;
+  pollfd p{stdout_of.get(), POLLIN, 0};
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (int i = 0; i < 50 && !subscribed && absl::Now() < deadline; ++i) {
+    EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+    subscribed = poll(&p, 1, 200) == 1;
+  }
+  ASSERT_TRUE(subscribed) << "the follower never showed a record";
+
+  StopDaemon(SIGTERM);
+  absl::StatusOr<int> ws = WaitPidUntil(pid, absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(ws.ok()) << "egressctl still follows a stopped egressd";
+  std::move(reap).Cancel();
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(stderr_of.get(), buf, sizeof(buf))) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(ExitCodeFromWaitStatus(*ws), 1) << text;
+  EXPECT_NE(text.find("egressctl: egressd closed the stream"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace
