@@ -113,6 +113,39 @@ TEST_F(ExistingConnectionsTest, ListedRecordedAndCutWhenThePolicyRefuses) {
   EXPECT_EQ(after["connections"][0]["destination_port"], allowed.port);
 }
 
+// events_read counts the kernel's records only: the `existing` and `cut`
+// records egressd makes are no decisions the kernel counted, and counting
+// them would break read + suppressed + lost = decisions.
+TEST_F(ExistingConnectionsTest, OwnRecordsAreNotCountedAsRead) {
+  ASSERT_OK_AND_ASSIGN(LoopbackServer refused, ListenTcp("127.0.0.1"));
+  ASSERT_OK_AND_ASSIGN(auto held,
+                       HeldConnections::Start(cg_->path(), {&refused}, {}));
+  AddTarget("web");  // after the connection: reported as existing
+  CtlJson({"connections", "--target", "web", "--cut"});
+  ASSERT_EQ(Records("existing", refused.port).size(), 1u);
+  ASSERT_EQ(Records("cut", refused.port).size(), 1u);
+  // Every record egressd holds, against the counter, read without a record
+  // drained in between (bounded).
+  uint64_t read = 0;
+  size_t kernel_records = 0;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    read = CtlJson({"status"})["events_read"].get<uint64_t>();
+    CommandResult r = Ctl({"events", "--last", "4096", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    kernel_records = 0;
+    for (absl::string_view line :
+         absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+      const std::string event = json::parse(line).value("event", "");
+      if (event != "existing" && event != "cut" &&
+          event != "self_check_failed" && event != "held_back") {
+        ++kernel_records;
+      }
+    }
+    if (CtlJson({"status"})["events_read"].get<uint64_t>() == read) break;
+  }
+  EXPECT_EQ(read, kernel_records);
+}
+
 TEST_F(ExistingConnectionsTest, TargetAddCutResetsAnIpv6Connection) {
   ASSERT_OK_AND_ASSIGN(LoopbackServer server, ListenTcp("::1"));
   ASSERT_OK_AND_ASSIGN(auto held,

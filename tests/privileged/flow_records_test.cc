@@ -182,6 +182,7 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
     const uint16_t port = e["l4"]["destination_port"].get<uint16_t>();
     EXPECT_EQ(e["verdict"], "ALLOWED") << e.dump();
     EXPECT_EQ(e["rule_id"], port == p4 ? 2 : 3) << e.dump();
+    EXPECT_EQ(e["reason"], "MATCHED_ALLOW") << e.dump();
     EXPECT_TRUE(port == p4 || port == p6) << e.dump();
   }
   nlohmann::json c = Counters("web");

@@ -30,7 +30,7 @@
 namespace egress::testing {
 namespace {
 
-// What the child found, as its exit code.
+// What a child found, as its exit code.
 enum Outcome {
   kOk = 0,
   kNoNamespace = 10,
@@ -38,6 +38,7 @@ enum Outcome {
   kNoDatagram,
   kWrongDenied,
   kWrongAudit,
+  kWrongErrors,
 };
 
 // The syslog line of a record: "<priority>... ident[pid]: message".
@@ -91,6 +92,65 @@ int Child() {
     return kWrongAudit;
   }
   return kOk;
+}
+
+// With no /dev/log (no syslog daemon yet), records are counted as errors;
+// once a socket is bound there, the sink connects and records arrive.
+int ChildWithoutDevLog() {
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0) {
+    return kNoNamespace;
+  }
+  std::unique_ptr<EventSink> sink = SyslogSink("egress_syslog_test");
+  EventRecord denied;
+  denied.raw.verdict = EGRESS_VERDICT_DENY;
+  RenderedEvent d(denied, "{}", "web curl[1] -> 192.0.2.1:443/tcp DENIED");
+  for (int i = 0; i < 3; ++i) sink->Write(d);
+  if (sink->errors() != 3) return kWrongErrors;
+
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strcpy(sun.sun_path, "/dev/log");
+  timeval two_seconds{2, 0};
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_seconds,
+                 sizeof(two_seconds)) != 0) {
+    return kNoSocket;
+  }
+  sink->Write(d);
+  char buf[2048];
+  ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  if (n <= 0) return kNoDatagram;
+  if (!Holds(std::string(buf, static_cast<size_t>(n)),
+             "EGRESS DENIED web curl[1] -> 192.0.2.1:443/tcp DENIED")) {
+    return kWrongDenied;
+  }
+  return sink->errors() == 3 ? kOk : kWrongErrors;
+}
+
+// Runs `child` in a forked process; its Outcome.
+int RunChild(int (*child)()) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) _exit(child());
+  absl::StatusOr<int> ws = WaitPidUntil(pid, absl::Now() + absl::Seconds(20));
+  if (!ws.ok()) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return ExitCodeFromWaitStatus(*ws);
+}
+
+TEST(SyslogSinkTest, WithoutDevLogRecordsAreCountedUntilItAppears) {
+  EGRESS_REQUIRE_ROOT();
+  const int code = RunChild(ChildWithoutDevLog);
+  EXPECT_NE(code, kNoNamespace) << "no mount namespace with /dev of its own";
+  EXPECT_NE(code, kWrongErrors) << "records not sent were not counted";
+  EXPECT_NE(code, kNoDatagram) << "the sink did not connect once /dev/log was";
+  EXPECT_EQ(code, kOk);
 }
 
 TEST(SyslogSinkTest, RecordsReachDevLogAsWarningsOfTheDaemonFacility) {

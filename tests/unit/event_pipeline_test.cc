@@ -113,7 +113,89 @@ TEST(EventPipelineTest, SlowFollowerLosesRecordsCountedNotMemory) {
   }
   EXPECT_EQ(p.records_dropped(), 5u);
   p.Flush();
-  EXPECT_EQ(slow.Lines().size(), fit);
+  // The stream says what it lost, in the follower's format, once the
+  // buffer has room for the notice.
+  std::vector<std::string> lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 1);
+  EXPECT_EQ(lines.back(),
+            "{\"dropped\":5,\"event\":\"records_dropped\",\"message\":"
+            "\"egressd dropped 5 records for this client: it did not read them "
+            "as fast as they came\"}");
+  // The next record that fits follows the notice; nothing is told twice.
+  p.OnRecord(Record(1, EGRESS_VERDICT_DENY, 8));
+  p.Flush();
+  lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 2);
+  EXPECT_EQ(lines.back(), JsonOf(Record(1, EGRESS_VERDICT_DENY, 8)));
+}
+
+TEST(EventPipelineTest, TextFollowerIsToldItsLossInText) {
+  EventPipelineOptions o = Options();
+  o.followers.buffer_bytes = 1000;
+  EventPipeline p(std::move(o));
+  Client slow = Follow(p, EventFilter{}, EventFormat::kText);
+  const egress_event e = Record(1, EGRESS_VERDICT_DENY, 7);
+  const size_t fit = 1000 / (RenderText(EventRecord{e, Resolve(e)}).size() + 1);
+  for (size_t i = 0; i < fit + 3; ++i) p.OnRecord(e);
+  p.Flush();
+  std::vector<std::string> lines = slow.Lines();
+  ASSERT_EQ(lines.size(), fit + 1);
+  EXPECT_EQ(lines.back(),
+            "egressd dropped 3 records for this client: it did not read them "
+            "as fast as they came");
+  EXPECT_EQ(p.records_dropped(), 3u);
+}
+
+TEST(EventPipelineTest, BacklogAndStreamMeetWithoutGapOrRepeat) {
+  EventPipeline p(Options());
+  const egress_event a = Record(1, EGRESS_VERDICT_DENY, 1);
+  const egress_event b = Record(1, EGRESS_VERDICT_DENY, 2);
+  const egress_event c = Record(1, EGRESS_VERDICT_DENY, 3);
+  p.OnRecord(a);
+  absl::StatusOr<EventPipeline::FollowStart> start =
+      p.StartFollow(EventFilter{}, 10, EventFormat::kJson);
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->backlog, std::vector<std::string>{JsonOf(a)});
+  // Drained while the backlog is being written: kept for the follower,
+  // which has no socket yet.
+  p.OnRecord(b);
+  p.Flush();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  Client client{UniqueFd(sv[1])};
+  ASSERT_TRUE(p.AttachFollower(start->follower, UniqueFd(sv[0])).ok());
+  p.OnRecord(c);
+  p.Flush();
+  EXPECT_EQ(client.Lines(), (std::vector<std::string>{JsonOf(b), JsonOf(c)}));
+  EXPECT_EQ(p.AttachFollower(start->follower, UniqueFd()).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(EventPipelineTest, FollowerWhoseBacklogFailedIsRemoved) {
+  EventPipelineOptions o = Options();
+  o.followers.max_followers = 1;
+  EventPipeline p(std::move(o));
+  absl::StatusOr<EventPipeline::FollowStart> start =
+      p.StartFollow(EventFilter{}, 0, EventFormat::kText);
+  ASSERT_TRUE(start.ok());
+  EXPECT_EQ(p.followers(), 1u);
+  EXPECT_EQ(p.CanFollow().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(p.AttachFollower(start->follower, UniqueFd()).ok());
+  EXPECT_EQ(p.followers(), 0u);
+  EXPECT_TRUE(p.CanFollow().ok());
+}
+
+TEST(EventPipelineTest, OwnRecordsAreDeliveredButNotCountedAsRead) {
+  EventPipeline p(Options());
+  Client client = Follow(p, EventFilter{}, EventFormat::kJson);
+  egress_event cut = Record(1, EGRESS_VERDICT_DENY, 5);
+  cut.kind = EGRESS_EVENT_CUT;
+  p.OnRecord(Record(1, EGRESS_VERDICT_DENY, 4));
+  p.OnRecord(cut, EventPipeline::Origin::kEgressd);
+  p.Flush();
+  EXPECT_EQ(p.records_read(), 1u);
+  EXPECT_EQ(client.Lines().size(), 2u);
+  EXPECT_EQ(p.Recent(EventFilter{}, 10).size(), 2u);
 }
 
 TEST(EventPipelineTest, AtMostMaxFollowers) {

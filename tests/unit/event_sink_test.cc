@@ -3,7 +3,10 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -15,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress {
 namespace {
@@ -261,6 +265,76 @@ class RecordingSink : public EventSink {
   std::string name_;
   uint64_t errors_;
 };
+
+// A syslog daemon's socket: a unix datagram socket bound at `path`.
+UniqueFd BindDatagram(const std::string& path) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (!fd || path.size() >= sizeof(addr.sun_path)) return UniqueFd();
+  path.copy(addr.sun_path, path.size());
+  timeval second{1, 0};
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &second, sizeof(second)) !=
+          0) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
+std::string Receive(int fd) {
+  char buf[4096];
+  ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+TEST(SyslogSinkTest, SendsWhatSyslogWouldToTheSocket) {
+  TempDir dir;
+  const std::string log = dir.path() + "/log";
+  UniqueFd daemon = BindDatagram(log);
+  ASSERT_TRUE(daemon.valid());
+  std::unique_ptr<EventSink> sink = SyslogSink("egress_unit", log);
+  EventRecord record;
+  record.raw.verdict = EGRESS_VERDICT_DENY;
+  RenderedEvent event(record, "{}", "web curl[1] -> 192.0.2.1:443/tcp DENIED");
+  sink->Write(event);
+  const std::string got = Receive(daemon.get());
+  // <LOG_DAEMON|LOG_WARNING>Mmm dd hh:mm:ss ident[pid]: message
+  EXPECT_TRUE(absl::StartsWith(got, "<28>")) << got;
+  EXPECT_EQ(got.substr(4 + 15),
+            absl::StrCat(" egress_unit[", getpid(),
+                         "]: EGRESS DENIED web curl[1] -> 192.0.2.1:443/tcp "
+                         "DENIED"))
+      << got;
+  EXPECT_EQ(sink->errors(), 0u);
+}
+
+TEST(SyslogSinkTest, CountsWhatCannotBeSentAndReconnects) {
+  TempDir dir;
+  const std::string log = dir.path() + "/log";
+  std::unique_ptr<EventSink> sink = SyslogSink("egress_unit", log);
+  EventRecord record;
+  record.raw.verdict = EGRESS_VERDICT_ALLOW;
+  RenderedEvent event(record, "{}", "one");
+  sink->Write(event);
+  sink->Write(event);
+  EXPECT_EQ(sink->errors(), 2u);  // nobody listens at `log`
+  {
+    UniqueFd daemon = BindDatagram(log);
+    ASSERT_TRUE(daemon.valid());
+    sink->Write(event);
+    EXPECT_TRUE(absl::EndsWith(Receive(daemon.get()), "]: EGRESS ALLOWED one"));
+    EXPECT_EQ(sink->errors(), 2u);
+  }
+  // The daemon restarts: a new socket at the path.
+  ASSERT_EQ(unlink(log.c_str()), 0);
+  UniqueFd restarted = BindDatagram(log);
+  ASSERT_TRUE(restarted.valid());
+  sink->Write(event);
+  EXPECT_TRUE(
+      absl::EndsWith(Receive(restarted.get()), "]: EGRESS ALLOWED one"));
+  EXPECT_EQ(sink->errors(), 2u);
+}
 
 TEST(FanOutTest, CallsEverySinkInOrderAndSumsErrors) {
   std::vector<std::string> log;

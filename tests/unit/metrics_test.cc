@@ -135,7 +135,7 @@ egress_udp_peers_evicted_all_targets_total 40
 # HELP egress_self_check_failures_total Self-check probes and checks that found a target not enforced.
 # TYPE egress_self_check_failures_total counter
 egress_self_check_failures_total 2
-# HELP egress_flows_active Allowed TCP connections currently open.
+# HELP egress_flows_active TCP connections of the target currently open (opened minus closed, both directions), unexplained ones included.
 # TYPE egress_flows_active gauge
 egress_flows_active{target="db"} 0
 egress_flows_active{target="web"} 12
@@ -245,6 +245,11 @@ TEST(FormatMetricsTest, DnsSeriesOfTargetsWithNameRules) {
            "egress_dns_bindings_swept_total{target=\"web\"} 11\n",
            "# TYPE egress_dns_bindings gauge\n",
            "# TYPE egress_dns_answers_ignored_total counter\n",
+           "# HELP egress_dns_answers_ignored_total DNS answers that bound "
+           "nothing, by reason: malformed, no_query (no query of the socket "
+           "asked it), resolver_not_allowed, no_rule (no name rule covers the "
+           "question), no_address (an rcode or no A/AAAA), not_message_start "
+           "(a TCP segment that starts no message).\n",
        }) {
     EXPECT_THAT(text, HasSubstr(line));
   }

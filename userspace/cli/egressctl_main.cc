@@ -39,7 +39,10 @@ int Code(const absl::StatusOr<int>& code) {
   return code.ok() ? *code : Fail(code.status());
 }
 
-// `events --follow`: records as egressd renders them, until it closes.
+// `events --follow`: records as egressd renders them, until it closes. The
+// stream never ends on its own: when it does, egressd stopped (or
+// restarted), and a script watching records must learn that it is no longer
+// watching.
 int FollowEvents(const ParsedCommand& parsed) {
   absl::Status st = StreamFromDaemon(parsed.socket_path,
                                      control::EncodeRequest(*parsed.request),
@@ -48,7 +51,13 @@ int FollowEvents(const ParsedCommand& parsed) {
                                        fflush(stdout);
                                        return true;
                                      });
-  return st.ok() ? 0 : Fail(st);
+  if (st.ok()) {
+    st = absl::UnavailableError(
+        "egressd closed the stream (it stopped or restarted): later records "
+        "are not shown; run 'egressctl events --follow' again once egressd "
+        "is up");
+  }
+  return Fail(st);
 }
 
 int CallAndPrint(const ParsedCommand& parsed) {

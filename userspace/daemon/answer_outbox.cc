@@ -39,7 +39,10 @@ bool AnswerOutbox::WriteSome(Answer& a, absl::Time now) {
         now < a.deadline) {
       return true;  // the client has not read yet: next turn
     }
-    if (n <= 0) return false;  // expired or failed: dropped
+    if (n <= 0) {  // expired or failed: dropped
+      if (a.after) a.after(UniqueFd());
+      return false;
+    }
     a.sent += static_cast<size_t>(n);
   }
   if (a.after) a.after(std::move(a.fd));

@@ -25,7 +25,9 @@ namespace egress {
 class AnswerOutbox {
  public:
   // Called with the connection once its answer is written whole (e.g. to
-  // keep streaming records to it); otherwise the connection is closed.
+  // keep streaming records to it), or with an invalid fd when the answer
+  // was dropped (the client failed or did not read in time), so that what
+  // was set aside for the connection can go too.
   using AfterAnswer = std::function<void(UniqueFd)>;
 
   // How long a client has to read its answer.

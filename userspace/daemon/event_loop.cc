@@ -297,6 +297,25 @@ void EventLoop::Serve(UniqueFd fd, absl::StatusOr<control::Request> request) {
     });
     return;
   }
+  auto* events = std::get_if<control::EventsRequest>(&*request);
+  if (events != nullptr && events->follow) {
+    // The backlog and the follower are taken together: a record drained
+    // while the backlog is being written waits in the follower's buffer,
+    // neither lost nor sent twice. The connection stays open: records
+    // follow as lines once the answer is written.
+    absl::StatusOr<EventPipeline::FollowStart> start =
+        records_.StartFollow(*events);
+    if (!start.ok()) {
+      Reply(std::move(fd), start.status());
+      return;
+    }
+    Reply(std::move(fd),
+          control::Response(control::EventsResponse{std::move(start->backlog)}),
+          [this, follower = start->follower](UniqueFd conn) {
+            records_.Follow(follower, std::move(conn));
+          });
+    return;
+  }
   absl::StatusOr<control::Response> r = service_.Handle(*request);
   // Removing a target frees its rules; a list or export of a large target
   // builds large answers: give that memory back (see the worker above).
@@ -307,15 +326,6 @@ void EventLoop::Serve(UniqueFd fd, absl::StatusOr<control::Request> request) {
   absl::Cleanup trim = [frees_much] {
     if (frees_much) malloc_trim(0);
   };
-  auto* events = std::get_if<control::EventsRequest>(&*request);
-  if (r.ok() && events != nullptr && events->follow) {
-    // The connection stays open: records follow as lines once the answer
-    // (the records so far) is written.
-    Reply(std::move(fd), r, [this, follow = *events](UniqueFd conn) {
-      records_.Follow(std::move(conn), follow).IgnoreError();
-    });
-    return;
-  }
   Reply(std::move(fd), r);
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
@@ -25,6 +26,7 @@
 #include "userspace/daemon/learner.h"
 #include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/worker.h"
+#include "userspace/events/event_pipeline.h"
 
 namespace egress {
 
@@ -50,9 +52,16 @@ class RecordStream {
   // Turns the rate limit's held-back counts of destinations not tried
   // again into summary records (EGRESS_EVENT_HELD_BACK) for the next Drain.
   virtual void SweepHeldBack() {}
-  // Keeps `fd` open and streams matching records to it.
-  virtual absl::Status Follow(UniqueFd fd,
-                              const control::EventsRequest& request) = 0;
+  // For `events --follow`: the backlog the request asks for and, taken
+  // with it, a follower that keeps the records that come after it
+  // (EventPipeline::StartFollow). Errors: the request's filter is invalid,
+  // its target unknown, or too many clients follow.
+  virtual absl::StatusOr<EventPipeline::FollowStart> StartFollow(
+      const control::EventsRequest& request) = 0;
+  // Streams to `fd` (once the backlog is out) what follower `follower`
+  // kept and what comes next; an invalid fd (the client went away) ends
+  // the follower.
+  virtual void Follow(uint64_t follower, UniqueFd fd) = 0;
 };
 
 struct LoopOptions {

@@ -169,7 +169,8 @@ void AddDnsCounters(const MetricsSnapshot& s, prometheus::Registry& registry) {
       registry, "egress_dns_answers_ignored_total",
       "DNS answers that bound nothing, by reason: malformed, no_query (no "
       "query of the socket asked it), resolver_not_allowed, no_rule (no name "
-      "rule covers the question), no_address (an rcode or no A/AAAA).");
+      "rule covers the question), no_address (an rcode or no A/AAAA), "
+      "not_message_start (a TCP segment that starts no message).");
   auto& dns_learned = CounterFamily(
       registry, "egress_dns_bindings_learned_total",
       "Addresses bound (or renewed) to a name rule from an answer.");
@@ -321,8 +322,10 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
                       "started (removed targets included)."),
         {}, s.udp_peers_evicted);
 
-  auto& flows = GaugeFamily(registry, "egress_flows_active",
-                            "Allowed TCP connections currently open.");
+  auto& flows = GaugeFamily(
+      registry, "egress_flows_active",
+      "TCP connections of the target currently open (opened minus closed, "
+      "both directions), unexplained ones included.");
   auto& peers = GaugeFamily(registry, "egress_udp_peers",
                             "UDP peers of the target recorded now.");
   auto& rules = GaugeFamily(registry, "egress_policy_rules",

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "absl/time/clock.h"
 #include "userspace/common/status_macros.h"
 
 namespace egress {
@@ -108,12 +109,24 @@ absl::StatusOr<std::vector<std::string>> RecordHub::Recent(
 
 void RecordHub::Drain() {
   std::lock_guard<std::mutex> lock(mu_);
-  reader_->Drain().IgnoreError();
+  // In batches that fit a follower's buffer (1 MiB: 512 JSON lines of at
+  // most ~1 KiB), with the followers flushed between batches: a burst
+  // larger than one buffer reaches a follower that reads. Bounded: at most
+  // the ring's worth of records and kFollowerWait of waiting per call.
+  constexpr int kBatchRecords = 512;
+  constexpr int kMaxBatches = EGRESS_RINGBUF_BYTES / 128 / kBatchRecords;
+  constexpr absl::Duration kFollowerWait = absl::Milliseconds(250);
+  const absl::Time deadline = absl::Now() + kFollowerWait;
+  for (int batch = 0; batch < kMaxBatches; ++batch) {
+    absl::StatusOr<int> n = reader_->Drain(kBatchRecords);
+    if (!n.ok() || *n < kBatchRecords) break;
+    pipeline_->FlushWaiting(deadline);
+  }
 }
 
 void RecordHub::Publish(const egress_event& e) {
   std::lock_guard<std::mutex> lock(mu_);
-  pipeline_->OnRecord(e);
+  pipeline_->OnRecord(e, EventPipeline::Origin::kEgressd);
 }
 
 void RecordHub::SweepHeldBack() {
@@ -132,11 +145,25 @@ void RecordHub::FlushFollowers() {
   pipeline_->Flush();
 }
 
-absl::Status RecordHub::Follow(UniqueFd fd,
-                               const control::EventsRequest& request) {
+absl::StatusOr<EventPipeline::FollowStart> RecordHub::StartFollow(
+    const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
+  if (!filter.target.empty()) {
+    EGRESS_RETURN_IF_ERROR(
+        engine_.TargetsWithoutRules(filter.target, false).status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  return pipeline_->Follow(std::move(fd), std::move(filter), FormatOf(request));
+  // Like tail -f: no backlog unless asked for (--last N).
+  return pipeline_->StartFollow(filter, request.last.value_or(0),
+                                FormatOf(request));
+}
+
+void RecordHub::Follow(uint64_t follower, UniqueFd fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::Status st = pipeline_->AttachFollower(follower, std::move(fd));
+  if (!st.ok()) {
+    fprintf(stderr, "egressd: events follower: %s\n", st.ToString().c_str());
+  }
 }
 
 uint64_t RecordHub::records_read() const {

@@ -48,8 +48,9 @@ class RecordHub : public RecordSource, public RecordStream {
   void Publish(const egress_event& e);
   void FlushFollowers() override;
   void SweepHeldBack() override;
-  absl::Status Follow(UniqueFd fd,
-                      const control::EventsRequest& request) override;
+  absl::StatusOr<EventPipeline::FollowStart> StartFollow(
+      const control::EventsRequest& request) override;
+  void Follow(uint64_t follower, UniqueFd fd) override;
 
   uint64_t records_read() const;
   uint64_t records_dropped() const;

@@ -8,11 +8,13 @@ namespace egress {
 EventPipeline::EventPipeline(EventPipelineOptions options)
     : options_(std::move(options)), followers_(options_.followers) {}
 
-void EventPipeline::OnRecord(const egress_event& e) {
+void EventPipeline::OnRecord(const egress_event& e, Origin origin) {
   // A held-back summary is no decision of its own: its count is in
   // events_suppressed already, so records read + suppressed + lost stays
-  // the number of decisions.
-  if (e.kind != EGRESS_EVENT_HELD_BACK) ++records_read_;
+  // the number of decisions. Nor is a record egressd made.
+  if (origin == Origin::kRing && e.kind != EGRESS_EVENT_HELD_BACK) {
+    ++records_read_;
+  }
   EventRecord record;
   record.raw = e;
   if (options_.resolve_context) record.ctx = options_.resolve_context(e);
@@ -31,6 +33,13 @@ void EventPipeline::OnRecord(const egress_event& e) {
 absl::Status EventPipeline::Follow(UniqueFd fd, EventFilter filter,
                                    EventFormat format) {
   return followers_.Add(std::move(fd), std::move(filter), format);
+}
+
+absl::StatusOr<EventPipeline::FollowStart> EventPipeline::StartFollow(
+    const EventFilter& filter, size_t last, EventFormat format) {
+  absl::StatusOr<uint64_t> follower = followers_.Reserve(filter, format);
+  if (!follower.ok()) return follower.status();
+  return FollowStart{RecentLines(filter, last, format), *follower};
 }
 
 std::vector<EventRecord> EventPipeline::Recent(const EventFilter& filter,

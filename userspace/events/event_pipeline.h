@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/events/event_filter.h"
@@ -46,8 +47,12 @@ class EventPipeline {
  public:
   explicit EventPipeline(EventPipelineOptions options);
 
-  // One drained record through every stage.
-  void OnRecord(const egress_event& e);
+  // Where a record comes from: the kernel's ring buffer, or egressd itself
+  // (`existing`, `cut`, `self_check_failed`), which no decision counter
+  // counts.
+  enum class Origin { kRing, kEgressd };
+  // One record through every stage.
+  void OnRecord(const egress_event& e, Origin origin = Origin::kRing);
 
   // Whether one more follower is welcome (ResourceExhausted if not): checked
   // before the client is answered, so that a refusal is its answer.
@@ -55,8 +60,28 @@ class EventPipeline {
   // From now on, sends the records `filter` matches to the connected stream
   // socket `fd`, as lines in `format`. Errors as EventFollowers::Add.
   absl::Status Follow(UniqueFd fd, EventFilter filter, EventFormat format);
+
+  // A follower with a backlog (`events --follow --last N`), in two steps
+  // because the backlog is sent before the stream starts: StartFollow takes
+  // the last `last` records `filter` matches and, in the same step, a
+  // follower (EventFollowers::Reserve) that keeps the records that come
+  // after them until AttachFollower gives it its socket. Every record is
+  // then in the backlog or in the stream, once.
+  struct FollowStart {
+    std::vector<std::string> backlog;  // lines, oldest first, in `format`
+    uint64_t follower = 0;             // for AttachFollower
+  };
+  absl::StatusOr<FollowStart> StartFollow(const EventFilter& filter,
+                                          size_t last, EventFormat format);
+  // Errors as EventFollowers::Attach; an invalid fd removes the follower.
+  absl::Status AttachFollower(uint64_t follower, UniqueFd fd) {
+    return followers_.Attach(follower, std::move(fd));
+  }
   // Writes to followers without blocking; drops the ones that went away.
   void Flush() { followers_.Flush(); }
+  // Flush, waiting until `deadline` for followers that read to make room
+  // for the next batch of records (EventFollowers::FlushWaiting).
+  void FlushWaiting(absl::Time deadline) { followers_.FlushWaiting(deadline); }
 
   // The last `last` kept records that `filter` matches, oldest first.
   std::vector<EventRecord> Recent(const EventFilter& filter, size_t last) const;
@@ -64,7 +89,9 @@ class EventPipeline {
   std::vector<std::string> RecentLines(const EventFilter& filter, size_t last,
                                        EventFormat format);
 
-  // Records passed to OnRecord.
+  // Records of the ring buffer passed to OnRecord, but held-back
+  // summaries: with the kernel's events_suppressed and events_lost, the
+  // decisions. Not egressd's own records.
   uint64_t records_read() const { return records_read_; }
   // Records a follower could not take (its buffer was full).
   uint64_t records_dropped() const { return followers_.dropped(); }

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <utility>
@@ -107,6 +110,7 @@ class RotatingFileSinkImpl : public EventSink {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
     size_ = static_cast<uint64_t>(st.st_size);
+    newline_first_ = false;  // no partial line of ours in this file yet
     return absl::OkStatus();
   }
 
@@ -123,13 +127,30 @@ class RotatingFileSinkImpl : public EventSink {
         return;
       }
     }
-    if (int err = WriteLine(fd_.get(), json_line); err != 0) {
+    // A line after a failed write whose partial line could not be cut
+    // starts on a line of its own: the partial one stays alone and invalid.
+    const std::string& line =
+        newline_first_ ? (fresh_line_ = "\n" + json_line) : json_line;
+    // Where this line starts: a failed write is cut back to it, so that a
+    // partial line (ENOSPC halfway) is not the start of the next record's.
+    const uint64_t start = size_;
+    if (int err = WriteLine(fd_.get(), line); err != 0) {
       Failed(ErrnoStatus(err, "events file: write", path_));
-      struct stat st;
-      if (fstat(fd_.get(), &st) == 0) size_ = st.st_size;
+      if (ftruncate(fd_.get(), static_cast<off_t>(start)) == 0) {
+        size_ = start;
+      } else {
+        struct stat st;
+        if (fstat(fd_.get(), &st) == 0) {
+          newline_first_ = static_cast<uint64_t>(st.st_size) != start;
+          size_ = st.st_size;
+        } else {
+          newline_first_ = true;
+        }
+      }
       return;
     }
-    size_ += need;
+    newline_first_ = false;
+    size_ += line.size() + 1;
     if (failing_) {
       failing_ = false;
       fprintf(stderr, "egressd: events file %s: writing again\n",
@@ -193,28 +214,100 @@ class RotatingFileSinkImpl : public EventSink {
   uint64_t size_ = 0;
   uint64_t errors_ = 0;
   bool failing_ = false;
+  // The file may end in a partial line that could not be cut off.
+  bool newline_first_ = false;
+  std::string fresh_line_;  // "\n" + the line, when newline_first_
 };
 
-// The top-level "verdict" of a line dumped by nlohmann::json: compact, so the
-// key reads exactly "verdict":" and, EventToJson having no other key of that
-// name, the first such key is the record's. Values are plain capitals.
+// What syslog(3) would send for `message` (glibc's format, RFC 3164):
+// "<PRI>Mmm dd hh:mm:ss IDENT[PID]: MESSAGE", local time, no newline.
+std::string SyslogDatagram(int priority, const std::string& ident,
+                           const std::string& message) {
+  char stamp[32] = "";
+  const time_t now = time(nullptr);
+  struct tm local;
+  if (localtime_r(&now, &local) != nullptr) {
+    strftime(stamp, sizeof(stamp), "%h %e %T", &local);
+  }
+  return absl::StrCat("<", priority, ">", stamp, " ", ident, "[", getpid(),
+                      "]: ", message);
+}
+
+// Its own datagram socket to the syslog socket rather than syslog(3),
+// which reports no failure: a record that does not get there is counted.
 class SyslogSinkImpl : public EventSink {
  public:
-  explicit SyslogSinkImpl(std::string ident) : ident_(std::move(ident)) {
-    // openlog keeps the pointer: ident_ lives as long as the sink.
-    openlog(ident_.c_str(), LOG_PID, LOG_DAEMON);
+  SyslogSinkImpl(std::string ident, std::string socket_path)
+      : ident_(std::move(ident)), socket_path_(std::move(socket_path)) {
+    if (int err = Connect(); err != 0) {
+      failing_ = true;
+      fprintf(stderr,
+              "egressd: syslog: cannot connect to %s: %s; records for "
+              "syslog are counted as errors until it can (retried with "
+              "every record)\n",
+              socket_path_.c_str(), strerror(err));
+    }
   }
-  ~SyslogSinkImpl() override { closelog(); }
 
   void Write(RenderedEvent& event) override {
-    std::string out = absl::StrCat(
-        "EGRESS ", VerdictName(event.record().raw.verdict), " ", event.Text());
-    syslog(LOG_WARNING, "%s", out.c_str());
+    const std::string datagram = SyslogDatagram(
+        LOG_DAEMON | LOG_WARNING, ident_,
+        absl::StrCat("EGRESS ", VerdictName(event.record().raw.verdict), " ",
+                     event.Text()));
+    int err = fd_.valid() ? Send(datagram) : ENOTCONN;
+    // Not connected yet, or the syslog daemon restarted (a new socket at
+    // the path; the old one refuses): once more on a new connection.
+    if (err != 0 && (err = Connect()) == 0) err = Send(datagram);
+    if (err != 0) {
+      ++errors_;
+      if (!failing_) {
+        failing_ = true;
+        fprintf(stderr,
+                "egressd: syslog: %s: %s (records are counted and dropped)\n",
+                socket_path_.c_str(), strerror(err));
+      }
+      return;
+    }
+    if (failing_) {
+      failing_ = false;
+      fprintf(stderr, "egressd: syslog: %s: sending again\n",
+              socket_path_.c_str());
+    }
   }
-  uint64_t errors() const override { return 0; }
+  uint64_t errors() const override { return errors_; }
 
  private:
+  // 0 or the errno of socket/connect; fd_ is connected only on success.
+  int Connect() {
+    fd_.reset();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path_.size() >= sizeof(addr.sun_path)) return ENAMETOOLONG;
+    socket_path_.copy(addr.sun_path, socket_path_.size());
+    UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return errno;
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+        0) {
+      return errno;
+    }
+    fd_ = std::move(fd);
+    return 0;
+  }
+  // 0 or the errno of the send (EMSGSIZE for a datagram sent in part).
+  int Send(const std::string& datagram) {
+    ssize_t n;
+    do {
+      n = send(fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno;
+    return static_cast<size_t>(n) == datagram.size() ? 0 : EMSGSIZE;
+  }
+
   const std::string ident_;
+  const std::string socket_path_;
+  UniqueFd fd_;
+  uint64_t errors_ = 0;
+  bool failing_ = false;
 };
 
 class FanOutSink : public EventSink {
@@ -261,8 +354,9 @@ absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
   return sink;
 }
 
-std::unique_ptr<EventSink> SyslogSink(const std::string& ident) {
-  return std::make_unique<SyslogSinkImpl>(ident);
+std::unique_ptr<EventSink> SyslogSink(const std::string& ident,
+                                      const std::string& socket_path) {
+  return std::make_unique<SyslogSinkImpl>(ident, socket_path);
 }
 
 std::unique_ptr<EventSink> FanOut(

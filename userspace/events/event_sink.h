@@ -67,25 +67,35 @@ std::unique_ptr<EventSink> StdoutSink();
 // the file cannot be opened now. Once running, a line that cannot be written
 // (the directory removed and not re-creatable, ENOSPC, ...) is counted in
 // errors() and reopening is retried with the next line; the first failure
-// after a success, and the recovery, are reported once on stderr.
+// after a success, and the recovery, are reported once on stderr. A write
+// that fails halfway (ENOSPC) is cut back (ftruncate) to where its line
+// began, so that the file holds whole JSON lines only; when that fails too,
+// the next record starts on a new line (the partial line stays, alone).
 absl::StatusOr<std::unique_ptr<EventSink>> RotatingFileSink(
     const std::string& path, uint64_t max_bytes, int keep);
 
-// Sends each record's text (RenderText) to syslog: openlog(ident, LOG_PID,
-// LOG_DAEMON) and syslog(LOG_WARNING, "%s", ...) of
-//   "EGRESS <VERDICT> <message>"   e.g.
-//   "EGRESS DENIED Nov 24 17:51:43.371 web curl[2187] -> 203.0.113.9:443/tcp
-//    DENIED (no matching rule)"
+// Sends each record's text (RenderText) to the syslog socket `socket_path`
+// (/dev/log: under systemd, the journal) as syslog(3) would after
+// openlog(ident, LOG_PID, LOG_DAEMON) and syslog(LOG_WARNING, "%s", ...):
+// one datagram "<28>Mmm dd hh:mm:ss ident[pid]: EGRESS <VERDICT> <message>"
+// (RFC 3164, local time), e.g.
+//   "<28>Nov 24 17:51:43 egressd[812]: EGRESS DENIED Nov 24 17:51:43.371 web
+//    curl[2187] -> 203.0.113.9:443/tcp DENIED (no matching rule)"
 // where VERDICT is the record's verdict (DENIED, AUDIT, ALLOWED, UNEXPLAINED;
 // VERDICT_7 for an unknown one), so `grep 'EGRESS DENIED'` or
 // `journalctl -t egressd -g 'EGRESS DENIED'` finds refusals, like UFW's
-// "[UFW BLOCK]". Under systemd, /dev/log is the journal. Only the text is
-// sent: no structured journal fields (not yet).
+// "[UFW BLOCK]". Only the text is sent: no structured journal fields (not
+// yet).
 //
-// openlog() is process-wide: create at most one syslog sink per process; it
-// calls closelog() when destroyed. syslog(3) reports no failure, so errors()
-// stays 0.
-std::unique_ptr<EventSink> SyslogSink(const std::string& ident);
+// Its own AF_UNIX datagram socket, not syslog(3), which reports no failure:
+// a record that cannot be sent (no socket at the path, the syslog daemon
+// gone) is counted in errors(). Cannot connect when created: a warning on
+// stderr; the connection is retried with every record, and after a failed
+// send (a restarted syslog daemon binds a new socket), so records flow again
+// once the daemon is back. The first failure after a success, and the
+// recovery, are reported once on stderr.
+std::unique_ptr<EventSink> SyslogSink(
+    const std::string& ident, const std::string& socket_path = "/dev/log");
 
 // Calls Write on every sink, in order; null entries are ignored. errors() is
 // the sum of theirs.

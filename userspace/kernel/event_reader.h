@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -27,8 +28,12 @@ class EventReader {
   static absl::StatusOr<std::unique_ptr<EventReader>> Create(
       int events_fd, Handler handler, AnswerHandler answers = nullptr);
 
-  // Consumes every record available now. Returns how many were read.
-  absl::StatusOr<int> Drain();
+  // Consumes the records available now, at most `max_records` of them
+  // (the rest stay in the ring for the next call): a caller that passes
+  // records on through bounded buffers (followers) can empty those between
+  // batches. Returns how many were consumed; fewer than `max_records` means
+  // the ring was empty.
+  absl::StatusOr<int> Drain(int max_records = std::numeric_limits<int>::max());
 
   // Records shorter than an inet record (EGRESS_EVENT_INET_BYTES; never
   // expected; counted, skipped).
@@ -37,6 +42,8 @@ class EventReader {
  private:
   EventReader() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
+  // Passes one record to its handler (or counts it malformed).
+  void Handle(void* data, size_t size);
 
   // Declared first, destroyed last: the ring buffer's callback context is
   // this object, and libbpf calls OnRecord only from Drain().
@@ -44,6 +51,9 @@ class EventReader {
   AnswerHandler answers_;
   RingBufferPtr rb_;
   uint64_t malformed_ = 0;
+  // The batch Drain() is consuming: records consumed and the bound.
+  int batch_consumed_ = 0;
+  int batch_limit_ = 0;
 };
 
 }  // namespace egress
