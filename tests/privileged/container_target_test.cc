@@ -227,6 +227,55 @@ TEST_F(ContainerTargetTest, CriDockerdPodsFollowTheirPodSelector) {
   EXPECT_EQ(records.back()["container"]["name"], "app");
 }
 
+// The warnings `status -o json` shows for `target`, one a line.
+std::string WarningsOf(const nlohmann::json& status,
+                       const std::string& target) {
+  std::string out;
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] != target || !t.contains("warnings")) continue;
+    for (const nlohmann::json& w : t["warnings"]) {
+      absl::StrAppend(&out, w.get<std::string>(), "\n");
+    }
+  }
+  return out;
+}
+
+// CRI's pod labels on a plain container (copied into `docker run --label`,
+// or inherited from an image `docker commit` made of a cri-dockerd
+// container) make no pod: the pod target selects nothing, says why in
+// status and the log, and every other container is untouched. Taken as a
+// pod, its "pod cgroup" was Docker's parent, holding every container.
+TEST_F(ContainerTargetTest, PodLabelsOnAPlainContainerMakeNoPod) {
+  RunSleeper("fake",
+             {"io.kubernetes.pod.namespace=shop", "io.kubernetes.pod.name=p1"});
+  RunSleeper("bystander");
+  RunSleeper("web");
+  CtlOk({"target", "add", "shop-p1", "--pod", "shop/p1"});
+  // A container target, to know egressd has seen the containers: once web
+  // is refused, the pod target has been given its cgroups too.
+  CtlOk({"target", "add", "web", "--container", "web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  // Neither the unrelated container nor the fake pod is enforced.
+  CommandResult bystander = ExecConnect("bystander", denied_->port());
+  EXPECT_EQ(bystander.exit_code, 0) << bystander.output << DaemonLog();
+  CommandResult fake = ExecConnect("fake", denied_->port());
+  EXPECT_EQ(fake.exit_code, 0) << fake.output;
+  EXPECT_TRUE(denied_->WaitForAccepted(2));
+  const nlohmann::json status = CtlJson({"status"});
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] == "shop-p1") {
+      EXPECT_TRUE(!t.contains("cgroups") || t["cgroups"].empty()) << t.dump(2);
+    }
+  }
+  const std::string warnings = WarningsOf(status, "shop-p1");
+  EXPECT_TRUE(absl::StrContains(warnings, "container fake ("))
+      << status.dump(2);
+  EXPECT_TRUE(absl::StrContains(warnings, "carries the pod labels of shop/p1"))
+      << warnings;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "container fake ("))
+      << DaemonLog();
+}
+
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
   RunSleeper("host");
   auto none = runtime_->CliOk({"run", "-d", "--name", "isolated", "--network",

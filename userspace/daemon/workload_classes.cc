@@ -95,6 +95,7 @@ void WorkloadClasses::Update() {
   // (named and classified), never in neither.
   const std::vector<workloads::Container> created = workloads_.Created();
   const std::vector<workloads::Container> running = workloads_.Running();
+  LogNotPods(running);
   // The parents: Docker's (one, --container_parent or the containers'), and
   // each pod cgroup's.
   std::string docker_parent = options_.parent;
@@ -207,6 +208,9 @@ void WorkloadClasses::Update() {
           " until classified"));
     }
   }
+  std::set<std::string> guarded = registered_;
+  if (!options_.parent.empty()) guarded.insert(options_.parent);
+  workloads_.SetWorkloadParents(std::move(guarded));
   for (auto it = classes_.begin(); it != classes_.end();) {
     if (seen.count(it->first)) {
       ++it;
@@ -215,6 +219,21 @@ void WorkloadClasses::Update() {
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
   }
+}
+
+void WorkloadClasses::LogNotPods(
+    const std::vector<workloads::Container>& running) {
+  std::set<std::string> now;
+  for (const workloads::Container& c : running) {
+    if (c.not_pod.empty()) continue;
+    now.insert(c.id);
+    if (not_pods_.count(c.id) || !options_.log) continue;
+    options_.log(absl::StrCat(
+        "container ", c.name, " (", workloads::ShortId(c.id),
+        ") carries the pod labels of ", c.not_pod, " but its cgroup ", c.cgroup,
+        " is not in a pod cgroup: it is no pod, and no pod target selects it"));
+  }
+  not_pods_ = std::move(now);
 }
 
 void WorkloadClasses::NameCreated(

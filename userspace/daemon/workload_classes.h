@@ -70,6 +70,10 @@ class WorkloadClasses {
       const std::function<std::string(const workloads::Container&)>& target_of,
       const std::function<void(const std::string&)>& problem);
 
+  // Logs, once each, the running containers that carry CRI's pod labels
+  // but are no pod (workloads::Container::not_pod) (mu_ held).
+  void LogNotPods(const std::vector<workloads::Container>& running);
+
   Engine& engine_;
   WorkloadTargets& workloads_;
   const WorkloadClassesOptions options_;
@@ -79,7 +83,8 @@ class WorkloadClasses {
   std::map<uint64_t, std::string> classes_;
   // {parent, child name} -> target ("" none) of the names written ahead.
   std::map<std::pair<std::string, std::string>, std::string> named_;
-  std::string last_problem_;  // logged once
+  std::string last_problem_;        // logged once
+  std::set<std::string> not_pods_;  // ids of the not_pod containers logged
 };
 
 }  // namespace egress
