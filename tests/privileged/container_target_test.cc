@@ -276,6 +276,36 @@ TEST_F(ContainerTargetTest, PodLabelsOnAPlainContainerMakeNoPod) {
       << DaemonLog();
 }
 
+// `docker run --cgroup-parent <parent>/team1`: the container is one level
+// deeper than egressd's --container_parent. Its intermediate cgroup is
+// watched as an inner parent, so the container is decided by its target
+// (allowed port through, another refused), and one no target selects
+// passes, as it would right under the parent. Before, the watch at the
+// parent decided by team1, never classified: both were refused everything.
+TEST_F(ContainerTargetTest, ContainerOneLevelBelowTheParentIsClassified) {
+  ASSERT_OK_AND_ASSIGN(const std::string root, Cgroup2Root());
+  const std::string team = runtime_->cgroup_parent() + "/team1";
+  absl::Cleanup remove_team = [&] {
+    // The containers first (their cgroups live below), then team1.
+    EXPECT_OK(runtime_->RemoveAllContainers());
+    RemoveV1Trees(team);
+    rmdir((root + team).c_str());
+  };
+  CtlOk({"target", "add", "team", "--container", "sel"});
+  Allow("team", allowed_->port());
+  for (const char* name : {"sel", "unsel"}) {
+    ASSERT_OK(runtime_
+                  ->CliOk({"run", "-d", "--cgroup-parent", team, "--name", name,
+                           "--network", "host", kImage, "sleep", "600"})
+                  .status());
+  }
+  EXPECT_TRUE(WaitAllowed("sel", allowed_->port())) << DaemonLog();
+  CommandResult refused = ExecConnect("sel", denied_->port());
+  EXPECT_TRUE(absl::StrContains(refused.output, kEperm)) << refused.output;
+  // Unselected: it passes (polled: classified once egressd saw it start).
+  EXPECT_TRUE(WaitAllowed("unsel", denied_->port())) << DaemonLog();
+}
+
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
   RunSleeper("host");
   auto none = runtime_->CliOk({"run", "-d", "--name", "isolated", "--network",

@@ -131,6 +131,21 @@ void WorkloadClasses::Update() {
       parents.insert(docker_parent);
     }
   }
+  // A container deeper below Docker's parent (`docker run --cgroup-parent
+  // <parent>/team1`): its own parent is watched too, as an inner parent.
+  // The watch instance at Docker's parent decides by its child on the way
+  // (team1), which no container is: classified as an inner parent's
+  // subtree below, it passes there, and the container is decided by its
+  // target (or none) in its own parent's instance.
+  if (parents.count(docker_parent)) {
+    for (const auto& [cgroup, u] : units) {
+      if (IsPod(*u.any) || u.parent == docker_parent ||
+          !absl::StartsWith(u.parent, absl::StrCat(docker_parent, "/"))) {
+        continue;
+      }
+      parents.insert(u.parent);
+    }
+  }
   // A parent inside another: the outer one's child on the way to it is an
   // inner parent's subtree, decided there (no target's in the outer one).
   for (const std::string& inner : parents) {

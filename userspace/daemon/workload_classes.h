@@ -14,10 +14,14 @@
 // slices, which hold pods only), and kubepods above a QoS class's cgroup; a
 // parent nested in another (burstable in kubepods) is classified as no
 // target's in the outer one, while a QoS class with no pod seen yet stays
-// unclassified there (its first pod gets the default until classified). Parents
-// stay registered while any target selects workloads: a workload started later
-// is enforced from its first instruction. Nothing is registered until a
-// target selects containers or pods.
+// unclassified there (its first pod gets the default until classified). A
+// container deeper below Docker's parent (`docker run --cgroup-parent
+// <parent>/team1`) makes its own parent an inner parent the same way: it is
+// not named ahead (below), so its first instructions get the default until
+// egressd has seen it start. Parents stay registered while any target
+// selects workloads: a workload started later is enforced from its first
+// instruction. Nothing is registered until a target selects containers or
+// pods.
 //
 // A Docker container is classified by name too, from its `create` on: its
 // cgroup will be the Docker parent's child named by its id (cgroupfs), so
