@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -82,6 +83,32 @@ TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
   }
   EXPECT_EQ(refused, kRuns) << outputs << DaemonLog();
   EXPECT_EQ(denied_->accepted(), 0);
+}
+
+// A target names a container: after `docker rename web web-old; docker
+// rename tmp web` it enforces the container now called web (which ran
+// unenforced before), and lists that container's cgroup. The one that was
+// web keeps the target's programs until its cgroup goes (a workload
+// target is detached only from a cgroup that is gone).
+TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
+  RunSleeper("web");
+  RunSleeper("tmp");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
+  ASSERT_OK(runtime_->CliOk({"rename", "tmp", "web"}).status());
+  EXPECT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_OK_AND_ASSIGN(std::string id,
+                       runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"}));
+  id = std::string(absl::StripAsciiWhitespace(id));
+  const nlohmann::json status = CtlJson({"status"});
+  std::vector<std::string> cgroups;
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] != "web") continue;
+    for (const nlohmann::json& c : t["cgroups"]) cgroups.push_back(c["path"]);
+  }
+  ASSERT_EQ(cgroups.size(), 1u) << status.dump(2);
+  EXPECT_TRUE(absl::EndsWith(cgroups[0], id)) << cgroups[0] << " " << id;
 }
 
 TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {
