@@ -333,6 +333,42 @@ TEST_F(ContainerTargetTest, ContainerOneLevelBelowTheParentIsClassified) {
   EXPECT_TRUE(WaitAllowed("unsel", denied_->port())) << DaemonLog();
 }
 
+// A selected container started with a --cgroup-parent outside the watched
+// parent: no watch instance decides for its first instructions, only its
+// target's programs once egressd has seen it start. status says so for the
+// target, naming the container and why; egressd logs it. The one below the
+// parent gets no such warning.
+TEST_F(ContainerTargetTest, SelectedContainerOutsideTheParentIsWarnedOf) {
+  ASSERT_OK_AND_ASSIGN(const std::string root, Cgroup2Root());
+  const std::string elsewhere = absl::StrCat("/egress-test-outside-", getpid());
+  absl::Cleanup remove_elsewhere = [&] {
+    // The containers first (their cgroups live below), then the parent.
+    EXPECT_OK(runtime_->RemoveAllContainers());
+    RemoveV1Trees(elsewhere);
+    rmdir((root + elsewhere).c_str());
+  };
+  RunSleeper("inside", {"app=web"});
+  ASSERT_OK(runtime_
+                ->CliOk({"run", "-d", "--cgroup-parent", elsewhere, "--name",
+                         "outside", "--label", "app=web", "--network", "host",
+                         kImage, "sleep", "600"})
+                .status());
+  CtlOk({"target", "add", "web", "--selector", "app=web"});
+  // Enforced once attached, both of them.
+  ASSERT_TRUE(WaitRefused("outside", denied_->port())) << DaemonLog();
+  ASSERT_TRUE(WaitRefused("inside", denied_->port())) << DaemonLog();
+  const std::string warnings = WarningsOf(CtlJson({"status"}), "web");
+  EXPECT_TRUE(absl::StrContains(warnings, "container outside (")) << warnings;
+  EXPECT_TRUE(
+      absl::StrContains(warnings,
+                        "outside every watched workload parent: its first "
+                        "instructions are not enforced"))
+      << warnings;
+  EXPECT_FALSE(absl::StrContains(warnings, "container inside (")) << warnings;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "container outside ("))
+      << DaemonLog();
+}
+
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {
   RunSleeper("host");
   auto none = runtime_->CliOk({"run", "-d", "--name", "isolated", "--network",

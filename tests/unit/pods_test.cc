@@ -177,6 +177,31 @@ TEST(PodSelectionTest, NoTargetIsAttachedAtOrAboveAWorkloadParent) {
             std::vector<std::string>{"/audit-wl/d"});
 }
 
+// A selected workload whose cgroup is not right below a watched parent has
+// no watch instance deciding its first instructions: status names it.
+TEST(PodSelectionTest, SelectedWorkloadsOutsideTheWatchedParents) {
+  Container inside = PodContainer("in", "", "", "/audit-wl/in");
+  Container outside = PodContainer("out", "", "", "/elsewhere/out");
+  Container pod = PodContainer("p", "shop", "p1", "/kubepods/podu1/p");
+  inside.labels = outside.labels = {{"app", "web"}};
+  const std::vector<Container> running = {inside, outside, pod};
+  const std::set<std::string> parents = {"/audit-wl", "/kubepods"};
+  std::vector<std::string> names;
+  for (const Container& c : workloads::SelectedOutsideParents(
+           TargetSource::kSelector, "app=web", running, parents)) {
+    names.push_back(c.name);
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"out"});
+  // A pod is decided in its pod cgroup's parent.
+  EXPECT_TRUE(workloads::SelectedOutsideParents(TargetSource::kPod, "shop/p1",
+                                                running, parents)
+                  .empty());
+  EXPECT_EQ(workloads::SelectedOutsideParents(TargetSource::kPod, "shop/p1",
+                                              running, {"/audit-wl"})
+                .size(),
+            1u);
+}
+
 TEST(PodRecordTest, JsonTextAndFilter) {
   EventRecord r = testing::RefusedConnectRecord("shop-web");
   r.ctx.container = {"web", "8f3a5c2e9d1b", "shop/web:3", "shop", "web-1"};

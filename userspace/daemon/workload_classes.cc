@@ -223,6 +223,17 @@ void WorkloadClasses::Update() {
           " until classified"));
     }
   }
+  // Selected workloads no watched parent holds: cgroup -> "TARGET: WHO".
+  std::map<std::string, std::string> outside;
+  for (const auto& [cgroup, u] : units) {
+    if (u.any == nullptr || registered_.count(u.parent)) continue;
+    if (const int i = target_index(*u.any); i >= 0) {
+      outside[cgroup] = absl::StrCat("container ", u.any->name, " (",
+                                     workloads::ShortId(u.any->id),
+                                     ") of target ", targets[i].name);
+    }
+  }
+  LogOutside(outside);
   std::set<std::string> guarded = registered_;
   if (!options_.parent.empty()) guarded.insert(options_.parent);
   workloads_.SetWorkloadParents(std::move(guarded));
@@ -234,6 +245,20 @@ void WorkloadClasses::Update() {
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
   }
+}
+
+void WorkloadClasses::LogOutside(
+    const std::map<std::string, std::string>& selected) {
+  std::set<std::string> now;
+  for (const auto& [cgroup, who] : selected) {
+    now.insert(cgroup);
+    if (outside_.count(cgroup) || !options_.log) continue;
+    options_.log(absl::StrCat(
+        who, " runs in ", cgroup,
+        ", outside every watched workload parent: its first instructions are "
+        "not enforced, only what it does once egressd has seen it start"));
+  }
+  outside_ = std::move(now);
 }
 
 void WorkloadClasses::LogNotPods(

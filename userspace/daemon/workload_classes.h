@@ -78,6 +78,10 @@ class WorkloadClasses {
   // but are no pod (workloads::Container::not_pod) (mu_ held).
   void LogNotPods(const std::vector<workloads::Container>& running);
 
+  // Logs, once each, the running workloads a target selects whose parent is
+  // not watched (not in registered_): enforced only once seen (mu_ held).
+  void LogOutside(const std::map<std::string, std::string>& selected);
+
   Engine& engine_;
   WorkloadTargets& workloads_;
   const WorkloadClassesOptions options_;
@@ -89,6 +93,7 @@ class WorkloadClasses {
   std::map<std::pair<std::string, std::string>, std::string> named_;
   std::string last_problem_;        // logged once
   std::set<std::string> not_pods_;  // ids of the not_pod containers logged
+  std::set<std::string> outside_;   // cgroups LogOutside logged
 };
 
 }  // namespace egress

@@ -168,6 +168,15 @@ std::vector<std::string> WorkloadTargets::Warnings(
           "; the target does not select it"));
     }
   }
+  for (const workloads::Container& c : workloads::SelectedOutsideParents(
+           source, value, RunningLocked(), parents_)) {
+    out.push_back(absl::StrCat(
+        "container ", c.name, " (", workloads::ShortId(c.id), ") runs in ",
+        workloads::WorkloadCgroup(c),
+        ", outside every watched workload parent: its first instructions "
+        "are not enforced, only what it does once egressd has seen it start "
+        "(start it below egressd's --container_parent)"));
+  }
   if (auto it = refused_.find(name); it != refused_.end()) {
     for (const std::string& cgroup : it->second) {
       out.push_back(absl::StrCat(

@@ -71,7 +71,9 @@ class WorkloadTargets {
   // The status warnings of target `name` (selecting by `source`, `value`):
   // Problem(source), each container that carries the pod labels of a pod
   // the target selects but is no pod (its cgroup is no pod cgroup), and
-  // each cgroup not attached to because it holds a workload parent.
+  // each cgroup not attached to because it holds a workload parent, and
+  // each selected container outside the watched workload parents
+  // (workloads::SelectedOutsideParents).
   std::vector<std::string> Warnings(const std::string& name,
                                     policy::TargetSource source,
                                     const std::string& value) const;

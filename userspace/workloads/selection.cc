@@ -140,6 +140,17 @@ bool HoldsWorkloadParent(const std::string& cgroup,
   return false;
 }
 
+std::vector<Container> SelectedOutsideParents(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running,
+    const std::set<std::string>& parents) {
+  std::vector<Container> out;
+  for (const Container& c : SelectContainers(source, value, running)) {
+    if (!parents.count(ParentOf(WorkloadCgroup(c)))) out.push_back(c);
+  }
+  return out;
+}
+
 std::vector<std::string> SelectWorkloadCgroups(
     policy::TargetSource source, const std::string& value,
     const std::vector<Container>& running, const std::set<std::string>& parents,

@@ -60,6 +60,16 @@ std::set<std::string> WorkloadParentsOf(const std::vector<Container>& running);
 bool HoldsWorkloadParent(const std::string& cgroup,
                          const std::set<std::string>& parents);
 
+// The containers SelectContainers selects whose WorkloadCgroup is not right
+// below one of `parents` (the watched workload parents): no watch instance
+// decides for them, so the target's policy holds only from the moment
+// egressd has seen them start and attached it, not from their first
+// instruction.
+std::vector<Container> SelectedOutsideParents(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running,
+    const std::set<std::string>& parents);
+
 // WorkloadCgroup of each container SelectContainers selects, sorted, each
 // once; a cgroup that holds a workload parent (HoldsWorkloadParent, with
 // `parents` and WorkloadParentsOf(running)) is left out, into `refused`
