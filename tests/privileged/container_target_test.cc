@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -82,6 +83,32 @@ TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
   }
   EXPECT_EQ(refused, kRuns) << outputs << DaemonLog();
   EXPECT_EQ(denied_->accepted(), 0);
+}
+
+// A target names a container: after `docker rename web web-old; docker
+// rename tmp web` it enforces the container now called web (which ran
+// unenforced before), and lists that container's cgroup. The one that was
+// web keeps the target's programs until its cgroup goes (a workload
+// target is detached only from a cgroup that is gone).
+TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
+  RunSleeper("web");
+  RunSleeper("tmp");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
+  ASSERT_OK(runtime_->CliOk({"rename", "tmp", "web"}).status());
+  EXPECT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_OK_AND_ASSIGN(std::string id,
+                       runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"}));
+  id = std::string(absl::StripAsciiWhitespace(id));
+  const nlohmann::json status = CtlJson({"status"});
+  std::vector<std::string> cgroups;
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] != "web") continue;
+    for (const nlohmann::json& c : t["cgroups"]) cgroups.push_back(c["path"]);
+  }
+  ASSERT_EQ(cgroups.size(), 1u) << status.dump(2);
+  EXPECT_TRUE(absl::EndsWith(cgroups[0], id)) << cgroups[0] << " " << id;
 }
 
 TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {
@@ -225,6 +252,121 @@ TEST_F(ContainerTargetTest, CriDockerdPodsFollowTheirPodSelector) {
       << records.back().dump();
   EXPECT_EQ(records.back()["pod"]["name"], "web-7d9");
   EXPECT_EQ(records.back()["container"]["name"], "app");
+}
+
+// The warnings `status -o json` shows for `target`, one a line.
+std::string WarningsOf(const nlohmann::json& status,
+                       const std::string& target) {
+  std::string out;
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] != target || !t.contains("warnings")) continue;
+    for (const nlohmann::json& w : t["warnings"]) {
+      absl::StrAppend(&out, w.get<std::string>(), "\n");
+    }
+  }
+  return out;
+}
+
+// CRI's pod labels on a plain container (copied into `docker run --label`,
+// or inherited from an image `docker commit` made of a cri-dockerd
+// container) make no pod: the pod target selects nothing, says why in
+// status and the log, and every other container is untouched. Taken as a
+// pod, its "pod cgroup" was Docker's parent, holding every container.
+TEST_F(ContainerTargetTest, PodLabelsOnAPlainContainerMakeNoPod) {
+  RunSleeper("fake",
+             {"io.kubernetes.pod.namespace=shop", "io.kubernetes.pod.name=p1"});
+  RunSleeper("bystander");
+  RunSleeper("web");
+  CtlOk({"target", "add", "shop-p1", "--pod", "shop/p1"});
+  // A container target, to know egressd has seen the containers: once web
+  // is refused, the pod target has been given its cgroups too.
+  CtlOk({"target", "add", "web", "--container", "web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  // Neither the unrelated container nor the fake pod is enforced.
+  CommandResult bystander = ExecConnect("bystander", denied_->port());
+  EXPECT_EQ(bystander.exit_code, 0) << bystander.output << DaemonLog();
+  CommandResult fake = ExecConnect("fake", denied_->port());
+  EXPECT_EQ(fake.exit_code, 0) << fake.output;
+  EXPECT_TRUE(denied_->WaitForAccepted(2));
+  const nlohmann::json status = CtlJson({"status"});
+  for (const nlohmann::json& t : status["targets"]) {
+    if (t["name"] == "shop-p1") {
+      EXPECT_TRUE(!t.contains("cgroups") || t["cgroups"].empty()) << t.dump(2);
+    }
+  }
+  const std::string warnings = WarningsOf(status, "shop-p1");
+  EXPECT_TRUE(absl::StrContains(warnings, "container fake ("))
+      << status.dump(2);
+  EXPECT_TRUE(absl::StrContains(warnings, "carries the pod labels of shop/p1"))
+      << warnings;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "container fake ("))
+      << DaemonLog();
+}
+
+// `docker run --cgroup-parent <parent>/team1`: the container is one level
+// deeper than egressd's --container_parent. Its intermediate cgroup is
+// watched as an inner parent, so the container is decided by its target
+// (allowed port through, another refused), and one no target selects
+// passes, as it would right under the parent. Before, the watch at the
+// parent decided by team1, never classified: both were refused everything.
+TEST_F(ContainerTargetTest, ContainerOneLevelBelowTheParentIsClassified) {
+  ASSERT_OK_AND_ASSIGN(const std::string root, Cgroup2Root());
+  const std::string team = runtime_->cgroup_parent() + "/team1";
+  absl::Cleanup remove_team = [&] {
+    // The containers first (their cgroups live below), then team1.
+    EXPECT_OK(runtime_->RemoveAllContainers());
+    RemoveV1Trees(team);
+    rmdir((root + team).c_str());
+  };
+  CtlOk({"target", "add", "team", "--container", "sel"});
+  Allow("team", allowed_->port());
+  for (const char* name : {"sel", "unsel"}) {
+    ASSERT_OK(runtime_
+                  ->CliOk({"run", "-d", "--cgroup-parent", team, "--name", name,
+                           "--network", "host", kImage, "sleep", "600"})
+                  .status());
+  }
+  EXPECT_TRUE(WaitAllowed("sel", allowed_->port())) << DaemonLog();
+  CommandResult refused = ExecConnect("sel", denied_->port());
+  EXPECT_TRUE(absl::StrContains(refused.output, kEperm)) << refused.output;
+  // Unselected: it passes (polled: classified once egressd saw it start).
+  EXPECT_TRUE(WaitAllowed("unsel", denied_->port())) << DaemonLog();
+}
+
+// A selected container started with a --cgroup-parent outside the watched
+// parent: no watch instance decides for its first instructions, only its
+// target's programs once egressd has seen it start. status says so for the
+// target, naming the container and why; egressd logs it. The one below the
+// parent gets no such warning.
+TEST_F(ContainerTargetTest, SelectedContainerOutsideTheParentIsWarnedOf) {
+  ASSERT_OK_AND_ASSIGN(const std::string root, Cgroup2Root());
+  const std::string elsewhere = absl::StrCat("/egress-test-outside-", getpid());
+  absl::Cleanup remove_elsewhere = [&] {
+    // The containers first (their cgroups live below), then the parent.
+    EXPECT_OK(runtime_->RemoveAllContainers());
+    RemoveV1Trees(elsewhere);
+    rmdir((root + elsewhere).c_str());
+  };
+  RunSleeper("inside", {"app=web"});
+  ASSERT_OK(runtime_
+                ->CliOk({"run", "-d", "--cgroup-parent", elsewhere, "--name",
+                         "outside", "--label", "app=web", "--network", "host",
+                         kImage, "sleep", "600"})
+                .status());
+  CtlOk({"target", "add", "web", "--selector", "app=web"});
+  // Enforced once attached, both of them.
+  ASSERT_TRUE(WaitRefused("outside", denied_->port())) << DaemonLog();
+  ASSERT_TRUE(WaitRefused("inside", denied_->port())) << DaemonLog();
+  const std::string warnings = WarningsOf(CtlJson({"status"}), "web");
+  EXPECT_TRUE(absl::StrContains(warnings, "container outside (")) << warnings;
+  EXPECT_TRUE(
+      absl::StrContains(warnings,
+                        "outside every watched workload parent: its first "
+                        "instructions are not enforced"))
+      << warnings;
+  EXPECT_FALSE(absl::StrContains(warnings, "container inside (")) << warnings;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "container outside ("))
+      << DaemonLog();
 }
 
 TEST_F(ContainerTargetTest, VerifyProbesFromTheContainersNetworkNamespace) {

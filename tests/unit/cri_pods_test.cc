@@ -109,5 +109,60 @@ TEST(CriPodsTest, AContainerWhoseSandboxIsNotListedKeepsItsIdentity) {
   EXPECT_THAT(all[0].labels, Not(Contains(Pair("app", "web"))));
 }
 
+// CRI's labels are anyone's to write (`docker run --label`, or an image made
+// by `docker commit` of a cri-dockerd container): a container outside a pod
+// cgroup is no pod, whatever they say, and its "sandbox" lends no labels.
+TEST(CriPodsTest, PodLabelsOutsideAPodCgroupMakeNoPod) {
+  std::vector<Container> all =
+      Pod("shop", "p1", {{"app", "web"}}, "io.kubernetes.docker.type",
+          "podsandbox", "container");
+  all[0].cgroup = "/kubepods/burstable/poduid-1/sandbox";
+  all[1].cgroup = "/kubepods/burstable/poduid-1/app";
+  // The same labels on a container right in Docker's parent, and on a
+  // "sandbox" there that would give the pod other labels.
+  Container fake = all[1];
+  fake.id = "fake";
+  fake.name = "fake";
+  fake.cgroup = "/audit-wl/fake";
+  Container fake_sandbox = Made("fake-sandbox", PodLabels("shop", "p1"));
+  fake_sandbox.labels["io.kubernetes.docker.type"] = "podsandbox";
+  fake_sandbox.labels["tier"] = "forged";
+  fake_sandbox.cgroup = "/audit-wl/fake-sandbox";
+  all.push_back(fake);
+  all.push_back(fake_sandbox);
+  JoinCriPods(all);
+  EXPECT_EQ(all[1].pod_name, "p1");
+  EXPECT_THAT(all[1].labels, Not(Contains(Pair("tier", "forged"))));
+  EXPECT_EQ(all[2].pod_name, "");
+  EXPECT_EQ(all[2].pod_namespace, "");
+  EXPECT_EQ(all[2].name, "fake");  // not the pod spec's "app"
+  EXPECT_EQ(all[2].not_pod, "shop/p1");
+  EXPECT_EQ(all[3].pod_name, "");
+  // Not running yet (no cgroup): its labels are taken until it runs.
+  Container created = fake;
+  created.cgroup.clear();
+  created.running = false;
+  std::vector<Container> one = {created};
+  JoinCriPods(one);
+  EXPECT_EQ(one[0].pod_name, "p1");
+}
+
+TEST(CriPodsTest, PodCgroupsOfBothDrivers) {
+  for (const char* yes :
+       {"/kubepods/burstable/pod6a1e5c2b-0d3f-4e8a-9b7c-1f2e3d4c5b6a",
+        "/kubepods/pod6a1e5c2b", "/kubepods.slice/kubepods-pod6a1e.slice",
+        "/kubepods.slice/kubepods-burstable.slice/"
+        "kubepods-burstable-pod6a1e_5c2b.slice"}) {
+    EXPECT_TRUE(IsPodCgroup(yes)) << yes;
+  }
+  for (const char* no :
+       {"/audit-wl", "/docker", "/", "", "/kubepods", "/kubepods/burstable",
+        "/kubepods/pod", "/kubepods.slice",
+        "/kubepods.slice/kubepods-burstable.slice",
+        "/kubepods.slice/kubepods-pod.slice", "/system.slice/pod1.service"}) {
+    EXPECT_FALSE(IsPodCgroup(no)) << no;
+  }
+}
+
 }  // namespace
 }  // namespace egress::workloads

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "userspace/policy/pod_ref.h"
 #include "userspace/policy/policy_file.h"
 #include "userspace/policy/policy_writer.h"
+#include "userspace/workloads/cri_pods.h"
 #include "userspace/workloads/selection.h"
 
 namespace egress {
@@ -83,38 +85,121 @@ Container PodContainer(const std::string& id, const std::string& ns,
 
 TEST(PodSelectionTest, PodsByNameAndLabelsDecidedByThePodCgroup) {
   const std::vector<Container> running = {
-      // Pod web-1: its sandbox and one container, both in pod cgroup p1.
-      PodContainer("s1", "shop", "web-1", "/kubepods/burstable/p1/s1",
+      // Pod web-1: its sandbox and one container, both in pod cgroup podp1.
+      PodContainer("s1", "shop", "web-1", "/kubepods/burstable/podp1/s1",
                    {{"app", "web"}}),
-      PodContainer("c1", "shop", "web-1", "/kubepods/burstable/p1/c1",
+      PodContainer("c1", "shop", "web-1", "/kubepods/burstable/podp1/c1",
                    {{"app", "web"}}),
-      PodContainer("c2", "shop", "web-2", "/kubepods/p2/c2", {{"app", "web"}}),
-      PodContainer("c3", "shop", "db-1", "/kubepods/p3/c3", {{"app", "db"}}),
-      PodContainer("c4", "other", "web-9", "/kubepods/p4/c4", {{"app", "web"}}),
+      PodContainer("c2", "shop", "web-2", "/kubepods/podp2/c2",
+                   {{"app", "web"}}),
+      PodContainer("c3", "shop", "db-1", "/kubepods/podp3/c3", {{"app", "db"}}),
+      PodContainer("c4", "other", "web-9", "/kubepods/podp4/c4",
+                   {{"app", "web"}}),
   };
   auto cgroups = [&](TargetSource s, const std::string& v) {
     return workloads::SelectWorkloadCgroups(s, v, running);
   };
   using V = std::vector<std::string>;
   EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/app=web"),
-            (V{"/kubepods/burstable/p1", "/kubepods/p2"}));
+            (V{"/kubepods/burstable/podp1", "/kubepods/podp2"}));
   EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/app=db"),
-            V{"/kubepods/p3"});
-  EXPECT_EQ(cgroups(TargetSource::kPodSelector, "shop/"),
-            (V{"/kubepods/burstable/p1", "/kubepods/p2", "/kubepods/p3"}));
+            V{"/kubepods/podp3"});
+  EXPECT_EQ(
+      cgroups(TargetSource::kPodSelector, "shop/"),
+      (V{"/kubepods/burstable/podp1", "/kubepods/podp2", "/kubepods/podp3"}));
   EXPECT_EQ(cgroups(TargetSource::kPodSelector, "other/app=web"),
-            V{"/kubepods/p4"});
+            V{"/kubepods/podp4"});
   EXPECT_EQ(cgroups(TargetSource::kPodSelector, "app=web"), V{});  // no ns
   EXPECT_EQ(cgroups(TargetSource::kPod, "shop/web-1"),
-            V{"/kubepods/burstable/p1"});
+            V{"/kubepods/burstable/podp1"});
   EXPECT_EQ(cgroups(TargetSource::kPod, "shop/web-9"), V{});
   // A pod's container selects by the pod's cgroup; a lone container by its
   // own.
-  EXPECT_EQ(workloads::WorkloadCgroup(running[1]), "/kubepods/burstable/p1");
+  EXPECT_EQ(workloads::WorkloadCgroup(running[1]), "/kubepods/burstable/podp1");
   Container lone = running[1];
   lone.pod_namespace.clear();
   lone.pod_name.clear();
-  EXPECT_EQ(workloads::WorkloadCgroup(lone), "/kubepods/burstable/p1/c1");
+  EXPECT_EQ(workloads::WorkloadCgroup(lone), "/kubepods/burstable/podp1/c1");
+}
+
+// A Docker container carrying a pod's labels right under Docker's parent:
+// a pod target must never take that parent (every container's) as the pod.
+TEST(PodSelectionTest, AContainerWithPodLabelsInDockersParentIsNoPod) {
+  Container fake;
+  fake.id = "f00d";
+  fake.name = "fake";
+  fake.running = true;
+  fake.pid = 1;
+  fake.cgroup = "/audit-wl/f00d";
+  fake.labels = {{"io.kubernetes.pod.namespace", "shop"},
+                 {"io.kubernetes.pod.name", "p1"}};
+  Container other = fake;
+  other.id = "beef";
+  other.name = "other";
+  other.cgroup = "/audit-wl/beef";
+  other.labels.clear();
+  std::vector<Container> running = {fake, other};
+  workloads::JoinCriPods(running);
+  using V = std::vector<std::string>;
+  EXPECT_EQ(
+      workloads::SelectWorkloadCgroups(TargetSource::kPod, "shop/p1", running),
+      V{});
+  EXPECT_EQ(workloads::SelectWorkloadCgroups(TargetSource::kPodSelector,
+                                             "shop/", running),
+            V{});
+  // Made a pod by hand: still its own cgroup, never Docker's parent.
+  running[0].pod_namespace = "shop";
+  running[0].pod_name = "p1";
+  EXPECT_EQ(workloads::WorkloadCgroup(running[0]), "/audit-wl/f00d");
+}
+
+TEST(PodSelectionTest, NoTargetIsAttachedAtOrAboveAWorkloadParent) {
+  const std::set<std::string> parents = {"/audit-wl", "/kubepods/burstable"};
+  for (const char* holds :
+       {"/", "", "/audit-wl", "/kubepods", "/kubepods/burstable"}) {
+    EXPECT_TRUE(workloads::HoldsWorkloadParent(holds, parents)) << holds;
+  }
+  for (const char* free : {"/audit-wl/f00d", "/audit-wlx", "/kubepods/podp1",
+                           "/kubepods/burstable/podp2"}) {
+    EXPECT_FALSE(workloads::HoldsWorkloadParent(free, parents)) << free;
+  }
+  // A container whose own cgroup is Docker's parent's parent (a runtime
+  // misreporting it): left out, and said so.
+  Container web = PodContainer("w", "", "", "/audit-wl");
+  Container db = PodContainer("d", "", "", "/audit-wl/d");
+  std::vector<std::string> refused;
+  EXPECT_EQ(workloads::SelectWorkloadCgroups(TargetSource::kContainer, "w",
+                                             {web, db}, {}, &refused),
+            std::vector<std::string>{});
+  EXPECT_EQ(refused, std::vector<std::string>{"/audit-wl"});
+  EXPECT_EQ(workloads::SelectWorkloadCgroups(TargetSource::kContainer, "d",
+                                             {web, db}, {"/audit-wl/x"}),
+            std::vector<std::string>{"/audit-wl/d"});
+}
+
+// A selected workload whose cgroup is not right below a watched parent has
+// no watch instance deciding its first instructions: status names it.
+TEST(PodSelectionTest, SelectedWorkloadsOutsideTheWatchedParents) {
+  Container inside = PodContainer("in", "", "", "/audit-wl/in");
+  Container outside = PodContainer("out", "", "", "/elsewhere/out");
+  Container pod = PodContainer("p", "shop", "p1", "/kubepods/podu1/p");
+  inside.labels = outside.labels = {{"app", "web"}};
+  const std::vector<Container> running = {inside, outside, pod};
+  const std::set<std::string> parents = {"/audit-wl", "/kubepods"};
+  std::vector<std::string> names;
+  for (const Container& c : workloads::SelectedOutsideParents(
+           TargetSource::kSelector, "app=web", running, parents)) {
+    names.push_back(c.name);
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"out"});
+  // A pod is decided in its pod cgroup's parent.
+  EXPECT_TRUE(workloads::SelectedOutsideParents(TargetSource::kPod, "shop/p1",
+                                                running, parents)
+                  .empty());
+  EXPECT_EQ(workloads::SelectedOutsideParents(TargetSource::kPod, "shop/p1",
+                                              running, {"/audit-wl"})
+                .size(),
+            1u);
 }
 
 TEST(PodRecordTest, JsonTextAndFilter) {

@@ -160,6 +160,13 @@ TEST(DockerJsonTest, ListAndEvents) {
     ASSERT_TRUE(e.ok());
     EXPECT_EQ(e->kind, Kind::kStop) << action;
   }
+  // A rename changes what a --container target selects: inspected again.
+  auto rename = workloads::ParseDockerEvent(
+      R"({"Type":"container","Action":"rename","Actor":{"ID":"abcd",)"
+      R"("Attributes":{"name":"web","oldName":"/tmp"}}})");
+  ASSERT_TRUE(rename.ok());
+  EXPECT_EQ(rename->kind, Kind::kRename);
+  EXPECT_EQ(rename->id, "abcd");
   auto exec = workloads::ParseDockerEvent(
       R"({"Type":"container","Action":"exec_start: sh","Actor":{"ID":"ab12"}})");
   ASSERT_TRUE(exec.ok());

@@ -23,8 +23,6 @@ std::vector<workloads::Container> ToContainers(
     w.running = c.running;
     out.push_back(std::move(w));
   }
-  // Pod identity, the pod spec's container names and the pods' labels.
-  workloads::JoinCriPods(out);
   return out;
 }
 
@@ -108,13 +106,17 @@ void ContainerdWatcher::Poll() {
   std::vector<workloads::Container> now;
   std::string problem;
   if (listed.ok()) {
-    for (workloads::Container& c : ToContainers(*listed)) {
-      if (!c.running || c.pid <= 0) continue;
-      if (options_.pid_cgroup) {
-        absl::StatusOr<std::string> cg = options_.pid_cgroup(c.pid);
-        if (cg.ok()) c.cgroup = *cg;
-      }
-      now.push_back(std::move(c));
+    std::vector<workloads::Container> all = ToContainers(*listed);
+    for (workloads::Container& c : all) {
+      if (!c.running || c.pid <= 0 || !options_.pid_cgroup) continue;
+      absl::StatusOr<std::string> cg = options_.pid_cgroup(c.pid);
+      if (cg.ok()) c.cgroup = *cg;
+    }
+    // Pod identity, the pod spec's container names and the pods' labels,
+    // once the cgroups are known: a pod's container is in a pod cgroup.
+    workloads::JoinCriPods(all);
+    for (workloads::Container& c : all) {
+      if (c.running && c.pid > 0) now.push_back(std::move(c));
     }
     std::sort(now.begin(), now.end(),
               [](const auto& a, const auto& b) { return a.id < b.id; });

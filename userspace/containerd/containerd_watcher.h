@@ -24,7 +24,8 @@
 
 namespace egress::containerd {
 
-// containerd's view as workloads::Containers (pure; cgroups left empty).
+// containerd's view as workloads::Containers (pure; cgroups left empty, and
+// pods not joined: JoinCriPods needs the cgroups).
 std::vector<workloads::Container> ToContainers(
     const std::vector<ContainerdContainer>& listed);
 

@@ -211,10 +211,9 @@ std::vector<std::string> ControlService::Warnings(
   const bool workload = policy::IsWorkloadSource(t.source);
   const bool pods = t.source == policy::TargetSource::kPod ||
                     t.source == policy::TargetSource::kPodSelector;
-  if (workload && options_.workload_problem) {
-    if (std::string problem = options_.workload_problem(t.source);
-        !problem.empty()) {
-      warnings.push_back(std::move(problem));
+  if (workload && options_.workload_warnings) {
+    for (std::string& w : options_.workload_warnings(t)) {
+      warnings.push_back(std::move(w));
     }
   }
   if (!t.cgroup_exists) {

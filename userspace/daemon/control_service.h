@@ -45,9 +45,11 @@ struct ServiceOptions {
   // Existing connections (`connections`, and the look after each change
   // that may tighten a target); null: not looked at.
   ConnectionScan* connections = nullptr;
-  // Why container targets cannot follow their containers now ("" = they
-  // can); null: no container runtime.
-  std::function<std::string(policy::TargetSource)> workload_problem;
+  // What a workload target's status warns of: why it cannot follow its
+  // containers now, containers it does not take as the runtime reports
+  // them (none = all is well); null: no container runtime.
+  std::function<std::vector<std::string>(const control::TargetInfo&)>
+      workload_warnings;
   // Why the field self-check could not probe a target (by id; "" = it
   // could); null: no self-check.
   std::function<std::string(uint32_t)> self_check_problem;

@@ -185,8 +185,8 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.events_sink_errors = [&p] { return p.records->sink_errors(); };
   o.now = [] { return absl::ToUnixSeconds(absl::Now()); };
   o.connections = p.connections.get();
-  o.workload_problem = [&p](policy::TargetSource source) {
-    return p.workloads->Problem(source);
+  o.workload_warnings = [&p](const control::TargetInfo& t) {
+    return p.workloads->Warnings(t.name, t.source, t.source_value);
   };
   o.self_check_problem = [&p](uint32_t id) -> std::string {
     return p.self_check ? p.self_check->ProbeProblem(id) : "";

@@ -95,6 +95,7 @@ void WorkloadClasses::Update() {
   // (named and classified), never in neither.
   const std::vector<workloads::Container> created = workloads_.Created();
   const std::vector<workloads::Container> running = workloads_.Running();
+  LogNotPods(running);
   // The parents: Docker's (one, --container_parent or the containers'), and
   // each pod cgroup's.
   std::string docker_parent = options_.parent;
@@ -128,6 +129,21 @@ void WorkloadClasses::Update() {
           "--container_parent"));
     } else {
       parents.insert(docker_parent);
+    }
+  }
+  // A container deeper below Docker's parent (`docker run --cgroup-parent
+  // <parent>/team1`): its own parent is watched too, as an inner parent.
+  // The watch instance at Docker's parent decides by its child on the way
+  // (team1), which no container is: classified as an inner parent's
+  // subtree below, it passes there, and the container is decided by its
+  // target (or none) in its own parent's instance.
+  if (parents.count(docker_parent)) {
+    for (const auto& [cgroup, u] : units) {
+      if (IsPod(*u.any) || u.parent == docker_parent ||
+          !absl::StartsWith(u.parent, absl::StrCat(docker_parent, "/"))) {
+        continue;
+      }
+      parents.insert(u.parent);
     }
   }
   // A parent inside another: the outer one's child on the way to it is an
@@ -207,6 +223,20 @@ void WorkloadClasses::Update() {
           " until classified"));
     }
   }
+  // Selected workloads no watched parent holds: cgroup -> "TARGET: WHO".
+  std::map<std::string, std::string> outside;
+  for (const auto& [cgroup, u] : units) {
+    if (u.any == nullptr || registered_.count(u.parent)) continue;
+    if (const int i = target_index(*u.any); i >= 0) {
+      outside[cgroup] = absl::StrCat("container ", u.any->name, " (",
+                                     workloads::ShortId(u.any->id),
+                                     ") of target ", targets[i].name);
+    }
+  }
+  LogOutside(outside);
+  std::set<std::string> guarded = registered_;
+  if (!options_.parent.empty()) guarded.insert(options_.parent);
+  workloads_.SetWorkloadParents(std::move(guarded));
   for (auto it = classes_.begin(); it != classes_.end();) {
     if (seen.count(it->first)) {
       ++it;
@@ -215,6 +245,35 @@ void WorkloadClasses::Update() {
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
   }
+}
+
+void WorkloadClasses::LogOutside(
+    const std::map<std::string, std::string>& selected) {
+  std::set<std::string> now;
+  for (const auto& [cgroup, who] : selected) {
+    now.insert(cgroup);
+    if (outside_.count(cgroup) || !options_.log) continue;
+    options_.log(absl::StrCat(
+        who, " runs in ", cgroup,
+        ", outside every watched workload parent: its first instructions are "
+        "not enforced, only what it does once egressd has seen it start"));
+  }
+  outside_ = std::move(now);
+}
+
+void WorkloadClasses::LogNotPods(
+    const std::vector<workloads::Container>& running) {
+  std::set<std::string> now;
+  for (const workloads::Container& c : running) {
+    if (c.not_pod.empty()) continue;
+    now.insert(c.id);
+    if (not_pods_.count(c.id) || !options_.log) continue;
+    options_.log(absl::StrCat(
+        "container ", c.name, " (", workloads::ShortId(c.id),
+        ") carries the pod labels of ", c.not_pod, " but its cgroup ", c.cgroup,
+        " is not in a pod cgroup: it is no pod, and no pod target selects it"));
+  }
+  not_pods_ = std::move(now);
 }
 
 void WorkloadClasses::NameCreated(

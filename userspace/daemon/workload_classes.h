@@ -14,10 +14,14 @@
 // slices, which hold pods only), and kubepods above a QoS class's cgroup; a
 // parent nested in another (burstable in kubepods) is classified as no
 // target's in the outer one, while a QoS class with no pod seen yet stays
-// unclassified there (its first pod gets the default until classified). Parents
-// stay registered while any target selects workloads: a workload started later
-// is enforced from its first instruction. Nothing is registered until a
-// target selects containers or pods.
+// unclassified there (its first pod gets the default until classified). A
+// container deeper below Docker's parent (`docker run --cgroup-parent
+// <parent>/team1`) makes its own parent an inner parent the same way: it is
+// not named ahead (below), so its first instructions get the default until
+// egressd has seen it start. Parents stay registered while any target
+// selects workloads: a workload started later is enforced from its first
+// instruction. Nothing is registered until a target selects containers or
+// pods.
 //
 // A Docker container is classified by name too, from its `create` on: its
 // cgroup will be the Docker parent's child named by its id (cgroupfs), so
@@ -70,6 +74,14 @@ class WorkloadClasses {
       const std::function<std::string(const workloads::Container&)>& target_of,
       const std::function<void(const std::string&)>& problem);
 
+  // Logs, once each, the running containers that carry CRI's pod labels
+  // but are no pod (workloads::Container::not_pod) (mu_ held).
+  void LogNotPods(const std::vector<workloads::Container>& running);
+
+  // Logs, once each, the running workloads a target selects whose parent is
+  // not watched (not in registered_): enforced only once seen (mu_ held).
+  void LogOutside(const std::map<std::string, std::string>& selected);
+
   Engine& engine_;
   WorkloadTargets& workloads_;
   const WorkloadClassesOptions options_;
@@ -79,7 +91,9 @@ class WorkloadClasses {
   std::map<uint64_t, std::string> classes_;
   // {parent, child name} -> target ("" none) of the names written ahead.
   std::map<std::pair<std::string, std::string>, std::string> named_;
-  std::string last_problem_;  // logged once
+  std::string last_problem_;        // logged once
+  std::set<std::string> not_pods_;  // ids of the not_pod containers logged
+  std::set<std::string> outside_;   // cgroups LogOutside logged
 };
 
 }  // namespace egress

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
@@ -42,6 +44,10 @@ absl::Status WorkloadTargets::Start(
     EGRESS_ASSIGN_OR_RETURN(std::string path, CgroupOfPid(pid));
     return NormalizeCgroupPath(path, root);
   };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_ = log;
+  }
   auto on_change = [this, changed] {
     Remember();
     if (changed) changed();
@@ -103,8 +109,83 @@ std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
 std::vector<std::string> WorkloadTargets::CgroupsOf(
     const TargetState& t) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return workloads::SelectWorkloadCgroups(t.source, t.source_value,
-                                          RunningLocked());
+  std::vector<std::string> refused;
+  std::vector<std::string> out = workloads::SelectWorkloadCgroups(
+      t.source, t.source_value, RunningLocked(), parents_, &refused);
+  std::vector<std::string>& before = refused_[t.name];
+  for (const std::string& cgroup : refused) {
+    if (log_ &&
+        std::find(before.begin(), before.end(), cgroup) == before.end()) {
+      log_(absl::StrCat("target ", t.name, ": not attached to ", cgroup,
+                        ": it holds a workload parent, so the target's "
+                        "policy would decide for every workload below it"));
+    }
+  }
+  if (refused.empty()) {
+    refused_.erase(t.name);
+  } else {
+    before = std::move(refused);
+  }
+  return out;
+}
+
+void WorkloadTargets::SetWorkloadParents(std::set<std::string> parents) {
+  std::lock_guard<std::mutex> lock(mu_);
+  parents_ = std::move(parents);
+}
+
+std::vector<std::string> WorkloadTargets::Warnings(
+    const std::string& name, policy::TargetSource source,
+    const std::string& value) const {
+  std::vector<std::string> out;
+  if (std::string problem = Problem(source); !problem.empty()) {
+    out.push_back(std::move(problem));
+  }
+  const bool pods = source == policy::TargetSource::kPod ||
+                    source == policy::TargetSource::kPodSelector;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pods) {
+    const workloads::ContainerMatcher selects =
+        workloads::MatcherOf(source, value);
+    std::vector<workloads::Container> all = RunningLocked();
+    if (docker_) {
+      std::vector<workloads::Container> created = docker_->Created();
+      all.insert(all.end(), created.begin(), created.end());
+    }
+    for (const workloads::Container& c : all) {
+      if (c.not_pod.empty()) continue;
+      // Selected if it were the pod its labels name.
+      workloads::Container as_pod = c;
+      const size_t slash = c.not_pod.find('/');
+      as_pod.pod_namespace = c.not_pod.substr(0, slash);
+      as_pod.pod_name = c.not_pod.substr(slash + 1);
+      if (!selects(as_pod)) continue;
+      out.push_back(absl::StrCat(
+          "container ", c.name, " (", workloads::ShortId(c.id),
+          ") carries the pod labels of ", c.not_pod,
+          " but is no pod: its cgroup ", c.cgroup,
+          " is not in a pod cgroup (pod<uid>, or kubepods-...-pod<uid>.slice)"
+          "; the target does not select it"));
+    }
+  }
+  for (const workloads::Container& c : workloads::SelectedOutsideParents(
+           source, value, RunningLocked(), parents_)) {
+    out.push_back(absl::StrCat(
+        "container ", c.name, " (", workloads::ShortId(c.id), ") runs in ",
+        workloads::WorkloadCgroup(c),
+        ", outside every watched workload parent: its first instructions "
+        "are not enforced, only what it does once egressd has seen it start "
+        "(start it below egressd's --container_parent)"));
+  }
+  if (auto it = refused_.find(name); it != refused_.end()) {
+    for (const std::string& cgroup : it->second) {
+      out.push_back(absl::StrCat(
+          "not attached to ", cgroup,
+          ": it holds a workload parent, so the target's policy would decide "
+          "for every workload below it"));
+    }
+  }
+  return out;
 }
 
 std::vector<workloads::Container> WorkloadTargets::Running() const {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,19 @@ class WorkloadTargets {
   // followed (pods: containerd; containers: Docker, Podman or containerd);
   // otherwise what a status warning says.
   std::string Problem(policy::TargetSource source) const;
+  // The status warnings of target `name` (selecting by `source`, `value`):
+  // Problem(source), each container that carries the pod labels of a pod
+  // the target selects but is no pod (its cgroup is no pod cgroup), and
+  // each cgroup not attached to because it holds a workload parent, and
+  // each selected container outside the watched workload parents
+  // (workloads::SelectedOutsideParents).
+  std::vector<std::string> Warnings(const std::string& name,
+                                    policy::TargetSource source,
+                                    const std::string& value) const;
+  // The workload parents WorkloadClasses watches (and --container_parent):
+  // no target is ever attached to one or to a cgroup above one
+  // (workloads::HoldsWorkloadParent).
+  void SetWorkloadParents(std::set<std::string> parents);
 
  private:
   void Remember();  // the cgroup ids of the running containers
@@ -82,6 +96,10 @@ class WorkloadTargets {
   std::map<uint64_t, EventContext::Container> by_cgroup_id_;  // all labels
   std::map<std::string, std::vector<std::string>> selector_keys_;
   std::deque<uint64_t> remembered_;  // oldest first, bounded
+  std::set<std::string> parents_;    // SetWorkloadParents
+  std::function<void(const std::string&)> log_;
+  // By target: the cgroups CgroupsOf left out (HoldsWorkloadParent).
+  mutable std::map<std::string, std::vector<std::string>> refused_;
 };
 
 }  // namespace egress

@@ -20,6 +20,9 @@ struct Container {
   // The pod it belongs to, from the labels CRI writes (containerd's k8s.io
   // namespace); empty for a container no kubelet made.
   std::string pod_namespace, pod_name;
+  // "NAMESPACE/NAME" of the pod CRI's labels name when the container is
+  // nevertheless no pod's: its cgroup is not in a pod cgroup (JoinCriPods).
+  std::string not_pod;
 
   bool operator==(const Container&) const = default;
 };

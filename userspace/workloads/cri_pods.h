@@ -29,10 +29,21 @@ CriPod CriPodOf(const policy::Labels& labels);
 // True for a pod's sandbox (its pause container), under either runtime.
 bool IsCriSandbox(const policy::Labels& labels);
 
+// Whether `cgroup` is named as the kubelet names a pod's cgroup: pod<uid>
+// (the cgroupfs driver) or kubepods[-<qos>]-pod<uid>.slice (the systemd
+// driver). CRI's labels are only labels: anyone can put them on a container
+// (`docker run --label`, an image made by `docker commit` of a pod's
+// container); a pod is a container in a pod cgroup too.
+bool IsPodCgroup(const std::string& cgroup);
+
 // Gives every container of `all` that CRI made its pod identity
 // (pod_namespace, pod_name), its name in the pod spec (the sandbox keeps
 // its own), and its pod's labels from the pod's sandbox in `all`; a label
-// of the container's own stays as it is. Other containers are untouched.
+// of the container's own stays as it is. A container with CRI's labels
+// whose cgroup is known and is not in a pod cgroup (IsPodCgroup of its
+// parent) is no pod: it keeps its own identity and gets `not_pod` ("NS/NAME"
+// its labels claim), and its labels are no sandbox's. Other containers are
+// untouched.
 void JoinCriPods(std::vector<Container>& all);
 
 }  // namespace egress::workloads

@@ -114,6 +114,8 @@ absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line) {
   } else if (action == "die" || action == "destroy" || action == "stop" ||
              action == "remove") {  // Podman's word for destroy
     e.kind = ContainerEvent::Kind::kStop;
+  } else if (action == "rename") {
+    e.kind = ContainerEvent::Kind::kRename;
   }
   return e;
 }

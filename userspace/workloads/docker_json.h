@@ -22,13 +22,14 @@ absl::StatusOr<Container> ParseContainerInspect(absl::string_view body);
 
 // What a line of GET /events says about a container.
 struct ContainerEvent {
-  enum class Kind { kCreate, kStart, kStop, kOther };
+  enum class Kind { kCreate, kStart, kStop, kRename, kOther };
   Kind kind = Kind::kOther;
   std::string id;
 };
 // "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop
-// when the container ends (die, destroy, stop; Podman's remove); anything
-// else (exec_*, attach, health_status, events of other types) -> kOther.
+// when the container ends (die, destroy, stop; Podman's remove); "rename"
+// -> kRename (a target naming a container follows the name); anything else
+// (exec_*, attach, health_status, events of other types) -> kOther.
 absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line);
 
 }  // namespace egress::workloads

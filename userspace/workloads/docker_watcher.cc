@@ -19,10 +19,14 @@ namespace {
 constexpr int kRetryMs = 1000;
 // How long the list waits for the head of /events (see Follow).
 constexpr int kHeadWaitMs = 500;
-// Only container events, and only those that change what exists or runs.
+// Only container events, and only those that change what exists or runs,
+// or a name a target may select by (rename):
+// {"type":["container"],"event":["create","start","die","destroy","stop",
+// "rename"]}.
 constexpr const char* kEventsTarget =
     "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B"
-    "%22create%22%2C%22start%22%2C%22die%22%2C%22destroy%22%2C%22stop%22%5D%7D";
+    "%22create%22%2C%22start%22%2C%22die%22%2C%22destroy%22%2C%22stop%22%2C"
+    "%22rename%22%5D%7D";
 // Every container, running or not.
 constexpr const char* kListTarget = "/containers/json?all=1";
 

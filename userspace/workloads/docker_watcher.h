@@ -1,13 +1,13 @@
 // Follows the containers of a Docker Engine over its API socket: lists and
 // inspects them at start, then follows /events (create, start, die,
-// destroy), so a target naming a container by name or labels finds it again
-// after `docker restart` and after `docker rm -f web && docker run --name
-// web`. Containers that exist but do not run (created, or exited) are kept
-// apart: with the cgroupfs driver their cgroup's name is known before they
-// start (their id), so they can be classified by name from their first
-// instruction on. Podman's Docker-compatible API (`podman system service`)
-// is followed the same way. Reconnects every second while the socket is
-// missing or the runtime is down.
+// destroy, rename), so a target naming a container by name or labels finds
+// it again after `docker restart`, after `docker rm -f web && docker run
+// --name web` and after `docker rename`. Containers that exist but do not run
+// (created, or exited) are kept apart: with the cgroupfs driver their cgroup's
+// name is known before they start (their id), so they can be classified by name
+// from their first instruction on. Podman's Docker-compatible API (`podman
+// system service`) is followed the same way. Reconnects every second while the
+// socket is missing or the runtime is down.
 #ifndef EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 #define EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 

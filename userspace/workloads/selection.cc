@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/policy/pod_ref.h"
+#include "userspace/workloads/cri_pods.h"
 
 namespace egress::workloads {
 
@@ -112,15 +113,58 @@ bool SelectsContainer(policy::TargetSource source, const std::string& value,
 std::string WorkloadCgroup(const Container& c) {
   if (c.pod_namespace.empty() || c.cgroup.empty()) return c.cgroup;
   const std::string pod = ParentOf(c.cgroup);
-  return pod == "/" ? c.cgroup : pod;
+  // JoinCriPods makes no pod of a container outside a pod cgroup; one made
+  // by hand is its own workload too, never its parent's (Docker's parent
+  // holds every container).
+  return pod == "/" || !IsPodCgroup(pod) ? c.cgroup : pod;
+}
+
+std::set<std::string> WorkloadParentsOf(const std::vector<Container>& running) {
+  std::set<std::string> out;
+  for (const Container& c : running) {
+    if (c.cgroup.empty()) continue;
+    const std::string parent = ParentOf(WorkloadCgroup(c));
+    if (parent != "/") out.insert(parent);
+  }
+  return out;
+}
+
+bool HoldsWorkloadParent(const std::string& cgroup,
+                         const std::set<std::string>& parents) {
+  if (cgroup.empty() || cgroup == "/") return true;
+  for (const std::string& p : parents) {
+    if (p == cgroup || absl::StartsWith(p, absl::StrCat(cgroup, "/"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<Container> SelectedOutsideParents(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running,
+    const std::set<std::string>& parents) {
+  std::vector<Container> out;
+  for (const Container& c : SelectContainers(source, value, running)) {
+    if (!parents.count(ParentOf(WorkloadCgroup(c)))) out.push_back(c);
+  }
+  return out;
 }
 
 std::vector<std::string> SelectWorkloadCgroups(
     policy::TargetSource source, const std::string& value,
-    const std::vector<Container>& running) {
+    const std::vector<Container>& running, const std::set<std::string>& parents,
+    std::vector<std::string>* refused) {
+  std::set<std::string> all = WorkloadParentsOf(running);
+  all.insert(parents.begin(), parents.end());
   std::vector<std::string> out;
   for (const Container& c : SelectContainers(source, value, running)) {
-    out.push_back(WorkloadCgroup(c));
+    const std::string cgroup = WorkloadCgroup(c);
+    if (!HoldsWorkloadParent(cgroup, all)) {
+      out.push_back(cgroup);
+    } else if (refused != nullptr) {
+      refused->push_back(cgroup);
+    }
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

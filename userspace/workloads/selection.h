@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,14 +45,40 @@ bool SelectsContainer(policy::TargetSource source, const std::string& value,
 // The cgroup a workload's policy is attached to and classified by: a pod
 // container's pod (the parent of its own cgroup: kubepods/.../pod<uid>,
 // or kubepods-...-pod<uid>.slice), so every container of a pod, its sandbox
-// included, shares one decision; any other container's own cgroup.
+// included, shares one decision; any other container's own cgroup, and so
+// is a pod container's whose parent is no pod cgroup (IsPodCgroup).
 std::string WorkloadCgroup(const Container& c);
 
+// The workload parents `running` shows: the parent of each cgroup a
+// workload is decided by (WorkloadCgroup: Docker's container parent, a pod's
+// QoS class), the root left out.
+std::set<std::string> WorkloadParentsOf(const std::vector<Container>& running);
+
+// Whether `cgroup` is the root, one of `parents` or an ancestor of one: a
+// target's programs there would decide for every workload below it, not
+// only for those it selects.
+bool HoldsWorkloadParent(const std::string& cgroup,
+                         const std::set<std::string>& parents);
+
+// The containers SelectContainers selects whose WorkloadCgroup is not right
+// below one of `parents` (the watched workload parents): no watch instance
+// decides for them, so the target's policy holds only from the moment
+// egressd has seen them start and attached it, not from their first
+// instruction.
+std::vector<Container> SelectedOutsideParents(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& running,
+    const std::set<std::string>& parents);
+
 // WorkloadCgroup of each container SelectContainers selects, sorted, each
-// once.
+// once; a cgroup that holds a workload parent (HoldsWorkloadParent, with
+// `parents` and WorkloadParentsOf(running)) is left out, into `refused`
+// when given.
 std::vector<std::string> SelectWorkloadCgroups(
     policy::TargetSource source, const std::string& value,
-    const std::vector<Container>& running);
+    const std::vector<Container>& running,
+    const std::set<std::string>& parents = {},
+    std::vector<std::string>* refused = nullptr);
 
 // The container whose cgroup is `cgroup` or an ancestor of it.
 std::optional<Container> ContainerOfCgroup(
