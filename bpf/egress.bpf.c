@@ -98,7 +98,7 @@ int egress_connect4(struct bpf_sock_addr *ctx)
 	dest__set4(&d, ip4);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT4, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT4, ctx, 0);
 }
 
 SEC("cgroup/connect6")
@@ -137,7 +137,42 @@ int egress_connect6(struct bpf_sock_addr *ctx)
 	dest__set6(&d, a0, a1, a2, a3);
 	d.port = (__be16)ctx->user_port;
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT6, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_CONNECT6, ctx, 0);
+}
+
+/* A datagram whose source, picked per send (IP_PKTINFO's ipi_spec_dst), is
+ * not the address its socket is bound to: it would come "from" another
+ * address of the host, a local service's, to a socket of the target that
+ * would then answer that service as a known peer (lib/peers.h) though no
+ * rule allows it. udp_sendmsg starts the source (msg_src_ip4) as the bound
+ * one, so without a cmsg the two agree; a zero source lets the route pick
+ * one. A socket bound to the wildcard picks its source per datagram as
+ * before (a DNS server answers from the address a query came to), and one
+ * bound to a multicast group or 255.255.255.255 has no source of its own. */
+static __always_inline int src__borrowed4(struct bpf_sock_addr *ctx)
+{
+	__u32 bound = ctx->sk->src_ip4, src = ctx->msg_src_ip4;
+
+	if (!bound || src == bound)
+		return 0;
+	if (!src && ((bpf_ntohl(bound) >> 28) == 0xe || bound == 0xffffffff))
+		return 0;
+	return 1;
+}
+
+/* As src__borrowed4, for IPV6_PKTINFO's ipi6_addr (msg_src_ip6 starts as
+ * the bound address; `::` only when the socket has none of its own). */
+static __always_inline int src__borrowed6(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	__u32 b0 = sk->src_ip6[0], b1 = sk->src_ip6[1];
+	__u32 b2 = sk->src_ip6[2], b3 = sk->src_ip6[3];
+	__u32 s0 = ctx->msg_src_ip6[0], s1 = ctx->msg_src_ip6[1];
+	__u32 s2 = ctx->msg_src_ip6[2], s3 = ctx->msg_src_ip6[3];
+
+	if (!(b0 | b1 | b2 | b3) || !(s0 | s1 | s2 | s3))
+		return 0;
+	return ((b0 ^ s0) | (b1 ^ s1) | (b2 ^ s2) | (b3 ^ s3)) != 0;
 }
 
 /* sendmsg4 also sees AF_UNSPEC destinations (treated as IPv4 by UDP), AF_INET
@@ -177,7 +212,8 @@ int egress_sendmsg4(struct bpf_sock_addr *ctx)
 		d.port = (__be16)ctx->user_port;
 	}
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG4, ctx,
+				src__borrowed4(ctx));
 }
 
 /* IPv4-mapped destinations never get here (udpv6_sendmsg hands them, and
@@ -211,7 +247,8 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 		d.port = (__be16)ctx->user_port;
 	}
 	d.proto = dest__proto(ctx->protocol);
-	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx);
+	return verdict__connect(id, cfg, &d, EGRESS_HOOK_SENDMSG6, ctx,
+				src__borrowed6(ctx));
 }
 
 /* recvmsg hooks see the sender of each datagram a target's UDP socket reads:

@@ -96,20 +96,30 @@ verdict__apply(__u32 id, const struct egress_target_config *cfg,
 
 /* The whole decision for a connect or sendmsg destination of target `id`
  * (found by target__find, which the hook calls first: the root instance of
- * user targets must let other uids go before it looks at the address). */
+ * user targets must let other uids go before it looks at the address).
+ * `borrowed_source`: a datagram sent from an address the socket is not
+ * bound to (the sendmsg hooks' src__borrowed4/6), refused whatever the
+ * rules say; decided here so that the hook inlines one verdict__apply. */
 static __always_inline int
 verdict__connect(__u32 id, const struct egress_target_config *cfg,
-		 struct egress_dest *d, __u8 hook, struct bpf_sock_addr *ctx)
+		 struct egress_dest *d, __u8 hook, struct bpf_sock_addr *ctx,
+		 int borrowed_source)
 {
-	struct egress_decision dec;
+	struct egress_decision dec = {
+	    .verdict = EGRESS_VERDICT_DENY,
+	    .reason = EGRESS_REASON_NONLOCAL_SOURCE,
+	};
 
-	rules__decide(cfg->ruleset, d, &dec);
-	names__decide(id, cfg, d, &dec, ctx);
-	/* An explicit deny still wins over a reply. */
-	if (dec.reason == EGRESS_REASON_NO_MATCH && peer__known(id, d, ctx)) {
-		dec.verdict = EGRESS_VERDICT_ALLOW;
-		dec.reason = EGRESS_REASON_UDP_REPLY;
-		dec.rule_id = 0;
+	if (!borrowed_source) {
+		rules__decide(cfg->ruleset, d, &dec);
+		names__decide(id, cfg, d, &dec, ctx);
+		/* An explicit deny still wins over a reply. */
+		if (dec.reason == EGRESS_REASON_NO_MATCH &&
+		    peer__known(id, d, ctx)) {
+			dec.verdict = EGRESS_VERDICT_ALLOW;
+			dec.reason = EGRESS_REASON_UDP_REPLY;
+			dec.rule_id = 0;
+		}
 	}
 	return verdict__apply(id, cfg, d, hook, &dec, 0, 1);
 }

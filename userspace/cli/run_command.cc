@@ -202,6 +202,18 @@ absl::Status DropTo(const RunIdentity& id) {
   absl::Status st = MoveToCgroup(abs, getpid());
   // After the move (which needs root), before anything of the command.
   if (st.ok() && identity) st = DropTo(*identity);
+  if (st.ok()) {
+    absl::StatusOr<bool> confined = ConfineToOwnProcesses();
+    if (!confined.ok()) {
+      st = confined.status();
+    } else if (!*confined) {
+      fprintf(stderr,
+              "egressctl run: warning: this kernel has no Landlock, so the "
+              "command may write to /proc/PID/mem of other processes of its "
+              "user (and take their sockets, which no hook of the run "
+              "sees)\n");
+    }
+  }
   if (st.ok() && filter != nullptr) {
     absl::StatusOr<UniqueFd> listener = filter->LoadInChild();
     st = listener.ok() ? SendFd(sock, listener->get()) : listener.status();

@@ -1,11 +1,16 @@
 #include "userspace/cli/run_seccomp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
 #include <linux/net.h>
+#include <linux/ptrace.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <initializer_list>
@@ -60,6 +65,27 @@ absl::Status AddUserNamespaceRules(scmp_filter_ctx ctx) {
   return rc == 0 ? absl::OkStatus() : RuleError(rc, "clone3");
 }
 
+// A socket belongs to the cgroup of the process that made it, so one taken
+// from a process outside the run passes none of the run's hooks. Attaching
+// to such a process (to make it call socket()), writing its memory, and
+// copying a descriptor out of it all fail with EPERM; the Landlock domain of
+// ConfineToOwnProcesses() refuses them too, and /proc/PID/mem besides.
+absl::Status AddOtherProcessRules(scmp_filter_ctx ctx) {
+  for (uint64_t request : {PTRACE_ATTACH, PTRACE_SEIZE}) {
+    const int rc =
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ptrace), 1,
+                         SCMP_A0(SCMP_CMP_EQ, request));
+    if (rc != 0) return RuleError(rc, "ptrace");
+  }
+  for (const char* call : {"pidfd_getfd", "process_vm_writev"}) {
+    const int nr = seccomp_syscall_resolve_name(call);
+    if (nr == __NR_SCMP_ERROR) continue;
+    const int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+    if (rc != 0) return RuleError(rc, call);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AddArchitectures(scmp_filter_ctx ctx) {
 #if defined(__x86_64__)
   for (uint32_t arch : {SCMP_ARCH_X86, SCMP_ARCH_X32}) {
@@ -78,6 +104,7 @@ absl::Status AddArchitectures(scmp_filter_ctx ctx) {
 
 absl::Status AddRules(scmp_filter_ctx ctx, const RunRestrictions& r) {
   EGRESS_RETURN_IF_ERROR(AddArchitectures(ctx));
+  EGRESS_RETURN_IF_ERROR(AddOtherProcessRules(ctx));
   if (!r.any_family) {
     EGRESS_RETURN_IF_ERROR(AddFamilyRules(ctx, r));
   }
@@ -116,6 +143,37 @@ absl::StatusOr<UniqueFd> RunFilter::LoadInChild() {
   const int fd = seccomp_notify_fd(ctx_.get());
   if (fd < 0) return ErrnoStatus(-fd, "seccomp_notify_fd");
   return UniqueFd(fd);
+}
+
+absl::StatusOr<bool> ConfineToOwnProcesses() {
+  // landlock_restrict_self() needs it without CAP_SYS_ADMIN.
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return ErrnoStatus(errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+  }
+  // A ruleset must handle some access; execute, allowed again below "/",
+  // takes nothing away. What the domain brings is Landlock's ptrace rule.
+  landlock_ruleset_attr attr{};
+  attr.handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE;
+  const int ruleset = static_cast<int>(
+      syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0));
+  if (ruleset < 0) {
+    if (errno == ENOSYS || errno == EOPNOTSUPP) return false;
+    return ErrnoStatus(errno, "landlock_create_ruleset");
+  }
+  UniqueFd ruleset_fd(ruleset);
+  UniqueFd root(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoStatus(errno, "open", "/");
+  landlock_path_beneath_attr everything{};
+  everything.allowed_access = LANDLOCK_ACCESS_FS_EXECUTE;
+  everything.parent_fd = root.get();
+  if (syscall(SYS_landlock_add_rule, ruleset_fd.get(),
+              LANDLOCK_RULE_PATH_BENEATH, &everything, 0) != 0) {
+    return ErrnoStatus(errno, "landlock_add_rule", "/");
+  }
+  if (syscall(SYS_landlock_restrict_self, ruleset_fd.get(), 0) != 0) {
+    return ErrnoStatus(errno, "landlock_restrict_self");
+  }
+  return true;
 }
 
 // One byte with room for one fd in its control data.

@@ -9,6 +9,9 @@
 //                            behind a pointer, so egressctl reads it)
 //   unshare(), clone()       flags with CLONE_NEWUSER
 //   io_uring_setup()         while a family list is in force
+// ptrace(PTRACE_ATTACH / PTRACE_SEIZE), pidfd_getfd() and
+// process_vm_writev() fail with EPERM at once (no notification): they reach
+// into processes outside the run, whose sockets no hook of the run sees.
 // clone3() fails with ENOSYS at once (its flags are behind a pointer that
 // seccomp cannot read; glibc then falls back to clone()).
 #ifndef EGRESS_USERSPACE_CLI_RUN_SECCOMP_H_
@@ -41,6 +44,15 @@ class RunFilter {
   explicit RunFilter(void* ctx) : ctx_(ctx) {}
   std::unique_ptr<void, Release> ctx_;
 };
+
+// In the forked child, before exec, whatever the restrictions: puts the
+// process in a Landlock domain that takes no file access away, so that the
+// kernel refuses it (and what it runs) every ptrace access check on a
+// process outside the domain: ptrace attach, /proc/PID/mem, pidfd_getfd(),
+// process_vm_writev(). Without that a command could take a socket from a
+// process of its uid outside the run's cgroup. Sets no_new_privs. False when
+// the kernel has no Landlock (the seccomp rules above remain).
+absl::StatusOr<bool> ConfineToOwnProcesses();
 
 // Sends `fd` over the connected unix socket `sock` (SCM_RIGHTS).
 absl::Status SendFd(int sock, int fd);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/nonlocal_bind.h"
+#include "userspace/daemon/ptrace_scope.h"
 #include "userspace/daemon/raw_capability.h"
 #include "userspace/daemon/resolver_check.h"
 #include "userspace/policy/policy_file.h"
@@ -240,6 +241,13 @@ std::vector<std::string> ControlService::Warnings(
     if (std::string w = NonlocalBindWarningOf(kIpv6NonlocalBindPath);
         !w.empty()) {
       warnings.push_back(std::move(w));
+    }
+    // A user target decides by uid: a socket of that uid made anywhere is
+    // the target's.
+    if (t.source != policy::TargetSource::kUser) {
+      if (std::string w = PtraceScopeWarningOf(kPtraceScopePath); !w.empty()) {
+        warnings.push_back(std::move(w));
+      }
     }
   }
   // A user target's processes can be anywhere: its cgroups entry is the
