@@ -66,13 +66,13 @@ TEST_F(RecordOwnerTest, NestedTargetsEachCloseTheirOwnFlow) {
   const uint16_t port = (*server)->port();
   ASSERT_OK_AND_ASSIGN(TestCgroup * inner, cg_->CreateChild("inner"));
   AddTarget("outer");
-  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target",
-         "outer"});
+  CtlOk(
+      {"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target", "outer"});
   AddTarget("inner", inner);
   // Rule 1 of inner is for another port: its flow is rule 2's.
   CtlOk({"allow", "9/tcp", "127.0.0.9", "--target", "inner"});
-  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target",
-         "inner"});
+  CtlOk(
+      {"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target", "inner"});
   ASSERT_EQ(InCgroup([port] { return TcpConnect("127.0.0.2", port); }, inner),
             0);
   AwaitClosed("inner", 1);
@@ -129,8 +129,7 @@ TEST_F(RecordOwnerTest, ATargetMadeAgainOnTheCgroupGetsNoneOfTheOldFlows) {
   const uint32_t old_id = TargetId("web");
   CtlOk({"target", "remove", "web"});
   AddTarget("web2");
-  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target",
-         "web2"});
+  CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target", "web2"});
   EXPECT_NE(TargetId("web2"), old_id);
   close(go[1]);  // the connection closes now, under web2's programs
   holder.join();
