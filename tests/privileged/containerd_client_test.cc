@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/containerd.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/containerd/containerd_watcher.h"
@@ -83,6 +84,12 @@ TEST(ContainerdClientTest, ListsPodsWithTheirLabelsImageAndPid) {
 // each of its containers, pod identity, and the container's own cgroup; a
 // container started later is seen within a poll.
 TEST(ContainerdWatcherTest, PodsWithTheirSandboxLabelsAndCgroups) {
+  // The pod's cgroup, named as the kubelet names one (pod<uid>): a container
+  // with CRI's labels elsewhere is no pod. Made first, so that it goes after
+  // containerd and its containers.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestCgroup> kubepods,
+                       TestCgroup::Create("ctrd-watch"));
+  const std::string pod_cgroup = kubepods->relative_path() + "/podweb7d9";
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Containerd> ctd, Containerd::Start());
   const std::string ns = containerd::kKubernetesNamespace;
   ASSERT_OK(ctd->ImportBusyboxImage(ns, "egress.test/busybox:1"));
@@ -93,12 +100,12 @@ TEST(ContainerdWatcherTest, PodsWithTheirSandboxLabelsAndCgroups) {
   sandbox["io.cri-containerd.kind"] = "sandbox";
   sandbox["app"] = "web";
   ASSERT_OK(ctd->Run(ns, "sandbox-1", "egress.test/busybox:1", sandbox,
-                     {"/bin/busybox", "sleep", "60"})
+                     {"/bin/busybox", "sleep", "60"}, pod_cgroup + "/sandbox-1")
                 .status());
   std::map<std::string, std::string> app = pod;
   app["io.kubernetes.container.name"] = "nginx";
   ASSERT_OK(ctd->Run(ns, "app-1", "egress.test/busybox:1", app,
-                     {"/bin/busybox", "sleep", "60"})
+                     {"/bin/busybox", "sleep", "60"}, pod_cgroup + "/app-1")
                 .status());
   std::atomic<int> changes{0};
   containerd::ContainerdWatcherOptions o;
@@ -120,7 +127,7 @@ TEST(ContainerdWatcherTest, PodsWithTheirSandboxLabelsAndCgroups) {
   EXPECT_THAT(nginx.cgroup, HasSubstr("app-1"));
   // A new container is seen at the next poll.
   ASSERT_OK(ctd->Run(ns, "app-2", "egress.test/busybox:1", app,
-                     {"/bin/busybox", "sleep", "60"})
+                     {"/bin/busybox", "sleep", "60"}, pod_cgroup + "/app-2")
                 .status());
   for (int i = 0; i < 50 && watcher->Running().size() < 3; ++i) {
     usleep(100'000);
