@@ -326,6 +326,15 @@ nlohmann::json EgressdTest::Counters(const std::string& target) {
   return {};
 }
 
+void EgressdTest::AwaitFlowsClosed(const std::string& target, uint64_t closed) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (Counters(target)["flows_closed"].get<uint64_t>() < closed &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Counters(target)["flows_closed"].get<uint64_t>(), closed);
+}
+
 UniqueFd EgressdTest::OwnProgram(const std::string& target,
                                  const std::string& hook) {
   const nlohmann::json status = CtlJson({"status"});

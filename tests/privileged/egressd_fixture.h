@@ -88,6 +88,9 @@ class EgressdTest : public ::testing::Test {
 
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
+  // Waits (bounded, 5 s) until the kernel counted `closed` closed flows of
+  // `target`, and asserts it did.
+  void AwaitFlowsClosed(const std::string& target, uint64_t closed);
 
   // The pinned program `prog_<hook>` of target `target`'s own instances
   // (egressd --noshared_program_set), opened: for BPF_PROG_TEST_RUN of the

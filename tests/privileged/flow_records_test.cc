@@ -44,16 +44,6 @@ class FlowRecordsTest : public EgressdTest {
     return n;
   }
 
-  // Waits (bounded) until the kernel counted `closed` closed flows.
-  void AwaitClosed(const std::string& target, uint64_t closed) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (Counters(target)["flows_closed"].get<uint64_t>() < closed &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ASSERT_EQ(Counters(target)["flows_closed"].get<uint64_t>(), closed);
-  }
-
   // A TCP connection from the target to `port` of 127.0.0.2, opened and
   // closed `n` times in one process.
   int Connections(uint16_t port, int n) {
@@ -74,7 +64,7 @@ TEST_F(FlowRecordsTest, LoggingOffMakesNoFlowRecordsButCountsEveryFlow) {
   CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2"});
   CtlOk({"logging", "off", "--target", "web"});
   ASSERT_EQ(Connections(port, 3), 0);
-  AwaitClosed("web", 3);
+  AwaitFlowsClosed("web", 3);
   // Past egressd's 50 ms drain period: anything emitted would be read.
   absl::SleepFor(absl::Milliseconds(300));
   nlohmann::json events = Records("web");
@@ -86,7 +76,7 @@ TEST_F(FlowRecordsTest, LoggingOffMakesNoFlowRecordsButCountsEveryFlow) {
   // Back at `denied`, the next flow has both of its records.
   CtlOk({"logging", "denied", "--target", "web"});
   ASSERT_EQ(Connections(port, 1), 0);
-  AwaitClosed("web", 4);
+  AwaitFlowsClosed("web", 4);
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   do {
     events = Records("web");
@@ -110,7 +100,7 @@ TEST_F(FlowRecordsTest, FlowRecordsAreRateLimitedPerPeerAndPaired) {
   CtlOk({"allow", absl::StrCat(port, "/tcp"), "127.0.0.2"});
   constexpr int kFlows = 20;
   ASSERT_EQ(Connections(port, kFlows), 0);
-  AwaitClosed("web", kFlows);
+  AwaitFlowsClosed("web", kFlows);
   nlohmann::json events;
   uint64_t held_back = 0;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -169,7 +159,7 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
               return TcpConnect("::1", p6);
             }),
             0);
-  AwaitClosed("web", 2);
+  AwaitFlowsClosed("web", 2);
   nlohmann::json events;
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   do {
@@ -194,7 +184,7 @@ TEST_F(FlowRecordsTest, FlowCarriesTheRuleThatAllowedItsConnect) {
   CtlOk({"mode", "audit", "--target", "web"});
   const uint16_t pu = (*unlisted)->port();
   ASSERT_EQ(InCgroup([pu] { return TcpConnect("127.0.0.2", pu); }), 0);
-  AwaitClosed("web", 3);
+  AwaitFlowsClosed("web", 3);
   EXPECT_EQ(Counters("web")["flows_unexplained"], 1);
 }
 
@@ -232,7 +222,7 @@ TEST_F(FlowRecordsTest, ReconnectAfterARefusedAttemptDoesNotKeepItsRule) {
         return rc;
       }),
       0);
-  AwaitClosed("web", 1);
+  AwaitFlowsClosed("web", 1);
   nlohmann::json c = Counters("web");
   EXPECT_EQ(c["flows_opened"], 1);
   EXPECT_EQ(c["flows_unexplained"], 1);

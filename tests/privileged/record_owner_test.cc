@@ -26,16 +26,6 @@ namespace {
 
 class RecordOwnerTest : public EgressdTest {
  protected:
-  // Waits (bounded) until the kernel counted `closed` closed flows.
-  void AwaitClosed(const std::string& target, uint64_t closed) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    while (Counters(target)["flows_closed"].get<uint64_t>() < closed &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ASSERT_EQ(Counters(target)["flows_closed"].get<uint64_t>(), closed);
-  }
-
   uint32_t TargetId(const std::string& name) {
     const nlohmann::json status = CtlJson({"status"});
     for (const auto& t : status["targets"]) {
@@ -75,8 +65,8 @@ TEST_F(RecordOwnerTest, NestedTargetsEachCloseTheirOwnFlow) {
       {"allow", absl::StrCat(port, "/tcp"), "127.0.0.2", "--target", "inner"});
   ASSERT_EQ(InCgroup([port] { return TcpConnect("127.0.0.2", port); }, inner),
             0);
-  AwaitClosed("inner", 1);
-  AwaitClosed("outer", 1);
+  AwaitFlowsClosed("inner", 1);
+  AwaitFlowsClosed("outer", 1);
   for (const auto& [target, rule] :
        std::vector<std::pair<std::string, int>>{{"outer", 1}, {"inner", 2}}) {
     SCOPED_TRACE(target);
@@ -138,10 +128,10 @@ TEST_F(RecordOwnerTest, ATargetMadeAgainOnTheCgroupGetsNoneOfTheOldFlows) {
   // The close is counted under web2, whose program saw it: a flow without
   // records keeps no state that could say whose it was (docs/events.md).
   // Its record, which has that state, is not web2's.
-  AwaitClosed("web2", 1);
+  AwaitFlowsClosed("web2", 1);
   // And one of its own, which it does record, both ends.
   ASSERT_EQ(InCgroup([port] { return TcpConnect("127.0.0.2", port); }), 0);
-  AwaitClosed("web2", 2);
+  AwaitFlowsClosed("web2", 2);
   std::vector<nlohmann::json> records = Records({"--target", "web2"}, 2);
   EXPECT_EQ(OfKind(records, "established").size(), 1u)
       << nlohmann::json(records).dump(2);

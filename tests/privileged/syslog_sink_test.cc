@@ -49,12 +49,17 @@ bool Holds(const std::string& got, const std::string& message) {
          absl::EndsWith(got, message);
 }
 
-int Child() {
-  if (unshare(CLONE_NEWNS) != 0 ||
-      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-      mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0) {
-    return kNoNamespace;
-  }
+// A /dev of this process's own (a private mount namespace with a tmpfs on
+// /dev): what the test binds there is never the machine's /dev/log.
+bool PrivateDev() {
+  return unshare(CLONE_NEWNS) == 0 &&
+         mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+         mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") == 0;
+}
+
+// A datagram socket bound to /dev/log, as a syslog daemon's; a recv on it
+// waits at most 2 s. -1 on failure.
+int BindDevLog() {
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;
@@ -63,8 +68,16 @@ int Child() {
   if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_seconds,
                  sizeof(two_seconds)) != 0) {
-    return kNoSocket;
+    if (fd >= 0) close(fd);
+    return -1;
   }
+  return fd;
+}
+
+int Child() {
+  if (!PrivateDev()) return kNoNamespace;
+  const int fd = BindDevLog();
+  if (fd < 0) return kNoSocket;
   std::unique_ptr<EventSink> sink = SyslogSink("egress_syslog_test");
   char buf[2048];
   auto next = [&]() -> std::string {
@@ -97,11 +110,7 @@ int Child() {
 // With no /dev/log (no syslog daemon yet), records are counted as errors;
 // once a socket is bound there, the sink connects and records arrive.
 int ChildWithoutDevLog() {
-  if (unshare(CLONE_NEWNS) != 0 ||
-      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-      mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0) {
-    return kNoNamespace;
-  }
+  if (!PrivateDev()) return kNoNamespace;
   std::unique_ptr<EventSink> sink = SyslogSink("egress_syslog_test");
   EventRecord denied;
   denied.raw.verdict = EGRESS_VERDICT_DENY;
@@ -109,16 +118,8 @@ int ChildWithoutDevLog() {
   for (int i = 0; i < 3; ++i) sink->Write(d);
   if (sink->errors() != 3) return kWrongErrors;
 
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strcpy(sun.sun_path, "/dev/log");
-  timeval two_seconds{2, 0};
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_seconds,
-                 sizeof(two_seconds)) != 0) {
-    return kNoSocket;
-  }
+  const int fd = BindDevLog();
+  if (fd < 0) return kNoSocket;
   sink->Write(d);
   char buf[2048];
   ssize_t n = recv(fd, buf, sizeof(buf), 0);
