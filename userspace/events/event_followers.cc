@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
 #include "userspace/common/errno_status.h"
 
 namespace egress {
@@ -69,10 +70,11 @@ std::string EventFollowers::DroppedNotice(uint64_t count, EventFormat format) {
                    " records for this client: it did not read them as fast "
                    "as they came");
   if (format == EventFormat::kText) return text;
-  // Keys in alphabetical order, as in the records.
-  return absl::StrCat("{\"dropped\":", count,
-                      ",\"event\":\"records_dropped\",\"message\":\"", text,
-                      "\"}");
+  // nlohmann::json keeps keys in alphabetical order, the order the records
+  // have too, so the notice reads like one of them.
+  return nlohmann::json{
+      {"dropped", count}, {"event", "records_dropped"}, {"message", text}}
+      .dump();
 }
 
 bool EventFollowers::Append(Follower& f, const std::string& line) {
