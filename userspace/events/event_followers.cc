@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -77,19 +78,20 @@ std::string EventFollowers::DroppedNotice(uint64_t count, EventFormat format) {
       .dump();
 }
 
-bool EventFollowers::Append(Follower& f, const std::string& line) {
+bool EventFollowers::Append(Follower& f, const std::string* line,
+                            size_t limit) {
   std::string notice;
   if (f.unreported_drops > 0) {
     notice = DroppedNotice(f.unreported_drops, f.format);
     notice.push_back('\n');
   }
-  if (f.pending.size() + notice.size() + line.size() + 1 >
-      limits_.buffer_bytes) {
-    return false;
-  }
+  const size_t line_bytes = line == nullptr ? 0 : line->size() + 1;
+  if (f.pending.size() + notice.size() + line_bytes > limit) return false;
   f.pending.append(notice);
-  f.pending.append(line);
-  f.pending.push_back('\n');
+  if (line != nullptr) {
+    f.pending.append(*line);
+    f.pending.push_back('\n');
+  }
   f.unreported_drops = 0;
   return true;
 }
@@ -97,7 +99,7 @@ bool EventFollowers::Append(Follower& f, const std::string& line) {
 void EventFollowers::Offer(RenderedEvent& event) {
   for (Follower& f : followers_) {
     if (!f.filter.Matches(event.record())) continue;
-    if (!Append(f, event.Line(f.format))) {
+    if (!Append(f, &event.Line(f.format), limits_.buffer_bytes)) {
       ++dropped_;
       ++f.unreported_drops;
     }
@@ -132,12 +134,11 @@ void EventFollowers::Flush() {
       f.gone = true;
       continue;
     }
-    // Losses are told even when no record follows them soon.
+    // Losses are told even when no record follows them soon. The buffer is
+    // empty here and the notice goes in without a limit, so that not even a
+    // buffer smaller than the notice holds it back for good.
     if (f.unreported_drops > 0 && f.pending.empty()) {
-      const std::string notice = DroppedNotice(f.unreported_drops, f.format);
-      f.pending.append(notice);
-      f.pending.push_back('\n');
-      f.unreported_drops = 0;
+      Append(f, nullptr, std::numeric_limits<size_t>::max());
       if (!Drain(f)) f.gone = true;
     }
   }

@@ -75,9 +75,12 @@ class EventFollowers {
     bool stalled = false;  // took nothing within FlushWaiting's last wait
     bool gone = false;     // hung up or failed: removed by Flush
   };
-  // Appends `line` and a newline to f's pending bytes if the buffer has
-  // room, after the notice of earlier losses; false if it did not fit.
-  bool Append(Follower& f, const std::string& line);
+  // Appends `line` (when not null) and a newline to f's pending bytes,
+  // after the notice of earlier losses, if f's pending bytes then stay
+  // within `limit`; false, with nothing appended, if not. Records and the
+  // notice Flush sends alone go through here, so the notice is always
+  // worded, ended and counted as told the same way.
+  bool Append(Follower& f, const std::string* line, size_t limit);
   // Writes f's pending bytes; false when the client is gone or failed.
   static bool Drain(Follower& f);
 
