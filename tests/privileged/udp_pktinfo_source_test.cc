@@ -60,6 +60,19 @@ int Bound(const SockAddr& a) {
   return fd;
 }
 
+// Makes `info` the one cmsg in msg's control buffer (which must have room
+// for it), at `level` and `type`: the cmsg is laid out the same for
+// IP_PKTINFO and IPV6_PKTINFO, only these three differ.
+template <typename Pktinfo>
+void SetPktinfo(msghdr& msg, int level, int type, const Pktinfo& info) {
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(msg.msg_control);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof(info));
+  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+  msg.msg_controllen = CMSG_SPACE(sizeof(info));
+}
+
 // Sends one datagram to `to` with a pktinfo cmsg naming `source` (an
 // address in the family of `to`, port ignored); 0 or the errno.
 int SendWithSource(int fd, const SockAddr& to, const SockAddr& source) {
@@ -72,25 +85,16 @@ int SendWithSource(int fd, const SockAddr& to, const SockAddr& source) {
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control;
-  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
   if (to.family() == AF_INET6) {
     in6_pktinfo info{};
     info.ipi6_addr =
         reinterpret_cast<const sockaddr_in6*>(&source.storage)->sin6_addr;
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(info));
-    std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-    msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    SetPktinfo(msg, IPPROTO_IPV6, IPV6_PKTINFO, info);
   } else {
     in_pktinfo info{};
     info.ipi_spec_dst =
         reinterpret_cast<const sockaddr_in*>(&source.storage)->sin_addr;
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(info));
-    std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-    msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    SetPktinfo(msg, IPPROTO_IP, IP_PKTINFO, info);
   }
   return sendmsg(fd, &msg, 0) == 1 ? 0 : Errno();
 }
