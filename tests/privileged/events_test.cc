@@ -682,5 +682,63 @@ TEST_F(EventsTest, RecordsOfARemovedTargetAreShownWithAWarning) {
   }
 }
 
+// Prometheus convention: the series of an object that no longer exists
+// disappear. A deleted rule's hits stay in the kernel's map, but its
+// egress_rule_hits_total series goes with the rule while the live rules keep
+// counting; a removed target takes all its series along, another target's
+// stay.
+TEST_F(EventsTest, MetricsSeriesGoWithTheirRuleAndTarget) {
+  auto other = TestCgroup::Create("ev-other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  AddTarget("web");
+  AddTarget("other", other->get());
+  CtlOk({"allow", "40001/tcp", "127.0.0.2", "--target", "web"});
+  CtlOk({"allow", "40005/tcp", "127.0.0.2", "--target", "web"});
+  const nlohmann::json rules = CtlJson({"list", "--target", "web"});
+  ASSERT_EQ(rules["targets"][0]["rules"].size(), 2u) << rules.dump();
+  const uint64_t first = rules["targets"][0]["rules"][0]["id"];
+  const uint64_t second = rules["targets"][0]["rules"][1]["id"];
+  const uint64_t first_number = rules["targets"][0]["rules"][0]["number"];
+  auto hits = [](uint64_t id, const std::string& target, int n) {
+    return absl::StrCat("egress_rule_hits_total{rule_id=\"", id, "\",target=\"",
+                        target, "\"} ", n, "\n");
+  };
+  // Nothing listens there: ECONNREFUSED means the connect was let through.
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }),
+            ECONNREFUSED);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40005); }),
+            ECONNREFUSED);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40009); }), EPERM);
+  EXPECT_EQ(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40009); }, other->get()),
+      EPERM);
+  std::string m = ScrapeMetrics();
+  EXPECT_TRUE(absl::StrContains(m, hits(first, "web", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(second, "web", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "web", 1))) << m;
+
+  CtlOk({"delete", std::to_string(first_number), "--target", "web"});
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40005); }),
+            ECONNREFUSED);
+  m = ScrapeMetrics();
+  EXPECT_FALSE(absl::StrContains(
+      m, absl::StrCat("egress_rule_hits_total{rule_id=\"", first, "\"")))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(second, "web", 2))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "web", 1))) << m;
+
+  CtlOk({"target", "remove", "web"});
+  m = ScrapeMetrics();
+  ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
+  EXPECT_FALSE(absl::StrContains(m, "target=\"web\"")) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "other", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(
+      m,
+      "egress_verdicts_total{proto=\"tcp\",target=\"other\",verdict="
+      "\"denied\"} 1\n"))
+      << m;
+  CtlOk({"target", "remove", "other"});
+}
+
 }  // namespace
 }  // namespace egress::testing
