@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/command.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
@@ -601,6 +602,142 @@ TEST_F(EventsTest, FollowStreamsAndLoggingLevelsApply) {
   ASSERT_EQ(all.size(), before + 1);
   EXPECT_EQ(all.back()["verdict"], "ALLOWED");
   EXPECT_EQ(all.back()["rule_id"], 1);
+}
+
+// An operator looking into a removed workload asks for its records by the
+// name it had: egressd still keeps them (they carry that name), so they are
+// shown, with a warning on stderr that no target has the name now; stdout
+// keeps only records. A name no target has and no kept record carries is
+// still an error, as a typo should be.
+TEST_F(EventsTest, RecordsOfARemovedTargetAreShownWithAWarning) {
+  // stdout and stderr apart: `sh -c 'exec "$@" 2>/dev/null'` and the other
+  // way round (the kept records do not change between the two runs).
+  auto run = [this](const std::string& redirect,
+                    const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"sh",
+                                     "-c",
+                                     "exec \"$@\" " + redirect,
+                                     "sh",
+                                     EGRESS_EGRESSCTL_PATH,
+                                     "--socket",
+                                     socket_path_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<CommandResult> r = RunCommand(argv, absl::Seconds(30));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : CommandResult{};
+  };
+  const std::vector<std::string> json = {"events", "--target", "web", "-o",
+                                         "json"};
+  AddTarget("web");
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+  ASSERT_EQ(Records("web", 1).size(), 1u);
+  CommandResult quiet = run("2>&1 >/dev/null", json);
+  EXPECT_EQ(quiet.exit_code, 0);
+  EXPECT_EQ(quiet.output, "") << "a current target is no reason to warn";
+  CtlOk({"target", "remove", "web"});
+
+  CommandResult out = run("2>/dev/null", json);
+  EXPECT_EQ(out.exit_code, 0) << out.output;
+  std::vector<std::string> lines =
+      absl::StrSplit(out.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << out.output;
+  nlohmann::json e = nlohmann::json::parse(lines[0], nullptr, false);
+  ASSERT_FALSE(e.is_discarded()) << lines[0];
+  EXPECT_EQ(e["target"], "web");
+  EXPECT_EQ(e["verdict"], "DENIED");
+  EXPECT_EQ(e["l4"]["destination_port"], 40002);
+  CommandResult err = run("2>&1 >/dev/null", json);
+  EXPECT_EQ(err.exit_code, 0) << err.output;
+  EXPECT_TRUE(absl::StrContains(
+      err.output, "egressctl: warning: no target named 'web' exists now"))
+      << err.output;
+
+  // --follow takes it the same way: the backlog, then it waits (ended by
+  // timeout(1) with 124) for records of a target that may get the name.
+  absl::StatusOr<CommandResult> followed = RunCommand(
+      {"timeout", "2", EGRESS_EGRESSCTL_PATH, "--socket", socket_path_,
+       "events", "--follow", "--last", "10", "--target", "web"},
+      absl::Seconds(30));
+  ASSERT_TRUE(followed.ok()) << followed.status();
+  EXPECT_EQ(followed->exit_code, 124) << followed->output;
+  EXPECT_TRUE(
+      absl::StrContains(followed->output, "no target named 'web' exists now"))
+      << followed->output;
+  EXPECT_TRUE(
+      absl::StrContains(followed->output, "-> 127.0.0.2:40002/tcp DENIED"))
+      << followed->output;
+
+  // Nothing has the name: an error naming it (exit 2), with or without
+  // --follow.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"events", "--target", "nosuch"},
+        {"events", "--follow", "--target", "nosuch"}}) {
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_TRUE(absl::StrContains(
+        r.output,
+        "no target named 'nosuch', and none of the records egressd keeps "
+        "carries that name"))
+        << r.output;
+  }
+}
+
+// Prometheus convention: the series of an object that no longer exists
+// disappear. A deleted rule's hits stay in the kernel's map, but its
+// egress_rule_hits_total series goes with the rule while the live rules keep
+// counting; a removed target takes all its series along, another target's
+// stay.
+TEST_F(EventsTest, MetricsSeriesGoWithTheirRuleAndTarget) {
+  auto other = TestCgroup::Create("ev-other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  AddTarget("web");
+  AddTarget("other", other->get());
+  CtlOk({"allow", "40001/tcp", "127.0.0.2", "--target", "web"});
+  CtlOk({"allow", "40005/tcp", "127.0.0.2", "--target", "web"});
+  const nlohmann::json rules = CtlJson({"list", "--target", "web"});
+  ASSERT_EQ(rules["targets"][0]["rules"].size(), 2u) << rules.dump();
+  const uint64_t first = rules["targets"][0]["rules"][0]["id"];
+  const uint64_t second = rules["targets"][0]["rules"][1]["id"];
+  const uint64_t first_number = rules["targets"][0]["rules"][0]["number"];
+  auto hits = [](uint64_t id, const std::string& target, int n) {
+    return absl::StrCat("egress_rule_hits_total{rule_id=\"", id, "\",target=\"",
+                        target, "\"} ", n, "\n");
+  };
+  // Nothing listens there: ECONNREFUSED means the connect was let through.
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }),
+            ECONNREFUSED);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40005); }),
+            ECONNREFUSED);
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40009); }), EPERM);
+  EXPECT_EQ(
+      InCgroup([] { return TcpConnect("127.0.0.2", 40009); }, other->get()),
+      EPERM);
+  std::string m = ScrapeMetrics();
+  EXPECT_TRUE(absl::StrContains(m, hits(first, "web", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(second, "web", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "web", 1))) << m;
+
+  CtlOk({"delete", std::to_string(first_number), "--target", "web"});
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40005); }),
+            ECONNREFUSED);
+  m = ScrapeMetrics();
+  EXPECT_FALSE(absl::StrContains(
+      m, absl::StrCat("egress_rule_hits_total{rule_id=\"", first, "\"")))
+      << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(second, "web", 2))) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "web", 1))) << m;
+
+  CtlOk({"target", "remove", "web"});
+  m = ScrapeMetrics();
+  ASSERT_TRUE(absl::StrContains(m, "200 OK")) << m;
+  EXPECT_FALSE(absl::StrContains(m, "target=\"web\"")) << m;
+  EXPECT_TRUE(absl::StrContains(m, hits(0, "other", 1))) << m;
+  EXPECT_TRUE(absl::StrContains(
+      m,
+      "egress_verdicts_total{proto=\"tcp\",target=\"other\",verdict="
+      "\"denied\"} 1\n"))
+      << m;
+  CtlOk({"target", "remove", "other"});
 }
 
 }  // namespace

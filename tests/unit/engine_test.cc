@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
@@ -282,6 +283,26 @@ TEST_F(EngineTest, TheSameRuleInAnotherSpellingIsADuplicate) {
                                  Allow({"25/tcp", "10.0.0.5"})};
   ASSERT_OK(engine_->DeleteRule(del).status());
   EXPECT_THAT(Saved("web").rules, IsEmpty());
+}
+
+// The kernel keeps a deleted rule's hits: the metrics must show the rules
+// that exist (and the default action), and nothing of a removed target.
+TEST_F(EngineTest, GoneRulesAreErasedFromRuleHits) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"smtp", "10.0.0.5"}), {}}, kNow)
+                .status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "10.0.0.6"}), {}}, kNow)
+                .status());
+  const uint32_t id = IdOf("web");
+  const uint32_t first = Saved("web").rules[0].id;
+  const uint32_t second = Saved("web").rules[1].id;
+  ASSERT_OK(engine_->DeleteRule({"web", 1u, std::nullopt}).status());
+  std::map<uint32_t, uint64_t> hits = {{0, 3}, {first, 5}, {second, 7}};
+  engine_->EraseGoneRules(id, hits);
+  EXPECT_EQ(hits, (std::map<uint32_t, uint64_t>{{0, 3}, {second, 7}}));
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  engine_->EraseGoneRules(id, hits);
+  EXPECT_EQ(hits, (std::map<uint32_t, uint64_t>{{0, 3}}));
 }
 
 TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {

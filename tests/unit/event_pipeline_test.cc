@@ -226,6 +226,22 @@ TEST(EventPipelineTest, DisconnectedFollowerIsRemoved) {
   EXPECT_TRUE(p.CanFollow().ok());
 }
 
+// `events --target NAME` of a removed target: its records are still kept,
+// under the name they were drained with, until newer ones push them out.
+TEST(EventPipelineTest, KeepsRecordsOfANameUntilTheyArePushedOut) {
+  EventPipelineOptions o = Options();
+  o.recent_records = 2;
+  EventPipeline p(std::move(o));
+  EXPECT_FALSE(p.KeepsRecordsOf("web"));
+  p.OnRecord(Record(1, EGRESS_VERDICT_DENY, 1));
+  EXPECT_TRUE(p.KeepsRecordsOf("web"));
+  EXPECT_FALSE(p.KeepsRecordsOf("db"));
+  p.OnRecord(Record(2, EGRESS_VERDICT_DENY, 2));
+  p.OnRecord(Record(2, EGRESS_VERDICT_DENY, 3));
+  EXPECT_FALSE(p.KeepsRecordsOf("web"));
+  EXPECT_TRUE(p.KeepsRecordsOf("db"));
+}
+
 TEST(EventPipelineTest, RecentIsOldestFirstBoundedAndFiltered) {
   EventPipelineOptions o = Options();
   o.recent_records = 5;

@@ -35,6 +35,12 @@ int Print(const std::string& text) {
   return 0;
 }
 
+// On stderr, so that stdout keeps only what was asked for (records as
+// JSON lines stay parseable).
+void Warn(const std::string& warning) {
+  fprintf(stderr, "egressctl: warning: %s\n", warning.c_str());
+}
+
 int Code(const absl::StatusOr<int>& code) {
   return code.ok() ? *code : Fail(code.status());
 }
@@ -44,13 +50,14 @@ int Code(const absl::StatusOr<int>& code) {
 // restarted), and a script watching records must learn that it is no longer
 // watching.
 int FollowEvents(const ParsedCommand& parsed) {
-  absl::Status st = StreamFromDaemon(parsed.socket_path,
-                                     control::EncodeRequest(*parsed.request),
-                                     [](const std::string& line) {
-                                       printf("%s\n", line.c_str());
-                                       fflush(stdout);
-                                       return true;
-                                     });
+  absl::Status st = StreamFromDaemon(
+      parsed.socket_path, control::EncodeRequest(*parsed.request),
+      [](const std::string& line) {
+        printf("%s\n", line.c_str());
+        fflush(stdout);
+        return true;
+      },
+      Warn);
   if (st.ok()) {
     st = absl::UnavailableError(
         "egressd closed the stream (it stopped or restarted): later records "
@@ -68,6 +75,8 @@ int CallAndPrint(const ParsedCommand& parsed) {
   if (!reply.ok()) return Fail(reply.status());
   const auto* exported = std::get_if<control::ExportResponse>(&reply->response);
   if (events != nullptr) {
+    const auto& answer = std::get<control::EventsResponse>(reply->response);
+    if (!answer.warning.empty()) Warn(answer.warning);
     // Records come rendered in the format asked for (-o json|text).
     return Print(FormatResponse(reply->response));
   }

@@ -223,7 +223,8 @@ absl::StatusOr<control::Response> DecodeReplyLine(
 
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
-    const std::function<bool(const std::string&)>& on_line) {
+    const std::function<bool(const std::string&)>& on_line,
+    const std::function<void(const std::string&)>& on_warning) {
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd,
                           SendRequest(socket_path, policy::JsonText(request),
                                       " (is egressd running?)"));
@@ -237,6 +238,9 @@ absl::Status StreamFromDaemon(
       first = false;
       EGRESS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*line));
       EGRESS_RETURN_IF_ERROR(ResponseStatus(j));
+      if (on_warning && j.contains("warning") && j["warning"].is_string()) {
+        on_warning(j["warning"].get<std::string>());
+      }
       // The backlog (`--last N`) comes in the first response.
       if (j.contains("lines") && j["lines"].is_array()) {
         for (const nlohmann::json& l : j["lines"]) {

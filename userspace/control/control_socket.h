@@ -56,9 +56,12 @@ absl::StatusOr<control::Response> DecodeReplyLine(
 // the first response line and passes the rendered records of its "lines"
 // array (the backlog) to `on_line`, then every further line as egressd
 // wrote it, until egressd closes the connection or `on_line` returns false.
+// The first response's "warning", if any, goes to `on_warning` (may be
+// null) before the backlog.
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
-    const std::function<bool(const std::string&)>& on_line);
+    const std::function<bool(const std::string&)>& on_line,
+    const std::function<void(const std::string&)>& on_warning = nullptr);
 
 // Server side.
 class ControlListener {

@@ -342,6 +342,9 @@ struct ExportResponse {
 struct EventsResponse {
   // Records rendered in the requested format, oldest first.
   std::vector<std::string> lines;
+  // For people, not in the records (egressctl prints it on stderr): e.g.
+  // no target has the name asked for now, but kept records carry it.
+  std::string warning;
 };
 struct ConnectionsResponse {
   std::vector<Connection> connections;

@@ -133,8 +133,13 @@ EGRESS_ONE_MEMBER(TargetRemoveResponse, removed)
 EGRESS_ONE_MEMBER(TargetListResponse, targets)
 EGRESS_ONE_MEMBER(ListResponse, targets)
 EGRESS_ONE_MEMBER(ExportResponse, files)
-EGRESS_ONE_MEMBER(EventsResponse, lines)
 #undef EGRESS_ONE_MEMBER
+
+template <typename Io>
+void Fields(Io& io, Member<EventsResponse, Io>& r) {
+  io.Field("lines", r.lines);
+  io.FieldIf(!r.warning.empty(), "warning", r.warning);
+}
 
 template <typename Io>
 void Fields(Io& io, Member<TargetAddResponse, Io>& r) {

@@ -148,9 +148,7 @@ absl::StatusOr<Response> ControlService::Handle(Request request) {
     return Export(r->target);
   }
   if (auto* r = std::get_if<control::EventsRequest>(&request)) {
-    EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines,
-                            records_.Recent(*r));
-    return control::EventsResponse{std::move(lines)};
+    return records_.Recent(*r);
   }
   if (auto* r = std::get_if<control::ConnectionsRequest>(&request)) {
     return Connections(*r);

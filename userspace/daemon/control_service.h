@@ -24,8 +24,9 @@ namespace egress {
 class RecordSource {
  public:
   virtual ~RecordSource() = default;
-  // The last records matching the request's filter, rendered in its format.
-  virtual absl::StatusOr<std::vector<std::string>> Recent(
+  // The last records matching the request's filter, rendered in its format,
+  // and a warning when its target is known by kept records only.
+  virtual absl::StatusOr<control::EventsResponse> Recent(
       const control::EventsRequest& request) = 0;
 };
 

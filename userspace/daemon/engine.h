@@ -182,6 +182,13 @@ class Engine {
   std::vector<control::TargetInfo> WorkloadTargetInfos() const;
   absl::StatusOr<control::ListResponse> List(const std::string& name) const;
   RecordTarget LookupRecord(uint32_t target_id, uint32_t rule_id) const;
+  // Erases from `by_rule_id` the rule ids target `target_id` has no rule of
+  // now (all of them for an unknown target), keeping 0 (the default
+  // action): the kernel keeps a deleted rule's hits, but the series of a
+  // rule that no longer exists must go. An orphan's (rules unknown) are all
+  // kept.
+  void EraseGoneRules(uint32_t target_id,
+                      std::map<uint32_t, uint64_t>& by_rule_id) const;
   // The names a TCP/UDP verdict record concerns (docs/events.md): the names
   // of the deciding rule when a name decided it (the rule names domains and
   // none of its addresses holds the destination); for a refusal by default

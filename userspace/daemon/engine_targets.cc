@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <iterator>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -572,6 +573,19 @@ RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   auto it = index.numbers.find(rule_id);
   out.rule_number = it == index.numbers.end() ? 0 : it->second;
   return out;
+}
+
+void Engine::EraseGoneRules(uint32_t target_id,
+                            std::map<uint32_t, uint64_t>& by_rule_id) const {
+  Lock lock(mu_);
+  const TargetState* target = FindById(target_id);
+  if (target != nullptr && target->orphan) return;
+  const RuleIndex* index = target == nullptr ? nullptr : &IndexLocked(*target);
+  for (auto it = by_rule_id.begin(); it != by_rule_id.end();) {
+    const bool live = it->first == 0 ||
+                      (index != nullptr && index->numbers.contains(it->first));
+    it = live ? std::next(it) : by_rule_id.erase(it);
+  }
 }
 
 const Engine::RuleIndex& Engine::IndexLocked(const TargetState& target) const {

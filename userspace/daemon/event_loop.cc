@@ -303,14 +303,12 @@ void EventLoop::Serve(UniqueFd fd, absl::StatusOr<control::Request> request) {
     // while the backlog is being written waits in the follower's buffer,
     // neither lost nor sent twice. The connection stays open: records
     // follow as lines once the answer is written.
-    absl::StatusOr<EventPipeline::FollowStart> start =
-        records_.StartFollow(*events);
+    absl::StatusOr<FollowAnswer> start = records_.StartFollow(*events);
     if (!start.ok()) {
       Reply(std::move(fd), start.status());
       return;
     }
-    Reply(std::move(fd),
-          control::Response(control::EventsResponse{std::move(start->backlog)}),
+    Reply(std::move(fd), control::Response(std::move(start->first)),
           [this, follower = start->follower](UniqueFd conn) {
             records_.Follow(follower, std::move(conn));
           });

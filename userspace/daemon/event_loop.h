@@ -41,6 +41,13 @@ void LogReload(const char* why,
                const absl::StatusOr<control::ApplyResponse>& result,
                const std::string& dir);
 
+// The first answer to `events --follow` (the backlog, and a warning when
+// the target is known by kept records only) and the follower taken with it.
+struct FollowAnswer {
+  control::EventsResponse first;
+  uint64_t follower = 0;
+};
+
 // Kernel records as the loop sees them.
 class RecordStream {
  public:
@@ -55,8 +62,9 @@ class RecordStream {
   // For `events --follow`: the backlog the request asks for and, taken
   // with it, a follower that keeps the records that come after it
   // (EventPipeline::StartFollow). Errors: the request's filter is invalid,
-  // its target unknown, or too many clients follow.
-  virtual absl::StatusOr<EventPipeline::FollowStart> StartFollow(
+  // its target unknown (no target and no kept record has the name), or too
+  // many clients follow.
+  virtual absl::StatusOr<FollowAnswer> StartFollow(
       const control::EventsRequest& request) = 0;
   // Streams to `fd` (once the backlog is out) what follower `follower`
   // kept and what comes next; an invalid fd (the client went away) ends

@@ -68,6 +68,8 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
           b == counters.dns_bindings.end() ? DnsSweep::Target{} : b->second);
     }
     if (auto hits = kernel.RuleHits(t.id); hits.ok()) {
+      // A deleted rule's hits stay in the kernel map; its series must not.
+      engine.EraseGoneRules(t.id, *hits);
       for (const auto& [rule_id, n] : *hits) {
         m.rule_hits.push_back({t.name, rule_id, n});
       }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "userspace/common/status_macros.h"
 
@@ -93,18 +94,36 @@ EventContext RecordHub::Context(const egress_event& e) {
   return ctx;
 }
 
-absl::StatusOr<std::vector<std::string>> RecordHub::Recent(
+absl::StatusOr<std::string> RecordHub::TargetWarningLocked(
+    const std::string& target) const {
+  if (target.empty()) return std::string();
+  absl::Status known = engine_.TargetsWithoutRules(target, false).status();
+  if (known.ok()) return std::string();
+  if (!absl::IsNotFound(known)) return known;
+  // Records carry the name they were drained with: a removed target's are
+  // kept, and an operator looking into a removed workload wants them. A
+  // name nothing carries is more likely a typo than an empty history.
+  if (!pipeline_->KeepsRecordsOf(target)) {
+    return absl::NotFoundError(absl::StrCat(
+        "no target named '", target,
+        "', and none of the records egressd keeps carries that name"));
+  }
+  return absl::StrCat("no target named '", target,
+                      "' exists now; these are the records egressd still "
+                      "keeps that carry that name");
+}
+
+absl::StatusOr<control::EventsResponse> RecordHub::Recent(
     const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
-  if (!filter.target.empty()) {
-    EGRESS_RETURN_IF_ERROR(
-        engine_.TargetsWithoutRules(filter.target, false).status());
-  }
   std::lock_guard<std::mutex> lock(mu_);
+  control::EventsResponse out;
+  EGRESS_ASSIGN_OR_RETURN(out.warning, TargetWarningLocked(filter.target));
   if (request.follow) EGRESS_RETURN_IF_ERROR(pipeline_->CanFollow());
   // Like tail -f: a follower gets no backlog unless it asks (--last N).
   size_t last = request.last.value_or(request.follow ? 0 : 100);
-  return pipeline_->RecentLines(filter, last, FormatOf(request));
+  out.lines = pipeline_->RecentLines(filter, last, FormatOf(request));
+  return out;
 }
 
 void RecordHub::Drain() {
@@ -145,17 +164,21 @@ void RecordHub::FlushFollowers() {
   pipeline_->Flush();
 }
 
-absl::StatusOr<EventPipeline::FollowStart> RecordHub::StartFollow(
+absl::StatusOr<FollowAnswer> RecordHub::StartFollow(
     const control::EventsRequest& request) {
   EGRESS_ASSIGN_OR_RETURN(EventFilter filter, FilterOf(request));
-  if (!filter.target.empty()) {
-    EGRESS_RETURN_IF_ERROR(
-        engine_.TargetsWithoutRules(filter.target, false).status());
-  }
   std::lock_guard<std::mutex> lock(mu_);
+  FollowAnswer out;
+  EGRESS_ASSIGN_OR_RETURN(out.first.warning,
+                          TargetWarningLocked(filter.target));
   // Like tail -f: no backlog unless asked for (--last N).
-  return pipeline_->StartFollow(filter, request.last.value_or(0),
-                                FormatOf(request));
+  EGRESS_ASSIGN_OR_RETURN(
+      EventPipeline::FollowStart start,
+      pipeline_->StartFollow(filter, request.last.value_or(0),
+                             FormatOf(request)));
+  out.first.lines = std::move(start.backlog);
+  out.follower = start.follower;
+  return out;
 }
 
 void RecordHub::Follow(uint64_t follower, UniqueFd fd) {

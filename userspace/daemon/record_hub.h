@@ -40,7 +40,10 @@ class RecordHub : public RecordSource, public RecordStream {
       int events_fd, Engine& engine, Learner& learner,
       RecordHubOptions options);
 
-  absl::StatusOr<std::vector<std::string>> Recent(
+  // A `--target` that names no target now is accepted when kept records
+  // carry the name (a removed target's), with a warning in the answer;
+  // NotFound when none does either.
+  absl::StatusOr<control::EventsResponse> Recent(
       const control::EventsRequest& request) override;
   void Drain() override;
   // A record egressd made itself (an existing connection) through the same
@@ -48,7 +51,7 @@ class RecordHub : public RecordSource, public RecordStream {
   void Publish(const egress_event& e);
   void FlushFollowers() override;
   void SweepHeldBack() override;
-  absl::StatusOr<EventPipeline::FollowStart> StartFollow(
+  absl::StatusOr<FollowAnswer> StartFollow(
       const control::EventsRequest& request) override;
   void Follow(uint64_t follower, UniqueFd fd) override;
 
@@ -59,6 +62,11 @@ class RecordHub : public RecordSource, public RecordStream {
  private:
   RecordHub(Engine& engine, Learner& learner, RecordHubOptions options);
   EventContext Context(const egress_event& e);
+  // "" when `target` is "" or a target's name; a warning when no target
+  // has the name but kept records carry it; NotFound when neither. Needs
+  // mu_.
+  absl::StatusOr<std::string> TargetWarningLocked(
+      const std::string& target) const;
 
   Engine& engine_;
   Learner& learner_;

@@ -63,6 +63,12 @@ std::vector<std::string> EventPipeline::RecentLines(const EventFilter& filter,
   return lines;
 }
 
+bool EventPipeline::KeepsRecordsOf(const std::string& target) const {
+  return std::any_of(
+      recent_.begin(), recent_.end(),
+      [&target](const EventRecord& r) { return r.ctx.target == target; });
+}
+
 uint64_t EventPipeline::sink_errors() const {
   return options_.sink != nullptr ? options_.sink->errors() : 0;
 }

@@ -88,6 +88,9 @@ class EventPipeline {
   // The same records rendered as lines (no newlines) in `format`.
   std::vector<std::string> RecentLines(const EventFilter& filter, size_t last,
                                        EventFormat format);
+  // Whether a kept record carries target name `target`: records keep the
+  // name they were drained with, so a removed target's are still there.
+  bool KeepsRecordsOf(const std::string& target) const;
 
   // Records of the ring buffer passed to OnRecord, but held-back
   // summaries: with the kernel's events_suppressed and events_lost, the
