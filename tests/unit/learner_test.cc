@@ -185,7 +185,7 @@ TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
   answer.addrs[0].addr[3] = 2;
   answer.addrs[0].ttl = 60;
   answer.naddrs = 1;
-  learner_->LearnAnswer(answer, "web");
+  learner_->LearnAnswer(answer, "web", absl::GetCurrentTimeNanos());
   ASSERT_OK(learner_->Flush());
   Restart();  // egressd restarted
   Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 2, 18082,
@@ -193,6 +193,66 @@ TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
   const std::string yaml = Suggestion();
   EXPECT_THAT(yaml, HasSubstr("cdn1.shop.test"));
   EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.2/32")));
+}
+
+// An answer of target "web" binding `name` to 127.0.0.`octet`, TTL 1 s (the
+// floor, 30 s, rules), at boot time `ts_ns`.
+egress_dns_answer_event AnswerOf(const char* name, uint8_t octet,
+                                 uint64_t ts_ns = 1) {
+  egress_dns_answer_event answer{};
+  answer.kind = EGRESS_EVENT_DNS_ANSWER;
+  answer.qtype = EGRESS_DNS_TYPE_A;
+  answer.ts_ns = ts_ns;
+  memcpy(answer.qname, name, strlen(name));
+  answer.addrs[0].addr[0] = 127;
+  answer.addrs[0].addr[3] = octet;
+  answer.addrs[0].ttl = 1;
+  answer.naddrs = 1;
+  answer.server[0] = 127;
+  answer.server[3] = 53;
+  answer.server_port = htons(53);
+  answer.server_family = EGRESS_FAMILY_IPV4;
+  answer.proto = IPPROTO_UDP;
+  return answer;
+}
+
+// A destination counts as reached by a name only while the answer's binding
+// would be live when enforced (max(TTL, floor)): an address resolved once
+// and reached 40 s later as a literal stays an address rule, or the
+// literal connect is refused once the suggestion is enforced.
+TEST_F(LearnerTest, AnAddressReachedAfterItsBindingExpiredStaysAnAddress) {
+  constexpr uint64_t kSecond = 1'000'000'000;
+  const int64_t offset = absl::GetCurrentTimeNanos();
+  learner_->LearnAnswer(AnswerOf("db.other.test", 22), "web", offset);
+  learner_->LearnAnswer(AnswerOf("api.example.test", 21), "web", offset);
+  egress_event api = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 21,
+                             8080, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  api.ts_ns = 2 * kSecond;  // within the binding: by name
+  learner_->Learn(api, "web", true, offset);
+  egress_event literal = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH,
+                                 22, 8083, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  literal.ts_ns = 40 * kSecond;  // the binding is gone: by address
+  learner_->Learn(literal, "web", true, offset);
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.22/32")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("db.other.test"))) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("api.example.test")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.21/32"))) << yaml;
+}
+
+// The resolver stays an address rule even when the target looked its
+// address up: a name rule for it could only be learned from its own
+// answers, so every lookup would fail once enforced.
+TEST_F(LearnerTest, TheResolverStaysAnAddressEvenWhenItsAddressWasResolved) {
+  const int64_t offset = absl::GetCurrentTimeNanos();
+  learner_->LearnAnswer(AnswerOf("ns.resolver.test", 53), "web", offset);
+  egress_event query = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 53,
+                               53, IPPROTO_UDP, EGRESS_HOOK_SENDMSG4);
+  query.ts_ns = 2;
+  learner_->Learn(query, "web", true, offset);
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.53/32")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("ns.resolver.test"))) << yaml;
 }
 
 }  // namespace

@@ -340,16 +340,14 @@ TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
       Obs("127.0.0.53", IPPROTO_UDP, 53, 4),
       Named("127.1.2.3", 443, "api.example.com", 2),
       Named("127.1.2.4", 443, "api.example.com"),
-      // The same destination again without a lookup: under the name.
-      Obs("127.1.2.3", IPPROTO_TCP, 443, 5),
       Obs("127.9.9.9", IPPROTO_TCP, 8080, 1),
   };
   const std::string text = MustSuggest(obs);
   EXPECT_THAT(text, HasSubstr("domainNames"));
-  EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 8 "
+  EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 3 "
                               "attempts"));
   EXPECT_THAT(text, HasSubstr("to 2 destinations by address, 1 by DNS "
-                              "name: 13 attempts"));
+                              "name: 8 attempts"));
   Policy p = MustParse(text);
   ASSERT_THAT(p.rules, SizeIs(3));
   const Rule* https = nullptr;
@@ -365,6 +363,36 @@ TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
   EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8080, 4, V4(127, 9, 9, 9)));
   // No address rule lets the named destinations through by address.
   EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 443, 4, V4(127, 1, 2, 3)));
+}
+
+// A destination reached both by a live name and without one (a literal, an
+// address kept past its answer's binding) gets both rules: enforced, the
+// connect without a binding needs the address. The resolver is never a
+// name, even when the target looked its address up too (a row an older
+// egressd named): its queries are what binds the names.
+TEST(SuggestPolicyTest, BothWaysGetsBothAndResolverStaysAddress) {
+  Observation resolver = Obs("127.0.0.53", IPPROTO_UDP, 53, 4);
+  resolver.name = "ns.resolver.test";
+  Observation resolver_tcp = Obs("127.0.0.53", IPPROTO_TCP, 53, 1);
+  resolver_tcp.name = "ns.resolver.test";
+  const std::vector<Observation> obs = {
+      resolver,
+      resolver_tcp,
+      Named("127.0.0.22", 8083, "db.other.test"),
+      Obs("127.0.0.22", IPPROTO_TCP, 8083, 1),
+  };
+  const std::string text = MustSuggest(obs);
+  Policy p = MustParse(text);
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 53))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 0, 0, 53))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8083, 4, V4(127, 0, 0, 22)))
+      << text;
+  EXPECT_THAT(text, Not(HasSubstr("ns.resolver.test"))) << text;
+  bool named = false;
+  for (const Rule& r : p.rules) {
+    if (r.names == std::vector<std::string>{"db.other.test"}) named = true;
+  }
+  EXPECT_TRUE(named) << text;
 }
 
 TEST(SuggestPolicyTest, GroupNamesMakesWildcardsOnlyWhenAsked) {

@@ -65,6 +65,9 @@ void Learner::Forget(const std::string& target) {
 
 namespace {
 
+// The port the kernel reads DNS queries and answers on (lib/dns_learn.h).
+constexpr uint16_t kDnsPort = 53;
+
 // The history's notes (LearnHistory::AddNote).
 constexpr char kNoteOverflow[] = "overflow";
 constexpr char kNoteUnnameable[] = "unnameable";
@@ -248,16 +251,29 @@ void Learner::Learn(const egress_event& e, const std::string& target,
                         RecordUnixNs(e, realtime_offset_ns), comm);
     return;
   }
+  const int64_t at_ns = RecordUnixNs(e, realtime_offset_ns);
+  // Reached by a name only while an answer bound the address to it, as
+  // enforcement decides: the same address reached later (a literal in a
+  // configuration, an address the application kept) needs an address rule.
+  // The resolver is never a name: its queries are what binds names, and a
+  // name rule for it would be learned from its own answers.
+  const bool dns = (e.proto == IPPROTO_UDP || e.proto == IPPROTO_TCP) &&
+                   ntohs(e.port) == kDnsPort;
   pending_.Record(target, e.family, addr, e.proto, ntohs(e.port), attempts,
-                  RecordUnixNs(e, realtime_offset_ns), comm,
-                  names_.NameOf(target, e.family, addr));
+                  at_ns, comm,
+                  dns ? "" : names_.NameOf(target, e.family, addr, at_ns));
 }
 
 void Learner::LearnAnswer(const egress_dns_answer_event& answer,
-                          const std::string& target) {
+                          const std::string& target,
+                          int64_t realtime_offset_ns) {
   if (target.empty()) return;
+  // Stamped as records are (RecordUnixNs), so the two compare.
+  egress_event stamp{};
+  stamp.ts_ns = answer.ts_ns;
+  const int64_t answer_ns = RecordUnixNs(stamp, realtime_offset_ns);
   std::lock_guard<std::mutex> lock(mu_);
-  names_.Remember(target, answer);
+  names_.Remember(target, answer, answer_ns, dns_ttl_floor_s_);
 }
 
 absl::StatusOr<control::SuggestResponse> Learner::Suggest(

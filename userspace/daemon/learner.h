@@ -27,9 +27,15 @@ namespace egress {
 
 class Learner {
  public:
-  // `dir`: the state directory.
-  explicit Learner(std::string dir, LearnLimits limits = {})
-      : dir_(std::move(dir)), limits_(limits) {}
+  // `dir`: the state directory. `dns_ttl_floor_s`: egressd's
+  // --dns_ttl_floor, the least time the kernel binds an answer's addresses
+  // to a name (docs/dns.md): a destination counts as reached by a name only
+  // while such a binding would be live.
+  explicit Learner(std::string dir, LearnLimits limits = {},
+                   uint32_t dns_ttl_floor_s = EGRESS_DNS_TTL_FLOOR_DEFAULT)
+      : dir_(std::move(dir)),
+        limits_(limits),
+        dns_ttl_floor_s_(dns_ttl_floor_s) {}
 
   // Opens learned.db and imports a learned.json of an older egressd once
   // (renamed learned.json.migrated). A corrupt learned.json or learned.db
@@ -40,10 +46,10 @@ class Learner {
   // flow adds what no allow record showed.
   void Learn(const egress_event& e, const std::string& target,
              bool allows_recorded, int64_t realtime_offset_ns);
-  // Remembers which name the answer's addresses were resolved from, for
-  // the records of `target` that follow.
+  // Remembers which name the answer's addresses were resolved from, and
+  // for how long, for the records of `target` that follow.
   void LearnAnswer(const egress_dns_answer_event& answer,
-                   const std::string& target);
+                   const std::string& target, int64_t realtime_offset_ns);
   void Forget(const std::string& target);
   // Flushes first, so that the last seconds count.
   absl::StatusOr<control::SuggestResponse> Suggest(
@@ -56,6 +62,7 @@ class Learner {
  private:
   std::string dir_;
   LearnLimits limits_;
+  uint32_t dns_ttl_floor_s_;
   // Records arrive on the loop; a removed target is forgotten by the worker.
   mutable std::mutex mu_;
   LearnStore pending_;  // since the last flush
