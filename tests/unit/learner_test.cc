@@ -148,6 +148,29 @@ TEST_F(LearnerTest, LoggingOffIsSaidToHideEverything) {
   EXPECT_THAT(Suggestion(), Not(HasSubstr("logging is off")));
 }
 
+// An enforcing target at logging `denied` records only what is refused and
+// its TCP flows: a re-suggestion would drop the resolver (53/udp) and unix
+// rules in force, so the header says so; in audit mode, or at `all`,
+// allowed decisions are recorded and nothing is said.
+TEST_F(LearnerTest, EnforcingAtLoggingDeniedIsSaidToHideAllowedDatagrams) {
+  egress_event flow = Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_MATCH_ALLOW,
+                              9, 443, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  flow.kind = EGRESS_EVENT_FLOW_ESTABLISHED;
+  flow.direction = EGRESS_DIR_OUTBOUND;
+  Learn(flow, /*allows_recorded=*/false);
+  web_.mode = policy::Mode::kEnforce;
+  web_.logging = policy::LoggingLevel::kDenied;
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: the target enforces at logging "
+                              "`denied`"));
+  EXPECT_THAT(yaml, HasSubstr("egressctl logging all"));
+  web_.logging = policy::LoggingLevel::kAll;
+  EXPECT_THAT(Suggestion(), Not(HasSubstr("enforces at logging")));
+  web_.mode = policy::Mode::kAudit;
+  web_.logging = policy::LoggingLevel::kDenied;
+  EXPECT_THAT(Suggestion(), Not(HasSubstr("enforces at logging")));
+}
+
 // What learning had to leave out is warned about after a restart too, and
 // only for the window suggest reads.
 TEST_F(LearnerTest, WhatWasLeftOutIsWarnedAboutAfterARestart) {

@@ -395,6 +395,22 @@ TEST(SuggestPolicyTest, BothWaysGetsBothAndResolverStaysAddress) {
   EXPECT_TRUE(named) << text;
 }
 
+// Name rules work only with a resolver the rules allow: a suggestion with
+// names but no resolver rule (its DNS was not seen: an enforcing target at
+// logging denied) says so loudly instead of claiming the rule is there.
+TEST(SuggestPolicyTest, NamesWithoutAResolverRuleAreWarnedAbout) {
+  const std::string without = MustSuggest({Named("127.1.2.3", 443, "a.test")});
+  EXPECT_THAT(without, HasSubstr("WARNING: no resolver was seen")) << without;
+  EXPECT_THAT(without, Not(HasSubstr("the resolver rule (port 53, below)")));
+  const std::string with = MustSuggest({Named("127.1.2.3", 443, "a.test"),
+                                        Obs("127.0.0.53", IPPROTO_UDP, 53, 1)});
+  EXPECT_THAT(with, Not(HasSubstr("WARNING"))) << with;
+  EXPECT_THAT(with, HasSubstr("the resolver rule (port 53, below) is needed"));
+  const std::string tcp = MustSuggest({Named("127.1.2.3", 443, "a.test"),
+                                       Obs("127.0.0.53", IPPROTO_TCP, 53, 1)});
+  EXPECT_THAT(tcp, Not(HasSubstr("WARNING"))) << tcp;
+}
+
 TEST(SuggestPolicyTest, GroupNamesMakesWildcardsOnlyWhenAsked) {
   const std::vector<Observation> obs = {
       Named("127.1.0.1", 443, "a.cdn.example"),

@@ -22,6 +22,7 @@
 #include "userspace/policy/suggest.h"
 #include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
+#include "userspace/policy/vocabulary.h"
 
 namespace egress {
 
@@ -339,6 +340,20 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
         "WARNING: the target's logging is off, so its decisions leave no "
         "record: nothing it did while logging was off is in this policy. "
         "Set `egressctl logging denied` and learn again.");
+  }
+  if (t.logging != policy::LoggingLevel::kOff &&
+      (policy::LoggingFlags(t.logging, t.mode) & EGRESS_TF_EVENT_ALLOW) == 0) {
+    // Enforcing at `denied`: an allowed connect or datagram leaves no
+    // record; only TCP flows (sock_ops) still show what was let through.
+    // A resolver, any UDP peer and unix sockets the rules allow would be
+    // missing, and applying the suggestion would cut them off.
+    opts.header_comment.push_back(
+        "WARNING: the target enforces at logging `denied`, so what its rules "
+        "allow leaves no record but TCP connections: allowed datagrams (DNS "
+        "queries to its resolver, other UDP) and unix connects are missing "
+        "from this policy, and applying it as is would refuse them. Keep the "
+        "rules in force for them, or learn with `egressctl logging all` (or "
+        "mode audit) and suggest again.");
   }
   if (lost > 0) {
     opts.header_comment.push_back(

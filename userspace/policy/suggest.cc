@@ -472,7 +472,23 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
         "Destinations the target resolved are allowed by name (domainNames):");
     header->push_back(
         "their addresses are learned from the target's own DNS answers, so");
-    header->push_back("the resolver rule is needed too.");
+    // A name rule binds only addresses answered by a resolver the rules
+    // allow: without one, every name below allows nothing once enforced.
+    bool resolver = false;
+    for (Proto proto : {Proto::kUdp, Proto::kTcp}) {
+      resolver = resolver || seen.by_port.count({proto, 53}) > 0;
+    }
+    if (resolver) {
+      header->push_back("the resolver rule (port 53, below) is needed too.");
+    } else {
+      header->push_back(
+          "WARNING: no resolver was seen (no 53/udp or 53/tcp rule here), so "
+          "the");
+      header->push_back(
+          "names below allow nothing and lookups fail once this is enforced:");
+      header->push_back(
+          "add a rule for the target's resolver by address before applying.");
+    }
     if (options.group_names) {
       header->push_back(
           "Names sharing a parent domain are grouped into *.PARENT.");
