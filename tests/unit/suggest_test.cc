@@ -308,6 +308,36 @@ TEST(SuggestPolicyTest, GroupsIpv4IntoNetworks) {
   EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 443, 4, V4(10, 0, 2, 1)));
 }
 
+// --group never widens the resolver: anyone in the cgroup could query a
+// fake resolver elsewhere in the network and bind an allowed name to any
+// address. Other destinations are grouped as asked.
+TEST(SuggestPolicyTest, GroupingKeepsTheResolverExact) {
+  SuggestOptions options = Options();
+  options.group_v4 = 8;
+  options.group_v6 = 32;
+  const std::string text = MustSuggest(
+      {
+          Obs("127.0.0.53", IPPROTO_UDP, 53, 4),
+          Obs("127.0.0.53", IPPROTO_TCP, 53, 1),
+          Obs("2001:db8::53", IPPROTO_UDP, 53, 1),
+          Obs("127.9.9.9", IPPROTO_TCP, 8080, 1),
+      },
+      options);
+  const Policy p = MustParse(text);
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 54)))
+      << text;
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 6, 6, 6))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 6, Addr("2001:db8::53")));
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_UDP, 53, 6, Addr("2001:db8::54")))
+      << text;
+  EXPECT_THAT(text, HasSubstr("cidr: 127.0.0.53/32"));
+  EXPECT_THAT(text, HasSubstr("Resolvers (port 53) stay exact"));
+  // The rest is grouped as asked.
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8080, 4, V4(127, 5, 5, 5)));
+}
+
 TEST(SuggestPolicyTest, GroupsIpv6IntoNetworks) {
   SuggestOptions options = Options();
   options.group_v6 = 64;

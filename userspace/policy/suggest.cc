@@ -408,7 +408,13 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
       }
       continue;
     }
-    const int prefix = n.family == 4 ? options.group_v4 : options.group_v6;
+    // The resolver stays exact whatever the grouping: a network would let
+    // anyone in the cgroup query a fake resolver in it and bind an allowed
+    // name to any address.
+    const int host_len = n.family == 4 ? 32 : 128;
+    const int prefix = is_dns(n)       ? host_len
+                       : n.family == 4 ? options.group_v4
+                                       : options.group_v6;
     DestStats& s = seen.by_port[port][{n.family, MaskedAddress(n.addr, prefix),
                                        static_cast<uint8_t>(prefix)}];
     add(*n.o, s);
@@ -466,6 +472,9 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
   if (!grouped.empty()) {
     header->push_back(absl::StrCat("Destinations are grouped into networks: ",
                                    absl::StrJoin(grouped, ", "), "."));
+    header->push_back(
+        "Resolvers (port 53) stay exact: in a network, a fake resolver could");
+    header->push_back("bind an allowed name to any address.");
   }
   if (!all_names.empty()) {
     header->push_back(
