@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -118,8 +120,38 @@ TEST_F(LearnerTest, UnixAddressesNoRuleCanNameAreLeftOutWithAWarning) {
   EXPECT_THAT(yaml, HasSubstr("WARNING: 4 attempts to unix addresses"));
   EXPECT_THAT(yaml, HasSubstr("/run/what?.sock"));
   EXPECT_THAT(yaml, HasSubstr("\"@kept\""));
-  EXPECT_THAT(yaml, Not(HasSubstr("@padded")));
-  EXPECT_THAT(yaml, Not(HasSubstr("@a@b")));
+  // Not in the rule; named in the warning (the padding shown short).
+  EXPECT_THAT(yaml, Not(HasSubstr("- \"@padded")));
+  EXPECT_THAT(yaml, Not(HasSubstr("- \"@a@b")));
+  EXPECT_THAT(yaml, HasSubstr("2 to abstract names padded with NULs"));
+  EXPECT_THAT(yaml, HasSubstr("'@padded@...'"));
+  EXPECT_THAT(yaml, HasSubstr("1 to empty abstract names"));
+  EXPECT_THAT(yaml, HasSubstr("1 to addresses with control or NUL bytes"));
+}
+
+// The warning says what was left out and why: a relative path (a rule
+// names an absolute path) and non-ASCII bytes are not "padded abstract
+// names", and the first addresses of each are listed, also after a restart.
+TEST_F(LearnerTest, UnixAddressesLeftOutAreListedWithWhy) {
+  Learn(UnixAudit("run/app.sock"));
+  Learn(UnixAudit("run/app.sock"));
+  Learn(UnixAudit("/tmp/caf\xc3\xa9.sock"));
+  for (int i = 0; i < 5; ++i) Learn(UnixAudit(absl::StrCat("rel", i)));
+  ASSERT_OK(learner_->Flush());
+  Restart();
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: 8 attempts to unix addresses")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("7 to relative paths")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("'run/app.sock'")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("1 to addresses with non-ASCII bytes")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("'/tmp/caf??.sock'")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("padded"))) << yaml;
+  // At most 3 addresses of a why are listed.
+  int listed = 0;
+  for (int i = 0; i < 5; ++i) {
+    if (absl::StrContains(yaml, absl::StrCat("'rel", i, "'"))) ++listed;
+  }
+  EXPECT_EQ(listed, 2) << yaml;  // and run/app.sock
 }
 
 TEST_F(LearnerTest, AStoredUnixAddressNoRuleCanNameDoesNotBreakSuggest) {

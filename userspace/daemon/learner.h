@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "egress/dns_abi.h"
@@ -68,8 +69,14 @@ class Learner {
   LearnStore pending_;  // since the last flush
   AnswerNames names_;   // address -> name, per target
   // Attempts to unix addresses no rule can name, left out, since the last
-  // flush (then a note in the history, as the pending table's overflow).
-  absl::flat_hash_map<std::string, uint64_t> unnameable_;
+  // flush, per target and note (then notes in the history, as the pending
+  // table's overflow): counts by why, and the first few addresses of each
+  // why, so that suggest can say what was left out.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, uint64_t>>
+      unnameable_;
+  // The addresses noted per target and why (bounded: kUnnameableShown each).
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>
+      unnameable_shown_;
   std::unique_ptr<LearnHistory> history_;
 };
 
