@@ -306,5 +306,67 @@ TEST_F(RoutineNamesTest, ForgedAnswersNameNothingInAudit) {
   EXPECT_FALSE(absl::StrContains(seen, kName)) << seen;
 }
 
+// The resolver's own address, by name; a database reached as a literal.
+constexpr char kResolverName[] = "ns.resolver.test";
+constexpr char kDb[] = "db.other.test";
+
+// Bindings of 1 s (--dns_ttl_floor 1, dnsmasq's TTL 1): a connect 3 s
+// after the lookup comes after its binding, as a literal's would.
+class RoutineNamesShortTtlTest : public RoutineNamesTest {
+ protected:
+  void SetUp() override {
+    extra_daemon_args_ = {"--dns_ttl_floor=1"};
+    RoutineNamesTest::SetUp();
+  }
+};
+
+// The target looks up the resolver's own address (ns.resolver.test) and a
+// database it never connects to by name, resolves its API and connects
+// there, and later reaches the database's address as a literal. The
+// suggestion keeps the resolver and the literal as addresses, so once
+// applied the lookups and the literal connect still work.
+TEST_F(RoutineNamesShortTtlTest, TheResolverAndALiteralStayAddresses) {
+  const std::string server = dns_->address();
+  ASSERT_TRUE(
+      dns_->SetHosts(absl::StrCat(server, " ", kResolverName, "\n", kFirst, " ",
+                                  kName, "\n", kHardCoded, " ", kDb, "\n"),
+                     kDb, kHardCoded)
+          .ok());
+  AddTarget("web", nullptr, "audit");
+  const uint16_t port = port_;
+  EXPECT_EQ(InCgroup([server, port] {
+              if (DnsQuery(server, kResolverName).error != 0) return -1;
+              if (DnsQuery(server, kDb).error != 0) return -2;
+              return LookupAndConnect(server, kName, port);
+            }),
+            0);
+  absl::SleepFor(absl::Seconds(3));  // the bindings (1 s) are gone
+  EXPECT_EQ(InCgroup([port] { return TcpConnect(kHardCoded, port); }), 0);
+  std::string seen;
+  const absl::Time learned_by = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < learned_by) {
+    seen = CtlOk({"suggest", "--target", "web"});
+    if (absl::StrContains(seen, kName) && absl::StrContains(seen, server) &&
+        (absl::StrContains(seen, kHardCoded) || absl::StrContains(seen, kDb))) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_FALSE(absl::StrContains(seen, kResolverName)) << seen;
+  EXPECT_FALSE(absl::StrContains(seen, kDb)) << seen;
+  EXPECT_TRUE(absl::StrContains(seen, absl::StrCat("cidr: ", server, "/32")))
+      << seen;
+  EXPECT_TRUE(
+      absl::StrContains(seen, absl::StrCat("cidr: ", kHardCoded, "/32")))
+      << seen;
+  std::ofstream(PolicyPath()) << seen;
+  CtlOk({"apply", "-f", PolicyPath()});
+  // Enforced: the lookup (the resolver by address), the API by name, and
+  // the literal by address.
+  EXPECT_EQ(AppStep(), 0) << seen;
+  EXPECT_EQ(InCgroup([port] { return TcpConnect(kHardCoded, port); }), 0)
+      << seen;
+}
+
 }  // namespace
 }  // namespace egress::testing

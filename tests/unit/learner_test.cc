@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -118,8 +120,38 @@ TEST_F(LearnerTest, UnixAddressesNoRuleCanNameAreLeftOutWithAWarning) {
   EXPECT_THAT(yaml, HasSubstr("WARNING: 4 attempts to unix addresses"));
   EXPECT_THAT(yaml, HasSubstr("/run/what?.sock"));
   EXPECT_THAT(yaml, HasSubstr("\"@kept\""));
-  EXPECT_THAT(yaml, Not(HasSubstr("@padded")));
-  EXPECT_THAT(yaml, Not(HasSubstr("@a@b")));
+  // Not in the rule; named in the warning (the padding shown short).
+  EXPECT_THAT(yaml, Not(HasSubstr("- \"@padded")));
+  EXPECT_THAT(yaml, Not(HasSubstr("- \"@a@b")));
+  EXPECT_THAT(yaml, HasSubstr("2 to abstract names padded with NULs"));
+  EXPECT_THAT(yaml, HasSubstr("'@padded@...'"));
+  EXPECT_THAT(yaml, HasSubstr("1 to empty abstract names"));
+  EXPECT_THAT(yaml, HasSubstr("1 to addresses with control or NUL bytes"));
+}
+
+// The warning says what was left out and why: a relative path (a rule
+// names an absolute path) and non-ASCII bytes are not "padded abstract
+// names", and the first addresses of each are listed, also after a restart.
+TEST_F(LearnerTest, UnixAddressesLeftOutAreListedWithWhy) {
+  Learn(UnixAudit("run/app.sock"));
+  Learn(UnixAudit("run/app.sock"));
+  Learn(UnixAudit("/tmp/caf\xc3\xa9.sock"));
+  for (int i = 0; i < 5; ++i) Learn(UnixAudit(absl::StrCat("rel", i)));
+  ASSERT_OK(learner_->Flush());
+  Restart();
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: 8 attempts to unix addresses")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("7 to relative paths")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("'run/app.sock'")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("1 to addresses with non-ASCII bytes")) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("'/tmp/caf??.sock'")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("padded"))) << yaml;
+  // At most 3 addresses of a why are listed.
+  int listed = 0;
+  for (int i = 0; i < 5; ++i) {
+    if (absl::StrContains(yaml, absl::StrCat("'rel", i, "'"))) ++listed;
+  }
+  EXPECT_EQ(listed, 2) << yaml;  // and run/app.sock
 }
 
 TEST_F(LearnerTest, AStoredUnixAddressNoRuleCanNameDoesNotBreakSuggest) {
@@ -146,6 +178,29 @@ TEST_F(LearnerTest, LoggingOffIsSaidToHideEverything) {
   EXPECT_THAT(Suggestion(), HasSubstr("WARNING: the target's logging is off"));
   web_.logging = policy::LoggingLevel::kDenied;
   EXPECT_THAT(Suggestion(), Not(HasSubstr("logging is off")));
+}
+
+// An enforcing target at logging `denied` records only what is refused and
+// its TCP flows: a re-suggestion would drop the resolver (53/udp) and unix
+// rules in force, so the header says so; in audit mode, or at `all`,
+// allowed decisions are recorded and nothing is said.
+TEST_F(LearnerTest, EnforcingAtLoggingDeniedIsSaidToHideAllowedDatagrams) {
+  egress_event flow = Verdict(EGRESS_VERDICT_ALLOW, EGRESS_REASON_MATCH_ALLOW,
+                              9, 443, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  flow.kind = EGRESS_EVENT_FLOW_ESTABLISHED;
+  flow.direction = EGRESS_DIR_OUTBOUND;
+  Learn(flow, /*allows_recorded=*/false);
+  web_.mode = policy::Mode::kEnforce;
+  web_.logging = policy::LoggingLevel::kDenied;
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("WARNING: the target enforces at logging "
+                              "`denied`"));
+  EXPECT_THAT(yaml, HasSubstr("egressctl logging all"));
+  web_.logging = policy::LoggingLevel::kAll;
+  EXPECT_THAT(Suggestion(), Not(HasSubstr("enforces at logging")));
+  web_.mode = policy::Mode::kAudit;
+  web_.logging = policy::LoggingLevel::kDenied;
+  EXPECT_THAT(Suggestion(), Not(HasSubstr("enforces at logging")));
 }
 
 // What learning had to leave out is warned about after a restart too, and
@@ -185,7 +240,7 @@ TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
   answer.addrs[0].addr[3] = 2;
   answer.addrs[0].ttl = 60;
   answer.naddrs = 1;
-  learner_->LearnAnswer(answer, "web");
+  learner_->LearnAnswer(answer, "web", absl::GetCurrentTimeNanos());
   ASSERT_OK(learner_->Flush());
   Restart();  // egressd restarted
   Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 2, 18082,
@@ -193,6 +248,66 @@ TEST_F(LearnerTest, NamesOfAddressesOutliveARestart) {
   const std::string yaml = Suggestion();
   EXPECT_THAT(yaml, HasSubstr("cdn1.shop.test"));
   EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.2/32")));
+}
+
+// An answer of target "web" binding `name` to 127.0.0.`octet`, TTL 1 s (the
+// floor, 30 s, rules), at boot time `ts_ns`.
+egress_dns_answer_event AnswerOf(const char* name, uint8_t octet,
+                                 uint64_t ts_ns = 1) {
+  egress_dns_answer_event answer{};
+  answer.kind = EGRESS_EVENT_DNS_ANSWER;
+  answer.qtype = EGRESS_DNS_TYPE_A;
+  answer.ts_ns = ts_ns;
+  memcpy(answer.qname, name, strlen(name));
+  answer.addrs[0].addr[0] = 127;
+  answer.addrs[0].addr[3] = octet;
+  answer.addrs[0].ttl = 1;
+  answer.naddrs = 1;
+  answer.server[0] = 127;
+  answer.server[3] = 53;
+  answer.server_port = htons(53);
+  answer.server_family = EGRESS_FAMILY_IPV4;
+  answer.proto = IPPROTO_UDP;
+  return answer;
+}
+
+// A destination counts as reached by a name only while the answer's binding
+// would be live when enforced (max(TTL, floor)): an address resolved once
+// and reached 40 s later as a literal stays an address rule, or the
+// literal connect is refused once the suggestion is enforced.
+TEST_F(LearnerTest, AnAddressReachedAfterItsBindingExpiredStaysAnAddress) {
+  constexpr uint64_t kSecond = 1'000'000'000;
+  const int64_t offset = absl::GetCurrentTimeNanos();
+  learner_->LearnAnswer(AnswerOf("db.other.test", 22), "web", offset);
+  learner_->LearnAnswer(AnswerOf("api.example.test", 21), "web", offset);
+  egress_event api = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 21,
+                             8080, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  api.ts_ns = 2 * kSecond;  // within the binding: by name
+  learner_->Learn(api, "web", true, offset);
+  egress_event literal = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH,
+                                 22, 8083, IPPROTO_TCP, EGRESS_HOOK_CONNECT4);
+  literal.ts_ns = 40 * kSecond;  // the binding is gone: by address
+  learner_->Learn(literal, "web", true, offset);
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.22/32")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("db.other.test"))) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("api.example.test")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("127.0.0.21/32"))) << yaml;
+}
+
+// The resolver stays an address rule even when the target looked its
+// address up: a name rule for it could only be learned from its own
+// answers, so every lookup would fail once enforced.
+TEST_F(LearnerTest, TheResolverStaysAnAddressEvenWhenItsAddressWasResolved) {
+  const int64_t offset = absl::GetCurrentTimeNanos();
+  learner_->LearnAnswer(AnswerOf("ns.resolver.test", 53), "web", offset);
+  egress_event query = Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 53,
+                               53, IPPROTO_UDP, EGRESS_HOOK_SENDMSG4);
+  query.ts_ns = 2;
+  learner_->Learn(query, "web", true, offset);
+  const std::string yaml = Suggestion();
+  EXPECT_THAT(yaml, HasSubstr("127.0.0.53/32")) << yaml;
+  EXPECT_THAT(yaml, Not(HasSubstr("ns.resolver.test"))) << yaml;
 }
 
 }  // namespace

@@ -308,6 +308,36 @@ TEST(SuggestPolicyTest, GroupsIpv4IntoNetworks) {
   EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 443, 4, V4(10, 0, 2, 1)));
 }
 
+// --group never widens the resolver: anyone in the cgroup could query a
+// fake resolver elsewhere in the network and bind an allowed name to any
+// address. Other destinations are grouped as asked.
+TEST(SuggestPolicyTest, GroupingKeepsTheResolverExact) {
+  SuggestOptions options = Options();
+  options.group_v4 = 8;
+  options.group_v6 = 32;
+  const std::string text = MustSuggest(
+      {
+          Obs("127.0.0.53", IPPROTO_UDP, 53, 4),
+          Obs("127.0.0.53", IPPROTO_TCP, 53, 1),
+          Obs("2001:db8::53", IPPROTO_UDP, 53, 1),
+          Obs("127.9.9.9", IPPROTO_TCP, 8080, 1),
+      },
+      options);
+  const Policy p = MustParse(text);
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 0, 0, 53)));
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 54)))
+      << text;
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 6, 6, 6))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 6, Addr("2001:db8::53")));
+  EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_UDP, 53, 6, Addr("2001:db8::54")))
+      << text;
+  EXPECT_THAT(text, HasSubstr("cidr: 127.0.0.53/32"));
+  EXPECT_THAT(text, HasSubstr("Resolvers (port 53) stay exact"));
+  // The rest is grouped as asked.
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8080, 4, V4(127, 5, 5, 5)));
+}
+
 TEST(SuggestPolicyTest, GroupsIpv6IntoNetworks) {
   SuggestOptions options = Options();
   options.group_v6 = 64;
@@ -340,16 +370,14 @@ TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
       Obs("127.0.0.53", IPPROTO_UDP, 53, 4),
       Named("127.1.2.3", 443, "api.example.com", 2),
       Named("127.1.2.4", 443, "api.example.com"),
-      // The same destination again without a lookup: under the name.
-      Obs("127.1.2.3", IPPROTO_TCP, 443, 5),
       Obs("127.9.9.9", IPPROTO_TCP, 8080, 1),
   };
   const std::string text = MustSuggest(obs);
   EXPECT_THAT(text, HasSubstr("domainNames"));
-  EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 8 "
+  EXPECT_THAT(text, HasSubstr("api.example.com (resolved to 2 addresses): 3 "
                               "attempts"));
   EXPECT_THAT(text, HasSubstr("to 2 destinations by address, 1 by DNS "
-                              "name: 13 attempts"));
+                              "name: 8 attempts"));
   Policy p = MustParse(text);
   ASSERT_THAT(p.rules, SizeIs(3));
   const Rule* https = nullptr;
@@ -365,6 +393,52 @@ TEST(SuggestPolicyTest, ResolvedDestinationsAreAllowedByName) {
   EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8080, 4, V4(127, 9, 9, 9)));
   // No address rule lets the named destinations through by address.
   EXPECT_FALSE(AnyRuleMatches(p, IPPROTO_TCP, 443, 4, V4(127, 1, 2, 3)));
+}
+
+// A destination reached both by a live name and without one (a literal, an
+// address kept past its answer's binding) gets both rules: enforced, the
+// connect without a binding needs the address. The resolver is never a
+// name, even when the target looked its address up too (a row an older
+// egressd named): its queries are what binds the names.
+TEST(SuggestPolicyTest, BothWaysGetsBothAndResolverStaysAddress) {
+  Observation resolver = Obs("127.0.0.53", IPPROTO_UDP, 53, 4);
+  resolver.name = "ns.resolver.test";
+  Observation resolver_tcp = Obs("127.0.0.53", IPPROTO_TCP, 53, 1);
+  resolver_tcp.name = "ns.resolver.test";
+  const std::vector<Observation> obs = {
+      resolver,
+      resolver_tcp,
+      Named("127.0.0.22", 8083, "db.other.test"),
+      Obs("127.0.0.22", IPPROTO_TCP, 8083, 1),
+  };
+  const std::string text = MustSuggest(obs);
+  Policy p = MustParse(text);
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_UDP, 53, 4, V4(127, 0, 0, 53))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 53, 4, V4(127, 0, 0, 53))) << text;
+  EXPECT_TRUE(AnyRuleMatches(p, IPPROTO_TCP, 8083, 4, V4(127, 0, 0, 22)))
+      << text;
+  EXPECT_THAT(text, Not(HasSubstr("ns.resolver.test"))) << text;
+  bool named = false;
+  for (const Rule& r : p.rules) {
+    if (r.names == std::vector<std::string>{"db.other.test"}) named = true;
+  }
+  EXPECT_TRUE(named) << text;
+}
+
+// Name rules work only with a resolver the rules allow: a suggestion with
+// names but no resolver rule (its DNS was not seen: an enforcing target at
+// logging denied) says so loudly instead of claiming the rule is there.
+TEST(SuggestPolicyTest, NamesWithoutAResolverRuleAreWarnedAbout) {
+  const std::string without = MustSuggest({Named("127.1.2.3", 443, "a.test")});
+  EXPECT_THAT(without, HasSubstr("WARNING: no resolver was seen")) << without;
+  EXPECT_THAT(without, Not(HasSubstr("the resolver rule (port 53, below)")));
+  const std::string with = MustSuggest({Named("127.1.2.3", 443, "a.test"),
+                                        Obs("127.0.0.53", IPPROTO_UDP, 53, 1)});
+  EXPECT_THAT(with, Not(HasSubstr("WARNING"))) << with;
+  EXPECT_THAT(with, HasSubstr("the resolver rule (port 53, below) is needed"));
+  const std::string tcp = MustSuggest({Named("127.1.2.3", 443, "a.test"),
+                                       Obs("127.0.0.53", IPPROTO_TCP, 53, 1)});
+  EXPECT_THAT(tcp, Not(HasSubstr("WARNING"))) << tcp;
 }
 
 TEST(SuggestPolicyTest, GroupNamesMakesWildcardsOnlyWhenAsked) {

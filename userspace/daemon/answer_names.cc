@@ -5,6 +5,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "userspace/policy/rule.h"
@@ -38,7 +40,8 @@ std::string AnswerNames::Key(uint8_t family,
 }
 
 void AnswerNames::Remember(const std::string& target,
-                           const egress_dns_answer_event& answer) {
+                           const egress_dns_answer_event& answer,
+                           int64_t answer_ns, uint32_t ttl_floor_s) {
   uint8_t family = 0;
   if (answer.qtype == EGRESS_DNS_TYPE_A) family = 4;
   if (answer.qtype == EGRESS_DNS_TYPE_AAAA) family = 6;
@@ -52,9 +55,19 @@ void AnswerNames::Remember(const std::string& target,
     std::memcpy(addr.data(), answer.addrs[i].addr, 16);
     const std::string key = Key(family, addr);
     auto [it, fresh] = t.names.try_emplace(key);
-    std::vector<std::string>& names = it->second;
-    names.erase(std::remove(names.begin(), names.end(), name), names.end());
-    names.push_back(name);
+    std::vector<Bound>& names = it->second;
+    // As the kernel binds it (dns_learn.h): max(TTL, floor) from now.
+    const int64_t lifetime_ns =
+        int64_t{std::max(answer.addrs[i].ttl, ttl_floor_s)} * 1'000'000'000;
+    int64_t expires_ns = answer_ns + lifetime_ns;
+    auto same = std::find_if(names.begin(), names.end(),
+                             [&](const Bound& b) { return b.name == name; });
+    if (same != names.end()) {
+      // A shorter TTL in a later answer does not cut a binding short.
+      expires_ns = std::max(expires_ns, same->expires_ns);
+      names.erase(same);
+    }
+    names.push_back({name, expires_ns});
     if (names.size() > kMaxNamesPerAddress) names.erase(names.begin());
     t.changed.insert(key);
     if (!fresh) continue;
@@ -68,12 +81,16 @@ void AnswerNames::Remember(const std::string& target,
 }
 
 std::string AnswerNames::NameOf(const std::string& target, uint8_t family,
-                                const std::array<uint8_t, 16>& addr) const {
+                                const std::array<uint8_t, 16>& addr,
+                                int64_t at_ns) const {
   auto t = targets_.find(target);
   if (t == targets_.end()) return "";
   auto it = t->second.names.find(Key(family, addr));
   if (it == t->second.names.end()) return "";
-  std::vector<std::string> sorted = it->second;
+  std::vector<std::string> sorted;
+  for (const Bound& b : it->second) {
+    if (at_ns <= b.expires_ns) sorted.push_back(b.name);
+  }
   std::sort(sorted.begin(), sorted.end());
   return absl::StrJoin(sorted, ",");
 }
@@ -87,8 +104,12 @@ AnswerNames::TakeChanged() {
     for (const std::string& key : t.changed) {
       auto it = t.names.find(key);
       if (it == t.names.end()) continue;
+      std::vector<std::string> names;
+      for (const Bound& b : it->second) {
+        names.push_back(absl::StrCat(b.name, "@", b.expires_ns));
+      }
       out[target].push_back(
-          {absl::BytesToHexString(key), absl::StrJoin(it->second, ",")});
+          {absl::BytesToHexString(key), absl::StrJoin(names, ",")});
     }
     t.changed.clear();
   }
@@ -102,10 +123,15 @@ void AnswerNames::Restore(const std::string& target, const Kept& kept) {
     return;
   }
   const std::string key = absl::HexStringToBytes(kept.key);
-  std::vector<std::string> names;
-  for (absl::string_view name : absl::StrSplit(kept.names, ',')) {
-    if (IsAnswerName(name) && names.size() < kMaxNamesPerAddress) {
-      names.emplace_back(name);
+  std::vector<Bound> names;
+  for (absl::string_view entry : absl::StrSplit(kept.names, ',')) {
+    std::pair<absl::string_view, absl::string_view> parts =
+        absl::StrSplit(entry, absl::MaxSplits('@', 1));
+    int64_t expires_ns = 0;
+    if (IsAnswerName(parts.first) &&
+        absl::SimpleAtoi(parts.second, &expires_ns) &&
+        names.size() < kMaxNamesPerAddress) {
+      names.push_back({std::string(parts.first), expires_ns});
     }
   }
   if (names.empty()) return;

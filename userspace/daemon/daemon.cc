@@ -160,7 +160,8 @@ absl::Status StartEngine(Daemon::Parts& p) {
           p.options.docker_socket, p.options.containerd_socket,
           p.options.containerd_namespace, p.options.podman_socket},
       p.cgroup_root);
-  p.learner = std::make_unique<Learner>(p.options.state_dir);
+  p.learner = std::make_unique<Learner>(p.options.state_dir, LearnLimits{},
+                                        p.options.dns_ttl_floor);
   EGRESS_RETURN_IF_ERROR(p.learner->Load());
   p.engine =
       std::make_unique<Engine>(*p.kernel, std::move(state), EngineOptionsOf(p));

@@ -9,10 +9,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "userspace/common/errno_status.h"
@@ -22,6 +27,7 @@
 #include "userspace/policy/suggest.h"
 #include "userspace/policy/target_values.h"
 #include "userspace/policy/unix_rules.h"
+#include "userspace/policy/vocabulary.h"
 
 namespace egress {
 
@@ -60,14 +66,46 @@ void Learner::Forget(const std::string& target) {
   pending_.Forget(target);
   names_.Forget(target);
   unnameable_.erase(target);
+  unnameable_shown_.erase(target);
   if (history_) history_->Forget(target).IgnoreError();
 }
 
 namespace {
 
+// The port the kernel reads DNS queries and answers on (lib/dns_learn.h).
+constexpr uint16_t kDnsPort = 53;
+
 // The history's notes (LearnHistory::AddNote).
 constexpr char kNoteOverflow[] = "overflow";
+// Notes of unix addresses left out: "unnameable" (an older egressd's, why
+// unknown), "unnameable:WHY" (counts by why) and "unnameable-address:WHY:
+// ADDRESS" (the first few addresses of each why, as records show them).
 constexpr char kNoteUnnameable[] = "unnameable";
+constexpr char kNoteUnnameableWhy[] = "unnameable:";
+constexpr char kNoteUnnameableAddress[] = "unnameable-address:";
+// Addresses noted per target and why, and shown per why.
+constexpr size_t kUnnameableShown = 3;
+
+// Why a unix address cannot be named by a rule, in the order suggest lists
+// them: the note's word and what suggest says.
+struct UnnameableWhy {
+  const char* word;
+  const char* text;
+};
+constexpr UnnameableWhy kUnnameableWhys[] = {
+    {"relative",
+     "relative paths (resolved against the process's working directory; a "
+     "rule names an absolute path or @name)"},
+    {"non-ascii",
+     "addresses with non-ASCII bytes (rules name printable ASCII only; shown "
+     "as '?')"},
+    {"control", "addresses with control or NUL bytes (shown as '?', '@')"},
+    {"padded",
+     "abstract names padded with NULs (shown as '@', where a rule's '@' is "
+     "the byte '@')"},
+    {"empty", "empty abstract names"},
+    {"unknown", "addresses an older egressd left out without saying why"},
+};
 
 // Moves a corrupt file aside, loudly: learned traffic is not policy, so
 // egressd keeps enforcing and starts learning afresh.
@@ -120,7 +158,8 @@ absl::Status Learner::Load() {
 
 absl::Status Learner::Flush() {
   LearnStore taken;
-  absl::flat_hash_map<std::string, uint64_t> unnameable;
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, uint64_t>>
+      unnameable;
   absl::flat_hash_map<std::string, std::vector<AnswerNames::Kept>> names;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -140,8 +179,10 @@ absl::Status Learner::Flush() {
           history_->AddNote(target, kNoteOverflow, lost, now));
     }
   }
-  for (const auto& [target, n] : unnameable) {
-    EGRESS_RETURN_IF_ERROR(history_->AddNote(target, kNoteUnnameable, n, now));
+  for (const auto& [target, notes] : unnameable) {
+    for (const auto& [why, n] : notes) {
+      EGRESS_RETURN_IF_ERROR(history_->AddNote(target, why, n, now));
+    }
   }
   for (const auto& [target, changed] : names) {
     EGRESS_RETURN_IF_ERROR(history_->SaveNames(target, changed, now));
@@ -190,6 +231,31 @@ std::optional<std::string> NameableUnixAddress(const egress_event& e) {
     return std::nullopt;
   }
   return text;
+}
+
+// Why a unix record's address (NameableUnixAddress refused it) cannot be
+// named by a rule: a word of kUnnameableWhys.
+std::string UnnameableWhyOf(const egress_event& e) {
+  const uint32_t n = std::min<uint32_t>(e.path_len, EGRESS_UNIX_PATH_MAX);
+  const std::string bytes(reinterpret_cast<const char*>(e.path), n);
+  if (bytes.empty() || bytes == std::string(1, '\0')) return "empty";
+  if (bytes[0] == '\0') {
+    if (bytes.find('\0', 1) != std::string::npos) return "padded";
+  } else if (bytes[0] != '/') {
+    return "relative";
+  }
+  for (const char c : bytes.substr(1)) {
+    if (static_cast<unsigned char>(c) >= 0x80) return "non-ascii";
+  }
+  return "control";
+}
+
+// The why of a unix address kept as text by an older egressd, which
+// UnixAddressBytes refuses.
+std::string UnnameableWhyOfText(const std::string& text) {
+  if (text == "@") return "empty";
+  if (text[0] != '/' && text[0] != '@') return "relative";
+  return "unknown";
 }
 
 }  // namespace
@@ -241,23 +307,59 @@ void Learner::Learn(const egress_event& e, const std::string& target,
   if (e.family == EGRESS_FAMILY_UNIX) {
     std::optional<std::string> path = NameableUnixAddress(e);
     if (!path) {
-      unnameable_[target] += attempts;
+      const std::string why = UnnameableWhyOf(e);
+      auto& notes = unnameable_[target];
+      notes[absl::StrCat(kNoteUnnameableWhy, why)] += attempts;
+      // The first few addresses of each why, as records show them
+      // (printable ASCII), so that suggest can name them.
+      std::string text = UnixPathText(e);
+      if (why == "padded") {
+        // The padding shown short: a name padded to sizeof(sun_path).
+        const size_t end = text.find_last_not_of('@');
+        if (end != std::string::npos && end + 2 < text.size()) {
+          text = absl::StrCat(text.substr(0, end + 2), "...");
+        }
+      }
+      const std::string prefix = absl::StrCat(kNoteUnnameableAddress, why, ":");
+      const std::string address = prefix + text;
+      auto& shown = unnameable_shown_[target];
+      size_t of_why = 0;
+      for (const std::string& a : shown) {
+        if (absl::StartsWith(a, prefix)) ++of_why;
+      }
+      if (shown.contains(address) || of_why < kUnnameableShown) {
+        shown.insert(address);
+        notes[address] += attempts;
+      }
       return;
     }
     pending_.RecordUnix(target, *path, attempts,
                         RecordUnixNs(e, realtime_offset_ns), comm);
     return;
   }
+  const int64_t at_ns = RecordUnixNs(e, realtime_offset_ns);
+  // Reached by a name only while an answer bound the address to it, as
+  // enforcement decides: the same address reached later (a literal in a
+  // configuration, an address the application kept) needs an address rule.
+  // The resolver is never a name: its queries are what binds names, and a
+  // name rule for it would be learned from its own answers.
+  const bool dns = (e.proto == IPPROTO_UDP || e.proto == IPPROTO_TCP) &&
+                   ntohs(e.port) == kDnsPort;
   pending_.Record(target, e.family, addr, e.proto, ntohs(e.port), attempts,
-                  RecordUnixNs(e, realtime_offset_ns), comm,
-                  names_.NameOf(target, e.family, addr));
+                  at_ns, comm,
+                  dns ? "" : names_.NameOf(target, e.family, addr, at_ns));
 }
 
 void Learner::LearnAnswer(const egress_dns_answer_event& answer,
-                          const std::string& target) {
+                          const std::string& target,
+                          int64_t realtime_offset_ns) {
   if (target.empty()) return;
+  // Stamped as records are (RecordUnixNs), so the two compare.
+  egress_event stamp{};
+  stamp.ts_ns = answer.ts_ns;
+  const int64_t answer_ns = RecordUnixNs(stamp, realtime_offset_ns);
   std::lock_guard<std::mutex> lock(mu_);
-  names_.Remember(target, answer);
+  names_.Remember(target, answer, answer_ns, dns_ttl_floor_s_);
 }
 
 absl::StatusOr<control::SuggestResponse> Learner::Suggest(
@@ -284,12 +386,16 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Observation> found,
                           history_->Query(t.name, since_ns));
   std::vector<policy::Observation> seen;
-  uint64_t unnameable = 0;
+  // Unix addresses left out: attempts by why, and the addresses shown.
+  std::map<std::string, uint64_t> unnameable;
+  std::map<std::string, std::set<std::string>> unnameable_addresses;
   for (policy::Observation& o : found) {
     if (!o.unix_path.empty() || o.raw) {
       // Rows kept before such addresses were left out at learning.
       if (!o.unix_path.empty() && !policy::UnixAddressBytes(o.unix_path).ok()) {
-        unnameable += o.count;
+        const std::string why = UnnameableWhyOfText(o.unix_path);
+        unnameable[why] += o.count;
+        unnameable_addresses[why].insert(o.unix_path);
         continue;
       }
       seen.push_back(std::move(o));
@@ -309,20 +415,64 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   // restart does not hide it).
   EGRESS_ASSIGN_OR_RETURN(auto notes, history_->Notes(t.name, since_ns));
   const uint64_t lost = notes[kNoteOverflow];
-  unnameable += notes[kNoteUnnameable];
-  if (unnameable > 0) {
+  for (const auto& [key, n] : notes) {
+    if (key == kNoteUnnameable) {
+      unnameable["unknown"] += n;
+    } else if (absl::StartsWith(key, kNoteUnnameableWhy)) {
+      unnameable[key.substr(strlen(kNoteUnnameableWhy))] += n;
+    } else if (absl::StartsWith(key, kNoteUnnameableAddress)) {
+      std::pair<std::string, std::string> why_address = absl::StrSplit(
+          key.substr(strlen(kNoteUnnameableAddress)), absl::MaxSplits(':', 1));
+      unnameable_addresses[why_address.first].insert(why_address.second);
+    }
+  }
+  uint64_t unnameable_total = 0;
+  std::vector<std::string> whys;
+  for (const UnnameableWhy& why : kUnnameableWhys) {
+    auto it = unnameable.find(why.word);
+    if (it == unnameable.end() || it->second == 0) continue;
+    unnameable_total += it->second;
+    std::string line = absl::StrCat(it->second, " to ", why.text);
+    const std::set<std::string>& shown = unnameable_addresses[why.word];
+    if (!shown.empty()) {
+      std::vector<std::string> quoted;
+      for (const std::string& a : shown) {
+        if (quoted.size() == kUnnameableShown) break;
+        quoted.push_back(absl::StrCat("'", a, "'"));
+      }
+      absl::StrAppend(&line, ", e.g. ", absl::StrJoin(quoted, ", "));
+    }
+    whys.push_back(std::move(line));
+  }
+  if (unnameable_total > 0) {
     opts.header_comment.push_back(absl::StrCat(
-        "WARNING: ", unnameable, unnameable == 1 ? " attempt" : " attempts",
-        " to unix addresses no rule can name (an abstract name "
-        "padded with NULs or empty, control bytes), left out of this policy: "
-        "`egressctl events` shows them; such a socket must be reached "
-        "another way, or the target left without unix rules."));
+        "WARNING: ", unnameable_total,
+        unnameable_total == 1 ? " attempt" : " attempts",
+        " to unix addresses no rule can name, left out of this policy: ",
+        absl::StrJoin(whys, "; "),
+        ". `egressctl events` shows them; such a socket must be reached "
+        "another way (an absolute path for a relative one), or the target "
+        "left without unix rules."));
   }
   if (t.logging == policy::LoggingLevel::kOff) {
     opts.header_comment.push_back(
         "WARNING: the target's logging is off, so its decisions leave no "
         "record: nothing it did while logging was off is in this policy. "
         "Set `egressctl logging denied` and learn again.");
+  }
+  if (t.logging != policy::LoggingLevel::kOff &&
+      (policy::LoggingFlags(t.logging, t.mode) & EGRESS_TF_EVENT_ALLOW) == 0) {
+    // Enforcing at `denied`: an allowed connect or datagram leaves no
+    // record; only TCP flows (sock_ops) still show what was let through.
+    // A resolver, any UDP peer and unix sockets the rules allow would be
+    // missing, and applying the suggestion would cut them off.
+    opts.header_comment.push_back(
+        "WARNING: the target enforces at logging `denied`, so what its rules "
+        "allow leaves no record but TCP connections: allowed datagrams (DNS "
+        "queries to its resolver, other UDP) and unix connects are missing "
+        "from this policy, and applying it as is would refuse them. Keep the "
+        "rules in force for them, or learn with `egressctl logging all` (or "
+        "mode audit) and suggest again.");
   }
   if (lost > 0) {
     opts.header_comment.push_back(

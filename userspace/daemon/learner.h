@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "egress/abi.h"
 #include "egress/dns_abi.h"
@@ -27,9 +28,15 @@ namespace egress {
 
 class Learner {
  public:
-  // `dir`: the state directory.
-  explicit Learner(std::string dir, LearnLimits limits = {})
-      : dir_(std::move(dir)), limits_(limits) {}
+  // `dir`: the state directory. `dns_ttl_floor_s`: egressd's
+  // --dns_ttl_floor, the least time the kernel binds an answer's addresses
+  // to a name (docs/dns.md): a destination counts as reached by a name only
+  // while such a binding would be live.
+  explicit Learner(std::string dir, LearnLimits limits = {},
+                   uint32_t dns_ttl_floor_s = EGRESS_DNS_TTL_FLOOR_DEFAULT)
+      : dir_(std::move(dir)),
+        limits_(limits),
+        dns_ttl_floor_s_(dns_ttl_floor_s) {}
 
   // Opens learned.db and imports a learned.json of an older egressd once
   // (renamed learned.json.migrated). A corrupt learned.json or learned.db
@@ -40,10 +47,10 @@ class Learner {
   // flow adds what no allow record showed.
   void Learn(const egress_event& e, const std::string& target,
              bool allows_recorded, int64_t realtime_offset_ns);
-  // Remembers which name the answer's addresses were resolved from, for
-  // the records of `target` that follow.
+  // Remembers which name the answer's addresses were resolved from, and
+  // for how long, for the records of `target` that follow.
   void LearnAnswer(const egress_dns_answer_event& answer,
-                   const std::string& target);
+                   const std::string& target, int64_t realtime_offset_ns);
   void Forget(const std::string& target);
   // Flushes first, so that the last seconds count.
   absl::StatusOr<control::SuggestResponse> Suggest(
@@ -56,13 +63,20 @@ class Learner {
  private:
   std::string dir_;
   LearnLimits limits_;
+  uint32_t dns_ttl_floor_s_;
   // Records arrive on the loop; a removed target is forgotten by the worker.
   mutable std::mutex mu_;
   LearnStore pending_;  // since the last flush
   AnswerNames names_;   // address -> name, per target
   // Attempts to unix addresses no rule can name, left out, since the last
-  // flush (then a note in the history, as the pending table's overflow).
-  absl::flat_hash_map<std::string, uint64_t> unnameable_;
+  // flush, per target and note (then notes in the history, as the pending
+  // table's overflow): counts by why, and the first few addresses of each
+  // why, so that suggest can say what was left out.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, uint64_t>>
+      unnameable_;
+  // The addresses noted per target and why (bounded: kUnnameableShown each).
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>
+      unnameable_shown_;
   std::unique_ptr<LearnHistory> history_;
 };
 

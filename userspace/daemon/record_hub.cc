@@ -71,7 +71,8 @@ absl::StatusOr<std::unique_ptr<RecordHub>> RecordHub::Create(
           [self](const egress_event& e) { self->pipeline_->OnRecord(e); },
           [self](const egress_dns_answer_event& a) {
             self->learner_.LearnAnswer(
-                a, self->engine_.LookupRecord(a.target_id, 0).name);
+                a, self->engine_.LookupRecord(a.target_id, 0).name,
+                self->realtime_offset_ns_);
           }));
   return hub;
 }

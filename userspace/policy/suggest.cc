@@ -335,6 +335,12 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     Proto proto;
   };
   std::vector<Inet> inet;
+  // DNS to the target's resolver (53/udp, 53/tcp), where the kernel reads
+  // queries and answers (docs/dns.md).
+  auto is_dns = [](const Inet& n) {
+    return (n.proto == Proto::kTcp || n.proto == Proto::kUdp) &&
+           n.o->port == 53;
+  };
   // Per (protocol, port): a wildcard for one port's names never opens
   // another port to names seen only there.
   std::map<PortKey, std::set<std::string>> learned_names;
@@ -360,7 +366,7 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     }
     if (o.ip_proto == IPPROTO_TCP) n.proto = Proto::kTcp;
     if (o.ip_proto == IPPROTO_UDP) n.proto = Proto::kUdp;
-    if (!o.name.empty() && n.proto != Proto::kIcmp) {
+    if (!o.name.empty() && n.proto != Proto::kIcmp && !is_dns(n)) {
       for (absl::string_view name : ObservedNames(o)) {
         learned_names[{n.proto, o.port}].emplace(name);
       }
@@ -371,15 +377,15 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
   for (const auto& [port, names] : learned_names) {
     patterns[port] = NamePatterns(names, options.group_names);
   }
-  // The rule name of a destination (address, protocol, port) reached by a
-  // DNS name: a lookup answered it, so the same destination reached without
-  // one (an address the application kept) goes under that name too.
-  using Reached = std::tuple<uint8_t, std::array<uint8_t, 16>, PortKey>;
-  std::map<Reached, std::string> named;
   // The patterns of every name the destination was resolved from, sorted
-  // and joined by kNameSeparator ("" for none).
-  auto pattern_of = [&patterns](const Inet& n) -> std::string {
-    if (n.o->name.empty() || n.proto == Proto::kIcmp) return "";
+  // and joined by kNameSeparator ("" for none). Each observation stands on
+  // its own: the learner names a destination only where a live binding
+  // allowed it (answer_names.h), so the same address, protocol and port seen
+  // without a name was reached where a name rule would not let it through
+  // and keeps its address rule too. The resolver is never a name: its
+  // queries are what binds names (a row an older egressd named).
+  auto pattern_of = [&patterns, &is_dns](const Inet& n) -> std::string {
+    if (n.o->name.empty() || n.proto == Proto::kIcmp || is_dns(n)) return "";
     auto port = patterns.find({n.proto, n.o->port});
     if (port == patterns.end()) return "";
     std::set<std::string> found;
@@ -390,17 +396,8 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
     return absl::StrJoin(found, kNameSeparator);
   };
   for (const Inet& n : inet) {
-    std::string p = pattern_of(n);
-    if (!p.empty())
-      named.emplace(Reached{n.family, n.addr, {n.proto, n.o->port}}, p);
-  }
-  for (const Inet& n : inet) {
     const PortKey port{n.proto, n.o->port};
     std::string p = pattern_of(n);
-    if (p.empty() && n.proto != Proto::kIcmp) {
-      auto it = named.find(Reached{n.family, n.addr, port});
-      if (it != named.end()) p = it->second;
-    }
     if (!p.empty()) {
       DestStats& s = seen.names_by_port[port][p];
       add(*n.o, s);
@@ -411,7 +408,13 @@ absl::StatusOr<Seen> Aggregate(absl::Span<const Observation> observed,
       }
       continue;
     }
-    const int prefix = n.family == 4 ? options.group_v4 : options.group_v6;
+    // The resolver stays exact whatever the grouping: a network would let
+    // anyone in the cgroup query a fake resolver in it and bind an allowed
+    // name to any address.
+    const int host_len = n.family == 4 ? 32 : 128;
+    const int prefix = is_dns(n)       ? host_len
+                       : n.family == 4 ? options.group_v4
+                                       : options.group_v6;
     DestStats& s = seen.by_port[port][{n.family, MaskedAddress(n.addr, prefix),
                                        static_cast<uint8_t>(prefix)}];
     add(*n.o, s);
@@ -469,13 +472,32 @@ void DescribeSeen(const Seen& seen, const SuggestOptions& options,
   if (!grouped.empty()) {
     header->push_back(absl::StrCat("Destinations are grouped into networks: ",
                                    absl::StrJoin(grouped, ", "), "."));
+    header->push_back(
+        "Resolvers (port 53) stay exact: in a network, a fake resolver could");
+    header->push_back("bind an allowed name to any address.");
   }
   if (!all_names.empty()) {
     header->push_back(
         "Destinations the target resolved are allowed by name (domainNames):");
     header->push_back(
         "their addresses are learned from the target's own DNS answers, so");
-    header->push_back("the resolver rule is needed too.");
+    // A name rule binds only addresses answered by a resolver the rules
+    // allow: without one, every name below allows nothing once enforced.
+    bool resolver = false;
+    for (Proto proto : {Proto::kUdp, Proto::kTcp}) {
+      resolver = resolver || seen.by_port.count({proto, 53}) > 0;
+    }
+    if (resolver) {
+      header->push_back("the resolver rule (port 53, below) is needed too.");
+    } else {
+      header->push_back(
+          "WARNING: no resolver was seen (no 53/udp or 53/tcp rule here), so "
+          "the");
+      header->push_back(
+          "names below allow nothing and lookups fail once this is enforced:");
+      header->push_back(
+          "add a rule for the target's resolver by address before applying.");
+    }
     if (options.group_names) {
       header->push_back(
           "Names sharing a parent domain are grouped into *.PARENT.");

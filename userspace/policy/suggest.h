@@ -29,8 +29,9 @@ struct Observation {
   // Non-empty for a unix socket address (the text form of unix_rules.h):
   // then family, addr, ip_proto and port are not used.
   std::string unix_path;
-  // The DNS name the address was resolved from by the target's own query
-  // (audit learning, docs/dns.md), or "" when it was reached without one.
+  // The DNS name the address was bound to by the target's own query (audit
+  // learning, docs/dns.md) when it was reached, or "" when it was reached
+  // without a live binding.
   // Several names that resolved to the same address are joined by ','
   // (the connect may have meant any): each is allowed.
   std::string name;
@@ -86,10 +87,13 @@ struct SuggestOptions {
 //     `domainNames` peer listing the names (NamePatterns of suggest_names.h:
 //     exact, or *.PARENT with group_names), beside the `ipBlock` peers of
 //     the destinations reached without a lookup. The same address,
-//     protocol and port also seen without a name goes under the name (the
-//     application kept the address). Each name's comment line gives how
-//     many addresses it resolved to. The resolvers themselves are ordinary
-//     destinations (53/udp, 53/tcp as used), so the suggested DNS rule
+//     protocol and port also seen without a name (a literal, an address
+//     kept past its answer's binding: the learner names a destination only
+//     while a binding would be live) keeps its address rule too: enforced,
+//     that connect has no binding to pass by. Each name's comment line
+//     gives how many addresses it resolved to. The resolvers themselves
+//     (53/udp, 53/tcp) are always addresses, never names, even when the
+//     target looked a resolver's address up, so the suggested DNS rule
 //     allows exactly them.
 //   - unix observations: one allow rule named "unix" listing every address
 //     seen, sorted (an allow-list: other unix addresses are refused), with
