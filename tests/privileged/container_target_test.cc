@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -109,6 +111,71 @@ TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   }
   ASSERT_EQ(cgroups.size(), 1u) << status.dump(2);
   EXPECT_TRUE(absl::EndsWith(cgroups[0], id)) << cgroups[0] << " " << id;
+}
+
+// status names each container of a workload target as `docker ps` does:
+// its name and 12-digit id, in the text and in -o json (next to the cgroup
+// path and id, which stay: verbose text and JSON keep the path).
+TEST_F(ContainerTargetTest, StatusNamesTheContainersOfATarget) {
+  RunSleeper("web", {"app=web"});
+  RunSleeper("api", {"app=web"});
+  CtlOk({"target", "add", "fronts", "--selector", "app=web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_TRUE(WaitRefused("api", denied_->port())) << DaemonLog();
+  std::map<std::string, std::string> ids;  // name -> full id
+  for (const char* name : {"web", "api"}) {
+    ASSERT_OK_AND_ASSIGN(std::string id,
+                         runtime_->CliOk({"inspect", "-f", "{{.Id}}", name}));
+    ids[name] = std::string(absl::StripAsciiWhitespace(id));
+  }
+  // Bounded: the status that lists both cgroups (the second may be attached
+  // a pass after the first).
+  nlohmann::json fronts;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    const nlohmann::json status = CtlJson({"status"});
+    for (const nlohmann::json& t : status["targets"]) {
+      if (t["name"] == "fronts") fronts = t;
+    }
+    if (fronts.contains("cgroups") && fronts["cgroups"].size() == 2) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(fronts["cgroups"].size(), 2u) << fronts.dump(2);
+  std::set<std::string> named;
+  for (const nlohmann::json& c : fronts["cgroups"]) {
+    ASSERT_TRUE(c.contains("container")) << c.dump();
+    const std::string name = c["container"].value("name", "");
+    ASSERT_EQ(ids.count(name), 1u) << c.dump();
+    named.insert(name);
+    EXPECT_EQ(c["container"]["id"], ids[name].substr(0, 12)) << c.dump();
+    EXPECT_EQ(c["container"]["image"], kImage) << c.dump();
+    // The path stays, and so does the cgroup id.
+    EXPECT_TRUE(absl::EndsWith(c["path"].get<std::string>(), ids[name]))
+        << c.dump();
+    EXPECT_GT(c["id"].get<uint64_t>(), 0u) << c.dump();
+  }
+  EXPECT_EQ(named.size(), 2u) << fronts.dump(2);
+
+  CommandResult text = Ctl({"status"});
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  for (const auto& [name, id] : ids) {
+    EXPECT_TRUE(absl::StrContains(
+        text.output,
+        absl::StrCat("  container ", name, " (", id.substr(0, 12), ")\n")))
+        << text.output;
+    // Plain status names containers only; verbose adds where they run.
+    EXPECT_FALSE(absl::StrContains(text.output, id)) << text.output;
+  }
+  CommandResult verbose = Ctl({"status", "verbose"});
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.output;
+  for (const auto& [name, id] : ids) {
+    EXPECT_TRUE(absl::StrContains(
+        verbose.output, absl::StrCat("  matches container ", name, " (",
+                                     id.substr(0, 12), "): ")))
+        << verbose.output;
+    EXPECT_TRUE(absl::StrContains(verbose.output, absl::StrCat("/", id, " (")))
+        << verbose.output;
+  }
 }
 
 TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {

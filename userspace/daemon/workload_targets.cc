@@ -221,6 +221,33 @@ void WorkloadTargets::Remember() {
   }
 }
 
+void WorkloadTargets::NameCgroups(
+    std::vector<control::CgroupRef>* cgroups) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<workloads::Container> running = RunningLocked();
+  for (control::CgroupRef& ref : *cgroups) {
+    const workloads::Container* found = nullptr;
+    for (const workloads::Container& c : running) {
+      if (!c.cgroup.empty() && workloads::WorkloadCgroup(c) == ref.path) {
+        found = &c;
+        break;
+      }
+    }
+    if (found != nullptr &&
+        workloads::WorkloadCgroup(*found) != found->cgroup) {
+      // A pod cgroup: shared by the pod's containers, named by the pod.
+      ref.pod = control::PodName{found->pod_namespace, found->pod_name};
+    } else if (found != nullptr) {
+      ref.container = control::ContainerName{
+          found->name, workloads::ShortId(found->id), found->image};
+    } else if (auto it = by_cgroup_id_.find(ref.id);
+               it != by_cgroup_id_.end()) {
+      ref.container = control::ContainerName{it->second.name, it->second.id,
+                                             it->second.image};
+    }
+  }
+}
+
 void WorkloadTargets::SetSelectorKeys(
     std::map<std::string, std::vector<std::string>> keys) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "userspace/control/protocol.h"
 #include "userspace/daemon/state.h"
 #include "userspace/events/event_json.h"
 #include "userspace/policy/vocabulary.h"
@@ -61,6 +62,13 @@ class WorkloadTargets {
   EventContext::Container ContainerOf(uint64_t cgroup_id,
                                       const std::string& cgroup_path,
                                       const std::string& target);
+  // Names the workload behind each cgroup of a workload target, as `docker
+  // ps` does (control::CgroupRef::container: name, short id, image), or the
+  // pod whose pod cgroup it is (::pod), from the running containers, else
+  // from the identity remembered for the cgroup's id (a container that
+  // exited and whose cgroup is still there). Left unnamed when neither
+  // knows it.
+  void NameCgroups(std::vector<control::CgroupRef>* cgroups) const;
   // The label keys each selecting target names (target name -> keys),
   // as WorkloadClasses last saw the targets.
   void SetSelectorKeys(std::map<std::string, std::vector<std::string>> keys);
