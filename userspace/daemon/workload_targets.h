@@ -81,7 +81,8 @@ class WorkloadTargets {
   // the target selects but is no pod (its cgroup is no pod cgroup), and
   // each cgroup not attached to because it holds a workload parent, and
   // each selected container outside the watched workload parents
-  // (workloads::SelectedOutsideParents).
+  // (workloads::SelectedOutsideParents), and a container value that names
+  // several containers (workloads::AmbiguousContainers).
   std::vector<std::string> Warnings(const std::string& name,
                                     policy::TargetSource source,
                                     const std::string& value) const;
@@ -93,6 +94,8 @@ class WorkloadTargets {
  private:
   void Remember();  // the cgroup ids of the running containers
   std::vector<workloads::Container> RunningLocked() const;
+  // RunningLocked, and Docker's and Podman's containers that do not run.
+  std::vector<workloads::Container> AllLocked() const;
 
   const Runtimes runtimes_;
   const std::string cgroup_root_;
@@ -108,6 +111,8 @@ class WorkloadTargets {
   std::function<void(const std::string&)> log_;
   // By target: the cgroups CgroupsOf left out (HoldsWorkloadParent).
   mutable std::map<std::string, std::vector<std::string>> refused_;
+  // By target: what CgroupsOf last logged of an ambiguous container value.
+  mutable std::map<std::string, std::string> ambiguous_;
 };
 
 }  // namespace egress
