@@ -90,8 +90,8 @@ TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
 // A target names a container: after `docker rename web web-old; docker
 // rename tmp web` it enforces the container now called web (which ran
 // unenforced before), and lists that container's cgroup. The one that was
-// web keeps the target's programs until its cgroup goes (a workload
-// target is detached only from a cgroup that is gone).
+// web is detached from the target at once: no target names it now, so it
+// passes, as every container no target selects.
 TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   RunSleeper("web");
   RunSleeper("tmp");
@@ -100,6 +100,8 @@ TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
   ASSERT_OK(runtime_->CliOk({"rename", "tmp", "web"}).status());
   EXPECT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  // Polled (bounded): egressd hears of the rename a moment later.
+  EXPECT_TRUE(WaitAllowed("web-old", denied_->port())) << DaemonLog();
   ASSERT_OK_AND_ASSIGN(std::string id,
                        runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"}));
   id = std::string(absl::StripAsciiWhitespace(id));
@@ -111,6 +113,27 @@ TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   }
   ASSERT_EQ(cgroups.size(), 1u) << status.dump(2);
   EXPECT_TRUE(absl::EndsWith(cgroups[0], id)) << cgroups[0] << " " << id;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "no longer selects"))
+      << DaemonLog();
+}
+
+// A container renamed away from one name target to the name of another gets
+// the other target's policy alone: the first one's programs are detached
+// from it (before, both decided, and the first refused what the second
+// allows). Renamed back, it is the first target's again.
+TEST_F(ContainerTargetTest, RenamedContainerGetsTheTargetOfItsNewName) {
+  RunSleeper("web");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  CtlOk({"target", "add", "old", "--container", "web-old"});
+  Allow("old", allowed_->port());
+  ASSERT_TRUE(WaitRefused("web", allowed_->port())) << DaemonLog();
+  ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
+  EXPECT_TRUE(WaitAllowed("web-old", allowed_->port())) << DaemonLog();
+  CommandResult refused = ExecConnect("web-old", denied_->port());
+  EXPECT_TRUE(absl::StrContains(refused.output, kEperm)) << refused.output;
+  ASSERT_OK(runtime_->CliOk({"rename", "web-old", "web"}).status());
+  EXPECT_TRUE(WaitRefused("web", allowed_->port())) << DaemonLog();
+  EXPECT_EQ(denied_->accepted(), 0);
 }
 
 // status names each container of a workload target as `docker ps` does:
