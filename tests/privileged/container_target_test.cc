@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,8 +90,8 @@ TEST_F(ContainerTargetTest, RecreatedUnderTheSameNameTwentyTimesStaysRefused) {
 // A target names a container: after `docker rename web web-old; docker
 // rename tmp web` it enforces the container now called web (which ran
 // unenforced before), and lists that container's cgroup. The one that was
-// web keeps the target's programs until its cgroup goes (a workload
-// target is detached only from a cgroup that is gone).
+// web is detached from the target at once: no target names it now, so it
+// passes, as every container no target selects.
 TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   RunSleeper("web");
   RunSleeper("tmp");
@@ -98,6 +100,8 @@ TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
   ASSERT_OK(runtime_->CliOk({"rename", "tmp", "web"}).status());
   EXPECT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  // Polled (bounded): egressd hears of the rename a moment later.
+  EXPECT_TRUE(WaitAllowed("web-old", denied_->port())) << DaemonLog();
   ASSERT_OK_AND_ASSIGN(std::string id,
                        runtime_->CliOk({"inspect", "-f", "{{.Id}}", "web"}));
   id = std::string(absl::StripAsciiWhitespace(id));
@@ -109,6 +113,92 @@ TEST_F(ContainerTargetTest, RenameMovesTheTargetToTheContainerNowNamed) {
   }
   ASSERT_EQ(cgroups.size(), 1u) << status.dump(2);
   EXPECT_TRUE(absl::EndsWith(cgroups[0], id)) << cgroups[0] << " " << id;
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "no longer selects"))
+      << DaemonLog();
+}
+
+// A container renamed away from one name target to the name of another gets
+// the other target's policy alone: the first one's programs are detached
+// from it (before, both decided, and the first refused what the second
+// allows). Renamed back, it is the first target's again.
+TEST_F(ContainerTargetTest, RenamedContainerGetsTheTargetOfItsNewName) {
+  RunSleeper("web");
+  CtlOk({"target", "add", "web", "--container", "web"});
+  CtlOk({"target", "add", "old", "--container", "web-old"});
+  Allow("old", allowed_->port());
+  ASSERT_TRUE(WaitRefused("web", allowed_->port())) << DaemonLog();
+  ASSERT_OK(runtime_->CliOk({"rename", "web", "web-old"}).status());
+  EXPECT_TRUE(WaitAllowed("web-old", allowed_->port())) << DaemonLog();
+  CommandResult refused = ExecConnect("web-old", denied_->port());
+  EXPECT_TRUE(absl::StrContains(refused.output, kEperm)) << refused.output;
+  ASSERT_OK(runtime_->CliOk({"rename", "web-old", "web"}).status());
+  EXPECT_TRUE(WaitRefused("web", allowed_->port())) << DaemonLog();
+  EXPECT_EQ(denied_->accepted(), 0);
+}
+
+// status names each container of a workload target as `docker ps` does:
+// its name and 12-digit id, in the text and in -o json (next to the cgroup
+// path and id, which stay: verbose text and JSON keep the path).
+TEST_F(ContainerTargetTest, StatusNamesTheContainersOfATarget) {
+  RunSleeper("web", {"app=web"});
+  RunSleeper("api", {"app=web"});
+  CtlOk({"target", "add", "fronts", "--selector", "app=web"});
+  ASSERT_TRUE(WaitRefused("web", denied_->port())) << DaemonLog();
+  ASSERT_TRUE(WaitRefused("api", denied_->port())) << DaemonLog();
+  std::map<std::string, std::string> ids;  // name -> full id
+  for (const char* name : {"web", "api"}) {
+    ASSERT_OK_AND_ASSIGN(std::string id,
+                         runtime_->CliOk({"inspect", "-f", "{{.Id}}", name}));
+    ids[name] = std::string(absl::StripAsciiWhitespace(id));
+  }
+  // Bounded: the status that lists both cgroups (the second may be attached
+  // a pass after the first).
+  nlohmann::json fronts;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    const nlohmann::json status = CtlJson({"status"});
+    for (const nlohmann::json& t : status["targets"]) {
+      if (t["name"] == "fronts") fronts = t;
+    }
+    if (fronts.contains("cgroups") && fronts["cgroups"].size() == 2) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  ASSERT_EQ(fronts["cgroups"].size(), 2u) << fronts.dump(2);
+  std::set<std::string> named;
+  for (const nlohmann::json& c : fronts["cgroups"]) {
+    ASSERT_TRUE(c.contains("container")) << c.dump();
+    const std::string name = c["container"].value("name", "");
+    ASSERT_EQ(ids.count(name), 1u) << c.dump();
+    named.insert(name);
+    EXPECT_EQ(c["container"]["id"], ids[name].substr(0, 12)) << c.dump();
+    EXPECT_EQ(c["container"]["image"], kImage) << c.dump();
+    // The path stays, and so does the cgroup id.
+    EXPECT_TRUE(absl::EndsWith(c["path"].get<std::string>(), ids[name]))
+        << c.dump();
+    EXPECT_GT(c["id"].get<uint64_t>(), 0u) << c.dump();
+  }
+  EXPECT_EQ(named.size(), 2u) << fronts.dump(2);
+
+  CommandResult text = Ctl({"status"});
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  for (const auto& [name, id] : ids) {
+    EXPECT_TRUE(absl::StrContains(
+        text.output,
+        absl::StrCat("  container ", name, " (", id.substr(0, 12), ")\n")))
+        << text.output;
+    // Plain status names containers only; verbose adds where they run.
+    EXPECT_FALSE(absl::StrContains(text.output, id)) << text.output;
+  }
+  CommandResult verbose = Ctl({"status", "verbose"});
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.output;
+  for (const auto& [name, id] : ids) {
+    EXPECT_TRUE(absl::StrContains(
+        verbose.output, absl::StrCat("  matches container ", name, " (",
+                                     id.substr(0, 12), "): ")))
+        << verbose.output;
+    EXPECT_TRUE(absl::StrContains(verbose.output, absl::StrCat("/", id, " (")))
+        << verbose.output;
+  }
 }
 
 TEST_F(ContainerTargetTest, RecordsNameTheContainerAndEventsFilterByIt) {

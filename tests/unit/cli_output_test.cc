@@ -1,4 +1,5 @@
 // egressctl's text for typed responses.
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "userspace/cli/output.h"
@@ -51,6 +52,56 @@ TEST(CliOutputTest, StatusVerboseAddsDetail) {
   const std::string verbose = FormatResponse(s, {.verbose = true});
   EXPECT_THAT(verbose, HasSubstr("source unit nginx.service, logging denied"));
   EXPECT_THAT(verbose, HasSubstr("flows opened 0"));
+}
+
+// A workload target's cgroups are its containers (pods): status names them
+// as `docker ps` does, verbose adds where they run; JSON keeps the path and
+// the cgroup id next to the names.
+TEST(CliOutputTest, StatusNamesTheContainersOfAWorkloadTarget) {
+  control::StatusResponse s;
+  control::TargetInfo t;
+  t.name = "fronts";
+  t.source = policy::TargetSource::kSelector;
+  t.source_value = "app=web";
+  const std::string id(64, 'a');
+  control::CgroupRef web{"/docker/" + id, 7};
+  web.container = control::ContainerName{"web", id.substr(0, 12), "nginx:1"};
+  control::CgroupRef pod{"/kubepods/burstable/poduid1", 8};
+  pod.pod = control::PodName{"shop", "web-7d9"};
+  control::CgroupRef unknown{"/docker/gone", 9};
+  t.cgroups = {web, pod, unknown};
+  s.targets = {t};
+  const std::string plain = FormatResponse(s);
+  EXPECT_THAT(plain, HasSubstr("\n  container web (aaaaaaaaaaaa)\n"));
+  EXPECT_THAT(plain, HasSubstr("\n  pod shop/web-7d9\n"));
+  EXPECT_THAT(plain, HasSubstr("\n  cgroup /docker/gone\n"));
+  EXPECT_THAT(plain, ::testing::Not(HasSubstr(id)));
+  const std::string verbose = FormatResponse(s, {.verbose = true});
+  EXPECT_THAT(verbose,
+              HasSubstr(absl::StrCat("  matches container web (aaaaaaaaaaaa): "
+                                     "/docker/",
+                                     id, " (id 7)\n")));
+  EXPECT_THAT(verbose, HasSubstr("  matches pod shop/web-7d9: "
+                                 "/kubepods/burstable/poduid1 (id 8)\n"));
+  EXPECT_THAT(verbose, HasSubstr("  matches /docker/gone (id 9)\n"));
+
+  // What egressctl -o json prints: the reply decoded and written again.
+  absl::StatusOr<control::Response> back = control::DecodeResponse(
+      control::StatusRequest{},
+      nlohmann::json::parse(control::EncodeResponse(s).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  const nlohmann::json j = control::EncodeResponse(*back);
+  const nlohmann::json& c = j["targets"][0]["cgroups"];
+  ASSERT_EQ(c.size(), 3u) << j.dump(2);
+  EXPECT_EQ(c[0]["path"], "/docker/" + id);
+  EXPECT_EQ(c[0]["id"], 7);
+  EXPECT_EQ(c[0]["container"]["name"], "web");
+  EXPECT_EQ(c[0]["container"]["id"], "aaaaaaaaaaaa");
+  EXPECT_EQ(c[0]["container"]["image"], "nginx:1");
+  EXPECT_FALSE(c[0].contains("pod"));
+  EXPECT_EQ(c[1]["pod"]["namespace"], "shop");
+  EXPECT_EQ(c[1]["pod"]["name"], "web-7d9");
+  EXPECT_FALSE(c[2].contains("container"));
 }
 
 }  // namespace

@@ -209,8 +209,10 @@ TEST(SelectionTest, ByNameIdAndLabels) {
   EXPECT_EQ(names(TargetSource::kContainer, "web"), V{"web"});
   EXPECT_EQ(names(TargetSource::kContainer, "bbbb3333"), V{"db"});
   EXPECT_EQ(names(TargetSource::kContainer, "bbbb"), V{"db"});
-  EXPECT_EQ(names(TargetSource::kContainer, "bbb"), V{});   // too short
-  EXPECT_EQ(names(TargetSource::kContainer, "aaaa"), V{});  // ambiguous
+  EXPECT_EQ(names(TargetSource::kContainer, "bbb"), V{});  // too short
+  // Ambiguous: every container the prefix names, none left to escape.
+  EXPECT_EQ(names(TargetSource::kContainer, "aaaa"), (V{"web", "web-2"}));
+  EXPECT_EQ(names(TargetSource::kContainer, "aaaa2"), V{"web-2"});
   EXPECT_EQ(names(TargetSource::kContainer, "nginx"), V{});
   EXPECT_EQ(names(TargetSource::kSelector, "app=web"), (V{"web", "web-2"}));
   EXPECT_EQ(names(TargetSource::kSelector, "app=web,tier=edge"), V{"web-2"});
@@ -221,6 +223,32 @@ TEST(SelectionTest, ByNameIdAndLabels) {
   ASSERT_TRUE(of.has_value());
   EXPECT_EQ(of->name, "web-2");
   EXPECT_FALSE(workloads::ContainerOfCgroup("/docker/aaaa22", running));
+}
+
+TEST(SelectionTest, AmbiguousContainersAreTheOnesAValueNamesWhenSeveral) {
+  Container created;  // not running: it may start any moment
+  created.id = "aaaa3333";
+  created.name = "next";
+  const std::vector<Container> all = {
+      Running("aaaa2222", "web-2", "/docker/aaaa2222"),
+      Running("aaaa1111", "web", "/docker/aaaa1111"), created,
+      Running("bbbb3333", "aaaa", "/docker/bbbb3333"),
+      Running("cccc4444", "db", "/docker/cccc4444")};
+  auto names = [&](TargetSource s, const std::string& v) {
+    std::vector<std::string> out;
+    for (const Container& c : workloads::AmbiguousContainers(s, v, all)) {
+      out.push_back(c.name);
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  // By name; a container named like the prefix is named too.
+  EXPECT_EQ(names(TargetSource::kContainer, "aaaa"),
+            (V{"aaaa", "next", "web", "web-2"}));
+  EXPECT_EQ(names(TargetSource::kContainer, "aaaa1"), V{});
+  EXPECT_EQ(names(TargetSource::kContainer, "web"), V{});
+  EXPECT_EQ(names(TargetSource::kContainer, "cccc"), V{});
+  EXPECT_EQ(names(TargetSource::kSelector, "app=web"), V{});
 }
 
 TEST(SelectionTest, CreatedContainerIsSelectedByWhoItIs) {

@@ -89,6 +89,31 @@ std::string DnsLines(const TargetInfo& t) {
           : "");
 }
 
+// Who runs in a workload target's cgroup, as `docker ps` names a container:
+// "container web (3f2a1b2c3d4e)", "pod shop/web-7d9"; "" when egressd did
+// not say.
+std::string WorkloadName(const control::CgroupRef& c) {
+  if (c.container) {
+    return absl::StrCat("container ", c.container->name, " (", c.container->id,
+                        ")");
+  }
+  if (c.pod) return absl::StrCat("pod ", c.pod->ns, "/", c.pod->name);
+  return "";
+}
+
+// `status`: the containers (pods) a workload target enforces now, by name;
+// a cgroup no container is known for by its path.
+std::string WorkloadLines(const TargetInfo& t) {
+  std::string out;
+  if (!policy::IsWorkloadSource(t.source)) return out;
+  for (const control::CgroupRef& c : t.cgroups) {
+    const std::string who = WorkloadName(c);
+    absl::StrAppend(&out, "  ",
+                    who.empty() ? absl::StrCat("cgroup ", c.path) : who, "\n");
+  }
+  return out;
+}
+
 // `status verbose`: where the target comes from and the record counters.
 std::string VerboseLines(const TargetInfo& t) {
   std::string out = absl::StrCat(
@@ -96,7 +121,10 @@ std::string VerboseLines(const TargetInfo& t) {
       ", logging ", policy::LoggingLevelName(t.logging), ", cgroup id ",
       t.cgroup_id, t.ephemeral ? ", ephemeral (egressctl run)" : "", "\n");
   for (const control::CgroupRef& c : t.cgroups) {
-    absl::StrAppend(&out, "  matches ", c.path, " (id ", c.id, ")\n");
+    // The path too: where the container's processes are in the tree.
+    const std::string who = WorkloadName(c);
+    absl::StrAppend(&out, "  matches ", who, who.empty() ? "" : ": ", c.path,
+                    " (id ", c.id, ")\n");
   }
   if (t.counters) {
     const control::TargetCounters& c = *t.counters;
@@ -246,6 +274,7 @@ struct TextFormatter {
     if (r.targets.empty()) absl::StrAppend(&out, "No targets.\n");
     for (const TargetInfo& t : r.targets) {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
+      if (!options.verbose) absl::StrAppend(&out, WorkloadLines(t));
       if (t.counters) absl::StrAppend(&out, CountersLine(*t.counters));
       if (t.dns) absl::StrAppend(&out, DnsLines(t));
       if (options.verbose) absl::StrAppend(&out, VerboseLines(t));

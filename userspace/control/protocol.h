@@ -138,9 +138,25 @@ absl::StatusOr<Request> DecodeRequestDom(const SimdjsonView& message);
 
 // ---- Responses ----
 
+// Who runs in a workload target's cgroup, named as `docker ps` and records
+// name them (docs/events.md): a container's name, 12-digit id and image.
+struct ContainerName {
+  std::string name;
+  std::string id;  // the short id
+  std::string image;
+};
+// A pod's (every container of a pod shares its pod cgroup).
+struct PodName {
+  std::string ns;
+  std::string name;
+};
 struct CgroupRef {
   std::string path;
   uint64_t id = 0;
+  // A workload target's cgroup: its container, or its pod (`status`; absent
+  // when the runtime does not list it now).
+  std::optional<ContainerName> container;
+  std::optional<PodName> pod;
 };
 struct TargetCounters {
   uint64_t allowed = 0, denied = 0, audited = 0, udp_replies = 0;

@@ -49,8 +49,19 @@ void Fields(Io& io, Member<TargetDns, Io>& d) {
 }
 
 template <typename Io>
+void Fields(Io& io, Member<ContainerName, Io>& c) {
+  io.Members("name", c.name, "id", c.id, "image", c.image);
+}
+
+template <typename Io>
+void Fields(Io& io, Member<PodName, Io>& p) {
+  io.Members("namespace", p.ns, "name", p.name);
+}
+
+template <typename Io>
 void Fields(Io& io, Member<CgroupRef, Io>& c) {
-  io.Members("path", c.path, "id", c.id);
+  io.Members("path", c.path, "id", c.id, "container", c.container, "pod",
+             c.pod);
 }
 
 template <typename Io>

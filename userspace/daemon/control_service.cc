@@ -130,7 +130,9 @@ absl::StatusOr<Response> ControlService::Handle(Request request) {
     return out;
   }
   if (std::holds_alternative<control::TargetListRequest>(request)) {
-    return control::TargetListResponse{engine_.TargetInfos()};
+    std::vector<control::TargetInfo> infos = engine_.TargetInfos();
+    for (control::TargetInfo& t : infos) NameWorkloads(&t);
+    return control::TargetListResponse{std::move(infos)};
   }
 
   if (auto* r = std::get_if<control::LoggingRequest>(&request)) {
@@ -196,6 +198,12 @@ std::vector<control::Connection> ControlService::LookAfterChange(
     if (!c.allowed) out.push_back(std::move(c));
   }
   return out;
+}
+
+void ControlService::NameWorkloads(control::TargetInfo* t) const {
+  if (policy::IsWorkloadSource(t->source) && options_.name_workloads) {
+    options_.name_workloads(&t->cgroups);
+  }
 }
 
 std::vector<std::string> ControlService::Warnings(
@@ -321,6 +329,7 @@ absl::StatusOr<control::StatusResponse> ControlService::Status() {
       }
     }
     t.warnings = Warnings(t);
+    NameWorkloads(&t);
     if (t.name_rules > 0) {
       auto state = engine_.Targets(t.name, /*all=*/false);
       if (state.ok() && !state->empty()) {

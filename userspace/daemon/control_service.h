@@ -51,6 +51,9 @@ struct ServiceOptions {
   // them (none = all is well); null: no container runtime.
   std::function<std::vector<std::string>(const control::TargetInfo&)>
       workload_warnings;
+  // Names the container (or pod) of each of a workload target's cgroups, as
+  // users name them (`status`, `target list`); null: no container runtime.
+  std::function<void(std::vector<control::CgroupRef>*)> name_workloads;
   // Why the field self-check could not probe a target (by id; "" = it
   // could); null: no self-check.
   std::function<std::string(uint32_t)> self_check_problem;
@@ -110,6 +113,8 @@ class ControlService {
   absl::StatusOr<control::SuggestResponse> Suggest(
       const control::SuggestRequest& request);
   std::vector<std::string> Warnings(const control::TargetInfo& info) const;
+  // The containers (pods) of a workload target's cgroups, by name.
+  void NameWorkloads(control::TargetInfo* info) const;
   // The DNS learning of a target with name rules (its `rules`).
   control::TargetDns DnsOf(const control::TargetInfo& info,
                            const std::vector<policy::Rule>& rules) const;

@@ -189,6 +189,9 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.workload_warnings = [&p](const control::TargetInfo& t) {
     return p.workloads->Warnings(t.name, t.source, t.source_value);
   };
+  o.name_workloads = [&p](std::vector<control::CgroupRef>* cgroups) {
+    p.workloads->NameCgroups(cgroups);
+  };
   o.self_check_problem = [&p](uint32_t id) -> std::string {
     return p.self_check ? p.self_check->ProbeProblem(id) : "";
   };

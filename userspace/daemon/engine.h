@@ -239,6 +239,17 @@ class Engine {
   absl::Status CoverWorkloadCgroup(uint64_t cgroup_id);
   // Forgets a classification (the cgroup is gone). Missing is no error.
   absl::Status ForgetWorkloadCgroup(uint64_t cgroup_id);
+  // Detaches workload target `target`'s own program set from each cgroup of
+  // `cgroups` (cgroup id -> path below the mount) it is attached to: the
+  // cgroups of running workloads the target no longer selects (a container
+  // renamed away from its name, relabelled). Reconcile never does that by
+  // itself: it lifts a workload target only from a cgroup that is gone, as
+  // a runtime that answers nothing must not lift enforcement. Returns the
+  // paths detached from. NotFound for an unknown target, InvalidArgument
+  // for one that selects no workloads, the kernel's error of a detach.
+  absl::StatusOr<std::vector<std::string>> DetachWorkloadCgroups(
+      const std::string& target,
+      const std::map<uint64_t, std::string>& cgroups);
   // Classifies a child of workload parent `parent` by its directory name
   // before it exists (a container created and not started yet, whose
   // cgroup will be `parent`/`name`): from its mkdir on it is target

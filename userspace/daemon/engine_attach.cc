@@ -156,6 +156,39 @@ absl::StatusOr<bool> Engine::AttachPattern(const TargetState& t) {
   return !attached.empty();
 }
 
+absl::StatusOr<std::vector<std::string>> Engine::DetachWorkloadCgroups(
+    const std::string& target, const std::map<uint64_t, std::string>& cgroups) {
+  Lock lock(mu_);
+  auto it = state_.targets.find(target);
+  if (it == state_.targets.end()) {
+    return absl::NotFoundError(absl::StrCat("no target named '", target, "'"));
+  }
+  const TargetState& t = it->second;
+  if (!IsWorkload(t)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target '", target, "' selects no containers or pods"));
+  }
+  std::vector<std::string> detached;
+  std::set<uint64_t> gone;
+  for (uint64_t set : kernel_.LinkSets(t.id)) {
+    auto c = cgroups.find(set);  // a workload target's link set is its cgroup
+    if (c == cgroups.end()) continue;
+    EGRESS_RETURN_IF_ERROR(kernel_.Detach(t.id, set));
+    detached.push_back(c->second);
+    gone.insert(set);
+  }
+  if (gone.empty()) return detached;
+  // status no longer lists it; the counts are read again by the next pass.
+  if (auto lk = links_.find(t.id); lk != links_.end()) {
+    std::vector<control::CgroupRef> keep;
+    for (const control::CgroupRef& r : lk->second.first) {
+      if (!gone.count(r.id)) keep.push_back(r);
+    }
+    SetLinks(t.id, std::move(keep), lk->second.second);
+  }
+  return detached;
+}
+
 void Engine::LogChange(uint32_t key, const std::string& line) {
   std::string& last = last_logged_[key];
   if (!line.empty() && line != last) Log(line);

@@ -195,15 +195,22 @@ void WorkloadClasses::Update() {
     classes_[id] = want;
     classified.insert(cgroup);
   }
-  NameCreated(
-      docker_parent.empty() || !parents.count(docker_parent) ? ""
-                                                             : docker_parent,
-      created, running, classified,
-      [&](const workloads::Container& c) {
-        const int i = target_index(c);
-        return i < 0 ? std::string() : targets[i].name;
+  auto target_of = [&](const workloads::Container& c) {
+    const int i = target_index(c);
+    return i < 0 ? std::string() : targets[i].name;
+  };
+  NameCreated(docker_parent.empty() || !parents.count(docker_parent)
+                  ? ""
+                  : docker_parent,
+              created, running, classified, target_of, problem);
+  // Below a watched parent only once classified as what selects it now:
+  // were its target's programs gone first, it would pass as covered.
+  DetachUnselected(
+      targets, running,
+      [&](const std::string& cgroup) {
+        return !parents.count(ParentOf(cgroup)) || classified.count(cgroup);
       },
-      problem);
+      target_of, problem);
   for (const std::string& parent : parents) {
     if (registered_.count(parent)) continue;
     if (absl::Status st =
@@ -244,6 +251,66 @@ void WorkloadClasses::Update() {
     }
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
+  }
+}
+
+void WorkloadClasses::DetachUnselected(
+    const std::vector<control::TargetInfo>& targets,
+    const std::vector<workloads::Container>& running,
+    const std::function<bool(const std::string&)>& settled,
+    const std::function<std::string(const workloads::Container&)>& target_of,
+    const std::function<void(const std::string&)>& problem) {
+  // Each running workload's cgroup (a pod's is shared: one container of it
+  // names it) and its id. Only workloads the runtime lists as running now:
+  // a runtime that answers nothing lifts nothing.
+  std::map<std::string, const workloads::Container*> by_cgroup;
+  for (const workloads::Container& c : running) {
+    if (!c.running || c.cgroup.empty()) continue;
+    by_cgroup.emplace(workloads::WorkloadCgroup(c), &c);
+  }
+  std::map<std::string, uint64_t> ids;
+  for (const auto& [cgroup, c] : by_cgroup) {
+    struct stat st;
+    if (!settled(cgroup) ||
+        stat((options_.cgroup_root + cgroup).c_str(), &st) != 0) {
+      continue;
+    }
+    ids[cgroup] = st.st_ino;  // a cgroup2 cgroup's id is its inode number
+  }
+  if (ids.empty()) return;
+  for (const control::TargetInfo& t : targets) {
+    std::set<std::string> selected;
+    for (const workloads::Container& c :
+         workloads::SelectContainers(t.source, t.source_value, running)) {
+      selected.insert(workloads::WorkloadCgroup(c));
+    }
+    std::map<uint64_t, std::string> unselected;
+    for (const auto& [cgroup, id] : ids) {
+      if (!selected.count(cgroup)) unselected[id] = cgroup;
+    }
+    if (unselected.empty()) continue;
+    absl::StatusOr<std::vector<std::string>> detached =
+        engine_.DetachWorkloadCgroups(t.name, unselected);
+    if (!detached.ok()) {
+      problem(absl::StrCat("target ", t.name,
+                           ": cannot detach from the workloads it no longer "
+                           "selects: ",
+                           detached.status().ToString()));
+      continue;
+    }
+    if (!options_.log) continue;
+    for (const std::string& cgroup : *detached) {
+      const workloads::Container& c = *by_cgroup[cgroup];
+      const std::string now = target_of(c);
+      options_.log(absl::StrCat(
+          "target ", t.name, ": detached from ", cgroup, " (",
+          IsPod(c) ? absl::StrCat("pod ", c.pod_namespace, "/", c.pod_name)
+                   : absl::StrCat("container ", c.name, " (",
+                                  workloads::ShortId(c.id), ")"),
+          "): the target no longer selects it; ",
+          now.empty() ? "no target selects it now: it passes"
+                      : absl::StrCat("it is target ", now, "'s now")));
+    }
   }
 }
 

@@ -74,6 +74,17 @@ class WorkloadClasses {
       const std::function<std::string(const workloads::Container&)>& target_of,
       const std::function<void(const std::string&)>& problem);
 
+  // Detaches each target's own program set from the running workloads it
+  // no longer selects (a container renamed away from a name target's name,
+  // relabelled out of a selector), once `settled` holds for the workload's
+  // cgroup: classified by now as what selects it now (mu_ held).
+  void DetachUnselected(
+      const std::vector<control::TargetInfo>& targets,
+      const std::vector<workloads::Container>& running,
+      const std::function<bool(const std::string&)>& settled,
+      const std::function<std::string(const workloads::Container&)>& target_of,
+      const std::function<void(const std::string&)>& problem);
+
   // Logs, once each, the running containers that carry CRI's pod labels
   // but are no pod (workloads::Container::not_pod) (mu_ held).
   void LogNotPods(const std::vector<workloads::Container>& running);

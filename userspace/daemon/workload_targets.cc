@@ -24,6 +24,31 @@ EventContext::Container IdentityOf(const workloads::Container& c) {
           c.pod_name, c.labels};
 }
 
+// What status and the log say of a container target whose value names
+// several of `containers` ("" when it names one or none).
+std::string AmbiguityText(const std::string& value,
+                          const std::vector<workloads::Container>& containers) {
+  const std::vector<workloads::Container> named =
+      workloads::AmbiguousContainers(policy::TargetSource::kContainer, value,
+                                     containers);
+  if (named.empty()) return "";
+  std::string who;
+  bool exact = false;
+  for (const workloads::Container& c : named) {
+    absl::StrAppend(&who, who.empty() ? "" : ", ", c.name, " (",
+                    workloads::ShortId(c.id), ")");
+    exact = exact || c.name == value || c.id == value;
+  }
+  return absl::StrCat(
+      exact ? absl::StrCat("container ", value,
+                           " is ambiguous: one container's name or id and "
+                           "an id prefix of others")
+            : absl::StrCat("id prefix ", value, " is ambiguous"),
+      ": it names ", named.size(), " containers: ", who,
+      "; the target enforces every one of them (docker would refuse the "
+      "prefix); to select one, give its name or a longer id prefix");
+}
+
 }  // namespace
 
 WorkloadTargets::WorkloadTargets(Runtimes runtimes, std::string cgroup_root)
@@ -94,6 +119,17 @@ absl::Status WorkloadTargets::Start(
   return absl::OkStatus();
 }
 
+std::vector<workloads::Container> WorkloadTargets::AllLocked() const {
+  std::vector<workloads::Container> out = RunningLocked();
+  for (const workloads::DockerWatcher* w : {docker_.get(), podman_.get()}) {
+    if (w == nullptr) continue;
+    std::vector<workloads::Container> created = w->Created();
+    out.insert(out.end(), std::make_move_iterator(created.begin()),
+               std::make_move_iterator(created.end()));
+  }
+  return out;
+}
+
 std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
   std::vector<workloads::Container> out;
   auto add = [&out](std::vector<workloads::Container> more) {
@@ -125,6 +161,16 @@ std::vector<std::string> WorkloadTargets::CgroupsOf(
     refused_.erase(t.name);
   } else {
     before = std::move(refused);
+  }
+  // Logged once per change of what the prefix names.
+  const std::string ambiguous = t.source == policy::TargetSource::kContainer
+                                    ? AmbiguityText(t.source_value, AllLocked())
+                                    : "";
+  if (ambiguous.empty()) {
+    ambiguous_.erase(t.name);
+  } else if (ambiguous_[t.name] != ambiguous) {
+    ambiguous_[t.name] = ambiguous;
+    if (log_) log_(absl::StrCat("target ", t.name, ": ", ambiguous));
   }
   return out;
 }
@@ -166,6 +212,11 @@ std::vector<std::string> WorkloadTargets::Warnings(
           " but is no pod: its cgroup ", c.cgroup,
           " is not in a pod cgroup (pod<uid>, or kubepods-...-pod<uid>.slice)"
           "; the target does not select it"));
+    }
+  }
+  if (source == policy::TargetSource::kContainer) {
+    if (std::string a = AmbiguityText(value, AllLocked()); !a.empty()) {
+      out.push_back(std::move(a));
     }
   }
   for (const workloads::Container& c : workloads::SelectedOutsideParents(
@@ -218,6 +269,33 @@ void WorkloadTargets::Remember() {
       }
     }
     by_cgroup_id_[id] = IdentityOf(c);
+  }
+}
+
+void WorkloadTargets::NameCgroups(
+    std::vector<control::CgroupRef>* cgroups) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<workloads::Container> running = RunningLocked();
+  for (control::CgroupRef& ref : *cgroups) {
+    const workloads::Container* found = nullptr;
+    for (const workloads::Container& c : running) {
+      if (!c.cgroup.empty() && workloads::WorkloadCgroup(c) == ref.path) {
+        found = &c;
+        break;
+      }
+    }
+    if (found != nullptr &&
+        workloads::WorkloadCgroup(*found) != found->cgroup) {
+      // A pod cgroup: shared by the pod's containers, named by the pod.
+      ref.pod = control::PodName{found->pod_namespace, found->pod_name};
+    } else if (found != nullptr) {
+      ref.container = control::ContainerName{
+          found->name, workloads::ShortId(found->id), found->image};
+    } else if (auto it = by_cgroup_id_.find(ref.id);
+               it != by_cgroup_id_.end()) {
+      ref.container = control::ContainerName{it->second.name, it->second.id,
+                                             it->second.image};
+    }
   }
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "userspace/control/protocol.h"
 #include "userspace/daemon/state.h"
 #include "userspace/events/event_json.h"
 #include "userspace/policy/vocabulary.h"
@@ -61,6 +62,13 @@ class WorkloadTargets {
   EventContext::Container ContainerOf(uint64_t cgroup_id,
                                       const std::string& cgroup_path,
                                       const std::string& target);
+  // Names the workload behind each cgroup of a workload target, as `docker
+  // ps` does (control::CgroupRef::container: name, short id, image), or the
+  // pod whose pod cgroup it is (::pod), from the running containers, else
+  // from the identity remembered for the cgroup's id (a container that
+  // exited and whose cgroup is still there). Left unnamed when neither
+  // knows it.
+  void NameCgroups(std::vector<control::CgroupRef>* cgroups) const;
   // The label keys each selecting target names (target name -> keys),
   // as WorkloadClasses last saw the targets.
   void SetSelectorKeys(std::map<std::string, std::vector<std::string>> keys);
@@ -73,7 +81,8 @@ class WorkloadTargets {
   // the target selects but is no pod (its cgroup is no pod cgroup), and
   // each cgroup not attached to because it holds a workload parent, and
   // each selected container outside the watched workload parents
-  // (workloads::SelectedOutsideParents).
+  // (workloads::SelectedOutsideParents), and a container value that names
+  // several containers (workloads::AmbiguousContainers).
   std::vector<std::string> Warnings(const std::string& name,
                                     policy::TargetSource source,
                                     const std::string& value) const;
@@ -85,6 +94,8 @@ class WorkloadTargets {
  private:
   void Remember();  // the cgroup ids of the running containers
   std::vector<workloads::Container> RunningLocked() const;
+  // RunningLocked, and Docker's and Podman's containers that do not run.
+  std::vector<workloads::Container> AllLocked() const;
 
   const Runtimes runtimes_;
   const std::string cgroup_root_;
@@ -100,6 +111,8 @@ class WorkloadTargets {
   std::function<void(const std::string&)> log_;
   // By target: the cgroups CgroupsOf left out (HoldsWorkloadParent).
   mutable std::map<std::string, std::vector<std::string>> refused_;
+  // By target: what CgroupsOf last logged of an ambiguous container value.
+  mutable std::map<std::string, std::string> ambiguous_;
 };
 
 }  // namespace egress

@@ -73,14 +73,31 @@ std::vector<Container> SelectContainers(policy::TargetSource source,
                           return a.cgroup == b.cgroup;
                         }),
             out.end());
-  // A name is one container: an id prefix matching several is ambiguous.
-  if (source == policy::TargetSource::kContainer && out.size() > 1) {
-    std::vector<Container> exact;
-    for (const Container& c : out) {
-      if (c.name == value || c.id == value) exact.push_back(c);
+  // An id prefix that several ids start with selects every one of them
+  // (AmbiguousContainers): the docker CLI refuses such a prefix, but a
+  // policy cannot refuse a container, and keeping one (or none) would let
+  // the others run unenforced.
+  return out;
+}
+
+std::vector<Container> AmbiguousContainers(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& containers) {
+  if (source != TargetSource::kContainer) return {};
+  std::vector<Container> out;
+  for (const Container& c : containers) {
+    if (!NamesContainer(c, value)) continue;
+    // Running and created lists may both hold a container starting now.
+    if (std::any_of(out.begin(), out.end(),
+                    [&c](const Container& o) { return o.id == c.id; })) {
+      continue;
     }
-    out = std::move(exact);
+    out.push_back(c);
   }
+  if (out.size() < 2) return {};
+  std::sort(out.begin(), out.end(), [](const Container& a, const Container& b) {
+    return a.name != b.name ? a.name < b.name : a.id < b.id;
+  });
   return out;
 }
 

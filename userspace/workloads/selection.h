@@ -15,14 +15,23 @@
 namespace egress::workloads {
 
 // The running containers that `value` selects: kContainer names one (name,
-// id or id prefix, NamesContainer); kSelector is a label selector text
-// (policy::ParseLabelSelector); kPod is "NAMESPACE/NAME" and kPodSelector
-// "NAMESPACE/k=v,..." (policy/pod_ref.h): every container of the selected
-// pods. An unparsable value selects nothing. Sorted by cgroup, each cgroup
-// once, containers without a cgroup left out.
+// id or id prefix, NamesContainer; every one an ambiguous prefix names);
+// kSelector is a label selector text (policy::ParseLabelSelector); kPod is
+// "NAMESPACE/NAME" and kPodSelector "NAMESPACE/k=v,..." (policy/pod_ref.h):
+// every container of the selected pods. An unparsable value selects nothing.
+// Sorted by cgroup, each cgroup once, containers without a cgroup left out.
 std::vector<Container> SelectContainers(policy::TargetSource source,
                                         const std::string& value,
                                         const std::vector<Container>& running);
+
+// The containers of `containers` that a kContainer target's `value` names,
+// when it names more than one (an id prefix that several ids start with, or
+// one container's name and an id prefix of another's), sorted by name; {}
+// when it names one or none, and for any other source. SelectContainers
+// selects each of them.
+std::vector<Container> AmbiguousContainers(
+    policy::TargetSource source, const std::string& value,
+    const std::vector<Container>& containers);
 
 // The label keys a target's selector names, in key order: kSelector's and
 // kPodSelector's ({} for any other target, or a value that cannot be read).
