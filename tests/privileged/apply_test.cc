@@ -90,6 +90,64 @@ TEST_F(ApplyTest, DryRunShowsTheDiffAndApplyEnforces) {
   EXPECT_EQ(after["targets"][0]["rules"].size(), 3u);
 }
 
+// A file that only switches an audit target to enforce (and its logging)
+// printed "Would update target web" and nothing else, and the real apply
+// switched silently. Both now say old -> new, in text and JSON, and a rule
+// whose comment alone changes is shown too.
+TEST_F(ApplyTest, DryRunShowsAModeAndLoggingChange) {
+  const std::string file =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
+  auto write = [&](const std::string& mode, const std::string& logging,
+                   const std::string& name) {
+    std::ofstream(file) << "apiVersion: egress.dev/v1alpha1\n"
+                           "kind: EgressPolicy\n"
+                           "metadata:\n"
+                           "  name: web\n"
+                           "spec:\n"
+                           "  target:\n"
+                           "    cgroupPath: "
+                        << cg_->relative_path() << "\n  mode: " << mode
+                        << "\n  logging: " << logging
+                        << "\n"
+                           "  egress:\n"
+                           "  - name: "
+                        << name
+                        << "\n"
+                           "    to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+                           "    ports: [{port: 40001, protocol: TCP}]\n";
+    return file;
+  };
+  std::string out = CtlOk({"apply", "-f", write("audit", "all", "one")});
+  EXPECT_TRUE(absl::StrContains(out, "created target web (")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "): mode audit, logging all\n")) << out;
+
+  std::string dry =
+      CtlOk({"apply", "-f", write("enforce", "denied", "two"), "--dry-run"});
+  EXPECT_TRUE(absl::StrContains(dry, "Would update target web (")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "\n  mode audit -> enforce\n")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "\n  logging all -> denied\n")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry,
+                                "  ~ ALLOW 40001/tcp to 127.0.0.2 # two (was: "
+                                "ALLOW 40001/tcp to 127.0.0.2 # one)\n"))
+      << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "Dry run: nothing changed.")) << dry;
+  // Still audit: nothing is denied.
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["mode"], "audit");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+
+  nlohmann::json applied = CtlJson({"apply", "-f", file});
+  ASSERT_EQ(applied["changes"].size(), 1u) << applied.dump();
+  const nlohmann::json& c = applied["changes"][0];
+  EXPECT_EQ(c["mode_from"], "audit") << c.dump();
+  EXPECT_EQ(c["mode"], "enforce") << c.dump();
+  EXPECT_EQ(c["logging_from"], "all") << c.dump();
+  EXPECT_EQ(c["logging"], "denied") << c.dump();
+  ASSERT_EQ(c["changed"].size(), 1u) << c.dump();
+  EXPECT_EQ(c["changed"][0]["to"], "ALLOW 40001/tcp to 127.0.0.2 # two");
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
 TEST_F(ApplyTest, BadFileIsRejectedWithItsPositionAndChangesNothing) {
   CtlOk({"apply", "-f", WritePolicy(kApi)});
   nlohmann::json before = CtlJson({"list"});

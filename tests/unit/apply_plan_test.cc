@@ -92,5 +92,79 @@ TEST(ApplyPlanTest, AnnotationsAloneChangeTheStateNotTheRules) {
   EXPECT_EQ(plan.targets[0].target.annotations, web.spec.annotations);
 }
 
+// An apply that switches an audit target to enforce (or changes what it
+// records) showed nothing in its diff: a dry run said only "Would update
+// target", and the real apply switched silently. The diff names both ends.
+TEST(ApplyPlanTest, ModeAndLoggingChangesAreInTheDiff) {
+  ResolvedPolicy d = PolicyOn("d", SomeRules(2));
+  d.spec.mode = policy::Mode::kAudit;
+  d.spec.logging = policy::LoggingLevel::kAll;
+  std::vector<ResolvedPolicy> first = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  ASSERT_EQ(created.changes.size(), 1u);
+  // A new target says how it starts.
+  EXPECT_EQ(created.changes[0].mode, policy::Mode::kAudit);
+  EXPECT_EQ(created.changes[0].logging, policy::LoggingLevel::kAll);
+  EXPECT_FALSE(created.changes[0].mode_from.has_value());
+  EXPECT_FALSE(created.changes[0].logging_from.has_value());
+  DaemonState state;
+  state.targets["d"] = created.targets[0].target;
+
+  std::vector<ResolvedPolicy> same = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan again, PlanApply(state, same, 1000));
+  EXPECT_FALSE(again.changes[0].mode.has_value());
+  EXPECT_FALSE(again.changes[0].logging.has_value());
+  EXPECT_TRUE(again.changes[0].changed.empty());
+
+  d.spec.mode = policy::Mode::kEnforce;
+  d.spec.logging = policy::LoggingLevel::kDenied;
+  std::vector<ResolvedPolicy> enforcing = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, enforcing, 1000));
+  const control::TargetChange& c = plan.changes[0];
+  EXPECT_EQ(c.mode_from, policy::Mode::kAudit);
+  EXPECT_EQ(c.mode, policy::Mode::kEnforce);
+  EXPECT_EQ(c.logging_from, policy::LoggingLevel::kAll);
+  EXPECT_EQ(c.logging, policy::LoggingLevel::kDenied);
+  EXPECT_TRUE(c.added.empty());
+  EXPECT_TRUE(c.removed.empty());
+  EXPECT_TRUE(plan.targets[0].config_changed);
+
+  // Logging alone.
+  d.spec.mode = policy::Mode::kAudit;
+  std::vector<ResolvedPolicy> quieter = {d};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply(state, quieter, 1000));
+  EXPECT_FALSE(plan.changes[0].mode.has_value());
+  EXPECT_EQ(plan.changes[0].logging_from, policy::LoggingLevel::kAll);
+  EXPECT_EQ(plan.changes[0].logging, policy::LoggingLevel::kDenied);
+}
+
+// A rule that only gets another comment or name keeps its id and is neither
+// added nor removed, but `list` shows new text: the diff shows both texts.
+TEST(ApplyPlanTest, CommentAndNameChangesAreInTheDiff) {
+  std::vector<Rule> rules = SomeRules(3);
+  rules[1].comment = "old";
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", rules)};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  const Rule before = created.targets[0].target.rules[1];
+
+  rules[1].comment = "new";
+  rules[2].name = "api";
+  rules[2].comment = "api";
+  std::vector<ResolvedPolicy> edited = {PolicyOn("web", rules)};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, edited, 1000));
+  const control::TargetChange& c = plan.changes[0];
+  EXPECT_TRUE(c.added.empty());
+  EXPECT_TRUE(c.removed.empty());
+  ASSERT_EQ(c.changed.size(), 2u);
+  EXPECT_EQ(c.changed[0].from, "ALLOW 1001/tcp to 10.0.0.1 # old");
+  EXPECT_EQ(c.changed[0].to, "ALLOW 1001/tcp to 10.0.0.1 # new");
+  EXPECT_EQ(c.changed[1].from, "ALLOW 1002/tcp to 10.0.0.2");
+  EXPECT_EQ(c.changed[1].to, "ALLOW 1002/tcp to 10.0.0.2 # api");
+  EXPECT_EQ(plan.targets[0].target.rules[1].id, before.id);
+  EXPECT_TRUE(plan.targets[0].rules_changed);
+}
+
 }  // namespace
 }  // namespace egress

@@ -162,6 +162,10 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   TargetChange change{
       "web",          "/web", "update",     "/old", policy::Mode::kAudit,
       {"ALLOW smtp"}, {},     {"ALLOW dns"}};
+  change.mode_from = policy::Mode::kEnforce;
+  change.logging = policy::LoggingLevel::kAll;
+  change.logging_from = policy::LoggingLevel::kDenied;
+  change.changed = {{"ALLOW 443 # old", "ALLOW 443 # new"}};
   TargetChange user_change = change;
   user_change.user = "user www-data (uid 33)";
   const std::pair<Request, Response> cases[] = {
@@ -218,6 +222,11 @@ TEST(ResponseTextTest, SameBytesAsTheTree) {
   update.user = "user www-data (uid 33)";
   update.removed = {"- ALLOW smtp to 10.0.0.5", "- DENY any to 10.0.0.0/8"};
   update.kept_temporary = {"  ALLOW 443/tcp to 10.0.0.9 (until 12:00)"};
+  update.mode = policy::Mode::kEnforce;
+  update.mode_from = policy::Mode::kAudit;
+  update.logging = policy::LoggingLevel::kOff;
+  update.logging_from = policy::LoggingLevel::kAll;
+  update.changed = {{"ALLOW 1 \"added\":[]", "ALLOW 1 # \"removed\":[]"}};
   TargetChange empty;
   empty.target = "idle";
   empty.action = "update";

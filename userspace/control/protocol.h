@@ -311,14 +311,25 @@ struct StatusResponse {
   std::string cgroup_root;
   std::string version;
 };
+// A rule kept (same id, same match) whose text changes: its comment, name
+// or how its ports are written. `list` shows the new text from then on.
+struct RuleTextChange {
+  std::string from, to;  // FormatRule before and after
+};
 struct TargetChange {
   std::string target;
   std::string cgroup;
   std::string action;  // "create" or "update"
   std::string cgroup_from;
-  std::optional<policy::Mode> mode;  // set when it changes
+  // The mode and logging level: set for a new target, and for an update
+  // when they change, with the old ones in the *_from members (an audit
+  // target switched to enforce must not pass unseen in a dry run).
+  std::optional<policy::Mode> mode;
   std::vector<std::string> added, removed, kept_temporary;
   std::string user;  // a user target: "user www-data (uid 33)"
+  std::optional<policy::Mode> mode_from;
+  std::optional<policy::LoggingLevel> logging, logging_from;
+  std::vector<RuleTextChange> changed;
 };
 struct ApplyResponse {
   bool dry_run = false;

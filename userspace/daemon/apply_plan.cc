@@ -84,6 +84,8 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   plan.config_changed = true;
   plan.target = Planned(p);
   change.action = "create";
+  change.mode = p.spec.mode;
+  change.logging = p.spec.logging;
   return plan;
 }
 
@@ -110,10 +112,17 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   plan.target.next_rule_id = current.next_rule_id;
   plan.target.ephemeral = current.ephemeral;
   change.action = "update";
-  if (current.mode != p.spec.mode) change.mode = p.spec.mode;
-  absl::flat_hash_map<std::string, uint32_t> old_ids;
+  if (current.mode != p.spec.mode) {
+    change.mode = p.spec.mode;
+    change.mode_from = current.mode;
+  }
+  if (current.logging != p.spec.logging) {
+    change.logging = p.spec.logging;
+    change.logging_from = current.logging;
+  }
+  absl::flat_hash_map<std::string, const policy::Rule*> old_rules;
   for (const policy::Rule& o : current.rules) {
-    old_ids.emplace(policy::RuleIdentity(o), o.id);
+    old_rules.emplace(policy::RuleIdentity(o), &o);
   }
   absl::flat_hash_set<std::string> new_keys;
   absl::flat_hash_set<uint32_t> used;
@@ -121,13 +130,23 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
     std::string key = policy::RuleIdentity(r);
     new_keys.insert(key);
     policy::Rule numbered = r;
-    auto found = old_ids.find(key);
-    if (found != old_ids.end() && used.insert(found->second).second) {
-      numbered.id = found->second;
+    auto found = old_rules.find(key);
+    if (found != old_rules.end() && used.insert(found->second->id).second) {
+      const policy::Rule& old = *found->second;
+      numbered.id = old.id;
+      // The same rule under another comment, name or port word: it keeps
+      // its id, but `list` shows other text from now on, so the diff says so.
+      if (old.comment != r.comment || old.name != r.name ||
+          old.spec != r.spec) {
+        change.changed.push_back(
+            {policy::FormatRule(old), policy::FormatRule(r)});
+      }
     } else {
       numbered.id = plan.target.next_rule_id++;
     }
-    if (found == old_ids.end()) change.added.push_back(policy::FormatRule(r));
+    if (found == old_rules.end()) {
+      change.added.push_back(policy::FormatRule(r));
+    }
     plan.target.rules.push_back(std::move(numbered));
   }
   // Temporary rules (--for) the file does not hold live on until their end:
