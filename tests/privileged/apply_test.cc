@@ -148,6 +148,41 @@ TEST_F(ApplyTest, DryRunShowsAModeAndLoggingChange) {
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
 }
 
+// A rule listed twice in a file was kept twice, and `delete` of it said
+// "Rule deleted" while the other copy stayed in force. It is kept once, the
+// apply says so, and `delete` lifts it.
+TEST_F(ApplyTest, ARuleListedTwiceIsKeptOnceAndDeleteLiftsIt) {
+  // Rule names are unique in a file: the copy has another.
+  const std::string twice =
+      absl::StrCat(kApi,
+                   "  - name: api-again\n"
+                   "    to:\n"
+                   "    - ipBlock: {cidr: 127.0.0.2/32}\n"
+                   "    ports:\n"
+                   "    - {port: 40001, protocol: TCP}\n");
+  std::string dry = CtlOk({"apply", "-f", WritePolicy(twice), "--dry-run"});
+  EXPECT_TRUE(absl::StrContains(
+      dry, "ALLOW 40001/tcp to 127.0.0.2 # api is listed 2 times"))
+      << dry;
+  std::string out = CtlOk({"apply", "-f", WritePolicy(twice)});
+  size_t added = 0;
+  for (size_t at = out.find("+ ALLOW"); at != std::string::npos;
+       at = out.find("+ ALLOW", at + 1)) {
+    ++added;
+  }
+  EXPECT_EQ(added, 1u) << out;
+  EXPECT_TRUE(absl::StrContains(out, "is listed 2 times")) << out;
+  nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
+  EXPECT_EQ(rules.size(), 2u) << rules.dump();  // the allow and the deny
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+
+  out = CtlOk({"delete", "allow", "40001/tcp", "127.0.0.2", "-t", "web"});
+  EXPECT_TRUE(absl::StrContains(out, "Rule deleted")) << out;
+  rules = CtlJson({"list"})["targets"][0]["rules"];
+  EXPECT_EQ(rules.size(), 1u) << rules.dump();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
 TEST_F(ApplyTest, BadFileIsRejectedWithItsPositionAndChangesNothing) {
   CtlOk({"apply", "-f", WritePolicy(kApi)});
   nlohmann::json before = CtlJson({"list"});

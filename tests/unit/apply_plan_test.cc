@@ -166,5 +166,55 @@ TEST(ApplyPlanTest, CommentAndNameChangesAreInTheDiff) {
   EXPECT_TRUE(plan.targets[0].rules_changed);
 }
 
+// A rule listed twice in a policy was kept twice ([1] and [2] in `list`),
+// and `delete` of it removed one copy and left the other in force. Kept once
+// now, the first listing, with a note; the diff lists it once.
+TEST(ApplyPlanTest, ARuleListedTwiceIsKeptOnceWithANote) {
+  std::vector<Rule> rules = SomeRules(3);
+  Rule again = rules[1];
+  again.comment = "again";
+  rules.push_back(again);
+  rules.push_back(rules[1]);
+  ResolvedPolicy web = PolicyOn("web", rules);
+  web.spec.file = "web.yaml";
+  std::vector<ResolvedPolicy> first = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  const TargetState& t = created.targets[0].target;
+  ASSERT_EQ(t.rules.size(), 3u);
+  EXPECT_EQ(t.rules[1].comment, "");  // the first listing
+  EXPECT_EQ(t.rules[2].id, 3u);
+  EXPECT_EQ(created.changes[0].added.size(), 3u);
+  ASSERT_EQ(created.notes.size(), 1u);
+  EXPECT_EQ(created.notes[0],
+            "note: policy web (web.yaml): ALLOW 1001/tcp to 10.0.0.1 is "
+            "listed 3 times. Each is kept once (the first listing), as "
+            "egressctl allow skips an existing rule");
+
+  DaemonState state;
+  state.targets["web"] = t;
+  std::vector<ResolvedPolicy> same = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, same, 1000));
+  EXPECT_EQ(plan.targets[0].target.rules, t.rules);
+  EXPECT_FALSE(plan.targets[0].rules_changed);
+  EXPECT_TRUE(plan.changes[0].added.empty());
+  EXPECT_TRUE(plan.changes[0].removed.empty());
+  ASSERT_EQ(plan.notes.size(), 1u);
+  EXPECT_EQ(plan.notes[0], created.notes[0]);
+
+  // A target that holds a rule twice (an apply before this change) gets it
+  // once on the next apply.
+  DaemonState doubled;
+  doubled.targets["web"] = t;
+  Rule copy = t.rules[1];
+  copy.id = 4;
+  doubled.targets["web"].rules.push_back(copy);
+  doubled.targets["web"].next_rule_id = 5;
+  std::vector<ResolvedPolicy> once = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply(doubled, once, 1000));
+  EXPECT_EQ(plan.targets[0].target.rules, t.rules);
+  EXPECT_EQ(plan.changes[0].removed.size(), 1u);
+  EXPECT_TRUE(plan.notes.empty());
+}
+
 }  // namespace
 }  // namespace egress

@@ -62,6 +62,45 @@ absl::Status CheckConflicts(const DaemonState& state,
   return absl::OkStatus();
 }
 
+// The rules of one policy listed more than once (the same match and
+// action, RuleIdentity), each with how often: a rule is in force once
+// however often it is listed, as `egressctl allow` skips an existing rule.
+// Kept twice, `delete` of one copy would leave the other in force.
+class Repeats {
+ public:
+  // Another listing of the rule with identity `key`, whose first listing is
+  // `first`.
+  void Count(const std::string& key, const policy::Rule& first) {
+    auto [it, inserted] = at_.try_emplace(key, list_.size());
+    if (inserted) list_.emplace_back(policy::FormatRule(first), 1);
+    ++list_[it->second].second;
+  }
+  // "policy web (web.yaml): ALLOW 443 to 10.9.9.9 is listed 2 times; ...",
+  // or "" when nothing repeats.
+  std::string Note(const ResolvedPolicy& p) const {
+    if (list_.empty()) return "";
+    constexpr size_t kShown = 5;
+    std::string out = absl::StrCat(
+        "note: policy ", p.spec.name,
+        p.spec.file.empty() ? "" : absl::StrCat(" (", p.spec.file, ")"), ": ");
+    for (size_t i = 0; i < list_.size() && i < kShown; ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : "; ", list_[i].first, " is listed ",
+                      list_[i].second, " times");
+    }
+    if (list_.size() > kShown) {
+      absl::StrAppend(&out, "; and ", list_.size() - kShown, " more rules");
+    }
+    absl::StrAppend(&out,
+                    ". Each is kept once (the first listing), as egressctl "
+                    "allow skips an existing rule");
+    return out;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, size_t> at_;  // index in list_
+  std::vector<std::pair<std::string, size_t>> list_;
+};
+
 TargetState Planned(const ResolvedPolicy& p) {
   TargetState t;
   t.name = p.spec.name;
@@ -89,22 +128,43 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   return plan;
 }
 
-// A new target's rules (taken from `p`), numbered from 1.
+// A new target's rules (taken from `p`), numbered from 1, each once.
 void AddNewRules(ResolvedPolicy& p, TargetPlan& plan,
-                 control::TargetChange& change) {
-  plan.target.rules = std::move(p.spec.rules);
+                 control::TargetChange& change,
+                 std::vector<std::string>& notes) {
+  std::vector<policy::Rule>& rules = plan.target.rules;
+  rules = std::move(p.spec.rules);
   p.spec.rules.clear();
-  change.added.reserve(plan.target.rules.size());
-  for (policy::Rule& r : plan.target.rules) {
+  absl::flat_hash_map<std::string, size_t> kept_at;
+  kept_at.reserve(rules.size());
+  Repeats repeats;
+  size_t kept = 0;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    std::string key = policy::RuleIdentity(rules[i]);
+    auto [it, inserted] = kept_at.try_emplace(std::move(key), kept);
+    if (!inserted) {
+      repeats.Count(it->first, rules[it->second]);
+      continue;
+    }
+    if (kept != i) rules[kept] = std::move(rules[i]);
+    ++kept;
+  }
+  rules.resize(kept);
+  change.added.reserve(rules.size());
+  for (policy::Rule& r : rules) {
     r.id = plan.target.next_rule_id++;
     change.added.push_back(policy::FormatRule(r));
+  }
+  if (std::string note = repeats.Note(p); !note.empty()) {
+    notes.push_back(std::move(note));
   }
 }
 
 // An existing target: unchanged rules keep their ids (and so their
-// counters); a rule listed twice keeps its id once.
+// counters); a rule listed twice is kept once.
 TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
-                      int64_t now, control::TargetChange& change) {
+                      int64_t now, control::TargetChange& change,
+                      std::vector<std::string>& notes) {
   TargetPlan plan;
   plan.target = Planned(p);
   plan.target.id = current.id;
@@ -124,11 +184,18 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   for (const policy::Rule& o : current.rules) {
     old_rules.emplace(policy::RuleIdentity(o), &o);
   }
-  absl::flat_hash_set<std::string> new_keys;
+  // Identity -> index in plan.target.rules.
+  absl::flat_hash_map<std::string, size_t> new_keys;
   absl::flat_hash_set<uint32_t> used;
+  Repeats repeats;
   for (const policy::Rule& r : p.spec.rules) {
     std::string key = policy::RuleIdentity(r);
-    new_keys.insert(key);
+    auto [listed, first_listing] =
+        new_keys.try_emplace(key, plan.target.rules.size());
+    if (!first_listing) {
+      repeats.Count(key, plan.target.rules[listed->second]);
+      continue;
+    }
     policy::Rule numbered = r;
     auto found = old_rules.find(key);
     if (found != old_rules.end() && used.insert(found->second->id).second) {
@@ -153,13 +220,21 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   // a file cannot express them, and applying one must not cut an operator's
   // exception short.
   for (const policy::Rule& o : current.rules) {
-    if (new_keys.contains(policy::RuleIdentity(o))) continue;
+    if (new_keys.contains(policy::RuleIdentity(o))) {
+      // A second copy of a rule the file keeps (a target applied before
+      // repeats were merged): it goes, and `list` loses its number.
+      if (!used.contains(o.id)) change.removed.push_back(policy::FormatRule(o));
+      continue;
+    }
     if (o.expires > now) {
       change.kept_temporary.push_back(policy::FormatRule(o));
       if (!used.contains(o.id)) plan.target.rules.push_back(o);
     } else {
       change.removed.push_back(policy::FormatRule(o));
     }
+  }
+  if (std::string note = repeats.Note(p); !note.empty()) {
+    notes.push_back(std::move(note));
   }
   // The same rules in the same mode (a reload at start, a re-apply):
   // nothing to rewrite in the kernel.
@@ -185,7 +260,7 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
 void PlanNewTargets(std::vector<ResolvedPolicy>& policies, ApplyPlan& plan) {
   for (size_t i = 0; i < policies.size() && i < plan.targets.size(); ++i) {
     if (plan.targets[i].create) {
-      AddNewRules(policies[i], plan.targets[i], plan.changes[i]);
+      AddNewRules(policies[i], plan.targets[i], plan.changes[i], plan.notes);
     }
   }
 }
@@ -205,9 +280,10 @@ absl::StatusOr<ApplyPlan> PlanAgainstState(
       change.user = policy::UserText(p.spec.source_value, p.uid);
     }
     auto it = state.targets.find(p.spec.name);
-    out.targets.push_back(it == state.targets.end()
-                              ? PlanCreate(p, change)
-                              : PlanUpdate(p, it->second, now, change));
+    out.targets.push_back(
+        it == state.targets.end()
+            ? PlanCreate(p, change)
+            : PlanUpdate(p, it->second, now, change, out.notes));
     out.changes.push_back(std::move(change));
   }
   return out;

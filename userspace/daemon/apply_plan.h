@@ -41,6 +41,9 @@ struct TargetPlan {
 struct ApplyPlan {
   std::vector<TargetPlan> targets;
   std::vector<control::TargetChange> changes;  // the diff, per policy
+  // One line per policy that lists a rule more than once: such a rule is
+  // kept once (its first listing) and the line says so.
+  std::vector<std::string> notes;
 };
 
 // InvalidArgument / AlreadyExists / FailedPrecondition naming the policy for

@@ -14,6 +14,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/apply_plan.h"
 #include "userspace/daemon/engine.h"
@@ -155,6 +156,7 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   control::ApplyResponse out;
   out.dry_run = request.dry_run;
   out.changes = std::move(plan.changes);
+  out.note = absl::StrJoin(plan.notes, "\n");
   if (request.dry_run) return out;
   std::vector<Staged> staged(plan.targets.size());
   lock.lock();
