@@ -405,8 +405,8 @@ TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
       << PolicyText("other", (*other)->relative_path(), OneRule(ports));
   CommandResult r = Ctl({"apply", "-f", dir});
   EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output,
-                                "policy other: too many distinct port ranges"))
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/other.yaml: policy other: too many distinct port ranges"))
       << r.output;
   EXPECT_EQ(CtlJson({"list"}), before);
   StopDaemon(SIGTERM);
@@ -425,6 +425,38 @@ TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
   EXPECT_EQ(CtlJson({"list"}), before);
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_TRUE((*other)->Remove().ok());
+}
+
+// What only egressd can find wrong (a cgroup that is another target's, a
+// target that exists on another cgroup) named no file, and one of them
+// exited 1 though it is bad input. Both name the file and the target's
+// line and column, exit 2, and change nothing.
+TEST_F(ApplyTest, ConflictsWithEnforcedTargetsNameTheFileAndExit2) {
+  auto other = TestCgroup::Create("priv-moved");
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string dir = state_dir_.substr(0, state_dir_.rfind('/'));
+  CtlOk({"apply", "-f", WritePolicy(kApi)});
+  const nlohmann::json before = CtlJson({"list"});
+
+  std::ofstream(dir + "/moved.yaml")
+      << PolicyText("web", (*other)->relative_path(), OneRule(kPort40002));
+  CommandResult r = Ctl({"apply", "-f", dir + "/moved.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/moved.yaml:7:17: spec.target: target web exists for cgroup"))
+      << r.output;
+
+  std::ofstream(dir + "/web2.yaml")
+      << PolicyText("web2", cg_->relative_path(), OneRule(kPort40002));
+  r = Ctl({"apply", "-f", dir + "/web2.yaml", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/web2.yaml:7:17: spec.target: policy web2: cgroup "))
+      << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, " is already target 'web'"))
+      << r.output;
+  EXPECT_EQ(CtlJson({"list"}), before);
   EXPECT_TRUE((*other)->Remove().ok());
 }
 

@@ -216,5 +216,41 @@ TEST(ApplyPlanTest, ARuleListedTwiceIsKeptOnceWithANote) {
   EXPECT_TRUE(plan.notes.empty());
 }
 
+// Conflicts found against egressd's state named no file, and "target a
+// exists for cgroup /a" exited 1 (FailedPrecondition) though a conflict is
+// bad input. They are AlreadyExists (exit 2) and name the file and the
+// target's position when the CLI sent them.
+TEST(ApplyPlanTest, ConflictsNameThePolicyFileAndAreBadInput) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("a", SomeRules(1))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["a"] = created.targets[0].target;
+
+  ResolvedPolicy moved = PolicyOn("a", SomeRules(1));
+  moved.cgroup = "/c";
+  moved.spec.file = "policies/a.yaml";
+  moved.spec.target_at = "7:17";
+  std::vector<ResolvedPolicy> elsewhere = {moved};
+  EXPECT_STATUS(PlanApply(state, elsewhere, 1000).status(),
+                absl::StatusCode::kAlreadyExists,
+                "policies/a.yaml:7:17: spec.target: target a exists for "
+                "cgroup /a; remove it before applying it to cgroup /c");
+
+  ResolvedPolicy same_cgroup = PolicyOn("b", SomeRules(1));
+  same_cgroup.cgroup = "/a";
+  same_cgroup.spec.file = "b.yaml";
+  std::vector<ResolvedPolicy> taken = {same_cgroup};
+  EXPECT_STATUS(PlanApply(state, taken, 1000).status(),
+                absl::StatusCode::kAlreadyExists,
+                "b.yaml: policy b: cgroup /a is already target 'a'");
+
+  // A policy from no file (target add, egressctl run) reads as before.
+  moved.spec.file.clear();
+  std::vector<ResolvedPolicy> no_file = {moved};
+  EXPECT_EQ(PlanApply(state, no_file, 1000).status().message(),
+            "target a exists for cgroup /a; remove it before applying it to "
+            "cgroup /c");
+}
+
 }  // namespace
 }  // namespace egress

@@ -458,5 +458,31 @@ TEST_F(EngineTest, ApplyCreatesAndUpdatesUserTargets) {
                 "policy www2: uid 33 is already target 'www'");
 }
 
+// An apply's errors about a policy's target (a user no database has, a uid
+// that is another target's) name the policy file and the target's position
+// the CLI sent, as the file's own errors do.
+TEST_F(EngineTest, ApplyErrorsAboutATargetNameItsFile) {
+  kernel_.MakeCgroup("/");
+  control::ApplyRequest req;
+  req.policies.push_back(UserSpec("zz", "nosuch"));
+  req.policies[0].file = "/etc/egress/policies.d/zz.yaml";
+  req.policies[0].target_at = "7:11";
+  EXPECT_STATUS(engine_->Apply(req, kNow).status(), absl::StatusCode::kNotFound,
+                "/etc/egress/policies.d/zz.yaml:7:11: spec.target: policy zz: "
+                "no user named 'nosuch'");
+  ASSERT_OK(engine_
+                ->Apply(
+                    control::ApplyRequest{
+                        false, {UserSpec("www", "www-data")}, false},
+                    kNow)
+                .status());
+  control::ApplyRequest again;
+  again.policies.push_back(UserSpec("www2", "33"));
+  again.policies[0].file = "www2.yaml";
+  EXPECT_STATUS(engine_->Apply(again, kNow).status(),
+                absl::StatusCode::kAlreadyExists,
+                "www2.yaml: policy www2: uid 33 is already target 'www'");
+}
+
 }  // namespace
 }  // namespace egress::testing

@@ -38,6 +38,7 @@ std::vector<Request> EveryRequest() {
   spec.rules = {SmtpRule()};
   spec.rules[0].name = "relay";
   spec.file = "web.yaml";
+  spec.target_at = "7:17";
   spec.annotations = {{"description", "web: \"front\""}, {"owner", "ops"}};
   return {TargetAddRequest{spec},
           TargetAddRequest{spec, /*cut=*/true},
@@ -90,6 +91,7 @@ TEST(ProtocolTest, RequestTextIsTheTreesText) {
       "caf\xc3\xa9";
   odd.ephemeral = true;
   odd.file = "/etc/egress/\"x\".yaml\t";
+  odd.target_at = "12:5";
   odd.annotations = {{"a\"b", "c\\\n\xff"}, {"", ""}};
   policy::Rule commented = SmtpRule();
   commented.comment = "say \"hi\"\n\xfe";

@@ -39,6 +39,10 @@ struct TargetSpec {
   bool ephemeral = false;  // `egressctl run`: removed with its command
   std::vector<policy::Rule> rules;
   std::string file;  // the policy file it came from ("" = none)
+  // "LINE:COL" of the target's value in `file` ("" = unknown): errors about
+  // the target (a user that does not exist, a cgroup that is another
+  // target's) point there, as the file's own errors do.
+  std::string target_at;
   // The policy file's metadata.annotations, kept for `export`.
   std::map<std::string, std::string> annotations;
 };

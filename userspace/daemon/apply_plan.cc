@@ -48,7 +48,7 @@ absl::Status CheckConflicts(const DaemonState& state,
   }
   auto existing = state.targets.find(name);
   if (existing != state.targets.end() && Scope(existing->second) != scope) {
-    return absl::FailedPreconditionError(
+    return absl::AlreadyExistsError(
         absl::StrCat("target ", name, " exists for ", Scope(existing->second),
                      "; remove it before applying it to ", scope));
   }
@@ -248,6 +248,16 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
 
 }  // namespace
 
+absl::Status InPolicyFile(const control::TargetSpec& spec,
+                          const absl::Status& st, bool about_target) {
+  if (st.ok() || spec.file.empty()) return st;
+  const std::string place =
+      about_target && !spec.target_at.empty()
+          ? absl::StrCat(spec.file, ":", spec.target_at, ": spec.target")
+          : spec.file;
+  return absl::Status(st.code(), absl::StrCat(place, ": ", st.message()));
+}
+
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     std::vector<ResolvedPolicy> policies,
                                     int64_t now) {
@@ -270,7 +280,8 @@ absl::StatusOr<ApplyPlan> PlanAgainstState(
     int64_t now) {
   ApplyPlan out;
   for (size_t i = 0; i < policies.size(); ++i) {
-    EGRESS_RETURN_IF_ERROR(CheckConflicts(state, policies, i));
+    EGRESS_RETURN_IF_ERROR(InPolicyFile(
+        policies[i].spec, CheckConflicts(state, policies, i), true));
   }
   for (const ResolvedPolicy& p : policies) {
     control::TargetChange change;
