@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 #include "userspace/daemon/learner.h"
@@ -300,6 +301,49 @@ TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
       control::RuleAddResponse partly,
       engine_->AddRule({"web", Allow({"https", "0.0.0.0/0"}), {}}, kNow));
   EXPECT_THAT(partly.warnings, IsEmpty());
+}
+
+// The other order: a deny added after an allow it covers whole warned of
+// nothing, though the allow stopped having any effect.
+TEST_F(EngineTest, ADenyThatCoversAnAllowIsAddedWithAWarning) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  ASSERT_OK(
+      engine_->AddRule({"web", Allow({"7000/tcp", "127.0.0.1"}), {}}, kNow)
+          .status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "0.0.0.0/0"}), {}}, kNow)
+                .status());
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse added,
+      engine_->AddRule({"web", Deny({"7000/tcp", "127.0.0.0/8"}), {}}, kNow));
+  EXPECT_FALSE(added.skipped);
+  EXPECT_EQ(added.number, 3u);
+  ASSERT_EQ(added.warnings.size(), 1u);
+  EXPECT_EQ(added.warnings[0],
+            "this deny shadows rule 1 (ALLOW 7000/tcp to 127.0.0.1), denying "
+            "all of it: deny beats allow, so that allow no longer has any "
+            "effect; 'egressctl delete 1' if it is not wanted");
+  // Partly covered (https to anywhere): no warning.
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse partly,
+      engine_->AddRule({"web", Deny({"https", "10.0.0.0/8"}), {}}, kNow));
+  EXPECT_THAT(partly.warnings, IsEmpty());
+  // Many: five named, the rest counted.
+  for (int port = 8001; port <= 8007; ++port) {
+    ASSERT_OK(
+        engine_
+            ->AddRule(
+                {"web", Allow({absl::StrCat(port, "/udp"), "10.9.0.1"}), {}},
+                kNow)
+            .status());
+  }
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse wide,
+      engine_->AddRule({"web", Deny({"udp", "10.9.0.0/16"}), {}}, kNow));
+  ASSERT_EQ(wide.warnings.size(), 6u);
+  EXPECT_THAT(wide.warnings[0], HasSubstr("rule 5 (ALLOW 8001/udp"));
+  EXPECT_EQ(wide.warnings[5],
+            "this deny also shadows 2 more allow rules ('egressctl list' "
+            "shows them)");
 }
 
 TEST_F(EngineTest, UnixRulesSetTheTargetsUnixFlagsWithTheirRuleset) {
