@@ -216,6 +216,22 @@ TEST(ApplyPlanTest, ARuleListedTwiceIsKeptOnceWithANote) {
   EXPECT_TRUE(plan.notes.empty());
 }
 
+// A workload target's change says what it selects: it has no one cgroup,
+// and the diff printed "created target zz ()".
+TEST(ApplyPlanTest, AWorkloadTargetsChangeNamesWhatItSelects) {
+  ResolvedPolicy zz = PolicyOn("zz", SomeRules(1));
+  zz.spec.source = policy::TargetSource::kSelector;
+  zz.spec.source_value = "app=web";
+  zz.cgroup = "";
+  std::vector<ResolvedPolicy> policies = {zz};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply({}, policies, 1000));
+  EXPECT_EQ(plan.changes[0].workload, "selector app=web");
+  EXPECT_EQ(plan.changes[0].cgroup, "");
+  std::vector<ResolvedPolicy> cgroup = {PolicyOn("web", SomeRules(1))};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply({}, cgroup, 1000));
+  EXPECT_EQ(plan.changes[0].workload, "");
+}
+
 // Conflicts found against egressd's state named no file, and "target a
 // exists for cgroup /a" exited 1 (FailedPrecondition) though a conflict is
 // bad input. They are AlreadyExists (exit 2) and name the file and the

@@ -66,6 +66,18 @@ TEST(CliOutputTest, ApplyShowsModeLoggingAndTextChanges) {
                         "enforce\n  logging all -> denied\n"));
 }
 
+// A container, selector or pod target has no one cgroup: `apply` printed
+// "created target zz ()". It names what the target selects.
+TEST(CliOutputTest, ApplyNamesWhatAWorkloadTargetSelects) {
+  control::TargetChange create;
+  create.target = "zz";
+  create.action = "create";
+  create.workload = "selector app=web";
+  control::ApplyResponse r;
+  r.changes = {create};
+  EXPECT_EQ(FormatResponse(r), "created target zz (selector app=web)\n");
+}
+
 TEST(CliOutputTest, EventsArePrintedVerbatim) {
   control::EventsResponse r;
   r.lines = {"{\"verdict\":\"DENIED\"}", "second line"};

@@ -168,6 +168,7 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   change.logging = policy::LoggingLevel::kAll;
   change.logging_from = policy::LoggingLevel::kDenied;
   change.changed = {{"ALLOW 443 # old", "ALLOW 443 # new"}};
+  change.workload = "selector app=web";
   TargetChange user_change = change;
   user_change.user = "user www-data (uid 33)";
   const std::pair<Request, Response> cases[] = {

@@ -113,9 +113,12 @@ std::string VerboseLines(const TargetInfo& t) {
 }
 
 std::string ChangeText(const control::TargetChange& c, bool dry) {
-  std::string out =
-      absl::StrCat(dry ? "Would " : "", c.action, dry ? " " : "d ", "target ",
-                   c.target, " (", c.user.empty() ? c.cgroup : c.user, ")");
+  std::string out = absl::StrCat(dry ? "Would " : "", c.action,
+                                 dry ? " " : "d ", "target ", c.target, " (",
+                                 !c.user.empty()       ? c.user
+                                 : !c.workload.empty() ? c.workload
+                                                       : c.cgroup,
+                                 ")");
   // A new target says how it starts; an update says what changes in how it
   // enforces and records, which a dry run must not hide.
   if (c.action == "create") {

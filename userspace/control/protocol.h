@@ -334,6 +334,9 @@ struct TargetChange {
   std::optional<policy::Mode> mode_from;
   std::optional<policy::LoggingLevel> logging, logging_from;
   std::vector<RuleTextChange> changed;
+  // A container, selector or pod target (no one cgroup): what it selects,
+  // "selector app=web", as `status` shows it.
+  std::string workload;
 };
 struct ApplyResponse {
   bool dry_run = false;

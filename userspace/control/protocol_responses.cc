@@ -90,6 +90,7 @@ void Fields(Io& io, Member<TargetChange, Io>& c) {
   io.FieldIf(c.logging.has_value(), "logging", c.logging);
   io.FieldIf(c.logging_from.has_value(), "logging_from", c.logging_from);
   io.FieldIf(!c.changed.empty(), "changed", c.changed);
+  io.FieldIf(!c.workload.empty(), "workload", c.workload);
 }
 
 // A rule as `list -o json` shows it: its members, its number and its text.
@@ -277,6 +278,7 @@ std::string ResponseText(const Response& response) {
     e.logging = c.logging;
     e.logging_from = c.logging_from;
     e.changed = c.changed;
+    e.workload = c.workload;
     e.user = c.user;
     for (const auto* list : {&c.added, &c.kept_temporary, &c.removed}) {
       for (const std::string& line : *list) listed += line.size() + 3;

@@ -290,6 +290,7 @@ absl::StatusOr<ApplyPlan> PlanAgainstState(
     if (p.spec.source == policy::TargetSource::kUser) {
       change.user = policy::UserText(p.spec.source_value, p.uid);
     }
+    if (policy::IsWorkloadSource(p.spec.source)) change.workload = Scope(p);
     auto it = state.targets.find(p.spec.name);
     out.targets.push_back(
         it == state.targets.end()
