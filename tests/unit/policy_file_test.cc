@@ -684,6 +684,27 @@ ingress: []
             "outgoing connections");
 }
 
+// A pod selector's `matchLabels:` with nothing after it read as no labels:
+// every pod of the namespace, the widest reading of labels lost in an
+// edit. Refused; {} or leaving it out still means every pod.
+TEST(ParsePolicyErrorTest, PodSelectorMatchLabelsWithNoValueIsRefused) {
+  constexpr char kTop[] =
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata: {name: "
+      "t}\nspec:\n  target:\n    namespace: shop\n";
+  EXPECT_EQ(Error(absl::StrCat(kTop, "    podSelector:\n      matchLabels:\n")),
+            "t.yaml:8:7: spec.target.podSelector.matchLabels: matchLabels: has "
+            "no value; omit the key (or write {}) to mean every pod of the "
+            "namespace");
+  EXPECT_THAT(Error(absl::StrCat(kTop, "    podSelector: {matchLabels: ~}\n")),
+              HasSubstr("spec.target.podSelector.matchLabels: matchLabels: "
+                        "has no value"));
+  for (const char* every :
+       {"    podSelector: {}\n", "    podSelector: {matchLabels: {}}\n"}) {
+    const Policy p = MustParse(absl::StrCat(kTop, every));
+    EXPECT_EQ(p.target.kind, TargetSource::kPodSelector) << every;
+  }
+}
+
 TEST(FieldPathTest, FieldsAndItems) {
   const FieldPath document;
   EXPECT_EQ(document.Text(), "");

@@ -253,18 +253,16 @@ class Parser {
   absl::StatusOr<absl::string_view> GetText(const yaml::Node& node,
                                             const FieldPath& path) const;
   // Refuses field `key` of `f` (at `path`) given with no value (nothing,
-  // "~" or "null"), where reading it as an empty list would widen what the
-  // policy allows: "KEY: has no value; omit the key (or write []) to mean
+  // "~" or "null"), where reading it as empty would widen what the policy
+  // covers: "KEY: has no value; omit the key (or write EMPTY) to mean
   // MEANING".
   absl::Status RefuseNoValue(const Fields& f, absl::string_view key,
-                             const FieldPath& path,
-                             absl::string_view meaning) const {
+                             const FieldPath& path, absl::string_view meaning,
+                             absl::string_view empty = "[]") const {
     if (!f.count(key) || !f[key].second.IsNull()) return absl::OkStatus();
     return Error(f[key].first, path.Field(key),
-                 absl::StrCat(key,
-                              ": has no value; omit the key (or write []) to "
-                              "mean ",
-                              meaning));
+                 absl::StrCat(key, ": has no value; omit the key (or write ",
+                              empty, ") to mean ", meaning));
   }
   // The number of a sequence's elements; null counts as empty.
   absl::StatusOr<size_t> GetListSize(const yaml::Node& node,
@@ -739,6 +737,9 @@ absl::Status Parser::ParsePodTarget(const Fields& f, const FieldPath& path,
       return Error(it->second.first, selector_path.Field("matchExpressions"),
                    "not supported; select with matchLabels");
     }
+    // Labels lost in an edit must not select every pod of the namespace.
+    EGRESS_RETURN_IF_ERROR(RefuseNoValue(sf, "matchLabels", selector_path,
+                                         "every pod of the namespace", "{}"));
     auto labels = sf.find("matchLabels");
     if (labels != sf.end() && !labels->second.second.IsNull() &&
         !(labels->second.second.IsMap() && labels->second.second.size() == 0)) {
