@@ -90,6 +90,99 @@ TEST_F(ApplyTest, DryRunShowsTheDiffAndApplyEnforces) {
   EXPECT_EQ(after["targets"][0]["rules"].size(), 3u);
 }
 
+// A file that only switches an audit target to enforce (and its logging)
+// printed "Would update target web" and nothing else, and the real apply
+// switched silently. Both now say old -> new, in text and JSON, and a rule
+// whose comment alone changes is shown too.
+TEST_F(ApplyTest, DryRunShowsAModeAndLoggingChange) {
+  const std::string file =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
+  auto write = [&](const std::string& mode, const std::string& logging,
+                   const std::string& name) {
+    std::ofstream(file) << "apiVersion: egress.dev/v1alpha1\n"
+                           "kind: EgressPolicy\n"
+                           "metadata:\n"
+                           "  name: web\n"
+                           "spec:\n"
+                           "  target:\n"
+                           "    cgroupPath: "
+                        << cg_->relative_path() << "\n  mode: " << mode
+                        << "\n  logging: " << logging
+                        << "\n"
+                           "  egress:\n"
+                           "  - name: "
+                        << name
+                        << "\n"
+                           "    to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+                           "    ports: [{port: 40001, protocol: TCP}]\n";
+    return file;
+  };
+  std::string out = CtlOk({"apply", "-f", write("audit", "all", "one")});
+  EXPECT_TRUE(absl::StrContains(out, "created target web (")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "): mode audit, logging all\n")) << out;
+
+  std::string dry =
+      CtlOk({"apply", "-f", write("enforce", "denied", "two"), "--dry-run"});
+  EXPECT_TRUE(absl::StrContains(dry, "Would update target web (")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "\n  mode audit -> enforce\n")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "\n  logging all -> denied\n")) << dry;
+  EXPECT_TRUE(absl::StrContains(dry,
+                                "  ~ ALLOW 40001/tcp to 127.0.0.2 # two (was: "
+                                "ALLOW 40001/tcp to 127.0.0.2 # one)\n"))
+      << dry;
+  EXPECT_TRUE(absl::StrContains(dry, "Dry run: nothing changed.")) << dry;
+  // Still audit: nothing is denied.
+  EXPECT_EQ(CtlJson({"target", "list"})["targets"][0]["mode"], "audit");
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+
+  nlohmann::json applied = CtlJson({"apply", "-f", file});
+  ASSERT_EQ(applied["changes"].size(), 1u) << applied.dump();
+  const nlohmann::json& c = applied["changes"][0];
+  EXPECT_EQ(c["mode_from"], "audit") << c.dump();
+  EXPECT_EQ(c["mode"], "enforce") << c.dump();
+  EXPECT_EQ(c["logging_from"], "all") << c.dump();
+  EXPECT_EQ(c["logging"], "denied") << c.dump();
+  ASSERT_EQ(c["changed"].size(), 1u) << c.dump();
+  EXPECT_EQ(c["changed"][0]["to"], "ALLOW 40001/tcp to 127.0.0.2 # two");
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
+// A rule listed twice in a file was kept twice, and `delete` of it said
+// "Rule deleted" while the other copy stayed in force. It is kept once, the
+// apply says so, and `delete` lifts it.
+TEST_F(ApplyTest, ARuleListedTwiceIsKeptOnceAndDeleteLiftsIt) {
+  // Rule names are unique in a file: the copy has another.
+  const std::string twice =
+      absl::StrCat(kApi,
+                   "  - name: api-again\n"
+                   "    to:\n"
+                   "    - ipBlock: {cidr: 127.0.0.2/32}\n"
+                   "    ports:\n"
+                   "    - {port: 40001, protocol: TCP}\n");
+  std::string dry = CtlOk({"apply", "-f", WritePolicy(twice), "--dry-run"});
+  EXPECT_TRUE(absl::StrContains(
+      dry, "ALLOW 40001/tcp to 127.0.0.2 # api is listed 2 times"))
+      << dry;
+  std::string out = CtlOk({"apply", "-f", WritePolicy(twice)});
+  size_t added = 0;
+  for (size_t at = out.find("+ ALLOW"); at != std::string::npos;
+       at = out.find("+ ALLOW", at + 1)) {
+    ++added;
+  }
+  EXPECT_EQ(added, 1u) << out;
+  EXPECT_TRUE(absl::StrContains(out, "is listed 2 times")) << out;
+  nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
+  EXPECT_EQ(rules.size(), 2u) << rules.dump();  // the allow and the deny
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+
+  out = CtlOk({"delete", "allow", "40001/tcp", "127.0.0.2", "-t", "web"});
+  EXPECT_TRUE(absl::StrContains(out, "Rule deleted")) << out;
+  rules = CtlJson({"list"})["targets"][0]["rules"];
+  EXPECT_EQ(rules.size(), 1u) << rules.dump();
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
 TEST_F(ApplyTest, BadFileIsRejectedWithItsPositionAndChangesNothing) {
   CtlOk({"apply", "-f", WritePolicy(kApi)});
   nlohmann::json before = CtlJson({"list"});
@@ -312,8 +405,8 @@ TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
       << PolicyText("other", (*other)->relative_path(), OneRule(ports));
   CommandResult r = Ctl({"apply", "-f", dir});
   EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output,
-                                "policy other: too many distinct port ranges"))
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/other.yaml: policy other: too many distinct port ranges"))
       << r.output;
   EXPECT_EQ(CtlJson({"list"}), before);
   StopDaemon(SIGTERM);
@@ -332,6 +425,38 @@ TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
   EXPECT_EQ(CtlJson({"list"}), before);
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
   EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  EXPECT_TRUE((*other)->Remove().ok());
+}
+
+// What only egressd can find wrong (a cgroup that is another target's, a
+// target that exists on another cgroup) named no file, and one of them
+// exited 1 though it is bad input. Both name the file and the target's
+// line and column, exit 2, and change nothing.
+TEST_F(ApplyTest, ConflictsWithEnforcedTargetsNameTheFileAndExit2) {
+  auto other = TestCgroup::Create("priv-moved");
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string dir = state_dir_.substr(0, state_dir_.rfind('/'));
+  CtlOk({"apply", "-f", WritePolicy(kApi)});
+  const nlohmann::json before = CtlJson({"list"});
+
+  std::ofstream(dir + "/moved.yaml")
+      << PolicyText("web", (*other)->relative_path(), OneRule(kPort40002));
+  CommandResult r = Ctl({"apply", "-f", dir + "/moved.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/moved.yaml:7:17: spec.target: target web exists for cgroup"))
+      << r.output;
+
+  std::ofstream(dir + "/web2.yaml")
+      << PolicyText("web2", cg_->relative_path(), OneRule(kPort40002));
+  r = Ctl({"apply", "-f", dir + "/web2.yaml", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(absl::StrContains(
+      r.output, "/web2.yaml:7:17: spec.target: policy web2: cgroup "))
+      << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, " is already target 'web'"))
+      << r.output;
+  EXPECT_EQ(CtlJson({"list"}), before);
   EXPECT_TRUE((*other)->Remove().ok());
 }
 

@@ -48,6 +48,23 @@ TEST_F(CliRulesTest, ShadowedAllowIsAddedWithAWarningNamingTheDeny) {
   EXPECT_THAT(j["warnings"][0].get<std::string>(), HasSubstr("10.0.0.0/8"));
 }
 
+// The other order: `deny 7000/tcp 127.0.0.0/8` after `allow 7000/tcp
+// 127.0.0.1` said nothing, though the allow stopped letting anything
+// through (and a connection to it is refused from then on).
+TEST_F(CliRulesTest, ADenyThatShadowsAnAllowWarnsNamingTheAllow) {
+  CtlOk({"allow", "7000/tcp", "127.0.0.1"});
+  CommandResult r = Ctl({"deny", "7000/tcp", "127.0.0.0/8"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("Rule added"));
+  EXPECT_THAT(r.output,
+              HasSubstr("warning: this deny shadows rule 1 (ALLOW 7000/tcp to "
+                        "127.0.0.1)"));
+  EXPECT_EQ(RuleCount(), 2u);
+  nlohmann::json j = CtlJson({"deny", "7000/tcp", "127.0.0.0/16"});
+  ASSERT_TRUE(j.contains("warnings")) << j.dump();
+  EXPECT_THAT(j["warnings"][0].get<std::string>(), HasSubstr("rule 1"));
+}
+
 TEST_F(CliRulesTest, AMissingTargetIsBadInput) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"allow", "smtp", "10.0.0.5", "-t", "nosuch"},

@@ -94,7 +94,7 @@ TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   std::string yaml = SuggestWhenSeen({"suggest", "--target", "web"}, "::1");
   EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.2/32")) << yaml;
   EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.53/32")) << yaml;
-  EXPECT_TRUE(absl::StrContains(yaml, "cidr: ::1/128")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: \"::1/128\"")) << yaml;
   EXPECT_TRUE(absl::StrContains(yaml, "3 attempts")) << yaml;
   EXPECT_TRUE(absl::StrContains(yaml, "port: domain")) << yaml;
   EXPECT_TRUE(absl::StrContains(yaml, "mode: enforce")) << yaml;
@@ -199,7 +199,7 @@ TEST_F(LearnTest, LearnedTrafficSurvivesRestart) {
   StartDaemon();
   std::string yaml = CtlOk({"suggest", "--target", "web"});
   EXPECT_TRUE(absl::StrContains(yaml, "cidr: 127.0.0.2/32")) << yaml;
-  EXPECT_TRUE(absl::StrContains(yaml, "cidr: ::1/128")) << yaml;
+  EXPECT_TRUE(absl::StrContains(yaml, "cidr: \"::1/128\"")) << yaml;
 
   // A corrupt database is moved aside and reported; enforcement is
   // unaffected.

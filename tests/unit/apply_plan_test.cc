@@ -92,5 +92,181 @@ TEST(ApplyPlanTest, AnnotationsAloneChangeTheStateNotTheRules) {
   EXPECT_EQ(plan.targets[0].target.annotations, web.spec.annotations);
 }
 
+// An apply that switches an audit target to enforce (or changes what it
+// records) showed nothing in its diff: a dry run said only "Would update
+// target", and the real apply switched silently. The diff names both ends.
+TEST(ApplyPlanTest, ModeAndLoggingChangesAreInTheDiff) {
+  ResolvedPolicy d = PolicyOn("d", SomeRules(2));
+  d.spec.mode = policy::Mode::kAudit;
+  d.spec.logging = policy::LoggingLevel::kAll;
+  std::vector<ResolvedPolicy> first = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  ASSERT_EQ(created.changes.size(), 1u);
+  // A new target says how it starts.
+  EXPECT_EQ(created.changes[0].mode, policy::Mode::kAudit);
+  EXPECT_EQ(created.changes[0].logging, policy::LoggingLevel::kAll);
+  EXPECT_FALSE(created.changes[0].mode_from.has_value());
+  EXPECT_FALSE(created.changes[0].logging_from.has_value());
+  DaemonState state;
+  state.targets["d"] = created.targets[0].target;
+
+  std::vector<ResolvedPolicy> same = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan again, PlanApply(state, same, 1000));
+  EXPECT_FALSE(again.changes[0].mode.has_value());
+  EXPECT_FALSE(again.changes[0].logging.has_value());
+  EXPECT_TRUE(again.changes[0].changed.empty());
+
+  d.spec.mode = policy::Mode::kEnforce;
+  d.spec.logging = policy::LoggingLevel::kDenied;
+  std::vector<ResolvedPolicy> enforcing = {d};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, enforcing, 1000));
+  const control::TargetChange& c = plan.changes[0];
+  EXPECT_EQ(c.mode_from, policy::Mode::kAudit);
+  EXPECT_EQ(c.mode, policy::Mode::kEnforce);
+  EXPECT_EQ(c.logging_from, policy::LoggingLevel::kAll);
+  EXPECT_EQ(c.logging, policy::LoggingLevel::kDenied);
+  EXPECT_TRUE(c.added.empty());
+  EXPECT_TRUE(c.removed.empty());
+  EXPECT_TRUE(plan.targets[0].config_changed);
+
+  // Logging alone.
+  d.spec.mode = policy::Mode::kAudit;
+  std::vector<ResolvedPolicy> quieter = {d};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply(state, quieter, 1000));
+  EXPECT_FALSE(plan.changes[0].mode.has_value());
+  EXPECT_EQ(plan.changes[0].logging_from, policy::LoggingLevel::kAll);
+  EXPECT_EQ(plan.changes[0].logging, policy::LoggingLevel::kDenied);
+}
+
+// A rule that only gets another comment or name keeps its id and is neither
+// added nor removed, but `list` shows new text: the diff shows both texts.
+TEST(ApplyPlanTest, CommentAndNameChangesAreInTheDiff) {
+  std::vector<Rule> rules = SomeRules(3);
+  rules[1].comment = "old";
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", rules)};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  const Rule before = created.targets[0].target.rules[1];
+
+  rules[1].comment = "new";
+  rules[2].name = "api";
+  rules[2].comment = "api";
+  std::vector<ResolvedPolicy> edited = {PolicyOn("web", rules)};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, edited, 1000));
+  const control::TargetChange& c = plan.changes[0];
+  EXPECT_TRUE(c.added.empty());
+  EXPECT_TRUE(c.removed.empty());
+  ASSERT_EQ(c.changed.size(), 2u);
+  EXPECT_EQ(c.changed[0].from, "ALLOW 1001/tcp to 10.0.0.1 # old");
+  EXPECT_EQ(c.changed[0].to, "ALLOW 1001/tcp to 10.0.0.1 # new");
+  EXPECT_EQ(c.changed[1].from, "ALLOW 1002/tcp to 10.0.0.2");
+  EXPECT_EQ(c.changed[1].to, "ALLOW 1002/tcp to 10.0.0.2 # api");
+  EXPECT_EQ(plan.targets[0].target.rules[1].id, before.id);
+  EXPECT_TRUE(plan.targets[0].rules_changed);
+}
+
+// A rule listed twice in a policy was kept twice ([1] and [2] in `list`),
+// and `delete` of it removed one copy and left the other in force. Kept once
+// now, the first listing, with a note; the diff lists it once.
+TEST(ApplyPlanTest, ARuleListedTwiceIsKeptOnceWithANote) {
+  std::vector<Rule> rules = SomeRules(3);
+  Rule again = rules[1];
+  again.comment = "again";
+  rules.push_back(again);
+  rules.push_back(rules[1]);
+  ResolvedPolicy web = PolicyOn("web", rules);
+  web.spec.file = "web.yaml";
+  std::vector<ResolvedPolicy> first = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  const TargetState& t = created.targets[0].target;
+  ASSERT_EQ(t.rules.size(), 3u);
+  EXPECT_EQ(t.rules[1].comment, "");  // the first listing
+  EXPECT_EQ(t.rules[2].id, 3u);
+  EXPECT_EQ(created.changes[0].added.size(), 3u);
+  ASSERT_EQ(created.notes.size(), 1u);
+  EXPECT_EQ(created.notes[0],
+            "note: policy web (web.yaml): ALLOW 1001/tcp to 10.0.0.1 is "
+            "listed 3 times. Each is kept once (the first listing), as "
+            "egressctl allow skips an existing rule");
+
+  DaemonState state;
+  state.targets["web"] = t;
+  std::vector<ResolvedPolicy> same = {web};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, same, 1000));
+  EXPECT_EQ(plan.targets[0].target.rules, t.rules);
+  EXPECT_FALSE(plan.targets[0].rules_changed);
+  EXPECT_TRUE(plan.changes[0].added.empty());
+  EXPECT_TRUE(plan.changes[0].removed.empty());
+  ASSERT_EQ(plan.notes.size(), 1u);
+  EXPECT_EQ(plan.notes[0], created.notes[0]);
+
+  // A target that holds a rule twice (an apply before this change) gets it
+  // once on the next apply.
+  DaemonState doubled;
+  doubled.targets["web"] = t;
+  Rule copy = t.rules[1];
+  copy.id = 4;
+  doubled.targets["web"].rules.push_back(copy);
+  doubled.targets["web"].next_rule_id = 5;
+  std::vector<ResolvedPolicy> once = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply(doubled, once, 1000));
+  EXPECT_EQ(plan.targets[0].target.rules, t.rules);
+  EXPECT_EQ(plan.changes[0].removed.size(), 1u);
+  EXPECT_TRUE(plan.notes.empty());
+}
+
+// A workload target's change says what it selects: it has no one cgroup,
+// and the diff printed "created target zz ()".
+TEST(ApplyPlanTest, AWorkloadTargetsChangeNamesWhatItSelects) {
+  ResolvedPolicy zz = PolicyOn("zz", SomeRules(1));
+  zz.spec.source = policy::TargetSource::kSelector;
+  zz.spec.source_value = "app=web";
+  zz.cgroup = "";
+  std::vector<ResolvedPolicy> policies = {zz};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply({}, policies, 1000));
+  EXPECT_EQ(plan.changes[0].workload, "selector app=web");
+  EXPECT_EQ(plan.changes[0].cgroup, "");
+  std::vector<ResolvedPolicy> cgroup = {PolicyOn("web", SomeRules(1))};
+  ASSERT_OK_AND_ASSIGN(plan, PlanApply({}, cgroup, 1000));
+  EXPECT_EQ(plan.changes[0].workload, "");
+}
+
+// Conflicts found against egressd's state named no file, and "target a
+// exists for cgroup /a" exited 1 (FailedPrecondition) though a conflict is
+// bad input. They are AlreadyExists (exit 2) and name the file and the
+// target's position when the CLI sent them.
+TEST(ApplyPlanTest, ConflictsNameThePolicyFileAndAreBadInput) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("a", SomeRules(1))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["a"] = created.targets[0].target;
+
+  ResolvedPolicy moved = PolicyOn("a", SomeRules(1));
+  moved.cgroup = "/c";
+  moved.spec.file = "policies/a.yaml";
+  moved.spec.target_at = "7:17";
+  std::vector<ResolvedPolicy> elsewhere = {moved};
+  EXPECT_STATUS(PlanApply(state, elsewhere, 1000).status(),
+                absl::StatusCode::kAlreadyExists,
+                "policies/a.yaml:7:17: spec.target: target a exists for "
+                "cgroup /a; remove it before applying it to cgroup /c");
+
+  ResolvedPolicy same_cgroup = PolicyOn("b", SomeRules(1));
+  same_cgroup.cgroup = "/a";
+  same_cgroup.spec.file = "b.yaml";
+  std::vector<ResolvedPolicy> taken = {same_cgroup};
+  EXPECT_STATUS(PlanApply(state, taken, 1000).status(),
+                absl::StatusCode::kAlreadyExists,
+                "b.yaml: policy b: cgroup /a is already target 'a'");
+
+  // A policy from no file (target add, egressctl run) reads as before.
+  moved.spec.file.clear();
+  std::vector<ResolvedPolicy> no_file = {moved};
+  EXPECT_EQ(PlanApply(state, no_file, 1000).status().message(),
+            "target a exists for cgroup /a; remove it before applying it to "
+            "cgroup /c");
+}
+
 }  // namespace
 }  // namespace egress

@@ -30,6 +30,55 @@ TEST(CliOutputTest, SkippedRuleKeepsUfwWording) {
   EXPECT_EQ(FormatResponse(r), "Skipping adding existing rule (1)\n");
 }
 
+// `apply` and `apply --dry-run` name a change of mode or logging, old and
+// new, the mode a new target starts in, and a rule whose text alone
+// changes: an audit target switched to enforce must not pass unseen.
+TEST(CliOutputTest, ApplyShowsModeLoggingAndTextChanges) {
+  control::TargetChange update;
+  update.target = "d";
+  update.cgroup = "/aud1/d";
+  update.action = "update";
+  update.mode = policy::Mode::kEnforce;
+  update.mode_from = policy::Mode::kAudit;
+  update.logging = policy::LoggingLevel::kDenied;
+  update.logging_from = policy::LoggingLevel::kAll;
+  update.changed = {{"ALLOW 443 to 10.0.0.1 # old", "ALLOW 443 to 10.0.0.1"}};
+  control::TargetChange create;
+  create.target = "e";
+  create.cgroup = "/aud1/e";
+  create.action = "create";
+  create.mode = policy::Mode::kAudit;
+  create.logging = policy::LoggingLevel::kAll;
+  create.added = {"ALLOW 53 to 10.0.0.53"};
+  control::ApplyResponse r;
+  r.dry_run = true;
+  r.changes = {update, create};
+  EXPECT_EQ(FormatResponse(r),
+            "Would update target d (/aud1/d)\n"
+            "  mode audit -> enforce\n"
+            "  logging all -> denied\n"
+            "  ~ ALLOW 443 to 10.0.0.1 (was: ALLOW 443 to 10.0.0.1 # old)\n"
+            "Would create target e (/aud1/e): mode audit, logging all\n"
+            "  + ALLOW 53 to 10.0.0.53\n"
+            "Dry run: nothing changed.\n");
+  r.dry_run = false;
+  EXPECT_THAT(FormatResponse(r),
+              HasSubstr("updated target d (/aud1/d)\n  mode audit -> "
+                        "enforce\n  logging all -> denied\n"));
+}
+
+// A container, selector or pod target has no one cgroup: `apply` printed
+// "created target zz ()". It names what the target selects.
+TEST(CliOutputTest, ApplyNamesWhatAWorkloadTargetSelects) {
+  control::TargetChange create;
+  create.target = "zz";
+  create.action = "create";
+  create.workload = "selector app=web";
+  control::ApplyResponse r;
+  r.changes = {create};
+  EXPECT_EQ(FormatResponse(r), "created target zz (selector app=web)\n");
+}
+
 TEST(CliOutputTest, EventsArePrintedVerbatim) {
   control::EventsResponse r;
   r.lines = {"{\"verdict\":\"DENIED\"}", "second line"};

@@ -371,6 +371,25 @@ TEST_F(CliParseTest, RuleWordsThatWouldWidenOrMisleadAreRefused) {
   EXPECT_EQ(req.rule.destinations.size(), 1u);
 }
 
+// The text after `comment` was taken for an option when it began with '-'
+// ("unknown option '- x'"). It is the comment, whatever it starts with;
+// options still work around it.
+TEST_F(CliParseTest, ACommentStartingWithADashIsTheComment) {
+  for (const char* text : {"- x", "-t", "--dry-run", "-"}) {
+    auto req = Request<control::RuleAddRequest>(
+        {"allow", "443", "192.0.2.1", "comment", text, "-t", "web"});
+    EXPECT_EQ(req.rule.comment, text);
+    EXPECT_EQ(req.target, "web") << text;
+  }
+  auto req = Request<control::RuleAddRequest>(
+      {"-t", "web", "allow", "out", "proto", "tcp", "to", "192.0.2.1", "port",
+       "25", "comment", "-relay-"});
+  EXPECT_EQ(req.rule.comment, "-relay-");
+  // A comment word that is an option's value is no comment keyword.
+  EXPECT_STATUS(Parse({"allow", "443", "-t", "comment", "-x"}),
+                absl::StatusCode::kInvalidArgument, "unknown option '-x'");
+}
+
 TEST_F(CliParseTest, HelpAndVersion) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand h, Parse({"--help"}));
   EXPECT_EQ(h.local, LocalAction::kHelp);

@@ -137,5 +137,22 @@ TEST(DomainNameTest, StarOnlyAsTheWholeFirstLabel) {
                 absl::StatusCode::kInvalidArgument, "whole first label");
 }
 
+// "*.*.example.com" was refused as `bad domain name "*.example.com": use
+// letters, ...`: a string the user never wrote, and no word of the '*'.
+// Errors quote the whole pattern.
+TEST(DomainNameTest, ErrorsNameThePatternAsWritten) {
+  EXPECT_EQ(DomainPattern::Parse("*.*.example.com").status().message(),
+            "bad domain name \"*.*.example.com\": '*' stands only as the "
+            "whole first label (*.NAME)");
+  EXPECT_EQ(DomainPattern::Parse("*.a..com").status().message(),
+            "bad domain name \"*.a..com\": empty label");
+  EXPECT_EQ(DomainPattern::Parse("*.ex ample.com").status().message(),
+            "bad domain name \"*.ex ample.com\": use letters, digits, '-' and "
+            "'_' between dots");
+  ASSERT_TRUE(DomainPattern::Parse("*.Example.COM.").ok());
+  EXPECT_EQ(DomainPattern::Parse("*.Example.COM.")->ToString(),
+            "*.example.com");
+}
+
 }  // namespace
 }  // namespace egress::dns

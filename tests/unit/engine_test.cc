@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 #include "userspace/daemon/learner.h"
@@ -323,6 +324,49 @@ TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
   EXPECT_THAT(partly.warnings, IsEmpty());
 }
 
+// The other order: a deny added after an allow it covers whole warned of
+// nothing, though the allow stopped having any effect.
+TEST_F(EngineTest, ADenyThatCoversAnAllowIsAddedWithAWarning) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  ASSERT_OK(
+      engine_->AddRule({"web", Allow({"7000/tcp", "127.0.0.1"}), {}}, kNow)
+          .status());
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "0.0.0.0/0"}), {}}, kNow)
+                .status());
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse added,
+      engine_->AddRule({"web", Deny({"7000/tcp", "127.0.0.0/8"}), {}}, kNow));
+  EXPECT_FALSE(added.skipped);
+  EXPECT_EQ(added.number, 3u);
+  ASSERT_EQ(added.warnings.size(), 1u);
+  EXPECT_EQ(added.warnings[0],
+            "this deny shadows rule 1 (ALLOW 7000/tcp to 127.0.0.1), denying "
+            "all of it: deny beats allow, so that allow no longer has any "
+            "effect; 'egressctl delete 1' if it is not wanted");
+  // Partly covered (https to anywhere): no warning.
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse partly,
+      engine_->AddRule({"web", Deny({"https", "10.0.0.0/8"}), {}}, kNow));
+  EXPECT_THAT(partly.warnings, IsEmpty());
+  // Many: five named, the rest counted.
+  for (int port = 8001; port <= 8007; ++port) {
+    ASSERT_OK(
+        engine_
+            ->AddRule(
+                {"web", Allow({absl::StrCat(port, "/udp"), "10.9.0.1"}), {}},
+                kNow)
+            .status());
+  }
+  ASSERT_OK_AND_ASSIGN(
+      control::RuleAddResponse wide,
+      engine_->AddRule({"web", Deny({"udp", "10.9.0.0/16"}), {}}, kNow));
+  ASSERT_EQ(wide.warnings.size(), 6u);
+  EXPECT_THAT(wide.warnings[0], HasSubstr("rule 5 (ALLOW 8001/udp"));
+  EXPECT_EQ(wide.warnings[5],
+            "this deny also shadows 2 more allow rules ('egressctl list' "
+            "shows them)");
+}
+
 TEST_F(EngineTest, UnixRulesSetTheTargetsUnixFlagsWithTheirRuleset) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
   const uint32_t id = IdOf("web");
@@ -477,6 +521,32 @@ TEST_F(EngineTest, ApplyCreatesAndUpdatesUserTargets) {
   EXPECT_STATUS(engine_->Apply(again, kNow).status(),
                 absl::StatusCode::kAlreadyExists,
                 "policy www2: uid 33 is already target 'www'");
+}
+
+// An apply's errors about a policy's target (a user no database has, a uid
+// that is another target's) name the policy file and the target's position
+// the CLI sent, as the file's own errors do.
+TEST_F(EngineTest, ApplyErrorsAboutATargetNameItsFile) {
+  kernel_.MakeCgroup("/");
+  control::ApplyRequest req;
+  req.policies.push_back(UserSpec("zz", "nosuch"));
+  req.policies[0].file = "/etc/egress/policies.d/zz.yaml";
+  req.policies[0].target_at = "7:11";
+  EXPECT_STATUS(engine_->Apply(req, kNow).status(), absl::StatusCode::kNotFound,
+                "/etc/egress/policies.d/zz.yaml:7:11: spec.target: policy zz: "
+                "no user named 'nosuch'");
+  ASSERT_OK(engine_
+                ->Apply(
+                    control::ApplyRequest{
+                        false, {UserSpec("www", "www-data")}, false},
+                    kNow)
+                .status());
+  control::ApplyRequest again;
+  again.policies.push_back(UserSpec("www2", "33"));
+  again.policies[0].file = "www2.yaml";
+  EXPECT_STATUS(engine_->Apply(again, kNow).status(),
+                absl::StatusCode::kAlreadyExists,
+                "www2.yaml: policy www2: uid 33 is already target 'www'");
 }
 
 }  // namespace

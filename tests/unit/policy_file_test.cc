@@ -684,6 +684,27 @@ ingress: []
             "outgoing connections");
 }
 
+// A pod selector's `matchLabels:` with nothing after it read as no labels:
+// every pod of the namespace, the widest reading of labels lost in an
+// edit. Refused; {} or leaving it out still means every pod.
+TEST(ParsePolicyErrorTest, PodSelectorMatchLabelsWithNoValueIsRefused) {
+  constexpr char kTop[] =
+      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata: {name: "
+      "t}\nspec:\n  target:\n    namespace: shop\n";
+  EXPECT_EQ(Error(absl::StrCat(kTop, "    podSelector:\n      matchLabels:\n")),
+            "t.yaml:8:7: spec.target.podSelector.matchLabels: matchLabels: has "
+            "no value; omit the key (or write {}) to mean every pod of the "
+            "namespace");
+  EXPECT_THAT(Error(absl::StrCat(kTop, "    podSelector: {matchLabels: ~}\n")),
+              HasSubstr("spec.target.podSelector.matchLabels: matchLabels: "
+                        "has no value"));
+  for (const char* every :
+       {"    podSelector: {}\n", "    podSelector: {matchLabels: {}}\n"}) {
+    const Policy p = MustParse(absl::StrCat(kTop, every));
+    EXPECT_EQ(p.target.kind, TargetSource::kPodSelector) << every;
+  }
+}
+
 TEST(FieldPathTest, FieldsAndItems) {
   const FieldPath document;
   EXPECT_EQ(document.Text(), "");
@@ -839,6 +860,54 @@ TEST(ParsePolicyErrorTest, ToAndPortsWithNoValueAreRefused) {
               "any")
         << rule;
   }
+}
+
+// `egressDeny:` and `except:` with nothing after them were read as empty
+// lists: a deny list or an except list lost in an edit silently dropped
+// every deny rule, or widened an ipBlock to its whole cidr. Refused like
+// `to:` and `ports:`; omitted or [] keep their meaning.
+TEST(ParsePolicyErrorTest, EgressDenyAndExceptWithNoValueAreRefused) {
+  EXPECT_EQ(Error(Doc("  egressDeny:\n")),
+            "t.yaml:8:3: spec.egressDeny: egressDeny: has no value; omit the "
+            "key (or write []) to mean no deny rules");
+  EXPECT_THAT(Error(Doc("  egress: []\n  egressDeny: ~\n")),
+              HasSubstr("t.yaml:9:3: spec.egressDeny: egressDeny: has no "
+                        "value"));
+  EXPECT_THAT(Error(Doc("  egressDeny: null\n  egress: []\n")),
+              HasSubstr("spec.egressDeny: egressDeny: has no value"));
+  EXPECT_EQ(Error(Doc("  egress:\n  - to: [{ipBlock: {cidr: 0.0.0.0/0, "
+                      "except: ~}}]\n")),
+            "t.yaml:9:38: spec.egress[0].to[0].ipBlock.except: except: has no "
+            "value; omit the key (or write []) to mean all of the cidr");
+  EXPECT_THAT(Error(Doc("  egress:\n  - to:\n    - ipBlock:\n        cidr: "
+                        "0.0.0.0/0\n        except:\n    ports: [{port: "
+                        "443}]\n")),
+              HasSubstr("t.yaml:12:9: spec.egress[0].to[0].ipBlock.except: "
+                        "except: has no value"));
+  EXPECT_THAT(Error(Doc("  egressDeny:\n  - to:\n    - ipBlock: {cidr: "
+                        "10.0.0.0/8, except: null}\n")),
+              HasSubstr("spec.egressDeny[0].to[0].ipBlock.except: except: has "
+                        "no value"));
+  // The other list-valued keys were already refused without a value.
+  EXPECT_THAT(Error(Doc("  egress:\n  - to: [{domainNames: ~}]\n")),
+              HasSubstr("spec.egress[0].to[0].domainNames: expected a list"));
+  EXPECT_THAT(Error(Doc("  egress:\n  - unix:\n")),
+              HasSubstr("spec.egress[0].unix: expected at least one socket"));
+
+  // Omitted or [] keep their meaning.
+  Policy p = MustParse(Doc("  egress: []\n  egressDeny: []\n"));
+  EXPECT_THAT(p.rules, IsEmpty());
+  p =
+      MustParse(Doc("  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8, "
+                    "except: []}}]\n"));
+  ASSERT_EQ(p.rules.size(), 1u);
+  EXPECT_THAT(p.rules[0].destinations, ElementsAre(C("10.0.0.0/8")));
+  // `egress:` alone is no allow rules: it cannot widen the policy.
+  p =
+      MustParse(Doc("  egress:\n  egressDeny: [{to: [{ipBlock: {cidr: "
+                    "10.0.0.0/8}}]}]\n"));
+  ASSERT_EQ(p.rules.size(), 1u);
+  EXPECT_EQ(p.rules[0].action, Action::kDeny);
 }
 
 // docs/policy.md: duplicate keys are errors, also in metadata's mappings.

@@ -435,6 +435,51 @@ TEST_F(SpecTest, UfwLongForm) {
   EXPECT_TRUE(r.destinations.empty());
 }
 
+// UFW's "from any port N" is a source port. Egress rules match the
+// destination only: reading N as the destination port (as before) turned
+// "allow out proto tcp from any port 1234" into an allow of 1234/tcp to
+// every address.
+TEST_F(SpecTest, SourcePortIsRefusedNotTakenAsDestination) {
+  const std::string kSourcePort1234 =
+      "'from ... port 1234' names a source port, which egress cannot match: "
+      "rules match the destination only, the source is always this host. "
+      "For destination port 1234 write 'to ADDRESS port 1234' (or 'to any "
+      "port 1234')";
+  EXPECT_EQ(Error({"out", "proto", "tcp", "from", "any", "port", "1234"}),
+            kSourcePort1234);
+  EXPECT_EQ(Error({"out", "from", "any", "port", "1234", "to", "10.0.0.1",
+                   "port", "80"}),
+            kSourcePort1234);
+  EXPECT_EQ(Error({"out", "from", "anywhere", "port", "1234", "to", "any"}),
+            kSourcePort1234);
+  EXPECT_THAT(Error({"out", "from", "any", "port", "5353"}),
+              HasSubstr("'from ... port 5353' names a source port"));
+  EXPECT_THAT(Error({"out", "to", "any", "from", "any", "port", "53"}),
+              HasSubstr("names a source port"));
+  EXPECT_THAT(Error({"from", "any", "port"}), HasSubstr("names a source port"));
+  EXPECT_THAT(Error({"out", "from", "any", "proto", "udp", "port", "53"}),
+              HasSubstr("names a source port"));
+  // Every other source is refused too, in both forms.
+  EXPECT_THAT(Error({"out", "from", "10.0.0.1", "port", "1234"}),
+              HasSubstr("'from' only takes 'any'"));
+  EXPECT_THAT(Error({"from", "10.0.0.0/8", "to", "any", "port", "80"}),
+              HasSubstr("'from' only takes 'any'"));
+  EXPECT_EQ(Error({"443", "from", "10.0.0.1"}),
+            "'from' is not a destination: expected an address, CIDR or host "
+            "name ('from' names a source, which egress cannot match: rules "
+            "match the destination, the source is always this host)");
+  EXPECT_THAT(Error({"out", "443/tcp", "from", "any"}),
+              HasSubstr("'from' names a source"));
+
+  // A port after 'to' (or before any 'from') is the destination's.
+  Rule r = MustParse({"out", "from", "any", "to", "10.0.0.1", "port", "80"});
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(80), Udp(80)));
+  EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.1")));
+  r = MustParse({"out", "proto", "tcp", "port", "80", "from", "any"});
+  EXPECT_THAT(r.ports, ElementsAre(Tcp(80)));
+  EXPECT_TRUE(r.destinations.empty());
+}
+
 TEST_F(SpecTest, OutBeforeShortForm) {
   const Rule r = MustParse({"out", "443/tcp", "10.0.0.0/8"});
   EXPECT_EQ(r.spec, "443/tcp");

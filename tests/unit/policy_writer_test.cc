@@ -250,6 +250,52 @@ TEST(PolicyWriterTest, AwkwardStringsRoundTrip) {
   }
 }
 
+// `export` wrote "{cidr: ::1/128}" (PyYAML: "expected the node content,
+// but found ':'") and plain comments a YAML 1.1 reader takes for a bool, a
+// number or a date ("comment: yes" is True to PyYAML). Such scalars are
+// double-quoted; every other one stays as it was.
+TEST(PolicyWriterTest, ScalarsYaml11ReadsAsOtherTypesAreQuoted) {
+  const std::vector<std::string> quoted = {
+      "yes",   "No",    "ON",         "off",
+      "y",     "n",     "true",       "~",
+      "null",  "123",   "0755",       "0x1F",
+      "0b101", "1_000", "1:20",       "190:20:30.15",
+      ".5",    "1.5",   "1e3",        "+12",
+      ".inf",  ".NaN",  "2024-01-01", "2001-12-14t21:59:43.10-05:00",
+      ":x",    "=",     "<<",         "-1",
+  };
+  PolicyDocument d = BaseDoc();
+  for (const std::string& q : quoted) {
+    Rule r = MakeRule(Action::kAllow, "25/tcp", {Tcp(25)});
+    r.comment = q;
+    d.rules.push_back(r);
+    d.annotations[q] = q;
+  }
+  Rule v6 = MakeRule(Action::kAllow, "25/tcp", {Tcp(25)},
+                     {C("::1"), C("2001:db8::/32"), C("10.0.0.53")});
+  v6.comment = "web 1.0";
+  d.rules.push_back(v6);
+  const std::string text = WritePolicy(d);
+  for (const std::string& q : quoted) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("comment: \"", q, "\"\n")))
+        << text;
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("    \"", q, "\": \"", q, "\"\n")))
+        << text;
+  }
+  EXPECT_THAT(text, HasSubstr("- ipBlock: {cidr: \"::1/128\"}\n"));
+  // Strings every reader takes as strings stay plain.
+  EXPECT_THAT(text, HasSubstr("- ipBlock: {cidr: 2001:db8::/32}\n"));
+  EXPECT_THAT(text, HasSubstr("- ipBlock: {cidr: 10.0.0.53/32}\n"));
+  EXPECT_THAT(text, HasSubstr("comment: web 1.0\n"));
+  EXPECT_THAT(text, HasSubstr("  name: web\n"));
+  ExpectRoundTrip(d);
+  const Policy p = MustParse(text);
+  ASSERT_EQ(p.rules.size(), quoted.size() + 1);
+  for (size_t i = 0; i < quoted.size(); ++i) {
+    EXPECT_EQ(p.rules[i].comment, quoted[i]);
+  }
+}
+
 TEST(PolicyWriterTest, CommentLinesWithLineBreaksStayComments) {
   PolicyDocument d = BaseDoc();
   d.header_comment = {"one\nname: evil\r\negress: [x]"};

@@ -38,6 +38,7 @@ std::vector<Request> EveryRequest() {
   spec.rules = {SmtpRule()};
   spec.rules[0].name = "relay";
   spec.file = "web.yaml";
+  spec.target_at = "7:17";
   spec.annotations = {{"description", "web: \"front\""}, {"owner", "ops"}};
   return {TargetAddRequest{spec},
           TargetAddRequest{spec, /*cut=*/true},
@@ -90,6 +91,7 @@ TEST(ProtocolTest, RequestTextIsTheTreesText) {
       "caf\xc3\xa9";
   odd.ephemeral = true;
   odd.file = "/etc/egress/\"x\".yaml\t";
+  odd.target_at = "12:5";
   odd.annotations = {{"a\"b", "c\\\n\xff"}, {"", ""}};
   policy::Rule commented = SmtpRule();
   commented.comment = "say \"hi\"\n\xfe";
@@ -162,6 +164,11 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   TargetChange change{
       "web",          "/web", "update",     "/old", policy::Mode::kAudit,
       {"ALLOW smtp"}, {},     {"ALLOW dns"}};
+  change.mode_from = policy::Mode::kEnforce;
+  change.logging = policy::LoggingLevel::kAll;
+  change.logging_from = policy::LoggingLevel::kDenied;
+  change.changed = {{"ALLOW 443 # old", "ALLOW 443 # new"}};
+  change.workload = "selector app=web";
   TargetChange user_change = change;
   user_change.user = "user www-data (uid 33)";
   const std::pair<Request, Response> cases[] = {
@@ -218,6 +225,11 @@ TEST(ResponseTextTest, SameBytesAsTheTree) {
   update.user = "user www-data (uid 33)";
   update.removed = {"- ALLOW smtp to 10.0.0.5", "- DENY any to 10.0.0.0/8"};
   update.kept_temporary = {"  ALLOW 443/tcp to 10.0.0.9 (until 12:00)"};
+  update.mode = policy::Mode::kEnforce;
+  update.mode_from = policy::Mode::kAudit;
+  update.logging = policy::LoggingLevel::kOff;
+  update.logging_from = policy::LoggingLevel::kAll;
+  update.changed = {{"ALLOW 1 \"added\":[]", "ALLOW 1 # \"removed\":[]"}};
   TargetChange empty;
   empty.target = "idle";
   empty.action = "update";

@@ -83,16 +83,24 @@ absl::StatusOr<Split> SplitArgs(const std::vector<std::string>& args) {
     }
   }
   Split s;
+  // The word after a positional "comment" is its text, never an option:
+  // "comment '- x'" or "comment '-t is wrong'" is what the user wrote.
+  bool comment_text = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") {
       s.saw_dashdash = true;
       s.after_dashdash.assign(args.begin() + i + 1, args.end());
       break;
     }
-    if (IsOptionWord(args[i])) {
+    const bool is_text = comment_text;
+    comment_text = false;
+    if (is_text) {
+      s.words.push_back(args[i]);
+    } else if (IsOptionWord(args[i])) {
       EGRESS_RETURN_IF_ERROR(TakeOption(args, &i, &s));
     } else {
       s.words.push_back(args[i]);
+      comment_text = args[i] == "comment";
     }
   }
   return s;

@@ -141,10 +141,42 @@ std::string VerboseLines(const TargetInfo& t) {
 }
 
 std::string ChangeText(const control::TargetChange& c, bool dry) {
-  std::string out =
-      absl::StrCat(dry ? "Would " : "", c.action, dry ? " " : "d ", "target ",
-                   c.target, " (", c.user.empty() ? c.cgroup : c.user, ")\n");
+  std::string out = absl::StrCat(dry ? "Would " : "", c.action,
+                                 dry ? " " : "d ", "target ", c.target, " (",
+                                 !c.user.empty()       ? c.user
+                                 : !c.workload.empty() ? c.workload
+                                                       : c.cgroup,
+                                 ")");
+  // A new target says how it starts; an update says what changes in how it
+  // enforces and records, which a dry run must not hide.
+  if (c.action == "create") {
+    std::vector<std::string> settings;
+    if (c.mode)
+      settings.push_back(absl::StrCat("mode ", policy::ModeName(*c.mode)));
+    if (c.logging) {
+      settings.push_back(
+          absl::StrCat("logging ", policy::LoggingLevelName(*c.logging)));
+    }
+    if (!settings.empty()) {
+      absl::StrAppend(&out, ": ", absl::StrJoin(settings, ", "));
+    }
+    absl::StrAppend(&out, "\n");
+  } else {
+    absl::StrAppend(&out, "\n");
+    if (c.mode && c.mode_from) {
+      absl::StrAppend(&out, "  mode ", policy::ModeName(*c.mode_from), " -> ",
+                      policy::ModeName(*c.mode), "\n");
+    }
+    if (c.logging && c.logging_from) {
+      absl::StrAppend(&out, "  logging ",
+                      policy::LoggingLevelName(*c.logging_from), " -> ",
+                      policy::LoggingLevelName(*c.logging), "\n");
+    }
+  }
   for (const std::string& a : c.added) absl::StrAppend(&out, "  + ", a, "\n");
+  for (const control::RuleTextChange& t : c.changed) {
+    absl::StrAppend(&out, "  ~ ", t.to, " (was: ", t.from, ")\n");
+  }
   for (const std::string& d : c.removed) {
     absl::StrAppend(&out, "  - ", d, "\n");
   }

@@ -47,6 +47,7 @@ json EncodeSpec(const TargetSpec& s) {
             {"ephemeral", s.ephemeral},
             {"rules", policy::RulesToJson(s.rules)}};
   if (!s.file.empty()) j["file"] = s.file;
+  if (!s.target_at.empty()) j["target_at"] = s.target_at;
   // Absent when empty: the request of a target without annotations is what
   // an older egressd reads.
   if (!s.annotations.empty()) j["annotations"] = s.annotations;
@@ -63,6 +64,7 @@ void DecodeSpec(F& f, TargetSpec* s) {
   f.Bool("ephemeral", &s->ephemeral);
   RulesField(f, "rules", &s->rules);
   f.String("file", &s->file);
+  f.String("target_at", &s->target_at);
   codec::StringMap(f, "annotations", &s->annotations);
 }
 
@@ -309,6 +311,10 @@ TargetSpec SpecOfPolicy(const policy::Policy& p) {
   TargetSpec s;
   s.name = p.name;
   s.file = p.file;
+  if (p.target_location.line > 0) {
+    s.target_at =
+        absl::StrCat(p.target_location.line, ":", p.target_location.column);
+  }
   s.source = p.target.kind;
   s.source_value = p.target.value;
   s.mode = p.mode;
@@ -367,6 +373,10 @@ void AppendSpecText(std::string& out, const TargetSpec& s) {
   AppendMember(out, "source", s.source_value);
   out += ',';
   AppendMember(out, "source_kind", policy::TargetSourceName(s.source));
+  if (!s.target_at.empty()) {
+    out += ',';
+    AppendMember(out, "target_at", s.target_at);
+  }
   out += '}';
 }
 

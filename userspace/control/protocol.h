@@ -39,6 +39,10 @@ struct TargetSpec {
   bool ephemeral = false;  // `egressctl run`: removed with its command
   std::vector<policy::Rule> rules;
   std::string file;  // the policy file it came from ("" = none)
+  // "LINE:COL" of the target's value in `file` ("" = unknown): errors about
+  // the target (a user that does not exist, a cgroup that is another
+  // target's) point there, as the file's own errors do.
+  std::string target_at;
   // The policy file's metadata.annotations, kept for `export`.
   std::map<std::string, std::string> annotations;
 };
@@ -327,14 +331,28 @@ struct StatusResponse {
   std::string cgroup_root;
   std::string version;
 };
+// A rule kept (same id, same match) whose text changes: its comment, name
+// or how its ports are written. `list` shows the new text from then on.
+struct RuleTextChange {
+  std::string from, to;  // FormatRule before and after
+};
 struct TargetChange {
   std::string target;
   std::string cgroup;
   std::string action;  // "create" or "update"
   std::string cgroup_from;
-  std::optional<policy::Mode> mode;  // set when it changes
+  // The mode and logging level: set for a new target, and for an update
+  // when they change, with the old ones in the *_from members (an audit
+  // target switched to enforce must not pass unseen in a dry run).
+  std::optional<policy::Mode> mode;
   std::vector<std::string> added, removed, kept_temporary;
   std::string user;  // a user target: "user www-data (uid 33)"
+  std::optional<policy::Mode> mode_from;
+  std::optional<policy::LoggingLevel> logging, logging_from;
+  std::vector<RuleTextChange> changed;
+  // A container, selector or pod target (no one cgroup): what it selects,
+  // "selector app=web", as `status` shows it.
+  std::string workload;
 };
 struct ApplyResponse {
   bool dry_run = false;

@@ -86,12 +86,22 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
 }
 
 template <typename Io>
+void Fields(Io& io, Member<RuleTextChange, Io>& c) {
+  io.Members("from", c.from, "to", c.to);
+}
+
+template <typename Io>
 void Fields(Io& io, Member<TargetChange, Io>& c) {
   io.Members("target", c.target, "cgroup", c.cgroup, "action", c.action);
   io.FieldIf(!c.user.empty(), "user", c.user);
   io.FieldIf(!c.cgroup_from.empty(), "cgroup_from", c.cgroup_from);
   io.Members("mode", c.mode, "added", c.added, "removed", c.removed,
              "kept_temporary", c.kept_temporary);
+  io.FieldIf(c.mode_from.has_value(), "mode_from", c.mode_from);
+  io.FieldIf(c.logging.has_value(), "logging", c.logging);
+  io.FieldIf(c.logging_from.has_value(), "logging_from", c.logging_from);
+  io.FieldIf(!c.changed.empty(), "changed", c.changed);
+  io.FieldIf(!c.workload.empty(), "workload", c.workload);
 }
 
 // A rule as `list -o json` shows it: its members, its number and its text.
@@ -280,6 +290,11 @@ std::string ResponseText(const Response& response) {
     e.action = c.action;
     e.cgroup_from = c.cgroup_from;
     e.mode = c.mode;
+    e.mode_from = c.mode_from;
+    e.logging = c.logging;
+    e.logging_from = c.logging_from;
+    e.changed = c.changed;
+    e.workload = c.workload;
     e.user = c.user;
     for (const auto* list : {&c.added, &c.kept_temporary, &c.removed}) {
       for (const std::string& line : *list) listed += line.size() + 3;

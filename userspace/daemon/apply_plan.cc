@@ -48,7 +48,7 @@ absl::Status CheckConflicts(const DaemonState& state,
   }
   auto existing = state.targets.find(name);
   if (existing != state.targets.end() && Scope(existing->second) != scope) {
-    return absl::FailedPreconditionError(
+    return absl::AlreadyExistsError(
         absl::StrCat("target ", name, " exists for ", Scope(existing->second),
                      "; remove it before applying it to ", scope));
   }
@@ -61,6 +61,45 @@ absl::Status CheckConflicts(const DaemonState& state,
   }
   return absl::OkStatus();
 }
+
+// The rules of one policy listed more than once (the same match and
+// action, RuleIdentity), each with how often: a rule is in force once
+// however often it is listed, as `egressctl allow` skips an existing rule.
+// Kept twice, `delete` of one copy would leave the other in force.
+class Repeats {
+ public:
+  // Another listing of the rule with identity `key`, whose first listing is
+  // `first`.
+  void Count(const std::string& key, const policy::Rule& first) {
+    auto [it, inserted] = at_.try_emplace(key, list_.size());
+    if (inserted) list_.emplace_back(policy::FormatRule(first), 1);
+    ++list_[it->second].second;
+  }
+  // "policy web (web.yaml): ALLOW 443 to 10.9.9.9 is listed 2 times; ...",
+  // or "" when nothing repeats.
+  std::string Note(const ResolvedPolicy& p) const {
+    if (list_.empty()) return "";
+    constexpr size_t kShown = 5;
+    std::string out = absl::StrCat(
+        "note: policy ", p.spec.name,
+        p.spec.file.empty() ? "" : absl::StrCat(" (", p.spec.file, ")"), ": ");
+    for (size_t i = 0; i < list_.size() && i < kShown; ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : "; ", list_[i].first, " is listed ",
+                      list_[i].second, " times");
+    }
+    if (list_.size() > kShown) {
+      absl::StrAppend(&out, "; and ", list_.size() - kShown, " more rules");
+    }
+    absl::StrAppend(&out,
+                    ". Each is kept once (the first listing), as egressctl "
+                    "allow skips an existing rule");
+    return out;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, size_t> at_;  // index in list_
+  std::vector<std::pair<std::string, size_t>> list_;
+};
 
 TargetState Planned(const ResolvedPolicy& p) {
   TargetState t;
@@ -84,25 +123,48 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   plan.config_changed = true;
   plan.target = Planned(p);
   change.action = "create";
+  change.mode = p.spec.mode;
+  change.logging = p.spec.logging;
   return plan;
 }
 
-// A new target's rules (taken from `p`), numbered from 1.
+// A new target's rules (taken from `p`), numbered from 1, each once.
 void AddNewRules(ResolvedPolicy& p, TargetPlan& plan,
-                 control::TargetChange& change) {
-  plan.target.rules = std::move(p.spec.rules);
+                 control::TargetChange& change,
+                 std::vector<std::string>& notes) {
+  std::vector<policy::Rule>& rules = plan.target.rules;
+  rules = std::move(p.spec.rules);
   p.spec.rules.clear();
-  change.added.reserve(plan.target.rules.size());
-  for (policy::Rule& r : plan.target.rules) {
+  absl::flat_hash_map<std::string, size_t> kept_at;
+  kept_at.reserve(rules.size());
+  Repeats repeats;
+  size_t kept = 0;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    std::string key = policy::RuleIdentity(rules[i]);
+    auto [it, inserted] = kept_at.try_emplace(std::move(key), kept);
+    if (!inserted) {
+      repeats.Count(it->first, rules[it->second]);
+      continue;
+    }
+    if (kept != i) rules[kept] = std::move(rules[i]);
+    ++kept;
+  }
+  rules.resize(kept);
+  change.added.reserve(rules.size());
+  for (policy::Rule& r : rules) {
     r.id = plan.target.next_rule_id++;
     change.added.push_back(policy::FormatRule(r));
+  }
+  if (std::string note = repeats.Note(p); !note.empty()) {
+    notes.push_back(std::move(note));
   }
 }
 
 // An existing target: unchanged rules keep their ids (and so their
-// counters); a rule listed twice keeps its id once.
+// counters); a rule listed twice is kept once.
 TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
-                      int64_t now, control::TargetChange& change) {
+                      int64_t now, control::TargetChange& change,
+                      std::vector<std::string>& notes) {
   TargetPlan plan;
   plan.target = Planned(p);
   plan.target.id = current.id;
@@ -110,37 +172,69 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   plan.target.next_rule_id = current.next_rule_id;
   plan.target.ephemeral = current.ephemeral;
   change.action = "update";
-  if (current.mode != p.spec.mode) change.mode = p.spec.mode;
-  absl::flat_hash_map<std::string, uint32_t> old_ids;
-  for (const policy::Rule& o : current.rules) {
-    old_ids.emplace(policy::RuleIdentity(o), o.id);
+  if (current.mode != p.spec.mode) {
+    change.mode = p.spec.mode;
+    change.mode_from = current.mode;
   }
-  absl::flat_hash_set<std::string> new_keys;
+  if (current.logging != p.spec.logging) {
+    change.logging = p.spec.logging;
+    change.logging_from = current.logging;
+  }
+  absl::flat_hash_map<std::string, const policy::Rule*> old_rules;
+  for (const policy::Rule& o : current.rules) {
+    old_rules.emplace(policy::RuleIdentity(o), &o);
+  }
+  // Identity -> index in plan.target.rules.
+  absl::flat_hash_map<std::string, size_t> new_keys;
   absl::flat_hash_set<uint32_t> used;
+  Repeats repeats;
   for (const policy::Rule& r : p.spec.rules) {
     std::string key = policy::RuleIdentity(r);
-    new_keys.insert(key);
+    auto [listed, first_listing] =
+        new_keys.try_emplace(key, plan.target.rules.size());
+    if (!first_listing) {
+      repeats.Count(key, plan.target.rules[listed->second]);
+      continue;
+    }
     policy::Rule numbered = r;
-    auto found = old_ids.find(key);
-    if (found != old_ids.end() && used.insert(found->second).second) {
-      numbered.id = found->second;
+    auto found = old_rules.find(key);
+    if (found != old_rules.end() && used.insert(found->second->id).second) {
+      const policy::Rule& old = *found->second;
+      numbered.id = old.id;
+      // The same rule under another comment, name or port word: it keeps
+      // its id, but `list` shows other text from now on, so the diff says so.
+      if (old.comment != r.comment || old.name != r.name ||
+          old.spec != r.spec) {
+        change.changed.push_back(
+            {policy::FormatRule(old), policy::FormatRule(r)});
+      }
     } else {
       numbered.id = plan.target.next_rule_id++;
     }
-    if (found == old_ids.end()) change.added.push_back(policy::FormatRule(r));
+    if (found == old_rules.end()) {
+      change.added.push_back(policy::FormatRule(r));
+    }
     plan.target.rules.push_back(std::move(numbered));
   }
   // Temporary rules (--for) the file does not hold live on until their end:
   // a file cannot express them, and applying one must not cut an operator's
   // exception short.
   for (const policy::Rule& o : current.rules) {
-    if (new_keys.contains(policy::RuleIdentity(o))) continue;
+    if (new_keys.contains(policy::RuleIdentity(o))) {
+      // A second copy of a rule the file keeps (a target applied before
+      // repeats were merged): it goes, and `list` loses its number.
+      if (!used.contains(o.id)) change.removed.push_back(policy::FormatRule(o));
+      continue;
+    }
     if (o.expires > now) {
       change.kept_temporary.push_back(policy::FormatRule(o));
       if (!used.contains(o.id)) plan.target.rules.push_back(o);
     } else {
       change.removed.push_back(policy::FormatRule(o));
     }
+  }
+  if (std::string note = repeats.Note(p); !note.empty()) {
+    notes.push_back(std::move(note));
   }
   // The same rules in the same mode (a reload at start, a re-apply):
   // nothing to rewrite in the kernel.
@@ -154,6 +248,16 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
 
 }  // namespace
 
+absl::Status InPolicyFile(const control::TargetSpec& spec,
+                          const absl::Status& st, bool about_target) {
+  if (st.ok() || spec.file.empty()) return st;
+  const std::string place =
+      about_target && !spec.target_at.empty()
+          ? absl::StrCat(spec.file, ":", spec.target_at, ": spec.target")
+          : spec.file;
+  return absl::Status(st.code(), absl::StrCat(place, ": ", st.message()));
+}
+
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     std::vector<ResolvedPolicy> policies,
                                     int64_t now) {
@@ -166,7 +270,7 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
 void PlanNewTargets(std::vector<ResolvedPolicy>& policies, ApplyPlan& plan) {
   for (size_t i = 0; i < policies.size() && i < plan.targets.size(); ++i) {
     if (plan.targets[i].create) {
-      AddNewRules(policies[i], plan.targets[i], plan.changes[i]);
+      AddNewRules(policies[i], plan.targets[i], plan.changes[i], plan.notes);
     }
   }
 }
@@ -176,7 +280,8 @@ absl::StatusOr<ApplyPlan> PlanAgainstState(
     int64_t now) {
   ApplyPlan out;
   for (size_t i = 0; i < policies.size(); ++i) {
-    EGRESS_RETURN_IF_ERROR(CheckConflicts(state, policies, i));
+    EGRESS_RETURN_IF_ERROR(InPolicyFile(
+        policies[i].spec, CheckConflicts(state, policies, i), true));
   }
   for (const ResolvedPolicy& p : policies) {
     control::TargetChange change;
@@ -185,10 +290,12 @@ absl::StatusOr<ApplyPlan> PlanAgainstState(
     if (p.spec.source == policy::TargetSource::kUser) {
       change.user = policy::UserText(p.spec.source_value, p.uid);
     }
+    if (policy::IsWorkloadSource(p.spec.source)) change.workload = Scope(p);
     auto it = state.targets.find(p.spec.name);
-    out.targets.push_back(it == state.targets.end()
-                              ? PlanCreate(p, change)
-                              : PlanUpdate(p, it->second, now, change));
+    out.targets.push_back(
+        it == state.targets.end()
+            ? PlanCreate(p, change)
+            : PlanUpdate(p, it->second, now, change, out.notes));
     out.changes.push_back(std::move(change));
   }
   return out;

@@ -41,11 +41,22 @@ struct TargetPlan {
 struct ApplyPlan {
   std::vector<TargetPlan> targets;
   std::vector<control::TargetChange> changes;  // the diff, per policy
+  // One line per policy that lists a rule more than once: such a rule is
+  // kept once (its first listing) and the line says so.
+  std::vector<std::string> notes;
 };
 
-// InvalidArgument / AlreadyExists / FailedPrecondition naming the policy for
-// a bad target name, two policies on one cgroup (or uid), a cgroup (or uid)
-// that is another target's, or an existing target on another cgroup (uid).
+// `st` (an error) with the place of `spec`'s policy file in front, the way
+// the file's own errors read: "web.yaml:7:17: spec.target: " for an error
+// about its target (`about_target`, when the CLI sent its position),
+// "web.yaml: " otherwise; `st` as it is for a policy from no file.
+absl::Status InPolicyFile(const control::TargetSpec& spec,
+                          const absl::Status& st, bool about_target);
+
+// InvalidArgument / AlreadyExists naming the policy (and its file, as
+// InPolicyFile) for a bad target name, two policies on one cgroup (or uid),
+// a cgroup (or uid) that is another target's, or an existing target on
+// another cgroup (uid): each is a conflict in what was asked (exit 2).
 // = PlanAgainstState, then PlanNewTargets.
 absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
                                     std::vector<ResolvedPolicy> policies,

@@ -511,7 +511,9 @@ class Engine {
   // Apply (engine_apply.cc).
   absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(
       std::vector<control::TargetSpec> policies);
+  // `policies` are the plans' own (by index), for the files errors name.
   absl::Status StageAll(const std::vector<struct TargetPlan>& plans,
+                        const std::vector<struct ResolvedPolicy>& policies,
                         std::vector<Staged>& staged);
   absl::Status SwitchUpdates(Lock& lock, std::vector<struct TargetPlan>& plans,
                              std::vector<Staged>& staged,

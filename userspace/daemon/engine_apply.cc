@@ -14,6 +14,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/apply_plan.h"
 #include "userspace/daemon/engine.h"
@@ -36,7 +37,8 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
   for (control::TargetSpec& spec : policies) {
     if (spec.source == policy::TargetSource::kUser) {
       auto uid = ResolveUser(spec.source_value);
-      EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, uid.status()));
+      EGRESS_RETURN_IF_ERROR(
+          InPolicyFile(spec, InPolicy(spec.name, uid.status()), true));
       resolved.push_back({std::move(spec), "", *uid});
       continue;
     }
@@ -44,25 +46,32 @@ absl::StatusOr<std::vector<ResolvedPolicy>> Engine::Resolve(
         spec.source != policy::TargetSource::kUnit &&
         spec.source != policy::TargetSource::kPattern &&
         !policy::IsWorkloadSource(spec.source)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("policy ", spec.name,
-                       ": a policy names a cgroup, a unit, a "
-                       "cgroup pattern, a user, containers or pods"));
+      return InPolicyFile(spec,
+                          absl::InvalidArgumentError(absl::StrCat(
+                              "policy ", spec.name,
+                              ": a policy names a cgroup, a unit, a "
+                              "cgroup pattern, a user, containers or pods")),
+                          true);
     }
     auto cgroup = ResolveCgroup(spec.source, spec.source_value);
-    EGRESS_RETURN_IF_ERROR(InPolicy(spec.name, cgroup.status()));
+    EGRESS_RETURN_IF_ERROR(
+        InPolicyFile(spec, InPolicy(spec.name, cgroup.status()), true));
     resolved.push_back({std::move(spec), *std::move(cgroup)});
   }
   return resolved;
 }
 
 absl::Status Engine::StageAll(const std::vector<TargetPlan>& plans,
+                              const std::vector<ResolvedPolicy>& policies,
                               std::vector<Staged>& staged) {
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].rules_changed) continue;
     auto compiled = policy::Compile(staged[i].ruleset, plans[i].target.rules,
                                     staged[i].exact_limit);
-    EGRESS_RETURN_IF_ERROR(InPolicy(plans[i].target.name, compiled.status()));
+    absl::Status st = InPolicy(plans[i].target.name, compiled.status());
+    // A rule set the kernel's maps cannot hold is the file's to change.
+    if (i < policies.size()) st = InPolicyFile(policies[i].spec, st, false);
+    EGRESS_RETURN_IF_ERROR(st);
     staged[i].compiled = *std::move(compiled);
   }
   std::map<std::string, EntryCounts> next;
@@ -155,6 +164,7 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   control::ApplyResponse out;
   out.dry_run = request.dry_run;
   out.changes = std::move(plan.changes);
+  out.note = absl::StrJoin(plan.notes, "\n");
   if (request.dry_run) return out;
   std::vector<Staged> staged(plan.targets.size());
   lock.lock();
@@ -206,7 +216,7 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
       // No thread: the rows are written with their targets.
     }
   }
-  absl::Status stage = StageAll(plan.targets, staged);
+  absl::Status stage = StageAll(plan.targets, resolved, staged);
   // The names of the targets whose rows were written ahead (by plan index;
   // "" for the others): taken before CreateTarget moves the plans.
   std::vector<std::string> ahead(plan.targets.size());

@@ -24,6 +24,38 @@ std::string ShadowWarning(const std::vector<policy::Rule>& rules,
       *deny + 1, "' first if it should");
 }
 
+// The warnings for a deny that covers allows of the same target whole:
+// each of them stops letting anything through, which the person adding
+// the deny should hear as much as one adding an allow after a deny. At most
+// kShown allows are named; a target may hold 100,000 rules.
+std::vector<std::string> ShadowedWarnings(
+    const std::vector<policy::Rule>& rules, const policy::Rule& deny) {
+  std::vector<std::string> out;
+  if (deny.action != policy::Action::kDeny) return out;
+  constexpr size_t kShown = 5;
+  size_t more = 0;
+  const absl::Span<const policy::Rule> just_this(&deny, 1);
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].action != policy::Action::kAllow) continue;
+    if (!policy::ShadowingDeny(just_this, rules[i])) continue;
+    if (out.size() == kShown) {
+      ++more;
+      continue;
+    }
+    out.push_back(absl::StrCat(
+        "this deny shadows rule ", i + 1, " (", policy::FormatRule(rules[i]),
+        "), denying all of it: deny beats allow, so that allow no longer has "
+        "any effect; 'egressctl delete ",
+        i + 1, "' if it is not wanted"));
+  }
+  if (more > 0) {
+    out.push_back(absl::StrCat("this deny also shadows ", more,
+                               " more allow rules ('egressctl list' shows "
+                               "them)"));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
@@ -74,6 +106,7 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
   }
   rule.id = t->next_rule_id++;
   std::string warning = ShadowWarning(t->rules, rule);
+  std::vector<std::string> shadowed = ShadowedWarnings(t->rules, rule);
   const std::string name = t->name;
   lock.unlock();
   // Appended, not copied with the target's other rules.
@@ -86,6 +119,7 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
   out.rule = policy::FormatRule(rule);
   out.expires = rule.expires;
   if (!warning.empty()) out.warnings.push_back(warning);
+  for (std::string& w : shadowed) out.warnings.push_back(std::move(w));
   return out;
 }
 

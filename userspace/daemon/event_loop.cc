@@ -67,9 +67,20 @@ void LogReload(const char* why, const absl::StatusOr<control::ApplyResponse>& r,
   }
   if (!r->note.empty()) Log(absl::StrCat(why, ": ", r->note));
   for (const control::TargetChange& c : r->changes) {
-    Log(absl::StrCat(why, ": ", c.action, " target ", c.target, ": ",
-                     c.added.size(), " rules added, ", c.removed.size(),
-                     " removed"));
+    std::string line = absl::StrCat(why, ": ", c.action, " target ", c.target,
+                                    ": ", c.added.size(), " rules added, ",
+                                    c.removed.size(), " removed");
+    // A reload that switches a target to enforce (or back) says so.
+    if (c.mode && c.mode_from) {
+      absl::StrAppend(&line, ", mode ", policy::ModeName(*c.mode_from), " -> ",
+                      policy::ModeName(*c.mode));
+    }
+    if (c.logging && c.logging_from) {
+      absl::StrAppend(&line, ", logging ",
+                      policy::LoggingLevelName(*c.logging_from), " -> ",
+                      policy::LoggingLevelName(*c.logging));
+    }
+    Log(line);
   }
 }
 

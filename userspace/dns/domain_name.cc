@@ -21,21 +21,22 @@ absl::Status Bad(absl::string_view name, absl::string_view why) {
       absl::StrCat("bad domain name \"", name, "\": ", why));
 }
 
-// Why `name` (no trailing dot) is not valid, or OK.
-absl::Status CheckLabels(absl::string_view name) {
-  if (name.empty()) return Bad(name, "empty");
+// Why `name` (no trailing dot) is not valid, or OK. Messages quote
+// `shown`: what the user wrote, of which `name` may be a part.
+absl::Status CheckLabels(absl::string_view name, absl::string_view shown) {
+  if (name.empty()) return Bad(shown, "empty");
   if (name.size() > kDomainNameMaxChars) {
-    return Bad(
-        name, absl::StrCat("longer than ", kDomainNameMaxChars, " characters"));
+    return Bad(shown, absl::StrCat("longer than ", kDomainNameMaxChars,
+                                   " characters"));
   }
   for (absl::string_view label : absl::StrSplit(name, '.')) {
-    if (label.empty()) return Bad(name, "empty label");
+    if (label.empty()) return Bad(shown, "empty label");
     if (label.size() > kDomainLabelMaxChars) {
-      return Bad(name, absl::StrCat("label longer than ", kDomainLabelMaxChars,
-                                    " characters"));
+      return Bad(shown, absl::StrCat("label longer than ", kDomainLabelMaxChars,
+                                     " characters"));
     }
     if (!std::all_of(label.begin(), label.end(), NameChar)) {
-      return Bad(name, "use letters, digits, '-' and '_' between dots");
+      return Bad(shown, "use letters, digits, '-' and '_' between dots");
     }
   }
   return absl::OkStatus();
@@ -46,21 +47,23 @@ absl::Status CheckLabels(absl::string_view name) {
 absl::StatusOr<std::string> NormalizeDomainName(absl::string_view name) {
   absl::string_view bare = name;
   absl::ConsumeSuffix(&bare, ".");
-  if (absl::Status s = CheckLabels(bare); !s.ok()) return s;
+  if (absl::Status s = CheckLabels(bare, bare); !s.ok()) return s;
   return absl::AsciiStrToLower(bare);
 }
 
 absl::StatusOr<DomainPattern> DomainPattern::Parse(absl::string_view text) {
   absl::string_view rest = text;
   const bool wildcard = absl::ConsumePrefix(&rest, "*.");
-  absl::StatusOr<std::string> domain = NormalizeDomainName(rest);
-  if (!domain.ok()) {
-    if (!wildcard && absl::StrContains(text, '*')) {
-      return Bad(text, "'*' stands only as the whole first label (*.NAME)");
-    }
-    return domain.status();
+  // A '*' past the leading "*." ("*.*.example.com", "a*.example.com"):
+  // said as such, of the whole pattern, not as a bad character of the name
+  // after the "*." the user did not write on its own.
+  if (absl::StrContains(rest, '*')) {
+    return Bad(text, "'*' stands only as the whole first label (*.NAME)");
   }
-  return DomainPattern(wildcard, *std::move(domain));
+  absl::string_view bare = rest;
+  absl::ConsumeSuffix(&bare, ".");
+  if (absl::Status s = CheckLabels(bare, text); !s.ok()) return s;
+  return DomainPattern(wildcard, absl::AsciiStrToLower(bare));
 }
 
 bool DomainPattern::Matches(absl::string_view name) const {

@@ -252,6 +252,18 @@ class Parser {
   // GetScalar without a copy: valid while the document lives.
   absl::StatusOr<absl::string_view> GetText(const yaml::Node& node,
                                             const FieldPath& path) const;
+  // Refuses field `key` of `f` (at `path`) given with no value (nothing,
+  // "~" or "null"), where reading it as empty would widen what the policy
+  // covers: "KEY: has no value; omit the key (or write EMPTY) to mean
+  // MEANING".
+  absl::Status RefuseNoValue(const Fields& f, absl::string_view key,
+                             const FieldPath& path, absl::string_view meaning,
+                             absl::string_view empty = "[]") const {
+    if (!f.count(key) || !f[key].second.IsNull()) return absl::OkStatus();
+    return Error(f[key].first, path.Field(key),
+                 absl::StrCat(key, ": has no value; omit the key (or write ",
+                              empty, ") to mean ", meaning));
+  }
   // The number of a sequence's elements; null counts as empty.
   absl::StatusOr<size_t> GetListSize(const yaml::Node& node,
                                      const FieldPath& path) const;
@@ -565,6 +577,10 @@ absl::Status Parser::ParseSpec(const yaml::Node& node, const FieldPath& path,
         ParseWord<LoggingLevel>(f["logging"].second, path.Field("logging"),
                                 ParseLoggingLevel, "off, denied or all"));
   }
+  // "egressDeny:" with nothing after it would drop every deny rule: a
+  // value lost in an edit must not widen the policy. "egress:" alone stays
+  // accepted: no allow rules can only narrow it.
+  EGRESS_RETURN_IF_ERROR(RefuseNoValue(f, "egressDeny", path, "no deny rules"));
   std::map<std::string, SourceLocation> names;
   if (f.count("egress")) {
     EGRESS_RETURN_IF_ERROR(ParseRules(f["egress"].second, path.Field("egress"),
@@ -721,6 +737,9 @@ absl::Status Parser::ParsePodTarget(const Fields& f, const FieldPath& path,
       return Error(it->second.first, selector_path.Field("matchExpressions"),
                    "not supported; select with matchLabels");
     }
+    // Labels lost in an edit must not select every pod of the namespace.
+    EGRESS_RETURN_IF_ERROR(RefuseNoValue(sf, "matchLabels", selector_path,
+                                         "every pod of the namespace", "{}"));
     auto labels = sf.find("matchLabels");
     if (labels != sf.end() && !labels->second.second.IsNull() &&
         !(labels->second.second.IsMap() && labels->second.second.size() == 0)) {
@@ -862,17 +881,9 @@ absl::Status Parser::ParseRule(const yaml::Node& node, const FieldPath& path,
   // "to:" and "ports:" with nothing after them are refused, not read as
   // omitted (anywhere, every port): a value lost in an edit must not widen
   // the rule. `allow 443 to` is refused for the same reason.
-  for (const auto& [key, meaning] :
-       {std::pair<const char*, const char*>{"to", "anywhere"},
-        {"ports", "every port and icmp"}}) {
-    if (f.count(key) && f[key].second.IsNull()) {
-      return Error(f[key].first, path.Field(key),
-                   absl::StrCat(key,
-                                ": has no value; omit the key (or write "
-                                "[]) to mean ",
-                                meaning));
-    }
-  }
+  EGRESS_RETURN_IF_ERROR(RefuseNoValue(f, "to", path, "anywhere"));
+  EGRESS_RETURN_IF_ERROR(
+      RefuseNoValue(f, "ports", path, "every port and icmp"));
   if (f.count("to")) {
     EGRESS_RETURN_IF_ERROR(
         ParseDestinations(f["to"].second, path.Field("to"), rule));
@@ -1061,6 +1072,10 @@ absl::Status Parser::ParsePeer(const yaml::Node& node, const FieldPath& path,
   }
   EGRESS_ASSIGN_OR_RETURN(
       Cidr cidr, ParseCidr(b["cidr"].second, block_path.Field("cidr")));
+  // "except:" with nothing after it would match all of cidr, the widest
+  // reading of a value lost in an edit.
+  EGRESS_RETURN_IF_ERROR(
+      RefuseNoValue(b, "except", block_path, "all of the cidr"));
   if (!b.count("except")) {
     destinations->push_back(cidr);
     return absl::OkStatus();

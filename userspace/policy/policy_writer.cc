@@ -1,6 +1,7 @@
 #include "userspace/policy/policy_writer.h"
 
 #include <algorithm>
+#include <regex>
 #include <tuple>
 #include <utility>
 
@@ -156,6 +157,52 @@ void BuildPorts(const Rule& rule, std::vector<PortProto> ports, YamlRule* out) {
   }
 }
 
+// Whether `s` written as a plain scalar could be read as anything but this
+// string. yaml-cpp quotes what YAML 1.2 would misread, but tools still read
+// YAML 1.1 (PyYAML, Go's yaml.v2): there a plain yes, off, 1:20, 0755 or
+// 2024-01-01 is a bool, a number or a date. And a plain scalar may not
+// start with an indicator for a strict reader: PyYAML refuses
+// "{cidr: ::1/128}" ("expected the node content, but found ':'").
+bool NeedsQuotes(const std::string& s) {
+  if (s.empty()) return true;
+  if (absl::string_view("-?:,[]{}#&*!|>'\"%@`=<").find(s[0]) !=
+      absl::string_view::npos) {
+    return true;
+  }
+  static constexpr absl::string_view kWords[] = {
+      "y",  "Y",    "yes",  "Yes",  "YES",   "n",     "N",     "no",   "No",
+      "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",   "On",
+      "ON", "off",  "Off",  "OFF",  "~",     "null",  "Null",  "NULL",
+  };
+  for (absl::string_view w : kWords) {
+    if (s == w) return true;
+  }
+  const char c = s[0];
+  if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '+' &&
+      c != '.') {
+    return false;
+  }
+  // YAML 1.1's int (binary, octal, hex, sexagesimal, with '_'), float
+  // (with 1.2's exponent without a dot, .inf, .nan) and timestamp.
+  static const std::regex kNumberOrDate(
+      "[-+]?(0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(:[0-5]?[0-9])*)"
+      "|[-+]?([0-9][0-9_]*)?\\.[0-9_]*([eE][-+]?[0-9]+)?"
+      "|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+      "|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\\.[0-9_]*"
+      "|[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)"
+      "|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?([Tt ].*)?");
+  return std::regex_match(s, kNumberOrDate);
+}
+
+// A string scalar, double-quoted when NeedsQuotes: `out << Text(s)`.
+struct Text {
+  const std::string& s;
+};
+YAML::Emitter& operator<<(YAML::Emitter& out, Text t) {
+  if (NeedsQuotes(t.s)) out << YAML::DoubleQuoted;
+  return out << t.s;
+}
+
 std::string CidrText(const Cidr& c) {
   const bool host = (c.family == 4 && c.prefix_len == 32) ||
                     (c.family == 6 && c.prefix_len == 128);
@@ -242,14 +289,14 @@ void EmitRule(const YamlRule& rule, std::string* text) {
   out.SetIndent(2);
   out << YAML::BeginMap;
   if (!rule.name.empty())
-    out << YAML::Key << "name" << YAML::Value << rule.name;
+    out << YAML::Key << "name" << YAML::Value << Text{rule.name};
   if (!rule.comment.empty()) {
-    out << YAML::Key << "comment" << YAML::Value << rule.comment;
+    out << YAML::Key << "comment" << YAML::Value << Text{rule.comment};
   }
   if (rule.raw) out << YAML::Key << "raw" << YAML::Value << true;
   if (!rule.unix_paths.empty()) {
     out << YAML::Key << "unix" << YAML::Value << YAML::BeginSeq;
-    for (const std::string& p : rule.unix_paths) out << p;
+    for (const std::string& p : rule.unix_paths) out << Text{p};
     out << YAML::EndSeq;
   }
   if (!rule.to.empty() || !rule.names.empty()) {
@@ -257,7 +304,7 @@ void EmitRule(const YamlRule& rule, std::string* text) {
     for (const Cidr& c : rule.to) {
       out << YAML::BeginMap << YAML::Key << "ipBlock" << YAML::Value
           << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value
-          << CidrText(c) << YAML::EndMap << YAML::EndMap;
+          << Text{CidrText(c)} << YAML::EndMap << YAML::EndMap;
     }
     if (!rule.names.empty()) {
       out << YAML::BeginMap << YAML::Key << "domainNames" << YAML::Value
@@ -272,7 +319,7 @@ void EmitRule(const YamlRule& rule, std::string* text) {
     for (const PortEntry& e : rule.ports) {
       out << YAML::BeginMap;
       if (!e.service.empty()) {
-        out << YAML::Key << "port" << YAML::Value << e.service;
+        out << YAML::Key << "port" << YAML::Value << Text{e.service};
       } else if (e.lo != 0) {
         out << YAML::Key << "port" << YAML::Value << e.lo;
         if (e.hi > e.lo) out << YAML::Key << "endPort" << YAML::Value << e.hi;
@@ -351,11 +398,11 @@ std::string EmitHead(const PolicyDocument& doc) {
       << std::string(kPolicyApiVersion);
   out << YAML::Key << "kind" << YAML::Value << std::string(kPolicyKind);
   out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "name" << YAML::Value << doc.name;
+  out << YAML::Key << "name" << YAML::Value << Text{doc.name};
   if (!doc.annotations.empty()) {
     out << YAML::Key << "annotations" << YAML::Value << YAML::BeginMap;
     for (const auto& [key, value] : doc.annotations) {
-      out << YAML::Key << key << YAML::Value << value;
+      out << YAML::Key << Text{key} << YAML::Value << Text{value};
     }
     out << YAML::EndMap;
   }
@@ -365,15 +412,15 @@ std::string EmitHead(const PolicyDocument& doc) {
   // Pods in NetworkPolicy's shape: the namespace, then the pod or selector.
   if (doc.target.kind == TargetSource::kPod) {
     PodRef pod = ParsePodRef(doc.target.value).value_or(PodRef{});
-    out << YAML::Key << "namespace" << YAML::Value << pod.ns;
+    out << YAML::Key << "namespace" << YAML::Value << Text{pod.ns};
   } else if (doc.target.kind == TargetSource::kPodSelector) {
     PodSelector selector =
         ParsePodSelector(doc.target.value).value_or(PodSelector{});
-    out << YAML::Key << "namespace" << YAML::Value << selector.ns;
+    out << YAML::Key << "namespace" << YAML::Value << Text{selector.ns};
   }
   out << YAML::Key << TargetKindName(doc.target.kind) << YAML::Value;
   if (doc.target.kind == TargetSource::kPod) {
-    out << ParsePodRef(doc.target.value).value_or(PodRef{}).name;
+    out << Text{ParsePodRef(doc.target.value).value_or(PodRef{}).name};
   } else if (doc.target.kind == TargetSource::kPodSelector) {
     PodSelector selector =
         ParsePodSelector(doc.target.value).value_or(PodSelector{});
@@ -383,7 +430,7 @@ std::string EmitHead(const PolicyDocument& doc) {
       out << YAML::BeginMap << YAML::Key << "matchLabels" << YAML::Value
           << YAML::BeginMap;
       for (const auto& [key, value] : selector.labels) {
-        out << YAML::Key << key << YAML::Value << value;
+        out << YAML::Key << Text{key} << YAML::Value << Text{value};
       }
       out << YAML::EndMap << YAML::EndMap;
     }
@@ -393,11 +440,11 @@ std::string EmitHead(const PolicyDocument& doc) {
         << YAML::BeginMap;
     for (const auto& [key, value] :
          ParseLabelSelector(doc.target.value).value_or(Labels{})) {
-      out << YAML::Key << key << YAML::Value << value;
+      out << YAML::Key << Text{key} << YAML::Value << Text{value};
     }
     out << YAML::EndMap << YAML::EndMap;
   } else {
-    out << doc.target.value;
+    out << Text{doc.target.value};
   }
   out << YAML::EndMap;
   out << YAML::Key << "mode" << YAML::Value << ModeName(doc.mode);

@@ -151,7 +151,14 @@ std::string NotADestination(absl::string_view word, absl::string_view spec) {
   const bool spec_has_proto = spec.find('/') != absl::string_view::npos ||
                               spec == "any" || spec == "icmp" ||
                               spec == "raw" || spec == "tcp" || spec == "udp";
-  if ((word == "tcp" || word == "udp") && !spec.empty() && !spec_has_proto) {
+  if (word == "from") {
+    // Not "from.example.org": UFW's "from ADDRESS" names a source.
+    absl::StrAppend(&message,
+                    " ('from' names a source, which egress cannot match: "
+                    "rules match the destination, the source is always this "
+                    "host)");
+  } else if ((word == "tcp" || word == "udp") && !spec.empty() &&
+             !spec_has_proto) {
     absl::StrAppend(&message, " (did you mean ", spec, "/", word, "?)");
   } else if (word == "localhost") {
     absl::StrAppend(&message, " (did you mean 127.0.0.1 or ::1?)");
@@ -310,9 +317,28 @@ struct LongFormClauses {
   std::optional<std::string> proto, to, port;
 };
 
+// Refuses UFW's source port ("from any port N"): egress rules match the
+// destination only, and taking N as the destination port would allow or
+// deny a port the user never meant.
+absl::Status SourcePortError(absl::Span<const std::string> words, size_t i) {
+  const std::string port =
+      i + 1 < words.size() && !IsLongFormKeyword(words[i + 1]) ? words[i + 1]
+                                                               : "N";
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'from ... port ", port,
+      "' names a source port, which egress cannot match: rules match the "
+      "destination only, the source is always this host. For destination "
+      "port ",
+      port, " write 'to ADDRESS port ", port, "' (or 'to any port ", port,
+      "')"));
+}
+
 absl::StatusOr<LongFormClauses> TakeClauses(
     absl::Span<const std::string> words) {
   LongFormClauses c;
+  // Whether the last of 'from' and 'to' was 'from': a 'port' then belongs
+  // to the source, as in UFW.
+  bool after_from = false;
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& kw = words[i];
     if (kw == "in") return absl::InvalidArgumentError(kInboundMessage);
@@ -323,15 +349,18 @@ absl::StatusOr<LongFormClauses> TakeClauses(
       slot = &c.proto;
       needs = "a protocol (tcp, udp, any or icmp)";
     } else if (kw == "to") {
+      after_from = false;
       slot = &c.to;
       needs = kToNeeds;
     } else if (kw == "port") {
+      if (after_from) return SourcePortError(words, i);
       slot = &c.port;
       needs = "a port, port range or service";
     } else if (kw == "from") {
       if (i + 1 < words.size() &&
           (words[i + 1] == "any" || words[i + 1] == "anywhere")) {
         ++i;
+        after_from = true;
         continue;
       }
       return absl::InvalidArgumentError(
