@@ -92,5 +92,29 @@ TEST_F(DockerBurstTest, FirstConnectsOfABurstMeetTheirTarget) {
   EXPECT_TRUE(allowed_->WaitForAccepted(kRounds * kBurst - refused));
 }
 
+// Docker's create event writes the container's name and image over its
+// labels `name` and `image`: a selector on those keys is decided by the
+// container's real labels (its inspect), never by the event's. `web` has no
+// label `name`, though its create event says name=web: not selected, from
+// its first act on (a connect the target would refuse); at most it meets
+// the unclassified default.
+TEST_F(DockerBurstTest, SelectorOnLabelNameReadsTheRealLabel) {
+  CtlOk({"target", "add", "named", "--selector", "name=web"});
+  auto run = runtime_->Cli({"run", "--name", "web", "--network", "host",
+                            "--entrypoint", "nc", kImage, "-w", "2",
+                            "127.0.0.1", absl::StrCat(denied_->port())});
+  ASSERT_TRUE(run.ok()) << run.status();
+  // web is the only container yet: a refusal is its own.
+  const std::string log = DaemonLog();
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (!absl::StrContains(line, "\"verdict\":\"DENIED\"")) continue;
+    EXPECT_TRUE(absl::StrContains(line, "\"reason\":\"UNCLASSIFIED\""))
+        << "web decided by the event's name=web: " << line;
+  }
+  // The labelled one is selected: refused once egressd has seen it.
+  RunSleeper("other", {"name=web"});
+  EXPECT_TRUE(WaitRefused("other", denied_->port())) << DaemonLog();
+}
+
 }  // namespace
 }  // namespace egress::testing
