@@ -153,6 +153,18 @@ TEST(DockerJsonTest, ListAndEvents) {
       R"({"Type":"container","Action":"create","Actor":{"ID":"abcd"}})");
   ASSERT_TRUE(create.ok());
   EXPECT_EQ(create->kind, Kind::kCreate);
+  // Who a created container is, from the event alone: Docker's attributes
+  // are its labels with its name and image over labels of those keys, so
+  // labels `name` and `image` are left out (unknown).
+  auto described = workloads::ParseDockerEvent(
+      R"({"Type":"container","Action":"create","Actor":{"ID":"abcd",)"
+      R"("Attributes":{"app":"web","tier":"edge","name":"web1",)"
+      R"("image":"nginx:1.25","n":7}}})");
+  ASSERT_TRUE(described.ok());
+  EXPECT_EQ(described->kind, Kind::kCreate);
+  EXPECT_EQ(described->name, "web1");
+  EXPECT_EQ(described->image, "nginx:1.25");
+  EXPECT_EQ(described->labels, (Labels{{"app", "web"}, {"tier", "edge"}}));
   for (const char* action : {"die", "destroy", "stop"}) {
     auto e = workloads::ParseDockerEvent(
         absl::StrCat(R"({"Type":"container","Action":")", action,

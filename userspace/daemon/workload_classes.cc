@@ -73,9 +73,15 @@ void WorkloadClasses::Update() {
     last_problem_ = p;
   };
   std::map<std::string, std::vector<std::string>> keys;
+  // Whether a selector reads a label a container known from its create
+  // event only cannot have (Container::from_event).
+  bool reads_unknown_labels = false;
   for (const control::TargetInfo& t : targets) {
     std::vector<std::string> k =
         workloads::SelectorKeys(t.source, t.source_value);
+    for (const std::string& key : k) {
+      if (key == "name" || key == "image") reads_unknown_labels = true;
+    }
     if (!k.empty()) keys[t.name] = std::move(k);
   }
   workloads_.SetSelectorKeys(std::move(keys));
@@ -93,7 +99,13 @@ void WorkloadClasses::Update() {
   };
   // Created before running: a container starting in between is in both
   // (named and classified), never in neither.
-  const std::vector<workloads::Container> created = workloads_.Created();
+  std::vector<workloads::Container> created = workloads_.Created();
+  if (reads_unknown_labels) {
+    // Decided once inspected: until then unclassified, not maybe another
+    // target's (or none's) for want of a label.
+    std::erase_if(created,
+                  [](const workloads::Container& c) { return c.from_event; });
+  }
   const std::vector<workloads::Container> running = workloads_.Running();
   LogNotPods(running);
   // The parents: Docker's (one, --container_parent or the containers'), and

@@ -27,7 +27,10 @@
 // cgroup will be the Docker parent's child named by its id (cgroupfs), so
 // the watch instance knows it from its mkdir on instead of from the moment
 // egressd has seen it start. The name stays while the container exists and
-// does not run, and until its running cgroup is classified by id.
+// does not run, and until its running cgroup is classified by id. It is
+// known from Docker's create event alone (Container::from_event), which
+// cannot tell its labels `name` and `image`: while a selector reads either,
+// such a container is named only once inspected (it starts unclassified).
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 

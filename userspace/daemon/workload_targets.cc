@@ -87,6 +87,9 @@ absl::Status WorkloadTargets::Start(
     o.pid_cgroup = pid_cgroup;
     o.changed = on_change;
     o.log = log;
+    // Docker's create events carry the container's labels; Podman's are
+    // not relied on.
+    o.labels_in_create_events = std::string(runtime) == "docker";
     return workloads::DockerWatcher::Start(std::move(o));
   };
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<workloads::DockerWatcher> docker,
@@ -302,6 +305,15 @@ void WorkloadTargets::NameCgroups(
 void WorkloadTargets::SetSelectorKeys(
     std::map<std::string, std::vector<std::string>> keys) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Labels a container known from Docker's create event only cannot have
+  // (WorkloadClasses names no such container while a selector reads one):
+  // then it is inspected at once, as before create events were read.
+  bool hidden = false;
+  for (const auto& [target, k] : keys) {
+    hidden = hidden || std::count(k.begin(), k.end(), "name") > 0 ||
+             std::count(k.begin(), k.end(), "image") > 0;
+  }
+  if (docker_) docker_->InspectCreated(hidden);
   selector_keys_ = std::move(keys);
 }
 

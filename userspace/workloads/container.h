@@ -23,6 +23,10 @@ struct Container {
   // "NAMESPACE/NAME" of the pod CRI's labels name when the container is
   // nevertheless no pod's: its cgroup is not in a pod cgroup (JoinCriPods).
   std::string not_pod;
+  // Known from Docker's create event only, not inspected yet: whether it
+  // has a label `name` or `image` is unknown (ContainerEvent), so `labels`
+  // has neither.
+  bool from_event = false;
 
   bool operator==(const Container&) const = default;
 };

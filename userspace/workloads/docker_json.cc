@@ -109,6 +109,15 @@ absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line) {
   if (!IsId(e.id)) return ContainerEvent{};
   if (action == "create") {
     e.kind = ContainerEvent::Kind::kCreate;
+    const json& attributes = ObjectAt(ObjectAt(*j, "Actor"), "Attributes");
+    e.name = StringAt(attributes, "name");
+    if (absl::StartsWith(e.name, "/")) e.name.erase(0, 1);
+    e.image = StringAt(attributes, "image");
+    for (const auto& [k, v] : attributes.items()) {
+      if (v.is_string() && k != "name" && k != "image") {
+        e.labels[k] = v.get<std::string>();
+      }
+    }
   } else if (action == "start") {
     e.kind = ContainerEvent::Kind::kStart;
   } else if (action == "die" || action == "destroy" || action == "stop" ||

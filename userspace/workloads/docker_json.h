@@ -25,11 +25,18 @@ struct ContainerEvent {
   enum class Kind { kCreate, kStart, kStop, kRename, kOther };
   Kind kind = Kind::kOther;
   std::string id;
+  // kCreate: who the container is as the event says (Actor.Attributes,
+  // where Docker puts the container's labels, then its `name` and `image`
+  // over labels of those keys: such labels cannot be told from them and
+  // are left out of `labels`).
+  std::string name, image;
+  policy::Labels labels;
 };
-// "create" -> kCreate; "start" -> kStart; "die", "destroy", "kill"... -> kStop
-// when the container ends (die, destroy, stop; Podman's remove); "rename"
-// -> kRename (a target naming a container follows the name); anything else
-// (exec_*, attach, health_status, events of other types) -> kOther.
+// "create" -> kCreate (with name, image and labels); "start" -> kStart;
+// "die", "destroy", "kill"... -> kStop when the container ends (die,
+// destroy, stop; Podman's remove); "rename" -> kRename (a target naming a
+// container follows the name); anything else (exec_*, attach,
+// health_status, events of other types) -> kOther.
 absl::StatusOr<ContainerEvent> ParseDockerEvent(absl::string_view line);
 
 }  // namespace egress::workloads

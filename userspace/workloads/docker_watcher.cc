@@ -6,6 +6,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <deque>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
@@ -29,6 +32,8 @@ constexpr const char* kEventsTarget =
     "%22rename%22%5D%7D";
 // Every container, running or not.
 constexpr const char* kListTarget = "/containers/json?all=1";
+// Inspects at most between two changed() calls while events keep coming.
+constexpr int kInspectsPerChange = 16;
 
 }  // namespace
 
@@ -140,21 +145,83 @@ void DockerWatcher::Loop() {
   }
 }
 
-bool DockerWatcher::Apply(const std::vector<std::string>& lines) {
-  bool changed = false;
-  for (const std::string& line : lines) {
-    auto e = ParseDockerEvent(line);
-    if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
+bool DockerWatcher::TakeCreated(const ContainerEvent& e) {
+  if (e.kind != ContainerEvent::Kind::kCreate ||
+      !options_.labels_in_create_events) {
+    return false;
+  }
+  Container c;
+  c.id = e.id;
+  c.name = e.name;
+  c.image = e.image;
+  c.labels = e.labels;
+  c.from_event = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  // Inspected already (listed after the event): better known so.
+  if (running_.count(c.id) || created_.count(c.id)) return false;
+  created_[c.id] = std::move(c);
+  return true;
+}
+
+absl::Status DockerWatcher::Apply(const std::vector<std::string>& lines,
+                                  UnixLineStream* events) {
+  std::deque<std::string> pending;  // ids to inspect, in event order
+  std::set<std::string> queued;     // each once
+  std::set<std::string> creates;    // of pending, created by an event
+  bool changed = false;             // since changed() was called
+  auto tell = [&] {
+    if (changed && events != nullptr && options_.changed) {
+      options_.changed();
+      changed = false;
+    }
+  };
+  auto take = [&](const std::vector<std::string>& batch) {
+    for (const std::string& line : batch) {
+      auto e = ParseDockerEvent(line);
+      if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
+      if (TakeCreated(*e)) {
+        changed = true;
+        // Not inspected unless it must be: Docker answers an inspect of a
+        // container only once the start under way ends (seen to take 2 s
+        // in a burst), while the burst's other creates wait unread. Its
+        // start or end event is inspected.
+        if (!inspect_created_.load()) continue;
+      }
+      if (e->kind == ContainerEvent::Kind::kCreate) creates.insert(e->id);
+      if (queued.insert(e->id).second) pending.push_back(e->id);
+    }
+    // Told at once: a container created now may start any moment, and
+    // Docker does not wait for egressd.
+    tell();
+  };
+  take(lines);
+  for (int inspected = 1; !pending.empty() && !stop_.load(); ++inspected) {
+    const std::string id = std::move(pending.front());
+    pending.pop_front();
+    queued.erase(id);
     // What the container is now, whatever the event said: running, or
     // existing without running (created, exited), or gone (destroyed).
-    auto c = Inspect(e->id);
-    std::lock_guard<std::mutex> lock(mu_);
-    running_.erase(e->id);
-    created_.erase(e->id);
-    if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
+    auto c = Inspect(id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.erase(id);
+      created_.erase(id);
+      if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
+    }
     changed = true;
+    // A container created now is told of at once, as above; however fast
+    // events come, egressd hears of starts and ends too.
+    if (creates.erase(id) > 0 || inspected % kInspectsPerChange == 0) tell();
+    if (events == nullptr) continue;
+    pollfd p{events->fd(), POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) {
+      EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> more,
+                              events->ReadLines());
+      take(more);
+    }
   }
-  return changed;
+  tell();
+  return absl::OkStatus();
 }
 
 absl::Status DockerWatcher::Follow() {
@@ -188,7 +255,8 @@ absl::Status DockerWatcher::Follow() {
     running_ = std::move(running);
     created_ = std::move(created);
   }
-  Apply(early);
+  // changed() follows, whatever they changed.
+  EGRESS_RETURN_IF_ERROR(Apply(early, nullptr));
   SetProblem("");
   if (options_.changed) options_.changed();
   while (!stop_.load()) {
@@ -198,7 +266,7 @@ absl::Status DockerWatcher::Follow() {
     if (stop_.load()) return absl::OkStatus();
     if (r <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
-    if (Apply(lines) && options_.changed) options_.changed();
+    EGRESS_RETURN_IF_ERROR(Apply(lines, &events));
   }
   return absl::OkStatus();
 }

@@ -5,9 +5,12 @@
 // --name web` and after `docker rename`. Containers that exist but do not run
 // (created, or exited) are kept apart: with the cgroupfs driver their cgroup's
 // name is known before they start (their id), so they can be classified by name
-// from their first instruction on. Podman's Docker-compatible API (`podman
-// system service`) is followed the same way. Reconnects every second while the
-// socket is missing or the runtime is down.
+// from their first instruction on: a created container is taken from Docker's
+// create event itself, ahead of any inspect, as Docker does not wait for
+// egressd before starting it. Podman's Docker-compatible API (`podman
+// system service`) is followed the same way, its created containers
+// inspected (its events are not relied on for labels). Reconnects every second
+// while the socket is missing or the runtime is down.
 #ifndef EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 #define EGRESS_USERSPACE_WORKLOADS_DOCKER_WATCHER_H_
 
@@ -26,6 +29,9 @@
 
 namespace egress::workloads {
 
+struct ContainerEvent;
+class UnixLineStream;
+
 struct DockerWatcherOptions {
   std::string socket_path = "/run/docker.sock";
   // The runtime's name in log lines ("docker", "podman").
@@ -36,6 +42,10 @@ struct DockerWatcherOptions {
   // containers changed; it must not block long.
   std::function<void()> changed;
   std::function<void(const std::string&)> log;
+  // The runtime's create events carry the container's labels (Docker's
+  // do): a created container is known from its event at once, before its
+  // inspect, so that it can be classified before it starts.
+  bool labels_in_create_events = false;
 };
 
 class DockerWatcher {
@@ -52,6 +62,10 @@ class DockerWatcher {
   // "" while connected; otherwise why not ("cannot connect to ...").
   std::string Problem() const;
   const std::string& socket_path() const { return options_.socket_path; }
+  // Whether a container taken from its create event is inspected too, as
+  // the others: while a target selects by a label `name` or `image`,
+  // which the event cannot tell (ContainerEvent).
+  void InspectCreated(bool inspect) { inspect_created_.store(inspect); }
 
  private:
   explicit DockerWatcher(DockerWatcherOptions options);
@@ -61,8 +75,16 @@ class DockerWatcher {
   absl::StatusOr<Container> Inspect(const std::string& id) const;
   // The running (or only existing) containers, CRI pods joined (cri_pods.h).
   std::vector<Container> Listed(bool running) const;
-  // Applies lines of /events to running_; true when it changed.
-  bool Apply(const std::vector<std::string>& lines);
+  // Applies lines of /events to running_ and created_: a container they
+  // create is taken from its event (labels_in_create_events), not
+  // inspected; each other container they name is inspected, once. With
+  // `events`, lines that arrive meanwhile are read between inspects (their
+  // creates taken before the next inspect), and changed() is called after
+  // each create and at the end; without, the caller calls it.
+  absl::Status Apply(const std::vector<std::string>& lines,
+                     UnixLineStream* events);
+  // A container created_ gets from its create event; true when new.
+  bool TakeCreated(const ContainerEvent& e);
   void SetProblem(const std::string& problem);
   bool WaitStop(int ms);
 
@@ -73,6 +95,7 @@ class DockerWatcher {
   std::string problem_;
   UniqueFd wake_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> inspect_created_{false};
   std::thread thread_;
 };
 
