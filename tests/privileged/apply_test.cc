@@ -28,7 +28,14 @@ namespace {
 
 class ApplyTest : public EgressdTest {
  protected:
-  std::string WritePolicy(const std::string& egress_rules) {
+  // web.yaml for the test's cgroup: `spec_fields` (lines such as "  mode:
+  // audit\n") before the egress rules, then `egress_deny`.
+  std::string WritePolicy(const std::string& egress_rules,
+                          const std::string& spec_fields = "",
+                          const std::string& egress_deny =
+                              "  egressDeny:\n"
+                              "  - to:\n"
+                              "    - ipBlock: {cidr: 127.0.0.9/32}\n") {
     std::string path =
         state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
     std::ofstream(path) << "apiVersion: egress.dev/v1alpha1\n"
@@ -38,13 +45,9 @@ class ApplyTest : public EgressdTest {
                            "spec:\n"
                            "  target:\n"
                            "    cgroupPath: "
-                        << cg_->relative_path()
-                        << "\n"
-                           "  egress:\n"
-                        << egress_rules
-                        << "  egressDeny:\n"
-                           "  - to:\n"
-                           "    - ipBlock: {cidr: 127.0.0.9/32}\n";
+                        << cg_->relative_path() << "\n"
+                        << spec_fields << "  egress:\n"
+                        << egress_rules << egress_deny;
     return path;
   }
 };
@@ -95,34 +98,21 @@ TEST_F(ApplyTest, DryRunShowsTheDiffAndApplyEnforces) {
 // switched silently. Both now say old -> new, in text and JSON, and a rule
 // whose comment alone changes is shown too.
 TEST_F(ApplyTest, DryRunShowsAModeAndLoggingChange) {
-  const std::string file =
-      state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
   auto write = [&](const std::string& mode, const std::string& logging,
                    const std::string& name) {
-    std::ofstream(file) << "apiVersion: egress.dev/v1alpha1\n"
-                           "kind: EgressPolicy\n"
-                           "metadata:\n"
-                           "  name: web\n"
-                           "spec:\n"
-                           "  target:\n"
-                           "    cgroupPath: "
-                        << cg_->relative_path() << "\n  mode: " << mode
-                        << "\n  logging: " << logging
-                        << "\n"
-                           "  egress:\n"
-                           "  - name: "
-                        << name
-                        << "\n"
-                           "    to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
-                           "    ports: [{port: 40001, protocol: TCP}]\n";
-    return file;
+    return WritePolicy(
+        absl::StrCat("  - name: ", name,
+                     "\n"
+                     "    to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+                     "    ports: [{port: 40001, protocol: TCP}]\n"),
+        absl::StrCat("  mode: ", mode, "\n  logging: ", logging, "\n"), "");
   };
   std::string out = CtlOk({"apply", "-f", write("audit", "all", "one")});
   EXPECT_TRUE(absl::StrContains(out, "created target web (")) << out;
   EXPECT_TRUE(absl::StrContains(out, "): mode audit, logging all\n")) << out;
 
-  std::string dry =
-      CtlOk({"apply", "-f", write("enforce", "denied", "two"), "--dry-run"});
+  const std::string file = write("enforce", "denied", "two");
+  std::string dry = CtlOk({"apply", "-f", file, "--dry-run"});
   EXPECT_TRUE(absl::StrContains(dry, "Would update target web (")) << dry;
   EXPECT_TRUE(absl::StrContains(dry, "\n  mode audit -> enforce\n")) << dry;
   EXPECT_TRUE(absl::StrContains(dry, "\n  logging all -> denied\n")) << dry;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/privileged/containerd_suite.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/containerd.h"
@@ -26,36 +27,14 @@
 namespace egress::testing {
 namespace {
 
-// egressd's default containerd namespace.
-constexpr char kNamespace[] = "k8s.io";
-constexpr char kImage[] = "egress.test/busybox:1";
 // busybox nc's words for a connect the kernel refused with EPERM.
 constexpr char kEperm[] = "Operation not permitted";
 
-class ContainerdIdPrefixTest : public EgressdTest {
+class ContainerdIdPrefixTest : public ContainerdSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto c = Containerd::Start();
-    if (!c.ok()) {
-      start_error_ = new std::string(c.status().ToString());
-      return;
-    }
-    containerd_ = c->release();
-    if (absl::Status st = containerd_->ImportBusyboxImage(kNamespace, kImage);
-        !st.ok()) {
-      start_error_ = new std::string(st.ToString());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete containerd_;
-    containerd_ = nullptr;
-    delete start_error_;
-    start_error_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    ASSERT_NE(containerd_, nullptr);
+    ExpectContainerd();
+    if (HasFatalFailure()) return;
     // The containers' parent, watched (--container_parent), and a cgroup
     // elsewhere that no watch instance decides for.
     ASSERT_OK_AND_ASSIGN(inside_, TestCgroup::Create("ctr-inside"));
@@ -126,8 +105,6 @@ class ContainerdIdPrefixTest : public EgressdTest {
     return {};
   }
 
-  static inline Containerd* containerd_ = nullptr;
-  static inline std::string* start_error_ = nullptr;
   std::unique_ptr<TestCgroup> inside_, outside_;
   std::unique_ptr<TcpListener> allowed_, denied_;
   std::vector<std::string> started_;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/privileged/containerd_suite.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/containerd.h"
 #include "tests/testing/listeners.h"
@@ -28,8 +29,6 @@
 namespace egress::testing {
 namespace {
 
-constexpr char kNamespace[] = "k8s.io";  // CRI's containerd namespace
-constexpr char kImage[] = "egress.test/busybox:1";
 // busybox nc's words for a connect the kernel refused with EPERM.
 constexpr char kEperm[] = "Operation not permitted";
 
@@ -39,30 +38,11 @@ struct Pod {
   std::string sandbox, app;  // container ids
 };
 
-class PodTargetTest : public EgressdTest {
+class PodTargetTest : public ContainerdSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto c = Containerd::Start();
-    if (!c.ok()) {
-      start_error_ = new std::string(c.status().ToString());
-      return;
-    }
-    containerd_ = c->release();
-    if (absl::Status st = containerd_->ImportBusyboxImage(kNamespace, kImage);
-        !st.ok()) {
-      start_error_ = new std::string(st.ToString());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete containerd_;
-    containerd_ = nullptr;
-    delete start_error_;
-    start_error_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    ASSERT_NE(containerd_, nullptr);
+    ExpectContainerd();
+    if (HasFatalFailure()) return;
     // The kubelet's tree: kubepods with a burstable class (guaranteed pods
     // right in kubepods).
     ASSERT_OK_AND_ASSIGN(kubepods_, TestCgroup::Create("kubepods"));
@@ -165,16 +145,11 @@ class PodTargetTest : public EgressdTest {
     return out;
   }
 
-  static Containerd* containerd_;
-  static std::string* start_error_;
   std::unique_ptr<TestCgroup> kubepods_;
   std::unique_ptr<TcpListener> allowed_, denied_;
   std::vector<std::string> started_;
   int pods_started_ = 0, execs_ = 0;
 };
-
-Containerd* PodTargetTest::containerd_ = nullptr;
-std::string* PodTargetTest::start_error_ = nullptr;
 
 TEST_F(PodTargetTest, SelectorPicksExactlyTheMatchingPods) {
   Pod web1 = RunPod("shop", "web-1", {{"app", "web"}});
