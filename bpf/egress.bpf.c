@@ -924,7 +924,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 
 		flow.direction = EGRESS_DIR_OUTBOUND;
 		rules__decide(cfg->ruleset, &d, &dec);
-		names__decide(id, cfg, &d, &dec, ctx);
+		names__decide(id, cfg, &d, &dec, ctx, now);
 		flow.rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			flow.verdict = EGRESS_VERDICT_UNEXPLAINED;

@@ -76,18 +76,20 @@ names__probe(__u32 ruleset, const struct egress_dest *d, __u64 pattern,
 /* Refines the address decision `dec` of `d` (rules__decide's, whose rule
  * set it goes on with) with the names `d` was learned for (see the order
  * above), in the network namespace of the socket of `ctx` (the program's
- * context: sock_addr or sock_ops). */
+ * context: sock_addr or sock_ops). `now`: the caller's bpf_ktime_get_ns()
+ * when it already has one (sock_ops), else 0: read here, and only once a
+ * binding is found. A helper call is 30-60 ns on a CPU whose returns are
+ * mitigated (bench/README.md): a second clock read is not free. */
 static __always_inline void
 names__decide(__u32 target_id, const struct egress_target_config *cfg,
 	      const struct egress_dest *d, struct egress_decision *dec,
-	      void *ctx)
+	      void *ctx, __u64 now)
 {
 	struct egress_exact_key ek = {};
 	struct egress_rule_key key = {};
 	struct egress_dns_binding *b;
 	struct egress_rule_value *v, *allow = NULL;
 	__u16 port_class = dec->port_class;
-	__u64 now;
 	int i;
 
 	if (!(cfg->flags & EGRESS_TF_NAME_RULES) || !dec->ruleset)
@@ -100,7 +102,8 @@ names__decide(__u32 target_id, const struct egress_target_config *cfg,
 	    target_id, d, egress_netns_cookies ? bpf_get_netns_cookie(ctx) : 0);
 	if (!b)
 		return;
-	now = bpf_ktime_get_ns();
+	if (!now)
+		now = bpf_ktime_get_ns();
 	ek.ruleset = dec->ruleset;
 	ek.proto = d->proto;
 	ek.family = EGRESS_FAMILY_NAME;

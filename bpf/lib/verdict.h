@@ -112,7 +112,7 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 
 	if (!borrowed_source) {
 		rules__decide(cfg->ruleset, d, &dec);
-		names__decide(id, cfg, d, &dec, ctx);
+		names__decide(id, cfg, d, &dec, ctx, 0);
 		/* An explicit deny still wins over a reply. */
 		if (dec.reason == EGRESS_REASON_NO_MATCH &&
 		    peer__known(id, d, ctx)) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "egress/abi.h"
 #include "gtest/gtest.h"
@@ -358,6 +359,51 @@ TEST_F(DnsNamesTest, ExpiryRefusesNewConnectsButKeepsOpenOnes) {
   EXPECT_EQ((*r)[1], EPERM) << "a new connect after expiry";
   EXPECT_EQ((*r)[2], 0) << "the open connection still sends";
   EXPECT_EQ((*r)[3], 0) << "and receives";
+}
+
+// The flow of a connect that a name rule allowed is explained: sock_ops
+// decides it again when it is established (bpf/egress.bpf.c), through the
+// binding and with the clock it read for the flow, and finds the name rule.
+TEST_F(DnsNamesTest, FlowToALearnedAddressIsExplainedByItsNameRule) {
+  auto listener =
+      TcpListener::Create("127.201.0.1", 0, TcpListener::Mode::kEcho);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const uint16_t port = (*listener)->port();
+  AddTargetWithNames();
+  CtlOk({"allow", absl::StrCat(port, "/tcp"), "api.example.test"});
+  const std::string server = dns_->address();
+  ASSERT_EQ(InCgroup([server, port] {
+              const DnsQueryResult q =
+                  PrivateGetaddrinfo(server, "api.example.test");
+              if (q.error != 0) return EHOSTUNREACH;
+              return TcpConnect("127.201.0.1", port);
+            }),
+            0);
+  AwaitFlowsClosed("web", 1);
+  nlohmann::json c = Counters("web");
+  EXPECT_EQ(c["flows_opened"], 1);
+  EXPECT_EQ(c["flows_unexplained"], 0);
+  // Its records name the rule: the name rule, not "no match".
+  nlohmann::json flows = nlohmann::json::array();
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (flows.size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    CommandResult r =
+        Ctl({"events", "--target", "web", "--last", "1000", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    flows = nlohmann::json::array();
+    for (absl::string_view line :
+         absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+      nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
+      if (!e.is_discarded() && e.contains("flow")) flows.push_back(e);
+    }
+  }
+  ASSERT_EQ(flows.size(), 2u) << flows.dump(2);
+  for (const auto& e : flows) {
+    EXPECT_EQ(e["verdict"], "ALLOWED") << e.dump();
+    EXPECT_EQ(e["reason"], "MATCHED_ALLOW") << e.dump();
+    EXPECT_NE(e["rule_id"], 0) << e.dump();
+  }
 }
 
 // A name rule of one port is in exact_rules (family NAME, the pattern id in
