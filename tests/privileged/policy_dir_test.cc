@@ -1,11 +1,15 @@
 // egressd --policy_dir: the directory is applied at start and on SIGHUP (or
 // `egressctl reload`); a rejected directory leaves enforcement unchanged.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <functional>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -33,6 +37,11 @@ class PolicyDirTest : public EgressdTest {
 
   // web.yaml: allow TCP to 127.0.0.2 on each of `ports`.
   void WritePolicy(const std::vector<int>& ports) {
+    std::ofstream(dir_ + "/web.yaml") << PolicyText(ports);
+  }
+
+  // The text of a policy for web that allows TCP to 127.0.0.2 on `ports`.
+  std::string PolicyText(const std::vector<int>& ports) {
     std::string text = absl::StrCat(
         "apiVersion: egress.dev/v1alpha1\n"
         "kind: EgressPolicy\n"
@@ -49,7 +58,7 @@ class PolicyDirTest : public EgressdTest {
     for (int p : ports) {
       absl::StrAppend(&text, "    - {port: ", p, ", protocol: TCP}\n");
     }
-    std::ofstream(dir_ + "/web.yaml") << text;
+    return text;
   }
 
   std::string DaemonLog() {
@@ -202,6 +211,94 @@ TEST_F(PolicyDirTest, MissingOrEmptyDirectoryIsNotAnError) {
   r = Ctl({"reload"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(absl::StrContains(r.output, "does not exist")) << r.output;
+}
+
+// A policy file written in two steps (scp, curl -o, a slow copy) is often
+// valid half-way, with only some of its rules: nothing of it is applied
+// while its writer holds it open, and all of it once it is closed. Both for
+// a new file and for one rewritten in place.
+TEST_F(PolicyDirTest, AFileStillBeingWrittenIsAppliedOnlyOnceClosed) {
+  StartDaemon();  // an empty directory: no target
+  // Writes the first half of `text` to web.yaml (up to the line holding
+  // `cut`: a valid policy without it), checks that nothing of it is applied
+  // past the 1 s of quiet a reload waits for, then writes the rest.
+  auto write_in_two_steps = [&](int flags, const std::string& text,
+                                const std::string& cut,
+                                const std::function<void()>& meanwhile) {
+    const size_t at = text.find(cut);
+    ASSERT_NE(at, std::string::npos);
+    const size_t first = text.rfind('\n', at) + 1;
+    const int fd =
+        open((dir_ + "/web.yaml").c_str(), O_WRONLY | O_CLOEXEC | flags, 0600);
+    ASSERT_GE(fd, 0);
+    absl::Cleanup close_fd = [fd] { close(fd); };
+    ASSERT_EQ(write(fd, text.data(), first), static_cast<ssize_t>(first));
+    absl::SleepFor(absl::Milliseconds(2500));
+    meanwhile();
+    const size_t rest = text.size() - first;
+    ASSERT_EQ(write(fd, text.data() + first, rest), static_cast<ssize_t>(rest));
+  };
+
+  write_in_two_steps(
+      O_CREAT | O_EXCL, PolicyText({40003, 40001}), "40001", [&] {
+        EXPECT_TRUE(CtlJson({"target", "list"})["targets"].empty())
+            << DaemonLog();
+        EXPECT_TRUE(absl::StrContains(
+            DaemonLog(), dir_ + "/web.yaml is still open for writing"))
+            << DaemonLog();
+      });
+  ASSERT_TRUE(WaitForRules(1)) << DaemonLog();
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }));
+
+  // In place: the first half would drop 40001 and 40003.
+  write_in_two_steps(O_TRUNC, PolicyText({40005, 40001, 40003}), "40001", [&] {
+    EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+    EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40005); }));
+  });
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40005); }, Allowed));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }));
+}
+
+// The directory is a path: a release symlink swapped to another directory
+// is applied and watched from then on, and a directory made after egressd
+// started is applied when it appears.
+TEST_F(PolicyDirTest, TheWatchFollowsTheDirectoryThePathNames) {
+  const std::string base = dir_.substr(0, dir_.rfind('/'));
+  const std::string v1 = base + "/release-1", v2 = base + "/release-2";
+  ASSERT_EQ(rmdir(dir_.c_str()), 0);
+  extra_daemon_args_ = {"--policy_dir", dir_};
+  StartDaemon();  // the path names nothing yet
+  EXPECT_TRUE(
+      absl::StrContains(DaemonLogWith("not watching"), "not watching " + dir_))
+      << DaemonLog();
+  ASSERT_EQ(mkdir(v1.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir(v2.c_str(), 0700), 0);
+  std::ofstream(v1 + "/web.yaml") << PolicyText({40001});
+  std::ofstream(v2 + "/web.yaml") << PolicyText({40002});
+  ASSERT_EQ(symlink(v1.c_str(), dir_.c_str()), 0);
+  ASSERT_TRUE(WaitForRules(1)) << DaemonLog();
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+
+  // As a deploy swaps its "current" link: a new link renamed over the old.
+  const std::string next = base + "/next";
+  ASSERT_EQ(symlink(v2.c_str(), next.c_str()), 0);
+  ASSERT_EQ(rename(next.c_str(), dir_.c_str()), 0);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  // An edit in the directory the link names now is applied.
+  std::ofstream(v2 + "/web.yaml") << PolicyText({40004});
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40004); }, Allowed));
+  ASSERT_EQ(unlink(dir_.c_str()), 0);
+  for (const std::string& d : {v1, v2}) {
+    ASSERT_EQ(unlink((d + "/web.yaml").c_str()), 0);
+    ASSERT_EQ(rmdir(d.c_str()), 0);
+  }
 }
 
 }  // namespace

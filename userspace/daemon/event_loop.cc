@@ -106,16 +106,18 @@ absl::Status EventLoop::Setup() {
   signal_fd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd");
   // The policy directory: a change (an edit, a ConfigMap update, which
-  // swaps a symlink) is applied like SIGHUP, 1 s after the last change.
+  // swaps a symlink) is applied like SIGHUP, 1 s after the last change and
+  // once no changed policy file is still open (PolicyDirWatch).
   if (!options_.policy_dir.empty()) {
-    policy_watch_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    if (inotify_add_watch(policy_watch_.get(), options_.policy_dir.c_str(),
-                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                              IN_CREATE | IN_DELETE) < 0) {
-      Log(absl::StrCat("not watching ", options_.policy_dir, " (",
-                       strerror(errno),
+    policy_watch_ = std::make_unique<PolicyDirWatch>(options_.policy_dir);
+    if (std::string why; !policy_watch_->Open(&why)) {
+      Log(absl::StrCat("not watching ", options_.policy_dir, " (", why,
                        "): reload it with SIGHUP or egressctl reload"));
       policy_watch_.reset();
+    } else {
+      std::string note;
+      (void)policy_watch_->Follow(&note);  // the start applies it anyway
+      if (!note.empty()) Log(note);
     }
   }
   const absl::Time now = absl::Now();
@@ -150,23 +152,44 @@ void EventLoop::PostReload(const char* why) {
 }
 
 void EventLoop::HandlePolicyWatch(bool readable) {
-  if (readable) {
-    char buf[4096];
-    while (read(policy_watch_.get(), buf, sizeof(buf)) > 0) {
+  const absl::Time now = absl::Now();
+  // Editors and ConfigMap updates write in steps: wait for quiet.
+  if (readable && policy_watch_->Read()) {
+    policy_reload_at_ = now + absl::Seconds(1);
+  }
+  // The path, not the directory found at start: a symlink swapped to a new
+  // release, or a directory made later, is watched from then on.
+  if (policy_watch_ && now >= next_policy_follow_) {
+    next_policy_follow_ = now + absl::Seconds(1);
+    std::string note;
+    if (policy_watch_->Follow(&note)) {
+      policy_reload_at_ = now + absl::Seconds(1);
     }
-    // Editors and ConfigMap updates write in steps: wait for quiet.
-    policy_reload_at_ = absl::Now() + absl::Seconds(1);
+    if (!note.empty()) Log(note);
   }
   // A rejected directory is tried again now and then: a unit that was not
   // running yet may be by now.
   if (!options_.policy_dir.empty() && !service_.last_reload_ok() &&
       policy_reload_at_ == absl::InfiniteFuture()) {
-    policy_reload_at_ = absl::Now() + absl::Seconds(30);
+    policy_reload_at_ = now + absl::Seconds(30);
   }
-  if (absl::Now() >= policy_reload_at_) {
-    policy_reload_at_ = absl::InfiniteFuture();
-    PostReload("policy directory changed");
+  if (now < policy_reload_at_) return;
+  // A file half-written is often a valid policy with some of its rules:
+  // applied, it would drop the rest until the writer is done.
+  if (std::optional<std::string> busy =
+          policy_watch_ ? policy_watch_->Busy() : std::nullopt) {
+    if (!policy_wait_logged_) {
+      Log(absl::StrCat(options_.policy_dir, "/", *busy,
+                       " is still open for writing: the directory is "
+                       "applied once it is closed"));
+      policy_wait_logged_ = true;
+    }
+    policy_reload_at_ = now + absl::Seconds(1);
+    return;
   }
+  policy_wait_logged_ = false;
+  policy_reload_at_ = absl::InfiniteFuture();
+  PostReload("policy directory changed");
 }
 
 void EventLoop::SaveLearnedLater() {
@@ -349,9 +372,10 @@ void EventLoop::Reply(UniqueFd fd, const absl::StatusOr<control::Response>& r,
 absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
   if (absl::Status st = Setup(); !st.ok()) return st;
   while (stop == nullptr || !stop->load()) {
-    std::vector<pollfd> fds = {{listener_.fd(), POLLIN, 0},
-                               {signal_fd_.get(), POLLIN, 0},
-                               {policy_watch_.get(), POLLIN, 0}};
+    std::vector<pollfd> fds = {
+        {listener_.fd(), POLLIN, 0},
+        {signal_fd_.get(), POLLIN, 0},
+        {policy_watch_ ? policy_watch_->fd() : -1, POLLIN, 0}};
     for (const Pending& p : pending_) fds.push_back({p.fd.get(), POLLIN, 0});
     outbox_.AddPollFds(fds);  // after the pending: their indexes stay
     int r = poll(fds.data(), fds.size(), kDrainMs);

@@ -24,6 +24,7 @@
 #include "userspace/daemon/control_service.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/learner.h"
+#include "userspace/daemon/policy_dir_watch.h"
 #include "userspace/daemon/reconciler.h"
 #include "userspace/daemon/worker.h"
 #include "userspace/events/event_pipeline.h"
@@ -136,9 +137,13 @@ class EventLoop {
   std::unique_ptr<Worker> worker_;
 
   AnswerOutbox outbox_;
-  UniqueFd signal_fd_, policy_watch_;
+  UniqueFd signal_fd_;
+  std::unique_ptr<PolicyDirWatch> policy_watch_;  // null: no --policy_dir
   std::vector<Pending> pending_;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
+  absl::Time next_policy_follow_;
+  // The wait for a file still being written is logged once per wait.
+  bool policy_wait_logged_ = false;
   absl::Time next_expiry_, next_learn_save_, next_sweep_, next_dns_sweep_;
   std::atomic<bool> expiry_queued_{false};
   std::atomic<bool> dns_sweep_queued_{false};
