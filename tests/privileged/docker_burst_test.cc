@@ -32,17 +32,22 @@ class DockerBurstTest : public RuntimeTargetTest<Dockerd> {
 // kRounds bursts of kBurst concurrent `docker run`, nc the entrypoint: its
 // connect is the container's first act, one attempt, no retry. A refusal
 // may only be the unclassified default, never another decision. egressd
-// names each container from its create event, unread only while it waits
-// for an inspect of another container (Docker answers once a start or an
-// exit under way ends): measured over 3 runs of 36 starts each, 20, 4 and
-// 14 refused before egressd took creates from the events, 0, 7 and 0 (and
-// 0 in 3 earlier runs) after. At most one burst's worth (kBurst of the 36)
-// may be refused: two of three runs of the old code fail that.
+// names each container from its create event the moment Docker sends it:
+// the events are read on a thread of their own (before, they waited for
+// inspects of other containers, which Docker answers once a start or exit
+// under way ends), and the name is written ahead of the reconciler's pass
+// (which waits seconds for the kernel's cgroup lock in a burst while it
+// attaches). Refused per run of 36, reading on the inspecting thread: 20,
+// 4 and 14 before creates were taken from the events, 0 to 7 after (1 of
+// 288 over 8 runs on a quiet machine); with the reading thread alone,
+// passes of up to 3 s held the names back (7 of 108 over 3 runs); with
+// both, 0 of 540 over 15 runs. kMaxRefused leaves room for one.
 TEST_F(DockerBurstTest, FirstConnectsOfABurstMeetTheirTarget) {
   CtlOk({"target", "add", "burst", "--selector", "app=burst"});
   Allow("burst", allowed_->port());
   constexpr int kRounds = 3;
   constexpr int kBurst = 12;
+  constexpr int kMaxRefused = 1;
   int refused = 0;
   std::string outputs, counts;
   for (int round = 0; round < kRounds; ++round) {
@@ -88,7 +93,7 @@ TEST_F(DockerBurstTest, FirstConnectsOfABurstMeetTheirTarget) {
             << counts << "; unclassified records: " << unclassified
             << std::endl;
   RecordProperty("refused_first_connects", refused);
-  EXPECT_LE(refused, kBurst) << counts << "\n" << outputs << log;
+  EXPECT_LE(refused, kMaxRefused) << counts << "\n" << outputs << log;
   EXPECT_TRUE(allowed_->WaitForAccepted(kRounds * kBurst - refused));
 }
 

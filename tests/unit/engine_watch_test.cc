@@ -5,6 +5,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 #include "userspace/daemon/engine.h"
@@ -181,6 +187,68 @@ TEST_F(EngineWatchTest, WorkloadChildIsNamedBeforeItExists) {
   EXPECT_THAT(kernel_.WatchNames(),
               ElementsAre(Pair(Pair(docker, b), EGRESS_CGROUP_NOT_SELECTED)));
   // The parent unregistered: its names go with it.
+  ASSERT_OK(engine_->UnregisterWorkloadParent("/docker"));
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+}
+
+// A container just created is named at once, not after the pass under way:
+// a pass holds the engine's lock while the kernel attaches (seconds in a
+// burst of container starts, all waiting for the kernel's cgroup lock).
+TEST_F(EngineWatchTest, WorkloadChildIsNamedAheadWhileAnAttachWaits) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint64_t docker = kernel_.MakeCgroup("/docker");
+  ASSERT_OK(engine_->RegisterWorkloadParent("/docker",
+                                            Engine::WorkloadDefault::kDeny));
+  const uint32_t web = IdOf("web");
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  kernel_.OnAttach([&, once = std::make_shared<std::once_flag>()] {
+    std::call_once(*once, [&] {
+      entered.set_value();
+      released.wait();
+    });
+  });
+  // A new target: its attach, under the engine's lock, waits.
+  kernel_.MakeCgroup("/api");
+  std::thread adding(
+      [&] { engine_->AddTarget(Spec("api", "/api", {})).IgnoreError(); });
+  entered.get_future().wait();
+  const std::string a(64, 'a');
+  auto ahead = std::async(std::launch::async, [&] {
+    return engine_->NameWorkloadChildAhead("/docker", a, web);
+  });
+  const bool waited =
+      ahead.wait_for(std::chrono::seconds(2)) != std::future_status::ready;
+  release.set_value();
+  adding.join();
+  ASSERT_FALSE(waited) << "the name waited for the attach under way";
+  ASSERT_OK(ahead.get());
+  EXPECT_EQ(kernel_.WatchNames().at({docker, a}), web);
+}
+
+// A name written ahead never overwrites one written already, is taken over
+// by the pass's NameWorkloadChild, and goes with ForgetWorkloadChildName or
+// its parent.
+TEST_F(EngineWatchTest, WorkloadNameAheadIsTakenOverOrForgotten) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint64_t docker = kernel_.MakeCgroup("/docker");
+  ASSERT_OK(engine_->RegisterWorkloadParent("/docker",
+                                            Engine::WorkloadDefault::kDeny));
+  const std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
+  ASSERT_OK(engine_->NameWorkloadChild("/docker", a, ""));
+  EXPECT_STATUS(engine_->NameWorkloadChildAhead("/docker", a, IdOf("web")),
+                absl::StatusCode::kAlreadyExists, "");
+  EXPECT_EQ(kernel_.WatchNames().at({docker, a}), EGRESS_CGROUP_NOT_SELECTED);
+  ASSERT_OK(engine_->NameWorkloadChildAhead("/docker", b, 0));
+  ASSERT_OK(engine_->NameWorkloadChildAhead("/docker", c, IdOf("web")));
+  EXPECT_EQ(kernel_.WatchNames().at({docker, b}), EGRESS_CGROUP_NOT_SELECTED);
+  // The pass names c as it sees it now.
+  ASSERT_OK(engine_->NameWorkloadChild("/docker", c, ""));
+  EXPECT_EQ(kernel_.WatchNames().at({docker, c}), EGRESS_CGROUP_NOT_SELECTED);
+  // b was never taken over (gone before the pass): forgotten all the same.
+  ASSERT_OK(engine_->ForgetWorkloadChildName("/docker", b));
+  EXPECT_FALSE(kernel_.WatchNames().count({docker, b}));
+  ASSERT_OK(engine_->NameWorkloadChildAhead("/docker", b, 0));
   ASSERT_OK(engine_->UnregisterWorkloadParent("/docker"));
   EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
 }

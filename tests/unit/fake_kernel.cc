@@ -262,6 +262,7 @@ std::vector<std::string> FakeKernel::ChildCgroups(const std::string& rel) {
 
 absl::Status FakeKernel::Attach(uint32_t id, uint64_t link_set,
                                 const std::string& rel, uint64_t cgroup_id) {
+  if (on_attach_) on_attach_();
   Lock lock(mu_);
   ++attach_calls_;
   if (fail_attach_) return absl::PermissionDeniedError("attach refused");

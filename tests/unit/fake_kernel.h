@@ -43,6 +43,9 @@ class FakeKernel : public KernelPort {
   void SetRuleCapacity(size_t n) { rule_capacity_ = n; }
   int write_calls() const { return write_calls_; }
   void FailAttach(bool fail) { fail_attach_ = fail; }
+  // Runs at the start of every Attach, outside the fake's own lock: a test
+  // holds an attach there (a kernel waiting for its cgroup lock).
+  void OnAttach(std::function<void()> f) { on_attach_ = std::move(f); }
   // Every pin goes (bpffs unmounted): the links stay, held. RepairPins
   // makes them again unless `fail_repair`.
   void LosePins() { pins_lost_ = true; }
@@ -137,6 +140,14 @@ class FakeKernel : public KernelPort {
     watch_names_[{parent_id, name}] = id;
     return absl::OkStatus();
   }
+  absl::Status AddWatchName(uint64_t parent_id, const std::string& name,
+                            uint32_t id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!watch_names_.try_emplace({parent_id, name}, id).second) {
+      return absl::AlreadyExistsError(name);
+    }
+    return absl::OkStatus();
+  }
   absl::Status DeleteWatchName(uint64_t parent_id,
                                const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -206,6 +217,7 @@ class FakeKernel : public KernelPort {
   size_t rule_capacity_ = EGRESS_MAX_RULE_ENTRIES;
   int write_calls_ = 0;
   bool fail_attach_ = false;
+  std::function<void()> on_attach_;
   bool pins_lost_ = false;
   bool fail_repair_ = false;
   int attach_calls_ = 0;

@@ -64,10 +64,11 @@ struct Daemon::Parts {
   std::unique_ptr<ConnectionScan> connections;
   std::unique_ptr<ControlService> service;
   std::unique_ptr<Reconciler> reconciler;
+  // Goes after the watchers, whose threads call its NameAhead.
+  std::unique_ptr<WorkloadClasses> workload_classes;
   // Before the engine (its seam asks it); its watcher starts after the
   // reconciler it wakes, and stops before it.
   std::unique_ptr<WorkloadTargets> workloads;
-  std::unique_ptr<WorkloadClasses> workload_classes;
   std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
@@ -260,9 +261,14 @@ absl::Status StartServices(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(
       p.reconciler, Reconciler::Start(*p.engine, p.cgroup_root,
                                       [&p] { p.workload_classes->Update(); }));
-  // A container that starts or goes wakes the reconciler at once.
-  EGRESS_RETURN_IF_ERROR(
-      p.workloads->Start([&p] { p.reconciler->Poke(); }, Log));
+  // A container created is named at once, ahead of the pass; one that
+  // starts or goes wakes the reconciler at once.
+  EGRESS_RETURN_IF_ERROR(p.workloads->Start(
+      [&p] {
+        p.workload_classes->NameAhead();
+        p.reconciler->Poke();
+      },
+      Log));
   if (p.options.self_check_interval > absl::ZeroDuration()) {
     SelfCheckOptions check;
     check.interval = p.options.self_check_interval;

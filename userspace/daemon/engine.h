@@ -263,9 +263,22 @@ class Engine {
                                  const std::string& name,
                                  const std::string& target);
   // Forgets such a name (the container runs and is classified by id, or is
-  // gone). Missing is no error.
+  // gone), also one written ahead. Missing is no error.
   absl::Status ForgetWorkloadChildName(const std::string& parent,
                                        const std::string& name);
+  // NameWorkloadChild's way ahead of the next pass, for a container just
+  // created: without the engine's lock, which a pass holds for seconds
+  // while a burst of container starts contends for the kernel's cgroup
+  // lock (an attach waits for it), while Docker starts the container in
+  // milliseconds. It writes the name only where the map names nothing yet
+  // (AlreadyExists otherwise: a unit or path target's cgroup, or named
+  // already), as `target_id` (WorkloadTargetInfos' id; 0: no target's).
+  // The next NameWorkloadChild of the name takes it over (its target is
+  // checked then); ForgetWorkloadChildName and the parent's unregistering
+  // delete it.
+  absl::Status NameWorkloadChildAhead(const std::string& parent,
+                                      const std::string& name,
+                                      uint32_t target_id);
 
   // ---- Background spares (engine_spares.cc) ----
   // Stops the spare writer and joins its thread; the entries of a spare it
@@ -596,6 +609,10 @@ class Engine {
   // Workload children named before they exist: {parent path, name} -> the
   // parent's cgroup id the name was written under.
   std::map<std::pair<std::string, std::string>, uint64_t> workload_names_;
+  // The same for names written ahead (NameWorkloadChildAhead) and not taken
+  // over yet; guarded by names_mu_ alone (taken after mu_ when both are).
+  std::mutex names_mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> ahead_names_;
   uint64_t self_check_failures_ = 0;
 };
 

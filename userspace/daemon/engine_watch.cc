@@ -210,6 +210,19 @@ absl::Status Engine::UnregisterWorkloadParent(const std::string& parent) {
       }
       n = workload_names_.erase(n);
     }
+    {
+      std::lock_guard<std::mutex> names(names_mu_);
+      for (auto n = ahead_names_.begin(); n != ahead_names_.end();) {
+        if (n->first.first != rel) {
+          ++n;
+          continue;
+        }
+        if (!TargetWatchesName(n->second, n->first.second)) {
+          kernel_.DeleteWatchName(n->second, n->first.second).IgnoreError();
+        }
+        n = ahead_names_.erase(n);
+      }
+    }
     DropParentIfUnused(parent_id);
     return absl::OkStatus();
   }
@@ -235,6 +248,11 @@ absl::Status Engine::NameWorkloadChild(const std::string& parent,
     return absl::AlreadyExistsError(
         absl::StrCat(rel, "/", name, " is a unit or path target's cgroup"));
   }
+  {
+    // Written ahead: this write is the name's now.
+    std::lock_guard<std::mutex> names(names_mu_);
+    ahead_names_.erase({rel, name});
+  }
   auto [it, fresh] = workload_names_.try_emplace({rel, name}, parent_id);
   if (!fresh && it->second != parent_id) {
     // The parent was made again: the old entry names a parent gone.
@@ -249,10 +267,36 @@ absl::Status Engine::NameWorkloadChild(const std::string& parent,
   return absl::OkStatus();
 }
 
+absl::Status Engine::NameWorkloadChildAhead(const std::string& parent,
+                                            const std::string& name,
+                                            uint32_t target_id) {
+  EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
+  EGRESS_RETURN_IF_ERROR(CheckChildName(name));
+  // A stat: no lock.
+  EGRESS_ASSIGN_OR_RETURN(uint64_t parent_id, kernel_.CgroupId(rel));
+  std::lock_guard<std::mutex> names(names_mu_);
+  EGRESS_RETURN_IF_ERROR(kernel_.AddWatchName(
+      parent_id, name,
+      target_id == 0 ? EGRESS_CGROUP_NOT_SELECTED : target_id));
+  ahead_names_[{rel, name}] = parent_id;
+  return absl::OkStatus();
+}
+
 absl::Status Engine::ForgetWorkloadChildName(const std::string& parent,
                                              const std::string& name) {
   EGRESS_ASSIGN_OR_RETURN(std::string rel, options_.normalize_cgroup(parent));
   Lock lock(mu_);
+  {
+    std::lock_guard<std::mutex> names(names_mu_);
+    if (auto a = ahead_names_.find({rel, name}); a != ahead_names_.end()) {
+      const uint64_t parent_id = a->second;
+      ahead_names_.erase(a);
+      if (!workload_names_.count({rel, name}) &&
+          !TargetWatchesName(parent_id, name)) {
+        return kernel_.DeleteWatchName(parent_id, name);
+      }
+    }
+  }
   auto it = workload_names_.find({rel, name});
   if (it == workload_names_.end()) return absl::OkStatus();
   const uint64_t parent_id = it->second;

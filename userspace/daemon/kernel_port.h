@@ -154,6 +154,10 @@ class KernelPort {
                                     uint32_t id) = 0;
   virtual absl::Status DeleteWatchName(uint64_t parent_id,
                                        const std::string& name) = 0;
+  // SetWatchName where the map names nothing yet: AlreadyExists otherwise.
+  // Safe without the engine's lock (one map update).
+  virtual absl::Status AddWatchName(uint64_t parent_id, const std::string& name,
+                                    uint32_t id) = 0;
   virtual absl::Status SetWatchParent(uint64_t parent_id,
                                       const egress_watch_parent& parent) = 0;
   virtual absl::Status DeleteWatchParent(uint64_t parent_id) = 0;

@@ -562,6 +562,10 @@ absl::Status BpfKernel::SetWatchName(uint64_t parent_id,
                                      const std::string& name, uint32_t id) {
   return maps_->SetWatchName(parent_id, name, id);
 }
+absl::Status BpfKernel::AddWatchName(uint64_t parent_id,
+                                     const std::string& name, uint32_t id) {
+  return maps_->AddWatchName(parent_id, name, id);
+}
 absl::Status BpfKernel::DeleteWatchName(uint64_t parent_id,
                                         const std::string& name) {
   return maps_->DeleteWatchName(parent_id, name);

@@ -81,6 +81,8 @@ class BpfKernel : public KernelPort {
   absl::Status Watch(const std::string& rel, uint64_t parent_id) override;
   absl::Status Unwatch(uint64_t parent_id) override;
   std::vector<uint64_t> WatchedParents() override;
+  absl::Status AddWatchName(uint64_t parent_id, const std::string& name,
+                            uint32_t id) override;
   absl::Status SetWatchName(uint64_t parent_id, const std::string& name,
                             uint32_t id) override;
   absl::Status DeleteWatchName(uint64_t parent_id,

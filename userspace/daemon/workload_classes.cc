@@ -66,6 +66,17 @@ void WorkloadClasses::Update() {
       engine_.ForgetWorkloadChildName(key.first, key.second).IgnoreError();
     }
     named_.clear();
+    std::set<std::pair<std::string, std::string>> ahead;
+    {
+      std::lock_guard<std::mutex> ahead_lock(ahead_mu_);
+      ahead_parent_.clear();
+      ahead_targets_.clear();
+      pass_named_.clear();
+      ahead.swap(ahead_);
+    }
+    for (const auto& [parent, name] : ahead) {
+      engine_.ForgetWorkloadChildName(parent, name).IgnoreError();
+    }
     return;
   }
   auto problem = [&](const std::string& p) {
@@ -97,6 +108,13 @@ void WorkloadClasses::Update() {
     }
     return -1;
   };
+  // The names written ahead before `created` is read: each is of a
+  // container in it, or of one gone or running by then (NameCreated).
+  std::set<std::pair<std::string, std::string>> ahead;
+  {
+    std::lock_guard<std::mutex> ahead_lock(ahead_mu_);
+    ahead = ahead_;
+  }
   // Created before running: a container starting in between is in both
   // (named and classified), never in neither.
   std::vector<workloads::Container> created = workloads_.Created();
@@ -214,7 +232,7 @@ void WorkloadClasses::Update() {
   NameCreated(docker_parent.empty() || !parents.count(docker_parent)
                   ? ""
                   : docker_parent,
-              created, running, classified, target_of, problem);
+              created, running, classified, ahead, target_of, problem);
   // Below a watched parent only once classified as what selects it now:
   // were its target's programs gone first, it would pass as covered.
   DetachUnselected(
@@ -253,6 +271,18 @@ void WorkloadClasses::Update() {
     }
   }
   LogOutside(outside);
+  {
+    // What NameAhead names by until the next pass.
+    std::lock_guard<std::mutex> ahead_lock(ahead_mu_);
+    ahead_parent_ = registered_.count(docker_parent) ? docker_parent : "";
+    ahead_targets_.clear();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      ahead_targets_.emplace_back(targets[i].id, selects[i]);
+    }
+    ahead_skips_from_event_ = reads_unknown_labels;
+    pass_named_.clear();
+    for (const auto& [key, target] : named_) pass_named_.insert(key.second);
+  }
   std::set<std::string> guarded = registered_;
   if (!options_.parent.empty()) guarded.insert(options_.parent);
   workloads_.SetWorkloadParents(std::move(guarded));
@@ -263,6 +293,34 @@ void WorkloadClasses::Update() {
     }
     engine_.ForgetWorkloadCgroup(it->first).IgnoreError();
     it = classes_.erase(it);
+  }
+}
+
+void WorkloadClasses::NameAhead() {
+  std::lock_guard<std::mutex> lock(ahead_mu_);
+  if (ahead_parent_.empty()) return;
+  const bool slice = absl::EndsWith(ahead_parent_, ".slice");
+  for (const workloads::Container& c : workloads_.Created()) {
+    if (IsPod(c) || c.id.empty() || (ahead_skips_from_event_ && c.from_event)) {
+      continue;
+    }
+    const std::string name =
+        slice ? absl::StrCat("docker-", c.id, ".scope") : c.id;
+    if (pass_named_.count(name) || ahead_.count({ahead_parent_, name}) ||
+        pass_named_.size() + ahead_.size() >= kMaxNamedContainers) {
+      continue;
+    }
+    uint32_t target_id = 0;  // no target's
+    for (const auto& [id, selects] : ahead_targets_) {
+      if (selects(c)) {
+        target_id = id;
+        break;
+      }
+    }
+    // AlreadyExists: named by a pass or a target meanwhile; the pass decides.
+    if (engine_.NameWorkloadChildAhead(ahead_parent_, name, target_id).ok()) {
+      ahead_.insert({ahead_parent_, name});
+    }
   }
 }
 
@@ -360,6 +418,7 @@ void WorkloadClasses::NameCreated(
     const std::vector<workloads::Container>& created,
     const std::vector<workloads::Container>& running,
     const std::set<std::string>& classified,
+    const std::set<std::pair<std::string, std::string>>& ahead,
     const std::function<std::string(const workloads::Container&)>& target_of,
     const std::function<void(const std::string&)>& problem) {
   // The cgroup a container will have: <parent>/<id> (the cgroupfs driver),
@@ -401,6 +460,27 @@ void WorkloadClasses::NameCreated(
   std::set<std::string> running_cgroups;
   for (const workloads::Container& c : running) {
     running_cgroups.insert(c.cgroup);
+  }
+  // Names written ahead (before `created` was read): taken over by the
+  // writes above (named_ has them), or no longer wanted (the container is
+  // gone, or runs): forgotten as a name of named_ would be. One written
+  // since may be of a container `created` misses: the next pass decides.
+  std::set<std::pair<std::string, std::string>> settled;
+  for (const auto& key : ahead) {
+    if (named_.count(key)) {
+      settled.insert(key);
+      continue;
+    }
+    if (want.count(key)) continue;  // its write failed: retried next pass
+    const std::string cgroup = absl::StrCat(key.first, "/", key.second);
+    if (running_cgroups.count(cgroup) && !classified.count(cgroup)) continue;
+    if (engine_.ForgetWorkloadChildName(key.first, key.second).ok()) {
+      settled.insert(key);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(ahead_mu_);
+    for (const auto& key : settled) ahead_.erase(key);
   }
   for (auto it = named_.begin(); it != named_.end();) {
     const std::string cgroup =

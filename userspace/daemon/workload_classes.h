@@ -31,6 +31,10 @@
 // known from Docker's create event alone (Container::from_event), which
 // cannot tell its labels `name` and `image`: while a selector reads either,
 // such a container is named only once inspected (it starts unclassified).
+// A container just created is named at once, ahead of the next pass
+// (NameAhead, from the watcher's thread), as the last pass's targets select
+// it: a pass may wait seconds for the kernel's cgroup lock in a burst of
+// container starts, and Docker starts a container in milliseconds.
 #ifndef EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 #define EGRESS_USERSPACE_DAEMON_WORKLOAD_CLASSES_H_
 
@@ -45,6 +49,7 @@
 
 #include "userspace/daemon/engine.h"
 #include "userspace/daemon/workload_targets.h"
+#include "userspace/workloads/selection.h"
 
 namespace egress {
 
@@ -64,16 +69,22 @@ class WorkloadClasses {
   // targets; thread-safe, cheap when nothing changed (the reconciler calls
   // it on every pass).
   void Update();
+  // Names each created container no pass has named yet as the last pass's
+  // targets select it (Engine::NameWorkloadChildAhead), without waiting for
+  // a pass; thread-safe, cheap. The next pass takes the names over.
+  void NameAhead();
 
  private:
   // Names each created, not running Docker container's cgroup-to-be under
   // `docker_parent` ("" = none registered) as the target selecting it, and
-  // forgets names no longer needed (mu_ held).
+  // forgets names no longer needed, of those written `ahead` too (mu_
+  // held).
   void NameCreated(
       const std::string& docker_parent,
       const std::vector<workloads::Container>& created,
       const std::vector<workloads::Container>& running,
       const std::set<std::string>& classified,
+      const std::set<std::pair<std::string, std::string>>& ahead,
       const std::function<std::string(const workloads::Container&)>& target_of,
       const std::function<void(const std::string&)>& problem);
 
@@ -105,6 +116,16 @@ class WorkloadClasses {
   std::map<uint64_t, std::string> classes_;
   // {parent, child name} -> target ("" none) of the names written ahead.
   std::map<std::pair<std::string, std::string>, std::string> named_;
+  // What NameAhead names by, as the last pass left it (ahead_mu_): Docker's
+  // watched parent ("" none), the targets in order (id, selection), whether
+  // containers known from their create event only wait for their inspect,
+  // the names the pass wrote, and the names written ahead since.
+  std::mutex ahead_mu_;
+  std::string ahead_parent_;
+  std::vector<std::pair<uint32_t, workloads::ContainerMatcher>> ahead_targets_;
+  bool ahead_skips_from_event_ = false;
+  std::set<std::string> pass_named_;
+  std::set<std::pair<std::string, std::string>> ahead_;
   std::string last_problem_;        // logged once
   std::set<std::string> not_pods_;  // ids of the not_pod containers logged
   std::set<std::string> outside_;   // cgroups LogOutside logged

@@ -328,6 +328,22 @@ absl::Status SharedMaps::SetWatchName(uint64_t parent_cgroup_id,
   return Update(watch_names_.get(), &key, &target_id, "watch_names");
 }
 
+absl::Status SharedMaps::AddWatchName(uint64_t parent_cgroup_id,
+                                      const std::string& name,
+                                      uint32_t target_id) {
+  if (name.empty() || name.size() >= EGRESS_WATCH_NAME_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup name ", name, " cannot be watched: 1 to ",
+                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
+  }
+  egress_watch_key key = WatchKey(parent_cgroup_id, name);
+  if (bpf_map_update_elem(watch_names_.get(), &key, &target_id, BPF_NOEXIST) !=
+      0) {
+    return ErrnoStatus(errno, "bpf_map_update_elem", "watch_names");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SharedMaps::DeleteWatchName(uint64_t parent_cgroup_id,
                                          const std::string& name) {
   egress_watch_key key = WatchKey(parent_cgroup_id, name);

@@ -86,6 +86,9 @@ class SharedMaps {
                             uint32_t target_id);
   absl::Status DeleteWatchName(uint64_t parent_cgroup_id,
                                const std::string& name);
+  // SetWatchName where no name is written yet: AlreadyExists otherwise.
+  absl::Status AddWatchName(uint64_t parent_cgroup_id, const std::string& name,
+                            uint32_t target_id);
   // watch_parents[parent] = what its watch instance does with a child no
   // map names.
   absl::Status SetWatchParent(uint64_t parent_cgroup_id,

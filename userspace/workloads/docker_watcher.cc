@@ -6,9 +6,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <deque>
-#include <set>
-
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
@@ -32,8 +29,10 @@ constexpr const char* kEventsTarget =
     "%22rename%22%5D%7D";
 // Every container, running or not.
 constexpr const char* kListTarget = "/containers/json?all=1";
-// Inspects at most between two changed() calls while events keep coming.
-constexpr int kInspectsPerChange = 16;
+// Inspects under way at once: enough that a few slow answers (a container
+// whose start is under way) hold up none of the others, few enough that a
+// burst does not load Docker with a request per event at once.
+constexpr int kInspectors = 4;
 
 }  // namespace
 
@@ -48,12 +47,18 @@ absl::StatusOr<std::unique_ptr<DockerWatcher>> DockerWatcher::Start(
   if (!w->wake_) return ErrnoStatus(errno, "eventfd");
   w->problem_ =
       absl::StrCat("not connected to ", w->options_.socket_path, " yet");
-  w->thread_ = std::thread([self = w.get()] {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    self->Loop();
-  });
+  auto start = [self = w.get()](void (DockerWatcher::*loop)()) {
+    return std::thread([self, loop] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      (self->*loop)();
+    });
+  };
+  for (int i = 0; i < kInspectors; ++i) {
+    w->inspectors_.push_back(start(&DockerWatcher::InspectLoop));
+  }
+  w->thread_ = start(&DockerWatcher::Loop);
   return w;
 }
 
@@ -63,7 +68,14 @@ DockerWatcher::~DockerWatcher() {
   if (write(wake_.get(), &one, sizeof(one)) < 0) {
     // EAGAIN only: a wake-up is pending anyway.
   }
+  {
+    // Under the lock: an inspector between its check and its wait still
+    // hears it.
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    queue_cv_.notify_all();
+  }
   if (thread_.joinable()) thread_.join();
+  for (std::thread& t : inspectors_) t.join();
 }
 
 std::vector<Container> DockerWatcher::Running() const { return Listed(true); }
@@ -163,65 +175,58 @@ bool DockerWatcher::TakeCreated(const ContainerEvent& e) {
   return true;
 }
 
-absl::Status DockerWatcher::Apply(const std::vector<std::string>& lines,
-                                  UnixLineStream* events) {
-  std::deque<std::string> pending;  // ids to inspect, in event order
-  std::set<std::string> queued;     // each once
-  std::set<std::string> creates;    // of pending, created by an event
-  bool changed = false;             // since changed() was called
-  auto tell = [&] {
-    if (changed && events != nullptr && options_.changed) {
-      options_.changed();
-      changed = false;
-    }
-  };
-  auto take = [&](const std::vector<std::string>& batch) {
-    for (const std::string& line : batch) {
+void DockerWatcher::Take(const std::vector<std::string>& lines) {
+  bool created = false;
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    for (const std::string& line : lines) {
       auto e = ParseDockerEvent(line);
       if (!e.ok() || e->kind == ContainerEvent::Kind::kOther) continue;
       if (TakeCreated(*e)) {
-        changed = true;
-        // Not inspected unless it must be: Docker answers an inspect of a
-        // container only once the start under way ends (seen to take 2 s
-        // in a burst), while the burst's other creates wait unread. Its
-        // start or end event is inspected.
+        created = true;
+        // Not inspected unless it must be: its start or end event is.
         if (!inspect_created_.load()) continue;
       }
-      if (e->kind == ContainerEvent::Kind::kCreate) creates.insert(e->id);
-      if (queued.insert(e->id).second) pending.push_back(e->id);
+      // What the container is now, whatever the event said: running, or
+      // existing without running (created, exited), or gone (destroyed).
+      inspects_.Add(e->id);
+      queued = true;
     }
-    // Told at once: a container created now may start any moment, and
-    // Docker does not wait for egressd.
-    tell();
-  };
-  take(lines);
-  for (int inspected = 1; !pending.empty() && !stop_.load(); ++inspected) {
-    const std::string id = std::move(pending.front());
-    pending.pop_front();
-    queued.erase(id);
-    // What the container is now, whatever the event said: running, or
-    // existing without running (created, exited), or gone (destroyed).
-    auto c = Inspect(id);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      running_.erase(id);
-      created_.erase(id);
-      if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
-    }
-    changed = true;
-    // A container created now is told of at once, as above; however fast
-    // events come, egressd hears of starts and ends too.
-    if (creates.erase(id) > 0 || inspected % kInspectsPerChange == 0) tell();
-    if (events == nullptr) continue;
-    pollfd p{events->fd(), POLLIN, 0};
-    if (poll(&p, 1, 0) > 0) {
-      EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> more,
-                              events->ReadLines());
-      take(more);
-    }
+    if (queued) queue_cv_.notify_all();
   }
-  tell();
-  return absl::OkStatus();
+  // Told at once: a container created now may start any moment, and Docker
+  // does not wait for egressd.
+  if (created && options_.changed) options_.changed();
+}
+
+void DockerWatcher::InspectLoop() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  while (true) {
+    queue_cv_.wait(lock,
+                   [this] { return stop_.load() || inspects_.queued() > 0; });
+    if (stop_.load()) return;
+    const std::string id = *inspects_.Take();
+    const uint64_t generation = generation_.load();
+    lock.unlock();
+    auto c = Inspect(id);
+    bool applied = false;
+    {
+      std::lock_guard<std::mutex> data(mu_);
+      if (generation == generation_.load()) {
+        running_.erase(id);
+        created_.erase(id);
+        if (c.ok()) (c->running ? running_ : created_)[c->id] = *std::move(c);
+        applied = true;
+      }
+    }
+    // However fast events come, egressd hears of starts and ends at once.
+    if (applied && options_.changed) options_.changed();
+    lock.lock();
+    inspects_.Done(id);
+    // Named again meanwhile: queued again, for any inspector.
+    if (inspects_.queued() > 0) queue_cv_.notify_one();
+  }
 }
 
 absl::Status DockerWatcher::Follow() {
@@ -240,6 +245,14 @@ absl::Status DockerWatcher::Follow() {
     EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
     early.insert(early.end(), lines.begin(), lines.end());
   }
+  {
+    // What was queued or is under way belongs to the last connection: the
+    // list below is newer.
+    std::lock_guard<std::mutex> queue(queue_mu_);
+    std::lock_guard<std::mutex> data(mu_);
+    generation_.fetch_add(1);
+    inspects_.Clear();
+  }
   EGRESS_ASSIGN_OR_RETURN(std::string list,
                           UnixGet(options_.socket_path, kListTarget));
   EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
@@ -255,10 +268,11 @@ absl::Status DockerWatcher::Follow() {
     running_ = std::move(running);
     created_ = std::move(created);
   }
-  // changed() follows, whatever they changed.
-  EGRESS_RETURN_IF_ERROR(Apply(early, nullptr));
+  Take(early);
   SetProblem("");
   if (options_.changed) options_.changed();
+  // This thread only reads: an event is taken as soon as Docker sends it,
+  // never after an inspect (the inspectors').
   while (!stop_.load()) {
     pollfd fds[] = {{events.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
     int r = poll(fds, 2, -1);
@@ -266,7 +280,7 @@ absl::Status DockerWatcher::Follow() {
     if (stop_.load()) return absl::OkStatus();
     if (r <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     EGRESS_ASSIGN_OR_RETURN(std::vector<std::string> lines, events.ReadLines());
-    EGRESS_RETURN_IF_ERROR(Apply(lines, &events));
+    Take(lines);
   }
   return absl::OkStatus();
 }
