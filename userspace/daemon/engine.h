@@ -372,6 +372,16 @@ class Engine {
   Change Prepare(TargetState& t, NewRules rules, Staged* staged);
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);
+  // After a switch of target `id`'s rules: deletes the rule_hits keys of
+  // its rules that are gone, so that rule churn never fills the map (shared
+  // by every target). A hook that read the old rule set just before the
+  // switch may count a gone rule once more after the delete: that key goes
+  // at the target's next change or removal. Rule ids are never reused
+  // within a target, so no hit is ever counted for another rule. Failures
+  // are logged (the keys stay, as before). Called without mu_.
+  void DeleteGoneRuleHits(uint32_t id);
+  // Deletes every rule_hits key of target `id` (removed). mu_ held.
+  void DeleteAllRuleHitsLocked(uint32_t id);
   void Discard(Change& change);
   // Deletes the spare a change took (a failed diff leaves it unknown).
   void DropChangeSpare(Change& change);

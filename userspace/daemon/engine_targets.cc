@@ -438,6 +438,7 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   rule_numbers_.erase(t.id);
   pattern_watch_dirs_.erase(t.id);
   kernel_.DeletePeers(t.id).IgnoreError();
+  DeleteAllRuleHitsLocked(t.id);
   // The room it held may take a spare the maps had none for.
   PokeSparesLocked();
   return control::TargetRemoveResponse{name};
