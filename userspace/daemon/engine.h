@@ -74,6 +74,11 @@ struct EngineOptions {
   // (IsWorkload). Each is enforced by the target's program set, attached
   // like a pattern's matches; none when unset.
   std::function<std::vector<std::string>(const TargetState&)> workload_cgroups;
+  // Optional, both or neither: called with the engine's lock held around
+  // the attaching of a reconcile pass's targets, so that workload_cgroups
+  // answers all of them from one look at the running containers instead of
+  // one look per target.
+  std::function<void()> workload_pass_begin, workload_pass_end;
   // Turns an operator's cgroup path into one relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(const std::string&)>
       normalize_cgroup;
