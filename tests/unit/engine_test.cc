@@ -347,6 +347,19 @@ TEST_F(EngineTest, ChangesDeleteTheRuleHitsOfGoneRules) {
   EXPECT_THAT(keys(), IsEmpty());
 }
 
+// Records a removed target wrote are read after its removal: they still
+// get its name (and say it was removed, so nothing learns from them).
+TEST_F(EngineTest, RecordsOfATargetRemovedAMomentAgoKeepItsName) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint32_t id = IdOf("web");
+  EXPECT_FALSE(engine_->LookupRecord(id, 0).removed);
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  const RecordTarget after = engine_->LookupRecord(id, 0);
+  EXPECT_EQ(after.name, "web");
+  EXPECT_TRUE(after.removed);
+  EXPECT_EQ(engine_->LookupRecord(id + 100, 0).name, "");
+}
+
 TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
   ASSERT_OK(engine_->AddRule({"web", Deny({"any", "10.0.0.0/8"}), {}}, kNow)

@@ -34,6 +34,7 @@
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/daemon/map_room.h"
+#include "userspace/daemon/removed_targets.h"
 #include "userspace/daemon/self_check_plan.h"
 #include "userspace/daemon/state.h"
 #include "userspace/daemon/state_write.h"
@@ -110,6 +111,9 @@ struct RecordTarget {
   uint32_t rule_number = 0;  // the rule's place in `list` (0 = none)
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   policy::Mode mode = policy::Mode::kEnforce;
+  // The target was removed a moment ago (RemovedTargets): `name` is the
+  // one it had, the rest is unknown.
+  bool removed = false;
 };
 
 class Engine {
@@ -542,6 +546,9 @@ class Engine {
   int64_t no_expiry_before_ = 0;
   // Target id -> name, kept with state_.targets (records name targets by id).
   absl::flat_hash_map<uint32_t, std::string> names_by_id_;
+  // The names of targets removed a moment ago, for their records still in
+  // the ring buffer (LookupRecord).
+  RemovedTargets removed_;
   // The compiled form of each target's active rule set (by target id), so
   // the old set's entries are deleted without compiling it again.
   std::map<uint32_t, policy::CompiledRuleset> compiled_;
