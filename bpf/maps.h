@@ -196,7 +196,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
-/* {target, rule} -> decisions, per CPU; summed by egressd for metrics. */
+/* {target, rule} -> decisions, per CPU; summed by egressd for metrics.
+ * egressd deletes the keys of a target's rules that a change removed (rule
+ * ids are never reused within a target) and all of a removed target's, so
+ * only live rules hold keys; a new key that finds the map full is counted
+ * in the target's rule_hits_not_counted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, EGRESS_MAX_RULE_HITS);

@@ -54,23 +54,36 @@ static __always_inline void counters__verdict(struct egress_counters *c,
 }
 
 /* Counts one decision of target `target_id` by rule `rule_id` (0: the
- * default action). */
+ * default action); when rule_hits has no room for a new key, counts it in
+ * the target's rule_hits_not_counted instead. */
 static __always_inline void rule__hit(__u32 target_id, __u32 rule_id)
 {
 	struct egress_rule_hit_key k = {
 	    .target_id = target_id,
 	    .rule_id = rule_id,
 	};
+	struct egress_counters *c;
 	__u64 one = 1, *v;
 
 	v = bpf_map_lookup_elem(&rule_hits, &k);
+	if (!v) {
+		if (!bpf_map_update_elem(&rule_hits, &k, &one, BPF_NOEXIST))
+			return;
+		/* Another CPU made the key meanwhile: count on it. */
+		v = bpf_map_lookup_elem(&rule_hits, &k);
+	}
 	if (v) {
 		/* Atomic: a packet hook in softirq may interrupt a task's hook
 		 * on this CPU and count the same rule. */
 		__sync_fetch_and_add(v, 1);
 		return;
 	}
-	bpf_map_update_elem(&rule_hits, &k, &one, BPF_NOEXIST);
+	/* The map is full: counted as not counted, so that egressd can say so
+	 * (egressd deletes the keys of rules that are gone, so only live
+	 * rules fill it). */
+	c = target__counters(target_id);
+	if (c)
+		__sync_fetch_and_add(&c->rule_hits_not_counted, 1);
 }
 
 #endif /* EGRESS_BPF_LIB_COUNTERS_H_ */

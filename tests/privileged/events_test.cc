@@ -682,6 +682,60 @@ TEST_F(EventsTest, RecordsOfARemovedTargetAreShownWithAWarning) {
   }
 }
 
+// Records a target wrote just before its removal are read from the ring
+// buffer after it (egressd reads it every 50 ms): they still name the
+// target, which is gone by then. Here a process of the target keeps being
+// refused (a new port each time, so no record is rate limited) while the
+// target is removed; every record read, before and after the removal,
+// names it. Before, those read after the removal named no target.
+TEST_F(EventsTest, RecordsReadJustAfterTheRemovalNameTheRemovedTarget) {
+  AddTarget("web");
+  // Refused until the removal lifts enforcement (then ECONNREFUSED: nothing
+  // listens); bounded in attempts and time. 0 when it saw the removal.
+  std::atomic<int> producer{-1};
+  std::thread refused([&] {
+    producer = InCgroup([] {
+      const absl::Time deadline = absl::Now() + absl::Seconds(8);
+      for (int i = 0; i < 400000 && absl::Now() < deadline; ++i) {
+        const int err = TcpConnect("127.0.0.2", 42000 + i % 20000);
+        if (err != EPERM) return err == ECONNREFUSED ? 0 : err;
+      }
+      return 1;
+    });
+  });
+  // The last records egressd keeps (the newest: those read last), any
+  // target's.
+  auto last_records = [this] {
+    CommandResult r = Ctl({"events", "--last", "1000", "-o", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 1000);
+    std::vector<nlohmann::json> out;
+    for (absl::string_view line :
+         absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+      out.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
+    return out;
+  };
+  // Removed while records are coming.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (last_records().size() < 20 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  CtlOk({"target", "remove", "web"});
+  refused.join();
+  ASSERT_EQ(producer.load(), 0) << "the removal was not seen";
+  // After the next drains.
+  absl::SleepFor(absl::Milliseconds(300));
+  const std::vector<nlohmann::json> records = last_records();
+  ASSERT_GE(records.size(), 20u);
+  size_t unnamed = 0;
+  for (const nlohmann::json& e : records) {
+    if (e.is_discarded() || !e.is_object() || e.value("target", "") != "web") {
+      ++unnamed;
+    }
+  }
+  EXPECT_EQ(unnamed, 0u) << "of " << records.size() << " records";
+}
+
 // Prometheus convention: the series of an object that no longer exists
 // disappear. A deleted rule's hits stay in the kernel's map, but its
 // egress_rule_hits_total series goes with the rule while the live rules keep

@@ -306,6 +306,60 @@ TEST_F(EngineTest, GoneRulesAreErasedFromRuleHits) {
   EXPECT_EQ(hits, (std::map<uint32_t, uint64_t>{{0, 3}}));
 }
 
+// The kernel's rule_hits map is shared by every target: each change that
+// removes rules (delete, an apply, an expiry) deletes their keys, and a
+// removed target takes all of its keys along, so a target whose rules churn
+// never fills it. The default action's and the live rules' keys stay.
+TEST_F(EngineTest, ChangesDeleteTheRuleHitsOfGoneRules) {
+  control::ApplyRequest first;
+  first.policies = {
+      Spec("web", "/web",
+           {Allow({"dns", "10.0.0.53"}), Allow({"smtp", "10.0.0.5"})})};
+  ASSERT_OK(engine_->Apply(first, kNow).status());
+  const uint32_t id = IdOf("web");
+  const uint32_t dns = Saved("web").rules[0].id;
+  const uint32_t smtp = Saved("web").rules[1].id;
+  ASSERT_OK(engine_->AddRule({"web", Allow({"https", "10.0.0.6"}), {}}, kNow)
+                .status());
+  const uint32_t https = Saved("web").rules[2].id;
+  for (uint32_t rule : {0u, dns, smtp, https}) kernel_.Hit(id, rule);
+  auto keys = [&] {
+    std::vector<uint32_t> out;
+    const absl::StatusOr<std::map<uint32_t, uint64_t>> hits =
+        kernel_.RuleHits(id);
+    EXPECT_TRUE(hits.ok()) << hits.status();
+    if (hits.ok()) {
+      for (const auto& [rule, n] : *hits) out.push_back(rule);
+    }
+    return out;
+  };
+  ASSERT_THAT(keys(), ElementsAre(0u, dns, smtp, https));
+
+  ASSERT_OK(engine_->DeleteRule({"web", 3u, std::nullopt}).status());
+  EXPECT_THAT(keys(), ElementsAre(0u, dns, smtp));
+  // An apply that drops dns and keeps smtp (under another spelling).
+  control::ApplyRequest second;
+  second.policies = {Spec("web", "/web", {Allow({"25/tcp", "10.0.0.5"})})};
+  ASSERT_OK(engine_->Apply(second, kNow).status());
+  ASSERT_EQ(Saved("web").rules[0].id, smtp);
+  EXPECT_THAT(keys(), ElementsAre(0u, smtp));
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  EXPECT_THAT(keys(), IsEmpty());
+}
+
+// Records a removed target wrote are read after its removal: they still
+// get its name (and say it was removed, so nothing learns from them).
+TEST_F(EngineTest, RecordsOfATargetRemovedAMomentAgoKeepItsName) {
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
+  const uint32_t id = IdOf("web");
+  EXPECT_FALSE(engine_->LookupRecord(id, 0).removed);
+  ASSERT_OK(engine_->RemoveTarget("web").status());
+  const RecordTarget after = engine_->LookupRecord(id, 0);
+  EXPECT_EQ(after.name, "web");
+  EXPECT_TRUE(after.removed);
+  EXPECT_EQ(engine_->LookupRecord(id + 100, 0).name, "");
+}
+
 TEST_F(EngineTest, AnAllowADenyCoversIsAddedWithAWarning) {
   ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {})).status());
   ASSERT_OK(engine_->AddRule({"web", Deny({"any", "10.0.0.0/8"}), {}}, kNow)

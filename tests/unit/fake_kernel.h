@@ -42,6 +42,11 @@ class FakeKernel : public KernelPort {
   // (ENOSPC), after the entries that fit went in.
   void SetRuleCapacity(size_t n) { rule_capacity_ = n; }
   int write_calls() const { return write_calls_; }
+  // A decision of target `id` by rule `rule_id`, as rule__hit counts it.
+  void Hit(uint32_t id, uint32_t rule_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++rule_hits_[{id, rule_id}];
+  }
   void FailAttach(bool fail) { fail_attach_ = fail; }
   // Runs at the start of every Attach, outside the fake's own lock: a test
   // holds an attach there (a kernel waiting for its cgroup lock).
@@ -68,8 +73,19 @@ class FakeKernel : public KernelPort {
   absl::StatusOr<egress_counters> Counters(uint32_t) override {
     return egress_counters{};
   }
-  absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t) override {
-    return std::map<uint32_t, uint64_t>{};
+  absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<uint32_t, uint64_t> out;
+    for (const auto& [key, n] : rule_hits_) {
+      if (key.first == id) out[key.second] = n;
+    }
+    return out;
+  }
+  absl::Status DeleteRuleHits(uint32_t id,
+                              const std::vector<uint32_t>& rule_ids) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint32_t rule_id : rule_ids) rule_hits_.erase({id, rule_id});
+    return absl::OkStatus();
   }
   absl::StatusOr<UdpPeerReport> UdpPeers(
       const std::vector<uint32_t>& ids) override {
@@ -210,6 +226,8 @@ class FakeKernel : public KernelPort {
   std::set<uint32_t> stale_;                 // programs reading unpinned maps
   std::map<std::string, uint64_t> cgroups_;  // live ones
   std::map<uint32_t, uint32_t> users_;       // user_targets
+  // rule_hits: {target id, rule id} -> decisions.
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> rule_hits_;
   uint64_t next_cgroup_id_ = 100;
   // (target, link set) -> cgroup id the hooks are on.
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> links_;

@@ -59,6 +59,7 @@ MetricsSnapshot SampleSnapshot() {
   web.udp_peers_not_recorded = 1;
   web.udp_peers_live = 262;
   web.udp_peers_evicted = 37;
+  web.rule_hits_not_counted = 6;
   MetricsSnapshot::Target db;
   db.name = "db";
   db.mode = "audit";
@@ -91,6 +92,10 @@ egress_verdicts_total{proto="udp",target="db",verdict="allowed"} 7
 # TYPE egress_rule_hits_total counter
 egress_rule_hits_total{rule_id="0",target="web"} 3
 egress_rule_hits_total{rule_id="2",target="web"} 5
+# HELP egress_rule_hits_not_counted_total Decisions not counted in egress_rule_hits_total: the kernel's map of rule hits (65,536 rules with hits, all targets) was full.
+# TYPE egress_rule_hits_not_counted_total counter
+egress_rule_hits_not_counted_total{target="db"} 0
+egress_rule_hits_not_counted_total{target="web"} 6
 # HELP egress_sockets_denied_total Raw and ping socket creations refused.
 # TYPE egress_sockets_denied_total counter
 egress_sockets_denied_total{target="db"} 0
@@ -180,6 +185,7 @@ TEST(FormatMetricsTest, EveryDocumentedMetricHasHelpAndType) {
   } kMetrics[] = {
       {"egress_verdicts_total", "counter"},
       {"egress_rule_hits_total", "counter"},
+      {"egress_rule_hits_not_counted_total", "counter"},
       {"egress_sockets_denied_total", "counter"},
       {"egress_source_routes_denied_total", "counter"},
       {"egress_events_lost_total", "counter"},

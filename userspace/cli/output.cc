@@ -136,6 +136,10 @@ std::string VerboseLines(const TargetInfo& t) {
                     ", kept now ", c.udp_peers_live, ", evicted ",
                     c.udp_peers_evicted, ", not recorded ",
                     c.udp_peers_not_recorded, "\n");
+    if (c.rule_hits_not_counted > 0) {
+      absl::StrAppend(&out, "  rule hits not counted (map full) ",
+                      c.rule_hits_not_counted, "\n");
+    }
   }
   return out;
 }

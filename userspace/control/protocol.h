@@ -172,6 +172,9 @@ struct TargetCounters {
   // egressd's last look, every few seconds at most).
   uint64_t udp_peers_recorded = 0, udp_peers_not_recorded = 0;
   uint64_t udp_peers_live = 0, udp_peers_evicted = 0;
+  // Decisions the kernel's rule_hits map had no room to count per rule
+  // (65,536 {target, rule} keys of live rules). 0 normally.
+  uint64_t rule_hits_not_counted = 0;
 };
 // What a target learned from its own DNS answers (its name rules; the
 // kernel's egress_dns_counters and egressd's sweep of dns_bindings).

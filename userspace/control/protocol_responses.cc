@@ -30,7 +30,8 @@ void Fields(Io& io, Member<TargetCounters, Io>& c) {
              "flows_unexplained", c.flows_unexplained, "udp_peers_recorded",
              c.udp_peers_recorded, "udp_peers_not_recorded",
              c.udp_peers_not_recorded, "udp_peers_live", c.udp_peers_live,
-             "udp_peers_evicted", c.udp_peers_evicted);
+             "udp_peers_evicted", c.udp_peers_evicted, "rule_hits_not_counted",
+             c.rule_hits_not_counted);
 }
 
 template <typename Io>

@@ -50,6 +50,8 @@ constexpr struct {
      &egress_counters::peers_recorded},
     {&control::TargetCounters::udp_peers_not_recorded,
      &egress_counters::peers_not_recorded},
+    {&control::TargetCounters::rule_hits_not_counted,
+     &egress_counters::rule_hits_not_counted},
 };
 
 control::TargetCounters CountersOf(const egress_counters& c) {

@@ -134,6 +134,8 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   o.workload_cgroups = [&p](const TargetState& t) {
     return p.workloads->CgroupsOf(t);
   };
+  o.workload_pass_begin = [&p] { p.workloads->BeginPass(); };
+  o.workload_pass_end = [&p] { p.workloads->EndPass(); };
   o.log = Log;
   o.dns_ttl_floor = static_cast<uint16_t>(p.options.dns_ttl_floor);
   // The first change after an apply or a start writes only its difference.

@@ -34,6 +34,7 @@
 #include "userspace/control/protocol.h"
 #include "userspace/daemon/kernel_port.h"
 #include "userspace/daemon/map_room.h"
+#include "userspace/daemon/removed_targets.h"
 #include "userspace/daemon/self_check_plan.h"
 #include "userspace/daemon/state.h"
 #include "userspace/daemon/state_write.h"
@@ -74,6 +75,11 @@ struct EngineOptions {
   // (IsWorkload). Each is enforced by the target's program set, attached
   // like a pattern's matches; none when unset.
   std::function<std::vector<std::string>(const TargetState&)> workload_cgroups;
+  // Optional, both or neither: called with the engine's lock held around
+  // the attaching of a reconcile pass's targets, so that workload_cgroups
+  // answers all of them from one look at the running containers instead of
+  // one look per target.
+  std::function<void()> workload_pass_begin, workload_pass_end;
   // Turns an operator's cgroup path into one relative to the cgroup2 mount.
   std::function<absl::StatusOr<std::string>(const std::string&)>
       normalize_cgroup;
@@ -105,6 +111,9 @@ struct RecordTarget {
   uint32_t rule_number = 0;  // the rule's place in `list` (0 = none)
   policy::LoggingLevel logging = policy::LoggingLevel::kDenied;
   policy::Mode mode = policy::Mode::kEnforce;
+  // The target was removed a moment ago (RemovedTargets): `name` is the
+  // one it had, the rest is unknown.
+  bool removed = false;
 };
 
 class Engine {
@@ -385,6 +394,16 @@ class Engine {
   Change Prepare(TargetState& t, NewRules rules, Staged* staged);
   absl::Status Build(Change& change);
   absl::Status Commit(Lock& lock, Change& change);
+  // After a switch of target `id`'s rules: deletes the rule_hits keys of
+  // its rules that are gone, so that rule churn never fills the map (shared
+  // by every target). A hook that read the old rule set just before the
+  // switch may count a gone rule once more after the delete: that key goes
+  // at the target's next change or removal. Rule ids are never reused
+  // within a target, so no hit is ever counted for another rule. Failures
+  // are logged (the keys stay, as before). Called without mu_.
+  void DeleteGoneRuleHits(uint32_t id);
+  // Deletes every rule_hits key of target `id` (removed). mu_ held.
+  void DeleteAllRuleHitsLocked(uint32_t id);
   void Discard(Change& change);
   // Deletes the spare a change took (a failed diff leaves it unknown).
   void DropChangeSpare(Change& change);
@@ -540,6 +559,9 @@ class Engine {
   int64_t no_expiry_before_ = 0;
   // Target id -> name, kept with state_.targets (records name targets by id).
   absl::flat_hash_map<uint32_t, std::string> names_by_id_;
+  // The names of targets removed a moment ago, for their records still in
+  // the ring buffer (LookupRecord).
+  RemovedTargets removed_;
   // The compiled form of each target's active rule set (by target id), so
   // the old set's entries are deleted without compiling it again.
   std::map<uint32_t, policy::CompiledRuleset> compiled_;

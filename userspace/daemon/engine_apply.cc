@@ -264,6 +264,9 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   for (const policy::CompiledRuleset& old : replaced) {
     if (old.ruleset != 0) kernel_.DeleteEntries(old).IgnoreError();
   }
+  for (const TargetPlan& p : plan.targets) {
+    if (!p.create && p.rules_changed) DeleteGoneRuleHits(p.target.id);
+  }
   size_t done = plan.targets.size();
   for (size_t i = 0; i < plan.targets.size(); ++i) {
     if (plan.targets[i].create) --done;

@@ -266,6 +266,9 @@ int Engine::Reconcile(bool* failed) {
   Lock lock(mu_);
   int attached = 0;
   bool any_failed = false;
+  const bool workload_pass =
+      options_.workload_pass_begin && options_.workload_pass_end;
+  if (workload_pass) options_.workload_pass_begin();
   for (const auto& [name, t] : state_.targets) {
     if (creating_.count(t.id)) continue;  // attached once its rules are in
     auto before = links_.find(t.id);
@@ -292,6 +295,7 @@ int Engine::Reconcile(bool* failed) {
     }
     if (*st && !was_live) ++attached;
   }
+  if (workload_pass) options_.workload_pass_end();
   lock.unlock();
   if (failed != nullptr) *failed = any_failed;
   if (!any_failed) NotifyAllAttached();

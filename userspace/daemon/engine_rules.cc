@@ -451,7 +451,50 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
     KeepOrDeleteSpareLocked(id, std::move(c.replaced));
   }
   lock.unlock();  // before `c` (the old rules) is freed
+  // Rules added only (an `allow`) leave no key behind.
+  if (c.delta.all || !c.delta.removed.empty()) DeleteGoneRuleHits(id);
   return absl::OkStatus();
+}
+
+void Engine::DeleteGoneRuleHits(uint32_t id) {
+  // The walk (the whole map) without the lock; the target's keys are few.
+  absl::StatusOr<std::map<uint32_t, uint64_t>> hits = kernel_.RuleHits(id);
+  absl::Status st = hits.status();
+  if (st.ok()) {
+    Lock lock(mu_);
+    const TargetState* t = FindById(id);
+    // Removed meanwhile (RemoveTarget deleted its keys), or an orphan,
+    // whose rules are not known.
+    if (t == nullptr || t->orphan) return;
+    const RuleIndex& index = IndexLocked(*t);
+    std::vector<uint32_t> gone;
+    for (const auto& [rule_id, n] : *hits) {
+      if (rule_id != 0 && !index.numbers.contains(rule_id)) {
+        gone.push_back(rule_id);
+      }
+    }
+    // Under the lock: the target cannot go and its id be taken by a new
+    // target (whose rule ids start again at 1) before the deletes.
+    st = kernel_.DeleteRuleHits(id, gone);
+  }
+  if (!st.ok()) {
+    Log(absl::StrCat("target id ", id, ": leaving the hit counts of ",
+                     "deleted rules in rule_hits: ", st.ToString()));
+  }
+}
+
+void Engine::DeleteAllRuleHitsLocked(uint32_t id) {
+  absl::StatusOr<std::map<uint32_t, uint64_t>> hits = kernel_.RuleHits(id);
+  absl::Status st = hits.status();
+  if (st.ok()) {
+    std::vector<uint32_t> all;
+    for (const auto& [rule_id, n] : *hits) all.push_back(rule_id);
+    st = kernel_.DeleteRuleHits(id, all);
+  }
+  if (!st.ok()) {
+    Log(absl::StrCat("target id ", id, ": leaving its hit counts in ",
+                     "rule_hits: ", st.ToString()));
+  }
 }
 
 int64_t Engine::NoExpiryBefore() const {

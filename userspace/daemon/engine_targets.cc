@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
 #include "userspace/policy/names.h"
@@ -435,9 +436,11 @@ absl::StatusOr<control::TargetRemoveResponse> Engine::RemoveTarget(
   DropSpareLocked(t.id);
   ForgetLinks(t.id);
   names_by_id_.erase(t.id);
+  removed_.Remember(t.id, name, absl::Now());
   rule_numbers_.erase(t.id);
   pattern_watch_dirs_.erase(t.id);
   kernel_.DeletePeers(t.id).IgnoreError();
+  DeleteAllRuleHitsLocked(t.id);
   // The room it held may take a spare the maps had none for.
   PokeSparesLocked();
   return control::TargetRemoveResponse{name};
@@ -564,7 +567,12 @@ RecordTarget Engine::LookupRecord(uint32_t target_id, uint32_t rule_id) const {
   Lock lock(mu_);
   RecordTarget out;
   const TargetState* target = FindById(target_id);
-  if (target == nullptr) return out;
+  if (target == nullptr) {
+    // Written before the target's removal, read after it.
+    out.name = removed_.NameOf(target_id, absl::Now());
+    out.removed = !out.name.empty();
+    return out;
+  }
   out.name = target->name;
   out.logging = target->logging;
   out.mode = target->mode;

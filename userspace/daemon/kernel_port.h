@@ -61,6 +61,10 @@ class KernelPort {
   virtual absl::StatusOr<egress_counters> Counters(uint32_t id) = 0;
   virtual absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t id) = 0;
+  // Deletes target `id`'s rule_hits keys of these rule ids (rules that are
+  // gone); a missing key is no error.
+  virtual absl::Status DeleteRuleHits(
+      uint32_t id, const std::vector<uint32_t>& rule_ids) = 0;
   // The udp_peers figures of targets `ids` (peer_evictions.h): entries
   // recorded, deleted, there now and evicted, and the evictions of every
   // target. A walk of udp_peers at most every few seconds; between, the

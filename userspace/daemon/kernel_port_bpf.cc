@@ -244,6 +244,11 @@ absl::StatusOr<egress_counters> BpfKernel::Counters(uint32_t id) {
 absl::StatusOr<std::map<uint32_t, uint64_t>> BpfKernel::RuleHits(uint32_t id) {
   return maps_->RuleHits(id);
 }
+
+absl::Status BpfKernel::DeleteRuleHits(uint32_t id,
+                                       const std::vector<uint32_t>& rule_ids) {
+  return maps_->DeleteRuleHits(id, rule_ids);
+}
 absl::StatusOr<UdpPeerReport> BpfKernel::UdpPeers(
     const std::vector<uint32_t>& ids) {
   // A scrape and a status each ask: one walk of the map (up to

@@ -51,6 +51,8 @@ class BpfKernel : public KernelPort {
       const std::set<uint32_t>& keep) override;
   absl::StatusOr<egress_counters> Counters(uint32_t id) override;
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(uint32_t id) override;
+  absl::Status DeleteRuleHits(uint32_t id,
+                              const std::vector<uint32_t>& rule_ids) override;
   absl::StatusOr<UdpPeerReport> UdpPeers(
       const std::vector<uint32_t>& ids) override;
   absl::StatusOr<egress_dns_counters> DnsCounters(uint32_t id) override;

@@ -261,6 +261,14 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
            {"rule_id", std::to_string(r.rule_id)}},
           r.hits);
   }
+  auto& rule_hits_not_counted = CounterFamily(
+      registry, "egress_rule_hits_not_counted_total",
+      "Decisions not counted in egress_rule_hits_total: the kernel's map "
+      "of rule hits (65,536 rules with hits, all targets) was full.");
+  for (const auto& t : s.targets) {
+    Count(rule_hits_not_counted, {{"target", ValidUtf8(t.name)}},
+          t.rule_hits_not_counted);
+  }
 
   auto& sockets_denied =
       CounterFamily(registry, "egress_sockets_denied_total",

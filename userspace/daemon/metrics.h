@@ -55,6 +55,8 @@ struct MetricsSnapshot {
     // entries there now, evicted (derived).
     uint64_t udp_peers_recorded = 0, udp_peers_not_recorded = 0;
     uint64_t udp_peers_live = 0, udp_peers_evicted = 0;
+    // Decisions rule_hits had no room to count per rule.
+    uint64_t rule_hits_not_counted = 0;
     bool degraded = false;  // the self-check found it not enforced
     // DNS learning (targets with name rules only).
     bool names = false;
@@ -97,6 +99,7 @@ struct MetricsSnapshot {
 // The text exposition (version 0.0.4) of a snapshot. Metric names:
 //   egress_verdicts_total{target,verdict,proto}         counter
 //   egress_rule_hits_total{target,rule_id}              counter
+//   egress_rule_hits_not_counted_total{target}          counter
 //   egress_sockets_denied_total{target}                 counter
 //   egress_source_routes_denied_total{target}           counter
 //   egress_events_lost_total{target}                    counter

@@ -22,6 +22,7 @@ void AddCounters(const std::string& name, const egress_counters& c,
   mt.source_routes_denied = c.srcroute_denied;
   mt.events_lost = c.events_lost;
   mt.events_suppressed = c.events_suppressed;
+  mt.rule_hits_not_counted = c.rule_hits_not_counted;
   mt.flows_active = c.flows_opened - std::min(c.flows_opened, c.flows_closed);
   for (int k = 0; k < EGRESS_CTR_KINDS; ++k) {
     for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {

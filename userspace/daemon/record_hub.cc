@@ -46,6 +46,8 @@ RecordHub::RecordHub(Engine& engine, Learner& learner, RecordHubOptions options)
   p.resolve_context = [this](const egress_event& e) { return Context(e); };
   p.sink = std::move(options.sink);
   p.observers.push_back([this](const EventRecord& r) {
+    // A removed target's learning was forgotten with it.
+    if (r.ctx.target_removed) return;
     // Only an allowed flow's learning depends on the level and mode (when
     // allows are recorded, the connect's own record was learned).
     bool allows_recorded = false;
@@ -70,9 +72,10 @@ absl::StatusOr<std::unique_ptr<RecordHub>> RecordHub::Create(
           events_fd,
           [self](const egress_event& e) { self->pipeline_->OnRecord(e); },
           [self](const egress_dns_answer_event& a) {
-            self->learner_.LearnAnswer(
-                a, self->engine_.LookupRecord(a.target_id, 0).name,
-                self->realtime_offset_ns_);
+            const RecordTarget t = self->engine_.LookupRecord(a.target_id, 0);
+            // A removed target learns nothing (its learning was forgotten).
+            self->learner_.LearnAnswer(a, t.removed ? "" : t.name,
+                                       self->realtime_offset_ns_);
           }));
   return hub;
 }
@@ -83,6 +86,7 @@ EventContext RecordHub::Context(const egress_event& e) {
   ctx.realtime_offset_ns = realtime_offset_ns_;
   ctx.node_name = node_name_;
   ctx.target = target.name;
+  ctx.target_removed = target.removed;
   ctx.rule_number = target.rule_number;
   engine_.RecordNames(e, &ctx.destination_names, &ctx.unlearned_names);
   // An unclassified workload's record names where it runs, too: the

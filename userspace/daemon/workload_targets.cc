@@ -133,6 +133,12 @@ std::vector<workloads::Container> WorkloadTargets::AllLocked() const {
   return out;
 }
 
+std::string WorkloadTargets::AmbiguityLocked(const std::string& value,
+                                             Look& look) const {
+  if (!look.all) look.all = AllLocked();
+  return AmbiguityText(value, *look.all);
+}
+
 std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
   std::vector<workloads::Container> out;
   auto add = [&out](std::vector<workloads::Container> more) {
@@ -145,12 +151,28 @@ std::vector<workloads::Container> WorkloadTargets::RunningLocked() const {
   return out;
 }
 
+void WorkloadTargets::BeginPass() {
+  std::lock_guard<std::mutex> lock(mu_);
+  in_pass_ = true;
+  pass_look_.reset();
+}
+
+void WorkloadTargets::EndPass() {
+  std::lock_guard<std::mutex> lock(mu_);
+  in_pass_ = false;
+  pass_look_.reset();
+}
+
 std::vector<std::string> WorkloadTargets::CgroupsOf(
     const TargetState& t) const {
   std::lock_guard<std::mutex> lock(mu_);
+  std::optional<Look> own;
+  std::optional<Look>& slot = in_pass_ ? pass_look_ : own;
+  if (!slot) slot = Look{RunningLocked(), std::nullopt};
+  Look& look = *slot;
   std::vector<std::string> refused;
   std::vector<std::string> out = workloads::SelectWorkloadCgroups(
-      t.source, t.source_value, RunningLocked(), parents_, &refused);
+      t.source, t.source_value, look.running, parents_, &refused);
   std::vector<std::string>& before = refused_[t.name];
   for (const std::string& cgroup : refused) {
     if (log_ &&
@@ -167,7 +189,7 @@ std::vector<std::string> WorkloadTargets::CgroupsOf(
   }
   // Logged once per change of what the prefix names.
   const std::string ambiguous = t.source == policy::TargetSource::kContainer
-                                    ? AmbiguityText(t.source_value, AllLocked())
+                                    ? AmbiguityLocked(t.source_value, look)
                                     : "";
   if (ambiguous.empty()) {
     ambiguous_.erase(t.name);

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,6 +53,12 @@ class WorkloadTargets {
   // containers `t` selects. The per-socket classification that replaces
   // per-cgroup attachment takes the same answer.
   std::vector<std::string> CgroupsOf(const TargetState& t) const;
+  // Around a reconcile pass (EngineOptions::workload_pass_begin/_end):
+  // CgroupsOf answers every target of the pass from one look at the
+  // runtimes, taken when the first target asks, instead of copying every
+  // container once per target.
+  void BeginPass();
+  void EndPass();
   // The running containers of every runtime (none without a runtime).
   std::vector<workloads::Container> Running() const;
   // Docker's containers that exist but do not run (created, or exited):
@@ -96,6 +103,15 @@ class WorkloadTargets {
   std::vector<workloads::Container> RunningLocked() const;
   // RunningLocked, and Docker's and Podman's containers that do not run.
   std::vector<workloads::Container> AllLocked() const;
+  // What CgroupsOf reads: the running containers, and every container
+  // (AllLocked) once a container target asks whether its value names
+  // several.
+  struct Look {
+    std::vector<workloads::Container> running;
+    std::optional<std::vector<workloads::Container>> all;
+  };
+  // The ambiguity text (AmbiguityText) of a container value over look.all.
+  std::string AmbiguityLocked(const std::string& value, Look& look) const;
 
   const Runtimes runtimes_;
   const std::string cgroup_root_;
@@ -113,6 +129,9 @@ class WorkloadTargets {
   mutable std::map<std::string, std::vector<std::string>> refused_;
   // By target: what CgroupsOf last logged of an ambiguous container value.
   mutable std::map<std::string, std::string> ambiguous_;
+  // During a pass (BeginPass): its look, once a target asked.
+  bool in_pass_ = false;
+  mutable std::optional<Look> pass_look_;
 };
 
 }  // namespace egress

@@ -56,6 +56,9 @@ struct EventContext {
   int64_t realtime_offset_ns = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC
   std::string node_name;           // host name
   size_t rule_number = 0;  // list number of rule_id in its target (0: none)
+  // The target was removed just before the record was read: `target` is
+  // the name it had, and nothing is learned from the record.
+  bool target_removed = false;
   // A destination a name rule decided: that rule's names (the address was
   // learned from a DNS answer for one of them).
   std::vector<std::string> destination_names;

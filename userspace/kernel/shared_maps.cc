@@ -572,6 +572,7 @@ absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {
     sum.flow_bytes_received += c.flow_bytes_received;
     sum.peers_recorded += c.peers_recorded;
     sum.peers_not_recorded += c.peers_not_recorded;
+    sum.rule_hits_not_counted += c.rule_hits_not_counted;
   }
   // The totals are derived: BPF counts each decision once, by protocol.
   for (int p = 0; p < EGRESS_CTR_PROTOS; ++p) {
@@ -605,6 +606,17 @@ absl::StatusOr<std::map<uint32_t, uint64_t>> SharedMaps::RuleHits(
   EGRESS_RETURN_IF_ERROR(
       ForEachKey<egress_rule_hit_key>(rule_hits_.get(), add).status());
   return hits;
+}
+
+absl::Status SharedMaps::DeleteRuleHits(uint32_t target_id,
+                                        const std::vector<uint32_t>& rule_ids) {
+  for (uint32_t rule_id : rule_ids) {
+    const egress_rule_hit_key k{target_id, rule_id};
+    if (bpf_map_delete_elem(rule_hits_.get(), &k) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "bpf_map_delete_elem", "rule_hits");
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SharedMaps::ResetCounters(uint32_t target_id) {

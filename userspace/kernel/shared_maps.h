@@ -72,6 +72,10 @@ class SharedMaps {
   // Decisions per rule id of a target (0 = default action), summed over CPUs.
   absl::StatusOr<std::map<uint32_t, uint64_t>> RuleHits(
       uint32_t target_id) const;
+  // Deletes the rule_hits keys of these rules of a target (rules that are
+  // gone; a key not there is no error). Errno status of a delete.
+  absl::Status DeleteRuleHits(uint32_t target_id,
+                              const std::vector<uint32_t>& rule_ids);
   // user_targets[uid] = target id; a missing uid is no error to delete.
   // Errno status of the update or delete (ResourceExhausted when full).
   absl::Status SetUserTarget(uint32_t uid, uint32_t target_id);

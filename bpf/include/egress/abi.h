@@ -463,7 +463,10 @@ struct egress_counters {
 	 * egressd - entries still in udp_peers (PeerEvictions). */
 	__u64 peers_recorded;
 	__u64 peers_not_recorded;
-	__u64 reserved[1];
+	/* Decisions rule_hits could not count: the map was full (its
+	 * 65,536 {target, rule} keys taken). Was reserved: programs of before
+	 * leave it 0, so the map's shape and the ABI version are unchanged. */
+	__u64 rule_hits_not_counted;
 };
 EGRESS_ABI_SIZE(egress_counters, 288);
 
