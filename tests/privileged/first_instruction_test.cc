@@ -161,6 +161,54 @@ TEST_F(FirstInstructionTest, RecreatedCgroupIsEnforcedWhileEgressdIsDown) {
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
 }
 
+// The watch instance's pins removed while egressd runs (a pin directory
+// removed, bpffs unmounted): egressd's held links keep it attached, and it
+// pins them again, so the parent keeps its links once egressd stops.
+TEST_F(FirstInstructionTest, RemovedWatchPinsAreMadeAgain) {
+  AddServiceTarget();
+  const std::string watch =
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/watch");
+  const std::string dir = absl::StrCat(watch, "/", cg_->id());
+  struct stat st;
+  ASSERT_EQ(stat((dir + "/link_sendmsg4").c_str(), &st), 0) << dir;
+  // Moved away in one step, then removed: removing the pins one by one
+  // races egressd's repair.
+  const std::string gone = bpffs_dir_ + "-watch-gone";
+  ASSERT_EQ(rename(watch.c_str(), gone.c_str()), 0) << strerror(errno);
+  absl::Status removed = RemoveTree(gone);
+  if (!removed.ok()) (void)RemoveTree(gone);
+  ASSERT_TRUE(removed.ok()) << removed;
+  auto repinned = [&] {
+    return stat((dir + "/link_sendmsg4").c_str(), &st) == 0 &&
+           stat((dir + "/link_connect4").c_str(), &st) == 0 &&
+           stat((dir + "/prog_connect4").c_str(), &st) == 0;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!repinned() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(repinned()) << "egressd did not pin the watch instance again";
+  EXPECT_NE(DaemonLog().find("pin(s) had gone"), std::string::npos);
+  // Stopped, egressd leaves the parent its links: a re-created target
+  // cgroup is denied from its first process.
+  StopDaemon(SIGTERM);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  const uint16_t port = rx.port();
+  Recreate(svc_->path());
+  EXPECT_EQ(RunClonedIntoCgroup(svc_->path(),
+                                [port] { return UdpSendto("127.0.0.1", port); })
+                .value_or(-1),
+            EPERM);
+  EXPECT_EQ(RunClonedIntoCgroup(svc_->path(),
+                                [] { return TcpConnect("127.0.0.2", 1); })
+                .value_or(-1),
+            EPERM);
+  EXPECT_EQ(rx.Drain(), 0) << "a datagram got out while egressd was down";
+}
+
 TEST_F(FirstInstructionTest, SiblingNoTargetNamesIsUnaffected) {
   AddServiceTarget();
   auto other = cg_->CreateChild("other.service");

@@ -103,8 +103,10 @@ class KernelPort {
   // Makes again every pin that went while egressd runs (bpffs unmounted, a
   // pin directory removed) from what egressd holds: bpffs and the pin
   // directory, the shared maps from their fds, each program from a link
-  // that runs it. Link pins are made again by Links(). Returns how many
-  // pins it made (0: none was missing); the error of the step that failed.
+  // that runs it, and a watch instance's links and programs from the links
+  // egressd holds at its parent. A target's link pins are made again by
+  // Links(). Returns how many pins it made (0: none was missing); the error
+  // of the step that failed.
   virtual absl::StatusOr<int> RepairPins() = 0;
 
   // ---- Cgroups (paths relative to the cgroup2 mount) ----

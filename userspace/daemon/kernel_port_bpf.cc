@@ -364,6 +364,14 @@ absl::StatusOr<int> BpfKernel::RepairPins() {
     made += KeepProgramsPinned(TargetDir(id), sets, HooksOf(id));
   }
   if (!shared.empty()) made += KeepProgramsPinned(SharedDir(), shared);
+  // The watch instances too: their pins are what keeps a parent's links
+  // (and so a re-created target's enforcement) once egressd stops.
+  const std::vector<HookSpec>& watch_hooks = HooksOf(EGRESS_TARGET_BY_CGROUP);
+  for (auto& [parent_id, links] : watch_held_) {
+    const std::string dir = WatchDir(parent_id);
+    made += KeepPinned(dir, links, watch_hooks);
+    made += KeepProgramsPinned(dir, {&links}, watch_hooks);
+  }
   return made;
 }
 
