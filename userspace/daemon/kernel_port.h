@@ -146,7 +146,8 @@ class KernelPort {
   // parent's set unless pinned and attaches it, adopting live links; all or
   // nothing like Attach. `rel`: the parent, relative to the cgroup2 mount.
   virtual absl::Status Watch(const std::string& rel, uint64_t parent_id) = 0;
-  // Detaches and removes the parent's set; no set is no error.
+  // Detaches and removes the parent's set and its watch_names entries;
+  // no set is no error.
   virtual absl::Status Unwatch(uint64_t parent_id) = 0;
   // The parents that have a watch set pinned (cgroup ids).
   virtual std::vector<uint64_t> WatchedParents() = 0;
