@@ -161,6 +161,169 @@ TEST_F(FirstInstructionTest, RecreatedCgroupIsEnforcedWhileEgressdIsDown) {
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
 }
 
+// The watch instance's pins removed while egressd runs (a pin directory
+// removed, bpffs unmounted): egressd's held links keep it attached, and it
+// pins them again, so the parent keeps its links once egressd stops.
+TEST_F(FirstInstructionTest, RemovedWatchPinsAreMadeAgain) {
+  AddServiceTarget();
+  const std::string watch =
+      absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/watch");
+  const std::string dir = absl::StrCat(watch, "/", cg_->id());
+  struct stat st;
+  ASSERT_EQ(stat((dir + "/link_sendmsg4").c_str(), &st), 0) << dir;
+  // Moved away in one step, then removed: removing the pins one by one
+  // races egressd's repair.
+  const std::string gone = bpffs_dir_ + "-watch-gone";
+  ASSERT_EQ(rename(watch.c_str(), gone.c_str()), 0) << strerror(errno);
+  absl::Status removed = RemoveTree(gone);
+  if (!removed.ok()) (void)RemoveTree(gone);
+  ASSERT_TRUE(removed.ok()) << removed;
+  auto repinned = [&] {
+    return stat((dir + "/link_sendmsg4").c_str(), &st) == 0 &&
+           stat((dir + "/link_connect4").c_str(), &st) == 0 &&
+           stat((dir + "/prog_connect4").c_str(), &st) == 0;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!repinned() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(repinned()) << "egressd did not pin the watch instance again";
+  EXPECT_NE(DaemonLog().find("pin(s) had gone"), std::string::npos);
+  // Stopped, egressd leaves the parent its links: a re-created target
+  // cgroup is denied from its first process.
+  StopDaemon(SIGTERM);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_UDP4_SENDMSG), 1);
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 1);
+  UdpReceiver rx;
+  ASSERT_NE(rx.port(), 0);
+  const uint16_t port = rx.port();
+  Recreate(svc_->path());
+  EXPECT_EQ(RunClonedIntoCgroup(svc_->path(),
+                                [port] { return UdpSendto("127.0.0.1", port); })
+                .value_or(-1),
+            EPERM);
+  EXPECT_EQ(RunClonedIntoCgroup(svc_->path(),
+                                [] { return TcpConnect("127.0.0.2", 1); })
+                .value_or(-1),
+            EPERM);
+  EXPECT_EQ(rx.Drain(), 0) << "a datagram got out while egressd was down";
+}
+
+// A target whose parent is itself removed (a job runner's directory): the
+// watch instance of the gone parent is removed, whether the parent went
+// while egressd ran or while it was down, and the parent made again gets
+// its own.
+class RecreatedParentTest : public FirstInstructionTest {
+ protected:
+  void SetUp() override {
+    FirstInstructionTest::SetUp();
+    if (cg_ == nullptr) return;
+    jobs_ = cg_->path() + "/jobs";
+    worker_ = jobs_ + "/worker";
+    ASSERT_EQ(mkdir(jobs_.c_str(), 0755), 0) << strerror(errno);
+    ASSERT_EQ(mkdir(worker_.c_str(), 0755), 0) << strerror(errno);
+  }
+  std::string WatchDir(uint64_t parent_id) const {
+    return absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/watch/",
+                        parent_id);
+  }
+  uint64_t JobsId() const { return CgroupId(jobs_).value_or(0); }
+  // Waits (bounded, 10 s) until `done`; returns its last answer.
+  static bool Await(const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!done() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return done();
+  }
+  static bool Exists(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0;
+  }
+  void RemoveJobs() {
+    ASSERT_EQ(rmdir(worker_.c_str()), 0) << strerror(errno);
+    ASSERT_EQ(rmdir(jobs_.c_str()), 0) << strerror(errno);
+  }
+  void MakeJobs() {
+    ASSERT_EQ(mkdir(jobs_.c_str(), 0755), 0) << strerror(errno);
+    ASSERT_EQ(mkdir(worker_.c_str(), 0755), 0) << strerror(errno);
+  }
+  // The target "worker" on <test cgroup>/jobs/worker, no rules, watched at
+  // jobs.
+  void AddWorker() {
+    CtlOk({"target", "add", "worker", "--cgroup",
+           cg_->relative_path() + "/jobs/worker"});
+    const uint64_t jobs = JobsId();
+    ASSERT_TRUE(Await([&] {
+      return AttachedPrograms(jobs_, BPF_CGROUP_UDP4_SENDMSG) == 1 &&
+             Exists(WatchDir(jobs) + "/link_sendmsg4");
+    })) << "no watch instance at jobs";
+  }
+
+  std::string jobs_, worker_;
+};
+
+TEST_F(RecreatedParentTest, TheWatchOfAParentRemovedWhileEgressdRunsGoes) {
+  AddWorker();
+  const std::string old_dir = WatchDir(JobsId());
+  RemoveJobs();
+  EXPECT_TRUE(Await([&] { return !Exists(old_dir); }))
+      << "the watch instance of the removed parent stayed pinned";
+  EXPECT_NE(DaemonLog().find("watch instance of the removed cgroup"),
+            std::string::npos);
+  // Made again: watched there, and a worker made in it is denied.
+  MakeJobs();
+  const uint64_t jobs = JobsId();
+  EXPECT_TRUE(Await([&] { return Exists(WatchDir(jobs) + "/link_sendmsg4"); }));
+  EXPECT_EQ(
+      RunClonedIntoCgroup(worker_, [] { return TcpConnect("127.0.0.2", 1); })
+          .value_or(-1),
+      EPERM);
+}
+
+TEST_F(RecreatedParentTest, TheWatchOfAParentRemovedWhileEgressdWasDownGoes) {
+  AddWorker();
+  const std::string old_dir = WatchDir(JobsId());
+  StopDaemon(SIGTERM);
+  RemoveJobs();
+  MakeJobs();
+  StartDaemon();
+  const uint64_t jobs = JobsId();
+  EXPECT_TRUE(Await([&] {
+    return !Exists(old_dir) && Exists(WatchDir(jobs) + "/link_sendmsg4");
+  })) << "old watch pinned: "
+      << Exists(old_dir);
+  EXPECT_EQ(AttachedPrograms(jobs_, BPF_CGROUP_UDP4_SENDMSG), 1);
+  // Gone with every target too.
+  CtlOk({"target", "remove", "worker"});
+  EXPECT_FALSE(Exists(WatchDir(jobs)));
+  EXPECT_EQ(AttachedPrograms(jobs_, BPF_CGROUP_UDP4_SENDMSG), 0);
+}
+
+// While egressd runs, a parent made again gets its watch instance as soon
+// as egressd sees it (its own parent is watched too), not at the next
+// rescan (500 ms), and a directory made again is watched again.
+TEST_F(RecreatedParentTest, AParentMadeAgainIsWatchedWithoutWaitingForARescan) {
+  AddWorker();
+  std::vector<absl::Duration> took;
+  for (int i = 0; i < 5; ++i) {
+    RemoveJobs();
+    absl::SleepFor(absl::Milliseconds(700));  // the gone parent is swept
+    ASSERT_EQ(mkdir(jobs_.c_str(), 0755), 0) << strerror(errno);
+    const absl::Time made = absl::Now();
+    ASSERT_TRUE(Await(
+        [&] { return AttachedPrograms(jobs_, BPF_CGROUP_UDP4_SENDMSG) == 1; }));
+    took.push_back(absl::Now() - made);
+    ASSERT_EQ(mkdir(worker_.c_str(), 0755), 0) << strerror(errno);
+  }
+  std::sort(took.begin(), took.end());
+  // The median: one pass loads the instance (the verifier) and attaches.
+  EXPECT_LT(took[2], absl::Milliseconds(300)) << ::testing::PrintToString(took);
+  std::cerr << "watch instance at the re-created parent after: ";
+  for (absl::Duration d : took) std::cerr << absl::FormatDuration(d) << " ";
+  std::cerr << "\n";
+}
+
 TEST_F(FirstInstructionTest, SiblingNoTargetNamesIsUnaffected) {
   AddServiceTarget();
   auto other = cg_->CreateChild("other.service");

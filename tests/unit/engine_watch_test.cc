@@ -105,6 +105,37 @@ TEST_F(EngineWatchTest, TwoTargetsShareTheirParentsInstance) {
   EXPECT_EQ(kernel_.WatchNames().size(), 1u);
 }
 
+// A parent that is removed (a job runner's directory): its instance and
+// names go with it, and the parent made again is watched under its new id.
+TEST_F(EngineWatchTest, AGoneParentsInstanceIsRemoved) {
+  const uint64_t first = kernel_.MakeCgroup("/batch");
+  kernel_.MakeCgroup("/batch/worker");
+  ASSERT_OK(engine_->AddTarget(Spec("w", "/batch/worker", {})).status());
+  EXPECT_THAT(kernel_.Watched(), ElementsAre(Pair(first, "/batch")));
+  kernel_.RemoveCgroup("/batch/worker");
+  kernel_.RemoveCgroup("/batch");
+  engine_->Reconcile();
+  EXPECT_THAT(kernel_.Watched(), IsEmpty());
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+  const uint64_t second = kernel_.MakeCgroup("/batch");
+  engine_->Reconcile();
+  EXPECT_THAT(kernel_.Watched(), ElementsAre(Pair(second, "/batch")));
+  EXPECT_THAT(kernel_.WatchNames(),
+              ElementsAre(Pair(Pair(second, "worker"), IdOf("w"))));
+}
+
+// An instance pinned for a parent that went while egressd was down: no
+// target knows it, and it is removed all the same.
+TEST_F(EngineWatchTest, ALeftoverInstanceOfAGoneParentIsRemoved) {
+  ASSERT_OK(kernel_.Watch("/gone", 424242));
+  ASSERT_OK(kernel_.SetWatchName(424242, "worker", 7));
+  ASSERT_OK(kernel_.Watch("/system.slice", slice_));
+  engine_->Reconcile();
+  EXPECT_THAT(kernel_.Watched(), ElementsAre(Pair(slice_, "/system.slice")))
+      << "only the gone parent's instance goes";
+  EXPECT_THAT(kernel_.WatchNames(), IsEmpty());
+}
+
 TEST_F(EngineWatchTest, TopLevelTargetIsNotWatched) {
   // Its parent is the root: a watch there would run for every socket.
   EXPECT_THAT(kernel_.Watched(), IsEmpty());

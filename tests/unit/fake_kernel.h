@@ -142,6 +142,9 @@ class FakeKernel : public KernelPort {
   absl::Status Unwatch(uint64_t parent_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     watched_.erase(parent_id);
+    for (auto it = watch_names_.begin(); it != watch_names_.end();) {
+      it = it->first.first == parent_id ? watch_names_.erase(it) : ++it;
+    }
     return absl::OkStatus();
   }
   std::vector<uint64_t> WatchedParents() override {

@@ -519,6 +519,11 @@ class Engine {
   // when nothing needs it any more.
   void UnwatchTarget(uint32_t id);
   void DropParentIfUnused(uint64_t parent_id);
+  // Removes the watch instances of parents whose cgroup is gone (removed
+  // while egressd ran, or while it was down): their links are defunct and
+  // their pins would stay forever. A target watching one is watched again
+  // at the parent made again.
+  void SweepGoneParents();
   // Whether a unit or path target's cgroup is `name` under `parent_id`.
   bool TargetWatchesName(uint64_t parent_id, const std::string& name) const;
   // What cgroup_classes or watch_names say for a workload of `target`:
@@ -628,6 +633,8 @@ class Engine {
     std::optional<WorkloadDefault> workload;
   };
   std::map<uint64_t, ParentWatch> parent_watch_;
+  // Gone parents whose watch instance could not be removed (logged once).
+  std::set<uint64_t> unswept_parents_;
   // Workload children named before they exist: {parent path, name} -> the
   // parent's cgroup id the name was written under.
   std::map<std::pair<std::string, std::string>, uint64_t> workload_names_;

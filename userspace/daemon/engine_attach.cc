@@ -243,6 +243,7 @@ int Engine::Reconcile(bool* failed) {
   {
     Lock lock(mu_);
     RepairPins();
+    SweepGoneParents();
     for (const auto& [name, t] : state_.targets) {
       if (creating_.count(t.id) || HasCgroupSet(t) || IsUser(t) ||
           t.cgroup.empty()) {
@@ -464,7 +465,18 @@ std::vector<std::string> Engine::WatchDirs() const {
       continue;
     }
     size_t slash = t.cgroup.rfind('/');
-    dirs.push_back(slash == 0 ? "/" : t.cgroup.substr(0, slash));
+    if (slash == std::string::npos || slash == 0) {
+      dirs.push_back("/");
+      continue;
+    }
+    const std::string parent = t.cgroup.substr(0, slash);
+    dirs.push_back(parent);
+    // The parent's own parent too: a parent made again (a job runner's
+    // directory) wakes the pass at once, which puts the watch instance on
+    // it before the target's cgroup is made in it, when it can.
+    size_t up = parent.rfind('/');
+    dirs.push_back(up == 0 || up == std::string::npos ? "/"
+                                                      : parent.substr(0, up));
   }
   return dirs;
 }

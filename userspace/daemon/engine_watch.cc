@@ -4,6 +4,9 @@
 // (`systemctl restart`) is enforced from its mkdir on, also while egressd is
 // down, instead of from the moment Attach reaches it. Workload parents
 // (containers) get a default for children egressd has not classified yet.
+#include <set>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
@@ -143,6 +146,39 @@ void Engine::UnwatchTarget(uint32_t id) {
   auto p = parent_watch_.find(w.parent_id);
   if (p != parent_watch_.end()) p->second.targets.erase(id);
   DropParentIfUnused(w.parent_id);
+}
+
+void Engine::SweepGoneParents() {
+  std::set<uint64_t> parents;
+  for (uint64_t id : kernel_.WatchedParents()) parents.insert(id);
+  for (const auto& [id, p] : parent_watch_) parents.insert(id);
+  for (uint64_t parent_id : parents) {
+    // Cgroup ids are never reused: a parent gone is gone for good, and its
+    // instance (links defunct) decides for nothing any more. Anything but
+    // NotFound (no CAP_DAC_READ_SEARCH, ...) keeps it.
+    if (!absl::IsNotFound(kernel_.CgroupPathOf(parent_id).status())) continue;
+    std::vector<uint32_t> watching;
+    for (const auto& [id, w] : target_watch_) {
+      if (w.parent_id == parent_id) watching.push_back(id);
+    }
+    // Watched afresh at the parent made again (WatchTarget).
+    for (uint32_t id : watching) UnwatchTarget(id);
+    auto p = parent_watch_.find(parent_id);
+    const std::string rel = p == parent_watch_.end() ? "" : p->second.rel;
+    if (p != parent_watch_.end()) parent_watch_.erase(p);
+    absl::Status st = kernel_.Unwatch(parent_id);
+    kernel_.DeleteWatchParent(parent_id).IgnoreError();
+    const std::string what = absl::StrCat(
+        "watch instance of the removed cgroup ",
+        rel.empty() ? "" : absl::StrCat(rel, " "), "(id ", parent_id, ")");
+    if (st.ok()) {
+      unswept_parents_.erase(parent_id);
+      Log(absl::StrCat(what, " removed"));
+    } else if (unswept_parents_.insert(parent_id).second) {
+      Log(absl::StrCat(what, " not removed: ", st.ToString(),
+                       " (retried every 500 ms)"));
+    }
+  }
 }
 
 void Engine::DropParentIfUnused(uint64_t parent_id) {

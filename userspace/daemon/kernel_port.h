@@ -107,8 +107,10 @@ class KernelPort {
   // Makes again every pin that went while egressd runs (bpffs unmounted, a
   // pin directory removed) from what egressd holds: bpffs and the pin
   // directory, the shared maps from their fds, each program from a link
-  // that runs it. Link pins are made again by Links(). Returns how many
-  // pins it made (0: none was missing); the error of the step that failed.
+  // that runs it, and a watch instance's links and programs from the links
+  // egressd holds at its parent. A target's link pins are made again by
+  // Links(). Returns how many pins it made (0: none was missing); the error
+  // of the step that failed.
   virtual absl::StatusOr<int> RepairPins() = 0;
 
   // ---- Cgroups (paths relative to the cgroup2 mount) ----
@@ -148,7 +150,8 @@ class KernelPort {
   // parent's set unless pinned and attaches it, adopting live links; all or
   // nothing like Attach. `rel`: the parent, relative to the cgroup2 mount.
   virtual absl::Status Watch(const std::string& rel, uint64_t parent_id) = 0;
-  // Detaches and removes the parent's set; no set is no error.
+  // Detaches and removes the parent's set and its watch_names entries;
+  // no set is no error.
   virtual absl::Status Unwatch(uint64_t parent_id) = 0;
   // The parents that have a watch set pinned (cgroup ids).
   virtual std::vector<uint64_t> WatchedParents() = 0;

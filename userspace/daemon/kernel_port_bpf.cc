@@ -369,6 +369,14 @@ absl::StatusOr<int> BpfKernel::RepairPins() {
     made += KeepProgramsPinned(TargetDir(id), sets, HooksOf(id));
   }
   if (!shared.empty()) made += KeepProgramsPinned(SharedDir(), shared);
+  // The watch instances too: their pins are what keeps a parent's links
+  // (and so a re-created target's enforcement) once egressd stops.
+  const std::vector<HookSpec>& watch_hooks = HooksOf(EGRESS_TARGET_BY_CGROUP);
+  for (auto& [parent_id, links] : watch_held_) {
+    const std::string dir = WatchDir(parent_id);
+    made += KeepPinned(dir, links, watch_hooks);
+    made += KeepProgramsPinned(dir, {&links}, watch_hooks);
+  }
   return made;
 }
 
@@ -531,15 +539,52 @@ uint32_t CgroupLevel(const std::string& rel) {
 absl::Status BpfKernel::Watch(const std::string& rel, uint64_t parent_id) {
   const std::vector<HookSpec>& hooks = HooksOf(EGRESS_TARGET_BY_CGROUP);
   const std::string dir = WatchDir(parent_id);
+  const uint32_t level = CgroupLevel(rel);
   // The directory is the parent's id, which no other cgroup ever has: its
   // pinned programs were loaded for this parent's level.
-  if (!ProgramsPinned(dir, hooks)) {
+  if (!ProgramsPinned(dir, hooks) && !PinWatchProgramsOfLevel(dir, level)) {
     EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(
-        EGRESS_TARGET_BY_CGROUP, maps_->dir(), dir, &hooks, CgroupLevel(rel)));
+        EGRESS_TARGET_BY_CGROUP, maps_->dir(), dir, &hooks, level));
   }
+  NoteWatchPrograms(dir, level);
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
   std::lock_guard<std::mutex> lock(held_mu_);
   return AttachPinned(dir, fd.get(), parent_id, &watch_held_[parent_id], hooks);
+}
+
+void BpfKernel::NoteWatchPrograms(const std::string& dir, uint32_t level) {
+  std::vector<UniqueFd> progs;
+  for (const HookSpec& h : HooksOf(EGRESS_TARGET_BY_CGROUP)) {
+    UniqueFd fd(bpf_obj_get(ProgPin(dir, h).c_str()));
+    if (!fd) return;  // kept as it was: a set in full or none
+    progs.push_back(std::move(fd));
+  }
+  std::lock_guard<std::mutex> lock(held_mu_);
+  watch_programs_[level] = std::move(progs);
+}
+
+bool BpfKernel::PinWatchProgramsOfLevel(const std::string& dir,
+                                        uint32_t level) {
+  const std::vector<HookSpec>& hooks = HooksOf(EGRESS_TARGET_BY_CGROUP);
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = watch_programs_.find(level);
+    if (it == watch_programs_.end() || it->second.size() != hooks.size()) {
+      return false;
+    }
+    if (!MakeDirs(dir, 0700).ok()) return false;
+    for (size_t i = 0; i < hooks.size(); ++i) {
+      const std::string pin = ProgPin(dir, hooks[i]);
+      unlink(pin.c_str());  // a partial set's leftover
+      if (bpf_obj_pin(it->second[i].get(), pin.c_str()) != 0) return false;
+    }
+  }
+  // Loaded against the maps pinned then: reused only while they are the
+  // maps pinned now (else loaded anew, replacing these pins).
+  absl::StatusOr<MapIds> pinned = maps_->Ids();
+  if (!pinned.ok()) return false;
+  absl::StatusOr<bool> current = ProgramsUseMaps(dir, *pinned, hooks);
+  return current.ok() && *current;
 }
 
 absl::Status BpfKernel::Unwatch(uint64_t parent_id) {
@@ -551,7 +596,9 @@ absl::Status BpfKernel::Unwatch(uint64_t parent_id) {
       watch_held_.erase(it);
     }
   }
-  return DetachAndRemove(WatchDir(parent_id));
+  EGRESS_RETURN_IF_ERROR(DetachAndRemove(WatchDir(parent_id)));
+  // No instance reads them any more; a parent made again has another id.
+  return maps_->DeleteWatchNamesOf(parent_id);
 }
 
 std::vector<uint64_t> BpfKernel::WatchedParents() {

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "userspace/common/instance_lock.h"
 #include "userspace/daemon/kernel_port.h"
@@ -101,6 +102,13 @@ class BpfKernel : public KernelPort {
   // <version_dir>/watch/<parent cgroup id>: a watch set's programs and
   // links.
   std::string WatchDir(uint64_t parent_id) const;
+  // Keeps the programs of the watch set pinned in `dir` (attached at a
+  // parent of `level`) loaded, so that a parent made again at that level
+  // gets its set without another pass through the verifier.
+  void NoteWatchPrograms(const std::string& dir, uint32_t level);
+  // Pins the kept programs of `level` into `dir`; false when none are kept
+  // or they no longer use the pinned maps (the caller loads a set then).
+  bool PinWatchProgramsOfLevel(const std::string& dir, uint32_t level);
   std::string LinkDir(uint32_t id, uint64_t link_set) const;
   std::string Abs(const std::string& rel) const;
   // Detaches and forgets the held links of one set.
@@ -135,6 +143,9 @@ class BpfKernel : public KernelPort {
   std::map<std::pair<uint32_t, uint64_t>, HeldLinks> held_;
   // The links of each watch set, by parent cgroup id (under held_mu_).
   std::map<uint64_t, HeldLinks> watch_held_;
+  // The programs of the last watch set loaded or adopted for each parent
+  // level (under held_mu_): one set per level, a few fds.
+  std::map<uint32_t, std::vector<UniqueFd>> watch_programs_;
   bool shared_set_ = false;
   std::mutex shared_mu_;
   // Program ids of the shared set, loaded or adopted (under shared_mu_).

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
@@ -22,6 +25,25 @@ bool DrainFd(int fd) {
   bool any = false;
   while (read(fd, buf, sizeof(buf)) > 0) any = true;
   return any;
+}
+
+// Reads every pending inotify event (bounded) and returns the watch
+// descriptors the kernel dropped (IN_IGNORED: the directory was removed).
+std::vector<int> DrainInotify(int fd) {
+  std::vector<int> dropped;
+  alignas(inotify_event) char buf[4096];
+  for (int reads = 0; reads < 1024; ++reads) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (ssize_t at = 0;
+         at + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+      inotify_event ev;
+      memcpy(&ev, buf + at, sizeof(ev));
+      if (ev.mask & IN_IGNORED) dropped.push_back(ev.wd);
+      at += sizeof(inotify_event) + ev.len;
+    }
+  }
+  return dropped;
 }
 
 }  // namespace
@@ -75,11 +97,25 @@ void Reconciler::Watch(const std::string& rel) {
     // watching; the rescan covers the moment in between.
     inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
     watched_.clear();
+    path_of_wd_.clear();
   }
   // IN_DELETE too: a pattern target drops the links of a removed cgroup.
-  if (inotify_add_watch(inotify_.get(), abs.c_str(), IN_CREATE | IN_DELETE) >=
-      0) {
-    watched_.insert(abs);
+  int wd =
+      inotify_add_watch(inotify_.get(), abs.c_str(), IN_CREATE | IN_DELETE);
+  if (wd >= 0) {
+    watched_[abs] = wd;
+    path_of_wd_[wd] = abs;
+  }
+}
+
+void Reconciler::Forget(const std::vector<int>& dropped) {
+  // A directory removed (and maybe made again, a new inode): watched anew by
+  // the next WatchAll, so a target's cgroup made in it wakes the pass.
+  for (int wd : dropped) {
+    auto it = path_of_wd_.find(wd);
+    if (it == path_of_wd_.end()) continue;
+    watched_.erase(it->second);
+    path_of_wd_.erase(it);
   }
 }
 
@@ -93,7 +129,7 @@ void Reconciler::Loop() {
     int r = poll(fds, 2, kRescanMs);
     if (r < 0 && errno != EINTR) return;
     if (r > 0) {
-      if (fds[0].revents & POLLIN) DrainFd(inotify_.get());
+      if (fds[0].revents & POLLIN) Forget(DrainInotify(inotify_.get()));
       if (fds[1].revents & POLLIN) DrainFd(wake_.get());
     }
     if (stop_.load()) return;

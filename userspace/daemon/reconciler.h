@@ -7,9 +7,10 @@
 
 #include <atomic>
 #include <functional>
-#include <set>
+#include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "userspace/common/unique_fd.h"
@@ -39,12 +40,16 @@ class Reconciler {
   void Loop();
   void Watch(const std::string& rel);
   void WatchAll();
+  // Forgets the watches the kernel dropped (their directories went).
+  void Forget(const std::vector<int>& dropped);
 
   Engine& engine_;
   const std::string cgroup_root_;
   const std::function<void()> before_pass_;
   UniqueFd inotify_, wake_;
-  std::set<std::string> watched_;
+  // Absolute path -> inotify watch descriptor, and back.
+  std::map<std::string, int> watched_;
+  std::map<int, std::string> path_of_wd_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

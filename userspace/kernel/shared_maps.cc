@@ -350,6 +350,22 @@ absl::Status SharedMaps::DeleteWatchName(uint64_t parent_cgroup_id,
   return Delete(watch_names_.get(), &key, "watch_names");
 }
 
+absl::Status SharedMaps::DeleteWatchNamesOf(uint64_t parent_cgroup_id) {
+  // Collected first: a walk must not delete from the map it walks.
+  std::vector<egress_watch_key> keys;
+  EGRESS_RETURN_IF_ERROR(
+      ForEachKey<egress_watch_key>(watch_names_.get(),
+                                   [&](const egress_watch_key& k) {
+                                     if (k.parent_cgroup_id == parent_cgroup_id)
+                                       keys.push_back(k);
+                                   })
+          .status());
+  for (const egress_watch_key& k : keys) {
+    EGRESS_RETURN_IF_ERROR(Delete(watch_names_.get(), &k, "watch_names"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SharedMaps::SetWatchParent(uint64_t parent_cgroup_id,
                                         const egress_watch_parent& parent) {
   return Update(watch_parents_.get(), &parent_cgroup_id, &parent,

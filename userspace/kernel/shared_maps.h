@@ -93,6 +93,8 @@ class SharedMaps {
   // SetWatchName where no name is written yet: AlreadyExists otherwise.
   absl::Status AddWatchName(uint64_t parent_cgroup_id, const std::string& name,
                             uint32_t target_id);
+  // Every watch_names entry of `parent_cgroup_id` (its watch instance went).
+  absl::Status DeleteWatchNamesOf(uint64_t parent_cgroup_id);
   // watch_parents[parent] = what its watch instance does with a child no
   // map names.
   absl::Status SetWatchParent(uint64_t parent_cgroup_id,
