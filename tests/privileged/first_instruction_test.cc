@@ -317,8 +317,10 @@ TEST_F(RecreatedParentTest, AParentMadeAgainIsWatchedWithoutWaitingForARescan) {
     ASSERT_EQ(mkdir(worker_.c_str(), 0755), 0) << strerror(errno);
   }
   std::sort(took.begin(), took.end());
-  // The median: one pass loads the instance (the verifier) and attaches.
-  EXPECT_LT(took[2], absl::Milliseconds(300)) << ::testing::PrintToString(took);
+  // The median. Not a speed claim: what tells the event from the rescan is
+  // that the rescan alone cannot be under 500 ms (measured 571-650 ms before
+  // the parent's parent was watched; 10-16 ms since, under load too).
+  EXPECT_LT(took[2], absl::Milliseconds(450)) << ::testing::PrintToString(took);
   std::cerr << "watch instance at the re-created parent after: ";
   for (absl::Duration d : took) std::cerr << absl::FormatDuration(d) << " ";
   std::cerr << "\n";
