@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 constexpr int64_t kSec = 1'000'000'000;
 constexpr int64_t kHour = 3600 * kSec;
@@ -164,6 +165,26 @@ TEST_F(LearnHistoryTest, LearnedJsonIsImportedOnce) {
   // --since selects: nothing in the last second.
   ASSERT_OK_AND_ASSIGN(r, again.Suggest(web, {"web", 1, 32, 128}, "n"));
   EXPECT_EQ(r.observations, 0u);
+}
+
+// learned.db removed while egressd runs: the next add re-creates it from the
+// open file, so a restarted egressd still has what was learned before and
+// after.
+TEST_F(LearnHistoryTest, RemovedFileIsRecreatedBeforeTheNextAdd) {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  {
+    std::unique_ptr<LearnHistory> h = Open();
+    ASSERT_NE(h, nullptr);
+    ASSERT_OK(h->Add("web", {Seen(1, 80, now - kHour)}, now));
+    for (const char* file :
+         {"/learned.db", "/learned.db-wal", "/learned.db-shm"}) {
+      ASSERT_EQ(unlink((dir_ + file).c_str()), 0) << file;
+    }
+    ASSERT_OK(h->Add("web", {Seen(2, 443, now)}, now));
+  }
+  std::unique_ptr<LearnHistory> again = Open();
+  ASSERT_NE(again, nullptr);
+  EXPECT_THAT(Ports(*again, 0), UnorderedElementsAre(80, 443));
 }
 
 }  // namespace

@@ -5,11 +5,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/common/fs.h"
@@ -386,6 +390,89 @@ TEST_F(StateStoreTest, CorruptStateJsonIsReportedAndTheDatabaseKept) {
                 "state.json is corrupt");
   EXPECT_EQ(access((dir_ + "/state.json").c_str(), F_OK), 0);
   unlink((dir_ + "/state.json").c_str());
+  ExpectLoads(expected_);
+}
+
+// A cleanup job or an operator removed the files while egressd ran: the
+// next write re-creates them from the open ones (every row, each at its
+// seq, so that an appended rule still finds the one it follows) and what a
+// start loads is everything acknowledged.
+TEST_F(StateStoreTest, RemovedDatabaseIsRecreatedBeforeTheNextWrite) {
+  std::unique_ptr<StateStore> store = Open();
+  expected_.next_ruleset = 4;
+  TargetState web = Target("web", 1, 3);
+  Put(*store, web);
+  Put(*store, Target("db", 2, 2));
+  for (const char* file : {"/state.db", "/state.db-wal", "/state.db-shm"}) {
+    ASSERT_EQ(unlink((dir_ + file).c_str()), 0) << file;
+  }
+  TargetState next = web;
+  next.rules = {Rule(web.next_rule_id, "7171/tcp")};
+  next.next_rule_id = web.next_rule_id + 1;
+  RulesDelta delta{false, {web.next_rule_id}, {}};
+  delta.appended_after = web.rules.back().id;
+  Put(*store, next, delta);
+  ASSERT_EQ(access((dir_ + "/state.db").c_str(), F_OK), 0);
+  Put(*store, Target("t2", 3, 1));
+  ExpectLoads(expected_);
+  EXPECT_EQ(expected_.targets.at("web").rules.size(), 4u);
+}
+
+// Another database put where ours was (moved over it) is moved aside, not
+// overwritten, and ours is written back in its place.
+TEST_F(StateStoreTest, ReplacedDatabaseIsMovedAsideNotOverwritten) {
+  std::unique_ptr<StateStore> store = Open();
+  Put(*store, Target("web", 1, 2));
+  const std::string other_dir = dir_ + "/other";
+  ASSERT_EQ(mkdir(other_dir.c_str(), 0700), 0);
+  {
+    auto other = StateStore::Open(other_dir);
+    ASSERT_OK(other.status());
+    TargetState t = Target("backup", 9, 1);
+    ASSERT_OK((*other)->Write(StateWrite{1, {{t.name, &t, RulesDelta{}}}}));
+  }
+  ASSERT_EQ(
+      rename((other_dir + "/state.db").c_str(), (dir_ + "/state.db").c_str()),
+      0);
+  Put(*store, Target("db", 2, 1));
+  ExpectLoads(expected_);
+  std::vector<std::string> aside;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, "state.db.replaced-")) aside.push_back(name);
+  }
+  ASSERT_EQ(aside.size(), 1u) << absl::StrJoin(aside, " ");
+  ASSERT_EQ(rename((dir_ + "/" + aside[0]).c_str(),
+                   (other_dir + "/state.db").c_str()),
+            0);
+  auto other = StateStore::Open(other_dir);
+  ASSERT_OK(other.status());
+  ASSERT_OK_AND_ASSIGN(DaemonState kept, (*other)->Load());
+  EXPECT_EQ(kept.targets.count("backup"), 1u);
+}
+
+// When the database cannot be re-created the write is refused, saying
+// what happened; once the cause is gone the next write re-creates it.
+TEST_F(StateStoreTest, WriteIsRefusedWhenTheRemovedDatabaseCannotBeRecreated) {
+  std::unique_ptr<StateStore> store = Open();
+  Put(*store, Target("web", 1, 2));
+  for (const char* file : {"/state.db", "/state.db-wal", "/state.db-shm"}) {
+    ASSERT_EQ(unlink((dir_ + file).c_str()), 0) << file;
+  }
+  // Something in the way of the copy (a directory where it goes).
+  const std::string blocker = dir_ + "/state.db.recreating";
+  ASSERT_EQ(mkdir(blocker.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((blocker + "/x").c_str(), 0700), 0);
+  TargetState db = Target("db", 2, 1);
+  absl::Status refused =
+      store->Write(StateWrite{expected_.next_ruleset, {{"db", &db, {}}}});
+  EXPECT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.message(), "state.db was removed"))
+      << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "do not restart"))
+      << refused;
+  ASSERT_OK(RemoveTree(blocker));
+  Put(*store, db);
   ExpectLoads(expected_);
 }
 

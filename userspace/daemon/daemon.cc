@@ -149,7 +149,7 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 
 // The state, what was learned, and the kernel brought in line with them.
 absl::Status StartEngine(Daemon::Parts& p) {
-  EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir));
+  EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
   // An apply that crashed after writing its new targets' rows ahead left
   // them; nothing can be ahead now.

@@ -1,5 +1,7 @@
 #include "userspace/daemon/learn_history.h"
 
+#include <stdio.h>
+
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -82,11 +84,11 @@ bool FromKey(const std::string& key, policy::Observation* o) {
 
 absl::StatusOr<std::unique_ptr<LearnHistory>> LearnHistory::Open(
     const std::string& path, LearnLimits limits) {
-  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
   // Learned traffic is not policy: a crash may lose the last seconds of it,
   // so commits need not wait for the disk.
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                          SqliteDb::Open(path, "PRAGMA synchronous=NORMAL"));
   EGRESS_RETURN_IF_ERROR(db->Exec(
-      "PRAGMA synchronous=NORMAL;"
       "CREATE TABLE IF NOT EXISTS learned(target TEXT NOT NULL, "
       "hour INTEGER NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL, "
       "first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, "
@@ -100,10 +102,19 @@ absl::StatusOr<std::unique_ptr<LearnHistory>> LearnHistory::Open(
   return std::unique_ptr<LearnHistory>(new LearnHistory(std::move(db), limits));
 }
 
+absl::Status LearnHistory::KeepAtPath() {
+  // Lost learning would go unnoticed until a `suggest` after a restart
+  // missed it; said in egressd's log like a corrupt file moved aside.
+  return db_->KeepAtPath([](const std::string& line) {
+    fprintf(stderr, "egressd: %s\n", line.c_str());
+  });
+}
+
 absl::Status LearnHistory::Add(const std::string& target,
                                const std::vector<policy::Observation>& seen,
                                int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_RETURN_IF_ERROR(KeepAtPath());
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement up,
@@ -133,6 +144,7 @@ absl::Status LearnHistory::AddNote(const std::string& target,
                                    const std::string& why, uint64_t count,
                                    int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_RETURN_IF_ERROR(KeepAtPath());
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement up,
       db_->Prepare("INSERT INTO learned(target, hour, key, count, first_ns, "
@@ -214,6 +226,7 @@ absl::Status LearnHistory::SaveNames(
     const std::string& target, const std::vector<AnswerNames::Kept>& changed,
     int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_RETURN_IF_ERROR(KeepAtPath());
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement up,
@@ -250,6 +263,7 @@ LearnHistory::LoadNames(int64_t now_ns) const {
 
 absl::Status LearnHistory::Forget(const std::string& target) {
   std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_RETURN_IF_ERROR(KeepAtPath());
   for (const char* sql : {"DELETE FROM learned WHERE target = ?",
                           "DELETE FROM answer_names WHERE target = ?"}) {
     EGRESS_ASSIGN_OR_RETURN(SqliteStatement del, db_->Prepare(sql));

@@ -77,6 +77,9 @@ class LearnHistory {
   LearnHistory(std::unique_ptr<SqliteDb> db, LearnLimits limits)
       : db_(std::move(db)), limits_(limits) {}
   absl::Status Prune(const std::string& target, int64_t now_ns);
+  // Before each write: learned.db re-created from the open file if it was
+  // removed or replaced meanwhile (SqliteDb::KeepAtPath). mu_ held.
+  absl::Status KeepAtPath();
 
   // Adds come from the worker, queries from the control service.
   mutable std::mutex mu_;

@@ -1,13 +1,23 @@
 #include "userspace/daemon/sqlite_db.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <utility>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress {
 
@@ -71,7 +81,7 @@ std::string SqliteStatement::Text(int column) const {
 }
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
-    const std::string& path) {
+    const std::string& path, std::string settings) {
   // SQLite counts every allocation under one process-wide mutex unless told
   // not to (SQLITE_CONFIG_MEMSTATUS, on by default): an eighth of the CPU of
   // writing a policy's 100,000 rule rows. egressd never reads those counts.
@@ -84,7 +94,7 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
       path.c_str(), &raw,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
       nullptr);
-  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path));
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path, std::move(settings)));
   if (rc != SQLITE_OK) return db->Error(rc, "open");
   sqlite3_extended_result_codes(raw, 1);
   // Another connection (a tool reading the file) never makes a change fail
@@ -100,7 +110,146 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
         "state database ", path, ": cannot switch to WAL journal mode"));
   }
   EGRESS_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
+  if (!db->settings_.empty()) EGRESS_RETURN_IF_ERROR(db->Exec(db->settings_));
+  // A read opens the WAL and its index of a database that has pages; a new
+  // one's come with its first write (Exec notes them then).
+  EGRESS_RETURN_IF_ERROR(db->Exec("SELECT count(*) FROM sqlite_master"));
+  db->files_[0] = IdAt(path);
   return db;
+}
+
+void SqliteDb::NoteNewFiles() {
+  for (size_t i = 1; i < kSuffixes.size(); ++i) {
+    if (!files_[i]) files_[i] = IdAt(path_ + kSuffixes[i]);
+  }
+}
+
+std::optional<SqliteDb::FileId> SqliteDb::IdAt(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+std::string SqliteDb::FilesMoved() const {
+  std::vector<std::string> moved;
+  for (size_t i = 0; i < kSuffixes.size(); ++i) {
+    if (!files_[i]) continue;
+    const std::string name = path_ + kSuffixes[i];
+    std::optional<FileId> now = IdAt(name);
+    if (!now) {
+      moved.push_back(absl::StrCat(name, " was removed"));
+    } else if (!(*now == *files_[i])) {
+      moved.push_back(absl::StrCat(name, " is another file now"));
+    }
+  }
+  return absl::StrJoin(moved, ", ");
+}
+
+absl::Status SqliteDb::KeepAtPath(
+    const std::function<void(const std::string&)>& log) {
+  const std::string moved = FilesMoved();
+  if (moved.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> aside = Recreate();
+  if (!aside.ok()) {
+    return absl::Status(
+        aside.status().code(),
+        absl::StrCat(
+            "state database ", path_, ": ", moved,
+            " while egressd ran, and egressd could not re-create it from the "
+            "copy it holds open: ",
+            aside.status().message(),
+            "; nothing was written. Fix the cause (space, permissions of the "
+            "directory) and the next change re-creates it; do not restart "
+            "egressd before one succeeds: until then the removed file it "
+            "holds open is the only copy"));
+  }
+  if (log) {
+    log(absl::StrCat("state database ", path_, ": ", moved,
+                     " while egressd ran; re-created it from the copy "
+                     "egressd holds open (every row kept)",
+                     aside->empty() ? ""
+                                    : "; the other database found there "
+                                      "was moved to ",
+                     *aside));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SqliteDb::Recreate() {
+  // 1. Every committed row into a new file beside the path.
+  const std::string fresh = path_ + ".recreating";
+  if (unlink(fresh.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "remove an unfinished copy", fresh);
+  }
+  absl::Cleanup drop_fresh = [&] { unlink(fresh.c_str()); };
+  {
+    EGRESS_ASSIGN_OR_RETURN(SqliteStatement copy, Prepare("VACUUM INTO ?"));
+    EGRESS_RETURN_IF_ERROR(copy.Bind(1, fresh).Run());
+  }
+  {
+    // VACUUM INTO does not sync what it wrote; root's alone, as the file it
+    // replaces.
+    UniqueFd fd(open(fresh.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd || fchmod(fd.get(), 0600) != 0 || fsync(fd.get()) != 0) {
+      return ErrnoStatus(errno, "sync the copy", fresh);
+    }
+  }
+  // 2. What is at the path: this connection's files are dropped (it keeps
+  // them open), another database's are moved aside whole.
+  std::string aside;
+  const std::string stamp =
+      absl::StrCat(".replaced-", absl::ToUnixSeconds(absl::Now()));
+  const std::optional<FileId> db_there = IdAt(path_);
+  const bool foreign = db_there && !(files_[0] && *db_there == *files_[0]);
+  for (size_t i = 0; i < kSuffixes.size(); ++i) {
+    const std::string name = path_ + kSuffixes[i];
+    const std::optional<FileId> there = IdAt(name);
+    if (!there || i == 0) continue;  // the database is renamed over below
+    const bool ours = files_[i] && *there == *files_[i];
+    if (ours || !foreign) {
+      // Ours, or another's without its database: a WAL left at the path
+      // would be replayed into the copy.
+      if (unlink(name.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus(errno, "remove the old file", name);
+      }
+      continue;
+    }
+    const std::string to = path_ + stamp + kSuffixes[i];
+    if (rename(name.c_str(), to.c_str()) != 0) {
+      return ErrnoStatus(errno, "move another database's file aside", name);
+    }
+  }
+  if (foreign) {
+    aside = path_ + stamp;
+    if (rename(path_.c_str(), aside.c_str()) != 0) {
+      return ErrnoStatus(errno, "move another database aside", path_);
+    }
+  }
+  // 3. The copy at the path, the directory synced: a crash from here on
+  // starts from it.
+  if (rename(fresh.c_str(), path_.c_str()) != 0) {
+    return ErrnoStatus(errno, "rename the copy", path_);
+  }
+  std::move(drop_fresh).Cancel();
+  const std::string dir = path_.substr(0, path_.rfind('/') + 1);
+  {
+    UniqueFd fd(open(dir.empty() ? "." : dir.c_str(),
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || fsync(fd.get()) != 0) {
+      return ErrnoStatus(errno, "sync the directory", dir);
+    }
+  }
+  // 4. Connected to it. The old connection must not delete the WAL and
+  // index at the path when it closes (SQLite deletes them by name): they
+  // are the new connection's.
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> fresh_db,
+                          Open(path_, settings_));
+  int persist = 1;
+  sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  sqlite3_close_v2(db_);
+  db_ = std::exchange(fresh_db->db_, nullptr);
+  files_ = fresh_db->files_;
+  return aside;
 }
 
 SqliteDb::~SqliteDb() {
@@ -124,6 +273,8 @@ absl::Status SqliteDb::Exec(const std::string& sql) {
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
   if (message != nullptr) sqlite3_free(message);
   if (rc != SQLITE_OK) return Error(rc, sql);
+  // Every write ends in an Exec (a commit, or a statement on its own).
+  if (!files_[1] || !files_[2]) NoteNewFiles();
   return absl::OkStatus();
 }
 

@@ -5,8 +5,13 @@
 #ifndef EGRESS_USERSPACE_DAEMON_SQLITE_DB_H_
 #define EGRESS_USERSPACE_DAEMON_SQLITE_DB_H_
 
+#include <sys/types.h>
+
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -55,9 +60,11 @@ class SqliteDb {
  public:
   // Opens (creating) the database at `path` in WAL mode with full
   // synchronous commits: a change that returns OK is on disk. A file that is
-  // not a database gives DataLoss naming it.
+  // not a database gives DataLoss naming it. `settings` (PRAGMAs) run after
+  // the open, and again on the connection to a re-created file
+  // (KeepAtPath).
   static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(
-      const std::string& path);
+      const std::string& path, std::string settings = "");
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;
@@ -76,15 +83,57 @@ class SqliteDb {
   absl::StatusOr<int64_t> QueryInt(const std::string& sql,
                                    absl::string_view value);
 
+  // Keeps the database at path(): when the files there (the database, its
+  // -wal and -shm) are no longer the ones this connection has open (removed
+  // by a cleanup job or an operator, replaced by a copy, hidden by a mount),
+  // every later write would go into files no start will read. Then this
+  // copies every committed row from the open files into a new database at
+  // path() (another database found there is moved aside to
+  // <path>.replaced-<unix time>, never overwritten), connects to it, and
+  // calls `log` with what it found and did. Cheap when nothing changed (a
+  // stat of each file): meant for the start of every write. An error, with
+  // nothing written, when the copy fails; this connection still holds every
+  // row then.
+  absl::Status KeepAtPath(const std::function<void(const std::string&)>& log);
+
   // SQLite's result `rc` as a Status: "state database <path>: <what>:
   // <message>"; corruption is DataLoss, a full disk ResourceExhausted, a
   // read-only file FailedPrecondition, an I/O error the errno's status.
   absl::Status Error(int rc, absl::string_view what) const;
 
  private:
-  SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // A file as the kernel knows it: what a path names now, or what an open
+  // file is, whatever its name.
+  struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool operator==(const FileId& o) const {
+      return dev == o.dev && ino == o.ino;
+    }
+  };
+  // The database, its WAL and its shared-memory index: SQLite's names.
+  static constexpr std::array<const char*, 3> kSuffixes = {"", "-wal", "-shm"};
+
+  SqliteDb(sqlite3* db, std::string path, std::string settings)
+      : db_(db), path_(std::move(path)), settings_(std::move(settings)) {}
+  // The file `path` names now; nullopt when there is none.
+  static std::optional<FileId> IdAt(const std::string& path);
+  // Notes the WAL and index once they exist (a new database's come with its
+  // first write).
+  void NoteNewFiles();
+  // Which of this connection's files the paths no longer name ("" when all
+  // do): "state.db removed", "state.db-wal replaced", ...
+  std::string FilesMoved() const;
+  // Copies every row into a new file at path() and connects to it (the
+  // steps of KeepAtPath); what it moved aside, if anything.
+  absl::StatusOr<std::string> Recreate();
+
   sqlite3* db_;
   std::string path_;
+  std::string settings_;
+  // The files this connection has open, as they were named at the open
+  // (nullopt: SQLite had not created that one).
+  std::array<std::optional<FileId>, 3> files_;
 };
 
 // BEGIN IMMEDIATE (the write lock now, not at the first write); rolled back

@@ -27,17 +27,18 @@ std::string RuleText(const policy::Rule& r) { return policy::RuleJsonText(r); }
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
-    const std::string& dir) {
-  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
-                          SqliteDb::Open(absl::StrCat(dir, "/", kFileName)));
-  std::unique_ptr<StateStore> store(new StateStore(dir, std::move(db)));
-  EGRESS_RETURN_IF_ERROR(store->CreateSchema());
+    const std::string& dir, LogFn log) {
   // A page cache of 32 MiB instead of SQLite's 2 MiB: a policy of 100,000
   // rules is ~20 MB of rows, and a smaller cache spills pages to the WAL in
   // the middle of the transaction and reads them back (writing those rows
   // took 2.2-3.6 times as long). Every write and read gives the pages back
   // when it ends (ReleaseMemory), so the cache costs nothing between changes.
-  EGRESS_RETURN_IF_ERROR(store->db_->Exec("PRAGMA cache_size=-32768"));
+  EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
+                          SqliteDb::Open(absl::StrCat(dir, "/", kFileName),
+                                         "PRAGMA cache_size=-32768"));
+  std::unique_ptr<StateStore> store(
+      new StateStore(dir, std::move(db), std::move(log)));
+  EGRESS_RETURN_IF_ERROR(store->CreateSchema());
   const std::string json = dir + "/state.json";
   if (access(json.c_str(), F_OK) == 0) {
     EGRESS_RETURN_IF_ERROR(store->ImportJson(json));
@@ -68,6 +69,16 @@ absl::Status StateStore::CreateSchema() {
         "INSERT INTO meta(key, value) VALUES('schema', ", kSchemaVersion, ")"));
   }
   return absl::OkStatus();
+}
+
+absl::Status StateStore::CheckWritable() {
+  // The files were opened at start; a state directory made read-only since
+  // (a remount) would not stop writes through them, yet the operator meant
+  // it to: refuse as a write of a new file there would.
+  if (access(dir_.c_str(), W_OK) != 0) {
+    return ErrnoStatus(errno, "write state", dir_);
+  }
+  return db_->KeepAtPath(log_);
 }
 
 absl::Status StateStore::ImportJson(const std::string& json_path) {
@@ -179,6 +190,7 @@ absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
 
 absl::Status StateStore::DeleteUnstoredRows(
     const std::vector<std::string>& names) {
+  EGRESS_RETURN_IF_ERROR(db_->KeepAtPath(log_));
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_ASSIGN_OR_RETURN(
@@ -408,12 +420,7 @@ absl::Status StateStore::WriteOne(
 }
 
 absl::Status StateStore::Write(const StateWrite& write) {
-  // The files were opened at start; a state directory made read-only since
-  // (a remount) would not stop writes through them, yet the operator meant
-  // it to: refuse as a write of a new file there would.
-  if (access(dir_.c_str(), W_OK) != 0) {
-    return ErrnoStatus(errno, "write state", dir_);
-  }
+  EGRESS_RETURN_IF_ERROR(CheckWritable());
   const int64_t changes_before = db_->TotalChanges();
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
@@ -444,9 +451,7 @@ absl::Status StateStore::Write(const StateWrite& write) {
 
 absl::Status StateStore::WriteRulesAhead(
     const std::vector<const TargetState*>& targets) {
-  if (access(dir_.c_str(), W_OK) != 0) {
-    return ErrnoStatus(errno, "write state", dir_);
-  }
+  EGRESS_RETURN_IF_ERROR(CheckWritable());
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   absl::flat_hash_map<std::string, SeqIndex> written;

@@ -19,6 +19,7 @@
 #define EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,10 +42,13 @@ class StateStore {
   // target is written whole again.
   static constexpr int64_t kSeqGap = int64_t{1} << 20;
 
+  using LogFn = std::function<void(const std::string&)>;
   // Opens (creating) <dir>/state.db and imports <dir>/state.json if there is
-  // one. A corrupt database or state.json: DataLoss naming the file.
+  // one. A corrupt database or state.json: DataLoss naming the file. `log`
+  // hears of a database re-created because its files were removed or
+  // replaced while egressd ran (see Write).
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
-      const std::string& dir);
+      const std::string& dir, LogFn log = nullptr);
 
   // Everything the database holds (orphans are never stored). Rows of rules
   // whose target is not stored (written ahead by an apply that crashed
@@ -57,7 +61,13 @@ class StateStore {
   // whose rows went.
   absl::StatusOr<size_t> DropLeftoverRows();
 
-  // Writes `write` in one transaction: all of it or, on error, none.
+  // Writes `write` in one transaction: all of it or, on error, none. Every
+  // write (this, WriteRulesAhead, DropRulesAhead) first checks that
+  // <dir>/state.db is still the file the store has open; if it was removed
+  // or replaced, the store re-creates it there from the open file (every
+  // row) and says so in the log, or refuses the write saying why
+  // (SqliteDb::KeepAtPath): a change is never acknowledged into a file no
+  // start reads.
   absl::Status Write(const StateWrite& write);
 
   // Stores the rows of the rules of targets that are not stored yet, in one
@@ -78,8 +88,8 @@ class StateStore {
   int64_t last_write_rows() const { return last_write_rows_; }
 
  private:
-  StateStore(std::string dir, std::unique_ptr<SqliteDb> db)
-      : dir_(std::move(dir)), db_(std::move(db)) {}
+  StateStore(std::string dir, std::unique_ptr<SqliteDb> db, LogFn log)
+      : dir_(std::move(dir)), db_(std::move(db)), log_(std::move(log)) {}
   // seq of each stored rule, by id, per target: where a rule goes and which
   // row a removed rule is, without reading the database.
   using SeqIndex = absl::flat_hash_map<uint32_t, int64_t>;
@@ -93,6 +103,9 @@ class StateStore {
   };
 
   absl::Status CreateSchema();
+  // What every write does first: the directory still writable, the
+  // database still at its path.
+  absl::Status CheckWritable();
   // Deletes, in one transaction, the rows of rules of each of `names` that
   // is not a stored target (a stored target's rows are left alone).
   absl::Status DeleteUnstoredRows(const std::vector<std::string>& names);
@@ -121,6 +134,7 @@ class StateStore {
 
   std::string dir_;
   std::unique_ptr<SqliteDb> db_;
+  LogFn log_;
   absl::flat_hash_map<std::string, SeqIndex> seqs_;
   // The index of each target's rows written ahead (WriteRulesAhead) until
   // the Write that adds the target takes it.
