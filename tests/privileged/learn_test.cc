@@ -168,6 +168,28 @@ TEST_F(LearnTest, UdpConnectsAreLearnedOnlyWhenADatagramFollows) {
   EXPECT_TRUE(found) << "no record of 127.0.0.66";
 }
 
+// Two audit targets, one nested in the other: each holds the connect's
+// record in a slot of its own, and each learns the datagram's destination.
+TEST_F(LearnTest, NestedAuditTargetsBothLearnAConnectedDatagram) {
+  AddTarget("outer", nullptr, "audit");
+  auto inner = cg_->CreateChild("inner");
+  ASSERT_TRUE(inner.ok()) << inner.status();
+  AddTarget("inner", *inner, "audit");
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectNoSend("127.0.0.71", 40071); }, *inner),
+      0);
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectThenSend("127.0.0.72", 40072); }, *inner),
+      0);
+  for (const char* target : {"inner", "outer"}) {
+    const std::string yaml =
+        SuggestWhenSeen({"suggest", "--target", target}, "127.0.0.72/32");
+    EXPECT_TRUE(absl::StrContains(yaml, "127.0.0.72/32")) << target << yaml;
+    EXPECT_FALSE(absl::StrContains(yaml, "127.0.0.71")) << target << yaml;
+  }
+  CtlOk({"target", "remove", "inner"});
+}
+
 TEST_F(LearnTest, RawSocketsSeenInAuditAreAllowedBySuggestion) {
   AddTarget("web", nullptr, "audit");
   EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);
