@@ -32,6 +32,7 @@
 #include "lib/peers.h"
 #include "lib/records.h"
 #include "lib/rules.h"
+#include "lib/udp_connect.h"
 #include "lib/verdict.h"
 #include "lib/unix.h"
 
@@ -496,8 +497,9 @@ skb__target(struct __sk_buff *skb, __u32 *id)
 /*
  * Backstop on every packet a target's sockets send. Costs a config lookup and
  * a look at the IP header: drops source-routed packets (options can also come
- * as a cmsg, past setsockopt) and checks ping echo requests. Returns 1 to
- * pass the packet, 0 to drop it.
+ * as a cmsg, past setsockopt) and checks ping echo requests. In audit mode it
+ * also sends the record a UDP connect held for its first datagram. Returns
+ * 1 to pass the packet, 0 to drop it.
  */
 SEC("cgroup_skb/egress")
 int egress_skb_egress(struct __sk_buff *skb)
@@ -536,6 +538,10 @@ int egress_skb_egress(struct __sk_buff *skb)
 			}
 		}
 	}
+	/* The record a UDP connect of an audit target held for its first
+	 * datagram (lib/udp_connect.h); one compare for other modes. */
+	if (cfg && cfg->mode == EGRESS_MODE_AUDIT)
+		udp_connect__on_send(skb, id, cfg);
 	/* Fast path, before any lookup: IPv4 without options and not ICMP,
 	 * IPv6 going straight to TCP or UDP. That is nearly every packet. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {

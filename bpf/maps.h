@@ -235,6 +235,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 
+/* The record of a UDP connect() of an audit target, held until the socket
+ * sends a datagram to that destination (abi.h, lib/udp_connect.h): written
+ * by connect4/6, read and freed by skb_egress; lives and dies with the
+ * socket. Pinned so that every target's instance shares one map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egress_udp_connect);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} udp_connects SEC(".maps");
+
 /* Verdict records for egressd. Submitted without wake-up; egressd drains on
  * a short timer, so a flood does not cost a reader wake-up per record. */
 struct {

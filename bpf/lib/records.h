@@ -3,8 +3,9 @@
  * Records for egressd: the events ring buffer.
  *
  * What: event__reserve() (a zeroed record stamped with the target, or NULL
- * counted as lost) and event__emit() (one verdict record, rate limited;
- * a unix one with its path).
+ * counted as lost), event__fill_verdict() (a verdict record's decision
+ * fields) and event__emit() (one verdict record, rate limited; a unix one
+ * with its path).
  * Why here: every record kind (verdicts here, flows in egress.bpf.c) goes
  * through event__reserve(), so a full ring buffer is counted the same way
  * everywhere. Records are submitted with BPF_RB_NO_WAKEUP: egressd drains on
@@ -41,6 +42,27 @@ event__reserve(__u32 target_id, struct egress_counters *c, __u32 size)
 	return e;
 }
 
+/* The decision fields of a verdict record made at `now`, `suppressed`
+ * (limit__admit) riding on it. */
+static __always_inline void event__fill_verdict(struct egress_event *e,
+						const struct egress_dest *d,
+						__u8 hook, __u8 verdict,
+						__u8 reason, __u32 rule_id,
+						__u64 now, __s64 suppressed)
+{
+	e->ts_ns = now;
+	e->rule_id = rule_id;
+	e->suppressed = (__u32)suppressed;
+	__builtin_memcpy(e->addr, d->addr32, 16);
+	e->port = d->port;
+	e->family = d->family;
+	e->proto = d->proto;
+	e->hook = hook;
+	e->verdict = verdict;
+	e->reason = reason;
+	e->kind = EGRESS_EVENT_VERDICT;
+}
+
 /* One verdict record, unless rate limited. `unix_addr` is NULL for inet
  * records (a literal NULL at those call sites, so the unix branch compiles
  * away there) and the address of a unix decision, carried in the record. */
@@ -71,18 +93,9 @@ event__emit(__u32 target_id, const struct egress_dest *d, __u8 hook,
 		if (!e)
 			return;
 	}
-	e->ts_ns = now;
-	e->rule_id = rule_id;
-	e->suppressed = (__u32)suppressed;
-	__builtin_memcpy(e->addr, d->addr32, 16);
-	e->port = d->port;
-	e->family = d->family;
-	e->proto = d->proto;
-	e->hook = hook;
-	e->verdict = verdict;
-	e->reason = reason;
+	event__fill_verdict(e, d, hook, verdict, reason, rule_id, now,
+			    suppressed);
 	e->sock_type = sock_type;
-	e->kind = EGRESS_EVENT_VERDICT;
 	if (has_task) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
 

@@ -12,6 +12,7 @@
  * Layering (each header includes what it uses):
  *   config.h (.rodata, target config)  addr.h (destinations)
  *   rules.h -> names.h  peers.h  counters.h  ratelimit.h -> records.h
+ *   -> udp_connect.h (held records of UDP connects)
  *   verdict.h (this: uses all of the above)  ->  unix.h (AF_UNIX hooks)
  */
 #ifndef EGRESS_BPF_LIB_VERDICT_H_
@@ -29,6 +30,7 @@
 #include "lib/peers.h"
 #include "lib/records.h"
 #include "lib/rules.h"
+#include "lib/udp_connect.h"
 
 /*
  * Applies the target's mode to a rule decision, counts it and reports it.
@@ -110,6 +112,11 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 	    .reason = EGRESS_REASON_NONLOCAL_SOURCE,
 	};
 
+	const struct egress_target_config *applied = cfg;
+	struct egress_target_config unrecorded;
+	struct egress_udp_connect *held = NULL;
+	int slot = UDP_CONNECT_NO_SLOT, ret;
+
 	if (!borrowed_source) {
 		rules__decide(cfg->ruleset, d, &dec);
 		names__decide(id, cfg, d, &dec, ctx, 0);
@@ -121,7 +128,20 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 			dec.rule_id = 0;
 		}
 	}
-	return verdict__apply(id, cfg, d, hook, &dec, 0, 1);
+	/* A UDP connect of an audit target: decided and counted now, its
+	 * record held until a datagram follows (lib/udp_connect.h). hook is
+	 * a constant at each call site: the sendmsg hooks compile this out. */
+	if (hook == EGRESS_HOOK_CONNECT4 || hook == EGRESS_HOOK_CONNECT6)
+		held = udp_connect__hold_slot(id, cfg, d, ctx, &slot);
+	if (held) {
+		unrecorded = *cfg;
+		unrecorded.flags |= EGRESS_TF_EVENT_NONE;
+		applied = &unrecorded;
+	}
+	ret = verdict__apply(id, applied, d, hook, &dec, 0, 1);
+	if (held)
+		udp_connect__hold(held, slot, id, cfg, d, hook, &dec);
+	return ret;
 }
 
 #endif /* EGRESS_BPF_LIB_VERDICT_H_ */

@@ -115,6 +115,81 @@ TEST_F(LearnTest, SuggestAllowsExactlyWhatWasSeen) {
   EXPECT_DENIED(InCgroup([] { return TcpConnect("::1", 40001); }));
 }
 
+// A UDP connect() sends nothing: glibc's getaddrinfo() connects a UDP socket
+// to each address of a name, port included, only to sort them by the source
+// address each would get. Learning takes a UDP connect as a destination once
+// a datagram goes there, and never for the connect alone.
+TEST_F(LearnTest, UdpConnectsAreLearnedOnlyWhenADatagramFollows) {
+  AddTarget("web", nullptr, "audit");
+  // Connected, nothing sent: IPv4, IPv4-mapped from an IPv6 socket, IPv6.
+  EXPECT_EQ(InCgroup([] { return UdpConnectNoSend("127.0.0.61", 40061); }), 0);
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectNoSend("::ffff:127.0.0.62", 40062); }), 0);
+  EXPECT_EQ(InCgroup([] { return UdpConnectNoSend("::1", 40063); }), 0);
+  // Connected elsewhere first: only where the datagram went counts.
+  EXPECT_EQ(InCgroup([] {
+              return UdpReconnectThenSend("127.0.0.64", 40064, "127.0.0.65",
+                                          40065);
+            }),
+            0);
+  // Connected and sent: send(), from an IPv6 socket to an IPv4-mapped
+  // address, over IPv6, and sendto() of the connected address.
+  EXPECT_EQ(InCgroup([] { return UdpConnectThenSend("127.0.0.66", 40066); }),
+            0);
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectThenSend("::ffff:127.0.0.67", 40067); }),
+      0);
+  EXPECT_EQ(InCgroup([] { return UdpConnectThenSend("::1", 40068); }), 0);
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectThenSendtoSame("127.0.0.69", 40069); }),
+      0);
+  // Records are drained in the order they were made: once the last one is
+  // learned, every one before it is.
+  const std::string yaml =
+      SuggestWhenSeen({"suggest", "--target", "web"}, "127.0.0.69/32");
+  for (const char* sent : {"127.0.0.65/32", "127.0.0.66/32", "127.0.0.67/32",
+                           "udp-40068", "127.0.0.69/32"}) {
+    EXPECT_TRUE(absl::StrContains(yaml, sent)) << sent << "\n" << yaml;
+  }
+  for (const char* unsent :
+       {"127.0.0.61", "127.0.0.62", "40063", "127.0.0.64", "40064"}) {
+    EXPECT_FALSE(absl::StrContains(yaml, unsent)) << unsent << "\n" << yaml;
+  }
+  // The record is the connect's, made by the process that connected.
+  const std::vector<nlohmann::json> records = Records({"--target", "web"}, 1);
+  bool found = false;
+  for (const nlohmann::json& r : records) {
+    if (!r.contains("l4") || r["l4"]["destination"] != "127.0.0.66") continue;
+    found = true;
+    EXPECT_EQ(r["hook"], "connect4") << r;
+    EXPECT_EQ(r["verdict"], "AUDIT") << r;
+    EXPECT_GT(r["process"]["pid"].get<int64_t>(), 0) << r;
+  }
+  EXPECT_TRUE(found) << "no record of 127.0.0.66";
+}
+
+// Two audit targets, one nested in the other: each holds the connect's
+// record in a slot of its own, and each learns the datagram's destination.
+TEST_F(LearnTest, NestedAuditTargetsBothLearnAConnectedDatagram) {
+  AddTarget("outer", nullptr, "audit");
+  auto inner = cg_->CreateChild("inner");
+  ASSERT_TRUE(inner.ok()) << inner.status();
+  AddTarget("inner", *inner, "audit");
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectNoSend("127.0.0.71", 40071); }, *inner),
+      0);
+  EXPECT_EQ(
+      InCgroup([] { return UdpConnectThenSend("127.0.0.72", 40072); }, *inner),
+      0);
+  for (const char* target : {"inner", "outer"}) {
+    const std::string yaml =
+        SuggestWhenSeen({"suggest", "--target", target}, "127.0.0.72/32");
+    EXPECT_TRUE(absl::StrContains(yaml, "127.0.0.72/32")) << target << yaml;
+    EXPECT_FALSE(absl::StrContains(yaml, "127.0.0.71")) << target << yaml;
+  }
+  CtlOk({"target", "remove", "inner"});
+}
+
 TEST_F(LearnTest, RawSocketsSeenInAuditAreAllowedBySuggestion) {
   AddTarget("web", nullptr, "audit");
   EXPECT_EQ(InCgroup([] { return RawSocket(AF_INET); }), 0);

@@ -203,6 +203,59 @@ TEST_F(RoutineNamesTest, AuditSuggestsNamesThatKeepWorkingAsAddressesRotate) {
   EXPECT_EQ(listeners_[3]->accepted(), 0);
 }
 
+// getaddrinfo() of a name and a service sorts the name's two addresses (RFC
+// 6724) by connecting a UDP socket to each, on the service's port, and reads
+// the source address it would get; it sends nothing there. The suggestion
+// keeps the lookup's own traffic (the resolver, 53/udp over a connected
+// socket) and the application's TCP connection, and no UDP rule for the
+// name or its addresses.
+TEST_F(RoutineNamesTest, AddressSortingOfALookupSuggestsNoRule) {
+  AddTarget("web", nullptr, "audit");
+  const std::string server = dns_->address();
+  const uint16_t port = port_;
+  EXPECT_EQ(InCgroup([server, port] {
+              const DnsQueryResult r = PrivateGetaddrinfo(server, kName, port);
+              if (r.error != 0) return 1000 + r.error;
+              // Both addresses, or glibc had nothing to sort.
+              if (r.addresses.size() != 2) return 2000;
+              return TcpConnect(r.addresses[0], port);
+            }),
+            0);
+  EXPECT_EQ(AcceptedAtLeast(1), 1);
+  std::string text;
+  const absl::Time learned_by = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < learned_by) {
+    text = CtlOk({"suggest", "--target", "web"});
+    if (absl::StrContains(text, kName) && absl::StrContains(text, server)) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  std::ofstream(PolicyPath()) << text;
+  auto policies = policy::LoadPolicies(PolicyPath());
+  ASSERT_TRUE(policies.ok()) << policies.status() << "\n" << text;
+  ASSERT_EQ(policies->size(), 1u);
+  bool resolver = false, api = false;
+  for (const policy::Rule& r : (*policies)[0].rules) {
+    if (!r.unix_paths.empty()) continue;  // glibc asks nscd first
+    for (const policy::PortProto& pp : r.ports) {
+      if (pp.proto == policy::Proto::kUdp) {
+        EXPECT_EQ(pp.lo, 53) << "a UDP rule past the resolver:\n" << text;
+        EXPECT_EQ(pp.hi, 53) << text;
+        EXPECT_TRUE(r.names.empty()) << text;
+        for (const policy::Cidr& c : r.destinations) {
+          EXPECT_EQ(c.ToString(), server) << text;
+          resolver = true;
+        }
+      } else if (pp.proto == policy::Proto::kTcp && pp.lo == port) {
+        api = true;
+      }
+    }
+  }
+  EXPECT_TRUE(resolver) << "no resolver rule:\n" << text;
+  EXPECT_TRUE(api) << "no rule for the connection made:\n" << text;
+}
+
 // Two names on one address (a virtual host): the application looks up its
 // API, the other name is looked up after it, and then the connect comes.
 // The suggestion allows both names, so the application's own lookup still

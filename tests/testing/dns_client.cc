@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 #include <variant>
 
 #include "tests/testing/dns_builder.h"
@@ -195,14 +196,16 @@ int EnterPrivateResolver(const std::string& server) {
 }
 
 DnsQueryResult PrivateGetaddrinfo(const std::string& server,
-                                  const std::string& name) {
+                                  const std::string& name, uint16_t port) {
   DnsQueryResult r;
   if ((r.error = EnterPrivateResolver(server)) != 0) return r;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  const int rc = getaddrinfo(name.c_str(), nullptr, &hints, &res);
+  const std::string service = port != 0 ? std::to_string(port) : "";
+  const int rc = getaddrinfo(
+      name.c_str(), service.empty() ? nullptr : service.c_str(), &hints, &res);
   if (rc != 0) {
     r.error = rc == EAI_SYSTEM ? errno : 1000 - rc;
     return r;

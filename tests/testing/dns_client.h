@@ -49,9 +49,10 @@ DnsQueryResult ReceiveAnswer(int fd, int timeout_ms = 2000);
 // names only `server` and whose /etc/nsswitch.conf says "hosts: dns", so the
 // lookup cannot reach the machine's resolver. Call in a forked child only
 // (it unshares the child's mount namespace). Returns the IPv4 and IPv6
-// addresses, or the EAI/errno code in error.
+// addresses, or the EAI/errno code in error. A `port` other than 0 is
+// passed as the service, as an application asking for "name:port" does.
 DnsQueryResult PrivateGetaddrinfo(const std::string& server,
-                                  const std::string& name);
+                                  const std::string& name, uint16_t port = 0);
 // Sets up that mount namespace once for the calling (child) process; 0 or
 // errno. PrivateGetaddrinfo calls it on first use.
 int EnterPrivateResolver(const std::string& server);

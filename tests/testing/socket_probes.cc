@@ -331,6 +331,43 @@ int UdpConnectThenSend(const std::string& addr, uint16_t port) {
   return SendOne(fd.get(), nullptr, 0);
 }
 
+int UdpConnectNoSend(const std::string& addr, uint16_t port) {
+  SockAddr dst;
+  if (!Parse(addr, port, &dst)) return EINVAL;
+  UniqueFd fd(::socket(dst.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Errno();
+  if (::connect(fd.get(), dst.get(), dst.len) != 0) return Errno();
+  sockaddr_storage source = {};
+  socklen_t len = sizeof(source);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&source), &len) !=
+      0) {
+    return Errno();
+  }
+  return 0;
+}
+
+int UdpReconnectThenSend(const std::string& first, uint16_t first_port,
+                         const std::string& addr, uint16_t port) {
+  SockAddr before, dst;
+  if (!Parse(first, first_port, &before) || !Parse(addr, port, &dst)) {
+    return EINVAL;
+  }
+  UniqueFd fd(::socket(dst.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Errno();
+  if (::connect(fd.get(), before.get(), before.len) != 0) return Errno();
+  if (::connect(fd.get(), dst.get(), dst.len) != 0) return Errno();
+  return SendOne(fd.get(), nullptr, 0);
+}
+
+int UdpConnectThenSendtoSame(const std::string& addr, uint16_t port) {
+  SockAddr dst;
+  if (!Parse(addr, port, &dst)) return EINVAL;
+  UniqueFd fd(::socket(dst.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Errno();
+  if (::connect(fd.get(), dst.get(), dst.len) != 0) return Errno();
+  return SendOne(fd.get(), dst.get(), dst.len);
+}
+
 int UdpSendmmsg(const std::string& addr, uint16_t port, int n) {
   if (n < 1 || n > 1024) return EINVAL;
   SockAddr dst;

@@ -80,6 +80,16 @@ int UdpSendtoFromV6Socket(const std::string& v4_addr, uint16_t port);
 int UdpSendtoUnspec(const std::string& v4_addr, uint16_t port);
 // connect() then send(); connect's errno if it fails.
 int UdpConnectThenSend(const std::string& addr, uint16_t port);
+// What glibc's getaddrinfo() does to sort a name's addresses (RFC 6724):
+// connect() then getsockname(), and no datagram. errno of either, or 0.
+int UdpConnectNoSend(const std::string& addr, uint16_t port);
+// connect() to `first`:`first_port`, connect() again to `addr`:`port`, then
+// send(); errno of the first failing call, or 0.
+int UdpReconnectThenSend(const std::string& first, uint16_t first_port,
+                         const std::string& addr, uint16_t port);
+// connect() then sendto() with the connected address given again (the
+// sendmsg hooks see that send); errno or 0.
+int UdpConnectThenSendtoSame(const std::string& addr, uint16_t port);
 // sendmmsg() of n datagrams (1..1024); 0 only if all n were sent.
 int UdpSendmmsg(const std::string& addr, uint16_t port, int n);
 // io_uring IORING_OP_SENDMSG with msg_name set (unconnected UDP socket).

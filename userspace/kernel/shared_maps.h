@@ -168,7 +168,7 @@ class SharedMaps {
         "dns_counters",  "dns_scratch",    "user_targets",    "watch_names",
         "watch_parents", "cgroup_classes", "watch_scratch",   "attach_target",
         "peer_gens",     "exact_rules",    "udp_peer_filter", "flows",
-        "dns_streams"};
+        "dns_streams",   "udp_connects"};
     Fd* fds[] = {
         &self.targets_,       &self.port_classes_,    &self.rules_,
         &self.udp_peers_,     &self.rule_hits_,       &self.event_limits_,
@@ -178,7 +178,7 @@ class SharedMaps {
         &self.watch_names_,   &self.watch_parents_,   &self.cgroup_classes_,
         &self.watch_scratch_, &self.attach_target_,   &self.peer_gens_,
         &self.exact_rules_,   &self.udp_peer_filter_, &self.flows_,
-        &self.dns_streams_};
+        &self.dns_streams_,   &self.udp_connects_};
     static_assert(std::size(kNames) == std::size(fds));
     std::vector<std::pair<const char*, Fd*>> all;
     for (size_t i = 0; i < std::size(fds); ++i)
@@ -220,7 +220,8 @@ class SharedMaps {
       event_limits_, counters_, events_, unix_rules_, dns_queries_, dns_names_,
       dns_bindings_, dns_counters_, dns_scratch_, user_targets_, watch_names_,
       watch_parents_, cgroup_classes_, watch_scratch_, attach_target_,
-      peer_gens_, exact_rules_, udp_peer_filter_, flows_, dns_streams_;
+      peer_gens_, exact_rules_, udp_peer_filter_, flows_, dns_streams_,
+      udp_connects_;
 };
 
 }  // namespace egress

@@ -54,7 +54,7 @@
 	_Static_assert(sizeof(struct t) == (n), #t " ABI size changed")
 #endif
 
-#define EGRESS_ABI_VERSION 11
+#define EGRESS_ABI_VERSION 12
 
 /* Target ids index the targets array; 0 is never used. At most 65536
  * (egress_limit_key.target_id is 16 bits). */
@@ -567,6 +567,41 @@ struct egress_flow {
 	__u8 pad[4];
 };
 EGRESS_ABI_SIZE(egress_flow, 40);
+
+/*
+ * udp_connects: socket storage of a UDP socket that connect()ed under a
+ * target in audit mode (bpf/lib/udp_connect.h). A UDP connect() sends
+ * nothing: glibc's getaddrinfo() connects a UDP socket to each address a
+ * name resolved to only to read the source address it would get (RFC 6724
+ * sorting). So the connect's record is held here and goes out with the
+ * first datagram the socket sends to that destination (cgroup_skb/egress),
+ * or never. The task fields are the connecting task's, taken at connect as
+ * a connect's record has them. One slot per target (two: a target and one
+ * nested in it), each naming its target (`owner`, 0 = free); a slot of a
+ * target whose record is not wanted (an allow at `logging denied`) is
+ * freed by its connect.
+ */
+struct egress_udp_connect_slot {
+	__u32 rule_id;
+	__u16 owner;  /* target id; 0 = free */
+	__u8 verdict; /* EGRESS_VERDICT_ALLOW or _AUDIT */
+	__u8 reason;  /* EGRESS_REASON_* */
+};
+EGRESS_ABI_SIZE(egress_udp_connect_slot, 8);
+
+struct egress_udp_connect {
+	__u64 cgroup_id; /* of the connecting task */
+	__u32 pid;
+	__u32 tgid;
+	__u32 uid;
+	__u8 addr[16]; /* destination as decided; IPv4 in the first 4 bytes */
+	__be16 port;
+	__u8 family; /* EGRESS_FAMILY_IPV4 / _IPV6 (IPv4-mapped is IPV4) */
+	__u8 hook;   /* EGRESS_HOOK_CONNECT4 / _CONNECT6 */
+	char comm[16];
+	struct egress_udp_connect_slot slot[2];
+};
+EGRESS_ABI_SIZE(egress_udp_connect, 72);
 
 /* Ring buffer record: one per reported verdict or TCP flow transition. */
 struct egress_event {
