@@ -505,6 +505,19 @@ TEST(ParsePolicyErrorTest, Ports) {
   EXPECT_EQ(port_error("port: 443/tcp"),
             "t.yaml:10:13: spec.egress[0].ports[0].port: bad port "
             "\"443/tcp\": write the protocol in protocol");
+  // 0443 reads as octal 291 (or a string, with an 8 or 9) in YAML 1.1.
+  EXPECT_EQ(port_error("port: 0443"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port \"0443\": "
+            "a leading zero is ambiguous (YAML 1.1 reads it as octal 291); "
+            "write 443");
+  EXPECT_EQ(port_error("port: 080"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port \"080\": "
+            "a leading zero is ambiguous (YAML 1.1 reads it as a string); "
+            "write 80");
+  EXPECT_EQ(port_error("{port: 8000, endPort: 09000}"),
+            "t.yaml:10:29: spec.egress[0].ports[0].endPort: bad endPort "
+            "\"09000\": a leading zero is ambiguous (YAML 1.1 reads it as a "
+            "string); write 9000");
   EXPECT_EQ(port_error("{port: 2000, endPort: 1000}"),
             "t.yaml:10:29: spec.egress[0].ports[0].endPort: endPort 1000 is "
             "below port 2000");

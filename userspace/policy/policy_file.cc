@@ -1130,6 +1130,22 @@ absl::StatusOr<uint16_t> Parser::ParsePortNumber(
     return Error(node, path,
                  absl::StrCat(field, " ", n, " is out of range 1-65535"));
   }
+  if (text[0] == '0') {
+    // This reader would take 0443 as 443, YAML 1.1 readers (PyYAML, Go's
+    // yaml.v2, tools that template or lint the file) as octal 291, or as a
+    // string when a digit is 8 or 9: one file, two policies.
+    std::string yaml11 = "a string";
+    if (text.find_first_not_of("01234567") == absl::string_view::npos) {
+      int octal = 0;
+      for (char c : text) octal = octal * 8 + (c - '0');
+      yaml11 = absl::StrCat("octal ", octal);
+    }
+    return Error(node, path,
+                 absl::StrCat("bad ", field, " ", Quote(text),
+                              ": a leading zero is ambiguous (YAML 1.1 reads "
+                              "it as ",
+                              yaml11, "); write ", n));
+  }
   return static_cast<uint16_t>(n);
 }
 
