@@ -441,10 +441,22 @@ absl::StatusOr<size_t> Parser::GetListSize(const yaml::Node& node,
 
 absl::StatusOr<bool> Parser::GetBool(const yaml::Node& node,
                                      const FieldPath& path) const {
+  // YAML 1.2's core schema booleans. A quoted "true" is a string to every
+  // YAML reader, and a linter or generator typing the file would disagree
+  // with us about what the rule says.
   if (node.IsScalar()) {
-    const std::string v = absl::AsciiStrToLower(node.Scalar());
-    if (v == "true") return true;
-    if (v == "false") return false;
+    const absl::string_view v = node.Text();
+    const bool is_true = v == "true" || v == "True" || v == "TRUE";
+    const bool is_false = v == "false" || v == "False" || v == "FALSE";
+    if (node.Plain()) {
+      if (is_true) return true;
+      if (is_false) return false;
+    } else if (is_true || is_false) {
+      return Error(
+          node, path,
+          absl::StrCat("expected true or false, got the string ",
+                       Describe(node), ": write ", v, " without quotes"));
+    }
   }
   return Error(node, path,
                absl::StrCat("expected true or false, got ", Describe(node)));
