@@ -237,6 +237,9 @@ struct TargetInfo {
   std::optional<TargetCounters> counters;
   std::optional<TargetDns> dns;  // targets with name rules
   std::vector<std::string> warnings;
+  // The file of egressd's --policy_dir that defines the target ("" = none):
+  // its next reload replaces the target's rules, edits included.
+  std::string policy_file;
 };
 
 // One connection that existed when it was looked at.
@@ -299,11 +302,13 @@ struct RuleAddResponse {
   std::string message;
   std::vector<std::string> warnings;  // e.g. a deny shadows this allow
   std::vector<Connection> existing;
+  std::string policy_file;  // TargetInfo::policy_file
 };
 struct RuleDeleteResponse {
   std::string target;
   std::string deleted;
   std::vector<Connection> existing;
+  std::string policy_file;  // TargetInfo::policy_file
 };
 struct NumberedRule {
   uint64_t number = 0;
@@ -330,6 +335,10 @@ struct StatusResponse {
   std::string bpffs;
   std::string cgroup_root;
   std::string version;
+  std::string policy_dir;  // egressd --policy_dir ("" = none)
+  // Why its last reload failed ("" = it succeeded): "FILE:LINE:COL: ..." for
+  // a file egressd rejected. The policy enforced before stays in force.
+  std::string policy_dir_error;
 };
 // A rule kept (same id, same match) whose text changes: its comment, name
 // or how its ports are written. `list` shows the new text from then on.
