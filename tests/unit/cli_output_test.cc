@@ -23,6 +23,28 @@ TEST(CliOutputTest, RuleAddPrintsEachWarning) {
             "warning: second\n");
 }
 
+// A dry run prints the diff lines `apply --dry-run` prints for the change.
+TEST(CliOutputTest, DryRunEditsPrintTheDiffLines) {
+  control::RuleAddResponse added;
+  added.target = "web";
+  added.rule = "ALLOW 443/tcp to 10.0.0.6";
+  added.dry_run = true;
+  EXPECT_EQ(FormatResponse(added),
+            "Would update target web\n  + ALLOW 443/tcp to 10.0.0.6\nDry run: "
+            "nothing changed.\n");
+  control::RuleDeleteResponse deleted;
+  deleted.target = "web";
+  deleted.deleted = "ALLOW smtp (25/tcp) to 10.0.0.5";
+  deleted.dry_run = true;
+  EXPECT_EQ(FormatResponse(deleted),
+            "Would update target web\n  - ALLOW smtp (25/tcp) to "
+            "10.0.0.5\nDry run: nothing changed.\n");
+  added.skipped = true;
+  added.number = 3;
+  EXPECT_EQ(FormatResponse(added),
+            "Skipping adding existing rule (3)\nDry run: nothing changed.\n");
+}
+
 TEST(CliOutputTest, SkippedRuleKeepsUfwWording) {
   control::RuleAddResponse r;
   r.skipped = true;

@@ -286,6 +286,17 @@ struct TextFormatter {
                         policy::LoggingLevelName(r.logging), "\n");
   }
   std::string operator()(const control::RuleAddResponse& r) const {
+    if (r.dry_run) {
+      // The lines `apply --dry-run` prints for the same change.
+      std::string out =
+          r.skipped
+              ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
+          : r.extended ? absl::StrCat("Would update target ", r.target,
+                                      "\n  ~ ", r.rule, Until(r.expires), "\n")
+                       : absl::StrCat("Would update target ", r.target,
+                                      "\n  + ", r.rule, Until(r.expires), "\n");
+      return out + Warnings(r.warnings) + "Dry run: nothing changed.\n";
+    }
     std::string out =
         r.skipped
             ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
@@ -295,6 +306,10 @@ struct TextFormatter {
     return out + Warnings(r.warnings) + ExistingLines(r.existing);
   }
   std::string operator()(const control::RuleDeleteResponse& r) const {
+    if (r.dry_run) {
+      return absl::StrCat("Would update target ", r.target, "\n  - ", r.deleted,
+                          "\nDry run: nothing changed.\n");
+    }
     return absl::StrCat("Rule deleted from ", r.target, ": ", r.deleted, "\n",
                         ExistingLines(r.existing));
   }

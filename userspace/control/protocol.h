@@ -74,12 +74,14 @@ struct RuleAddRequest {
   policy::Rule rule;
   std::optional<int64_t> for_seconds;  // a temporary rule
   bool cut = false;
+  bool dry_run = false;  // say what would change, change nothing
 };
 struct RuleDeleteRequest {
   std::string target;
   std::optional<uint32_t> number;    // from `list`, 1-based
   std::optional<policy::Rule> rule;  // or the rule itself
   bool cut = false;
+  bool dry_run = false;  // say what would change, change nothing
 };
 struct ListRequest {
   std::string target;  // "" = every target
@@ -303,12 +305,14 @@ struct RuleAddResponse {
   std::vector<std::string> warnings;  // e.g. a deny shadows this allow
   std::vector<Connection> existing;
   std::string policy_file;  // TargetInfo::policy_file
+  bool dry_run = false;     // nothing was changed
 };
 struct RuleDeleteResponse {
   std::string target;
   std::string deleted;
   std::vector<Connection> existing;
   std::string policy_file;  // TargetInfo::policy_file
+  bool dry_run = false;     // nothing was changed
 };
 struct NumberedRule {
   uint64_t number = 0;

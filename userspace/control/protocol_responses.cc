@@ -181,6 +181,7 @@ void Fields(Io& io, Member<RuleAddResponse, Io>& r) {
   io.FieldIf(!r.warnings.empty(), "warnings", r.warnings);
   io.FieldIf(!r.existing.empty(), "existing", r.existing);
   io.FieldIf(!r.policy_file.empty(), "policy_file", r.policy_file);
+  io.FieldIf(r.dry_run, "dry_run", r.dry_run);
 }
 
 template <typename Io>
@@ -211,6 +212,7 @@ void Fields(Io& io, Member<RuleDeleteResponse, Io>& r) {
   io.Members("target", r.target, "deleted", r.deleted);
   io.FieldIf(!r.existing.empty(), "existing", r.existing);
   io.FieldIf(!r.policy_file.empty(), "policy_file", r.policy_file);
+  io.FieldIf(r.dry_run, "dry_run", r.dry_run);
 }
 
 template <typename Io>

@@ -94,14 +94,16 @@ absl::StatusOr<Response> ControlService::Change(Request request) {
   if (auto* r = std::get_if<control::RuleAddRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(control::RuleAddResponse out,
                             engine_.AddRule(*r, now));
-    out.existing = LookAfterChange({out.target}, r->cut);
+    if (!r->dry_run) out.existing = LookAfterChange({out.target}, r->cut);
+    out.dry_run = r->dry_run;
     out.policy_file = PolicyFileOf(out.target);
     return out;
   }
   if (auto* r = std::get_if<control::RuleDeleteRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(control::RuleDeleteResponse out,
                             engine_.DeleteRule(*r));
-    out.existing = LookAfterChange({out.target}, r->cut);
+    if (!r->dry_run) out.existing = LookAfterChange({out.target}, r->cut);
+    out.dry_run = r->dry_run;
     out.policy_file = PolicyFileOf(out.target);
     return out;
   }
