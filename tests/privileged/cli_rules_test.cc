@@ -65,6 +65,40 @@ TEST_F(CliRulesTest, ADenyThatShadowsAnAllowWarnsNamingTheAllow) {
   EXPECT_THAT(j["warnings"][0].get<std::string>(), HasSubstr("rule 1"));
 }
 
+// `--dry-run` on allow, deny and delete prints the change as `apply
+// --dry-run` would and changes nothing: the listing and the kernel's
+// verdicts stay as they were.
+TEST_F(CliRulesTest, DryRunOfAllowDenyAndDeleteChangesNothing) {
+  CtlOk({"allow", "smtp", "10.0.0.5"});
+  const nlohmann::json before = CtlJson({"list"});
+  CommandResult r = Ctl({"allow", "443/tcp", "10.0.0.6", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output,
+            "Would update target web\n  + ALLOW 443/tcp to 10.0.0.6\nDry run: "
+            "nothing changed.\n");
+  r = Ctl({"--dry-run", "deny", "any", "10.0.0.0/8"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("  + DENY any to 10.0.0.0/8\n"));
+  EXPECT_THAT(r.output, HasSubstr("warning: this deny shadows rule 1"));
+  EXPECT_THAT(r.output, HasSubstr("Dry run: nothing changed.\n"));
+  r = Ctl({"delete", "1", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output,
+            "Would update target web\n  - ALLOW smtp (25/tcp) to "
+            "10.0.0.5\nDry run: nothing changed.\n");
+  r = Ctl({"delete", "allow", "25/tcp", "10.0.0.5", "--dry-run"});
+  EXPECT_THAT(r.output, HasSubstr("  - ALLOW smtp (25/tcp) to 10.0.0.5\n"));
+  nlohmann::json j = CtlJson({"allow", "smtp", "10.0.0.7", "--dry-run"});
+  EXPECT_EQ(j["dry_run"], true) << j;
+  EXPECT_EQ(CtlJson({"list"}), before);
+  // A dry run fails where the edit would, and still changes nothing.
+  r = Ctl({"delete", "allow", "ntp", "10.0.0.9", "--dry-run"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("no such rule"));
+  EXPECT_NE(Ctl({"delete", "7", "--dry-run"}).exit_code, 0);
+  EXPECT_EQ(CtlJson({"list"}), before);
+}
+
 TEST_F(CliRulesTest, AMissingTargetIsBadInput) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"allow", "smtp", "10.0.0.5", "-t", "nosuch"},

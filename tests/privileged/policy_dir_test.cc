@@ -89,6 +89,32 @@ class PolicyDirTest : public EgressdTest {
     return false;
   }
 
+  // egressctl's stdout and stderr apart (Ctl interleaves them).
+  struct Streams {
+    int exit_code = -1;
+    std::string out, err;
+  };
+  Streams CtlStreams(const std::vector<std::string>& args) {
+    const std::string err_file =
+        state_dir_.substr(0, state_dir_.rfind('/')) + "/egressctl.stderr";
+    std::vector<std::string> argv = {
+        "sh",       "-c",        "f=$1; shift; exec \"$@\" 2>\"$f\"",
+        "sh",       err_file,    EGRESS_EGRESSCTL_PATH,
+        "--socket", socket_path_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Streams out;
+    auto r = RunCommand(argv, absl::Seconds(60));
+    if (!r.ok()) {
+      ADD_FAILURE() << "egressctl could not run: " << r.status();
+      return out;
+    }
+    out.exit_code = r->exit_code;
+    out.out = r->output;
+    auto err = RunCommand({"cat", err_file});
+    if (err.ok()) out.err = err->output;
+    return out;
+  }
+
   std::string dir_;
 };
 
@@ -200,6 +226,103 @@ TEST_F(PolicyDirTest, AFileTheYamlParserLoopsOnIsRejected) {
   EXPECT_TRUE(absl::StrContains(r.output, "zz-comma.yaml:1:1")) << r.output;
   EXPECT_EQ(Ctl({"status"}).exit_code, 0);
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+}
+
+// A rule edit of a target the directory defines is dropped by the next
+// reload of its file: egressctl says so at the edit (stderr, exit 0), and
+// status names the file; a target from elsewhere gets no such warning.
+TEST_F(PolicyDirTest, EditsOfAFileTargetWarnThatTheNextReloadDropsThem) {
+  WritePolicy({40001});
+  StartDaemon();
+  const std::string file = dir_ + "/web.yaml";
+  Streams added =
+      CtlStreams({"allow", "40002/tcp", "127.0.0.2", "--target", "web"});
+  EXPECT_EQ(added.exit_code, 0) << added.out << added.err;
+  EXPECT_TRUE(absl::StrContains(added.out, "Rule added to web")) << added.out;
+  EXPECT_TRUE(absl::StrContains(
+      added.err,
+      absl::StrCat("egressctl: warning: target web is defined by ", file,
+                   " (egressd --policy_dir): this change "
+                   "lasts only until that directory is next "
+                   "reloaded")))
+      << added.err;
+  EXPECT_FALSE(absl::StrContains(added.out, "warning")) << added.out;
+  // JSON on stdout stays parseable; the warning is still on stderr.
+  Streams deleted = CtlStreams({"delete", "allow", "40002/tcp", "127.0.0.2",
+                                "--target", "web", "-o", "json"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.out << deleted.err;
+  nlohmann::json j = nlohmann::json::parse(deleted.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << deleted.out;
+  EXPECT_EQ(j["policy_file"], file) << j;
+  EXPECT_TRUE(absl::StrContains(deleted.err, "to keep it, make it in " + file))
+      << deleted.err;
+
+  // status says where the target comes from, in text and JSON.
+  EXPECT_TRUE(absl::StrContains(
+      CtlOk({"status"}), absl::StrCat("  policy file ", file,
+                                      " (egressd --policy_dir): rule edits "
+                                      "last until it is reloaded")));
+  nlohmann::json status = CtlJson({"status"});
+  EXPECT_EQ(status["policy_dir"], dir_);
+  EXPECT_EQ(status["targets"][0]["policy_file"], file);
+
+  // What the warning says: the next reload drops the edit.
+  Streams again =
+      CtlStreams({"allow", "40002/tcp", "127.0.0.2", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(again.err, "warning: target web")) << again.err;
+  ASSERT_TRUE(WaitForRules(2));
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 0);
+  EXPECT_TRUE(WaitForRules(1)) << CtlJson({"list"});
+
+  // A target added by hand is the operator's own: no warning.
+  absl::StatusOr<TestCgroup*> other = cg_->CreateChild("other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  AddTarget("other", *other);
+  Streams own =
+      CtlStreams({"allow", "40003/tcp", "127.0.0.2", "--target", "other"});
+  EXPECT_EQ(own.exit_code, 0) << own.out << own.err;
+  EXPECT_EQ(own.err, "");
+}
+
+// A file egressd refused shows in status (text and JSON): which file, where,
+// and that the policy enforced before stays; a good reload clears it.
+TEST_F(PolicyDirTest, StatusNamesARejectedFileAndWhatStaysEnforced) {
+  WritePolicy({40001});
+  StartDaemon();
+  EXPECT_FALSE(CtlJson({"status"}).contains("policy_dir_error"));
+  std::ofstream(dir_ + "/zz-bad.yaml")
+      << "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
+         "  name: other\nspec:\n  target:\n    cgroupPath: /nowhere\n"
+         "  egress:\n  - ports: [{port: smpt}]\n";
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 2);
+  const std::string where = dir_ + "/zz-bad.yaml:9:";
+  std::string text = CtlOk({"status"});
+  EXPECT_TRUE(
+      absl::StrContains(text, absl::StrCat("warning: the last reload of ", dir_,
+                                           " was REJECTED: ", where)))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "unknown service \"smpt\"")) << text;
+  EXPECT_TRUE(absl::StrContains(text,
+                                "the policy enforced before stays in "
+                                "force"))
+      << text;
+  nlohmann::json status = CtlJson({"status"});
+  EXPECT_TRUE(
+      absl::StartsWith(status["policy_dir_error"].get<std::string>(), where))
+      << status;
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+
+  // The same when egressd starts with the bad file.
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  status = CtlJson({"status"});
+  EXPECT_TRUE(absl::StartsWith(status.value("policy_dir_error", ""), where))
+      << status;
+
+  ASSERT_EQ(unlink((dir_ + "/zz-bad.yaml").c_str()), 0);
+  EXPECT_EQ(Ctl({"reload"}).exit_code, 0);
+  EXPECT_FALSE(CtlJson({"status"}).contains("policy_dir_error"));
+  EXPECT_FALSE(absl::StrContains(CtlOk({"status"}), "REJECTED"));
 }
 
 TEST_F(PolicyDirTest, MissingOrEmptyDirectoryIsNotAnError) {

@@ -23,6 +23,28 @@ TEST(CliOutputTest, RuleAddPrintsEachWarning) {
             "warning: second\n");
 }
 
+// A dry run prints the diff lines `apply --dry-run` prints for the change.
+TEST(CliOutputTest, DryRunEditsPrintTheDiffLines) {
+  control::RuleAddResponse added;
+  added.target = "web";
+  added.rule = "ALLOW 443/tcp to 10.0.0.6";
+  added.dry_run = true;
+  EXPECT_EQ(FormatResponse(added),
+            "Would update target web\n  + ALLOW 443/tcp to 10.0.0.6\nDry run: "
+            "nothing changed.\n");
+  control::RuleDeleteResponse deleted;
+  deleted.target = "web";
+  deleted.deleted = "ALLOW smtp (25/tcp) to 10.0.0.5";
+  deleted.dry_run = true;
+  EXPECT_EQ(FormatResponse(deleted),
+            "Would update target web\n  - ALLOW smtp (25/tcp) to "
+            "10.0.0.5\nDry run: nothing changed.\n");
+  added.skipped = true;
+  added.number = 3;
+  EXPECT_EQ(FormatResponse(added),
+            "Skipping adding existing rule (3)\nDry run: nothing changed.\n");
+}
+
 TEST(CliOutputTest, SkippedRuleKeepsUfwWording) {
   control::RuleAddResponse r;
   r.skipped = true;
@@ -84,6 +106,65 @@ TEST(CliOutputTest, EventsArePrintedVerbatim) {
   r.lines = {"{\"verdict\":\"DENIED\"}", "second line"};
   EXPECT_EQ(FormatResponse(r), "{\"verdict\":\"DENIED\"}\nsecond line\n");
   EXPECT_EQ(FormatResponse(control::EventsResponse{}), "");
+}
+
+// A rule edit of a target a --policy_dir file defines lasts until the next
+// reload: the warning names the file and what to do; other edits, and an
+// add that changed nothing, say nothing.
+TEST(CliOutputTest, EditsOfAPolicyDirTargetWarnThatTheyAreTemporary) {
+  control::RuleAddResponse added;
+  added.target = "web";
+  added.policy_file = "/etc/egress/policies.d/web.yaml";
+  EXPECT_EQ(PolicyFileEditWarning(added),
+            "target web is defined by /etc/egress/policies.d/web.yaml "
+            "(egressd --policy_dir): this change lasts only until that "
+            "directory is next reloaded (any change to it, SIGHUP, 'egressctl "
+            "reload', a restart); to keep it, make it in "
+            "/etc/egress/policies.d/web.yaml ('egressctl export --target web' "
+            "prints the rules now enforced)");
+  control::RuleDeleteResponse deleted;
+  deleted.target = "web";
+  deleted.policy_file = added.policy_file;
+  EXPECT_EQ(PolicyFileEditWarning(deleted), PolicyFileEditWarning(added));
+  added.skipped = true;
+  EXPECT_EQ(PolicyFileEditWarning(added), "");
+  deleted.policy_file.clear();
+  EXPECT_EQ(PolicyFileEditWarning(deleted), "");
+  EXPECT_EQ(PolicyFileEditWarning(control::StatusResponse{}), "");
+}
+
+// `status` names the policy directory, the file of each target it defines,
+// and a rejected reload with its error and what stays enforced.
+TEST(CliOutputTest, StatusShowsThePolicyDirectoryAndARejectedReload) {
+  control::StatusResponse s;
+  control::TargetInfo t;
+  t.name = "web";
+  t.policy_file = "/p/web.yaml";
+  s.targets = {t};
+  s.policy_dir = "/p";
+  std::string text = FormatResponse(s);
+  EXPECT_THAT(text, HasSubstr("\npolicy directory /p\n"));
+  EXPECT_THAT(text, HasSubstr("\n  policy file /p/web.yaml (egressd "
+                              "--policy_dir): rule edits last until it is "
+                              "reloaded\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("REJECTED")));
+  s.policy_dir_error = "/p/zz.yaml:9:13: spec.egress[0].ports[0].port: bad";
+  text = FormatResponse(s);
+  EXPECT_THAT(text, HasSubstr("warning: the last reload of /p was REJECTED: "
+                              "/p/zz.yaml:9:13: spec.egress[0].ports[0].port: "
+                              "bad\nwarning: the policy enforced before stays "
+                              "in force until a reload succeeds"));
+  s.policy_dir_error = "partially applied: x";
+  text = FormatResponse(s);
+  EXPECT_THAT(text, HasSubstr("FAILED PART-WAY: partially applied: x\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("stays in force")));
+  // -o json carries the same, and an egressd without a directory none.
+  const nlohmann::json j = control::EncodeResponse(s);
+  EXPECT_EQ(j["policy_dir"], "/p");
+  EXPECT_EQ(j["policy_dir_error"], "partially applied: x");
+  EXPECT_EQ(j["targets"][0]["policy_file"], "/p/web.yaml");
+  EXPECT_FALSE(control::EncodeResponse(control::StatusResponse{})
+                   .contains("policy_dir"));
 }
 
 TEST(CliOutputTest, StatusVerboseAddsDetail) {

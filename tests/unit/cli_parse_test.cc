@@ -32,6 +32,27 @@ class CliParseTest : public ::testing::Test {
   }
 };
 
+// UFW's `ufw --dry-run allow ...`: allow, deny and delete take --dry-run
+// (before or after the command); commands that cannot dry-run refuse it.
+TEST_F(CliParseTest, DryRunGoesWithAllowDenyAndDelete) {
+  EXPECT_TRUE(
+      Request<control::RuleAddRequest>({"allow", "443/tcp", "--dry-run"})
+          .dry_run);
+  EXPECT_TRUE(
+      Request<control::RuleAddRequest>({"--dry-run", "deny", "any", "10.0.0.1"})
+          .dry_run);
+  EXPECT_FALSE(Request<control::RuleAddRequest>({"allow", "443/tcp"}).dry_run);
+  EXPECT_TRUE(Request<control::RuleDeleteRequest>({"delete", "1", "--dry-run"})
+                  .dry_run);
+  EXPECT_TRUE(Request<control::RuleDeleteRequest>(
+                  {"delete", "allow", "smtp", "--dry-run"})
+                  .dry_run);
+  EXPECT_EQ(Parse({"allow", "smtp", "--dry-run", "--cut"}).status().message(),
+            "--cut and --dry-run do not go together: a dry run cuts nothing");
+  EXPECT_EQ(Parse({"mode", "audit", "--dry-run"}).status().message(),
+            "option '--dry-run' does not apply to 'mode'");
+}
+
 // Found by tests/fuzz/targets/cli_fuzzer.cc: `target add web --pattern
 // '/ss\xff\xfey'` was sent, and egressd got "/ss\uFFFD\uFFFDy": another
 // pattern than the one typed. Arguments that are not UTF-8 are refused

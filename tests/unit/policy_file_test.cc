@@ -505,6 +505,19 @@ TEST(ParsePolicyErrorTest, Ports) {
   EXPECT_EQ(port_error("port: 443/tcp"),
             "t.yaml:10:13: spec.egress[0].ports[0].port: bad port "
             "\"443/tcp\": write the protocol in protocol");
+  // 0443 reads as octal 291 (or a string, with an 8 or 9) in YAML 1.1.
+  EXPECT_EQ(port_error("port: 0443"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port \"0443\": "
+            "a leading zero is ambiguous (YAML 1.1 reads it as octal 291); "
+            "write 443");
+  EXPECT_EQ(port_error("port: 080"),
+            "t.yaml:10:13: spec.egress[0].ports[0].port: bad port \"080\": "
+            "a leading zero is ambiguous (YAML 1.1 reads it as a string); "
+            "write 80");
+  EXPECT_EQ(port_error("{port: 8000, endPort: 09000}"),
+            "t.yaml:10:29: spec.egress[0].ports[0].endPort: bad endPort "
+            "\"09000\": a leading zero is ambiguous (YAML 1.1 reads it as a "
+            "string); write 9000");
   EXPECT_EQ(port_error("{port: 2000, endPort: 1000}"),
             "t.yaml:10:29: spec.egress[0].ports[0].endPort: endPort 1000 is "
             "below port 2000");
@@ -545,6 +558,40 @@ TEST(ParsePolicyErrorTest, RuleLevel) {
   EXPECT_EQ(Error(Doc("  egress:\n  - raw: yes please\n")),
             "t.yaml:9:10: spec.egress[0].raw: expected true or false, got "
             "\"yes please\"");
+}
+
+// A boolean field takes a YAML boolean: a quoted "true" is a string to
+// every YAML reader, so a tool typing the file would read another policy.
+TEST(ParsePolicyErrorTest, BooleansMustBeYamlBooleansNotStrings) {
+  EXPECT_EQ(Error(Doc("  egress:\n  - icmp: \"true\"\n")),
+            "t.yaml:9:11: spec.egress[0].icmp: expected true or false, got "
+            "the string \"true\": write true without quotes");
+  EXPECT_EQ(Error(Doc("  egress:\n  - {icmp: 'false'}\n")),
+            "t.yaml:9:12: spec.egress[0].icmp: expected true or false, got "
+            "the string \"false\": write false without quotes");
+  EXPECT_EQ(Error(Doc("  egressDeny:\n  - raw: \"True\"\n")),
+            "t.yaml:9:10: spec.egressDeny[0].raw: expected true or false, got "
+            "the string \"True\": write True without quotes");
+  EXPECT_EQ(Error(Doc("  egress:\n  - raw: !!str true\n")),
+            "t.yaml:9:10: spec.egress[0].raw: expected true or false, got "
+            "the string \"true\": write true without quotes");
+  // Not a YAML boolean in any schema, quoted or not.
+  EXPECT_EQ(Error(Doc("  egress:\n  - icmp: tRUE\n")),
+            "t.yaml:9:11: spec.egress[0].icmp: expected true or false, got "
+            "\"tRUE\"");
+  EXPECT_EQ(Error(Doc("  egress:\n  - icmp: yes\n")),
+            "t.yaml:9:11: spec.egress[0].icmp: expected true or false, got "
+            "\"yes\"");
+  // The plain spellings of YAML 1.2's core schema are booleans.
+  for (const char* word : {"true", "True", "TRUE"}) {
+    const Policy p = MustParse(Doc(absl::StrCat("  egress:\n  - icmp: ", word,
+                                                "\n  - raw: ", word, "\n")));
+    ASSERT_EQ(p.rules.size(), 2u) << word;
+  }
+  EXPECT_EQ(MustParse(Doc("  egress:\n  - {icmp: FALSE, ports: [{port: "
+                          "80}]}\n"))
+                .rules.size(),
+            1u);
   EXPECT_EQ(Error(Doc("  egress:\n  - name: dns\n  egressDeny:\n  - name: "
                       "dns\n")),
             "t.yaml:11:5: spec.egressDeny[0].name: duplicate rule name \"dns\" "

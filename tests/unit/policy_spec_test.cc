@@ -46,7 +46,27 @@ TEST(ParsePortTest, AcceptsOneTo65535) {
   EXPECT_EQ(*ParsePort("1"), 1);
   EXPECT_EQ(*ParsePort("443"), 443);
   EXPECT_EQ(*ParsePort("65535"), 65535);
-  EXPECT_EQ(*ParsePort("0080"), 80);
+}
+
+// 0443 is 443 to a decimal reader and octal 291 to others: refused with the
+// number to write instead, in every place a port is typed.
+TEST(ParsePortTest, RejectsLeadingZeros) {
+  EXPECT_EQ(ParsePort("0443").status().message(),
+            "bad port '0443': written with a leading zero, which some tools "
+            "read as octal; write 443");
+  EXPECT_EQ(ParsePort("0080").status().message(),
+            "bad port '0080': written with a leading zero, which some tools "
+            "read as octal; write 80");
+  EXPECT_EQ(ParseSpec("0443/tcp").status().message(),
+            "bad port '0443' in '0443/tcp': written with a leading zero, "
+            "which some tools read as octal; write 443");
+  EXPECT_EQ(ParseSpec("80,0443").status().message(),
+            "bad port '0443' in '80,0443': written with a leading zero, which "
+            "some tools read as octal; write 443");
+  EXPECT_EQ(ParseSpec("1000-02000/udp").status().message(),
+            "bad port range '1000-02000' in '1000-02000/udp': '02000' is "
+            "written with a leading zero, which some tools read as octal; "
+            "write 2000");
 }
 
 TEST(ParsePortTest, RejectsWithWordInMessage) {

@@ -61,6 +61,29 @@ TEST(YamlTreeTest, PlainNullWordsAreNullAndQuotedOnesAreText) {
   EXPECT_EQ(Node().Mark().line, 0);
 }
 
+// Every reader tells a plain scalar from a quoted or tagged one: only the
+// plain one may be read as a boolean or a number.
+TEST(YamlTreeTest, EachReaderTellsPlainScalarsFromQuotedOnes) {
+  const std::string block =
+      "a: true\nb: \"true\"\nc: 'true'\nd: !!str true\ne: 443\n";
+  const std::string flow = "{a: true, b: \"true\", c: 'true', e: 443}\n";
+  for (Reader reader : {Reader::kSimple, Reader::kLibyaml, Reader::kYamlCpp}) {
+    for (const std::string& text : {block, flow}) {
+      absl::StatusOr<std::unique_ptr<Document>> doc =
+          Document::ParseWith(reader, text);
+      if (reader == Reader::kSimple && !doc.ok()) continue;  // declined (!!)
+      ASSERT_TRUE(doc.ok()) << doc.status();
+      for (const auto& [key, value] : (*doc)->Roots()[0].Entries()) {
+        const bool plain = key.Text() == "a" || key.Text() == "e";
+        EXPECT_EQ(value.Plain(), plain) << "reader " << static_cast<int>(reader)
+                                        << ", " << key.Text() << " in " << text;
+        EXPECT_TRUE(key.Plain());
+      }
+    }
+  }
+  EXPECT_FALSE(Node().Plain());
+}
+
 TEST(YamlTreeTest, EveryDocumentIsARoot) {
   auto doc = MustParse("a: 1\n---\n---\nb: 2\n");
   ASSERT_EQ(doc->Roots().size(), 3u);
@@ -146,13 +169,14 @@ std::string Difference(const Node& a, const Node& b, const std::string& at) {
   const auto where = [&](const Node& n) {
     return absl::StrCat(n.Mark().line, ":", n.Mark().column);
   };
-  if (a.Type() != b.Type() || a.Text() != b.Text() ||
+  if (a.Type() != b.Type() || a.Text() != b.Text() || a.Plain() != b.Plain() ||
       a.Mark().line != b.Mark().line || a.Mark().column != b.Mark().column ||
       a.size() != b.size()) {
     return absl::StrCat(at, ": type ", static_cast<int>(a.Type()), " vs ",
                         static_cast<int>(b.Type()), ", \"", a.Text(),
-                        "\" vs \"", b.Text(), "\", at ", where(a), " vs ",
-                        where(b), ", size ", a.size(), " vs ", b.size());
+                        "\" vs \"", b.Text(), "\", plain ", a.Plain(), " vs ",
+                        b.Plain(), ", at ", where(a), " vs ", where(b),
+                        ", size ", a.size(), " vs ", b.size());
   }
   const std::vector<Node> ac = a.Children();
   const std::vector<Node> bc = b.Children();

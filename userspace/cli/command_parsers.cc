@@ -44,6 +44,14 @@ absl::StatusOr<policy::Mode> ModeOption(const CommandInput& in) {
   return policy::ParseMode(in.options.Get("--mode"));
 }
 
+absl::Status CheckDryRunWithoutCut(bool dry_run, bool cut) {
+  if (dry_run && cut) {
+    return absl::InvalidArgumentError(
+        "--cut and --dry-run do not go together: a dry run cuts nothing");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseRule(policy::Action action, const CommandInput& in,
                        ParsedCommand* out) {
   if (in.words.empty()) {
@@ -53,6 +61,8 @@ absl::Status ParseRule(policy::Action action, const CommandInput& in,
   control::RuleAddRequest req;
   req.target = in.options.Get("--target");
   req.cut = in.options.Has("--cut");
+  req.dry_run = in.options.Has("--dry-run");
+  EGRESS_RETURN_IF_ERROR(CheckDryRunWithoutCut(req.dry_run, req.cut));
   EGRESS_ASSIGN_OR_RETURN(req.rule, policy::ParseRuleWords(action, in.words));
   if (in.options.Has("--for")) {
     EGRESS_ASSIGN_OR_RETURN(
@@ -232,6 +242,8 @@ absl::Status ParseDelete(const CommandInput& in, ParsedCommand* out) {
   control::RuleDeleteRequest req;
   req.target = in.options.Get("--target");
   req.cut = in.options.Has("--cut");
+  req.dry_run = in.options.Has("--dry-run");
+  EGRESS_RETURN_IF_ERROR(CheckDryRunWithoutCut(req.dry_run, req.cut));
   uint32_t n = 0;
   if (absl::SimpleAtoi(in.words[0], &n)) {
     EGRESS_RETURN_IF_ERROR(ExpectWords(in, 1, *out));

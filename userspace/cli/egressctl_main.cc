@@ -80,6 +80,9 @@ int CallAndPrint(const ParsedCommand& parsed) {
     // Records come rendered in the format asked for (-o json|text).
     return Print(FormatResponse(reply->response));
   }
+  if (std::string w = PolicyFileEditWarning(reply->response); !w.empty()) {
+    Warn(w);
+  }
   // `status` exits non-zero when a target is degraded (the self-check
   // found it not enforced), after printing everything.
   int code = 0;

@@ -1,5 +1,6 @@
 #include "userspace/cli/output.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -112,6 +113,32 @@ std::string WorkloadLines(const TargetInfo& t) {
                     who.empty() ? absl::StrCat("cgroup ", c.path) : who, "\n");
   }
   return out;
+}
+
+// `status`: the policy directory, and why egressd refused it when it did.
+std::string PolicyDirLines(const control::StatusResponse& r) {
+  if (r.policy_dir.empty()) return "";
+  std::string out = absl::StrCat("policy directory ", r.policy_dir, "\n");
+  if (r.policy_dir_error.empty()) return out;
+  // A part-way failure changed some targets: "stays in force" would lie.
+  if (absl::StartsWith(r.policy_dir_error, "partially applied")) {
+    return absl::StrCat(out, "warning: the last reload of ", r.policy_dir,
+                        " FAILED PART-WAY: ", r.policy_dir_error, "\n");
+  }
+  return absl::StrCat(
+      out, "warning: the last reload of ", r.policy_dir,
+      " was REJECTED: ", r.policy_dir_error,
+      "\nwarning: the policy enforced before stays in force until a reload "
+      "succeeds (egressd tries again on every change to the directory, "
+      "every 30 s, on SIGHUP and on 'egressctl reload')\n");
+}
+
+// `status`: the file that defines a target, as rule edits are temporary.
+std::string PolicyFileLine(const TargetInfo& t) {
+  if (t.policy_file.empty()) return "";
+  return absl::StrCat("  policy file ", t.policy_file,
+                      " (egressd --policy_dir): rule edits last until it is "
+                      "reloaded\n");
 }
 
 // `status verbose`: where the target comes from and the record counters.
@@ -263,6 +290,17 @@ struct TextFormatter {
                         policy::LoggingLevelName(r.logging), "\n");
   }
   std::string operator()(const control::RuleAddResponse& r) const {
+    if (r.dry_run) {
+      // The lines `apply --dry-run` prints for the same change.
+      std::string out =
+          r.skipped
+              ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
+          : r.extended ? absl::StrCat("Would update target ", r.target,
+                                      "\n  ~ ", r.rule, Until(r.expires), "\n")
+                       : absl::StrCat("Would update target ", r.target,
+                                      "\n  + ", r.rule, Until(r.expires), "\n");
+      return out + Warnings(r.warnings) + "Dry run: nothing changed.\n";
+    }
     std::string out =
         r.skipped
             ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
@@ -272,6 +310,10 @@ struct TextFormatter {
     return out + Warnings(r.warnings) + ExistingLines(r.existing);
   }
   std::string operator()(const control::RuleDeleteResponse& r) const {
+    if (r.dry_run) {
+      return absl::StrCat("Would update target ", r.target, "\n  - ", r.deleted,
+                          "\nDry run: nothing changed.\n");
+    }
     return absl::StrCat("Rule deleted from ", r.target, ": ", r.deleted, "\n",
                         ExistingLines(r.existing));
   }
@@ -307,9 +349,11 @@ struct TextFormatter {
                       ", sink errors ", r.events_sink_errors,
                       ", udp peers evicted ", r.udp_peers_evicted, "\n");
     }
+    absl::StrAppend(&out, PolicyDirLines(r));
     if (r.targets.empty()) absl::StrAppend(&out, "No targets.\n");
     for (const TargetInfo& t : r.targets) {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");
+      absl::StrAppend(&out, PolicyFileLine(t));
       if (!options.verbose) absl::StrAppend(&out, WorkloadLines(t));
       if (t.counters) absl::StrAppend(&out, CountersLine(*t.counters));
       if (t.dns) absl::StrAppend(&out, DnsLines(t));
@@ -362,6 +406,27 @@ struct TextFormatter {
 };
 
 }  // namespace
+
+std::string PolicyFileEditWarning(const control::Response& response) {
+  std::string target, file;
+  if (const auto* r = std::get_if<control::RuleAddResponse>(&response)) {
+    if (r->skipped) return "";  // nothing changed
+    target = r->target;
+    file = r->policy_file;
+  } else if (const auto* d =
+                 std::get_if<control::RuleDeleteResponse>(&response)) {
+    target = d->target;
+    file = d->policy_file;
+  }
+  if (file.empty()) return "";
+  return absl::StrCat(
+      "target ", target, " is defined by ", file,
+      " (egressd --policy_dir): this change lasts only until that directory "
+      "is next reloaded (any change to it, SIGHUP, 'egressctl reload', a "
+      "restart); to keep it, make it in ",
+      file, " ('egressctl export --target ", target,
+      "' prints the rules now enforced)");
+}
 
 std::string FormatResponse(const control::Response& response,
                            const TextOptions& options) {

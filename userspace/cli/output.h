@@ -17,6 +17,11 @@ struct TextOptions {
 std::string FormatResponse(const control::Response& response,
                            const TextOptions& options = {});
 
+// For a rule edit (allow, deny, delete) of a target a file of egressd's
+// --policy_dir defines ("" for others): the edit lasts until the directory
+// is next reloaded. egressctl prints it on stderr, whatever the format.
+std::string PolicyFileEditWarning(const control::Response& response);
+
 }  // namespace egress::cli
 
 #endif  // EGRESS_USERSPACE_CLI_OUTPUT_H_

@@ -93,12 +93,14 @@ struct RequestEncoder {
               {"rule", policy::RuleToJson(r.rule)},
               {"cut", r.cut}};
     if (r.for_seconds) j["for_seconds"] = *r.for_seconds;
+    if (r.dry_run) j["dry_run"] = true;
     return j;
   }
   json operator()(const RuleDeleteRequest& r) const {
     json j = {{"target", r.target}, {"cut", r.cut}};
     if (r.number) j["number"] = *r.number;
     if (r.rule) j["rule"] = policy::RuleToJson(*r.rule);
+    if (r.dry_run) j["dry_run"] = true;
     return j;
   }
   json operator()(const ListRequest& r) const { return {{"target", r.target}}; }
@@ -158,6 +160,7 @@ template <typename F>
 void Decode(F& f, RuleDeleteRequest* r) {
   f.String("target", &r->target);
   f.Bool("cut", &r->cut);
+  f.Bool("dry_run", &r->dry_run);
   f.OptionalUint("number", &r->number);
   if (f.Has("rule")) {
     policy::Rule rule;
@@ -217,6 +220,7 @@ void Decode(F& f, RuleAddRequest* r) {
   RuleField(f, "rule", &r->rule);
   f.OptionalInt("for_seconds", &r->for_seconds);
   f.Bool("cut", &r->cut);
+  f.Bool("dry_run", &r->dry_run);
 }
 template <typename F>
 void Decode(F& f, ListRequest* r) {

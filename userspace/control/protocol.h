@@ -74,12 +74,14 @@ struct RuleAddRequest {
   policy::Rule rule;
   std::optional<int64_t> for_seconds;  // a temporary rule
   bool cut = false;
+  bool dry_run = false;  // say what would change, change nothing
 };
 struct RuleDeleteRequest {
   std::string target;
   std::optional<uint32_t> number;    // from `list`, 1-based
   std::optional<policy::Rule> rule;  // or the rule itself
   bool cut = false;
+  bool dry_run = false;  // say what would change, change nothing
 };
 struct ListRequest {
   std::string target;  // "" = every target
@@ -240,6 +242,9 @@ struct TargetInfo {
   std::optional<TargetCounters> counters;
   std::optional<TargetDns> dns;  // targets with name rules
   std::vector<std::string> warnings;
+  // The file of egressd's --policy_dir that defines the target ("" = none):
+  // its next reload replaces the target's rules, edits included.
+  std::string policy_file;
 };
 
 // One connection that existed when it was looked at.
@@ -302,11 +307,15 @@ struct RuleAddResponse {
   std::string message;
   std::vector<std::string> warnings;  // e.g. a deny shadows this allow
   std::vector<Connection> existing;
+  std::string policy_file;  // TargetInfo::policy_file
+  bool dry_run = false;     // nothing was changed
 };
 struct RuleDeleteResponse {
   std::string target;
   std::string deleted;
   std::vector<Connection> existing;
+  std::string policy_file;  // TargetInfo::policy_file
+  bool dry_run = false;     // nothing was changed
 };
 struct NumberedRule {
   uint64_t number = 0;
@@ -333,6 +342,10 @@ struct StatusResponse {
   std::string bpffs;
   std::string cgroup_root;
   std::string version;
+  std::string policy_dir;  // egressd --policy_dir ("" = none)
+  // Why its last reload failed ("" = it succeeded): "FILE:LINE:COL: ..." for
+  // a file egressd rejected. The policy enforced before stays in force.
+  std::string policy_dir_error;
 };
 // A rule kept (same id, same match) whose text changes: its comment, name
 // or how its ports are written. `list` shows the new text from then on.

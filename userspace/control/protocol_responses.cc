@@ -84,6 +84,7 @@ void Fields(Io& io, Member<TargetInfo, Io>& t) {
   io.FieldIf(!t.degraded.empty(), "degraded", t.degraded);
   // `status` always lists its warnings, even none.
   io.FieldIf(!t.warnings.empty() || t.counters, "warnings", t.warnings);
+  io.FieldIf(!t.policy_file.empty(), "policy_file", t.policy_file);
 }
 
 template <typename Io>
@@ -180,6 +181,8 @@ void Fields(Io& io, Member<RuleAddResponse, Io>& r) {
   io.FieldIf(r.extended, "extended", r.extended);
   io.FieldIf(!r.warnings.empty(), "warnings", r.warnings);
   io.FieldIf(!r.existing.empty(), "existing", r.existing);
+  io.FieldIf(!r.policy_file.empty(), "policy_file", r.policy_file);
+  io.FieldIf(r.dry_run, "dry_run", r.dry_run);
 }
 
 template <typename Io>
@@ -194,6 +197,9 @@ void Fields(Io& io, Member<StatusResponse, Io>& r) {
              "events_sink_errors", r.events_sink_errors, "udp_peers_evicted",
              r.udp_peers_evicted, "bpffs", r.bpffs, "cgroup_root",
              r.cgroup_root, "version", r.version);
+  io.FieldIf(!r.policy_dir.empty(), "policy_dir", r.policy_dir);
+  io.FieldIf(!r.policy_dir_error.empty(), "policy_dir_error",
+             r.policy_dir_error);
 }
 
 template <typename Io>
@@ -206,6 +212,8 @@ template <typename Io>
 void Fields(Io& io, Member<RuleDeleteResponse, Io>& r) {
   io.Members("target", r.target, "deleted", r.deleted);
   io.FieldIf(!r.existing.empty(), "existing", r.existing);
+  io.FieldIf(!r.policy_file.empty(), "policy_file", r.policy_file);
+  io.FieldIf(r.dry_run, "dry_run", r.dry_run);
 }
 
 template <typename Io>

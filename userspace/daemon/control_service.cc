@@ -96,13 +96,17 @@ absl::StatusOr<Response> ControlService::Change(Request request) {
   if (auto* r = std::get_if<control::RuleAddRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(control::RuleAddResponse out,
                             engine_.AddRule(*r, now));
-    out.existing = LookAfterChange({out.target}, r->cut);
+    if (!r->dry_run) out.existing = LookAfterChange({out.target}, r->cut);
+    out.dry_run = r->dry_run;
+    out.policy_file = PolicyFileOf(out.target);
     return out;
   }
   if (auto* r = std::get_if<control::RuleDeleteRequest>(&request)) {
     EGRESS_ASSIGN_OR_RETURN(control::RuleDeleteResponse out,
                             engine_.DeleteRule(*r));
-    out.existing = LookAfterChange({out.target}, r->cut);
+    if (!r->dry_run) out.existing = LookAfterChange({out.target}, r->cut);
+    out.dry_run = r->dry_run;
+    out.policy_file = PolicyFileOf(out.target);
     return out;
   }
   if (auto* r = std::get_if<control::ModeRequest>(&request)) {
@@ -158,6 +162,12 @@ absl::StatusOr<Response> ControlService::Handle(Request request) {
     return Connections(*r);
   }
   return control::PingResponse{};
+}
+
+std::string ControlService::PolicyFileOf(const std::string& target) const {
+  std::lock_guard<std::mutex> lock(policy_dir_mu_);
+  auto it = policy_dir_files_.find(target);
+  return it == policy_dir_files_.end() ? "" : it->second;
 }
 
 absl::StatusOr<control::ApplyResponse> ControlService::ApplyAndLook(
@@ -331,6 +341,7 @@ absl::StatusOr<control::StatusResponse> ControlService::Status() {
       }
     }
     t.warnings = Warnings(t);
+    t.policy_file = PolicyFileOf(t.name);
     NameWorkloads(&t);
     if (t.name_rules > 0) {
       auto state = engine_.Targets(t.name, /*all=*/false);
@@ -350,10 +361,16 @@ absl::StatusOr<control::StatusResponse> ControlService::Status() {
   out.bpffs = options_.bpffs_dir;
   out.cgroup_root = options_.cgroup_root;
   out.version = options_.version;
+  out.policy_dir = options_.policy_dir;
+  {
+    std::lock_guard<std::mutex> lock(policy_dir_mu_);
+    out.policy_dir_error = policy_dir_error_;
+  }
   return out;
 }
 
 absl::StatusOr<control::ApplyResponse> ControlService::Reload() {
+  std::map<std::string, std::string> files;  // target -> its file
   auto load = [&]() -> absl::StatusOr<control::ApplyResponse> {
     const std::string& dir = options_.policy_dir;
     if (dir.empty()) {
@@ -377,11 +394,19 @@ absl::StatusOr<control::ApplyResponse> ControlService::Reload() {
     control::ApplyRequest request;
     for (const policy::Policy& p : *policies) {
       request.policies.push_back(control::SpecOfPolicy(p));
+      files[request.policies.back().name] = request.policies.back().file;
     }
     return ApplyAndLook(std::move(request));
   };
   absl::StatusOr<control::ApplyResponse> result = load();
   last_reload_ok_.store(result.ok());
+  std::lock_guard<std::mutex> lock(policy_dir_mu_);
+  if (result.ok()) {
+    policy_dir_files_ = std::move(files);
+    policy_dir_error_.clear();
+  } else {
+    policy_dir_error_ = std::string(result.status().message());
+  }
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -99,6 +100,8 @@ class ControlService {
   // Changes that may tighten a target (add, allow/deny, delete, apply, mode
   // enforce); each then looks at the target's existing connections.
   absl::StatusOr<control::Response> Change(control::Request request);
+  // The --policy_dir file that defines `target` ("" = none).
+  std::string PolicyFileOf(const std::string& target) const;
   // Apply, then a look at the connections of every target it changed.
   absl::StatusOr<control::ApplyResponse> ApplyAndLook(
       control::ApplyRequest request);
@@ -125,6 +128,13 @@ class ControlService {
   RecordSource& records_;
   ServiceOptions options_;
   std::atomic<bool> last_reload_ok_{true};
+  // What the last reload of the policy directory left: each target its
+  // files define (name -> file, from the last reload that succeeded) and,
+  // when the last one failed, why. Written on the worker, read by `status`
+  // on the loop thread.
+  mutable std::mutex policy_dir_mu_;
+  std::map<std::string, std::string> policy_dir_files_;
+  std::string policy_dir_error_;
   DnsSweeper dns_sweeper_{kernel_};
 };
 

@@ -86,6 +86,15 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
     // one is permanent).
     if (kept.expires != 0 &&
         (rule.expires == 0 || rule.expires > kept.expires)) {
+      if (request.dry_run) {
+        policy::Rule later = kept;
+        later.expires = rule.expires;
+        out.rule = policy::FormatRule(later);
+        out.expires = later.expires;
+        out.extended = true;
+        out.dry_run = true;
+        return out;
+      }
       int64_t before = kept.expires;
       kept.expires = rule.expires;
       if (absl::Status st = SaveLocked(
@@ -104,9 +113,18 @@ absl::StatusOr<control::RuleAddResponse> Engine::AddRule(
                                policy::FormatRule(kept), ")");
     return out;
   }
-  rule.id = t->next_rule_id++;
   std::string warning = ShadowWarning(t->rules, rule);
   std::vector<std::string> shadowed = ShadowedWarnings(t->rules, rule);
+  if (request.dry_run) {
+    out.number = t->rules.size() + 1;
+    out.rule = policy::FormatRule(rule);
+    out.expires = rule.expires;
+    out.dry_run = true;
+    if (!warning.empty()) out.warnings.push_back(warning);
+    for (std::string& w : shadowed) out.warnings.push_back(std::move(w));
+    return out;
+  }
+  rule.id = t->next_rule_id++;
   const std::string name = t->name;
   lock.unlock();
   // Appended, not copied with the target's other rules.
@@ -150,6 +168,12 @@ absl::StatusOr<control::RuleDeleteResponse> Engine::DeleteRule(
     }
   } else {
     return absl::InvalidArgumentError("delete needs a rule number or a rule");
+  }
+  if (request.dry_run) {
+    control::RuleDeleteResponse out{t->name,
+                                    policy::FormatRule(t->rules[index])};
+    out.dry_run = true;
+    return out;
   }
   std::vector<policy::Rule> rules = t->rules;
   policy::Rule removed = rules[index];

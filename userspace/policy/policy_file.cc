@@ -441,10 +441,22 @@ absl::StatusOr<size_t> Parser::GetListSize(const yaml::Node& node,
 
 absl::StatusOr<bool> Parser::GetBool(const yaml::Node& node,
                                      const FieldPath& path) const {
+  // YAML 1.2's core schema booleans. A quoted "true" is a string to every
+  // YAML reader, and a linter or generator typing the file would disagree
+  // with us about what the rule says.
   if (node.IsScalar()) {
-    const std::string v = absl::AsciiStrToLower(node.Scalar());
-    if (v == "true") return true;
-    if (v == "false") return false;
+    const absl::string_view v = node.Text();
+    const bool is_true = v == "true" || v == "True" || v == "TRUE";
+    const bool is_false = v == "false" || v == "False" || v == "FALSE";
+    if (node.Plain()) {
+      if (is_true) return true;
+      if (is_false) return false;
+    } else if (is_true || is_false) {
+      return Error(
+          node, path,
+          absl::StrCat("expected true or false, got the string ",
+                       Describe(node), ": write ", v, " without quotes"));
+    }
   }
   return Error(node, path,
                absl::StrCat("expected true or false, got ", Describe(node)));
@@ -1129,6 +1141,22 @@ absl::StatusOr<uint16_t> Parser::ParsePortNumber(
   if (n < 1 || n > 65535) {
     return Error(node, path,
                  absl::StrCat(field, " ", n, " is out of range 1-65535"));
+  }
+  if (text[0] == '0') {
+    // This reader would take 0443 as 443, YAML 1.1 readers (PyYAML, Go's
+    // yaml.v2, tools that template or lint the file) as octal 291, or as a
+    // string when a digit is 8 or 9: one file, two policies.
+    std::string yaml11 = "a string";
+    if (text.find_first_not_of("01234567") == absl::string_view::npos) {
+      int octal = 0;
+      for (char c : text) octal = octal * 8 + (c - '0');
+      yaml11 = absl::StrCat("octal ", octal);
+    }
+    return Error(node, path,
+                 absl::StrCat("bad ", field, " ", Quote(text),
+                              ": a leading zero is ambiguous (YAML 1.1 reads "
+                              "it as ",
+                              yaml11, "); write ", n));
   }
   return static_cast<uint16_t>(n);
 }

@@ -39,6 +39,14 @@ std::optional<uint16_t> PortNumber(absl::string_view s, std::string* why) {
     *why = "out of range 1-65535";
     return std::nullopt;
   }
+  // 0443 is 443 here, but octal 291 to YAML 1.1 and C readers: a rule
+  // copied into a policy file or a script would change meaning.
+  if (s[0] == '0') {
+    *why = absl::StrCat(
+        "written with a leading zero, which some tools read as octal; write ",
+        v);
+    return std::nullopt;
+  }
   return static_cast<uint16_t>(v);
 }
 

@@ -110,6 +110,8 @@ class Document::Builder {
               std::numeric_limits<uint32_t>::max()) {
             return TooLarge(PositionOf(e.start_mark), "too much text");
           }
+          doc_.nodes_[index].plain =
+              s.tag == nullptr && s.style == YAML_PLAIN_SCALAR_STYLE;
           doc_.nodes_[index].first = doc_.text_.size();
           doc_.nodes_[index].count = s.length;
           doc_.text_.append(reinterpret_cast<const char*>(s.value), s.length);

@@ -74,6 +74,9 @@ class Node {
   std::string Scalar() const;
   // The same without a copy: valid while the Document lives.
   absl::string_view Text() const;
+  // Whether a scalar was written plain: no quotes, no tag. Only a plain
+  // scalar is a boolean or a number in YAML; "true" and 'true' are strings.
+  bool Plain() const;
   Position Mark() const;
   // A sequence's items or a mapping's entries; 0 for other nodes.
   size_t size() const;
@@ -125,6 +128,7 @@ class Document {
   // 24 bytes a node: a 100,000-rule file has about 2 million.
   struct NodeData {
     NodeType type = NodeType::kNull;
+    bool plain = false;  // a scalar with no quotes and no tag
     Position mark;
     uint32_t first = 0;     // scalar: offset in text_; else in children_
     uint32_t count = 0;     // scalar: length; else number of children
@@ -162,6 +166,10 @@ inline absl::string_view Node::Text() const {
   if (!IsScalar()) return "";
   const Document::NodeData& n = doc_->nodes_[index_];
   return absl::string_view(doc_->text_).substr(n.first, n.count);
+}
+
+inline bool Node::Plain() const {
+  return IsScalar() && doc_->nodes_[index_].plain;
 }
 
 inline Node Node::Child(size_t i) const {

@@ -173,6 +173,7 @@ class Document::SimpleReader {
     }
     if (!NewNode(NodeType::kScalar, mark, index)) return false;
     NodeData& n = doc_.nodes_[*index];
+    n.plain = plain;
     n.first = static_cast<uint32_t>(doc_.text_.size());
     n.count = static_cast<uint32_t>(text.size());
     doc_.text_.append(text.data(), text.size());

@@ -70,6 +70,8 @@ class Document::YamlCppReader {
       case YAML::NodeType::Scalar: {
         const std::string& text = node.Scalar();
         doc_.nodes_[index].type = NodeType::kScalar;
+        // yaml-cpp tags a plain scalar "?" and a quoted one "!".
+        doc_.nodes_[index].plain = node.Tag() == "?";
         doc_.nodes_[index].first = doc_.text_.size();
         doc_.nodes_[index].count = text.size();
         doc_.text_ += text;
