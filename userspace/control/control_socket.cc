@@ -35,6 +35,17 @@ absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   return addr;
 }
 
+// What lstat found, for an error naming it ("a regular file").
+const char* FileTypeName(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a socket";
+}
+
 // Appends what `fd` has now to *buf (never waits) and takes the first line
 // off it: the line, nullopt while none is complete, or the rest of the stream
 // when the peer closed without a newline. Bounded by kMaxMessage.
@@ -272,7 +283,22 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
     return absl::AlreadyExistsError(
         absl::StrCat("another egressd is already listening on ", socket_path));
   }
-  unlink(socket_path.c_str());
+  // Only a socket is replaced: anything else at the path (a typo naming a
+  // policy file, another tool's data) is the operator's, and kept.
+  struct stat st;
+  if (lstat(socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "not a socket: ", socket_path, " is ", FileTypeName(st.st_mode),
+          "; egressd replaces only a socket left by an earlier egressd: "
+          "remove it or give --socket another path"));
+    }
+    if (unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "unlink", socket_path);
+    }
+  } else if (errno != ENOENT) {
+    return ErrnoStatus(errno, "lstat", socket_path);
+  }
   ControlListener l;
   l.fd_ =
       UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
