@@ -1,14 +1,18 @@
 // The control socket: a client that connects and sends nothing (or half a
 // request) does not hold up other clients or the event loop.
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -50,6 +54,30 @@ class ControlTest : public EgressdTest {
           absl::StrCat("10.", i % 200, ".", i / 200, ".", 2 * (i % 100) + 1));
     }
     CtlOk(allow);
+  }
+  // A policy file for target web (the test cgroup): `port` to 127.0.0.1
+  // and 20,000 scattered /32s on 443 whose second octet is `filler`, so
+  // that two files differ in every rule. Applying one over the other takes
+  // a while, and its answer (every rule added and removed) is megabytes.
+  std::string WriteLargePolicy(const std::string& name, int port, int filler) {
+    std::string rules = absl::StrCat(
+        "  - to: [{ipBlock: {cidr: 127.0.0.1/32}}]\n"
+        "    ports: [{port: ",
+        port, ", protocol: TCP}]\n");
+    for (int i = 0; i < 20000; ++i) {
+      absl::StrAppend(&rules, "  - to: [{ipBlock: {cidr: 10.", filler, ".",
+                      i / 100, ".", 2 * (i % 100) + 1,
+                      "/32}}]\n    ports: [{port: 443, protocol: TCP}]\n");
+    }
+    const std::string path =
+        absl::StrCat(state_dir_.substr(0, state_dir_.rfind('/')), "/", name);
+    std::ofstream(path) << "apiVersion: egress.dev/v1alpha1\n"
+                           "kind: EgressPolicy\n"
+                           "metadata:\n  name: web\n"
+                           "spec:\n  target:\n    cgroupPath: "
+                        << cg_->relative_path() << "\n  egress:\n"
+                        << rules;
+    return path;
   }
 };
 
@@ -163,6 +191,81 @@ TEST_F(ControlTest, ManyIdleConnectionsDoNotMakeItBusy) {
   absl::SleepFor(absl::Milliseconds(200));  // accepted, all pending
   EXPECT_TRUE(absl::StrContains(CtlOk({"target", "list"}), "NAME"));
   for (UniqueFd& fd : idle) EXPECT_EQ(ReadSome(fd.get(), 0), "");
+}
+
+// egressd stopping (SIGTERM) writes the answers it owes before it exits: a
+// client whose large answer has started arrives gets all of it, not the
+// head of it (egressd wrote what the socket took and exited).
+TEST_F(ControlTest, StoppingFinishesTheAnswersItOwes) {
+  AddWebWithManyRules();
+  UniqueFd slow = Connect();
+  const std::string list = "{\"cmd\":\"list\"}\n";
+  ASSERT_EQ(write(slow.get(), list.data(), list.size()),
+            static_cast<ssize_t>(list.size()));
+  // The answer has started (far larger than the socket's buffer): stop
+  // egressd before the client reads any of it.
+  pollfd p{slow.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  const pid_t pid = daemon_pid_;
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  absl::SleepFor(absl::Milliseconds(300));
+  std::string answer;
+  for (int i = 0; i < 2000 && !absl::EndsWith(answer, "\n"); ++i) {
+    std::string more = ReadSome(slow.get(), 5000);
+    if (more.empty()) break;
+    answer += more;
+  }
+  StopDaemon(SIGTERM);  // reaps it (it has exited by now)
+  nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << answer.size() << " bytes";
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_TRUE(absl::StrContains(answer, "10.199.99.199"));
+}
+
+// SIGTERM while an `apply` runs: egressctl either gets the whole answer
+// (exit 0, and the new policy is what a restarted egressd enforces) or says
+// that egressd went away before answering and that the change may or may
+// not have been applied (exit 1). Never exit 2 ("bad input, nothing was
+// changed"): the change may well have been applied and saved.
+TEST_F(ControlTest, SigtermDuringApplyNeverLooksLikeBadInput) {
+  const std::string old_file = WriteLargePolicy("old.yaml", 8080, 1);
+  const std::string new_file = WriteLargePolicy("new.yaml", 9090, 2);
+  const absl::Time start = absl::Now();
+  CtlOk({"apply", "-f", old_file});
+  const absl::Duration took = absl::Now() - start;
+
+  CommandResult apply;
+  std::thread applier([&] { apply = Ctl({"apply", "-f", new_file}); });
+  absl::Cleanup join = [&] {
+    if (applier.joinable()) applier.join();
+  };
+  // Half-way through an apply as long as the first.
+  absl::SleepFor(took / 2);
+  StopDaemon(SIGTERM);
+  applier.join();
+
+  EXPECT_NE(apply.exit_code, 2) << apply.output;
+  EXPECT_FALSE(absl::StrContains(apply.output, "not a JSON object"))
+      << apply.output.substr(0, 2000);
+  if (apply.exit_code != 0) {
+    EXPECT_EQ(apply.exit_code, 1) << apply.output;
+    EXPECT_TRUE(absl::StrContains(
+        apply.output, "egressd stopped or closed the connection before"))
+        << apply.output.substr(0, 2000);
+    EXPECT_TRUE(
+        absl::StrContains(apply.output, "may or may not have been applied"))
+        << apply.output.substr(0, 2000);
+  }
+
+  StartDaemon();
+  const std::string rules = CtlOk({"list", "--target", "web"});
+  const bool is_new = absl::StrContains(rules, "9090/tcp");
+  const bool is_old = absl::StrContains(rules, "8080/tcp");
+  EXPECT_NE(is_new, is_old) << rules.substr(0, 2000);
+  // What the client was told holds: an answered apply is in force.
+  if (apply.exit_code == 0) {
+    EXPECT_TRUE(is_new) << rules.substr(0, 2000);
+  }
 }
 
 }  // namespace

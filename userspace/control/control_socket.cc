@@ -24,6 +24,15 @@ namespace {
 
 constexpr size_t kMaxMessage = 64 << 20;  // a 100,000-rule policy fits
 
+// The answer egressd did not finish: `had_part` when some of it came.
+absl::Status ClosedBeforeAnswer(bool had_part) {
+  return absl::UnavailableError(absl::StrCat(
+      "egressd stopped or closed the connection before ",
+      had_part ? "its answer was complete" : "answering",
+      "; if it was a change, it may or may not have been applied: check with "
+      "`egressctl list` or `egressctl status`"));
+}
+
 absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -35,10 +44,31 @@ absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   return addr;
 }
 
+// What lstat found, for an error naming it ("a regular file").
+const char* FileTypeName(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a socket";
+}
+
+// How a stream that ends without a newline is read.
+enum class AtEof {
+  // A request: the rest is the line (`echo -n '{...}' | nc -U` works).
+  kRestIsALine,
+  // An answer: egressd writes whole lines, so the rest is the head of an
+  // answer it did not finish (it stopped or dropped the connection).
+  kRestIsCutOff,
+};
+
 // Appends what `fd` has now to *buf (never waits) and takes the first line
-// off it: the line, nullopt while none is complete, or the rest of the stream
-// when the peer closed without a newline. Bounded by kMaxMessage.
-absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf) {
+// off it: the line, nullopt while none is complete, or, when the peer closed
+// without a newline, as `at_eof` says. Bounded by kMaxMessage.
+absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf,
+                                                    AtEof at_eof) {
   char chunk[65536];
   size_t searched = 0;  // no newline before this offset
   while (true) {
@@ -66,6 +96,12 @@ absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf) {
     }
     if (n < 0) return ErrnoStatus(errno, "read", "control socket");
     if (n == 0) {
+      if (at_eof == AtEof::kRestIsCutOff) {
+        // Unavailable (exit 1, "egressd not running"), never the
+        // InvalidArgument of a line that does not parse (exit 2, "nothing
+        // was changed"): a change may have been applied and saved.
+        return ClosedBeforeAnswer(!buf->empty());
+      }
       if (buf->empty()) return absl::UnavailableError("control socket closed");
       return std::exchange(*buf, std::string());
     }
@@ -75,12 +111,13 @@ absl::StatusOr<std::optional<std::string>> TakeLine(int fd, std::string* buf) {
 
 // TakeLine, waiting for the line until `deadline`. `buf` keeps what came
 // after it (a stream of lines); null for a single answer.
-absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline,
+absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline, AtEof at_eof,
                                      std::string* buf = nullptr) {
   std::string own;
   if (buf == nullptr) buf = &own;
   while (true) {
-    EGRESS_ASSIGN_OR_RETURN(std::optional<std::string> line, TakeLine(fd, buf));
+    EGRESS_ASSIGN_OR_RETURN(std::optional<std::string> line,
+                            TakeLine(fd, buf, at_eof));
     if (line.has_value()) return *std::move(line);
     int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (ms <= 0) {
@@ -192,7 +229,7 @@ absl::StatusOr<std::string> CallDaemonLine(const std::string& socket_path,
                                "--socket ",
                                socket_path, ")")));
   shutdown(fd.get(), SHUT_WR);
-  return ReadLine(fd.get(), absl::Now() + timeout);
+  return ReadLine(fd.get(), absl::Now() + timeout, AtEof::kRestIsCutOff);
 }
 
 absl::StatusOr<nlohmann::json> ParseResponse(const std::string& line) {
@@ -231,7 +268,9 @@ absl::Status StreamFromDaemon(
   std::string buf;
   bool first = true;
   while (true) {
-    auto line = ReadLine(fd.get(), absl::InfiniteFuture(), &buf);
+    auto line =
+        ReadLine(fd.get(), absl::InfiniteFuture(), AtEof::kRestIsCutOff, &buf);
+    if (first && !line.ok()) return line.status();
     if (absl::IsUnavailable(line.status())) return absl::OkStatus();  // EOF
     EGRESS_RETURN_IF_ERROR(line.status());
     if (first) {
@@ -272,7 +311,22 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
     return absl::AlreadyExistsError(
         absl::StrCat("another egressd is already listening on ", socket_path));
   }
-  unlink(socket_path.c_str());
+  // Only a socket is replaced: anything else at the path (a typo naming a
+  // policy file, another tool's data) is the operator's, and kept.
+  struct stat st;
+  if (lstat(socket_path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "not a socket: ", socket_path, " is ", FileTypeName(st.st_mode),
+          "; egressd replaces only a socket left by an earlier egressd: "
+          "remove it or give --socket another path"));
+    }
+    if (unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "unlink", socket_path);
+    }
+  } else if (errno != ENOENT) {
+    return ErrnoStatus(errno, "lstat", socket_path);
+  }
   ControlListener l;
   l.fd_ =
       UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -315,7 +369,7 @@ absl::Status CheckPeerIsRoot(int conn_fd) {
 
 absl::StatusOr<std::optional<std::string>> ReadAvailableLine(int conn_fd,
                                                              std::string* buf) {
-  return TakeLine(conn_fd, buf);
+  return TakeLine(conn_fd, buf, AtEof::kRestIsALine);
 }
 
 absl::StatusOr<nlohmann::json> ParseRequest(const std::string& line) {
@@ -339,8 +393,9 @@ absl::StatusOr<control::Request> DecodeRequestLine(const std::string& line) {
 absl::StatusOr<nlohmann::json> ReadRequest(int conn_fd,
                                            absl::Duration timeout) {
   EGRESS_RETURN_IF_ERROR(CheckPeerIsRoot(conn_fd));
-  EGRESS_ASSIGN_OR_RETURN(std::string line,
-                          ReadLine(conn_fd, absl::Now() + timeout));
+  EGRESS_ASSIGN_OR_RETURN(
+      std::string line,
+      ReadLine(conn_fd, absl::Now() + timeout, AtEof::kRestIsALine));
   return ParseJson(line);
 }
 

@@ -68,7 +68,9 @@ class ControlListener {
  public:
   // Binds `socket_path` (mode 0600; its directory is created 0755 if
   // missing). A stale socket file is replaced; a live one is an error
-  // (AlreadyExists: another egressd is running there).
+  // (AlreadyExists: another egressd is running there), and so is anything
+  // at the path that is not a socket (FailedPrecondition "not a socket":
+  // it is left as it is).
   static absl::StatusOr<ControlListener> Listen(const std::string& socket_path);
   ControlListener(ControlListener&&) = default;
   ControlListener& operator=(ControlListener&&) = default;

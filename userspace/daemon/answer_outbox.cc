@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -63,6 +64,22 @@ void AnswerOutbox::Flush() {
     if (WriteSome(a, now)) still.push_back(std::move(a));
   }
   writing_ = std::move(still);
+}
+
+void AnswerOutbox::FlushUntil(absl::Time deadline) {
+  Flush();
+  while (!writing_.empty()) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) return;
+    std::vector<pollfd> fds;
+    AddPollFds(fds);
+    if (poll(fds.data(), fds.size(),
+             static_cast<int>(std::min<int64_t>(ms, 100))) < 0 &&
+        errno != EINTR) {
+      return;
+    }
+    Flush();
+  }
 }
 
 }  // namespace egress

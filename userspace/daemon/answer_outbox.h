@@ -44,6 +44,10 @@ class AnswerOutbox {
   // Loop thread: writes what each socket takes now; finishes complete
   // answers, drops the expired and the failed.
   void Flush();
+  // Loop thread, when egressd stops (nothing queues answers any more):
+  // Flush, waiting for the clients to take their answers until all are
+  // written or `deadline`; what is left then is dropped with the outbox.
+  void FlushUntil(absl::Time deadline);
 
  private:
   struct Answer {

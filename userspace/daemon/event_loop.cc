@@ -47,6 +47,9 @@ constexpr size_t kLoopParseLimit = 256 * 1024;
 // Ring-buffer records are submitted without wake-ups; the poll timeout is
 // the drain timer.
 constexpr int kDrainMs = 50;
+// How long a stopping egressd waits for its clients to take their answers
+// (an `apply`'s answer is megabytes): well within systemd's stop timeout.
+constexpr absl::Duration kStopFlushBound = absl::Seconds(3);
 
 void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());
@@ -399,8 +402,11 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
   }
   Log("stopping; enforcement stays pinned");
   records_.Drain();
-  Stop();           // the change in progress finishes; nothing new starts
-  outbox_.Flush();  // what the clients take now; never waits
+  Stop();  // the change in progress finishes; nothing new starts
+  // Its answer, and the others owed, are written before egressd exits: a
+  // client told nothing cannot know whether its change was applied. Bounded:
+  // a client that does not read holds the stop for kStopFlushBound at most.
+  outbox_.FlushUntil(absl::Now() + kStopFlushBound);
   learner_.Flush().IgnoreError();
   return absl::OkStatus();
 }
