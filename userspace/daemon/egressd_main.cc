@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -181,6 +182,30 @@ int ParseFlags(int* argc, char*** argv) {
 
 }  // namespace
 
+// Each target holds about 13 descriptors (its links and programs), so the
+// soft limit a service gets by default (1,024 under systemd) stopped
+// `target add` at about 72 targets. The soft limit goes to the hard one, as
+// a daemon that holds descriptors per object should do; a low hard limit is
+// said, with what to change.
+static void RaiseOpenFileLimit() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    const rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) lim.rlim_cur = was;
+  }
+  constexpr rlim_t kEnough = 65536;
+  if (lim.rlim_cur < kEnough) {
+    fprintf(stderr,
+            "egressd: open files limited to %llu (about 13 per target): "
+            "raise the hard limit (LimitNOFILE= in the unit, ulimit -Hn) "
+            "for more than %llu targets\n",
+            static_cast<unsigned long long>(lim.rlim_cur),
+            static_cast<unsigned long long>(lim.rlim_cur / 13));
+  }
+}
+
 int main(int argc, char** argv) {
   if (int code = ParseFlags(&argc, &argv); code >= 0) return code;
   // glibc raises its trim threshold to twice the largest mmapped block freed
@@ -198,6 +223,7 @@ int main(int argc, char** argv) {
   // rule and comment) and their -wal/-shm, pins, lock files, the event log.
   // The control socket sets its own mode (0600).
   umask(077);
+  RaiseOpenFileLimit();
   egress::DaemonOptions opts;
   opts.socket_path = FLAGS_socket;
   opts.bpffs_dir = FLAGS_bpffs;
