@@ -95,5 +95,25 @@ TEST_F(ControlClientTest, AWholeAnswerIsTheLine) {
   EXPECT_EQ(line, "{\"ok\":true}");
 }
 
+// egressd closed before it had read the request whole (it stopped while a
+// large apply was still being sent): it ran nothing, and the client says so.
+TEST_F(ControlClientTest, ARequestCutOffBeforeEgressdTookItWasNotApplied) {
+  std::thread server([&] {
+    UniqueFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  });  // closed at once, the request unread
+  absl::Cleanup join = [&] { server.join(); };
+  // Larger than a socket buffer: the send outlives the close.
+  const std::string request =
+      R"({"cmd":"apply","policies":[)" + std::string(8 << 20, ' ') + "]}";
+  absl::StatusOr<std::string> line =
+      CallDaemonLine(path_, request, absl::Seconds(10));
+  ASSERT_FALSE(line.ok());
+  EXPECT_EQ(line.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(line.status().message()),
+              HasSubstr("egressd stopped or closed the connection before "
+                        "taking the whole request, so it was not applied"));
+  EXPECT_EQ(cli::ExitCodeFor(line.status()), 1);
+}
+
 }  // namespace
 }  // namespace egress

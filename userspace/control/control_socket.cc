@@ -149,6 +149,10 @@ absl::Status WriteAll(int fd, absl::string_view data,
       poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
       continue;
     }
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      return absl::UnavailableError(
+          "control socket: the peer closed the connection");
+    }
     if (n < 0) return ErrnoStatus(errno, "write", "control socket");
     off += n;
   }
@@ -180,8 +184,16 @@ absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
                                                unreachable_hint));
   }
   // The text, then its newline: not a copy of a request of tens of MB.
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), request_text));
-  EGRESS_RETURN_IF_ERROR(WriteAll(fd.get(), "\n"));
+  absl::Status sent = WriteAll(fd.get(), request_text);
+  if (sent.ok()) sent = WriteAll(fd.get(), "\n");
+  // egressd closed before it had read the request to its newline (it
+  // stopped): it runs no request it has not read whole.
+  if (absl::IsUnavailable(sent)) {
+    return absl::UnavailableError(
+        "egressd stopped or closed the connection before taking the whole "
+        "request, so it was not applied: check with `egressctl status`");
+  }
+  EGRESS_RETURN_IF_ERROR(sent);
   return fd;
 }
 
