@@ -72,12 +72,8 @@ TEST_F(DnsIngressFuzzTest, RealIngressProgramAccountsForEveryAnswer) {
   EXPECT_GE(malformed, done / 4);  // the stream reaches both outcomes
   EXPECT_LE(malformed, done * 3 / 4);
 
-  const nlohmann::json after = CtlJson({"status"});
-  nlohmann::json dns;
-  for (const auto& t : after["targets"]) {
-    if (t["name"] == "web") dns = t["dns"];
-  }
-  ASSERT_TRUE(dns.is_object()) << after;
+  const nlohmann::json dns = TargetStatus("web")["dns"];
+  ASSERT_TRUE(dns.is_object());
   EXPECT_EQ(dns["answers"].get<uint64_t>(), done) << dns;
   EXPECT_EQ(dns["ignored_malformed"].get<uint64_t>(), malformed) << dns;
   EXPECT_EQ(dns["ignored_no_query"].get<uint64_t>(), done - malformed) << dns;

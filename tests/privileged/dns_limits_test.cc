@@ -124,14 +124,7 @@ class DnsLimitsTest : public EgressdTest {
     return r.ok() ? *r : std::vector<int>{-1, -1};
   }
 
-  nlohmann::json Dns() {
-    const nlohmann::json status = CtlJson({"status"});
-    for (const auto& t : status["targets"]) {
-      if (t["name"] == "web") return t["dns"];
-    }
-    ADD_FAILURE() << "no target web in status: " << status;
-    return {};
-  }
+  nlohmann::json Dns() { return TargetStatus("web")["dns"]; }
   // Dns() once `field` reads `want`, or after 10 s (egressd sweeps every
   // 5 s).
   nlohmann::json DnsWhen(const std::string& field, uint64_t want) {

@@ -106,14 +106,7 @@ class DnsRecordsTest : public EgressdTest {
     return out;
   }
 
-  nlohmann::json StatusOfWeb() {
-    const nlohmann::json status = CtlJson({"status"});
-    for (const auto& t : status["targets"]) {
-      if (t["name"] == "web") return t;
-    }
-    ADD_FAILURE() << "no target web in status: " << status;
-    return {};
-  }
+  nlohmann::json StatusOfWeb() { return TargetStatus("web"); }
 
   std::unique_ptr<Dnsmasq> dns_;
 };

@@ -317,13 +317,23 @@ std::string EgressdTest::DaemonLog() {
   return log.ok() ? log->output : "";
 }
 
-nlohmann::json EgressdTest::Counters(const std::string& target) {
+nlohmann::json EgressdTest::TargetStatus(const std::string& target) {
   nlohmann::json status = CtlJson({"status"});
   for (const auto& t : status["targets"]) {
-    if (t["name"] == target) return t["counters"];
+    if (t["name"] == target) return t;
   }
-  ADD_FAILURE() << "no target " << target << " in status";
+  ADD_FAILURE() << "no target " << target << " in status: " << status.dump(2);
   return {};
+}
+
+nlohmann::json EgressdTest::Counters(const std::string& target) {
+  const nlohmann::json t = TargetStatus(target);
+  return t.is_null() ? t : t["counters"];
+}
+
+uint32_t EgressdTest::TargetId(const std::string& target) {
+  const nlohmann::json t = TargetStatus(target);
+  return t.is_null() ? 0 : t["id"].get<uint32_t>();
 }
 
 void EgressdTest::AwaitFlowsClosed(const std::string& target, uint64_t closed) {
@@ -337,18 +347,13 @@ void EgressdTest::AwaitFlowsClosed(const std::string& target, uint64_t closed) {
 
 UniqueFd EgressdTest::OwnProgram(const std::string& target,
                                  const std::string& hook) {
-  const nlohmann::json status = CtlJson({"status"});
-  for (const auto& t : status["targets"]) {
-    if (t["name"] != target) continue;
-    const std::string pin =
-        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/targets/",
-                     t["id"].get<uint32_t>(), "/prog_", hook);
-    UniqueFd fd(bpf_obj_get(pin.c_str()));
-    EXPECT_TRUE(fd.valid()) << pin << ": " << strerror(errno);
-    return fd;
-  }
-  ADD_FAILURE() << "no target " << target << " in status";
-  return UniqueFd();
+  const uint32_t id = TargetId(target);
+  if (id == 0) return UniqueFd();
+  const std::string pin = absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION,
+                                       "/targets/", id, "/prog_", hook);
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  EXPECT_TRUE(fd.valid()) << pin << ": " << strerror(errno);
+  return fd;
 }
 
 uint32_t EgressdTest::ActiveRuleset(uint32_t id) {

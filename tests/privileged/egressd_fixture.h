@@ -86,8 +86,12 @@ class EgressdTest : public ::testing::Test {
   // What egressd logged so far ("" when the log cannot be read).
   std::string DaemonLog();
 
+  // Target `target` from `status -o json` (null, and a failure, if absent).
+  nlohmann::json TargetStatus(const std::string& target);
   // Counters of a target from `status -o json`.
   nlohmann::json Counters(const std::string& target);
+  // The id egressd gave target `target` (0, and a failure, if absent).
+  uint32_t TargetId(const std::string& target);
   // Waits (bounded, 5 s) until the kernel counted `closed` closed flows of
   // `target`, and asserts it did.
   void AwaitFlowsClosed(const std::string& target, uint64_t closed);

@@ -26,15 +26,6 @@ namespace {
 
 class RecordOwnerTest : public EgressdTest {
  protected:
-  uint32_t TargetId(const std::string& name) {
-    const nlohmann::json status = CtlJson({"status"});
-    for (const auto& t : status["targets"]) {
-      if (t["name"] == name) return t["id"].get<uint32_t>();
-    }
-    ADD_FAILURE() << "no target " << name << ": " << status.dump(2);
-    return 0;
-  }
-
   // The records of `target` of kind `event` ("established", "closed",
   // "held_back").
   static std::vector<nlohmann::json> OfKind(

@@ -53,15 +53,6 @@ class RuleHitsTest : public EgressdTest {
     return ids;
   }
 
-  uint32_t TargetId(const std::string& name) {
-    const nlohmann::json status = CtlJson({"status"});
-    for (const nlohmann::json& t : status["targets"]) {
-      if (t["name"] == name) return t["id"].get<uint32_t>();
-    }
-    ADD_FAILURE() << "no target " << name << ": " << status.dump(2);
-    return 0;
-  }
-
   // The id of the target's rule at place `number` (1-based) in `list`.
   uint32_t RuleId(const std::string& target, size_t number) {
     const nlohmann::json list = CtlJson({"list", "--target", target});

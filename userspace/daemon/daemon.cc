@@ -261,8 +261,9 @@ absl::Status StartServices(Daemon::Parts& p) {
   p.workload_classes = std::make_unique<WorkloadClasses>(
       *p.engine, *p.workloads, std::move(classes));
   EGRESS_ASSIGN_OR_RETURN(
-      p.reconciler, Reconciler::Start(*p.engine, p.cgroup_root,
-                                      [&p] { p.workload_classes->Update(); }));
+      p.reconciler,
+      Reconciler::Start(*p.engine, p.cgroup_root, p.options.rescan_interval,
+                        [&p] { p.workload_classes->Update(); }));
   // A container created is named at once, ahead of the pass; one that
   // starts or goes wakes the reconciler at once.
   EGRESS_RETURN_IF_ERROR(p.workloads->Start(

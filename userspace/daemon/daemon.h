@@ -38,6 +38,9 @@ struct DaemonOptions {
   // Seconds an address learned from a DNS answer stays bound at least,
   // whatever its TTL (1..65535; docs/dns.md).
   uint32_t dns_ttl_floor = 30;
+  // How often the reconciler walks the targets' cgroups when no inotify
+  // event woke it (daemon/reconciler.h).
+  absl::Duration rescan_interval = absl::Milliseconds(500);
   // How often every enforcing target is probed from inside its cgroup
   // (daemon/self_check.h); zero = never.
   absl::Duration self_check_interval = absl::Seconds(60);

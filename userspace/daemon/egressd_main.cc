@@ -31,6 +31,10 @@ DEFINE_bool(shared_program_set, true,
             "reads its target id from cgroup storage) instead of one per "
             "target: much faster to add many targets "
             "(--noshared_program_set: a set per target)");
+DEFINE_uint64(rescan_interval_ms, 500,
+              "walk every target's cgroups this often besides the inotify "
+              "events that wake the walk at once (1..3600000): how late a "
+              "change no event reports is caught");
 DEFINE_string(state_dir, "/var/lib/egress", "directory of the state file");
 DEFINE_string(cgroup_root, "",
               "cgroup v2 mount to use (default: found in /proc/self/mountinfo; "
@@ -104,7 +108,9 @@ struct FlagGroup {
 const std::vector<FlagGroup>& FlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
       {"Control and state", {"socket", "state_dir"}},
-      {"Kernel", {"bpffs", "bpffs_mount", "cgroup_root", "shared_program_set"}},
+      {"Kernel",
+       {"bpffs", "bpffs_mount", "cgroup_root", "shared_program_set",
+        "rescan_interval_ms"}},
       {"Containers",
        {"docker_socket", "podman_socket", "containerd_socket",
         "containerd_namespace", "container_parent", "unclassified_containers"}},
@@ -254,6 +260,7 @@ int main(int argc, char** argv) {
   }
   opts.dns_ttl_floor = FLAGS_dns_ttl_floor;
   opts.self_check_interval = absl::Milliseconds(FLAGS_self_check_interval_ms);
+  opts.rescan_interval = absl::Milliseconds(FLAGS_rescan_interval_ms);
   auto node_name = egress::ChooseNodeName(FLAGS_node_name, getenv("NODE_NAME"),
                                           egress::HostName());
   if (!node_name.ok()) {

@@ -17,7 +17,6 @@ namespace egress {
 namespace {
 
 constexpr size_t kMaxWatches = 8192;
-constexpr int kRescanMs = 500;
 
 // Reads everything pending on a non-blocking fd; true if there was any.
 bool DrainFd(int fd) {
@@ -48,17 +47,26 @@ std::vector<int> DrainInotify(int fd) {
 
 }  // namespace
 
-Reconciler::Reconciler(Engine& engine, std::string cgroup_root,
+Reconciler::Reconciler(Engine& engine, std::string cgroup_root, int rescan_ms,
                        std::function<void()> before_pass)
     : engine_(engine),
       cgroup_root_(std::move(cgroup_root)),
+      rescan_ms_(rescan_ms),
       before_pass_(std::move(before_pass)) {}
 
 absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
-    Engine& engine, std::string cgroup_root,
+    Engine& engine, std::string cgroup_root, absl::Duration rescan_interval,
     std::function<void()> before_pass) {
-  auto r = std::unique_ptr<Reconciler>(
-      new Reconciler(engine, std::move(cgroup_root), std::move(before_pass)));
+  if (rescan_interval < absl::Milliseconds(1) ||
+      rescan_interval > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--rescan_interval_ms ", absl::ToInt64Milliseconds(rescan_interval),
+        " is out of range: 1 to 3600000 ms"));
+  }
+  auto r = std::unique_ptr<Reconciler>(new Reconciler(
+      engine, std::move(cgroup_root),
+      static_cast<int>(absl::ToInt64Milliseconds(rescan_interval)),
+      std::move(before_pass)));
   r->inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!r->inotify_) return ErrnoStatus(errno, "inotify_init1");
   r->wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -126,7 +134,7 @@ void Reconciler::WatchAll() {
 void Reconciler::Loop() {
   while (!stop_.load()) {
     pollfd fds[] = {{inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-    int r = poll(fds, 2, kRescanMs);
+    int r = poll(fds, 2, rescan_ms_);
     if (r < 0 && errno != EINTR) return;
     if (r > 0) {
       if (fds[0].revents & POLLIN) Forget(DrainInotify(inotify_.get()));

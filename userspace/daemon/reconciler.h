@@ -1,7 +1,8 @@
 // Keeps targets attached to their cgroups from a thread of its own: a
 // directory created where a target's cgroup (or a pattern's match) appears
-// wakes it at once, and it rescans every 500 ms anyway. Pattern walks over
-// large cgroup trees therefore never delay a request or the drain of records.
+// wakes it at once, and it rescans every `rescan_interval` anyway. Pattern
+// walks over large cgroup trees therefore never delay a request or the drain of
+// records.
 #ifndef EGRESS_USERSPACE_DAEMON_RECONCILER_H_
 #define EGRESS_USERSPACE_DAEMON_RECONCILER_H_
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/daemon/engine.h"
 
@@ -20,10 +22,12 @@ namespace egress {
 
 class Reconciler {
  public:
-  // Starts the thread; `cgroup_root` is the cgroup2 mount.
+  // Starts the thread; `cgroup_root` is the cgroup2 mount. The thread
+  // passes on every inotify event and at least every `rescan_interval`.
   // `before_pass` (may be empty) runs before every pass, on the thread.
   static absl::StatusOr<std::unique_ptr<Reconciler>> Start(
       Engine& engine, std::string cgroup_root,
+      absl::Duration rescan_interval = absl::Milliseconds(500),
       std::function<void()> before_pass = nullptr);
   ~Reconciler();  // Stop()
 
@@ -35,7 +39,7 @@ class Reconciler {
   void Poke();
 
  private:
-  Reconciler(Engine& engine, std::string cgroup_root,
+  Reconciler(Engine& engine, std::string cgroup_root, int rescan_ms,
              std::function<void()> before_pass);
   void Loop();
   void Watch(const std::string& rel);
@@ -45,6 +49,7 @@ class Reconciler {
 
   Engine& engine_;
   const std::string cgroup_root_;
+  const int rescan_ms_;
   const std::function<void()> before_pass_;
   UniqueFd inotify_, wake_;
   // Absolute path -> inotify watch descriptor, and back.

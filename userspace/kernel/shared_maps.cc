@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
@@ -293,8 +294,8 @@ absl::Status SharedMaps::DeleteUserTarget(uint32_t uid) {
 namespace {
 
 absl::Status Update(int fd, const void* key, const void* value,
-                    absl::string_view name) {
-  if (bpf_map_update_elem(fd, key, value, BPF_ANY) != 0) {
+                    absl::string_view name, uint64_t flags = BPF_ANY) {
+  if (bpf_map_update_elem(fd, key, value, flags) != 0) {
     return ErrnoStatus(errno, "bpf_map_update_elem", name);
   }
   return absl::OkStatus();
@@ -314,34 +315,37 @@ egress_watch_key WatchKey(uint64_t parent_cgroup_id, const std::string& name) {
   return key;
 }
 
+// The key of a name egressd is about to watch: a name the kernel would cut
+// short could match a different child, so it is refused instead.
+absl::StatusOr<egress_watch_key> CheckedWatchKey(uint64_t parent_cgroup_id,
+                                                 const std::string& name) {
+  if (name.empty() || name.size() >= EGRESS_WATCH_NAME_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup name ", name, " cannot be watched: 1 to ",
+                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
+  }
+  return WatchKey(parent_cgroup_id, name);
+}
+
 }  // namespace
 
 absl::Status SharedMaps::SetWatchName(uint64_t parent_cgroup_id,
                                       const std::string& name,
                                       uint32_t target_id) {
-  if (name.empty() || name.size() >= EGRESS_WATCH_NAME_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cgroup name ", name, " cannot be watched: 1 to ",
-                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
-  }
-  egress_watch_key key = WatchKey(parent_cgroup_id, name);
-  return Update(watch_names_.get(), &key, &target_id, "watch_names");
+  absl::StatusOr<egress_watch_key> key =
+      CheckedWatchKey(parent_cgroup_id, name);
+  if (!key.ok()) return key.status();
+  return Update(watch_names_.get(), &*key, &target_id, "watch_names");
 }
 
 absl::Status SharedMaps::AddWatchName(uint64_t parent_cgroup_id,
                                       const std::string& name,
                                       uint32_t target_id) {
-  if (name.empty() || name.size() >= EGRESS_WATCH_NAME_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cgroup name ", name, " cannot be watched: 1 to ",
-                     EGRESS_WATCH_NAME_MAX - 1, " bytes"));
-  }
-  egress_watch_key key = WatchKey(parent_cgroup_id, name);
-  if (bpf_map_update_elem(watch_names_.get(), &key, &target_id, BPF_NOEXIST) !=
-      0) {
-    return ErrnoStatus(errno, "bpf_map_update_elem", "watch_names");
-  }
-  return absl::OkStatus();
+  absl::StatusOr<egress_watch_key> key =
+      CheckedWatchKey(parent_cgroup_id, name);
+  if (!key.ok()) return key.status();
+  return Update(watch_names_.get(), &*key, &target_id, "watch_names",
+                BPF_NOEXIST);
 }
 
 absl::Status SharedMaps::DeleteWatchName(uint64_t parent_cgroup_id,
