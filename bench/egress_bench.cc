@@ -12,7 +12,7 @@
 //
 //   sudo build/bench/egress_bench [--rounds=25] [--rules=1,1000,100000]
 //                                 [--time_scale=1.0] [--verbose]
-//                                 [--mode=target|users|users+skb|names]
+//                                 [--mode=target|users|users+skb|names|audit]
 //                                 [--empty_hooks=on|off]
 //
 // --mode=users measures what user targets cost everybody else: the program
@@ -32,6 +32,12 @@
 // on a DNS query and answer against a non-DNS datagram of the same size,
 // with the target enforcing (binding) and auditing (reporting the answer).
 // The empty hooks' floor is measured for its connect only.
+//
+// --mode=audit measures what an audit target's packets pay for the UDP
+// connects it holds (bpf/lib/udp_connect.h): connected send and unconnected
+// sendto, each with the target enforcing and auditing (logging as egressd
+// sets it in audit mode: allowed decisions recorded too), beside the empty
+// hooks' floor; --bpf_stats gives skb_egress's time per run in each.
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -136,6 +142,7 @@ bool UsersMode(const Options& o) {
   return o.mode == "users" || o.mode == "users+skb";
 }
 bool NamesMode(const Options& o) { return o.mode == "names"; }
+bool AuditMode(const Options& o) { return o.mode == "audit"; }
 
 // The hooks --mode=users+skb attaches: UserHooks() and the packet hook.
 std::vector<HookSpec> UserHooksWithSkb() {
@@ -171,9 +178,9 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.rules_given = true;
     } else if (absl::ConsumePrefix(&arg, "--mode=")) {
       if (arg != "target" && arg != "users" && arg != "users+skb" &&
-          arg != "names") {
+          arg != "names" && arg != "audit") {
         return absl::InvalidArgumentError(
-            "--mode wants target, users, users+skb or names");
+            "--mode wants target, users, users+skb, names or audit");
       }
       o.mode = std::string(arg);
     } else if (arg == "--verbose") {
@@ -214,7 +221,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
           "unknown argument '", arg,
           "'; usage: egress_bench [--rounds=N] [--rules=1,1000,100000] "
           "[--time_scale=X] [--verbose] "
-          "[--mode=target|users|users+skb|names] "
+          "[--mode=target|users|users+skb|names|audit] "
           "[--bpf_stats] [--nft=set,linear|none] [--nft_linear_max=N] "
           "[--empty_hooks=on|off] [--ops=name,...]"));
     }
@@ -225,13 +232,16 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   // the kernel's statistics.
   if (NamesMode(o) && !o.rules_given) o.rule_counts = {100000};
   if (NamesMode(o)) o.bpf_stats = true;
-  // The alternatives are to a cgroup target's rules; users and names
-  // have no nftables counterpart.
-  if (UsersMode(o) || NamesMode(o)) {
+  // audit: what the hold adds does not depend on the rules (it comes after
+  // them, per packet).
+  if (AuditMode(o) && !o.rules_given) o.rule_counts = {1};
+  // The alternatives are to a cgroup target's rules; users, names and
+  // audit have no nftables counterpart.
+  if (UsersMode(o) || NamesMode(o) || AuditMode(o)) {
     if (o.nft_given && !o.nft.empty()) {
       return absl::InvalidArgumentError(
           "--nft is for --mode=target: nftables has no user or name rules "
-          "to compare with");
+          "and no audit mode to compare with");
     }
     o.nft.clear();
     // The rows of users mode are their own comparisons. Names mode keeps
@@ -254,7 +264,10 @@ struct Series {
 // for every connection, both under the rate limit). kRecordsOff: logging
 // `off` (EGRESS_TF_EVENT_NONE: counters only). kRecordsAll: logging `all`
 // (EGRESS_TF_EVENT_ALLOW: a verdict record for every allowed call too).
-// kAudit: --mode=names, auditing without name rules (BPF time only).
+// kAudit: --mode=names, auditing without name rules (BPF time only);
+// --mode=audit, auditing with logging as egressd sets it in audit mode
+// (EGRESS_TF_EVENT_ALLOW: allowed decisions recorded too, as learning
+// needs), a row of its own.
 // kNftSet, kNftLinear: not egress at all but the same rules as nftables
 // (nft_alternative.h) on the measured cgroup's own copy, `-nft`.
 // kEmptyHooks: not egress either but a program that returns at once at
@@ -299,6 +312,18 @@ const char* VariantLabel(Variant v) {
 // records of a TCP connection and the verdict record of a refusal.
 inline constexpr Op kRecordOps[] = {Op::kTcpConnect, Op::kDeniedConnect,
                                     Op::kDeniedNewDest};
+
+// --mode=audit: the datagrams of a UDP socket, connected (the hold's case:
+// the connect's record waits for the first one) and not (sendto: no hold,
+// but skb_egress looks at the socket's storage all the same).
+inline constexpr Op kAuditOps[] = {Op::kUdpSendConnected, Op::kUdpSendto};
+
+// The operations of the mode's table.
+absl::Span<const Op> ModeOps(const Options& o) {
+  if (NamesMode(o)) return absl::MakeConstSpan(kNameOps);
+  if (AuditMode(o)) return absl::MakeConstSpan(kAuditOps);
+  return absl::MakeConstSpan(kAllOps);
+}
 
 struct RulesetInfo {
   size_t rules = 0;
@@ -775,7 +800,14 @@ absl::Status Run(const Options& opts) {
     // BPF time only. target mode: the record ops again at logging off and
     // all, right after their default rows.
     std::vector<std::pair<Op, Variant>> runs;
-    if (NamesMode(opts)) {
+    if (AuditMode(opts)) {
+      // Each op enforcing, then auditing, one after the other.
+      for (Op op : kAuditOps) {
+        if (!OpWanted(opts, op)) continue;
+        runs.push_back({op, Variant::kDefault});
+        runs.push_back({op, Variant::kAudit});
+      }
+    } else if (NamesMode(opts)) {
       for (Op op : kNameOps) runs.push_back({op, Variant::kDefault});
       runs.push_back({Op::kDnsLookup, Variant::kAudit});
       runs.push_back({Op::kUdpEcho, Variant::kAudit});
@@ -800,6 +832,8 @@ absl::Status Run(const Options& opts) {
         want.mode = audit ? EGRESS_MODE_AUDIT : EGRESS_MODE_ENFORCE;
         want.flags = compiled_flags;
         if (audit) want.flags &= static_cast<uint8_t>(~EGRESS_TF_NAME_RULES);
+        // As egressd sets logging `denied` in audit mode (LoggingFlags).
+        if (audit && AuditMode(opts)) want.flags |= EGRESS_TF_EVENT_ALLOW;
         if (variant == Variant::kRecordsOff) want.flags |= EGRESS_TF_EVENT_NONE;
         if (variant == Variant::kRecordsAll) {
           want.flags |= EGRESS_TF_EVENT_ALLOW;
@@ -849,8 +883,9 @@ absl::Status Run(const Options& opts) {
         for (const Sample& s : slices.enforced) enforced_ops += s.ops;
         std::string line = absl::StrFormat(
             "  %-18s %9s%s", OpName(op), WithCommas(n).c_str(),
-            variant != Variant::kDefault ? VariantLabel(variant)
-                                         : (NamesMode(opts) ? " enforce" : ""));
+            variant != Variant::kDefault
+                ? VariantLabel(variant)
+                : (NamesMode(opts) || AuditMode(opts) ? " enforce" : ""));
         double per_op = 0;
         for (size_t i = 0; i < progs.size(); ++i) {
           ProgRun now = ProgRunOf(progs[i].second.get());
@@ -886,7 +921,8 @@ absl::Status Run(const Options& opts) {
               b.CpuRate() / e.CpuRate());
         }
       }
-      if (audit) {
+      // Names mode's audit runs are for their BPF time only.
+      if (audit && !AuditMode(opts)) {
         std::printf("  %s (audit) done\n", OpName(op));
         continue;
       }
@@ -959,7 +995,7 @@ absl::Status Run(const Options& opts) {
     // the same baseline (once: it has no rules).
     if (empty_hooks != nullptr && ni == 0) {
       EGRESS_RETURN_IF_ERROR(EmptyHooksSanityCheck(empty_cg, ep));
-      for (Op op : kAllOps) {
+      for (Op op : ModeOps(opts)) {
         if (StopRequested()) return absl::CancelledError("interrupted");
         if (!OpWanted(opts, op)) continue;
         // Names mode: only the connect, the one row with an aim.
@@ -1030,16 +1066,19 @@ absl::Status Run(const Options& opts) {
   // Every row's ratios, for the aims below the table.
   std::map<std::tuple<size_t, Op, Variant>, Verdict> verdicts;
   std::vector<std::string> anomalies;
-  const absl::Span<const Op> table_ops = NamesMode(opts)
-                                             ? absl::MakeConstSpan(kNameOps)
-                                             : absl::MakeConstSpan(kAllOps);
+  const absl::Span<const Op> table_ops = ModeOps(opts);
+  // Names mode's audit runs are for their BPF time only; audit mode's
+  // are rows.
+  std::vector<Variant> table_variants = {
+      Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll,
+      Variant::kNftSet, Variant::kNftLinear};
+  if (AuditMode(opts)) table_variants.push_back(Variant::kAudit);
+  table_variants.push_back(Variant::kEmptyHooks);
   // Rows whose baseline spread is too wide for their aims (see
   // kNoisyBaseline), for the warning under the table.
   std::vector<std::string> noisy;
   for (Op op : table_ops) {
-    for (Variant variant :
-         {Variant::kDefault, Variant::kRecordsOff, Variant::kRecordsAll,
-          Variant::kNftSet, Variant::kNftLinear, Variant::kEmptyHooks}) {
+    for (Variant variant : table_variants) {
       for (size_t ni = 0; ni < infos.size(); ++ni) {
         auto found = results.find({ni, op, variant});
         if (found == results.end()) continue;
@@ -1138,7 +1177,8 @@ absl::Status Run(const Options& opts) {
   // Issue 13's aims for the kernel path, at the largest rule count, each
   // beside the empty hooks' ratio of the same op: where that floor alone is
   // above the aim, no program at these hooks can meet it on this machine.
-  if (!infos.empty() && !NamesMode(opts) && !UsersMode(opts)) {
+  if (!infos.empty() && !NamesMode(opts) && !UsersMode(opts) &&
+      !AuditMode(opts)) {
     struct Aim {
       Op op;
       double at_most;
@@ -1223,7 +1263,39 @@ absl::Status Run(const Options& opts) {
       }
     }
   }
-  if (UsersMode(opts)) {
+  if (AuditMode(opts)) {
+    // The audit row against the enforce row of the same op (each a ratio
+    // to its own baseline slices), and skb_egress's time per run in each:
+    // the hold's lookup runs in skb_egress only.
+    std::printf(
+        "\naudit vs enforce (cpu time ratios to no enforcement; the empty "
+        "hooks' is the floor):\n");
+    for (size_t ni = 0; ni < infos.size(); ++ni) {
+      for (Op op : kAuditOps) {
+        auto enforce = verdicts.find({ni, op, Variant::kDefault});
+        auto audit = verdicts.find({ni, op, Variant::kAudit});
+        if (enforce == verdicts.end() || audit == verdicts.end()) continue;
+        std::string floor = "empty hooks not measured";
+        if (auto empty = verdicts.find({0, op, Variant::kEmptyHooks});
+            empty != verdicts.end()) {
+          floor = absl::StrFormat("empty hooks %.3f", empty->second.cpu);
+        }
+        std::string skb = "skb_egress not timed (--bpf_stats)";
+        const auto& enforce_ns = prog_ns[{ni, op, Variant::kDefault}];
+        const auto& audit_ns = prog_ns[{ni, op, Variant::kAudit}];
+        auto e = enforce_ns.find("skb_egress");
+        auto a = audit_ns.find("skb_egress");
+        if (e != enforce_ns.end() && a != audit_ns.end()) {
+          skb = absl::StrFormat("skb_egress %.0f ns vs %.0f ns per run: %+.0f",
+                                a->second, e->second, a->second - e->second);
+        }
+        std::printf("  %-24s %9s rules: audit %.3f, enforce %.3f (%s); %s\n",
+                    OpName(op), WithCommas(infos[ni].rules).c_str(),
+                    audit->second.cpu, enforce->second.cpu, floor.c_str(),
+                    skb.c_str());
+      }
+    }
+  } else if (UsersMode(opts)) {
     const Verdict v = first_connect.value_or(Verdict{});
     std::printf(
         "\nmode %s: TCP connect of a process of another user, with a user "

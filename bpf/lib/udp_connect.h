@@ -22,9 +22,10 @@
  * shared set): the root set of user targets and watch instances have none,
  * and keep recording at connect.
  * Cost: enforcing targets pay one compare per packet (skb_egress) and one
- * per connect. An audit target pays a socket storage lookup per packet of a
- * UDP socket (a pointer read on a socket without storage) and a storage per
- * UDP socket it connects.
+ * per connect. An audit target pays, per packet, a read of the socket's
+ * state, and for a datagram of a connected UDP socket a look at its header
+ * and a socket storage lookup (a pointer read once the held record went
+ * out); and a storage per UDP socket it connects.
  */
 #ifndef EGRESS_BPF_LIB_UDP_CONNECT_H_
 #define EGRESS_BPF_LIB_UDP_CONNECT_H_
@@ -230,9 +231,18 @@ udp_connect__on_send(struct __sk_buff *skb, __u32 id,
 	sk = skb->sk;
 	if (!sk)
 		return;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_UDP)
+	/* Only a connected socket has a record to send: a UDP socket is
+	 * TCP_ESTABLISHED from connect() until a disconnect (a TCP packet's
+	 * socket may be too: the header says which). Both are read without a
+	 * helper call, so an unconnected socket's sendto() and every TCP
+	 * packet cost no storage lookup (egress_bench --mode=audit). After a
+	 * disconnect, a sendto() is recorded by sendmsg4/6 as any other. */
+	if (sk->state != BPF_TCP_ESTABLISHED)
 		return;
+	if (!udp_connect__packet_dest(skb, &d))
+		return;
+	/* The socket's storage takes a sock_common: it finds none on a
+	 * request or timewait socket, so no bpf_sk_fullsock() call first. */
 	m = bpf_sk_storage_get(&udp_connects, sk, 0, 0);
 	if (!m)
 		return;
@@ -241,8 +251,6 @@ udp_connect__on_send(struct __sk_buff *skb, __u32 id,
 	else if (m->slot[1].owner == (__u16)id)
 		s = &m->slot[1];
 	else
-		return;
-	if (!udp_connect__packet_dest(skb, &d))
 		return;
 	held = (__u32 *)m->addr;
 	if (d.family != m->family || d.port != m->port ||

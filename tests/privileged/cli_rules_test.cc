@@ -2,7 +2,13 @@
 // same rule in another spelling, an allow a deny makes useless, a missing
 // target. (Needs egressd's meaning-based duplicate check and its shadowing
 // warnings.)
+#include <fstream>
+#include <string>
+#include <vector>
+
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
@@ -65,6 +71,64 @@ TEST_F(CliRulesTest, ADenyThatShadowsAnAllowWarnsNamingTheAllow) {
   EXPECT_THAT(j["warnings"][0].get<std::string>(), HasSubstr("rule 1"));
 }
 
+// A line of `list` copied after `egressctl delete` removes that rule, as a
+// line of `ufw status` typed after `ufw delete` does: the shapes a policy
+// file makes ("443/tcp,443/udp" was printed as such, which no SPEC is), a
+// service, several destinations and names, a comment and an end (which a
+// shell drops after " # ").
+TEST_F(CliRulesTest, DeleteOfALineCopiedFromListRemovesThatRule) {
+  const std::string path =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
+  std::ofstream(path) << absl::StrCat(
+      "apiVersion: egress.dev/v1alpha1\n"
+      "kind: EgressPolicy\n"
+      "metadata:\n"
+      "  name: web\n"
+      "spec:\n"
+      "  target:\n"
+      "    cgroupPath: ",
+      cg_->relative_path(),
+      "\n"
+      "  egress:\n"
+      "  - ports: [{port: 443, protocol: TCP}, {port: 443, protocol: UDP}]\n"
+      "  - ports: [{port: 80}, {port: 8443, protocol: TCP}]\n"
+      "  - ports: [{protocol: TCP}, {protocol: UDP}]\n"
+      "    to: [{ipBlock: {cidr: 10.1.0.0/16}}]\n"
+      "  - ports: [{port: dns, protocol: UDP}, {port: 853, protocol: TCP}]\n"
+      "    icmp: true\n"
+      "    to: [{ipBlock: {cidr: 10.2.0.0/16, except: [10.2.0.0/24]}}]\n"
+      "  egressDeny:\n"
+      "  - name: meta\n"
+      "    comment: cloud metadata\n"
+      "    to: [{ipBlock: {cidr: 169.254.169.254/32}}]\n");
+  CtlOk({"apply", "-f", path});
+  CtlOk({"allow", "smtp", "10.0.0.5", "comment", "mail relay"});
+  CtlOk({"allow", "443/tcp", "10.0.0.6", "api.example.com", "--for", "1h"});
+  CtlOk({"allow", "1000:2000/udp", "2001:db8::/32", "10.0.0.0/8"});
+  const size_t rules = RuleCount();
+  ASSERT_EQ(rules, 8u);
+  for (size_t left = rules; left > 0; --left) {
+    const std::string list = CtlOk({"list"});
+    // The last rule's line: "[ 8] ALLOW ... # ...".
+    std::vector<std::string> lines =
+        absl::StrSplit(list, '\n', absl::SkipEmpty());
+    ASSERT_FALSE(lines.empty());
+    std::string line = lines.back();
+    ASSERT_TRUE(absl::StartsWith(line, "[")) << list;
+    line = line.substr(line.find("] ") + 2);
+    // What a shell passes on: the words before its comment.
+    const std::string rule = line.substr(0, line.find(" # "));
+    std::vector<std::string> args = {"delete"};
+    for (absl::string_view w : absl::StrSplit(rule, ' ', absl::SkipEmpty())) {
+      args.emplace_back(w);
+    }
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << line << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr("Rule deleted from web: " + rule)) << list;
+    ASSERT_EQ(RuleCount(), left - 1) << line << "\n" << r.output;
+  }
+}
+
 // `--dry-run` on allow, deny and delete prints the change as `apply
 // --dry-run` would and changes nothing: the listing and the kernel's
 // verdicts stay as they were.
@@ -84,10 +148,10 @@ TEST_F(CliRulesTest, DryRunOfAllowDenyAndDeleteChangesNothing) {
   r = Ctl({"delete", "1", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output,
-            "Would update target web\n  - ALLOW smtp (25/tcp) to "
-            "10.0.0.5\nDry run: nothing changed.\n");
+            "Would update target web\n  - ALLOW smtp to 10.0.0.5 # "
+            "(25/tcp)\nDry run: nothing changed.\n");
   r = Ctl({"delete", "allow", "25/tcp", "10.0.0.5", "--dry-run"});
-  EXPECT_THAT(r.output, HasSubstr("  - ALLOW smtp (25/tcp) to 10.0.0.5\n"));
+  EXPECT_THAT(r.output, HasSubstr("  - ALLOW smtp to 10.0.0.5 # (25/tcp)\n"));
   nlohmann::json j = CtlJson({"allow", "smtp", "10.0.0.7", "--dry-run"});
   EXPECT_EQ(j["dry_run"], true) << j;
   EXPECT_EQ(CtlJson({"list"}), before);

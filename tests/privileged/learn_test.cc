@@ -3,6 +3,7 @@
 // allows exactly that. `egressctl export` writes the enforced policy as files
 // that apply back to the same state.
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/listeners.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/policy/policy_file.h"
 
 namespace egress::testing {
@@ -166,6 +168,61 @@ TEST_F(LearnTest, UdpConnectsAreLearnedOnlyWhenADatagramFollows) {
     EXPECT_GT(r["process"]["pid"].get<int64_t>(), 0) << r;
   }
   EXPECT_TRUE(found) << "no record of 127.0.0.66";
+}
+
+// The held record goes out with a datagram of the socket while it is still
+// connected there (skb_egress looks only at connected sockets' storage). A
+// socket that disconnects (connect() to AF_UNSPEC) and then sendto()s the
+// same address is recorded by sendmsg4, as any sendto(), not a second time
+// as the connect.
+TEST_F(LearnTest, ASendtoAfterADisconnectIsRecordedAsASendtoOnly) {
+  AddTarget("web", nullptr, "audit");
+  EXPECT_EQ(InCgroup([] {
+              UniqueFd fd(socket(AF_INET, SOCK_DGRAM, 0));
+              if (!fd) return errno;
+              sockaddr_in to{};
+              to.sin_family = AF_INET;
+              to.sin_port = htons(40075);
+              to.sin_addr.s_addr = htonl(0x7f00004b);  // 127.0.0.75
+              if (connect(fd.get(), reinterpret_cast<sockaddr*>(&to),
+                          sizeof(to)) != 0) {
+                return errno;
+              }
+              sockaddr unspec{};
+              unspec.sa_family = AF_UNSPEC;
+              if (connect(fd.get(), &unspec, sizeof(unspec)) != 0) return errno;
+              const char byte = 'x';
+              if (sendto(fd.get(), &byte, 1, 0,
+                         reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 1) {
+                return errno;
+              }
+              return 0;
+            }),
+            0);
+  // Records are drained in order: once the marker's is read, every record
+  // of the socket above is.
+  EXPECT_EQ(InCgroup([] { return UdpConnectThenSend("127.0.0.76", 40076); }),
+            0);
+  std::vector<nlohmann::json> records;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  bool marker = false;
+  while (!marker && absl::Now() < deadline) {
+    records = Records({"--target", "web"}, 1);
+    for (const nlohmann::json& r : records) {
+      if (r.contains("l4") && r["l4"]["destination"] == "127.0.0.76") {
+        marker = true;
+      }
+    }
+    if (!marker) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(marker) << "no record of the marker 127.0.0.76";
+  int sendto_records = 0;
+  for (const nlohmann::json& r : records) {
+    if (!r.contains("l4") || r["l4"]["destination"] != "127.0.0.75") continue;
+    EXPECT_EQ(r["hook"], "sendmsg4") << r;
+    if (r["hook"] == "sendmsg4") ++sendto_records;
+  }
+  EXPECT_EQ(sendto_records, 1);
 }
 
 // Two audit targets, one nested in the other: each holds the connect's

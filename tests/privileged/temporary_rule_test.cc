@@ -25,7 +25,7 @@ TEST_F(TemporaryRuleTest, ExpiresByItself) {
   EXPECT_TRUE(absl::StrContains(out, "(until ")) << out;
   EXPECT_ALLOWED(InCgroup(ApiConnect));
   std::string list = CtlOk({"list"});
-  EXPECT_TRUE(absl::StrContains(list, "40001/tcp to 127.0.0.2 (until "))
+  EXPECT_TRUE(absl::StrContains(list, "40001/tcp to 127.0.0.2 # (until "))
       << list;
 
   // Bounded wait: the rule ends 2 s after it was added; egressd checks once

@@ -13,11 +13,11 @@ TEST(CliOutputTest, RuleAddPrintsEachWarning) {
   control::RuleAddResponse r;
   r.target = "web";
   r.number = 2;
-  r.rule = "ALLOW smtp (25/tcp) to 10.0.0.5";
+  r.rule = "ALLOW smtp to 10.0.0.5 # (25/tcp)";
   r.warnings = {"allow smtp is shadowed by rule 1: DENY any to 10.0.0.0/8",
                 "second"};
   EXPECT_EQ(FormatResponse(r),
-            "Rule added to web [2]: ALLOW smtp (25/tcp) to 10.0.0.5\n"
+            "Rule added to web [2]: ALLOW smtp to 10.0.0.5 # (25/tcp)\n"
             "warning: allow smtp is shadowed by rule 1: DENY any to "
             "10.0.0.0/8\n"
             "warning: second\n");
@@ -34,11 +34,11 @@ TEST(CliOutputTest, DryRunEditsPrintTheDiffLines) {
             "nothing changed.\n");
   control::RuleDeleteResponse deleted;
   deleted.target = "web";
-  deleted.deleted = "ALLOW smtp (25/tcp) to 10.0.0.5";
+  deleted.deleted = "ALLOW smtp to 10.0.0.5 # (25/tcp)";
   deleted.dry_run = true;
   EXPECT_EQ(FormatResponse(deleted),
-            "Would update target web\n  - ALLOW smtp (25/tcp) to "
-            "10.0.0.5\nDry run: nothing changed.\n");
+            "Would update target web\n  - ALLOW smtp to 10.0.0.5 # "
+            "(25/tcp)\nDry run: nothing changed.\n");
   added.skipped = true;
   added.number = 3;
   EXPECT_EQ(FormatResponse(added),

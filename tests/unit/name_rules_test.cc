@@ -162,7 +162,7 @@ TEST(NameRulesTest, PolicyFilePeersAndExportRoundTrip) {
   const Rule& r = p->rules[0];
   EXPECT_THAT(r.names, ElementsAre("api.example.com", "*.example.com"));
   EXPECT_THAT(r.destinations, ElementsAre(C("10.0.0.0/8")));
-  EXPECT_THAT(FormatRule(r), HasSubstr("to 10.0.0.0/8, api.example.com, "
+  EXPECT_THAT(FormatRule(r), HasSubstr("to 10.0.0.0/8 api.example.com "
                                        "*.example.com"));
   absl::StatusOr<Rule> back = RuleFromJson(RuleToJson(r));
   ASSERT_TRUE(back.ok()) << back.status();

@@ -236,7 +236,7 @@ TEST(RuleJsonTest, ParseJsonDoesNotThrow) {
 }
 
 TEST(FormatRuleTest, ExamplesFromTheDocs) {
-  EXPECT_EQ(FormatRule(DnsRule()), "ALLOW dns (53/udp, 53/tcp) to 10.0.0.53");
+  EXPECT_EQ(FormatRule(DnsRule()), "ALLOW dns to 10.0.0.53 # (53/udp, 53/tcp)");
 
   Rule deny;
   deny.action = Action::kDeny;
@@ -252,7 +252,7 @@ TEST(FormatRuleTest, ExamplesFromTheDocs) {
   host.destinations = {C("203.0.113.0/24")};
   host.host = "api.example.org";
   EXPECT_EQ(FormatRule(host),
-            "ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)");
+            "ALLOW 443/tcp to 203.0.113.0/24 # (api.example.org)");
 }
 
 TEST(FormatRuleTest, OtherShapes) {
@@ -261,7 +261,7 @@ TEST(FormatRuleTest, OtherShapes) {
   r.ports = {{Proto::kTcp, 443, 443}, {Proto::kUdp, 443, 443}};
   r.comment = "vendor api";
   EXPECT_EQ(FormatRule(r),
-            "ALLOW https (443/tcp, 443/udp) to any # vendor api");
+            "ALLOW https to any # (443/tcp, 443/udp) vendor api");
 
   r = Rule();
   r.spec = "raw";
@@ -272,7 +272,7 @@ TEST(FormatRuleTest, OtherShapes) {
   r.spec = "1000-2000/udp";
   r.ports = {{Proto::kUdp, 1000, 2000}};
   r.destinations = {C("10.0.0.0/8"), C("2001:db8::/32")};
-  EXPECT_EQ(FormatRule(r), "ALLOW 1000-2000/udp to 10.0.0.0/8, 2001:db8::/32");
+  EXPECT_EQ(FormatRule(r), "ALLOW 1000-2000/udp to 10.0.0.0/8 2001:db8::/32");
 
   r = Rule();
   r.spec = "icmp";
@@ -282,7 +282,7 @@ TEST(FormatRuleTest, OtherShapes) {
   r = Rule();
   r.spec = "web";  // a spec that is a service name, with a range
   r.ports = {{Proto::kTcp, 8000, 8080}, {Proto::kUdp, 0, 65535}};
-  EXPECT_EQ(FormatRule(r), "ALLOW web (8000-8080/tcp, udp) to any");
+  EXPECT_EQ(FormatRule(r), "ALLOW web to any # (8000-8080/tcp, udp)");
 }
 
 }  // namespace

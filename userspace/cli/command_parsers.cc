@@ -1,5 +1,6 @@
 #include "userspace/cli/command_parsers.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,9 +33,12 @@ absl::Status ExpectWords(const CommandInput& in, size_t n,
   return absl::OkStatus();
 }
 
+// Either case: `list` prints ALLOW and DENY, and its lines are typed back
+// after `delete`.
 absl::StatusOr<policy::Action> ParseAction(const std::string& word) {
-  if (word == "allow") return policy::Action::kAllow;
-  if (word == "deny") return policy::Action::kDeny;
+  const std::string lower = absl::AsciiStrToLower(word);
+  if (lower == "allow") return policy::Action::kAllow;
+  if (lower == "deny") return policy::Action::kDeny;
   return absl::InvalidArgumentError(
       absl::StrCat("expected allow or deny, got '", word, "'"));
 }

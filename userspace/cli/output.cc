@@ -31,13 +31,16 @@ std::string TargetLine(const TargetInfo& t) {
 }
 
 // " (until 2026-11-24T23:30:00Z)" for a temporary rule, else "".
-std::string Until(int64_t expires) {
-  if (expires == 0) return "";
-  return absl::StrCat(
-      " (until ",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(expires),
-                       absl::UTCTimeZone()),
-      ")");
+// A rule's line with its end, if it has one, among its notes (after " # ",
+// policy::WithNote): the rule before it can be typed back as it is.
+std::string Until(absl::string_view rule_line, int64_t expires) {
+  if (expires == 0) return std::string(rule_line);
+  return policy::WithNote(
+      rule_line, absl::StrCat("(until ",
+                              absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                               absl::FromUnixSeconds(expires),
+                                               absl::UTCTimeZone()),
+                              ")"));
 }
 
 std::string Warnings(const std::vector<std::string>& warnings,
@@ -296,17 +299,17 @@ struct TextFormatter {
           r.skipped
               ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
           : r.extended ? absl::StrCat("Would update target ", r.target,
-                                      "\n  ~ ", r.rule, Until(r.expires), "\n")
+                                      "\n  ~ ", Until(r.rule, r.expires), "\n")
                        : absl::StrCat("Would update target ", r.target,
-                                      "\n  + ", r.rule, Until(r.expires), "\n");
+                                      "\n  + ", Until(r.rule, r.expires), "\n");
       return out + Warnings(r.warnings) + "Dry run: nothing changed.\n";
     }
     std::string out =
         r.skipped
             ? absl::StrCat("Skipping adding existing rule (", r.number, ")\n")
             : absl::StrCat(r.extended ? "Rule extended in " : "Rule added to ",
-                           r.target, " [", r.number, "]: ", r.rule,
-                           Until(r.expires), "\n");
+                           r.target, " [", r.number,
+                           "]: ", Until(r.rule, r.expires), "\n");
     return out + Warnings(r.warnings) + ExistingLines(r.existing);
   }
   std::string operator()(const control::RuleDeleteResponse& r) const {
@@ -334,7 +337,7 @@ struct TextFormatter {
       }
       for (const control::NumberedRule& n : t.rules) {
         absl::StrAppend(&out, absl::StrFormat("[%2d] ", n.number),
-                        policy::FormatRule(n.rule), Until(n.rule.expires),
+                        Until(policy::FormatRule(n.rule), n.rule.expires),
                         "\n");
       }
     }

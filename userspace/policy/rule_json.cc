@@ -2,15 +2,19 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/json_view.h"
 #include "userspace/policy/rule_json_tree.h"
+#include "userspace/policy/spec_text.h"
 #include "userspace/policy/unix_rules.h"
 
 namespace egress::policy {
@@ -184,19 +188,25 @@ absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text) {
 }
 
 std::string FormatRule(const Rule& rule) {
+  // Everything before " # " is a rule `allow`, `deny` and `delete` take back
+  // (words without parentheses: a shell refuses those unquoted); what is
+  // only for reading comes after it, where a shell takes it for a comment.
+  const std::string spec = RuleSpecText(rule);
   std::string out = absl::AsciiStrToUpper(ActionName(rule.action));
-  absl::StrAppend(&out, " ", rule.spec);
-  const bool is_service =
-      !rule.spec.empty() && !absl::ascii_isdigit(rule.spec[0]) &&
-      rule.spec != "any" && rule.spec != "icmp" && rule.spec != "raw" &&
-      rule.spec != "tcp" && rule.spec != "udp" && rule.spec != "unix";
+  absl::StrAppend(&out, " ", spec);
+  std::vector<std::string> notes;
+  const bool is_service = !spec.empty() && !absl::ascii_isdigit(spec[0]) &&
+                          spec != "any" && spec != "icmp" && spec != "raw" &&
+                          spec != "tcp" && spec != "udp" && spec != "unix" &&
+                          spec.find(',') == std::string::npos;
   if (is_service && !rule.ports.empty()) {
-    absl::StrAppend(&out, " (",
-                    absl::StrJoin(rule.ports, ", ",
-                                  [](std::string* o, const PortProto& pp) {
-                                    o->append(PortText(pp));
-                                  }),
-                    ")");
+    notes.push_back(
+        absl::StrCat("(",
+                     absl::StrJoin(rule.ports, ", ",
+                                   [](std::string* o, const PortProto& pp) {
+                                     o->append(PortText(pp));
+                                   }),
+                     ")"));
   }
   const bool raw_only =
       !rule.ports.empty() &&
@@ -208,15 +218,25 @@ std::string FormatRule(const Rule& rule) {
     if (rule.Anywhere()) {
       absl::StrAppend(&out, " to any");
     } else {
-      std::vector<std::string> dests;
-      for (const Cidr& c : rule.destinations) dests.push_back(c.ToString());
-      dests.insert(dests.end(), rule.names.begin(), rule.names.end());
-      absl::StrAppend(&out, " to ", absl::StrJoin(dests, ", "));
+      // Words of their own, as DEST... is typed.
+      absl::StrAppend(&out, " to");
+      for (const Cidr& c : rule.destinations) {
+        absl::StrAppend(&out, " ", c.ToString());
+      }
+      for (const std::string& name : rule.names) {
+        absl::StrAppend(&out, " ", name);
+      }
     }
-    if (!rule.host.empty()) absl::StrAppend(&out, " (", rule.host, ")");
+    if (!rule.host.empty()) notes.push_back(absl::StrCat("(", rule.host, ")"));
   }
-  if (!rule.comment.empty()) absl::StrAppend(&out, " # ", rule.comment);
+  if (!rule.comment.empty()) notes.push_back(rule.comment);
+  if (!notes.empty()) absl::StrAppend(&out, " # ", absl::StrJoin(notes, " "));
   return out;
+}
+
+std::string WithNote(absl::string_view line, absl::string_view note) {
+  if (note.empty()) return std::string(line);
+  return absl::StrCat(line, absl::StrContains(line, " # ") ? " " : " # ", note);
 }
 
 }  // namespace egress::policy

@@ -68,16 +68,26 @@ std::string JsonText(const nlohmann::json& j, int indent = -1);
 void AppendJsonString(std::string* out, absl::string_view s);
 
 // One line for "egressctl list" (no id, no trailing newline):
-//   ALLOW dns (53/udp, 53/tcp) to 10.0.0.53
+//   ALLOW dns to 10.0.0.53 # (53/udp, 53/tcp)
 //   DENY any to 169.254.169.254
-//   ALLOW 443/tcp to 203.0.113.0/24 (api.example.org)
-//   ALLOW https to any # vendor api
+//   ALLOW 443/tcp to 203.0.113.0/24 # (api.example.org)
+//   ALLOW https to any # (443/tcp, 443/udp) vendor api
+//   ALLOW 443 to 10.0.0.1 10.0.0.2
 //   ALLOW raw
 //   DENY unix /var/run/docker.sock @docker
-// The port list in parentheses follows a service-name spec only, in the
-// order of Rule::ports; "to any" means no destinations; " # TEXT" is the
-// comment.
+// What comes before " # " is a rule the grammar (spec.h) takes back to the
+// same rule (SameRule): `egressctl delete` and `allow`/`deny` accept it as
+// printed, and a shell drops what follows " # " as a comment. The SPEC is
+// RuleSpecText (spec_text.h); destinations and names are words of their
+// own; "to any" means no destinations. After " # ": the ports of a
+// service-name spec in parentheses (in the order of Rule::ports), the host
+// name in parentheses, and the comment.
 std::string FormatRule(const Rule& rule);
+
+// `line` (a FormatRule line) with `note` after it, behind the " # " that
+// starts its notes (one is added when it has none): "(until ...)" stays
+// out of what a shell passes to egressctl.
+std::string WithNote(absl::string_view line, absl::string_view note);
 
 }  // namespace egress::policy
 

@@ -477,7 +477,54 @@ absl::StatusOr<uint16_t> ParsePort(absl::string_view word) {
   return *port;
 }
 
+namespace {
+
+// A word with a protocol of its own per item: "443/tcp,53/udp", "tcp,udp",
+// "443/tcp,icmp" (what `list` prints for a rule of a policy file whose
+// ports no UFW word holds, RuleSpecText). UFW's "80,443/tcp" (one protocol
+// for the list) is not one: only its last item has a protocol.
+bool IsMixedList(absl::string_view word) {
+  if (word.find(',') == absl::string_view::npos) return false;
+  int slashes = 0;
+  for (absl::string_view item : absl::StrSplit(word, ',')) {
+    if (item == "tcp" || item == "udp" || item == "icmp") return true;
+    if (item.find('/') != absl::string_view::npos) ++slashes;
+  }
+  return slashes > 1;
+}
+
+// The ports of a mixed list (IsMixedList): each item as a SPEC of its own,
+// "tcp", "udp", "icmp" or PORTS/PROTO; a port without its protocol is
+// refused, as it could mean tcp and udp or the protocol after it (UFW).
+absl::StatusOr<std::vector<PortProto>> ParseMixedList(absl::string_view word) {
+  std::vector<PortProto> out;
+  for (absl::string_view item : absl::StrSplit(word, ',')) {
+    if (!item.empty() && absl::ascii_isdigit(item[0]) &&
+        item.find('/') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", item, "' in '", word,
+          "' has no protocol: in a list of several protocols, give each port "
+          "its own (",
+          item, "/tcp, ", item, "/udp or ", item, "/any)"));
+    }
+    if (item == "any" || item == "raw" || item.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", item, "' cannot be part of a list: '", word, "'"));
+    }
+    EGRESS_ASSIGN_OR_RETURN(std::vector<PortProto> ports, ParseSpec(item));
+    for (const PortProto& pp : ports) AddUnique(out, pp);
+  }
+  // tcp, then udp, then icmp, each in the order typed.
+  std::stable_sort(
+      out.begin(), out.end(),
+      [](const PortProto& a, const PortProto& b) { return a.proto < b.proto; });
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<PortProto>> ParseSpec(absl::string_view word) {
+  if (IsMixedList(word)) return ParseMixedList(word);
   if (word == "any") return AnyPorts();
   if (word == "icmp") return std::vector<PortProto>{{Proto::kIcmp}};
   if (word == "raw") return std::vector<PortProto>{{Proto::kRaw}};
