@@ -195,7 +195,12 @@ absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
   // An apply that crashed after writing its new targets' rows ahead left
   // them; nothing can be ahead now.
-  EGRESS_ASSIGN_OR_RETURN(size_t leftovers, p.store->DropLeftoverRows());
+  // No room to drop them: they stay skipped (Load) until a start can.
+  absl::StatusOr<size_t> dropped = p.store->DropLeftoverRows();
+  if (!dropped.ok() && !absl::IsResourceExhausted(dropped.status())) {
+    return dropped.status();
+  }
+  const size_t leftovers = dropped.ok() ? *dropped : 0;
   if (leftovers > 0) {
     Log(absl::StrCat("state: dropped the rules of ", leftovers,
                      " target(s) an interrupted apply never added"));
@@ -237,6 +242,7 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.name_workloads = [&p](std::vector<control::CgroupRef>* cgroups) {
     p.workloads->NameCgroups(cgroups);
   };
+  o.state_error = [&p] { return p.store->Unwritable(); };
   o.self_check_problem = [&p](uint32_t id) -> std::string {
     return p.self_check ? p.self_check->ProbeProblem(id) : "";
   };
