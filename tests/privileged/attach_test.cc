@@ -2,8 +2,12 @@
 // nothing. A failure at any link's pin leaves no hook of the call attached
 // and no link pin behind.
 #include <bpf/bpf.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -212,6 +216,62 @@ TEST_F(AttachTest, AttachPinnedFailureLeavesNothingAttached) {
   EXPECT_FALSE(AttachPinned(prog_dir_, cg_fd_.get(), cg_->id()).ok());
   EXPECT_EQ(HooksAttached(), 0);
   EXPECT_EQ(LinkPinsIn(prog_dir_), std::vector<std::string>{});
+}
+
+// The kernel's id of the link pinned at `pin` (0 if none).
+uint32_t PinnedLinkId(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return 0;
+  return info.id;
+}
+
+// Out of descriptors (EMFILE), bpf_obj_get cannot open a pin that is
+// there: KeepPinned must not take it for missing and pin its held link over
+// it (which would unpin, and so detach, the link the pin held).
+TEST_F(AttachTest, KeepPinnedOutOfDescriptorsLeavesPinsAlone) {
+  const std::string held_dir = prog_dir_ + "/c1";
+  const std::string other_dir = prog_dir_ + "/c2";
+  HeldLinks held;
+  ASSERT_OK(
+      AttachPinnedTo(prog_dir_, held_dir, cg_fd_.get(), cg_->id(), &held));
+  // Other live links on the same cgroup, moved to the held set's pin names:
+  // the pins now hold links egressd does not hold.
+  ASSERT_OK(AttachPinnedTo(prog_dir_, other_dir, cg_fd_.get(), cg_->id()));
+  std::vector<uint32_t> pinned_ids;
+  for (const HookSpec& h : AllHooks()) {
+    const std::string from = absl::StrCat(other_dir, "/link_", h.name);
+    const std::string to = absl::StrCat(held_dir, "/link_", h.name);
+    ASSERT_EQ(rename(from.c_str(), to.c_str()), 0) << from;
+    pinned_ids.push_back(PinnedLinkId(to));
+  }
+  const std::string first_pin =
+      absl::StrCat(held_dir, "/link_", AllHooks()[0].name);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Every descriptor below a low limit taken (bounded by the limit).
+    struct rlimit lim = {1024, 1024};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(101);
+    for (int i = 0; i < 1024 && open("/dev/null", O_RDONLY) >= 0; ++i) {
+    }
+    if (bpf_obj_get(first_pin.c_str()) >= 0 || errno != EMFILE) _exit(102);
+    _exit(KeepPinned(held_dir, held));
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "pins made again (101, 102: setup)";
+  for (size_t i = 0; i < AllHooks().size(); ++i) {
+    EXPECT_EQ(
+        PinnedLinkId(absl::StrCat(held_dir, "/link_", AllHooks()[i].name)),
+        pinned_ids[i])
+        << AllHooks()[i].name;
+  }
+  DetachHeld(held);
+  ASSERT_OK(DetachAndRemoveLinks(held_dir));
+  ASSERT_OK(DetachAndRemoveLinks(other_dir));
 }
 
 }  // namespace

@@ -160,6 +160,7 @@ TEST(ProtocolTest, ResponsesRoundTrip) {
   StatusResponse status;
   status.targets = {info, user};
   status.bpffs = "/sys/fs/bpf/egress";
+  status.state_error = "the state directory /var/lib/egress has no room";
   TargetRules rules{"web", policy::Mode::kAudit, {{1, SmtpRule()}}};
   TargetChange change{
       "web",          "/web", "update",     "/old", policy::Mode::kAudit,

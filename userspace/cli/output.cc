@@ -353,6 +353,10 @@ struct TextFormatter {
                       ", udp peers evicted ", r.udp_peers_evicted, "\n");
     }
     absl::StrAppend(&out, PolicyDirLines(r));
+    if (!r.state_error.empty()) {
+      absl::StrAppend(&out, "warning: CHANGES ARE REFUSED: ", r.state_error,
+                      "\n");
+    }
     if (r.targets.empty()) absl::StrAppend(&out, "No targets.\n");
     for (const TargetInfo& t : r.targets) {
       absl::StrAppend(&out, "\nTarget: ", TargetLine(t), "\n");

@@ -346,6 +346,9 @@ struct StatusResponse {
   // Why its last reload failed ("" = it succeeded): "FILE:LINE:COL: ..." for
   // a file egressd rejected. The policy enforced before stays in force.
   std::string policy_dir_error;
+  // Why changes cannot be stored, so are refused ("" = they can): the state
+  // directory has no room. What is pinned and stored is enforced meanwhile.
+  std::string state_error;
 };
 // A rule kept (same id, same match) whose text changes: its comment, name
 // or how its ports are written. `list` shows the new text from then on.

@@ -200,6 +200,7 @@ void Fields(Io& io, Member<StatusResponse, Io>& r) {
   io.FieldIf(!r.policy_dir.empty(), "policy_dir", r.policy_dir);
   io.FieldIf(!r.policy_dir_error.empty(), "policy_dir_error",
              r.policy_dir_error);
+  io.FieldIf(!r.state_error.empty(), "state_error", r.state_error);
 }
 
 template <typename Io>

@@ -366,6 +366,7 @@ absl::StatusOr<control::StatusResponse> ControlService::Status() {
     std::lock_guard<std::mutex> lock(policy_dir_mu_);
     out.policy_dir_error = policy_dir_error_;
   }
+  if (options_.state_error) out.state_error = options_.state_error();
   return out;
 }
 

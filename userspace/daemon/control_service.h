@@ -58,6 +58,8 @@ struct ServiceOptions {
   // Why the field self-check could not probe a target (by id; "" = it
   // could); null: no self-check.
   std::function<std::string(uint32_t)> self_check_problem;
+  // Why changes cannot be stored now ("" = they can; may be empty).
+  std::function<std::string()> state_error;
   // A line for egressd's log.
   std::function<void(const std::string&)> log;
 };

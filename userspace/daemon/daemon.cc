@@ -1,7 +1,10 @@
 #include "userspace/daemon/daemon.h"
 
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <optional>
@@ -10,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/version.h"
+#include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/instance_lock.h"
 #include "userspace/common/mountinfo.h"
@@ -72,14 +76,48 @@ struct Daemon::Parts {
   std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
-  // Pins of an older ABI wait until every target is attached under ours.
+  // Pins of an older ABI wait until every target is attached under ours,
+  // and until the start succeeded: a failed start keeps them (pending).
   std::atomic<bool> retire_older_abis{true};
+  std::atomic<bool> started{false};
+  std::atomic<bool> retire_pending{false};
 };
 
 namespace {
 
 void Log(const std::string& line) {
   fprintf(stderr, "egressd: %s\n", line.c_str());
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+// What can be refused before anything is locked, made or pinned: a start
+// that fails on these leaves no trace.
+absl::Status CheckOptions(const DaemonOptions& o) {
+  EGRESS_RETURN_IF_ERROR(Reconciler::CheckRescanInterval(o.rescan_interval));
+  if (!o.cgroup_root.empty()) {
+    struct statfs st;
+    if (statfs(o.cgroup_root.c_str(), &st) != 0) {
+      return ErrnoStatus(errno, "--cgroup_root", o.cgroup_root);
+    }
+    if (st.f_type != CGROUP2_SUPER_MAGIC) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--cgroup_root ", o.cgroup_root,
+                       " is not on a cgroup2 filesystem (mount -t cgroup2)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The outermost pin directory this start makes ("" when the version's
+// directory was there before: its pins are the enforced state).
+std::string PinDirMadeNow(const DaemonOptions& o) {
+  if (!Exists(o.bpffs_dir)) return o.bpffs_dir;
+  const std::string version = BpfKernel::VersionDir(o.bpffs_dir);
+  return Exists(version) ? "" : version;
 }
 
 // cgroup2, the state directory, bpffs and the pinned maps. The state and pin
@@ -142,6 +180,10 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   o.background_spares = true;
   // An older version's programs go only once ours enforce every target.
   o.all_attached = [&p] {
+    if (!p.started.load()) {
+      p.retire_pending.store(true);
+      return;
+    }
     if (p.retire_older_abis.exchange(false)) p.kernel->RetireOlderAbis();
   };
   return o;
@@ -153,7 +195,12 @@ absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
   // An apply that crashed after writing its new targets' rows ahead left
   // them; nothing can be ahead now.
-  EGRESS_ASSIGN_OR_RETURN(size_t leftovers, p.store->DropLeftoverRows());
+  // No room to drop them: they stay skipped (Load) until a start can.
+  absl::StatusOr<size_t> dropped = p.store->DropLeftoverRows();
+  if (!dropped.ok() && !absl::IsResourceExhausted(dropped.status())) {
+    return dropped.status();
+  }
+  const size_t leftovers = dropped.ok() ? *dropped : 0;
   if (leftovers > 0) {
     Log(absl::StrCat("state: dropped the rules of ", leftovers,
                      " target(s) an interrupted apply never added"));
@@ -195,6 +242,7 @@ ServiceOptions ServiceOptionsOf(Daemon::Parts& p) {
   o.name_workloads = [&p](std::vector<control::CgroupRef>* cgroups) {
     p.workloads->NameCgroups(cgroups);
   };
+  o.state_error = [&p] { return p.store->Unwritable(); };
   o.self_check_problem = [&p](uint32_t id) -> std::string {
     return p.self_check ? p.self_check->ProbeProblem(id) : "";
   };
@@ -312,8 +360,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   // is handled once the state is consistent, never by dying half-way.
   sigset_t mask = HandledSignals();
   sigprocmask(SIG_BLOCK, &mask, nullptr);
+  EGRESS_RETURN_IF_ERROR(CheckOptions(options));
   auto p = std::make_unique<Parts>();
   p->options = std::move(options);
+  const std::string made_now = PinDirMadeNow(p->options);
   // Listening first: a second egressd on the same socket stops here, before
   // it touches the state, the maps or the policy directory; one on another
   // socket stops at the locks of the state and pin directories (OpenKernel).
@@ -321,19 +371,55 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   EGRESS_ASSIGN_OR_RETURN(ControlListener listener,
                           ControlListener::Listen(p->options.socket_path));
   p->listener = std::make_unique<ControlListener>(std::move(listener));
-  EGRESS_RETURN_IF_ERROR(OpenKernel(*p));
-  EGRESS_RETURN_IF_ERROR(StartEngine(*p));
+  absl::Status opened = OpenKernel(*p);
+  if (!opened.ok()) {
+    // Pins are made only once the pin directory is locked (BpfKernel::Open):
+    // without it, what is there may be another egressd's.
+    if (p->kernel) return FailedStart(std::move(p), made_now, opened);
+    return opened;
+  }
+  if (absl::Status st = StartParts(*p); !st.ok()) {
+    return FailedStart(std::move(p), made_now, st);
+  }
+  p->started.store(true);
+  if (p->retire_pending.exchange(false) &&
+      p->retire_older_abis.exchange(false)) {
+    p->kernel->RetireOlderAbis();
+  }
+  return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
+}
+
+absl::Status Daemon::FailedStart(std::unique_ptr<Parts> p,
+                                 const std::string& made_now,
+                                 absl::Status why) {
+  // The lock outlives the parts: no other egressd takes the directory while
+  // its pins go.
+  UniqueFd lock = p->kernel->TakePinsLock();
+  // Threads stopped and every fd of a link, program or map closed: removing
+  // a pin then detaches its link.
+  { Daemon gone(std::move(p)); }
+  if (made_now.empty()) return why;
+  if (absl::Status rm = RemoveTree(made_now); !rm.ok()) {
+    Log(absl::StrCat("cannot remove the pins this failed start made: ",
+                     rm.ToString()));
+  } else {
+    Log(absl::StrCat("removed ", made_now, ": this start made it and failed"));
+  }
+  return why;
+}
+
+absl::Status Daemon::StartParts(Parts& p) {
+  EGRESS_RETURN_IF_ERROR(StartEngine(p));
   // After the engine adopted the targets (which load the set if they use
   // it): usually a no-op then, else off the start path. A failure is said
   // again by the first target that needs the set.
-  p->prepare_shared.thread = std::thread([kernel = p->kernel.get()] {
+  p.prepare_shared.thread = std::thread([kernel = p.kernel.get()] {
     if (absl::Status s = kernel->PrepareSharedSet(); !s.ok()) {
       Log(absl::StrCat("the shared program set is not loaded ahead: ",
                        s.ToString()));
     }
   });
-  EGRESS_RETURN_IF_ERROR(StartServices(*p));
-  return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
+  return StartServices(p);
 }
 
 absl::Status Daemon::Run(const std::atomic<bool>* stop) {

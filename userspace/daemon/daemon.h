@@ -70,7 +70,11 @@ class Daemon {
   // egressd that holds one), mounts bpffs if needed, opens or creates the
   // pinned maps, loads the state and brings the kernel in line with it, applies
   // the policy directory. DataLoss for a corrupt state file; errno statuses for
-  // kernel refusals.
+  // kernel refusals. Flags it can check alone (--rescan_interval_ms,
+  // --cgroup_root) are checked before anything is made. A start that fails
+  // after it locked the pins removes the pin directory it made in this run
+  // (--bpffs or its v<ABI>) and keeps one that was there before: those pins
+  // are the enforced state.
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(DaemonOptions options);
   ~Daemon();
 
@@ -83,6 +87,12 @@ class Daemon {
 
  private:
   explicit Daemon(std::unique_ptr<Parts> parts);
+  // Everything after the kernel is open: the engine, then the services.
+  static absl::Status StartParts(Parts& p);
+  // Stops and frees `p` and removes `made_now` (when not ""); returns `why`.
+  static absl::Status FailedStart(std::unique_ptr<Parts> p,
+                                  const std::string& made_now,
+                                  absl::Status why);
   std::unique_ptr<Parts> parts_;
 };
 

@@ -131,7 +131,15 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
   // Entries of rulesets no target uses were left by an interrupted apply.
   EGRESS_ASSIGN_OR_RETURN(size_t swept, kernel_.DeleteRulesetsExcept(keep));
   if (swept > 0) Log(absl::StrCat("removed ", swept, " stale rule entries"));
-  EGRESS_RETURN_IF_ERROR(SaveLocked(lock));
+  // Only next_ruleset is new here, and it is known again from the maps at
+  // every start: a store with no room (a full state directory) does not
+  // stop egressd from enforcing what is pinned and stored. Changes are
+  // refused until it has room (the store says so).
+  if (absl::Status saved = SaveLocked(lock); !saved.ok()) {
+    if (!absl::IsResourceExhausted(saved)) return saved;
+    Log("started read-only: enforcing what is pinned and stored; changes "
+        "are refused until the state directory has room");
+  }
   // Every target adopted or written: spares of their sets, in the
   // background.
   StartSparesLocked();

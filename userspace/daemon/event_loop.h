@@ -140,6 +140,12 @@ class EventLoop {
   UniqueFd signal_fd_;
   std::unique_ptr<PolicyDirWatch> policy_watch_;  // null: no --policy_dir
   std::vector<Pending> pending_;
+  // Out of descriptors (accept: EMFILE/ENFILE) the listener stays readable:
+  // it is left out of poll until then, instead of the loop spinning on it.
+  absl::Time accept_paused_until_ = absl::InfinitePast();
+  // Said once per shortage, and again when it is over (the backlog taken
+  // whole: accept says EAGAIN), not at every rest.
+  bool accept_short_logged_ = false;
   absl::Time policy_reload_at_ = absl::InfiniteFuture();
   absl::Time next_policy_follow_;
   // The wait for a file still being written is logged once per wait.

@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
   k->shared_set_ = shared_set;
   k->bpffs_dir_ = bpffs_dir;
   k->bpffs_mount_ = bpffs_mount;
-  k->version_dir_ = absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
+  k->version_dir_ = VersionDir(bpffs_dir);
   k->cgroup_root_ = cgroup_root;
   k->holder_ = holder;
   EGRESS_RETURN_IF_ERROR(EnsureBpffsDir(bpffs_dir, bpffs_mount));
@@ -80,6 +80,10 @@ absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
   k->NoteSharedPrograms();
   EGRESS_RETURN_IF_ERROR(k->AdoptLiveStorage());
   return k;
+}
+
+std::string BpfKernel::VersionDir(const std::string& bpffs_dir) {
+  return absl::StrCat(bpffs_dir, "/v", EGRESS_ABI_VERSION);
 }
 
 std::string BpfKernel::SharedDir() const { return version_dir_ + "/shared"; }

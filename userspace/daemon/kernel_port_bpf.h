@@ -32,6 +32,13 @@ class BpfKernel : public KernelPort {
       const std::string& cgroup_root, const LockHolder& holder,
       bool shared_set = false);
 
+  // <bpffs_dir>/v<ABI>: the pins of this ABI version.
+  static std::string VersionDir(const std::string& bpffs_dir);
+  // The pin directory's lock, taken out of this object: a start that failed
+  // holds it while it removes the pins it made, after this object (and
+  // every fd of a link or map) is gone.
+  UniqueFd TakePinsLock() { return std::move(pins_lock_); }
+
   SharedMaps& maps() { return *maps_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
   void RetireOlderAbis();

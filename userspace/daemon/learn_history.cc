@@ -88,6 +88,12 @@ absl::StatusOr<std::unique_ptr<LearnHistory>> LearnHistory::Open(
   // so commits need not wait for the disk.
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                           SqliteDb::Open(path, "PRAGMA synchronous=NORMAL"));
+  // Read-only for want of room (SqliteDb::Open): the tables are there, and
+  // the next write that finds room opens it whole again.
+  if (!db->read_only().ok()) {
+    return std::unique_ptr<LearnHistory>(
+        new LearnHistory(std::move(db), limits));
+  }
   EGRESS_RETURN_IF_ERROR(db->Exec(
       "CREATE TABLE IF NOT EXISTS learned(target TEXT NOT NULL, "
       "hour INTEGER NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL, "

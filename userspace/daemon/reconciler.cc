@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "userspace/common/errno_status.h"
+#include "userspace/common/status_macros.h"
 
 namespace egress {
 namespace {
@@ -54,15 +55,20 @@ Reconciler::Reconciler(Engine& engine, std::string cgroup_root, int rescan_ms,
       rescan_ms_(rescan_ms),
       before_pass_(std::move(before_pass)) {}
 
-absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
-    Engine& engine, std::string cgroup_root, absl::Duration rescan_interval,
-    std::function<void()> before_pass) {
+absl::Status Reconciler::CheckRescanInterval(absl::Duration rescan_interval) {
   if (rescan_interval < absl::Milliseconds(1) ||
       rescan_interval > absl::Hours(1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--rescan_interval_ms ", absl::ToInt64Milliseconds(rescan_interval),
         " is out of range: 1 to 3600000 ms"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Reconciler>> Reconciler::Start(
+    Engine& engine, std::string cgroup_root, absl::Duration rescan_interval,
+    std::function<void()> before_pass) {
+  EGRESS_RETURN_IF_ERROR(CheckRescanInterval(rescan_interval));
   auto r = std::unique_ptr<Reconciler>(new Reconciler(
       engine, std::move(cgroup_root),
       static_cast<int>(absl::ToInt64Milliseconds(rescan_interval)),

@@ -25,6 +25,9 @@ class Reconciler {
   // Starts the thread; `cgroup_root` is the cgroup2 mount. The thread
   // passes on every inotify event and at least every `rescan_interval`.
   // `before_pass` (may be empty) runs before every pass, on the thread.
+  // InvalidArgument naming --rescan_interval_ms unless `rescan_interval` is
+  // in 1 ms..1 h (egressd checks it before it touches any state).
+  static absl::Status CheckRescanInterval(absl::Duration rescan_interval);
   static absl::StatusOr<std::unique_ptr<Reconciler>> Start(
       Engine& engine, std::string cgroup_root,
       absl::Duration rescan_interval = absl::Milliseconds(500),

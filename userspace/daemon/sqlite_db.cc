@@ -13,6 +13,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
@@ -82,6 +83,56 @@ std::string SqliteStatement::Text(int column) const {
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(
     const std::string& path, std::string settings) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = OpenWal(path, settings);
+  if (db.ok() || !absl::IsResourceExhausted(db.status())) return db;
+  // A WAL with frames holds rows the file alone does not: not without it.
+  struct stat wal;
+  if (stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0) return db;
+  if (!IdAt(path)) return db;
+  absl::StatusOr<std::unique_ptr<SqliteDb>> ro =
+      OpenImmutable(path, std::move(settings));
+  if (!ro.ok()) return db;
+  (*ro)->read_only_ = db.status();
+  return ro;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::OpenImmutable(
+    const std::string& path, std::string settings) {
+  // A URI: the characters that mean something in one are escaped.
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      absl::StrAppend(&uri, absl::StrFormat("%%%02X", c));
+    } else {
+      uri.push_back(c);
+    }
+  }
+  absl::StrAppend(&uri, "?immutable=1");
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(
+      uri.c_str(), &raw,
+      SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path, std::move(settings)));
+  if (rc != SQLITE_OK) return db->Error(rc, "open read-only");
+  sqlite3_extended_result_codes(raw, 1);
+  EGRESS_RETURN_IF_ERROR(db->Exec("SELECT count(*) FROM sqlite_master"));
+  db->files_[0] = IdAt(path);
+  return db;
+}
+
+absl::Status SqliteDb::ReopenIfReadOnly() {
+  if (read_only_.ok()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<SqliteDb>> fresh = OpenWal(path_, settings_);
+  if (!fresh.ok()) return fresh.status();
+  sqlite3_close_v2(db_);
+  db_ = std::exchange((*fresh)->db_, nullptr);
+  files_ = (*fresh)->files_;
+  read_only_ = absl::OkStatus();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::OpenWal(
+    const std::string& path, std::string settings) {
   // SQLite counts every allocation under one process-wide mutex unless told
   // not to (SQLITE_CONFIG_MEMSTATUS, on by default): an eighth of the CPU of
   // writing a policy's 100,000 rule rows. egressd never reads those counts.
@@ -147,6 +198,7 @@ std::string SqliteDb::FilesMoved() const {
 
 absl::Status SqliteDb::KeepAtPath(
     const std::function<void(const std::string&)>& log) {
+  EGRESS_RETURN_IF_ERROR(ReopenIfReadOnly());
   const std::string moved = FilesMoved();
   if (moved.empty()) return absl::OkStatus();
   absl::StatusOr<std::string> aside = Recreate();
@@ -243,7 +295,7 @@ absl::StatusOr<std::string> SqliteDb::Recreate() {
   // index at the path when it closes (SQLite deletes them by name): they
   // are the new connection's.
   EGRESS_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> fresh_db,
-                          Open(path_, settings_));
+                          OpenWal(path_, settings_));
   int persist = 1;
   sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   sqlite3_close_v2(db_);

@@ -63,9 +63,17 @@ class SqliteDb {
   // not a database gives DataLoss naming it. `settings` (PRAGMAs) run after
   // the open, and again on the connection to a re-created file
   // (KeepAtPath).
+  // A file system with no room (ResourceExhausted: the WAL or its index
+  // cannot be made) does not stop the rows from being read: a database with
+  // no WAL left (a clean stop checkpointed it) is then opened read-only and
+  // immutable, read_only() says why, and KeepAtPath (the start of every
+  // write) tries the full open again, so writes work again once there is
+  // room.
   static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(
       const std::string& path, std::string settings = "");
   ~SqliteDb();
+  // Why this connection is read-only (OK: it is not).
+  const absl::Status& read_only() const { return read_only_; }
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;
 
@@ -116,6 +124,15 @@ class SqliteDb {
 
   SqliteDb(sqlite3* db, std::string path, std::string settings)
       : db_(db), path_(std::move(path)), settings_(std::move(settings)) {}
+  // Open without the read-only fallback.
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> OpenWal(
+      const std::string& path, std::string settings);
+  // The database file alone, read-only (SQLite's immutable=1: no WAL, no
+  // lock files made).
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> OpenImmutable(
+      const std::string& path, std::string settings);
+  // A read-only connection replaced by a full one when that opens now.
+  absl::Status ReopenIfReadOnly();
   // The file `path` names now; nullopt when there is none.
   static std::optional<FileId> IdAt(const std::string& path);
   // Notes the WAL and index once they exist (a new database's come with its
@@ -131,6 +148,7 @@ class SqliteDb {
   sqlite3* db_;
   std::string path_;
   std::string settings_;
+  absl::Status read_only_;
   // The files this connection has open, as they were named at the open
   // (nullopt: SQLite had not created that one).
   std::array<std::optional<FileId>, 3> files_;

@@ -47,6 +47,12 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
 }
 
 absl::Status StateStore::CreateSchema() {
+  // Read-only for want of room: the tables are there (a database no write
+  // ever reached has none, and fails at Load).
+  if (!db_->read_only().ok()) {
+    Noted(db_->read_only()).IgnoreError();
+    return absl::OkStatus();
+  }
   EGRESS_RETURN_IF_ERROR(db_->Exec(
       "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, "
       "value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -419,7 +425,47 @@ absl::Status StateStore::WriteOne(
   return absl::OkStatus();
 }
 
+std::string StateStore::Unwritable() const {
+  std::lock_guard<std::mutex> lock(full_mu_);
+  return full_;
+}
+
+std::string StateStore::FullMessage(const absl::Status& st) const {
+  return absl::StrCat("the state directory ", dir_,
+                      " (--state_dir) has no room: ", st.message(),
+                      "; the change is refused and enforcement is unchanged: "
+                      "free space there and retry (no restart needed)");
+}
+
+absl::Status StateStore::Noted(absl::Status st) {
+  const bool full = absl::IsResourceExhausted(st);
+  if (!st.ok() && !full) return st;
+  std::string said = full ? FullMessage(st) : "";
+  bool turned = false;
+  {
+    std::lock_guard<std::mutex> lock(full_mu_);
+    turned = full_.empty() != said.empty();
+    full_ = said;
+  }
+  if (turned && log_) {
+    log_(full ? absl::StrCat("state: ", said)
+              : absl::StrCat("state: ", dir_,
+                             " has room again: changes are stored again"));
+  }
+  if (full) return absl::ResourceExhaustedError(said);
+  return st;
+}
+
 absl::Status StateStore::Write(const StateWrite& write) {
+  return Noted(WriteTx(write));
+}
+
+absl::Status StateStore::WriteRulesAhead(
+    const std::vector<const TargetState*>& targets) {
+  return Noted(WriteRulesAheadTx(targets));
+}
+
+absl::Status StateStore::WriteTx(const StateWrite& write) {
   EGRESS_RETURN_IF_ERROR(CheckWritable());
   const int64_t changes_before = db_->TotalChanges();
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
@@ -449,7 +495,7 @@ absl::Status StateStore::Write(const StateWrite& write) {
   return absl::OkStatus();
 }
 
-absl::Status StateStore::WriteRulesAhead(
+absl::Status StateStore::WriteRulesAheadTx(
     const std::vector<const TargetState*>& targets) {
   EGRESS_RETURN_IF_ERROR(CheckWritable());
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };

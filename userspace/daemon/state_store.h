@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,7 +88,23 @@ class StateStore {
   absl::StatusOr<int64_t> RuleRows(const std::string& target);
   int64_t last_write_rows() const { return last_write_rows_; }
 
+  // Why changes cannot be stored now ("" = they can): set by a write that
+  // failed for want of space (ResourceExhausted: SQLITE_FULL, ENOSPC, EDQUOT),
+  // whose error then names the state directory and what to do; cleared by
+  // the next write that succeeds. Each turn is logged once. Any thread.
+  std::string Unwritable() const;
+  // What a failed write says: `st` (ResourceExhausted) told as a full
+  // state directory.
+  std::string FullMessage(const absl::Status& st) const;
+
  private:
+  // Notes the outcome of a write (Unwritable) and returns it, a
+  // ResourceExhausted one as FullMessage says it.
+  absl::Status Noted(absl::Status st);
+  absl::Status WriteTx(const StateWrite& write);
+  absl::Status WriteRulesAheadTx(
+      const std::vector<const TargetState*>& targets);
+
   StateStore(std::string dir, std::unique_ptr<SqliteDb> db, LogFn log)
       : dir_(std::move(dir)), db_(std::move(db)), log_(std::move(log)) {}
   // seq of each stored rule, by id, per target: where a rule goes and which
@@ -133,6 +150,8 @@ class StateStore {
                         std::vector<SeqEdit>& edits);
 
   std::string dir_;
+  mutable std::mutex full_mu_;
+  std::string full_;  // Unwritable()
   std::unique_ptr<SqliteDb> db_;
   LogFn log_;
   absl::flat_hash_map<std::string, SeqIndex> seqs_;

@@ -1,5 +1,6 @@
 #include "userspace/kernel/bpffs.h"
 
+#include <bpf/bpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +171,12 @@ absl::Status EnsureBpffsDir(const std::string& dir,
   UniqueFd fd(raw);
   EGRESS_RETURN_IF_ERROR(MakeFdPrivate(fd.get(), dir, 0700, log));
   return MakePinTreePrivate(fd.get(), dir, log).status();
+}
+
+absl::StatusOr<UniqueFd> OpenPin(const std::string& path) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return ErrnoStatus(errno, "bpf_obj_get", path);
+  return UniqueFd(fd);
 }
 
 }  // namespace egress

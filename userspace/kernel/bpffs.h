@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "userspace/common/fs.h"
+#include "userspace/common/unique_fd.h"
 
 namespace egress {
 
@@ -45,6 +46,12 @@ inline constexpr size_t kMaxPinTreeEntries = size_t{1} << 20;
 // entries changed or removed, or the errno status of a change that failed.
 absl::StatusOr<size_t> MakePinTreePrivate(int dir_fd, const std::string& path,
                                           const FsLog& log);
+
+// The object pinned at `path`, opened (bpf_obj_get). NotFound only when
+// there is no pin (ENOENT); any other failure is its errno status (EMFILE or
+// ENFILE when egressd is out of descriptors, ENOMEM): the pin may well be
+// there and must not be taken for missing, pinned over or made again.
+absl::StatusOr<UniqueFd> OpenPin(const std::string& path);
 
 }  // namespace egress
 

@@ -16,6 +16,7 @@
 #include "userspace/common/fs.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
+#include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/libbpf_ptr.h"
 #include "userspace/kernel/netns_cookies.h"
 #include "userspace/kernel/unix_hooks.h"
@@ -121,7 +122,13 @@ absl::Status CreateMissingLinks(const std::string& prog_dir,
     const size_t i = order[n];
     const HookSpec& h = hooks[i];
     std::string link_pin = LinkPin(link_dir, h);
-    UniqueFd old(bpf_obj_get(link_pin.c_str()));
+    absl::StatusOr<UniqueFd> pinned = OpenPin(link_pin);
+    // A pin that cannot be read (out of descriptors) may hold the live
+    // link: a second link would attach the hook twice.
+    if (!pinned.ok() && !absl::IsNotFound(pinned.status())) {
+      return pinned.status();
+    }
+    UniqueFd old = pinned.ok() ? *std::move(pinned) : UniqueFd();
     if (old && LinkCgroupId(old.get()) == cgroup_id) {
       adopted[i] = std::move(old);
       continue;
@@ -320,7 +327,11 @@ int KeepPinned(const std::string& link_dir, HeldLinks& held,
     LinkIds mine = held[i] ? LinkInfo(held[i].get()) : LinkIds{};
     if (mine.cgroup_id == 0) held[i].reset();  // its cgroup is gone
     std::string pin = LinkPin(link_dir, hooks[i]);
-    UniqueFd pinned(bpf_obj_get(pin.c_str()));
+    absl::StatusOr<UniqueFd> opened = OpenPin(pin);
+    // Unreadable is not missing: pinning the held link over it could
+    // replace (and so detach) another live link. The next pass looks again.
+    if (!opened.ok() && !absl::IsNotFound(opened.status())) continue;
+    UniqueFd pinned = opened.ok() ? *std::move(opened) : UniqueFd();
     if (pinned) {
       LinkIds theirs = LinkInfo(pinned.get());
       if (theirs.cgroup_id != 0 && theirs.id != mine.id) {
