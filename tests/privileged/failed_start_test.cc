@@ -1,7 +1,8 @@
 // An egressd whose start fails part-way takes back the pins it made in this
 // run (a fresh --bpffs is left as it was: absent) and keeps every pin that
 // was there before: those are the enforced state, and a failed start must
-// not lift it (fail-closed).
+// not lift it (fail-closed). For the same reason it keeps the pins it made
+// for targets it attached (after a reboot: the state's).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,6 +120,28 @@ TEST_F(FailedStartTest, PinsOfAnEarlierRunAreKeptAndEnforce) {
     EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
     EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
   }
+  // And the next good start adopts them.
+  StartDaemon();
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
+}
+
+// After a reboot the pins are gone and the state is not: a start that
+// attached the state's targets and then failed keeps the pins it made, so
+// the targets stay enforced until a start succeeds (a crash-looping unit
+// must not leave them open).
+TEST_F(FailedStartTest, PinsOfTheStateMadeByAFailedStartAreKept) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGTERM);
+  // As a reboot leaves it: no pins, so nothing enforced.
+  ASSERT_TRUE(RemoveTree(bpffs_dir_).ok());
+  ASSERT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }),
+            ECONNREFUSED);
+  FailingStart(bpffs_dir_, state_dir_, socket_path_, failures_[0]);
+  EXPECT_TRUE(Exists(bpffs_dir_));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }), EPERM);
   // And the next good start adopts them.
   StartDaemon();
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));

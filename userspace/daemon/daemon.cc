@@ -395,10 +395,20 @@ absl::Status Daemon::FailedStart(std::unique_ptr<Parts> p,
   // The lock outlives the parts: no other egressd takes the directory while
   // its pins go.
   UniqueFd lock = p->kernel->TakePinsLock();
+  // Targets from the state (after a reboot: pins gone, state kept) or the
+  // policy directory that this start attached stay enforced by their pins
+  // until a start succeeds: removing them would lift enforcement
+  // (fail-closed), and the next start adopts them.
+  const size_t enforced = p->engine ? p->engine->TargetCount() : 0;
   // Threads stopped and every fd of a link, program or map closed: removing
   // a pin then detaches its link.
   { Daemon gone(std::move(p)); }
   if (made_now.empty()) return why;
+  if (enforced > 0) {
+    Log(absl::StrCat("kept ", made_now, " though this start made it: its ",
+                     enforced, " target(s) stay enforced until egressd starts"));
+    return why;
+  }
   if (absl::Status rm = RemoveTree(made_now); !rm.ok()) {
     Log(absl::StrCat("cannot remove the pins this failed start made: ",
                      rm.ToString()));
