@@ -28,6 +28,10 @@ absl::Status ResponseStatus(const nlohmann::json& response);
 
 // Client: sends `request`, returns the response. Unavailable when egressd
 // is not listening at `socket_path` (with a hint to start it).
+// DeadlineExceeded when egressd (stopped, hung) did not accept, take the
+// request or answer within `timeout`, which bounds the whole call: the
+// message says whether the request may still be applied (egressd has it
+// whole) or was not (it had not taken it whole).
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout);
@@ -57,11 +61,13 @@ absl::StatusOr<control::Response> DecodeReplyLine(
 // array (the backlog) to `on_line`, then every further line as egressd
 // wrote it, until egressd closes the connection or `on_line` returns false.
 // The first response's "warning", if any, goes to `on_warning` (may be
-// null) before the backlog.
+// null) before the backlog. The request and the first response are bounded
+// by `first_answer_timeout` (as CallDaemon's); the records after it are not.
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line,
-    const std::function<void(const std::string&)>& on_warning = nullptr);
+    const std::function<void(const std::string&)>& on_warning = nullptr,
+    absl::Duration first_answer_timeout = absl::InfiniteDuration());
 
 // Server side.
 class ControlListener {
