@@ -44,6 +44,18 @@ absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   return addr;
 }
 
+// The socket's directory, made 0755 if missing (/run/egress, also when a
+// /run cleanup took it while egressd ran).
+absl::Status MakeSocketDir(const std::string& socket_path) {
+  size_t slash = socket_path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return absl::OkStatus();
+  std::string dir = socket_path.substr(0, slash);
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "mkdir", dir);
+  }
+  return absl::OkStatus();
+}
+
 // What lstat found, for an error naming it ("a regular file").
 const char* FileTypeName(mode_t mode) {
   if (S_ISREG(mode)) return "a regular file";
@@ -370,13 +382,7 @@ absl::Status StreamFromDaemon(
 absl::StatusOr<ControlListener> ControlListener::Listen(
     const std::string& socket_path) {
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
-  size_t slash = socket_path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    std::string dir = socket_path.substr(0, slash);
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, "mkdir", dir);
-    }
-  }
+  EGRESS_RETURN_IF_ERROR(MakeSocketDir(socket_path));
   // A socket file nobody answers on is left over from a killed egressd.
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
@@ -401,24 +407,85 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
     return ErrnoStatus(errno, "lstat", socket_path);
   }
   ControlListener l;
-  l.fd_ =
-      UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!l.fd_) return ErrnoStatus(errno, "socket", "AF_UNIX");
-  mode_t old = umask(0177);
-  int rc = bind(l.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  int err = errno;
-  umask(old);
-  if (rc != 0) return ErrnoStatus(err, "bind", socket_path);
-  if (chmod(socket_path.c_str(), 0600) != 0)
-    return ErrnoStatus(errno, "chmod", socket_path);
-  if (listen(l.fd_.get(), 256) != 0)
-    return ErrnoStatus(errno, "listen", socket_path);
   l.path_ = socket_path;
+  l.uid_ = geteuid();
+  l.gid_ = getegid();
+  EGRESS_ASSIGN_OR_RETURN(l.fd_, l.BindNew());
   return l;
 }
 
+absl::StatusOr<UniqueFd> ControlListener::BindNew() {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(path_));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  // Root's alone from the first instant; a wider mode an operator gave it is
+  // set once it is there.
+  mode_t old = umask(0177);
+  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  umask(old);
+  if (rc != 0) return ErrnoStatus(err, "bind", path_);
+  // Known as ours from here on (CheckPath, the destructor, Rebind).
+  struct stat st;
+  if (lstat(path_.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat", path_);
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  if (chmod(path_.c_str(), mode_ & 07777) != 0) {
+    return ErrnoStatus(errno, "chmod", path_);
+  }
+  if ((uid_ != geteuid() || gid_ != getegid()) &&
+      fchownat(AT_FDCWD, path_.c_str(), uid_, gid_, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(errno, "chown", path_);
+  }
+  if (listen(fd.get(), 256) != 0) return ErrnoStatus(errno, "listen", path_);
+  return fd;
+}
+
+ControlListener::PathCheck ControlListener::CheckPath() {
+  struct stat st;
+  if (lstat(path_.c_str(), &st) != 0) {
+    // ENOENT: the file, or its directory, is gone. Anything else (a file
+    // where the directory was: ENOTDIR) is in the way.
+    if (errno == ENOENT) return {PathState::kMissing, ""};
+    return {PathState::kTaken,
+            absl::StrCat("unreadable (", strerror(errno), ")")};
+  }
+  if (st.st_dev == dev_ && st.st_ino == ino_ && S_ISSOCK(st.st_mode)) {
+    mode_ = st.st_mode & 07777;
+    uid_ = st.st_uid;
+    gid_ = st.st_gid;
+    return {PathState::kOurs, ""};
+  }
+  return {PathState::kTaken,
+          S_ISSOCK(st.st_mode)
+              ? "a socket this egressd did not bind (another egressd's, or "
+                "another program's)"
+              : FileTypeName(st.st_mode)};
+}
+
+absl::Status ControlListener::Rebind() {
+  EGRESS_RETURN_IF_ERROR(MakeSocketDir(path_));
+  const dev_t dev = dev_;
+  const ino_t ino = ino_;
+  absl::StatusOr<UniqueFd> fd = BindNew();
+  if (!fd.ok()) {
+    // A file bound but not listened on is ours to take back; one that was
+    // there first (EADDRINUSE) was not bound, and dev_/ino_ still name the
+    // old file.
+    if (dev_ != dev || ino_ != ino) {
+      unlink(path_.c_str());
+      dev_ = dev;
+      ino_ = ino;
+    }
+    return fd.status();
+  }
+  fd_ = *std::move(fd);
+  return absl::OkStatus();
+}
+
 ControlListener::~ControlListener() {
-  if (fd_.valid() && !path_.empty()) unlink(path_.c_str());
+  if (!fd_.valid() || path_.empty()) return;
+  if (CheckPath().state == PathState::kOurs) unlink(path_.c_str());
 }
 
 absl::StatusOr<UniqueFd> ControlListener::Accept() const {
