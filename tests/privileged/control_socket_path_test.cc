@@ -105,7 +105,9 @@ TEST_F(ControlSocketPathTest, RemovedSocketIsBoundAgainWithItsModeAndOwner) {
   ASSERT_EQ(chmod(socket_path_.c_str(), 0660), 0);
   ASSERT_EQ(chown(socket_path_.c_str(), 0, 4242), 0);
   ASSERT_TRUE(Eventually([&] { return Pings(); }));
-  absl::SleepFor(absl::Milliseconds(1100));  // a check sees the new owner
+  // egressd takes the mode and owner from its checks (every second) while
+  // the file is there: let two of them see the new ones.
+  absl::SleepFor(absl::Milliseconds(2500));
   ASSERT_EQ(unlink(socket_path_.c_str()), 0);
 
   EXPECT_TRUE(Eventually([&] { return Pings(); }))
