@@ -1,13 +1,18 @@
 // One egressd per state directory and per pin directory: a second one, even
 // on another socket, exits naming the first before it touches either, so
 // what the first acknowledged stays enforced.
+#include "userspace/common/instance_lock.h"
+
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
@@ -58,6 +63,40 @@ TEST_F(InstanceLockTest, SecondEgressdOnTheSameStateOrPinsIsRefused) {
   EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
   nlohmann::json targets = CtlJson({"target", "list"});
   EXPECT_EQ(targets["targets"].size(), 1u) << targets.dump();
+}
+
+// The lock is on the directories, not on the holder records beside them:
+// removing those (a cleanup of stray symlinks) frees nothing, and egressd
+// writes them again, so a refusal still names it.
+TEST_F(InstanceLockTest, RemovedHolderRecordsFreeNothingAndAreWrittenAgain) {
+  const std::string holder = state_dir_ + "/" + kHolderName;
+  ASSERT_EQ(unlink(holder.c_str()), 0);
+  ASSERT_EQ(unlink((bpffs_dir_ + "/" + kHolderName).c_str()), 0);
+  EXPECT_EQ(SecondDaemon(state_dir_, bpffs_dir_).exit_code, 1);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  struct stat st;
+  while (lstat(holder.c_str(), &st) != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ExpectRefusedNamingUs(SecondDaemon(state_dir_, bpffs_dir_), state_dir_);
+}
+
+// A state directory removed and made again (a cleanup, tmpfiles' `d` line)
+// is a new directory nobody has locked: egressd locks it as soon as it is
+// there, so a second egressd on it (with pins of its own) is refused.
+TEST_F(InstanceLockTest, AStateDirectoryMadeAgainIsLockedAgain) {
+  ASSERT_TRUE(RemoveTree(state_dir_).ok());
+  ASSERT_EQ(mkdir(state_dir_.c_str(), 0700), 0);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(DaemonLog(), "locked the new one") &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const std::string other_pins = bpffs_dir_ + "-other";
+  CommandResult second = SecondDaemon(state_dir_, other_pins);
+  EXPECT_TRUE(RemoveTree(other_pins).ok());
+  unlink((socket_path_ + "2").c_str());
+  ExpectRefusedNamingUs(second, state_dir_);
 }
 
 }  // namespace

@@ -89,6 +89,21 @@ TEST_F(CliParseTest, AllowServiceToAddress) {
   EXPECT_EQ(control::CommandOf(*c.request), "rule_add");
 }
 
+// egressctl waits 30 s for egressd by default (room for a `list` of 100,000
+// rules on a loaded machine), or what --timeout says, on any command.
+TEST_F(CliParseTest, TimeoutDefaultsTo30sAndTakesADuration) {
+  ASSERT_OK_AND_ASSIGN(ParsedCommand c, Parse({"status"}));
+  EXPECT_EQ(c.timeout, absl::Seconds(30));
+  ASSERT_OK_AND_ASSIGN(c, Parse({"--timeout", "2m", "list"}));
+  EXPECT_EQ(c.timeout, absl::Minutes(2));
+  ASSERT_OK_AND_ASSIGN(c, Parse({"allow", "443/tcp", "--timeout=5s"}));
+  EXPECT_EQ(c.timeout, absl::Seconds(5));
+  EXPECT_THAT(Parse({"--timeout", "0s", "status"}).status().message(),
+              HasSubstr("--timeout wants a duration like 90s"));
+  EXPECT_THAT(Parse({"--timeout", "soon", "status"}).status().message(),
+              HasSubstr("not 'soon'"));
+}
+
 TEST_F(CliParseTest, TargetOptionAnywhereAndSocket) {
   ASSERT_OK_AND_ASSIGN(ParsedCommand c,
                        Parse({"--socket", "/tmp/s", "deny", "--target", "web",

@@ -186,6 +186,12 @@ absl::StatusOr<ParsedCommand> ParseCommandLine(
   EGRESS_RETURN_IF_ERROR(CheckOptions(*command, split));
   out.socket_path = split.options.Get("--socket");
   if (out.socket_path.empty()) out.socket_path = kDefaultSocketPath;
+  if (split.options.Has("--timeout")) {
+    EGRESS_ASSIGN_OR_RETURN(
+        int64_t seconds,
+        ParseDurationSeconds("--timeout", split.options.Get("--timeout")));
+    out.timeout = absl::Seconds(seconds);
+  }
   EGRESS_ASSIGN_OR_RETURN(out.output,
                           ParseOutput(split.options.Get("--output")));
   const CommandInput in{

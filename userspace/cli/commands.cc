@@ -142,7 +142,8 @@ absl::Span<const CommandSpec> Commands() { return Table().commands; }
 absl::Span<const OptionSpec> Options() { return Table().options; }
 
 bool IsGlobalOption(absl::string_view name) {
-  return name == "--socket" || name == "--help" || name == "--version";
+  return name == "--socket" || name == "--timeout" || name == "--help" ||
+         name == "--version";
 }
 
 void ForEachCommandInGroups(

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "userspace/cli/run_restrictions.h"
 #include "userspace/control/protocol.h"
@@ -36,12 +37,20 @@ enum class LocalAction {
 
 struct CommandSpec;
 
+// How long egressctl waits for egressd by default (--timeout): room for the
+// slowest answers on a loaded machine (an apply of 100,000 rules takes about
+// 1 s, their `list` about 2.5 s), not the minutes of a hung egressd.
+inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
+
 struct ParsedCommand {
   const CommandSpec* command = nullptr;     // null only for bare help
   std::optional<control::Request> request;  // what egressd is asked
   LocalAction local = LocalAction::kNone;
   OutputFormat output = OutputFormat::kText;
   std::string socket_path;
+  // --timeout: how long egressctl waits for egressd to accept, take the
+  // request and answer (kDefaultTimeout).
+  absl::Duration timeout = kDefaultTimeout;
   std::string topic;       // help: a command name; completion: the shell
   bool verbose = false;    // `status verbose`
   bool numbered = false;   // `status numbered`: printed as `list`

@@ -41,7 +41,7 @@ std::string CommandOptions(const CommandSpec& c) {
     out.emplace_back(o->name);
     if (!o->alias.empty()) out.emplace_back(o->alias);
   }
-  out.insert(out.end(), {"--socket", "--help", "-h"});
+  out.insert(out.end(), {"--socket", "--timeout", "--help", "-h"});
   return absl::StrJoin(out, " ");
 }
 
@@ -111,7 +111,8 @@ std::string BashCompletion() {
       "  if [[ -n $words ]]; then\n",
       "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\")); return\n  fi\n");
   absl::StrAppend(&out, "  if [[ $cur == -* ]]; then\n    case $cmd in\n",
-                  CaseArms(CommandOptions), "      *) words=\"--socket --help ",
+                  CaseArms(CommandOptions),
+                  "      *) words=\"--socket --timeout --help ",
                   "--version\" ;;\n    esac\n",
                   "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\")); "
                   "return\n  fi\n");

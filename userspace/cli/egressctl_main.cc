@@ -57,7 +57,7 @@ int FollowEvents(const ParsedCommand& parsed) {
         fflush(stdout);
         return true;
       },
-      Warn);
+      Warn, parsed.timeout);
   if (st.ok()) {
     st = absl::UnavailableError(
         "egressd closed the stream (it stopped or restarted): later records "
@@ -71,7 +71,7 @@ int CallAndPrint(const ParsedCommand& parsed) {
   const auto* events = std::get_if<control::EventsRequest>(&*parsed.request);
   if (events != nullptr && events->follow) return FollowEvents(parsed);
   absl::StatusOr<Reply> reply =
-      CallEgressd(parsed.socket_path, *parsed.request, absl::Seconds(120));
+      CallEgressd(parsed.socket_path, *parsed.request, parsed.timeout);
   if (!reply.ok()) return Fail(reply.status());
   const auto* exported = std::get_if<control::ExportResponse>(&reply->response);
   if (events != nullptr) {

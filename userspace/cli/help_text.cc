@@ -59,7 +59,8 @@ std::string OptionUsage(const OptionSpec& o) {
 }
 
 std::string UsageText() {
-  std::string out = "usage: egressctl [--socket PATH] COMMAND ...\n";
+  std::string out =
+      "usage: egressctl [--socket PATH] [--timeout DURATION] COMMAND ...\n";
   ForEachCommandInGroups(
       [&](absl::string_view group) {
         absl::StrAppend(&out, "\n", group, ":\n");
@@ -86,6 +87,7 @@ std::string CommandHelp(const CommandSpec& c) {
     absl::StrAppend(&out, OptionLine(*FindOption(name)));
   }
   absl::StrAppend(&out, OptionLine(*FindOption("--socket")));
+  absl::StrAppend(&out, OptionLine(*FindOption("--timeout")));
   absl::StrAppend(&out, "\nExamples:\n");
   for (absl::string_view e : c.examples) absl::StrAppend(&out, "  ", e, "\n");
   return out;

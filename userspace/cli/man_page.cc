@@ -100,6 +100,7 @@ std::string ManPage() {
       ".SH NAME\negressctl \\- control egressd, the per\\-process egress "
       "enforcer\n",
       ".SH SYNOPSIS\n.B egressctl\n[\\fB\\-\\-socket\\fR \\fIPATH\\fR] "
+      "[\\fB\\-\\-timeout\\fR \\fIDURATION\\fR] "
       "\\fICOMMAND\\fR [\\fIWORDS\\fR...] [\\fIOPTIONS\\fR...]\n",
       ".SH DESCRIPTION\n", Paragraphs(kDescription), CommandsSection(),
       OptionsSection(), ExitStatusSection(),

@@ -304,7 +304,7 @@ absl::StatusOr<int> RunUnderPolicy(ParsedCommand command) {
   spec.source = policy::TargetSource::kCgroup;
   spec.source_value = rel;
   absl::Status st =
-      CallEgressd(command.socket_path, *command.request, absl::Seconds(60))
+      CallEgressd(command.socket_path, *command.request, command.timeout)
           .status();
   if (!st.ok()) {
     RemoveCgroup(abs);

@@ -190,10 +190,10 @@ absl::StatusOr<Subject> LoadSubject(const ParsedCommand& command) {
   const std::string& socket = command.socket_path;
   EGRESS_ASSIGN_OR_RETURN(
       auto status, CallFor<control::StatusResponse>(
-                       socket, control::StatusRequest{}, absl::Seconds(30)));
+                       socket, control::StatusRequest{}, command.timeout));
   EGRESS_ASSIGN_OR_RETURN(
       auto list, CallFor<control::ListResponse>(socket, *command.request,
-                                                absl::Seconds(30)));
+                                                command.timeout));
   if (list.targets.size() != 1) {
     return absl::InvalidArgumentError("name the target with --target NAME");
   }

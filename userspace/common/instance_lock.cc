@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/strings/numbers.h"
@@ -72,6 +73,31 @@ absl::StatusOr<UniqueFd> LockDirectory(const std::string& dir,
       what, " ", dir, " is in use by ", who,
       ": one egressd per state and pin directory; stop it first, or give "
       "this one its own --state_dir and --bpffs"));
+}
+
+std::string KeepDirectoryLocked(const std::string& dir, absl::string_view what,
+                                const LockHolder& me, UniqueFd* lock) {
+  struct stat held, now;
+  if (stat(dir.c_str(), &now) != 0) return "";  // gone: locked once it is back
+  if (lock->valid() && fstat(lock->get(), &held) == 0 &&
+      held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+    if (ReadHolder(dir) == HolderText(me)) return "";
+    WriteHolder(dir, me);
+    if (ReadHolder(dir) != HolderText(me)) return "";  // cannot: still locked
+    return absl::StrCat(what, " ", dir, ": wrote its holder record ",
+                        kHolderName, " again (it was removed or changed)");
+  }
+  absl::StatusOr<UniqueFd> relocked = LockDirectory(dir, what, me);
+  if (!relocked.ok()) {
+    return absl::StrCat(what, " ", dir,
+                        " was replaced while egressd ran and it cannot lock "
+                        "the new one: ",
+                        relocked.status().message());
+  }
+  *lock = *std::move(relocked);
+  return absl::StrCat(what, " ", dir,
+                      " was replaced while egressd ran: locked the new one, "
+                      "so no second egressd starts on it");
 }
 
 }  // namespace egress

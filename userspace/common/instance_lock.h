@@ -45,6 +45,17 @@ absl::StatusOr<UniqueFd> LockDirectory(const std::string& dir,
                                        absl::string_view what,
                                        const LockHolder& me);
 
+// Every second, from egressd's loop: keeps `lock` (LockDirectory's fd) on
+// the directory `dir` names now, and its holder record there. The lock is
+// on a directory, not a file, so removing the holder symlink frees nothing
+// (it is written again); but a state directory removed and made again (a
+// cleanup, tmpfiles' `d`) is a new, unlocked directory a second egressd
+// could take: it is locked again as soon as it is there. Returns a line to
+// log when something changed ("" otherwise), the errors included (another
+// process took the new directory first).
+std::string KeepDirectoryLocked(const std::string& dir, absl::string_view what,
+                                const LockHolder& me, UniqueFd* lock);
+
 }  // namespace egress
 
 #endif  // EGRESS_USERSPACE_COMMON_INSTANCE_LOCK_H_

@@ -44,6 +44,18 @@ absl::StatusOr<sockaddr_un> UnixAddr(const std::string& path) {
   return addr;
 }
 
+// The socket's directory, made 0755 if missing (/run/egress, also when a
+// /run cleanup took it while egressd ran).
+absl::Status MakeSocketDir(const std::string& socket_path) {
+  size_t slash = socket_path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return absl::OkStatus();
+  std::string dir = socket_path.substr(0, slash);
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "mkdir", dir);
+  }
+  return absl::OkStatus();
+}
+
 // What lstat found, for an error naming it ("a regular file").
 const char* FileTypeName(mode_t mode) {
   if (S_ISREG(mode)) return "a regular file";
@@ -168,31 +180,77 @@ absl::StatusOr<nlohmann::json> ParseJson(const std::string& line) {
   return j;
 }
 
-// Connects to egressd and writes `request` as one line. `unreachable_hint`
-// ends the error when nothing listens at `socket_path`.
+// "egressd at PATH did not ... within 30s": how long egressctl waited, and
+// the flag that changes it.
+std::string NoAnswerWithin(const std::string& socket_path,
+                           absl::string_view what, absl::Duration timeout) {
+  return absl::StrCat("egressd at ", socket_path, " did not ", what, " within ",
+                      absl::FormatDuration(timeout),
+                      " (--timeout; is it stopped or hung?)");
+}
+
+// No answer in time to a request egressd has whole: it may be applied yet
+// (a stopped egressd reads it when it is continued).
+absl::Status MayStillApply(const std::string& socket_path,
+                           absl::Duration timeout) {
+  return absl::DeadlineExceededError(
+      absl::StrCat(NoAnswerWithin(socket_path, "answer", timeout),
+                   "; it has the whole request: if it was a change, it may "
+                   "still be applied: check with `egressctl list` or "
+                   "`egressctl status` once egressd answers"));
+}
+
+// Connects to egressd and writes `request` as one line, within `timeout`
+// (connect waits while egressd's backlog is full; the request waits for
+// egressd to read it). `unreachable_hint` ends the error when nothing
+// listens at `socket_path`.
 absl::StatusOr<UniqueFd> SendRequest(const std::string& socket_path,
                                      absl::string_view request_text,
-                                     absl::string_view unreachable_hint) {
+                                     absl::string_view unreachable_hint,
+                                     absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  // A Unix connect to a full backlog waits for SO_SNDTIMEO, then EAGAIN.
+  if (timeout < absl::InfiniteDuration()) {
+    timeval tv = absl::ToTimeval(std::max(timeout, absl::Milliseconds(1)));
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  }
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
       0) {
     int err = errno;
+    if (err == EAGAIN) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          NoAnswerWithin(socket_path, "accept the connection", timeout),
+          ": nothing was sent, so nothing was applied"));
+    }
     return absl::UnavailableError(absl::StrCat("cannot reach egressd at ",
                                                socket_path, ": ", strerror(err),
                                                unreachable_hint));
   }
   // The text, then its newline: not a copy of a request of tens of MB.
-  absl::Status sent = WriteAll(fd.get(), request_text);
-  if (sent.ok()) sent = WriteAll(fd.get(), "\n");
+  absl::Status sent = WriteAll(fd.get(), request_text, deadline);
   // egressd closed before it had read the request to its newline (it
-  // stopped): it runs no request it has not read whole.
+  // stopped), or did not read it whole in time: it runs no request it has
+  // not read whole, and a request cut short does not parse.
   if (absl::IsUnavailable(sent)) {
     return absl::UnavailableError(
         "egressd stopped or closed the connection before taking the whole "
         "request, so it was not applied: check with `egressctl status`");
   }
+  if (absl::IsDeadlineExceeded(sent)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        NoAnswerWithin(socket_path, "take the whole request", timeout),
+        ", so it was not applied: check with `egressctl status`"));
+  }
+  EGRESS_RETURN_IF_ERROR(sent);
+  // The text is whole: egressd takes it as the request when the connection
+  // ends, with or without its newline.
+  sent = WriteAll(fd.get(), "\n", deadline);
+  if (absl::IsDeadlineExceeded(sent))
+    return MayStillApply(socket_path, timeout);
+  if (absl::IsUnavailable(sent)) return ClosedBeforeAnswer(false);
   EGRESS_RETURN_IF_ERROR(sent);
   return fd;
 }
@@ -234,14 +292,21 @@ absl::StatusOr<nlohmann::json> CallDaemonText(const std::string& socket_path,
 absl::StatusOr<std::string> CallDaemonLine(const std::string& socket_path,
                                            absl::string_view request_text,
                                            absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
   EGRESS_ASSIGN_OR_RETURN(
       UniqueFd fd,
       SendRequest(socket_path, request_text,
                   absl::StrCat(" (is egressd running? start it with: egressd "
                                "--socket ",
-                               socket_path, ")")));
+                               socket_path, ")"),
+                  timeout));
   shutdown(fd.get(), SHUT_WR);
-  return ReadLine(fd.get(), absl::Now() + timeout, AtEof::kRestIsCutOff);
+  absl::StatusOr<std::string> line =
+      ReadLine(fd.get(), deadline, AtEof::kRestIsCutOff);
+  if (absl::IsDeadlineExceeded(line.status())) {
+    return MayStillApply(socket_path, timeout);
+  }
+  return line;
 }
 
 absl::StatusOr<nlohmann::json> ParseResponse(const std::string& line) {
@@ -273,15 +338,23 @@ absl::StatusOr<control::Response> DecodeReplyLine(
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line,
-    const std::function<void(const std::string&)>& on_warning) {
-  EGRESS_ASSIGN_OR_RETURN(UniqueFd fd,
-                          SendRequest(socket_path, policy::JsonText(request),
-                                      " (is egressd running?)"));
+    const std::function<void(const std::string&)>& on_warning,
+    absl::Duration first_answer_timeout) {
+  EGRESS_ASSIGN_OR_RETURN(
+      UniqueFd fd, SendRequest(socket_path, policy::JsonText(request),
+                               " (is egressd running?)", first_answer_timeout));
   std::string buf;
   bool first = true;
+  // The first answer within the timeout; records come when they come.
+  const absl::Time first_deadline = absl::Now() + first_answer_timeout;
   while (true) {
     auto line =
-        ReadLine(fd.get(), absl::InfiniteFuture(), AtEof::kRestIsCutOff, &buf);
+        ReadLine(fd.get(), first ? first_deadline : absl::InfiniteFuture(),
+                 AtEof::kRestIsCutOff, &buf);
+    if (first && absl::IsDeadlineExceeded(line.status())) {
+      return absl::DeadlineExceededError(
+          NoAnswerWithin(socket_path, "answer", first_answer_timeout));
+    }
     if (first && !line.ok()) return line.status();
     if (absl::IsUnavailable(line.status())) return absl::OkStatus();  // EOF
     EGRESS_RETURN_IF_ERROR(line.status());
@@ -309,13 +382,7 @@ absl::Status StreamFromDaemon(
 absl::StatusOr<ControlListener> ControlListener::Listen(
     const std::string& socket_path) {
   EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(socket_path));
-  size_t slash = socket_path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    std::string dir = socket_path.substr(0, slash);
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, "mkdir", dir);
-    }
-  }
+  EGRESS_RETURN_IF_ERROR(MakeSocketDir(socket_path));
   // A socket file nobody answers on is left over from a killed egressd.
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
@@ -340,24 +407,85 @@ absl::StatusOr<ControlListener> ControlListener::Listen(
     return ErrnoStatus(errno, "lstat", socket_path);
   }
   ControlListener l;
-  l.fd_ =
-      UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!l.fd_) return ErrnoStatus(errno, "socket", "AF_UNIX");
-  mode_t old = umask(0177);
-  int rc = bind(l.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  int err = errno;
-  umask(old);
-  if (rc != 0) return ErrnoStatus(err, "bind", socket_path);
-  if (chmod(socket_path.c_str(), 0600) != 0)
-    return ErrnoStatus(errno, "chmod", socket_path);
-  if (listen(l.fd_.get(), 256) != 0)
-    return ErrnoStatus(errno, "listen", socket_path);
   l.path_ = socket_path;
+  l.uid_ = geteuid();
+  l.gid_ = getegid();
+  EGRESS_ASSIGN_OR_RETURN(l.fd_, l.BindNew());
   return l;
 }
 
+absl::StatusOr<UniqueFd> ControlListener::BindNew() {
+  EGRESS_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddr(path_));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", "AF_UNIX");
+  // Root's alone from the first instant; a wider mode an operator gave it is
+  // set once it is there.
+  mode_t old = umask(0177);
+  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  umask(old);
+  if (rc != 0) return ErrnoStatus(err, "bind", path_);
+  // Known as ours from here on (CheckPath, the destructor, Rebind).
+  struct stat st;
+  if (lstat(path_.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat", path_);
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  if (chmod(path_.c_str(), mode_ & 07777) != 0) {
+    return ErrnoStatus(errno, "chmod", path_);
+  }
+  if ((uid_ != geteuid() || gid_ != getegid()) &&
+      fchownat(AT_FDCWD, path_.c_str(), uid_, gid_, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(errno, "chown", path_);
+  }
+  if (listen(fd.get(), 256) != 0) return ErrnoStatus(errno, "listen", path_);
+  return fd;
+}
+
+ControlListener::PathCheck ControlListener::CheckPath() {
+  struct stat st;
+  if (lstat(path_.c_str(), &st) != 0) {
+    // ENOENT: the file, or its directory, is gone. Anything else (a file
+    // where the directory was: ENOTDIR) is in the way.
+    if (errno == ENOENT) return {PathState::kMissing, ""};
+    return {PathState::kTaken,
+            absl::StrCat("unreadable (", strerror(errno), ")")};
+  }
+  if (st.st_dev == dev_ && st.st_ino == ino_ && S_ISSOCK(st.st_mode)) {
+    mode_ = st.st_mode & 07777;
+    uid_ = st.st_uid;
+    gid_ = st.st_gid;
+    return {PathState::kOurs, ""};
+  }
+  return {PathState::kTaken,
+          S_ISSOCK(st.st_mode)
+              ? "a socket this egressd did not bind (another egressd's, or "
+                "another program's)"
+              : FileTypeName(st.st_mode)};
+}
+
+absl::Status ControlListener::Rebind() {
+  EGRESS_RETURN_IF_ERROR(MakeSocketDir(path_));
+  const dev_t dev = dev_;
+  const ino_t ino = ino_;
+  absl::StatusOr<UniqueFd> fd = BindNew();
+  if (!fd.ok()) {
+    // A file bound but not listened on is ours to take back; one that was
+    // there first (EADDRINUSE) was not bound, and dev_/ino_ still name the
+    // old file.
+    if (dev_ != dev || ino_ != ino) {
+      unlink(path_.c_str());
+      dev_ = dev;
+      ino_ = ino;
+    }
+    return fd.status();
+  }
+  fd_ = *std::move(fd);
+  return absl::OkStatus();
+}
+
 ControlListener::~ControlListener() {
-  if (fd_.valid() && !path_.empty()) unlink(path_.c_str());
+  if (!fd_.valid() || path_.empty()) return;
+  if (CheckPath().state == PathState::kOurs) unlink(path_.c_str());
 }
 
 absl::StatusOr<UniqueFd> ControlListener::Accept() const {

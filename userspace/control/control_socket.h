@@ -4,6 +4,8 @@
 #ifndef EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
 #define EGRESS_USERSPACE_CONTROL_CONTROL_SOCKET_H_
 
+#include <sys/types.h>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -28,6 +30,10 @@ absl::Status ResponseStatus(const nlohmann::json& response);
 
 // Client: sends `request`, returns the response. Unavailable when egressd
 // is not listening at `socket_path` (with a hint to start it).
+// DeadlineExceeded when egressd (stopped, hung) did not accept, take the
+// request or answer within `timeout`, which bounds the whole call: the
+// message says whether the request may still be applied (egressd has it
+// whole) or was not (it had not taken it whole).
 absl::StatusOr<nlohmann::json> CallDaemon(const std::string& socket_path,
                                           const nlohmann::json& request,
                                           absl::Duration timeout);
@@ -57,11 +63,13 @@ absl::StatusOr<control::Response> DecodeReplyLine(
 // array (the backlog) to `on_line`, then every further line as egressd
 // wrote it, until egressd closes the connection or `on_line` returns false.
 // The first response's "warning", if any, goes to `on_warning` (may be
-// null) before the backlog.
+// null) before the backlog. The request and the first response are bounded
+// by `first_answer_timeout` (as CallDaemon's); the records after it are not.
 absl::Status StreamFromDaemon(
     const std::string& socket_path, const nlohmann::json& request,
     const std::function<bool(const std::string&)>& on_line,
-    const std::function<void(const std::string&)>& on_warning = nullptr);
+    const std::function<void(const std::string&)>& on_warning = nullptr,
+    absl::Duration first_answer_timeout = absl::InfiniteDuration());
 
 // Server side.
 class ControlListener {
@@ -74,16 +82,51 @@ class ControlListener {
   static absl::StatusOr<ControlListener> Listen(const std::string& socket_path);
   ControlListener(ControlListener&&) = default;
   ControlListener& operator=(ControlListener&&) = default;
+  // Removes the socket file, only if it is still the one this listener
+  // bound: a path taken since by another egressd or an operator's file is
+  // theirs.
   ~ControlListener();
 
   int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
   // Accepts one pending connection (non-blocking listener).
   absl::StatusOr<UniqueFd> Accept() const;
 
+  // What is at the path now. The file this listener bound is known by its
+  // device and inode, so a socket bound there since by anyone else (another
+  // egressd started meanwhile) is never taken for ours.
+  enum class PathState {
+    kOurs,     // the socket file this listener bound
+    kMissing,  // nothing (removed by tmpfiles, an operator, a /run cleanup)
+    kTaken,    // something else: `what` says what it is
+  };
+  struct PathCheck {
+    PathState state = PathState::kOurs;
+    std::string what;  // for kTaken: "a regular file", ...
+  };
+  // Also remembers the mode and owner of our file while it is there, for
+  // Rebind.
+  PathCheck CheckPath();
+  // After kMissing: binds a new socket at the path (its directory made again
+  // if it went too) with the mode and owner our file last had, and listens
+  // on it instead of the old one (closed; the caller accepts what was
+  // waiting on it first). Never replaces anything: a file that appeared at
+  // the path meanwhile makes it fail (bind: Address already in use), and
+  // the old socket stays.
+  absl::Status Rebind();
+
  private:
   ControlListener() = default;
+  // Binds and listens at path_ with mode_, then owner uid_/gid_ if they
+  // are not ours, and records the new file's identity.
+  absl::StatusOr<UniqueFd> BindNew();
   UniqueFd fd_;
   std::string path_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  mode_t mode_ = 0600;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
 };
 
 // Reads one request line (bounded size and time) from a connection and

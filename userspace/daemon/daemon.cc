@@ -262,11 +262,13 @@ absl::Status StartMetrics(Daemon::Parts& p) {
     return CollectMetrics(*p.engine, *p.kernel, c,
                           NodeView{p.node_name, p.workloads->Running()});
   };
-  // Healthy while the loop turns; it drains every 50 ms.
+  // Healthy while the loop turns (it drains every 50 ms) and egressctl
+  // reaches it: not while its control socket is gone from the path.
   auto healthy = [&p] {
     int64_t last = p.loop->heartbeat_ns();
-    return last == 0 ||
-           absl::GetCurrentTimeNanos() - last < int64_t{5'000'000'000};
+    return p.loop->socket_at_path() &&
+           (last == 0 ||
+            absl::GetCurrentTimeNanos() - last < int64_t{5'000'000'000});
   };
   EGRESS_ASSIGN_OR_RETURN(
       p.metrics, MetricsServer::Start(p.options.metrics_addr, source, healthy));
@@ -334,6 +336,15 @@ absl::Status StartServices(Daemon::Parts& p) {
   loop.cgroup_root = p.cgroup_root;
   loop.policy_dir = p.options.policy_dir;
   loop.classify_workloads = [&p] { p.workload_classes->Update(); };
+  // The state directory's lock (the pin directory's is BpfKernel's, taken
+  // again when it repairs the pins).
+  loop.check_locks = [&p, me = LockHolder{getpid(), p.options.socket_path},
+                      last = std::string()]() mutable {
+    std::string note = KeepDirectoryLocked(
+        p.options.state_dir, "state directory", me, &p.state_lock);
+    if (!note.empty() && note != last) Log(note);  // once, not every second
+    last = note;
+  };
   p.loop =
       std::make_unique<EventLoop>(*p.listener, *p.engine, *p.service,
                                   *p.learner, *p.records, *p.reconciler, loop);

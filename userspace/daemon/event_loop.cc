@@ -90,7 +90,7 @@ void LogReload(const char* why, const absl::StatusOr<control::ApplyResponse>& r,
   }
 }
 
-EventLoop::EventLoop(const ControlListener& listener, Engine& engine,
+EventLoop::EventLoop(ControlListener& listener, Engine& engine,
                      ControlService& service, Learner& learner,
                      RecordStream& records, Reconciler& reconciler,
                      LoopOptions options)
@@ -130,6 +130,7 @@ absl::Status EventLoop::Setup() {
   next_expiry_ = now;
   next_learn_save_ = now + absl::Seconds(5);
   next_dns_sweep_ = now;
+  next_socket_check_ = now + absl::Seconds(1);
   Log(absl::StrCat("ready on ", options_.socket_path, " (cgroup2 ",
                    options_.cgroup_root, ", ", engine_.TargetCount(),
                    " targets)"));
@@ -281,6 +282,54 @@ void EventLoop::AcceptNew(std::vector<bool>& readable) {
   }
 }
 
+void EventLoop::CheckSocketPath(std::vector<bool>& readable) {
+  const absl::Time now = absl::Now();
+  if (now < next_socket_check_) return;
+  next_socket_check_ = now + absl::Seconds(1);
+  if (options_.check_locks) options_.check_locks();
+  const std::string& path = listener_.path();
+  ControlListener::PathCheck check = listener_.CheckPath();
+  std::string problem;
+  switch (check.state) {
+    case ControlListener::PathState::kOurs:
+      socket_at_path_.store(true);
+      socket_problem_logged_.clear();
+      return;
+    case ControlListener::PathState::kTaken:
+      // Never removed: it may be another egressd's socket or an operator's
+      // file. egressctl reaches whatever is there, not this egressd.
+      problem = absl::StrCat("control socket ", path, " is now ", check.what,
+                             "; left as it is: egressctl cannot reach this "
+                             "egressd (pid ",
+                             getpid(),
+                             ") there until it is removed, then egressd binds "
+                             "its socket again (checked every second)");
+      break;
+    case ControlListener::PathState::kMissing: {
+      AcceptNew(readable);  // who connected before it went
+      absl::Status bound = listener_.Rebind();
+      if (bound.ok()) {
+        socket_at_path_.store(true);
+        socket_problem_logged_.clear();
+        Log(absl::StrCat("control socket ", path,
+                         " was removed; bound a new one there, egressctl "
+                         "reaches egressd again"));
+        return;
+      }
+      problem = absl::StrCat(
+          "control socket ", path,
+          " was removed and cannot be bound again (retrying every second): ",
+          bound.message());
+      break;
+    }
+  }
+  socket_at_path_.store(false);
+  if (problem != socket_problem_logged_) {
+    Log(problem);
+    socket_problem_logged_ = problem;
+  }
+}
+
 void EventLoop::ServePending(const std::vector<bool>& readable) {
   std::vector<Pending> still;
   for (size_t i = 0; i < pending_.size(); ++i) {
@@ -417,6 +466,7 @@ absl::Status EventLoop::Run(const std::atomic<bool>* stop) {
       readable[i] = ready(3 + i, POLLIN | POLLHUP);
     }
     if (ready(0, POLLIN)) AcceptNew(readable);
+    CheckSocketPath(readable);
     ServePending(readable);
     outbox_.Flush();
     records_.Drain();

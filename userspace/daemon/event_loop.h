@@ -83,19 +83,25 @@ struct LoopOptions {
   // refused, by the time the client hears back, also if egressd stops at
   // once (the reconciler's own pass may never run then).
   std::function<void()> classify_workloads;
+  // Every second: keeps the instance locks on their directories (may be
+  // null).
+  std::function<void()> check_locks;
 };
 
 class EventLoop {
  public:
-  EventLoop(const ControlListener& listener, Engine& engine,
-            ControlService& service, Learner& learner, RecordStream& records,
-            Reconciler& reconciler, LoopOptions options);
+  EventLoop(ControlListener& listener, Engine& engine, ControlService& service,
+            Learner& learner, RecordStream& records, Reconciler& reconciler,
+            LoopOptions options);
   ~EventLoop();
 
   // Until *stop becomes true or SIGTERM/SIGINT arrives.
   absl::Status Run(const std::atomic<bool>* stop);
   // When the loop last turned (0 before it starts), for /healthz.
   int64_t heartbeat_ns() const { return heartbeat_ns_.load(); }
+  // False while the control socket's path does not lead to this egressd
+  // (removed, or taken by another file), for /healthz.
+  bool socket_at_path() const { return socket_at_path_.load(); }
 
  private:
   struct Pending {
@@ -110,6 +116,11 @@ class EventLoop {
   void HandlePolicyWatch(bool readable);
   void RunTimers();
   void AcceptNew(std::vector<bool>& readable);
+  // Every second: the instance locks (options_.check_locks), and is the
+  // control socket still at its path? A removed one is bound again (after
+  // taking what waited on the old one); a path taken by another file is left
+  // alone and tried again.
+  void CheckSocketPath(std::vector<bool>& readable);
   void ServePending(const std::vector<bool>& readable);
   // A decoded request (or why it is not one): answered, or run on the
   // worker if it is a change.
@@ -127,7 +138,7 @@ class EventLoop {
   void SaveLearnedLater();
   void Stop();
 
-  const ControlListener& listener_;
+  ControlListener& listener_;
   Engine& engine_;
   ControlService& service_;
   Learner& learner_;
@@ -155,6 +166,11 @@ class EventLoop {
   std::atomic<bool> dns_sweep_queued_{false};
   std::atomic<bool> reload_queued_{false};
   std::atomic<int64_t> heartbeat_ns_{0};
+  absl::Time next_socket_check_;
+  std::atomic<bool> socket_at_path_{true};
+  // What was last logged about the path ("" while it is ours): one line per
+  // change, not one per second.
+  std::string socket_problem_logged_;
 };
 
 }  // namespace egress

@@ -1,0 +1,195 @@
+// egressd's control socket file removed while it runs (systemd-tmpfiles, an
+// operator's rm, a /run cleanup): egressd binds a new one at the path, with
+// the mode and owner it had, so egressctl reaches it again. A path taken by
+// another file or another program's socket is left alone, /healthz says
+// egressd is unreachable, and a stopping egressd does not remove it.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/privileged/egressd_fixture.h"
+#include "userspace/common/unique_fd.h"
+#include "userspace/control/control_socket.h"
+
+namespace egress::testing {
+namespace {
+
+// GET http://127.0.0.1:<port><path>, the whole answer: not through
+// egressctl, which cannot reach egressd while its socket is away.
+std::string HttpGet(int port, const std::string& path) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    return answer;
+  }
+  const std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) return answer;
+  char buf[4096];
+  pollfd p{fd.get(), POLLIN, 0};
+  for (int i = 0; i < 100 && poll(&p, 1, 3000) == 1; ++i) {
+    ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, n);
+  }
+  return answer;
+}
+
+class ControlSocketPathTest : public EgressdTest {
+ protected:
+  int MetricsPort() {
+    nlohmann::json status = CtlJson({"status"});
+    return status.value("metrics_port", 0);
+  }
+  bool Pings() {
+    auto r = CallDaemon(socket_path_, {{"cmd", "ping"}}, absl::Seconds(2));
+    return r.ok() && ResponseStatus(*r).ok();
+  }
+  // Polls (bounded, 10 s) until `done`.
+  template <typename F>
+  bool Eventually(F done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!done()) {
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return true;
+  }
+  bool Healthy(int port) {
+    return absl::EndsWith(HttpGet(port, "/healthz"), "\r\n\r\nok\n");
+  }
+  bool Unhealthy(int port) {
+    return absl::EndsWith(HttpGet(port, "/healthz"), "\r\n\r\nunhealthy\n");
+  }
+  size_t LogCount(const std::string& text) {
+    const std::string log = DaemonLog();
+    size_t n = 0;
+    for (size_t at = log.find(text); at != std::string::npos;
+         at = log.find(text, at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+  // Puts `from` at socket_path_ in one rename: egressd never sees the path
+  // empty (it would bind its socket there again first).
+  void RenameOverSocket(const std::string& from) {
+    ASSERT_EQ(rename(from.c_str(), socket_path_.c_str()), 0) << strerror(errno);
+  }
+  std::string Dir() const {
+    return socket_path_.substr(0, socket_path_.rfind('/'));
+  }
+};
+
+TEST_F(ControlSocketPathTest, RemovedSocketIsBoundAgainWithItsModeAndOwner) {
+  // An operator's choice after start: egressd keeps it for the new socket.
+  ASSERT_EQ(chmod(socket_path_.c_str(), 0660), 0);
+  ASSERT_EQ(chown(socket_path_.c_str(), 0, 4242), 0);
+  ASSERT_TRUE(Eventually([&] { return Pings(); }));
+  // egressd takes the mode and owner from its checks (every second) while
+  // the file is there: let two of them see the new ones.
+  absl::SleepFor(absl::Milliseconds(2500));
+  ASSERT_EQ(unlink(socket_path_.c_str()), 0);
+
+  EXPECT_TRUE(Eventually([&] { return Pings(); }))
+      << "egressctl cannot reach egressd after its socket was removed";
+  struct stat st;
+  ASSERT_EQ(lstat(socket_path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_gid, 4242u);
+  EXPECT_EQ(LogCount(" was removed; bound a new one there"), 1u) << DaemonLog();
+  CtlOk({"status"});
+}
+
+TEST_F(ControlSocketPathTest, PathTakenByAFileIsKeptAndHealthzSaysSo) {
+  const int port = MetricsPort();
+  ASSERT_GT(port, 0);
+  ASSERT_TRUE(Healthy(port));
+  const std::string file = Dir() + "/operator-file";
+  { std::ofstream(file) << "not egressd's\n"; }
+  RenameOverSocket(file);
+
+  EXPECT_TRUE(Eventually([&] { return Unhealthy(port); }))
+      << "/healthz says ok while egressctl cannot reach egressd";
+  const std::string line =
+      absl::StrCat("control socket ", socket_path_, " is now a regular file");
+  EXPECT_TRUE(Eventually([&] { return LogCount(line) > 0; })) << DaemonLog();
+  // Left as it is, however often egressd looks (every second).
+  absl::SleepFor(absl::Milliseconds(2100));
+  std::stringstream content;
+  content << std::ifstream(socket_path_).rdbuf();
+  EXPECT_EQ(content.str(), "not egressd's\n");
+  EXPECT_EQ(LogCount(line), 1u) << DaemonLog();
+  EXPECT_TRUE(Unhealthy(port));
+
+  // Once it is gone, egressd is back at the path.
+  ASSERT_EQ(unlink(socket_path_.c_str()), 0);
+  EXPECT_TRUE(Eventually([&] { return Pings(); }));
+  EXPECT_TRUE(Eventually([&] { return Healthy(port); }));
+}
+
+TEST_F(ControlSocketPathTest, AnotherSocketAtThePathIsNeitherTakenNorRemoved) {
+  const int port = MetricsPort();
+  ASSERT_GT(port, 0);
+  // Another program's (or a new egressd's) listening socket.
+  const std::string staged = Dir() + "/other.sock";
+  UniqueFd other(
+      socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", staged.c_str());
+  ASSERT_EQ(bind(other.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  ASSERT_EQ(listen(other.get(), 8), 0);
+  struct stat before;
+  ASSERT_EQ(lstat(staged.c_str(), &before), 0);
+  RenameOverSocket(staged);
+
+  EXPECT_TRUE(Eventually([&] { return Unhealthy(port); }));
+  EXPECT_TRUE(Eventually([&] {
+    return LogCount(absl::StrCat("control socket ", socket_path_,
+                                 " is now a socket this egressd did not "
+                                 "bind")) > 0;
+  })) << DaemonLog();
+  // A client at the path reaches the other socket, not egressd.
+  UniqueFd client(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s",
+                socket_path_.c_str());
+  ASSERT_EQ(
+      connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+      0);
+  UniqueFd accepted(accept4(other.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(accepted.valid()) << strerror(errno);
+
+  // A stopping egressd removes only its own socket file.
+  StopDaemon(SIGTERM);
+  struct stat after;
+  ASSERT_EQ(lstat(socket_path_.c_str(), &after), 0)
+      << "egressd removed another program's socket when it stopped";
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(unlink(socket_path_.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace egress::testing
