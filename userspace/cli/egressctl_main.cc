@@ -3,6 +3,7 @@
 // prints the answer. The exit status comes from exit_status.h.
 #include <stdio.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "userspace/cli/run_command.h"
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/control/json_indented.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -93,10 +95,16 @@ int CallAndPrint(const ParsedCommand& parsed) {
     }
   }
   if (parsed.output == OutputFormat::kJson) {
-    absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
-    if (!json.ok()) return Fail(json.status());
-    json->erase("ok");
-    int printed = Print(egress::policy::JsonText(*json, 2) + "\n");
+    std::optional<std::string> text =
+        control::IndentedJsonText(reply->text, "ok");
+    if (!text) {
+      absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
+      if (!json.ok()) return Fail(json.status());
+      json->erase("ok");
+      text = egress::policy::JsonText(*json, 2);
+    }
+    text->push_back('\n');
+    int printed = Print(*text);
     return printed != 0 ? printed : code;
   }
   if (exported != nullptr) {
