@@ -452,6 +452,33 @@ TEST(IndentedReplyTest, OrderDuplicatesNestingAndEscapes) {
   }
 }
 
+// Written in pieces (egressctl prints each as it is made): a `list` of tens
+// of thousands of rules is many pieces, which together are the tree's text;
+// text it declines is not written at all.
+TEST(IndentedReplyTest, PiecesMakeTheTreesTextAndADeclineWritesNothing) {
+  TargetRules big{"big", policy::Mode::kEnforce, {}};
+  uint64_t number = 1;
+  for (int i = 0; i < 10000; ++i) {
+    for (const Rule& r : SomeRules()) big.rules.push_back({number++, r});
+  }
+  const std::string text = ResponseText(ListResponse{{big}});
+  std::string joined;
+  int pieces = 0;
+  ASSERT_TRUE(WriteIndentedJson(text, "ok", [&](absl::string_view piece) {
+    joined.append(piece.data(), piece.size());
+    ++pieces;
+  }));
+  EXPECT_GT(pieces, 4);
+  EXPECT_EQ(joined, TreeIndented(text));
+  for (const char* declined :
+       {R"({"a":[1,2,{"b":[3,4.5]}]})", R"({"a":1,"ok":true,"z":0.5})"}) {
+    bool wrote = false;
+    EXPECT_FALSE(WriteIndentedJson(declined, "ok",
+                                   [&](absl::string_view) { wrote = true; }));
+    EXPECT_FALSE(wrote) << declined;
+  }
+}
+
 TEST(IndentedReplyTest, MutatedRepliesAsTheTreeIndentsThem) {
   testing::Mutator mutator(23);
   int same = 0;

@@ -3,11 +3,11 @@
 // prints the answer. The exit status comes from exit_status.h.
 #include <stdio.h>
 
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "userspace/cli/cli_parse.h"
@@ -95,16 +95,19 @@ int CallAndPrint(const ParsedCommand& parsed) {
     }
   }
   if (parsed.output == OutputFormat::kJson) {
-    std::optional<std::string> text =
-        control::IndentedJsonText(reply->text, "ok");
-    if (!text) {
-      absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
-      if (!json.ok()) return Fail(json.status());
-      json->erase("ok");
-      text = egress::policy::JsonText(*json, 2);
+    // Printed as it is made: the text of a large `list` is tens of MB.
+    const bool written = control::WriteIndentedJson(
+        reply->text, "ok", [](absl::string_view piece) {
+          fwrite(piece.data(), 1, piece.size(), stdout);
+        });
+    if (written) {
+      int printed = Print("\n");
+      return printed != 0 ? printed : code;
     }
-    text->push_back('\n');
-    int printed = Print(*text);
+    absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
+    if (!json.ok()) return Fail(json.status());
+    json->erase("ok");
+    int printed = Print(egress::policy::JsonText(*json, 2) + "\n");
     return printed != 0 ? printed : code;
   }
   if (exported != nullptr) {

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "simdjson.h"
 #include "userspace/control/json_view_simdjson.h"
@@ -15,9 +17,35 @@ namespace {
 
 using Member = std::pair<absl::string_view, SimdjsonView>;
 
+// True if every number under `v` is an integer: the values Writer writes
+// as the tree does.
+bool OnlyIntegers(const SimdjsonView& v) {
+  if (v.is_object()) {
+    for (Member m : v.Members()) {
+      if (!OnlyIntegers(m.second)) return false;
+    }
+    return true;
+  }
+  if (v.is_array()) {
+    for (SimdjsonView item : v.Items()) {
+      if (!OnlyIntegers(item)) return false;
+    }
+    return true;
+  }
+  return v.type_name() != std::string_view("number") || v.is_number_integer();
+}
+
 class Writer {
  public:
-  explicit Writer(std::string* out) : out_(out) {}
+  // Hands `out` to `write` whenever it holds kPiece bytes or more.
+  Writer(std::string* out, absl::FunctionRef<void(absl::string_view)> write)
+      : out_(out), write_(write) {}
+
+  // What is left in `out` after the last piece.
+  void Flush() {
+    if (!out_->empty()) write_(*out_);
+    out_->clear();
+  }
 
   // False for a value the tree would write its own way (a fraction).
   bool Value(const SimdjsonView& v, int indent,
@@ -63,6 +91,7 @@ class Writer {
       }
       if (!first) out_->append(",\n");
       first = false;
+      MaybeFlush();
       out_->append(indent + 2, ' ');
       policy::AppendJsonString(out_, members[i].first);
       out_->append(": ");
@@ -79,6 +108,7 @@ class Writer {
     for (SimdjsonView item : v.Items()) {
       out_->append(first ? "[\n" : ",\n");
       first = false;
+      MaybeFlush();
       out_->append(indent + 2, ' ');
       if (!Value(item, indent + 2)) return false;
     }
@@ -92,21 +122,37 @@ class Writer {
     return true;
   }
 
+  void MaybeFlush() {
+    if (out_->size() >= kPiece) Flush();
+  }
+
+  static constexpr size_t kPiece = 1 << 20;
   std::string* out_;
+  absl::FunctionRef<void(absl::string_view)> write_;
 };
 
 }  // namespace
 
-std::optional<std::string> IndentedJsonText(absl::string_view text,
-                                            absl::string_view drop) {
+bool WriteIndentedJson(absl::string_view text, absl::string_view drop,
+                       absl::FunctionRef<void(absl::string_view)> write) {
   simdjson::dom::parser parser;
   std::optional<SimdjsonView> root = ParseForView(parser, text);
-  if (!root || !root->is_object()) return std::nullopt;
+  if (!root || !root->is_object() || !OnlyIntegers(*root)) return false;
+  std::string piece;
+  Writer w(&piece, write);
+  w.Value(*root, 0, drop);  // true: only integers
+  w.Flush();
+  return true;
+}
+
+std::optional<std::string> IndentedJsonText(absl::string_view text,
+                                            absl::string_view drop) {
   std::string out;
-  // Indenting adds about a third to a reply of rules.
-  out.reserve(text.size() + text.size() / 2);
-  Writer w(&out);
-  if (!w.Value(*root, 0, drop)) return std::nullopt;
+  if (!WriteIndentedJson(text, drop, [&](absl::string_view piece) {
+        out.append(piece.data(), piece.size());
+      })) {
+    return std::nullopt;
+  }
   return out;
 }
 

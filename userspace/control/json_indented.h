@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 
 namespace egress::control {
@@ -22,6 +23,11 @@ namespace egress::control {
 // way, which egressd's replies never need.
 std::optional<std::string> IndentedJsonText(absl::string_view text,
                                             absl::string_view drop);
+// The same text handed to `write` in pieces of about 1 MiB as it is made
+// (egressctl prints each: 44 MB of text for 100,000 rules need not be held
+// whole), or false, with nothing written, where IndentedJsonText declines.
+bool WriteIndentedJson(absl::string_view text, absl::string_view drop,
+                       absl::FunctionRef<void(absl::string_view)> write);
 
 }  // namespace egress::control
 
