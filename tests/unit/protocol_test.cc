@@ -252,5 +252,48 @@ TEST(ResponseTextTest, SameBytesAsTheTree) {
   EXPECT_EQ(ResponseText(other), policy::JsonText(EncodeResponse(other)));
 }
 
+// A `list` is written without the tree too: a rule's "number" and "text"
+// go between its own members, in the tree's sorted order, whatever the rule
+// holds (every optional member, escapes, bytes that are not UTF-8).
+TEST(ResponseTextTest, ListSameBytesAsTheTree) {
+  policy::Rule odd;
+  odd.id = 4294967295u;
+  odd.action = policy::Action::kDeny;
+  odd.spec = "any";
+  odd.ports = {{policy::Proto::kTcp, 0, 65535},
+               {policy::Proto::kUdp, 0, 65535},
+               {policy::Proto::kIcmp}};
+  odd.destinations = {*policy::Cidr::Parse("2001:db8::/32"),
+                      *policy::Cidr::Parse("10.1.2.0/24")};
+  odd.host = "api.example.org";
+  odd.comment = "vendor \"api\" \\ \xc3\xbc \t\n\x01 \xff\xfe end";
+  odd.expires = 1795000000;
+  odd.name = "odd \"one\"";
+  policy::Rule named = SmtpRule();
+  named.spec = "https";
+  named.names = {"api.example.com", "*.example.org"};
+  policy::Rule unix_rule;
+  unix_rule.id = 13;
+  unix_rule.spec = "unix";
+  unix_rule.ports = {{policy::Proto::kUnix}};
+  unix_rule.unix_paths = {"/run/php/php-fpm.sock", "@name\x80"};
+  TargetRules web{"web", policy::Mode::kAudit, {}};
+  uint64_t number = 1;
+  for (const policy::Rule& r :
+       {SmtpRule(), odd, named, unix_rule, policy::Rule{}}) {
+    web.rules.push_back({number++, r});
+  }
+  web.rules.push_back({18446744073709551615u, odd});
+  TargetRules orphan{"\"rules\":[] \xff", policy::Mode::kEnforce, {}};
+  orphan.orphan = true;
+  TargetRules empty{"idle", policy::Mode::kEnforce, {}};
+  for (const ListResponse& list :
+       {ListResponse{}, ListResponse{{web}}, ListResponse{{web, orphan, empty}},
+        ListResponse{{empty, orphan}}}) {
+    const Response r = list;
+    EXPECT_EQ(ResponseText(r), policy::JsonText(EncodeResponse(r)));
+  }
+}
+
 }  // namespace
 }  // namespace egress::control

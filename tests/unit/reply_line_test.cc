@@ -20,6 +20,7 @@
 #include "tests/testing/sample_connection.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/control/json_indented.h"
 #include "userspace/control/json_view_simdjson.h"
 #include "userspace/control/protocol.h"
 #include "userspace/policy/rule.h"
@@ -408,6 +409,93 @@ TEST(ReplyLineTest, RandomRepliesHaveTheTreesOutcome) {
   // Both kinds were tried, many of each.
   EXPECT_GT(ok, 1000);
   EXPECT_GT(failed, 1000);
+}
+
+// `egressctl -o json` prints a reply as the tree dumps it, indented by 2,
+// without "ok" (IndentedJsonText): the same bytes for every reply, and for
+// any text where it does not decline; it declines only what the tree writes
+// its own way or the DOM cannot read as the tree does.
+std::string TreeIndented(const std::string& text) {
+  json j = json::parse(text);
+  j.erase("ok");
+  return policy::JsonText(j, 2);
+}
+
+TEST(IndentedReplyTest, EveryReplyAsTheTreeIndentsIt) {
+  for (const auto& [request, response] : EveryReply()) {
+    for (const std::string& text :
+         {ReplyText(response), ResponseText(response)}) {
+      std::optional<std::string> fast = IndentedJsonText(text, "ok");
+      ASSERT_TRUE(fast.has_value()) << text;
+      EXPECT_EQ(*fast, TreeIndented(text));
+    }
+  }
+}
+
+TEST(IndentedReplyTest, OrderDuplicatesNestingAndEscapes) {
+  for (const char* text : {
+           R"({})",
+           R"({"ok":true})",
+           R"({"b":1,"a":{"ok":true,"z":[],"y":{}},"ok":true})",
+           R"({"a":1,"a":2,"c":[1,-2,18446744073709551615],"a":3})",
+           R"({"s":"caf\u00e9 \"q\" \\ \t\n\u0001\u007f \ud83d\ude00"})",
+           R"({"\u0001k":null,"k":[true,false,null,[[]],{}],"K":"x"})",
+           R"(  {"n":-9223372036854775808 , "m" : [ {"x":0} ] }  )",
+       }) {
+    std::optional<std::string> fast = IndentedJsonText(text, "ok");
+    ASSERT_TRUE(fast.has_value()) << text;
+    EXPECT_EQ(*fast, TreeIndented(text)) << text;
+  }
+  for (const char* declined : {R"({"a":1.5})", R"({"a":-0})", R"([1])",
+                               R"("ok")", R"({"a":)", R"({"a":1e3})"}) {
+    EXPECT_FALSE(IndentedJsonText(declined, "ok").has_value()) << declined;
+  }
+}
+
+// Written in pieces (egressctl prints each as it is made): a `list` of tens
+// of thousands of rules is many pieces, which together are the tree's text;
+// text it declines is not written at all.
+TEST(IndentedReplyTest, PiecesMakeTheTreesTextAndADeclineWritesNothing) {
+  TargetRules big{"big", policy::Mode::kEnforce, {}};
+  uint64_t number = 1;
+  for (int i = 0; i < 10000; ++i) {
+    for (const Rule& r : SomeRules()) big.rules.push_back({number++, r});
+  }
+  const std::string text = ResponseText(ListResponse{{big}});
+  std::string joined;
+  int pieces = 0;
+  ASSERT_TRUE(WriteIndentedJson(text, "ok", [&](absl::string_view piece) {
+    joined.append(piece.data(), piece.size());
+    ++pieces;
+  }));
+  EXPECT_GT(pieces, 4);
+  EXPECT_EQ(joined, TreeIndented(text));
+  for (const char* declined :
+       {R"({"a":[1,2,{"b":[3,4.5]}]})", R"({"a":1,"ok":true,"z":0.5})"}) {
+    bool wrote = false;
+    EXPECT_FALSE(WriteIndentedJson(declined, "ok",
+                                   [&](absl::string_view) { wrote = true; }));
+    EXPECT_FALSE(wrote) << declined;
+  }
+}
+
+TEST(IndentedReplyTest, MutatedRepliesAsTheTreeIndentsThem) {
+  testing::Mutator mutator(23);
+  int same = 0;
+  for (const auto& [request, response] : EveryReply()) {
+    const std::string text = ResponseText(response);
+    for (int i = 0; i < 300; ++i) {
+      std::string mutated = mutator.Mutate(text);
+      if (i % 10 == 0) mutated = mutator.Mutate(mutator.Mutate(mutated));
+      std::optional<std::string> fast = IndentedJsonText(mutated, "ok");
+      if (!fast) continue;
+      // What the DOM reads, the tree reads, and writes the same.
+      EXPECT_EQ(*fast, TreeIndented(mutated)) << mutated;
+      if (HasFailure()) return;
+      ++same;
+    }
+  }
+  EXPECT_GT(same, 1000);
 }
 
 }  // namespace

@@ -81,6 +81,36 @@ TEST(RuleIdentityTest, ComparesSetsNotLists) {
       SameRule(Allow(Any()), Allow(Any(), {Cidr::AnyV6(), Cidr::AnyV4()})));
 }
 
+// A rule of one port and one destination takes a shorter way to its
+// identity: the same as the same rule with its port and destination listed
+// twice (the general way), and still apart from rules that differ.
+TEST(RuleIdentityTest, OnePortAndDestinationAsTheGeneralWay) {
+  for (const Rule& one :
+       {Allow({Tcp(443)}, {C("10.1.2.3")}),
+        Deny({Udp(53)}, {C("2001:db8::/32")}),
+        Allow({PortProto{Proto::kIcmp, 7, 7}}, {C("192.0.2.0/24")}),
+        Allow({Tcp(1, 65535)}, {C("0.0.0.0/0")})}) {
+    Rule twice = one;
+    twice.ports.push_back(one.ports[0]);
+    twice.destinations.push_back(one.destinations[0]);
+    EXPECT_EQ(RuleIdentity(one), RuleIdentity(twice));
+    Rule host = one;
+    host.host = "api.example.org";
+    Rule named = one;
+    named.names = {"b.example", "a.example", "b.example"};
+    Rule reordered = twice;
+    reordered.names = {"a.example", "b.example"};
+    EXPECT_NE(RuleIdentity(one), RuleIdentity(host));
+    EXPECT_NE(RuleIdentity(one), RuleIdentity(named));
+    EXPECT_EQ(RuleIdentity(named), RuleIdentity(reordered));
+  }
+  Rule unix_rule = Allow({PortProto{Proto::kUnix}});
+  unix_rule.unix_paths = {"/run/b.sock", "/run/a.sock"};
+  Rule unix_sorted = unix_rule;
+  unix_sorted.unix_paths = {"/run/a.sock", "/run/b.sock", "/run/a.sock"};
+  EXPECT_EQ(RuleIdentity(unix_rule), RuleIdentity(unix_sorted));
+}
+
 TEST(RuleIdentityTest, MeaningDiffers) {
   const Rule base = Allow({Tcp(25)}, {C("10.0.0.5")});
   EXPECT_FALSE(SameRule(base, Deny({Tcp(25)}, {C("10.0.0.5")})));

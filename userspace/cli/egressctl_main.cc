@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "userspace/cli/cli_parse.h"
@@ -20,6 +21,7 @@
 #include "userspace/cli/run_command.h"
 #include "userspace/cli/verify_command.h"
 #include "userspace/control/control_socket.h"
+#include "userspace/control/json_indented.h"
 #include "userspace/policy/rule_json.h"
 
 namespace egress::cli {
@@ -93,6 +95,15 @@ int CallAndPrint(const ParsedCommand& parsed) {
     }
   }
   if (parsed.output == OutputFormat::kJson) {
+    // Printed as it is made: the text of a large `list` is tens of MB.
+    const bool written = control::WriteIndentedJson(
+        reply->text, "ok", [](absl::string_view piece) {
+          fwrite(piece.data(), 1, piece.size(), stdout);
+        });
+    if (written) {
+      int printed = Print("\n");
+      return printed != 0 ? printed : code;
+    }
     absl::StatusOr<nlohmann::json> json = ParseResponse(reply->text);
     if (!json.ok()) return Fail(json.status());
     json->erase("ok");

@@ -121,20 +121,43 @@ std::string RuleJsonText(const Rule& rule) {
 }
 
 void AppendRuleJsonText(std::string* out, const Rule& rule) {
-  // Members in the order of the tree's (sorted by name), no spaces. Words
-  // (the action, a protocol) and addresses never need an escape.
-  absl::StrAppend(out, "{\"action\":\"", ActionName(rule.action),
-                  "\",\"comment\":");
+  AppendRuleJsonText(out, rule, {});
+}
+
+void AppendRuleJsonText(std::string* out, const Rule& rule,
+                        absl::Span<const JsonMember> extra) {
+  // Members in the order of the tree's (sorted by name), no spaces, each
+  // extra member in its sorted place. Words (the action, a protocol) and
+  // addresses never need an escape.
+  size_t next = 0;
+  char separator = '{';
+  auto key = [&](absl::string_view name) {
+    for (; next < extra.size() && extra[next].name < name; ++next) {
+      out->push_back(separator);
+      absl::StrAppend(out, "\"", extra[next].name, "\":", extra[next].json);
+      separator = ',';
+    }
+    out->push_back(separator);
+    absl::StrAppend(out, "\"", name, "\":");
+    separator = ',';
+  };
+  key("action");
+  absl::StrAppend(out, "\"", ActionName(rule.action), "\"");
+  key("comment");
   AppendJsonString(out, rule.comment);
-  out->append(",\"destinations\":");
+  key("destinations");
   AppendArray(out, rule.destinations,
               [&](const Cidr& c) { AppendCidrJson(out, c); });
-  if (rule.expires != 0) absl::StrAppend(out, ",\"expires\":", rule.expires);
-  out->append(",\"host\":");
+  if (rule.expires != 0) {
+    key("expires");
+    absl::StrAppend(out, rule.expires);
+  }
+  key("host");
   AppendJsonString(out, rule.host);
-  absl::StrAppend(out, ",\"id\":", rule.id);
+  key("id");
+  absl::StrAppend(out, rule.id);
   if (!rule.name.empty()) {
-    out->append(",\"name\":");
+    key("name");
     AppendJsonString(out, rule.name);
   }
   auto strings = [&](const std::vector<std::string>& list) {
@@ -142,19 +165,22 @@ void AppendRuleJsonText(std::string* out, const Rule& rule) {
                 [&](const std::string& v) { AppendJsonString(out, v); });
   };
   if (!rule.names.empty()) {
-    out->append(",\"names\":");
+    key("names");
     strings(rule.names);
   }
-  out->append(",\"ports\":");
+  key("ports");
   AppendArray(out, rule.ports, [&](const PortProto& pp) {
     absl::StrAppend(out, "{\"hi\":", pp.hi, ",\"lo\":", pp.lo, ",\"proto\":\"",
                     ProtoName(pp.proto), "\"}");
   });
-  out->append(",\"spec\":");
+  key("spec");
   AppendJsonString(out, rule.spec);
   if (!rule.unix_paths.empty()) {
-    out->append(",\"unix\":");
+    key("unix");
     strings(rule.unix_paths);
+  }
+  for (; next < extra.size(); ++next) {
+    absl::StrAppend(out, ",\"", extra[next].name, "\":", extra[next].json);
   }
   out->push_back('}');
 }

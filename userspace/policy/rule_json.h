@@ -38,6 +38,16 @@ std::string RuleJsonText(const Rule& rule);
 // RuleJsonText appended to *out, without a string of its own: 100,000 of
 // them make an `apply` request line (control::RequestText).
 void AppendRuleJsonText(std::string* out, const Rule& rule);
+// A member written beside a rule's own (`list -o json` adds "number" and
+// "text"): its name and its JSON text.
+struct JsonMember {
+  absl::string_view name;
+  absl::string_view json;
+};
+// AppendRuleJsonText of the object the tree makes of RuleToJson(rule) with
+// `extra` added: `extra` sorted by name, no name a rule member's.
+void AppendRuleJsonText(std::string* out, const Rule& rule,
+                        absl::Span<const JsonMember> extra);
 
 // Strict inverse of RuleToJson: RuleFromJson(RuleToJson(r)) == r for any rule
 // whose destinations keep the Cidr invariant. InvalidArgument naming the
