@@ -417,7 +417,8 @@ absl::Status Daemon::FailedStart(std::unique_ptr<Parts> p,
   if (made_now.empty()) return why;
   if (enforced > 0) {
     Log(absl::StrCat("kept ", made_now, " though this start made it: its ",
-                     enforced, " target(s) stay enforced until egressd starts"));
+                     enforced,
+                     " target(s) stay enforced until egressd starts"));
     return why;
   }
   if (absl::Status rm = RemoveTree(made_now); !rm.ok()) {
