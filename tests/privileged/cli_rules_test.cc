@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/policy_text.h"
 
 namespace egress::testing {
 namespace {
@@ -80,16 +81,7 @@ TEST_F(CliRulesTest, DeleteOfALineCopiedFromListRemovesThatRule) {
   const std::string path =
       state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
   std::ofstream(path) << absl::StrCat(
-      "apiVersion: egress.dev/v1alpha1\n"
-      "kind: EgressPolicy\n"
-      "metadata:\n"
-      "  name: web\n"
-      "spec:\n"
-      "  target:\n"
-      "    cgroupPath: ",
-      cg_->relative_path(),
-      "\n"
-      "  egress:\n"
+      PolicyHead("web", cg_->relative_path()),
       "  - ports: [{port: 443, protocol: TCP}, {port: 443, protocol: UDP}]\n"
       "  - ports: [{port: 80}, {port: 8443, protocol: TCP}]\n"
       "  - ports: [{protocol: TCP}, {protocol: UDP}]\n"

@@ -19,6 +19,7 @@
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
 #include "tests/testing/fake_services.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
@@ -42,19 +43,10 @@ class PolicyDirTest : public EgressdTest {
 
   // The text of a policy for web that allows TCP to 127.0.0.2 on `ports`.
   std::string PolicyText(const std::vector<int>& ports) {
-    std::string text = absl::StrCat(
-        "apiVersion: egress.dev/v1alpha1\n"
-        "kind: EgressPolicy\n"
-        "metadata:\n"
-        "  name: web\n"
-        "spec:\n"
-        "  target:\n"
-        "    cgroupPath: ",
-        cg_->relative_path(),
-        "\n"
-        "  egress:\n"
-        "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
-        "    ports:\n");
+    std::string text =
+        absl::StrCat(PolicyHead("web", cg_->relative_path()),
+                     "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+                     "    ports:\n");
     for (int p : ports) {
       absl::StrAppend(&text, "    - {port: ", p, ", protocol: TCP}\n");
     }

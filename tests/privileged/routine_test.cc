@@ -32,6 +32,7 @@
 #include "tests/testing/command.h"
 #include "tests/testing/fake_services.h"
 #include "tests/testing/file_util.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/policy/policy_file.h"
@@ -227,29 +228,20 @@ TEST_F(RoutineTest, HandWrittenPolicyServesTheAppAndOmissionsFailLoudly) {
                                       "    ports: [{port: ",
                                       smtp_->port(), ", protocol: TCP}]\n")
                                 : "";
-    std::ofstream(PolicyPath()) << absl::StrCat(
-        "apiVersion: egress.dev/v1alpha1\n"
-        "kind: EgressPolicy\n"
-        "metadata:\n"
-        "  name: web\n"
-        "spec:\n"
-        "  target:\n"
-        "    cgroupPath: ",
-        cg_->relative_path(),
-        "\n"
-        "  egress:\n"
-        "  - name: dns\n"
-        "    to: [{ipBlock: {cidr: ",
-        kResolverAddr,
-        "/32}}]\n"
-        "    ports: [{port: ",
-        dns_->port(), ", protocol: UDP}]\n", smtp_rule,
-        "  - name: api\n"
-        "    to: [{ipBlock: {cidr: ",
-        kApiAddr,
-        "/32}}]\n"
-        "    ports: [{port: ",
-        api_->port(), ", protocol: TCP}]\n");
+    std::ofstream(PolicyPath())
+        << absl::StrCat(PolicyHead("web", cg_->relative_path()),
+                        "  - name: dns\n"
+                        "    to: [{ipBlock: {cidr: ",
+                        kResolverAddr,
+                        "/32}}]\n"
+                        "    ports: [{port: ",
+                        dns_->port(), ", protocol: UDP}]\n", smtp_rule,
+                        "  - name: api\n"
+                        "    to: [{ipBlock: {cidr: ",
+                        kApiAddr,
+                        "/32}}]\n"
+                        "    ports: [{port: ",
+                        api_->port(), ", protocol: TCP}]\n");
   };
   write_policy(true);
   CtlOk({"apply", "-f", PolicyPath()});
