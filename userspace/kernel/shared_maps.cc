@@ -327,25 +327,31 @@ absl::StatusOr<egress_watch_key> CheckedWatchKey(uint64_t parent_cgroup_id,
   return WatchKey(parent_cgroup_id, name);
 }
 
+// watch_names[{parent, name}] = target id, with the update's `flags`
+// (BPF_ANY to set, BPF_NOEXIST to add only).
+absl::Status WriteWatchName(int fd, uint64_t parent_cgroup_id,
+                            const std::string& name, uint32_t target_id,
+                            uint64_t flags) {
+  absl::StatusOr<egress_watch_key> key =
+      CheckedWatchKey(parent_cgroup_id, name);
+  if (!key.ok()) return key.status();
+  return Update(fd, &*key, &target_id, "watch_names", flags);
+}
+
 }  // namespace
 
 absl::Status SharedMaps::SetWatchName(uint64_t parent_cgroup_id,
                                       const std::string& name,
                                       uint32_t target_id) {
-  absl::StatusOr<egress_watch_key> key =
-      CheckedWatchKey(parent_cgroup_id, name);
-  if (!key.ok()) return key.status();
-  return Update(watch_names_.get(), &*key, &target_id, "watch_names");
+  return WriteWatchName(watch_names_.get(), parent_cgroup_id, name, target_id,
+                        BPF_ANY);
 }
 
 absl::Status SharedMaps::AddWatchName(uint64_t parent_cgroup_id,
                                       const std::string& name,
                                       uint32_t target_id) {
-  absl::StatusOr<egress_watch_key> key =
-      CheckedWatchKey(parent_cgroup_id, name);
-  if (!key.ok()) return key.status();
-  return Update(watch_names_.get(), &*key, &target_id, "watch_names",
-                BPF_NOEXIST);
+  return WriteWatchName(watch_names_.get(), parent_cgroup_id, name, target_id,
+                        BPF_NOEXIST);
 }
 
 absl::Status SharedMaps::DeleteWatchName(uint64_t parent_cgroup_id,
