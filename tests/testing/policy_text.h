@@ -1,5 +1,5 @@
-// Policy files that tests write: the head every EgressPolicy file for one
-// cgroup path starts with, so a test's text shows only its rules.
+// Policy text that tests write or parse: the head every EgressPolicy file
+// starts with, so a test's text shows only its rules.
 #ifndef EGRESS_TESTS_TESTING_POLICY_TEXT_H_
 #define EGRESS_TESTS_TESTING_POLICY_TEXT_H_
 
@@ -27,6 +27,19 @@ inline std::string PolicyHead(const std::string& name,
       "\n"
       "  egress:\n");
 }
+
+// The first seven lines of the unit tests' inline policies: an
+// EgressPolicy "t" for t.service, up to the end of spec.target. Other spec.*
+// fields follow at line 8 with a two-space indent (tests expect errors at
+// line:column positions counted from here).
+inline constexpr char kInlinePolicyHead[] = R"(apiVersion: egress.dev/v1alpha1
+kind: EgressPolicy
+metadata:
+  name: t
+spec:
+  target:
+    systemdUnit: t.service
+)";
 
 }  // namespace egress::testing
 

@@ -6,9 +6,11 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/cli/cli_parse.h"
@@ -21,6 +23,8 @@
 
 namespace egress::policy {
 namespace {
+
+using ::egress::testing::kInlinePolicyHead;
 
 // The words a shell passes for `line`: split at spaces, up to the comment
 // a shell drops (" # ").
@@ -107,14 +111,8 @@ TEST(ListLineTest, EveryTypedShapeIsTypedBack) {
 // A policy file's ports become one rule whose spec joins the words of its
 // entries ("443/tcp,443/udp"); `list` prints a SPEC the grammar takes.
 TEST(ListLineTest, EveryPolicyFileShapeIsTypedBack) {
-  absl::StatusOr<Policy> p = ParsePolicy(R"(apiVersion: egress.dev/v1alpha1
-kind: EgressPolicy
-metadata:
-  name: t
-spec:
-  target:
-    systemdUnit: t.service
-  egress:
+  absl::StatusOr<Policy> p =
+      ParsePolicy(absl::StrCat(kInlinePolicyHead, R"(  egress:
   - ports: [{port: 443, protocol: TCP}, {port: 443, protocol: UDP}]
   - ports: [{port: 80}, {port: 443, protocol: TCP}]
   - ports: [{protocol: TCP}, {protocol: UDP}]
@@ -139,8 +137,8 @@ spec:
     to: [{ipBlock: {cidr: 169.254.169.254/32}}]
     ports: [{port: 80, protocol: TCP}, {port: 8080, protocol: TCP}]
   - unix: ["/var/run/docker.sock", "@docker"]
-)",
-                                         "t.yaml");
+)"),
+                  "t.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->rules.size(), 15u);
   for (const Rule& r : p->rules) ExpectTypedBack(r);

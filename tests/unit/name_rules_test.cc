@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/rule_builders.h"
 #include "userspace/policy/compile.h"
 #include "userspace/policy/policy_file.h"
@@ -139,24 +140,17 @@ TEST(NameRulesTest, RejectsBadNames) {
   EXPECT_FALSE(Compile(1, {r}).ok());
 }
 
-// The lines every inline policy here starts with; spec.egress follows.
-constexpr char kHead[] = R"(apiVersion: egress.dev/v1alpha1
-kind: EgressPolicy
-metadata:
-  name: t
-spec:
-  target:
-    systemdUnit: t.service
-)";
+using ::egress::testing::kInlinePolicyHead;
 
 TEST(NameRulesTest, PolicyFilePeersAndExportRoundTrip) {
-  absl::StatusOr<Policy> p = ParsePolicy(absl::StrCat(kHead, R"(  egress:
+  absl::StatusOr<Policy> p =
+      ParsePolicy(absl::StrCat(kInlinePolicyHead, R"(  egress:
   - to:
     - domainNames: ["api.example.com", "*.Example.com"]
     - ipBlock: {cidr: 10.0.0.0/8}
     ports: [{port: 443, protocol: TCP}]
 )"),
-                                         "t.yaml");
+                  "t.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_EQ(p->rules.size(), 1u);
   const Rule& r = p->rules[0];
@@ -169,7 +163,8 @@ TEST(NameRulesTest, PolicyFilePeersAndExportRoundTrip) {
   EXPECT_EQ(back->names, r.names);
 
   absl::StatusOr<Policy> bad = ParsePolicy(
-      absl::StrCat(kHead, "  egress:\n  - to: [{domainNames: [\"a..b\"]}]\n"),
+      absl::StrCat(kInlinePolicyHead,
+                   "  egress:\n  - to: [{domainNames: [\"a..b\"]}]\n"),
       "t.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("domainNames"));

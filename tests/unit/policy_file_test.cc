@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/rule_builders.h"
 #include "tests/testing/status_matchers.h"
 #include "userspace/policy/policy_file_path.h"
@@ -23,19 +24,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-// The first seven lines of every inline policy; spec.* fields follow at
-// line 8 with a two-space indent.
-constexpr char kHead[] = R"(apiVersion: egress.dev/v1alpha1
-kind: EgressPolicy
-metadata:
-  name: t
-spec:
-  target:
-    systemdUnit: t.service
-)";
+using ::egress::testing::kInlinePolicyHead;
 
-// kHead plus `rest` (starting at line 8).
-std::string Doc(const std::string& rest) { return kHead + rest; }
+// kInlinePolicyHead plus `rest` (starting at line 8).
+std::string Doc(const std::string& rest) { return kInlinePolicyHead + rest; }
 
 Policy MustParse(const std::string& text) {
   absl::StatusOr<Policy> p = ParsePolicy(text, "t.yaml");
@@ -136,7 +128,7 @@ TEST(ParsePolicyTest, TextThatIsNotUtf8IsAnErrorWithItsPosition) {
 }
 
 TEST(ParsePolicyTest, MinimalPolicyHasDefaults) {
-  const Policy p = MustParse(kHead);
+  const Policy p = MustParse(kInlinePolicyHead);
   EXPECT_EQ(p.name, "t");
   EXPECT_EQ(p.file, "t.yaml");
   EXPECT_EQ(p.name_location, (SourceLocation{4, 9}));
@@ -323,7 +315,7 @@ TEST(ParsePolicyErrorTest, YamlSyntaxAndEmptyFiles) {
   EXPECT_EQ(Error(""), "t.yaml:1:1: empty file: expected an EgressPolicy");
   EXPECT_EQ(Error("# only a comment\n"),
             "t.yaml:1:1: empty file: expected an EgressPolicy");
-  EXPECT_EQ(Error(std::string(kHead) + "---\n" + kHead),
+  EXPECT_EQ(Error(std::string(kInlinePolicyHead) + "---\n" + kInlinePolicyHead),
             "t.yaml:9:1: only one policy per file; found a second YAML "
             "document");
   EXPECT_EQ(Error("- a\n"), "t.yaml:1:1: expected a mapping, got a list");
