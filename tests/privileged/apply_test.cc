@@ -20,6 +20,7 @@
 #include "tests/testing/listeners.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
+#include "tests/testing/text_count.h"
 #include "userspace/daemon/state_store.h"
 #include "userspace/policy/policy_file.h"
 
@@ -155,12 +156,7 @@ TEST_F(ApplyTest, ARuleListedTwiceIsKeptOnceAndDeleteLiftsIt) {
       dry, "ALLOW 40001/tcp to 127.0.0.2 # api is listed 2 times"))
       << dry;
   std::string out = CtlOk({"apply", "-f", WritePolicy(twice)});
-  size_t added = 0;
-  for (size_t at = out.find("+ ALLOW"); at != std::string::npos;
-       at = out.find("+ ALLOW", at + 1)) {
-    ++added;
-  }
-  EXPECT_EQ(added, 1u) << out;
+  EXPECT_EQ(CountOccurrences(out, "+ ALLOW"), 1u) << out;
   EXPECT_TRUE(absl::StrContains(out, "is listed 2 times")) << out;
   nlohmann::json rules = CtlJson({"list"})["targets"][0]["rules"];
   EXPECT_EQ(rules.size(), 2u) << rules.dump();  // the allow and the deny

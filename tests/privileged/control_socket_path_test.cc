@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/text_count.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
 
@@ -82,13 +83,7 @@ class ControlSocketPathTest : public EgressdTest {
     return absl::EndsWith(HttpGet(port, "/healthz"), "\r\n\r\nunhealthy\n");
   }
   size_t LogCount(const std::string& text) {
-    const std::string log = DaemonLog();
-    size_t n = 0;
-    for (size_t at = log.find(text); at != std::string::npos;
-         at = log.find(text, at + 1)) {
-      ++n;
-    }
-    return n;
+    return CountOccurrences(DaemonLog(), text);
   }
   // Puts `from` at socket_path_ in one rename: egressd never sees the path
   // empty (it would bind its socket there again first).

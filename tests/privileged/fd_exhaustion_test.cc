@@ -25,6 +25,7 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
+#include "tests/testing/text_count.h"
 #include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
@@ -68,15 +69,6 @@ UniqueFd Connect(const std::string& path) {
   return fd;
 }
 
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos;
-       at = text.find(what, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
 using FdExhaustionTest = EgressdTest;
 
 TEST_F(FdExhaustionTest, AcceptRestsSaysSoOnceAndServesAgain) {
@@ -114,7 +106,7 @@ TEST_F(FdExhaustionTest, AcceptRestsSaysSoOnceAndServesAgain) {
             << static_cast<double>(ticks) / sysconf(_SC_CLK_TCK) / seconds
             << " of a core\n";
   std::string log = DaemonLog();
-  EXPECT_EQ(Count(log, said), 1u) << log;
+  EXPECT_EQ(CountOccurrences(log, said), 1u) << log;
   EXPECT_TRUE(absl::StrContains(log, "Too many open files")) << log;
   // Descriptors free again: the clients' connections close, and egressd
   // serves (each pending one is answered or dropped when it closes).

@@ -24,6 +24,7 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/socket_probes.h"
+#include "tests/testing/text_count.h"
 #include "userspace/common/fs.h"
 #include "userspace/kernel/bpffs.h"
 
@@ -66,13 +67,7 @@ class PinRepairTest : public EgressdTest,
     return Repinned();
   }
   int LogCount(const std::string& what) {
-    const std::string log = DaemonLog();
-    int n = 0;
-    for (size_t at = log.find(what); at != std::string::npos;
-         at = log.find(what, at + 1)) {
-      ++n;
-    }
-    return n;
+    return static_cast<int>(CountOccurrences(DaemonLog(), what));
   }
   // Repaired, enforced, changeable, logged once (`logged`: what egressd says
   // it made again) and adopted by a restart.
