@@ -18,6 +18,7 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/listeners.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "tests/testing/text_count.h"
@@ -188,24 +189,11 @@ TEST_F(ApplyTest, BadFileIsRejectedWithItsPositionAndChangesNothing) {
 
 // ---- Every validation error, through the CLI ----
 
-// A policy file whose line numbers the cases below rely on: the rules start
-// on line 9.
+// A policy file whose line numbers the cases below rely on: PolicyHead's
+// eight lines (the cgroup at 7:17), then the rules from line 9 on.
 std::string PolicyText(const std::string& name, const std::string& cgroup,
                        const std::string& egress_rules) {
-  return absl::StrCat(
-      "apiVersion: egress.dev/v1alpha1\n"  // 1
-      "kind: EgressPolicy\n"               // 2
-      "metadata:\n"                        // 3
-      "  name: ",
-      name,
-      "\n"                 // 4
-      "spec:\n"            // 5
-      "  target:\n"        // 6
-      "    cgroupPath: ",  // 7, the value at column 17
-      cgroup,
-      "\n"
-      "  egress:\n",  // 8
-      egress_rules);  // 9...
+  return absl::StrCat(PolicyHead(name, cgroup), egress_rules);
 }
 
 // An allow rule for 127.0.0.2 with `ports_line` as its only ports entry

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/policy_text.h"
 
 namespace egress::testing {
 namespace {
@@ -79,9 +80,7 @@ TEST_F(CliTimeoutTest, ARequestEgressdDidNotTakeWholeIsNotApplied) {
       state_dir_.substr(0, state_dir_.rfind('/')) + "/big.yaml";
   {
     std::ofstream f(path);
-    f << "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
-         "  name: big\nspec:\n  target:\n    cgroupPath: "
-      << cg_->relative_path() << "\n  egress:\n";
+    f << PolicyHead("big", cg_->relative_path());
     for (int i = 0; i < 20000; ++i) {
       f << "  - to:\n    - ipBlock: {cidr: 127." << (i >> 8) % 256 << "."
         << i % 256 << ".1/32}\n    ports:\n    - {port: " << 1000 + i % 50000

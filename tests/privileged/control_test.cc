@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/policy_text.h"
 #include "userspace/common/unique_fd.h"
 
 namespace egress::testing {
@@ -71,12 +72,7 @@ class ControlTest : public EgressdTest {
     }
     const std::string path =
         absl::StrCat(state_dir_.substr(0, state_dir_.rfind('/')), "/", name);
-    std::ofstream(path) << "apiVersion: egress.dev/v1alpha1\n"
-                           "kind: EgressPolicy\n"
-                           "metadata:\n  name: web\n"
-                           "spec:\n  target:\n    cgroupPath: "
-                        << cg_->relative_path() << "\n  egress:\n"
-                        << rules;
+    std::ofstream(path) << PolicyHead("web", cg_->relative_path()) << rules;
     return path;
   }
 };

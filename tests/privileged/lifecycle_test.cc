@@ -30,6 +30,7 @@
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/command.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/fs.h"
@@ -144,17 +145,8 @@ TEST_F(LifecycleTest, TellsSystemdItIsReadyOnlyOnceEnforcementIsRestored) {
       state_dir_.substr(0, state_dir_.rfind('/')) + "/policies.d";
   ASSERT_EQ(mkdir(policy_dir.c_str(), 0700), 0) << strerror(errno);
   std::ofstream(policy_dir + "/fromdir.yaml")
-      << "apiVersion: egress.dev/v1alpha1\n"
-         "kind: EgressPolicy\n"
-         "metadata:\n"
-         "  name: fromdir\n"
-         "spec:\n"
-         "  target:\n"
-         "    cgroupPath: "
-      << (*from_dir)->relative_path()
-      << "\n"
-         "  egress:\n"
-         "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+      << PolicyHead("fromdir", (*from_dir)->relative_path())
+      << "  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
          "    ports: [{port: 40001, protocol: TCP}]\n";
   extra_daemon_args_ = {"--policy_dir", policy_dir};
 

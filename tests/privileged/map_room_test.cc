@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/socket_probes.h"
 
 namespace egress::testing {
@@ -25,9 +26,7 @@ class RoomTest : public EgressdTest {
     std::string path =
         state_dir_.substr(0, state_dir_.rfind('/')) + "/web.yaml";
     std::ofstream out(path);
-    out << "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
-           "  name: web\nspec:\n  target:\n    cgroupPath: "
-        << cg_->relative_path() << "\n  egress:\n  - to:\n";
+    out << PolicyHead("web", cg_->relative_path()) << "  - to:\n";
     for (int i = 0; i < hosts; ++i) {
       out << "    - ipBlock: {cidr: 10." << first + i / 65536 << "."
           << (i / 256) % 256 << "." << i % 256 << "/32}\n";

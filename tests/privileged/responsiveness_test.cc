@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/testing/policy_text.h"
 #include "tests/testing/socket_probes.h"
 #include "tests/testing/status_matchers.h"
 
@@ -33,10 +34,7 @@ std::string BigPolicy(const std::string& cgroup) {
     }
     absl::StrAppend(&rules, "]}}]\n    ports: [{port: 443, protocol: TCP}]\n");
   }
-  return absl::StrCat(
-      "apiVersion: egress.dev/v1alpha1\nkind: EgressPolicy\nmetadata:\n"
-      "  name: big\nspec:\n  target:\n    cgroupPath: ",
-      cgroup, "\n  egress:\n", rules);
+  return absl::StrCat(PolicyHead("big", cgroup), rules);
 }
 
 class ResponsivenessTest : public EgressdTest {};
