@@ -27,9 +27,6 @@
 namespace egress::testing {
 namespace {
 
-// busybox nc's words for a connect the kernel refused with EPERM.
-constexpr char kEperm[] = "Operation not permitted";
-
 class ContainerdIdPrefixTest : public ContainerdSuite {
  protected:
   void SetUp() override {
@@ -43,17 +40,11 @@ class ContainerdIdPrefixTest : public ContainerdSuite {
                           "--docker_socket=", "--container_parent",
                           inside_->relative_path()};
     EgressdTest::SetUp();
-    for (auto* l : {&allowed_, &denied_}) {
-      ASSERT_OK_AND_ASSIGN(*l, TcpListener::Create("127.0.0.1"));
-    }
+    CreateListeners();
   }
   void TearDown() override {
     // The containers first (their cgroups live below), then what runc left.
-    if (containerd_ != nullptr) {
-      for (const std::string& id : started_) {
-        EXPECT_OK(containerd_->Remove(kNamespace, id));
-      }
-    }
+    RemoveStarted();
     for (std::unique_ptr<TestCgroup>* cg : {&inside_, &outside_}) {
       if (*cg == nullptr) continue;
       RemoveV1Trees((*cg)->relative_path());
@@ -71,31 +62,6 @@ class ContainerdIdPrefixTest : public ContainerdSuite {
     started_.push_back(id);
   }
 
-  // `ctr task exec` of a connect in container `id`: nc's output.
-  std::string ExecConnect(const std::string& id, uint16_t port) {
-    auto r = containerd_->Ctr(
-        kNamespace,
-        {"task", "exec", "--exec-id", absl::StrCat("probe-", ++execs_), id,
-         "/bin/busybox", "sh", "-c",
-         absl::StrCat("echo hi | /bin/busybox nc -w 2 127.0.0.1 ", port)});
-    return r.ok() ? *r : std::string(r.status().message());
-  }
-  // Polls (bounded) until a connect from `id` to `port` is refused: egressd
-  // finds a container once containerd lists it.
-  bool WaitRefused(const std::string& id, uint16_t port) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    do {
-      if (absl::StrContains(ExecConnect(id, port), kEperm)) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
-  }
-
-  void Allow(const std::string& target, uint16_t port) {
-    CtlOk(
-        {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
-  }
-
   // The target's entry of `status -o json`.
   nlohmann::json StatusOf(const std::string& target) {
     const nlohmann::json status = CtlJson({"status"});
@@ -106,9 +72,6 @@ class ContainerdIdPrefixTest : public ContainerdSuite {
   }
 
   std::unique_ptr<TestCgroup> inside_, outside_;
-  std::unique_ptr<TcpListener> allowed_, denied_;
-  std::vector<std::string> started_;
-  int execs_ = 0;
 };
 
 // Two containers whose ids start with the target's prefix: the first runs

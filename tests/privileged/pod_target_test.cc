@@ -29,9 +29,6 @@
 namespace egress::testing {
 namespace {
 
-// busybox nc's words for a connect the kernel refused with EPERM.
-constexpr char kEperm[] = "Operation not permitted";
-
 struct Pod {
   std::string ns, name;
   std::string cgroup;        // the pod's, relative to the cgroup2 mount
@@ -50,16 +47,10 @@ class PodTargetTest : public ContainerdSuite {
     extra_daemon_args_ = {"--containerd_socket", containerd_->socket(),
                           "--docker_socket="};
     EgressdTest::SetUp();
-    for (auto* l : {&allowed_, &denied_}) {
-      ASSERT_OK_AND_ASSIGN(*l, TcpListener::Create("127.0.0.1"));
-    }
+    CreateListeners();
   }
   void TearDown() override {
-    if (containerd_ != nullptr) {
-      for (const std::string& id : started_) {
-        EXPECT_OK(containerd_->Remove(kNamespace, id));
-      }
-    }
+    RemoveStarted();
     if (kubepods_) {
       RemoveV1Trees(kubepods_->relative_path());
       EXPECT_OK(kubepods_->Remove());
@@ -102,37 +93,6 @@ class PodTargetTest : public ContainerdSuite {
     return pod;
   }
 
-  static std::string ConnectScript(uint16_t port) {
-    return absl::StrCat("echo hi | /bin/busybox nc -w 2 127.0.0.1 ", port);
-  }
-
-  // `ctr task exec` of a connect in container `id`: nc's output.
-  std::string ExecConnect(const std::string& id, uint16_t port) {
-    auto r = containerd_->Ctr(
-        kNamespace,
-        {"task", "exec", "--exec-id", absl::StrCat("probe-", ++execs_), id,
-         "/bin/busybox", "sh", "-c", ConnectScript(port)});
-    return r.ok() ? *r : std::string(r.status().message());
-  }
-  bool Refused(const std::string& id, uint16_t port) {
-    return absl::StrContains(ExecConnect(id, port), kEperm);
-  }
-  // Polls (bounded) until a connect from `id` to `port` is refused (want)
-  // or not: egressd classifies a pod once containerd lists it.
-  bool WaitRefused(const std::string& id, uint16_t port, bool want = true) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    do {
-      if (Refused(id, port) == want) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
-  }
-
-  void Allow(const std::string& target, uint16_t port) {
-    CtlOk(
-        {"allow", absl::StrCat(port, "/tcp"), "127.0.0.1", "--target", target});
-  }
-
   // The cgroup paths `status -o json` shows for `target`.
   std::vector<std::string> CgroupsOf(const std::string& target) {
     std::vector<std::string> out;
@@ -146,9 +106,7 @@ class PodTargetTest : public ContainerdSuite {
   }
 
   std::unique_ptr<TestCgroup> kubepods_;
-  std::unique_ptr<TcpListener> allowed_, denied_;
-  std::vector<std::string> started_;
-  int pods_started_ = 0, execs_ = 0;
+  int pods_started_ = 0;
 };
 
 TEST_F(PodTargetTest, SelectorPicksExactlyTheMatchingPods) {
