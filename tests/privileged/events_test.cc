@@ -28,6 +28,27 @@
 namespace egress::testing {
 namespace {
 
+// In a child in the target cgroup: `attempts` UDP connect()s to `addr`
+// (host order):`port`, each from a new socket, until `deadline`; returns
+// how many the kernel refused (EPERM).
+int RefusedUdpConnects(uint32_t addr, uint16_t port, int attempts,
+                       absl::Time deadline = absl::InfiniteFuture()) {
+  int denied = 0;
+  for (int i = 0; i < attempts && absl::Now() < deadline; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
+        errno == EPERM) {
+      ++denied;
+    }
+    close(fd);
+  }
+  return denied;
+}
+
 class EventsTest : public EgressdTest {
  protected:
   // Records of a target, oldest first, after egressd's drain timer ran.
@@ -305,21 +326,8 @@ TEST_F(EventsTest, FloodIsCountedExactlyAndRateLimited) {
   auto flood = RunInCgroupMulti(
       cg_->path(),
       [] {
-        int denied = 0;
-        absl::Time deadline = absl::Now() + absl::Seconds(90);
-        for (int i = 0; i < kAttempts && absl::Now() < deadline; ++i) {
-          int fd = socket(AF_INET, SOCK_DGRAM, 0);
-          sockaddr_in to{};
-          to.sin_family = AF_INET;
-          to.sin_port = htons(40999);
-          to.sin_addr.s_addr = htonl(0x7f000063);
-          if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
-              errno == EPERM) {
-            ++denied;
-          }
-          close(fd);
-        }
-        return std::vector<int>{denied};
+        return std::vector<int>{RefusedUdpConnects(
+            0x7f000063, 40999, kAttempts, absl::Now() + absl::Seconds(90))};
       },
       absl::Seconds(120));
   flooding = false;
@@ -359,20 +367,8 @@ TEST_F(EventsTest, HeldBackRecordsSurfaceInASummaryWithoutAnotherAttempt) {
   AddTarget("web");
   constexpr int kAttempts = 7;
   auto burst = RunInCgroupMulti(cg_->path(), [] {
-    int denied = 0;
-    for (int i = 0; i < kAttempts; ++i) {
-      int fd = socket(AF_INET, SOCK_DGRAM, 0);
-      sockaddr_in to{};
-      to.sin_family = AF_INET;
-      to.sin_port = htons(40777);
-      to.sin_addr.s_addr = htonl(0x7f00004d);  // 127.0.0.77
-      if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
-          errno == EPERM) {
-        ++denied;
-      }
-      close(fd);
-    }
-    return std::vector<int>{denied};
+    // To 127.0.0.77.
+    return std::vector<int>{RefusedUdpConnects(0x7f00004d, 40777, kAttempts)};
   });
   ASSERT_TRUE(burst.ok()) << burst.status();
   ASSERT_EQ((*burst)[0], kAttempts);
@@ -429,20 +425,9 @@ TEST_F(EventsTest, HeldBackCountsStayExactUnderConcurrency) {
   for (int p = 0; p < kProcs; ++p) {
     threads.emplace_back([&] {
       auto r = RunInCgroupMulti(cg_->path(), [] {
-        int n = 0;
-        for (int i = 0; i < kAttempts; ++i) {
-          int fd = socket(AF_INET, SOCK_DGRAM, 0);
-          sockaddr_in to{};
-          to.sin_family = AF_INET;
-          to.sin_port = htons(40778);
-          to.sin_addr.s_addr = htonl(0x7f00004e);  // 127.0.0.78
-          if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 &&
-              errno == EPERM) {
-            ++n;
-          }
-          close(fd);
-        }
-        return std::vector<int>{n};
+        // To 127.0.0.78.
+        return std::vector<int>{
+            RefusedUdpConnects(0x7f00004e, 40778, kAttempts)};
       });
       if (r.ok()) denied += (*r)[0];
     });
