@@ -10,11 +10,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/policy_text.h"
+#include "tests/testing/poll.h"
 
 namespace egress::testing {
 namespace {
@@ -39,12 +39,8 @@ class CliTimeoutTest : public EgressdTest {
   }
   // Polls `egressctl list` (bounded, 10 s) until it shows `text`.
   bool ListShows(const std::string& text) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      if (absl::StrContains(Ctl({"list"}).output, text)) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return false;
+    return PollUntil(
+        [&] { return absl::StrContains(Ctl({"list"}).output, text); });
   }
   bool stopped_ = false;
 };

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/fake_services.h"
+#include "tests/testing/poll.h"
 #include "tests/testing/text_count.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
@@ -38,16 +39,6 @@ class ControlSocketPathTest : public EgressdTest {
   bool Pings() {
     auto r = CallDaemon(socket_path_, {{"cmd", "ping"}}, absl::Seconds(2));
     return r.ok() && ResponseStatus(*r).ok();
-  }
-  // Polls (bounded, 10 s) until `done`.
-  template <typename F>
-  bool Eventually(F done) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!done()) {
-      if (absl::Now() >= deadline) return false;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return true;
   }
   // GET /healthz from the metrics port, not through egressctl, which cannot
   // reach egressd while its socket is away.
@@ -74,13 +65,13 @@ TEST_F(ControlSocketPathTest, RemovedSocketIsBoundAgainWithItsModeAndOwner) {
   // An operator's choice after start: egressd keeps it for the new socket.
   ASSERT_EQ(chmod(socket_path_.c_str(), 0660), 0);
   ASSERT_EQ(chown(socket_path_.c_str(), 0, 4242), 0);
-  ASSERT_TRUE(Eventually([&] { return Pings(); }));
+  ASSERT_TRUE(PollUntil([&] { return Pings(); }));
   // egressd takes the mode and owner from its checks (every second) while
   // the file is there: let two of them see the new ones.
   absl::SleepFor(absl::Milliseconds(2500));
   ASSERT_EQ(unlink(socket_path_.c_str()), 0);
 
-  EXPECT_TRUE(Eventually([&] { return Pings(); }))
+  EXPECT_TRUE(PollUntil([&] { return Pings(); }))
       << "egressctl cannot reach egressd after its socket was removed";
   struct stat st;
   ASSERT_EQ(lstat(socket_path_.c_str(), &st), 0);
@@ -100,11 +91,11 @@ TEST_F(ControlSocketPathTest, PathTakenByAFileIsKeptAndHealthzSaysSo) {
   { std::ofstream(file) << "not egressd's\n"; }
   RenameOverSocket(file);
 
-  EXPECT_TRUE(Eventually([&] { return Unhealthy(port); }))
+  EXPECT_TRUE(PollUntil([&] { return Unhealthy(port); }))
       << "/healthz says ok while egressctl cannot reach egressd";
   const std::string line =
       absl::StrCat("control socket ", socket_path_, " is now a regular file");
-  EXPECT_TRUE(Eventually([&] { return LogCount(line) > 0; })) << DaemonLog();
+  EXPECT_TRUE(PollUntil([&] { return LogCount(line) > 0; })) << DaemonLog();
   // Left as it is, however often egressd looks (every second).
   absl::SleepFor(absl::Milliseconds(2100));
   std::stringstream content;
@@ -115,8 +106,8 @@ TEST_F(ControlSocketPathTest, PathTakenByAFileIsKeptAndHealthzSaysSo) {
 
   // Once it is gone, egressd is back at the path.
   ASSERT_EQ(unlink(socket_path_.c_str()), 0);
-  EXPECT_TRUE(Eventually([&] { return Pings(); }));
-  EXPECT_TRUE(Eventually([&] { return Healthy(port); }));
+  EXPECT_TRUE(PollUntil([&] { return Pings(); }));
+  EXPECT_TRUE(PollUntil([&] { return Healthy(port); }));
 }
 
 TEST_F(ControlSocketPathTest, AnotherSocketAtThePathIsNeitherTakenNorRemoved) {
@@ -136,8 +127,8 @@ TEST_F(ControlSocketPathTest, AnotherSocketAtThePathIsNeitherTakenNorRemoved) {
   ASSERT_EQ(lstat(staged.c_str(), &before), 0);
   RenameOverSocket(staged);
 
-  EXPECT_TRUE(Eventually([&] { return Unhealthy(port); }));
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(PollUntil([&] { return Unhealthy(port); }));
+  EXPECT_TRUE(PollUntil([&] {
     return LogCount(absl::StrCat("control socket ", socket_path_,
                                  " is now a socket this egressd did not "
                                  "bind")) > 0;

@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/clone_into_cgroup.h"
+#include "tests/testing/poll.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/socket_probes.h"
 #include "userspace/common/fs.h"
@@ -228,13 +229,9 @@ class RecreatedParentTest : public FirstInstructionTest {
                         parent_id);
   }
   uint64_t JobsId() const { return CgroupId(jobs_).value_or(0); }
-  // Waits (bounded, 10 s) until `done`; returns its last answer.
+  // Waits (bounded, 10 s, asking every 10 ms) until `done`.
   static bool Await(const std::function<bool()>& done) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!done() && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return done();
+    return PollUntil(done, absl::Seconds(10), absl::Milliseconds(10));
   }
   static bool Exists(const std::string& path) {
     struct stat st;
