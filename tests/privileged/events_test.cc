@@ -51,26 +51,10 @@ int RefusedUdpConnects(uint32_t addr, uint16_t port, int attempts,
 
 class EventsTest : public EgressdTest {
  protected:
-  // Records of a target, oldest first, after egressd's drain timer ran.
+  // Records of a target, oldest first, after egressd's drain timer ran
+  // (EgressdTest::Records), as one JSON array.
   nlohmann::json Records(const std::string& target, size_t expect_at_least) {
-    nlohmann::json events;
-    absl::Time deadline = absl::Now() + absl::Seconds(5);
-    do {
-      // -o json prints one record per line (JSON Lines).
-      CommandResult r =
-          Ctl({"events", "--target", target, "--last", "10000", "-o", "json"});
-      EXPECT_EQ(r.exit_code, 0) << r.output;
-      events = nlohmann::json::array();
-      for (absl::string_view line :
-           absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        EXPECT_FALSE(j.is_discarded()) << line;
-        events.push_back(j);
-      }
-      if (events.size() >= expect_at_least) break;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    return events;
+    return EgressdTest::Records({"--target", target}, expect_at_least);
   }
 };
 

@@ -14,7 +14,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
@@ -88,21 +87,7 @@ class UnixTest : public EgressdTest {
   // Records of the target (JSON Lines of `egressctl events`), once at least
   // `n` are there or 5 s passed.
   std::vector<nlohmann::json> Records(size_t n) {
-    std::vector<nlohmann::json> out;
-    const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    do {
-      out.clear();
-      CommandResult r =
-          Ctl({"events", "--target", "web", "--last", "1000", "-o", "json"});
-      EXPECT_EQ(r.exit_code, 0) << r.output;
-      for (absl::string_view line :
-           absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
-        out.push_back(nlohmann::json::parse(line, nullptr, false));
-      }
-      if (out.size() >= n) break;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    return out;
+    return EgressdTest::Records({"--target", "web"}, n);
   }
 
   std::unique_ptr<TempSocketDir> dir_;
