@@ -14,11 +14,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/containerd.h"
 #include "tests/testing/listeners.h"
+#include "tests/testing/poll.h"
 #include "tests/testing/status_matchers.h"
 
 namespace egress::testing {
@@ -89,12 +90,8 @@ class ContainerdSuite : public EgressdTest {
   // Polls (bounded) until a connect from `id` to `port` is refused (want)
   // or not: egressd decides a container once containerd lists it.
   bool WaitRefused(const std::string& id, uint16_t port, bool want = true) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    do {
-      if (Refused(id, port) == want) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
+    return PollUntil([&] { return Refused(id, port) == want; },
+                     absl::Seconds(10), absl::Milliseconds(100));
   }
 
   void Allow(const std::string& target, uint16_t port) {

@@ -14,11 +14,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/docker_api_runtime.h"
 #include "tests/testing/listeners.h"
+#include "tests/testing/poll.h"
 
 namespace egress::testing {
 
@@ -100,26 +101,19 @@ class RuntimeTargetTest : public EgressdTest {
   // `port` is refused with EPERM: the target found it (the watcher hears of
   // a container that `run -d` has just started a moment later).
   bool WaitRefused(const std::string& name, uint16_t port) {
-    const absl::Time deadline = absl::Now() + find_limit_;
-    do {
-      if (absl::StrContains(ExecConnect(name, port).output, kEperm)) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
+    return PollUntil(
+        [&] {
+          return absl::StrContains(ExecConnect(name, port).output, kEperm);
+        },
+        find_limit_, absl::Milliseconds(100));
   }
 
   // Polls (bounded by find_limit_) until the target's policy decides the
   // container: a connect to `allowed` works. Before, a new container below
   // the watched parent is refused everything (unclassified).
   bool WaitAllowed(const std::string& name, uint16_t allowed) {
-    const absl::Time deadline = absl::Now() + find_limit_;
-    do {
-      if (ExecConnect(name, allowed).exit_code == 0) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
+    return PollUntil([&] { return ExecConnect(name, allowed).exit_code == 0; },
+                     find_limit_, absl::Milliseconds(100));
   }
 
   void Allow(const std::string& target, uint16_t port) {
