@@ -1,8 +1,13 @@
 #include "userspace/daemon/apply_plan.h"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "userspace/common/status_macros.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/rule_compare.h"
@@ -180,18 +185,28 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
     change.logging = p.spec.logging;
     change.logging_from = current.logging;
   }
-  absl::flat_hash_map<std::string, const policy::Rule*> old_rules;
+  // Each identity is built once (a 100,000-rule re-apply built the old
+  // rules' twice), and the maps are sized up front: both were most of this
+  // plan, which runs under the engine's lock.
+  std::vector<std::string> old_keys;
+  old_keys.reserve(current.rules.size());
+  absl::flat_hash_map<absl::string_view, const policy::Rule*> old_rules;
+  old_rules.reserve(current.rules.size());
   for (const policy::Rule& o : current.rules) {
-    old_rules.emplace(policy::RuleIdentity(o), &o);
+    old_keys.push_back(policy::RuleIdentity(o));
+    old_rules.emplace(old_keys.back(), &o);
   }
   // Identity -> index in plan.target.rules.
   absl::flat_hash_map<std::string, size_t> new_keys;
+  new_keys.reserve(p.spec.rules.size());
   absl::flat_hash_set<uint32_t> used;
+  used.reserve(std::min(p.spec.rules.size(), current.rules.size()));
+  plan.target.rules.reserve(p.spec.rules.size());
   Repeats repeats;
   for (const policy::Rule& r : p.spec.rules) {
-    std::string key = policy::RuleIdentity(r);
     auto [listed, first_listing] =
-        new_keys.try_emplace(key, plan.target.rules.size());
+        new_keys.try_emplace(policy::RuleIdentity(r), plan.target.rules.size());
+    const std::string& key = listed->first;
     if (!first_listing) {
       repeats.Count(key, plan.target.rules[listed->second]);
       continue;
@@ -219,8 +234,9 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   // Temporary rules (--for) the file does not hold live on until their end:
   // a file cannot express them, and applying one must not cut an operator's
   // exception short.
-  for (const policy::Rule& o : current.rules) {
-    if (new_keys.contains(policy::RuleIdentity(o))) {
+  for (size_t i = 0; i < current.rules.size(); ++i) {
+    const policy::Rule& o = current.rules[i];
+    if (new_keys.contains(old_keys[i])) {
       // A second copy of a rule the file keeps (a target applied before
       // repeats were merged): it goes, and `list` loses its number.
       if (!used.contains(o.id)) change.removed.push_back(policy::FormatRule(o));
