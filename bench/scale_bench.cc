@@ -2,8 +2,9 @@
 // built egressd and egressctl binaries, policy files on disk, real cgroups.
 // Measures applying 200 targets x 1,000 rules (and how long `status` takes
 // while that apply runs), a SIGKILL + restart until every target is adopted
-// again, egressd's memory, and one target of 100,000 rules (apply, one
-// `allow`, memory after removal, one `allow` after a restart). Needs root;
+// again, egressd's memory, and one target of 100,000 rules (apply right
+// after the start and on a settled egressd, one `allow`, memory after
+// removal, one `allow` after a restart, re-applies). Needs root;
 // run by hand (bench/README.md).
 // Everything it makes (cgroups, pins, state, the daemon) is removed on exit.
 #include <stdio.h>
