@@ -165,6 +165,14 @@ void AddNewRules(ResolvedPolicy& p, TargetPlan& plan,
   }
 }
 
+// True when `a` and `b` agree in every field RuleIdentity reads, so their
+// identities are equal without building either.
+bool SameIdentityFields(const policy::Rule& a, const policy::Rule& b) {
+  return a.action == b.action && a.ports == b.ports &&
+         a.destinations == b.destinations && a.host == b.host &&
+         a.names == b.names && a.unix_paths == b.unix_paths;
+}
+
 // An existing target: unchanged rules keep their ids (and so their
 // counters); a rule listed twice is kept once.
 TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
@@ -203,9 +211,15 @@ TargetPlan PlanUpdate(const ResolvedPolicy& p, const TargetState& current,
   used.reserve(std::min(p.spec.rules.size(), current.rules.size()));
   plan.target.rules.reserve(p.spec.rules.size());
   Repeats repeats;
-  for (const policy::Rule& r : p.spec.rules) {
+  for (size_t at = 0; at < p.spec.rules.size(); ++at) {
+    const policy::Rule& r = p.spec.rules[at];
+    // A re-applied file has most rules where they were: the old rule's
+    // identity is reused when every field it is made of is the same.
+    const bool in_place =
+        at < current.rules.size() && SameIdentityFields(r, current.rules[at]);
     auto [listed, first_listing] =
-        new_keys.try_emplace(policy::RuleIdentity(r), plan.target.rules.size());
+        new_keys.try_emplace(in_place ? old_keys[at] : policy::RuleIdentity(r),
+                             plan.target.rules.size());
     const std::string& key = listed->first;
     if (!first_listing) {
       repeats.Count(key, plan.target.rules[listed->second]);
