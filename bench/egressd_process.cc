@@ -1,7 +1,11 @@
 #include "bench/egressd_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing/command.h"
 #include "userspace/common/fs.h"
+#include "userspace/common/unique_fd.h"
 #include "userspace/control/control_socket.h"
 
 namespace egress::bench {
@@ -61,6 +66,7 @@ EgressdProcess::~EgressdProcess() {
 
 absl::Status EgressdProcess::Start() {
   fflush(stdout);  // or the child's freopen writes our buffer out again
+  started_ = absl::Now();
   pid_ = fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
   if (pid_ == 0) {
@@ -119,6 +125,57 @@ int EgressdProcess::AttachedTargets() {
     }
   }
   return n;
+}
+
+absl::StatusOr<std::string> EgressdProcess::Metrics() {
+  auto out = Ctl({"status", "-o", "json"}, absl::Seconds(30));
+  if (!out.ok()) return out.status();
+  nlohmann::json j = nlohmann::json::parse(*out, nullptr, false);
+  if (!j.is_object() || !j.value("metrics_port", 0)) {
+    return absl::FailedPreconditionError("status names no metrics_port");
+  }
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(j["metrics_port"].get<uint16_t>());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!fd || connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a))) {
+    return absl::UnavailableError("cannot connect to egressd's /metrics");
+  }
+  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+    return absl::UnavailableError("cannot send to egressd's /metrics");
+  }
+  std::string body;
+  char buf[65536];
+  pollfd p{fd.get(), POLLIN, 0};
+  // Bounded: a scrape of an idle egressd is a few KiB.
+  for (int i = 0; i < 10000 && poll(&p, 1, 3000) == 1; ++i) {
+    ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    body.append(buf, n);
+  }
+  return body;
+}
+
+absl::StatusOr<absl::Duration> EgressdProcess::AwaitStartWorkDone(
+    absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int i = 0; i < 100000 && absl::Now() < deadline; ++i) {
+    absl::StatusOr<std::string> m = Metrics();
+    if (m.ok()) {
+      if (absl::StrContains(*m, "\negress_shared_program_set_loaded 1\n") ||
+          (absl::StrContains(*m, "\negress_build_info") &&
+           !absl::StrContains(*m, "egress_shared_program_set_loaded"))) {
+        return absl::Now() - started_;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("egressd's /metrics never said "
+                   "egress_shared_program_set_loaded 1; see ",
+                   log_path()));
 }
 
 }  // namespace egress::bench

@@ -47,6 +47,16 @@ class EgressdProcess {
   // when the list cannot be read.
   int AttachedTargets();
 
+  // GET /metrics from egressd's metrics server (its port from `status`).
+  absl::StatusOr<std::string> Metrics();
+  // Waits (up to `timeout`) until egressd's start work is done: /metrics
+  // says egress_shared_program_set_loaded 1, or has no such series (a set
+  // per target). Returns how long after Start() that was seen.
+  absl::StatusOr<absl::Duration> AwaitStartWorkDone(
+      absl::Duration timeout = absl::Seconds(60));
+  // When the last Start() began.
+  absl::Time started() const { return started_; }
+
   Memory memory() const { return MemoryOf(pid_); }
   // The memory once RSS stops moving (two reads 100 ms apart within
   // 0.1 MiB, at most 3 s): egressd answers a change first and frees what the
@@ -62,6 +72,7 @@ class EgressdProcess {
   std::string bpffs_;
   std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
+  absl::Time started_;
 };
 
 }  // namespace egress::bench

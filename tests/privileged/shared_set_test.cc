@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "egress/abi.h"
@@ -145,6 +146,48 @@ TEST_F(SharedSetTest, AFreshEgressdLoadsTheSetAheadOfTheFirstTarget) {
   EXPECT_EQ(Connect(40002, cg_.get()), EPERM);
   EXPECT_TRUE(ProgramIds(cg_->path()).count(info.id))
       << "the target runs programs other than the ones loaded ahead";
+}
+
+// /metrics says when egressd's start work is done: the gauge is 1 only once
+// every program of the shared set is pinned, and it gets there unasked.
+TEST_F(SharedSetTest, MetricSaysWhenTheSetIsLoaded) {
+  std::string metrics;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  for (int i = 0; i < 1000 && absl::Now() < deadline; ++i) {
+    metrics = ScrapeMetrics();
+    if (absl::StrContains(metrics, "\negress_shared_program_set_loaded 1\n")) {
+      break;
+    }
+    // Until then it says 0 (never absent: this egressd runs the shared set).
+    ASSERT_TRUE(
+        absl::StrContains(metrics, "\negress_shared_program_set_loaded 0\n"))
+        << metrics;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(
+      absl::StrContains(metrics, "\negress_shared_program_set_loaded 1\n"))
+      << metrics;
+  for (const HookSpec& h : AllHooks()) {
+    struct stat st;
+    EXPECT_EQ(stat(ProgPin(VersionDir() + "/shared", h).c_str(), &st), 0)
+        << "said loaded without " << ProgPin(VersionDir() + "/shared", h);
+  }
+}
+
+// With a program set per target there is no shared set to wait for, and no
+// series that would say 0 for ever.
+class OwnProgramSetsTest : public EgressdTest {
+ protected:
+  void SetUp() override {
+    extra_daemon_args_ = {"--noshared_program_set"};
+    EgressdTest::SetUp();
+  }
+};
+
+TEST_F(OwnProgramSetsTest, NoSharedSetMetric) {
+  const std::string metrics = ScrapeMetrics();
+  ASSERT_TRUE(absl::StrContains(metrics, "\negress_build_info{")) << metrics;
+  EXPECT_FALSE(absl::StrContains(metrics, "egress_shared_program_set_loaded"));
 }
 
 TEST_F(SharedSetTest, OneProgramSetIsLoadedForManyTargets) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "egress/abi.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/engine_fixture.h"
 
@@ -83,6 +84,49 @@ TEST_F(EngineSparesTest, AChangeThatNeedsTheRoomDeletesTheSpare) {
   ASSERT_OK(engine_->RemoveTarget("db").status());
   Settle();
   EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);
+}
+
+// An apply that replaces a target's rules while exact_rules has room for
+// the new set only once the target's stale spare is gone: the spare goes,
+// the new set is written into the hash as the first one was (not the
+// trie), and the spare writer copies the new set (the next change writes
+// its own difference into that copy, not the whole replacement).
+TEST_F(EngineSparesTest, AReplacingApplyDropsTheStaleSpareForExactRoom) {
+  const policy::Rule other = Hosts(2, 300);
+  policy::Rule r = big_;
+  r.id = 1;
+  auto one = policy::Compile(1, {r}, EGRESS_MAX_EXACT_PER_SET);
+  ASSERT_OK(one.status());
+  const size_t exact_n = one->exact.size();
+  ASSERT_GT(exact_n, 0u);
+  RestartWithRuleRoom(10 * n_, DaemonState{}, [exact_n](EngineOptions& o) {
+    o.background_spares = true;
+    o.spare_chunk = 50;
+    // The set and three sets' margin fit; with its spare they do not.
+    o.map_capacity.exact =
+        3 * size_t{EGRESS_MAX_EXACT_PER_SET} + exact_n + exact_n / 2;
+  });
+  control::ApplyRequest first;
+  first.policies = {Spec("web", "/web", {big_})};
+  ASSERT_OK(engine_->Apply(first, kNow).status());
+  Settle();
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 2u);  // the set and its spare
+  const uint64_t copied = engine_->EntriesWritten().by_spare_writer;
+  control::ApplyRequest replace;
+  replace.policies = {Spec("web", "/web", {other})};
+  ASSERT_OK(engine_->Apply(replace, kNow).status());
+  auto targets = engine_->Targets("web", false);
+  ASSERT_OK(targets.status());
+  auto exact = policy::Compile(kernel_.ActiveRuleset(IdOf("web")),
+                               (*targets)[0].rules, EGRESS_MAX_EXACT_PER_SET);
+  ASSERT_OK(exact.status());
+  ASSERT_EQ(exact->exact.size(), exact_n);
+  EXPECT_TRUE(*kernel_.HasEntries(*exact))
+      << "the new set went to the trie, not exact_rules";
+  Settle();
+  EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);
+  EXPECT_GE(engine_->EntriesWritten().by_spare_writer - copied, exact_n)
+      << "no new spare: the stale one stayed";
 }
 
 TEST_F(EngineSparesTest, AStartWritesASpareOfEveryAdoptedSet) {

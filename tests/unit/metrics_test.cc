@@ -302,6 +302,21 @@ TEST(FormatMetricsTest, EmptySnapshotHasBuildInfoAndReloadGauge) {
   EXPECT_THAT(text, Not(HasSubstr("egress_flows_active")));
 }
 
+// egressd's start work: the gauge follows the shared set's load, and an
+// egressd with a set per target (nullopt) has no such series.
+TEST(FormatMetricsTest, SharedProgramSetLoadedGauge) {
+  MetricsSnapshot s;
+  EXPECT_THAT(FormatMetrics(s),
+              Not(HasSubstr("egress_shared_program_set_loaded")));
+  s.shared_program_set_loaded = false;
+  EXPECT_THAT(FormatMetrics(s),
+              HasSubstr("\n# TYPE egress_shared_program_set_loaded gauge\n"
+                        "egress_shared_program_set_loaded 0\n"));
+  s.shared_program_set_loaded = true;
+  EXPECT_THAT(FormatMetrics(s),
+              HasSubstr("\negress_shared_program_set_loaded 1\n"));
+}
+
 TEST(FormatMetricsTest, DuplicateCounterSeriesAreSummed) {
   MetricsSnapshot s;
   s.verdicts.push_back({"web", "denied", "tcp", 3});

@@ -259,6 +259,7 @@ absl::Status StartMetrics(Daemon::Parts& p) {
     c.events_sink_errors = p.records->sink_errors();
     c.last_reload_ok = p.service->last_reload_ok();
     c.dns_bindings = p.service->DnsBindings();
+    c.shared_program_set_loaded = p.kernel->SharedSetLoaded();
     return CollectMetrics(*p.engine, *p.kernel, c,
                           NodeView{p.node_name, p.workloads->Running()});
   };

@@ -168,7 +168,20 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   if (request.dry_run) return out;
   std::vector<Staged> staged(plan.targets.size());
   lock.lock();
-  const size_t exact_limit = ExactLimitLocked();
+  size_t exact_limit = ExactLimitLocked();
+  if (exact_limit == 0) {
+    // The spare of a target whose rules change is a copy of the set being
+    // replaced: stale after the switch. When its entries are what keeps
+    // the new sets out of exact_rules, it goes now, or a replaced 100,000-
+    // rule set would be written into the trie (twice the CPU of a first
+    // apply) and the next `allow` would write the whole difference into
+    // the stale spare. The spare writer copies the new set after the
+    // switch.
+    for (const TargetPlan& p : plan.targets) {
+      if (!p.create && p.rules_changed) DropSpareLocked(p.target.id);
+    }
+    exact_limit = ExactLimitLocked();
+  }
   for (size_t i = 0; i < plan.targets.size(); ++i) {
     if (!plan.targets[i].rules_changed) continue;
     staged[i].ruleset = NextRuleset();

@@ -97,6 +97,7 @@ void BpfKernel::NoteSharedPrograms() {
   }
   std::lock_guard<std::mutex> lock(shared_mu_);
   shared_prog_ids_ = std::move(ids);
+  shared_loaded_ = !shared_prog_ids_.empty();
 }
 
 absl::Status BpfKernel::AdoptLiveStorage() {
@@ -141,7 +142,13 @@ absl::Status BpfKernel::LoadShared() {
       shared_prog_ids_.insert(id);
     }
   }
+  shared_loaded_ = !shared_prog_ids_.empty();
   return absl::OkStatus();
+}
+
+std::optional<bool> BpfKernel::SharedSetLoaded() const {
+  if (!shared_set_) return std::nullopt;
+  return shared_loaded_.load();
 }
 
 bool BpfKernel::OnSharedSet(uint32_t id) {
@@ -330,6 +337,7 @@ absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
     for (const HookSpec& h : AllHooks()) {
       shared_prog_ids_.insert(ProgIdOfPin(ProgPin(SharedDir(), h)));
     }
+    shared_loaded_ = !shared_prog_ids_.empty();
     return true;
   }
   EGRESS_ASSIGN_OR_RETURN(bool current,

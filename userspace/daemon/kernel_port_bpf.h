@@ -5,9 +5,11 @@
 #ifndef EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
 #define EGRESS_USERSPACE_DAEMON_KERNEL_PORT_BPF_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -46,6 +48,11 @@ class BpfKernel : public KernelPort {
   // yet, so that the first target added does not wait for the verifier
   // (egressd calls it off its start path). A no-op with a set per target.
   absl::Status PrepareSharedSet();
+  // Whether the shared program set is loaded (or adopted) and its programs
+  // known: what a first target on it no longer waits for. nullopt with a set
+  // per target (egressd --noshared_program_set). Never blocks on a load
+  // under way (the /metrics scrape asks it).
+  std::optional<bool> SharedSetLoaded() const;
 
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
   absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
@@ -157,6 +164,9 @@ class BpfKernel : public KernelPort {
   std::mutex shared_mu_;
   // Program ids of the shared set, loaded or adopted (under shared_mu_).
   std::set<uint32_t> shared_prog_ids_;
+  // !shared_prog_ids_.empty(), readable without shared_mu_ (held for the
+  // verifier's whole load).
+  std::atomic<bool> shared_loaded_{false};
 };
 
 }  // namespace egress

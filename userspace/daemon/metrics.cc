@@ -370,6 +370,13 @@ void FillRegistry(const MetricsSnapshot& s, prometheus::Registry& registry) {
   Set(GaugeFamily(registry, "egress_config_last_reload_successful",
                   "Whether the last configuration reload succeeded."),
       {}, s.last_reload_ok ? 1 : 0);
+  if (s.shared_program_set_loaded.has_value()) {
+    Set(GaugeFamily(registry, "egress_shared_program_set_loaded",
+                    "1 once the shared program set is loaded and verified: "
+                    "egressd's start work is done, and a first target "
+                    "attaches without waiting for the verifier."),
+        {}, *s.shared_program_set_loaded ? 1 : 0);
+  }
   Set(GaugeFamily(registry, "egress_build_info",
                   "egressd build information (always 1)."),
       {{"version", ValidUtf8(s.version)},

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,9 @@ struct MetricsSnapshot {
   // udp_peers entries evicted, of every target since egressd started.
   uint64_t udp_peers_evicted = 0;
   bool last_reload_ok = true;
+  // Whether the shared program set is loaded (egressd loads it after its
+  // start, on a thread of its own); nullopt with a set per target.
+  std::optional<bool> shared_program_set_loaded;
   uint64_t self_check_failures = 0;  // probes or checks that failed
   // Connections the metrics server answered 503 because it already served
   // kMetricsMaxConnections (MetricsServer fills it in).
@@ -129,6 +133,8 @@ struct MetricsSnapshot {
 //                        pod_namespace,pod,node,label_*} gauge (1)
 //   egress_workload_info_omitted                        gauge
 //   egress_config_last_reload_successful                gauge
+//   egress_shared_program_set_loaded                    gauge (0/1; absent
+//                                       with egressd --noshared_program_set)
 //   egress_build_info{version,libbpf_version,node}      gauge (1)
 std::string FormatMetrics(const MetricsSnapshot& snapshot);
 

@@ -86,6 +86,7 @@ MetricsSnapshot CollectMetrics(const Engine& engine, KernelPort& kernel,
   m.events_dropped = counters.events_dropped;
   m.events_sink_errors = counters.events_sink_errors;
   m.last_reload_ok = counters.last_reload_ok;
+  m.shared_program_set_loaded = counters.shared_program_set_loaded;
   m.self_check_failures = engine.SelfCheckFailures();
   m.version = EGRESS_VERSION_STRING;
   m.libbpf_version =

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct DaemonCounters {
   uint64_t events_dropped = 0;
   uint64_t events_sink_errors = 0;
   bool last_reload_ok = true;
+  std::optional<bool> shared_program_set_loaded;  // BpfKernel's
   // dns_bindings per target id at egressd's last sweep (DnsSweeper).
   std::map<uint32_t, DnsSweep::Target> dns_bindings;
 };
