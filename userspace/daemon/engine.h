@@ -388,8 +388,14 @@ class Engine {
     std::vector<policy::Rule> all;
     std::optional<policy::Rule> appended;
   };
+  // What a switch does when the store has no room (ResourceExhausted):
+  // refuses it (every change), or switches anyway (Start writing a target's
+  // stored rules to the maps again: only the id of their set is new, and
+  // it is found again from the maps at every start).
+  enum class NoRoom { kRefuse, kSwitch };
   absl::Status Replace(const std::string& name, NewRules rules,
-                       std::optional<policy::Mode> mode, Staged* staged);
+                       std::optional<policy::Mode> mode, Staged* staged,
+                       NoRoom no_room = NoRoom::kRefuse);
   // `t`'s rules are lent out and back (never copied): it is not changed.
   Change Prepare(TargetState& t, NewRules rules, Staged* staged);
   absl::Status Build(Change& change);

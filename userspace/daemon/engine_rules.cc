@@ -41,6 +41,7 @@ struct Engine::Change {
   // next_target.rules holds only the rule appended to the target's
   // (delta.appended_after says after which).
   bool appended = false;
+  NoRoom no_room = NoRoom::kRefuse;
 };
 
 uint32_t Engine::NextRuleset() {
@@ -332,6 +333,15 @@ absl::Status Engine::Build(Change& c) {
   }
   StateWrite write{c.next_ruleset, {{c.name, &c.next_target, c.delta}}};
   if (absl::Status st = options_.save(write); !st.ok()) {
+    if (c.no_room == NoRoom::kSwitch && absl::IsResourceExhausted(st)) {
+      Log(absl::StrCat("target ", c.name,
+                       ": its stored rules are written to the maps again as "
+                       "rule set ",
+                       c.new_ruleset,
+                       "; the state directory has no room to store that id "
+                       "(harmless: a start finds it again)"));
+      return absl::OkStatus();
+    }
     Discard(c);
     return st;
   }
@@ -417,7 +427,8 @@ absl::Status Engine::AppendRule(const std::string& name, policy::Rule rule) {
 }
 
 absl::Status Engine::Replace(const std::string& name, NewRules rules,
-                             std::optional<policy::Mode> mode, Staged* staged) {
+                             std::optional<policy::Mode> mode, Staged* staged,
+                             NoRoom no_room) {
   Lock lock(mu_);
   // The spare writer starts no spare while this runs, and looks again after.
   ++changes_in_flight_;
@@ -430,6 +441,7 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
   c.mode = mode;
+  c.no_room = no_room;
   const uint32_t id = t->id;
   lock.unlock();
   absl::Status built = Build(c);

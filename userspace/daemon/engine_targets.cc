@@ -113,7 +113,11 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
       EGRESS_ASSIGN_OR_RETURN(bool adopted, AdoptRules(name));
       if (adopted) continue;
     }
-    EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
+    // The store with no room (a full state directory) does not stop it:
+    // these are the stored rules (or fewer), and the set's id is found
+    // again from the maps at the next start.
+    EGRESS_RETURN_IF_ERROR(Replace(name, NewRules{std::move(rules), {}},
+                                   std::nullopt, nullptr, NoRoom::kSwitch));
   }
   lock.lock();
   AdoptOrphans();
