@@ -109,15 +109,19 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
       }
       rules.push_back(r);
     }
-    if (rules.size() == t[0].rules.size()) {
+    const bool as_stored = rules.size() == t[0].rules.size();
+    if (as_stored) {
       EGRESS_ASSIGN_OR_RETURN(bool adopted, AdoptRules(name));
       if (adopted) continue;
     }
-    // The store with no room (a full state directory) does not stop it:
-    // these are the stored rules (or fewer), and the set's id is found
-    // again from the maps at the next start.
-    EGRESS_RETURN_IF_ERROR(Replace(name, NewRules{std::move(rules), {}},
-                                   std::nullopt, nullptr, NoRoom::kSwitch));
+    // The store with no room (a full state directory) does not stop the
+    // stored rules: only their set's id is new, found again from the maps
+    // at the next start. Fewer rules must be stored: the store's rows and
+    // the engine's would differ, and the next delta written would not fit
+    // (docs/design.md, "A full state directory").
+    EGRESS_RETURN_IF_ERROR(
+        Replace(name, NewRules{std::move(rules), {}}, std::nullopt, nullptr,
+                as_stored ? NoRoom::kSwitch : NoRoom::kRefuse));
   }
   lock.lock();
   AdoptOrphans();
