@@ -150,6 +150,37 @@ TEST_F(StateFullTest, StartedAfterARebootOnAFullDirectoryAttachesFromState) {
   ExpectChangeTakenAgain();
 }
 
+// After a reboot with a temporary rule that ran out meanwhile: the rules
+// still in force are enforced though the shorter set cannot be stored, and
+// the first change with room stores the target's rules whole (an append
+// after the last rule in force would land on the stored row of the rule
+// that ran out).
+TEST_F(StateFullTest, StartedAfterARebootWithARuleRunOutStoresItWholeLater) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  CtlOk({"allow", "40003/tcp", "127.0.0.2", "--for", "1s"});
+  StopDaemon(SIGTERM);
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+  absl::SleepFor(absl::Milliseconds(1500));  // the rule's time runs out
+  Fill();
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "not stored")) << DaemonLog();
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }), EPERM);
+  ExpectChangeRefused();
+  ExpectChangeTakenAgain();
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  std::string list = CtlOk({"list", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(list, "40001")) << list;
+  EXPECT_TRUE(absl::StrContains(list, "40002")) << list;
+  EXPECT_FALSE(absl::StrContains(list, "40003")) << list;
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+}
+
 // An older egressd's learned.json waits to be imported into learned.db:
 // with no room it waits for a later start, which imports it.
 TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {

@@ -42,6 +42,8 @@ struct Engine::Change {
   // (delta.appended_after says after which).
   bool appended = false;
   NoRoom no_room = NoRoom::kRefuse;
+  // Switched though not stored (no_room kSwitch, no room).
+  bool unsaved = false;
 };
 
 uint32_t Engine::NextRuleset() {
@@ -91,7 +93,9 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   // A target being created has no rule stored yet (its state may already
   // hold the rules an apply gave it): all of them are written.
   const bool creating = creating_.count(t.id) > 0;
-  if (rules.appended && (creating || staged != nullptr)) {
+  // The store may hold other rows than the engine's rules: all are written.
+  const bool behind = store_behind_.count(t.name) > 0;
+  if (rules.appended && (creating || behind || staged != nullptr)) {
     rules.all = t.rules;
     rules.all.push_back(*std::move(rules.appended));
     rules.appended.reset();
@@ -105,6 +109,7 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
     t.rules.push_back(*rules.appended);
   } else {
     c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules.all);
+    if (behind) c.delta.all = true;
     c.delta.written_ahead =
         creating && staged != nullptr && staged->rules_saved_ahead;
   }
@@ -335,11 +340,12 @@ absl::Status Engine::Build(Change& c) {
   if (absl::Status st = options_.save(write); !st.ok()) {
     if (c.no_room == NoRoom::kSwitch && absl::IsResourceExhausted(st)) {
       Log(absl::StrCat("target ", c.name,
-                       ": its stored rules are written to the maps again as "
-                       "rule set ",
+                       ": its stored rules in force are written to the maps "
+                       "again as rule set ",
                        c.new_ruleset,
-                       "; the state directory has no room to store that id "
-                       "(harmless: a start finds it again)"));
+                       " (not stored: the state directory has no room; the "
+                       "next change of its rules stores them whole)"));
+      c.unsaved = true;
       return absl::OkStatus();
     }
     Discard(c);
@@ -459,6 +465,12 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
     return built;
   }
   EGRESS_RETURN_IF_ERROR(Commit(lock, c));
+  // A stored change of a target behind was written whole (Prepare).
+  if (c.unsaved) {
+    store_behind_.insert(name);
+  } else {
+    store_behind_.erase(name);
+  }
   if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
     KeepOrDeleteSpareLocked(id, std::move(c.replaced));
   }

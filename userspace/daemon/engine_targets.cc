@@ -115,13 +115,11 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
       if (adopted) continue;
     }
     // The store with no room (a full state directory) does not stop the
-    // stored rules: only their set's id is new, found again from the maps
-    // at the next start. Fewer rules must be stored: the store's rows and
-    // the engine's would differ, and the next delta written would not fit
-    // (docs/design.md, "A full state directory").
-    EGRESS_RETURN_IF_ERROR(
-        Replace(name, NewRules{std::move(rules), {}}, std::nullopt, nullptr,
-                as_stored ? NoRoom::kSwitch : NoRoom::kRefuse));
+    // stored rules in force: their set's id is found again from the maps
+    // at the next start, rules that ran out are dropped again, and the
+    // target's next rule change is stored whole (store_behind_).
+    EGRESS_RETURN_IF_ERROR(Replace(name, NewRules{std::move(rules), {}},
+                                   std::nullopt, nullptr, NoRoom::kSwitch));
   }
   lock.lock();
   AdoptOrphans();
