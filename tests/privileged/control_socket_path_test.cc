@@ -83,6 +83,31 @@ TEST_F(ControlSocketPathTest, RemovedSocketIsBoundAgainWithItsModeAndOwner) {
   CtlOk({"status"});
 }
 
+// /healthz looks at the path itself: unhealthy as soon as the socket file
+// is gone, not only from egressd's next check (every second, which binds
+// it again).
+TEST_F(ControlSocketPathTest, HealthzIsUnhealthyAtOnceWhenTheSocketIsRemoved) {
+  const int port = MetricsPort();
+  ASSERT_GT(port, 0);
+  ASSERT_TRUE(Healthy(port));
+  // A first removal puts the test just after one of egressd's checks (the
+  // one that binds the socket again, seen within 50 ms): the next is ~1 s
+  // away, so the second removal below is looked at by /healthz before it.
+  ASSERT_EQ(unlink(socket_path_.c_str()), 0);
+  const std::string bound = " was removed; bound a new one there";
+  ASSERT_TRUE(Eventually([&] { return LogCount(bound) == 1; })) << DaemonLog();
+  ASSERT_TRUE(Healthy(port));
+
+  ASSERT_EQ(unlink(socket_path_.c_str()), 0);
+  const bool unhealthy = Unhealthy(port);
+  // Unless egressd's check came first (it would have bound the socket
+  // again, logged after the store /healthz reads), /healthz said so.
+  EXPECT_TRUE(unhealthy || LogCount(bound) == 2)
+      << "/healthz said ok while the control socket was removed";
+  EXPECT_TRUE(Eventually([&] { return Pings(); }));
+  EXPECT_TRUE(Eventually([&] { return Healthy(port); }));
+}
+
 TEST_F(ControlSocketPathTest, PathTakenByAFileIsKeptAndHealthzSaysSo) {
   const int port = MetricsPort();
   ASSERT_GT(port, 0);

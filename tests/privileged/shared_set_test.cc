@@ -5,7 +5,9 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -394,6 +397,75 @@ TEST_F(SharedSetTest, SecondTargetAtACgroupFallsBackToItsOwnPrograms) {
   EXPECT_OK(kernel.RemovePrograms(1));
   EXPECT_OK(kernel.RemovePrograms(2));
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
+  k->reset();
+  EXPECT_OK(RemoveTree(pins));
+  StartDaemon();
+}
+
+// Out of descriptors for a moment (EMFILE), the link pins of a target on
+// the shared set cannot be opened: that must not read as "no links, no
+// programs", which has the start load programs for the target afresh and
+// remove its directory, the link pins with it (the target unenforced).
+// Driven through the kernel port as Engine::Start does, by an egressd
+// started without --shared_program_set (it adopts what an earlier one made).
+TEST_F(SharedSetTest, LinkPinsUnreadableForAMomentAreNotTakenForNone) {
+  StopDaemon(SIGTERM);
+  const std::string pins = bpffs_dir_ + "-port";
+  ASSERT_OK_AND_ASSIGN(std::string root, Cgroup2Root());
+  const LockHolder me{getpid(), "shared-set-test"};
+  auto k = BpfKernel::Open(pins, "/sys/fs/bpf", root, me, true);
+  ASSERT_TRUE(k.ok()) << k.status();
+  // Also when an assertion stops the test: removing the pins detaches the
+  // links nothing else holds.
+  absl::Cleanup remove_pins = [&] {
+    k = absl::CancelledError("test over");
+    RemoveTree(pins).IgnoreError();
+  };
+  egress_target_config deny{};
+  deny.mode = EGRESS_MODE_ENFORCE;  // ruleset 0: no rules, everything denied
+  EXPECT_OK((*k)->SetTargetConfig(1, deny));
+  EXPECT_OK((*k)->LoadPrograms(1));
+  EXPECT_OK(
+      (*k)->Attach(1, KernelPort::kOwnCgroup, cg_->relative_path(), cg_->id()));
+  k->reset();  // the pins hold the links now, as after egressd stopped
+  const std::string link_pin = absl::StrCat(
+      pins, "/v", EGRESS_ABI_VERSION, "/targets/1/link_", AllHooks()[0].name);
+  struct stat st;
+  ASSERT_EQ(stat(link_pin.c_str(), &st), 0);
+  ASSERT_EQ(Connect(40001, cg_.get()), EPERM);
+
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto kernel = BpfKernel::Open(pins, "/sys/fs/bpf", root, me, false);
+    if (!kernel.ok()) _exit(101);
+    // Every descriptor below a low limit taken (bounded by the limit).
+    struct rlimit lim = {1024, 1024};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(102);
+    std::vector<int> taken;
+    for (int i = 0; i < 1024; ++i) {
+      int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      taken.push_back(fd);
+    }
+    if (bpf_obj_get(link_pin.c_str()) >= 0 || errno != EMFILE) _exit(103);
+    const bool loaded = (*kernel)->ProgramsLoaded(1);
+    for (int fd : taken) close(fd);  // the moment passed
+    // What Engine::Start does with a target whose programs are not loaded.
+    if (!loaded) (*kernel)->LoadPrograms(1).IgnoreError();
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "101-103: setup";
+  EXPECT_EQ(stat(link_pin.c_str(), &st), 0)
+      << "the target's link pins were removed";
+  EXPECT_EQ(Connect(40001, cg_.get()), EPERM) << "no longer enforced";
+
+  k = BpfKernel::Open(pins, "/sys/fs/bpf", root, me, true);
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_OK((*k)->RemovePrograms(1));
   k->reset();
   EXPECT_OK(RemoveTree(pins));
   StartDaemon();

@@ -5,6 +5,7 @@
 // a restart, once there is room.
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -16,11 +17,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/socket_probes.h"
+#include "userspace/daemon/learn.h"
 
 namespace egress::testing {
 namespace {
@@ -125,6 +128,85 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryItEnforcesAndRefusesChanges) {
       << DaemonLog();
   ExpectChangeRefused();
   ExpectChangeTakenAgain();
+}
+
+// After a reboot the pins are gone and the state is not: the start attaches
+// every target from the state, with no room to write anything.
+TEST_F(StateFullTest, StartedAfterARebootOnAFullDirectoryAttachesFromState) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGTERM);
+  // Removing the pins detaches everything, as a reboot would.
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  // The kernel releases unpinned links asynchronously: wait (bounded).
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+  Fill();
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "started read-only"))
+      << DaemonLog();
+  ExpectChangeRefused();
+  ExpectChangeTakenAgain();
+}
+
+// After a reboot with a temporary rule that ran out meanwhile: the rules
+// still in force are enforced though the shorter set cannot be stored, and
+// the first change with room stores the target's rules whole (an append
+// after the last rule in force would land on the stored row of the rule
+// that ran out).
+TEST_F(StateFullTest, StartedAfterARebootWithARuleRunOutStoresItWholeLater) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  CtlOk({"allow", "40003/tcp", "127.0.0.2", "--for", "1s"});
+  StopDaemon(SIGTERM);
+  ASSERT_EQ(RunCommand({"rm", "-rf", bpffs_dir_})->exit_code, 0);
+  EXPECT_ALLOWED(
+      InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
+  absl::SleepFor(absl::Milliseconds(1500));  // the rule's time runs out
+  Fill();
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "not stored")) << DaemonLog();
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }), EPERM);
+  ExpectChangeRefused();
+  ExpectChangeTakenAgain();
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  std::string list = CtlOk({"list", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(list, "40001")) << list;
+  EXPECT_TRUE(absl::StrContains(list, "40002")) << list;
+  EXPECT_FALSE(absl::StrContains(list, "40003")) << list;
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+}
+
+// An older egressd's learned.json waits to be imported into learned.db:
+// with no room it waits for a later start, which imports it.
+TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGTERM);
+  const std::string json = mount_ + "/state/learned.json";
+  LearnStore old;
+  old.Record("web", 4, {127, 0, 0, 3}, IPPROTO_TCP, 40003, 1,
+             absl::GetCurrentTimeNanos(), "curl");
+  ASSERT_TRUE(old.Save(json).ok());
+  Fill();
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "learned.json"))
+      << "the log does not say learned.json waits: " << DaemonLog();
+  EXPECT_EQ(access(json.c_str(), F_OK), 0);
+  ExpectChangeRefused();
+  ExpectChangeTakenAgain();
+  StopDaemon(SIGTERM);
+  StartDaemon();
+  ASSERT_GT(daemon_pid_, 0);
+  EXPECT_NE(access(json.c_str(), F_OK), 0);
+  EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);
+  std::string suggested = CtlOk({"suggest", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
 }
 
 }  // namespace

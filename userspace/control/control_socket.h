@@ -107,6 +107,10 @@ class ControlListener {
   // Also remembers the mode and owner of our file while it is there, for
   // Rebind.
   PathCheck CheckPath();
+  // The device and inode of the socket file this listener bound last (its
+  // path checked against them by others: ours, removed or replaced).
+  dev_t bound_dev() const { return dev_; }
+  ino_t bound_ino() const { return ino_; }
   // After kMissing: binds a new socket at the path (its directory made again
   // if it went too) with the mode and owner our file last had, and listens
   // on it instead of the old one (closed; the caller accepts what was

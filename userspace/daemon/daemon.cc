@@ -76,11 +76,19 @@ struct Daemon::Parts {
   std::optional<SelfCheck> self_check;  // none with --self_check_interval_ms=0
   std::unique_ptr<EventLoop> loop;
   std::unique_ptr<MetricsServer> metrics;
-  // Pins of an older ABI wait until every target is attached under ours,
-  // and until the start succeeded: a failed start keeps them (pending).
-  std::atomic<bool> retire_older_abis{true};
-  std::atomic<bool> started{false};
-  std::atomic<bool> retire_pending{false};
+  // Pins of an older ABI go once every target is attached under ours
+  // (the engine's all_attached) and the start succeeded: a failed start
+  // keeps them. all_attached may come during the start (which then retires
+  // them once it succeeded) or from a later reconcile.
+  enum Retire : int { kStarting, kStartingAllAttached, kStarted, kRetired };
+  std::atomic<int> retire{kStarting};
+  // Removes the older ABIs' pins the first time it moves `retire` from
+  // `from` to kRetired.
+  void RetireOlderAbisFrom(int from) {
+    if (retire.compare_exchange_strong(from, kRetired)) {
+      kernel->RetireOlderAbis();
+    }
+  }
 };
 
 namespace {
@@ -179,12 +187,15 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
   // The first change after an apply or a start writes only its difference.
   o.background_spares = true;
   // An older version's programs go only once ours enforce every target.
+  // During the start this only records that it fired (Create retires
+  // after success); once started it retires.
   o.all_attached = [&p] {
-    if (!p.started.load()) {
-      p.retire_pending.store(true);
+    int starting = Daemon::Parts::kStarting;
+    if (p.retire.compare_exchange_strong(starting,
+                                         Daemon::Parts::kStartingAllAttached)) {
       return;
     }
-    if (p.retire_older_abis.exchange(false)) p.kernel->RetireOlderAbis();
+    p.RetireOlderAbisFrom(Daemon::Parts::kStarted);
   };
   return o;
 }
@@ -393,10 +404,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonOptions options) {
   if (absl::Status st = StartParts(*p); !st.ok()) {
     return FailedStart(std::move(p), made_now, st);
   }
-  p->started.store(true);
-  if (p->retire_pending.exchange(false) &&
-      p->retire_older_abis.exchange(false)) {
-    p->kernel->RetireOlderAbis();
+  if (p->retire.exchange(Parts::kStarted) == Parts::kStartingAllAttached) {
+    p->RetireOlderAbisFrom(Parts::kStarted);
   }
   return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
 }

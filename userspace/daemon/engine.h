@@ -388,8 +388,14 @@ class Engine {
     std::vector<policy::Rule> all;
     std::optional<policy::Rule> appended;
   };
+  // What a switch does when the store has no room (ResourceExhausted):
+  // refuses it (every change), or switches anyway (Start writing a target's
+  // stored rules, or those of them still in force, to the maps again: the
+  // store keeps what it had, the target goes to store_behind_).
+  enum class NoRoom { kRefuse, kSwitch };
   absl::Status Replace(const std::string& name, NewRules rules,
-                       std::optional<policy::Mode> mode, Staged* staged);
+                       std::optional<policy::Mode> mode, Staged* staged,
+                       NoRoom no_room = NoRoom::kRefuse);
   // `t`'s rules are lent out and back (never copied): it is not changed.
   Change Prepare(TargetState& t, NewRules rules, Staged* staged);
   absl::Status Build(Change& change);
@@ -614,6 +620,10 @@ class Engine {
   std::map<uint64_t, std::string> cgroup_paths_;  // record cgroup names
   // Targets being created: not attached by Reconcile before their rules.
   std::set<uint32_t> creating_;
+  // Targets whose enforced rules the store may not hold (Start switched
+  // them with no room to store them): their next rule change is written
+  // whole, not as a delta of rows the store may not have.
+  std::set<std::string> store_behind_;
   std::map<uint32_t, std::string> last_logged_;  // LogChange
   std::map<uint32_t, std::string> degraded_;     // self-check: id -> why
   // Watch instances (engine_watch.cc): per target, the parent and name its

@@ -41,6 +41,9 @@ struct Engine::Change {
   // next_target.rules holds only the rule appended to the target's
   // (delta.appended_after says after which).
   bool appended = false;
+  NoRoom no_room = NoRoom::kRefuse;
+  // Switched though not stored (no_room kSwitch, no room).
+  bool unsaved = false;
 };
 
 uint32_t Engine::NextRuleset() {
@@ -90,7 +93,9 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
   // A target being created has no rule stored yet (its state may already
   // hold the rules an apply gave it): all of them are written.
   const bool creating = creating_.count(t.id) > 0;
-  if (rules.appended && (creating || staged != nullptr)) {
+  // The store may hold other rows than the engine's rules: all are written.
+  const bool behind = store_behind_.count(t.name) > 0;
+  if (rules.appended && (creating || behind || staged != nullptr)) {
     rules.all = t.rules;
     rules.all.push_back(*std::move(rules.appended));
     rules.appended.reset();
@@ -104,6 +109,7 @@ Engine::Change Engine::Prepare(TargetState& t, NewRules rules, Staged* staged) {
     t.rules.push_back(*rules.appended);
   } else {
     c.delta = creating ? RulesDelta{} : DiffRules(t.rules, rules.all);
+    if (behind) c.delta.all = true;
     c.delta.written_ahead =
         creating && staged != nullptr && staged->rules_saved_ahead;
   }
@@ -332,6 +338,16 @@ absl::Status Engine::Build(Change& c) {
   }
   StateWrite write{c.next_ruleset, {{c.name, &c.next_target, c.delta}}};
   if (absl::Status st = options_.save(write); !st.ok()) {
+    if (c.no_room == NoRoom::kSwitch && absl::IsResourceExhausted(st)) {
+      Log(absl::StrCat("target ", c.name,
+                       ": its stored rules in force are written to the maps "
+                       "again as rule set ",
+                       c.new_ruleset,
+                       " (not stored: the state directory has no room; the "
+                       "next change of its rules stores them whole)"));
+      c.unsaved = true;
+      return absl::OkStatus();
+    }
     Discard(c);
     return st;
   }
@@ -417,7 +433,8 @@ absl::Status Engine::AppendRule(const std::string& name, policy::Rule rule) {
 }
 
 absl::Status Engine::Replace(const std::string& name, NewRules rules,
-                             std::optional<policy::Mode> mode, Staged* staged) {
+                             std::optional<policy::Mode> mode, Staged* staged,
+                             NoRoom no_room) {
   Lock lock(mu_);
   // The spare writer starts no spare while this runs, and looks again after.
   ++changes_in_flight_;
@@ -430,6 +447,7 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
   EGRESS_RETURN_IF_ERROR(RefuseOrphan(*t));
   Change c = Prepare(*t, std::move(rules), staged);
   c.mode = mode;
+  c.no_room = no_room;
   const uint32_t id = t->id;
   lock.unlock();
   absl::Status built = Build(c);
@@ -447,6 +465,12 @@ absl::Status Engine::Replace(const std::string& name, NewRules rules,
     return built;
   }
   EGRESS_RETURN_IF_ERROR(Commit(lock, c));
+  // A stored change of a target behind was written whole (Prepare).
+  if (c.unsaved) {
+    store_behind_.insert(name);
+  } else {
+    store_behind_.erase(name);
+  }
   if (c.replaced.ruleset != 0 && c.replaced.ruleset != c.new_ruleset) {
     KeepOrDeleteSpareLocked(id, std::move(c.replaced));
   }

@@ -109,11 +109,17 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
       }
       rules.push_back(r);
     }
-    if (rules.size() == t[0].rules.size()) {
+    const bool as_stored = rules.size() == t[0].rules.size();
+    if (as_stored) {
       EGRESS_ASSIGN_OR_RETURN(bool adopted, AdoptRules(name));
       if (adopted) continue;
     }
-    EGRESS_RETURN_IF_ERROR(ReplaceRules(name, std::move(rules), std::nullopt));
+    // The store with no room (a full state directory) does not stop the
+    // stored rules in force: their set's id is found again from the maps
+    // at the next start, rules that ran out are dropped again, and the
+    // target's next rule change is stored whole (store_behind_).
+    EGRESS_RETURN_IF_ERROR(Replace(name, NewRules{std::move(rules), {}},
+                                   std::nullopt, nullptr, NoRoom::kSwitch));
   }
   lock.lock();
   AdoptOrphans();

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/cleanup/cleanup.h"
@@ -101,7 +102,17 @@ EventLoop::EventLoop(ControlListener& listener, Engine& engine,
       records_(records),
       reconciler_(reconciler),
       options_(std::move(options)),
-      worker_(std::make_unique<Worker>()) {}
+      worker_(std::make_unique<Worker>()),
+      bound_dev_(listener.bound_dev()),
+      bound_ino_(listener.bound_ino()) {}
+
+bool EventLoop::socket_at_path() const {
+  if (!socket_at_path_.load()) return false;
+  struct stat st;
+  if (lstat(listener_.path().c_str(), &st) != 0) return false;
+  return S_ISSOCK(st.st_mode) && st.st_dev == bound_dev_.load() &&
+         st.st_ino == bound_ino_.load();
+}
 
 EventLoop::~EventLoop() { Stop(); }
 
@@ -309,6 +320,8 @@ void EventLoop::CheckSocketPath(std::vector<bool>& readable) {
       AcceptNew(readable);  // who connected before it went
       absl::Status bound = listener_.Rebind();
       if (bound.ok()) {
+        bound_dev_.store(listener_.bound_dev());
+        bound_ino_.store(listener_.bound_ino());
         socket_at_path_.store(true);
         socket_problem_logged_.clear();
         Log(absl::StrCat("control socket ", path,

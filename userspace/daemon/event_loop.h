@@ -100,8 +100,10 @@ class EventLoop {
   // When the loop last turned (0 before it starts), for /healthz.
   int64_t heartbeat_ns() const { return heartbeat_ns_.load(); }
   // False while the control socket's path does not lead to this egressd
-  // (removed, or taken by another file), for /healthz.
-  bool socket_at_path() const { return socket_at_path_.load(); }
+  // (removed, or taken by another file), for /healthz: the path is looked
+  // at on each call (one lstat), so it is false at once, not from the next
+  // check of the loop (every second, which binds the socket again).
+  bool socket_at_path() const;
 
  private:
   struct Pending {
@@ -168,6 +170,10 @@ class EventLoop {
   std::atomic<int64_t> heartbeat_ns_{0};
   absl::Time next_socket_check_;
   std::atomic<bool> socket_at_path_{true};
+  // The socket file the listener bound (it binds a new one when the path
+  // was emptied), read by socket_at_path() on the metrics thread.
+  std::atomic<dev_t> bound_dev_;
+  std::atomic<ino_t> bound_ino_;
   // What was last logged about the path ("" while it is ours): one line per
   // change, not one per second.
   std::string socket_problem_logged_;

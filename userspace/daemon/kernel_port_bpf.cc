@@ -26,26 +26,45 @@ namespace {
 
 constexpr char kLinkDirPrefix[] = "cgroup-";
 
-// The kernel's id of the program pinned at `pin`; 0 when there is none.
-uint32_t ProgIdOfPin(const std::string& pin) {
-  UniqueFd fd(bpf_obj_get(pin.c_str()));
-  if (!fd) return 0;
+// The kernel's id of the program pinned at `pin`; 0 when there is none
+// (ENOENT). Any other error (EMFILE, EACCES, ...) is one: a pin that cannot
+// be opened now is not a missing pin (OpenPin).
+absl::StatusOr<uint32_t> ProgIdOfPin(const std::string& pin) {
+  absl::StatusOr<UniqueFd> fd = OpenPin(pin);
+  if (absl::IsNotFound(fd.status())) return 0;
+  if (!fd.ok()) return fd.status();
   bpf_prog_info prog{};
   uint32_t len = sizeof(prog);
-  if (bpf_obj_get_info_by_fd(fd.get(), &prog, &len) != 0) return 0;
+  if (bpf_obj_get_info_by_fd(fd->get(), &prog, &len) != 0) {
+    return ErrnoStatus(errno, "read the program pinned at", pin);
+  }
   return prog.id;
 }
 
 // The info of the link pinned at `pin`: the program it runs (prog_id) and,
 // for a cgroup link, its cgroup (cgroup.cgroup_id). All zero when there is
-// no such link.
-bpf_link_info LinkInfoOfPin(const std::string& pin) {
+// no such link (ENOENT); an error when it cannot be read, as ProgIdOfPin.
+absl::StatusOr<bpf_link_info> LinkInfoOfPin(const std::string& pin) {
+  absl::StatusOr<UniqueFd> fd = OpenPin(pin);
+  if (absl::IsNotFound(fd.status())) return bpf_link_info{};
+  if (!fd.ok()) return fd.status();
   bpf_link_info link{};
-  UniqueFd fd(bpf_obj_get(pin.c_str()));
-  if (!fd) return link;
   uint32_t len = sizeof(link);
-  if (bpf_obj_get_info_by_fd(fd.get(), &link, &len) != 0) return {};
+  if (bpf_obj_get_info_by_fd(fd->get(), &link, &len) != 0) {
+    return ErrnoStatus(errno, "read the link pinned at", pin);
+  }
   return link;
+}
+
+// The ids of the programs pinned in `dir` for `hooks` (none pinned: none).
+absl::StatusOr<std::set<uint32_t>> ProgIdsOfPins(
+    const std::string& dir, const std::vector<HookSpec>& hooks) {
+  std::set<uint32_t> ids;
+  for (const HookSpec& h : hooks) {
+    EGRESS_ASSIGN_OR_RETURN(uint32_t id, ProgIdOfPin(ProgPin(dir, h)));
+    if (id != 0) ids.insert(id);
+  }
+  return ids;
 }
 
 // The hook of AllHooks() the shared set attaches first at a cgroup: one that
@@ -77,7 +96,7 @@ absl::StatusOr<std::unique_ptr<BpfKernel>> BpfKernel::Open(
   std::string maps_dir = k->version_dir_ + "/maps";
   EGRESS_RETURN_IF_ERROR(MakeDirs(maps_dir, 0700));
   EGRESS_ASSIGN_OR_RETURN(k->maps_, SharedMaps::OpenOrCreate(maps_dir));
-  k->NoteSharedPrograms();
+  EGRESS_RETURN_IF_ERROR(k->NoteSharedPrograms());
   EGRESS_RETURN_IF_ERROR(k->AdoptLiveStorage());
   return k;
 }
@@ -88,16 +107,14 @@ std::string BpfKernel::VersionDir(const std::string& bpffs_dir) {
 
 std::string BpfKernel::SharedDir() const { return version_dir_ + "/shared"; }
 
-void BpfKernel::NoteSharedPrograms() {
-  std::set<uint32_t> ids;
-  for (const HookSpec& h : AllHooks()) {
-    if (uint32_t id = ProgIdOfPin(ProgPin(SharedDir(), h)); id != 0) {
-      ids.insert(id);
-    }
-  }
+absl::Status BpfKernel::NoteSharedPrograms() {
+  // Unread, the ids would say no target is on the shared set.
+  EGRESS_ASSIGN_OR_RETURN(std::set<uint32_t> ids,
+                          ProgIdsOfPins(SharedDir(), AllHooks()));
   std::lock_guard<std::mutex> lock(shared_mu_);
   shared_prog_ids_ = std::move(ids);
   shared_loaded_ = !shared_prog_ids_.empty();
+  return absl::OkStatus();
 }
 
 absl::Status BpfKernel::AdoptLiveStorage() {
@@ -136,12 +153,8 @@ absl::Status BpfKernel::LoadShared() {
     EGRESS_RETURN_IF_ERROR(LoadAndPinPrograms(
         EGRESS_TARGET_BY_STORAGE, maps_->dir(), SharedDir(), &AllHooks()));
   }
-  shared_prog_ids_.clear();
-  for (const HookSpec& h : AllHooks()) {
-    if (uint32_t id = ProgIdOfPin(ProgPin(SharedDir(), h)); id != 0) {
-      shared_prog_ids_.insert(id);
-    }
-  }
+  EGRESS_ASSIGN_OR_RETURN(shared_prog_ids_,
+                          ProgIdsOfPins(SharedDir(), AllHooks()));
   shared_loaded_ = !shared_prog_ids_.empty();
   return absl::OkStatus();
 }
@@ -151,7 +164,7 @@ std::optional<bool> BpfKernel::SharedSetLoaded() const {
   return shared_loaded_.load();
 }
 
-bool BpfKernel::OnSharedSet(uint32_t id) {
+absl::StatusOr<bool> BpfKernel::OnSharedSet(uint32_t id) {
   if (id == EGRESS_TARGET_BY_UID) return false;
   const std::vector<HookSpec>& hooks = AllHooks();
   const std::string dir = TargetDir(id);
@@ -171,7 +184,8 @@ bool BpfKernel::OnSharedSet(uint32_t id) {
     }
   }
   for (const HookSpec& h : hooks) {
-    uint32_t prog = LinkInfoOfPin(LinkPin(dir, h)).prog_id;
+    EGRESS_ASSIGN_OR_RETURN(bpf_link_info link, LinkInfoOfPin(LinkPin(dir, h)));
+    const uint32_t prog = link.prog_id;
     if (prog == 0) continue;
     std::lock_guard<std::mutex> shared(shared_mu_);
     return shared_prog_ids_.count(prog) > 0;
@@ -179,11 +193,12 @@ bool BpfKernel::OnSharedSet(uint32_t id) {
   return shared_set_;
 }
 
-bool BpfKernel::SharedTakenAt(uint64_t cgroup_id, uint32_t id) {
+absl::StatusOr<bool> BpfKernel::SharedTakenAt(uint64_t cgroup_id, uint32_t id) {
   const HookSpec& first = AllHooks()[SharedFirstHook()];
   for (uint32_t other : PinnedTargets()) {
     if (other == id) continue;
-    const bpf_link_info link = LinkInfoOfPin(LinkPin(TargetDir(other), first));
+    EGRESS_ASSIGN_OR_RETURN(const bpf_link_info link,
+                            LinkInfoOfPin(LinkPin(TargetDir(other), first)));
     if (link.cgroup.cgroup_id != cgroup_id) continue;
     std::lock_guard<std::mutex> shared(shared_mu_);
     if (shared_prog_ids_.count(link.prog_id) > 0) return true;
@@ -291,7 +306,17 @@ bool BpfKernel::ProgramsLoaded(uint32_t id) {
   if (ProgramsPinned(TargetDir(id), HooksOf(id))) return true;
   // A target of the shared set has a directory of link pins only.
   struct stat st;
-  return OnSharedSet(id) && stat(TargetDir(id).c_str(), &st) == 0 &&
+  absl::StatusOr<bool> on_shared = OnSharedSet(id);
+  if (!on_shared.ok()) {
+    // Its link pins cannot be read now (out of descriptors): "not loaded"
+    // would have LoadPrograms remove the target's directory, and with it
+    // the link pins that enforce it. The attach that follows reads them
+    // again and fails with the reason if they are still unreadable.
+    fprintf(stderr, "egressd: target %u: %s; its pins are kept as they are\n",
+            id, on_shared.status().ToString().c_str());
+    return true;
+  }
+  return *on_shared && stat(TargetDir(id).c_str(), &st) == 0 &&
          ProgramsPinned(SharedDir(), AllHooks());
 }
 
@@ -305,8 +330,11 @@ absl::Status BpfKernel::LoadPrograms(uint32_t id) {
   // Leftovers of a removed target go; the link pins of a target whose
   // program pins were removed stay (its links run the programs meanwhile).
   if (!holds_links) RemoveTree(TargetDir(id)).IgnoreError();
-  if (shared_set_ && id != EGRESS_TARGET_BY_UID &&
-      (!holds_links || OnSharedSet(id))) {
+  bool on_shared = !holds_links;
+  if (holds_links && shared_set_ && id != EGRESS_TARGET_BY_UID) {
+    EGRESS_ASSIGN_OR_RETURN(on_shared, OnSharedSet(id));
+  }
+  if (shared_set_ && id != EGRESS_TARGET_BY_UID && on_shared) {
     // The programs are the shared set's; Attach decides, knowing the
     // cgroup, whether the target can use it or needs a set of its own.
     EGRESS_RETURN_IF_ERROR(LoadShared());
@@ -317,7 +345,8 @@ absl::Status BpfKernel::LoadPrograms(uint32_t id) {
 
 absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
   EGRESS_ASSIGN_OR_RETURN(MapIds pinned, maps_->Ids());
-  if (OnSharedSet(id)) {
+  EGRESS_ASSIGN_OR_RETURN(bool on_shared, OnSharedSet(id));
+  if (on_shared) {
     // One reload for every target of the set: all their links move to the
     // new programs (attach_target is the live one: AdoptLiveStorage).
     std::lock_guard<std::mutex> lock(shared_mu_);
@@ -333,10 +362,8 @@ absl::StatusOr<bool> BpfKernel::RefreshPrograms(uint32_t id) {
       }
     }
     EGRESS_RETURN_IF_ERROR(UpdateLinks(SharedDir(), link_dirs, AllHooks()));
-    shared_prog_ids_.clear();
-    for (const HookSpec& h : AllHooks()) {
-      shared_prog_ids_.insert(ProgIdOfPin(ProgPin(SharedDir(), h)));
-    }
+    EGRESS_ASSIGN_OR_RETURN(shared_prog_ids_,
+                            ProgIdsOfPins(SharedDir(), AllHooks()));
     shared_loaded_ = !shared_prog_ids_.empty();
     return true;
   }
@@ -458,8 +485,13 @@ std::vector<std::string> BpfKernel::ChildCgroups(const std::string& rel) {
 absl::Status BpfKernel::Attach(uint32_t id, uint64_t link_set,
                                const std::string& rel, uint64_t cgroup_id) {
   EGRESS_ASSIGN_OR_RETURN(UniqueFd fd, OpenCgroup(Abs(rel)));
-  if (link_set == kOwnCgroup && OnSharedSet(id)) {
-    if (!SharedTakenAt(cgroup_id, id)) {
+  bool on_shared = false;
+  if (link_set == kOwnCgroup) {
+    EGRESS_ASSIGN_OR_RETURN(on_shared, OnSharedSet(id));
+  }
+  if (on_shared) {
+    EGRESS_ASSIGN_OR_RETURN(bool taken, SharedTakenAt(cgroup_id, id));
+    if (!taken) {
       EGRESS_RETURN_IF_ERROR(LoadShared());
       std::lock_guard<std::mutex> lock(held_mu_);
       // The storage value exists once the first link does: the target id

@@ -134,14 +134,16 @@ class BpfKernel : public KernelPort {
   std::string SharedDir() const;
   // Loads and pins the shared set unless pinned; notes its program ids.
   absl::Status LoadShared();
-  // Notes the ids of the pinned shared programs (none pinned: none).
-  void NoteSharedPrograms();
+  // Notes the ids of the pinned shared programs (none pinned: none); an
+  // error when a pin is there but cannot be read.
+  absl::Status NoteSharedPrograms();
   // True when the target's own links run the shared set (or, with no link
-  // yet, when it has no programs of its own and the shared set is on).
-  bool OnSharedSet(uint32_t id);
+  // yet, when it has no programs of its own and the shared set is on). An
+  // error when a link pin cannot be read (EMFILE...): never a guess.
+  absl::StatusOr<bool> OnSharedSet(uint32_t id);
   // True when a target other than `id` has the shared set at `cgroup_id`:
-  // the two would share one storage value.
-  bool SharedTakenAt(uint64_t cgroup_id, uint32_t id);
+  // the two would share one storage value. An error as OnSharedSet.
+  absl::StatusOr<bool> SharedTakenAt(uint64_t cgroup_id, uint32_t id);
   // The pinned attach_target made the one the live shared programs read.
   absl::Status AdoptLiveStorage();
 

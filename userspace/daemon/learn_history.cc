@@ -122,6 +122,23 @@ absl::Status LearnHistory::Add(const std::string& target,
   std::lock_guard<std::mutex> lock(mu_);
   EGRESS_RETURN_IF_ERROR(KeepAtPath());
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_RETURN_IF_ERROR(AddLocked(target, seen, now_ns));
+  return tx.Commit();
+}
+
+absl::Status LearnHistory::AddAll(const Seen& by_target, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  EGRESS_RETURN_IF_ERROR(KeepAtPath());
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  for (const auto& [target, seen] : by_target) {
+    EGRESS_RETURN_IF_ERROR(AddLocked(target, seen, now_ns));
+  }
+  return tx.Commit();
+}
+
+absl::Status LearnHistory::AddLocked(
+    const std::string& target, const std::vector<policy::Observation>& seen,
+    int64_t now_ns) {
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement up,
       db_->Prepare(absl::StrCat(
@@ -142,8 +159,7 @@ absl::Status LearnHistory::Add(const std::string& target,
     up.Bind(6, o.last_seen_ns).Bind(7, absl::StrJoin(o.processes, "\n"));
     EGRESS_RETURN_IF_ERROR(up.Run());
   }
-  EGRESS_RETURN_IF_ERROR(Prune(target, now_ns));
-  return tx.Commit();
+  return Prune(target, now_ns);
 }
 
 absl::Status LearnHistory::AddNote(const std::string& target,

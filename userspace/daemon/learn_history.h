@@ -45,6 +45,11 @@ class LearnHistory {
   absl::Status Add(const std::string& target,
                    const std::vector<policy::Observation>& seen,
                    int64_t now_ns);
+  // Add for several targets in one transaction: all or none (an import
+  // that fails for want of room is tried again whole, never counted twice).
+  using Seen =
+      std::vector<std::pair<std::string, std::vector<policy::Observation>>>;
+  absl::Status AddAll(const Seen& by_target, int64_t now_ns);
   // The target's destinations attempted at or after `since_ns`, each merged
   // over its hours: counts of every hour whose last attempt is at or after
   // `since_ns` (an hour that straddles it counts whole), the earliest first
@@ -77,6 +82,10 @@ class LearnHistory {
   LearnHistory(std::unique_ptr<SqliteDb> db, LearnLimits limits)
       : db_(std::move(db)), limits_(limits) {}
   absl::Status Prune(const std::string& target, int64_t now_ns);
+  // Add's writes, in the caller's transaction. mu_ held.
+  absl::Status AddLocked(const std::string& target,
+                         const std::vector<policy::Observation>& seen,
+                         int64_t now_ns);
   // Before each write: learned.db re-created from the open file if it was
   // removed or replaced meanwhile (SqliteDb::KeepAtPath). mu_ held.
   absl::Status KeepAtPath();

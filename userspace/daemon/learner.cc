@@ -146,9 +146,21 @@ absl::Status Learner::Load() {
     MoveAside(json, old.status());
     return absl::OkStatus();
   }
-  const int64_t now = absl::GetCurrentTimeNanos();
+  LearnHistory::Seen seen;
   for (const std::string& target : old->Targets()) {
-    EGRESS_RETURN_IF_ERROR(history_->Add(target, old->Query(target, 0), now));
+    seen.emplace_back(target, old->Query(target, 0));
+  }
+  if (absl::Status added = history_->AddAll(seen, absl::GetCurrentTimeNanos());
+      !added.ok()) {
+    if (!absl::IsResourceExhausted(added)) return added;
+    // Learned traffic is not policy: egressd starts (read-only, as the
+    // state store says) and a later start imports the file whole.
+    fprintf(stderr,
+            "egressd: %s not imported into learned.db: no room (%s); kept "
+            "for the next start, which imports it (until then suggest "
+            "leaves out what it holds)\n",
+            json.c_str(), std::string(added.message()).c_str());
+    return absl::OkStatus();
   }
   if (rename(json.c_str(), (json + ".migrated").c_str()) != 0) {
     return ErrnoStatus(errno, "rename learned.json after importing it", json);
