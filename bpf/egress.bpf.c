@@ -929,8 +929,7 @@ int egress_sock_ops(struct bpf_sock_ops *ctx)
 		struct egress_decision dec;
 
 		flow.direction = EGRESS_DIR_OUTBOUND;
-		rules__decide(cfg->ruleset, &d, &dec);
-		names__decide(id, cfg, &d, &dec, ctx, now);
+		names__decide_dest(id, cfg, &d, &dec, ctx, now);
 		flow.rule_id = dec.rule_id;
 		if (dec.verdict != EGRESS_VERDICT_ALLOW) {
 			flow.verdict = EGRESS_VERDICT_UNEXPLAINED;

@@ -88,12 +88,14 @@ static __always_inline void rules__set(struct egress_decision *out,
 	}
 }
 
-/* Decides `d` against `ruleset` (0: no rules, so deny with NO_MATCH). */
-static __always_inline void rules__decide(__u32 ruleset,
-					  const struct egress_dest *d,
-					  struct egress_decision *out)
+/* The first step of rules__decide: starts `out` (deny, NO_MATCH, against
+ * `ruleset`) and probes exact_rules for a tcp/udp `d`. 1: the hit decided
+ * `out`; 0: the tries must (rules__decide_tries), unless lib/names.h can
+ * tell they hold no deny for a learned address. */
+static __always_inline int rules__decide_exact(__u32 ruleset,
+					       const struct egress_dest *d,
+					       struct egress_decision *out)
 {
-	struct egress_rule_key key = {};
 	struct egress_rule_value *v;
 
 	out->verdict = EGRESS_VERDICT_DENY;
@@ -102,8 +104,7 @@ static __always_inline void rules__decide(__u32 ruleset,
 	out->port_class = RULES__CLASS_UNKNOWN;
 	out->ruleset = ruleset;
 	if (!ruleset)
-		return;
-
+		return 1;
 	if (d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP) {
 		struct egress_exact_key ek = {
 		    .ruleset = ruleset,
@@ -116,19 +117,40 @@ static __always_inline void rules__decide(__u32 ruleset,
 		v = bpf_map_lookup_elem(&exact_rules, &ek);
 		if (v) {
 			rules__set(out, v);
-			return;
+			return 1;
 		}
 	}
+	return 0;
+}
+
+/* The tries after an exact miss: the port class (unless `out` has it
+ * already), then the rules trie. */
+static __always_inline void rules__decide_tries(const struct egress_dest *d,
+						struct egress_decision *out)
+{
+	struct egress_rule_key key = {};
+	struct egress_rule_value *v;
+
 	key.prefixlen = EGRESS_RULE_KEY_FIXED_BITS +
 			(d->family == EGRESS_FAMILY_IPV4 ? 32 : 128);
-	key.ruleset = ruleset;
+	key.ruleset = out->ruleset;
 	key.proto = d->proto;
 	key.family = d->family;
 	__builtin_memcpy(key.addr, d->addr32, 16);
-	out->port_class = rules__port_class(ruleset, d);
+	if (out->port_class == RULES__CLASS_UNKNOWN)
+		out->port_class = rules__port_class(out->ruleset, d);
 	v = rules__probe(&key, out->port_class);
 	if (v)
 		rules__set(out, v);
+}
+
+/* Decides `d` against `ruleset` (0: no rules, so deny with NO_MATCH). */
+static __always_inline void rules__decide(__u32 ruleset,
+					  const struct egress_dest *d,
+					  struct egress_decision *out)
+{
+	if (!rules__decide_exact(ruleset, d, out))
+		rules__decide_tries(d, out);
 }
 
 #endif /* EGRESS_BPF_LIB_RULES_H_ */

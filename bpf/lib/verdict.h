@@ -118,8 +118,7 @@ verdict__connect(__u32 id, const struct egress_target_config *cfg,
 	int slot = UDP_CONNECT_NO_SLOT, ret;
 
 	if (!borrowed_source) {
-		rules__decide(cfg->ruleset, d, &dec);
-		names__decide(id, cfg, d, &dec, ctx, 0);
+		names__decide_dest(id, cfg, d, &dec, ctx, 0);
 		/* An explicit deny still wins over a reply. */
 		if (dec.reason == EGRESS_REASON_NO_MATCH &&
 		    peer__known(id, d, ctx)) {

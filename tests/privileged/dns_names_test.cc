@@ -20,11 +20,13 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "egress/abi.h"
@@ -456,6 +458,61 @@ TEST_F(DnsNamesTest, NameRuleOfOnePortIsDecidedByTheExactHash) {
       {"delete", "allow", absl::StrCat(kApiPort, "/tcp"), "api.example.test"});
   EXPECT_TRUE(name_keys("api.example.test", kApiPort).empty());
   EXPECT_DENIED(Lookup("api.example.test", kApiPort));
+}
+
+// An address deny in the tries (a network, or every port of a host) wins
+// over a name allow too, though a learned address whose name entry says
+// the tries hold no deny for it is decided without them (bpf/lib/names.h,
+// names__decide_dest): the name entries of the active set carry the deny
+// summary of that set (abi.h, egress_rule_value.flags), rewritten when a
+// deny comes or goes, so adding and removing the deny flips the verdict.
+TEST_F(DnsNamesTest, AddressDenyInTheTriesWinsOverANameAllow) {
+  AddTargetWithNames();
+  const uint32_t id = CtlJson({"status"})["targets"][0]["id"].get<uint32_t>();
+  // The value of the active set's name key of api.example.test on kApiPort.
+  auto api_value = [&]() -> std::optional<egress_rule_value> {
+    const uint32_t ruleset = ActiveRuleset(id);
+    uint8_t want[16] = {};
+    const uint64_t pattern = policy::NamePatternId("api.example.test");
+    std::memcpy(want, &pattern, sizeof(pattern));
+    for (const auto& [k, v] : ExactRulesEntries()) {
+      if (k.ruleset == ruleset && k.family == EGRESS_FAMILY_NAME &&
+          k.proto == IPPROTO_TCP && ntohs(k.port) == kApiPort &&
+          std::memcmp(k.addr, want, sizeof(want)) == 0) {
+        return v;
+      }
+    }
+    return std::nullopt;
+  };
+  const uint16_t bit127 = static_cast<uint16_t>(1u << (127 % 16));
+  auto expect_summary = [&](uint16_t octets) {
+    const std::optional<egress_rule_value> v = api_value();
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->flags & EGRESS_RULE_F_DENY_SUMMARY,
+              EGRESS_RULE_F_DENY_SUMMARY);
+    EXPECT_EQ(v->v4_deny_octets & bit127, octets);
+  };
+  expect_summary(0);
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  // A deny of another first octet leaves 127's out of the summary.
+  CtlOk({"deny", "any", "10.0.0.0/8"});
+  expect_summary(0);
+  EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  const std::vector<std::vector<std::string>> denies = {
+      {"deny", absl::StrCat(kApiPort, "/tcp"), "127.201.0.0/24"},  // a network
+      {"deny", "tcp", "127.201.0.1"},  // every port of the host
+  };
+  for (const std::vector<std::string>& deny : denies) {
+    SCOPED_TRACE(absl::StrJoin(deny, " "));
+    CtlOk(deny);
+    expect_summary(bit127);
+    EXPECT_DENIED(Lookup("api.example.test", kApiPort));
+    std::vector<std::string> del = {"delete"};
+    del.insert(del.end(), deny.begin(), deny.end());
+    CtlOk(del);
+    expect_summary(0);
+    EXPECT_ALLOWED(Lookup("api.example.test", kApiPort));
+  }
 }
 
 // A socket of the target cannot answer the target's own queries as its

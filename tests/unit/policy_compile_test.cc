@@ -156,7 +156,8 @@ TEST(CompileTest, SingleRuleKeysAreExact) {
   EXPECT_EQ(std::memcmp(rk.addr, want_addr, 16), 0);
   EXPECT_EQ(rv.rule_id, 1u);
   EXPECT_EQ(rv.verdict, EGRESS_VERDICT_ALLOW);
-  EXPECT_EQ(rv.pad[0] | rv.pad[1] | rv.pad[2], 0);
+  EXPECT_EQ(rv.flags, 0);  // an address entry: no deny summary
+  EXPECT_EQ(rv.v4_deny_octets, 0);
   EXPECT_EQ(c.flags, 0);
 }
 

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/compile_deny_summary.h"
 #include "userspace/policy/compile_exact.h"
 #include "userspace/policy/compile_merge.h"
 #include "userspace/policy/name_rules.h"
@@ -311,6 +312,7 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   compile_internal::MoveExact(small, exact_limit, &out.rules, &out.exact);
   out.ports =
       compile_internal::NamedClassEntries(ruleset, out.classes, out.rules);
+  SummarizeDenies(&out);
   EGRESS_RETURN_IF_ERROR(
       CompileUnixRules(ruleset, rules, &out.unix_paths, &out.flags));
   EGRESS_RETURN_IF_ERROR(CheckCapacity(out));

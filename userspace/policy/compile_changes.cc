@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "userspace/policy/compile_deny_summary.h"
 #include "userspace/policy/compile_exact.h"
 #include "userspace/policy/compile_merge.h"
 #include "userspace/policy/rule_compare.h"
@@ -316,6 +317,8 @@ std::optional<CompiledRuleset> RecompileChanged(const CompiledRuleset& compiled,
   out.ports =
       compile_internal::NamedClassEntries(ruleset, out.classes, out.rules);
   if (out.rules.size() > EGRESS_MAX_RULE_ENTRIES) return std::nullopt;
+  // A deny added or removed changes what every name entry says of them.
+  SummarizeDenies(&out);
   return out;
 }
 

@@ -332,9 +332,29 @@ struct egress_rule_value {
 	__u32
 	    rule_id; /* stable id of the user's rule, for events and counters */
 	__u8 verdict; /* EGRESS_VERDICT_ALLOW or EGRESS_VERDICT_DENY */
-	__u8 pad[3];
+	/* Name entries only (family EGRESS_FAMILY_NAME; 0 elsewhere): where
+	 * the address entries of the tries that a connect this entry decides
+	 * would also probe (its protocol; its port class and ANY) may deny,
+	 * so that lib/names.h decides a learned address without the two trie
+	 * lookups where none can (an explicit address deny must still win).
+	 * Keyed by the ruleset like the entry itself, it is switched with the
+	 * set: a flip never pairs one set's summary with another's tries.
+	 * Was padding: the shape is unchanged; an entry of an egressd that
+	 * wrote zeros has no EGRESS_RULE_F_DENY_SUMMARY, and the tries are
+	 * probed as before. */
+	__u8 flags;	      /* EGRESS_RULE_F_* */
+	__u16 v4_deny_octets; /* bit (first octet % 16): an IPv4 deny entry
+				 of a prefix in such an octet */
 };
 EGRESS_ABI_SIZE(egress_rule_value, 8);
+
+/* egress_rule_value.flags */
+enum {
+	/* flags and v4_deny_octets summarize the address deny entries. */
+	EGRESS_RULE_F_DENY_SUMMARY = 1 << 0,
+	/* An IPv6 address deny entry exists (IPv6 is not summarized). */
+	EGRESS_RULE_F_V6_DENY = 1 << 1,
+};
 
 /* exact_rules: hash. A tcp/udp destination (address and port) of a
  * ruleset that one entry decides (see the top of this file). IPv4
