@@ -95,7 +95,7 @@ TEST_F(ControlSocketPathTest, HealthzIsUnhealthyAtOnceWhenTheSocketIsRemoved) {
   // away, so the second removal below is looked at by /healthz before it.
   ASSERT_EQ(unlink(socket_path_.c_str()), 0);
   const std::string bound = " was removed; bound a new one there";
-  ASSERT_TRUE(Eventually([&] { return LogCount(bound) == 1; })) << DaemonLog();
+  ASSERT_TRUE(PollUntil([&] { return LogCount(bound) == 1; })) << DaemonLog();
   ASSERT_TRUE(Healthy(port));
 
   ASSERT_EQ(unlink(socket_path_.c_str()), 0);
@@ -104,8 +104,8 @@ TEST_F(ControlSocketPathTest, HealthzIsUnhealthyAtOnceWhenTheSocketIsRemoved) {
   // again, logged after the store /healthz reads), /healthz said so.
   EXPECT_TRUE(unhealthy || LogCount(bound) == 2)
       << "/healthz said ok while the control socket was removed";
-  EXPECT_TRUE(Eventually([&] { return Pings(); }));
-  EXPECT_TRUE(Eventually([&] { return Healthy(port); }));
+  EXPECT_TRUE(PollUntil([&] { return Pings(); }));
+  EXPECT_TRUE(PollUntil([&] { return Healthy(port); }));
 }
 
 TEST_F(ControlSocketPathTest, PathTakenByAFileIsKeptAndHealthzSaysSo) {
