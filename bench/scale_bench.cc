@@ -303,8 +303,8 @@ absl::Status BigPart(EgressdProcess& d, const Options& o,
   EGRESS_ASSIGN_OR_RETURN(ApplyCost first, MeasuredApply(d, file));
   ApplyRow(absl::StrFormat("apply, %.1f s after egressd's start", since_start),
            first, 0);
-  Row("egressd RSS with the target (first apply)", d.SettledMemory().rss,
-      "MiB", 100);
+  Row("egressd RSS with the target (first apply)", d.SettledMemory().rss, "MiB",
+      100);
   // The same apply once egressd says its start work is done (/metrics:
   // egress_shared_program_set_loaded 1) and nothing else runs in it.
   EGRESS_RETURN_IF_ERROR(d.Ctl({"target", "remove", "big"}).status());
