@@ -18,6 +18,8 @@ namespace egress {
 namespace {
 
 constexpr size_t kMaxWatches = 8192;
+// Passes one wake-up may run while each adds watches (Loop).
+constexpr int kPassesPerWake = 4;
 
 // Reads everything pending on a non-blocking fd; true if there was any.
 bool DrainFd(int fd) {
@@ -103,9 +105,9 @@ void Reconciler::Poke() {
   }
 }
 
-void Reconciler::Watch(const std::string& rel) {
+bool Reconciler::Watch(const std::string& rel) {
   std::string abs = rel == "/" ? cgroup_root_ : absl::StrCat(cgroup_root_, rel);
-  if (watched_.count(abs)) return;
+  if (watched_.count(abs)) return false;
   if (watched_.size() >= kMaxWatches) {
     // Directories come and go (pods): start over rather than stop
     // watching; the rescan covers the moment in between.
@@ -116,10 +118,10 @@ void Reconciler::Watch(const std::string& rel) {
   // IN_DELETE too: a pattern target drops the links of a removed cgroup.
   int wd =
       inotify_add_watch(inotify_.get(), abs.c_str(), IN_CREATE | IN_DELETE);
-  if (wd >= 0) {
-    watched_[abs] = wd;
-    path_of_wd_[wd] = abs;
-  }
+  if (wd < 0) return false;
+  watched_[abs] = wd;
+  path_of_wd_[wd] = abs;
+  return true;
 }
 
 void Reconciler::Forget(const std::vector<int>& dropped) {
@@ -133,8 +135,10 @@ void Reconciler::Forget(const std::vector<int>& dropped) {
   }
 }
 
-void Reconciler::WatchAll() {
-  for (const std::string& rel : engine_.WatchDirs()) Watch(rel);
+bool Reconciler::WatchAll() {
+  bool added = false;
+  for (const std::string& rel : engine_.WatchDirs()) added |= Watch(rel);
+  return added;
 }
 
 void Reconciler::Loop() {
@@ -149,9 +153,15 @@ void Reconciler::Loop() {
     if (stop_.load()) return;
     // Classifications first: a container's cgroup is classified before its
     // target's own program set is attached to it.
-    if (before_pass_) before_pass_();
-    engine_.Reconcile();
-    WatchAll();
+    // A directory made or removed after the pass looked at it but before
+    // its parent's watch was added gives no event: when a pass adds
+    // watches, another pass sees what changed in between (bounded: each
+    // added watch is a directory not watched before).
+    for (int pass = 0; pass < kPassesPerWake; ++pass) {
+      if (before_pass_) before_pass_();
+      engine_.Reconcile();
+      if (!WatchAll()) break;
+    }
   }
 }
 

@@ -45,8 +45,9 @@ class Reconciler {
   Reconciler(Engine& engine, std::string cgroup_root, int rescan_ms,
              std::function<void()> before_pass);
   void Loop();
-  void Watch(const std::string& rel);
-  void WatchAll();
+  // Whether a watch was added (a directory not watched before).
+  bool Watch(const std::string& rel);
+  bool WatchAll();
   // Forgets the watches the kernel dropped (their directories went).
   void Forget(const std::vector<int>& dropped);
 
