@@ -84,6 +84,16 @@ class StateFullTest : public EgressdTest {
     EXPECT_FALSE(absl::StrContains(list, "40002")) << list;
   }
 
+  // Fills the state directory and starts egressd on it; the log must say
+  // `expect` (what the start could not write).
+  void StartOnAFullDirectory(const std::string& expect) {
+    Fill();
+    StartDaemon();
+    ASSERT_GT(daemon_pid_, 0);
+    EXPECT_TRUE(absl::StrContains(DaemonLog(), expect))
+        << "the log does not say \"" << expect << "\": " << DaemonLog();
+  }
+
   // Refused with the reason, and nothing changed.
   void ExpectChangeRefused() {
     CommandResult r = Ctl({"allow", "40002/tcp", "127.0.0.2"});
@@ -121,11 +131,7 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryItEnforcesAndRefusesChanges) {
   AddTarget("web");
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   StopDaemon(SIGTERM);
-  Fill();
-  StartDaemon();
-  ASSERT_GT(daemon_pid_, 0);
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "started read-only"))
-      << DaemonLog();
+  ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("started read-only"));
   ExpectChangeRefused();
   ExpectChangeTakenAgain();
 }
@@ -141,11 +147,7 @@ TEST_F(StateFullTest, StartedAfterARebootOnAFullDirectoryAttachesFromState) {
   // The kernel releases unpinned links asynchronously: wait (bounded).
   EXPECT_ALLOWED(
       InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
-  Fill();
-  StartDaemon();
-  ASSERT_GT(daemon_pid_, 0);
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "started read-only"))
-      << DaemonLog();
+  ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("started read-only"));
   ExpectChangeRefused();
   ExpectChangeTakenAgain();
 }
@@ -164,10 +166,7 @@ TEST_F(StateFullTest, StartedAfterARebootWithARuleRunOutStoresItWholeLater) {
   EXPECT_ALLOWED(
       InCgroupUntil([] { return TcpConnect("127.0.0.2", 40002); }, Allowed));
   absl::SleepFor(absl::Milliseconds(1500));  // the rule's time runs out
-  Fill();
-  StartDaemon();
-  ASSERT_GT(daemon_pid_, 0);
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "not stored")) << DaemonLog();
+  ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("not stored"));
   EXPECT_EQ(InCgroup([] { return TcpConnect("127.0.0.2", 40003); }), EPERM);
   ExpectChangeRefused();
   ExpectChangeTakenAgain();
@@ -192,11 +191,7 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {
   old.Record("web", 4, {127, 0, 0, 3}, IPPROTO_TCP, 40003, 1,
              absl::GetCurrentTimeNanos(), "curl");
   ASSERT_TRUE(old.Save(json).ok());
-  Fill();
-  StartDaemon();
-  ASSERT_GT(daemon_pid_, 0);
-  EXPECT_TRUE(absl::StrContains(DaemonLog(), "learned.json"))
-      << "the log does not say learned.json waits: " << DaemonLog();
+  ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("learned.json"));
   EXPECT_EQ(access(json.c_str(), F_OK), 0);
   ExpectChangeRefused();
   ExpectChangeTakenAgain();

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
@@ -24,6 +26,20 @@ inline PortProto Udp(uint16_t lo, uint16_t hi) { return {Proto::kUdp, lo, hi}; }
 inline PortProto Udp(uint16_t p) { return {Proto::kUdp, p, p}; }
 inline const PortProto kIcmp{Proto::kIcmp};
 inline const PortProto kRaw{Proto::kRaw};
+
+// A rule of `ports` to `dests` and `names` (spec "test").
+inline Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
+                     std::vector<Cidr> dests = {},
+                     std::vector<std::string> names = {}) {
+  Rule r;
+  r.id = id;
+  r.action = action;
+  r.spec = "test";
+  r.ports = std::move(ports);
+  r.destinations = std::move(dests);
+  r.names = std::move(names);
+  return r;
+}
 
 }  // namespace egress::policy
 

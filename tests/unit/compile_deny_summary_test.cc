@@ -17,25 +17,13 @@ namespace {
 
 constexpr uint32_t kRs = 7;
 
-Rule Make(uint32_t id, Action action, std::vector<PortProto> ports,
-          std::vector<Cidr> dests, std::vector<std::string> names = {}) {
-  Rule r;
-  r.id = id;
-  r.action = action;
-  r.spec = "test";
-  r.ports = std::move(ports);
-  r.destinations = std::move(dests);
-  r.names = std::move(names);
-  return r;
-}
-
 // allow 443/tcp api.example.test (an exact name entry) and allow tcp (every
 // port) any.example.test (a trie name entry), then `more`.
 CompiledRuleset CompileWithNames(std::vector<Rule> more) {
   std::vector<Rule> rules = {
-      Make(1, Action::kAllow, {Tcp(443)}, {}, {"api.example.test"}),
-      Make(2, Action::kAllow, {Tcp(0, 65535)}, {}, {"any.example.test"}),
-      Make(3, Action::kAllow, {Tcp(443)}, {C("10.0.0.0/8")})};
+      MakeRule(1, Action::kAllow, {Tcp(443)}, {}, {"api.example.test"}),
+      MakeRule(2, Action::kAllow, {Tcp(0, 65535)}, {}, {"any.example.test"}),
+      MakeRule(3, Action::kAllow, {Tcp(443)}, {C("10.0.0.0/8")})};
   for (Rule& r : more) rules.push_back(std::move(r));
   absl::StatusOr<CompiledRuleset> c = Compile(kRs, rules);
   EXPECT_TRUE(c.ok()) << c.status();
@@ -72,7 +60,7 @@ TEST(CompileDenySummaryTest, NoAddressDenySaysSo) {
 
 TEST(CompileDenySummaryTest, AnyPortDenyIsInEveryNameEntryOfItsProtocol) {
   const CompiledRuleset c = CompileWithNames(
-      {Make(4, Action::kDeny, {Tcp(0, 65535)}, {C("10.1.0.0/16")})});
+      {MakeRule(4, Action::kDeny, {Tcp(0, 65535)}, {C("10.1.0.0/16")})});
   for (uint32_t id : {1u, 2u}) {
     const egress_rule_value v = NameValue(c, id);
     EXPECT_EQ(v.flags, EGRESS_RULE_F_DENY_SUMMARY) << id;
@@ -84,8 +72,8 @@ TEST(CompileDenySummaryTest, AnyPortDenyIsInEveryNameEntryOfItsProtocol) {
 TEST(CompileDenySummaryTest, OtherProtocolsAndOtherPortClassesDoNotCount) {
   // A udp deny, and a tcp deny of port 22 only (its own port class).
   const CompiledRuleset c = CompileWithNames(
-      {Make(4, Action::kDeny, {Udp(0, 65535)}, {C("10.1.0.0/16")}),
-       Make(5, Action::kDeny, {Tcp(22)}, {C("172.16.0.0/12")})});
+      {MakeRule(4, Action::kDeny, {Udp(0, 65535)}, {C("10.1.0.0/16")}),
+       MakeRule(5, Action::kDeny, {Tcp(22)}, {C("172.16.0.0/12")})});
   EXPECT_EQ(NameValue(c, 1).v4_deny_octets, 0);  // 443: not port 22's class
   // Every port: the class of 22 is probed first.
   EXPECT_EQ(NameValue(c, 2).v4_deny_octets, DenyOctetBit(172));
@@ -94,21 +82,21 @@ TEST(CompileDenySummaryTest, OtherProtocolsAndOtherPortClassesDoNotCount) {
 TEST(CompileDenySummaryTest, ExactDeniesNeedNoSummary) {
   // A whole address and one port: an exact entry, probed before the names.
   const CompiledRuleset c = CompileWithNames(
-      {Make(4, Action::kDeny, {Tcp(443)}, {C("10.0.0.9/32")})});
+      {MakeRule(4, Action::kDeny, {Tcp(443)}, {C("10.0.0.9/32")})});
   EXPECT_EQ(NameValue(c, 1).v4_deny_octets, 0);
   EXPECT_EQ(NameValue(c, 2).v4_deny_octets, 0);
 }
 
 TEST(CompileDenySummaryTest, ShortPrefixesAndIpv6) {
   const CompiledRuleset c = CompileWithNames(
-      {Make(4, Action::kDeny, {Tcp(0, 65535)}, {C("64.0.0.0/6")}),
-       Make(5, Action::kDeny, {Tcp(0, 65535)}, {C("fd00::/8")})});
+      {MakeRule(4, Action::kDeny, {Tcp(0, 65535)}, {C("64.0.0.0/6")}),
+       MakeRule(5, Action::kDeny, {Tcp(0, 65535)}, {C("fd00::/8")})});
   const egress_rule_value v = NameValue(c, 1);
   EXPECT_EQ(v.flags, EGRESS_RULE_F_DENY_SUMMARY | EGRESS_RULE_F_V6_DENY);
   EXPECT_EQ(v.v4_deny_octets, DenyOctetBit(64) | DenyOctetBit(65) |
                                   DenyOctetBit(66) | DenyOctetBit(67));
   const CompiledRuleset wide = CompileWithNames(
-      {Make(4, Action::kDeny, {Tcp(0, 65535)}, {C("0.0.0.0/2")})});
+      {MakeRule(4, Action::kDeny, {Tcp(0, 65535)}, {C("0.0.0.0/2")})});
   EXPECT_EQ(NameValue(wide, 1).v4_deny_octets, 0xffff);
 }
 
@@ -116,11 +104,11 @@ TEST(CompileDenySummaryTest, ShortPrefixesAndIpv6) {
 // the name entries it did not reach, as a whole compile does.
 TEST(CompileDenySummaryTest, RecompileFollowsADenyAddedOrRemoved) {
   std::vector<Rule> before = {
-      Make(1, Action::kAllow, {Tcp(443)}, {}, {"api.example.test"}),
-      Make(3, Action::kAllow, {Tcp(8000, 8100)}, {C("10.0.0.0/8")})};
+      MakeRule(1, Action::kAllow, {Tcp(443)}, {}, {"api.example.test"}),
+      MakeRule(3, Action::kAllow, {Tcp(8000, 8100)}, {C("10.0.0.0/8")})};
   std::vector<Rule> after = before;
   after.push_back(
-      Make(4, Action::kDeny, {Tcp(8000, 8100)}, {C("10.1.0.0/16")}));
+      MakeRule(4, Action::kDeny, {Tcp(8000, 8100)}, {C("10.1.0.0/16")}));
   absl::StatusOr<CompiledRuleset> old_set = Compile(kRs, before);
   ASSERT_TRUE(old_set.ok()) << old_set.status();
   std::optional<CompiledRuleset> added =
@@ -129,8 +117,8 @@ TEST(CompileDenySummaryTest, RecompileFollowsADenyAddedOrRemoved) {
   // 443 is not in 8000-8100's class: no deny for it.
   EXPECT_EQ(NameValue(*added, 1).v4_deny_octets, 0);
   // A name rule of that range sees the deny, and loses it with the rule.
-  before.push_back(
-      Make(6, Action::kAllow, {Tcp(8000, 8100)}, {}, {"range.example.test"}));
+  before.push_back(MakeRule(6, Action::kAllow, {Tcp(8000, 8100)}, {},
+                            {"range.example.test"}));
   after.push_back(before.back());
   old_set = Compile(kRs, before);
   ASSERT_TRUE(old_set.ok()) << old_set.status();

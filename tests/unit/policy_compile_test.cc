@@ -43,17 +43,6 @@ constexpr uint32_t kRs = 42;
 
 std::array<uint8_t, 16> A(const std::string& text) { return C(text).addr; }
 
-Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
-              std::vector<Cidr> dests = {}) {
-  Rule r;
-  r.id = id;
-  r.action = action;
-  r.spec = "test";
-  r.ports = std::move(ports);
-  r.destinations = std::move(dests);
-  return r;
-}
-
 const PortProto kTcpAll{Proto::kTcp, 0, 65535};
 const PortProto kUdpAll{Proto::kUdp, 0, 65535};
 
