@@ -193,15 +193,27 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {
   ASSERT_TRUE(old.Save(json).ok());
   ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("learned.json"));
   EXPECT_EQ(access(json.c_str(), F_OK), 0);
+  // What the file holds is missing from suggest, which says so.
+  std::string suggested = CtlOk({"suggest", "--target", "web"});
+  EXPECT_FALSE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  EXPECT_TRUE(absl::StrContains(suggested, "learned.json waits")) << suggested;
   ExpectChangeRefused();
+  // Room again: imported without a restart (suggest flushes first).
   ExpectChangeTakenAgain();
+  suggested = CtlOk({"suggest", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  EXPECT_FALSE(absl::StrContains(suggested, "learned.json waits")) << suggested;
+  EXPECT_NE(access(json.c_str(), F_OK), 0);
+  EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);
+  EXPECT_TRUE(absl::StrContains(DaemonLog(), "imported into learned.db"))
+      << DaemonLog();
+  // Imported once: a restart finds only the migrated file (the file's one
+  // attempt, not two).
   StopDaemon(SIGTERM);
   StartDaemon();
   ASSERT_GT(daemon_pid_, 0);
-  EXPECT_NE(access(json.c_str(), F_OK), 0);
-  EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);
-  std::string suggested = CtlOk({"suggest", "--target", "web"});
-  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  suggested = CtlOk({"suggest", "--target", "web"});
+  EXPECT_TRUE(absl::StrContains(suggested, "1 attempt seen")) << suggested;
 }
 
 }  // namespace

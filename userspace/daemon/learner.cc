@@ -122,7 +122,14 @@ void MoveAside(const std::string& path, const absl::Status& why) {
 }  // namespace
 
 absl::Status Learner::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    EGRESS_RETURN_IF_ERROR(OpenHistoryLocked());
+  }
+  return ImportOlderJson();
+}
+
+absl::Status Learner::OpenHistoryLocked() {
   const std::string db = dir_ + "/learned.db";
   auto history = LearnHistory::Open(db, limits_);
   if (!history.ok() && absl::IsDataLoss(history.status())) {
@@ -137,11 +144,26 @@ absl::Status Learner::Load() {
   EGRESS_ASSIGN_OR_RETURN(auto kept,
                           history_->LoadNames(absl::GetCurrentTimeNanos()));
   for (const auto& [target, k] : kept) names_.Restore(target, k);
-  // An older egressd's file: imported once.
+  return absl::OkStatus();
+}
+
+void Learner::SetJsonWaiting(absl::flat_hash_set<std::string> targets) {
+  std::lock_guard<std::mutex> lock(mu_);
+  json_waiting_ = std::move(targets);
+}
+
+absl::Status Learner::ImportOlderJson() {
+  // One import at a time (Flush runs on the worker and for suggest): the
+  // file is renamed only after its one transaction.
+  std::lock_guard<std::mutex> importing(import_mu_);
   const std::string json = dir_ + "/learned.json";
-  if (access(json.c_str(), F_OK) != 0) return absl::OkStatus();
+  if (access(json.c_str(), F_OK) != 0) {
+    SetJsonWaiting({});
+    return absl::OkStatus();
+  }
   auto old = LearnStore::Load(json);
   if (!old.ok()) {
+    SetJsonWaiting({});
     if (!absl::IsDataLoss(old.status())) return old.status();
     MoveAside(json, old.status());
     return absl::OkStatus();
@@ -154,16 +176,28 @@ absl::Status Learner::Load() {
       !added.ok()) {
     if (!absl::IsResourceExhausted(added)) return added;
     // Learned traffic is not policy: egressd starts (read-only, as the
-    // state store says) and a later start imports the file whole.
-    fprintf(stderr,
-            "egressd: %s not imported into learned.db: no room (%s); kept "
-            "for the next start, which imports it (until then suggest "
-            "leaves out what it holds)\n",
-            json.c_str(), std::string(added.message()).c_str());
+    // state store says) and imports the file whole once there is room.
+    if (!json_waiting_logged_) {
+      json_waiting_logged_ = true;
+      fprintf(stderr,
+              "egressd: %s not imported into learned.db: no room (%s); "
+              "imported once there is room (until then suggest leaves out "
+              "what it holds, and says so)\n",
+              json.c_str(), std::string(added.message()).c_str());
+    }
+    absl::flat_hash_set<std::string> targets;
+    for (const auto& [target, unused] : seen) targets.insert(target);
+    SetJsonWaiting(std::move(targets));
     return absl::OkStatus();
   }
+  SetJsonWaiting({});
   if (rename(json.c_str(), (json + ".migrated").c_str()) != 0) {
     return ErrnoStatus(errno, "rename learned.json after importing it", json);
+  }
+  if (json_waiting_logged_) {
+    json_waiting_logged_ = false;
+    fprintf(stderr, "egressd: %s imported into learned.db (room again)\n",
+            json.c_str());
   }
   return absl::OkStatus();
 }
@@ -173,6 +207,9 @@ absl::Status Learner::Flush() {
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, uint64_t>>
       unnameable;
   absl::flat_hash_map<std::string, std::vector<AnswerNames::Kept>> names;
+  if (history_ && JsonWaitsForAnyTarget()) {
+    EGRESS_RETURN_IF_ERROR(ImportOlderJson());
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     names = names_.TakeChanged();
@@ -485,6 +522,15 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
         "from this policy, and applying it as is would refuse them. Keep the "
         "rules in force for them, or learn with `egressctl logging all` (or "
         "mode audit) and suggest again.");
+  }
+  if (JsonWaiting(t.name)) {
+    opts.header_comment.push_back(absl::StrCat(
+        "WARNING: what an older egressd learned for this target is not in "
+        "this policy: ",
+        dir_,
+        "/learned.json waits to be imported into learned.db, which has no "
+        "room. Free space in --state_dir (egressd imports it then) and "
+        "suggest again."));
   }
   if (lost > 0) {
     opts.header_comment.push_back(

@@ -41,6 +41,8 @@ class Learner {
   // Opens learned.db and imports a learned.json of an older egressd once
   // (renamed learned.json.migrated). A corrupt learned.json or learned.db
   // is moved aside and reported; learning starts afresh (it is not policy).
+  // With no room for the import, egressd starts and Flush imports the file
+  // once there is room; until then Suggest says what is left out.
   absl::Status Load();
   // Records what `target` initiated; `allows_recorded`: the target's
   // allowed decisions leave records (policy::LoggingFlags), else an allowed
@@ -78,6 +80,28 @@ class Learner {
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>
       unnameable_shown_;
   std::unique_ptr<LearnHistory> history_;
+  // Targets of a learned.json not imported yet for want of room (empty:
+  // none waits), under mu_.
+  absl::flat_hash_set<std::string> json_waiting_;
+  // Held across an import; the log says once that one waits.
+  std::mutex import_mu_;
+  bool json_waiting_logged_ = false;  // under import_mu_
+
+  // Opens learned.db into history_ and restores the names kept in it.
+  absl::Status OpenHistoryLocked();
+  // Imports <dir>/learned.json, if there is one, into history_ in one
+  // transaction and renames it learned.json.migrated; without room it
+  // stays, and json_waiting_ names its targets.
+  absl::Status ImportOlderJson();
+  void SetJsonWaiting(absl::flat_hash_set<std::string> targets);
+  bool JsonWaiting(const std::string& target) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return json_waiting_.contains(target);
+  }
+  bool JsonWaitsForAnyTarget() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !json_waiting_.empty();
+  }
 };
 
 // A target as a policy file names it (suggest and export).
