@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <string>
@@ -32,6 +33,7 @@
 #include "tests/testing/run_in_cgroup.h"
 #include "tests/testing/socket_probes.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/text_count.h"
 #include "userspace/common/fs.h"
 #include "userspace/common/instance_lock.h"
 #include "userspace/common/mountinfo.h"
@@ -434,9 +436,19 @@ TEST_F(SharedSetTest, LinkPinsUnreadableForAMomentAreNotTakenForNone) {
   ASSERT_EQ(stat(link_pin.c_str(), &st), 0);
   ASSERT_EQ(Connect(40001, cg_.get()), EPERM);
 
+  // The child's log: said once while unreadable, then once readable.
+  char log_path[] = "/tmp/egress-shared-set-log-XXXXXX";
+  const int made = mkstemp(log_path);
+  ASSERT_GE(made, 0);
+  close(made);
+  const std::string log = log_path;
+  absl::Cleanup remove_log = [&] { unlink(log.c_str()); };
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (log_fd < 0 || dup2(log_fd, STDERR_FILENO) < 0) _exit(104);
+    close(log_fd);
     auto kernel = BpfKernel::Open(pins, "/sys/fs/bpf", root, me, false);
     if (!kernel.ok()) _exit(101);
     // Every descriptor below a low limit taken (bounded by the limit).
@@ -449,8 +461,12 @@ TEST_F(SharedSetTest, LinkPinsUnreadableForAMomentAreNotTakenForNone) {
       taken.push_back(fd);
     }
     if (bpf_obj_get(link_pin.c_str()) >= 0 || errno != EMFILE) _exit(103);
-    const bool loaded = (*kernel)->ProgramsLoaded(1);
+    bool loaded = true;
+    for (int pass = 0; pass < 3; ++pass) {  // as three reconcile passes
+      loaded = loaded && (*kernel)->ProgramsLoaded(1);
+    }
     for (int fd : taken) close(fd);  // the moment passed
+    if (!(*kernel)->ProgramsLoaded(1)) _exit(105);
     // What Engine::Start does with a target whose programs are not loaded.
     if (!loaded) (*kernel)->LoadPrograms(1).IgnoreError();
     _exit(0);
@@ -458,7 +474,13 @@ TEST_F(SharedSetTest, LinkPinsUnreadableForAMomentAreNotTakenForNone) {
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "101-103: setup";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "101-104: setup";
+  std::ifstream log_in(log);
+  const std::string said((std::istreambuf_iterator<char>(log_in)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_EQ(CountOccurrences(said, "its pins are kept as they are"), 1u)
+      << said;
+  EXPECT_EQ(CountOccurrences(said, "its pins can be read again"), 1u) << said;
   EXPECT_EQ(stat(link_pin.c_str(), &st), 0)
       << "the target's link pins were removed";
   EXPECT_EQ(Connect(40001, cg_.get()), EPERM) << "no longer enforced";

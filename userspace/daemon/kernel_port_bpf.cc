@@ -312,9 +312,20 @@ bool BpfKernel::ProgramsLoaded(uint32_t id) {
     // would have LoadPrograms remove the target's directory, and with it
     // the link pins that enforce it. The attach that follows reads them
     // again and fails with the reason if they are still unreadable.
-    fprintf(stderr, "egressd: target %u: %s; its pins are kept as they are\n",
-            id, on_shared.status().ToString().c_str());
+    std::lock_guard<std::mutex> lock(unreadable_mu_);
+    if (unreadable_said_.insert(id).second) {
+      fprintf(stderr,
+              "egressd: target %u: %s; its pins are kept as they are (said "
+              "once until they can be read)\n",
+              id, on_shared.status().ToString().c_str());
+    }
     return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(unreadable_mu_);
+    if (unreadable_said_.erase(id) > 0) {
+      fprintf(stderr, "egressd: target %u: its pins can be read again\n", id);
+    }
   }
   return *on_shared && stat(TargetDir(id).c_str(), &st) == 0 &&
          ProgramsPinned(SharedDir(), AllHooks());

@@ -169,6 +169,10 @@ class BpfKernel : public KernelPort {
   // !shared_prog_ids_.empty(), readable without shared_mu_ (held for the
   // verifier's whole load).
   std::atomic<bool> shared_loaded_{false};
+  // Targets whose link pins could not be read, said once in the log until
+  // they can be read again (each reconcile pass asks).
+  std::mutex unreadable_mu_;
+  std::set<uint32_t> unreadable_said_;
 };
 
 }  // namespace egress
