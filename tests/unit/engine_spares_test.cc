@@ -5,6 +5,11 @@
 // spare and the real maps: tests/privileged/background_spare_test.cc.
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "egress/abi.h"
 #include "tests/testing/status_matchers.h"
@@ -127,6 +132,39 @@ TEST_F(EngineSparesTest, AReplacingApplyDropsTheStaleSpareForExactRoom) {
   EXPECT_EQ(kernel_.RulesetsInMaps().size(), 2u);
   EXPECT_GE(engine_->EntriesWritten().by_spare_writer - copied, exact_n)
       << "no new spare: the stale one stayed";
+}
+
+// The set an apply replaces is no target's once switched: the spare writer
+// deletes it after the answer, not the apply before it (100,000 entries
+// were a tenth of a replacing apply's answer).
+TEST_F(EngineSparesTest, AReplacedSetIsDeletedAfterTheApplyAnswers) {
+  // Room for the set and a swap copy: no spare, so the old set is the one
+  // left to delete.
+  Restart(2 * n_ + n_ / 2, DaemonState{});
+  control::ApplyRequest first;
+  first.policies = {Spec("web", "/web", {big_})};
+  ASSERT_OK(engine_->Apply(first, kNow).status());
+  Settle();
+  const uint32_t old = kernel_.ActiveRuleset(IdOf("web"));
+  ASSERT_EQ(kernel_.RulesetsInMaps(), std::set<uint32_t>{old});
+  std::mutex mu;
+  std::vector<std::thread::id> deleters;
+  kernel_.OnDeleteEntries([&](uint32_t ruleset) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ruleset == old) deleters.push_back(std::this_thread::get_id());
+  });
+  control::ApplyRequest replace;
+  replace.policies = {Spec("web", "/web", {Hosts(2, 300)})};
+  ASSERT_OK(engine_->Apply(replace, kNow).status());
+  Settle();
+  kernel_.OnDeleteEntries(nullptr);
+  ASSERT_FALSE(deleters.empty());
+  for (const std::thread::id& by : deleters) {
+    EXPECT_NE(by, std::this_thread::get_id())
+        << "the apply deleted the replaced set before it answered";
+  }
+  EXPECT_EQ(kernel_.RulesetsInMaps(),
+            std::set<uint32_t>{kernel_.ActiveRuleset(IdOf("web"))});
 }
 
 TEST_F(EngineSparesTest, AStartWritesASpareOfEveryAdoptedSet) {

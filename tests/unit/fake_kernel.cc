@@ -120,6 +120,7 @@ absl::StatusOr<bool> FakeKernel::HasEntries(
 }
 
 absl::Status FakeKernel::DeleteEntries(const policy::CompiledRuleset& set) {
+  if (on_delete_entries_) on_delete_entries_(set.ruleset);
   Lock lock(mu_);
   auto it = entries_.find(set.ruleset);
   if (it == entries_.end()) return absl::OkStatus();

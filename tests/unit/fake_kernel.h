@@ -51,6 +51,12 @@ class FakeKernel : public KernelPort {
   // Runs at the start of every Attach, outside the fake's own lock: a test
   // holds an attach there (a kernel waiting for its cgroup lock).
   void OnAttach(std::function<void()> f) { on_attach_ = std::move(f); }
+  // Runs at the start of every DeleteEntries with the set's ruleset, on the
+  // deleting thread, outside the fake's own lock. Set it while no other
+  // thread deletes (the spare writer idle).
+  void OnDeleteEntries(std::function<void(uint32_t)> f) {
+    on_delete_entries_ = std::move(f);
+  }
   // Every pin goes (bpffs unmounted): the links stay, held. RepairPins
   // makes them again unless `fail_repair`.
   void LosePins() { pins_lost_ = true; }
@@ -239,6 +245,7 @@ class FakeKernel : public KernelPort {
   int write_calls_ = 0;
   bool fail_attach_ = false;
   std::function<void()> on_attach_;
+  std::function<void(uint32_t)> on_delete_entries_;
   bool pins_lost_ = false;
   bool fail_repair_ = false;
   int attach_calls_ = 0;

@@ -213,6 +213,36 @@ TEST_F(StateStoreTest, ManyInsertsAtOnePlaceStillFit) {
   ExpectLoads(expected_);
 }
 
+// A whole write over stored rows replaces them in place: rows an `allow`
+// put between two others or before the first (off the whole write's keys)
+// go, as do the rows past the new rules' end; a longer set adds its rows.
+TEST_F(StateStoreTest, AWholeWriteOverStoredRowsLeavesOnlyItsOwn) {
+  std::unique_ptr<StateStore> store = Open();
+  TargetState t = Target("web", 1, 10);
+  Put(*store, t);
+  TargetState between = t;
+  between.rules.insert(between.rules.begin() + 3,
+                       Rule(between.next_rule_id++, "7000/udp"));
+  between.rules.insert(between.rules.begin(),
+                       Rule(between.next_rule_id++, "7001/udp"));
+  RulesDelta delta = DiffRules(t.rules, between.rules);
+  ASSERT_FALSE(delta.all);
+  Put(*store, between, delta);
+  EXPECT_EQ(*store->RuleRows("web"), 12);
+  TargetState fewer = Target("web", 1, 4);
+  for (policy::Rule& r : fewer.rules) r.id += 100;
+  fewer.next_rule_id += 100;
+  Put(*store, fewer);
+  EXPECT_EQ(*store->RuleRows("web"), 4);
+  ExpectLoads(expected_);
+  TargetState more = Target("web", 1, 20);
+  for (policy::Rule& r : more.rules) r.id += 200;
+  more.next_rule_id += 200;
+  Put(*store, more);
+  EXPECT_EQ(*store->RuleRows("web"), 20);
+  ExpectLoads(expected_);
+}
+
 TEST_F(StateStoreTest, SettingsOnlyWriteLeavesRulesAlone) {
   std::unique_ptr<StateStore> store = Open();
   TargetState t = Target("web", 1, 100);

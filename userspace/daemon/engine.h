@@ -555,12 +555,22 @@ class Engine {
   absl::StatusOr<std::vector<struct ResolvedPolicy>> Resolve(
       std::vector<control::TargetSpec> policies);
   // `policies` are the plans' own (by index), for the files errors name.
+  // `before_room` runs after the compiles, before the room check and the
+  // writes.
   absl::Status StageAll(const std::vector<struct TargetPlan>& plans,
                         const std::vector<struct ResolvedPolicy>& policies,
-                        std::vector<Staged>& staged);
-  absl::Status SwitchUpdates(Lock& lock, std::vector<struct TargetPlan>& plans,
-                             std::vector<Staged>& staged,
-                             std::vector<policy::CompiledRuleset>& replaced);
+                        std::vector<Staged>& staged,
+                        const std::function<void()>& before_room);
+  // `replaced`: the sets switched away from, by target id.
+  absl::Status SwitchUpdates(
+      Lock& lock, std::vector<struct TargetPlan>& plans,
+      std::vector<Staged>& staged,
+      std::vector<std::pair<uint32_t, policy::CompiledRuleset>>& replaced);
+  // A set no lookup reads any more (its target switched away from it):
+  // handed to the spare writer, which deletes it chunk by chunk after the
+  // answer, when it runs and the target has no spare; deleted now
+  // otherwise.
+  void RetireSetLocked(uint32_t id, policy::CompiledRuleset set);
 
   KernelPort& kernel_;
   EngineOptions options_;
@@ -588,6 +598,10 @@ class Engine {
   // (DiffCompiled). 0: a spare being deleted chunk by chunk (its set was
   // replaced, or the maps lack room for it whole).
   std::map<uint32_t, uint32_t> spare_sources_;
+  // Entries of spares an apply took out of spares_ and deletes on a thread
+  // of its own while it compiles (engine_apply.cc): still in the maps, so
+  // every room check counts them until they are gone.
+  std::vector<EntryCounts> spares_dropping_;
   // Changes (Replace, Apply) running: the writer starts no new spare
   // meanwhile (it would copy a set about to be replaced).
   int changes_in_flight_ = 0;

@@ -189,6 +189,9 @@ std::vector<TargetEntries> Engine::HeldRowsLocked(
     targets.push_back(
         {"(spare being written)", CountEntries(*consuming), {}, false});
   }
+  for (const EntryCounts& n : spares_dropping_) {
+    targets.push_back({"(spare being deleted)", n, n, false});
+  }
   return targets;
 }
 

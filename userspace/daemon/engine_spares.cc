@@ -14,6 +14,9 @@
 // finished when the writer stops is deleted; one a crash left is swept at
 // the next start (Start deletes the entries of every ruleset no target
 // uses).
+//
+// The writer also deletes, a chunk at a time, the sets an apply switched
+// away from (RetireSetLocked): spares of source 0, as a stale spare is.
 #include <algorithm>
 #include <chrono>
 #include <system_error>
@@ -256,6 +259,24 @@ bool Engine::FillSpareLocked(uint32_t id,
   Append(spare.unix_paths, chunk.unix_paths);
   if (Whole(spare, active)) spare_sources_.erase(id);
   return true;
+}
+
+void Engine::RetireSetLocked(uint32_t id, policy::CompiledRuleset set) {
+  if (set.ruleset == 0) return;
+  if (spare_started_ && !spare_stop_ && spares_.count(id) == 0) {
+    // A spare of source 0 is one the writer deletes (SpareStepLocked), and
+    // held in the maps' room until then (HeldRowsLocked); a change of the
+    // target meanwhile takes it as a spare and writes its difference into
+    // it, a change short of room deletes it at once (CheckMapRoomLocked).
+    spares_.emplace(id, std::move(set));
+    spare_sources_[id] = 0;
+    PokeSparesLocked();
+    return;
+  }
+  if (absl::Status st = kernel_.DeleteEntries(set); !st.ok()) {
+    Log(absl::StrCat("leaving stale entries of ruleset ", set.ruleset, ": ",
+                     st.ToString()));
+  }
 }
 
 void Engine::ShrinkSpareLocked(uint32_t id) {

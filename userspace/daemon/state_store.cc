@@ -211,14 +211,27 @@ absl::Status StateStore::DeleteUnstoredRows(
 
 absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
     const TargetState& t) {
-  EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
-                          db_->Prepare("DELETE FROM rules WHERE target = ?"));
-  EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Run());
+  // The rows go at seq 0, kSeqGap, 2 kSeqGap, ... For a target with rows
+  // stored (most at those very keys, when it was written whole before)
+  // each replaces its row in place and the rows off that grid are deleted
+  // after: deleting every row first, then inserting, freed and took again
+  // every page of them (100,000 rules replaced: 250-265 ms, in place
+  // 210-220 ms, egress_store_bench). For a new target the rows are inserted
+  // after a delete of any left ahead, as replacing costs more than inserting
+  // there.
+  auto stored = seqs_.find(t.name);
+  const bool in_place = stored != seqs_.end() && !stored->second.empty();
+  if (!in_place) {
+    EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
+                            db_->Prepare("DELETE FROM rules WHERE target = ?"));
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Run());
+  }
   // Rows go kRowsPerInsert to a statement: a statement's own cost (step,
   // reset, bindings cleared) is then paid once per batch, not per row.
   constexpr size_t kRowsPerInsert = 64;
   auto insert_of = [&](size_t rows) {
-    std::string sql = "INSERT INTO rules(target, seq, id, rule) VALUES";
+    std::string sql = absl::StrCat(in_place ? "INSERT OR REPLACE" : "INSERT",
+                                   " INTO rules(target, seq, id, rule) VALUES");
     for (size_t j = 0; j < rows; ++j) {
       absl::StrAppend(&sql, j == 0 ? "" : ",", "(?, ?, ?, ?)");
     }
@@ -257,6 +270,15 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
     }
     EGRESS_RETURN_IF_ERROR(ins.Run());
   }
+  if (!in_place) return index;
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement rest,
+      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND (seq < 0 OR "
+                   "seq >= ?2 OR seq % ?3 != 0)"));
+  EGRESS_RETURN_IF_ERROR(rest.Bind(1, t.name)
+                             .Bind(2, static_cast<int64_t>(n) * kSeqGap)
+                             .Bind(3, kSeqGap)
+                             .Run());
   return index;
 }
 
