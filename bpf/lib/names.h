@@ -38,6 +38,7 @@
 #include "egress/dns_abi.h"
 #include "maps.h"
 #include "lib/addr.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/rules.h"
 
@@ -84,9 +85,10 @@ names__probe(__u32 ruleset, const struct egress_dest *d, __u64 pattern,
  * sock_addr or sock_ops), or no rule of its names covers it. A port class
  * looked up here is kept in `dec` for the tries. `now`: the caller's
  * bpf_ktime_get_ns() when it already has one (sock_ops), else 0: read
- * here, and only once a binding is found. A helper call is 30-60 ns on a
- * CPU whose returns are mitigated (bench/README.md): a second clock read
- * is not free. */
+ * here, and only once a binding is found, from jiffies (clock__now, no
+ * helper call where egressd measured the mapping). A helper call is
+ * 30-60 ns on a CPU whose returns are mitigated (bench/README.md): a
+ * clock read by the helper is not free. */
 static __always_inline struct egress_rule_value *
 names__find(__u32 target_id, const struct egress_target_config *cfg,
 	    const struct egress_dest *d, struct egress_decision *dec, void *ctx,
@@ -107,7 +109,7 @@ names__find(__u32 target_id, const struct egress_target_config *cfg,
 	if (!b)
 		return NULL;
 	if (!now)
-		now = bpf_ktime_get_ns();
+		now = clock__now();
 	ek.ruleset = dec->ruleset;
 	ek.proto = d->proto;
 	ek.family = EGRESS_FAMILY_NAME;

@@ -10,12 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "egress_bpf.skel.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
 #include "tests/testing/cgroup_fixture.h"
@@ -25,6 +29,7 @@
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/jiffies_clock.h"
 #include "userspace/kernel/shared_maps.h"
 #include "userspace/kernel/target_programs.h"
 
@@ -272,6 +277,58 @@ TEST_F(AttachTest, KeepPinnedOutOfDescriptorsLeavesPinsAlone) {
   DetachHeld(held);
   ASSERT_OK(DetachAndRemoveLinks(held_dir));
   ASSERT_OK(DetachAndRemoveLinks(other_dir));
+}
+
+// Every program of a loaded set holds egressd's jiffies clock mapping in its
+// own .rodata (bpf/lib/clock.h), so the set keeps it when egressd is killed
+// and a restart adopts the pins. Read back from the pinned programs' maps.
+TEST_F(AttachTest, EveryPinnedProgramCarriesTheJiffiesClock) {
+  const JiffiesClock& c = KernelJiffiesClock();
+  ASSERT_NE(c.tick_ns, 0u) << JiffiesClockWarning();
+  // Where the three constants lie in .rodata, by the skeleton's layout.
+  egress_bpf* layout = egress_bpf__open();
+  ASSERT_NE(layout, nullptr);
+  const auto* base = reinterpret_cast<const char*>(layout->rodata);
+  const size_t tick_at =
+      reinterpret_cast<const char*>(&layout->rodata->egress_clock_tick_ns) -
+      base;
+  const size_t j0_at =
+      reinterpret_cast<const char*>(&layout->rodata->egress_clock_j0) - base;
+  const size_t t0_at =
+      reinterpret_cast<const char*>(&layout->rodata->egress_clock_t0_ns) - base;
+  egress_bpf__destroy(layout);
+  for (const HookSpec& h : AllHooks()) {
+    UniqueFd prog(bpf_obj_get(ProgPin(prog_dir_, h).c_str()));
+    ASSERT_GE(prog.get(), 0) << h.name;
+    uint32_t map_ids[16] = {};
+    bpf_prog_info info{};
+    info.nr_map_ids = 16;
+    info.map_ids = reinterpret_cast<uint64_t>(map_ids);
+    uint32_t len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(prog.get(), &info, &len), 0) << h.name;
+    bool found = false;
+    for (uint32_t i = 0; i < std::min(info.nr_map_ids, 16u); ++i) {
+      UniqueFd map(bpf_map_get_fd_by_id(map_ids[i]));
+      ASSERT_GE(map.get(), 0);
+      bpf_map_info m{};
+      uint32_t mlen = sizeof(m);
+      ASSERT_EQ(bpf_obj_get_info_by_fd(map.get(), &m, &mlen), 0);
+      if (!absl::EndsWith(m.name, ".rodata")) continue;
+      std::vector<char> value(m.value_size);
+      const uint32_t zero = 0;
+      ASSERT_EQ(bpf_map_lookup_elem(map.get(), &zero, value.data()), 0);
+      ASSERT_LE(t0_at + 8, value.size());
+      uint64_t tick, j0, t0;
+      std::memcpy(&tick, value.data() + tick_at, 8);
+      std::memcpy(&j0, value.data() + j0_at, 8);
+      std::memcpy(&t0, value.data() + t0_at, 8);
+      EXPECT_EQ(tick, c.tick_ns) << h.name;
+      EXPECT_EQ(j0, c.j0) << h.name;
+      EXPECT_EQ(t0, c.t0_ns) << h.name;
+      found = true;
+    }
+    EXPECT_TRUE(found) << h.name << " has no .rodata";
+  }
 }
 
 }  // namespace

@@ -36,6 +36,7 @@
 #include "userspace/daemon/workload_targets.h"
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
+#include "userspace/kernel/jiffies_clock.h"
 #include "userspace/kernel/netns_cookies.h"
 #include "userspace/kernel/unix_hooks.h"
 
@@ -154,6 +155,9 @@ absl::Status OpenKernel(Daemon::Parts& p) {
     Log(warning);
   }
   if (std::string warning = NetnsCookieWarning(); !warning.empty()) {
+    Log(warning);
+  }
+  if (std::string warning = JiffiesClockWarning(); !warning.empty()) {
     Log(warning);
   }
   return absl::OkStatus();

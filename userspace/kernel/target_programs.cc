@@ -17,6 +17,7 @@
 #include "userspace/common/status_macros.h"
 #include "userspace/common/unique_fd.h"
 #include "userspace/kernel/bpffs.h"
+#include "userspace/kernel/jiffies_clock.h"
 #include "userspace/kernel/libbpf_ptr.h"
 #include "userspace/kernel/netns_cookies.h"
 #include "userspace/kernel/unix_hooks.h"
@@ -271,6 +272,9 @@ absl::Status LoadAndPinPrograms(uint32_t target_id, const std::string& maps_dir,
   skel->rodata->egress_target_id = target_id;
   skel->rodata->egress_watch_level = watch_level;
   skel->rodata->egress_netns_cookies = KernelHasSkbNetnsCookie() ? 1 : 0;
+  // Every set, shared or a target's own: a connect to a learned address
+  // reads the clock from jiffies (bpf/lib/clock.h).
+  WriteClockRodata(KernelJiffiesClock(), skel->rodata);
   EGRESS_RETURN_IF_ERROR(PrepareUnixPrograms(skel->obj, KernelHasUnixHooks()));
   if (int err = egress_bpf__load(skel.get()); err != 0) {
     return ErrnoStatus(-err, "load BPF programs for target",

@@ -553,6 +553,20 @@ struct egress_sweep_args {
 };
 EGRESS_ABI_SIZE(egress_sweep_args, 24);
 
+/* The context of the clock probe (clock_probe.bpf.c), read back with
+ * BPF_PROG_TEST_RUN: the kernel's jiffies and its bpf_ktime_get_ns() clock
+ * read together, from which egressd maps one onto the other
+ * (kernel/jiffies_clock.h), and the programs' jiffies-derived clock
+ * (lib/clock.h) read beside them. Not a pinned map: no ABI version. */
+struct egress_clock_sample {
+	__u64 jiffies;	      /* out: bpf_jiffies64(), read first */
+	__u64 ktime_ns;	      /* out: bpf_ktime_get_ns(), read next */
+	__u64 derived_ns;     /* out: clock__now() with the probe's mapping,
+			       * read before a second ktime_ns_after */
+	__u64 ktime_ns_after; /* out: bpf_ktime_get_ns() after derived_ns */
+};
+EGRESS_ABI_SIZE(egress_clock_sample, 32);
+
 /* flows: socket storage of a TCP connection seen established by sock_ops
  * whose flow has records (flow__admit), for the closed record. One socket
  * can be a flow of two targets, nested (a unit target inside a slice

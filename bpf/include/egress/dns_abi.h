@@ -256,7 +256,8 @@ EGRESS_ABI_SIZE(egress_dns_stream, 16);
 
 struct egress_dns_binding_slot {
 	__u64 pattern;	  /* 0 = free */
-	__u64 expires_ns; /* bpf_ktime_get_ns() clock */
+	__u64 expires_ns; /* bpf_ktime_get_ns() clock (connects read it
+			   * from jiffies: lib/clock.h) */
 };
 EGRESS_ABI_SIZE(egress_dns_binding_slot, 16);
 
