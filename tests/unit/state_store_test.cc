@@ -229,18 +229,17 @@ TEST_F(StateStoreTest, AWholeWriteOverStoredRowsLeavesOnlyItsOwn) {
   ASSERT_FALSE(delta.all);
   Put(*store, between, delta);
   EXPECT_EQ(*store->RuleRows("web"), 12);
-  TargetState fewer = Target("web", 1, 4);
-  for (policy::Rule& r : fewer.rules) r.id += 100;
-  fewer.next_rule_id += 100;
-  Put(*store, fewer);
-  EXPECT_EQ(*store->RuleRows("web"), 4);
-  ExpectLoads(expected_);
-  TargetState more = Target("web", 1, 20);
-  for (policy::Rule& r : more.rules) r.id += 200;
-  more.next_rule_id += 200;
-  Put(*store, more);
-  EXPECT_EQ(*store->RuleRows("web"), 20);
-  ExpectLoads(expected_);
+  // Written whole over those rows: `count` rules of other ids.
+  auto write_whole = [&](int count, uint32_t id_offset) {
+    TargetState whole = Target("web", 1, count);
+    for (policy::Rule& r : whole.rules) r.id += id_offset;
+    whole.next_rule_id += id_offset;
+    Put(*store, whole);
+    EXPECT_EQ(*store->RuleRows("web"), count);
+    ExpectLoads(expected_);
+  };
+  write_whole(4, 100);   // fewer
+  write_whole(20, 200);  // more
 }
 
 TEST_F(StateStoreTest, SettingsOnlyWriteLeavesRulesAlone) {
