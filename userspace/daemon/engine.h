@@ -441,8 +441,14 @@ class Engine {
   // Keeps a replaced set as its target's spare when the maps keep room for
   // a swap copy of the largest set with it there; deletes it otherwise.
   void KeepOrDeleteSpareLocked(uint32_t id, policy::CompiledRuleset replaced);
+  // Takes a target's spare out of spares_ (and its source out of
+  // spare_sources_): its entries stay in the maps. Ruleset 0: none.
+  policy::CompiledRuleset TakeSpareLocked(uint32_t id);
   // Deletes a target's spare from the maps (and from spares_).
   void DropSpareLocked(uint32_t id);
+  // Deletes the entries of a set no lookup reads any more; a failure leaves
+  // them (a start sweeps rulesets no target uses) and is logged.
+  void DeleteStaleEntries(const policy::CompiledRuleset& set);
   void DropSparesLocked();
 
   // The spare writer (engine_spares.cc).

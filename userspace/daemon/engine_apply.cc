@@ -201,12 +201,10 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
     // apply is written.
     for (const TargetPlan& p : plan.targets) {
       if (p.create || !p.rules_changed) continue;
-      spare_sources_.erase(p.target.id);
-      if (auto it = spares_.find(p.target.id); it != spares_.end()) {
-        spares_dropping_.push_back(CountEntries(it->second));
-        dropping.push_back(std::move(it->second));
-        spares_.erase(it);
-      }
+      policy::CompiledRuleset spare = TakeSpareLocked(p.target.id);
+      if (spare.ruleset == 0) continue;
+      spares_dropping_.push_back(CountEntries(spare));
+      dropping.push_back(std::move(spare));
     }
     exact_limit = ExactLimitLocked();
   }
@@ -218,10 +216,7 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   lock.unlock();
   auto delete_dropping = [this, &dropping] {
     for (const policy::CompiledRuleset& set : dropping) {
-      if (absl::Status st = kernel_.DeleteEntries(set); !st.ok()) {
-        Log(absl::StrCat("leaving stale entries of ruleset ", set.ruleset, ": ",
-                         st.ToString()));
-      }
+      DeleteStaleEntries(set);
     }
   };
   std::future<void> dropped;

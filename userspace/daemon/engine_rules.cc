@@ -233,21 +233,28 @@ void Engine::KeepOrDeleteSpareLocked(uint32_t id,
     spares_[id] = std::move(replaced);
     return;
   }
-  if (absl::Status st = kernel_.DeleteEntries(replaced); !st.ok()) {
-    Log(absl::StrCat("leaving stale entries of ruleset ", replaced.ruleset,
-                     ": ", st.ToString()));
-  }
+  DeleteStaleEntries(replaced);
+}
+
+policy::CompiledRuleset Engine::TakeSpareLocked(uint32_t id) {
+  spare_sources_.erase(id);
+  auto it = spares_.find(id);
+  if (it == spares_.end()) return {};
+  policy::CompiledRuleset spare = std::move(it->second);
+  spares_.erase(it);
+  return spare;
 }
 
 void Engine::DropSpareLocked(uint32_t id) {
-  spare_sources_.erase(id);
-  auto it = spares_.find(id);
-  if (it == spares_.end()) return;
-  if (absl::Status st = kernel_.DeleteEntries(it->second); !st.ok()) {
-    Log(absl::StrCat("leaving stale entries of ruleset ", it->second.ruleset,
-                     ": ", st.ToString()));
+  policy::CompiledRuleset spare = TakeSpareLocked(id);
+  if (spare.ruleset != 0) DeleteStaleEntries(spare);
+}
+
+void Engine::DeleteStaleEntries(const policy::CompiledRuleset& set) {
+  if (absl::Status st = kernel_.DeleteEntries(set); !st.ok()) {
+    Log(absl::StrCat("leaving stale entries of ruleset ", set.ruleset, ": ",
+                     st.ToString()));
   }
-  spares_.erase(it);
 }
 
 size_t Engine::ExactLimitLocked() const {

@@ -273,10 +273,7 @@ void Engine::RetireSetLocked(uint32_t id, policy::CompiledRuleset set) {
     PokeSparesLocked();
     return;
   }
-  if (absl::Status st = kernel_.DeleteEntries(set); !st.ok()) {
-    Log(absl::StrCat("leaving stale entries of ruleset ", set.ruleset, ": ",
-                     st.ToString()));
-  }
+  DeleteStaleEntries(set);
 }
 
 void Engine::ShrinkSpareLocked(uint32_t id) {
@@ -294,10 +291,7 @@ void Engine::ShrinkSpareLocked(uint32_t id) {
   TakeLast(spare.exact, budget, chunk.exact);
   TakeLast(spare.rules, budget, chunk.rules);
   TakeLast(spare.ports, budget, chunk.ports);
-  if (absl::Status st = kernel_.DeleteEntries(chunk); !st.ok()) {
-    Log(absl::StrCat("leaving stale entries of ruleset ", chunk.ruleset, ": ",
-                     st.ToString()));
-  }
+  DeleteStaleEntries(chunk);
   spare_writes_ += TotalEntries(chunk);
   if (TotalEntries(spare) == 0) {
     spares_.erase(it);
