@@ -167,8 +167,16 @@ void EgressdTest::TearDown() {
   StopDaemon(SIGKILL);
   EXPECT_TRUE(RemoveTree(bpffs_dir_).ok());
   if (::testing::Test::HasFailure()) {
-    auto log = RunCommand({"tail", "-n", "40", daemon_log_});
-    if (log.ok()) std::cerr << "egressd log:\n" << log->output << "\n";
+    // egressd's own lines, not drowned by a flood of verdict records (one
+    // JSON object per line with an "event" field).
+    auto own = RunCommand(
+        {"sh", "-c", absl::StrCat("grep -v '^{.*\"event\":' ", daemon_log_,
+                                  " | tail -n 60")});
+    if (own.ok()) std::cerr << "egressd log:\n" << own->output << "\n";
+    auto records = RunCommand({"tail", "-n", "5", daemon_log_});
+    if (records.ok()) {
+      std::cerr << "its last lines:\n" << records->output << "\n";
+    }
   }
   if (cg_) {
     EXPECT_TRUE(cg_->Remove().ok());
