@@ -169,9 +169,9 @@ void EgressdTest::TearDown() {
   if (::testing::Test::HasFailure()) {
     // egressd's own lines, not drowned by a flood of verdict records (one
     // JSON object per line with an "event" field).
-    auto own = RunCommand(
-        {"sh", "-c", absl::StrCat("grep -v '^{.*\"event\":' ", daemon_log_,
-                                  " | tail -n 60")});
+    auto own = RunCommand({"sh", "-c",
+                           absl::StrCat("grep -v '^{.*\"event\":' ",
+                                        daemon_log_, " | tail -n 60")});
     if (own.ok()) std::cerr << "egressd log:\n" << own->output << "\n";
     auto records = RunCommand({"tail", "-n", "5", daemon_log_});
     if (records.ok()) {
