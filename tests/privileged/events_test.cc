@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -692,9 +693,14 @@ TEST_F(EventsTest, RecordsReadJustAfterTheRemovalNameTheRemovedTarget) {
   while (last_records().size() < 20 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
+  const absl::Time remove_start = absl::Now();
   CtlOk({"target", "remove", "web"});
+  const absl::Duration remove_took = absl::Now() - remove_start;
   refused.join();
-  ASSERT_EQ(producer.load(), 0) << "the removal was not seen";
+  ASSERT_EQ(producer.load(), 0)
+      << "the removal was not seen: `target remove` took " << remove_took
+      << "; a connect after the producer ended: "
+      << strerror(InCgroup([] { return TcpConnect("127.0.0.2", 41999); }));
   // After the next drains.
   absl::SleepFor(absl::Milliseconds(300));
   const std::vector<nlohmann::json> records = last_records();
