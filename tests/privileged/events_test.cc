@@ -665,16 +665,28 @@ TEST_F(EventsTest, RecordsReadJustAfterTheRemovalNameTheRemovedTarget) {
   // time bound (under RunInCgroup's 10 s) is the one that ends it: a refused
   // connect takes ~10 us here, and a loaded CI machine once took over 4 s to
   // reach the removal, past the 400,000 connects this loop allowed then.
-  std::atomic<int> producer{-1};
+  // {0 when it saw the removal, else 1 or the errno; connects tried; ms
+  // from its start to its end}.
+  std::vector<int> producer = {-1, 0, 0};
+  const absl::Time start = absl::Now();
   std::thread refused([&] {
-    producer = InCgroup([] {
-      const absl::Time deadline = absl::Now() + absl::Seconds(9);
-      for (int i = 0; i < 20000000 && absl::Now() < deadline; ++i) {
+    auto r = RunInCgroupMulti(cg_->path(), [] {
+      const absl::Time begin = absl::Now();
+      const absl::Time deadline = begin + absl::Seconds(9);
+      int i = 0;
+      int result = 1;
+      for (; i < 20000000 && absl::Now() < deadline; ++i) {
         const int err = TcpConnect("127.0.0.2", 42000 + i % 20000);
-        if (err != EPERM) return err == ECONNREFUSED ? 0 : err;
+        if (err != EPERM) {
+          result = err == ECONNREFUSED ? 0 : err;
+          break;
+        }
       }
-      return 1;
+      return std::vector<int>{
+          result, i,
+          static_cast<int>(absl::ToInt64Milliseconds(absl::Now() - begin))};
     });
+    if (r.ok() && r->size() == 3) producer = *r;
   });
   // The last records egressd keeps (the newest: those read last), any
   // target's.
@@ -690,16 +702,22 @@ TEST_F(EventsTest, RecordsReadJustAfterTheRemovalNameTheRemovedTarget) {
   };
   // Removed while records are coming.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (last_records().size() < 20 && absl::Now() < deadline) {
+  size_t seen = 0;
+  int reads = 0;
+  while ((seen = last_records().size()) < 20 && absl::Now() < deadline) {
+    ++reads;
     absl::SleepFor(absl::Milliseconds(20));
   }
-  const absl::Time remove_start = absl::Now();
+  const absl::Duration remove_at = absl::Now() - start;
   CtlOk({"target", "remove", "web"});
-  const absl::Duration remove_took = absl::Now() - remove_start;
+  const absl::Duration remove_took = absl::Now() - start - remove_at;
   refused.join();
-  ASSERT_EQ(producer.load(), 0)
-      << "the removal was not seen: `target remove` took " << remove_took
-      << "; a connect after the producer ended: "
+  ASSERT_EQ(producer[0], 0)
+      << "the removal was not seen: the producer tried " << producer[1]
+      << " connects in " << producer[2] << " ms; `target remove` began "
+      << remove_at << " after the start (after " << reads + 1
+      << " reads of the records, the last with " << seen << ") and took "
+      << remove_took << "; a connect after the producer ended: "
       << strerror(InCgroup([] { return TcpConnect("127.0.0.2", 41999); }));
   // After the next drains.
   absl::SleepFor(absl::Milliseconds(300));
