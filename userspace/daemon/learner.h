@@ -90,8 +90,10 @@ class Learner {
   // Opens learned.db into history_ and restores the names kept in it.
   absl::Status OpenHistoryLocked();
   // Imports <dir>/learned.json, if there is one, into history_ in one
-  // transaction and renames it learned.json.migrated; without room it
-  // stays, and json_waiting_ names its targets.
+  // transaction, which also keeps the file's identity, and renames it
+  // learned.json.migrated; a rename that fails is said, and the file is not
+  // imported again. Without room it stays, and json_waiting_ names its
+  // targets.
   absl::Status ImportOlderJson();
   void SetJsonWaiting(absl::flat_hash_set<std::string> targets);
   bool JsonWaiting(const std::string& target) const {
