@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,6 +109,14 @@ constexpr UnnameableWhy kUnnameableWhys[] = {
     {"unknown", "addresses an older egressd left out without saying why"},
 };
 
+// The bytes an unprivileged writer may still take in `dir`; nullopt when
+// statvfs fails.
+std::optional<uint64_t> FreeBytes(const std::string& dir) {
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
 // Moves a corrupt file aside, loudly: learned traffic is not policy, so
 // egressd keeps enforcing and starts learning afresh.
 void MoveAside(const std::string& path, const absl::Status& why) {
@@ -168,6 +177,12 @@ absl::Status Learner::ImportOlderJson() {
   const std::string identity = absl::StrCat(
       "learned.json dev ", st.st_dev, " ino ", st.st_ino, " size ", st.st_size,
       " mtime ", absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim)));
+  if (identity == json_waiting_identity_) {
+    // Still no more room than when it failed: not read again.
+    std::optional<uint64_t> free = FreeBytes(dir_);
+    if (free && *free <= json_waiting_free_) return absl::OkStatus();
+  }
+  json_waiting_identity_.clear();
   EGRESS_ASSIGN_OR_RETURN(bool imported, history_->Imported(identity));
   if (!imported) {
     auto old = LearnStore::Load(json);
@@ -194,6 +209,10 @@ absl::Status Learner::ImportOlderJson() {
                 "imported once there is room (until then suggest leaves out "
                 "what it holds, and says so)\n",
                 json.c_str(), std::string(added.message()).c_str());
+      }
+      if (std::optional<uint64_t> free = FreeBytes(dir_)) {
+        json_waiting_identity_ = identity;
+        json_waiting_free_ = *free;
       }
       absl::flat_hash_set<std::string> targets;
       for (const auto& [target, unused] : seen) targets.insert(target);
