@@ -109,12 +109,13 @@ constexpr UnnameableWhy kUnnameableWhys[] = {
     {"unknown", "addresses an older egressd left out without saying why"},
 };
 
-// The bytes an unprivileged writer may still take in `dir`; nullopt when
-// statvfs fails.
+// The bytes free in the filesystem of `dir`, those reserved for root
+// included (f_bfree, not f_bavail): egressd as root writes into them, and
+// room made there would not show in f_bavail. nullopt when statvfs fails.
 std::optional<uint64_t> FreeBytes(const std::string& dir) {
   struct statvfs fs;
   if (statvfs(dir.c_str(), &fs) != 0) return std::nullopt;
-  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  return static_cast<uint64_t>(fs.f_bfree) * fs.f_frsize;
 }
 
 // Moves a corrupt file aside, loudly: learned traffic is not policy, so
