@@ -5,11 +5,14 @@
 #include "userspace/daemon/learner.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -332,6 +335,24 @@ TEST_F(LearnerTest, AnImportedLearnedJsonThatCannotBeRenamedCountsOnce) {
     EXPECT_THAT(yaml, HasSubstr("127.0.0.3: 5 attempts by curl")) << yaml;
   }
   EXPECT_EQ(access(json.c_str(), F_OK), 0);
+  // The same file copied with its times (cp -a, a restore; a reboot may
+  // number the device anew): another inode, still the file imported.
+  {
+    std::ifstream in(json, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+    struct stat st;
+    ASSERT_EQ(stat(json.c_str(), &st), 0);
+    const std::string copy = json + ".copy";
+    std::ofstream(copy, std::ios::binary) << bytes;
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
+    ASSERT_EQ(rename(copy.c_str(), json.c_str()), 0);
+  }
+  learner_.reset();
+  learner_ = std::make_unique<Learner>(dir_);
+  ASSERT_OK(learner_->Load());
+  EXPECT_THAT(Suggestion(), HasSubstr("127.0.0.3: 5 attempts by curl"));
   // Renamed once it can be, by the next start.
   ASSERT_EQ(rmdir((json + ".migrated").c_str()), 0);
   Restart();

@@ -174,10 +174,12 @@ absl::Status Learner::ImportOlderJson() {
     return absl::OkStatus();
   }
   // The file as learned.db keeps it once imported: an import whose rename
-  // failed, or that egressd stopped before, is not added a second time.
-  const std::string identity = absl::StrCat(
-      "learned.json dev ", st.st_dev, " ino ", st.st_ino, " size ", st.st_size,
-      " mtime ", absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim)));
+  // failed, or that egressd stopped before, is not added a second time. Its
+  // size and modification time to the ns, not its device or inode: those
+  // may differ after a reboot (devices numbered anew) or a copy (cp -a).
+  const std::string identity =
+      absl::StrCat("learned.json size ", st.st_size, " mtime ",
+                   absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim)));
   if (identity == json_waiting_identity_) {
     // Still no more room than when it failed: not read again.
     std::optional<uint64_t> free = FreeBytes(dir_);
