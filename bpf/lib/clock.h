@@ -17,13 +17,18 @@
  * Why it is sound: the kernel advances jiffies by one per TICK_NSEC
  * (the integer (10^9 + HZ/2) / HZ) of CLOCK_MONOTONIC
  * (tick_do_update_jiffies64), so with the same integer tick_ns the two
- * never drift apart; jiffies only lag, by at most a tick and the tick
- * interrupt's latency. egressd puts t0 half a tick before the earliest
- * tick edge it saw, so the derived clock is never ahead of the real one:
- * a binding never expires early, and lives at most about one and a half
- * ticks longer (6 ms at HZ=250; the TTL floor is 30 s). The mapping holds
- * for the whole boot (a restart that adopts pinned programs keeps theirs;
- * bpffs does not outlive a reboot). tick_ns 0 (not measured): the helper.
+ * never drift apart; jiffies only lag, by a tick and the tick interrupt's
+ * latency (longer while the jiffies update stalls, up to 5 ticks before
+ * another CPU's tick does it). egressd puts t0 half a tick before the
+ * earliest tick edge it saw, so the derived clock is not ahead of the real
+ * one as long as one edge seen was less than half a tick late: a binding
+ * does not expire early, and lives about one and a half ticks longer
+ * (6 ms at HZ=250; the TTL floor is 30 s), more during a stall (a dead
+ * entry still goes with egressd's sweep; docs/dns.md, with the
+ * periodic-tick limit). The
+ * mapping holds for the whole boot (a restart that adopts pinned programs
+ * keeps theirs; bpffs does not outlive a reboot). tick_ns 0 (not
+ * measured): the helper.
  */
 #ifndef EGRESS_BPF_LIB_CLOCK_H_
 #define EGRESS_BPF_LIB_CLOCK_H_

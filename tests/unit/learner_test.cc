@@ -5,9 +5,14 @@
 #include "userspace/daemon/learner.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -17,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/learner_fixture.h"
+#include "userspace/daemon/learn.h"
 #include "userspace/daemon/learn_history.h"
 
 namespace egress {
@@ -308,6 +314,51 @@ TEST_F(LearnerTest, TheResolverStaysAnAddressEvenWhenItsAddressWasResolved) {
   const std::string yaml = Suggestion();
   EXPECT_THAT(yaml, HasSubstr("127.0.0.53/32")) << yaml;
   EXPECT_THAT(yaml, Not(HasSubstr("ns.resolver.test"))) << yaml;
+}
+
+// An older egressd's learned.json, imported but not renamed (here a
+// directory holds learned.json.migrated): egressd starts all the same, and
+// the next start does not import the file again (counting it twice), as
+// learned.db keeps which file it imported.
+TEST_F(LearnerTest, AnImportedLearnedJsonThatCannotBeRenamedCountsOnce) {
+  const std::string json = dir_ + "/learned.json";
+  LearnStore old;
+  old.Record("web", EGRESS_FAMILY_IPV4, {127, 0, 0, 3}, IPPROTO_TCP, 40003, 5,
+             absl::GetCurrentTimeNanos(), "curl");
+  ASSERT_OK(old.Save(json));
+  ASSERT_EQ(mkdir((json + ".migrated").c_str(), 0700), 0);
+  for (int start = 0; start < 3; ++start) {
+    learner_.reset();
+    learner_ = std::make_unique<Learner>(dir_);
+    ASSERT_OK(learner_->Load()) << "start " << start;
+    const std::string yaml = Suggestion();
+    EXPECT_THAT(yaml, HasSubstr("127.0.0.3: 5 attempts by curl")) << yaml;
+  }
+  EXPECT_EQ(access(json.c_str(), F_OK), 0);
+  // The same file copied with its times (cp -a, a restore; a reboot may
+  // number the device anew): another inode, still the file imported.
+  {
+    std::ifstream in(json, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+    struct stat st;
+    ASSERT_EQ(stat(json.c_str(), &st), 0);
+    const std::string copy = json + ".copy";
+    std::ofstream(copy, std::ios::binary) << bytes;
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    ASSERT_EQ(utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
+    ASSERT_EQ(rename(copy.c_str(), json.c_str()), 0);
+  }
+  learner_.reset();
+  learner_ = std::make_unique<Learner>(dir_);
+  ASSERT_OK(learner_->Load());
+  EXPECT_THAT(Suggestion(), HasSubstr("127.0.0.3: 5 attempts by curl"));
+  // Renamed once it can be, by the next start.
+  ASSERT_EQ(rmdir((json + ".migrated").c_str()), 0);
+  Restart();
+  EXPECT_NE(access(json.c_str(), F_OK), 0);
+  EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);
+  EXPECT_THAT(Suggestion(), HasSubstr("127.0.0.3: 5 attempts by curl"));
 }
 
 }  // namespace

@@ -126,14 +126,42 @@ absl::Status LearnHistory::Add(const std::string& target,
   return tx.Commit();
 }
 
-absl::Status LearnHistory::AddAll(const Seen& by_target, int64_t now_ns) {
+absl::Status LearnHistory::AddAll(const Seen& by_target, int64_t now_ns,
+                                  const std::string& imported) {
   std::lock_guard<std::mutex> lock(mu_);
   EGRESS_RETURN_IF_ERROR(KeepAtPath());
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   for (const auto& [target, seen] : by_target) {
     EGRESS_RETURN_IF_ERROR(AddLocked(target, seen, now_ns));
   }
+  if (!imported.empty()) {
+    // Made here, not at Open: a learned.db opened read-only for want of
+    // room skips Open's tables.
+    EGRESS_RETURN_IF_ERROR(
+        db_->Exec("CREATE TABLE IF NOT EXISTS imported(identity TEXT PRIMARY "
+                  "KEY) WITHOUT ROWID"));
+    EGRESS_ASSIGN_OR_RETURN(
+        SqliteStatement mark,
+        db_->Prepare("INSERT OR IGNORE INTO imported(identity) VALUES(?)"));
+    EGRESS_RETURN_IF_ERROR(mark.Bind(1, imported).Run());
+  }
   return tx.Commit();
+}
+
+absl::StatusOr<bool> LearnHistory::Imported(const std::string& identity) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A learned.db no import ever marked has no such table.
+  EGRESS_ASSIGN_OR_RETURN(
+      int64_t table,
+      db_->QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                    "AND name = ?",
+                    "imported"));
+  if (table == 0) return false;
+  EGRESS_ASSIGN_OR_RETURN(
+      int64_t rows,
+      db_->QueryInt("SELECT count(*) FROM imported WHERE identity = ?",
+                    identity));
+  return rows > 0;
 }
 
 absl::Status LearnHistory::AddLocked(

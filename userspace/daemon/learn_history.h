@@ -47,9 +47,15 @@ class LearnHistory {
                    int64_t now_ns);
   // Add for several targets in one transaction: all or none (an import
   // that fails for want of room is tried again whole, never counted twice).
+  // `imported`, when not empty, is kept in that transaction as the identity
+  // of the file the rows come from (Imported).
   using Seen =
       std::vector<std::pair<std::string, std::vector<policy::Observation>>>;
-  absl::Status AddAll(const Seen& by_target, int64_t now_ns);
+  absl::Status AddAll(const Seen& by_target, int64_t now_ns,
+                      const std::string& imported = "");
+  // Whether AddAll kept `identity`: a file imported whose rename failed (or
+  // egressd stopped between) is not imported again, counting it twice.
+  absl::StatusOr<bool> Imported(const std::string& identity) const;
   // The target's destinations attempted at or after `since_ns`, each merged
   // over its hours: counts of every hour whose last attempt is at or after
   // `since_ns` (an hour that straddles it counts whole), the earliest first

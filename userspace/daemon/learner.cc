@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,6 +109,15 @@ constexpr UnnameableWhy kUnnameableWhys[] = {
     {"unknown", "addresses an older egressd left out without saying why"},
 };
 
+// The bytes free in the filesystem of `dir`, those reserved for root
+// included (f_bfree, not f_bavail): egressd as root writes into them, and
+// room made there would not show in f_bavail. nullopt when statvfs fails.
+std::optional<uint64_t> FreeBytes(const std::string& dir) {
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<uint64_t>(fs.f_bfree) * fs.f_frsize;
+}
+
 // Moves a corrupt file aside, loudly: learned traffic is not policy, so
 // egressd keeps enforcing and starts learning afresh.
 void MoveAside(const std::string& path, const absl::Status& why) {
@@ -157,47 +168,76 @@ absl::Status Learner::ImportOlderJson() {
   // file is renamed only after its one transaction.
   std::lock_guard<std::mutex> importing(import_mu_);
   const std::string json = dir_ + "/learned.json";
-  if (access(json.c_str(), F_OK) != 0) {
+  struct stat st;
+  if (stat(json.c_str(), &st) != 0) {
     SetJsonWaiting({});
     return absl::OkStatus();
   }
-  auto old = LearnStore::Load(json);
-  if (!old.ok()) {
-    SetJsonWaiting({});
-    if (!absl::IsDataLoss(old.status())) return old.status();
-    MoveAside(json, old.status());
-    return absl::OkStatus();
+  // The file as learned.db keeps it once imported: an import whose rename
+  // failed, or that egressd stopped before, is not added a second time. Its
+  // size and modification time to the ns, not its device or inode: those
+  // may differ after a reboot (devices numbered anew) or a copy (cp -a).
+  const std::string identity =
+      absl::StrCat("learned.json size ", st.st_size, " mtime ",
+                   absl::ToUnixNanos(absl::TimeFromTimespec(st.st_mtim)));
+  if (identity == json_waiting_identity_) {
+    // Still no more room than when it failed: not read again.
+    std::optional<uint64_t> free = FreeBytes(dir_);
+    if (free && *free <= json_waiting_free_) return absl::OkStatus();
   }
-  LearnHistory::Seen seen;
-  for (const std::string& target : old->Targets()) {
-    seen.emplace_back(target, old->Query(target, 0));
-  }
-  if (absl::Status added = history_->AddAll(seen, absl::GetCurrentTimeNanos());
-      !added.ok()) {
-    if (!absl::IsResourceExhausted(added)) return added;
-    // Learned traffic is not policy: egressd starts (read-only, as the
-    // state store says) and imports the file whole once there is room.
-    if (!json_waiting_logged_) {
-      json_waiting_logged_ = true;
-      fprintf(stderr,
-              "egressd: %s not imported into learned.db: no room (%s); "
-              "imported once there is room (until then suggest leaves out "
-              "what it holds, and says so)\n",
-              json.c_str(), std::string(added.message()).c_str());
+  json_waiting_identity_.clear();
+  EGRESS_ASSIGN_OR_RETURN(bool imported, history_->Imported(identity));
+  if (!imported) {
+    auto old = LearnStore::Load(json);
+    if (!old.ok()) {
+      SetJsonWaiting({});
+      if (!absl::IsDataLoss(old.status())) return old.status();
+      MoveAside(json, old.status());
+      return absl::OkStatus();
     }
-    absl::flat_hash_set<std::string> targets;
-    for (const auto& [target, unused] : seen) targets.insert(target);
-    SetJsonWaiting(std::move(targets));
-    return absl::OkStatus();
+    LearnHistory::Seen seen;
+    for (const std::string& target : old->Targets()) {
+      seen.emplace_back(target, old->Query(target, 0));
+    }
+    if (absl::Status added =
+            history_->AddAll(seen, absl::GetCurrentTimeNanos(), identity);
+        !added.ok()) {
+      if (!absl::IsResourceExhausted(added)) return added;
+      // Learned traffic is not policy: egressd starts (read-only, as the
+      // state store says) and imports the file whole once there is room.
+      if (!json_waiting_logged_) {
+        json_waiting_logged_ = true;
+        fprintf(stderr,
+                "egressd: %s not imported into learned.db: no room (%s); "
+                "imported once there is room (until then suggest leaves out "
+                "what it holds, and says so)\n",
+                json.c_str(), std::string(added.message()).c_str());
+      }
+      if (std::optional<uint64_t> free = FreeBytes(dir_)) {
+        json_waiting_identity_ = identity;
+        json_waiting_free_ = *free;
+      }
+      absl::flat_hash_set<std::string> targets;
+      for (const auto& [target, unused] : seen) targets.insert(target);
+      SetJsonWaiting(std::move(targets));
+      return absl::OkStatus();
+    }
   }
   SetJsonWaiting({});
-  if (rename(json.c_str(), (json + ".migrated").c_str()) != 0) {
-    return ErrnoStatus(errno, "rename learned.json after importing it", json);
-  }
   if (json_waiting_logged_) {
     json_waiting_logged_ = false;
     fprintf(stderr, "egressd: %s imported into learned.db (room again)\n",
             json.c_str());
+  }
+  if (rename(json.c_str(), (json + ".migrated").c_str()) != 0) {
+    // Imported all the same (learned.db says so): egressd starts, and the
+    // next start renames it (said once per start: Flush tries no more).
+    const absl::Status why =
+        ErrnoStatus(errno, "rename learned.json after importing it", json);
+    fprintf(stderr,
+            "egressd: %s; it is imported and not imported again: move it "
+            "away or free its name %s.migrated\n",
+            std::string(why.message()).c_str(), json.c_str());
   }
   return absl::OkStatus();
 }

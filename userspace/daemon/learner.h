@@ -86,12 +86,20 @@ class Learner {
   // Held across an import; the log says once that one waits.
   std::mutex import_mu_;
   bool json_waiting_logged_ = false;  // under import_mu_
+  // The waiting file's identity and the bytes free in the state directory
+  // after its import failed for want of room, under import_mu_: the file is
+  // read again only once it changed or more room was made, not at every
+  // flush (a large one costs a parse).
+  std::string json_waiting_identity_;
+  uint64_t json_waiting_free_ = 0;
 
   // Opens learned.db into history_ and restores the names kept in it.
   absl::Status OpenHistoryLocked();
   // Imports <dir>/learned.json, if there is one, into history_ in one
-  // transaction and renames it learned.json.migrated; without room it
-  // stays, and json_waiting_ names its targets.
+  // transaction, which also keeps the file's identity, and renames it
+  // learned.json.migrated; a rename that fails is said, and the file is not
+  // imported again. Without room it stays, and json_waiting_ names its
+  // targets.
   absl::Status ImportOlderJson();
   void SetJsonWaiting(absl::flat_hash_set<std::string> targets);
   bool JsonWaiting(const std::string& target) const {
