@@ -20,6 +20,9 @@ pkgs=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   containerd runc busybox-static
   iproute2 netbase procps python3
+  # mkfs.ext4 and mount: a test makes a small ext4 image (blocks reserved
+  # for root) and loop-mounts it as egressd's state directory.
+  e2fsprogs mount
   # The DNS server the name-rule tests start on loopback: the binary only
   # (the dnsmasq package would start a system service on install).
   dnsmasq-base
