@@ -257,6 +257,25 @@ TEST_F(TestkitRunInCgroupTest, MissingCgroupIsAnError) {
                 absl::StatusCode::kNotFound, "does-not-exist/cgroup.procs");
 }
 
+// A copy of RunCommand's pipe kept by another process does not hold the
+// answer back: the command's exit ends the wait for its output. Here the
+// copy is a heir of the command; in EventsTest it was a RunInCgroup child
+// that another thread forked while the pipe was being handed over, and
+// RunCommand waited for its EOF until that child ended, 9 s later.
+TEST(TestkitCommandTest, TheCommandsExitEndsTheWaitForItsOutput) {
+  absl::StatusOr<CommandResult> r = RunCommand(
+      {"sh", "-c", "sleep 30 & echo $!; echo done"}, absl::Seconds(5));
+  ASSERT_TRUE(r.ok()) << r.status();
+  int heir = 0;
+  if (absl::SimpleAtoi(r->output.substr(0, r->output.find('\n')), &heir) &&
+      heir > 0) {
+    ::kill(heir, SIGKILL);
+  }
+  EXPECT_GT(heir, 0) << r->output;
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_TRUE(absl::EndsWith(r->output, "done\n")) << r->output;
+}
+
 // ---------------------------------------------------------------------------
 
 TEST_F(TestkitPrivilegedTest, RequireRootSkipsOrFailsForOtherUsers) {
