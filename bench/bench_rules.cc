@@ -55,7 +55,7 @@ Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
       : p.lo == p.hi
           ? absl::StrCat(p.lo, "/", policy::ProtoName(p.proto))
           : absl::StrCat(p.lo, "-", p.hi, "/", policy::ProtoName(p.proto));
-  rule.ports = std::move(ports);
+  rule.ports.assign(ports.begin(), ports.end());
   rule.destinations = {dest};
   rule.comment = "egress_bench";
   return rule;

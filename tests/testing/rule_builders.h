@@ -35,8 +35,8 @@ inline Rule MakeRule(uint32_t id, Action action, std::vector<PortProto> ports,
   r.id = id;
   r.action = action;
   r.spec = "test";
-  r.ports = std::move(ports);
-  r.destinations = std::move(dests);
+  r.ports.assign(ports.begin(), ports.end());
+  r.destinations.assign(dests.begin(), dests.end());
   r.names = std::move(names);
   return r;
 }

@@ -80,7 +80,7 @@ TEST(UnixGrammarTest, AllowAndDenyUnixWords) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->action, Action::kDeny);
   EXPECT_EQ(r->spec, "unix");
-  EXPECT_EQ(r->ports, (std::vector<PortProto>{{Proto::kUnix}}));
+  EXPECT_EQ(r->ports, (PortList{{Proto::kUnix}}));
   EXPECT_THAT(r->unix_paths, ElementsAre("/var/run/docker.sock", "@docker"));
   EXPECT_TRUE(r->destinations.empty());
   EXPECT_EQ(r->comment, "no docker");

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/rule_builders.h"
@@ -33,8 +34,8 @@ Rule MakeRule(Action action, std::string spec, std::vector<PortProto> ports,
   Rule r;
   r.action = action;
   r.spec = std::move(spec);
-  r.ports = std::move(ports);
-  r.destinations = std::move(to);
+  r.ports.assign(ports.begin(), ports.end());
+  r.destinations.assign(to.begin(), to.end());
   return r;
 }
 
@@ -58,16 +59,19 @@ std::vector<T> SortedSet(std::vector<T> v, Less less) {
   v.erase(std::unique(v.begin(), v.end()), v.end());
   return v;
 }
-std::vector<PortProto> PortSet(const std::vector<PortProto>& v) {
-  return SortedSet(v, [](const PortProto& a, const PortProto& b) {
-    return std::tie(a.proto, a.lo, a.hi) < std::tie(b.proto, b.lo, b.hi);
-  });
+std::vector<PortProto> PortSet(absl::Span<const PortProto> v) {
+  return SortedSet(std::vector<PortProto>(v.begin(), v.end()),
+                   [](const PortProto& a, const PortProto& b) {
+                     return std::tie(a.proto, a.lo, a.hi) <
+                            std::tie(b.proto, b.lo, b.hi);
+                   });
 }
-std::vector<Cidr> CidrSet(const std::vector<Cidr>& v) {
-  return SortedSet(v, [](const Cidr& a, const Cidr& b) {
-    return std::tie(a.family, a.addr, a.prefix_len) <
-           std::tie(b.family, b.addr, b.prefix_len);
-  });
+std::vector<Cidr> CidrSet(absl::Span<const Cidr> v) {
+  return SortedSet(std::vector<Cidr>(v.begin(), v.end()),
+                   [](const Cidr& a, const Cidr& b) {
+                     return std::tie(a.family, a.addr, a.prefix_len) <
+                            std::tie(b.family, b.addr, b.prefix_len);
+                   });
 }
 
 // The round-trip contract of WritePolicy, checked field by field.
@@ -544,7 +548,7 @@ class RandomDocs {
     for (int i = 0; i < ndest; ++i) r.destinations.push_back(NextCidr());
     if (kind == 1) {
       r.spec = "any";
-      r.ports = kAny;
+      r.ports.assign(kAny.begin(), kAny.end());
       return r;
     }
     std::vector<std::string> words;

@@ -20,8 +20,8 @@ Rule MakeRule(Action action, std::vector<PortProto> ports,
               std::vector<Cidr> destinations = {}) {
   Rule r;
   r.action = action;
-  r.ports = std::move(ports);
-  r.destinations = std::move(destinations);
+  r.ports.assign(ports.begin(), ports.end());
+  r.destinations.assign(destinations.begin(), destinations.end());
   return r;
 }
 Rule Allow(std::vector<PortProto> ports, std::vector<Cidr> destinations = {}) {

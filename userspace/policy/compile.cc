@@ -287,11 +287,10 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
 
   Entries allow_list, deny_list;
   RuleMap allow(&allow_list), deny(&deny_list);
-  const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
+  const CidrList anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
   for (const Rule& rule : rules) {
     RuleMap& map = rule.action == Action::kAllow ? allow : deny;
-    const std::vector<Cidr>& dests =
-        rule.Anywhere() ? anywhere : rule.destinations;
+    const CidrList& dests = rule.Anywhere() ? anywhere : rule.destinations;
     for (const PortProto& pp : rule.ports) {
       if (pp.proto == Proto::kRaw || pp.proto == Proto::kUnix) continue;
       for (const Cidr& d : dests)

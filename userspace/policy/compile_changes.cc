@@ -172,11 +172,10 @@ Reached ReachedClasses(const CompiledRuleset& compiled,
 void ReachedEntries(absl::Span<const Rule> after, const Reached& reached,
                     uint32_t ruleset, Entries* allow_list, Entries* deny_list) {
   compile_internal::RuleMap allow(allow_list), deny(deny_list);
-  const std::vector<Cidr> anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
+  const CidrList anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
   for (const Rule& rule : after) {
     const bool is_deny = rule.action == Action::kDeny;
-    const std::vector<Cidr>& dests =
-        rule.Anywhere() ? anywhere : rule.destinations;
+    const CidrList& dests = rule.Anywhere() ? anywhere : rule.destinations;
     if (dests.empty()) continue;
     compile_internal::RuleMap& map = is_deny ? deny : allow;
     for (const PortProto& pp : rule.ports) {

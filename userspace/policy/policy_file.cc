@@ -153,7 +153,7 @@ struct PortProtocol {
 
 // Adds lo-hi for tcp, udp or both, as `protocol` says.
 void AddRange(const PortProtocol& protocol, uint16_t lo, uint16_t hi,
-              std::vector<PortProto>* ports) {
+              PortList* ports) {
   if (protocol.proto != Proto::kUdp) ports->push_back({Proto::kTcp, lo, hi});
   if (protocol.proto != Proto::kTcp) ports->push_back({Proto::kUdp, lo, hi});
 }
@@ -167,8 +167,8 @@ struct CidrHash {
 
 // Drops every item equal to an earlier one, in place (a rule's few ports
 // and words: no hashing, no copy).
-template <typename T>
-void DropRepeats(std::vector<T>* items) {
+template <typename List>
+void DropRepeats(List* items) {
   auto kept = items->begin();
   for (auto it = items->begin(); it != items->end(); ++it) {
     if (std::find(items->begin(), kept, *it) != kept) continue;
@@ -339,20 +339,18 @@ class Parser {
                                  const FieldPath& path) const;
   // Appends the entry's ports to `ports` and its grammar word to `words`.
   absl::Status ParsePortEntry(const yaml::Node& node, const FieldPath& path,
-                              std::vector<PortProto>* ports,
+                              PortList* ports,
                               std::vector<std::string>* words) const;
   absl::StatusOr<PortProtocol> ParseProtocol(const yaml::Node& node,
                                              const FieldPath& path) const;
   // `port` (and `endPort`) as numbers: one range.
   absl::Status ParsePortRange(Fields& f, const FieldPath& path,
-                              const PortProtocol& protocol,
-                              std::vector<PortProto>* ports,
+                              const PortProtocol& protocol, PortList* ports,
                               std::vector<std::string>* words) const;
   // `port` as a service name: its ports of the protocol asked for.
   absl::Status ParseServicePort(Fields& f, const FieldPath& path,
                                 const std::string& service,
-                                const PortProtocol& protocol,
-                                std::vector<PortProto>* ports,
+                                const PortProtocol& protocol, PortList* ports,
                                 std::vector<std::string>* words) const;
   absl::StatusOr<uint16_t> ParsePortNumber(const yaml::Node& node,
                                            const FieldPath& path,
@@ -981,7 +979,7 @@ absl::Status Parser::ParseDestinations(const yaml::Node& node,
   // Hashed, not FirstOccurrences: a rule may list many thousands of
   // networks.
   absl::flat_hash_set<Cidr, CidrHash> seen;
-  std::vector<Cidr> unique;
+  CidrList unique;
   unique.reserve(rule->destinations.size());
   for (const Cidr& c : rule->destinations) {
     if (seen.insert(c).second) unique.push_back(c);
@@ -994,7 +992,7 @@ absl::Status Parser::ParsePorts(Fields& f, const FieldPath& path, bool icmp,
                                 Rule* rule) const {
   // The ports straight into the rule, the words into a buffer kept from rule
   // to rule: a file has up to 100,000 rules, each with a port or two.
-  std::vector<PortProto>& ports = rule->ports;
+  PortList& ports = rule->ports;
   std::vector<std::string>& words = words_;
   ports.clear();
   words.clear();
@@ -1060,7 +1058,7 @@ absl::Status Parser::ParseDomainNames(const yaml::Node& node,
 
 absl::Status Parser::ParsePeer(const yaml::Node& node, const FieldPath& path,
                                Rule* rule) const {
-  std::vector<Cidr>* destinations = &rule->destinations;
+  CidrList* destinations = &rule->destinations;
   Fields f;
   EGRESS_RETURN_IF_ERROR(GetFields(node, path, {"ipBlock", "domainNames"}, &f));
   if (f.count("ipBlock") && f.count("domainNames")) {
@@ -1162,8 +1160,7 @@ absl::StatusOr<uint16_t> Parser::ParsePortNumber(
 }
 
 absl::Status Parser::ParsePortEntry(const yaml::Node& node,
-                                    const FieldPath& path,
-                                    std::vector<PortProto>* ports,
+                                    const FieldPath& path, PortList* ports,
                                     std::vector<std::string>* words) const {
   Fields f;
   EGRESS_RETURN_IF_ERROR(
@@ -1225,7 +1222,7 @@ absl::StatusOr<PortProtocol> Parser::ParseProtocol(
 
 absl::Status Parser::ParsePortRange(Fields& f, const FieldPath& path,
                                     const PortProtocol& protocol,
-                                    std::vector<PortProto>* ports,
+                                    PortList* ports,
                                     std::vector<std::string>* words) const {
   EGRESS_ASSIGN_OR_RETURN(
       uint16_t lo,
@@ -1249,7 +1246,7 @@ absl::Status Parser::ParsePortRange(Fields& f, const FieldPath& path,
 absl::Status Parser::ParseServicePort(Fields& f, const FieldPath& path,
                                       const std::string& service,
                                       const PortProtocol& protocol,
-                                      std::vector<PortProto>* ports,
+                                      PortList* ports,
                                       std::vector<std::string>* words) const {
   if (f.count("endPort")) {
     return Error(f["endPort"].first, path.Field("endPort"),

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -98,6 +99,14 @@ struct Cidr {
   bool operator==(const Cidr&) const = default;
 };
 
+// A rule's ports and destinations. Nearly every rule has one port range (or
+// tcp and udp) and one destination, so they are held inside the Rule: a
+// 100,000-rule target is 200,000 heap blocks fewer to build, copy and free.
+// Two PortProto fit in the room of the heap pointer and capacity (24 bytes in
+// all, as std::vector); one Cidr adds 8 bytes to that.
+using PortList = absl::InlinedVector<PortProto, 2>;
+using CidrList = absl::InlinedVector<Cidr, 1>;
+
 // One operator rule.
 struct Rule {
   // Stable id (events, counters). 0 means "not assigned yet" (the parser
@@ -108,9 +117,9 @@ struct Rule {
   // "any", "icmp", "raw". For the UFW long form, a normalized equivalent
   // ("25/tcp", "any").
   std::string spec;
-  std::vector<PortProto> ports;
+  PortList ports;
   // Empty, with no names = anywhere (IPv4 and IPv6).
-  std::vector<Cidr> destinations;
+  CidrList destinations;
   // Domain names, exact ("api.example.com") or wildcard ("*.example.com"),
   // in the canonical text of dns::DomainPattern, in the order given, without
   // duplicates. Never resolved by egress: the kernel learns their addresses

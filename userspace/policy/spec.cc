@@ -256,7 +256,9 @@ absl::StatusOr<Rule> ParseShortForm(Action action,
         "missing service or port before 'comment'");
   }
   rule.spec = words[0];
-  EGRESS_ASSIGN_OR_RETURN(rule.ports, ParseSpec(words[0]));
+  EGRESS_ASSIGN_OR_RETURN(const std::vector<PortProto> ports,
+                          ParseSpec(words[0]));
+  rule.ports.assign(ports.begin(), ports.end());
   words.remove_prefix(1);
   if (!words.empty() && words[0] == "to") {
     words.remove_prefix(1);
@@ -421,7 +423,9 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
       return absl::InvalidArgumentError(absl::StrCat(
           "bad port '", *port, "': give the protocol with 'proto'"));
     }
-    EGRESS_ASSIGN_OR_RETURN(rule.ports, PortsFor(*port, protos, *port));
+    EGRESS_ASSIGN_OR_RETURN(const std::vector<PortProto> ports,
+                            PortsFor(*port, protos, *port));
+    rule.ports.assign(ports.begin(), ports.end());
     rule.spec = protos.size() == 1
                     ? absl::StrCat(*port, "/", ProtoName(protos[0]))
                     : *port;
@@ -433,7 +437,8 @@ absl::StatusOr<Rule> ParseLongForm(Action action,
     rule.ports = {{protos[0], 0, 65535}};
   } else {
     rule.spec = "any";
-    rule.ports = AnyPorts();
+    const std::vector<PortProto> any = AnyPorts();
+    rule.ports.assign(any.begin(), any.end());
   }
   std::vector<std::string> dest;
   if (to) dest.push_back(*to);
