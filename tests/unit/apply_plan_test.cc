@@ -92,6 +92,23 @@ TEST(ApplyPlanTest, AnnotationsAloneChangeTheStateNotTheRules) {
   EXPECT_EQ(plan.targets[0].target.annotations, web.spec.annotations);
 }
 
+// An updated target's rule list becomes the target's once switched, and
+// each `allow` appends to it under the engine's lock: a list with no room
+// left was moved whole by the first allow after a replacing apply (100,000
+// rules, a third of that allow).
+TEST(ApplyPlanTest, AnUpdatedTargetsRulesHaveRoomForAnAllow) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  std::vector<ResolvedPolicy> replace = {PolicyOn("web", SomeRules(40))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, replace, 1000));
+  ASSERT_TRUE(plan.targets[0].rules_changed);
+  const std::vector<Rule>& rules = plan.targets[0].target.rules;
+  ASSERT_EQ(rules.size(), 40u);
+  EXPECT_GT(rules.capacity(), rules.size());
+}
+
 // An apply that switches an audit target to enforce (or changes what it
 // records) showed nothing in its diff: a dry run said only "Would update
 // target", and the real apply switched silently. The diff names both ends.
