@@ -92,6 +92,47 @@ TEST(ApplyPlanTest, AnnotationsAloneChangeTheStateNotTheRules) {
   EXPECT_EQ(plan.targets[0].target.annotations, web.spec.annotations);
 }
 
+// An updated target's rule list becomes the target's once switched, and
+// each `allow` appends to it under the engine's lock: a list with no room
+// left was moved whole by the first allow after a replacing apply (100,000
+// rules, a third of that allow).
+TEST(ApplyPlanTest, AnUpdatedTargetsRulesHaveRoomForAnAllow) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  std::vector<ResolvedPolicy> replace = {PolicyOn("web", SomeRules(40))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanApply(state, replace, 1000));
+  ASSERT_TRUE(plan.targets[0].rules_changed);
+  const std::vector<Rule>& rules = plan.targets[0].target.rules;
+  ASSERT_EQ(rules.size(), 40u);
+  EXPECT_GT(rules.capacity(), rules.size());
+}
+
+// An updated target's rules move out of its policy into the plan, as a new
+// target's do: a copy of 100,000 rules was a tenth of a replacing apply's
+// plan, which runs under the engine's lock.
+TEST(ApplyPlanTest, AnUpdatedTargetTakesItsPolicysRules) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  const std::vector<Rule> sent = SomeRules(5);
+  std::vector<ResolvedPolicy> again = {PolicyOn("web", sent)};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanAgainstState(state, again, 1000));
+  const std::vector<Rule>& rules = plan.targets[0].target.rules;
+  ASSERT_EQ(rules.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    Rule numbered = sent[i];
+    numbered.id = rules[i].id;
+    EXPECT_EQ(rules[i], numbered);
+    // The first three keep their ids (the same rules), the rest are new.
+    EXPECT_EQ(rules[i].id, i + 1);
+    // Moved, not copied: a moved vector is left empty.
+    EXPECT_TRUE(again[0].spec.rules[i].destinations.empty());
+  }
+}
+
 // An apply that switches an audit target to enforce (or changes what it
 // records) showed nothing in its diff: a dry run said only "Would update
 // target", and the real apply switched silently. The diff names both ends.

@@ -5,6 +5,8 @@
 // spare and the real maps: tests/privileged/background_spare_test.cc.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -165,6 +167,58 @@ TEST_F(EngineSparesTest, AReplacedSetIsDeletedAfterTheApplyAnswers) {
   }
   EXPECT_EQ(kernel_.RulesetsInMaps(),
             std::set<uint32_t>{kernel_.ActiveRuleset(IdOf("web"))});
+}
+
+// After a replacing apply the spare writer copies the new set first and
+// deletes the replaced one after: an `allow` 0.5 s after replacing 100,000
+// rules found the copy not begun (the writer was deleting the old set in
+// the target's spare slot) and wrote most of it itself.
+TEST_F(EngineSparesTest, TheNewSetIsCopiedBeforeTheReplacedOneIsDeleted) {
+  // Each time the writer lets go of the lock: entries per ruleset (shared:
+  // the engine outlives the test's body).
+  struct Seen {
+    std::mutex mu;
+    std::vector<std::map<uint32_t, size_t>> maps;
+  };
+  auto seen = std::make_shared<Seen>();
+  RestartWithRuleRoom(10 * n_, DaemonState{}, [&](EngineOptions& o) {
+    o.background_spares = true;
+    o.spare_chunk = 50;
+    o.spare_chunk_written = [seen, kernel = &kernel_] {
+      std::map<uint32_t, size_t> now = kernel->EntriesByRuleset();
+      std::lock_guard<std::mutex> lock(seen->mu);
+      seen->maps.push_back(std::move(now));
+    };
+  });
+  control::ApplyRequest first;
+  first.policies = {Spec("web", "/web", {big_})};
+  ASSERT_OK(engine_->Apply(first, kNow).status());
+  Settle();
+  const uint32_t old = kernel_.ActiveRuleset(IdOf("web"));
+  control::ApplyRequest replace;
+  replace.policies = {Spec("web", "/web", {Hosts(2, 300)})};
+  ASSERT_OK(engine_->Apply(replace, kNow).status());
+  Settle();
+  const uint32_t active = kernel_.ActiveRuleset(IdOf("web"));
+  const std::map<uint32_t, size_t> end = kernel_.EntriesByRuleset();
+  ASSERT_EQ(end.size(), 2u) << "the new set and its spare";
+  ASSERT_EQ(end.count(old), 0u) << "the replaced set was left";
+  uint32_t spare = 0;
+  for (const auto& [r, n] : end) {
+    if (r != active) spare = r;
+  }
+  ASSERT_EQ(end.at(spare), end.at(active));
+  std::lock_guard<std::mutex> lock(seen->mu);
+  bool copied_first = false;
+  for (const std::map<uint32_t, size_t>& m : seen->maps) {
+    auto s = m.find(spare);
+    if (s != m.end() && s->second == end.at(spare) && m.count(old) > 0) {
+      copied_first = true;
+    }
+  }
+  EXPECT_TRUE(copied_first)
+      << "the new set's spare was written only after the replaced set was "
+         "deleted";
 }
 
 TEST_F(EngineSparesTest, AStartWritesASpareOfEveryAdoptedSet) {

@@ -44,6 +44,13 @@ std::set<uint32_t> FakeKernel::RulesetsInMaps() const {
   return out;
 }
 
+std::map<uint32_t, size_t> FakeKernel::EntriesByRuleset() const {
+  Lock lock(mu_);
+  std::map<uint32_t, size_t> out;
+  for (const auto& [r, keys] : entries_) out[r] = keys.size();
+  return out;
+}
+
 uint64_t FakeKernel::AttachedTo(uint32_t id, uint64_t link_set) const {
   Lock lock(mu_);
   auto it = links_.find({id, link_set});

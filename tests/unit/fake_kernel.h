@@ -28,6 +28,8 @@ class FakeKernel : public KernelPort {
   egress_target_config Config(uint32_t id) const;
   // Ruleset ids with entries in the maps.
   std::set<uint32_t> RulesetsInMaps() const;
+  // Ruleset -> how many entries of it the maps hold (every map).
+  std::map<uint32_t, size_t> EntriesByRuleset() const;
   // The cgroup id a link set's hooks are attached to (0 = none / defunct).
   uint64_t AttachedTo(uint32_t id, uint64_t link_set) const;
   int attach_calls() const { return attach_calls_; }

@@ -68,9 +68,11 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
 // target's plan is left without its rules and their diff lines.
 // PlanNewTargets fills those in from `policies` alone, moving each new
 // target's rules out of its policy (left without rules): for a fleet's
-// first apply, that is every rule, listed.
+// first apply, that is every rule, listed. PlanAgainstState moves the
+// rules an existing target's plan takes out of its policy the same way
+// (what is left there is for no one: a rule listed twice, or none).
 absl::StatusOr<ApplyPlan> PlanAgainstState(
-    const DaemonState& state, const std::vector<ResolvedPolicy>& policies,
+    const DaemonState& state, std::vector<ResolvedPolicy>& policies,
     int64_t now);
 void PlanNewTargets(std::vector<ResolvedPolicy>& policies, ApplyPlan& plan);
 

@@ -417,9 +417,11 @@ class Engine {
   // named targets these compiled sets when the maps could not take them
   // beside what is held, or would then lack room for a swap copy
   // (map_room.h). Targets not named keep their sets.
-  // Spares (spares_) count as held; when the change does not fit with
-  // them, every spare is deleted (and `consuming`, a spare a change took
-  // out of spares_, cleared to ruleset 0) and the check made again.
+  // Spares (spares_) and replaced sets not yet deleted (retiring_) count
+  // as held; when the change does not fit with them, the replaced sets are
+  // deleted and the check made again, then (still short) every spare (and
+  // `consuming`, a spare a change took out of spares_, cleared to ruleset
+  // 0) and the check made again.
   absl::Status CheckMapRoomLocked(
       const std::map<std::string, EntryCounts>& next,
       policy::CompiledRuleset* consuming = nullptr);
@@ -457,9 +459,12 @@ class Engine {
   void SpareLoop();
   // One step of the writer, under the lock: the next chunk of the spare
   // being written (or of one being deleted), else a spare started for a
-  // target without one (not those in `skipped`: no room this pass). False
-  // when there is nothing to do.
+  // target without one (not those in `skipped`: no room this pass), else a
+  // chunk of a retiring set deleted. False when there is nothing to do.
   bool SpareStepLocked(std::set<uint32_t>& skipped);
+  // Starts a spare for the first target without one (not in `skipped`)
+  // and writes its first chunk; false when none was started.
+  bool StartSpareLocked(std::set<uint32_t>& skipped);
   // True when the maps keep room (map_room.h) for target `id`'s spare
   // grown to the size of `active`.
   bool SpareFitsLocked(uint32_t id, const policy::CompiledRuleset& active);
@@ -572,11 +577,19 @@ class Engine {
       Lock& lock, std::vector<struct TargetPlan>& plans,
       std::vector<Staged>& staged,
       std::vector<std::pair<uint32_t, policy::CompiledRuleset>>& replaced);
-  // A set no lookup reads any more (its target switched away from it):
-  // handed to the spare writer, which deletes it chunk by chunk after the
-  // answer, when it runs and the target has no spare; deleted now
-  // otherwise.
+  // A set no lookup reads any more (target `id` switched away from it):
+  // handed to the spare writer (retiring_), which deletes it chunk by chunk
+  // after the answer, once no spare is left to write, when the target has
+  // no spare and no set retiring already (one each, as a spare: applies in
+  // a row never pile up sets whose room and exact_rules entries count);
+  // deleted now otherwise, or when the writer does not run.
   void RetireSetLocked(uint32_t id, policy::CompiledRuleset set);
+  // Deletes up to options_.spare_chunk entries of a retiring set from its
+  // end; the set goes from retiring_ when it is empty.
+  void ShrinkRetiringLocked();
+  // Deletes every retiring set now (a change needs the room, or the writer
+  // stops).
+  void DropRetiringLocked();
 
   KernelPort& kernel_;
   EngineOptions options_;
@@ -604,6 +617,12 @@ class Engine {
   // (DiffCompiled). 0: a spare being deleted chunk by chunk (its set was
   // replaced, or the maps lack room for it whole).
   std::map<uint32_t, uint32_t> spare_sources_;
+  // Sets an apply switched away from, not yet deleted (RetireSetLocked):
+  // no target's and no spare, deleted by the spare writer after the copies
+  // of the new sets (an `allow` right after a replacing apply then finds
+  // the new set's spare whole). Held in the maps' room until gone; a
+  // change short of room deletes them at once (CheckMapRoomLocked).
+  std::map<uint32_t, policy::CompiledRuleset> retiring_;  // by target id
   // Entries of spares an apply took out of spares_ and deletes on a thread
   // of its own while it compiles (engine_apply.cc): still in the maps, so
   // every room check counts them until they are gone.

@@ -206,6 +206,13 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
       spares_dropping_.push_back(CountEntries(spare));
       dropping.push_back(std::move(spare));
     }
+    // Sets an earlier apply replaced, not yet deleted: dead, and in the
+    // same way.
+    for (auto& [id, set] : retiring_) {
+      spares_dropping_.push_back(CountEntries(set));
+      dropping.push_back(std::move(set));
+    }
+    retiring_.clear();
     exact_limit = ExactLimitLocked();
   }
   for (size_t i = 0; i < plan.targets.size(); ++i) {

@@ -106,6 +106,7 @@ absl::Status Engine::RemoveOrphanEntries(const TargetState& t) {
   std::set<uint32_t> keep;
   for (const auto& [n, other] : state_.targets) keep.insert(other.ruleset);
   for (const auto& [id, spare] : spares_) keep.insert(spare.ruleset);
+  for (const auto& [id, set] : retiring_) keep.insert(set.ruleset);
   keep.erase(0);
   return kernel_.DeleteRulesetsExcept(keep).status();
 }

@@ -189,6 +189,10 @@ std::vector<TargetEntries> Engine::HeldRowsLocked(
     targets.push_back(
         {"(spare being written)", CountEntries(*consuming), {}, false});
   }
+  for (const auto& [id, set] : retiring_) {
+    const EntryCounts n = CountEntries(set);
+    targets.push_back({"(replaced set being deleted)", n, n, false});
+  }
   for (const EntryCounts& n : spares_dropping_) {
     targets.push_back({"(spare being deleted)", n, n, false});
   }
@@ -200,8 +204,15 @@ absl::Status Engine::CheckMapRoomLocked(
     policy::CompiledRuleset* consuming) {
   absl::Status room =
       CheckRoom(HeldRowsLocked(next, consuming), options_.map_capacity);
-  if (room.ok() ||
-      (spares_.empty() && (consuming == nullptr || consuming->ruleset == 0))) {
+  if (room.ok()) return room;
+  // Replaced sets are dead: they go first, spares (which save the next
+  // change its writes) only when that is not enough.
+  if (!retiring_.empty()) {
+    DropRetiringLocked();
+    room = CheckRoom(HeldRowsLocked(next, consuming), options_.map_capacity);
+    if (room.ok()) return room;
+  }
+  if (spares_.empty() && (consuming == nullptr || consuming->ruleset == 0)) {
     return room;
   }
   DropSparesLocked();
@@ -261,6 +272,7 @@ size_t Engine::ExactLimitLocked() const {
   uint64_t held = 0;
   for (const auto& [id, set] : compiled_) held += set.exact.size();
   for (const auto& [id, set] : spares_) held += set.exact.size();
+  for (const auto& [id, set] : retiring_) held += set.exact.size();
   return held + 3 * uint64_t{EGRESS_MAX_EXACT_PER_SET} <=
                  options_.map_capacity.exact
              ? EGRESS_MAX_EXACT_PER_SET

@@ -16,7 +16,11 @@
 // uses).
 //
 // The writer also deletes, a chunk at a time, the sets an apply switched
-// away from (RetireSetLocked): spares of source 0, as a stale spare is.
+// away from (RetireSetLocked, retiring_), last: after every spare it has to
+// write, so the copy of a replacing apply's new set is whole when an
+// `allow` comes 0.5 s later (deleting the 100,000 replaced entries first
+// left that allow most of the copy to write). They hold their room in the
+// maps until gone.
 #include <algorithm>
 #include <chrono>
 #include <system_error>
@@ -63,6 +67,20 @@ void TakeLast(Entries& from, size_t& budget, Entries& chunk) {
   chunk.insert(chunk.end(), from.end() - n, from.end());
   from.erase(from.end() - n, from.end());
   budget -= n;
+}
+
+// Moves the last entries of `set`, at most `size` (at least one), to the
+// chunk returned, the ports (which the rules' entries name) last.
+policy::CompiledRuleset TakeChunk(policy::CompiledRuleset& set, size_t size) {
+  policy::CompiledRuleset chunk;
+  chunk.ruleset = set.ruleset;
+  size_t budget = std::max<size_t>(size, 1);
+  TakeLast(set.unix_paths, budget, chunk.unix_paths);
+  TakeLast(set.names, budget, chunk.names);
+  TakeLast(set.exact, budget, chunk.exact);
+  TakeLast(set.rules, budget, chunk.rules);
+  TakeLast(set.ports, budget, chunk.ports);
+  return chunk;
 }
 
 template <typename Entries>
@@ -152,6 +170,7 @@ void Engine::SpareLoop() {
   while (!spare_sources_.empty()) {
     DropSpareLocked(spare_sources_.begin()->first);
   }
+  DropRetiringLocked();
   spare_busy_ = false;
   spare_idle_cv_.notify_all();
 }
@@ -176,7 +195,17 @@ bool Engine::SpareStepLocked(std::set<uint32_t>& skipped) {
     ShrinkSpareLocked(id);
     return true;
   }
-  if (changes_in_flight_ > 0) return false;  // its end pokes the writer
+  // A change's end pokes the writer: no spare is started meanwhile.
+  if (changes_in_flight_ == 0 && StartSpareLocked(skipped)) return true;
+  if (retiring_.empty()) return false;
+  ShrinkRetiringLocked();
+  // Its room is free once it is gone: a target skipped for room (while
+  // the set was held) is tried again.
+  if (retiring_.empty()) skipped.clear();
+  return true;
+}
+
+bool Engine::StartSpareLocked(std::set<uint32_t>& skipped) {
   for (const auto& [name, t] : state_.targets) {
     if (t.orphan || t.ruleset == 0 || creating_.count(t.id) > 0 ||
         spares_.count(t.id) > 0 || skipped.count(t.id) > 0) {
@@ -263,17 +292,31 @@ bool Engine::FillSpareLocked(uint32_t id,
 
 void Engine::RetireSetLocked(uint32_t id, policy::CompiledRuleset set) {
   if (set.ruleset == 0) return;
-  if (spare_started_ && !spare_stop_ && spares_.count(id) == 0) {
-    // A spare of source 0 is one the writer deletes (SpareStepLocked), and
-    // held in the maps' room until then (HeldRowsLocked); a change of the
-    // target meanwhile takes it as a spare and writes its difference into
-    // it, a change short of room deletes it at once (CheckMapRoomLocked).
-    spares_.emplace(id, std::move(set));
-    spare_sources_[id] = 0;
+  if (spare_started_ && !spare_stop_ && spares_.count(id) == 0 &&
+      retiring_.count(id) == 0) {
+    // Held in the maps' room until deleted (HeldRowsLocked); a change
+    // short of room deletes it at once (CheckMapRoomLocked).
+    retiring_.emplace(id, std::move(set));
     PokeSparesLocked();
     return;
   }
   DeleteStaleEntries(set);
+}
+
+void Engine::ShrinkRetiringLocked() {
+  if (retiring_.empty()) return;
+  auto it = retiring_.begin();
+  policy::CompiledRuleset chunk = TakeChunk(it->second, options_.spare_chunk);
+  DeleteStaleEntries(chunk);
+  spare_writes_ += TotalEntries(chunk);
+  if (TotalEntries(it->second) == 0) retiring_.erase(it);
+}
+
+void Engine::DropRetiringLocked() {
+  for (const auto& [id, set] : retiring_) {
+    DeleteStaleEntries(set);
+  }
+  retiring_.clear();
 }
 
 void Engine::ShrinkSpareLocked(uint32_t id) {
@@ -283,14 +326,7 @@ void Engine::ShrinkSpareLocked(uint32_t id) {
     return;
   }
   policy::CompiledRuleset& spare = it->second;
-  policy::CompiledRuleset chunk;
-  chunk.ruleset = spare.ruleset;
-  size_t budget = std::max<size_t>(options_.spare_chunk, 1);
-  TakeLast(spare.unix_paths, budget, chunk.unix_paths);
-  TakeLast(spare.names, budget, chunk.names);
-  TakeLast(spare.exact, budget, chunk.exact);
-  TakeLast(spare.rules, budget, chunk.rules);
-  TakeLast(spare.ports, budget, chunk.ports);
+  policy::CompiledRuleset chunk = TakeChunk(spare, options_.spare_chunk);
   DeleteStaleEntries(chunk);
   spare_writes_ += TotalEntries(chunk);
   if (TotalEntries(spare) == 0) {

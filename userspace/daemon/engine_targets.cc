@@ -134,6 +134,7 @@ absl::StatusOr<bool> Engine::Start(int64_t now) {
     keep.insert(t.ruleset);
   }
   for (const auto& [id, spare] : spares_) keep.insert(spare.ruleset);
+  for (const auto& [id, set] : retiring_) keep.insert(set.ruleset);
   // Entries of rulesets no target uses were left by an interrupted apply.
   EGRESS_ASSIGN_OR_RETURN(size_t swept, kernel_.DeleteRulesetsExcept(keep));
   if (swept > 0) Log(absl::StrCat("removed ", swept, " stale rule entries"));
