@@ -20,10 +20,10 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/older_learned_json.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/socket_probes.h"
-#include "userspace/daemon/learn.h"
 
 namespace egress::testing {
 namespace {
@@ -190,15 +190,12 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   StopDaemon(SIGTERM);
   const std::string json = mount_ + "/state/learned.json";
-  LearnStore old;
-  old.Record("web", 4, {127, 0, 0, 3}, IPPROTO_TCP, 40003, 1,
-             absl::GetCurrentTimeNanos(), "curl");
-  ASSERT_TRUE(old.Save(json).ok());
+  ASSERT_TRUE(WriteOlderLearnedJson(json).ok());
   ASSERT_NO_FATAL_FAILURE(StartOnAFullDirectory("learned.json"));
   EXPECT_EQ(access(json.c_str(), F_OK), 0);
   // What the file holds is missing from suggest, which says so.
   std::string suggested = CtlOk({"suggest", "--target", "web"});
-  EXPECT_FALSE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  EXPECT_FALSE(absl::StrContains(suggested, kOlderLearnedAddress)) << suggested;
   EXPECT_TRUE(absl::StrContains(suggested, "learned.json waits")) << suggested;
   // While no room was made, flushes do not read the file again (a large
   // one would cost a parse every few seconds): its atime stays.
@@ -216,7 +213,7 @@ TEST_F(StateFullTest, StartedOnAFullDirectoryWithLearnedJsonToImport) {
   // Room again: imported without a restart (suggest flushes first).
   ExpectChangeTakenAgain();
   suggested = CtlOk({"suggest", "--target", "web"});
-  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  EXPECT_TRUE(absl::StrContains(suggested, kOlderLearnedAddress)) << suggested;
   EXPECT_FALSE(absl::StrContains(suggested, "learned.json waits")) << suggested;
   EXPECT_NE(access(json.c_str(), F_OK), 0);
   EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);

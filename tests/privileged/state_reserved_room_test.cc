@@ -5,7 +5,6 @@
 // imported once such room is made.
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -17,12 +16,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/older_learned_json.h"
 #include "tests/testing/command.h"
 #include "tests/testing/privileges.h"
-#include "userspace/daemon/learn.h"
 
 namespace egress::testing {
 namespace {
@@ -97,10 +95,7 @@ TEST_F(StateReservedRoomTest, LearnedJsonIsImportedOnceRoomIsMadeInTheReserve) {
   CtlOk({"allow", "40001/tcp", "127.0.0.2"});
   StopDaemon(SIGTERM);
   const std::string json = mount_ + "/state/learned.json";
-  LearnStore old;
-  old.Record("web", 4, {127, 0, 0, 3}, IPPROTO_TCP, 40003, 1,
-             absl::GetCurrentTimeNanos(), "curl");
-  ASSERT_TRUE(old.Save(json).ok());
+  ASSERT_TRUE(WriteOlderLearnedJson(json).ok());
   // 1 MiB to free later (within the 8 MiB reserve), then the rest, as root
   // (bounded: twice the filesystem).
   const std::string small = mount_ + "/small";
@@ -117,7 +112,7 @@ TEST_F(StateReservedRoomTest, LearnedJsonIsImportedOnceRoomIsMadeInTheReserve) {
   EXPECT_EQ(fs.f_bavail, 0u) << "the room made is within the reserve";
   EXPECT_GE(fs.f_bfree, 128u);
   suggested = CtlOk({"suggest", "--target", "web"});
-  EXPECT_TRUE(absl::StrContains(suggested, "127.0.0.3")) << suggested;
+  EXPECT_TRUE(absl::StrContains(suggested, kOlderLearnedAddress)) << suggested;
   EXPECT_FALSE(absl::StrContains(suggested, "learned.json waits")) << suggested;
   EXPECT_EQ(access((json + ".migrated").c_str(), F_OK), 0);
 }
