@@ -91,12 +91,17 @@ std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
 }
 
 std::string RuleIdentity(const Rule& rule) {
+  std::string out;
+  out.reserve(48 + rule.host.size());
+  AppendRuleIdentity(rule, out);
+  return out;
+}
+
+void AppendRuleIdentity(const Rule& rule, std::string& out) {
   // One string, appended to in place: a new target of 100,000 rules takes
   // the identity of each (apply_plan.cc), and the temporaries of a join per
   // part were most of that time. A rule of one port and one destination,
   // as most are, is its own canonical form and normalized set.
-  std::string out;
-  out.reserve(48 + rule.host.size());
   absl::StrAppend(&out, ActionName(rule.action), "|");
   auto port = [&](const PortProto& pp) {
     absl::StrAppend(&out, ProtoName(pp.proto), ":", pp.lo, "-", pp.hi, " ");
@@ -124,11 +129,18 @@ std::string RuleIdentity(const Rule& rule) {
   if (!rule.unix_paths.empty()) join(SortedPaths(rule), text);
   out.push_back('|');
   if (!rule.names.empty()) join(SortedNames(rule), text);
-  return out;
+}
+
+bool SameIdentityFields(const Rule& a, const Rule& b) {
+  return a.action == b.action && a.ports == b.ports &&
+         a.destinations == b.destinations && a.host == b.host &&
+         a.names == b.names && a.unix_paths == b.unix_paths;
 }
 
 bool SameRule(const Rule& a, const Rule& b) {
-  return RuleIdentity(a) == RuleIdentity(b);
+  // Equal fields make equal identities: most pairs compared are a rule and
+  // its own copy (identity_index.h checks every hash hit so).
+  return SameIdentityFields(a, b) || RuleIdentity(a) == RuleIdentity(b);
 }
 
 SameRuleAs::SameRuleAs(const Rule& rule)
