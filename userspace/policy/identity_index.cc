@@ -7,7 +7,7 @@ namespace egress::policy {
 
 uint64_t IdentityHasher::operator()(const Rule& rule) {
   buffer_.clear();
-  AppendRuleIdentity(rule, buffer_);
+  AppendIdentityKey(rule, buffer_);
   return absl::HashOf(absl::string_view(buffer_));
 }
 

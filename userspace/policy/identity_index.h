@@ -1,9 +1,9 @@
 // Rules found by identity (rule_compare.h: RuleIdentity) among many, with
-// no string kept per rule: each identity is built in one reused buffer and
-// hashed to 64 bits, and a hit is checked against the rule itself
-// (SameRule), so two identities that share a hash are still told apart.
-// A diff of two lists of 100,000 rules (apply_plan.cc) kept 200,000
-// identity strings in hash maps: a tenth of a replacing apply's CPU.
+// no string kept per rule: each identity's key (AppendIdentityKey) is
+// written into one reused buffer and hashed to 64 bits, and a hit is checked
+// against the rule itself (SameRule), so two identities that share a hash are
+// still told apart. A diff of two lists of 100,000 rules (apply_plan.cc) kept
+// 200,000 identity strings in hash maps: a tenth of a replacing apply's CPU.
 #ifndef EGRESS_USERSPACE_POLICY_IDENTITY_INDEX_H_
 #define EGRESS_USERSPACE_POLICY_IDENTITY_INDEX_H_
 

@@ -131,6 +131,48 @@ void AppendRuleIdentity(const Rule& rule, std::string& out) {
   if (!rule.names.empty()) join(SortedNames(rule), text);
 }
 
+void AppendIdentityKey(const Rule& rule, std::string& out) {
+  auto no_text = [](const std::vector<std::string>& items) {
+    return std::all_of(items.begin(), items.end(),
+                       [](const std::string& s) { return s.empty(); });
+  };
+  // An identity that ends in "|||" (no host, no unix address or name text)
+  // is its action, ports and destinations, whose parts hold no '|': no
+  // other identity equals it. Those are keyed by their values, written as
+  // bytes (the text's numbers and addresses cost most of its making); any
+  // other rule by its identity text.
+  if (!rule.host.empty() || !no_text(rule.unix_paths) || !no_text(rule.names)) {
+    out.push_back('T');
+    AppendRuleIdentity(rule, out);
+    return;
+  }
+  out.push_back(rule.action == Action::kAllow ? 'a' : 'd');
+  auto port = [&](const PortProto& pp) {
+    out.push_back(static_cast<char>(pp.proto));
+    out.append(reinterpret_cast<const char*>(&pp.lo), sizeof(pp.lo));
+    out.append(reinterpret_cast<const char*>(&pp.hi), sizeof(pp.hi));
+  };
+  if (rule.ports.size() == 1) {
+    port(CanonicalPort(rule.ports[0]));
+  } else {
+    for (const PortProto& pp : CanonicalPorts(rule.ports)) port(pp);
+  }
+  out.push_back('|');
+  // Cidr::ToString writes an IPv4 network from addr[0..3] and its length,
+  // any other from all 16 bytes and its length: the same bytes here.
+  auto cidr = [&](const Cidr& c) {
+    const bool v4 = c.family == 4;
+    out.push_back(v4 ? '4' : '6');
+    out.append(reinterpret_cast<const char*>(c.addr.data()), v4 ? 4 : 16);
+    out.push_back(static_cast<char>(c.prefix_len));
+  };
+  if (rule.destinations.size() == 1) {
+    cidr(rule.destinations[0]);
+  } else {
+    for (const Cidr& c : DestinationSet(rule)) cidr(c);
+  }
+}
+
 bool SameIdentityFields(const Rule& a, const Rule& b) {
   return a.action == b.action && a.ports == b.ports &&
          a.destinations == b.destinations && a.host == b.host &&

@@ -35,6 +35,11 @@ std::string RuleIdentity(const Rule& rule);
 // allocated once (identity_index.h hashes it).
 void AppendRuleIdentity(const Rule& rule, std::string& out);
 
+// Appends bytes that are equal for two rules whenever their RuleIdentity
+// is (a hash key: identity_index.h), made without the identity's text for
+// a rule of ports and destinations alone, as most are.
+void AppendIdentityKey(const Rule& rule, std::string& out);
+
 // True when `a` and `b` agree in every field RuleIdentity reads, so their
 // identities are equal without building either (false says nothing).
 bool SameIdentityFields(const Rule& a, const Rule& b);
