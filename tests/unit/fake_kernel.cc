@@ -126,6 +126,15 @@ absl::StatusOr<bool> FakeKernel::HasEntries(
   return true;
 }
 
+size_t FakeKernel::EntriesPresent(const policy::CompiledRuleset& set) const {
+  Lock lock(mu_);
+  auto it = entries_.find(set.ruleset);
+  if (it == entries_.end()) return 0;
+  size_t n = 0;
+  for (const std::string& k : KeysOf(set)) n += it->second.count(k);
+  return n;
+}
+
 absl::Status FakeKernel::DeleteEntries(const policy::CompiledRuleset& set) {
   if (on_delete_entries_) on_delete_entries_(set.ruleset);
   Lock lock(mu_);

@@ -30,6 +30,9 @@ class FakeKernel : public KernelPort {
   std::set<uint32_t> RulesetsInMaps() const;
   // Ruleset -> how many entries of it the maps hold (every map).
   std::map<uint32_t, size_t> EntriesByRuleset() const;
+  // How many of `set`'s entries the maps hold (HasEntries asks for all of
+  // them and nothing else): a test checks a set entry by entry.
+  size_t EntriesPresent(const policy::CompiledRuleset& set) const;
   // The cgroup id a link set's hooks are attached to (0 = none / defunct).
   uint64_t AttachedTo(uint32_t id, uint64_t link_set) const;
   int attach_calls() const { return attach_calls_; }

@@ -7,8 +7,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "userspace/common/status_macros.h"
+#include "userspace/policy/identity_index.h"
 #include "userspace/policy/names.h"
 #include "userspace/policy/rule_compare.h"
 #include "userspace/policy/rule_json.h"
@@ -165,14 +165,6 @@ void AddNewRules(ResolvedPolicy& p, TargetPlan& plan,
   }
 }
 
-// True when `a` and `b` agree in every field RuleIdentity reads, so their
-// identities are equal without building either.
-bool SameIdentityFields(const policy::Rule& a, const policy::Rule& b) {
-  return a.action == b.action && a.ports == b.ports &&
-         a.destinations == b.destinations && a.host == b.host &&
-         a.names == b.names && a.unix_paths == b.unix_paths;
-}
-
 // An existing target: unchanged rules keep their ids (and so their
 // counters); a rule listed twice is kept once.
 TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
@@ -193,47 +185,47 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
     change.logging = p.spec.logging;
     change.logging_from = current.logging;
   }
-  // Each identity is built once (a 100,000-rule re-apply built the old
-  // rules' twice), and the maps are sized up front: both were most of this
-  // plan, which runs under the engine's lock.
-  std::vector<std::string> old_keys;
-  old_keys.reserve(current.rules.size());
-  absl::flat_hash_map<absl::string_view, const policy::Rule*> old_rules;
-  old_rules.reserve(current.rules.size());
-  for (const policy::Rule& o : current.rules) {
-    old_keys.push_back(policy::RuleIdentity(o));
-    old_rules.emplace(old_keys.back(), &o);
+  // Each identity is hashed once (a 100,000-rule re-apply built the old
+  // rules' twice), into indexes sized up front that keep no identity
+  // strings (identity_index.h): this plan runs under the engine's lock.
+  const std::vector<policy::Rule>& old_rules = current.rules;
+  std::vector<policy::Rule>& new_rules = plan.target.rules;
+  policy::IdentityHasher hash;
+  std::vector<uint64_t> old_hashes;
+  old_hashes.reserve(old_rules.size());
+  policy::IdentityIndex old_index(old_rules.size());
+  for (size_t i = 0; i < old_rules.size(); ++i) {
+    old_hashes.push_back(hash(old_rules[i]));
+    old_index.Add(old_hashes.back(), static_cast<uint32_t>(i));
   }
-  // Identity -> index in plan.target.rules.
-  absl::flat_hash_map<std::string, size_t> new_keys;
-  new_keys.reserve(p.spec.rules.size());
+  auto old_at = [&](uint32_t i) -> const policy::Rule& { return old_rules[i]; };
+  // Index in new_rules, of the policy's rules (not the temporary ones).
+  policy::IdentityIndex new_index(p.spec.rules.size());
+  auto new_at = [&](uint32_t i) -> const policy::Rule& { return new_rules[i]; };
   absl::flat_hash_set<uint32_t> used;
-  used.reserve(std::min(p.spec.rules.size(), current.rules.size()));
+  used.reserve(std::min(p.spec.rules.size(), old_rules.size()));
   // Room for the `allow`s that follow: the list is the target's once
   // switched, and an allow appends to it under the engine's lock (a full
   // list of 100,000 rules moved to a larger one was a third of the first
   // allow after a replacing apply). Pages never touched cost no memory.
-  plan.target.rules.reserve(p.spec.rules.size() + p.spec.rules.size() / 16 +
-                            16);
+  new_rules.reserve(p.spec.rules.size() + p.spec.rules.size() / 16 + 16);
   Repeats repeats;
   for (size_t at = 0; at < p.spec.rules.size(); ++at) {
     policy::Rule& r = p.spec.rules[at];
     // A re-applied file has most rules where they were: the old rule's
-    // identity is reused when every field it is made of is the same.
+    // identity hash is reused when every field it is made of is the same.
     const bool in_place =
-        at < current.rules.size() && SameIdentityFields(r, current.rules[at]);
-    auto [listed, first_listing] =
-        new_keys.try_emplace(in_place ? old_keys[at] : policy::RuleIdentity(r),
-                             plan.target.rules.size());
-    const std::string& key = listed->first;
-    if (!first_listing) {
-      repeats.Count(key, plan.target.rules[listed->second]);
+        at < old_rules.size() && policy::SameIdentityFields(r, old_rules[at]);
+    const uint64_t h = in_place ? old_hashes[at] : hash(r);
+    if (std::optional<uint32_t> listed = new_index.Find(h, r, new_at)) {
+      repeats.Count(policy::RuleIdentity(r), new_rules[*listed]);
       continue;
     }
+    new_index.Add(h, static_cast<uint32_t>(new_rules.size()));
     uint32_t id = 0;
-    auto found = old_rules.find(key);
-    if (found != old_rules.end() && used.insert(found->second->id).second) {
-      const policy::Rule& old = *found->second;
+    const std::optional<uint32_t> found = old_index.Find(h, r, old_at);
+    if (found && used.insert(old_rules[*found].id).second) {
+      const policy::Rule& old = old_rules[*found];
       id = old.id;
       // The same rule under another comment, name or port word: it keeps
       // its id, but `list` shows other text from now on, so the diff says so.
@@ -245,20 +237,18 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
     } else {
       id = plan.target.next_rule_id++;
     }
-    if (found == old_rules.end()) {
-      change.added.push_back(policy::FormatRule(r));
-    }
+    if (!found) change.added.push_back(policy::FormatRule(r));
     // Moved, not copied (100,000 rules' allocations under the engine's
     // lock): nothing reads the policy's rule after this.
-    plan.target.rules.push_back(std::move(r));
-    plan.target.rules.back().id = id;
+    new_rules.push_back(std::move(r));
+    new_rules.back().id = id;
   }
   // Temporary rules (--for) the file does not hold live on until their end:
   // a file cannot express them, and applying one must not cut an operator's
   // exception short.
-  for (size_t i = 0; i < current.rules.size(); ++i) {
-    const policy::Rule& o = current.rules[i];
-    if (new_keys.contains(old_keys[i])) {
+  for (size_t i = 0; i < old_rules.size(); ++i) {
+    const policy::Rule& o = old_rules[i];
+    if (new_index.Find(old_hashes[i], o, new_at)) {
       // A second copy of a rule the file keeps (a target applied before
       // repeats were merged): it goes, and `list` loses its number.
       if (!used.contains(o.id)) change.removed.push_back(policy::FormatRule(o));
@@ -266,7 +256,7 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
     }
     if (o.expires > now) {
       change.kept_temporary.push_back(policy::FormatRule(o));
-      if (!used.contains(o.id)) plan.target.rules.push_back(o);
+      if (!used.contains(o.id)) new_rules.push_back(o);
     } else {
       change.removed.push_back(policy::FormatRule(o));
     }

@@ -91,12 +91,17 @@ std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports) {
 }
 
 std::string RuleIdentity(const Rule& rule) {
+  std::string out;
+  out.reserve(48 + rule.host.size());
+  AppendRuleIdentity(rule, out);
+  return out;
+}
+
+void AppendRuleIdentity(const Rule& rule, std::string& out) {
   // One string, appended to in place: a new target of 100,000 rules takes
   // the identity of each (apply_plan.cc), and the temporaries of a join per
   // part were most of that time. A rule of one port and one destination,
   // as most are, is its own canonical form and normalized set.
-  std::string out;
-  out.reserve(48 + rule.host.size());
   absl::StrAppend(&out, ActionName(rule.action), "|");
   auto port = [&](const PortProto& pp) {
     absl::StrAppend(&out, ProtoName(pp.proto), ":", pp.lo, "-", pp.hi, " ");
@@ -124,11 +129,60 @@ std::string RuleIdentity(const Rule& rule) {
   if (!rule.unix_paths.empty()) join(SortedPaths(rule), text);
   out.push_back('|');
   if (!rule.names.empty()) join(SortedNames(rule), text);
-  return out;
+}
+
+void AppendIdentityKey(const Rule& rule, std::string& out) {
+  auto no_text = [](const std::vector<std::string>& items) {
+    return std::all_of(items.begin(), items.end(),
+                       [](const std::string& s) { return s.empty(); });
+  };
+  // An identity that ends in "|||" (no host, no unix address or name text)
+  // is its action, ports and destinations, whose parts hold no '|': no
+  // other identity equals it. Those are keyed by their values, written as
+  // bytes (the text's numbers and addresses cost most of its making); any
+  // other rule by its identity text.
+  if (!rule.host.empty() || !no_text(rule.unix_paths) || !no_text(rule.names)) {
+    out.push_back('T');
+    AppendRuleIdentity(rule, out);
+    return;
+  }
+  out.push_back(rule.action == Action::kAllow ? 'a' : 'd');
+  auto port = [&](const PortProto& pp) {
+    out.push_back(static_cast<char>(pp.proto));
+    out.append(reinterpret_cast<const char*>(&pp.lo), sizeof(pp.lo));
+    out.append(reinterpret_cast<const char*>(&pp.hi), sizeof(pp.hi));
+  };
+  if (rule.ports.size() == 1) {
+    port(CanonicalPort(rule.ports[0]));
+  } else {
+    for (const PortProto& pp : CanonicalPorts(rule.ports)) port(pp);
+  }
+  out.push_back('|');
+  // Cidr::ToString writes an IPv4 network from addr[0..3] and its length,
+  // any other from all 16 bytes and its length: the same bytes here.
+  auto cidr = [&](const Cidr& c) {
+    const bool v4 = c.family == 4;
+    out.push_back(v4 ? '4' : '6');
+    out.append(reinterpret_cast<const char*>(c.addr.data()), v4 ? 4 : 16);
+    out.push_back(static_cast<char>(c.prefix_len));
+  };
+  if (rule.destinations.size() == 1) {
+    cidr(rule.destinations[0]);
+  } else {
+    for (const Cidr& c : DestinationSet(rule)) cidr(c);
+  }
+}
+
+bool SameIdentityFields(const Rule& a, const Rule& b) {
+  return a.action == b.action && a.ports == b.ports &&
+         a.destinations == b.destinations && a.host == b.host &&
+         a.names == b.names && a.unix_paths == b.unix_paths;
 }
 
 bool SameRule(const Rule& a, const Rule& b) {
-  return RuleIdentity(a) == RuleIdentity(b);
+  // Equal fields make equal identities: most pairs compared are a rule and
+  // its own copy (identity_index.h checks every hash hit so).
+  return SameIdentityFields(a, b) || RuleIdentity(a) == RuleIdentity(b);
 }
 
 SameRuleAs::SameRuleAs(const Rule& rule)

@@ -31,6 +31,18 @@ std::vector<PortProto> CanonicalPorts(absl::Span<const PortProto> ports);
 // rules in linear time; the text is for comparison only (it is not a format
 // anyone parses).
 std::string RuleIdentity(const Rule& rule);
+// Appends RuleIdentity(rule) to `out`: a buffer reused over many rules is
+// allocated once (identity_index.h hashes it).
+void AppendRuleIdentity(const Rule& rule, std::string& out);
+
+// Appends bytes that are equal for two rules whenever their RuleIdentity
+// is (a hash key: identity_index.h), made without the identity's text for
+// a rule of ports and destinations alone, as most are.
+void AppendIdentityKey(const Rule& rule, std::string& out);
+
+// True when `a` and `b` agree in every field RuleIdentity reads, so their
+// identities are equal without building either (false says nothing).
+bool SameIdentityFields(const Rule& a, const Rule& b);
 
 // RuleIdentity(a) == RuleIdentity(b).
 bool SameRule(const Rule& a, const Rule& b);

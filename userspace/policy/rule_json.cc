@@ -218,7 +218,11 @@ std::string FormatRule(const Rule& rule) {
   // (words without parentheses: a shell refuses those unquoted); what is
   // only for reading comes after it, where a shell takes it for a comment.
   const std::string spec = RuleSpecText(rule);
-  std::string out = absl::AsciiStrToUpper(ActionName(rule.action));
+  // ActionName in capitals, without a string to raise (an apply's diff
+  // formats every rule added and removed: 200,000 for a replacement).
+  std::string out;
+  out.reserve(spec.size() + 32);
+  out.append(rule.action == Action::kAllow ? "ALLOW" : "DENY");
   absl::StrAppend(&out, " ", spec);
   std::vector<std::string> notes;
   const bool is_service = !spec.empty() && !absl::ascii_isdigit(spec[0]) &&
