@@ -361,5 +361,24 @@ TEST_F(LearnerTest, AnImportedLearnedJsonThatCannotBeRenamedCountsOnce) {
   EXPECT_THAT(Suggestion(), HasSubstr("127.0.0.3: 5 attempts by curl"));
 }
 
+TEST_F(LearnerTest, ALearnedJsonThatIsNoFileDoesNotStopTheStart) {
+  // A directory where an older egressd kept learned.json: nothing to import,
+  // and what learned.db holds is still suggested.
+  Learn(Verdict(EGRESS_VERDICT_AUDIT, EGRESS_REASON_NO_MATCH, 4, 40004));
+  ASSERT_OK(learner_->Flush());
+  const std::string json = dir_ + "/learned.json";
+  ASSERT_EQ(mkdir(json.c_str(), 0700), 0);
+  for (int start = 0; start < 2; ++start) {
+    learner_.reset();
+    learner_ = std::make_unique<Learner>(dir_);
+    ASSERT_OK(learner_->Load()) << "start " << start;
+    ASSERT_OK(learner_->Flush());
+    EXPECT_THAT(Suggestion(), HasSubstr("127.0.0.4")) << "start " << start;
+  }
+  struct stat st;
+  ASSERT_EQ(stat(json.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode)) << "left where the admin made it";
+}
+
 }  // namespace
 }  // namespace egress

@@ -440,6 +440,11 @@ absl::Status BpfKernel::RemovePrograms(uint32_t id) {
       it = held_.erase(it);
     }
   }
+  {
+    // A later target of this id says its own unreadable pins again.
+    std::lock_guard<std::mutex> lock(unreadable_mu_);
+    unreadable_said_.erase(id);
+  }
   return DetachAndRemove(TargetDir(id));
 }
 

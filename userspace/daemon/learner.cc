@@ -173,6 +173,16 @@ absl::Status Learner::ImportOlderJson() {
     SetJsonWaiting({});
     return absl::OkStatus();
   }
+  if (!S_ISREG(st.st_mode)) {
+    // Not a file an older egressd wrote (a directory made by hand, a
+    // device): nothing to import, and no reason to refuse the start.
+    SetJsonWaiting({});
+    fprintf(stderr,
+            "egressd: %s is not a regular file: not imported into "
+            "learned.db (move it away to silence this)\n",
+            json.c_str());
+    return absl::OkStatus();
+  }
   // The file as learned.db keeps it once imported: an import whose rename
   // failed, or that egressd stopped before, is not added a second time. Its
   // size and modification time to the ns, not its device or inode: those
@@ -191,8 +201,16 @@ absl::Status Learner::ImportOlderJson() {
     auto old = LearnStore::Load(json);
     if (!old.ok()) {
       SetJsonWaiting({});
-      if (!absl::IsDataLoss(old.status())) return old.status();
-      MoveAside(json, old.status());
+      if (absl::IsDataLoss(old.status())) {
+        MoveAside(json, old.status());
+        return absl::OkStatus();
+      }
+      // Unreadable now (permissions, an I/O error): learned traffic is not
+      // policy, so egressd starts; the file stays for the next start.
+      fprintf(stderr,
+              "egressd: %s; not imported into learned.db this time (the "
+              "next start tries again)\n",
+              std::string(old.status().message()).c_str());
       return absl::OkStatus();
     }
     LearnHistory::Seen seen;
@@ -471,6 +489,10 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
   opts.group_v4 = req.group_v4;
   opts.group_v6 = req.group_v6;
   opts.group_names = req.group_names;
+  // Whether an older learned.json still waits, taken before the history is
+  // read: an import that ends in between then costs a needless warning,
+  // never a suggestion that lacks the file's traffic without saying so.
+  const bool json_waiting = JsonWaiting(t.name);
   // Records that could not be told apart are not evidence of anything.
   EGRESS_ASSIGN_OR_RETURN(std::vector<policy::Observation> found,
                           history_->Query(t.name, since_ns));
@@ -563,7 +585,7 @@ absl::StatusOr<control::SuggestResponse> Learner::Suggest(
         "rules in force for them, or learn with `egressctl logging all` (or "
         "mode audit) and suggest again.");
   }
-  if (JsonWaiting(t.name)) {
+  if (json_waiting) {
     opts.header_comment.push_back(absl::StrCat(
         "WARNING: what an older egressd learned for this target is not in "
         "this policy: ",
