@@ -1,10 +1,13 @@
 // ForEachKey: every key once, bounded, and refused on a key size mismatch.
 #include "userspace/kernel/map_walk.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cstdint>
 #include <set>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/testing/privileges.h"
@@ -61,6 +64,61 @@ TEST_F(MapWalkTest, WalkIsBoundedByMaxEntries) {
 TEST_F(MapWalkTest, RefusesAnotherKeySize) {
   EXPECT_STATUS(ForEachKey<uint64_t>(map_.get(), [](const uint64_t&) {}),
                 absl::StatusCode::kFailedPrecondition, "4-byte keys");
+}
+
+// The batched walk over an LPM trie (the kernel's generic batch): every key
+// once, in batches larger and smaller than the trie.
+TEST_F(MapWalkTest, BatchedWalkOfATrieVisitsEveryKeyOnce) {
+  struct TrieKey {
+    uint32_t prefixlen;
+    uint32_t addr;
+  };
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+  const int fd =
+      bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "walk_trie", sizeof(TrieKey),
+                     sizeof(uint64_t), 10000, &opts);
+  ASSERT_GE(fd, 0);
+  UniqueFd trie(fd);
+  constexpr uint32_t kKeys = 9000;  // more than one batch of 4,096
+  for (uint32_t i = 0; i < kKeys; ++i) {
+    TrieKey k{i % 3 == 0 ? 24u : 32u, htonl(0x0a000000u + i * 256u)};
+    uint64_t v = i;
+    ASSERT_EQ(bpf_map_update_elem(trie.get(), &k, &v, BPF_ANY), 0) << i;
+  }
+  std::multiset<uint32_t> seen;
+  ASSERT_OK_AND_ASSIGN(
+      size_t n, ForEachKeyBatched<TrieKey>(trie.get(), [&](const TrieKey& k) {
+        seen.insert(ntohl(k.addr));
+      }));
+  EXPECT_EQ(n, kKeys);
+  EXPECT_EQ(seen.size(), kKeys);
+  EXPECT_EQ(std::set<uint32_t>(seen.begin(), seen.end()).size(), kKeys);
+}
+
+// A per-CPU hash's batch carries a value per possible CPU: the walk sizes
+// its buffer for them and still visits every key once.
+TEST_F(MapWalkTest, BatchedWalkOfAPerCpuHashVisitsEveryKeyOnce) {
+  const int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "walk_pcpu",
+                                sizeof(uint32_t), 12, 20000, nullptr);
+  ASSERT_GE(fd, 0);
+  UniqueFd pcpu(fd);
+  const int cpus = libbpf_num_possible_cpus();
+  ASSERT_GT(cpus, 0);
+  std::vector<char> value(16 * static_cast<size_t>(cpus), 'x');
+  constexpr uint32_t kKeys = 10000;
+  for (uint32_t k = 0; k < kKeys; ++k) {
+    ASSERT_EQ(bpf_map_update_elem(pcpu.get(), &k, value.data(), BPF_ANY), 0);
+  }
+  std::set<uint32_t> seen;
+  size_t calls = 0;
+  ASSERT_OK_AND_ASSIGN(
+      size_t n, ForEachKeyBatched<uint32_t>(pcpu.get(), [&](const uint32_t& k) {
+        seen.insert(k);
+        ++calls;
+      }));
+  EXPECT_EQ(n, kKeys);
+  EXPECT_EQ(calls, kKeys);
+  EXPECT_EQ(seen.size(), kKeys);
 }
 
 }  // namespace

@@ -104,11 +104,72 @@ TEST_F(SharedMapsWriteTest, ExactEntriesAreWrittenAndDeletedInBatches) {
     EXPECT_EQ(bpf_map_delete_elem(fd, &set.exact[i].first), 0);
   }
   close(fd);
+  maps_->ForgetCounts();  // deleted around maps_
   ASSERT_OK_AND_ASSIGN(bool whole, maps_->HasEntries(set));
   EXPECT_FALSE(whole);
   ASSERT_OK(maps_->DeleteEntries(set));
   ASSERT_OK_AND_ASSIGN(held, maps_->CountEntries("exact_rules"));
   EXPECT_EQ(held, 0u);
+}
+
+// HasEntries holds only for exactly the set: an extra unix or name entry
+// under its ruleset, or one whose value changed, is not the compiled set (a
+// restart writes such a set again instead of adopting it).
+TEST_F(SharedMapsWriteTest, HasEntriesSeesAnEntryTooManyOrChanged) {
+  std::vector<policy::Rule> rules = DistinctRules(20);
+  policy::Rule unix_rule;
+  unix_rule.id = 100;
+  unix_rule.action = policy::Action::kAllow;
+  unix_rule.ports = {{policy::Proto::kUnix}};
+  unix_rule.unix_paths = {"/run/egress-test-a.sock"};
+  rules.push_back(unix_rule);
+  policy::Rule named = AddressRule(101, 7, 443, 443);
+  named.destinations.clear();
+  named.names = {"api.example.com"};
+  rules.push_back(named);
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset set, policy::Compile(15, rules));
+  ASSERT_EQ(set.unix_paths.size(), 1u);
+  ASSERT_FALSE(set.names.empty());
+  ASSERT_OK(maps_->WriteEntries(set));
+  ExpectEveryEntry(set);
+
+  // One unix entry more under the same ruleset: a set with another path.
+  policy::Rule other_unix = unix_rule;
+  other_unix.unix_paths = {"/run/egress-test-b.sock"};
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset more,
+                       policy::Compile(15, {other_unix}));
+  ASSERT_EQ(more.unix_paths.size(), 1u);
+  const int unix_fd = bpf_obj_get((root_ + "/unix_rules").c_str());
+  ASSERT_GE(unix_fd, 0);
+  ASSERT_EQ(bpf_map_update_elem(unix_fd, &more.unix_paths[0].first,
+                                &more.unix_paths[0].second, BPF_NOEXIST),
+            0);
+  maps_->ForgetCounts();  // written around maps_
+  ASSERT_OK_AND_ASSIGN(bool whole, maps_->HasEntries(set));
+  EXPECT_FALSE(whole) << "an extra unix entry";
+  ASSERT_EQ(bpf_map_delete_elem(unix_fd, &more.unix_paths[0].first), 0);
+  close(unix_fd);
+  maps_->ForgetCounts();
+  ExpectEveryEntry(set);
+
+  // A name entry whose value changed.
+  const int names_fd = bpf_obj_get((root_ + "/dns_names").c_str());
+  ASSERT_GE(names_fd, 0);
+  egress_dns_name_value changed = set.names[0].second;
+  changed.pattern ^= 1;
+  ASSERT_EQ(
+      bpf_map_update_elem(names_fd, &set.names[0].first, &changed, BPF_EXIST),
+      0);
+  maps_->ForgetCounts();
+  ASSERT_OK_AND_ASSIGN(whole, maps_->HasEntries(set));
+  EXPECT_FALSE(whole) << "a changed name entry";
+  // And missing.
+  ASSERT_EQ(bpf_map_delete_elem(names_fd, &set.names[0].first), 0);
+  close(names_fd);
+  maps_->ForgetCounts();
+  ASSERT_OK_AND_ASSIGN(whole, maps_->HasEntries(set));
+  EXPECT_FALSE(whole) << "a missing name entry";
+  ASSERT_OK(maps_->DeleteEntries(set));
 }
 
 // A failure in the trie written beside (a port class the kernel refuses) is

@@ -46,7 +46,7 @@ class KernelPort {
   // Writes every entry of a compiled set; on failure the caller deletes.
   virtual absl::Status WriteEntries(const policy::CompiledRuleset& set) = 0;
   virtual absl::Status DeleteEntries(const policy::CompiledRuleset& set) = 0;
-  // True when every entry of the set is in the maps with its value (a
+  // True when the maps hold exactly the set's entries under its ruleset (a
   // restart adopts such a set instead of writing a second copy).
   virtual absl::StatusOr<bool> HasEntries(
       const policy::CompiledRuleset& set) = 0;

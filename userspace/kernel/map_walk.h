@@ -35,10 +35,23 @@ absl::StatusOr<size_t> CountKeys(int fd);
 // from the start of the walk to its end is visited exactly once, whatever
 // the hooks insert or the LRU evicts meanwhile (a walk by next key starts
 // over when the key it stands on goes, and its bound may then cut it
-// short). Where the kernel has no batch lookup for the map, the walk by
-// next key. Errno status of a lookup that fails otherwise.
+// short). Other maps with a batch lookup (an LPM trie: the kernel's generic
+// batch, by next key inside the kernel) cost one syscall per 4,096 keys
+// instead of two per key; such a walk is bounded by max_entries as the walk
+// by next key is. Per-CPU maps are walked too (their values are sized per
+// possible CPU). Where the kernel has no batch lookup for the map, the walk
+// by next key. Errno status of a lookup that fails otherwise.
 absl::StatusOr<size_t> ForEachKeyBatchedBytes(
     int fd, size_t key_size, absl::FunctionRef<void(const void* key)> fn);
+
+// ForEachKeyBatchedBytes with each key's value (`value_size` bytes: the
+// map's, per CPU for a per-CPU map). FailedPrecondition when the map's
+// value size is not `value_size` (a per-CPU map: not value_size per CPU).
+// Where the kernel has no batch lookup, each value is read by key: a key
+// deleted in between is skipped.
+absl::StatusOr<size_t> ForEachEntryBatchedBytes(
+    int fd, size_t key_size, size_t value_size,
+    absl::FunctionRef<void(const void* key, const void* value)> fn);
 
 // Typed form: `fn` takes a const Key&, and the map's key size must be
 // sizeof(Key).
@@ -58,6 +71,21 @@ absl::StatusOr<size_t> ForEachKeyBatched(int fd, Fn&& fn) {
     std::memcpy(&key, raw, sizeof(key));
     fn(static_cast<const Key&>(key));
   });
+}
+
+// Typed: `fn` takes (const Key&, const Value&); the map's value must be one
+// Value (not a per-CPU map).
+template <typename Key, typename Value, typename Fn>
+absl::StatusOr<size_t> ForEachEntryBatched(int fd, Fn&& fn) {
+  return ForEachEntryBatchedBytes(
+      fd, sizeof(Key), sizeof(Value),
+      [&fn](const void* raw_key, const void* raw_value) {
+        Key key;
+        Value value;
+        std::memcpy(&key, raw_key, sizeof(key));
+        std::memcpy(&value, raw_value, sizeof(value));
+        fn(static_cast<const Key&>(key), static_cast<const Value&>(value));
+      });
 }
 
 }  // namespace egress

@@ -14,8 +14,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "userspace/common/errno_status.h"
 #include "userspace/common/fs.h"
@@ -52,6 +54,40 @@ absl::StatusOr<size_t> DeleteKeys(int fd, const std::vector<Key>& keys,
   return deleted;
 }
 
+// DeleteKeys in batches (a system call per kBatch keys): a key already gone
+// stops a batch (ENOENT) after the keys before it, and the rest goes in the
+// next one. A map with no batch delete (older kernels): DeleteKeys.
+template <typename Key>
+absl::StatusOr<size_t> DeleteKeysBatched(int fd, std::vector<Key>& keys,
+                                         absl::string_view name) {
+  constexpr size_t kBatch = 4096;
+  size_t deleted = 0;
+  size_t at = 0;
+  while (at < keys.size()) {
+    const size_t n = std::min(kBatch, keys.size() - at);
+    uint32_t count = static_cast<uint32_t>(n);
+    if (bpf_map_delete_batch(fd, &keys[at], &count, nullptr) == 0) {
+      deleted += n;
+      at += n;
+      continue;
+    }
+    const int e = errno;
+    if (e == ENOENT && count < n) {
+      deleted += count;
+      at += count + 1;  // past the missing key
+      continue;
+    }
+    if (e == EINVAL || e == EOPNOTSUPP || e == 524 /* ENOTSUPP */) {
+      std::vector<Key> rest(keys.begin() + static_cast<ptrdiff_t>(at),
+                            keys.end());
+      EGRESS_ASSIGN_OR_RETURN(size_t more, DeleteKeys(fd, rest, name));
+      return deleted + more;
+    }
+    return ErrnoStatus(e, "bpf_map_delete_batch", name);
+  }
+  return deleted;
+}
+
 // Deletes every key of the map `fd` for which `doomed(key)` holds and
 // returns how many. Keys are collected first: deleting while walking would
 // restart the walk. A key already gone (an LRU eviction) is not an error.
@@ -59,16 +95,23 @@ template <typename Key, typename Pred>
 absl::StatusOr<size_t> DeleteKeysWhere(int fd, Pred doomed,
                                        absl::string_view name) {
   std::vector<Key> keys;
-  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&](const Key& k) {
+  EGRESS_RETURN_IF_ERROR(ForEachKeyBatched<Key>(fd, [&](const Key& k) {
                            if (doomed(k)) keys.push_back(k);
                          }).status());
-  return DeleteKeys(fd, keys, name);
+  return DeleteKeysBatched(fd, keys, name);
 }
 
-// Deletes every key of a rule or port map whose ruleset is not kept.
+// Deletes every key of a rule map whose ruleset is not kept; a map whose
+// `tallies` name only kept rulesets is not walked.
 template <typename Key>
 absl::StatusOr<size_t> SweepRulesets(int fd, const std::set<uint32_t>& keep,
+                                     const RulesetTallies& tallies,
                                      absl::string_view name) {
+  bool any = false;
+  for (const auto& [ruleset, tally] : tallies) {
+    if (!keep.contains(ruleset)) any = true;
+  }
+  if (!any) return 0;
   return DeleteKeysWhere<Key>(
       fd, [&keep](const Key& k) { return !keep.count(k.ruleset); }, name);
 }
@@ -81,15 +124,6 @@ absl::Status DeleteTargetKeys(int fd, uint32_t target_id,
              fd, [target_id](const Key& k) { return k.target_id == target_id; },
              name)
       .status();
-}
-
-template <typename Key>
-absl::StatusOr<uint32_t> MaxRuleset(int fd) {
-  uint32_t max = 0;
-  EGRESS_RETURN_IF_ERROR(ForEachKey<Key>(fd, [&max](const Key& k) {
-                           max = std::max(max, k.ruleset);
-                         }).status());
-  return max;
 }
 
 template <typename Entries>
@@ -165,33 +199,43 @@ absl::Status DeleteBatched(int fd, const Entries& entries,
   return absl::OkStatus();
 }
 
-// True when every (key, value) of `entries` is in the map `fd`.
-template <typename Entries>
-absl::StatusOr<bool> AllPresent(int fd, const Entries& entries,
-                                absl::string_view name) {
-  for (const auto& [key, value] : entries) {
-    std::remove_const_t<std::remove_reference_t<decltype(value)>> found{};
-    if (bpf_map_lookup_elem(fd, &key, &found) != 0) {
-      if (errno == ENOENT) return false;
-      return ErrnoStatus(errno, "bpf_map_lookup_elem", name);
-    }
-    if (memcmp(&found, &value, sizeof(found)) != 0) return false;
-  }
-  return true;
+// One entry's share of its ruleset's RulesetTally::digest. Keys and values
+// are the abi.h structs with every padding byte zeroed (policy::Compile), so
+// the bytes the kernel hands back are the bytes written.
+template <typename Key, typename Value>
+uint64_t EntryDigest(const Key& key, const Value& value) {
+  return absl::HashOf(
+      absl::string_view(reinterpret_cast<const char*>(&key), sizeof(key)),
+      absl::string_view(reinterpret_cast<const char*>(&value), sizeof(value)));
 }
 
-// How many keys of a rule or port map each ruleset has.
-template <typename Key>
-absl::StatusOr<std::map<uint32_t, size_t>> CountRulesets(int fd) {
-  std::map<uint32_t, size_t> n;
+// The tally of each ruleset in a rule map, from one batched walk.
+template <typename Key, typename Value>
+absl::StatusOr<RulesetTallies> TallyRulesets(int fd) {
+  RulesetTallies tallies;
   EGRESS_RETURN_IF_ERROR(
-      ForEachKey<Key>(fd, [&](const Key& k) { ++n[k.ruleset]; }).status());
-  return n;
+      (ForEachEntryBatched<Key, Value>(fd, [&](const Key& k, const Value& v) {
+         RulesetTally& t = tallies[k.ruleset];
+         ++t.count;
+         t.digest += EntryDigest(k, v);
+       }).status()));
+  return tallies;
 }
 
-size_t CountOf(const std::map<uint32_t, size_t>& counts, uint32_t ruleset) {
-  auto it = counts.find(ruleset);
-  return it == counts.end() ? 0 : it->second;
+// The tally a compiled set's entries make in their map.
+template <typename Entries>
+RulesetTally TallyOf(const Entries& entries) {
+  RulesetTally t;
+  for (const auto& [key, value] : entries) {
+    ++t.count;
+    t.digest += EntryDigest(key, value);
+  }
+  return t;
+}
+
+RulesetTally TallyIn(const RulesetTallies& tallies, uint32_t ruleset) {
+  auto it = tallies.find(ruleset);
+  return it == tallies.end() ? RulesetTally{} : it->second;
 }
 
 }  // namespace
@@ -503,12 +547,21 @@ absl::StatusOr<SharedMaps::RulesetCounts> SharedMaps::CountsByRuleset() const {
   if (counts_ && now - counts_->taken < kRulesetCountsFor) return *counts_;
   RulesetCounts c;
   c.taken = now;
-  EGRESS_ASSIGN_OR_RETURN(c.rules,
-                          CountRulesets<egress_rule_key>(rules_.get()));
-  EGRESS_ASSIGN_OR_RETURN(c.ports,
-                          CountRulesets<egress_port_key>(port_classes_.get()));
-  EGRESS_ASSIGN_OR_RETURN(c.exact,
-                          CountRulesets<egress_exact_key>(exact_rules_.get()));
+  EGRESS_ASSIGN_OR_RETURN(
+      c.rules,
+      (TallyRulesets<egress_rule_key, egress_rule_value>(rules_.get())));
+  EGRESS_ASSIGN_OR_RETURN(
+      c.ports,
+      (TallyRulesets<egress_port_key, egress_port_value>(port_classes_.get())));
+  EGRESS_ASSIGN_OR_RETURN(
+      c.exact,
+      (TallyRulesets<egress_exact_key, egress_rule_value>(exact_rules_.get())));
+  EGRESS_ASSIGN_OR_RETURN(
+      c.unix_paths,
+      (TallyRulesets<egress_unix_key, egress_rule_value>(unix_rules_.get())));
+  EGRESS_ASSIGN_OR_RETURN(
+      c.names, (TallyRulesets<egress_dns_name_key, egress_dns_name_value>(
+                   dns_names_.get())));
   counts_ = c;
   return c;
 }
@@ -520,57 +573,47 @@ void SharedMaps::ForgetCounts() const {
 
 absl::StatusOr<bool> SharedMaps::HasEntries(
     const policy::CompiledRuleset& c) const {
-  // An LPM lookup answers with the longest prefix that matches, so a
-  // missing entry could be answered by a shorter one: the number of the
-  // set's keys in each trie must match too.
+  // Exactly the set's entries, none more: an LPM lookup answers with the
+  // longest prefix that matches, so an extra or missing entry could change
+  // an answer.
   EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
-  if (CountOf(counts.rules, c.ruleset) != c.rules.size() ||
-      CountOf(counts.ports, c.ruleset) != c.ports.size() ||
-      CountOf(counts.exact, c.ruleset) != c.exact.size()) {
-    return false;
-  }
-  EGRESS_ASSIGN_OR_RETURN(bool found,
-                          AllPresent(rules_.get(), c.rules, "rules"));
-  if (!found) return false;
-  EGRESS_ASSIGN_OR_RETURN(
-      found, AllPresent(port_classes_.get(), c.ports, "port_classes"));
-  if (!found) return false;
-  EGRESS_ASSIGN_OR_RETURN(
-      found, AllPresent(exact_rules_.get(), c.exact, "exact_rules"));
-  if (!found) return false;
-  return AllPresent(unix_rules_.get(), c.unix_paths, "unix_rules");
+  return TallyIn(counts.rules, c.ruleset) == TallyOf(c.rules) &&
+         TallyIn(counts.ports, c.ruleset) == TallyOf(c.ports) &&
+         TallyIn(counts.exact, c.ruleset) == TallyOf(c.exact) &&
+         TallyIn(counts.unix_paths, c.ruleset) == TallyOf(c.unix_paths) &&
+         TallyIn(counts.names, c.ruleset) == TallyOf(c.names);
 }
 
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(
     const std::set<uint32_t>& keep) {
+  EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
   ForgetCounts();
   EGRESS_ASSIGN_OR_RETURN(
-      size_t r, SweepRulesets<egress_rule_key>(rules_.get(), keep, "rules"));
+      size_t r, SweepRulesets<egress_rule_key>(rules_.get(), keep, counts.rules,
+                                               "rules"));
   EGRESS_ASSIGN_OR_RETURN(
       size_t p, SweepRulesets<egress_port_key>(port_classes_.get(), keep,
-                                               "port_classes"));
+                                               counts.ports, "port_classes"));
   EGRESS_ASSIGN_OR_RETURN(
-      size_t x,
-      SweepRulesets<egress_exact_key>(exact_rules_.get(), keep, "exact_rules"));
-  EGRESS_ASSIGN_OR_RETURN(size_t u, SweepRulesets<egress_unix_key>(
-                                        unix_rules_.get(), keep, "unix_rules"));
-  EGRESS_ASSIGN_OR_RETURN(size_t n, SweepRulesets<egress_dns_name_key>(
-                                        dns_names_.get(), keep, "dns_names"));
+      size_t x, SweepRulesets<egress_exact_key>(exact_rules_.get(), keep,
+                                                counts.exact, "exact_rules"));
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t u, SweepRulesets<egress_unix_key>(
+                    unix_rules_.get(), keep, counts.unix_paths, "unix_rules"));
+  EGRESS_ASSIGN_OR_RETURN(
+      size_t n, SweepRulesets<egress_dns_name_key>(dns_names_.get(), keep,
+                                                   counts.names, "dns_names"));
   return r + p + x + u + n;
 }
 
 absl::StatusOr<uint32_t> SharedMaps::MaxRulesetInMaps() const {
-  EGRESS_ASSIGN_OR_RETURN(uint32_t rules,
-                          MaxRuleset<egress_rule_key>(rules_.get()));
-  EGRESS_ASSIGN_OR_RETURN(uint32_t ports,
-                          MaxRuleset<egress_port_key>(port_classes_.get()));
-  EGRESS_ASSIGN_OR_RETURN(uint32_t unix_paths,
-                          MaxRuleset<egress_unix_key>(unix_rules_.get()));
-  EGRESS_ASSIGN_OR_RETURN(uint32_t exact,
-                          MaxRuleset<egress_exact_key>(exact_rules_.get()));
-  EGRESS_ASSIGN_OR_RETURN(uint32_t names,
-                          MaxRuleset<egress_dns_name_key>(dns_names_.get()));
-  return std::max({rules, ports, unix_paths, names, exact});
+  EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
+  uint32_t max = 0;
+  for (const RulesetTallies* map : {&counts.rules, &counts.ports, &counts.exact,
+                                    &counts.unix_paths, &counts.names}) {
+    if (!map->empty()) max = std::max(max, map->rbegin()->first);
+  }
+  return max;
 }
 
 absl::StatusOr<egress_counters> SharedMaps::Counters(uint32_t target_id) const {

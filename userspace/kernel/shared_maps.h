@@ -29,6 +29,19 @@
 
 namespace egress {
 
+// A ruleset's entries in one map: how many, and the sum of a hash of each
+// entry's key and value bytes (the same entries give the same sum in any
+// order; another entry, value or one missing changes it, but for a 2^-64
+// chance). The hash is this process's (absl::Hash): compared within it only.
+struct RulesetTally {
+  size_t count = 0;
+  uint64_t digest = 0;
+  bool operator==(const RulesetTally& o) const {
+    return count == o.count && digest == o.digest;
+  }
+};
+using RulesetTallies = std::map<uint32_t, RulesetTally>;
+
 class SharedMaps {
  public:
   // Reuses the maps pinned in `maps_dir`, creating and pinning the missing
@@ -52,13 +65,19 @@ class SharedMaps {
   absl::Status WriteEntries(const policy::CompiledRuleset& compiled);
   // Deletes the entries of a compiled rule set; missing keys are ignored.
   absl::Status DeleteEntries(const policy::CompiledRuleset& compiled);
-  // True when every entry of the set is in the maps with its value. Errno
-  // status of a lookup that fails other than with ENOENT.
+  // True when the maps hold exactly the set's entries under its ruleset (no
+  // entry missing, changed or extra), by the tallies of one walk per map
+  // (CountsByRuleset). Errno status of a walk.
   absl::StatusOr<bool> HasEntries(
       const policy::CompiledRuleset& compiled) const;
-  // Deletes every rule, port and unix entry whose ruleset is not in `keep`:
-  // clears what an interrupted apply left behind. Returns how many were
-  // deleted.
+  // The next HasEntries, DeleteRulesetsExcept or MaxRulesetInMaps walks the
+  // maps again: for a writer of the pinned maps other than this object
+  // (a test), which would otherwise be seen only kRulesetCountsFor later.
+  void ForgetCounts() const;
+  // Deletes every rule, port, exact, unix and name entry whose ruleset is
+  // not in `keep`: clears what an interrupted apply left behind. A map whose
+  // tallies show no such ruleset is not walked; the keys go in batches.
+  // Returns how many were deleted.
   absl::StatusOr<size_t> DeleteRulesetsExcept(const std::set<uint32_t>& keep);
   // The largest ruleset id present in any rule map (0 when empty).
   absl::StatusOr<uint32_t> MaxRulesetInMaps() const;
@@ -186,20 +205,22 @@ class SharedMaps {
     return all;
   }
 
-  // Keys per ruleset in rules, port_classes and exact_rules, from one walk
-  // of each.
-  // HasEntries needs a set's key counts, and a restart asks for every
-  // target's set in turn: a walk per target was quadratic (200 targets x
-  // 1,000 rules: over 100 s). Kept until the next write or delete through
-  // this object and for at most kRulesetCountsFor (another writer of the
-  // pinned maps, e.g. a test, is caught by the age).
+  // Each ruleset's entries in the rule maps (rules, port_classes,
+  // exact_rules, unix_rules, dns_names), from one batched walk of each:
+  // what HasEntries compares a compiled set with, what MaxRulesetInMaps
+  // reads, and what tells DeleteRulesetsExcept whether a map has anything
+  // to delete. A restart asks HasEntries for every target's set in turn: a
+  // walk per target was quadratic (200 targets x 1,000 rules: over 100 s),
+  // and a lookup per entry took a third of a 200-target restart. Kept until
+  // the next write or delete through this object and for at most
+  // kRulesetCountsFor (another writer of the pinned maps, e.g. a test, is
+  // caught by the age).
   struct RulesetCounts {
     absl::Time taken;
-    std::map<uint32_t, size_t> rules, ports, exact;
+    RulesetTallies rules, ports, exact, unix_paths, names;
   };
   static constexpr absl::Duration kRulesetCountsFor = absl::Seconds(2);
   absl::StatusOr<RulesetCounts> CountsByRuleset() const;
-  void ForgetCounts() const;
   mutable std::mutex counts_mu_;
   mutable std::optional<RulesetCounts> counts_;
 
