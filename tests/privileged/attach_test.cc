@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include "userspace/kernel/bpffs.h"
 #include "userspace/kernel/cgroup.h"
 #include "userspace/kernel/jiffies_clock.h"
+#include "userspace/kernel/link_read_memo.h"
 #include "userspace/kernel/shared_maps.h"
 #include "userspace/kernel/target_programs.h"
 
@@ -329,6 +331,96 @@ TEST_F(AttachTest, EveryPinnedProgramCarriesTheJiffiesClock) {
     }
     EXPECT_TRUE(found) << h.name << " has no .rodata";
   }
+}
+
+// LinkReadMemo keeps a read only while nothing it was made of can have
+// changed, and every change that matters is seen at the next read: a pin
+// removed, a held link detached, another cgroup asked about, a directory
+// changed too recently for its time to tell.
+TEST_F(AttachTest, KeptLinkReadsSeeEveryChange) {
+  const std::string link_dir = prog_dir_ + "/c1";
+  HeldLinks held;
+  ASSERT_OK(
+      AttachPinnedTo(prog_dir_, link_dir, cg_fd_.get(), cg_->id(), &held));
+  const int hooks = static_cast<int>(AllHooks().size());
+  LinkReadMemo memo;
+  auto ids = [&] {
+    std::vector<LinkIds> out;
+    for (const UniqueFd& fd : held) {
+      out.push_back(fd ? LinkInfo(fd.get()) : LinkIds{});
+    }
+    return out;
+  };
+  auto copies = [&] {
+    HeldLinks out;
+    for (const UniqueFd& fd : held) {
+      out.emplace_back(fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 0) : -1);
+    }
+    return out;
+  };
+  // Each answer is the one a full read gives now.
+  auto read = [&](uint64_t cgroup_id) {
+    LinkHealth got = memo.Read(link_dir, cgroup_id, ids(), copies, AllHooks());
+    LinkHealth now = ReadLinks(link_dir, cgroup_id, copies());
+    EXPECT_EQ(got.live, now.live);
+    EXPECT_EQ(got.attached, now.attached);
+    EXPECT_EQ(got.total, now.total);
+    EXPECT_EQ(got.unsettled, now.unsettled);
+    return got;
+  };
+  // Instead of waiting a second: the directory's time set back.
+  auto age_dir = [&] {
+    struct timespec times[2];
+    clock_gettime(CLOCK_REALTIME, &times[0]);
+    times[0].tv_sec -= 10;
+    times[1] = times[0];
+    ASSERT_EQ(utimensat(AT_FDCWD, link_dir.c_str(), times, 0), 0);
+  };
+
+  // Changed just now: never kept.
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_EQ(memo.kept_reads(), 0u);
+  age_dir();
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_EQ(memo.kept_reads(), 2u);
+  const uint64_t full = memo.full_reads();
+
+  // A pin removed: read again, unsettled (to pin again), so never kept.
+  ASSERT_EQ(
+      unlink(absl::StrCat(link_dir, "/link_", AllHooks()[0].name).c_str()), 0);
+  EXPECT_EQ(read(cg_->id()).unsettled, 1);
+  EXPECT_EQ(read(cg_->id()).unsettled, 1);
+  EXPECT_EQ(memo.full_reads(), full + 2);
+  EXPECT_EQ(memo.kept_reads(), 2u);
+  EXPECT_EQ(KeepPinned(link_dir, held), 1);
+  age_dir();
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_TRUE(read(cg_->id()).all_live());
+  EXPECT_EQ(memo.kept_reads(), 3u);
+
+  // Another cgroup asked about (the target's made again): read again.
+  EXPECT_EQ(read(cg_->id() + 1).live, 0);
+
+  // A held (and pinned) link detached: its info tells, no directory change.
+  ASSERT_EQ(bpf_link_detach(held[1].get()), 0);
+  const LinkHealth detached = read(cg_->id());
+  EXPECT_EQ(detached.live, hooks - 1);
+  EXPECT_EQ(detached.attached, hooks - 1);
+  // A held link no longer attached is one to let go: unsettled, never
+  // kept.
+  EXPECT_EQ(detached.unsettled, 1);
+  EXPECT_EQ(read(cg_->id()).live, hooks - 1);
+  EXPECT_EQ(memo.kept_reads(), 3u);
+
+  // Forgotten with the directory: the next read is a full one.
+  const uint64_t before = memo.full_reads();
+  memo.Forget(prog_dir_);
+  read(cg_->id());
+  EXPECT_EQ(memo.full_reads(), before + 1);
+  ASSERT_OK(DetachAndRemoveLinks(link_dir));
 }
 
 }  // namespace

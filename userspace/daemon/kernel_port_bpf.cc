@@ -445,6 +445,7 @@ absl::Status BpfKernel::RemovePrograms(uint32_t id) {
     std::lock_guard<std::mutex> lock(unreadable_mu_);
     unreadable_said_.erase(id);
   }
+  link_reads_.Forget(TargetDir(id));
   return DetachAndRemove(TargetDir(id));
 }
 
@@ -541,19 +542,34 @@ LinkHealth BpfKernel::Links(uint32_t id, uint64_t link_set,
 
 LinkHealth BpfKernel::ReadLinks(uint32_t id, uint64_t link_set,
                                 uint64_t cgroup_id) {
-  // Copies of the held links, so that the kernel is read without held_mu_
-  // (Attach and Links take it) and no entry is made for a set not held.
-  HeldLinks held;
+  // What the held links are now (a call per link, no path walk): with the
+  // link directory, what tells whether the last read still holds
+  // (LinkReadMemo). No entry is made for a set not held.
+  std::vector<LinkIds> held_ids;
   {
     std::lock_guard<std::mutex> lock(held_mu_);
     auto it = held_.find({id, link_set});
     if (it != held_.end()) {
       for (const UniqueFd& fd : it->second) {
-        held.emplace_back(fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 0) : -1);
+        held_ids.push_back(fd ? LinkInfo(fd.get()) : LinkIds{});
       }
     }
   }
-  return egress::ReadLinks(LinkDir(id, link_set), cgroup_id, held, HooksOf(id));
+  // For a full read, copies of the held links, so that the kernel is read
+  // without held_mu_ (Attach and Links take it).
+  auto held = [&] {
+    HeldLinks copies;
+    std::lock_guard<std::mutex> lock(held_mu_);
+    auto it = held_.find({id, link_set});
+    if (it != held_.end()) {
+      for (const UniqueFd& fd : it->second) {
+        copies.emplace_back(fd ? fcntl(fd.get(), F_DUPFD_CLOEXEC, 0) : -1);
+      }
+    }
+    return copies;
+  };
+  return link_reads_.Read(LinkDir(id, link_set), cgroup_id, held_ids, held,
+                          HooksOf(id));
 }
 
 std::vector<uint64_t> BpfKernel::LinkSets(uint32_t id) {

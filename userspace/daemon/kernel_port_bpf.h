@@ -17,6 +17,7 @@
 
 #include "userspace/common/instance_lock.h"
 #include "userspace/daemon/kernel_port.h"
+#include "userspace/kernel/link_read_memo.h"
 #include "userspace/kernel/shared_maps.h"
 
 namespace egress {
@@ -171,6 +172,8 @@ class BpfKernel : public KernelPort {
   std::atomic<bool> shared_loaded_{false};
   // Targets whose link pins could not be read, said once in the log until
   // they can be read again (each reconcile pass asks).
+  // The last link reads kept while nothing they were made of changed.
+  LinkReadMemo link_reads_;
   std::mutex unreadable_mu_;
   std::set<uint32_t> unreadable_said_;
 };

@@ -68,19 +68,6 @@ absl::Status PinReplace(int fd, const std::string& path) {
   return CommitPin(path);
 }
 
-// The kernel's id of a link and the cgroup it is attached to (0 when
-// detached or defunct); {0, 0} when `link_fd` is no link.
-struct LinkIds {
-  uint32_t id = 0;
-  uint64_t cgroup_id = 0;
-  uint32_t prog_id = 0;
-};
-LinkIds LinkInfo(int link_fd) {
-  bpf_link_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return {};
-  return {info.id, info.cgroup.cgroup_id, info.prog_id};
-}
 uint64_t LinkCgroupId(int link_fd) { return LinkInfo(link_fd).cgroup_id; }
 
 // A link created by AttachPinnedTo, and how far its pin got.
@@ -471,6 +458,13 @@ absl::Status DetachAndRemove(const std::string& prog_dir) {
   DetachLinks(prog_dir);
   for (const std::string& sub : LinkDirsBelow(prog_dir)) DetachLinks(sub);
   return RemoveTree(prog_dir);
+}
+
+LinkIds LinkInfo(int link_fd) {
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return {};
+  return {info.id, info.cgroup.cgroup_id, info.prog_id};
 }
 
 }  // namespace egress

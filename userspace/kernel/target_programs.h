@@ -68,6 +68,18 @@ struct LinkHealth {
   bool defunct() const { return attached == 0; }
 };
 
+// The kernel's id of a link, the cgroup it is attached to (0 when detached
+// or defunct) and its program; all 0 when `link_fd` is no link.
+struct LinkIds {
+  uint32_t id = 0;
+  uint64_t cgroup_id = 0;
+  uint32_t prog_id = 0;
+  bool operator==(const LinkIds& o) const {
+    return id == o.id && cgroup_id == o.cgroup_id && prog_id == o.prog_id;
+  }
+};
+LinkIds LinkInfo(int link_fd);
+
 // The links of one link directory that egressd holds open, one slot per hook
 // of AllHooks() (empty where it holds none). An open link fd keeps the link
 // attached whatever happens to its pin: uid 0 may unlink a pin without any
