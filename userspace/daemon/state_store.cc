@@ -33,6 +33,19 @@ std::string RuleText(const policy::Rule& r) { return policy::RuleJsonText(r); }
 
 }  // namespace
 
+StateStore::DbTurn::DbTurn(StateStore& store) : store_(store) {
+  store_.waiting_.fetch_add(1);
+  store_.db_mu_.lock();
+  store_.waiting_.fetch_sub(1);
+}
+
+StateStore::DbTurn::~DbTurn() {
+  store_.db_mu_.unlock();
+  // The deleting thread waits while a change does.
+  std::lock_guard<std::mutex> lock(store_.dead_mu_);
+  store_.dead_cv_.notify_all();
+}
+
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     const std::string& dir, LogFn log) {
   // A page cache of 32 MiB instead of SQLite's 2 MiB: a policy of 100,000
@@ -185,7 +198,7 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
 }
 
 absl::StatusOr<DaemonState> StateStore::Load() {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   // Unsigned, as StateFromJson wants the counter (a signed 1 is refused).
   nlohmann::json j = {{"next_ruleset", uint32_t{1}},
@@ -269,7 +282,7 @@ absl::StatusOr<DaemonState> StateStore::Load() {
 }
 
 absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   if (leftovers_.empty()) return 0;
   EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(leftovers_));
   const size_t dropped = leftovers_.size();
@@ -596,13 +609,13 @@ absl::Status StateStore::Noted(absl::Status st) {
 }
 
 absl::Status StateStore::Write(const StateWrite& write) {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   return Noted(WriteTx(write));
 }
 
 absl::Status StateStore::WriteRulesAhead(
     const std::vector<const TargetState*>& targets) {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   return Noted(WriteRulesAheadTx(targets));
 }
 
@@ -678,7 +691,7 @@ absl::Status StateStore::WriteRulesAheadTx(
 }
 
 absl::Status StateStore::DropRulesAhead(const std::vector<std::string>& names) {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   return DropRulesAheadTx(names);
 }
 
@@ -714,8 +727,12 @@ void StateStore::DeleteLater(std::vector<DeadGen> dead) {
 void StateStore::DeleteDeadGens() {
   std::unique_lock<std::mutex> lock(dead_mu_);
   for (;;) {
-    dead_cv_.wait(
-        lock, [&] { return stopping_ || (!dead_.empty() && !hold_deletes_); });
+    // A change waiting for the connection goes first (std::mutex is not
+    // fair: this thread would take it back chunk after chunk).
+    dead_cv_.wait(lock, [&] {
+      return stopping_ ||
+             (!dead_.empty() && !hold_deletes_ && waiting_.load() == 0);
+    });
     if (stopping_) return;
     const DeadGen d = dead_.front();
     deleting_ = true;
@@ -791,7 +808,7 @@ bool StateStore::IndexHolds(const SeqIndex& index,
 }
 
 absl::StatusOr<int64_t> StateStore::RuleRows(const std::string& target) {
-  std::lock_guard<std::mutex> db_lock(db_mu_);
+  DbTurn db_turn(*this);
   return db_->QueryInt("SELECT count(*) FROM rules WHERE target = ?", target);
 }
 

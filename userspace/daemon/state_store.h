@@ -27,6 +27,7 @@
 #ifndef EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
 #define EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -188,6 +189,18 @@ class StateStore {
   // Whether `index` (written ahead) holds `rules`' ids in their order.
   static bool IndexHolds(const SeqIndex& index,
                          const std::vector<policy::Rule>& rules);
+  // db_mu_ held by a public call: taken ahead of the deleting thread's next
+  // chunk.
+  class DbTurn {
+   public:
+    explicit DbTurn(StateStore& store);
+    ~DbTurn();
+    DbTurn(const DbTurn&) = delete;
+    DbTurn& operator=(const DbTurn&) = delete;
+
+   private:
+    StateStore& store_;
+  };
   // A target's rows of one generation, no longer any target's.
   using DeadGen = std::pair<std::string, int64_t>;
   // What a Write changes in the store's memory once it commits.
@@ -210,6 +223,7 @@ class StateStore {
   // by every public call that uses the database, and by the deleting
   // thread for one chunk at a time.
   std::mutex db_mu_;
+  std::atomic<int> waiting_{0};  // public calls waiting for db_mu_
   std::unique_ptr<SqliteDb> db_;
   LogFn log_;
   int schema_ = 0;  // the database's (1 until migrated, when read-only)
