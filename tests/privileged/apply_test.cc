@@ -402,6 +402,57 @@ TEST_F(ApplyTest, ANewTargetRefusedByEgressdLeavesNoStateRows) {
   EXPECT_TRUE((*other)->Remove().ok());
 }
 
+// `count` rules of 443/tcp (or `port`) to a /24 each: enough rows that the
+// old ones are still being deleted when a kill follows the apply's answer.
+std::string ManyRules(int count, int port) {
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    absl::StrAppend(&out, "  - to: [{ipBlock: {cidr: 10.", i / 256, ".",
+                    i % 256, ".0/24}}]\n    ports: [{port: ", port,
+                    ", protocol: TCP}]\n");
+  }
+  return out;
+}
+
+// A replacing apply writes the new rules ahead (rows of a generation of
+// their own) and switches the target to them; egressd killed at once (the
+// old rows maybe not yet deleted) starts again with the new rules, and no
+// row of the old ones is left.
+TEST_F(ApplyTest, AReplacingApplySurvivesAKillAndLeavesNoOldRows) {
+  CtlOk({"apply", "-f", WritePolicy(absl::StrCat(kApi, ManyRules(3000, 443)))});
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  CtlOk({"apply", "-f",
+         WritePolicy(absl::StrCat("  - to: [{ipBlock: {cidr: 127.0.0.2/32}}]\n"
+                                  "    ports: [{port: 40002, protocol: TCP}]\n",
+                                  ManyRules(2000, 444)))});
+  const nlohmann::json rules = CtlJson({"list"});
+  StopDaemon(SIGKILL);
+  size_t stored = 0;
+  {
+    auto store = StateStore::Open(state_dir_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto state = (*store)->Load();
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_EQ(state->targets.count("web"), 1u);
+    stored = state->targets.at("web").rules.size();
+    EXPECT_GT(stored, 2000u);
+    EXPECT_LT(stored, 3000u) << "the old rules were loaded";
+  }
+  StartDaemon();
+  EXPECT_EQ(CtlJson({"list"}), rules);
+  EXPECT_DENIED(InCgroup([] { return TcpConnect("127.0.0.2", 40001); }));
+  EXPECT_ALLOWED(InCgroup([] { return TcpConnect("127.0.0.2", 40002); }));
+  StopDaemon(SIGTERM);
+  {
+    auto store = StateStore::Open(state_dir_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto rows = (*store)->RuleRows("web");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(*rows, static_cast<int64_t>(stored)) << "old rows were left";
+  }
+  StartDaemon();
+}
+
 // What only egressd can find wrong (a cgroup that is another target's, a
 // target that exists on another cgroup) named no file, and one of them
 // exited 1 though it is bad input. Both name the file and the target's

@@ -301,20 +301,56 @@ TEST_F(RulesAheadTest, AFailedWriteAheadAndSaveGiveTheSavesError) {
   ExpectWebNotEnforced(1, {});
 }
 
-// A dry run and an apply of existing targets only write nothing ahead.
-TEST_F(RulesAheadTest, OnlyNewTargetsAreWrittenAhead) {
+// An updated target's new rules are written ahead too (its enforced rows
+// stay until the switch); a dry run and a change of mode alone write
+// nothing ahead.
+TEST_F(RulesAheadTest, ReplacedRulesAreWrittenAheadAModeAloneIsNot) {
   ApplyDb();
   EXPECT_EQ(writes_ahead_, 1);
   control::ApplyRequest db;
   db.policies = {Spec("db", "/db", Many(5))};
   ASSERT_OK(engine_->Apply(db, kNow).status());
+  EXPECT_EQ(writes_ahead_, 2);
   control::ApplyRequest dry;
   dry.dry_run = true;
   dry.policies = {Spec("web", "/web", Many(5))};
   ASSERT_OK(engine_->Apply(dry, kNow).status());
-  EXPECT_EQ(writes_ahead_, 1);
+  control::ApplyRequest mode = db;
+  mode.policies[0].mode = policy::Mode::kAudit;
+  ASSERT_OK(engine_->Apply(mode, kNow).status());
+  EXPECT_EQ(writes_ahead_, 2);
   EXPECT_EQ(Rows("web"), 0);
-  EXPECT_EQ(Loaded().targets.at("db").rules.size(), 5u);
+  ASSERT_OK(store_->WaitForDeletes());
+  EXPECT_EQ(Rows("db"), 5);
+  const DaemonState loaded = Loaded();
+  EXPECT_EQ(loaded.targets.at("db").rules.size(), 5u);
+  EXPECT_EQ(loaded.targets.at("db").mode, policy::Mode::kAudit);
+}
+
+// The switch of an update written ahead writes its target's row and the
+// counter alone; a start then loads the new rules, and the old rows go.
+TEST_F(RulesAheadTest, AnUpdatesSwitchTakesItsRowsWrittenAhead) {
+  ApplyDb();
+  control::ApplyRequest db;
+  std::vector<policy::Rule> others = Many(300);
+  for (policy::Rule& r : others) r.ports[0].lo += 5000;
+  for (policy::Rule& r : others) r.ports[0].hi += 5000;
+  db.policies = {Spec("db", "/db", others)};
+  ASSERT_OK(engine_->Apply(db, kNow).status());
+  EXPECT_EQ(writes_ahead_, 2);
+  EXPECT_EQ(store_->last_write_rows(), 2) << "the target's row, the counter";
+  ASSERT_OK_AND_ASSIGN(std::vector<TargetState> now,
+                       engine_->Targets("db", false));
+  const DaemonState loaded = Loaded();
+  EXPECT_EQ(loaded.targets.at("db").rules, now[0].rules);
+  EXPECT_EQ(loaded.targets.at("db").ruleset, now[0].ruleset);
+  ASSERT_OK(store_->WaitForDeletes());
+  EXPECT_EQ(Rows("db"), 300);
+  // An allow after it is one row in the new rows.
+  ASSERT_OK(
+      engine_->AddRule({"db", Allow({"https", "10.9.9.9"})}, kNow).status());
+  EXPECT_EQ(store_->last_write_rows(), 3);
+  EXPECT_EQ(Loaded().targets.at("db").rules.size(), 301u);
 }
 
 }  // namespace

@@ -125,6 +125,7 @@ TargetPlan PlanCreate(const ResolvedPolicy& p, control::TargetChange& change) {
   TargetPlan plan;
   plan.create = true;
   plan.rules_changed = true;
+  plan.rules_differ = true;
   plan.config_changed = true;
   plan.target = Planned(p);
   change.action = "create";
@@ -266,8 +267,8 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
   }
   // The same rules in the same mode (a reload at start, a re-apply):
   // nothing to rewrite in the kernel.
-  plan.rules_changed =
-      plan.target.rules != current.rules || current.mode != p.spec.mode;
+  plan.rules_differ = plan.target.rules != current.rules;
+  plan.rules_changed = plan.rules_differ || current.mode != p.spec.mode;
   plan.config_changed =
       current.mode != p.spec.mode || current.logging != p.spec.logging;
   plan.annotations_changed = current.annotations != p.spec.annotations;

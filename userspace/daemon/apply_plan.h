@@ -33,6 +33,9 @@ struct TargetPlan {
   // The rules or the mode differ from what is enforced (a new rule set is
   // needed); false for a re-apply of the same policy.
   bool rules_changed = false;
+  // The rules themselves differ (not only the mode): the state writes them
+  // again. True for a new target.
+  bool rules_differ = false;
   bool config_changed = false;  // mode or logging differ
   // Only the state changes (it keeps them for `export`), not the kernel.
   bool annotations_changed = false;

@@ -208,8 +208,9 @@ EngineOptions EngineOptionsOf(Daemon::Parts& p) {
 absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
-  // An apply that crashed after writing its new targets' rows ahead left
-  // them; nothing can be ahead now.
+  // An apply that crashed after writing rows ahead left them, and a stop
+  // can cut short the delete of the rows a switched target left; nothing
+  // can be ahead now.
   // No room to drop them: they stay skipped (Load) until a start can.
   absl::StatusOr<size_t> dropped = p.store->DropLeftoverRows();
   if (!dropped.ok() && !absl::IsResourceExhausted(dropped.status())) {
@@ -217,8 +218,10 @@ absl::Status StartEngine(Daemon::Parts& p) {
   }
   const size_t leftovers = dropped.ok() ? *dropped : 0;
   if (leftovers > 0) {
-    Log(absl::StrCat("state: dropped the rules of ", leftovers,
-                     " target(s) an interrupted apply never added"));
+    Log(absl::StrCat("state: dropped the rows of rules no target holds (",
+                     leftovers,
+                     " target name(s)): left by an interrupted apply or by "
+                     "a stop before old rules were deleted"));
   }
   p.workloads = std::make_unique<WorkloadTargets>(
       WorkloadTargets::Runtimes{

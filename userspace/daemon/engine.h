@@ -54,9 +54,11 @@ struct EngineOptions {
   // the change takes effect.
   std::function<absl::Status(const StateWrite&)> save;
   // Optional, both or neither: stores the rules of the targets an apply
-  // creates ahead of the save that adds each (RulesDelta::written_ahead),
-  // rows no saved target owns until then (StateStore::WriteRulesAhead);
-  // and deletes such rows of targets that were not added after all. The
+  // creates or whose rules it replaces ahead of the save that adds or
+  // switches each (RulesDelta::written_ahead), rows no saved target owns
+  // until then, a stored target's rows left as they were
+  // (StateStore::WriteRulesAhead); and deletes such rows of targets that
+  // were not added or switched after all. The
   // first runs on a thread of its own while the apply compiles and writes
   // the maps; nothing else saves meanwhile, and the apply waits for it
   // before it saves anything else.
@@ -335,8 +337,9 @@ class Engine {
     size_t exact_limit = 0;  // ExactLimitLocked() when the id was taken
     policy::CompiledRuleset compiled;
     bool written = false;
-    // A new target's rules are in the state already, no target's rows yet
-    // (EngineOptions::save_rules_ahead): its save adds only its row.
+    // A new or updated target's rules are in the state already, no
+    // target's rows yet (EngineOptions::save_rules_ahead): its save adds or
+    // switches only its row.
     bool rules_saved_ahead = false;
   };
 

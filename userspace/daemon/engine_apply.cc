@@ -11,9 +11,10 @@
 // spare dropped for exact_rules' room is deleted while the new sets
 // compile.
 //
-// The state rows of new targets' rules (100,000 rows are a third of a large
-// apply's time) are written on a thread of their own while the rules are
-// compiled and written to the maps: see Apply.
+// The state rows of new and replaced rules (100,000 rows were a third of a
+// large apply's time, under the engine lock for an update) are written on a
+// thread of their own while the rules are compiled and written to the maps:
+// see Apply.
 #include <functional>
 #include <future>
 #include <system_error>
@@ -129,9 +130,12 @@ absl::Status Engine::SwitchUpdates(
     std::vector<TargetWrite> writes;
     for (const auto& [i, old] : before) {
       const TargetState& now = state_.targets.at(old.name);
-      writes.push_back(WriteOf(old.name, now.rules == old.rules
-                                             ? std::nullopt
-                                             : std::optional(RulesDelta{})));
+      std::optional<RulesDelta> rules;
+      if (now.rules != old.rules) {
+        rules.emplace();
+        rules->written_ahead = staged[i].rules_saved_ahead;
+      }
+      writes.push_back(WriteOf(old.name, std::move(rules)));
     }
     failure = SaveLocked(lock, std::move(writes));
   }
@@ -250,37 +254,43 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
       if (s.written) kernel_.DeleteEntries(s.compiled).IgnoreError();
     }
   };
-  // New targets' rule rows are written beside StageAll (the compile and the
-  // map writes), which they do not depend on: the apply takes about as long
-  // as the longer of the two, not both. What keeps every guarantee:
+  // The rule rows of new targets and of updated targets whose rules
+  // change are written beside StageAll (the compile and the map writes),
+  // which they do not depend on: the apply takes about as long as the
+  // longer of the two, not both. What keeps every guarantee:
   //  - The rows are no target's until the save that adds the target's row
-  //    (CreateTarget, at the same point as without this): a start never
-  //    loads them, so a crash at any point comes back with the state as
-  //    it was saved before, and a target in the state still has all its
-  //    rules (never one that enforces less).
+  //    (CreateTarget) or switches it (SwitchUpdates), at the same point as
+  //    without this: a new target's rows belong to no stored target, an
+  //    updated target's go to a generation of their own (StateStore) while
+  //    its rows stay those of the rules it enforces. A start never loads
+  //    them, so a crash at any point comes back with the state as it was
+  //    saved before, and a target in the state still has all its rules
+  //    (never one that enforces less). The rows of the generation a switch
+  //    left are deleted later by the store (a crash first: by the start).
   //  - The thread is joined before anything else saves (SwitchUpdates,
   //    CreateTarget) and before any return: the store's connection is used
   //    by one thread at a time, and the answer still waits for the save
   //    that makes the target's row durable.
   //  - A failure of the rows write is no failure: each target's save writes
   //    its rows then, as without this, and fails (or not) as it would.
-  //  - Any failure after the rows were written deletes the rows of every
-  //    target not added (drop_ahead): the state saved is as before, with the
-  //    same error. A target that fails in CreateTarget had its own removal
-  //    saved there already (as without this); deleting again is harmless.
-  // Updates of existing targets are not written ahead: their rows are the
-  // enforced target's, which a crash must find as they were until the
-  // switch.
-  std::vector<const TargetState*> created;
+  //  - Any failure before the switch deletes the rows ahead of every target
+  //    (drop_ahead), a failure after it those of every target not added:
+  //    the state saved is as before, with the same error, and an updated
+  //    target keeps its rows. A target that fails in CreateTarget had its
+  //    own removal saved there already (as without this); deleting again is
+  //    harmless.
+  // A target whose mode alone changes writes no rows: its save writes its
+  // row.
+  std::vector<const TargetState*> rewritten;
   for (const TargetPlan& p : plan.targets) {
-    if (p.create) created.push_back(&p.target);
+    if (p.rules_differ) rewritten.push_back(&p.target);
   }
   std::future<absl::Status> rows_ahead;
-  if (!created.empty() && options_.save_rules_ahead &&
+  if (!rewritten.empty() && options_.save_rules_ahead &&
       options_.drop_rules_ahead) {
     try {
-      rows_ahead = std::async(std::launch::async, [this, &created] {
-        return options_.save_rules_ahead(created);
+      rows_ahead = std::async(std::launch::async, [this, &rewritten] {
+        return options_.save_rules_ahead(rewritten);
       });
     } catch (const std::system_error&) {
       // No thread: the rows are written with their targets.
@@ -293,16 +303,17 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
   if (rows_ahead.valid()) {
     if (absl::Status st = rows_ahead.get(); st.ok()) {
       for (size_t i = 0; i < plan.targets.size(); ++i) {
-        if (!plan.targets[i].create) continue;
+        if (!plan.targets[i].rules_differ) continue;
         ahead[i] = plan.targets[i].target.name;
         staged[i].rules_saved_ahead = true;
       }
     } else {
-      Log(absl::StrCat("writing the rules of new targets ahead: ",
-                       st.ToString(), "; written with each target"));
+      Log(absl::StrCat("writing the rules of targets ahead: ", st.ToString(),
+                       "; written with each target"));
     }
   }
-  // The rows of the targets from plan index `from` on: none is added.
+  // The rows ahead of the targets from plan index `from` on: none is added
+  // or switched.
   auto drop_ahead = [&](size_t from) {
     std::vector<std::string> names;
     for (size_t i = from; i < ahead.size(); ++i) {
@@ -329,6 +340,10 @@ absl::StatusOr<control::ApplyResponse> Engine::Apply(
     drop_staged();
     drop_ahead(0);
     return st;
+  }
+  // The updates' rows ahead are their targets' now: never dropped.
+  for (size_t i = 0; i < plan.targets.size(); ++i) {
+    if (!plan.targets[i].create) ahead[i].clear();
   }
   // The replaced sets are dead (no target's ruleset): deleting 100,000
   // entries was a tenth of a replacing apply's answer, and nothing in the

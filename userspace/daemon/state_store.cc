@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -20,11 +22,29 @@
 namespace egress {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+
+// Rows of an old generation deleted per transaction: a few milliseconds
+// each, so that a change waits at most that long for the deleting thread
+// (100,000 rows in one delete: ~100 ms).
+constexpr int64_t kDeleteChunk = 5000;
 
 std::string RuleText(const policy::Rule& r) { return policy::RuleJsonText(r); }
 
 }  // namespace
+
+StateStore::DbTurn::DbTurn(StateStore& store) : store_(store) {
+  store_.waiting_.fetch_add(1);
+  store_.db_mu_.lock();
+  store_.waiting_.fetch_sub(1);
+}
+
+StateStore::DbTurn::~DbTurn() {
+  store_.db_mu_.unlock();
+  // The deleting thread waits while a change does.
+  std::lock_guard<std::mutex> lock(store_.dead_mu_);
+  store_.dead_cv_.notify_all();
+}
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     const std::string& dir, LogFn log) {
@@ -39,6 +59,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
   std::unique_ptr<StateStore> store(
       new StateStore(dir, std::move(db), std::move(log)));
   EGRESS_RETURN_IF_ERROR(store->CreateSchema());
+  EGRESS_RETURN_IF_ERROR(store->ReadGens());
   const std::string json = dir + "/state.json";
   if (access(json.c_str(), F_OK) == 0) {
     EGRESS_RETURN_IF_ERROR(store->ImportJson(json));
@@ -47,32 +68,87 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
 }
 
 absl::Status StateStore::CreateSchema() {
+  const bool read_only = !db_->read_only().ok();
   // Read-only for want of room: the tables are there (a database no write
   // ever reached has none, and fails at Load).
-  if (!db_->read_only().ok()) {
-    Noted(db_->read_only()).IgnoreError();
-    return absl::OkStatus();
+  if (read_only) Noted(db_->read_only()).IgnoreError();
+  EGRESS_ASSIGN_OR_RETURN(
+      int64_t has_meta,
+      db_->QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                    "AND name = ?",
+                    "meta"));
+  int64_t version = 0;
+  if (has_meta != 0) {
+    EGRESS_ASSIGN_OR_RETURN(
+        version,
+        db_->QueryInt("SELECT value FROM meta WHERE key = ?", "schema"));
   }
-  EGRESS_RETURN_IF_ERROR(db_->Exec(
+  if (version != 0 && version != 1 && version != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state database ", db_->path(), " has schema version ", version,
+        "; this egressd knows versions 1 to ", kSchemaVersion));
+  }
+  schema_ = static_cast<int>(version);
+  // A read-only version 1 is read as it is, and migrated by the first write
+  // (CheckWritable).
+  if (read_only) return absl::OkStatus();
+  if (version == 1) return MigrateFromV1();
+  if (version == kSchemaVersion) return absl::OkStatus();
+  // No schema row: no write ever reached this database (version 1 created
+  // its tables before that row, not in one transaction): whatever tables it
+  // has are empty, and made again.
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
+      "DROP TABLE IF EXISTS rules; DROP TABLE IF EXISTS targets;"
       "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, "
       "value INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS targets(name TEXT PRIMARY KEY, "
-      "settings TEXT NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE IF NOT EXISTS rules(target TEXT NOT NULL, "
+      "CREATE TABLE targets(name TEXT PRIMARY KEY, "
+      "settings TEXT NOT NULL, gen INTEGER NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE rules(target TEXT NOT NULL, gen INTEGER NOT NULL, "
       "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
-      "PRIMARY KEY(target, seq)) WITHOUT ROWID;"));
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement schema,
-      db_->Prepare("SELECT value FROM meta WHERE key = 'schema'"));
-  EGRESS_ASSIGN_OR_RETURN(bool row, schema.Step());
-  if (row && schema.Int(0) != kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "state database ", db_->path(), " has schema version ", schema.Int(0),
-        "; this egressd knows version ", kSchemaVersion));
+      "PRIMARY KEY(target, gen, seq)) WITHOUT ROWID;"
+      "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ",
+      kSchemaVersion, ")")));
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  schema_ = kSchemaVersion;
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::MigrateFromV1() {
+  // The rules' key gains the generation: a new table, the rows copied (a
+  // policy of 100,000 rules: once, at the first start of this version).
+  EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
+      "ALTER TABLE targets ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+      "CREATE TABLE rules_v2(target TEXT NOT NULL, gen INTEGER NOT NULL, "
+      "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
+      "PRIMARY KEY(target, gen, seq)) WITHOUT ROWID;"
+      "INSERT INTO rules_v2(target, gen, seq, id, rule) "
+      "SELECT target, 0, seq, id, rule FROM rules;"
+      "DROP TABLE rules;"
+      "ALTER TABLE rules_v2 RENAME TO rules;"
+      "UPDATE meta SET value = ",
+      kSchemaVersion, " WHERE key = 'schema'")));
+  EGRESS_RETURN_IF_ERROR(tx.Commit());
+  schema_ = kSchemaVersion;
+  if (log_) {
+    log_(absl::StrCat("state: ", db_->path(), " migrated to schema version ",
+                      kSchemaVersion));
   }
-  if (!row) {
-    return db_->Exec(absl::StrCat(
-        "INSERT INTO meta(key, value) VALUES('schema', ", kSchemaVersion, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status StateStore::ReadGens() {
+  gens_.clear();
+  EGRESS_ASSIGN_OR_RETURN(
+      SqliteStatement gens,
+      db_->Prepare(schema_ == 1 ? "SELECT name, 0 FROM targets"
+                                : "SELECT name, gen FROM targets"));
+  for (;;) {
+    EGRESS_ASSIGN_OR_RETURN(bool more, gens.Step());
+    if (!more) break;
+    gens_[gens.Text(0)] = gens.Int(1);
+    next_gen_ = std::max(next_gen_, gens.Int(1) + 1);
   }
   return absl::OkStatus();
 }
@@ -84,7 +160,9 @@ absl::Status StateStore::CheckWritable() {
   if (access(dir_.c_str(), W_OK) != 0) {
     return ErrnoStatus(errno, "write state", dir_);
   }
-  return db_->KeepAtPath(log_);
+  EGRESS_RETURN_IF_ERROR(db_->KeepAtPath(log_));
+  if (schema_ == 1) return MigrateFromV1();
+  return absl::OkStatus();
 }
 
 absl::Status StateStore::ImportJson(const std::string& json_path) {
@@ -98,7 +176,8 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_RETURN_IF_ERROR(db_->Exec("DELETE FROM rules; DELETE FROM targets"));
   seqs_.clear();
-  absl::flat_hash_map<std::string, SeqIndex> changed;
+  gens_.clear();
+  Changed changed;
   std::vector<SeqEdit> no_edits;  // every target is written whole
   for (const TargetWrite& w : all.targets) {
     EGRESS_RETURN_IF_ERROR(WriteOne(w, changed, no_edits));
@@ -107,6 +186,9 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
       "INSERT OR REPLACE INTO meta(key, value) VALUES('next_ruleset', ",
       all.next_ruleset, ")")));
   EGRESS_RETURN_IF_ERROR(tx.Commit());
+  for (auto& [name, gen] : changed.gens) {
+    if (gen) gens_[name] = *gen;
+  }
   const std::string aside = json_path + ".migrated";
   if (rename(json_path.c_str(), aside.c_str()) != 0) {
     return ErrnoStatus(errno, "rename state.json after importing it",
@@ -116,6 +198,7 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
 }
 
 absl::StatusOr<DaemonState> StateStore::Load() {
+  DbTurn db_turn(*this);
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   // Unsigned, as StateFromJson wants the counter (a signed 1 is refused).
   nlohmann::json j = {{"next_ruleset", uint32_t{1}},
@@ -125,6 +208,7 @@ absl::StatusOr<DaemonState> StateStore::Load() {
       db_->Prepare("SELECT value FROM meta WHERE key = 'next_ruleset'"));
   EGRESS_ASSIGN_OR_RETURN(bool row, next.Step());
   if (row) j["next_ruleset"] = static_cast<uint32_t>(next.Int(0));
+  EGRESS_RETURN_IF_ERROR(ReadGens());
   EGRESS_ASSIGN_OR_RETURN(SqliteStatement targets,
                           db_->Prepare("SELECT settings FROM targets"));
   for (;;) {
@@ -148,20 +232,30 @@ absl::StatusOr<DaemonState> StateStore::Load() {
   seqs_.clear();
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement rules,
-      db_->Prepare("SELECT target, seq, rule FROM rules ORDER BY target, seq"));
+      db_->Prepare(schema_ == 1 ? "SELECT target, 0, seq, rule FROM rules "
+                                  "ORDER BY target, seq"
+                                : "SELECT target, gen, seq, rule FROM rules "
+                                  "ORDER BY target, gen, seq"));
   TargetState* current = nullptr;
   SeqIndex* index = nullptr;
   std::string current_name;
+  int64_t current_gen = 0;
   leftovers_.clear();
   for (;;) {
     EGRESS_ASSIGN_OR_RETURN(bool more, rules.Step());
     if (!more) break;
     std::string name = rules.Text(0);
-    if (current == nullptr || name != current_name) {
+    const int64_t gen = rules.Int(1);
+    next_gen_ = std::max(next_gen_, gen + 1);
+    if (current == nullptr || name != current_name || gen != current_gen) {
       auto it = state.targets.find(name);
-      if (it == state.targets.end()) {
-        // Rows written ahead for a target never stored (rows come in
-        // target order: each such target is met once).
+      auto stored_gen = gens_.find(name);
+      if (it == state.targets.end() || stored_gen == gens_.end() ||
+          stored_gen->second != gen) {
+        // Rows written ahead for a target never stored or switched, or of
+        // a generation its target left (rows come in target order: each
+        // such target is met once, or once per generation).
+        current = nullptr;
         if (leftovers_.empty() || leftovers_.back() != name) {
           leftovers_.push_back(std::move(name));
         }
@@ -169,24 +263,26 @@ absl::StatusOr<DaemonState> StateStore::Load() {
       }
       current = &it->second;
       current_name = name;
+      current_gen = gen;
       index = &seqs_[name];
     }
-    auto json = policy::ParseJson(rules.Text(2));
+    auto json = policy::ParseJson(rules.Text(3));
     absl::StatusOr<policy::Rule> rule =
         json.ok() ? policy::RuleFromJson(*json)
                   : absl::StatusOr<policy::Rule>(json.status());
     if (!rule.ok()) {
       return absl::DataLossError(absl::StrCat(
           "state database ", db_->path(), " is corrupt: target ", name,
-          ", rule at ", rules.Int(1), ": ", rule.status().message()));
+          ", rule at ", rules.Int(2), ": ", rule.status().message()));
     }
-    index->emplace(rule->id, rules.Int(1));
+    index->emplace(rule->id, rules.Int(2));
     current->rules.push_back(*std::move(rule));
   }
   return state;
 }
 
 absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
+  DbTurn db_turn(*this);
   if (leftovers_.empty()) return 0;
   EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(leftovers_));
   const size_t dropped = leftovers_.size();
@@ -197,12 +293,14 @@ absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
 absl::Status StateStore::DeleteUnstoredRows(
     const std::vector<std::string>& names) {
   EGRESS_RETURN_IF_ERROR(db_->KeepAtPath(log_));
+  if (schema_ == 1) EGRESS_RETURN_IF_ERROR(MigrateFromV1());
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  // Not stored: the subquery is NULL, and every row of the name goes.
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement del,
-      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND NOT EXISTS "
-                   "(SELECT 1 FROM targets WHERE name = ?1)"));
+      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND gen IS NOT "
+                   "(SELECT gen FROM targets WHERE name = ?1)"));
   for (const std::string& name : names) {
     EGRESS_RETURN_IF_ERROR(del.Bind(1, name).Run());
   }
@@ -210,30 +308,34 @@ absl::Status StateStore::DeleteUnstoredRows(
 }
 
 absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
-    const TargetState& t) {
+    const TargetState& t, int64_t gen, bool in_place, bool all_gens) {
   // The rows go at seq 0, kSeqGap, 2 kSeqGap, ... For a target with rows
   // stored (most at those very keys, when it was written whole before)
   // each replaces its row in place and the rows off that grid are deleted
   // after: deleting every row first, then inserting, freed and took again
   // every page of them (100,000 rules replaced: 250-265 ms, in place
-  // 210-220 ms, egress_store_bench). For a new target the rows are inserted
-  // after a delete of any left ahead, as replacing costs more than inserting
-  // there.
-  auto stored = seqs_.find(t.name);
-  const bool in_place = stored != seqs_.end() && !stored->second.empty();
+  // 210-220 ms, egress_store_bench). In a new generation (a new target, or
+  // rows written ahead) the rows are inserted after a delete of any left
+  // there, as replacing costs more than inserting there.
   if (!in_place) {
-    EGRESS_ASSIGN_OR_RETURN(SqliteStatement del,
-                            db_->Prepare("DELETE FROM rules WHERE target = ?"));
-    EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Run());
+    EGRESS_ASSIGN_OR_RETURN(
+        SqliteStatement del,
+        db_->Prepare(all_gens ? "DELETE FROM rules WHERE target = ?1"
+                              : "DELETE FROM rules WHERE target = ?1 AND "
+                                "gen = ?2"));
+    del.Bind(1, t.name);
+    if (!all_gens) del.Bind(2, gen);
+    EGRESS_RETURN_IF_ERROR(del.Run());
   }
   // Rows go kRowsPerInsert to a statement: a statement's own cost (step,
   // reset, bindings cleared) is then paid once per batch, not per row.
   constexpr size_t kRowsPerInsert = 64;
   auto insert_of = [&](size_t rows) {
     std::string sql = absl::StrCat(in_place ? "INSERT OR REPLACE" : "INSERT",
-                                   " INTO rules(target, seq, id, rule) VALUES");
+                                   " INTO rules(target, gen, seq, id, rule) "
+                                   "VALUES");
     for (size_t j = 0; j < rows; ++j) {
-      absl::StrAppend(&sql, j == 0 ? "" : ",", "(?, ?, ?, ?)");
+      absl::StrAppend(&sql, j == 0 ? "" : ",", "(?, ?, ?, ?, ?)");
     }
     return db_->Prepare(sql);
   };
@@ -260,12 +362,13 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
     for (size_t j = 0; j < rows; ++j) {
       const policy::Rule& r = t.rules[at + j];
       const int64_t seq = static_cast<int64_t>(at + j) * kSeqGap;
-      const int col = static_cast<int>(4 * j);
+      const int col = static_cast<int>(5 * j);
       texts[j] = RuleText(r);
       ins.BindUnowned(col + 1, t.name)
-          .Bind(col + 2, seq)
-          .Bind(col + 3, r.id)
-          .BindUnowned(col + 4, texts[j]);
+          .Bind(col + 2, gen)
+          .Bind(col + 3, seq)
+          .Bind(col + 4, r.id)
+          .BindUnowned(col + 5, texts[j]);
       index.emplace(r.id, seq);
     }
     EGRESS_RETURN_IF_ERROR(ins.Run());
@@ -273,34 +376,38 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
   if (!in_place) return index;
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement rest,
-      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND (seq < 0 OR "
-                   "seq >= ?2 OR seq % ?3 != 0)"));
+      db_->Prepare("DELETE FROM rules WHERE target = ?1 AND gen = ?4 AND "
+                   "(seq < 0 OR seq >= ?2 OR seq % ?3 != 0)"));
   EGRESS_RETURN_IF_ERROR(rest.Bind(1, t.name)
                              .Bind(2, static_cast<int64_t>(n) * kSeqGap)
                              .Bind(3, kSeqGap)
+                             .Bind(4, gen)
                              .Run());
   return index;
 }
 
 absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
+                                                int64_t gen,
                                                 const RulesDelta& delta,
                                                 SeqIndex& index,
                                                 std::vector<SeqEdit>& edits) {
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement del,
-      db_->Prepare("DELETE FROM rules WHERE target = ? AND seq = ?"));
+      db_->Prepare("DELETE FROM rules WHERE target = ? AND gen = ? AND "
+                   "seq = ?"));
   for (uint32_t id : delta.removed) {
     auto it = index.find(id);
     if (it == index.end()) continue;
-    EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Bind(2, it->second).Run());
+    EGRESS_RETURN_IF_ERROR(
+        del.Bind(1, t.name).Bind(2, gen).Bind(3, it->second).Run());
     edits.push_back({t.name, id, it->second});
     index.erase(it);
   }
   if (delta.put.empty()) return true;
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement put,
-      db_->Prepare("INSERT OR REPLACE INTO rules(target, seq, id, rule) "
-                   "VALUES(?, ?, ?, ?)"));
+      db_->Prepare("INSERT OR REPLACE INTO rules(target, gen, seq, id, rule) "
+                   "VALUES(?, ?, ?, ?, ?)"));
   absl::flat_hash_set<uint32_t> puts(delta.put.begin(), delta.put.end());
   // One pass in list order: a rule already stored keeps its row (its seq);
   // a new one goes between the previous rule and the next stored one.
@@ -336,13 +443,13 @@ absl::StatusOr<bool> StateStore::WriteRuleDelta(const TargetState& t,
     have_prev = true;
     prev = seq;
     if (!puts.contains(r.id)) continue;
-    put.BindUnowned(1, t.name).Bind(2, seq).Bind(3, r.id);
-    EGRESS_RETURN_IF_ERROR(put.BindUnowned(4, RuleText(r)).Run());
+    put.BindUnowned(1, t.name).Bind(2, gen).Bind(3, seq).Bind(4, r.id);
+    EGRESS_RETURN_IF_ERROR(put.BindUnowned(5, RuleText(r)).Run());
   }
   return true;
 }
 
-absl::Status StateStore::WriteAppended(const TargetState& t,
+absl::Status StateStore::WriteAppended(const TargetState& t, int64_t gen,
                                        const RulesDelta& delta, SeqIndex& index,
                                        std::vector<SeqEdit>& edits) {
   int64_t seq = 0;
@@ -362,11 +469,11 @@ absl::Status StateStore::WriteAppended(const TargetState& t,
   }
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement put,
-      db_->Prepare("INSERT INTO rules(target, seq, id, rule) "
-                   "VALUES(?, ?, ?, ?)"));
+      db_->Prepare("INSERT INTO rules(target, gen, seq, id, rule) "
+                   "VALUES(?, ?, ?, ?, ?)"));
   for (const policy::Rule& r : t.rules) {
-    put.BindUnowned(1, t.name).Bind(2, seq).Bind(3, r.id);
-    EGRESS_RETURN_IF_ERROR(put.BindUnowned(4, RuleText(r)).Run());
+    put.BindUnowned(1, t.name).Bind(2, gen).Bind(3, seq).Bind(4, r.id);
+    EGRESS_RETURN_IF_ERROR(put.BindUnowned(5, RuleText(r)).Run());
     auto [it, inserted] = index.emplace(r.id, seq);
     if (!inserted) {
       return absl::DataLossError(absl::StrCat("state database ", db_->path(),
@@ -391,9 +498,8 @@ void StateStore::UndoSeqEdits(std::vector<SeqEdit>& edits) {
   edits.clear();
 }
 
-absl::Status StateStore::WriteOne(
-    const TargetWrite& w, absl::flat_hash_map<std::string, SeqIndex>& changed,
-    std::vector<SeqEdit>& edits) {
+absl::Status StateStore::WriteOne(const TargetWrite& w, Changed& changed,
+                                  std::vector<SeqEdit>& edits) {
   if (w.target == nullptr) {
     EGRESS_ASSIGN_OR_RETURN(
         SqliteStatement del,
@@ -402,39 +508,56 @@ absl::Status StateStore::WriteOne(
     EGRESS_ASSIGN_OR_RETURN(SqliteStatement rules,
                             db_->Prepare("DELETE FROM rules WHERE target = ?"));
     EGRESS_RETURN_IF_ERROR(rules.Bind(1, w.name).Run());
-    changed[w.name] = SeqIndex{};
+    changed.seqs[w.name] = SeqIndex{};
+    changed.gens[w.name] = std::nullopt;
     ahead_.erase(w.name);  // its rows are gone with the others
     return absl::OkStatus();
   }
   const TargetState& t = *w.target;
+  auto stored = gens_.find(t.name);
+  // A target not stored gets a generation of its own: no row left of that
+  // name (a crashed apply's) can be taken for its rules.
+  int64_t gen = stored != gens_.end() ? stored->second : NewGen();
+  std::optional<SeqIndex> taken;
   // Rows written ahead are taken by this write or, when it writes the rules
-  // otherwise, replaced.
-  auto ahead = ahead_.find(t.name);
+  // otherwise, deleted with their generation.
+  // (A new target written without rules keeps them for its next write.)
+  if (auto ahead = ahead_.find(t.name);
+      ahead != ahead_.end() && (w.rules || stored != gens_.end())) {
+    Ahead rows = std::move(ahead->second);
+    ahead_.erase(ahead);
+    if (w.rules && w.rules->all && w.rules->written_ahead &&
+        IndexHolds(rows.index, t.rules)) {
+      if (stored != gens_.end()) changed.dead.emplace_back(t.name, gen);
+      gen = rows.gen;
+      taken = std::move(rows.index);
+    } else {
+      changed.dead.emplace_back(t.name, rows.gen);
+    }
+  }
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement row,
-      db_->Prepare("INSERT OR REPLACE INTO targets(name, settings) "
-                   "VALUES(?, ?)"));
+      db_->Prepare("INSERT OR REPLACE INTO targets(name, settings, gen) "
+                   "VALUES(?, ?, ?)"));
   EGRESS_RETURN_IF_ERROR(row.Bind(1, t.name)
                              .Bind(2, policy::JsonText(TargetSettingsToJson(t)))
+                             .Bind(3, gen)
                              .Run());
+  changed.gens[t.name] = gen;
   if (!w.rules) return absl::OkStatus();
-  if (ahead != ahead_.end()) {
-    SeqIndex index = std::move(ahead->second);
-    ahead_.erase(ahead);
-    if (w.rules->all && w.rules->written_ahead && IndexHolds(index, t.rules)) {
-      changed[t.name] = std::move(index);
-      return absl::OkStatus();
-    }
+  if (taken) {
+    changed.seqs[t.name] = *std::move(taken);
+    return absl::OkStatus();
   }
   if (w.rules->appended_after) {
     // Never written whole: `t.rules` holds only the new rules.
-    return WriteAppended(t, *w.rules, seqs_[t.name], edits);
+    return WriteAppended(t, gen, *w.rules, seqs_[t.name], edits);
   }
   if (!w.rules->all) {
     // In place: Write puts the edits back when the transaction fails.
     std::vector<SeqEdit> mine;
     absl::StatusOr<bool> fitted =
-        WriteRuleDelta(t, *w.rules, seqs_[t.name], mine);
+        WriteRuleDelta(t, gen, *w.rules, seqs_[t.name], mine);
     if (fitted.ok() && *fitted) {
       edits.insert(edits.end(), std::make_move_iterator(mine.begin()),
                    std::make_move_iterator(mine.end()));
@@ -443,7 +566,14 @@ absl::Status StateStore::WriteOne(
     UndoSeqEdits(mine);
     if (!fitted.ok()) return fitted.status();
   }
-  EGRESS_ASSIGN_OR_RETURN(changed[t.name], WriteAllRules(t));
+  // A stored target's rows are replaced in place; a new one's every row of
+  // its name goes first (rows a crashed apply left ahead).
+  auto index = seqs_.find(t.name);
+  const bool in_place =
+      stored != gens_.end() && index != seqs_.end() && !index->second.empty();
+  EGRESS_ASSIGN_OR_RETURN(
+      changed.seqs[t.name],
+      WriteAllRules(t, gen, in_place, stored == gens_.end()));
   return absl::OkStatus();
 }
 
@@ -479,11 +609,13 @@ absl::Status StateStore::Noted(absl::Status st) {
 }
 
 absl::Status StateStore::Write(const StateWrite& write) {
+  DbTurn db_turn(*this);
   return Noted(WriteTx(write));
 }
 
 absl::Status StateStore::WriteRulesAhead(
     const std::vector<const TargetState*>& targets) {
+  DbTurn db_turn(*this);
   return Noted(WriteRulesAheadTx(targets));
 }
 
@@ -492,7 +624,7 @@ absl::Status StateStore::WriteTx(const StateWrite& write) {
   const int64_t changes_before = db_->TotalChanges();
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
-  absl::flat_hash_map<std::string, SeqIndex> changed;
+  Changed changed;
   std::vector<SeqEdit> edits;
   // The indexes change only with a commit.
   absl::Cleanup undo = [&] { UndoSeqEdits(edits); };
@@ -507,13 +639,23 @@ absl::Status StateStore::WriteTx(const StateWrite& write) {
   EGRESS_RETURN_IF_ERROR(tx.Commit());
   std::move(undo).Cancel();
   last_write_rows_ = db_->TotalChanges() - changes_before;
-  for (auto& [name, index] : changed) {
+  for (auto& [name, index] : changed.seqs) {
     if (index.empty()) {
       seqs_.erase(name);
     } else {
       seqs_[name] = std::move(index);
     }
   }
+  for (auto& [name, gen] : changed.gens) {
+    if (gen) {
+      gens_[name] = *gen;
+    } else {
+      gens_.erase(name);
+    }
+  }
+  // The rows of a generation a target left: 100,000 of them took ~100 ms
+  // to delete, which no answer waits for.
+  DeleteLater(std::move(changed.dead));
   return absl::OkStatus();
 }
 
@@ -522,28 +664,133 @@ absl::Status StateStore::WriteRulesAheadTx(
   EGRESS_RETURN_IF_ERROR(CheckWritable());
   absl::Cleanup release = [&] { db_->ReleaseMemory(); };
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
-  absl::flat_hash_map<std::string, SeqIndex> written;
+  absl::flat_hash_map<std::string, Ahead> written;
+  const int64_t first_gen = next_gen_;
+  absl::Cleanup unused_gens = [&] { next_gen_ = first_gen; };
   for (const TargetState* t : targets) {
-    EGRESS_ASSIGN_OR_RETURN(
-        int64_t stored,
-        db_->QueryInt("SELECT count(*) FROM targets WHERE name = ?", t->name));
-    if (stored != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("state database ", db_->path(), ": target ", t->name,
-                       " is stored: its rules are not written ahead"));
-    }
-    // Its old rows, if any, are a crashed apply's: replaced.
-    EGRESS_ASSIGN_OR_RETURN(written[t->name], WriteAllRules(*t));
+    // A stored target's rows stay; a new one's left by a crashed apply are
+    // replaced.
+    const bool stored = gens_.contains(t->name);
+    Ahead& rows = written[t->name];
+    rows.gen = NewGen();
+    EGRESS_ASSIGN_OR_RETURN(rows.index,
+                            WriteAllRules(*t, rows.gen, false, !stored));
   }
   EGRESS_RETURN_IF_ERROR(tx.Commit());
-  for (auto& [name, index] : written) ahead_[name] = std::move(index);
+  std::move(unused_gens).Cancel();
+  std::vector<DeadGen> dead;
+  for (auto& [name, rows] : written) {
+    // Rows ahead an apply neither took nor dropped: no one's.
+    if (auto old = ahead_.find(name); old != ahead_.end()) {
+      dead.emplace_back(name, old->second.gen);
+    }
+    ahead_[name] = std::move(rows);
+  }
+  DeleteLater(std::move(dead));
   return absl::OkStatus();
 }
 
 absl::Status StateStore::DropRulesAhead(const std::vector<std::string>& names) {
+  DbTurn db_turn(*this);
+  return DropRulesAheadTx(names);
+}
+
+absl::Status StateStore::DropRulesAheadTx(
+    const std::vector<std::string>& names) {
   EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(names));
   for (const std::string& name : names) ahead_.erase(name);
   return absl::OkStatus();
+}
+
+void StateStore::DeleteLater(std::vector<DeadGen> dead) {
+  if (dead.empty()) return;
+  std::lock_guard<std::mutex> lock(dead_mu_);
+  for (DeadGen& d : dead) dead_.push_back(std::move(d));
+  if (!deleter_.joinable()) {
+    try {
+      deleter_ = std::thread([this] { DeleteDeadGens(); });
+    } catch (const std::system_error& e) {
+      // No thread: the rows stay, no target's, until the next start.
+      dead_.clear();
+      if (log_) {
+        log_(
+            absl::StrCat("state: rows of old rules left for the next start "
+                         "to delete: ",
+                         e.what()));
+      }
+      return;
+    }
+  }
+  dead_cv_.notify_all();
+}
+
+void StateStore::DeleteDeadGens() {
+  std::unique_lock<std::mutex> lock(dead_mu_);
+  for (;;) {
+    // A change waiting for the connection goes first (std::mutex is not
+    // fair: this thread would take it back chunk after chunk).
+    dead_cv_.wait(lock, [&] {
+      return stopping_ ||
+             (!dead_.empty() && !hold_deletes_ && waiting_.load() == 0);
+    });
+    if (stopping_) return;
+    const DeadGen d = dead_.front();
+    deleting_ = true;
+    lock.unlock();
+    absl::StatusOr<int64_t> deleted = [&]() -> absl::StatusOr<int64_t> {
+      std::lock_guard<std::mutex> db_lock(db_mu_);
+      absl::Cleanup release = [&] { db_->ReleaseMemory(); };
+      // One chunk, in order of the key: each a transaction of its own, so
+      // that a change waits for one chunk at most.
+      EGRESS_ASSIGN_OR_RETURN(
+          SqliteStatement del,
+          db_->Prepare("DELETE FROM rules WHERE target = ?1 AND gen = ?2 AND "
+                       "seq IN (SELECT seq FROM rules WHERE target = ?1 AND "
+                       "gen = ?2 ORDER BY seq LIMIT ?3)"));
+      const int64_t before = db_->TotalChanges();
+      EGRESS_RETURN_IF_ERROR(
+          del.Bind(1, d.first).Bind(2, d.second).Bind(3, kDeleteChunk).Run());
+      return db_->TotalChanges() - before;
+    }();
+    lock.lock();
+    deleting_ = false;
+    if (!deleted.ok() && log_) {
+      log_(absl::StrCat(
+          "state: rows of old rules of target ", d.first,
+          " left for the next start to delete: ", deleted.status().ToString()));
+    }
+    // A chunk short of full was the last (a bounded loop: each pass deletes
+    // kDeleteChunk rows or ends the generation).
+    if (!deleted.ok() || *deleted < kDeleteChunk) dead_.pop_front();
+    dead_cv_.notify_all();
+  }
+}
+
+absl::Status StateStore::WaitForDeletes(int64_t limit_ms) {
+  std::unique_lock<std::mutex> lock(dead_mu_);
+  if (!dead_cv_.wait_for(lock, std::chrono::milliseconds(limit_ms), [&] {
+        return (dead_.empty() || hold_deletes_) && !deleting_;
+      })) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "state database ", db_->path(), ": old rows of ", dead_.size(),
+        " generation(s) not deleted after ", limit_ms, " ms"));
+  }
+  return absl::OkStatus();
+}
+
+void StateStore::HoldDeletes(bool hold) {
+  std::lock_guard<std::mutex> lock(dead_mu_);
+  hold_deletes_ = hold;
+  dead_cv_.notify_all();
+}
+
+StateStore::~StateStore() {
+  {
+    std::lock_guard<std::mutex> lock(dead_mu_);
+    stopping_ = true;
+    dead_cv_.notify_all();
+  }
+  if (deleter_.joinable()) deleter_.join();
 }
 
 bool StateStore::IndexHolds(const SeqIndex& index,
@@ -561,6 +808,7 @@ bool StateStore::IndexHolds(const SeqIndex& index,
 }
 
 absl::StatusOr<int64_t> StateStore::RuleRows(const std::string& target) {
+  DbTurn db_turn(*this);
   return db_->QueryInt("SELECT count(*) FROM rules WHERE target = ?", target);
 }
 
