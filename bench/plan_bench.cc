@@ -23,10 +23,11 @@
 namespace egress {
 namespace {
 
-// `count` rules of the scale bench's file, the first of them number `first`.
+// `count` rules of the scale bench's file, the first of them number `first`,
+// in a list with the room a decoded request's has (rule_json_tree.h).
 std::vector<policy::Rule> Rules(int first, int count) {
   std::vector<policy::Rule> rules;
-  rules.reserve(count);
+  rules.reserve(count + count / 8 + 8);
   for (int i = first; i < first + count; ++i) {
     rules.push_back(
         testing::AddressRule(0, static_cast<uint32_t>(i), 1024, 60000));
