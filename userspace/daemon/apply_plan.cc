@@ -194,10 +194,15 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
   std::vector<uint64_t> old_hashes;
   old_hashes.reserve(old_rules.size());
   policy::IdentityIndex old_index(old_rules.size());
+  // Old rules no rule before them shares a hash with: the first of their
+  // identity, which old_index.Find gives without being asked.
+  std::vector<bool> old_first(old_rules.size());
   for (size_t i = 0; i < old_rules.size(); ++i) {
     old_hashes.push_back(hash(old_rules[i]));
-    old_index.Add(old_hashes.back(), static_cast<uint32_t>(i));
+    old_first[i] = old_index.Add(old_hashes.back(), static_cast<uint32_t>(i));
   }
+  // Old rules a new rule was found as: the file holds their identity.
+  std::vector<bool> kept_old(old_rules.size());
   auto old_at = [&](uint32_t i) -> const policy::Rule& { return old_rules[i]; };
   const size_t count = p.spec.rules.size();
   // Index in new_rules, of the policy's rules (not the temporary ones).
@@ -233,13 +238,16 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
     const bool in_place =
         at < old_rules.size() && policy::SameIdentityFields(r, old_rules[at]);
     const uint64_t h = in_place ? old_hashes[at] : hash(r);
-    if (std::optional<uint32_t> listed = new_index.Find(h, r, new_at)) {
+    if (std::optional<uint32_t> listed =
+            new_index.FindOrAdd(h, r, new_at, static_cast<uint32_t>(kept))) {
       repeats.Count(policy::RuleIdentity(r), new_rules[*listed]);
       continue;
     }
-    new_index.Add(h, static_cast<uint32_t>(kept));
     uint32_t id = 0;
-    const std::optional<uint32_t> found = old_index.Find(h, r, old_at);
+    const std::optional<uint32_t> found = in_place && old_first[at]
+                                              ? std::optional<uint32_t>(at)
+                                              : old_index.Find(h, r, old_at);
+    if (found) kept_old[*found] = true;
     if (found && used.insert(old_rules[*found].id).second) {
       const policy::Rule& old = old_rules[*found];
       id = old.id;
@@ -276,7 +284,7 @@ TargetPlan PlanUpdate(ResolvedPolicy& p, const TargetState& current,
   // exception short.
   for (size_t i = 0; i < old_rules.size(); ++i) {
     const policy::Rule& o = old_rules[i];
-    if (new_index.Find(old_hashes[i], o, new_at)) {
+    if (kept_old[i] || new_index.Find(old_hashes[i], o, new_at)) {
       // A second copy of a rule the file keeps (a target applied before
       // repeats were merged): it goes, and `list` loses its number.
       if (!used.contains(o.id)) change.removed.push_back(policy::FormatRule(o));
