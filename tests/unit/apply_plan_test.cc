@@ -133,6 +133,42 @@ TEST(ApplyPlanTest, AnUpdatedTargetTakesItsPolicysRules) {
   }
 }
 
+// A policy's list with room for the allows that follow (a decoded
+// request's: rule_json_tree.h) becomes the target's, its rules kept in
+// place: a new list of 100,000 rules was 26 MB of pages first touched under
+// the engine's lock. A rule listed twice is kept once, in its first place.
+TEST(ApplyPlanTest, AnUpdatedTargetTakesItsPolicysListWhenItHasRoom) {
+  std::vector<ResolvedPolicy> first = {PolicyOn("web", SomeRules(3))};
+  ASSERT_OK_AND_ASSIGN(ApplyPlan created, PlanApply({}, first, 1000));
+  DaemonState state;
+  state.targets["web"] = created.targets[0].target;
+  const std::vector<Rule> sent = SomeRules(40);
+  std::vector<Rule> listed;
+  listed.reserve(80);
+  listed.insert(listed.end(), sent.begin(), sent.begin() + 10);
+  listed.push_back(sent[5]);  // a repeat
+  listed.insert(listed.end(), sent.begin() + 10, sent.end());
+  // Moved in (a braced list would copy the policy, and its list without
+  // the room).
+  std::vector<ResolvedPolicy> again;
+  again.push_back(PolicyOn("web", std::move(listed)));
+  const Rule* storage = again[0].spec.rules.data();
+  ASSERT_GE(again[0].spec.rules.capacity(), 80u);
+  ASSERT_OK_AND_ASSIGN(ApplyPlan plan, PlanAgainstState(state, again, 1000));
+  const std::vector<Rule>& rules = plan.targets[0].target.rules;
+  EXPECT_EQ(rules.data(), storage);
+  ASSERT_EQ(rules.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    Rule numbered = sent[i];
+    numbered.id = static_cast<uint32_t>(i + 1);  // 1-3 kept, then new ones
+    EXPECT_EQ(rules[i], numbered);
+  }
+  EXPECT_EQ(plan.targets[0].target.next_rule_id, 41u);
+  EXPECT_EQ(plan.changes[0].added.size(), 37u);
+  ASSERT_EQ(plan.notes.size(), 1u);
+  EXPECT_NE(plan.notes[0].find("is listed 2 times"), std::string::npos);
+}
+
 // An apply that switches an audit target to enforce (or changes what it
 // records) showed nothing in its diff: a dry run said only "Would update
 // target", and the real apply switched silently. The diff names both ends.

@@ -124,5 +124,32 @@ TEST(IdentityIndexTest, RulesSharingAHashAreToldApart) {
   EXPECT_EQ(index.Find(7, rules[0], at), std::nullopt);
 }
 
+// Add says whether its hash is new (then the rule is the first of its
+// identity); FindOrAdd finds a rule's identity among those added or adds
+// the value, as Find then Add would.
+TEST(IdentityIndexTest, AddSaysWhetherAHashIsNewAndFindOrAddAddsOnce) {
+  std::vector<Rule> rules = {AllowTcp(443, "10.0.0.1"),
+                             AllowTcp(22, "10.0.0.9"),
+                             AllowTcp(443, "10.0.0.1/32")};
+  IdentityIndex added(rules.size());
+  EXPECT_TRUE(added.Add(42, 0));
+  EXPECT_FALSE(added.Add(42, 1));
+  EXPECT_TRUE(added.Add(7, 2));
+
+  // rules[0] and rules[1] under one hash, then rules[2] (rules[0]'s
+  // identity), then a rule of another identity under that hash again.
+  IdentityIndex index(rules.size());
+  auto at = [&](uint32_t i) -> const Rule& { return rules[i]; };
+  EXPECT_EQ(index.FindOrAdd(42, rules[0], at, 0), std::nullopt);
+  EXPECT_EQ(index.FindOrAdd(42, rules[1], at, 1), std::nullopt);
+  EXPECT_EQ(index.FindOrAdd(42, rules[2], at, 2), std::optional(0u));
+  for (uint32_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(index.Find(42, rules[i], at), std::optional(i));
+  }
+  rules.push_back(AllowTcp(53, "10.0.0.7"));
+  EXPECT_EQ(index.FindOrAdd(42, rules[3], at, 3), std::nullopt);
+  EXPECT_EQ(index.Find(42, rules[3], at), std::optional(3u));
+}
+
 }  // namespace
 }  // namespace egress::policy

@@ -73,7 +73,9 @@ absl::StatusOr<ApplyPlan> PlanApply(const DaemonState& state,
 // target's rules out of its policy (left without rules): for a fleet's
 // first apply, that is every rule, listed. PlanAgainstState moves the
 // rules an existing target's plan takes out of its policy the same way
-// (what is left there is for no one: a rule listed twice, or none).
+// (what is left there is for no one: a rule listed twice, or none), and
+// takes the policy's list itself when it has room for the rules and a
+// sixteenth more (a decoded request's has), the repeats left out.
 absl::StatusOr<ApplyPlan> PlanAgainstState(
     const DaemonState& state, std::vector<ResolvedPolicy>& policies,
     int64_t now);

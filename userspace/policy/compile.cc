@@ -24,10 +24,10 @@
 namespace egress::policy {
 namespace {
 
+using compile_internal::AddEntry;
 using compile_internal::Entries;
 using compile_internal::MergeEntries;
 using compile_internal::RuleKey;
-using compile_internal::RuleMap;
 using compile_internal::ValidateRule;
 
 // Elementary port intervals of one protocol and their class numbers.
@@ -37,22 +37,19 @@ class PortClasses {
   static absl::StatusOr<PortClasses> Build(
       const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
     PortClasses pc;
-    pc.cuts_ = {0, 65536};
-    for (const auto& [lo, hi] : ranges) {
-      pc.cuts_.push_back(lo);
-      pc.cuts_.push_back(hi + 1);
-    }
-    std::sort(pc.cuts_.begin(), pc.cuts_.end());
-    pc.cuts_.erase(std::unique(pc.cuts_.begin(), pc.cuts_.end()),
-                   pc.cuts_.end());
+    // The cuts marked on the 65,537 places they can be, then read in order:
+    // sorting two cuts per range (200,000 for an allow-list of 100,000
+    // ports) was a tenth of such a compile.
+    std::vector<bool> is_cut(65537, false);
+    is_cut[0] = is_cut[65536] = true;
+    for (const auto& [lo, hi] : ranges) is_cut[lo] = is_cut[hi + 1] = true;
     // Index() of every cut, 0 to 65536: every port of every rule is looked
     // up, and a binary search of up to 120,000 cuts per port (a policy of
     // 100,000 rules of distinct ports) cost more than this table's fill.
     pc.index_.resize(65537);
-    uint32_t at = 0;
     for (uint32_t cut = 0; cut <= 65536; ++cut) {
-      while (pc.cuts_[at] < cut) ++at;
-      pc.index_[cut] = at;
+      pc.index_[cut] = static_cast<uint32_t>(pc.cuts_.size());
+      if (is_cut[cut]) pc.cuts_.push_back(cut);
     }
     const size_t intervals = pc.cuts_.size() - 1;
     std::vector<int> delta(intervals + 1, 0);
@@ -228,25 +225,28 @@ void ForEachClass(const PortProto& pp,
 // One rule's entries for one port entry and one destination.
 void AddEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
                 const Cidr& d, const std::optional<PortClasses> classes[2],
-                RuleMap& map) {
+                Entries& entries) {
   if (pp.proto == Proto::kIcmp) {
     const uint8_t icmp =
         d.family == 4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6};
-    map.Add(RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d), rule.id);
+    AddEntry(entries, RuleKey(ruleset, icmp, EGRESS_PORT_CLASS_ANY, d),
+             rule.id);
     return;
   }
   ForEachClass(pp, classes, [&](uint8_t proto, uint16_t port_class) {
-    map.Add(RuleKey(ruleset, proto, port_class, d), rule.id);
+    AddEntry(entries, RuleKey(ruleset, proto, port_class, d), rule.id);
   });
 }
 
 // One rule's entries for one tcp/udp port entry and one name.
 void AddNameEntries(uint32_t ruleset, const Rule& rule, const PortProto& pp,
                     const std::string& name,
-                    const std::optional<PortClasses> classes[2], RuleMap& map) {
+                    const std::optional<PortClasses> classes[2],
+                    Entries& entries) {
   const uint64_t pattern = NamePatternId(name);
   ForEachClass(pp, classes, [&](uint8_t proto, uint16_t port_class) {
-    map.Add(NameRuleKey(ruleset, proto, port_class, pattern), rule.id);
+    AddEntry(entries, NameRuleKey(ruleset, proto, port_class, pattern),
+             rule.id);
   });
 }
 
@@ -285,20 +285,26 @@ absl::StatusOr<CompiledRuleset> Compile(uint32_t ruleset,
   std::optional<PortClasses> classes[2];
   EGRESS_RETURN_IF_ERROR(BuildPortClasses(ranges, classes, &out));
 
+  // Every entry as made, repeats included: MergeEntries keeps each key once
+  // (a hash map of every key here was a quarter of a 100,000-rule compile).
   Entries allow_list, deny_list;
-  RuleMap allow(&allow_list), deny(&deny_list);
+  const size_t allows = static_cast<size_t>(
+      std::count_if(rules.begin(), rules.end(),
+                    [](const Rule& r) { return r.action == Action::kAllow; }));
+  allow_list.reserve(allows);
+  deny_list.reserve(rules.size() - allows);
   const CidrList anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
   for (const Rule& rule : rules) {
-    RuleMap& map = rule.action == Action::kAllow ? allow : deny;
+    Entries& side = rule.action == Action::kAllow ? allow_list : deny_list;
     const CidrList& dests = rule.Anywhere() ? anywhere : rule.destinations;
     for (const PortProto& pp : rule.ports) {
       if (pp.proto == Proto::kRaw || pp.proto == Proto::kUnix) continue;
       for (const Cidr& d : dests)
-        AddEntries(ruleset, rule, pp, d, classes, map);
+        AddEntries(ruleset, rule, pp, d, classes, side);
       // Names are tcp and udp only: "any" to a name is every port of both.
       if (pp.proto == Proto::kIcmp) continue;
       for (const std::string& name : rule.names)
-        AddNameEntries(ruleset, rule, pp, name, classes, map);
+        AddNameEntries(ruleset, rule, pp, name, classes, side);
     }
   }
   out.names = CompileNameEntries(ruleset, rules);

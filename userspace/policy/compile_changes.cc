@@ -171,19 +171,19 @@ Reached ReachedClasses(const CompiledRuleset& compiled,
 // inside every class).
 void ReachedEntries(absl::Span<const Rule> after, const Reached& reached,
                     uint32_t ruleset, Entries* allow_list, Entries* deny_list) {
-  compile_internal::RuleMap allow(allow_list), deny(deny_list);
   const CidrList anywhere = {Cidr::AnyV4(), Cidr::AnyV6()};
   for (const Rule& rule : after) {
     const bool is_deny = rule.action == Action::kDeny;
     const CidrList& dests = rule.Anywhere() ? anywhere : rule.destinations;
     if (dests.empty()) continue;
-    compile_internal::RuleMap& map = is_deny ? deny : allow;
+    Entries& entries = is_deny ? *deny_list : *allow_list;
     for (const PortProto& pp : rule.ports) {
       if (!IsPortProto(pp.proto)) continue;
       const int p = ProtoIndex(pp.proto);
       auto add = [&](uint16_t port_class) {
         for (const Cidr& d : dests) {
-          map.Add(
+          compile_internal::AddEntry(
+              entries,
               compile_internal::RuleKey(ruleset, kIpProtos[p], port_class, d),
               rule.id);
         }

@@ -16,13 +16,14 @@ IdentityIndex::IdentityIndex(size_t expected) {
   entries_.reserve(expected);
 }
 
-void IdentityIndex::Add(uint64_t hash, uint32_t value) {
+bool IdentityIndex::Add(uint64_t hash, uint32_t value) {
   const uint32_t at = static_cast<uint32_t>(entries_.size());
   entries_.push_back({value, kNone});
   auto [it, inserted] = chains_.try_emplace(hash, Chain{at, at});
-  if (inserted) return;
+  if (inserted) return true;
   entries_[it->second.last].next = at;
   it->second.last = at;
+  return false;
 }
 
 }  // namespace egress::policy

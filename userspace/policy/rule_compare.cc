@@ -1,6 +1,7 @@
 #include "userspace/policy/rule_compare.h"
 
 #include <algorithm>
+#include <cstring>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -146,7 +147,31 @@ void AppendIdentityKey(const Rule& rule, std::string& out) {
     AppendRuleIdentity(rule, out);
     return;
   }
-  out.push_back(rule.action == Action::kAllow ? 'a' : 'd');
+  const char action = rule.action == Action::kAllow ? 'a' : 'd';
+  if (rule.ports.size() == 1 && rule.destinations.size() == 1) {
+    // One port word and one destination, as most rules have: the bytes
+    // below, written into one array and appended once (the appends one by
+    // one were most of a key's making, 200,000 keys for a replacing apply).
+    const PortProto pp = CanonicalPort(rule.ports[0]);
+    const Cidr& c = rule.destinations[0];
+    const size_t addr_bytes = c.family == 4 ? 4 : 16;
+    char key[1 + 1 + 2 * sizeof(uint16_t) + 1 + 1 + 16 + 1];
+    char* at = key;
+    *at++ = action;
+    *at++ = static_cast<char>(pp.proto);
+    std::memcpy(at, &pp.lo, sizeof(pp.lo));
+    at += sizeof(pp.lo);
+    std::memcpy(at, &pp.hi, sizeof(pp.hi));
+    at += sizeof(pp.hi);
+    *at++ = '|';
+    *at++ = c.family == 4 ? '4' : '6';
+    std::memcpy(at, c.addr.data(), addr_bytes);
+    at += addr_bytes;
+    *at++ = static_cast<char>(c.prefix_len);
+    out.append(key, static_cast<size_t>(at - key));
+    return;
+  }
+  out.push_back(action);
   auto port = [&](const PortProto& pp) {
     out.push_back(static_cast<char>(pp.proto));
     out.append(reinterpret_cast<const char*>(&pp.lo), sizeof(pp.lo));

@@ -37,6 +37,27 @@ std::string PortText(const PortProto& pp) {
   return absl::StrCat(pp.lo, "-", pp.hi, "/", ProtoName(pp.proto));
 }
 
+// Appends `v` (0-255) in decimal.
+void AppendByte(std::string& out, uint8_t v) {
+  if (v >= 100) out.push_back(static_cast<char>('0' + v / 100));
+  if (v >= 10) out.push_back(static_cast<char>('0' + v / 10 % 10));
+  out.push_back(static_cast<char>('0' + v % 10));
+}
+
+// Appends c.ToString(): an IPv4 network written in place (a replacing
+// apply's diff writes 200,000 addresses, each a string of its own before).
+void AppendCidrText(std::string& out, const Cidr& c) {
+  if (c.family != 4) {
+    out.append(c.ToString());
+    return;
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) out.push_back('.');
+    AppendByte(out, c.addr[i]);
+  }
+  if (c.prefix_len != 32) absl::StrAppend(&out, "/", c.prefix_len);
+}
+
 }  // namespace
 
 namespace rule_json_internal {
@@ -222,8 +243,8 @@ std::string FormatRule(const Rule& rule) {
   // formats every rule added and removed: 200,000 for a replacement).
   std::string out;
   out.reserve(spec.size() + 32);
-  out.append(rule.action == Action::kAllow ? "ALLOW" : "DENY");
-  absl::StrAppend(&out, " ", spec);
+  out.append(rule.action == Action::kAllow ? "ALLOW " : "DENY ");
+  out.append(spec);
   std::vector<std::string> notes;
   const bool is_service = !spec.empty() && !absl::ascii_isdigit(spec[0]) &&
                           spec != "any" && spec != "icmp" && spec != "raw" &&
@@ -249,9 +270,10 @@ std::string FormatRule(const Rule& rule) {
       absl::StrAppend(&out, " to any");
     } else {
       // Words of their own, as DEST... is typed.
-      absl::StrAppend(&out, " to");
+      out.append(" to");
       for (const Cidr& c : rule.destinations) {
-        absl::StrAppend(&out, " ", c.ToString());
+        out.push_back(' ');
+        AppendCidrText(out, c);
       }
       for (const std::string& name : rule.names) {
         absl::StrAppend(&out, " ", name);
