@@ -1,4 +1,7 @@
 // egressctl's text for typed responses.
+#include <string>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -87,6 +90,35 @@ TEST(CliOutputTest, ApplyShowsModeLoggingAndTextChanges) {
   EXPECT_THAT(FormatResponse(r),
               HasSubstr("updated target d (/aud1/d)\n  mode audit -> "
                         "enforce\n  logging all -> denied\n"));
+}
+
+// Every diff line of every target, in order, whatever the size of the
+// change (the text is written in place, sized up front).
+TEST(CliOutputTest, ApplyListsEveryLineOfEveryTarget) {
+  control::ApplyResponse r;
+  r.note = "a note";
+  std::string want = "a note\n";
+  for (int t = 0; t < 3; ++t) {
+    control::TargetChange c;
+    c.target = absl::StrCat("t", t);
+    c.cgroup = absl::StrCat("/t", t);
+    c.action = "update";
+    absl::StrAppend(&want, "updated target t", t, " (/t", t, ")\n");
+    for (int i = 0; i < 1000 * t; ++i) {
+      c.added.push_back(absl::StrCat("ALLOW ", i, "/tcp to 10.0.0.", i % 250));
+      absl::StrAppend(&want, "  + ALLOW ", i, "/tcp to 10.0.0.", i % 250, "\n");
+    }
+    c.changed = {{"ALLOW 1 # a", "ALLOW 1 # b"}};
+    absl::StrAppend(&want, "  ~ ALLOW 1 # b (was: ALLOW 1 # a)\n");
+    for (int i = 0; i < 700 * t; ++i) {
+      c.removed.push_back(absl::StrCat("DENY ", i, "/udp"));
+      absl::StrAppend(&want, "  - DENY ", i, "/udp\n");
+    }
+    c.kept_temporary = {"ALLOW 2"};
+    absl::StrAppend(&want, "  = ALLOW 2 (temporary: kept until it ends)\n");
+    r.changes.push_back(std::move(c));
+  }
+  EXPECT_EQ(FormatResponse(r), want);
 }
 
 // A container, selector or pod target has no one cgroup: `apply` printed

@@ -271,9 +271,11 @@ TEST(ParsePolicyTest, DestinationsNamesAndOrigins) {
               ElementsAre(Tcp(0, 65535), Udp(0, 65535), kIcmp));
   EXPECT_EQ(p.rules[2].comment, "c");
   EXPECT_THAT(p.origins,
-              ElementsAre(RuleOrigin{"a", "spec.egress[0]", {9, 5}},
-                          RuleOrigin{"", "spec.egressDeny[0]", {19, 5}},
-                          RuleOrigin{"c", "spec.egressDeny[1]", {21, 5}}));
+              ElementsAre(RuleOrigin{"a", Action::kAllow, 0, {9, 5}},
+                          RuleOrigin{"", Action::kDeny, 0, {19, 5}},
+                          RuleOrigin{"c", Action::kDeny, 1, {21, 5}}));
+  EXPECT_EQ(p.origins[0].Path(), "spec.egress[0]");
+  EXPECT_EQ(p.origins[2].Path(), "spec.egressDeny[1]");
 }
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -144,6 +145,44 @@ TEST(RequestLineTest, LargeApplyDecodesToTheRulesSent) {
   for (size_t i = 0; i < rules.size(); ++i) {
     ASSERT_EQ(spec.rules[i], rules[i]) << "rule " << i;
   }
+}
+
+// `text` in a string whose capacity holds `after` past its end, as a line
+// read from the socket holds what its buffer grew to.
+std::string WithBytesAfter(const std::string& text, absl::string_view after) {
+  std::string line;
+  line.reserve(text.size() + after.size() + 1);
+  line.append(text).push_back('\0');
+  line.append(after.data(), after.size());
+  line.resize(text.size());  // the bytes after stay in the buffer
+  return line;
+}
+
+// DecodeRequestLine reads a line in place when its buffer has simdjson's
+// padding after it: what the buffer holds there is never part of the
+// request, and a line with no room after it is read as well.
+TEST(RequestLineTest, LineIsReadInPlaceWhateverItsBufferHoldsAfterIt) {
+  const std::vector<Rule> rules = ManyRules(2000);
+  const std::string text =
+      RequestText(ApplyRequest{true, {SpecWith(rules)}, false});
+  const std::string junk(200, ']');
+  for (const std::string& line :
+       {WithBytesAfter(text, junk), WithBytesAfter(text, std::string(200, ' ')),
+        std::string(text.data(), text.size())}) {
+    ASSERT_EQ(line, text);
+    ASSERT_OK_AND_ASSIGN(Request back, DecodeRequestLine(line));
+    const auto* apply = std::get_if<ApplyRequest>(&back);
+    ASSERT_NE(apply, nullptr);
+    ASSERT_EQ(apply->policies.size(), 1u);
+    EXPECT_EQ(apply->policies[0].rules, rules);
+  }
+  // A line cut short is refused as the tree refuses it, even when the bytes
+  // after it in its buffer would complete it.
+  const std::string cut = R"({"cmd":"status")";
+  ExpectSameOutcome(WithBytesAfter(cut, "}" + std::string(100, ' ')));
+  EXPECT_FALSE(DecodeRequestLine(WithBytesAfter(cut, "}   ")).ok());
+  const std::string open_string = R"({"cmd":"stat)";
+  ExpectSameOutcome(WithBytesAfter(open_string, "us\"}" + junk));
 }
 
 TEST(RequestLineTest, EveryRequestAsTheTreeDecodesIt) {

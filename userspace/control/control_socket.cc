@@ -318,7 +318,7 @@ absl::StatusOr<control::Response> DecodeReplyLine(
   {
     simdjson::dom::parser parser;
     std::optional<control::SimdjsonView> root =
-        control::ParseForView(parser, line);
+        control::ParseLineForView(parser, line);
     // ResponseStatus of a reply whose "ok" (the last, as the tree keeps it)
     // is true is OK, whatever else the reply holds.
     std::optional<control::SimdjsonView> ok =
@@ -521,7 +521,7 @@ absl::StatusOr<control::Request> DecodeRequestLine(const std::string& line) {
     // Freed on leaving: the DOM of an `apply` is tens of MB.
     simdjson::dom::parser parser;
     std::optional<control::SimdjsonView> root =
-        control::ParseForView(parser, line);
+        control::ParseLineForView(parser, line);
     if (root && root->is_object()) return control::DecodeRequestDom(*root);
   }
   // Not JSON, not an object, or JSON the DOM does not read as the tree

@@ -62,14 +62,30 @@ std::optional<SimdjsonView> SimdjsonView::Find(absl::string_view key) const {
   return found;
 }
 
-std::optional<SimdjsonView> ParseForView(simdjson::dom::parser& parser,
-                                         absl::string_view text) {
+namespace {
+
+std::optional<SimdjsonView> Parse(simdjson::dom::parser& parser,
+                                  absl::string_view text, bool padded) {
   if (MayHoldNegativeZero(text)) return std::nullopt;
   simdjson::dom::element root;
-  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) {
+  if (parser.parse(text.data(), text.size(), /*realloc_if_needed=*/!padded)
+          .get(root) != simdjson::SUCCESS) {
     return std::nullopt;
   }
   return SimdjsonView(root);
+}
+
+}  // namespace
+
+std::optional<SimdjsonView> ParseForView(simdjson::dom::parser& parser,
+                                         absl::string_view text) {
+  return Parse(parser, text, /*padded=*/false);
+}
+
+std::optional<SimdjsonView> ParseLineForView(simdjson::dom::parser& parser,
+                                             const std::string& line) {
+  return Parse(parser, line,
+               line.capacity() - line.size() >= simdjson::SIMDJSON_PADDING);
 }
 
 }  // namespace egress::control

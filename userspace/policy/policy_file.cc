@@ -831,6 +831,7 @@ absl::Status Parser::ParseRules(
     policy->rules.reserve(policy->rules.size() + node.size());
     policy->origins.reserve(policy->origins.size() + node.size());
   }
+  const size_t first = policy->rules.size();
   return ForEachItem(
       node, path,
       [&](const yaml::Node& item, const FieldPath& rule_path) -> absl::Status {
@@ -854,7 +855,8 @@ absl::Status Parser::ParseRules(
                              " (first at line ", it->second.line, ")"));
           }
         }
-        policy->origins.push_back({std::move(name), rule_path.Text(), loc});
+        policy->origins.push_back(
+            {std::move(name), action, policy->rules.size() - 1 - first, loc});
         return absl::OkStatus();
       });
 }
@@ -1281,6 +1283,11 @@ absl::Status Parser::ParseServicePort(Fields& f, const FieldPath& path,
 }
 
 }  // namespace
+
+std::string RuleOrigin::Path() const {
+  return absl::StrCat(list == Action::kDeny ? "spec.egressDeny" : "spec.egress",
+                      "[", index, "]");
+}
 
 std::string TargetKindName(TargetSource kind) {
   // A pid target is written as its cgroup (WritePolicy's caller resolves it).

@@ -74,6 +74,7 @@
 #ifndef EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 #define EGRESS_USERSPACE_POLICY_POLICY_FILE_H_
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
@@ -133,9 +134,15 @@ std::string TargetKindName(TargetSource kind);
 
 // Where a Rule of a Policy came from.
 struct RuleOrigin {
-  std::string name;         // the rule's `name`, or "" if it has none
-  std::string path;         // "spec.egress[1]", "spec.egressDeny[0]"
+  std::string name;  // the rule's `name`, or "" if it has none
+  // Item `index` of spec.egress (kAllow) or spec.egressDeny (kDeny): kept
+  // as numbers, written out by Path() when a message needs it, as a file
+  // has up to 100,000 rules and, as a rule, no error.
+  Action list = Action::kAllow;
+  size_t index = 0;
   SourceLocation location;  // of the rule's first field
+  // "spec.egress[1]", "spec.egressDeny[0]".
+  std::string Path() const;
   bool operator==(const RuleOrigin&) const = default;
 };
 
