@@ -401,6 +401,23 @@ TEST_F(AttachTest, KeptLinkReadsSeeEveryChange) {
   EXPECT_TRUE(read(cg_->id()).all_live());
   EXPECT_EQ(memo.kept_reads(), 3u);
 
+  // A read that cannot open the pins (out of descriptors) is not kept.
+  {
+    const std::vector<LinkIds> now = ids();
+    struct rlimit was;
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &was), 0);
+    memo.Forget(link_dir);
+    age_dir();
+    struct rlimit none = {0, was.rlim_max};
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+    const LinkHealth starved =
+        memo.Read(link_dir, cg_->id(), now, copies, AllHooks());
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &was), 0);
+    EXPECT_EQ(starved.live, 0);
+    EXPECT_TRUE(read(cg_->id()).all_live());
+    EXPECT_EQ(memo.kept_reads(), 3u);
+  }
+
   // Another cgroup asked about (the target's made again): read again.
   EXPECT_EQ(read(cg_->id() + 1).live, 0);
 

@@ -45,10 +45,21 @@ LinkHealth LinkReadMemo::Read(const std::string& link_dir, uint64_t cgroup_id,
   // The directory was stat'ed before this read: a change during it gives
   // the next call another time, and a full read.
   LinkHealth health = ReadLinks(link_dir, cgroup_id, held(), hooks);
+  // A settled read counts exactly the held links: every link attached is
+  // held (one that is not is to adopt) and every held one attached is
+  // pinned (else to pin again). A read that counts otherwise could not
+  // open what it read (out of descriptors): never kept, or it would stay
+  // wrong until the directory changed.
+  int held_attached = 0, held_live = 0;
+  for (const LinkIds& ids : held_ids) {
+    if (ids.cgroup_id == 0) continue;
+    ++held_attached;
+    if (ids.cgroup_id == cgroup_id) ++held_live;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   ++full_reads_;
-  if (dir_seen && health.unsettled == 0 &&
-      Ns(now) - Ns(st.st_mtim) > kSettledNs) {
+  if (dir_seen && health.unsettled == 0 && health.attached == held_attached &&
+      health.live == held_live && Ns(now) - Ns(st.st_mtim) > kSettledNs) {
     seen_[link_dir] =
         Seen{st.st_dev, st.st_ino, st.st_mtim, cgroup_id, held_ids, health};
   }

@@ -17,6 +17,8 @@
 //  - a pinned link egressd does not hold: a read that finds one attached is
 //    unsettled, and an unsettled read is never kept (one that is detached
 //    cannot attach again).
+//  - a read that failed part way (no descriptor for a pin or a copy): it
+//    counts other links than the held ones, and is not kept.
 #ifndef EGRESS_USERSPACE_KERNEL_LINK_READ_MEMO_H_
 #define EGRESS_USERSPACE_KERNEL_LINK_READ_MEMO_H_
 
