@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/unit/state_store_fixture.h"
 #include "userspace/common/fs.h"
 #include "userspace/daemon/state.h"
 #include "userspace/daemon/state_store.h"
@@ -62,20 +63,8 @@ TargetState Replaced(const TargetState& t, int rules) {
   return next;
 }
 
-class StateStoreGenerationsTest : public ::testing::Test {
+class StateStoreGenerationsTest : public StateStoreDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/egress-store-gen-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { RemoveTree(dir_).IgnoreError(); }
-
-  std::unique_ptr<StateStore> Open() {
-    auto store = StateStore::Open(dir_);
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? *std::move(store) : nullptr;
-  }
   void Put(StateStore& store, const TargetState& t,
            std::optional<RulesDelta> delta = RulesDelta{}) {
     ASSERT_OK(store.Write(StateWrite{9, {{t.name, &t, delta}}}));
@@ -102,8 +91,6 @@ class StateStoreGenerationsTest : public ::testing::Test {
     EXPECT_TRUE(rows.ok()) << rows.status();
     return rows.ok() ? *rows : -1;
   }
-
-  std::string dir_;
 };
 
 // (a) A stored target's rules written ahead, no switch (egressd died in

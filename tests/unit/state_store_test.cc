@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/unit/state_store_fixture.h"
 #include "userspace/common/fs.h"
 #include "userspace/daemon/state_write.h"
 #include "userspace/policy/spec.h"
@@ -45,20 +46,8 @@ TargetState Target(const std::string& name, uint32_t id, int rules) {
   return t;
 }
 
-class StateStoreTest : public ::testing::Test {
+class StateStoreTest : public StateStoreDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/egress-store-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { RemoveTree(dir_).IgnoreError(); }
-
-  std::unique_ptr<StateStore> Open() {
-    auto store = StateStore::Open(dir_);
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? *std::move(store) : nullptr;
-  }
   // Writes `t` (its rules as `delta` says) and keeps it in `expected_`.
   void Put(StateStore& store, const TargetState& t,
            std::optional<RulesDelta> delta = RulesDelta{}) {
@@ -86,7 +75,6 @@ class StateStoreTest : public ::testing::Test {
     }
   }
 
-  std::string dir_;
   DaemonState expected_;
 };
 

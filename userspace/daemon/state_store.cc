@@ -28,6 +28,13 @@ namespace {
 
 constexpr int kSchemaVersion = 2;
 
+// The rules table's columns and key (version 2), for the table made new and
+// for the one a version-1 database is migrated into.
+constexpr char kRulesColumns[] =
+    "(target TEXT NOT NULL, gen INTEGER NOT NULL, seq INTEGER NOT NULL, "
+    "id INTEGER NOT NULL, rule TEXT NOT NULL, PRIMARY KEY(target, gen, seq)) "
+    "WITHOUT ROWID;";
+
 // A rule row's rule: by simdjson with `parser` reused row after row (a
 // start reads every rule: 200,000 rows through nlohmann::json took about
 // half of Load), or by nlohmann::json where the simdjson view could answer
@@ -123,9 +130,8 @@ absl::Status StateStore::CreateSchema() {
       "value INTEGER NOT NULL) WITHOUT ROWID;"
       "CREATE TABLE targets(name TEXT PRIMARY KEY, "
       "settings TEXT NOT NULL, gen INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE rules(target TEXT NOT NULL, gen INTEGER NOT NULL, "
-      "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
-      "PRIMARY KEY(target, gen, seq)) WITHOUT ROWID;"
+      "CREATE TABLE rules",
+      kRulesColumns,
       "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ",
       kSchemaVersion, ")")));
   EGRESS_RETURN_IF_ERROR(tx.Commit());
@@ -139,9 +145,8 @@ absl::Status StateStore::MigrateFromV1() {
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
       "ALTER TABLE targets ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
-      "CREATE TABLE rules_v2(target TEXT NOT NULL, gen INTEGER NOT NULL, "
-      "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
-      "PRIMARY KEY(target, gen, seq)) WITHOUT ROWID;"
+      "CREATE TABLE rules_v2",
+      kRulesColumns,
       "INSERT INTO rules_v2(target, gen, seq, id, rule) "
       "SELECT target, 0, seq, id, rule FROM rules;"
       "DROP TABLE rules;"
