@@ -1,0 +1,159 @@
+// A version-1 state database opened by this egressd on a state directory
+// with little room: the migration to schema 2 copies every rule row (a new
+// table, then the old one dropped), so it needs room for a second copy of
+// the rules. Short of it, the store must still open and load what is
+// stored (docs/design.md, "A full state directory": an egressd started on a
+// full directory still starts), as it does when the directory has no room
+// at all (the database opened read-only, read as version 1); the migration
+// can wait for the first write that finds room (StateStore::CheckWritable).
+//
+// DISABLED_: StateStore::CreateSchema (userspace/daemon/state_store.cc)
+// returns MigrateFromV1's ResourceExhausted, so StateStore::Open fails and
+// egressd does not start after an upgrade on a nearly full directory.
+// Enable it with the fix there (a failed migration for want of room leaves
+// schema_ at 1, noted as no room).
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "tests/testing/privileges.h"
+#include "userspace/common/fs.h"
+#include "userspace/daemon/state.h"
+#include "userspace/daemon/state_store.h"
+#include "userspace/policy/rule_json.h"
+#include "userspace/policy/spec.h"
+
+namespace egress {
+namespace {
+
+// `text` as an SQL string.
+std::string Quoted(const std::string& text) {
+  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "''"}}), "'");
+}
+
+class StateMigrationRoomTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EGRESS_REQUIRE_ROOT();
+    char tmpl[] = "/tmp/egress-migration-room-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    mount_ = tmpl;
+    ASSERT_EQ(mount("tmpfs", mount_.c_str(), "tmpfs", 0, "size=8m,mode=0700"),
+              0)
+        << strerror(errno);
+    mounted_ = true;
+    dir_ = mount_ + "/state";
+    ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0) << strerror(errno);
+  }
+
+  void TearDown() override {
+    if (mounted_) {
+      EXPECT_EQ(umount2(mount_.c_str(), MNT_DETACH), 0);
+    }
+    if (!mount_.empty()) rmdir(mount_.c_str());
+  }
+
+  // Writes a file until the tmpfs has no room (bounded by its size), then
+  // gives `room` bytes of it back.
+  void LeaveRoom(off_t room) {
+    const std::string fill = mount_ + "/fill";
+    int fd = open(fill.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    std::vector<char> block(4096, 'x');
+    int err = 0;
+    off_t size = 0;
+    for (int i = 0; i < 4096; ++i) {  // 16 MiB: twice the tmpfs
+      const ssize_t n = write(fd, block.data(), block.size());
+      if (n < 0) {
+        err = errno;
+        break;
+      }
+      size += n;
+    }
+    ASSERT_EQ(err, ENOSPC);
+    ASSERT_GT(size, room);
+    ASSERT_EQ(ftruncate(fd, size - room), 0) << strerror(errno);
+    close(fd);
+  }
+
+  std::string mount_, dir_;
+  bool mounted_ = false;
+};
+
+TEST_F(StateMigrationRoomTest,
+       DISABLED_AVersion1DatabaseOpensWithoutRoomForItsMigration) {
+  // 6,000 rules, about 1.4 MB of rows: the migration's copy needs that
+  // much again.
+  TargetState web;
+  web.name = "web";
+  web.id = 3;
+  web.cgroup = "/web";
+  web.ruleset = 7;
+  for (int i = 0; i < 6000; ++i) {
+    auto r = policy::ParseRuleWords(
+        policy::Action::kAllow,
+        {absl::StrCat(1000 + i, "/tcp"),
+         absl::StrCat("10.", i / 250, ".", i % 250, ".1")});
+    ASSERT_TRUE(r.ok()) << r.status();
+    r->id = web.next_rule_id++;
+    r->comment = "a comment long enough to give each row some weight";
+    web.rules.push_back(*std::move(r));
+  }
+  {
+    // Version 1's schema and rows, as it wrote them (its WAL checkpointed
+    // into the file at close).
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &raw), SQLITE_OK);
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> v1(raw, sqlite3_close);
+    std::string sql =
+        "PRAGMA journal_mode=WAL; BEGIN;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, "
+        "value INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE targets(name TEXT PRIMARY KEY, "
+        "settings TEXT NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE rules(target TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, id INTEGER NOT NULL, rule TEXT NOT NULL, "
+        "PRIMARY KEY(target, seq)) WITHOUT ROWID;"
+        "INSERT INTO meta(key, value) VALUES('schema', 1);"
+        "INSERT INTO meta(key, value) VALUES('next_ruleset', 42);";
+    absl::StrAppend(&sql, "INSERT INTO targets VALUES(", Quoted(web.name), ", ",
+                    Quoted(policy::JsonText(TargetSettingsToJson(web))), ");");
+    for (size_t i = 0; i < web.rules.size(); ++i) {
+      absl::StrAppend(&sql, "INSERT INTO rules VALUES(", Quoted(web.name), ", ",
+                      i * StateStore::kSeqGap, ", ", web.rules[i].id, ", ",
+                      Quoted(policy::RuleJsonText(web.rules[i])), ");");
+    }
+    absl::StrAppend(&sql, "COMMIT;");
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(v1.get(), sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << (error ? error : "");
+  }
+  struct stat db {};
+  ASSERT_EQ(stat((dir_ + "/state.db").c_str(), &db), 0);
+  ASSERT_GT(db.st_size, 1'000'000) << "rows too small to need room";
+  // Room for the WAL to open, not for a second copy of the rules.
+  LeaveRoom(256 * 1024);
+
+  absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(dir_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<DaemonState> state = (*store)->Load();
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->next_ruleset, 42u);
+  ASSERT_EQ(state->targets.count("web"), 1u);
+  EXPECT_EQ(state->targets.at("web").rules, web.rules);
+}
+
+}  // namespace
+}  // namespace egress
