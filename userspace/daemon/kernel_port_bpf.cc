@@ -591,6 +591,10 @@ bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
 
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {
   DropHeld(id, link_set);
+  // A set's link directory is named by its cgroup's id, which never comes
+  // back: a read kept for it would stay for as long as egressd runs, one
+  // per cgroup a pattern or workload target ever had.
+  link_reads_.Forget(LinkDir(id, link_set));
   return DetachAndRemoveLinks(LinkDir(id, link_set));
 }
 

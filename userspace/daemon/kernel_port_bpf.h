@@ -43,6 +43,8 @@ class BpfKernel : public KernelPort {
   UniqueFd TakePinsLock() { return std::move(pins_lock_); }
 
   SharedMaps& maps() { return *maps_; }
+  // The link reads kept (ReadLinks), for tests.
+  const LinkReadMemo& link_reads() const { return link_reads_; }
   // Detaches and removes the pins of older ABI versions (an upgrade).
   void RetireOlderAbis();
   // Loads and pins the shared program set now, if it is on and not pinned
@@ -170,10 +172,10 @@ class BpfKernel : public KernelPort {
   // !shared_prog_ids_.empty(), readable without shared_mu_ (held for the
   // verifier's whole load).
   std::atomic<bool> shared_loaded_{false};
-  // Targets whose link pins could not be read, said once in the log until
-  // they can be read again (each reconcile pass asks).
   // The last link reads kept while nothing they were made of changed.
   LinkReadMemo link_reads_;
+  // Targets whose link pins could not be read, said once in the log until
+  // they can be read again (each reconcile pass asks).
   std::mutex unreadable_mu_;
   std::set<uint32_t> unreadable_said_;
 };

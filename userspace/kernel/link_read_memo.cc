@@ -84,4 +84,9 @@ uint64_t LinkReadMemo::kept_reads() const {
   return kept_reads_;
 }
 
+size_t LinkReadMemo::entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return seen_.size();
+}
+
 }  // namespace egress

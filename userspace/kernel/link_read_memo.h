@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -52,9 +53,11 @@ class LinkReadMemo {
   // Forgets the answers of `link_dir` and of the directories below it.
   void Forget(const std::string& link_dir);
 
-  // Full reads and answers kept, since the start (what tests check).
+  // Full reads and answers kept, since the start, and the directories with
+  // an answer kept now (what tests check).
   uint64_t full_reads() const;
   uint64_t kept_reads() const;
+  size_t entries() const;
 
  private:
   struct Seen {
