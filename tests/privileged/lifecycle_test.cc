@@ -1,7 +1,7 @@
 // The life of a target: egressd killed and restarted (fail closed, state
 // adopted without a gap or a second attachment), its cgroup removed and
-// created again, removal as the one way to lift enforcement, and
-// `egressctl run`.
+// created again, removal as the one way to lift enforcement (and a kill
+// right after it), and `egressctl run`.
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -292,6 +292,47 @@ TEST_F(LifecycleTest, TargetRemoveLiftsEnforcement) {
   EXPECT_TRUE(Allowed(InCgroup([] { return TcpConnect("127.0.0.2", 40001); })));
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
   EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET_EGRESS), 0);
+}
+
+// A removal deletes the target's rule rows after it answers: egressd killed
+// right after it (the delete cut short or not) starts without the target and
+// without its rules, also under a target of the same name added again.
+TEST_F(LifecycleTest, ARemovedTargetStaysRemovedAcrossAKill) {
+  const std::string path =
+      state_dir_.substr(0, state_dir_.rfind('/')) + "/big.yaml";
+  {
+    // Rows enough for more than one chunk of the delete (5,000).
+    std::ofstream f(path);
+    f << PolicyHead("web", cg_->relative_path());
+    for (int i = 0; i < 12000; ++i) {
+      f << "  - to:\n    - ipBlock: {cidr: 127.1." << i / 200 << "."
+        << i % 200 + 1 << "/32}\n    ports:\n    - {port: " << 1000 + i
+        << ", protocol: TCP}\n";
+    }
+  }
+  CtlOk({"apply", "-f", path});
+  CtlOk({"target", "remove", "web"});
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  EXPECT_TRUE(CtlJson({"target", "list"})["targets"].empty())
+      << CtlOk({"target", "list"});
+  EXPECT_EQ(AttachedPrograms(cg_->path(), BPF_CGROUP_INET4_CONNECT), 0);
+
+  // Again, and a target of that name added at once with a rule of its own.
+  CtlOk({"apply", "-f", path});
+  CtlOk({"target", "remove", "web"});
+  AddTarget("web");
+  CtlOk({"allow", "40001/tcp", "127.0.0.2"});
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  const std::string list = CtlOk({"list"});
+  EXPECT_TRUE(absl::StrContains(list, "40001/tcp")) << list;
+  EXPECT_FALSE(absl::StrContains(list, "1000/tcp")) << list;
+  // 127.1.0.1:1000 was the removed target's first rule.
+  EXPECT_EQ(InCgroup([] { return TcpConnect("127.1.0.1", 1000); }), EPERM);
+  StopDaemon(SIGKILL);
+  StartDaemon();
+  EXPECT_EQ(CtlOk({"list"}), list);
 }
 
 TEST_F(LifecycleTest, PinsArePrivate) {

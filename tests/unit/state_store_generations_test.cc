@@ -4,6 +4,7 @@
 // ones are deleted afterwards; a version-1 database is migrated as it was.
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -210,6 +211,98 @@ TEST_F(StateStoreGenerationsTest, AnAllowAfterTheSwitchIsInTheNewRows) {
   size_t dropped = 0;
   EXPECT_EQ(Start(&dropped).targets.at("web").rules, edited.rules);
   EXPECT_EQ(dropped, 0u);
+}
+
+// (f) A removal writes the target's row only: its rule rows go after the
+// write (more than one chunk of them), on the deleting thread.
+TEST_F(StateStoreGenerationsTest, ARemovedTargetsRowsGoAfterItsWrite) {
+  const TargetState web = Target("web", 1, 12000);
+  const TargetState db = Target("db", 2, 5);
+  std::unique_ptr<StateStore> store = Open();
+  Put(*store, web);
+  Put(*store, db);
+  store->HoldDeletes(true);
+  ASSERT_OK(store->Write(StateWrite{9, {{"web", nullptr, std::nullopt}}}));
+  EXPECT_EQ(store->last_write_rows(), 2) << "the target's row, the counter";
+  EXPECT_EQ(Rows(*store, "web"), 12000) << "no rule row deleted inline";
+  ASSERT_OK_AND_ASSIGN(DaemonState state, store->Load());
+  EXPECT_FALSE(state.targets.count("web"));
+  store->HoldDeletes(false);
+  ASSERT_OK(store->WaitForDeletes());
+  EXPECT_EQ(Rows(*store, "web"), 0);
+  EXPECT_EQ(Rows(*store, "db"), 5);
+  store.reset();
+  size_t dropped = 0;
+  state = Start(&dropped);
+  EXPECT_FALSE(state.targets.count("web"));
+  EXPECT_EQ(state.targets.at("db").rules, db.rules);
+  EXPECT_EQ(dropped, 0u);
+}
+
+// (f) Killed after the removal, before its rows were deleted: the start
+// finds no such target, loads none of its rows and drops them.
+TEST_F(StateStoreGenerationsTest, RowsOfARemovalCutShortAreDroppedAtTheStart) {
+  const TargetState web = Target("web", 1, 40);
+  const TargetState db = Target("db", 2, 3);
+  {
+    std::unique_ptr<StateStore> store = Open();
+    Put(*store, web);
+    Put(*store, db);
+    store->HoldDeletes(true);
+    ASSERT_OK(store->Write(StateWrite{9, {{"web", nullptr, std::nullopt}}}));
+  }
+  std::unique_ptr<StateStore> store = Open();
+  ASSERT_OK_AND_ASSIGN(DaemonState state, store->Load());
+  EXPECT_FALSE(state.targets.count("web"));
+  EXPECT_EQ(state.targets.at("db").rules, db.rules);
+  EXPECT_EQ(Rows(*store, "web"), 40) << "left by the stop";
+  ASSERT_OK_AND_ASSIGN(size_t dropped, store->DropLeftoverRows());
+  EXPECT_EQ(dropped, 1u);
+  EXPECT_EQ(Rows(*store, "web"), 0);
+  EXPECT_EQ(Rows(*store, "db"), 3);
+}
+
+// (f) A target of the removed one's name added again before its rows were
+// deleted (the same rule ids, other rules): its rows are of a generation of
+// their own, which the deleting thread leaves alone. As a `target add` (one
+// write), as an apply (written ahead, then switched), and in the very write
+// that removed the old one.
+TEST_F(StateStoreGenerationsTest, ATargetAddedAgainKeepsItsRows) {
+  const TargetState web = Target("web", 1, 12000);
+  const TargetState again = Target("web", 1, 300, 5000);
+  enum class How { kAdd, kApply, kSameWrite };
+  for (How how : {How::kAdd, How::kApply, How::kSameWrite}) {
+    SCOPED_TRACE(static_cast<int>(how));
+    for (const char* file : {"/state.db", "/state.db-wal", "/state.db-shm"}) {
+      unlink((dir_ + file).c_str());  // the last pass's database
+    }
+    std::unique_ptr<StateStore> store = Open();
+    Put(*store, web);
+    store->HoldDeletes(true);
+    const TargetWrite remove{"web", nullptr, std::nullopt};
+    if (how == How::kSameWrite) {
+      ASSERT_OK(
+          store->Write(StateWrite{9, {remove, {"web", &again, RulesDelta{}}}}));
+    } else {
+      ASSERT_OK(store->Write(StateWrite{9, {remove}}));
+      if (how == How::kAdd) {
+        Put(*store, again);
+      } else {
+        ASSERT_OK(store->WriteRulesAhead({&again}));
+        Switch(*store, again);
+      }
+    }
+    EXPECT_EQ(Rows(*store, "web"), 12300) << "the old rows still to delete";
+    store->HoldDeletes(false);
+    ASSERT_OK(store->WaitForDeletes());
+    EXPECT_EQ(Rows(*store, "web"), 300);
+    ASSERT_OK_AND_ASSIGN(DaemonState state, store->Load());
+    EXPECT_EQ(state.targets.at("web").rules, again.rules);
+    store.reset();
+    size_t dropped = 0;
+    EXPECT_EQ(Start(&dropped).targets.at("web").rules, again.rules);
+    EXPECT_EQ(dropped, 0u);
+  }
 }
 
 // (d) A database version 1 wrote (rows of two targets, and rows written

@@ -261,6 +261,7 @@ TEST_F(StateStoreTest, RemovedTargetTakesItsRules) {
   StateWrite w{3, {{"web", nullptr, std::nullopt}}};
   ASSERT_OK(store->Write(w));
   ApplyStateWrite(w, &expected_);
+  ASSERT_OK(store->WaitForDeletes());  // its rows go after the write
   EXPECT_EQ(*store->RuleRows("web"), 0);
   ExpectLoads(expected_);
 }
@@ -292,7 +293,7 @@ TEST_F(StateStoreTest, RulesWrittenAheadAreNotLoadedBeforeTheirTarget) {
 }
 
 // After a crash the rows ahead are left; the next write of a target of
-// that name replaces them.
+// that name writes its own and hands them to the deleting thread.
 TEST_F(StateStoreTest, RowsLeftAheadAreReplacedByTheTargetsWrite) {
   {
     std::unique_ptr<StateStore> store = Open();
@@ -304,6 +305,7 @@ TEST_F(StateStoreTest, RowsLeftAheadAreReplacedByTheTargetsWrite) {
   RulesDelta ahead;
   ahead.written_ahead = true;  // not by this store: written whole
   Put(*store, Target("web", 1, 3), ahead);
+  ASSERT_OK(store->WaitForDeletes());  // the rows left go after the write
   EXPECT_EQ(*store->RuleRows("web"), 3);
   ExpectLoads(expected_);
 }
@@ -346,6 +348,7 @@ TEST_F(StateStoreTest, AWriteOfOtherRulesThanTheOnesAheadWritesThemAll) {
   RulesDelta ahead;
   ahead.written_ahead = true;
   Put(*store, other, ahead);
+  ASSERT_OK(store->WaitForDeletes());  // the rows ahead go after the write
   EXPECT_EQ(*store->RuleRows("web"), 9);
   ExpectLoads(expected_);
 }
@@ -374,6 +377,7 @@ TEST_F(StateStoreTest, ARemovalTakesTheRowsWrittenAhead) {
   ASSERT_OK(store->WriteRulesAhead({&web}));
   StateWrite w{1, {{"web", nullptr, std::nullopt}}};
   ASSERT_OK(store->Write(w));
+  ASSERT_OK(store->WaitForDeletes());  // after the write
   EXPECT_EQ(*store->RuleRows("web"), 0);
   ExpectLoads(expected_);
 }

@@ -209,8 +209,8 @@ absl::Status StartEngine(Daemon::Parts& p) {
   EGRESS_ASSIGN_OR_RETURN(p.store, StateStore::Open(p.options.state_dir, Log));
   EGRESS_ASSIGN_OR_RETURN(DaemonState state, p.store->Load());
   // An apply that crashed after writing rows ahead left them, and a stop
-  // can cut short the delete of the rows a switched target left; nothing
-  // can be ahead now.
+  // can cut short the delete of the rows a switched or removed target left;
+  // nothing can be ahead now.
   // No room to drop them: they stay skipped (Load) until a start can.
   absl::StatusOr<size_t> dropped = p.store->DropLeftoverRows();
   if (!dropped.ok() && !absl::IsResourceExhausted(dropped.status())) {
@@ -221,7 +221,7 @@ absl::Status StartEngine(Daemon::Parts& p) {
     Log(absl::StrCat("state: dropped the rows of rules no target holds (",
                      leftovers,
                      " target name(s)): left by an interrupted apply or by "
-                     "a stop before old rules were deleted"));
+                     "a stop before old or removed rules were deleted"));
   }
   p.workloads = std::make_unique<WorkloadTargets>(
       WorkloadTargets::Runtimes{

@@ -281,8 +281,9 @@ absl::StatusOr<DaemonState> StateStore::Load() {
         // a generation its target left (rows come in target order: each
         // such target is met once, or once per generation).
         current = nullptr;
-        if (leftovers_.empty() || leftovers_.back() != name) {
-          leftovers_.push_back(std::move(name));
+        if (leftovers_.empty() || leftovers_.back().first != name ||
+            leftovers_.back().second != gen) {
+          leftovers_.emplace_back(std::move(name), gen);
         }
         continue;
       }
@@ -306,10 +307,14 @@ absl::StatusOr<DaemonState> StateStore::Load() {
 absl::StatusOr<size_t> StateStore::DropLeftoverRows() {
   DbTurn db_turn(*this);
   if (leftovers_.empty()) return 0;
-  EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(leftovers_));
-  const size_t dropped = leftovers_.size();
+  // Rows come in name order: each name's generations are together.
+  std::vector<std::string> names;
+  for (const DeadGen& d : leftovers_) {
+    if (names.empty() || names.back() != d.first) names.push_back(d.first);
+  }
+  EGRESS_RETURN_IF_ERROR(DeleteUnstoredRows(names));
   leftovers_.clear();
-  return dropped;
+  return names.size();
 }
 
 absl::Status StateStore::DeleteUnstoredRows(
@@ -330,7 +335,7 @@ absl::Status StateStore::DeleteUnstoredRows(
 }
 
 absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
-    const TargetState& t, int64_t gen, bool in_place, bool all_gens) {
+    const TargetState& t, int64_t gen, bool in_place) {
   // The rows go at seq 0, kSeqGap, 2 kSeqGap, ... For a target with rows
   // stored (most at those very keys, when it was written whole before)
   // each replaces its row in place and the rows off that grid are deleted
@@ -338,16 +343,14 @@ absl::StatusOr<StateStore::SeqIndex> StateStore::WriteAllRules(
   // every page of them (100,000 rules replaced: 250-265 ms, in place
   // 210-220 ms, egress_store_bench). In a new generation (a new target, or
   // rows written ahead) the rows are inserted after a delete of any left
-  // there, as replacing costs more than inserting there.
+  // there, as replacing costs more than inserting there. Only that
+  // generation's: the name's other rows (a removed target's of the same
+  // name) are the deleting thread's, or a start's to drop.
   if (!in_place) {
     EGRESS_ASSIGN_OR_RETURN(
         SqliteStatement del,
-        db_->Prepare(all_gens ? "DELETE FROM rules WHERE target = ?1"
-                              : "DELETE FROM rules WHERE target = ?1 AND "
-                                "gen = ?2"));
-    del.Bind(1, t.name);
-    if (!all_gens) del.Bind(2, gen);
-    EGRESS_RETURN_IF_ERROR(del.Run());
+        db_->Prepare("DELETE FROM rules WHERE target = ?1 AND gen = ?2"));
+    EGRESS_RETURN_IF_ERROR(del.Bind(1, t.name).Bind(2, gen).Run());
   }
   // Rows go kRowsPerInsert to a statement: a statement's own cost (step,
   // reset, bindings cleared) is then paid once per batch, not per row.
@@ -522,35 +525,54 @@ void StateStore::UndoSeqEdits(std::vector<SeqEdit>& edits) {
 
 absl::Status StateStore::WriteOne(const TargetWrite& w, Changed& changed,
                                   std::vector<SeqEdit>& edits) {
+  // The generation stored for the name as this write left it so far (a
+  // target removed and added again in one write is new).
+  std::optional<int64_t> stored;
+  if (auto c = changed.gens.find(w.name); c != changed.gens.end()) {
+    stored = c->second;
+  } else {
+    if (auto s = gens_.find(w.name); s != gens_.end()) stored = s->second;
+    // Rows of the name the last Load skipped (no start dropped them): the
+    // deleting thread's, as this write makes the name's rows known again.
+    for (const DeadGen& d : leftovers_) {
+      if (d.first == w.name) changed.dead.push_back(d);
+    }
+  }
   if (w.target == nullptr) {
+    // Only the target's row: its rule rows (100,000 took ~100 ms to delete,
+    // which the answer to `target remove` waited for) become a dead
+    // generation, deleted after the commit by the deleting thread. A start
+    // before that finds no target of theirs and drops them (Load).
     EGRESS_ASSIGN_OR_RETURN(
         SqliteStatement del,
         db_->Prepare("DELETE FROM targets WHERE name = ?1; "));
     EGRESS_RETURN_IF_ERROR(del.Bind(1, w.name).Run());
-    EGRESS_ASSIGN_OR_RETURN(SqliteStatement rules,
-                            db_->Prepare("DELETE FROM rules WHERE target = ?"));
-    EGRESS_RETURN_IF_ERROR(rules.Bind(1, w.name).Run());
+    if (stored) changed.dead.emplace_back(w.name, *stored);
+    if (auto ahead = ahead_.find(w.name); ahead != ahead_.end()) {
+      changed.dead.emplace_back(w.name, ahead->second.gen);
+      ahead_.erase(ahead);
+    }
     changed.seqs[w.name] = SeqIndex{};
     changed.gens[w.name] = std::nullopt;
-    ahead_.erase(w.name);  // its rows are gone with the others
     return absl::OkStatus();
   }
   const TargetState& t = *w.target;
-  auto stored = gens_.find(t.name);
-  // A target not stored gets a generation of its own: no row left of that
-  // name (a crashed apply's) can be taken for its rules.
-  int64_t gen = stored != gens_.end() ? stored->second : NewGen();
+  // A target not stored gets a generation of its own, past every one this
+  // store met: rows of that name still to delete (a removed target's, a
+  // crashed apply's) are never its rows, nor are its rows ever deleted
+  // with theirs (the deleting thread deletes by name and generation).
+  int64_t gen = stored ? *stored : NewGen();
   std::optional<SeqIndex> taken;
   // Rows written ahead are taken by this write or, when it writes the rules
   // otherwise, deleted with their generation.
   // (A new target written without rules keeps them for its next write.)
   if (auto ahead = ahead_.find(t.name);
-      ahead != ahead_.end() && (w.rules || stored != gens_.end())) {
+      ahead != ahead_.end() && (w.rules || stored)) {
     Ahead rows = std::move(ahead->second);
     ahead_.erase(ahead);
     if (w.rules && w.rules->all && w.rules->written_ahead &&
         IndexHolds(rows.index, t.rules)) {
-      if (stored != gens_.end()) changed.dead.emplace_back(t.name, gen);
+      if (stored) changed.dead.emplace_back(t.name, gen);
       gen = rows.gen;
       taken = std::move(rows.index);
     } else {
@@ -588,14 +610,13 @@ absl::Status StateStore::WriteOne(const TargetWrite& w, Changed& changed,
     UndoSeqEdits(mine);
     if (!fitted.ok()) return fitted.status();
   }
-  // A stored target's rows are replaced in place; a new one's every row of
-  // its name goes first (rows a crashed apply left ahead).
+  // A stored target's rows are replaced in place; a new one's go to its
+  // new generation.
   auto index = seqs_.find(t.name);
   const bool in_place =
-      stored != gens_.end() && index != seqs_.end() && !index->second.empty();
-  EGRESS_ASSIGN_OR_RETURN(
-      changed.seqs[t.name],
-      WriteAllRules(t, gen, in_place, stored == gens_.end()));
+      stored && index != seqs_.end() && !index->second.empty();
+  EGRESS_ASSIGN_OR_RETURN(changed.seqs[t.name],
+                          WriteAllRules(t, gen, in_place));
   return absl::OkStatus();
 }
 
@@ -675,8 +696,12 @@ absl::Status StateStore::WriteTx(const StateWrite& write) {
       gens_.erase(name);
     }
   }
-  // The rows of a generation a target left: 100,000 of them took ~100 ms
-  // to delete, which no answer waits for.
+  // Each written name took its leftovers (WriteOne).
+  std::erase_if(leftovers_, [&](const DeadGen& d) {
+    return changed.gens.contains(d.first);
+  });
+  // The rows of a generation a target left, or of a removed target: 100,000
+  // of them took ~100 ms to delete, which no answer waits for.
   DeleteLater(std::move(changed.dead));
   return absl::OkStatus();
 }
@@ -690,13 +715,12 @@ absl::Status StateStore::WriteRulesAheadTx(
   const int64_t first_gen = next_gen_;
   absl::Cleanup unused_gens = [&] { next_gen_ = first_gen; };
   for (const TargetState* t : targets) {
-    // A stored target's rows stay; a new one's left by a crashed apply are
-    // replaced.
-    const bool stored = gens_.contains(t->name);
+    // In a generation of their own: a stored target's rows stay, and rows
+    // of the name still to delete (a removed target's) are left to the
+    // deleting thread or the next start.
     Ahead& rows = written[t->name];
     rows.gen = NewGen();
-    EGRESS_ASSIGN_OR_RETURN(rows.index,
-                            WriteAllRules(*t, rows.gen, false, !stored));
+    EGRESS_ASSIGN_OR_RETURN(rows.index, WriteAllRules(*t, rows.gen, false));
   }
   EGRESS_RETURN_IF_ERROR(tx.Commit());
   std::move(unused_gens).Cancel();

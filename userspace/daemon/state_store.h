@@ -17,12 +17,15 @@
 // target's new rules ahead in a generation of their own while the enforced
 // ones stay as they were; the write that switches the target names the new
 // generation in its targets row, and the old generation's rows are deleted
-// afterwards, off the change's path. Rows of any other generation (an apply
-// that crashed in between, old rows not yet deleted) are never loaded and
-// are deleted at the next start. A version-1 database (no generations) is
-// migrated at open, in one transaction: every row to generation 0.
-// A state.json found at start (egressd before the database) is imported in
-// one transaction, replacing what the database held, and renamed
+// afterwards, off the change's path. A removal deletes the target's row
+// only; its rule rows are deleted afterwards the same way. Rows of any
+// other generation or of no stored target (an apply that crashed in
+// between, old or removed rows not yet deleted) are never loaded and are
+// deleted at the next start. Generations are never reused within a name's
+// rows, so a target added again is never deleted with its old rows. A version-1
+// database (no generations) is migrated at open, in one transaction: every row
+// to generation 0. A state.json found at start (egressd before the database) is
+// imported in one transaction, replacing what the database held, and renamed
 // state.json.migrated.
 #ifndef EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
 #define EGRESS_USERSPACE_DAEMON_STATE_STORE_H_
@@ -87,7 +90,8 @@ class StateStore {
   // or replaced, the store re-creates it there from the open file (every
   // row) and says so in the log, or refuses the write saying why
   // (SqliteDb::KeepAtPath): a change is never acknowledged into a file no
-  // start reads.
+  // start reads. A removed target's rule rows (and rows it left ahead) are
+  // deleted after the commit by the deleting thread (WaitForDeletes).
   absl::Status Write(const StateWrite& write);
 
   // Stores the rows of the rules of `targets`, in one transaction, each
@@ -168,10 +172,9 @@ class StateStore {
   absl::Status DeleteUnstoredRows(const std::vector<std::string>& names);
   absl::Status ImportJson(const std::string& json_path);
   // Writes every rule of `t` again in generation `gen`: over its rows there
-  // (`in_place`), or after deleting them (`gen` new to `t`, or every row of
-  // `t` when `all_gens`). The new index.
+  // (`in_place`), or after deleting them (`gen` new to `t`). The new index.
   absl::StatusOr<SeqIndex> WriteAllRules(const TargetState& t, int64_t gen,
-                                         bool in_place, bool all_gens);
+                                         bool in_place);
   // Writes the delta's rows, editing `index` (each edit logged in `edits`);
   // false when a new rule has no room between its neighbours (the caller
   // undoes the edits and writes the target whole then).
@@ -238,8 +241,10 @@ class StateStore {
     SeqIndex index;
   };
   absl::flat_hash_map<std::string, Ahead> ahead_;
-  // The targets of the rows the last Load skipped.
-  std::vector<std::string> leftovers_;
+  // The generations of the rows the last Load skipped, in name order, until
+  // DropLeftoverRows or a write of their name (which hands them to the
+  // deleting thread).
+  std::vector<DeadGen> leftovers_;
   int64_t last_write_rows_ = 0;
 
   // The deleting thread's queue (dead_mu_: taken under db_mu_, never held
