@@ -6,12 +6,7 @@
 // full directory still starts), as it does when the directory has no room
 // at all (the database opened read-only, read as version 1); the migration
 // can wait for the first write that finds room (StateStore::CheckWritable).
-//
-// DISABLED_: StateStore::CreateSchema (userspace/daemon/state_store.cc)
-// returns MigrateFromV1's ResourceExhausted, so StateStore::Open fails and
-// egressd does not start after an upgrade on a nearly full directory.
-// Enable it with the fix there (a failed migration for want of room leaves
-// schema_ at 1, noted as no room).
+// Once the directory has room, the next write migrates and is stored.
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -92,7 +87,7 @@ class StateMigrationRoomTest : public ::testing::Test {
 };
 
 TEST_F(StateMigrationRoomTest,
-       DISABLED_AVersion1DatabaseOpensWithoutRoomForItsMigration) {
+       AVersion1DatabaseOpensWithoutRoomForItsMigration) {
   // 6,000 rules, about 1.4 MB of rows: the migration's copy needs that
   // much again.
   TargetState web;
@@ -153,6 +148,37 @@ TEST_F(StateMigrationRoomTest,
   EXPECT_EQ(state->next_ruleset, 42u);
   ASSERT_EQ(state->targets.count("web"), 1u);
   EXPECT_EQ(state->targets.at("web").rules, web.rules);
+
+  // Short of room, a change is refused (as on a full directory), and says
+  // so; the stored rules stay as they were.
+  TargetState added = state->targets.at("web");
+  added.name = "api";
+  added.id = 4;
+  added.cgroup = "/api";
+  added.rules.resize(10);
+  StateWrite write;
+  write.next_ruleset = 43;
+  write.targets.push_back({added.name, &added, RulesDelta{}});
+  absl::Status refused = (*store)->Write(write);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE((*store)->Unwritable(), "");
+
+  // Room again: the write migrates the database and is stored.
+  ASSERT_EQ(unlink((mount_ + "/fill").c_str()), 0) << strerror(errno);
+  absl::Status stored = (*store)->Write(write);
+  ASSERT_TRUE(stored.ok()) << stored;
+  EXPECT_EQ((*store)->Unwritable(), "");
+  store->reset();
+
+  absl::StatusOr<std::unique_ptr<StateStore>> again = StateStore::Open(dir_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  absl::StatusOr<DaemonState> reloaded = (*again)->Load();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(reloaded->next_ruleset, 43u);
+  ASSERT_EQ(reloaded->targets.count("web"), 1u);
+  EXPECT_EQ(reloaded->targets.at("web").rules, web.rules);
+  ASSERT_EQ(reloaded->targets.count("api"), 1u);
+  EXPECT_EQ(reloaded->targets.at("api").rules, added.rules);
 }
 
 }  // namespace

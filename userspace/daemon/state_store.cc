@@ -118,7 +118,20 @@ absl::Status StateStore::CreateSchema() {
   // A read-only version 1 is read as it is, and migrated by the first write
   // (CheckWritable).
   if (read_only) return absl::OkStatus();
-  if (version == 1) return MigrateFromV1();
+  if (version == 1) {
+    // The migration copies every rule row: a directory with room to open
+    // the database but not for that copy (an upgrade on a nearly full
+    // disk) keeps version 1, read as it is, and refuses changes until it
+    // has room, as a full directory does; the first write that finds room
+    // migrates (CheckWritable). The failed transaction left nothing.
+    absl::Status migrated = MigrateFromV1();
+    if (absl::IsResourceExhausted(migrated)) {
+      schema_ = 1;
+      Noted(migrated).IgnoreError();
+      return absl::OkStatus();
+    }
+    return migrated;
+  }
   if (version == kSchemaVersion) return absl::OkStatus();
   // No schema row: no write ever reached this database (version 1 created
   // its tables before that row, not in one transaction): whatever tables it
@@ -164,10 +177,12 @@ absl::Status StateStore::MigrateFromV1() {
 
 absl::Status StateStore::ReadGens() {
   gens_.clear();
-  EGRESS_ASSIGN_OR_RETURN(
-      SqliteStatement gens,
-      db_->Prepare(schema_ == 1 ? "SELECT name, 0 FROM targets"
-                                : "SELECT name, gen FROM targets"));
+  EGRESS_ASSIGN_OR_RETURN(SqliteStatement gens,
+                          // Before version 2 (also a read-only database no
+                          // schema row reached) the targets have no generation.
+                          db_->Prepare(schema_ != kSchemaVersion
+                                           ? "SELECT name, 0 FROM targets"
+                                           : "SELECT name, gen FROM targets"));
   for (;;) {
     EGRESS_ASSIGN_OR_RETURN(bool more, gens.Step());
     if (!more) break;
@@ -256,10 +271,11 @@ absl::StatusOr<DaemonState> StateStore::Load() {
   seqs_.clear();
   EGRESS_ASSIGN_OR_RETURN(
       SqliteStatement rules,
-      db_->Prepare(schema_ == 1 ? "SELECT target, 0, seq, rule FROM rules "
-                                  "ORDER BY target, seq"
-                                : "SELECT target, gen, seq, rule FROM rules "
-                                  "ORDER BY target, gen, seq"));
+      db_->Prepare(schema_ != kSchemaVersion
+                       ? "SELECT target, 0, seq, rule FROM rules "
+                         "ORDER BY target, seq"
+                       : "SELECT target, gen, seq, rule FROM rules "
+                         "ORDER BY target, gen, seq"));
   simdjson::dom::parser row_parser;
   TargetState* current = nullptr;
   SeqIndex* index = nullptr;
