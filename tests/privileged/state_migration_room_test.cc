@@ -86,8 +86,7 @@ class StateMigrationRoomTest : public ::testing::Test {
   bool mounted_ = false;
 };
 
-TEST_F(StateMigrationRoomTest,
-       AVersion1DatabaseOpensWithoutRoomForItsMigration) {
+TEST_F(StateMigrationRoomTest, AVersion1DatabaseOpensWithoutRoomToMigrate) {
   // 6,000 rules, about 1.4 MB of rows: the migration's copy needs that
   // much again.
   TargetState web;
