@@ -58,7 +58,7 @@ absl::StatusOr<size_t> DeleteKeys(int fd, const std::vector<Key>& keys,
 // stops a batch (ENOENT) after the keys before it, and the rest goes in the
 // next one. A map with no batch delete (older kernels): DeleteKeys.
 template <typename Key>
-absl::StatusOr<size_t> DeleteKeysBatched(int fd, std::vector<Key>& keys,
+absl::StatusOr<size_t> DeleteKeysBatched(int fd, const std::vector<Key>& keys,
                                          absl::string_view name) {
   constexpr size_t kBatch = 4096;
   size_t deleted = 0;
@@ -173,30 +173,16 @@ absl::Status UpdateBatched(int fd, const Entries& entries,
   return absl::OkStatus();
 }
 
-// DeleteAll for a hash map, in batches. A key already gone stops a batch
-// (ENOENT) after the keys before it: the rest is deleted from the next one.
+// DeleteAll for a hash map, in batches (DeleteKeysBatched: a key already
+// gone is skipped, a kernel without batch delete gets one call per key).
 template <typename Entries>
 absl::Status DeleteBatched(int fd, const Entries& entries,
                            absl::string_view name) {
   using Key = typename Entries::value_type::first_type;
-  constexpr size_t kBatch = 4096;
   std::vector<Key> keys;
-  size_t at = 0;
-  while (at < entries.size()) {
-    const size_t n = std::min(kBatch, entries.size() - at);
-    keys.resize(n);
-    for (size_t i = 0; i < n; ++i) keys[i] = entries[at + i].first;
-    uint32_t count = static_cast<uint32_t>(n);
-    if (bpf_map_delete_batch(fd, keys.data(), &count, nullptr) == 0) {
-      at += n;
-      continue;
-    }
-    if (errno != ENOENT || count >= n) {
-      return ErrnoStatus(errno, "bpf_map_delete_batch", name);
-    }
-    at += count + 1;  // past the missing key
-  }
-  return absl::OkStatus();
+  keys.reserve(entries.size());
+  for (const auto& entry : entries) keys.push_back(entry.first);
+  return DeleteKeysBatched(fd, keys, name).status();
 }
 
 // One entry's share of its ruleset's RulesetTally::digest. Keys and values
