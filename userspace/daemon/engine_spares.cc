@@ -13,7 +13,8 @@
 // reads a spare (its ruleset id is no target's active one). A spare not
 // finished when the writer stops is deleted; one a crash left is swept at
 // the next start (Start deletes the entries of every ruleset no target
-// uses).
+// uses). A whole one, left by a stop or a crash, is the target's spare
+// again after the start (AdoptSparesLocked): nothing to write.
 //
 // The writer also deletes, a chunk at a time, the sets an apply switched
 // away from (RetireSetLocked, retiring_), last: after every spare it has to
