@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,16 @@ Memory EgressdProcess::SettledMemory() const {
   return last;
 }
 
+const char* EgressdPath() {
+  const char* p = getenv("EGRESS_BENCH_EGRESSD");
+  return p != nullptr && *p != '\0' ? p : EGRESS_EGRESSD_PATH;
+}
+
+const char* EgressctlPath() {
+  const char* p = getenv("EGRESS_BENCH_EGRESSCTL");
+  return p != nullptr && *p != '\0' ? p : EGRESS_EGRESSCTL_PATH;
+}
+
 EgressdProcess::EgressdProcess(std::string dir, std::string bpffs,
                                std::vector<std::string> extra_args)
     : dir_(std::move(dir)),
@@ -79,7 +90,7 @@ absl::Status EgressdProcess::Start() {
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(EGRESS_EGRESSD_PATH, argv.data());
+    execv(EgressdPath(), argv.data());
     _exit(127);
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
@@ -107,7 +118,7 @@ void EgressdProcess::Kill() {
 
 absl::StatusOr<std::string> EgressdProcess::Ctl(
     const std::vector<std::string>& args, absl::Duration timeout) {
-  std::vector<std::string> argv = {EGRESS_EGRESSCTL_PATH, "--socket", socket()};
+  std::vector<std::string> argv = {EgressctlPath(), "--socket", socket()};
   argv.insert(argv.end(), args.begin(), args.end());
   return testing::RunCommandOk(argv, timeout);
 }

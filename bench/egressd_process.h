@@ -2,7 +2,10 @@
 // run it: its control socket, state directory and log under a directory the
 // benchmark made, its own pin directory, and `egressctl` against its socket.
 // The destructor kills it and removes the pins (unpinned links detach).
-// Needs EGRESS_EGRESSD_PATH and EGRESS_EGRESSCTL_PATH (set by CMake).
+// Needs EGRESS_EGRESSD_PATH and EGRESS_EGRESSCTL_PATH (set by CMake); the
+// environment's EGRESS_BENCH_EGRESSD and EGRESS_BENCH_EGRESSCTL, when set,
+// name other builds' binaries instead: the same rows measured of the code
+// before a change.
 #ifndef EGRESS_BENCH_EGRESSD_PROCESS_H_
 #define EGRESS_BENCH_EGRESSD_PROCESS_H_
 
@@ -22,6 +25,10 @@ struct Memory {
   double rss = 0, peak = 0;
 };
 Memory MemoryOf(pid_t pid);
+
+// The egressd and egressctl binaries run (see the top of this file).
+const char* EgressdPath();
+const char* EgressctlPath();
 
 class EgressdProcess {
  public:

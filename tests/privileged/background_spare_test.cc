@@ -364,6 +364,29 @@ TEST_F(BackgroundSpareTest,
   ExpectEnforcedIsCompiled("after the restart");
 }
 
+// A restart finds the whole spare the last engine left and takes it: the
+// writer writes nothing, and the first allow writes only its difference
+// into that spare and flips to it.
+TEST_F(BackgroundSpareTest, ARestartAdoptsTheWholeSpareItFinds) {
+  ASSERT_OK(Apply(Rules(0, kRules)));
+  ASSERT_TRUE(engine_->WaitForSpares(absl::Seconds(30)));
+  const uint32_t active = ActiveRuleset();
+  const std::map<uint32_t, size_t> before = EntriesByRuleset();
+  ASSERT_EQ(before.size(), 2u);
+  const uint32_t spare = before.begin()->first == active
+                             ? before.rbegin()->first
+                             : before.begin()->first;
+  StartEngine();
+  ASSERT_TRUE(engine_->WaitForSpares(absl::Seconds(30)));
+  EXPECT_EQ(engine_->EntriesWritten().by_spare_writer, 0u);
+  EXPECT_EQ(EntriesByRuleset(), before) << "nothing swept, nothing written";
+  EXPECT_EQ(ActiveRuleset(), active);
+  ASSERT_OK(Allow(kRules));
+  EXPECT_LE(engine_->EntriesWritten().by_changes, 8u);
+  EXPECT_EQ(ActiveRuleset(), spare);
+  ExpectEnforcedIsCompiled("after the allow");
+}
+
 // What a crash leaves (a spare part-written under an id no state names) is
 // swept at the next start.
 TEST_F(BackgroundSpareTest, RestartSweepsAPartSpareACrashLeft) {

@@ -172,6 +172,92 @@ TEST_F(SharedMapsWriteTest, HasEntriesSeesAnEntryTooManyOrChanged) {
   ASSERT_OK(maps_->DeleteEntries(set));
 }
 
+// A set written under one ruleset id is a copy of the same rules compiled
+// for another (what a restart adopts as a spare), in every map: rules,
+// ports, exact, unix and name entries. One entry changed, one more or one
+// fewer, and it is not.
+TEST_F(SharedMapsWriteTest, CopiesOfFindsTheSameSetUnderAnotherIdOnly) {
+  std::vector<policy::Rule> rules = DistinctRules(20);
+  policy::Rule unix_rule;
+  unix_rule.id = 100;
+  unix_rule.action = policy::Action::kAllow;
+  unix_rule.ports = {{policy::Proto::kUnix}};
+  unix_rule.unix_paths = {"/run/egress-test-a.sock"};
+  rules.push_back(unix_rule);
+  policy::Rule named = AddressRule(101, 7, 443, 443);
+  named.destinations.clear();
+  named.names = {"api.example.com"};
+  rules.push_back(named);
+  policy::Rule ranged = AddressRule(102, 9, 2000, 1);  // to the tries
+  ranged.ports = {{policy::Proto::kTcp, 2000, 2100}};
+  ranged.destinations[0].prefix_len = 16;
+  ranged.destinations[0].addr = {10, 9, 0, 0};
+  rules.push_back(ranged);
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset active,
+                       policy::Compile(31, rules));
+  ASSERT_FALSE(active.rules.empty());
+  ASSERT_FALSE(active.ports.empty());
+  ASSERT_FALSE(active.exact.empty());
+  ASSERT_EQ(active.unix_paths.size(), 1u);
+  ASSERT_FALSE(active.names.empty());
+  ASSERT_OK(maps_->WriteEntries(active));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> copies, maps_->CopiesOf(active));
+  EXPECT_TRUE(copies.empty()) << "the set itself is no copy";
+
+  // The same rules compiled for 32 and 33; 34 and 35 one entry off.
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset copy,
+                       policy::Compile(32, rules));
+  ASSERT_OK(maps_->WriteEntries(copy));
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset changed,
+                       policy::Compile(33, rules));
+  changed.rules[0].second.rule_id ^= 1;  // one value changed
+  ASSERT_OK(maps_->WriteEntries(changed));
+  std::vector<policy::Rule> fewer = rules;
+  fewer.erase(fewer.begin());
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset less,
+                       policy::Compile(34, fewer));
+  ASSERT_OK(maps_->WriteEntries(less));
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset more,
+                       policy::Compile(35, rules));
+  policy::Rule other_unix = unix_rule;
+  other_unix.unix_paths = {"/run/egress-test-b.sock"};
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset extra,
+                       policy::Compile(35, {other_unix}));
+  more.unix_paths.push_back(extra.unix_paths[0]);  // one unix entry more
+  ASSERT_OK(maps_->WriteEntries(more));
+
+  ASSERT_OK_AND_ASSIGN(copies, maps_->CopiesOf(active));
+  EXPECT_EQ(copies, std::vector<uint32_t>{32});
+  // Either way round: 31 is a copy of the set compiled for 32.
+  ASSERT_OK_AND_ASSIGN(copies, maps_->CopiesOf(copy));
+  EXPECT_EQ(copies, std::vector<uint32_t>{31});
+  // HasEntries still tells the ruleset ids apart.
+  ASSERT_OK_AND_ASSIGN(bool whole, maps_->HasEntries(active));
+  EXPECT_TRUE(whole);
+  ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset other_id,
+                       policy::Compile(36, rules));
+  ASSERT_OK_AND_ASSIGN(whole, maps_->HasEntries(other_id));
+  EXPECT_FALSE(whole) << "no entry under 36";
+
+  // The copy's name entry changed (written around maps_): no copy left.
+  const int names_fd = bpf_obj_get((root_ + "/dns_names").c_str());
+  ASSERT_GE(names_fd, 0);
+  egress_dns_name_value value = copy.names[0].second;
+  value.pattern ^= 1;
+  ASSERT_EQ(
+      bpf_map_update_elem(names_fd, &copy.names[0].first, &value, BPF_EXIST),
+      0);
+  close(names_fd);
+  maps_->ForgetCounts();
+  ASSERT_OK_AND_ASSIGN(copies, maps_->CopiesOf(active));
+  EXPECT_TRUE(copies.empty()) << "a changed name entry";
+
+  for (const policy::CompiledRuleset* set :
+       {&active, &copy, &changed, &less, &more}) {
+    ASSERT_OK(maps_->DeleteEntries(*set));
+  }
+}
+
 // A failure in the trie written beside (a port class the kernel refuses) is
 // the call's failure, whichever thread met it.
 TEST_F(SharedMapsWriteTest, AFailureOnEitherThreadIsReported) {

@@ -228,15 +228,72 @@ TEST_F(EngineSparesTest, AStartWritesASpareOfEveryAdoptedSet) {
   Settle();
   ASSERT_EQ(kernel_.RulesetsInMaps().size(), 4u);
   engine_->StopSpares();
-  // A restart sweeps the spares (no state names them) and writes new ones
-  // beside the adopted sets.
+  // The maps of a reboot: the start writes every set and a spare of each.
+  ASSERT_OK(kernel_.DeleteRulesetsExcept({}).status());
   Restart(6 * n_, saved_);
   Settle();
   EXPECT_EQ(kernel_.RulesetsInMaps().size(), 4u);
+  EXPECT_GE(engine_->EntriesWritten().by_spare_writer, 2 * n_);
   const uint64_t written = engine_->EntriesWritten().by_changes;
   ASSERT_OK(engine_->AddRule({"db", Allow({"https", "192.0.2.1"}), {}}, kNow)
                 .status());
   EXPECT_LE(engine_->EntriesWritten().by_changes - written, 4u);
+}
+
+// A start takes the whole spares the last engine left (each to one target,
+// also between targets with the same rules) and writes only the missing
+// one: a spare part deleted is swept and written again.
+TEST_F(EngineSparesTest, AStartAdoptsTheWholeSparesItFinds) {
+  Restart(8 * n_, DaemonState{});
+  ASSERT_OK(engine_->AddTarget(Spec("web", "/web", {big_})).status());
+  ASSERT_OK(engine_->AddTarget(Spec("db", "/db", {big_})).status());
+  const policy::Rule api_rule = Hosts(2, 300);
+  ASSERT_OK(engine_->AddTarget(Spec("api", "/api", {api_rule})).status());
+  Settle();
+  ASSERT_EQ(kernel_.RulesetsInMaps().size(), 6u);
+  engine_->StopSpares();
+  // api's spare loses one entry, as a copy cut short would.
+  auto api = engine_->Targets("api", false);
+  ASSERT_OK(api.status());
+  ASSERT_OK_AND_ASSIGN(
+      policy::CompiledRuleset api_set,
+      policy::Compile(kernel_.ActiveRuleset(IdOf("api")), (*api)[0].rules, 0));
+  ASSERT_OK_AND_ASSIGN(std::vector<uint32_t> copies, kernel_.CopiesOf(api_set));
+  ASSERT_EQ(copies.size(), 1u);
+  policy::CompiledRuleset cut = api_set;
+  cut.ruleset = copies[0];
+  cut.rules.resize(1);
+  cut.rules[0].first.ruleset = copies[0];
+  cut.ports.clear();
+  ASSERT_OK(kernel_.DeleteEntries(cut));
+  std::set<uint32_t> kept = kernel_.RulesetsInMaps();
+  kept.erase(copies[0]);
+
+  Restart(8 * n_, saved_);
+  Settle();
+  // web's and db's spares stay; api's is swept and written whole again.
+  EXPECT_EQ(engine_->EntriesWritten().by_spare_writer, TotalEntries(api_set));
+  std::set<uint32_t> now = kernel_.RulesetsInMaps();
+  EXPECT_EQ(now.size(), 6u);
+  EXPECT_EQ(now.count(copies[0]), 0u);
+  for (const uint32_t r : kept) EXPECT_EQ(now.count(r), 1u) << r;
+  // Each allow writes its difference into a spare of its own.
+  std::set<uint32_t> flipped_to;
+  for (const char* name : {"web", "db"}) {
+    const uint64_t written = engine_->EntriesWritten().by_changes;
+    ASSERT_OK(engine_->AddRule({name, Allow({"https", "192.0.2.1"}), {}}, kNow)
+                  .status());
+    EXPECT_LE(engine_->EntriesWritten().by_changes - written, 4u) << name;
+    flipped_to.insert(kernel_.ActiveRuleset(IdOf(name)));
+    auto t = engine_->Targets(name, false);
+    ASSERT_OK(t.status());
+    ASSERT_OK_AND_ASSIGN(
+        policy::CompiledRuleset whole,
+        policy::Compile(kernel_.ActiveRuleset(IdOf(name)), (*t)[0].rules, 0));
+    EXPECT_TRUE(*kernel_.HasEntries(whole)) << name;
+  }
+  EXPECT_EQ(flipped_to.size(), 2u);
+  for (const uint32_t r : flipped_to) EXPECT_EQ(kept.count(r), 1u) << r;
 }
 
 }  // namespace

@@ -126,6 +126,24 @@ absl::StatusOr<bool> FakeKernel::HasEntries(
   return true;
 }
 
+absl::StatusOr<std::vector<uint32_t>> FakeKernel::CopiesOf(
+    const policy::CompiledRuleset& set) {
+  std::vector<uint32_t> copies;
+  if (KeysOf(set).empty()) return copies;
+  policy::CompiledRuleset copy = set;
+  for (const uint32_t ruleset : RulesetsInMaps()) {
+    if (ruleset == set.ruleset) continue;
+    copy.ruleset = ruleset;
+    for (auto& [k, v] : copy.rules) k.ruleset = ruleset;
+    for (auto& [k, v] : copy.ports) k.ruleset = ruleset;
+    for (auto& [k, v] : copy.exact) k.ruleset = ruleset;
+    for (auto& [k, v] : copy.names) k.ruleset = ruleset;
+    for (auto& [k, v] : copy.unix_paths) k.ruleset = ruleset;
+    if (*HasEntries(copy)) copies.push_back(ruleset);
+  }
+  return copies;
+}
+
 size_t FakeKernel::EntriesPresent(const policy::CompiledRuleset& set) const {
   Lock lock(mu_);
   auto it = entries_.find(set.ruleset);

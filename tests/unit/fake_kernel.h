@@ -74,6 +74,8 @@ class FakeKernel : public KernelPort {
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
   absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
   absl::StatusOr<bool> HasEntries(const policy::CompiledRuleset& set) override;
+  absl::StatusOr<std::vector<uint32_t>> CopiesOf(
+      const policy::CompiledRuleset& set) override;
   absl::Status SetTargetConfig(uint32_t id,
                                const egress_target_config& config) override;
   absl::Status ResetCounters(uint32_t) override { return absl::OkStatus(); }

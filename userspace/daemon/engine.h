@@ -477,6 +477,12 @@ class Engine {
   // Deletes up to options_.spare_chunk entries of the spare from its end;
   // the spare goes when it is empty.
   void ShrinkSpareLocked(uint32_t id);
+  // At start, before the sweep: gives each target with no spare a copy of
+  // its active set found in the maps under a ruleset not in `keep` (the
+  // spare a stopped or killed egressd left), whole, and adds that id to
+  // `keep`; each copy goes to one target. Returns how many were adopted.
+  // Errno status of the maps' walk.
+  absl::StatusOr<size_t> AdoptSparesLocked(std::set<uint32_t>& keep);
   // At start: takes the target's rule set as it is in the maps when every
   // entry of its rules compiled under its ruleset id is there (no second
   // copy written). False when it is not all there.

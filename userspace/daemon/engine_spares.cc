@@ -13,7 +13,8 @@
 // reads a spare (its ruleset id is no target's active one). A spare not
 // finished when the writer stops is deleted; one a crash left is swept at
 // the next start (Start deletes the entries of every ruleset no target
-// uses).
+// uses). A whole one, left by a stop or a crash, is the target's spare
+// again after the start (AdoptSparesLocked): nothing to write.
 //
 // The writer also deletes, a chunk at a time, the sets an apply switched
 // away from (RetireSetLocked, retiring_), last: after every spare it has to
@@ -23,9 +24,12 @@
 // maps until gone.
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "userspace/common/status_macros.h"
 #include "userspace/daemon/engine.h"
 
 namespace egress {
@@ -81,6 +85,11 @@ policy::CompiledRuleset TakeChunk(policy::CompiledRuleset& set, size_t size) {
   TakeLast(set.rules, budget, chunk.rules);
   TakeLast(set.ports, budget, chunk.ports);
   return chunk;
+}
+
+template <typename Entries>
+void Rekey(Entries& entries, uint32_t ruleset) {
+  for (auto& entry : entries) entry.first.ruleset = ruleset;
 }
 
 template <typename Entries>
@@ -288,6 +297,44 @@ bool Engine::FillSpareLocked(uint32_t id,
   Append(spare.unix_paths, chunk.unix_paths);
   if (Whole(spare, active)) spare_sources_.erase(id);
   return true;
+}
+
+absl::StatusOr<size_t> Engine::AdoptSparesLocked(std::set<uint32_t>& keep) {
+  size_t adopted = 0;
+  for (const auto& [name, t] : state_.targets) {
+    if (t.orphan || t.ruleset == 0 || spares_.count(t.id) > 0) continue;
+    auto active = compiled_.find(t.id);
+    if (active == compiled_.end() || active->second.ruleset != t.ruleset) {
+      continue;
+    }
+    // A change diffs into a spare trusting that the maps hold exactly its
+    // entries (engine_rules.cc). The tallies say so as HasEntries says it
+    // of the active set a start adopts: equal counts and 64-bit digest
+    // sums in every map, wrong by chance once in 2^64. Only root writes
+    // the pinned maps, and whoever can could write any rule outright. A
+    // copy part written (killed mid-chunk) or part deleted has another
+    // count and is swept.
+    EGRESS_ASSIGN_OR_RETURN(std::vector<uint32_t> copies,
+                            kernel_.CopiesOf(active->second));
+    auto unclaimed =
+        std::find_if(copies.begin(), copies.end(),
+                     [&](uint32_t r) { return !keep.contains(r); });
+    if (unclaimed == copies.end()) continue;
+    // Held like the spare the writer would make, and only when it would.
+    if (!SpareFitsLocked(t.id, active->second)) continue;
+    policy::CompiledRuleset spare = active->second;
+    spare.ruleset = *unclaimed;
+    Rekey(spare.ports, *unclaimed);
+    Rekey(spare.rules, *unclaimed);
+    Rekey(spare.exact, *unclaimed);
+    Rekey(spare.names, *unclaimed);
+    Rekey(spare.unix_paths, *unclaimed);
+    keep.insert(*unclaimed);
+    // Not in spare_sources_: whole.
+    spares_.emplace(t.id, std::move(spare));
+    ++adopted;
+  }
+  return adopted;
 }
 
 void Engine::RetireSetLocked(uint32_t id, policy::CompiledRuleset set) {

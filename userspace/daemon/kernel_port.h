@@ -50,6 +50,11 @@ class KernelPort {
   // restart adopts such a set instead of writing a second copy).
   virtual absl::StatusOr<bool> HasEntries(
       const policy::CompiledRuleset& set) = 0;
+  // The other rulesets that hold exactly the set's entries under their own
+  // id (a restart adopts such a copy as the set's spare), ascending; none
+  // for a set of no entries.
+  virtual absl::StatusOr<std::vector<uint32_t>> CopiesOf(
+      const policy::CompiledRuleset& set) = 0;
   // targets[id]: the one-word switch between rule sets, mode and flags.
   virtual absl::Status SetTargetConfig(uint32_t id,
                                        const egress_target_config& config) = 0;

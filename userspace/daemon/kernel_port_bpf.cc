@@ -257,6 +257,10 @@ absl::Status BpfKernel::ResetCounters(uint32_t id) {
 absl::Status BpfKernel::DeletePeers(uint32_t id) {
   return maps_->DeletePeers(id);
 }
+absl::StatusOr<std::vector<uint32_t>> BpfKernel::CopiesOf(
+    const policy::CompiledRuleset& set) {
+  return maps_->CopiesOf(set);
+}
 absl::StatusOr<uint32_t> BpfKernel::MaxRulesetInMaps() {
   return maps_->MaxRulesetInMaps();
 }

@@ -60,6 +60,8 @@ class BpfKernel : public KernelPort {
   absl::Status WriteEntries(const policy::CompiledRuleset& set) override;
   absl::Status DeleteEntries(const policy::CompiledRuleset& set) override;
   absl::StatusOr<bool> HasEntries(const policy::CompiledRuleset& set) override;
+  absl::StatusOr<std::vector<uint32_t>> CopiesOf(
+      const policy::CompiledRuleset& set) override;
   absl::Status SetTargetConfig(uint32_t id,
                                const egress_target_config& config) override;
   absl::Status ResetCounters(uint32_t id) override;

@@ -58,7 +58,7 @@ absl::StatusOr<size_t> DeleteKeys(int fd, const std::vector<Key>& keys,
 // stops a batch (ENOENT) after the keys before it, and the rest goes in the
 // next one. A map with no batch delete (older kernels): DeleteKeys.
 template <typename Key>
-absl::StatusOr<size_t> DeleteKeysBatched(int fd, std::vector<Key>& keys,
+absl::StatusOr<size_t> DeleteKeysBatched(int fd, const std::vector<Key>& keys,
                                          absl::string_view name) {
   constexpr size_t kBatch = 4096;
   size_t deleted = 0;
@@ -173,37 +173,27 @@ absl::Status UpdateBatched(int fd, const Entries& entries,
   return absl::OkStatus();
 }
 
-// DeleteAll for a hash map, in batches. A key already gone stops a batch
-// (ENOENT) after the keys before it: the rest is deleted from the next one.
+// DeleteAll for a hash map, in batches (DeleteKeysBatched: a key already
+// gone is skipped, a kernel without batch delete gets one call per key).
 template <typename Entries>
 absl::Status DeleteBatched(int fd, const Entries& entries,
                            absl::string_view name) {
   using Key = typename Entries::value_type::first_type;
-  constexpr size_t kBatch = 4096;
   std::vector<Key> keys;
-  size_t at = 0;
-  while (at < entries.size()) {
-    const size_t n = std::min(kBatch, entries.size() - at);
-    keys.resize(n);
-    for (size_t i = 0; i < n; ++i) keys[i] = entries[at + i].first;
-    uint32_t count = static_cast<uint32_t>(n);
-    if (bpf_map_delete_batch(fd, keys.data(), &count, nullptr) == 0) {
-      at += n;
-      continue;
-    }
-    if (errno != ENOENT || count >= n) {
-      return ErrnoStatus(errno, "bpf_map_delete_batch", name);
-    }
-    at += count + 1;  // past the missing key
-  }
-  return absl::OkStatus();
+  keys.reserve(entries.size());
+  for (const auto& entry : entries) keys.push_back(entry.first);
+  return DeleteKeysBatched(fd, keys, name).status();
 }
 
 // One entry's share of its ruleset's RulesetTally::digest. Keys and values
 // are the abi.h structs with every padding byte zeroed (policy::Compile), so
-// the bytes the kernel hands back are the bytes written.
+// the bytes the kernel hands back are the bytes written. The key's ruleset
+// is left out (hashed as 0): a tally is kept per ruleset already, so it
+// adds nothing there, and without it a set's copy under another id (a
+// spare) has the same digest (CopiesOf). No value carries a ruleset.
 template <typename Key, typename Value>
-uint64_t EntryDigest(const Key& key, const Value& value) {
+uint64_t EntryDigest(Key key, const Value& value) {
+  key.ruleset = 0;
   return absl::HashOf(
       absl::string_view(reinterpret_cast<const char*>(&key), sizeof(key)),
       absl::string_view(reinterpret_cast<const char*>(&value), sizeof(value)));
@@ -582,6 +572,40 @@ absl::StatusOr<bool> SharedMaps::HasEntries(
          TallyIn(counts.exact, c.ruleset) == TallyOf(c.exact) &&
          TallyIn(counts.unix_paths, c.ruleset) == TallyOf(c.unix_paths) &&
          TallyIn(counts.names, c.ruleset) == TallyOf(c.names);
+}
+
+absl::StatusOr<std::vector<uint32_t>> SharedMaps::CopiesOf(
+    const policy::CompiledRuleset& c) const {
+  const RulesetTally rules = TallyOf(c.rules), ports = TallyOf(c.ports),
+                     exact = TallyOf(c.exact),
+                     unix_paths = TallyOf(c.unix_paths),
+                     names = TallyOf(c.names);
+  std::vector<uint32_t> copies;
+  // A set of no entries has no copy to tell apart from no set at all.
+  if (rules.count + ports.count + exact.count + unix_paths.count +
+          names.count ==
+      0) {
+    return copies;
+  }
+  EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
+  // A copy has entries in every map the set has: the candidates are the
+  // rulesets of one such map.
+  const RulesetTallies& from = rules.count > 0   ? counts.rules
+                               : ports.count > 0 ? counts.ports
+                               : exact.count > 0 ? counts.exact
+                               : names.count > 0 ? counts.names
+                                                 : counts.unix_paths;
+  for (const auto& [ruleset, tally] : from) {
+    if (ruleset == c.ruleset) continue;
+    if (TallyIn(counts.rules, ruleset) == rules &&
+        TallyIn(counts.ports, ruleset) == ports &&
+        TallyIn(counts.exact, ruleset) == exact &&
+        TallyIn(counts.unix_paths, ruleset) == unix_paths &&
+        TallyIn(counts.names, ruleset) == names) {
+      copies.push_back(ruleset);
+    }
+  }
+  return copies;
 }
 
 absl::StatusOr<size_t> SharedMaps::DeleteRulesetsExcept(

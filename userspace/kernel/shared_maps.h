@@ -30,9 +30,10 @@
 namespace egress {
 
 // A ruleset's entries in one map: how many, and the sum of a hash of each
-// entry's key and value bytes (the same entries give the same sum in any
-// order; another entry, value or one missing changes it, but for a 2^-64
-// chance). The hash is this process's (absl::Hash): compared within it only.
+// entry's key and value bytes, the key's ruleset left out (the same entries
+// give the same sum in any order and under any ruleset id; another entry,
+// value or one missing changes it, but for a 2^-64 chance). The hash is this
+// process's (absl::Hash): compared within it only.
 struct RulesetTally {
   size_t count = 0;
   uint64_t digest = 0;
@@ -70,9 +71,17 @@ class SharedMaps {
   // (CountsByRuleset). Errno status of a walk.
   absl::StatusOr<bool> HasEntries(
       const policy::CompiledRuleset& compiled) const;
-  // The next HasEntries, DeleteRulesetsExcept or MaxRulesetInMaps walks the
-  // maps again: for a writer of the pinned maps other than this object
-  // (a test), which would otherwise be seen only kRulesetCountsFor later.
+  // The rulesets other than the set's own that hold exactly its entries
+  // under their own id (every key's ruleset replaced, nothing else): a copy
+  // of the set, such as the spare a stopped egressd left. By the same
+  // tallies as HasEntries, ascending; none for a set of no entries. Errno
+  // status of a walk.
+  absl::StatusOr<std::vector<uint32_t>> CopiesOf(
+      const policy::CompiledRuleset& compiled) const;
+  // The next HasEntries, CopiesOf, DeleteRulesetsExcept or MaxRulesetInMaps
+  // walks the maps again: for a writer of the pinned maps other than this
+  // object (a test), which would otherwise be seen only kRulesetCountsFor
+  // later.
   void ForgetCounts() const;
   // Deletes every rule, port, exact, unix and name entry whose ruleset is
   // not in `keep`: clears what an interrupted apply left behind. A map whose
