@@ -26,6 +26,11 @@ LinkHealth LinkReadMemo::Read(const std::string& link_dir, uint64_t cgroup_id,
                               const std::vector<HookSpec>& hooks) {
   struct stat st {};
   const bool dir_seen = stat(link_dir.c_str(), &st) == 0;
+  uint64_t forgets_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    forgets_before = forgets_;
+  }
   if (dir_seen) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = seen_.find(link_dir);
@@ -58,8 +63,11 @@ LinkHealth LinkReadMemo::Read(const std::string& link_dir, uint64_t cgroup_id,
   }
   std::lock_guard<std::mutex> lock(mu_);
   ++full_reads_;
-  if (dir_seen && health.unsettled == 0 && health.attached == held_attached &&
-      health.live == held_live && Ns(now) - Ns(st.st_mtim) > kSettledNs) {
+  // A Forget during the read (a Detach of this set) may have removed what
+  // it read: kept, the answer would outlive the directory it names.
+  if (dir_seen && forgets_ == forgets_before && health.unsettled == 0 &&
+      health.attached == held_attached && health.live == held_live &&
+      Ns(now) - Ns(st.st_mtim) > kSettledNs) {
     seen_[link_dir] =
         Seen{st.st_dev, st.st_ino, st.st_mtim, cgroup_id, held_ids, health};
   }
@@ -68,6 +76,7 @@ LinkHealth LinkReadMemo::Read(const std::string& link_dir, uint64_t cgroup_id,
 
 void LinkReadMemo::Forget(const std::string& link_dir) {
   std::lock_guard<std::mutex> lock(mu_);
+  ++forgets_;
   const std::string below = absl::StrCat(link_dir, "/");
   absl::erase_if(seen_, [&](const auto& entry) {
     return entry.first == link_dir || absl::StartsWith(entry.first, below);

@@ -50,7 +50,8 @@ class LinkReadMemo {
                   absl::FunctionRef<HeldLinks()> held,
                   const std::vector<HookSpec>& hooks);
 
-  // Forgets the answers of `link_dir` and of the directories below it.
+  // Forgets the answers of `link_dir` and of the directories below it; a
+  // full read under way meanwhile (any directory's) keeps no answer.
   void Forget(const std::string& link_dir);
 
   // Full reads and answers kept, since the start, and the directories with
@@ -72,6 +73,8 @@ class LinkReadMemo {
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, Seen> seen_;
   uint64_t full_reads_ = 0, kept_reads_ = 0;
+  // Forget calls so far: a read that overlapped one keeps nothing.
+  uint64_t forgets_ = 0;
 };
 
 }  // namespace egress
