@@ -35,6 +35,15 @@ constexpr char kRulesColumns[] =
     "id INTEGER NOT NULL, rule TEXT NOT NULL, PRIMARY KEY(target, gen, seq)) "
     "WITHOUT ROWID;";
 
+// Version 2's targets and rules tables, made new (their names free).
+std::string CreateTablesV2() {
+  return absl::StrCat(
+      "CREATE TABLE targets(name TEXT PRIMARY KEY, "
+      "settings TEXT NOT NULL, gen INTEGER NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE rules",
+      kRulesColumns);
+}
+
 // A rule row's rule: by simdjson with `parser` reused row after row (a
 // start reads every rule: 200,000 rows through nlohmann::json took about
 // half of Load), or by nlohmann::json where the simdjson view could answer
@@ -137,16 +146,13 @@ absl::Status StateStore::CreateSchema() {
   // its tables before that row, not in one transaction): whatever tables it
   // has are empty, and made again.
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
-  EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
-      "DROP TABLE IF EXISTS rules; DROP TABLE IF EXISTS targets;"
-      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, "
-      "value INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE targets(name TEXT PRIMARY KEY, "
-      "settings TEXT NOT NULL, gen INTEGER NOT NULL) WITHOUT ROWID;"
-      "CREATE TABLE rules",
-      kRulesColumns,
-      "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ",
-      kSchemaVersion, ")")));
+  EGRESS_RETURN_IF_ERROR(db_->Exec(
+      absl::StrCat("DROP TABLE IF EXISTS rules; DROP TABLE IF EXISTS targets;"
+                   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, "
+                   "value INTEGER NOT NULL) WITHOUT ROWID;",
+                   CreateTablesV2(),
+                   "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ",
+                   kSchemaVersion, ")")));
   EGRESS_RETURN_IF_ERROR(tx.Commit());
   schema_ = kSchemaVersion;
   return absl::OkStatus();
@@ -213,7 +219,17 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
     all.targets.push_back({name, &t, RulesDelta{}});
   }
   EGRESS_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
-  EGRESS_RETURN_IF_ERROR(db_->Exec("DELETE FROM rules; DELETE FROM targets"));
+  if (schema_ == 1) {
+    // Still version 1 (no room for the migration's copy at open): every
+    // row is replaced, so version 2's tables are made new and empty in
+    // this transaction, which needs no room for a copy. The rows below
+    // are version 2's (with a generation).
+    EGRESS_RETURN_IF_ERROR(db_->Exec(absl::StrCat(
+        "DROP TABLE rules; DROP TABLE targets;", CreateTablesV2(),
+        "UPDATE meta SET value = ", kSchemaVersion, " WHERE key = 'schema'")));
+  } else {
+    EGRESS_RETURN_IF_ERROR(db_->Exec("DELETE FROM rules; DELETE FROM targets"));
+  }
   seqs_.clear();
   gens_.clear();
   Changed changed;
@@ -225,6 +241,16 @@ absl::Status StateStore::ImportJson(const std::string& json_path) {
       "INSERT OR REPLACE INTO meta(key, value) VALUES('next_ruleset', ",
       all.next_ruleset, ")")));
   EGRESS_RETURN_IF_ERROR(tx.Commit());
+  if (schema_ == 1) {
+    if (log_) {
+      log_(absl::StrCat("state: ", db_->path(), " migrated to schema version ",
+                        kSchemaVersion, " by the import of ", json_path));
+    }
+    schema_ = kSchemaVersion;
+    // The open found no room for the migration (CreateSchema); this write
+    // found room.
+    Noted(absl::OkStatus()).IgnoreError();
+  }
   for (auto& [name, gen] : changed.gens) {
     if (gen) gens_[name] = *gen;
   }
