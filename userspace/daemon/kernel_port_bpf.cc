@@ -449,8 +449,10 @@ absl::Status BpfKernel::RemovePrograms(uint32_t id) {
     std::lock_guard<std::mutex> lock(unreadable_mu_);
     unreadable_said_.erase(id);
   }
+  absl::Status removed = DetachAndRemove(TargetDir(id));
+  // After the removal (Detach says why).
   link_reads_.Forget(TargetDir(id));
-  return DetachAndRemove(TargetDir(id));
+  return removed;
 }
 
 std::vector<uint32_t> BpfKernel::PinnedTargets() {
@@ -595,11 +597,16 @@ bool BpfKernel::LinkSetDefunct(uint32_t id, uint64_t link_set) {
 
 absl::Status BpfKernel::Detach(uint32_t id, uint64_t link_set) {
   DropHeld(id, link_set);
+  const std::string dir = LinkDir(id, link_set);
+  absl::Status removed = DetachAndRemoveLinks(dir);
   // A set's link directory is named by its cgroup's id, which never comes
   // back: a read kept for it would stay for as long as egressd runs, one
-  // per cgroup a pattern or workload target ever had.
-  link_reads_.Forget(LinkDir(id, link_set));
-  return DetachAndRemoveLinks(LinkDir(id, link_set));
+  // per cgroup a pattern or workload target ever had. Forgotten after the
+  // removal: a reconcile's read between a Forget and the removal (its links
+  // detached, the directory still there) was kept, and outlived it. A read
+  // under way now keeps nothing; one after finds no directory.
+  link_reads_.Forget(dir);
+  return removed;
 }
 
 std::string BpfKernel::WatchDir(uint64_t parent_id) const {

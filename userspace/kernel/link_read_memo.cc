@@ -24,13 +24,15 @@ LinkHealth LinkReadMemo::Read(const std::string& link_dir, uint64_t cgroup_id,
                               const std::vector<LinkIds>& held_ids,
                               absl::FunctionRef<HeldLinks()> held,
                               const std::vector<HookSpec>& hooks) {
-  struct stat st {};
-  const bool dir_seen = stat(link_dir.c_str(), &st) == 0;
+  // Counted before the stat: a Forget after it (a Detach that removed the
+  // directory once it was stat'ed) must stop this read from being kept.
   uint64_t forgets_before = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     forgets_before = forgets_;
   }
+  struct stat st {};
+  const bool dir_seen = stat(link_dir.c_str(), &st) == 0;
   if (dir_seen) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = seen_.find(link_dir);
