@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "egress/abi.h"
 #include "gtest/gtest.h"
+#include "tests/privileged/ruleset_entries.h"
 #include "tests/testing/cgroup_fixture.h"
 #include "tests/testing/privileges.h"
 #include "tests/testing/status_matchers.h"
@@ -163,25 +164,9 @@ class BackgroundSpareTest : public ::testing::Test {
     return config.ok() ? config->ruleset : 0;
   }
 
-  // Entries per ruleset id in one pinned map, walked now.
-  template <typename Key>
-  void Count(const char* map, std::map<uint32_t, size_t>& n) {
-    UniqueFd fd(
-        bpf_obj_get(absl::StrCat(kernel_->maps().dir(), "/", map).c_str()));
-    ASSERT_TRUE(fd.valid()) << map;
-    auto walked =
-        ForEachKey<Key>(fd.get(), [&](const Key& k) { ++n[k.ruleset]; });
-    ASSERT_TRUE(walked.ok()) << walked.status();
-  }
-  // Entries per ruleset id over every rule map.
+  // Entries per ruleset id over every rule map, walked now.
   std::map<uint32_t, size_t> EntriesByRuleset() {
-    std::map<uint32_t, size_t> n;
-    Count<egress_rule_key>("rules", n);
-    Count<egress_port_key>("port_classes", n);
-    Count<egress_exact_key>("exact_rules", n);
-    Count<egress_dns_name_key>("dns_names", n);
-    Count<egress_unix_key>("unix_rules", n);
-    return n;
+    return egress::EntriesByRuleset(kernel_->maps().dir());
   }
 
   // The target's set compiled whole under `ruleset`, as the engine

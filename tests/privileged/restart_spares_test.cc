@@ -23,6 +23,7 @@
 #include "egress/dns_abi.h"
 #include "gtest/gtest.h"
 #include "tests/privileged/egressd_fixture.h"
+#include "tests/privileged/ruleset_entries.h"
 #include "tests/privileged/verdict_expect.h"
 #include "tests/testing/policy_text.h"
 #include "tests/testing/socket_probes.h"
@@ -34,26 +35,10 @@ namespace {
 
 class RestartSparesTest : public EgressdTest {
  protected:
-  // Entries per ruleset id in one pinned rule map, walked now.
-  template <typename Key>
-  void Count(const char* map, std::map<uint32_t, size_t>& n) {
-    UniqueFd fd(bpf_obj_get(
-        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps/", map)
-            .c_str()));
-    ASSERT_TRUE(fd.valid()) << map;
-    auto walked =
-        ForEachKey<Key>(fd.get(), [&](const Key& k) { ++n[k.ruleset]; });
-    ASSERT_TRUE(walked.ok()) << walked.status();
-  }
-  // Entries per ruleset id over every rule map.
+  // Entries per ruleset id over every rule map, walked now.
   std::map<uint32_t, size_t> EntriesByRuleset() {
-    std::map<uint32_t, size_t> n;
-    Count<egress_rule_key>("rules", n);
-    Count<egress_port_key>("port_classes", n);
-    Count<egress_exact_key>("exact_rules", n);
-    Count<egress_dns_name_key>("dns_names", n);
-    Count<egress_unix_key>("unix_rules", n);
-    return n;
+    return egress::EntriesByRuleset(
+        absl::StrCat(bpffs_dir_, "/v", EGRESS_ABI_VERSION, "/maps"));
   }
   static std::set<uint32_t> Ids(const std::map<uint32_t, size_t>& n) {
     std::set<uint32_t> ids;

@@ -34,6 +34,24 @@ std::vector<policy::Rule> DistinctRules(int n) {
   return rules;
 }
 
+// DistinctRules(20) with a unix rule (id 100, at kUnixRuleAt) and a name
+// rule (id 101): entries in the rules, exact, unix and name maps.
+constexpr size_t kUnixRuleAt = 20;
+std::vector<policy::Rule> RulesOfEveryMap() {
+  std::vector<policy::Rule> rules = DistinctRules(20);
+  policy::Rule unix_rule;
+  unix_rule.id = 100;
+  unix_rule.action = policy::Action::kAllow;
+  unix_rule.ports = {{policy::Proto::kUnix}};
+  unix_rule.unix_paths = {"/run/egress-test-a.sock"};
+  rules.push_back(unix_rule);
+  policy::Rule named = AddressRule(101, 7, 443, 443);
+  named.destinations.clear();
+  named.names = {"api.example.com"};
+  rules.push_back(named);
+  return rules;
+}
+
 class SharedMapsWriteTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -116,17 +134,7 @@ TEST_F(SharedMapsWriteTest, ExactEntriesAreWrittenAndDeletedInBatches) {
 // under its ruleset, or one whose value changed, is not the compiled set (a
 // restart writes such a set again instead of adopting it).
 TEST_F(SharedMapsWriteTest, HasEntriesSeesAnEntryTooManyOrChanged) {
-  std::vector<policy::Rule> rules = DistinctRules(20);
-  policy::Rule unix_rule;
-  unix_rule.id = 100;
-  unix_rule.action = policy::Action::kAllow;
-  unix_rule.ports = {{policy::Proto::kUnix}};
-  unix_rule.unix_paths = {"/run/egress-test-a.sock"};
-  rules.push_back(unix_rule);
-  policy::Rule named = AddressRule(101, 7, 443, 443);
-  named.destinations.clear();
-  named.names = {"api.example.com"};
-  rules.push_back(named);
+  std::vector<policy::Rule> rules = RulesOfEveryMap();
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset set, policy::Compile(15, rules));
   ASSERT_EQ(set.unix_paths.size(), 1u);
   ASSERT_FALSE(set.names.empty());
@@ -134,7 +142,7 @@ TEST_F(SharedMapsWriteTest, HasEntriesSeesAnEntryTooManyOrChanged) {
   ExpectEveryEntry(set);
 
   // One unix entry more under the same ruleset: a set with another path.
-  policy::Rule other_unix = unix_rule;
+  policy::Rule other_unix = rules[kUnixRuleAt];
   other_unix.unix_paths = {"/run/egress-test-b.sock"};
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset more,
                        policy::Compile(15, {other_unix}));
@@ -177,17 +185,7 @@ TEST_F(SharedMapsWriteTest, HasEntriesSeesAnEntryTooManyOrChanged) {
 // ports, exact, unix and name entries. One entry changed, one more or one
 // fewer, and it is not.
 TEST_F(SharedMapsWriteTest, CopiesOfFindsTheSameSetUnderAnotherIdOnly) {
-  std::vector<policy::Rule> rules = DistinctRules(20);
-  policy::Rule unix_rule;
-  unix_rule.id = 100;
-  unix_rule.action = policy::Action::kAllow;
-  unix_rule.ports = {{policy::Proto::kUnix}};
-  unix_rule.unix_paths = {"/run/egress-test-a.sock"};
-  rules.push_back(unix_rule);
-  policy::Rule named = AddressRule(101, 7, 443, 443);
-  named.destinations.clear();
-  named.names = {"api.example.com"};
-  rules.push_back(named);
+  std::vector<policy::Rule> rules = RulesOfEveryMap();
   policy::Rule ranged = AddressRule(102, 9, 2000, 1);  // to the tries
   ranged.ports = {{policy::Proto::kTcp, 2000, 2100}};
   ranged.destinations[0].prefix_len = 16;
@@ -219,7 +217,7 @@ TEST_F(SharedMapsWriteTest, CopiesOfFindsTheSameSetUnderAnotherIdOnly) {
   ASSERT_OK(maps_->WriteEntries(less));
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset more,
                        policy::Compile(35, rules));
-  policy::Rule other_unix = unix_rule;
+  policy::Rule other_unix = rules[kUnixRuleAt];
   other_unix.unix_paths = {"/run/egress-test-b.sock"};
   ASSERT_OK_AND_ASSIGN(policy::CompiledRuleset extra,
                        policy::Compile(35, {other_unix}));
