@@ -228,6 +228,26 @@ RulesetTally TallyIn(const RulesetTallies& tallies, uint32_t ruleset) {
   return it == tallies.end() ? RulesetTally{} : it->second;
 }
 
+// A compiled set's tally in each rule map, and whether the maps' tallies
+// (SharedMaps::RulesetCounts) hold exactly it under a ruleset id: what
+// HasEntries asks of the set's own id and CopiesOf of every other.
+struct SetTallies {
+  RulesetTally rules, ports, exact, unix_paths, names;
+
+  static SetTallies Of(const policy::CompiledRuleset& c) {
+    return {TallyOf(c.rules), TallyOf(c.ports), TallyOf(c.exact),
+            TallyOf(c.unix_paths), TallyOf(c.names)};
+  }
+  template <typename Counts>
+  bool HeldAs(const Counts& counts, uint32_t ruleset) const {
+    return TallyIn(counts.rules, ruleset) == rules &&
+           TallyIn(counts.ports, ruleset) == ports &&
+           TallyIn(counts.exact, ruleset) == exact &&
+           TallyIn(counts.unix_paths, ruleset) == unix_paths &&
+           TallyIn(counts.names, ruleset) == names;
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SharedMaps>> SharedMaps::OpenOrCreate(
@@ -567,19 +587,13 @@ absl::StatusOr<bool> SharedMaps::HasEntries(
   // longest prefix that matches, so an extra or missing entry could change
   // an answer.
   EGRESS_ASSIGN_OR_RETURN(RulesetCounts counts, CountsByRuleset());
-  return TallyIn(counts.rules, c.ruleset) == TallyOf(c.rules) &&
-         TallyIn(counts.ports, c.ruleset) == TallyOf(c.ports) &&
-         TallyIn(counts.exact, c.ruleset) == TallyOf(c.exact) &&
-         TallyIn(counts.unix_paths, c.ruleset) == TallyOf(c.unix_paths) &&
-         TallyIn(counts.names, c.ruleset) == TallyOf(c.names);
+  return SetTallies::Of(c).HeldAs(counts, c.ruleset);
 }
 
 absl::StatusOr<std::vector<uint32_t>> SharedMaps::CopiesOf(
     const policy::CompiledRuleset& c) const {
-  const RulesetTally rules = TallyOf(c.rules), ports = TallyOf(c.ports),
-                     exact = TallyOf(c.exact),
-                     unix_paths = TallyOf(c.unix_paths),
-                     names = TallyOf(c.names);
+  const SetTallies set = SetTallies::Of(c);
+  const auto& [rules, ports, exact, unix_paths, names] = set;
   std::vector<uint32_t> copies;
   // A set of no entries has no copy to tell apart from no set at all.
   if (rules.count + ports.count + exact.count + unix_paths.count +
@@ -596,12 +610,7 @@ absl::StatusOr<std::vector<uint32_t>> SharedMaps::CopiesOf(
                                : names.count > 0 ? counts.names
                                                  : counts.unix_paths;
   for (const auto& [ruleset, tally] : from) {
-    if (ruleset == c.ruleset) continue;
-    if (TallyIn(counts.rules, ruleset) == rules &&
-        TallyIn(counts.ports, ruleset) == ports &&
-        TallyIn(counts.exact, ruleset) == exact &&
-        TallyIn(counts.unix_paths, ruleset) == unix_paths &&
-        TallyIn(counts.names, ruleset) == names) {
+    if (ruleset != c.ruleset && set.HeldAs(counts, ruleset)) {
       copies.push_back(ruleset);
     }
   }
